@@ -1,0 +1,226 @@
+package log
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+)
+
+// Index is the session index: for every leaf, its session, seq and leaf
+// hash. It is derived data, rebuilt from the log by following it in order, so
+// it can always be deleted and recreated. Its high-water mark ("indexed
+// size") only advances over a contiguous prefix of the log.
+type Index struct {
+	db     *sql.DB
+	reader tessera.LogReader
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	size    uint64        // indexed size
+	changed chan struct{} // closed and replaced whenever size grows
+	kick    chan struct{}
+}
+
+// SessionEntry is one event of a session as the index knows it.
+type SessionEntry struct {
+	Index    uint64 `json:"index"`
+	Seq      uint64 `json:"seq"`
+	Kind     string `json:"kind"`
+	ID       string `json:"id"`
+	LeafHash string `json:"leaf_hash"`
+}
+
+// OpenIndex creates the index tables in db if needed.
+func OpenIndex(db *sql.DB, reader tessera.LogReader, logger *slog.Logger) (*Index, error) {
+	if _, err := db.Exec(`
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+  idx INTEGER PRIMARY KEY, tenant TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
+  kind TEXT NOT NULL, id TEXT NOT NULL, leaf_hash BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_session ON entries (tenant, session, seq);
+CREATE INDEX IF NOT EXISTS entries_id ON entries (id);
+`); err != nil {
+		return nil, fmt.Errorf("creating index schema: %w", err)
+	}
+	x := &Index{db: db, reader: reader, logger: logger, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+	var size int64
+	err := db.QueryRow(`SELECT v FROM meta WHERE k = 'indexed_size'`).Scan(&size)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	x.size = uint64(size)
+	return x, nil
+}
+
+// Size returns the indexed size: every leaf below it is in the index.
+func (x *Index) Size() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.size
+}
+
+// Kick asks the follower to look for new leaves now.
+func (x *Index) Kick() {
+	select {
+	case x.kick <- struct{}{}:
+	default:
+	}
+}
+
+// WaitFor blocks until the indexed size is at least size.
+func (x *Index) WaitFor(ctx context.Context, size uint64) error {
+	for {
+		x.mu.Lock()
+		s, ch := x.size, x.changed
+		x.mu.Unlock()
+		if s >= size {
+			return nil
+		}
+		x.Kick()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// CatchUp indexes every integrated leaf not yet indexed.
+func (x *Index) CatchUp(ctx context.Context) error {
+	target, err := x.reader.IntegratedSize(ctx)
+	if err != nil {
+		return fmt.Errorf("reading integrated size: %w", err)
+	}
+	from := x.Size()
+	if target <= from {
+		return nil
+	}
+	start := time.Now()
+	for from < target {
+		// One entry bundle per transaction keeps memory flat.
+		bundleIdx := from / layout.EntryBundleWidth
+		end := min((bundleIdx+1)*layout.EntryBundleWidth, target)
+		p := layout.PartialTileSize(0, bundleIdx, end)
+		raw, err := x.reader.ReadEntryBundle(ctx, bundleIdx, p)
+		if err != nil {
+			return fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return fmt.Errorf("parsing entry bundle %d: %w", bundleIdx, err)
+		}
+		first := bundleIdx * layout.EntryBundleWidth
+		if uint64(len(b.Entries)) < end-first {
+			return fmt.Errorf("entry bundle %d has %d entries, want %d", bundleIdx, len(b.Entries), end-first)
+		}
+		if err := x.store(ctx, first, b.Entries[from-first:end-first], from, end); err != nil {
+			return err
+		}
+		from = end
+	}
+	if d := time.Since(start); d > time.Second {
+		x.logger.Info("session index caught up", "size", target, "took", d)
+	}
+	return nil
+}
+
+func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, end uint64) error {
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.Prepare(`INSERT OR REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i, data := range leaves {
+		idx := from + uint64(i)
+		l, err := ParseLeaf(data)
+		if err != nil {
+			// Not one of ours (or corrupt): leave it out of the index, but
+			// say so; the monitor reports it as a finding.
+			x.logger.Warn("unparseable leaf not indexed", "index", idx, "error", err)
+			continue
+		}
+		if _, err := stmt.Exec(int64(idx), l.Tenant, l.Session, int64(l.Seq), l.Kind, l.ID, LeafHash(data)); err != nil {
+			return fmt.Errorf("indexing leaf %d: %w", idx, err)
+		}
+	}
+	if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (k, v) VALUES ('indexed_size', ?)`, int64(end)); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	x.mu.Lock()
+	x.size = end
+	close(x.changed)
+	x.changed = make(chan struct{})
+	x.mu.Unlock()
+	return nil
+}
+
+// Follow keeps the index up to date until ctx is done.
+func (x *Index) Follow(ctx context.Context, poll time.Duration) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if err := x.CatchUp(ctx); err != nil && ctx.Err() == nil {
+			x.logger.Error("session index", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-x.kick:
+		}
+	}
+}
+
+// head returns the last indexed event of a session, or ok=false.
+func (x *Index) head(ctx context.Context, tenant, session string) (seq uint64, leafHash []byte, ok bool, err error) {
+	var s int64
+	err = x.db.QueryRowContext(ctx, `SELECT seq, leaf_hash FROM entries WHERE tenant = ? AND session = ? ORDER BY seq DESC LIMIT 1`, tenant, session).Scan(&s, &leafHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, err
+	}
+	return uint64(s), leafHash, true, nil
+}
+
+// Session lists up to limit events of a session with seq >= fromSeq, in
+// order. The list covers the indexed prefix of the log only; call WaitFor
+// first to include recent writes.
+func (x *Index) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]SessionEntry, error) {
+	rows, err := x.db.QueryContext(ctx, `SELECT idx, seq, kind, id, leaf_hash FROM entries WHERE tenant = ? AND session = ? AND seq >= ? ORDER BY seq LIMIT ?`,
+		tenant, session, int64(fromSeq), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SessionEntry
+	for rows.Next() {
+		var e SessionEntry
+		var idx, seq int64
+		var h []byte
+		if err := rows.Scan(&idx, &seq, &e.Kind, &e.ID, &h); err != nil {
+			return nil, err
+		}
+		e.Index, e.Seq, e.LeafHash = uint64(idx), uint64(seq), hex.EncodeToString(h)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

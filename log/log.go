@@ -1,0 +1,584 @@
+package log
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	fmtlog "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// Outcomes a caller acts on.
+var (
+	// ErrPushback: too many events are in flight; retry later (HTTP 503).
+	ErrPushback = fmt.Errorf("log is overloaded: %w", tessera.ErrPushback)
+	// ErrNotPublished: the index or size asked for is beyond the latest
+	// published checkpoint.
+	ErrNotPublished = errors.New("not covered by a published checkpoint yet")
+	// ErrNoCheckpoint: the log has not published a checkpoint yet.
+	ErrNoCheckpoint = errors.New("no checkpoint published yet")
+)
+
+// TimeFormat is the fixed-width UTC time format of the leaf's "time" field.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// Config configures a Log. Zero values take the documented defaults.
+type Config struct {
+	// Driver is the Tessera storage driver (POSIX or MySQL).
+	Driver tessera.Driver
+	// Signer signs checkpoints; its name is the log's origin.
+	Signer note.Signer
+	// Verifier is the verifier of Signer's key.
+	Verifier note.Verifier
+	// VerifyCheckpoint verifies a checkpoint before it is handed out in a
+	// receipt or used for a proof. Default: the log signature only
+	// (checkpoint.Verify with Verifier).
+	VerifyCheckpoint func(raw []byte) (*fmtlog.Checkpoint, error)
+	// Witnesses and WitnessOptions, if set, are passed to Tessera so that
+	// every published checkpoint carries the cosignatures they require.
+	Witnesses      *tessera.WitnessGroup
+	WitnessOptions *tessera.WitnessOptions
+	// Vault holds payloads. Required.
+	Vault *vault.Vault
+	// Index is the session index. Required (see OpenIndex); Log wires its
+	// reader.
+	IndexDB IndexStore
+	// BatchMaxAge bounds how long an Add waits for its batch (default 10ms).
+	BatchMaxAge time.Duration
+	// BatchMaxSize is the maximum number of entries per batch (default 1024).
+	BatchMaxSize uint
+	// CheckpointInterval is how often a checkpoint is published (default 1s;
+	// the POSIX driver's minimum is 100ms).
+	CheckpointInterval time.Duration
+	// MaxInFlight bounds events being appended at once; beyond it Append
+	// returns ErrPushback (default 16384).
+	MaxInFlight int
+	// MaxSessionsCached bounds the in-memory session heads (default 100,000).
+	MaxSessionsCached int
+	Logger            *slog.Logger
+}
+
+// IndexStore opens the session index once the log reader exists.
+type IndexStore func(tessera.LogReader) (*Index, error)
+
+// Log is the audit engine. It is safe for concurrent use.
+type Log struct {
+	cfg      Config
+	origin   string
+	appender *tessera.Appender
+	shutdown func(context.Context) error
+	reader   tessera.LogReader
+	awaiter  *tessera.PublicationAwaiter
+	index    *Index
+	vault    *vault.Vault
+	logger   *slog.Logger
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	inflight chan struct{}
+
+	smu      sync.Mutex
+	sessions map[sessionKey]*session
+}
+
+type sessionKey struct{ tenant, session string }
+
+// session is the head of a session's hash chain.
+type session struct {
+	mu        sync.Mutex
+	refs      int // guarded by Log.smu
+	loaded    bool
+	next      uint64 // seq of the next event
+	prev      []byte // leaf hash of the last event
+	lastIndex uint64 // index of the last event appended by this process
+	appended  bool
+}
+
+// Result is the outcome of one appended event.
+type Result struct {
+	ID       string `json:"id"`
+	Index    uint64 `json:"index"`
+	Seq      uint64 `json:"seq"`
+	Leaf     []byte `json:"leaf"`
+	LeafHash []byte `json:"-"`
+}
+
+// New starts a log: the Tessera appender, the session index (caught up with
+// the log before New returns) and its follower.
+func New(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Driver == nil || cfg.Signer == nil || cfg.Verifier == nil || cfg.Vault == nil || cfg.IndexDB == nil {
+		return nil, errors.New("log: Driver, Signer, Verifier, Vault and IndexDB are required")
+	}
+	if cfg.BatchMaxAge == 0 {
+		cfg.BatchMaxAge = 10 * time.Millisecond
+	}
+	if cfg.BatchMaxSize == 0 {
+		cfg.BatchMaxSize = 1024
+	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = time.Second
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 16384
+	}
+	if cfg.MaxSessionsCached == 0 {
+		cfg.MaxSessionsCached = 100_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(cfg.Signer).
+		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
+		WithCheckpointInterval(cfg.CheckpointInterval)
+	if cfg.Witnesses != nil {
+		opts = opts.WithWitnesses(*cfg.Witnesses, cfg.WitnessOptions)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, cfg.Driver, opts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting tessera appender: %w", err)
+	}
+	index, err := cfg.IndexDB(reader)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := index.CatchUp(ctx); err != nil {
+		cancel()
+		return nil, fmt.Errorf("catching up session index: %w", err)
+	}
+	l := &Log{
+		cfg:      cfg,
+		origin:   cfg.Signer.Name(),
+		appender: appender,
+		shutdown: shutdown,
+		reader:   reader,
+		awaiter:  tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, 25*time.Millisecond),
+		index:    index,
+		vault:    cfg.Vault,
+		logger:   cfg.Logger,
+		cancel:   cancel,
+		inflight: make(chan struct{}, cfg.MaxInFlight),
+		sessions: make(map[sessionKey]*session),
+	}
+	l.wg.Go(func() { index.Follow(ctx, 200*time.Millisecond) })
+	return l, nil
+}
+
+// Origin is the log's origin line (the checkpoint key name).
+func (l *Log) Origin() string { return l.origin }
+
+// Reader gives read access to the log's tiles, bundles and checkpoint.
+func (l *Log) Reader() tessera.LogReader { return l.reader }
+
+// Index is the session index.
+func (l *Log) Index() *Index { return l.index }
+
+// Vault is the payload vault.
+func (l *Log) Vault() *vault.Vault { return l.vault }
+
+// Close publishes a checkpoint covering every acknowledged entry (Tessera's
+// shutdown), then stops background work. It does not close the vault.
+func (l *Log) Close(ctx context.Context) error {
+	err := l.shutdown(ctx)
+	l.cancel()
+	l.wg.Wait()
+	return err
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+type pending struct {
+	p    *prepared
+	key  sessionKey
+	id   string
+	leaf *Leaf
+	data []byte
+	fut  tessera.IndexFuture
+}
+
+// Append validates, stores and appends events for tenant. Validation is
+// all-or-nothing: one invalid event rejects the whole call (ErrInvalidEvent)
+// and nothing is appended. Events of one session are chained in the order
+// given. When Append returns without error, every event is durably in the
+// log (sequenced and integrated) and its payload durably in the vault.
+func (l *Log) Append(ctx context.Context, tenant string, reqs []*Request) ([]Result, error) {
+	if !ValidID(tenant) {
+		return nil, invalid("tenant %q is not a valid id", tenant)
+	}
+	ps := make([]*pending, len(reqs))
+	for i, r := range reqs {
+		p, err := validate(r)
+		if err != nil {
+			if len(reqs) > 1 {
+				return nil, fmt.Errorf("events[%d]: %w", i, err)
+			}
+			return nil, err
+		}
+		ps[i] = &pending{p: p, key: sessionKey{tenant, r.Session}, id: newID()}
+		ps[i].leaf = &Leaf{
+			V: LeafVersion, ID: ps[i].id, Kind: r.Kind, Tenant: tenant, Session: r.Session,
+			Actor: r.Actor, Attributes: p.attrs, Corrects: r.Corrects,
+		}
+		// Size check with the widest values the server may assign.
+		probe := *ps[i].leaf
+		probe.Time, probe.Seq, probe.Prev = TimeFormat, math.MaxUint64, strings.Repeat("0", 64)
+		if p.hasPayload {
+			probe.Payload = &Commitment{Alg: "hmac-sha256", Digest: strings.Repeat("0", 64), Size: len(p.payload), MediaType: p.mediaType}
+		}
+		if b, err := probe.Marshal(); err != nil {
+			return nil, invalid("encoding leaf: %v", err)
+		} else if len(b) > MaxLeafSize {
+			return nil, invalid("event leaf would be %d bytes, the limit is %d; move data into the payload", len(b), MaxLeafSize)
+		}
+	}
+
+	// Admission control.
+	for range ps {
+		select {
+		case l.inflight <- struct{}{}:
+		default:
+			l.release(len(ps))
+			return nil, ErrPushback
+		}
+	}
+	defer l.release(len(ps))
+
+	// Payloads first: a leaf never commits to a payload that is not durable.
+	var recs []vault.Record
+	for _, pe := range ps {
+		if !pe.p.hasPayload {
+			continue
+		}
+		salt := make([]byte, 32)
+		rand.Read(salt)
+		pe.leaf.Payload = &Commitment{
+			Alg: "hmac-sha256", Digest: hex.EncodeToString(Commit(salt, pe.p.payload)),
+			Size: len(pe.p.payload), MediaType: pe.p.mediaType,
+		}
+		recs = append(recs, vault.Record{ID: pe.id, Tenant: tenant, Session: pe.leaf.Session, MediaType: pe.p.mediaType, Salt: salt, Payload: pe.p.payload})
+	}
+	if err := l.vault.Put(ctx, recs...); err != nil {
+		return nil, fmt.Errorf("storing payloads: %w", err)
+	}
+
+	// Lock every session involved, in a fixed order.
+	keys := make([]sessionKey, 0, 1)
+	for _, pe := range ps {
+		if !slices.Contains(keys, pe.key) {
+			keys = append(keys, pe.key)
+		}
+	}
+	slices.SortFunc(keys, func(a, b sessionKey) int {
+		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(a.session, b.session)
+	})
+	sess := make(map[sessionKey]*session, len(keys))
+	for _, k := range keys {
+		s := l.acquire(k)
+		s.mu.Lock()
+		sess[k] = s
+	}
+	defer func() {
+		for _, k := range keys {
+			sess[k].mu.Unlock()
+			l.releaseSession(k)
+		}
+	}()
+	for _, k := range keys {
+		if err := l.load(ctx, k, sess[k]); err != nil {
+			return nil, err
+		}
+	}
+
+	// Chain and append.
+	heads := make(map[sessionKey]struct {
+		next uint64
+		prev []byte
+	}, len(keys))
+	for k, s := range sess {
+		heads[k] = struct {
+			next uint64
+			prev []byte
+		}{s.next, s.prev}
+	}
+	now := time.Now().UTC().Format(TimeFormat)
+	for _, pe := range ps {
+		h := heads[pe.key]
+		pe.leaf.Time, pe.leaf.Seq = now, h.next
+		if h.prev != nil {
+			pe.leaf.Prev = hex.EncodeToString(h.prev)
+		}
+		data, err := pe.leaf.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		pe.data = data
+		h.next, h.prev = h.next+1, LeafHash(data)
+		heads[pe.key] = h
+		pe.fut = l.appender.Add(ctx, tessera.NewEntry(data))
+	}
+	out := make([]Result, len(ps))
+	var firstErr error
+	for i, pe := range ps {
+		idx, err := pe.fut()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		out[i] = Result{ID: pe.id, Index: idx.Index, Seq: pe.leaf.Seq, Leaf: pe.data, LeafHash: LeafHash(pe.data)}
+	}
+	if firstErr != nil {
+		// Some entries may have been sequenced; reload the heads of every
+		// session involved from the log before their next use.
+		for _, s := range sess {
+			s.loaded = false
+		}
+		if errors.Is(firstErr, tessera.ErrPushback) {
+			return nil, ErrPushback
+		}
+		return nil, fmt.Errorf("appending to log: %w", firstErr)
+	}
+	for k, s := range sess {
+		h := heads[k]
+		s.next, s.prev = h.next, h.prev
+	}
+	for i, pe := range ps {
+		s := sess[pe.key]
+		s.appended, s.lastIndex = true, max(s.lastIndex, out[i].Index)
+	}
+	l.index.Kick()
+	return out, nil
+}
+
+func (l *Log) release(n int) {
+	for range n {
+		<-l.inflight
+	}
+}
+
+// load fills in the head of s from the index if it is not in memory.
+func (l *Log) load(ctx context.Context, k sessionKey, s *session) error {
+	if s.loaded {
+		return nil
+	}
+	if s.appended {
+		// This process appended to the session and an append failed part
+		// way: bring the index up to everything that is in the log.
+		size, err := l.reader.IntegratedSize(ctx)
+		if err != nil {
+			return err
+		}
+		if err := l.index.WaitFor(ctx, size); err != nil {
+			return err
+		}
+	}
+	seq, h, ok, err := l.index.head(ctx, k.tenant, k.session)
+	if err != nil {
+		return fmt.Errorf("reading session head: %w", err)
+	}
+	if ok {
+		s.next, s.prev = seq+1, h
+	} else {
+		s.next, s.prev = 0, nil
+	}
+	s.loaded = true
+	return nil
+}
+
+func (l *Log) acquire(k sessionKey) *session {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	s, ok := l.sessions[k]
+	if !ok {
+		if len(l.sessions) >= l.cfg.MaxSessionsCached {
+			l.evictLocked()
+		}
+		s = &session{}
+		l.sessions[k] = s
+	}
+	s.refs++
+	return s
+}
+
+func (l *Log) releaseSession(k sessionKey) {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	l.sessions[k].refs--
+}
+
+// evictLocked drops idle session heads that the index already holds.
+func (l *Log) evictLocked() {
+	indexed := l.index.Size()
+	for k, s := range l.sessions {
+		if s.refs == 0 && (!s.appended || s.lastIndex < indexed) {
+			delete(l.sessions, k)
+		}
+	}
+}
+
+// Checkpoint returns the latest published checkpoint, verified.
+func (l *Log) Checkpoint(ctx context.Context) (*fmtlog.Checkpoint, []byte, error) {
+	raw, err := l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		return nil, nil, ErrNoCheckpoint
+	}
+	cp, err := l.verify(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("own checkpoint does not verify: %w", err)
+	}
+	return cp, raw, nil
+}
+
+func (l *Log) verify(raw []byte) (*fmtlog.Checkpoint, error) {
+	if l.cfg.VerifyCheckpoint != nil {
+		return l.cfg.VerifyCheckpoint(raw)
+	}
+	cp, _, err := checkpoint.Verify(raw, l.cfg.Verifier)
+	return cp, err
+}
+
+// Receipt is an offline-verifiable proof that a leaf is in the log: the
+// leaf, its index, an inclusion proof and a checkpoint (with whatever witness
+// cosignatures the log's policy requires) that the proof leads to.
+type Receipt struct {
+	Index          uint64   `json:"index"`
+	Leaf           []byte   `json:"leaf"`
+	LeafHash       string   `json:"leaf_hash"`
+	TreeSize       uint64   `json:"tree_size"`
+	InclusionProof [][]byte `json:"inclusion_proof"`
+	Checkpoint     string   `json:"checkpoint"`
+}
+
+// WaitReceipt waits until a published checkpoint covers index and returns a
+// receipt for leaf at index.
+func (l *Log) WaitReceipt(ctx context.Context, index uint64, leaf []byte) (*Receipt, error) {
+	_, raw, err := l.awaiter.Await(ctx, func() (tessera.Index, error) { return tessera.Index{Index: index}, nil })
+	if err != nil {
+		return nil, fmt.Errorf("waiting for checkpoint: %w", err)
+	}
+	cp, err := l.verify(raw)
+	if err != nil {
+		return nil, fmt.Errorf("own checkpoint does not verify: %w", err)
+	}
+	return l.receipt(ctx, index, leaf, cp, raw)
+}
+
+func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog.Checkpoint, raw []byte) (*Receipt, error) {
+	pb, err := client.NewProofBuilder(ctx, cp.Size, l.reader.ReadTile)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pb.InclusionProof(ctx, index)
+	if err != nil {
+		return nil, fmt.Errorf("building inclusion proof: %w", err)
+	}
+	lh := LeafHash(leaf)
+	// Never hand out a proof we have not checked ourselves.
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, lh, p, cp.Hash); err != nil {
+		return nil, fmt.Errorf("inclusion proof for %d does not verify: %w", index, err)
+	}
+	return &Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
+}
+
+// Entry returns a receipt for the leaf at index against the latest
+// published checkpoint, or against the tree size asked for (size > 0), which
+// must not exceed the latest checkpoint.
+func (l *Log) Entry(ctx context.Context, index, size uint64) (*Receipt, error) {
+	cp, raw, err := l.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 {
+		size = cp.Size
+	}
+	if size > cp.Size || index >= size {
+		return nil, ErrNotPublished
+	}
+	leaf, err := l.ReadLeaf(ctx, index, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	if size == cp.Size {
+		return l.receipt(ctx, index, leaf, cp, raw)
+	}
+	pb, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pb.InclusionProof(ctx, index)
+	if err != nil {
+		return nil, fmt.Errorf("building inclusion proof: %w", err)
+	}
+	return &Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
+}
+
+// ReadLeaf returns the leaf data at index in a tree of at least size
+// entries.
+func (l *Log) ReadLeaf(ctx context.Context, index, size uint64) ([]byte, error) {
+	if index >= size {
+		return nil, ErrNotPublished
+	}
+	bundleIdx := index / layout.EntryBundleWidth
+	raw, err := l.reader.ReadEntryBundle(ctx, bundleIdx, layout.PartialTileSize(0, bundleIdx, size))
+	if err != nil {
+		return nil, fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil {
+		return nil, fmt.Errorf("parsing entry bundle %d: %w", bundleIdx, err)
+	}
+	i := index % layout.EntryBundleWidth
+	if i >= uint64(len(b.Entries)) {
+		return nil, fmt.Errorf("entry bundle %d has no entry %d", bundleIdx, i)
+	}
+	return b.Entries[i], nil
+}
+
+// Consistency returns a consistency proof between two tree sizes, the larger
+// of which must not exceed the latest published checkpoint.
+func (l *Log) Consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	cp, _, err := l.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if to > cp.Size {
+		return nil, ErrNotPublished
+	}
+	if from > to {
+		return nil, fmt.Errorf("from (%d) is larger than to (%d)", from, to)
+	}
+	pb, err := client.NewProofBuilder(ctx, to, l.reader.ReadTile)
+	if err != nil {
+		return nil, err
+	}
+	return pb.ConsistencyProof(ctx, from, to)
+}

@@ -1,0 +1,215 @@
+// Package server is the log server: it opens a data directory (keys, Tessera
+// log, vault, state database) and serves the event API, the tlog-tiles read
+// API and proofs over HTTP.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+
+	"github.com/llmaudittrail/llmaudittrail/auth"
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/tiles"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// Defaults.
+const (
+	DefaultOrigin        = "localhost/llmaudittrail"
+	DefaultTenant        = "default"
+	DefaultListen        = "127.0.0.1:8080"
+	DefaultMaxBodyBytes  = 4 << 20
+	DefaultMaxBatch      = 1000
+	DefaultReceiptWait   = 30 * time.Second
+	DefaultCheckpointInt = time.Second
+	DefaultBatchMaxAge   = 10 * time.Millisecond
+)
+
+// Config is the log server's configuration; the field comments are the
+// reference. Zero values take the defaults above.
+type Config struct {
+	// DataDir holds everything: keys/, log/ (Tessera POSIX tiles), vault.db
+	// and state.db (session index and tokens).
+	DataDir string
+	// Origin is the log's origin line and checkpoint key name. Empty means
+	// the name of the existing key, or DefaultOrigin for a new log.
+	Origin string
+	// MaxBodyBytes caps every request body (HTTP 413 beyond it).
+	MaxBodyBytes int64
+	// MaxBatch caps the number of events in one batch request.
+	MaxBatch int
+	// ReceiptWait bounds how long ?wait=checkpoint waits.
+	ReceiptWait time.Duration
+	// CheckpointInterval is how often a checkpoint is published.
+	CheckpointInterval time.Duration
+	// BatchMaxAge is Tessera's batching delay: an append is sequenced at the
+	// latest this long after it arrives.
+	BatchMaxAge time.Duration
+	// WitnessPolicy, if non-empty, is the witness policy text (Sigsum/C2SP
+	// syntax); every published checkpoint must satisfy it.
+	WitnessPolicy []byte
+	// WitnessFailOpen publishes checkpoints even when the policy cannot be
+	// met (default: fail closed, nothing is published without quorum).
+	WitnessFailOpen bool
+	// WitnessTimeout bounds one round of witnessing.
+	WitnessTimeout time.Duration
+	Logger         *slog.Logger
+	// Getenv reads environment variables (default os.Getenv).
+	Getenv func(string) string
+}
+
+// Server is an open log server.
+type Server struct {
+	cfg     Config
+	keys    *Keys
+	log     *auditlog.Log
+	vault   *vault.Vault
+	tokens  *auth.Store
+	handler http.Handler
+	logger  *slog.Logger
+	closers []func() error
+	Created *Created
+}
+
+// Open opens (initialising if needed) the data directory and starts the log.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data directory is required")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.ReceiptWait == 0 {
+		cfg.ReceiptWait = DefaultReceiptWait
+	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInt
+	}
+	if cfg.BatchMaxAge == 0 {
+		cfg.BatchMaxAge = DefaultBatchMaxAge
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	keys, created, err := InitKeys(cfg.DataDir, cfg.Origin, cfg.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, keys: keys, logger: cfg.Logger, Created: created}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeAll()
+		}
+	}()
+
+	stateDB, err := vault.OpenDB(filepath.Join(cfg.DataDir, StateDB))
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, stateDB.Close)
+	if s.tokens, err = auth.Open(stateDB); err != nil {
+		return nil, err
+	}
+	if err := EnsureAdminToken(ctx, cfg.DataDir, s.tokens, created); err != nil {
+		return nil, err
+	}
+	if s.vault, err = vault.Open(filepath.Join(cfg.DataDir, VaultDB), keys.MasterKey); err != nil {
+		return nil, fmt.Errorf("opening vault: %w", err)
+	}
+	s.closers = append(s.closers, s.vault.Close)
+
+	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(cfg.DataDir, LogDir)})
+	if err != nil {
+		return nil, fmt.Errorf("opening POSIX log: %w", err)
+	}
+	lc := auditlog.Config{
+		Driver:             driver,
+		Signer:             keys.Signer,
+		Verifier:           keys.Verifier,
+		Vault:              s.vault,
+		IndexDB:            func(r tessera.LogReader) (*auditlog.Index, error) { return auditlog.OpenIndex(stateDB, r, cfg.Logger) },
+		BatchMaxAge:        cfg.BatchMaxAge,
+		CheckpointInterval: cfg.CheckpointInterval,
+		Logger:             cfg.Logger,
+	}
+	if err := s.configureWitnesses(&lc); err != nil {
+		return nil, err
+	}
+	if s.log, err = auditlog.New(ctx, lc); err != nil {
+		return nil, err
+	}
+	s.handler = s.routes()
+	ok = true
+	return s, nil
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Log is the audit engine behind the server.
+func (s *Server) Log() *auditlog.Log { return s.log }
+
+// Tokens is the token store.
+func (s *Server) Tokens() *auth.Store { return s.tokens }
+
+// VerifierKey is the log's verifier key in note vkey format.
+func (s *Server) VerifierKey() string { return s.keys.VKey }
+
+// Close shuts the log down cleanly (a final checkpoint covers every
+// acknowledged entry) and closes the databases.
+func (s *Server) Close(ctx context.Context) error {
+	var err error
+	if s.log != nil {
+		err = s.log.Close(ctx)
+	}
+	return errors.Join(err, s.closeAll())
+}
+
+func (s *Server) closeAll() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.limitBody)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	t := tiles.Handler(s.log.Reader())
+	r.Method(http.MethodGet, "/checkpoint", t)
+	r.Method(http.MethodGet, "/tile/*", t)
+	r.Method(http.MethodHead, "/checkpoint", t)
+	r.Method(http.MethodHead, "/tile/*", t)
+	r.Route("/v1", func(r chi.Router) {
+		r.Post("/events", s.authed(auth.ScopeWrite, s.postEvents))
+		r.Post("/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
+		r.Get("/entries/{index}", s.getEntry)
+		r.Get("/proof/consistency", s.getConsistency)
+		r.Get("/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
+		r.Get("/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
+	})
+	return r
+}

@@ -1,0 +1,409 @@
+// Package vault stores event payloads encrypted at rest.
+//
+// Each payload is sealed with AES-256-GCM under a data key that belongs to
+// one (tenant, session) pair. Data keys are themselves sealed ("wrapped") with
+// the master key and stored next to the payloads; the master key is never
+// stored in the vault. The payload's commitment salt is sealed together with
+// the payload, so destroying a session's data key erases every payload and
+// salt of that session while the log's leaves and proofs stay valid.
+//
+// Writes are group-committed: concurrent Put calls are gathered into one
+// SQLite transaction, and Put returns only once that transaction is durable
+// (WAL, synchronous=FULL).
+package vault
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // pure-Go SQLite driver
+)
+
+// Errors returned by Get.
+var (
+	// ErrNotFound: no payload was ever stored under the id.
+	ErrNotFound = errors.New("payload not found")
+	// ErrErased: the payload existed but its data key was destroyed.
+	ErrErased = errors.New("payload erased")
+	// ErrClosed: the vault was closed.
+	ErrClosed = errors.New("vault closed")
+)
+
+// MasterKeySize is the size of the master key in bytes (AES-256).
+const MasterKeySize = 32
+
+// Record is one payload and the secret salt of its commitment.
+type Record struct {
+	ID        string // event id; the payload is bound to it
+	Tenant    string
+	Session   string
+	MediaType string
+	Salt      []byte
+	Payload   []byte
+}
+
+// Vault is an encrypted payload store. It is safe for concurrent use.
+type Vault struct {
+	db     *sql.DB
+	master cipher.AEAD
+
+	mu   sync.Mutex
+	keys map[sessionKey]*dataKey // cache of unwrapped data keys, bounded
+
+	queue   chan *putReq
+	closed  chan struct{}
+	done    chan struct{}
+	closeMu sync.Once
+}
+
+type sessionKey struct{ tenant, session string }
+
+type dataKey struct {
+	aead    cipher.AEAD
+	wrapped []byte
+}
+
+type putReq struct {
+	rows []row
+	err  chan error
+}
+
+type row struct {
+	id, tenant, session, mediaType string
+	size                           int
+	nonce, sealed                  []byte
+	wrappedKey                     []byte
+}
+
+const maxCachedKeys = 4096
+
+// Open opens (creating if needed) the vault database at path, using the
+// 32-byte master key to wrap and unwrap data keys.
+func Open(path string, masterKey []byte) (*Vault, error) {
+	if len(masterKey) != MasterKeySize {
+		return nil, fmt.Errorf("master key must be %d bytes, got %d", MasterKeySize, len(masterKey))
+	}
+	master, err := newAEAD(masterKey)
+	if err != nil {
+		return nil, err
+	}
+	db, err := OpenDB(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Exec(`
+CREATE TABLE IF NOT EXISTS data_keys (
+  tenant TEXT NOT NULL, session TEXT NOT NULL,
+  wrapped BLOB,            -- NULL once erased
+  erased_at TEXT,
+  PRIMARY KEY (tenant, session));
+CREATE TABLE IF NOT EXISTS payloads (
+  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, session TEXT NOT NULL,
+  media_type TEXT NOT NULL, size INTEGER NOT NULL,
+  nonce BLOB NOT NULL, sealed BLOB NOT NULL);
+`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("creating vault schema: %w", err)
+	}
+	v := &Vault{
+		db:     db,
+		master: master,
+		keys:   make(map[sessionKey]*dataKey),
+		queue:  make(chan *putReq, 1024),
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go v.writer()
+	return v, nil
+}
+
+// OpenDB opens a SQLite database with the settings this project relies on for
+// durability: WAL journal, synchronous=FULL, foreign keys, busy timeout.
+func OpenDB(path string) (*sql.DB, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	// Databases hold token hashes and sealed payloads: owner only.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+func keyAAD(tenant, session string) []byte {
+	return []byte("llmaudittrail/data-key/v1\x00" + tenant + "\x00" + session)
+}
+
+func payloadAAD(id, tenant, session, mediaType string) []byte {
+	return []byte("llmaudittrail/payload/v1\x00" + id + "\x00" + tenant + "\x00" + session + "\x00" + mediaType)
+}
+
+// key returns the data key of a session, creating one if the session has
+// none. A newly created key is written with the first payload that uses it.
+func (v *Vault) key(ctx context.Context, tenant, session string) (*dataKey, error) {
+	sk := sessionKey{tenant, session}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if k, ok := v.keys[sk]; ok {
+		return k, nil
+	}
+	var wrapped []byte
+	var erasedAt sql.NullString
+	err := v.db.QueryRowContext(ctx, `SELECT wrapped, erased_at FROM data_keys WHERE tenant = ? AND session = ?`, tenant, session).Scan(&wrapped, &erasedAt)
+	var k *dataKey
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		nonce := make([]byte, v.master.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, err
+		}
+		aead, err := newAEAD(raw)
+		if err != nil {
+			return nil, err
+		}
+		k = &dataKey{aead: aead, wrapped: v.master.Seal(nonce, nonce, raw, keyAAD(tenant, session))}
+	case err != nil:
+		return nil, fmt.Errorf("reading data key: %w", err)
+	case erasedAt.Valid:
+		return nil, ErrErased
+	default:
+		k, err = v.unwrap(tenant, session, wrapped)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(v.keys) >= maxCachedKeys {
+		clear(v.keys) // cheap bound; keys are re-read on demand
+	}
+	v.keys[sk] = k
+	return k, nil
+}
+
+func (v *Vault) unwrap(tenant, session string, wrapped []byte) (*dataKey, error) {
+	ns := v.master.NonceSize()
+	if len(wrapped) < ns {
+		return nil, errors.New("corrupt wrapped data key")
+	}
+	raw, err := v.master.Open(nil, wrapped[:ns], wrapped[ns:], keyAAD(tenant, session))
+	if err != nil {
+		return nil, fmt.Errorf("unwrapping data key (wrong master key?): %w", err)
+	}
+	aead, err := newAEAD(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &dataKey{aead: aead, wrapped: wrapped}, nil
+}
+
+// Put stores records durably; it returns only after the transaction holding
+// them has been committed to disk. All records are stored, or none.
+func (v *Vault) Put(ctx context.Context, recs ...Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	rows := make([]row, 0, len(recs))
+	for _, r := range recs {
+		k, err := v.key(ctx, r.Tenant, r.Session)
+		if err != nil {
+			return err
+		}
+		nonce := make([]byte, k.aead.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return err
+		}
+		// The sealed plaintext is len(salt) || salt || payload.
+		pt := make([]byte, 0, 1+len(r.Salt)+len(r.Payload))
+		if len(r.Salt) > 255 {
+			return errors.New("salt too long")
+		}
+		pt = append(pt, byte(len(r.Salt)))
+		pt = append(pt, r.Salt...)
+		pt = append(pt, r.Payload...)
+		rows = append(rows, row{
+			id: r.ID, tenant: r.Tenant, session: r.Session, mediaType: r.MediaType,
+			size:       len(r.Payload),
+			nonce:      nonce,
+			sealed:     k.aead.Seal(nil, nonce, pt, payloadAAD(r.ID, r.Tenant, r.Session, r.MediaType)),
+			wrappedKey: k.wrapped,
+		})
+	}
+	req := &putReq{rows: rows, err: make(chan error, 1)}
+	select {
+	case v.queue <- req:
+	case <-v.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the write happens whatever the caller's context does; wait
+	// for it so that the caller never acknowledges an undurable payload.
+	return <-req.err
+}
+
+// writer gathers queued puts into transactions (group commit).
+func (v *Vault) writer() {
+	defer close(v.done)
+	for {
+		var batch []*putReq
+		select {
+		case r := <-v.queue:
+			batch = append(batch, r)
+		case <-v.closed:
+			// Drain whatever is still queued, then stop.
+			for {
+				select {
+				case r := <-v.queue:
+					r.err <- v.commit([]*putReq{r})
+				default:
+					return
+				}
+			}
+		}
+	more:
+		for len(batch) < 512 {
+			select {
+			case r := <-v.queue:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		err := v.commit(batch)
+		for _, r := range batch {
+			r.err <- err
+		}
+	}
+}
+
+func (v *Vault) commit(batch []*putReq) error {
+	tx, err := v.db.Begin()
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	defer tx.Rollback()
+	keyStmt, err := tx.Prepare(`INSERT OR IGNORE INTO data_keys (tenant, session, wrapped) VALUES (?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	defer keyStmt.Close()
+	payStmt, err := tx.Prepare(`INSERT INTO payloads (id, tenant, session, media_type, size, nonce, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	defer payStmt.Close()
+	for _, r := range batch {
+		for _, w := range r.rows {
+			if _, err := keyStmt.Exec(w.tenant, w.session, w.wrappedKey); err != nil {
+				return fmt.Errorf("vault: storing data key: %w", err)
+			}
+			if _, err := payStmt.Exec(w.id, w.tenant, w.session, w.mediaType, w.size, w.nonce, w.sealed); err != nil {
+				return fmt.Errorf("vault: storing payload: %w", err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("vault: commit: %w", err)
+	}
+	return nil
+}
+
+// Get returns the decrypted record stored under id.
+func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
+	var r Record
+	var nonce, sealed, wrapped []byte
+	var erasedAt sql.NullString
+	err := v.db.QueryRowContext(ctx, `
+SELECT p.tenant, p.session, p.media_type, p.nonce, p.sealed, k.wrapped, k.erased_at
+FROM payloads p JOIN data_keys k ON k.tenant = p.tenant AND k.session = p.session
+WHERE p.id = ?`, id).Scan(&r.Tenant, &r.Session, &r.MediaType, &nonce, &sealed, &wrapped, &erasedAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Record{}, ErrNotFound
+	case err != nil:
+		return Record{}, fmt.Errorf("vault: %w", err)
+	case erasedAt.Valid || wrapped == nil:
+		return Record{}, ErrErased
+	}
+	k, err := v.unwrap(r.Tenant, r.Session, wrapped)
+	if err != nil {
+		return Record{}, err
+	}
+	pt, err := k.aead.Open(nil, nonce, sealed, payloadAAD(id, r.Tenant, r.Session, r.MediaType))
+	if err != nil {
+		return Record{}, fmt.Errorf("vault: decrypting payload %s: %w", id, err)
+	}
+	if len(pt) < 1 || len(pt) < 1+int(pt[0]) {
+		return Record{}, fmt.Errorf("vault: corrupt payload %s", id)
+	}
+	r.ID = id
+	r.Salt = pt[1 : 1+int(pt[0])]
+	r.Payload = pt[1+int(pt[0]):]
+	return r, nil
+}
+
+// EraseSession destroys the data key of (tenant, session), making every
+// payload and salt of that session unreadable. It reports how many payloads
+// were affected. Erasing an unknown session returns ErrNotFound.
+func (v *Vault) EraseSession(ctx context.Context, tenant, session string) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	tx, err := v.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	res, err := tx.Exec(`UPDATE data_keys SET wrapped = NULL, erased_at = ? WHERE tenant = ? AND session = ? AND erased_at IS NULL`,
+		time.Now().UTC().Format(time.RFC3339Nano), tenant, session)
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, ErrNotFound
+	}
+	// Drop the ciphertexts as well; without the key they are noise anyway.
+	res, err = tx.Exec(`DELETE FROM payloads WHERE tenant = ? AND session = ?`, tenant, session)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	delete(v.keys, sessionKey{tenant, session})
+	return int(n), nil
+}
+
+// Close stops the writer after it has committed every queued put, and closes
+// the database.
+func (v *Vault) Close() error {
+	v.closeMu.Do(func() { close(v.closed) })
+	<-v.done
+	return v.db.Close()
+}
