@@ -387,8 +387,9 @@ func (v *Vault) EraseSession(ctx context.Context, tenant, session string) (int, 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return 0, ErrNotFound
 	}
-	// Drop the ciphertexts as well; without the key they are noise anyway.
-	res, err = tx.Exec(`DELETE FROM payloads WHERE tenant = ? AND session = ?`, tenant, session)
+	// Drop the ciphertexts as well (without the key they are noise anyway),
+	// keeping the rows so that a read answers "erased", not "never existed".
+	res, err = tx.Exec(`UPDATE payloads SET sealed = x'', nonce = x'' WHERE tenant = ? AND session = ?`, tenant, session)
 	if err != nil {
 		return 0, err
 	}
