@@ -1,0 +1,141 @@
+// Command witness is a C2SP tlog-witness server (package witness).
+//
+//	witness keygen --name NAME --data DIR
+//
+// writes DIR/witness.key (0600) and DIR/witness.pub, and prints the
+// verifier key (cosignature/v1 form) that log operators put in their
+// witness policy.
+//
+//	witness --data DIR --listen ADDR --config FILE
+//
+// serves POST /add-checkpoint and GET /<hex sha256(origin)>/checkpoint.
+// FILE is YAML with the witness name and the logs it cosigns for:
+//
+//	name: witness.example.com/w1
+//	logs:
+//	  - origin: audit.example.com/log
+//	    key: audit.example.com/log+1a2b3c4d+AW...
+//
+// The key is generated on first start if DIR has none. State is kept in
+// DIR/witness.db. SIGINT or SIGTERM shut the server down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/witness"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "keygen" {
+		os.Exit(keygen(os.Args[2:]))
+	}
+	os.Exit(serve(os.Args[1:]))
+}
+
+func keygen(args []string) int {
+	fs := flag.NewFlagSet("witness keygen", flag.ContinueOnError)
+	name := fs.String("name", "", "URL-like name of the witness (e.g. witness.example.com/w1)")
+	data := fs.String("data", "", "data directory to write witness.key and witness.pub into")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *name == "" || *data == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: witness keygen --name NAME --data DIR")
+		return 2
+	}
+	vkey, err := witness.GenerateKey(*data, *name)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "witness keygen: %v\n", err)
+		return 1
+	}
+	fmt.Println(vkey)
+	return 0
+}
+
+func serve(args []string) int {
+	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
+	data := fs.String("data", "", "data directory (key and database)")
+	listen := fs.String("listen", "127.0.0.1:7380", "address to listen on for HTTP")
+	configPath := fs.String("config", "", "YAML configuration file (name, logs)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *data == "" || *configPath == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: witness --data DIR --listen ADDR --config FILE\n       witness keygen --name NAME --data DIR")
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "witness: --log-level: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := run(*data, *listen, *configPath, logger); err != nil {
+		logger.Error("witness failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func run(dataDir, addr, configPath string, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	b, err := os.ReadFile(configPath)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := witness.ParseConfig(b)
+	if err != nil {
+		return err
+	}
+	w, err := witness.Open(ctx, dataDir, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	logger.Info("witness ready", "name", cfg.Name, "vkey", w.VerifierKey(), "logs", len(cfg.Logs))
+
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           http.MaxBytesHandler(w.Handler(), witness.MaxRequestBytes),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	logger.Info("listening", "addr", l.Addr().String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,356 @@
+package witnesstest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/mod/sumdb/note"
+	_ "modernc.org/sqlite"
+
+	"github.com/llmaudittrail/llmaudittrail/witness"
+)
+
+// Peer is a running witness.
+type Peer struct {
+	// Name is the witness's key name.
+	Name string
+	// URL is the submission prefix: requests go to URL + "/add-checkpoint".
+	URL string
+	// VerifierKey is the witness's cosignature/v1 verifier key.
+	VerifierKey string
+	// Stop stops the witness (SIGINT, then SIGKILL after 5 s for processes);
+	// it also runs at test cleanup and may be called more than once.
+	Stop func()
+	// DataDir holds the witness's state, for peers that have one.
+	DataDir string
+}
+
+// PolicyLine returns the witness line of a tessera / Sigsum policy file
+// naming this peer as label.
+func (p *Peer) PolicyLine(label string) string {
+	return fmt.Sprintf("witness %s %s %s", label, p.VerifierKey, p.URL)
+}
+
+// Verifier returns a cosignature/v1 verifier for the peer's key.
+func (p *Peer) Verifier(t testing.TB) note.Verifier {
+	t.Helper()
+	v, err := fnote.NewVerifierForCosignatureV1(p.VerifierKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// StartOurWitness runs our witness (package witness) in-process on an
+// httptest server, named "ours.test/witness", with one configured log.
+func StartOurWitness(t testing.TB, logOrigin, logVkey string) *Peer {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := &witness.Config{
+		Name: "ours.test/witness",
+		Logs: []witness.LogConfig{{Origin: logOrigin, Key: logVkey}},
+	}
+	w, err := witness.Open(context.Background(), dir, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w.Handler())
+	stop := sync.OnceFunc(func() {
+		srv.Close()
+		w.Close()
+	})
+	t.Cleanup(stop)
+	return &Peer{Name: cfg.Name, URL: srv.URL, VerifierKey: w.VerifierKey(), Stop: stop, DataDir: dir}
+}
+
+// StartOurWitnessProcess builds cmd/witness and runs it as a separate
+// process on a loopback port, named "ours.test/witness", with one
+// configured log.
+func StartOurWitnessProcess(t testing.TB, logOrigin, logVkey string) *Peer {
+	t.Helper()
+	bin := BuildOurWitness(t)
+	dir := t.TempDir()
+	const name = "ours.test/witness"
+	cfgPath := filepath.Join(dir, "witness.yaml")
+	cfg := fmt.Sprintf("name: %s\nlogs:\n  - origin: %q\n    key: %q\n", name, logOrigin, logVkey)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	out, err := exec.Command(bin, "keygen", "--name", name, "--data", data).Output()
+	if err != nil {
+		t.Fatalf("witness keygen: %v", err)
+	}
+	addr := freeAddr(t)
+	stop := startProcess(t, "witness", bin, "--data", data, "--listen", addr, "--config", cfgPath)
+	waitHTTP(t, "http://"+addr+"/")
+	return &Peer{Name: name, URL: "http://" + addr, VerifierKey: strings.TrimSpace(string(out)), Stop: stop, DataDir: data}
+}
+
+// BuildOurWitness builds cmd/witness into a temporary directory and returns
+// the binary's path.
+func BuildOurWitness(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "witness")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/llmaudittrail/llmaudittrail/cmd/witness")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building cmd/witness: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Tool returns the path of the Go tool dependency name (see the tool block
+// in go.mod), building it into the Go build cache if needed.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	out, err := exec.Command("go", "tool", "-n", name).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("go tool -n %s: %v\n%s", name, err, stderr)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// StartLitewitness runs litewitness (filippo.io/torchwood/cmd/litewitness),
+// named "litewitness.test/witness", on a loopback port. Its Ed25519 key is
+// served by an ssh-agent (an in-process golang.org/x/crypto/ssh/agent
+// keyring on a Unix socket) and the log is registered in its SQLite tables
+// log and key, as witnessctl add-log / add-key would.
+func StartLitewitness(t testing.TB, logOrigin, logVkey string) *Peer {
+	t.Helper()
+	bin := Tool(t, "litewitness")
+	const name = "litewitness.test/witness"
+	dir := t.TempDir()
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := startSSHAgent(t, priv)
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdVkey, err := note.NewEd25519VerifierKey(name, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := fnote.VKeyToCosignatureV1(stdVkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db := filepath.Join(dir, "litewitness.db")
+	addr := freeAddr(t)
+	logs := new(lockedBuffer)
+	stop := startProcessOutput(t, "litewitness", logs, bin,
+		"-name", name, "-db", db, "-ssh-agent", sock,
+		"-key", ssh.FingerprintSHA256(sshPub), "-listen", addr)
+	waitHTTP(t, "http://"+addr+"/")
+
+	// litewitness created its schema before listening; register the log.
+	conn, err := sql.Open("sqlite", db+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	empty := rfc6962.DefaultHasher.EmptyRoot()
+	if _, err := conn.Exec(`INSERT INTO log (origin, tree_size, tree_hash) VALUES (?, 0, ?)`,
+		logOrigin, base64.StdEncoding.EncodeToString(empty)); err != nil {
+		t.Fatalf("registering log with litewitness: %v", err)
+	}
+	if _, err := conn.Exec(`INSERT INTO key (origin, key) VALUES (?, ?)`, logOrigin, logVkey); err != nil {
+		t.Fatalf("registering log key with litewitness: %v", err)
+	}
+
+	// Cross-check our derivation of its verifier key with the one it logs.
+	m := regexp.MustCompile(`vkey="?([^"\s]+)`).FindStringSubmatch(logs.String())
+	if m == nil || m[1] != vkey {
+		t.Fatalf("litewitness verifier key %q, derived %q\n%s", m, vkey, logs.String())
+	}
+	return &Peer{Name: name, URL: "http://" + addr, VerifierKey: vkey, Stop: stop, DataDir: dir}
+}
+
+// StartOmniwitness runs omniwitness (github.com/transparency-dev/witness/
+// cmd/omniwitness), named "omniwitness.test/witness", with its HTTP and
+// metrics listeners on loopback ports, a SQLite database, and the log
+// added with --additional_logs. It makes no outbound requests: no
+// distributor or public witness network URL is configured.
+func StartOmniwitness(t testing.TB, logOrigin, logVkey string) *Peer {
+	t.Helper()
+	bin := Tool(t, "omniwitness")
+	const name = "omniwitness.test/witness"
+	dir := t.TempDir()
+
+	skey, stdVkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := fnote.VKeyToCosignatureV1(stdVkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(dir, "witness.key")
+	if err := os.WriteFile(keyPath, []byte(skey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logsPath := filepath.Join(dir, "logs.yaml")
+	logsYAML := fmt.Sprintf("Logs:\n  - Origin: %q\n    PublicKey: %q\n", logOrigin, logVkey)
+	if err := os.WriteFile(logsPath, []byte(logsYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, metrics := freeAddr(t), freeAddr(t)
+	stop := startProcess(t, "omniwitness", bin,
+		"--listen", addr, "--metrics_listen", metrics,
+		"--private_key_path", keyPath,
+		"--db_file", filepath.Join(dir, "omniwitness.db"),
+		"--additional_logs", logsPath)
+	waitHTTP(t, "http://"+addr+"/")
+	return &Peer{Name: name, URL: "http://" + addr, VerifierKey: vkey, Stop: stop, DataDir: dir}
+}
+
+// startSSHAgent serves an ssh-agent keyring holding priv on a Unix socket
+// and returns the socket path. The path is kept short: Unix socket paths
+// are limited to about 100 bytes.
+func startSSHAgent(t testing.TB, priv ed25519.PrivateKey) string {
+	t.Helper()
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: priv, Comment: "litewitness test key"}); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "wt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				agent.ServeAgent(keyring, c)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		os.RemoveAll(dir)
+	})
+	return sock
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitHTTP waits until url answers any HTTP response.
+func waitHTTP(t testing.TB, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not come up: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func startProcess(t testing.TB, label, bin string, args ...string) func() {
+	return startProcessOutput(t, label, new(lockedBuffer), bin, args...)
+}
+
+// startProcessOutput starts bin with its stdout and stderr in out, and
+// returns a function that stops it: SIGINT, then SIGKILL after 5 s. It also
+// runs at cleanup, and then prints the output if the test failed.
+func startProcessOutput(t testing.TB, label string, out *lockedBuffer, bin string, args ...string) func() {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = out
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", label, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	stop := sync.OnceFunc(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", label, out.String())
+		}
+	})
+	return stop
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
