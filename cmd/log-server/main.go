@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with --debug-listen
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -59,6 +60,7 @@ func serve(args []string) error {
 	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
 	witnessTimeout := fs.Duration("witness-timeout", 5*time.Second, "longest wait for witnesses per checkpoint")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	debugListen := fs.String("debug-listen", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,6 +115,12 @@ func serve(args []string) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if *debugListen != "" {
+		go func() {
+			// http.DefaultServeMux carries the net/http/pprof handlers.
+			logger.Warn("pprof server stopped", "error", http.ListenAndServe(*debugListen, http.DefaultServeMux))
+		}()
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
