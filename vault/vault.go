@@ -228,6 +228,11 @@ func (v *Vault) Put(ctx context.Context, recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	select {
+	case <-v.closed:
+		return ErrClosed
+	default:
+	}
 	rows := make([]row, 0, len(recs))
 	for _, r := range recs {
 		k, err := v.key(ctx, r.Tenant, r.Session)

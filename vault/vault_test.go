@@ -1,0 +1,125 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func key(b byte) []byte { return bytes.Repeat([]byte{b}, MasterKeySize) }
+
+func TestRoundTripAndAtRest(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vault.db")
+	v, err := Open(path, key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("patient MRN 00042 diagnosis: hypertension")
+	salt := bytes.Repeat([]byte{7}, 32)
+	if err := v.Put(ctx, Record{ID: "e1", Tenant: "t", Session: "s", MediaType: "text/plain", Salt: salt, Payload: secret}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Get(ctx, "e1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Payload, secret) || !bytes.Equal(got.Salt, salt) || got.MediaType != "text/plain" || got.Session != "s" {
+		t.Fatalf("Get = %+v", got)
+	}
+	if _, err := v.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing in clear on disk (database, WAL).
+	files, _ := filepath.Glob(path + "*")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte("MRN 00042")) || bytes.Contains(b, salt) {
+			t.Fatalf("%s holds the payload or salt in clear", f)
+		}
+	}
+	// The wrong master key cannot read it.
+	v2, err := Open(path, key(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Close()
+	if _, err := v2.Get(ctx, "e1"); err == nil {
+		t.Fatal("Get with the wrong master key succeeded")
+	}
+}
+
+func TestEraseSession(t *testing.T) {
+	ctx := context.Background()
+	v, err := Open(filepath.Join(t.TempDir(), "vault.db"), key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for i, s := range []string{"a", "a", "b"} {
+		if err := v.Put(ctx, Record{ID: fmt.Sprint(i), Tenant: "t", Session: s, MediaType: "text/plain", Salt: []byte{1}, Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := v.EraseSession(ctx, "t", "a")
+	if err != nil || n != 2 {
+		t.Fatalf("EraseSession = %d, %v; want 2, nil", n, err)
+	}
+	for _, id := range []string{"0", "1"} {
+		if _, err := v.Get(ctx, id); !errors.Is(err, ErrErased) {
+			t.Fatalf("Get(%s) after erasure = %v, want ErrErased", id, err)
+		}
+	}
+	if _, err := v.Get(ctx, "2"); err != nil {
+		t.Fatalf("other session damaged: %v", err)
+	}
+	if err := v.Put(ctx, Record{ID: "3", Tenant: "t", Session: "a", MediaType: "text/plain", Payload: []byte("y")}); !errors.Is(err, ErrErased) {
+		t.Fatalf("Put into erased session = %v, want ErrErased", err)
+	}
+	if _, err := v.EraseSession(ctx, "t", "zzz"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("EraseSession(unknown) = %v", err)
+	}
+}
+
+func TestConcurrentPutsGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	v, err := Open(filepath.Join(t.TempDir(), "vault.db"), key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 25 {
+				id := fmt.Sprintf("%d-%d", w, i)
+				if err := v.Put(ctx, Record{ID: id, Tenant: "t", Session: fmt.Sprint(w % 4), MediaType: "text/plain", Payload: []byte(id)}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for w := range 16 {
+		for i := range 25 {
+			id := fmt.Sprintf("%d-%d", w, i)
+			r, err := v.Get(ctx, id)
+			if err != nil || string(r.Payload) != id {
+				t.Fatalf("Get(%s) = %q, %v", id, r.Payload, err)
+			}
+		}
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Put(ctx, Record{ID: "late", Tenant: "t", Session: "s"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Put after Close = %v, want ErrClosed", err)
+	}
+}
