@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
@@ -17,6 +18,11 @@ import (
 // only way to change a log's state is CompareAndSwap.
 type Store struct {
 	db *sql.DB
+	// writeMu queues writers in-process. SQLite admits one writer at a
+	// time; without this, concurrent writers would meet SQLITE_BUSY and
+	// back off in sleeps of up to 100 ms. Correctness does not depend on
+	// it: the compare-and-swap is a single UPDATE.
+	writeMu sync.Mutex
 }
 
 // State is a log's latest cosigned tree.
@@ -81,6 +87,8 @@ func (s *Store) Close() error { return s.db.Close() }
 // AddLog records origin at size 0 (the empty tree) unless it is already
 // known, in which case its state is left alone.
 func (s *Store) AddLog(ctx context.Context, origin string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	_, err := s.db.ExecContext(ctx,
 		`INSERT INTO checkpoints (origin, size, root) VALUES (?, 0, ?) ON CONFLICT (origin) DO NOTHING`,
 		origin, rfc6962.DefaultHasher.EmptyRoot())
@@ -115,6 +123,8 @@ func (s *Store) Latest(ctx context.Context, origin string) (*State, error) {
 // whether it did; the change is durable when it returns true.
 func (s *Store) CompareAndSwap(ctx context.Context, origin string, oldSize uint64, oldRoot []byte,
 	newSize uint64, newRoot, checkpoint []byte) (bool, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	res, err := s.db.ExecContext(ctx,
 		`UPDATE checkpoints SET size = ?, root = ?, checkpoint = ?
 		 WHERE origin = ? AND size = ? AND root = ?`,

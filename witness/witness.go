@@ -186,19 +186,18 @@ func (w *Witness) AddCheckpoint(ctx context.Context, req *Request) ([]byte, erro
 		return nil, fmt.Errorf("%w: %q", ErrUnknownLog, origin)
 	}
 
-	// Classify signature failures first: note.Open tells a note with no
-	// (or a bad) trusted signature apart from a malformed one.
-	n, err := note.Open(req.Checkpoint, note.VerifierList(v))
+	cp, _, n, err := fmtlog.ParseCheckpoint(req.Checkpoint, string(origin), v)
 	if err != nil {
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
-		if errors.As(err, &unverified) || errors.As(err, &invalid) {
-			return nil, fmt.Errorf("%w: %v", ErrNoTrustedSignature, err)
+		// ParseCheckpoint does not say why; note.Open tells a note with
+		// no (or a bad) trusted signature apart from a malformed one.
+		if _, err := note.Open(req.Checkpoint, note.VerifierList(v)); err != nil {
+			var unverified *note.UnverifiedNoteError
+			var invalid *note.InvalidSignatureError
+			if errors.As(err, &unverified) || errors.As(err, &invalid) {
+				return nil, fmt.Errorf("%w: %v", ErrNoTrustedSignature, err)
+			}
+			return nil, malformed("checkpoint note: %v", err)
 		}
-		return nil, malformed("checkpoint note: %v", err)
-	}
-	cp, _, _, err := fmtlog.ParseCheckpoint(req.Checkpoint, string(origin), v)
-	if err != nil {
 		return nil, malformed("checkpoint: %v", err)
 	}
 	if len(cp.Hash) != hashSize {

@@ -62,14 +62,25 @@ func (p *Peer) Verifier(t testing.TB) note.Verifier {
 	return v
 }
 
+// LogKey names a log for a witness: its origin and note verifier key.
+type LogKey struct {
+	Origin      string
+	VerifierKey string
+}
+
+func logKeys(origin, vkey string, more []LogKey) []LogKey {
+	return append([]LogKey{{origin, vkey}}, more...)
+}
+
 // StartOurWitness runs our witness (package witness) in-process on an
-// httptest server, named "ours.test/witness", with one configured log.
-func StartOurWitness(t testing.TB, logOrigin, logVkey string) *Peer {
+// httptest server, named "ours.test/witness", configured for the log
+// (logOrigin, logVkey) and any more logs.
+func StartOurWitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *Peer {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := &witness.Config{
-		Name: "ours.test/witness",
-		Logs: []witness.LogConfig{{Origin: logOrigin, Key: logVkey}},
+	cfg := &witness.Config{Name: "ours.test/witness"}
+	for _, l := range logKeys(logOrigin, logVkey, more) {
+		cfg.Logs = append(cfg.Logs, witness.LogConfig{Origin: l.Origin, Key: l.VerifierKey})
 	}
 	w, err := witness.Open(context.Background(), dir, cfg, nil)
 	if err != nil {
@@ -85,15 +96,18 @@ func StartOurWitness(t testing.TB, logOrigin, logVkey string) *Peer {
 }
 
 // StartOurWitnessProcess builds cmd/witness and runs it as a separate
-// process on a loopback port, named "ours.test/witness", with one
-// configured log.
-func StartOurWitnessProcess(t testing.TB, logOrigin, logVkey string) *Peer {
+// process on a loopback port, named "ours.test/witness", configured for
+// the log (logOrigin, logVkey) and any more logs.
+func StartOurWitnessProcess(t testing.TB, logOrigin, logVkey string, more ...LogKey) *Peer {
 	t.Helper()
 	bin := BuildOurWitness(t)
 	dir := t.TempDir()
 	const name = "ours.test/witness"
 	cfgPath := filepath.Join(dir, "witness.yaml")
-	cfg := fmt.Sprintf("name: %s\nlogs:\n  - origin: %q\n    key: %q\n", name, logOrigin, logVkey)
+	cfg := fmt.Sprintf("name: %s\nlogs:\n", name)
+	for _, l := range logKeys(logOrigin, logVkey, more) {
+		cfg += fmt.Sprintf("  - origin: %q\n    key: %q\n", l.Origin, l.VerifierKey)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +152,9 @@ func Tool(t testing.TB, name string) string {
 // StartLitewitness runs litewitness (filippo.io/torchwood/cmd/litewitness),
 // named "litewitness.test/witness", on a loopback port. Its Ed25519 key is
 // served by an ssh-agent (an in-process golang.org/x/crypto/ssh/agent
-// keyring on a Unix socket) and the log is registered in its SQLite tables
-// log and key, as witnessctl add-log / add-key would.
-func StartLitewitness(t testing.TB, logOrigin, logVkey string) *Peer {
+// keyring on a Unix socket) and the logs are registered in its SQLite
+// tables log and key, as witnessctl add-log / add-key would.
+func StartLitewitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *Peer {
 	t.Helper()
 	bin := Tool(t, "litewitness")
 	const name = "litewitness.test/witness"
@@ -178,13 +192,14 @@ func StartLitewitness(t testing.TB, logOrigin, logVkey string) *Peer {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	empty := rfc6962.DefaultHasher.EmptyRoot()
-	if _, err := conn.Exec(`INSERT INTO log (origin, tree_size, tree_hash) VALUES (?, 0, ?)`,
-		logOrigin, base64.StdEncoding.EncodeToString(empty)); err != nil {
-		t.Fatalf("registering log with litewitness: %v", err)
-	}
-	if _, err := conn.Exec(`INSERT INTO key (origin, key) VALUES (?, ?)`, logOrigin, logVkey); err != nil {
-		t.Fatalf("registering log key with litewitness: %v", err)
+	empty := base64.StdEncoding.EncodeToString(rfc6962.DefaultHasher.EmptyRoot())
+	for _, l := range logKeys(logOrigin, logVkey, more) {
+		if _, err := conn.Exec(`INSERT INTO log (origin, tree_size, tree_hash) VALUES (?, 0, ?)`, l.Origin, empty); err != nil {
+			t.Fatalf("registering log with litewitness: %v", err)
+		}
+		if _, err := conn.Exec(`INSERT INTO key (origin, key) VALUES (?, ?)`, l.Origin, l.VerifierKey); err != nil {
+			t.Fatalf("registering log key with litewitness: %v", err)
+		}
 	}
 
 	// Cross-check our derivation of its verifier key with the one it logs.
@@ -197,10 +212,10 @@ func StartLitewitness(t testing.TB, logOrigin, logVkey string) *Peer {
 
 // StartOmniwitness runs omniwitness (github.com/transparency-dev/witness/
 // cmd/omniwitness), named "omniwitness.test/witness", with its HTTP and
-// metrics listeners on loopback ports, a SQLite database, and the log
+// metrics listeners on loopback ports, a SQLite database, and the logs
 // added with --additional_logs. It makes no outbound requests: no
 // distributor or public witness network URL is configured.
-func StartOmniwitness(t testing.TB, logOrigin, logVkey string) *Peer {
+func StartOmniwitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *Peer {
 	t.Helper()
 	bin := Tool(t, "omniwitness")
 	const name = "omniwitness.test/witness"
@@ -219,7 +234,10 @@ func StartOmniwitness(t testing.TB, logOrigin, logVkey string) *Peer {
 		t.Fatal(err)
 	}
 	logsPath := filepath.Join(dir, "logs.yaml")
-	logsYAML := fmt.Sprintf("Logs:\n  - Origin: %q\n    PublicKey: %q\n", logOrigin, logVkey)
+	logsYAML := "Logs:\n"
+	for _, l := range logKeys(logOrigin, logVkey, more) {
+		logsYAML += fmt.Sprintf("  - Origin: %q\n    PublicKey: %q\n", l.Origin, l.VerifierKey)
+	}
 	if err := os.WriteFile(logsPath, []byte(logsYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
