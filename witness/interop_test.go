@@ -2,6 +2,7 @@ package witness_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 )
 
@@ -170,17 +172,44 @@ func TestTesseraTwoOfThree(t *testing.T) {
 		"quorum two-of-three",
 	}, "\n") + "\n"
 	tl := newTesseraLog(t, l, policy)
+	// The same policy text, as every verifier in the project reads it.
+	p, err := checkpoint.ParsePolicy([]byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logV, err := note.NewVerifier(l.VerifierKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Tessera publishes as soon as the policy is met, so a checkpoint may
 	// carry two or three cosignatures.
-	if got := cosigners(t, l, tl.addAndAwait(t, 3), peers); len(got) < 2 {
+	cp := tl.addAndAwait(t, 3)
+	if got := cosigners(t, l, cp, peers); len(got) < 2 {
 		t.Fatalf("published checkpoint cosigned by %v, want at least 2 of 3", got)
+	}
+	if _, err := p.Verify(cp, logV); err != nil {
+		t.Fatalf("checkpoint.Policy.Verify: %v", err)
 	}
 
 	// With litewitness down the policy is still met by the other two.
 	peers[1].Stop()
-	if got := cosigners(t, l, tl.addAndAwait(t, 4), peers); len(got) != 2 || got[0] != peers[0].Name || got[1] != peers[2].Name {
+	cp = tl.addAndAwait(t, 4)
+	if got := cosigners(t, l, cp, peers); len(got) != 2 || got[0] != peers[0].Name || got[1] != peers[2].Name {
 		t.Fatalf("published checkpoint cosigned by %v, want ours and omniwitness", got)
 	}
+	if _, err := p.Verify(cp, logV); err != nil {
+		t.Fatalf("checkpoint.Policy.Verify: %v", err)
+	}
+	// Stripped of one cosignature it no longer meets the policy.
+	if _, err := p.Verify(dropLastSignature(cp), logV); !errors.Is(err, checkpoint.ErrNoQuorum) {
+		t.Fatalf("checkpoint with one cosignature: %v, want ErrNoQuorum", err)
+	}
+}
+
+func dropLastSignature(cp []byte) []byte {
+	s := strings.TrimSuffix(string(cp), "\n")
+	return []byte(s[:strings.LastIndex(s, "\n")+1])
 }
 
 // cosigners returns the names of the peers with a valid cosignature on

@@ -1,0 +1,183 @@
+package checkpoint_test
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+)
+
+type testWitness struct {
+	signer note.Signer // cosignature/v1
+	plain  note.Signer // the same key as a plain Ed25519 note signer
+	vkey   string      // cosignature/v1 verifier key
+}
+
+func newTestWitness(t *testing.T, name string) *testWitness {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cvkey, err := fnote.VKeyToCosignatureV1(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testWitness{signer: s, plain: plain, vkey: cvkey}
+}
+
+// cosign adds signatures by signers to the signed note raw.
+func cosign(t *testing.T, raw []byte, logV note.Verifier, signers ...note.Signer) []byte {
+	t.Helper()
+	n, err := note.Open(raw, note.VerifierList(logV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := note.Sign(&note.Note{Text: n.Text, Sigs: n.Sigs}, signers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestPolicyVerify(t *testing.T) {
+	const origin = "log.test/policy"
+	skey, vkey, err := checkpoint.GenerateKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logS, err := checkpoint.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logV, err := checkpoint.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	raw, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n42\n%s\n", origin, root)}, logS)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	a, b, c := newTestWitness(t, "a.test/w"), newTestWitness(t, "b.test/w"), newTestWitness(t, "c.test/w")
+	stranger := newTestWitness(t, "stranger.test/w")
+	witnesses := fmt.Sprintf("witness A %s https://a.test/\nwitness B %s https://b.test\nwitness C %s http://127.0.0.1:7380\n", a.vkey, b.vkey, c.vkey)
+
+	// A cosignature by A whose signature bytes are corrupted.
+	badA := cosign(t, raw, logV, a.signer)
+	{
+		i := strings.LastIndex(string(badA), " ") + 1
+		sig, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(badA[i:])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig[20] ^= 1
+		badA = append(badA[:i], base64.StdEncoding.EncodeToString(sig)+"\n"...)
+	}
+	// Another log's key with the same name signs the same text.
+	otherSkey, _, _ := checkpoint.GenerateKey(origin)
+	otherS, _ := checkpoint.NewSigner(otherSkey)
+	forged, _ := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n42\n%s\n", origin, root)}, otherS, a.signer, b.signer, c.signer)
+
+	for _, tc := range []struct {
+		name   string
+		policy string
+		raw    []byte
+		want   error // nil, ErrNoQuorum or ErrInvalid
+	}{
+		{"single witness cosigned", witnesses + "quorum A\n", cosign(t, raw, logV, a.signer), nil},
+		{"single witness missing", witnesses + "quorum A\n", cosign(t, raw, logV, b.signer), checkpoint.ErrNoQuorum},
+		{"no cosignatures", witnesses + "quorum A\n", raw, checkpoint.ErrNoQuorum},
+		{"unknown witness only", witnesses + "quorum A\n", cosign(t, raw, logV, stranger.signer), checkpoint.ErrNoQuorum},
+		{"corrupted cosignature", witnesses + "quorum A\n", badA, checkpoint.ErrNoQuorum},
+		{"plain Ed25519 signature is not a cosignature", witnesses + "quorum A\n", cosign(t, raw, logV, a.plain), checkpoint.ErrNoQuorum},
+
+		{"2 of 3 with 0", witnesses + "group g 2 A B C\nquorum g\n", raw, checkpoint.ErrNoQuorum},
+		{"2 of 3 with 1", witnesses + "group g 2 A B C\nquorum g\n", cosign(t, raw, logV, c.signer), checkpoint.ErrNoQuorum},
+		{"2 of 3 with 1 and a stranger", witnesses + "group g 2 A B C\nquorum g\n", cosign(t, raw, logV, c.signer, stranger.signer), checkpoint.ErrNoQuorum},
+		{"2 of 3 with 2", witnesses + "group g 2 A B C\nquorum g\n", cosign(t, raw, logV, a.signer, c.signer), nil},
+		{"2 of 3 with 3", witnesses + "group g 2 A B C\nquorum g\n", cosign(t, raw, logV, a.signer, b.signer, c.signer), nil},
+		{"all with 2 of 3", witnesses + "group g all A B C\nquorum g\n", cosign(t, raw, logV, a.signer, b.signer), checkpoint.ErrNoQuorum},
+		{"any with 1", witnesses + "group g any A B C\nquorum g\n", cosign(t, raw, logV, b.signer), nil},
+		{"nested: C and (A or B), only A", witnesses + "group ab any A B\ngroup g all ab C\nquorum g\n", cosign(t, raw, logV, a.signer), checkpoint.ErrNoQuorum},
+		{"nested: C and (A or B), B and C", witnesses + "group ab any A B\ngroup g all ab C\nquorum g\n", cosign(t, raw, logV, b.signer, c.signer), nil},
+		{"quorum none", witnesses + "quorum none\n", raw, nil},
+		{"comments and log line", "# policy\nlog " + vkey + "\n" + witnesses + "quorum A # just A\n", cosign(t, raw, logV, a.signer), nil},
+
+		{"quorum but bad log signature", witnesses + "group g any A B C\nquorum g\n", forged, checkpoint.ErrInvalid},
+		{"quorum none but bad log signature", witnesses + "quorum none\n", forged, checkpoint.ErrInvalid},
+		{"not a note", witnesses + "quorum none\n", []byte("hello\n"), checkpoint.ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := checkpoint.ParsePolicy([]byte(tc.policy))
+			if err != nil {
+				t.Fatalf("ParsePolicy: %v", err)
+			}
+			cp, err := p.Verify(tc.raw, logV)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if cp.Origin != origin || cp.Size != 42 {
+					t.Fatalf("Verify = %+v", cp)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || cp != nil {
+				t.Fatalf("Verify = %+v, %v; want %v", cp, err, tc.want)
+			}
+			if errors.Is(err, checkpoint.ErrNoQuorum) && errors.Is(err, checkpoint.ErrInvalid) {
+				t.Fatalf("error %v is both ErrNoQuorum and ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	a, b := newTestWitness(t, "a.test/w"), newTestWitness(t, "b.test/w")
+	p, err := checkpoint.ParsePolicy([]byte(fmt.Sprintf("witness A %s https://a.test/w/\nwitness B %s http://127.0.0.1:1\ngroup g 1 A B\nquorum g\n", a.vkey, b.vkey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := p.Witnesses()
+	if len(ws) != 2 || ws[0].Name != "A" || ws[0].URL != "https://a.test/w" || ws[1].Name != "B" || ws[1].URL != "http://127.0.0.1:1" ||
+		ws[0].Verifier.Name() != "a.test/w" || ws[1].Verifier.KeyHash() != b.signer.KeyHash() {
+		t.Errorf("Witnesses() = %+v", ws)
+	}
+
+	for name, text := range map[string]string{
+		"no quorum":            fmt.Sprintf("witness A %s https://a.test\n", a.vkey),
+		"unknown quorum":       fmt.Sprintf("witness A %s https://a.test\nquorum X\n", a.vkey),
+		"unknown member":       fmt.Sprintf("witness A %s https://a.test\ngroup g 1 A X\nquorum g\n", a.vkey),
+		"threshold too high":   fmt.Sprintf("witness A %s https://a.test\ngroup g 2 A\nquorum g\n", a.vkey),
+		"witness without URL":  fmt.Sprintf("witness A %s\nquorum A\n", a.vkey),
+		"bad key":              "witness A nope https://a.test\nquorum A\n",
+		"bad URL scheme":       fmt.Sprintf("witness A %s ftp://a.test\nquorum A\n", a.vkey),
+		"relative URL":         fmt.Sprintf("witness A %s a.test/w\nquorum A\n", a.vkey),
+		"same key twice":       fmt.Sprintf("witness A %s https://a.test\nwitness A2 %s https://a2.test\ngroup g 2 A A2\nquorum g\n", a.vkey, a.vkey),
+		"duplicate name":       fmt.Sprintf("witness A %s https://a.test\nwitness A %s https://b.test\nquorum A\n", a.vkey, b.vkey),
+		"unknown keyword":      fmt.Sprintf("witness A %s https://a.test\nquorom A\n", a.vkey),
+		"keyword as a name":    fmt.Sprintf("witness any %s https://a.test\nquorum any\n", a.vkey),
+		"group without member": "group g 1\nquorum g\n",
+	} {
+		if _, err := checkpoint.ParsePolicy([]byte(text)); err == nil {
+			t.Errorf("%s: ParsePolicy accepted %q", name, text)
+		}
+	}
+}
