@@ -23,6 +23,8 @@ type Store struct {
 	// back off in sleeps of up to 100 ms. Correctness does not depend on
 	// it: the compare-and-swap is a single UPDATE.
 	writeMu sync.Mutex
+
+	latest, cas *sql.Stmt
 }
 
 // State is a log's latest cosigned tree.
@@ -78,7 +80,17 @@ func OpenStore(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("witness database %s: journal mode %q, want wal (%v)", path, mode, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if s.latest, err = db.Prepare(`SELECT size, root, checkpoint FROM checkpoints WHERE origin = ?`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("witness database %s: %w", path, err)
+	}
+	if s.cas, err = db.Prepare(`UPDATE checkpoints SET size = ?, root = ?, checkpoint = ?
+		WHERE origin = ? AND size = ? AND root = ?`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("witness database %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // Close closes the database.
@@ -105,9 +117,7 @@ var errNoLog = errors.New("log not in witness database")
 func (s *Store) Latest(ctx context.Context, origin string) (*State, error) {
 	var st State
 	var size int64
-	err := s.db.QueryRowContext(ctx,
-		`SELECT size, root, checkpoint FROM checkpoints WHERE origin = ?`, origin).
-		Scan(&size, &st.Root, &st.Checkpoint)
+	err := s.latest.QueryRowContext(ctx, origin).Scan(&size, &st.Root, &st.Checkpoint)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %q", errNoLog, origin)
 	}
@@ -125,10 +135,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, origin string, oldSize uint6
 	newSize uint64, newRoot, checkpoint []byte) (bool, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE checkpoints SET size = ?, root = ?, checkpoint = ?
-		 WHERE origin = ? AND size = ? AND root = ?`,
-		int64(newSize), newRoot, checkpoint, origin, int64(oldSize), oldRoot)
+	res, err := s.cas.ExecContext(ctx, int64(newSize), newRoot, checkpoint, origin, int64(oldSize), oldRoot)
 	if err != nil {
 		return false, fmt.Errorf("updating state of %q: %w", origin, err)
 	}

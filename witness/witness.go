@@ -242,7 +242,8 @@ func (w *Witness) AddCheckpoint(ctx context.Context, req *Request) ([]byte, erro
 	if w.beforeCommit != nil {
 		w.beforeCommit()
 	}
-	swapped, err := w.store.CompareAndSwap(ctx, cp.Origin, st.Size, st.Root, cp.Size, cp.Hash, signed)
+	// A client hanging up must not interrupt the commit half-way.
+	swapped, err := w.store.CompareAndSwap(context.WithoutCancel(ctx), cp.Origin, st.Size, st.Root, cp.Size, cp.Hash, signed)
 	if err != nil {
 		return nil, err
 	}
