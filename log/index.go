@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS entries (
   idx INTEGER PRIMARY KEY, tenant TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
   kind TEXT NOT NULL, id TEXT NOT NULL, leaf_hash BLOB NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS entries_session ON entries (tenant, session, seq);
-CREATE INDEX IF NOT EXISTS entries_id ON entries (id);
 `); err != nil {
 		return nil, fmt.Errorf("creating index schema: %w", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -39,7 +41,7 @@ const (
 // reference. Zero values take the defaults above.
 type Config struct {
 	// DataDir holds everything: keys/, log/ (Tessera POSIX tiles), vault.db
-	// and state.db (session index and tokens).
+	// (payloads), state.db (tokens) and index.db (session index, derived).
 	DataDir string
 	// Origin is the log's origin line and checkpoint key name. Empty means
 	// the name of the existing key, or DefaultOrigin for a new log.
@@ -63,7 +65,15 @@ type Config struct {
 	WitnessFailOpen bool
 	// WitnessTimeout bounds one round of witnessing.
 	WitnessTimeout time.Duration
-	Logger         *slog.Logger
+	// Upstreams are the capture proxy's upstreams, name to base URL, served
+	// at /proxy/NAME/...; they add to or replace capture.DefaultUpstreams
+	// (openai=https://api.openai.com, anthropic=https://api.anthropic.com).
+	Upstreams map[string]string
+	// CaptureMode is the proxy's capture mode: "fail-closed" (default; the
+	// request event is durable before a call goes upstream, or the call is
+	// refused) or "fail-open" (calls proceed; gaps are recorded later).
+	CaptureMode string
+	Logger      *slog.Logger
 	// Getenv reads environment variables (default os.Getenv).
 	Getenv func(string) string
 }
@@ -75,6 +85,7 @@ type Server struct {
 	log     *auditlog.Log
 	vault   *vault.Vault
 	tokens  *auth.Store
+	proxy   *capture.Proxy
 	handler http.Handler
 	logger  *slog.Logger
 	closers []func() error
@@ -122,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	stateDB, err := vault.OpenDB(filepath.Join(cfg.DataDir, StateDB))
+	stateDB, err := sqlitedb.Open(filepath.Join(cfg.DataDir, StateDB), sqlitedb.Durable)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +144,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := EnsureAdminToken(ctx, cfg.DataDir, s.tokens, created); err != nil {
 		return nil, err
 	}
+	// The session index is derived from the log and rebuilt from it after a
+	// crash, so its commits need not wait for the disk.
+	indexDB, err := sqlitedb.Open(filepath.Join(cfg.DataDir, IndexDB), sqlitedb.Rebuildable)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, indexDB.Close)
 	if s.vault, err = vault.Open(filepath.Join(cfg.DataDir, VaultDB), keys.MasterKey); err != nil {
 		return nil, fmt.Errorf("opening vault: %w", err)
 	}
@@ -147,12 +165,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Signer:             keys.Signer,
 		Verifier:           keys.Verifier,
 		Vault:              s.vault,
-		IndexDB:            func(r tessera.LogReader) (*auditlog.Index, error) { return auditlog.OpenIndex(stateDB, r, cfg.Logger) },
+		IndexDB:            func(r tessera.LogReader) (*auditlog.Index, error) { return auditlog.OpenIndex(indexDB, r, cfg.Logger) },
 		BatchMaxAge:        cfg.BatchMaxAge,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Logger:             cfg.Logger,
 	}
 	if err := s.configureWitnesses(&lc); err != nil {
+		return nil, err
+	}
+	if err := s.openProxy(); err != nil {
 		return nil, err
 	}
 	if s.log, err = auditlog.New(ctx, lc); err != nil {
@@ -179,8 +200,12 @@ func (s *Server) VerifierKey() string { return s.keys.VKey }
 // acknowledged entry) and closes the databases.
 func (s *Server) Close(ctx context.Context) error {
 	var err error
+	if s.proxy != nil {
+		// Record pending capture gaps while the log still runs.
+		err = s.proxy.Close(ctx)
+	}
 	if s.log != nil {
-		err = s.log.Close(ctx)
+		err = errors.Join(err, s.log.Close(ctx))
 	}
 	return errors.Join(err, s.closeAll())
 }
@@ -211,5 +236,5 @@ func (s *Server) routes() http.Handler {
 		r.Get("/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
 		r.Get("/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 	})
-	return r
+	return s.withProxy(r)
 }

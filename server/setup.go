@@ -29,6 +29,7 @@ const (
 	LogDir        = "log"
 	VaultDB       = "vault.db"
 	StateDB       = "state.db"
+	IndexDB       = "index.db"
 )
 
 // MasterKeyEnv names the environment variable that, when set, supplies the

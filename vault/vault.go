@@ -20,11 +20,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // pure-Go SQLite driver
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 )
 
 // Errors returned by Get.
@@ -95,7 +94,7 @@ func Open(path string, masterKey []byte) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := OpenDB(path)
+	db, err := sqlitedb.Open(path, sqlitedb.Durable)
 	if err != nil {
 		return nil, err
 	}
@@ -123,26 +122,6 @@ CREATE TABLE IF NOT EXISTS payloads (
 	}
 	go v.writer()
 	return v, nil
-}
-
-// OpenDB opens a SQLite database with the settings this project relies on for
-// durability: WAL journal, synchronous=FULL, foreign keys, busy timeout.
-func OpenDB(path string) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
-	}
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening %s: %w", path, err)
-	}
-	// Databases hold token hashes and sealed payloads: owner only.
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

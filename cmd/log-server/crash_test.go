@@ -282,7 +282,7 @@ func checkAfterRestart(t *testing.T, p *proc, tok string, v note.Verifier, all [
 		var rc struct {
 			Index          uint64
 			Leaf           []byte
-			TreeSize       uint64 `json:"tree_size"`
+			TreeSize       uint64   `json:"tree_size"`
 			InclusionProof [][]byte `json:"inclusion_proof"`
 		}
 		getJSON(t, fmt.Sprintf("%s/v1/entries/%d?size=%d", p.url, a.index, cp.Size), "", &rc)

@@ -26,8 +26,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	"github.com/llmaudittrail/llmaudittrail/server"
-	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
 func main() {
@@ -59,6 +59,9 @@ func serve(args []string) error {
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines); checkpoints are published only with quorum")
 	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
 	witnessTimeout := fs.Duration("witness-timeout", 5*time.Second, "longest wait for witnesses per checkpoint")
+	upstreams := upstreamFlags{}
+	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
+	captureMode := fs.String("capture", "fail-closed", "capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugListen := fs.String("debug-listen", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +81,7 @@ func serve(args []string) error {
 	cfg := server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait,
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
+		Upstreams: upstreams, CaptureMode: *captureMode,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 	}
 	if *policyFile != "" {
@@ -157,7 +161,7 @@ func tokenCmd(args []string) error {
 	if _, err := os.Stat(filepath.Join(*dataDir, server.StateDB)); err != nil {
 		return fmt.Errorf("no log in %s (start log-server --data %s once first): %w", *dataDir, *dataDir, err)
 	}
-	db, err := vault.OpenDB(filepath.Join(*dataDir, server.StateDB))
+	db, err := sqlitedb.Open(filepath.Join(*dataDir, server.StateDB), sqlitedb.Durable)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,45 @@
+// Package sqlitedb opens SQLite databases (pure Go, modernc.org/sqlite) with
+// the settings this project relies on: WAL journal, a busy timeout, foreign
+// keys, immediate write transactions and owner-only file permissions.
+package sqlitedb
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Durability says when a commit reaches the disk.
+type Durability string
+
+const (
+	// Durable: every commit is fsynced before it returns
+	// (synchronous=FULL). For data that exists nowhere else: payloads,
+	// tokens, witness state.
+	Durable Durability = "FULL"
+	// Rebuildable: commits are atomic but the last ones may be lost in a
+	// power cut (synchronous=NORMAL in WAL mode). Only for data derived from
+	// something durable, such as the session index built from the log.
+	Rebuildable Durability = "NORMAL"
+)
+
+// Open opens (creating if needed) the database at path. Each connection
+// caches up to 32 MiB of pages, a bound that does not grow with the data.
+func Open(path string, d Durability) (*sql.DB, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(d) + ")&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=cache_size(-32768)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/capture"
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+)
+
+// openProxy builds the capture proxy from the configuration: the default
+// upstreams overlaid with Config.Upstreams, the capture mode, and a
+// credential fingerprint key derived from the vault master key (so that
+// fingerprints stay comparable across restarts without another secret file).
+func (s *Server) openProxy() error {
+	mode, err := capture.ParseMode(s.cfg.CaptureMode)
+	if err != nil {
+		return err
+	}
+	ups := capture.DefaultUpstreams()
+	for name, u := range s.cfg.Upstreams {
+		ups[name] = u
+	}
+	m := hmac.New(sha256.New, s.keys.MasterKey)
+	m.Write([]byte("llmaudittrail capture credential fingerprint v1"))
+	s.proxy, err = capture.NewProxy(ups, s.authenticateAgent,
+		capture.WithMode(mode),
+		capture.WithFingerprintKey(m.Sum(nil)),
+		capture.WithLogger(s.logger))
+	return err
+}
+
+// authenticateAgent maps an X-Audit-Token to the agent it belongs to: its
+// events are recorded in the token's tenant, with the token's name (or id)
+// as actor.
+func (s *Server) authenticateAgent(ctx context.Context, token string) (*capture.Agent, error) {
+	p, err := s.tokens.Check(ctx, strings.TrimSpace(token))
+	if errors.Is(err, auth.ErrUnauthenticated) {
+		return nil, capture.ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.Has(auth.ScopeWrite) {
+		return nil, capture.ErrForbidden
+	}
+	id := p.Name
+	if !auditlog.ValidID(id) {
+		id = "token." + p.ID
+	}
+	return &capture.Agent{
+		Recorder: capture.NewLogRecorder(s.log, p.Tenant),
+		Tenant:   p.Tenant,
+		ID:       p.ID,
+		Actor:    auditlog.Actor{Type: "agent", ID: id},
+	}, nil
+}
+
+// withProxy sends /proxy/... to the capture proxy and everything else to
+// next. The proxy sits outside the API middleware: it caps bodies itself and
+// answers errors in the provider's format, and it must not be compressed or
+// given a write timeout.
+func (s *Server) withProxy(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, capture.PathPrefix) {
+			s.proxy.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
