@@ -1,0 +1,219 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// AuditConfig configures Audit.
+type AuditConfig struct {
+	// URL is the log's base URL. Required.
+	URL string
+	// LogKey verifies the log's checkpoints. Required.
+	LogKey note.Verifier
+	// Policy, if set, must be met by the checkpoint, and its witnesses'
+	// cosigned checkpoints are compared with the log.
+	Policy *Policy
+	// Progress, if set, is called as entries are verified.
+	Progress func(done, total uint64)
+	// HTTPClient is used for every request (default: 30s timeout).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+
+	src fetcher // tests and benchmarks
+}
+
+// AuditReport is the outcome of a full audit.
+type AuditReport struct {
+	Origin     string        `json:"origin"`
+	Checkpoint string        `json:"checkpoint"`
+	Size       uint64        `json:"size"`
+	Root       string        `json:"root"`
+	Entries    uint64        `json:"entries"`
+	Bundles    int           `json:"bundles"`
+	Tiles      int           `json:"tiles"`
+	Sessions   int           `json:"sessions"`
+	Witnesses  int           `json:"witnesses_compared"`
+	Duration   time.Duration `json:"duration_ns"`
+	// Findings lists every problem; the audit passed when it is empty.
+	Findings []Alert `json:"findings"`
+}
+
+// OK reports whether everything verified.
+func (r *AuditReport) OK() bool { return len(r.Findings) == 0 }
+
+// Audit verifies a whole log once: the checkpoint (log signature and
+// witness policy), every entry re-hashed into its root, every tile compared
+// with the recomputed hashes, every entry parsed as an audit event with its
+// session's seq and prev chain checked from seq 0, and every policy
+// witness's cosigned checkpoint compared with the log. Problems are
+// findings in the report; the error is for what prevented the audit
+// (an unreachable log, for one).
+func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
+	if cfg.URL == "" && cfg.src == nil || cfg.LogKey == nil {
+		return nil, errors.New("audit: URL and LogKey are required")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	src := cfg.src
+	if src == nil {
+		s, err := newSource(cfg.URL, cfg.HTTPClient, defaultRetry)
+		if err != nil {
+			return nil, err
+		}
+		src = s
+	}
+	start := time.Now()
+	origin := cfg.LogKey.Name()
+	rep := &AuditReport{Origin: origin}
+	finish := func() (*AuditReport, error) {
+		rep.Duration = time.Since(start)
+		if rep.Findings == nil {
+			rep.Findings = []Alert{}
+		}
+		return rep, nil
+	}
+	raw, err := src.readCheckpoint(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errors.New("the log has not published a checkpoint")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	rep.Checkpoint = string(raw)
+	cp, err := verifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
+	if err != nil {
+		rule := RuleCheckpointSignature
+		if errors.Is(err, ErrNoQuorum) {
+			rule = RuleWitnessQuorum
+		}
+		rep.Findings = append(rep.Findings, Alert{Rule: rule, Severity: "critical", Source: SourceIntegrity, Origin: origin,
+			Message: fmt.Sprintf("checkpoint does not verify: %v", err)})
+		return finish()
+	}
+	rep.Size, rep.Root = cp.Size, hex.EncodeToString(cp.Hash)
+	add := func(a Alert) {
+		a.Origin, a.TreeSize = origin, cp.Size
+		if a.ID == "" {
+			a.ID = alertID(origin, a.Rule, a.Message)
+		}
+		rep.Findings = append(rep.Findings, a)
+	}
+
+	type chain struct {
+		seq  uint64
+		hash []byte
+	}
+	chains := map[string]*chain{}
+	t := &tree{}
+	sc := newScanner(src)
+	var done uint64
+	res, err := sc.scan(ctx, t, cp.Size, cp.Size, scanOpts{parse: true, checkTiles: true}, func(e entry) error {
+		done++
+		if cfg.Progress != nil && (done%4096 == 0 || done == cp.Size) {
+			cfg.Progress(done, cp.Size)
+		}
+		idx := e.index
+		if e.leaf == nil {
+			add(Alert{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
+				Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.err)})
+			return nil
+		}
+		l := e.leaf
+		key := l.Tenant + "\x00" + l.Session
+		c := chains[key]
+		switch {
+		case c == nil && (l.Seq != 0 || l.Prev != ""):
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: l.Tenant, Session: l.Session,
+				Message: fmt.Sprintf("session %s/%s starts at seq %d (prev %q), want seq 0 with no prev", l.Tenant, l.Session, l.Seq, l.Prev)})
+		case c != nil && l.Seq != c.seq+1:
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: l.Tenant, Session: l.Session,
+				Message: fmt.Sprintf("session %s/%s: seq %d follows seq %d", l.Tenant, l.Session, l.Seq, c.seq)})
+		case c != nil && l.Prev != hex.EncodeToString(c.hash):
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: l.Tenant, Session: l.Session,
+				Message: fmt.Sprintf("session %s/%s: seq %d does not link to the previous event's leaf hash", l.Tenant, l.Session, l.Seq)})
+		}
+		if c == nil {
+			c = &chain{}
+			chains[key] = c
+		}
+		c.seq, c.hash = l.Seq, e.hash
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the log: %w", err)
+	}
+	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions = done, res.bundles, res.tiles, len(chains)
+	root, err := t.root()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range res.findings {
+		add(findingAlert(origin, f, cp.Size))
+	}
+	if !bytes.Equal(root, cp.Hash) {
+		if len(res.leafMismatch) > 0 {
+			for i, idx := range res.leafMismatch {
+				if i == 100 {
+					break
+				}
+				idx := idx
+				add(Alert{Rule: RuleEntryMismatch, Severity: "critical", Source: SourceIntegrity, Index: &idx,
+					Message: fmt.Sprintf("entry %d in the log's entry bundle does not hash to the leaf hash in the log's tiles: the bundle was rewritten", idx)})
+			}
+		} else {
+			add(Alert{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity,
+				Message: fmt.Sprintf("the log signed root %x for size %d, but its entries re-hash to %x", cp.Hash, cp.Size, root)})
+		}
+	}
+	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
+		f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) { return src.readTile(ctx, level, index, p) }
+		for _, w := range cfg.Policy.Witnesses() {
+			if w.URL == "" {
+				continue
+			}
+			wcp, wraw, err := witnessCheckpoint(ctx, cfg.HTTPClient, w, origin, cfg.LogKey)
+			if errors.Is(err, errNotCosigned) {
+				continue
+			}
+			if err != nil {
+				cfg.Logger.Warn("reading a witness failed", "witness", w.Name, "error", err)
+				continue
+			}
+			rep.Witnesses++
+			msg, ahead := witnessView(ctx, wcp, cp.Size, cp.Hash, nil, func(ctx context.Context, from, to uint64, fr, tr []byte) error {
+				return consistencyFromTiles(ctx, f, from, to, fr, tr)
+			})
+			if ahead {
+				// Compare against a fresh checkpoint of the log.
+				if raw2, err := src.readCheckpoint(ctx); err == nil {
+					if cp2, err := verifyCheckpoint(raw2, cfg.LogKey, cfg.Policy); err == nil && cp2.Size >= wcp.Size {
+						if err := consistencyFromTiles(ctx, f, wcp.Size, cp2.Size, wcp.Hash, cp2.Hash); err != nil {
+							msg = fmt.Sprintf("cosigned size %d root %x, not consistent with the log's size %d: %v", wcp.Size, wcp.Hash, cp2.Size, err)
+						}
+					} else if err == nil {
+						msg = fmt.Sprintf("cosigned size %d, larger than the log's size %d", wcp.Size, cp2.Size)
+					}
+				}
+			}
+			if msg != "" {
+				add(Alert{Rule: RuleSplitView, Severity: "critical", Source: SourceIntegrity,
+					Message: fmt.Sprintf("split view: witness %s %s", w.Name, msg), Details: map[string]any{"witness_checkpoint": string(wraw)}})
+			}
+		}
+	}
+	return finish()
+}

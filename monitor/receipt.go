@@ -1,0 +1,158 @@
+package monitor
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	fmtlog "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+)
+
+// Receipt errors. Each is wrapped by VerifyReceipt / ReceiptVerifier.Verify.
+var (
+	// ErrReceiptMalformed: the receipt is not the JSON the log returns.
+	ErrReceiptMalformed = errors.New("malformed receipt")
+	// ErrReceiptCheckpoint: the receipt's checkpoint does not verify with
+	// the log key (or lacks the policy's witness quorum).
+	ErrReceiptCheckpoint = errors.New("receipt checkpoint does not verify")
+	// ErrReceiptLeafHash: leaf_hash is not the hash of leaf.
+	ErrReceiptLeafHash = errors.New("receipt leaf hash does not match its leaf")
+	// ErrReceiptInclusion: the inclusion proof does not lead from the leaf
+	// to the checkpoint's root.
+	ErrReceiptInclusion = errors.New("receipt inclusion proof does not verify")
+)
+
+// Receipt is the offline-verifiable proof the log returns for an event
+// (?wait=checkpoint) or from GET /v1/entries/{index}.
+type Receipt struct {
+	Index          uint64   `json:"index"`
+	Leaf           []byte   `json:"leaf"`      // standard base64 in JSON
+	LeafHash       string   `json:"leaf_hash"` // hex
+	TreeSize       uint64   `json:"tree_size"`
+	InclusionProof [][]byte `json:"inclusion_proof"` // standard base64 each
+	Checkpoint     string   `json:"checkpoint"`      // signed note text
+}
+
+// MaxReceiptBytes caps a receipt read from outside.
+const MaxReceiptBytes = 1 << 20
+
+// ParseReceipt decodes a receipt strictly. It also accepts a write
+// response ({"index":..., "receipt": {...}}) and takes its receipt. The
+// result is unverified.
+func ParseReceipt(data []byte) (*Receipt, error) {
+	if len(data) > MaxReceiptBytes {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrReceiptMalformed, MaxReceiptBytes)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceiptMalformed, err)
+	}
+	if inner, ok := probe["receipt"]; ok {
+		data = inner
+	} else if _, ok := probe["checkpoint"]; !ok {
+		return nil, fmt.Errorf("%w: no checkpoint (a write response without ?wait=checkpoint has no receipt)", ErrReceiptMalformed)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Receipt
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceiptMalformed, err)
+	}
+	if len(r.Leaf) == 0 || r.Checkpoint == "" || r.TreeSize == 0 {
+		return nil, fmt.Errorf("%w: leaf, tree_size and checkpoint are required", ErrReceiptMalformed)
+	}
+	return &r, nil
+}
+
+// VerifiedReceipt is what a receipt proves.
+type VerifiedReceipt struct {
+	Index      uint64
+	LeafHash   []byte
+	Leaf       []byte
+	Event      *auditlog.Leaf // nil if the leaf is not an audit event
+	Checkpoint *fmtlog.Checkpoint
+}
+
+// ReceiptVerifier verifies receipts against a log key and, optionally, a
+// witness policy. It remembers checkpoints it verified, so that a batch of
+// receipts against the same checkpoint costs one signature check. It is
+// safe for concurrent use.
+type ReceiptVerifier struct {
+	logKey note.Verifier
+	policy *Policy
+
+	mu    sync.Mutex
+	cache map[[32]byte]*fmtlog.Checkpoint
+}
+
+// NewReceiptVerifier returns a verifier for receipts of the log with key
+// logKey; policy may be nil.
+func NewReceiptVerifier(logKey note.Verifier, policy *Policy) *ReceiptVerifier {
+	return &ReceiptVerifier{logKey: logKey, policy: policy, cache: map[[32]byte]*fmtlog.Checkpoint{}}
+}
+
+func (v *ReceiptVerifier) checkpoint(raw []byte) (*fmtlog.Checkpoint, error) {
+	k := sha256.Sum256(raw)
+	v.mu.Lock()
+	cp, ok := v.cache[k]
+	v.mu.Unlock()
+	if ok {
+		return cp, nil
+	}
+	cp, err := verifyCheckpoint(raw, v.logKey, v.policy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceiptCheckpoint, err)
+	}
+	v.mu.Lock()
+	if len(v.cache) > 1024 {
+		clear(v.cache)
+	}
+	v.cache[k] = cp
+	v.mu.Unlock()
+	return cp, nil
+}
+
+// Verify checks a receipt: the checkpoint's signatures, that leaf_hash is
+// the leaf's RFC 6962 hash, and that the inclusion proof leads from it at
+// index to the checkpoint's root. tree_size must be the checkpoint's size.
+func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
+	cp, err := v.checkpoint([]byte(r.Checkpoint))
+	if err != nil {
+		return nil, err
+	}
+	if r.TreeSize != cp.Size {
+		return nil, fmt.Errorf("%w: tree_size %d, but the checkpoint is for size %d", ErrReceiptInclusion, r.TreeSize, cp.Size)
+	}
+	lh := auditlog.LeafHash(r.Leaf)
+	if got, err := hex.DecodeString(r.LeafHash); err != nil || !bytes.Equal(got, lh) {
+		return nil, fmt.Errorf("%w: leaf hashes to %x", ErrReceiptLeafHash, lh)
+	}
+	if err := proof.VerifyInclusion(rfcHasher, r.Index, cp.Size, lh, r.InclusionProof, cp.Hash); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceiptInclusion, err)
+	}
+	out := &VerifiedReceipt{Index: r.Index, LeafHash: lh, Leaf: r.Leaf, Checkpoint: cp}
+	if l, err := auditlog.ParseLeaf(r.Leaf); err == nil {
+		out.Event = l
+	}
+	return out, nil
+}
+
+// VerifyReceipt parses and verifies one receipt (see ReceiptVerifier).
+func VerifyReceipt(data []byte, logKey note.Verifier, policy *Policy) (*VerifiedReceipt, error) {
+	r, err := ParseReceipt(data)
+	if err != nil {
+		return nil, err
+	}
+	return NewReceiptVerifier(logKey, policy).Verify(r)
+}
+
+var rfcHasher = rfc6962.DefaultHasher

@@ -1,0 +1,353 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+)
+
+// Integrity findings. Each is raised as an alert with the same rule name.
+const (
+	// RuleCheckpointSignature: the log served a checkpoint that does not
+	// verify with the log key.
+	RuleCheckpointSignature = "log.checkpoint_signature"
+	// RuleFork: the log signed a checkpoint that is not consistent with the
+	// last verified one (a smaller tree, another root for the same size, or
+	// a root that the entries and tiles it serves do not reproduce).
+	RuleFork = "log.fork"
+	// RuleEntryMismatch: an entry bundle holds data that does not hash to
+	// the leaf the log's tiles (or the monitor's verified tree) commit to.
+	RuleEntryMismatch = "log.entry_mismatch"
+	// RuleTileMismatch: a tile served by the log differs from the hashes
+	// recomputed from the entries.
+	RuleTileMismatch = "log.tile_mismatch"
+	// RuleMalformedEntry: a verified entry is not a valid audit event leaf.
+	RuleMalformedEntry = "log.malformed_entry"
+	// RuleSplitView: a policy witness cosigned a checkpoint that is not
+	// consistent with the log as the monitor verified it.
+	RuleSplitView = "witness.split_view"
+)
+
+// finding is an integrity problem found while scanning.
+type finding struct {
+	rule    string
+	index   *uint64 // entry index, when one entry is at fault
+	key     string  // what makes the finding unique (for its alert id)
+	message string
+	details map[string]any
+}
+
+// entry is one re-hashed entry.
+type entry struct {
+	index uint64
+	data  []byte
+	hash  []byte
+	leaf  *auditlog.Leaf // nil if the data is not a valid leaf (parse set)
+	err   error          // why leaf is nil
+}
+
+type bundleResult struct {
+	index   uint64
+	entries []entry
+	err     error
+	// mismatches of already-verified entries that the bundle repeats
+	earlier []finding
+}
+
+// scanner re-hashes a range of a log's entries into a tree and checks every
+// tile the range touches.
+type scanner struct {
+	src     fetcher
+	workers int
+}
+
+func newScanner(src fetcher) *scanner {
+	return &scanner{src: src, workers: max(2, runtime.GOMAXPROCS(0)*2)}
+}
+
+// scanOpts says what a scan does besides re-hashing.
+type scanOpts struct {
+	parse      bool // parse entries as audit event leaves
+	checkTiles bool // compare every tile touched with the log's
+}
+
+// scanResult is what a scan found.
+type scanResult struct {
+	findings []finding
+	// leafMismatch holds entry indices whose data disagrees with the leaf
+	// hash in the log's level-0 tile.
+	leafMismatch []uint64
+	tiles        int
+	bundles      int
+}
+
+// scan appends entries [t.size, size) of a log of size logSize to t,
+// calling visit for each in order (visit may keep the entry). It fetches
+// bundles concurrently, and compares every tile that becomes full, and the
+// final partial tiles, with what the log serves. Errors are fetch or
+// context errors (transient); integrity problems are in the result.
+func (s *scanner) scan(ctx context.Context, t *tree, size, logSize uint64, opts scanOpts, visit func(entry) error) (*scanResult, error) {
+	res := &scanResult{}
+	if size <= t.size {
+		return res, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Tile checks run beside the scan.
+	var (
+		tmu    sync.Mutex
+		terr   error
+		twg    sync.WaitGroup
+		tjobs = make(chan tileJob, 64)
+	)
+	for range max(1, s.workers/2) {
+		twg.Go(func() {
+			for j := range tjobs {
+				f, mism, err := s.checkTile(ctx, j, logSize)
+				tmu.Lock()
+				if err != nil && terr == nil {
+					terr = err
+				}
+				if f != nil {
+					res.findings = append(res.findings, *f)
+				}
+				res.leafMismatch = append(res.leafMismatch, mism...)
+				res.tiles++
+				tmu.Unlock()
+			}
+		})
+	}
+	sendTile := func(level, index uint64, hashes [][]byte, width int) {
+		if !opts.checkTiles {
+			return
+		}
+		j := tileJob{level: level, index: index, width: width, want: make([]byte, 0, len(hashes)*hashSize)}
+		for _, h := range hashes {
+			j.want = append(j.want, h...)
+		}
+		select {
+		case tjobs <- j:
+		case <-ctx.Done():
+		}
+	}
+
+	// Bundles are fetched by workers and consumed in order.
+	start := t.size
+	first, last := start/tileWidth, (size-1)/tileWidth
+	queue := make(chan chan bundleResult, s.workers*2)
+	jobs := make(chan struct {
+		idx uint64
+		out chan bundleResult
+	})
+	var fwg sync.WaitGroup
+	for range s.workers {
+		fwg.Go(func() {
+			for j := range jobs {
+				j.out <- s.fetchBundle(ctx, j.idx, start, size, logSize, opts.parse)
+			}
+		})
+	}
+	go func() {
+		defer close(queue)
+		defer close(jobs)
+		for b := first; b <= last; b++ {
+			out := make(chan bundleResult, 1)
+			select {
+			case queue <- out:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- struct {
+				idx uint64
+				out chan bundleResult
+			}{b, out}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var err error
+	earlierChecked := false
+	for out := range queue {
+		var br bundleResult
+		select {
+		case br = <-out:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+		if br.err != nil {
+			err = br.err
+			break
+		}
+		res.bundles++
+		if !earlierChecked && opts.checkTiles {
+			// The first bundle repeats the entries of the tree's partial
+			// level-0 tile, which were verified before: they must not
+			// have changed.
+			earlierChecked = true
+			res.findings = append(res.findings, checkEarlier(br, t)...)
+		}
+		for _, e := range br.entries {
+			if e.index < t.size {
+				continue
+			}
+			t.append(e.hash, func(level, index uint64, hashes [][]byte) { sendTile(level, index, hashes, 0) })
+			if visit != nil {
+				if err = visit(e); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.partials(func(level, index uint64, hashes [][]byte) { sendTile(level, index, hashes, len(hashes)) })
+	}
+	if err != nil {
+		cancel()
+	}
+	// Drain the bundle pipeline.
+	for out := range queue {
+		select {
+		case <-out:
+		case <-ctx.Done():
+		}
+	}
+	fwg.Wait()
+	close(tjobs)
+	twg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if terr != nil {
+		return nil, terr
+	}
+	return res, nil
+}
+
+// checkEarlier compares the entries of the first bundle that precede the
+// tree's size with the verified leaf hashes the tree holds.
+func checkEarlier(br bundleResult, t *tree) []finding {
+	var out []finding
+	if len(t.levels) == 0 {
+		return nil
+	}
+	base := br.index * tileWidth
+	for _, e := range br.entries {
+		if e.index >= t.size {
+			break
+		}
+		i := e.index - base
+		if i < uint64(len(t.levels[0])) && !bytes.Equal(t.levels[0][i], e.hash) {
+			idx := e.index
+			out = append(out, finding{
+				rule: RuleEntryMismatch, index: &idx, key: fmt.Sprintf("entry/%d/%x", idx, e.hash),
+				message: fmt.Sprintf("entry %d was rewritten: its data now hashes to %x, the verified tree holds %x", idx, e.hash, t.levels[0][i]),
+				details: map[string]any{"bundle": br.index},
+			})
+		}
+	}
+	return out
+}
+
+// fetchBundle reads bundle idx as it is in a tree of logSize entries,
+// hashes every entry below size and parses (if asked) those from start.
+func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uint64, parse bool) bundleResult {
+	br := bundleResult{index: idx}
+	width := layout.PartialTileSize(0, idx, logSize)
+	raw, err := s.src.readBundle(ctx, idx, width)
+	if err != nil {
+		br.err = fmt.Errorf("reading entry bundle %d: %w", idx, err)
+		return br
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil {
+		br.err = fmt.Errorf("parsing entry bundle %d: %w", idx, err)
+		return br
+	}
+	want := uint64(tileWidth)
+	if width > 0 {
+		want = uint64(width)
+	}
+	if uint64(len(b.Entries)) < want {
+		br.err = fmt.Errorf("entry bundle %d has %d entries, want %d", idx, len(b.Entries), want)
+		return br
+	}
+	base := idx * tileWidth
+	n := min(want, size-base)
+	br.entries = make([]entry, n)
+	for i := range n {
+		d := b.Entries[i]
+		e := entry{index: base + i, data: d, hash: auditlog.LeafHash(d)}
+		if parse && e.index >= start {
+			e.leaf, e.err = auditlog.ParseLeaf(d)
+		}
+		br.entries[i] = e
+	}
+	return br
+}
+
+type tileJob struct {
+	level, index uint64
+	width        int // 0 for a full tile
+	want         []byte
+}
+
+// checkTile fetches one tile and compares it with the recomputed hashes.
+func (s *scanner) checkTile(ctx context.Context, j tileJob, logSize uint64) (*finding, []uint64, error) {
+	p := uint8(j.width)
+	if j.width == tileWidth {
+		p = 0
+	}
+	raw, err := s.src.readTile(ctx, j.level, j.index, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading tile %d/%d: %w", j.level, j.index, err)
+	}
+	if len(raw) > len(j.want) {
+		raw = raw[:len(j.want)] // a full tile served for a partial request
+	}
+	if bytes.Equal(raw, j.want) {
+		return nil, nil, nil
+	}
+	var mism []uint64
+	firstBad := -1
+	for i := 0; i < len(j.want)/hashSize; i++ {
+		lo, hi := i*hashSize, (i+1)*hashSize
+		if hi > len(raw) || !bytes.Equal(raw[lo:hi], j.want[lo:hi]) {
+			if firstBad < 0 {
+				firstBad = i
+			}
+			if j.level == 0 {
+				mism = append(mism, j.index*tileWidth+uint64(i))
+			}
+		}
+	}
+	path := layout.TilePath(j.level, j.index, p)
+	return &finding{
+		rule:    RuleTileMismatch,
+		key:     fmt.Sprintf("tile/%s/%x", path, hashOf(raw)),
+		message: fmt.Sprintf("tile %s differs from the hashes recomputed from the entries (first differing node %d of %d)", path, firstBad, len(j.want)/hashSize),
+		details: map[string]any{"tile": path, "level": j.level, "tile_index": j.index, "node": firstBad, "served_bytes": len(raw)},
+	}, mism, nil
+}
+
+func hashOf(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}
