@@ -183,9 +183,6 @@ func ValidKind(s string) bool { return len(s) <= 64 && kindRE.MatchString(s) }
 
 var actorTypes = map[string]bool{"agent": true, "human": true, "system": true}
 
-// serverFields are leaf fields that only the server assigns.
-var serverFields = []string{"id", "time", "tenant", "seq", "prev", "v"}
-
 // DecodeRequest parses one event from JSON strictly: invalid UTF-8, unknown
 // fields, duplicate trailing values and server-assigned fields are errors.
 func DecodeRequest(data []byte) (*Request, error) {
@@ -195,26 +192,43 @@ func DecodeRequest(data []byte) (*Request, error) {
 	return decodeRequest(json.RawMessage(data))
 }
 
+// wireRequest is Request plus the server-assigned fields, so that one
+// strict decoding pass both rejects unknown fields and names the fields a
+// client must not send.
+type wireRequest struct {
+	Request
+	V      json.RawMessage `json:"v"`
+	ID     json.RawMessage `json:"id"`
+	Time   json.RawMessage `json:"time"`
+	Tenant json.RawMessage `json:"tenant"`
+	Seq    json.RawMessage `json:"seq"`
+	Prev   json.RawMessage `json:"prev"`
+}
+
 func decodeRequest(raw json.RawMessage) (*Request, error) {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, invalid("malformed JSON: %v", err)
-	}
-	for _, f := range serverFields {
-		if _, ok := probe[f]; ok {
-			return nil, invalid("field %q is assigned by the server and must not be sent", f)
-		}
-	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	var r Request
-	if err := dec.Decode(&r); err != nil {
+	var w wireRequest
+	if err := dec.Decode(&w); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, invalid("malformed JSON: %v", err)
+		}
 		return nil, invalid("%v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalid("trailing data after event")
+		return nil, invalid("malformed JSON: trailing data after the event")
 	}
-	return &r, nil
+	for _, f := range []struct {
+		name string
+		v    json.RawMessage
+	}{{"v", w.V}, {"id", w.ID}, {"time", w.Time}, {"tenant", w.Tenant}, {"seq", w.Seq}, {"prev", w.Prev}} {
+		if f.v != nil {
+			return nil, invalid("field %q is assigned by the server and must not be sent", f.name)
+		}
+	}
+	return &w.Request, nil
 }
 
 // DecodeBatch parses {"events":[...]} strictly; every event must be valid.

@@ -19,7 +19,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"forced prev", `{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"prev":"00"}`, `field "prev" is assigned by the server`},
 		{"forced time", `{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"time":"x"}`, `field "time" is assigned by the server`},
 		{"forced tenant", `{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"tenant":"x"}`, `field "tenant" is assigned by the server`},
-		{"trailing", `{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"}} {}`, "after top-level value"},
+		{"trailing", `{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"}} {}`, "trailing data"},
 		{"invalid utf8", "{\"session\":\"s\xff\",\"kind\":\"a.b\"}", "not valid UTF-8"},
 		{"not an object", `[1,2]`, "malformed JSON"},
 	} {
