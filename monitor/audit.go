@@ -180,7 +180,9 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		}
 	}
 	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
-		f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) { return src.readTile(ctx, level, index, p) }
+		f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+			return src.readTile(ctx, level, index, p)
+		}
 		for _, w := range cfg.Policy.Witnesses() {
 			if w.URL == "" {
 				continue

@@ -199,16 +199,16 @@ func (en *engine) flush() []kvWrite {
 
 // activation resolves rule variables without building a map per event.
 type activation struct {
-	e                map[string]any
-	params           map[string]any
-	session          map[string]any
-	monitor          map[string]any
-	eventTime        time.Time
-	after, before    any
-	value, last      any
-	count            int64
-	baseline         map[string]any
-	group            string
+	e             map[string]any
+	params        map[string]any
+	session       map[string]any
+	monitor       map[string]any
+	eventTime     time.Time
+	after, before any
+	value, last   any
+	count         int64
+	baseline      map[string]any
+	group         string
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {

@@ -104,9 +104,9 @@ func (s *scanner) scan(ctx context.Context, t *tree, size, logSize uint64, opts 
 
 	// Tile checks run beside the scan.
 	var (
-		tmu    sync.Mutex
-		terr   error
-		twg    sync.WaitGroup
+		tmu   sync.Mutex
+		terr  error
+		twg   sync.WaitGroup
 		tjobs = make(chan tileJob, 64)
 	)
 	for range max(1, s.workers/2) {
