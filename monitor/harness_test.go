@@ -174,6 +174,33 @@ func (l *testLog) waitSize(n uint64) *fmtlog.Checkpoint {
 	}
 }
 
+// checkpointAt returns the log's real checkpoint (bypassing overrides)
+// if its size is n.
+func (l *testLog) checkpointAt(n uint64) (*fmtlog.Checkpoint, []byte) {
+	l.t.Helper()
+	cp, raw, err := l.srv.Log().Checkpoint(context.Background())
+	if err != nil || cp.Size != n {
+		l.t.Fatalf("real checkpoint: size %v, err %v; want size %d", cp, err, n)
+	}
+	return cp, raw
+}
+
+// waitReal waits until the log itself (not what is served) has published
+// a checkpoint of at least n entries.
+func (l *testLog) waitReal(n uint64) *fmtlog.Checkpoint {
+	l.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		cp, _, err := l.srv.Log().Checkpoint(context.Background())
+		if err == nil && cp.Size >= n {
+			return cp
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.t.Fatalf("log did not reach size %d", n)
+	return nil
+}
+
 // sign signs a checkpoint with the log's own key: a fork only the log's
 // operator (or a thief of its key) could make.
 func (l *testLog) sign(size uint64, root []byte) []byte {

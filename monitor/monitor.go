@@ -367,14 +367,18 @@ func (m *Monitor) writeStdout(ctx context.Context, rows []outboxRow) error {
 	m.outMu.Lock()
 	defer m.outMu.Unlock()
 	seqs := make([]int64, 0, len(rows))
+	var werr error
 	for _, r := range rows {
-		if err := writeLine(m.cfg.Stdout, r.alert); err != nil {
-			return fatal(fmt.Errorf("writing alert to stdout: %w", err))
+		if werr = writeLine(m.cfg.Stdout, r.alert); werr != nil {
+			break
 		}
 		seqs = append(seqs, r.seq)
 	}
 	if err := m.st.delivered(context.WithoutCancel(ctx), sinkStdout, seqs...); err != nil {
 		return fatal(err)
+	}
+	if werr != nil {
+		return fatal(fmt.Errorf("writing alert to stdout: %w", werr))
 	}
 	return nil
 }

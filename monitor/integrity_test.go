@@ -1,0 +1,474 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/server"
+)
+
+// events makes n valid API events; every k-th (k > 0) calls a forbidden tool.
+func events(n, k int, session string) []ev {
+	out := make([]ev, n)
+	for i := range n {
+		tool := "search"
+		if k > 0 && i%k == k-1 {
+			tool = "shell.exec"
+		}
+		out[i] = ev{"session": session, "kind": "tool.call",
+			"actor":      map[string]string{"type": "agent", "id": "agent-1"},
+			"attributes": map[string]any{"gen_ai.tool.name": tool, "n": i}}
+	}
+	return out
+}
+
+func auditOf(t *testing.T, l *testLog, p *Policy) *AuditReport {
+	t.Helper()
+	rep, err := Audit(context.Background(), AuditConfig{URL: l.url(), LogKey: l.key, Policy: p, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func rules(as []Alert) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Rule)
+	}
+	return out
+}
+
+func TestFollowEmptyThenGrowing(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.waitSize(0)
+	cfg := testConfig(l, t.TempDir())
+	cfg.Start = StartAtEnd
+	cfg.Rules = pack(t, hoursLine, allHours)
+	r := startMonitor(t, cfg)
+	for i := range 3 {
+		l.appendEvents(events(40, 0, fmt.Sprintf("s%d", i))...)
+	}
+	cp := l.waitSize(120)
+	r.waitPos(cp.Size)
+	if as := r.out.alerts(t); len(as) != 0 {
+		t.Fatalf("alerts on a clean log:\n%s", dump(as))
+	}
+	if rep := auditOf(t, l, nil); !rep.OK() || rep.Entries < 120 || rep.Sessions != 3 {
+		t.Fatalf("audit: %+v", rep)
+	}
+}
+
+func TestTamperedTile(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.appendEvents(events(300, 0, "a")...)
+	l.waitSize(300)
+	if rep := auditOf(t, l, nil); !rep.OK() {
+		t.Fatalf("audit before tampering: %s", dump(rep.Findings))
+	}
+	path := l.file("tile/0/000")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[5*32+7] ^= 1
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig(l, t.TempDir())
+	r := startMonitor(t, cfg)
+	a := r.waitRule(RuleTileMismatch)
+	if a.Details["tile"] != "tile/0/000" || a.Details["node"] != float64(5) {
+		t.Fatalf("alert %+v", a)
+	}
+	r.waitPos(300) // the entries still prove the checkpoint
+	if got := rules(r.out.alerts(t)); !slices.Equal(got, []string{RuleTileMismatch}) {
+		t.Fatalf("alerts %v", got)
+	}
+	rep := auditOf(t, l, nil)
+	if rep.OK() || !slices.Equal(rules(rep.Findings), []string{RuleTileMismatch}) {
+		t.Fatalf("audit findings: %s", dump(rep.Findings))
+	}
+}
+
+func TestRewrittenEntryBundle(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.appendEvents(events(300, 0, "a")...)
+	l.waitSize(300)
+	rewriteBundle(t, l.file("tile/entries/000"), func(i int, d []byte) []byte {
+		if i == 7 {
+			return []byte(strings.Replace(string(d), `"gen_ai.tool.name":"search"`, `"gen_ai.tool.name":"sEarch"`, 1))
+		}
+		return d
+	})
+	cfg := testConfig(l, t.TempDir())
+	r := startMonitor(t, cfg)
+	a := r.waitRule(RuleEntryMismatch)
+	if a.Index == nil || *a.Index != 7 {
+		t.Fatalf("alert %+v", a)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if p, _ := r.posSnapshot(); p != 0 {
+		t.Fatalf("monitor advanced to %d past a rewritten entry", p)
+	}
+	for _, a := range r.out.alerts(t) {
+		if a.Rule != RuleEntryMismatch || *a.Index != 7 {
+			t.Fatalf("unexpected alert %+v", a)
+		}
+	}
+	if n := len(r.out.alerts(t)); n != 1 {
+		t.Fatalf("%d alerts, want the mismatch once", n)
+	}
+	rep := auditOf(t, l, nil)
+	if rep.OK() || !slices.Contains(rules(rep.Findings), RuleEntryMismatch) || slices.Contains(rules(rep.Findings), RuleFork) {
+		t.Fatalf("audit findings: %s", dump(rep.Findings))
+	}
+}
+
+func TestForkedCheckpoint(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.waitSize(0)
+	cfg := testConfig(l, t.TempDir())
+	cfg.Start = StartAtEnd
+	r := startMonitor(t, cfg)
+	l.appendEvents(events(20, 0, "a")...)
+	cp := l.waitSize(20)
+	r.waitPos(cp.Size)
+
+	// Another root for the verified size.
+	l.serve("/checkpoint", l.sign(cp.Size, randomHash()))
+	a := r.waitRule(RuleFork)
+	if !strings.Contains(a.Message, "two roots") {
+		t.Fatalf("fork alert %+v", a)
+	}
+	// A larger tree whose root the served entries do not reproduce. The
+	// monitor keeps seeing the old checkpoint until the fork is served.
+	_, old := l.checkpointAt(cp.Size)
+	l.serve("/checkpoint", old)
+	l.appendEvents(events(10, 0, "b")...)
+	cp2 := l.waitReal(cp.Size + 10)
+	l.serve("/checkpoint", l.sign(cp2.Size, randomHash()))
+	r.waitFor(func(a Alert) bool { return a.Rule == RuleFork && a.TreeSize == cp2.Size && strings.Contains(a.Message, "not consistent") }, "fork at the larger size")
+	// A smaller tree.
+	l.serve("/checkpoint", l.sign(cp.Size-5, randomHash()))
+	r.waitFor(func(a Alert) bool { return a.Rule == RuleFork && strings.Contains(a.Message, "smaller") }, "shrunk tree")
+	if p, _ := r.posSnapshot(); p != cp.Size {
+		t.Fatalf("position %d moved on a forked checkpoint", p)
+	}
+	// The honest checkpoint again: the monitor goes on, nothing else is raised.
+	l.serve("/checkpoint", nil)
+	r.waitPos(cp2.Size)
+	for _, a := range r.out.alerts(t) {
+		if a.Rule != RuleFork {
+			t.Fatalf("unexpected alert %+v", a)
+		}
+	}
+	if n := len(r.out.alerts(t)); n != 3 {
+		t.Fatalf("%d alerts, want 3 forks:\n%s", n, dump(r.out.alerts(t)))
+	}
+}
+
+func TestWitnessSplitView(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	w := newFakeWitness(t, "example.com/witness", l.key)
+	l.appendEvents(events(10, 0, "a")...)
+	cp := l.waitSize(10)
+	cfg := testConfig(l, t.TempDir())
+	cfg.Policy = mustPolicy(t, w.policyLine(), "quorum none")
+	cfg.WitnessLag = 200 * time.Millisecond
+	r := startMonitor(t, cfg)
+	// An honest witness that cosigned an older, consistent checkpoint.
+	_, raw := l.checkpoint()
+	w.setLie(w.cosigned(raw))
+	l.appendEvents(events(10, 0, "b")...)
+	cp2 := l.waitSize(cp.Size + 10)
+	r.waitPos(cp2.Size)
+	time.Sleep(200 * time.Millisecond)
+	if as := r.out.alerts(t); len(as) != 0 {
+		t.Fatalf("alerts with an honest witness:\n%s", dump(as))
+	}
+	// The witness saw another root for the verified size.
+	w.setLie(w.cosigned(l.sign(cp2.Size, randomHash())))
+	a := r.waitRule(RuleSplitView)
+	if a.Details["witness"] != "example.com/witness" || !strings.Contains(a.Message, "cosigned root") {
+		t.Fatalf("alert %+v", a)
+	}
+	// The witness saw a larger tree than the log ever served.
+	w.setLie(w.cosigned(l.sign(cp2.Size+1000, randomHash())))
+	r.waitFor(func(a Alert) bool { return a.Rule == RuleSplitView && strings.Contains(a.Message, "served at most") }, "witness ahead")
+	// A one-shot audit sees the other root too.
+	w.setLie(w.cosigned(l.sign(cp2.Size, randomHash())))
+	rep := auditOf(t, l, cfg.Policy)
+	if !slices.Equal(rules(rep.Findings), []string{RuleSplitView}) {
+		t.Fatalf("audit findings %s", dump(rep.Findings))
+	}
+}
+
+func TestWitnessQuorum(t *testing.T) {
+	l0 := newTestLog(t, server.Config{})
+	w := newFakeWitness(t, "example.com/w1", l0.key)
+	l0.hs.Close()
+	l0.srv.Close(context.Background())
+	// A log witnessed by w: the same data directory, now with a policy.
+	policy := w.policyLine() + "\nquorum example.com/w1\n"
+	l := newTestLog(t, server.Config{DataDir: l0.dir, WitnessPolicy: []byte(policy)})
+	l.appendEvents(events(30, 0, "a")...)
+	cp := l.waitSize(30)
+
+	cfg := testConfig(l, t.TempDir())
+	cfg.Policy = mustPolicy(t, policy)
+	cfg.QuorumAfter = 300 * time.Millisecond
+	r := startMonitor(t, cfg)
+	r.waitPos(cp.Size)
+	time.Sleep(400 * time.Millisecond)
+	if as := r.out.alerts(t); len(as) != 0 {
+		t.Fatalf("alerts with quorum met:\n%s", dump(as))
+	}
+	rep := auditOf(t, l, cfg.Policy)
+	if !rep.OK() || rep.Witnesses != 1 {
+		t.Fatalf("audit: %+v", rep)
+	}
+
+	// A monitor whose policy needs a witness the log does not use.
+	other := newFakeWitness(t, "example.com/w2", l.key)
+	cfg2 := testConfig(l, t.TempDir())
+	cfg2.Policy = mustPolicy(t, other.policyLine(), "quorum example.com/w2")
+	cfg2.QuorumAfter = 300 * time.Millisecond
+	r2 := startMonitor(t, cfg2)
+	r2.waitRule(RuleWitnessQuorum)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(r2.out.alerts(t)); n != 1 {
+		t.Fatalf("%d alerts, want one health alert", n)
+	}
+	if p, s := r2.posSnapshot(); p != 0 || s != 0 {
+		t.Fatalf("monitor used a checkpoint without quorum (pos %d size %d)", p, s)
+	}
+}
+
+// flaky fails a share of requests with 503, like an overloaded CDN.
+type flaky struct {
+	h    http.Handler
+	n    atomic.Int64
+	down atomic.Bool
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.down.Load() || f.n.Add(1)%3 == 0 {
+		http.Error(w, "try again", http.StatusServiceUnavailable)
+		return
+	}
+	f.h.ServeHTTP(w, r)
+}
+
+func TestTransientErrorsAndUnreachable(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.appendEvents(events(600, 0, "a")...)
+	cp := l.waitSize(600)
+	f := &flaky{h: l.hs.Config.Handler}
+	hs := httptest.NewServer(f)
+	defer hs.Close()
+	cfg := testConfig(l, t.TempDir())
+	cfg.URL = hs.URL
+	cfg.Start = 0
+	cfg.UnreachableAfter = 400 * time.Millisecond
+	r := startMonitor(t, cfg)
+	r.waitPos(cp.Size)
+	if as := r.out.alerts(t); len(as) != 0 {
+		t.Fatalf("transient errors were alerted:\n%s", dump(as))
+	}
+	f.down.Store(true)
+	r.waitRule(RuleLogUnreachable)
+	time.Sleep(500 * time.Millisecond)
+	if n := len(r.out.alerts(t)); n != 1 {
+		t.Fatalf("%d alerts, want one health alert", n)
+	}
+	f.down.Store(false)
+	l.appendEvents(events(5, 0, "b")...)
+	cp2 := l.waitSize(cp.Size + 5)
+	r.waitPos(cp2.Size)
+}
+
+// failingWriter fails after n writes, like a crash right after a commit.
+type failingWriter struct {
+	mu   sync.Mutex
+	n    int
+	buf  syncBuffer
+	fail bool
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		return 0, errors.New("stdout closed")
+	}
+	w.n--
+	return w.buf.Write(p)
+}
+
+func TestRestartNoLossNoRepeat(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	state := t.TempDir()
+	l.appendEvents(events(50, 5, "a")...) // forbidden tool at 4, 9, ..., 49
+	cp := l.waitSize(50)
+	cfg := testConfig(l, state)
+	cfg.Start = 0
+	cfg.Rules = pack(t, hoursLine, allHours)
+
+	// First run: stdout breaks after 3 alerts; the monitor stops.
+	fw := &failingWriter{n: 3}
+	cfg.Stdout = fw
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(context.Background()); !errors.Is(err, errFatal) {
+		t.Fatalf("Run = %v, want a fatal stdout error", err)
+	}
+	m.Close()
+	first := fw.buf.alerts(t)
+	if len(first) != 3 {
+		t.Fatalf("first run wrote %d alerts", len(first))
+	}
+
+	// Second run: the rest are redelivered, then new entries are evaluated.
+	cfg.Stdout = nil
+	r := startMonitor(t, cfg)
+	r.waitPos(cp.Size)
+	l.appendEvents(events(50, 5, "b")...)
+	cp2 := l.waitSize(cp.Size + 50)
+	r.waitPos(cp2.Size)
+	second := r.out.alerts(t)
+
+	seen := map[uint64]int{}
+	for _, a := range append(first, second...) {
+		if a.Rule != "tool.forbidden" {
+			t.Fatalf("unexpected alert %+v", a)
+		}
+		seen[*a.Index]++
+	}
+	for _, a := range second[:7] {
+		if !a.Redelivery {
+			t.Fatalf("alert %d after restart is not marked as a redelivery", *a.Index)
+		}
+	}
+	for i := uint64(0); i < 100; i++ {
+		want := 0
+		if i%5 == 4 {
+			want = 1
+		}
+		if seen[i] != want {
+			t.Fatalf("index %d alerted %d times, want %d", i, seen[i], want)
+		}
+	}
+}
+
+func TestLargeCatchUpInChunks(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.appendEvents(events(700, 7, "a")...)
+	cp := l.waitSize(700)
+	cfg := testConfig(l, t.TempDir())
+	cfg.Start = 0
+	cfg.MaxBatch = 256
+	cfg.Rules = pack(t, hoursLine, allHours)
+	r := startMonitor(t, cfg)
+	r.waitPos(cp.Size)
+	var got []uint64
+	for _, a := range r.out.alerts(t) {
+		got = append(got, *a.Index)
+	}
+	var want []uint64
+	for i := uint64(6); i < 700; i += 7 {
+		want = append(want, i)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("alerted %v, want %v", got, want)
+	}
+}
+
+func TestWebhookAndAppend(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	var (
+		mu    sync.Mutex
+		keys  []string
+		calls atomic.Int64
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 2 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		var a Alert
+		json.NewDecoder(r.Body).Decode(&a)
+		if r.Header.Get("Idempotency-Key") != a.ID {
+			t.Errorf("Idempotency-Key %q for alert %q", r.Header.Get("Idempotency-Key"), a.ID)
+		}
+		mu.Lock()
+		keys = append(keys, a.ID)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	l.appendEvents(events(20, 10, "a")...) // forbidden at 9, 19
+	cp := l.waitSize(20)
+	cfg := testConfig(l, t.TempDir())
+	cfg.Start = 0
+	cfg.Rules = pack(t, hoursLine, allHours)
+	cfg.Webhook = hook.URL
+	cfg.AppendToken = l.token
+	cfg.Instance = "test"
+	r := startMonitor(t, cfg)
+	r.waitPos(cp.Size)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(keys)
+		mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The appended monitor.alert events are in the log; the monitor reads
+	// them and does not alert on them again.
+	cp2 := l.waitSize(22)
+	r.waitPos(cp2.Size)
+	time.Sleep(300 * time.Millisecond)
+	as := r.out.alerts(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(keys) != 2 || keys[0] != as[0].ID || keys[1] != as[1].ID {
+		t.Fatalf("webhook got %v, stdout %s", keys, dump(as))
+	}
+	if len(as) != 2 {
+		t.Fatalf("alerts:\n%s", dump(as))
+	}
+	for i, a := range as {
+		resp, err := http.Get(fmt.Sprintf("%s/v1/entries/%d", l.url(), 20+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		vr, err := VerifyReceipt(body, l.key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vr.Event.Kind != "monitor.alert" || vr.Event.Session != "monitor.test" || vr.Event.Attributes["monitor.alert_id"] != a.ID ||
+			vr.Event.Attributes["monitor.rule"] != "tool.forbidden" {
+			t.Fatalf("entry %d is %+v, want alert %s", 20+i, vr.Event, a.ID)
+		}
+	}
+}

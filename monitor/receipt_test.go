@@ -1,0 +1,112 @@
+package monitor
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/server"
+)
+
+// receiptFor writes one event with ?wait=checkpoint and returns the raw
+// write response.
+func receiptFor(t *testing.T, l *testLog, session string) []byte {
+	t.Helper()
+	body, _ := json.Marshal(events(1, 0, session)[0])
+	req, _ := http.NewRequest(http.MethodPost, l.url()+"/v1/events?wait=checkpoint", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	return b
+}
+
+func TestVerifyReceipt(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.appendEvents(events(10, 0, "a")...)
+	resp := receiptFor(t, l, "b")
+	vr, err := VerifyReceipt(resp, l.key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vr.Event == nil || vr.Event.Session != "b" || vr.Index != 10 {
+		t.Fatalf("verified %+v", vr)
+	}
+	var wrapper struct {
+		Receipt json.RawMessage `json:"receipt"`
+	}
+	json.Unmarshal(resp, &wrapper)
+	// GET /v1/entries/{index} answers a bare receipt.
+	r2, err := http.Get(fmt.Sprintf("%s/v1/entries/%d", l.url(), 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, _ := io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if _, err := VerifyReceipt(bare, l.key, nil); err != nil {
+		t.Fatalf("entry receipt: %v", err)
+	}
+
+	mutate := func(f func(m map[string]any)) []byte {
+		var m map[string]any
+		json.Unmarshal(wrapper.Receipt, &m)
+		f(m)
+		b, _ := json.Marshal(m)
+		return b
+	}
+	_, otherKey, _ := checkpoint.GenerateKey(l.key.Name())
+	ov, _ := checkpoint.NewVerifier(otherKey)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		key  bool
+		want error
+	}{
+		{"other leaf", mutate(func(m map[string]any) { m["leaf"] = base64.StdEncoding.EncodeToString([]byte(`{"v":1}`)) }), false, ErrReceiptLeafHash},
+		{"other index", mutate(func(m map[string]any) { m["index"] = 9 }), false, ErrReceiptInclusion},
+		{"short proof", mutate(func(m map[string]any) { m["inclusion_proof"] = m["inclusion_proof"].([]any)[1:] }), false, ErrReceiptInclusion},
+		{"size", mutate(func(m map[string]any) { m["tree_size"] = 5 }), false, ErrReceiptInclusion},
+		{"unknown field", mutate(func(m map[string]any) { m["x"] = 1 }), false, ErrReceiptMalformed},
+		{"no receipt", []byte(`{"index":1,"leaf":"e30="}`), false, ErrReceiptMalformed},
+		{"other log key", wrapper.Receipt, true, ErrReceiptCheckpoint},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := l.key
+			if tc.key {
+				k = ov
+			}
+			_, err := VerifyReceipt(tc.data, k, nil)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// With a policy whose quorum the log does not meet, receipts fail.
+	w := newFakeWitness(t, "example.com/w", l.key)
+	if _, err := VerifyReceipt(resp, l.key, mustPolicy(t, w.policyLine(), "quorum example.com/w")); !errors.Is(err, ErrReceiptCheckpoint) {
+		t.Fatalf("policy: err = %v", err)
+	}
+}
+
+func FuzzParseReceipt(f *testing.F) {
+	f.Add([]byte(`{"index":1,"leaf":"e30=","leaf_hash":"00","tree_size":2,"inclusion_proof":["AA=="],"checkpoint":"x\n2\nAA==\n"}`))
+	f.Add([]byte(`{"receipt":{"index":0}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseReceipt(data)
+		if err == nil && (r.Checkpoint == "" || len(r.Leaf) == 0) {
+			t.Fatal("accepted an incomplete receipt")
+		}
+	})
+}
