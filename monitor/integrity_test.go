@@ -161,7 +161,9 @@ func TestForkedCheckpoint(t *testing.T) {
 	l.appendEvents(events(10, 0, "b")...)
 	cp2 := l.waitReal(cp.Size + 10)
 	l.serve("/checkpoint", l.sign(cp2.Size, randomHash()))
-	r.waitFor(func(a Alert) bool { return a.Rule == RuleFork && a.TreeSize == cp2.Size && strings.Contains(a.Message, "not consistent") }, "fork at the larger size")
+	r.waitFor(func(a Alert) bool {
+		return a.Rule == RuleFork && a.TreeSize == cp2.Size && strings.Contains(a.Message, "not consistent")
+	}, "fork at the larger size")
 	// A smaller tree.
 	l.serve("/checkpoint", l.sign(cp.Size-5, randomHash()))
 	r.waitFor(func(a Alert) bool { return a.Rule == RuleFork && strings.Contains(a.Message, "smaller") }, "shrunk tree")

@@ -1,0 +1,320 @@
+// Command monitor follows an LLMAuditTrail log, verifies it as it grows and
+// runs anomaly rules over every new entry; it also audits a whole log once
+// and verifies receipts.
+//
+//	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE]
+//	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
+//	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
+//
+// Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
+// everything verified (1: findings, 2: the audit could not run).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"k8s.io/klog/v2"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
+	"github.com/llmaudittrail/llmaudittrail/monitor"
+)
+
+func main() {
+	args := os.Args[1:]
+	var code int
+	switch {
+	case len(args) > 0 && args[0] == "verify":
+		code = verify(args[1:], os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "verify-receipt":
+		code = verifyReceipt(args[1:], os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "follow":
+		code = follow(args[1:])
+	default:
+		code = follow(args)
+	}
+	os.Exit(code)
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	slog.SetDefault(logger)
+	klog.SetSlogLogger(logger)
+	return logger, nil
+}
+
+func readLogKey(path string) (note.Verifier, error) {
+	if path == "" {
+		return nil, errors.New("--log-key is required (the log's note verifier key, e.g. DATA/keys/log.pub)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--log-key: %w", err)
+	}
+	return checkpoint.NewVerifier(strings.TrimSpace(string(b)))
+}
+
+func readPolicy(path string) (*monitor.Policy, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--witness-policy: %w", err)
+	}
+	return monitor.ParsePolicy(b)
+}
+
+func fail(format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, "monitor: "+format+"\n", args...)
+	return 2
+}
+
+func follow(args []string) int {
+	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
+	url := fs.String("url", "", "the log's base URL (required)")
+	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
+	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines)")
+	rulesFile := fs.String("rules", "", "rule file (YAML with CEL expressions; required)")
+	stateDir := fs.String("state", "", "state directory (required)")
+	webhook := fs.String("webhook", "", "POST every alert as JSON to this URL")
+	appendToken := fs.String("append-token", "", "file (0600) with a write token: append every alert to the log as a monitor.alert event")
+	start := fs.String("start", "end", `where a new monitor starts: "end" (the log's size) or an entry index`)
+	instance := fs.String("instance", monitor.DefaultInstance, "name of this monitor in appended alerts (session monitor.NAME)")
+	poll := fs.Duration("poll", monitor.DefaultPoll, "how often to read the checkpoint")
+	unreachable := fs.Duration("unreachable-after", monitor.DefaultUnreachableAfter, "health alert when the log (or an alert sink) fails for this long")
+	quorumAfter := fs.Duration("quorum-after", monitor.DefaultQuorumAfter, "health alert when checkpoints lack the witness quorum for this long")
+	maxAge := fs.Duration("max-checkpoint-age", 0, "health alert when the checkpoint (and its newest cosignature) is older than this (0: off)")
+	witnessLag := fs.Duration("witness-lag", monitor.DefaultWitnessLag, "how long a witness may be ahead of the log before that is a split view")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger, err := newLogger(*level)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *url == "" || *rulesFile == "" || *stateDir == "" {
+		return fail("--url, --log-key, --rules and --state are required")
+	}
+	key, err := readLogKey(*logKey)
+	if err != nil {
+		return fail("%v", err)
+	}
+	policy, err := readPolicy(*policyFile)
+	if err != nil {
+		return fail("%v", err)
+	}
+	text, err := os.ReadFile(*rulesFile)
+	if err != nil {
+		return fail("--rules: %v", err)
+	}
+	rules, err := monitor.ParseRules(*rulesFile, text)
+	if err != nil {
+		return fail("%v", err)
+	}
+	cfg := monitor.Config{
+		URL: *url, LogKey: key, Policy: policy, Rules: rules, StateDir: *stateDir, Webhook: *webhook,
+		Instance: *instance, Poll: *poll, UnreachableAfter: *unreachable, QuorumAfter: *quorumAfter,
+		MaxCheckpointAge: *maxAge, WitnessLag: *witnessLag, Logger: logger, Start: monitor.StartAtEnd,
+	}
+	if *start != "end" {
+		n, err := strconv.ParseInt(*start, 10, 64)
+		if err != nil || n < 0 {
+			return fail(`--start must be "end" or an entry index`)
+		}
+		cfg.Start = n
+	}
+	if *appendToken != "" {
+		b, err := keyfile.Read(*appendToken)
+		if err != nil {
+			return fail("--append-token: %v", err)
+		}
+		cfg.AppendToken = strings.TrimSpace(string(b))
+	}
+	m, err := monitor.New(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer m.Close()
+	logger.Info("monitor running", "url", *url, "origin", key.Name(), "rules", len(rules.Names()), "state", *stateDir)
+	if err := m.Run(ctx); err != nil {
+		logger.Error("monitor stopped", "error", err)
+		return 1
+	}
+	pos, size := m.Position()
+	logger.Info("monitor stopped", "position", pos, "verified_size", size)
+	return 0
+}
+
+// progress draws a progress bar on a terminal, or a line per 10% elsewhere.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	start time.Time
+	last  int
+}
+
+func (p *progress) update(done, total uint64) {
+	pct := 100
+	if total > 0 {
+		pct = int(done * 100 / total)
+	}
+	rate := float64(done) / max(time.Since(p.start).Seconds(), 1e-9)
+	if p.tty {
+		bar := strings.Repeat("#", pct/4) + strings.Repeat("-", 25-pct/4)
+		fmt.Fprintf(p.w, "\r[%s] %3d%% %d/%d entries %.0f/s ", bar, pct, done, total, rate)
+		return
+	}
+	if pct/10 > p.last/10 || done == total {
+		fmt.Fprintf(p.w, "verified %d/%d entries (%d%%, %.0f/s)\n", done, total, pct, rate)
+		p.last = pct
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func verify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("monitor verify", flag.ContinueOnError)
+	url := fs.String("url", "", "the log's base URL (required)")
+	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
+	policyFile := fs.String("witness-policy", "", "witness policy file")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
+	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := newLogger(*level)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *url == "" {
+		return fail("--url is required")
+	}
+	key, err := readLogKey(*logKey)
+	if err != nil {
+		return fail("%v", err)
+	}
+	policy, err := readPolicy(*policyFile)
+	if err != nil {
+		return fail("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p := &progress{w: stderr, tty: isTerminal(os.Stderr), start: time.Now(), last: -1}
+	rep, err := monitor.Audit(ctx, monitor.AuditConfig{URL: *url, LogKey: key, Policy: policy, Progress: p.update, Logger: logger})
+	if p.tty {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return fail("audit failed: %v", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		for _, f := range rep.Findings {
+			where := ""
+			if f.Index != nil {
+				where = fmt.Sprintf(" [entry %d]", *f.Index)
+			}
+			fmt.Fprintf(stdout, "FAIL %s%s: %s\n", f.Rule, where, f.Message)
+		}
+		status := "OK: everything verified"
+		if !rep.OK() {
+			status = fmt.Sprintf("FAILED: %d finding(s)", len(rep.Findings))
+		}
+		secs := rep.Duration.Seconds()
+		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nwitnesses   %d compared\n%s\n",
+			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Witnesses, status)
+	}
+	if !rep.OK() {
+		return 1
+	}
+	return 0
+}
+
+func verifyReceipt(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("monitor verify-receipt", flag.ContinueOnError)
+	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
+	policyFile := fs.String("witness-policy", "", "witness policy file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		return fail("usage: monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...")
+	}
+	key, err := readLogKey(*logKey)
+	if err != nil {
+		return fail("%v", err)
+	}
+	policy, err := readPolicy(*policyFile)
+	if err != nil {
+		return fail("%v", err)
+	}
+	v := monitor.NewReceiptVerifier(key, policy)
+	code := 0
+	for _, path := range fs.Args() {
+		data, err := readCapped(path, monitor.MaxReceiptBytes)
+		var vr *monitor.VerifiedReceipt
+		if err == nil {
+			var r *monitor.Receipt
+			if r, err = monitor.ParseReceipt(data); err == nil {
+				vr, err = v.Verify(r)
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL %s: %v\n", path, err)
+			code = 1
+			continue
+		}
+		desc := "leaf is not an audit event"
+		if e := vr.Event; e != nil {
+			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
+		}
+		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, desc)
+	}
+	return code
+}
+
+func readCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/server"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "monitor-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "monitor")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building monitor: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type logServer struct {
+	t      *testing.T
+	dir    string
+	srv    *server.Server
+	hs     *httptest.Server
+	token  string
+	pub    string // path of the verifier key file
+	rules  string // path of the rule pack with all-day business hours
+	closed bool
+}
+
+func startLog(t *testing.T) *logServer {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &logServer{t: t, dir: dir, srv: srv, hs: httptest.NewServer(srv.Handler())}
+	t.Cleanup(l.close)
+	tok, _ := os.ReadFile(filepath.Join(dir, server.AdminToken))
+	l.token = strings.TrimSpace(string(tok))
+	l.pub = filepath.Join(dir, server.LogPubFile)
+	pack, err := os.ReadFile("../../monitor/rules/llm-agents.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := strings.Replace(string(pack), "business_hours: {timezone: UTC, start: 7, end: 19, days: [1, 2, 3, 4, 5]}",
+		"business_hours: {timezone: UTC, start: 0, end: 24, days: [1, 2, 3, 4, 5, 6, 7]}", 1)
+	l.rules = filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(l.rules, []byte(p), 0o644)
+	return l
+}
+
+func (l *logServer) close() {
+	if !l.closed {
+		l.closed = true
+		l.hs.Close()
+		l.srv.Close(context.Background())
+	}
+}
+
+// appendBatch appends n tool calls; the i-th (global counter) is forbidden
+// when i%5 == 4. It returns the indices of the forbidden ones.
+func (l *logServer) appendBatch(session string, n int) []uint64 {
+	l.t.Helper()
+	evs := make([]map[string]any, n)
+	for i := range n {
+		evs[i] = map[string]any{"session": session, "kind": "tool.call", "actor": map[string]string{"type": "agent", "id": "a1"},
+			"attributes": map[string]any{"gen_ai.tool.name": map[bool]string{true: "shell.exec", false: "search"}[i%5 == 4]}}
+	}
+	body, _ := json.Marshal(map[string]any{"events": evs})
+	req, _ := http.NewRequest(http.MethodPost, l.hs.URL+"/v1/events:batch", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Events []struct{ Index uint64 } `json:"events"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	var forbidden []uint64
+	for i, e := range out.Events {
+		if i%5 == 4 {
+			forbidden = append(forbidden, e.Index)
+		}
+	}
+	return forbidden
+}
+
+func (l *logServer) size() uint64 {
+	cp, _, err := l.srv.Log().Checkpoint(context.Background())
+	if err != nil {
+		return 0
+	}
+	return cp.Size
+}
+
+// lockedBuffer is a bytes.Buffer safe for the exec copier and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+type run struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	errOut *lockedBuffer
+	done   chan struct{}
+}
+
+func startBinary(t *testing.T, args ...string) *run {
+	t.Helper()
+	r := &run{cmd: exec.Command(binary, args...), out: &lockedBuffer{}, errOut: &lockedBuffer{}, done: make(chan struct{})}
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.errOut
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() { r.cmd.Process.Kill(); <-r.done })
+	return r
+}
+
+func alertsIn(t *testing.T, s string) []monitor.Alert {
+	var out []monitor.Alert
+	for _, line := range strings.Split(s, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var a monitor.Alert
+		if err := json.Unmarshal([]byte(line), &a); err != nil {
+			t.Fatalf("bad alert line %q: %v", line, err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// TestKillAndRestart SIGKILLs the monitor binary several times while the
+// log grows and checks that every expected alert was written, and that no
+// alert was written twice except as a marked redelivery of one that the
+// killed process may not have finished recording.
+func TestKillAndRestart(t *testing.T) {
+	l := startLog(t)
+	state := t.TempDir()
+	args := []string{"--url", l.hs.URL, "--log-key", l.pub, "--rules", l.rules, "--state", state, "--start", "0", "--poll", "50ms", "--log-level", "warn"}
+
+	var (
+		mu   sync.Mutex
+		want []uint64
+	)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := range 40 {
+			f := l.appendBatch(fmt.Sprintf("s%d", i%4), 25)
+			mu.Lock()
+			want = append(want, f...)
+			mu.Unlock()
+			time.Sleep(40 * time.Millisecond)
+		}
+	}()
+
+	var outputs []string
+	kills := 0
+	for {
+		r := startBinary(t, args...)
+		lastStart := time.Now()
+		writing := true
+		select {
+		case <-writerDone:
+			writing = false
+		default:
+		}
+		if writing || kills < 3 {
+			time.Sleep(time.Duration(200+rand.IntN(400)) * time.Millisecond)
+			r.cmd.Process.Signal(syscall.SIGKILL)
+			<-r.done
+			kills++
+			outputs = append(outputs, r.out.String())
+			continue
+		}
+		// Last run: wait until every expected alert is out, then stop it cleanly.
+		<-writerDone
+		mu.Lock()
+		total := len(want)
+		mu.Unlock()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			seen := map[uint64]bool{}
+			for _, s := range append(outputs, r.out.String()) {
+				for _, a := range alertsIn(t, s) {
+					seen[*a.Index] = true
+				}
+			}
+			if len(seen) >= total && time.Since(lastStart) > time.Second {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		<-r.done
+		if code := r.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("monitor exited %d after SIGTERM: %s", code, r.errOut.String())
+		}
+		outputs = append(outputs, r.out.String())
+		break
+	}
+
+	wanted := map[uint64]bool{}
+	for _, i := range want {
+		wanted[i] = true
+	}
+	plain, redelivered := map[uint64]int{}, map[uint64]int{}
+	for _, s := range outputs {
+		for _, a := range alertsIn(t, s) {
+			if a.Rule != "tool.forbidden" || a.Index == nil || !wanted[*a.Index] {
+				t.Fatalf("unexpected alert %+v", a)
+			}
+			if a.Redelivery {
+				redelivered[*a.Index]++
+			} else {
+				plain[*a.Index]++
+			}
+		}
+	}
+	dups := 0
+	for i := range wanted {
+		switch {
+		case plain[i]+redelivered[i] == 0:
+			t.Errorf("alert for entry %d lost", i)
+		case plain[i] > 1:
+			t.Errorf("alert for entry %d written %d times", i, plain[i])
+		case plain[i]+redelivered[i] > 1:
+			dups++
+		}
+	}
+	t.Logf("%d kills, %d entries, %d alerts expected, %d marked redeliveries of an alert already written", kills, l.size(), len(want), dups)
+}
+
+func TestBadRuleFileRejected(t *testing.T) {
+	l := startLog(t)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("version: 1\nrules:\n  - name: x\n    severity: low\n    match: e.kind == nosuch\n"), 0o644)
+	r := startBinary(t, "--url", l.hs.URL, "--log-key", l.pub, "--rules", bad, "--state", t.TempDir())
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(r.errOut.String(), bad+`:5: rule "x": match: undeclared reference to 'nosuch'`) {
+		t.Fatalf("exit %d, stderr %q", code, r.errOut.String())
+	}
+}
+
+func TestVerifyCommand(t *testing.T) {
+	l := startLog(t)
+	for i := range 3 {
+		l.appendBatch(fmt.Sprintf("s%d", i), 100)
+	}
+	for l.size() < 300 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "OK: everything verified") ||
+		!strings.Contains(r.errOut.String(), "verified 300/300 entries") {
+		t.Fatalf("verify: exit %d\nstdout %s\nstderr %s", code, r.out.String(), r.errOut.String())
+	}
+	// Tamper with a tile: verify must fail.
+	path := filepath.Join(l.dir, server.LogDir, "tile/0/000")
+	b, _ := os.ReadFile(path)
+	b[40] ^= 0xff
+	os.WriteFile(path, b, 0o644)
+	r = startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL log.tile_mismatch") {
+		t.Fatalf("verify after tampering: exit %d\nstdout %s", code, r.out.String())
+	}
+	// An unreachable log cannot be audited.
+	r = startBinary(t, "verify", "--url", "http://127.0.0.1:1", "--log-key", l.pub)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 2 {
+		t.Fatalf("verify of nothing: exit %d", code)
+	}
+}
+
+func TestVerifyReceiptCommand(t *testing.T) {
+	l := startLog(t)
+	body, _ := json.Marshal(map[string]any{"session": "r", "kind": "tool.call", "actor": map[string]string{"type": "agent", "id": "a1"}})
+	req, _ := http.NewRequest(http.MethodPost, l.hs.URL+"/v1/events?wait=checkpoint", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, rb, 0o644)
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, bytes.Replace(rb, []byte(`"index":0`), []byte(`"index":1`), 2), 0o644)
+
+	r := startBinary(t, "verify-receipt", "--log-key", l.pub, good)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "OK "+good+": index 0") {
+		t.Fatalf("exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	r = startBinary(t, "verify-receipt", "--log-key", l.pub, good, bad)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+bad) {
+		t.Fatalf("exit %d: %s", code, r.out.String())
+	}
+}
