@@ -1,0 +1,219 @@
+// Package capture records LLM API calls in the audit log, through two front
+// doors that share one recorder:
+//
+//   - Proxy, a reverse proxy mounted by the log server at /proxy/NAME/...,
+//     which agents in any language reach by changing only their base URL;
+//   - Hook, in-process middleware for Go programs: Hook.Middleware plugs into
+//     option.WithMiddleware of both github.com/openai/openai-go/v3 and
+//     github.com/anthropics/anthropic-sdk-go/v2, and Hook.RoundTripper wraps
+//     any http.RoundTripper.
+//
+// Every attempt of a call becomes an llm.request event, recorded before the
+// attempt goes upstream, and an llm.response event when it ends; tool calls
+// the model asks for become tool.call events. Bodies go to the vault (the
+// events' payloads); the leaves carry only commitments and a few GenAI
+// attributes. Credentials are never recorded, only keyed fingerprints.
+//
+// In FailClosed mode (the default) the request event is durable before the
+// call is forwarded, and a call whose request cannot be recorded is refused
+// (ErrNotRecorded) without anything being sent upstream. In FailOpen mode the
+// call proceeds while the request is recorded alongside, and events that
+// could not be recorded are described by a capture.gap event in their
+// session as soon as recording works again.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+)
+
+// Recorder appends audit events durably. Record appends events in order,
+// all or none (events of one session are chained in the order given); when it
+// returns without error every event is durable and results[i] describes
+// events[i].
+type Recorder interface {
+	Record(ctx context.Context, events []*auditlog.Request) ([]auditlog.Result, error)
+}
+
+// Mode says what happens to a call whose request cannot be recorded.
+type Mode string
+
+// Modes.
+const (
+	// FailClosed: the request event is durable before the call goes upstream;
+	// if it cannot be recorded the call is refused and nothing is sent.
+	FailClosed Mode = "fail-closed"
+	// FailOpen: the call goes upstream at once while its request is recorded;
+	// what could not be recorded is reported later by a capture.gap event.
+	FailOpen Mode = "fail-open"
+)
+
+// ParseMode parses "fail-closed" or "fail-open"; "" is FailClosed.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case "", FailClosed:
+		return FailClosed, nil
+	case FailOpen:
+		return FailOpen, nil
+	}
+	return "", fmt.Errorf("capture mode %q: want fail-closed or fail-open", s)
+}
+
+// Event kinds written by this package.
+const (
+	KindRequest  = "llm.request"
+	KindResponse = "llm.response"
+	KindToolCall = "tool.call"
+	KindGap      = "capture.gap"
+)
+
+// Outcomes of an attempt (attribute capture.outcome of llm.response).
+const (
+	// OutcomeComplete: the whole response arrived; for a stream, the
+	// protocol's terminator was seen (data: [DONE], message_stop,
+	// response.completed).
+	OutcomeComplete = "complete"
+	// OutcomeAborted: the client went away (cancelled, timed out, closed the
+	// body or the connection) before the response ended.
+	OutcomeAborted = "aborted"
+	// OutcomeUpstreamError: the upstream answered with an error status,
+	// could not be reached, or its response broke off.
+	OutcomeUpstreamError = "upstream_error"
+)
+
+// Errors.
+var (
+	// ErrNotRecorded is returned (Hook) or answered with 503 in the
+	// provider's error format (Proxy) when, in FailClosed mode, the request
+	// event could not be recorded. Nothing was sent upstream.
+	ErrNotRecorded = errors.New("capture: the audit log could not record the request; it was not sent upstream (fail-closed)")
+	// ErrUnauthenticated is returned by an Authenticator for a missing,
+	// unknown or revoked audit token (HTTP 401).
+	ErrUnauthenticated = errors.New("capture: missing, unknown or revoked audit token")
+	// ErrForbidden is returned by an Authenticator for a token without the
+	// right to record calls (HTTP 403).
+	ErrForbidden = errors.New("capture: the audit token may not record calls")
+)
+
+// NotRecordedError wraps ErrNotRecorded with the recorder's error.
+type NotRecordedError struct{ Err error }
+
+func (e *NotRecordedError) Error() string { return ErrNotRecorded.Error() + ": " + e.Err.Error() }
+
+// Is makes errors.Is(err, ErrNotRecorded) true.
+func (e *NotRecordedError) Is(target error) bool { return target == ErrNotRecorded }
+
+func (e *NotRecordedError) Unwrap() error { return e.Err }
+
+// Headers of the proxy protocol. None of them is forwarded upstream.
+const (
+	// HeaderToken carries the agent's audit token (write scope).
+	HeaderToken = "X-Audit-Token"
+	// HeaderSession names the session; when absent the proxy makes one and
+	// returns it in the same header of the response.
+	HeaderSession = "X-Audit-Session"
+	// HeaderCall, optional, groups attempts into one call (the proxy returns
+	// the call id it used in this header).
+	HeaderCall = "X-Audit-Call"
+	// HeaderAgent, optional, is recorded as gen_ai.agent.id.
+	HeaderAgent = "X-Audit-Agent"
+	// HeaderOnBehalfOf, optional, is recorded as the actor's on_behalf_of.
+	HeaderOnBehalfOf = "X-Audit-On-Behalf-Of"
+	// HeaderRequestIndex is answered by the proxy with the log index of the
+	// attempt's llm.request event when it was recorded before forwarding.
+	HeaderRequestIndex = "X-Audit-Request-Index"
+)
+
+// Defaults.
+const (
+	DefaultMaxRequestBytes  = 32 << 20
+	DefaultMaxRecordedBytes = 16 << 20
+	DefaultRecordTimeout    = 10 * time.Second
+	// DefaultHTTPMaxRecordedBytes is the body recording cap of a Hook whose
+	// Recorder is an HTTPRecorder: a recorded body travels base64-encoded in
+	// an event API request, which a log server caps at 4 MiB by default.
+	DefaultHTTPMaxRecordedBytes = 2 << 20
+)
+
+// Option configures a Proxy or a Hook.
+type Option func(*options)
+
+type options struct {
+	mode             Mode
+	fingerprintKey   []byte
+	maxRequestBytes  int64
+	maxRecordedBytes int
+	recordTimeout    time.Duration
+	retryInterval    time.Duration
+	transport        http.RoundTripper
+	logger           *slog.Logger
+	session          string
+	actor            auditlog.Actor
+	agentID          string
+}
+
+// WithMode sets the capture mode (default FailClosed).
+func WithMode(m Mode) Option { return func(o *options) { o.mode = m } }
+
+// WithFingerprintKey sets the HMAC key of credential fingerprints. Default:
+// a random key per Proxy or Hook, so fingerprints are comparable only within
+// one process; the log server derives a stable key from its master key.
+func WithFingerprintKey(k []byte) Option {
+	return func(o *options) { o.fingerprintKey = append([]byte(nil), k...) }
+}
+
+// WithMaxRequestBytes caps request bodies: the proxy answers 413 beyond it
+// (default DefaultMaxRequestBytes). A Hook forwards larger bodies and records
+// their first MaxRecordedBytes.
+func WithMaxRequestBytes(n int64) Option { return func(o *options) { o.maxRequestBytes = n } }
+
+// WithMaxRecordedBytes caps how much of one body is stored in the vault
+// (default DefaultMaxRecordedBytes; a Hook over an HTTPRecorder defaults to
+// DefaultHTTPMaxRecordedBytes). A longer body is recorded truncated, with its
+// full size and SHA-256 in capture.body.size and capture.body.sha256.
+func WithMaxRecordedBytes(n int) Option { return func(o *options) { o.maxRecordedBytes = n } }
+
+// WithRecordTimeout bounds one attempt to record events (default
+// DefaultRecordTimeout).
+func WithRecordTimeout(d time.Duration) Option { return func(o *options) { o.recordTimeout = d } }
+
+// WithGapRetryInterval sets how often unrecorded gaps are retried when no
+// call comes to carry them (default 2s).
+func WithGapRetryInterval(d time.Duration) Option { return func(o *options) { o.retryInterval = d } }
+
+// WithTransport sets the proxy's upstream transport (default: a clone of
+// http.DefaultTransport with compression disabled, so bodies are recorded as
+// plaintext).
+func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithSession sets a Hook's session (default: a new random id, see
+// Hook.Session). ContextWithSession overrides it per call.
+func WithSession(id string) Option { return func(o *options) { o.session = id } }
+
+// WithActor sets a Hook's actor (default {Type: "agent", ID: "agent"}).
+func WithActor(a auditlog.Actor) Option { return func(o *options) { o.actor = a } }
+
+// WithAgentID sets gen_ai.agent.id on a Hook's events.
+func WithAgentID(id string) Option { return func(o *options) { o.agentID = id } }
+
+type sessionKey struct{}
+
+// ContextWithSession returns a context whose calls through a Hook are
+// recorded in session id instead of the Hook's own.
+func ContextWithSession(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, sessionKey{}, id)
+}
+
+func sessionFrom(ctx context.Context) string {
+	s, _ := ctx.Value(sessionKey{}).(string)
+	return s
+}

@@ -1,0 +1,338 @@
+package capture_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/capture"
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/server"
+)
+
+// env is a log server (with its capture proxy) in front of a fake upstream.
+type env struct {
+	t          testing.TB
+	ctx        context.Context
+	srv        *server.Server
+	ts         *httptest.Server
+	up         *fakeUpstream
+	dir        string
+	writeToken string
+	auditToken string
+	readToken  string
+	closeOnce  sync.Once
+}
+
+type envOpt func(*server.Config, *httptest.Server)
+
+func newEnv(t testing.TB, mode string, opts ...envOpt) *env {
+	t.Helper()
+	ctx := context.Background()
+	up := newFakeUpstream(t)
+	dir := t.TempDir()
+	cfg := server.Config{
+		DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
+		Upstreams:   map[string]string{"openai": up.URL, "anthropic": up.URL, "local": up.URL + "/"},
+		CaptureMode: mode,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	for _, o := range opts {
+		o(&cfg, ts)
+	}
+	srv, err := server.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	e := &env{t: t, ctx: ctx, srv: srv, ts: ts, up: up, dir: dir}
+	t.Cleanup(e.close)
+	e.writeToken = e.token("agent-1", auth.ScopeWrite)
+	e.auditToken = e.token("auditor", auth.ScopeAudit, auth.ScopeRead)
+	e.readToken = e.token("reader", auth.ScopeRead)
+	return e
+}
+
+// close stops the HTTP server and closes the log server (once).
+func (e *env) close() {
+	e.closeOnce.Do(func() {
+		e.ts.Close()
+		if err := e.srv.Close(context.Background()); err != nil {
+			e.t.Errorf("closing server: %v", err)
+		}
+	})
+}
+
+func (e *env) token(name string, scopes ...string) string {
+	tok, _, err := e.srv.Tokens().Create(e.ctx, name, server.DefaultTenant, scopes)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+// event is a verified event of the log: its leaf, and its payload opened
+// against the leaf's commitment.
+type event struct {
+	Index     uint64
+	Leaf      *auditlog.Leaf
+	Payload   []byte
+	MediaType string
+}
+
+func (ev event) str(k string) string {
+	s, _ := ev.Leaf.Attributes[k].(string)
+	return s
+}
+
+func (ev event) num(k string) int64 {
+	n, ok := ev.Leaf.Attributes[k].(json.Number)
+	if !ok {
+		return -1
+	}
+	i, err := n.Int64()
+	if err != nil {
+		return -1
+	}
+	return i
+}
+
+func (ev event) has(k string) bool { _, ok := ev.Leaf.Attributes[k]; return ok }
+
+func (ev event) strs(k string) []string {
+	a, _ := ev.Leaf.Attributes[k].([]any)
+	var out []string
+	for _, v := range a {
+		s, _ := v.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// events reads a session from the log, waiting until it has at least want
+// events (or 10 s), and verifies each: the leaf parses and is canonical, it
+// is chained to the previous one, and its payload from the vault opens its
+// commitment.
+func (e *env) events(session string, want int) []event {
+	e.t.Helper()
+	l := e.srv.Log()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		size, err := l.Reader().IntegratedSize(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := l.Index().WaitFor(e.ctx, size); err != nil {
+			e.t.Fatal(err)
+		}
+		entries, err := l.Index().Session(e.ctx, server.DefaultTenant, session, 0, 1000)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(entries) >= want || time.Now().After(deadline) {
+			var out []event
+			var prev []byte
+			for i, en := range entries {
+				data, err := l.ReadLeaf(e.ctx, en.Index, size)
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				if !auditlog.IsCanonical(data) {
+					e.t.Fatalf("leaf %d is not canonical", en.Index)
+				}
+				leaf, err := auditlog.ParseLeaf(data)
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				if leaf.Seq != uint64(i) || (prev != nil && leaf.Prev != hex.EncodeToString(prev)) {
+					e.t.Fatalf("leaf %d: seq %d prev %q breaks the session chain", en.Index, leaf.Seq, leaf.Prev)
+				}
+				prev = auditlog.LeafHash(data)
+				ev := event{Index: en.Index, Leaf: leaf}
+				if leaf.Payload != nil {
+					rec, err := l.Vault().Get(e.ctx, leaf.ID)
+					if err != nil {
+						e.t.Fatalf("payload of %d: %v", en.Index, err)
+					}
+					if !auditlog.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
+						e.t.Fatalf("payload of leaf %d does not open its commitment", en.Index)
+					}
+					ev.Payload, ev.MediaType = rec.Payload, rec.MediaType
+				}
+				out = append(out, ev)
+			}
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// payloadHTTP reads an event's payload through GET /v1/events/{i}/payload
+// and checks the answer opens the leaf's commitment.
+func (e *env) payloadHTTP(ev event) []byte {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.ts.URL+"/v1/events/"+itoa(ev.Index)+"/payload", nil)
+	req.Header.Set("Authorization", "Bearer "+e.auditToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		e.t.Fatalf("GET payload: %d %s", resp.StatusCode, b)
+	}
+	var pr server.PayloadResponse
+	if err := json.NewDecoder(resp.Body).Decode(&pr); err != nil {
+		e.t.Fatal(err)
+	}
+	payload, _ := base64.StdEncoding.DecodeString(pr.PayloadBase64)
+	salt, _ := hex.DecodeString(pr.Salt)
+	if !auditlog.CheckCommitment(ev.Leaf.Payload, salt, payload) {
+		e.t.Fatalf("payload of %d from the API does not open the leaf's commitment", ev.Index)
+	}
+	return payload
+}
+
+func itoa(n uint64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// grepDataDir fails if any file under dir (tiles, SQLite databases and their
+// WAL files, keys) contains one of secrets.
+func grepDataDir(t testing.TB, dir string, secrets ...string) {
+	t.Helper()
+	files := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s contains the secret %q", p, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 5 {
+		t.Fatalf("only %d files under %s: the grep did not see the data directory", files, dir)
+	}
+}
+
+func kinds(evs []event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Leaf.Kind
+	}
+	return out
+}
+
+func wantKinds(t testing.TB, evs []event, want ...string) {
+	t.Helper()
+	if got := kinds(evs); !slices.Equal(got, want) {
+		t.Fatalf("kinds = %v, want %v", got, want)
+	}
+}
+
+func wantAttrs(t testing.TB, ev event, want map[string]any) {
+	t.Helper()
+	for k, w := range want {
+		var got any
+		switch w := w.(type) {
+		case string:
+			got = ev.str(k)
+		case int:
+			got = int(ev.num(k))
+		case bool:
+			got, _ = ev.Leaf.Attributes[k].(bool)
+		case []string:
+			got = ev.strs(k)
+			if !slices.Equal(got.([]string), w) {
+				t.Errorf("%s %s = %v, want %v", ev.Leaf.Kind, k, got, w)
+			}
+			continue
+		case nil:
+			if ev.has(k) {
+				t.Errorf("%s %s = %v, want absent", ev.Leaf.Kind, k, ev.Leaf.Attributes[k])
+			}
+			continue
+		}
+		if got != w {
+			t.Errorf("%s %s = %v (%T), want %v", ev.Leaf.Kind, k, got, ev.Leaf.Attributes[k], w)
+		}
+	}
+}
+
+// flaky wraps a Recorder and fails on demand.
+type flaky struct {
+	capture.Recorder
+	fail   chan bool // 1-buffered switch
+	failed chan int  // events refused so far (1-buffered counter)
+}
+
+func newFlaky(r capture.Recorder) *flaky {
+	f := &flaky{Recorder: r, fail: make(chan bool, 1), failed: make(chan int, 1)}
+	f.fail <- false
+	f.failed <- 0
+	return f
+}
+
+func (f *flaky) set(fail bool) { <-f.fail; f.fail <- fail }
+
+func (f *flaky) refused() int { n := <-f.failed; f.failed <- n; return n }
+
+func (f *flaky) Record(ctx context.Context, evs []*auditlog.Request) ([]auditlog.Result, error) {
+	fail := <-f.fail
+	f.fail <- fail
+	if fail {
+		n := <-f.failed
+		f.failed <- n + len(evs)
+		return nil, errUnavailable
+	}
+	return f.Recorder.Record(ctx, evs)
+}
+
+var errUnavailable = &unavailable{}
+
+type unavailable struct{}
+
+func (*unavailable) Error() string { return "log unavailable (test)" }
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

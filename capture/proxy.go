@@ -1,0 +1,298 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+)
+
+// PathPrefix is where the proxy is mounted: /proxy/NAME/... goes to the
+// upstream NAME.
+const PathPrefix = "/proxy/"
+
+// DefaultUpstreams are the upstreams every proxy knows unless overridden.
+func DefaultUpstreams() map[string]string {
+	return map[string]string{
+		"openai":    "https://api.openai.com",
+		"anthropic": "https://api.anthropic.com",
+	}
+}
+
+var upstreamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.\-]{0,63}$`)
+
+// ParseUpstream parses a NAME=BASE_URL flag value. NAME is 1-64 characters
+// from [a-z0-9_.-]; BASE_URL is an http or https URL without query or
+// fragment (a path is kept: https://host/openai + /v1/chat/completions).
+func ParseUpstream(s string) (name, baseURL string, err error) {
+	name, baseURL, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("upstream %q: want NAME=BASE_URL", s)
+	}
+	if _, err := parseBase(name, baseURL); err != nil {
+		return "", "", err
+	}
+	return name, baseURL, nil
+}
+
+func parseBase(name, raw string) (*url.URL, error) {
+	if !upstreamNameRE.MatchString(name) {
+		return nil, fmt.Errorf("upstream name %q: use 1-64 characters from [a-z0-9_.-]", name)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", name, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("upstream %s: %q must be an http(s) URL with a host and no query, fragment or user info", name, raw)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	return u, nil
+}
+
+// Agent is an authenticated caller of the proxy.
+type Agent struct {
+	// Recorder records the agent's calls.
+	Recorder Recorder
+	// Tenant scopes the tracking of gaps: a capture.gap event is recorded
+	// through the first Recorder of the tenant that works again.
+	Tenant string
+	// ID identifies the credential (e.g. the token id); attempts are
+	// grouped into calls per ID.
+	ID string
+	// Actor is the actor of the agent's events. X-Audit-On-Behalf-Of
+	// overrides its OnBehalfOf per request.
+	Actor auditlog.Actor
+}
+
+// Authenticator checks an agent's audit token (the X-Audit-Token header).
+// It returns ErrUnauthenticated or ErrForbidden when the proxy must answer
+// 401 or 403; any other error is answered with 503.
+type Authenticator func(ctx context.Context, token string) (*Agent, error)
+
+// Proxy is the capture reverse proxy. It is an http.Handler for
+// PathPrefix + "NAME/...", and safe for concurrent use.
+type Proxy struct {
+	c         *core
+	upstreams map[string]*url.URL
+	auth      Authenticator
+	transport http.RoundTripper
+}
+
+// NewProxy returns a proxy to upstreams (name to base URL; see
+// DefaultUpstreams) that authenticates agents with auth. Options: WithMode,
+// WithFingerprintKey, WithMaxRequestBytes, WithMaxRecordedBytes,
+// WithRecordTimeout, WithGapRetryInterval, WithTransport, WithLogger.
+func NewProxy(upstreams map[string]string, auth Authenticator, opts ...Option) (*Proxy, error) {
+	if auth == nil {
+		return nil, errors.New("capture: an Authenticator is required")
+	}
+	c, err := newCore("proxy", opts, DefaultMaxRecordedBytes)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: c.o.transport}
+	for name, raw := range upstreams {
+		u, err := parseBase(name, raw)
+		if err != nil {
+			return nil, err
+		}
+		p.upstreams[name] = u
+	}
+	if p.transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Never ask for compressed bodies: what is recorded is what the
+		// agent receives, in plaintext.
+		t.DisableCompression = true
+		t.MaxIdleConnsPerHost = 64
+		t.ResponseHeaderTimeout = 0 // LLM calls may think for minutes
+		p.transport = t
+	}
+	return p, nil
+}
+
+// Mode is the proxy's capture mode.
+func (p *Proxy) Mode() Mode { return p.c.o.mode }
+
+// Close waits for background records, records pending gaps if it can, and
+// returns an error if some missed events are left without a capture.gap
+// event. Serve no more requests after Close.
+func (p *Proxy) Close(ctx context.Context) error { return p.c.close(ctx) }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	name, path, _ := strings.Cut(rest, "/")
+	path = "/" + path
+	flavor := classify(r.Method, path, r.Header, name).flavor
+	fail := func(status int, code, format string, args ...any) {
+		writeProviderError(w, flavor, status, code, "LLMAuditTrail proxy: "+fmt.Sprintf(format, args...))
+	}
+	base, ok := p.upstreams[name]
+	if !ok {
+		fail(http.StatusNotFound, "unknown_upstream", "no upstream named %q is configured (--upstream NAME=BASE_URL)", truncate(name, 64))
+		return
+	}
+
+	tok := r.Header.Get(HeaderToken)
+	if tok == "" {
+		fail(http.StatusUnauthorized, "missing_audit_token", "send your audit token (write scope) in the %s header", HeaderToken)
+		return
+	}
+	agent, err := p.auth(r.Context(), tok)
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		fail(http.StatusUnauthorized, "invalid_audit_token", "the %s is unknown or revoked", HeaderToken)
+		return
+	case errors.Is(err, ErrForbidden):
+		fail(http.StatusForbidden, "insufficient_scope", "the %s lacks the write scope", HeaderToken)
+		return
+	case err != nil:
+		p.c.logger.Error("capture: checking audit token", "error", err)
+		fail(http.StatusServiceUnavailable, "audit_log_unavailable", "could not check the audit token; nothing was sent upstream")
+		return
+	}
+	session := r.Header.Get(HeaderSession)
+	explicit := r.Header.Get(HeaderCall)
+	agentID := r.Header.Get(HeaderAgent)
+	actor := agent.Actor
+	if v := r.Header.Get(HeaderOnBehalfOf); v != "" {
+		actor.OnBehalfOf = v
+	}
+	for _, h := range []struct{ name, v string }{{HeaderSession, session}, {HeaderCall, explicit}, {HeaderAgent, agentID}, {HeaderOnBehalfOf, actor.OnBehalfOf}} {
+		if h.v != "" && !auditlog.ValidID(h.v) {
+			fail(http.StatusBadRequest, "invalid_audit_header", "%s: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", h.name, auditlog.MaxIDLength)
+			return
+		}
+	}
+
+	max := p.c.o.maxRequestBytes
+	if r.ContentLength > max {
+		fail(http.StatusRequestEntityTooLarge, "request_too_large", "request body of %d bytes exceeds the proxy's limit of %d bytes", r.ContentLength, max)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(http.StatusRequestEntityTooLarge, "request_too_large", "request body exceeds the proxy's limit of %d bytes", max)
+			return
+		}
+		fail(http.StatusBadRequest, "bad_request_body", "reading the request body: %v", err)
+		return
+	}
+	// A call may stream for longer than the server's read or write timeout
+	// allows: lift both for the rest of this request.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+
+	target := *base
+	target.Path = base.Path + path
+	if esc := r.URL.EscapedPath(); strings.HasPrefix(esc, PathPrefix+name+"/") {
+		target.RawPath = base.EscapedPath() + strings.TrimPrefix(esc, PathPrefix+name)
+		if target.RawPath == target.Path {
+			target.RawPath = ""
+		}
+	}
+	target.RawQuery = r.URL.RawQuery
+
+	x, err := p.c.begin(r.Context(), &callSpec{
+		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
+		explicit: explicit, actor: actor, agentID: agentID, upstream: name, provider: name,
+		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
+		header: r.Header, body: body,
+	})
+	if err != nil {
+		fail(http.StatusServiceUnavailable, "audit_log_unavailable",
+			"the audit log could not record this request, so it was not sent to %s (capture mode fail-closed); retry later", name)
+		return
+	}
+
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), bytes.NewReader(body))
+	if err != nil {
+		x.finish(r.Context(), endUpstream, err)
+		fail(http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	out.Header = upstreamHeader(r.Header)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""} // add nothing of ours
+	}
+	h := w.Header()
+	h.Set(HeaderSession, x.session)
+	h.Set(HeaderCall, x.callID)
+	if x.reqRes != nil {
+		h.Set(HeaderRequestIndex, strconv.FormatUint(x.reqRes.Index, 10))
+	}
+
+	resp, err := p.transport.RoundTrip(out)
+	if err != nil {
+		if r.Context().Err() != nil {
+			x.finish(r.Context(), endClient, context.Cause(r.Context()))
+			return
+		}
+		x.finish(r.Context(), endUpstream, err)
+		p.c.logger.Warn("capture: upstream unreachable", "upstream", name, "error", err)
+		fail(http.StatusBadGateway, "upstream_unreachable", "could not reach upstream %s", name)
+		return
+	}
+	defer resp.Body.Close()
+	x.response(resp.StatusCode, resp.Header)
+	copyResponseHeader(h, resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	rc.Flush()
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	how, cause := endEOF, error(nil)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			x.observe(buf[:n])
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				how, cause = endClient, werr
+				break
+			}
+			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+				how, cause = endClient, ferr
+				break
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if r.Context().Err() != nil {
+				how, cause = endClient, context.Cause(r.Context())
+			} else {
+				how, cause = endUpstream, rerr
+			}
+			break
+		}
+	}
+	resp.Body.Close()
+	x.finish(r.Context(), how, cause)
+	if how == endUpstream {
+		// The upstream broke off: break the agent's response off too, so
+		// that it sees what it would have seen without the proxy.
+		panic(http.ErrAbortHandler)
+	}
+}
