@@ -121,36 +121,43 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	t := &tree{}
 	sc := newScanner(src)
 	var done uint64
-	res, err := sc.scan(ctx, t, cp.Size, cp.Size, scanOpts{parse: true, checkTiles: true}, func(e entry) error {
+	res, err := sc.scan(ctx, t, cp.Size, cp.Size, scanOpts{head: true, checkTiles: true}, func(e entry) error {
 		done++
 		if cfg.Progress != nil && (done%4096 == 0 || done == cp.Size) {
 			cfg.Progress(done, cp.Size)
 		}
 		idx := e.index
-		if e.leaf == nil {
-			add(Alert{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
-				Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.err)})
-			return nil
+		h := e.head
+		if !e.hasHd {
+			if e.leaf == nil {
+				add(Alert{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
+					Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.err)})
+				return nil
+			}
+			h = chainHead{tenant: e.leaf.Tenant, session: e.leaf.Session, seq: e.leaf.Seq, prev: e.leaf.Prev}
 		}
-		l := e.leaf
-		key := l.Tenant + "\x00" + l.Session
+		key := h.tenant + "\x00" + h.session
 		c := chains[key]
+		var hx [64]byte
+		if c != nil {
+			hex.Encode(hx[:], c.hash)
+		}
 		switch {
-		case c == nil && (l.Seq != 0 || l.Prev != ""):
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: l.Tenant, Session: l.Session,
-				Message: fmt.Sprintf("session %s/%s starts at seq %d (prev %q), want seq 0 with no prev", l.Tenant, l.Session, l.Seq, l.Prev)})
-		case c != nil && l.Seq != c.seq+1:
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: l.Tenant, Session: l.Session,
-				Message: fmt.Sprintf("session %s/%s: seq %d follows seq %d", l.Tenant, l.Session, l.Seq, c.seq)})
-		case c != nil && l.Prev != hex.EncodeToString(c.hash):
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: l.Tenant, Session: l.Session,
-				Message: fmt.Sprintf("session %s/%s: seq %d does not link to the previous event's leaf hash", l.Tenant, l.Session, l.Seq)})
+		case c == nil && (h.seq != 0 || h.prev != ""):
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.tenant, Session: h.session,
+				Message: fmt.Sprintf("session %s/%s starts at seq %d (prev %q), want seq 0 with no prev", h.tenant, h.session, h.seq, h.prev)})
+		case c != nil && h.seq != c.seq+1:
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.tenant, Session: h.session,
+				Message: fmt.Sprintf("session %s/%s: seq %d follows seq %d", h.tenant, h.session, h.seq, c.seq)})
+		case c != nil && h.prev != string(hx[:]):
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.tenant, Session: h.session,
+				Message: fmt.Sprintf("session %s/%s: seq %d does not link to the previous event's leaf hash", h.tenant, h.session, h.seq)})
 		}
 		if c == nil {
 			c = &chain{}
 			chains[key] = c
 		}
-		c.seq, c.hash = l.Seq, e.hash
+		c.seq, c.hash = h.seq, e.hash
 		return nil
 	})
 	if err != nil {

@@ -468,9 +468,10 @@ func TestWebhookAndAppend(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if vr.Event.Kind != "monitor.alert" || vr.Event.Session != "monitor.test" || vr.Event.Attributes["monitor.alert_id"] != a.ID ||
-			vr.Event.Attributes["monitor.rule"] != "tool.forbidden" {
-			t.Fatalf("entry %d is %+v, want alert %s", 20+i, vr.Event, a.ID)
+		e, err := vr.Event()
+		if err != nil || e.Kind != "monitor.alert" || e.Session != "monitor.test" || e.Attributes["monitor.alert_id"] != a.ID ||
+			e.Attributes["monitor.rule"] != "tool.forbidden" {
+			t.Fatalf("entry %d is %+v (%v), want alert %s", 20+i, e, err, a.ID)
 		}
 	}
 }

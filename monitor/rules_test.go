@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"time"
 )
 
@@ -267,4 +269,21 @@ func FuzzParseRules(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrBadRules", err)
 		}
 	})
+}
+
+func TestLeafHead(t *testing.T) {
+	for i := range 80 {
+		d := benchLeaf(i)
+		h, ok := leafHead(d)
+		l, err := auditlog.ParseLeaf(d)
+		if !ok || err != nil || h.tenant != l.Tenant || h.session != l.Session || h.seq != l.Seq || h.prev != l.Prev {
+			t.Fatalf("leafHead(%s) = %+v %v", d, h, ok)
+		}
+	}
+	for _, bad := range []string{`{"v":1,"id":"x","kind":"a.b","time":"t","tenant":"t","session":"s","seq":1,"actor":{`, `{"v":2}`, `not json`,
+		`{"v":1,"id":"x","kind":"a.b","time":"t","tenant":"t\"","session":"s","seq":1,"actor":{}}`} {
+		if _, ok := leafHead([]byte(bad)); ok {
+			t.Errorf("leafHead accepted %s", bad)
+		}
+	}
 }

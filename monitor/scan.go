@@ -52,6 +52,8 @@ type entry struct {
 	hash  []byte
 	leaf  *auditlog.Leaf // nil if the data is not a valid leaf (parse set)
 	err   error          // why leaf is nil
+	head  chainHead      // with parseHead
+	hasHd bool
 }
 
 type bundleResult struct {
@@ -76,6 +78,7 @@ func newScanner(src fetcher) *scanner {
 // scanOpts says what a scan does besides re-hashing.
 type scanOpts struct {
 	parse      bool // parse entries as audit event leaves
+	head       bool // read only the chain fields (falling back to parsing)
 	checkTiles bool // compare every tile touched with the log's
 }
 
@@ -152,7 +155,7 @@ func (s *scanner) scan(ctx context.Context, t *tree, size, logSize uint64, opts 
 	for range s.workers {
 		fwg.Go(func() {
 			for j := range jobs {
-				j.out <- s.fetchBundle(ctx, j.idx, start, size, logSize, opts.parse)
+				j.out <- s.fetchBundle(ctx, j.idx, start, size, logSize, opts)
 			}
 		})
 	}
@@ -268,7 +271,7 @@ func checkEarlier(br bundleResult, t *tree) []finding {
 
 // fetchBundle reads bundle idx as it is in a tree of logSize entries,
 // hashes every entry below size and parses (if asked) those from start.
-func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uint64, parse bool) bundleResult {
+func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uint64, opts scanOpts) bundleResult {
 	br := bundleResult{index: idx}
 	width := layout.PartialTileSize(0, idx, logSize)
 	raw, err := s.src.readBundle(ctx, idx, width)
@@ -295,7 +298,10 @@ func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uin
 	for i := range n {
 		d := b.Entries[i]
 		e := entry{index: base + i, data: d, hash: auditlog.LeafHash(d)}
-		if parse && e.index >= start {
+		if opts.head && e.index >= start {
+			e.head, e.hasHd = leafHead(d)
+		}
+		if (opts.parse || opts.head && !e.hasHd) && e.index >= start {
 			e.leaf, e.err = auditlog.ParseLeaf(d)
 		}
 		br.entries[i] = e

@@ -295,7 +295,7 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		desc := "leaf is not an audit event"
-		if e := vr.Event; e != nil {
+		if e, err := vr.Event(); err == nil {
 			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
 		}
 		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, desc)
