@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 )
 
 // AuditConfig configures Audit.
@@ -22,7 +24,7 @@ type AuditConfig struct {
 	LogKey note.Verifier
 	// Policy, if set, must be met by the checkpoint, and its witnesses'
 	// cosigned checkpoints are compared with the log.
-	Policy *Policy
+	Policy *checkpoint.Policy
 	// Progress, if set, is called as entries are verified.
 	Progress func(done, total uint64)
 	// HTTPClient is used for every request (default: 30s timeout).
@@ -97,7 +99,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	cp, err := verifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
 	if err != nil {
 		rule := RuleCheckpointSignature
-		if errors.Is(err, ErrNoQuorum) {
+		if errors.Is(err, checkpoint.ErrNoQuorum) {
 			rule = RuleWitnessQuorum
 		}
 		rep.Findings = append(rep.Findings, Alert{Rule: rule, Severity: "critical", Source: SourceIntegrity, Origin: origin,

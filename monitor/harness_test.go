@@ -325,7 +325,10 @@ func (r *runningMonitor) waitPos(n uint64) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if p, _ := r.posSnapshot(); p >= n {
-			return
+			// Committed; wait until its alerts are written too.
+			if c, err := r.m.st.countPending(context.Background(), sinkStdout); err == nil && c == 0 {
+				return
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -454,9 +457,9 @@ func (w *fakeWitness) setLie(b []byte) {
 	w.lie = b
 }
 
-func mustPolicy(t testing.TB, lines ...string) *Policy {
+func mustPolicy(t testing.TB, lines ...string) *checkpoint.Policy {
 	t.Helper()
-	p, err := ParsePolicy([]byte(strings.Join(lines, "\n") + "\n"))
+	p, err := checkpoint.ParsePolicy([]byte(strings.Join(lines, "\n") + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

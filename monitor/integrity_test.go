@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -34,7 +35,7 @@ func events(n, k int, session string) []ev {
 	return out
 }
 
-func auditOf(t *testing.T, l *testLog, p *Policy) *AuditReport {
+func auditOf(t *testing.T, l *testLog, p *checkpoint.Policy) *AuditReport {
 	t.Helper()
 	rep, err := Audit(context.Background(), AuditConfig{URL: l.url(), LogKey: l.key, Policy: p, Logger: quietLogger()})
 	if err != nil {
@@ -473,5 +474,26 @@ func TestWebhookAndAppend(t *testing.T) {
 			e.Attributes["monitor.rule"] != "tool.forbidden" {
 			t.Fatalf("entry %d is %+v (%v), want alert %s", 20+i, e, err, a.ID)
 		}
+	}
+}
+
+func TestStaleCheckpoint(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.appendEvents(events(3, 0, "a")...)
+	cp := l.waitSize(3)
+	cfg := testConfig(l, t.TempDir())
+	cfg.MaxCheckpointAge = 500 * time.Millisecond
+	r := startMonitor(t, cfg)
+	r.waitPos(cp.Size)
+	if as := r.out.alerts(t); len(as) != 0 {
+		t.Fatalf("alerts on a fresh log:\n%s", dump(as))
+	}
+	a := r.waitRule(RuleLogStale)
+	if a.Source != SourceHealth {
+		t.Fatalf("alert %+v", a)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if n := len(r.out.alerts(t)); n != 1 {
+		t.Fatalf("%d alerts, want the stale alert once", n)
 	}
 }

@@ -61,7 +61,7 @@ type Config struct {
 	LogKey note.Verifier
 	// Policy, if set, is the witness policy: checkpoints without its quorum
 	// are not used, and every witness with a URL is asked what it cosigned.
-	Policy *Policy
+	Policy *checkpoint.Policy
 	// Rules are evaluated over every verified entry (nil: integrity only).
 	Rules *Rules
 	// StateDir holds the state database (created 0700). Required.
@@ -468,7 +468,7 @@ func (m *Monitor) deliverLoop(ctx context.Context, sink string, send func(contex
 }
 
 // verifyCheckpoint checks raw against the log key and the policy.
-func verifyCheckpoint(raw []byte, logKey note.Verifier, p *Policy) (*fmtlog.Checkpoint, error) {
+func verifyCheckpoint(raw []byte, logKey note.Verifier, p *checkpoint.Policy) (*fmtlog.Checkpoint, error) {
 	if p != nil {
 		return p.Verify(raw, logKey)
 	}
@@ -491,7 +491,7 @@ func (m *Monitor) step(ctx context.Context) error {
 	}
 	cp, err := verifyCheckpoint(raw, m.cfg.LogKey, m.cfg.Policy)
 	switch {
-	case errors.Is(err, ErrNoQuorum):
+	case errors.Is(err, checkpoint.ErrNoQuorum):
 		if m.quorumSince.IsZero() {
 			m.quorumSince = now
 		}
@@ -558,7 +558,7 @@ func (m *Monitor) checkStale(ctx context.Context, raw []byte, now time.Time) err
 		return nil
 	}
 	fresh := m.lastChange
-	for _, ts := range m.cfg.Policy.cosignatures(raw) {
+	for _, ts := range cosignatures(m.cfg.Policy, raw) {
 		if ts.After(fresh) {
 			fresh = ts
 		}

@@ -12,6 +12,7 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
 
@@ -88,7 +89,7 @@ func (v *VerifiedReceipt) Event() (*auditlog.Leaf, error) { return auditlog.Pars
 // safe for concurrent use.
 type ReceiptVerifier struct {
 	logKey note.Verifier
-	policy *Policy
+	policy *checkpoint.Policy
 
 	mu    sync.Mutex
 	cache map[string]*fmtlog.Checkpoint
@@ -96,7 +97,7 @@ type ReceiptVerifier struct {
 
 // NewReceiptVerifier returns a verifier for receipts of the log with key
 // logKey; policy may be nil.
-func NewReceiptVerifier(logKey note.Verifier, policy *Policy) *ReceiptVerifier {
+func NewReceiptVerifier(logKey note.Verifier, policy *checkpoint.Policy) *ReceiptVerifier {
 	return &ReceiptVerifier{logKey: logKey, policy: policy, cache: map[string]*fmtlog.Checkpoint{}}
 }
 
@@ -142,7 +143,7 @@ func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
 }
 
 // VerifyReceipt parses and verifies one receipt (see ReceiptVerifier).
-func VerifyReceipt(data []byte, logKey note.Verifier, policy *Policy) (*VerifiedReceipt, error) {
+func VerifyReceipt(data []byte, logKey note.Verifier, policy *checkpoint.Policy) (*VerifiedReceipt, error) {
 	r, err := ParseReceipt(data)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,8 @@ import (
 
 	fmtlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 )
 
 // errNotCosigned: the witness has cosigned nothing for the log yet.
@@ -19,7 +21,7 @@ var errNotCosigned = errors.New("witness has not cosigned this log")
 
 // witnessCheckpoint reads what w last cosigned for origin (the tlog-witness
 // monitoring read) and checks both the witness's and the log's signature.
-func witnessCheckpoint(ctx context.Context, hc *http.Client, w Witness, origin string, logKey note.Verifier) (*fmtlog.Checkpoint, []byte, error) {
+func witnessCheckpoint(ctx context.Context, hc *http.Client, w checkpoint.Witness, origin string, logKey note.Verifier) (*fmtlog.Checkpoint, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.URL+"/"+originID(origin)+"/checkpoint", nil)

@@ -71,7 +71,7 @@ func readLogKey(path string) (note.Verifier, error) {
 	return checkpoint.NewVerifier(strings.TrimSpace(string(b)))
 }
 
-func readPolicy(path string) (*monitor.Policy, error) {
+func readPolicy(path string) (*checkpoint.Policy, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -79,7 +79,7 @@ func readPolicy(path string) (*monitor.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--witness-policy: %w", err)
 	}
-	return monitor.ParsePolicy(b)
+	return checkpoint.ParsePolicy(b)
 }
 
 func fail(format string, args ...any) int {
