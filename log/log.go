@@ -265,11 +265,11 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*Request) ([]Res
 	}
 
 	// Admission control.
-	for range ps {
+	for i := range ps {
 		select {
 		case l.inflight <- struct{}{}:
 		default:
-			l.release(len(ps))
+			l.release(i)
 			return nil, ErrPushback
 		}
 	}

@@ -519,3 +519,47 @@ func TestInsecureKeyRefused(t *testing.T) {
 		t.Fatal("Open with a different origin succeeded")
 	}
 }
+
+// The session index is derived data: deleting it loses nothing.
+func TestIndexRebuiltFromLog(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*Server, *httptest.Server) {
+		srv, err := Open(context.Background(), Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv, httptest.NewServer(srv.Handler())
+	}
+	srv, ts := open()
+	tok, _ := os.ReadFile(filepath.Join(dir, AdminToken))
+	s := &testServer{srv: srv, ts: ts, dir: dir, admin: strings.TrimSpace(string(tok))}
+	var last EventResponse
+	for range 300 {
+		last = s.post(t, "rebuild", "tool.call", nil)
+	}
+	ts.Close()
+	if err := srv.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{IndexDB, IndexDB + "-wal", IndexDB + "-shm"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	srv, ts = open()
+	defer func() { ts.Close(); srv.Close(context.Background()) }()
+	s.srv, s.ts = srv, ts
+	next := s.post(t, "rebuild", "tool.call", nil)
+	if next.Seq != 300 {
+		t.Fatalf("after rebuilding the index the session continues at seq %d, want 300", next.Seq)
+	}
+	leaf, _ := base64.StdEncoding.DecodeString(next.Leaf)
+	l, _ := auditlog.ParseLeaf(leaf)
+	if l.Prev != last.LeafHash {
+		t.Fatalf("prev = %s, want %s", l.Prev, last.LeafHash)
+	}
+	_, body, _ := s.do(t, "GET", "/v1/sessions/rebuild", s.admin, nil)
+	var got struct{ Events []auditlog.SessionEntry }
+	json.Unmarshal(body, &got)
+	if len(got.Events) != 301 {
+		t.Fatalf("rebuilt session has %d events, want 301", len(got.Events))
+	}
+}

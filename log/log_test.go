@@ -1,0 +1,98 @@
+package log
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+func newTestLog(t *testing.T, mod func(*Config)) *Log {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	skey, vkey, _ := checkpoint.GenerateKey("test/log")
+	s, _ := checkpoint.NewSigner(skey)
+	v, _ := checkpoint.NewVerifier(vkey)
+	drv, err := posix.New(ctx, posix.Config{Path: filepath.Join(dir, "log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlt, err := vault.Open(filepath.Join(dir, "vault.db"), make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlitedb.Open(filepath.Join(dir, "index.db"), sqlitedb.Rebuildable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := Config{Driver: drv, Signer: s, Verifier: v, Vault: vlt, CheckpointInterval: 100 * time.Millisecond, Logger: logger,
+		IndexDB: func(r tessera.LogReader) (*Index, error) { return OpenIndex(db, r, logger) }}
+	if mod != nil {
+		mod(&cfg)
+	}
+	l, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Close(context.Background())
+		vlt.Close()
+		db.Close()
+	})
+	return l
+}
+
+func req(session string) *Request {
+	return &Request{Session: session, Kind: "tool.call", Actor: Actor{Type: "agent", ID: "a"}}
+}
+
+func TestPushback(t *testing.T) {
+	l := newTestLog(t, func(c *Config) { c.MaxInFlight = 2 })
+	ctx := context.Background()
+	if _, err := l.Append(ctx, "t", []*Request{req("a"), req("b"), req("c")}); !errors.Is(err, ErrPushback) || !errors.Is(err, tessera.ErrPushback) {
+		t.Fatalf("Append of 3 with MaxInFlight 2 = %v, want ErrPushback", err)
+	}
+	// Nothing was appended, and the slots were given back.
+	if n, _ := l.Reader().IntegratedSize(ctx); n != 0 {
+		t.Fatalf("log size %d after pushback, want 0", n)
+	}
+	res, err := l.Append(ctx, "t", []*Request{req("a"), req("a")})
+	if err != nil || len(res) != 2 || res[1].Seq != 1 {
+		t.Fatalf("Append after pushback = %+v, %v", res, err)
+	}
+}
+
+func TestInvalidTenantAndOversizeLeaf(t *testing.T) {
+	l := newTestLog(t, nil)
+	ctx := context.Background()
+	if _, err := l.Append(ctx, "bad tenant", []*Request{req("a")}); !errors.Is(err, ErrInvalidEvent) {
+		t.Fatalf("bad tenant = %v", err)
+	}
+	// 64 attributes of 4 KiB each: every value is valid, the leaf is not.
+	big := req("a")
+	big.Attributes = map[string]json.RawMessage{}
+	for i := range MaxAttributes {
+		big.Attributes[fmt.Sprintf("k%d", i)] = json.RawMessage(`"` + strings.Repeat("x", MaxAttrValueLength) + `"`)
+	}
+	if _, err := l.Append(ctx, "t", []*Request{big}); !errors.Is(err, ErrInvalidEvent) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("oversize leaf = %v, want ErrInvalidEvent about the limit", err)
+	}
+	if n, _ := l.Reader().IntegratedSize(ctx); n != 0 {
+		t.Fatalf("log size %d after rejected events, want 0", n)
+	}
+}
