@@ -258,6 +258,7 @@ type exchange struct {
 	stream     bool
 	headersAt  time.Time
 	firstChunk time.Time
+	length     int64 // Content-Length of the response, -1 if unknown
 	parser     *respParser
 	body       capBuf
 	done       bool
@@ -341,7 +342,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 				x.reqErr = err
 				c.logger.Warn("capture: request not recorded; forwarded anyway (fail-open)",
 					"session", x.session, "call", x.callID, "error", err)
-				c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRequest, ""))
+				c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRequest, "", 0))
 				return
 			}
 			x.reqRes = &res[0]
@@ -351,15 +352,19 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	return x, nil
 }
 
-func (x *exchange) gapItem(kind, outcome string) gapItem {
+// gapItem describes one of the attempt's events that was not recorded. It
+// reads only what begin set, so the background request record may call it.
+func (x *exchange) gapItem(kind, outcome string, status int) gapItem {
 	return gapItem{Kind: kind, Time: time.Now().UTC(), CallID: x.callID, Attempt: x.attempt,
-		Model: truncate(x.info.Model, 128), Status: x.status, Outcome: outcome}
+		Model: truncate(x.info.Model, 128), Status: status, Outcome: outcome}
 }
 
-// response notes the upstream's response head.
-func (x *exchange) response(status int, h http.Header) {
+// response notes the upstream's response head; length is its
+// Content-Length, -1 if unknown.
+func (x *exchange) response(status int, h http.Header, length int64) {
 	x.headersAt = time.Now()
 	x.status = status
+	x.length = length
 	x.requestID = h.Get("X-Request-Id")
 	if x.requestID == "" {
 		x.requestID = h.Get("Request-Id")
@@ -403,6 +408,10 @@ func (x *exchange) finish(ctx context.Context, how endKind, cause error) {
 	}
 	x.done = true
 	end := time.Now()
+	if how == endClient && x.status != 0 && !x.stream && x.length >= 0 && x.body.total == x.length {
+		// The agent read the whole body and closed it without reading EOF.
+		how = endEOF
+	}
 	var sum summary
 	switch {
 	case x.parser != nil:
@@ -484,7 +493,7 @@ func (x *exchange) finish(ctx context.Context, how endKind, cause error) {
 	}
 	resp.Attributes = a.raw()
 	evs := []*auditlog.Request{resp}
-	items := []gapItem{x.gapItem(KindResponse, outcome)}
+	items := []gapItem{x.gapItem(KindResponse, outcome, x.status)}
 	for _, t := range sum.ToolCalls {
 		ta := x.common.clone()
 		ta.set("gen_ai.tool.name", t.Name)
@@ -499,7 +508,7 @@ func (x *exchange) finish(ctx context.Context, how endKind, cause error) {
 			ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(t.Args), mt
 		}
 		evs = append(evs, ev)
-		items = append(items, x.gapItem(KindToolCall, ""))
+		items = append(items, x.gapItem(KindToolCall, "", x.status))
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), x.c.o.recordTimeout)
 	defer cancel()

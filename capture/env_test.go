@@ -293,7 +293,7 @@ func wantAttrs(t testing.TB, ev event, want map[string]any) {
 type flaky struct {
 	capture.Recorder
 	fail   chan bool // 1-buffered switch
-	failed chan int  // events refused so far (1-buffered counter)
+	failed chan int  // Record calls refused so far (1-buffered counter)
 }
 
 func newFlaky(r capture.Recorder) *flaky {
@@ -312,7 +312,7 @@ func (f *flaky) Record(ctx context.Context, evs []*auditlog.Request) ([]auditlog
 	f.fail <- fail
 	if fail {
 		n := <-f.failed
-		f.failed <- n + len(evs)
+		f.failed <- n + 1
 		return nil, errUnavailable
 	}
 	return f.Recorder.Record(ctx, evs)

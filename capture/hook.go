@@ -154,7 +154,7 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 		h.finishAsync(ctx, x, how, err)
 		return resp, err
 	}
-	x.response(resp.StatusCode, resp.Header)
+	x.response(resp.StatusCode, resp.Header, resp.ContentLength)
 	if resp.StatusCode >= 400 && !x.stream {
 		// The SDKs close an error body unread before retrying: read it now
 		// (it is small) so that it is recorded.

@@ -254,7 +254,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	x.response(resp.StatusCode, resp.Header)
+	x.response(resp.StatusCode, resp.Header, resp.ContentLength)
 	copyResponseHeader(h, resp.Header)
 	w.WriteHeader(resp.StatusCode)
 	rc.Flush()

@@ -55,7 +55,7 @@ func (e *env) clients(t testing.TB, front, session string) *clients {
 			anoption.WithHeader(capture.HeaderToken, e.writeToken), anoption.WithHeader(capture.HeaderSession, session))...)
 	case "middleware":
 		hook, err := capture.NewHook(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil),
-			capture.WithSession(session), capture.WithActor(auditlog.Actor{Type: "agent", ID: "go-agent"}))
+			capture.WithSession(session), capture.WithLogger(quiet), capture.WithActor(auditlog.Actor{Type: "agent", ID: "go-agent"}))
 		if err != nil {
 			t.Fatal(err)
 		}
