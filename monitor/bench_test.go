@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/tiles"
 )
 
 // benchLog is a Tessera POSIX log of realistic audit events, built once,
@@ -37,23 +39,37 @@ var (
 
 const benchEntries = 1 << 16
 
+var (
+	leavesOnce  sync.Once
+	benchLeaves [][]byte
+)
+
+// benchLeaf returns leaf i of the bench log: realistic events in sessions
+// of 40, with real seq and prev chains.
 func benchLeaf(i int) []byte {
-	kinds := []string{"llm.request", "llm.response", "tool.call", "tool.result"}
-	l := &auditlog.Leaf{
-		V: 1, ID: fmt.Sprintf("%032x", i), Kind: kinds[i%4], Time: time.Unix(1_800_000_000+int64(i), 0).UTC().Format(auditlog.TimeFormat),
-		Tenant: "acme", Session: fmt.Sprintf("session-%d", i/40), Seq: uint64(i % 40),
-		Actor: auditlog.Actor{Type: "agent", ID: "agent-7", OnBehalfOf: "user-42"},
-		Attributes: map[string]any{
-			"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o",
-			"gen_ai.usage.input_tokens": 800 + i%300, "gen_ai.usage.output_tokens": 200 + i%100, "gen_ai.tool.name": "search",
-		},
-		Payload: &auditlog.Commitment{Alg: "hmac-sha256", Digest: fmt.Sprintf("%064x", i), Size: 1234, MediaType: "application/json"},
-	}
-	if i%40 != 0 {
-		l.Prev = fmt.Sprintf("%064x", i) // chains are not checked here
-	}
-	b, _ := l.Marshal()
-	return b
+	leavesOnce.Do(func() {
+		kinds := []string{"llm.request", "llm.response", "tool.call", "tool.result"}
+		var prev []byte
+		for i := range benchEntries {
+			l := &auditlog.Leaf{
+				V: 1, ID: fmt.Sprintf("%032x", i), Kind: kinds[i%4], Time: time.Unix(1_800_000_000+int64(i), 0).UTC().Format(auditlog.TimeFormat),
+				Tenant: "acme", Session: fmt.Sprintf("session-%d", i/40), Seq: uint64(i % 40),
+				Actor: auditlog.Actor{Type: "agent", ID: "agent-7", OnBehalfOf: "user-42"},
+				Attributes: map[string]any{
+					"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o",
+					"gen_ai.usage.input_tokens": 800 + i%300, "gen_ai.usage.output_tokens": 200 + i%100, "gen_ai.tool.name": "search",
+				},
+				Payload: &auditlog.Commitment{Alg: "hmac-sha256", Digest: fmt.Sprintf("%064x", i), Size: 1234, MediaType: "application/json"},
+			}
+			if i%40 != 0 {
+				l.Prev = hex.EncodeToString(prev)
+			}
+			b, _ := l.Marshal()
+			prev = auditlog.LeafHash(b)
+			benchLeaves = append(benchLeaves, b)
+		}
+	})
+	return benchLeaves[i]
 }
 
 func getBenchLog(b *testing.B) *benchLog {
@@ -147,8 +163,8 @@ func BenchmarkAudit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if rep.Entries != bl.size || rep.Size != bl.size {
-			b.Fatalf("audited %d of %d", rep.Entries, bl.size)
+		if !rep.OK() || rep.Entries != bl.size || rep.Size != bl.size {
+			b.Fatalf("audited %d of %d, %d findings", rep.Entries, bl.size, len(rep.Findings))
 		}
 	}
 	b.ReportMetric(float64(bl.size)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
@@ -254,4 +270,23 @@ func BenchmarkVerifyReceiptUncached(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkAuditHTTP is BenchmarkAudit over loopback HTTP, the log's
+// files served by the project's tlog-tiles handler.
+func BenchmarkAuditHTTP(b *testing.B) {
+	bl := getBenchLog(b)
+	hs := httptest.NewServer(tiles.Handler(client.FileFetcher{Root: bl.root}))
+	defer hs.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := Audit(context.Background(), AuditConfig{URL: hs.URL, LogKey: bl.key, Logger: quietLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !rep.OK() || rep.Entries != bl.size {
+			b.Fatalf("audited %d of %d, %d findings", rep.Entries, bl.size, len(rep.Findings))
+		}
+	}
+	b.ReportMetric(float64(bl.size)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
