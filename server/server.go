@@ -18,6 +18,7 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -89,6 +90,7 @@ type Server struct {
 	handler http.Handler
 	logger  *slog.Logger
 	closers []func() error
+	policy  *checkpoint.Policy
 	Created *Created
 }
 
@@ -195,6 +197,9 @@ func (s *Server) Tokens() *auth.Store { return s.tokens }
 
 // VerifierKey is the log's verifier key in note vkey format.
 func (s *Server) VerifierKey() string { return s.keys.VKey }
+
+// Policy is the witness policy in force, or nil.
+func (s *Server) Policy() *checkpoint.Policy { return s.policy }
 
 // Close shuts the log down cleanly (a final checkpoint covers every
 // acknowledged entry) and closes the databases.

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
+)
+
+// TestWitnessedCheckpoints2of3 runs the log server with a 2-of-3 witness
+// policy over our witness, litewitness and omniwitness (the last two not
+// written by us). Published checkpoints carry a quorum of cosignatures that
+// verify with transparency-dev/formats' cosignature/v1 verifier; with two
+// witnesses down nothing more is published (fail closed).
+func TestWitnessedCheckpoints2of3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts external witnesses")
+	}
+	dir := t.TempDir()
+	keys, _, err := InitKeys(dir, "", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := keys.Signer.Name()
+	peers := []*witnesstest.Peer{
+		witnesstest.StartOurWitness(t, origin, keys.VKey),
+		witnesstest.StartLitewitness(t, origin, keys.VKey),
+		witnesstest.StartOmniwitness(t, origin, keys.VKey),
+	}
+	policy := fmt.Sprintf("%s\n%s\n%s\ngroup g 2 ours lite omni\nquorum g\n",
+		peers[0].PolicyLine("ours"), peers[1].PolicyLine("lite"), peers[2].PolicyLine("omni"))
+	s := newTestServerIn(t, dir, func(c *Config) {
+		c.WitnessPolicy = []byte(policy)
+		c.WitnessTimeout = 3 * time.Second
+		c.ReceiptWait = 8 * time.Second
+	})
+	if s.srv.Policy() == nil {
+		t.Fatal("policy not in force")
+	}
+
+	var cosigned map[string]bool
+	for i := range 3 {
+		r := s.postWait(t, "w", i)
+		if r.Receipt == nil {
+			t.Fatalf("event %d: no receipt: %s", i, r.ReceiptError)
+		}
+		cp, err := s.srv.Policy().Verify([]byte(r.Receipt.Checkpoint), keys.Verifier)
+		if err != nil {
+			t.Fatalf("receipt checkpoint fails the policy: %v", err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, r.Index, cp.Size, rfc6962.DefaultHasher.HashLeaf(r.Receipt.Leaf), r.Receipt.InclusionProof, cp.Hash); err != nil {
+			t.Fatal(err)
+		}
+		cosigned = cosigners(t, []byte(r.Receipt.Checkpoint), peers)
+		if len(cosigned) < 2 {
+			t.Fatalf("checkpoint cosigned by %v, want at least 2 of 3", cosigned)
+		}
+	}
+	t.Logf("cosigned by %v", cosigned)
+
+	// One witness down: 2 of 3 still publish.
+	peers[1].Stop()
+	r := s.postWait(t, "w", 10)
+	if r.Receipt == nil {
+		t.Fatalf("with one witness down: no receipt: %s", r.ReceiptError)
+	}
+	if c := cosigners(t, []byte(r.Receipt.Checkpoint), peers); len(c) < 2 || c[peers[1].Name] {
+		t.Fatalf("with litewitness down, cosigners = %v", c)
+	}
+	// Two down: fail closed, nothing new is published.
+	peers[2].Stop()
+	before := s.publishedSize(t)
+	r = s.postWait(t, "w", 11)
+	if r.Receipt != nil || r.ReceiptError == "" {
+		t.Fatalf("with two witnesses down a receipt was issued: %+v", r.Receipt)
+	}
+	if after := s.publishedSize(t); after != before {
+		t.Fatalf("checkpoint advanced from %d to %d without quorum", before, after)
+	}
+}
+
+func cosigners(t *testing.T, cp []byte, peers []*witnesstest.Peer) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, p := range peers {
+		v, err := fnote.NewVerifierForCosignatureV1(p.VerifierKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := note.Open(cp, note.VerifierList(v))
+		var unverified *note.UnverifiedNoteError
+		if errors.As(err, &unverified) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("opening checkpoint with %s: %v", p.Name, err)
+		}
+		if len(n.Sigs) == 1 {
+			out[p.Name] = true
+		}
+	}
+	return out
+}
+
+func newTestServerIn(t *testing.T, dir string, mod func(*Config)) *testServer {
+	t.Helper()
+	cfg := Config{DataDir: dir, CheckpointInterval: 200 * time.Millisecond, Getenv: func(string) string { return "" }}
+	mod(&cfg)
+	srv, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{srv: srv, dir: dir}
+	s.ts = newHTTPTest(t, srv)
+	tok, err := os.ReadFile(filepath.Join(dir, AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.admin = strings.TrimSpace(string(tok))
+	return s
+}
+
+func (s *testServer) postWait(t *testing.T, session string, i int) EventResponse {
+	t.Helper()
+	body := fmt.Sprintf(`{"session":%q,"kind":"tool.call","actor":{"type":"agent","id":"a"},"payload":{"i":%d}}`, session, i)
+	code, b, _ := s.do(t, "POST", "/v1/events?wait=checkpoint", s.admin, []byte(body))
+	if code != 201 {
+		t.Fatalf("POST = %d %s", code, b)
+	}
+	var r EventResponse
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (s *testServer) publishedSize(t *testing.T) uint64 {
+	t.Helper()
+	raw, err := s.srv.Log().Reader().ReadCheckpoint(context.Background())
+	if err != nil {
+		return 0
+	}
+	v, _ := checkpoint.NewVerifier(s.srv.VerifierKey())
+	cp, _, err := checkpoint.Verify(raw, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp.Size
+}
+
+// With --witness-fail-open, checkpoints keep being published while the
+// quorum is missing; without it (above) they are not.
+func TestWitnessFailOpen(t *testing.T) {
+	dir := t.TempDir()
+	keys, _, err := InitKeys(dir, "", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
+	s := newTestServerIn(t, dir, func(c *Config) {
+		c.WitnessPolicy = []byte(w.PolicyLine("ours") + "\nquorum ours\n")
+		c.WitnessFailOpen = true
+		c.WitnessTimeout = time.Second
+		c.ReceiptWait = 8 * time.Second
+	})
+	r := s.postWait(t, "fo", 0)
+	if r.Receipt == nil || len(cosigners(t, []byte(r.Receipt.Checkpoint), []*witnesstest.Peer{w})) != 1 {
+		t.Fatalf("with the witness up: receipt %+v (%s)", r.Receipt, r.ReceiptError)
+	}
+	w.Stop()
+	r = s.postWait(t, "fo", 1)
+	if r.Receipt == nil {
+		t.Fatalf("fail-open with the witness down: no receipt (%s)", r.ReceiptError)
+	}
+	if len(cosigners(t, []byte(r.Receipt.Checkpoint), []*witnesstest.Peer{w})) != 0 {
+		t.Fatal("cosignature from a stopped witness")
+	}
+	if _, err := s.srv.Policy().Verify([]byte(r.Receipt.Checkpoint), keys.Verifier); !errors.Is(err, checkpoint.ErrNoQuorum) {
+		t.Fatalf("policy check of a fail-open checkpoint = %v, want ErrNoQuorum", err)
+	}
+}
