@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -488,7 +486,3 @@ func rewriteBundle(t testing.TB, path string, edit func(i int, data []byte) []by
 		t.Fatal(err)
 	}
 }
-
-var errTest = errors.New("test")
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
