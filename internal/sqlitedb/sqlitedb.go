@@ -25,10 +25,14 @@ const (
 	Rebuildable Durability = "NORMAL"
 )
 
-// Open opens (creating if needed) the database at path. Each connection
-// caches up to 32 MiB of pages, a bound that does not grow with the data.
+// MaxConns bounds the connections (and so page caches) of one database.
+const MaxConns = 4
+
+// Open opens (creating if needed) the database at path. Memory stays
+// bounded however large the data grows: at most MaxConns connections, each
+// caching at most 8 MiB of pages.
 func Open(path string, d Durability) (*sql.DB, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(d) + ")&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=cache_size(-32768)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(d) + ")&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=cache_size(-8192)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -37,6 +41,8 @@ func Open(path string, d Durability) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
+	db.SetMaxOpenConns(MaxConns)
+	db.SetMaxIdleConns(MaxConns)
 	if err := os.Chmod(path, 0o600); err != nil {
 		db.Close()
 		return nil, err
