@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the witness configuration file (YAML). Example:
