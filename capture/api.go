@@ -19,8 +19,8 @@ const (
 	flavorAnthropic        = "anthropic"
 	maxToolCalls           = 128
 	maxToolArgBytes        = 1 << 20
-	maxFinishReasons       = 64
-	maxAttrString          = 512
+	maxFinishReasons       = 16
+	maxAttrString          = 256
 	maxSSEEvent            = 4 << 20
 	anthropicVersionHeader = "Anthropic-Version"
 )

@@ -3,6 +3,7 @@ package capture
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"time"
 
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -16,7 +17,7 @@ func (a attrs) set(k string, v any) {
 	switch v := v.(type) {
 	case string:
 		if v != "" {
-			a[k] = truncate(v, maxAttrString)
+			a[k] = clean(v, maxAttrString)
 		}
 	case []string:
 		if len(v) == 0 {
@@ -27,7 +28,7 @@ func (a attrs) set(k string, v any) {
 		}
 		out := make([]string, len(v))
 		for i, s := range v {
-			out[i] = truncate(s, 256)
+			out[i] = clean(s, 128)
 		}
 		a[k] = out
 	case *int64:
@@ -47,6 +48,20 @@ func (a attrs) set(k string, v any) {
 	case int64, bool:
 		a[k] = v
 	}
+}
+
+// clean makes s a short printable string for a leaf: valid UTF-8, control
+// characters replaced, at most n bytes. Leaves stay small whatever an
+// upstream or an agent sends.
+func clean(s string, n int) string {
+	s = strings.ToValidUTF8(truncate(s, 4*n), "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	return truncate(s, n)
 }
 
 func (a attrs) clone() attrs {

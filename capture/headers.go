@@ -90,7 +90,7 @@ func credentialAttrs(a attrs, key []byte, h http.Header) {
 func headerAttrs(a attrs, h http.Header) {
 	for _, name := range recordedHeaders {
 		if v := h.Values(name); len(v) > 0 {
-			a.set("http.request.header."+strings.ToLower(name), truncate(strings.Join(v, ", "), maxAttrString))
+			a.set("http.request.header."+strings.ToLower(name), clean(strings.Join(v, ", "), 200))
 		}
 	}
 }

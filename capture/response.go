@@ -46,28 +46,52 @@ func decode(data []byte, v any) bool {
 	return err == nil || errors.As(err, &ute)
 }
 
+// jint is an integer field of upstream JSON: a value of another type is
+// ignored (OK false) instead of being read as 0.
+type jint struct {
+	V  int64
+	OK bool
+}
+
+func (j *jint) UnmarshalJSON(b []byte) error {
+	var n int64
+	if json.Unmarshal(b, &n) == nil {
+		*j = jint{n, true}
+	}
+	return nil
+}
+
+// p returns a pointer to the value, nil when absent or ill-typed.
+func (j jint) p() *int64 {
+	if !j.OK {
+		return nil
+	}
+	v := j.V
+	return &v
+}
+
 // Wire shapes (only the fields we read).
 type (
 	oaUsage struct {
-		PromptTokens        *int64 `json:"prompt_tokens"`
-		CompletionTokens    *int64 `json:"completion_tokens"`
-		InputTokens         *int64 `json:"input_tokens"`
-		OutputTokens        *int64 `json:"output_tokens"`
+		PromptTokens        jint `json:"prompt_tokens"`
+		CompletionTokens    jint `json:"completion_tokens"`
+		InputTokens         jint `json:"input_tokens"`
+		OutputTokens        jint `json:"output_tokens"`
 		PromptTokensDetails *struct {
-			CachedTokens *int64 `json:"cached_tokens"`
+			CachedTokens jint `json:"cached_tokens"`
 		} `json:"prompt_tokens_details"`
 		CompletionTokensDetails *struct {
-			ReasoningTokens *int64 `json:"reasoning_tokens"`
+			ReasoningTokens jint `json:"reasoning_tokens"`
 		} `json:"completion_tokens_details"`
 		InputTokensDetails *struct {
-			CachedTokens *int64 `json:"cached_tokens"`
+			CachedTokens jint `json:"cached_tokens"`
 		} `json:"input_tokens_details"`
 		OutputTokensDetails *struct {
-			ReasoningTokens *int64 `json:"reasoning_tokens"`
+			ReasoningTokens jint `json:"reasoning_tokens"`
 		} `json:"output_tokens_details"`
 	}
 	oaToolCall struct {
-		Index    *int64 `json:"index"`
+		Index    jint   `json:"index"`
 		ID       string `json:"id"`
 		Type     string `json:"type"`
 		Function *struct {
@@ -123,12 +147,12 @@ type (
 		Code     string        `json:"code"`
 	}
 	anUsage struct {
-		InputTokens              *int64 `json:"input_tokens"`
-		OutputTokens             *int64 `json:"output_tokens"`
-		CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
-		CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+		InputTokens              jint `json:"input_tokens"`
+		OutputTokens             jint `json:"output_tokens"`
+		CacheCreationInputTokens jint `json:"cache_creation_input_tokens"`
+		CacheReadInputTokens     jint `json:"cache_read_input_tokens"`
 		OutputTokensDetails      *struct {
-			ThinkingTokens *int64 `json:"thinking_tokens"`
+			ThinkingTokens jint `json:"thinking_tokens"`
 		} `json:"output_tokens_details"`
 	}
 	anBlock struct {
@@ -149,7 +173,7 @@ type (
 	anEvent struct {
 		Type         string     `json:"type"`
 		Message      *anMessage `json:"message"`
-		Index        *int64     `json:"index"`
+		Index        jint       `json:"index"`
 		ContentBlock *anBlock   `json:"content_block"`
 		Delta        *struct {
 			Type        string  `json:"type"`
@@ -165,24 +189,24 @@ func (u *oaUsage) toUsage() usage {
 	if u == nil {
 		return usage{}
 	}
-	out := usage{Input: u.PromptTokens, Output: u.CompletionTokens}
+	out := usage{Input: u.PromptTokens.p(), Output: u.CompletionTokens.p()}
 	if out.Input == nil {
-		out.Input = u.InputTokens
+		out.Input = u.InputTokens.p()
 	}
 	if out.Output == nil {
-		out.Output = u.OutputTokens
+		out.Output = u.OutputTokens.p()
 	}
 	if d := u.PromptTokensDetails; d != nil {
-		out.CacheRead = d.CachedTokens
+		out.CacheRead = d.CachedTokens.p()
 	}
 	if d := u.InputTokensDetails; d != nil && out.CacheRead == nil {
-		out.CacheRead = d.CachedTokens
+		out.CacheRead = d.CachedTokens.p()
 	}
 	if d := u.CompletionTokensDetails; d != nil {
-		out.Reasoning = d.ReasoningTokens
+		out.Reasoning = d.ReasoningTokens.p()
 	}
 	if d := u.OutputTokensDetails; d != nil && out.Reasoning == nil {
-		out.Reasoning = d.ReasoningTokens
+		out.Reasoning = d.ReasoningTokens.p()
 	}
 	return out
 }
@@ -322,21 +346,15 @@ func (u *anUsage) toUsage() usage {
 	if u == nil {
 		return usage{}
 	}
-	out := usage{Output: u.OutputTokens, CacheRead: u.CacheReadInputTokens, CacheCreation: u.CacheCreationInputTokens}
-	if u.InputTokens != nil {
+	out := usage{Output: u.OutputTokens.p(), CacheRead: u.CacheReadInputTokens.p(), CacheCreation: u.CacheCreationInputTokens.p()}
+	if u.InputTokens.OK {
 		// The conventions count cache reads and writes as input tokens;
 		// Anthropic reports them apart.
-		n := *u.InputTokens
-		if u.CacheReadInputTokens != nil {
-			n += *u.CacheReadInputTokens
-		}
-		if u.CacheCreationInputTokens != nil {
-			n += *u.CacheCreationInputTokens
-		}
+		n := u.InputTokens.V + u.CacheReadInputTokens.V + u.CacheCreationInputTokens.V
 		out.Input = &n
 	}
 	if d := u.OutputTokensDetails; d != nil {
-		out.Reasoning = d.ThinkingTokens
+		out.Reasoning = d.ThinkingTokens.p()
 	}
 	return out
 }
@@ -451,11 +469,7 @@ func (p *respParser) openAIChunk(data []byte) bool {
 			continue
 		}
 		for _, d := range ch.Delta.ToolCalls {
-			var ti int64
-			if d.Index != nil {
-				ti = *d.Index
-			}
-			k := [2]int64{ch.Index, ti}
+			k := [2]int64{ch.Index, d.Index.V}
 			t, ok := p.chatTools[k]
 			if !ok {
 				if len(p.chatOrder) >= maxToolCalls {
@@ -542,7 +556,7 @@ func (p *respParser) anthropicEvent(typ string, data []byte) bool {
 			}
 		}
 	case "content_block_start":
-		if e.Index == nil || e.ContentBlock == nil || e.ContentBlock.Type != "tool_use" {
+		if !e.Index.OK || e.ContentBlock == nil || e.ContentBlock.Type != "tool_use" {
 			return true
 		}
 		if p.blocks == nil {
@@ -555,19 +569,19 @@ func (p *respParser) anthropicEvent(typ string, data []byte) bool {
 		if in := bytes.TrimSpace(e.ContentBlock.Input); len(in) > 0 && p.holdArgs(len(in)) {
 			t.Args = append([]byte(nil), in...)
 		}
-		p.blocks[*e.Index] = t
+		p.blocks[e.Index.V] = t
 	case "content_block_delta":
-		if e.Index == nil || e.Delta == nil || e.Delta.Type != "input_json_delta" {
+		if !e.Index.OK || e.Delta == nil || e.Delta.Type != "input_json_delta" {
 			return true
 		}
-		t, ok := p.blocks[*e.Index]
+		t, ok := p.blocks[e.Index.V]
 		if !ok || e.Delta.PartialJSON == "" {
 			return true
 		}
 		// As the SDK accumulators do: the first delta replaces the
 		// start block's empty "{}" input.
-		if !p.blockSeen[*e.Index] {
-			p.blockSeen[*e.Index] = true
+		if !p.blockSeen[e.Index.V] {
+			p.blockSeen[e.Index.V] = true
 			p.argBytes -= len(t.Args)
 			t.Args = t.Args[:0]
 		}
@@ -581,16 +595,16 @@ func (p *respParser) anthropicEvent(typ string, data []byte) bool {
 		if u := e.Usage; u != nil {
 			// Every count in message_delta is a running total for the whole
 			// message: it replaces, never adds (as Message.Accumulate does).
-			if u.OutputTokens != nil {
+			if u.OutputTokens.OK {
 				p.an.OutputTokens = u.OutputTokens
 			}
-			if u.InputTokens != nil {
+			if u.InputTokens.OK {
 				p.an.InputTokens = u.InputTokens
 			}
-			if u.CacheCreationInputTokens != nil {
+			if u.CacheCreationInputTokens.OK {
 				p.an.CacheCreationInputTokens = u.CacheCreationInputTokens
 			}
-			if u.CacheReadInputTokens != nil {
+			if u.CacheReadInputTokens.OK {
 				p.an.CacheReadInputTokens = u.CacheReadInputTokens
 			}
 			if u.OutputTokensDetails != nil {
