@@ -32,7 +32,9 @@ type core struct {
 	gaps   *gaps
 	logger *slog.Logger
 
-	bg       tracker // background records
+	bg       tracker // queued records
+	qmu      sync.Mutex
+	queues   map[queueKey][]*recordItem // pending records by session; present while its runner runs
 	loopOnce sync.Once
 	loopDone chan struct{}
 	stop     chan struct{}
@@ -108,7 +110,7 @@ func newCore(front string, opts []Option, maxRecorded int) (*core, error) {
 		o.logger = slog.Default()
 	}
 	return &core{o: o, front: front, calls: newCallTable(), gaps: newGaps(), logger: o.logger,
-		stop: make(chan struct{}), loopDone: make(chan struct{})}, nil
+		queues: map[queueKey][]*recordItem{}, stop: make(chan struct{}), loopDone: make(chan struct{})}, nil
 }
 
 var systemActor = auditlog.Actor{Type: "system", ID: "capture"}
@@ -247,9 +249,7 @@ type exchange struct {
 	session string
 	common  attrs
 
-	reqDone chan struct{}
-	reqRes  *auditlog.Result // set before reqDone closes, if recorded
-	reqErr  error
+	reqRes *auditlog.Result // the request's record, when FailClosed
 
 	start      time.Time
 	status     int
@@ -262,6 +262,7 @@ type exchange struct {
 	parser     *respParser
 	body       capBuf
 	done       bool
+	reserved   *recordItem
 }
 
 // begin records the request event of an attempt (FailClosed: before
@@ -269,7 +270,7 @@ type exchange struct {
 // follows the attempt. In FailClosed mode an error is a *NotRecordedError
 // and the attempt must not be sent.
 func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
-	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, reqDone: make(chan struct{})}
+	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor}
 	x.ep = classify(s.method, s.path, s.header, s.upstream)
 	x.info = parseRequest(x.ep.api, s.body)
 	x.callID, x.attempt, x.session = c.calls.assign(callRef{
@@ -319,34 +320,26 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	rb.payload(ev, req, mediaType(s.header.Get("Content-Type"), "application/octet-stream"))
 	ev.Attributes = req.raw()
 
+	it := &recordItem{rec: s.rec, evs: []*auditlog.Request{ev}}
 	if c.o.mode == FailClosed {
-		rctx, cancel := context.WithTimeout(ctx, c.o.recordTimeout)
-		res, err := c.record(rctx, s.rec, s.scope, []*auditlog.Request{ev})
-		cancel()
-		if err != nil {
+		// Wait for the record even if the agent goes away meanwhile (the
+		// wait is bounded by the record timeout): the attempt then fails
+		// to go upstream and is recorded as aborted.
+		it.done = make(chan error, 1)
+		c.enqueue(s.scope, x.session, it)
+		if err := <-it.done; err != nil {
 			c.logger.Warn("capture: request not recorded; refusing the call (fail-closed)",
 				"session", x.session, "call", x.callID, "error", err)
 			return nil, &NotRecordedError{Err: err}
 		}
-		x.reqRes = &res[0]
-		close(x.reqDone)
+		x.reqRes = &it.res[0]
 	} else {
-		c.bg.add()
-		go func() {
-			defer c.bg.done()
-			defer close(x.reqDone)
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.recordTimeout)
-			defer cancel()
-			res, err := c.record(rctx, s.rec, s.scope, []*auditlog.Request{ev})
-			if err != nil {
-				x.reqErr = err
-				c.logger.Warn("capture: request not recorded; forwarded anyway (fail-open)",
-					"session", x.session, "call", x.callID, "error", err)
-				c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRequest, "", 0))
-				return
-			}
-			x.reqRes = &res[0]
-		}()
+		it.failed = func(err error) {
+			c.logger.Warn("capture: request not recorded; forwarded anyway (fail-open)",
+				"session", x.session, "call", x.callID, "error", err)
+			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRequest, "", 0))
+		}
+		c.enqueue(s.scope, x.session, it)
 	}
 	x.start = time.Now()
 	return x, nil
@@ -400,9 +393,10 @@ const (
 	endUpstream                // no response, or its body broke off
 )
 
-// finish records the attempt's llm.response and tool.call events. Events
-// that cannot be recorded are noted as a gap.
-func (x *exchange) finish(ctx context.Context, how endKind, cause error) {
+// finish queues the attempt's llm.response and tool.call events for
+// recording; it does not wait. Events that cannot be recorded are noted as a
+// gap.
+func (x *exchange) finish(how endKind, cause error) {
 	if x.done {
 		return
 	}
@@ -482,11 +476,6 @@ func (x *exchange) finish(ctx context.Context, how endKind, cause error) {
 		a.set("capture.tool_calls", len(sum.ToolCalls))
 	}
 
-	<-x.reqDone
-	if x.reqRes != nil {
-		a.set("capture.request.index", int64(x.reqRes.Index))
-		a.set("capture.request.id", x.reqRes.ID)
-	}
 	resp := &auditlog.Request{Session: x.session, Kind: KindResponse, Actor: x.actor}
 	if x.status != 0 {
 		x.body.payload(resp, a, x.mediaType)
@@ -510,12 +499,30 @@ func (x *exchange) finish(ctx context.Context, how endKind, cause error) {
 		evs = append(evs, ev)
 		items = append(items, x.gapItem(KindToolCall, "", x.status))
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), x.c.o.recordTimeout)
-	defer cancel()
-	if _, err := x.c.record(rctx, x.rec, x.scope, evs); err != nil {
+	failed := func(err error) {
 		x.c.logger.Warn("capture: response not recorded; noted as a gap",
 			"session", x.session, "call", x.callID, "error", err)
 		x.c.noteGap(x.scope, x.rec, x.session, err, items...)
+	}
+	if x.reserved != nil {
+		fill(x.reserved, x.rec, evs, failed)
+		return
+	}
+	x.c.enqueue(x.scope, x.session, &recordItem{rec: x.rec, evs: evs, failed: failed})
+}
+
+// ending reports whether the response is complete once the bytes observed
+// so far reach the agent: its Content-Length is reached, or its stream's
+// terminator seen.
+func (x *exchange) ending() bool {
+	return (x.length >= 0 && x.body.total >= x.length) || (x.parser != nil && x.parser.sum.Terminated)
+}
+
+// reserve takes the response's place in the session's record queue now
+// (see queue.go); finish fills it.
+func (x *exchange) reserve() {
+	if x.reserved == nil {
+		x.reserved = x.c.reserve(x.scope, x.session)
 	}
 }
 

@@ -294,13 +294,22 @@ type flaky struct {
 	capture.Recorder
 	fail   chan bool // 1-buffered switch
 	failed chan int  // Record calls refused so far (1-buffered counter)
+	mu     sync.Mutex
+	kinds  map[string]int // refused events by kind
 }
 
 func newFlaky(r capture.Recorder) *flaky {
-	f := &flaky{Recorder: r, fail: make(chan bool, 1), failed: make(chan int, 1)}
+	f := &flaky{Recorder: r, fail: make(chan bool, 1), failed: make(chan int, 1), kinds: map[string]int{}}
 	f.fail <- false
 	f.failed <- 0
 	return f
+}
+
+// refusedKind returns how many events of kind were refused.
+func (f *flaky) refusedKind(kind string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.kinds[kind]
 }
 
 func (f *flaky) set(fail bool) { <-f.fail; f.fail <- fail }
@@ -313,6 +322,11 @@ func (f *flaky) Record(ctx context.Context, evs []*auditlog.Request) ([]auditlog
 	if fail {
 		n := <-f.failed
 		f.failed <- n + 1
+		f.mu.Lock()
+		for _, ev := range evs {
+			f.kinds[ev.Kind]++
+		}
+		f.mu.Unlock()
 		return nil, errUnavailable
 	}
 	return f.Recorder.Record(ctx, evs)

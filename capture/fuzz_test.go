@@ -204,7 +204,8 @@ func FuzzExchange(f *testing.F) {
 			x.observe(respBody[:n])
 			respBody = respBody[n:]
 		}
-		x.finish(context.Background(), endKind(how%3), nil)
+		x.finish(endKind(how%3), nil)
+		c.bg.wait(context.Background())
 		if len(rec.evs) < 2 {
 			t.Fatalf("%d events", len(rec.evs))
 		}

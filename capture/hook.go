@@ -151,7 +151,7 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 		if ctx.Err() != nil {
 			how = endClient
 		}
-		h.finishAsync(ctx, x, how, err)
+		x.finish(how, err)
 		return resp, err
 	}
 	x.response(resp.StatusCode, resp.Header, resp.ContentLength)
@@ -170,22 +170,14 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 					how = endClient
 				}
 			}
-			h.finishAsync(ctx, x, how, rerr)
+			x.finish(how, rerr)
 			resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{rerr}))
 			return resp, nil
 		}
 		resp.Body = readCloser{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
 	}
-	resp.Body = &tapBody{rc: resp.Body, x: x, h: h, ctx: ctx}
+	resp.Body = &tapBody{rc: resp.Body, x: x, ctx: ctx}
 	return resp, nil
-}
-
-func (h *Hook) finishAsync(ctx context.Context, x *exchange, how endKind, cause error) {
-	h.c.bg.add()
-	go func() {
-		defer h.c.bg.done()
-		x.finish(ctx, how, cause)
-	}()
 }
 
 // providerFor names the provider of a request the Hook sees.
@@ -221,7 +213,6 @@ type readCloser struct {
 type tapBody struct {
 	rc  io.ReadCloser
 	x   *exchange
-	h   *Hook
 	ctx context.Context
 
 	mu    sync.Mutex
@@ -259,5 +250,5 @@ func (t *tapBody) Close() error {
 
 func (t *tapBody) end(how endKind, cause error) {
 	t.ended = true
-	t.h.finishAsync(t.ctx, t.x, how, cause)
+	t.x.finish(how, cause)
 }

@@ -227,7 +227,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), bytes.NewReader(body))
 	if err != nil {
-		x.finish(r.Context(), endUpstream, err)
+		x.finish(endUpstream, err)
 		fail(http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
@@ -245,10 +245,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		if r.Context().Err() != nil {
-			x.finish(r.Context(), endClient, context.Cause(r.Context()))
+			x.finish(endClient, context.Cause(r.Context()))
 			return
 		}
-		x.finish(r.Context(), endUpstream, err)
+		x.finish(endUpstream, err)
 		p.c.logger.Warn("capture: upstream unreachable", "upstream", name, "error", err)
 		fail(http.StatusBadGateway, "upstream_unreachable", "could not reach upstream %s", name)
 		return
@@ -267,6 +267,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			x.observe(buf[:n])
+			if rerr == io.EOF || x.ending() {
+				// The agent may act on these bytes as the end of the
+				// response: order the response's record before its next
+				// request.
+				x.reserve()
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				how, cause = endClient, werr
 				break
@@ -289,7 +295,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Body.Close()
-	x.finish(r.Context(), how, cause)
+	x.finish(how, cause)
 	if how == endUpstream {
 		// The upstream broke off: break the agent's response off too, so
 		// that it sees what it would have seen without the proxy.

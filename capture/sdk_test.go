@@ -222,7 +222,6 @@ func checkCalls(t testing.TB, e *env, c *clients, evs []event, attempts int, com
 		}
 		wantAttrs(t, cl.resp, map[string]any{
 			"capture.call.id": calls[0].req.str("capture.call.id"), "capture.attempt": i,
-			"capture.request.index": int(cl.req.Index), "capture.request.id": cl.req.Leaf.ID,
 		})
 		if cl.resp.num("http.response.status_code") != int64(ex.Status) && !(ex.Status == 0 && cl.resp.num("http.response.status_code") == 200) {
 			t.Errorf("status %d, upstream answered %d", cl.resp.num("http.response.status_code"), ex.Status)
