@@ -135,6 +135,7 @@ const (
 	DefaultMaxRequestBytes  = 32 << 20
 	DefaultMaxRecordedBytes = 16 << 20
 	DefaultRecordTimeout    = 10 * time.Second
+	DefaultRecordLinger     = 2 * time.Millisecond
 	// DefaultHTTPMaxRecordedBytes is the body recording cap of a Hook whose
 	// Recorder is an HTTPRecorder: a recorded body travels base64-encoded in
 	// an event API request, which a log server caps at 4 MiB by default.
@@ -150,6 +151,7 @@ type options struct {
 	maxRequestBytes  int64
 	maxRecordedBytes int
 	recordTimeout    time.Duration
+	recordLinger     time.Duration
 	retryInterval    time.Duration
 	transport        http.RoundTripper
 	logger           *slog.Logger
@@ -182,6 +184,13 @@ func WithMaxRecordedBytes(n int) Option { return func(o *options) { o.maxRecorde
 // WithRecordTimeout bounds one attempt to record events (default
 // DefaultRecordTimeout).
 func WithRecordTimeout(d time.Duration) Option { return func(o *options) { o.recordTimeout = d } }
+
+// WithRecordLinger sets how long a record nobody waits for (a response, a
+// tool call, a FailOpen request) may wait for the session's next event to
+// share one append with it (default DefaultRecordLinger; 0 disables). A
+// call made right after the previous call's response then waits for one
+// append in FailClosed mode instead of two.
+func WithRecordLinger(d time.Duration) Option { return func(o *options) { o.recordLinger = d } }
 
 // WithGapRetryInterval sets how often unrecorded gaps are retried when no
 // call comes to carry them (default 2s).

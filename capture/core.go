@@ -34,7 +34,7 @@ type core struct {
 
 	bg       tracker // queued records
 	qmu      sync.Mutex
-	queues   map[queueKey][]*recordItem // pending records by session; present while its runner runs
+	queues   map[queueKey]*queue // pending records by session; present while its runner runs
 	loopOnce sync.Once
 	loopDone chan struct{}
 	stop     chan struct{}
@@ -90,6 +90,7 @@ func newCore(front string, opts []Option, maxRecorded int) (*core, error) {
 		maxRequestBytes:  DefaultMaxRequestBytes,
 		maxRecordedBytes: maxRecorded,
 		recordTimeout:    DefaultRecordTimeout,
+		recordLinger:     DefaultRecordLinger,
 		retryInterval:    2 * time.Second,
 		actor:            auditlog.Actor{Type: "agent", ID: "agent"},
 	}
@@ -99,7 +100,7 @@ func newCore(front string, opts []Option, maxRecorded int) (*core, error) {
 	if _, err := ParseMode(string(o.mode)); err != nil {
 		return nil, err
 	}
-	if o.maxRequestBytes <= 0 || o.maxRecordedBytes <= 0 || o.recordTimeout <= 0 || o.retryInterval <= 0 {
+	if o.maxRequestBytes <= 0 || o.maxRecordedBytes <= 0 || o.recordTimeout <= 0 || o.retryInterval <= 0 || o.recordLinger < 0 {
 		return nil, errors.New("capture: limits and timeouts must be positive")
 	}
 	if len(o.fingerprintKey) == 0 {
@@ -110,7 +111,7 @@ func newCore(front string, opts []Option, maxRecorded int) (*core, error) {
 		o.logger = slog.Default()
 	}
 	return &core{o: o, front: front, calls: newCallTable(), gaps: newGaps(), logger: o.logger,
-		queues: map[queueKey][]*recordItem{}, stop: make(chan struct{}), loopDone: make(chan struct{})}, nil
+		queues: map[queueKey]*queue{}, stop: make(chan struct{}), loopDone: make(chan struct{})}, nil
 }
 
 var systemActor = auditlog.Actor{Type: "system", ID: "capture"}

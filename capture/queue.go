@@ -3,19 +3,25 @@ package capture
 import (
 	"context"
 	"errors"
+	"time"
 
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
 
 // Records of one session go through one queue, in the order the front
-// doors hand them over, so the session's chain follows the calls: a call's
-// request, its response and tool calls, the next call's request. Nothing
-// but a FailClosed request waits for its record; whatever is queued while
-// a record is in flight goes out together in the next one (one Append, one
-// Tessera batch wait, for a response and the request that follows it).
-
-// A proxied response can end for the agent before its handler queues the
-// response's events (the agent has the last byte and sends its next
+// doors hand them over, so that the session's chain follows the calls: a
+// call's request, its response and tool calls, the next call's request.
+//
+// Only a FailClosed request waits for its record. Records nobody waits for
+// (responses, tool calls, FailOpen requests) linger up to the record linger
+// (WithRecordLinger) so that the session's next request, if it comes at
+// once, shares their append: a call made right after the previous one's
+// response then waits for one append instead of two (group commit).
+// Whatever is queued while a record is in flight goes out together in the
+// next one.
+//
+// A proxied response can end for the agent before its handler has queued
+// the response's events (the agent has the last byte and sends its next
 // request on another connection). To keep the chain in call order the
 // proxy reserves the response's place in the queue (reserve) before it
 // writes the last bytes, and fills it in afterwards.
@@ -26,13 +32,15 @@ const maxQueueBatch = 256
 type recordItem struct {
 	rec Recorder
 	evs []*auditlog.Request
-	// done, if not nil, receives the outcome (res is set first on success).
+	// done, if not nil, receives the outcome (res is set first on success);
+	// someone waits for it.
 	done chan error
 	res  []auditlog.Result
 	// failed, if not nil, is called when the events could not be recorded.
 	failed func(error)
 	// ready, if not nil, is closed when a reserved item has been filled.
 	ready chan struct{}
+	at    time.Time // when it was queued (or filled)
 }
 
 func (it *recordItem) isReady() bool {
@@ -49,16 +57,35 @@ func (it *recordItem) isReady() bool {
 
 type queueKey struct{ scope, session string }
 
+// queue is a session's pending records. It exists while its runner runs.
+type queue struct {
+	items []*recordItem
+	wake  chan struct{} // a waiter was queued: stop lingering
+}
+
 // enqueue hands events to the session's queue.
 func (c *core) enqueue(scope, session string, it *recordItem) {
 	c.bg.add()
+	if it.ready == nil {
+		it.at = time.Now()
+	}
 	k := queueKey{scope, session}
 	c.qmu.Lock()
-	pend, running := c.queues[k]
-	c.queues[k] = append(pend, it)
-	c.qmu.Unlock()
+	q, running := c.queues[k]
 	if !running {
-		go c.runQueue(k)
+		q = &queue{wake: make(chan struct{}, 1)}
+		c.queues[k] = q
+	}
+	q.items = append(q.items, it)
+	c.qmu.Unlock()
+	if it.done != nil {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	if !running {
+		go c.runQueue(k, q)
 	}
 }
 
@@ -71,14 +98,14 @@ func (c *core) reserve(scope, session string) *recordItem {
 
 // fill completes a reserved item.
 func fill(it *recordItem, rec Recorder, evs []*auditlog.Request, failed func(error)) {
-	it.rec, it.evs, it.failed = rec, evs, failed
+	it.rec, it.evs, it.failed, it.at = rec, evs, failed, time.Now()
 	close(it.ready)
 }
 
-func (c *core) runQueue(k queueKey) {
+func (c *core) runQueue(k queueKey, q *queue) {
 	for {
 		c.qmu.Lock()
-		items := c.queues[k]
+		items := q.items
 		if len(items) == 0 {
 			delete(c.queues, k)
 			c.qmu.Unlock()
@@ -90,13 +117,29 @@ func (c *core) runQueue(k queueKey) {
 			<-items[0].ready
 			continue
 		}
-		n, events := 0, 0
+		n, events, waiter := 0, 0, false
 		for n < len(items) && items[n].isReady() && (n == 0 || events+len(items[n].evs) <= maxQueueBatch) {
 			events += len(items[n].evs)
+			waiter = waiter || items[n].done != nil
 			n++
 		}
-		c.queues[k] = items[n:len(items):len(items)]
+		if linger := time.Until(items[0].at.Add(c.o.recordLinger)); !waiter && n == len(items) && linger > 0 {
+			c.qmu.Unlock()
+			t := time.NewTimer(linger)
+			select {
+			case <-q.wake:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		q.items = items[n:len(items):len(items)]
 		c.qmu.Unlock()
+		// Drain a wake-up meant for items taken now.
+		select {
+		case <-q.wake:
+		default:
+		}
 		c.recordItems(k.scope, items[:n])
 	}
 }

@@ -44,14 +44,16 @@ type HTTPRecorder struct {
 
 // NewHTTPRecorder returns a Recorder posting to the log server at baseURL
 // (e.g. http://127.0.0.1:8080). client nil means a client with a 30 s
-// timeout.
+// timeout that keeps up to 64 idle connections to the server.
 func NewHTTPRecorder(baseURL, token string, client *http.Client) *HTTPRecorder {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil {
 		u = &url.URL{Opaque: baseURL} // fails at first use with the parse error
 	}
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		client = &http.Client{Timeout: 30 * time.Second, Transport: t}
 	}
 	return &HTTPRecorder{base: u, token: token, client: client}
 }
