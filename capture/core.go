@@ -248,7 +248,8 @@ type exchange struct {
 	callID  string
 	attempt int
 	session string
-	common  attrs
+	common  attrs // on every event of the attempt
+	model   attrs // common, and the model call's (llm.request and llm.response)
 
 	reqRes *auditlog.Result // the request's record, when FailClosed
 
@@ -281,23 +282,27 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	}, time.Now())
 	x.body.max = c.o.maxRecordedBytes
 
+	// Every event of the attempt carries its call id and attempt number;
+	// llm.request and llm.response also name the model call; the rest is
+	// said once, by llm.request (leaves stay near 1 KiB).
 	a := attrs{}
 	a.set("capture.call.id", x.callID)
 	a.set("capture.attempt", x.attempt)
-	a.set("capture.front", c.front)
-	a.set("capture.mode", string(c.o.mode))
-	a.set("capture.upstream", s.upstream)
-	a.set("capture.api", x.ep.api)
-	a.set("server.address", s.server)
-	if x.ep.api != apiOther {
-		a.set("gen_ai.provider.name", s.provider)
-		a.set("gen_ai.operation.name", x.ep.operation)
-	}
-	a.set("gen_ai.request.model", x.info.Model)
 	a.set("gen_ai.agent.id", s.agentID)
 	x.common = a
+	x.model = a.clone()
+	if x.ep.api != apiOther {
+		x.model.set("gen_ai.provider.name", s.provider)
+		x.model.set("gen_ai.operation.name", x.ep.operation)
+	}
+	x.model.set("gen_ai.request.model", x.info.Model)
 
-	req := a.clone()
+	req := x.model.clone()
+	req.set("capture.front", c.front)
+	req.set("capture.mode", string(c.o.mode))
+	req.set("capture.upstream", s.upstream)
+	req.set("capture.api", x.ep.api)
+	req.set("server.address", s.server)
 	req.set("http.request.method", s.method)
 	req.set("url.path", s.path)
 	req.set("url.query", redactQuery(s.rawQuery))
@@ -439,7 +444,7 @@ func (x *exchange) finish(how endKind, cause error) {
 		outcome, errType = OutcomeUpstreamError, sum.ErrorType
 	}
 
-	a := x.common.clone()
+	a := x.model.clone()
 	a.set("capture.outcome", outcome)
 	a.set("error.type", errType)
 	if cause != nil && outcome != OutcomeComplete {
@@ -462,7 +467,6 @@ func (x *exchange) finish(how endKind, cause error) {
 	}
 	if !x.firstChunk.IsZero() && x.stream {
 		a.set("gen_ai.response.time_to_first_chunk", x.firstChunk.Sub(x.start).Seconds())
-		a.set("capture.time_to_first_chunk_ms", millis(x.firstChunk.Sub(x.start)))
 	}
 	a.set("capture.duration_ms", millis(end.Sub(x.start)))
 	if x.stream {
@@ -568,13 +572,15 @@ func (b *capBuf) write(p []byte) {
 
 func (b *capBuf) truncated() bool { return b.h != nil }
 
-// payload puts the body in ev (exact bytes) and its size in a.
+// payload puts the body in ev (exact bytes); when it was truncated, its
+// full size and digest go in a.
 func (b *capBuf) payload(ev *auditlog.Request, a attrs, mt string) {
 	if b.total == 0 {
 		return
 	}
-	a.set("capture.body.size", b.total)
 	if b.truncated() {
+		// The leaf's payload size is what was kept.
+		a.set("capture.body.size", b.total)
 		a.set("capture.body.truncated", true)
 		a.set("capture.body.sha256", hex.EncodeToString(b.h.Sum(nil)))
 	}

@@ -1,12 +1,19 @@
 package capture
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
 
 func i64(n int64) *int64 { return &n }
@@ -366,5 +373,48 @@ func TestCapBuf(t *testing.T) {
 	}
 	if fmt.Sprintf("%x", b.h.Sum(nil)) != "7d1a54127b222502f5b79b5fb0803061152a44f92b37e23c6527baf665d4da9a" {
 		t.Errorf("sha256 %x", b.h.Sum(nil))
+	}
+}
+
+func TestTruncatedBodyRecorded(t *testing.T) {
+	rec := &captured{}
+	c, err := newCore("middleware", []Option{WithMaxRecordedBytes(64), WithRecordLinger(0)}, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"model":"m","input":"` + strings.Repeat("a", 100) + `"}`)
+	x, err := c.begin(context.Background(), &callSpec{
+		rec: rec, scope: "s", principal: "p", actor: auditlog.Actor{Type: "agent", ID: "a"},
+		method: "POST", path: "/v1/embeddings", header: http.Header{"Content-Type": {"application/json"}}, body: body,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.response(200, http.Header{"Content-Type": {"application/json"}}, -1)
+	x.observe([]byte(strings.Repeat("b", 70)))
+	x.finish(endEOF, nil)
+	c.bg.wait(context.Background())
+	if len(rec.evs) != 2 {
+		t.Fatalf("%d events", len(rec.evs))
+	}
+	sum := sha256.Sum256(body)
+	for i, want := range []struct {
+		size int
+		sha  string
+		kept string
+	}{{len(body), hex.EncodeToString(sum[:]), string(body[:64])}, {70, "", strings.Repeat("b", 64)}} {
+		a := rec.evs[i].Attributes
+		kept, _ := base64.StdEncoding.DecodeString(rec.evs[i].PayloadBase64)
+		if string(a["capture.body.size"]) != strconv.Itoa(want.size) || string(a["capture.body.truncated"]) != "true" || string(kept) != want.kept {
+			t.Errorf("event %d: %s %s, kept %q", i, a["capture.body.size"], a["capture.body.truncated"], kept)
+		}
+		if want.sha != "" && string(a["capture.body.sha256"]) != `"`+want.sha+`"` {
+			t.Errorf("sha256 %s", a["capture.body.sha256"])
+		}
+	}
+	// The response did not parse (it was cut): no usage, and the outcome is
+	// still that of the transfer.
+	if string(rec.evs[1].Attributes["capture.outcome"]) != `"complete"` {
+		t.Errorf("outcome %s", rec.evs[1].Attributes["capture.outcome"])
 	}
 }
