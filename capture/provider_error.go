@@ -13,13 +13,28 @@ import (
 func writeProviderError(w http.ResponseWriter, flavor string, status int, code, message string) {
 	var body any
 	if flavor == flavorAnthropic {
-		body = map[string]any{"type": "error", "error": map[string]string{"type": anthropicErrorType(status), "message": message}}
+		type detail struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		}
+		body = struct {
+			Type  string `json:"type"`
+			Error detail `json:"error"`
+		}{"error", detail{anthropicErrorType(status), message}}
 	} else {
 		typ := "invalid_request_error"
 		if status >= 500 {
 			typ = "server_error"
 		}
-		body = map[string]any{"error": map[string]any{"message": message, "type": typ, "param": nil, "code": code}}
+		type detail struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Param   *string `json:"param"`
+			Code    string  `json:"code"`
+		}
+		body = struct {
+			Error detail `json:"error"`
+		}{detail{message, typ, nil, code}}
 	}
 	b, _ := json.Marshal(body)
 	h := w.Header()
