@@ -265,6 +265,9 @@ type exchange struct {
 	body       capBuf
 	done       bool
 	reserved   *recordItem
+	// undelivered: the proxy failed to pass bytes it observed on to the
+	// agent.
+	undelivered bool
 }
 
 // begin records the request event of an attempt (FailClosed: before
@@ -408,10 +411,6 @@ func (x *exchange) finish(how endKind, cause error) {
 	}
 	x.done = true
 	end := time.Now()
-	if how == endClient && x.status != 0 && !x.stream && x.length >= 0 && x.body.total == x.length {
-		// The agent read the whole body and closed it without reading EOF.
-		how = endEOF
-	}
 	var sum summary
 	switch {
 	case x.parser != nil:
@@ -419,6 +418,10 @@ func (x *exchange) finish(how endKind, cause error) {
 	case x.status != 0 && !x.body.truncated() && (x.ep.api != apiOther || x.status >= 400):
 		sum = parseBody(x.ep.api, x.status, x.body.buf)
 	}
+	// The agent has the whole response when the stream's terminator or the
+	// body's last byte reached it (an SDK may stop reading there without
+	// waiting for EOF).
+	whole := !x.undelivered && (sum.Terminated || (!x.stream && x.length >= 0 && x.body.total == x.length))
 	outcome, errType := OutcomeComplete, ""
 	switch {
 	case x.status == 0 && how == endClient:
@@ -430,9 +433,9 @@ func (x *exchange) finish(how endKind, cause error) {
 		if errType == "" || errType == "error" {
 			errType = strconv.Itoa(x.status)
 		}
-	case how == endClient && !sum.Terminated:
+	case how == endClient && !whole:
 		outcome, errType = OutcomeAborted, errorClass(cause, "client_closed")
-	case how == endUpstream:
+	case how == endUpstream && !whole:
 		outcome, errType = OutcomeUpstreamError, "body_interrupted"
 		if x.stream {
 			errType = "stream_interrupted"

@@ -17,6 +17,9 @@ import (
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
 
+// finalWriteTimeout bounds the write of a response's last bytes.
+const finalWriteTimeout = 30 * time.Second
+
 // PathPrefix is where the proxy is mounted: /proxy/NAME/... goes to the
 // upstream NAME.
 const PathPrefix = "/proxy/"
@@ -270,15 +273,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if rerr == io.EOF || x.ending() {
 				// The agent may act on these bytes as the end of the
 				// response: order the response's record before its next
-				// request.
+				// request. The session's records wait for this write, so a
+				// stalled agent gets a deadline.
 				x.reserve()
+				rc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				how, cause = endClient, werr
+				how, cause, x.undelivered = endClient, werr, true
 				break
 			}
 			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
-				how, cause = endClient, ferr
+				how, cause, x.undelivered = endClient, ferr, true
 				break
 			}
 		}
