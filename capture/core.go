@@ -274,7 +274,7 @@ type exchange struct {
 // returning; FailOpen: in the background) and returns the exchange that
 // follows the attempt. In FailClosed mode an error is a *NotRecordedError
 // and the attempt must not be sent.
-func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
+func (c *core) begin(s *callSpec) (*exchange, error) {
 	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor}
 	x.ep = classify(s.method, s.path, s.header, s.upstream)
 	x.info = parseRequest(x.ep.api, s.body)

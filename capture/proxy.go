@@ -216,7 +216,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	target.RawQuery = r.URL.RawQuery
 
-	x, err := p.c.begin(r.Context(), &callSpec{
+	x, err := p.c.begin(&callSpec{
 		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
 		explicit: explicit, actor: actor, agentID: agentID, upstream: name, provider: name,
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
