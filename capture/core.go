@@ -272,10 +272,11 @@ type exchange struct {
 
 // begin records the request event of an attempt (FailClosed: before
 // returning; FailOpen: in the background) and returns the exchange that
-// follows the attempt. In FailClosed mode an error is a *NotRecordedError
-// and the attempt must not be sent.
-func (c *core) begin(s *callSpec) (*exchange, error) {
-	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor}
+// follows the attempt. In FailClosed mode an error is a *NotRecordedError,
+// or ctx's error if ctx ends first; either way the attempt must not be
+// sent.
+func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
+	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, start: time.Now()}
 	x.ep = classify(s.method, s.path, s.header, s.upstream)
 	x.info = parseRequest(x.ep.api, s.body)
 	x.callID, x.attempt, x.session = c.calls.assign(callRef{
@@ -331,17 +332,30 @@ func (c *core) begin(s *callSpec) (*exchange, error) {
 
 	it := &recordItem{rec: s.rec, evs: []*auditlog.Request{ev}}
 	if c.o.mode == FailClosed {
-		// Wait for the record even if the agent goes away meanwhile (the
-		// wait is bounded by the record timeout): the attempt then fails
-		// to go upstream and is recorded as aborted.
 		it.done = make(chan error, 1)
 		c.enqueue(s.scope, x.session, it)
-		if err := <-it.done; err != nil {
-			c.logger.Warn("capture: request not recorded; refusing the call (fail-closed)",
-				"session", x.session, "call", x.callID, "error", err)
-			return nil, &NotRecordedError{Err: err}
+		select {
+		case err := <-it.done:
+			if err != nil {
+				c.logger.Warn("capture: request not recorded; refusing the call (fail-closed)",
+					"session", x.session, "call", x.callID, "error", err)
+				return nil, &NotRecordedError{Err: err}
+			}
+			x.reqRes = &it.res[0]
+		case <-ctx.Done():
+			// The agent gave up (its SDK's timeout, or it went away)
+			// before the record was durable: it gets its own error, and a
+			// request recorded after all is closed by an aborted response.
+			cause := context.Cause(ctx)
+			c.bg.add()
+			go func() {
+				defer c.bg.done()
+				if <-it.done == nil {
+					x.finish(endClient, cause)
+				}
+			}()
+			return nil, ctx.Err()
 		}
-		x.reqRes = &it.res[0]
 	} else {
 		it.failed = func(err error) {
 			c.logger.Warn("capture: request not recorded; forwarded anyway (fail-open)",

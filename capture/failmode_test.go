@@ -279,3 +279,40 @@ func TestProxyLimitsAndTimeouts(t *testing.T) {
 		t.Fatal("an oversized request reached the upstream")
 	}
 }
+
+// slow delays every record.
+type slow struct {
+	capture.Recorder
+	d time.Duration
+}
+
+func (s slow) Record(ctx context.Context, evs []*auditlog.Request) ([]auditlog.Result, error) {
+	time.Sleep(s.d)
+	return s.Recorder.Record(ctx, evs)
+}
+
+// The SDK's own timeout still rules while a FailClosed request is being
+// recorded; a request recorded after the agent gave up is closed by an
+// aborted response, and nothing is sent upstream.
+func TestFailClosedKeepsSDKTimeout(t *testing.T) {
+	e := newEnv(t, "fail-closed")
+	hook, err := capture.NewHook(slow{capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil), 700 * time.Millisecond},
+		capture.WithSession("fc-timeout"), capture.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hook.Close(context.Background())
+	oc := openai.NewClient(oaoption.WithAPIKey(openaiKey), oaoption.WithBaseURL(e.up.URL+"/v1/"), oaoption.WithMaxRetries(0),
+		oaoption.WithRequestTimeout(150*time.Millisecond), oaoption.WithMiddleware(hook.Middleware))
+	start := time.Now()
+	_, err = oc.Chat.Completions.New(context.Background(), chatParams("gpt-test", "fc/timeout"))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 600*time.Millisecond {
+		t.Fatalf("after %v: %v, want the SDK's deadline", time.Since(start), err)
+	}
+	evs := e.events("fc-timeout", 2)
+	wantKinds(t, evs, "llm.request", "llm.response")
+	wantAttrs(t, evs[1], map[string]any{"capture.outcome": "aborted", "error.type": "timeout", "http.response.status_code": nil})
+	if e.up.count("fc/timeout") != 0 {
+		t.Fatal("the request reached the upstream")
+	}
+}

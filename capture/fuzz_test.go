@@ -189,7 +189,7 @@ func FuzzExchange(f *testing.F) {
 			t.Fatal(err)
 		}
 		h := http.Header{"Content-Type": {reqCT}, "Authorization": {"Bearer k"}, "User-Agent": {string(respBody)}, "Anthropic-Beta": {path}}
-		x, err := c.begin(&callSpec{
+		x, err := c.begin(context.Background(), &callSpec{
 			rec: rec, scope: "t", principal: "p", actor: auditlog.Actor{Type: "agent", ID: "a"},
 			upstream: "u", provider: "u", server: "h", method: "POST", path: path, rawQuery: string(reqBody),
 			header: h, body: reqBody,

@@ -126,7 +126,7 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 	if !auditlog.ValidID(explicit) {
 		explicit = ""
 	}
-	x, err := h.c.begin(&callSpec{
+	x, err := h.c.begin(ctx, &callSpec{
 		rec: h.rec, scope: h.scope, principal: h.scope, session: session, explicit: explicit,
 		actor: h.c.o.actor, agentID: h.c.o.agentID, upstream: req.URL.Host,
 		provider: providerFor(req.URL.Hostname(), req.URL.Path, req.Header),

@@ -383,7 +383,7 @@ func TestTruncatedBodyRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := []byte(`{"model":"m","input":"` + strings.Repeat("a", 100) + `"}`)
-	x, err := c.begin(&callSpec{
+	x, err := c.begin(context.Background(), &callSpec{
 		rec: rec, scope: "s", principal: "p", actor: auditlog.Actor{Type: "agent", ID: "a"},
 		method: "POST", path: "/v1/embeddings", header: http.Header{"Content-Type": {"application/json"}}, body: body,
 	})

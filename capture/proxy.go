@@ -216,16 +216,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	target.RawQuery = r.URL.RawQuery
 
-	x, err := p.c.begin(&callSpec{
+	x, err := p.c.begin(r.Context(), &callSpec{
 		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
 		explicit: explicit, actor: actor, agentID: agentID, upstream: name, provider: name,
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
 		header: r.Header, body: body,
 	})
-	if err != nil {
+	if errors.Is(err, ErrNotRecorded) {
 		fail(http.StatusServiceUnavailable, "audit_log_unavailable",
 			"the audit log could not record this request, so it was not sent to %s (capture mode fail-closed); retry later", name)
 		return
+	}
+	if err != nil {
+		return // the agent went away
 	}
 
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), bytes.NewReader(body))
