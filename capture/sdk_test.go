@@ -480,6 +480,26 @@ func TestSDKs(t *testing.T) {
 		wantAttrs(t, calls[0].req, map[string]any{"gen_ai.provider.name": "local", "capture.upstream": "local", "url.path": "/v1/chat/completions"})
 	})
 
+	t.Run("tool-result-via-event-api", func(t *testing.T) {
+		// The agent runs the tool and posts its result to the same session.
+		session := sess("openai/chat-tools", "proxy")
+		calls := splitCalls(t, e.events(session, 4))
+		body := `{"session":"` + session + `","kind":"tool.result","actor":{"type":"agent","id":"agent-1"},` +
+			`"attributes":{"gen_ai.tool.call.id":"call_abc","gen_ai.tool.name":"get_weather"},"payload":{"temp_c":21}}`
+		req, _ := http.NewRequest("POST", e.ts.URL+"/v1/events", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+e.writeToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /v1/events: %v %v", err, resp.Status)
+		}
+		resp.Body.Close()
+		evs := e.events(session, 5)
+		wantKinds(t, evs, "llm.request", "llm.response", "tool.call", "tool.call", "tool.result")
+		if evs[4].str("gen_ai.tool.call.id") != calls[0].tools[0].str("gen_ai.tool.call.id") {
+			t.Error("the tool result does not name the tool call")
+		}
+	})
+
 	t.Run("payload-api", func(t *testing.T) {
 		evs := e.events(sess("openai/chat", "proxy"), 2)
 		for _, ev := range evs {
