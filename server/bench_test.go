@@ -72,7 +72,8 @@ func run(b *testing.B, clients int, op func(i int) error) ([]time.Duration, time
 }
 
 func benchBare(b *testing.B, clients int) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // stops Tessera's background work after shutdown
 	skey, _, _ := checkpoint.GenerateKey("bench/bare")
 	s, _ := checkpoint.NewSigner(skey)
 	drv, err := posix.New(ctx, posix.Config{Path: filepath.Join(b.TempDir(), "log")})
