@@ -33,8 +33,8 @@ type Hook struct {
 
 // NewHook returns a Hook that records through rec. Options: WithMode,
 // WithSession, WithActor, WithAgentID, WithFingerprintKey,
-// WithMaxRecordedBytes, WithRecordTimeout, WithGapRetryInterval,
-// WithLogger.
+// WithMaxRecordedBytes, WithRecordTimeout, WithRecordLinger,
+// WithGapRetryInterval, WithLogger.
 func NewHook(rec Recorder, opts ...Option) (*Hook, error) {
 	if rec == nil {
 		return nil, errors.New("capture: a Recorder is required")

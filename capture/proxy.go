@@ -96,7 +96,8 @@ type Proxy struct {
 // NewProxy returns a proxy to upstreams (name to base URL; see
 // DefaultUpstreams) that authenticates agents with auth. Options: WithMode,
 // WithFingerprintKey, WithMaxRequestBytes, WithMaxRecordedBytes,
-// WithRecordTimeout, WithGapRetryInterval, WithTransport, WithLogger.
+// WithRecordTimeout, WithRecordLinger, WithGapRetryInterval, WithTransport,
+// WithLogger.
 func NewProxy(upstreams map[string]string, auth Authenticator, opts ...Option) (*Proxy, error) {
 	if auth == nil {
 		return nil, errors.New("capture: an Authenticator is required")
