@@ -57,16 +57,27 @@ func TestTesseraHammerReads(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The hammer exits once the tree has grown by goal from the size it
+	// first saw, which depends on when it starts; keep writing until then.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
-			for i := range goal / 8 {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				s.post(t, fmt.Sprintf("hammer-%d", w), "tool.call", map[string]int{"i": i})
 			}
 		})
 	}
+	err := <-exited
+	close(stop)
 	wg.Wait()
-	err := cmd.Wait()
 	if err != nil {
 		t.Fatalf("hammer failed: %v\n%s", err, out.String())
 	}
