@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 )
 
 // StateFile is the monitor's SQLite database inside its state directory.
@@ -73,10 +73,9 @@ func openStore(dir string) (*store, error) {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
 	path := filepath.Join(dir, StateFile)
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sqlitedb.Open(path, sqlitedb.Durable)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, err
 	}
 	db.SetMaxOpenConns(1)
 	for _, q := range []string{
@@ -91,10 +90,6 @@ func openStore(dir string) (*store, error) {
 			db.Close()
 			return nil, fmt.Errorf("initialising %s: %w", path, err)
 		}
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, err
 	}
 	return &store{db: db}, nil
 }

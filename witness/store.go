@@ -5,12 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"sync"
 
 	"github.com/transparency-dev/merkle/rfc6962"
-	_ "modernc.org/sqlite" // pure-Go SQLite driver "sqlite"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 )
 
 // Store keeps the latest cosigned checkpoint of each log in SQLite. Every
@@ -55,16 +54,7 @@ END;
 
 // OpenStore opens (creating if needed) the database at path.
 func OpenStore(path string) (*Store, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(ON)")
-	q.Set("_txlock", "immediate")
-	if strings.Contains(path, "?") {
-		return nil, fmt.Errorf("witness database path %q must not contain '?'", path)
-	}
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := sqlitedb.Open(path, sqlitedb.Durable)
 	if err != nil {
 		return nil, fmt.Errorf("opening witness database: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -32,6 +33,9 @@ const MaxConns = 4
 // bounded however large the data grows: at most MaxConns connections, each
 // caching at most 8 MiB of pages.
 func Open(path string, d Durability) (*sql.DB, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("database path %q must not contain '?' or '#'", path)
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(d) + ")&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=cache_size(-8192)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
