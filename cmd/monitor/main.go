@@ -60,6 +60,20 @@ func newLogger(level string) (*slog.Logger, error) {
 	return logger, nil
 }
 
+// readTrust reads what every subcommand verifies against: the log's
+// verifier key and, if given, the witness policy.
+func readTrust(keyPath, policyPath string) (note.Verifier, *checkpoint.Policy, error) {
+	key, err := readLogKey(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	policy, err := readPolicy(policyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, policy, nil
+}
+
 func readLogKey(path string) (note.Verifier, error) {
 	if path == "" {
 		return nil, errors.New("--log-key is required (the log's note verifier key, e.g. DATA/keys/log.pub)")
@@ -119,11 +133,7 @@ func follow(args []string) int {
 	if *url == "" || *rulesFile == "" || *stateDir == "" {
 		return fail("--url, --log-key, --rules and --state are required")
 	}
-	key, err := readLogKey(*logKey)
-	if err != nil {
-		return fail("%v", err)
-	}
-	policy, err := readPolicy(*policyFile)
+	key, policy, err := readTrust(*logKey, *policyFile)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -216,11 +226,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if *url == "" {
 		return fail("--url is required")
 	}
-	key, err := readLogKey(*logKey)
-	if err != nil {
-		return fail("%v", err)
-	}
-	policy, err := readPolicy(*policyFile)
+	key, policy, err := readTrust(*logKey, *policyFile)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -270,11 +276,7 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 0 {
 		return fail("usage: monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...")
 	}
-	key, err := readLogKey(*logKey)
-	if err != nil {
-		return fail("%v", err)
-	}
-	policy, err := readPolicy(*policyFile)
+	key, policy, err := readTrust(*logKey, *policyFile)
 	if err != nil {
 		return fail("%v", err)
 	}

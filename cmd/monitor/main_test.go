@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -122,34 +123,16 @@ func (l *logServer) size() uint64 {
 	return cp.Size
 }
 
-// lockedBuffer is a bytes.Buffer safe for the exec copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 type run struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
-	errOut *lockedBuffer
+	out    *witnesstest.SyncBuffer
+	errOut *witnesstest.SyncBuffer
 	done   chan struct{}
 }
 
 func startBinary(t *testing.T, args ...string) *run {
 	t.Helper()
-	r := &run{cmd: exec.Command(binary, args...), out: &lockedBuffer{}, errOut: &lockedBuffer{}, done: make(chan struct{})}
+	r := &run{cmd: exec.Command(binary, args...), out: &witnesstest.SyncBuffer{}, errOut: &witnesstest.SyncBuffer{}, done: make(chan struct{})}
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.errOut
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -180,7 +180,7 @@ func StartLitewitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *
 
 	db := filepath.Join(dir, "litewitness.db")
 	addr := freeAddr(t)
-	logs := new(lockedBuffer)
+	logs := new(SyncBuffer)
 	stop := startProcessOutput(t, "litewitness", logs, bin,
 		"-name", name, "-db", db, "-ssh-agent", sock,
 		"-key", ssh.FingerprintSHA256(sshPub), "-listen", addr)
@@ -319,13 +319,13 @@ func waitHTTP(t testing.TB, url string) {
 }
 
 func startProcess(t testing.TB, label, bin string, args ...string) func() {
-	return startProcessOutput(t, label, new(lockedBuffer), bin, args...)
+	return startProcessOutput(t, label, new(SyncBuffer), bin, args...)
 }
 
 // startProcessOutput starts bin with its stdout and stderr in out, and
 // returns a function that stops it: SIGINT, then SIGKILL after 5 s. It also
 // runs at cleanup, and then prints the output if the test failed.
-func startProcessOutput(t testing.TB, label string, out *lockedBuffer, bin string, args ...string) func() {
+func startProcessOutput(t testing.TB, label string, out *SyncBuffer, bin string, args ...string) func() {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = out
@@ -356,18 +356,20 @@ func startProcessOutput(t testing.TB, label string, out *lockedBuffer, bin strin
 	return stop
 }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process's output copier and a test
+// may use at the same time.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
