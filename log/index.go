@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,7 +146,7 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 	defer stmt.Close()
 	for i, data := range leaves {
 		idx := from + uint64(i)
-		l, err := ParseLeaf(data)
+		l, err := parseIndexFields(data)
 		if err != nil {
 			// Not one of ours (or corrupt): leave it out of the index, but
 			// say so; the monitor reports it as a finding.
@@ -168,6 +169,34 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 	x.changed = make(chan struct{})
 	x.mu.Unlock()
 	return nil
+}
+
+// indexFields are the leaf fields the index keeps.
+type indexFields struct {
+	V       int    `json:"v"`
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Tenant  string `json:"tenant"`
+	Session string `json:"session"`
+	Seq     uint64 `json:"seq"`
+}
+
+// parseIndexFields decodes only what the index needs: the leaves were
+// written by this log, and the monitor checks every leaf strictly
+// (ParseLeaf). Decoding attributes into maps here cost about half the
+// follower's CPU.
+func parseIndexFields(data []byte) (*indexFields, error) {
+	var l indexFields
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("decoding leaf: %w", err)
+	}
+	if l.V != LeafVersion {
+		return nil, fmt.Errorf("unsupported leaf version %d", l.V)
+	}
+	if l.Session == "" || l.Tenant == "" {
+		return nil, errors.New("leaf has no tenant or session")
+	}
+	return &l, nil
 }
 
 // Follow keeps the index up to date until ctx is done.

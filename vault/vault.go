@@ -9,7 +9,9 @@
 //
 // Writes are group-committed: concurrent Put calls are gathered into one
 // SQLite transaction, and Put returns only once that transaction is durable
-// (WAL, synchronous=FULL).
+// (WAL, synchronous=FULL). Under sustained load commits start at least
+// CommitSpacing apart, so that one fsync covers many payloads; a put that
+// arrives after a quiet spell is committed at once.
 package vault
 
 import (
@@ -20,7 +22,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
@@ -51,8 +55,9 @@ type Record struct {
 
 // Vault is an encrypted payload store. It is safe for concurrent use.
 type Vault struct {
-	db     *sql.DB
-	master cipher.AEAD
+	db      *sql.DB
+	master  cipher.AEAD
+	spacing time.Duration
 
 	mu   sync.Mutex
 	keys map[sessionKey]*dataKey // cache of unwrapped data keys, bounded
@@ -61,6 +66,8 @@ type Vault struct {
 	closed  chan struct{}
 	done    chan struct{}
 	closeMu sync.Once
+
+	commits atomic.Int64 // transactions committed by the writer (for tests)
 }
 
 type sessionKey struct{ tenant, session string }
@@ -68,6 +75,10 @@ type sessionKey struct{ tenant, session string }
 type dataKey struct {
 	aead    cipher.AEAD
 	wrapped []byte
+	// stored: the wrapped key is committed to data_keys. Until then the
+	// key is only in the cache, which must not drop it: a second key for the
+	// session would be created, and its payloads could never be opened.
+	stored atomic.Bool
 }
 
 type putReq struct {
@@ -79,14 +90,28 @@ type row struct {
 	id, tenant, session, mediaType string
 	size                           int
 	nonce, sealed                  []byte
-	wrappedKey                     []byte
+	key                            *dataKey
 }
 
 const maxCachedKeys = 4096
 
+// DefaultCommitSpacing is the least time between the starts of two commits
+// under sustained load. On the 2-core VM of the README, a commit's fsync
+// costs about 0.3 ms of CPU; without spacing, 512 clients produced about 940
+// commits/s of 6 payloads each.
+const DefaultCommitSpacing = 2 * time.Millisecond
+
+// Option configures a Vault.
+type Option func(*Vault)
+
+// WithCommitSpacing sets the least time between the starts of two commits
+// (default DefaultCommitSpacing; 0 commits as soon as the previous commit
+// is done).
+func WithCommitSpacing(d time.Duration) Option { return func(v *Vault) { v.spacing = d } }
+
 // Open opens (creating if needed) the vault database at path, using the
 // 32-byte master key to wrap and unwrap data keys.
-func Open(path string, masterKey []byte) (*Vault, error) {
+func Open(path string, masterKey []byte, opts ...Option) (*Vault, error) {
 	if len(masterKey) != MasterKeySize {
 		return nil, fmt.Errorf("master key must be %d bytes, got %d", MasterKeySize, len(masterKey))
 	}
@@ -113,12 +138,16 @@ CREATE TABLE IF NOT EXISTS payloads (
 		return nil, fmt.Errorf("creating vault schema: %w", err)
 	}
 	v := &Vault{
-		db:     db,
-		master: master,
-		keys:   make(map[sessionKey]*dataKey),
-		queue:  make(chan *putReq, 1024),
-		closed: make(chan struct{}),
-		done:   make(chan struct{}),
+		db:      db,
+		master:  master,
+		spacing: DefaultCommitSpacing,
+		keys:    make(map[sessionKey]*dataKey),
+		queue:   make(chan *putReq, 1024),
+		closed:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(v)
 	}
 	go v.writer()
 	return v, nil
@@ -177,9 +206,11 @@ func (v *Vault) key(ctx context.Context, tenant, session string) (*dataKey, erro
 		if err != nil {
 			return nil, err
 		}
+		k.stored.Store(true)
 	}
 	if len(v.keys) >= maxCachedKeys {
-		clear(v.keys) // cheap bound; keys are re-read on demand
+		// Cheap bound; stored keys are re-read on demand.
+		maps.DeleteFunc(v.keys, func(_ sessionKey, k *dataKey) bool { return k.stored.Load() })
 	}
 	v.keys[sk] = k
 	return k, nil
@@ -232,10 +263,10 @@ func (v *Vault) Put(ctx context.Context, recs ...Record) error {
 		pt = append(pt, r.Payload...)
 		rows = append(rows, row{
 			id: r.ID, tenant: r.Tenant, session: r.Session, mediaType: r.MediaType,
-			size:       len(r.Payload),
-			nonce:      nonce,
-			sealed:     k.aead.Seal(nil, nonce, pt, payloadAAD(r.ID, r.Tenant, r.Session, r.MediaType)),
-			wrappedKey: k.wrapped,
+			size:   len(r.Payload),
+			nonce:  nonce,
+			sealed: k.aead.Seal(nil, nonce, pt, payloadAAD(r.ID, r.Tenant, r.Session, r.MediaType)),
+			key:    k,
 		})
 	}
 	req := &putReq{rows: rows, err: make(chan error, 1)}
@@ -254,11 +285,14 @@ func (v *Vault) Put(ctx context.Context, recs ...Record) error {
 // writer gathers queued puts into transactions (group commit).
 func (v *Vault) writer() {
 	defer close(v.done)
+	var last time.Time // start of the previous commit
+	var linger *time.Timer
 	for {
 		var batch []*putReq
+		rows := 0
 		select {
 		case r := <-v.queue:
-			batch = append(batch, r)
+			batch, rows = append(batch, r), len(r.rows)
 		case <-v.closed:
 			// Drain whatever is still queued, then stop.
 			for {
@@ -270,21 +304,45 @@ func (v *Vault) writer() {
 				}
 			}
 		}
+		// Under sustained load, wait for the spacing to pass, gathering puts.
+		if wait := v.spacing - time.Since(last); wait > 0 {
+			if linger == nil {
+				linger = time.NewTimer(wait)
+			} else {
+				linger.Reset(wait)
+			}
+		gather:
+			for rows < maxBatchRows {
+				select {
+				case r := <-v.queue:
+					batch, rows = append(batch, r), rows+len(r.rows)
+				case <-linger.C:
+					break gather
+				case <-v.closed:
+					break gather
+				}
+			}
+			linger.Stop()
+		}
 	more:
-		for len(batch) < 512 {
+		for rows < maxBatchRows {
 			select {
 			case r := <-v.queue:
-				batch = append(batch, r)
+				batch, rows = append(batch, r), rows+len(r.rows)
 			default:
 				break more
 			}
 		}
+		last = time.Now()
 		err := v.commit(batch)
 		for _, r := range batch {
 			r.err <- err
 		}
 	}
 }
+
+// maxBatchRows bounds one transaction (a put's rows are never split).
+const maxBatchRows = 1024
 
 func (v *Vault) commit(batch []*putReq) error {
 	tx, err := v.db.Begin()
@@ -302,10 +360,14 @@ func (v *Vault) commit(batch []*putReq) error {
 		return fmt.Errorf("vault: %w", err)
 	}
 	defer payStmt.Close()
+	newKeys := make(map[*dataKey]bool)
 	for _, r := range batch {
 		for _, w := range r.rows {
-			if _, err := keyStmt.Exec(w.tenant, w.session, w.wrappedKey); err != nil {
-				return fmt.Errorf("vault: storing data key: %w", err)
+			if !w.key.stored.Load() && !newKeys[w.key] {
+				if _, err := keyStmt.Exec(w.tenant, w.session, w.key.wrapped); err != nil {
+					return fmt.Errorf("vault: storing data key: %w", err)
+				}
+				newKeys[w.key] = true
 			}
 			if _, err := payStmt.Exec(w.id, w.tenant, w.session, w.mediaType, w.size, w.nonce, w.sealed); err != nil {
 				return fmt.Errorf("vault: storing payload: %w", err)
@@ -314,6 +376,10 @@ func (v *Vault) commit(batch []*putReq) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("vault: commit: %w", err)
+	}
+	v.commits.Add(1)
+	for k := range newKeys {
+		k.stored.Store(true)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, MasterKeySize) }
@@ -121,5 +122,97 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 	}
 	if err := v.Put(ctx, Record{ID: "late", Tenant: "t", Session: "s"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Put after Close = %v, want ErrClosed", err)
+	}
+}
+
+// Under sustained load puts that arrive within the commit spacing share one
+// transaction; every one of them is durable when Put returns.
+func TestCommitSpacingGroupsPuts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vault.db")
+	v, err := Open(path, key(1), WithCommitSpacing(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	put := func(i int) error {
+		return v.Put(ctx, Record{ID: fmt.Sprintf("e%d", i), Tenant: "t", Session: fmt.Sprintf("s%d", i%3), MediaType: "text/plain", Salt: []byte("salt"), Payload: []byte("p")})
+	}
+	// The first put after a quiet spell commits at once.
+	if err := put(0); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.commits.Load(); n != 1 {
+		t.Fatalf("%d commits after the first put, want 1", n)
+	}
+	// The next ones wait for the spacing, or for a full transaction: fill
+	// one exactly, so that the test does not wait an hour.
+	var wg sync.WaitGroup
+	errs := make(chan error, maxBatchRows)
+	for i := 1; i <= maxBatchRows; i++ {
+		wg.Go(func() { errs <- put(i) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.commits.Load(); n != 2 {
+		t.Fatalf("%d commits for 1+%d puts, want 2", n, maxBatchRows)
+	}
+	for _, i := range []int{0, 1, maxBatchRows} {
+		if _, err := v.Get(ctx, fmt.Sprintf("e%d", i)); err != nil {
+			t.Fatalf("Get(e%d): %v", i, err)
+		}
+	}
+}
+
+// The data-key cache never drops a key that is not committed yet: a second
+// key would be made for the session and its payloads could not be opened.
+func TestKeyCacheKeepsUncommittedKeys(t *testing.T) {
+	ctx := context.Background()
+	v, err := Open(filepath.Join(t.TempDir(), "vault.db"), key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	first, err := v.key(ctx, "t", "s0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= maxCachedKeys; i++ { // one more than the bound
+		if _, err := v.key(ctx, "t", fmt.Sprintf("s%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := v.key(ctx, "t", "s0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Fatal("an uncommitted data key was dropped from the cache and replaced")
+	}
+	// Once committed, keys may be dropped and are read back from the
+	// database unchanged.
+	if err := v.Put(ctx, Record{ID: "e0", Tenant: "t", Session: "s0", MediaType: "text/plain", Salt: []byte("salt"), Payload: []byte("p")}); err != nil {
+		t.Fatal(err)
+	}
+	v.mu.Lock()
+	v.keys[sessionKey{"t", "x"}] = &dataKey{} // trigger the bound on the next miss
+	v.mu.Unlock()
+	if _, err := v.key(ctx, "t", "another"); err != nil {
+		t.Fatal(err)
+	}
+	v.mu.Lock()
+	_, cached := v.keys[sessionKey{"t", "s0"}]
+	v.mu.Unlock()
+	if cached {
+		t.Fatal("a committed key was not dropped when the cache was full")
+	}
+	got, err := v.Get(ctx, "e0")
+	if err != nil || string(got.Payload) != "p" {
+		t.Fatalf("Get(e0) = %+v, %v", got, err)
 	}
 }
