@@ -10,8 +10,9 @@
 // Writes are group-committed: concurrent Put calls are gathered into one
 // SQLite transaction, and Put returns only once that transaction is durable
 // (WAL, synchronous=FULL). Under sustained load commits start at least
-// CommitSpacing apart, so that one fsync covers many payloads; a put that
-// arrives after a quiet spell is committed at once.
+// DefaultCommitSpacing apart (see WithCommitSpacing), so that one fsync
+// covers many payloads; a put that arrives after a quiet spell is committed
+// at once.
 package vault
 
 import (
