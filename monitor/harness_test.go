@@ -22,6 +22,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -218,22 +219,9 @@ func randomHash() []byte {
 }
 
 // syncBuffer collects alert lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type syncBuffer struct{ witnesstest.SyncBuffer }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) alerts(t testing.TB) []Alert {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return parseAlerts(t, b.buf.Bytes())
-}
+func (b *syncBuffer) alerts(t testing.TB) []Alert { return parseAlerts(t, []byte(b.String())) }
 
 func parseAlerts(t testing.TB, data []byte) []Alert {
 	var out []Alert
