@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -434,8 +435,12 @@ func (x *exchange) finish(how endKind, cause error) {
 	}
 	// The agent has the whole response when the stream's terminator or the
 	// body's last byte reached it (an SDK may stop reading there without
-	// waiting for EOF).
-	whole := !x.undelivered && (sum.Terminated || (!x.stream && x.length >= 0 && x.body.total == x.length))
+	// waiting for EOF). A chunked JSON body has no length: it is whole once
+	// the bytes delivered form a complete JSON object, since a JSON decoder
+	// stops there and the closing chunk may not have arrived yet.
+	whole := !x.undelivered && (sum.Terminated ||
+		(!x.stream && x.length >= 0 && x.body.total == x.length) ||
+		(!x.stream && x.length < 0 && !x.body.truncated() && completeJSONObject(x.body.buf)))
 	outcome, errType := OutcomeComplete, ""
 	switch {
 	case x.status == 0 && how == endClient:
@@ -622,4 +627,11 @@ func mediaType(ct, def string) string {
 		return mt
 	}
 	return full
+}
+
+// completeJSONObject reports whether b is one whole JSON object (with
+// surrounding white space at most). A cut-off object is never valid JSON.
+func completeJSONObject(b []byte) bool {
+	t := bytes.TrimSpace(b)
+	return len(t) > 0 && t[0] == '{' && json.Valid(t)
 }

@@ -145,6 +145,11 @@ func (e *env) events(session string, want int) []event {
 		if err != nil {
 			e.t.Fatal(err)
 		}
+		// The follower may have indexed past size meanwhile; every indexed
+		// entry is integrated, so a size read now covers them all.
+		if size, err = l.Reader().IntegratedSize(e.ctx); err != nil {
+			e.t.Fatal(err)
+		}
 		if len(entries) >= want || time.Now().After(deadline) {
 			var out []event
 			var prev []byte
