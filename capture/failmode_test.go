@@ -317,17 +317,17 @@ func TestFailClosedKeepsSDKTimeout(t *testing.T) {
 	}
 }
 
-// A chunked JSON response is complete once its object has reached the
-// agent, even if the agent closes the body before the closing chunk
-// arrives (a JSON decoder stops at the end of the object). Here the upstream
-// holds the closing chunk back until the agent has closed the body.
-func TestChunkedJSONClosedBeforeEOFIsComplete(t *testing.T) {
+// chunkedCall sends one chat call through a hook to an upstream that
+// answers body without a Content-Length and holds the closing chunk back
+// until the agent, which reads the answer with read, has closed the body.
+// It returns the call's llm.response event.
+func chunkedCall(t *testing.T, session, body string, read func(io.Reader)) event {
 	e := newEnv(t, "fail-closed")
 	closed := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"chatcmpl-chunked","object":"chat.completion","model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`+"\n")
+		io.WriteString(w, body)
 		http.NewResponseController(w).Flush() // no Content-Length: chunked
 		select {
 		case <-closed:
@@ -335,7 +335,7 @@ func TestChunkedJSONClosedBeforeEOFIsComplete(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	hook, err := capture.NewHook(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil), capture.WithSession("chunked"), capture.WithLogger(quiet))
+	hook, err := capture.NewHook(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil), capture.WithSession(session), capture.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,50 +347,33 @@ func TestChunkedJSONClosedBeforeEOFIsComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cc struct{ ID string }
-	if err := json.NewDecoder(resp.Body).Decode(&cc); err != nil || cc.ID != "chatcmpl-chunked" {
-		t.Fatalf("decoded %+v, %v", cc, err)
-	}
+	read(resp.Body)
 	resp.Body.Close()
 	close(closed)
 	hook.Flush(context.Background())
-	evs := e.events("chunked", 2)
+	evs := e.events(session, 2)
 	wantKinds(t, evs, "llm.request", "llm.response")
-	wantAttrs(t, evs[1], map[string]any{"capture.outcome": "complete", "gen_ai.response.id": "chatcmpl-chunked"})
+	return evs[1]
+}
+
+// A chunked JSON response is complete once its object has reached the
+// agent, even if the agent closes the body before the closing chunk arrives
+// (a JSON decoder stops at the end of the object).
+func TestChunkedJSONClosedBeforeEOFIsComplete(t *testing.T) {
+	ev := chunkedCall(t, "chunked",
+		`{"id":"chatcmpl-chunked","object":"chat.completion","model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`+"\n",
+		func(r io.Reader) {
+			var cc struct{ ID string }
+			if err := json.NewDecoder(r).Decode(&cc); err != nil || cc.ID != "chatcmpl-chunked" {
+				t.Errorf("decoded %+v, %v", cc, err)
+			}
+		})
+	wantAttrs(t, ev, map[string]any{"capture.outcome": "complete", "gen_ai.response.id": "chatcmpl-chunked"})
 }
 
 // A chunked JSON body cut off inside the object is still an abort.
 func TestChunkedJSONCutOffIsAborted(t *testing.T) {
-	e := newEnv(t, "fail-closed")
-	closed := make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"chatcmpl-cut","object":"chat.completion","choices":[`)
-		http.NewResponseController(w).Flush()
-		select {
-		case <-closed:
-		case <-time.After(5 * time.Second):
-		}
-	}))
-	defer up.Close()
-	hook, err := capture.NewHook(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil), capture.WithSession("cut"), capture.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hook.Close(context.Background())
-	hc := &http.Client{Transport: hook.RoundTripper(nil)}
-	req, _ := http.NewRequest("POST", up.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-test","messages":[{"role":"user","content":"cut"}]}`))
-	req.Header.Set("Authorization", "Bearer "+openaiKey)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 16)
-	io.ReadFull(resp.Body, buf)
-	resp.Body.Close()
-	close(closed)
-	hook.Flush(context.Background())
-	evs := e.events("cut", 2)
-	wantAttrs(t, evs[1], map[string]any{"capture.outcome": "aborted"})
+	ev := chunkedCall(t, "cut", `{"id":"chatcmpl-cut","object":"chat.completion","choices":[`,
+		func(r io.Reader) { io.ReadFull(r, make([]byte, 16)) })
+	wantAttrs(t, ev, map[string]any{"capture.outcome": "aborted"})
 }
