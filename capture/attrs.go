@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // attrs are event attributes under construction. set drops empty and nil
@@ -54,14 +54,14 @@ func (a attrs) set(k string, v any) {
 // characters replaced, at most n bytes. Leaves stay small whatever an
 // upstream or an agent sends.
 func clean(s string, n int) string {
-	s = strings.ToValidUTF8(truncate(s, 4*n), "\uFFFD")
+	s = strings.ToValidUTF8(event.Clip(s, 4*n), "\uFFFD")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return '?'
 		}
 		return r
 	}, s)
-	return truncate(s, n)
+	return event.Clip(s, n)
 }
 
 func (a attrs) clone() attrs {
@@ -72,7 +72,7 @@ func (a attrs) clone() attrs {
 	return out
 }
 
-// raw encodes the attributes for an auditlog.Request.
+// raw encodes the attributes for an event.Request.
 func (a attrs) raw() map[string]json.RawMessage {
 	out := make(map[string]json.RawMessage, len(a))
 	for k, v := range a {
@@ -88,4 +88,4 @@ func (a attrs) raw() map[string]json.RawMessage {
 func millis(d time.Duration) int64 { return d.Milliseconds() }
 
 // timeAttr formats t as the leaf's time format does.
-func timeAttr(t time.Time) string { return t.UTC().Format(auditlog.TimeFormat) }
+func timeAttr(t time.Time) string { return t.UTC().Format(event.TimeFormat) }

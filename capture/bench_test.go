@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+
 	"github.com/openai/openai-go/v3"
 	oaoption "github.com/openai/openai-go/v3/option"
 
@@ -120,8 +122,8 @@ func pct(d []time.Duration, p int) float64 {
 //	go test ./capture -run '^$' -bench BenchmarkCapture -benchtime 300x
 func BenchmarkCapture(b *testing.B) {
 	up := benchUpstream(b)
-	open := newBenchServer(b, up.URL, "fail-open", server.DefaultBatchMaxAge)
-	closed := newBenchServer(b, up.URL, "fail-closed", server.DefaultBatchMaxAge)
+	open := newBenchServer(b, up.URL, "fail-open", auditlog.DefaultBatchMaxAge)
+	closed := newBenchServer(b, up.URL, "fail-closed", auditlog.DefaultBatchMaxAge)
 	closedFast := newBenchServer(b, up.URL, "fail-closed", time.Millisecond)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 1024, IdleConnTimeout: time.Minute}}
 
@@ -131,7 +133,7 @@ func BenchmarkCapture(b *testing.B) {
 		client func(agent int) (openai.Client, context.Context)
 	}
 	hook := func(s *benchServer, mode capture.Mode) *capture.Hook {
-		h, err := capture.NewHook(capture.NewHTTPRecorder(s.ts.URL, s.token, nil), capture.WithMode(mode), capture.WithLogger(quiet))
+		h, err := capture.NewHook(capture.NewHTTPRecorder(mustClient(s.ts.URL, s.token)), capture.WithMode(mode), capture.WithLogger(quiet))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,13 +1,14 @@
 package capture
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // How attempts are grouped into calls. The OpenAI and Anthropic SDKs (and
@@ -34,12 +35,6 @@ type callTable struct {
 }
 
 func newCallTable() *callTable { return &callTable{m: map[string]*callEntry{}} }
-
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // retryCount reads X-Stainless-Retry-Count, or -1.
 func retryCount(h http.Header) int {
@@ -97,13 +92,13 @@ func (t *callTable) assign(r callRef, now time.Time) (callID string, attempt int
 	default:
 		e = &callEntry{id: r.explicit, session: r.session}
 		if e.id == "" {
-			e.id = newID()
+			e.id = event.NewID()
 		}
 		if r.retry > 0 {
 			e.attempt = r.retry
 		}
 		if e.session == "" {
-			e.session = newID()
+			e.session = event.NewID()
 		}
 		if len(t.m) >= maxCallsTable {
 			t.evictLocked(now)

@@ -26,19 +26,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"time"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Recorder appends audit events durably. Record appends events in order,
 // all or none (events of one session are chained in the order given); when it
 // returns without error every event is durable and results[i] describes
-// events[i].
+// events[i]. HTTPRecorder records through a log server's event API; the log
+// server's proxy records into its engine directly.
 type Recorder interface {
-	Record(ctx context.Context, events []*auditlog.Request) ([]auditlog.Result, error)
+	Record(ctx context.Context, events []*event.Request) ([]event.Appended, error)
 }
 
 // Mode says what happens to a call whose request cannot be recorded.
@@ -141,78 +140,6 @@ const (
 	// an event API request, which a log server caps at 4 MiB by default.
 	DefaultHTTPMaxRecordedBytes = 2 << 20
 )
-
-// Option configures a Proxy or a Hook.
-type Option func(*options)
-
-type options struct {
-	mode             Mode
-	fingerprintKey   []byte
-	maxRequestBytes  int64
-	maxRecordedBytes int
-	recordTimeout    time.Duration
-	recordLinger     time.Duration
-	retryInterval    time.Duration
-	transport        http.RoundTripper
-	logger           *slog.Logger
-	session          string
-	actor            auditlog.Actor
-	agentID          string
-}
-
-// WithMode sets the capture mode (default FailClosed).
-func WithMode(m Mode) Option { return func(o *options) { o.mode = m } }
-
-// WithFingerprintKey sets the HMAC key of credential fingerprints. Default:
-// a random key per Proxy or Hook, so fingerprints are comparable only within
-// one process; the log server derives a stable key from its master key.
-func WithFingerprintKey(k []byte) Option {
-	return func(o *options) { o.fingerprintKey = append([]byte(nil), k...) }
-}
-
-// WithMaxRequestBytes caps request bodies: the proxy answers 413 beyond it
-// (default DefaultMaxRequestBytes). A Hook forwards larger bodies and records
-// their first MaxRecordedBytes.
-func WithMaxRequestBytes(n int64) Option { return func(o *options) { o.maxRequestBytes = n } }
-
-// WithMaxRecordedBytes caps how much of one body is stored in the vault
-// (default DefaultMaxRecordedBytes; a Hook over an HTTPRecorder defaults to
-// DefaultHTTPMaxRecordedBytes). A longer body is recorded truncated, with its
-// full size and SHA-256 in capture.body.size and capture.body.sha256.
-func WithMaxRecordedBytes(n int) Option { return func(o *options) { o.maxRecordedBytes = n } }
-
-// WithRecordTimeout bounds one attempt to record events (default
-// DefaultRecordTimeout).
-func WithRecordTimeout(d time.Duration) Option { return func(o *options) { o.recordTimeout = d } }
-
-// WithRecordLinger sets how long a record nobody waits for (a response, a
-// tool call, a FailOpen request) may wait for the session's next event to
-// share one append with it (default DefaultRecordLinger; 0 disables). A
-// call made right after the previous call's response then waits for one
-// append in FailClosed mode instead of two.
-func WithRecordLinger(d time.Duration) Option { return func(o *options) { o.recordLinger = d } }
-
-// WithGapRetryInterval sets how often unrecorded gaps are retried when no
-// call comes to carry them (default 2s).
-func WithGapRetryInterval(d time.Duration) Option { return func(o *options) { o.retryInterval = d } }
-
-// WithTransport sets the proxy's upstream transport (default: a clone of
-// http.DefaultTransport with compression disabled, so bodies are recorded as
-// plaintext).
-func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithSession sets a Hook's session (default: a new random id, see
-// Hook.Session). ContextWithSession overrides it per call.
-func WithSession(id string) Option { return func(o *options) { o.session = id } }
-
-// WithActor sets a Hook's actor (default {Type: "agent", ID: "agent"}).
-func WithActor(a auditlog.Actor) Option { return func(o *options) { o.actor = a } }
-
-// WithAgentID sets gen_ai.agent.id on a Hook's events.
-func WithAgentID(id string) Option { return func(o *options) { o.agentID = id } }
 
 type sessionKey struct{}
 

@@ -20,7 +20,8 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -87,21 +88,21 @@ func (e *env) token(name string, scopes ...string) string {
 	return tok
 }
 
-// event is a verified event of the log: its leaf, and its payload opened
+// logged is a verified event of the log: its leaf, and its payload opened
 // against the leaf's commitment.
-type event struct {
+type logged struct {
 	Index     uint64
-	Leaf      *auditlog.Leaf
+	Leaf      *event.Leaf
 	Payload   []byte
 	MediaType string
 }
 
-func (ev event) str(k string) string {
+func (ev logged) str(k string) string {
 	s, _ := ev.Leaf.Attributes[k].(string)
 	return s
 }
 
-func (ev event) num(k string) int64 {
+func (ev logged) num(k string) int64 {
 	n, ok := ev.Leaf.Attributes[k].(json.Number)
 	if !ok {
 		return -1
@@ -113,9 +114,9 @@ func (ev event) num(k string) int64 {
 	return i
 }
 
-func (ev event) has(k string) bool { _, ok := ev.Leaf.Attributes[k]; return ok }
+func (ev logged) has(k string) bool { _, ok := ev.Leaf.Attributes[k]; return ok }
 
-func (ev event) strs(k string) []string {
+func (ev logged) strs(k string) []string {
 	a, _ := ev.Leaf.Attributes[k].([]any)
 	var out []string
 	for _, v := range a {
@@ -129,7 +130,7 @@ func (ev event) strs(k string) []string {
 // events (or 10 s), and verifies each: the leaf parses and is canonical, it
 // is chained to the previous one, and its payload from the vault opens its
 // commitment.
-func (e *env) events(session string, want int) []event {
+func (e *env) events(session string, want int) []logged {
 	e.t.Helper()
 	l := e.srv.Log()
 	deadline := time.Now().Add(10 * time.Second)
@@ -151,31 +152,31 @@ func (e *env) events(session string, want int) []event {
 			e.t.Fatal(err)
 		}
 		if len(entries) >= want || time.Now().After(deadline) {
-			var out []event
+			var out []logged
 			var prev []byte
 			for i, en := range entries {
 				data, err := l.ReadLeaf(e.ctx, en.Index, size)
 				if err != nil {
 					e.t.Fatal(err)
 				}
-				if !auditlog.IsCanonical(data) {
+				if !event.IsCanonical(data) {
 					e.t.Fatalf("leaf %d is not canonical", en.Index)
 				}
-				leaf, err := auditlog.ParseLeaf(data)
+				leaf, err := event.ParseLeaf(data)
 				if err != nil {
 					e.t.Fatal(err)
 				}
 				if leaf.Seq != uint64(i) || (prev != nil && leaf.Prev != hex.EncodeToString(prev)) {
 					e.t.Fatalf("leaf %d: seq %d prev %q breaks the session chain", en.Index, leaf.Seq, leaf.Prev)
 				}
-				prev = auditlog.LeafHash(data)
-				ev := event{Index: en.Index, Leaf: leaf}
+				prev = event.LeafHash(data)
+				ev := logged{Index: en.Index, Leaf: leaf}
 				if leaf.Payload != nil {
-					rec, err := l.Vault().Get(e.ctx, leaf.ID)
+					rec, err := e.srv.Vault().Get(e.ctx, leaf.ID)
 					if err != nil {
 						e.t.Fatalf("payload of %d: %v", en.Index, err)
 					}
-					if !auditlog.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
+					if !event.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
 						e.t.Fatalf("payload of leaf %d does not open its commitment", en.Index)
 					}
 					ev.Payload, ev.MediaType = rec.Payload, rec.MediaType
@@ -190,7 +191,7 @@ func (e *env) events(session string, want int) []event {
 
 // payloadHTTP reads an event's payload through GET /v1/events/{i}/payload
 // and checks the answer opens the leaf's commitment.
-func (e *env) payloadHTTP(ev event) []byte {
+func (e *env) payloadHTTP(ev logged) []byte {
 	e.t.Helper()
 	req, _ := http.NewRequest("GET", e.ts.URL+"/v1/events/"+itoa(ev.Index)+"/payload", nil)
 	req.Header.Set("Authorization", "Bearer "+e.auditToken)
@@ -203,13 +204,13 @@ func (e *env) payloadHTTP(ev event) []byte {
 		b, _ := io.ReadAll(resp.Body)
 		e.t.Fatalf("GET payload: %d %s", resp.StatusCode, b)
 	}
-	var pr server.PayloadResponse
+	var pr client.PayloadResponse
 	if err := json.NewDecoder(resp.Body).Decode(&pr); err != nil {
 		e.t.Fatal(err)
 	}
 	payload, _ := base64.StdEncoding.DecodeString(pr.PayloadBase64)
 	salt, _ := hex.DecodeString(pr.Salt)
-	if !auditlog.CheckCommitment(ev.Leaf.Payload, salt, payload) {
+	if !event.CheckCommitment(ev.Leaf.Payload, salt, payload) {
 		e.t.Fatalf("payload of %d from the API does not open the leaf's commitment", ev.Index)
 	}
 	return payload
@@ -249,7 +250,7 @@ func grepDataDir(t testing.TB, dir string, secrets ...string) {
 	}
 }
 
-func kinds(evs []event) []string {
+func kinds(evs []logged) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
 		out[i] = e.Leaf.Kind
@@ -257,14 +258,14 @@ func kinds(evs []event) []string {
 	return out
 }
 
-func wantKinds(t testing.TB, evs []event, want ...string) {
+func wantKinds(t testing.TB, evs []logged, want ...string) {
 	t.Helper()
 	if got := kinds(evs); !slices.Equal(got, want) {
 		t.Fatalf("kinds = %v, want %v", got, want)
 	}
 }
 
-func wantAttrs(t testing.TB, ev event, want map[string]any) {
+func wantAttrs(t testing.TB, ev logged, want map[string]any) {
 	t.Helper()
 	for k, w := range want {
 		var got any
@@ -320,7 +321,7 @@ func (f *flaky) set(fail bool) { <-f.fail; f.fail <- fail }
 
 func (f *flaky) refused() int { n := <-f.failed; f.failed <- n; return n }
 
-func (f *flaky) Record(ctx context.Context, evs []*auditlog.Request) ([]auditlog.Result, error) {
+func (f *flaky) Record(ctx context.Context, evs []*event.Request) ([]event.Appended, error) {
 	fail := <-f.fail
 	f.fail <- fail
 	if fail {
@@ -351,4 +352,13 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// mustClient is a client of the log server at url with token.
+func mustClient(url, token string) *client.Client {
+	c, err := client.New(url, client.WithToken(token))
+	if err != nil {
+		panic(err)
+	}
+	return c
 }

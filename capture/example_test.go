@@ -13,7 +13,8 @@ import (
 	oaoption "github.com/openai/openai-go/v3/option"
 
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // An agent records its OpenAI and Anthropic calls in a log server with one
@@ -21,10 +22,13 @@ import (
 // event, durable before the call leaves the process, and an llm.response
 // event.
 func ExampleHook() {
-	rec := capture.NewHTTPRecorder("http://127.0.0.1:8080", "lat_...write-token...", nil)
-	hook, err := capture.NewHook(rec,
+	lc, err := client.New("http://127.0.0.1:8080", client.WithToken("lat_...write-token..."))
+	if err != nil {
+		log.Fatal(err)
+	}
+	hook, err := capture.NewHook(capture.NewHTTPRecorder(lc),
 		capture.WithSession("claims-review-42"),
-		capture.WithActor(auditlog.Actor{Type: "agent", ID: "claims-agent", OnBehalfOf: "alice"}))
+		capture.WithActor(event.Actor{Type: "agent", ID: "claims-agent", OnBehalfOf: "alice"}))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -19,21 +19,21 @@ import (
 	oaoption "github.com/openai/openai-go/v3/option"
 
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
 // proxyOver serves a capture proxy whose recorder is f (wrapping the env's
 // log) in front of the env's fake upstream.
-func proxyOver(t testing.TB, e *env, f *flaky, opts ...capture.Option) string {
+func proxyOver(t testing.TB, e *env, f *flaky, opts ...capture.ProxyOption) string {
 	t.Helper()
 	auth := func(ctx context.Context, token string) (*capture.Agent, error) {
 		if token != "agent-token" {
 			return nil, capture.ErrUnauthenticated
 		}
-		return &capture.Agent{Recorder: f, Tenant: server.DefaultTenant, ID: "t1", Actor: auditlog.Actor{Type: "agent", ID: "flaky-agent"}}, nil
+		return &capture.Agent{Recorder: f, Tenant: server.DefaultTenant, ID: "t1", Actor: event.Actor{Type: "agent", ID: "flaky-agent"}}, nil
 	}
-	opts = append([]capture.Option{capture.WithLogger(quiet)}, opts...)
+	opts = append([]capture.ProxyOption{capture.WithLogger(quiet)}, opts...)
 	p, err := capture.NewProxy(map[string]string{"openai": e.up.URL, "anthropic": e.up.URL}, auth, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func proxyAN(base, session string, retries int) anthropic.Client {
 
 func TestFailClosedProxy(t *testing.T) {
 	e := newEnv(t, "fail-closed")
-	f := newFlaky(capture.NewLogRecorder(e.srv.Log(), server.DefaultTenant))
+	f := newFlaky(e.srv.Recorder(server.DefaultTenant))
 	base := proxyOver(t, e, f)
 	oc, ac := proxyOA(base, "fc-proxy", 2), proxyAN(base, "fc-proxy", 0)
 
@@ -99,7 +99,7 @@ func TestFailClosedProxy(t *testing.T) {
 
 func TestFailClosedHook(t *testing.T) {
 	e := newEnv(t, "fail-closed")
-	f := newFlaky(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil))
+	f := newFlaky(capture.NewHTTPRecorder(mustClient(e.ts.URL, e.writeToken)))
 	hook, err := capture.NewHook(f, capture.WithSession("fc-hook"), capture.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
@@ -145,14 +145,14 @@ func TestFailClosedHook(t *testing.T) {
 
 // checkGap checks a capture.gap event describing n missed calls of one
 // request and one response each.
-func checkGap(t testing.TB, ev event, calls int, front string) {
+func checkGap(t testing.TB, ev logged, calls int, front string) {
 	t.Helper()
 	wantAttrs(t, ev, map[string]any{
 		"capture.gap.count": 2 * calls, "capture.gap.count.llm.request": calls, "capture.gap.count.llm.response": calls,
 		"capture.gap.kinds": []string{"llm.request", "llm.response"}, "capture.mode": "fail-open", "capture.front": front,
 		"capture.gap.error": "log unavailable (test)",
 	})
-	if ev.Leaf.Actor != (auditlog.Actor{Type: "system", ID: "capture"}) {
+	if ev.Leaf.Actor != (event.Actor{Type: "system", ID: "capture"}) {
 		t.Errorf("gap actor %+v", ev.Leaf.Actor)
 	}
 	if n := len(ev.strs("capture.gap.call_ids")); n != calls {
@@ -181,7 +181,7 @@ func checkGap(t testing.TB, ev event, calls int, front string) {
 
 func TestFailOpenProxy(t *testing.T) {
 	e := newEnv(t, "fail-open")
-	f := newFlaky(capture.NewLogRecorder(e.srv.Log(), server.DefaultTenant))
+	f := newFlaky(e.srv.Recorder(server.DefaultTenant))
 	base := proxyOver(t, e, f, capture.WithMode(capture.FailOpen), capture.WithGapRetryInterval(time.Hour))
 	oc := proxyOA(base, "fo-proxy", 0)
 
@@ -219,7 +219,7 @@ func TestFailOpenProxy(t *testing.T) {
 
 func TestFailOpenHookGapWithoutTraffic(t *testing.T) {
 	e := newEnv(t, "fail-open")
-	f := newFlaky(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil))
+	f := newFlaky(capture.NewHTTPRecorder(mustClient(e.ts.URL, e.writeToken)))
 	hook, err := capture.NewHook(f, capture.WithMode(capture.FailOpen), capture.WithSession("fo-hook"), capture.WithLogger(quiet),
 		capture.WithGapRetryInterval(50*time.Millisecond))
 	if err != nil {
@@ -261,7 +261,7 @@ func TestProxyLimitsAndTimeouts(t *testing.T) {
 	evs := e.events("long-stream", 2)
 	wantAttrs(t, evs[1], map[string]any{"capture.outcome": "complete", "capture.stream.events": 30})
 
-	f := newFlaky(capture.NewLogRecorder(e.srv.Log(), server.DefaultTenant))
+	f := newFlaky(e.srv.Recorder(server.DefaultTenant))
 	base := proxyOver(t, e, f, capture.WithMaxRequestBytes(1024))
 	big := strings.Repeat("x", 2000)
 	oc, ac := proxyOA(base, "big", 0), proxyAN(base, "big", 0)
@@ -286,7 +286,7 @@ type slow struct {
 	d time.Duration
 }
 
-func (s slow) Record(ctx context.Context, evs []*auditlog.Request) ([]auditlog.Result, error) {
+func (s slow) Record(ctx context.Context, evs []*event.Request) ([]event.Appended, error) {
 	time.Sleep(s.d)
 	return s.Recorder.Record(ctx, evs)
 }
@@ -296,7 +296,7 @@ func (s slow) Record(ctx context.Context, evs []*auditlog.Request) ([]auditlog.R
 // aborted response, and nothing is sent upstream.
 func TestFailClosedKeepsSDKTimeout(t *testing.T) {
 	e := newEnv(t, "fail-closed")
-	hook, err := capture.NewHook(slow{capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil), 700 * time.Millisecond},
+	hook, err := capture.NewHook(slow{capture.NewHTTPRecorder(mustClient(e.ts.URL, e.writeToken)), 700 * time.Millisecond},
 		capture.WithSession("fc-timeout"), capture.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +321,7 @@ func TestFailClosedKeepsSDKTimeout(t *testing.T) {
 // answers body without a Content-Length and holds the closing chunk back
 // until the agent, which reads the answer with read, has closed the body.
 // It returns the call's llm.response event.
-func chunkedCall(t *testing.T, session, body string, read func(io.Reader)) event {
+func chunkedCall(t *testing.T, session, body string, read func(io.Reader)) logged {
 	e := newEnv(t, "fail-closed")
 	closed := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -335,7 +335,7 @@ func chunkedCall(t *testing.T, session, body string, read func(io.Reader)) event
 		}
 	}))
 	defer up.Close()
-	hook, err := capture.NewHook(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil), capture.WithSession(session), capture.WithLogger(quiet))
+	hook, err := capture.NewHook(capture.NewHTTPRecorder(mustClient(e.ts.URL, e.writeToken)), capture.WithSession(session), capture.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

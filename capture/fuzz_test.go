@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"testing"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 var apis = []string{apiOpenAIChat, apiOpenAIResponses, apiOpenAIEmbeddings, apiOpenAICompletions, apiAnthropicMessages, apiOther}
@@ -109,13 +109,13 @@ func checkSummary(t *testing.T, s summary) {
 }
 
 // captured is a Recorder that keeps what it is given.
-type captured struct{ evs []*auditlog.Request }
+type captured struct{ evs []*event.Request }
 
-func (c *captured) Record(_ context.Context, evs []*auditlog.Request) ([]auditlog.Result, error) {
+func (c *captured) Record(_ context.Context, evs []*event.Request) ([]event.Appended, error) {
 	c.evs = append(c.evs, evs...)
-	out := make([]auditlog.Result, len(evs))
+	out := make([]event.Appended, len(evs))
 	for i := range out {
-		out[i] = auditlog.Result{ID: fmt.Sprint(len(c.evs), i), Index: uint64(i)}
+		out[i] = event.Appended{ID: fmt.Sprint(len(c.evs), i), Index: uint64(i)}
 	}
 	return out, nil
 }
@@ -127,18 +127,18 @@ var (
 
 // checkEvent applies the log's documented limits on events: whatever an
 // upstream or an agent sends, the events built from it must be accepted.
-func checkEvent(t *testing.T, ev *auditlog.Request) {
+func checkEvent(t *testing.T, ev *event.Request) {
 	t.Helper()
-	if !auditlog.ValidID(ev.Session) || !auditlog.ValidID(ev.Actor.ID) || !kindRE.MatchString(ev.Kind) {
+	if !event.ValidID(ev.Session) || !event.ValidID(ev.Actor.ID) || !kindRE.MatchString(ev.Kind) {
 		t.Fatalf("invalid session, actor or kind: %+v", ev)
 	}
-	if len(ev.Attributes) > auditlog.MaxAttributes {
+	if len(ev.Attributes) > event.MaxAttributes {
 		t.Fatalf("%d attributes", len(ev.Attributes))
 	}
 	total := 0
 	for k, raw := range ev.Attributes {
 		total += len(k) + len(raw)
-		if len(k) > auditlog.MaxAttrKeyLength || !attrKeyRE.MatchString(k) {
+		if len(k) > event.MaxAttrKeyLength || !attrKeyRE.MatchString(k) {
 			t.Fatalf("attribute name %q", k)
 		}
 		var v any
@@ -147,11 +147,11 @@ func checkEvent(t *testing.T, ev *auditlog.Request) {
 		}
 		switch v := v.(type) {
 		case string:
-			if len(v) > auditlog.MaxAttrValueLength {
+			if len(v) > event.MaxAttrValueLength {
 				t.Fatalf("%s: %d bytes", k, len(v))
 			}
 		case []any:
-			if len(v) > auditlog.MaxAttrArrayLength {
+			if len(v) > event.MaxAttrArrayLength {
 				t.Fatalf("%s: %d items", k, len(v))
 			}
 			for _, it := range v {
@@ -184,13 +184,14 @@ func FuzzExchange(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, reqBody, respBody []byte, path, respCT, reqCT string, how uint8) {
 		rec := &captured{}
-		c, err := newCore("proxy", []Option{WithMaxRecordedBytes(64)}, 64)
+		o := defaultOptions(64)
+		c, err := newCore("proxy", o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h := http.Header{"Content-Type": {reqCT}, "Authorization": {"Bearer k"}, "User-Agent": {string(respBody)}, "Anthropic-Beta": {path}}
 		x, err := c.begin(context.Background(), &callSpec{
-			rec: rec, scope: "t", principal: "p", actor: auditlog.Actor{Type: "agent", ID: "a"},
+			rec: rec, scope: "t", principal: "p", actor: event.Actor{Type: "agent", ID: "a"},
 			upstream: "u", provider: "u", server: "h", method: "POST", path: path, rawQuery: string(reqBody),
 			header: h, body: reqBody,
 		})

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Bounds of the gap tracker: memory stays bounded however long recording
@@ -102,7 +102,7 @@ func (g *gaps) note(scope string, rec Recorder, session string, err error, items
 	}
 	msg := ""
 	if err != nil {
-		msg = truncate(err.Error(), 512)
+		msg = event.Clip(err.Error(), 512)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -200,7 +200,7 @@ func (g *gaps) count() int {
 }
 
 // event is the capture.gap event describing ga.
-func (ga *gap) event(actor auditlog.Actor, common attrs) *auditlog.Request {
+func (ga *gap) event(actor event.Actor, common attrs) *event.Request {
 	a := common.clone()
 	a.set("capture.gap.count", ga.count)
 	a.set("capture.gap.first_time", timeAttr(ga.first))
@@ -221,7 +221,7 @@ func (ga *gap) event(actor auditlog.Actor, common attrs) *auditlog.Request {
 		Missed  []gapItem `json:"missed"`
 		Omitted int       `json:"omitted"`
 	}{ga.items, ga.omitted})
-	return &auditlog.Request{
+	return &event.Request{
 		Session: ga.session, Kind: KindGap, Actor: actor,
 		Attributes: a.raw(), Payload: payload,
 	}

@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // credentialHeaders carry secrets: they are forwarded upstream (the proxy
@@ -112,7 +114,7 @@ func redactQuery(raw string) string {
 			parts[i] = k + "=REDACTED"
 		}
 	}
-	return truncate(strings.Join(parts, "&"), maxAttrString)
+	return event.Clip(strings.Join(parts, "&"), maxAttrString)
 }
 
 // isAuditHeader reports whether name is one of ours (X-Audit-*).

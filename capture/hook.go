@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Hook records the calls of a Go program. Its Middleware method plugs into
@@ -31,11 +31,11 @@ type Hook struct {
 	scope   string
 }
 
-// NewHook returns a Hook that records through rec. Options: WithMode,
-// WithSession, WithActor, WithAgentID, WithFingerprintKey,
-// WithMaxRecordedBytes, WithRecordTimeout, WithRecordLinger,
-// WithGapRetryInterval, WithLogger.
-func NewHook(rec Recorder, opts ...Option) (*Hook, error) {
+// NewHook returns a Hook that records through rec. Its options are the
+// shared ones (WithMode, WithFingerprintKey, WithMaxRecordedBytes,
+// WithRecordTimeout, WithRecordLinger, WithGapRetryInterval, WithLogger) and
+// WithSession, WithActor and WithAgentID.
+func NewHook(rec Recorder, opts ...HookOption) (*Hook, error) {
 	if rec == nil {
 		return nil, errors.New("capture: a Recorder is required")
 	}
@@ -43,18 +43,22 @@ func NewHook(rec Recorder, opts ...Option) (*Hook, error) {
 	if _, ok := rec.(*HTTPRecorder); ok {
 		max = DefaultHTTPMaxRecordedBytes
 	}
-	c, err := newCore("middleware", opts, max)
+	o := defaultOptions(max)
+	for _, f := range opts {
+		f.applyHook(&o)
+	}
+	c, err := newCore("middleware", o)
 	if err != nil {
 		return nil, err
 	}
-	h := &Hook{c: c, rec: rec, session: c.o.session, scope: "hook:" + newID()}
+	h := &Hook{c: c, rec: rec, session: c.o.session, scope: "hook:" + event.NewID()}
 	if h.session == "" {
-		h.session = newID()
+		h.session = event.NewID()
 	}
-	if !auditlog.ValidID(h.session) {
+	if !event.ValidID(h.session) {
 		return nil, fmt.Errorf("capture: session %q is not a valid id", h.session)
 	}
-	if !auditlog.ValidID(c.o.actor.ID) {
+	if !event.ValidID(c.o.actor.ID) {
 		return nil, fmt.Errorf("capture: actor id %q is not a valid id", c.o.actor.ID)
 	}
 	return h, nil
@@ -119,11 +123,11 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 		req.ContentLength = int64(len(body))
 	}
 	session := sessionFrom(ctx)
-	if session == "" || !auditlog.ValidID(session) {
+	if session == "" || !event.ValidID(session) {
 		session = h.session
 	}
 	explicit := req.Header.Get(HeaderCall)
-	if !auditlog.ValidID(explicit) {
+	if !event.ValidID(explicit) {
 		explicit = ""
 	}
 	x, err := h.c.begin(ctx, &callSpec{

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 func i64(n int64) *int64 { return &n }
@@ -378,13 +378,15 @@ func TestCapBuf(t *testing.T) {
 
 func TestTruncatedBodyRecorded(t *testing.T) {
 	rec := &captured{}
-	c, err := newCore("middleware", []Option{WithMaxRecordedBytes(64), WithRecordLinger(0)}, 64)
+	o := defaultOptions(64)
+	o.recordLinger = 0
+	c, err := newCore("middleware", o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"model":"m","input":"` + strings.Repeat("a", 100) + `"}`)
 	x, err := c.begin(context.Background(), &callSpec{
-		rec: rec, scope: "s", principal: "p", actor: auditlog.Actor{Type: "agent", ID: "a"},
+		rec: rec, scope: "s", principal: "p", actor: event.Actor{Type: "agent", ID: "a"},
 		method: "POST", path: "/v1/embeddings", header: http.Header{"Content-Type": {"application/json"}}, body: body,
 	})
 	if err != nil {

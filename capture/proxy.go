@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // finalWriteTimeout bounds the write of a response's last bytes.
@@ -76,7 +76,7 @@ type Agent struct {
 	ID string
 	// Actor is the actor of the agent's events. X-Audit-On-Behalf-Of
 	// overrides its OnBehalfOf per request.
-	Actor auditlog.Actor
+	Actor event.Actor
 }
 
 // Authenticator checks an agent's audit token (the X-Audit-Token header).
@@ -94,15 +94,19 @@ type Proxy struct {
 }
 
 // NewProxy returns a proxy to upstreams (name to base URL; see
-// DefaultUpstreams) that authenticates agents with auth. Options: WithMode,
-// WithFingerprintKey, WithMaxRequestBytes, WithMaxRecordedBytes,
-// WithRecordTimeout, WithRecordLinger, WithGapRetryInterval, WithTransport,
-// WithLogger.
-func NewProxy(upstreams map[string]string, auth Authenticator, opts ...Option) (*Proxy, error) {
+// DefaultUpstreams) that authenticates agents with auth. Its options are the
+// shared ones (WithMode, WithFingerprintKey, WithMaxRecordedBytes,
+// WithRecordTimeout, WithRecordLinger, WithGapRetryInterval, WithLogger) and
+// WithMaxRequestBytes and WithTransport.
+func NewProxy(upstreams map[string]string, auth Authenticator, opts ...ProxyOption) (*Proxy, error) {
 	if auth == nil {
 		return nil, errors.New("capture: an Authenticator is required")
 	}
-	c, err := newCore("proxy", opts, DefaultMaxRecordedBytes)
+	o := defaultOptions(DefaultMaxRecordedBytes)
+	for _, f := range opts {
+		f.applyProxy(&o)
+	}
+	c, err := newCore("proxy", o)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +154,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	base, ok := p.upstreams[name]
 	if !ok {
-		fail(http.StatusNotFound, "unknown_upstream", "no upstream named %q is configured (--upstream NAME=BASE_URL)", truncate(name, 64))
+		fail(http.StatusNotFound, "unknown_upstream", "no upstream named %q is configured (--upstream NAME=BASE_URL)", event.Clip(name, 64))
 		return
 	}
 
@@ -180,8 +184,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		actor.OnBehalfOf = v
 	}
 	for _, h := range []struct{ name, v string }{{HeaderSession, session}, {HeaderCall, explicit}, {HeaderAgent, agentID}, {HeaderOnBehalfOf, actor.OnBehalfOf}} {
-		if h.v != "" && !auditlog.ValidID(h.v) {
-			fail(http.StatusBadRequest, "invalid_audit_header", "%s: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", h.name, auditlog.MaxIDLength)
+		if h.v != "" && !event.ValidID(h.v) {
+			fail(http.StatusBadRequest, "invalid_audit_header", "%s: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", h.name, event.MaxIDLength)
 			return
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Records of one session go through one queue, in the order the front
@@ -31,11 +31,11 @@ const maxQueueBatch = 256
 
 type recordItem struct {
 	rec Recorder
-	evs []*auditlog.Request
+	evs []*event.Request
 	// done, if not nil, receives the outcome (res is set first on success);
 	// someone waits for it.
 	done chan error
-	res  []auditlog.Result
+	res  []event.Appended
 	// failed, if not nil, is called when the events could not be recorded.
 	failed func(error)
 	// ready, if not nil, is closed when a reserved item has been filled.
@@ -97,7 +97,7 @@ func (c *core) reserve(scope, session string) *recordItem {
 }
 
 // fill completes a reserved item.
-func fill(it *recordItem, rec Recorder, evs []*auditlog.Request, failed func(error)) {
+func fill(it *recordItem, rec Recorder, evs []*event.Request, failed func(error)) {
 	it.rec, it.evs, it.failed, it.at = rec, evs, failed, time.Now()
 	close(it.ready)
 }
@@ -147,14 +147,14 @@ func (c *core) runQueue(k queueKey, q *queue) {
 // recordItems records items in one batch (one at a time if the batch is
 // refused as invalid, so that one bad event cannot take others down).
 func (c *core) recordItems(scope string, items []*recordItem) {
-	var batch []*auditlog.Request
+	var batch []*event.Request
 	for _, it := range items {
 		batch = append(batch, it.evs...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.o.recordTimeout)
 	res, err := c.record(ctx, items[0].rec, scope, batch)
 	cancel()
-	if err != nil && len(items) > 1 && errors.Is(err, auditlog.ErrInvalidEvent) {
+	if err != nil && len(items) > 1 && errors.Is(err, event.ErrInvalidEvent) {
 		for _, it := range items {
 			c.recordItems(scope, []*recordItem{it})
 		}

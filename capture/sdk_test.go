@@ -17,7 +17,7 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // The Hook's Middleware must have the type both SDKs' option.Middleware
@@ -54,8 +54,8 @@ func (e *env) clients(t testing.TB, front, session string) *clients {
 		c.an = anthropic.NewClient(append(anOpts, anoption.WithBaseURL(e.ts.URL+"/proxy/anthropic"),
 			anoption.WithHeader(capture.HeaderToken, e.writeToken), anoption.WithHeader(capture.HeaderSession, session))...)
 	case "middleware":
-		hook, err := capture.NewHook(capture.NewHTTPRecorder(e.ts.URL, e.writeToken, nil),
-			capture.WithSession(session), capture.WithLogger(quiet), capture.WithActor(auditlog.Actor{Type: "agent", ID: "go-agent"}))
+		hook, err := capture.NewHook(capture.NewHTTPRecorder(mustClient(e.ts.URL, e.writeToken)),
+			capture.WithSession(session), capture.WithLogger(quiet), capture.WithActor(event.Actor{Type: "agent", ID: "go-agent"}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,13 +169,13 @@ func anStream(t testing.TB, c *clients, model, msg string) string {
 
 // call is what the log must hold about one attempt.
 type call struct {
-	req, resp event
-	tools     []event
+	req, resp logged
+	tools     []logged
 }
 
 // splitCalls groups a session's events by attempt: llm.request,
 // llm.response, then its tool.call events.
-func splitCalls(t testing.TB, evs []event) []call {
+func splitCalls(t testing.TB, evs []logged) []call {
 	t.Helper()
 	var out []call
 	for i := 0; i < len(evs); {
@@ -198,7 +198,7 @@ func splitCalls(t testing.TB, evs []event) []call {
 // upstream received, the response payload the exact bytes it sent (or, for
 // an abandoned stream, a prefix of them), attempts are numbered from 0 and
 // share one call id, and the credential was fingerprinted, never recorded.
-func checkCalls(t testing.TB, e *env, c *clients, evs []event, attempts int, complete bool) []call {
+func checkCalls(t testing.TB, e *env, c *clients, evs []logged, attempts int, complete bool) []call {
 	t.Helper()
 	calls := splitCalls(t, evs)
 	if len(calls) != attempts {
@@ -250,7 +250,7 @@ func checkCalls(t testing.TB, e *env, c *clients, evs []event, attempts int, com
 		if !strings.HasPrefix(fp, "hmac-sha256:") || len(fp) != len("hmac-sha256:")+32 {
 			t.Errorf("credential fingerprint %q", fp)
 		}
-		for _, ev := range append([]event{cl.req, cl.resp}, cl.tools...) {
+		for _, ev := range append([]logged{cl.req, cl.resp}, cl.tools...) {
 			leaf, _ := json.Marshal(ev.Leaf)
 			for _, s := range []string{openaiKey, anthropicKey, "Bearer"} {
 				if strings.Contains(string(leaf)+string(ev.Payload), s) {
@@ -575,7 +575,7 @@ func TestSDKs(t *testing.T) {
 			t.Fatal(err)
 		}
 		session := hr.Header.Get(capture.HeaderSession)
-		if !auditlog.ValidID(session) || hr.Header.Get(capture.HeaderCall) == "" || hr.Header.Get(capture.HeaderRequestIndex) == "" {
+		if !event.ValidID(session) || hr.Header.Get(capture.HeaderCall) == "" || hr.Header.Get(capture.HeaderRequestIndex) == "" {
 			t.Fatalf("response headers %v", hr.Header)
 		}
 		evs := e.events(session, 4)

@@ -9,6 +9,8 @@ package checkpoint
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -55,4 +57,12 @@ func Verify(raw []byte, v note.Verifier) (*fmtlog.Checkpoint, *note.Note, error)
 		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return cp, n, nil
+}
+
+// OriginID is the path element under which a witness serves the latest
+// checkpoint it cosigned for a log: the lower-case hex SHA-256 of the
+// origin line (C2SP tlog-witness, and the monitoring reads of witnesses).
+func OriginID(origin string) string {
+	h := sha256.Sum256([]byte(origin))
+	return hex.EncodeToString(h[:])
 }

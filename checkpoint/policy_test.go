@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
 	"testing"
 
 	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
@@ -179,5 +181,88 @@ func TestParsePolicy(t *testing.T) {
 		if _, err := checkpoint.ParsePolicy([]byte(text)); err == nil {
 			t.Errorf("%s: ParsePolicy accepted %q", name, text)
 		}
+	}
+}
+
+// TestPolicyAgreesWithTessera checks, on random policies and random sets of
+// cosignatures, that ParsePolicy accepts what Tessera's parser accepts and
+// that Policy.Satisfied agrees with tessera.WitnessGroup.Satisfied.
+func TestPolicyAgreesWithTessera(t *testing.T) {
+	const origin = "log.test/diff"
+	skey, vkey, _ := checkpoint.GenerateKey(origin)
+	logS, _ := checkpoint.NewSigner(skey)
+	logV, _ := checkpoint.NewVerifier(vkey)
+	root := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	raw, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n7\n%s\n", origin, root)}, logS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := make([]*testWitness, 5)
+	for i := range ws {
+		ws[i] = newTestWitness(t, fmt.Sprintf("w%d.test/w", i))
+	}
+	// Every subset of the five witnesses' cosignatures.
+	signed := make([][]byte, 1<<len(ws))
+	for m := range signed {
+		var ss []note.Signer
+		for i, w := range ws {
+			if m&(1<<i) != 0 {
+				ss = append(ss, w.signer)
+			}
+		}
+		signed[m] = cosign(t, raw, logV, ss...)
+	}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	accepted := 0
+	for iter := range 300 {
+		var b strings.Builder
+		names := []string{}
+		for i, w := range ws {
+			if rng.IntN(4) > 0 {
+				fmt.Fprintf(&b, "witness W%d %s http://127.0.0.1:%d\n", i, w.vkey, 7000+i)
+				names = append(names, fmt.Sprintf("W%d", i))
+			}
+		}
+		for g := range rng.IntN(4) {
+			var members []string
+			for range rng.IntN(4) {
+				if len(names) > 0 {
+					members = append(members, names[rng.IntN(len(names))])
+				}
+			}
+			if rng.IntN(10) == 0 {
+				members = append(members, "nosuch")
+			}
+			threshold := []string{"any", "all", "0", "1", "2", "3", "9"}[rng.IntN(7)]
+			fmt.Fprintf(&b, "group G%d %s %s\n", g, threshold, strings.Join(members, " "))
+			names = append(names, fmt.Sprintf("G%d", g))
+		}
+		switch rng.IntN(6) {
+		case 0:
+			b.WriteString("quorum none\n")
+		case 1:
+		default:
+			if len(names) > 0 {
+				fmt.Fprintf(&b, "quorum %s\n", names[rng.IntN(len(names))])
+			}
+		}
+		text := b.String()
+		ours, oerr := checkpoint.ParsePolicy([]byte(text))
+		theirs, terr := tessera.NewWitnessGroupFromPolicy([]byte(text))
+		if (oerr == nil) != (terr == nil) {
+			t.Fatalf("iteration %d: policy\n%s\nParsePolicy: %v; Tessera: %v", iter, text, oerr, terr)
+		}
+		if oerr != nil {
+			continue
+		}
+		accepted++
+		for m, cp := range signed {
+			if got, want := ours.Satisfied(cp), theirs.Satisfied(cp); got != want {
+				t.Fatalf("iteration %d: policy\n%s\ncosigners %05b: Satisfied = %v, Tessera says %v", iter, text, m, got, want)
+			}
+		}
+	}
+	if accepted < 50 {
+		t.Fatalf("only %d of 300 random policies were valid: the generator tests too little", accepted)
 	}
 }

@@ -1,3 +1,8 @@
+// Package log is the audit engine: it turns audit events into canonical
+// leaves, chains them per session, stores their payloads in the vault and
+// appends the leaves to a Tessera log; it answers session reads from the
+// session index and discloses payloads, recording each disclosure in the
+// log before it is answered.
 package log
 
 import (
@@ -19,10 +24,13 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
-	"github.com/transparency-dev/tessera/client"
+	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -37,12 +45,29 @@ var (
 	ErrNoCheckpoint = errors.New("no checkpoint published yet")
 )
 
-// TimeFormat is the fixed-width UTC time format of the leaf's "time" field.
-const TimeFormat = "2006-01-02T15:04:05.000000000Z"
+// Defaults of Config.
+const (
+	// DefaultBatchMaxAge: an append is sequenced at the latest this long
+	// after it arrives. 10 ms keeps the time to index at light load under
+	// 25 ms (docs/performance.md).
+	DefaultBatchMaxAge = 10 * time.Millisecond
+	// DefaultBatchMaxSize is Tessera's largest batch.
+	DefaultBatchMaxSize = 1024
+	// DefaultCheckpointInterval is how often a checkpoint is published (the
+	// POSIX driver's minimum is 100 ms).
+	DefaultCheckpointInterval = time.Second
+	// DefaultMaxInFlight bounds the events being appended at once.
+	DefaultMaxInFlight = 16384
+	// DefaultMaxSessionsCached bounds the session heads kept in memory.
+	DefaultMaxSessionsCached = 100_000
+	// DefaultSessionWait bounds how long a session read waits for the index
+	// to cover every acknowledged write.
+	DefaultSessionWait = 10 * time.Second
+)
 
 // Config configures a Log. Zero values take the documented defaults.
 type Config struct {
-	// Driver is the Tessera storage driver (POSIX or MySQL).
+	// Driver is the Tessera storage driver.
 	Driver tessera.Driver
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
@@ -61,23 +86,26 @@ type Config struct {
 	// Index is the session index. Required (see OpenIndex); Log wires its
 	// reader.
 	IndexDB IndexStore
-	// BatchMaxAge bounds how long an Add waits for its batch (default 10ms).
+	// BatchMaxAge bounds how long an Add waits for its batch
+	// (DefaultBatchMaxAge).
 	BatchMaxAge time.Duration
-	// BatchMaxSize is the maximum number of entries per batch (default 1024).
+	// BatchMaxSize is the maximum number of entries per batch
+	// (DefaultBatchMaxSize).
 	BatchMaxSize uint
-	// CheckpointInterval is how often a checkpoint is published (default 1s;
-	// the POSIX driver's minimum is 100ms).
+	// CheckpointInterval is how often a checkpoint is published
+	// (DefaultCheckpointInterval).
 	CheckpointInterval time.Duration
 	// MaxInFlight bounds events being appended at once; beyond it Append
-	// returns ErrPushback (default 16384).
+	// returns ErrPushback (DefaultMaxInFlight).
 	MaxInFlight int
-	// MaxSessionsCached bounds the in-memory session heads (default 100,000).
+	// MaxSessionsCached bounds the in-memory session heads
+	// (DefaultMaxSessionsCached).
 	MaxSessionsCached int
 	Logger            *slog.Logger
 }
 
 // IndexStore opens the session index once the log reader exists.
-type IndexStore func(tessera.LogReader) (*Index, error)
+type IndexStore func(tessera.LogReader) (*index.Index, error)
 
 // Log is the audit engine. It is safe for concurrent use.
 type Log struct {
@@ -87,7 +115,7 @@ type Log struct {
 	shutdown func(context.Context) error
 	reader   tessera.LogReader
 	awaiter  *tessera.PublicationAwaiter
-	index    *Index
+	index    *index.Index
 	vault    *vault.Vault
 	logger   *slog.Logger
 	cancel   context.CancelFunc
@@ -112,15 +140,6 @@ type session struct {
 	appended  bool
 }
 
-// Result is the outcome of one appended event.
-type Result struct {
-	ID       string `json:"id"`
-	Index    uint64 `json:"index"`
-	Seq      uint64 `json:"seq"`
-	Leaf     []byte `json:"leaf"`
-	LeafHash []byte `json:"-"`
-}
-
 // New starts a log: the Tessera appender, the session index (caught up with
 // the log before New returns) and its follower.
 func New(ctx context.Context, cfg Config) (*Log, error) {
@@ -128,19 +147,19 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, errors.New("log: Driver, Signer, Verifier, Vault and IndexDB are required")
 	}
 	if cfg.BatchMaxAge == 0 {
-		cfg.BatchMaxAge = 10 * time.Millisecond
+		cfg.BatchMaxAge = DefaultBatchMaxAge
 	}
 	if cfg.BatchMaxSize == 0 {
-		cfg.BatchMaxSize = 1024
+		cfg.BatchMaxSize = DefaultBatchMaxSize
 	}
 	if cfg.CheckpointInterval == 0 {
-		cfg.CheckpointInterval = time.Second
+		cfg.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = 16384
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.MaxSessionsCached == 0 {
-		cfg.MaxSessionsCached = 100_000
+		cfg.MaxSessionsCached = DefaultMaxSessionsCached
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -163,12 +182,12 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("starting tessera appender: %w", err)
 	}
-	index, err := cfg.IndexDB(reader)
+	idx, err := cfg.IndexDB(reader)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	if err := index.CatchUp(ctx); err != nil {
+	if err := idx.CatchUp(ctx); err != nil {
 		cancel()
 		return nil, fmt.Errorf("catching up session index: %w", err)
 	}
@@ -179,14 +198,14 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		shutdown: shutdown,
 		reader:   reader,
 		awaiter:  tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, 25*time.Millisecond),
-		index:    index,
+		index:    idx,
 		vault:    cfg.Vault,
 		logger:   cfg.Logger,
 		cancel:   cancel,
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		sessions: make(map[sessionKey]*session),
 	}
-	l.wg.Go(func() { index.Follow(ctx, 100*time.Millisecond) })
+	l.wg.Go(func() { idx.Follow(ctx, 100*time.Millisecond) })
 	return l, nil
 }
 
@@ -197,10 +216,7 @@ func (l *Log) Origin() string { return l.origin }
 func (l *Log) Reader() tessera.LogReader { return l.reader }
 
 // Index is the session index.
-func (l *Log) Index() *Index { return l.index }
-
-// Vault is the payload vault.
-func (l *Log) Vault() *vault.Vault { return l.vault }
+func (l *Log) Index() *index.Index { return l.index }
 
 // Close publishes a checkpoint covering every acknowledged entry (Tessera's
 // shutdown), then stops background work. It does not close the vault.
@@ -211,24 +227,11 @@ func (l *Log) Close(ctx context.Context) error {
 	return err
 }
 
-// newID returns a 128-bit event id laid out like a UUIDv7: 48 bits of Unix
-// milliseconds, then random bits. Ids sort by time, so the vault's and the
-// index's B-trees grow at their right edge instead of at random pages.
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b[6:])
-	ms := uint64(time.Now().UnixMilli())
-	for i := range 6 {
-		b[i] = byte(ms >> (40 - 8*i))
-	}
-	return hex.EncodeToString(b)
-}
-
 type pending struct {
-	p    *prepared
+	p    *event.Prepared
 	key  sessionKey
 	id   string
-	leaf *Leaf
+	leaf *event.Leaf
 	data []byte
 	fut  tessera.IndexFuture
 }
@@ -238,34 +241,34 @@ type pending struct {
 // and nothing is appended. Events of one session are chained in the order
 // given. When Append returns without error, every event is durably in the
 // log (sequenced and integrated) and its payload durably in the vault.
-func (l *Log) Append(ctx context.Context, tenant string, reqs []*Request) ([]Result, error) {
-	if !ValidID(tenant) {
-		return nil, invalid("tenant %q is not a valid id", tenant)
+func (l *Log) Append(ctx context.Context, tenant string, reqs []*event.Request) ([]event.Appended, error) {
+	if !event.ValidID(tenant) {
+		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
 	}
 	ps := make([]*pending, len(reqs))
 	for i, r := range reqs {
-		p, err := validate(r)
+		p, err := event.Prepare(r)
 		if err != nil {
 			if len(reqs) > 1 {
 				return nil, fmt.Errorf("events[%d]: %w", i, err)
 			}
 			return nil, err
 		}
-		ps[i] = &pending{p: p, key: sessionKey{tenant, r.Session}, id: newID()}
-		ps[i].leaf = &Leaf{
-			V: LeafVersion, ID: ps[i].id, Kind: r.Kind, Tenant: tenant, Session: r.Session,
-			Actor: r.Actor, Attributes: p.attrs, Corrects: r.Corrects,
+		ps[i] = &pending{p: p, key: sessionKey{tenant, r.Session}, id: event.NewID()}
+		ps[i].leaf = &event.Leaf{
+			V: event.LeafVersion, ID: ps[i].id, Kind: r.Kind, Tenant: tenant, Session: r.Session,
+			Actor: r.Actor, Attributes: p.Attributes, Corrects: r.Corrects,
 		}
 		// Size check with the widest values the server may assign.
 		probe := *ps[i].leaf
-		probe.Time, probe.Seq, probe.Prev = TimeFormat, math.MaxUint64, strings.Repeat("0", 64)
-		if p.hasPayload {
-			probe.Payload = &Commitment{Alg: "hmac-sha256", Digest: strings.Repeat("0", 64), Size: len(p.payload), MediaType: p.mediaType}
+		probe.Time, probe.Seq, probe.Prev = event.TimeFormat, math.MaxUint64, strings.Repeat("0", 64)
+		if p.HasPayload {
+			probe.Payload = &event.Commitment{Alg: event.CommitmentAlg, Digest: strings.Repeat("0", 64), Size: len(p.Payload), MediaType: p.MediaType}
 		}
 		if b, err := probe.Marshal(); err != nil {
-			return nil, invalid("encoding leaf: %v", err)
-		} else if len(b) > MaxLeafSize {
-			return nil, invalid("event leaf would be %d bytes, the limit is %d; move data into the payload", len(b), MaxLeafSize)
+			return nil, fmt.Errorf("%w: encoding leaf: %v", event.ErrInvalidEvent, err)
+		} else if len(b) > event.MaxLeafSize {
+			return nil, fmt.Errorf("%w: event leaf would be %d bytes, the limit is %d; move data into the payload", event.ErrInvalidEvent, len(b), event.MaxLeafSize)
 		}
 	}
 
@@ -283,16 +286,13 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*Request) ([]Res
 	// Payloads first: a leaf never commits to a payload that is not durable.
 	var recs []vault.Record
 	for _, pe := range ps {
-		if !pe.p.hasPayload {
+		if !pe.p.HasPayload {
 			continue
 		}
 		salt := make([]byte, 32)
 		rand.Read(salt)
-		pe.leaf.Payload = &Commitment{
-			Alg: "hmac-sha256", Digest: hex.EncodeToString(Commit(salt, pe.p.payload)),
-			Size: len(pe.p.payload), MediaType: pe.p.mediaType,
-		}
-		recs = append(recs, vault.Record{ID: pe.id, Tenant: tenant, Session: pe.leaf.Session, MediaType: pe.p.mediaType, Salt: salt, Payload: pe.p.payload})
+		pe.leaf.Payload = event.NewCommitment(salt, pe.p.Payload, pe.p.MediaType)
+		recs = append(recs, vault.Record{ID: pe.id, Tenant: tenant, Session: pe.leaf.Session, MediaType: pe.p.MediaType, Salt: salt, Payload: pe.p.Payload})
 	}
 	if err := l.vault.Put(ctx, recs...); err != nil {
 		return nil, fmt.Errorf("storing payloads: %w", err)
@@ -340,7 +340,7 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*Request) ([]Res
 			prev []byte
 		}{s.next, s.prev}
 	}
-	now := time.Now().UTC().Format(TimeFormat)
+	now := time.Now().UTC().Format(event.TimeFormat)
 	for _, pe := range ps {
 		h := heads[pe.key]
 		pe.leaf.Time, pe.leaf.Seq = now, h.next
@@ -352,11 +352,11 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*Request) ([]Res
 			return nil, err
 		}
 		pe.data = data
-		h.next, h.prev = h.next+1, LeafHash(data)
+		h.next, h.prev = h.next+1, event.LeafHash(data)
 		heads[pe.key] = h
 		pe.fut = l.appender.Add(ctx, tessera.NewEntry(data))
 	}
-	out := make([]Result, len(ps))
+	out := make([]event.Appended, len(ps))
 	var firstErr error
 	for i, pe := range ps {
 		idx, err := pe.fut()
@@ -366,7 +366,7 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*Request) ([]Res
 			}
 			continue
 		}
-		out[i] = Result{ID: pe.id, Index: idx.Index, Seq: pe.leaf.Seq, Leaf: pe.data, LeafHash: LeafHash(pe.data)}
+		out[i] = event.Appended{ID: pe.id, Index: idx.Index, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: event.LeafHash(pe.data)}
 	}
 	if firstErr != nil {
 		// Some entries may have been sequenced; reload the heads of every
@@ -412,7 +412,7 @@ func (l *Log) load(ctx context.Context, k sessionKey, s *session) error {
 			return err
 		}
 	}
-	seq, h, ok, err := l.index.head(ctx, k.tenant, k.session)
+	seq, h, ok, err := l.index.Head(ctx, k.tenant, k.session)
 	if err != nil {
 		return fmt.Errorf("reading session head: %w", err)
 	}
@@ -477,21 +477,9 @@ func (l *Log) verify(raw []byte) (*fmtlog.Checkpoint, error) {
 	return cp, err
 }
 
-// Receipt is an offline-verifiable proof that a leaf is in the log: the
-// leaf, its index, an inclusion proof and a checkpoint (with whatever witness
-// cosignatures the log's policy requires) that the proof leads to.
-type Receipt struct {
-	Index          uint64   `json:"index"`
-	Leaf           []byte   `json:"leaf"`
-	LeafHash       string   `json:"leaf_hash"`
-	TreeSize       uint64   `json:"tree_size"`
-	InclusionProof [][]byte `json:"inclusion_proof"`
-	Checkpoint     string   `json:"checkpoint"`
-}
-
 // WaitReceipt waits until a published checkpoint covers index and returns a
 // receipt for leaf at index.
-func (l *Log) WaitReceipt(ctx context.Context, index uint64, leaf []byte) (*Receipt, error) {
+func (l *Log) WaitReceipt(ctx context.Context, index uint64, leaf []byte) (*client.Receipt, error) {
 	_, raw, err := l.awaiter.Await(ctx, func() (tessera.Index, error) { return tessera.Index{Index: index}, nil })
 	if err != nil {
 		return nil, fmt.Errorf("waiting for checkpoint: %w", err)
@@ -503,8 +491,8 @@ func (l *Log) WaitReceipt(ctx context.Context, index uint64, leaf []byte) (*Rece
 	return l.receipt(ctx, index, leaf, cp, raw)
 }
 
-func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog.Checkpoint, raw []byte) (*Receipt, error) {
-	pb, err := client.NewProofBuilder(ctx, cp.Size, l.reader.ReadTile)
+func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog.Checkpoint, raw []byte) (*client.Receipt, error) {
+	pb, err := tclient.NewProofBuilder(ctx, cp.Size, l.reader.ReadTile)
 	if err != nil {
 		return nil, err
 	}
@@ -512,18 +500,18 @@ func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog
 	if err != nil {
 		return nil, fmt.Errorf("building inclusion proof: %w", err)
 	}
-	lh := LeafHash(leaf)
+	lh := event.LeafHash(leaf)
 	// Never hand out a proof we have not checked ourselves.
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, lh, p, cp.Hash); err != nil {
 		return nil, fmt.Errorf("inclusion proof for %d does not verify: %w", index, err)
 	}
-	return &Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
+	return &client.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
 }
 
 // Entry returns a receipt for the leaf at index against the latest
 // published checkpoint, or against the tree size asked for (size > 0), which
 // must not exceed the latest checkpoint.
-func (l *Log) Entry(ctx context.Context, index, size uint64) (*Receipt, error) {
+func (l *Log) Entry(ctx context.Context, index, size uint64) (*client.Receipt, error) {
 	cp, raw, err := l.Checkpoint(ctx)
 	if err != nil {
 		return nil, err
@@ -541,7 +529,7 @@ func (l *Log) Entry(ctx context.Context, index, size uint64) (*Receipt, error) {
 	if size == cp.Size {
 		return l.receipt(ctx, index, leaf, cp, raw)
 	}
-	pb, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
+	pb, err := tclient.NewProofBuilder(ctx, size, l.reader.ReadTile)
 	if err != nil {
 		return nil, err
 	}
@@ -549,7 +537,7 @@ func (l *Log) Entry(ctx context.Context, index, size uint64) (*Receipt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building inclusion proof: %w", err)
 	}
-	return &Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
+	return &client.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
 }
 
 // ReadLeaf returns the leaf data at index in a tree of at least size
@@ -587,7 +575,7 @@ func (l *Log) Consistency(ctx context.Context, from, to uint64) ([][]byte, error
 	if from > to {
 		return nil, fmt.Errorf("from (%d) is larger than to (%d)", from, to)
 	}
-	pb, err := client.NewProofBuilder(ctx, to, l.reader.ReadTile)
+	pb, err := tclient.NewProofBuilder(ctx, to, l.reader.ReadTile)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
@@ -41,7 +43,7 @@ func newTestLog(t *testing.T, mod func(*Config)) *Log {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := Config{Driver: drv, Signer: s, Verifier: v, Vault: vlt, CheckpointInterval: 100 * time.Millisecond, Logger: logger,
-		IndexDB: func(r tessera.LogReader) (*Index, error) { return OpenIndex(db, r, logger) }}
+		IndexDB: func(r tessera.LogReader) (*index.Index, error) { return index.Open(db, r, logger) }}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -57,21 +59,21 @@ func newTestLog(t *testing.T, mod func(*Config)) *Log {
 	return l
 }
 
-func req(session string) *Request {
-	return &Request{Session: session, Kind: "tool.call", Actor: Actor{Type: "agent", ID: "a"}}
+func req(session string) *event.Request {
+	return &event.Request{Session: session, Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "a"}}
 }
 
 func TestPushback(t *testing.T) {
 	l := newTestLog(t, func(c *Config) { c.MaxInFlight = 2 })
 	ctx := context.Background()
-	if _, err := l.Append(ctx, "t", []*Request{req("a"), req("b"), req("c")}); !errors.Is(err, ErrPushback) || !errors.Is(err, tessera.ErrPushback) {
+	if _, err := l.Append(ctx, "t", []*event.Request{req("a"), req("b"), req("c")}); !errors.Is(err, ErrPushback) || !errors.Is(err, tessera.ErrPushback) {
 		t.Fatalf("Append of 3 with MaxInFlight 2 = %v, want ErrPushback", err)
 	}
 	// Nothing was appended, and the slots were given back.
 	if n, _ := l.Reader().IntegratedSize(ctx); n != 0 {
 		t.Fatalf("log size %d after pushback, want 0", n)
 	}
-	res, err := l.Append(ctx, "t", []*Request{req("a"), req("a")})
+	res, err := l.Append(ctx, "t", []*event.Request{req("a"), req("a")})
 	if err != nil || len(res) != 2 || res[1].Seq != 1 {
 		t.Fatalf("Append after pushback = %+v, %v", res, err)
 	}
@@ -80,16 +82,16 @@ func TestPushback(t *testing.T) {
 func TestInvalidTenantAndOversizeLeaf(t *testing.T) {
 	l := newTestLog(t, nil)
 	ctx := context.Background()
-	if _, err := l.Append(ctx, "bad tenant", []*Request{req("a")}); !errors.Is(err, ErrInvalidEvent) {
+	if _, err := l.Append(ctx, "bad tenant", []*event.Request{req("a")}); !errors.Is(err, event.ErrInvalidEvent) {
 		t.Fatalf("bad tenant = %v", err)
 	}
 	// 64 attributes of 4 KiB each: every value is valid, the leaf is not.
 	big := req("a")
 	big.Attributes = map[string]json.RawMessage{}
-	for i := range MaxAttributes {
-		big.Attributes[fmt.Sprintf("k%d", i)] = json.RawMessage(`"` + strings.Repeat("x", MaxAttrValueLength) + `"`)
+	for i := range event.MaxAttributes {
+		big.Attributes[fmt.Sprintf("k%d", i)] = json.RawMessage(`"` + strings.Repeat("x", event.MaxAttrValueLength) + `"`)
 	}
-	if _, err := l.Append(ctx, "t", []*Request{big}); !errors.Is(err, ErrInvalidEvent) || !strings.Contains(err.Error(), "limit") {
+	if _, err := l.Append(ctx, "t", []*event.Request{big}); !errors.Is(err, event.ErrInvalidEvent) || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("oversize leaf = %v, want ErrInvalidEvent about the limit", err)
 	}
 	if n, _ := l.Reader().IntegratedSize(ctx); n != 0 {

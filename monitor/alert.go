@@ -1,18 +1,14 @@
 package monitor
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Alert sources.
@@ -90,102 +86,12 @@ func writeLine(w io.Writer, a Alert) error {
 	return err
 }
 
-// errPermanent marks a delivery failure that retrying cannot fix.
-var errPermanent = errors.New("permanent delivery failure")
-
-// postWebhook delivers a to a webhook. 2xx is success; 4xx other than 408
-// and 429 is permanent.
-func postWebhook(ctx context.Context, hc *http.Client, url string, a Alert) error {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", a.ID)
-	req.Header.Set("User-Agent", "llmaudittrail-monitor")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return statusError("webhook", resp.StatusCode)
-}
-
-func statusError(what string, code int) error {
-	switch {
-	case code >= 200 && code < 300:
-		return nil
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		return fmt.Errorf("%s answered %d", what, code)
-	default:
-		return fmt.Errorf("%w: %s answered %d", errPermanent, what, code)
-	}
-}
-
-// appendAlert appends a to the log as a monitor.alert event.
-func appendAlert(ctx context.Context, hc *http.Client, base, token, instance string, a Alert) error {
-	attrs := map[string]any{
-		"monitor.alert_id": a.ID, "monitor.rule": a.Rule, "monitor.severity": a.Severity,
-		"monitor.message": truncate(a.Message, 4000), "monitor.source": a.Source,
-		"monitor.raised_at": a.Time,
-	}
-	if a.Index != nil {
-		attrs["monitor.index"] = *a.Index
-	}
-	for k, v := range map[string]string{"monitor.tenant": a.Tenant, "monitor.session": a.Session, "monitor.event_id": a.EventID, "monitor.kind": a.Kind} {
-		if v != "" {
-			attrs[k] = truncate(v, 4000)
-		}
-	}
-	if a.TreeSize > 0 {
-		attrs["monitor.tree_size"] = a.TreeSize
-	}
-	ev := map[string]any{
-		"session":    "monitor." + instance,
-		"kind":       "monitor.alert",
-		"actor":      map[string]string{"type": "system", "id": "monitor." + instance},
-		"attributes": attrs,
-	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/events", bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		// A token problem an operator can fix: keep retrying.
-		return fmt.Errorf("log refused the append token (%d): %s", resp.StatusCode, bytes.TrimSpace(body))
-	}
-	if err := statusError("log", resp.StatusCode); err != nil {
-		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(body))
-	}
-	return nil
-}
-
-func truncate(s string, n int) string {
+// clip cuts s to at most n bytes on a rune boundary, marking the cut.
+func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	// Cut on a rune boundary.
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "..."
+	return event.Clip(s, n-3) + "..."
 }
 
 func nowString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -14,12 +14,13 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 )
 
 // AuditConfig configures Audit.
 type AuditConfig struct {
-	// URL is the log's base URL. Required.
-	URL string
+	// Log is the log, read through its tlog-tiles API. Required.
+	Log *client.Client
 	// LogKey verifies the log's checkpoints. Required.
 	LogKey note.Verifier
 	// Policy, if set, must be met by the checkpoint, and its witnesses'
@@ -61,8 +62,8 @@ func (r *AuditReport) OK() bool { return len(r.Findings) == 0 }
 // findings in the report; the error is for what prevented the audit
 // (an unreachable log, for one).
 func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
-	if cfg.URL == "" && cfg.src == nil || cfg.LogKey == nil {
-		return nil, errors.New("audit: URL and LogKey are required")
+	if cfg.Log == nil && cfg.src == nil || cfg.LogKey == nil {
+		return nil, errors.New("audit: Log and LogKey are required")
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -72,11 +73,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	}
 	src := cfg.src
 	if src == nil {
-		s, err := newSource(cfg.URL, cfg.HTTPClient, defaultRetry)
-		if err != nil {
-			return nil, err
-		}
-		src = s
+		src = cfg.Log.Tiles()
 	}
 	start := time.Now()
 	origin := cfg.LogKey.Name()
@@ -88,7 +85,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		}
 		return rep, nil
 	}
-	raw, err := src.readCheckpoint(ctx)
+	raw, err := src.ReadCheckpoint(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errors.New("the log has not published a checkpoint")
 	}
@@ -96,7 +93,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
 	rep.Checkpoint = string(raw)
-	cp, err := verifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
+	cp, err := client.VerifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
 	if err != nil {
 		rule := RuleCheckpointSignature
 		if errors.Is(err, checkpoint.ErrNoQuorum) {
@@ -129,37 +126,34 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 			cfg.Progress(done, cp.Size)
 		}
 		idx := e.index
-		h := e.head
 		if !e.hasHd {
-			if e.leaf == nil {
-				add(Alert{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
-					Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.err)})
-				return nil
-			}
-			h = chainHead{tenant: e.leaf.Tenant, session: e.leaf.Session, seq: e.leaf.Seq, prev: e.leaf.Prev}
+			add(Alert{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
+				Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.err)})
+			return nil
 		}
-		key := h.tenant + "\x00" + h.session
+		h := e.head
+		key := h.Tenant + "\x00" + h.Session
 		c := chains[key]
 		var hx [64]byte
 		if c != nil {
 			hex.Encode(hx[:], c.hash)
 		}
 		switch {
-		case c == nil && (h.seq != 0 || h.prev != ""):
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.tenant, Session: h.session,
-				Message: fmt.Sprintf("session %s/%s starts at seq %d (prev %q), want seq 0 with no prev", h.tenant, h.session, h.seq, h.prev)})
-		case c != nil && h.seq != c.seq+1:
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.tenant, Session: h.session,
-				Message: fmt.Sprintf("session %s/%s: seq %d follows seq %d", h.tenant, h.session, h.seq, c.seq)})
-		case c != nil && h.prev != string(hx[:]):
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.tenant, Session: h.session,
-				Message: fmt.Sprintf("session %s/%s: seq %d does not link to the previous event's leaf hash", h.tenant, h.session, h.seq)})
+		case c == nil && (h.Seq != 0 || h.Prev != ""):
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
+				Message: fmt.Sprintf("session %s/%s starts at seq %d (prev %q), want seq 0 with no prev", h.Tenant, h.Session, h.Seq, h.Prev)})
+		case c != nil && h.Seq != c.seq+1:
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
+				Message: fmt.Sprintf("session %s/%s: seq %d follows seq %d", h.Tenant, h.Session, h.Seq, c.seq)})
+		case c != nil && h.Prev != string(hx[:]):
+			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
+				Message: fmt.Sprintf("session %s/%s: seq %d does not link to the previous event's leaf hash", h.Tenant, h.Session, h.Seq)})
 		}
 		if c == nil {
 			c = &chain{}
 			chains[key] = c
 		}
-		c.seq, c.hash = h.seq, e.hash
+		c.seq, c.hash = h.Seq, e.hash
 		return nil
 	})
 	if err != nil {
@@ -190,7 +184,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	}
 	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
 		f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-			return src.readTile(ctx, level, index, p)
+			return src.ReadTile(ctx, level, index, p)
 		}
 		for _, w := range cfg.Policy.Witnesses() {
 			if w.URL == "" {
@@ -210,8 +204,8 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 			})
 			if ahead {
 				// Compare against a fresh checkpoint of the log.
-				if raw2, err := src.readCheckpoint(ctx); err == nil {
-					if cp2, err := verifyCheckpoint(raw2, cfg.LogKey, cfg.Policy); err == nil && cp2.Size >= wcp.Size {
+				if raw2, err := src.ReadCheckpoint(ctx); err == nil {
+					if cp2, err := client.VerifyCheckpoint(raw2, cfg.LogKey, cfg.Policy); err == nil && cp2.Size >= wcp.Size {
 						if err := consistencyFromTiles(ctx, f, wcp.Size, cp2.Size, wcp.Hash, cp2.Hash); err != nil {
 							msg = fmt.Sprintf("cosigned size %d root %x, not consistent with the log's size %d: %v", wcp.Size, wcp.Hash, cp2.Size, err)
 						}

@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/client"
+	tclient "github.com/transparency-dev/tessera/client"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
 )
 
@@ -51,21 +52,21 @@ func benchLeaf(i int) []byte {
 		kinds := []string{"llm.request", "llm.response", "tool.call", "tool.result"}
 		var prev []byte
 		for i := range benchEntries {
-			l := &auditlog.Leaf{
-				V: 1, ID: fmt.Sprintf("%032x", i), Kind: kinds[i%4], Time: time.Unix(1_800_000_000+int64(i), 0).UTC().Format(auditlog.TimeFormat),
+			l := &event.Leaf{
+				V: 1, ID: fmt.Sprintf("%032x", i), Kind: kinds[i%4], Time: time.Unix(1_800_000_000+int64(i), 0).UTC().Format(event.TimeFormat),
 				Tenant: "acme", Session: fmt.Sprintf("session-%d", i/40), Seq: uint64(i % 40),
-				Actor: auditlog.Actor{Type: "agent", ID: "agent-7", OnBehalfOf: "user-42"},
+				Actor: event.Actor{Type: "agent", ID: "agent-7", OnBehalfOf: "user-42"},
 				Attributes: map[string]any{
 					"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o",
 					"gen_ai.usage.input_tokens": 800 + i%300, "gen_ai.usage.output_tokens": 200 + i%100, "gen_ai.tool.name": "search",
 				},
-				Payload: &auditlog.Commitment{Alg: "hmac-sha256", Digest: fmt.Sprintf("%064x", i), Size: 1234, MediaType: "application/json"},
+				Payload: &event.Commitment{Alg: "hmac-sha256", Digest: fmt.Sprintf("%064x", i), Size: 1234, MediaType: "application/json"},
 			}
 			if i%40 != 0 {
 				l.Prev = hex.EncodeToString(prev)
 			}
 			b, _ := l.Marshal()
-			prev = auditlog.LeafHash(b)
+			prev = event.LeafHash(b)
 			benchLeaves = append(benchLeaves, b)
 		}
 	})
@@ -145,12 +146,12 @@ func (m memFetcher) get(path string) ([]byte, error) {
 	return nil, os.ErrNotExist
 }
 
-func (m memFetcher) readCheckpoint(ctx context.Context) ([]byte, error) { return m.l.raw, nil }
-func (m memFetcher) readTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return client.FileFetcher{Root: m.l.root}.ReadTile(ctx, level, index, p)
+func (m memFetcher) ReadCheckpoint(ctx context.Context) ([]byte, error) { return m.l.raw, nil }
+func (m memFetcher) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	return tclient.FileFetcher{Root: m.l.root}.ReadTile(ctx, level, index, p)
 }
-func (m memFetcher) readBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return client.FileFetcher{Root: m.l.root}.ReadEntryBundle(ctx, index, p)
+func (m memFetcher) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	return tclient.FileFetcher{Root: m.l.root}.ReadEntryBundle(ctx, index, p)
 }
 
 // BenchmarkAudit measures a full audit: every entry re-hashed and parsed,
@@ -205,11 +206,11 @@ func BenchmarkRules(b *testing.B) {
 	var es []entry
 	for i := range 4096 {
 		d := benchLeaf(i)
-		l, err := auditlog.ParseLeaf(d)
+		l, err := event.ParseLeaf(d)
 		if err != nil {
 			b.Fatal(err)
 		}
-		es = append(es, entry{index: uint64(i), data: d, hash: auditlog.LeafHash(d), leaf: l})
+		es = append(es, entry{index: uint64(i), data: d, hash: event.LeafHash(d), leaf: l})
 	}
 	en := newEngine(rs, "x", false, nil, quietLogger())
 	b.ResetTimer()
@@ -223,14 +224,14 @@ func BenchmarkRules(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
 
-func benchReceipts(b *testing.B, n int) (*benchLog, []*Receipt) {
+func benchReceipts(b *testing.B, n int) (*benchLog, []*client.Receipt) {
 	bl := getBenchLog(b)
 	ctx := context.Background()
-	pb, err := client.NewProofBuilder(ctx, bl.size, memFetcher{bl}.readTile)
+	pb, err := tclient.NewProofBuilder(ctx, bl.size, memFetcher{bl}.ReadTile)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rs []*Receipt
+	var rs []*client.Receipt
 	for i := range n {
 		idx := uint64(i) * (bl.size / uint64(n))
 		p, err := pb.InclusionProof(ctx, idx)
@@ -238,7 +239,7 @@ func benchReceipts(b *testing.B, n int) (*benchLog, []*Receipt) {
 			b.Fatal(err)
 		}
 		leaf := benchLeaf(int(idx))
-		rs = append(rs, &Receipt{Index: idx, Leaf: leaf, LeafHash: hex.EncodeToString(auditlog.LeafHash(leaf)),
+		rs = append(rs, &client.Receipt{Index: idx, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)),
 			TreeSize: bl.size, InclusionProof: p, Checkpoint: string(bl.raw)})
 	}
 	return bl, rs
@@ -251,7 +252,7 @@ func BenchmarkVerify1000Receipts(b *testing.B) {
 	bl, rs := benchReceipts(b, 1000)
 	b.ResetTimer()
 	for b.Loop() {
-		v := NewReceiptVerifier(bl.key, nil)
+		v := client.NewReceiptVerifier(bl.key, nil)
 		for _, r := range rs {
 			if _, err := v.Verify(r); err != nil {
 				b.Fatal(err)
@@ -266,7 +267,7 @@ func BenchmarkVerifyReceiptUncached(b *testing.B) {
 	bl, rs := benchReceipts(b, 1)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := NewReceiptVerifier(bl.key, nil).Verify(rs[0]); err != nil {
+		if _, err := client.NewReceiptVerifier(bl.key, nil).Verify(rs[0]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -276,11 +277,11 @@ func BenchmarkVerifyReceiptUncached(b *testing.B) {
 // files served by the project's tlog-tiles handler.
 func BenchmarkAuditHTTP(b *testing.B) {
 	bl := getBenchLog(b)
-	hs := httptest.NewServer(tiles.Handler(client.FileFetcher{Root: bl.root}))
+	hs := httptest.NewServer(tiles.Handler(tclient.FileFetcher{Root: bl.root}))
 	defer hs.Close()
 	b.ResetTimer()
 	for b.Loop() {
-		rep, err := Audit(context.Background(), AuditConfig{URL: hs.URL, LogKey: bl.key, Logger: quietLogger()})
+		rep, err := Audit(context.Background(), AuditConfig{Log: testClient(hs.URL, ""), LogKey: bl.key, Logger: quietLogger()})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
 )
 
@@ -124,9 +124,9 @@ func (c *craftLog) leaf(cr craft) []byte {
 	}
 	id := make([]byte, 16)
 	rand.Read(id)
-	l := &auditlog.Leaf{
-		V: auditlog.LeafVersion, ID: hex.EncodeToString(id), Kind: cr.kind, Time: cr.at.UTC().Format(auditlog.TimeFormat),
-		Tenant: cr.tenant, Session: cr.session, Actor: auditlog.Actor{Type: cr.actorType, ID: cr.actor},
+	l := &event.Leaf{
+		V: event.LeafVersion, ID: hex.EncodeToString(id), Kind: cr.kind, Time: cr.at.UTC().Format(event.TimeFormat),
+		Tenant: cr.tenant, Session: cr.session, Actor: event.Actor{Type: cr.actorType, ID: cr.actor},
 	}
 	if cr.attrs != nil {
 		// Round-trip through JSON so numbers look as they do in real leaves.
@@ -147,7 +147,7 @@ func (c *craftLog) leaf(cr craft) []byte {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	h.seq, h.prev = l.Seq, auditlog.LeafHash(data)
+	h.seq, h.prev = l.Seq, event.LeafHash(data)
 	h.n++
 	return data
 }
@@ -171,8 +171,8 @@ func (c *craftLog) waitPublished() {
 
 func (c *craftLog) config(state string) Config {
 	return Config{
-		URL: c.hs.URL, LogKey: c.key, StateDir: state, Poll: 50 * time.Millisecond,
-		Logger: quietLogger(), retry: retryPolicy{attempts: 3, base: 10 * time.Millisecond, max: 50 * time.Millisecond},
+		Log: testClient(c.hs.URL, ""), LogKey: c.key, StateDir: state, Poll: 50 * time.Millisecond,
+		Logger: quietLogger(),
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // kvReader reads persisted engine state; nil means all state is in memory.
@@ -254,7 +254,7 @@ func nullIfNil(v any) any {
 }
 
 // eventMap is the CEL view of a leaf.
-func eventMap(l *auditlog.Leaf, index uint64, leafHash []byte) map[string]any {
+func eventMap(l *event.Leaf, index uint64, leafHash []byte) map[string]any {
 	attrs := make(map[string]any, len(l.Attributes))
 	for k, v := range l.Attributes {
 		attrs[k] = celValue(v)
@@ -409,7 +409,7 @@ func (en *engine) evalBool(r *rule, field string, p cel.Program, a *activation) 
 	return bool(b)
 }
 
-func (en *engine) evalRule(r *rule, a *activation, l *auditlog.Leaf, idx uint64, et time.Time) (*Alert, error) {
+func (en *engine) evalRule(r *rule, a *activation, l *event.Leaf, idx uint64, et time.Time) (*Alert, error) {
 	a.value, a.last, a.count, a.baseline, a.group = nil, nil, 0, nil, ""
 	if !en.evalBool(r, "match", r.match, a) {
 		return nil, nil

@@ -22,7 +22,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -219,7 +220,7 @@ func randomHash() []byte {
 }
 
 // syncBuffer collects alert lines.
-type syncBuffer struct{ witnesstest.SyncBuffer }
+type syncBuffer struct{ testproc.Buffer }
 
 func (b *syncBuffer) alerts(t testing.TB) []Alert { return parseAlerts(t, []byte(b.String())) }
 
@@ -252,8 +253,8 @@ type runningMonitor struct {
 
 func testConfig(l *testLog, state string) Config {
 	return Config{
-		URL: l.url(), LogKey: l.key, StateDir: state, Poll: 50 * time.Millisecond,
-		Logger: quietLogger(), retry: retryPolicy{attempts: 3, base: 10 * time.Millisecond, max: 50 * time.Millisecond},
+		Log: testClient(l.url(), ""), LogKey: l.key, StateDir: state, Poll: 50 * time.Millisecond,
+		Logger: quietLogger(),
 	}
 }
 
@@ -390,7 +391,7 @@ func newFakeWitness(t testing.TB, name string, logKey note.Verifier) *fakeWitnes
 		rw.Write(sig)
 	})
 	mux.HandleFunc("GET /{id}/checkpoint", func(rw http.ResponseWriter, r *http.Request) {
-		if r.PathValue("id") != originID(logKey.Name()) {
+		if r.PathValue("id") != checkpoint.OriginID(logKey.Name()) {
 			http.NotFound(rw, r)
 			return
 		}
@@ -473,4 +474,13 @@ func rewriteBundle(t testing.TB, path string, edit func(i int, data []byte) []by
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testClient is a client of the log at url with token, retrying quickly.
+func testClient(url, token string) *client.Client {
+	c, err := client.New(url, client.WithToken(token), client.WithRetry(client.Retry{Attempts: 3, Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}))
+	if err != nil {
+		panic(err)
+	}
+	return c
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -37,7 +38,7 @@ func events(n, k int, session string) []ev {
 
 func auditOf(t *testing.T, l *testLog, p *checkpoint.Policy) *AuditReport {
 	t.Helper()
-	rep, err := Audit(context.Background(), AuditConfig{URL: l.url(), LogKey: l.key, Policy: p, Logger: quietLogger()})
+	rep, err := Audit(context.Background(), AuditConfig{Log: testClient(l.url(), ""), LogKey: l.key, Policy: p, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestTransientErrorsAndUnreachable(t *testing.T) {
 	hs := httptest.NewServer(f)
 	defer hs.Close()
 	cfg := testConfig(l, t.TempDir())
-	cfg.URL = hs.URL
+	cfg.Log = testClient(hs.URL, "")
 	cfg.Start = 0
 	cfg.UnreachableAfter = 400 * time.Millisecond
 	r := startMonitor(t, cfg)
@@ -430,7 +431,7 @@ func TestWebhookAndAppend(t *testing.T) {
 	cfg.Start = 0
 	cfg.Rules = pack(t, hoursLine, allHours)
 	cfg.Webhook = hook.URL
-	cfg.AppendToken = l.token
+	cfg.AppendTo = testClient(l.url(), l.token)
 	cfg.Instance = "test"
 	r := startMonitor(t, cfg)
 	r.waitPos(cp.Size)
@@ -465,7 +466,7 @@ func TestWebhookAndAppend(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		vr, err := VerifyReceipt(body, l.key, nil)
+		vr, err := client.VerifyReceipt(body, l.key, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,6 @@ package monitor
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,10 +30,11 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/client"
+	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 )
 
 // Defaults of Config.
@@ -55,8 +55,9 @@ const StartAtEnd = -1
 // Config configures a Monitor; the field comments are the reference. Zero
 // values take the defaults above.
 type Config struct {
-	// URL is the log's base URL (tlog-tiles root and event API). Required.
-	URL string
+	// Log is the log, read through its tlog-tiles API with the client's
+	// token (a log-wide read token for a private log). Required.
+	Log *client.Client
 	// LogKey verifies the log's checkpoints. Required.
 	LogKey note.Verifier
 	// Policy, if set, is the witness policy: checkpoints without its quorum
@@ -71,10 +72,11 @@ type Config struct {
 	Start int64
 	// Webhook, if set, receives every alert as a JSON POST.
 	Webhook string
-	// AppendToken, if set, is a write token used to append every alert to
+	// AppendTo, if set, is a client of the log with a token that may append
+	// monitor.alert events (monitor scope): every alert is appended to
 	// the log as a monitor.alert event (except alerts about monitor.alert
 	// entries, which would loop).
-	AppendToken string
+	AppendTo *client.Client
 	// Instance names this monitor in appended alerts (session
 	// "monitor.<Instance>"). Default "default".
 	Instance string
@@ -105,15 +107,13 @@ type Config struct {
 	// HTTPClient is used for every request. Default: 30s timeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
-
-	retry retryPolicy // tests shorten it
 }
 
 // Monitor follows one log.
 type Monitor struct {
 	cfg    Config
 	origin string
-	src    *source
+	src    fetcher
 	sc     *scanner
 	st     *store
 	en     *engine
@@ -139,8 +139,8 @@ type Monitor struct {
 
 // New checks cfg and opens the state directory.
 func New(cfg Config) (*Monitor, error) {
-	if cfg.URL == "" || cfg.LogKey == nil || cfg.StateDir == "" {
-		return nil, errors.New("monitor: URL, LogKey and StateDir are required")
+	if cfg.Log == nil || cfg.LogKey == nil || cfg.StateDir == "" {
+		return nil, errors.New("monitor: Log, LogKey and StateDir are required")
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
@@ -172,16 +172,10 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.retry.attempts == 0 {
-		cfg.retry = defaultRetry
-	}
 	if cfg.Start < StartAtEnd {
 		return nil, fmt.Errorf("monitor: bad start index %d", cfg.Start)
 	}
-	src, err := newSource(cfg.URL, cfg.HTTPClient, cfg.retry)
-	if err != nil {
-		return nil, err
-	}
+	src := cfg.Log.Tiles()
 	st, err := openStore(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -249,11 +243,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 			})
 		})
 	}
-	if m.cfg.AppendToken != "" {
+	if m.cfg.AppendTo != nil {
 		m.wake[sinkAppend] = make(chan struct{}, 1)
 		wg.Go(func() {
 			m.deliverLoop(ctx, sinkAppend, func(ctx context.Context, a Alert) error {
-				return appendAlert(ctx, m.cfg.HTTPClient, m.cfg.URL, m.cfg.AppendToken, m.cfg.Instance, a)
+				return appendAlert(ctx, m.cfg.AppendTo, m.cfg.Instance, a)
 			})
 		})
 	}
@@ -288,197 +282,9 @@ var errFatal = errors.New("monitor cannot continue")
 
 func fatal(err error) error { return fmt.Errorf("%w: %w", errFatal, err) }
 
-func (m *Monitor) noteUnreachable(ctx context.Context, cause error) error {
-	now := time.Now()
-	if m.unreachableSince.IsZero() {
-		m.unreachableSince = now
-	}
-	if m.unreachableAlerted || now.Sub(m.unreachableSince) < m.cfg.UnreachableAfter {
-		return nil
-	}
-	m.unreachableAlerted = true
-	return m.raise(ctx, m.health(RuleLogUnreachable, "high", m.unreachableSince,
-		fmt.Sprintf("the log at %s could not be read for %s: %v", m.cfg.URL, now.Sub(m.unreachableSince).Round(time.Second), cause)))
-}
-
-func (m *Monitor) health(rule, severity string, since time.Time, msg string) Alert {
-	return Alert{
-		ID: alertID(m.origin, rule, fmt.Sprint(since.UnixNano())), Rule: rule, Severity: severity,
-		Message: msg, Source: SourceHealth, Origin: m.origin, Details: map[string]any{"since": nowString(since)},
-	}
-}
-
-// sinksFor says where an alert goes.
-func (m *Monitor) sinksFor(a Alert) map[string]bool {
-	s := map[string]bool{sinkStdout: true}
-	if m.cfg.Webhook != "" {
-		s[sinkWebhook] = true
-	}
-	if m.cfg.AppendToken != "" && a.Kind != "monitor.alert" {
-		s[sinkAppend] = true
-	}
-	return s
-}
-
-// raise queues alerts without moving the position, and delivers them.
-func (m *Monitor) raise(ctx context.Context, alerts ...Alert) error {
-	return m.commit(ctx, commitSet{}, alerts)
-}
-
-// commit writes c with alerts queued for their sinks, then writes the
-// queued alerts to stdout and wakes the other sinks.
-func (m *Monitor) commit(ctx context.Context, c commitSet, alerts []Alert) error {
-	now := nowString(time.Now())
-	for _, a := range alerts {
-		if a.Time == "" {
-			a.Time = now
-		}
-		c.alerts = append(c.alerts, queued{alert: a, sinks: m.sinksFor(a)})
-	}
-	rows, err := m.st.commit(context.WithoutCancel(ctx), c)
-	if err != nil {
-		return fatal(err)
-	}
-	if c.pos != nil {
-		m.pos = c.pos
-	}
-	if c.head != nil {
-		m.heads = append(m.heads, *c.head)
-		if len(m.heads) > 1024 {
-			m.heads = m.heads[len(m.heads)-1024:]
-		}
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	if err := m.writeStdout(ctx, rows); err != nil {
-		return err
-	}
-	for _, ch := range m.wake {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-func (m *Monitor) writeStdout(ctx context.Context, rows []outboxRow) error {
-	m.outMu.Lock()
-	defer m.outMu.Unlock()
-	seqs := make([]int64, 0, len(rows))
-	var werr error
-	for _, r := range rows {
-		if werr = writeLine(m.cfg.Stdout, r.alert); werr != nil {
-			break
-		}
-		seqs = append(seqs, r.seq)
-	}
-	if err := m.st.delivered(context.WithoutCancel(ctx), sinkStdout, seqs...); err != nil {
-		return fatal(err)
-	}
-	if werr != nil {
-		return fatal(fmt.Errorf("writing alert to stdout: %w", werr))
-	}
-	return nil
-}
-
-// redeliverStdout writes alerts that were queued but not recorded as
-// written before the last stop, marked as redeliveries.
-func (m *Monitor) redeliverStdout(ctx context.Context) error {
-	for {
-		rows, err := m.st.pending(ctx, sinkStdout, 1000)
-		if err != nil {
-			return fatal(err)
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		for i := range rows {
-			rows[i].alert.Redelivery = true
-		}
-		if err := m.writeStdout(ctx, rows); err != nil {
-			return err
-		}
-	}
-}
-
-// deliverLoop sends queued alerts to one sink, in order, retrying each
-// with exponential backoff until it is delivered or fails permanently.
-func (m *Monitor) deliverLoop(ctx context.Context, sink string, send func(context.Context, Alert) error) {
-	var failingSince time.Time
-	alerted := false
-	bo := retryPolicy{base: 500 * time.Millisecond, max: time.Minute}
-	for {
-		rows, err := m.st.pending(ctx, sink, 100)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			m.logger.Error("reading alert outbox", "error", err)
-		}
-		if len(rows) == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-m.wake[sink]:
-			case <-time.After(5 * time.Second):
-			}
-			continue
-		}
-		for _, r := range rows {
-			for attempt := 1; ; attempt++ {
-				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				err := send(cctx, r.alert)
-				cancel()
-				if err == nil {
-					failingSince, alerted = time.Time{}, false
-					break
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				if errors.Is(err, errPermanent) {
-					m.logger.Error("alert delivery failed permanently; dropping it for this sink", "sink", sink, "alert", r.alert.ID, "error", err)
-					break
-				}
-				m.logger.Warn("alert delivery failed; will retry", "sink", sink, "alert", r.alert.ID, "attempt", attempt, "error", err)
-				if failingSince.IsZero() {
-					failingSince = time.Now()
-				}
-				if !alerted && time.Since(failingSince) >= m.cfg.UnreachableAfter {
-					alerted = true
-					h := m.health(RuleAlertDelivery, "high", failingSince, fmt.Sprintf("alerts could not be delivered to the %s for %s: %v", sink, time.Since(failingSince).Round(time.Second), err))
-					if err := m.raise(ctx, h); err != nil {
-						m.logger.Error("raising health alert", "error", err)
-					}
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(bo.backoff(attempt)):
-				}
-			}
-			if err := m.st.delivered(context.WithoutCancel(ctx), sink, r.seq); err != nil {
-				m.logger.Error("recording alert delivery", "error", err)
-				return
-			}
-		}
-	}
-}
-
-// verifyCheckpoint checks raw against the log key and the policy.
-func verifyCheckpoint(raw []byte, logKey note.Verifier, p *checkpoint.Policy) (*fmtlog.Checkpoint, error) {
-	if p != nil {
-		return p.Verify(raw, logKey)
-	}
-	cp, _, err := checkpoint.Verify(raw, logKey)
-	return cp, err
-}
-
 // step reads the checkpoint once and does whatever it calls for.
 func (m *Monitor) step(ctx context.Context) error {
-	raw, err := m.src.readCheckpoint(ctx)
+	raw, err := m.src.ReadCheckpoint(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		return errors.New("the log has not published a checkpoint")
 	}
@@ -489,7 +295,7 @@ func (m *Monitor) step(ctx context.Context) error {
 	if !bytes.Equal(raw, m.lastRaw) {
 		m.lastRaw, m.lastChange, m.staleAlerted = raw, now, false
 	}
-	cp, err := verifyCheckpoint(raw, m.cfg.LogKey, m.cfg.Policy)
+	cp, err := client.VerifyCheckpoint(raw, m.cfg.LogKey, m.cfg.Policy)
 	switch {
 	case errors.Is(err, checkpoint.ErrNoQuorum):
 		if m.quorumSince.IsZero() {
@@ -541,36 +347,6 @@ func (m *Monitor) step(ctx context.Context) error {
 	return m.checkWitnesses(ctx)
 }
 
-func (m *Monitor) pendingDeliveries(ctx context.Context) (int, error) {
-	n := 0
-	for sink := range m.wake {
-		c, err := m.st.countPending(ctx, sink)
-		if err != nil {
-			return 0, err
-		}
-		n = max(n, c)
-	}
-	return n, nil
-}
-
-func (m *Monitor) checkStale(ctx context.Context, raw []byte, now time.Time) error {
-	if m.cfg.MaxCheckpointAge <= 0 || m.staleAlerted {
-		return nil
-	}
-	fresh := m.lastChange
-	for _, ts := range cosignatures(m.cfg.Policy, raw) {
-		if ts.After(fresh) {
-			fresh = ts
-		}
-	}
-	if now.Sub(fresh) < m.cfg.MaxCheckpointAge {
-		return nil
-	}
-	m.staleAlerted = true
-	return m.raise(ctx, m.health(RuleLogStale, "medium", fresh,
-		fmt.Sprintf("the log has not published a new checkpoint for %s", now.Sub(fresh).Round(time.Second))))
-}
-
 func (m *Monitor) forkAlert(raw []byte, cp *fmtlog.Checkpoint, msg string) Alert {
 	return Alert{
 		ID: alertID(m.origin, RuleFork, hex.EncodeToString(hashOf(raw))), Rule: RuleFork, Severity: "critical",
@@ -588,7 +364,7 @@ func (m *Monitor) init(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte) e
 		}
 		start = cp.Size
 	}
-	t, err := treeFromTiles(start, cp.Size, func(l, i uint64, w uint8) ([]byte, error) { return m.src.readTile(ctx, l, i, w) })
+	t, err := treeFromTiles(start, cp.Size, func(l, i uint64, w uint8) ([]byte, error) { return m.src.ReadTile(ctx, l, i, w) })
 	if err != nil {
 		return err
 	}
@@ -790,9 +566,9 @@ func (m *Monitor) rootMismatch(raw []byte, cp *fmtlog.Checkpoint, root []byte, r
 }
 
 // tileFetcher adapts the source to Tessera's client.
-func (m *Monitor) tileFetcher() client.TileFetcherFunc {
+func (m *Monitor) tileFetcher() tclient.TileFetcherFunc {
 	return func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-		return m.src.readTile(ctx, level, index, p)
+		return m.src.ReadTile(ctx, level, index, p)
 	}
 }
 
@@ -802,8 +578,8 @@ func (m *Monitor) servedConsistency(ctx context.Context, from, to uint64, fromRo
 	return consistencyFromTiles(ctx, m.tileFetcher(), from, to, fromRoot, toRoot)
 }
 
-func consistencyFromTiles(ctx context.Context, f client.TileFetcherFunc, from, to uint64, fromRoot, toRoot []byte) error {
-	pb, err := client.NewProofBuilder(ctx, to, f)
+func consistencyFromTiles(ctx context.Context, f tclient.TileFetcherFunc, from, to uint64, fromRoot, toRoot []byte) error {
+	pb, err := tclient.NewProofBuilder(ctx, to, f)
 	if err != nil {
 		return err
 	}
@@ -812,10 +588,4 @@ func consistencyFromTiles(ctx context.Context, f client.TileFetcherFunc, from, t
 		return fmt.Errorf("building proof: %w", err)
 	}
 	return proof.VerifyConsistency(rfc6962.DefaultHasher, from, to, p, fromRoot, toRoot)
-}
-
-// originID is the witness monitoring-read path element of an origin.
-func originID(origin string) string {
-	h := sha256.Sum256([]byte(origin))
-	return hex.EncodeToString(h[:])
 }

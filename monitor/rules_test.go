@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // pack returns the shipped rule pack with params replaced (old -> new).
@@ -271,19 +272,20 @@ func FuzzParseRules(f *testing.F) {
 	})
 }
 
-func TestLeafHead(t *testing.T) {
+// TestParseHeadOnBenchLeaves checks event.ParseHead, which the full audit
+// uses, against ParseLeaf on the benchmark's leaves.
+func TestParseHeadOnBenchLeaves(t *testing.T) {
 	for i := range 80 {
 		d := benchLeaf(i)
-		h, ok := leafHead(d)
-		l, err := auditlog.ParseLeaf(d)
-		if !ok || err != nil || h.tenant != l.Tenant || h.session != l.Session || h.seq != l.Seq || h.prev != l.Prev {
-			t.Fatalf("leafHead(%s) = %+v %v", d, h, ok)
+		h, err := event.ParseHead(d)
+		l, lerr := event.ParseLeaf(d)
+		if err != nil || lerr != nil || h != l.Head() {
+			t.Fatalf("ParseHead(%s) = %+v %v", d, h, err)
 		}
 	}
-	for _, bad := range []string{`{"v":1,"id":"x","kind":"a.b","time":"t","tenant":"t","session":"s","seq":1,"actor":{`, `{"v":2}`, `not json`,
-		`{"v":1,"id":"x","kind":"a.b","time":"t","tenant":"t\"","session":"s","seq":1,"actor":{}}`} {
-		if _, ok := leafHead([]byte(bad)); ok {
-			t.Errorf("leafHead accepted %s", bad)
+	for _, bad := range []string{`{"v":1,"id":"x","kind":"a.b","time":"t","tenant":"t","session":"s","seq":1,"actor":{`, `{"v":2}`, `not json`} {
+		if _, err := event.ParseHead([]byte(bad)); err == nil {
+			t.Errorf("ParseHead accepted %s", bad)
 		}
 	}
 }

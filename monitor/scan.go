@@ -11,7 +11,7 @@ import (
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Integrity findings. Each is raised as an alert with the same rule name.
@@ -50,9 +50,9 @@ type entry struct {
 	index uint64
 	data  []byte
 	hash  []byte
-	leaf  *auditlog.Leaf // nil if the data is not a valid leaf (parse set)
-	err   error          // why leaf is nil
-	head  chainHead      // with parseHead
+	leaf  *event.Leaf // nil if the data is not a valid leaf (parse set)
+	err   error       // why leaf is nil
+	head  event.Head  // with opts.head
 	hasHd bool
 }
 
@@ -274,7 +274,7 @@ func checkEarlier(br bundleResult, t *tree) []finding {
 func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uint64, opts scanOpts) bundleResult {
 	br := bundleResult{index: idx}
 	width := layout.PartialTileSize(0, idx, logSize)
-	raw, err := s.src.readBundle(ctx, idx, width)
+	raw, err := s.src.ReadEntryBundle(ctx, idx, width)
 	if err != nil {
 		br.err = fmt.Errorf("reading entry bundle %d: %w", idx, err)
 		return br
@@ -297,12 +297,13 @@ func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uin
 	br.entries = make([]entry, n)
 	for i := range n {
 		d := b.Entries[i]
-		e := entry{index: base + i, data: d, hash: auditlog.LeafHash(d)}
+		e := entry{index: base + i, data: d, hash: event.LeafHash(d)}
 		if opts.head && e.index >= start {
-			e.head, e.hasHd = leafHead(d)
+			e.head, e.err = event.ParseHead(d)
+			e.hasHd = e.err == nil
 		}
-		if (opts.parse || opts.head && !e.hasHd) && e.index >= start {
-			e.leaf, e.err = auditlog.ParseLeaf(d)
+		if opts.parse && e.index >= start {
+			e.leaf, e.err = event.ParseLeaf(d)
 		}
 		br.entries[i] = e
 	}
@@ -321,7 +322,7 @@ func (s *scanner) checkTile(ctx context.Context, j tileJob, logSize uint64) (*fi
 	if j.width == tileWidth {
 		p = 0
 	}
-	raw, err := s.src.readTile(ctx, j.level, j.index, p)
+	raw, err := s.src.ReadTile(ctx, j.level, j.index, p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading tile %d/%d: %w", j.level, j.index, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 )
 
 // errNotCosigned: the witness has cosigned nothing for the log yet.
@@ -24,7 +25,7 @@ var errNotCosigned = errors.New("witness has not cosigned this log")
 func witnessCheckpoint(ctx context.Context, hc *http.Client, w checkpoint.Witness, origin string, logKey note.Verifier) (*fmtlog.Checkpoint, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.URL+"/"+originID(origin)+"/checkpoint", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.URL+"/"+checkpoint.OriginID(origin)+"/checkpoint", nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -33,7 +34,7 @@ func witnessCheckpoint(ctx context.Context, hc *http.Client, w checkpoint.Witnes
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxCheckpointBytes+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, client.MaxCheckpointBytes+1))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -42,8 +43,8 @@ func witnessCheckpoint(ctx context.Context, hc *http.Client, w checkpoint.Witnes
 		return nil, nil, errNotCosigned
 	case resp.StatusCode != http.StatusOK:
 		return nil, nil, fmt.Errorf("witness %s answered %d", w.Name, resp.StatusCode)
-	case len(raw) > maxCheckpointBytes:
-		return nil, nil, fmt.Errorf("witness %s: %w", w.Name, ErrTooLarge)
+	case len(raw) > client.MaxCheckpointBytes:
+		return nil, nil, fmt.Errorf("witness %s: %w", w.Name, client.ErrResponseTooLarge)
 	}
 	n, err := note.Open(raw, note.VerifierList(logKey, w.Verifier))
 	if err != nil {

@@ -11,16 +11,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
-	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
-// apiError is the JSON error body: {"error": {"code": ..., "message": ...}}.
+// apiError is an error answer: {"error": {"code": ..., "message": ...}}.
 type apiError struct {
 	status  int
 	code    string
@@ -41,30 +41,45 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// toAPIError maps the engine's sentinels to answers.
+func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 	var ae *apiError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
+		return ae
 	case errors.As(err, &mbe):
-		ae = errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", mbe.Limit)
-	case errors.Is(err, auditlog.ErrInvalidEvent):
-		ae = errorf(http.StatusBadRequest, "invalid_event", "%s", err.Error())
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", mbe.Limit)
+	case errors.Is(err, event.ErrInvalidEvent):
+		return errorf(http.StatusBadRequest, "invalid_event", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrPushback):
-		w.Header().Set("Retry-After", "1")
-		ae = errorf(http.StatusServiceUnavailable, "overloaded", "the log is overloaded, retry later")
+		return errorf(http.StatusServiceUnavailable, "overloaded", "the log is overloaded, retry later")
 	case errors.Is(err, auditlog.ErrNotPublished), errors.Is(err, auditlog.ErrNoCheckpoint):
-		ae = errorf(http.StatusNotFound, "not_published", "%s", err.Error())
+		return errorf(http.StatusNotFound, "not_published", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrNoPayload):
+		return errorf(http.StatusNotFound, "no_payload", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrNotFound):
+		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrErased):
+		return errorf(http.StatusGone, "erased", "%s", err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		ae = errorf(http.StatusServiceUnavailable, "timeout", "%s", err.Error())
-	default:
-		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		ae = errorf(http.StatusInternalServerError, "internal", "internal error")
+		return errorf(http.StatusServiceUnavailable, "timeout", "%s", err.Error())
 	}
-	if ae.status == http.StatusUnauthorized {
+	s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	return errorf(http.StatusInternalServerError, "internal", "internal error")
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := s.toAPIError(r, err)
+	switch ae.status {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="llmaudittrail"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, ae.status, map[string]any{"error": map[string]string{"code": ae.code, "message": ae.message}})
+	var body client.ErrorBody
+	body.Error.Code, body.Error.Message = ae.code, ae.message
+	writeJSON(w, ae.status, body)
 }
 
 // limitBody caps every request body.
@@ -78,8 +93,6 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-type principalKey struct{}
 
 // Authenticate returns the principal of the request's bearer token.
 func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
@@ -95,33 +108,40 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	return p, err
 }
 
-func (s *Server) authed(scope string, h func(http.ResponseWriter, *http.Request, *auth.Principal) error) http.HandlerFunc {
+// handler is an API call: it returns the status and body of its answer, or
+// an error that toAPIError maps.
+type handler func(r *http.Request, p *auth.Principal) (int, any, error)
+
+// serve answers h without authentication (p is nil).
+func (s *Server) serve(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, body, err := h(r, nil)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, status, body)
+	}
+}
+
+// authed answers h for a token holding scope.
+func (s *Server) authed(scope string, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.Authenticate(r)
 		if err == nil && !p.Has(scope) {
 			err = errorf(http.StatusForbidden, "forbidden", "token lacks the %q scope", scope)
 		}
+		var status int
+		var body any
 		if err == nil {
-			err = h(w, r, p)
+			status, body, err = h(r, p)
 		}
 		if err != nil {
 			s.writeError(w, r, err)
+			return
 		}
+		writeJSON(w, status, body)
 	}
-}
-
-// EventResponse is the answer to a write.
-type EventResponse struct {
-	ID       string            `json:"id"`
-	Index    uint64            `json:"index"`
-	Seq      uint64            `json:"seq"`
-	Session  string            `json:"session"`
-	Leaf     string            `json:"leaf"`      // standard base64 of the exact leaf bytes
-	LeafHash string            `json:"leaf_hash"` // hex RFC 6962 leaf hash
-	Receipt  *auditlog.Receipt `json:"receipt,omitempty"`
-	// ReceiptError says why no receipt came back; the event is appended all
-	// the same.
-	ReceiptError string `json:"receipt_error,omitempty"`
 }
 
 func readBody(r *http.Request) ([]byte, error) {
@@ -147,54 +167,51 @@ func wantReceipt(r *http.Request) (bool, error) {
 	}
 }
 
-func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	wait, err := wantReceipt(r)
+func (s *Server) postEvents(r *http.Request, p *auth.Principal) (int, any, error) {
+	out, err := s.write(r, p, func(body []byte) ([]*event.Request, error) {
+		req, err := event.DecodeRequest(body)
+		return []*event.Request{req}, err
+	})
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := auditlog.DecodeRequest(body)
-	if err != nil {
-		return err
-	}
-	res, err := s.log.Append(r.Context(), p.Tenant, []*auditlog.Request{req})
-	if err != nil {
-		return err
-	}
-	out := s.responses(r.Context(), []*auditlog.Request{req}, res, wait)
-	writeJSON(w, http.StatusCreated, out[0])
-	return nil
+	return http.StatusCreated, out[0], nil
 }
 
-func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+func (s *Server) postBatch(r *http.Request, p *auth.Principal) (int, any, error) {
+	out, err := s.write(r, p, func(body []byte) ([]*event.Request, error) { return event.DecodeBatch(body, s.cfg.MaxBatch) })
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, client.BatchResponse{Events: out}, nil
+}
+
+// write decodes and appends the events of a write request, with receipts
+// if asked for.
+func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) ([]*event.Request, error)) ([]client.EventResponse, error) {
 	wait, err := wantReceipt(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := readBody(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	reqs, err := auditlog.DecodeBatch(body, s.cfg.MaxBatch)
+	reqs, err := decode(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res, err := s.log.Append(r.Context(), p.Tenant, reqs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"events": s.responses(r.Context(), reqs, res, wait)})
-	return nil
+	return s.responses(r.Context(), res, wait), nil
 }
 
-func (s *Server) responses(ctx context.Context, reqs []*auditlog.Request, res []auditlog.Result, wait bool) []EventResponse {
-	out := make([]EventResponse, len(res))
+func (s *Server) responses(ctx context.Context, res []event.Appended, wait bool) []client.EventResponse {
+	out := make([]client.EventResponse, len(res))
 	for i, x := range res {
-		out[i] = EventResponse{ID: x.ID, Index: x.Index, Seq: x.Seq, Session: reqs[i].Session,
-			Leaf: base64.StdEncoding.EncodeToString(x.Leaf), LeafHash: hex.EncodeToString(x.LeafHash)}
+		out[i] = client.NewEventResponse(x)
 	}
 	if !wait {
 		return out
@@ -220,68 +237,59 @@ func parseUint(s, name string) (uint64, error) {
 	return n, nil
 }
 
-func (s *Server) getEntry(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		idx, err := parseUint(chi.URLParam(r, "index"), "index")
-		if err != nil {
-			return err
-		}
-		var size uint64
-		if q := r.URL.Query().Get("size"); q != "" {
-			if size, err = parseUint(q, "size"); err != nil {
-				return err
-			}
-			if size == 0 {
-				return errorf(http.StatusBadRequest, "bad_query", "size must be positive")
-			}
-		}
-		rc, err := s.log.Entry(r.Context(), idx, size)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, rc)
-		return nil
-	}()
+func (s *Server) getEntry(r *http.Request, _ *auth.Principal) (int, any, error) {
+	idx, err := parseUint(chi.URLParam(r, "index"), "index")
 	if err != nil {
-		s.writeError(w, r, err)
+		return 0, nil, err
 	}
+	var size uint64
+	if q := r.URL.Query().Get("size"); q != "" {
+		if size, err = parseUint(q, "size"); err != nil {
+			return 0, nil, err
+		}
+		if size == 0 {
+			return 0, nil, errorf(http.StatusBadRequest, "bad_query", "size must be positive")
+		}
+	}
+	rc, err := s.log.Entry(r.Context(), idx, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, rc, nil
 }
 
-func (s *Server) getConsistency(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		q := r.URL.Query()
-		from, err := parseUint(q.Get("from"), "from")
-		if err != nil {
-			return err
-		}
-		to, err := parseUint(q.Get("to"), "to")
-		if err != nil {
-			return err
-		}
-		if from == 0 || from > to {
-			return errorf(http.StatusBadRequest, "bad_query", "want 0 < from <= to")
-		}
-		p, err := s.log.Consistency(r.Context(), from, to)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"from": from, "to": to, "proof": p})
-		return nil
-	}()
+func (s *Server) getConsistency(r *http.Request, _ *auth.Principal) (int, any, error) {
+	q := r.URL.Query()
+	from, err := parseUint(q.Get("from"), "from")
 	if err != nil {
-		s.writeError(w, r, err)
+		return 0, nil, err
 	}
+	to, err := parseUint(q.Get("to"), "to")
+	if err != nil {
+		return 0, nil, err
+	}
+	if from == 0 || from > to {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "want 0 < from <= to")
+	}
+	p, err := s.log.Consistency(r.Context(), from, to)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, client.ConsistencyResponse{From: from, To: to, Proof: p}, nil
 }
 
-func (s *Server) getSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// maxSessionPage is the largest (and default) page of a session listing.
+const maxSessionPage = 1000
+
+func (s *Server) getSession(r *http.Request, p *auth.Principal) (int, any, error) {
 	id := chi.URLParam(r, "id")
-	if !auditlog.ValidID(id) {
-		return errorf(http.StatusBadRequest, "bad_session", "invalid session id")
+	if !event.ValidID(id) {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_session", "invalid session id")
 	}
 	tenant := p.Tenant
 	if t := r.URL.Query().Get("tenant"); t != "" && t != tenant {
 		if !p.Has(auth.ScopeAdmin) {
-			return errorf(http.StatusForbidden, "forbidden", "only admin tokens may read another tenant")
+			return 0, nil, errorf(http.StatusForbidden, "forbidden", "only admin tokens may read another tenant")
 		}
 		tenant = t
 	}
@@ -289,126 +297,46 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	var err error
 	if q := r.URL.Query().Get("from_seq"); q != "" {
 		if fromSeq, err = parseUint(q, "from_seq"); err != nil {
-			return err
+			return 0, nil, err
 		}
 	}
-	limit := 1000
+	limit := maxSessionPage
 	if q := r.URL.Query().Get("limit"); q != "" {
 		n, err := parseUint(q, "limit")
-		if err != nil || n == 0 || n > 1000 {
-			return errorf(http.StatusBadRequest, "bad_query", "limit must be 1-1000")
+		if err != nil || n == 0 || n > maxSessionPage {
+			return 0, nil, errorf(http.StatusBadRequest, "bad_query", "limit must be 1-%d", maxSessionPage)
 		}
 		limit = int(n)
 	}
-	// Include everything acknowledged so far.
-	size, err := s.log.Reader().IntegratedSize(r.Context())
+	evs, err := s.log.Session(r.Context(), tenant, id, fromSeq, limit)
+	if errors.Is(err, auditlog.ErrNotFound) {
+		return 0, nil, errorf(http.StatusNotFound, "not_found", "no such session")
+	}
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	if err := s.log.Index().WaitFor(ctx, size); err != nil {
-		return err
-	}
-	evs, err := s.log.Index().Session(r.Context(), tenant, id, fromSeq, limit)
-	if err != nil {
-		return err
-	}
-	if len(evs) == 0 && fromSeq == 0 {
-		return errorf(http.StatusNotFound, "not_found", "no such session")
-	}
-	if evs == nil {
-		evs = []auditlog.SessionEntry{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "session": id, "events": evs})
-	return nil
+	return http.StatusOK, client.SessionPage{Tenant: tenant, Session: id, Events: evs}, nil
 }
 
-// PayloadResponse is the answer to a payload read: everything an auditor
-// needs to check the leaf's commitment.
-type PayloadResponse struct {
-	Index         uint64               `json:"index"`
-	ID            string               `json:"id"`
-	Leaf          string               `json:"leaf"`
-	MediaType     string               `json:"media_type"`
-	Size          int                  `json:"size"`
-	PayloadBase64 string               `json:"payload_base64"`
-	Payload       json.RawMessage      `json:"payload,omitempty"` // for application/json
-	Salt          string               `json:"salt"`              // hex
-	Commitment    *auditlog.Commitment `json:"commitment"`
-	Access        EventResponse        `json:"access"` // the access.read event
-}
-
-func (s *Server) getPayload(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error) {
 	idx, err := parseUint(chi.URLParam(r, "index"), "index")
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	size, err := s.log.Reader().IntegratedSize(r.Context())
+	d, err := s.log.Disclose(r.Context(), auditlog.Reader{TokenID: p.ID, TokenName: p.Name, Tenant: p.Tenant, AllTenants: p.Has(auth.ScopeAdmin)}, idx)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	if idx >= size {
-		return errorf(http.StatusNotFound, "not_found", "no entry %d", idx)
-	}
-	data, err := s.log.ReadLeaf(r.Context(), idx, size)
-	if err != nil {
-		return err
-	}
-	leaf, err := auditlog.ParseLeaf(data)
-	if err != nil {
-		return errorf(http.StatusNotFound, "not_found", "entry %d is not an audit event", idx)
-	}
-	if leaf.Tenant != p.Tenant && !p.Has(auth.ScopeAdmin) {
-		return errorf(http.StatusNotFound, "not_found", "no entry %d in tenant %s", idx, p.Tenant)
-	}
-	if leaf.Payload == nil {
-		return errorf(http.StatusNotFound, "no_payload", "entry %d has no payload", idx)
-	}
-	rec, err := s.log.Vault().Get(r.Context(), leaf.ID)
-	switch {
-	case errors.Is(err, vault.ErrErased):
-		return errorf(http.StatusGone, "erased", "the payload of entry %d was erased", idx)
-	case errors.Is(err, vault.ErrNotFound):
-		return errorf(http.StatusNotFound, "not_found", "the payload of entry %d is not in the vault", idx)
-	case err != nil:
-		return err
-	}
-	if !auditlog.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
-		return fmt.Errorf("integrity failure: vault payload of entry %d does not match its commitment", idx)
-	}
-	// The read is itself audited, and must be recorded before it is served.
-	acc := &auditlog.Request{
-		Session: "access." + p.ID,
-		Kind:    "access.read",
-		Actor:   auditlog.Actor{Type: "human", ID: "token." + p.ID},
-		Attributes: map[string]json.RawMessage{
-			"access.index":      json.RawMessage(strconv.FormatUint(idx, 10)),
-			"access.event_id":   mustJSON(leaf.ID),
-			"access.session":    mustJSON(leaf.Session),
-			"access.token_name": mustJSON(p.Name),
-			"access.token_id":   mustJSON(p.ID),
-		},
-	}
-	res, err := s.log.Append(r.Context(), leaf.Tenant, []*auditlog.Request{acc})
-	if err != nil {
-		return fmt.Errorf("recording access.read: %w", err)
-	}
-	out := PayloadResponse{
-		Index: idx, ID: leaf.ID, Leaf: base64.StdEncoding.EncodeToString(data),
+	rec := d.Record
+	out := client.PayloadResponse{
+		Index: idx, ID: d.Event.ID, Leaf: base64.StdEncoding.EncodeToString(d.Leaf),
 		MediaType: rec.MediaType, Size: len(rec.Payload),
 		PayloadBase64: base64.StdEncoding.EncodeToString(rec.Payload),
-		Salt:          hex.EncodeToString(rec.Salt), Commitment: leaf.Payload,
-		Access: s.responses(r.Context(), []*auditlog.Request{acc}, res, false)[0],
+		Salt:          hex.EncodeToString(rec.Salt), Commitment: d.Event.Payload,
+		Access: client.NewEventResponse(d.Access),
 	}
 	if rec.MediaType == "application/json" && json.Valid(rec.Payload) {
 		out.Payload = rec.Payload
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func mustJSON(v any) json.RawMessage {
-	b, _ := json.Marshal(v)
-	return b
+	return http.StatusOK, out, nil
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 
@@ -109,7 +111,7 @@ func bareAppender(b *testing.B) (context.Context, *tessera.Appender) {
 		b.Fatal(err)
 	}
 	app, shutdown, _, err := tessera.NewAppender(ctx, drv, tessera.NewAppendOptions().
-		WithCheckpointSigner(s).WithBatching(1024, DefaultBatchMaxAge).WithCheckpointInterval(time.Second))
+		WithCheckpointSigner(s).WithBatching(1024, auditlog.DefaultBatchMaxAge).WithCheckpointInterval(time.Second))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
+	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 )
 
 // TestTesseraHammerReads runs Tessera's own hammer load tool (read workers
@@ -23,7 +23,7 @@ func TestTesseraHammerReads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hammer")
 	}
-	hammer := witnesstest.Tool(t, "hammer")
+	hammer := testproc.Tool(t, "hammer")
 	s := newTestServer(t, nil)
 	var tileReqs, entryReqs, bad atomic.Int64
 	var mu sync.Mutex

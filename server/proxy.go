@@ -10,7 +10,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // openProxy builds the capture proxy from the configuration: the default
@@ -50,14 +50,14 @@ func (s *Server) authenticateAgent(ctx context.Context, token string) (*capture.
 		return nil, capture.ErrForbidden
 	}
 	id := p.Name
-	if !auditlog.ValidID(id) {
+	if !event.ValidID(id) {
 		id = "token." + p.ID
 	}
 	return &capture.Agent{
-		Recorder: capture.NewLogRecorder(s.log, p.Tenant),
+		Recorder: s.Recorder(p.Tenant),
 		Tenant:   p.Tenant,
 		ID:       p.ID,
-		Actor:    auditlog.Actor{Type: "agent", ID: id},
+		Actor:    event.Actor{Type: "agent", ID: id},
 	}, nil
 }
 

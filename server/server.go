@@ -20,22 +20,23 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
-// Defaults.
+// Defaults. The log's own (batching, checkpoint interval) are the log
+// package's DefaultBatchMaxAge and DefaultCheckpointInterval.
 const (
-	DefaultOrigin        = "localhost/llmaudittrail"
-	DefaultTenant        = "default"
-	DefaultListen        = "127.0.0.1:8080"
-	DefaultMaxBodyBytes  = 4 << 20
-	DefaultMaxBatch      = 1000
-	DefaultReceiptWait   = 30 * time.Second
-	DefaultCheckpointInt = time.Second
-	DefaultBatchMaxAge   = 10 * time.Millisecond
+	DefaultOrigin         = "localhost/llmaudittrail"
+	DefaultTenant         = "default"
+	DefaultListen         = "127.0.0.1:8080"
+	DefaultMaxBodyBytes   = 4 << 20
+	DefaultMaxBatch       = 1000
+	DefaultReceiptWait    = 30 * time.Second
+	DefaultWitnessTimeout = 5 * time.Second
 )
 
 // Config is the log server's configuration; the field comments are the
@@ -53,10 +54,11 @@ type Config struct {
 	MaxBatch int
 	// ReceiptWait bounds how long ?wait=checkpoint waits.
 	ReceiptWait time.Duration
-	// CheckpointInterval is how often a checkpoint is published.
+	// CheckpointInterval is how often a checkpoint is published
+	// (log.DefaultCheckpointInterval).
 	CheckpointInterval time.Duration
 	// BatchMaxAge is Tessera's batching delay: an append is sequenced at the
-	// latest this long after it arrives.
+	// latest this long after it arrives (log.DefaultBatchMaxAge).
 	BatchMaxAge time.Duration
 	// WitnessPolicy, if non-empty, is the witness policy text (Sigsum/C2SP
 	// syntax); every published checkpoint must satisfy it.
@@ -64,7 +66,8 @@ type Config struct {
 	// WitnessFailOpen publishes checkpoints even when the policy cannot be
 	// met (default: fail closed, nothing is published without quorum).
 	WitnessFailOpen bool
-	// WitnessTimeout bounds one round of witnessing.
+	// WitnessTimeout bounds one round of witnessing
+	// (DefaultWitnessTimeout).
 	WitnessTimeout time.Duration
 	// Upstreams are the capture proxy's upstreams, name to base URL, served
 	// at /proxy/NAME/...; they add to or replace capture.DefaultUpstreams
@@ -74,9 +77,11 @@ type Config struct {
 	// request event is durable before a call goes upstream, or the call is
 	// refused) or "fail-open" (calls proceed; gaps are recorded later).
 	CaptureMode string
-	Logger      *slog.Logger
-	// Getenv reads environment variables (default os.Getenv).
-	Getenv func(string) string
+	// MasterKey, if set, is the vault master key (32 bytes), given by the
+	// operator (the log-server command reads it from LLMAUDIT_MASTER_KEY);
+	// otherwise keys/master.key is used, created on first start.
+	MasterKey []byte
+	Logger    *slog.Logger
 }
 
 // Server is an open log server.
@@ -108,22 +113,16 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ReceiptWait == 0 {
 		cfg.ReceiptWait = DefaultReceiptWait
 	}
-	if cfg.CheckpointInterval == 0 {
-		cfg.CheckpointInterval = DefaultCheckpointInt
-	}
-	if cfg.BatchMaxAge == 0 {
-		cfg.BatchMaxAge = DefaultBatchMaxAge
+	if cfg.WitnessTimeout == 0 {
+		cfg.WitnessTimeout = DefaultWitnessTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Getenv == nil {
-		cfg.Getenv = os.Getenv
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	keys, created, err := InitKeys(cfg.DataDir, cfg.Origin, cfg.Getenv)
+	keys, created, err := InitKeys(cfg.DataDir, cfg.Origin, cfg.MasterKey)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Signer:             keys.Signer,
 		Verifier:           keys.Verifier,
 		Vault:              s.vault,
-		IndexDB:            func(r tessera.LogReader) (*auditlog.Index, error) { return auditlog.OpenIndex(indexDB, r, cfg.Logger) },
+		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(indexDB, r, cfg.Logger) },
 		BatchMaxAge:        cfg.BatchMaxAge,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Logger:             cfg.Logger,
@@ -236,10 +235,13 @@ func (s *Server) routes() http.Handler {
 	r.Route("/v1", func(r chi.Router) {
 		r.Post("/events", s.authed(auth.ScopeWrite, s.postEvents))
 		r.Post("/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
-		r.Get("/entries/{index}", s.getEntry)
-		r.Get("/proof/consistency", s.getConsistency)
+		r.Get("/entries/{index}", s.serve(s.getEntry))
+		r.Get("/proof/consistency", s.serve(s.getConsistency))
 		r.Get("/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
 		r.Get("/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 	})
 	return s.withProxy(r)
 }
+
+// Vault is the payload vault.
+func (s *Server) Vault() *vault.Vault { return s.vault }

@@ -23,11 +23,12 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
-	"github.com/transparency-dev/tessera/client"
+	tclient "github.com/transparency-dev/tessera/client"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 type testServer struct {
@@ -40,7 +41,7 @@ type testServer struct {
 func newTestServer(t testing.TB, mod func(*Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, Getenv: func(string) string { return "" }}
+	cfg := Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -89,7 +90,7 @@ func (s *testServer) do(t testing.TB, method, path, token string, body []byte) (
 	return resp.StatusCode, b, resp.Header
 }
 
-func (s *testServer) post(t testing.TB, session, kind string, payload any) EventResponse {
+func (s *testServer) post(t testing.TB, session, kind string, payload any) client.EventResponse {
 	t.Helper()
 	ev := map[string]any{"session": session, "kind": kind, "actor": map[string]string{"type": "agent", "id": "bot"}}
 	if payload != nil {
@@ -100,7 +101,7 @@ func (s *testServer) post(t testing.TB, session, kind string, payload any) Event
 	if code != http.StatusCreated {
 		t.Fatalf("POST /v1/events = %d %s", code, body)
 	}
-	var r EventResponse
+	var r client.EventResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestBadInputAppendsNothing(t *testing.T) {
 
 func TestSessionChainAndListing(t *testing.T) {
 	s := newTestServer(t, nil)
-	var evs []EventResponse
+	var evs []client.EventResponse
 	for i := range 5 {
 		evs = append(evs, s.post(t, "chain", "tool.call", map[string]int{"i": i}))
 		s.post(t, "other", "tool.call", nil) // interleave another session
@@ -177,7 +178,7 @@ func TestSessionChainAndListing(t *testing.T) {
 	var prev string
 	for i, e := range evs {
 		leafBytes, _ := base64.StdEncoding.DecodeString(e.Leaf)
-		l, err := auditlog.ParseLeaf(leafBytes)
+		l, err := event.ParseLeaf(leafBytes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +188,7 @@ func TestSessionChainAndListing(t *testing.T) {
 		if l.Prev != prev {
 			t.Errorf("event %d: prev %q, want %q", i, l.Prev, prev)
 		}
-		if got := hex.EncodeToString(auditlog.LeafHash(leafBytes)); got != e.LeafHash {
+		if got := hex.EncodeToString(event.LeafHash(leafBytes)); got != e.LeafHash {
 			t.Errorf("event %d: leaf_hash %s does not hash the returned leaf (%s)", i, e.LeafHash, got)
 		}
 		prev = e.LeafHash
@@ -197,7 +198,7 @@ func TestSessionChainAndListing(t *testing.T) {
 		t.Fatalf("GET session = %d %s", code, body)
 	}
 	var got struct {
-		Events []auditlog.SessionEntry
+		Events []client.SessionEntry
 	}
 	json.Unmarshal(body, &got)
 	if len(got.Events) != 5 {
@@ -226,7 +227,7 @@ func TestBatchIsChainedInOrder(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("batch = %d %s", code, b)
 	}
-	var out struct{ Events []EventResponse }
+	var out struct{ Events []client.EventResponse }
 	json.Unmarshal(b, &out)
 	if len(out.Events) != 3 {
 		t.Fatalf("got %d results", len(out.Events))
@@ -235,7 +236,7 @@ func TestBatchIsChainedInOrder(t *testing.T) {
 		t.Fatalf("seqs = %d %d %d, want 1 0 2", out.Events[0].Seq, out.Events[1].Seq, out.Events[2].Seq)
 	}
 	l, _ := base64.StdEncoding.DecodeString(out.Events[2].Leaf)
-	leaf, _ := auditlog.ParseLeaf(l)
+	leaf, _ := event.ParseLeaf(l)
 	if leaf.Prev != out.Events[0].LeafHash {
 		t.Fatalf("third event's prev = %s, want first event's hash %s", leaf.Prev, out.Events[0].LeafHash)
 	}
@@ -262,16 +263,16 @@ func TestPayloadReadIsAudited(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("payload read = %d %s", code, body)
 	}
-	var pr PayloadResponse
+	var pr client.PayloadResponse
 	if err := json.Unmarshal(body, &pr); err != nil {
 		t.Fatal(err)
 	}
 	// The auditor checks the commitment against the leaf, independently.
 	leafBytes, _ := base64.StdEncoding.DecodeString(ev.Leaf)
-	leaf, _ := auditlog.ParseLeaf(leafBytes)
+	leaf, _ := event.ParseLeaf(leafBytes)
 	pl, _ := base64.StdEncoding.DecodeString(pr.PayloadBase64)
 	salt, _ := hex.DecodeString(pr.Salt)
-	if !auditlog.CheckCommitment(leaf.Payload, salt, pl) {
+	if !event.CheckCommitment(leaf.Payload, salt, pl) {
 		t.Fatal("disclosed payload and salt do not open the leaf's commitment")
 	}
 	want, _ := json.Marshal(payload)
@@ -283,12 +284,12 @@ func TestPayloadReadIsAudited(t *testing.T) {
 		t.Fatalf("log grew from %d to %d, want one access.read event", before, after)
 	}
 	accLeaf, _ := base64.StdEncoding.DecodeString(pr.Access.Leaf)
-	acc, err := auditlog.ParseLeaf(accLeaf)
+	acc, err := event.ParseLeaf(accLeaf)
 	if err != nil || acc.Kind != "access.read" || acc.Actor.ID != "token."+aud.ID || fmt.Sprint(acc.Attributes["access.index"]) != fmt.Sprint(ev.Index) {
 		t.Fatalf("access event = %+v (%v)", acc, err)
 	}
 	// Erasure makes the payload unreadable (410) while the leaf stays.
-	if _, err := s.srv.Log().Vault().EraseSession(ctx, DefaultTenant, "p"); err != nil {
+	if _, err := s.srv.Vault().EraseSession(ctx, DefaultTenant, "p"); err != nil {
 		t.Fatal(err)
 	}
 	if code, body, _ := s.do(t, "GET", path, audTok, nil); code != 410 {
@@ -302,12 +303,12 @@ func TestPayloadReadIsAudited(t *testing.T) {
 func TestTesseraClientVerifies(t *testing.T) {
 	s := newTestServer(t, nil)
 	ctx := context.Background()
-	var first []EventResponse
+	var first []client.EventResponse
 	for i := range 300 { // crosses an entry-bundle boundary (256)
 		first = append(first, s.post(t, fmt.Sprintf("s%d", i%7), "llm.request", map[string]int{"i": i}))
 	}
 	u, _ := url.Parse(s.ts.URL + "/")
-	f, err := client.NewHTTPFetcher(u, nil)
+	f, err := tclient.NewHTTPFetcher(u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestTesseraClientVerifies(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			cp, raw, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, v, v.Name())
+			cp, raw, _, err := tclient.FetchCheckpoint(ctx, f.ReadCheckpoint, v, v.Name())
 			if err == nil && cp.Size >= size {
 				return raw
 			}
@@ -334,7 +335,7 @@ func TestTesseraClientVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := client.NewProofBuilder(ctx, cp1.Size, f.ReadTile)
+	pb, err := tclient.NewProofBuilder(ctx, cp1.Size, f.ReadTile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +354,7 @@ func TestTesseraClientVerifies(t *testing.T) {
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	r := rf.NewEmptyRange(0)
 	for bi := uint64(0); bi*layout.EntryBundleWidth < cp1.Size; bi++ {
-		b, err := client.GetEntryBundle(ctx, f.ReadEntryBundle, bi, cp1.Size)
+		b, err := tclient.GetEntryBundle(ctx, f.ReadEntryBundle, bi, cp1.Size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -381,7 +382,7 @@ func TestTesseraClientVerifies(t *testing.T) {
 	}
 	raw2 := waitCP(cp1.Size + 40)
 	cp2, _, _ := checkpoint.Verify(raw2, v)
-	pb2, _ := client.NewProofBuilder(ctx, cp2.Size, f.ReadTile)
+	pb2, _ := tclient.NewProofBuilder(ctx, cp2.Size, f.ReadTile)
 	cproof, err := pb2.ConsistencyProof(ctx, cp1.Size, cp2.Size)
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +404,7 @@ func TestTesseraClientVerifies(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("entry endpoint = %d %s", code, body)
 	}
-	var rc auditlog.Receipt
+	var rc client.Receipt
 	json.Unmarshal(body, &rc)
 	lh, _ := hex.DecodeString(first[10].LeafHash)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, rc.Index, cp1.Size, lh, rc.InclusionProof, cp1.Hash); err != nil {
@@ -443,7 +444,7 @@ func TestWaitCheckpointReceipt(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("= %d %s", code, body)
 	}
-	var r EventResponse
+	var r client.EventResponse
 	json.Unmarshal(body, &r)
 	if r.Receipt == nil {
 		t.Fatalf("no receipt: %s", body)
@@ -482,7 +483,7 @@ func TestConcurrentSessionsStayChained(t *testing.T) {
 	wg.Wait()
 	for i := range 8 {
 		_, body, _ := s.do(t, "GET", fmt.Sprintf("/v1/sessions/cs%d", i), s.admin, nil)
-		var got struct{ Events []auditlog.SessionEntry }
+		var got struct{ Events []client.SessionEntry }
 		json.Unmarshal(body, &got)
 		if len(got.Events) != 2*per {
 			t.Fatalf("session cs%d has %d events, want %d", i, len(got.Events), 2*per)
@@ -493,7 +494,7 @@ func TestConcurrentSessionsStayChained(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, _ := auditlog.ParseLeaf(data)
+			l, _ := event.ParseLeaf(data)
 			if l.Seq != uint64(j) || l.Prev != prev {
 				t.Fatalf("session cs%d event %d: seq %d prev %q, want %d %q", i, j, l.Seq, l.Prev, j, prev)
 			}
@@ -504,7 +505,7 @@ func TestConcurrentSessionsStayChained(t *testing.T) {
 
 func TestInsecureKeyRefused(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(context.Background(), Config{DataDir: dir, Getenv: func(string) string { return "" }})
+	s, err := Open(context.Background(), Config{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,14 +517,14 @@ func TestInsecureKeyRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer os.Chmod(p, 0o600)
-			_, err := Open(context.Background(), Config{DataDir: dir, Getenv: func(string) string { return "" }})
+			_, err := Open(context.Background(), Config{DataDir: dir})
 			if err == nil || !strings.Contains(err.Error(), "0600") {
 				t.Fatalf("Open with %s mode 0644 = %v, want a 0600 error", f, err)
 			}
 		})
 	}
 	// Wrong origin for an existing key.
-	if _, err := Open(context.Background(), Config{DataDir: dir, Origin: "other.example/log", Getenv: func(string) string { return "" }}); err == nil {
+	if _, err := Open(context.Background(), Config{DataDir: dir, Origin: "other.example/log"}); err == nil {
 		t.Fatal("Open with a different origin succeeded")
 	}
 }
@@ -532,7 +533,7 @@ func TestInsecureKeyRefused(t *testing.T) {
 func TestIndexRebuiltFromLog(t *testing.T) {
 	dir := t.TempDir()
 	open := func() (*Server, *httptest.Server) {
-		srv, err := Open(context.Background(), Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, Getenv: func(string) string { return "" }})
+		srv, err := Open(context.Background(), Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -541,7 +542,7 @@ func TestIndexRebuiltFromLog(t *testing.T) {
 	srv, ts := open()
 	tok, _ := os.ReadFile(filepath.Join(dir, AdminToken))
 	s := &testServer{srv: srv, ts: ts, dir: dir, admin: strings.TrimSpace(string(tok))}
-	var last EventResponse
+	var last client.EventResponse
 	for range 300 {
 		last = s.post(t, "rebuild", "tool.call", nil)
 	}
@@ -560,12 +561,12 @@ func TestIndexRebuiltFromLog(t *testing.T) {
 		t.Fatalf("after rebuilding the index the session continues at seq %d, want 300", next.Seq)
 	}
 	leaf, _ := base64.StdEncoding.DecodeString(next.Leaf)
-	l, _ := auditlog.ParseLeaf(leaf)
+	l, _ := event.ParseLeaf(leaf)
 	if l.Prev != last.LeafHash {
 		t.Fatalf("prev = %s, want %s", l.Prev, last.LeafHash)
 	}
 	_, body, _ := s.do(t, "GET", "/v1/sessions/rebuild", s.admin, nil)
-	var got struct{ Events []auditlog.SessionEntry }
+	var got struct{ Events []client.SessionEntry }
 	json.Unmarshal(body, &got)
 	if len(got.Events) != 301 {
 		t.Fatalf("rebuilt session has %d events, want 301", len(got.Events))

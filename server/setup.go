@@ -32,10 +32,6 @@ const (
 	IndexDB       = "index.db"
 )
 
-// MasterKeyEnv names the environment variable that, when set, supplies the
-// vault master key (64 hex digits) instead of keys/master.key.
-const MasterKeyEnv = "LLMAUDIT_MASTER_KEY"
-
 // Keys are the secrets a data directory holds.
 type Keys struct {
 	Signer    note.Signer
@@ -51,10 +47,11 @@ type Created struct {
 }
 
 // InitKeys creates the data directory and any missing key: the log's note
-// signing key (name = origin), its verifier key, and the vault master key.
-// Existing keys are kept; an existing log key whose name differs from a
-// non-empty origin is an error. Every secret file must be mode 0600.
-func InitKeys(dir, origin string, env func(string) string) (*Keys, *Created, error) {
+// signing key (name = origin), its verifier key, and, unless masterKey is
+// given, the vault master key. Existing keys are kept; an existing log key
+// whose name differs from a non-empty origin is an error. Every secret file
+// must be mode 0600.
+func InitKeys(dir, origin string, masterKey []byte) (*Keys, *Created, error) {
 	created := &Created{}
 	if err := os.MkdirAll(filepath.Join(dir, KeysDir), 0o700); err != nil {
 		return nil, nil, err
@@ -106,11 +103,10 @@ func InitKeys(dir, origin string, env func(string) string) (*Keys, *Created, err
 		return nil, nil, fmt.Errorf("%s does not match %s", LogPubFile, LogKeyFile)
 	}
 
-	var master []byte
-	if hx := env(MasterKeyEnv); hx != "" {
-		master, err = hex.DecodeString(strings.TrimSpace(hx))
-		if err != nil || len(master) != vault.MasterKeySize {
-			return nil, nil, fmt.Errorf("%s must be %d hex digits", MasterKeyEnv, 2*vault.MasterKeySize)
+	master := masterKey
+	if master != nil {
+		if len(master) != vault.MasterKeySize {
+			return nil, nil, fmt.Errorf("the master key must be %d bytes", vault.MasterKeySize)
 		}
 	} else {
 		mkPath := filepath.Join(dir, MasterKeyFile)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/url"
 
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
@@ -18,13 +19,13 @@ func (s *Server) configureWitnesses(lc *auditlog.Config) error {
 	if len(s.cfg.WitnessPolicy) == 0 {
 		return nil
 	}
-	wg, err := tessera.NewWitnessGroupFromPolicy(s.cfg.WitnessPolicy)
-	if err != nil {
-		return fmt.Errorf("parsing witness policy: %w", err)
-	}
 	policy, err := checkpoint.ParsePolicy(s.cfg.WitnessPolicy)
 	if err != nil {
-		return fmt.Errorf("parsing witness policy: %w", err)
+		return err
+	}
+	wg, err := witnessGroup(policy)
+	if err != nil {
+		return fmt.Errorf("witness policy: %w", err)
 	}
 	lc.Witnesses = &wg
 	lc.WitnessOptions = &tessera.WitnessOptions{FailOpen: s.cfg.WitnessFailOpen, Timeout: s.cfg.WitnessTimeout}
@@ -36,4 +37,37 @@ func (s *Server) configureWitnesses(lc *auditlog.Config) error {
 	}
 	s.policy = policy
 	return nil
+}
+
+// witnessGroup gives Tessera the policy's quorum tree, as parsed once by
+// checkpoint.ParsePolicy.
+func witnessGroup(p *checkpoint.Policy) (tessera.WitnessGroup, error) {
+	if p.Quorum() == nil {
+		return tessera.NewWitnessGroup(0), nil
+	}
+	return group(p.Quorum())
+}
+
+func group(n *checkpoint.Node) (tessera.WitnessGroup, error) {
+	g := tessera.WitnessGroup{N: n.N}
+	for _, c := range n.Children {
+		if c.Witness != nil {
+			u, err := url.Parse(c.Witness.URL)
+			if err != nil {
+				return g, err
+			}
+			w, err := tessera.NewWitness(c.Witness.VKey, u)
+			if err != nil {
+				return g, fmt.Errorf("witness %s: %w", c.Witness.Name, err)
+			}
+			g.Components = append(g.Components, w)
+			continue
+		}
+		sub, err := group(c)
+		if err != nil {
+			return g, err
+		}
+		g.Components = append(g.Components, sub)
+	}
+	return g, nil
 }

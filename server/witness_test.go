@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,11 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 )
 
@@ -30,7 +33,7 @@ func TestWitnessedCheckpoints2of3(t *testing.T) {
 		t.Skip("starts external witnesses")
 	}
 	dir := t.TempDir()
-	keys, _, err := InitKeys(dir, "", func(string) string { return "" })
+	keys, _, err := InitKeys(dir, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +120,7 @@ func cosigners(t *testing.T, cp []byte, peers []*witnesstest.Peer) map[string]bo
 
 func newTestServerIn(t *testing.T, dir string, mod func(*Config)) *testServer {
 	t.Helper()
-	cfg := Config{DataDir: dir, CheckpointInterval: 200 * time.Millisecond, Getenv: func(string) string { return "" }}
+	cfg := Config{DataDir: dir, CheckpointInterval: 200 * time.Millisecond}
 	mod(&cfg)
 	srv, err := Open(context.Background(), cfg)
 	if err != nil {
@@ -133,14 +136,14 @@ func newTestServerIn(t *testing.T, dir string, mod func(*Config)) *testServer {
 	return s
 }
 
-func (s *testServer) postWait(t *testing.T, session string, i int) EventResponse {
+func (s *testServer) postWait(t *testing.T, session string, i int) client.EventResponse {
 	t.Helper()
 	body := fmt.Sprintf(`{"session":%q,"kind":"tool.call","actor":{"type":"agent","id":"a"},"payload":{"i":%d}}`, session, i)
 	code, b, _ := s.do(t, "POST", "/v1/events?wait=checkpoint", s.admin, []byte(body))
 	if code != 201 {
 		t.Fatalf("POST = %d %s", code, b)
 	}
-	var r EventResponse
+	var r client.EventResponse
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +168,7 @@ func (s *testServer) publishedSize(t *testing.T) uint64 {
 // quorum is missing; without it (above) they are not.
 func TestWitnessFailOpen(t *testing.T) {
 	dir := t.TempDir()
-	keys, _, err := InitKeys(dir, "", func(string) string { return "" })
+	keys, _, err := InitKeys(dir, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,4 +194,76 @@ func TestWitnessFailOpen(t *testing.T) {
 	if _, err := s.srv.Policy().Verify([]byte(r.Receipt.Checkpoint), keys.Verifier); !errors.Is(err, checkpoint.ErrNoQuorum) {
 		t.Fatalf("policy check of a fail-open checkpoint = %v, want ErrNoQuorum", err)
 	}
+}
+
+// TestWitnessGroupIsTesserasOwn checks that the tree the server hands
+// Tessera (built from checkpoint.ParsePolicy's parse) is the group Tessera
+// builds from the same text: the same endpoints, satisfied by the same
+// cosignatures.
+func TestWitnessGroupIsTesserasOwn(t *testing.T) {
+	l := witnesstest.NewLog(t, "log.test/groups")
+	l.Append(3)
+	type w struct {
+		signer note.Signer
+		vkey   string
+	}
+	var ws []w
+	var text strings.Builder
+	for i := range 4 {
+		skey, vkey, _ := note.GenerateKey(rand.Reader, fmt.Sprintf("w%d.test/w", i))
+		s, _ := fnote.NewSignerForCosignatureV1(skey)
+		cv, _ := fnote.VKeyToCosignatureV1(vkey)
+		ws = append(ws, w{s, cv})
+		fmt.Fprintf(&text, "witness W%d %s http://127.0.0.1:%d/w%d\n", i, cv, 7000+i, i)
+	}
+	text.WriteString("group ab any W0 W1\ngroup cd all W2 W3\ngroup top 1 ab cd\nquorum top\n")
+	p, err := checkpoint.ParsePolicy([]byte(text.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := witnessGroup(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := tessera.NewWitnessGroupFromPolicy([]byte(text.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oe, te := ours.Endpoints(), theirs.Endpoints()
+	if len(oe) != 4 || len(oe) != len(te) {
+		t.Fatalf("endpoints %v, Tessera's %v", oe, te)
+	}
+	for u := range te {
+		if _, ok := oe[u]; !ok {
+			t.Fatalf("endpoint %s missing from %v", u, oe)
+		}
+	}
+	raw := l.Checkpoint(t, 3)
+	for m := range 16 {
+		n, err := note.Open(raw, note.VerifierList(mustVerifier(t, l.VerifierKey)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var signers []note.Signer
+		for i := range ws {
+			if m&(1<<i) != 0 {
+				signers = append(signers, ws[i].signer)
+			}
+		}
+		cp, err := note.Sign(&note.Note{Text: n.Text, Sigs: n.Sigs}, signers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ours.Satisfied(cp), theirs.Satisfied(cp); got != want {
+			t.Fatalf("cosigners %04b: ours %v, Tessera's %v", m, got, want)
+		}
+	}
+}
+
+func mustVerifier(t *testing.T, vkey string) note.Verifier {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -12,13 +12,12 @@ package witness
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -119,7 +118,7 @@ func New(ctx context.Context, cfg *Config, key *Key, store *Store, logger *slog.
 			return nil, err
 		}
 		w.logs[l.Origin] = v
-		w.byID[OriginID(l.Origin)] = l.Origin
+		w.byID[checkpoint.OriginID(l.Origin)] = l.Origin
 	}
 	return w, nil
 }
@@ -163,13 +162,6 @@ func (w *Witness) Close() error {
 
 // VerifierKey returns the witness's cosignature/v1 verifier key.
 func (w *Witness) VerifierKey() string { return w.key.VerifierKey }
-
-// OriginID is the monitoring path component for a log: the lowercase hex
-// SHA-256 of its origin line.
-func OriginID(origin string) string {
-	h := sha256.Sum256([]byte(origin))
-	return hex.EncodeToString(h[:])
-}
 
 // AddCheckpoint runs the tlog-witness add-checkpoint checks on req and, if
 // they pass, durably records the checkpoint as the log's latest and returns

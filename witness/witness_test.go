@@ -19,6 +19,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/witness"
@@ -74,7 +75,7 @@ func (tw *testWitness) post(t testing.TB, body []byte) response {
 
 func (tw *testWitness) get(t testing.TB, origin string) response {
 	t.Helper()
-	resp, err := http.Get(tw.srv.URL + "/" + witness.OriginID(origin) + "/checkpoint")
+	resp, err := http.Get(tw.srv.URL + "/" + checkpoint.OriginID(origin) + "/checkpoint")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,10 +371,10 @@ func TestMonitoringEndpoint(t *testing.T) {
 		path   string
 		status int
 	}{
-		{"/" + witness.OriginID(l.Origin) + "/checkpoint", 404},     // configured, never cosigned
-		{"/" + witness.OriginID("log.test/c") + "/checkpoint", 404}, // not configured
+		{"/" + checkpoint.OriginID(l.Origin) + "/checkpoint", 404},     // configured, never cosigned
+		{"/" + checkpoint.OriginID("log.test/c") + "/checkpoint", 404}, // not configured
 		{"/not-hex/checkpoint", 404},
-		{"/" + strings.ToUpper(witness.OriginID(l.Origin)) + "/checkpoint", 404},
+		{"/" + strings.ToUpper(checkpoint.OriginID(l.Origin)) + "/checkpoint", 404},
 	} {
 		resp, err := http.Get(tw.srv.URL + tc.path)
 		if err != nil {

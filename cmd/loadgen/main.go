@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,10 +29,15 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	fmtlog "github.com/transparency-dev/formats/log"
 )
 
 func main() {
+	flag := cli.NewFlagSet("loadgen", `loadgen --url URL --token-file FILE [--clients N] [--events N] [flags]
+loadgen --bare [--clients N] [--events N]`)
 	url := flag.String("url", "http://127.0.0.1:8080", "log server URL")
 	tokenFile := flag.String("token-file", "data/keys/admin.token", "file holding a write token")
 	clients := flag.Int("clients", 64, "concurrent clients")
@@ -45,7 +49,9 @@ func main() {
 	bare := flag.Bool("bare", false, "measure the bare Tessera POSIX appender instead of the server")
 	batchAge := flag.Duration("batch-max-age", 10*time.Millisecond, "bare mode: batch max age (match the server)")
 	progress := flag.Duration("progress", 5*time.Second, "progress report interval (stderr)")
-	flag.Parse()
+	if code, ok := cli.Parse(flag, os.Args[1:]); !ok {
+		os.Exit(code)
+	}
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	var err error
@@ -88,8 +94,11 @@ func runHTTP(url, tokenFile string, clients, events, payload int, duration time.
 	if err != nil {
 		return err
 	}
-	tok := strings.TrimSpace(string(tb))
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}, Timeout: time.Minute}
+	lc, err := client.New(url, client.WithToken(string(tb)), client.WithHTTPClient(hc))
+	if err != nil {
+		return err
+	}
 	pad := strings.Repeat("a", max(0, payload-40))
 	st := &stats{errors: map[string]int{}, started: time.Now()}
 	var next atomic.Int64
@@ -106,21 +115,15 @@ func runHTTP(url, tokenFile string, clients, events, payload int, duration time.
 				if n > int64(events) {
 					return
 				}
-				body := fmt.Sprintf(`{"session":%q,"kind":"llm.request","actor":{"type":"agent","id":"loadgen"},"attributes":{"gen_ai.request.model":"bench-model","gen_ai.usage.input_tokens":%d},"payload":{"prompt":%q}}`, session, n, pad)
-				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/events", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+tok)
+				ev := &event.Request{Session: session, Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "loadgen"},
+					Attributes: map[string]json.RawMessage{"gen_ai.request.model": json.RawMessage(`"bench-model"`), "gen_ai.usage.input_tokens": json.RawMessage(fmt.Sprint(n))},
+					Payload:    json.RawMessage(fmt.Sprintf(`{"prompt":%q}`, pad))}
 				t0 := time.Now()
-				resp, err := hc.Do(req)
+				ws, err := lc.Append(ctx, []*event.Request{ev})
 				if err != nil {
 					if ctx.Err() == nil {
 						st.addErr(err.Error())
 					}
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					st.addErr(fmt.Sprintf("HTTP %d", resp.StatusCode))
 					continue
 				}
 				d := time.Since(t0)
@@ -129,10 +132,9 @@ func runHTTP(url, tokenFile string, clients, events, payload int, duration time.
 				st.index = append(st.index, d)
 				st.mu.Unlock()
 				if cpSample > 0 && n%int64(cpSample) == 0 {
-					var r struct{ Index uint64 }
-					json.Unmarshal(b, &r)
+					idx := ws[0].Index
 					cpWaits.Go(func() {
-						if d, ok := waitCheckpoint(hc, url, r.Index, t0); ok {
+						if d, ok := waitCheckpoint(ctx, lc, idx, t0); ok {
 							st.mu.Lock()
 							st.cp = append(st.cp, d)
 							st.mu.Unlock()
@@ -159,13 +161,11 @@ func runHTTP(url, tokenFile string, clients, events, payload int, duration time.
 	return nil
 }
 
-func waitCheckpoint(hc *http.Client, url string, index uint64, t0 time.Time) (time.Duration, bool) {
+func waitCheckpoint(ctx context.Context, lc *client.Client, index uint64, t0 time.Time) (time.Duration, bool) {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		resp, err := hc.Get(url + "/checkpoint")
+		b, err := lc.Tiles().ReadCheckpoint(context.WithoutCancel(ctx))
 		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
 			// Size only: the benchmark measures latency, verification is
 			// covered by the tests.
 			var c fmtlog.Checkpoint

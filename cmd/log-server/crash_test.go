@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,7 +25,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 func buildBinary(t *testing.T) string {
@@ -118,25 +117,21 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 
 		p = start(t, bin, dir)
 		checkAfterRestart(t, p, tok, v, all, lastCP)
-		// Writes after the restart continue each chain.
+		// Writes after the restart continue each chain: the new event is
+		// the session's next seq and links to its last event (acknowledged
+		// or not: a write may be in the log without its answer).
 		for s := range 3 {
 			session := fmt.Sprintf("r%d-w%d", round, s)
-			var last *acked
-			for i := range all {
-				if all[i].session == session && (last == nil || all[i].seq > last.seq) {
-					last = &all[i]
-				}
-			}
 			res := post(t, p.url, tok, session)
 			if res == nil {
 				t.Fatalf("write after restart refused")
 			}
-			if last != nil {
-				leaf, _ := base64.StdEncoding.DecodeString(res.Leaf)
-				l, _ := auditlog.ParseLeaf(leaf)
-				if l.Seq != last.seq+1 && l.Seq <= last.seq {
-					t.Fatalf("session %s continues at seq %d after acked seq %d", session, l.Seq, last.seq)
-				}
+			leaves := sessionLeaves(t, p.url, tok, session)
+			if err := checkChain(session, leaves); err != nil {
+				t.Fatalf("after a write following the restart: %v", err)
+			}
+			if last := leaves[len(leaves)-1]; hex.EncodeToString(event.LeafHash(last)) != res.LeafHash {
+				t.Fatalf("session %s: the write after the restart is not the session's last event", session)
 			}
 			all = append(all, acked{session, res.Seq, res.Index, res.LeafHash})
 		}
@@ -294,8 +289,8 @@ func checkAfterRestart(t *testing.T, p *proc, tok string, v note.Verifier, all [
 			t.Fatalf("entry %d: inclusion proof: %v", a.index, err)
 		}
 	}
-	// Session chains are intact: contiguous seq and prev links, and every
-	// acknowledged event is in its session at its seq.
+	// Session chains are intact (checkChain), and every acknowledged event
+	// is in its session at its seq.
 	sessions := map[string]map[uint64]string{}
 	for _, a := range all {
 		if sessions[a.session] == nil {
@@ -304,28 +299,12 @@ func checkAfterRestart(t *testing.T, p *proc, tok string, v note.Verifier, all [
 		sessions[a.session][a.seq] = a.leafHash
 	}
 	for s, want := range sessions {
-		var got struct {
-			Events []auditlog.SessionEntry
-		}
-		getJSON(t, p.url+"/v1/sessions/"+s, tok, &got)
-		prev := ""
-		for i, e := range got.Events {
-			if e.Seq != uint64(i) {
-				t.Fatalf("session %s: event %d has seq %d", s, i, e.Seq)
-			}
-			var rc struct{ Leaf []byte }
-			getJSON(t, fmt.Sprintf("%s/v1/entries/%d", p.url, e.Index), "", &rc)
-			l, err := auditlog.ParseLeaf(rc.Leaf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if l.Prev != prev || l.Seq != e.Seq || l.Session != s {
-				t.Fatalf("session %s seq %d: prev %q, want %q", s, e.Seq, l.Prev, prev)
-			}
-			prev = e.LeafHash
+		leaves := sessionLeaves(t, p.url, tok, s)
+		if err := checkChain(s, leaves); err != nil {
+			t.Fatal(err)
 		}
 		for seq, h := range want {
-			if seq >= uint64(len(got.Events)) || got.Events[seq].LeafHash != h {
+			if seq >= uint64(len(leaves)) || hex.EncodeToString(event.LeafHash(leaves[seq])) != h {
 				t.Fatalf("session %s: acknowledged seq %d (%s) missing after restart", s, seq, h)
 			}
 		}
@@ -347,6 +326,99 @@ func checkAfterRestart(t *testing.T, p *proc, tok string, v note.Verifier, all [
 			}
 		} else if old.Size == cp.Size && !bytes.Equal(old.Hash, cp.Hash) {
 			t.Fatal("same size, different root after restart")
+		}
+	}
+}
+
+// sessionLeaves reads a session's leaves in listing order.
+func sessionLeaves(t *testing.T, url, tok, session string) [][]byte {
+	t.Helper()
+	var page struct{ Events []struct{ Index uint64 } }
+	getJSON(t, url+"/v1/sessions/"+session, tok, &page)
+	// Entries are served once a published checkpoint covers them.
+	if n := len(page.Events); n > 0 {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var cp fmtlog.Checkpoint
+			resp, err := client.Get(url + "/checkpoint")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if _, err := cp.Unmarshal(b); err == nil && cp.Size > page.Events[n-1].Index {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint covers entry %d", page.Events[n-1].Index)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	var out [][]byte
+	for _, e := range page.Events {
+		var rc struct{ Leaf []byte }
+		getJSON(t, fmt.Sprintf("%s/v1/entries/%d", url, e.Index), "", &rc)
+		out = append(out, rc.Leaf)
+	}
+	return out
+}
+
+// checkChain checks that leaves are a whole session's chain, in order:
+// every leaf parses and belongs to session, its seq is its position (from
+// 0, no gaps), and its prev is the leaf hash of the one before (none at 0).
+func checkChain(session string, leaves [][]byte) error {
+	if len(leaves) == 0 {
+		return fmt.Errorf("session %s is empty", session)
+	}
+	var prev string
+	for i, data := range leaves {
+		l, err := event.ParseLeaf(data)
+		if err != nil {
+			return fmt.Errorf("session %s, position %d: %w", session, i, err)
+		}
+		switch {
+		case l.Session != session:
+			return fmt.Errorf("session %s, position %d: leaf of session %s", session, i, l.Session)
+		case l.Seq != uint64(i):
+			return fmt.Errorf("session %s: seq %d at position %d (a gap or reordering)", session, l.Seq, i)
+		case l.Prev != prev:
+			return fmt.Errorf("session %s seq %d: prev %q, want %q", session, l.Seq, l.Prev, prev)
+		}
+		prev = hex.EncodeToString(event.LeafHash(data))
+	}
+	return nil
+}
+
+// TestCheckChain shows that checkChain fails on a gap, a broken link, a
+// reordering and a leaf that does not parse.
+func TestCheckChain(t *testing.T) {
+	var leaves [][]byte
+	var prev string
+	for i := range 4 {
+		l := event.Leaf{V: event.LeafVersion, ID: fmt.Sprintf("%032x", i), Kind: "tool.call", Time: event.TimeFormat,
+			Tenant: "t", Session: "s", Seq: uint64(i), Prev: prev, Actor: event.Actor{Type: "agent", ID: "a"}}
+		b, err := l.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves = append(leaves, b)
+		prev = hex.EncodeToString(event.LeafHash(b))
+	}
+	if err := checkChain("s", leaves); err != nil {
+		t.Fatalf("a whole chain: %v", err)
+	}
+	relinked := append([][]byte(nil), leaves...)
+	relinked[2] = bytes.Replace(leaves[2], []byte(`"prev":"`), []byte(`"prev":"0`), 1)
+	for name, bad := range map[string][][]byte{
+		"gap":         {leaves[0], leaves[1], leaves[3]},
+		"reordered":   {leaves[0], leaves[2], leaves[1], leaves[3]},
+		"broken link": relinked,
+		"not a leaf":  {leaves[0], []byte("{")},
+		"other start": leaves[1:],
+		"empty":       nil,
+	} {
+		if err := checkChain("s", bad); err == nil {
+			t.Errorf("%s: checkChain accepted it", name)
 		}
 	}
 }

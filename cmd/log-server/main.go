@@ -9,8 +9,8 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,66 +26,92 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/vault"
 )
+
+// masterKeyEnv names the environment variable that, when set, supplies the
+// vault master key (64 hex digits) instead of keys/master.key.
+const masterKeyEnv = "LLMAUDIT_MASTER_KEY"
 
 func main() {
 	args := os.Args[1:]
-	var err error
+	var code int
 	switch {
 	case len(args) > 0 && args[0] == "token":
-		err = tokenCmd(args[1:])
+		code = tokenCmd(args[1:])
 	case len(args) > 0 && args[0] == "serve":
-		err = serve(args[1:])
+		code = serve(args[1:])
 	default:
-		err = serve(args)
+		code = serve(args)
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "log-server:", err)
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("log-server", flag.ContinueOnError)
+// exit reports err (if any) and returns the exit code: 0, or 1.
+func exit(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "log-server:", err)
+	return 1
+}
+
+const serveSynopsis = `log-server [serve] [--data DIR] [--listen ADDR] [flags]
+log-server token create|revoke|list --data DIR [flags]`
+
+func serve(args []string) int {
+	fs := cli.NewFlagSet("log-server", serveSynopsis)
 	dataDir := fs.String("data", "./data", "data directory (created if missing)")
 	origin := fs.String("origin", "", "log origin and checkpoint key name (default: the existing key's, or "+server.DefaultOrigin+")")
 	listen := fs.String("listen", server.DefaultListen, "listen address")
-	cpInterval := fs.Duration("checkpoint-interval", server.DefaultCheckpointInt, "how often to publish a checkpoint (min 100ms)")
-	batchAge := fs.Duration("batch-max-age", server.DefaultBatchMaxAge, "longest time an event waits to be sequenced")
+	cpInterval := fs.Duration("checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often to publish a checkpoint (min 100ms)")
+	batchAge := fs.Duration("batch-max-age", auditlog.DefaultBatchMaxAge, "longest time an event waits to be sequenced")
 	maxBody := fs.Int64("max-body-bytes", server.DefaultMaxBodyBytes, "largest accepted request body")
 	receiptWait := fs.Duration("receipt-wait", server.DefaultReceiptWait, "longest wait for ?wait=checkpoint")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines); checkpoints are published only with quorum")
 	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
-	witnessTimeout := fs.Duration("witness-timeout", 5*time.Second, "longest wait for witnesses per checkpoint")
+	witnessTimeout := fs.Duration("witness-timeout", server.DefaultWitnessTimeout, "longest wait for witnesses per checkpoint")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
 	captureMode := fs.String("capture", "fail-closed", "capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugListen := fs.String("debug-listen", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return cli.Fail(fs, "unexpected argument %q", fs.Arg(0))
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return cli.Fail(fs, "--log-level: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	slog.SetDefault(logger)
 	klog.SetSlogLogger(logger)
 
-	cfg := server.Config{
+	return exit(runServe(logger, *dataDir, *listen, *debugListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait,
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
 		Upstreams: upstreams, CaptureMode: *captureMode,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
+	}, *policyFile))
+}
+
+func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string) error {
+	if hx := os.Getenv(masterKeyEnv); hx != "" {
+		k, err := hex.DecodeString(strings.TrimSpace(hx))
+		if err != nil || len(k) != vault.MasterKeySize {
+			return fmt.Errorf("%s must be %d hex digits", masterKeyEnv, 2*vault.MasterKeySize)
+		}
+		cfg.MasterKey = k
 	}
-	if *policyFile != "" {
-		p, err := os.ReadFile(*policyFile)
+	if policyFile != "" {
+		p, err := os.ReadFile(policyFile)
 		if err != nil {
 			return fmt.Errorf("--witness-policy: %w", err)
 		}
@@ -103,11 +129,11 @@ func serve(args []string) error {
 	for _, p := range srv.Created.Paths {
 		logger.Info("created", "path", p)
 	}
-	abs, _ := filepath.Abs(*dataDir)
+	abs, _ := filepath.Abs(dataDir)
 	logger.Info("log ready", "origin", srv.Log().Origin(), "data", abs,
 		"verifier_key", filepath.Join(abs, server.LogPubFile), "admin_token", filepath.Join(abs, server.AdminToken))
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		srv.Close(context.Background())
 		return err
@@ -120,10 +146,10 @@ func serve(args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if *debugListen != "" {
+	if debugListen != "" {
 		go func() {
 			// http.DefaultServeMux carries the net/http/pprof handlers.
-			logger.Warn("pprof server stopped", "error", http.ListenAndServe(*debugListen, http.DefaultServeMux))
+			logger.Warn("pprof server stopped", "error", http.ListenAndServe(debugListen, http.DefaultServeMux))
 		}()
 	}
 	logger.Info("listening", "addr", ln.Addr().String())
@@ -144,24 +170,58 @@ func serve(args []string) error {
 	return errors.Join(err, herr, cerr)
 }
 
-func tokenCmd(args []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: log-server token create|revoke|list --data DIR ...")
+var tokenSynopsis = map[string]string{
+	"create": "log-server token create --data DIR --name NAME [--tenant T] [--scopes S,...]",
+	"revoke": "log-server token revoke --data DIR --id ID",
+	"list":   "log-server token list --data DIR",
+}
+
+func tokenCmd(args []string) int {
+	if len(args) == 0 || tokenSynopsis[args[0]] == "" {
+		fmt.Fprintf(os.Stderr, "Usage:\n  %s\n  %s\n  %s\n", tokenSynopsis["create"], tokenSynopsis["revoke"], tokenSynopsis["list"])
+		return cli.ExitUsage
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
+	fs := cli.NewFlagSet("log-server token "+sub, tokenSynopsis[sub])
 	dataDir := fs.String("data", "./data", "data directory")
-	name := fs.String("name", "", "token name (create)")
-	tenant := fs.String("tenant", server.DefaultTenant, "tenant the token acts for (create)")
-	scopes := fs.String("scopes", "write", "comma-separated scopes: write, read, audit, admin (create)")
-	id := fs.String("id", "", "token id (revoke)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	var name, tenant, scopes, id *string
+	switch sub {
+	case "create":
+		name = fs.String("name", "", "token name (required)")
+		tenant = fs.String("tenant", server.DefaultTenant, "tenant the token acts for")
+		scopes = fs.String("scopes", "write", "comma-separated scopes: write, read, audit, admin")
+	case "revoke":
+		id = fs.String("id", "", "token id (required)")
 	}
-	if _, err := os.Stat(filepath.Join(*dataDir, server.StateDB)); err != nil {
-		return fmt.Errorf("no log in %s (start log-server --data %s once first): %w", *dataDir, *dataDir, err)
+	if code, ok := cli.Parse(fs, args[1:]); !ok {
+		return code
 	}
-	db, err := sqlitedb.Open(filepath.Join(*dataDir, server.StateDB), sqlitedb.Durable)
+	if fs.NArg() > 0 {
+		return cli.Fail(fs, "unexpected argument %q", fs.Arg(0))
+	}
+	var sc []string
+	switch sub {
+	case "create":
+		var err error
+		if sc, err = auth.ParseScopes(*scopes); err != nil {
+			return cli.Fail(fs, "%v", err)
+		}
+		if *name == "" {
+			return cli.Fail(fs, "--name is required")
+		}
+	case "revoke":
+		if *id == "" {
+			return cli.Fail(fs, "--id is required")
+		}
+	}
+	return exit(runToken(sub, *dataDir, name, tenant, id, sc))
+}
+
+func runToken(sub, dataDir string, name, tenant, id *string, sc []string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, server.StateDB)); err != nil {
+		return fmt.Errorf("no log in %s (start log-server --data %s once first): %w", dataDir, dataDir, err)
+	}
+	db, err := sqlitedb.Open(filepath.Join(dataDir, server.StateDB), sqlitedb.Durable)
 	if err != nil {
 		return err
 	}
@@ -173,13 +233,6 @@ func tokenCmd(args []string) error {
 	ctx := context.Background()
 	switch sub {
 	case "create":
-		sc, err := auth.ParseScopes(*scopes)
-		if err != nil {
-			return err
-		}
-		if *name == "" {
-			return errors.New("--name is required")
-		}
 		tok, p, err := store.Create(ctx, *name, *tenant, sc)
 		if err != nil {
 			return err
@@ -187,9 +240,6 @@ func tokenCmd(args []string) error {
 		fmt.Fprintf(os.Stderr, "created token id=%s name=%s tenant=%s scopes=%s (shown once; store it now)\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","))
 		fmt.Println(tok)
 	case "revoke":
-		if *id == "" {
-			return errors.New("--id is required")
-		}
 		if err := store.Revoke(ctx, *id); err != nil {
 			return err
 		}
@@ -202,8 +252,6 @@ func tokenCmd(args []string) error {
 		for _, p := range ps {
 			fmt.Printf("%s\t%s\t%s\t%s\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","))
 		}
-	default:
-		return fmt.Errorf("unknown token command %q (want create, revoke or list)", sub)
 	}
 	return nil
 }

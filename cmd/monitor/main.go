@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +28,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 )
@@ -102,7 +103,9 @@ func fail(format string, args ...any) int {
 }
 
 func follow(args []string) int {
-	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
+	fs := cli.NewFlagSet("monitor", `monitor [follow] --url URL --log-key FILE --rules FILE --state DIR [flags]
+monitor verify --url URL --log-key FILE [flags]
+monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...`)
 	url := fs.String("url", "", "the log's base URL (required)")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines)")
@@ -118,11 +121,11 @@ func follow(args []string) int {
 	maxAge := fs.Duration("max-checkpoint-age", 0, "health alert when the checkpoint (and its newest cosignature) is older than this (0: off)")
 	witnessLag := fs.Duration("witness-lag", monitor.DefaultWitnessLag, "how long a witness may be ahead of the log before that is a split view")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		return fail("unexpected argument %q", fs.Arg(0))
+		return cli.Fail(fs, "unexpected argument %q", fs.Arg(0))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -145,8 +148,12 @@ func follow(args []string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	lc, err := client.New(*url)
+	if err != nil {
+		return fail("--url: %v", err)
+	}
 	cfg := monitor.Config{
-		URL: *url, LogKey: key, Policy: policy, Rules: rules, StateDir: *stateDir, Webhook: *webhook,
+		Log: lc, LogKey: key, Policy: policy, Rules: rules, StateDir: *stateDir, Webhook: *webhook,
 		Instance: *instance, Poll: *poll, UnreachableAfter: *unreachable, QuorumAfter: *quorumAfter,
 		MaxCheckpointAge: *maxAge, WitnessLag: *witnessLag, Logger: logger, Start: monitor.StartAtEnd,
 	}
@@ -162,7 +169,9 @@ func follow(args []string) int {
 		if err != nil {
 			return fail("--append-token: %v", err)
 		}
-		cfg.AppendToken = strings.TrimSpace(string(b))
+		if cfg.AppendTo, err = client.New(*url, client.WithToken(string(b))); err != nil {
+			return fail("--url: %v", err)
+		}
 	}
 	m, err := monitor.New(cfg)
 	if err != nil {
@@ -210,14 +219,14 @@ func isTerminal(f *os.File) bool {
 }
 
 func verify(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("monitor verify", flag.ContinueOnError)
+	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]")
 	url := fs.String("url", "", "the log's base URL (required)")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	logger, err := newLogger(*level)
 	if err != nil {
@@ -233,7 +242,11 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := &progress{w: stderr, tty: isTerminal(os.Stderr), start: time.Now(), last: -1}
-	rep, err := monitor.Audit(ctx, monitor.AuditConfig{URL: *url, LogKey: key, Policy: policy, Progress: p.update, Logger: logger})
+	lc, err := client.New(*url)
+	if err != nil {
+		return fail("--url: %v", err)
+	}
+	rep, err := monitor.Audit(ctx, monitor.AuditConfig{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger})
 	if p.tty {
 		fmt.Fprintln(stderr)
 	}
@@ -267,27 +280,27 @@ func verify(args []string, stdout, stderr io.Writer) int {
 }
 
 func verifyReceipt(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("monitor verify-receipt", flag.ContinueOnError)
+	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
-		return fail("usage: monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...")
+		return cli.Fail(fs, "no receipt given")
 	}
 	key, policy, err := readTrust(*logKey, *policyFile)
 	if err != nil {
 		return fail("%v", err)
 	}
-	v := monitor.NewReceiptVerifier(key, policy)
+	v := client.NewReceiptVerifier(key, policy)
 	code := 0
 	for _, path := range fs.Args() {
-		data, err := readCapped(path, monitor.MaxReceiptBytes)
-		var vr *monitor.VerifiedReceipt
+		data, err := readCapped(path, client.MaxReceiptBytes)
+		var vr *client.VerifiedReceipt
 		if err == nil {
-			var r *monitor.Receipt
-			if r, err = monitor.ParseReceipt(data); err == nil {
+			var r *client.Receipt
+			if r, err = client.ParseReceipt(data); err == nil {
 				vr, err = v.Verify(r)
 			}
 		}

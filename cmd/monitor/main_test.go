@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
+	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -125,14 +125,14 @@ func (l *logServer) size() uint64 {
 
 type run struct {
 	cmd    *exec.Cmd
-	out    *witnesstest.SyncBuffer
-	errOut *witnesstest.SyncBuffer
+	out    *testproc.Buffer
+	errOut *testproc.Buffer
 	done   chan struct{}
 }
 
 func startBinary(t *testing.T, args ...string) *run {
 	t.Helper()
-	r := &run{cmd: exec.Command(binary, args...), out: &witnesstest.SyncBuffer{}, errOut: &witnesstest.SyncBuffer{}, done: make(chan struct{})}
+	r := &run{cmd: exec.Command(binary, args...), out: &testproc.Buffer{}, errOut: &testproc.Buffer{}, done: make(chan struct{})}
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.errOut
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)

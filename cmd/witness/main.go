@@ -23,7 +23,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/witness"
 )
 
@@ -44,15 +44,14 @@ func main() {
 }
 
 func keygen(args []string) int {
-	fs := flag.NewFlagSet("witness keygen", flag.ContinueOnError)
+	fs := cli.NewFlagSet("witness keygen", "witness keygen --name NAME --data DIR")
 	name := fs.String("name", "", "URL-like name of the witness (e.g. witness.example.com/w1)")
 	data := fs.String("data", "", "data directory to write witness.key and witness.pub into")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if *name == "" || *data == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: witness keygen --name NAME --data DIR")
-		return 2
+		return cli.Fail(fs, "--name and --data are required")
 	}
 	vkey, err := witness.GenerateKey(*data, *name)
 	if err != nil {
@@ -64,22 +63,21 @@ func keygen(args []string) int {
 }
 
 func serve(args []string) int {
-	fs := flag.NewFlagSet("witness", flag.ContinueOnError)
+	fs := cli.NewFlagSet("witness", `witness --data DIR --config FILE [--listen ADDR]
+witness keygen --name NAME --data DIR`)
 	data := fs.String("data", "", "data directory (key and database)")
 	listen := fs.String("listen", "127.0.0.1:7380", "address to listen on for HTTP")
 	configPath := fs.String("config", "", "YAML configuration file (name, logs)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if *data == "" || *configPath == "" || fs.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: witness --data DIR --listen ADDR --config FILE\n       witness keygen --name NAME --data DIR")
-		return 2
+		return cli.Fail(fs, "--data and --config are required")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "witness: --log-level: %v\n", err)
-		return 2
+		return cli.Fail(fs, "--log-level: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := run(*data, *listen, *configPath, logger); err != nil {

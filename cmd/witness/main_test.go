@@ -19,8 +19,8 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
-	"github.com/llmaudittrail/llmaudittrail/witness"
 )
 
 const name = "witness.test/cmd"
@@ -111,7 +111,7 @@ func post(t *testing.T, addr string, body []byte) (int, string) {
 
 func latest(t *testing.T, addr, origin string) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/" + witness.OriginID(origin) + "/checkpoint")
+	resp, err := http.Get("http://" + addr + "/" + checkpoint.OriginID(origin) + "/checkpoint")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package witnesstest
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -17,9 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -28,6 +24,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/witness"
 )
 
@@ -116,9 +113,9 @@ func StartOurWitnessProcess(t testing.TB, logOrigin, logVkey string, more ...Log
 	if err != nil {
 		t.Fatalf("witness keygen: %v", err)
 	}
-	addr := freeAddr(t)
-	stop := startProcess(t, "witness", bin, "--data", data, "--listen", addr, "--config", cfgPath)
-	waitHTTP(t, "http://"+addr+"/")
+	addr := testproc.FreeAddr(t)
+	stop := testproc.Start(t, "witness", bin, "--data", data, "--listen", addr, "--config", cfgPath)
+	testproc.WaitHTTP(t, "http://"+addr+"/")
 	return &Peer{Name: name, URL: "http://" + addr, VerifierKey: strings.TrimSpace(string(out)), Stop: stop, DataDir: data}
 }
 
@@ -134,21 +131,6 @@ func BuildOurWitness(t testing.TB) string {
 	return bin
 }
 
-// Tool returns the path of the Go tool dependency name (see the tool block
-// in go.mod), building it into the Go build cache if needed.
-func Tool(t testing.TB, name string) string {
-	t.Helper()
-	out, err := exec.Command("go", "tool", "-n", name).Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("go tool -n %s: %v\n%s", name, err, stderr)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // StartLitewitness runs litewitness (filippo.io/torchwood/cmd/litewitness),
 // named "litewitness.test/witness", on a loopback port. Its Ed25519 key is
 // served by an ssh-agent (an in-process golang.org/x/crypto/ssh/agent
@@ -156,7 +138,7 @@ func Tool(t testing.TB, name string) string {
 // tables log and key, as witnessctl add-log / add-key would.
 func StartLitewitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *Peer {
 	t.Helper()
-	bin := Tool(t, "litewitness")
+	bin := testproc.Tool(t, "litewitness")
 	const name = "litewitness.test/witness"
 	dir := t.TempDir()
 
@@ -179,12 +161,12 @@ func StartLitewitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *
 	}
 
 	db := filepath.Join(dir, "litewitness.db")
-	addr := freeAddr(t)
-	logs := new(SyncBuffer)
-	stop := startProcessOutput(t, "litewitness", logs, bin,
+	addr := testproc.FreeAddr(t)
+	logs := new(testproc.Buffer)
+	stop := testproc.StartOutput(t, "litewitness", logs, bin,
 		"-name", name, "-db", db, "-ssh-agent", sock,
 		"-key", ssh.FingerprintSHA256(sshPub), "-listen", addr)
-	waitHTTP(t, "http://"+addr+"/")
+	testproc.WaitHTTP(t, "http://"+addr+"/")
 
 	// litewitness created its schema before listening; register the log.
 	conn, err := sql.Open("sqlite", db+"?_pragma=busy_timeout(5000)")
@@ -217,7 +199,7 @@ func StartLitewitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *
 // distributor or public witness network URL is configured.
 func StartOmniwitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *Peer {
 	t.Helper()
-	bin := Tool(t, "omniwitness")
+	bin := testproc.Tool(t, "omniwitness")
 	const name = "omniwitness.test/witness"
 	dir := t.TempDir()
 
@@ -241,13 +223,13 @@ func StartOmniwitness(t testing.TB, logOrigin, logVkey string, more ...LogKey) *
 	if err := os.WriteFile(logsPath, []byte(logsYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr, metrics := freeAddr(t), freeAddr(t)
-	stop := startProcess(t, "omniwitness", bin,
+	addr, metrics := testproc.FreeAddr(t), testproc.FreeAddr(t)
+	stop := testproc.Start(t, "omniwitness", bin,
 		"--listen", addr, "--metrics_listen", metrics,
 		"--private_key_path", keyPath,
 		"--db_file", filepath.Join(dir, "omniwitness.db"),
 		"--additional_logs", logsPath)
-	waitHTTP(t, "http://"+addr+"/")
+	testproc.WaitHTTP(t, "http://"+addr+"/")
 	return &Peer{Name: name, URL: "http://" + addr, VerifierKey: vkey, Stop: stop, DataDir: dir}
 }
 
@@ -287,90 +269,4 @@ func startSSHAgent(t testing.TB, priv ed25519.PrivateKey) string {
 		os.RemoveAll(dir)
 	})
 	return sock
-}
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// waitHTTP waits until url answers any HTTP response.
-func waitHTTP(t testing.TB, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come up: %v", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func startProcess(t testing.TB, label, bin string, args ...string) func() {
-	return startProcessOutput(t, label, new(SyncBuffer), bin, args...)
-}
-
-// startProcessOutput starts bin with its stdout and stderr in out, and
-// returns a function that stops it: SIGINT, then SIGKILL after 5 s. It also
-// runs at cleanup, and then prints the output if the test failed.
-func startProcessOutput(t testing.TB, label string, out *SyncBuffer, bin string, args ...string) func() {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout = out
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", label, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	stop := sync.OnceFunc(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", label, out.String())
-		}
-	})
-	return stop
-}
-
-// SyncBuffer is a bytes.Buffer that a process's output copier and a test
-// may use at the same time.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -1,9 +1,11 @@
-package log
+package event
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -65,7 +67,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ok()
 			tc.mod(r)
-			_, err := validate(r)
+			_, err := Prepare(r)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("validate = %v, want nil", err)
@@ -88,11 +90,11 @@ func TestAttributeCanonicalForm(t *testing.T) {
 			"html": json.RawMessage(`"<b>&"`),
 			"arr":  json.RawMessage(`["x", 2, true]`),
 		}}
-	p, err := validate(r)
+	p, err := Prepare(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Leaf{V: 1, ID: "i", Kind: r.Kind, Time: "t", Tenant: "t", Session: "s", Actor: r.Actor, Attributes: p.attrs}
+	l := &Leaf{V: 1, ID: "i", Kind: r.Kind, Time: "t", Tenant: "t", Session: "s", Actor: r.Actor, Attributes: p.Attributes}
 	b, err := l.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +111,44 @@ func TestAttributeCanonicalForm(t *testing.T) {
 	}
 }
 
-// leafVector is testdata/leaf-vector.json: a leaf built from fixed inputs,
-// its exact bytes and hashes, written by testdata/genvec.
+var update = flag.Bool("update", false, "rewrite testdata/leaf-vector.json from buildVector")
+
+// buildVector builds the test vector of testdata/leaf-vector.json from
+// fixed inputs: a leaf, its payload and salt, the exact leaf bytes and hash.
+func buildVector(t *testing.T) []byte {
+	t.Helper()
+	payload := `{"model":"gpt-4o","messages":[{"role":"user","content":"Summarise the discharge note."}]}`
+	salt, _ := hex.DecodeString("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+	l := Leaf{
+		V: 1, ID: "5f2b8e0c9a7d4e31b6c0a1f2e3d4c5b6", Kind: "llm.request", Time: "2026-11-27T10:00:00.123456789Z",
+		Tenant: "clinic-a", Session: "sess-42", Seq: 1,
+		Prev:  "b1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90",
+		Actor: Actor{Type: "agent", ID: "triage-bot", OnBehalfOf: "dr.smith"},
+		Attributes: map[string]any{
+			"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+		},
+		Payload: NewCommitment(salt, []byte(payload), "application/json"),
+	}
+	b, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]any{
+		"comment":     "LLMAuditTrail leaf format v1 test vector: see docs/leaf-format.md. Rebuild: go test ./event -run TestLeafVector -update (not needed unless the format changes).",
+		"leaf_fields": l, "payload": payload, "salt": hex.EncodeToString(salt),
+		"leaf": string(b), "leaf_hash": hex.EncodeToString(LeafHash(b)),
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// leafVector is testdata/leaf-vector.json.
 type leafVector struct {
 	Comment     string `json:"comment"`
 	Leaf        Leaf   `json:"leaf_fields"`
@@ -120,13 +158,25 @@ type leafVector struct {
 	LeafHashHex string `json:"leaf_hash"`
 }
 
+const vectorPath = "../testdata/leaf-vector.json"
+
 func TestLeafVector(t *testing.T) {
-	raw, err := os.ReadFile("../testdata/leaf-vector.json")
+	built := buildVector(t)
+	if *update {
+		if err := os.WriteFile(vectorPath, built, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(vectorPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The file is exactly what the code builds today: neither can drift.
+	if !bytes.Equal(raw, built) {
+		t.Fatalf("%s differs from what buildVector makes now; the leaf format changed? (rebuild with -update only if that was intended)\nfile:\n%s\nbuilt:\n%s", vectorPath, raw, built)
+	}
 	var v leafVector
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&v); err != nil {
 		t.Fatal(err)
@@ -160,6 +210,71 @@ func TestLeafVector(t *testing.T) {
 	}
 }
 
+func TestParseHead(t *testing.T) {
+	var v leafVector
+	raw, err := os.ReadFile(vectorPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	canonical := []byte(v.LeafText)
+	want := Head{ID: "5f2b8e0c9a7d4e31b6c0a1f2e3d4c5b6", Kind: "llm.request", Time: "2026-11-27T10:00:00.123456789Z",
+		Tenant: "clinic-a", Session: "sess-42", Seq: 1, Prev: "b1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"}
+	if h, ok := scanHead(canonical); !ok || h != want {
+		t.Fatalf("scanHead(vector) = %+v, %v; want %+v", h, ok, want)
+	}
+	for _, tc := range []struct {
+		name string
+		data string
+		ok   bool
+	}{
+		{"canonical", v.LeafText, true},
+		// Not canonical (white space): the strict path gives the same head.
+		{"spaced", strings.Replace(v.LeafText, `"seq":1,`, `"seq": 1,`, 1), true},
+		{"escaped session", strings.Replace(v.LeafText, `"sess-42"`, `"sess-42"`, 1), true},
+		{"truncated", v.LeafText[:len(v.LeafText)-2], false},
+		{"no tenant", strings.Replace(v.LeafText, `"clinic-a"`, `""`, 1), false},
+		{"version 9", strings.Replace(v.LeafText, `"v":1`, `"v":9`, 1), false},
+		{"leading zero seq", strings.Replace(v.LeafText, `"seq":1,`, `"seq":01,`, 1), false},
+		{"not json", "{", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := ParseHead([]byte(tc.data))
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseHead = %+v, %v; want ok=%v", h, err, tc.ok)
+			}
+			if tc.ok && h != want {
+				t.Fatalf("ParseHead = %+v, want %+v", h, want)
+			}
+		})
+	}
+}
+
+func BenchmarkParseHead(b *testing.B) {
+	var v leafVector
+	raw, _ := os.ReadFile(vectorPath)
+	json.Unmarshal(raw, &v)
+	d := []byte(v.LeafText)
+	b.Run("ParseHead", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseHead(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ParseLeaf", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseLeaf(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"session":"s","kind":"llm.request","actor":{"type":"agent","id":"a"},"attributes":{"n":1.5,"s":"x","a":[1,"b"]},"payload":{"x":[1,2]}}`))
 	f.Add([]byte(`{"session":"s","kind":"tool.call","actor":{"type":"human","id":"h","on_behalf_of":"p"},"payload_base64":"AAE=","media_type":"application/octet-stream"}`))
@@ -173,11 +288,11 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			return
 		}
-		p, err := validate(r)
+		p, err := Prepare(r)
 		if err != nil {
 			return
 		}
-		l := &Leaf{V: LeafVersion, ID: "id", Kind: r.Kind, Time: TimeFormat, Tenant: "t", Session: r.Session, Actor: r.Actor, Attributes: p.attrs}
+		l := &Leaf{V: LeafVersion, ID: "id", Kind: r.Kind, Time: TimeFormat, Tenant: "t", Session: r.Session, Actor: r.Actor, Attributes: p.Attributes}
 		b, err := l.Marshal()
 		if err != nil {
 			t.Fatalf("valid event does not marshal: %v", err)

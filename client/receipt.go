@@ -1,4 +1,4 @@
-package monitor
+package client
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Receipt errors. Each is wrapped by VerifyReceipt / ReceiptVerifier.Verify.
@@ -30,8 +30,11 @@ var (
 	ErrReceiptInclusion = errors.New("receipt inclusion proof does not verify")
 )
 
-// Receipt is the offline-verifiable proof the log returns for an event
-// (?wait=checkpoint) or from GET /v1/entries/{index}.
+// Receipt is an offline-verifiable proof that a leaf is in the log: the
+// leaf, its index, an inclusion proof and a checkpoint (with whatever
+// witness cosignatures the log's policy requires) that the proof leads to.
+// The log returns one for a write with ?wait=checkpoint and from
+// GET /v1/entries/{index}. Verify it with a ReceiptVerifier.
 type Receipt struct {
 	Index          uint64   `json:"index"`
 	Leaf           []byte   `json:"leaf"`      // standard base64 in JSON
@@ -81,7 +84,7 @@ type VerifiedReceipt struct {
 }
 
 // Event decodes the verified leaf as an audit event.
-func (v *VerifiedReceipt) Event() (*auditlog.Leaf, error) { return auditlog.ParseLeaf(v.Leaf) }
+func (v *VerifiedReceipt) Event() (*event.Leaf, error) { return event.ParseLeaf(v.Leaf) }
 
 // ReceiptVerifier verifies receipts against a log key and, optionally, a
 // witness policy. It remembers checkpoints it verified, so that a batch of
@@ -108,7 +111,7 @@ func (v *ReceiptVerifier) checkpoint(raw string) (*fmtlog.Checkpoint, error) {
 	if ok {
 		return cp, nil
 	}
-	cp, err := verifyCheckpoint([]byte(raw), v.logKey, v.policy)
+	cp, err := VerifyCheckpoint([]byte(raw), v.logKey, v.policy)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrReceiptCheckpoint, err)
 	}
@@ -132,7 +135,7 @@ func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
 	if r.TreeSize != cp.Size {
 		return nil, fmt.Errorf("%w: tree_size %d, but the checkpoint is for size %d", ErrReceiptInclusion, r.TreeSize, cp.Size)
 	}
-	lh := auditlog.LeafHash(r.Leaf)
+	lh := event.LeafHash(r.Leaf)
 	if got, err := hex.DecodeString(r.LeafHash); err != nil || !bytes.Equal(got, lh) {
 		return nil, fmt.Errorf("%w: leaf hashes to %x", ErrReceiptLeafHash, lh)
 	}
@@ -196,4 +199,21 @@ func verifyInclusion(index, size uint64, leafHash []byte, path [][]byte, root []
 		return fmt.Errorf("calculated root %x, checkpoint root %x", r, root)
 	}
 	return nil
+}
+
+// VerifyCheckpoint verifies a checkpoint with the log key and, if policy is
+// not nil, the policy's witness quorum.
+func VerifyCheckpoint(raw []byte, logKey note.Verifier, policy *checkpoint.Policy) (*fmtlog.Checkpoint, error) {
+	if policy != nil {
+		return policy.Verify(raw, logKey)
+	}
+	cp, _, err := checkpoint.Verify(raw, logKey)
+	return cp, err
+}
+
+// VerifyInclusion checks that leafHash is at index in the tree of size
+// whose root is root (RFC 9162 section 2.1.3.2). It agrees with
+// transparency-dev/merkle's proof.VerifyInclusion without allocating.
+func VerifyInclusion(index, size uint64, leafHash []byte, path [][]byte, root []byte) error {
+	return verifyInclusion(index, size, leafHash, path, root)
 }

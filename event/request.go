@@ -1,39 +1,16 @@
-// Package log is the audit engine: it turns audit events into canonical
-// leaves, chains them per session, stores their payloads in the vault and
-// appends the leaves to a Tessera log.
-package log
+package event
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/transparency-dev/merkle/rfc6962"
-)
-
-// LeafVersion is the value of the leaf's "v" field for the format documented
-// in docs/leaf-format.md.
-const LeafVersion = 1
-
-// Input limits. A leaf is kept far below Tessera's 65,535-byte entry limit.
-const (
-	MaxLeafSize        = 16 << 10
-	MaxIDLength        = 128
-	MaxAttributes      = 64
-	MaxAttrKeyLength   = 128
-	MaxAttrValueLength = 4096
-	MaxAttrArrayLength = 64
 )
 
 // ErrInvalidEvent is wrapped by every validation error: the event was
@@ -42,13 +19,6 @@ var ErrInvalidEvent = errors.New("invalid event")
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
-}
-
-// Actor is who caused an event.
-type Actor struct {
-	Type       string `json:"type"`                   // agent, human or system
-	ID         string `json:"id"`                     // stable identifier of the actor
-	OnBehalfOf string `json:"on_behalf_of,omitempty"` // the principal the actor acts for
 }
 
 // Request is an event as a client posts it. The server assigns id, time,
@@ -67,119 +37,6 @@ type Request struct {
 	// Corrects names the index of an earlier entry this event corrects.
 	Corrects *uint64 `json:"corrects,omitempty"`
 }
-
-// Commitment is the leaf's hiding commitment to a payload kept in the vault:
-// HMAC-SHA256 keyed with a fresh 32-byte salt, over the payload bytes.
-type Commitment struct {
-	Alg       string `json:"alg"` // "hmac-sha256"
-	Digest    string `json:"digest"`
-	Size      int    `json:"size"`
-	MediaType string `json:"media_type"`
-}
-
-// Leaf is one audit event as stored in the log. Its canonical encoding
-// (Marshal) is the exact entry data appended to the log; field order is the
-// order below.
-type Leaf struct {
-	V          int            `json:"v"`
-	ID         string         `json:"id"`
-	Kind       string         `json:"kind"`
-	Time       string         `json:"time"`
-	Tenant     string         `json:"tenant"`
-	Session    string         `json:"session"`
-	Seq        uint64         `json:"seq"`
-	Prev       string         `json:"prev,omitempty"`
-	Actor      Actor          `json:"actor"`
-	Attributes map[string]any `json:"attributes,omitempty"`
-	Payload    *Commitment    `json:"payload,omitempty"`
-	Corrects   *uint64        `json:"corrects,omitempty"`
-}
-
-// Marshal returns the canonical encoding of l: compact JSON, fields in
-// struct order, attribute keys sorted, no HTML escaping, no trailing newline.
-func (l *Leaf) Marshal() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(l); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// ParseLeaf decodes leaf data strictly: unknown fields, trailing data and a
-// version other than LeafVersion are errors. It does not check that data is
-// in canonical form; use IsCanonical for that.
-func ParseLeaf(data []byte) (*Leaf, error) {
-	if !utf8.Valid(data) {
-		return nil, errors.New("leaf is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	var l Leaf
-	if err := dec.Decode(&l); err != nil {
-		return nil, fmt.Errorf("decoding leaf: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after leaf")
-	}
-	if l.V != LeafVersion {
-		return nil, fmt.Errorf("unsupported leaf version %d", l.V)
-	}
-	return &l, nil
-}
-
-// IsCanonical reports whether data is exactly the canonical encoding of the
-// leaf it decodes to.
-func IsCanonical(data []byte) bool {
-	l, err := ParseLeaf(data)
-	if err != nil {
-		return false
-	}
-	c, err := l.Marshal()
-	return err == nil && bytes.Equal(c, data)
-}
-
-// LeafHash returns the RFC 6962 leaf hash of leaf data, SHA-256(0x00 || data).
-func LeafHash(data []byte) []byte {
-	return rfc6962.DefaultHasher.HashLeaf(data)
-}
-
-// Commit computes the payload commitment digest HMAC-SHA256(salt, payload).
-func Commit(salt, payload []byte) []byte {
-	m := hmac.New(sha256.New, salt)
-	m.Write(payload)
-	return m.Sum(nil)
-}
-
-// CheckCommitment reports whether payload and salt open the commitment c.
-func CheckCommitment(c *Commitment, salt, payload []byte) bool {
-	if c == nil || c.Alg != "hmac-sha256" || c.Size != len(payload) {
-		return false
-	}
-	want, err := hex.DecodeString(c.Digest)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal(want, Commit(salt, payload))
-}
-
-var (
-	kindRE    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
-	attrKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
-	// Identifiers: printable ASCII without spaces or '/', so they are safe in
-	// URLs, headers and file names.
-	idRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@\-]*$`)
-	mediaTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^_.+\-]*(;[ -~]*)?$`)
-)
-
-// ValidID reports whether s is acceptable as a session, tenant or actor id.
-func ValidID(s string) bool { return len(s) <= MaxIDLength && idRE.MatchString(s) }
-
-// ValidKind reports whether s is a well-formed event kind such as
-// "llm.request": dot-separated lower-case words, at least two of them.
-func ValidKind(s string) bool { return len(s) <= 64 && kindRE.MatchString(s) }
 
 var actorTypes = map[string]bool{"agent": true, "human": true, "system": true}
 
@@ -264,17 +121,22 @@ func DecodeBatch(data []byte, maxEvents int) ([]*Request, error) {
 	return out, nil
 }
 
-// prepared is a validated request, with its payload bytes resolved.
-type prepared struct {
-	req        *Request
-	attrs      map[string]any
-	payload    []byte
-	hasPayload bool
-	mediaType  string
+// Prepared is a validated request, with its attributes in canonical form
+// and its payload bytes resolved.
+type Prepared struct {
+	Request *Request
+	// Attributes are the canonical attribute values (string, bool, int64,
+	// float64 or a flat []any of those).
+	Attributes map[string]any
+	// Payload holds the payload bytes when HasPayload is set.
+	Payload    []byte
+	HasPayload bool
+	MediaType  string
 }
 
-// validate checks r and resolves its payload and attributes.
-func validate(r *Request) (*prepared, error) {
+// Prepare checks r and resolves its payload and attributes. Every error
+// wraps ErrInvalidEvent.
+func Prepare(r *Request) (*Prepared, error) {
 	if r.Session == "" {
 		return nil, invalid("session is required")
 	}
@@ -296,12 +158,12 @@ func validate(r *Request) (*prepared, error) {
 	if r.Actor.OnBehalfOf != "" && !ValidID(r.Actor.OnBehalfOf) {
 		return nil, invalid("actor.on_behalf_of: 1-%d characters from [A-Za-z0-9_.:@-]", MaxIDLength)
 	}
-	p := &prepared{req: r}
+	p := &Prepared{Request: r}
 	if len(r.Attributes) > MaxAttributes {
 		return nil, invalid("%d attributes, the limit is %d", len(r.Attributes), MaxAttributes)
 	}
 	if len(r.Attributes) > 0 {
-		p.attrs = make(map[string]any, len(r.Attributes))
+		p.Attributes = make(map[string]any, len(r.Attributes))
 		for k, raw := range r.Attributes {
 			if len(k) > MaxAttrKeyLength || !attrKeyRE.MatchString(k) {
 				return nil, invalid("attribute name %q: use letters, digits, '_', '.', '-'", trunc(k))
@@ -310,7 +172,7 @@ func validate(r *Request) (*prepared, error) {
 			if err != nil {
 				return nil, invalid("attribute %q: %v", k, err)
 			}
-			p.attrs[k] = v
+			p.Attributes[k] = v
 		}
 	}
 	hasJSON := len(r.Payload) > 0 && !bytes.Equal(bytes.TrimSpace(r.Payload), []byte("null"))
@@ -325,16 +187,16 @@ func validate(r *Request) (*prepared, error) {
 		if err := json.Compact(&b, r.Payload); err != nil {
 			return nil, invalid("payload: %v", err)
 		}
-		p.payload, p.hasPayload, p.mediaType = b.Bytes(), true, "application/json"
+		p.Payload, p.HasPayload, p.MediaType = b.Bytes(), true, "application/json"
 	case r.PayloadBase64 != "":
-		if !mediaTypeRE.MatchString(r.MediaType) || len(r.MediaType) > 128 {
+		if !ValidMediaType(r.MediaType) {
 			return nil, invalid("payload_base64 needs a media_type such as application/octet-stream")
 		}
 		b, err := base64.StdEncoding.DecodeString(r.PayloadBase64)
 		if err != nil {
 			return nil, invalid("payload_base64 is not standard base64: %v", err)
 		}
-		p.payload, p.hasPayload, p.mediaType = b, true, r.MediaType
+		p.Payload, p.HasPayload, p.MediaType = b, true, r.MediaType
 	case r.MediaType != "":
 		return nil, invalid("media_type given without a payload")
 	}
@@ -343,7 +205,7 @@ func validate(r *Request) (*prepared, error) {
 
 func trunc(s string) string {
 	if len(s) > 40 {
-		return s[:40] + "..."
+		return Clip(s, 40) + "..."
 	}
 	return s
 }

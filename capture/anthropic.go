@@ -1,0 +1,270 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Anthropic's Messages API.
+const (
+	apiAnthropicMessages   = "anthropic.messages"
+	flavorAnthropic        = "anthropic"
+	anthropicVersionHeader = "Anthropic-Version"
+)
+
+type anthropic struct{}
+
+func (anthropic) flavor() string { return flavorAnthropic }
+
+func (anthropic) claims(h http.Header, hint string) bool {
+	return h.Get(anthropicVersionHeader) != "" || hint == "anthropic" || strings.Contains(hint, "anthropic.com")
+}
+
+func (anthropic) match(p string, _ http.Header, _ string) (string, string, bool) {
+	if strings.HasSuffix(p, "/messages") {
+		return apiAnthropicMessages, "chat", true
+	}
+	return "", "", false
+}
+
+func (anthropic) parseRequest(_ string, body []byte) requestInfo {
+	var r commonRequest
+	if json.Unmarshal(body, &r) != nil {
+		return requestInfo{}
+	}
+	return r.info()
+}
+
+// writeError writes Anthropic's {"type": "error", "error": {"type",
+// "message"}}.
+func (anthropic) writeError(w http.ResponseWriter, status int, _ string, message string) {
+	type detail struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	writeErrorJSON(w, status, struct {
+		Type  string `json:"type"`
+		Error detail `json:"error"`
+	}{"error", detail{anthropicErrorType(status), message}})
+}
+
+// anthropicErrorType maps a status to Anthropic's error types
+// (https://docs.anthropic.com/en/api/errors).
+func anthropicErrorType(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid_request_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	}
+	if status >= 500 {
+		return "api_error"
+	}
+	return "invalid_request_error"
+}
+
+// Wire shapes (only the fields we read).
+type (
+	anUsage struct {
+		InputTokens              jint `json:"input_tokens"`
+		OutputTokens             jint `json:"output_tokens"`
+		CacheCreationInputTokens jint `json:"cache_creation_input_tokens"`
+		CacheReadInputTokens     jint `json:"cache_read_input_tokens"`
+		OutputTokensDetails      *struct {
+			ThinkingTokens jint `json:"thinking_tokens"`
+		} `json:"output_tokens_details"`
+	}
+	anBlock struct {
+		Type  string          `json:"type"`
+		ID    string          `json:"id"`
+		Name  string          `json:"name"`
+		Input json.RawMessage `json:"input"`
+	}
+	anMessage struct {
+		Type       string          `json:"type"`
+		ID         string          `json:"id"`
+		Model      string          `json:"model"`
+		StopReason *string         `json:"stop_reason"`
+		Content    []anBlock       `json:"content"`
+		Usage      *anUsage        `json:"usage"`
+		Error      json.RawMessage `json:"error"`
+	}
+	anEvent struct {
+		Type         string     `json:"type"`
+		Message      *anMessage `json:"message"`
+		Index        jint       `json:"index"`
+		ContentBlock *anBlock   `json:"content_block"`
+		Delta        *struct {
+			Type        string  `json:"type"`
+			PartialJSON string  `json:"partial_json"`
+			StopReason  *string `json:"stop_reason"`
+		} `json:"delta"`
+		Usage *anUsage        `json:"usage"`
+		Error json.RawMessage `json:"error"`
+	}
+)
+
+func (u *anUsage) toUsage() usage {
+	if u == nil {
+		return usage{}
+	}
+	out := usage{Output: u.OutputTokens.p(), CacheRead: u.CacheReadInputTokens.p(), CacheCreation: u.CacheCreationInputTokens.p()}
+	if u.InputTokens.OK {
+		// The conventions count cache reads and writes as input tokens;
+		// Anthropic reports them apart.
+		n := u.InputTokens.V + u.CacheReadInputTokens.V + u.CacheCreationInputTokens.V
+		out.Input = &n
+	}
+	if d := u.OutputTokensDetails; d != nil {
+		out.Reasoning = d.ThinkingTokens.p()
+	}
+	return out
+}
+
+func (anthropic) parseBody(_ string, body []byte) summary {
+	var s summary
+	var m anMessage
+	if !decode(body, &m) {
+		return s
+	}
+	s.ResponseID, s.ResponseModel = m.ID, m.Model
+	if m.StopReason != nil && *m.StopReason != "" {
+		s.FinishReasons = []string{*m.StopReason}
+	}
+	s.Usage = m.Usage.toUsage()
+	s.ErrorType = errorType(m.Error)
+	for _, b := range m.Content {
+		if b.Type == "tool_use" && len(s.ToolCalls) < maxToolCalls {
+			args := []byte(b.Input)
+			if len(args) == 0 {
+				args = []byte("{}")
+			}
+			s.ToolCalls = append(s.ToolCalls, toolCall{ID: b.ID, Name: b.Name, Type: "function", Args: args})
+		}
+	}
+	return s
+}
+
+func (anthropic) newStream(_ string, p *respParser) streamReader { return &anStream{p: p} }
+
+// anStream reads a Messages stream.
+type anStream struct {
+	p         *respParser
+	blocks    map[int64]*toolCall // tool_use blocks by index
+	blockSeen map[int64]bool      // ... whose input has had a delta
+	an        anUsage             // usage, accumulated
+	anSeen    bool                // an holds message_start usage
+}
+
+func (st *anStream) event(typ string, data []byte) bool {
+	p := st.p
+	var e anEvent
+	if !decode(data, &e) {
+		return false
+	}
+	if e.Type != "" {
+		typ = e.Type
+	}
+	switch typ {
+	case "message_start":
+		if m := e.Message; m != nil {
+			p.sum.ResponseID, p.sum.ResponseModel = event.Clip(m.ID, maxAttrString), event.Clip(m.Model, maxAttrString)
+			if m.Usage != nil {
+				st.an, st.anSeen = *m.Usage, true
+			}
+		}
+	case "content_block_start":
+		if !e.Index.OK || e.ContentBlock == nil || e.ContentBlock.Type != "tool_use" {
+			return true
+		}
+		if st.blocks == nil {
+			st.blocks, st.blockSeen = map[int64]*toolCall{}, map[int64]bool{}
+		}
+		if len(st.blocks) >= maxToolCalls {
+			return true
+		}
+		t := &toolCall{ID: e.ContentBlock.ID, Name: e.ContentBlock.Name, Type: "function"}
+		if in := bytes.TrimSpace(e.ContentBlock.Input); len(in) > 0 && p.holdArgs(len(in)) {
+			t.Args = append([]byte(nil), in...)
+		}
+		st.blocks[e.Index.V] = t
+	case "content_block_delta":
+		if !e.Index.OK || e.Delta == nil || e.Delta.Type != "input_json_delta" {
+			return true
+		}
+		t, ok := st.blocks[e.Index.V]
+		if !ok || e.Delta.PartialJSON == "" {
+			return true
+		}
+		// As the SDK accumulators do: the first delta replaces the
+		// start block's empty "{}" input.
+		if !st.blockSeen[e.Index.V] {
+			st.blockSeen[e.Index.V] = true
+			p.argBytes -= len(t.Args)
+			t.Args = t.Args[:0]
+		}
+		if p.holdArgs(len(e.Delta.PartialJSON)) {
+			t.Args = append(t.Args, e.Delta.PartialJSON...)
+		}
+	case "message_delta":
+		if e.Delta != nil && e.Delta.StopReason != nil && *e.Delta.StopReason != "" {
+			p.sum.FinishReasons = []string{event.Clip(*e.Delta.StopReason, 64)}
+		}
+		if u := e.Usage; u != nil {
+			// Every count in message_delta is a running total for the whole
+			// message: it replaces, never adds (as Message.Accumulate does).
+			if u.OutputTokens.OK {
+				st.an.OutputTokens = u.OutputTokens
+			}
+			if u.InputTokens.OK {
+				st.an.InputTokens = u.InputTokens
+			}
+			if u.CacheCreationInputTokens.OK {
+				st.an.CacheCreationInputTokens = u.CacheCreationInputTokens
+			}
+			if u.CacheReadInputTokens.OK {
+				st.an.CacheReadInputTokens = u.CacheReadInputTokens
+			}
+			if u.OutputTokensDetails != nil {
+				st.an.OutputTokensDetails = u.OutputTokensDetails
+			}
+			st.anSeen = true
+		}
+	case "message_stop":
+		p.sum.Terminated = true
+	case "error":
+		p.sum.ErrorType = errorType(e.Error)
+	}
+	return true
+}
+
+func (st *anStream) finish(s *summary) {
+	if st.anSeen {
+		s.Usage = st.an.toUsage()
+	}
+	idx := make([]int64, 0, len(st.blocks))
+	for i := range st.blocks {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		t := *st.blocks[i]
+		if len(t.Args) == 0 {
+			t.Args = []byte("{}")
+		}
+		s.ToolCalls = append(s.ToolCalls, t)
+	}
+}

@@ -1,0 +1,82 @@
+package capture
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"mime"
+	"regexp"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// capBuf keeps the first max bytes of a body and, once the body outgrows
+// them, the SHA-256 of all of it.
+type capBuf struct {
+	max   int
+	buf   []byte
+	total int64
+	h     hash.Hash
+}
+
+func (b *capBuf) write(p []byte) {
+	b.total += int64(len(p))
+	if b.h == nil {
+		if len(b.buf)+len(p) <= b.max {
+			b.buf = append(b.buf, p...)
+			return
+		}
+		b.h = sha256.New()
+		b.h.Write(b.buf)
+		b.buf = append(b.buf, p[:b.max-len(b.buf)]...)
+	}
+	b.h.Write(p)
+}
+
+func (b *capBuf) truncated() bool { return b.h != nil }
+
+// payload puts the body in ev (exact bytes); when it was truncated, its
+// full size and digest go in a.
+func (b *capBuf) payload(ev *event.Request, a attrs, mt string) {
+	if b.total == 0 {
+		return
+	}
+	if b.truncated() {
+		// The leaf's payload size is what was kept.
+		a.set("capture.body.size", b.total)
+		a.set("capture.body.truncated", true)
+		a.set("capture.body.sha256", hex.EncodeToString(b.h.Sum(nil)))
+	}
+	ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(b.buf), mt
+}
+
+var mediaTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^_.+\-]*$`)
+
+// mediaType normalises a Content-Type for the vault: lower-case type, its
+// parameters kept when they are printable ASCII, def when there is none or
+// it is malformed.
+func mediaType(ct, def string) string {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !mediaTypeRE.MatchString(mt) {
+		return def
+	}
+	if len(params) == 0 {
+		return mt
+	}
+	full := mime.FormatMediaType(mt, params)
+	if full == "" || len(full) > 128 || strings.ContainsFunc(full, func(r rune) bool { return r < ' ' || r > '~' }) {
+		return mt
+	}
+	return full
+}
+
+// completeJSONObject reports whether b is one whole JSON object (with
+// surrounding white space at most). A cut-off object is never valid JSON.
+func completeJSONObject(b []byte) bool {
+	t := bytes.TrimSpace(b)
+	return len(t) > 0 && t[0] == '{' && json.Valid(t)
+}

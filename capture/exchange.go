@@ -1,0 +1,367 @@
+package capture
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// callSpec describes an attempt as it leaves the agent.
+type callSpec struct {
+	rec       Recorder
+	scope     string // gap scope: one per tenant (proxy) or per Hook
+	principal string // call grouping: who calls
+	session   string // as given by the client, "" if none
+	explicit  string // X-Audit-Call
+	actor     event.Actor
+	agentID   string
+	upstream  string // the proxy's upstream name, or the Hook's target host
+	provider  string // gen_ai.provider.name
+	server    string // upstream host
+	method    string
+	path      string // path at the provider, e.g. /v1/chat/completions
+	rawQuery  string
+	header    http.Header // as sent by the agent
+	body      []byte
+}
+
+// exchange is one attempt of one call, from its request to the end of its
+// response. Its methods are not safe for concurrent use; the front doors
+// call them from one goroutine at a time.
+type exchange struct {
+	c       *core
+	rec     Recorder
+	scope   string
+	actor   event.Actor
+	ep      endpoint
+	info    requestInfo
+	callID  string
+	attempt int
+	session string
+	common  attrs // on every event of the attempt
+	model   attrs // common, and the model call's (llm.request and llm.response)
+
+	reqRes *event.Appended // the request's record, when FailClosed
+
+	start      time.Time
+	status     int
+	requestID  string
+	mediaType  string
+	stream     bool
+	headersAt  time.Time
+	firstChunk time.Time
+	length     int64 // Content-Length of the response, -1 if unknown
+	parser     *respParser
+	body       capBuf
+	done       bool
+	reserved   *recordItem
+	// undelivered: the proxy failed to pass bytes it observed on to the
+	// agent.
+	undelivered bool
+}
+
+// begin records the request event of an attempt (FailClosed: before
+// returning; FailOpen: in the background) and returns the exchange that
+// follows the attempt. In FailClosed mode an error is a *NotRecordedError,
+// or ctx's error if ctx ends first; either way the attempt must not be
+// sent.
+func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
+	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, start: time.Now()}
+	x.ep = classify(s.method, s.path, s.header, s.upstream)
+	x.info = parseRequest(x.ep.api, s.body)
+	x.callID, x.attempt, x.session = c.calls.assign(callRef{
+		principal: s.principal, session: s.session, explicit: s.explicit,
+		idem: s.header.Get("Idempotency-Key"), retry: retryCount(s.header),
+		method: s.method, path: s.path, body: s.body,
+	}, time.Now())
+	x.body.max = c.o.maxRecordedBytes
+
+	// Every event of the attempt carries its call id and attempt number;
+	// llm.request and llm.response also name the model call; the rest is
+	// said once, by llm.request (leaves stay near 1 KiB).
+	a := attrs{}
+	a.set("capture.call.id", x.callID)
+	a.set("capture.attempt", x.attempt)
+	a.set("gen_ai.agent.id", s.agentID)
+	x.common = a
+	x.model = a.clone()
+	if x.ep.api != apiOther {
+		x.model.set("gen_ai.provider.name", s.provider)
+		x.model.set("gen_ai.operation.name", x.ep.operation)
+	}
+	x.model.set("gen_ai.request.model", x.info.Model)
+
+	req := x.model.clone()
+	req.set("capture.front", c.front)
+	req.set("capture.mode", string(c.o.mode))
+	req.set("capture.upstream", s.upstream)
+	req.set("capture.api", x.ep.api)
+	req.set("server.address", s.server)
+	req.set("http.request.method", s.method)
+	req.set("url.path", s.path)
+	req.set("url.query", redactQuery(s.rawQuery))
+	headerAttrs(req, s.header)
+	credentialAttrs(req, c.o.fingerprintKey, s.header)
+	if x.info.Stream {
+		req.set("gen_ai.request.stream", true)
+	}
+	req.set("gen_ai.request.max_tokens", x.info.MaxTokens)
+	req.set("gen_ai.request.temperature", x.info.Temperature)
+	req.set("gen_ai.request.top_p", x.info.TopP)
+	req.set("gen_ai.request.choice.count", x.info.ChoiceCount)
+	req.set("gen_ai.request.seed", x.info.Seed)
+	if x.info.EncodingFormat != "" {
+		req.set("gen_ai.request.encoding_formats", []string{x.info.EncodingFormat})
+	}
+	ev := &event.Request{Session: x.session, Kind: KindRequest, Actor: s.actor}
+	var rb capBuf
+	rb.max = c.o.maxRecordedBytes
+	rb.write(s.body)
+	rb.payload(ev, req, mediaType(s.header.Get("Content-Type"), "application/octet-stream"))
+	ev.Attributes = req.raw()
+
+	it := &recordItem{rec: s.rec, evs: []*event.Request{ev}}
+	if c.o.mode == FailClosed {
+		it.done = make(chan error, 1)
+		c.enqueue(s.scope, x.session, it)
+		select {
+		case err := <-it.done:
+			if err != nil {
+				c.logger.Warn("capture: request not recorded; refusing the call (fail-closed)",
+					"session", x.session, "call", x.callID, "error", err)
+				return nil, &NotRecordedError{Err: err}
+			}
+			x.reqRes = &it.res[0]
+		case <-ctx.Done():
+			// The agent gave up (its SDK's timeout, or it went away)
+			// before the record was durable: it gets its own error, and a
+			// request recorded after all is closed by an aborted response.
+			cause := context.Cause(ctx)
+			c.bg.add()
+			go func() {
+				defer c.bg.done()
+				if <-it.done == nil {
+					x.finish(endClient, cause)
+				}
+			}()
+			return nil, ctx.Err()
+		}
+	} else {
+		it.failed = func(err error) {
+			c.logger.Warn("capture: request not recorded; forwarded anyway (fail-open)",
+				"session", x.session, "call", x.callID, "error", err)
+			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRequest, "", 0))
+		}
+		c.enqueue(s.scope, x.session, it)
+	}
+	x.start = time.Now()
+	return x, nil
+}
+
+// gapItem describes one of the attempt's events that was not recorded. It
+// reads only what begin set, so the background request record may call it.
+func (x *exchange) gapItem(kind, outcome string, status int) gapItem {
+	return gapItem{Kind: kind, Time: time.Now().UTC(), CallID: x.callID, Attempt: x.attempt,
+		Model: event.Clip(x.info.Model, 128), Status: status, Outcome: outcome}
+}
+
+// response notes the upstream's response head; length is its
+// Content-Length, -1 if unknown.
+func (x *exchange) response(status int, h http.Header, length int64) {
+	x.headersAt = time.Now()
+	x.status = status
+	x.length = length
+	x.requestID = h.Get("X-Request-Id")
+	if x.requestID == "" {
+		x.requestID = h.Get("Request-Id")
+	}
+	ct := h.Get("Content-Type")
+	x.mediaType = mediaType(ct, "application/octet-stream")
+	if mt, _, _ := mime.ParseMediaType(ct); mt == "text/event-stream" {
+		x.stream = true
+		x.parser = newRespParser(x.ep.api)
+	}
+}
+
+// observe sees a chunk of the response body on its way to the agent.
+func (x *exchange) observe(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if x.firstChunk.IsZero() {
+		x.firstChunk = time.Now()
+	}
+	x.body.write(p)
+	if x.parser != nil {
+		x.parser.Write(p)
+	}
+}
+
+// endKind says how an attempt ended.
+type endKind int
+
+const (
+	endEOF      endKind = iota // the response body was read to its end
+	endClient                  // the agent went away or stopped reading
+	endUpstream                // no response, or its body broke off
+)
+
+// finish queues the attempt's llm.response and tool.call events for
+// recording; it does not wait. Events that cannot be recorded are noted as a
+// gap.
+func (x *exchange) finish(how endKind, cause error) {
+	if x.done {
+		return
+	}
+	x.done = true
+	end := time.Now()
+	var sum summary
+	switch {
+	case x.parser != nil:
+		sum = x.parser.summary()
+	case x.status != 0 && !x.body.truncated() && (x.ep.api != apiOther || x.status >= 400):
+		sum = parseBody(x.ep.api, x.status, x.body.buf)
+	}
+	// The agent has the whole response when the stream's terminator or the
+	// body's last byte reached it (an SDK may stop reading there without
+	// waiting for EOF). A chunked JSON body has no length: it is whole once
+	// the bytes delivered form a complete JSON object, since a JSON decoder
+	// stops there and the closing chunk may not have arrived yet.
+	whole := !x.undelivered && (sum.Terminated ||
+		(!x.stream && x.length >= 0 && x.body.total == x.length) ||
+		(!x.stream && x.length < 0 && !x.body.truncated() && completeJSONObject(x.body.buf)))
+	outcome, errType := OutcomeComplete, ""
+	switch {
+	case x.status == 0 && how == endClient:
+		outcome, errType = OutcomeAborted, errorClass(cause, "canceled")
+	case x.status == 0:
+		outcome, errType = OutcomeUpstreamError, errorClass(cause, "upstream_unreachable")
+	case x.status >= 400:
+		outcome, errType = OutcomeUpstreamError, sum.ErrorType
+		if errType == "" || errType == "error" {
+			errType = strconv.Itoa(x.status)
+		}
+	case how == endClient && !whole:
+		outcome, errType = OutcomeAborted, errorClass(cause, "client_closed")
+	case how == endUpstream && !whole:
+		outcome, errType = OutcomeUpstreamError, "body_interrupted"
+		if x.stream {
+			errType = "stream_interrupted"
+		}
+	case x.stream && !sum.Terminated:
+		outcome, errType = OutcomeUpstreamError, "stream_truncated"
+	}
+	if outcome == OutcomeComplete && sum.ErrorType != "" {
+		outcome, errType = OutcomeUpstreamError, sum.ErrorType
+	}
+
+	a := x.model.clone()
+	a.set("capture.outcome", outcome)
+	a.set("error.type", errType)
+	if cause != nil && outcome != OutcomeComplete {
+		a.set("capture.error", event.Clip(cause.Error(), 256))
+	}
+	if x.status != 0 {
+		a.set("http.response.status_code", x.status)
+	}
+	a.set("capture.upstream.request_id", x.requestID)
+	a.set("gen_ai.response.id", sum.ResponseID)
+	a.set("gen_ai.response.model", sum.ResponseModel)
+	a.set("gen_ai.response.finish_reasons", sum.FinishReasons)
+	a.set("gen_ai.usage.input_tokens", sum.Usage.Input)
+	a.set("gen_ai.usage.output_tokens", sum.Usage.Output)
+	a.set("gen_ai.usage.cache_read.input_tokens", sum.Usage.CacheRead)
+	a.set("gen_ai.usage.cache_creation.input_tokens", sum.Usage.CacheCreation)
+	a.set("gen_ai.usage.reasoning.output_tokens", sum.Usage.Reasoning)
+	if !x.headersAt.IsZero() {
+		a.set("capture.time_to_first_byte_ms", millis(x.headersAt.Sub(x.start)))
+	}
+	if !x.firstChunk.IsZero() && x.stream {
+		a.set("gen_ai.response.time_to_first_chunk", x.firstChunk.Sub(x.start).Seconds())
+	}
+	a.set("capture.duration_ms", millis(end.Sub(x.start)))
+	if x.stream {
+		a.set("capture.stream", true)
+		a.set("capture.stream.terminated", sum.Terminated)
+		a.set("capture.stream.events", sum.Events)
+		if sum.Dropped > 0 {
+			a.set("capture.stream.dropped_events", sum.Dropped)
+		}
+	}
+	if len(sum.ToolCalls) > 0 {
+		a.set("capture.tool_calls", len(sum.ToolCalls))
+	}
+
+	resp := &event.Request{Session: x.session, Kind: KindResponse, Actor: x.actor}
+	if x.status != 0 {
+		x.body.payload(resp, a, x.mediaType)
+	}
+	resp.Attributes = a.raw()
+	evs := []*event.Request{resp}
+	items := []gapItem{x.gapItem(KindResponse, outcome, x.status)}
+	for _, t := range sum.ToolCalls {
+		ta := x.common.clone()
+		ta.set("gen_ai.tool.name", t.Name)
+		ta.set("gen_ai.tool.call.id", t.ID)
+		ta.set("gen_ai.tool.type", t.Type)
+		ev := &event.Request{Session: x.session, Kind: KindToolCall, Actor: x.actor, Attributes: ta.raw()}
+		if len(t.Args) > 0 {
+			mt := "text/plain; charset=utf-8"
+			if json.Valid(t.Args) {
+				mt = "application/json"
+			}
+			ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(t.Args), mt
+		}
+		evs = append(evs, ev)
+		items = append(items, x.gapItem(KindToolCall, "", x.status))
+	}
+	failed := func(err error) {
+		x.c.logger.Warn("capture: response not recorded; noted as a gap",
+			"session", x.session, "call", x.callID, "error", err)
+		x.c.noteGap(x.scope, x.rec, x.session, err, items...)
+	}
+	if x.reserved != nil {
+		fill(x.reserved, x.rec, evs, failed)
+		return
+	}
+	x.c.enqueue(x.scope, x.session, &recordItem{rec: x.rec, evs: evs, failed: failed})
+}
+
+// ending reports whether the response is complete once the bytes observed
+// so far reach the agent: its Content-Length is reached, or its stream's
+// terminator seen.
+func (x *exchange) ending() bool {
+	return (x.length >= 0 && x.body.total >= x.length) || (x.parser != nil && x.parser.sum.Terminated)
+}
+
+// reserve takes the response's place in the session's record queue now
+// (see queue.go); finish fills it.
+func (x *exchange) reserve() {
+	if x.reserved == nil {
+		x.reserved = x.c.reserve(x.scope, x.session)
+	}
+}
+
+// errorClass names a client- or transport-side failure for error.type.
+func errorClass(err error, def string) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return def
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return def
+}

@@ -1,0 +1,414 @@
+package capture
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// OpenAI's APIs (and every OpenAI-compatible server's): chat completions,
+// the Responses API, embeddings and legacy completions.
+const (
+	apiOpenAIChat        = "openai.chat.completions"
+	apiOpenAIResponses   = "openai.responses"
+	apiOpenAIEmbeddings  = "openai.embeddings"
+	apiOpenAICompletions = "openai.completions"
+	flavorOpenAI         = "openai"
+)
+
+type openAI struct{}
+
+func (openAI) flavor() string { return flavorOpenAI }
+
+// claims nothing: OpenAI's format is the default for unknown APIs.
+func (openAI) claims(http.Header, string) bool { return false }
+
+func (openAI) match(p string, _ http.Header, _ string) (string, string, bool) {
+	switch {
+	case strings.HasSuffix(p, "/chat/completions"):
+		return apiOpenAIChat, "chat", true
+	case strings.HasSuffix(p, "/responses"):
+		return apiOpenAIResponses, "chat", true
+	case strings.HasSuffix(p, "/embeddings"):
+		return apiOpenAIEmbeddings, "embeddings", true
+	case strings.HasSuffix(p, "/completions"):
+		return apiOpenAICompletions, "text_completion", true
+	}
+	return "", "", false
+}
+
+func (openAI) parseRequest(_ string, body []byte) requestInfo {
+	var r struct {
+		commonRequest
+		MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+		MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
+		N                   json.RawMessage `json:"n"`
+		Seed                json.RawMessage `json:"seed"`
+		EncodingFormat      json.RawMessage `json:"encoding_format"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return requestInfo{}
+	}
+	info := r.info(r.MaxCompletionTokens, r.MaxOutputTokens)
+	if n, ok := jsonInt(r.N); ok {
+		info.ChoiceCount = &n
+	}
+	if n, ok := jsonInt(r.Seed); ok {
+		info.Seed = &n
+	}
+	info.EncodingFormat = event.Clip(jsonString(r.EncodingFormat), 64)
+	return info
+}
+
+// writeError writes OpenAI's {"error": {"message", "type", "param", "code"}}.
+func (openAI) writeError(w http.ResponseWriter, status int, code, message string) {
+	typ := "invalid_request_error"
+	if status >= 500 {
+		typ = "server_error"
+	}
+	type detail struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
+	}
+	writeErrorJSON(w, status, struct {
+		Error detail `json:"error"`
+	}{detail{message, typ, nil, code}})
+}
+
+// Wire shapes (only the fields we read).
+type (
+	oaUsage struct {
+		PromptTokens        jint `json:"prompt_tokens"`
+		CompletionTokens    jint `json:"completion_tokens"`
+		InputTokens         jint `json:"input_tokens"`
+		OutputTokens        jint `json:"output_tokens"`
+		PromptTokensDetails *struct {
+			CachedTokens jint `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
+		CompletionTokensDetails *struct {
+			ReasoningTokens jint `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
+		InputTokensDetails *struct {
+			CachedTokens jint `json:"cached_tokens"`
+		} `json:"input_tokens_details"`
+		OutputTokensDetails *struct {
+			ReasoningTokens jint `json:"reasoning_tokens"`
+		} `json:"output_tokens_details"`
+	}
+	oaToolCall struct {
+		Index    jint   `json:"index"`
+		ID       string `json:"id"`
+		Type     string `json:"type"`
+		Function *struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+		Custom *struct {
+			Name  string `json:"name"`
+			Input string `json:"input"`
+		} `json:"custom"`
+	}
+	oaChoice struct {
+		Index   int64 `json:"index"`
+		Message *struct {
+			ToolCalls []oaToolCall `json:"tool_calls"`
+		} `json:"message"`
+		Delta *struct {
+			ToolCalls []oaToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	}
+	// oaChat is a chat completion, a chat completion chunk, a legacy
+	// completion or an embeddings response.
+	oaChat struct {
+		ID      string          `json:"id"`
+		Model   string          `json:"model"`
+		Choices []oaChoice      `json:"choices"`
+		Usage   *oaUsage        `json:"usage"`
+		Error   json.RawMessage `json:"error"`
+	}
+	oaOutputItem struct {
+		Type      string `json:"type"`
+		CallID    string `json:"call_id"`
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+		Input     string `json:"input"`
+	}
+	oaResponse struct {
+		ID                string `json:"id"`
+		Model             string `json:"model"`
+		Status            string `json:"status"`
+		IncompleteDetails *struct {
+			Reason string `json:"reason"`
+		} `json:"incomplete_details"`
+		Output []oaOutputItem   `json:"output"`
+		Usage  *oaUsage         `json:"usage"`
+		Error  *json.RawMessage `json:"error"`
+	}
+	oaResponseEvent struct {
+		Type     string        `json:"type"`
+		Response *oaResponse   `json:"response"`
+		Item     *oaOutputItem `json:"item"`
+		Code     string        `json:"code"`
+	}
+)
+
+func (u *oaUsage) toUsage() usage {
+	if u == nil {
+		return usage{}
+	}
+	out := usage{Input: u.PromptTokens.p(), Output: u.CompletionTokens.p()}
+	if out.Input == nil {
+		out.Input = u.InputTokens.p()
+	}
+	if out.Output == nil {
+		out.Output = u.OutputTokens.p()
+	}
+	if d := u.PromptTokensDetails; d != nil {
+		out.CacheRead = d.CachedTokens.p()
+	}
+	if d := u.InputTokensDetails; d != nil && out.CacheRead == nil {
+		out.CacheRead = d.CachedTokens.p()
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		out.Reasoning = d.ReasoningTokens.p()
+	}
+	if d := u.OutputTokensDetails; d != nil && out.Reasoning == nil {
+		out.Reasoning = d.ReasoningTokens.p()
+	}
+	return out
+}
+
+func (openAI) parseBody(api string, body []byte) summary {
+	var s summary
+	switch api {
+	case apiOpenAIChat, apiOpenAICompletions, apiOpenAIEmbeddings:
+		var c oaChat
+		if !decode(body, &c) {
+			return s
+		}
+		s.ResponseID, s.ResponseModel = c.ID, c.Model
+		s.Usage = c.Usage.toUsage()
+		s.ErrorType = errorType(c.Error)
+		finish := map[int64]string{}
+		for _, ch := range c.Choices {
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				finish[ch.Index] = *ch.FinishReason
+			}
+			if ch.Message != nil {
+				for _, tc := range ch.Message.ToolCalls {
+					if len(s.ToolCalls) < maxToolCalls {
+						s.ToolCalls = append(s.ToolCalls, oaTool(tc))
+					}
+				}
+			}
+		}
+		s.FinishReasons = sortedReasons(finish)
+	case apiOpenAIResponses:
+		var r oaResponse
+		if decode(body, &r) {
+			s.fromResponse(&r)
+		}
+	}
+	return s
+}
+
+func oaTool(tc oaToolCall) toolCall {
+	t := toolCall{ID: tc.ID, Type: tc.Type}
+	switch {
+	case tc.Function != nil:
+		t.Name, t.Args = tc.Function.Name, []byte(tc.Function.Arguments)
+	case tc.Custom != nil:
+		t.Name, t.Args = tc.Custom.Name, []byte(tc.Custom.Input)
+	}
+	if t.Type == "" {
+		t.Type = "function"
+	}
+	return t
+}
+
+func (s *summary) fromResponse(r *oaResponse) {
+	s.ResponseID, s.ResponseModel = r.ID, r.Model
+	switch {
+	case r.Status == "incomplete" && r.IncompleteDetails != nil && r.IncompleteDetails.Reason != "":
+		s.FinishReasons = []string{r.IncompleteDetails.Reason}
+	case r.Status != "":
+		s.FinishReasons = []string{r.Status}
+	}
+	s.Usage = r.Usage.toUsage()
+	if r.Error != nil {
+		s.ErrorType = errorType(*r.Error)
+	}
+	s.ToolCalls = s.ToolCalls[:0]
+	for _, it := range r.Output {
+		if t, ok := responseTool(it); ok && len(s.ToolCalls) < maxToolCalls {
+			s.ToolCalls = append(s.ToolCalls, t)
+		}
+	}
+}
+
+func responseTool(it oaOutputItem) (toolCall, bool) {
+	switch it.Type {
+	case "function_call":
+		return toolCall{ID: it.CallID, Name: it.Name, Type: "function", Args: []byte(it.Arguments)}, true
+	case "custom_tool_call":
+		return toolCall{ID: it.CallID, Name: it.Name, Type: "custom", Args: []byte(it.Input)}, true
+	}
+	return toolCall{}, false
+}
+
+func (openAI) newStream(api string, p *respParser) streamReader {
+	if api == apiOpenAIResponses {
+		return &oaResponsesStream{p: p}
+	}
+	return &oaChatStream{p: p}
+}
+
+// oaChatStream reads chat completion (and legacy completion) chunks.
+type oaChatStream struct {
+	p         *respParser
+	reasons   map[int64]string       // finish reason by choice
+	chatTools map[[2]int64]*toolCall // by (choice, tool index)
+	chatOrder [][2]int64             // ... in order of appearance
+}
+
+func (st *oaChatStream) event(_ string, data []byte) bool {
+	p := st.p
+	var c oaChat
+	if !decode(data, &c) {
+		return false
+	}
+	if e := errorType(c.Error); e != "" {
+		p.sum.ErrorType = e
+		return true
+	}
+	if c.ID != "" {
+		p.sum.ResponseID = event.Clip(c.ID, maxAttrString)
+	}
+	if c.Model != "" {
+		p.sum.ResponseModel = event.Clip(c.Model, maxAttrString)
+	}
+	if c.Usage != nil {
+		p.sum.Usage = c.Usage.toUsage()
+	}
+	for _, ch := range c.Choices {
+		if ch.FinishReason != nil && *ch.FinishReason != "" {
+			if st.reasons == nil {
+				st.reasons = map[int64]string{}
+			}
+			if len(st.reasons) < maxFinishReasons || st.reasons[ch.Index] != "" {
+				st.reasons[ch.Index] = *ch.FinishReason
+			}
+		}
+		if ch.Delta == nil {
+			continue
+		}
+		for _, d := range ch.Delta.ToolCalls {
+			k := [2]int64{ch.Index, d.Index.V}
+			t, ok := st.chatTools[k]
+			if !ok {
+				if len(st.chatOrder) >= maxToolCalls {
+					continue
+				}
+				if st.chatTools == nil {
+					st.chatTools = map[[2]int64]*toolCall{}
+				}
+				t = &toolCall{Type: "function"}
+				st.chatTools[k] = t
+				st.chatOrder = append(st.chatOrder, k)
+			}
+			if d.ID != "" {
+				t.ID = d.ID
+			}
+			if d.Type != "" {
+				t.Type = d.Type
+			}
+			if f := d.Function; f != nil {
+				if f.Name != "" {
+					t.Name = f.Name
+				}
+				if p.holdArgs(len(f.Arguments)) {
+					t.Args = append(t.Args, f.Arguments...)
+				}
+			}
+			if c := d.Custom; c != nil {
+				if c.Name != "" {
+					t.Name = c.Name
+				}
+				if p.holdArgs(len(c.Input)) {
+					t.Args = append(t.Args, c.Input...)
+				}
+			}
+		}
+	}
+	return true
+}
+
+func (st *oaChatStream) finish(s *summary) {
+	s.FinishReasons = sortedReasons(st.reasons)
+	for _, k := range st.chatOrder {
+		s.ToolCalls = append(s.ToolCalls, *st.chatTools[k])
+	}
+}
+
+// oaResponsesStream reads the Responses API's stream events.
+type oaResponsesStream struct {
+	p     *respParser
+	items []toolCall  // function call items
+	final *oaResponse // the terminal response
+}
+
+func (st *oaResponsesStream) event(_ string, data []byte) bool {
+	p := st.p
+	var e oaResponseEvent
+	if !decode(data, &e) {
+		return false
+	}
+	switch e.Type {
+	case "response.created", "response.in_progress":
+		if e.Response != nil {
+			p.sum.ResponseID, p.sum.ResponseModel = event.Clip(e.Response.ID, maxAttrString), event.Clip(e.Response.Model, maxAttrString)
+		}
+	case "response.output_item.done":
+		if e.Item != nil && len(st.items) < maxToolCalls {
+			if t, ok := responseTool(*e.Item); ok && p.holdArgs(len(t.Args)) {
+				st.items = append(st.items, t)
+			}
+		}
+	case "response.completed", "response.incomplete", "response.failed":
+		p.sum.Terminated = true
+		if e.Response != nil {
+			st.final = e.Response
+		}
+	case "error":
+		p.sum.ErrorType = event.Clip(e.Code, 128)
+		if p.sum.ErrorType == "" {
+			p.sum.ErrorType = "error"
+		}
+	}
+	return true
+}
+
+func (st *oaResponsesStream) finish(s *summary) {
+	if st.final != nil {
+		id, model := s.ResponseID, s.ResponseModel
+		s.fromResponse(st.final)
+		if s.ResponseID == "" {
+			s.ResponseID = id
+		}
+		if s.ResponseModel == "" {
+			s.ResponseModel = model
+		}
+		if s.ErrorType == "" {
+			s.ErrorType = st.p.sum.ErrorType
+		}
+	}
+	if len(s.ToolCalls) == 0 {
+		s.ToolCalls = slices.Clone(st.items)
+	}
+}

@@ -1,0 +1,389 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// A provider is one API wire format: how its requests are classified and
+// parsed, how its responses and streams are read, and how the proxy's own
+// errors are written in it. Each lives in a file of its own (openai.go,
+// anthropic.go); adding a provider is adding a file and an entry to
+// providers.
+type provider interface {
+	// flavor names the wire format (its api names start with flavor + ".").
+	flavor() string
+	// claims reports whether a request to an unknown API of upstream hint
+	// (the upstream's name or host) with these headers is in this format,
+	// so that the proxy's errors are written in it.
+	claims(h http.Header, hint string) bool
+	// match names the API of a POST to path (relative to the provider's
+	// base), or ok false.
+	match(path string, h http.Header, hint string) (api, operation string, ok bool)
+	// parseRequest reads the GenAI parameters of a request body.
+	parseRequest(api string, body []byte) requestInfo
+	// parseBody reads a complete successful JSON response body.
+	parseBody(api string, body []byte) summary
+	// newStream returns the reader of a response stream of api.
+	newStream(api string, p *respParser) streamReader
+	// writeError answers an error of the proxy's own in this format.
+	writeError(w http.ResponseWriter, status int, code, message string)
+}
+
+// streamReader reads the events of one response stream into the parser's
+// summary.
+type streamReader interface {
+	// event reads one event; false means it could not be read (dropped).
+	event(typ string, data []byte) bool
+	// finish completes the summary from what the stream said.
+	finish(s *summary)
+}
+
+// providers, tried in order; the first is the default flavor.
+var providers = []provider{openAI{}, anthropic{}}
+
+func providerOf(flavor string) provider {
+	for _, p := range providers {
+		if p.flavor() == flavor {
+			return p
+		}
+	}
+	return providers[0]
+}
+
+// API families recorded as a plain HTTP exchange (bodies and status, no
+// GenAI attributes), and limits on what is read from responses.
+const (
+	apiOther         = "other"
+	maxToolCalls     = 128
+	maxToolArgBytes  = 1 << 20
+	maxFinishReasons = 16
+	maxAttrString    = 256
+	maxSSEEvent      = 4 << 20
+)
+
+// endpoint is what a request is, as far as recording goes.
+type endpoint struct {
+	api       string // e.g. openai.chat.completions, or apiOther
+	flavor    string // wire format family: error format, parsers
+	operation string // gen_ai.operation.name, "" when unknown
+}
+
+// classify names the API of a request from its method, path (relative to the
+// provider's base, e.g. /v1/chat/completions) and headers. hint is the
+// upstream's name or host, used to choose the error format of requests that
+// are none of the known APIs.
+func classify(method, path string, h http.Header, hint string) endpoint {
+	p := strings.TrimRight(path, "/")
+	flavor := providers[0].flavor()
+	for _, pr := range providers {
+		if pr.claims(h, hint) {
+			flavor = pr.flavor()
+			break
+		}
+	}
+	if method != http.MethodPost {
+		return endpoint{api: apiOther, flavor: flavor}
+	}
+	for _, pr := range providers {
+		if api, op, ok := pr.match(p, h, hint); ok {
+			return endpoint{api: api, flavor: pr.flavor(), operation: op}
+		}
+	}
+	return endpoint{api: apiOther, flavor: flavor}
+}
+
+// providerOfAPI is the provider of a known API, nil for apiOther.
+func providerOfAPI(api string) provider {
+	for _, p := range providers {
+		if strings.HasPrefix(api, p.flavor()+".") {
+			return p
+		}
+	}
+	return nil
+}
+
+// writeProviderError answers an error of the proxy's own in the format the
+// agent's SDK expects, so that it surfaces as an ordinary API error.
+func writeProviderError(w http.ResponseWriter, flavor string, status int, code, message string) {
+	providerOf(flavor).writeError(w, status, code, message)
+}
+
+func writeErrorJSON(w http.ResponseWriter, status int, body any) {
+	b, _ := json.Marshal(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// requestInfo is what the request body says about the call. Unparseable
+// bodies give a zero requestInfo; the body is recorded all the same.
+type requestInfo struct {
+	Model          string
+	Stream         bool
+	MaxTokens      *int64
+	Temperature    *float64
+	TopP           *float64
+	ChoiceCount    *int64
+	Seed           *int64
+	EncodingFormat string
+}
+
+// parseRequest reads the GenAI request parameters of body (unverified
+// client input: only well-typed fields are used).
+func parseRequest(api string, body []byte) requestInfo {
+	p := providerOfAPI(api)
+	if p == nil || len(body) == 0 {
+		return requestInfo{}
+	}
+	return p.parseRequest(api, body)
+}
+
+// commonRequest holds the request fields that the providers' chat APIs
+// share by name.
+type commonRequest struct {
+	Model       json.RawMessage `json:"model"`
+	Stream      json.RawMessage `json:"stream"`
+	MaxTokens   json.RawMessage `json:"max_tokens"`
+	Temperature json.RawMessage `json:"temperature"`
+	TopP        json.RawMessage `json:"top_p"`
+}
+
+func (r *commonRequest) info(maxTokens ...json.RawMessage) requestInfo {
+	var info requestInfo
+	info.Model = event.Clip(jsonString(r.Model), maxAttrString)
+	info.Stream = jsonBool(r.Stream)
+	for _, raw := range append(maxTokens, r.MaxTokens) {
+		if n, ok := jsonInt(raw); ok {
+			info.MaxTokens = &n
+			break
+		}
+	}
+	if f, ok := jsonFloat(r.Temperature); ok {
+		info.Temperature = &f
+	}
+	if f, ok := jsonFloat(r.TopP); ok {
+		info.TopP = &f
+	}
+	return info
+}
+
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+func jsonBool(raw json.RawMessage) bool {
+	var b bool
+	return len(raw) > 0 && json.Unmarshal(raw, &b) == nil && b
+}
+
+func jsonInt(raw json.RawMessage) (int64, bool) {
+	var n int64
+	if len(raw) == 0 || json.Unmarshal(raw, &n) != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func jsonFloat(raw json.RawMessage) (float64, bool) {
+	var f float64
+	if len(raw) == 0 || json.Unmarshal(raw, &f) != nil {
+		return 0, false
+	}
+	return f, true
+}
+
+// usage is token usage as the OpenTelemetry GenAI conventions count it:
+// Input includes cached tokens (read and written), Output includes
+// reasoning tokens. nil means the response did not say.
+type usage struct {
+	Input, Output, CacheRead, CacheCreation, Reasoning *int64
+}
+
+// toolCall is a tool call the model asked the agent to make.
+type toolCall struct {
+	ID, Name, Type string
+	Args           []byte
+}
+
+// summary is what a response says about the call. Everything in it comes
+// from unverified upstream output and is recorded as such, next to the
+// body it was read from.
+type summary struct {
+	ResponseID    string
+	ResponseModel string
+	FinishReasons []string
+	Usage         usage
+	ToolCalls     []toolCall
+	// Terminated: the stream's terminator was seen.
+	Terminated bool
+	// ErrorType is the error reported in the body or in the stream.
+	ErrorType string
+	// Events and Dropped count the stream events read and skipped.
+	Events, Dropped int
+}
+
+// decode unmarshals data into v, keeping what is well typed. It fails only
+// on malformed JSON.
+func decode(data []byte, v any) bool {
+	err := json.Unmarshal(data, v)
+	var ute *json.UnmarshalTypeError
+	return err == nil || errors.As(err, &ute)
+}
+
+// jint is an integer field of upstream JSON: a value of another type is
+// ignored (OK false) instead of being read as 0.
+type jint struct {
+	V  int64
+	OK bool
+}
+
+func (j *jint) UnmarshalJSON(b []byte) error {
+	var n int64
+	if json.Unmarshal(b, &n) == nil {
+		*j = jint{n, true}
+	}
+	return nil
+}
+
+// p returns a pointer to the value, nil when absent or ill-typed.
+func (j jint) p() *int64 {
+	if !j.OK {
+		return nil
+	}
+	v := j.V
+	return &v
+}
+
+// errorType reads the type (or else the code) of an error object, or the
+// string an error field holds.
+func errorType(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return ""
+	}
+	var e struct {
+		Type json.RawMessage `json:"type"`
+		Code json.RawMessage `json:"code"`
+	}
+	if raw[0] == '{' && decode(raw, &e) {
+		if t := jsonString(e.Type); t != "" {
+			return event.Clip(t, 128)
+		}
+		if c := jsonString(e.Code); c != "" {
+			return event.Clip(c, 128)
+		}
+		if n, ok := jsonInt(e.Code); ok {
+			return strconv.FormatInt(n, 10)
+		}
+	}
+	return "error"
+}
+
+func sortedReasons(m map[int64]string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	idx := make([]int64, 0, len(m))
+	for i := range m {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	if len(idx) > maxFinishReasons {
+		idx = idx[:maxFinishReasons]
+	}
+	out := make([]string, len(idx))
+	for i, k := range idx {
+		out[i] = event.Clip(m[k], 64)
+	}
+	return out
+}
+
+// parseBody reads a complete JSON response body (status is its HTTP status).
+func parseBody(api string, status int, body []byte) summary {
+	if status >= 400 {
+		var s summary
+		var e struct {
+			Error json.RawMessage `json:"error"`
+		}
+		if decode(body, &e) {
+			s.ErrorType = errorType(e.Error)
+		}
+		return s
+	}
+	p := providerOfAPI(api)
+	if p == nil {
+		return summary{}
+	}
+	return p.parseBody(api, body)
+}
+
+// respParser reads a response stream chunk by chunk (Write) through its
+// provider's streamReader.
+type respParser struct {
+	sum      summary
+	sse      *sseScanner
+	rd       streamReader
+	argBytes int // bytes of tool arguments held
+}
+
+func newRespParser(api string) *respParser {
+	p := &respParser{}
+	if pr := providerOfAPI(api); pr != nil {
+		p.rd = pr.newStream(api, p)
+	}
+	p.sse = newSSEScanner(maxSSEEvent, p.event)
+	return p
+}
+
+// Write feeds a chunk of an event stream.
+func (p *respParser) Write(b []byte) { p.sse.Write(b) }
+
+// event handles one stream event. ev.Data is only valid during the call.
+func (p *respParser) event(ev sseEvent) {
+	p.sum.Events++
+	data := bytes.TrimSpace(ev.Data)
+	if bytes.Equal(data, []byte("[DONE]")) {
+		p.sum.Terminated = true
+		return
+	}
+	if p.rd != nil && !p.rd.event(ev.Type, data) {
+		p.sum.Dropped++
+	}
+}
+
+// holdArgs reserves room for n more bytes of tool arguments.
+func (p *respParser) holdArgs(n int) bool {
+	if p.argBytes+n > maxToolArgBytes {
+		return false
+	}
+	p.argBytes += n
+	return true
+}
+
+// summary returns what the stream said so far.
+func (p *respParser) summary() summary {
+	s := p.sum
+	s.Dropped += p.sse.dropped
+	s.ToolCalls = nil
+	if p.rd != nil {
+		p.rd.finish(&s)
+	}
+	return s
+}

@@ -1,0 +1,171 @@
+// Package client is the Go client of the LLMAuditTrail log server's HTTP
+// API, as Tessera's client package is the reader of tlog-tiles: appending
+// events (one or a batch, optionally waiting for a receipt), reading entries
+// with inclusion proofs, consistency proofs, session listings and audited
+// payload disclosures, reading tiles with a bearer token, and verifying
+// receipts offline with the log's key and a witness policy.
+//
+// Everything the server answers is checked before it is returned: a
+// written leaf must hash to the leaf hash the server gave and be the event
+// that was sent; a disclosed payload must open the commitment in its leaf.
+// Errors the server answers are *Error values that match the sentinels
+// below with errors.Is.
+//
+// The package depends only on the leaf format (event) and checkpoint
+// verification; a program that links it links no storage, no SQL and no
+// Tessera appender.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults.
+const (
+	// DefaultTimeout bounds one request of the default HTTP client.
+	DefaultTimeout = 30 * time.Second
+	// DefaultMaxIdleConns is the default HTTP client's idle connections
+	// per host: enough for many agents writing at once through one client.
+	DefaultMaxIdleConns = 64
+	// MaxResponseBytes caps any JSON answer the client reads.
+	MaxResponseBytes = 64 << 20
+)
+
+// Client talks to one log server. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+	retry Retry
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithToken sets the bearer token sent with every request (default none:
+// only anonymous reads work).
+func WithToken(token string) Option { return func(c *Client) { c.token = strings.TrimSpace(token) } }
+
+// WithHTTPClient sets the HTTP client (default: DefaultTimeout per request,
+// DefaultMaxIdleConns idle connections to the server).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithRetry sets how tile reads are retried (default DefaultRetry). Writes
+// are never retried by the client: the caller decides, since a write that
+// timed out may have been appended.
+func WithRetry(r Retry) Option { return func(c *Client) { c.retry = r } }
+
+// New returns a client of the log server at baseURL (e.g.
+// http://127.0.0.1:8080; a path prefix is kept).
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("log URL %q: want http(s)://host[:port][/prefix]", baseURL)
+	}
+	c := &Client{base: u, retry: DefaultRetry}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = DefaultMaxIdleConns
+		c.hc = &http.Client{Timeout: DefaultTimeout, Transport: t}
+	}
+	return c, nil
+}
+
+// URL returns the server's base URL.
+func (c *Client) URL() string { return c.base.String() }
+
+// HTTPClient returns an http.Client that adds the client's bearer token to
+// every request it sends to the log server (and to no other host), for
+// libraries that read the log themselves, such as Tessera's client
+// package.
+func (c *Client) HTTPClient() *http.Client {
+	hc := *c.hc
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	hc.Transport = bearer{rt: rt, host: c.base.Host, token: c.token}
+	return &hc
+}
+
+type bearer struct {
+	rt    http.RoundTripper
+	host  string
+	token string
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.token == "" || r.URL.Host != b.host || r.Header.Get("Authorization") != "" {
+		return b.rt.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.rt.RoundTrip(r)
+}
+
+func (c *Client) endpoint(path string, q url.Values) string {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawPath = ""
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// do sends a request and decodes a JSON answer with status want into out.
+// Any other status is decoded as the server's error body.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, want int, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.endpoint(path, q), rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("reading the log server's answer: %w", err)
+	}
+	if len(b) > MaxResponseBytes {
+		return fmt.Errorf("the log server's answer exceeds %d bytes", MaxResponseBytes)
+	}
+	if resp.StatusCode != want {
+		return decodeError(resp.StatusCode, b)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decoding the log server's answer: %w", err)
+	}
+	return nil
+}
+
+var errNoAnswer = errors.New("the log server's answer is incomplete")

@@ -1,0 +1,84 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Sentinels a caller acts on. An *Error from the server matches the one its
+// status and code stand for (errors.Is).
+var (
+	// ErrUnauthenticated: no token, an unknown or a revoked one (401).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrForbidden: the token lacks the scope or tenant (403).
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound: no such entry, session or payload, or not visible to the
+	// token (404).
+	ErrNotFound = errors.New("not found")
+	// ErrNotPublished: the index or size asked for is not covered by a
+	// published checkpoint yet (404 not_published); retry later.
+	ErrNotPublished = errors.New("not covered by a published checkpoint yet")
+	// ErrErased: the payload was erased (410).
+	ErrErased = errors.New("erased")
+	// ErrTooLarge: the request body exceeds the server's limit (413).
+	ErrTooLarge = errors.New("request too large")
+	// ErrOverloaded: the server is overloaded or timed out (503); retry
+	// after a pause.
+	ErrOverloaded = errors.New("log server overloaded")
+)
+
+// Error is an error answer of the log server: its HTTP status and the
+// body {"error": {"code", "message"}}. A rejected write appended nothing.
+type Error struct {
+	StatusCode int
+	Code       string
+	Message    string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("log server: %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+// Is matches the sentinel the answer stands for; an invalid event also
+// matches event.ErrInvalidEvent, as the engine's own error does.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case event.ErrInvalidEvent:
+		return e.StatusCode == http.StatusBadRequest && e.Code == "invalid_event"
+	case ErrUnauthenticated:
+		return e.StatusCode == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.StatusCode == http.StatusForbidden
+	case ErrNotPublished:
+		return e.StatusCode == http.StatusNotFound && e.Code == "not_published"
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrErased:
+		return e.StatusCode == http.StatusGone
+	case ErrTooLarge:
+		return e.StatusCode == http.StatusRequestEntityTooLarge
+	case ErrOverloaded:
+		return e.StatusCode == http.StatusServiceUnavailable
+	}
+	return false
+}
+
+// ErrorBody is the JSON form of every error answer.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func decodeError(status int, body []byte) error {
+	var e ErrorBody
+	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
+		return &Error{StatusCode: status, Code: "unexpected", Message: event.Clip(string(body), 512)}
+	}
+	return &Error{StatusCode: status, Code: e.Error.Code, Message: event.Clip(e.Error.Message, 512)}
+}

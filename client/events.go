@@ -1,0 +1,133 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// EventResponse is the server's answer for one written event (the body of
+// POST /v1/events, one element of POST /v1/events:batch).
+type EventResponse struct {
+	ID       string   `json:"id"`
+	Index    uint64   `json:"index"`
+	Seq      uint64   `json:"seq"`
+	Session  string   `json:"session"`
+	Leaf     string   `json:"leaf"`      // standard base64 of the exact leaf bytes
+	LeafHash string   `json:"leaf_hash"` // hex RFC 6962 leaf hash
+	Receipt  *Receipt `json:"receipt,omitempty"`
+	// ReceiptError says why no receipt came back; the event is appended all
+	// the same, and must not be sent again.
+	ReceiptError string `json:"receipt_error,omitempty"`
+}
+
+// NewEventResponse is the answer for a.
+func NewEventResponse(a event.Appended) EventResponse {
+	return EventResponse{ID: a.ID, Index: a.Index, Seq: a.Seq, Session: a.Session,
+		Leaf: base64.StdEncoding.EncodeToString(a.Leaf), LeafHash: hex.EncodeToString(a.LeafHash)}
+}
+
+// BatchResponse is the body of POST /v1/events:batch.
+type BatchResponse struct {
+	Events []EventResponse `json:"events"`
+}
+
+// Written is a write's verified outcome.
+type Written struct {
+	event.Appended
+	// Receipt is set with WaitForCheckpoint; verify it with a
+	// ReceiptVerifier. Its leaf and index are checked to be this event's.
+	Receipt *Receipt
+	// ReceiptError says why a receipt asked for did not come back; the
+	// event is in the log all the same.
+	ReceiptError string
+}
+
+// AppendOption configures Append.
+type AppendOption func(*appendOptions)
+
+type appendOptions struct{ wait bool }
+
+// WaitForCheckpoint asks the server to answer only once a published
+// checkpoint (with the witness cosignatures its policy requires) covers the
+// events, with a receipt for each (?wait=checkpoint).
+func WaitForCheckpoint() AppendOption { return func(o *appendOptions) { o.wait = true } }
+
+// Append writes events: one with POST /v1/events, several with POST
+// /v1/events:batch (all or nothing; events of one session are chained in the
+// order given). It needs a token with the write scope. Each answer is checked:
+// the leaf hashes to the leaf hash given, parses, and is the event sent (kind,
+// session, and the id and seq the answer names).
+func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...AppendOption) ([]Written, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	var o appendOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	q := url.Values{}
+	if o.wait {
+		q.Set("wait", "checkpoint")
+	}
+	var out []EventResponse
+	if len(evs) == 1 {
+		var one EventResponse
+		if err := c.do(ctx, http.MethodPost, "/v1/events", q, evs[0], http.StatusCreated, &one); err != nil {
+			return nil, err
+		}
+		out = []EventResponse{one}
+	} else {
+		var many BatchResponse
+		if err := c.do(ctx, http.MethodPost, "/v1/events:batch", q, map[string]any{"events": evs}, http.StatusCreated, &many); err != nil {
+			return nil, err
+		}
+		out = many.Events
+	}
+	if len(out) != len(evs) {
+		return nil, fmt.Errorf("%w: %d results for %d events", errNoAnswer, len(out), len(evs))
+	}
+	res := make([]Written, len(out))
+	for i, r := range out {
+		a, err := r.Appended()
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		l, err := event.ParseHead(a.Leaf)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		if l.Kind != evs[i].Kind || l.Session != evs[i].Session || l.ID != r.ID || l.Seq != r.Seq {
+			return nil, fmt.Errorf("event %d: %w", i, ErrWrongLeaf)
+		}
+		if r.Receipt != nil && (r.Receipt.Index != r.Index || !bytes.Equal(r.Receipt.Leaf, a.Leaf)) {
+			return nil, fmt.Errorf("event %d: the receipt is for another leaf", i)
+		}
+		res[i] = Written{Appended: a, Receipt: r.Receipt, ReceiptError: r.ReceiptError}
+	}
+	return res, nil
+}
+
+// ErrWrongLeaf: the server answered a leaf that is not the event sent, or
+// whose leaf hash is not its hash.
+var ErrWrongLeaf = errors.New("the log server answered a leaf that is not the event sent")
+
+// Appended decodes r and checks that its leaf hashes to its leaf hash.
+func (r EventResponse) Appended() (event.Appended, error) {
+	leaf, err := base64.StdEncoding.DecodeString(r.Leaf)
+	if err != nil {
+		return event.Appended{}, fmt.Errorf("leaf is not base64: %w", err)
+	}
+	lh := event.LeafHash(leaf)
+	if hex.EncodeToString(lh) != r.LeafHash {
+		return event.Appended{}, fmt.Errorf("%w: leaf_hash does not match the leaf", ErrWrongLeaf)
+	}
+	return event.Appended{ID: r.ID, Index: r.Index, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh}, nil
+}

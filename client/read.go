@@ -1,0 +1,182 @@
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Entry returns the leaf at index with an inclusion proof to the latest
+// published checkpoint, or to the tree size asked for (size > 0). The
+// receipt is unverified: check it with a ReceiptVerifier.
+func (c *Client) Entry(ctx context.Context, index, size uint64) (*Receipt, error) {
+	q := url.Values{}
+	if size > 0 {
+		q.Set("size", strconv.FormatUint(size, 10))
+	}
+	var r Receipt
+	if err := c.do(ctx, http.MethodGet, "/v1/entries/"+strconv.FormatUint(index, 10), q, nil, http.StatusOK, &r); err != nil {
+		return nil, err
+	}
+	if r.Index != index {
+		return nil, fmt.Errorf("%w: asked for entry %d, got %d", errNoAnswer, index, r.Index)
+	}
+	return &r, nil
+}
+
+// ConsistencyResponse is the body of GET /v1/proof/consistency.
+type ConsistencyResponse struct {
+	From  uint64   `json:"from"`
+	To    uint64   `json:"to"`
+	Proof [][]byte `json:"proof"`
+}
+
+// Consistency returns a consistency proof between tree sizes from and to
+// (0 < from <= to), unverified: check it with proof.VerifyConsistency
+// against two verified checkpoints.
+func (c *Client) Consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	q := url.Values{"from": {strconv.FormatUint(from, 10)}, "to": {strconv.FormatUint(to, 10)}}
+	var r ConsistencyResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/proof/consistency", q, nil, http.StatusOK, &r); err != nil {
+		return nil, err
+	}
+	if r.From != from || r.To != to {
+		return nil, fmt.Errorf("%w: asked for %d..%d, got %d..%d", errNoAnswer, from, to, r.From, r.To)
+	}
+	return r.Proof, nil
+}
+
+// SessionEntry is one event of a session as the session index knows it.
+type SessionEntry struct {
+	Index    uint64 `json:"index"`
+	Seq      uint64 `json:"seq"`
+	Kind     string `json:"kind"`
+	ID       string `json:"id"`
+	LeafHash string `json:"leaf_hash"`
+}
+
+// SessionPage is the body of GET /v1/sessions/{id}.
+type SessionPage struct {
+	Tenant  string         `json:"tenant"`
+	Session string         `json:"session"`
+	Events  []SessionEntry `json:"events"`
+}
+
+// SessionQuery selects part of a session.
+type SessionQuery struct {
+	// Tenant, for a log-wide token, names the tenant (default: the token's).
+	Tenant string
+	// FromSeq is the first seq listed.
+	FromSeq uint64
+	// Limit caps the events listed (server default and maximum 1,000).
+	Limit int
+}
+
+// Session lists a session's events in seq order with their log indices
+// (read scope). The listing comes from the server's index, unverified:
+// verify each entry (Entry) against a checkpoint, and the seq and prev
+// chain, before relying on it.
+func (c *Client) Session(ctx context.Context, id string, sq SessionQuery) (*SessionPage, error) {
+	q := url.Values{}
+	if sq.Tenant != "" {
+		q.Set("tenant", sq.Tenant)
+	}
+	if sq.FromSeq > 0 {
+		q.Set("from_seq", strconv.FormatUint(sq.FromSeq, 10))
+	}
+	if sq.Limit > 0 {
+		q.Set("limit", strconv.Itoa(sq.Limit))
+	}
+	var p SessionPage
+	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), q, nil, http.StatusOK, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// PayloadResponse is the body of GET /v1/events/{index}/payload: what an
+// auditor needs to check the leaf's commitment, and the access.read event
+// that recorded the read.
+type PayloadResponse struct {
+	Index         uint64 `json:"index"`
+	ID            string `json:"id"`
+	Leaf          string `json:"leaf"` // standard base64
+	MediaType     string `json:"media_type"`
+	Size          int    `json:"size"`
+	PayloadBase64 string `json:"payload_base64"`
+	// Payload repeats a JSON payload as JSON (compacted), for reading; the
+	// commitment is over PayloadBase64's bytes.
+	Payload    json.RawMessage   `json:"payload,omitempty"`
+	Salt       string            `json:"salt"` // hex
+	Commitment *event.Commitment `json:"commitment"`
+	Access     EventResponse     `json:"access"` // the access.read event
+}
+
+// Disclosure is a disclosed payload whose commitment was checked against
+// the leaf the server sent with it.
+type Disclosure struct {
+	Index     uint64
+	Leaf      []byte
+	LeafHash  []byte
+	Event     *event.Leaf
+	MediaType string
+	Payload   []byte
+	Salt      []byte
+	// Access is the access.read event the server appended for this read.
+	Access event.Appended
+}
+
+// Payload discloses the payload of the entry at index (audit scope; the
+// read is itself appended to the log as an access.read event before the
+// server answers). The payload and salt are checked to open the commitment
+// in the leaf the server sent; that leaf is the log's only if its hash
+// matches a verified entry (compare LeafHash with a verified receipt).
+func (c *Client) Payload(ctx context.Context, index uint64) (*Disclosure, error) {
+	var r PayloadResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/events/"+strconv.FormatUint(index, 10)+"/payload", nil, nil, http.StatusOK, &r); err != nil {
+		return nil, err
+	}
+	return r.Disclosure(index)
+}
+
+// ErrCommitment: a disclosed payload does not open its leaf's commitment.
+var ErrCommitment = fmt.Errorf("disclosed payload does not match its commitment")
+
+// Disclosure decodes r, the answer for the entry at index, and checks it.
+func (r *PayloadResponse) Disclosure(index uint64) (*Disclosure, error) {
+	if r.Index != index {
+		return nil, fmt.Errorf("%w: asked for entry %d, got %d", errNoAnswer, index, r.Index)
+	}
+	leaf, err := base64.StdEncoding.DecodeString(r.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("leaf is not base64: %w", err)
+	}
+	l, err := event.ParseLeaf(leaf)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := base64.StdEncoding.DecodeString(r.PayloadBase64)
+	if err != nil {
+		return nil, fmt.Errorf("payload is not base64: %w", err)
+	}
+	salt, err := hex.DecodeString(r.Salt)
+	if err != nil {
+		return nil, fmt.Errorf("salt is not hex: %w", err)
+	}
+	if !event.CheckCommitment(l.Payload, salt, payload) {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrCommitment)
+	}
+	acc, err := r.Access.Appended()
+	if err != nil {
+		return nil, fmt.Errorf("access event: %w", err)
+	}
+	return &Disclosure{Index: index, Leaf: leaf, LeafHash: event.LeafHash(leaf), Event: l, MediaType: r.MediaType,
+		Payload: payload, Salt: salt, Access: acc}, nil
+}

@@ -1,0 +1,164 @@
+// Package event is the leaf format of an LLMAuditTrail log: the audit event
+// a client posts (Request), its validation, the canonical leaf the log
+// stores (Leaf), the RFC 6962 leaf hash and the payload commitment. It is
+// the format alone: it imports nothing of Tessera's storage and no SQL, so
+// that agents, auditors and the server share it at no cost.
+//
+// The format is specified field by field in docs/leaf-format.md, with a
+// test vector in testdata/leaf-vector.json.
+package event
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// LeafVersion is the value of the leaf's "v" field for the format documented
+// in docs/leaf-format.md.
+const LeafVersion = 1
+
+// TimeFormat is the fixed-width UTC time format of the leaf's "time" field.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// Input limits. A leaf is kept far below Tessera's 65,535-byte entry limit.
+const (
+	MaxLeafSize        = 16 << 10
+	MaxIDLength        = 128
+	MaxAttributes      = 64
+	MaxAttrKeyLength   = 128
+	MaxAttrValueLength = 4096
+	MaxAttrArrayLength = 64
+)
+
+// CommitmentAlg is the only payload commitment algorithm.
+const CommitmentAlg = "hmac-sha256"
+
+// Actor is who caused an event.
+type Actor struct {
+	Type       string `json:"type"`                   // agent, human or system
+	ID         string `json:"id"`                     // stable identifier of the actor
+	OnBehalfOf string `json:"on_behalf_of,omitempty"` // the principal the actor acts for
+}
+
+// Commitment is the leaf's hiding commitment to a payload kept in the vault:
+// HMAC-SHA256 keyed with a fresh 32-byte salt, over the payload bytes.
+type Commitment struct {
+	Alg       string `json:"alg"` // CommitmentAlg
+	Digest    string `json:"digest"`
+	Size      int    `json:"size"`
+	MediaType string `json:"media_type"`
+}
+
+// Leaf is one audit event as stored in the log. Its canonical encoding
+// (Marshal) is the exact entry data appended to the log; field order is the
+// order below.
+type Leaf struct {
+	V          int            `json:"v"`
+	ID         string         `json:"id"`
+	Kind       string         `json:"kind"`
+	Time       string         `json:"time"`
+	Tenant     string         `json:"tenant"`
+	Session    string         `json:"session"`
+	Seq        uint64         `json:"seq"`
+	Prev       string         `json:"prev,omitempty"`
+	Actor      Actor          `json:"actor"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+	Payload    *Commitment    `json:"payload,omitempty"`
+	Corrects   *uint64        `json:"corrects,omitempty"`
+}
+
+// Marshal returns the canonical encoding of l: compact JSON, fields in
+// struct order, attribute keys sorted, no HTML escaping, no trailing newline.
+func (l *Leaf) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(l); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// ParseLeaf decodes leaf data strictly: unknown fields, trailing data and a
+// version other than LeafVersion are errors. It does not check that data is
+// in canonical form; use IsCanonical for that. The result is only as
+// trustworthy as data: verify its inclusion first.
+func ParseLeaf(data []byte) (*Leaf, error) {
+	if !utf8.Valid(data) {
+		return nil, errors.New("leaf is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var l Leaf
+	if err := dec.Decode(&l); err != nil {
+		return nil, fmt.Errorf("decoding leaf: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after leaf")
+	}
+	if l.V != LeafVersion {
+		return nil, fmt.Errorf("unsupported leaf version %d", l.V)
+	}
+	return &l, nil
+}
+
+// IsCanonical reports whether data is exactly the canonical encoding of the
+// leaf it decodes to.
+func IsCanonical(data []byte) bool {
+	l, err := ParseLeaf(data)
+	if err != nil {
+		return false
+	}
+	c, err := l.Marshal()
+	return err == nil && bytes.Equal(c, data)
+}
+
+// LeafHash returns the RFC 6962 leaf hash of leaf data, SHA-256(0x00 || data).
+func LeafHash(data []byte) []byte {
+	return rfc6962.DefaultHasher.HashLeaf(data)
+}
+
+// Commit computes the payload commitment digest HMAC-SHA256(salt, payload).
+func Commit(salt, payload []byte) []byte {
+	m := hmac.New(sha256.New, salt)
+	m.Write(payload)
+	return m.Sum(nil)
+}
+
+// NewCommitment returns the commitment to payload under salt.
+func NewCommitment(salt, payload []byte, mediaType string) *Commitment {
+	return &Commitment{Alg: CommitmentAlg, Digest: hex.EncodeToString(Commit(salt, payload)), Size: len(payload), MediaType: mediaType}
+}
+
+// CheckCommitment reports whether payload and salt open the commitment c.
+func CheckCommitment(c *Commitment, salt, payload []byte) bool {
+	if c == nil || c.Alg != CommitmentAlg || c.Size != len(payload) {
+		return false
+	}
+	want, err := hex.DecodeString(c.Digest)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(want, Commit(salt, payload))
+}
+
+// Appended is an event as the log appended it: where it is and the exact
+// leaf bytes, so that nobody needs to re-canonicalise anything.
+type Appended struct {
+	ID       string
+	Index    uint64
+	Seq      uint64
+	Session  string
+	Leaf     []byte
+	LeafHash []byte // LeafHash(Leaf)
+}

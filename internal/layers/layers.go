@@ -1,0 +1,148 @@
+// Package layers holds the project's layer rule: which package belongs to
+// which layer, and which imports that forbids. The rule is drawn in
+// docs/architecture.md and held by this package's tests against the tree.
+package layers
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Module is the project's module path.
+const Module = "github.com/llmaudittrail/llmaudittrail"
+
+// A Layer is a named set of packages (paths relative to Module; a trailing
+// "/..." matches everything below).
+type Layer struct {
+	Name     string
+	Packages []string
+	// Deny lists packages of lower layers that this layer's packages must
+	// not import all the same.
+	Deny []string
+	What string // one line for the documentation
+}
+
+// Map lists the layers from the bottom up. A package may import packages of
+// its own layer and of the layers below it, except what its layer denies.
+var Map = []Layer{
+	{Name: "format", Packages: []string{"event", "checkpoint"},
+		What: "the leaf, checkpoints, witness policies: no I/O"},
+	{Name: "protocol", Packages: []string{"client"},
+		What: "the one Go client of the HTTP API, on the format alone"},
+	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile"},
+		What: "payloads, tokens, the session index, key files"},
+	{Name: "engine", Packages: []string{"log", "tiles"},
+		What: "the audit engine on Tessera, tlog-tiles reads"},
+	{Name: "entry", Packages: []string{"server", "capture", "witness"},
+		Deny: []string{"vault", "auth", "index", "internal/sqlitedb", "log", "tiles"},
+		What: "HTTP API, capture (proxy and middleware), witness"},
+	{Name: "consumer", Packages: []string{"monitor"},
+		Deny: []string{"vault", "auth", "index", "log", "tiles", "server", "capture", "witness"},
+		What: "read the log only through client"},
+	{Name: "main", Packages: []string{"cmd/...", "internal/cli"},
+		What: "thin mains: flags, logging, signals"},
+}
+
+// Exceptions let one package import what its layer denies.
+var Exceptions = map[string][]string{
+	// The server is the composition root of the engine: it opens the
+	// storage and the engine it serves.
+	"server": {"vault", "auth", "index", "internal/sqlitedb", "log", "tiles"},
+	// The witness keeps its own state in SQLite.
+	"witness": {"internal/sqlitedb"},
+}
+
+// TestOnly packages may import anything, and only tests may import them.
+var TestOnly = []string{"internal/witnesstest", "internal/testproc", "internal/layers", "internal/cli/clitest"}
+
+// Violation is one forbidden import.
+type Violation struct {
+	From, To string
+	Why      string
+}
+
+func (v Violation) String() string { return fmt.Sprintf("%s imports %s: %s", v.From, v.To, v.Why) }
+
+func match(pattern, pkg string) bool {
+	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == p || strings.HasPrefix(pkg, p+"/")
+	}
+	return pkg == pattern
+}
+
+// layerOf returns the index in Map of pkg's layer, -1 if none.
+func layerOf(pkg string) int {
+	for i, l := range Map {
+		for _, p := range l.Packages {
+			if match(p, pkg) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func isTestOnly(pkg string) bool {
+	return slices.ContainsFunc(TestOnly, func(p string) bool { return match(p, pkg) })
+}
+
+// Check returns every violation of the rule in imports, a map from each of
+// the module's packages (relative paths) to its non-test imports (full
+// import paths). A package in no layer is a violation too: every package
+// must be placed.
+func Check(imports map[string][]string) []Violation {
+	var out []Violation
+	pkgs := make([]string, 0, len(imports))
+	for p := range imports {
+		pkgs = append(pkgs, p)
+	}
+	sort.Strings(pkgs)
+	for _, from := range pkgs {
+		if isTestOnly(from) {
+			continue
+		}
+		lf := layerOf(from)
+		if lf < 0 {
+			out = append(out, Violation{From: from, Why: "the package is in no layer (add it to layers.Map)"})
+			continue
+		}
+		for _, imp := range imports[from] {
+			to, ok := strings.CutPrefix(imp, Module+"/")
+			if !ok {
+				continue
+			}
+			if isTestOnly(to) {
+				out = append(out, Violation{from, to, "test-only packages are for tests"})
+				continue
+			}
+			lt := layerOf(to)
+			switch {
+			case lt < 0:
+				out = append(out, Violation{from, to, "the imported package is in no layer"})
+			case lt > lf:
+				out = append(out, Violation{from, to, fmt.Sprintf("%s (%s) is above %s (%s)", to, Map[lt].Name, from, Map[lf].Name)})
+			case slices.ContainsFunc(Map[lf].Deny, func(p string) bool { return match(p, to) }) &&
+				!slices.ContainsFunc(Exceptions[from], func(p string) bool { return match(p, to) }):
+				out = append(out, Violation{from, to, fmt.Sprintf("the %s layer must not use %s", Map[lf].Name, to)})
+			}
+		}
+	}
+	return out
+}
+
+// Table renders Map as the Markdown table of docs/architecture.md.
+func Table() string {
+	var b strings.Builder
+	b.WriteString("| layer | packages | what | may not import |\n|---|---|---|---|\n")
+	for i := len(Map) - 1; i >= 0; i-- {
+		l := Map[i]
+		deny := "-"
+		if len(l.Deny) > 0 {
+			deny = "`" + strings.Join(l.Deny, "`, `") + "`"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", l.Name, strings.Join(l.Packages, "`, `"), l.What, deny)
+	}
+	return b.String()
+}

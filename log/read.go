@@ -1,0 +1,134 @@
+package log
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// Outcomes of reads.
+var (
+	// ErrNotFound: no such entry or session, or none the reader may see.
+	ErrNotFound = errors.New("not found")
+	// ErrNoPayload: the entry has no payload.
+	ErrNoPayload = errors.New("the entry has no payload")
+	// ErrErased: the payload was erased.
+	ErrErased = vault.ErrErased
+	// ErrIntegrity: the vault's payload does not open the leaf's commitment.
+	ErrIntegrity = errors.New("integrity failure: vault payload does not match its commitment")
+)
+
+// Reader is who reads: the token's public id and name, its tenant, and
+// whether it may read every tenant.
+type Reader struct {
+	TokenID    string
+	TokenName  string
+	Tenant     string
+	AllTenants bool
+}
+
+// Session lists up to limit events of a tenant's session with seq >=
+// fromSeq, in order. It first waits (DefaultSessionWait at most) until the
+// index covers every write acknowledged so far, so a writer always sees its
+// own events. An unknown session is ErrNotFound.
+func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]client.SessionEntry, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, DefaultSessionWait)
+	defer cancel()
+	if err := l.index.WaitFor(wctx, size); err != nil {
+		return nil, fmt.Errorf("waiting for the session index: %w", err)
+	}
+	evs, err := l.index.Session(ctx, tenant, session, fromSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 && fromSeq == 0 {
+		return nil, ErrNotFound
+	}
+	if evs == nil {
+		evs = []client.SessionEntry{}
+	}
+	return evs, nil
+}
+
+// Disclosure is a payload disclosed to a reader, and the access.read event
+// that recorded the disclosure.
+type Disclosure struct {
+	Index  uint64
+	Leaf   []byte
+	Event  *event.Leaf
+	Record vault.Record
+	Access event.Appended
+}
+
+// Disclose returns the payload of the entry at index, with the salt that
+// opens its commitment, after checking the commitment and appending an
+// access.read event durably: a payload is never shown without the log
+// saying who saw it. An entry of another tenant is ErrNotFound unless the
+// reader may read all tenants.
+func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if index >= size {
+		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, index)
+	}
+	data, err := l.ReadLeaf(ctx, index, size)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := event.ParseLeaf(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: entry %d is not an audit event", ErrNotFound, index)
+	}
+	if leaf.Tenant != r.Tenant && !r.AllTenants {
+		return nil, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, index, r.Tenant)
+	}
+	if leaf.Payload == nil {
+		return nil, fmt.Errorf("%w: entry %d", ErrNoPayload, index)
+	}
+	rec, err := l.vault.Get(ctx, leaf.ID)
+	switch {
+	case errors.Is(err, vault.ErrErased):
+		return nil, fmt.Errorf("the payload of entry %d: %w", index, ErrErased)
+	case errors.Is(err, vault.ErrNotFound):
+		return nil, fmt.Errorf("%w: the payload of entry %d is not in the vault", ErrNotFound, index)
+	case err != nil:
+		return nil, err
+	}
+	if !event.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrIntegrity)
+	}
+	acc := &event.Request{
+		Session: "access." + r.TokenID,
+		Kind:    "access.read",
+		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Attributes: map[string]json.RawMessage{
+			"access.index":      json.RawMessage(strconv.FormatUint(index, 10)),
+			"access.event_id":   jsonString(leaf.ID),
+			"access.session":    jsonString(leaf.Session),
+			"access.token_name": jsonString(r.TokenName),
+			"access.token_id":   jsonString(r.TokenID),
+		},
+	}
+	res, err := l.Append(ctx, leaf.Tenant, []*event.Request{acc})
+	if err != nil {
+		return nil, fmt.Errorf("recording access.read: %w", err)
+	}
+	return &Disclosure{Index: index, Leaf: data, Event: leaf, Record: rec, Access: res[0]}, nil
+}
+
+func jsonString(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
