@@ -1,5 +1,7 @@
 // Package auth manages API tokens: random bearer tokens, stored only as
-// SHA-256 hashes, each bound to one tenant and a set of scopes.
+// SHA-256 hashes, each bound to one tenant (or, for an operator or a
+// log-wide auditor, to every tenant), a set of scopes, and optionally the
+// actor ids it may write as.
 package auth
 
 import (
@@ -15,17 +17,24 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// Scopes. Admin implies every other scope.
+// Scopes. Admin implies every other scope, within the token's tenant (or
+// every tenant, for a global token).
 const (
-	ScopeWrite = "write" // append events, use the capture proxy
-	ScopeRead  = "read"  // read session listings of its tenant
-	ScopeAudit = "audit" // read decrypted payloads (each read is itself logged)
-	ScopeAdmin = "admin" // everything, any tenant's sessions
+	ScopeWrite   = "write"            // append events, use the capture proxy
+	ScopeRead    = "read"             // read entries and session listings
+	ScopeAudit   = event.ScopeAudit   // read decrypted payloads (each read is itself logged); append replay.verdict
+	ScopeAdmin   = "admin"            // everything
+	ScopeMonitor = event.ScopeMonitor // append monitor.alert and monitor.status events
 )
 
-var knownScopes = []string{ScopeWrite, ScopeRead, ScopeAudit, ScopeAdmin}
+var knownScopes = []string{ScopeWrite, ScopeRead, ScopeAudit, ScopeAdmin, ScopeMonitor}
+
+// MaxActors caps the actor ids a token may be bound to.
+const MaxActors = 64
 
 // Errors.
 var (
@@ -41,7 +50,20 @@ type Principal struct {
 	Name   string   `json:"name"`
 	Tenant string   `json:"tenant"`
 	Scopes []string `json:"scopes"`
+	// Global tokens act for every tenant: a log operator or a log-wide
+	// auditor. Only they read entry bundles, which mix tenants.
+	Global bool `json:"global,omitempty"`
+	// Actors, if set, are the only actor ids the token may write events as.
+	Actors []string `json:"actors,omitempty"`
 }
+
+// MayActAs reports whether the token may write events with actor id.
+func (p *Principal) MayActAs(id string) bool {
+	return len(p.Actors) == 0 || slices.Contains(p.Actors, id)
+}
+
+// SeesTenant reports whether the token may read tenant's data.
+func (p *Principal) SeesTenant(tenant string) bool { return p.Global || p.Tenant == tenant }
 
 // Has reports whether p holds scope (admin holds all).
 func (p *Principal) Has(scope string) bool {
@@ -73,6 +95,13 @@ func Open(db *sql.DB) (*Store, error) {
   tenant TEXT NOT NULL, scopes TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)`); err != nil {
 		return nil, fmt.Errorf("creating token table: %w", err)
 	}
+	// Columns added after the first release; a store created before gets
+	// them with their defaults (tenant-bound, any actor).
+	for _, col := range []string{"global INTEGER NOT NULL DEFAULT 0", "actors TEXT NOT NULL DEFAULT ''"} {
+		if _, err := db.Exec(`ALTER TABLE tokens ADD COLUMN ` + col); err != nil && !strings.Contains(err.Error(), "duplicate column") {
+			return nil, fmt.Errorf("upgrading token table: %w", err)
+		}
+	}
 	return &Store{db: db, ttl: CacheTTL, cache: make(map[[32]byte]cached)}, nil
 }
 
@@ -97,21 +126,50 @@ func ParseScopes(s string) ([]string, error) {
 	return out, nil
 }
 
+// ErrInvalid is wrapped by Create for a spec it refuses.
+var ErrInvalid = errors.New("invalid token spec")
+
+// Spec describes a token to create.
+type Spec struct {
+	Name   string   // 1-128 characters of [A-Za-z0-9_.:@-]
+	Tenant string   // likewise; the tenant the token acts for
+	Scopes []string // at least one (see ParseScopes)
+	Global bool     // act for every tenant
+	Actors []string // if set, the only actor ids it may write as
+}
+
 // Create makes a new token and returns it; only its hash is stored, so the
 // token cannot be shown again.
-func (s *Store) Create(ctx context.Context, name, tenant string, scopes []string) (token string, p *Principal, err error) {
-	if name == "" || tenant == "" || len(scopes) == 0 {
-		return "", nil, errors.New("name, tenant and scopes are required")
+func (s *Store) Create(ctx context.Context, spec Spec) (token string, p *Principal, err error) {
+	switch {
+	case !event.ValidID(spec.Name):
+		return "", nil, fmt.Errorf("%w: name %q: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", ErrInvalid, event.Clip(spec.Name, 40), event.MaxIDLength)
+	case !event.ValidID(spec.Tenant):
+		return "", nil, fmt.Errorf("%w: tenant %q: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", ErrInvalid, event.Clip(spec.Tenant, 40), event.MaxIDLength)
+	case len(spec.Scopes) == 0:
+		return "", nil, fmt.Errorf("%w: at least one scope is required", ErrInvalid)
+	case len(spec.Actors) > MaxActors:
+		return "", nil, fmt.Errorf("%w: at most %d actors", ErrInvalid, MaxActors)
+	}
+	for _, sc := range spec.Scopes {
+		if !slices.Contains(knownScopes, sc) {
+			return "", nil, fmt.Errorf("%w: unknown scope %q", ErrInvalid, sc)
+		}
+	}
+	for _, a := range spec.Actors {
+		if !event.ValidID(a) {
+			return "", nil, fmt.Errorf("%w: actor %q is not a valid id", ErrInvalid, event.Clip(a, 40))
+		}
 	}
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	token = "lat_" + base64.RawURLEncoding.EncodeToString(raw)
 	idb := make([]byte, 8)
 	rand.Read(idb)
-	p = &Principal{ID: hex.EncodeToString(idb), Name: name, Tenant: tenant, Scopes: scopes}
+	p = &Principal{ID: hex.EncodeToString(idb), Name: spec.Name, Tenant: spec.Tenant, Scopes: spec.Scopes, Global: spec.Global, Actors: spec.Actors}
 	h := sha256.Sum256([]byte(token))
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO tokens (id, name, hash, tenant, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		p.ID, name, h[:], tenant, strings.Join(scopes, ","), time.Now().UTC().Format(time.RFC3339)); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO tokens (id, name, hash, tenant, scopes, created_at, global, actors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, spec.Name, h[:], spec.Tenant, strings.Join(spec.Scopes, ","), time.Now().UTC().Format(time.RFC3339), spec.Global, strings.Join(spec.Actors, ",")); err != nil {
 		return "", nil, fmt.Errorf("storing token: %w", err)
 	}
 	return token, p, nil
@@ -134,7 +192,7 @@ func (s *Store) Revoke(ctx context.Context, id string) error {
 
 // List returns every token that is not revoked.
 func (s *Store) List(ctx context.Context) ([]Principal, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, tenant, scopes FROM tokens WHERE revoked_at IS NULL ORDER BY created_at, id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, tenant, scopes, global, actors FROM tokens WHERE revoked_at IS NULL ORDER BY created_at, id`)
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +200,11 @@ func (s *Store) List(ctx context.Context) ([]Principal, error) {
 	var out []Principal
 	for rows.Next() {
 		var p Principal
-		var scopes string
-		if err := rows.Scan(&p.ID, &p.Name, &p.Tenant, &scopes); err != nil {
+		var scopes, actors string
+		if err := rows.Scan(&p.ID, &p.Name, &p.Tenant, &scopes, &p.Global, &actors); err != nil {
 			return nil, err
 		}
-		p.Scopes = strings.Split(scopes, ",")
+		p.Scopes, p.Actors = splitList(scopes), splitList(actors)
 		out = append(out, p)
 	}
 	return out, rows.Err()
@@ -166,16 +224,16 @@ func (s *Store) Check(ctx context.Context, token string) (*Principal, error) {
 	}
 	s.mu.Unlock()
 	var p Principal
-	var scopes string
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, tenant, scopes FROM tokens WHERE hash = ? AND revoked_at IS NULL`, h[:]).
-		Scan(&p.ID, &p.Name, &p.Tenant, &scopes)
+	var scopes, actors string
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, tenant, scopes, global, actors FROM tokens WHERE hash = ? AND revoked_at IS NULL`, h[:]).
+		Scan(&p.ID, &p.Name, &p.Tenant, &scopes, &p.Global, &actors)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrUnauthenticated
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checking token: %w", err)
 	}
-	p.Scopes = strings.Split(scopes, ",")
+	p.Scopes, p.Actors = splitList(scopes), splitList(actors)
 	s.mu.Lock()
 	if len(s.cache) > 10_000 {
 		clear(s.cache)
@@ -183,4 +241,11 @@ func (s *Store) Check(ctx context.Context, token string) (*Principal, error) {
 	s.cache[h] = cached{p: &p, exp: now.Add(s.ttl)}
 	s.mu.Unlock()
 	return &p, nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

@@ -29,7 +29,7 @@ func openStore(t *testing.T) *Store {
 func TestCreateAndCheck(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	tok, p, err := s.Create(ctx, "agent-7", "clinic-a", []string{ScopeWrite, ScopeRead})
+	tok, p, err := s.Create(ctx, Spec{Name: "agent-7", Tenant: "clinic-a", Scopes: []string{ScopeWrite, ScopeRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestCreateAndCheck(t *testing.T) {
 	if err := s.db.QueryRow(`SELECT count(*) FROM tokens WHERE hash = ? OR name = ?`, []byte(tok), tok).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("token stored in clear (%d rows, %v)", n, err)
 	}
-	if _, _, err := s.Create(ctx, "", "t", []string{ScopeRead}); err == nil {
+	if _, _, err := s.Create(ctx, Spec{Name: "", Tenant: "t", Scopes: []string{ScopeRead}}); err == nil {
 		t.Error("Create accepted an empty name")
 	}
 }
@@ -87,7 +87,7 @@ func TestRevokeAndCacheExpiry(t *testing.T) {
 	s := openStore(t)
 	s.ttl = 50 * time.Millisecond
 	ctx := context.Background()
-	tok, p, err := s.Create(ctx, "n", "t", []string{ScopeWrite})
+	tok, p, err := s.Create(ctx, Spec{Name: "n", Tenant: "t", Scopes: []string{ScopeWrite}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestRevokeAndCacheExpiry(t *testing.T) {
 		t.Fatalf("second revoke = %v, want ErrNotFound", err)
 	}
 	// A revocation through the same store takes effect at once.
-	tok2, p2, _ := s.Create(ctx, "m", "t", []string{ScopeRead})
+	tok2, p2, _ := s.Create(ctx, Spec{Name: "m", Tenant: "t", Scopes: []string{ScopeRead}})
 	s.Check(ctx, tok2)
 	if err := s.Revoke(ctx, p2.ID); err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func newBenchServer(b *testing.B, upstream, mode string, batchAge time.Duration)
 		b.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
-	tok, _, err := srv.Tokens().Create(context.Background(), "bench", server.DefaultTenant, []string{auth.ScopeWrite})
+	tok, _, err := srv.Tokens().Create(context.Background(), auth.Spec{Name: "bench", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -122,8 +122,12 @@ const (
 	HeaderCall = "X-Audit-Call"
 	// HeaderAgent, optional, is recorded as gen_ai.agent.id.
 	HeaderAgent = "X-Audit-Agent"
-	// HeaderOnBehalfOf, optional, is recorded as the actor's on_behalf_of.
+	// HeaderOnBehalfOf, optional, is recorded as the actor's on_behalf_of
+	// (the log keeps only its pseudonym).
 	HeaderOnBehalfOf = "X-Audit-On-Behalf-Of"
+	// HeaderSubject, optional, names the data subject the call is about
+	// (the log keeps only its pseudonym).
+	HeaderSubject = "X-Audit-Subject"
 	// HeaderRequestIndex is answered by the proxy with the log index of the
 	// attempt's llm.request event when it was recorded before forwarding.
 	HeaderRequestIndex = "X-Audit-Request-Index"
@@ -142,6 +146,20 @@ const (
 )
 
 type sessionKey struct{}
+
+type subjectKey struct{}
+
+// ContextWithSubject returns a context whose calls through a Hook are
+// recorded as being about the data subject id (the log keeps only its
+// pseudonym).
+func ContextWithSubject(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, subjectKey{}, id)
+}
+
+func subjectFrom(ctx context.Context) string {
+	s, _ := ctx.Value(subjectKey{}).(string)
+	return s
+}
 
 // ContextWithSession returns a context whose calls through a Hook are
 // recorded in session id instead of the Hook's own.

@@ -81,7 +81,7 @@ func (e *env) close() {
 }
 
 func (e *env) token(name string, scopes ...string) string {
-	tok, _, err := e.srv.Tokens().Create(e.ctx, name, server.DefaultTenant, scopes)
+	tok, _, err := e.srv.Tokens().Create(e.ctx, auth.Spec{Name: name, Tenant: server.DefaultTenant, Scopes: scopes})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ type callSpec struct {
 	session   string // as given by the client, "" if none
 	explicit  string // X-Audit-Call
 	actor     event.Actor
+	subject   string // the data subject, "" if none
 	agentID   string
 	upstream  string // the proxy's upstream name, or the Hook's target host
 	provider  string // gen_ai.provider.name
@@ -46,6 +47,7 @@ type exchange struct {
 	callID  string
 	attempt int
 	session string
+	subject string
 	common  attrs // on every event of the attempt
 	model   attrs // common, and the model call's (llm.request and llm.response)
 
@@ -74,7 +76,7 @@ type exchange struct {
 // or ctx's error if ctx ends first; either way the attempt must not be
 // sent.
 func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
-	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, start: time.Now()}
+	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, subject: s.subject, start: time.Now()}
 	x.ep = classify(s.method, s.path, s.header, s.upstream)
 	x.info = parseRequest(x.ep.api, s.body)
 	x.callID, x.attempt, x.session = c.calls.assign(callRef{
@@ -107,7 +109,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	req.set("server.address", s.server)
 	req.set("http.request.method", s.method)
 	req.set("url.path", s.path)
-	req.set("url.query", redactQuery(s.rawQuery))
+	req.set("url.query", queryAttr(c.o.fingerprintKey, s.rawQuery))
 	headerAttrs(req, s.header)
 	credentialAttrs(req, c.o.fingerprintKey, s.header)
 	if x.info.Stream {
@@ -121,7 +123,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	if x.info.EncodingFormat != "" {
 		req.set("gen_ai.request.encoding_formats", []string{x.info.EncodingFormat})
 	}
-	ev := &event.Request{Session: x.session, Kind: KindRequest, Actor: s.actor}
+	ev := &event.Request{Session: x.session, Kind: KindRequest, Actor: s.actor, Subject: x.subject}
 	var rb capBuf
 	rb.max = c.o.maxRecordedBytes
 	rb.write(s.body)
@@ -300,7 +302,7 @@ func (x *exchange) finish(how endKind, cause error) {
 		a.set("capture.tool_calls", len(sum.ToolCalls))
 	}
 
-	resp := &event.Request{Session: x.session, Kind: KindResponse, Actor: x.actor}
+	resp := &event.Request{Session: x.session, Kind: KindResponse, Actor: x.actor, Subject: x.subject}
 	if x.status != 0 {
 		x.body.payload(resp, a, x.mediaType)
 	}
@@ -312,7 +314,7 @@ func (x *exchange) finish(how endKind, cause error) {
 		ta.set("gen_ai.tool.name", t.Name)
 		ta.set("gen_ai.tool.call.id", t.ID)
 		ta.set("gen_ai.tool.type", t.Type)
-		ev := &event.Request{Session: x.session, Kind: KindToolCall, Actor: x.actor, Attributes: ta.raw()}
+		ev := &event.Request{Session: x.session, Kind: KindToolCall, Actor: x.actor, Subject: x.subject, Attributes: ta.raw()}
 		if len(t.Args) > 0 {
 			mt := "text/plain; charset=utf-8"
 			if json.Valid(t.Args) {

@@ -60,7 +60,7 @@ func proxyAN(base, session string, retries int) anthropic.Client {
 
 func TestFailClosedProxy(t *testing.T) {
 	e := newEnv(t, "fail-closed")
-	f := newFlaky(e.srv.Recorder(server.DefaultTenant))
+	f := newFlaky(e.srv.Recorder(server.DefaultTenant, "test-token"))
 	base := proxyOver(t, e, f)
 	oc, ac := proxyOA(base, "fc-proxy", 2), proxyAN(base, "fc-proxy", 0)
 
@@ -181,7 +181,7 @@ func checkGap(t testing.TB, ev logged, calls int, front string) {
 
 func TestFailOpenProxy(t *testing.T) {
 	e := newEnv(t, "fail-open")
-	f := newFlaky(e.srv.Recorder(server.DefaultTenant))
+	f := newFlaky(e.srv.Recorder(server.DefaultTenant, "test-token"))
 	base := proxyOver(t, e, f, capture.WithMode(capture.FailOpen), capture.WithGapRetryInterval(time.Hour))
 	oc := proxyOA(base, "fo-proxy", 0)
 
@@ -261,7 +261,7 @@ func TestProxyLimitsAndTimeouts(t *testing.T) {
 	evs := e.events("long-stream", 2)
 	wantAttrs(t, evs[1], map[string]any{"capture.outcome": "complete", "capture.stream.events": 30})
 
-	f := newFlaky(e.srv.Recorder(server.DefaultTenant))
+	f := newFlaky(e.srv.Recorder(server.DefaultTenant, "test-token"))
 	base := proxyOver(t, e, f, capture.WithMaxRequestBytes(1024))
 	big := strings.Repeat("x", 2000)
 	oc, ac := proxyOA(base, "big", 0), proxyAN(base, "big", 0)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -20,27 +21,25 @@ var credentialHeaders = []string{
 	"Cookie", "Proxy-Authorization",
 }
 
-// recordedHeaders are the request headers copied into llm.request
-// attributes (http.request.header.NAME). Nothing else of the headers is
-// recorded.
+// recordedHeaders are the request headers whose values are copied into
+// llm.request attributes (http.request.header.NAME): those that describe
+// the SDK and the API version, and nothing that may name a person or an
+// account. Of the other headers only the names are recorded
+// (http.request.header_names).
 var recordedHeaders = []string{
-	"Content-Type", "User-Agent", "Anthropic-Version", "Anthropic-Beta",
-	"Openai-Organization", "Openai-Project", "Openai-Beta",
-	"X-Stainless-Retry-Count", "Idempotency-Key",
+	"Content-Type", "Anthropic-Version", "Anthropic-Beta", "Openai-Beta",
+	"X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-Os", "X-Stainless-Arch",
+	"X-Stainless-Runtime", "X-Stainless-Runtime-Version", "X-Stainless-Retry-Count",
 }
+
+// maxHeaderNames caps http.request.header_names.
+const maxHeaderNames = 64
 
 // hopHeaders are hop-by-hop headers (RFC 9110 section 7.6.1), never
 // forwarded by the proxy.
 var hopHeaders = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// sensitiveQuery are query parameters that may hold credentials: their
-// values are never recorded.
-var sensitiveQuery = map[string]bool{
-	"key": true, "api_key": true, "api-key": true, "apikey": true, "access_token": true,
-	"token": true, "sig": true, "signature": true, "code": true, "client_secret": true,
 }
 
 // fingerprint is the keyed fingerprint of a credential:
@@ -88,31 +87,46 @@ func credentialAttrs(a attrs, key []byte, h http.Header) {
 	}
 }
 
-// headerAttrs copies the recorded request headers.
+// headerAttrs copies the values of the recorded request headers, and the
+// names of the others (our X-Audit-* headers aside).
 func headerAttrs(a attrs, h http.Header) {
-	for _, name := range recordedHeaders {
-		if v := h.Values(name); len(v) > 0 {
-			a.set("http.request.header."+strings.ToLower(name), clean(strings.Join(v, ", "), 200))
+	var names []string
+	for name, v := range h {
+		if isAuditHeader(name) {
+			continue
 		}
+		if slices.Contains(recordedHeaders, name) {
+			a.set("http.request.header."+strings.ToLower(name), clean(strings.Join(v, ", "), 200))
+			continue
+		}
+		names = append(names, strings.ToLower(name))
 	}
+	slices.Sort(names)
+	if len(names) > maxHeaderNames {
+		names = names[:maxHeaderNames]
+	}
+	a.set("http.request.header_names", names)
 }
 
-// redactQuery returns the raw query with the values of sensitive
-// parameters replaced by "REDACTED".
-func redactQuery(raw string) string {
+// queryAttr returns the raw query with every value replaced by its keyed
+// fingerprint (hmac-sha256: and 8 bytes, hex), so that a query's shape and
+// its repetitions are recorded but not one value: query strings carry
+// credentials (key=, sig=), tokens and personal data alike.
+func queryAttr(key []byte, raw string) string {
 	if raw == "" {
 		return ""
 	}
 	parts := strings.Split(raw, "&")
 	for i, p := range parts {
-		k, _, hasValue := strings.Cut(p, "=")
-		name, err := url.QueryUnescape(k)
-		if err != nil {
-			name = k
+		k, v, hasValue := strings.Cut(p, "=")
+		if !hasValue {
+			continue
 		}
-		if hasValue && sensitiveQuery[strings.ToLower(name)] {
-			parts[i] = k + "=REDACTED"
+		if uv, err := url.QueryUnescape(v); err == nil {
+			v = uv
 		}
+		fp := fingerprint(key, v)
+		parts[i] = k + "=" + fp[:len("hmac-sha256:")+16]
 	}
 	return event.Clip(strings.Join(parts, "&"), maxAttrString)
 }

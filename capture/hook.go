@@ -126,13 +126,17 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 	if session == "" || !event.ValidID(session) {
 		session = h.session
 	}
+	subject := subjectFrom(ctx)
+	if !event.ValidID(subject) {
+		subject = ""
+	}
 	explicit := req.Header.Get(HeaderCall)
 	if !event.ValidID(explicit) {
 		explicit = ""
 	}
 	x, err := h.c.begin(ctx, &callSpec{
 		rec: h.rec, scope: h.scope, principal: h.scope, session: session, explicit: explicit,
-		actor: h.c.o.actor, agentID: h.c.o.agentID, upstream: req.URL.Host,
+		actor: h.c.o.actor, subject: subject, agentID: h.c.o.agentID, upstream: req.URL.Host,
 		provider: providerFor(req.URL.Hostname(), req.URL.Path, req.Header),
 		server:   req.URL.Hostname(), method: req.Method, path: req.URL.Path, rawQuery: req.URL.RawQuery,
 		header: req.Header, body: body,

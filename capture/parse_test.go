@@ -291,17 +291,24 @@ func TestCredentialAttrs(t *testing.T) {
 	}
 }
 
-func TestRedactQuery(t *testing.T) {
+func TestQueryAttr(t *testing.T) {
+	key := []byte("k")
+	fp := func(v string) string { f := fingerprint(key, v); return f[:len("hmac-sha256:")+16] }
 	for in, want := range map[string]string{
-		"":                            "",
-		"api-version=2024-06-01":      "api-version=2024-06-01",
-		"key=AIza123&alt=sse":         "key=REDACTED&alt=sse",
-		"API_KEY=x&Token=y&sig=z&v=1": "API_KEY=REDACTED&Token=REDACTED&sig=REDACTED&v=1",
-		"%6Bey=x":                     "%6Bey=REDACTED",
-		"key":                         "key",
+		"":                        "",
+		"api-version=2024-06-01":  "api-version=" + fp("2024-06-01"),
+		"key=AIza123&alt=sse":     "key=" + fp("AIza123") + "&alt=" + fp("sse"),
+		"patient_name=Jane%20Doe": "patient_name=" + fp("Jane Doe"),
+		"flag":                    "flag",
 	} {
-		if got := redactQuery(in); got != want {
-			t.Errorf("redactQuery(%q) = %q, want %q", in, got, want)
+		got := queryAttr(key, in)
+		if got != want {
+			t.Errorf("queryAttr(%q) = %q, want %q", in, got, want)
+		}
+		for _, secret := range []string{"AIza123", "Jane", "2024-06-01", "sse"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("queryAttr(%q) = %q keeps %q", in, got, secret)
+			}
 		}
 	}
 }

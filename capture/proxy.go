@@ -64,6 +64,22 @@ func parseBase(name, raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// unsafePath names what makes a path unfit to forward: a dot segment ("."
+// or "..", also percent-encoded) that could climb out of the upstream's
+// base path, or an encoded slash or backslash that the upstream might
+// decode into one. "" means it is fit.
+func unsafePath(decoded, escaped string) string {
+	for seg := range strings.SplitSeq(decoded, "/") {
+		if seg == "." || seg == ".." {
+			return "dot segments"
+		}
+	}
+	if l := strings.ToLower(escaped); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") || strings.Contains(decoded, "\\") {
+		return "encoded slashes or backslashes"
+	}
+	return ""
+}
+
 // Agent is an authenticated caller of the proxy.
 type Agent struct {
 	// Recorder records the agent's calls.
@@ -152,6 +168,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, code, format string, args ...any) {
 		writeProviderError(w, flavor, status, code, "LLMAuditTrail proxy: "+fmt.Sprintf(format, args...))
 	}
+	if bad := unsafePath(path, r.URL.EscapedPath()); bad != "" {
+		fail(http.StatusBadRequest, "bad_path", "the path may not contain %s: nothing was sent upstream", bad)
+		return
+	}
 	base, ok := p.upstreams[name]
 	if !ok {
 		fail(http.StatusNotFound, "unknown_upstream", "no upstream named %q is configured (--upstream NAME=BASE_URL)", event.Clip(name, 64))
@@ -179,11 +199,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	session := r.Header.Get(HeaderSession)
 	explicit := r.Header.Get(HeaderCall)
 	agentID := r.Header.Get(HeaderAgent)
+	subject := r.Header.Get(HeaderSubject)
 	actor := agent.Actor
 	if v := r.Header.Get(HeaderOnBehalfOf); v != "" {
 		actor.OnBehalfOf = v
 	}
-	for _, h := range []struct{ name, v string }{{HeaderSession, session}, {HeaderCall, explicit}, {HeaderAgent, agentID}, {HeaderOnBehalfOf, actor.OnBehalfOf}} {
+	for _, h := range []struct{ name, v string }{{HeaderSession, session}, {HeaderCall, explicit}, {HeaderAgent, agentID}, {HeaderOnBehalfOf, actor.OnBehalfOf}, {HeaderSubject, subject}} {
 		if h.v != "" && !event.ValidID(h.v) {
 			fail(http.StatusBadRequest, "invalid_audit_header", "%s: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", h.name, event.MaxIDLength)
 			return
@@ -223,7 +244,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x, err := p.c.begin(r.Context(), &callSpec{
 		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
-		explicit: explicit, actor: actor, agentID: agentID, upstream: name, provider: name,
+		explicit: explicit, actor: actor, subject: subject, agentID: agentID, upstream: name, provider: name,
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
 		header: r.Header, body: body,
 	})

@@ -116,7 +116,37 @@ type PayloadResponse struct {
 	Payload    json.RawMessage   `json:"payload,omitempty"`
 	Salt       string            `json:"salt"` // hex
 	Commitment *event.Commitment `json:"commitment"`
+	// Pseudonyms resolves the pseudonyms in the leaf (subject,
+	// on_behalf_of) that are not erased.
+	Pseudonyms map[string]string `json:"pseudonyms,omitempty"`
 	Access     EventResponse     `json:"access"` // the access.read event
+}
+
+// PseudonymResponse is the body of GET /v1/pseudonyms/{pseudonym}.
+type PseudonymResponse struct {
+	Tenant    string        `json:"tenant"`
+	Pseudonym string        `json:"pseudonym"`
+	Value     string        `json:"value"`
+	Access    EventResponse `json:"access"` // the access.resolve event
+}
+
+// Pseudonym resolves a pseudonym of the token's tenant (or of tenant, for a
+// global token; "" for the token's own) to the value it stands for (audit
+// scope). The read is itself logged, as an access.resolve event. An erased
+// pseudonym answers ErrErased.
+func (c *Client) Pseudonym(ctx context.Context, tenant, pseudonym string) (*PseudonymResponse, error) {
+	q := url.Values{}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	var r PseudonymResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/pseudonyms/"+url.PathEscape(pseudonym), q, nil, http.StatusOK, &r); err != nil {
+		return nil, err
+	}
+	if r.Pseudonym != pseudonym {
+		return nil, fmt.Errorf("%w: asked for %s, got %s", errNoAnswer, pseudonym, r.Pseudonym)
+	}
+	return &r, nil
 }
 
 // Disclosure is a disclosed payload whose commitment was checked against
@@ -129,6 +159,8 @@ type Disclosure struct {
 	MediaType string
 	Payload   []byte
 	Salt      []byte
+	// Pseudonyms resolves the leaf's pseudonyms (those not erased).
+	Pseudonyms map[string]string
 	// Access is the access.read event the server appended for this read.
 	Access event.Appended
 }
@@ -178,5 +210,5 @@ func (r *PayloadResponse) Disclosure(index uint64) (*Disclosure, error) {
 		return nil, fmt.Errorf("access event: %w", err)
 	}
 	return &Disclosure{Index: index, Leaf: leaf, LeafHash: event.LeafHash(leaf), Event: l, MediaType: r.MediaType,
-		Payload: payload, Salt: salt, Access: acc}, nil
+		Payload: payload, Salt: salt, Pseudonyms: r.Pseudonyms, Access: acc}, nil
 }

@@ -45,7 +45,9 @@ func TestVerifyReceipt(t *testing.T) {
 	}
 	json.Unmarshal(resp, &wrapper)
 	// GET /v1/entries/{index} answers a bare receipt.
-	r2, err := http.Get(fmt.Sprintf("%s/v1/entries/%d", l.hs.URL, 3))
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/entries/%d", l.hs.URL, 3), nil)
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	r2, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

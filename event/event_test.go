@@ -292,7 +292,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		l := &Leaf{V: LeafVersion, ID: "id", Kind: r.Kind, Time: TimeFormat, Tenant: "t", Session: r.Session, Actor: r.Actor, Attributes: p.Attributes}
+		l := &Leaf{V: LeafVersion, ID: "id", Kind: r.Kind, Time: TimeFormat, Tenant: "t", Session: r.Session, Actor: r.Actor, Subject: r.Subject,
+			Writer: &Writer{Token: "t0", Via: ViaAPI}, Attributes: p.Attributes}
 		b, err := l.Marshal()
 		if err != nil {
 			t.Fatalf("valid event does not marshal: %v", err)
@@ -302,4 +303,40 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("leaf is not canonical: %s", b)
 		}
 	})
+}
+
+func TestPermit(t *testing.T) {
+	none := func(string) bool { return false }
+	monitor := func(s string) bool { return s == ScopeMonitor }
+	audit := func(s string) bool { return s == ScopeAudit }
+	for _, tc := range []struct {
+		kind string
+		has  func(string) bool
+		ok   bool
+	}{
+		{"llm.request", none, true},
+		{"tool.result", none, true},
+		{"capture.gap", none, true},
+		{"access.read", none, false},
+		{"access", none, false},
+		{"accessory.x", none, true},
+		{"erasure", none, false},
+		{"human.signature", audit, false},
+		{"signer.enrolled", none, false},
+		{"report.issued", monitor, false},
+		{"monitor.alert", none, false},
+		{"monitor.alert", audit, false},
+		{"monitor.alert", monitor, true},
+		{"monitor.status", monitor, true},
+		{"replay.verdict", monitor, false},
+		{"replay.verdict", audit, true},
+	} {
+		err := Permit(tc.kind, tc.has)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrReservedKind)) {
+			t.Errorf("Permit(%s) = %v, want ok=%v", tc.kind, err, tc.ok)
+		}
+	}
+	if !ServerOnly("access.read") || ServerOnly("monitor.alert") || ServerOnly("llm.request") {
+		t.Error("ServerOnly does not follow the table")
+	}
 }

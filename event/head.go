@@ -64,7 +64,7 @@ func scanHead(d []byte) (h Head, ok bool) {
 		p = p[i+1:]
 		return true
 	}
-	if !lit(`{"v":`+strconv.Itoa(LeafVersion)+`,"id":"`) || !str(&h.ID) ||
+	if !(lit(`{"v":2,"id":"`) || lit(`{"v":1,"id":"`)) || !str(&h.ID) ||
 		!lit(`,"kind":"`) || !str(&h.Kind) ||
 		!lit(`,"time":"`) || !str(&h.Time) ||
 		!lit(`,"tenant":"`) || !str(&h.Tenant) ||

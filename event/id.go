@@ -8,7 +8,7 @@ import (
 )
 
 var (
-	kindRE    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
+	kindRE    = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
 	attrKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
 	// Identifiers: printable ASCII without spaces or '/', so they are safe in
 	// URLs, headers and file names.
@@ -22,7 +22,7 @@ var (
 func ValidID(s string) bool { return len(s) <= MaxIDLength && idRE.MatchString(s) }
 
 // ValidKind reports whether s is a well-formed event kind such as
-// "llm.request": dot-separated lower-case words, at least two of them.
+// "llm.request" or "erasure": one or more dot-separated lower-case words.
 func ValidKind(s string) bool { return len(s) <= 64 && kindRE.MatchString(s) }
 
 // ValidMediaType reports whether s is a media type the vault accepts.

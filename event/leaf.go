@@ -22,9 +22,14 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// LeafVersion is the value of the leaf's "v" field for the format documented
-// in docs/leaf-format.md.
-const LeafVersion = 1
+// LeafVersion is the value of the "v" field of the leaves this package
+// writes: version 2 of docs/leaf-format.md, which adds the server-set
+// writer and the subject pseudonym to version 1. ParseLeaf reads both
+// versions, so logs begun with version 1 keep verifying.
+const LeafVersion = 2
+
+// LeafVersion1 is the first leaf format: no writer, no subject.
+const LeafVersion1 = 1
 
 // TimeFormat is the fixed-width UTC time format of the leaf's "time" field.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z"
@@ -58,19 +63,40 @@ type Commitment struct {
 	MediaType string `json:"media_type"`
 }
 
+// Ways an event reaches the log (Writer.Via).
+const (
+	ViaAPI    = "api"    // posted to the event API by the writing token
+	ViaProxy  = "proxy"  // observed by the server on the capture proxy
+	ViaServer = "server" // written by the server itself (disclosures, signatures, ...)
+)
+
+// Writer says who wrote an event and how it arrived. The server sets it
+// from the authenticated token; a client that sends it is refused.
+type Writer struct {
+	// Token is the writing (or, for server events, the causing) token's
+	// public id, never its name or secret.
+	Token string `json:"token"`
+	// Via is ViaAPI, ViaProxy or ViaServer.
+	Via string `json:"via"`
+}
+
 // Leaf is one audit event as stored in the log. Its canonical encoding
 // (Marshal) is the exact entry data appended to the log; field order is the
-// order below.
+// order below. Subject and Writer exist from version 2 on; a version-1 leaf
+// has neither.
 type Leaf struct {
-	V          int            `json:"v"`
-	ID         string         `json:"id"`
-	Kind       string         `json:"kind"`
-	Time       string         `json:"time"`
-	Tenant     string         `json:"tenant"`
-	Session    string         `json:"session"`
-	Seq        uint64         `json:"seq"`
-	Prev       string         `json:"prev,omitempty"`
-	Actor      Actor          `json:"actor"`
+	V       int    `json:"v"`
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Time    string `json:"time"`
+	Tenant  string `json:"tenant"`
+	Session string `json:"session"`
+	Seq     uint64 `json:"seq"`
+	Prev    string `json:"prev,omitempty"`
+	Actor   Actor  `json:"actor"`
+	// Subject is the pseudonym of the data subject the event is about.
+	Subject    string         `json:"subject,omitempty"`
+	Writer     *Writer        `json:"writer,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
 	Payload    *Commitment    `json:"payload,omitempty"`
 	Corrects   *uint64        `json:"corrects,omitempty"`
@@ -88,8 +114,9 @@ func (l *Leaf) Marshal() ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// ParseLeaf decodes leaf data strictly: unknown fields, trailing data and a
-// version other than LeafVersion are errors. It does not check that data is
+// ParseLeaf decodes leaf data strictly: unknown fields, trailing data, a
+// version other than 1 or 2, a version-1 leaf with a writer or subject and a
+// version-2 leaf without a writer are errors. It does not check that data is
 // in canonical form; use IsCanonical for that. The result is only as
 // trustworthy as data: verify its inclusion first.
 func ParseLeaf(data []byte) (*Leaf, error) {
@@ -106,11 +133,18 @@ func ParseLeaf(data []byte) (*Leaf, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after leaf")
 	}
-	if l.V != LeafVersion {
+	switch {
+	case l.V != LeafVersion && l.V != LeafVersion1:
 		return nil, fmt.Errorf("unsupported leaf version %d", l.V)
+	case l.V == LeafVersion1 && (l.Writer != nil || l.Subject != ""):
+		return nil, errors.New("a version 1 leaf has no writer or subject")
+	case l.V == LeafVersion && (l.Writer == nil || l.Writer.Token == "" || !validVia[l.Writer.Via]):
+		return nil, errors.New("a version 2 leaf needs a writer with a token and a via of api, proxy or server")
 	}
 	return &l, nil
 }
+
+var validVia = map[string]bool{ViaAPI: true, ViaProxy: true, ViaServer: true}
 
 // IsCanonical reports whether data is exactly the canonical encoding of the
 // leaf it decodes to.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // ErrInvalidEvent is wrapped by every validation error: the event was
@@ -22,11 +24,15 @@ func invalid(format string, args ...any) error {
 }
 
 // Request is an event as a client posts it. The server assigns id, time,
-// tenant, seq and prev; a client that sends any of them is refused.
+// tenant, seq, prev and writer; a client that sends any of them is refused.
 type Request struct {
-	Session    string                     `json:"session"`
-	Kind       string                     `json:"kind"`
-	Actor      Actor                      `json:"actor"`
+	Session string `json:"session"`
+	Kind    string `json:"kind"`
+	Actor   Actor  `json:"actor"`
+	// Subject identifies the data subject the event is about (a patient, a
+	// customer). The log stores only its pseudonym; so is
+	// Actor.OnBehalfOf.
+	Subject    string                     `json:"subject,omitempty"`
 	Attributes map[string]json.RawMessage `json:"attributes,omitempty"`
 	// Payload is any JSON value; it is stored (compacted) in the vault with
 	// media type application/json.
@@ -40,8 +46,29 @@ type Request struct {
 
 var actorTypes = map[string]bool{"agent": true, "human": true, "system": true}
 
-// DecodeRequest parses one event from JSON strictly: invalid UTF-8, unknown
-// fields, duplicate trailing values and server-assigned fields are errors.
+// serverFields are the leaf fields only the server sets.
+var serverFields = []string{"v", "id", "time", "tenant", "seq", "prev", "writer"}
+
+// requestKeys is the key rule of a posted event: exactly the Request's
+// fields (and the server's, which are then refused by name), no duplicates,
+// in the envelope, the actor and the attributes. The payload is any JSON.
+var requestKeys = func() *strictjson.Object {
+	o := &strictjson.Object{Keys: map[string]*strictjson.Object{
+		"session": nil, "kind": nil, "subject": nil, "payload": nil, "payload_base64": nil, "media_type": nil, "corrects": nil,
+		"actor":      {Keys: map[string]*strictjson.Object{"type": nil, "id": nil, "on_behalf_of": nil}},
+		"attributes": {AnyKeys: true},
+	}}
+	for _, f := range serverFields {
+		o.Keys[f] = nil
+	}
+	return o
+}()
+
+var batchKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{"events": nil}}
+
+// DecodeRequest parses one event from JSON strictly: invalid UTF-8, unknown,
+// duplicate or case-mismatched keys, trailing values and server-assigned
+// fields are errors.
 func DecodeRequest(data []byte) (*Request, error) {
 	if !utf8.Valid(data) {
 		return nil, invalid("body is not valid UTF-8")
@@ -60,9 +87,16 @@ type wireRequest struct {
 	Tenant json.RawMessage `json:"tenant"`
 	Seq    json.RawMessage `json:"seq"`
 	Prev   json.RawMessage `json:"prev"`
+	Writer json.RawMessage `json:"writer"`
 }
 
 func decodeRequest(raw json.RawMessage) (*Request, error) {
+	if err := strictjson.Check(raw, requestKeys); err != nil {
+		if errors.Is(err, strictjson.ErrKeys) {
+			return nil, invalid("%v", err)
+		}
+		return nil, invalid("malformed JSON: %v", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var w wireRequest
@@ -80,7 +114,7 @@ func decodeRequest(raw json.RawMessage) (*Request, error) {
 	for _, f := range []struct {
 		name string
 		v    json.RawMessage
-	}{{"v", w.V}, {"id", w.ID}, {"time", w.Time}, {"tenant", w.Tenant}, {"seq", w.Seq}, {"prev", w.Prev}} {
+	}{{"v", w.V}, {"id", w.ID}, {"time", w.Time}, {"tenant", w.Tenant}, {"seq", w.Seq}, {"prev", w.Prev}, {"writer", w.Writer}} {
 		if f.v != nil {
 			return nil, invalid("field %q is assigned by the server and must not be sent", f.name)
 		}
@@ -92,6 +126,9 @@ func decodeRequest(raw json.RawMessage) (*Request, error) {
 func DecodeBatch(data []byte, maxEvents int) ([]*Request, error) {
 	if !utf8.Valid(data) {
 		return nil, invalid("body is not valid UTF-8")
+	}
+	if err := strictjson.Check(data, batchKeys); err != nil {
+		return nil, invalid("%v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -157,6 +194,9 @@ func Prepare(r *Request) (*Prepared, error) {
 	}
 	if r.Actor.OnBehalfOf != "" && !ValidID(r.Actor.OnBehalfOf) {
 		return nil, invalid("actor.on_behalf_of: 1-%d characters from [A-Za-z0-9_.:@-]", MaxIDLength)
+	}
+	if r.Subject != "" && !ValidID(r.Subject) {
+		return nil, invalid("subject: 1-%d characters from [A-Za-z0-9_.:@-]", MaxIDLength)
 	}
 	p := &Prepared{Request: r}
 	if len(r.Attributes) > MaxAttributes {

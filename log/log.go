@@ -236,14 +236,23 @@ type pending struct {
 	fut  tessera.IndexFuture
 }
 
-// Append validates, stores and appends events for tenant. Validation is
-// all-or-nothing: one invalid event rejects the whole call (ErrInvalidEvent)
-// and nothing is appended. Events of one session are chained in the order
-// given. When Append returns without error, every event is durably in the
-// log (sequenced and integrated) and its payload durably in the vault.
-func (l *Log) Append(ctx context.Context, tenant string, reqs []*event.Request) ([]event.Appended, error) {
+// Append validates, stores and appends events for tenant, written by w.
+// Validation is all-or-nothing: one invalid event rejects the whole call
+// (ErrInvalidEvent) and nothing is appended. Events of one session are
+// chained in the order given. A subject and an actor's on_behalf_of are
+// replaced by their pseudonyms (see vault.Pseudonym) before anything is
+// written; an event that corrects another must name an existing entry of the
+// same tenant. When Append returns without error, every event is durably in
+// the log (sequenced and integrated) and its payload durably in the vault.
+//
+// Append does not check who may append which kind: the caller does
+// (event.Permit), since the server appends reserved kinds itself.
+func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request) ([]event.Appended, error) {
 	if !event.ValidID(tenant) {
 		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
+	}
+	if w.Token == "" || (w.Via != event.ViaAPI && w.Via != event.ViaProxy && w.Via != event.ViaServer) {
+		return nil, fmt.Errorf("log: a writer with a token and a via is required")
 	}
 	ps := make([]*pending, len(reqs))
 	for i, r := range reqs {
@@ -257,7 +266,7 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*event.Request) 
 		ps[i] = &pending{p: p, key: sessionKey{tenant, r.Session}, id: event.NewID()}
 		ps[i].leaf = &event.Leaf{
 			V: event.LeafVersion, ID: ps[i].id, Kind: r.Kind, Tenant: tenant, Session: r.Session,
-			Actor: r.Actor, Attributes: p.Attributes, Corrects: r.Corrects,
+			Actor: r.Actor, Subject: r.Subject, Writer: &w, Attributes: p.Attributes, Corrects: r.Corrects,
 		}
 		// Size check with the widest values the server may assign.
 		probe := *ps[i].leaf
@@ -272,6 +281,10 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*event.Request) 
 		}
 	}
 
+	if err := l.checkCorrects(ctx, tenant, ps); err != nil {
+		return nil, err
+	}
+
 	// Admission control.
 	for i := range ps {
 		select {
@@ -282,6 +295,11 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*event.Request) 
 		}
 	}
 	defer l.release(len(ps))
+
+	// Personal data never reaches a leaf: pseudonyms, durable first.
+	if err := l.pseudonymize(ctx, tenant, ps); err != nil {
+		return nil, err
+	}
 
 	// Payloads first: a leaf never commits to a payload that is not durable.
 	var recs []vault.Record
@@ -388,6 +406,54 @@ func (l *Log) Append(ctx context.Context, tenant string, reqs []*event.Request) 
 		s.appended, s.lastIndex = true, max(s.lastIndex, out[i].Index)
 	}
 	return out, nil
+}
+
+// checkCorrects checks that every correction names an existing entry of
+// tenant.
+func (l *Log) checkCorrects(ctx context.Context, tenant string, ps []*pending) error {
+	var size uint64
+	for i, pe := range ps {
+		c := pe.leaf.Corrects
+		if c == nil {
+			continue
+		}
+		if size == 0 {
+			var err error
+			if size, err = l.reader.IntegratedSize(ctx); err != nil {
+				return err
+			}
+		}
+		bad := fmt.Errorf("%w: events[%d]: corrects %d: no such entry in tenant %s", event.ErrInvalidEvent, i, *c, tenant)
+		if *c >= size {
+			return bad
+		}
+		data, err := l.ReadLeaf(ctx, *c, size)
+		if err != nil {
+			return err
+		}
+		if h, err := event.ParseHead(data); err != nil || h.Tenant != tenant {
+			return bad
+		}
+	}
+	return nil
+}
+
+// pseudonymize replaces subjects and on-behalf-of values by their
+// pseudonyms.
+func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) error {
+	for _, pe := range ps {
+		for _, f := range []*string{&pe.leaf.Subject, &pe.leaf.Actor.OnBehalfOf} {
+			if *f == "" {
+				continue
+			}
+			p, err := l.vault.Pseudonym(ctx, tenant, *f)
+			if err != nil {
+				return fmt.Errorf("pseudonymizing: %w", err)
+			}
+			*f = p
+		}
+	}
+	return nil
 }
 
 func (l *Log) release(n int) {

@@ -66,14 +66,14 @@ func req(session string) *event.Request {
 func TestPushback(t *testing.T) {
 	l := newTestLog(t, func(c *Config) { c.MaxInFlight = 2 })
 	ctx := context.Background()
-	if _, err := l.Append(ctx, "t", []*event.Request{req("a"), req("b"), req("c")}); !errors.Is(err, ErrPushback) || !errors.Is(err, tessera.ErrPushback) {
+	if _, err := l.Append(ctx, "t", testWriter, []*event.Request{req("a"), req("b"), req("c")}); !errors.Is(err, ErrPushback) || !errors.Is(err, tessera.ErrPushback) {
 		t.Fatalf("Append of 3 with MaxInFlight 2 = %v, want ErrPushback", err)
 	}
 	// Nothing was appended, and the slots were given back.
 	if n, _ := l.Reader().IntegratedSize(ctx); n != 0 {
 		t.Fatalf("log size %d after pushback, want 0", n)
 	}
-	res, err := l.Append(ctx, "t", []*event.Request{req("a"), req("a")})
+	res, err := l.Append(ctx, "t", testWriter, []*event.Request{req("a"), req("a")})
 	if err != nil || len(res) != 2 || res[1].Seq != 1 {
 		t.Fatalf("Append after pushback = %+v, %v", res, err)
 	}
@@ -82,7 +82,7 @@ func TestPushback(t *testing.T) {
 func TestInvalidTenantAndOversizeLeaf(t *testing.T) {
 	l := newTestLog(t, nil)
 	ctx := context.Background()
-	if _, err := l.Append(ctx, "bad tenant", []*event.Request{req("a")}); !errors.Is(err, event.ErrInvalidEvent) {
+	if _, err := l.Append(ctx, "bad tenant", testWriter, []*event.Request{req("a")}); !errors.Is(err, event.ErrInvalidEvent) {
 		t.Fatalf("bad tenant = %v", err)
 	}
 	// 64 attributes of 4 KiB each: every value is valid, the leaf is not.
@@ -91,10 +91,12 @@ func TestInvalidTenantAndOversizeLeaf(t *testing.T) {
 	for i := range event.MaxAttributes {
 		big.Attributes[fmt.Sprintf("k%d", i)] = json.RawMessage(`"` + strings.Repeat("x", event.MaxAttrValueLength) + `"`)
 	}
-	if _, err := l.Append(ctx, "t", []*event.Request{big}); !errors.Is(err, event.ErrInvalidEvent) || !strings.Contains(err.Error(), "limit") {
+	if _, err := l.Append(ctx, "t", testWriter, []*event.Request{big}); !errors.Is(err, event.ErrInvalidEvent) || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("oversize leaf = %v, want ErrInvalidEvent about the limit", err)
 	}
 	if n, _ := l.Reader().IntegratedSize(ctx); n != 0 {
 		t.Fatalf("log size %d after rejected events, want 0", n)
 	}
 }
+
+var testWriter = event.Writer{Token: "t0k3n", Via: event.ViaAPI}

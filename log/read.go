@@ -24,11 +24,10 @@ var (
 	ErrIntegrity = errors.New("integrity failure: vault payload does not match its commitment")
 )
 
-// Reader is who reads: the token's public id and name, its tenant, and
-// whether it may read every tenant.
+// Reader is who reads: the token's public id, its tenant, and whether it
+// may read every tenant.
 type Reader struct {
 	TokenID    string
-	TokenName  string
 	Tenant     string
 	AllTenants bool
 }
@@ -67,7 +66,10 @@ type Disclosure struct {
 	Leaf   []byte
 	Event  *event.Leaf
 	Record vault.Record
-	Access event.Appended
+	// Pseudonyms resolves the leaf's subject and on_behalf_of pseudonyms,
+	// those not erased.
+	Pseudonyms map[string]string
+	Access     event.Appended
 }
 
 // Disclose returns the payload of the entry at index, with the salt that
@@ -114,18 +116,62 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 		Kind:    "access.read",
 		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
 		Attributes: map[string]json.RawMessage{
-			"access.index":      json.RawMessage(strconv.FormatUint(index, 10)),
-			"access.event_id":   jsonString(leaf.ID),
-			"access.session":    jsonString(leaf.Session),
-			"access.token_name": jsonString(r.TokenName),
-			"access.token_id":   jsonString(r.TokenID),
+			"access.index":    json.RawMessage(strconv.FormatUint(index, 10)),
+			"access.event_id": jsonString(leaf.ID),
+			"access.session":  jsonString(leaf.Session),
+			"access.token_id": jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, leaf.Tenant, []*event.Request{acc})
+	res, err := l.Append(ctx, leaf.Tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
 	if err != nil {
 		return nil, fmt.Errorf("recording access.read: %w", err)
 	}
-	return &Disclosure{Index: index, Leaf: data, Event: leaf, Record: rec, Access: res[0]}, nil
+	d := &Disclosure{Index: index, Leaf: data, Event: leaf, Record: rec, Access: res[0]}
+	for _, ps := range []string{leaf.Subject, leaf.Actor.OnBehalfOf} {
+		if ps == "" {
+			continue
+		}
+		if v, err := l.vault.Resolve(ctx, leaf.Tenant, ps); err == nil {
+			if d.Pseudonyms == nil {
+				d.Pseudonyms = map[string]string{}
+			}
+			d.Pseudonyms[ps] = v
+		}
+	}
+	return d, nil
+}
+
+// Resolve returns the value a pseudonym of tenant stands for, after
+// appending an access.resolve event durably, as Disclose does for payloads.
+// An erased pseudonym is ErrErased; an unknown one, or a tenant the reader
+// may not see, ErrNotFound.
+func (l *Log) Resolve(ctx context.Context, r Reader, tenant, pseudonym string) (string, event.Appended, error) {
+	if tenant != r.Tenant && !r.AllTenants {
+		return "", event.Appended{}, fmt.Errorf("%w: no pseudonym %s in tenant %s", ErrNotFound, pseudonym, r.Tenant)
+	}
+	v, err := l.vault.Resolve(ctx, tenant, pseudonym)
+	switch {
+	case errors.Is(err, vault.ErrNotFound):
+		return "", event.Appended{}, fmt.Errorf("%w: no pseudonym %s in tenant %s", ErrNotFound, pseudonym, tenant)
+	case errors.Is(err, vault.ErrErased):
+		return "", event.Appended{}, fmt.Errorf("pseudonym %s: %w", pseudonym, ErrErased)
+	case err != nil:
+		return "", event.Appended{}, err
+	}
+	acc := &event.Request{
+		Session: "access." + r.TokenID,
+		Kind:    "access.resolve",
+		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Attributes: map[string]json.RawMessage{
+			"access.pseudonym": jsonString(pseudonym),
+			"access.token_id":  jsonString(r.TokenID),
+		},
+	}
+	res, err := l.Append(ctx, tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	if err != nil {
+		return "", event.Appended{}, fmt.Errorf("recording access.resolve: %w", err)
+	}
+	return v, res[0], nil
 }
 
 func jsonString(s string) json.RawMessage {

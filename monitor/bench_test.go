@@ -53,9 +53,11 @@ func benchLeaf(i int) []byte {
 		var prev []byte
 		for i := range benchEntries {
 			l := &event.Leaf{
-				V: 1, ID: fmt.Sprintf("%032x", i), Kind: kinds[i%4], Time: time.Unix(1_800_000_000+int64(i), 0).UTC().Format(event.TimeFormat),
+				V: event.LeafVersion, ID: fmt.Sprintf("%032x", i), Kind: kinds[i%4], Time: time.Unix(1_800_000_000+int64(i), 0).UTC().Format(event.TimeFormat),
 				Tenant: "acme", Session: fmt.Sprintf("session-%d", i/40), Seq: uint64(i % 40),
-				Actor: event.Actor{Type: "agent", ID: "agent-7", OnBehalfOf: "user-42"},
+				Actor:   event.Actor{Type: "agent", ID: "agent-7", OnBehalfOf: "ps_2vqjm4sebx5bbwdqh7rbmtll"},
+				Subject: "ps_7bqs4agcvbfbxsa3d2uwyh3o",
+				Writer:  &event.Writer{Token: "5f2b8e0c9a7d4e31", Via: event.ViaProxy},
 				Attributes: map[string]any{
 					"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o",
 					"gen_ai.usage.input_tokens": 800 + i%300, "gen_ai.usage.output_tokens": 200 + i%100, "gen_ai.tool.name": "search",
@@ -277,7 +279,7 @@ func BenchmarkVerifyReceiptUncached(b *testing.B) {
 // files served by the project's tlog-tiles handler.
 func BenchmarkAuditHTTP(b *testing.B) {
 	bl := getBenchLog(b)
-	hs := httptest.NewServer(tiles.Handler(tclient.FileFetcher{Root: bl.root}))
+	hs := httptest.NewServer(tiles.Handler(tclient.FileFetcher{Root: bl.root}, tiles.Options{}))
 	defer hs.Close()
 	b.ResetTimer()
 	for b.Loop() {

@@ -60,7 +60,7 @@ func newCraftLog(t testing.TB) *craftLog {
 		t.Fatal(err)
 	}
 	c := &craftLog{t: t, app: app, reader: reader, key: key, heads: map[string]*craftHead{}, ctx: ctx, cancel: cancel, closeFn: shutdown}
-	c.hs = httptest.NewServer(tiles.Handler(reader))
+	c.hs = httptest.NewServer(tiles.Handler(reader, tiles.Options{}))
 	t.Cleanup(func() {
 		c.hs.Close()
 		shutdown(context.Background())
@@ -127,6 +127,7 @@ func (c *craftLog) leaf(cr craft) []byte {
 	l := &event.Leaf{
 		V: event.LeafVersion, ID: hex.EncodeToString(id), Kind: cr.kind, Time: cr.at.UTC().Format(event.TimeFormat),
 		Tenant: cr.tenant, Session: cr.session, Actor: event.Actor{Type: cr.actorType, ID: cr.actor},
+		Writer: &event.Writer{Token: "crafted", Via: event.ViaAPI},
 	}
 	if cr.attrs != nil {
 		// Round-trip through JSON so numbers look as they do in real leaves.

@@ -253,7 +253,7 @@ type runningMonitor struct {
 
 func testConfig(l *testLog, state string) Config {
 	return Config{
-		Log: testClient(l.url(), ""), LogKey: l.key, StateDir: state, Poll: 50 * time.Millisecond,
+		Log: testClient(l.url(), l.token), LogKey: l.key, StateDir: state, Poll: 50 * time.Millisecond,
 		Logger: quietLogger(),
 	}
 }

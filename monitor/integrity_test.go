@@ -38,7 +38,7 @@ func events(n, k int, session string) []ev {
 
 func auditOf(t *testing.T, l *testLog, p *checkpoint.Policy) *AuditReport {
 	t.Helper()
-	rep, err := Audit(context.Background(), AuditConfig{Log: testClient(l.url(), ""), LogKey: l.key, Policy: p, Logger: quietLogger()})
+	rep, err := Audit(context.Background(), AuditConfig{Log: testClient(l.url(), l.token), LogKey: l.key, Policy: p, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestTransientErrorsAndUnreachable(t *testing.T) {
 	hs := httptest.NewServer(f)
 	defer hs.Close()
 	cfg := testConfig(l, t.TempDir())
-	cfg.Log = testClient(hs.URL, "")
+	cfg.Log = testClient(hs.URL, l.token)
 	cfg.Start = 0
 	cfg.UnreachableAfter = 400 * time.Millisecond
 	r := startMonitor(t, cfg)
@@ -460,7 +460,9 @@ func TestWebhookAndAppend(t *testing.T) {
 		t.Fatalf("alerts:\n%s", dump(as))
 	}
 	for i, a := range as {
-		resp, err := http.Get(fmt.Sprintf("%s/v1/entries/%d", l.url(), 20+i))
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/entries/%d", l.url(), 20+i), nil)
+		req.Header.Set("Authorization", "Bearer "+l.token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

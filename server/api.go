@@ -52,6 +52,8 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", mbe.Limit)
 	case errors.Is(err, event.ErrInvalidEvent):
 		return errorf(http.StatusBadRequest, "invalid_event", "%s", err.Error())
+	case errors.Is(err, event.ErrReservedKind):
+		return errorf(http.StatusForbidden, "reserved_kind", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrPushback):
 		return errorf(http.StatusServiceUnavailable, "overloaded", "the log is overloaded, retry later")
 	case errors.Is(err, auditlog.ErrNotPublished), errors.Is(err, auditlog.ErrNoCheckpoint):
@@ -201,7 +203,15 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.log.Append(r.Context(), p.Tenant, reqs)
+	for i, req := range reqs {
+		if err := event.Permit(req.Kind, p.Has); err != nil {
+			return nil, fmt.Errorf("events[%d]: %w", i, err)
+		}
+		if !p.MayActAs(req.Actor.ID) {
+			return nil, errorf(http.StatusForbidden, "actor_not_allowed", "events[%d]: this token may write only as actors %s, not %q", i, strings.Join(p.Actors, ", "), event.Clip(req.Actor.ID, 64))
+		}
+	}
+	res, err := s.log.Append(r.Context(), p.Tenant, event.Writer{Token: p.ID, Via: event.ViaAPI}, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +248,10 @@ func parseUint(s, name string) (uint64, error) {
 }
 
 func (s *Server) getEntry(r *http.Request, _ *auth.Principal) (int, any, error) {
+	p, err := s.entryReader(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	idx, err := parseUint(chi.URLParam(r, "index"), "index")
 	if err != nil {
 		return 0, nil, err
@@ -254,6 +268,9 @@ func (s *Server) getEntry(r *http.Request, _ *auth.Principal) (int, any, error) 
 	rc, err := s.log.Entry(r.Context(), idx, size)
 	if err != nil {
 		return 0, nil, err
+	}
+	if !visible(p, rc.Leaf) {
+		return 0, nil, errorf(http.StatusNotFound, "not_found", "no entry %d in tenant %s", idx, p.Tenant)
 	}
 	return http.StatusOK, rc, nil
 }
@@ -286,15 +303,11 @@ func (s *Server) getSession(r *http.Request, p *auth.Principal) (int, any, error
 	if !event.ValidID(id) {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_session", "invalid session id")
 	}
-	tenant := p.Tenant
-	if t := r.URL.Query().Get("tenant"); t != "" && t != tenant {
-		if !p.Has(auth.ScopeAdmin) {
-			return 0, nil, errorf(http.StatusForbidden, "forbidden", "only admin tokens may read another tenant")
-		}
-		tenant = t
+	tenant, err := tenantParam(r, p)
+	if err != nil {
+		return 0, nil, err
 	}
 	var fromSeq uint64
-	var err error
 	if q := r.URL.Query().Get("from_seq"); q != "" {
 		if fromSeq, err = parseUint(q, "from_seq"); err != nil {
 			return 0, nil, err
@@ -323,7 +336,7 @@ func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := s.log.Disclose(r.Context(), auditlog.Reader{TokenID: p.ID, TokenName: p.Name, Tenant: p.Tenant, AllTenants: p.Has(auth.ScopeAdmin)}, idx)
+	d, err := s.log.Disclose(r.Context(), reader(p), idx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -338,5 +351,42 @@ func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error
 	if rec.MediaType == "application/json" && json.Valid(rec.Payload) {
 		out.Payload = rec.Payload
 	}
+	out.Pseudonyms = d.Pseudonyms
 	return http.StatusOK, out, nil
+}
+
+// tenantParam is the tenant a request names (?tenant=), which only a global
+// token may set to another tenant than its own.
+func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
+	t := r.URL.Query().Get("tenant")
+	if t == "" || t == p.Tenant {
+		return p.Tenant, nil
+	}
+	if !p.Global {
+		return "", errorf(http.StatusForbidden, "forbidden", "only a global token may read another tenant")
+	}
+	if !event.ValidID(t) {
+		return "", errorf(http.StatusBadRequest, "bad_query", "invalid tenant")
+	}
+	return t, nil
+}
+
+func reader(p *auth.Principal) auditlog.Reader {
+	return auditlog.Reader{TokenID: p.ID, Tenant: p.Tenant, AllTenants: p.Global}
+}
+
+func (s *Server) getPseudonym(r *http.Request, p *auth.Principal) (int, any, error) {
+	ps := chi.URLParam(r, "pseudonym")
+	if !event.ValidID(ps) {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_pseudonym", "invalid pseudonym")
+	}
+	tenant, err := tenantParam(r, p)
+	if err != nil {
+		return 0, nil, err
+	}
+	value, acc, err := s.log.Resolve(r.Context(), reader(p), tenant, ps)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, client.PseudonymResponse{Tenant: tenant, Pseudonym: ps, Value: value, Access: client.NewEventResponse(acc)}, nil
 }

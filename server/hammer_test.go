@@ -51,7 +51,7 @@ func TestTesseraHammerReads(t *testing.T) {
 	const goal = 600
 	cmd := exec.Command(hammer, "--log_url", counting.URL+"/", "--log_public_key", s.srv.VerifierKey(),
 		"--num_writers", "0", "--num_readers_full", "2", "--num_readers_random", "4", "--max_read_ops", "500",
-		"--leaf_write_goal", fmt.Sprint(goal), "--max_runtime", "90s", "--show_ui=false")
+		"--leaf_write_goal", fmt.Sprint(goal), "--max_runtime", "90s", "--show_ui=false", "--bearer_token", s.admin)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -36,8 +36,9 @@ func (s *Server) openProxy() error {
 }
 
 // authenticateAgent maps an X-Audit-Token to the agent it belongs to: its
-// events are recorded in the token's tenant, with the token's name (or id)
-// as actor.
+// events are recorded in the token's tenant, written by the token via the
+// proxy, with the token's name (or id) as actor, or, for a token bound to
+// actors, the first of them unless the name is one.
 func (s *Server) authenticateAgent(ctx context.Context, token string) (*capture.Agent, error) {
 	p, err := s.tokens.Check(ctx, strings.TrimSpace(token))
 	if errors.Is(err, auth.ErrUnauthenticated) {
@@ -53,8 +54,11 @@ func (s *Server) authenticateAgent(ctx context.Context, token string) (*capture.
 	if !event.ValidID(id) {
 		id = "token." + p.ID
 	}
+	if !p.MayActAs(id) {
+		id = p.Actors[0]
+	}
 	return &capture.Agent{
-		Recorder: s.Recorder(p.Tenant),
+		Recorder: s.Recorder(p.Tenant, p.ID),
 		Tenant:   p.Tenant,
 		ID:       p.ID,
 		Actor:    event.Actor{Type: "agent", ID: id},

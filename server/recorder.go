@@ -9,16 +9,20 @@ import (
 )
 
 // logRecorder records capture events into the engine directly, for one
-// tenant.
+// tenant and writer.
 type logRecorder struct {
 	log    *auditlog.Log
 	tenant string
+	writer event.Writer
 }
 
 func (r logRecorder) Record(ctx context.Context, evs []*event.Request) ([]event.Appended, error) {
-	return r.log.Append(ctx, r.tenant, evs)
+	return r.log.Append(ctx, r.tenant, r.writer, evs)
 }
 
 // Recorder returns a capture.Recorder that appends to this server's log as
-// tenant, in process.
-func (s *Server) Recorder(tenant string) capture.Recorder { return logRecorder{s.log, tenant} }
+// tenant, in process, with events attributed to the token tokenID as
+// observed on the capture proxy.
+func (s *Server) Recorder(tenant, tokenID string) capture.Recorder {
+	return logRecorder{s.log, tenant, event.Writer{Token: tokenID, Via: event.ViaProxy}}
+}

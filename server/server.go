@@ -21,6 +21,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
@@ -52,6 +53,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxBatch caps the number of events in one batch request.
 	MaxBatch int
+	// PublicEntries serves entry contents to anyone (/tile/entries/...,
+	// /v1/entries/...), for a log that is public on purpose. Default:
+	// private, see docs/event-api.md "Who reads what".
+	PublicEntries bool
+	// MaxReads and MaxReadsPerClient bound read answers in progress, in
+	// all and per client address (DefaultMaxReads, DefaultMaxReadsPerClient).
+	MaxReads, MaxReadsPerClient int
 	// ReceiptWait bounds how long ?wait=checkpoint waits.
 	ReceiptWait time.Duration
 	// CheckpointInterval is how often a checkpoint is published
@@ -77,11 +85,10 @@ type Config struct {
 	// request event is durable before a call goes upstream, or the call is
 	// refused) or "fail-open" (calls proceed; gaps are recorded later).
 	CaptureMode string
-	// MasterKey, if set, is the vault master key (32 bytes), given by the
-	// operator (the log-server command reads it from LLMAUDIT_MASTER_KEY);
-	// otherwise keys/master.key is used, created on first start.
-	MasterKey []byte
-	Logger    *slog.Logger
+	// Keys says where the signing key and the vault master key come from
+	// (default: keys/log.key and keys/master.key, created on first start).
+	Keys   KeySources
+	Logger *slog.Logger
 }
 
 // Server is an open log server.
@@ -96,6 +103,7 @@ type Server struct {
 	logger  *slog.Logger
 	closers []func() error
 	policy  *checkpoint.Policy
+	reads   *limiter
 	Created *Created
 }
 
@@ -116,17 +124,23 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.WitnessTimeout == 0 {
 		cfg.WitnessTimeout = DefaultWitnessTimeout
 	}
+	if cfg.MaxReads == 0 {
+		cfg.MaxReads = DefaultMaxReads
+	}
+	if cfg.MaxReadsPerClient == 0 {
+		cfg.MaxReadsPerClient = DefaultMaxReadsPerClient
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	keys, created, err := InitKeys(cfg.DataDir, cfg.Origin, cfg.MasterKey)
+	keys, created, err := InitKeys(cfg.DataDir, cfg.Origin, cfg.Keys)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, keys: keys, logger: cfg.Logger, Created: created}
+	s := &Server{cfg: cfg, keys: keys, logger: cfg.Logger, Created: created, reads: newLimiter(cfg.MaxReads, cfg.MaxReadsPerClient)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -134,7 +148,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	stateDB, err := sqlitedb.Open(filepath.Join(cfg.DataDir, StateDB), sqlitedb.Durable)
+	statePath := filepath.Join(cfg.DataDir, StateDB)
+	newState, err := keyfile.Exists(statePath)
+	if err != nil {
+		return nil, err
+	}
+	newState = !newState
+	stateDB, err := sqlitedb.Open(statePath, sqlitedb.Durable)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +162,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if s.tokens, err = auth.Open(stateDB); err != nil {
 		return nil, err
 	}
-	if err := EnsureAdminToken(ctx, cfg.DataDir, s.tokens, created); err != nil {
+	if err := EnsureAdminToken(ctx, cfg.DataDir, s.tokens, newState, created); err != nil {
 		return nil, err
 	}
 	// The session index is derived from the log and rebuilt from it after a
@@ -153,6 +173,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.closers = append(s.closers, indexDB.Close)
 	if s.vault, err = vault.Open(filepath.Join(cfg.DataDir, VaultDB), keys.MasterKey); err != nil {
+		if errors.Is(err, vault.ErrWrongMasterKey) {
+			return nil, fmt.Errorf("%w: the master key given is not the one %s was written with", ErrKeyMismatch, filepath.Join(cfg.DataDir, VaultDB))
+		}
 		return nil, fmt.Errorf("opening vault: %w", err)
 	}
 	s.closers = append(s.closers, s.vault.Close)
@@ -227,18 +250,24 @@ func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.limitBody)
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	t := tiles.Handler(s.log.Reader())
-	r.Method(http.MethodGet, "/checkpoint", t)
-	r.Method(http.MethodGet, "/tile/*", t)
-	r.Method(http.MethodHead, "/checkpoint", t)
-	r.Method(http.MethodHead, "/tile/*", t)
-	r.Route("/v1", func(r chi.Router) {
-		r.Post("/events", s.authed(auth.ScopeWrite, s.postEvents))
-		r.Post("/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
-		r.Get("/entries/{index}", s.serve(s.getEntry))
-		r.Get("/proof/consistency", s.serve(s.getConsistency))
-		r.Get("/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
-		r.Get("/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
+	r.Group(func(r chi.Router) {
+		r.Use(s.limitReads)
+		t := tiles.Handler(s.log.Reader(), tiles.Options{PrivateEntries: !s.cfg.PublicEntries})
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			r.Method(m, "/checkpoint", t)
+			r.Method(m, "/tile/*", t)
+			r.Method(m, "/tile/entries/*", s.entriesGate(t))
+		}
+		r.Get("/v1/entries/{index}", s.serve(s.getEntry))
+		r.Get("/v1/proof/consistency", s.serve(s.getConsistency))
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.apiDeadlines)
+		r.Post("/v1/events", s.authed(auth.ScopeWrite, s.postEvents))
+		r.Post("/v1/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
+		r.Get("/v1/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
+		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
+		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))
 	})
 	return s.withProxy(r)
 }

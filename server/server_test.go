@@ -119,7 +119,7 @@ func (s *testServer) size(t testing.TB) uint64 {
 func TestBadInputAppendsNothing(t *testing.T) {
 	s := newTestServer(t, func(c *Config) { c.MaxBodyBytes = 2048 })
 	ctx := context.Background()
-	readTok, _, err := s.srv.Tokens().Create(ctx, "reader", DefaultTenant, []string{auth.ScopeRead})
+	readTok, _, err := s.srv.Tokens().Create(ctx, auth.Spec{Name: "reader", Tenant: DefaultTenant, Scopes: []string{auth.ScopeRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestSessionChainAndListing(t *testing.T) {
 		}
 	}
 	// Another tenant's reader does not see it.
-	tok, _, _ := s.srv.Tokens().Create(context.Background(), "r2", "tenant-b", []string{auth.ScopeRead})
+	tok, _, _ := s.srv.Tokens().Create(context.Background(), auth.Spec{Name: "r2", Tenant: "tenant-b", Scopes: []string{auth.ScopeRead}})
 	if code, body, _ := s.do(t, "GET", "/v1/sessions/chain", tok, nil); code != 404 {
 		t.Errorf("other tenant reading session = %d %s, want 404", code, body)
 	}
@@ -247,9 +247,9 @@ func TestPayloadReadIsAudited(t *testing.T) {
 	ctx := context.Background()
 	payload := map[string]any{"messages": []any{map[string]string{"role": "user", "content": "Patient 4711 has a fever"}}}
 	ev := s.post(t, "p", "llm.request", payload)
-	audTok, aud, _ := s.srv.Tokens().Create(ctx, "auditor-1", DefaultTenant, []string{auth.ScopeAudit})
-	wTok, _, _ := s.srv.Tokens().Create(ctx, "writer", DefaultTenant, []string{auth.ScopeWrite})
-	otherTok, _, _ := s.srv.Tokens().Create(ctx, "aud-b", "tenant-b", []string{auth.ScopeAudit})
+	audTok, aud, _ := s.srv.Tokens().Create(ctx, auth.Spec{Name: "auditor-1", Tenant: DefaultTenant, Scopes: []string{auth.ScopeAudit}})
+	wTok, _, _ := s.srv.Tokens().Create(ctx, auth.Spec{Name: "writer", Tenant: DefaultTenant, Scopes: []string{auth.ScopeWrite}})
+	otherTok, _, _ := s.srv.Tokens().Create(ctx, auth.Spec{Name: "aud-b", Tenant: "tenant-b", Scopes: []string{auth.ScopeAudit}})
 
 	path := fmt.Sprintf("/v1/events/%d/payload", ev.Index)
 	if code, _, _ := s.do(t, "GET", path, wTok, nil); code != 403 {
@@ -308,7 +308,13 @@ func TestTesseraClientVerifies(t *testing.T) {
 		first = append(first, s.post(t, fmt.Sprintf("s%d", i%7), "llm.request", map[string]int{"i": i}))
 	}
 	u, _ := url.Parse(s.ts.URL + "/")
-	f, err := tclient.NewHTTPFetcher(u, nil)
+	// A private log: Tessera's fetcher reads through an http.Client that
+	// adds the (global read) token.
+	lc, err := client.New(s.ts.URL, client.WithToken(s.admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := tclient.NewHTTPFetcher(u, lc.HTTPClient())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +406,7 @@ func TestTesseraClientVerifies(t *testing.T) {
 		t.Fatalf("server consistency proof: %v", err)
 	}
 	// Entry endpoint at an older size.
-	code, body, _ = s.do(t, "GET", fmt.Sprintf("/v1/entries/%d?size=%d", first[10].Index, cp1.Size), "", nil)
+	code, body, _ = s.do(t, "GET", fmt.Sprintf("/v1/entries/%d?size=%d", first[10].Index, cp1.Size), s.admin, nil)
 	if code != 200 {
 		t.Fatalf("entry endpoint = %d %s", code, body)
 	}
@@ -410,36 +416,31 @@ func TestTesseraClientVerifies(t *testing.T) {
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, rc.Index, cp1.Size, lh, rc.InclusionProof, cp1.Hash); err != nil {
 		t.Fatalf("entry endpoint proof at size %d: %v", cp1.Size, err)
 	}
-	if code, _, _ := s.do(t, "GET", "/v1/entries/999999", "", nil); code != 404 {
+	if code, _, _ := s.do(t, "GET", "/v1/entries/999999", s.admin, nil); code != 404 {
 		t.Errorf("entry beyond log = %d, want 404", code)
 	}
-	// Tile caching headers and 404s.
-	for _, tc := range []struct{ path, cache string }{
-		{"/tile/0/000", "immutable"},
-		{"/tile/entries/000", "immutable"},
-		{"/checkpoint", "no-cache"},
+	// Tile caching headers and 404s: hash tiles are public, entry bundles
+	// private (only the reader may cache them).
+	for _, tc := range []struct{ path, token, cache string }{
+		{"/tile/0/000", "", "public, max-age=31536000, immutable"},
+		{"/tile/entries/000", s.admin, "private, max-age=31536000, immutable"},
+		{"/checkpoint", "", "no-cache"},
 	} {
-		resp, err := http.Get(s.ts.URL + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Cache-Control"), tc.cache) {
-			t.Errorf("GET %s = %d Cache-Control %q, want 200 and %q", tc.path, resp.StatusCode, resp.Header.Get("Cache-Control"), tc.cache)
+		code, _, h := s.do(t, "GET", tc.path, tc.token, nil)
+		if code != 200 || h.Get("Cache-Control") != tc.cache {
+			t.Errorf("GET %s = %d Cache-Control %q, want 200 and %q", tc.path, code, h.Get("Cache-Control"), tc.cache)
 		}
 	}
 	for _, p := range []string{"/tile/0/x999/000", "/tile/entries/500", "/tile/5/000"} {
-		resp, _ := http.Get(s.ts.URL + p)
-		resp.Body.Close()
-		if resp.StatusCode != 404 {
-			t.Errorf("GET %s = %d, want 404", p, resp.StatusCode)
+		if code, _, _ := s.do(t, "GET", p, s.admin, nil); code != 404 {
+			t.Errorf("GET %s = %d, want 404", p, code)
 		}
 	}
 }
 
 func TestWaitCheckpointReceipt(t *testing.T) {
 	s := newTestServer(t, nil)
-	b := []byte(`{"session":"r","kind":"human.signature","actor":{"type":"human","id":"dr.who"},"attributes":{"signature.meaning":"approved"}}`)
+	b := []byte(`{"session":"r","kind":"agent.decision","actor":{"type":"human","id":"dr.who"},"attributes":{"decision.outcome":"approved"}}`)
 	code, body, _ := s.do(t, "POST", "/v1/events?wait=checkpoint", s.admin, b)
 	if code != 201 {
 		t.Fatalf("= %d %s", code, body)

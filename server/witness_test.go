@@ -33,7 +33,7 @@ func TestWitnessedCheckpoints2of3(t *testing.T) {
 		t.Skip("starts external witnesses")
 	}
 	dir := t.TempDir()
-	keys, _, err := InitKeys(dir, "", nil)
+	keys, _, err := InitKeys(dir, "", KeySources{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func (s *testServer) publishedSize(t *testing.T) uint64 {
 // quorum is missing; without it (above) they are not.
 func TestWitnessFailOpen(t *testing.T) {
 	dir := t.TempDir()
-	keys, _, err := InitKeys(dir, "", nil)
+	keys, _, err := InitKeys(dir, "", KeySources{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,15 +30,29 @@ const (
 	CacheImmutable  = "public, max-age=31536000, immutable"
 	CachePartial    = "public, max-age=60"
 	CacheCheckpoint = "no-cache"
+	// Private entry bundles may be cached only by the reader itself.
+	CachePrivateImmutable = "private, max-age=31536000, immutable"
+	CachePrivatePartial   = "private, max-age=60"
 )
+
+// Options configure Handler.
+type Options struct {
+	// PrivateEntries marks entry bundles as private: only the reader may
+	// cache them, and no other origin may read them from a browser. The
+	// caller guards them (Handler does not authenticate).
+	PrivateEntries bool
+}
 
 // Handler serves the tlog-tiles paths of r. Mount it at the log's prefix
 // (the server root here): it handles "/checkpoint" and "/tile/...".
-func Handler(r Reader) http.Handler {
-	return &handler{r: r}
+func Handler(r Reader, o Options) http.Handler {
+	return &handler{r: r, o: o}
 }
 
-type handler struct{ r Reader }
+type handler struct {
+	r Reader
+	o Options
+}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
@@ -72,6 +86,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 				notFoundOr500(w, err)
 				return
 			}
+		}
+		if h.o.PrivateEntries {
+			cc := CachePrivateImmutable
+			if width > 0 {
+				cc = CachePrivatePartial
+			}
+			w.Header().Set("Cache-Control", cc)
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(b)
+			return
 		}
 		setTileCache(w, width)
 		write(w, "application/octet-stream", b)

@@ -53,7 +53,7 @@ func TestHandler(t *testing.T) {
 		tiles:   map[[2]uint64][]byte{{0, 0}: full, {1, 1234067}: full},
 		bundles: map[uint64][]byte{0: bundle(256)},
 	}
-	h := Handler(r)
+	h := Handler(r, Options{})
 	for _, tc := range []struct {
 		method, path string
 		status       int

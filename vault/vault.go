@@ -19,7 +19,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -39,6 +41,9 @@ var (
 	ErrErased = errors.New("payload erased")
 	// ErrClosed: the vault was closed.
 	ErrClosed = errors.New("vault closed")
+	// ErrWrongMasterKey: Open was given another master key than the one the
+	// vault was created with (its key-check value does not match).
+	ErrWrongMasterKey = errors.New("the master key does not match the vault's key-check value")
 )
 
 // MasterKeySize is the size of the master key in bytes (AES-256).
@@ -58,10 +63,14 @@ type Record struct {
 type Vault struct {
 	db      *sql.DB
 	master  cipher.AEAD
+	lookup  []byte // HMAC key of pseudonym lookups, derived from the master key
 	spacing time.Duration
 
 	mu   sync.Mutex
 	keys map[sessionKey]*dataKey // cache of unwrapped data keys, bounded
+
+	pmu        sync.Mutex
+	pseudonyms map[[32]byte]string // lookup hash to pseudonym, bounded
 
 	queue   chan *putReq
 	closed  chan struct{}
@@ -134,24 +143,76 @@ CREATE TABLE IF NOT EXISTS payloads (
   id TEXT PRIMARY KEY, tenant TEXT NOT NULL, session TEXT NOT NULL,
   media_type TEXT NOT NULL, size INTEGER NOT NULL,
   nonce BLOB NOT NULL, sealed BLOB NOT NULL);
-`); err != nil {
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+` + pseudonymSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("creating vault schema: %w", err)
 	}
+	if err := checkMasterKey(db, masterKey, master); err != nil {
+		db.Close()
+		return nil, err
+	}
 	v := &Vault{
-		db:      db,
-		master:  master,
-		spacing: DefaultCommitSpacing,
-		keys:    make(map[sessionKey]*dataKey),
-		queue:   make(chan *putReq, 1024),
-		closed:  make(chan struct{}),
-		done:    make(chan struct{}),
+		db:         db,
+		master:     master,
+		lookup:     derive(masterKey, "llmaudittrail vault pseudonym lookup v1"),
+		spacing:    DefaultCommitSpacing,
+		keys:       make(map[sessionKey]*dataKey),
+		pseudonyms: map[[32]byte]string{},
+		queue:      make(chan *putReq, 1024),
+		closed:     make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(v)
 	}
 	go v.writer()
 	return v, nil
+}
+
+// derive returns a sub-key of the master key for one purpose.
+func derive(master []byte, label string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}
+
+// checkMasterKey compares the master key with the vault's key-check value,
+// HMAC-SHA256(master, label), which reveals nothing of the key. A vault
+// without one gets it now, after its first data key (if any) proved that
+// this is the key it was written with.
+func checkMasterKey(db *sql.DB, masterKey []byte, master cipher.AEAD) error {
+	want := derive(masterKey, "llmaudittrail vault key check v1")
+	var got []byte
+	err := db.QueryRow(`SELECT v FROM meta WHERE k = 'key_check'`).Scan(&got)
+	switch {
+	case err == nil:
+		if !hmac.Equal(got, want) {
+			return ErrWrongMasterKey
+		}
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("reading the vault's key check: %w", err)
+	}
+	var tenant, session string
+	var wrapped []byte
+	err = db.QueryRow(`SELECT tenant, session, wrapped FROM data_keys WHERE wrapped IS NOT NULL LIMIT 1`).Scan(&tenant, &session, &wrapped)
+	switch {
+	case err == nil:
+		ns := master.NonceSize()
+		if len(wrapped) < ns {
+			return errors.New("corrupt wrapped data key")
+		}
+		if _, err := master.Open(nil, wrapped[:ns], wrapped[ns:], keyAAD(tenant, session)); err != nil {
+			return ErrWrongMasterKey
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("reading a data key: %w", err)
+	}
+	if _, err := db.Exec(`INSERT INTO meta (k, v) VALUES ('key_check', ?)`, want); err != nil {
+		return fmt.Errorf("storing the vault's key check: %w", err)
+	}
+	return nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

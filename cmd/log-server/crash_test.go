@@ -280,7 +280,7 @@ func checkAfterRestart(t *testing.T, p *proc, tok string, v note.Verifier, all [
 			TreeSize       uint64   `json:"tree_size"`
 			InclusionProof [][]byte `json:"inclusion_proof"`
 		}
-		getJSON(t, fmt.Sprintf("%s/v1/entries/%d?size=%d", p.url, a.index, cp.Size), "", &rc)
+		getJSON(t, fmt.Sprintf("%s/v1/entries/%d?size=%d", p.url, a.index, cp.Size), tok, &rc)
 		lh := rfc6962.DefaultHasher.HashLeaf(rc.Leaf)
 		if hex.EncodeToString(lh) != a.leafHash {
 			t.Fatalf("entry %d: leaf hash %x, acknowledged %s", a.index, lh, a.leafHash)
@@ -357,7 +357,7 @@ func sessionLeaves(t *testing.T, url, tok, session string) [][]byte {
 	var out [][]byte
 	for _, e := range page.Events {
 		var rc struct{ Leaf []byte }
-		getJSON(t, fmt.Sprintf("%s/v1/entries/%d", url, e.Index), "", &rc)
+		getJSON(t, fmt.Sprintf("%s/v1/entries/%d", url, e.Index), tok, &rc)
 		out = append(out, rc.Leaf)
 	}
 	return out
@@ -396,7 +396,7 @@ func TestCheckChain(t *testing.T) {
 	var prev string
 	for i := range 4 {
 		l := event.Leaf{V: event.LeafVersion, ID: fmt.Sprintf("%032x", i), Kind: "tool.call", Time: event.TimeFormat,
-			Tenant: "t", Session: "s", Seq: uint64(i), Prev: prev, Actor: event.Actor{Type: "agent", ID: "a"}}
+			Tenant: "t", Session: "s", Seq: uint64(i), Prev: prev, Actor: event.Actor{Type: "agent", ID: "a"}, Writer: &event.Writer{Token: "t0", Via: event.ViaAPI}}
 		b, err := l.Marshal()
 		if err != nil {
 			t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
@@ -32,10 +33,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/server"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
-
-// masterKeyEnv names the environment variable that, when set, supplies the
-// vault master key (64 hex digits) instead of keys/master.key.
-const masterKeyEnv = "LLMAUDIT_MASTER_KEY"
 
 func main() {
 	args := os.Args[1:]
@@ -75,6 +72,9 @@ func serve(args []string) int {
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines); checkpoints are published only with quorum")
 	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
 	witnessTimeout := fs.Duration("witness-timeout", server.DefaultWitnessTimeout, "longest wait for witnesses per checkpoint")
+	publicEntries := fs.Bool("public-entries", false, "serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose")
+	masterSource := fs.String("master-key-source", "", "where the vault master key comes from: file (keys/master.key), env ("+server.MasterKeyEnv+") or keyring:DESC (a user key of the Linux kernel keyring); default env if the variable is set, else file")
+	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
 	captureMode := fs.String("capture", "fail-closed", "capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)")
@@ -99,16 +99,21 @@ func serve(args []string) int {
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
 		Upstreams: upstreams, CaptureMode: *captureMode,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
-	}, *policyFile))
+		PublicEntries: *publicEntries,
+		Keys:          server.KeySources{MasterKeySource: *masterSource},
+	}, *policyFile, *maxConns))
 }
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string) error {
-	if hx := os.Getenv(masterKeyEnv); hx != "" {
+// defaultMaxConns is the default of --max-conns.
+const defaultMaxConns = 4096
+
+func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int) error {
+	if hx := os.Getenv(server.MasterKeyEnv); hx != "" {
 		k, err := hex.DecodeString(strings.TrimSpace(hx))
 		if err != nil || len(k) != vault.MasterKeySize {
-			return fmt.Errorf("%s must be %d hex digits", masterKeyEnv, 2*vault.MasterKeySize)
+			return fmt.Errorf("%s must be %d hex digits", server.MasterKeyEnv, 2*vault.MasterKeySize)
 		}
-		cfg.MasterKey = k
+		cfg.Keys.MasterKey = k
 	}
 	if policyFile != "" {
 		p, err := os.ReadFile(policyFile)
@@ -138,6 +143,7 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 		srv.Close(context.Background())
 		return err
 	}
+	ln = netutil.LimitListener(ln, maxConns)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -171,7 +177,7 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 }
 
 var tokenSynopsis = map[string]string{
-	"create": "log-server token create --data DIR --name NAME [--tenant T] [--scopes S,...]",
+	"create": "log-server token create --data DIR --name NAME [--tenant T] [--scopes S,...] [--global] [--actor ID]...",
 	"revoke": "log-server token revoke --data DIR --id ID",
 	"list":   "log-server token list --data DIR",
 }
@@ -185,11 +191,15 @@ func tokenCmd(args []string) int {
 	fs := cli.NewFlagSet("log-server token "+sub, tokenSynopsis[sub])
 	dataDir := fs.String("data", "./data", "data directory")
 	var name, tenant, scopes, id *string
+	var global *bool
+	var actors listFlag
 	switch sub {
 	case "create":
-		name = fs.String("name", "", "token name (required)")
+		name = fs.String("name", "", "token name (required; 1-128 characters of [A-Za-z0-9_.:@-])")
 		tenant = fs.String("tenant", server.DefaultTenant, "tenant the token acts for")
-		scopes = fs.String("scopes", "write", "comma-separated scopes: write, read, audit, admin")
+		scopes = fs.String("scopes", "write", "comma-separated scopes: write, read, audit, admin, monitor")
+		global = fs.Bool("global", false, "act for every tenant (a log operator or log-wide auditor; needed to read entry bundles)")
+		fs.Var(&actors, "actor", "an actor id the token may write as (repeatable; default: any)")
 	case "revoke":
 		id = fs.String("id", "", "token id (required)")
 	}
@@ -214,10 +224,20 @@ func tokenCmd(args []string) int {
 			return cli.Fail(fs, "--id is required")
 		}
 	}
-	return exit(runToken(sub, *dataDir, name, tenant, id, sc))
+	var spec auth.Spec
+	if sub == "create" {
+		spec = auth.Spec{Name: *name, Tenant: *tenant, Scopes: sc, Global: *global, Actors: actors}
+	}
+	return exit(runToken(sub, *dataDir, spec, id))
 }
 
-func runToken(sub, dataDir string, name, tenant, id *string, sc []string) error {
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runToken(sub, dataDir string, spec auth.Spec, id *string) error {
 	if _, err := os.Stat(filepath.Join(dataDir, server.StateDB)); err != nil {
 		return fmt.Errorf("no log in %s (start log-server --data %s once first): %w", dataDir, dataDir, err)
 	}
@@ -233,11 +253,11 @@ func runToken(sub, dataDir string, name, tenant, id *string, sc []string) error 
 	ctx := context.Background()
 	switch sub {
 	case "create":
-		tok, p, err := store.Create(ctx, *name, *tenant, sc)
+		tok, p, err := store.Create(ctx, spec)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "created token id=%s name=%s tenant=%s scopes=%s (shown once; store it now)\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","))
+		fmt.Fprintf(os.Stderr, "created token id=%s name=%s tenant=%s scopes=%s%s (shown once; store it now)\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","), tokenFlags(p))
 		fmt.Println(tok)
 	case "revoke":
 		if err := store.Revoke(ctx, *id); err != nil {
@@ -250,8 +270,20 @@ func runToken(sub, dataDir string, name, tenant, id *string, sc []string) error 
 			return err
 		}
 		for _, p := range ps {
-			fmt.Printf("%s\t%s\t%s\t%s\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","))
+			fmt.Printf("%s\t%s\t%s\t%s%s\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","), tokenFlags(&p))
 		}
 	}
 	return nil
+}
+
+// tokenFlags describes a token's reach beyond its tenant and scopes.
+func tokenFlags(p *auth.Principal) string {
+	var b strings.Builder
+	if p.Global {
+		b.WriteString(" global")
+	}
+	if len(p.Actors) > 0 {
+		b.WriteString(" actors=" + strings.Join(p.Actors, ","))
+	}
+	return b.String()
 }

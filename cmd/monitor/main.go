@@ -75,6 +75,24 @@ func readTrust(keyPath, policyPath string) (note.Verifier, *checkpoint.Policy, e
 	return key, policy, nil
 }
 
+// logClient is a client of the log at url with the token in tokenFile
+// (none if empty), which must be mode 0600.
+func logClient(url, tokenFile string) (*client.Client, error) {
+	var opts []client.Option
+	if tokenFile != "" {
+		b, err := keyfile.Read(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		opts = append(opts, client.WithToken(string(b)))
+	}
+	c, err := client.New(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--url: %w", err)
+	}
+	return c, nil
+}
+
 func readLogKey(path string) (note.Verifier, error) {
 	if path == "" {
 		return nil, errors.New("--log-key is required (the log's note verifier key, e.g. DATA/keys/log.pub)")
@@ -103,16 +121,17 @@ func fail(format string, args ...any) int {
 }
 
 func follow(args []string) int {
-	fs := cli.NewFlagSet("monitor", `monitor [follow] --url URL --log-key FILE --rules FILE --state DIR [flags]
+	fs := cli.NewFlagSet("monitor", `monitor [follow] --url URL --log-key FILE --token-file FILE --rules FILE --state DIR [flags]
 monitor verify --url URL --log-key FILE [flags]
 monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...`)
 	url := fs.String("url", "", "the log's base URL (required)")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines)")
+	tokenFile := fs.String("token-file", "", "file (0600) with a global read token: a private log serves its entries only with one")
 	rulesFile := fs.String("rules", "", "rule file (YAML with CEL expressions; required)")
 	stateDir := fs.String("state", "", "state directory (required)")
 	webhook := fs.String("webhook", "", "POST every alert as JSON to this URL")
-	appendToken := fs.String("append-token", "", "file (0600) with a write token: append every alert to the log as a monitor.alert event")
+	appendToken := fs.String("append-token", "", "file (0600) with a token of monitor scope: append every alert to the log as a monitor.alert event")
 	start := fs.String("start", "end", `where a new monitor starts: "end" (the log's size) or an entry index`)
 	instance := fs.String("instance", monitor.DefaultInstance, "name of this monitor in appended alerts (session monitor.NAME)")
 	poll := fs.Duration("poll", monitor.DefaultPoll, "how often to read the checkpoint")
@@ -148,9 +167,9 @@ monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...`)
 	if err != nil {
 		return fail("%v", err)
 	}
-	lc, err := client.New(*url)
+	lc, err := logClient(*url, *tokenFile)
 	if err != nil {
-		return fail("--url: %v", err)
+		return fail("%v", err)
 	}
 	cfg := monitor.Config{
 		Log: lc, LogKey: key, Policy: policy, Rules: rules, StateDir: *stateDir, Webhook: *webhook,
@@ -219,10 +238,11 @@ func isTerminal(f *os.File) bool {
 }
 
 func verify(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]")
+	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE] [--witness-policy FILE] [--json]")
 	url := fs.String("url", "", "the log's base URL (required)")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
+	tokenFile := fs.String("token-file", "", "file (0600) with a global read token: a private log serves its entries only with one")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
@@ -242,9 +262,9 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := &progress{w: stderr, tty: isTerminal(os.Stderr), start: time.Now(), last: -1}
-	lc, err := client.New(*url)
+	lc, err := logClient(*url, *tokenFile)
 	if err != nil {
-		return fail("--url: %v", err)
+		return fail("%v", err)
 	}
 	rep, err := monitor.Audit(ctx, monitor.AuditConfig{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger})
 	if p.tty {

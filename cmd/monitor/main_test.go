@@ -48,6 +48,7 @@ type logServer struct {
 	srv    *server.Server
 	hs     *httptest.Server
 	token  string
+	tokenF string // path of the admin token file (0600)
 	pub    string // path of the verifier key file
 	rules  string // path of the rule pack with all-day business hours
 	closed bool
@@ -65,6 +66,7 @@ func startLog(t *testing.T) *logServer {
 	t.Cleanup(l.close)
 	tok, _ := os.ReadFile(filepath.Join(dir, server.AdminToken))
 	l.token = strings.TrimSpace(string(tok))
+	l.tokenF = filepath.Join(dir, server.AdminToken)
 	l.pub = filepath.Join(dir, server.LogPubFile)
 	pack, err := os.ReadFile("../../monitor/rules/llm-agents.yaml")
 	if err != nil {
@@ -164,7 +166,7 @@ func alertsIn(t *testing.T, s string) []monitor.Alert {
 func TestKillAndRestart(t *testing.T) {
 	l := startLog(t)
 	state := t.TempDir()
-	args := []string{"--url", l.hs.URL, "--log-key", l.pub, "--rules", l.rules, "--state", state, "--start", "0", "--poll", "50ms", "--log-level", "warn"}
+	args := []string{"--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF, "--rules", l.rules, "--state", state, "--start", "0", "--poll", "50ms", "--log-level", "warn"}
 
 	var (
 		mu   sync.Mutex
@@ -278,7 +280,7 @@ func TestVerifyCommand(t *testing.T) {
 	for l.size() < 300 {
 		time.Sleep(20 * time.Millisecond)
 	}
-	r := startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub)
+	r := startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF)
 	<-r.done
 	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "OK: everything verified") ||
 		!strings.Contains(r.errOut.String(), "verified 300/300 entries") {
@@ -289,7 +291,7 @@ func TestVerifyCommand(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	b[40] ^= 0xff
 	os.WriteFile(path, b, 0o644)
-	r = startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub)
+	r = startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF)
 	<-r.done
 	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL log.tile_mismatch") {
 		t.Fatalf("verify after tampering: exit %d\nstdout %s", code, r.out.String())

@@ -27,12 +27,12 @@ type Layer struct {
 // Map lists the layers from the bottom up. A package may import packages of
 // its own layer and of the layers below it, except what its layer denies.
 var Map = []Layer{
-	{Name: "format", Packages: []string{"event", "checkpoint"},
+	{Name: "format", Packages: []string{"event", "checkpoint", "internal/strictjson"},
 		What: "the leaf, checkpoints, witness policies: no I/O"},
 	{Name: "protocol", Packages: []string{"client"},
 		What: "the one Go client of the HTTP API, on the format alone"},
-	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile"},
-		What: "payloads, tokens, the session index, key files"},
+	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile", "internal/keyring"},
+		What: "payloads, tokens, the session index, key files, the kernel keyring"},
 	{Name: "engine", Packages: []string{"log", "tiles"},
 		What: "the audit engine on Tessera, tlog-tiles reads"},
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
