@@ -14,6 +14,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // Receipt errors. Each is wrapped by VerifyReceipt / ReceiptVerifier.Verify.
@@ -44,6 +45,11 @@ type Receipt struct {
 	Checkpoint     string   `json:"checkpoint"`      // signed note text
 }
 
+// receiptKeys are a receipt's keys, exactly, each once.
+var receiptKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
+	"index": nil, "leaf": nil, "leaf_hash": nil, "tree_size": nil, "inclusion_proof": nil, "checkpoint": nil,
+}}
+
 // MaxReceiptBytes caps a receipt read from outside.
 const MaxReceiptBytes = 1 << 20
 
@@ -62,6 +68,9 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 		data = inner
 	} else if _, ok := probe["checkpoint"]; !ok {
 		return nil, fmt.Errorf("%w: no checkpoint (a write response without ?wait=checkpoint has no receipt)", ErrReceiptMalformed)
+	}
+	if err := strictjson.Check(data, receiptKeys); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceiptMalformed, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -77,6 +77,7 @@ func TestVerifyReceipt(t *testing.T) {
 		{"short proof", mutate(func(m map[string]any) { m["inclusion_proof"] = m["inclusion_proof"].([]any)[1:] }), false, client.ErrReceiptInclusion},
 		{"size", mutate(func(m map[string]any) { m["tree_size"] = 5 }), false, client.ErrReceiptInclusion},
 		{"unknown field", mutate(func(m map[string]any) { m["x"] = 1 }), false, client.ErrReceiptMalformed},
+		{"key in another case", mutate(func(m map[string]any) { m["Index"] = m["index"]; delete(m, "index") }), false, client.ErrReceiptMalformed},
 		{"no receipt", []byte(`{"index":1,"leaf":"e30="}`), false, client.ErrReceiptMalformed},
 		{"other log key", wrapper.Receipt, true, client.ErrReceiptCheckpoint},
 	} {

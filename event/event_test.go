@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -111,16 +112,28 @@ func TestAttributeCanonicalForm(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite testdata/leaf-vector.json from buildVector")
+var update = flag.Bool("update", false, "rewrite the test vectors in testdata from buildVector")
 
-// buildVector builds the test vector of testdata/leaf-vector.json from
-// fixed inputs: a leaf, its payload and salt, the exact leaf bytes and hash.
-func buildVector(t *testing.T) []byte {
+// Test vectors: the current leaf format (version 2), and version 1, which
+// logs begun before version 2 hold and which still parses.
+var vectors = []struct {
+	path    string
+	version int
+}{
+	{"../testdata/leaf-vector.json", LeafVersion},
+	{"../testdata/leaf-vector-v1.json", LeafVersion1},
+}
+
+const vectorPath = "../testdata/leaf-vector.json"
+
+// buildVector builds a test vector from fixed inputs: a leaf of the
+// version, its payload and salt, the exact leaf bytes and hash.
+func buildVector(t *testing.T, version int) []byte {
 	t.Helper()
 	payload := `{"model":"gpt-4o","messages":[{"role":"user","content":"Summarise the discharge note."}]}`
 	salt, _ := hex.DecodeString("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
 	l := Leaf{
-		V: 1, ID: "5f2b8e0c9a7d4e31b6c0a1f2e3d4c5b6", Kind: "llm.request", Time: "2026-11-27T10:00:00.123456789Z",
+		V: version, ID: "5f2b8e0c9a7d4e31b6c0a1f2e3d4c5b6", Kind: "llm.request", Time: "2026-11-27T10:00:00.123456789Z",
 		Tenant: "clinic-a", Session: "sess-42", Seq: 1,
 		Prev:  "b1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90",
 		Actor: Actor{Type: "agent", ID: "triage-bot", OnBehalfOf: "dr.smith"},
@@ -129,12 +142,19 @@ func buildVector(t *testing.T) []byte {
 		},
 		Payload: NewCommitment(salt, []byte(payload), "application/json"),
 	}
+	comment := "LLMAuditTrail leaf format v1 test vector: see docs/leaf-format.md. Logs begun before version 2 hold such leaves. Rebuild: go test ./event -run TestLeafVector -update (not needed unless the format changes)."
+	if version == LeafVersion {
+		l.Actor.OnBehalfOf = "ps_2vqjm4sebx5bbwdqh7rbmtll"
+		l.Subject = "ps_7bqs4agcvbfbxsa3d2uwyh3o"
+		l.Writer = &Writer{Token: "9c41f27a0b5e6d83", Via: ViaProxy}
+		comment = "LLMAuditTrail leaf format v2 test vector: see docs/leaf-format.md. Rebuild: go test ./event -run TestLeafVector -update (not needed unless the format changes)."
+	}
 	b, err := l.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]any{
-		"comment":     "LLMAuditTrail leaf format v1 test vector: see docs/leaf-format.md. Rebuild: go test ./event -run TestLeafVector -update (not needed unless the format changes).",
+		"comment":     comment,
 		"leaf_fields": l, "payload": payload, "salt": hex.EncodeToString(salt),
 		"leaf": string(b), "leaf_hash": hex.EncodeToString(LeafHash(b)),
 	}
@@ -148,7 +168,7 @@ func buildVector(t *testing.T) []byte {
 	return buf.Bytes()
 }
 
-// leafVector is testdata/leaf-vector.json.
+// leafVector is a test vector file.
 type leafVector struct {
 	Comment     string `json:"comment"`
 	Leaf        Leaf   `json:"leaf_fields"`
@@ -158,55 +178,71 @@ type leafVector struct {
 	LeafHashHex string `json:"leaf_hash"`
 }
 
-const vectorPath = "../testdata/leaf-vector.json"
-
 func TestLeafVector(t *testing.T) {
-	built := buildVector(t)
-	if *update {
-		if err := os.WriteFile(vectorPath, built, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, vec := range vectors {
+		t.Run(fmt.Sprintf("v%d", vec.version), func(t *testing.T) {
+			built := buildVector(t, vec.version)
+			if *update {
+				if err := os.WriteFile(vec.path, built, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw, err := os.ReadFile(vec.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The file is exactly what the code builds today: neither can drift.
+			if !bytes.Equal(raw, built) {
+				t.Fatalf("%s differs from what buildVector makes now; the leaf format changed? (rebuild with -update only if that was intended)\nfile:\n%s\nbuilt:\n%s", vec.path, raw, built)
+			}
+			var v leafVector
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			if err := dec.Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+			salt, _ := hex.DecodeString(v.SaltHex)
+			if got := hex.EncodeToString(Commit(salt, []byte(v.PayloadJSON))); got != v.Leaf.Payload.Digest {
+				t.Errorf("commitment = %s, want %s", got, v.Leaf.Payload.Digest)
+			}
+			if !CheckCommitment(v.Leaf.Payload, salt, []byte(v.PayloadJSON)) {
+				t.Error("CheckCommitment(vector) = false")
+			}
+			if CheckCommitment(v.Leaf.Payload, salt, []byte(v.PayloadJSON+" ")) {
+				t.Error("CheckCommitment accepted a different payload")
+			}
+			b, err := v.Leaf.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != v.LeafText {
+				t.Errorf("leaf =\n%s\nwant\n%s", b, v.LeafText)
+			}
+			if got := hex.EncodeToString(LeafHash(b)); got != v.LeafHashHex {
+				t.Errorf("leaf hash = %s, want %s", got, v.LeafHashHex)
+			}
+			l, err := ParseLeaf([]byte(v.LeafText))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.V != vec.version || l.Seq != 1 || l.Prev == "" || l.Payload.Size != len(v.PayloadJSON) || !IsCanonical([]byte(v.LeafText)) {
+				t.Errorf("ParseLeaf(vector) = %+v", l)
+			}
+		})
 	}
-	raw, err := os.ReadFile(vectorPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The file is exactly what the code builds today: neither can drift.
-	if !bytes.Equal(raw, built) {
-		t.Fatalf("%s differs from what buildVector makes now; the leaf format changed? (rebuild with -update only if that was intended)\nfile:\n%s\nbuilt:\n%s", vectorPath, raw, built)
-	}
+	// Versions are not mixed up: a writer in a v1 leaf, none in a v2 leaf.
+	v1, _ := os.ReadFile(vectors[1].path)
 	var v leafVector
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	salt, _ := hex.DecodeString(v.SaltHex)
-	if got := hex.EncodeToString(Commit(salt, []byte(v.PayloadJSON))); got != v.Leaf.Payload.Digest {
-		t.Errorf("commitment = %s, want %s", got, v.Leaf.Payload.Digest)
-	}
-	if !CheckCommitment(v.Leaf.Payload, salt, []byte(v.PayloadJSON)) {
-		t.Error("CheckCommitment(vector) = false")
-	}
-	if CheckCommitment(v.Leaf.Payload, salt, []byte(v.PayloadJSON+" ")) {
-		t.Error("CheckCommitment accepted a different payload")
-	}
-	b, err := v.Leaf.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != v.LeafText {
-		t.Errorf("leaf =\n%s\nwant\n%s", b, v.LeafText)
-	}
-	if got := hex.EncodeToString(LeafHash(b)); got != v.LeafHashHex {
-		t.Errorf("leaf hash = %s, want %s", got, v.LeafHashHex)
-	}
-	l, err := ParseLeaf([]byte(v.LeafText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.Seq != 1 || l.Prev == "" || l.Payload.Size != len(v.PayloadJSON) {
-		t.Errorf("ParseLeaf(vector) = %+v", l)
+	json.Unmarshal(v1, &v)
+	for name, bad := range map[string]string{
+		"v1 with a writer":  strings.Replace(v.LeafText, `,"attributes"`, `,"writer":{"token":"t","via":"api"},"attributes"`, 1),
+		"v1 with a subject": strings.Replace(v.LeafText, `,"attributes"`, `,"subject":"ps_x","attributes"`, 1),
+		"v2 without writer": strings.Replace(v.LeafText, `{"v":1,`, `{"v":2,`, 1),
+		"v2 via elsewhere":  strings.Replace(strings.Replace(v.LeafText, `{"v":1,`, `{"v":2,`, 1), `,"attributes"`, `,"writer":{"token":"t","via":"email"},"attributes"`, 1),
+	} {
+		if _, err := ParseLeaf([]byte(bad)); err == nil {
+			t.Errorf("%s: ParseLeaf accepted %s", name, bad)
+		}
 	}
 }
 
@@ -236,7 +272,7 @@ func TestParseHead(t *testing.T) {
 		{"escaped session", strings.Replace(v.LeafText, `"sess-42"`, `"sess-42"`, 1), true},
 		{"truncated", v.LeafText[:len(v.LeafText)-2], false},
 		{"no tenant", strings.Replace(v.LeafText, `"clinic-a"`, `""`, 1), false},
-		{"version 9", strings.Replace(v.LeafText, `"v":1`, `"v":9`, 1), false},
+		{"version 9", strings.Replace(v.LeafText, `"v":2`, `"v":9`, 1), false},
 		{"leading zero seq", strings.Replace(v.LeafText, `"seq":1,`, `"seq":01,`, 1), false},
 		{"not json", "{", false},
 	} {

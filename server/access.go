@@ -68,8 +68,8 @@ const (
 	DefaultMaxReads = 256
 	// DefaultMaxReadsPerClient bounds those of one client address.
 	DefaultMaxReadsPerClient = 16
-	// readDeadline bounds writing one read answer.
-	readDeadline = 30 * time.Second
+	// DefaultReadDeadline bounds writing one read answer.
+	DefaultReadDeadline = 30 * time.Second
 	// apiDeadline bounds writing any other API answer (receipts add the
 	// receipt wait).
 	apiDeadline = 60 * time.Second
@@ -125,7 +125,7 @@ func (s *Server) limitReads(next http.Handler) http.Handler {
 			return
 		}
 		defer s.reads.release(c)
-		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(readDeadline))
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.ReadDeadline))
 		next.ServeHTTP(w, r)
 	})
 }

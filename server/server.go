@@ -60,6 +60,9 @@ type Config struct {
 	// MaxReads and MaxReadsPerClient bound read answers in progress, in
 	// all and per client address (DefaultMaxReads, DefaultMaxReadsPerClient).
 	MaxReads, MaxReadsPerClient int
+	// ReadDeadline bounds the time a client may take to receive a read
+	// answer (DefaultReadDeadline); a reader that takes longer is cut off.
+	ReadDeadline time.Duration
 	// ReceiptWait bounds how long ?wait=checkpoint waits.
 	ReceiptWait time.Duration
 	// CheckpointInterval is how often a checkpoint is published
@@ -129,6 +132,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.MaxReadsPerClient == 0 {
 		cfg.MaxReadsPerClient = DefaultMaxReadsPerClient
+	}
+	if cfg.ReadDeadline == 0 {
+		cfg.ReadDeadline = DefaultReadDeadline
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

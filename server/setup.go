@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyring"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
@@ -52,19 +53,12 @@ type Created struct {
 	AdminToken string // set only when the admin token was created now
 }
 
-// Signer is a checkpoint signing key held outside the data directory, in a
-// hardware token (see package hsm).
-type Signer interface {
-	note.Signer
-	// VerifierKey is the key's note verifier key (name+hash+key).
-	VerifierKey() string
-}
-
 // KeySources says where the server's secrets come from.
 type KeySources struct {
-	// Signer, if set, signs checkpoints instead of keys/log.key, which must
-	// then not exist; keys/log.pub is written from it on first start.
-	Signer Signer
+	// SigningKey, if set, is the checkpoint signing key in a PKCS#11 token,
+	// used instead of keys/log.key, which must then not exist; keys/log.pub
+	// is written from it on first start. The log's origin names it.
+	SigningKey *hsm.Key
 	// MasterKeySource is "file" (keys/master.key, created on first start),
 	// "env" (MasterKey, given by the operator) or "keyring:DESC" (the user
 	// key DESC of the Linux kernel keyring, hex; created on first start).
@@ -101,7 +95,7 @@ func InitKeys(dir, origin string, src KeySources) (*Keys, *Created, error) {
 		return nil, nil, err
 	}
 	created.Fresh = !pubExists
-	signer, err := initSigner(dir, origin, src.Signer, created)
+	signer, err := initSigner(dir, origin, src.SigningKey, created)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,27 +122,44 @@ func InitKeys(dir, origin string, src KeySources) (*Keys, *Created, error) {
 	return &Keys{Signer: signer, Verifier: verifier, VKey: vkey, MasterKey: master}, created, nil
 }
 
-func initSigner(dir, origin string, hsm Signer, created *Created) (note.Signer, error) {
+func initSigner(dir, origin string, key *hsm.Key, created *Created) (note.Signer, error) {
 	skeyPath := filepath.Join(dir, LogKeyFile)
 	pubPath := filepath.Join(dir, LogPubFile)
 	exists, err := keyfile.Exists(skeyPath)
 	if err != nil {
 		return nil, err
 	}
-	if hsm != nil {
+	if key != nil {
 		if exists {
 			return nil, fmt.Errorf("%s exists, but the signing key is a PKCS#11 key: remove one of them", skeyPath)
 		}
-		if origin != "" && hsm.Name() != origin {
-			return nil, fmt.Errorf("the PKCS#11 signing key is named %q, not %q (--origin)", hsm.Name(), origin)
+		name := origin
+		if !created.Fresh {
+			// The origin is the name of the key the log was started with.
+			raw, err := os.ReadFile(pubPath)
+			if err != nil {
+				return nil, err
+			}
+			pubName, _, _ := strings.Cut(strings.TrimSpace(string(raw)), "+")
+			if origin != "" && origin != pubName {
+				return nil, fmt.Errorf("%s belongs to origin %q, not %q", pubPath, pubName, origin)
+			}
+			name = pubName
+		}
+		if name == "" {
+			name = DefaultOrigin
+		}
+		s, err := key.NoteSigner(name)
+		if err != nil {
+			return nil, err
 		}
 		if created.Fresh {
-			if err := os.WriteFile(pubPath, []byte(hsm.VerifierKey()+"\n"), 0o644); err != nil {
+			if err := os.WriteFile(pubPath, []byte(s.VerifierKey()+"\n"), 0o644); err != nil {
 				return nil, err
 			}
 			created.Paths = append(created.Paths, pubPath)
 		}
-		return hsm, nil
+		return s, nil
 	}
 	if !exists {
 		if !created.Fresh {

@@ -121,7 +121,9 @@ func cosigners(t *testing.T, cp []byte, peers []*witnesstest.Peer) map[string]bo
 func newTestServerIn(t *testing.T, dir string, mod func(*Config)) *testServer {
 	t.Helper()
 	cfg := Config{DataDir: dir, CheckpointInterval: 200 * time.Millisecond}
-	mod(&cfg)
+	if mod != nil {
+		mod(&cfg)
+	}
 	srv, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 )
 
@@ -106,6 +107,37 @@ func LoadKey(dir, name string) (*Key, error) {
 		return nil, fmt.Errorf("%s does not match %s (want %q)", pubPath, KeyFile, vkey)
 	}
 	return &Key{Signer: signer, VerifierKey: vkey}, nil
+}
+
+// HSMKey is the witness key of a PKCS#11 token, named name: cosignatures are
+// made in the token, and dir holds only PubFile, written (or checked) here.
+func HSMKey(dir, name string, k *hsm.Key) (*Key, error) {
+	s, err := k.CosignatureSigner(name)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := keyfile.Exists(filepath.Join(dir, KeyFile)); err != nil || ok {
+		if err == nil {
+			err = fmt.Errorf("%s exists, but the witness key is a PKCS#11 key: remove one of them", filepath.Join(dir, KeyFile))
+		}
+		return nil, err
+	}
+	pubPath := filepath.Join(dir, PubFile)
+	pub, err := os.ReadFile(pubPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := writePub(dir, s.VerifierKey()); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("reading witness public key: %w", err)
+	case strings.TrimSpace(string(pub)) != s.VerifierKey():
+		return nil, fmt.Errorf("%s does not match the PKCS#11 key (want %q)", pubPath, s.VerifierKey())
+	}
+	return &Key{Signer: s, VerifierKey: s.VerifierKey()}, nil
 }
 
 // LoadOrGenerateKey loads the key in dir, generating one named name first

@@ -126,18 +126,27 @@ func New(ctx context.Context, cfg *Config, key *Key, store *Store, logger *slog.
 // Open opens the witness whose key and database live in dataDir, generating
 // the key on first start. Close releases the database.
 func Open(ctx context.Context, dataDir string, cfg *Config, logger *slog.Logger) (*Witness, error) {
+	return OpenWithKey(ctx, dataDir, cfg, nil, logger)
+}
+
+// OpenWithKey is Open with the key given (see HSMKey); nil means the key in
+// dataDir, as Open.
+func OpenWithKey(ctx context.Context, dataDir string, cfg *Config, key *Key, logger *slog.Logger) (*Witness, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	key, generated, err := LoadOrGenerateKey(dataDir, cfg.Name)
-	if err != nil {
-		return nil, err
-	}
-	if generated {
-		logger.Info("generated witness key", "path", filepath.Join(dataDir, KeyFile), "vkey", key.VerifierKey)
+	if key == nil {
+		k, generated, err := LoadOrGenerateKey(dataDir, cfg.Name)
+		if err != nil {
+			return nil, err
+		}
+		if generated {
+			logger.Info("generated witness key", "path", filepath.Join(dataDir, KeyFile), "vkey", k.VerifierKey)
+		}
+		key = k
 	}
 	store, err := OpenStore(filepath.Join(dataDir, DBFile))
 	if err != nil {

@@ -49,7 +49,15 @@ var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // start runs the log server on a free port and waits until it listens.
 func start(t *testing.T, bin, dir string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "--data", dir, "--listen", "127.0.0.1:0", "--checkpoint-interval", "100ms")
+	return startWith(t, bin, dir, nil)
+}
+
+// startWith is start with more flags and, if env is not nil, that
+// environment.
+func startWith(t *testing.T, bin, dir string, env []string, flags ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--data", dir, "--listen", "127.0.0.1:0", "--checkpoint-interval", "100ms"}, flags...)...)
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -40,6 +41,8 @@ func main() {
 	switch {
 	case len(args) > 0 && args[0] == "token":
 		code = tokenCmd(args[1:])
+	case len(args) > 0 && args[0] == "keygen":
+		code = keygen(args[1:])
 	case len(args) > 0 && args[0] == "serve":
 		code = serve(args[1:])
 	default:
@@ -58,7 +61,8 @@ func exit(err error) int {
 }
 
 const serveSynopsis = `log-server [serve] [--data DIR] [--listen ADDR] [flags]
-log-server token create|revoke|list --data DIR [flags]`
+log-server token create|revoke|list --data DIR [flags]
+log-server keygen --signing-key pkcs11:URI [--origin NAME]`
 
 func serve(args []string) int {
 	fs := cli.NewFlagSet("log-server", serveSynopsis)
@@ -73,6 +77,7 @@ func serve(args []string) int {
 	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
 	witnessTimeout := fs.Duration("witness-timeout", server.DefaultWitnessTimeout, "longest wait for witnesses per checkpoint")
 	publicEntries := fs.Bool("public-entries", false, "serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose")
+	signingKey := fs.String("signing-key", "", "checkpoint signing key in a PKCS#11 token, as an RFC 7512 pkcs11: URI (default: DATA/keys/log.key)")
 	masterSource := fs.String("master-key-source", "", "where the vault master key comes from: file (keys/master.key), env ("+server.MasterKeyEnv+") or keyring:DESC (a user key of the Linux kernel keyring); default env if the variable is set, else file")
 	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
 	upstreams := upstreamFlags{}
@@ -101,13 +106,44 @@ func serve(args []string) int {
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
-	}, *policyFile, *maxConns))
+	}, *policyFile, *maxConns, *signingKey))
+}
+
+func keygen(args []string) int {
+	fs := cli.NewFlagSet("log-server keygen", "log-server keygen --signing-key pkcs11:URI [--origin NAME]")
+	uri := fs.String("signing-key", "", "where to create the key: an RFC 7512 pkcs11: URI naming token, object and module-path (required)")
+	origin := fs.String("origin", server.DefaultOrigin, "log origin: the name of the checkpoint key")
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
+	}
+	if *uri == "" || fs.NArg() > 0 {
+		return cli.Fail(fs, "--signing-key is required")
+	}
+	k, err := hsm.Generate(*uri)
+	if err != nil {
+		return exit(err)
+	}
+	defer k.Close()
+	s, err := k.NoteSigner(*origin)
+	if err != nil {
+		return exit(err)
+	}
+	fmt.Println(s.VerifierKey())
+	return 0
 }
 
 // defaultMaxConns is the default of --max-conns.
 const defaultMaxConns = 4096
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int) error {
+func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int, signingKey string) error {
+	if signingKey != "" {
+		k, err := hsm.Open(signingKey)
+		if err != nil {
+			return fmt.Errorf("--signing-key: %w", err)
+		}
+		defer k.Close()
+		cfg.Keys.SigningKey = k
+	}
 	if hx := os.Getenv(server.MasterKeyEnv); hx != "" {
 		k, err := hex.DecodeString(strings.TrimSpace(hx))
 		if err != nil || len(k) != vault.MasterKeySize {

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/witness"
 )
 
@@ -44,14 +45,30 @@ func main() {
 }
 
 func keygen(args []string) int {
-	fs := cli.NewFlagSet("witness keygen", "witness keygen --name NAME --data DIR")
+	fs := cli.NewFlagSet("witness keygen", "witness keygen --name NAME --data DIR [--signing-key pkcs11:URI]")
 	name := fs.String("name", "", "URL-like name of the witness (e.g. witness.example.com/w1)")
 	data := fs.String("data", "", "data directory to write witness.key and witness.pub into")
+	signingKey := fs.String("signing-key", "", "create the key in a PKCS#11 token instead (RFC 7512 pkcs11: URI); only witness.pub is written")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
 	if *name == "" || *data == "" || fs.NArg() != 0 {
 		return cli.Fail(fs, "--name and --data are required")
+	}
+	if *signingKey != "" {
+		k, err := hsm.Generate(*signingKey)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "witness keygen: %v\n", err)
+			return 1
+		}
+		defer k.Close()
+		key, err := witness.HSMKey(*data, *name, k)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "witness keygen: %v\n", err)
+			return 1
+		}
+		fmt.Println(key.VerifierKey)
+		return 0
 	}
 	vkey, err := witness.GenerateKey(*data, *name)
 	if err != nil {
@@ -63,12 +80,13 @@ func keygen(args []string) int {
 }
 
 func serve(args []string) int {
-	fs := cli.NewFlagSet("witness", `witness --data DIR --config FILE [--listen ADDR]
-witness keygen --name NAME --data DIR`)
+	fs := cli.NewFlagSet("witness", `witness --data DIR --config FILE [--listen ADDR] [--signing-key pkcs11:URI]
+witness keygen --name NAME --data DIR [--signing-key pkcs11:URI]`)
 	data := fs.String("data", "", "data directory (key and database)")
 	listen := fs.String("listen", "127.0.0.1:7380", "address to listen on for HTTP")
 	configPath := fs.String("config", "", "YAML configuration file (name, logs)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	signingKey := fs.String("signing-key", "", "cosign with a key in a PKCS#11 token (RFC 7512 pkcs11: URI) instead of DATA/witness.key")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
@@ -80,14 +98,14 @@ witness keygen --name NAME --data DIR`)
 		return cli.Fail(fs, "--log-level: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(*data, *listen, *configPath, logger); err != nil {
+	if err := run(*data, *listen, *configPath, *signingKey, logger); err != nil {
 		logger.Error("witness failed", "error", err)
 		return 1
 	}
 	return 0
 }
 
-func run(dataDir, addr, configPath string, logger *slog.Logger) error {
+func run(dataDir, addr, configPath, signingKey string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -99,7 +117,18 @@ func run(dataDir, addr, configPath string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	w, err := witness.Open(ctx, dataDir, cfg, logger)
+	var key *witness.Key
+	if signingKey != "" {
+		k, err := hsm.Open(signingKey)
+		if err != nil {
+			return fmt.Errorf("--signing-key: %w", err)
+		}
+		defer k.Close()
+		if key, err = witness.HSMKey(dataDir, cfg.Name, k); err != nil {
+			return err
+		}
+	}
+	w, err := witness.OpenWithKey(ctx, dataDir, cfg, key, logger)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/internal/hsm/hsmtest"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 )
 
@@ -293,5 +294,44 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	}
 	if code := p2.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(p2.output(), "shutting down") {
 		t.Errorf("SIGINT: exit %d, output %q", code, p2.output())
+	}
+}
+
+// TestWitnessKeyInSoftHSM: the witness's key made with keygen
+// --signing-key in a SoftHSM2 token cosigns there; the cosignature verifies
+// with the printed verifier key, and no private key is in the data
+// directory.
+func TestWitnessKeyInSoftHSM(t *testing.T) {
+	tk := hsmtest.New(t, "llmaudit-witness")
+	bin := witnesstest.BuildOurWitness(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	uri := tk.URI("witness")
+	out, err := exec.Command(bin, "keygen", "--name", name, "--data", data, "--signing-key", uri).Output()
+	if err != nil {
+		t.Fatalf("keygen: %v", err)
+	}
+	vkey := strings.TrimSpace(string(out))
+	l := witnesstest.NewLog(t, "log.test/hsm")
+	l.Append(10)
+	cfg := writeConfig(t, dir, l)
+	p := start(t, bin, "--data", data, "--listen", "127.0.0.1:0", "--config", cfg, "--signing-key", uri)
+	if p.addr == "" {
+		t.Fatalf("witness did not start:\n%s", p.output())
+	}
+	status, resp := post(t, p.addr, l.AddRequest(t, 0, 10))
+	if status != 200 {
+		t.Fatalf("add-checkpoint = %d %q", status, resp)
+	}
+	v, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigned := append(l.Checkpoint(t, 10), []byte(resp)...)
+	if n, err := note.Open(cosigned, note.VerifierList(v)); err != nil || len(n.Sigs) != 1 {
+		t.Fatalf("the HSM cosignature does not verify with %s: %v", vkey, err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "witness.key")); !os.IsNotExist(err) {
+		t.Fatalf("witness.key exists with a PKCS#11 key (%v)", err)
 	}
 }

@@ -31,8 +31,8 @@ var Map = []Layer{
 		What: "the leaf, checkpoints, witness policies: no I/O"},
 	{Name: "protocol", Packages: []string{"client"},
 		What: "the one Go client of the HTTP API, on the format alone"},
-	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile", "internal/keyring"},
-		What: "payloads, tokens, the session index, key files, the kernel keyring"},
+	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm"},
+		What: "payloads, tokens, the session index, key files, the kernel keyring, PKCS#11 keys"},
 	{Name: "engine", Packages: []string{"log", "tiles"},
 		What: "the audit engine on Tessera, tlog-tiles reads"},
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
@@ -55,7 +55,7 @@ var Exceptions = map[string][]string{
 }
 
 // TestOnly packages may import anything, and only tests may import them.
-var TestOnly = []string{"internal/witnesstest", "internal/testproc", "internal/layers", "internal/cli/clitest"}
+var TestOnly = []string{"internal/witnesstest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest"}
 
 // Violation is one forbidden import.
 type Violation struct {
