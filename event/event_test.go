@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 func TestDecodeRequestRejects(t *testing.T) {
@@ -375,4 +377,24 @@ func TestPermit(t *testing.T) {
 	if !ServerOnly("access.read") || ServerOnly("monitor.alert") || ServerOnly("llm.request") {
 		t.Error("ServerOnly does not follow the table")
 	}
+}
+
+func BenchmarkDecodeRequest(b *testing.B) {
+	body := []byte(`{"session":"load-1","kind":"llm.request","actor":{"type":"agent","id":"loadgen"},"attributes":{"gen_ai.request.model":"bench-model","gen_ai.usage.input_tokens":7},"payload":{"prompt":"` + strings.Repeat("a", 1000) + `"}}`)
+	b.Run("DecodeRequest", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeRequest(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("strict keys only", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := strictjson.Check(body, requestKeys); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -5,11 +5,9 @@
 package strictjson
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // Object is the rule for a JSON object: Keys lists the allowed keys (exact
@@ -23,59 +21,159 @@ type Object struct {
 	Values  *Object
 }
 
-// ErrKeys is wrapped by every error Check returns.
+// ErrKeys is wrapped by every error Check returns for keys; other errors
+// are about malformed JSON.
 var ErrKeys = errors.New("bad JSON keys")
 
-// Check reads the JSON value in data and applies rule to it if it is an
+var errSyntax = errors.New("malformed JSON")
+
+// Check scans the JSON value in data and applies rule to it if it is an
 // object. Values that are not objects where rule expects one are left to the
-// decoder that follows. Malformed JSON is an error.
+// decoder that follows. It scans without building values (keys with escapes
+// aside), so it costs a fraction of a decode; data that is not JSON is an
+// error, though only the decoder that follows checks every detail (numbers,
+// escapes, UTF-8).
 func Check(data []byte, rule *Object) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := value(dec, rule, ""); err != nil {
+	s := scanner{b: data}
+	s.ws()
+	if err := s.value(rule, ""); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data", ErrKeys)
+	s.ws()
+	if s.i != len(s.b) {
+		return fmt.Errorf("%w: trailing data", errSyntax)
 	}
 	return nil
 }
 
-func value(dec *json.Decoder, rule *Object, path string) error {
-	if rule == nil {
-		var skip json.RawMessage
-		return dec.Decode(&skip)
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return err
+}
+
+func (s *scanner) eof() error { return fmt.Errorf("%w: unexpected end", errSyntax) }
+
+// str scans a string at s.i (the opening quote) and returns its contents,
+// unescaped if it has escapes.
+func (s *scanner) str() (string, error) {
+	start := s.i
+	s.i++
+	escaped := false
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '\\':
+			escaped = true
+			s.i += 2
+			continue
+		case '"':
+			s.i++
+			if !escaped {
+				return string(s.b[start+1 : s.i-1]), nil
+			}
+			var out string
+			if err := json.Unmarshal(s.b[start:s.i], &out); err != nil {
+				return "", fmt.Errorf("%w: %v", errSyntax, err)
+			}
+			return out, nil
+		}
+		s.i++
 	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
+	return "", s.eof()
+}
+
+func (s *scanner) value(rule *Object, path string) error {
+	if s.i >= len(s.b) {
+		return s.eof()
 	}
-	switch d {
+	switch c := s.b[s.i]; c {
+	case '{':
+		return s.object(rule, path)
 	case '[':
-		for dec.More() {
-			if err := value(dec, rule, path+"[]"); err != nil {
+		s.i++
+		s.ws()
+		if s.i < len(s.b) && s.b[s.i] == ']' {
+			s.i++
+			return nil
+		}
+		for {
+			s.ws()
+			if err := s.value(rule, path+"[]"); err != nil {
 				return err
+			}
+			s.ws()
+			if s.i >= len(s.b) {
+				return s.eof()
+			}
+			switch s.b[s.i] {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return nil
+			default:
+				return fmt.Errorf("%w: at offset %d", errSyntax, s.i)
 			}
 		}
-		_, err := dec.Token() // ]
+	case '"':
+		_, err := s.str()
 		return err
-	case '{':
-		seen := map[string]bool{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return err
+	default:
+		// A number or a literal: up to the next delimiter.
+		start := s.i
+		for s.i < len(s.b) {
+			switch s.b[s.i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				if s.i == start {
+					return fmt.Errorf("%w: at offset %d", errSyntax, s.i)
+				}
+				return nil
 			}
-			k := kt.(string)
-			if seen[k] {
-				return fmt.Errorf("%w: duplicate key %q%s", ErrKeys, k, at(path))
+			s.i++
+		}
+		if s.i == start {
+			return s.eof()
+		}
+		return nil
+	}
+}
+
+func (s *scanner) object(rule *Object, path string) error {
+	s.i++ // {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return nil
+	}
+	var seen []string
+	for {
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != '"' {
+			return fmt.Errorf("%w: want a key at offset %d", errSyntax, s.i)
+		}
+		k, err := s.str()
+		if err != nil {
+			return err
+		}
+		var sub *Object
+		if rule != nil {
+			for _, p := range seen {
+				if p == k {
+					return fmt.Errorf("%w: duplicate key %q%s", ErrKeys, k, at(path))
+				}
 			}
-			seen[k] = true
-			sub := rule.Values
+			seen = append(seen, k)
+			sub = rule.Values
 			if !rule.AnyKeys {
 				r, ok := rule.Keys[k]
 				if !ok {
@@ -83,14 +181,30 @@ func value(dec *json.Decoder, rule *Object, path string) error {
 				}
 				sub = r
 			}
-			if err := value(dec, sub, path+"."+k); err != nil {
-				return err
-			}
 		}
-		_, err := dec.Token() // }
-		return err
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return fmt.Errorf("%w: want ':' at offset %d", errSyntax, s.i)
+		}
+		s.i++
+		s.ws()
+		if err := s.value(sub, path+"."+k); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.b) {
+			return s.eof()
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return fmt.Errorf("%w: at offset %d", errSyntax, s.i)
+		}
 	}
-	return nil
 }
 
 func at(path string) string {
