@@ -55,6 +55,12 @@ func TestFindingsFailClosed(t *testing.T) {
 	s.waitCovered(t, genuine.Index)
 	before := s.size(t)
 
+	// What anyone may read: enough for witnesses and receipts.
+	for _, path := range []string{"/checkpoint", "/tile/0/000.p/1", fmt.Sprintf("/v1/proof/consistency?from=1&to=%d", genuine.Index+1)} {
+		if code, body, _ := s.do(t, "GET", path, "", nil); code != 200 {
+			t.Errorf("anonymous GET %s = %d %s, want 200", path, code, body)
+		}
+	}
 	for _, tc := range []struct {
 		name, method, path, token, body string
 		status                          int
@@ -293,5 +299,21 @@ func TestProxyRefusesPathTricks(t *testing.T) {
 	}
 	if hits != 0 {
 		t.Fatalf("the upstream was called %d times", hits)
+	}
+}
+
+// TestPublicEntries: with --public-entries, anyone reads entries.
+func TestPublicEntries(t *testing.T) {
+	s := newTestServer(t, func(c *Config) { c.PublicEntries = true })
+	r := s.post(t, "s", "llm.request", nil)
+	s.waitCovered(t, r.Index)
+	for _, p := range []string{"/tile/entries/000.p/1", "/v1/entries/0"} {
+		code, body, h := s.do(t, "GET", p, "", nil)
+		if code != 200 {
+			t.Fatalf("anonymous GET %s on a public log = %d %s", p, code, body)
+		}
+		if strings.HasPrefix(p, "/tile/") && !strings.HasPrefix(h.Get("Cache-Control"), "public") {
+			t.Errorf("public bundle Cache-Control %q", h.Get("Cache-Control"))
+		}
 	}
 }

@@ -49,6 +49,20 @@ func TestTokenCommands(t *testing.T) {
 	if out, err := exec.Command(bin, "token", "create", "--data", dir, "--name", "x", "--scopes", "root").CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown scope") {
 		t.Fatalf("bad scope accepted: %s", out)
 	}
+	for _, args := range [][]string{{"--tenant", "bad tenant/../x"}, {"--name", strings.Repeat("n", 5000)}, {"--actor", "bad actor"}} {
+		cmd := exec.Command(bin, append([]string{"token", "create", "--data", dir, "--name", "x"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "invalid token spec") {
+			t.Fatalf("token create %q accepted: %s", args, out)
+		}
+	}
+	// A global monitor token bound to an actor shows as such.
+	if _, err := exec.Command(bin, "token", "create", "--data", dir, "--name", "mon", "--global", "--scopes", "read,monitor", "--actor", "monitor.a", "--actor", "monitor.b").Output(); err != nil {
+		t.Fatalf("token create --global: %v", err)
+	}
+	list, _ = exec.Command(bin, "token", "list", "--data", dir).Output()
+	if !regexp.MustCompile(`(?m)^[0-9a-f]{16}\tmon\tdefault\tread,monitor global actors=monitor.a,monitor.b$`).Match(list) {
+		t.Fatalf("token list does not show the global, actor-bound token:\n%s", list)
+	}
 	if out, err := exec.Command(bin, "token", "revoke", "--data", dir, "--id", string(m[1])).CombinedOutput(); err != nil {
 		t.Fatalf("token revoke: %v %s", err, out)
 	}
