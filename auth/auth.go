@@ -29,9 +29,11 @@ const (
 	ScopeAudit   = event.ScopeAudit   // read decrypted payloads (each read is itself logged); append replay.verdict
 	ScopeAdmin   = "admin"            // everything
 	ScopeMonitor = event.ScopeMonitor // append monitor.alert and monitor.status events
+	ScopeSign    = "sign"             // sign records as the signer the token is bound to (--actor)
+	ScopePrivacy = "privacy"          // place and release legal holds, erase sessions and subjects
 )
 
-var knownScopes = []string{ScopeWrite, ScopeRead, ScopeAudit, ScopeAdmin, ScopeMonitor}
+var knownScopes = []string{ScopeWrite, ScopeRead, ScopeAudit, ScopeAdmin, ScopeMonitor, ScopeSign, ScopePrivacy}
 
 // MaxActors caps the actor ids a token may be bound to.
 const MaxActors = 64

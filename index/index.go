@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,11 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE UNIQUE INDEX IF NOT EXISTS entries_session ON entries (tenant, session, seq);
 `); err != nil {
 		return nil, fmt.Errorf("creating index schema: %w", err)
+	}
+	// The event time came later: an index made before lacks it, and rows it
+	// indexed then keep a NULL time (delete index.db to rebuild it whole).
+	if _, err := db.Exec(`ALTER TABLE entries ADD COLUMN time TEXT`); err != nil && !strings.Contains(err.Error(), "duplicate column") {
+		return nil, fmt.Errorf("upgrading index schema: %w", err)
 	}
 	x := &Index{db: db, reader: reader, logger: logger, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
 	var size int64
@@ -133,7 +139,7 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.Prepare(`INSERT OR REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := tx.Prepare(`INSERT OR REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}
@@ -147,7 +153,7 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 			x.logger.Warn("unparseable leaf not indexed", "index", idx, "error", err)
 			continue
 		}
-		if _, err := stmt.Exec(int64(idx), l.Tenant, l.Session, int64(l.Seq), l.Kind, l.ID, event.LeafHash(data)); err != nil {
+		if _, err := stmt.Exec(int64(idx), l.Tenant, l.Session, int64(l.Seq), l.Kind, l.ID, event.LeafHash(data), l.Time); err != nil {
 			return fmt.Errorf("indexing leaf %d: %w", idx, err)
 		}
 	}
@@ -217,4 +223,34 @@ func (x *Index) Session(ctx context.Context, tenant, session string, fromSeq uin
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// LatestTime returns the time of the latest event of tenant in any of
+// sessions, and ok false if none is indexed. An event indexed without its
+// time (by an index made before times were kept) counts as now.
+func (x *Index) LatestTime(ctx context.Context, tenant string, sessions []string) (t time.Time, ok bool, err error) {
+	for _, s := range sessions {
+		var n int
+		var latest sql.NullString
+		if err := x.db.QueryRowContext(ctx, `SELECT count(*), max(time) FROM entries WHERE tenant = ? AND session = ?`, tenant, s).Scan(&n, &latest); err != nil {
+			return time.Time{}, false, err
+		}
+		if n == 0 {
+			continue
+		}
+		var nulls int
+		if err := x.db.QueryRowContext(ctx, `SELECT count(*) FROM entries WHERE tenant = ? AND session = ? AND time IS NULL`, tenant, s).Scan(&nulls); err != nil {
+			return time.Time{}, false, err
+		}
+		tt := time.Now().UTC()
+		if nulls == 0 && latest.Valid {
+			if tt, err = time.Parse(event.TimeFormat, latest.String); err != nil {
+				return time.Time{}, false, err
+			}
+		}
+		if !ok || tt.After(t) {
+			t, ok = tt, true
+		}
+	}
+	return t, ok, nil
 }

@@ -31,6 +31,8 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/retention"
+	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -101,7 +103,13 @@ type Config struct {
 	// MaxSessionsCached bounds the in-memory session heads
 	// (DefaultMaxSessionsCached).
 	MaxSessionsCached int
-	Logger            *slog.Logger
+	// Signers, if set, keeps electronic signers (Enroll, Sign, ...).
+	Signers *signer.Store
+	// Retention, if set, keeps legal holds and recorded floors; Floors are
+	// the retention floors in force (Erase, PlaceHold, RecordRetention).
+	Retention *retention.Store
+	Floors    *retention.Rules
+	Logger    *slog.Logger
 }
 
 // IndexStore opens the session index once the log reader exists.
@@ -439,7 +447,8 @@ func (l *Log) checkCorrects(ctx context.Context, tenant string, ps []*pending) e
 }
 
 // pseudonymize replaces subjects and on-behalf-of values by their
-// pseudonyms.
+// pseudonyms, and notes the sessions each subject appears in (erasing a
+// subject erases them).
 func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) error {
 	for _, pe := range ps {
 		for _, f := range []*string{&pe.leaf.Subject, &pe.leaf.Actor.OnBehalfOf} {
@@ -451,6 +460,11 @@ func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) er
 				return fmt.Errorf("pseudonymizing: %w", err)
 			}
 			*f = p
+		}
+		if pe.leaf.Subject != "" {
+			if err := l.vault.NoteSubjectSession(ctx, tenant, pe.leaf.Subject, pe.leaf.Session); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -30,6 +30,9 @@ type Reader struct {
 	TokenID    string
 	Tenant     string
 	AllTenants bool
+	// Actors are the actor ids the token is bound to (the signer a sign
+	// token acts for).
+	Actors []string
 }
 
 // Session lists up to limit events of a tenant's session with seq >=
@@ -37,14 +40,8 @@ type Reader struct {
 // index covers every write acknowledged so far, so a writer always sees its
 // own events. An unknown session is ErrNotFound.
 func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]client.SessionEntry, error) {
-	size, err := l.reader.IntegratedSize(ctx)
-	if err != nil {
+	if err := l.WaitIndexed(ctx); err != nil {
 		return nil, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, DefaultSessionWait)
-	defer cancel()
-	if err := l.index.WaitFor(wctx, size); err != nil {
-		return nil, fmt.Errorf("waiting for the session index: %w", err)
 	}
 	evs, err := l.index.Session(ctx, tenant, session, fromSeq, limit)
 	if err != nil {

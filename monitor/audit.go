@@ -37,14 +37,17 @@ type AuditConfig struct {
 
 // AuditReport is the outcome of a full audit.
 type AuditReport struct {
-	Origin     string        `json:"origin"`
-	Checkpoint string        `json:"checkpoint"`
-	Size       uint64        `json:"size"`
-	Root       string        `json:"root"`
-	Entries    uint64        `json:"entries"`
-	Bundles    int           `json:"bundles"`
-	Tiles      int           `json:"tiles"`
-	Sessions   int           `json:"sessions"`
+	Origin     string `json:"origin"`
+	Checkpoint string `json:"checkpoint"`
+	Size       uint64 `json:"size"`
+	Root       string `json:"root"`
+	Entries    uint64 `json:"entries"`
+	Bundles    int    `json:"bundles"`
+	Tiles      int    `json:"tiles"`
+	Sessions   int    `json:"sessions"`
+	// Signatures counts the human.signature events checked against the
+	// keys enrolled in the log.
+	Signatures int           `json:"signatures"`
 	Witnesses  int           `json:"witnesses_compared"`
 	Duration   time.Duration `json:"duration_ns"`
 	// Findings lists every problem; the audit passed when it is empty.
@@ -117,6 +120,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		hash []byte
 	}
 	chains := map[string]*chain{}
+	sigs := newSigChecker(origin)
 	t := &tree{}
 	sc := newScanner(src)
 	var done uint64
@@ -154,12 +158,17 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 			chains[key] = c
 		}
 		c.seq, c.hash = h.Seq, e.hash
+		if sigs.wants(h.Kind) {
+			if msg := sigs.see(idx, e.data); msg != "" {
+				add(Alert{Rule: RuleSignature, Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session, Message: msg})
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the log: %w", err)
 	}
-	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions = done, res.bundles, res.tiles, len(chains)
+	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures = done, res.bundles, res.tiles, len(chains), sigs.count
 	root, err := t.root()
 	if err != nil {
 		return nil, err
@@ -182,10 +191,19 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 				Message: fmt.Sprintf("the log signed root %x for size %d, but its entries re-hash to %x", cp.Hash, cp.Size, root)})
 		}
 	}
-	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
-		f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-			return src.ReadTile(ctx, level, index, p)
+	f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+		return src.ReadTile(ctx, level, index, p)
+	}
+	if bytes.Equal(root, cp.Hash) {
+		as, err := sigs.checkTargets(ctx, cp.Size, cp.Hash, f)
+		if err != nil {
+			return nil, fmt.Errorf("proving signed records: %w", err)
 		}
+		for _, a := range as {
+			add(a)
+		}
+	}
+	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
 		for _, w := range cfg.Policy.Witnesses() {
 			if w.URL == "" {
 				continue

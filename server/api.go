@@ -45,6 +45,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 	var ae *apiError
 	var mbe *http.MaxBytesError
+	if g := governanceError(err); g != nil {
+		return g
+	}
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -126,11 +129,15 @@ func (s *Server) serve(h handler) http.HandlerFunc {
 	}
 }
 
+// anyScope, as the scope of authed, admits any valid token (the handler
+// checks).
+const anyScope = ""
+
 // authed answers h for a token holding scope.
 func (s *Server) authed(scope string, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.Authenticate(r)
-		if err == nil && !p.Has(scope) {
+		if err == nil && scope != anyScope && !p.Has(scope) {
 			err = errorf(http.StatusForbidden, "forbidden", "token lacks the %q scope", scope)
 		}
 		var status int
@@ -372,7 +379,7 @@ func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
 }
 
 func reader(p *auth.Principal) auditlog.Reader {
-	return auditlog.Reader{TokenID: p.ID, Tenant: p.Tenant, AllTenants: p.Global}
+	return auditlog.Reader{TokenID: p.ID, Tenant: p.Tenant, AllTenants: p.Global, Actors: p.Actors}
 }
 
 func (s *Server) getPseudonym(r *http.Request, p *auth.Principal) (int, any, error) {

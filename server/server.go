@@ -24,9 +24,15 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/retention"
+	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
+
+// ServerTokenID stands in the writer of events the server appends on its
+// own account (retention floors at start), where no token caused them.
+const ServerTokenID = "log-server"
 
 // Defaults. The log's own (batching, checkpoint interval) are the log
 // package's DefaultBatchMaxAge and DefaultCheckpointInterval.
@@ -88,6 +94,15 @@ type Config struct {
 	// request event is durable before a call goes upstream, or the call is
 	// refused) or "fail-open" (calls proceed; gaps are recorded later).
 	CaptureMode string
+	// Compliance names the compliance profiles of every tenant (part11,
+	// sox, eu-ai-act): their retention floors hold, strictest first.
+	Compliance []string
+	// ComplianceConfig is the compliance configuration file's text
+	// (retention.ParseConfig): profiles and floors per tenant.
+	ComplianceConfig []byte
+	// SignerPolicy tunes electronic signatures (signer.Policy's defaults:
+	// argon2id t=3 m=64 MiB, lock after 5 failures in 15 min).
+	SignerPolicy signer.Policy
 	// Keys says where the signing key and the vault master key come from
 	// (default: keys/log.key and keys/master.key, created on first start).
 	Keys   KeySources
@@ -168,6 +183,24 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if s.tokens, err = auth.Open(stateDB); err != nil {
 		return nil, err
 	}
+	signers, err := signer.Open(stateDB, cfg.SignerPolicy)
+	if err != nil {
+		return nil, err
+	}
+	holds, err := retention.Open(stateDB)
+	if err != nil {
+		return nil, err
+	}
+	rcfg := &retention.Config{}
+	if len(cfg.ComplianceConfig) > 0 {
+		if rcfg, err = retention.ParseConfig(cfg.ComplianceConfig); err != nil {
+			return nil, err
+		}
+	}
+	floors, err := rcfg.Rules(cfg.Compliance)
+	if err != nil {
+		return nil, err
+	}
 	if err := EnsureAdminToken(ctx, cfg.DataDir, s.tokens, newState, created); err != nil {
 		return nil, err
 	}
@@ -199,6 +232,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		BatchMaxAge:        cfg.BatchMaxAge,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Logger:             cfg.Logger,
+		Signers:            signers,
+		Retention:          holds,
+		Floors:             floors,
 	}
 	if err := s.configureWitnesses(&lc); err != nil {
 		return nil, err
@@ -208,6 +244,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.log, err = auditlog.New(ctx, lc); err != nil {
 		return nil, err
+	}
+	if err := s.log.RecordRetention(ctx, ServerTokenID); err != nil {
+		return nil, fmt.Errorf("recording retention floors: %w", err)
 	}
 	s.handler = s.routes()
 	ok = true
@@ -274,6 +313,13 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))
+		r.Post("/v1/signers", s.authed(auth.ScopeAdmin, s.postSigner))
+		r.Post("/v1/signers/{id}/{action}", s.authed(anyScope, s.postSignerAction))
+		r.Post("/v1/signatures", s.authed(auth.ScopeSign, s.postSignature))
+		r.Get("/v1/signatures/{index}", s.authed(auth.ScopeRead, s.getSignature))
+		r.Post("/v1/holds", s.authed(anyScope, s.oneOf(s.postHold, auth.ScopeAdmin, auth.ScopePrivacy)))
+		r.Delete("/v1/holds/{id}", s.authed(anyScope, s.oneOf(s.deleteHold, auth.ScopeAdmin, auth.ScopePrivacy)))
+		r.Post("/v1/erasures", s.authed(anyScope, s.oneOf(s.postErasure, auth.ScopeAdmin, auth.ScopePrivacy)))
 	})
 	return s.withProxy(r)
 }

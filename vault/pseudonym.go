@@ -21,6 +21,9 @@ import (
 // both, after which nothing in the log links to the person.
 
 const pseudonymSchema = `
+CREATE TABLE IF NOT EXISTS subject_sessions (
+  tenant TEXT NOT NULL, pseudonym TEXT NOT NULL, session TEXT NOT NULL,
+  PRIMARY KEY (tenant, pseudonym, session));
 CREATE TABLE IF NOT EXISTS pseudonyms (
   tenant TEXT NOT NULL, pseudonym TEXT NOT NULL,
   lookup BLOB UNIQUE,      -- HMAC of (tenant, value); NULL once erased
@@ -102,6 +105,65 @@ func (v *Vault) remember(lk []byte, ps string) {
 	v.pseudonyms[[32]byte(lk)] = ps
 }
 
+// Lookup returns the pseudonym of value in tenant without creating one:
+// ErrNotFound if there is none (or it was erased). A pseudonym given as
+// value is returned if it is a live pseudonym of the tenant.
+func (v *Vault) Lookup(ctx context.Context, tenant, value string) (string, error) {
+	var ps string
+	err := v.db.QueryRowContext(ctx, `SELECT pseudonym FROM pseudonyms WHERE lookup = ?`, v.lookupKey(tenant, value)).Scan(&ps)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = v.db.QueryRowContext(ctx, `SELECT pseudonym FROM pseudonyms WHERE tenant = ? AND pseudonym = ? AND erased_at IS NULL`, tenant, value).Scan(&ps)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("vault: %w", err)
+	}
+	return ps, nil
+}
+
+// NoteSubjectSession records that session holds events about the subject
+// pseudonym, so that erasing the subject erases the session's payloads.
+func (v *Vault) NoteSubjectSession(ctx context.Context, tenant, pseudonym, session string) error {
+	k := tenant + "\x00" + pseudonym + "\x00" + session
+	v.pmu.Lock()
+	_, seen := v.subjectSessions[k]
+	v.pmu.Unlock()
+	if seen {
+		return nil
+	}
+	if _, err := v.db.ExecContext(ctx, `INSERT OR IGNORE INTO subject_sessions (tenant, pseudonym, session) VALUES (?, ?, ?)`, tenant, pseudonym, session); err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	v.pmu.Lock()
+	if len(v.subjectSessions) >= maxCachedPseudonyms {
+		clear(v.subjectSessions)
+	}
+	v.subjectSessions[k] = struct{}{}
+	v.pmu.Unlock()
+	return nil
+}
+
+// SubjectSessions lists the sessions of tenant with events about the
+// subject pseudonym.
+func (v *Vault) SubjectSessions(ctx context.Context, tenant, pseudonym string) ([]string, error) {
+	rows, err := v.db.QueryContext(ctx, `SELECT session FROM subject_sessions WHERE tenant = ? AND pseudonym = ? ORDER BY session`, tenant, pseudonym)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // Resolve returns the value a pseudonym of tenant stands for: ErrNotFound if
 // the tenant has no such pseudonym, ErrErased if it was erased.
 func (v *Vault) Resolve(ctx context.Context, tenant, pseudonym string) (string, error) {
@@ -135,8 +197,12 @@ func (v *Vault) ErasePseudonym(ctx context.Context, tenant, pseudonym string) er
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
 	}
+	if _, err := v.db.ExecContext(ctx, `DELETE FROM subject_sessions WHERE tenant = ? AND pseudonym = ?`, tenant, pseudonym); err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
 	v.pmu.Lock()
 	clear(v.pseudonyms)
+	clear(v.subjectSessions)
 	v.pmu.Unlock()
 	return nil
 }

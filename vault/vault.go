@@ -69,8 +69,9 @@ type Vault struct {
 	mu   sync.Mutex
 	keys map[sessionKey]*dataKey // cache of unwrapped data keys, bounded
 
-	pmu        sync.Mutex
-	pseudonyms map[[32]byte]string // lookup hash to pseudonym, bounded
+	pmu             sync.Mutex
+	pseudonyms      map[[32]byte]string // lookup hash to pseudonym, bounded
+	subjectSessions map[string]struct{} // (tenant, pseudonym, session) recorded, bounded
 
 	queue   chan *putReq
 	closed  chan struct{}
@@ -129,7 +130,7 @@ func Open(path string, masterKey []byte, opts ...Option) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitedb.Open(path, sqlitedb.Durable)
+	db, err := sqlitedb.Open(path, sqlitedb.Durable, sqlitedb.SecureDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -153,15 +154,16 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 		return nil, err
 	}
 	v := &Vault{
-		db:         db,
-		master:     master,
-		lookup:     derive(masterKey, "llmaudittrail vault pseudonym lookup v1"),
-		spacing:    DefaultCommitSpacing,
-		keys:       make(map[sessionKey]*dataKey),
-		pseudonyms: map[[32]byte]string{},
-		queue:      make(chan *putReq, 1024),
-		closed:     make(chan struct{}),
-		done:       make(chan struct{}),
+		db:              db,
+		master:          master,
+		lookup:          derive(masterKey, "llmaudittrail vault pseudonym lookup v1"),
+		spacing:         DefaultCommitSpacing,
+		keys:            make(map[sessionKey]*dataKey),
+		pseudonyms:      map[[32]byte]string{},
+		subjectSessions: map[string]struct{}{},
+		queue:           make(chan *putReq, 1024),
+		closed:          make(chan struct{}),
+		done:            make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(v)
@@ -511,6 +513,21 @@ func (v *Vault) EraseSession(ctx context.Context, tenant, session string) (int, 
 	}
 	delete(v.keys, sessionKey{tenant, session})
 	return int(n), nil
+}
+
+// Forget makes what was erased unrecoverable from the database files: with
+// secure_delete the erased rows' content is overwritten in the database,
+// and a TRUNCATE checkpoint moves the write-ahead log into it and empties
+// the WAL file, which would otherwise keep earlier page images.
+func (v *Vault) Forget(ctx context.Context) error {
+	var busy, logPages, done int
+	if err := v.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
+		return fmt.Errorf("vault: checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("vault: the checkpoint was blocked by a reader; retry")
+	}
+	return nil
 }
 
 // Close stops the writer after it has committed every queued put, and closes

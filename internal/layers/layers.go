@@ -29,17 +29,17 @@ type Layer struct {
 var Map = []Layer{
 	{Name: "format", Packages: []string{"event", "checkpoint", "internal/strictjson"},
 		What: "the leaf, checkpoints, witness policies: no I/O"},
-	{Name: "protocol", Packages: []string{"client"},
-		What: "the one Go client of the HTTP API, on the format alone"},
-	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm"},
-		What: "payloads, tokens, the session index, key files, the kernel keyring, PKCS#11 keys"},
+	{Name: "protocol", Packages: []string{"client", "signature"},
+		What: "the one Go client of the HTTP API, and signatures checked with it, on the format alone"},
+	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention"},
+		What: "payloads, tokens, signers, holds and floors, the session index, key files, the kernel keyring, PKCS#11 keys"},
 	{Name: "engine", Packages: []string{"log", "tiles"},
 		What: "the audit engine on Tessera, tlog-tiles reads"},
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
-		Deny: []string{"vault", "auth", "index", "internal/sqlitedb", "log", "tiles"},
+		Deny: []string{"vault", "auth", "index", "internal/sqlitedb", "signer", "retention", "log", "tiles"},
 		What: "HTTP API, capture (proxy and middleware), witness"},
 	{Name: "consumer", Packages: []string{"monitor"},
-		Deny: []string{"vault", "auth", "index", "log", "tiles", "server", "capture", "witness"},
+		Deny: []string{"vault", "auth", "index", "signer", "retention", "log", "tiles", "server", "capture", "witness"},
 		What: "read the log only through client"},
 	{Name: "main", Packages: []string{"cmd/...", "internal/cli"},
 		What: "thin mains: flags, logging, signals"},
@@ -49,7 +49,7 @@ var Map = []Layer{
 var Exceptions = map[string][]string{
 	// The server is the composition root of the engine: it opens the
 	// storage and the engine it serves.
-	"server": {"vault", "auth", "index", "internal/sqlitedb", "log", "tiles"},
+	"server": {"vault", "auth", "index", "internal/sqlitedb", "signer", "retention", "log", "tiles"},
 	// The witness keeps its own state in SQLite.
 	"witness": {"internal/sqlitedb"},
 }

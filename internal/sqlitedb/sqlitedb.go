@@ -29,14 +29,24 @@ const (
 // MaxConns bounds the connections (and so page caches) of one database.
 const MaxConns = 4
 
+// Option adds a setting to every connection.
+type Option string
+
+// SecureDelete overwrites deleted content with zeros (PRAGMA
+// secure_delete): data that is erased does not linger in free pages.
+const SecureDelete Option = "&_pragma=secure_delete(on)"
+
 // Open opens (creating if needed) the database at path. Memory stays
 // bounded however large the data grows: at most MaxConns connections, each
 // caching at most 8 MiB of pages.
-func Open(path string, d Durability) (*sql.DB, error) {
+func Open(path string, d Durability, opts ...Option) (*sql.DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("database path %q must not contain '?' or '#'", path)
 	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + string(d) + ")&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=cache_size(-8192)&_txlock=immediate"
+	for _, o := range opts {
+		dsn += string(o)
+	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)

@@ -1,0 +1,288 @@
+package log
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/retention"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// Outcomes of erasure and holds.
+var (
+	// ErrNoRetention: the log was opened without a retention store.
+	ErrNoRetention = errors.New("retention and holds are not configured")
+	// ErrLegalHold: a legal hold stops the erasure.
+	ErrLegalHold = errors.New("a legal hold is in force")
+)
+
+// RetentionError is returned (ErrRetentionFloor) when an erasure falls
+// inside the retention floor; Until is when the floor ends.
+type RetentionError struct {
+	Floor retention.Period
+	Until time.Time
+}
+
+func (e *RetentionError) Error() string {
+	return fmt.Sprintf("inside the retention floor of %s, which ends %s", e.Floor, e.Until.Format(time.RFC3339))
+}
+
+// ErrRetentionFloor is matched by a *RetentionError.
+var ErrRetentionFloor = errors.New("inside the retention floor")
+
+// Is makes errors.Is(err, ErrRetentionFloor) true.
+func (e *RetentionError) Is(target error) bool { return target == ErrRetentionFloor }
+
+// Sessions of the server's own events.
+const (
+	holdSession      = "holds"
+	erasureSession   = "erasures"
+	retentionSession = "retention"
+)
+
+// RecordRetention appends a retention.set event for each tenant (and
+// "default", for the default floor) whose floor differs from the one last
+// recorded, so that the log says which floor was in force when. tenants
+// lists the tenants to record besides the default.
+func (l *Log) RecordRetention(ctx context.Context, tokenID string) error {
+	if l.cfg.Retention == nil || l.cfg.Floors == nil {
+		return nil
+	}
+	rules := l.cfg.Floors
+	tenants := []string{"default"}
+	for t := range rules.Tenants {
+		if !slices.Contains(tenants, t) {
+			tenants = append(tenants, t)
+		}
+	}
+	slices.Sort(tenants[1:])
+	for _, t := range tenants {
+		floor, profiles := rules.For(t)
+		if t == "default" {
+			floor, profiles = rules.Default, rules.DefaultProfiles
+		}
+		f, p := floor.String(), strings.Join(profiles, ",")
+		if of, op, err := l.cfg.Retention.Recorded(ctx, t); err != nil {
+			return err
+		} else if of == f && op == p || of == "" && f == "0d" && p == "" {
+			// Unchanged, or never configured: a log without compliance
+			// profiles records no floor.
+			continue
+		}
+		scope := "tenant"
+		if t == "default" {
+			scope = "default"
+		}
+		if _, err := l.serverEvent(ctx, t, Reader{TokenID: tokenID}, &event.Request{
+			Session: retentionSession, Kind: "retention.set", Actor: serverActor,
+			Attributes: map[string]json.RawMessage{
+				"retention.floor":    jsonString(f),
+				"retention.profiles": jsonStrings(profiles),
+				"retention.scope":    jsonString(scope),
+			},
+		}); err != nil {
+			return err
+		}
+		if err := l.cfg.Retention.Record(ctx, t, f, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func jsonStrings(ss []string) json.RawMessage {
+	if ss == nil {
+		ss = []string{}
+	}
+	b, _ := json.Marshal(ss)
+	return b
+}
+
+// Target names what a hold or an erasure is about: one session, or one
+// data subject (its value or its pseudonym).
+type Target struct{ Session, Subject string }
+
+// resolve checks t and returns the subject's pseudonym ("" for a session).
+func (l *Log) resolve(ctx context.Context, tenant string, t Target) (string, error) {
+	switch {
+	case (t.Session == "") == (t.Subject == ""):
+		return "", fmt.Errorf("%w: name a session or a subject, not both", event.ErrInvalidEvent)
+	case t.Session != "":
+		if !event.ValidID(t.Session) {
+			return "", fmt.Errorf("%w: invalid session id", event.ErrInvalidEvent)
+		}
+		return "", nil
+	}
+	if !event.ValidID(t.Subject) {
+		return "", fmt.Errorf("%w: invalid subject", event.ErrInvalidEvent)
+	}
+	ps, err := l.vault.Lookup(ctx, tenant, t.Subject)
+	if errors.Is(err, vault.ErrNotFound) {
+		return "", fmt.Errorf("%w: no such subject in tenant %s", ErrNotFound, tenant)
+	}
+	return ps, err
+}
+
+// PlaceHold puts a legal hold on a session or subject of the reader's
+// tenant and appends hold.placed. While it is in force nothing it covers
+// can be erased.
+func (l *Log) PlaceHold(ctx context.Context, r Reader, t Target, reason string) (*retention.Hold, event.Appended, error) {
+	if l.cfg.Retention == nil {
+		return nil, event.Appended{}, ErrNoRetention
+	}
+	if strings.TrimSpace(reason) == "" {
+		return nil, event.Appended{}, fmt.Errorf("%w: a hold needs a reason", event.ErrInvalidEvent)
+	}
+	ps, err := l.resolve(ctx, r.Tenant, t)
+	if err != nil {
+		return nil, event.Appended{}, err
+	}
+	h, err := l.cfg.Retention.Place(ctx, r.Tenant, t.Session, ps, event.Clip(reason, 1024))
+	if err != nil {
+		return nil, event.Appended{}, err
+	}
+	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{
+		Session: holdSession, Kind: "hold.placed", Actor: tokenActor(r),
+		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject, "hold.reason", h.Reason),
+	})
+	return h, a, err
+}
+
+// ReleaseHold ends a hold and appends hold.released.
+func (l *Log) ReleaseHold(ctx context.Context, r Reader, id string) (*retention.Hold, event.Appended, error) {
+	if l.cfg.Retention == nil {
+		return nil, event.Appended{}, ErrNoRetention
+	}
+	h, err := l.cfg.Retention.Release(ctx, r.Tenant, id)
+	if errors.Is(err, retention.ErrNotFound) {
+		return nil, event.Appended{}, fmt.Errorf("%w: no hold %s in tenant %s", ErrNotFound, id, r.Tenant)
+	}
+	if err != nil {
+		return nil, event.Appended{}, err
+	}
+	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{
+		Session: holdSession, Kind: "hold.released", Actor: tokenActor(r),
+		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject),
+	})
+	return h, a, err
+}
+
+// ErasureRequest asks to erase a session's or a subject's data.
+type ErasureRequest struct {
+	Target
+	// LegalBasis names why (e.g. "gdpr-art17-1a"); required.
+	LegalBasis string
+	Reason     string
+	// OverrideReason, if set, erases inside the retention floor (never
+	// through a legal hold); the erasure event records it, and the
+	// monitor's rule pack alerts on it.
+	OverrideReason string
+}
+
+// Erasure is an erasure done.
+type Erasure struct {
+	Sessions []string
+	Subject  string // pseudonym, when a subject was erased
+	Payloads int
+	Override bool
+	Event    event.Appended
+}
+
+// Erase destroys the data of a session, or of a data subject (its
+// pseudonym mapping and the sessions with events about it): their data
+// keys, hence payloads and commitment salts, and the mapping. The leaves and
+// every proof stay valid. A legal hold refuses it (ErrLegalHold), so does
+// the retention floor (ErrRetentionFloor, naming when it ends) unless
+// overridden. The vault then checkpoints its write-ahead log so that
+// nothing of the erased data is left in the database files, and an erasure
+// event records what was erased on which legal basis.
+func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure, error) {
+	if l.cfg.Retention == nil || l.cfg.Floors == nil {
+		return nil, ErrNoRetention
+	}
+	if !event.ValidID(req.LegalBasis) {
+		return nil, fmt.Errorf("%w: legal_basis is required (an id such as gdpr-art17-1a)", event.ErrInvalidEvent)
+	}
+	ps, err := l.resolve(ctx, r.Tenant, req.Target)
+	if err != nil {
+		return nil, err
+	}
+	sessions := []string{req.Session}
+	if ps != "" {
+		if sessions, err = l.vault.SubjectSessions(ctx, r.Tenant, ps); err != nil {
+			return nil, err
+		}
+	}
+	holds, err := l.cfg.Retention.Held(ctx, r.Tenant, sessions, ps)
+	if err != nil {
+		return nil, err
+	}
+	if len(holds) > 0 {
+		ids := make([]string, len(holds))
+		for i, h := range holds {
+			ids[i] = h.ID
+		}
+		return nil, fmt.Errorf("%w: %s", ErrLegalHold, strings.Join(ids, ", "))
+	}
+	floor, _ := l.cfg.Floors.For(r.Tenant)
+	if err := l.WaitIndexed(ctx); err != nil {
+		return nil, err
+	}
+	latest, any, err := l.index.LatestTime(ctx, r.Tenant, sessions)
+	if err != nil {
+		return nil, err
+	}
+	override := req.OverrideReason != ""
+	if until := floor.End(latest); any && time.Now().Before(until) && !override {
+		return nil, &RetentionError{Floor: floor, Until: until}
+	}
+	n := 0
+	for _, s := range sessions {
+		k, err := l.vault.EraseSession(ctx, r.Tenant, s)
+		if err != nil && !errors.Is(err, vault.ErrNotFound) {
+			return nil, err
+		}
+		n += k
+	}
+	if ps != "" {
+		if err := l.vault.ErasePseudonym(ctx, r.Tenant, ps); err != nil && !errors.Is(err, vault.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if err := l.vault.Forget(ctx); err != nil {
+		return nil, err
+	}
+	attrs := strAttrs("erasure.legal_basis", req.LegalBasis, "erasure.reason", event.Clip(req.Reason, 1024),
+		"erasure.session", req.Session, "erasure.subject", ps, "erasure.override_reason", event.Clip(req.OverrideReason, 1024),
+		"erasure.floor", floor.String())
+	attrs["erasure.sessions"] = jsonStrings(sessions)
+	attrs["erasure.payloads"] = json.RawMessage(strconv.Itoa(n))
+	attrs["erasure.override"] = json.RawMessage(strconv.FormatBool(override))
+	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{Session: erasureSession, Kind: "erasure", Actor: tokenActor(r), Attributes: attrs})
+	if err != nil {
+		return nil, err
+	}
+	return &Erasure{Sessions: sessions, Subject: ps, Payloads: n, Override: override, Event: a}, nil
+}
+
+// WaitIndexed waits (DefaultSessionWait at most) until the session index
+// covers every write acknowledged so far.
+func (l *Log) WaitIndexed(ctx context.Context) error {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, DefaultSessionWait)
+	defer cancel()
+	if err := l.index.WaitFor(wctx, size); err != nil {
+		return fmt.Errorf("waiting for the session index: %w", err)
+	}
+	return nil
+}

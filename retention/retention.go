@@ -1,0 +1,342 @@
+// Package retention keeps the retention duties of a log: the floor below
+// which no record may be erased (per compliance profile, per tenant) and the
+// legal holds that stop any erasure. A floor can be raised above its
+// profiles' minimum, never set below it; the strictest profile wins.
+package retention
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Period is a retention period in calendar years, months and days.
+type Period struct{ Years, Months, Days int }
+
+// ParsePeriod reads "7y", "6m", "30d" or a sum such as "1y6m".
+func ParsePeriod(s string) (Period, error) {
+	var p Period
+	rest := strings.TrimSpace(s)
+	if rest == "" {
+		return p, errors.New("empty retention period")
+	}
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 || i == len(rest) {
+			return p, fmt.Errorf("retention period %q: want e.g. 7y, 6m, 30d", s)
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil || n > 1000 {
+			return p, fmt.Errorf("retention period %q: number out of range", s)
+		}
+		switch rest[i] {
+		case 'y':
+			p.Years += n
+		case 'm':
+			p.Months += n
+		case 'd':
+			p.Days += n
+		default:
+			return p, fmt.Errorf("retention period %q: unit %q (want y, m or d)", s, rest[i])
+		}
+		rest = rest[i+1:]
+	}
+	return p, nil
+}
+
+func (p Period) String() string {
+	var b strings.Builder
+	for _, x := range []struct {
+		n int
+		u string
+	}{{p.Years, "y"}, {p.Months, "m"}, {p.Days, "d"}} {
+		if x.n > 0 {
+			fmt.Fprintf(&b, "%d%s", x.n, x.u)
+		}
+	}
+	if b.Len() == 0 {
+		return "0d"
+	}
+	return b.String()
+}
+
+// End is when a record made at t leaves the floor.
+func (p Period) End(t time.Time) time.Time { return t.AddDate(p.Years, p.Months, p.Days) }
+
+// Longer reports whether p is longer than q (measured from one date).
+func (p Period) Longer(q Period) bool {
+	base := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	return p.End(base).After(q.End(base))
+}
+
+// Profile is a compliance profile's retention duty.
+type Profile struct {
+	Name     string
+	Floor    Period
+	Citation string
+}
+
+// Profiles are the known compliance profiles.
+var Profiles = []Profile{
+	{"part11", Period{Years: 7}, "21 CFR Part 11 §11.10(c): records retained, by configuration 7 years"},
+	{"sox", Period{Years: 7}, "SOX §802 / 17 CFR 210.2-06: audit records 7 years"},
+	{"eu-ai-act", Period{Months: 6}, "Regulation (EU) 2024/1689 Art. 19(1), 26(6): logs at least six months"},
+}
+
+// ParseProfiles reads a comma-separated list of profile names.
+func ParseProfiles(s string) ([]string, error) {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.ContainsFunc(Profiles, func(p Profile) bool { return p.Name == f }) {
+			return nil, fmt.Errorf("unknown compliance profile %q (want part11, sox or eu-ai-act)", f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// Floor is the retention floor of the profiles, raised to raise if that is
+// longer: the strictest wins. A raise below the profiles' minimum is an
+// error.
+func Floor(profiles []string, raise *Period) (Period, error) {
+	var f Period
+	for _, p := range Profiles {
+		if slices.Contains(profiles, p.Name) && p.Floor.Longer(f) {
+			f = p.Floor
+		}
+	}
+	if raise != nil {
+		if f.Longer(*raise) {
+			return f, fmt.Errorf("retention %s is below the %s the profiles %v require; a floor can be raised, never lowered", raise, f, profiles)
+		}
+		f = *raise
+	}
+	return f, nil
+}
+
+// Config is the retention part of the compliance configuration file
+// (--compliance-config), a YAML document:
+//
+//	profiles: [part11, eu-ai-act]   # for every tenant
+//	retention: 8y                   # optional: a longer floor
+//	tenants:
+//	  clinic-a: {profiles: [part11], retention: 10y}
+//
+// Other top-level keys belong to the compliance reports and are ignored here.
+type Config struct {
+	Profiles  []string
+	Retention *Period
+	Tenants   map[string]TenantConfig
+}
+
+// TenantConfig is a tenant's own profiles and floor.
+type TenantConfig struct {
+	Profiles  []string
+	Retention *Period
+}
+
+// ParseConfig reads the retention part of a compliance configuration.
+func ParseConfig(data []byte) (*Config, error) {
+	var raw struct {
+		Profiles  []string `yaml:"profiles"`
+		Retention string   `yaml:"retention"`
+		Tenants   map[string]struct {
+			Profiles  []string `yaml:"profiles"`
+			Retention string   `yaml:"retention"`
+		} `yaml:"tenants"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("compliance config: %w", err)
+	}
+	c := &Config{Tenants: map[string]TenantConfig{}}
+	var err error
+	if c.Profiles, err = ParseProfiles(strings.Join(raw.Profiles, ",")); err != nil {
+		return nil, fmt.Errorf("compliance config: %w", err)
+	}
+	if raw.Retention != "" {
+		p, err := ParsePeriod(raw.Retention)
+		if err != nil {
+			return nil, fmt.Errorf("compliance config: %w", err)
+		}
+		c.Retention = &p
+	}
+	for t, tc := range raw.Tenants {
+		if !event.ValidID(t) {
+			return nil, fmt.Errorf("compliance config: tenant %q is not a valid id", t)
+		}
+		var out TenantConfig
+		if out.Profiles, err = ParseProfiles(strings.Join(tc.Profiles, ",")); err != nil {
+			return nil, fmt.Errorf("compliance config: tenant %s: %w", t, err)
+		}
+		if tc.Retention != "" {
+			p, err := ParsePeriod(tc.Retention)
+			if err != nil {
+				return nil, fmt.Errorf("compliance config: tenant %s: %w", t, err)
+			}
+			out.Retention = &p
+		}
+		c.Tenants[t] = out
+	}
+	return c, nil
+}
+
+// Rules are the floors in force: each tenant's and the default.
+type Rules struct {
+	Default         Period
+	DefaultProfiles []string
+	Tenants         map[string]Period
+	TenantProfiles  map[string][]string
+}
+
+// Rules checks c with the default profiles (the --compliance flag) and
+// returns the floors in force. A tenant's floor is at least the default's.
+func (c *Config) Rules(defaultProfiles []string) (*Rules, error) {
+	profiles := append(slices.Clone(defaultProfiles), c.Profiles...)
+	def, err := Floor(profiles, c.Retention)
+	if err != nil {
+		return nil, err
+	}
+	r := &Rules{Default: def, DefaultProfiles: profiles, Tenants: map[string]Period{}, TenantProfiles: map[string][]string{}}
+	for t, tc := range c.Tenants {
+		tp := append(slices.Clone(profiles), tc.Profiles...)
+		f, err := Floor(tp, tc.Retention)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", t, err)
+		}
+		if def.Longer(f) {
+			f = def
+		}
+		r.Tenants[t], r.TenantProfiles[t] = f, tp
+	}
+	return r, nil
+}
+
+// For returns tenant's floor and profiles.
+func (r *Rules) For(tenant string) (Period, []string) {
+	if f, ok := r.Tenants[tenant]; ok {
+		return f, r.TenantProfiles[tenant]
+	}
+	return r.Default, r.DefaultProfiles
+}
+
+// Hold is a legal hold on a session or a data subject (pseudonym).
+type Hold struct {
+	ID       string `json:"id"`
+	Tenant   string `json:"tenant"`
+	Session  string `json:"session,omitempty"`
+	Subject  string `json:"subject,omitempty"` // pseudonym
+	Reason   string `json:"reason"`
+	PlacedAt string `json:"placed_at"`
+}
+
+// Errors of the store.
+var (
+	ErrNotFound = errors.New("no such hold")
+)
+
+// Store keeps holds and the floors last recorded in the log, in a SQL
+// database (the server's state database).
+type Store struct{ db *sql.DB }
+
+// Open creates the tables in db if needed.
+func Open(db *sql.DB) (*Store, error) {
+	if _, err := db.Exec(`
+CREATE TABLE IF NOT EXISTS holds (
+  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, session TEXT, subject TEXT, reason TEXT NOT NULL,
+  placed_at TEXT NOT NULL, released_at TEXT);
+CREATE TABLE IF NOT EXISTS retention_floors (tenant TEXT PRIMARY KEY, floor TEXT NOT NULL, profiles TEXT NOT NULL);
+`); err != nil {
+		return nil, fmt.Errorf("creating retention tables: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Place records a hold on a session or subject of tenant.
+func (s *Store) Place(ctx context.Context, tenant, session, subject, reason string) (*Hold, error) {
+	b := make([]byte, 12)
+	rand.Read(b)
+	h := &Hold{ID: "hold_" + hex.EncodeToString(b), Tenant: tenant, Session: session, Subject: subject, Reason: reason, PlacedAt: time.Now().UTC().Format(time.RFC3339)}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO holds (id, tenant, session, subject, reason, placed_at) VALUES (?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, ?)`,
+		h.ID, tenant, session, subject, reason, h.PlacedAt)
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	return h, nil
+}
+
+// Release ends a hold of tenant.
+func (s *Store) Release(ctx context.Context, tenant, id string) (*Hold, error) {
+	var h Hold
+	var sess, subj sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT session, subject, reason, placed_at FROM holds WHERE id = ? AND tenant = ? AND released_at IS NULL`, id, tenant).Scan(&sess, &subj, &h.Reason, &h.PlacedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE holds SET released_at = ? WHERE id = ?`, time.Now().UTC().Format(time.RFC3339), id); err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	h.ID, h.Tenant, h.Session, h.Subject = id, tenant, sess.String, subj.String
+	return &h, nil
+}
+
+// Held returns the active holds of tenant on any of sessions or on subject.
+func (s *Store) Held(ctx context.Context, tenant string, sessions []string, subject string) ([]Hold, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, session, subject, reason, placed_at FROM holds WHERE tenant = ? AND released_at IS NULL`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	defer rows.Close()
+	var out []Hold
+	for rows.Next() {
+		var h Hold
+		var sess, subj sql.NullString
+		if err := rows.Scan(&h.ID, &sess, &subj, &h.Reason, &h.PlacedAt); err != nil {
+			return nil, err
+		}
+		h.Tenant, h.Session, h.Subject = tenant, sess.String, subj.String
+		if (h.Session != "" && slices.Contains(sessions, h.Session)) || (h.Subject != "" && h.Subject == subject) {
+			out = append(out, h)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Recorded returns the floor last recorded for tenant ("" if none).
+func (s *Store) Recorded(ctx context.Context, tenant string) (floor, profiles string, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT floor, profiles FROM retention_floors WHERE tenant = ?`, tenant).Scan(&floor, &profiles)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", nil
+	}
+	return floor, profiles, err
+}
+
+// Record notes the floor now recorded in the log for tenant.
+func (s *Store) Record(ctx context.Context, tenant, floor, profiles string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO retention_floors (tenant, floor, profiles) VALUES (?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET floor = excluded.floor, profiles = excluded.profiles`, tenant, floor, profiles)
+	return err
+}

@@ -1,0 +1,281 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/signer"
+)
+
+// Signatures, holds and erasures: the HTTP side of log/sign.go and
+// log/erase.go. Request bodies are decoded strictly (exact keys, once).
+
+func decodeStrict(r *http.Request, keys []string, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	rule := &strictjson.Object{Keys: map[string]*strictjson.Object{}}
+	for _, k := range keys {
+		rule.Keys[k] = nil
+	}
+	if err := strictjson.Check(body, rule); err != nil {
+		return errorf(http.StatusBadRequest, "bad_request", "%v", err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return errorf(http.StatusBadRequest, "bad_request", "%v", err)
+	}
+	return nil
+}
+
+// governanceError maps the sentinels of signing, holds and erasures.
+func governanceError(err error) *apiError {
+	var re *auditlog.RetentionError
+	switch {
+	case errors.As(err, &re):
+		return errorf(http.StatusConflict, "retention_floor", "%s: erasure refused (an override needs override_reason)", re.Error())
+	case errors.Is(err, auditlog.ErrLegalHold):
+		return errorf(http.StatusConflict, "legal_hold", "%s", err.Error())
+	case errors.Is(err, signer.ErrExists):
+		return errorf(http.StatusConflict, "signer_exists", "%s", err.Error())
+	case errors.Is(err, signer.ErrNotFound):
+		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
+	case errors.Is(err, signer.ErrWrongSecret):
+		return errorf(http.StatusUnauthorized, "wrong_secret", "%s", err.Error())
+	case errors.Is(err, signer.ErrSession):
+		return errorf(http.StatusUnauthorized, "signing_session", "%s: sign with every component (signer and secret)", err.Error())
+	case errors.Is(err, auditlog.ErrNotBound):
+		return errorf(http.StatusForbidden, "not_bound", "%s", err.Error())
+	case errors.Is(err, signer.ErrRevoked):
+		return errorf(http.StatusForbidden, "signer_revoked", "%s", err.Error())
+	case errors.Is(err, signer.ErrLocked):
+		return errorf(http.StatusLocked, "locked", "%s", err.Error())
+	case errors.Is(err, signer.ErrWeakSecret):
+		return errorf(http.StatusBadRequest, "weak_secret", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrLeafMismatch):
+		return errorf(http.StatusConflict, "leaf_mismatch", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrAlreadySigned):
+		return errorf(http.StatusConflict, "already_signed", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrNoSigners), errors.Is(err, auditlog.ErrNoRetention):
+		return errorf(http.StatusNotImplemented, "not_configured", "%s", err.Error())
+	}
+	return nil
+}
+
+// SignerResponse describes a signer.
+type SignerResponse struct {
+	ID          string `json:"id"`
+	PrintedName string `json:"printed_name"`
+	PublicKey   string `json:"public_key"` // standard base64 Ed25519
+	KeyID       string `json:"key_id"`
+}
+
+func signerResponse(sg *signer.Signer) SignerResponse {
+	return SignerResponse{ID: sg.ID, PrintedName: sg.PrintedName, PublicKey: base64.StdEncoding.EncodeToString(sg.Public), KeyID: sg.KeyID}
+}
+
+func (s *Server) postSigner(r *http.Request, p *auth.Principal) (int, any, error) {
+	var req struct {
+		ID                 string `json:"id"`
+		PrintedName        string `json:"printed_name"`
+		Secret             string `json:"secret"`
+		IdentityVerifiedBy string `json:"identity_verified_by"`
+	}
+	if err := decodeStrict(r, []string{"id", "printed_name", "secret", "identity_verified_by"}, &req); err != nil {
+		return 0, nil, err
+	}
+	if !event.ValidID(req.ID) {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_request", "id: 1-%d characters of [A-Za-z0-9_.:@-]", event.MaxIDLength)
+	}
+	sg, a, err := s.log.Enroll(r.Context(), reader(p), auditlog.Enrollment{ID: req.ID, PrintedName: req.PrintedName, Secret: req.Secret, VerifiedBy: req.IdentityVerifiedBy})
+	if err != nil {
+		return 0, nil, err
+	}
+	sr := signerResponse(sg)
+	return http.StatusCreated, map[string]any{"signer": sr, "public_key": sr.PublicKey, "event": client.NewEventResponse(a)}, nil
+}
+
+func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any, error) {
+	id := chi.URLParam(r, "id")
+	rd := reader(p)
+	switch action := chi.URLParam(r, "action"); action {
+	case "rotate":
+		if !p.Has(auth.ScopeSign) || !p.MayActAs(id) || len(p.Actors) == 0 {
+			return 0, nil, errorf(http.StatusForbidden, "not_bound", "rotating a key needs a sign token bound to the signer")
+		}
+		var req struct {
+			Secret    string `json:"secret"`
+			NewSecret string `json:"new_secret"`
+		}
+		if err := decodeStrict(r, []string{"secret", "new_secret"}, &req); err != nil {
+			return 0, nil, err
+		}
+		sg, a, err := s.log.RotateSigner(r.Context(), rd, id, req.Secret, req.NewSecret)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]any{"signer": signerResponse(sg), "event": client.NewEventResponse(a)}, nil
+	case "revoke", "unlock":
+		if !p.Has(auth.ScopeAdmin) {
+			return 0, nil, errorf(http.StatusForbidden, "forbidden", "token lacks the %q scope", auth.ScopeAdmin)
+		}
+		var req struct {
+			Reason string `json:"reason"`
+		}
+		if action == "revoke" {
+			if err := decodeStrict(r, []string{"reason"}, &req); err != nil {
+				return 0, nil, err
+			}
+		}
+		var a event.Appended
+		var err error
+		if action == "revoke" {
+			a, err = s.log.RevokeSigner(r.Context(), rd, id, req.Reason)
+		} else {
+			a, err = s.log.UnlockSigner(r.Context(), rd, id)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]any{"event": client.NewEventResponse(a)}, nil
+	}
+	return 0, nil, errorf(http.StatusNotFound, "not_found", "no such signer action")
+}
+
+// SignatureResponse is the answer to POST /v1/signatures.
+type SignatureResponse struct {
+	Event          client.EventResponse `json:"event"`
+	Statement      *signature.Statement `json:"statement"`
+	StatementText  string               `json:"statement_text"` // the canonical bytes signed (after signature.Domain)
+	Signature      string               `json:"signature"`      // standard base64 Ed25519
+	SigningSession string               `json:"signing_session"`
+}
+
+func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, error) {
+	wait, err := wantReceipt(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req struct {
+		Signer         string `json:"signer"`
+		Secret         string `json:"secret"`
+		Index          uint64 `json:"index"`
+		LeafHash       string `json:"leaf_hash"`
+		Meaning        string `json:"meaning"`
+		Reason         string `json:"reason"`
+		SigningSession string `json:"signing_session"`
+	}
+	if err := decodeStrict(r, []string{"signer", "secret", "index", "leaf_hash", "meaning", "reason", "signing_session"}, &req); err != nil {
+		return 0, nil, err
+	}
+	sd, err := s.log.Sign(r.Context(), reader(p), auditlog.SignRequest{
+		Signer: req.Signer, SigningSession: req.SigningSession, Secret: req.Secret, Index: req.Index,
+		LeafHash: strings.ToLower(req.LeafHash), Meaning: req.Meaning, Reason: req.Reason,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := SignatureResponse{
+		Event: s.responses(r.Context(), []event.Appended{sd.Event}, wait)[0], Statement: sd.Statement,
+		StatementText: string(sd.StatementBytes), Signature: base64.StdEncoding.EncodeToString(sd.Signature),
+		SigningSession: sd.SigningSession,
+	}
+	return http.StatusCreated, out, nil
+}
+
+// getSignature exports the signature at an index with the receipts a third
+// party needs (signature.Export).
+func (s *Server) getSignature(r *http.Request, p *auth.Principal) (int, any, error) {
+	idx, err := parseUint(chi.URLParam(r, "index"), "index")
+	if err != nil {
+		return 0, nil, err
+	}
+	x, err := s.log.ExportSignature(r.Context(), reader(p), idx)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, x, nil
+}
+
+func targetKeys(extra ...string) []string { return append([]string{"session", "subject"}, extra...) }
+
+func (s *Server) postHold(r *http.Request, p *auth.Principal) (int, any, error) {
+	var req struct {
+		Session string `json:"session"`
+		Subject string `json:"subject"`
+		Reason  string `json:"reason"`
+	}
+	if err := decodeStrict(r, targetKeys("reason"), &req); err != nil {
+		return 0, nil, err
+	}
+	h, a, err := s.log.PlaceHold(r.Context(), reader(p), auditlog.Target{Session: req.Session, Subject: req.Subject}, req.Reason)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, map[string]any{"hold": h, "event": client.NewEventResponse(a)}, nil
+}
+
+func (s *Server) deleteHold(r *http.Request, p *auth.Principal) (int, any, error) {
+	h, a, err := s.log.ReleaseHold(r.Context(), reader(p), chi.URLParam(r, "id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"hold": h, "event": client.NewEventResponse(a)}, nil
+}
+
+// ErasureResponse is the answer to POST /v1/erasures.
+type ErasureResponse struct {
+	Sessions []string             `json:"sessions"`
+	Subject  string               `json:"subject,omitempty"` // pseudonym
+	Payloads int                  `json:"payloads"`
+	Override bool                 `json:"override"`
+	Event    client.EventResponse `json:"event"`
+}
+
+func (s *Server) postErasure(r *http.Request, p *auth.Principal) (int, any, error) {
+	var req struct {
+		Session        string `json:"session"`
+		Subject        string `json:"subject"`
+		LegalBasis     string `json:"legal_basis"`
+		Reason         string `json:"reason"`
+		OverrideReason string `json:"override_reason"`
+	}
+	if err := decodeStrict(r, targetKeys("legal_basis", "reason", "override_reason"), &req); err != nil {
+		return 0, nil, err
+	}
+	e, err := s.log.Erase(r.Context(), reader(p), auditlog.ErasureRequest{
+		Target: auditlog.Target{Session: req.Session, Subject: req.Subject}, LegalBasis: req.LegalBasis,
+		Reason: req.Reason, OverrideReason: req.OverrideReason,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if e.Sessions == nil {
+		e.Sessions = []string{}
+	}
+	return http.StatusCreated, ErasureResponse{Sessions: e.Sessions, Subject: e.Subject, Payloads: e.Payloads, Override: e.Override,
+		Event: client.NewEventResponse(e.Event)}, nil
+}
+
+// oneOf admits a token with any of the scopes.
+func (s *Server) oneOf(h handler, scopes ...string) handler {
+	return func(r *http.Request, p *auth.Principal) (int, any, error) {
+		for _, sc := range scopes {
+			if p.Has(sc) {
+				return h(r, p)
+			}
+		}
+		return 0, nil, errorf(http.StatusForbidden, "forbidden", "token lacks one of the scopes %s", strings.Join(scopes, ", "))
+	}
+}
