@@ -26,6 +26,13 @@ var (
 	ErrErased = errors.New("erased")
 	// ErrTooLarge: the request body exceeds the server's limit (413).
 	ErrTooLarge = errors.New("request too large")
+	// ErrConflict: the request conflicts with the log's state (409): a
+	// signer id that exists, a leaf hash that is not the record's, a
+	// signature already made, an erasure inside the retention floor or
+	// under a legal hold. Error.Code says which.
+	ErrConflict = errors.New("conflict")
+	// ErrLocked: the signer is locked out after failed attempts (423).
+	ErrLocked = errors.New("signer locked")
 	// ErrOverloaded: the server is overloaded or timed out (503); retry
 	// after a pause.
 	ErrOverloaded = errors.New("log server overloaded")
@@ -61,6 +68,10 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusGone
 	case ErrTooLarge:
 		return e.StatusCode == http.StatusRequestEntityTooLarge
+	case ErrConflict:
+		return e.StatusCode == http.StatusConflict
+	case ErrLocked:
+		return e.StatusCode == http.StatusLocked
 	case ErrOverloaded:
 		return e.StatusCode == http.StatusServiceUnavailable
 	}

@@ -144,7 +144,9 @@ func (l *Log) PlaceHold(ctx context.Context, r Reader, t Target, reason string) 
 	if err != nil {
 		return nil, event.Appended{}, err
 	}
+	l.eraseMu.Lock()
 	h, err := l.cfg.Retention.Place(ctx, r.Tenant, t.Session, ps, event.Clip(reason, 1024))
+	l.eraseMu.Unlock()
 	if err != nil {
 		return nil, event.Appended{}, err
 	}
@@ -192,7 +194,10 @@ type Erasure struct {
 	Subject  string // pseudonym, when a subject was erased
 	Payloads int
 	Override bool
-	Event    event.Appended
+	// Forgotten: the vault's write-ahead log was truncated, so no earlier
+	// page image of the erased data is left in it.
+	Forgotten bool
+	Event     event.Appended
 }
 
 // Erase destroys the data of a session, or of a data subject (its
@@ -214,13 +219,24 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 	if err != nil {
 		return nil, err
 	}
+	l.eraseMu.Lock()
+	defer l.eraseMu.Unlock()
 	sessions := []string{req.Session}
 	if ps != "" {
 		if sessions, err = l.vault.SubjectSessions(ctx, r.Tenant, ps); err != nil {
 			return nil, err
 		}
 	}
-	holds, err := l.cfg.Retention.Held(ctx, r.Tenant, sessions, ps)
+	// A hold on a subject covers every session about it, whichever way the
+	// erasure names the data.
+	subjects, err := l.vault.SessionSubjects(ctx, r.Tenant, sessions)
+	if err != nil {
+		return nil, err
+	}
+	if ps != "" && !slices.Contains(subjects, ps) {
+		subjects = append(subjects, ps)
+	}
+	holds, err := l.cfg.Retention.Held(ctx, r.Tenant, sessions, subjects)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +255,9 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 	if err != nil {
 		return nil, err
 	}
+	if !any && req.Session != "" {
+		return nil, fmt.Errorf("%w: no session %s in tenant %s", ErrNotFound, req.Session, r.Tenant)
+	}
 	override := req.OverrideReason != ""
 	if until := floor.End(latest); any && time.Now().Before(until) && !override {
 		return nil, &RetentionError{Floor: floor, Until: until}
@@ -256,8 +275,17 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 			return nil, err
 		}
 	}
-	if err := l.vault.Forget(ctx); err != nil {
-		return nil, err
+	// The keys are gone: from here on the erasure is recorded whatever
+	// happens. A checkpoint blocked by readers (after the busy timeout) is
+	// retried; if it still fails, the event and the answer say so, and the
+	// next erasure or the vault's close truncates the WAL.
+	forgotten := false
+	for try := 0; try < 3 && !forgotten; try++ {
+		if err := l.vault.Forget(ctx); err != nil {
+			l.logger.Warn("erasure: truncating the vault's write-ahead log", "try", try+1, "error", err)
+			continue
+		}
+		forgotten = true
 	}
 	attrs := strAttrs("erasure.legal_basis", req.LegalBasis, "erasure.reason", event.Clip(req.Reason, 1024),
 		"erasure.session", req.Session, "erasure.subject", ps, "erasure.override_reason", event.Clip(req.OverrideReason, 1024),
@@ -265,11 +293,12 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 	attrs["erasure.sessions"] = jsonStrings(sessions)
 	attrs["erasure.payloads"] = json.RawMessage(strconv.Itoa(n))
 	attrs["erasure.override"] = json.RawMessage(strconv.FormatBool(override))
+	attrs["erasure.wal_truncated"] = json.RawMessage(strconv.FormatBool(forgotten))
 	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{Session: erasureSession, Kind: "erasure", Actor: tokenActor(r), Attributes: attrs})
 	if err != nil {
 		return nil, err
 	}
-	return &Erasure{Sessions: sessions, Subject: ps, Payloads: n, Override: override, Event: a}, nil
+	return &Erasure{Sessions: sessions, Subject: ps, Payloads: n, Override: override, Forgotten: forgotten, Event: a}, nil
 }
 
 // WaitIndexed waits (DefaultSessionWait at most) until the session index

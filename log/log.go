@@ -133,6 +133,12 @@ type Log struct {
 
 	smu      sync.Mutex
 	sessions map[sessionKey]*session
+
+	// signMu serialises signings, so that one signer's signature of a
+	// record with a meaning is made once, and erasures, so that two do not
+	// interleave with the holds they check.
+	signMu  sync.Mutex
+	eraseMu sync.Mutex
 }
 
 type sessionKey struct{ tenant, session string }

@@ -218,6 +218,9 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 		return nil, fmt.Errorf("%w: name the signer (or continue a signing session)", event.ErrInvalidEvent)
 	}
 	if !slices.Contains(r.Actors, id) {
+		// An attempt to sign as someone else (11.300(d)): recorded, not
+		// counted against the signer.
+		l.signFailure(ctx, r, id, "not_bound")
 		return nil, ErrNotBound
 	}
 	if !slices.Contains(signature.Meanings, req.Meaning) {
@@ -246,6 +249,7 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 		return nil, err
 	}
 	if req.Index >= size {
+		l.signFailure(ctx, r, id, "unknown_record")
 		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, req.Index)
 	}
 	data, err := l.ReadLeaf(ctx, req.Index, size)
@@ -254,6 +258,7 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 	}
 	head, err := event.ParseHead(data)
 	if err != nil || head.Tenant != r.Tenant {
+		l.signFailure(ctx, r, id, "unknown_record")
 		return nil, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, req.Index, r.Tenant)
 	}
 	lh := hex.EncodeToString(event.LeafHash(data))
@@ -261,9 +266,12 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 		l.signFailure(ctx, r, id, "leaf_mismatch")
 		return nil, fmt.Errorf("%w: entry %d has leaf hash %s", ErrLeafMismatch, req.Index, lh)
 	}
+	l.signMu.Lock()
+	defer l.signMu.Unlock()
 	if at, ok, err := st.Signed(ctx, r.Tenant, id, req.Index, req.Meaning); err != nil {
 		return nil, err
 	} else if ok {
+		l.signFailure(ctx, r, id, "already_signed")
 		return nil, fmt.Errorf("%w (event %d)", ErrAlreadySigned, at)
 	}
 	nonce := make([]byte, 16)

@@ -47,7 +47,7 @@ func TestPackParses(t *testing.T) {
 	rs := pack(t)
 	want := []string{"tool.forbidden", "tool.unexpected", "tokens.spike", "cost.spike", "upstream.error_burst",
 		"session.seq_gap", "session.broken_chain", "session.model_change", "time.skew", "activity.outside_hours",
-		"capture.gap", "approval.unsigned"}
+		"capture.gap", "approval.unsigned", "signer.locked", "erasure.override"}
 	if got := rs.Names(); !slices.Equal(got, want) {
 		t.Fatalf("rules = %v, want %v", got, want)
 	}
@@ -142,6 +142,11 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 		craft{kind: "agent.decision", session: "med2", attrs: attrs("decision.outcome", "approved")},
 		craft{kind: "agent.decision", session: "med2", attrs: attrs("decision.outcome", "approved")})
 	expect(i, 2, "approval.unsigned")
+	i = c.add(craft{kind: "signature.failed", session: "signer.dr-who", actorType: "system", actor: "log-server", attrs: attrs("signer.id", "dr-who", "signature.failure", "wrong_secret")},
+		craft{kind: "signer.locked", session: "signer.dr-who", actorType: "system", actor: "log-server", attrs: attrs("signer.id", "dr-who")})
+	expect(i, 1, "signer.locked")
+	i = c.add(craft{kind: "erasure", session: "erasures", actorType: "human", actor: "token.dpo", attrs: attrs("erasure.override", true, "erasure.override_reason", "court order")})
+	expect(i, 0, "erasure.override")
 	i = c.add(craft{raw: []byte("this is not an audit event")})
 	expect(i, 0, RuleMalformedEntry)
 	c.waitPublished()
@@ -194,6 +199,8 @@ func TestPackQuietOnCleanStream(t *testing.T) {
 			craft{kind: "agent.decision", session: s, attrs: attrs("decision.outcome", "approved")},
 			craft{kind: "agent.decision", session: s, attrs: attrs("decision.outcome", "rejected")},
 			craft{kind: "config.change", session: "ops", actorType: "system", actor: "deployer"},
+			craft{kind: "signature.failed", session: "signer.dr-who", actorType: "system", actor: "log-server", attrs: attrs("signer.id", "dr-who", "signature.failure", "wrong_secret")},
+			craft{kind: "erasure", session: "erasures", actorType: "human", actor: "token.dpo", attrs: attrs("erasure.override", false, "erasure.legal_basis", "gdpr-art17-1a")},
 		)
 	}
 	c.waitPublished()

@@ -304,8 +304,9 @@ func (s *Store) Release(ctx context.Context, tenant, id string) (*Hold, error) {
 	return &h, nil
 }
 
-// Held returns the active holds of tenant on any of sessions or on subject.
-func (s *Store) Held(ctx context.Context, tenant string, sessions []string, subject string) ([]Hold, error) {
+// Held returns the active holds of tenant on any of sessions or subjects
+// (pseudonyms).
+func (s *Store) Held(ctx context.Context, tenant string, sessions, subjects []string) ([]Hold, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, session, subject, reason, placed_at FROM holds WHERE tenant = ? AND released_at IS NULL`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("retention: %w", err)
@@ -319,7 +320,7 @@ func (s *Store) Held(ctx context.Context, tenant string, sessions []string, subj
 			return nil, err
 		}
 		h.Tenant, h.Session, h.Subject = tenant, sess.String, subj.String
-		if (h.Session != "" && slices.Contains(sessions, h.Session)) || (h.Subject != "" && h.Subject == subject) {
+		if (h.Session != "" && slices.Contains(sessions, h.Session)) || (h.Subject != "" && slices.Contains(subjects, h.Subject)) {
 			out = append(out, h)
 		}
 	}

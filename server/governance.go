@@ -14,7 +14,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
-	"github.com/llmaudittrail/llmaudittrail/signature"
 	"github.com/llmaudittrail/llmaudittrail/signer"
 )
 
@@ -73,16 +72,8 @@ func governanceError(err error) *apiError {
 	return nil
 }
 
-// SignerResponse describes a signer.
-type SignerResponse struct {
-	ID          string `json:"id"`
-	PrintedName string `json:"printed_name"`
-	PublicKey   string `json:"public_key"` // standard base64 Ed25519
-	KeyID       string `json:"key_id"`
-}
-
-func signerResponse(sg *signer.Signer) SignerResponse {
-	return SignerResponse{ID: sg.ID, PrintedName: sg.PrintedName, PublicKey: base64.StdEncoding.EncodeToString(sg.Public), KeyID: sg.KeyID}
+func signerResponse(sg *signer.Signer) client.Signer {
+	return client.Signer{ID: sg.ID, PrintedName: sg.PrintedName, PublicKey: base64.StdEncoding.EncodeToString(sg.Public), KeyID: sg.KeyID}
 }
 
 func (s *Server) postSigner(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -103,7 +94,7 @@ func (s *Server) postSigner(r *http.Request, p *auth.Principal) (int, any, error
 		return 0, nil, err
 	}
 	sr := signerResponse(sg)
-	return http.StatusCreated, map[string]any{"signer": sr, "public_key": sr.PublicKey, "event": client.NewEventResponse(a)}, nil
+	return http.StatusCreated, client.SignerResponse{Signer: sr, PublicKey: sr.PublicKey, Event: client.NewEventResponse(a)}, nil
 }
 
 func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -125,7 +116,7 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, map[string]any{"signer": signerResponse(sg), "event": client.NewEventResponse(a)}, nil
+		return http.StatusOK, client.SignerResponse{Signer: signerResponse(sg), Event: client.NewEventResponse(a)}, nil
 	case "revoke", "unlock":
 		if !p.Has(auth.ScopeAdmin) {
 			return 0, nil, errorf(http.StatusForbidden, "forbidden", "token lacks the %q scope", auth.ScopeAdmin)
@@ -148,18 +139,9 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, map[string]any{"event": client.NewEventResponse(a)}, nil
+		return http.StatusOK, client.SignerEvent{Event: client.NewEventResponse(a)}, nil
 	}
 	return 0, nil, errorf(http.StatusNotFound, "not_found", "no such signer action")
-}
-
-// SignatureResponse is the answer to POST /v1/signatures.
-type SignatureResponse struct {
-	Event          client.EventResponse `json:"event"`
-	Statement      *signature.Statement `json:"statement"`
-	StatementText  string               `json:"statement_text"` // the canonical bytes signed (after signature.Domain)
-	Signature      string               `json:"signature"`      // standard base64 Ed25519
-	SigningSession string               `json:"signing_session"`
 }
 
 func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -186,8 +168,9 @@ func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, er
 	if err != nil {
 		return 0, nil, err
 	}
-	out := SignatureResponse{
-		Event: s.responses(r.Context(), []event.Appended{sd.Event}, wait)[0], Statement: sd.Statement,
+	stmt, _ := json.Marshal(sd.Statement)
+	out := client.SignatureResponse{
+		Event: s.responses(r.Context(), []event.Appended{sd.Event}, wait)[0], Statement: stmt,
 		StatementText: string(sd.StatementBytes), Signature: base64.StdEncoding.EncodeToString(sd.Signature),
 		SigningSession: sd.SigningSession,
 	}
@@ -223,7 +206,7 @@ func (s *Server) postHold(r *http.Request, p *auth.Principal) (int, any, error) 
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, map[string]any{"hold": h, "event": client.NewEventResponse(a)}, nil
+	return http.StatusCreated, client.HoldResponse{Hold: client.Hold(*h), Event: client.NewEventResponse(a)}, nil
 }
 
 func (s *Server) deleteHold(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -231,16 +214,7 @@ func (s *Server) deleteHold(r *http.Request, p *auth.Principal) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, map[string]any{"hold": h, "event": client.NewEventResponse(a)}, nil
-}
-
-// ErasureResponse is the answer to POST /v1/erasures.
-type ErasureResponse struct {
-	Sessions []string             `json:"sessions"`
-	Subject  string               `json:"subject,omitempty"` // pseudonym
-	Payloads int                  `json:"payloads"`
-	Override bool                 `json:"override"`
-	Event    client.EventResponse `json:"event"`
+	return http.StatusOK, client.HoldResponse{Hold: client.Hold(*h), Event: client.NewEventResponse(a)}, nil
 }
 
 func (s *Server) postErasure(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -264,7 +238,7 @@ func (s *Server) postErasure(r *http.Request, p *auth.Principal) (int, any, erro
 	if e.Sessions == nil {
 		e.Sessions = []string{}
 	}
-	return http.StatusCreated, ErasureResponse{Sessions: e.Sessions, Subject: e.Subject, Payloads: e.Payloads, Override: e.Override,
+	return http.StatusCreated, client.ErasureResponse{Sessions: e.Sessions, Subject: e.Subject, Payloads: e.Payloads, Override: e.Override, Forgotten: e.Forgotten,
 		Event: client.NewEventResponse(e.Event)}, nil
 }
 

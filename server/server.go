@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -197,7 +198,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	floors, err := rcfg.Rules(cfg.Compliance)
+	profiles, err := retention.ParseProfiles(strings.Join(cfg.Compliance, ","))
+	if err != nil {
+		return nil, err
+	}
+	floors, err := rcfg.Rules(profiles)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -162,6 +163,34 @@ func (v *Vault) SubjectSessions(ctx context.Context, tenant, pseudonym string) (
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// SessionSubjects lists the subject pseudonyms that events of any of
+// sessions of tenant are about.
+func (v *Vault) SessionSubjects(ctx context.Context, tenant string, sessions []string) ([]string, error) {
+	var out []string
+	for _, s := range sessions {
+		rows, err := v.db.QueryContext(ctx, `SELECT pseudonym FROM subject_sessions WHERE tenant = ? AND session = ? ORDER BY pseudonym`, tenant, s)
+		if err != nil {
+			return nil, fmt.Errorf("vault: %w", err)
+		}
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Resolve returns the value a pseudonym of tenant stands for: ErrNotFound if

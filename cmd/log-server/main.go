@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/server"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
@@ -79,6 +81,8 @@ func serve(args []string) int {
 	publicEntries := fs.Bool("public-entries", false, "serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose")
 	signingKey := fs.String("signing-key", "", "checkpoint signing key in a PKCS#11 token, as an RFC 7512 pkcs11: URI (default: DATA/keys/log.key)")
 	masterSource := fs.String("master-key-source", "", "where the vault master key comes from: file (keys/master.key), env ("+server.MasterKeyEnv+") or keyring:DESC (a user key of the Linux kernel keyring); default env if the variable is set, else file")
+	compliance := fs.String("compliance", "", "compliance profiles, comma-separated: part11, sox, eu-ai-act (retention floors 7y, 7y, 6m; combined, the strictest wins)")
+	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
 	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
@@ -95,6 +99,16 @@ func serve(args []string) int {
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return cli.Fail(fs, "--log-level: %v", err)
 	}
+	profiles, err := retention.ParseProfiles(*compliance)
+	if err != nil {
+		return cli.Fail(fs, "--compliance: %v", err)
+	}
+	var complianceText []byte
+	if *complianceConfig != "" {
+		if complianceText, err = readCapped(*complianceConfig, maxConfigBytes); err != nil {
+			return cli.Fail(fs, "--compliance-config: %v", err)
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	slog.SetDefault(logger)
 	klog.SetSlogLogger(logger)
@@ -106,6 +120,7 @@ func serve(args []string) int {
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
+		Compliance:    profiles, ComplianceConfig: complianceText,
 	}, *policyFile, *maxConns, *signingKey))
 }
 
@@ -130,6 +145,25 @@ func keygen(args []string) int {
 	}
 	fmt.Println(s.VerifierKey())
 	return 0
+}
+
+// maxConfigBytes caps a configuration file.
+const maxConfigBytes = 1 << 20
+
+func readCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }
 
 // defaultMaxConns is the default of --max-conns.
@@ -233,7 +267,7 @@ func tokenCmd(args []string) int {
 	case "create":
 		name = fs.String("name", "", "token name (required; 1-128 characters of [A-Za-z0-9_.:@-])")
 		tenant = fs.String("tenant", server.DefaultTenant, "tenant the token acts for")
-		scopes = fs.String("scopes", "write", "comma-separated scopes: write, read, audit, admin, monitor")
+		scopes = fs.String("scopes", "write", "comma-separated scopes: write, read, audit, admin, monitor, sign, privacy")
 		global = fs.Bool("global", false, "act for every tenant (a log operator or log-wide auditor; needed to read entry bundles)")
 		fs.Var(&actors, "actor", "an actor id the token may write as (repeatable; default: any)")
 	case "revoke":

@@ -7,5 +7,5 @@ import (
 )
 
 func TestHelpMatchesDocs(t *testing.T) {
-	clitest.CheckHelp(t, binary, "monitor", "../../docs/commands.md", "verify --help", "verify-receipt --help")
+	clitest.CheckHelp(t, binary, "monitor", "../../docs/commands.md", "verify --help", "verify-receipt --help", "verify-signature --help")
 }

@@ -5,9 +5,11 @@
 //	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE]
 //	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
+//	monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...
 //
 // Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
-// everything verified (1: findings, 2: the audit could not run).
+// everything verified (1: findings, 2: the audit could not run); so do
+// verify-receipt and verify-signature (1: one did not verify).
 package main
 
 import (
@@ -32,6 +34,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 func main() {
@@ -42,6 +45,8 @@ func main() {
 		code = verify(args[1:], os.Stdout, os.Stderr)
 	case len(args) > 0 && args[0] == "verify-receipt":
 		code = verifyReceipt(args[1:], os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "verify-signature":
+		code = verifySignature(args[1:], os.Stdout)
 	case len(args) > 0 && args[0] == "follow":
 		code = follow(args[1:])
 	default:
@@ -123,7 +128,8 @@ func fail(format string, args ...any) int {
 func follow(args []string) int {
 	fs := cli.NewFlagSet("monitor", `monitor [follow] --url URL --log-key FILE --token-file FILE --rules FILE --state DIR [flags]
 monitor verify --url URL --log-key FILE [flags]
-monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...`)
+monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
+monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...`)
 	url := fs.String("url", "", "the log's base URL (required)")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines)")
@@ -290,8 +296,8 @@ func verify(args []string, stdout, stderr io.Writer) int {
 			status = fmt.Sprintf("FAILED: %d finding(s)", len(rep.Findings))
 		}
 		secs := rep.Duration.Seconds()
-		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nwitnesses   %d compared\n%s\n",
-			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Witnesses, status)
+		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nsignatures  %d checked against the keys enrolled in the log\nwitnesses   %d compared\n%s\n",
+			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures, rep.Witnesses, status)
 	}
 	if !rep.OK() {
 		return 1
@@ -334,6 +340,50 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
 		}
 		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, desc)
+	}
+	return code
+}
+
+func verifySignature(args []string, stdout io.Writer) int {
+	fs := cli.NewFlagSet("monitor verify-signature", "monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...")
+	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
+	policyFile := fs.String("witness-policy", "", "witness policy file")
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return cli.Fail(fs, "no signature export given (GET /v1/signatures/{index} answers one)")
+	}
+	key, policy, err := readTrust(*logKey, *policyFile)
+	if err != nil {
+		return fail("%v", err)
+	}
+	code := 0
+	for _, path := range fs.Args() {
+		data, err := readCapped(path, signature.MaxExportBytes)
+		var v *signature.Verified
+		if err == nil {
+			v, err = signature.VerifyExport(data, key, policy)
+		}
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL %s: %v\n", path, err)
+			code = 1
+			continue
+		}
+		s := v.Statement
+		reason := ""
+		if s.Reason != "" {
+			reason = fmt.Sprintf(" (reason: %s)", strconv.Quote(s.Reason))
+		}
+		fmt.Fprintf(stdout, "OK %s: %s (%s, tenant %s) signed entry %d (leaf %s) of %s as %s%s at %s; key %s enrolled at entry %d",
+			path, strconv.Quote(s.PrintedName), s.Signer, s.Tenant, s.Index, s.LeafHash, s.Origin, s.Meaning, reason, s.Time, s.KeyID[:16], v.EnrollmentIndex)
+		if v.EventIndex != nil {
+			fmt.Fprintf(stdout, "; signature event at entry %d", *v.EventIndex)
+		}
+		if v.RecordChecked {
+			fmt.Fprint(stdout, "; record receipt checked")
+		}
+		fmt.Fprintln(stdout)
 	}
 	return code
 }

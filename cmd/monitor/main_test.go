@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -330,5 +335,81 @@ func TestVerifyReceiptCommand(t *testing.T) {
 	<-r.done
 	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+bad) {
 		t.Fatalf("exit %d: %s", code, r.out.String())
+	}
+}
+
+// TestVerifySignatureCommand: an exported signature verifies offline with
+// the log key alone; a transplanted one (the statement moved to another
+// record) does not; monitor verify counts the signature.
+func TestVerifySignatureCommand(t *testing.T) {
+	l := startLog(t)
+	ctx := context.Background()
+	admin, _ := client.New(l.hs.URL, client.WithToken(l.token))
+	w, err := admin.Append(ctx, []*event.Request{
+		{Session: "gl", Kind: "llm.response", Actor: event.Actor{Type: "agent", ID: "ledger-bot"}, Payload: json.RawMessage(`{"entry":"JE-1"}`)},
+		{Session: "gl", Kind: "llm.response", Actor: event.Actor{Type: "agent", ID: "ledger-bot"}, Payload: json.RawMessage(`{"entry":"JE-2"}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "controller secret 1"
+	if _, err := admin.Enroll(ctx, client.Enrollment{ID: "cfo", PrintedName: "Grace Hopper", Secret: secret, IdentityVerifiedBy: "hr.jones"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := l.srv.Tokens().Create(ctx, auth.Spec{Name: "cfo", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeSign, auth.ScopeRead}, Actors: []string{"cfo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfo, _ := client.New(l.hs.URL, client.WithToken(tok))
+	sig, err := cfo.Sign(ctx, client.SignRequest{Signer: "cfo", Secret: secret, Index: w[0].Index, LeafHash: hex.EncodeToString(w[0].LeafHash), Meaning: "approved", Reason: "JE-1 matches the invoice"}, client.WaitForCheckpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	export, err := cfo.SignatureExport(ctx, sig.Event.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "signature.json")
+	os.WriteFile(good, export, 0o644)
+	// The transplant: the same statement and signature, claimed for JE-2.
+	var x map[string]any
+	json.Unmarshal(export, &x)
+	x["statement"] = strings.Replace(x["statement"].(string), fmt.Sprintf(`"index":%d`, w[0].Index), fmt.Sprintf(`"index":%d`, w[1].Index), 1)
+	x["record"] = nil
+	b, _ := json.Marshal(x)
+	bad := filepath.Join(dir, "transplanted.json")
+	os.WriteFile(bad, b, 0o644)
+
+	r := startBinary(t, "verify-signature", "--log-key", l.pub, good)
+	<-r.done
+	want := fmt.Sprintf(`OK %s: "Grace Hopper" (cfo, tenant default) signed entry %d`, good, w[0].Index)
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), want) || !strings.Contains(r.out.String(), "as approved") {
+		t.Fatalf("exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	r = startBinary(t, "verify-signature", "--log-key", l.pub, good, bad)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+bad+": invalid signature") {
+		t.Fatalf("transplant: exit %d: %s", code, r.out.String())
+	}
+	// Another log's key: the statement is not of that log.
+	other := filepath.Join(dir, "other.pub")
+	_, vkey, _ := checkpoint.GenerateKey("example.com/other")
+	os.WriteFile(other, []byte(vkey), 0o644)
+	r = startBinary(t, "verify-signature", "--log-key", other, good)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("another log's key: exit %d: %s", code, r.out.String())
+	}
+	r = startBinary(t, "verify-signature", good)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 2 {
+		t.Fatalf("no --log-key: exit %d", code)
+	}
+
+	r = startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "signatures  1 checked") {
+		t.Fatalf("verify: exit %d\n%s", code, r.out.String())
 	}
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestComplianceFlags: --compliance and --compliance-config set the floors
+// the log records at start (retention.set), and a bad profile or a floor
+// below a profile's minimum stops the server before it serves.
+func TestComplianceFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "compliance.yaml")
+	os.WriteFile(conf, []byte("tenants:\n  clinic-a: {profiles: [part11], retention: 10y}\n"), 0o644)
+	p := startWith(t, bin, dir, nil, "--compliance", "eu-ai-act", "--compliance-config", conf)
+	tok := readToken(t, dir)
+	// Two events at start; wait until a checkpoint covers them.
+	deadline := time.Now().Add(10 * time.Second)
+	size := 0
+	for size < 2 && time.Now().Before(deadline) {
+		if resp, err := client.Get(p.url + "/checkpoint"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if lines := strings.Split(string(b), "\n"); len(lines) > 1 {
+				size, _ = strconv.Atoi(lines[1])
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var floors []string
+	for i := 0; i < size; i++ {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/entries/%d", p.url, i), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Leaf string }
+		json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("entry %d: %d", i, resp.StatusCode)
+		}
+		leaf, _ := base64.StdEncoding.DecodeString(r.Leaf)
+		var l struct {
+			Kind, Tenant string
+			Attributes   map[string]any
+		}
+		json.Unmarshal(leaf, &l)
+		if l.Kind == "retention.set" {
+			floors = append(floors, fmt.Sprintf("%s=%v", l.Tenant, l.Attributes["retention.floor"]))
+		}
+	}
+	stop(t, p)
+	if strings.Join(floors, " ") != "default=6m clinic-a=10y" {
+		t.Fatalf("retention.set events %v, want default=6m clinic-a=10y", floors)
+	}
+	os.WriteFile(conf, []byte("tenants:\n  clinic-a: {profiles: [part11], retention: 5y}\n"), 0o644)
+	for _, tc := range []struct {
+		flags []string
+		code  int
+		want  string
+	}{
+		{[]string{"--compliance", "hipaa"}, 2, `unknown compliance profile "hipaa"`},
+		{[]string{"--compliance-config", filepath.Join(dir, "missing.yaml")}, 2, "--compliance-config"},
+		{[]string{"--compliance-config", conf}, 1, "never lowered"},
+	} {
+		out, err := exec.Command(bin, append([]string{"--data", dir, "--listen", "127.0.0.1:0"}, tc.flags...)...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tc.code || !bytes.Contains(out, []byte(tc.want)) {
+			t.Errorf("%v: %v\n%s\nwant exit %d naming %q", tc.flags, err, out, tc.code, tc.want)
+		}
+	}
+}
