@@ -60,6 +60,19 @@ type appendOptions struct{ wait bool }
 // events, with a receipt for each (?wait=checkpoint).
 func WaitForCheckpoint() AppendOption { return func(o *appendOptions) { o.wait = true } }
 
+// appendQuery applies opts and returns the query they ask for.
+func appendQuery(opts []AppendOption) url.Values {
+	var o appendOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	q := url.Values{}
+	if o.wait {
+		q.Set("wait", "checkpoint")
+	}
+	return q
+}
+
 // Append writes events: one with POST /v1/events, several with POST
 // /v1/events:batch (all or nothing; events of one session are chained in the
 // order given). It needs a token with the write scope. Each answer is checked:
@@ -69,14 +82,7 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	var o appendOptions
-	for _, f := range opts {
-		f(&o)
-	}
-	q := url.Values{}
-	if o.wait {
-		q.Set("wait", "checkpoint")
-	}
+	q := appendQuery(opts)
 	var out []EventResponse
 	if len(evs) == 1 {
 		var one EventResponse

@@ -112,14 +112,7 @@ type SignatureResponse struct {
 // Sign signs a record (a token of sign scope bound to the signer). With
 // WaitForCheckpoint the event comes back with a receipt.
 func (c *Client) Sign(ctx context.Context, req SignRequest, opts ...AppendOption) (*SignatureResponse, error) {
-	var o appendOptions
-	for _, f := range opts {
-		f(&o)
-	}
-	q := url.Values{}
-	if o.wait {
-		q.Set("wait", "checkpoint")
-	}
+	q := appendQuery(opts)
 	var r SignatureResponse
 	if err := c.do(ctx, http.MethodPost, "/v1/signatures", q, req, http.StatusCreated, &r); err != nil {
 		return nil, err

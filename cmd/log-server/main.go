@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -105,7 +104,7 @@ func serve(args []string) int {
 	}
 	var complianceText []byte
 	if *complianceConfig != "" {
-		if complianceText, err = readCapped(*complianceConfig, maxConfigBytes); err != nil {
+		if complianceText, err = cli.ReadFile(*complianceConfig, maxConfigBytes); err != nil {
 			return cli.Fail(fs, "--compliance-config: %v", err)
 		}
 	}
@@ -150,22 +149,6 @@ func keygen(args []string) int {
 // maxConfigBytes caps a configuration file.
 const maxConfigBytes = 1 << 20
 
-func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
-}
-
 // defaultMaxConns is the default of --max-conns.
 const defaultMaxConns = 4096
 
@@ -186,7 +169,7 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 		cfg.Keys.MasterKey = k
 	}
 	if policyFile != "" {
-		p, err := os.ReadFile(policyFile)
+		p, err := cli.ReadFile(policyFile, maxConfigBytes)
 		if err != nil {
 			return fmt.Errorf("--witness-policy: %w", err)
 		}

@@ -102,7 +102,7 @@ func readLogKey(path string) (note.Verifier, error) {
 	if path == "" {
 		return nil, errors.New("--log-key is required (the log's note verifier key, e.g. DATA/keys/log.pub)")
 	}
-	b, err := os.ReadFile(path)
+	b, err := cli.ReadFile(path, maxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--log-key: %w", err)
 	}
@@ -113,12 +113,15 @@ func readPolicy(path string) (*checkpoint.Policy, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := cli.ReadFile(path, maxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--witness-policy: %w", err)
 	}
 	return checkpoint.ParsePolicy(b)
 }
+
+// maxConfigBytes caps a key, policy or rule file.
+const maxConfigBytes = 1 << 20
 
 func fail(format string, args ...any) int {
 	fmt.Fprintf(os.Stderr, "monitor: "+format+"\n", args...)
@@ -165,7 +168,7 @@ monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json..
 	if err != nil {
 		return fail("%v", err)
 	}
-	text, err := os.ReadFile(*rulesFile)
+	text, err := cli.ReadFile(*rulesFile, maxConfigBytes)
 	if err != nil {
 		return fail("--rules: %v", err)
 	}
@@ -322,7 +325,7 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 	v := client.NewReceiptVerifier(key, policy)
 	code := 0
 	for _, path := range fs.Args() {
-		data, err := readCapped(path, client.MaxReceiptBytes)
+		data, err := cli.ReadFile(path, client.MaxReceiptBytes)
 		var vr *client.VerifiedReceipt
 		if err == nil {
 			var r *client.Receipt
@@ -360,7 +363,7 @@ func verifySignature(args []string, stdout io.Writer) int {
 	}
 	code := 0
 	for _, path := range fs.Args() {
-		data, err := readCapped(path, signature.MaxExportBytes)
+		data, err := cli.ReadFile(path, signature.MaxExportBytes)
 		var v *signature.Verified
 		if err == nil {
 			v, err = signature.VerifyExport(data, key, policy)
@@ -386,20 +389,4 @@ func verifySignature(args []string, stdout io.Writer) int {
 		fmt.Fprintln(stdout)
 	}
 	return code
-}
-
-func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }

@@ -67,3 +67,20 @@ func Fail(fs *flag.FlagSet, format string, args ...any) int {
 	fs.Usage()
 	return ExitUsage
 }
+
+// ReadFile reads the file at path, refusing one larger than limit bytes.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
