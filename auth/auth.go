@@ -99,7 +99,8 @@ func Open(db *sql.DB) (*Store, error) {
 	}
 	// Columns added after the first release; a store created before gets
 	// them with their defaults (tenant-bound, any actor).
-	for _, col := range []string{"global INTEGER NOT NULL DEFAULT 0", "actors TEXT NOT NULL DEFAULT ''"} {
+	for _, col := range []string{"global INTEGER NOT NULL DEFAULT 0", "actors TEXT NOT NULL DEFAULT ''",
+		"logged_created INTEGER NOT NULL DEFAULT 0", "logged_revoked INTEGER NOT NULL DEFAULT 0"} {
 		if _, err := db.Exec(`ALTER TABLE tokens ADD COLUMN ` + col); err != nil && !strings.Contains(err.Error(), "duplicate column") {
 			return nil, fmt.Errorf("upgrading token table: %w", err)
 		}
@@ -210,6 +211,56 @@ func (s *Store) List(ctx context.Context) ([]Principal, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// Change is a token's creation or revocation not yet recorded in the log.
+type Change struct {
+	Principal
+	Revoked bool
+	At      string // when, RFC 3339
+}
+
+// Unlogged returns, oldest first, the creations and revocations that
+// MarkLogged has not been told of.
+func (s *Store) Unlogged(ctx context.Context) ([]Change, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, tenant, scopes, global, actors, created_at, revoked_at, logged_created FROM tokens
+WHERE logged_created = 0 OR (revoked_at IS NOT NULL AND logged_revoked = 0) ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out, revs []Change
+	for rows.Next() {
+		var c Change
+		var scopes, actors, created string
+		var revoked sql.NullString
+		var logged bool
+		if err := rows.Scan(&c.ID, &c.Name, &c.Tenant, &scopes, &c.Global, &actors, &created, &revoked, &logged); err != nil {
+			return nil, err
+		}
+		c.Scopes, c.Actors = splitList(scopes), splitList(actors)
+		if !logged {
+			c.At = created
+			out = append(out, c)
+		}
+		if revoked.Valid {
+			r := c
+			r.Revoked, r.At = true, revoked.String
+			revs = append(revs, r)
+		}
+	}
+	return append(out, revs...), rows.Err()
+}
+
+// MarkLogged notes that the creation (or revocation) of token id is in the
+// log.
+func (s *Store) MarkLogged(ctx context.Context, id string, revoked bool) error {
+	col := "logged_created"
+	if revoked {
+		col = "logged_revoked"
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET `+col+` = 1 WHERE id = ?`, id)
+	return err
 }
 
 // Check returns the principal holding token, or ErrUnauthenticated.

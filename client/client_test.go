@@ -84,7 +84,8 @@ func TestAppendAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(one) != 1 || one[0].Index != 0 || one[0].Seq != 0 || one[0].Session != "s1" {
+	// Entry 0 is the server's record of the admin token's creation.
+	if len(one) != 1 || one[0].Index != 1 || one[0].Seq != 0 || one[0].Session != "s1" {
 		t.Fatalf("Append = %+v", one)
 	}
 	many, err := l.admin.Append(ctx, []*event.Request{ev("s1", "llm.response", `{"a":2}`), ev("s2", "tool.call", "")}, client.WaitForCheckpoint())
@@ -125,7 +126,7 @@ func TestAppendAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root1 := rfc6962.DefaultHasher.HashLeaf(one[0].Leaf)
+	root1 := rfc6962.DefaultHasher.HashLeaf(rc.Leaf) // the tree of size 1: entry 0
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 1, cp.Size, p, root1, cp.Hash); err != nil {
 		t.Fatalf("consistency proof: %v", err)
 	}

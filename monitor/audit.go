@@ -15,6 +15,8 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 // AuditConfig configures Audit.
@@ -28,6 +30,14 @@ type AuditConfig struct {
 	Policy *checkpoint.Policy
 	// Progress, if set, is called as entries are verified.
 	Progress func(done, total uint64)
+	// At, if set, is a signed checkpoint (note text) to audit the log at
+	// instead of its latest one: it must verify (with Policy), and the
+	// latest checkpoint must be consistent with it.
+	At []byte
+	// Visit, if set, is called with every entry, in index order, as it is
+	// re-hashed. What it is given is proved once the audit ends without a
+	// finding about the log's integrity (Report.Intact).
+	Visit func(index uint64, leaf, leafHash []byte) error
 	// HTTPClient is used for every request (default: 30s timeout).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -95,6 +105,16 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
+	// The tree the log serves now: the audited one, or a later one.
+	var logSize uint64
+	var logRoot []byte
+	if cfg.At != nil {
+		latest, err := client.VerifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("the log's latest checkpoint does not verify: %w", err)
+		}
+		logSize, logRoot, raw = latest.Size, latest.Hash, cfg.At
+	}
 	rep.Checkpoint = string(raw)
 	cp, err := client.VerifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
 	if err != nil {
@@ -107,6 +127,14 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		return finish()
 	}
 	rep.Size, rep.Root = cp.Size, hex.EncodeToString(cp.Hash)
+	switch {
+	case cfg.At == nil:
+		logSize = cp.Size
+	case logSize < cp.Size:
+		rep.Findings = append(rep.Findings, Alert{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity, Origin: origin,
+			Message: fmt.Sprintf("the audited checkpoint (size %d) is larger than the log's latest (size %d)", cp.Size, logSize)})
+		return finish()
+	}
 	add := func(a Alert) {
 		a.Origin, a.TreeSize = origin, cp.Size
 		if a.ID == "" {
@@ -120,16 +148,21 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		hash []byte
 	}
 	chains := map[string]*chain{}
-	sigs := newSigChecker(origin)
+	sigs := signature.NewChecker(origin)
 	t := &tree{}
 	sc := newScanner(src)
 	var done uint64
-	res, err := sc.scan(ctx, t, cp.Size, cp.Size, scanOpts{head: true, checkTiles: true}, func(e entry) error {
+	res, err := sc.scan(ctx, t, cp.Size, logSize, scanOpts{head: true, checkTiles: true}, func(e entry) error {
 		done++
 		if cfg.Progress != nil && (done%4096 == 0 || done == cp.Size) {
 			cfg.Progress(done, cp.Size)
 		}
 		idx := e.index
+		if cfg.Visit != nil {
+			if err := cfg.Visit(idx, e.data, e.hash); err != nil {
+				return err
+			}
+		}
 		if !e.hasHd {
 			add(Alert{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
 				Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.err)})
@@ -158,9 +191,11 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 			chains[key] = c
 		}
 		c.seq, c.hash = h.Seq, e.hash
-		if sigs.wants(h.Kind) {
-			if msg := sigs.see(idx, e.data); msg != "" {
-				add(Alert{Rule: RuleSignature, Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session, Message: msg})
+		if sigs.Wants(h.Kind) {
+			if l, err := event.ParseLeaf(e.data); err == nil {
+				if p := sigs.See(idx, l); p != nil {
+					add(signatureAlert(*p, h.Tenant, h.Session))
+				}
 			}
 		}
 		return nil
@@ -168,7 +203,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the log: %w", err)
 	}
-	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures = done, res.bundles, res.tiles, len(chains), sigs.count
+	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures = done, res.bundles, res.tiles, len(chains), sigs.Signatures()
 	root, err := t.root()
 	if err != nil {
 		return nil, err
@@ -194,13 +229,19 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
 		return src.ReadTile(ctx, level, index, p)
 	}
+	if logSize > cp.Size && bytes.Equal(root, cp.Hash) {
+		if err := consistencyFromTiles(ctx, f, cp.Size, logSize, cp.Hash, logRoot); err != nil {
+			add(Alert{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity,
+				Message: fmt.Sprintf("the log's latest checkpoint (size %d) is not consistent with the audited one (size %d): %v", logSize, cp.Size, err)})
+		}
+	}
 	if bytes.Equal(root, cp.Hash) {
-		as, err := sigs.checkTargets(ctx, cp.Size, cp.Hash, f)
+		ps, err := sigs.CheckRecords(ctx, cp.Size, cp.Hash, f)
 		if err != nil {
 			return nil, fmt.Errorf("proving signed records: %w", err)
 		}
-		for _, a := range as {
-			add(a)
+		for _, p := range ps {
+			add(signatureAlert(p, "", ""))
 		}
 	}
 	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {

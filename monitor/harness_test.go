@@ -38,6 +38,9 @@ type testLog struct {
 	vkey   string
 	key    note.Verifier
 	signer note.Signer
+	// base is the log's size when the test begins: the server's own
+	// events at start (the admin token's access.token_created).
+	base uint64
 
 	mu       sync.Mutex
 	override map[string][]byte // path -> body served instead
@@ -64,6 +67,9 @@ func newTestLog(t testing.TB, cfg server.Config) *testLog {
 		t.Fatal(err)
 	}
 	l := &testLog{t: t, dir: cfg.DataDir, srv: srv, vkey: srv.VerifierKey(), override: map[string][]byte{}}
+	if l.base, err = srv.Log().Reader().IntegratedSize(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	h := srv.Handler()
 	l.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l.mu.Lock()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 	"runtime"
 	"sync"
 
@@ -323,6 +325,13 @@ func (s *scanner) checkTile(ctx context.Context, j tileJob, logSize uint64) (*fi
 		p = 0
 	}
 	raw, err := s.src.ReadTile(ctx, j.level, j.index, p)
+	if errors.Is(err, fs.ErrNotExist) && p != 0 {
+		// Auditing an older tree: its partial tile may be gone; the tile
+		// of the log's tree now begins with the same hashes.
+		if pl := layout.PartialTileSize(j.level, j.index, logSize); pl != p {
+			raw, err = s.src.ReadTile(ctx, j.level, j.index, pl)
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading tile %d/%d: %w", j.level, j.index, err)
 	}

@@ -101,6 +101,9 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 
 // Authenticate returns the principal of the request's bearer token.
 func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
+	if r.Context().Value(internalKey{}) != nil {
+		return s.internal, nil
+	}
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
@@ -109,6 +112,9 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	p, err := s.tokens.Check(r.Context(), strings.TrimSpace(tok))
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "unknown or revoked token")
+	}
+	if err == nil {
+		err = s.ensureLogged(r.Context(), p)
 	}
 	return p, err
 }

@@ -50,6 +50,9 @@ func (s *Server) authenticateAgent(ctx context.Context, token string) (*capture.
 	if !p.Has(auth.ScopeWrite) {
 		return nil, capture.ErrForbidden
 	}
+	if err := s.ensureLogged(ctx, p); err != nil {
+		return nil, err
+	}
 	id := p.Name
 	if !event.ValidID(id) {
 		id = "token." + p.ID

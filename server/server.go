@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -124,6 +125,13 @@ type Server struct {
 	policy  *checkpoint.Policy
 	reads   *limiter
 	Created *Created
+
+	// the token lifecycle in the log (tokens.go)
+	tokenMu      sync.Mutex
+	loggedTokens sync.Map // token id -> true
+	internal     *auth.Principal
+	stopWatch    context.CancelFunc
+	watchDone    chan struct{}
 }
 
 // Open opens (initialising if needed) the data directory and starts the log.
@@ -253,6 +261,16 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.log.RecordRetention(ctx, ServerTokenID); err != nil {
 		return nil, fmt.Errorf("recording retention floors: %w", err)
 	}
+	s.internal = &auth.Principal{ID: ServerTokenID, Name: ServerTokenID, Tenant: DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}
+	if err := s.logTokens(ctx); err != nil {
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	s.stopWatch, s.watchDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.watchDone)
+		s.watchTokens(wctx)
+	}()
 	s.handler = s.routes()
 	ok = true
 	return s, nil
@@ -277,6 +295,10 @@ func (s *Server) Policy() *checkpoint.Policy { return s.policy }
 // acknowledged entry) and closes the databases.
 func (s *Server) Close(ctx context.Context) error {
 	var err error
+	if s.stopWatch != nil {
+		s.stopWatch()
+		<-s.watchDone
+	}
 	if s.proxy != nil {
 		// Record pending capture gaps while the log still runs.
 		err = s.proxy.Close(ctx)

@@ -123,6 +123,11 @@ func TestBadInputAppendsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The token's creation goes into the log before the bad requests.
+	if err := s.srv.logTokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := s.size(t)
 	valid := `{"session":"s1","kind":"llm.request","actor":{"type":"agent","id":"a"}}`
 	for _, tc := range []struct {
 		name   string
@@ -163,8 +168,8 @@ func TestBadInputAppendsNothing(t *testing.T) {
 		})
 	}
 	time.Sleep(50 * time.Millisecond)
-	if n := s.size(t); n != 0 {
-		t.Fatalf("log size after only bad requests = %d, want 0", n)
+	if n := s.size(t); n != before {
+		t.Fatalf("log size after only bad requests = %d, want %d", n, before)
 	}
 }
 

@@ -28,6 +28,11 @@ func (s *testServer) token(t *testing.T, spec auth.Spec) (string, *auth.Principa
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the server's watch would within auth.CacheTTL: the creation is in
+	// the log before the token is used.
+	if err := s.srv.logTokens(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return tok, p
 }
 

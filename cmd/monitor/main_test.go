@@ -282,13 +282,14 @@ func TestVerifyCommand(t *testing.T) {
 	for i := range 3 {
 		l.appendBatch(fmt.Sprintf("s%d", i), 100)
 	}
-	for l.size() < 300 {
+	// 300 events after the admin token's access.token_created.
+	for l.size() < 301 {
 		time.Sleep(20 * time.Millisecond)
 	}
 	r := startBinary(t, "verify", "--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF)
 	<-r.done
 	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "OK: everything verified") ||
-		!strings.Contains(r.errOut.String(), "verified 300/300 entries") {
+		!strings.Contains(r.errOut.String(), "verified 301/301 entries") {
 		t.Fatalf("verify: exit %d\nstdout %s\nstderr %s", code, r.out.String(), r.errOut.String())
 	}
 	// Tamper with a tile: verify must fail.
@@ -324,11 +325,12 @@ func TestVerifyReceiptCommand(t *testing.T) {
 	good := filepath.Join(dir, "good.json")
 	os.WriteFile(good, rb, 0o644)
 	bad := filepath.Join(dir, "bad.json")
-	os.WriteFile(bad, bytes.Replace(rb, []byte(`"index":0`), []byte(`"index":1`), 2), 0o644)
+	// Entry 0 is the admin token's access.token_created.
+	os.WriteFile(bad, bytes.Replace(rb, []byte(`"index":1`), []byte(`"index":0`), 2), 0o644)
 
 	r := startBinary(t, "verify-receipt", "--log-key", l.pub, good)
 	<-r.done
-	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "OK "+good+": index 0") {
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "OK "+good+": index 1") {
 		t.Fatalf("exit %d: %s %s", code, r.out.String(), r.errOut.String())
 	}
 	r = startBinary(t, "verify-receipt", "--log-key", l.pub, good, bad)

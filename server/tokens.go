@@ -1,0 +1,136 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Token lifecycle in the log. Tokens are made and revoked with the
+// log-server token command, on the state database, while the server may be
+// running; the server appends access.token_created and access.token_revoked
+// (session access.tokens, in the token's tenant) for every change, at
+// start, every auth.CacheTTL, and before it serves a token whose creation
+// it has not recorded yet: every write in the log comes after the event
+// that says which token it is and what it may do. A crash between an event
+// and its note in the state database repeats the event at the next start.
+
+// Kinds of the token lifecycle events.
+const (
+	KindTokenCreated = "access.token_created"
+	KindTokenRevoked = "access.token_revoked"
+	tokenSession     = "access.tokens"
+)
+
+var serverWriter = event.Writer{Token: ServerTokenID, Via: event.ViaServer}
+
+func jsonAttrs(kv map[string]any) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(kv))
+	for k, v := range kv {
+		b, _ := json.Marshal(v)
+		out[k] = b
+	}
+	return out
+}
+
+// logTokens records every token change not in the log yet.
+func (s *Server) logTokens(ctx context.Context) error {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	changes, err := s.tokens.Unlogged(ctx)
+	if err != nil {
+		return fmt.Errorf("listing token changes: %w", err)
+	}
+	for _, c := range changes {
+		kind := KindTokenCreated
+		if c.Revoked {
+			kind = KindTokenRevoked
+		}
+		scopes, actors := c.Scopes, c.Actors
+		if actors == nil {
+			actors = []string{}
+		}
+		if _, err := s.log.Append(ctx, c.Tenant, serverWriter, []*event.Request{{
+			Session: tokenSession, Kind: kind, Actor: event.Actor{Type: "system", ID: ServerTokenID},
+			Attributes: jsonAttrs(map[string]any{"token.id": c.ID, "token.name": c.Name, "token.tenant": c.Tenant,
+				"token.scopes": scopes, "token.global": c.Global, "token.actors": actors, "token.at": c.At}),
+		}}); err != nil {
+			return fmt.Errorf("recording %s of token %s: %w", kind, c.ID, err)
+		}
+		if err := s.tokens.MarkLogged(ctx, c.ID, c.Revoked); err != nil {
+			return err
+		}
+		if !c.Revoked {
+			s.loggedTokens.Store(c.ID, true)
+		}
+	}
+	return nil
+}
+
+// ensureLogged makes sure the creation of p's token is in the log before
+// p is served.
+func (s *Server) ensureLogged(ctx context.Context, p *auth.Principal) error {
+	if _, ok := s.loggedTokens.Load(p.ID); ok || p == s.internal {
+		return nil
+	}
+	if err := s.logTokens(ctx); err != nil {
+		return err
+	}
+	s.loggedTokens.Store(p.ID, true)
+	return nil
+}
+
+// watchTokens records token changes until ctx ends.
+func (s *Server) watchTokens(ctx context.Context) {
+	t := time.NewTicker(auth.CacheTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.logTokens(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Error("recording token changes", "error", err)
+			}
+		}
+	}
+}
+
+// internalKey marks a request made in process by LocalClient.
+type internalKey struct{}
+
+// LocalClient is a client of this server that calls its handler in
+// process, as the server itself: a log-wide reader and auditor named
+// ServerTokenID. Its payload reads are appended as access.read like any
+// other. Only code in this process can make such requests.
+func (s *Server) LocalClient() *client.Client {
+	c, err := client.New("http://log-server.internal", client.WithHTTPClient(&http.Client{Transport: localTransport{s}}))
+	if err != nil {
+		panic(err) // a constant URL
+	}
+	return c
+}
+
+type localTransport struct{ s *Server }
+
+func (t localTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(context.WithValue(r.Context(), internalKey{}, true))
+	r.RemoteAddr = "in-process"
+	w := httptest.NewRecorder()
+	t.s.handler.ServeHTTP(w, r)
+	res := w.Result()
+	res.Request = r
+	if res.Body == nil {
+		res.Body = io.NopCloser(bytes.NewReader(nil))
+	}
+	return res, nil
+}
