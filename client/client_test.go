@@ -149,10 +149,15 @@ func TestAppendAndRead(t *testing.T) {
 
 	// Tiles through the client's reader.
 	tl := l.admin.Tiles()
-	if raw, err := tl.ReadCheckpoint(ctx); err != nil || !strings.HasPrefix(string(raw), l.key.Name()+"\n") {
+	raw, err := tl.ReadCheckpoint(ctx)
+	if err != nil || !strings.HasPrefix(string(raw), l.key.Name()+"\n") {
 		t.Fatalf("ReadCheckpoint = %q, %v", raw, err)
 	}
-	if _, err := tl.ReadEntryBundle(ctx, 0, 3); err != nil {
+	now, _, err := checkpoint.Verify(raw, l.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.ReadEntryBundle(ctx, 0, uint8(now.Size)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tl.ReadTile(ctx, 5, 0, 0); !errors.Is(err, fs.ErrNotExist) {
