@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -29,6 +30,12 @@ var (
 	// ErrAlreadySigned: the signer already signed the record with that
 	// meaning; a second signature would be a replay.
 	ErrAlreadySigned = errors.New("the signer already signed this record with this meaning")
+)
+
+// Values of signature.components.
+const (
+	ComponentsAll    = "signer+secret" // identification (a token bound to the signer) and secret
+	ComponentsSecret = "secret"        // the secret, within a continuous signing session
 )
 
 // signerSession is the session of a signer's lifecycle events.
@@ -290,6 +297,17 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 	}
 	sig := ed25519.Sign(priv, msg)
 	canon, _ := s.Marshal()
+	// The components used (21 CFR 11.200(a)(1)): the first signing of a
+	// session all of them, later ones the secret. The event names the
+	// session by a digest, never by its id, which is a credential.
+	sess, components := req.SigningSession, ComponentsSecret
+	if sess == "" {
+		if sess, err = st.StartSession(ctx, r.Tenant, id, r.TokenID); err != nil {
+			return nil, err
+		}
+		components = ComponentsAll
+	}
+	sessDigest := sha256.Sum256([]byte("llmaudittrail/signing-session\x00" + sess))
 	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{
 		Session: head.Session, Kind: signature.KindSignature, Actor: event.Actor{Type: "human", ID: id},
 		Attributes: map[string]json.RawMessage{
@@ -299,6 +317,8 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 			signature.AttrPrintedName: jsonString(sg.PrintedName),
 			signature.AttrMeaning:     jsonString(req.Meaning),
 			signature.AttrIndex:       json.RawMessage(strconv.FormatUint(req.Index, 10)),
+			signature.AttrComponents:  jsonString(components),
+			signature.AttrSession:     jsonString(hex.EncodeToString(sessDigest[:8])),
 		},
 	})
 	if err != nil {
@@ -307,13 +327,7 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 	if err := st.RecordSignature(ctx, r.Tenant, id, req.Index, req.Meaning, a.Index); err != nil {
 		return nil, err
 	}
-	out := &Signed{Event: a, Statement: s, StatementBytes: canon, Signature: sig, SigningSession: req.SigningSession}
-	if out.SigningSession == "" {
-		if out.SigningSession, err = st.StartSession(ctx, r.Tenant, id, r.TokenID); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return &Signed{Event: a, Statement: s, StatementBytes: canon, Signature: sig, SigningSession: sess}, nil
 }
 
 // ExportSignature returns the signature event at index with the receipts a

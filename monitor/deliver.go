@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ func (m *Monitor) raise(ctx context.Context, alerts ...Alert) error {
 // queued alerts to stdout and wakes the other sinks.
 func (m *Monitor) commit(ctx context.Context, c commitSet, alerts []Alert) error {
 	now := nowString(time.Now())
+	m.raised.Add(int64(len(alerts)))
 	for _, a := range alerts {
 		if a.Time == "" {
 			a.Time = now
@@ -220,6 +222,28 @@ func statusError(what string, code int) error {
 	default:
 		return fmt.Errorf("%w: %s answered %d", errPermanent, what, code)
 	}
+}
+
+// maybeStatus appends a monitor.status event when one is due.
+func (m *Monitor) maybeStatus(ctx context.Context) {
+	if m.cfg.AppendTo == nil || m.cfg.StatusInterval < 0 || m.pos == nil || time.Since(m.lastStatus) < m.cfg.StatusInterval {
+		return
+	}
+	raised := m.raised.Load()
+	attrs := map[string]any{
+		"monitor.instance": m.cfg.Instance, "monitor.verified_size": m.pos.Size, "monitor.verified_root": hex.EncodeToString(m.pos.Root),
+		"monitor.evaluated": m.pos.Pos, "monitor.alerts_since_last": raised - m.statusRaised, "monitor.interval_s": int64(m.cfg.StatusInterval / time.Second),
+	}
+	ev := &event.Request{Session: "monitor." + m.cfg.Instance, Kind: "monitor.status",
+		Actor: event.Actor{Type: "system", ID: "monitor." + m.cfg.Instance}, Attributes: map[string]json.RawMessage{}}
+	for k, v := range attrs {
+		ev.Attributes[k], _ = json.Marshal(v)
+	}
+	if _, err := m.cfg.AppendTo.Append(ctx, []*event.Request{ev}); err != nil {
+		m.logger.Warn("appending monitor.status failed; will retry", "error", err)
+		return
+	}
+	m.lastStatus, m.statusRaised = time.Now(), raised
 }
 
 // appendAlert appends a to the log as a monitor.alert event.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -433,6 +434,7 @@ func TestWebhookAndAppend(t *testing.T) {
 	cfg.Webhook = hook.URL
 	cfg.AppendTo = testClient(l.url(), l.token)
 	cfg.Instance = "test"
+	cfg.StatusInterval = -1 // TestStatusEvents
 	r := startMonitor(t, cfg)
 	r.waitPos(cp.Size)
 	deadline := time.Now().Add(20 * time.Second)
@@ -498,5 +500,68 @@ func TestStaleCheckpoint(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	if n := len(r.out.alerts(t)); n != 1 {
 		t.Fatalf("%d alerts, want the stale alert once", n)
+	}
+}
+
+// TestStatusEvents: with an append token the monitor appends monitor.status
+// events as it goes, naming what it verified and counting its alerts.
+func TestStatusEvents(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	l.appendEvents(events(10, 10, "a")...) // forbidden at 9
+	l.waitSize(l.base + 10)
+	cfg := testConfig(l, t.TempDir())
+	cfg.Start = 0
+	cfg.Rules = pack(t, hoursLine, allHours)
+	cfg.AppendTo = testClient(l.url(), l.token)
+	cfg.Instance = "st"
+	cfg.StatusInterval = 300 * time.Millisecond
+	startMonitor(t, cfg)
+	c := testClient(l.url(), l.token)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		page, err := c.Session(context.Background(), "monitor.st", client.SessionQuery{})
+		if errors.Is(err, client.ErrNotFound) {
+			page, err = &client.SessionPage{}, nil // nothing appended yet
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var statuses []*event.Leaf
+		alerts := 0
+		for _, e := range page.Events {
+			switch e.Kind {
+			case "monitor.status":
+				r, err := c.Entry(context.Background(), e.Index, 0)
+				if err != nil {
+					continue // not covered by a checkpoint yet
+				}
+				l, err := event.ParseLeaf(r.Leaf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				statuses = append(statuses, l)
+			case "monitor.alert":
+				alerts++
+			}
+		}
+		if len(statuses) >= 3 {
+			var counted float64
+			for _, st := range statuses {
+				n, _ := st.Attributes["monitor.alerts_since_last"].(json.Number).Int64()
+				size, _ := st.Attributes["monitor.verified_size"].(json.Number).Int64()
+				counted += float64(n)
+				if st.Attributes["monitor.instance"] != "st" || uint64(size) < l.base+10 {
+					t.Fatalf("status %+v", st.Attributes)
+				}
+			}
+			if counted != 1 || alerts != 1 {
+				t.Fatalf("statuses count %v alerts, the log holds %d alert events; want 1 and 1", counted, alerts)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d monitor.status events after 15s", len(statuses))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -46,6 +47,7 @@ const (
 	DefaultMaxBatch         = 1 << 16
 	DefaultMaxPending       = 10_000
 	DefaultInstance         = "default"
+	DefaultStatusInterval   = 15 * time.Minute
 )
 
 // StartAtEnd as Config.Start makes a monitor without state start at the
@@ -80,6 +82,11 @@ type Config struct {
 	// Instance names this monitor in appended alerts (session
 	// "monitor.<Instance>"). Default "default".
 	Instance string
+	// StatusInterval: with AppendTo, a monitor.status event (what the
+	// monitor verified, how many alerts it raised since the last one) is
+	// appended this often, so the log shows that it was watched (EU AI Act
+	// Art. 72). Default 15m; negative: never.
+	StatusInterval time.Duration
 	// Poll is how often the checkpoint is read. Default 1s.
 	Poll time.Duration
 	// UnreachableAfter: a health alert is raised when the log cannot be
@@ -125,6 +132,11 @@ type Monitor struct {
 	outMu sync.Mutex
 	wake  map[string]chan struct{}
 
+	// status events: when the last went out, and the alerts raised by then
+	raised       atomic.Int64
+	lastStatus   time.Time
+	statusRaised int64
+
 	// health, touched only by the Run goroutine
 	unreachableSince   time.Time
 	unreachableAlerted bool
@@ -162,6 +174,9 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	if cfg.Instance == "" {
 		cfg.Instance = DefaultInstance
+	}
+	if cfg.StatusInterval == 0 {
+		cfg.StatusInterval = DefaultStatusInterval
 	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
@@ -272,6 +287,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			}
 		default:
 			m.unreachableSince, m.unreachableAlerted = time.Time{}, false
+			m.maybeStatus(ctx)
 		}
 		t.Reset(m.cfg.Poll)
 	}

@@ -441,6 +441,13 @@ func TestSigningSessions(t *testing.T) {
 	if st, _ := signature.ParseStatement(next.Statement); st.Signer != "dr-ada" || st.PrintedName != adaName {
 		t.Fatalf("in-session statement %+v", st)
 	}
+	// The events say which components were used, and name the session by
+	// a digest only.
+	l1, l2 := s.leafAt(t, first.Event.Index), s.leafAt(t, next.Event.Index)
+	if l1.Attributes[signature.AttrComponents] != "signer+secret" || l2.Attributes[signature.AttrComponents] != "secret" ||
+		l1.Attributes[signature.AttrSession] != l2.Attributes[signature.AttrSession] || strings.Contains(fmt.Sprint(l1.Attributes), sess) {
+		t.Fatalf("components/session attributes: %v / %v", l1.Attributes, l2.Attributes)
+	}
 	// ... never without it.
 	_, err = inSession(ada, "")
 	wantAPIError(t, "session without the secret", err, http.StatusUnauthorized, "wrong_secret")

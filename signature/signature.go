@@ -175,6 +175,11 @@ const (
 	AttrSignature   = "signature.value"     // standard base64 of the Ed25519 signature
 	AttrIndex       = "signature.index"
 	AttrMeaning     = "signature.meaning"
+	// AttrComponents says which components the signer used:
+	// "signer+secret" (the first signing of a session) or "secret" (a later
+	// one); AttrSession names the signing session by a digest.
+	AttrComponents = "signature.components"
+	AttrSession    = "signature.session"
 )
 
 // Event kinds of signer enrollment and signatures (all appended by the

@@ -140,7 +140,8 @@ monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json..
 	rulesFile := fs.String("rules", "", "rule file (YAML with CEL expressions; required)")
 	stateDir := fs.String("state", "", "state directory (required)")
 	webhook := fs.String("webhook", "", "POST every alert as JSON to this URL")
-	appendToken := fs.String("append-token", "", "file (0600) with a token of monitor scope: append every alert to the log as a monitor.alert event")
+	appendToken := fs.String("append-token", "", "file (0600) with a token of monitor scope: append every alert to the log as a monitor.alert event, and a monitor.status event every --status-interval")
+	statusInterval := fs.Duration("status-interval", monitor.DefaultStatusInterval, "with --append-token, how often to append a monitor.status event (what was verified, alerts since the last)")
 	start := fs.String("start", "end", `where a new monitor starts: "end" (the log's size) or an entry index`)
 	instance := fs.String("instance", monitor.DefaultInstance, "name of this monitor in appended alerts (session monitor.NAME)")
 	poll := fs.Duration("poll", monitor.DefaultPoll, "how often to read the checkpoint")
@@ -182,7 +183,7 @@ monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json..
 	}
 	cfg := monitor.Config{
 		Log: lc, LogKey: key, Policy: policy, Rules: rules, StateDir: *stateDir, Webhook: *webhook,
-		Instance: *instance, Poll: *poll, UnreachableAfter: *unreachable, QuorumAfter: *quorumAfter,
+		Instance: *instance, StatusInterval: *statusInterval, Poll: *poll, UnreachableAfter: *unreachable, QuorumAfter: *quorumAfter,
 		MaxCheckpointAge: *maxAge, WitnessLag: *witnessLag, Logger: logger, Start: monitor.StartAtEnd,
 	}
 	if *start != "end" {
