@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
 )
 
 // pack returns the shipped rule pack with params replaced (old -> new).
@@ -54,15 +55,15 @@ func TestPackParses(t *testing.T) {
 }
 
 // warmUp appends normal LLM traffic so that baselines have samples.
-func warmUp(c *craftLog) {
-	var cs []craft
+func warmUp(c *crafttest.Log) {
+	var cs []crafttest.Craft
 	for i := range 25 {
 		cs = append(cs,
-			craft{kind: "llm.request", session: "warm", attrs: attrs("gen_ai.request.model", "gpt-4o")},
-			craft{kind: "llm.response", session: "warm", attrs: attrs("gen_ai.request.model", "gpt-4o", "gen_ai.response.model", "gpt-4o",
+			crafttest.Craft{Kind: "llm.request", Session: "warm", Attrs: attrs("gen_ai.request.model", "gpt-4o")},
+			crafttest.Craft{Kind: "llm.response", Session: "warm", Attrs: attrs("gen_ai.request.model", "gpt-4o", "gen_ai.response.model", "gpt-4o",
 				"gen_ai.usage.input_tokens", 800+i*3, "gen_ai.usage.output_tokens", 200+i)})
 	}
-	c.add(cs...)
+	c.Add(cs...)
 }
 
 type ruleHit struct {
@@ -92,14 +93,14 @@ func hits(as []Alert) []ruleHit {
 // event (or burst) per rule of the pack to a real Tessera log and checks
 // that the monitor raises exactly the expected alerts.
 func TestPackFiresOnCraftedStream(t *testing.T) {
-	c := newCraftLog(t)
+	c := crafttest.New(t)
 	warmUp(c)
-	c.waitPublished()
-	cfg := c.config(t.TempDir())
+	c.WaitPublished()
+	cfg := craftConfig(c, t.TempDir())
 	cfg.Start = 0
 	cfg.Rules = pack(t, hoursLine, allHours, medicalOff, medicalOn)
 	r := startMonitor(t, cfg)
-	r.waitPos(c.size)
+	r.waitPos(c.Size)
 	if as := r.out.alerts(t); len(as) != 0 {
 		t.Fatalf("alerts on normal traffic:\n%s", dump(as))
 	}
@@ -110,47 +111,47 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 			want = append(want, ruleHit{rl, idx[at]})
 		}
 	}
-	i := c.add(craft{kind: "tool.call", session: "tools", attrs: attrs("gen_ai.tool.name", "shell.exec")})
+	i := c.Add(crafttest.Craft{Kind: "tool.call", Session: "tools", Attrs: attrs("gen_ai.tool.name", "shell.exec")})
 	expect(i, 0, "tool.forbidden")
-	i = c.add(craft{kind: "tool.call", session: "tools", attrs: attrs("gen_ai.tool.name", "rm_rf")})
+	i = c.Add(crafttest.Craft{Kind: "tool.call", Session: "tools", Attrs: attrs("gen_ai.tool.name", "rm_rf")})
 	expect(i, 0, "tool.unexpected")
-	i = c.add(craft{kind: "llm.response", session: "warm", attrs: attrs("gen_ai.response.model", "gpt-4o",
+	i = c.Add(crafttest.Craft{Kind: "llm.response", Session: "warm", Attrs: attrs("gen_ai.response.model", "gpt-4o",
 		"gen_ai.usage.input_tokens", 50000, "gen_ai.usage.output_tokens", 10000)})
 	expect(i, 0, "tokens.spike", "cost.spike")
-	var errs []craft
+	var errs []crafttest.Craft
 	for range 5 {
-		errs = append(errs, craft{kind: "llm.response", session: "errs", attrs: attrs("error.type", "timeout")})
+		errs = append(errs, crafttest.Craft{Kind: "llm.response", Session: "errs", Attrs: attrs("error.type", "timeout")})
 	}
-	i = c.add(errs...)
+	i = c.Add(errs...)
 	expect(i, 4, "upstream.error_burst")
-	i = c.add(craft{kind: "agent.decision", session: "gap"}, craft{kind: "agent.decision", session: "gap"},
-		craft{kind: "agent.decision", session: "gap", skipSeq: true})
+	i = c.Add(crafttest.Craft{Kind: "agent.decision", Session: "gap"}, crafttest.Craft{Kind: "agent.decision", Session: "gap"},
+		crafttest.Craft{Kind: "agent.decision", Session: "gap", SkipSeq: true})
 	expect(i, 2, "session.seq_gap")
-	i = c.add(craft{kind: "agent.decision", session: "chain"}, craft{kind: "agent.decision", session: "chain"},
-		craft{kind: "agent.decision", session: "chain", badPrev: true})
+	i = c.Add(crafttest.Craft{Kind: "agent.decision", Session: "chain"}, crafttest.Craft{Kind: "agent.decision", Session: "chain"},
+		crafttest.Craft{Kind: "agent.decision", Session: "chain", BadPrev: true})
 	expect(i, 2, "session.broken_chain")
-	i = c.add(craft{kind: "llm.response", session: "model", attrs: attrs("gen_ai.response.model", "gpt-4o")},
-		craft{kind: "llm.response", session: "model", attrs: attrs("gen_ai.response.model", "gpt-4o-mini")})
+	i = c.Add(crafttest.Craft{Kind: "llm.response", Session: "model", Attrs: attrs("gen_ai.response.model", "gpt-4o")},
+		crafttest.Craft{Kind: "llm.response", Session: "model", Attrs: attrs("gen_ai.response.model", "gpt-4o-mini")})
 	expect(i, 1, "session.model_change")
-	i = c.add(craft{kind: "agent.decision", session: "skew", at: time.Now().Add(-time.Hour)})
+	i = c.Add(crafttest.Craft{Kind: "agent.decision", Session: "skew", At: time.Now().Add(-time.Hour)})
 	expect(i, 0, "time.skew")
-	i = c.add(craft{kind: "capture.gap", session: "cap", actorType: "system", actor: "proxy", attrs: attrs("capture.reason", "log unavailable")})
+	i = c.Add(crafttest.Craft{Kind: "capture.gap", Session: "cap", ActorType: "system", Actor: "proxy", Attrs: attrs("capture.reason", "log unavailable")})
 	expect(i, 0, "capture.gap")
-	i = c.add(craft{kind: "agent.decision", session: "med1", attrs: attrs("decision.outcome", "approved")})
+	i = c.Add(crafttest.Craft{Kind: "agent.decision", Session: "med1", Attrs: attrs("decision.outcome", "approved")})
 	expect(i, 0, "approval.unsigned")
-	i = c.add(craft{kind: "human.signature", session: "med2", actorType: "human", actor: "dr-who"},
-		craft{kind: "agent.decision", session: "med2", attrs: attrs("decision.outcome", "approved")},
-		craft{kind: "agent.decision", session: "med2", attrs: attrs("decision.outcome", "approved")})
+	i = c.Add(crafttest.Craft{Kind: "human.signature", Session: "med2", ActorType: "human", Actor: "dr-who"},
+		crafttest.Craft{Kind: "agent.decision", Session: "med2", Attrs: attrs("decision.outcome", "approved")},
+		crafttest.Craft{Kind: "agent.decision", Session: "med2", Attrs: attrs("decision.outcome", "approved")})
 	expect(i, 2, "approval.unsigned")
-	i = c.add(craft{kind: "signature.failed", session: "signer.dr-who", actorType: "system", actor: "log-server", attrs: attrs("signer.id", "dr-who", "signature.failure", "wrong_secret")},
-		craft{kind: "signer.locked", session: "signer.dr-who", actorType: "system", actor: "log-server", attrs: attrs("signer.id", "dr-who")})
+	i = c.Add(crafttest.Craft{Kind: "signature.failed", Session: "signer.dr-who", ActorType: "system", Actor: "log-server", Attrs: attrs("signer.id", "dr-who", "signature.failure", "wrong_secret")},
+		crafttest.Craft{Kind: "signer.locked", Session: "signer.dr-who", ActorType: "system", Actor: "log-server", Attrs: attrs("signer.id", "dr-who")})
 	expect(i, 1, "signer.locked")
-	i = c.add(craft{kind: "erasure", session: "erasures", actorType: "human", actor: "token.dpo", attrs: attrs("erasure.override", true, "erasure.override_reason", "court order")})
+	i = c.Add(crafttest.Craft{Kind: "erasure", Session: "erasures", ActorType: "human", Actor: "token.dpo", Attrs: attrs("erasure.override", true, "erasure.override_reason", "court order")})
 	expect(i, 0, "erasure.override")
-	i = c.add(craft{raw: []byte("this is not an audit event")})
+	i = c.Add(crafttest.Craft{Raw: []byte("this is not an audit event")})
 	expect(i, 0, RuleMalformedEntry)
-	c.waitPublished()
-	r.waitPos(c.size)
+	c.WaitPublished()
+	r.waitPos(c.Size)
 
 	sort.Slice(want, func(a, b int) bool {
 		if want[a].index != want[b].index {
@@ -179,32 +180,32 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 
 // TestPackQuietOnCleanStream: normal traffic of every kind raises nothing.
 func TestPackQuietOnCleanStream(t *testing.T) {
-	c := newCraftLog(t)
+	c := crafttest.New(t)
 	warmUp(c)
-	cfg := c.config(t.TempDir())
+	cfg := craftConfig(c, t.TempDir())
 	cfg.Start = 0
 	cfg.Rules = pack(t, hoursLine, allHours, medicalOff, medicalOn)
 	r := startMonitor(t, cfg)
 	for round := range 3 {
 		s := fmt.Sprintf("clean-%d", round)
-		c.add(
-			craft{kind: "llm.request", session: s, attrs: attrs("gen_ai.request.model", "gpt-4o", "gen_ai.operation.name", "chat")},
-			craft{kind: "llm.response", session: s, attrs: attrs("gen_ai.request.model", "gpt-4o", "gen_ai.response.model", "gpt-4o",
+		c.Add(
+			crafttest.Craft{Kind: "llm.request", Session: s, Attrs: attrs("gen_ai.request.model", "gpt-4o", "gen_ai.operation.name", "chat")},
+			crafttest.Craft{Kind: "llm.response", Session: s, Attrs: attrs("gen_ai.request.model", "gpt-4o", "gen_ai.response.model", "gpt-4o",
 				"gen_ai.usage.input_tokens", 900, "gen_ai.usage.output_tokens", 210)},
-			craft{kind: "tool.call", session: s, attrs: attrs("gen_ai.tool.name", "search")},
-			craft{kind: "tool.result", session: s, attrs: attrs("gen_ai.tool.name", "search")},
-			craft{kind: "tool.call", session: s, attrs: attrs("gen_ai.tool.name", "patient.lookup")},
-			craft{kind: "tool.result", session: s, attrs: attrs("gen_ai.tool.name", "patient.lookup", "error.type", "not_found")},
-			craft{kind: "human.signature", session: s, actorType: "human", actor: "dr-who", attrs: attrs("signature.meaning", "approval")},
-			craft{kind: "agent.decision", session: s, attrs: attrs("decision.outcome", "approved")},
-			craft{kind: "agent.decision", session: s, attrs: attrs("decision.outcome", "rejected")},
-			craft{kind: "config.change", session: "ops", actorType: "system", actor: "deployer"},
-			craft{kind: "signature.failed", session: "signer.dr-who", actorType: "system", actor: "log-server", attrs: attrs("signer.id", "dr-who", "signature.failure", "wrong_secret")},
-			craft{kind: "erasure", session: "erasures", actorType: "human", actor: "token.dpo", attrs: attrs("erasure.override", false, "erasure.legal_basis", "gdpr-art17-1a")},
+			crafttest.Craft{Kind: "tool.call", Session: s, Attrs: attrs("gen_ai.tool.name", "search")},
+			crafttest.Craft{Kind: "tool.result", Session: s, Attrs: attrs("gen_ai.tool.name", "search")},
+			crafttest.Craft{Kind: "tool.call", Session: s, Attrs: attrs("gen_ai.tool.name", "patient.lookup")},
+			crafttest.Craft{Kind: "tool.result", Session: s, Attrs: attrs("gen_ai.tool.name", "patient.lookup", "error.type", "not_found")},
+			crafttest.Craft{Kind: "human.signature", Session: s, ActorType: "human", Actor: "dr-who", Attrs: attrs("signature.meaning", "approval")},
+			crafttest.Craft{Kind: "agent.decision", Session: s, Attrs: attrs("decision.outcome", "approved")},
+			crafttest.Craft{Kind: "agent.decision", Session: s, Attrs: attrs("decision.outcome", "rejected")},
+			crafttest.Craft{Kind: "config.change", Session: "ops", ActorType: "system", Actor: "deployer"},
+			crafttest.Craft{Kind: "signature.failed", Session: "signer.dr-who", ActorType: "system", Actor: "log-server", Attrs: attrs("signer.id", "dr-who", "signature.failure", "wrong_secret")},
+			crafttest.Craft{Kind: "erasure", Session: "erasures", ActorType: "human", Actor: "token.dpo", Attrs: attrs("erasure.override", false, "erasure.legal_basis", "gdpr-art17-1a")},
 		)
 	}
-	c.waitPublished()
-	r.waitPos(c.size)
+	c.WaitPublished()
+	r.waitPos(c.Size)
 	if as := r.out.alerts(t); len(as) != 0 {
 		t.Fatalf("alerts on a clean stream:\n%s", dump(as))
 	}
@@ -213,20 +214,20 @@ func TestPackQuietOnCleanStream(t *testing.T) {
 // TestPackOutsideHours: with no business hours, every agent or human
 // actor is alerted once per cooldown; system actors never.
 func TestPackOutsideHours(t *testing.T) {
-	c := newCraftLog(t)
-	cfg := c.config(t.TempDir())
+	c := crafttest.New(t)
+	cfg := craftConfig(c, t.TempDir())
 	cfg.Start = 0
 	cfg.Rules = pack(t, hoursLine, noHours)
 	r := startMonitor(t, cfg)
-	i := c.add(
-		craft{kind: "agent.decision", session: "night", actor: "agent-a"},
-		craft{kind: "agent.decision", session: "night", actor: "agent-a"},
-		craft{kind: "human.signature", session: "night", actorType: "human", actor: "nurse"},
-		craft{kind: "config.change", session: "night", actorType: "system", actor: "cron"},
-		craft{kind: "agent.decision", session: "night", actor: "agent-a"},
+	i := c.Add(
+		crafttest.Craft{Kind: "agent.decision", Session: "night", Actor: "agent-a"},
+		crafttest.Craft{Kind: "agent.decision", Session: "night", Actor: "agent-a"},
+		crafttest.Craft{Kind: "human.signature", Session: "night", ActorType: "human", Actor: "nurse"},
+		crafttest.Craft{Kind: "config.change", Session: "night", ActorType: "system", Actor: "cron"},
+		crafttest.Craft{Kind: "agent.decision", Session: "night", Actor: "agent-a"},
 	)
-	c.waitPublished()
-	r.waitPos(c.size)
+	c.WaitPublished()
+	r.waitPos(c.Size)
 	want := []ruleHit{{"activity.outside_hours", i[0]}, {"activity.outside_hours", i[2]}}
 	if got := hits(r.out.alerts(t)); !slices.Equal(got, want) {
 		t.Fatalf("alerts %v, want %v", got, want)

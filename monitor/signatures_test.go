@@ -11,21 +11,22 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
 	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 // sigCraft writes enrollments, records and signatures into a crafted log,
 // as the log server would, and lets a test forge what it never writes.
 type sigCraft struct {
-	c    *craftLog
+	c    *crafttest.Log
 	t    *testing.T
 	keys map[string]ed25519.PrivateKey
 }
 
 func (s *sigCraft) enroll(kind, id, name string) (ed25519.PrivateKey, uint64) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	i := s.c.add(craft{kind: kind, session: "signer." + id, actorType: "human", actor: "hr-officer",
-		attrs: attrs(signature.AttrSigner, id, signature.AttrPrintedName, name,
+	i := s.c.Add(crafttest.Craft{Kind: kind, Session: "signer." + id, ActorType: "human", Actor: "hr-officer",
+		Attrs: attrs(signature.AttrSigner, id, signature.AttrPrintedName, name,
 			signature.AttrPublicKey, base64.StdEncoding.EncodeToString(pub), signature.AttrKeyID, signature.KeyID(pub))})
 	s.keys[id] = priv
 	return priv, i[0]
@@ -33,8 +34,8 @@ func (s *sigCraft) enroll(kind, id, name string) (ed25519.PrivateKey, uint64) {
 
 // record appends an llm.response and returns its index and leaf hash.
 func (s *sigCraft) record(session string) (uint64, string) {
-	data := s.c.leaf(craft{kind: "llm.response", session: session, attrs: attrs("gen_ai.response.model", "gpt-4o")})
-	i := s.c.add(craft{raw: data})
+	data := s.c.Leaf(crafttest.Craft{Kind: "llm.response", Session: session, Attrs: attrs("gen_ai.response.model", "gpt-4o")})
+	i := s.c.Add(crafttest.Craft{Raw: data})
 	return i[0], hex.EncodeToString(event.LeafHash(data))
 }
 
@@ -42,7 +43,7 @@ func (s *sigCraft) statement(id, name string, priv ed25519.PrivateKey, index uin
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	return &signature.Statement{
-		Origin: s.c.key.Name(), Index: index, LeafHash: leafHash, Meaning: "approved", Tenant: "acme",
+		Origin: s.c.Key.Name(), Index: index, LeafHash: leafHash, Meaning: "approved", Tenant: "acme",
 		Signer: id, PrintedName: name, KeyID: signature.KeyID(priv.Public().(ed25519.PublicKey)),
 		Time: time.Now().UTC().Format(event.TimeFormat), Nonce: hex.EncodeToString(nonce),
 	}
@@ -59,8 +60,8 @@ func (s *sigCraft) sign(session string, st *signature.Statement, priv ed25519.Pr
 		tamper(sig)
 	}
 	canon, _ := st.Marshal()
-	i := s.c.add(craft{kind: signature.KindSignature, session: session, actorType: "human", actor: st.Signer,
-		attrs: attrs(signature.AttrStatement, string(canon), signature.AttrSignature, base64.StdEncoding.EncodeToString(sig),
+	i := s.c.Add(crafttest.Craft{Kind: signature.KindSignature, Session: session, ActorType: "human", Actor: st.Signer,
+		Attrs: attrs(signature.AttrStatement, string(canon), signature.AttrSignature, base64.StdEncoding.EncodeToString(sig),
 			signature.AttrSigner, st.Signer, signature.AttrMeaning, st.Meaning)})
 	return i[0]
 }
@@ -69,7 +70,7 @@ func (s *sigCraft) sign(session string, st *signature.Statement, priv ed25519.Pr
 // the key enrolled in the log at that time. Good signatures pass; each kind
 // of forgery is one finding on its own entry.
 func TestAuditSignatures(t *testing.T) {
-	c := newCraftLog(t)
+	c := crafttest.New(t)
 	s := &sigCraft{c: c, t: t, keys: map[string]ed25519.PrivateKey{}}
 	const name = "Dr. Ada Lovelace"
 	priv, _ := s.enroll(signature.KindEnrolled, "dr-ada", name)
@@ -78,7 +79,7 @@ func TestAuditSignatures(t *testing.T) {
 	good := s.statement("dr-ada", name, priv, rec, lh)
 	s.sign("triage-1", good, priv, nil)
 	s.sign("triage-2", s.statement("dr-ada", name, priv, rec2, lh2), priv, nil)
-	c.waitPublished()
+	c.WaitPublished()
 	rep := auditCrafted(t, c)
 	if !rep.OK() || rep.Signatures != 2 {
 		t.Fatalf("clean log: signatures %d, findings %v", rep.Signatures, rep.Findings)
@@ -112,9 +113,9 @@ func TestAuditSignatures(t *testing.T) {
 	s.sign("triage-2", s.statement("dr-ada", name, newKey, rec2, lh2), newKey, nil)
 	want[s.sign("triage-2", s.statement("dr-ada", name, priv, rec2, lh2), priv, nil)] = "not the key"
 	// After revocation nothing verifies.
-	c.add(craft{kind: signature.KindRevoked, session: "signer.dr-ada", actorType: "human", actor: "token.admin", attrs: attrs(signature.AttrSigner, "dr-ada")})
+	c.Add(crafttest.Craft{Kind: signature.KindRevoked, Session: "signer.dr-ada", ActorType: "human", Actor: "token.admin", Attrs: attrs(signature.AttrSigner, "dr-ada")})
 	want[s.sign("triage-2", s.statement("dr-ada", name, newKey, rec2, lh2), newKey, nil)] = "was revoked"
-	c.waitPublished()
+	c.WaitPublished()
 
 	rep = auditCrafted(t, c)
 	got := map[uint64]string{}
@@ -135,9 +136,9 @@ func TestAuditSignatures(t *testing.T) {
 	}
 }
 
-func auditCrafted(t *testing.T, c *craftLog) *AuditReport {
+func auditCrafted(t *testing.T, c *crafttest.Log) *AuditReport {
 	t.Helper()
-	rep, err := Audit(context.Background(), AuditConfig{Log: testClient(c.hs.URL, ""), LogKey: c.key, Logger: quietLogger()})
+	rep, err := Audit(context.Background(), AuditConfig{Log: testClient(c.HS.URL, ""), LogKey: c.Key, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,76 +13,20 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/period"
 )
 
 // Period is a retention period in calendar years, months and days.
-type Period struct{ Years, Months, Days int }
+type Period = period.Period
 
 // ParsePeriod reads "7y", "6m", "30d" or a sum such as "1y6m".
-func ParsePeriod(s string) (Period, error) {
-	var p Period
-	rest := strings.TrimSpace(s)
-	if rest == "" {
-		return p, errors.New("empty retention period")
-	}
-	for rest != "" {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		if i == 0 || i == len(rest) {
-			return p, fmt.Errorf("retention period %q: want e.g. 7y, 6m, 30d", s)
-		}
-		n, err := strconv.Atoi(rest[:i])
-		if err != nil || n > 1000 {
-			return p, fmt.Errorf("retention period %q: number out of range", s)
-		}
-		switch rest[i] {
-		case 'y':
-			p.Years += n
-		case 'm':
-			p.Months += n
-		case 'd':
-			p.Days += n
-		default:
-			return p, fmt.Errorf("retention period %q: unit %q (want y, m or d)", s, rest[i])
-		}
-		rest = rest[i+1:]
-	}
-	return p, nil
-}
-
-func (p Period) String() string {
-	var b strings.Builder
-	for _, x := range []struct {
-		n int
-		u string
-	}{{p.Years, "y"}, {p.Months, "m"}, {p.Days, "d"}} {
-		if x.n > 0 {
-			fmt.Fprintf(&b, "%d%s", x.n, x.u)
-		}
-	}
-	if b.Len() == 0 {
-		return "0d"
-	}
-	return b.String()
-}
-
-// End is when a record made at t leaves the floor.
-func (p Period) End(t time.Time) time.Time { return t.AddDate(p.Years, p.Months, p.Days) }
-
-// Longer reports whether p is longer than q (measured from one date).
-func (p Period) Longer(q Period) bool {
-	base := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	return p.End(base).After(q.End(base))
-}
+func ParsePeriod(s string) (Period, error) { return period.Parse(s) }
 
 // Profile is a compliance profile's retention duty.
 type Profile struct {

@@ -102,6 +102,10 @@ type Config struct {
 	// ComplianceConfig is the compliance configuration file's text
 	// (retention.ParseConfig): profiles and floors per tenant.
 	ComplianceConfig []byte
+	// Reporter, if set, computes the compliance reports of
+	// GET /v1/reports/{profile} (compliance.NewReporter; cmd/log-server sets
+	// it). Without it the endpoint answers 501.
+	Reporter Reporter
 	// SignerPolicy tunes electronic signatures (signer.Policy's defaults:
 	// argon2id t=3 m=64 MiB, lock after 5 failures in 15 min).
 	SignerPolicy signer.Policy
@@ -132,6 +136,8 @@ type Server struct {
 	internal     *auth.Principal
 	stopWatch    context.CancelFunc
 	watchDone    chan struct{}
+
+	reportSem chan struct{} // one report at a time
 }
 
 // Open opens (initialising if needed) the data directory and starts the log.
@@ -261,6 +267,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.log.RecordRetention(ctx, ServerTokenID); err != nil {
 		return nil, fmt.Errorf("recording retention floors: %w", err)
 	}
+	s.reportSem = make(chan struct{}, 1)
 	s.internal = &auth.Principal{ID: ServerTokenID, Name: ServerTokenID, Tenant: DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}
 	if err := s.logTokens(ctx); err != nil {
 		return nil, err
@@ -348,6 +355,9 @@ func (s *Server) routes() http.Handler {
 		r.Delete("/v1/holds/{id}", s.authed(anyScope, s.oneOf(s.deleteHold, auth.ScopeAdmin, auth.ScopePrivacy)))
 		r.Post("/v1/erasures", s.authed(anyScope, s.oneOf(s.postErasure, auth.ScopeAdmin, auth.ScopePrivacy)))
 	})
+	// A report reads the whole log: no API deadline (the client's
+	// context, and the one report at a time, bound it).
+	r.Get("/v1/reports/{profile}", s.getReport)
 	return s.withProxy(r)
 }
 

@@ -27,7 +27,7 @@ type Layer struct {
 // Map lists the layers from the bottom up. A package may import packages of
 // its own layer and of the layers below it, except what its layer denies.
 var Map = []Layer{
-	{Name: "format", Packages: []string{"event", "checkpoint", "internal/strictjson"},
+	{Name: "format", Packages: []string{"event", "checkpoint", "internal/strictjson", "internal/period"},
 		What: "the leaf, checkpoints, witness policies: no I/O"},
 	{Name: "protocol", Packages: []string{"client", "signature"},
 		What: "the one Go client of the HTTP API, and signatures checked with it, on the format alone"},
@@ -38,9 +38,9 @@ var Map = []Layer{
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
 		Deny: []string{"vault", "auth", "index", "internal/sqlitedb", "signer", "retention", "log", "tiles"},
 		What: "HTTP API, capture (proxy and middleware), witness"},
-	{Name: "consumer", Packages: []string{"monitor"},
+	{Name: "consumer", Packages: []string{"monitor", "compliance"},
 		Deny: []string{"vault", "auth", "index", "signer", "retention", "log", "tiles", "server", "capture", "witness"},
-		What: "read the log only through client"},
+		What: "read the log only through client: the monitor, compliance reports"},
 	{Name: "main", Packages: []string{"cmd/...", "internal/cli"},
 		What: "thin mains: flags, logging, signals"},
 }
@@ -55,7 +55,7 @@ var Exceptions = map[string][]string{
 }
 
 // TestOnly packages may import anything, and only tests may import them.
-var TestOnly = []string{"internal/witnesstest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest"}
+var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest"}
 
 // Violation is one forbidden import.
 type Violation struct {

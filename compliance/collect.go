@@ -1,0 +1,687 @@
+package compliance
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/period"
+	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/signature"
+)
+
+// collector reads the verified entries in order and keeps what the
+// controls need: one pass, bounded state (per session, signer, agent,
+// token and sampled entry, not per entry).
+type collector struct {
+	q    Query
+	p    Params
+	size uint64
+	root []byte
+
+	audit  *monitor.AuditReport
+	quorum bool
+
+	// the period's range
+	rng                 *compact.Range
+	started             bool
+	startSize           uint64
+	startRoot           []byte
+	consistency         [][]byte
+	consistencyErr      error
+	inclusion, payloads sample
+	proofs              []InclusionProof
+	inclusionBad        []Offense
+	payloadSession      map[uint64]string
+	payloadOK           int
+	payloadErased       int
+	payloadBad          []Offense
+	payloadUnread       string
+
+	inScope, inPeriod int
+	byKind            map[string]int
+
+	// signatures
+	sigs           *signature.Checker
+	sigProblems    map[uint64]signature.Problem
+	sigAt          map[uint64]int // signature event index -> position in manifestations (in period)
+	manifestations []Manifestation
+	// approvals: signed record index -> the valid signatures of it
+	approvals map[uint64][]approval
+	// valid signatures per tenant/session, for gates and two-person rules
+	sessionSigs map[string][]approval
+	// signing sessions: digest -> last use
+	signSessions map[string]*signSession
+	components   []Offense // 11.200
+	enrollments  []Offense // 11.100: enrolled without identity_verified_by
+	locks        []*entry  // signer.locked in the period
+	failures     int
+	rotations    int
+	revocations  int
+
+	// who made each entry (by index; 0 is "unknown"), for approvals
+	records []recordInfo
+	names   []string
+	nameID  map[string]uint32
+
+	// tokens (log-wide)
+	tokens map[string]*tokenInfo
+
+	// writers and corrections in the period
+	noWriter    []Offense
+	badCorrects []Offense
+	badTokens   []Offense // writer token not logged, or revoked before use
+	corrections int
+
+	// change control
+	configs       []*configChange
+	declared      map[string]string // tenant/agent -> model declared by the latest config.change
+	approved      map[string]*configChange
+	lastModel     map[string]string // tenant/agent -> model last used
+	undeclared    []Offense         // model changes without a config.change
+	unapprovedUse []Offense         // models used that are not the approved configuration
+	periodSeen    bool
+	startConfig   map[string]string // tenant/agent -> approved config hash at the period's start
+
+	// gates, two-person rule, segregation of duties
+	gated      []Offense
+	gateCalls  int
+	twoPerson  []Offense
+	twoCalls   int
+	selfApprov []Offense
+	approvalsN int
+
+	// retention
+	floors         []floorSet
+	sessionLast    map[string]time.Time // tenant/session -> latest event time
+	erasures       []*entry
+	erasedSessions map[string]bool
+	erasureBad     []Offense
+	overrides      []Offense
+
+	// operations
+	gaps        []*entry
+	outage      time.Duration
+	statuses    []time.Time
+	alerts      map[string]int       // rule -> alerts in the period
+	alertedLock map[uint64]bool      // signer.locked indices that have a monitor.alert
+	oversight   int                  // human.override, human.stop
+	incidents   map[string]*incident // id -> incident
+	lastTime    time.Time            // of the latest entry read
+	incidentIDs []string
+}
+
+type approval struct {
+	sigIndex, record uint64
+	signer, name     string
+	meaning          string
+	writer           string
+	session          string // tenant/session of the signature event
+}
+
+type signSession struct {
+	first, last time.Time
+	signer      string
+}
+
+type recordInfo struct {
+	actor, writer uint32 // into collector.names
+}
+
+type tokenInfo struct {
+	created, revoked *uint64
+	name             string
+	tenant           string
+	scopes           []string
+	global           bool
+}
+
+type configChange struct {
+	e             *entry
+	author, agent string
+	model, hash   string
+	approvedBy    string
+	approvedAt    uint64
+	tookEffect    *uint64
+}
+
+type floorSet struct {
+	index  uint64
+	tenant string
+	scope  string
+	floor  period.Period
+	text   string
+	at     time.Time
+}
+
+type incident struct {
+	e             *entry
+	class         string
+	aware         time.Time
+	notified      *time.Time
+	notifiedIndex uint64
+}
+
+func newCollector(q Query, p Params, origin string, size uint64, root []byte) *collector {
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	return &collector{
+		q: q, p: p, size: size, root: root, rng: rf.NewEmptyRange(0),
+		inclusion: sample{k: p.SampleSize}, payloads: sample{k: p.SampleSize}, payloadSession: map[uint64]string{},
+		byKind: map[string]int{}, sigs: signature.NewChecker(origin), sigProblems: map[uint64]signature.Problem{},
+		sigAt: map[uint64]int{}, approvals: map[uint64][]approval{}, sessionSigs: map[string][]approval{},
+		signSessions: map[string]*signSession{}, records: make([]recordInfo, size), names: []string{""}, nameID: map[string]uint32{"": 0},
+		tokens: map[string]*tokenInfo{}, declared: map[string]string{}, approved: map[string]*configChange{},
+		lastModel: map[string]string{}, startConfig: map[string]string{}, sessionLast: map[string]time.Time{},
+		erasedSessions: map[string]bool{}, alerts: map[string]int{}, alertedLock: map[uint64]bool{}, incidents: map[string]*incident{},
+	}
+}
+
+// id interns a name.
+func (c *collector) id(s string) uint32 {
+	if v, ok := c.nameID[s]; ok {
+		return v
+	}
+	v := uint32(len(c.names))
+	c.names = append(c.names, s)
+	c.nameID[s] = v
+	return v
+}
+
+// record returns who made the entry at index ("" if not of the scope).
+func (c *collector) record(index uint64) (actor, writer string, ok bool) {
+	if index >= uint64(len(c.records)) || c.records[index] == (recordInfo{}) {
+		return "", "", false
+	}
+	r := c.records[index]
+	return c.names[r.actor], c.names[r.writer], true
+}
+
+func attrString(l map[string]any, k string) string {
+	s, _ := l[k].(string)
+	return s
+}
+
+func attrUint(l map[string]any, k string) (uint64, bool) {
+	switch v := l[k].(type) {
+	case json.Number:
+		var n uint64
+		_, err := fmt.Sscan(string(v), &n)
+		return n, err == nil
+	case float64:
+		return uint64(v), v >= 0
+	}
+	return 0, false
+}
+
+func attrBool(l map[string]any, k string) bool {
+	b, _ := l[k].(bool)
+	return b
+}
+
+func attrStrings(l map[string]any, k string) []string {
+	vs, _ := l[k].([]any)
+	var out []string
+	for _, v := range vs {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func attrTime(l map[string]any, k string) (time.Time, bool) {
+	s := attrString(l, k)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
+}
+
+// see reads one entry (in index order): every entry of the report's
+// tenant, and the log-wide kinds of every tenant.
+func (c *collector) see(e *entry) {
+	l := e.leaf
+	a := l.Attributes
+	c.lastTime = maxTime(c.lastTime, e.time)
+	c.seeLogWide(e)
+	if !e.scoped {
+		return
+	}
+	c.inScope++
+	skey := l.Tenant + "/" + l.Session
+	if e.when == during {
+		if !c.periodSeen {
+			c.periodSeen = true
+			for agent, cc := range c.approved {
+				c.startConfig[agent] = cc.hash
+			}
+		}
+		c.inPeriod++
+		c.byKind[l.Kind]++
+		c.inclusion.offer(c.root, "inclusion", e.index, e.hash)
+		if l.Payload != nil {
+			c.payloads.offer(c.root, "payload", e.index, e.hash)
+			c.payloadSession[e.index] = skey
+		}
+		c.seeWriter(e)
+		if l.Corrects != nil {
+			c.corrections++
+			if *l.Corrects >= e.index {
+				c.badCorrects = append(c.badCorrects, e.offense("corrects entry %d, which does not come before it", *l.Corrects))
+			}
+		}
+	}
+	if e.index < uint64(len(c.records)) {
+		c.records[e.index] = recordInfo{actor: c.id(l.Actor.ID), writer: c.id(writerToken(l))}
+	}
+	if e.when != after {
+		c.sessionLast[skey] = maxTime(c.sessionLast[skey], e.time)
+	}
+	if c.sigs.Wants(l.Kind) {
+		c.seeSignature(e)
+	}
+	agent := l.Tenant + "/" + l.Actor.ID
+	switch l.Kind {
+	case signature.KindEnrolled:
+		if e.when == during && attrString(a, signature.AttrVerifiedBy) == "" {
+			c.enrollments = append(c.enrollments, e.offense("enrolled without identity_verified_by"))
+		}
+	case signature.KindKeyRotated:
+		if e.when == during {
+			c.rotations++
+		}
+	case signature.KindRevoked:
+		if e.when == during {
+			c.revocations++
+		}
+	case signature.KindFailed:
+		if e.when == during {
+			c.failures++
+		}
+	case signature.KindLocked:
+		if e.when == during {
+			c.locks = append(c.locks, e)
+		}
+	case "config.change":
+		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + attrString(a, "config.agent"),
+			model: attrString(a, "config.model"), hash: attrString(a, "config.sha256")}
+		c.configs = append(c.configs, cc)
+		if cc.model != "" && attrString(a, "config.agent") != "" {
+			c.declared[cc.agent] = cc.model
+		}
+	case "llm.request":
+		c.seeModel(e, agent, attrString(a, "gen_ai.request.model"))
+	case "tool.call":
+		c.seeToolCall(e, skey, attrString(a, "gen_ai.tool.name"))
+	case "agent.decision":
+		if r, ok := attrUint(a, "decision.record"); ok && slices.Contains(c.p.ApprovalOutcomes, attrString(a, "decision.outcome")) && e.when == during {
+			c.approvalsN++
+			if actor, _, ok := c.record(r); ok && actor == l.Actor.ID {
+				c.selfApprov = append(c.selfApprov, e.offense("actor %s approves its own entry %d", l.Actor.ID, r))
+			}
+		}
+	case "erasure":
+		c.seeErasure(e)
+	case "capture.gap":
+		if e.when == during {
+			c.gaps = append(c.gaps, e)
+			first, ok1 := attrTime(a, "capture.gap.first_time")
+			last, ok2 := attrTime(a, "capture.gap.last_time")
+			if ok1 && ok2 && !last.Before(first) {
+				c.outage += max(last.Sub(first), time.Second)
+			} else {
+				c.outage += time.Second
+			}
+		}
+	case "human.override", "human.stop":
+		if e.when == during {
+			c.oversight++
+		}
+	case "incident.reported":
+		id := attrString(a, "incident.id")
+		aware, ok := attrTime(a, "incident.aware_at")
+		if !ok {
+			aware = e.time
+		}
+		if id != "" && e.when == during && c.incidents[id] == nil {
+			c.incidents[id] = &incident{e: e, class: attrString(a, "incident.classification"), aware: aware}
+			c.incidentIDs = append(c.incidentIDs, id)
+		}
+	case "incident.notified":
+		if in := c.incidents[attrString(a, "incident.id")]; in != nil && in.notified == nil {
+			t := e.time
+			in.notified, in.notifiedIndex = &t, e.index
+		}
+	}
+}
+
+func writerToken(l *event.Leaf) string {
+	if l.Writer == nil {
+		return ""
+	}
+	return l.Writer.Token
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// seeLogWide reads the log-wide kinds.
+func (c *collector) seeLogWide(e *entry) {
+	l, a := e.leaf, e.leaf.Attributes
+	switch l.Kind {
+	case "access.token_created", "access.token_revoked":
+		id := attrString(a, "token.id")
+		t := c.tokens[id]
+		if t == nil {
+			t = &tokenInfo{}
+			c.tokens[id] = t
+		}
+		i := e.index
+		if l.Kind == "access.token_created" {
+			if t.created == nil {
+				t.created = &i
+			}
+			t.name, t.tenant, t.scopes, t.global = attrString(a, "token.name"), attrString(a, "token.tenant"), attrStrings(a, "token.scopes"), attrBool(a, "token.global")
+		} else if t.revoked == nil {
+			t.revoked = &i
+		}
+	case "monitor.status":
+		if e.when == during {
+			c.statuses = append(c.statuses, e.time)
+		}
+	case "monitor.alert":
+		if e.when == during {
+			c.alerts[attrString(a, "monitor.rule")]++
+		}
+		if attrString(a, "monitor.rule") == "signer.locked" {
+			if i, ok := attrUint(a, "monitor.index"); ok {
+				c.alertedLock[i] = true
+			}
+		}
+	case "retention.set":
+		if f, err := period.Parse(attrString(a, "retention.floor")); err == nil {
+			c.floors = append(c.floors, floorSet{index: e.index, tenant: l.Tenant, scope: attrString(a, "retention.scope"), floor: f, text: f.String(), at: e.time})
+		}
+	}
+}
+
+// seeWriter checks who wrote an in-period entry: a writer is named, and
+// its token was in the log (created, not revoked) before the entry.
+func (c *collector) seeWriter(e *entry) {
+	l := e.leaf
+	if l.Writer == nil || l.Writer.Token == "" {
+		c.noWriter = append(c.noWriter, e.offense("no writer: the leaf does not say which token wrote it"))
+		return
+	}
+	if l.Writer.Via == "server" && l.Writer.Token == serverToken {
+		return
+	}
+	t := c.tokens[l.Writer.Token]
+	switch {
+	case t == nil || t.created == nil:
+		c.badTokens = append(c.badTokens, e.offense("written by token %s, whose creation is not in the log before it", l.Writer.Token))
+	case t.revoked != nil && *t.revoked < e.index:
+		c.badTokens = append(c.badTokens, e.offense("written by token %s after its revocation at %d", l.Writer.Token, *t.revoked))
+	}
+}
+
+// serverToken is the writer token of the server's own events.
+const serverToken = "log-server"
+
+func (c *collector) sigProblem(p signature.Problem) {
+	if _, ok := c.sigProblems[p.Index]; !ok {
+		c.sigProblems[p.Index] = p
+	}
+	if i, ok := c.sigAt[p.Index]; ok {
+		c.manifestations[i].Valid, c.manifestations[i].Problem = false, p.Message
+	}
+	// An approval that turns out not to link to its record is withdrawn.
+	for r, as := range c.approvals {
+		c.approvals[r] = slices.DeleteFunc(as, func(a approval) bool { return a.sigIndex == p.Index })
+	}
+}
+
+func (c *collector) seeSignature(e *entry) {
+	l := e.leaf
+	if c.sigs == nil {
+		return
+	}
+	prob := c.sigs.See(e.index, l)
+	if prob != nil {
+		c.sigProblems[e.index] = *prob
+	}
+	if l.Kind != signature.KindSignature {
+		return
+	}
+	st, _, err := signature.FromLeaf(l)
+	if e.when == during {
+		m := Manifestation{Index: e.index, Signer: l.Actor.ID, Valid: prob == nil}
+		if err == nil {
+			m.Signer, m.PrintedName, m.Meaning, m.Reason, m.Time, m.Record, m.RecordLeafHash = st.Signer, st.PrintedName, st.Meaning, st.Reason, st.Time, st.Index, st.LeafHash
+		}
+		if prob != nil {
+			m.Problem = prob.Message
+		}
+		c.sigAt[e.index] = len(c.manifestations)
+		c.manifestations = append(c.manifestations, m)
+		c.seeComponents(e, st)
+	}
+	if prob != nil || err != nil {
+		return
+	}
+	ap := approval{sigIndex: e.index, record: st.Index, signer: st.Signer, name: st.PrintedName, meaning: st.Meaning,
+		writer: writerToken(l), session: l.Tenant + "/" + l.Session}
+	c.approvals[st.Index] = append(c.approvals[st.Index], ap)
+	c.sessionSigs[ap.session] = append(c.sessionSigs[ap.session], ap)
+	if e.when == during && st.Meaning == "approved" {
+		c.approvalsN++
+		if actor, writer, ok := c.record(st.Index); ok && (actor == st.Signer || (writer != "" && writer == ap.writer && writer != serverToken)) {
+			c.selfApprov = append(c.selfApprov, e.offense("%s approves entry %d, which they wrote (actor %s, token %s)", st.Signer, st.Index, actor, writer))
+		}
+	}
+	c.approveConfig(e, ap)
+}
+
+// seeComponents checks 21 CFR 11.200(a)(1) on a signature in the period:
+// the first signing of a session with every component, later ones within
+// the session's limits.
+func (c *collector) seeComponents(e *entry, st *signature.Statement) {
+	a := e.leaf.Attributes
+	comp, sess := attrString(a, signature.AttrComponents), attrString(a, signature.AttrSession)
+	if comp == "" || sess == "" {
+		c.components = append(c.components, e.offense("the signature does not record the components used"))
+		return
+	}
+	key := e.leaf.Tenant + "/" + sess
+	s := c.signSessions[key]
+	switch {
+	case comp == "signer+secret":
+		c.signSessions[key] = &signSession{first: e.time, last: e.time, signer: e.leaf.Actor.ID}
+		return
+	case comp != "secret":
+		c.components = append(c.components, e.offense("unknown components %q", comp))
+	case s == nil:
+		c.components = append(c.components, e.offense("a secret-only signing with no earlier signing of all components in its session"))
+	case s.signer != e.leaf.Actor.ID:
+		c.components = append(c.components, e.offense("a secret-only signing in a session of another signer (%s)", s.signer))
+	case e.time.Sub(s.last) > time.Duration(c.p.SessionIdle):
+		c.components = append(c.components, e.offense("a secret-only signing %s after the session's last one (idle limit %s)", e.time.Sub(s.last).Round(time.Second), c.p.SessionIdle))
+	case e.time.Sub(s.first) > time.Duration(c.p.SessionMax):
+		c.components = append(c.components, e.offense("a secret-only signing %s into its session (limit %s)", e.time.Sub(s.first).Round(time.Second), c.p.SessionMax))
+	}
+	if s != nil {
+		s.last = e.time
+	}
+}
+
+// approveConfig records the approval of a config.change by someone other
+// than its author, before the change took effect.
+func (c *collector) approveConfig(e *entry, ap approval) {
+	if ap.meaning != "approved" {
+		return
+	}
+	for _, cc := range c.configs {
+		if cc.e.index != ap.record || cc.approvedBy != "" {
+			continue
+		}
+		switch {
+		case ap.signer == cc.author:
+			// self-approval: does not count (and the SoD control lists it)
+		case cc.tookEffect != nil && *cc.tookEffect < e.index:
+			// approved after it took effect: does not count
+		default:
+			cc.approvedBy, cc.approvedAt = ap.signer, e.index
+			if cc.agent != "" {
+				c.approved[cc.agent] = cc
+			}
+		}
+	}
+}
+
+// seeModel checks an LLM request's model against the agent's declared and
+// approved configuration.
+func (c *collector) seeModel(e *entry, agent, model string) {
+	if model == "" {
+		return
+	}
+	last := c.lastModel[agent]
+	c.lastModel[agent] = model
+	// The first use of a model after a change makes the change take effect.
+	for _, cc := range c.configs {
+		if cc.agent == agent && cc.model == model && cc.tookEffect == nil && cc.e.index < e.index {
+			i := e.index
+			cc.tookEffect = &i
+		}
+	}
+	if e.when != during {
+		return
+	}
+	if d, ok := c.declared[agent]; ok {
+		if d != model {
+			c.undeclared = append(c.undeclared, e.offense("agent %s uses model %s; its configuration declares %s", e.leaf.Actor.ID, model, d))
+		}
+	} else if last != "" && last != model {
+		c.undeclared = append(c.undeclared, e.offense("agent %s changed model from %s to %s with no config.change", e.leaf.Actor.ID, last, model))
+	}
+	if cc := c.approved[agent]; cc != nil && cc.model != "" && cc.model != model {
+		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s uses model %s; the last approved configuration (entry %d) is %s", e.leaf.Actor.ID, model, cc.e.index, cc.model))
+	} else if cc == nil && c.hasConfig(agent) {
+		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s uses model %s with no approved configuration", e.leaf.Actor.ID, model))
+	}
+}
+
+func (c *collector) hasConfig(agent string) bool {
+	return slices.ContainsFunc(c.configs, func(cc *configChange) bool { return cc.agent == agent })
+}
+
+// seeToolCall applies the 11.10(f) gates and the two-person rule.
+func (c *collector) seeToolCall(e *entry, skey, tool string) {
+	if e.when != during || tool == "" {
+		return
+	}
+	for _, g := range c.p.Gates {
+		if !slices.Contains(g.Tools, tool) {
+			continue
+		}
+		c.gateCalls++
+		if !slices.ContainsFunc(c.sessionSigs[skey], func(a approval) bool { return a.meaning == g.Meaning }) {
+			c.gated = append(c.gated, e.offense("tool %s called with no valid %q signature before it in session %s", tool, g.Meaning, e.leaf.Session))
+		}
+	}
+	if slices.Contains(c.p.TwoPersonTools, tool) {
+		c.twoCalls++
+		people := map[string]bool{}
+		for _, a := range c.sessionSigs[skey] {
+			if a.meaning == "approved" {
+				people[strings.ToLower(a.signer)+"\x00"+strings.ToLower(a.name)] = true
+			}
+		}
+		signers, names := map[string]bool{}, map[string]bool{}
+		for k := range people {
+			id, name, _ := strings.Cut(k, "\x00")
+			signers[id], names[name] = true, true
+		}
+		if len(signers) < 2 || len(names) < 2 {
+			c.twoPerson = append(c.twoPerson, e.offense("tool %s called with approvals by %d distinct person(s), want 2", tool, min(len(signers), len(names))))
+		}
+	}
+}
+
+// seeErasure checks an erasure against the retention floor in force.
+func (c *collector) seeErasure(e *entry) {
+	a := e.leaf.Attributes
+	for _, s := range attrStrings(a, "erasure.sessions") {
+		c.erasedSessions[e.leaf.Tenant+"/"+s] = true
+	}
+	if s := attrString(a, "erasure.session"); s != "" {
+		c.erasedSessions[e.leaf.Tenant+"/"+s] = true
+	}
+	if e.when != during {
+		return
+	}
+	c.erasures = append(c.erasures, e)
+	if attrBool(a, "erasure.override") {
+		c.overrides = append(c.overrides, e.offense("erasure inside the retention floor by override: %s", attrString(a, "erasure.override_reason")))
+		return
+	}
+	floor, ok := c.floorAt(e.leaf.Tenant, e.index)
+	if !ok {
+		return
+	}
+	for _, s := range attrStrings(a, "erasure.sessions") {
+		last, ok := c.sessionLast[e.leaf.Tenant+"/"+s]
+		if ok && e.time.Before(floor.End(last)) {
+			c.erasureBad = append(c.erasureBad, e.offense("session %s erased without an override inside the floor %s, which ends %s", s, floor, floor.End(last).Format(time.RFC3339)))
+		}
+	}
+}
+
+// floorAt is the floor in force for tenant at index: the latest
+// retention.set of the tenant, else of the default scope.
+func (c *collector) floorAt(tenant string, index uint64) (period.Period, bool) {
+	var own, def *floorSet
+	for i := range c.floors {
+		f := &c.floors[i]
+		if f.index >= index {
+			break
+		}
+		switch {
+		case f.tenant == tenant && f.scope == "tenant":
+			own = f
+		case f.scope == "default":
+			def = f
+		}
+	}
+	switch {
+	case own != nil:
+		return own.floor, true
+	case def != nil:
+		return def.floor, true
+	}
+	return period.Period{}, false
+}
+
+// intact reports whether the audit found the tree as the checkpoint says.
+func (c *collector) intact() bool {
+	for _, f := range c.audit.Findings {
+		if integrityRules[f.Rule] {
+			return false
+		}
+	}
+	return true
+}
+
+// integrityRules are the audit findings that mean the log was altered or
+// does not match its checkpoint.
+var integrityRules = map[string]bool{
+	monitor.RuleCheckpointSignature: true, monitor.RuleFork: true, monitor.RuleEntryMismatch: true,
+	monitor.RuleTileMismatch: true, monitor.RuleSplitView: true,
+}

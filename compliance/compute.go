@@ -1,0 +1,419 @@
+package compliance
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api/layout"
+	tclient "github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/monitor"
+)
+
+// Source is the log a report is computed from, and what verifies it.
+type Source struct {
+	// Log reads the log: its tlog-tiles (entry bundles need a global read
+	// token) and, for the payload sample, GET /v1/events/{index}/payload
+	// (audit scope).
+	Log *client.Client
+	Key note.Verifier
+	// Policy, if set, is the witness policy the checkpoint must meet.
+	Policy *checkpoint.Policy
+	// At, if set, is the signed checkpoint to compute at; by default the
+	// log's latest.
+	At       []byte
+	Progress func(done, total uint64)
+	Logger   *slog.Logger
+}
+
+// Query names a report.
+type Query struct {
+	Profile string
+	Tenant  string // client.AllTenants for every tenant
+	From    time.Time
+	To      time.Time
+}
+
+// ErrQuery is wrapped by errors about the query.
+var ErrQuery = errors.New("bad report query")
+
+// Compute verifies the log at a checkpoint the way monitor verify does
+// (every entry re-hashed into the root, every tile compared, the session
+// chains, the signatures), and evaluates the profile's controls over the
+// entries of the tenant in the period.
+func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error) {
+	prof, ok := profileByName(q.Profile)
+	if !ok {
+		return nil, fmt.Errorf("%w: no profile %q (there are %v)", ErrQuery, q.Profile, ProfileNames())
+	}
+	if !q.To.After(q.From) {
+		return nil, fmt.Errorf("%w: the period must end after it begins", ErrQuery)
+	}
+	if err := p.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+	}
+	if src.Logger == nil {
+		src.Logger = slog.Default()
+	}
+	raw := src.At
+	latestRaw, err := src.Log.Tiles().ReadCheckpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the checkpoint: %w", err)
+	}
+	latest, _, err := checkpoint.Verify(latestRaw, src.Key)
+	if err != nil {
+		return nil, fmt.Errorf("the log's checkpoint does not verify: %w", err)
+	}
+	if raw == nil {
+		raw = latestRaw
+	}
+	cp, _, err := checkpoint.Verify(raw, src.Key)
+	if err != nil {
+		return nil, fmt.Errorf("the report's checkpoint does not verify: %w", err)
+	}
+	c := newCollector(q, p, src.Key.Name(), cp.Size, cp.Hash)
+	// The quorum is a control, not a precondition: without it the audit
+	// still reads every entry.
+	auditPolicy := src.Policy
+	c.quorum = src.Policy != nil && src.Policy.Satisfied(raw)
+	if !c.quorum {
+		auditPolicy = nil
+	}
+	rep, err := monitor.Audit(ctx, monitor.AuditConfig{
+		Log: src.Log, LogKey: src.Key, Policy: auditPolicy, At: raw, Visit: c.visit, Progress: src.Progress, Logger: src.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.audit = rep
+	tiles := tileFetcher(src.Log.Tiles(), latest.Size)
+	if err := c.finish(ctx, src.Log, tiles); err != nil {
+		return nil, err
+	}
+	r := &Report{
+		Version: ReportVersion, Profile: prof.Name, Title: prof.Title, Tenant: q.Tenant,
+		From: q.From.UTC().Format(time.RFC3339), To: q.To.UTC().Format(time.RFC3339),
+		Log: LogState{
+			Origin: src.Key.Name(), Checkpoint: string(raw), CheckpointSHA256: Digest(raw), Size: cp.Size,
+			Root: hex.EncodeToString(cp.Hash), WitnessPolicy: describePolicy(src.Policy), Cosigned: cosigners(src.Policy, raw),
+		},
+		Range: Range{StartSize: c.startSize, StartRoot: hex.EncodeToString(c.startRoot), EndSize: cp.Size,
+			EndRoot: hex.EncodeToString(cp.Hash), ConsistencyProof: hexes(c.consistency)},
+		Entries:    Entries{Total: cp.Size, InScope: c.inScope, InPeriod: c.inPeriod, ByKind: c.byKind},
+		Parameters: p,
+		Signatures: c.manifestations,
+	}
+	for _, ctl := range prof.Controls {
+		res := ctl.Eval(c)
+		res.ID, res.Citation, res.Title = ctl.ID, ctl.Citation, ctl.Title
+		res.Evidence.cap()
+		switch res.Status {
+		case Satisfied:
+			r.Summary.Satisfied++
+		case NotSatisfied:
+			r.Summary.NotSatisfied++
+		case NotApplicable:
+			r.Summary.NotApplicable++
+		}
+		r.Controls = append(r.Controls, res)
+	}
+	if r.Signatures == nil {
+		r.Signatures = []Manifestation{}
+	}
+	return r, nil
+}
+
+func (e *Evidence) cap() {
+	if len(e.Offending) > MaxOffending {
+		e.OffendingTotal = len(e.Offending)
+		e.Offending = e.Offending[:MaxOffending]
+	} else if len(e.Offending) > 0 {
+		e.OffendingTotal = len(e.Offending)
+	}
+}
+
+func hexes(hs [][]byte) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = hex.EncodeToString(h)
+	}
+	return out
+}
+
+func describePolicy(p *checkpoint.Policy) string {
+	if p == nil {
+		return ""
+	}
+	var names []string
+	for _, w := range p.Witnesses() {
+		names = append(names, w.Name)
+	}
+	q := "quorum none"
+	if n := p.Quorum(); n != nil {
+		q = describeNode(n)
+	}
+	return fmt.Sprintf("%s; witnesses %v", q, names)
+}
+
+func describeNode(n *checkpoint.Node) string {
+	if n.Witness != nil {
+		return n.Witness.Name
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%d of (", n.N)
+	for i, c := range n.Children {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(describeNode(c))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func cosigners(p *checkpoint.Policy, raw []byte) []string {
+	out := []string{}
+	if p == nil {
+		return out
+	}
+	for _, w := range p.Witnesses() {
+		if o, err := note.Open(raw, note.VerifierList(w.Verifier)); err == nil && len(o.Sigs) == 1 {
+			out = append(out, w.Name)
+		}
+	}
+	return out
+}
+
+// tileFetcher reads tiles of an older tree too: a partial tile that is gone
+// because the log grew is read at its width in the latest tree.
+func tileFetcher(t *client.Tiles, latestSize uint64) tclient.TileFetcherFunc {
+	return func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+		b, err := t.ReadTile(ctx, level, index, p)
+		if errors.Is(err, fs.ErrNotExist) && p > 0 {
+			if pl := layout.PartialTileSize(level, index, latestSize); pl != p {
+				b, err = t.ReadTile(ctx, level, index, pl)
+			}
+		}
+		return b, err
+	}
+}
+
+// phase says where an entry's time falls against the period.
+type phase int
+
+const (
+	before phase = iota
+	during
+	after
+)
+
+// entry is a verified entry the controls look at.
+type entry struct {
+	index  uint64
+	hash   []byte
+	leaf   *event.Leaf
+	time   time.Time
+	when   phase
+	scoped bool // of the report's tenant
+}
+
+func (e *entry) offense(format string, args ...any) Offense {
+	return Offense{Index: e.index, LeafHash: hex.EncodeToString(e.hash), Reason: fmt.Sprintf(format, args...)}
+}
+
+// logWideKinds are read from every tenant: they describe the log, its
+// tokens and its monitor, not one tenant's records.
+var logWideKinds = map[string]bool{
+	"access.token_created": true, "access.token_revoked": true, "monitor.status": true, "monitor.alert": true,
+	"retention.set": true,
+}
+
+// visit is the audit's Visit: every entry, in order.
+func (c *collector) visit(index uint64, data, hash []byte) error {
+	h, err := event.ParseHead(data)
+	if err != nil {
+		return nil // the audit reports it (log.malformed_entry)
+	}
+	t, err := time.Parse(event.TimeFormat, h.Time)
+	if err != nil {
+		return nil
+	}
+	// The period's range begins before the first entry at or after From;
+	// the compact range holds the leaves before it.
+	if !c.started {
+		if !t.Before(c.q.From) {
+			c.started, c.startSize = true, index
+			if c.startRoot, err = c.rng.GetRootHash(nil); err != nil {
+				return err
+			}
+		} else if err := c.rng.Append(hash, nil); err != nil {
+			return err
+		}
+	}
+	scoped := c.q.Tenant == client.AllTenants || h.Tenant == c.q.Tenant
+	if !scoped && !logWideKinds[h.Kind] {
+		return nil
+	}
+	l, err := event.ParseLeaf(data)
+	if err != nil {
+		return nil
+	}
+	e := &entry{index: index, hash: hash, leaf: l, time: t, scoped: scoped}
+	switch {
+	case t.Before(c.q.From):
+		e.when = before
+	case t.Before(c.q.To):
+		e.when = during
+	default:
+		e.when = after
+	}
+	c.see(e)
+	return nil
+}
+
+// sample keeps the k entries whose scores are lowest: a sample that
+// anyone recomputes from the checkpoint's root alone.
+type sample struct {
+	k     int
+	items sampleHeap
+}
+
+type sampled struct {
+	score [32]byte
+	index uint64
+	hash  []byte
+}
+
+type sampleHeap []sampled
+
+func (h sampleHeap) Len() int           { return len(h) }
+func (h sampleHeap) Less(i, j int) bool { return bytes.Compare(h[i].score[:], h[j].score[:]) > 0 } // max-heap
+func (h sampleHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *sampleHeap) Push(x any)        { *h = append(*h, x.(sampled)) }
+func (h *sampleHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (s *sample) offer(root []byte, what string, index uint64, hash []byte) {
+	if s.k == 0 {
+		return
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], index)
+	score := sha256.Sum256(append(append([]byte("llmaudittrail/report-sample/"+what+"\x00"), root...), b[:]...))
+	switch {
+	case len(s.items) < s.k:
+		heap.Push(&s.items, sampled{score, index, hash})
+	case bytes.Compare(score[:], s.items[0].score[:]) < 0:
+		s.items[0] = sampled{score, index, hash}
+		heap.Fix(&s.items, 0)
+	}
+}
+
+// sorted returns the sample in index order.
+func (s *sample) sorted() []sampled {
+	out := append([]sampled(nil), s.items...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].index < out[j-1].index; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// finish proves what the scan collected: the consistency of the period's
+// range, the sampled inclusion proofs, the signed records, and reads back
+// the sampled payloads.
+func (c *collector) finish(ctx context.Context, log *client.Client, tiles tclient.TileFetcherFunc) error {
+	if !c.started {
+		c.startSize = c.size
+		root, err := c.rng.GetRootHash(nil)
+		if err != nil {
+			return err
+		}
+		c.startRoot = root
+	}
+	if c.startSize == 0 {
+		c.startRoot = rfc6962.DefaultHasher.EmptyRoot()
+	}
+	if !c.intact() {
+		return nil // nothing is proved from a tree that does not verify
+	}
+	pb, err := tclient.NewProofBuilder(ctx, c.size, tiles)
+	if err != nil {
+		return fmt.Errorf("building proofs: %w", err)
+	}
+	if c.startSize > 0 && c.startSize < c.size {
+		if c.consistency, err = pb.ConsistencyProof(ctx, c.startSize, c.size); err != nil {
+			return fmt.Errorf("consistency proof: %w", err)
+		}
+		c.consistencyErr = proof.VerifyConsistency(rfc6962.DefaultHasher, c.startSize, c.size, c.consistency, c.startRoot, c.root)
+	}
+	if c.consistency == nil {
+		c.consistency = [][]byte{}
+	}
+	for _, s := range c.inclusion.sorted() {
+		hs, err := pb.InclusionProof(ctx, s.index)
+		if err != nil {
+			return fmt.Errorf("inclusion proof of %d: %w", s.index, err)
+		}
+		ip := InclusionProof{Index: s.index, LeafHash: hex.EncodeToString(s.hash), TreeSize: c.size, Hashes: hexes(hs)}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, s.index, c.size, s.hash, hs, c.root); err != nil {
+			c.inclusionBad = append(c.inclusionBad, Offense{Index: s.index, LeafHash: ip.LeafHash, Reason: "inclusion proof does not verify: " + err.Error()})
+		}
+		c.proofs = append(c.proofs, ip)
+	}
+	ps, err := c.sigs.CheckRecords(ctx, c.size, c.root, tiles)
+	if err != nil {
+		return fmt.Errorf("proving signed records: %w", err)
+	}
+	for _, pr := range ps {
+		c.sigProblem(pr)
+	}
+	for _, s := range c.payloads.sorted() {
+		c.readPayload(ctx, log, s)
+	}
+	return nil
+}
+
+// readPayload reads a sampled payload back: it must decrypt and open its
+// commitment (client.Payload checks that), or have been erased by a logged
+// erasure.
+func (c *collector) readPayload(ctx context.Context, log *client.Client, s sampled) {
+	o := Offense{Index: s.index, LeafHash: hex.EncodeToString(s.hash)}
+	d, err := log.Payload(ctx, s.index)
+	switch {
+	case err == nil && d.Index == s.index:
+		c.payloadOK++
+	case errors.Is(err, client.ErrErased):
+		if c.erasedSessions[c.payloadSession[s.index]] {
+			c.payloadErased++
+			return
+		}
+		o.Reason = "the payload is gone, and no erasure in the log covers its session"
+		c.payloadBad = append(c.payloadBad, o)
+	case errors.Is(err, client.ErrForbidden), errors.Is(err, client.ErrUnauthenticated):
+		c.payloadUnread = "the payload sample needs a token with the audit scope: " + err.Error()
+	default:
+		o.Reason = "the payload cannot be read back: " + err.Error()
+		c.payloadBad = append(c.payloadBad, o)
+	}
+}

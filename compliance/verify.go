@@ -1,0 +1,153 @@
+package compliance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// MaxReportFileBytes caps a report read for verification.
+const MaxReportFileBytes = 64 << 20
+
+// Verification is what Verify found.
+type Verification struct {
+	// Equal: the recomputed report is byte for byte the one given.
+	Equal bool
+	// SHA256 is the given report's digest; Recomputed the recomputed one's.
+	SHA256, Recomputed string
+	// Difference names the first part that differs (a control id, or a
+	// top-level field), and Detail says how.
+	Difference, Detail string
+	// Anchored is the index of the report.issued event whose receipt came
+	// with the report (the server's answer) and verified, if it did.
+	Anchored *uint64
+	Report   *Report // recomputed
+}
+
+// ErrNotAnchored: the server's answer carries a receipt that does not
+// prove a report.issued event for this report.
+var ErrNotAnchored = errors.New("the report's receipt does not anchor it")
+
+// Verify recomputes a report from the log at the checkpoint it names, with
+// the same profile, tenant, period and parameters, and compares. data is a
+// bare report or the server's answer; with the answer's receipt it also
+// checks that the log holds a report.issued event carrying the report's
+// digest. src.At is ignored.
+func Verify(ctx context.Context, src Source, data []byte) (*Verification, error) {
+	if len(data) > MaxReportFileBytes {
+		return nil, fmt.Errorf("the report is larger than %d bytes", MaxReportFileBytes)
+	}
+	var wrapper struct {
+		Report  json.RawMessage `json:"report"`
+		SHA256  string          `json:"sha256"`
+		Receipt *client.Receipt `json:"receipt"`
+	}
+	raw := data
+	if json.Unmarshal(data, &wrapper) == nil && len(wrapper.Report) > 0 {
+		raw = wrapper.Report
+	}
+	raw = bytes.TrimSpace(raw)
+	v := &Verification{SHA256: Digest(raw)}
+	if wrapper.SHA256 != "" && wrapper.SHA256 != v.SHA256 {
+		return nil, fmt.Errorf("the answer says sha256 %s, but its report hashes to %s", wrapper.SHA256, v.SHA256)
+	}
+	given, err := ParseReport(raw)
+	if err != nil {
+		return nil, err
+	}
+	if wrapper.Receipt != nil {
+		i, err := checkAnchor(src, wrapper.Receipt, v.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		v.Anchored = &i
+	}
+	from, err1 := time.Parse(time.RFC3339, given.From)
+	to, err2 := time.Parse(time.RFC3339, given.To)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("the report's period: %w", err)
+	}
+	p := given.Parameters
+	src.At = []byte(given.Log.Checkpoint)
+	rep, err := Compute(ctx, src, Query{Profile: given.Profile, Tenant: given.Tenant, From: from, To: to}, p)
+	if err != nil {
+		return nil, err
+	}
+	canon, err := rep.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	v.Report, v.Recomputed = rep, Digest(canon)
+	if bytes.Equal(canon, raw) {
+		v.Equal = true
+		return v, nil
+	}
+	v.Difference, v.Detail = firstDifference(raw, canon)
+	return v, nil
+}
+
+// checkAnchor verifies the receipt of the report.issued event and that the
+// event carries digest.
+func checkAnchor(src Source, r *client.Receipt, digest string) (uint64, error) {
+	vr, err := client.NewReceiptVerifier(src.Key, src.Policy).Verify(r)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotAnchored, err)
+	}
+	l, err := event.ParseLeaf(vr.Leaf)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotAnchored, err)
+	}
+	if l.Kind != "report.issued" || attrString(l.Attributes, "report.sha256") != digest || l.Writer == nil || l.Writer.Via != "server" {
+		return 0, fmt.Errorf("%w: entry %d is a %s for %q", ErrNotAnchored, vr.Index, l.Kind, attrString(l.Attributes, "report.sha256"))
+	}
+	return vr.Index, nil
+}
+
+// firstDifference names the first top-level field, or control, in which
+// two encodings of a report differ.
+func firstDifference(given, recomputed []byte) (string, string) {
+	var a, b map[string]json.RawMessage
+	if json.Unmarshal(given, &a) != nil || json.Unmarshal(recomputed, &b) != nil {
+		return "report", "not a JSON object"
+	}
+	for _, f := range []string{"version", "profile", "title", "tenant", "from", "to", "log", "range", "entries", "parameters", "controls", "signatures", "summary"} {
+		if bytes.Equal(a[f], b[f]) {
+			continue
+		}
+		if f != "controls" {
+			return f, fmt.Sprintf("given %s, recomputed %s", clip(a[f]), clip(b[f]))
+		}
+		var ca, cb []json.RawMessage
+		json.Unmarshal(a[f], &ca)
+		json.Unmarshal(b[f], &cb)
+		for i := range max(len(ca), len(cb)) {
+			if i >= len(ca) || i >= len(cb) {
+				return "controls", fmt.Sprintf("given %d controls, recomputed %d", len(ca), len(cb))
+			}
+			if bytes.Equal(ca[i], cb[i]) {
+				continue
+			}
+			var x, y ControlResult
+			json.Unmarshal(ca[i], &x)
+			json.Unmarshal(cb[i], &y)
+			if x.Status != y.Status {
+				return "control " + y.ID, fmt.Sprintf("given %s, recomputed %s: %s", x.Status, y.Status, y.Evidence.Summary)
+			}
+			return "control " + y.ID, fmt.Sprintf("the evidence differs: given %s, recomputed %s", clip(ca[i]), clip(cb[i]))
+		}
+	}
+	return "report", "the encodings differ"
+}
+
+func clip(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "..."
+	}
+	return string(b)
+}
