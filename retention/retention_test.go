@@ -12,7 +12,7 @@ import (
 )
 
 func TestParsePeriod(t *testing.T) {
-	for in, want := range map[string]Period{"7y": {Years: 7}, "6m": {Months: 6}, "30d": {Days: 30}, "1y6m": {1, 6, 0}, " 2y3m4d ": {2, 3, 4}} {
+	for in, want := range map[string]Period{"7y": {Years: 7}, "6m": {Months: 6}, "30d": {Days: 30}, "1y6m": {Years: 1, Months: 6}, " 2y3m4d ": {Years: 2, Months: 3, Days: 4}} {
 		if got, err := ParsePeriod(in); err != nil || got != want {
 			t.Errorf("ParsePeriod(%q) = %v, %v; want %v", in, got, err, want)
 		}
