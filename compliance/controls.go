@@ -210,7 +210,7 @@ var part11 = Profile{
 				ev.Offending = off
 				return notSatisfied(reason, ev)
 			}
-			return verdict("every entry re-hashes into the checkpoint's root, every tile matches, and the checkpoint is cosigned as the policy requires",
+			return verdict("every entry re-hashes into the checkpoint's root and every tile matches; the checkpoint is cosigned where a witness quorum is required",
 				"%d altered entries", off, ev)
 		}},
 		{"part11-11.10b", "21 CFR 11.10(b)", "Accurate and complete copies of records", func(c *collector) ControlResult {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -109,15 +110,17 @@ func checkAnchor(src Source, r *client.Receipt, digest string) (uint64, error) {
 	return vr.Index, nil
 }
 
-// firstDifference names the first top-level field, or control, in which
-// two encodings of a report differ.
+// firstDifference names the first control, or else the first top-level
+// field, in which two encodings of a report differ in value; if none does,
+// the given one is not in canonical form.
 func firstDifference(given, recomputed []byte) (string, string) {
 	var a, b map[string]json.RawMessage
 	if json.Unmarshal(given, &a) != nil || json.Unmarshal(recomputed, &b) != nil {
 		return "report", "not a JSON object"
 	}
-	for _, f := range []string{"version", "profile", "title", "tenant", "from", "to", "log", "range", "entries", "parameters", "controls", "signatures", "summary"} {
-		if bytes.Equal(a[f], b[f]) {
+	// The controls first: the first that differs is what a reader needs.
+	for _, f := range []string{"controls", "version", "profile", "title", "tenant", "from", "to", "log", "range", "entries", "parameters", "signatures", "summary"} {
+		if sameJSON(a[f], b[f]) {
 			continue
 		}
 		if f != "controls" {
@@ -130,7 +133,7 @@ func firstDifference(given, recomputed []byte) (string, string) {
 			if i >= len(ca) || i >= len(cb) {
 				return "controls", fmt.Sprintf("given %d controls, recomputed %d", len(ca), len(cb))
 			}
-			if bytes.Equal(ca[i], cb[i]) {
+			if sameJSON(ca[i], cb[i]) {
 				continue
 			}
 			var x, y ControlResult
@@ -142,7 +145,25 @@ func firstDifference(given, recomputed []byte) (string, string) {
 			return "control " + y.ID, fmt.Sprintf("the evidence differs: given %s, recomputed %s", clip(ca[i]), clip(cb[i]))
 		}
 	}
-	return "report", "the encodings differ"
+	if len(a) != len(b) {
+		return "report", "the given report has fields the format does not"
+	}
+	return "encoding", "the values agree but the given report is not in canonical form (re-encoded?), so its SHA-256 is not the report's"
+}
+
+func sameJSON(x, y []byte) bool {
+	if bytes.Equal(x, y) {
+		return true
+	}
+	var a, b any
+	dx := json.NewDecoder(bytes.NewReader(x))
+	dx.UseNumber()
+	dy := json.NewDecoder(bytes.NewReader(y))
+	dy.UseNumber()
+	if dx.Decode(&a) != nil || dy.Decode(&b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 func clip(b []byte) string {

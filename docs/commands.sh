@@ -15,7 +15,7 @@ echo 'stderr (exit 2). Each block below is what the binary prints; the tests com
 echo 'with `docs/commands.sh`).'
 for spec in "log-server|--help" "log-server|token create --help" "log-server|token revoke --help" "log-server|token list --help" \
             "witness|--help" "witness|keygen --help" \
-            "monitor|--help" "monitor|verify --help" "monitor|verify-receipt --help" "monitor|verify-signature --help" \
+            "monitor|--help" "monitor|verify --help" "monitor|verify-receipt --help" "monitor|verify-signature --help" "monitor|report --help" "monitor|verify-report --help" \
             "loadgen|--help"; do
   IFS='|' read -r name args <<< "$spec"
   case "$name $args" in

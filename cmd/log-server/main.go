@@ -27,6 +27,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
@@ -80,8 +81,9 @@ func serve(args []string) int {
 	publicEntries := fs.Bool("public-entries", false, "serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose")
 	signingKey := fs.String("signing-key", "", "checkpoint signing key in a PKCS#11 token, as an RFC 7512 pkcs11: URI (default: DATA/keys/log.key)")
 	masterSource := fs.String("master-key-source", "", "where the vault master key comes from: file (keys/master.key), env ("+server.MasterKeyEnv+") or keyring:DESC (a user key of the Linux kernel keyring); default env if the variable is set, else file")
-	compliance := fs.String("compliance", "", "compliance profiles, comma-separated: part11, sox, eu-ai-act (retention floors 7y, 7y, 6m; combined, the strictest wins)")
+	profilesFlag := fs.String("compliance", "", "compliance profiles, comma-separated: part11, sox, eu-ai-act (retention floors 7y, 7y, 6m; combined, the strictest wins)")
 	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
+	chromium := fs.String("chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
 	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
@@ -98,7 +100,7 @@ func serve(args []string) int {
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return cli.Fail(fs, "--log-level: %v", err)
 	}
-	profiles, err := retention.ParseProfiles(*compliance)
+	profiles, err := retention.ParseProfiles(*profilesFlag)
 	if err != nil {
 		return cli.Fail(fs, "--compliance: %v", err)
 	}
@@ -107,6 +109,10 @@ func serve(args []string) int {
 		if complianceText, err = cli.ReadFile(*complianceConfig, maxConfigBytes); err != nil {
 			return cli.Fail(fs, "--compliance-config: %v", err)
 		}
+	}
+	reporter, err := compliance.NewReporter(complianceText, *chromium, nil)
+	if err != nil {
+		return cli.Fail(fs, "--compliance-config: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	slog.SetDefault(logger)
@@ -119,7 +125,7 @@ func serve(args []string) int {
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
-		Compliance:    profiles, ComplianceConfig: complianceText,
+		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
 	}, *policyFile, *maxConns, *signingKey))
 }
 

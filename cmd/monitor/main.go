@@ -6,10 +6,13 @@
 //	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 //	monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...
+//	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F]
+//	monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...
 //
 // Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
 // everything verified (1: findings, 2: the audit could not run); so do
-// verify-receipt and verify-signature (1: one did not verify).
+// verify-receipt, verify-signature and verify-report (1: one did not verify
+// or recompute equal); report exits 1 when a control is not satisfied.
 package main
 
 import (
@@ -47,6 +50,10 @@ func main() {
 		code = verifyReceipt(args[1:], os.Stdout, os.Stderr)
 	case len(args) > 0 && args[0] == "verify-signature":
 		code = verifySignature(args[1:], os.Stdout)
+	case len(args) > 0 && args[0] == "report":
+		code = report(args[1:], os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "verify-report":
+		code = verifyReport(args[1:], os.Stdout, os.Stderr)
 	case len(args) > 0 && args[0] == "follow":
 		code = follow(args[1:])
 	default:
@@ -132,7 +139,9 @@ func follow(args []string) int {
 	fs := cli.NewFlagSet("monitor", `monitor [follow] --url URL --log-key FILE --token-file FILE --rules FILE --state DIR [flags]
 monitor verify --url URL --log-key FILE [flags]
 monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
-monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...`)
+monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...
+monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf]
+monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)
 	url := fs.String("url", "", "the log's base URL (required)")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines)")
