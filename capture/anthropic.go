@@ -33,11 +33,16 @@ func (anthropic) match(p string, _ http.Header, _ string) (string, string, bool)
 }
 
 func (anthropic) parseRequest(_ string, body []byte) requestInfo {
-	var r commonRequest
+	var r struct {
+		commonRequest
+		System json.RawMessage `json:"system"`
+	}
 	if json.Unmarshal(body, &r) != nil {
 		return requestInfo{}
 	}
-	return r.info()
+	info := r.info()
+	info.SystemPrompt = promptDigest(contentTexts(r.System))
+	return info
 }
 
 // writeError writes Anthropic's {"type": "error", "error": {"type",

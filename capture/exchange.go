@@ -120,6 +120,9 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	req.set("gen_ai.request.top_p", x.info.TopP)
 	req.set("gen_ai.request.choice.count", x.info.ChoiceCount)
 	req.set("gen_ai.request.seed", x.info.Seed)
+	if x.info.SystemPrompt != "" {
+		req.set("capture.system_prompt.sha256", x.info.SystemPrompt)
+	}
 	if x.info.EncodingFormat != "" {
 		req.set("gen_ai.request.encoding_formats", []string{x.info.EncodingFormat})
 	}

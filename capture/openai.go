@@ -48,9 +48,25 @@ func (openAI) parseRequest(_ string, body []byte) requestInfo {
 		N                   json.RawMessage `json:"n"`
 		Seed                json.RawMessage `json:"seed"`
 		EncodingFormat      json.RawMessage `json:"encoding_format"`
+		Instructions        json.RawMessage `json:"instructions"`
+		Messages            []oaMessage     `json:"messages"`
+		Input               json.RawMessage `json:"input"`
 	}
 	if json.Unmarshal(body, &r) != nil {
 		return requestInfo{}
+	}
+	// System instructions: chat's system and developer messages; the
+	// Responses API's instructions and system/developer input items.
+	var sys []string
+	if s := jsonString(r.Instructions); s != "" {
+		sys = append(sys, s)
+	}
+	var input []oaMessage
+	json.Unmarshal(r.Input, &input) // a string input has no instructions
+	for _, m := range append(r.Messages, input...) {
+		if m.Role == "system" || m.Role == "developer" {
+			sys = append(sys, contentTexts(m.Content)...)
+		}
 	}
 	info := r.info(r.MaxCompletionTokens, r.MaxOutputTokens)
 	if n, ok := jsonInt(r.N); ok {
@@ -60,6 +76,7 @@ func (openAI) parseRequest(_ string, body []byte) requestInfo {
 		info.Seed = &n
 	}
 	info.EncodingFormat = event.Clip(jsonString(r.EncodingFormat), 64)
+	info.SystemPrompt = promptDigest(sys)
 	return info
 }
 
@@ -82,6 +99,10 @@ func (openAI) writeError(w http.ResponseWriter, status int, code, message string
 
 // Wire shapes (only the fields we read).
 type (
+	oaMessage struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
 	oaUsage struct {
 		PromptTokens        jint `json:"prompt_tokens"`
 		CompletionTokens    jint `json:"completion_tokens"`

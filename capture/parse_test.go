@@ -93,6 +93,37 @@ func TestParseRequest(t *testing.T) {
 	}
 }
 
+// TestSystemPromptDigest: the same instructions give the same digest in
+// every API shape; other instructions, another; none, none.
+func TestSystemPromptDigest(t *testing.T) {
+	const text = "You are a triage assistant."
+	want := promptDigest([]string{text})
+	for name, body := range map[string]string{
+		"chat system":         `{"model":"m","messages":[{"role":"system","content":"You are a triage assistant."},{"role":"user","content":"hi"}]}`,
+		"chat developer":      `{"model":"m","messages":[{"role":"developer","content":[{"type":"text","text":"You are a triage assistant."}]}]}`,
+		"responses":           `{"model":"m","instructions":"You are a triage assistant.","input":"hi"}`,
+		"responses input":     `{"model":"m","input":[{"role":"system","content":[{"type":"input_text","text":"You are a triage assistant."}]}]}`,
+		"anthropic string":    `{"model":"m","system":"You are a triage assistant.","messages":[]}`,
+		"anthropic text list": `{"model":"m","system":[{"type":"text","text":"You are a triage assistant."}],"messages":[]}`,
+	} {
+		api := apiOpenAIChat
+		if strings.HasPrefix(name, "anthropic") {
+			api = apiAnthropicMessages
+		} else if strings.HasPrefix(name, "responses") {
+			api = apiOpenAIResponses
+		}
+		if got := parseRequest(api, []byte(body)).SystemPrompt; got != want {
+			t.Errorf("%s: digest %q, want %q", name, got, want)
+		}
+	}
+	if got := parseRequest(apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"system","content":"Be terse."}]}`)).SystemPrompt; got == want || got == "" {
+		t.Errorf("other instructions: %q", got)
+	}
+	if got := parseRequest(apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"user","content":"You are a triage assistant."}]}`)).SystemPrompt; got != "" {
+		t.Errorf("a user message is not an instruction: %q", got)
+	}
+}
+
 func ptr(f float64) *float64 { return &f }
 
 func TestParseBody(t *testing.T) {

@@ -2,6 +2,8 @@ package capture
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -139,6 +141,10 @@ type requestInfo struct {
 	ChoiceCount    *int64
 	Seed           *int64
 	EncodingFormat string
+	// SystemPrompt is the hex SHA-256 of the request's system (or
+	// developer) instructions, "" if it has none: what a change-control
+	// check compares with the approved configuration, without the text.
+	SystemPrompt string
 }
 
 // parseRequest reads the GenAI request parameters of body (unverified
@@ -178,6 +184,37 @@ func (r *commonRequest) info(maxTokens ...json.RawMessage) requestInfo {
 		info.TopP = &f
 	}
 	return info
+}
+
+// promptDigest hashes instruction texts (joined by newlines).
+func promptDigest(texts []string) string {
+	if len(texts) == 0 {
+		return ""
+	}
+	h := sha256.Sum256([]byte(strings.Join(texts, "\n")))
+	return hex.EncodeToString(h[:])
+}
+
+// contentTexts reads a message content: a string, or an array of parts
+// whose text parts count.
+func contentTexts(raw json.RawMessage) []string {
+	if s := jsonString(raw); s != "" {
+		return []string{s}
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if json.Unmarshal(raw, &parts) != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range parts {
+		if p.Text != "" && (p.Type == "text" || p.Type == "input_text") {
+			out = append(out, p.Text)
+		}
+	}
+	return out
 }
 
 func jsonString(raw json.RawMessage) string {

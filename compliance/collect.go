@@ -146,6 +146,7 @@ type configChange struct {
 	e             *entry
 	author, agent string
 	model, hash   string
+	prompt        string // config.prompt_sha256
 	approvedBy    string
 	approvedAt    uint64
 	tookEffect    *uint64
@@ -308,13 +309,14 @@ func (c *collector) see(e *entry) {
 		}
 	case "config.change":
 		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + attrString(a, "config.agent"),
-			model: attrString(a, "config.model"), hash: attrString(a, "config.sha256")}
+			model: attrString(a, "config.model"), hash: attrString(a, "config.sha256"), prompt: attrString(a, "config.prompt_sha256")}
 		c.configs = append(c.configs, cc)
 		if cc.model != "" && attrString(a, "config.agent") != "" {
 			c.declared[cc.agent] = cc.model
 		}
 	case "llm.request":
 		c.seeModel(e, agent, attrString(a, "gen_ai.request.model"))
+		c.seePrompt(e, agent, attrString(a, "capture.system_prompt.sha256"))
 	case "tool.call":
 		c.seeToolCall(e, skey, attrString(a, "gen_ai.tool.name"))
 	case "agent.decision":
@@ -575,6 +577,17 @@ func (c *collector) seeModel(e *entry, agent, model string) {
 		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s uses model %s; the last approved configuration (entry %d) is %s", e.leaf.Actor.ID, model, cc.e.index, cc.model))
 	} else if cc == nil && c.hasConfig(agent) {
 		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s uses model %s with no approved configuration", e.leaf.Actor.ID, model))
+	}
+}
+
+// seePrompt compares a request's system-prompt digest (as capture records
+// it) with the last approved configuration's.
+func (c *collector) seePrompt(e *entry, agent, digest string) {
+	if e.when != during || digest == "" {
+		return
+	}
+	if cc := c.approved[agent]; cc != nil && cc.prompt != "" && cc.prompt != digest {
+		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s runs with system prompt %s; the last approved configuration (entry %d) has %s", e.leaf.Actor.ID, digest[:min(16, len(digest))], cc.e.index, cc.prompt[:min(16, len(cc.prompt))]))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +122,10 @@ func TestSeededViolations(t *testing.T) {
 					Attrs: crafttest.Attrs("config.agent", "triage-bot", "config.model", "gpt-4o-mini", "config.sha256", "bad0")})
 				w.add(crafttest.Craft{Kind: "llm.request", Session: "case-2", Attrs: crafttest.Attrs("gen_ai.request.model", "gpt-4o-mini")})
 			}}, seededAt(w)
+		}},
+		{"a system prompt other than the approved one", "sox", "sox-itgc-change", func(w *world) (map[string]func(), func() uint64) {
+			return map[string]func(){"during": seed(w, crafttest.Craft{Kind: "llm.request", Session: "case-2",
+				Attrs: crafttest.Attrs("gen_ai.request.model", "gpt-4o", "capture.system_prompt.sha256", strings.Repeat("e", 64))})}, seededAt(w)
 		}},
 		{"seq gap", "sox", "sox-as1105", seqGap},
 		{"forged edit in place", "sox", "sox-as1105", forged},

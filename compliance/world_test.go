@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,7 +150,7 @@ func (w *world) build(hooks map[string]func()) {
 	w.enroll("dr-ada", "Dr. Ada Lovelace")
 	w.enroll("cfo-bob", "Bob Controller")
 	cfg, cfgHash := w.add(crafttest.Craft{Kind: "config.change", Session: "config", ActorType: "human", Actor: "eng-carol",
-		Attrs: crafttest.Attrs("config.agent", "triage-bot", "config.model", "gpt-4o", "config.sha256", "c0ffee01")})
+		Attrs: crafttest.Attrs("config.agent", "triage-bot", "config.model", "gpt-4o", "config.sha256", "c0ffee01", "config.prompt_sha256", strings.Repeat("a", 64))})
 	w.sign("cfo-bob", bobTok, "config", cfg, cfgHash, "approved", "signer+secret", "sess-bob-1")
 	hook("before")
 
@@ -158,7 +159,7 @@ func (w *world) build(hooks map[string]func()) {
 	w.status()
 	for round := range 4 {
 		session := []string{"case-1", "case-2", "case-3", "case-4"}[round]
-		w.add(crafttest.Craft{Kind: "llm.request", Session: session, Attrs: crafttest.Attrs("gen_ai.request.model", "gpt-4o")})
+		w.add(crafttest.Craft{Kind: "llm.request", Session: session, Attrs: crafttest.Attrs("gen_ai.request.model", "gpt-4o", "capture.system_prompt.sha256", strings.Repeat("a", 64))})
 		resp, rh := w.add(crafttest.Craft{Kind: "llm.response", Session: session, Attrs: crafttest.Attrs("gen_ai.response.model", "gpt-4o")})
 		if !w.skip["gate-signature"] || round != 1 {
 			w.at["sig"+session] = w.sign("dr-ada", adaTok, session, resp, rh, "approved", "signer+secret", "sess-ada-"+session)
