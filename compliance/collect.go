@@ -37,11 +37,11 @@ type collector struct {
 	consistencyErr      error
 	inclusion, payloads sample
 	proofs              []InclusionProof
-	inclusionBad        []Offense
+	inclusionBad        offenses
 	payloadSession      map[uint64]string
 	payloadOK           int
 	payloadErased       int
-	payloadBad          []Offense
+	payloadBad          offenses
 	payloadUnread       string
 
 	inScope, inPeriod int
@@ -58,9 +58,9 @@ type collector struct {
 	sessionSigs map[string][]approval
 	// signing sessions: digest -> last use
 	signSessions map[string]*signSession
-	components   []Offense // 11.200
-	enrollments  []Offense // 11.100: enrolled without identity_verified_by
-	locks        []*entry  // signer.locked in the period
+	components   offenses // 11.200
+	enrollments  offenses // 11.100: enrolled without identity_verified_by
+	locks        []*entry // signer.locked in the period
 	failures     int
 	rotations    int
 	revocations  int
@@ -74,9 +74,9 @@ type collector struct {
 	tokens map[string]*tokenInfo
 
 	// writers and corrections in the period
-	noWriter    []Offense
-	badCorrects []Offense
-	badTokens   []Offense // writer token not logged, or revoked before use
+	noWriter    offenses
+	badCorrects offenses
+	badTokens   offenses // writer token not logged, or revoked before use
 	corrections int
 
 	// change control
@@ -84,17 +84,17 @@ type collector struct {
 	declared      map[string]string // tenant/agent -> model declared by the latest config.change
 	approved      map[string]*configChange
 	lastModel     map[string]string // tenant/agent -> model last used
-	undeclared    []Offense         // model changes without a config.change
-	unapprovedUse []Offense         // models used that are not the approved configuration
+	undeclared    offenses          // model changes without a config.change
+	unapprovedUse offenses          // models used that are not the approved configuration
 	periodSeen    bool
 	startConfig   map[string]string // tenant/agent -> approved config hash at the period's start
 
 	// gates, two-person rule, segregation of duties
-	gated      []Offense
+	gated      offenses
 	gateCalls  int
-	twoPerson  []Offense
+	twoPerson  offenses
 	twoCalls   int
-	selfApprov []Offense
+	selfApprov offenses
 	approvalsN int
 
 	// retention
@@ -102,8 +102,8 @@ type collector struct {
 	sessionLast    map[string]time.Time // tenant/session -> latest event time
 	erasures       []*entry
 	erasedSessions map[string]bool
-	erasureBad     []Offense
-	overrides      []Offense
+	erasureBad     offenses
+	overrides      offenses
 
 	// operations
 	gaps        []*entry
@@ -272,7 +272,7 @@ func (c *collector) see(e *entry) {
 		if l.Corrects != nil {
 			c.corrections++
 			if *l.Corrects >= e.index {
-				c.badCorrects = append(c.badCorrects, e.offense("corrects entry %d, which does not come before it", *l.Corrects))
+				c.badCorrects.add(e.offense("corrects entry %d, which does not come before it", *l.Corrects))
 			}
 		}
 	}
@@ -289,7 +289,7 @@ func (c *collector) see(e *entry) {
 	switch l.Kind {
 	case signature.KindEnrolled:
 		if e.when == during && attrString(a, signature.AttrVerifiedBy) == "" {
-			c.enrollments = append(c.enrollments, e.offense("enrolled without identity_verified_by"))
+			c.enrollments.add(e.offense("enrolled without identity_verified_by"))
 		}
 	case signature.KindKeyRotated:
 		if e.when == during {
@@ -323,7 +323,7 @@ func (c *collector) see(e *entry) {
 		if r, ok := attrUint(a, "decision.record"); ok && slices.Contains(c.p.ApprovalOutcomes, attrString(a, "decision.outcome")) && e.when == during {
 			c.approvalsN++
 			if actor, _, ok := c.record(r); ok && actor == l.Actor.ID {
-				c.selfApprov = append(c.selfApprov, e.offense("actor %s approves its own entry %d", l.Actor.ID, r))
+				c.selfApprov.add(e.offense("actor %s approves its own entry %d", l.Actor.ID, r))
 			}
 		}
 	case "erasure":
@@ -420,7 +420,7 @@ func (c *collector) seeLogWide(e *entry) {
 func (c *collector) seeWriter(e *entry) {
 	l := e.leaf
 	if l.Writer == nil || l.Writer.Token == "" {
-		c.noWriter = append(c.noWriter, e.offense("no writer: the leaf does not say which token wrote it"))
+		c.noWriter.add(e.offense("no writer: the leaf does not say which token wrote it"))
 		return
 	}
 	if l.Writer.Via == "server" && l.Writer.Token == serverToken {
@@ -429,9 +429,9 @@ func (c *collector) seeWriter(e *entry) {
 	t := c.tokens[l.Writer.Token]
 	switch {
 	case t == nil || t.created == nil:
-		c.badTokens = append(c.badTokens, e.offense("written by token %s, whose creation is not in the log before it", l.Writer.Token))
+		c.badTokens.add(e.offense("written by token %s, whose creation is not in the log before it", l.Writer.Token))
 	case t.revoked != nil && *t.revoked < e.index:
-		c.badTokens = append(c.badTokens, e.offense("written by token %s after its revocation at %d", l.Writer.Token, *t.revoked))
+		c.badTokens.add(e.offense("written by token %s after its revocation at %d", l.Writer.Token, *t.revoked))
 	}
 }
 
@@ -486,7 +486,7 @@ func (c *collector) seeSignature(e *entry) {
 	if e.when == during && st.Meaning == "approved" {
 		c.approvalsN++
 		if actor, writer, ok := c.record(st.Index); ok && (actor == st.Signer || (writer != "" && writer == ap.writer && writer != serverToken)) {
-			c.selfApprov = append(c.selfApprov, e.offense("%s approves entry %d, which they wrote (actor %s, token %s)", st.Signer, st.Index, actor, writer))
+			c.selfApprov.add(e.offense("%s approves entry %d, which they wrote (actor %s, token %s)", st.Signer, st.Index, actor, writer))
 		}
 	}
 	c.approveConfig(e, ap)
@@ -499,7 +499,7 @@ func (c *collector) seeComponents(e *entry, st *signature.Statement) {
 	a := e.leaf.Attributes
 	comp, sess := attrString(a, signature.AttrComponents), attrString(a, signature.AttrSession)
 	if comp == "" || sess == "" {
-		c.components = append(c.components, e.offense("the signature does not record the components used"))
+		c.components.add(e.offense("the signature does not record the components used"))
 		return
 	}
 	key := e.leaf.Tenant + "/" + sess
@@ -509,15 +509,15 @@ func (c *collector) seeComponents(e *entry, st *signature.Statement) {
 		c.signSessions[key] = &signSession{first: e.time, last: e.time, signer: e.leaf.Actor.ID}
 		return
 	case comp != "secret":
-		c.components = append(c.components, e.offense("unknown components %q", comp))
+		c.components.add(e.offense("unknown components %q", comp))
 	case s == nil:
-		c.components = append(c.components, e.offense("a secret-only signing with no earlier signing of all components in its session"))
+		c.components.add(e.offense("a secret-only signing with no earlier signing of all components in its session"))
 	case s.signer != e.leaf.Actor.ID:
-		c.components = append(c.components, e.offense("a secret-only signing in a session of another signer (%s)", s.signer))
+		c.components.add(e.offense("a secret-only signing in a session of another signer (%s)", s.signer))
 	case e.time.Sub(s.last) > time.Duration(c.p.SessionIdle):
-		c.components = append(c.components, e.offense("a secret-only signing %s after the session's last one (idle limit %s)", e.time.Sub(s.last).Round(time.Second), c.p.SessionIdle))
+		c.components.add(e.offense("a secret-only signing %s after the session's last one (idle limit %s)", e.time.Sub(s.last).Round(time.Second), c.p.SessionIdle))
 	case e.time.Sub(s.first) > time.Duration(c.p.SessionMax):
-		c.components = append(c.components, e.offense("a secret-only signing %s into its session (limit %s)", e.time.Sub(s.first).Round(time.Second), c.p.SessionMax))
+		c.components.add(e.offense("a secret-only signing %s into its session (limit %s)", e.time.Sub(s.first).Round(time.Second), c.p.SessionMax))
 	}
 	if s != nil {
 		s.last = e.time
@@ -568,15 +568,15 @@ func (c *collector) seeModel(e *entry, agent, model string) {
 	}
 	if d, ok := c.declared[agent]; ok {
 		if d != model {
-			c.undeclared = append(c.undeclared, e.offense("agent %s uses model %s; its configuration declares %s", e.leaf.Actor.ID, model, d))
+			c.undeclared.add(e.offense("agent %s uses model %s; its configuration declares %s", e.leaf.Actor.ID, model, d))
 		}
 	} else if last != "" && last != model {
-		c.undeclared = append(c.undeclared, e.offense("agent %s changed model from %s to %s with no config.change", e.leaf.Actor.ID, last, model))
+		c.undeclared.add(e.offense("agent %s changed model from %s to %s with no config.change", e.leaf.Actor.ID, last, model))
 	}
 	if cc := c.approved[agent]; cc != nil && cc.model != "" && cc.model != model {
-		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s uses model %s; the last approved configuration (entry %d) is %s", e.leaf.Actor.ID, model, cc.e.index, cc.model))
+		c.unapprovedUse.add(e.offense("agent %s uses model %s; the last approved configuration (entry %d) is %s", e.leaf.Actor.ID, model, cc.e.index, cc.model))
 	} else if cc == nil && c.hasConfig(agent) {
-		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s uses model %s with no approved configuration", e.leaf.Actor.ID, model))
+		c.unapprovedUse.add(e.offense("agent %s uses model %s with no approved configuration", e.leaf.Actor.ID, model))
 	}
 }
 
@@ -587,7 +587,7 @@ func (c *collector) seePrompt(e *entry, agent, digest string) {
 		return
 	}
 	if cc := c.approved[agent]; cc != nil && cc.prompt != "" && cc.prompt != digest {
-		c.unapprovedUse = append(c.unapprovedUse, e.offense("agent %s runs with system prompt %s; the last approved configuration (entry %d) has %s", e.leaf.Actor.ID, digest[:min(16, len(digest))], cc.e.index, cc.prompt[:min(16, len(cc.prompt))]))
+		c.unapprovedUse.add(e.offense("agent %s runs with system prompt %s; the last approved configuration (entry %d) has %s", e.leaf.Actor.ID, digest[:min(16, len(digest))], cc.e.index, cc.prompt[:min(16, len(cc.prompt))]))
 	}
 }
 
@@ -606,7 +606,7 @@ func (c *collector) seeToolCall(e *entry, skey, tool string) {
 		}
 		c.gateCalls++
 		if !slices.ContainsFunc(c.sessionSigs[skey], func(a approval) bool { return a.meaning == g.Meaning }) {
-			c.gated = append(c.gated, e.offense("tool %s called with no valid %q signature before it in session %s", tool, g.Meaning, e.leaf.Session))
+			c.gated.add(e.offense("tool %s called with no valid %q signature before it in session %s", tool, g.Meaning, e.leaf.Session))
 		}
 	}
 	if slices.Contains(c.p.TwoPersonTools, tool) {
@@ -623,7 +623,7 @@ func (c *collector) seeToolCall(e *entry, skey, tool string) {
 			signers[id], names[name] = true, true
 		}
 		if len(signers) < 2 || len(names) < 2 {
-			c.twoPerson = append(c.twoPerson, e.offense("tool %s called with approvals by %d distinct person(s), want 2", tool, min(len(signers), len(names))))
+			c.twoPerson.add(e.offense("tool %s called with approvals by %d distinct person(s), want 2", tool, min(len(signers), len(names))))
 		}
 	}
 }
@@ -642,7 +642,7 @@ func (c *collector) seeErasure(e *entry) {
 	}
 	c.erasures = append(c.erasures, e)
 	if attrBool(a, "erasure.override") {
-		c.overrides = append(c.overrides, e.offense("erasure inside the retention floor by override: %s", attrString(a, "erasure.override_reason")))
+		c.overrides.add(e.offense("erasure inside the retention floor by override: %s", attrString(a, "erasure.override_reason")))
 		return
 	}
 	floor, ok := c.floorAt(e.leaf.Tenant, e.index)
@@ -652,7 +652,7 @@ func (c *collector) seeErasure(e *entry) {
 	for _, s := range attrStrings(a, "erasure.sessions") {
 		last, ok := c.sessionLast[e.leaf.Tenant+"/"+s]
 		if ok && e.time.Before(floor.End(last)) {
-			c.erasureBad = append(c.erasureBad, e.offense("session %s erased without an override inside the floor %s, which ends %s", s, floor, floor.End(last).Format(time.RFC3339)))
+			c.erasureBad.add(e.offense("session %s erased without an override inside the floor %s, which ends %s", s, floor, floor.End(last).Format(time.RFC3339)))
 		}
 	}
 }

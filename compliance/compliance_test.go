@@ -207,3 +207,33 @@ func (w *world) findNote() uint64 {
 	}
 	return w.at["note"]
 }
+
+// TestOffendingCapped: a control with more offending entries than
+// MaxOffending lists the first MaxOffending of them, in index order, and
+// counts them all.
+func TestOffendingCapped(t *testing.T) {
+	w := newWorld(t)
+	const n = MaxOffending + 7
+	ghost := &event.Writer{Token: "tok-ghost", Via: event.ViaAPI}
+	var first uint64
+	w.build(map[string]func(){"during": func() {
+		batch := make([]crafttest.Craft, n)
+		for i := range batch {
+			w.clock = w.clock.Add(time.Millisecond)
+			batch[i] = crafttest.Craft{Raw: w.c.Leaf(crafttest.Craft{Tenant: tenant, Kind: "tool.call", Session: "ghost", ActorType: "agent", Actor: "triage-bot",
+				Writer: ghost, At: w.clock, Attrs: crafttest.Attrs("gen_ai.tool.name", "search")})}
+		}
+		first = w.c.Add(batch...)[0]
+	}})
+	r := w.compute("part11", testParams())
+	c := control(r, "part11-11.10d")
+	ev := c.Evidence
+	if c.Status != NotSatisfied || ev.OffendingTotal != n || len(ev.Offending) != MaxOffending || !strings.HasPrefix(ev.Summary, "1007 records") {
+		t.Fatalf("%s: %s, %d listed of %d", c.Status, ev.Summary, len(ev.Offending), ev.OffendingTotal)
+	}
+	for i, o := range ev.Offending {
+		if o.Index != first+uint64(i) || !strings.Contains(o.Reason, "tok-ghost") {
+			t.Fatalf("offending[%d] = %+v, want entry %d", i, o, first+uint64(i))
+		}
+	}
+}

@@ -121,7 +121,6 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	for _, ctl := range prof.Controls {
 		res := ctl.Eval(c)
 		res.ID, res.Citation, res.Title = ctl.ID, ctl.Citation, ctl.Title
-		res.Evidence.cap()
 		switch res.Status {
 		case Satisfied:
 			r.Summary.Satisfied++
@@ -138,12 +137,40 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	return r, nil
 }
 
-func (e *Evidence) cap() {
-	if len(e.Offending) > MaxOffending {
-		e.OffendingTotal = len(e.Offending)
-		e.Offending = e.Offending[:MaxOffending]
-	} else if len(e.Offending) > 0 {
-		e.OffendingTotal = len(e.Offending)
+// offenses collects the entries that fail a control. It keeps the first
+// MaxOffending it is given and counts the rest, so a log where every entry
+// offends costs memory for MaxOffending of them, not for every entry.
+// Offenses are added in index order, so the first MaxOffending of several
+// lists joined and sorted by index are those of the lists in full.
+type offenses struct {
+	list []Offense
+	n    int // all added, kept or not
+}
+
+func (o *offenses) add(x Offense) {
+	o.n++
+	if len(o.list) < MaxOffending {
+		o.list = append(o.list, x)
+	}
+}
+
+// join is every offense of parts, in order (kept lists concatenated,
+// counts summed).
+func join(parts ...offenses) offenses {
+	var o offenses
+	for _, p := range parts {
+		o.list = append(o.list, p.list...)
+		o.n += p.n
+	}
+	return o
+}
+
+// offending sets the evidence's offending entries (at most MaxOffending)
+// and their count.
+func (e *Evidence) offending(o offenses) {
+	e.Offending, e.OffendingTotal = o.list[:min(len(o.list), MaxOffending):min(len(o.list), MaxOffending)], o.n
+	if len(e.Offending) == 0 {
+		e.Offending = nil
 	}
 }
 
@@ -377,7 +404,7 @@ func (c *collector) finish(ctx context.Context, log *client.Client, tiles tclien
 		}
 		ip := InclusionProof{Index: s.index, LeafHash: hex.EncodeToString(s.hash), TreeSize: c.size, Hashes: hexes(hs)}
 		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, s.index, c.size, s.hash, hs, c.root); err != nil {
-			c.inclusionBad = append(c.inclusionBad, Offense{Index: s.index, LeafHash: ip.LeafHash, Reason: "inclusion proof does not verify: " + err.Error()})
+			c.inclusionBad.add(Offense{Index: s.index, LeafHash: ip.LeafHash, Reason: "inclusion proof does not verify: " + err.Error()})
 		}
 		c.proofs = append(c.proofs, ip)
 	}
@@ -409,11 +436,11 @@ func (c *collector) readPayload(ctx context.Context, log *client.Client, s sampl
 			return
 		}
 		o.Reason = "the payload is gone, and no erasure in the log covers its session"
-		c.payloadBad = append(c.payloadBad, o)
+		c.payloadBad.add(o)
 	case errors.Is(err, client.ErrForbidden), errors.Is(err, client.ErrUnauthenticated):
 		c.payloadUnread = "the payload sample needs a token with the audit scope: " + err.Error()
 	default:
 		o.Reason = "the payload cannot be read back: " + err.Error()
-		c.payloadBad = append(c.payloadBad, o)
+		c.payloadBad.add(o)
 	}
 }

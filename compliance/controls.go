@@ -50,11 +50,11 @@ func profileByName(name string) (Profile, bool) {
 
 // verdict is a control's result: satisfied when nothing offends and
 // nothing kept it from being evaluated.
-func verdict(ok, bad string, off []Offense, ev Evidence) ControlResult {
-	ev.Offending = off
-	if len(off) > 0 {
+func verdict(ok, bad string, off offenses, ev Evidence) ControlResult {
+	ev.offending(off)
+	if off.n > 0 {
 		if ev.Summary == "" {
-			ev.Summary = fmt.Sprintf(bad, len(off))
+			ev.Summary = fmt.Sprintf(bad, off.n)
 		}
 		return ControlResult{Status: NotSatisfied, Evidence: ev}
 	}
@@ -76,13 +76,13 @@ func notApplicable(reason string, ev Evidence) ControlResult {
 
 // integrity: the tree verified against a checkpoint that meets the
 // policy (if one is required).
-func (c *collector) integrity() (off []Offense, reason string) {
+func (c *collector) integrity() (off offenses, reason string) {
 	for _, f := range c.audit.Findings {
 		if !integrityRules[f.Rule] && f.Rule != monitor.RuleWitnessQuorum {
 			continue
 		}
 		if f.Index != nil {
-			off = append(off, Offense{Index: *f.Index, Reason: f.Rule + ": " + f.Message})
+			off.add(Offense{Index: *f.Index, Reason: f.Rule + ": " + f.Message})
 		} else if reason == "" {
 			reason = f.Rule + ": " + f.Message
 		}
@@ -101,8 +101,8 @@ func (c *collector) auditCounts() map[string]int {
 }
 
 // chainOffenses are the audit's session-chain findings in scope.
-func (c *collector) chainOffenses() []Offense {
-	var off []Offense
+func (c *collector) chainOffenses() offenses {
+	var off offenses
 	for _, f := range c.audit.Findings {
 		if f.Rule != "session.chain" || f.Index == nil {
 			continue
@@ -110,17 +110,17 @@ func (c *collector) chainOffenses() []Offense {
 		if c.q.Tenant != "*" && f.Tenant != c.q.Tenant {
 			continue
 		}
-		off = append(off, Offense{Index: *f.Index, Reason: f.Message})
+		off.add(Offense{Index: *f.Index, Reason: f.Message})
 	}
 	return off
 }
 
-func (c *collector) sigOffenses(codes ...string) []Offense {
-	var off []Offense
+func (c *collector) sigOffenses(codes ...string) offenses {
+	var off offenses
 	for _, i := range sortedKeys(c.sigProblems) {
 		p := c.sigProblems[i]
 		if slices.Contains(codes, p.Code) && c.inPeriodIndex(i) {
-			off = append(off, Offense{Index: i, Reason: p.Message})
+			off.add(Offense{Index: i, Reason: p.Message})
 		}
 	}
 	return off
@@ -146,14 +146,15 @@ func sortedKeys[V any](m map[uint64]V) []uint64 {
 	return out
 }
 
-func byIndex(off []Offense) []Offense {
-	sort.SliceStable(off, func(i, j int) bool { return off[i].Index < off[j].Index })
+func byIndex(off offenses) offenses {
+	off.list = slices.Clone(off.list)
+	sort.SliceStable(off.list, func(i, j int) bool { return off.list[i].Index < off.list[j].Index })
 	return off
 }
 
 // retentionCheck: the floor in force for the report's tenants at the
 // checkpoint is at least min.
-func (c *collector) retentionCheck(min period.Period) (off []Offense, facts map[string]any, reason string) {
+func (c *collector) retentionCheck(min period.Period) (off offenses, facts map[string]any, reason string) {
 	facts = map[string]any{"required_floor": min.String()}
 	tenants := []string{c.q.Tenant}
 	if c.q.Tenant == "*" {
@@ -174,7 +175,7 @@ func (c *collector) retentionCheck(min period.Period) (off []Offense, facts map[
 		inForce[t] = f.String()
 		if min.Longer(f) {
 			last := c.latestFloor(t)
-			off = append(off, Offense{Index: last.index, Reason: fmt.Sprintf("tenant %s: floor %s is below the %s the profile requires", t, f, min)})
+			off.add(Offense{Index: last.index, Reason: fmt.Sprintf("tenant %s: floor %s is below the %s the profile requires", t, f, min)})
 		}
 	}
 	facts["floors_in_force"] = inForce
@@ -207,17 +208,17 @@ var part11 = Profile{
 			off, reason := c.integrity()
 			ev := Evidence{Counts: c.auditCounts(), Facts: map[string]any{"witness_quorum": c.quorum}}
 			if reason != "" {
-				ev.Offending = off
+				ev.offending(off)
 				return notSatisfied(reason, ev)
 			}
 			return verdict("every entry re-hashes into the checkpoint's root and every tile matches; the checkpoint is cosigned where a witness quorum is required",
 				"%d altered entries", off, ev)
 		}},
 		{"part11-11.10b", "21 CFR 11.10(b)", "Accurate and complete copies of records", func(c *collector) ControlResult {
-			var off []Offense
+			var off offenses
 			for _, f := range c.audit.Findings {
 				if f.Rule == monitor.RuleMalformedEntry && f.Index != nil {
-					off = append(off, Offense{Index: *f.Index, Reason: f.Message})
+					off.add(Offense{Index: *f.Index, Reason: f.Message})
 				}
 			}
 			ev := Evidence{Counts: map[string]int{"entries_in_log": int(c.size), "entries_read": int(c.audit.Entries), "entries_in_period": c.inPeriod}}
@@ -229,17 +230,17 @@ var part11 = Profile{
 		}},
 		{"part11-11.10c", "21 CFR 11.10(c)", "Protection and retention of records", retentionControl(period.Period{Years: 7})},
 		{"part11-11.10d", "21 CFR 11.10(d), (g)", "Access limited to authorized individuals; authority checks", func(c *collector) ControlResult {
-			off := append(append(slices.Clone(c.noWriter), c.badTokens...), c.sigOffenses(signature.ProblemNotEnrolled, signature.ProblemRevoked, signature.ProblemWrongKey)...)
+			off := join(c.noWriter, c.badTokens, c.sigOffenses(signature.ProblemNotEnrolled, signature.ProblemRevoked, signature.ProblemWrongKey))
 			return verdict("every record names the token that wrote it, logged before its use and not revoked; every signature is by a signer enrolled and not revoked at the time",
 				"%d records by an unknown, revoked or unnamed writer, or signatures without authority", byIndex(off),
 				Evidence{Counts: map[string]int{"entries_in_period": c.inPeriod, "tokens_known": len(c.tokens)}})
 		}},
 		{"part11-11.10e", "21 CFR 11.10(e)", "Secure, computer-generated, time-stamped audit trail", func(c *collector) ControlResult {
-			off := append(append(slices.Clone(c.badCorrects), c.chainOffenses()...), c.noWriter...)
+			off := join(c.badCorrects, c.chainOffenses(), c.noWriter)
 			ev := Evidence{Counts: map[string]int{"corrections": c.corrections, "entries_in_period": c.inPeriod},
 				Facts: map[string]any{"times": "assigned by the log server at write", "start_size": c.startSize, "end_size": c.size}}
 			if c.consistencyErr != nil {
-				ev.Offending = off
+				ev.offending(off)
 				return notSatisfied("the period's range is not consistent with the checkpoint: "+c.consistencyErr.Error(), ev)
 			}
 			return verdict("times are the server's, corrections are new entries pointing back, every session's seq/prev chain is complete, and the period's range is consistent with the checkpoint",
@@ -260,13 +261,13 @@ var part11 = Profile{
 			if len(c.manifestations) == 0 {
 				return notApplicable("no signatures in the period", ev)
 			}
-			var off []Offense
+			var off offenses
 			for _, m := range c.manifestations {
 				if m.PrintedName == "" || m.Time == "" || m.Meaning == "" {
-					off = append(off, Offense{Index: m.Index, Reason: "the signature does not show printed name, time and meaning"})
+					off.add(Offense{Index: m.Index, Reason: "the signature does not show printed name, time and meaning"})
 				}
 			}
-			off = append(off, c.sigOffenses(signature.ProblemName)...)
+			off = join(off, c.sigOffenses(signature.ProblemName))
 			return verdict("every signature shows the signer's printed name as enrolled, the date and time, and the meaning (listed in the report)",
 				"%d signatures without a complete manifestation", byIndex(off), ev)
 		}},
@@ -281,7 +282,7 @@ var part11 = Profile{
 				"%d signatures that do not link to their record", off, ev)
 		}},
 		{"part11-11.100", "21 CFR 11.100", "Signatures unique to one individual, identity verified", func(c *collector) ControlResult {
-			off := append(c.sigOffenses(signature.ProblemReenrolled, signature.ProblemKeyReused), c.enrollments...)
+			off := join(c.sigOffenses(signature.ProblemReenrolled, signature.ProblemKeyReused), c.enrollments)
 			return verdict("no signer id is enrolled twice, no key serves two signers, and every enrollment names who verified the identity",
 				"%d breaches of uniqueness or identity verification", byIndex(off), Evidence{})
 		}},
@@ -294,10 +295,10 @@ var part11 = Profile{
 				"%d signings outside the component rules", c.components, ev)
 		}},
 		{"part11-11.300", "21 CFR 11.300(b)-(d)", "Controls for identification codes and passwords", func(c *collector) ControlResult {
-			var off []Offense
+			var off offenses
 			for _, e := range c.locks {
 				if !c.alertedLock[e.index] {
-					off = append(off, e.offense("signer %s was locked out and no monitor alert (signer.locked) names it", attrString(e.leaf.Attributes, signature.AttrSigner)))
+					off.add(e.offense("signer %s was locked out and no monitor alert (signer.locked) names it", attrString(e.leaf.Attributes, signature.AttrSigner)))
 				}
 			}
 			return verdict("failed attempts are logged, and every lock-out was alerted by the monitor",
@@ -313,9 +314,9 @@ var part11 = Profile{
 func retentionControl(min period.Period) func(c *collector) ControlResult {
 	return func(c *collector) ControlResult {
 		off, facts, reason := c.retentionCheck(min)
-		off = append(append(off, c.erasureBad...), c.payloadBad...)
-		overrides := make([]string, 0, len(c.overrides))
-		for _, o := range c.overrides {
+		off = join(off, c.erasureBad, c.payloadBad)
+		overrides := make([]string, 0, len(c.overrides.list))
+		for _, o := range c.overrides.list {
 			overrides = append(overrides, fmt.Sprintf("entry %d: %s", o.Index, o.Reason))
 		}
 		facts["overrides"] = overrides
@@ -323,10 +324,10 @@ func retentionControl(min period.Period) func(c *collector) ControlResult {
 			"payloads_read_back": c.payloadOK, "payloads_erased_by_logged_erasure": c.payloadErased}}
 		switch {
 		case reason != "":
-			ev.Offending = off
+			ev.offending(off)
 			return notSatisfied(reason, ev)
 		case c.payloadUnread != "":
-			ev.Offending = off
+			ev.offending(off)
 			return notSatisfied(c.payloadUnread, ev)
 		}
 		return verdict("the retention floor in force meets the profile, no erasure fell inside a floor without a logged override, and the sampled payloads decrypt and open their commitments",
@@ -357,7 +358,7 @@ var sox = Profile{
 				"%d writes with a token not in the log or revoked", c.badTokens, Evidence{Facts: map[string]any{"write_and_admin_tokens": holders}})
 		}},
 		{"sox-itgc-change", "SOX 404 ITGC: program change", "Configuration changes approved by another person before they take effect", func(c *collector) ControlResult {
-			var off []Offense
+			var off offenses
 			n := 0
 			for _, cc := range c.configs {
 				if cc.e.when != during {
@@ -365,40 +366,40 @@ var sox = Profile{
 				}
 				n++
 				if cc.approvedBy == "" {
-					off = append(off, cc.e.offense("config.change by %s is not approved by someone else before it took effect", cc.author))
+					off.add(cc.e.offense("config.change by %s is not approved by someone else before it took effect", cc.author))
 				}
 			}
-			off = append(off, c.unapprovedUse...)
+			off = join(off, c.unapprovedUse)
 			return verdict("every configuration change was approved by someone other than its author before it took effect, and agents used only the approved models",
 				"%d unapproved changes or uses", byIndex(off), Evidence{Counts: map[string]int{"config_changes": n}})
 		}},
 		{"sox-itgc-sod", "SOX 404 ITGC: segregation of duties", "No actor or writer approves its own output", func(c *collector) ControlResult {
 			return verdict("no approval in the period is by the actor or token that made the approved record", "%d self-approvals",
-				byIndex(slices.Clone(c.selfApprov)), Evidence{Counts: map[string]int{"approvals": c.approvalsN}})
+				byIndex(c.selfApprov), Evidence{Counts: map[string]int{"approvals": c.approvalsN}})
 		}},
 		{"sox-itgc-operations", "SOX 404 ITGC: computer operations", "Capture, witnessing and monitoring ran over the period", func(c *collector) ControlResult {
-			var off []Offense
+			var off offenses
 			for _, g := range c.gaps {
-				off = append(off, g.offense("capture gap: %s", attrString(g.leaf.Attributes, "capture.gap.error")))
+				off.add(g.offense("capture gap: %s", attrString(g.leaf.Attributes, "capture.gap.error")))
 			}
 			ev := Evidence{Counts: map[string]int{"capture_gaps": len(c.gaps), "monitor_status_events": len(c.statuses)}, Facts: map[string]any{"alerts_by_rule": c.alerts, "witness_quorum": c.quorum}}
 			switch {
 			case c.p.RequireWitnessQuorum && !c.quorum:
-				ev.Offending = off
+				ev.offending(off)
 				return notSatisfied("the checkpoint is not cosigned as a witness policy requires", ev)
 			case len(c.statuses) == 0:
-				ev.Offending = off
+				ev.offending(off)
 				return notSatisfied("no monitor.status event in the period: nothing shows the monitor ran", ev)
 			}
 			return verdict("no capture gap, the checkpoint is witnessed, and the monitor reported over the period", "%d capture gaps", off, ev)
 		}},
 		{"sox-as1105", "PCAOB AS 1105.10", "Completeness and accuracy of the information produced", func(c *collector) ControlResult {
 			integ, reason := c.integrity()
-			off := append(append(integ, c.chainOffenses()...), c.inclusionBad...)
+			off := join(integ, c.chainOffenses(), c.inclusionBad)
 			ev := Evidence{Counts: c.auditCounts(), InclusionProofs: c.proofs,
 				Facts: map[string]any{"start_size": c.startSize, "end_size": c.size}}
 			if reason != "" {
-				ev.Offending = off
+				ev.offending(off)
 				return notSatisfied(reason, ev)
 			}
 			return verdict("the period's range is consistent with the checkpoint, the sampled inclusion proofs verify, and no session has a sequence gap",
@@ -416,7 +417,7 @@ var sox = Profile{
 			if len(agents) == 0 {
 				return notApplicable("no approved configuration in the log", ev)
 			}
-			var off []Offense
+			var off offenses
 			cfgs := map[string]string{}
 			for _, a := range sortedStringKeys(agents) {
 				end := ""
@@ -426,7 +427,7 @@ var sox = Profile{
 				}
 				cfgs[a] = end
 				if start, ok := c.startConfig[a]; !ok || start != end {
-					off = append(off, Offense{Index: at, Reason: fmt.Sprintf("agent %s: the approved configuration changed in the period (%q to %q): benchmarking does not apply", a, start, end)})
+					off.add(Offense{Index: at, Reason: fmt.Sprintf("agent %s: the approved configuration changed in the period (%q to %q): benchmarking does not apply", a, start, end)})
 				}
 			}
 			ev.Facts["approved_configuration_sha256"] = cfgs
@@ -441,9 +442,9 @@ var euAIAct = Profile{
 	Name: "eu-ai-act", Title: "Regulation (EU) 2024/1689 (AI Act), high-risk AI systems: logging, oversight, monitoring, incidents", Floor: period.Period{Months: 6},
 	Controls: []Control{
 		{"euaia-art12.1", "Regulation (EU) 2024/1689 Art. 12(1)", "Automatic recording of events over the period", func(c *collector) ControlResult {
-			var off []Offense
+			var off offenses
 			for _, g := range c.gaps {
-				off = append(off, g.offense("capture outage of %s", gapDuration(g)))
+				off.add(g.offense("capture outage of %s", gapDuration(g)))
 			}
 			ev := Evidence{Counts: map[string]int{"entries_in_period": c.inPeriod, "capture_gaps": len(c.gaps)},
 				Facts: map[string]any{"outage": c.outage.String(), "max_outage": c.p.MaxCaptureOutage.String()}}
@@ -451,7 +452,7 @@ var euAIAct = Profile{
 				return notSatisfied("nothing was recorded in the period", ev)
 			}
 			if c.outage <= time.Duration(c.p.MaxCaptureOutage) {
-				off = nil
+				off = offenses{}
 			}
 			return verdict("events were recorded over the period, with no capture outage beyond the allowed", "%d capture outages, "+c.outage.String()+" in all", off, ev)
 		}},
@@ -471,7 +472,7 @@ var euAIAct = Profile{
 			off, facts, reason := c.retentionCheck(period.Period{Months: 6})
 			ev := Evidence{Facts: facts}
 			if reason != "" {
-				ev.Offending = off
+				ev.offending(off)
 				return notSatisfied(reason, ev)
 			}
 			return verdict("the retention floor in force is at least six months", "%d floors below six months", off, ev)
@@ -493,7 +494,7 @@ var euAIAct = Profile{
 			if gap > 2*time.Duration(c.p.MonitorStatusInterval) {
 				return notSatisfied(fmt.Sprintf("the monitor did not report for %s (interval %s)", gap.Round(time.Second), c.p.MonitorStatusInterval), ev)
 			}
-			return verdict("the monitor reported over the whole period", "", nil, ev)
+			return verdict("the monitor reported over the whole period", "", offenses{}, ev)
 		}},
 		{"euaia-art73", "Regulation (EU) 2024/1689 Art. 73", "Reporting of serious incidents", func(c *collector) ControlResult {
 			ev := Evidence{Counts: map[string]int{"incidents": len(c.incidentIDs)}, Facts: map[string]any{"deadlines": c.p.IncidentDeadlines}}
@@ -504,7 +505,7 @@ var euAIAct = Profile{
 			if c.lastTime.Before(end) {
 				end = c.lastTime
 			}
-			var off []Offense
+			var off offenses
 			pending := []string{}
 			for _, id := range c.incidentIDs {
 				in := c.incidents[id]
@@ -515,9 +516,9 @@ var euAIAct = Profile{
 				due := in.aware.Add(time.Duration(d))
 				switch {
 				case in.notified != nil && in.notified.After(due):
-					off = append(off, in.e.offense("incident %s (%s) notified %s, after its deadline %s", id, in.class, in.notified.Format(time.RFC3339), due.Format(time.RFC3339)))
+					off.add(in.e.offense("incident %s (%s) notified %s, after its deadline %s", id, in.class, in.notified.Format(time.RFC3339), due.Format(time.RFC3339)))
 				case in.notified == nil && end.After(due):
-					off = append(off, in.e.offense("incident %s (%s) overdue: aware %s, deadline %s, not notified", id, in.class, in.aware.Format(time.RFC3339), due.Format(time.RFC3339)))
+					off.add(in.e.offense("incident %s (%s) overdue: aware %s, deadline %s, not notified", id, in.class, in.aware.Format(time.RFC3339), due.Format(time.RFC3339)))
 				case in.notified == nil:
 					pending = append(pending, fmt.Sprintf("%s due %s", id, due.Format(time.RFC3339)))
 				}
