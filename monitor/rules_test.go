@@ -37,9 +37,11 @@ func pack(t testing.TB, repl ...string) *Rules {
 }
 
 const (
-	hoursLine  = "business_hours: {timezone: UTC, start: 7, end: 19, days: [1, 2, 3, 4, 5]}"
+	hoursLine  = `business_hours: {timezone: "", start: 7, end: 19, days: [1, 2, 3, 4, 5]}`
 	allHours   = "business_hours: {timezone: UTC, start: 0, end: 24, days: [1, 2, 3, 4, 5, 6, 7]}"
-	noHours    = "business_hours: {timezone: UTC, start: 0, end: 0, days: [1, 2, 3, 4, 5, 6, 7]}"
+	noHours    = "business_hours: {timezone: Europe/Berlin, start: 0, end: 0, days: [1, 2, 3, 4, 5, 6, 7]}"
+	toolsLine  = "allowed_tools: []"
+	someTools  = "allowed_tools: [search, read_file, patient.lookup, shell.exec]"
 	medicalOff = "medical_mode: false"
 	medicalOn  = "medical_mode: true"
 )
@@ -98,7 +100,7 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 	c.WaitPublished()
 	cfg := craftConfig(c, t.TempDir())
 	cfg.Start = 0
-	cfg.Rules = pack(t, hoursLine, allHours, medicalOff, medicalOn)
+	cfg.Rules = pack(t, hoursLine, allHours, medicalOff, medicalOn, toolsLine, someTools)
 	r := startMonitor(t, cfg)
 	r.waitPos(c.Size)
 	if as := r.out.alerts(t); len(as) != 0 {
@@ -184,7 +186,7 @@ func TestPackQuietOnCleanStream(t *testing.T) {
 	warmUp(c)
 	cfg := craftConfig(c, t.TempDir())
 	cfg.Start = 0
-	cfg.Rules = pack(t, hoursLine, allHours, medicalOff, medicalOn)
+	cfg.Rules = pack(t, hoursLine, allHours, medicalOff, medicalOn, toolsLine, someTools)
 	r := startMonitor(t, cfg)
 	for round := range 3 {
 		s := fmt.Sprintf("clean-%d", round)
@@ -229,8 +231,13 @@ func TestPackOutsideHours(t *testing.T) {
 	c.WaitPublished()
 	r.waitPos(c.Size)
 	want := []ruleHit{{"activity.outside_hours", i[0]}, {"activity.outside_hours", i[2]}}
-	if got := hits(r.out.alerts(t)); !slices.Equal(got, want) {
+	as := r.out.alerts(t)
+	if got := hits(as); !slices.Equal(got, want) {
 		t.Fatalf("alerts %v, want %v", got, want)
+	}
+	// The alert says which time zone it judged by, and the local time.
+	if m := as[0].Message; !strings.Contains(m, " Europe/Berlin (") || !strings.HasSuffix(m, "outside business hours 0:00-0:00 Europe/Berlin") {
+		t.Errorf("message %q", m)
 	}
 }
 

@@ -77,7 +77,7 @@ func startLog(t *testing.T) *logServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := strings.Replace(string(pack), "business_hours: {timezone: UTC, start: 7, end: 19, days: [1, 2, 3, 4, 5]}",
+	p := strings.Replace(string(pack), `business_hours: {timezone: "", start: 7, end: 19, days: [1, 2, 3, 4, 5]}`,
 		"business_hours: {timezone: UTC, start: 0, end: 24, days: [1, 2, 3, 4, 5, 6, 7]}", 1)
 	l.rules = filepath.Join(t.TempDir(), "rules.yaml")
 	os.WriteFile(l.rules, []byte(p), 0o644)
