@@ -22,6 +22,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/providertest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -64,7 +65,7 @@ type scenario struct {
 }
 
 func TestRealisticSessions(t *testing.T) {
-	pf := newProviderFake(t)
+	pf := providertest.New(t)
 	e := newEnv(t, "fail-closed", func(c *server.Config, _ *httptest.Server) {
 		c.Upstreams = map[string]string{"openai": pf.URL, "anthropic": pf.URL}
 	})
@@ -237,7 +238,7 @@ func firstDiff(a, b string) string {
 // sdkClients are the official SDKs' clients for one front door: the
 // capture proxy (with the session header) or the Go middleware (straight
 // to the provider).
-func sdkClients(t *testing.T, e *env, pf *providerFake, front, session string) (openai.Client, anthropic.Client, func()) {
+func sdkClients(t *testing.T, e *env, pf *providertest.Fake, front, session string) (openai.Client, anthropic.Client, func()) {
 	oaOpts := []oaoption.RequestOption{oaoption.WithAPIKey(openaiKey), oaoption.WithMaxRetries(2)}
 	anOpts := []anoption.RequestOption{anoption.WithAPIKey(anthropicKey), anoption.WithMaxRetries(2)}
 	if front == "proxy" {

@@ -344,6 +344,57 @@ func (s *Server) getSession(r *http.Request, p *auth.Principal) (int, any, error
 	return http.StatusOK, client.SessionPage{Tenant: tenant, Session: id, Events: evs}, nil
 }
 
+// maxPayloadPage caps the payload bytes of one page of
+// GET /v1/sessions/{id}/payloads.
+const maxPayloadPage = 16 << 20
+
+func (s *Server) getSessionPayloads(r *http.Request, p *auth.Principal) (int, any, error) {
+	id := chi.URLParam(r, "id")
+	if !event.ValidID(id) {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_session", "invalid session id")
+	}
+	tenant, err := tenantParam(r, p)
+	if err != nil {
+		return 0, nil, err
+	}
+	var fromSeq uint64
+	if q := r.URL.Query().Get("from_seq"); q != "" {
+		if fromSeq, err = parseUint(q, "from_seq"); err != nil {
+			return 0, nil, err
+		}
+	}
+	limit := maxSessionPage
+	if q := r.URL.Query().Get("limit"); q != "" {
+		n, err := parseUint(q, "limit")
+		if err != nil || n == 0 || n > maxSessionPage {
+			return 0, nil, errorf(http.StatusBadRequest, "bad_query", "limit must be 1-%d", maxSessionPage)
+		}
+		limit = int(n)
+	}
+	d, err := s.log.DiscloseSession(r.Context(), reader(p), tenant, id, fromSeq, limit, maxPayloadPage)
+	if errors.Is(err, auditlog.ErrNotFound) {
+		return 0, nil, errorf(http.StatusNotFound, "not_found", "no such session")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	out := client.SessionPayloadsResponse{Tenant: tenant, Session: id, Events: make([]client.SessionPayloadEntry, 0, len(d.Events)),
+		Access: client.NewEventResponse(d.Access)}
+	if d.NextSeq != 0 {
+		out.NextSeq = &d.NextSeq
+	}
+	for _, e := range d.Events {
+		en := client.SessionPayloadEntry{Index: e.Index, Seq: e.Seq, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Status: e.Status}
+		if e.Status == client.PayloadOK {
+			en.MediaType = e.Record.MediaType
+			en.PayloadBase64 = base64.StdEncoding.EncodeToString(e.Record.Payload)
+			en.Salt = hex.EncodeToString(e.Record.Salt)
+		}
+		out.Events = append(out.Events, en)
+	}
+	return http.StatusOK, out, nil
+}
+
 func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error) {
 	idx, err := parseUint(chi.URLParam(r, "index"), "index")
 	if err != nil {

@@ -345,6 +345,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/v1/events", s.authed(auth.ScopeWrite, s.postEvents))
 		r.Post("/v1/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
 		r.Get("/v1/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
+		r.Get("/v1/sessions/{id}/payloads", s.authed(auth.ScopeAudit, s.getSessionPayloads))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))
 		r.Post("/v1/signers", s.authed(auth.ScopeAdmin, s.postSigner))

@@ -38,9 +38,9 @@ var Map = []Layer{
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
 		Deny: []string{"vault", "auth", "index", "internal/sqlitedb", "signer", "retention", "log", "tiles"},
 		What: "HTTP API, capture (proxy and middleware), witness"},
-	{Name: "consumer", Packages: []string{"monitor", "compliance"},
+	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay"},
 		Deny: []string{"vault", "auth", "index", "signer", "retention", "log", "tiles", "server", "capture", "witness"},
-		What: "read the log only through client: the monitor, compliance reports"},
+		What: "read the log only through client: the monitor, compliance reports, session replay"},
 	{Name: "main", Packages: []string{"cmd/...", "internal/cli"},
 		What: "thin mains: flags, logging, signals"},
 }
@@ -55,7 +55,7 @@ var Exceptions = map[string][]string{
 }
 
 // TestOnly packages may import anything, and only tests may import them.
-var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest"}
+var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest"}
 
 // Violation is one forbidden import.
 type Violation struct {

@@ -1,4 +1,7 @@
-package capture_test
+// Package providertest is an upstream that answers like OpenAI and
+// Anthropic do, for recording realistic sessions through the capture
+// proxy and middleware and for replaying them. Test only.
+package providertest
 
 import (
 	"encoding/json"
@@ -11,7 +14,7 @@ import (
 	"testing"
 )
 
-// providerFake answers like OpenAI and Anthropic do, for recording
+// Fake answers like OpenAI and Anthropic do, for recording
 // realistic sessions: an alias resolves to its dated snapshot (request
 // gpt-4o, response gpt-4o-2024-08-06), usage grows with the conversation
 // (about four bytes a token, as the providers' tokenizers give for
@@ -19,11 +22,25 @@ import (
 // before it answers, streams are server-sent events with usage at the end,
 // and a conversation that mentions "[busy]" is rate limited once (429 with
 // retry-after-ms) before it succeeds.
-type providerFake struct {
+type Fake struct {
 	*httptest.Server
-	mu    sync.Mutex
-	seen  map[string]bool
-	reqID int
+	mu       sync.Mutex
+	seen     map[string]bool
+	reqID    int
+	requests int
+}
+
+// Keys the fake accepts.
+const (
+	OpenAIKey    = "sk-test-OPENAI-key-9f8e7d6c5b4a3210"
+	AnthropicKey = "sk-ant-test-ANTHROPIC-key-0123456789abcdef"
+)
+
+// Requests counts the requests the fake received.
+func (f *Fake) Requests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
 }
 
 var snapshots = map[string]string{
@@ -31,8 +48,9 @@ var snapshots = map[string]string{
 	"claude-sonnet-4-5": "claude-sonnet-4-5-20250929", "claude-haiku-4-5": "claude-haiku-4-5-20251001",
 }
 
-func newProviderFake(t testing.TB) *providerFake {
-	f := &providerFake{seen: map[string]bool{}}
+// New starts a fake that lives until the test ends.
+func New(t testing.TB) *Fake {
+	f := &Fake{seen: map[string]bool{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	return f
@@ -90,15 +108,18 @@ func (c *conversation) next() string {
 	return ""
 }
 
-func (f *providerFake) id(prefix string) string {
+func (f *Fake) id(prefix string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reqID++
 	return fmt.Sprintf("%s%06d", prefix, f.reqID)
 }
 
-func (f *providerFake) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.requests++
+	f.mu.Unlock()
 	var c conversation
 	if err := json.Unmarshal(body, &c); err != nil {
 		http.Error(w, "bad json", http.StatusBadRequest)
@@ -166,7 +187,7 @@ func jsonString(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 func toolArgs(tool string) string { return `{"query":"` + tool + ` for the current case"}` }
 
-func (f *providerFake) chat(w http.ResponseWriter, c conversation, snap, tool, text string, in, out int) {
+func (f *Fake) chat(w http.ResponseWriter, c conversation, snap, tool, text string, in, out int) {
 	id := f.id("chatcmpl-")
 	usage := fmt.Sprintf(`{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`, in, out, in+out)
 	callID := f.id("call_")
@@ -208,7 +229,7 @@ func (f *providerFake) chat(w http.ResponseWriter, c conversation, snap, tool, t
 	sse(w, events)
 }
 
-func (f *providerFake) responses(w http.ResponseWriter, snap, tool, text string, in, out int) {
+func (f *Fake) responses(w http.ResponseWriter, snap, tool, text string, in, out int) {
 	id := f.id("resp_")
 	item := `{"type":"message","id":"` + f.id("msg_") + `","status":"completed","role":"assistant","content":[{"type":"output_text","text":` + jsonString(text) + `,"annotations":[],"logprobs":[]}]}`
 	if tool != "" {
@@ -220,7 +241,7 @@ func (f *providerFake) responses(w http.ResponseWriter, snap, tool, text string,
 		`"parallel_tool_calls":true,"tool_choice":"auto","tools":[],"text":{"format":{"type":"text"}},"error":null,"incomplete_details":null}`)
 }
 
-func (f *providerFake) anthropic(w http.ResponseWriter, c conversation, snap, tool, text string, in, out int) {
+func (f *Fake) anthropic(w http.ResponseWriter, c conversation, snap, tool, text string, in, out int) {
 	id := f.id("msg_01")
 	useID := f.id("toolu_01")
 	stop := "end_turn"

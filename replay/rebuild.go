@@ -1,0 +1,462 @@
+// Package replay rebuilds a session from the log as an auditor sees it
+// (every event proved included under a verified checkpoint, the session's
+// seq and prev chain, each payload against its commitment), shows it as a
+// decision timeline, and re-executes an agent against it: a handler that
+// answers the agent's provider requests from the recorded responses and
+// reports the first request that departs from the record.
+//
+// It is a consumer of the log: it reads only through client.
+package replay
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	fmtlog "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	tclient "github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Source is the log a session is rebuilt from.
+type Source struct {
+	Log *client.Client
+	// Key verifies the log's checkpoints.
+	Key note.Verifier
+	// Policy, if set, is the witness policy the checkpoint must meet.
+	Policy *checkpoint.Policy
+	Logger *slog.Logger
+}
+
+// Query names a session.
+type Query struct {
+	// Tenant, for a global token, names the tenant ("" is the token's).
+	Tenant  string
+	Session string
+	// Payloads discloses the session's payloads (audit scope), one request
+	// and one access.read event per page of up to 1,000 events.
+	Payloads bool
+}
+
+// Checks that a rebuild makes; a Problem names the one that failed.
+const (
+	CheckCheckpoint = "checkpoint" // the checkpoint verifies (signature, witness policy)
+	CheckListing    = "listing"    // the server's session listing agrees with the log
+	CheckInclusion  = "inclusion"  // the event is in the tree of the checkpoint
+	CheckLeaf       = "leaf"       // the leaf is a well-formed event of this session
+	CheckOrder      = "order"      // events are listed in log order
+	CheckSeq        = "seq"        // seq follows the previous event's
+	CheckChain      = "chain"      // prev is the previous event's leaf hash
+	CheckPayload    = "payload"    // the payload opens the leaf's commitment
+)
+
+// Problem is one failed check: which event, which check, expected and
+// found.
+type Problem struct {
+	Index    *uint64 `json:"index,omitempty"`
+	Seq      *uint64 `json:"seq,omitempty"`
+	Check    string  `json:"check"`
+	Expected string  `json:"expected,omitempty"`
+	Found    string  `json:"found,omitempty"`
+	Message  string  `json:"message"`
+}
+
+func (p Problem) String() string {
+	at := ""
+	if p.Index != nil {
+		at = fmt.Sprintf("entry %d", *p.Index)
+	}
+	if p.Seq != nil {
+		at += fmt.Sprintf(" (seq %d)", *p.Seq)
+	}
+	s := fmt.Sprintf("%s: %s: %s", at, p.Check, p.Message)
+	if p.Expected != "" || p.Found != "" {
+		s += fmt.Sprintf(" (expected %s, found %s)", p.Expected, p.Found)
+	}
+	return s
+}
+
+// Payload statuses beyond the server's (client.PayloadOK, ...).
+const (
+	PayloadNotRead  = "not_read"  // payloads were not asked for
+	PayloadRejected = "rejected"  // disclosed, but it failed a check here
+	PayloadNotShown = "not_shown" // the server listed no payload for the event
+)
+
+// Event is one verified (or not) event of a session.
+type Event struct {
+	Index    uint64
+	Seq      uint64
+	Data     []byte // the leaf as the log holds it
+	LeafHash []byte
+	Leaf     *event.Leaf // nil if the leaf does not parse
+	Time     time.Time
+	// Included: proved in the checkpoint's tree.
+	Included bool
+	// Chained: seq and prev follow the previous event.
+	Chained       bool
+	PayloadStatus string
+	MediaType     string
+	Payload       []byte
+	Problems      []Problem
+}
+
+// Verified reports whether every check of the event passed.
+func (e *Event) Verified() bool { return len(e.Problems) == 0 }
+
+// Session is a rebuilt session.
+type Session struct {
+	Tenant string
+	ID     string
+	// Checkpoint the events are proved against.
+	Size       uint64
+	Root       []byte
+	Checkpoint []byte
+	Events     []*Event
+	// Problems are every failed check, in order (also kept per event).
+	Problems []Problem
+	// Access are the indices of the access.read events that recorded the
+	// payload disclosures.
+	Access []uint64
+}
+
+// Verified reports whether every check passed.
+func (s *Session) Verified() bool { return len(s.Problems) == 0 }
+
+func (s *Session) problem(e *Event, check, expected, found, format string, args ...any) {
+	p := Problem{Check: check, Expected: expected, Found: found, Message: fmt.Sprintf(format, args...)}
+	if e != nil {
+		i, q := e.Index, e.Seq
+		p.Index, p.Seq = &i, &q
+		e.Problems = append(e.Problems, p)
+	}
+	s.Problems = append(s.Problems, p)
+}
+
+// ErrSession: the session cannot be rebuilt at all (unknown, not
+// readable, or the log cannot be read); problems with its events are
+// listed in Session.Problems instead.
+var ErrSession = errors.New("cannot rebuild the session")
+
+// maxEvents caps the events of one rebuilt session.
+const maxEvents = 1_000_000
+
+// Rebuild reads a session and verifies every event: the leaf proved
+// included under a checkpoint that verifies (and meets the policy), the
+// leaf hash the listing gave, seq contiguous from 0, prev the previous
+// leaf hash, and with q.Payloads each payload against its commitment.
+// What fails is listed, never repaired.
+func Rebuild(ctx context.Context, src Source, q Query) (*Session, error) {
+	if src.Logger == nil {
+		src.Logger = slog.New(slog.DiscardHandler)
+	}
+	tiles := src.Log.Tiles()
+	s := &Session{ID: q.Session}
+	listing, err := list(ctx, src.Log, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(listing) > 0 {
+		s.Tenant = listing[0].tenant
+	}
+	// A checkpoint that covers every listed event (the log publishes
+	// checkpoints every second or so).
+	var cpRaw []byte
+	var size uint64
+	var root []byte
+	maxIndex := uint64(0)
+	for _, l := range listing {
+		maxIndex = max(maxIndex, l.Index)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := tiles.ReadCheckpoint(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading the checkpoint: %v", ErrSession, err)
+		}
+		var cpSize uint64
+		var cpRoot []byte
+		if src.Policy != nil {
+			cp, err := src.Policy.Verify(raw, src.Key)
+			if err != nil {
+				s.problem(nil, CheckCheckpoint, "", "", "%v", err)
+				return s, nil
+			}
+			cpSize, cpRoot = cp.Size, cp.Hash
+		} else {
+			cp, _, err := checkpoint.Verify(raw, src.Key)
+			if err != nil {
+				s.problem(nil, CheckCheckpoint, "", "", "%v", err)
+				return s, nil
+			}
+			cpSize, cpRoot = cp.Size, cp.Hash
+		}
+		cpRaw, size, root = raw, cpSize, cpRoot
+		if len(listing) == 0 || maxIndex < size || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.Checkpoint, s.Size, s.Root = cpRaw, size, root
+
+	var payloads map[uint64]client.SessionPayload
+	if q.Payloads {
+		if payloads, s.Access, err = disclose(ctx, src.Log, q); err != nil {
+			return nil, err
+		}
+	}
+
+	pb, err := tclient.NewProofBuilder(ctx, size, tileFetcher(tiles, size))
+	if err != nil {
+		return nil, fmt.Errorf("%w: proof builder: %v", ErrSession, err)
+	}
+	bundles := &bundleCache{t: tiles, size: size}
+	listedAt := make(map[uint64]int, len(listing)) // seq -> position in the listing
+	for i, l := range listing {
+		listedAt[l.Seq] = i
+	}
+	var prev *Event
+	for pos, l := range listing {
+		e := &Event{Index: l.Index, Seq: l.Seq, PayloadStatus: PayloadNotRead}
+		s.Events = append(s.Events, e)
+		s.verifyEvent(ctx, e, l, prev, pb, bundles, size, root, func(seq uint64) bool { p, ok := listedAt[seq]; return ok && p > pos })
+		if q.Payloads && e.Leaf != nil {
+			s.verifyPayload(e, payloads)
+		}
+		prev = e
+	}
+	return s, nil
+}
+
+type listed struct {
+	client.SessionEntry
+	tenant string
+}
+
+// list reads the server's listing of the session, every page.
+func list(ctx context.Context, c *client.Client, q Query) ([]listed, error) {
+	var out []listed
+	var from uint64
+	for {
+		p, err := c.Session(ctx, q.Session, client.SessionQuery{Tenant: q.Tenant, FromSeq: from, Limit: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSession, err)
+		}
+		for _, e := range p.Events {
+			out = append(out, listed{SessionEntry: e, tenant: p.Tenant})
+		}
+		if len(p.Events) < 1000 || len(out) >= maxEvents {
+			return out, nil
+		}
+		from = p.Events[len(p.Events)-1].Seq + 1
+	}
+}
+
+// disclose reads every page of the session's payloads.
+func disclose(ctx context.Context, c *client.Client, q Query) (map[uint64]client.SessionPayload, []uint64, error) {
+	out := map[uint64]client.SessionPayload{}
+	var access []uint64
+	var from uint64
+	for {
+		d, err := c.SessionPayloads(ctx, q.Session, client.SessionQuery{Tenant: q.Tenant, FromSeq: from})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: disclosing payloads: %v", ErrSession, err)
+		}
+		access = append(access, d.Access.Index)
+		for _, p := range d.Events {
+			out[p.Index] = p
+		}
+		if d.NextSeq == nil || len(out) >= maxEvents {
+			return out, access, nil
+		}
+		from = *d.NextSeq
+	}
+}
+
+// listedLater reports whether an event of the seq given is listed after
+// the one being verified.
+func (s *Session) verifyEvent(ctx context.Context, e *Event, l listed, prev *Event, pb *tclient.ProofBuilder, bundles *bundleCache, size uint64, root []byte,
+	listedLater func(seq uint64) bool) {
+	if l.Index >= size {
+		s.problem(e, CheckInclusion, fmt.Sprintf("an index below %d", size), fmt.Sprint(l.Index), "the listed entry is not in the checkpoint's tree")
+		return
+	}
+	data, err := bundles.leaf(ctx, l.Index)
+	if err != nil {
+		s.problem(e, CheckInclusion, "", "", "reading the entry: %v", err)
+		return
+	}
+	e.Data, e.LeafHash = data, event.LeafHash(data)
+	hs, err := pb.InclusionProof(ctx, l.Index)
+	if err == nil {
+		err = proof.VerifyInclusion(rfc6962.DefaultHasher, l.Index, size, e.LeafHash, hs, root)
+	}
+	if err != nil {
+		s.problem(e, CheckInclusion, "", "", "the entry does not prove included in the checkpoint's tree: %v", err)
+	} else {
+		e.Included = true
+	}
+	if got := hex.EncodeToString(e.LeafHash); got != l.LeafHash {
+		s.problem(e, CheckListing, l.LeafHash, got, "the listing's leaf hash is not the log's")
+	}
+	leaf, err := event.ParseLeaf(data)
+	if err != nil {
+		s.problem(e, CheckLeaf, "", "", "the entry is not an audit event: %v", err)
+		return
+	}
+	e.Leaf = leaf
+	e.Time, _ = time.Parse(event.TimeFormat, leaf.Time)
+	if leaf.Session != s.ID || leaf.Tenant != l.tenant {
+		s.problem(e, CheckLeaf, l.tenant+"/"+s.ID, leaf.Tenant+"/"+leaf.Session, "the entry belongs to another session")
+	}
+	if leaf.Seq != l.Seq || leaf.Kind != l.Kind || leaf.ID != l.ID {
+		s.problem(e, CheckListing, fmt.Sprintf("seq %d %s %s", l.Seq, l.Kind, l.ID), fmt.Sprintf("seq %d %s %s", leaf.Seq, leaf.Kind, leaf.ID),
+			"the listing does not describe the log's entry")
+	}
+	e.Seq = leaf.Seq
+	e.Chained = true
+	switch {
+	case prev == nil && leaf.Seq != 0:
+		e.Chained = false
+		s.problem(e, CheckSeq, "0", fmt.Sprint(leaf.Seq), "the session's first event is missing: it does not begin at seq 0")
+	case prev != nil && prev.Index >= e.Index:
+		e.Chained = false
+		s.problem(e, CheckOrder, fmt.Sprintf("an index after %d", prev.Index), fmt.Sprint(e.Index), "listed after an event that comes later in the log")
+	case prev != nil && prev.Leaf != nil && leaf.Seq > prev.Seq+1 && listedLater(prev.Seq+1):
+		e.Chained = false
+		s.problem(e, CheckOrder, fmt.Sprintf("seq %d", prev.Seq+1), fmt.Sprintf("seq %d", leaf.Seq), "listed before seq %d, which is listed after it", prev.Seq+1)
+	case prev != nil && prev.Leaf != nil && leaf.Seq != prev.Seq+1:
+		e.Chained = false
+		what := "events are missing before it"
+		if leaf.Seq <= prev.Seq {
+			what = "it is out of order"
+		} else if leaf.Seq == prev.Seq+2 {
+			what = "an event is missing before it"
+		}
+		s.problem(e, CheckSeq, fmt.Sprint(prev.Seq+1), fmt.Sprint(leaf.Seq), "seq does not follow the previous event's: %s", what)
+	}
+	wantPrev := ""
+	if prev != nil && prev.LeafHash != nil {
+		wantPrev = hex.EncodeToString(prev.LeafHash)
+	}
+	if (prev != nil || leaf.Seq == 0) && leaf.Prev != wantPrev && (prev == nil || leaf.Seq == prev.Seq+1) {
+		e.Chained = false
+		s.problem(e, CheckChain, orNone(wantPrev), orNone(leaf.Prev), "prev is not the previous event's leaf hash")
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func (s *Session) verifyPayload(e *Event, payloads map[uint64]client.SessionPayload) {
+	p, ok := payloads[e.Index]
+	if !ok {
+		e.PayloadStatus = PayloadNotShown
+		if e.Leaf.Payload != nil {
+			s.problem(e, CheckPayload, "the payload", "nothing", "the server disclosed no payload for the event")
+		}
+		return
+	}
+	e.PayloadStatus = p.Status
+	switch {
+	case p.Err != nil:
+		e.PayloadStatus = PayloadRejected
+		s.problem(e, CheckPayload, "", "", "%v", p.Err)
+	case hex.EncodeToString(p.LeafHash) != hex.EncodeToString(e.LeafHash):
+		e.PayloadStatus = PayloadRejected
+		s.problem(e, CheckPayload, hex.EncodeToString(e.LeafHash), hex.EncodeToString(p.LeafHash), "the payload was disclosed with another leaf than the log's")
+	case p.Status == client.PayloadOK:
+		e.Payload, e.MediaType = p.Payload, p.MediaType
+	case p.Status == client.PayloadMissing:
+		s.problem(e, CheckPayload, "the payload committed to", "nothing", "the vault does not have the payload")
+	case p.Status == client.PayloadIntegrity:
+		s.problem(e, CheckPayload, "a payload that opens the commitment", "another", "the vault's payload does not open the leaf's commitment")
+	}
+}
+
+// bundleCache reads entry bundles once.
+type bundleCache struct {
+	t    *client.Tiles
+	size uint64
+	idx  uint64
+	b    *api.EntryBundle
+}
+
+func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
+	bi := index / layout.EntryBundleWidth
+	if c.b == nil || c.idx != bi {
+		w := layout.PartialTileSize(0, bi, c.size)
+		raw, err := c.t.ReadEntryBundle(ctx, bi, w)
+		if errors.Is(err, fs.ErrNotExist) && w > 0 {
+			raw, err = c.t.ReadEntryBundle(ctx, bi, 0) // the log grew: the full bundle holds the entries
+		}
+		if err != nil {
+			return nil, err
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return nil, err
+		}
+		c.b, c.idx = &b, bi
+	}
+	i := index % layout.EntryBundleWidth
+	if i >= uint64(len(c.b.Entries)) {
+		return nil, fmt.Errorf("entry bundle %d has %d entries", bi, len(c.b.Entries))
+	}
+	return c.b.Entries[i], nil
+}
+
+// tileFetcher reads tiles of the checkpoint's tree; a partial tile gone
+// because the log grew is read in the newer tree (full, or at its width
+// there) and holds the same hashes first.
+func tileFetcher(t *client.Tiles, size uint64) tclient.TileFetcherFunc {
+	return func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+		b, err := t.ReadTile(ctx, level, index, p)
+		if !errors.Is(err, fs.ErrNotExist) || p == 0 {
+			return b, err
+		}
+		if b, err = t.ReadTile(ctx, level, index, 0); !errors.Is(err, fs.ErrNotExist) {
+			return b, err
+		}
+		raw, err := t.ReadCheckpoint(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cp, err := parseSize(raw)
+		if err != nil {
+			return nil, err
+		}
+		return t.ReadTile(ctx, level, index, layout.PartialTileSize(level, index, cp))
+	}
+}
+
+// parseSize reads the tree size of an (unverified) checkpoint: only to
+// find where a tile lives; the hashes read are checked against the
+// verified root.
+func parseSize(raw []byte) (uint64, error) {
+	var cp fmtlog.Checkpoint
+	if _, err := cp.Unmarshal(raw); err != nil {
+		return 0, err
+	}
+	return cp.Size, nil
+}

@@ -1,0 +1,421 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Timeline is a session as a decision process: calls to models (every
+// attempt, grouped by call), the tool calls they asked for, tool results,
+// signatures and decisions, capture gaps, in log order.
+type Timeline struct {
+	Tenant     string    `json:"tenant"`
+	Session    string    `json:"session"`
+	Size       uint64    `json:"checkpoint_size"`
+	Root       string    `json:"checkpoint_root"`
+	Events     int       `json:"events"`
+	Verified   bool      `json:"verified"`
+	Steps      []Step    `json:"steps"`
+	Problems   []Problem `json:"problems"`
+	Access     []uint64  `json:"access_events,omitempty"`
+	FirstTime  string    `json:"first_time,omitempty"`
+	LastTime   string    `json:"last_time,omitempty"`
+	TotalInput int64     `json:"input_tokens"`
+	TotalOut   int64     `json:"output_tokens"`
+}
+
+// Step kinds.
+const (
+	StepCall      = "call"      // a model call: its attempts
+	StepToolCall  = "tool.call" // a tool the model asked for
+	StepSignature = "signature"
+	StepDecision  = "decision"
+	StepGap       = "capture.gap"
+	StepEvent     = "event" // any other kind
+)
+
+// Step is one entry of the timeline.
+type Step struct {
+	N        int    `json:"step"`
+	Kind     string `json:"kind"`
+	Index    uint64 `json:"index"` // the step's first event
+	Time     string `json:"time"`
+	Verified bool   `json:"verified"`
+	Summary  string `json:"summary"`
+	Call     *Call  `json:"call,omitempty"`
+	// Events are the indices of the step's events (for calls, every
+	// request and response).
+	Events []uint64 `json:"events"`
+}
+
+// Call is a model call and its attempts (retries included).
+type Call struct {
+	ID            string    `json:"id"`
+	Provider      string    `json:"provider,omitempty"`
+	API           string    `json:"api,omitempty"`
+	Model         string    `json:"model,omitempty"`
+	ResponseModel string    `json:"response_model,omitempty"`
+	Stream        bool      `json:"stream,omitempty"`
+	Attempts      []Attempt `json:"attempts"`
+	ToolCalls     []string  `json:"tool_calls,omitempty"`
+}
+
+// Attempt is one HTTP exchange of a call.
+type Attempt struct {
+	Attempt       int      `json:"attempt"`
+	Request       uint64   `json:"request"`
+	Response      *uint64  `json:"response,omitempty"`
+	Status        int      `json:"status,omitempty"`
+	Outcome       string   `json:"outcome,omitempty"`
+	Error         string   `json:"error,omitempty"`
+	DurationMS    float64  `json:"duration_ms,omitempty"`
+	TTFBMS        float64  `json:"time_to_first_byte_ms,omitempty"`
+	TTFChunk      float64  `json:"time_to_first_chunk_s,omitempty"`
+	InputTokens   int64    `json:"input_tokens,omitempty"`
+	OutputTokens  int64    `json:"output_tokens,omitempty"`
+	FinishReasons []string `json:"finish_reasons,omitempty"`
+}
+
+func attrString(l *event.Leaf, k string) string {
+	if l == nil {
+		return ""
+	}
+	s, _ := l.Attributes[k].(string)
+	return s
+}
+
+func attrNum(l *event.Leaf, k string) float64 {
+	if l == nil {
+		return 0
+	}
+	switch v := l.Attributes[k].(type) {
+	case json.Number:
+		f, _ := v.Float64()
+		return f
+	case float64:
+		return v
+	}
+	return 0
+}
+
+func attrStrings(l *event.Leaf, k string) []string {
+	a, _ := l.Attributes[k].([]any)
+	var out []string
+	for _, v := range a {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// NewTimeline builds the timeline of a rebuilt session.
+func NewTimeline(s *Session) *Timeline {
+	t := &Timeline{Tenant: s.Tenant, Session: s.ID, Size: s.Size, Root: fmt.Sprintf("%x", s.Root), Events: len(s.Events),
+		Verified: s.Verified(), Problems: s.Problems, Access: s.Access, Steps: []Step{}}
+	if t.Problems == nil {
+		t.Problems = []Problem{}
+	}
+	calls := map[string]int{} // call id -> step position
+	var lastCall string
+	for _, e := range s.Events {
+		l := e.Leaf
+		if l == nil {
+			t.Steps = append(t.Steps, Step{Kind: StepEvent, Index: e.Index, Verified: false, Summary: "unreadable entry", Events: []uint64{e.Index}})
+			continue
+		}
+		if t.FirstTime == "" {
+			t.FirstTime = l.Time
+		}
+		t.LastTime = l.Time
+		switch l.Kind {
+		case "llm.request", "llm.response":
+			id := attrString(l, "capture.call.id")
+			if id == "" {
+				id = fmt.Sprintf("entry-%d", e.Index)
+			}
+			pos, ok := calls[id]
+			if !ok {
+				pos = len(t.Steps)
+				calls[id] = pos
+				t.Steps = append(t.Steps, Step{Kind: StepCall, Index: e.Index, Time: l.Time, Verified: true, Call: &Call{ID: id}})
+			}
+			st := &t.Steps[pos]
+			st.Events = append(st.Events, e.Index)
+			st.Verified = st.Verified && e.Verified()
+			c := st.Call
+			n := int(attrNum(l, "capture.attempt"))
+			if l.Kind == "llm.request" {
+				c.Provider, c.API, c.Model = attrString(l, "gen_ai.provider.name"), attrString(l, "capture.api"), attrString(l, "gen_ai.request.model")
+				c.Stream = c.Stream || l.Attributes["gen_ai.request.stream"] == true
+				c.Attempts = append(c.Attempts, Attempt{Attempt: n, Request: e.Index})
+			} else {
+				a := c.attempt(n)
+				i := e.Index
+				a.Response = &i
+				a.Status = int(attrNum(l, "http.response.status_code"))
+				a.Outcome, a.Error = attrString(l, "capture.outcome"), attrString(l, "error.type")
+				a.DurationMS, a.TTFBMS = attrNum(l, "capture.duration_ms"), attrNum(l, "capture.time_to_first_byte_ms")
+				a.TTFChunk = attrNum(l, "gen_ai.response.time_to_first_chunk")
+				a.InputTokens, a.OutputTokens = int64(attrNum(l, "gen_ai.usage.input_tokens")), int64(attrNum(l, "gen_ai.usage.output_tokens"))
+				a.FinishReasons = attrStrings(l, "gen_ai.response.finish_reasons")
+				t.TotalInput += a.InputTokens
+				t.TotalOut += a.OutputTokens
+				if m := attrString(l, "gen_ai.response.model"); m != "" {
+					c.ResponseModel = m
+				}
+			}
+			lastCall = id
+		case "tool.call":
+			name := attrString(l, "gen_ai.tool.name")
+			if pos, ok := calls[attrString(l, "capture.call.id")]; ok && attrString(l, "capture.call.id") == lastCall {
+				t.Steps[pos].Call.ToolCalls = append(t.Steps[pos].Call.ToolCalls, name)
+			}
+			args := ""
+			if e.Payload != nil {
+				args = " " + clip(string(e.Payload), 200)
+			}
+			t.Steps = append(t.Steps, Step{Kind: StepToolCall, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
+				Summary: fmt.Sprintf("%s (%s)%s", name, attrString(l, "gen_ai.tool.call.id"), args)})
+		case "human.signature":
+			t.Steps = append(t.Steps, Step{Kind: StepSignature, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
+				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", attrString(l, "signature.printed_name"), l.Actor.ID,
+					l.Attributes["signature.index"], attrString(l, "signature.meaning"))})
+		case "agent.decision":
+			t.Steps = append(t.Steps, Step{Kind: StepDecision, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
+				Summary: fmt.Sprintf("%s %s: %s", l.Actor.Type, l.Actor.ID, attrString(l, "decision.outcome"))})
+		case "capture.gap":
+			t.Steps = append(t.Steps, Step{Kind: StepGap, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
+				Summary: "capture gap: " + firstOf(attrString(l, "capture.reason"), attrString(l, "capture.gap.error"))})
+		default:
+			t.Steps = append(t.Steps, Step{Kind: StepEvent, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
+				Summary: fmt.Sprintf("%s by %s %s", l.Kind, l.Actor.Type, l.Actor.ID)})
+		}
+	}
+	for i := range t.Steps {
+		st := &t.Steps[i]
+		st.N = i + 1
+		if st.Call != nil {
+			st.Summary = st.Call.summary()
+		}
+	}
+	return t
+}
+
+func firstOf(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+func (c *Call) attempt(n int) *Attempt {
+	for i := range c.Attempts {
+		if c.Attempts[i].Attempt == n && c.Attempts[i].Response == nil {
+			return &c.Attempts[i]
+		}
+	}
+	c.Attempts = append(c.Attempts, Attempt{Attempt: n})
+	return &c.Attempts[len(c.Attempts)-1]
+}
+
+func (c *Call) summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", firstOf(c.Provider, "?"), firstOf(c.API, "?"))
+	model := c.Model
+	if c.ResponseModel != "" && c.ResponseModel != c.Model {
+		model += " → " + c.ResponseModel
+	}
+	fmt.Fprintf(&b, " %s", model)
+	if c.Stream {
+		b.WriteString(" (stream)")
+	}
+	for _, a := range c.Attempts {
+		fmt.Fprintf(&b, "; attempt %d: ", a.Attempt)
+		switch {
+		case a.Response == nil:
+			b.WriteString("no response recorded")
+		case a.Error != "":
+			fmt.Fprintf(&b, "%d %s (%s) after %.0f ms", a.Status, a.Error, a.Outcome, a.DurationMS)
+		default:
+			fmt.Fprintf(&b, "%d, %d→%d tokens, %.0f ms (first byte %.0f ms)", a.Status, a.InputTokens, a.OutputTokens, a.DurationMS, a.TTFBMS)
+			if len(a.FinishReasons) > 0 {
+				fmt.Fprintf(&b, ", finish %s", strings.Join(a.FinishReasons, ","))
+			}
+		}
+	}
+	if len(c.ToolCalls) > 0 {
+		fmt.Fprintf(&b, "; asks for %s", strings.Join(c.ToolCalls, ", "))
+	}
+	return b.String()
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) > n {
+		return string([]rune(s)[:n]) + "…"
+	}
+	return s
+}
+
+// WriteText writes the timeline for a terminal. Every value from the log
+// is written as text (control characters escaped).
+func (t *Timeline) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	state := "every event verified"
+	if !t.Verified {
+		state = fmt.Sprintf("%d problem(s)", len(t.Problems))
+	}
+	fmt.Fprintf(bw, "session %s (tenant %s): %d events, %s, against checkpoint size %d root %s\n",
+		safe(t.Session), safe(t.Tenant), t.Events, state, t.Size, t.Root)
+	if t.FirstTime != "" {
+		fmt.Fprintf(bw, "from %s to %s; %d input and %d output tokens\n", safe(t.FirstTime), safe(t.LastTime), t.TotalInput, t.TotalOut)
+	}
+	for _, st := range t.Steps {
+		mark := "ok"
+		if !st.Verified {
+			mark = "FAILED"
+		}
+		tm := st.Time
+		if ts, err := time.Parse(event.TimeFormat, st.Time); err == nil {
+			tm = ts.UTC().Format("15:04:05.000")
+		}
+		fmt.Fprintf(bw, "%3d  %-12s %-11s #%-6d %-6s %s\n", st.N, tm, st.Kind, st.Index, mark, safe(st.Summary))
+	}
+	if len(t.Problems) > 0 {
+		fmt.Fprintf(bw, "\nproblems:\n")
+		for _, p := range t.Problems {
+			fmt.Fprintf(bw, "  %s\n", safe(p.String()))
+		}
+	}
+	return bw.Flush()
+}
+
+// safe renders a value from the log as one line of plain text.
+func safe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// WriteJSON writes the timeline as indented JSON.
+func (t *Timeline) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(t)
+}
+
+// AssembledText is the text a streamed (or not) response carried: the
+// concatenated deltas of an OpenAI or Anthropic event stream, or the
+// message text of a JSON response. ok is false if none was found.
+func AssembledText(payload []byte) (text string, ok bool) {
+	var b strings.Builder
+	if bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
+		var v struct {
+			Choices []struct {
+				Message struct {
+					Content string `json:"content"`
+				} `json:"message"`
+			} `json:"choices"`
+			Content []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"content"`
+			Output []struct {
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"output"`
+		}
+		if json.Unmarshal(payload, &v) != nil {
+			return "", false
+		}
+		for _, c := range v.Choices {
+			b.WriteString(c.Message.Content)
+		}
+		for _, c := range v.Content {
+			b.WriteString(c.Text)
+		}
+		for _, o := range v.Output {
+			for _, c := range o.Content {
+				b.WriteString(c.Text)
+			}
+		}
+		return b.String(), b.Len() > 0
+	}
+	for _, line := range strings.Split(string(payload), "\n") {
+		d, found := strings.CutPrefix(line, "data: ")
+		if !found || d == "[DONE]" {
+			continue
+		}
+		var v struct {
+			Type    string `json:"type"`
+			Choices []struct {
+				Delta struct {
+					Content string `json:"content"`
+				} `json:"delta"`
+			} `json:"choices"`
+			Delta struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"delta"`
+		}
+		if json.Unmarshal([]byte(d), &v) != nil {
+			continue
+		}
+		for _, c := range v.Choices {
+			b.WriteString(c.Delta.Content)
+		}
+		if v.Type == "content_block_delta" && v.Delta.Type == "text_delta" {
+			b.WriteString(v.Delta.Text)
+		}
+		if v.Type == "response.output_text.delta" {
+			var r struct {
+				Delta string `json:"delta"`
+			}
+			json.Unmarshal([]byte(d), &r)
+			b.WriteString(r.Delta)
+		}
+	}
+	return b.String(), b.Len() > 0
+}
+
+// Pretty indents a JSON payload; anything else is returned as text.
+func Pretty(payload []byte) string {
+	var out bytes.Buffer
+	if json.Indent(&out, payload, "", "  ") == nil {
+		return out.String()
+	}
+	return string(payload)
+}
+
+//go:embed templates/timeline.html
+var timelineHTML string
+
+var timelineTmpl = template.Must(template.New("timeline").Parse(timelineHTML))
+
+// WriteHTML writes the timeline as a self-contained HTML page (every value
+// from the log escaped by html/template).
+func (t *Timeline) WriteHTML(w io.Writer) error { return timelineTmpl.Execute(w, t) }

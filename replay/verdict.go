@@ -1,0 +1,66 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// KindVerdict is the event a verdict is appended as (reserved to tokens
+// with the audit scope).
+const KindVerdict = "replay.verdict"
+
+// VerdictEvent is the replay.verdict event of v: its attributes say what
+// was replayed against which checkpoint and how it ended, its payload is
+// the verdict itself.
+func VerdictEvent(v Verdict) (*event.Request, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	attrs := map[string]any{
+		"replay.session": v.Session, "replay.tenant": v.Tenant, "replay.verdict": v.Verdict,
+		"replay.checkpoint_size": v.Size, "replay.checkpoint_root": v.Root,
+		"replay.recorded_attempts": v.Recorded, "replay.served_attempts": v.Served, "replay.requests": v.Requests,
+		"replay.differences": len(v.Differences),
+	}
+	for _, d := range v.Differences {
+		if d.Relevance == Decision {
+			attrs["replay.first_code"], attrs["replay.first_path"], attrs["replay.first_index"] = d.Code, d.Path, d.Index
+			break
+		}
+	}
+	raw := map[string]json.RawMessage{}
+	for k, a := range attrs {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		raw[k] = b
+	}
+	session := "replay." + v.Session
+	if len(session) > event.MaxIDLength {
+		session = session[:event.MaxIDLength]
+	}
+	session = strings.TrimRight(session, ".-_")
+	return &event.Request{Session: session, Kind: KindVerdict, Actor: event.Actor{Type: "system", ID: "replay"},
+		Attributes: raw, Payload: payload}, nil
+}
+
+// AppendVerdict appends v as a replay.verdict event (a token with the
+// audit scope), so that a reproduction is itself evidence.
+func AppendVerdict(ctx context.Context, c *client.Client, v Verdict) (client.Written, error) {
+	ev, err := VerdictEvent(v)
+	if err != nil {
+		return client.Written{}, err
+	}
+	w, err := c.Append(ctx, []*event.Request{ev})
+	if err != nil {
+		return client.Written{}, fmt.Errorf("appending the verdict: %w", err)
+	}
+	return w[0], nil
+}
