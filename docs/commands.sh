@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-for c in log-server witness monitor loadgen; do go build -o "$bin/$c" "./cmd/$c"; done
+for c in log-server witness monitor replay loadgen; do go build -o "$bin/$c" "./cmd/$c"; done
 {
 echo '# Commands'
 echo
@@ -16,12 +16,14 @@ echo 'with `docs/commands.sh`).'
 for spec in "log-server|--help" "log-server|token create --help" "log-server|token revoke --help" "log-server|token list --help" \
             "witness|--help" "witness|keygen --help" \
             "monitor|--help" "monitor|verify --help" "monitor|verify-receipt --help" "monitor|verify-signature --help" "monitor|report --help" "monitor|verify-report --help" \
+            "replay|--help" "replay|show --help" "replay|step --help" "replay|serve --help" \
             "loadgen|--help"; do
   IFS='|' read -r name args <<< "$spec"
   case "$name $args" in
     "log-server --help") printf '\n## log-server\n\nServes the log (see [event-api.md](event-api.md), [capture.md](capture.md)). Environment: `LLMAUDIT_MASTER_KEY` (64 hex digits) supplies the vault master key (see `--master-key-source`).\n' ;;
     "witness --help") printf '\n## witness\n\nSee [witness.md](witness.md).\n' ;;
     "monitor --help") printf '\n## monitor\n\nSee [monitor.md](monitor.md) and [verifying.md](verifying.md).\n' ;;
+    "replay --help") printf '\n## replay\n\nSee [replay.md](replay.md).\n' ;;
     "loadgen --help") printf '\n## loadgen\n\nSee [performance.md](performance.md).\n' ;;
   esac
   printf '\n```\n$ %s %s\n' "$name" "$args"

@@ -256,7 +256,7 @@ func list(ctx context.Context, c *client.Client, q Query) ([]listed, error) {
 	for {
 		p, err := c.Session(ctx, q.Session, client.SessionQuery{Tenant: q.Tenant, FromSeq: from, Limit: 1000})
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSession, err)
+			return nil, fmt.Errorf("%w: %w", ErrSession, err)
 		}
 		for _, e := range p.Events {
 			out = append(out, listed{SessionEntry: e, tenant: p.Tenant})
@@ -276,7 +276,7 @@ func disclose(ctx context.Context, c *client.Client, q Query) (map[uint64]client
 	for {
 		d, err := c.SessionPayloads(ctx, q.Session, client.SessionQuery{Tenant: q.Tenant, FromSeq: from})
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: disclosing payloads: %v", ErrSession, err)
+			return nil, nil, fmt.Errorf("%w: disclosing payloads: %w", ErrSession, err)
 		}
 		access = append(access, d.Access.Index)
 		for _, p := range d.Events {

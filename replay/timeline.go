@@ -419,3 +419,7 @@ var timelineTmpl = template.Must(template.New("timeline").Parse(timelineHTML))
 // WriteHTML writes the timeline as a self-contained HTML page (every value
 // from the log escaped by html/template).
 func (t *Timeline) WriteHTML(w io.Writer) error { return timelineTmpl.Execute(w, t) }
+
+// SafeText renders a value from the log as one line of plain text: control
+// characters (a terminal's escape sequences among them) are shown escaped.
+func SafeText(s string) string { return safe(s) }

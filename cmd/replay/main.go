@@ -1,0 +1,300 @@
+// Command replay rebuilds a session from the log with every event
+// verified, shows it as a decision timeline, steps through it, and serves
+// its recorded responses to an agent that re-runs against it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
+	"github.com/llmaudittrail/llmaudittrail/replay"
+)
+
+const usage = `replay show SESSION --url URL --log-key FILE --token-file FILE [--witness-policy FILE] [--json|--html]
+replay step SESSION --url URL --log-key FILE --token-file FILE [--witness-policy FILE]
+replay serve SESSION --listen ADDR --url URL --log-key FILE --token-file FILE [--timing instant|recorded|scaled:F] [--all-differences] [--verdict FILE]`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintf(stdout, "usage:\n%s\n\nEach command's flags: replay COMMAND --help. See docs/replay.md.\n", usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "show":
+		return show(args[1:], stdout, stderr)
+	case "step":
+		return step(args[1:], stdout, stderr)
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "replay: unknown command %q\nusage:\n%s\n", args[0], usage)
+	return 2
+}
+
+// common are the flags every command has: where the log is and what its
+// reads are verified against.
+type common struct {
+	url, logKey, tokenFile, policy, tenant, level *string
+	noPayloads                                    *bool
+}
+
+func commonFlags(fs *flag.FlagSet) *common {
+	return &common{
+		url:        fs.String("url", "", "the log's base URL (required)"),
+		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required)"),
+		tokenFile:  fs.String("token-file", "", "file (0600) with a global token of read scope (the log's tiles), and audit scope for payloads"),
+		policy:     fs.String("witness-policy", "", "witness policy file: the checkpoint must meet it"),
+		tenant:     fs.String("tenant", "", "the session's tenant (a global token; default: the token's)"),
+		level:      fs.String("log-level", "warn", "debug, info, warn or error"),
+		noPayloads: fs.Bool("no-payloads", false, "do not disclose payloads (no access.read event; payloads are not verified)"),
+	}
+}
+
+// parse parses SESSION and the flags in either order.
+func parse(fs *flag.FlagSet, args []string) (session string, code int, ok bool) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		session, args = args[0], args[1:]
+	}
+	if code, ok := cli.Parse(fs, args); !ok {
+		return "", code, false
+	}
+	if session == "" && fs.NArg() > 0 {
+		session = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return "", cli.Fail(fs, "unexpected arguments: %v", fs.Args()), false
+	}
+	if session == "" {
+		return "", cli.Fail(fs, "no SESSION given"), false
+	}
+	return session, 0, true
+}
+
+func fail(format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, "replay: "+format+"\n", args...)
+	return 2
+}
+
+const maxFileBytes = 1 << 20
+
+func (c *common) source() (replay.Source, error) {
+	var src replay.Source
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*c.level)); err != nil {
+		return src, fmt.Errorf("--log-level: %w", err)
+	}
+	src.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	if *c.url == "" {
+		return src, errors.New("--url is required")
+	}
+	if *c.logKey == "" {
+		return src, errors.New("--log-key is required (the log's note verifier key, e.g. DATA/keys/log.pub)")
+	}
+	b, err := cli.ReadFile(*c.logKey, maxFileBytes)
+	if err != nil {
+		return src, fmt.Errorf("--log-key: %w", err)
+	}
+	var key note.Verifier
+	if key, err = checkpoint.NewVerifier(strings.TrimSpace(string(b))); err != nil {
+		return src, fmt.Errorf("--log-key: %w", err)
+	}
+	src.Key = key
+	if *c.policy != "" {
+		b, err := cli.ReadFile(*c.policy, maxFileBytes)
+		if err == nil {
+			src.Policy, err = checkpoint.ParsePolicy(b)
+		}
+		if err != nil {
+			return src, fmt.Errorf("--witness-policy: %w", err)
+		}
+	}
+	if src.Log, err = logClient(*c.url, *c.tokenFile); err != nil {
+		return src, err
+	}
+	return src, nil
+}
+
+func logClient(url, tokenFile string) (*client.Client, error) {
+	var opts []client.Option
+	if tokenFile != "" {
+		b, err := keyfile.Read(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		opts = append(opts, client.WithToken(strings.TrimSpace(string(b))))
+	}
+	c, err := client.New(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--url: %w", err)
+	}
+	return c, nil
+}
+
+// rebuild rebuilds the session, with payloads unless told not to; a
+// token without the audit scope falls back to no payloads, and says so.
+func (c *common) rebuild(ctx context.Context, session string, stderr io.Writer, needPayloads bool) (*replay.Session, error) {
+	src, err := c.source()
+	if err != nil {
+		return nil, err
+	}
+	q := replay.Query{Tenant: *c.tenant, Session: session, Payloads: !*c.noPayloads || needPayloads}
+	start := time.Now()
+	s, err := replay.Rebuild(ctx, src, q)
+	if q.Payloads && !needPayloads && errors.Is(err, client.ErrForbidden) {
+		fmt.Fprintln(stderr, "replay: the token has no audit scope: payloads are not disclosed, nor verified")
+		q.Payloads = false
+		s, err = replay.Rebuild(ctx, src, q)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "rebuilt %d events of session %s in %s\n", len(s.Events), session, time.Since(start).Round(time.Millisecond))
+	return s, nil
+}
+
+func show(args []string, stdout, stderr io.Writer) int {
+	fs := cli.NewFlagSet("replay show", "replay show SESSION --url URL --log-key FILE --token-file FILE [--witness-policy FILE] [--json|--html]")
+	c := commonFlags(fs)
+	asJSON := fs.Bool("json", false, "write the timeline as JSON")
+	asHTML := fs.Bool("html", false, "write the timeline as an HTML page")
+	session, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if *asJSON && *asHTML {
+		return cli.Fail(fs, "--json and --html exclude each other")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := c.rebuild(ctx, session, stderr, false)
+	if err != nil {
+		return fail("%v", err)
+	}
+	tl := replay.NewTimeline(s)
+	switch {
+	case *asJSON:
+		err = tl.WriteJSON(stdout)
+	case *asHTML:
+		err = tl.WriteHTML(stdout)
+	default:
+		err = tl.WriteText(stdout)
+	}
+	if err != nil {
+		return fail("writing: %v", err)
+	}
+	if !s.Verified() {
+		return 1
+	}
+	return 0
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := cli.NewFlagSet("replay serve", "replay serve SESSION --listen ADDR --url URL --log-key FILE --token-file FILE [flags]")
+	c := commonFlags(fs)
+	listen := fs.String("listen", "127.0.0.1:8090", "address to serve the agent on (http://ADDR/proxy/openai/v1, http://ADDR/proxy/anthropic)")
+	timing := fs.String("timing", "instant", "instant, recorded (as the capture timed it) or scaled:F (recorded times F)")
+	all := fs.Bool("all-differences", false, "list every difference and keep answering from the record (default: the first decision-relevant difference ends the run)")
+	volatile := fs.String("volatile", "", "comma-separated JSON paths of request fields not compared (metadata.trace_id,messages[*].name)")
+	verdictFile := fs.String("verdict", "", "write the verdict (JSON) to this file")
+	appendToken := fs.String("append-token", "", "file (0600) with a token of write and audit scope: append the verdict to the log as a replay.verdict event")
+	linger := fs.Duration("linger", 2*time.Second, "after the run has ended, answer (and flag) extra requests this long before the verdict")
+	session, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	tm, err := replay.ParseTiming(*timing)
+	if err != nil {
+		return cli.Fail(fs, "--timing: %v", err)
+	}
+	var vols []string
+	for _, v := range strings.Split(*volatile, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			vols = append(vols, v)
+		}
+	}
+	var appender *client.Client
+	if *appendToken != "" {
+		if appender, err = logClient(*c.url, *appendToken); err != nil {
+			return fail("--append-token: %v", err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := c.rebuild(ctx, session, stderr, true)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if !s.Verified() {
+		for _, p := range s.Problems {
+			fmt.Fprintf(stderr, "  %s\n", p)
+		}
+		return fail("session %s did not verify: it is not replayed", session)
+	}
+	r, err := replay.NewReplayer(s, replay.Options{Timing: tm, Volatile: vols, AllDifferences: *all})
+	if err != nil {
+		return fail("%v", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fail("--listen: %v", err)
+	}
+	hs := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	fmt.Fprintf(stderr, "replaying %d recorded attempts of session %s on http://%s/proxy/openai/v1 and http://%s/proxy/anthropic\n",
+		r.Verdict().Recorded, session, ln.Addr(), ln.Addr())
+	select {
+	case <-r.Done():
+		select {
+		case <-time.After(*linger):
+		case <-ctx.Done():
+		}
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	v := r.Verdict()
+	out, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", out)
+	if *verdictFile != "" {
+		if err := os.WriteFile(*verdictFile, append(out, '\n'), 0o644); err != nil {
+			return fail("--verdict: %v", err)
+		}
+	}
+	if appender != nil {
+		w, err := replay.AppendVerdict(sctx, appender, v)
+		if err != nil {
+			return fail("%v", err)
+		}
+		fmt.Fprintf(stderr, "verdict appended to the log at entry %d\n", w.Index)
+	}
+	switch v.Verdict {
+	case replay.Reproduced:
+		return 0
+	case replay.Diverged:
+		return 1
+	}
+	return 3
+}
