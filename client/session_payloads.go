@@ -50,7 +50,8 @@ type SessionPayload struct {
 	Seq       uint64
 	Leaf      []byte
 	LeafHash  []byte
-	Event     *event.Leaf
+	ID        string            // the leaf's event id
+	Commit    *event.Commitment // the leaf's payload commitment
 	Status    string
 	MediaType string
 	Payload   []byte
@@ -108,7 +109,7 @@ func (e SessionPayloadEntry) decode() SessionPayload {
 		return p
 	}
 	p.Leaf, p.LeafHash = leaf, event.LeafHash(leaf)
-	if p.Event, err = event.ParseLeaf(leaf); err != nil {
+	if p.ID, p.Commit, err = event.LeafPayload(leaf); err != nil {
 		p.Err = err
 		return p
 	}
@@ -120,7 +121,7 @@ func (e SessionPayloadEntry) decode() SessionPayload {
 	switch {
 	case err1 != nil || err2 != nil:
 		p.Err = fmt.Errorf("payload or salt badly encoded")
-	case !event.CheckCommitment(p.Event.Payload, salt, payload):
+	case !event.CheckCommitment(p.Commit, salt, payload):
 		p.Err = fmt.Errorf("entry %d: %w", e.Index, ErrCommitment)
 	default:
 		p.Payload, p.Salt = payload, salt

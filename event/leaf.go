@@ -196,3 +196,20 @@ type Appended struct {
 	Leaf     []byte
 	LeafHash []byte // LeafHash(Leaf)
 }
+
+// LeafPayload reads only a leaf's id and payload commitment (nil if it has
+// none), without decoding the rest: for reading payloads of leaves that
+// are checked elsewhere (ParseLeaf decodes and checks everything).
+func LeafPayload(data []byte) (id string, c *Commitment, err error) {
+	var l struct {
+		ID      string      `json:"id"`
+		Payload *Commitment `json:"payload"`
+	}
+	if err := json.Unmarshal(data, &l); err != nil {
+		return "", nil, fmt.Errorf("decoding leaf: %w", err)
+	}
+	if l.ID == "" {
+		return "", nil, errors.New("leaf has no id")
+	}
+	return l.ID, l.Payload, nil
+}

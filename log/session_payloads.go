@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -18,7 +21,8 @@ type SessionPayload struct {
 	Index  uint64
 	Seq    uint64
 	Leaf   []byte
-	Event  *event.Leaf
+	ID     string            // the leaf's event id
+	Commit *event.Commitment // the leaf's payload commitment, nil if none
 	Status string
 	Record vault.Record
 }
@@ -35,9 +39,9 @@ type SessionDisclosure struct {
 
 // DiscloseSession discloses the payloads of up to limit events of a
 // tenant's session from fromSeq, stopping before the payloads exceed
-// maxBytes (a page holds at least one event). One access.read event naming
-// every index disclosed (access.indices) is appended durably before
-// anything is returned, as Disclose does for one payload. Events whose
+// maxBytes (a page holds at least one event). One access.read event,
+// naming the session and seq range disclosed (its payload lists every
+// index), is appended durably before anything is returned, as Disclose does for one payload. Events whose
 // payload is erased, missing or fails its commitment are listed with that
 // status and no payload. An unknown session is ErrNotFound.
 func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session string, fromSeq uint64, limit int, maxBytes int) (*SessionDisclosure, error) {
@@ -53,60 +57,98 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 		return nil, err
 	}
 	d := &SessionDisclosure{}
-	var indices []uint64
-	total := 0
-page:
-	for i, en := range entries {
-		if i == limit {
-			d.NextSeq = en.Seq
-			break
+	page := entries
+	if len(page) > limit {
+		d.NextSeq = page[limit].Seq
+		page = page[:limit]
+	}
+	// Leaves, one entry bundle read per bundle.
+	var bundle *api.EntryBundle
+	bundleIdx := ^uint64(0)
+	var ids []string
+	for _, en := range page {
+		if bi := en.Index / layout.EntryBundleWidth; bi != bundleIdx {
+			raw, err := l.reader.ReadEntryBundle(ctx, bi, layout.PartialTileSize(0, bi, size))
+			if err != nil {
+				return nil, fmt.Errorf("reading entry bundle %d: %w", bi, err)
+			}
+			var b api.EntryBundle
+			if err := b.UnmarshalText(raw); err != nil {
+				return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
+			}
+			bundle, bundleIdx = &b, bi
 		}
-		data, err := l.ReadLeaf(ctx, en.Index, size)
-		if err != nil {
-			return nil, err
+		i := en.Index % layout.EntryBundleWidth
+		if en.Index >= size || i >= uint64(len(bundle.Entries)) {
+			return nil, fmt.Errorf("entry %d of session %s is not in the tree of size %d", en.Index, session, size)
 		}
-		leaf, err := event.ParseLeaf(data)
+		data := bundle.Entries[i]
+		id, commit, err := event.LeafPayload(data)
 		if err != nil {
 			return nil, fmt.Errorf("entry %d of session %s is not an audit event: %w", en.Index, session, err)
 		}
-		p := SessionPayload{Index: en.Index, Seq: en.Seq, Leaf: data, Event: leaf, Status: client.PayloadNone}
-		if leaf.Payload != nil {
-			rec, err := l.vault.Get(ctx, leaf.ID)
-			switch {
-			case errors.Is(err, vault.ErrErased):
-				p.Status = client.PayloadErased
-			case errors.Is(err, vault.ErrNotFound):
-				p.Status = client.PayloadMissing
-			case err != nil:
-				return nil, err
-			case !event.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload):
-				p.Status = client.PayloadIntegrity
-			default:
-				if total+len(rec.Payload) > maxBytes && len(d.Events) > 0 {
-					d.NextSeq = en.Seq
-					break page
-				}
-				total += len(rec.Payload)
-				p.Status, p.Record = client.PayloadOK, rec
-				indices = append(indices, en.Index)
-			}
+		d.Events = append(d.Events, SessionPayload{Index: en.Index, Seq: en.Seq, Leaf: data, ID: id, Commit: commit, Status: client.PayloadNone})
+		if commit != nil {
+			ids = append(ids, id)
 		}
-		d.Events = append(d.Events, p)
 	}
-	idx, _ := json.Marshal(indices)
+	// Payloads, 500 to a query.
+	found, failed, err := l.vault.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var indices []uint64
+	total := 0
+	for i := range d.Events {
+		p := &d.Events[i]
+		if p.Commit == nil {
+			continue
+		}
+		rec, ok := found[p.ID]
+		switch ferr := failed[p.ID]; {
+		case errors.Is(ferr, vault.ErrErased):
+			p.Status = client.PayloadErased
+		case ferr != nil: // it does not decrypt: altered in the vault
+			p.Status = client.PayloadIntegrity
+		case !ok:
+			p.Status = client.PayloadMissing
+		case !event.CheckCommitment(p.Commit, rec.Salt, rec.Payload):
+			p.Status = client.PayloadIntegrity
+		case total+len(rec.Payload) > maxBytes && i > 0:
+			// The page is full: it ends before this event.
+			d.NextSeq, d.Events = p.Seq, d.Events[:i]
+		default:
+			total += len(rec.Payload)
+			p.Status, p.Record = client.PayloadOK, rec
+			indices = append(indices, p.Index)
+		}
+		if i >= len(d.Events) {
+			break
+		}
+	}
+	// The events disclosed are named by the session and the seq range the
+	// page covers (a leaf holds at most 64 array items); the payload lists
+	// every index.
 	if indices == nil {
-		idx = []byte("[]")
+		indices = []uint64{}
+	}
+	list, _ := json.Marshal(map[string]any{"indices": indices})
+	seqTo := fromSeq
+	if n := len(d.Events); n > 0 {
+		seqTo = d.Events[n-1].Seq
 	}
 	acc := &event.Request{
 		Session: "access." + r.TokenID,
 		Kind:    "access.read",
 		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
 		Attributes: map[string]json.RawMessage{
-			"access.indices":  idx,
-			"access.count":    json.RawMessage(strconv.Itoa(len(indices))),
 			"access.session":  jsonString(session),
+			"access.seq_from": json.RawMessage(strconv.FormatUint(fromSeq, 10)),
+			"access.seq_to":   json.RawMessage(strconv.FormatUint(seqTo, 10)),
+			"access.count":    json.RawMessage(strconv.Itoa(len(indices))),
 			"access.token_id": jsonString(r.TokenID),
 		},
+		Payload: list,
 	}
 	res, err := l.Append(ctx, tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
 	if err != nil {

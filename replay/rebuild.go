@@ -303,11 +303,7 @@ func (s *Session) verifyEvent(ctx context.Context, e *Event, l listed, prev *Eve
 		return
 	}
 	e.Data, e.LeafHash = data, event.LeafHash(data)
-	hs, err := pb.InclusionProof(ctx, l.Index)
-	if err == nil {
-		err = proof.VerifyInclusion(rfc6962.DefaultHasher, l.Index, size, e.LeafHash, hs, root)
-	}
-	if err != nil {
+	if err := bundles.included(ctx, pb, l.Index, e.LeafHash, root); err != nil {
 		s.problem(e, CheckInclusion, "", "", "the entry does not prove included in the checkpoint's tree: %v", err)
 	} else {
 		e.Included = true
@@ -394,12 +390,17 @@ func (s *Session) verifyPayload(e *Event, payloads map[uint64]client.SessionPayl
 	}
 }
 
-// bundleCache reads entry bundles once.
+// bundleCache reads entry bundles once, and proves a full bundle's
+// entries included all at once.
 type bundleCache struct {
 	t    *client.Tiles
 	size uint64
 	idx  uint64
 	b    *api.EntryBundle
+	// subtree is the root of a full bundle's 256 leaves, and proven says
+	// an inclusion proof tied it to the checkpoint's root.
+	subtree []byte
+	proven  bool
 }
 
 func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
@@ -417,13 +418,63 @@ func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
 		if err := b.UnmarshalText(raw); err != nil {
 			return nil, err
 		}
-		c.b, c.idx = &b, bi
+		c.b, c.idx, c.subtree, c.proven = &b, bi, nil, false
+		if w == 0 && len(b.Entries) == layout.EntryBundleWidth {
+			hs := make([][]byte, len(b.Entries))
+			for i, d := range b.Entries {
+				hs[i] = event.LeafHash(d)
+			}
+			c.subtree = subtreeRoot(hs)
+		}
 	}
 	i := index % layout.EntryBundleWidth
 	if i >= uint64(len(c.b.Entries)) {
 		return nil, fmt.Errorf("entry bundle %d has %d entries", bi, len(c.b.Entries))
 	}
 	return c.b.Entries[i], nil
+}
+
+// included proves the leaf at index (of the bundle read last) included in
+// the tree of root. In a full bundle one inclusion proof does for all
+// 256 entries: its first eight hashes climb the bundle's subtree, whose
+// root is recomputed from every entry read.
+func (c *bundleCache) included(ctx context.Context, pb *tclient.ProofBuilder, index uint64, leafHash, root []byte) error {
+	if c.proven {
+		return nil
+	}
+	hs, err := pb.InclusionProof(ctx, index)
+	if err != nil {
+		return err
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, c.size, leafHash, hs, root); err != nil {
+		return err
+	}
+	if c.subtree != nil && len(hs) >= 8 {
+		h := leafHash
+		j := index % layout.EntryBundleWidth
+		for level := range 8 {
+			if j>>level&1 == 1 {
+				h = rfc6962.DefaultHasher.HashChildren(hs[level], h)
+			} else {
+				h = rfc6962.DefaultHasher.HashChildren(h, hs[level])
+			}
+		}
+		c.proven = string(h) == string(c.subtree)
+	}
+	return nil
+}
+
+// subtreeRoot is the root of a perfect subtree over leaf hashes (a power
+// of two of them).
+func subtreeRoot(hs [][]byte) []byte {
+	for len(hs) > 1 {
+		next := make([][]byte, len(hs)/2)
+		for i := range next {
+			next[i] = rfc6962.DefaultHasher.HashChildren(hs[2*i], hs[2*i+1])
+		}
+		hs = next
+	}
+	return hs[0]
 }
 
 // tileFetcher reads tiles of the checkpoint's tree; a partial tile gone

@@ -29,7 +29,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
-	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/providertest"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -40,7 +39,7 @@ import (
 // provider, a write token for the agent and a global read+audit token for
 // the auditor.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *server.Server
 	ts      *httptest.Server
 	up      *providertest.Fake
@@ -49,7 +48,7 @@ type world struct {
 	auditor string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	up := providertest.New(t)
 	dir := t.TempDir()
@@ -477,7 +476,8 @@ func TestTimelineRendersSession(t *testing.T) {
 }
 
 // TestSessionPayloadsAudited: GET /v1/sessions/{id}/payloads needs the
-// audit scope, and one access.read event names every index disclosed.
+// audit scope, and one access.read event names the session and seq range
+// disclosed, its payload every index.
 func TestSessionPayloadsAudited(t *testing.T) {
 	w := newWorld(t)
 	if _, err := (agent{prompt: "Check patient 4711."}).run(w.ts.URL+"/proxy/openai/v1/", w.viaProxy("rx-4")...); err != nil {
@@ -506,21 +506,24 @@ func TestSessionPayloadsAudited(t *testing.T) {
 	if len(want) != len(d.Events) || len(want) < 6 {
 		t.Fatalf("%d events, %d disclosed", len(d.Events), len(want))
 	}
-	var acc *client.Receipt
+	var acc *client.Disclosure
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if acc, err = c.Entry(context.Background(), d.Access.Index, 0); err == nil {
+		if acc, err = c.Payload(context.Background(), d.Access.Index); err == nil {
 			break
 		}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := event.ParseLeaf(acc.Leaf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.Kind != "access.read" || l.Attributes["access.session"] != "rx-4" || !slices.Equal(l.Attributes["access.indices"].([]any), want) {
-		t.Fatalf("access event %s %v", l.Kind, l.Attributes)
+	l := acc.Event
+	var listed struct{ Indices []any }
+	dec := json.NewDecoder(bytes.NewReader(acc.Payload))
+	dec.UseNumber()
+	dec.Decode(&listed)
+	last := json.Number(strconv.FormatUint(d.Events[len(d.Events)-1].Seq, 10))
+	if l.Kind != "access.read" || l.Attributes["access.session"] != "rx-4" || l.Attributes["access.seq_from"] != json.Number("0") ||
+		l.Attributes["access.seq_to"] != last || l.Attributes["access.count"] != json.Number(strconv.Itoa(len(want))) || !slices.Equal(listed.Indices, want) {
+		t.Fatalf("access event %s %v, payload %s", l.Kind, l.Attributes, acc.Payload)
 	}
 	if _, err := c.SessionPayloads(context.Background(), "no-such-session", client.SessionQuery{}); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("unknown session: %v", err)

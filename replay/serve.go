@@ -178,6 +178,7 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			if err := decodeJSON(req.Payload, &c.req); err != nil {
 				return nil, fmt.Errorf("%w: the request at entry %d is not JSON: %v", ErrNotReplayable, a.Request, err)
 			}
+			c.req = normalize(c.req)
 			if a.Response == nil {
 				return nil, fmt.Errorf("%w: the request at entry %d has no recorded response", ErrNotReplayable, a.Request)
 			}
@@ -253,9 +254,9 @@ func (r *Replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.v.Requests++
-	if r.ended && !r.opts.AllDifferences {
+	if r.ended && !r.opts.AllDifferences && slices.ContainsFunc(r.v.Differences, func(d Divergence) bool { return d.Relevance == Decision }) {
 		r.mu.Unlock()
-		r.refuse(w, upstream, "the replay has ended: "+r.Verdict().Verdict)
+		r.refuse(w, upstream, "the replay has ended: the run diverged earlier")
 		return
 	}
 	c, diffs := r.match(upstream, path, body)
@@ -299,6 +300,7 @@ func (r *Replayer) match(upstream, path string, body []byte) (*recorded, []Diver
 		c := r.calls[r.next]
 		return nil, []Divergence{{Step: c.step, Index: c.reqIndex, Code: CodeNotJSON, Relevance: Decision, New: err.Error()}}
 	}
+	v = normalize(v)
 	first := r.calls[r.next]
 	diffs := r.compare(first, upstream, path, v)
 	if slices.ContainsFunc(diffs, func(d Divergence) bool { return d.Relevance == Decision }) {
@@ -338,7 +340,7 @@ func (r *Replayer) compare(c *recorded, upstream, path string, v any) []Divergen
 	cmp := &comparer{ids: ids, volatile: r.opts.Volatile, add: func(p string, rec, nw any, code string) {
 		add(p, rec, nw, code, relevance(p, code))
 	}}
-	cmp.value(nil, normalize(c.req), normalize(v))
+	cmp.value(c.req, v)
 	hasDecision := slices.ContainsFunc(out, func(d Divergence) bool { return d.Relevance == Decision })
 	if !hasDecision || r.opts.AllDifferences {
 		r.ids = ids // bind the ids only once the request is accepted
@@ -378,12 +380,21 @@ func (m idMap) clone() idMap {
 	return n
 }
 
-var idPattern = regexp.MustCompile(`^(call|toolu|fc|msg|resp|chatcmpl|srvtoolu|ws|rs)_[A-Za-z0-9_-]{4,}$`)
+var idPattern = regexp.MustCompile(`^(call|toolu|fc|msg|resp|chatcmpl|srvtoolu|ws|rs)[_-][A-Za-z0-9_-]{4,}$`)
+
+// idPrefix is the kind of provider id s is ("call", "toolu", ...), or "".
+func idPrefix(s string) string {
+	if m := idPattern.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
+}
 
 type comparer struct {
 	ids      idMap
 	volatile []string
 	add      func(path string, rec, nw any, code string)
+	path     []string // where value is, as a stack
 }
 
 func pathString(p []string) string {
@@ -438,49 +449,57 @@ func splitPath(s string) []string {
 	return out
 }
 
-func (c *comparer) value(p []string, rec, nw any) {
-	if c.isVolatile(p) {
+func (c *comparer) diff(rec, nw any, code string) { c.add(pathString(c.path), rec, nw, code) }
+
+func (c *comparer) value(rec, nw any) {
+	if len(c.volatile) > 0 && c.isVolatile(c.path) {
 		return
 	}
 	switch rv := rec.(type) {
 	case map[string]any:
 		nv, ok := nw.(map[string]any)
 		if !ok {
-			c.add(pathString(p), rec, nw, CodeRequestDiffers)
+			c.diff(rec, nw, CodeRequestDiffers)
 			return
 		}
-		keys := map[string]bool{}
+		keys := make([]string, 0, len(rv)+len(nv))
 		for k := range rv {
-			keys[k] = true
+			keys = append(keys, k)
 		}
 		for k := range nv {
-			keys[k] = true
+			if _, ok := rv[k]; !ok {
+				keys = append(keys, k)
+			}
 		}
-		sorted := make([]string, 0, len(keys))
-		for k := range keys {
-			sorted = append(sorted, k)
-		}
-		sort.Strings(sorted)
-		for _, k := range sorted {
-			q := append(slices.Clone(p), k)
+		sort.Strings(keys)
+		for _, k := range keys {
+			c.path = append(c.path, k)
 			a, inRec := rv[k]
 			b, inNew := nv[k]
 			switch {
-			case c.isVolatile(q):
+			case len(c.volatile) > 0 && c.isVolatile(c.path):
 			case !inRec || !inNew:
-				c.add(pathString(q), a, b, CodeRequestDiffers)
+				c.diff(a, b, CodeRequestDiffers)
 			default:
-				c.value(q, a, b)
+				c.value(a, b)
 			}
+			c.path = c.path[:len(c.path)-1]
 		}
 	case []any:
 		nv, ok := nw.([]any)
 		if !ok {
-			c.add(pathString(p), rec, nw, CodeRequestDiffers)
+			c.diff(rec, nw, CodeRequestDiffers)
 			return
 		}
-		for i := range min(len(rv), len(nv)) {
-			c.value(append(slices.Clone(p), fmt.Sprintf("[%d]", i)), rv[i], nv[i])
+		for i := 0; i < min(len(rv), len(nv)); {
+			if n := c.toolRun(rv, nv, i); n > 0 {
+				i += n
+				continue
+			}
+			c.path = append(c.path, "["+strconv.Itoa(i)+"]")
+			c.value(rv[i], nv[i])
+			c.path = c.path[:len(c.path)-1]
+			i++
 		}
 		if len(rv) != len(nv) {
 			i := min(len(rv), len(nv))
@@ -491,39 +510,91 @@ func (c *comparer) value(p []string, rec, nw any) {
 			if i < len(nv) {
 				b = nv[i]
 			}
-			c.add(pathString(append(slices.Clone(p), fmt.Sprintf("[%d]", i))), a, b, CodeRequestDiffers)
+			c.path = append(c.path, "["+strconv.Itoa(i)+"]")
+			c.diff(a, b, CodeRequestDiffers)
+			c.path = c.path[:len(c.path)-1]
 		}
 	case string:
 		ns, ok := nw.(string)
 		switch {
 		case ok && ns == rv:
-			if idPattern.MatchString(rv) {
+			if len(rv) > 6 && idPattern.MatchString(rv) {
 				if m, bound := c.ids.rec[rv]; bound && m != ns {
-					c.add(pathString(p), rv, ns, CodeUnpairedID)
+					c.diff(rv, ns, CodeUnpairedID)
 				}
 				c.ids.rec[rv], c.ids.new[ns] = ns, rv
 			}
-		case ok && idPattern.MatchString(rv) && idPattern.MatchString(ns) && strings.SplitN(rv, "_", 2)[0] == strings.SplitN(ns, "_", 2)[0]:
+		case ok && idPrefix(rv) != "" && idPrefix(rv) == idPrefix(ns):
 			mr, br := c.ids.rec[rv]
 			mn, bn := c.ids.new[ns]
 			if (br && mr != ns) || (bn && mn != rv) {
-				c.add(pathString(p), rv, ns, CodeUnpairedID)
+				c.diff(rv, ns, CodeUnpairedID)
 				return
 			}
 			c.ids.rec[rv], c.ids.new[ns] = ns, rv
 		default:
-			c.add(pathString(p), rec, nw, CodeRequestDiffers)
+			c.diff(rec, nw, CodeRequestDiffers)
 		}
 	case json.Number:
 		nn, ok := nw.(json.Number)
 		if !ok || !sameNumber(rv, nn) {
-			c.add(pathString(p), rec, nw, CodeRequestDiffers)
+			c.diff(rec, nw, CodeRequestDiffers)
 		}
 	default:
 		if rec != nw {
-			c.add(pathString(p), rec, nw, CodeRequestDiffers)
+			c.diff(rec, nw, CodeRequestDiffers)
 		}
 	}
+}
+
+// toolRun compares a run of tool results starting at i in both arrays
+// (OpenAI role "tool" messages, Anthropic tool_result blocks, Responses
+// function_call_output items) of the same length, pairing each recorded
+// result with the new one that answers the same call (its id, or the id
+// paired with it), whatever order the agent sent them in: calls run in
+// parallel finish in any order. It returns the run's length, 0 if there is
+// none at i.
+func (c *comparer) toolRun(rv, nv []any, i int) int {
+	n := 0
+	for i+n < len(rv) && i+n < len(nv) {
+		_, a := toolResultKey(rv[i+n])
+		_, b := toolResultKey(nv[i+n])
+		if !a || !b {
+			break
+		}
+		n++
+	}
+	if n < 2 {
+		return 0
+	}
+	used := make([]bool, n)
+	for k := range n {
+		rk, _ := toolResultKey(rv[i+k])
+		match := -1
+		for j := range n {
+			if used[j] {
+				continue
+			}
+			nk, _ := toolResultKey(nv[i+j])
+			if m, ok := c.ids.new[nk]; (ok && m == rk) || (!ok && nk == rk) {
+				match = j
+				break
+			}
+		}
+		if match < 0 { // nothing answers this call: compare in order, which says where
+			for j := range n {
+				if !used[j] {
+					match = j
+					break
+				}
+			}
+		}
+		used[match] = true
+		c.path = append(c.path, "["+strconv.Itoa(i+k)+"]")
+		c.value(rv[i+k], nv[i+match])
+		c.path = c.path[:len(c.path)-1]
+	}
+	return n
 }
 
 func sameNumber(a, b json.Number) bool {
@@ -535,10 +606,8 @@ func sameNumber(a, b json.Number) bool {
 	return e1 == nil && e2 == nil && x == y
 }
 
-// normalize orders what the agent may send in any order: a run of tool
-// results (OpenAI role "tool" messages, Anthropic tool_result blocks) by
-// the id of the call each answers, so that calls run in parallel pair
-// with their results whatever order they finished in.
+// normalize copies a decoded request (runs of tool results are paired
+// by the comparer, see toolRun).
 func normalize(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
@@ -552,7 +621,6 @@ func normalize(v any) any {
 		for i, e := range x {
 			out[i] = normalize(e)
 		}
-		sortRuns(out)
 		return out
 	}
 	return v
@@ -576,29 +644,6 @@ func toolResultKey(v any) (string, bool) {
 		return id, true
 	}
 	return "", false
-}
-
-func sortRuns(a []any) {
-	for i := 0; i < len(a); {
-		if _, ok := toolResultKey(a[i]); !ok {
-			i++
-			continue
-		}
-		j := i
-		for j < len(a) {
-			if _, ok := toolResultKey(a[j]); !ok {
-				break
-			}
-			j++
-		}
-		run := a[i:j]
-		sort.SliceStable(run, func(x, y int) bool {
-			kx, _ := toolResultKey(run[x])
-			ky, _ := toolResultKey(run[y])
-			return kx < ky
-		})
-		i = j
-	}
 }
 
 func decodeJSON(b []byte, v *any) error {

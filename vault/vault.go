@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -462,24 +463,75 @@ WHERE p.id = ?`, id).Scan(&r.Tenant, &r.Session, &r.MediaType, &nonce, &sealed, 
 		return Record{}, ErrNotFound
 	case err != nil:
 		return Record{}, fmt.Errorf("vault: %w", err)
-	case erasedAt.Valid || wrapped == nil:
+	}
+	r.ID = id
+	return v.open(r, nonce, sealed, wrapped, erasedAt.Valid)
+}
+
+// open decrypts a stored row.
+func (v *Vault) open(r Record, nonce, sealed, wrapped []byte, erased bool) (Record, error) {
+	if erased || wrapped == nil {
 		return Record{}, ErrErased
 	}
 	k, err := v.unwrap(r.Tenant, r.Session, wrapped)
 	if err != nil {
 		return Record{}, err
 	}
-	pt, err := k.aead.Open(nil, nonce, sealed, payloadAAD(id, r.Tenant, r.Session, r.MediaType))
+	pt, err := k.aead.Open(nil, nonce, sealed, payloadAAD(r.ID, r.Tenant, r.Session, r.MediaType))
 	if err != nil {
-		return Record{}, fmt.Errorf("vault: decrypting payload %s: %w", id, err)
+		return Record{}, fmt.Errorf("vault: decrypting payload %s: %w", r.ID, err)
 	}
 	if len(pt) < 1 || len(pt) < 1+int(pt[0]) {
-		return Record{}, fmt.Errorf("vault: corrupt payload %s", id)
+		return Record{}, fmt.Errorf("vault: corrupt payload %s", r.ID)
 	}
-	r.ID = id
 	r.Salt = pt[1 : 1+int(pt[0])]
 	r.Payload = pt[1+int(pt[0]):]
 	return r, nil
+}
+
+// getManyChunk is how many ids one query of GetMany names.
+const getManyChunk = 500
+
+// GetMany returns the decrypted records stored under ids, with one query
+// per 500 ids: found holds the records, failed the ids whose record is
+// erased (ErrErased) or does not decrypt; an id in neither is not stored.
+func (v *Vault) GetMany(ctx context.Context, ids []string) (found map[string]Record, failed map[string]error, err error) {
+	found, failed = make(map[string]Record, len(ids)), map[string]error{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), getManyChunk)]
+		ids = ids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := v.db.QueryContext(ctx, `
+SELECT p.id, p.tenant, p.session, p.media_type, p.nonce, p.sealed, k.wrapped, k.erased_at
+FROM payloads p JOIN data_keys k ON k.tenant = p.tenant AND k.session = p.session
+WHERE p.id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("vault: %w", err)
+		}
+		for rows.Next() {
+			var r Record
+			var nonce, sealed, wrapped []byte
+			var erasedAt sql.NullString
+			if err := rows.Scan(&r.ID, &r.Tenant, &r.Session, &r.MediaType, &nonce, &sealed, &wrapped, &erasedAt); err != nil {
+				rows.Close()
+				return nil, nil, fmt.Errorf("vault: %w", err)
+			}
+			if rec, err := v.open(r, nonce, sealed, wrapped, erasedAt.Valid); err != nil {
+				failed[r.ID] = err
+			} else {
+				found[r.ID] = rec
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("vault: %w", err)
+		}
+	}
+	return found, failed, nil
 }
 
 // EraseSession destroys the data key of (tenant, session), making every
