@@ -529,3 +529,29 @@ func TestSessionPayloadsAudited(t *testing.T) {
 		t.Fatalf("unknown session: %v", err)
 	}
 }
+
+// TestReplayKeepsRetries: a call recorded as a 429 and its retry replays
+// as the same two attempts: the SDK retries the recorded 429 and gets the
+// recorded success.
+func TestReplayKeepsRetries(t *testing.T) {
+	w := newWorld(t)
+	a := agent{prompt: "[busy] Is aspirin safe with warfarin?"}
+	want, err := a.run(w.ts.URL+"/proxy/openai/v1/", w.viaProxy("rx-5")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := w.rebuild("rx-5")
+	tl := replay.NewTimeline(s)
+	if n := len(tl.Steps[0].Call.Attempts); n != 2 {
+		t.Fatalf("first call has %d attempts", n)
+	}
+	r, ts := startReplay(t, s, replay.Options{})
+	got, err := a.run(ts.URL + "/proxy/openai/v1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.Done()
+	if v := r.Verdict(); got != want || v.Verdict != replay.Reproduced || v.Served != v.Recorded || v.Recorded != 6 { // every request of the conversation carries [busy]: each is rate limited once
+		t.Fatalf("answer %q (recorded %q), verdict %+v", got, want, v)
+	}
+}
