@@ -333,11 +333,34 @@ func (x *exchange) finish(how endKind, cause error) {
 			"session", x.session, "call", x.callID, "error", err)
 		x.c.noteGap(x.scope, x.rec, x.session, err, items...)
 	}
+	var recorded func([]event.Appended)
+	if b := x.c.o.binder; b != nil && len(sum.ToolCalls) > 0 {
+		// The model asked for tools: an MCP tools/call of the same session
+		// that answers one is bound to it (see ToolCallBinder).
+		pending := make([]*boundCall, len(sum.ToolCalls))
+		for i, t := range sum.ToolCalls {
+			pending[i] = b.note(x.scope, x.session, t.Name, t.Args)
+		}
+		recorded = func(res []event.Appended) {
+			for i, bc := range pending {
+				if i+1 < len(res) {
+					bc.resolve(res[0].Index, res[i+1].Index)
+				}
+			}
+		}
+		inner := failed
+		failed = func(err error) {
+			for _, bc := range pending {
+				bc.fail()
+			}
+			inner(err)
+		}
+	}
 	if x.reserved != nil {
-		fill(x.reserved, x.rec, evs, failed)
+		fill(x.reserved, x.rec, evs, failed, recorded)
 		return
 	}
-	x.c.enqueue(x.scope, x.session, &recordItem{rec: x.rec, evs: evs, failed: failed})
+	x.c.enqueue(x.scope, x.session, &recordItem{rec: x.rec, evs: evs, failed: failed, recorded: recorded})
 }
 
 // ending reports whether the response is complete once the bytes observed

@@ -45,6 +45,7 @@ type options struct {
 	session          string
 	actor            event.Actor
 	agentID          string
+	binder           *ToolCallBinder
 }
 
 // DefaultGapRetryInterval is the default of WithGapRetryInterval.
@@ -118,3 +119,8 @@ func WithActor(a event.Actor) HookOption { return hookOption(func(o *options) { 
 
 // WithAgentID sets gen_ai.agent.id on a Hook's events.
 func WithAgentID(id string) HookOption { return hookOption(func(o *options) { o.agentID = id }) }
+
+// WithToolCallBinder lets the proxy note the tool calls models ask for in b,
+// so that the MCP capture sharing b binds the tools/call that answers one
+// to the llm.response that asked for it.
+func WithToolCallBinder(b *ToolCallBinder) Option { return func(o *options) { o.binder = b } }

@@ -90,6 +90,8 @@ type Agent struct {
 	// ID identifies the credential (e.g. the token id); attempts are
 	// grouped into calls per ID.
 	ID string
+	// Name is the credential's name (the token's), for tool policies.
+	Name string
 	// Actor is the actor of the agent's events. X-Audit-On-Behalf-Of
 	// overrides its OnBehalfOf per request.
 	Actor event.Actor

@@ -38,6 +38,9 @@ type recordItem struct {
 	res  []event.Appended
 	// failed, if not nil, is called when the events could not be recorded.
 	failed func(error)
+	// recorded, if not nil, is called with the events' results once they
+	// are recorded.
+	recorded func([]event.Appended)
 	// ready, if not nil, is closed when a reserved item has been filled.
 	ready chan struct{}
 	at    time.Time // when it was queued (or filled)
@@ -97,8 +100,8 @@ func (c *core) reserve(scope, session string) *recordItem {
 }
 
 // fill completes a reserved item.
-func fill(it *recordItem, rec Recorder, evs []*event.Request, failed func(error)) {
-	it.rec, it.evs, it.failed, it.at = rec, evs, failed, time.Now()
+func fill(it *recordItem, rec Recorder, evs []*event.Request, failed func(error), recorded func([]event.Appended)) {
+	it.rec, it.evs, it.failed, it.recorded, it.at = rec, evs, failed, recorded, time.Now()
 	close(it.ready)
 }
 
@@ -163,6 +166,9 @@ func (c *core) recordItems(scope string, items []*recordItem) {
 	for _, it := range items {
 		if err == nil {
 			it.res, res = res[:len(it.evs)], res[len(it.evs):]
+			if it.recorded != nil {
+				it.recorded(it.res)
+			}
 		} else if it.failed != nil {
 			it.failed(err)
 		}

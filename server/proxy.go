@@ -28,10 +28,21 @@ func (s *Server) openProxy() error {
 	}
 	m := hmac.New(sha256.New, s.keys.MasterKey)
 	m.Write([]byte("llmaudittrail capture credential fingerprint v1"))
+	binder := capture.NewToolCallBinder()
 	s.proxy, err = capture.NewProxy(ups, s.authenticateAgent,
 		capture.WithMode(mode),
 		capture.WithFingerprintKey(m.Sum(nil)),
-		capture.WithLogger(s.logger))
+		capture.WithLogger(s.logger),
+		capture.WithToolCallBinder(binder))
+	if err != nil {
+		return err
+	}
+	var mo []capture.MCPOption
+	mo = append(mo, capture.WithBinder(binder))
+	if s.cfg.MCPToolPolicy != nil {
+		mo = append(mo, capture.WithToolPolicy(s.cfg.MCPToolPolicy.decide))
+	}
+	s.mcp, err = capture.NewMCP(s.cfg.MCPUpstreams, s.authenticateAgent, mo, capture.WithMode(mode), capture.WithLogger(s.logger))
 	return err
 }
 
@@ -47,6 +58,11 @@ func (s *Server) authenticateAgent(ctx context.Context, token string) (*capture.
 	if err != nil {
 		return nil, err
 	}
+	return s.agentFor(ctx, p)
+}
+
+// agentFor is the capture's view of a write token.
+func (s *Server) agentFor(ctx context.Context, p *auth.Principal) (*capture.Agent, error) {
 	if !p.Has(auth.ScopeWrite) {
 		return nil, capture.ErrForbidden
 	}
@@ -64,6 +80,7 @@ func (s *Server) authenticateAgent(ctx context.Context, token string) (*capture.
 		Recorder: s.Recorder(p.Tenant, p.ID),
 		Tenant:   p.Tenant,
 		ID:       p.ID,
+		Name:     p.Name,
 		Actor:    event.Actor{Type: "agent", ID: id},
 	}, nil
 }
@@ -76,6 +93,10 @@ func (s *Server) withProxy(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, capture.PathPrefix) {
 			s.proxy.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, capture.MCPPathPrefix) {
+			s.mcp.ServeHTTP(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

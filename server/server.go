@@ -92,6 +92,13 @@ type Config struct {
 	// at /proxy/NAME/...; they add to or replace capture.DefaultUpstreams
 	// (openai=https://api.openai.com, anthropic=https://api.anthropic.com).
 	Upstreams map[string]string
+	// MCPUpstreams are the MCP servers the Streamable HTTP proxy serves,
+	// name to URL, at /mcp/NAME/...
+	MCPUpstreams map[string]string
+	// MCPToolPolicy, if set, allows and denies MCP tools per token (see
+	// docs/capture.md); a denied tools/call is answered with a JSON-RPC
+	// error and recorded as tool.denied.
+	MCPToolPolicy *MCPToolPolicy
 	// CaptureMode is the proxy's capture mode: "fail-closed" (default; the
 	// request event is durable before a call goes upstream, or the call is
 	// refused) or "fail-open" (calls proceed; gaps are recorded later).
@@ -123,6 +130,7 @@ type Server struct {
 	vault   *vault.Vault
 	tokens  *auth.Store
 	proxy   *capture.Proxy
+	mcp     *capture.MCP
 	handler http.Handler
 	logger  *slog.Logger
 	closers []func() error
@@ -310,6 +318,9 @@ func (s *Server) Close(ctx context.Context) error {
 		// Record pending capture gaps while the log still runs.
 		err = s.proxy.Close(ctx)
 	}
+	if s.mcp != nil {
+		err = errors.Join(err, s.mcp.Close(ctx))
+	}
 	if s.log != nil {
 		err = errors.Join(err, s.log.Close(ctx))
 	}
@@ -346,6 +357,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/v1/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
 		r.Get("/v1/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
 		r.Get("/v1/sessions/{id}/payloads", s.authed(auth.ScopeAudit, s.getSessionPayloads))
+		r.Post("/v1/mcp/relay", s.authed(auth.ScopeWrite, s.postMCPRelay))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))
 		r.Post("/v1/signers", s.authed(auth.ScopeAdmin, s.postSigner))

@@ -47,6 +47,8 @@ func main() {
 		code = keygen(args[1:])
 	case len(args) > 0 && args[0] == "serve":
 		code = serve(args[1:])
+	case len(args) > 0 && args[0] == "mcp":
+		code = mcpCmd(args[1:])
 	default:
 		code = serve(args)
 	}
@@ -87,6 +89,9 @@ func serve(args []string) int {
 	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
+	mcpUpstreams := upstreamFlags{}
+	fs.Var(mcpUpstreams, "mcp-upstream", "MCP server `NAME=URL` (Streamable HTTP), proxied at /mcp/NAME/ with every tool call recorded (repeatable)")
+	mcpPolicy := fs.String("mcp-tool-policy", "", "MCP tool policy file (YAML: default and per-token allow and deny lists; see docs/capture.md)")
 	captureMode := fs.String("capture", "fail-closed", "capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugListen := fs.String("debug-listen", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
@@ -110,6 +115,16 @@ func serve(args []string) int {
 			return cli.Fail(fs, "--compliance-config: %v", err)
 		}
 	}
+	var toolPolicy *server.MCPToolPolicy
+	if *mcpPolicy != "" {
+		text, err := cli.ReadFile(*mcpPolicy, maxConfigBytes)
+		if err == nil {
+			toolPolicy, err = server.ParseMCPToolPolicy(text)
+		}
+		if err != nil {
+			return cli.Fail(fs, "--mcp-tool-policy: %v", err)
+		}
+	}
 	reporter, err := compliance.NewReporter(complianceText, *chromium, nil)
 	if err != nil {
 		return cli.Fail(fs, "--compliance-config: %v", err)
@@ -121,7 +136,7 @@ func serve(args []string) int {
 	return exit(runServe(logger, *dataDir, *listen, *debugListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait,
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
-		Upstreams: upstreams, CaptureMode: *captureMode,
+		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},

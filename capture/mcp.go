@@ -1,0 +1,499 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Kinds of the events observed on the Model Context Protocol wire.
+const (
+	KindToolResult    = "tool.result"
+	KindToolDenied    = "tool.denied"
+	KindMCPInitialize = "mcp.initialize"
+	KindMCPToolsList  = "mcp.tools_list"
+	KindResourceRead  = "resource.read"
+	KindPromptGet     = "prompt.get"
+)
+
+// JSON-RPC error codes the capture answers with (the implementation-defined
+// server error range).
+const (
+	RPCNotRecorded = -32001 // fail-closed: the tools/call could not be recorded
+	RPCDenied      = -32002 // the audit policy denies the tool
+)
+
+// ToolPolicy decides whether an agent may call a tool (before the call is
+// forwarded); why is recorded and answered when it may not.
+type ToolPolicy func(agent *Agent, server, tool string) (ok bool, why string)
+
+// rpcMessage is a JSON-RPC 2.0 message, any of request, notification or
+// response.
+type rpcMessage struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Method  string          `json:"method,omitempty"`
+	Params  json.RawMessage `json:"params,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *rpcError       `json:"error,omitempty"`
+}
+
+type rpcError struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+func (m *rpcMessage) isRequest() bool  { return m.Method != "" && len(m.ID) > 0 }
+func (m *rpcMessage) isResponse() bool { return m.Method == "" && len(m.ID) > 0 }
+
+// splitMessages parses one JSON-RPC message or a batch.
+func splitMessages(raw []byte) ([]rpcMessage, bool, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '[' {
+		var ms []rpcMessage
+		err := json.Unmarshal(raw, &ms)
+		return ms, true, err
+	}
+	var m rpcMessage
+	err := json.Unmarshal(raw, &m)
+	return []rpcMessage{m}, false, err
+}
+
+func rpcErrorReply(id json.RawMessage, code int, msg string) []byte {
+	b, _ := json.Marshal(rpcMessage{JSONRPC: "2.0", ID: id, Error: &rpcError{Code: code, Message: msg}})
+	return b
+}
+
+// mcpPending is a request waiting for its response.
+type mcpPending struct {
+	method, tool string
+	params       json.RawMessage
+	start        time.Time
+	callIndex    *uint64 // the tool.call event
+	notes        int     // notifications seen while it was pending
+}
+
+// mcpConn is the capture's view of one MCP connection (a stdio wrapper or
+// a Streamable HTTP session): who it is, which session it records into,
+// and the requests in flight.
+type mcpConn struct {
+	mu      sync.Mutex
+	agent   *Agent
+	server  string // the upstream's name
+	session string
+	front   string // "mcp-stdio" or "mcp-http"
+	pending map[string]*mcpPending
+	used    time.Time
+}
+
+// MCPObserver records what an MCP client and server say to each other. It
+// is shared by the Streamable HTTP proxy and the stdio relay.
+type MCPObserver struct {
+	c      *core
+	policy ToolPolicy
+	binder *ToolCallBinder
+}
+
+func newMCPObserver(c *core, policy ToolPolicy, binder *ToolCallBinder) *MCPObserver {
+	return &MCPObserver{c: c, policy: policy, binder: binder}
+}
+
+func (o *MCPObserver) common(cn *mcpConn) attrs {
+	a := attrs{}
+	a.set("capture.front", cn.front)
+	a.set("capture.mode", string(o.c.o.mode))
+	a.set("mcp.server", cn.server)
+	return a
+}
+
+// payload attaches raw JSON as the event's payload, unless it is larger
+// than the capture records.
+func (o *MCPObserver) payload(ev *event.Request, a attrs, raw json.RawMessage) {
+	if len(raw) == 0 {
+		return
+	}
+	if len(raw) > o.c.o.maxRecordedBytes {
+		a.set("capture.payload_dropped", true)
+		a.set("capture.payload_bytes", len(raw))
+		return
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) == nil {
+		ev.Payload = buf.Bytes()
+	}
+}
+
+// fromClient observes a message from the client before it is forwarded.
+// When reply is not nil it is sent back to the client instead of
+// forwarding anything (a tool denied, or a tools/call that could not be
+// recorded, fail-closed); forward is what to send on (the message
+// unchanged, or a batch without what was answered).
+func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (forward, reply []byte) {
+	msgs, batch, err := splitMessages(raw)
+	if err != nil {
+		return raw, nil // not JSON-RPC: the server answers it
+	}
+	cn.mu.Lock()
+	cn.used = time.Now()
+	cn.mu.Unlock()
+	var replies [][]byte
+	keep := make([]bool, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		keep[i] = true
+		if !m.isRequest() {
+			continue
+		}
+		p := &mcpPending{method: m.Method, params: m.Params, start: time.Now()}
+		switch m.Method {
+		case "tools/call":
+			var params struct {
+				Name      string          `json:"name"`
+				Arguments json.RawMessage `json:"arguments"`
+			}
+			json.Unmarshal(m.Params, &params)
+			p.tool = params.Name
+			if r := o.toolCall(ctx, cn, m, p, params.Arguments); r != nil {
+				replies, keep[i] = append(replies, r), false
+				continue
+			}
+		case "initialize", "tools/list", "resources/read", "prompts/get":
+		default:
+			continue
+		}
+		cn.mu.Lock()
+		cn.pending[string(m.ID)] = p
+		cn.mu.Unlock()
+	}
+	if len(replies) == 0 {
+		return raw, nil
+	}
+	if !batch {
+		return nil, replies[0]
+	}
+	var rest []json.RawMessage
+	var whole []json.RawMessage
+	json.Unmarshal(raw, &whole)
+	for i, k := range keep {
+		if k && i < len(whole) {
+			rest = append(rest, whole[i])
+		}
+	}
+	reps := make([]json.RawMessage, len(replies))
+	for i, r := range replies {
+		reps[i] = r
+	}
+	rb, _ := json.Marshal(reps)
+	if len(rest) > 0 {
+		forward, _ = json.Marshal(rest)
+	}
+	return forward, rb
+}
+
+// toolCall records a tools/call before it is forwarded; a non-nil reply
+// answers the client instead.
+func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, p *mcpPending, args json.RawMessage) []byte {
+	a := o.common(cn)
+	a.set("gen_ai.tool.name", p.tool)
+	a.set("gen_ai.tool.call.id", string(m.ID))
+	a.set("gen_ai.tool.type", "mcp")
+	if o.policy != nil {
+		if ok, why := o.policy(cn.agent, cn.server, p.tool); !ok {
+			a.set("mcp.denied_reason", why)
+			ev := &event.Request{Session: cn.session, Kind: KindToolDenied, Actor: cn.agent.Actor, Attributes: a.raw()}
+			o.payload(ev, a, args)
+			ev.Attributes = a.raw()
+			rctx, cancel := context.WithTimeout(ctx, o.c.o.recordTimeout)
+			defer cancel()
+			if _, err := o.c.record(rctx, cn.agent.Recorder, cn.agent.Tenant, []*event.Request{ev}); err != nil {
+				o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolDenied, Time: time.Now().UTC()})
+			}
+			return rpcErrorReply(m.ID, RPCDenied, fmt.Sprintf("tool %q is denied by the audit policy: %s", p.tool, why))
+		}
+	}
+	if o.binder != nil {
+		if b, ok := o.binder.take(ctx, cn.agent.Tenant, cn.session, p.tool, args, o.c.o.recordTimeout); ok {
+			a.set("capture.llm_response.index", int64(b.response))
+			a.set("capture.llm_tool_call.index", int64(b.toolCall))
+		}
+	}
+	ev := &event.Request{Session: cn.session, Kind: KindToolCall, Actor: cn.agent.Actor}
+	o.payload(ev, a, args)
+	ev.Attributes = a.raw()
+	rctx, cancel := context.WithTimeout(ctx, o.c.o.recordTimeout)
+	defer cancel()
+	res, err := o.c.record(rctx, cn.agent.Recorder, cn.agent.Tenant, []*event.Request{ev})
+	if err != nil {
+		if o.c.o.mode == FailClosed {
+			o.c.logger.Warn("capture: tools/call not recorded; refused (fail-closed)", "session", cn.session, "tool", p.tool, "error", err)
+			return rpcErrorReply(m.ID, RPCNotRecorded, "the audit log could not record this tool call, so it was not made: "+event.Clip(err.Error(), 200))
+		}
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolCall, Time: time.Now().UTC()})
+		return nil
+	}
+	i := res[0].Index
+	p.callIndex = &i
+	return nil
+}
+
+// fromServer observes a message from the server before it is forwarded
+// to the client: responses to the requests it follows are recorded first
+// (a failure is noted as a capture gap; a result cannot be unmade).
+func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
+	msgs, _, err := splitMessages(raw)
+	if err != nil {
+		return
+	}
+	var evs []*event.Request
+	var items []gapItem
+	cn.mu.Lock()
+	cn.used = time.Now()
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Method != "" && len(m.ID) == 0 { // a notification: counted on what is pending
+			for _, p := range cn.pending {
+				p.notes++
+			}
+			continue
+		}
+		if !m.isResponse() {
+			continue
+		}
+		p := cn.pending[string(m.ID)]
+		if p == nil {
+			continue
+		}
+		delete(cn.pending, string(m.ID))
+		if ev := o.responseEvent(cn, m, p); ev != nil {
+			evs = append(evs, ev)
+			items = append(items, gapItem{Kind: ev.Kind, Time: time.Now().UTC()})
+		}
+	}
+	cn.mu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, o.c.o.recordTimeout)
+	defer cancel()
+	if _, err := o.c.record(rctx, cn.agent.Recorder, cn.agent.Tenant, evs); err != nil {
+		o.c.logger.Warn("capture: MCP response not recorded; noted as a gap", "session", cn.session, "error", err)
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
+	}
+}
+
+func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *event.Request {
+	a := o.common(cn)
+	a.set("capture.duration_ms", millis(time.Since(p.start)))
+	body := m.Result
+	if m.Error != nil {
+		a.set("error.type", fmt.Sprintf("jsonrpc.%d", m.Error.Code))
+		a.set("mcp.error.message", m.Error.Message)
+		body, _ = json.Marshal(m.Error)
+	}
+	ev := &event.Request{Session: cn.session, Actor: cn.agent.Actor}
+	switch p.method {
+	case "tools/call":
+		ev.Kind = KindToolResult
+		a.set("gen_ai.tool.name", p.tool)
+		a.set("gen_ai.tool.call.id", string(m.ID))
+		a.set("gen_ai.tool.type", "mcp")
+		if p.callIndex != nil {
+			a.set("capture.tool_call.index", int64(*p.callIndex))
+		}
+		if p.notes > 0 {
+			a.set("mcp.notifications", p.notes)
+		}
+		var r struct {
+			IsError bool `json:"isError"`
+		}
+		if m.Error == nil && json.Unmarshal(m.Result, &r) == nil {
+			a.set("mcp.is_error", r.IsError)
+			if r.IsError {
+				a.set("error.type", "tool_error")
+			}
+		}
+	case "initialize":
+		ev.Kind = KindMCPInitialize
+		var r struct {
+			ProtocolVersion string                     `json:"protocolVersion"`
+			Capabilities    map[string]json.RawMessage `json:"capabilities"`
+			ServerInfo      struct {
+				Name    string `json:"name"`
+				Version string `json:"version"`
+			} `json:"serverInfo"`
+		}
+		json.Unmarshal(m.Result, &r)
+		a.set("mcp.protocol_version", r.ProtocolVersion)
+		a.set("mcp.server.name", r.ServerInfo.Name)
+		a.set("mcp.server.version", r.ServerInfo.Version)
+		caps := make([]string, 0, len(r.Capabilities))
+		for k := range r.Capabilities {
+			caps = append(caps, k)
+		}
+		sort.Strings(caps)
+		a.set("mcp.capabilities", caps)
+	case "tools/list":
+		ev.Kind = KindMCPToolsList
+		var r struct {
+			Tools []json.RawMessage `json:"tools"`
+		}
+		json.Unmarshal(m.Result, &r)
+		hashes, all := ToolHashes(r.Tools)
+		a.set("mcp.tools.count", len(r.Tools))
+		a.set("mcp.tools.sha256", all)
+		a.set("mcp.tool_hashes", hashes)
+	case "resources/read":
+		ev.Kind = KindResourceRead
+		var q struct {
+			URI string `json:"uri"`
+		}
+		json.Unmarshal(p.params, &q)
+		a.set("mcp.resource.uri", q.URI)
+	case "prompts/get":
+		ev.Kind = KindPromptGet
+		var q struct {
+			Name string `json:"name"`
+		}
+		json.Unmarshal(p.params, &q)
+		a.set("mcp.prompt.name", q.Name)
+	default:
+		return nil
+	}
+	o.payload(ev, a, body)
+	ev.Attributes = a.raw()
+	return ev
+}
+
+// ToolHashes hashes each tool definition of a tools/list result: SHA-256
+// of its JSON with keys sorted, as "name sha256hex" (at most 64 listed;
+// all is the hash over every definition in order), so that a tool whose
+// definition changed between two listings shows a changed hash.
+func ToolHashes(tools []json.RawMessage) (hashes []string, all string) {
+	h := sha256.New()
+	for _, t := range tools {
+		var v any
+		if json.Unmarshal(t, &v) != nil {
+			continue
+		}
+		canon, _ := json.Marshal(v) // maps marshal with sorted keys
+		sum := sha256.Sum256(canon)
+		h.Write(sum[:])
+		var named struct {
+			Name string `json:"name"`
+		}
+		json.Unmarshal(t, &named)
+		hashes = append(hashes, clean(named.Name, 80)+" "+hex.EncodeToString(sum[:]))
+	}
+	return hashes, hex.EncodeToString(h.Sum(nil))
+}
+
+// ToolCallBinder pairs the tool calls a model asked for (seen by the LLM
+// proxy in its responses) with the MCP tools/call that answers them, in
+// the same tenant and session: same tool name (dots and underscores
+// alike) and the same arguments (as JSON values), oldest first.
+type ToolCallBinder struct {
+	mu    sync.Mutex
+	calls map[string][]*boundCall // tenant/session
+}
+
+// boundCall is a model's tool call; its indices are known once the
+// response that asked for it is recorded (ready closed, ok set).
+type boundCall struct {
+	name     string
+	args     string // canonical JSON
+	at       time.Time
+	ready    chan struct{}
+	once     sync.Once
+	ok       bool
+	response uint64 // index of the llm.response
+	toolCall uint64 // index of its tool.call event
+}
+
+func (c *boundCall) resolve(response, toolCall uint64) {
+	c.once.Do(func() { c.response, c.toolCall, c.ok = response, toolCall, true; close(c.ready) })
+}
+
+func (c *boundCall) fail() { c.once.Do(func() { close(c.ready) }) }
+
+// NewToolCallBinder returns an empty binder; give the same one to the
+// proxy (WithToolCallBinder) and the MCP capture (WithBinder).
+func NewToolCallBinder() *ToolCallBinder { return &ToolCallBinder{calls: map[string][]*boundCall{}} }
+
+const binderMaxPerSession = 256
+
+func toolKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
+
+func canonicalJSON(raw []byte) string {
+	var v any
+	if len(bytes.TrimSpace(raw)) == 0 || json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	if m, ok := v.(map[string]any); ok && len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func (b *ToolCallBinder) note(tenant, session, name string, args []byte) *boundCall {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := &boundCall{name: toolKey(name), args: canonicalJSON(args), at: time.Now(), ready: make(chan struct{})}
+	k := tenant + "/" + session
+	l := append(b.calls[k], c)
+	if len(l) > binderMaxPerSession {
+		l = l[len(l)-binderMaxPerSession:]
+	}
+	b.calls[k] = l
+	if len(b.calls) > 10_000 { // forget sessions idle for an hour
+		for key, calls := range b.calls {
+			if time.Since(calls[len(calls)-1].at) > time.Hour {
+				delete(b.calls, key)
+			}
+		}
+	}
+	return c
+}
+
+// take finds and removes the oldest model tool call that the tools/call
+// answers, and waits (up to wait) until its indices are known.
+func (b *ToolCallBinder) take(ctx context.Context, tenant, session, name string, args []byte, wait time.Duration) (*boundCall, bool) {
+	b.mu.Lock()
+	k := tenant + "/" + session
+	want, a := toolKey(name), canonicalJSON(args)
+	var c *boundCall
+	for i, x := range b.calls[k] {
+		if x.name == want && x.args == a {
+			c = x
+			b.calls[k] = append(b.calls[k][:i:i], b.calls[k][i+1:]...)
+			break
+		}
+	}
+	b.mu.Unlock()
+	if c == nil {
+		return nil, false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.ready:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	select {
+	case <-c.ready:
+		return c, c.ok
+	default:
+		return nil, false
+	}
+}

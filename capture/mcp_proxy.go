@@ -1,0 +1,336 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// MCPPathPrefix is where the Streamable HTTP proxy listens:
+// /mcp/NAME/... goes to the upstream MCP server named NAME.
+const MCPPathPrefix = "/mcp/"
+
+// MCP headers.
+const (
+	headerMCPSession = "Mcp-Session-Id"
+)
+
+// MCP is the Model Context Protocol capture: a Streamable HTTP proxy
+// (/mcp/NAME/... to a configured upstream MCP server) and the relay that
+// the stdio wrapper sends every message through. Both observe each
+// JSON-RPC message on the wire and record tool calls and their results,
+// initialize and tools/list answers, resource reads and prompt gets.
+type MCP struct {
+	c         *core
+	obs       *MCPObserver
+	upstreams map[string]*url.URL
+	auth      Authenticator
+	transport http.RoundTripper
+
+	mu    sync.Mutex
+	conns map[string]*mcpConn // by agent id + connection (Mcp-Session-Id or relay connection id)
+}
+
+// MCPOption configures NewMCP.
+type MCPOption func(*mcpOptions)
+
+type mcpOptions struct {
+	policy ToolPolicy
+	binder *ToolCallBinder
+}
+
+// WithToolPolicy denies tools before they are called.
+func WithToolPolicy(p ToolPolicy) MCPOption { return func(o *mcpOptions) { o.policy = p } }
+
+// WithBinder pairs MCP tool calls with the model's tool calls seen by the
+// LLM proxy that shares b.
+func WithBinder(b *ToolCallBinder) MCPOption { return func(o *mcpOptions) { o.binder = b } }
+
+// NewMCP builds the MCP capture for the named upstream MCP servers.
+func NewMCP(upstreams map[string]string, auth Authenticator, mo []MCPOption, opts ...ProxyOption) (*MCP, error) {
+	if auth == nil {
+		return nil, errors.New("capture: an Authenticator is required")
+	}
+	o := defaultOptions(DefaultMaxRecordedBytes)
+	for _, f := range opts {
+		f.applyProxy(&o)
+	}
+	c, err := newCore("mcp", o)
+	if err != nil {
+		return nil, err
+	}
+	var mopt mcpOptions
+	for _, f := range mo {
+		f(&mopt)
+	}
+	m := &MCP{c: c, obs: newMCPObserver(c, mopt.policy, mopt.binder), upstreams: map[string]*url.URL{}, auth: auth,
+		transport: c.o.transport, conns: map[string]*mcpConn{}}
+	for name, raw := range upstreams {
+		u, err := parseBase(name, raw)
+		if err != nil {
+			return nil, err
+		}
+		m.upstreams[name] = u
+	}
+	if m.transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.DisableCompression = true
+		t.ResponseHeaderTimeout = 0 // a tool may run for minutes
+		m.transport = t
+	}
+	return m, nil
+}
+
+// Close stops retrying gap records.
+func (m *MCP) Close(ctx context.Context) error { return m.c.close(ctx) }
+
+// connIdle is how long an MCP connection's state is kept unused.
+const connIdle = time.Hour
+
+func (m *MCP) conn(agent *Agent, key, server, session, front string) *mcpConn {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := agent.ID + "\x00" + key
+	cn := m.conns[k]
+	if cn == nil {
+		if len(m.conns) > 10_000 {
+			for kk, c := range m.conns {
+				if time.Since(c.used) > connIdle {
+					delete(m.conns, kk)
+				}
+			}
+		}
+		cn = &mcpConn{agent: agent, server: server, session: session, front: front, pending: map[string]*mcpPending{}, used: time.Now()}
+		m.conns[k] = cn
+	}
+	return cn
+}
+
+func (m *MCP) rename(agent *Agent, from, to string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cn, ok := m.conns[agent.ID+"\x00"+from]; ok {
+		delete(m.conns, agent.ID+"\x00"+from)
+		m.conns[agent.ID+"\x00"+to] = cn
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// sessionFor is the audit session of an MCP connection: X-Audit-Session,
+// else one named after the MCP session.
+func sessionFor(h http.Header, mcpSession string) string {
+	if s := h.Get(HeaderSession); s != "" {
+		return s
+	}
+	id := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return -1
+	}, mcpSession)
+	if id == "" {
+		id = randomID()
+	}
+	return event.Clip("mcp-"+id, 100)
+}
+
+func mcpHTTPError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(rpcErrorReply(json.RawMessage("null"), -32000, msg))
+}
+
+// ServeHTTP proxies /mcp/NAME/... to the upstream MCP server NAME. The
+// audit token is X-Audit-Token, or, when that header is absent, the
+// bearer token (then not forwarded: the upstream needs none).
+func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, MCPPathPrefix)
+	name, path, _ := strings.Cut(rest, "/")
+	base, ok := m.upstreams[name]
+	if !ok {
+		mcpHTTPError(w, http.StatusNotFound, "no MCP upstream named "+name)
+		return
+	}
+	if why := unsafePath(path, r.URL.EscapedPath()); why != "" {
+		mcpHTTPError(w, http.StatusBadRequest, "path with "+why)
+		return
+	}
+	out := r.Header.Clone()
+	token := out.Get(HeaderToken)
+	if token == "" {
+		token = strings.TrimPrefix(out.Get("Authorization"), "Bearer ")
+		out.Del("Authorization")
+	}
+	for _, h := range []string{HeaderToken, HeaderSession, HeaderAgent, HeaderOnBehalfOf, HeaderSubject, HeaderCall} {
+		out.Del(h)
+	}
+	agent, err := m.auth(r.Context(), token)
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		mcpHTTPError(w, http.StatusUnauthorized, "an audit token (X-Audit-Token, or the bearer token) with the write scope is required")
+		return
+	case errors.Is(err, ErrForbidden):
+		mcpHTTPError(w, http.StatusForbidden, "the audit token may not record calls")
+		return
+	case err != nil:
+		mcpHTTPError(w, http.StatusServiceUnavailable, "checking the audit token: "+err.Error())
+		return
+	}
+	var body []byte
+	if r.Body != nil {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, m.c.o.maxRequestBytes))
+		if err != nil {
+			mcpHTTPError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+	}
+	mcpSession := r.Header.Get(headerMCPSession)
+	key := mcpSession
+	if key == "" {
+		key = "new-" + randomID() // an initialize: named once the upstream names the session
+	}
+	cn := m.conn(agent, key, name, sessionFor(r.Header, mcpSession), "mcp-http")
+	if r.Method == http.MethodPost && len(body) > 0 {
+		fwd, reply := m.obs.fromClient(r.Context(), cn, body)
+		if reply != nil && fwd == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(reply)
+			return
+		}
+		body = fwd
+	}
+	u := *base
+	u.Path = base.Path + "/" + path
+	if path == "" {
+		u.Path = base.Path
+	}
+	u.RawQuery = r.URL.RawQuery
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		mcpHTTPError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	req.Header = out
+	req.Header.Del("Accept-Encoding")
+	req.ContentLength = int64(len(body))
+	resp, err := m.transport.RoundTrip(req)
+	if err != nil {
+		mcpHTTPError(w, http.StatusBadGateway, "the MCP upstream "+name+" is unreachable: "+err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	if sid := resp.Header.Get(headerMCPSession); sid != "" && mcpSession == "" {
+		cn.mu.Lock()
+		if r.Header.Get(HeaderSession) == "" {
+			cn.session = sessionFor(r.Header, sid)
+		}
+		cn.mu.Unlock()
+		m.rename(agent, key, sid)
+	}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	ct := resp.Header.Get("Content-Type")
+	switch {
+	case strings.HasPrefix(ct, "text/event-stream"):
+		w.WriteHeader(resp.StatusCode)
+		m.relayEvents(r.Context(), cn, w, resp.Body)
+	case strings.HasPrefix(ct, "application/json"):
+		b, err := io.ReadAll(io.LimitReader(resp.Body, m.c.o.maxRequestBytes))
+		if err == nil {
+			m.obs.fromServer(r.Context(), cn, b)
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(b)
+	default:
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}
+}
+
+// relayEvents passes an event stream through event by event, observing
+// each message before it is written.
+func (m *MCP) relayEvents(ctx context.Context, cn *mcpConn, w http.ResponseWriter, body io.Reader) {
+	rc := http.NewResponseController(w)
+	br := bufio.NewReaderSize(body, 64<<10)
+	var ev bytes.Buffer
+	var data bytes.Buffer
+	for {
+		line, err := br.ReadBytes('\n')
+		ev.Write(line)
+		trimmed := bytes.TrimRight(line, "\r\n")
+		if d, ok := bytes.CutPrefix(trimmed, []byte("data:")); ok {
+			data.Write(bytes.TrimPrefix(d, []byte(" ")))
+			data.WriteByte('\n')
+		}
+		if len(trimmed) == 0 || err != nil {
+			if data.Len() > 0 {
+				m.obs.fromServer(ctx, cn, data.Bytes())
+			}
+			if ev.Len() > 0 {
+				if _, werr := w.Write(ev.Bytes()); werr != nil {
+					return
+				}
+				rc.Flush()
+			}
+			ev.Reset()
+			data.Reset()
+		}
+		if err != nil || ev.Len() > int(m.c.o.maxRequestBytes) {
+			return
+		}
+	}
+}
+
+// RelayRequest is one message the stdio wrapper relays (POST
+// /v1/mcp/relay): from the client (to the server) or from the server.
+type RelayRequest struct {
+	Conn    string          `json:"conn"`    // the wrapper's connection id
+	Server  string          `json:"server"`  // the MCP server's name
+	Session string          `json:"session"` // the audit session
+	From    string          `json:"from"`    // "client" or "server"
+	Message json.RawMessage `json:"message"`
+}
+
+// RelayResponse says what the wrapper does with the message: Forward it
+// (unchanged), and/or send Reply back to the client.
+type RelayResponse struct {
+	Forward json.RawMessage `json:"forward,omitempty"`
+	Reply   json.RawMessage `json:"reply,omitempty"`
+}
+
+// Relay observes one message of a stdio MCP connection for agent.
+func (m *MCP) Relay(ctx context.Context, agent *Agent, req RelayRequest) (RelayResponse, error) {
+	if req.Conn == "" || !event.ValidID(req.Session) || req.Server == "" || len(req.Server) > 64 {
+		return RelayResponse{}, errors.New("conn, server and a valid session are required")
+	}
+	cn := m.conn(agent, "stdio-"+req.Conn, req.Server, req.Session, "mcp-stdio")
+	switch req.From {
+	case "client":
+		fwd, reply := m.obs.fromClient(ctx, cn, req.Message)
+		return RelayResponse{Forward: fwd, Reply: reply}, nil
+	case "server":
+		m.obs.fromServer(ctx, cn, req.Message)
+		return RelayResponse{Forward: req.Message}, nil
+	}
+	return RelayResponse{}, errors.New(`from must be "client" or "server"`)
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
+)
+
+const mcpWrapSynopsis = "log-server mcp wrap --url URL --token-file FILE [--session ID] [--name NAME] [--capture fail-closed|fail-open] -- COMMAND [ARGS...]"
+
+func mcpCmd(args []string) int {
+	if len(args) == 0 || args[0] != "wrap" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Println("usage: " + mcpWrapSynopsis)
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "usage: "+mcpWrapSynopsis)
+		return 2
+	}
+	return mcpWrap(args[1:])
+}
+
+// maxMCPLine caps one stdio message.
+const maxMCPLine = 4 << 20
+
+// mcpWrap runs an MCP server as a child on its stdin and stdout and sends
+// every JSON-RPC message through the log server's relay, which records it
+// and says what to forward: the child never sees a tools/call the log
+// has not recorded (fail-closed) or that the tool policy denies.
+func mcpWrap(args []string) int {
+	fs := cli.NewFlagSet("log-server mcp wrap", mcpWrapSynopsis)
+	url := fs.String("url", "", "the log server's base URL (required)")
+	tokenFile := fs.String("token-file", "", "file (0600) with the agent's audit token (write scope; required)")
+	session := fs.String("session", "", "the audit session (default: a new one, printed on stderr)")
+	name := fs.String("name", "", "the MCP server's name in the log (default: the command's base name)")
+	mode := fs.String("capture", "fail-closed", "when the log cannot record a tools/call: fail-closed (the call is refused with a JSON-RPC error) or fail-open (it proceeds)")
+	timeout := fs.Duration("record-timeout", 10*time.Second, "longest wait for the log server per message")
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
+	}
+	cmdArgs := fs.Args()
+	if len(cmdArgs) == 0 {
+		return cli.Fail(fs, "no COMMAND given (after --)")
+	}
+	if *url == "" || *tokenFile == "" {
+		return cli.Fail(fs, "--url and --token-file are required")
+	}
+	if *mode != "fail-closed" && *mode != "fail-open" {
+		return cli.Fail(fs, "--capture: fail-closed or fail-open")
+	}
+	tok, err := keyfile.Read(*tokenFile)
+	if err != nil {
+		return cli.Fail(fs, "--token-file: %v", err)
+	}
+	if *session == "" {
+		*session = "mcp-" + randomHex(8)
+		fmt.Fprintf(os.Stderr, "log-server mcp wrap: audit session %s\n", *session)
+	} else if !event.ValidID(*session) {
+		return cli.Fail(fs, "--session: not a valid session id")
+	}
+	if *name == "" {
+		*name = filepath.Base(cmdArgs[0])
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	child := exec.Command(cmdArgs[0], cmdArgs[1:]...)
+	child.Stderr = os.Stderr
+	toChild, err := child.StdinPipe()
+	if err != nil {
+		return exit(err)
+	}
+	fromChild, err := child.StdoutPipe()
+	if err != nil {
+		return exit(err)
+	}
+	if err := child.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "log-server mcp wrap: starting %s: %v\n", cmdArgs[0], err)
+		return 127
+	}
+	go func() { <-ctx.Done(); child.Process.Signal(syscall.SIGTERM) }()
+	r := &relay{url: strings.TrimRight(*url, "/") + "/v1/mcp/relay", token: strings.TrimSpace(string(tok)), conn: randomHex(12),
+		server: *name, session: *session, failOpen: *mode == "fail-open", timeout: *timeout, http: &http.Client{}}
+	var out sync.Mutex
+	writeOut := func(b []byte) {
+		out.Lock()
+		defer out.Unlock()
+		os.Stdout.Write(append(bytes.TrimRight(b, "\n"), '\n'))
+	}
+	done := make(chan struct{})
+	go func() { // the server's messages, to the client
+		defer close(done)
+		readLines(fromChild, func(line []byte) {
+			if _, err := r.send("server", line); err != nil {
+				r.gap(err)
+			}
+			writeOut(line) // a result cannot be unmade: it goes on whatever the log said
+		})
+	}()
+	readLines(os.Stdin, func(line []byte) { // the client's messages, to the server
+		res, err := r.send("client", line)
+		switch {
+		case err != nil && !r.failOpen && isToolCall(line):
+			writeOut(refusal(line, err))
+		case err != nil:
+			r.gap(err)
+			toChild.Write(append(line, '\n'))
+		default:
+			if res.Reply != nil {
+				writeOut(res.Reply)
+			}
+			if res.Forward != nil {
+				toChild.Write(append(bytes.TrimRight(res.Forward, "\n"), '\n'))
+			}
+		}
+	})
+	toChild.Close()
+	<-done
+	err = child.Wait()
+	if r.gaps > 0 {
+		fmt.Fprintf(os.Stderr, "log-server mcp wrap: %d message(s) could not be recorded\n", r.gaps)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "log-server mcp wrap: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// readLines calls f with each newline-delimited message (the MCP stdio
+// transport), without its newline.
+func readLines(r io.Reader, f func([]byte)) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > maxMCPLine {
+			fmt.Fprintf(os.Stderr, "log-server mcp wrap: a message of %d bytes is over the %d-byte limit; dropped\n", len(line), maxMCPLine)
+			line = nil
+		}
+		if t := bytes.TrimRight(line, "\r\n"); len(bytes.TrimSpace(t)) > 0 {
+			f(append([]byte(nil), t...))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func isToolCall(line []byte) bool {
+	var m struct {
+		Method string          `json:"method"`
+		ID     json.RawMessage `json:"id"`
+	}
+	return json.Unmarshal(line, &m) == nil && m.Method == "tools/call" && len(m.ID) > 0
+}
+
+func refusal(line []byte, err error) []byte {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	json.Unmarshal(line, &m)
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": capture.RPCNotRecorded,
+		"message": "the audit log could not record this tool call, so it was not made: " + event.Clip(err.Error(), 200)}})
+	return b
+}
+
+// relay sends messages to the log server's relay.
+type relay struct {
+	url, token, conn, server, session string
+	failOpen                          bool
+	timeout                           time.Duration
+	http                              *http.Client
+	mu                                sync.Mutex
+	gaps                              int
+}
+
+func (r *relay) gap(err error) {
+	r.mu.Lock()
+	r.gaps++
+	r.mu.Unlock()
+	fmt.Fprintf(os.Stderr, "log-server mcp wrap: not recorded: %v\n", err)
+}
+
+func (r *relay) send(from string, msg []byte) (capture.RelayResponse, error) {
+	var res capture.RelayResponse
+	if !json.Valid(msg) {
+		// Not JSON-RPC: forwarded as is, recorded as nothing.
+		return capture.RelayResponse{Forward: nil}, fmt.Errorf("not a JSON message")
+	}
+	body, _ := json.Marshal(capture.RelayRequest{Conn: r.conn, Server: r.server, Session: r.session, From: from, Message: msg})
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 2*maxMCPLine))
+	if err != nil {
+		return res, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return res, fmt.Errorf("log server: %s: %s", resp.Status, event.Clip(strings.TrimSpace(string(b)), 300))
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		return res, fmt.Errorf("log server: %v", err)
+	}
+	return res, nil
+}
