@@ -213,11 +213,9 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 			ev := &event.Request{Session: cn.session, Kind: KindToolDenied, Actor: cn.agent.Actor, Attributes: a.raw()}
 			o.payload(ev, a, args)
 			ev.Attributes = a.raw()
-			rctx, cancel := context.WithTimeout(ctx, o.c.o.recordTimeout)
-			defer cancel()
-			if _, err := o.c.record(rctx, cn.agent.Recorder, cn.agent.Tenant, []*event.Request{ev}); err != nil {
+			o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
 				o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolDenied, Time: time.Now().UTC()})
-			}
+			}})
 			return rpcErrorReply(m.ID, RPCDenied, fmt.Sprintf("tool %q is denied by the audit policy: %s", p.tool, why))
 		}
 	}
@@ -230,18 +228,29 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 	ev := &event.Request{Session: cn.session, Kind: KindToolCall, Actor: cn.agent.Actor}
 	o.payload(ev, a, args)
 	ev.Attributes = a.raw()
-	rctx, cancel := context.WithTimeout(ctx, o.c.o.recordTimeout)
-	defer cancel()
-	res, err := o.c.record(rctx, cn.agent.Recorder, cn.agent.Tenant, []*event.Request{ev})
-	if err != nil {
-		if o.c.o.mode == FailClosed {
-			o.c.logger.Warn("capture: tools/call not recorded; refused (fail-closed)", "session", cn.session, "tool", p.tool, "error", err)
-			return rpcErrorReply(m.ID, RPCNotRecorded, "the audit log could not record this tool call, so it was not made: "+event.Clip(err.Error(), 200))
+	// Through the session's record queue, behind what the connection
+	// recorded before (order kept); fail-closed waits until it is durable.
+	it := &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}}
+	if o.c.o.mode != FailClosed {
+		it.failed = func(err error) {
+			o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolCall, Time: time.Now().UTC()})
 		}
-		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolCall, Time: time.Now().UTC()})
+		o.c.enqueue(cn.agent.Tenant, cn.session, it)
 		return nil
 	}
-	i := res[0].Index
+	it.done = make(chan error, 1)
+	o.c.enqueue(cn.agent.Tenant, cn.session, it)
+	var err error
+	select {
+	case err = <-it.done:
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		o.c.logger.Warn("capture: tools/call not recorded; refused (fail-closed)", "session", cn.session, "tool", p.tool, "error", err)
+		return rpcErrorReply(m.ID, RPCNotRecorded, "the audit log could not record this tool call, so it was not made: "+event.Clip(err.Error(), 200))
+	}
+	i := it.res[0].Index
 	p.callIndex = &i
 	return nil
 }
@@ -283,12 +292,12 @@ func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
 	if len(evs) == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, o.c.o.recordTimeout)
-	defer cancel()
-	if _, err := o.c.record(rctx, cn.agent.Recorder, cn.agent.Tenant, evs); err != nil {
+	// Queued behind the session's earlier records: the message goes on
+	// now (a result cannot be unmade); a failure is noted as a gap.
+	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: evs, failed: func(err error) {
 		o.c.logger.Warn("capture: MCP response not recorded; noted as a gap", "session", cn.session, "error", err)
 		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
-	}
+	}})
 }
 
 func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *event.Request {

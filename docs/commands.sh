@@ -13,7 +13,7 @@ echo
 echo 'Every command prints its usage with `--help` (exit 0); a usage error prints the error and the usage on'
 echo 'stderr (exit 2). Each block below is what the binary prints; the tests compare them (rebuild this page'
 echo 'with `docs/commands.sh`).'
-for spec in "log-server|--help" "log-server|token create --help" "log-server|token revoke --help" "log-server|token list --help" \
+for spec in "log-server|--help" "log-server|token create --help" "log-server|token revoke --help" "log-server|token list --help" "log-server|mcp wrap --help" \
             "witness|--help" "witness|keygen --help" \
             "monitor|--help" "monitor|verify --help" "monitor|verify-receipt --help" "monitor|verify-signature --help" "monitor|report --help" "monitor|verify-report --help" \
             "replay|--help" "replay|show --help" "replay|step --help" "replay|serve --help" \
