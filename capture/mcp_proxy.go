@@ -203,6 +203,9 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	mcpSession := r.Header.Get(headerMCPSession)
 	key := mcpSession
+	if sid := r.URL.Query().Get("sessionId"); key == "" && sid != "" {
+		key = "sse-" + sid // the older HTTP+SSE transport: POSTs name their stream's session
+	}
 	if key == "" {
 		key = "new-" + randomID() // an initialize: named once the upstream names the session
 	}
@@ -253,7 +256,29 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(ct, "text/event-stream"):
 		w.WriteHeader(resp.StatusCode)
-		m.relayEvents(r.Context(), cn, w, resp.Body)
+		// The older HTTP+SSE transport: the stream's first event names
+		// the endpoint to POST to, which must be ours.
+		endpoint := func(data []byte) []byte {
+			ref, err := url.Parse(strings.TrimSpace(string(data)))
+			if err != nil {
+				return data
+			}
+			abs := base.ResolveReference(ref)
+			if abs.Host != base.Host || !strings.HasPrefix(abs.Path, base.Path) {
+				return data // elsewhere: the client goes there, unobserved
+			}
+			if sid := abs.Query().Get("sessionId"); sid != "" {
+				cn.mu.Lock()
+				if r.Header.Get(HeaderSession) == "" {
+					cn.session = sessionFor(r.Header, sid)
+				}
+				cn.mu.Unlock()
+				m.rename(agent, key, "sse-"+sid)
+			}
+			mine := url.URL{Path: MCPPathPrefix + name + strings.TrimPrefix(abs.Path, base.Path), RawQuery: abs.RawQuery}
+			return []byte(mine.String())
+		}
+		m.relayEvents(r.Context(), cn, w, resp.Body, endpoint)
 	case strings.HasPrefix(ct, "application/json"):
 		b, err := io.ReadAll(io.LimitReader(resp.Body, m.c.o.maxRequestBytes))
 		if err == nil {
@@ -269,23 +294,33 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // relayEvents passes an event stream through event by event, observing
 // each message before it is written.
-func (m *MCP) relayEvents(ctx context.Context, cn *mcpConn, w http.ResponseWriter, body io.Reader) {
+func (m *MCP) relayEvents(ctx context.Context, cn *mcpConn, w http.ResponseWriter, body io.Reader, endpoint func([]byte) []byte) {
 	rc := http.NewResponseController(w)
 	br := bufio.NewReaderSize(body, 64<<10)
 	var ev bytes.Buffer
 	var data bytes.Buffer
+	name := ""
 	for {
 		line, err := br.ReadBytes('\n')
-		ev.Write(line)
 		trimmed := bytes.TrimRight(line, "\r\n")
+		if n, ok := bytes.CutPrefix(trimmed, []byte("event:")); ok {
+			name = string(bytes.TrimSpace(n))
+		}
 		if d, ok := bytes.CutPrefix(trimmed, []byte("data:")); ok {
-			data.Write(bytes.TrimPrefix(d, []byte(" ")))
+			d = bytes.TrimPrefix(d, []byte(" "))
+			if name == "endpoint" {
+				d = endpoint(d)
+				line = append(append([]byte("data: "), d...), '\n')
+			}
+			data.Write(d)
 			data.WriteByte('\n')
 		}
+		ev.Write(line)
 		if len(trimmed) == 0 || err != nil {
-			if data.Len() > 0 {
+			if data.Len() > 0 && name != "endpoint" {
 				m.obs.fromServer(ctx, cn, data.Bytes())
 			}
+			name = ""
 			if ev.Len() > 0 {
 				if _, werr := w.Write(ev.Bytes()); werr != nil {
 					return

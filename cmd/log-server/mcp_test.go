@@ -278,9 +278,33 @@ func TestMCPStreamableHTTP(t *testing.T) {
 	if _, err := callJSON(t, proxied, "trigger-long-running-operation", map[string]any{"duration": 1, "steps": 3}); err != nil {
 		t.Fatal(err)
 	}
-	evs := w.events("mcp-http-1", 5)
-	if got := strings.Join(kinds(evs), " "); got != "mcp.initialize tool.call tool.result tool.call tool.result" {
+	ctx := context.Background()
+	rs, err := proxied.ListResources(ctx, nil)
+	if err != nil || len(rs.Resources) == 0 {
+		t.Fatalf("resources: %v", err)
+	}
+	if _, err := proxied.ReadResource(ctx, &mcp.ReadResourceParams{URI: rs.Resources[0].URI}); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := proxied.ListPrompts(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := ""
+	for _, p := range ps.Prompts {
+		if len(p.Arguments) == 0 {
+			prompt = p.Name
+		}
+	}
+	if _, err := proxied.GetPrompt(ctx, &mcp.GetPromptParams{Name: prompt}); err != nil {
+		t.Fatalf("prompt %q: %v", prompt, err)
+	}
+	evs := w.events("mcp-http-1", 7)
+	if got := strings.Join(kinds(evs), " "); got != "mcp.initialize tool.call tool.result tool.call tool.result resource.read prompt.get" {
 		t.Fatalf("events %s", got)
+	}
+	if evs[5].Attributes["mcp.resource.uri"] != rs.Resources[0].URI || evs[6].Attributes["mcp.prompt.name"] != prompt {
+		t.Fatalf("resource %v, prompt %v", evs[5].Attributes, evs[6].Attributes)
 	}
 	for _, e := range evs {
 		if e.Writer.Via != event.ViaProxy || e.Attributes["capture.front"] != "mcp-http" {
@@ -467,5 +491,41 @@ func BenchmarkMCPToolCall(b *testing.B) {
 			run(b, &mcp.StreamableClientTransport{Endpoint: url + "/mcp/bench", DisableStandaloneSSE: true,
 				HTTPClient: &http.Client{Transport: headerClient{token: tok, session: "bench-http"}}})
 		})
+	}
+}
+
+// TestMCPOlderSSETransport: the older HTTP+SSE transport (GET /sse, POSTs
+// to the endpoint the stream names) goes through the proxy too: the
+// endpoint is rewritten to the proxy's, and calls and results are
+// recorded.
+func TestMCPOlderSSETransport(t *testing.T) {
+	everything := referenceServer(t, "mcp-server-everything")
+	port := freePort(t)
+	cmd := exec.Command("node", everything, "sse")
+	cmd.Env = append(os.Environ(), "PORT="+port)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reference server did not listen")
+		}
+	}
+	w := newMCPWorld(t, server.Config{MCPUpstreams: map[string]string{"everything-sse": "http://127.0.0.1:" + port}})
+	tok, _ := os.ReadFile(w.tokenFile)
+	cs := connect(t, &mcp.SSEClientTransport{Endpoint: w.ts.URL + "/mcp/everything-sse/sse",
+		HTTPClient: &http.Client{Transport: headerClient{token: string(tok), session: "mcp-sse-1"}}})
+	got, err := callJSON(t, cs, "get-sum", map[string]any{"a": 40, "b": 2})
+	if err != nil || !strings.Contains(got, "42") {
+		t.Fatalf("get-sum over SSE: %s %v", got, err)
+	}
+	evs := w.events("mcp-sse-1", 3)
+	if got := strings.Join(kinds(evs), " "); got != "mcp.initialize tool.call tool.result" {
+		t.Fatalf("events %s", got)
 	}
 }
