@@ -79,6 +79,9 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, subject: s.subject, start: time.Now()}
 	x.ep = classify(s.method, s.path, s.header, s.upstream)
 	x.info = parseRequest(x.ep.api, s.body)
+	if x.info.Model == "" {
+		x.info.Model = modelFromPath(x.ep.api, s.path)
+	}
 	x.callID, x.attempt, x.session = c.calls.assign(callRef{
 		principal: s.principal, session: s.session, explicit: s.explicit,
 		idem: s.header.Get("Idempotency-Key"), retry: retryCount(s.header),

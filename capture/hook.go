@@ -195,6 +195,10 @@ func providerFor(host, path string, hd http.Header) string {
 		return "openai"
 	case host == "api.anthropic.com", hd.Get(anthropicVersionHeader) != "":
 		return "anthropic"
+	case host == geminiUpstreamHostName, hd.Get(geminiAPIKeyHeader) != "":
+		return geminiProviderName
+	case strings.HasSuffix(host, ".openai.azure.com"):
+		return azureOpenAIProvider
 	case strings.HasSuffix(strings.TrimRight(path, "/"), "/messages"):
 		return "anthropic"
 	}

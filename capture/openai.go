@@ -40,6 +40,17 @@ func (openAI) match(p string, _ http.Header, _ string) (string, string, bool) {
 	return "", "", false
 }
 
+// pathModel is an Azure OpenAI deployment (/openai/deployments/NAME/...):
+// the model of a request whose body names none.
+func (openAI) pathModel(p string) string {
+	_, rest, ok := strings.Cut(p, "/openai/deployments/")
+	if !ok {
+		return ""
+	}
+	d, _, _ := strings.Cut(rest, "/")
+	return d
+}
+
 func (openAI) parseRequest(_ string, body []byte) requestInfo {
 	var r struct {
 		commonRequest

@@ -49,7 +49,7 @@ type streamReader interface {
 }
 
 // providers, tried in order; the first is the default flavor.
-var providers = []provider{openAI{}, anthropic{}}
+var providers = []provider{openAI{}, anthropic{}, gemini{}}
 
 func providerOf(flavor string) provider {
 	for _, p := range providers {
@@ -145,6 +145,30 @@ type requestInfo struct {
 	// developer) instructions, "" if it has none: what a change-control
 	// check compares with the approved configuration, without the text.
 	SystemPrompt string
+}
+
+// pathModeler is a provider whose requests may name the model in the path
+// (Gemini's models/NAME:method, Azure's deployments/NAME/...).
+type pathModeler interface{ pathModel(path string) string }
+
+// modelFromPath is the model a request's path names, "" if none.
+func modelFromPath(api, path string) string {
+	if pm, ok := providerOfAPI(api).(pathModeler); ok {
+		return event.Clip(pm.pathModel(path), maxAttrString)
+	}
+	return ""
+}
+
+// providerName is gen_ai.provider.name for an upstream, as the
+// OpenTelemetry GenAI conventions spell it where they name it.
+func providerName(upstream, host string) string {
+	switch {
+	case upstream == "gemini" || host == geminiUpstreamHostName:
+		return geminiProviderName
+	case strings.HasPrefix(upstream, "azure") || strings.HasSuffix(host, ".openai.azure.com"):
+		return azureOpenAIProvider
+	}
+	return upstream
 }
 
 // parseRequest reads the GenAI request parameters of body (unverified
@@ -316,11 +340,15 @@ func errorType(raw json.RawMessage) string {
 		return ""
 	}
 	var e struct {
-		Type json.RawMessage `json:"type"`
-		Code json.RawMessage `json:"code"`
+		Type   json.RawMessage `json:"type"`
+		Status json.RawMessage `json:"status"` // Google's canonical code (RESOURCE_EXHAUSTED)
+		Code   json.RawMessage `json:"code"`
 	}
 	if raw[0] == '{' && decode(raw, &e) {
 		if t := jsonString(e.Type); t != "" {
+			return event.Clip(t, 128)
+		}
+		if t := jsonString(e.Status); t != "" {
 			return event.Clip(t, 128)
 		}
 		if c := jsonString(e.Code); c != "" {

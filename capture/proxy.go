@@ -29,6 +29,7 @@ func DefaultUpstreams() map[string]string {
 	return map[string]string{
 		"openai":    "https://api.openai.com",
 		"anthropic": "https://api.anthropic.com",
+		"gemini":    defaultGeminiUpstream,
 	}
 }
 
@@ -246,7 +247,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	x, err := p.c.begin(r.Context(), &callSpec{
 		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
-		explicit: explicit, actor: actor, subject: subject, agentID: agentID, upstream: name, provider: name,
+		explicit: explicit, actor: actor, subject: subject, agentID: agentID, upstream: name, provider: providerName(name, base.Hostname()),
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
 		header: r.Header, body: body,
 	})

@@ -120,10 +120,18 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests++
 	f.mu.Unlock()
+	if strings.Contains(r.URL.Path, ":generateContent") || strings.Contains(r.URL.Path, ":streamGenerateContent") {
+		f.gemini(w, r, body)
+		return
+	}
 	var c conversation
 	if err := json.Unmarshal(body, &c); err != nil {
 		http.Error(w, "bad json", http.StatusBadRequest)
 		return
+	}
+	// Azure OpenAI: the deployment in the path names the model.
+	if _, rest, ok := strings.Cut(r.URL.Path, "/openai/deployments/"); ok && c.Model == "" {
+		c.Model, _, _ = strings.Cut(rest, "/")
 	}
 	anth := strings.HasSuffix(r.URL.Path, "/v1/messages")
 	if anth {
@@ -282,4 +290,75 @@ func (f *Fake) anthropic(w http.ResponseWriter, c conversation, snap, tool, text
 		ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"`+stop+`","stop_sequence":null},`+fmt.Sprintf(`"usage":{"output_tokens":%d}}`, out)),
 		ev("message_stop", `{"type":"message_stop"}`))
 	sse(w, events)
+}
+
+// gemini answers generateContent and streamGenerateContent (alt=sse) as
+// the Gemini API does: the model version is the dated one, a request that
+// declares functions gets a functionCall part for each in turn.
+func (f *Fake) gemini(w http.ResponseWriter, r *http.Request, body []byte) {
+	_, rest, _ := strings.Cut(r.URL.Path, "/models/")
+	model, method, _ := strings.Cut(rest, ":")
+	var req struct {
+		Contents []struct {
+			Parts []map[string]json.RawMessage `json:"parts"`
+		} `json:"contents"`
+		Tools []struct {
+			FunctionDeclarations []struct {
+				Name string `json:"name"`
+			} `json:"functionDeclarations"`
+		} `json:"tools"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || model == "" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}`)
+		return
+	}
+	var tools []string
+	for _, t := range req.Tools {
+		for _, d := range t.FunctionDeclarations {
+			tools = append(tools, d.Name)
+		}
+	}
+	answered := 0
+	for _, c := range req.Contents {
+		for _, p := range c.Parts {
+			if _, ok := p["functionResponse"]; ok {
+				answered++
+			}
+		}
+	}
+	text := "Based on what I found, here is the answer you asked for, with the details checked against the records."
+	part := `{"text":` + jsonString(text) + `}`
+	finish := "STOP"
+	out := len(text)/4 + 1
+	if answered < len(tools) {
+		part = `{"functionCall":{"name":"` + tools[answered] + `","args":` + toolArgs(tools[answered]) + `}}`
+		out = 18
+	}
+	in := len(body) / 4
+	version := model + "-001"
+	usage := fmt.Sprintf(`{"promptTokenCount":%d,"candidatesTokenCount":%d,"totalTokenCount":%d,"thoughtsTokenCount":4}`, in, out, in+out+4)
+	id := f.id("gresp_")
+	if method == "streamGenerateContent" {
+		chunk := func(parts, extra string) string {
+			return "data: " + `{"candidates":[{"content":{"parts":[` + parts + `],"role":"model"}` + extra + `,"index":0}],"modelVersion":"` + version + `","responseId":"` + id + `"}` + "\r\n\r\n"
+		}
+		var events []string
+		if answered < len(tools) {
+			events = append(events, chunk(part, `,"finishReason":"`+finish+`"`))
+		} else {
+			words := strings.SplitAfter(text, " ")
+			half := len(words) / 2
+			events = append(events, chunk(`{"text":`+jsonString(strings.Join(words[:half], ""))+`}`, ""),
+				chunk(`{"text":`+jsonString(strings.Join(words[half:], ""))+`}`, `,"finishReason":"`+finish+`"`))
+		}
+		last := events[len(events)-1]
+		events[len(events)-1] = strings.Replace(last, `"modelVersion"`, `"usageMetadata":`+usage+`,"modelVersion"`, 1)
+		sse(w, events)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	io.WriteString(w, `{"candidates":[{"content":{"parts":[`+part+`],"role":"model"},"finishReason":"`+finish+`","index":0}],"usageMetadata":`+usage+
+		`,"modelVersion":"`+version+`","responseId":"`+id+`"}`)
 }

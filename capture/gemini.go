@@ -1,0 +1,293 @@
+package capture
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Google's Gemini API (generativelanguage.googleapis.com):
+// models/{model}:generateContent, :streamGenerateContent (alt=sse),
+// :embedContent, :countTokens. The model is in the path.
+const (
+	flavorGemini           = "gemini"
+	apiGeminiGenerate      = "gemini.generate_content"
+	apiGeminiStream        = "gemini.stream_generate_content"
+	apiGeminiEmbed         = "gemini.embed_content"
+	apiGeminiCountTokens   = "gemini.count_tokens"
+	geminiAPIKeyHeader     = "X-Goog-Api-Key"
+	geminiProviderName     = "gcp.gemini"
+	azureOpenAIProvider    = "azure.ai.openai"
+	defaultGeminiUpstream  = "https://generativelanguage.googleapis.com"
+	geminiUpstreamHostName = "generativelanguage.googleapis.com"
+)
+
+type gemini struct{}
+
+func (gemini) flavor() string { return flavorGemini }
+
+func (gemini) claims(h http.Header, hint string) bool {
+	return h.Get(geminiAPIKeyHeader) != "" || hint == "gemini" || strings.Contains(hint, "googleapis.com")
+}
+
+// geminiMethod splits ".../models/NAME:method" into its model and method.
+func geminiMethod(p string) (model, method string, ok bool) {
+	i := strings.LastIndex(p, "/models/")
+	if i < 0 {
+		if i = strings.LastIndex(p, "/tunedModels/"); i < 0 {
+			return "", "", false
+		}
+		i += len("/tunedModels/")
+	} else {
+		i += len("/models/")
+	}
+	model, method, ok = strings.Cut(p[i:], ":")
+	return model, method, ok && model != ""
+}
+
+func (gemini) match(p string, _ http.Header, _ string) (string, string, bool) {
+	_, method, ok := geminiMethod(p)
+	if !ok {
+		return "", "", false
+	}
+	switch method {
+	case "generateContent":
+		return apiGeminiGenerate, "generate_content", true
+	case "streamGenerateContent":
+		return apiGeminiStream, "generate_content", true
+	case "embedContent", "batchEmbedContents":
+		return apiGeminiEmbed, "embeddings", true
+	case "countTokens":
+		return apiGeminiCountTokens, "", true
+	}
+	return "", "", false
+}
+
+// pathModel is the model a request names in its path.
+func (gemini) pathModel(p string) string {
+	m, _, _ := geminiMethod(p)
+	return m
+}
+
+type gmPart struct {
+	Text         string `json:"text"`
+	Thought      bool   `json:"thought"`
+	FunctionCall *struct {
+		ID   string          `json:"id"`
+		Name string          `json:"name"`
+		Args json.RawMessage `json:"args"`
+	} `json:"functionCall"`
+}
+
+type gmContent struct {
+	Role  string   `json:"role"`
+	Parts []gmPart `json:"parts"`
+}
+
+func (gemini) parseRequest(api string, body []byte) requestInfo {
+	var r struct {
+		SystemInstruction *gmContent `json:"systemInstruction"`
+		GenerationConfig  *struct {
+			MaxOutputTokens json.RawMessage `json:"maxOutputTokens"`
+			Temperature     json.RawMessage `json:"temperature"`
+			TopP            json.RawMessage `json:"topP"`
+			CandidateCount  json.RawMessage `json:"candidateCount"`
+			Seed            json.RawMessage `json:"seed"`
+		} `json:"generationConfig"`
+	}
+	if json.Unmarshal(body, &r) != nil {
+		return requestInfo{}
+	}
+	info := requestInfo{Stream: api == apiGeminiStream}
+	if g := r.GenerationConfig; g != nil {
+		if n, ok := jsonInt(g.MaxOutputTokens); ok {
+			info.MaxTokens = &n
+		}
+		if f, ok := jsonFloat(g.Temperature); ok {
+			info.Temperature = &f
+		}
+		if f, ok := jsonFloat(g.TopP); ok {
+			info.TopP = &f
+		}
+		if n, ok := jsonInt(g.CandidateCount); ok {
+			info.ChoiceCount = &n
+		}
+		if n, ok := jsonInt(g.Seed); ok {
+			info.Seed = &n
+		}
+	}
+	if si := r.SystemInstruction; si != nil {
+		var texts []string
+		for _, p := range si.Parts {
+			if p.Text != "" {
+				texts = append(texts, p.Text)
+			}
+		}
+		info.SystemPrompt = promptDigest(texts)
+	}
+	return info
+}
+
+// writeError writes Google's {"error": {"code", "message", "status"}}.
+func (gemini) writeError(w http.ResponseWriter, status int, _ string, message string) {
+	type detail struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Status  string `json:"status"`
+	}
+	writeErrorJSON(w, status, struct {
+		Error detail `json:"error"`
+	}{detail{status, message, googleStatus(status)}})
+}
+
+// googleStatus maps an HTTP status to Google's canonical error codes.
+func googleStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	}
+	if status >= 500 {
+		return "INTERNAL"
+	}
+	return "FAILED_PRECONDITION"
+}
+
+type gmResponse struct {
+	Candidates []struct {
+		Content      *gmContent `json:"content"`
+		FinishReason string     `json:"finishReason"`
+		Index        jint       `json:"index"`
+	} `json:"candidates"`
+	UsageMetadata *struct {
+		PromptTokenCount        jint `json:"promptTokenCount"`
+		CandidatesTokenCount    jint `json:"candidatesTokenCount"`
+		CachedContentTokenCount jint `json:"cachedContentTokenCount"`
+		ThoughtsTokenCount      jint `json:"thoughtsTokenCount"`
+	} `json:"usageMetadata"`
+	ModelVersion string          `json:"modelVersion"`
+	ResponseID   string          `json:"responseId"`
+	Error        json.RawMessage `json:"error"`
+}
+
+// add folds one response (or stream chunk) into the summary.
+func (r *gmResponse) add(s *summary, reasons map[int64]string, holdArgs func(int) bool) {
+	if r.ResponseID != "" {
+		s.ResponseID = event.Clip(r.ResponseID, maxAttrString)
+	}
+	if r.ModelVersion != "" {
+		s.ResponseModel = event.Clip(r.ModelVersion, maxAttrString)
+	}
+	if u := r.UsageMetadata; u != nil {
+		// The conventions' output includes reasoning; Gemini counts
+		// thoughts apart from candidates.
+		s.Usage.Input, s.Usage.CacheRead, s.Usage.Reasoning = u.PromptTokenCount.p(), u.CachedContentTokenCount.p(), u.ThoughtsTokenCount.p()
+		if u.CandidatesTokenCount.OK || u.ThoughtsTokenCount.OK {
+			n := u.CandidatesTokenCount.V + u.ThoughtsTokenCount.V
+			s.Usage.Output = &n
+		}
+	}
+	for i, c := range r.Candidates {
+		idx := int64(i)
+		if c.Index.OK {
+			idx = c.Index.V
+		}
+		if c.FinishReason != "" {
+			reasons[idx] = c.FinishReason
+		}
+		if c.Content == nil {
+			continue
+		}
+		for _, p := range c.Content.Parts {
+			if f := p.FunctionCall; f != nil && len(s.ToolCalls) < maxToolCalls {
+				args := []byte(f.Args)
+				if len(args) == 0 {
+					args = []byte("{}")
+				}
+				if holdArgs != nil && !holdArgs(len(args)) {
+					args = []byte("{}")
+				}
+				s.ToolCalls = append(s.ToolCalls, toolCall{ID: f.ID, Name: f.Name, Type: "function", Args: append([]byte(nil), args...)})
+			}
+		}
+	}
+	s.ErrorType = errorType(r.Error)
+}
+
+func (gemini) parseBody(_ string, body []byte) summary {
+	var s summary
+	reasons := map[int64]string{}
+	// A stream asked for without alt=sse is a JSON array of chunks.
+	var chunks []gmResponse
+	if len(body) > 0 && strings.HasPrefix(strings.TrimSpace(string(body[:min(len(body), 16)])), "[") {
+		if !decode(body, &chunks) {
+			return s
+		}
+	} else {
+		var r gmResponse
+		if !decode(body, &r) {
+			return s
+		}
+		chunks = []gmResponse{r}
+	}
+	for i := range chunks {
+		chunks[i].add(&s, reasons, nil)
+	}
+	s.FinishReasons = sortedReasons(reasons)
+	return s
+}
+
+func (gemini) newStream(_ string, p *respParser) streamReader {
+	return &gmStream{p: p, reasons: map[int64]string{}}
+}
+
+// gmStream reads a streamGenerateContent event stream: each event is a
+// GenerateContentResponse chunk; usage comes with the last ones.
+type gmStream struct {
+	p       *respParser
+	reasons map[int64]string
+	calls   []toolCall
+}
+
+func (st *gmStream) event(_ string, data []byte) bool {
+	var r gmResponse
+	if !decode(data, &r) {
+		return false
+	}
+	var s summary
+	s.Usage = st.p.sum.Usage
+	r.add(&s, st.reasons, st.p.holdArgs)
+	st.p.sum.Usage = s.Usage
+	if s.ResponseID != "" {
+		st.p.sum.ResponseID = s.ResponseID
+	}
+	if s.ResponseModel != "" {
+		st.p.sum.ResponseModel = s.ResponseModel
+	}
+	if s.ErrorType != "" {
+		st.p.sum.ErrorType = s.ErrorType
+	}
+	st.calls = append(st.calls, s.ToolCalls...)
+	if len(st.reasons) > 0 {
+		// Gemini streams have no terminator event: a finish reason ends
+		// the candidate.
+		st.p.sum.Terminated = true
+	}
+	return true
+}
+
+func (st *gmStream) finish(s *summary) {
+	s.FinishReasons = sortedReasons(st.reasons)
+	s.ToolCalls = append(s.ToolCalls, st.calls...)
+}

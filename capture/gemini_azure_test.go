@@ -1,0 +1,181 @@
+package capture_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/azure"
+	oaoption "github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
+	"google.golang.org/genai"
+
+	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/internal/providertest"
+	"github.com/llmaudittrail/llmaudittrail/server"
+)
+
+const (
+	geminiKey = "AIzaSyTEST-gemini-key-0123456789abcdefXYZ"
+	azureKey  = "azure-test-key-5f4e3d2c1b0a99887766554433221100"
+)
+
+func newProviderEnv(t *testing.T) (*env, *providertest.Fake) {
+	pf := providertest.New(t)
+	e := newEnv(t, "fail-closed", func(c *server.Config, _ *httptest.Server) {
+		c.Upstreams["gemini"] = pf.URL
+		c.Upstreams["azure-east"] = pf.URL
+	})
+	return e, pf
+}
+
+// secretNowhere checks that a secret is in no file of the data directory
+// (leaves, tiles, vault, indexes, logs).
+func secretNowhere(t *testing.T, dir, secret string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s holds the API key", p)
+		}
+		return nil
+	})
+}
+
+// TestGeminiSDK: the official Google Go SDK, with only its base URL
+// changed, makes a generateContent call that asks for a function, a
+// streamed generateContent, through the proxy; the session holds complete
+// request/response pairs with the model, usage and the function call, and
+// the API key is nowhere in the data directory, also when sent as key=.
+func TestGeminiSDK(t *testing.T) {
+	e, _ := newProviderEnv(t)
+	ctx := context.Background()
+	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: geminiKey, Backend: genai.BackendGeminiAPI,
+		HTTPOptions: genai.HTTPOptions{BaseURL: e.ts.URL + "/proxy/gemini/",
+			Headers: http.Header{capture.HeaderToken: {e.writeToken}, capture.HeaderSession: {"gem-1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &genai.GenerateContentConfig{SystemInstruction: genai.NewContentFromText("You are a pharmacist's assistant.", genai.RoleUser),
+		Tools: []*genai.Tool{{FunctionDeclarations: []*genai.FunctionDeclaration{{Name: "dose_check", Description: "Checks a dose."}}}}}
+	r, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", genai.Text("Is 5 mg of warfarin right?"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc := r.FunctionCalls(); len(fc) != 1 || fc[0].Name != "dose_check" {
+		t.Fatalf("function calls %+v", fc)
+	}
+	var text strings.Builder
+	for chunk, err := range c.Models.GenerateContentStream(ctx, "gemini-2.5-flash", genai.Text("Summarise the label."), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		text.WriteString(chunk.Text())
+	}
+	if !strings.HasPrefix(text.String(), "Based on what I found") {
+		t.Fatalf("streamed text %q", text.String())
+	}
+	evs := e.events("gem-1", 5) // request, response, tool.call; request, response
+	calls := splitCalls(t, evs)
+	if len(calls) != 2 {
+		t.Fatalf("%d calls", len(calls))
+	}
+	wantAttrs(t, calls[0].req, map[string]any{"gen_ai.provider.name": "gcp.gemini", "gen_ai.operation.name": "generate_content",
+		"capture.api": "gemini.generate_content", "gen_ai.request.model": "gemini-2.5-flash"})
+	if calls[0].req.str("capture.system_prompt.sha256") == "" || !calls[0].req.has("capture.credential.x-goog-api-key") {
+		t.Errorf("request attributes %v", calls[0].req.Leaf.Attributes)
+	}
+	wantAttrs(t, calls[0].resp, map[string]any{"gen_ai.response.model": "gemini-2.5-flash-001", "capture.outcome": "complete", "http.response.status_code": 200})
+	if calls[0].resp.num("gen_ai.usage.input_tokens") <= 0 || calls[0].resp.num("gen_ai.usage.output_tokens") != 22 ||
+		calls[0].resp.num("gen_ai.usage.reasoning.output_tokens") != 4 || calls[0].resp.strs("gen_ai.response.finish_reasons")[0] != "STOP" {
+		t.Errorf("response attributes %v", calls[0].resp.Leaf.Attributes)
+	}
+	if len(calls[0].tools) != 1 || calls[0].tools[0].str("gen_ai.tool.name") != "dose_check" {
+		t.Errorf("tool calls %+v", calls[0].tools)
+	}
+	wantAttrs(t, calls[1].req, map[string]any{"capture.api": "gemini.stream_generate_content", "gen_ai.request.model": "gemini-2.5-flash"})
+	wantAttrs(t, calls[1].resp, map[string]any{"capture.stream": true, "capture.stream.terminated": true, "capture.outcome": "complete"})
+	if calls[1].resp.num("gen_ai.usage.input_tokens") <= 0 {
+		t.Errorf("stream usage %v", calls[1].resp.Leaf.Attributes)
+	}
+
+	// The key as a query parameter: forwarded, never recorded.
+	req, _ := http.NewRequest("POST", e.ts.URL+"/proxy/gemini/v1beta/models/gemini-2.5-flash:generateContent?key="+geminiKey,
+		strings.NewReader(`{"contents":[{"parts":[{"text":"hi"}]}]}`))
+	req.Header.Set(capture.HeaderToken, e.writeToken)
+	req.Header.Set(capture.HeaderSession, "gem-2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	evs = e.events("gem-2", 2)
+	if q := evs[0].str("url.query"); !strings.HasPrefix(q, "key=hmac-sha256:") {
+		t.Errorf("url.query %q", q)
+	}
+	e.close()
+	secretNowhere(t, e.dir, geminiKey)
+}
+
+// TestAzureOpenAISDK: openai-go's Azure options (endpoint, api-version,
+// api-key) through /proxy/azure-east/: the deployment is the request's
+// model, the provider azure.ai.openai, the key nowhere.
+func TestAzureOpenAISDK(t *testing.T) {
+	e, _ := newProviderEnv(t)
+	c := openai.NewClient(azure.WithEndpoint(e.ts.URL+"/proxy/azure-east/", "2024-10-21"), azure.WithAPIKey(azureKey), azure.WithUnsafeAllowHTTP(),
+		oaoption.WithHeader(capture.HeaderToken, e.writeToken), oaoption.WithHeader(capture.HeaderSession, "az-1"))
+	r, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gpt-4o",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Check invoice INV-2291.")},
+		Tools: []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{Name: "invoice_get",
+			Parameters: shared.FunctionParameters{"type": "object", "properties": map[string]any{"query": map[string]any{"type": "string"}}}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Choices[0].Message.ToolCalls) != 1 {
+		t.Fatalf("%+v", r.Choices[0].Message)
+	}
+	evs := e.events("az-1", 3)
+	calls := splitCalls(t, evs)
+	wantAttrs(t, calls[0].req, map[string]any{"gen_ai.provider.name": "azure.ai.openai", "capture.api": "openai.chat.completions",
+		"gen_ai.request.model": "gpt-4o", "url.path": "/openai/deployments/gpt-4o/chat/completions"})
+	if !calls[0].req.has("capture.credential.api-key") || !strings.HasPrefix(calls[0].req.str("url.query"), "api-version=hmac-sha256:") {
+		t.Errorf("request attributes %v", calls[0].req.Leaf.Attributes)
+	}
+	wantAttrs(t, calls[0].resp, map[string]any{"gen_ai.response.model": "gpt-4o-2024-08-06"})
+	if len(calls[0].tools) != 1 {
+		t.Errorf("tool calls %+v", calls[0].tools)
+	}
+	// A request whose body names no model: the deployment does.
+	req, _ := http.NewRequest("POST", e.ts.URL+"/proxy/azure-east/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+		strings.NewReader(`{"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Api-Key", azureKey)
+	req.Header.Set(capture.HeaderToken, e.writeToken)
+	req.Header.Set(capture.HeaderSession, "az-2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	evs = e.events("az-2", 2)
+	if evs[0].str("gen_ai.request.model") != "gpt-4o-mini" {
+		t.Errorf("model %q", evs[0].str("gen_ai.request.model"))
+	}
+	e.close()
+	secretNowhere(t, e.dir, azureKey)
+}
