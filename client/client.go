@@ -19,6 +19,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +48,7 @@ type Client struct {
 	token string
 	hc    *http.Client
 	retry Retry
+	roots *x509.CertPool
 }
 
 // Option configures a Client.
@@ -58,6 +61,10 @@ func WithToken(token string) Option { return func(c *Client) { c.token = strings
 // WithHTTPClient sets the HTTP client (default: DefaultTimeout per request,
 // DefaultMaxIdleConns idle connections to the server).
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithRootCAs sets the certificate authorities that the default HTTP
+// client trusts for an https log URL (default: the system's).
+func WithRootCAs(pool *x509.CertPool) Option { return func(c *Client) { c.roots = pool } }
 
 // WithRetry sets how tile reads are retried (default DefaultRetry). Writes
 // are never retried by the client: the caller decides, since a write that
@@ -78,6 +85,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = DefaultMaxIdleConns
+		if c.roots != nil {
+			t.TLSClientConfig = &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}
+		}
 		c.hc = &http.Client{Timeout: DefaultTimeout, Transport: t}
 	}
 	return c, nil

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,6 +50,7 @@ loadgen --bare [--clients N] [--events N]`)
 	bare := flag.Bool("bare", false, "measure the bare Tessera POSIX appender instead of the server")
 	batchAge := flag.Duration("batch-max-age", 10*time.Millisecond, "bare mode: batch max age (match the server)")
 	progress := flag.Duration("progress", 5*time.Second, "progress report interval (stderr)")
+	caFile := flag.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
 	if code, ok := cli.Parse(flag, os.Args[1:]); !ok {
 		os.Exit(code)
 	}
@@ -58,7 +60,7 @@ loadgen --bare [--clients N] [--events N]`)
 	if *bare {
 		err = runBare(*clients, *events, *payload, *duration, *batchAge, *progress)
 	} else {
-		err = runHTTP(*url, *tokenFile, *clients, *events, *payload, *duration, *pid, *cpSample, *progress)
+		err = runHTTP(*url, *tokenFile, *caFile, *clients, *events, *payload, *duration, *pid, *cpSample, *progress)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -89,12 +91,17 @@ func pct(d []time.Duration, p float64) time.Duration {
 	return d[min(len(d)-1, int(float64(len(d))*p))]
 }
 
-func runHTTP(url, tokenFile string, clients, events, payload int, duration time.Duration, pid, cpSample int, progress time.Duration) error {
+func runHTTP(url, tokenFile, caFile string, clients, events, payload int, duration time.Duration, pid, cpSample int, progress time.Duration) error {
 	tb, err := os.ReadFile(tokenFile)
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}, Timeout: time.Minute}
+	pool, err := cli.CAPool(caFile)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, ForceAttemptHTTP2: true,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}, Timeout: time.Minute}
 	lc, err := client.New(url, client.WithToken(string(tb)), client.WithHTTPClient(hc))
 	if err != nil {
 		return err

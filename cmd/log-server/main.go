@@ -89,6 +89,8 @@ func serve(args []string) int {
 	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS (API, capture and MCP proxies) with this certificate chain (PEM; reloaded on SIGHUP or change)")
+	tlsKey := fs.String("tls-key", "", "the certificate's private key (PEM, mode 0600)")
 	mcpUpstreams := upstreamFlags{}
 	fs.Var(mcpUpstreams, "mcp-upstream", "MCP server `NAME=URL` (Streamable HTTP), proxied at /mcp/NAME/ with every tool call recorded (repeatable)")
 	mcpPolicy := fs.String("mcp-tool-policy", "", "MCP tool policy file (YAML: default and per-token allow and deny lists; see docs/capture.md)")
@@ -115,6 +117,13 @@ func serve(args []string) int {
 			return cli.Fail(fs, "--compliance-config: %v", err)
 		}
 	}
+	logger0 := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	var tlsFiles *cli.TLSFiles
+	if *tlsCert != "" || *tlsKey != "" {
+		if tlsFiles, err = cli.LoadTLS(*tlsCert, *tlsKey, logger0); err != nil {
+			return cli.Fail(fs, "%v", err)
+		}
+	}
 	var toolPolicy *server.MCPToolPolicy
 	if *mcpPolicy != "" {
 		text, err := cli.ReadFile(*mcpPolicy, maxConfigBytes)
@@ -129,7 +138,7 @@ func serve(args []string) int {
 	if err != nil {
 		return cli.Fail(fs, "--compliance-config: %v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	logger := logger0
 	slog.SetDefault(logger)
 	klog.SetSlogLogger(logger)
 
@@ -141,7 +150,7 @@ func serve(args []string) int {
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
-	}, *policyFile, *maxConns, *signingKey))
+	}, *policyFile, *maxConns, *signingKey, tlsFiles))
 }
 
 func keygen(args []string) int {
@@ -173,7 +182,7 @@ const maxConfigBytes = 1 << 20
 // defaultMaxConns is the default of --max-conns.
 const defaultMaxConns = 4096
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int, signingKey string) error {
+func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int, signingKey string, tlsFiles *cli.TLSFiles) error {
 	if signingKey != "" {
 		k, err := hsm.Open(signingKey)
 		if err != nil {
@@ -232,9 +241,15 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 			logger.Warn("pprof server stopped", "error", http.ListenAndServe(debugListen, http.DefaultServeMux))
 		}()
 	}
-	logger.Info("listening", "addr", ln.Addr().String())
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsFiles != nil)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if tlsFiles != nil {
+		hs.TLSConfig = tlsFiles.Config()
+		go tlsFiles.Watch(ctx, 2*time.Second)
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,7 @@ func mcpWrap(args []string) int {
 	name := fs.String("name", "", "the MCP server's name in the log (default: the command's base name)")
 	mode := fs.String("capture", "fail-closed", "when the log cannot record a tools/call: fail-closed (the call is refused with a JSON-RPC error) or fail-open (it proceeds)")
 	timeout := fs.Duration("record-timeout", 10*time.Second, "longest wait for the log server per message")
+	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
@@ -67,6 +69,10 @@ func mcpWrap(args []string) int {
 	}
 	if *mode != "fail-closed" && *mode != "fail-open" {
 		return cli.Fail(fs, "--capture: fail-closed or fail-open")
+	}
+	pool, err := cli.CAPool(*caFile)
+	if err != nil {
+		return cli.Fail(fs, "%v", err)
 	}
 	tok, err := keyfile.Read(*tokenFile)
 	if err != nil {
@@ -99,7 +105,8 @@ func mcpWrap(args []string) int {
 	}
 	go func() { <-ctx.Done(); child.Process.Signal(syscall.SIGTERM) }()
 	r := &relay{url: strings.TrimRight(*url, "/") + "/v1/mcp/relay", token: strings.TrimSpace(string(tok)), conn: randomHex(12),
-		server: *name, session: *session, failOpen: *mode == "fail-open", timeout: *timeout, http: &http.Client{}}
+		server: *name, session: *session, failOpen: *mode == "fail-open", timeout: *timeout,
+		http: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}}
 	var out sync.Mutex
 	writeOut := func(b []byte) {
 		out.Lock()

@@ -89,8 +89,12 @@ func readTrust(keyPath, policyPath string) (note.Verifier, *checkpoint.Policy, e
 
 // logClient is a client of the log at url with the token in tokenFile
 // (none if empty), which must be mode 0600.
-func logClient(url, tokenFile string) (*client.Client, error) {
-	var opts []client.Option
+func logClient(url, tokenFile, caFile string) (*client.Client, error) {
+	pool, err := cli.CAPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithRootCAs(pool)}
 	if tokenFile != "" {
 		b, err := keyfile.Read(tokenFile)
 		if err != nil {
@@ -143,6 +147,7 @@ monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json..
 monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf]
 monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)
 	url := fs.String("url", "", "the log's base URL (required)")
+	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines)")
 	tokenFile := fs.String("token-file", "", "file (0600) with a global read token: a private log serves its entries only with one")
@@ -186,7 +191,7 @@ monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`
 	if err != nil {
 		return fail("%v", err)
 	}
-	lc, err := logClient(*url, *tokenFile)
+	lc, err := logClient(*url, *tokenFile, *caFile)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -207,7 +212,11 @@ monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`
 		if err != nil {
 			return fail("--append-token: %v", err)
 		}
-		if cfg.AppendTo, err = client.New(*url, client.WithToken(string(b))); err != nil {
+		pool, err := cli.CAPool(*caFile)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if cfg.AppendTo, err = client.New(*url, client.WithToken(string(b)), client.WithRootCAs(pool)); err != nil {
 			return fail("--url: %v", err)
 		}
 	}
@@ -259,6 +268,7 @@ func isTerminal(f *os.File) bool {
 func verify(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE] [--witness-policy FILE] [--json]")
 	url := fs.String("url", "", "the log's base URL (required)")
+	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
 	tokenFile := fs.String("token-file", "", "file (0600) with a global read token: a private log serves its entries only with one")
@@ -281,7 +291,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := &progress{w: stderr, tty: isTerminal(os.Stderr), start: time.Now(), last: -1}
-	lc, err := logClient(*url, *tokenFile)
+	lc, err := logClient(*url, *tokenFile, *caFile)
 	if err != nil {
 		return fail("%v", err)
 	}

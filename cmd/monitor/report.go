@@ -20,6 +20,7 @@ import (
 func report(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("monitor report", "monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf] [flags]")
 	url := fs.String("url", "", "the log's base URL (required)")
+	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file: the checkpoint must meet it")
 	tokenFile := fs.String("token-file", "", "file (0600) with a global token of read and audit scope (entry bundles, and the payload sample)")
@@ -67,7 +68,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	lc, err := logClient(*url, *tokenFile)
+	lc, err := logClient(*url, *tokenFile, *caFile)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -110,6 +111,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 func verifyReport(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("monitor verify-report", "monitor verify-report --url URL --log-key FILE --token-file FILE [--witness-policy FILE] REPORT.json...")
 	url := fs.String("url", "", "the log's base URL (required)")
+	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file (give the one the report was computed with)")
 	tokenFile := fs.String("token-file", "", "file (0600) with a global token of read and audit scope")
@@ -131,7 +133,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	lc, err := logClient(*url, *tokenFile)
+	lc, err := logClient(*url, *tokenFile, *caFile)
 	if err != nil {
 		return fail("%v", err)
 	}

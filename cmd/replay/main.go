@@ -57,13 +57,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 // common are the flags every command has: where the log is and what its
 // reads are verified against.
 type common struct {
-	url, logKey, tokenFile, policy, tenant, level *string
-	noPayloads                                    *bool
+	url, logKey, tokenFile, policy, tenant, level, caFile *string
+	noPayloads                                            *bool
 }
 
 func commonFlags(fs *flag.FlagSet) *common {
 	return &common{
 		url:        fs.String("url", "", "the log's base URL (required)"),
+		caFile:     fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's"),
 		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required)"),
 		tokenFile:  fs.String("token-file", "", "file (0600) with a global token of read scope (the log's tiles), and audit scope for payloads"),
 		policy:     fs.String("witness-policy", "", "witness policy file: the checkpoint must meet it"),
@@ -130,14 +131,18 @@ func (c *common) source() (replay.Source, error) {
 			return src, fmt.Errorf("--witness-policy: %w", err)
 		}
 	}
-	if src.Log, err = logClient(*c.url, *c.tokenFile); err != nil {
+	if src.Log, err = logClient(*c.url, *c.tokenFile, *c.caFile); err != nil {
 		return src, err
 	}
 	return src, nil
 }
 
-func logClient(url, tokenFile string) (*client.Client, error) {
-	var opts []client.Option
+func logClient(url, tokenFile, caFile string) (*client.Client, error) {
+	pool, err := cli.CAPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithRootCAs(pool)}
 	if tokenFile != "" {
 		b, err := keyfile.Read(tokenFile)
 		if err != nil {
@@ -236,7 +241,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	var appender *client.Client
 	if *appendToken != "" {
-		if appender, err = logClient(*c.url, *appendToken); err != nil {
+		if appender, err = logClient(*c.url, *appendToken, *c.caFile); err != nil {
 			return fail("--append-token: %v", err)
 		}
 	}

@@ -87,6 +87,8 @@ witness keygen --name NAME --data DIR [--signing-key pkcs11:URI]`)
 	configPath := fs.String("config", "", "YAML configuration file (name, logs)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	signingKey := fs.String("signing-key", "", "cosign with a key in a PKCS#11 token (RFC 7512 pkcs11: URI) instead of DATA/witness.key")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this certificate chain (PEM; reloaded on SIGHUP or change)")
+	tlsKey := fs.String("tls-key", "", "the certificate's private key (PEM, mode 0600)")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
@@ -98,14 +100,21 @@ witness keygen --name NAME --data DIR [--signing-key pkcs11:URI]`)
 		return cli.Fail(fs, "--log-level: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(*data, *listen, *configPath, *signingKey, logger); err != nil {
+	var tlsFiles *cli.TLSFiles
+	if *tlsCert != "" || *tlsKey != "" {
+		var err error
+		if tlsFiles, err = cli.LoadTLS(*tlsCert, *tlsKey, logger); err != nil {
+			return cli.Fail(fs, "%v", err)
+		}
+	}
+	if err := run(*data, *listen, *configPath, *signingKey, tlsFiles, logger); err != nil {
 		logger.Error("witness failed", "error", err)
 		return 1
 	}
 	return 0
 }
 
-func run(dataDir, addr, configPath, signingKey string, logger *slog.Logger) error {
+func run(dataDir, addr, configPath, signingKey string, tlsFiles *cli.TLSFiles, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -149,8 +158,14 @@ func run(dataDir, addr, configPath, signingKey string, logger *slog.Logger) erro
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	logger.Info("listening", "addr", l.Addr().String())
+	if tlsFiles != nil {
+		srv.TLSConfig = tlsFiles.Config()
+		go tlsFiles.Watch(ctx, 2*time.Second)
+		go func() { errc <- srv.ServeTLS(l, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(l) }()
+	}
+	logger.Info("listening", "addr", l.Addr().String(), "tls", tlsFiles != nil)
 
 	select {
 	case err := <-errc:
