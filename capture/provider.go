@@ -163,6 +163,12 @@ func modelFromPath(api, path string) string {
 // OpenTelemetry GenAI conventions spell it where they name it.
 func providerName(upstream, host string) string {
 	switch {
+	case host == "api.openai.com" && upstream == host:
+		return "openai"
+	case host == "api.anthropic.com" && upstream == host:
+		return "anthropic"
+	case strings.HasPrefix(host, "bedrock-runtime.") && strings.HasSuffix(host, ".amazonaws.com"):
+		return "aws.bedrock"
 	case upstream == "gemini" || host == geminiUpstreamHostName:
 		return geminiProviderName
 	case strings.HasPrefix(upstream, "azure") || strings.HasSuffix(host, ".openai.azure.com"):

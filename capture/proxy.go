@@ -199,7 +199,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusServiceUnavailable, "audit_log_unavailable", "could not check the audit token; nothing was sent upstream")
 		return
 	}
+	target := *base
+	target.Path = base.Path + path
+	if esc := r.URL.EscapedPath(); strings.HasPrefix(esc, PathPrefix+name+"/") {
+		target.RawPath = base.EscapedPath() + strings.TrimPrefix(esc, PathPrefix+name)
+		if target.RawPath == target.Path {
+			target.RawPath = ""
+		}
+	}
+	p.serveCall(w, r, agent, name, base, target, path, "", fail)
+}
+
+// serveCall records and forwards one call of agent to target (an upstream
+// named name, whose base is base); defaultSession names the session when
+// the request names none ("" makes one).
+func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, name string, base *url.URL, target url.URL, path, defaultSession string,
+	fail func(status int, code, format string, args ...any)) {
 	session := r.Header.Get(HeaderSession)
+	if session == "" {
+		session = defaultSession
+	}
 	explicit := r.Header.Get(HeaderCall)
 	agentID := r.Header.Get(HeaderAgent)
 	subject := r.Header.Get(HeaderSubject)
@@ -235,14 +254,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
 
-	target := *base
-	target.Path = base.Path + path
-	if esc := r.URL.EscapedPath(); strings.HasPrefix(esc, PathPrefix+name+"/") {
-		target.RawPath = base.EscapedPath() + strings.TrimPrefix(esc, PathPrefix+name)
-		if target.RawPath == target.Path {
-			target.RawPath = ""
-		}
-	}
 	target.RawQuery = r.URL.RawQuery
 
 	x, err := p.c.begin(r.Context(), &callSpec{

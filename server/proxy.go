@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
@@ -43,7 +45,33 @@ func (s *Server) openProxy() error {
 		mo = append(mo, capture.WithToolPolicy(s.cfg.MCPToolPolicy.decide))
 	}
 	s.mcp, err = capture.NewMCP(s.cfg.MCPUpstreams, s.authenticateAgent, mo, capture.WithMode(mode), capture.WithLogger(s.logger))
+	if err != nil || s.cfg.Intercept == nil {
+		return err
+	}
+	ic := s.cfg.Intercept
+	s.intcp, err = capture.NewInterceptor(capture.InterceptConfig{Hosts: ic.Hosts, Other: ic.Other,
+		CACert: filepath.Join(s.cfg.DataDir, InterceptCA), CAKey: filepath.Join(s.cfg.DataDir, InterceptKey),
+		Resolve: ic.Resolve, UpstreamRoots: ic.UpstreamRoots}, s.authenticateAgent,
+		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder))
 	return err
+}
+
+// InterceptConfig configures the interception proxy (see
+// capture.InterceptConfig).
+type InterceptConfig struct {
+	Hosts         []string          // the allowlist (default capture.DefaultInterceptHosts)
+	Other         string            // tunnel (default) or refuse
+	Resolve       map[string]string // tests: host to address
+	UpstreamRoots *x509.CertPool    // tests: roots for the upstreams' certificates
+}
+
+// InterceptHandler serves the interception proxy (CONNECT), nil when it
+// is not configured.
+func (s *Server) InterceptHandler() http.Handler {
+	if s.intcp == nil {
+		return nil
+	}
+	return s.intcp
 }
 
 // authenticateAgent maps an X-Audit-Token to the agent it belongs to: its

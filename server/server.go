@@ -92,6 +92,9 @@ type Config struct {
 	// at /proxy/NAME/...; they add to or replace capture.DefaultUpstreams
 	// (openai=https://api.openai.com, anthropic=https://api.anthropic.com).
 	Upstreams map[string]string
+	// Intercept, if set, runs the HTTPS_PROXY interception proxy (served
+	// by InterceptHandler); its CA is keys/intercept-ca.pem and .key.
+	Intercept *InterceptConfig
 	// MCPUpstreams are the MCP servers the Streamable HTTP proxy serves,
 	// name to URL, at /mcp/NAME/...
 	MCPUpstreams map[string]string
@@ -131,6 +134,7 @@ type Server struct {
 	tokens  *auth.Store
 	proxy   *capture.Proxy
 	mcp     *capture.MCP
+	intcp   *capture.Interceptor
 	handler http.Handler
 	logger  *slog.Logger
 	closers []func() error
@@ -320,6 +324,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.mcp != nil {
 		err = errors.Join(err, s.mcp.Close(ctx))
+	}
+	if s.intcp != nil {
+		err = errors.Join(err, s.intcp.Close(ctx))
 	}
 	if s.log != nil {
 		err = errors.Join(err, s.log.Close(ctx))

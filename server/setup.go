@@ -30,6 +30,8 @@ const (
 	LogPubFile    = "keys/log.pub"
 	MasterKeyFile = "keys/master.key"
 	AdminToken    = "keys/admin.token"
+	InterceptCA   = "keys/intercept-ca.pem"
+	InterceptKey  = "keys/intercept-ca.key"
 	LogDir        = "log"
 	VaultDB       = "vault.db"
 	StateDB       = "state.db"

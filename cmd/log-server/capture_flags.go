@@ -31,3 +31,17 @@ func (u upstreamFlags) Set(s string) error {
 	u[name] = base
 	return nil
 }
+
+// resolveFlags collects repeatable HOST=ADDR flags.
+type resolveFlags map[string]string
+
+func (u resolveFlags) String() string { return upstreamFlags(u).String() }
+
+func (u resolveFlags) Set(s string) error {
+	host, addr, ok := strings.Cut(s, "=")
+	if !ok || host == "" || addr == "" {
+		return fmt.Errorf("%q: want HOST=ADDR", s)
+	}
+	u[host] = addr
+	return nil
+}

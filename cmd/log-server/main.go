@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -91,6 +92,12 @@ func serve(args []string) int {
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS (API, capture and MCP proxies) with this certificate chain (PEM; reloaded on SIGHUP or change)")
 	tlsKey := fs.String("tls-key", "", "the certificate's private key (PEM, mode 0600)")
+	interceptListen := fs.String("intercept-listen", "", "serve the HTTPS_PROXY interception proxy on this address (HTTPS_PROXY=http://agent:TOKEN@ADDR; agents trust DATA/keys/intercept-ca.pem)")
+	interceptHosts := fs.String("intercept-hosts", "", "file of the hosts whose TLS the interception proxy terminates and records, one host or *.suffix per line (default: the providers' API hosts)")
+	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread) or refuse")
+	interceptResolve := upstreamFlags{}
+	fs.Var(resolveFlags(interceptResolve), "intercept-resolve", "for tests: send `HOST=ADDR` to ADDR instead of HOST's address (repeatable)")
+	upstreamCA := fs.String("upstream-ca", "", "for tests: PEM file of the roots the interception proxy verifies upstreams with (default: the system's)")
 	mcpUpstreams := upstreamFlags{}
 	fs.Var(mcpUpstreams, "mcp-upstream", "MCP server `NAME=URL` (Streamable HTTP), proxied at /mcp/NAME/ with every tool call recorded (repeatable)")
 	mcpPolicy := fs.String("mcp-tool-policy", "", "MCP tool policy file (YAML: default and per-token allow and deny lists; see docs/capture.md)")
@@ -124,6 +131,29 @@ func serve(args []string) int {
 			return cli.Fail(fs, "%v", err)
 		}
 	}
+	var intercept *server.InterceptConfig
+	if *interceptListen != "" {
+		intercept = &server.InterceptConfig{Other: *interceptOther, Resolve: interceptResolve}
+		if *interceptHosts != "" {
+			text, err := cli.ReadFile(*interceptHosts, maxConfigBytes)
+			if err != nil {
+				return cli.Fail(fs, "--intercept-hosts: %v", err)
+			}
+			for _, line := range strings.Split(string(text), "\n") {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					intercept.Hosts = append(intercept.Hosts, line)
+				}
+			}
+		}
+		if *upstreamCA != "" {
+			pool := x509.NewCertPool()
+			b, err := cli.ReadFile(*upstreamCA, maxConfigBytes)
+			if err != nil || !pool.AppendCertsFromPEM(b) {
+				return cli.Fail(fs, "--upstream-ca: no PEM certificate (%v)", err)
+			}
+			intercept.UpstreamRoots = pool
+		}
+	}
 	var toolPolicy *server.MCPToolPolicy
 	if *mcpPolicy != "" {
 		text, err := cli.ReadFile(*mcpPolicy, maxConfigBytes)
@@ -145,12 +175,12 @@ func serve(args []string) int {
 	return exit(runServe(logger, *dataDir, *listen, *debugListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait,
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
-		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy,
+		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
-	}, *policyFile, *maxConns, *signingKey, tlsFiles))
+	}, *policyFile, *maxConns, *signingKey, tlsFiles, *interceptListen))
 }
 
 func keygen(args []string) int {
@@ -182,7 +212,7 @@ const maxConfigBytes = 1 << 20
 // defaultMaxConns is the default of --max-conns.
 const defaultMaxConns = 4096
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int, signingKey string, tlsFiles *cli.TLSFiles) error {
+func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int, signingKey string, tlsFiles *cli.TLSFiles, interceptListen string) error {
 	if signingKey != "" {
 		k, err := hsm.Open(signingKey)
 		if err != nil {
@@ -250,11 +280,31 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 	} else {
 		go func() { errc <- hs.Serve(ln) }()
 	}
+	var is *http.Server
+	if h := srv.InterceptHandler(); h != nil {
+		il, err := net.Listen("tcp", interceptListen)
+		if err != nil {
+			hs.Close()
+			srv.Close(context.Background())
+			return fmt.Errorf("--intercept-listen: %w", err)
+		}
+		is = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: hs.ErrorLog}
+		logger.Info("intercepting", "addr", il.Addr().String(), "ca", filepath.Join(abs, server.InterceptCA), "tls", tlsFiles != nil)
+		if tlsFiles != nil {
+			is.TLSConfig = tlsFiles.Config()
+			go func() { errc <- is.ServeTLS(il, "", "") }()
+		} else {
+			go func() { errc <- is.Serve(il) }()
+		}
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
 	logger.Info("shutting down")
+	if is != nil {
+		is.Close()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	herr := hs.Shutdown(sctx)

@@ -45,12 +45,36 @@ func referenceServer(t *testing.T, name string) string {
 
 var wrapBin struct {
 	once sync.Once
+	dir  string
 	path string
+	err  error
 }
 
+// wrapBinary is the log-server binary, built once for the package's tests.
 func wrapBinary(t *testing.T) string {
-	wrapBin.once.Do(func() { wrapBin.path = buildBinary(t) })
+	t.Helper()
+	wrapBin.once.Do(func() {
+		if wrapBin.dir, wrapBin.err = os.MkdirTemp("", "log-server-bin"); wrapBin.err != nil {
+			return
+		}
+		wrapBin.path = filepath.Join(wrapBin.dir, "log-server")
+		out, err := exec.Command("go", "build", "-o", wrapBin.path, ".").CombinedOutput()
+		if err != nil {
+			wrapBin.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if wrapBin.err != nil {
+		t.Fatal(wrapBin.err)
+	}
 	return wrapBin.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if wrapBin.dir != "" {
+		os.RemoveAll(wrapBin.dir)
+	}
+	os.Exit(code)
 }
 
 type mcpWorld struct {

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -39,14 +40,14 @@ func NewCA(t testing.TB) *CA {
 	return &CA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
-// Issue makes a server certificate for 127.0.0.1 and localhost with the
-// serial given, as PEM certificate and PEM key.
-func (ca *CA) Issue(t testing.TB, serial int64) (certPEM, keyPEM []byte) {
+// Issue makes a server certificate for 127.0.0.1 and localhost (and the
+// hosts given) with the serial given, as PEM certificate and PEM key.
+func (ca *CA) Issue(t testing.TB, serial int64, hosts ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: append([]string{"localhost"}, hosts...),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
@@ -75,4 +76,22 @@ func (ca *CA) Files(t testing.TB, dir string, serial int64) (cert, key, caFile s
 		}
 	}
 	return cert, key, caFile
+}
+
+// TLSCert is Issue as a tls.Certificate.
+func (ca *CA) TLSCert(t testing.TB, serial int64, hosts ...string) tls.Certificate {
+	t.Helper()
+	c, k := ca.Issue(t, serial, hosts...)
+	pair, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
+}
+
+// Pool is a cert pool of the CA alone.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
 }

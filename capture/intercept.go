@@ -1,0 +1,457 @@
+package capture
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
+)
+
+// DefaultInterceptHosts are the provider hosts the interception proxy
+// terminates TLS for unless told otherwise.
+var DefaultInterceptHosts = []string{
+	"api.openai.com", "api.anthropic.com", geminiUpstreamHostName, "*.openai.azure.com", "bedrock-runtime.*.amazonaws.com",
+}
+
+// InterceptConfig configures the interception proxy.
+type InterceptConfig struct {
+	// Hosts is the allowlist: a host, "*.suffix", or a pattern with one
+	// "*" label (bedrock-runtime.*.amazonaws.com).
+	Hosts []string
+	// Other is what happens to a CONNECT to any other host: "tunnel"
+	// (bytes passed through, unread) or "refuse".
+	Other string
+	// CACert and CAKey are the CA's files; created when missing, with name
+	// constraints limited to Hosts. The key is 0600.
+	CACert, CAKey string
+	// Resolve sends a host to another address (tests: a local fake), and
+	// UpstreamRoots are the roots the upstreams' certificates are verified
+	// with (nil: the system's).
+	Resolve       map[string]string
+	UpstreamRoots *x509.CertPool
+}
+
+// Interceptor is an HTTP CONNECT proxy: agents reach it with the standard
+// HTTPS_PROXY variable (the audit token as the proxy password) and trust
+// its CA; it terminates TLS only for the allowlisted provider hosts, with
+// certificates its CA mints per host, and records their calls as the
+// base-URL proxy does (capture.front "intercept"), sending the original
+// host, path and bytes upstream. Other hosts are tunnelled untouched or
+// refused.
+type Interceptor struct {
+	p      *Proxy
+	cfg    InterceptConfig
+	ca     *x509.Certificate
+	caKey  crypto.Signer
+	certs  sync.Map // host -> *tls.Certificate
+	dialer net.Dialer
+}
+
+// NewInterceptor builds the interception proxy and its CA.
+func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption) (*Interceptor, error) {
+	if auth == nil {
+		return nil, errors.New("capture: an Authenticator is required")
+	}
+	if len(cfg.Hosts) == 0 {
+		cfg.Hosts = DefaultInterceptHosts
+	}
+	for _, h := range cfg.Hosts {
+		if constraintOf(h) == "" {
+			return nil, fmt.Errorf("intercept host %q: a host, *.suffix, or one * label", h)
+		}
+	}
+	switch cfg.Other {
+	case "":
+		cfg.Other = "tunnel"
+	case "tunnel", "refuse":
+	default:
+		return nil, fmt.Errorf("--intercept-other %q: tunnel or refuse", cfg.Other)
+	}
+	o := defaultOptions(DefaultMaxRecordedBytes)
+	for _, f := range opts {
+		f.applyProxy(&o)
+	}
+	c, err := newCore("intercept", o)
+	if err != nil {
+		return nil, err
+	}
+	ic := &Interceptor{cfg: cfg}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	t.MaxIdleConnsPerHost = 64
+	t.ResponseHeaderTimeout = 0
+	t.Proxy = nil // never through another proxy
+	t.ForceAttemptHTTP2 = true
+	t.TLSClientConfig = &tls.Config{RootCAs: cfg.UpstreamRoots, MinVersion: tls.VersionTLS12}
+	t.DialContext = ic.dial
+	ic.p = &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: t}
+	if ic.ca, ic.caKey, err = loadOrCreateCA(cfg.CACert, cfg.CAKey, cfg.Hosts); err != nil {
+		return nil, err
+	}
+	return ic, nil
+}
+
+// Close waits for background records (see Proxy.Close).
+func (ic *Interceptor) Close(ctx context.Context) error { return ic.p.Close(ctx) }
+
+// CA is the certificate agents must trust (SSL_CERT_FILE,
+// REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS).
+func (ic *Interceptor) CA() *x509.Certificate { return ic.ca }
+
+func (ic *Interceptor) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if to, ok := ic.cfg.Resolve[host]; ok {
+			addr = to
+		} else if to, ok := ic.cfg.Resolve[host+":"+port]; ok {
+			addr = to
+		}
+	}
+	return ic.dialer.DialContext(ctx, network, addr)
+}
+
+// hostMatches reports whether host is on the allowlist pattern.
+func hostMatches(pattern, host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	pl, hl := strings.Split(strings.ToLower(pattern), "."), strings.Split(host, ".")
+	if pl[0] == "*" && len(pl) > 1 && strings.Count(pattern, "*") == 1 {
+		// *.suffix: any host below the suffix.
+		return len(hl) > len(pl)-1 && strings.HasSuffix(host, "."+strings.Join(pl[1:], "."))
+	}
+	if len(pl) != len(hl) {
+		return false
+	}
+	for i := range pl {
+		if pl[i] != "*" && pl[i] != hl[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (ic *Interceptor) allowed(host string) bool {
+	for _, p := range ic.cfg.Hosts {
+		if hostMatches(p, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// constraintOf is the X.509 DNS name constraint that covers a pattern:
+// the part after its last "*" label (a constraint covers a domain and
+// everything below it).
+func constraintOf(pattern string) string {
+	labels := strings.Split(strings.ToLower(strings.TrimSuffix(pattern, ".")), ".")
+	last := -1
+	for i, l := range labels {
+		if l == "*" {
+			last = i
+		} else if l == "" || strings.Contains(l, "*") {
+			return ""
+		}
+	}
+	rest := labels[last+1:]
+	if len(rest) < 2 {
+		return "" // a constraint as wide as a top-level domain is no constraint
+	}
+	return strings.Join(rest, ".")
+}
+
+// loadOrCreateCA reads the CA, or creates it (ECDSA P-256, ten years) with
+// name constraints limited to the hosts' domains, so that it cannot vouch
+// for any other site.
+func loadOrCreateCA(certPath, keyPath string, hosts []string) (*x509.Certificate, crypto.Signer, error) {
+	var domains []string
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if c := constraintOf(h); !seen[c] {
+			seen[c] = true
+			domains = append(domains, c)
+		}
+	}
+	if certPEM, err := os.ReadFile(certPath); err == nil {
+		keyPEM, err := keyfile.Read(keyPath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("intercept CA key: %w", err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, nil, fmt.Errorf("intercept CA: %w", err)
+		}
+		ca, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, d := range domains {
+			if !covered(ca.PermittedDNSDomains, d) {
+				return nil, nil, fmt.Errorf("intercept CA %s is not constrained to %s: remove %s and %s to make a new one (agents must trust the new CA)",
+					certPath, d, certPath, keyPath)
+			}
+		}
+		signer, ok := pair.PrivateKey.(crypto.Signer)
+		if !ok {
+			return nil, nil, errors.New("intercept CA key cannot sign")
+		}
+		return ca, signer, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: "LLMAuditTrail interception CA", Organization: []string{"LLMAuditTrail"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		PermittedDNSDomainsCritical: true, PermittedDNSDomains: domains,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kd, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := keyfile.Create(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, nil, err
+	}
+	ca, _ := x509.ParseCertificate(der)
+	return ca, key, nil
+}
+
+func covered(permitted []string, d string) bool {
+	for _, p := range permitted {
+		if d == p || strings.HasSuffix(d, "."+p) {
+			return true
+		}
+	}
+	return false
+}
+
+// certFor mints (once) a certificate for host, valid for a week.
+func (ic *Interceptor) certFor(host string) (*tls.Certificate, error) {
+	if c, ok := ic.certs.Load(host); ok {
+		cert := c.(*tls.Certificate)
+		if time.Until(cert.Leaf.NotAfter) > 24*time.Hour {
+			return cert, nil
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ic.ca, &key.PublicKey, ic.caKey)
+	if err != nil {
+		return nil, err
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	cert := &tls.Certificate{Certificate: [][]byte{der, ic.ca.Raw}, PrivateKey: key, Leaf: leaf}
+	ic.certs.Store(host, cert)
+	return cert, nil
+}
+
+// MintForTest mints a certificate for any host, ignoring the allowlist:
+// for tests that check the CA's name constraints refuse it.
+func (ic *Interceptor) MintForTest(host string) (*x509.Certificate, error) {
+	c, err := ic.certFor(host)
+	if err != nil {
+		return nil, err
+	}
+	return c.Leaf, nil
+}
+
+// proxyToken reads the audit token from Proxy-Authorization (Basic, the
+// password; or Bearer).
+func proxyToken(h http.Header) string {
+	v := h.Get("Proxy-Authorization")
+	if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	if b, ok := strings.CutPrefix(v, "Basic "); ok {
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b))
+		if err == nil {
+			if _, pw, ok := strings.Cut(string(raw), ":"); ok {
+				return pw
+			}
+		}
+	}
+	return ""
+}
+
+func proxyError(w http.ResponseWriter, status int, msg string) {
+	if status == http.StatusProxyAuthRequired {
+		w.Header().Set("Proxy-Authenticate", `Basic realm="LLMAuditTrail: the audit token is the password"`)
+	}
+	http.Error(w, "LLMAuditTrail interception proxy: "+msg, status)
+}
+
+// ServeHTTP answers CONNECT requests.
+func (ic *Interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect {
+		proxyError(w, http.StatusMethodNotAllowed, "only CONNECT (set HTTPS_PROXY to this address)")
+		return
+	}
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host, port = r.Host, "443"
+	}
+	agent, err := ic.p.auth(r.Context(), proxyToken(r.Header))
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		proxyError(w, http.StatusProxyAuthRequired, "the audit token (write scope) is the proxy password: HTTPS_PROXY=http://agent:TOKEN@host:port")
+		return
+	case errors.Is(err, ErrForbidden):
+		proxyError(w, http.StatusForbidden, "the audit token lacks the write scope")
+		return
+	case err != nil:
+		proxyError(w, http.StatusServiceUnavailable, "could not check the audit token")
+		return
+	}
+	allowed := ic.allowed(host)
+	if !allowed && ic.cfg.Other == "refuse" {
+		proxyError(w, http.StatusForbidden, fmt.Sprintf("%s is not a provider host this proxy records (--intercept-hosts)", event.Clip(host, 128)))
+		return
+	}
+	var upstream net.Conn
+	if !allowed {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		upstream, err = ic.dial(ctx, "tcp", net.JoinHostPort(host, port))
+		cancel()
+		if err != nil {
+			proxyError(w, http.StatusBadGateway, "could not reach "+event.Clip(host, 128))
+			return
+		}
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		if upstream != nil {
+			upstream.Close()
+		}
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	brw.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n")
+	brw.Flush()
+	if !allowed {
+		tunnel(conn, brw.Reader, upstream)
+		return
+	}
+	ic.serveTLS(conn, brw.Reader, agent, host, port)
+}
+
+// tunnel splices client and upstream until either side closes.
+func tunnel(client net.Conn, buffered *bufio.Reader, upstream net.Conn) {
+	defer client.Close()
+	defer upstream.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(upstream, buffered); done <- struct{}{} }()
+	go func() { io.Copy(client, upstream); done <- struct{}{} }()
+	<-done
+}
+
+// bufferedConn reads what the CONNECT's reader buffered first.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// oneConn is a listener that accepts one connection.
+type oneConn struct {
+	c    chan net.Conn
+	addr net.Addr
+	once sync.Once
+	done chan struct{}
+}
+
+func (l *oneConn) Accept() (net.Conn, error) {
+	if c, ok := <-l.c; ok {
+		return c, nil
+	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+func (l *oneConn) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *oneConn) Addr() net.Addr { return l.addr }
+
+type closeNotifier struct {
+	net.Conn
+	onClose func()
+}
+
+func (c closeNotifier) Close() error { err := c.Conn.Close(); c.onClose(); return err }
+
+// serveTLS terminates TLS for an allowlisted host and serves the agent's
+// requests on it through the capture.
+func (ic *Interceptor) serveTLS(raw net.Conn, buffered *bufio.Reader, agent *Agent, host, port string) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			sni := hello.ServerName
+			if sni == "" {
+				sni = host
+			}
+			if !strings.EqualFold(sni, host) {
+				return nil, fmt.Errorf("SNI %q is not the CONNECT host %q", sni, host)
+			}
+			return ic.certFor(host)
+		}}
+	tc := tls.Server(bufferedConn{Conn: raw, r: buffered}, cfg)
+	base := &url.URL{Scheme: "https", Host: host}
+	if port != "443" {
+		base.Host = net.JoinHostPort(host, port)
+	}
+	name := host
+	session := "intercept." + agent.ID
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		flavor := classify(r.Method, path, r.Header, host).flavor
+		fail := func(status int, code, format string, args ...any) {
+			writeProviderError(w, flavor, status, code, "LLMAuditTrail interception proxy: "+fmt.Sprintf(format, args...))
+		}
+		if bad := unsafePath(path, r.URL.EscapedPath()); bad != "" {
+			fail(http.StatusBadRequest, "bad_path", "the path may not contain %s: nothing was sent upstream", bad)
+			return
+		}
+		target := *base
+		target.Path, target.RawPath = r.URL.Path, r.URL.RawPath
+		ic.p.serveCall(w, r, agent, name, base, target, path, session, fail)
+	})
+	l := &oneConn{c: make(chan net.Conn, 1), addr: raw.LocalAddr(), done: make(chan struct{})}
+	l.c <- closeNotifier{Conn: tc, onClose: func() { l.Close() }}
+	close(l.c)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv.Serve(l)
+}

@@ -1,0 +1,269 @@
+package capture_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/internal/providertest"
+	"github.com/llmaudittrail/llmaudittrail/internal/tlstest"
+	"github.com/llmaudittrail/llmaudittrail/server"
+)
+
+var bedrockCreds = aws.Credentials{AccessKeyID: "AKIDTESTEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
+
+// interceptWorld: provider-shaped fakes on TLS with certificates for the
+// real provider hosts (from a test CA the interceptor trusts as its
+// upstream roots), an "other" TLS site, a Bedrock runtime that checks
+// SigV4 signatures, and the log server's interception proxy.
+type interceptWorld struct {
+	*env
+	proxy    *httptest.Server
+	proxyURL *url.URL
+	caFile   string // the interception CA, for agents (SSL_CERT_FILE)
+	upCA     *tlstest.CA
+	other    *httptest.Server
+	mu       sync.Mutex
+	sigv4    []string // outcomes of the Bedrock fake's signature checks
+}
+
+func tlsFake(t *testing.T, ca *tlstest.CA, h http.Handler, hosts ...string) *httptest.Server {
+	ts := httptest.NewUnstartedServer(h)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{ca.TLSCert(t, 9, hosts...)}}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func newInterceptWorld(t *testing.T, other string) *interceptWorld {
+	upCA := tlstest.NewCA(t)
+	pf := providertest.New(t)
+	provider := tlsFake(t, upCA, pf.Config.Handler, "api.openai.com", "api.anthropic.com")
+	w := &interceptWorld{upCA: upCA}
+	bedrock := tlsFake(t, upCA, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		// Sign again what arrived, with the time it was signed at: the
+		// signature verifies only if host, path, query, signed headers and
+		// body are what the client signed.
+		check, _ := http.NewRequest(r.Method, "https://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
+		auth := r.Header.Get("Authorization")
+		if _, signed, ok := strings.Cut(auth, "SignedHeaders="); ok {
+			signed, _, _ = strings.Cut(signed, ",")
+			for _, h := range strings.Split(signed, ";") {
+				if h != "host" {
+					check.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
+				}
+			}
+		}
+		at, _ := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+		sum := sha256.Sum256(body)
+		v4.NewSigner().SignHTTP(context.Background(), bedrockCreds, check, hex.EncodeToString(sum[:]), "bedrock", "us-east-1", at)
+		ok := check.Header.Get("Authorization") == r.Header.Get("Authorization") && r.Header.Get("Authorization") != ""
+		w.mu.Lock()
+		w.sigv4 = append(w.sigv4, map[bool]string{true: "valid", false: "invalid"}[ok])
+		w.mu.Unlock()
+		if !ok {
+			rw.WriteHeader(http.StatusForbidden)
+			io.WriteString(rw, `{"message":"The request signature we calculated does not match the signature you provided."}`)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		io.WriteString(rw, `{"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn"}`)
+	}), "bedrock-runtime.us-east-1.amazonaws.com")
+	w.other = tlsFake(t, upCA, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "other site") }), "other.example")
+	addr := func(ts *httptest.Server) string { return strings.TrimPrefix(ts.URL, "https://") }
+	w.env = newEnv(t, "fail-closed", func(c *server.Config, _ *httptest.Server) {
+		c.Intercept = &server.InterceptConfig{Other: other, UpstreamRoots: upCA.Pool(), Resolve: map[string]string{
+			"api.openai.com": addr(provider), "api.anthropic.com": addr(provider),
+			"bedrock-runtime.us-east-1.amazonaws.com": addr(bedrock), "other.example": addr(w.other)}}
+	})
+	w.proxy = httptest.NewServer(w.srv.InterceptHandler())
+	t.Cleanup(w.proxy.Close)
+	w.proxyURL, _ = url.Parse(w.proxy.URL)
+	w.proxyURL.User = url.UserPassword("agent", w.writeToken)
+	w.caFile = filepath.Join(w.dir, server.InterceptCA)
+	return w
+}
+
+func (w *interceptWorld) client(t *testing.T) *http.Client {
+	b, err := os.ReadFile(w.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(w.proxyURL), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// TestInterceptUnchangedAgent: an agent on the official SDKs, unchanged,
+// with only HTTPS_PROXY and SSL_CERT_FILE set, and curl --proxy, are
+// recorded as the base-URL proxy records them (capture.front intercept).
+func TestInterceptUnchangedAgent(t *testing.T) {
+	w := newInterceptWorld(t, "tunnel")
+	probe := filepath.Join(t.TempDir(), "interceptprobe")
+	if out, err := exec.Command("go", "build", "-o", probe, "./testdata/interceptprobe").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	cmd := exec.Command(probe)
+	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "HTTPS_PROXY=" + w.proxyURL.String(), "SSL_CERT_FILE=" + w.caFile,
+		"OPENAI_API_KEY=" + providertest.OpenAIKey, "ANTHROPIC_API_KEY=" + providertest.AnthropicKey}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the unchanged agent: %v %s", err, out)
+	}
+	var answers map[string]string
+	if json.Unmarshal(out, &answers) != nil || !strings.HasPrefix(answers["openai"], "Based on") || !strings.HasPrefix(answers["anthropic"], "Based on") {
+		t.Fatalf("answers %s", out)
+	}
+	// No X-Audit-Session: the session is per token.
+	p, err := w.srv.Tokens().Check(context.Background(), w.writeToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := "intercept." + p.ID
+	evs := w.events(session, 4)
+	calls := splitCalls(t, evs)
+	if len(calls) != 2 {
+		t.Fatalf("%d calls in %s", len(calls), session)
+	}
+	wantAttrs(t, calls[0].req, map[string]any{"capture.front": "intercept", "gen_ai.provider.name": "openai", "capture.api": "openai.chat.completions",
+		"url.path": "/v1/chat/completions", "server.address": "api.openai.com", "gen_ai.request.model": "gpt-4o"})
+	wantAttrs(t, calls[1].req, map[string]any{"capture.front": "intercept", "gen_ai.provider.name": "anthropic", "url.path": "/v1/messages"})
+	wantAttrs(t, calls[0].resp, map[string]any{"gen_ai.response.model": "gpt-4o-2024-08-06", "capture.outcome": "complete"})
+
+	// curl with --proxy and the CA.
+	if _, err := exec.LookPath("curl"); err == nil {
+		c := exec.Command("curl", "-sS", "--fail", "--proxy", w.proxyURL.String(), "--cacert", w.caFile,
+			"-H", "Authorization: Bearer "+providertest.OpenAIKey, "-H", "Content-Type: application/json", "-H", capture.HeaderSession+": curl-1",
+			"-d", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "https://api.openai.com/v1/chat/completions")
+		if out, err := c.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("gpt-4o-mini-2024-07-18")) {
+			t.Fatalf("curl: %v %s", err, out)
+		}
+		evs := w.events("curl-1", 2)
+		wantAttrs(t, evs[0], map[string]any{"capture.front": "intercept", "gen_ai.request.model": "gpt-4o-mini"})
+	}
+}
+
+// TestInterceptOtherHosts: a host outside the allowlist is tunnelled
+// untouched (the certificate the client sees is the site's own), or
+// refused; a SigV4-signed request arrives with a signature that verifies;
+// no audit token, no tunnel.
+func TestInterceptOtherHosts(t *testing.T) {
+	w := newInterceptWorld(t, "tunnel")
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(w.proxyURL), TLSClientConfig: &tls.Config{RootCAs: w.upCA.Pool()}}}
+	resp, err := hc.Get("https://other.example/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "other site" || resp.TLS.PeerCertificates[0].Issuer.CommonName != w.upCA.Cert.Subject.CommonName {
+		t.Fatalf("tunnelled: %q, certificate issued by %q", b, resp.TLS.PeerCertificates[0].Issuer.CommonName)
+	}
+
+	// SigV4: signed for the real host, through the interceptor, verified
+	// by the fake Bedrock runtime.
+	body := []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`)
+	req, _ := http.NewRequest("POST", "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-5-sonnet-20240620-v1:0/invoke", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	if err := v4.NewSigner().SignHTTP(context.Background(), bedrockCreds, req, hex.EncodeToString(sum[:]), "bedrock", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(capture.HeaderSession, "bedrock-1") // ours, unsigned, not forwarded
+	resp, err = w.client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	w.mu.Lock()
+	outcomes := strings.Join(w.sigv4, ",")
+	w.mu.Unlock()
+	if resp.StatusCode != 200 || outcomes != "valid" {
+		t.Fatalf("SigV4 through the interceptor: %d %s (%s)", resp.StatusCode, b, outcomes)
+	}
+	evs := w.events("bedrock-1", 2)
+	wantAttrs(t, evs[0], map[string]any{"capture.front": "intercept", "server.address": "bedrock-runtime.us-east-1.amazonaws.com"})
+	if evs[0].str("capture.credential.authorization") == "" || strings.Contains(evs[0].str("capture.credential.authorization"), "AKID") {
+		t.Errorf("the signature is not fingerprinted: %v", evs[0].Leaf.Attributes)
+	}
+
+	// Without the audit token: 407.
+	anon := *w.proxyURL
+	anon.User = nil
+	_, err = (&http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&anon)}}).Get("https://other.example/")
+	if err == nil || !strings.Contains(err.Error(), "Proxy Authentication Required") {
+		t.Fatalf("no token: %v", err)
+	}
+
+	// Refused instead of tunnelled.
+	r := newInterceptWorld(t, "refuse")
+	_, err = (&http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(r.proxyURL), TLSClientConfig: &tls.Config{RootCAs: r.upCA.Pool()}}}).Get("https://other.example/")
+	if err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("refuse: %v", err)
+	}
+}
+
+// TestInterceptCANameConstraints: the CA's certificate limits it to the
+// allowlist's domains: a certificate it mints for another host does not
+// verify, one for a provider host does.
+func TestInterceptCANameConstraints(t *testing.T) {
+	dir := t.TempDir()
+	auth := func(context.Context, string) (*capture.Agent, error) { return nil, capture.ErrUnauthenticated }
+	ic, err := capture.NewInterceptor(capture.InterceptConfig{CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, "ca.key"))
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode %v", st.Mode())
+	}
+	pemBytes, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	blk, _ := pem.Decode(pemBytes)
+	ca, _ := x509.ParseCertificate(blk.Bytes)
+	if !ca.PermittedDNSDomainsCritical || len(ca.PermittedDNSDomains) == 0 {
+		t.Fatalf("no name constraints: %v", ca.PermittedDNSDomains)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	for host, ok := range map[string]bool{"api.openai.com": true, "myres.openai.azure.com": true, "bedrock-runtime.eu-west-1.amazonaws.com": true,
+		"evil.example": false, "www.google.com": false, "s3.amazonaws.com.evil.example": false} {
+		leaf, err := ic.MintForTest(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots})
+		if (err == nil) != ok {
+			t.Errorf("%s: verify error %v, want ok=%v", host, err, ok)
+		}
+	}
+	// A second start reuses the CA; a host list it does not cover is refused.
+	if _, err := capture.NewInterceptor(capture.InterceptConfig{CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := capture.NewInterceptor(capture.InterceptConfig{Hosts: []string{"llm.internal.example"}, CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth); err == nil {
+		t.Fatal("a CA that does not cover the allowlist was used")
+	}
+}
