@@ -43,11 +43,12 @@ type interceptWorld struct {
 	caFile   string // the interception CA, for agents (SSL_CERT_FILE)
 	upCA     *tlstest.CA
 	other    *httptest.Server
+	provider *httptest.Server
 	mu       sync.Mutex
 	sigv4    []string // outcomes of the Bedrock fake's signature checks
 }
 
-func tlsFake(t *testing.T, ca *tlstest.CA, h http.Handler, hosts ...string) *httptest.Server {
+func tlsFake(t testing.TB, ca *tlstest.CA, h http.Handler, hosts ...string) *httptest.Server {
 	ts := httptest.NewUnstartedServer(h)
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{ca.TLSCert(t, 9, hosts...)}}
 	ts.StartTLS()
@@ -55,7 +56,9 @@ func tlsFake(t *testing.T, ca *tlstest.CA, h http.Handler, hosts ...string) *htt
 	return ts
 }
 
-func newInterceptWorld(t *testing.T, other string) *interceptWorld {
+func newInterceptWorld(t testing.TB, other string) *interceptWorld { return newInterceptWorldMode(t, other, "fail-closed") }
+
+func newInterceptWorldMode(t testing.TB, other, mode string) *interceptWorld {
 	upCA := tlstest.NewCA(t)
 	pf := providertest.New(t)
 	provider := tlsFake(t, upCA, pf.Config.Handler, "api.openai.com", "api.anthropic.com")
@@ -92,8 +95,11 @@ func newInterceptWorld(t *testing.T, other string) *interceptWorld {
 	}), "bedrock-runtime.us-east-1.amazonaws.com")
 	w.other = tlsFake(t, upCA, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "other site") }), "other.example")
 	addr := func(ts *httptest.Server) string { return strings.TrimPrefix(ts.URL, "https://") }
-	w.env = newEnv(t, "fail-closed", func(c *server.Config, _ *httptest.Server) {
-		c.Intercept = &server.InterceptConfig{Other: other, UpstreamRoots: upCA.Pool(), Resolve: map[string]string{
+	w.provider = provider
+	w.env = newEnv(t, mode, func(c *server.Config, _ *httptest.Server) {
+		c.UpstreamRoots = upCA.Pool()
+		c.Upstreams["tlsfake"] = provider.URL
+		c.Intercept = &server.InterceptConfig{Other: other, Resolve: map[string]string{
 			"api.openai.com": addr(provider), "api.anthropic.com": addr(provider),
 			"bedrock-runtime.us-east-1.amazonaws.com": addr(bedrock), "other.example": addr(w.other)}}
 	})
@@ -105,7 +111,7 @@ func newInterceptWorld(t *testing.T, other string) *interceptWorld {
 	return w
 }
 
-func (w *interceptWorld) client(t *testing.T) *http.Client {
+func (w *interceptWorld) client(t testing.TB) *http.Client {
 	b, err := os.ReadFile(w.caFile)
 	if err != nil {
 		t.Fatal(err)
@@ -266,4 +272,48 @@ func TestInterceptCANameConstraints(t *testing.T) {
 	if _, err := capture.NewInterceptor(capture.InterceptConfig{Hosts: []string{"llm.internal.example"}, CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth); err == nil {
 		t.Fatal("a CA that does not cover the allowlist was used")
 	}
+}
+
+// BenchmarkIntercept: one chat completion (fail-open, so that the
+// figures are the transports') directly to a TLS upstream, through the
+// base-URL proxy on plain HTTP and on TLS, and through the interception
+// proxy (CONNECT, TLS terminated and made again).
+//
+//	go test ./capture -run '^$' -bench Intercept -benchtime 500x
+func BenchmarkIntercept(b *testing.B) {
+	w := newInterceptWorldMode(b, "tunnel", "fail-open")
+	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+	call := func(b *testing.B, hc *http.Client, url string, hdr map[string]string) {
+		for b.Loop() {
+			req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+providertest.OpenAIKey)
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "us/call")
+	}
+	trustUp := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: w.upCA.Pool()}, ForceAttemptHTTP2: true}}
+	audit := map[string]string{capture.HeaderToken: w.writeToken, capture.HeaderSession: "bench"}
+	b.Run("direct", func(b *testing.B) { call(b, trustUp, w.provider.URL+"/v1/chat/completions", nil) })
+	b.Run("base-url-proxy", func(b *testing.B) { call(b, http.DefaultClient, w.ts.URL+"/proxy/tlsfake/v1/chat/completions", audit) })
+	tlsProxy := httptest.NewUnstartedServer(w.srv.Handler())
+	tlsProxy.TLS = &tls.Config{Certificates: []tls.Certificate{w.upCA.TLSCert(b, 11)}}
+	tlsProxy.EnableHTTP2 = true
+	tlsProxy.StartTLS()
+	defer tlsProxy.Close()
+	b.Run("base-url-proxy-tls", func(b *testing.B) { call(b, trustUp, tlsProxy.URL+"/proxy/tlsfake/v1/chat/completions", audit) })
+	b.Run("intercept", func(b *testing.B) {
+		call(b, w.client(b), "https://api.openai.com/v1/chat/completions", map[string]string{capture.HeaderSession: "bench-i"})
+	})
 }

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"crypto/x509"
 	"log/slog"
 	"net/http"
 	"time"
@@ -46,6 +47,7 @@ type options struct {
 	actor            event.Actor
 	agentID          string
 	binder           *ToolCallBinder
+	upstreamRoots    *x509.CertPool
 }
 
 // DefaultGapRetryInterval is the default of WithGapRetryInterval.
@@ -108,6 +110,12 @@ func WithMaxRequestBytes(n int64) ProxyOption {
 // plaintext).
 func WithTransport(rt http.RoundTripper) ProxyOption {
 	return proxyOption(func(o *options) { o.transport = rt })
+}
+
+// WithUpstreamRoots sets the roots the proxy's default transport verifies
+// upstream certificates with (default: the system's).
+func WithUpstreamRoots(pool *x509.CertPool) ProxyOption {
+	return proxyOption(func(o *options) { o.upstreamRoots = pool })
 }
 
 // WithSession sets a Hook's session (default: a new random id, see

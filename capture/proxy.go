@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -144,6 +145,9 @@ func NewProxy(upstreams map[string]string, auth Authenticator, opts ...ProxyOpti
 		t.DisableCompression = true
 		t.MaxIdleConnsPerHost = 64
 		t.ResponseHeaderTimeout = 0 // LLM calls may think for minutes
+		if c.o.upstreamRoots != nil {
+			t.TLSClientConfig = &tls.Config{RootCAs: c.o.upstreamRoots, MinVersion: tls.VersionTLS12}
+		}
 		p.transport = t
 	}
 	return p, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"net/http"
 	"path/filepath"
@@ -35,7 +34,8 @@ func (s *Server) openProxy() error {
 		capture.WithMode(mode),
 		capture.WithFingerprintKey(m.Sum(nil)),
 		capture.WithLogger(s.logger),
-		capture.WithToolCallBinder(binder))
+		capture.WithToolCallBinder(binder),
+		capture.WithUpstreamRoots(s.cfg.UpstreamRoots))
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (s *Server) openProxy() error {
 	ic := s.cfg.Intercept
 	s.intcp, err = capture.NewInterceptor(capture.InterceptConfig{Hosts: ic.Hosts, Other: ic.Other,
 		CACert: filepath.Join(s.cfg.DataDir, InterceptCA), CAKey: filepath.Join(s.cfg.DataDir, InterceptKey),
-		Resolve: ic.Resolve, UpstreamRoots: ic.UpstreamRoots}, s.authenticateAgent,
+		Resolve: ic.Resolve, UpstreamRoots: s.cfg.UpstreamRoots}, s.authenticateAgent,
 		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder))
 	return err
 }
@@ -59,10 +59,9 @@ func (s *Server) openProxy() error {
 // InterceptConfig configures the interception proxy (see
 // capture.InterceptConfig).
 type InterceptConfig struct {
-	Hosts         []string          // the allowlist (default capture.DefaultInterceptHosts)
-	Other         string            // tunnel (default) or refuse
-	Resolve       map[string]string // tests: host to address
-	UpstreamRoots *x509.CertPool    // tests: roots for the upstreams' certificates
+	Hosts   []string          // the allowlist (default capture.DefaultInterceptHosts)
+	Other   string            // tunnel (default) or refuse
+	Resolve map[string]string // tests: host to address
 }
 
 // InterceptHandler serves the interception proxy (CONNECT), nil when it

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +93,9 @@ type Config struct {
 	// at /proxy/NAME/...; they add to or replace capture.DefaultUpstreams
 	// (openai=https://api.openai.com, anthropic=https://api.anthropic.com).
 	Upstreams map[string]string
+	// UpstreamRoots, if set, are the roots the capture proxies verify
+	// upstream certificates with (default: the system's).
+	UpstreamRoots *x509.CertPool
 	// Intercept, if set, runs the HTTPS_PROXY interception proxy (served
 	// by InterceptHandler); its CA is keys/intercept-ca.pem and .key.
 	Intercept *InterceptConfig

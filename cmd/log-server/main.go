@@ -67,7 +67,8 @@ func exit(err error) int {
 
 const serveSynopsis = `log-server [serve] [--data DIR] [--listen ADDR] [flags]
 log-server token create|revoke|list --data DIR [flags]
-log-server keygen --signing-key pkcs11:URI [--origin NAME]`
+log-server keygen --signing-key pkcs11:URI [--origin NAME]
+log-server mcp wrap --url URL --token-file FILE [--session ID] [--name NAME] -- COMMAND [ARGS...]`
 
 func serve(args []string) int {
 	fs := cli.NewFlagSet("log-server", serveSynopsis)
@@ -97,7 +98,7 @@ func serve(args []string) int {
 	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread) or refuse")
 	interceptResolve := upstreamFlags{}
 	fs.Var(resolveFlags(interceptResolve), "intercept-resolve", "for tests: send `HOST=ADDR` to ADDR instead of HOST's address (repeatable)")
-	upstreamCA := fs.String("upstream-ca", "", "for tests: PEM file of the roots the interception proxy verifies upstreams with (default: the system's)")
+	upstreamCA := fs.String("upstream-ca", "", "for tests: PEM file of the roots the capture proxies verify upstream certificates with (default: the system's)")
 	mcpUpstreams := upstreamFlags{}
 	fs.Var(mcpUpstreams, "mcp-upstream", "MCP server `NAME=URL` (Streamable HTTP), proxied at /mcp/NAME/ with every tool call recorded (repeatable)")
 	mcpPolicy := fs.String("mcp-tool-policy", "", "MCP tool policy file (YAML: default and per-token allow and deny lists; see docs/capture.md)")
@@ -132,6 +133,7 @@ func serve(args []string) int {
 		}
 	}
 	var intercept *server.InterceptConfig
+	var upstreamRoots *x509.CertPool
 	if *interceptListen != "" {
 		intercept = &server.InterceptConfig{Other: *interceptOther, Resolve: interceptResolve}
 		if *interceptHosts != "" {
@@ -145,14 +147,14 @@ func serve(args []string) int {
 				}
 			}
 		}
-		if *upstreamCA != "" {
-			pool := x509.NewCertPool()
-			b, err := cli.ReadFile(*upstreamCA, maxConfigBytes)
-			if err != nil || !pool.AppendCertsFromPEM(b) {
-				return cli.Fail(fs, "--upstream-ca: no PEM certificate (%v)", err)
-			}
-			intercept.UpstreamRoots = pool
+	}
+	if *upstreamCA != "" {
+		pool := x509.NewCertPool()
+		b, err := cli.ReadFile(*upstreamCA, maxConfigBytes)
+		if err != nil || !pool.AppendCertsFromPEM(b) {
+			return cli.Fail(fs, "--upstream-ca: no PEM certificate (%v)", err)
 		}
+		upstreamRoots = pool
 	}
 	var toolPolicy *server.MCPToolPolicy
 	if *mcpPolicy != "" {
@@ -175,7 +177,7 @@ func serve(args []string) int {
 	return exit(runServe(logger, *dataDir, *listen, *debugListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait,
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
-		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept,
+		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
