@@ -56,7 +56,9 @@ func tlsFake(t testing.TB, ca *tlstest.CA, h http.Handler, hosts ...string) *htt
 	return ts
 }
 
-func newInterceptWorld(t testing.TB, other string) *interceptWorld { return newInterceptWorldMode(t, other, "fail-closed") }
+func newInterceptWorld(t testing.TB, other string) *interceptWorld {
+	return newInterceptWorldMode(t, other, "fail-closed")
+}
 
 func newInterceptWorldMode(t testing.TB, other, mode string) *interceptWorld {
 	upCA := tlstest.NewCA(t)
