@@ -3,12 +3,15 @@ package capture_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,5 +180,56 @@ func TestAzureOpenAISDK(t *testing.T) {
 		t.Errorf("model %q", evs[0].str("gen_ai.request.model"))
 	}
 	e.close()
+	secretNowhere(t, e.dir, azureKey)
+}
+
+// npmProbe runs testdata/npm/probe.mjs (the npm SDKs, installed by
+// .ci/run with npm ci) against the proxy.
+func npmProbe(t *testing.T, e *env, mode, session string) map[string]any {
+	t.Helper()
+	if _, err := os.Stat("../testdata/npm/node_modules/openai"); err != nil {
+		t.Skip("npm ci --prefix testdata/npm (.ci/run does)")
+	}
+	cmd := exec.Command("node", "../testdata/npm/probe.mjs", mode)
+	cmd.Env = append(os.Environ(), "PROXY="+e.ts.URL, "TOKEN="+e.writeToken, "SESSION="+session,
+		"GEMINI_API_KEY="+geminiKey, "AZURE_OPENAI_API_KEY="+azureKey)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("node probe %s: %v %s %s", mode, err, out, stderr)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("probe output %s", out)
+	}
+	return v
+}
+
+// TestNPMGeminiAndAzure: the npm @google/genai package and the npm openai
+// package's AzureOpenAI client, unmodified but for their base URL, through
+// the proxy.
+func TestNPMGeminiAndAzure(t *testing.T) {
+	e, _ := newProviderEnv(t)
+	g := npmProbe(t, e, "gemini", "npm-gem")
+	if fc, _ := g["functionCalls"].([]any); len(fc) != 1 || fc[0] != "dose_check" || !strings.HasPrefix(g["streamed"].(string), "Based on") {
+		t.Fatalf("gemini: %v", g)
+	}
+	calls := splitCalls(t, e.events("npm-gem", 5))
+	wantAttrs(t, calls[0].req, map[string]any{"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-flash", "capture.api": "gemini.generate_content"})
+	wantAttrs(t, calls[1].resp, map[string]any{"capture.stream": true, "capture.stream.terminated": true})
+	if len(calls[0].tools) != 1 || !slices.Contains(calls[0].req.strs("http.request.header_names"), "x-goog-api-client") {
+		t.Errorf("tools %d; request %v", len(calls[0].tools), calls[0].req.Leaf.Attributes)
+	}
+	a := npmProbe(t, e, "azure", "npm-az")
+	if a["model"] != "gpt-4o-2024-08-06" {
+		t.Fatalf("azure: %v", a)
+	}
+	calls = splitCalls(t, e.events("npm-az", 2))
+	wantAttrs(t, calls[0].req, map[string]any{"gen_ai.provider.name": "azure.ai.openai", "url.path": "/openai/deployments/gpt-4o/chat/completions", "gen_ai.request.model": "gpt-4o"})
+	e.close()
+	secretNowhere(t, e.dir, geminiKey)
 	secretNowhere(t, e.dir, azureKey)
 }
