@@ -3,6 +3,7 @@ package capture_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -41,6 +42,10 @@ type env struct {
 
 type envOpt func(*server.Config, *httptest.Server)
 
+// withTLS serves the log server (API and proxies) over TLS; clients trust
+// it with e.ts.Client() or e.ts.Certificate().
+func withTLS(_ *server.Config, ts *httptest.Server) { ts.TLS = &tls.Config{} }
+
 func newEnv(t testing.TB, mode string, opts ...envOpt) *env {
 	t.Helper()
 	ctx := context.Background()
@@ -61,7 +66,12 @@ func newEnv(t testing.TB, mode string, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	ts.Config.Handler = srv.Handler()
-	ts.Start()
+	if ts.TLS != nil { // withTLS: the log server on HTTPS (HTTP/2)
+		ts.EnableHTTP2 = true
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
 	e := &env{t: t, ctx: ctx, srv: srv, ts: ts, up: up, dir: dir}
 	t.Cleanup(e.close)
 	e.writeToken = e.token("agent-1", auth.ScopeWrite)

@@ -31,13 +31,19 @@ const (
 	azureKey  = "azure-test-key-5f4e3d2c1b0a99887766554433221100"
 )
 
-func newProviderEnv(t *testing.T) (*env, *providertest.Fake) {
+func newProviderEnv(t *testing.T, opts ...envOpt) (*env, *providertest.Fake) {
 	pf := providertest.New(t)
-	e := newEnv(t, "fail-closed", func(c *server.Config, _ *httptest.Server) {
+	e := newEnv(t, "fail-closed", append(opts, func(c *server.Config, _ *httptest.Server) {
 		c.Upstreams["gemini"] = pf.URL
 		c.Upstreams["azure-east"] = pf.URL
-	})
+	})...)
 	return e, pf
+}
+
+// listeners runs f with the log server on plain HTTP and on TLS.
+func listeners(t *testing.T, f func(t *testing.T, opts ...envOpt)) {
+	t.Run("http", func(t *testing.T) { f(t) })
+	t.Run("tls", func(t *testing.T) { f(t, withTLS) })
 }
 
 // secretNowhere checks that a secret is in no file of the data directory
@@ -61,10 +67,12 @@ func secretNowhere(t *testing.T, dir, secret string) {
 // streamed generateContent, through the proxy; the session holds complete
 // request/response pairs with the model, usage and the function call, and
 // the API key is nowhere in the data directory, also when sent as key=.
-func TestGeminiSDK(t *testing.T) {
-	e, _ := newProviderEnv(t)
+func TestGeminiSDK(t *testing.T) { listeners(t, testGeminiSDK) }
+
+func testGeminiSDK(t *testing.T, opts ...envOpt) {
+	e, _ := newProviderEnv(t, opts...)
 	ctx := context.Background()
-	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: geminiKey, Backend: genai.BackendGeminiAPI,
+	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: geminiKey, Backend: genai.BackendGeminiAPI, HTTPClient: e.ts.Client(),
 		HTTPOptions: genai.HTTPOptions{BaseURL: e.ts.URL + "/proxy/gemini/",
 			Headers: http.Header{capture.HeaderToken: {e.writeToken}, capture.HeaderSession: {"gem-1"}}}})
 	if err != nil {
@@ -118,7 +126,7 @@ func TestGeminiSDK(t *testing.T) {
 		strings.NewReader(`{"contents":[{"parts":[{"text":"hi"}]}]}`))
 	req.Header.Set(capture.HeaderToken, e.writeToken)
 	req.Header.Set(capture.HeaderSession, "gem-2")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +146,12 @@ func TestGeminiSDK(t *testing.T) {
 // TestAzureOpenAISDK: openai-go's Azure options (endpoint, api-version,
 // api-key) through /proxy/azure-east/: the deployment is the request's
 // model, the provider azure.ai.openai, the key nowhere.
-func TestAzureOpenAISDK(t *testing.T) {
-	e, _ := newProviderEnv(t)
+func TestAzureOpenAISDK(t *testing.T) { listeners(t, testAzureOpenAISDK) }
+
+func testAzureOpenAISDK(t *testing.T, opts ...envOpt) {
+	e, _ := newProviderEnv(t, opts...)
 	c := openai.NewClient(azure.WithEndpoint(e.ts.URL+"/proxy/azure-east/", "2024-10-21"), azure.WithAPIKey(azureKey), azure.WithUnsafeAllowHTTP(),
+		oaoption.WithHTTPClient(e.ts.Client()),
 		oaoption.WithHeader(capture.HeaderToken, e.writeToken), oaoption.WithHeader(capture.HeaderSession, "az-1"))
 	r, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gpt-4o",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Check invoice INV-2291.")},
@@ -169,7 +180,7 @@ func TestAzureOpenAISDK(t *testing.T) {
 	req.Header.Set("Api-Key", azureKey)
 	req.Header.Set(capture.HeaderToken, e.writeToken)
 	req.Header.Set(capture.HeaderSession, "az-2")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,10 +57,12 @@ func tlsFake(t testing.TB, ca *tlstest.CA, h http.Handler, hosts ...string) *htt
 }
 
 func newInterceptWorld(t testing.TB, other string) *interceptWorld {
-	return newInterceptWorldMode(t, other, "fail-closed")
+	return newInterceptWorldMode(t, other, "fail-closed", false)
 }
 
-func newInterceptWorldMode(t testing.TB, other, mode string) *interceptWorld {
+// newInterceptWorldMode: tlsListener puts the interception listener on
+// TLS (HTTPS_PROXY=https://...); caFile then also holds its certificate.
+func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool) *interceptWorld {
 	upCA := tlstest.NewCA(t)
 	pf := providertest.New(t)
 	provider := tlsFake(t, upCA, pf.Config.Handler, "api.openai.com", "api.anthropic.com")
@@ -105,11 +107,22 @@ func newInterceptWorldMode(t testing.TB, other, mode string) *interceptWorld {
 			"api.openai.com": addr(provider), "api.anthropic.com": addr(provider),
 			"bedrock-runtime.us-east-1.amazonaws.com": addr(bedrock), "other.example": addr(w.other)}}
 	})
-	w.proxy = httptest.NewServer(w.srv.InterceptHandler())
+	w.proxy = httptest.NewUnstartedServer(w.srv.InterceptHandler())
+	if tlsListener {
+		w.proxy.StartTLS()
+	} else {
+		w.proxy.Start()
+	}
 	t.Cleanup(w.proxy.Close)
 	w.proxyURL, _ = url.Parse(w.proxy.URL)
 	w.proxyURL.User = url.UserPassword("agent", w.writeToken)
 	w.caFile = filepath.Join(w.dir, server.InterceptCA)
+	if tlsListener {
+		ca, _ := os.ReadFile(w.caFile)
+		bundle := append(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: w.proxy.Certificate().Raw})...)
+		w.caFile = filepath.Join(t.TempDir(), "bundle.pem")
+		os.WriteFile(w.caFile, bundle, 0o644)
+	}
 	return w
 }
 
@@ -127,7 +140,12 @@ func (w *interceptWorld) client(t testing.TB) *http.Client {
 // with only HTTPS_PROXY and SSL_CERT_FILE set, and curl --proxy, are
 // recorded as the base-URL proxy records them (capture.front intercept).
 func TestInterceptUnchangedAgent(t *testing.T) {
-	w := newInterceptWorld(t, "tunnel")
+	t.Run("http", func(t *testing.T) { testInterceptUnchangedAgent(t, false) })
+	t.Run("tls", func(t *testing.T) { testInterceptUnchangedAgent(t, true) })
+}
+
+func testInterceptUnchangedAgent(t *testing.T, tlsListener bool) {
+	w := newInterceptWorldMode(t, "tunnel", "fail-closed", tlsListener)
 	probe := filepath.Join(t.TempDir(), "interceptprobe")
 	if out, err := exec.Command("go", "build", "-o", probe, "./testdata/interceptprobe").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
@@ -161,7 +179,7 @@ func TestInterceptUnchangedAgent(t *testing.T) {
 
 	// curl with --proxy and the CA.
 	if _, err := exec.LookPath("curl"); err == nil {
-		c := exec.Command("curl", "-sS", "--fail", "--proxy", w.proxyURL.String(), "--cacert", w.caFile,
+		c := exec.Command("curl", "-sS", "--fail", "--proxy", w.proxyURL.String(), "--cacert", w.caFile, "--proxy-cacert", w.caFile,
 			"-H", "Authorization: Bearer "+providertest.OpenAIKey, "-H", "Content-Type: application/json", "-H", capture.HeaderSession+": curl-1",
 			"-d", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "https://api.openai.com/v1/chat/completions")
 		if out, err := c.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("gpt-4o-mini-2024-07-18")) {
@@ -283,7 +301,7 @@ func TestInterceptCANameConstraints(t *testing.T) {
 //
 //	go test ./capture -run '^$' -bench Intercept -benchtime 500x
 func BenchmarkIntercept(b *testing.B) {
-	w := newInterceptWorldMode(b, "tunnel", "fail-open")
+	w := newInterceptWorldMode(b, "tunnel", "fail-open", false)
 	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
 	call := func(b *testing.B, hc *http.Client, url string, hdr map[string]string) {
 		for b.Loop() {
