@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"io/fs"
 	"net/http"
@@ -204,6 +205,11 @@ func npmProbe(t *testing.T, e *env, mode, session string) map[string]any {
 	cmd := exec.Command("node", "../testdata/npm/probe.mjs", mode)
 	cmd.Env = append(os.Environ(), "PROXY="+e.ts.URL, "TOKEN="+e.writeToken, "SESSION="+session,
 		"GEMINI_API_KEY="+geminiKey, "AZURE_OPENAI_API_KEY="+azureKey)
+	if c := e.ts.Certificate(); c != nil { // the log server on TLS: Node trusts its certificate
+		ca := filepath.Join(t.TempDir(), "ca.pem")
+		os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644)
+		cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+ca)
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
@@ -222,8 +228,10 @@ func npmProbe(t *testing.T, e *env, mode, session string) map[string]any {
 // TestNPMGeminiAndAzure: the npm @google/genai package and the npm openai
 // package's AzureOpenAI client, unmodified but for their base URL, through
 // the proxy.
-func TestNPMGeminiAndAzure(t *testing.T) {
-	e, _ := newProviderEnv(t)
+func TestNPMGeminiAndAzure(t *testing.T) { listeners(t, testNPMGeminiAndAzure) }
+
+func testNPMGeminiAndAzure(t *testing.T, opts ...envOpt) {
+	e, _ := newProviderEnv(t, opts...)
 	g := npmProbe(t, e, "gemini", "npm-gem")
 	if fc, _ := g["functionCalls"].([]any); len(fc) != 1 || fc[0] != "dose_check" || !strings.HasPrefix(g["streamed"].(string), "Based on") {
 		t.Fatalf("gemini: %v", g)
