@@ -129,3 +129,21 @@ func TestComparison(t *testing.T) {
 		t.Fatalf("another path: %+v", d)
 	}
 }
+
+// TestTimelineMCPSteps: tool calls observed on the MCP wire and their
+// results are steps of their own, the call naming the model request it
+// answers.
+func TestTimelineMCPSteps(t *testing.T) {
+	s := &replay.Session{ID: "s", Events: []*replay.Event{
+		{Index: 4, Leaf: &event.Leaf{Kind: "tool.call", Attributes: map[string]any{"gen_ai.tool.name": "dose.check", "gen_ai.tool.call.id": "3",
+			"mcp.server": "pharmacy", "capture.llm_response.index": json.Number("2")}}},
+		{Index: 5, Leaf: &event.Leaf{Kind: "tool.result", Attributes: map[string]any{"gen_ai.tool.name": "dose.check", "capture.duration_ms": json.Number("12"),
+			"error.type": "tool_error"}}},
+	}}
+	tl := replay.NewTimeline(s)
+	if len(tl.Steps) != 2 || tl.Steps[0].Kind != replay.StepToolCall || tl.Steps[1].Kind != replay.StepToolResult ||
+		tl.Steps[0].Summary != "dose.check (3) on MCP server pharmacy, answering the model's request in entry 2" ||
+		tl.Steps[1].Summary != "dose.check: error tool_error after 12 ms" {
+		t.Fatalf("steps %+v", tl.Steps)
+	}
+}

@@ -35,12 +35,13 @@ type Timeline struct {
 
 // Step kinds.
 const (
-	StepCall      = "call"      // a model call: its attempts
-	StepToolCall  = "tool.call" // a tool the model asked for
-	StepSignature = "signature"
-	StepDecision  = "decision"
-	StepGap       = "capture.gap"
-	StepEvent     = "event" // any other kind
+	StepCall       = "call"      // a model call: its attempts
+	StepToolCall   = "tool.call" // a tool the model asked for, or one run over MCP
+	StepToolResult = "tool.result"
+	StepSignature  = "signature"
+	StepDecision   = "decision"
+	StepGap        = "capture.gap"
+	StepEvent      = "event" // any other kind
 )
 
 // Step is one entry of the timeline.
@@ -184,8 +185,26 @@ func NewTimeline(s *Session) *Timeline {
 			if e.Payload != nil {
 				args = " " + clip(string(e.Payload), 200)
 			}
+			where := ""
+			if srv := attrString(l, "mcp.server"); srv != "" {
+				where = " on MCP server " + srv
+				if i, ok := l.Attributes["capture.llm_response.index"]; ok {
+					where += fmt.Sprintf(", answering the model's request in entry %v", i)
+				}
+			}
 			t.Steps = append(t.Steps, Step{Kind: StepToolCall, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s (%s)%s", name, attrString(l, "gen_ai.tool.call.id"), args)})
+				Summary: fmt.Sprintf("%s (%s)%s%s", name, attrString(l, "gen_ai.tool.call.id"), where, args)})
+		case "tool.result":
+			outcome := "ok"
+			if et := attrString(l, "error.type"); et != "" {
+				outcome = "error " + et
+			}
+			res := ""
+			if e.Payload != nil {
+				res = " " + clip(string(e.Payload), 200)
+			}
+			t.Steps = append(t.Steps, Step{Kind: StepToolResult, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
+				Summary: fmt.Sprintf("%s: %s after %.0f ms%s", attrString(l, "gen_ai.tool.name"), outcome, attrNum(l, "capture.duration_ms"), res)})
 		case "human.signature":
 			t.Steps = append(t.Steps, Step{Kind: StepSignature, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
 				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", attrString(l, "signature.printed_name"), l.Actor.ID,
