@@ -79,11 +79,7 @@ type SessionQuery struct {
 	Limit int
 }
 
-// Session lists a session's events in seq order with their log indices
-// (read scope). The listing comes from the server's index, unverified:
-// verify each entry (Entry) against a checkpoint, and the seq and prev
-// chain, before relying on it.
-func (c *Client) Session(ctx context.Context, id string, sq SessionQuery) (*SessionPage, error) {
+func (sq SessionQuery) values() url.Values {
 	q := url.Values{}
 	if sq.Tenant != "" {
 		q.Set("tenant", sq.Tenant)
@@ -94,8 +90,16 @@ func (c *Client) Session(ctx context.Context, id string, sq SessionQuery) (*Sess
 	if sq.Limit > 0 {
 		q.Set("limit", strconv.Itoa(sq.Limit))
 	}
+	return q
+}
+
+// Session lists a session's events in seq order with their log indices
+// (read scope). The listing comes from the server's index, unverified:
+// verify each entry (Entry) against a checkpoint, and the seq and prev
+// chain, before relying on it.
+func (c *Client) Session(ctx context.Context, id string, sq SessionQuery) (*SessionPage, error) {
 	var p SessionPage
-	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), q, nil, http.StatusOK, &p); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), sq.values(), nil, http.StatusOK, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
@@ -73,18 +72,8 @@ type SessionDisclosure struct {
 // the commitment of the leaf sent with it; that leaf is the log's only if
 // its hash matches a verified entry.
 func (c *Client) SessionPayloads(ctx context.Context, id string, sq SessionQuery) (*SessionDisclosure, error) {
-	q := url.Values{}
-	if sq.Tenant != "" {
-		q.Set("tenant", sq.Tenant)
-	}
-	if sq.FromSeq > 0 {
-		q.Set("from_seq", strconv.FormatUint(sq.FromSeq, 10))
-	}
-	if sq.Limit > 0 {
-		q.Set("limit", strconv.Itoa(sq.Limit))
-	}
 	var r SessionPayloadsResponse
-	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/payloads", q, nil, http.StatusOK, &r); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/payloads", sq.values(), nil, http.StatusOK, &r); err != nil {
 		return nil, err
 	}
 	if r.Session != id {

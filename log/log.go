@@ -626,6 +626,19 @@ func (l *Log) Entry(ctx context.Context, index, size uint64) (*client.Receipt, e
 	return &client.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
 }
 
+// readBundle reads and parses entry bundle bi of a tree of size entries.
+func (l *Log) readBundle(ctx context.Context, bi, size uint64) (*api.EntryBundle, error) {
+	raw, err := l.reader.ReadEntryBundle(ctx, bi, layout.PartialTileSize(0, bi, size))
+	if err != nil {
+		return nil, fmt.Errorf("reading entry bundle %d: %w", bi, err)
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil {
+		return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
+	}
+	return &b, nil
+}
+
 // ReadLeaf returns the leaf data at index in a tree of at least size
 // entries.
 func (l *Log) ReadLeaf(ctx context.Context, index, size uint64) ([]byte, error) {
@@ -633,13 +646,9 @@ func (l *Log) ReadLeaf(ctx context.Context, index, size uint64) ([]byte, error) 
 		return nil, ErrNotPublished
 	}
 	bundleIdx := index / layout.EntryBundleWidth
-	raw, err := l.reader.ReadEntryBundle(ctx, bundleIdx, layout.PartialTileSize(0, bundleIdx, size))
+	b, err := l.readBundle(ctx, bundleIdx, size)
 	if err != nil {
-		return nil, fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
-	}
-	var b api.EntryBundle
-	if err := b.UnmarshalText(raw); err != nil {
-		return nil, fmt.Errorf("parsing entry bundle %d: %w", bundleIdx, err)
+		return nil, err
 	}
 	i := index % layout.EntryBundleWidth
 	if i >= uint64(len(b.Entries)) {

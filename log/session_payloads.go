@@ -68,15 +68,10 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 	var ids []string
 	for _, en := range page {
 		if bi := en.Index / layout.EntryBundleWidth; bi != bundleIdx {
-			raw, err := l.reader.ReadEntryBundle(ctx, bi, layout.PartialTileSize(0, bi, size))
-			if err != nil {
-				return nil, fmt.Errorf("reading entry bundle %d: %w", bi, err)
+			if bundle, err = l.readBundle(ctx, bi, size); err != nil {
+				return nil, err
 			}
-			var b api.EntryBundle
-			if err := b.UnmarshalText(raw); err != nil {
-				return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
-			}
-			bundle, bundleIdx = &b, bi
+			bundleIdx = bi
 		}
 		i := en.Index % layout.EntryBundleWidth
 		if en.Index >= size || i >= uint64(len(bundle.Entries)) {

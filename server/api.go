@@ -311,28 +311,37 @@ func (s *Server) getConsistency(r *http.Request, _ *auth.Principal) (int, any, e
 // maxSessionPage is the largest (and default) page of a session listing.
 const maxSessionPage = 1000
 
-func (s *Server) getSession(r *http.Request, p *auth.Principal) (int, any, error) {
-	id := chi.URLParam(r, "id")
+// sessionQuery reads what GET /v1/sessions/{id} and .../payloads take:
+// the session, the tenant (only a global token names another), from_seq
+// and limit (1 to maxSessionPage).
+func sessionQuery(r *http.Request, p *auth.Principal) (id, tenant string, fromSeq uint64, limit int, err error) {
+	id = chi.URLParam(r, "id")
 	if !event.ValidID(id) {
-		return 0, nil, errorf(http.StatusBadRequest, "bad_session", "invalid session id")
+		return "", "", 0, 0, errorf(http.StatusBadRequest, "bad_session", "invalid session id")
 	}
-	tenant, err := tenantParam(r, p)
-	if err != nil {
-		return 0, nil, err
+	if tenant, err = tenantParam(r, p); err != nil {
+		return "", "", 0, 0, err
 	}
-	var fromSeq uint64
 	if q := r.URL.Query().Get("from_seq"); q != "" {
 		if fromSeq, err = parseUint(q, "from_seq"); err != nil {
-			return 0, nil, err
+			return "", "", 0, 0, err
 		}
 	}
-	limit := maxSessionPage
+	limit = maxSessionPage
 	if q := r.URL.Query().Get("limit"); q != "" {
 		n, err := parseUint(q, "limit")
 		if err != nil || n == 0 || n > maxSessionPage {
-			return 0, nil, errorf(http.StatusBadRequest, "bad_query", "limit must be 1-%d", maxSessionPage)
+			return "", "", 0, 0, errorf(http.StatusBadRequest, "bad_query", "limit must be 1-%d", maxSessionPage)
 		}
 		limit = int(n)
+	}
+	return id, tenant, fromSeq, limit, nil
+}
+
+func (s *Server) getSession(r *http.Request, p *auth.Principal) (int, any, error) {
+	id, tenant, fromSeq, limit, err := sessionQuery(r, p)
+	if err != nil {
+		return 0, nil, err
 	}
 	evs, err := s.log.Session(r.Context(), tenant, id, fromSeq, limit)
 	if errors.Is(err, auditlog.ErrNotFound) {
@@ -349,27 +358,9 @@ func (s *Server) getSession(r *http.Request, p *auth.Principal) (int, any, error
 const maxPayloadPage = 16 << 20
 
 func (s *Server) getSessionPayloads(r *http.Request, p *auth.Principal) (int, any, error) {
-	id := chi.URLParam(r, "id")
-	if !event.ValidID(id) {
-		return 0, nil, errorf(http.StatusBadRequest, "bad_session", "invalid session id")
-	}
-	tenant, err := tenantParam(r, p)
+	id, tenant, fromSeq, limit, err := sessionQuery(r, p)
 	if err != nil {
 		return 0, nil, err
-	}
-	var fromSeq uint64
-	if q := r.URL.Query().Get("from_seq"); q != "" {
-		if fromSeq, err = parseUint(q, "from_seq"); err != nil {
-			return 0, nil, err
-		}
-	}
-	limit := maxSessionPage
-	if q := r.URL.Query().Get("limit"); q != "" {
-		n, err := parseUint(q, "limit")
-		if err != nil || n == 0 || n > maxSessionPage {
-			return 0, nil, errorf(http.StatusBadRequest, "bad_query", "limit must be 1-%d", maxSessionPage)
-		}
-		limit = int(n)
 	}
 	d, err := s.log.DiscloseSession(r.Context(), reader(p), tenant, id, fromSeq, limit, maxPayloadPage)
 	if errors.Is(err, auditlog.ErrNotFound) {

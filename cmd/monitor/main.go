@@ -90,23 +90,7 @@ func readTrust(keyPath, policyPath string) (note.Verifier, *checkpoint.Policy, e
 // logClient is a client of the log at url with the token in tokenFile
 // (none if empty), which must be mode 0600.
 func logClient(url, tokenFile, caFile string) (*client.Client, error) {
-	pool, err := cli.CAPool(caFile)
-	if err != nil {
-		return nil, err
-	}
-	opts := []client.Option{client.WithRootCAs(pool)}
-	if tokenFile != "" {
-		b, err := keyfile.Read(tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
-		}
-		opts = append(opts, client.WithToken(string(b)))
-	}
-	c, err := client.New(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("--url: %w", err)
-	}
-	return c, nil
+	return cli.LogClient(url, tokenFile, caFile)
 }
 
 func readLogKey(path string) (note.Verifier, error) {

@@ -24,7 +24,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
-	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 )
 
@@ -138,23 +137,7 @@ func (c *common) source() (replay.Source, error) {
 }
 
 func logClient(url, tokenFile, caFile string) (*client.Client, error) {
-	pool, err := cli.CAPool(caFile)
-	if err != nil {
-		return nil, err
-	}
-	opts := []client.Option{client.WithRootCAs(pool)}
-	if tokenFile != "" {
-		b, err := keyfile.Read(tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("token file: %w", err)
-		}
-		opts = append(opts, client.WithToken(strings.TrimSpace(string(b))))
-	}
-	c, err := client.New(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("--url: %w", err)
-	}
-	return c, nil
+	return cli.LogClient(url, tokenFile, caFile)
 }
 
 // rebuild rebuilds the session, with payloads unless told not to; a
