@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -93,6 +94,9 @@ type Config struct {
 	// at /proxy/NAME/...; they add to or replace capture.DefaultUpstreams
 	// (openai=https://api.openai.com, anthropic=https://api.anthropic.com).
 	Upstreams map[string]string
+	// WitnessRoots, if set, are the roots the server verifies witnesses'
+	// certificates with (default: the system's).
+	WitnessRoots *x509.CertPool
 	// UpstreamRoots, if set, are the roots the capture proxies verify
 	// upstream certificates with (default: the system's).
 	UpstreamRoots *x509.CertPool
@@ -254,7 +258,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.closers = append(s.closers, s.vault.Close)
 
-	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(cfg.DataDir, LogDir)})
+	pc := posix.Config{Path: filepath.Join(cfg.DataDir, LogDir)}
+	if cfg.WitnessRoots != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12}
+		pc.HTTPClient = &http.Client{Transport: t, Timeout: cfg.WitnessTimeout + 5*time.Second}
+	}
+	driver, err := posix.New(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("opening POSIX log: %w", err)
 	}

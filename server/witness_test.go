@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +24,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
+	"github.com/llmaudittrail/llmaudittrail/witness"
 )
 
 // TestWitnessedCheckpoints2of3 runs the log server with a 2-of-3 witness
@@ -268,4 +272,47 @@ func mustVerifier(t *testing.T, vkey string) note.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestWitnessOverTLS: a witness on HTTPS with a private CA cosigns when
+// the server trusts that CA (WitnessRoots, log-server --ca-file), and not
+// without it.
+func TestWitnessOverTLS(t *testing.T) {
+	for _, trust := range []bool{true, false} {
+		dir := t.TempDir()
+		keys, _, err := InitKeys(dir, "", KeySources{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wdir := t.TempDir()
+		w, err := witness.Open(context.Background(), wdir, &witness.Config{Name: "tls.test/witness",
+			Logs: []witness.LogConfig{{Origin: keys.Signer.Name(), Key: keys.VKey}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewTLSServer(w.Handler())
+		policy := fmt.Sprintf("witness w %s %s\nquorum w\n", w.VerifierKey(), ts.URL)
+		if !trust {
+			// Fail-closed: not even the first checkpoint is published.
+			_, err := Open(context.Background(), Config{DataDir: dir, WitnessPolicy: []byte(policy), WitnessTimeout: 2 * time.Second,
+				CheckpointInterval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+				t.Fatalf("untrusted witness: %v", err)
+			}
+		} else {
+			s := newTestServerIn(t, dir, func(c *Config) {
+				c.WitnessPolicy = []byte(policy)
+				c.WitnessTimeout = 2 * time.Second
+				c.ReceiptWait = 4 * time.Second
+				pool := x509.NewCertPool()
+				pool.AddCert(ts.Certificate())
+				c.WitnessRoots = pool
+			})
+			if r := s.postWait(t, "w", 0); r.Receipt == nil || !strings.Contains(r.Receipt.Checkpoint, "tls.test/witness") {
+				t.Fatalf("trusted: no cosigned receipt: %+v %s", r.Receipt, r.ReceiptError)
+			}
+		}
+		ts.Close()
+		w.Close()
+	}
 }

@@ -98,6 +98,7 @@ func serve(args []string) int {
 	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread) or refuse")
 	interceptResolve := upstreamFlags{}
 	fs.Var(resolveFlags(interceptResolve), "intercept-resolve", "for tests: send `HOST=ADDR` to ADDR instead of HOST's address (repeatable)")
+	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for https witnesses, besides the system's")
 	upstreamCA := fs.String("upstream-ca", "", "for tests: PEM file of the roots the capture proxies verify upstream certificates with (default: the system's)")
 	mcpUpstreams := upstreamFlags{}
 	fs.Var(mcpUpstreams, "mcp-upstream", "MCP server `NAME=URL` (Streamable HTTP), proxied at /mcp/NAME/ with every tool call recorded (repeatable)")
@@ -156,6 +157,12 @@ func serve(args []string) int {
 		}
 		upstreamRoots = pool
 	}
+	var witnessRoots *x509.CertPool
+	if *caFile != "" {
+		if witnessRoots, err = cli.CAPool(*caFile); err != nil {
+			return cli.Fail(fs, "%v", err)
+		}
+	}
 	var toolPolicy *server.MCPToolPolicy
 	if *mcpPolicy != "" {
 		text, err := cli.ReadFile(*mcpPolicy, maxConfigBytes)
@@ -177,7 +184,7 @@ func serve(args []string) int {
 	return exit(runServe(logger, *dataDir, *listen, *debugListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait,
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
-		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots,
+		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},

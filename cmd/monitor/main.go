@@ -179,8 +179,13 @@ monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`
 	if err != nil {
 		return fail("%v", err)
 	}
+	hc, err := cli.HTTPClient(*caFile, 30*time.Second) // witnesses and the webhook
+	if err != nil {
+		return fail("%v", err)
+	}
 	cfg := monitor.Config{
-		Log: lc, LogKey: key, Policy: policy, Rules: rules, StateDir: *stateDir, Webhook: *webhook,
+		HTTPClient: hc,
+		Log:        lc, LogKey: key, Policy: policy, Rules: rules, StateDir: *stateDir, Webhook: *webhook,
 		Instance: *instance, StatusInterval: *statusInterval, Poll: *poll, UnreachableAfter: *unreachable, QuorumAfter: *quorumAfter,
 		MaxCheckpointAge: *maxAge, WitnessLag: *witnessLag, Logger: logger, Start: monitor.StartAtEnd,
 	}
@@ -279,7 +284,11 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	rep, err := monitor.Audit(ctx, monitor.AuditConfig{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger})
+	hc, err := cli.HTTPClient(*caFile, 30*time.Second) // witnesses
+	if err != nil {
+		return fail("%v", err)
+	}
+	rep, err := monitor.Audit(ctx, monitor.AuditConfig{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc})
 	if p.tty {
 		fmt.Fprintln(stderr)
 	}

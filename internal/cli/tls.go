@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -127,4 +128,16 @@ func CAPool(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("--ca-file: %s holds no PEM certificate", path)
 	}
 	return pool, nil
+}
+
+// HTTPClient is an http.Client with timeout that trusts the roots in
+// caFile besides the system's (for webhooks, witnesses and other peers).
+func HTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	pool, err := CAPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: timeout, Transport: t}, nil
 }
