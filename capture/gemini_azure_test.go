@@ -191,6 +191,20 @@ func testAzureOpenAISDK(t *testing.T, opts ...envOpt) {
 	if evs[0].str("gen_ai.request.model") != "gpt-4o-mini" {
 		t.Errorf("model %q", evs[0].str("gen_ai.request.model"))
 	}
+	// The /openai/v1/ form: the model is in the body.
+	req, _ = http.NewRequest("POST", e.ts.URL+"/proxy/azure-east/openai/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Api-Key", azureKey)
+	req.Header.Set(capture.HeaderToken, e.writeToken)
+	req.Header.Set(capture.HeaderSession, "az-3")
+	if resp, err = e.ts.Client().Do(req); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	evs = e.events("az-3", 2)
+	wantAttrs(t, evs[0], map[string]any{"gen_ai.provider.name": "azure.ai.openai", "capture.api": "openai.chat.completions", "gen_ai.request.model": "gpt-4o"})
+	wantAttrs(t, evs[1], map[string]any{"gen_ai.response.model": "gpt-4o-2024-08-06"})
 	e.close()
 	secretNowhere(t, e.dir, azureKey)
 }
