@@ -249,6 +249,29 @@ func freePort(t *testing.T) string {
 	return port
 }
 
+// startEverything runs the npm reference server on an HTTP transport
+// (streamableHttp or sse) on a free port, and waits until it listens.
+func startEverything(t *testing.T, transport string) (port string) {
+	t.Helper()
+	everything := referenceServer(t, "mcp-server-everything")
+	port = freePort(t)
+	cmd := exec.Command("node", everything, transport)
+	cmd.Env = append(os.Environ(), "PORT="+port)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			return port
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reference server did not listen")
+		}
+	}
+}
+
 // headerClient adds X-Audit-Token (and the session) to every request.
 type headerClient struct {
 	token, session string
@@ -267,24 +290,8 @@ func (h headerClient) RoundTrip(r *http.Request) (*http.Response, error) {
 // server over Streamable HTTP through /mcp/everything/: the same answers
 // as directly, and every call and result in the log.
 func TestMCPStreamableHTTP(t *testing.T) {
-	everything := referenceServer(t, "mcp-server-everything")
-	port := freePort(t)
-	cmd := exec.Command("node", everything, "streamableHttp")
-	cmd.Env = append(os.Environ(), "PORT="+port)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	port := startEverything(t, "streamableHttp")
 	upstream := "http://127.0.0.1:" + port + "/mcp"
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reference server did not listen")
-		}
-	}
 	w := newMCPWorld(t, server.Config{MCPUpstreams: map[string]string{"everything": upstream}})
 	tok, _ := os.ReadFile(w.tokenFile)
 
@@ -523,23 +530,7 @@ func BenchmarkMCPToolCall(b *testing.B) {
 // endpoint is rewritten to the proxy's, and calls and results are
 // recorded.
 func TestMCPOlderSSETransport(t *testing.T) {
-	everything := referenceServer(t, "mcp-server-everything")
-	port := freePort(t)
-	cmd := exec.Command("node", everything, "sse")
-	cmd.Env = append(os.Environ(), "PORT="+port)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reference server did not listen")
-		}
-	}
+	port := startEverything(t, "sse")
 	w := newMCPWorld(t, server.Config{MCPUpstreams: map[string]string{"everything-sse": "http://127.0.0.1:" + port}})
 	tok, _ := os.ReadFile(w.tokenFile)
 	cs := connect(t, &mcp.SSEClientTransport{Endpoint: w.ts.URL + "/mcp/everything-sse/sse",
