@@ -22,6 +22,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -65,6 +66,7 @@ type Interceptor struct {
 	ca     *x509.Certificate
 	caKey  crypto.Signer
 	certs  sync.Map // host -> *tls.Certificate
+	minted atomic.Int64
 	dialer net.Dialer
 }
 
@@ -256,6 +258,9 @@ func covered(permitted []string, d string) bool {
 	return false
 }
 
+// maxMintedCerts bounds the per-host certificate cache.
+const maxMintedCerts = 10_000
+
 // certFor mints (once) a certificate for host, valid for a week.
 func (ic *Interceptor) certFor(host string) (*tls.Certificate, error) {
 	if c, ok := ic.certs.Load(host); ok {
@@ -278,6 +283,10 @@ func (ic *Interceptor) certFor(host string) (*tls.Certificate, error) {
 	}
 	leaf, _ := x509.ParseCertificate(der)
 	cert := &tls.Certificate{Certificate: [][]byte{der, ic.ca.Raw}, PrivateKey: key, Leaf: leaf}
+	if ic.minted.Add(1) > maxMintedCerts { // wildcard patterns allow many hosts: keep the cache bounded
+		ic.certs.Clear()
+		ic.minted.Store(1)
+	}
 	ic.certs.Store(host, cert)
 	return cert, nil
 }
