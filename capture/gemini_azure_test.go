@@ -98,11 +98,20 @@ func testGeminiSDK(t *testing.T, opts ...envOpt) {
 	if !strings.HasPrefix(text.String(), "Based on what I found") {
 		t.Fatalf("streamed text %q", text.String())
 	}
-	evs := e.events("gem-1", 5) // request, response, tool.call; request, response
+	if _, err := c.Models.EmbedContent(ctx, "gemini-embedding-001", genai.Text("a label"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if ct, err := c.Models.CountTokens(ctx, "gemini-2.5-flash", genai.Text("a label"), nil); err != nil || ct.TotalTokens <= 0 {
+		t.Fatalf("countTokens %+v %v", ct, err)
+	}
+	evs := e.events("gem-1", 9) // request, response, tool.call; request, response; embed, count
 	calls := splitCalls(t, evs)
-	if len(calls) != 2 {
+	if len(calls) != 4 {
 		t.Fatalf("%d calls", len(calls))
 	}
+	wantAttrs(t, calls[2].req, map[string]any{"capture.api": "gemini.embed_content", "gen_ai.operation.name": "embeddings", "gen_ai.request.model": "gemini-embedding-001"})
+	wantAttrs(t, calls[3].req, map[string]any{"capture.api": "gemini.count_tokens", "gen_ai.request.model": "gemini-2.5-flash"})
+	wantAttrs(t, calls[3].resp, map[string]any{"capture.outcome": "complete", "http.response.status_code": 200})
 	wantAttrs(t, calls[0].req, map[string]any{"gen_ai.provider.name": "gcp.gemini", "gen_ai.operation.name": "generate_content",
 		"capture.api": "gemini.generate_content", "gen_ai.request.model": "gemini-2.5-flash"})
 	if calls[0].req.str("capture.system_prompt.sha256") == "" || !calls[0].req.has("capture.credential.x-goog-api-key") {

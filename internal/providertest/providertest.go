@@ -120,6 +120,20 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests++
 	f.mu.Unlock()
+	if strings.Contains(r.URL.Path, ":embedContent") || strings.Contains(r.URL.Path, ":batchEmbedContents") {
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		if strings.Contains(r.URL.Path, ":batchEmbedContents") {
+			io.WriteString(w, `{"embeddings":[{"values":[0.25,-0.5,0.125]}]}`)
+		} else {
+			io.WriteString(w, `{"embedding":{"values":[0.25,-0.5,0.125]}}`)
+		}
+		return
+	}
+	if strings.Contains(r.URL.Path, ":countTokens") {
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		io.WriteString(w, fmt.Sprintf(`{"totalTokens":%d}`, len(body)/4))
+		return
+	}
 	if strings.Contains(r.URL.Path, ":generateContent") || strings.Contains(r.URL.Path, ":streamGenerateContent") {
 		f.gemini(w, r, body)
 		return
