@@ -19,6 +19,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,6 +88,33 @@ func readTrust(keyPath, policyPath string) (note.Verifier, *checkpoint.Policy, e
 	return key, policy, nil
 }
 
+// logFlags are the flags of every command that reads a log: where it is
+// and what its reads are verified against.
+type logFlags struct{ url, caFile, logKey, policyFile, tokenFile *string }
+
+func addLogFlags(fs *flag.FlagSet, policyHelp, tokenHelp string) *logFlags {
+	return &logFlags{
+		url:        fs.String("url", "", "the log's base URL (required)"),
+		caFile:     fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's"),
+		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required)"),
+		policyFile: fs.String("witness-policy", "", policyHelp),
+		tokenFile:  fs.String("token-file", "", tokenHelp),
+	}
+}
+
+// open reads the verifier key and the policy, and makes the log client.
+func (f *logFlags) open() (note.Verifier, *checkpoint.Policy, *client.Client, error) {
+	key, policy, err := readTrust(*f.logKey, *f.policyFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lc, err := logClient(*f.url, *f.tokenFile, *f.caFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, policy, lc, nil
+}
+
 // logClient is a client of the log at url with the token in tokenFile
 // (none if empty), which must be mode 0600.
 func logClient(url, tokenFile, caFile string) (*client.Client, error) {
@@ -130,11 +158,9 @@ monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...
 monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf]
 monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)
-	url := fs.String("url", "", "the log's base URL (required)")
-	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
-	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
-	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines)")
-	tokenFile := fs.String("token-file", "", "file (0600) with a global read token: a private log serves its entries only with one")
+	lf := addLogFlags(fs, "witness policy file (witness/group/quorum lines)",
+		"file (0600) with a global read token: a private log serves its entries only with one")
+	url, caFile := lf.url, lf.caFile
 	rulesFile := fs.String("rules", "", "rule file (YAML with CEL expressions; required)")
 	stateDir := fs.String("state", "", "state directory (required)")
 	webhook := fs.String("webhook", "", "POST every alert as JSON to this URL")
@@ -163,7 +189,7 @@ monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`
 	if *url == "" || *rulesFile == "" || *stateDir == "" {
 		return fail("--url, --log-key, --rules and --state are required")
 	}
-	key, policy, err := readTrust(*logKey, *policyFile)
+	key, policy, lc, err := lf.open()
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -172,10 +198,6 @@ monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`
 		return fail("--rules: %v", err)
 	}
 	rules, err := monitor.ParseRules(*rulesFile, text)
-	if err != nil {
-		return fail("%v", err)
-	}
-	lc, err := logClient(*url, *tokenFile, *caFile)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -256,11 +278,9 @@ func isTerminal(f *os.File) bool {
 
 func verify(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE] [--witness-policy FILE] [--json]")
-	url := fs.String("url", "", "the log's base URL (required)")
-	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
-	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
-	policyFile := fs.String("witness-policy", "", "witness policy file")
-	tokenFile := fs.String("token-file", "", "file (0600) with a global read token: a private log serves its entries only with one")
+	lf := addLogFlags(fs, "witness policy file",
+		"file (0600) with a global read token: a private log serves its entries only with one")
+	url, caFile := lf.url, lf.caFile
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
@@ -273,17 +293,13 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if *url == "" {
 		return fail("--url is required")
 	}
-	key, policy, err := readTrust(*logKey, *policyFile)
+	key, policy, lc, err := lf.open()
 	if err != nil {
 		return fail("%v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := &progress{w: stderr, tty: isTerminal(os.Stderr), start: time.Now(), last: -1}
-	lc, err := logClient(*url, *tokenFile, *caFile)
-	if err != nil {
-		return fail("%v", err)
-	}
 	hc, err := cli.HTTPClient(*caFile, 30*time.Second) // witnesses
 	if err != nil {
 		return fail("%v", err)

@@ -19,11 +19,9 @@ import (
 // process's own verification.
 func report(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("monitor report", "monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf] [flags]")
-	url := fs.String("url", "", "the log's base URL (required)")
-	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
-	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
-	policyFile := fs.String("witness-policy", "", "witness policy file: the checkpoint must meet it")
-	tokenFile := fs.String("token-file", "", "file (0600) with a global token of read and audit scope (entry bundles, and the payload sample)")
+	lf := addLogFlags(fs, "witness policy file: the checkpoint must meet it",
+		"file (0600) with a global token of read and audit scope (entry bundles, and the payload sample)")
+	url := lf.url
 	profile := fs.String("profile", "", "compliance profile: part11, sox or eu-ai-act (required)")
 	from := fs.String("from", "", "start of the period, RFC 3339 (required)")
 	to := fs.String("to", "", "end of the period (excluded), RFC 3339 (required)")
@@ -64,11 +62,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 			return fail("--config: %v", err)
 		}
 	}
-	key, policy, err := readTrust(*logKey, *policyFile)
-	if err != nil {
-		return fail("%v", err)
-	}
-	lc, err := logClient(*url, *tokenFile, *caFile)
+	key, policy, lc, err := lf.open()
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -110,11 +104,9 @@ func report(args []string, stdout, stderr io.Writer) int {
 // verifyReport recomputes reports and compares.
 func verifyReport(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("monitor verify-report", "monitor verify-report --url URL --log-key FILE --token-file FILE [--witness-policy FILE] REPORT.json...")
-	url := fs.String("url", "", "the log's base URL (required)")
-	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
-	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
-	policyFile := fs.String("witness-policy", "", "witness policy file (give the one the report was computed with)")
-	tokenFile := fs.String("token-file", "", "file (0600) with a global token of read and audit scope")
+	lf := addLogFlags(fs, "witness policy file (give the one the report was computed with)",
+		"file (0600) with a global token of read and audit scope")
+	url := lf.url
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
@@ -129,11 +121,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	key, policy, err := readTrust(*logKey, *policyFile)
-	if err != nil {
-		return fail("%v", err)
-	}
-	lc, err := logClient(*url, *tokenFile, *caFile)
+	key, policy, lc, err := lf.open()
 	if err != nil {
 		return fail("%v", err)
 	}
