@@ -226,7 +226,7 @@ func Rebuild(ctx context.Context, src Source, q Query) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: proof builder: %v", ErrSession, err)
 	}
-	bundles := &bundleCache{t: tiles, size: size}
+	bundles := &bundleCache{t: tiles, log: src.Log, size: size}
 	listedAt := make(map[uint64]int, len(listing)) // seq -> position in the listing
 	for i, l := range listing {
 		listedAt[l.Seq] = i
@@ -391,9 +391,13 @@ func (s *Session) verifyPayload(e *Event, payloads map[uint64]client.SessionPayl
 }
 
 // bundleCache reads entry bundles once, and proves a full bundle's
-// entries included all at once.
+// entries included all at once. A tenant's token may not read entry
+// bundles (they hold every tenant's entries): then each entry is read with
+// an inclusion proof to the checkpoint's size (GET /v1/entries/{index}),
+// and that proof is verified against the checkpoint's root instead.
 type bundleCache struct {
 	t    *client.Tiles
+	log  *client.Client
 	size uint64
 	idx  uint64
 	b    *api.EntryBundle
@@ -401,15 +405,27 @@ type bundleCache struct {
 	// an inclusion proof tied it to the checkpoint's root.
 	subtree []byte
 	proven  bool
+	// perEntry: entry bundles are forbidden to the token; proof is the
+	// inclusion proof read with the entry at proofIndex.
+	perEntry   bool
+	proof      [][]byte
+	proofIndex uint64
 }
 
 func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
+	if c.perEntry {
+		return c.entry(ctx, index)
+	}
 	bi := index / layout.EntryBundleWidth
 	if c.b == nil || c.idx != bi {
 		w := layout.PartialTileSize(0, bi, c.size)
 		raw, err := c.t.ReadEntryBundle(ctx, bi, w)
 		if errors.Is(err, fs.ErrNotExist) && w > 0 {
 			raw, err = c.t.ReadEntryBundle(ctx, bi, 0) // the log grew: the full bundle holds the entries
+		}
+		if errors.Is(err, client.ErrForbidden) && c.log != nil {
+			c.perEntry = true
+			return c.entry(ctx, index)
 		}
 		if err != nil {
 			return nil, err
@@ -439,6 +455,12 @@ func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
 // 256 entries: its first eight hashes climb the bundle's subtree, whose
 // root is recomputed from every entry read.
 func (c *bundleCache) included(ctx context.Context, pb *tclient.ProofBuilder, index uint64, leafHash, root []byte) error {
+	if c.perEntry {
+		if c.proof == nil || c.proofIndex != index {
+			return fmt.Errorf("no inclusion proof was read for entry %d", index)
+		}
+		return proof.VerifyInclusion(rfc6962.DefaultHasher, index, c.size, leafHash, c.proof, root)
+	}
 	if c.proven {
 		return nil
 	}
@@ -462,6 +484,24 @@ func (c *bundleCache) included(ctx context.Context, pb *tclient.ProofBuilder, in
 		c.proven = string(h) == string(c.subtree)
 	}
 	return nil
+}
+
+// entry reads one entry with an inclusion proof to the checkpoint's size
+// (unverified: included checks the proof).
+func (c *bundleCache) entry(ctx context.Context, index uint64) ([]byte, error) {
+	c.proof = nil
+	r, err := c.log.Entry(ctx, index, c.size)
+	if err != nil {
+		return nil, err
+	}
+	if r.TreeSize != c.size {
+		return nil, fmt.Errorf("asked for a proof to size %d, got one to %d", c.size, r.TreeSize)
+	}
+	c.proof, c.proofIndex = r.InclusionProof, index
+	if c.proof == nil {
+		c.proof = [][]byte{}
+	}
+	return r.Leaf, nil
 }
 
 // subtreeRoot is the root of a perfect subtree over leaf hashes (a power

@@ -124,6 +124,9 @@ type Config struct {
 	// GET /v1/reports/{profile} (compliance.NewReporter; cmd/log-server sets
 	// it). Without it the endpoint answers 501.
 	Reporter Reporter
+	// Console, if set, builds the auditor console served at /console/
+	// (server/console.go); it is called once the log is open.
+	Console ConsoleFactory
 	// SignerPolicy tunes electronic signatures (signer.Policy's defaults:
 	// argon2id t=3 m=64 MiB, lock after 5 failures in 15 min).
 	SignerPolicy signer.Policy
@@ -392,6 +395,7 @@ func (s *Server) routes() http.Handler {
 	// A report reads the whole log: no API deadline (the client's
 	// context, and the one report at a time, bound it).
 	r.Get("/v1/reports/{profile}", s.getReport)
+	s.mountConsole(r)
 	return s.withProxy(r)
 }
 

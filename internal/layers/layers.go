@@ -38,9 +38,9 @@ var Map = []Layer{
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
 		Deny: []string{"vault", "auth", "index", "internal/sqlitedb", "signer", "retention", "log", "tiles"},
 		What: "HTTP API, capture (proxy and middleware), witness"},
-	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay"},
+	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay", "console"},
 		Deny: []string{"vault", "auth", "index", "signer", "retention", "log", "tiles", "server", "capture", "witness"},
-		What: "read the log only through client: the monitor, compliance reports, session replay"},
+		What: "read the log only through client: the monitor, compliance reports, session replay, the auditor console"},
 	{Name: "main", Packages: []string{"cmd/...", "internal/cli"},
 		What: "thin mains: flags, logging, signals"},
 }
