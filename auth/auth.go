@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 )
 
 // Scopes. Admin implies every other scope, within the token's tenant (or
@@ -72,10 +73,11 @@ func (p *Principal) Has(scope string) bool {
 	return slices.Contains(p.Scopes, scope) || slices.Contains(p.Scopes, ScopeAdmin)
 }
 
-// Store keeps tokens in a SQLite database.
+// Store keeps tokens in the server's state database.
 type Store struct {
-	db  *sql.DB
-	ttl time.Duration
+	db    *sqldb.DB
+	ttl   time.Duration
+	fresh bool
 
 	mu    sync.Mutex
 	cache map[[32]byte]cached
@@ -87,26 +89,56 @@ type cached struct {
 }
 
 // CacheTTL is how long a verified token is trusted without asking the
-// database again: a revocation takes effect within this time.
+// database again: a revocation takes effect within this time, in every
+// instance that shares the database.
 const CacheTTL = 2 * time.Second
 
+// Schema is the token table (sqldb's portable DDL); SchemaVersion is pinned
+// in the database.
+var Schema = []string{`CREATE TABLE IF NOT EXISTS tokens (
+  id {id} PRIMARY KEY, name {id} NOT NULL, hash {hash} NOT NULL,
+  tenant {id} NOT NULL, scopes {text} NOT NULL, created_at {time} NOT NULL, revoked_at {time},
+  global {int} NOT NULL DEFAULT 0, actors {text} NOT NULL,
+  logged_created {int} NOT NULL DEFAULT 0, logged_revoked {int} NOT NULL DEFAULT 0,
+  UNIQUE (hash)){table}`}
+
+// SchemaVersion is the version of Schema.
+const SchemaVersion = 1
+
 // Open creates the token table in db if needed.
-func Open(db *sql.DB) (*Store, error) {
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS tokens (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, hash BLOB NOT NULL UNIQUE,
-  tenant TEXT NOT NULL, scopes TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)`); err != nil {
-		return nil, fmt.Errorf("creating token table: %w", err)
-	}
-	// Columns added after the first release; a store created before gets
-	// them with their defaults (tenant-bound, any actor).
-	for _, col := range []string{"global INTEGER NOT NULL DEFAULT 0", "actors TEXT NOT NULL DEFAULT ''",
-		"logged_created INTEGER NOT NULL DEFAULT 0", "logged_revoked INTEGER NOT NULL DEFAULT 0"} {
-		if _, err := db.Exec(`ALTER TABLE tokens ADD COLUMN ` + col); err != nil && !strings.Contains(err.Error(), "duplicate column") {
-			return nil, fmt.Errorf("upgrading token table: %w", err)
+func Open(db *sqldb.DB) (*Store, error) {
+	ctx := context.Background()
+	if db.Dialect == sqldb.SQLite {
+		// Columns added after the first release; a store created before
+		// gets them with their defaults (tenant-bound, any actor).
+		for _, col := range []string{"global INTEGER NOT NULL DEFAULT 0", "actors TEXT NOT NULL DEFAULT ''",
+			"logged_created INTEGER NOT NULL DEFAULT 0", "logged_revoked INTEGER NOT NULL DEFAULT 0"} {
+			if _, err := db.Exec(`ALTER TABLE tokens ADD COLUMN ` + col); err != nil && !strings.Contains(err.Error(), "duplicate column") && !strings.Contains(err.Error(), "no such table") {
+				return nil, fmt.Errorf("upgrading token table: %w", err)
+			}
 		}
 	}
-	return &Store{db: db, ttl: CacheTTL, cache: make(map[[32]byte]cached)}, nil
+	created, err := db.Schema(ctx, "auth", SchemaVersion, Schema...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, ttl: CacheTTL, cache: make(map[[32]byte]cached)}
+	if created {
+		// A store made before schema versions were pinned has its tokens
+		// already.
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM tokens`).Scan(&n); err != nil {
+			return nil, err
+		}
+		s.fresh = n == 0
+	}
+	return s, nil
 }
+
+// Fresh reports whether this Open created the token store: a new log,
+// whose first admin token is made now (by exactly one of the instances that
+// start on a new shared database).
+func (s *Store) Fresh() bool { return s.fresh }
 
 // ParseScopes splits a comma-separated scope list and checks every name.
 func ParseScopes(s string) ([]string, error) {
@@ -278,8 +310,10 @@ func (s *Store) Check(ctx context.Context, token string) (*Principal, error) {
 	s.mu.Unlock()
 	var p Principal
 	var scopes, actors string
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, tenant, scopes, global, actors FROM tokens WHERE hash = ? AND revoked_at IS NULL`, h[:]).
-		Scan(&p.ID, &p.Name, &p.Tenant, &scopes, &p.Global, &actors)
+	err := sqldb.Retry(ctx, func() error {
+		return s.db.QueryRowContext(ctx, `SELECT id, name, tenant, scopes, global, actors FROM tokens WHERE hash = ? AND revoked_at IS NULL`, h[:]).
+			Scan(&p.ID, &p.Name, &p.Tenant, &scopes, &p.Global, &actors)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrUnauthenticated
 	}

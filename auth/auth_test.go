@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 )
 
 func openStore(t *testing.T) *Store {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "state.db"), sqlitedb.Durable)
+	db, err := sqldb.OpenSQLite(filepath.Join(t.TempDir(), "state.db"), sqlitedb.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,15 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 )
 
 // Index is the session index of one log. Its high-water mark ("indexed
-// size") only advances over a contiguous prefix of the log.
+// size") only advances over a contiguous prefix of the log. Several
+// instances may share one index (a shared sqldb.DB): they take turns to
+// extend it, and each reads the indexed size from the database.
 type Index struct {
-	db     *sql.DB
+	db     *sqldb.DB
 	reader tessera.LogReader
 	logger *slog.Logger
 
@@ -35,30 +38,66 @@ type Index struct {
 	kick    chan struct{}
 }
 
+// Schema is the index's tables (sqldb's portable DDL); SchemaVersion is
+// pinned in the database.
+var Schema = []string{
+	`CREATE TABLE IF NOT EXISTS index_meta (k {name} PRIMARY KEY, v {int} NOT NULL){table}`,
+	`CREATE TABLE IF NOT EXISTS entries (
+  idx {int} PRIMARY KEY, tenant {id} NOT NULL, session {id} NOT NULL, seq {int} NOT NULL,
+  kind {id} NOT NULL, id {id} NOT NULL, leaf_hash {hash} NOT NULL, time {time}){table}`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS entries_session ON entries (tenant, session, seq)`,
+}
+
+// SchemaVersion is the version of Schema.
+const SchemaVersion = 1
+
 // Open creates the index tables in db if needed.
-func Open(db *sql.DB, reader tessera.LogReader, logger *slog.Logger) (*Index, error) {
-	if _, err := db.Exec(`
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-  idx INTEGER PRIMARY KEY, tenant TEXT NOT NULL, session TEXT NOT NULL, seq INTEGER NOT NULL,
-  kind TEXT NOT NULL, id TEXT NOT NULL, leaf_hash BLOB NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS entries_session ON entries (tenant, session, seq);
-`); err != nil {
-		return nil, fmt.Errorf("creating index schema: %w", err)
+func Open(db *sqldb.DB, reader tessera.LogReader, logger *slog.Logger) (*Index, error) {
+	if db.Dialect == sqldb.SQLite {
+		// An index made before the tables were named for one shared
+		// database kept its size in "meta"; one made before event times
+		// were kept lacks the time column, and rows it indexed then keep a
+		// NULL time (delete index.db to rebuild it whole).
+		for _, up := range []string{`ALTER TABLE meta RENAME TO index_meta`, `ALTER TABLE entries ADD COLUMN time TEXT`} {
+			if _, err := db.Exec(up); err != nil && !strings.Contains(err.Error(), "no such table") && !strings.Contains(err.Error(), "duplicate column") {
+				return nil, fmt.Errorf("upgrading index schema: %w", err)
+			}
+		}
 	}
-	// The event time came later: an index made before lacks it, and rows it
-	// indexed then keep a NULL time (delete index.db to rebuild it whole).
-	if _, err := db.Exec(`ALTER TABLE entries ADD COLUMN time TEXT`); err != nil && !strings.Contains(err.Error(), "duplicate column") {
-		return nil, fmt.Errorf("upgrading index schema: %w", err)
-	}
-	x := &Index{db: db, reader: reader, logger: logger, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
-	var size int64
-	err := db.QueryRow(`SELECT v FROM meta WHERE k = 'indexed_size'`).Scan(&size)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if _, err := db.Schema(context.Background(), "index", SchemaVersion, Schema...); err != nil {
 		return nil, err
 	}
-	x.size = uint64(size)
+	if _, err := db.Exec(db.InsertIgnore() + ` INTO index_meta (k, v) VALUES ('indexed_size', 0)`); err != nil {
+		return nil, fmt.Errorf("creating index schema: %w", err)
+	}
+	x := &Index{db: db, reader: reader, logger: logger, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if _, err := x.refresh(context.Background()); err != nil {
+		return nil, err
+	}
 	return x, nil
+}
+
+// refresh reads the indexed size from the database (another instance may
+// have extended the index) and returns it.
+func (x *Index) refresh(ctx context.Context) (uint64, error) {
+	var size int64
+	if err := x.db.QueryRowContext(ctx, `SELECT v FROM index_meta WHERE k = 'indexed_size'`).Scan(&size); err != nil {
+		return 0, fmt.Errorf("reading the indexed size: %w", err)
+	}
+	x.grow(uint64(size))
+	return x.Size(), nil
+}
+
+// grow raises the indexed size to size and wakes its waiters.
+func (x *Index) grow(size uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if size <= x.size {
+		return
+	}
+	x.size = size
+	close(x.changed)
+	x.changed = make(chan struct{})
 }
 
 // Size returns the indexed size: every leaf below it is in the index.
@@ -101,6 +140,11 @@ func (x *Index) CatchUp(ctx context.Context) error {
 		return fmt.Errorf("reading integrated size: %w", err)
 	}
 	from := x.Size()
+	if x.db.Shared() {
+		if from, err = x.refresh(ctx); err != nil {
+			return err
+		}
+	}
 	if target <= from {
 		return nil
 	}
@@ -122,10 +166,16 @@ func (x *Index) CatchUp(ctx context.Context) error {
 		if uint64(len(b.Entries)) < end-first {
 			return fmt.Errorf("entry bundle %d has %d entries, want %d", bundleIdx, len(b.Entries), end-first)
 		}
-		if err := x.store(ctx, first, b.Entries[from-first:end-first], from, end); err != nil {
+		var size uint64
+		err = sqldb.Retry(ctx, func() (err error) {
+			size, err = x.store(ctx, first, b.Entries[:end-first], from, end)
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		from = end
+		x.grow(size)
+		from = size
 	}
 	if d := time.Since(start); d > time.Second {
 		x.logger.Info("session index caught up", "size", target, "took", d)
@@ -133,19 +183,34 @@ func (x *Index) CatchUp(ctx context.Context) error {
 	return nil
 }
 
-func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, end uint64) error {
+// store indexes the leaves from..end of one bundle (leaves[i] is the leaf at
+// first+i) in one transaction, and returns the indexed size after it. The
+// indexed size is read and locked first: where another instance indexed
+// some of them already, only the rest are stored.
+func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, end uint64) (uint64, error) {
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.Prepare(`INSERT OR REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	var cur int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM index_meta WHERE k = 'indexed_size'`+x.db.ForUpdate()).Scan(&cur); err != nil {
+		return 0, fmt.Errorf("reading the indexed size: %w", err)
+	}
+	switch {
+	case uint64(cur) >= end:
+		return uint64(cur), nil
+	case uint64(cur) < from:
+		return 0, fmt.Errorf("the indexed size went back from %d to %d", from, cur)
+	}
+	from = uint64(cur)
+	stmt, err := tx.PrepareContext(ctx, `REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer stmt.Close()
-	for i, data := range leaves {
-		idx := from + uint64(i)
+	for idx := from; idx < end; idx++ {
+		data := leaves[idx-first]
 		l, err := event.ParseHead(data)
 		if err != nil {
 			// Not one of ours (or corrupt): leave it out of the index, but
@@ -153,22 +218,17 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 			x.logger.Warn("unparseable leaf not indexed", "index", idx, "error", err)
 			continue
 		}
-		if _, err := stmt.Exec(int64(idx), l.Tenant, l.Session, int64(l.Seq), l.Kind, l.ID, event.LeafHash(data), l.Time); err != nil {
-			return fmt.Errorf("indexing leaf %d: %w", idx, err)
+		if _, err := stmt.ExecContext(ctx, int64(idx), l.Tenant, l.Session, int64(l.Seq), l.Kind, l.ID, event.LeafHash(data), l.Time); err != nil {
+			return 0, fmt.Errorf("indexing leaf %d: %w", idx, err)
 		}
 	}
-	if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (k, v) VALUES ('indexed_size', ?)`, int64(end)); err != nil {
-		return err
+	if _, err := tx.ExecContext(ctx, `UPDATE index_meta SET v = ? WHERE k = 'indexed_size'`, int64(end)); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return 0, err
 	}
-	x.mu.Lock()
-	x.size = end
-	close(x.changed)
-	x.changed = make(chan struct{})
-	x.mu.Unlock()
-	return nil
+	return end, nil
 }
 
 // Follow keeps the index up to date until ctx is done.

@@ -40,6 +40,10 @@ var ErrRetentionFloor = errors.New("inside the retention floor")
 // Is makes errors.Is(err, ErrRetentionFloor) true.
 func (e *RetentionError) Is(target error) bool { return target == ErrRetentionFloor }
 
+// eraseLock serialises erasures and hold placements (in every instance), so
+// that an erasure never interleaves with a hold it must respect.
+const eraseLock = "log.erase"
+
 // Sessions of the server's own events.
 const (
 	holdSession      = "holds"
@@ -55,6 +59,12 @@ func (l *Log) RecordRetention(ctx context.Context, tokenID string) error {
 	if l.cfg.Retention == nil || l.cfg.Floors == nil {
 		return nil
 	}
+	// Instances that start at once record a change once.
+	unlock, err := l.lock(ctx, "log.retention")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rules := l.cfg.Floors
 	tenants := []string{"default"}
 	for t := range rules.Tenants {
@@ -144,9 +154,12 @@ func (l *Log) PlaceHold(ctx context.Context, r Reader, t Target, reason string) 
 	if err != nil {
 		return nil, event.Appended{}, err
 	}
-	l.eraseMu.Lock()
+	unlock, err := l.lock(ctx, eraseLock)
+	if err != nil {
+		return nil, event.Appended{}, err
+	}
 	h, err := l.cfg.Retention.Place(ctx, r.Tenant, t.Session, ps, event.Clip(reason, 1024))
-	l.eraseMu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, event.Appended{}, err
 	}
@@ -219,8 +232,11 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 	if err != nil {
 		return nil, err
 	}
-	l.eraseMu.Lock()
-	defer l.eraseMu.Unlock()
+	unlock, err := l.lock(ctx, eraseLock)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	sessions := []string{req.Session}
 	if ps != "" {
 		if sessions, err = l.vault.SubjectSessions(ctx, r.Tenant, ps); err != nil {
@@ -281,7 +297,9 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 	// next erasure or the vault's close truncates the WAL.
 	forgotten := false
 	for try := 0; try < 3 && !forgotten; try++ {
-		if err := l.vault.Forget(ctx); err != nil {
+		if err := l.vault.Forget(ctx); errors.Is(err, vault.ErrNoForget) {
+			break
+		} else if err != nil {
 			l.logger.Warn("erasure: truncating the vault's write-ahead log", "try", try+1, "error", err)
 			continue
 		}
@@ -302,9 +320,9 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 }
 
 // WaitIndexed waits (DefaultSessionWait at most) until the session index
-// covers every write acknowledged so far.
+// covers every write acknowledged so far (every entry sequenced).
 func (l *Log) WaitIndexed(ctx context.Context) error {
-	size, err := l.reader.IntegratedSize(ctx)
+	size, err := l.reader.NextIndex(ctx)
 	if err != nil {
 		return err
 	}

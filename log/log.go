@@ -27,10 +27,12 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -45,6 +47,9 @@ var (
 	ErrNotPublished = errors.New("not covered by a published checkpoint yet")
 	// ErrNoCheckpoint: the log has not published a checkpoint yet.
 	ErrNoCheckpoint = errors.New("no checkpoint published yet")
+	// ErrUnavailable: the database or the object store behind the log
+	// cannot be reached; retry later (HTTP 503).
+	ErrUnavailable = errors.New("the log's storage is unavailable")
 )
 
 // Defaults of Config.
@@ -109,7 +114,18 @@ type Config struct {
 	// the retention floors in force (Erase, PlaceHold, RecordRetention).
 	Retention *retention.Store
 	Floors    *retention.Rules
-	Logger    *slog.Logger
+	// Chains, if set, keeps the sessions' chain heads in a database that
+	// several instances share (package chain); without it they are kept in
+	// memory and loaded from the session index, for one instance.
+	Chains *chain.Store
+	// Locker takes the locks that serialise signings and erasures; with
+	// several instances, the shared database's (sqldb.DB). Default: locks
+	// of this process.
+	Locker sqldb.Locker
+	// Health, if set, says whether the storage can be reached; a failed
+	// append is ErrUnavailable when it does not.
+	Health func(context.Context) error
+	Logger *slog.Logger
 }
 
 // IndexStore opens the session index once the log reader exists.
@@ -134,11 +150,9 @@ type Log struct {
 	smu      sync.Mutex
 	sessions map[sessionKey]*session
 
-	// signMu serialises signings, so that one signer's signature of a
-	// record with a meaning is made once, and erasures, so that two do not
-	// interleave with the holds they check.
-	signMu  sync.Mutex
-	eraseMu sync.Mutex
+	// unlockedForTest appends to shared chains without locking them (the
+	// test that shows the lock is needed).
+	unlockedForTest bool
 }
 
 type sessionKey struct{ tenant, session string }
@@ -177,6 +191,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Locker == nil {
+		cfg.Locker = sqldb.NewLocker()
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
@@ -330,47 +347,23 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		return nil, fmt.Errorf("storing payloads: %w", err)
 	}
 
-	// Lock every session involved, in a fixed order.
+	// Lock every session involved.
 	keys := make([]sessionKey, 0, 1)
 	for _, pe := range ps {
 		if !slices.Contains(keys, pe.key) {
 			keys = append(keys, pe.key)
 		}
 	}
-	slices.SortFunc(keys, func(a, b sessionKey) int {
-		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
-			return c
-		}
-		return strings.Compare(a.session, b.session)
-	})
-	sess := make(map[sessionKey]*session, len(keys))
-	for _, k := range keys {
-		s := l.acquire(k)
-		s.mu.Lock()
-		sess[k] = s
+	locked, err := l.lockChains(ctx, keys)
+	if err != nil {
+		return nil, l.unavailable(ctx, err)
 	}
-	defer func() {
-		for _, k := range keys {
-			sess[k].mu.Unlock()
-			l.releaseSession(k)
-		}
-	}()
-	for _, k := range keys {
-		if err := l.load(ctx, k, sess[k]); err != nil {
-			return nil, err
-		}
-	}
+	defer locked.unlock()
 
 	// Chain and append.
-	heads := make(map[sessionKey]struct {
-		next uint64
-		prev []byte
-	}, len(keys))
-	for k, s := range sess {
-		heads[k] = struct {
-			next uint64
-			prev []byte
-		}{s.next, s.prev}
+	heads := make(map[sessionKey]chainHead, len(keys))
+	for _, k := range keys {
+		heads[k] = locked.head(k)
 	}
 	now := time.Now().UTC().Format(event.TimeFormat)
 	for _, pe := range ps {
@@ -386,7 +379,12 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		pe.data = data
 		h.next, h.prev = h.next+1, event.LeafHash(data)
 		heads[pe.key] = h
-		pe.fut = l.appender.Add(ctx, tessera.NewEntry(data))
+	}
+	if err := locked.begin(ctx); err != nil {
+		return nil, l.unavailable(ctx, fmt.Errorf("marking sessions: %w", err))
+	}
+	for _, pe := range ps {
+		pe.fut = l.appender.Add(ctx, tessera.NewEntry(pe.data))
 	}
 	out := make([]event.Appended, len(ps))
 	var firstErr error
@@ -401,44 +399,97 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		out[i] = event.Appended{ID: pe.id, Index: idx.Index, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: event.LeafHash(pe.data)}
 	}
 	if firstErr != nil {
-		// Some entries may have been sequenced; reload the heads of every
-		// session involved from the log before their next use.
-		for _, s := range sess {
-			s.loaded = false
-		}
+		// Some entries may have been sequenced; the heads of every session
+		// involved are read from the log again before their next use.
+		locked.failed()
 		if errors.Is(firstErr, tessera.ErrPushback) {
 			return nil, ErrPushback
 		}
-		return nil, fmt.Errorf("appending to log: %w", firstErr)
+		return nil, l.unavailable(ctx, fmt.Errorf("appending to log: %w", firstErr))
 	}
-	for k, s := range sess {
-		h := heads[k]
-		s.next, s.prev = h.next, h.prev
-	}
+	last := make(map[sessionKey]uint64, len(keys))
 	for i, pe := range ps {
-		s := sess[pe.key]
-		s.appended, s.lastIndex = true, max(s.lastIndex, out[i].Index)
+		last[pe.key] = max(last[pe.key], out[i].Index)
+	}
+	if err := locked.commit(ctx, heads, last); err != nil {
+		// The entries are in the log; the sessions stay marked, and the
+		// next append to them reads their heads from the log.
+		return nil, l.unavailable(ctx, fmt.Errorf("storing session heads: %w", err))
 	}
 	return out, nil
+}
+
+// sizeCovering returns the integrated size once it covers index, waiting
+// (DefaultSessionWait at most) while the entry is sequenced but not yet
+// integrated (Tessera's AWS driver integrates about once a second); ok is
+// false when no entry index was sequenced.
+func (l *Log) sizeCovering(ctx context.Context, index uint64) (size uint64, ok bool, err error) {
+	if size, err = l.reader.IntegratedSize(ctx); err != nil || index < size {
+		return size, err == nil, err
+	}
+	next, err := l.reader.NextIndex(ctx)
+	if err != nil || index >= next {
+		return size, false, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, DefaultSessionWait)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-wctx.Done():
+			return 0, false, fmt.Errorf("waiting for entry %d to be integrated: %w", index, wctx.Err())
+		case <-t.C:
+		}
+		if size, err = l.reader.IntegratedSize(ctx); err != nil || index < size {
+			return size, err == nil, err
+		}
+	}
+}
+
+// unavailable marks err ErrUnavailable when the storage cannot be reached,
+// and a session held too long by another append ErrPushback.
+func (l *Log) unavailable(ctx context.Context, err error) error {
+	switch {
+	case err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrPushback) || ctx.Err() != nil:
+		return err
+	case errors.Is(err, sqldb.ErrLockTimeout):
+		return fmt.Errorf("%w: %v", ErrPushback, err)
+	case sqldb.Unavailable(err):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case l.cfg.Health != nil:
+		hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if herr := l.cfg.Health(hctx); herr != nil {
+			return fmt.Errorf("%w: %v (%v)", ErrUnavailable, err, herr)
+		}
+	}
+	return err
+}
+
+// lock takes a named lock that holds across every instance of the log.
+func (l *Log) lock(ctx context.Context, name string) (unlock func(), err error) {
+	lk, err := l.cfg.Locker.Lock(ctx, 30*time.Second, name)
+	if err != nil {
+		return nil, l.unavailable(ctx, err)
+	}
+	return lk.Unlock, nil
 }
 
 // checkCorrects checks that every correction names an existing entry of
 // tenant.
 func (l *Log) checkCorrects(ctx context.Context, tenant string, ps []*pending) error {
-	var size uint64
 	for i, pe := range ps {
 		c := pe.leaf.Corrects
 		if c == nil {
 			continue
 		}
-		if size == 0 {
-			var err error
-			if size, err = l.reader.IntegratedSize(ctx); err != nil {
-				return err
-			}
-		}
 		bad := fmt.Errorf("%w: events[%d]: corrects %d: no such entry in tenant %s", event.ErrInvalidEvent, i, *c, tenant)
-		if *c >= size {
+		size, ok, err := l.sizeCovering(ctx, *c)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return bad
 		}
 		data, err := l.ReadLeaf(ctx, *c, size)

@@ -18,6 +18,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
@@ -33,11 +34,15 @@ func newTestLog(t *testing.T, mod func(*Config)) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vlt, err := vault.Open(filepath.Join(dir, "vault.db"), make([]byte, 32))
+	vdb, err := sqldb.OpenSQLite(filepath.Join(dir, "vault.db"), sqlitedb.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlitedb.Open(filepath.Join(dir, "index.db"), sqlitedb.Rebuildable)
+	vlt, err := vault.Open(vdb, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqldb.OpenSQLite(filepath.Join(dir, "index.db"), sqlitedb.Rebuildable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +59,7 @@ func newTestLog(t *testing.T, mod func(*Config)) *Log {
 	t.Cleanup(func() {
 		l.Close(context.Background())
 		vlt.Close()
+		vdb.Close()
 		db.Close()
 	})
 	return l

@@ -75,11 +75,11 @@ type Disclosure struct {
 // saying who saw it. An entry of another tenant is ErrNotFound unless the
 // reader may read all tenants.
 func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure, error) {
-	size, err := l.reader.IntegratedSize(ctx)
+	size, ok, err := l.sizeCovering(ctx, index)
 	if err != nil {
 		return nil, err
 	}
-	if index >= size {
+	if !ok {
 		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, index)
 	}
 	data, err := l.ReadLeaf(ctx, index, size)

@@ -251,11 +251,11 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 		return nil, err
 	}
 	// The record: in the signer's tenant, with the leaf hash named.
-	size, err := l.reader.IntegratedSize(ctx)
+	size, ok, err := l.sizeCovering(ctx, req.Index)
 	if err != nil {
 		return nil, err
 	}
-	if req.Index >= size {
+	if !ok {
 		l.signFailure(ctx, r, id, "unknown_record")
 		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, req.Index)
 	}
@@ -273,8 +273,13 @@ func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, err
 		l.signFailure(ctx, r, id, "leaf_mismatch")
 		return nil, fmt.Errorf("%w: entry %d has leaf hash %s", ErrLeafMismatch, req.Index, lh)
 	}
-	l.signMu.Lock()
-	defer l.signMu.Unlock()
+	// Signings are serialised (in every instance), so that one signer's
+	// signature of a record with a meaning is made once.
+	unlock, err := l.lock(ctx, "log.sign")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if at, ok, err := st.Signed(ctx, r.Tenant, id, req.Index, req.Meaning); err != nil {
 		return nil, err
 	} else if ok {

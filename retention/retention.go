@@ -5,6 +5,8 @@
 package retention
 
 import (
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -202,17 +204,24 @@ var (
 
 // Store keeps holds and the floors last recorded in the log, in a SQL
 // database (the server's state database).
-type Store struct{ db *sql.DB }
+type Store struct{ db *sqldb.DB }
+
+// Schema is the tables of holds and floors (sqldb's portable DDL);
+// SchemaVersion is pinned in the database.
+var Schema = []string{
+	`CREATE TABLE IF NOT EXISTS holds (
+  id {id} PRIMARY KEY, tenant {id} NOT NULL, session {id}, subject {id}, reason {text} NOT NULL,
+  placed_at {time} NOT NULL, released_at {time}){table}`,
+	`CREATE TABLE IF NOT EXISTS retention_floors (tenant {id} PRIMARY KEY, floor {name} NOT NULL, profiles {text} NOT NULL){table}`,
+}
+
+// SchemaVersion is the version of Schema.
+const SchemaVersion = 1
 
 // Open creates the tables in db if needed.
-func Open(db *sql.DB) (*Store, error) {
-	if _, err := db.Exec(`
-CREATE TABLE IF NOT EXISTS holds (
-  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, session TEXT, subject TEXT, reason TEXT NOT NULL,
-  placed_at TEXT NOT NULL, released_at TEXT);
-CREATE TABLE IF NOT EXISTS retention_floors (tenant TEXT PRIMARY KEY, floor TEXT NOT NULL, profiles TEXT NOT NULL);
-`); err != nil {
-		return nil, fmt.Errorf("creating retention tables: %w", err)
+func Open(db *sqldb.DB) (*Store, error) {
+	if _, err := db.Schema(context.Background(), "retention", SchemaVersion, Schema...); err != nil {
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }
@@ -282,6 +291,6 @@ func (s *Store) Recorded(ctx context.Context, tenant string) (floor, profiles st
 
 // Record notes the floor now recorded in the log for tenant.
 func (s *Store) Record(ctx context.Context, tenant, floor, profiles string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO retention_floors (tenant, floor, profiles) VALUES (?, ?, ?) ON CONFLICT (tenant) DO UPDATE SET floor = excluded.floor, profiles = excluded.profiles`, tenant, floor, profiles)
+	_, err := s.db.ExecContext(ctx, s.db.Upsert("retention_floors", []string{"tenant", "floor", "profiles"}, []string{"tenant"}, []string{"floor", "profiles"}), tenant, floor, profiles)
 	return err
 }

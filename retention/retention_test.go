@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 )
 
@@ -100,7 +101,7 @@ tenants:
 }
 
 func TestHolds(t *testing.T) {
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "state.db"), sqlitedb.Durable)
+	db, err := sqldb.OpenSQLite(filepath.Join(t.TempDir(), "state.db"), sqlitedb.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}

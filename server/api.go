@@ -17,6 +17,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
 
@@ -59,6 +60,9 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return errorf(http.StatusForbidden, "reserved_kind", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrPushback):
 		return errorf(http.StatusServiceUnavailable, "overloaded", "the log is overloaded, retry later")
+	case errors.Is(err, auditlog.ErrUnavailable), sqldb.Unavailable(err):
+		s.logger.Warn("storage unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
+		return errorf(http.StatusServiceUnavailable, "unavailable", "the log's storage is unavailable, retry later")
 	case errors.Is(err, auditlog.ErrNotPublished), errors.Is(err, auditlog.ErrNoCheckpoint):
 		return errorf(http.StatusNotFound, "not_published", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrNoPayload):
@@ -80,7 +84,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="llmaudittrail"`)
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
+		retry := "1"
+		if ae.code == "unavailable" {
+			retry = "5"
+		}
+		w.Header().Set("Retry-After", retry)
 	}
 	var body client.ErrorBody
 	body.Error.Code, body.Error.Message = ae.code, ae.message

@@ -12,21 +12,19 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/storage/posix"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/index"
-	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
-	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/signer"
@@ -53,9 +51,25 @@ const (
 // Config is the log server's configuration; the field comments are the
 // reference. Zero values take the defaults above.
 type Config struct {
-	// DataDir holds everything: keys/, log/ (Tessera POSIX tiles), vault.db
-	// (payloads), state.db (tokens) and index.db (session index, derived).
+	// DataDir holds the keys (keys/) and, with the posix storage,
+	// everything else: log/ (Tessera POSIX tiles), vault.db (payloads),
+	// state.db (tokens, signers, holds) and index.db (session index,
+	// derived).
 	DataDir string
+	// Storage is "posix" (default: Tessera's POSIX driver and SQLite in
+	// DataDir, one instance) or "s3" (Tessera's AWS driver on the MySQL
+	// database DBDSN and the bucket S3, with all server state in that
+	// database; several instances may share them). See
+	// docs/scale-out.md.
+	Storage string
+	// DBDSN is the s3 storage's database, in go-sql-driver/mysql form
+	// (user:pass@tcp(127.0.0.1:3306)/llmaudit); DBMaxConns bounds this
+	// instance's connections to it (sqldb.DefaultMaxConns; Tessera's
+	// sequencer has sqldb.DefaultTesseraConns more).
+	DBDSN      string
+	DBMaxConns int
+	// S3 is the s3 storage's bucket.
+	S3 backend.S3Config
 	// Origin is the log's origin line and checkpoint key name. Empty means
 	// the name of the existing key, or DefaultOrigin for a new log.
 	Origin string
@@ -139,6 +153,7 @@ type Config struct {
 // Server is an open log server.
 type Server struct {
 	cfg     Config
+	backend *backend.Backend
 	keys    *Keys
 	log     *auditlog.Log
 	vault   *vault.Vault
@@ -154,7 +169,6 @@ type Server struct {
 	Created *Created
 
 	// the token lifecycle in the log (tokens.go)
-	tokenMu      sync.Mutex
 	loggedTokens sync.Map // token id -> true
 	internal     *auth.Principal
 	stopWatch    context.CancelFunc
@@ -207,25 +221,32 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	statePath := filepath.Join(cfg.DataDir, StateDB)
-	newState, err := keyfile.Exists(statePath)
+	var witnessClient *http.Client
+	if cfg.WitnessRoots != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12}
+		witnessClient = &http.Client{Transport: t, Timeout: cfg.WitnessTimeout + 5*time.Second}
+	}
+	b, err := backend.Open(ctx, backend.Config{Kind: cfg.Storage, DataDir: cfg.DataDir, DSN: cfg.DBDSN, Pool: sqldb.Pool{MaxConns: cfg.DBMaxConns},
+		S3: cfg.S3, WitnessClient: witnessClient, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	newState = !newState
-	stateDB, err := sqlitedb.Open(statePath, sqlitedb.Durable)
+	s.backend = b
+	s.closers = append(s.closers, b.Close)
+	// Every instance of a log signs with one key: a database of another
+	// log is refused.
+	if _, err := b.State.Pin(ctx, "log.verifier_key", keys.VKey); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKeyMismatch, err)
+	}
+	if s.tokens, err = auth.Open(b.State); err != nil {
+		return nil, err
+	}
+	signers, err := signer.Open(b.State, cfg.SignerPolicy)
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, stateDB.Close)
-	if s.tokens, err = auth.Open(stateDB); err != nil {
-		return nil, err
-	}
-	signers, err := signer.Open(stateDB, cfg.SignerPolicy)
-	if err != nil {
-		return nil, err
-	}
-	holds, err := retention.Open(stateDB)
+	holds, err := retention.Open(b.State)
 	if err != nil {
 		return nil, err
 	}
@@ -243,46 +264,32 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := EnsureAdminToken(ctx, cfg.DataDir, s.tokens, newState, created); err != nil {
+	if err := EnsureAdminToken(ctx, cfg.DataDir, s.tokens, s.tokens.Fresh(), created); err != nil {
 		return nil, err
 	}
-	// The session index is derived from the log and rebuilt from it after a
-	// crash, so its commits need not wait for the disk.
-	indexDB, err := sqlitedb.Open(filepath.Join(cfg.DataDir, IndexDB), sqlitedb.Rebuildable)
-	if err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, indexDB.Close)
-	if s.vault, err = vault.Open(filepath.Join(cfg.DataDir, VaultDB), keys.MasterKey); err != nil {
+	if s.vault, err = vault.Open(b.Vault, keys.MasterKey); err != nil {
 		if errors.Is(err, vault.ErrWrongMasterKey) {
-			return nil, fmt.Errorf("%w: the master key given is not the one %s was written with", ErrKeyMismatch, filepath.Join(cfg.DataDir, VaultDB))
+			return nil, fmt.Errorf("%w: the master key given is not the one %s was written with", ErrKeyMismatch, b.Vault.Name)
 		}
 		return nil, fmt.Errorf("opening vault: %w", err)
 	}
 	s.closers = append(s.closers, s.vault.Close)
 
-	pc := posix.Config{Path: filepath.Join(cfg.DataDir, LogDir)}
-	if cfg.WitnessRoots != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12}
-		pc.HTTPClient = &http.Client{Transport: t, Timeout: cfg.WitnessTimeout + 5*time.Second}
-	}
-	driver, err := posix.New(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("opening POSIX log: %w", err)
-	}
 	lc := auditlog.Config{
-		Driver:             driver,
+		Driver:             b.Driver,
 		Signer:             keys.Signer,
 		Verifier:           keys.Verifier,
 		Vault:              s.vault,
-		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(indexDB, r, cfg.Logger) },
+		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, cfg.Logger) },
 		BatchMaxAge:        cfg.BatchMaxAge,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Logger:             cfg.Logger,
 		Signers:            signers,
 		Retention:          holds,
 		Floors:             floors,
+		Chains:             b.Chains,
+		Locker:             b.State,
+		Health:             b.Health,
 	}
 	if err := s.configureWitnesses(&lc); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/keyring"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -32,10 +33,10 @@ const (
 	AdminToken    = "keys/admin.token"
 	InterceptCA   = "keys/intercept-ca.pem"
 	InterceptKey  = "keys/intercept-ca.key"
-	LogDir        = "log"
-	VaultDB       = "vault.db"
-	StateDB       = "state.db"
-	IndexDB       = "index.db"
+	LogDir        = backend.LogDir
+	VaultDB       = backend.VaultDB
+	StateDB       = backend.StateDB
+	IndexDB       = backend.IndexDB
 )
 
 // Keys are the secrets a data directory holds.

@@ -42,10 +42,14 @@ func jsonAttrs(kv map[string]any) map[string]json.RawMessage {
 	return out
 }
 
-// logTokens records every token change not in the log yet.
+// logTokens records every token change not in the log yet. It holds a lock
+// that every instance of the log takes, so that a change is recorded once.
 func (s *Server) logTokens(ctx context.Context) error {
-	s.tokenMu.Lock()
-	defer s.tokenMu.Unlock()
+	lk, err := s.backend.State.Lock(ctx, 30*time.Second, "server.tokens")
+	if err != nil {
+		return fmt.Errorf("recording token changes: %w", err)
+	}
+	defer lk.Unlock()
 	changes, err := s.tokens.Unlogged(ctx)
 	if err != nil {
 		return fmt.Errorf("listing token changes: %w", err)

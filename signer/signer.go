@@ -14,6 +14,8 @@
 package signer
 
 import (
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -106,30 +108,37 @@ type Signer struct {
 
 // Store keeps signers in a SQL database (the server's state database).
 type Store struct {
-	db  *sql.DB
+	db  *sqldb.DB
 	p   Policy
 	Now func() time.Time // tests move the clock
 }
 
+// Schema is the signers' tables (sqldb's portable DDL); SchemaVersion is
+// pinned in the database.
+var Schema = []string{
+	`CREATE TABLE IF NOT EXISTS signers (
+  tenant {id} NOT NULL, id {id} NOT NULL, printed_name {text} NOT NULL,
+  public_key {hash} NOT NULL, key_id {id} NOT NULL,
+  kdf {text} NOT NULL, salt {hash} NOT NULL, verifier {hash} NOT NULL, sealed_key {blob} NOT NULL,
+  revoked_at {time}, locked_until {time}, enrolled_at {time} NOT NULL,
+  PRIMARY KEY (tenant, id)){table}`,
+	`CREATE TABLE IF NOT EXISTS signer_failures (tenant {id} NOT NULL, id {id} NOT NULL, at {time} NOT NULL){table}`,
+	`CREATE INDEX IF NOT EXISTS signer_failures_by ON signer_failures (tenant, id, at)`,
+	`CREATE TABLE IF NOT EXISTS signing_sessions (
+  id {id} PRIMARY KEY, tenant {id} NOT NULL, signer {id} NOT NULL, token {id} NOT NULL,
+  started_at {time} NOT NULL, used_at {time} NOT NULL){table}`,
+	`CREATE TABLE IF NOT EXISTS signatures (
+  tenant {id} NOT NULL, signer {id} NOT NULL, record {int} NOT NULL, meaning {name} NOT NULL,
+  event_index {int} NOT NULL, PRIMARY KEY (tenant, signer, record, meaning)){table}`,
+}
+
+// SchemaVersion is the version of Schema.
+const SchemaVersion = 1
+
 // Open creates the tables in db if needed.
-func Open(db *sql.DB, p Policy) (*Store, error) {
-	if _, err := db.Exec(`
-CREATE TABLE IF NOT EXISTS signers (
-  tenant TEXT NOT NULL, id TEXT NOT NULL, printed_name TEXT NOT NULL,
-  public_key BLOB NOT NULL, key_id TEXT NOT NULL,
-  kdf TEXT NOT NULL, salt BLOB NOT NULL, verifier BLOB NOT NULL, sealed_key BLOB NOT NULL,
-  revoked_at TEXT, locked_until TEXT, enrolled_at TEXT NOT NULL,
-  PRIMARY KEY (tenant, id));
-CREATE TABLE IF NOT EXISTS signer_failures (tenant TEXT NOT NULL, id TEXT NOT NULL, at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS signer_failures_by ON signer_failures (tenant, id, at);
-CREATE TABLE IF NOT EXISTS signing_sessions (
-  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, signer TEXT NOT NULL, token TEXT NOT NULL,
-  started_at TEXT NOT NULL, used_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS signatures (
-  tenant TEXT NOT NULL, signer TEXT NOT NULL, record INTEGER NOT NULL, meaning TEXT NOT NULL,
-  event_index INTEGER NOT NULL, PRIMARY KEY (tenant, signer, record, meaning));
-`); err != nil {
-		return nil, fmt.Errorf("creating signer tables: %w", err)
+func Open(db *sqldb.DB, p Policy) (*Store, error) {
+	if _, err := db.Schema(context.Background(), "signer", SchemaVersion, Schema...); err != nil {
+		return nil, err
 	}
 	return &Store{db: db, p: p.withDefaults(), Now: time.Now}, nil
 }
@@ -403,6 +412,6 @@ func (s *Store) Signed(ctx context.Context, tenant, id string, record uint64, me
 // RecordSignature notes that the signer signed record with meaning in the
 // event at eventIndex.
 func (s *Store) RecordSignature(ctx context.Context, tenant, id string, record uint64, meaning string, eventIndex uint64) error {
-	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO signatures (tenant, signer, record, meaning, event_index) VALUES (?, ?, ?, ?, ?)`, tenant, id, int64(record), meaning, int64(eventIndex))
+	_, err := s.db.ExecContext(ctx, s.db.InsertIgnore()+` INTO signatures (tenant, signer, record, meaning, event_index) VALUES (?, ?, ?, ?, ?)`, tenant, id, int64(record), meaning, int64(eventIndex))
 	return err
 }

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	"golang.org/x/crypto/argon2"
 )
 
 func newStore(t testing.TB, p Policy) (*Store, *time.Time) {
 	t.Helper()
-	db, err := sqlitedb.Open(filepath.Join(t.TempDir(), "state.db"), sqlitedb.Durable)
+	db, err := sqldb.OpenSQLite(filepath.Join(t.TempDir(), "state.db"), sqlitedb.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}

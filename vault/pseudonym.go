@@ -21,17 +21,11 @@ import (
 // master key, and looked up by a keyed hash; erasing a pseudonym destroys
 // both, after which nothing in the log links to the person.
 
-const pseudonymSchema = `
-CREATE TABLE IF NOT EXISTS subject_sessions (
-  tenant TEXT NOT NULL, pseudonym TEXT NOT NULL, session TEXT NOT NULL,
-  PRIMARY KEY (tenant, pseudonym, session));
-CREATE TABLE IF NOT EXISTS pseudonyms (
-  tenant TEXT NOT NULL, pseudonym TEXT NOT NULL,
-  lookup BLOB UNIQUE,      -- HMAC of (tenant, value); NULL once erased
-  nonce BLOB, sealed BLOB, -- the value, sealed; NULL once erased
-  created_at TEXT NOT NULL, erased_at TEXT,
-  PRIMARY KEY (tenant, pseudonym));
-`
+// cachedPseudonym is a pseudonym looked up, and when.
+type cachedPseudonym struct {
+	ps string
+	at time.Time
+}
 
 // PseudonymPrefix starts every pseudonym.
 const PseudonymPrefix = "ps_"
@@ -63,11 +57,12 @@ func (v *Vault) Pseudonym(ctx context.Context, tenant, value string) (string, er
 	}
 	lk := v.lookupKey(tenant, value)
 	v.pmu.Lock()
-	ps, ok := v.pseudonyms[[32]byte(lk)]
+	c, ok := v.pseudonyms[[32]byte(lk)]
 	v.pmu.Unlock()
-	if ok {
-		return ps, nil
+	if ok && (!v.db.Shared() || time.Since(c.at) < CacheTTL) {
+		return c.ps, nil
 	}
+	var ps string
 	err := v.db.QueryRowContext(ctx, `SELECT pseudonym FROM pseudonyms WHERE lookup = ?`, lk).Scan(&ps)
 	if err == nil {
 		v.remember(lk, ps)
@@ -83,7 +78,7 @@ func (v *Vault) Pseudonym(ctx context.Context, tenant, value string) (string, er
 	rand.Read(nonce)
 	sealed := v.master.Seal(nil, nonce, []byte(value), pseudonymAAD(tenant, ps))
 	// Two writers may race for a new value: the unique lookup keeps one.
-	if _, err := v.db.ExecContext(ctx, `INSERT INTO pseudonyms (tenant, pseudonym, lookup, nonce, sealed, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (lookup) DO NOTHING`,
+	if _, err := v.db.ExecContext(ctx, v.db.InsertIgnore()+` INTO pseudonyms (tenant, pseudonym, lookup, nonce, sealed, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		tenant, ps, lk, nonce, sealed, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return "", fmt.Errorf("vault: storing pseudonym: %w", err)
 	}
@@ -103,7 +98,7 @@ func (v *Vault) remember(lk []byte, ps string) {
 	if len(v.pseudonyms) >= maxCachedPseudonyms {
 		clear(v.pseudonyms)
 	}
-	v.pseudonyms[[32]byte(lk)] = ps
+	v.pseudonyms[[32]byte(lk)] = cachedPseudonym{ps, time.Now()}
 }
 
 // Lookup returns the pseudonym of value in tenant without creating one:
@@ -134,7 +129,7 @@ func (v *Vault) NoteSubjectSession(ctx context.Context, tenant, pseudonym, sessi
 	if seen {
 		return nil
 	}
-	if _, err := v.db.ExecContext(ctx, `INSERT OR IGNORE INTO subject_sessions (tenant, pseudonym, session) VALUES (?, ?, ?)`, tenant, pseudonym, session); err != nil {
+	if _, err := v.db.ExecContext(ctx, v.db.InsertIgnore()+` INTO subject_sessions (tenant, pseudonym, session) VALUES (?, ?, ?)`, tenant, pseudonym, session); err != nil {
 		return fmt.Errorf("vault: %w", err)
 	}
 	v.pmu.Lock()

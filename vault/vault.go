@@ -8,14 +8,15 @@
 // salt of that session while the log's leaves and proofs stay valid.
 //
 // Writes are group-committed: concurrent Put calls are gathered into one
-// SQLite transaction, and Put returns only once that transaction is durable
-// (WAL, synchronous=FULL). Under sustained load commits start at least
+// transaction, and Put returns only once that transaction is durable
+// (SQLite: WAL, synchronous=FULL; MariaDB: InnoDB's commit). Under sustained load commits start at least
 // DefaultCommitSpacing apart (see WithCommitSpacing), so that one fsync
 // covers many payloads; a put that arrives after a quiet spell is committed
 // at once.
 package vault
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -26,12 +27,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 )
 
 // Errors returned by Get.
@@ -45,7 +47,16 @@ var (
 	// ErrWrongMasterKey: Open was given another master key than the one the
 	// vault was created with (its key-check value does not match).
 	ErrWrongMasterKey = errors.New("the master key does not match the vault's key-check value")
+	// ErrNoForget: the database cannot be made to forget erased data
+	// (Forget on MariaDB; see docs/scale-out.md).
+	ErrNoForget = errors.New("this database keeps no write-ahead log the vault can truncate")
 )
+
+// CacheTTL bounds how long a data key or a pseudonym is used from memory on
+// a database that several instances share: an erasure made by one instance
+// takes effect in the others within this time. (With one instance, erasures
+// clear the cache at once.)
+const CacheTTL = 2 * time.Second
 
 // MasterKeySize is the size of the master key in bytes (AES-256).
 const MasterKeySize = 32
@@ -62,7 +73,7 @@ type Record struct {
 
 // Vault is an encrypted payload store. It is safe for concurrent use.
 type Vault struct {
-	db      *sql.DB
+	db      *sqldb.DB
 	master  cipher.AEAD
 	lookup  []byte // HMAC key of pseudonym lookups, derived from the master key
 	spacing time.Duration
@@ -71,7 +82,7 @@ type Vault struct {
 	keys map[sessionKey]*dataKey // cache of unwrapped data keys, bounded
 
 	pmu             sync.Mutex
-	pseudonyms      map[[32]byte]string // lookup hash to pseudonym, bounded
+	pseudonyms      map[[32]byte]cachedPseudonym // lookup hash to pseudonym, bounded
 	subjectSessions map[string]struct{} // (tenant, pseudonym, session) recorded, bounded
 
 	queue   chan *putReq
@@ -87,6 +98,9 @@ type sessionKey struct{ tenant, session string }
 type dataKey struct {
 	aead    cipher.AEAD
 	wrapped []byte
+	// readAt is when the key was last known to be the stored one (unix
+	// nanoseconds): read from the database, or committed to it.
+	readAt atomic.Int64
 	// stored: the wrapped key is committed to data_keys. Until then the
 	// key is only in the cache, which must not drop it: a second key for the
 	// session would be created, and its payloads could never be opened.
@@ -121,9 +135,40 @@ type Option func(*Vault)
 // is done).
 func WithCommitSpacing(d time.Duration) Option { return func(v *Vault) { v.spacing = d } }
 
-// Open opens (creating if needed) the vault database at path, using the
-// 32-byte master key to wrap and unwrap data keys.
-func Open(path string, masterKey []byte, opts ...Option) (*Vault, error) {
+// Schema is the vault's tables (sqldb's portable DDL); SchemaVersion is
+// pinned in the database.
+var Schema = []string{
+	`CREATE TABLE IF NOT EXISTS data_keys (
+  tenant {id} NOT NULL, session {id} NOT NULL,
+  wrapped {hash},            -- NULL once erased
+  erased_at {time},
+  PRIMARY KEY (tenant, session)){table}`,
+	`CREATE TABLE IF NOT EXISTS payloads (
+  id {id} PRIMARY KEY, tenant {id} NOT NULL, session {id} NOT NULL,
+  media_type {name} NOT NULL, size {int} NOT NULL,
+  nonce {hash} NOT NULL, sealed {blob} NOT NULL){table}`,
+	`CREATE INDEX IF NOT EXISTS payloads_session ON payloads (tenant, session)`,
+	`CREATE TABLE IF NOT EXISTS vault_meta (k {name} PRIMARY KEY, v {hash} NOT NULL){table}`,
+	`CREATE TABLE IF NOT EXISTS subject_sessions (
+  tenant {id} NOT NULL, pseudonym {id} NOT NULL, session {id} NOT NULL,
+  PRIMARY KEY (tenant, pseudonym, session)){table}`,
+	`CREATE INDEX IF NOT EXISTS subject_sessions_session ON subject_sessions (tenant, session)`,
+	`CREATE TABLE IF NOT EXISTS pseudonyms (
+  tenant {id} NOT NULL, pseudonym {id} NOT NULL,
+  lookup {hash},           -- HMAC of (tenant, value); NULL once erased
+  nonce {hash}, sealed {blob}, -- the value, sealed; NULL once erased
+  created_at {time} NOT NULL, erased_at {time},
+  PRIMARY KEY (tenant, pseudonym),
+  UNIQUE (lookup)){table}`,
+}
+
+// SchemaVersion is the version of Schema.
+const SchemaVersion = 1
+
+// Open opens the vault in db (creating its tables if needed), using the
+// 32-byte master key to wrap and unwrap data keys. On SQLite, open db with
+// sqlitedb.Durable and sqlitedb.SecureDelete.
+func Open(db *sqldb.DB, masterKey []byte, opts ...Option) (*Vault, error) {
 	if len(masterKey) != MasterKeySize {
 		return nil, fmt.Errorf("master key must be %d bytes, got %d", MasterKeySize, len(masterKey))
 	}
@@ -131,27 +176,18 @@ func Open(path string, masterKey []byte, opts ...Option) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitedb.Open(path, sqlitedb.Durable, sqlitedb.SecureDelete)
-	if err != nil {
+	ctx := context.Background()
+	if db.Dialect == sqldb.SQLite {
+		// A vault made before the tables were named for one shared
+		// database kept its key check in "meta".
+		if _, err := db.ExecContext(ctx, `ALTER TABLE meta RENAME TO vault_meta`); err != nil && !strings.Contains(err.Error(), "no such table") {
+			return nil, fmt.Errorf("upgrading the vault schema: %w", err)
+		}
+	}
+	if _, err := db.Schema(ctx, "vault", SchemaVersion, Schema...); err != nil {
 		return nil, err
 	}
-	if _, err := db.Exec(`
-CREATE TABLE IF NOT EXISTS data_keys (
-  tenant TEXT NOT NULL, session TEXT NOT NULL,
-  wrapped BLOB,            -- NULL once erased
-  erased_at TEXT,
-  PRIMARY KEY (tenant, session));
-CREATE TABLE IF NOT EXISTS payloads (
-  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, session TEXT NOT NULL,
-  media_type TEXT NOT NULL, size INTEGER NOT NULL,
-  nonce BLOB NOT NULL, sealed BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
-` + pseudonymSchema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("creating vault schema: %w", err)
-	}
 	if err := checkMasterKey(db, masterKey, master); err != nil {
-		db.Close()
 		return nil, err
 	}
 	v := &Vault{
@@ -160,7 +196,7 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 		lookup:          derive(masterKey, "llmaudittrail vault pseudonym lookup v1"),
 		spacing:         DefaultCommitSpacing,
 		keys:            make(map[sessionKey]*dataKey),
-		pseudonyms:      map[[32]byte]string{},
+		pseudonyms:      map[[32]byte]cachedPseudonym{},
 		subjectSessions: map[string]struct{}{},
 		queue:           make(chan *putReq, 1024),
 		closed:          make(chan struct{}),
@@ -184,10 +220,10 @@ func derive(master []byte, label string) []byte {
 // HMAC-SHA256(master, label), which reveals nothing of the key. A vault
 // without one gets it now, after its first data key (if any) proved that
 // this is the key it was written with.
-func checkMasterKey(db *sql.DB, masterKey []byte, master cipher.AEAD) error {
+func checkMasterKey(db *sqldb.DB, masterKey []byte, master cipher.AEAD) error {
 	want := derive(masterKey, "llmaudittrail vault key check v1")
 	var got []byte
-	err := db.QueryRow(`SELECT v FROM meta WHERE k = 'key_check'`).Scan(&got)
+	err := db.QueryRow(`SELECT v FROM vault_meta WHERE k = 'key_check'`).Scan(&got)
 	switch {
 	case err == nil:
 		if !hmac.Equal(got, want) {
@@ -212,8 +248,16 @@ func checkMasterKey(db *sql.DB, masterKey []byte, master cipher.AEAD) error {
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("reading a data key: %w", err)
 	}
-	if _, err := db.Exec(`INSERT INTO meta (k, v) VALUES ('key_check', ?)`, want); err != nil {
+	// Another instance may store it at the same time: keep the first, and
+	// check against it.
+	if _, err := db.Exec(db.InsertIgnore()+` INTO vault_meta (k, v) VALUES ('key_check', ?)`, want); err != nil {
 		return fmt.Errorf("storing the vault's key check: %w", err)
+	}
+	if err := db.QueryRow(`SELECT v FROM vault_meta WHERE k = 'key_check'`).Scan(&got); err != nil {
+		return fmt.Errorf("reading the vault's key check: %w", err)
+	}
+	if !hmac.Equal(got, want) {
+		return ErrWrongMasterKey
 	}
 	return nil
 }
@@ -240,7 +284,7 @@ func (v *Vault) key(ctx context.Context, tenant, session string) (*dataKey, erro
 	sk := sessionKey{tenant, session}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if k, ok := v.keys[sk]; ok {
+	if k, ok := v.keys[sk]; ok && (!k.stored.Load() || !v.db.Shared() || time.Since(time.Unix(0, k.readAt.Load())) < CacheTTL) {
 		return k, nil
 	}
 	var wrapped []byte
@@ -272,6 +316,7 @@ func (v *Vault) key(ctx context.Context, tenant, session string) (*dataKey, erro
 			return nil, err
 		}
 		k.stored.Store(true)
+		k.readAt.Store(time.Now().UnixNano())
 	}
 	if len(v.keys) >= maxCachedKeys {
 		// Cheap bound; stored keys are re-read on demand.
@@ -297,12 +342,25 @@ func (v *Vault) unwrap(tenant, session string, wrapped []byte) (*dataKey, error)
 	return &dataKey{aead: aead, wrapped: wrapped}, nil
 }
 
+// errKeyConflict: another instance stored a data key for a session first;
+// the put is sealed again with that key.
+var errKeyConflict = errors.New("vault: another data key was stored for the session")
+
 // Put stores records durably; it returns only after the transaction holding
 // them has been committed to disk. All records are stored, or none.
 func (v *Vault) Put(ctx context.Context, recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	for try := 1; ; try++ {
+		err := v.put(ctx, recs)
+		if !errors.Is(err, errKeyConflict) || try == 3 {
+			return err
+		}
+	}
+}
+
+func (v *Vault) put(ctx context.Context, recs []Record) error {
 	select {
 	case <-v.closed:
 		return ErrClosed
@@ -363,7 +421,7 @@ func (v *Vault) writer() {
 			for {
 				select {
 				case r := <-v.queue:
-					r.err <- v.commit([]*putReq{r})
+					v.commitAll([]*putReq{r})
 				default:
 					return
 				}
@@ -399,54 +457,110 @@ func (v *Vault) writer() {
 			}
 		}
 		last = time.Now()
-		err := v.commit(batch)
-		for _, r := range batch {
-			r.err <- err
+		v.commitAll(batch)
+	}
+}
+
+// commitAll commits batch and answers every put in it.
+func (v *Vault) commitAll(batch []*putReq) {
+	for len(batch) > 0 {
+		var conflicts map[*putReq]bool
+		err := sqldb.Retry(context.Background(), func() (err error) {
+			conflicts, err = v.commit(batch)
+			return err
+		})
+		if conflicts == nil {
+			for _, r := range batch {
+				r.err <- err
+			}
+			return
 		}
+		// Another instance stored a key first: those puts are sealed again
+		// (Put); the others are committed without them.
+		batch = slices.DeleteFunc(batch, func(r *putReq) bool {
+			if conflicts[r] {
+				r.err <- errKeyConflict
+				return true
+			}
+			return false
+		})
 	}
 }
 
 // maxBatchRows bounds one transaction (a put's rows are never split).
 const maxBatchRows = 1024
 
-func (v *Vault) commit(batch []*putReq) error {
+// commit stores batch in one transaction. If another instance stored a data
+// key first for a session whose new key the batch carries, nothing is
+// stored, the key leaves the cache, and conflicts names the puts that used
+// it.
+func (v *Vault) commit(batch []*putReq) (conflicts map[*putReq]bool, err error) {
 	tx, err := v.db.Begin()
 	if err != nil {
-		return fmt.Errorf("vault: %w", err)
+		return nil, fmt.Errorf("vault: %w", err)
 	}
 	defer tx.Rollback()
-	keyStmt, err := tx.Prepare(`INSERT OR IGNORE INTO data_keys (tenant, session, wrapped) VALUES (?, ?, ?)`)
+	keyStmt, err := tx.Prepare(v.db.InsertIgnore() + ` INTO data_keys (tenant, session, wrapped) VALUES (?, ?, ?)`)
 	if err != nil {
-		return fmt.Errorf("vault: %w", err)
+		return nil, fmt.Errorf("vault: %w", err)
 	}
 	defer keyStmt.Close()
 	payStmt, err := tx.Prepare(`INSERT INTO payloads (id, tenant, session, media_type, size, nonce, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return fmt.Errorf("vault: %w", err)
+		return nil, fmt.Errorf("vault: %w", err)
 	}
 	defer payStmt.Close()
 	newKeys := make(map[*dataKey]bool)
 	for _, r := range batch {
 		for _, w := range r.rows {
 			if !w.key.stored.Load() && !newKeys[w.key] {
-				if _, err := keyStmt.Exec(w.tenant, w.session, w.key.wrapped); err != nil {
-					return fmt.Errorf("vault: storing data key: %w", err)
+				res, err := keyStmt.Exec(w.tenant, w.session, w.key.wrapped)
+				if err != nil {
+					return nil, fmt.Errorf("vault: storing data key: %w", err)
+				}
+				if n, _ := res.RowsAffected(); n == 0 {
+					var stored []byte
+					if err := tx.QueryRow(`SELECT wrapped FROM data_keys WHERE tenant = ? AND session = ?`, w.tenant, w.session).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
+						return nil, fmt.Errorf("vault: reading data key: %w", err)
+					}
+					if !bytes.Equal(stored, w.key.wrapped) {
+						return v.conflict(batch, w.key), nil
+					}
 				}
 				newKeys[w.key] = true
 			}
 			if _, err := payStmt.Exec(w.id, w.tenant, w.session, w.mediaType, w.size, w.nonce, w.sealed); err != nil {
-				return fmt.Errorf("vault: storing payload: %w", err)
+				return nil, fmt.Errorf("vault: storing payload: %w", err)
 			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("vault: commit: %w", err)
+		return nil, fmt.Errorf("vault: commit: %w", err)
 	}
 	v.commits.Add(1)
+	now := time.Now().UnixNano()
 	for k := range newKeys {
+		k.readAt.Store(now)
 		k.stored.Store(true)
 	}
-	return nil
+	return nil, nil
+}
+
+// conflict drops key from the cache and names the puts of batch that use
+// it.
+func (v *Vault) conflict(batch []*putReq, key *dataKey) map[*putReq]bool {
+	v.mu.Lock()
+	maps.DeleteFunc(v.keys, func(_ sessionKey, k *dataKey) bool { return k == key })
+	v.mu.Unlock()
+	out := map[*putReq]bool{}
+	for _, r := range batch {
+		for _, w := range r.rows {
+			if w.key == key {
+				out[r] = true
+			}
+		}
+	}
+	return out
 }
 
 // Get returns the decrypted record stored under id.
@@ -570,8 +684,13 @@ func (v *Vault) EraseSession(ctx context.Context, tenant, session string) (int, 
 // Forget makes what was erased unrecoverable from the database files: with
 // secure_delete the erased rows' content is overwritten in the database,
 // and a TRUNCATE checkpoint moves the write-ahead log into it and empties
-// the WAL file, which would otherwise keep earlier page images.
+// the WAL file, which would otherwise keep earlier page images. On MariaDB
+// it is ErrNoForget: InnoDB keeps old row images in its undo and redo logs
+// until they are overwritten (docs/scale-out.md says what to configure).
 func (v *Vault) Forget(ctx context.Context) error {
+	if v.db.Dialect != sqldb.SQLite {
+		return ErrNoForget
+	}
 	var busy, logPages, done int
 	if err := v.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
 		return fmt.Errorf("vault: checkpoint: %w", err)
@@ -582,10 +701,10 @@ func (v *Vault) Forget(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the writer after it has committed every queued put, and closes
-// the database.
+// Close stops the writer after it has committed every queued put. It does
+// not close the database.
 func (v *Vault) Close() error {
 	v.closeMu.Do(func() { close(v.closed) })
 	<-v.done
-	return v.db.Close()
+	return nil
 }

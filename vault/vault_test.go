@@ -10,14 +10,28 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, MasterKeySize) }
 
+// openFile opens a vault in a SQLite file, as the server does.
+func openFile(t *testing.T, path string, mk []byte, opts ...Option) (*Vault, error) {
+	t.Helper()
+	db, err := sqldb.OpenSQLite(path, sqlitedb.Durable, sqlitedb.SecureDelete)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { db.Close() })
+	return Open(db, mk, opts...)
+}
+
 func TestRoundTripAndAtRest(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vault.db")
-	v, err := Open(path, key(1))
+	v, err := openFile(t, path, key(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +62,7 @@ func TestRoundTripAndAtRest(t *testing.T) {
 		}
 	}
 	// The wrong master key does not open the vault.
-	if v2, err := Open(path, key(2)); !errors.Is(err, ErrWrongMasterKey) {
+	if v2, err := openFile(t, path, key(2)); !errors.Is(err, ErrWrongMasterKey) {
 		if err == nil {
 			v2.Close()
 		}
@@ -58,7 +72,7 @@ func TestRoundTripAndAtRest(t *testing.T) {
 
 func TestEraseSession(t *testing.T) {
 	ctx := context.Background()
-	v, err := Open(filepath.Join(t.TempDir(), "vault.db"), key(1))
+	v, err := openFile(t, filepath.Join(t.TempDir(), "vault.db"), key(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +104,7 @@ func TestEraseSession(t *testing.T) {
 
 func TestConcurrentPutsGroupCommit(t *testing.T) {
 	ctx := context.Background()
-	v, err := Open(filepath.Join(t.TempDir(), "vault.db"), key(1))
+	v, err := openFile(t, filepath.Join(t.TempDir(), "vault.db"), key(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +142,7 @@ func TestConcurrentPutsGroupCommit(t *testing.T) {
 func TestCommitSpacingGroupsPuts(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vault.db")
-	v, err := Open(path, key(1), WithCommitSpacing(time.Hour))
+	v, err := openFile(t, path, key(1), WithCommitSpacing(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +185,7 @@ func TestCommitSpacingGroupsPuts(t *testing.T) {
 // key would be made for the session and its payloads could not be opened.
 func TestKeyCacheKeepsUncommittedKeys(t *testing.T) {
 	ctx := context.Background()
-	v, err := Open(filepath.Join(t.TempDir(), "vault.db"), key(1))
+	v, err := openFile(t, filepath.Join(t.TempDir(), "vault.db"), key(1))
 	if err != nil {
 		t.Fatal(err)
 	}

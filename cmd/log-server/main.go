@@ -28,10 +28,11 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
-	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -75,6 +76,12 @@ func serve(args []string) int {
 	dataDir := fs.String("data", "./data", "data directory (created if missing)")
 	origin := fs.String("origin", "", "log origin and checkpoint key name (default: the existing key's, or "+server.DefaultOrigin+")")
 	listen := fs.String("listen", server.DefaultListen, "listen address")
+	storage := fs.String("storage", backend.POSIX, "where the log lives: posix (DATA: Tessera's POSIX driver and SQLite; one instance) or s3 (Tessera's AWS driver on --db-dsn and --s3-bucket; several instances may share them)")
+	dbDSN := fs.String("db-dsn", "", "s3 storage: the MariaDB/MySQL database, user:pass@tcp(HOST:3306)/NAME (default: $"+dsnEnv+", which keeps the password out of the process list)")
+	dbMaxConns := fs.Int("db-max-conns", sqldb.DefaultMaxConns, "s3 storage: most database connections of this instance (Tessera's sequencer adds its own)")
+	s3Endpoint := fs.String("s3-endpoint", "", "s3 storage: the S3-compatible store's URL, e.g. http://127.0.0.1:8333 (default: AWS); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	s3Bucket := fs.String("s3-bucket", "", "s3 storage: the bucket of tiles and entry bundles (created if missing)")
+	s3Region := fs.String("s3-region", "", "s3 storage: the bucket's region (default: $AWS_REGION, else "+backend.S3Region+")")
 	cpInterval := fs.Duration("checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often to publish a checkpoint (min 100ms)")
 	batchAge := fs.Duration("batch-max-age", auditlog.DefaultBatchMaxAge, "longest time an event waits to be sequenced")
 	maxBody := fs.Int64("max-body-bytes", server.DefaultMaxBodyBytes, "largest accepted request body")
@@ -115,6 +122,23 @@ func serve(args []string) int {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return cli.Fail(fs, "--log-level: %v", err)
+	}
+	flagDSN := *dbDSN
+	if *dbDSN == "" {
+		*dbDSN = os.Getenv(dsnEnv)
+	}
+	switch *storage {
+	case backend.S3:
+		if *dbDSN == "" || *s3Bucket == "" {
+			return cli.Fail(fs, "--storage s3 needs --db-dsn (or $%s) and --s3-bucket", dsnEnv)
+		}
+	case backend.POSIX:
+		if *s3Bucket != "" || *s3Endpoint != "" || flagDSN != "" {
+			return cli.Fail(fs, "--db-dsn and --s3-* need --storage s3")
+		}
+		*dbDSN = ""
+	default:
+		return cli.Fail(fs, "--storage %q: want posix or s3", *storage)
 	}
 	profiles, err := retention.ParseProfiles(*profilesFlag)
 	if err != nil {
@@ -183,6 +207,7 @@ func serve(args []string) int {
 
 	return exit(runServe(logger, *dataDir, *listen, *debugListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait,
+		Storage: *storage, DBDSN: *dbDSN, DBMaxConns: *dbMaxConns, S3: backend.S3Config{Endpoint: *s3Endpoint, Bucket: *s3Bucket, Region: *s3Region},
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
 		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
@@ -214,6 +239,9 @@ func keygen(args []string) int {
 	fmt.Println(s.VerifierKey())
 	return 0
 }
+
+// dsnEnv names the environment variable --db-dsn defaults to.
+const dsnEnv = "LLMAUDIT_DB_DSN"
 
 // maxConfigBytes caps a configuration file.
 const maxConfigBytes = 1 << 20
@@ -338,6 +366,7 @@ func tokenCmd(args []string) int {
 	sub := args[0]
 	fs := cli.NewFlagSet("log-server token "+sub, tokenSynopsis[sub])
 	dataDir := fs.String("data", "./data", "data directory")
+	dbDSN := fs.String("db-dsn", "", "the database of an s3-storage log, user:pass@tcp(HOST:3306)/NAME, instead of DATA/state.db (default: $"+dsnEnv+")")
 	var name, tenant, scopes, id *string
 	var global *bool
 	var actors listFlag
@@ -376,7 +405,10 @@ func tokenCmd(args []string) int {
 	if sub == "create" {
 		spec = auth.Spec{Name: *name, Tenant: *tenant, Scopes: sc, Global: *global, Actors: actors}
 	}
-	return exit(runToken(sub, *dataDir, spec, id))
+	if *dbDSN == "" {
+		*dbDSN = os.Getenv(dsnEnv)
+	}
+	return exit(runToken(sub, *dataDir, *dbDSN, spec, id))
 }
 
 // listFlag collects a repeatable flag.
@@ -385,11 +417,9 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-func runToken(sub, dataDir string, spec auth.Spec, id *string) error {
-	if _, err := os.Stat(filepath.Join(dataDir, server.StateDB)); err != nil {
-		return fmt.Errorf("no log in %s (start log-server --data %s once first): %w", dataDir, dataDir, err)
-	}
-	db, err := sqlitedb.Open(filepath.Join(dataDir, server.StateDB), sqlitedb.Durable)
+func runToken(sub, dataDir, dsn string, spec auth.Spec, id *string) error {
+	ctx := context.Background()
+	db, err := backend.OpenState(ctx, dataDir, dsn)
 	if err != nil {
 		return err
 	}
@@ -398,7 +428,6 @@ func runToken(sub, dataDir string, spec auth.Spec, id *string) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
 	switch sub {
 	case "create":
 		tok, p, err := store.Create(ctx, spec)

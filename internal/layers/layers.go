@@ -31,15 +31,15 @@ var Map = []Layer{
 		What: "the leaf, checkpoints, witness policies: no I/O"},
 	{Name: "protocol", Packages: []string{"client", "signature"},
 		What: "the one Go client of the HTTP API, and signatures checked with it, on the format alone"},
-	{Name: "storage", Packages: []string{"vault", "auth", "index", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention"},
-		What: "payloads, tokens, signers, holds and floors, the session index, key files, the kernel keyring, PKCS#11 keys"},
-	{Name: "engine", Packages: []string{"log", "tiles"},
-		What: "the audit engine on Tessera, tlog-tiles reads"},
+	{Name: "storage", Packages: []string{"vault", "auth", "index", "chain", "internal/sqldb", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention"},
+		What: "payloads, tokens, signers, holds and floors, the session index, session chain heads, SQLite and MariaDB, key files, the kernel keyring, PKCS#11 keys"},
+	{Name: "engine", Packages: []string{"log", "tiles", "backend"},
+		What: "the audit engine on Tessera, tlog-tiles reads, the storage it runs on (POSIX or S3 and MariaDB)"},
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
-		Deny: []string{"vault", "auth", "index", "internal/sqlitedb", "signer", "retention", "log", "tiles"},
+		Deny: []string{"vault", "auth", "index", "chain", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend"},
 		What: "HTTP API, capture (proxy and middleware), witness"},
 	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay", "console"},
-		Deny: []string{"vault", "auth", "index", "signer", "retention", "log", "tiles", "server", "capture", "witness"},
+		Deny: []string{"vault", "auth", "index", "chain", "internal/sqldb", "signer", "retention", "log", "tiles", "backend", "server", "capture", "witness"},
 		What: "read the log only through client: the monitor, compliance reports, session replay, the auditor console"},
 	{Name: "main", Packages: []string{"cmd/...", "internal/cli"},
 		What: "thin mains: flags, logging, signals"},
@@ -49,13 +49,13 @@ var Map = []Layer{
 var Exceptions = map[string][]string{
 	// The server is the composition root of the engine: it opens the
 	// storage and the engine it serves.
-	"server": {"vault", "auth", "index", "internal/sqlitedb", "signer", "retention", "log", "tiles"},
+	"server": {"vault", "auth", "index", "chain", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend"},
 	// The witness keeps its own state in SQLite.
 	"witness": {"internal/sqlitedb"},
 }
 
 // TestOnly packages may import anything, and only tests may import them.
-var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest"}
+var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest", "internal/dbtest", "internal/storetest"}
 
 // Violation is one forbidden import.
 type Violation struct {

@@ -1,0 +1,304 @@
+// Package backend opens the storage a log runs on:
+//
+//   - posix (the embedded default): Tessera's POSIX driver in DATA/log and
+//     SQLite databases in the data directory (vault.db, state.db, index.db),
+//     for one log-server;
+//   - s3: Tessera's AWS driver, which sequences in a MySQL-compatible
+//     database (MariaDB) and keeps tiles and entry bundles in an
+//     S3-compatible bucket, with the vault, tokens, signers, holds, the
+//     session index and the session chain heads in that same database, for
+//     several log-server instances behind a load balancer.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/transparency-dev/tessera"
+	tessaws "github.com/transparency-dev/tessera/storage/aws"
+	"github.com/transparency-dev/tessera/storage/posix"
+
+	"github.com/llmaudittrail/llmaudittrail/chain"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+)
+
+// Kinds of storage.
+const (
+	POSIX = "posix"
+	S3    = "s3"
+)
+
+// Paths inside a data directory (posix).
+const (
+	LogDir   = "log"
+	VaultDB  = "vault.db"
+	StateDB  = "state.db"
+	IndexDB  = "index.db"
+	S3Region = "us-east-1" // the default region; S3-compatible stores mostly ignore it
+)
+
+// Config says which storage to open. Zero values take the defaults.
+type Config struct {
+	// Kind is POSIX (default) or S3.
+	Kind string
+	// DataDir is the data directory of a POSIX log.
+	DataDir string
+	// DSN is the MySQL database of an S3 log, in go-sql-driver/mysql form
+	// (user:password@tcp(127.0.0.1:3306)/llmaudit); Pool its limits.
+	DSN  string
+	Pool sqldb.Pool
+	// S3 is the bucket of an S3 log. Credentials come from the standard
+	// AWS environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
+	// or the other sources of the AWS SDK's default chain.
+	S3 S3Config
+	// WitnessClient, if set, is the HTTP client Tessera uses to reach
+	// witnesses.
+	WitnessClient *http.Client
+	Logger        *slog.Logger
+}
+
+// S3Config names a bucket of an S3-compatible object store.
+type S3Config struct {
+	// Endpoint is the store's URL (http://127.0.0.1:8333); empty means
+	// AWS's own endpoint for the region. Requests use path-style
+	// addressing (ENDPOINT/BUCKET/KEY), which every S3-compatible store
+	// serves.
+	Endpoint string
+	Bucket   string
+	// Region defaults to S3Region (or AWS_REGION when set).
+	Region string
+}
+
+// Backend is the storage of an open log.
+type Backend struct {
+	Kind   string
+	Driver tessera.Driver
+	// State holds tokens, signers, holds and floors; Vault the payloads;
+	// Index the session index. On S3 they are one database.
+	State, Vault, Index *sqldb.DB
+	// Chains keeps the sessions' chain heads (S3 only: with one instance
+	// the engine keeps them in memory).
+	Chains *chain.Store
+	// S3 is the bucket's client (S3 only).
+	S3     *s3.Client
+	Bucket string
+
+	closers []func() error
+}
+
+// Open opens the storage of cfg, creating what is missing: a POSIX log's
+// directories and databases; an S3 log's schema (tables are created when
+// missing, and a version row per component is checked on every start) and
+// its bucket.
+func Open(ctx context.Context, cfg Config) (*Backend, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Backend{Kind: cfg.Kind}
+	ok := false
+	defer func() {
+		if !ok {
+			b.Close()
+		}
+	}()
+	switch cfg.Kind {
+	case "", POSIX:
+		b.Kind = POSIX
+		if err := b.openPOSIX(ctx, cfg); err != nil {
+			return nil, err
+		}
+	case S3:
+		if err := b.openS3(ctx, cfg); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("storage %q: want %s or %s", cfg.Kind, POSIX, S3)
+	}
+	ok = true
+	return b, nil
+}
+
+func (b *Backend) openPOSIX(ctx context.Context, cfg Config) error {
+	if cfg.DataDir == "" {
+		return errors.New("posix storage needs a data directory")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	var err error
+	if b.State, err = b.sqlite(filepath.Join(cfg.DataDir, StateDB), sqlitedb.Durable); err != nil {
+		return err
+	}
+	// The session index is derived from the log and rebuilt from it after
+	// a crash, so its commits need not wait for the disk.
+	if b.Index, err = b.sqlite(filepath.Join(cfg.DataDir, IndexDB), sqlitedb.Rebuildable); err != nil {
+		return err
+	}
+	if b.Vault, err = b.sqlite(filepath.Join(cfg.DataDir, VaultDB), sqlitedb.Durable, sqlitedb.SecureDelete); err != nil {
+		return err
+	}
+	b.Driver, err = posix.New(ctx, posix.Config{Path: filepath.Join(cfg.DataDir, LogDir), HTTPClient: cfg.WitnessClient})
+	if err != nil {
+		return fmt.Errorf("opening POSIX log: %w", err)
+	}
+	return nil
+}
+
+func (b *Backend) sqlite(path string, d sqlitedb.Durability, opts ...sqlitedb.Option) (*sqldb.DB, error) {
+	db, err := sqldb.OpenSQLite(path, d, opts...)
+	if err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, db.Close)
+	return db, nil
+}
+
+func (b *Backend) openS3(ctx context.Context, cfg Config) error {
+	if cfg.DSN == "" || cfg.S3.Bucket == "" {
+		return errors.New("s3 storage needs a database DSN and a bucket")
+	}
+	pool := cfg.Pool
+	mc, err := sqldb.ParseDSN(cfg.DSN, pool)
+	if err != nil {
+		return err
+	}
+	db, err := sqldb.OpenMySQL(ctx, cfg.DSN, pool)
+	if err != nil {
+		return err
+	}
+	b.closers = append(b.closers, db.Close)
+	b.State, b.Vault, b.Index = db, db, db
+	if b.Chains, err = chain.Open(db); err != nil {
+		return err
+	}
+	if b.S3, err = newS3Client(ctx, cfg.S3); err != nil {
+		return err
+	}
+	b.Bucket = cfg.S3.Bucket
+	if err := b.ensureBucket(ctx, cfg.Logger); err != nil {
+		return err
+	}
+	sdk, err := s3Config(ctx, cfg.S3)
+	if err != nil {
+		return err
+	}
+	b.Driver, err = tessaws.New(ctx, tessaws.Config{
+		SDKConfig:    &sdk,
+		S3Options:    s3Options(cfg.S3),
+		Bucket:       cfg.S3.Bucket,
+		DSN:          mc.FormatDSN(),
+		MaxOpenConns: sqldb.DefaultTesseraConns,
+		MaxIdleConns: sqldb.DefaultTesseraConns,
+		HTTPClient:   cfg.WitnessClient,
+	})
+	if err != nil {
+		return fmt.Errorf("opening the S3 log: %w", err)
+	}
+	return nil
+}
+
+func s3Config(ctx context.Context, c S3Config) (aws.Config, error) {
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(time.Minute))}
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	sdk, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if sdk.Region == "" {
+		sdk.Region = S3Region
+	}
+	return sdk, nil
+}
+
+func s3Options(c S3Config) func(*s3.Options) {
+	return func(o *s3.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+		o.UsePathStyle = true
+	}
+}
+
+func newS3Client(ctx context.Context, c S3Config) (*s3.Client, error) {
+	sdk, err := s3Config(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return s3.NewFromConfig(sdk, s3Options(c)), nil
+}
+
+// ensureBucket creates the bucket if it does not exist.
+func (b *Backend) ensureBucket(ctx context.Context, logger *slog.Logger) error {
+	_, err := b.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.Bucket)})
+	if err == nil {
+		return nil
+	}
+	var nf *types.NotFound
+	if !errors.As(err, &nf) {
+		return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+	}
+	if _, err := b.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b.Bucket)}); err != nil {
+		var owned *types.BucketAlreadyOwnedByYou
+		if !errors.As(err, &owned) {
+			return fmt.Errorf("creating bucket %s: %w", b.Bucket, err)
+		}
+	}
+	logger.Info("created bucket", "bucket", b.Bucket)
+	return nil
+}
+
+// Shared reports whether several instances may run on this storage.
+func (b *Backend) Shared() bool { return b.Kind == S3 }
+
+// Health says whether the storage can be reached: the database answers,
+// and (S3) the bucket does.
+func (b *Backend) Health(ctx context.Context) error {
+	if b.Kind != S3 {
+		return nil
+	}
+	if err := b.State.PingContext(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if _, err := b.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.Bucket)}); err != nil {
+		return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+	}
+	return nil
+}
+
+// Close closes the databases.
+func (b *Backend) Close() error {
+	var errs []error
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		errs = append(errs, b.closers[i]())
+	}
+	b.closers = nil
+	return errors.Join(errs...)
+}
+
+// OpenState opens only the state database (tokens) of a log: DATA/state.db,
+// or the MySQL database of dsn; the token commands use it while the server
+// runs.
+func OpenState(ctx context.Context, dataDir, dsn string) (*sqldb.DB, error) {
+	if dsn != "" {
+		return sqldb.OpenMySQL(ctx, dsn, sqldb.Pool{MaxConns: 2})
+	}
+	path := filepath.Join(dataDir, StateDB)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no log in %s (start log-server --data %s once first): %w", dataDir, dataDir, err)
+	}
+	return sqldb.OpenSQLite(path, sqlitedb.Durable)
+}

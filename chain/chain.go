@@ -1,0 +1,218 @@
+// Package chain keeps where each session's hash chain stands (the seq and
+// leaf hash of its last event) in a database that several log-server
+// instances share, and locks a session while one instance appends to it, so
+// that two instances never give two events the same seq.
+//
+// An append marks the sessions it locked as dirty, durably, before its
+// entries go to the log, and stores their new heads when the log has
+// sequenced them. A head still dirty when the next append locks the session
+// belongs to an append that did not finish (its instance died, or lost the
+// database): the entries it sequenced, if any, are below the log's next
+// index, so the engine recovers the head from the log once the session
+// index has caught up with that index.
+package chain
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+)
+
+// Key names one session.
+type Key struct{ Tenant, Session string }
+
+func (k Key) compare(o Key) int {
+	if c := strings.Compare(k.Tenant, o.Tenant); c != 0 {
+		return c
+	}
+	return strings.Compare(k.Session, o.Session)
+}
+
+// Head is where a session's chain stands.
+type Head struct {
+	Next uint64 // seq of the next event
+	Prev []byte // leaf hash of the last event; nil before the first
+	// Dirty: an append to the session began at DirtySince and did not
+	// finish. The head may be behind the log.
+	Dirty      bool
+	DirtySince time.Time
+}
+
+// Schema is the chain heads' table (sqldb's portable DDL); SchemaVersion is
+// pinned in the database.
+var Schema = []string{`CREATE TABLE IF NOT EXISTS session_heads (
+  tenant {id} NOT NULL, session {id} NOT NULL,
+  next_seq {int} NOT NULL, prev {hash},
+  dirty_since {int}, -- unix milliseconds; NULL when clean
+  PRIMARY KEY (tenant, session)){table}`}
+
+// SchemaVersion is the version of Schema.
+const SchemaVersion = 1
+
+// DefaultLockWait bounds the wait for a session another append holds.
+const DefaultLockWait = 10 * time.Second
+
+// Store keeps chain heads in a database.
+type Store struct {
+	db   *sqldb.DB
+	wait time.Duration
+}
+
+// Open creates the table in db if needed.
+func Open(db *sqldb.DB) (*Store, error) {
+	if _, err := db.Schema(context.Background(), "chain", SchemaVersion, Schema...); err != nil {
+		return nil, err
+	}
+	return &Store{db: db, wait: DefaultLockWait}, nil
+}
+
+// Locked is a set of sessions locked for one append.
+type Locked struct {
+	s     *Store
+	lk    *sqldb.Lock
+	keys  []Key
+	heads map[Key]Head
+}
+
+// Lock locks the sessions of keys (in every instance that shares the
+// database) and reads their heads. It fails with sqldb.ErrLockTimeout when
+// another append holds one of them for longer than DefaultLockWait.
+func (s *Store) Lock(ctx context.Context, keys []Key) (*Locked, error) {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, Key.compare)
+	keys = slices.Compact(keys)
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = "chain\x00" + k.Tenant + "\x00" + k.Session
+	}
+	lk, err := s.db.Lock(ctx, s.wait, names...)
+	if err != nil {
+		return nil, err
+	}
+	l := &Locked{s: s, lk: lk, keys: keys, heads: make(map[Key]Head, len(keys))}
+	for _, k := range keys {
+		h, err := l.read(ctx, k)
+		if err != nil {
+			lk.Unlock()
+			return nil, err
+		}
+		l.heads[k] = h
+	}
+	return l, nil
+}
+
+// Unlocked reads the heads of keys without locking them. It exists only
+// for the test that shows what Lock prevents: two instances appending to
+// one session at once give two events the same seq.
+func (s *Store) Unlocked(ctx context.Context, keys []Key) (*Locked, error) {
+	l := &Locked{s: s, lk: &sqldb.Lock{}, keys: keys, heads: make(map[Key]Head, len(keys))}
+	for _, k := range keys {
+		h, err := l.read(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		l.heads[k] = h
+	}
+	return l, nil
+}
+
+// conn runs statements on the connection holding the locks.
+type conn interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func (l *Locked) conn() conn {
+	if c := l.lk.Conn(); c != nil {
+		return c
+	}
+	return l.s.db
+}
+
+func (l *Locked) read(ctx context.Context, k Key) (Head, error) {
+	var h Head
+	var next int64
+	var dirty sql.NullInt64
+	err := l.conn().QueryRowContext(ctx, `SELECT next_seq, prev, dirty_since FROM session_heads WHERE tenant = ? AND session = ?`, k.Tenant, k.Session).
+		Scan(&next, &h.Prev, &dirty)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Head{}, nil
+	case err != nil:
+		return Head{}, fmt.Errorf("reading the head of session %s: %w", k.Session, err)
+	}
+	h.Next = uint64(next)
+	if h.Dirty = dirty.Valid; h.Dirty {
+		h.DirtySince = time.UnixMilli(dirty.Int64)
+	}
+	return h, nil
+}
+
+// Head returns the head of a locked session.
+func (l *Locked) Head(k Key) Head { return l.heads[k] }
+
+// Recovered replaces the head of a dirty locked session by the one
+// recovered from the log; it stays dirty until Commit.
+func (l *Locked) Recovered(k Key, h Head) {
+	h.Dirty, h.DirtySince = l.heads[k].Dirty, l.heads[k].DirtySince
+	l.heads[k] = h
+}
+
+// Begin marks every locked session dirty, durably, before entries are
+// appended to them.
+func (l *Locked) Begin(ctx context.Context) error {
+	now := time.Now()
+	return l.write(ctx, func(k Key, h Head) Head {
+		h.Dirty, h.DirtySince = true, now
+		return h
+	})
+}
+
+// Commit stores new heads (clean) for the locked sessions named in heads;
+// the others are stored clean as they were read.
+func (l *Locked) Commit(ctx context.Context, heads map[Key]Head) error {
+	return l.write(ctx, func(k Key, h Head) Head {
+		if n, ok := heads[k]; ok {
+			h = n
+		}
+		h.Dirty, h.DirtySince = false, time.Time{}
+		return h
+	})
+}
+
+func (l *Locked) write(ctx context.Context, f func(Key, Head) Head) error {
+	tx, err := l.conn().BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	q := l.s.db.Upsert("session_heads", []string{"tenant", "session", "next_seq", "prev", "dirty_since"},
+		[]string{"tenant", "session"}, []string{"next_seq", "prev", "dirty_since"})
+	heads := make(map[Key]Head, len(l.keys))
+	for _, k := range l.keys {
+		h := f(k, l.heads[k])
+		var dirty any
+		if h.Dirty {
+			dirty = h.DirtySince.UnixMilli()
+		}
+		if _, err := tx.ExecContext(ctx, q, k.Tenant, k.Session, int64(h.Next), h.Prev, dirty); err != nil {
+			return fmt.Errorf("storing the head of session %s: %w", k.Session, err)
+		}
+		heads[k] = h
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	l.heads = heads
+	return nil
+}
+
+// Unlock releases the sessions.
+func (l *Locked) Unlock() { l.lk.Unlock() }

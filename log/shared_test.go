@@ -1,0 +1,230 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/backend"
+	"github.com/llmaudittrail/llmaudittrail/chain"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// s3Log is one database and bucket that several engines (instances) share.
+type s3Log struct {
+	dsn, endpoint, bucket string
+	signer                note.Signer
+	verifier              note.Verifier
+}
+
+func newS3Log(t *testing.T) *s3Log {
+	t.Helper()
+	dsn := dbtest.MariaDB(t)
+	ep, bucket := dbtest.S3(t)
+	skey, vkey, _ := checkpoint.GenerateKey("test/shared")
+	s, _ := checkpoint.NewSigner(skey)
+	v, _ := checkpoint.NewVerifier(vkey)
+	return &s3Log{dsn: dsn, endpoint: ep, bucket: bucket, signer: s, verifier: v}
+}
+
+// instance opens one more engine on the shared log.
+func (sl *s3Log) instance(t *testing.T, mod func(*Config)) *Log {
+	t.Helper()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := backend.Open(ctx, backend.Config{Kind: backend.S3, DSN: sl.dsn, S3: backend.S3Config{Endpoint: sl.endpoint, Bucket: sl.bucket}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlt, err := vault.Open(b.Vault, bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Driver: b.Driver, Signer: sl.signer, Verifier: sl.verifier, Vault: vlt, CheckpointInterval: time.Second, Logger: logger,
+		IndexDB: func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, logger) },
+		Chains:  b.Chains, Locker: b.State, Health: b.Health}
+	if mod != nil {
+		mod(&cfg)
+	}
+	l, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		l.Close(cctx)
+		vlt.Close()
+		b.Close()
+	})
+	return l
+}
+
+// appendConcurrently appends n events to one session from each of the
+// engines, with several writers per engine, and returns what was acked.
+func appendConcurrently(t *testing.T, engines []*Log, writers, n int, session string) []event.Appended {
+	t.Helper()
+	var mu sync.Mutex
+	var acked []event.Appended
+	var wg sync.WaitGroup
+	for _, l := range engines {
+		for range writers {
+			wg.Go(func() {
+				for range n {
+					out, err := l.Append(context.Background(), "t", testWriter, []*event.Request{req(session)})
+					if err != nil {
+						t.Errorf("Append: %v", err)
+						return
+					}
+					mu.Lock()
+					acked = append(acked, out...)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return acked
+}
+
+// checkChain checks that the acked events of a session are one chain: seqs
+// 0..n-1 each once, each prev the leaf hash of the event before, in log
+// order.
+func checkChain(l *Log, acked []event.Appended) error {
+	slices.SortFunc(acked, func(a, b event.Appended) int { return int(a.Seq) - int(b.Seq) })
+	for i, a := range acked {
+		if a.Seq != uint64(i) {
+			return fmt.Errorf("acked seqs are not 0..%d: position %d has seq %d", len(acked)-1, i, a.Seq)
+		}
+		leaf, err := event.ParseLeaf(a.Leaf)
+		if err != nil {
+			return err
+		}
+		want := ""
+		if i > 0 {
+			want = hex.EncodeToString(acked[i-1].LeafHash)
+			if acked[i-1].Index >= a.Index {
+				return fmt.Errorf("seq %d is at index %d, not after seq %d at %d", a.Seq, a.Index, i-1, acked[i-1].Index)
+			}
+		}
+		if leaf.Prev != want {
+			return fmt.Errorf("seq %d: prev %q, want %q", a.Seq, leaf.Prev, want)
+		}
+	}
+	return nil
+}
+
+// Two instances appending to one session at once make one chain: the
+// session lock in the shared database orders them.
+func TestSharedSessionTwoInstances(t *testing.T) {
+	sl := newS3Log(t)
+	a, b := sl.instance(t, nil), sl.instance(t, nil)
+	acked := appendConcurrently(t, []*Log{a, b}, 4, 10, "shared")
+	if len(acked) != 80 {
+		t.Fatalf("%d events acked, want 80", len(acked))
+	}
+	if err := checkChain(a, acked); err != nil {
+		t.Fatal(err)
+	}
+	// Both instances list the session the same, from the shared index.
+	for _, l := range []*Log{a, b} {
+		evs, err := l.Session(context.Background(), "t", "shared", 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 80 || evs[79].Seq != 79 {
+			t.Fatalf("Session lists %d events", len(evs))
+		}
+	}
+}
+
+// Without the session lock the same appends break the chain: two events
+// get one seq. (This is what TestSharedSessionTwoInstances relies on the
+// lock for.)
+func TestSharedSessionRaceNeedsLock(t *testing.T) {
+	sl := newS3Log(t)
+	unlocked := func(*Config) {}
+	a, b := sl.instance(t, unlocked), sl.instance(t, unlocked)
+	a.unlockedForTest, b.unlockedForTest = true, true
+	acked := appendConcurrently(t, []*Log{a, b}, 4, 10, "shared")
+	if err := checkChain(a, acked); err == nil {
+		t.Fatal("80 appends to one session from two instances without the lock made one chain; the race test cannot tell the lock is needed")
+	} else {
+		t.Logf("without the lock: %v", err)
+	}
+}
+
+// An append whose instance died after its entry was sequenced but before
+// it stored the session head leaves the head dirty; the next append, from
+// another instance, recovers the head from the log and continues the chain.
+func TestSharedRecoversUnfinishedAppend(t *testing.T) {
+	sl := newS3Log(t)
+	a, b := sl.instance(t, nil), sl.instance(t, nil)
+	ctx := context.Background()
+	first, err := a.Append(ctx, "t", testWriter, []*event.Request{req("crashy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Instance a "dies" in the middle of its second append: the session is
+	// marked, the entry sequenced, the head not stored.
+	k := sessionKey{"t", "crashy"}
+	locked, err := a.lockChains(ctx, []sessionKey{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := locked.begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leaf := &event.Leaf{V: event.LeafVersion, ID: event.NewID(), Kind: "tool.call", Tenant: "t", Session: "crashy", Seq: 1,
+		Prev: hex.EncodeToString(first[0].LeafHash), Time: time.Now().UTC().Format(event.TimeFormat),
+		Actor: event.Actor{Type: "agent", ID: "a"}, Writer: &testWriter}
+	data, err := leaf.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.appender.Add(ctx, tessera.NewEntry(data))(); err != nil {
+		t.Fatal(err)
+	}
+	locked.unlock()
+	if h, err := sl.head(t, b, k); err != nil || !h.Dirty || h.Next != 1 {
+		t.Fatalf("head after the unfinished append = %+v, %v; want dirty at next 1", h, err)
+	}
+	out, err := b.Append(ctx, "t", testWriter, []*event.Request{req("crashy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := event.ParseLeaf(out[0].Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != 2 || got.Prev != hex.EncodeToString(event.LeafHash(data)) {
+		t.Fatalf("after recovery: seq %d prev %s; want seq 2 after the unfinished append's entry", got.Seq, got.Prev)
+	}
+	if h, err := sl.head(t, b, k); err != nil || h.Dirty || h.Next != 3 {
+		t.Fatalf("head after recovery = %+v, %v; want clean at next 3", h, err)
+	}
+}
+
+// head reads a session head as the chain store holds it.
+func (sl *s3Log) head(t *testing.T, l *Log, k sessionKey) (chain.Head, error) {
+	ck := chain.Key{Tenant: k.tenant, Session: k.session}
+	locked, err := l.cfg.Chains.Unlocked(context.Background(), []chain.Key{ck})
+	if err != nil {
+		return chain.Head{}, err
+	}
+	return locked.Head(ck), nil
+}
