@@ -83,7 +83,7 @@ type Vault struct {
 
 	pmu             sync.Mutex
 	pseudonyms      map[[32]byte]cachedPseudonym // lookup hash to pseudonym, bounded
-	subjectSessions map[string]struct{} // (tenant, pseudonym, session) recorded, bounded
+	subjectSessions map[string]struct{}          // (tenant, pseudonym, session) recorded, bounded
 
 	queue   chan *putReq
 	closed  chan struct{}
