@@ -212,7 +212,7 @@ func (s *Store) Enroll(ctx context.Context, tenant, id, printedName, secret stri
 	_, err = s.db.ExecContext(ctx, `INSERT INTO signers (tenant, id, printed_name, public_key, key_id, kdf, salt, verifier, sealed_key, enrolled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		tenant, id, printedName, []byte(pub), keyID, kdf, salt, verifier, sealed, ts(s.Now()))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") || strings.Contains(err.Error(), "PRIMARY KEY") {
+		if sqldb.Duplicate(err) {
 			return nil, ErrExists
 		}
 		return nil, fmt.Errorf("signer: storing: %w", err)

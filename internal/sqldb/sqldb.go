@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 )
 
@@ -129,6 +131,15 @@ func (db *DB) ForUpdate() string {
 }
 
 const metaDDL = `CREATE TABLE IF NOT EXISTS llmaudit_meta (k {name} PRIMARY KEY, v {text} NOT NULL){table}`
+
+// Duplicate reports whether err says that a row with the same key exists.
+func Duplicate(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	return err != nil && (strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "PRIMARY KEY constraint failed"))
+}
 
 // Pin stores value under key if the database has none, and otherwise checks
 // that it holds the same: every instance of a log must agree on what is

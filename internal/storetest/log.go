@@ -1,0 +1,265 @@
+package storetest
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/llmaudittrail/llmaudittrail/backend"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/index"
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/retention"
+	"github.com/llmaudittrail/llmaudittrail/signer"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// Storage returns a new, empty storage (closed at cleanup).
+type Storage func(t *testing.T) *backend.Backend
+
+// Keys is a log's checkpoint key pair.
+type Keys struct {
+	Signer   note.Signer
+	Verifier note.Verifier
+}
+
+// NewKeys makes a checkpoint key pair for origin.
+func NewKeys(t testing.TB, origin string) Keys {
+	t.Helper()
+	skey, vkey, err := checkpoint.GenerateKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := checkpoint.NewSigner(skey)
+	v, _ := checkpoint.NewVerifier(vkey)
+	return Keys{s, v}
+}
+
+// Engine starts the audit engine on b as the server does (retention
+// floors of 0d, a fast signer policy), closed at cleanup.
+func Engine(t testing.TB, b *backend.Backend, k Keys) *auditlog.Log {
+	t.Helper()
+	vlt, err := vault.Open(b.Vault, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers, err := signer.Open(b.State, signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds, err := retention.Open(b.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floors, err := (&retention.Config{}).Rules(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interval := 100 * time.Millisecond
+	if b.Shared() {
+		interval = time.Second // the AWS driver's least
+	}
+	l, err := auditlog.New(ctx, auditlog.Config{Driver: b.Driver, Signer: k.Signer, Verifier: k.Verifier, Vault: vlt,
+		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, quiet()) },
+		CheckpointInterval: interval, Signers: signers, Retention: holds, Floors: floors,
+		Chains: b.Chains, Locker: b.State, Health: b.Health, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Close(ctx)
+		vlt.Close()
+	})
+	return l
+}
+
+// RunLog runs the engine's tests on storages from open.
+func RunLog(t *testing.T, open Storage) {
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T, *auditlog.Log, Keys)
+	}{
+		{"AppendAndRead", testAppendAndRead},
+		{"Disclose", testDisclose},
+		{"Erase", testErase},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := NewKeys(t, "test/conformance")
+			tc.f(t, Engine(t, open(t), k), k)
+		})
+	}
+}
+
+var writer = event.Writer{Token: "tok1", Via: event.ViaAPI}
+
+func req(session, kind string, payload string) *event.Request {
+	r := &event.Request{Session: session, Kind: kind, Actor: event.Actor{Type: "agent", ID: "bot"}}
+	if payload != "" {
+		r.Payload = json.RawMessage(fmt.Sprintf("%q", payload))
+	}
+	return r
+}
+
+// Appends, chains, corrections, receipts, listings and proofs.
+func testAppendAndRead(t *testing.T, l *auditlog.Log, k Keys) {
+	var all []event.Appended
+	for i := range 3 {
+		out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "tool.call", ""), req(fmt.Sprint("other-", i), "tool.call", "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, out...)
+	}
+	// The checkpoint that first covers the first events.
+	first, err := l.WaitReceipt(ctx, all[0].Index, all[0].Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A correction of an entry just appended (sequenced, maybe not yet
+	// integrated) is accepted; one of an entry that does not exist, or of
+	// another tenant's, is not.
+	c := all[len(all)-1].Index
+	corr := req("s", "agent.decision", "")
+	corr.Corrects = &c
+	out, err := l.Append(ctx, "t", writer, []*event.Request{corr})
+	if err != nil {
+		t.Fatalf("correcting entry %d: %v", c, err)
+	}
+	bad := uint64(1 << 40)
+	corr.Corrects = &bad
+	if _, err := l.Append(ctx, "t", writer, []*event.Request{corr}); !errors.Is(err, event.ErrInvalidEvent) {
+		t.Fatalf("correcting a missing entry = %v, want ErrInvalidEvent", err)
+	}
+	if _, err := l.Append(ctx, "u", writer, []*event.Request{{Session: "x", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "b"}, Corrects: &c}}); !errors.Is(err, event.ErrInvalidEvent) {
+		t.Fatalf("correcting another tenant's entry = %v, want ErrInvalidEvent", err)
+	}
+	// The session lists in order, each event chained to the one before.
+	evs, err := l.Session(ctx, "t", "s", 0, 100)
+	if err != nil || len(evs) != 4 {
+		t.Fatalf("Session = %d events, %v", len(evs), err)
+	}
+	last := out[0]
+	rc, err := l.WaitReceipt(ctx, last.Index, last.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev string
+	for i, e := range evs {
+		r, err := l.Entry(ctx, e.Index, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := event.ParseLeaf(r.Leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaf.Seq != uint64(i) || leaf.Prev != prev || hex.EncodeToString(event.LeafHash(r.Leaf)) != e.LeafHash {
+			t.Fatalf("event %d: seq %d prev %q", i, leaf.Seq, leaf.Prev)
+		}
+		prev = e.LeafHash
+	}
+	// Receipts verify, and the later checkpoint is consistent with the
+	// first.
+	v := client.NewReceiptVerifier(k.Verifier, nil)
+	vf, err := v.Verify(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vl, err := v.Verify(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vl.Checkpoint.Size <= vf.Checkpoint.Size {
+		t.Fatalf("checkpoints %d then %d", vf.Checkpoint.Size, vl.Checkpoint.Size)
+	}
+	p, err := l.Consistency(ctx, vf.Checkpoint.Size, vl.Checkpoint.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, vf.Checkpoint.Size, vl.Checkpoint.Size, p, vf.Checkpoint.Hash, vl.Checkpoint.Hash); err != nil {
+		t.Fatalf("consistency %d..%d: %v", vf.Checkpoint.Size, vl.Checkpoint.Size, err)
+	}
+	// An entry's receipt at the first checkpoint's size.
+	r, err := l.Entry(ctx, all[0].Index, vf.Checkpoint.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, r.Index, r.TreeSize, event.LeafHash(r.Leaf), r.InclusionProof); err != nil || !bytes.Equal(root, vf.Checkpoint.Hash) {
+		t.Fatalf("inclusion at size %d: %v", vf.Checkpoint.Size, err)
+	}
+}
+
+// A payload is disclosed once its read is in the log.
+func testDisclose(t *testing.T, l *auditlog.Log, _ Keys) {
+	out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "llm.request", "the patient's chart")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := auditlog.Reader{TokenID: "auditor1", Tenant: "t"}
+	d, err := l.Disclose(ctx, rd, out[0].Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(d.Record.Payload, []byte("the patient's chart")) {
+		t.Fatalf("payload = %q", d.Record.Payload)
+	}
+	if d.Access.Index <= out[0].Index {
+		t.Fatalf("the access.read event (%d) is not after the read entry (%d)", d.Access.Index, out[0].Index)
+	}
+	acc, err := event.ParseLeaf(d.Access.Leaf)
+	if err != nil || acc.Kind != "access.read" || acc.Session != "access.auditor1" {
+		t.Fatalf("access event = %+v, %v", acc, err)
+	}
+	if _, err := l.Disclose(ctx, auditlog.Reader{TokenID: "x", Tenant: "u"}, out[0].Index); !errors.Is(err, auditlog.ErrNotFound) {
+		t.Fatalf("another tenant's disclosure = %v, want ErrNotFound", err)
+	}
+	page, err := l.DiscloseSession(ctx, rd, "t", "s", 0, 10, 1<<20)
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("DiscloseSession = %+v, %v", page, err)
+	}
+}
+
+// Holds stop erasures; an erasure leaves the leaves and destroys the
+// payloads.
+func testErase(t *testing.T, l *auditlog.Log, _ Keys) {
+	out, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", "llm.request", "secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
+	h, _, err := l.PlaceHold(ctx, rd, auditlog.Target{Session: "gone"}, "litigation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	er := auditlog.ErasureRequest{Target: auditlog.Target{Session: "gone"}, LegalBasis: "gdpr-art17-1a"}
+	if _, err := l.Erase(ctx, rd, er); !errors.Is(err, auditlog.ErrLegalHold) {
+		t.Fatalf("Erase under a hold = %v", err)
+	}
+	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.Erase(ctx, rd, er)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Payloads != 1 {
+		t.Fatalf("erased %d payloads", e.Payloads)
+	}
+	if _, err := l.Disclose(ctx, rd, out[0].Index); !errors.Is(err, auditlog.ErrErased) {
+		t.Fatalf("Disclose after erasure = %v", err)
+	}
+	if _, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", "llm.request", "more")}); !errors.Is(err, vault.ErrErased) {
+		t.Fatalf("a payload into an erased session = %v, want refused", err)
+	}
+}

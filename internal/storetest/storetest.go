@@ -1,0 +1,671 @@
+// Package storetest is the storage conformance suite: one set of tests of
+// the server's stores (vault, tokens, session index, chain heads, signers,
+// holds and floors, pins and locks) run against every database the server
+// runs on (SQLite files, MariaDB), and of the audit engine against every
+// storage (posix, s3). A store that passes on one and not the other has a
+// dialect bug. Only tests import it.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/chain"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/retention"
+	"github.com/llmaudittrail/llmaudittrail/signer"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// Opener returns a new, empty database (closed at cleanup).
+type Opener func(t *testing.T) *sqldb.DB
+
+// Run runs every store test on databases from open.
+func Run(t *testing.T, open Opener) {
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T, Opener)
+	}{
+		{"Pin", testPin},
+		{"Lock", testLock},
+		{"Vault", testVault},
+		{"VaultIDsAreExact", testVaultExact},
+		{"VaultTwoInstances", testVaultTwoInstances},
+		{"Pseudonyms", testPseudonyms},
+		{"Tokens", testTokens},
+		{"Chain", testChain},
+		{"Index", testIndex},
+		{"IndexTwoInstances", testIndexTwoInstances},
+		{"Signers", testSigners},
+		{"Retention", testRetention},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.f(t, open) })
+	}
+}
+
+var ctx = context.Background()
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func masterKey(b byte) []byte { return bytes.Repeat([]byte{b}, vault.MasterKeySize) }
+
+func testPin(t *testing.T, open Opener) {
+	db := open(t)
+	if first, err := db.Pin(ctx, "log.verifier_key", "k1"); err != nil || !first {
+		t.Fatalf("first Pin = %v, %v; want true, nil", first, err)
+	}
+	if first, err := db.Pin(ctx, "log.verifier_key", "k1"); err != nil || first {
+		t.Fatalf("second Pin of the same value = %v, %v; want false, nil", first, err)
+	}
+	if _, err := db.Pin(ctx, "log.verifier_key", "K1"); !errors.Is(err, sqldb.ErrPinMismatch) {
+		t.Fatalf("Pin of another value (case differs) = %v, want ErrPinMismatch", err)
+	}
+	// A store whose schema version differs is refused.
+	if _, err := db.Pin(ctx, "schema.vault", "999"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vault.Open(db, masterKey(1)); !errors.Is(err, sqldb.ErrPinMismatch) {
+		t.Fatalf("vault.Open on a schema of version 999 = %v, want ErrPinMismatch", err)
+	}
+}
+
+func testLock(t *testing.T, open Opener) {
+	db := open(t)
+	a, err := db.Lock(ctx, time.Second, "x", "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := db.Lock(ctx, time.Second, "y"); !errors.Is(err, sqldb.ErrLockTimeout) {
+		t.Fatalf("Lock of a held name = %v, want ErrLockTimeout", err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("the second Lock gave up after %v, before its wait of 1 s", d)
+	}
+	got := make(chan error, 1)
+	go func() {
+		b, err := db.Lock(ctx, 10*time.Second, "x")
+		if err == nil {
+			b.Unlock()
+		}
+		got <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	a.Unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("Lock after Unlock = %v", err)
+	}
+	a.Unlock() // twice is harmless
+}
+
+func testVault(t *testing.T, open Opener) {
+	db := open(t)
+	v, err := vault.Open(db, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	big := bytes.Repeat([]byte("x"), 3<<20) // a payload larger than MySQL's 64 KiB BLOB
+	recs := []vault.Record{
+		{ID: "e1", Tenant: "t", Session: "s1", MediaType: "application/json", Salt: bytes.Repeat([]byte{1}, 32), Payload: []byte(`{"a":1}`)},
+		{ID: "e2", Tenant: "t", Session: "s1", MediaType: "text/plain", Salt: bytes.Repeat([]byte{2}, 32), Payload: big},
+		{ID: "e3", Tenant: "t", Session: "s2", MediaType: "text/plain", Salt: bytes.Repeat([]byte{3}, 32), Payload: []byte("other")},
+	}
+	if err := v.Put(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		got, err := v.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Payload, r.Payload) || !bytes.Equal(got.Salt, r.Salt) || got.MediaType != r.MediaType || got.Session != r.Session {
+			t.Fatalf("Get(%s) differs from what was put", r.ID)
+		}
+	}
+	found, failed, err := v.GetMany(ctx, []string{"e1", "e3", "nope"})
+	if err != nil || len(found) != 2 || len(failed) != 0 {
+		t.Fatalf("GetMany = %d found, %d failed, %v", len(found), len(failed), err)
+	}
+	if _, err := v.Get(ctx, "nope"); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("Get(unknown) = %v", err)
+	}
+	if n, err := v.EraseSession(ctx, "t", "s1"); err != nil || n != 2 {
+		t.Fatalf("EraseSession = %d, %v; want 2 payloads", n, err)
+	}
+	if _, err := v.Get(ctx, "e1"); !errors.Is(err, vault.ErrErased) {
+		t.Fatalf("Get after erasure = %v, want ErrErased", err)
+	}
+	if _, err := v.Get(ctx, "e3"); err != nil {
+		t.Fatalf("another session's payload after erasure: %v", err)
+	}
+	if _, err := v.EraseSession(ctx, "t", "s1"); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("erasing twice = %v, want ErrNotFound", err)
+	}
+	// Writing to an erased session is refused.
+	if err := v.Put(ctx, vault.Record{ID: "e4", Tenant: "t", Session: "s1", MediaType: "text/plain", Salt: []byte{1}, Payload: []byte("late")}); !errors.Is(err, vault.ErrErased) {
+		t.Fatalf("Put into an erased session = %v, want ErrErased", err)
+	}
+	// Another master key is refused.
+	if _, err := vault.Open(db, masterKey(2)); !errors.Is(err, vault.ErrWrongMasterKey) {
+		t.Fatalf("Open with another master key = %v", err)
+	}
+}
+
+// Ids compare byte for byte (MySQL's default collations fold case).
+func testVaultExact(t *testing.T, open Opener) {
+	db := open(t)
+	v, err := vault.Open(db, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for _, s := range []string{"Case", "case", "CASE"} {
+		if err := v.Put(ctx, vault.Record{ID: "id-" + s, Tenant: "T", Session: s, MediaType: "text/plain", Salt: []byte{1}, Payload: []byte(s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := v.EraseSession(ctx, "T", "case"); err != nil {
+		t.Fatal(err)
+	}
+	for s, want := range map[string]error{"Case": nil, "case": vault.ErrErased, "CASE": nil} {
+		if _, err := v.Get(ctx, "id-"+s); !errors.Is(err, want) {
+			t.Fatalf("session %q after erasing %q: %v, want %v", s, "case", err, want)
+		}
+	}
+	if _, err := v.EraseSession(ctx, "t", "Case"); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("erasing tenant t (not T) = %v, want ErrNotFound", err)
+	}
+}
+
+// Two vaults (instances) on one database both create a data key for a new
+// session; one key is kept and every payload opens with it.
+func testVaultTwoInstances(t *testing.T, open Opener) {
+	db := open(t)
+	v1, err := vault.Open(db, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v1.Close()
+	v2, err := vault.Open(db, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 100 {
+		v := []*vault.Vault{v1, v2}[i%2]
+		wg.Go(func() {
+			errs <- v.Put(ctx, vault.Record{ID: fmt.Sprintf("p%d", i), Tenant: "t", Session: fmt.Sprintf("s%d", i/10), MediaType: "text/plain", Salt: []byte{1}, Payload: []byte{byte(i)}})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		for _, v := range []*vault.Vault{v1, v2} {
+			r, err := v.Get(ctx, fmt.Sprintf("p%d", i))
+			if err != nil || r.Payload[0] != byte(i) {
+				t.Fatalf("payload %d: %v", i, err)
+			}
+		}
+	}
+}
+
+func testPseudonyms(t *testing.T, open Opener) {
+	db := open(t)
+	v, err := vault.Open(db, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	p1, err := v.Pseudonym(ctx, "t", "patient-42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := v.Pseudonym(ctx, "t", "patient-42"); p != p1 {
+		t.Fatalf("same value, two pseudonyms: %s, %s", p1, p)
+	}
+	if p, _ := v.Pseudonym(ctx, "t", "Patient-42"); p == p1 {
+		t.Fatal("values that differ in case share a pseudonym")
+	}
+	if p, _ := v.Pseudonym(ctx, "u", "patient-42"); p == p1 {
+		t.Fatal("two tenants share a pseudonym")
+	}
+	if got, err := v.Resolve(ctx, "t", p1); err != nil || got != "patient-42" {
+		t.Fatalf("Resolve = %q, %v", got, err)
+	}
+	for _, s := range []string{"s1", "s2", "s1"} {
+		if err := v.NoteSubjectSession(ctx, "t", p1, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ss, err := v.SubjectSessions(ctx, "t", p1); err != nil || !slices.Equal(ss, []string{"s1", "s2"}) {
+		t.Fatalf("SubjectSessions = %v, %v", ss, err)
+	}
+	if ps, err := v.SessionSubjects(ctx, "t", []string{"s2"}); err != nil || !slices.Equal(ps, []string{p1}) {
+		t.Fatalf("SessionSubjects = %v, %v", ps, err)
+	}
+	if err := v.ErasePseudonym(ctx, "t", p1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Resolve(ctx, "t", p1); !errors.Is(err, vault.ErrErased) {
+		t.Fatalf("Resolve after erasure = %v", err)
+	}
+	if _, err := v.Lookup(ctx, "t", "patient-42"); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("Lookup after erasure = %v", err)
+	}
+	if p, _ := v.Pseudonym(ctx, "t", "patient-42"); p == p1 || p == "" {
+		t.Fatalf("after erasure the value got %q again", p)
+	}
+}
+
+func testTokens(t *testing.T, open Opener) {
+	db := open(t)
+	s, err := auth.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Fresh() {
+		t.Fatal("a new token store is not Fresh")
+	}
+	tok, p, err := s.Create(ctx, auth.Spec{Name: "agent", Tenant: "t", Scopes: []string{auth.ScopeWrite, auth.ScopeRead}, Actors: []string{"bot"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := auth.Open(db); err != nil || again.Fresh() {
+		t.Fatalf("the second Open is Fresh (%v): the admin token would be made twice", err)
+	}
+	got, err := s.Check(ctx, tok)
+	if err != nil || got.ID != p.ID || !got.Has(auth.ScopeRead) || got.Has(auth.ScopeAdmin) || !got.MayActAs("bot") || got.MayActAs("other") {
+		t.Fatalf("Check = %+v, %v", got, err)
+	}
+	if _, err := s.Check(ctx, tok[:len(tok)-1]+"x"); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("Check of a wrong token = %v", err)
+	}
+	ch, err := s.Unlogged(ctx)
+	if err != nil || len(ch) != 1 || ch[0].Revoked {
+		t.Fatalf("Unlogged = %+v, %v", ch, err)
+	}
+	if err := s.MarkLogged(ctx, p.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	// A second store (another instance) sees the revocation at once; the
+	// first within CacheTTL.
+	other, err := auth.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Check(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Check(ctx, tok); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("Check after Revoke = %v", err)
+	}
+	deadline := time.Now().Add(auth.CacheTTL + time.Second)
+	for {
+		if _, err := other.Check(ctx, tok); errors.Is(err, auth.ErrUnauthenticated) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another instance still accepts a revoked token after %v", auth.CacheTTL+time.Second)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ch, _ := s.Unlogged(ctx); len(ch) != 1 || !ch[0].Revoked {
+		t.Fatalf("Unlogged after Revoke = %+v", ch)
+	}
+	if ps, _ := s.List(ctx); len(ps) != 0 {
+		t.Fatalf("List after Revoke = %+v", ps)
+	}
+}
+
+func testChain(t *testing.T, open Opener) {
+	db := open(t)
+	s, err := chain.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := chain.Key{Tenant: "t", Session: "a"}, chain.Key{Tenant: "t", Session: "B"}
+	l, err := s.Lock(ctx, []chain.Key{b, a, a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Head(a); h.Next != 0 || h.Prev != nil || h.Dirty {
+		t.Fatalf("a new session's head = %+v", h)
+	}
+	if err := l.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h1 := bytes.Repeat([]byte{7}, 32)
+	if err := l.Commit(ctx, map[chain.Key]chain.Head{a: {Next: 3, Prev: h1}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
+	l, err = s.Lock(ctx, []chain.Key{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Head(a); h.Next != 3 || !bytes.Equal(h.Prev, h1) || h.Dirty {
+		t.Fatalf("head after Commit = %+v", h)
+	}
+	if h := l.Head(b); h.Next != 0 || h.Dirty {
+		t.Fatalf("an untouched session's head = %+v", h)
+	}
+	// An append that begins and never commits leaves the sessions dirty.
+	if err := l.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While held, the session cannot be locked again.
+	done := make(chan error, 1)
+	go func() {
+		l2, err := s.Lock(ctx, []chain.Key{b})
+		if err == nil {
+			l2.Unlock()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a held session was locked again (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	l.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	l, err = s.Lock(ctx, []chain.Key{a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if h := l.Head(a); !h.Dirty || h.Next != 3 || time.Since(h.DirtySince) > time.Minute {
+		t.Fatalf("head after an unfinished append = %+v, want dirty", h)
+	}
+	l.Recovered(a, chain.Head{Next: 4, Prev: h1})
+	if err := l.Commit(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Head(a); h.Dirty || h.Next != 4 {
+		t.Fatalf("head after recovery and Commit = %+v", h)
+	}
+}
+
+// memLog is a tessera.LogReader over leaves in memory.
+type memLog struct {
+	mu     sync.Mutex
+	leaves [][]byte
+}
+
+func (m *memLog) add(l ...[]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leaves = append(m.leaves, l...)
+}
+
+func (m *memLog) ReadCheckpoint(context.Context) ([]byte, error) { return nil, os.ErrNotExist }
+func (m *memLog) ReadTile(context.Context, uint64, uint64, uint8) ([]byte, error) {
+	return nil, os.ErrNotExist
+}
+func (m *memLog) NextIndex(ctx context.Context) (uint64, error) { return m.IntegratedSize(ctx) }
+func (m *memLog) IntegratedSize(context.Context) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return uint64(len(m.leaves)), nil
+}
+func (m *memLog) ReadEntryBundle(_ context.Context, i uint64, p uint8) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := uint64(p)
+	if n == 0 {
+		n = layout.EntryBundleWidth
+	}
+	first := i * layout.EntryBundleWidth
+	if first+n > uint64(len(m.leaves)) {
+		return nil, os.ErrNotExist
+	}
+	var b []byte
+	for _, l := range m.leaves[first : first+n] {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(l)))
+		b = append(b, l...)
+	}
+	return b, nil
+}
+
+func leaf(t *testing.T, tenant, session string, seq uint64, kind string, at time.Time) []byte {
+	t.Helper()
+	l := &event.Leaf{V: event.LeafVersion, ID: event.NewID(), Kind: kind, Tenant: tenant, Session: session, Seq: seq,
+		Time: at.UTC().Format(event.TimeFormat), Actor: event.Actor{Type: "agent", ID: "a"},
+		Writer: &event.Writer{Token: "tok", Via: event.ViaAPI}}
+	b, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testIndex(t *testing.T, open Opener) {
+	db := open(t)
+	ml := &memLog{}
+	x, err := index.Open(db, ml, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// 600 leaves: three bundles, the last partial; two sessions that
+	// differ only in case, interleaved.
+	for i := range 600 {
+		s := []string{"Sess", "sess"}[i%2]
+		ml.add(leaf(t, "t", s, uint64(i/2), "tool.call", t0.Add(time.Duration(i)*time.Second)))
+	}
+	if err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if x.Size() != 600 {
+		t.Fatalf("Size = %d", x.Size())
+	}
+	ml.add([]byte("not an event"), leaf(t, "t", "Sess", 300, "tool.result", t0.Add(time.Hour)))
+	if err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if x.Size() != 602 {
+		t.Fatalf("Size after an unparseable leaf = %d, want 602", x.Size())
+	}
+	seq, h, ok, err := x.Head(ctx, "t", "Sess")
+	if err != nil || !ok || seq != 300 || len(h) != 32 {
+		t.Fatalf("Head = %d, %x, %v, %v", seq, h, ok, err)
+	}
+	evs, err := x.Session(ctx, "t", "sess", 295, 10)
+	if err != nil || len(evs) != 5 || evs[0].Seq != 295 || evs[0].Index != 591 {
+		t.Fatalf("Session = %+v, %v", evs, err)
+	}
+	if _, _, ok, _ := x.Head(ctx, "T", "Sess"); ok {
+		t.Fatal("tenant T finds tenant t's session")
+	}
+	lt, ok, err := x.LatestTime(ctx, "t", []string{"Sess"})
+	if err != nil || !ok || !lt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("LatestTime = %v, %v, %v", lt, ok, err)
+	}
+	// Reopened, the index starts where it was.
+	y, err := index.Open(db, ml, quiet())
+	if err != nil || y.Size() != 602 {
+		t.Fatalf("reopened index size = %d, %v", y.Size(), err)
+	}
+}
+
+// Two indexes (instances) on one database catch up at once: every leaf
+// is indexed once, and each sees the size the other reached.
+func testIndexTwoInstances(t *testing.T, open Opener) {
+	db := open(t)
+	ml := &memLog{}
+	x1, err := index.Open(db, ml, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x2, err := index.Open(db, ml, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		ml.add(leaf(t, "t", fmt.Sprint("s", i%7), uint64(i/7), "tool.call", time.Now()))
+	}
+	var wg sync.WaitGroup
+	for _, x := range []*index.Index{x1, x2} {
+		wg.Go(func() {
+			if err := x.CatchUp(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, x := range []*index.Index{x1, x2} {
+		if x.Size() != 1000 {
+			t.Fatalf("Size = %d", x.Size())
+		}
+	}
+	total := 0
+	for s := range 7 {
+		evs, err := x2.Session(ctx, "t", fmt.Sprint("s", s), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range evs {
+			if e.Seq != uint64(i) || e.Index != uint64(i*7+s) {
+				t.Fatalf("session s%d entry %d = %+v", s, i, e)
+			}
+		}
+		total += len(evs)
+	}
+	if total != 1000 {
+		t.Fatalf("%d entries indexed, want 1000", total)
+	}
+	// The index is no bigger after a third catch-up from a stale size.
+	if err := x1.CatchUp(ctx); err != nil || x1.Size() != 1000 {
+		t.Fatalf("CatchUp again: %d, %v", x1.Size(), err)
+	}
+}
+
+func testSigners(t *testing.T, open Opener) {
+	db := open(t)
+	s, err := signer.Open(db, signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1, MaxFailures: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := s.Enroll(ctx, "t", "dr.who", "Dr. Who", "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Enroll(ctx, "t", "dr.who", "Dr. Who", "correct horse"); !errors.Is(err, signer.ErrExists) {
+		t.Fatalf("second Enroll = %v", err)
+	}
+	if _, err := s.Enroll(ctx, "t", "Dr.Who", "Dr. Who", "correct horse"); err != nil {
+		t.Fatalf("an id differing in case is another signer: %v", err)
+	}
+	priv, got, err := s.Unseal(ctx, "t", "dr.who", "correct horse")
+	if err != nil || got.KeyID != sg.KeyID || !bytes.Equal(priv.Public().(ed25519.PublicKey), sg.Public) {
+		t.Fatalf("Unseal = %v, %v", got, err)
+	}
+	if _, _, err := s.Unseal(ctx, "t", "dr.who", "wrong horse!"); !errors.Is(err, signer.ErrWrongSecret) {
+		t.Fatalf("Unseal with a wrong secret = %v", err)
+	}
+	for range 3 {
+		s.Failure(ctx, "t", "dr.who")
+	}
+	if _, _, err := s.Unseal(ctx, "t", "dr.who", "correct horse"); !errors.Is(err, signer.ErrLocked) {
+		t.Fatalf("Unseal after 3 failures = %v, want ErrLocked", err)
+	}
+	if err := s.Unlock(ctx, "t", "dr.who"); err != nil {
+		t.Fatal(err)
+	}
+	sid, err := s.StartSession(ctx, "t", "dr.who", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn, id, err := s.Session(ctx, sid, "tok"); err != nil || tn != "t" || id != "dr.who" {
+		t.Fatalf("Session = %s, %s, %v", tn, id, err)
+	}
+	if _, _, err := s.Session(ctx, sid, "other"); !errors.Is(err, signer.ErrSession) {
+		t.Fatalf("Session with another token = %v", err)
+	}
+	if err := s.RecordSignature(ctx, "t", "dr.who", 5, "approved", 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordSignature(ctx, "t", "dr.who", 5, "approved", 10); err != nil {
+		t.Fatalf("recording a signature twice = %v", err)
+	}
+	if at, ok, err := s.Signed(ctx, "t", "dr.who", 5, "approved"); err != nil || !ok || at != 9 {
+		t.Fatalf("Signed = %d, %v, %v; want the first, 9", at, ok, err)
+	}
+	if _, ok, _ := s.Signed(ctx, "t", "dr.who", 5, "Approved"); ok {
+		t.Fatal("a meaning differing in case counts as signed")
+	}
+	if err := s.Revoke(ctx, "t", "dr.who"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Unseal(ctx, "t", "dr.who", "correct horse"); !errors.Is(err, signer.ErrRevoked) {
+		t.Fatalf("Unseal after Revoke = %v", err)
+	}
+}
+
+func testRetention(t *testing.T, open Opener) {
+	db := open(t)
+	s, err := retention.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.Place(ctx, "t", "s1", "", "litigation 2026-17")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := s.Held(ctx, "t", []string{"s1", "s2"}, nil)
+	if err != nil || len(hs) != 1 || hs[0].ID != h.ID || hs[0].Subject != "" {
+		t.Fatalf("Held = %+v, %v", hs, err)
+	}
+	if hs, _ := s.Held(ctx, "t", []string{"S1"}, nil); len(hs) != 0 {
+		t.Fatal("a hold on s1 holds S1")
+	}
+	if _, err := s.Release(ctx, "u", h.ID); !errors.Is(err, retention.ErrNotFound) {
+		t.Fatalf("Release by another tenant = %v", err)
+	}
+	if _, err := s.Release(ctx, "t", h.ID); err != nil {
+		t.Fatal(err)
+	}
+	if hs, _ := s.Held(ctx, "t", []string{"s1"}, nil); len(hs) != 0 {
+		t.Fatalf("Held after Release = %+v", hs)
+	}
+	if f, p, err := s.Recorded(ctx, "t"); err != nil || f != "" || p != "" {
+		t.Fatalf("Recorded before any = %q %q %v", f, p, err)
+	}
+	for _, f := range []string{"7y", "6m"} {
+		if err := s.Record(ctx, "t", f, "part11"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f, p, err := s.Recorded(ctx, "t"); err != nil || f != "6m" || p != "part11" {
+		t.Fatalf("Recorded = %q %q %v", f, p, err)
+	}
+}
