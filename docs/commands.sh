@@ -20,11 +20,11 @@ for spec in "log-server|--help" "log-server|token create --help" "log-server|tok
             "loadgen|--help"; do
   IFS='|' read -r name args <<< "$spec"
   case "$name $args" in
-    "log-server --help") printf '\n## log-server\n\nServes the log (see [event-api.md](event-api.md), [capture.md](capture.md)). Environment: `LLMAUDIT_MASTER_KEY` (64 hex digits) supplies the vault master key (see `--master-key-source`).\n' ;;
+    "log-server --help") printf '\n## log-server\n\nServes the log (see [event-api.md](event-api.md), [capture.md](capture.md)). Environment: `LLMAUDIT_MASTER_KEY` (64 hex digits) supplies the vault master key (see `--master-key-source`); `LLMAUDIT_DB_DSN` the s3 storage'"'"'s database (see `--db-dsn` and [scale-out.md](scale-out.md)); `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` its bucket'"'"'s credentials.\n' ;;
     "witness --help") printf '\n## witness\n\nSee [witness.md](witness.md).\n' ;;
     "monitor --help") printf '\n## monitor\n\nSee [monitor.md](monitor.md) and [verifying.md](verifying.md).\n' ;;
     "replay --help") printf '\n## replay\n\nSee [replay.md](replay.md).\n' ;;
-    "loadgen --help") printf '\n## loadgen\n\nSee [performance.md](performance.md).\n' ;;
+    "loadgen --help") printf '\n## loadgen\n\nSee [performance.md](performance.md) and [scale-out.md](scale-out.md).\n' ;;
   esac
   printf '\n```\n$ %s %s\n' "$name" "$args"
   # shellcheck disable=SC2086

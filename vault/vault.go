@@ -490,6 +490,14 @@ func (v *Vault) commitAll(batch []*putReq) {
 // maxBatchRows bounds one transaction (a put's rows are never split).
 const maxBatchRows = 1024
 
+// insertChunk and insertBytes bound one INSERT statement: rows, and sealed
+// bytes (MariaDB's max_allowed_packet is 16 MiB by default; a single
+// payload is at most the server's body limit, 4 MiB by default).
+const (
+	insertChunk = 128
+	insertBytes = 8 << 20
+)
+
 // commit stores batch in one transaction. If another instance stored a data
 // key first for a session whose new key the batch carries, nothing is
 // stored, the key leaves the cache, and conflicts names the puts that used
@@ -505,11 +513,20 @@ func (v *Vault) commit(batch []*putReq) (conflicts map[*putReq]bool, err error) 
 		return nil, fmt.Errorf("vault: %w", err)
 	}
 	defer keyStmt.Close()
-	payStmt, err := tx.Prepare(`INSERT INTO payloads (id, tenant, session, media_type, size, nonce, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+	// Payloads go in multi-row inserts: one round trip per insertChunk
+	// rows, which is what a database on the network needs.
+	var args []any
+	var size int
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		n := len(args) / 7
+		q := `INSERT INTO payloads (id, tenant, session, media_type, size, nonce, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)
+		_, err := tx.Exec(q, args...)
+		args, size = args[:0], 0
+		return err
 	}
-	defer payStmt.Close()
 	newKeys := make(map[*dataKey]bool)
 	for _, r := range batch {
 		for _, w := range r.rows {
@@ -529,10 +546,16 @@ func (v *Vault) commit(batch []*putReq) (conflicts map[*putReq]bool, err error) 
 				}
 				newKeys[w.key] = true
 			}
-			if _, err := payStmt.Exec(w.id, w.tenant, w.session, w.mediaType, w.size, w.nonce, w.sealed); err != nil {
-				return nil, fmt.Errorf("vault: storing payload: %w", err)
+			args = append(args, w.id, w.tenant, w.session, w.mediaType, w.size, w.nonce, w.sealed)
+			if size += len(w.sealed); len(args) == 7*insertChunk || size >= insertBytes {
+				if err := flush(); err != nil {
+					return nil, fmt.Errorf("vault: storing payloads: %w", err)
+				}
 			}
 		}
+	}
+	if err := flush(); err != nil {
+		return nil, fmt.Errorf("vault: storing payloads: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("vault: commit: %w", err)

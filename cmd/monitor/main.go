@@ -18,7 +18,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -74,20 +73,6 @@ func newLogger(level string) (*slog.Logger, error) {
 	return logger, nil
 }
 
-// readTrust reads what every subcommand verifies against: the log's
-// verifier key and, if given, the witness policy.
-func readTrust(keyPath, policyPath string) (note.Verifier, *checkpoint.Policy, error) {
-	key, err := readLogKey(keyPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	policy, err := readPolicy(policyPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, policy, nil
-}
-
 // logFlags are the flags of every command that reads a log: where it is
 // and what its reads are verified against.
 type logFlags struct{ url, caFile, logKey, policyFile, tokenFile *string }
@@ -104,7 +89,7 @@ func addLogFlags(fs *flag.FlagSet, policyHelp, tokenHelp string) *logFlags {
 
 // open reads the verifier key and the policy, and makes the log client.
 func (f *logFlags) open() (note.Verifier, *checkpoint.Policy, *client.Client, error) {
-	key, policy, err := readTrust(*f.logKey, *f.policyFile)
+	key, policy, err := cli.ReadTrust(*f.logKey, *f.policyFile)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -119,28 +104,6 @@ func (f *logFlags) open() (note.Verifier, *checkpoint.Policy, *client.Client, er
 // (none if empty), which must be mode 0600.
 func logClient(url, tokenFile, caFile string) (*client.Client, error) {
 	return cli.LogClient(url, tokenFile, caFile)
-}
-
-func readLogKey(path string) (note.Verifier, error) {
-	if path == "" {
-		return nil, errors.New("--log-key is required (the log's note verifier key, e.g. DATA/keys/log.pub)")
-	}
-	b, err := cli.ReadFile(path, maxConfigBytes)
-	if err != nil {
-		return nil, fmt.Errorf("--log-key: %w", err)
-	}
-	return checkpoint.NewVerifier(strings.TrimSpace(string(b)))
-}
-
-func readPolicy(path string) (*checkpoint.Policy, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := cli.ReadFile(path, maxConfigBytes)
-	if err != nil {
-		return nil, fmt.Errorf("--witness-policy: %w", err)
-	}
-	return checkpoint.ParsePolicy(b)
 }
 
 // maxConfigBytes caps a key, policy or rule file.
@@ -347,7 +310,7 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 0 {
 		return cli.Fail(fs, "no receipt given")
 	}
-	key, policy, err := readTrust(*logKey, *policyFile)
+	key, policy, err := cli.ReadTrust(*logKey, *policyFile)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -386,7 +349,7 @@ func verifySignature(args []string, stdout io.Writer) int {
 	if fs.NArg() == 0 {
 		return cli.Fail(fs, "no signature export given (GET /v1/signatures/{index} answers one)")
 	}
-	key, policy, err := readTrust(*logKey, *policyFile)
+	key, policy, err := cli.ReadTrust(*logKey, *policyFile)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -19,9 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
 
-	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/replay"
@@ -109,26 +107,9 @@ func (c *common) source() (replay.Source, error) {
 	if *c.url == "" {
 		return src, errors.New("--url is required")
 	}
-	if *c.logKey == "" {
-		return src, errors.New("--log-key is required (the log's note verifier key, e.g. DATA/keys/log.pub)")
-	}
-	b, err := cli.ReadFile(*c.logKey, maxFileBytes)
-	if err != nil {
-		return src, fmt.Errorf("--log-key: %w", err)
-	}
-	var key note.Verifier
-	if key, err = checkpoint.NewVerifier(strings.TrimSpace(string(b))); err != nil {
-		return src, fmt.Errorf("--log-key: %w", err)
-	}
-	src.Key = key
-	if *c.policy != "" {
-		b, err := cli.ReadFile(*c.policy, maxFileBytes)
-		if err == nil {
-			src.Policy, err = checkpoint.ParsePolicy(b)
-		}
-		if err != nil {
-			return src, fmt.Errorf("--witness-policy: %w", err)
-		}
+	var err error
+	if src.Key, src.Policy, err = cli.ReadTrust(*c.logKey, *c.policy); err != nil {
+		return src, err
 	}
 	if src.Log, err = logClient(*c.url, *c.tokenFile, *c.caFile); err != nil {
 		return src, err
