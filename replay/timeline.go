@@ -207,7 +207,7 @@ func NewTimeline(s *Session) *Timeline {
 				Summary: fmt.Sprintf("%s: %s after %.0f ms%s", attrString(l, "gen_ai.tool.name"), outcome, attrNum(l, "capture.duration_ms"), res)})
 		case "human.signature":
 			t.Steps = append(t.Steps, Step{Kind: StepSignature, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", attrString(l, "signature.printed_name"), l.Actor.ID,
+				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", attrString(l, "signer.printed_name"), l.Actor.ID,
 					l.Attributes["signature.index"], attrString(l, "signature.meaning"))})
 		case "agent.decision":
 			t.Steps = append(t.Steps, Step{Kind: StepDecision, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},

@@ -95,6 +95,7 @@ func serve(args []string) int {
 	profilesFlag := fs.String("compliance", "", "compliance profiles, comma-separated: part11, sox, eu-ai-act (retention floors 7y, 7y, 6m; combined, the strictest wins)")
 	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
 	chromium := fs.String("chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
+	consoleOn := fs.Bool("console", true, "serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)")
 	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
@@ -214,6 +215,7 @@ func serve(args []string) int {
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
+		Console: consoleFactory(*consoleOn, *chromium, logger),
 	}, *policyFile, *maxConns, *signingKey, tlsFiles, *interceptListen))
 }
 
