@@ -222,6 +222,9 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 			return 0, fmt.Errorf("indexing leaf %d: %w", idx, err)
 		}
 	}
+	if err := x.storeSearch(ctx, tx, first, leaves, from, end); err != nil {
+		return 0, err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE index_meta SET v = ? WHERE k = 'indexed_size'`, int64(end)); err != nil {
 		return 0, err
 	}

@@ -386,6 +386,7 @@ func (s *Server) routes() http.Handler {
 		r.Use(s.apiDeadlines)
 		r.Post("/v1/events", s.authed(auth.ScopeWrite, s.postEvents))
 		r.Post("/v1/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
+		r.Get("/v1/sessions", s.authed(auth.ScopeRead, s.getSessions))
 		r.Get("/v1/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
 		r.Get("/v1/sessions/{id}/payloads", s.authed(auth.ScopeAudit, s.getSessionPayloads))
 		r.Post("/v1/mcp/relay", s.authed(auth.ScopeWrite, s.postMCPRelay))

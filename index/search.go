@@ -1,0 +1,402 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// Session search (GET /v1/sessions): per session, where it is in the log
+// (first and last index and time, its event count), and the terms it can
+// be found by (event kinds, agents, subject pseudonyms, models, and the
+// monitor.alert and human.signature events about its entries). Like the
+// rest of the index it is derived: store() feeds it (storeSearch) in the
+// same transaction as the entries, under the lock on the indexed size that
+// serialises instances sharing the index, and an index made before it
+// existed is filled from the log at its next store.
+//
+// The tables are created with the index's (init appends searchSchema to
+// Schema, in sqldb's portable DDL). The statements run on SQLite and
+// MariaDB alike: terms are inserted with the dialect's INSERT IGNORE;
+// a session's row is read (FOR UPDATE on MariaDB) and then inserted or
+// updated, its positions merged in Go (a portable two-value maximum does
+// not exist, and MariaDB evaluates SET left to right). Storing a range
+// twice is harmless: terms are sets, positions are minima and maxima, and
+// the count is the last seq plus one.
+
+// searchSchema is the search's tables, created with Schema.
+var searchSchema = []string{
+	`CREATE TABLE IF NOT EXISTS search_sessions (
+  tenant {id} NOT NULL, session {id} NOT NULL, first_idx {int} NOT NULL, last_idx {int} NOT NULL,
+  first_time {time} NOT NULL, last_time {time} NOT NULL, events {int} NOT NULL,
+  PRIMARY KEY (tenant, session)){table}`,
+	`CREATE INDEX IF NOT EXISTS search_sessions_last ON search_sessions (last_idx)`,
+	`CREATE TABLE IF NOT EXISTS search_terms (
+  tenant {id} NOT NULL, session {id} NOT NULL, field {id} NOT NULL, value {name} NOT NULL,
+  PRIMARY KEY (tenant, session, field, value)){table}`,
+	`CREATE INDEX IF NOT EXISTS search_terms_value ON search_terms (field, value)`,
+}
+
+func init() { Schema = append(Schema, searchSchema...) }
+
+// Statements ({insert-ignore} is the dialect's INSERT IGNORE, {for-update}
+// its FOR UPDATE).
+const (
+	sqlSearchSizeInit   = `{insert-ignore} INTO index_meta (k, v) VALUES ('search_size', 0)`
+	sqlSearchSize       = `SELECT v FROM index_meta WHERE k = 'search_size'`
+	sqlSearchSizeUpdate = `UPDATE index_meta SET v = ? WHERE k = 'search_size'`
+	sqlSessionGet       = `SELECT first_idx, last_idx, first_time, last_time, events FROM search_sessions WHERE tenant = ? AND session = ?{for-update}`
+	sqlSessionInsert    = `INSERT INTO search_sessions (tenant, session, first_idx, last_idx, first_time, last_time, events) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlSessionUpdate    = `UPDATE search_sessions SET first_idx = ?, last_idx = ?, first_time = ?, last_time = ?, events = ? WHERE tenant = ? AND session = ?`
+	sqlTermInsert       = `{insert-ignore} INTO search_terms (tenant, session, field, value) VALUES (?, ?, ?, ?)`
+	sqlEntrySession     = `SELECT tenant, session FROM entries WHERE idx = ?`
+	sqlSearchSelect     = `SELECT s.tenant, s.session, s.first_idx, s.last_idx, s.first_time, s.last_time, s.events,
+  (SELECT COUNT(*) FROM search_terms a WHERE a.tenant = s.tenant AND a.session = s.session AND a.field = 'alert'),
+  (SELECT COUNT(*) FROM search_terms g WHERE g.tenant = s.tenant AND g.session = s.session AND g.field = 'signature')
+FROM search_sessions s WHERE 1 = 1`
+	sqlSearchHas   = ` AND EXISTS (SELECT 1 FROM search_terms t WHERE t.tenant = s.tenant AND t.session = s.session AND t.field = ? AND t.value = ?)`
+	sqlSearchAny   = ` AND EXISTS (SELECT 1 FROM search_terms t WHERE t.tenant = s.tenant AND t.session = s.session AND t.field = ?)`
+	sqlSearchNone  = ` AND NOT EXISTS (SELECT 1 FROM search_terms t WHERE t.tenant = s.tenant AND t.session = s.session AND t.field = ?)`
+	sqlSearchOrder = ` ORDER BY s.last_idx DESC LIMIT ?`
+	sqlSearchShown = `SELECT field, value FROM search_terms WHERE tenant = ? AND session = ? AND field IN ('agent', 'model') ORDER BY field, value LIMIT 40`
+)
+
+// dialect fills in a statement's dialect-specific words.
+func (x *Index) dialect(stmt string) string {
+	return strings.NewReplacer("{insert-ignore}", x.db.InsertIgnore(), "{for-update}", x.db.ForUpdate()).Replace(stmt)
+}
+
+// Term fields.
+const (
+	termKind      = "kind"
+	termAgent     = "agent"
+	termSubject   = "subject"
+	termModel     = "model"
+	termAlert     = "alert"     // value: the index of a monitor.alert about the session
+	termSignature = "signature" // value: the index of a human.signature on one of its entries
+)
+
+// maxTermValue caps a term's value ({name}: 255 characters).
+const maxTermValue = 255
+
+// storeSearch indexes for search the leaves from..end of one bundle
+// (leaves[i] is the leaf at first+i), in tx, the transaction of store that
+// holds the lock on the indexed size. If the search is behind (an index
+// made before it existed, or extended by an instance without it), the
+// leaves before from are read from the log first.
+func (x *Index) storeSearch(ctx context.Context, tx *sql.Tx, first uint64, leaves [][]byte, from, end uint64) error {
+	if _, err := tx.ExecContext(ctx, x.dialect(sqlSearchSizeInit)); err != nil {
+		return fmt.Errorf("the session search's size: %w", err)
+	}
+	var done int64
+	if err := tx.QueryRowContext(ctx, sqlSearchSize).Scan(&done); err != nil {
+		return fmt.Errorf("the session search's size: %w", err)
+	}
+	if uint64(done) >= end {
+		return nil
+	}
+	b := newSearchBatch()
+	if uint64(done) < from {
+		start := time.Now()
+		if err := x.backfillSearch(ctx, b, uint64(done), from); err != nil {
+			return fmt.Errorf("filling the session search from the log: %w", err)
+		}
+		x.logger.Info("session search filled from the log", "from", done, "to", from, "took", time.Since(start))
+	}
+	for i := max(from, uint64(done)); i < end; i++ {
+		b.add(i, leaves[i-first])
+	}
+	if err := x.writeSearch(ctx, tx, b); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, sqlSearchSizeUpdate, int64(end))
+	return err
+}
+
+// backfillSearch adds the log's leaves from..to to b.
+func (x *Index) backfillSearch(ctx context.Context, b *searchBatch, from, to uint64) error {
+	for from < to {
+		bi := from / layout.EntryBundleWidth
+		end := min((bi+1)*layout.EntryBundleWidth, to)
+		raw, err := x.reader.ReadEntryBundle(ctx, bi, layout.PartialTileSize(0, bi, end))
+		if err != nil {
+			return fmt.Errorf("reading entry bundle %d: %w", bi, err)
+		}
+		var eb api.EntryBundle
+		if err := eb.UnmarshalText(raw); err != nil {
+			return fmt.Errorf("parsing entry bundle %d: %w", bi, err)
+		}
+		first := bi * layout.EntryBundleWidth
+		if uint64(len(eb.Entries)) < end-first {
+			return fmt.Errorf("entry bundle %d has %d entries, want %d", bi, len(eb.Entries), end-first)
+		}
+		for i := from; i < end; i++ {
+			b.add(i, eb.Entries[i-first])
+		}
+		from = end
+	}
+	return nil
+}
+
+type sessionKey struct{ tenant, session string }
+
+type sessionAgg struct {
+	firstIdx, lastIdx   uint64
+	firstTime, lastTime string
+	events              uint64
+}
+
+type term struct {
+	sessionKey
+	field, value string
+}
+
+// searchBatch collects what a run of leaves adds to the search, so that a
+// batch of one session's events writes its row once.
+type searchBatch struct {
+	sessions map[sessionKey]*sessionAgg
+	order    []sessionKey
+	terms    map[term]bool
+	// about are the entries that alerts and signatures name, to be mapped
+	// to their sessions: entry index -> marks.
+	about map[uint64][]term
+}
+
+func newSearchBatch() *searchBatch {
+	return &searchBatch{sessions: map[sessionKey]*sessionAgg{}, terms: map[term]bool{}, about: map[uint64][]term{}}
+}
+
+func (b *searchBatch) term(k sessionKey, field, value string) {
+	if value == "" || len(value) > maxTermValue {
+		return
+	}
+	b.terms[term{k, field, value}] = true
+}
+
+// add adds the leaf at index. A leaf that does not parse is left out, as
+// the entries table leaves it out.
+func (b *searchBatch) add(index uint64, data []byte) {
+	l, err := event.ParseLeaf(data)
+	if err != nil {
+		return
+	}
+	k := sessionKey{l.Tenant, l.Session}
+	a := b.sessions[k]
+	if a == nil {
+		a = &sessionAgg{firstIdx: index, lastIdx: index, firstTime: l.Time, lastTime: l.Time}
+		b.sessions[k] = a
+		b.order = append(b.order, k)
+	}
+	a.merge(sessionAgg{firstIdx: index, lastIdx: index, firstTime: l.Time, lastTime: l.Time, events: l.Seq + 1})
+	b.term(k, termKind, l.Kind)
+	if l.Actor.Type == "agent" {
+		b.term(k, termAgent, l.Actor.ID)
+	}
+	b.term(k, termAgent, str(l.Attributes["gen_ai.agent.id"]))
+	b.term(k, termSubject, l.Subject)
+	b.term(k, termModel, str(l.Attributes["gen_ai.request.model"]))
+	b.term(k, termModel, str(l.Attributes["gen_ai.response.model"]))
+	mark := func(attr, field string) {
+		if n, ok := uintAttr(l.Attributes[attr]); ok && n < index {
+			b.about[n] = append(b.about[n], term{field: field, value: strconv.FormatUint(index, 10)})
+		}
+	}
+	switch l.Kind {
+	case "monitor.alert":
+		mark("monitor.index", termAlert)
+	case "human.signature":
+		mark("signature.index", termSignature)
+	}
+}
+
+func (a *sessionAgg) merge(o sessionAgg) {
+	if o.firstIdx < a.firstIdx {
+		a.firstIdx, a.firstTime = o.firstIdx, o.firstTime
+	}
+	if o.lastIdx > a.lastIdx {
+		a.lastIdx, a.lastTime = o.lastIdx, o.lastTime
+	}
+	a.events = max(a.events, o.events)
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func uintAttr(v any) (uint64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		u, err := strconv.ParseUint(n.String(), 10, 64)
+		return u, err == nil
+	case float64:
+		return uint64(n), n >= 0 && n == float64(uint64(n))
+	}
+	return 0, false
+}
+
+// writeSearch stores the batch in tx.
+func (x *Index) writeSearch(ctx context.Context, tx *sql.Tx, b *searchBatch) error {
+	for idx, marks := range b.about {
+		var k sessionKey
+		err := tx.QueryRowContext(ctx, sqlEntrySession, int64(idx)).Scan(&k.tenant, &k.session)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // not an entry of ours: nothing to mark
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range marks {
+			b.term(k, m.field, m.value)
+		}
+	}
+	for _, k := range b.order {
+		a := b.sessions[k]
+		var cur sessionAgg
+		var fi, li, ev int64
+		err := tx.QueryRowContext(ctx, x.dialect(sqlSessionGet), k.tenant, k.session).Scan(&fi, &li, &cur.firstTime, &cur.lastTime, &ev)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, sqlSessionInsert, k.tenant, k.session, int64(a.firstIdx), int64(a.lastIdx), a.firstTime, a.lastTime, int64(a.events))
+		case err == nil:
+			cur.firstIdx, cur.lastIdx, cur.events = uint64(fi), uint64(li), uint64(ev)
+			cur.merge(*a)
+			_, err = tx.ExecContext(ctx, sqlSessionUpdate, int64(cur.firstIdx), int64(cur.lastIdx), cur.firstTime, cur.lastTime, int64(cur.events), k.tenant, k.session)
+		}
+		if err != nil {
+			return fmt.Errorf("indexing session %s/%s for search: %w", k.tenant, k.session, err)
+		}
+	}
+	ins, err := tx.PrepareContext(ctx, x.dialect(sqlTermInsert))
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for t := range b.terms {
+		if _, err := ins.ExecContext(ctx, t.tenant, t.session, t.field, t.value); err != nil {
+			return fmt.Errorf("indexing a search term: %w", err)
+		}
+	}
+	return nil
+}
+
+// Search lists the sessions q selects, the most recent (by their last
+// entry) first, a page at a time; q.Tenant "" searches every tenant. The
+// list covers the indexed prefix of the log (call WaitFor first to include
+// recent writes). q's time range selects sessions whose span (first to
+// last event) overlaps it. Next is set when more sessions follow.
+func (x *Index) Search(ctx context.Context, q client.SessionSearch) (*client.SessionList, error) {
+	var b strings.Builder
+	b.WriteString(sqlSearchSelect)
+	var args []any
+	if q.Tenant != "" {
+		b.WriteString(` AND s.tenant = ?`)
+		args = append(args, q.Tenant)
+	}
+	if !q.From.IsZero() {
+		b.WriteString(` AND s.last_time >= ?`)
+		args = append(args, q.From.UTC().Format(event.TimeFormat))
+	}
+	if !q.To.IsZero() {
+		b.WriteString(` AND s.first_time < ?`)
+		args = append(args, q.To.UTC().Format(event.TimeFormat))
+	}
+	for _, f := range []struct{ field, value string }{{termAgent, q.Agent}, {termSubject, q.Subject}, {termModel, q.Model}, {termKind, q.Kind}} {
+		if f.value != "" {
+			b.WriteString(sqlSearchHas)
+			args = append(args, f.field, f.value)
+		}
+	}
+	for _, f := range []struct {
+		field string
+		want  *bool
+	}{{termAlert, q.HasAlert}, {termSignature, q.HasSignature}} {
+		switch {
+		case f.want == nil:
+		case *f.want:
+			b.WriteString(sqlSearchAny)
+			args = append(args, f.field)
+		default:
+			b.WriteString(sqlSearchNone)
+			args = append(args, f.field)
+		}
+	}
+	if q.Cursor != "" {
+		before, err := strconv.ParseUint(q.Cursor, 10, 63)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad cursor", ErrBadSearch)
+		}
+		b.WriteString(` AND s.last_idx < ?`)
+		args = append(args, int64(before))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > client.MaxSessionSearchLimit {
+		limit = client.DefaultSessionSearchLimit
+	}
+	b.WriteString(sqlSearchOrder)
+	args = append(args, limit+1)
+	rows, err := x.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := &client.SessionList{Sessions: []client.SessionSummary{}}
+	for rows.Next() {
+		var s client.SessionSummary
+		var fi, li, ev int64
+		if err := rows.Scan(&s.Tenant, &s.Session, &fi, &li, &s.FirstTime, &s.LastTime, &ev, &s.Alerts, &s.Signatures); err != nil {
+			return nil, err
+		}
+		s.FirstIndex, s.LastIndex, s.Events = uint64(fi), uint64(li), uint64(ev)
+		s.Agents, s.Models = []string{}, []string{}
+		out.Sessions = append(out.Sessions, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if len(out.Sessions) > limit {
+		out.Sessions = out.Sessions[:limit]
+		out.Next = strconv.FormatUint(out.Sessions[limit-1].LastIndex, 10)
+	}
+	for i := range out.Sessions {
+		s := &out.Sessions[i]
+		if err := x.shown(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// shown fills in a session's agents and models.
+func (x *Index) shown(ctx context.Context, s *client.SessionSummary) error {
+	rows, err := x.db.QueryContext(ctx, sqlSearchShown, s.Tenant, s.Session)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f, v string
+		if err := rows.Scan(&f, &v); err != nil {
+			return err
+		}
+		if f == termAgent {
+			s.Agents = append(s.Agents, v)
+		} else {
+			s.Models = append(s.Models, v)
+		}
+	}
+	return rows.Err()
+}
+
+// ErrBadSearch is returned (wrapped) by Search for a query it cannot run
+// (a cursor it did not make).
+var ErrBadSearch = errors.New("bad session search")

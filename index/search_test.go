@@ -1,0 +1,328 @@
+package index_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+)
+
+// memLog is a log of leaves in memory, as Tessera's reader serves it.
+type memLog struct {
+	mu     sync.Mutex
+	leaves [][]byte
+}
+
+func (m *memLog) add(ls ...[]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leaves = append(m.leaves, ls...)
+}
+
+func (m *memLog) ReadCheckpoint(context.Context) ([]byte, error) { return nil, errors.New("unused") }
+func (m *memLog) ReadTile(context.Context, uint64, uint64, uint8) ([]byte, error) {
+	return nil, errors.New("unused")
+}
+func (m *memLog) NextIndex(ctx context.Context) (uint64, error) { return m.IntegratedSize(ctx) }
+func (m *memLog) IntegratedSize(context.Context) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return uint64(len(m.leaves)), nil
+}
+func (m *memLog) ReadEntryBundle(_ context.Context, i uint64, p uint8) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := uint64(p)
+	if n == 0 {
+		n = layout.EntryBundleWidth
+	}
+	first := i * layout.EntryBundleWidth
+	if first+n > uint64(len(m.leaves)) {
+		return nil, os.ErrNotExist
+	}
+	var b []byte
+	for _, l := range m.leaves[first : first+n] {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(l)))
+		b = append(b, l...)
+	}
+	return b, nil
+}
+
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// ev is one leaf to append: tenant/session, kind, actor (an agent), and
+// attributes; seq and time follow from the order.
+type ev struct {
+	tenant, session, kind, agent, subject string
+	attrs                                 map[string]any
+}
+
+func (m *memLog) append(t *testing.T, seqs map[string]uint64, e ev) uint64 {
+	t.Helper()
+	key := e.tenant + "/" + e.session
+	a := map[string]any{}
+	for k, v := range e.attrs {
+		b, _ := json.Marshal(v)
+		a[k] = json.Number(string(b))
+		if s, ok := v.(string); ok {
+			a[k] = s
+		}
+	}
+	l := &event.Leaf{V: event.LeafVersion, ID: event.NewID(), Kind: e.kind, Tenant: e.tenant, Session: e.session, Seq: seqs[key],
+		Actor: event.Actor{Type: "agent", ID: e.agent}, Subject: e.subject, Attributes: a,
+		Writer: &event.Writer{Token: "tok", Via: event.ViaAPI}}
+	m.mu.Lock()
+	l.Time = t0.Add(time.Duration(len(m.leaves)) * time.Minute).Format(event.TimeFormat)
+	idx := uint64(len(m.leaves))
+	m.mu.Unlock()
+	if e.agent == "" {
+		l.Actor = event.Actor{Type: "system", ID: "monitor"}
+	}
+	b, err := l.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.add(b)
+	seqs[key]++
+	return idx
+}
+
+// world writes, in tenants t1 and t2: t1/a (bot-1, gpt-4o, subject ps_1,
+// signed), t1/b (bot-2, claude, a tool call that an alert names), t2/c
+// (bot-1), and the alert and signature events in sessions of their own.
+func world(t *testing.T, m *memLog) {
+	s := map[string]uint64{}
+	m.append(t, s, ev{"t1", "a", "llm.request", "bot-1", "ps_1", map[string]any{"gen_ai.request.model": "gpt-4o"}})
+	resp := m.append(t, s, ev{"t1", "a", "llm.response", "bot-1", "", map[string]any{"gen_ai.response.model": "gpt-4o-2024-08-06"}})
+	tool := m.append(t, s, ev{"t1", "b", "tool.call", "bot-2", "", map[string]any{"gen_ai.request.model": "claude", "gen_ai.agent.id": "planner"}})
+	m.append(t, s, ev{"t2", "c", "llm.request", "bot-1", "", nil})
+	m.append(t, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": tool}})
+	m.append(t, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": tool}})
+	m.append(t, s, ev{"t1", "a", "human.signature", "", "", map[string]any{"signature.index": resp}})
+	m.append(t, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": 999999}}) // names no entry
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func forEachDB(t *testing.T, f func(t *testing.T, open func(t *testing.T) *sqldb.DB)) {
+	t.Run("sqlite", func(t *testing.T) {
+		f(t, func(t *testing.T) *sqldb.DB {
+			db, err := sqldb.OpenSQLite(filepath.Join(t.TempDir(), "index.db"), sqlitedb.Rebuildable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		})
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		f(t, func(t *testing.T) *sqldb.DB {
+			db, err := sqldb.OpenMySQL(context.Background(), dbtest.MariaDB(t), sqldb.Pool{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		})
+	})
+}
+
+func names(l *client.SessionList) string {
+	var out []string
+	for _, s := range l.Sessions {
+		out = append(out, s.Tenant+"/"+s.Session)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestSearch: every filter on both databases, on an index built in one
+// catch-up, leaf by leaf, and by two instances at once.
+func TestSearch(t *testing.T) {
+	ctx := context.Background()
+	yes, no := new(true), new(false)
+	cases := []struct {
+		name string
+		q    client.SessionSearch
+		want string
+	}{
+		{"all, the latest first", client.SessionSearch{}, "t1/monitor.m,t1/a,t2/c,t1/b"},
+		{"one tenant", client.SessionSearch{Tenant: "t2"}, "t2/c"},
+		{"an agent actor", client.SessionSearch{Agent: "bot-1"}, "t1/a,t2/c"},
+		{"gen_ai.agent.id", client.SessionSearch{Agent: "planner"}, "t1/b"},
+		{"an agent in a tenant", client.SessionSearch{Tenant: "t1", Agent: "bot-1"}, "t1/a"},
+		{"a subject", client.SessionSearch{Subject: "ps_1"}, "t1/a"},
+		{"a requested model", client.SessionSearch{Model: "claude"}, "t1/b"},
+		{"an answered model", client.SessionSearch{Model: "gpt-4o-2024-08-06"}, "t1/a"},
+		{"a kind", client.SessionSearch{Kind: "monitor.alert"}, "t1/monitor.m"},
+		{"with an alert", client.SessionSearch{HasAlert: yes}, "t1/b"},
+		{"without an alert", client.SessionSearch{HasAlert: no, Tenant: "t1"}, "t1/monitor.m,t1/a"},
+		{"with a signature", client.SessionSearch{HasSignature: yes}, "t1/a"},
+		{"both", client.SessionSearch{HasSignature: yes, HasAlert: yes}, ""},
+		{"ids compare byte for byte", client.SessionSearch{Agent: "BOT-1"}, ""},
+		{"from the 4th minute", client.SessionSearch{From: t0.Add(3 * time.Minute)}, "t1/monitor.m,t1/a,t2/c"},
+		{"before the 3rd minute", client.SessionSearch{To: t0.Add(2 * time.Minute)}, "t1/a"},
+		{"a window inside a session's span", client.SessionSearch{From: t0.Add(90 * time.Second), To: t0.Add(100 * time.Second)}, "t1/a"},
+	}
+	check := func(t *testing.T, x *index.Index) {
+		t.Helper()
+		for _, c := range cases {
+			l, err := x.Search(ctx, c.q)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if names(l) != c.want {
+				t.Errorf("%s: %q, want %q", c.name, names(l), c.want)
+			}
+		}
+		l, err := x.Search(ctx, client.SessionSearch{Agent: "bot-1", Tenant: "t1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := l.Sessions[0]
+		if a.Events != 3 || a.FirstIndex != 0 || a.LastIndex != 6 || a.FirstTime != t0.Format(event.TimeFormat) ||
+			strings.Join(a.Agents, ",") != "bot-1" || strings.Join(a.Models, ",") != "gpt-4o,gpt-4o-2024-08-06" || a.Signatures != 1 || a.Alerts != 0 {
+			t.Errorf("summary of t1/a: %+v", a)
+		}
+		if l, _ := x.Search(ctx, client.SessionSearch{HasAlert: yes}); len(l.Sessions) != 1 || l.Sessions[0].Alerts != 2 {
+			t.Errorf("t1/b's alerts: %+v", l.Sessions)
+		}
+		// Pages of one.
+		var got []string
+		q := client.SessionSearch{Limit: 1}
+		for range 10 {
+			l, err := x.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, names(l))
+			if l.Next == "" {
+				break
+			}
+			q.Cursor = l.Next
+		}
+		if strings.Join(got, ",") != cases[0].want {
+			t.Errorf("paged: %v", got)
+		}
+		if _, err := x.Search(ctx, client.SessionSearch{Cursor: "x"}); !errors.Is(err, index.ErrBadSearch) {
+			t.Errorf("a bad cursor: %v", err)
+		}
+	}
+	forEachDB(t, func(t *testing.T, open func(t *testing.T) *sqldb.DB) {
+		t.Run("one catch-up", func(t *testing.T) {
+			m := &memLog{}
+			world(t, m)
+			x, err := index.Open(open(t), m, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := x.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check(t, x)
+		})
+		t.Run("leaf by leaf, twice over", func(t *testing.T) {
+			full := &memLog{}
+			world(t, full)
+			db := open(t)
+			m := &memLog{}
+			x, err := index.Open(db, m, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range full.leaves {
+				m.add(l)
+				if err := x.CatchUp(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check(t, x)
+			// A second index on the same database finds it done.
+			y, err := index.Open(db, m, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := y.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check(t, y)
+		})
+		t.Run("two instances at once", func(t *testing.T) {
+			db := open(t)
+			m := &memLog{}
+			x1, err1 := index.Open(db, m, quiet())
+			x2, err2 := index.Open(db, m, quiet())
+			if err := errors.Join(err1, err2); err != nil {
+				t.Fatal(err)
+			}
+			world(t, m)
+			var wg sync.WaitGroup
+			for _, x := range []*index.Index{x1, x2} {
+				wg.Go(func() {
+					if err := x.CatchUp(ctx); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			check(t, x1)
+		})
+	})
+}
+
+// TestSearchFilledFromLog: an index whose search tables are empty and
+// whose search size is unknown (made before the search existed) is filled
+// from the log at its next store.
+func TestSearchFilledFromLog(t *testing.T) {
+	ctx := context.Background()
+	forEachDB(t, func(t *testing.T, open func(t *testing.T) *sqldb.DB) {
+		db := open(t)
+		m := &memLog{}
+		world(t, m)
+		x, err := index.Open(db, m, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range []string{"DELETE FROM search_sessions", "DELETE FROM search_terms", "DELETE FROM index_meta WHERE k = 'search_size'"} {
+			if _, err := db.Exec(stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l, _ := x.Search(ctx, client.SessionSearch{}); len(l.Sessions) != 0 {
+			t.Fatalf("emptied, the search finds %s", names(l))
+		}
+		m.append(t, map[string]uint64{}, ev{"t3", "d", "llm.request", "bot-9", "", nil})
+		if err := x.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l, err := x.Search(ctx, client.SessionSearch{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := names(l), "t3/d,t1/monitor.m,t1/a,t2/c,t1/b"; got != want {
+			t.Fatalf("after the next store: %q, want %q", got, want)
+		}
+		if l, _ := x.Search(ctx, client.SessionSearch{HasAlert: new(true)}); names(l) != "t1/b" {
+			t.Fatalf("alerts after filling: %q", names(l))
+		}
+	})
+}
