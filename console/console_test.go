@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // TestConsoleAuditorJourney walks the console in the browser as an auditor
@@ -52,6 +53,19 @@ func TestConsoleAuditorJourney(t *testing.T) {
 		}
 		if s := b.text("#ingest-rate"); !strings.Contains(s, "not measured yet") {
 			t.Errorf("an ingest rate from one reading: %q", s)
+		}
+		// By keyboard: the first Tab reaches the skip link, Enter moves to
+		// the page's content; nothing is taken out of the tab order.
+		b.do(chromedp.KeyEvent(kb.Tab))
+		if s := b.eval(`document.activeElement.textContent`); s != "Skip to content" {
+			t.Errorf("the first Tab reaches %q", s)
+		}
+		b.do(chromedp.KeyEvent(kb.Enter))
+		if s := b.eval(`document.activeElement.id`); s != "main" {
+			t.Errorf("the skip link moved the focus to %q", s)
+		}
+		if n := b.count(`a[tabindex^="-"], button[tabindex^="-"], input[tabindex^="-"], select[tabindex^="-"], summary[tabindex^="-"]`); n != 0 {
+			t.Errorf("%d controls out of the tab order", n)
 		}
 	})
 	firstHealth := time.Now()

@@ -165,5 +165,6 @@ func (c *Console) observe(cp cpState) time.Time {
 	return c.health.observe(time.Now(), cp.Size, cp.Root)
 }
 
-// maxHealthAlerts caps the alerts the health page reads.
-const maxHealthAlerts = 500
+// maxHealthAlerts caps the alerts the health page reads (each is read and
+// verified).
+const maxHealthAlerts = 200
