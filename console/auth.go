@@ -235,10 +235,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := c.cfg.Client(token)
-	// Any read of an entry says whether the log knows the token and lets
-	// it read: 401 unknown or revoked, 403 no read scope; anything else
-	// (the entry, 404, not published yet) is a reader.
-	_, err = log.Entry(r.Context(), 0, 0)
+	// A search of one session says whether the log knows the token and
+	// lets it read: 401 unknown or revoked, 403 no read scope. (It always
+	// authenticates, also on a log whose entries are public.)
+	_, err = log.Sessions(r.Context(), client.SessionSearch{Limit: 1})
 	switch {
 	case errors.Is(err, client.ErrUnauthenticated):
 		c.signinForm(w, r, http.StatusUnauthorized, "The log does not know this token, or it was revoked.")
@@ -249,7 +249,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, client.ErrOverloaded):
 		c.signinForm(w, r, http.StatusServiceUnavailable, "The log is busy; try again in a moment.")
 		return
-	case err != nil && !errors.Is(err, client.ErrNotFound) && !errors.Is(err, client.ErrNotPublished):
+	case err != nil:
 		c.signinForm(w, r, http.StatusBadGateway, "The log could not check the token: "+err.Error())
 		return
 	}

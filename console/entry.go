@@ -164,8 +164,12 @@ func sessionLink(tenant, session string) string {
 }
 
 // maxSignatureScan caps the events of a session read to find the
-// signatures on one of its records.
-const maxSignatureScan = 10000
+// signatures on one of its records, and maxSignaturesShown the signatures
+// read and verified.
+const (
+	maxSignatureScan   = 10000
+	maxSignaturesShown = 50
+)
 
 // signaturesOn finds the signatures on the entry: human.signature events
 // of its session after it, whose statements name it, each verified from
@@ -177,7 +181,8 @@ func (c *Console) signaturesOn(r *http.Request, u *user, v *verifiedEntry) ([]ma
 	}
 	var out []manifestation
 	var from uint64 = l.Seq + 1
-	for read := 0; read < maxSignatureScan; {
+	read := 0
+	for scanned := 0; scanned < maxSignatureScan; {
 		p, err := u.log.Session(r.Context(), l.Session, client.SessionQuery{Tenant: l.Tenant, FromSeq: from, Limit: 1000})
 		if errors.Is(err, client.ErrNotFound) {
 			break
@@ -186,14 +191,17 @@ func (c *Console) signaturesOn(r *http.Request, u *user, v *verifiedEntry) ([]ma
 			return out, "the signatures on this record could not be read: " + err.Error()
 		}
 		for _, e := range p.Events {
-			if e.Kind == signature.KindSignature {
-				m := c.manifest(r, u, e.Index)
-				if m.Record == v.Index || m.Record == 0 && !m.Valid {
-					out = append(out, m)
-				}
+			if e.Kind != signature.KindSignature {
+				continue
+			}
+			if read++; read > maxSignaturesShown {
+				return out, fmt.Sprintf("only the first %d signatures of this session were read", maxSignaturesShown)
+			}
+			if m := c.manifest(r, u, e.Index); m.Record == v.Index {
+				out = append(out, m)
 			}
 		}
-		read += len(p.Events)
+		scanned += len(p.Events)
 		if len(p.Events) < 1000 {
 			break
 		}

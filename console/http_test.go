@@ -189,6 +189,18 @@ func TestConsoleSignIn(t *testing.T) {
 	}
 }
 
+// TestConsoleSignInPublicLog: on a log whose entries anyone may read, a
+// token the log does not know is still refused.
+func TestConsoleSignInPublicLog(t *testing.T) {
+	w := newWorld(t, worldOptions{public: true})
+	a := newAgent(t, w.url, nil)
+	form := csrfOf(t, a.do("GET", "", nil, nil).body)
+	if r := a.do("POST", "login", url.Values{"csrf": {form}, "token": {"0123456789abcdef"}}, nil); r.code != 401 || cookie(r.cookies, "llmat_console") != nil {
+		t.Fatalf("an unknown token on a public log = %d %v", r.code, r.cookies)
+	}
+	a.signIn(w.reader)
+}
+
 // TestConsoleCSRF: every state-changing action refuses a POST without the
 // sign-in's CSRF token, with another sign-in's, or from another site, and
 // then has no effect in the log; with the token it works (the control).

@@ -26,12 +26,10 @@ const maxPayloadShown = 2048
 
 type timelineData struct {
 	Tenant, Session string
-	// Query is the tenant query string of links to this session.
-	TenantQuery string
-	CP          cpState
-	Verified    bool
-	Events      int
-	Shown       int
+	CP              cpState
+	Verified        bool
+	Events          int
+	Shown           int
 	// SessionProblems are failures that concern no one event (the
 	// checkpoint); Problems counts every failure.
 	SessionProblems []string
@@ -129,9 +127,6 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request, u *user, payl
 		Payloads: payloads, Access: s.Access}
 	if d.Tenant == "" {
 		d.Tenant = tenant
-	}
-	if tenant != "" {
-		d.TenantQuery = "?tenant=" + tenant
 	}
 	for _, p := range s.Problems {
 		if p.Index == nil {

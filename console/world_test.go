@@ -57,6 +57,7 @@ const (
 
 type worldOptions struct {
 	witnesses bool
+	public    bool // --public-entries
 	console   func(cfg *console.Config)
 }
 
@@ -68,7 +69,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 		t.Fatal(err)
 	}
 	cfg := server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)}
+		Logger: slog.New(slog.DiscardHandler), PublicEntries: o.public}
 	if o.witnesses {
 		a := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
 		b := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
