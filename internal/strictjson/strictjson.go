@@ -27,6 +27,11 @@ var ErrKeys = errors.New("bad JSON keys")
 
 var errSyntax = errors.New("malformed JSON")
 
+// MaxDepth bounds how deeply arrays and objects may nest. Check refuses
+// deeper JSON: scanning it costs time and memory for nothing an audit event
+// needs (encoding/json's own bound is 10,000).
+const MaxDepth = 1000
+
 // Check scans the JSON value in data and applies rule to it if it is an
 // object. Values that are not objects where rule expects one are left to the
 // decoder that follows. It scans without building values (keys with escapes
@@ -47,8 +52,26 @@ func Check(data []byte, rule *Object) error {
 }
 
 type scanner struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int
+}
+
+// enter counts one more level of nesting.
+func (s *scanner) enter() error {
+	if s.depth++; s.depth > MaxDepth {
+		return fmt.Errorf("%w: nested more than %d deep at offset %d", errSyntax, MaxDepth, s.i)
+	}
+	return nil
+}
+
+// sub returns the path of a nested value; paths are only kept where a rule
+// applies (they name where a key was refused).
+func sub(rule *Object, path, step string) string {
+	if rule == nil {
+		return ""
+	}
+	return path + step
 }
 
 func (s *scanner) ws() {
@@ -100,6 +123,10 @@ func (s *scanner) value(rule *Object, path string) error {
 	case '{':
 		return s.object(rule, path)
 	case '[':
+		if err := s.enter(); err != nil {
+			return err
+		}
+		defer func() { s.depth-- }()
 		s.i++
 		s.ws()
 		if s.i < len(s.b) && s.b[s.i] == ']' {
@@ -108,7 +135,7 @@ func (s *scanner) value(rule *Object, path string) error {
 		}
 		for {
 			s.ws()
-			if err := s.value(rule, path+"[]"); err != nil {
+			if err := s.value(rule, sub(rule, path, "[]")); err != nil {
 				return err
 			}
 			s.ws()
@@ -149,6 +176,10 @@ func (s *scanner) value(rule *Object, path string) error {
 }
 
 func (s *scanner) object(rule *Object, path string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer func() { s.depth-- }()
 	s.i++ // {
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
@@ -165,7 +196,7 @@ func (s *scanner) object(rule *Object, path string) error {
 		if err != nil {
 			return err
 		}
-		var sub *Object
+		var next *Object
 		if rule != nil {
 			for _, p := range seen {
 				if p == k {
@@ -173,13 +204,13 @@ func (s *scanner) object(rule *Object, path string) error {
 				}
 			}
 			seen = append(seen, k)
-			sub = rule.Values
+			next = rule.Values
 			if !rule.AnyKeys {
 				r, ok := rule.Keys[k]
 				if !ok {
 					return fmt.Errorf("%w: unknown field %q%s (field names are case-sensitive)", ErrKeys, k, at(path))
 				}
-				sub = r
+				next = r
 			}
 		}
 		s.ws()
@@ -188,7 +219,7 @@ func (s *scanner) object(rule *Object, path string) error {
 		}
 		s.i++
 		s.ws()
-		if err := s.value(sub, path+"."+k); err != nil {
+		if err := s.value(next, sub(next, path, "."+k)); err != nil {
 			return err
 		}
 		s.ws()

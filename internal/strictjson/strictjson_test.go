@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -129,4 +131,30 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check(%s) = %v, reference %v", data, got, want)
 		}
 	})
+}
+
+// JSON nested deeper than MaxDepth is refused, and a deep document costs
+// memory in proportion to its size (the path of each level used to be
+// built for every value, which made 100,000 levels cost gigabytes).
+func TestDepth(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(`{"a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`)
+	}
+	rule := &Object{Keys: map[string]*Object{"a": nil}}
+	if err := Check(nest(MaxDepth-1), rule); err != nil {
+		t.Fatalf("%d levels: %v", MaxDepth, err)
+	}
+	if err := Check(nest(MaxDepth), rule); err == nil {
+		t.Fatalf("%d levels accepted", MaxDepth+1)
+	}
+	deep := nest(100000)
+	allocs := testing.AllocsPerRun(3, func() { Check(deep, rule) })
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	Check(deep, rule)
+	runtime.ReadMemStats(&ms)
+	if got := ms.TotalAlloc - before; got > 1<<20 {
+		t.Fatalf("checking 100,000 levels allocated %d bytes (%v allocations)", got, allocs)
+	}
 }
