@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
 	tessaws "github.com/transparency-dev/tessera/storage/aws"
 	"github.com/transparency-dev/tessera/storage/posix"
 
@@ -95,6 +97,8 @@ type Backend struct {
 	S3     *s3.Client
 	Bucket string
 
+	dataDir string
+
 	closers []func() error
 }
 
@@ -136,6 +140,13 @@ func (b *Backend) openPOSIX(ctx context.Context, cfg Config) error {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
+	}
+	b.dataDir = cfg.DataDir
+	// A data directory that takes no writes is refused at once, saying
+	// why (a read-only or full file system), rather than by whichever
+	// database fails first.
+	if err := b.Health(ctx); err != nil {
+		return fmt.Errorf("the data directory %s cannot be written: %w", cfg.DataDir, err)
 	}
 	var err error
 	if b.State, err = b.sqlite(filepath.Join(cfg.DataDir, StateDB), sqlitedb.Durable); err != nil {
@@ -194,7 +205,7 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	b.Driver, err = tessaws.New(ctx, tessaws.Config{
+	drv, err := tessaws.New(ctx, tessaws.Config{
 		SDKConfig:    &sdk,
 		S3Options:    s3Options(cfg.S3),
 		Bucket:       cfg.S3.Bucket,
@@ -206,6 +217,7 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("opening the S3 log: %w", err)
 	}
+	b.Driver = s3Driver{inner: drv, client: b.S3, bucket: b.Bucket}
 	return nil
 }
 
@@ -264,10 +276,23 @@ func (b *Backend) ensureBucket(ctx context.Context, logger *slog.Logger) error {
 // Shared reports whether several instances may run on this storage.
 func (b *Backend) Shared() bool { return b.Kind == S3 }
 
-// Health says whether the storage can be reached: the database answers,
-// and (S3) the bucket does.
+// Health says whether the storage can take writes: (posix) a small file
+// can be written to the data directory and synced, or (S3) the database
+// answers and the bucket does.
 func (b *Backend) Health(ctx context.Context) error {
 	if b.Kind != S3 {
+		f, err := os.CreateTemp(b.dataDir, ".health-")
+		if err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
 		return nil
 	}
 	if err := b.State.PingContext(ctx); err != nil {
@@ -301,4 +326,102 @@ func OpenState(ctx context.Context, dataDir, dsn string) (*sqldb.DB, error) {
 		return nil, fmt.Errorf("no log in %s (start log-server --data %s once first): %w", dataDir, dataDir, err)
 	}
 	return sqldb.OpenSQLite(path, sqlitedb.Durable)
+}
+
+// s3Driver is Tessera's AWS driver with a log reader that answers tiles
+// and entry bundles as tlog-tiles requires: a missing object is
+// os.ErrNotExist, and a partial tile or bundle that garbage collection
+// removed once the full one existed is answered by the full one. (The
+// driver's own reader reports a missing object as an error of another
+// kind, so that neither its fallback nor a 404 happens.)
+type s3Driver struct {
+	inner  tessera.Driver
+	client *s3.Client
+	bucket string
+}
+
+// Appender is the lifecycle method tessera.NewAppender calls.
+func (d s3Driver) Appender(ctx context.Context, opts *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error) {
+	lc, ok := d.inner.(interface {
+		Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
+	})
+	if !ok {
+		return nil, nil, fmt.Errorf("driver %T has no appender", d.inner)
+	}
+	a, r, err := lc.Appender(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, s3Reader{LogReader: r, d: d}, nil
+}
+
+type s3Reader struct {
+	tessera.LogReader
+	d s3Driver
+}
+
+func (r s3Reader) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	return r.partialOrFull(ctx, p, func(p uint8) string { return layout.TilePath(level, index, p) })
+}
+
+func (r s3Reader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	return r.partialOrFull(ctx, p, func(p uint8) string { return layout.EntriesPath(index, p) })
+}
+
+func (r s3Reader) partialOrFull(ctx context.Context, p uint8, path func(uint8) string) ([]byte, error) {
+	b, err := r.get(ctx, path(p))
+	if errors.Is(err, os.ErrNotExist) && p > 0 {
+		return r.get(ctx, path(0))
+	}
+	return b, err
+}
+
+func (r s3Reader) get(ctx context.Context, key string) ([]byte, error) {
+	out, err := r.d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(r.d.bucket), Key: aws.String(key)})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) {
+			return nil, fmt.Errorf("%s: %w", key, os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("reading %s from bucket %s: %w", key, r.d.bucket, err)
+	}
+	defer out.Body.Close()
+	return io.ReadAll(io.LimitReader(out.Body, maxObject))
+}
+
+// maxObject bounds an object read: a full entry bundle of 256 leaves of at
+// most 64 KiB each, with their length prefixes.
+const maxObject = 256 * (65535 + 2)
+
+// clockSlack is how far in the future the time of the last publication
+// may lie before UnstickPublication resets it.
+const clockSlack = 5 * time.Second
+
+// UnstickPublication resets the driver's record of when the last
+// checkpoint was published (posix: the checkpoint file's modification
+// time; S3: Tessera's PubCoord row) when it lies in the future. Both drivers
+// publish only once that time is a checkpoint interval in the past, so a
+// clock stepped back (or an instance whose clock ran ahead) would stop
+// publication until the clock caught up. It reports whether it reset it.
+func (b *Backend) UnstickPublication(ctx context.Context) (bool, error) {
+	now := time.Now()
+	if b.Kind != S3 {
+		path := filepath.Join(b.dataDir, LogDir, layout.CheckpointPath)
+		fi, err := os.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		if !fi.ModTime().After(now.Add(clockSlack)) {
+			return false, nil
+		}
+		return true, os.Chtimes(path, now, now)
+	}
+	res, err := b.State.ExecContext(ctx, `UPDATE PubCoord SET publishedAt = ? WHERE id = 0 AND publishedAt > ?`, now.Unix(), now.Add(clockSlack).Unix())
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }

@@ -125,6 +125,11 @@ type Config struct {
 	// Health, if set, says whether the storage can be reached; a failed
 	// append is ErrUnavailable when it does not.
 	Health func(context.Context) error
+	// UnstickPublication, if set, is called every few seconds to reset the
+	// driver's time of the last publication when it lies in the future (a
+	// clock stepped back), which would otherwise stop checkpoints until the
+	// clock caught up (backend.Backend.UnstickPublication).
+	UnstickPublication func(context.Context) (bool, error)
 	Logger *slog.Logger
 }
 
@@ -237,7 +242,32 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		sessions: make(map[sessionKey]*session),
 	}
 	l.wg.Go(func() { idx.Follow(ctx, 100*time.Millisecond) })
+	if cfg.UnstickPublication != nil {
+		l.wg.Go(func() { l.guardPublication(ctx) })
+	}
 	return l, nil
+}
+
+// publicationGuard is how often guardPublication looks.
+const publicationGuard = 5 * time.Second
+
+// guardPublication keeps checkpoints publishing across a clock stepped
+// back (Config.UnstickPublication).
+func (l *Log) guardPublication(ctx context.Context) {
+	t := time.NewTicker(publicationGuard)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if ok, err := l.cfg.UnstickPublication(ctx); err != nil && ctx.Err() == nil {
+			l.logger.Warn("checking the time of the last publication", "error", err)
+		} else if ok {
+			l.logger.Warn("the last checkpoint's publication time was in the future (the clock stepped back); reset it so that checkpoints publish again")
+		}
+	}
 }
 
 // Origin is the log's origin line (the checkpoint key name).
@@ -313,7 +343,7 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 	}
 
 	if err := l.checkCorrects(ctx, tenant, ps); err != nil {
-		return nil, err
+		return nil, l.unavailable(ctx, err)
 	}
 
 	// Admission control.
@@ -329,7 +359,7 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 
 	// Personal data never reaches a leaf: pseudonyms, durable first.
 	if err := l.pseudonymize(ctx, tenant, ps); err != nil {
-		return nil, err
+		return nil, l.unavailable(ctx, err)
 	}
 
 	// Payloads first: a leaf never commits to a payload that is not durable.
@@ -344,7 +374,7 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		recs = append(recs, vault.Record{ID: pe.id, Tenant: tenant, Session: pe.leaf.Session, MediaType: pe.p.MediaType, Salt: salt, Payload: pe.p.Payload})
 	}
 	if err := l.vault.Put(ctx, recs...); err != nil {
-		return nil, fmt.Errorf("storing payloads: %w", err)
+		return nil, l.unavailable(ctx, fmt.Errorf("storing payloads: %w", err))
 	}
 
 	// Lock every session involved.
@@ -451,7 +481,8 @@ func (l *Log) sizeCovering(ctx context.Context, index uint64) (size uint64, ok b
 // and a session held too long by another append ErrPushback.
 func (l *Log) unavailable(ctx context.Context, err error) error {
 	switch {
-	case err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrPushback) || ctx.Err() != nil:
+	case err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrPushback) || ctx.Err() != nil,
+		errors.Is(err, event.ErrInvalidEvent), errors.Is(err, vault.ErrErased), errors.Is(err, ErrNotFound):
 		return err
 	case errors.Is(err, sqldb.ErrLockTimeout):
 		return fmt.Errorf("%w: %v", ErrPushback, err)

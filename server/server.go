@@ -290,6 +290,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Chains:             b.Chains,
 		Locker:             b.State,
 		Health:             b.Health,
+		UnstickPublication: b.UnstickPublication,
 	}
 	if err := s.configureWitnesses(&lc); err != nil {
 		return nil, err

@@ -48,11 +48,18 @@ func newS3Cluster(t *testing.T, bin string, n int) *s3Cluster {
 	dsn := dbtest.MariaDB(t)
 	ep, bucket := dbtest.S3(t)
 	c := &s3Cluster{bin: bin, dsn: dsn, endpoint: ep, bucket: bucket, origin: "scaleout.test/log", env: os.Environ()}
-	skey, vkey, err := checkpoint.GenerateKey(c.origin)
+	c.dirs, c.vkey = presetDirs(t, c.origin, n)
+	return c
+}
+
+// presetDirs makes n data directories holding one checkpoint key for
+// origin and one vault master key.
+func presetDirs(t *testing.T, origin string, n int) (dirs []string, vkey string) {
+	t.Helper()
+	skey, vkey, err := checkpoint.GenerateKey(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.vkey = vkey
 	master := make([]byte, 32)
 	for i := range master {
 		master[i] = byte(i * 7)
@@ -70,9 +77,9 @@ func newS3Cluster(t *testing.T, bin string, n int) *s3Cluster {
 		if err := os.WriteFile(filepath.Join(dir, "keys", "log.pub"), []byte(vkey+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c.dirs = append(c.dirs, dir)
+		dirs = append(dirs, dir)
 	}
-	return c
+	return dirs, vkey
 }
 
 func (c *s3Cluster) flags(extra ...string) []string {
