@@ -47,8 +47,9 @@ func NewKeys(t testing.TB, origin string) Keys {
 }
 
 // Engine starts the audit engine on b as the server does (retention
-// floors of 0d, a fast signer policy), closed at cleanup.
-func Engine(t testing.TB, b *backend.Backend, k Keys) *auditlog.Log {
+// floors of 0d, a fast signer policy), closed at cleanup; mods change its
+// configuration first.
+func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Config)) *auditlog.Log {
 	t.Helper()
 	vlt, err := vault.Open(b.Vault, masterKey(1))
 	if err != nil {
@@ -70,10 +71,14 @@ func Engine(t testing.TB, b *backend.Backend, k Keys) *auditlog.Log {
 	if b.Shared() {
 		interval = time.Second // the AWS driver's least
 	}
-	l, err := auditlog.New(ctx, auditlog.Config{Driver: b.Driver, Signer: k.Signer, Verifier: k.Verifier, Vault: vlt,
+	cfg := auditlog.Config{Driver: b.Driver, Signer: k.Signer, Verifier: k.Verifier, Vault: vlt,
 		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, quiet()) },
 		CheckpointInterval: interval, Signers: signers, Retention: holds, Floors: floors,
-		Chains: b.Chains, Locker: b.State, Health: b.Health, Logger: quiet()})
+		Chains: b.Chains, Locker: b.State, Health: b.Health, UnstickPublication: b.UnstickPublication, Logger: quiet()}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	l, err := auditlog.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
