@@ -55,25 +55,32 @@ func (s *Server) mountConsole(r chi.Router) {
 func (s *Server) UserClient(token string) *client.Client {
 	h := sha256.Sum256([]byte(token))
 	c, err := client.New("http://log-server.console", client.WithToken(token),
-		client.WithHTTPClient(&http.Client{Transport: userTransport{s: s, addr: "console-" + hex.EncodeToString(h[:6])}}))
+		client.WithHTTPClient(&http.Client{Transport: inProcess{s: s, addr: "console-" + hex.EncodeToString(h[:6])}}))
 	if err != nil {
 		panic(err) // a constant URL
 	}
 	return c
 }
 
-// userTransport serves requests with the server's handler, as a user.
-type userTransport struct {
-	s    *Server
-	addr string
+// inProcess serves requests with the server's handler: as the server
+// itself (internal, LocalClient) or as the holder of the request's token
+// (UserClient).
+type inProcess struct {
+	s        *Server
+	addr     string
+	internal bool
 }
 
-func (t userTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 	// The request is new: mask what the caller's context may carry from
-	// the request it serves, the in-process mark (these requests are never
-	// the server's own) and chi's routing state (which chi would reuse,
-	// method and all, for this request).
-	ctx := context.WithValue(r.Context(), internalKey{}, nil)
+	// the request it serves, the in-process mark (set only for the server's
+	// own requests) and chi's routing state (which chi would reuse, method
+	// and all, for this request).
+	var mark any
+	if t.internal {
+		mark = true
+	}
+	ctx := context.WithValue(r.Context(), internalKey{}, mark)
 	ctx = context.WithValue(ctx, chi.RouteCtxKey, (*chi.Context)(nil))
 	r = r.Clone(ctx)
 	r.RemoteAddr = t.addr
