@@ -31,6 +31,8 @@ import (
 	tessaws "github.com/transparency-dev/tessera/storage/aws"
 	"github.com/transparency-dev/tessera/storage/posix"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
@@ -209,7 +211,7 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 		SDKConfig:    &sdk,
 		S3Options:    s3Options(cfg.S3),
 		Bucket:       cfg.S3.Bucket,
-		DSN:          mc.FormatDSN(),
+		DSN:          tesseraDSN(mc),
 		MaxOpenConns: sqldb.DefaultTesseraConns,
 		MaxIdleConns: sqldb.DefaultTesseraConns,
 		HTTPClient:   cfg.WitnessClient,
@@ -219,6 +221,21 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 	}
 	b.Driver = s3Driver{inner: drv, client: b.S3, bucket: b.Bucket}
 	return nil
+}
+
+// tesseraDSN is the DSN of Tessera's sequencer pool: the same database, in
+// READ COMMITTED. Under MariaDB's default REPEATABLE READ the integrator's
+// locking read of the Seq table takes a gap lock above the last batch, so
+// every batch being sequenced waits while an integration writes its tiles
+// to the bucket, and for as long as the bucket does not answer. Tessera
+// orders its writers by locking its coordination rows (SeqCoord, IntCoord),
+// not by gap locks, so READ COMMITTED keeps its guarantees.
+func tesseraDSN(c *mysql.Config) string {
+	t := c.Clone()
+	if _, ok := t.Params["tx_isolation"]; !ok {
+		t.Params["tx_isolation"] = "'READ-COMMITTED'"
+	}
+	return t.FormatDSN()
 }
 
 func s3Config(ctx context.Context, c S3Config) (aws.Config, error) {
@@ -418,6 +435,18 @@ func (b *Backend) UnstickPublication(ctx context.Context) (bool, error) {
 		}
 		return true, os.Chtimes(path, now, now)
 	}
+	// A plain read first: it takes no lock, while the UPDATE would wait
+	// for a publication in progress (which holds the row while it asks
+	// the witnesses and writes the bucket).
+	var at int64
+	if err := b.State.QueryRowContext(ctx, `SELECT publishedAt FROM PubCoord WHERE id = 0`).Scan(&at); err != nil {
+		return false, err
+	}
+	if at <= now.Add(clockSlack).Unix() {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, clockSlack)
+	defer cancel()
 	res, err := b.State.ExecContext(ctx, `UPDATE PubCoord SET publishedAt = ? WHERE id = 0 AND publishedAt > ?`, now.Unix(), now.Add(clockSlack).Unix())
 	if err != nil {
 		return false, err
