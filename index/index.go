@@ -38,15 +38,15 @@ type Index struct {
 	kick    chan struct{}
 }
 
-// Schema is the index's tables (sqldb's portable DDL); SchemaVersion is
-// pinned in the database.
-var Schema = []string{
+// Schema is the index's tables (sqldb's portable DDL), with the session
+// search's (search.go); SchemaVersion is pinned in the database.
+var Schema = append([]string{
 	`CREATE TABLE IF NOT EXISTS index_meta (k {name} PRIMARY KEY, v {int} NOT NULL){table}`,
 	`CREATE TABLE IF NOT EXISTS entries (
   idx {int} PRIMARY KEY, tenant {id} NOT NULL, session {id} NOT NULL, seq {int} NOT NULL,
   kind {id} NOT NULL, id {id} NOT NULL, leaf_hash {hash} NOT NULL, time {time}){table}`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS entries_session ON entries (tenant, session, seq)`,
-}
+}, searchSchema...)
 
 // SchemaVersion is the version of Schema.
 const SchemaVersion = 1

@@ -26,8 +26,8 @@ import (
 // serialises instances sharing the index, and an index made before it
 // existed is filled from the log at its next store.
 //
-// The tables are created with the index's (init appends searchSchema to
-// Schema, in sqldb's portable DDL). The statements run on SQLite and
+// The tables are created with the index's (Schema includes searchSchema,
+// in sqldb's portable DDL). The statements run on SQLite and
 // MariaDB alike: terms are inserted with the dialect's INSERT IGNORE;
 // a session's row is read (FOR UPDATE on MariaDB) and then inserted or
 // updated, its positions merged in Go (a portable two-value maximum does
@@ -47,8 +47,6 @@ var searchSchema = []string{
   PRIMARY KEY (tenant, session, field, value)){table}`,
 	`CREATE INDEX IF NOT EXISTS search_terms_value ON search_terms (field, value)`,
 }
-
-func init() { Schema = append(Schema, searchSchema...) }
 
 // Statements ({insert-ignore} is the dialect's INSERT IGNORE, {for-update}
 // its FOR UPDATE).

@@ -130,7 +130,7 @@ type Config struct {
 	// clock stepped back), which would otherwise stop checkpoints until the
 	// clock caught up (backend.Backend.UnstickPublication).
 	UnstickPublication func(context.Context) (bool, error)
-	Logger *slog.Logger
+	Logger             *slog.Logger
 }
 
 // IndexStore opens the session index once the log reader exists.
@@ -233,7 +233,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		appender: appender,
 		shutdown: shutdown,
 		reader:   reader,
-		awaiter:  tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, 25*time.Millisecond),
+		awaiter:  tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, checkpointPoll(cfg)),
 		index:    idx,
 		vault:    cfg.Vault,
 		logger:   cfg.Logger,
@@ -246,6 +246,16 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		l.wg.Go(func() { l.guardPublication(ctx) })
 	}
 	return l, nil
+}
+
+// checkpointPoll is how often receipts look for a new checkpoint: often on
+// a local file, less on a bucket (each look is a GET; the AWS driver
+// publishes at most once a second).
+func checkpointPoll(cfg Config) time.Duration {
+	if cfg.Chains != nil {
+		return 200 * time.Millisecond
+	}
+	return 25 * time.Millisecond
 }
 
 // publicationGuard is how often guardPublication looks.

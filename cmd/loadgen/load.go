@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -31,7 +32,7 @@ type config struct {
 	payload, cpSample         int
 	duration, progress        time.Duration
 	rate                      float64
-	verify                    bool
+	verify, tesseraAdd        bool
 	logKey, policyFile        string
 	pids                      []int
 }
@@ -169,13 +170,23 @@ func run(cfg config, out io.Writer) (failed bool, err error) {
 				ev := &event.Request{Session: session, Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "loadgen"},
 					Attributes: map[string]json.RawMessage{"gen_ai.request.model": json.RawMessage(`"bench-model"`), "gen_ai.usage.input_tokens": json.RawMessage(fmt.Sprint(n))},
 					Payload:    json.RawMessage(fmt.Sprintf(`{"prompt":%q}`, pad))}
-				ws, err := lc.Append(context.WithoutCancel(ctx), []*event.Request{ev})
+				var a event.Appended
+				var err error
+				if cfg.tesseraAdd {
+					// Unique entries: the conformance servers answer a
+					// repeated entry from their deduplication cache.
+					a.Index, err = tesseraAdd(lc, fmt.Appendf(nil, "%d %s %s", n, run, pad))
+				} else {
+					var ws []client.Written
+					if ws, err = lc.Append(context.WithoutCancel(ctx), []*event.Request{ev}); err == nil {
+						a = ws[0].Appended
+					}
+				}
 				if err != nil {
 					st.fail(err)
 					continue
 				}
 				d := time.Since(t0)
-				a := ws[0].Appended
 				st.ok(acked{session: session, index: a.Index, seq: a.Seq, leafHash: a.LeafHash}, d)
 				if cfg.cpSample > 0 && n%int64(cfg.cpSample) == 0 {
 					cpWaits.Go(func() {
@@ -219,6 +230,25 @@ func run(cfg config, out io.Writer) (failed bool, err error) {
 		}
 	}
 	return failed, nil
+}
+
+// tesseraAdd adds entry through a Tessera conformance server's POST /add,
+// which answers the index in decimal.
+func tesseraAdd(lc *client.Client, entry []byte) (uint64, error) {
+	resp, err := lc.HTTPClient().Post(strings.TrimSuffix(lc.URL(), "/")+"/add", "application/octet-stream", bytes.NewReader(entry))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		return 0, &client.Error{StatusCode: resp.StatusCode, Code: "add", Message: strings.TrimSpace(string(b))}
+	}
+	var idx uint64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &idx); err != nil {
+		return 0, fmt.Errorf("/add answered %q", b)
+	}
+	return idx, nil
 }
 
 func rnd(d time.Duration) time.Duration {

@@ -63,6 +63,7 @@ loadgen --bare [-c N] [--events N]`)
 	fs.Var(&pids, "pid", "server `PID`: report its RSS at the end (repeatable)")
 	fs.DurationVar(&cfg.progress, "progress", 5*time.Second, "progress line interval (stderr)")
 	fs.StringVar(&cfg.caFile, "ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's")
+	fs.BoolVar(&cfg.tesseraAdd, "tessera-add", false, "a baseline: --url is Tessera's own conformance server (cmd/conformance/posix or aws; go -C tools/tessera tool -n posix), written with POST /add of --payload bytes")
 	bare := fs.Bool("bare", false, "measure the bare Tessera POSIX appender instead of a server")
 	batchAge := fs.Duration("batch-max-age", 10*time.Millisecond, "bare mode: batch max age (match the server)")
 	if code, ok := cli.Parse(fs, os.Args[1:]); !ok {
@@ -82,6 +83,8 @@ loadgen --bare [-c N] [--events N]`)
 		os.Exit(cli.Fail(fs, "--rate, --sessions, --events and --payload cannot be negative"))
 	case *bare && (len(cfg.urls) > 0 || cfg.verify):
 		os.Exit(cli.Fail(fs, "--bare measures Tessera alone: no --url, no --verify"))
+	case cfg.tesseraAdd && cfg.verify:
+		os.Exit(cli.Fail(fs, "--tessera-add writes raw entries: no --verify"))
 	case !*bare && cfg.verify && cfg.logKey == "":
 		os.Exit(cli.Fail(fs, "--verify needs --log-key"))
 	}

@@ -242,6 +242,11 @@ func keygen(args []string) int {
 	return 0
 }
 
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
 // dsnEnv names the environment variable --db-dsn defaults to.
 const dsnEnv = "LLMAUDIT_DB_DSN"
 
@@ -287,8 +292,15 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 		logger.Info("created", "path", p)
 	}
 	abs, _ := filepath.Abs(dataDir)
-	logger.Info("log ready", "origin", srv.Log().Origin(), "data", abs,
-		"verifier_key", filepath.Join(abs, server.LogPubFile), "admin_token", filepath.Join(abs, server.AdminToken))
+	ready := []any{"origin", srv.Log().Origin(), "data", abs, "verifier_key", filepath.Join(abs, server.LogPubFile)}
+	if tok := filepath.Join(abs, server.AdminToken); fileExists(tok) {
+		ready = append(ready, "admin_token", tok)
+	} else {
+		// Another instance made the log (s3 storage): tokens are made with
+		// log-server token create --db-dsn.
+		ready = append(ready, "admin_token", "none here (log-server token create makes tokens)")
+	}
+	logger.Info("log ready", ready...)
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
