@@ -196,6 +196,7 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 	if b.Chains, err = chain.Open(db); err != nil {
 		return err
 	}
+	b.closers = append(b.closers, b.Chains.Close)
 	if b.S3, err = newS3Client(ctx, cfg.S3); err != nil {
 		return err
 	}

@@ -62,6 +62,7 @@ const DefaultLockWait = 10 * time.Second
 type Store struct {
 	db   *sqldb.DB
 	wait time.Duration
+	w    *writer // on a shared database: head writes grouped into commits
 }
 
 // Open creates the table in db if needed.
@@ -69,7 +70,19 @@ func Open(db *sqldb.DB) (*Store, error) {
 	if _, err := db.Schema(context.Background(), "chain", SchemaVersion, Schema...); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, wait: DefaultLockWait}, nil
+	s := &Store{db: db, wait: DefaultLockWait}
+	if db.Shared() {
+		s.w = newWriter(db.Pool(2))
+	}
+	return s, nil
+}
+
+// Close stops the writer of a shared database after its queued writes.
+func (s *Store) Close() error {
+	if s.w == nil {
+		return nil
+	}
+	return s.w.close()
 }
 
 // Locked is a set of sessions locked for one append.
@@ -188,30 +201,136 @@ func (l *Locked) Commit(ctx context.Context, heads map[Key]Head) error {
 }
 
 func (l *Locked) write(ctx context.Context, f func(Key, Head) Head) error {
-	tx, err := l.conn().BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	q := l.s.db.Upsert("session_heads", []string{"tenant", "session", "next_seq", "prev", "dirty_since"},
-		[]string{"tenant", "session"}, []string{"next_seq", "prev", "dirty_since"})
 	heads := make(map[Key]Head, len(l.keys))
-	for _, k := range l.keys {
+	rows := make([]row, len(l.keys))
+	for i, k := range l.keys {
 		h := f(k, l.heads[k])
-		var dirty any
-		if h.Dirty {
-			dirty = h.DirtySince.UnixMilli()
-		}
-		if _, err := tx.ExecContext(ctx, q, k.Tenant, k.Session, int64(h.Next), h.Prev, dirty); err != nil {
-			return fmt.Errorf("storing the head of session %s: %w", k.Session, err)
-		}
-		heads[k] = h
+		heads[k], rows[i] = h, row{k, h}
 	}
-	if err := tx.Commit(); err != nil {
+	var err error
+	if l.s.w != nil {
+		err = l.s.w.write(rows)
+	} else {
+		err = l.s.store(ctx, rows)
+	}
+	if err != nil {
 		return err
 	}
 	l.heads = heads
 	return nil
+}
+
+// row is one head to store.
+type row struct {
+	k Key
+	h Head
+}
+
+func (r row) args() []any {
+	var dirty any
+	if r.h.Dirty {
+		dirty = r.h.DirtySince.UnixMilli()
+	}
+	return []any{r.k.Tenant, r.k.Session, int64(r.h.Next), r.h.Prev, dirty}
+}
+
+// store writes rows in one transaction (one instance: no writer).
+func (s *Store) store(ctx context.Context, rows []row) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	q := s.db.Upsert("session_heads", []string{"tenant", "session", "next_seq", "prev", "dirty_since"},
+		[]string{"tenant", "session"}, []string{"next_seq", "prev", "dirty_since"})
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, q, r.args()...); err != nil {
+			return fmt.Errorf("storing the head of session %s: %w", r.k.Session, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// writer groups the head writes of concurrent appends into one commit,
+// as the vault groups payloads: an append waits for two durable writes
+// (its sessions marked dirty, then their new heads), and a commit of the
+// database costs most of each. It writes on a pool of its own, so that it
+// never waits for a connection held by an append that waits for it.
+type writer struct {
+	db   *sql.DB
+	reqs chan *writeReq
+	done chan struct{}
+}
+
+type writeReq struct {
+	rows []row
+	err  chan error
+}
+
+// maxWriteRows bounds one commit of the writer.
+const maxWriteRows = 512
+
+func newWriter(db *sql.DB) *writer {
+	w := &writer{db: db, reqs: make(chan *writeReq, 1024), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// write stores rows durably. Once queued, a write happens whatever the
+// caller does next, so write waits for it: a head stored after its append
+// gave up could overwrite the next append's.
+func (w *writer) write(rows []row) error {
+	r := &writeReq{rows: rows, err: make(chan error, 1)}
+	w.reqs <- r
+	return <-r.err
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	for r := range w.reqs {
+		batch, n := []*writeReq{r}, len(r.rows)
+	more:
+		for n < maxWriteRows {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break more
+				}
+				batch, n = append(batch, r), n+len(r.rows)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := sqldb.Retry(ctx, func() error { return w.commit(ctx, batch, n) })
+		cancel()
+		for _, r := range batch {
+			r.err <- err
+		}
+	}
+}
+
+// commit stores every row of batch in one multi-row statement (MySQL).
+func (w *writer) commit(ctx context.Context, batch []*writeReq, n int) error {
+	args := make([]any, 0, 5*n)
+	for _, r := range batch {
+		for _, row := range r.rows {
+			args = append(args, row.args()...)
+		}
+	}
+	q := `INSERT INTO session_heads (tenant, session, next_seq, prev, dirty_since) VALUES (?, ?, ?, ?, ?)` +
+		strings.Repeat(`, (?, ?, ?, ?, ?)`, n-1) +
+		` ON DUPLICATE KEY UPDATE next_seq = VALUES(next_seq), prev = VALUES(prev), dirty_since = VALUES(dirty_since)`
+	if _, err := w.db.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("storing session heads: %w", err)
+	}
+	return nil
+}
+
+func (w *writer) close() error {
+	close(w.reqs)
+	<-w.done
+	return w.db.Close()
 }
 
 // Unlock releases the sessions.

@@ -104,7 +104,7 @@ func OpenMySQL(ctx context.Context, dsn string, p Pool) (*DB, error) {
 	db.SetMaxIdleConns(p.MaxConns)
 	db.SetConnMaxLifetime(10 * time.Minute)
 	db.SetConnMaxIdleTime(time.Minute)
-	out := &DB{DB: db, Dialect: MySQL, Name: Where(c), locks: newLocalLocks()}
+	out := &DB{DB: db, Dialect: MySQL, Name: Where(c), locks: newLocalLocks(), connector: conn}
 	if err := Retry(ctx, func() error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connecting to %s: %w", out.Name, err)

@@ -13,9 +13,11 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -40,6 +42,23 @@ type DB struct {
 	Name string
 
 	locks *localLocks
+	// connector opens connections to a MySQL database (Pool).
+	connector driver.Connector
+}
+
+// Pool returns a pool of at most n connections of its own to the same
+// database (MySQL), for work that must not wait behind the main pool's
+// connections; on SQLite it is the database itself. The caller closes it
+// (not on SQLite).
+func (db *DB) Pool(n int) *sql.DB {
+	if db.connector == nil {
+		return db.DB
+	}
+	p := sql.OpenDB(db.connector)
+	p.SetMaxOpenConns(n)
+	p.SetMaxIdleConns(n)
+	p.SetConnMaxLifetime(10 * time.Minute)
+	return p
 }
 
 // Errors.
