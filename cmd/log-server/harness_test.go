@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -204,20 +203,7 @@ func TestCheckChain(t *testing.T) {
 
 func getJSON(t *testing.T, url, tok string, v any) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", url, nil)
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s = %d %s", url, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := json.Unmarshal(httpGet(t, url, tok), v); err != nil {
 		t.Fatal(err)
 	}
 }

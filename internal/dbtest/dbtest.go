@@ -170,14 +170,66 @@ func processDir() string {
 	return procDir
 }
 
-// MariaDBServer is a MariaDB server this process started.
-type MariaDBServer struct {
-	Dir  string
-	Port int
+// daemon is a server process this package started, which a test may stop
+// and start again.
+type daemon struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
 	out  *testproc.Buffer
+}
+
+// launch starts cmd (ended with this process: Pdeathsig) with its output
+// kept, and returns a channel closed when it exits.
+func (d *daemon) launch(cmd *exec.Cmd) (chan struct{}, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.out = new(testproc.Buffer)
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	d.cmd, d.done = cmd, make(chan struct{})
+	done := d.done
+	go func() { cmd.Wait(); close(done) }()
+	return done, nil
+}
+
+// Stop shuts the server down cleanly (SIGTERM) and waits for it.
+func (d *daemon) Stop() { d.signal(syscall.SIGTERM) }
+
+// Kill kills the server (SIGKILL), as a crash would.
+func (d *daemon) Kill() { d.signal(syscall.SIGKILL) }
+
+func (d *daemon) signal(sig syscall.Signal) {
+	d.mu.Lock()
+	cmd, done := d.cmd, d.done
+	d.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Output is what the server printed since it last started.
+func (d *daemon) Output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
+}
+
+// MariaDBServer is a MariaDB server this process started.
+type MariaDBServer struct {
+	Dir  string
+	Port int
+	daemon
 }
 
 // mariadbd finds Debian's MariaDB server binary.
@@ -236,20 +288,12 @@ func startMariaDB(dir string) (*MariaDBServer, error) {
 }
 
 func (s *MariaDBServer) start(server string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.out = new(testproc.Buffer)
-	cmd := exec.Command(server, "--no-defaults", "--datadir="+filepath.Join(s.Dir, "data"), "--socket="+filepath.Join(s.Dir, "sock"),
+	done, err := s.launch(exec.Command(server, "--no-defaults", "--datadir="+filepath.Join(s.Dir, "data"), "--socket="+filepath.Join(s.Dir, "sock"),
 		fmt.Sprintf("--port=%d", s.Port), "--bind-address=127.0.0.1", "--user=root", "--pid-file="+filepath.Join(s.Dir, "pid"),
-		"--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=1", "--skip-name-resolve")
-	cmd.Stdout, cmd.Stderr = s.out, s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+		"--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=1", "--skip-name-resolve"))
+	if err != nil {
 		return err
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	done := s.done
-	go func() { cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		db, err := sql.Open("mysql", s.DSN(""))
@@ -262,12 +306,12 @@ func (s *MariaDBServer) start(server string) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("mariadbd exited: %s", s.out.String())
+			return fmt.Errorf("mariadbd exited: %s", s.Output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return fmt.Errorf("mariadbd did not answer within 60 s: %v\n%s", err, s.out.String())
+			s.Kill()
+			return fmt.Errorf("mariadbd did not answer within 60 s: %v\n%s", err, s.Output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -276,28 +320,6 @@ func (s *MariaDBServer) start(server string) error {
 // DSN returns the DSN of database db (empty: none) as root over TCP.
 func (s *MariaDBServer) DSN(db string) string {
 	return fmt.Sprintf("root@tcp(127.0.0.1:%d)/%s", s.Port, db)
-}
-
-// Stop shuts the server down cleanly (SIGTERM) and waits for it.
-func (s *MariaDBServer) Stop() { s.signal(syscall.SIGTERM) }
-
-// Kill kills the server (SIGKILL), as a crash would.
-func (s *MariaDBServer) Kill() { s.signal(syscall.SIGKILL) }
-
-func (s *MariaDBServer) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
 }
 
 // Restart starts the server again on the same data and port.
@@ -310,13 +332,6 @@ func (s *MariaDBServer) Restart(t testing.TB) {
 	if err := s.start(server); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// Output is what the server printed.
-func (s *MariaDBServer) Output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
 }
 
 func freePort() (int, error) {

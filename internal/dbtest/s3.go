@@ -8,15 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 )
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
@@ -28,10 +25,7 @@ type S3Server struct {
 	Dir      string
 	args     []string
 	bin      string
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{}
-	out      *testproc.Buffer
+	daemon
 }
 
 var (
@@ -122,26 +116,17 @@ func startS3(t testing.TB, dir string) (*S3Server, error) {
 }
 
 func (s *S3Server) start() error {
-	s.mu.Lock()
-	s.out = new(testproc.Buffer)
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Env = append(os.Environ(), "WEED_MASTER_VOLUME_GROWTH_COPY_1=1")
-	cmd.Stdout, cmd.Stderr = s.out, s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		s.mu.Unlock()
+	done, err := s.launch(cmd)
+	if err != nil {
 		return err
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	done := s.done
-	go func() { cmd.Wait(); close(done) }()
-	s.mu.Unlock()
 	// Ready when a bucket can be made, written and read.
 	ctx, cancel := waitCtx()
 	defer cancel()
 	c := s.Client()
 	probe := random("ready-")
-	var err error
 	for {
 		if _, err = c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(probe)}); err == nil {
 			if _, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(probe), Key: aws.String("x"), Body: strings.NewReader("x")}); err == nil {
@@ -152,10 +137,10 @@ func (s *S3Server) start() error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("weed exited: %s", s.out.String())
+			return fmt.Errorf("weed exited: %s", s.Output())
 		case <-ctx.Done():
-			cmd.Process.Kill()
-			return fmt.Errorf("SeaweedFS did not serve S3 within 90 s: %v\n%s", err, s.out.String())
+			s.Kill()
+			return fmt.Errorf("SeaweedFS did not serve S3 within 90 s: %v\n%s", err, s.Output())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -169,39 +154,10 @@ func (s *S3Server) Client() *s3.Client {
 	})
 }
 
-// Stop stops the server cleanly (SIGTERM) and waits for it.
-func (s *S3Server) Stop() { s.signal(syscall.SIGTERM) }
-
-// Kill kills the server (SIGKILL).
-func (s *S3Server) Kill() { s.signal(syscall.SIGKILL) }
-
-func (s *S3Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-}
-
 // Restart starts the server again on the same data and ports.
 func (s *S3Server) Restart(t testing.TB) {
 	t.Helper()
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// Output is what the server printed.
-func (s *S3Server) Output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
 }
