@@ -2,19 +2,15 @@ package index_test
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -22,48 +18,8 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/internal/storetest"
 )
-
-// memLog is a log of leaves in memory, as Tessera's reader serves it.
-type memLog struct {
-	mu     sync.Mutex
-	leaves [][]byte
-}
-
-func (m *memLog) add(ls ...[]byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.leaves = append(m.leaves, ls...)
-}
-
-func (m *memLog) ReadCheckpoint(context.Context) ([]byte, error) { return nil, errors.New("unused") }
-func (m *memLog) ReadTile(context.Context, uint64, uint64, uint8) ([]byte, error) {
-	return nil, errors.New("unused")
-}
-func (m *memLog) NextIndex(ctx context.Context) (uint64, error) { return m.IntegratedSize(ctx) }
-func (m *memLog) IntegratedSize(context.Context) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return uint64(len(m.leaves)), nil
-}
-func (m *memLog) ReadEntryBundle(_ context.Context, i uint64, p uint8) ([]byte, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := uint64(p)
-	if n == 0 {
-		n = layout.EntryBundleWidth
-	}
-	first := i * layout.EntryBundleWidth
-	if first+n > uint64(len(m.leaves)) {
-		return nil, os.ErrNotExist
-	}
-	var b []byte
-	for _, l := range m.leaves[first : first+n] {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(l)))
-		b = append(b, l...)
-	}
-	return b, nil
-}
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
@@ -74,7 +30,7 @@ type ev struct {
 	attrs                                 map[string]any
 }
 
-func (m *memLog) append(t *testing.T, seqs map[string]uint64, e ev) uint64 {
+func appendEv(t *testing.T, m *storetest.MemLog, seqs map[string]uint64, e ev) uint64 {
 	t.Helper()
 	key := e.tenant + "/" + e.session
 	a := map[string]any{}
@@ -88,10 +44,8 @@ func (m *memLog) append(t *testing.T, seqs map[string]uint64, e ev) uint64 {
 	l := &event.Leaf{V: event.LeafVersion, ID: event.NewID(), Kind: e.kind, Tenant: e.tenant, Session: e.session, Seq: seqs[key],
 		Actor: event.Actor{Type: "agent", ID: e.agent}, Subject: e.subject, Attributes: a,
 		Writer: &event.Writer{Token: "tok", Via: event.ViaAPI}}
-	m.mu.Lock()
-	l.Time = t0.Add(time.Duration(len(m.leaves)) * time.Minute).Format(event.TimeFormat)
-	idx := uint64(len(m.leaves))
-	m.mu.Unlock()
+	idx, _ := m.IntegratedSize(context.Background())
+	l.Time = t0.Add(time.Duration(idx) * time.Minute).Format(event.TimeFormat)
 	if e.agent == "" {
 		l.Actor = event.Actor{Type: "system", ID: "monitor"}
 	}
@@ -99,7 +53,7 @@ func (m *memLog) append(t *testing.T, seqs map[string]uint64, e ev) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.add(b)
+	m.Add(b)
 	seqs[key]++
 	return idx
 }
@@ -107,16 +61,16 @@ func (m *memLog) append(t *testing.T, seqs map[string]uint64, e ev) uint64 {
 // world writes, in tenants t1 and t2: t1/a (bot-1, gpt-4o, subject ps_1,
 // signed), t1/b (bot-2, claude, a tool call that an alert names), t2/c
 // (bot-1), and the alert and signature events in sessions of their own.
-func world(t *testing.T, m *memLog) {
+func world(t *testing.T, m *storetest.MemLog) {
 	s := map[string]uint64{}
-	m.append(t, s, ev{"t1", "a", "llm.request", "bot-1", "ps_1", map[string]any{"gen_ai.request.model": "gpt-4o"}})
-	resp := m.append(t, s, ev{"t1", "a", "llm.response", "bot-1", "", map[string]any{"gen_ai.response.model": "gpt-4o-2024-08-06"}})
-	tool := m.append(t, s, ev{"t1", "b", "tool.call", "bot-2", "", map[string]any{"gen_ai.request.model": "claude", "gen_ai.agent.id": "planner"}})
-	m.append(t, s, ev{"t2", "c", "llm.request", "bot-1", "", nil})
-	m.append(t, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": tool}})
-	m.append(t, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": tool}})
-	m.append(t, s, ev{"t1", "a", "human.signature", "", "", map[string]any{"signature.index": resp}})
-	m.append(t, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": 999999}}) // names no entry
+	appendEv(t, m, s, ev{"t1", "a", "llm.request", "bot-1", "ps_1", map[string]any{"gen_ai.request.model": "gpt-4o"}})
+	resp := appendEv(t, m, s, ev{"t1", "a", "llm.response", "bot-1", "", map[string]any{"gen_ai.response.model": "gpt-4o-2024-08-06"}})
+	tool := appendEv(t, m, s, ev{"t1", "b", "tool.call", "bot-2", "", map[string]any{"gen_ai.request.model": "claude", "gen_ai.agent.id": "planner"}})
+	appendEv(t, m, s, ev{"t2", "c", "llm.request", "bot-1", "", nil})
+	appendEv(t, m, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": tool}})
+	appendEv(t, m, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": tool}})
+	appendEv(t, m, s, ev{"t1", "a", "human.signature", "", "", map[string]any{"signature.index": resp}})
+	appendEv(t, m, s, ev{"t1", "monitor.m", "monitor.alert", "", "", map[string]any{"monitor.index": 999999}}) // names no entry
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -226,7 +180,7 @@ func TestSearch(t *testing.T) {
 	}
 	forEachDB(t, func(t *testing.T, open func(t *testing.T) *sqldb.DB) {
 		t.Run("one catch-up", func(t *testing.T) {
-			m := &memLog{}
+			m := &storetest.MemLog{}
 			world(t, m)
 			x, err := index.Open(open(t), m, quiet())
 			if err != nil {
@@ -238,16 +192,16 @@ func TestSearch(t *testing.T) {
 			check(t, x)
 		})
 		t.Run("leaf by leaf, twice over", func(t *testing.T) {
-			full := &memLog{}
+			full := &storetest.MemLog{}
 			world(t, full)
 			db := open(t)
-			m := &memLog{}
+			m := &storetest.MemLog{}
 			x, err := index.Open(db, m, quiet())
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, l := range full.leaves {
-				m.add(l)
+			for _, l := range full.Leaves() {
+				m.Add(l)
 				if err := x.CatchUp(ctx); err != nil {
 					t.Fatal(err)
 				}
@@ -265,7 +219,7 @@ func TestSearch(t *testing.T) {
 		})
 		t.Run("two instances at once", func(t *testing.T) {
 			db := open(t)
-			m := &memLog{}
+			m := &storetest.MemLog{}
 			x1, err1 := index.Open(db, m, quiet())
 			x2, err2 := index.Open(db, m, quiet())
 			if err := errors.Join(err1, err2); err != nil {
@@ -293,7 +247,7 @@ func TestSearchFilledFromLog(t *testing.T) {
 	ctx := context.Background()
 	forEachDB(t, func(t *testing.T, open func(t *testing.T) *sqldb.DB) {
 		db := open(t)
-		m := &memLog{}
+		m := &storetest.MemLog{}
 		world(t, m)
 		x, err := index.Open(db, m, quiet())
 		if err != nil {
@@ -310,7 +264,7 @@ func TestSearchFilledFromLog(t *testing.T) {
 		if l, _ := x.Search(ctx, client.SessionSearch{}); len(l.Sessions) != 0 {
 			t.Fatalf("emptied, the search finds %s", names(l))
 		}
-		m.append(t, map[string]uint64{}, ev{"t3", "d", "llm.request", "bot-9", "", nil})
+		appendEv(t, m, map[string]uint64{}, ev{"t3", "d", "llm.request", "bot-9", "", nil})
 		if err := x.CatchUp(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -415,29 +415,38 @@ func testChain(t *testing.T, open Opener) {
 	}
 }
 
-// memLog is a tessera.LogReader over leaves in memory.
-type memLog struct {
+// MemLog is a tessera.LogReader over leaves in memory, as Tessera's reader
+// serves them (entry bundles only), for tests of what follows a log.
+type MemLog struct {
 	mu     sync.Mutex
 	leaves [][]byte
 }
 
-func (m *memLog) add(l ...[]byte) {
+// Leaves returns the leaves appended so far.
+func (m *MemLog) Leaves() [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.leaves)
+}
+
+// Add appends leaves.
+func (m *MemLog) Add(l ...[]byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.leaves = append(m.leaves, l...)
 }
 
-func (m *memLog) ReadCheckpoint(context.Context) ([]byte, error) { return nil, os.ErrNotExist }
-func (m *memLog) ReadTile(context.Context, uint64, uint64, uint8) ([]byte, error) {
+func (m *MemLog) ReadCheckpoint(context.Context) ([]byte, error) { return nil, os.ErrNotExist }
+func (m *MemLog) ReadTile(context.Context, uint64, uint64, uint8) ([]byte, error) {
 	return nil, os.ErrNotExist
 }
-func (m *memLog) NextIndex(ctx context.Context) (uint64, error) { return m.IntegratedSize(ctx) }
-func (m *memLog) IntegratedSize(context.Context) (uint64, error) {
+func (m *MemLog) NextIndex(ctx context.Context) (uint64, error) { return m.IntegratedSize(ctx) }
+func (m *MemLog) IntegratedSize(context.Context) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return uint64(len(m.leaves)), nil
 }
-func (m *memLog) ReadEntryBundle(_ context.Context, i uint64, p uint8) ([]byte, error) {
+func (m *MemLog) ReadEntryBundle(_ context.Context, i uint64, p uint8) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := uint64(p)
@@ -470,7 +479,7 @@ func leaf(t *testing.T, tenant, session string, seq uint64, kind string, at time
 
 func testIndex(t *testing.T, open Opener) {
 	db := open(t)
-	ml := &memLog{}
+	ml := &MemLog{}
 	x, err := index.Open(db, ml, quiet())
 	if err != nil {
 		t.Fatal(err)
@@ -480,7 +489,7 @@ func testIndex(t *testing.T, open Opener) {
 	// differ only in case, interleaved.
 	for i := range 600 {
 		s := []string{"Sess", "sess"}[i%2]
-		ml.add(leaf(t, "t", s, uint64(i/2), "tool.call", t0.Add(time.Duration(i)*time.Second)))
+		ml.Add(leaf(t, "t", s, uint64(i/2), "tool.call", t0.Add(time.Duration(i)*time.Second)))
 	}
 	if err := x.CatchUp(ctx); err != nil {
 		t.Fatal(err)
@@ -488,7 +497,7 @@ func testIndex(t *testing.T, open Opener) {
 	if x.Size() != 600 {
 		t.Fatalf("Size = %d", x.Size())
 	}
-	ml.add([]byte("not an event"), leaf(t, "t", "Sess", 300, "tool.result", t0.Add(time.Hour)))
+	ml.Add([]byte("not an event"), leaf(t, "t", "Sess", 300, "tool.result", t0.Add(time.Hour)))
 	if err := x.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +530,7 @@ func testIndex(t *testing.T, open Opener) {
 // is indexed once, and each sees the size the other reached.
 func testIndexTwoInstances(t *testing.T, open Opener) {
 	db := open(t)
-	ml := &memLog{}
+	ml := &MemLog{}
 	x1, err := index.Open(db, ml, quiet())
 	if err != nil {
 		t.Fatal(err)
@@ -531,7 +540,7 @@ func testIndexTwoInstances(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	for i := range 1000 {
-		ml.add(leaf(t, "t", fmt.Sprint("s", i%7), uint64(i/7), "tool.call", time.Now()))
+		ml.Add(leaf(t, "t", fmt.Sprint("s", i%7), uint64(i/7), "tool.call", time.Now()))
 	}
 	var wg sync.WaitGroup
 	for _, x := range []*index.Index{x1, x2} {
