@@ -192,6 +192,18 @@ func testVaultExact(t *testing.T, open Opener) {
 	if _, err := v.EraseSession(ctx, "t", "Case"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("erasing tenant t (not T) = %v, want ErrNotFound", err)
 	}
+	// Quotes, backslashes, NUL, LIKE wildcards and non-ASCII in ids come
+	// back as they went in (MySQL arguments are quoted by the driver).
+	for i, s := range []string{`it's`, `back\slash\`, "nul\x00byte", `100%_off`, "naïve-🔒", `"; DROP TABLE vault_meta; --`} {
+		id := fmt.Sprintf("odd-%d-%s", i, s)
+		if err := v.Put(ctx, vault.Record{ID: id, Tenant: s, Session: s, MediaType: "text/plain", Salt: []byte{1}, Payload: []byte(s)}); err != nil {
+			t.Fatalf("Put(%q): %v", s, err)
+		}
+		got, err := v.Get(ctx, id)
+		if err != nil || got.Session != s || got.Tenant != s || string(got.Payload) != s {
+			t.Fatalf("Get(%q) = %+v, %v", id, got, err)
+		}
+	}
 }
 
 // Two vaults (instances) on one database both create a data key for a new
