@@ -197,6 +197,7 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 		return err
 	}
 	b.closers = append(b.closers, b.Chains.Close)
+	connBudget(ctx, db, pool, cfg.Logger)
 	if b.S3, err = newS3Client(ctx, cfg.S3); err != nil {
 		return err
 	}
@@ -222,6 +223,28 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 	}
 	b.Driver = s3Driver{inner: drv, client: b.S3, bucket: b.Bucket}
 	return nil
+}
+
+// connBudget says at start how many of the database's connections this
+// instance may open, and warns when that alone is more than the server
+// takes: past max_connections every pool fails to connect.
+func connBudget(ctx context.Context, db *sqldb.DB, pool sqldb.Pool, logger *slog.Logger) {
+	own := pool.MaxConns
+	if own == 0 {
+		own = sqldb.DefaultMaxConns
+	}
+	budget := own + sqldb.DefaultTesseraConns + chain.WriterConns
+	var limit int
+	if err := db.QueryRowContext(ctx, "SELECT @@max_connections").Scan(&limit); err != nil {
+		logger.Warn("reading the database's max_connections", "error", err)
+		return
+	}
+	if budget > limit {
+		logger.Warn("this instance may open more database connections than the server takes; lower --db-max-conns or raise max_connections",
+			"connections", budget, "max_connections", limit)
+		return
+	}
+	logger.Info("database connections", "this_instance_at_most", budget, "max_connections", limit, "instances_that_fit", limit/budget)
 }
 
 // tesseraDSN is the DSN of Tessera's sequencer pool: the same database, in
@@ -296,7 +319,7 @@ func (b *Backend) Shared() bool { return b.Kind == S3 }
 
 // Health says whether the storage can take writes: (posix) a small file
 // can be written to the data directory and synced, or (S3) the database
-// answers and the bucket does.
+// takes a new connection (sqldb.DB.Probe) and the bucket answers.
 func (b *Backend) Health(ctx context.Context) error {
 	if b.Kind != S3 {
 		f, err := os.CreateTemp(b.dataDir, ".health-")
@@ -313,7 +336,7 @@ func (b *Backend) Health(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := b.State.PingContext(ctx); err != nil {
+	if err := b.State.Probe(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
 	if _, err := b.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.Bucket)}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/storetest"
 )
 
@@ -48,4 +50,25 @@ func TestS3ReaderPartialOrFull(t *testing.T) {
 		t.Fatalf("a bundle that does not exist: %v, want os.ErrNotExist naming it", err)
 	}
 	var _ tessera.LogReader = r
+}
+
+// At start an s3 instance says how many database connections it may open
+// against max_connections, and warns when that alone is too many.
+func TestS3ConnectionBudget(t *testing.T) {
+	ep, bucket := dbtest.S3(t)
+	dsn := dbtest.MariaDB(t)
+	for _, tc := range []struct {
+		conns int
+		want  string
+	}{
+		{0, "instances_that_fit="},
+		{100000, "lower --db-max-conns or raise max_connections"},
+	} {
+		var out bytes.Buffer
+		open(t, backend.Config{Kind: backend.S3, DSN: dsn, Pool: sqldb.Pool{MaxConns: tc.conns},
+			S3: backend.S3Config{Endpoint: ep, Bucket: bucket}, Logger: slog.New(slog.NewTextHandler(&out, nil))})
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("--db-max-conns %d: the start log does not say %q:\n%s", tc.conns, tc.want, out.String())
+		}
+	}
 }

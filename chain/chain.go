@@ -65,6 +65,9 @@ type Store struct {
 	w    *writer // on a shared database: head writes grouped into commits
 }
 
+// WriterConns is the pool of the head writer on a shared database.
+const WriterConns = 2
+
 // Open creates the table in db if needed.
 func Open(db *sqldb.DB) (*Store, error) {
 	if _, err := db.Schema(context.Background(), "chain", SchemaVersion, Schema...); err != nil {
@@ -72,7 +75,7 @@ func Open(db *sqldb.DB) (*Store, error) {
 	}
 	s := &Store{db: db, wait: DefaultLockWait}
 	if db.Shared() {
-		s.w = newWriter(db.Pool(2))
+		s.w = newWriter(db.Pool(WriterConns))
 	}
 	return s, nil
 }

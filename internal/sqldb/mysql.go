@@ -132,6 +132,8 @@ func Unavailable(err error) bool {
 	if errors.As(err, &me) {
 		switch me.Number {
 		case 1040, // too many connections
+			1203, // the user has more than max_user_connections
+			1226, // a user resource limit reached (max_user_connections)
 			1053, // server shutdown in progress
 			1927, // connection was killed (MariaDB)
 			2006, // server has gone away

@@ -61,6 +61,26 @@ func (db *DB) Pool(n int) *sql.DB {
 	return p
 }
 
+// Probe says whether the database takes a new connection now: it opens
+// one outside the pool, pings it and closes it. A pool with idle
+// connections answers a ping even when the server refuses every new
+// connection (max_connections reached), which other pools on the same
+// server (Tessera's) then fail on. On SQLite it pings the database.
+func (db *DB) Probe(ctx context.Context) error {
+	if db.connector == nil {
+		return db.PingContext(ctx)
+	}
+	c, err := db.connector.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if p, ok := c.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 // Errors.
 var (
 	// ErrPinMismatch is returned (wrapped) by Pin when the database holds
