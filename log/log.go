@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -213,11 +214,12 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		opts = opts.WithWitnesses(*cfg.Witnesses, cfg.WitnessOptions)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	appender, shutdown, reader, err := tessera.NewAppender(ctx, cfg.Driver, opts)
+	appender, shutdown, tr, err := tessera.NewAppender(ctx, cfg.Driver, opts)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("starting tessera appender: %w", err)
 	}
+	reader := storageReader{tr}
 	idx, err := cfg.IndexDB(reader)
 	if err != nil {
 		cancel()
@@ -445,7 +447,7 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		if errors.Is(firstErr, tessera.ErrPushback) {
 			return nil, ErrPushback
 		}
-		return nil, l.unavailable(ctx, fmt.Errorf("appending to log: %w", firstErr))
+		return nil, l.unavailable(ctx, storageErr(fmt.Errorf("appending to log: %w", firstErr)))
 	}
 	last := make(map[sessionKey]uint64, len(keys))
 	for i, pe := range ps {
@@ -485,6 +487,49 @@ func (l *Log) sizeCovering(ctx context.Context, index uint64) (size uint64, ok b
 			return size, err == nil, err
 		}
 	}
+}
+
+// storageErr marks an error of the storage driver ErrUnavailable: the
+// driver failed to read or write the log's storage (Tessera's drivers
+// report their database and object store errors as text, so their cause
+// cannot be told apart). A missing object and a cancelled request are
+// left as they are.
+func storageErr(err error) error {
+	switch {
+	case err == nil, errors.Is(err, os.ErrNotExist), errors.Is(err, ErrUnavailable),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// storageReader is the driver's log reader with its errors marked by
+// storageErr.
+type storageReader struct{ r tessera.LogReader }
+
+func (s storageReader) ReadCheckpoint(ctx context.Context) ([]byte, error) {
+	b, err := s.r.ReadCheckpoint(ctx)
+	return b, storageErr(err)
+}
+
+func (s storageReader) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	b, err := s.r.ReadTile(ctx, level, index, p)
+	return b, storageErr(err)
+}
+
+func (s storageReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	b, err := s.r.ReadEntryBundle(ctx, index, p)
+	return b, storageErr(err)
+}
+
+func (s storageReader) NextIndex(ctx context.Context) (uint64, error) {
+	n, err := s.r.NextIndex(ctx)
+	return n, storageErr(err)
+}
+
+func (s storageReader) IntegratedSize(ctx context.Context) (uint64, error) {
+	n, err := s.r.IntegratedSize(ctx)
+	return n, storageErr(err)
 }
 
 // unavailable marks err ErrUnavailable when the storage cannot be reached,

@@ -76,6 +76,7 @@ func TestReliability(t *testing.T) {
 		{"kill/s3", relKillS3},
 		{"mariadb-restart/s3", relMariaDBRestart},
 		{"object-store-restart/s3", relObjectStoreRestart},
+		{"connections-exhausted/s3", relConnectionsExhausted},
 		{"disk-full/posix", relDiskFull},
 		{"read-only/posix", relReadOnly},
 		{"witness/posix", relWitness},
@@ -574,6 +575,106 @@ func relMariaDBRestart(t *testing.T, e *relEnv) {
 		t.Errorf("with the database down, writes were answered %s; want 503", refused)
 	}
 	record(relRow{Case: "MariaDB killed (SIGKILL) and restarted under load", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused})
+}
+
+// relConnectionsExhausted lets the instances' database user have no
+// connection at all under load: max_connections lowered to its minimum,
+// every free slot held by another client, the instances' connections
+// killed. MariaDB refuses them with "Too many connections" (1040), which
+// Tessera's driver passes on as text; writes must be refused with 503,
+// never 500, and go on by themselves once connections are free again.
+func relConnectionsExhausted(t *testing.T, e *relEnv) {
+	db := dbtest.StartMariaDB(t)
+	admin := openDB(t, db.DSN(""))
+	admin.SetMaxOpenConns(1)
+	for _, q := range []string{"CREATE DATABASE llmaudit", "CREATE USER 'llm'@'%' IDENTIFIED BY 'llm'", "GRANT ALL ON llmaudit.* TO 'llm'@'%'"} {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep, bucket := dbtest.S3(t)
+	c := newS3ClusterOn(t, e.bin, 2, fmt.Sprintf("llm:llm@tcp(127.0.0.1:%d)/llmaudit", db.Port), ep, bucket)
+	ps := []*proc{c.start(t, 0), c.start(t, 1)}
+	tok, _ := c.adminToken(t)
+	pub := filepath.Join(c.dirs[0], "keys", "log.pub")
+	l := startLoad(t, c.urls(ps), tok, "conns", 16, 6)
+	cw := watchCheckpoints(c.urls(ps), mustVerifierFile(t, pub))
+	const cycles = 2
+	var worst time.Duration
+	refused := ""
+	for range cycles {
+		time.Sleep(2 * time.Second)
+		before := l.snapshotStatus()
+		release := exhaustConnections(t, admin, db.DSN(""), "llm")
+		time.Sleep(3 * time.Second)
+		refused = l.during(before)
+		release()
+		if !strings.Contains(refused, "503") || strings.Contains(refused, "500") {
+			t.Errorf("with no database connection to be had, writes were answered %s; want 503 and no 500", refused)
+		}
+		if _, err := admin.Exec("SET GLOBAL max_connections = 151"); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, l.waitAck(t, time.Now(), 60*time.Second))
+	}
+	time.Sleep(time.Second)
+	l.halt()
+	seen := cw.halt()
+	lost := verifyLog(t, e, ps[0].url, tok, pub, l.acks, seen)
+	record(relRow{Case: "database connections exhausted under load (max_connections lowered, every slot held by another client, the instances' connections killed)", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused})
+}
+
+// exhaustConnections lowers max_connections to MariaDB's minimum, fills
+// every slot with connections of its own, and kills user's connections,
+// until user holds none; release closes its connections.
+func exhaustConnections(t *testing.T, admin *sql.DB, dsn, user string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := admin.Exec("SET GLOBAL max_connections = 10"); err != nil {
+		t.Fatal(err)
+	}
+	hog := openDB(t, dsn)
+	var hogs []*sql.Conn
+	release = func() {
+		for _, h := range hogs {
+			h.Close()
+		}
+		hog.Close()
+	}
+	for range 20 {
+		for {
+			h, err := hog.Conn(ctx)
+			if err == nil {
+				err = h.PingContext(ctx)
+			}
+			if err != nil {
+				if h != nil {
+					h.Close()
+				}
+				break
+			}
+			hogs = append(hogs, h)
+		}
+		rows, err := admin.Query("SELECT id FROM information_schema.processlist WHERE user = ?", user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if len(ids) == 0 {
+			return release
+		}
+		for _, id := range ids {
+			admin.Exec(fmt.Sprintf("KILL %d", id))
+		}
+	}
+	t.Fatalf("%s kept connections to the database", user)
+	return nil
 }
 
 // relObjectStoreRestart stops the object store under load and starts it
