@@ -544,37 +544,67 @@ func relKillS3(t *testing.T, e *relEnv) {
 	record(relRow{Case: "SIGKILL of one of two instances under load", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused[len(refused)-1]})
 }
 
-// relMariaDBRestart kills MariaDB under load and starts it again.
-func relMariaDBRestart(t *testing.T, e *relEnv) {
-	db := dbtest.StartMariaDB(t)
-	dsn := dbtest.CreateDB(t, db.DSN(""))
-	ep, bucket := dbtest.S3(t)
-	c := newS3ClusterOn(t, e.bin, 2, dsn, ep, bucket)
+// s3Fault is a fault that the s3 cases put on two instances under load,
+// cycle after cycle: begin starts it, it lasts for lasts, end ends it and
+// returns how long the log took to recover; check sees the answers given
+// while it lasted.
+type s3Fault struct {
+	cycles int
+	lasts  time.Duration
+	begin  func()
+	end    func(*load, *cpWatch) time.Duration
+	check  func(t *testing.T, refused string)
+}
+
+// runS3Fault runs f through two s3 instances on dsn and the bucket, under
+// load from 16 writers on 6 sessions, verifies the log afterwards, and
+// returns the row of the results table without its case.
+func runS3Fault(t *testing.T, e *relEnv, dsn, endpoint, bucket, prefix string, f s3Fault) relRow {
+	c := newS3ClusterOn(t, e.bin, 2, dsn, endpoint, bucket)
 	ps := []*proc{c.start(t, 0), c.start(t, 1)}
 	tok, _ := c.adminToken(t)
 	pub := filepath.Join(c.dirs[0], "keys", "log.pub")
-	l := startLoad(t, c.urls(ps), tok, "db", 16, 6)
+	l := startLoad(t, c.urls(ps), tok, prefix, 16, 6)
 	cw := watchCheckpoints(c.urls(ps), mustVerifierFile(t, pub))
-	const cycles = 2
 	var worst time.Duration
 	refused := ""
-	for range cycles {
+	for range f.cycles {
 		time.Sleep(2 * time.Second)
 		before := l.snapshotStatus()
-		db.Kill()
-		time.Sleep(3 * time.Second)
+		f.begin()
+		time.Sleep(f.lasts)
 		refused = l.during(before)
-		db.Restart(t)
-		worst = max(worst, l.waitAck(t, time.Now(), 60*time.Second))
+		if f.check != nil {
+			f.check(t, refused)
+		}
+		worst = max(worst, f.end(l, cw))
 	}
 	time.Sleep(time.Second)
 	l.halt()
 	seen := cw.halt()
-	lost := verifyLog(t, e, ps[1].url, tok, pub, l.acks, seen)
-	if !strings.Contains(refused, "503") {
-		t.Errorf("with the database down, writes were answered %s; want 503", refused)
-	}
-	record(relRow{Case: "MariaDB killed (SIGKILL) and restarted under load", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused})
+	lost := verifyLog(t, e, ps[0].url, tok, pub, l.acks, seen)
+	return relRow{Storage: "s3", Cycles: f.cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused}
+}
+
+// relMariaDBRestart kills MariaDB under load and starts it again.
+func relMariaDBRestart(t *testing.T, e *relEnv) {
+	db := dbtest.StartMariaDB(t)
+	ep, bucket := dbtest.S3(t)
+	row := runS3Fault(t, e, dbtest.CreateDB(t, db.DSN("")), ep, bucket, "db", s3Fault{
+		cycles: 2, lasts: 3 * time.Second,
+		begin: db.Kill,
+		end: func(l *load, _ *cpWatch) time.Duration {
+			db.Restart(t)
+			return l.waitAck(t, time.Now(), 60*time.Second)
+		},
+		check: func(t *testing.T, refused string) {
+			if !strings.Contains(refused, "503") {
+				t.Errorf("with the database down, writes were answered %s; want 503", refused)
+			}
+		},
+	})
+	row.Case = "MariaDB killed (SIGKILL) and restarted under load"
+	record(row)
 }
 
 // relConnectionsExhausted lets the instances' database user have no
@@ -593,35 +623,25 @@ func relConnectionsExhausted(t *testing.T, e *relEnv) {
 		}
 	}
 	ep, bucket := dbtest.S3(t)
-	c := newS3ClusterOn(t, e.bin, 2, fmt.Sprintf("llm:llm@tcp(127.0.0.1:%d)/llmaudit", db.Port), ep, bucket)
-	ps := []*proc{c.start(t, 0), c.start(t, 1)}
-	tok, _ := c.adminToken(t)
-	pub := filepath.Join(c.dirs[0], "keys", "log.pub")
-	l := startLoad(t, c.urls(ps), tok, "conns", 16, 6)
-	cw := watchCheckpoints(c.urls(ps), mustVerifierFile(t, pub))
-	const cycles = 2
-	var worst time.Duration
-	refused := ""
-	for range cycles {
-		time.Sleep(2 * time.Second)
-		before := l.snapshotStatus()
-		release := exhaustConnections(t, admin, db.DSN(""), "llm")
-		time.Sleep(3 * time.Second)
-		refused = l.during(before)
-		release()
-		if !strings.Contains(refused, "503") || strings.Contains(refused, "500") {
-			t.Errorf("with no database connection to be had, writes were answered %s; want 503 and no 500", refused)
-		}
-		if _, err := admin.Exec("SET GLOBAL max_connections = 151"); err != nil {
-			t.Fatal(err)
-		}
-		worst = max(worst, l.waitAck(t, time.Now(), 60*time.Second))
-	}
-	time.Sleep(time.Second)
-	l.halt()
-	seen := cw.halt()
-	lost := verifyLog(t, e, ps[0].url, tok, pub, l.acks, seen)
-	record(relRow{Case: "database connections exhausted under load (max_connections lowered, every slot held by another client, the instances' connections killed)", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused})
+	var release func()
+	row := runS3Fault(t, e, fmt.Sprintf("llm:llm@tcp(127.0.0.1:%d)/llmaudit", db.Port), ep, bucket, "conns", s3Fault{
+		cycles: 2, lasts: 3 * time.Second,
+		begin: func() { release = exhaustConnections(t, admin, db.DSN(""), "llm") },
+		end: func(l *load, _ *cpWatch) time.Duration {
+			release()
+			if _, err := admin.Exec("SET GLOBAL max_connections = 151"); err != nil {
+				t.Fatal(err)
+			}
+			return l.waitAck(t, time.Now(), 60*time.Second)
+		},
+		check: func(t *testing.T, refused string) {
+			if !strings.Contains(refused, "503") || strings.Contains(refused, "500") {
+				t.Errorf("with no database connection to be had, writes were answered %s; want 503 and no 500", refused)
+			}
+		},
+	})
+	row.Case = "database connections exhausted under load (max_connections lowered, every slot held by another client, the instances' connections killed)"
+	record(row)
 }
 
 // exhaustConnections lowers max_connections to MariaDB's minimum, fills
@@ -682,37 +702,25 @@ func exhaustConnections(t *testing.T, admin *sql.DB, dsn, user string) (release 
 // the store is back.
 func relObjectStoreRestart(t *testing.T, e *relEnv) {
 	s3 := dbtest.StartS3(t)
-	c := newS3ClusterOn(t, e.bin, 2, dbtest.MariaDB(t), s3.Endpoint, "reliability")
-	ps := []*proc{c.start(t, 0), c.start(t, 1)}
-	tok, _ := c.adminToken(t)
-	pub := filepath.Join(c.dirs[0], "keys", "log.pub")
-	l := startLoad(t, c.urls(ps), tok, "s3", 16, 6)
-	cw := watchCheckpoints(c.urls(ps), mustVerifierFile(t, pub))
-	const cycles = 2
-	var worst time.Duration
-	refused := ""
-	for range cycles {
-		time.Sleep(2 * time.Second)
-		before := l.snapshotStatus()
-		s3.Stop()
-		time.Sleep(4 * time.Second)
-		refused = l.during(before)
-		s3.Restart(t)
-		back := time.Now()
-		// Recovered: a checkpoint covers the writes made while it was away.
-		target := l.maxIndex()
-		for cw.latest() <= target {
-			if time.Since(back) > 60*time.Second {
-				t.Fatalf("no checkpoint covered index %d within 60 s of the object store's return", target)
+	row := runS3Fault(t, e, dbtest.MariaDB(t), s3.Endpoint, "reliability", "s3", s3Fault{
+		cycles: 2, lasts: 4 * time.Second,
+		begin: s3.Stop,
+		end: func(l *load, cw *cpWatch) time.Duration {
+			s3.Restart(t)
+			back := time.Now()
+			// Recovered: a checkpoint covers the writes made while it was away.
+			target := l.maxIndex()
+			for cw.latest() <= target {
+				if time.Since(back) > 60*time.Second {
+					t.Fatalf("no checkpoint covered index %d within 60 s of the object store's return", target)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		worst = max(worst, time.Since(back))
-	}
-	l.halt()
-	seen := cw.halt()
-	lost := verifyLog(t, e, ps[0].url, tok, pub, l.acks, seen)
-	record(relRow{Case: "object store stopped and restarted under load (recovery: to a checkpoint covering the writes made meanwhile)", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused})
+			return time.Since(back)
+		},
+	})
+	row.Case = "object store stopped and restarted under load (recovery: to a checkpoint covering the writes made meanwhile)"
+	record(row)
 }
 
 func (l *load) maxIndex() uint64 {
