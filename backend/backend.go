@@ -233,7 +233,7 @@ func connBudget(ctx context.Context, db *sqldb.DB, pool sqldb.Pool, logger *slog
 	if own == 0 {
 		own = sqldb.DefaultMaxConns
 	}
-	budget := own + sqldb.DefaultTesseraConns + chain.WriterConns
+	budget := own + sqldb.DefaultTesseraConns + sqldb.LockHolders + chain.WriterConns
 	var limit int
 	if err := db.QueryRowContext(ctx, "SELECT @@max_connections").Scan(&limit); err != nil {
 		logger.Warn("reading the database's max_connections", "error", err)

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,13 +28,22 @@ func NewLocker() Locker { return &DB{Dialect: SQLite, locks: newLocalLocks()} }
 
 // Lock is a set of named locks, held until Unlock. In one process the locks
 // are mutexes; on a shared database they are also MySQL user locks
-// (GET_LOCK) held by one connection, so that instances exclude each other,
-// and the database releases them if the process or its connection dies.
+// (GET_LOCK), so that instances exclude each other, and the database
+// releases them if the process or its connection dies.
+//
+// A MySQL connection holds any number of user locks, and a lock that no
+// other instance holds is taken at once; such locks are taken on one of a
+// few connections that every Lock of the process shares (a holder), so
+// that a lock costs a statement, not a connection for as long as it is
+// held. A lock another instance holds is waited for on a connection of its
+// own.
 type Lock struct {
-	db    *DB
-	conn  *sql.Conn
-	names []string
-	local []*localLock
+	db     *DB
+	conn   *sql.Conn // a connection of its own, or nil
+	holder *holder   // or a shared holder, with its generation
+	gen    uint64
+	names  []string
+	local  []*localLock
 }
 
 // Lock takes the named locks in the order given (callers keep one order,
@@ -51,6 +62,18 @@ func (db *DB) Lock(ctx context.Context, wait time.Duration, names ...string) (*L
 	if !db.Shared() {
 		return l, nil
 	}
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = lockKey(n)
+	}
+	if h := db.holders.pick(); h != nil {
+		// Taken at once, or (held elsewhere, or the holder failed) on a
+		// connection of its own below.
+		if gen, ok, err := h.tryLock(ctx, keys); err == nil && ok {
+			l.holder, l.gen, l.names = h, gen, keys
+			return l, nil
+		}
+	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		l.Unlock()
@@ -58,8 +81,8 @@ func (db *DB) Lock(ctx context.Context, wait time.Duration, names ...string) (*L
 	}
 	l.conn = conn
 	secs := int(math.Ceil(wait.Seconds()))
-	for _, n := range names {
-		key := lockKey(n)
+	for i, n := range names {
+		key := keys[i]
 		var got sql.NullInt64
 		if err := conn.QueryRowContext(ctx, `SELECT GET_LOCK(?, ?)`, key, secs).Scan(&got); err != nil {
 			l.Unlock()
@@ -81,13 +104,18 @@ func lockKey(name string) string {
 	return "llmaudit:" + hex.EncodeToString(h[:20])
 }
 
-// Conn is the connection that holds the locks on a shared database (nil
-// otherwise). Statements that must only happen while the locks are held run
-// on it: if the connection is lost, so are the locks, and they fail.
+// Conn is the connection of its own that holds the locks on a shared
+// database (nil otherwise, and when a shared holder holds them).
+// Statements that must only happen while the locks are held may run on it:
+// if the connection is lost, so are the locks, and they fail.
 func (l *Lock) Conn() *sql.Conn { return l.conn }
 
 // Unlock releases the locks. It is safe to call more than once.
 func (l *Lock) Unlock() {
+	if l.holder != nil {
+		l.holder.unlock(l.gen, l.names)
+		l.holder, l.names = nil, nil
+	}
 	if l.conn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ok := true
@@ -160,4 +188,231 @@ func (ls *localLocks) drop(l *localLock) {
 	if l.refs--; l.refs == 0 {
 		delete(ls.locks, l.name)
 	}
+}
+
+// holders are the connections that hold the user locks of the process
+// which were free when asked for (Lock).
+type holders struct {
+	db   *sql.DB // a pool of its own, of len(all) connections
+	all  []*holder
+	next atomic.Uint64
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// LockHolders is how many connections of a shared database hold the
+// process's locks.
+const LockHolders = 8
+
+// maxLockBatch bounds the locks one statement of a holder takes or
+// releases.
+const maxLockBatch = 128
+
+func newHolders(db *DB) *holders {
+	hs := &holders{db: db.Pool(LockHolders), quit: make(chan struct{})}
+	for range LockHolders {
+		h := &holder{pool: hs.db, ops: make(chan *lockOp), quit: hs.quit}
+		hs.all = append(hs.all, h)
+		hs.wg.Go(h.run)
+	}
+	return hs
+}
+
+func (hs *holders) pick() *holder {
+	if hs == nil {
+		return nil
+	}
+	return hs.all[hs.next.Add(1)%uint64(len(hs.all))]
+}
+
+func (hs *holders) close() error {
+	close(hs.quit)
+	hs.wg.Wait()
+	return hs.db.Close()
+}
+
+// holder is one connection holding user locks. Its goroutine runs the
+// requests to take or release locks that arrive together as one
+// statement each (GET_LOCK(a, 0), GET_LOCK(b, 0), ...), so that a burst of
+// appends costs a few round trips. When the connection fails, its locks
+// are gone with it: it is replaced by a new one of the next generation,
+// and the Locks of the old one release nothing.
+type holder struct {
+	pool *sql.DB
+	ops  chan *lockOp
+	quit chan struct{}
+	// Owned by run.
+	conn *sql.Conn // nil until needed, and after a failure
+	gen  uint64
+}
+
+// lockOp asks a holder to take keys (each free now, or none of them) or to
+// release keys taken in generation gen.
+type lockOp struct {
+	keys    []string
+	release bool
+	gen     uint64
+	done    chan lockResult
+}
+
+type lockResult struct {
+	gen uint64
+	ok  bool
+	err error
+}
+
+var errHolderClosed = errors.New("the database is closed")
+
+func (h *holder) do(ctx context.Context, op *lockOp) lockResult {
+	op.done = make(chan lockResult, 1)
+	select {
+	case h.ops <- op:
+	case <-h.quit:
+		return lockResult{err: errHolderClosed}
+	case <-ctx.Done():
+		return lockResult{err: ctx.Err()}
+	}
+	// The holder answers every op it took, even when it stops.
+	return <-op.done
+}
+
+// tryLock takes every one of keys if each is free now, and none otherwise.
+func (h *holder) tryLock(ctx context.Context, keys []string) (gen uint64, ok bool, err error) {
+	r := h.do(ctx, &lockOp{keys: keys})
+	return r.gen, r.ok, r.err
+}
+
+// unlock releases keys taken in generation gen.
+func (h *holder) unlock(gen uint64, keys []string) {
+	h.do(context.Background(), &lockOp{keys: keys, release: true, gen: gen})
+}
+
+func (h *holder) run() {
+	defer func() {
+		if h.conn != nil {
+			h.conn.Close()
+		}
+	}()
+	for {
+		var op *lockOp
+		select {
+		case op = <-h.ops:
+		case <-h.quit:
+			return
+		}
+		batch, n := []*lockOp{op}, len(op.keys)
+	more:
+		for n < maxLockBatch {
+			select {
+			case op := <-h.ops:
+				batch = append(batch, op)
+				n += len(op.keys)
+			default:
+				break more
+			}
+		}
+		h.serve(batch)
+	}
+}
+
+// serve runs a batch: its releases first, then its takings.
+func (h *holder) serve(batch []*lockOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var release []string
+	var takes []*lockOp
+	for _, op := range batch {
+		if op.release {
+			if op.gen == h.gen && h.conn != nil {
+				release = append(release, op.keys...)
+			}
+			op.done <- lockResult{}
+		} else {
+			takes = append(takes, op)
+		}
+	}
+	if len(release) > 0 {
+		h.exec(ctx, "DO", "RELEASE_LOCK(?)", release)
+	}
+	if len(takes) == 0 {
+		return
+	}
+	answer := func(err error) {
+		for _, op := range takes {
+			op.done <- lockResult{err: err}
+		}
+	}
+	if h.conn == nil {
+		c, err := h.pool.Conn(ctx)
+		if err != nil {
+			answer(err)
+			return
+		}
+		h.conn, h.gen = c, h.gen+1
+	}
+	var keys []string
+	for _, op := range takes {
+		keys = append(keys, op.keys...)
+	}
+	got := make([]sql.NullInt64, len(keys))
+	dest := make([]any, len(keys))
+	for i := range got {
+		dest[i] = &got[i]
+	}
+	if err := h.conn.QueryRowContext(ctx, "SELECT "+repeatJoin("GET_LOCK(?, 0)", len(keys)), strArgs(keys)...).Scan(dest...); err != nil {
+		h.fail()
+		answer(err)
+		return
+	}
+	// A Lock gets all of its keys or none: the ones it got of a Lock that
+	// did not get all are released.
+	var undo []string
+	i := 0
+	for _, op := range takes {
+		all := true
+		for j := range op.keys {
+			if g := got[i+j]; !g.Valid || g.Int64 != 1 {
+				all = false
+			}
+		}
+		if !all {
+			for j, k := range op.keys {
+				if g := got[i+j]; g.Valid && g.Int64 == 1 {
+					undo = append(undo, k)
+				}
+			}
+		}
+		i += len(op.keys)
+		op.done <- lockResult{gen: h.gen, ok: all}
+	}
+	if len(undo) > 0 {
+		h.exec(ctx, "DO", "RELEASE_LOCK(?)", undo)
+	}
+}
+
+// exec runs "verb f(?), f(?), ..." over keys; on an error the connection,
+// and with it every lock it holds, is dropped.
+func (h *holder) exec(ctx context.Context, verb, f string, keys []string) {
+	if _, err := h.conn.ExecContext(ctx, verb+" "+repeatJoin(f, len(keys)), strArgs(keys)...); err != nil {
+		h.fail()
+	}
+}
+
+// fail drops a connection whose state is unknown, locks and all.
+func (h *holder) fail() {
+	h.conn.Raw(func(any) error { return driver.ErrBadConn })
+	h.conn.Close()
+	h.conn = nil
+}
+
+func repeatJoin(s string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(s+", ", n), ", ")
+}
+
+func strArgs(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

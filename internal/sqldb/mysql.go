@@ -16,10 +16,10 @@ import (
 // Pool limits and timeouts of a MySQL database. Zero values take the
 // defaults.
 type Pool struct {
-	// MaxConns bounds the open connections of this process
-	// (DefaultMaxConns). MariaDB refuses connections past max_connections
-	// (151 by default) in all: instances × (MaxConns + Tessera's
-	// DefaultTesseraConns) must stay below it.
+	// MaxConns bounds the main pool of this process (DefaultMaxConns).
+	// MariaDB refuses connections past max_connections (151 by default)
+	// in all: instances × (MaxConns + DefaultTesseraConns + LockHolders +
+	// the head writer's pool) must stay below it.
 	MaxConns int
 	// DialTimeout bounds connecting (DefaultDialTimeout); IOTimeout bounds
 	// one read or write on a connection (DefaultIOTimeout).
@@ -31,7 +31,7 @@ type Pool struct {
 
 // Defaults of Pool.
 const (
-	DefaultMaxConns    = 32
+	DefaultMaxConns    = 24
 	DefaultDialTimeout = 5 * time.Second
 	DefaultIOTimeout   = 30 * time.Second
 	DefaultLockWait    = 10 * time.Second
@@ -109,6 +109,7 @@ func OpenMySQL(ctx context.Context, dsn string, p Pool) (*DB, error) {
 	db.SetConnMaxLifetime(10 * time.Minute)
 	db.SetConnMaxIdleTime(time.Minute)
 	out := &DB{DB: db, Dialect: MySQL, Name: Where(c), locks: newLocalLocks(), connector: conn}
+	out.holders = newHolders(out)
 	if err := Retry(ctx, func() error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connecting to %s: %w", out.Name, err)

@@ -3,6 +3,7 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -65,4 +66,95 @@ func TestProbeSeesRefusedConnections(t *testing.T) {
 	if !sqldb.Unavailable(err) {
 		t.Fatalf("Probe's error %v is not Unavailable", err)
 	}
+}
+
+// Locks that no other instance holds are held by the shared holder
+// connections, not by a connection each; another instance waits for them
+// (and times out), takes them once released, and takes them when the
+// holder's connection dies; the old Locks then release nothing.
+func TestLocksAcrossInstances(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := dbtest.MariaDB(t)
+	a, err := sqldb.OpenMySQL(ctx, dsn, sqldb.Pool{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqldb.OpenMySQL(ctx, dsn, sqldb.Pool{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	var held []*sqldb.Lock
+	for i := range 20 {
+		l, err := a.Lock(ctx, time.Second, fmt.Sprintf("session-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	if n := a.Stats().InUse; n != 0 {
+		t.Fatalf("20 locks held keep %d connections of the pool in use, want 0", n)
+	}
+	start := time.Now()
+	if _, err := b.Lock(ctx, time.Second, "session-3"); !errors.Is(err, sqldb.ErrLockTimeout) {
+		t.Fatalf("another instance's Lock of a held name = %v, want ErrLockTimeout", err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("the other instance gave up after %v, before its wait of 1 s", d)
+	}
+	got := make(chan error, 1)
+	go func() {
+		l, err := b.Lock(ctx, 10*time.Second, "session-4")
+		if err == nil {
+			l.Unlock()
+		}
+		got <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	held[4].Unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("another instance's Lock after Unlock = %v", err)
+	}
+
+	// Kill every connection to the test's database (a's lock holders
+	// among them; b's pool reconnects): a's locks go.
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	admin.SetMaxOpenConns(1)
+	rows, err := admin.QueryContext(ctx, "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		admin.ExecContext(ctx, fmt.Sprintf("KILL %d", id))
+	}
+	l, err := b.Lock(ctx, 5*time.Second, "session-7")
+	if err != nil {
+		t.Fatalf("Lock after the holder's connection died = %v", err)
+	}
+	for _, h := range held {
+		h.Unlock() // releases nothing, and does not fail
+	}
+	if _, err := a.Lock(ctx, time.Second, "session-7"); !errors.Is(err, sqldb.ErrLockTimeout) {
+		t.Fatalf("a's Lock of a name b holds, after a's old locks went = %v, want ErrLockTimeout", err)
+	}
+	l.Unlock()
+	l2, err := a.Lock(ctx, time.Second, "session-7")
+	if err != nil {
+		t.Fatalf("a's Lock once b released = %v", err)
+	}
+	l2.Unlock()
 }

@@ -42,8 +42,22 @@ type DB struct {
 	Name string
 
 	locks *localLocks
+	// holders hold the user locks of a MySQL database (Lock).
+	holders *holders
 	// connector opens connections to a MySQL database (Pool).
 	connector driver.Connector
+}
+
+// Close closes the database and its lock holders.
+func (db *DB) Close() error {
+	var errs []error
+	if db.holders != nil {
+		errs = append(errs, db.holders.close())
+	}
+	if db.DB != nil {
+		errs = append(errs, db.DB.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Pool returns a pool of at most n connections of its own to the same
