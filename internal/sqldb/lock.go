@@ -317,7 +317,9 @@ func (h *holder) run() {
 
 // serve runs a batch: its releases first, then its takings.
 func (h *holder) serve(batch []*lockOp) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A statement cut short drops the connection and every lock on it, so
+	// the bound is the driver's I/O timeout, not a shorter one.
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultIOTimeout)
 	defer cancel()
 	var release []string
 	var takes []*lockOp
@@ -365,17 +367,18 @@ func (h *holder) serve(batch []*lockOp) {
 		return
 	}
 	// A Lock gets all of its keys or none: the ones it got of a Lock that
-	// did not get all are released.
+	// did not get all are released before any Lock is answered.
 	var undo []string
+	all := make([]bool, len(takes))
 	i := 0
-	for _, op := range takes {
-		all := true
+	for n, op := range takes {
+		all[n] = true
 		for j := range op.keys {
 			if g := got[i+j]; !g.Valid || g.Int64 != 1 {
-				all = false
+				all[n] = false
 			}
 		}
-		if !all {
+		if !all[n] {
 			for j, k := range op.keys {
 				if g := got[i+j]; g.Valid && g.Int64 == 1 {
 					undo = append(undo, k)
@@ -383,10 +386,16 @@ func (h *holder) serve(batch []*lockOp) {
 			}
 		}
 		i += len(op.keys)
-		op.done <- lockResult{gen: h.gen, ok: all}
 	}
 	if len(undo) > 0 {
 		h.exec(ctx, "DO", "RELEASE_LOCK(?)", undo)
+		if h.conn == nil {
+			answer(errors.New("releasing locks failed; the connection holding them was dropped"))
+			return
+		}
+	}
+	for n, op := range takes {
+		op.done <- lockResult{gen: h.gen, ok: all[n]}
 	}
 }
 

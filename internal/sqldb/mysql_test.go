@@ -119,6 +119,17 @@ func TestLocksAcrossInstances(t *testing.T) {
 		t.Fatalf("another instance's Lock after Unlock = %v", err)
 	}
 
+	// A Lock of several names gets all or none: x is free, y is held by a,
+	// so b's Lock of both times out and leaves x free.
+	if _, err := b.Lock(ctx, time.Second, "session-0-free", "session-5"); !errors.Is(err, sqldb.ErrLockTimeout) {
+		t.Fatalf("b's Lock of a free and a held name = %v, want ErrLockTimeout", err)
+	}
+	x, err := a.Lock(ctx, time.Second, "session-0-free")
+	if err != nil {
+		t.Fatalf("a name left taken by a Lock that failed: %v", err)
+	}
+	x.Unlock()
+
 	// Kill every connection to the test's database (a's lock holders
 	// among them; b's pool reconnects): a's locks go.
 	admin, err := sql.Open("mysql", dsn)
