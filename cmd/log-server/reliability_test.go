@@ -675,22 +675,8 @@ func exhaustConnections(t *testing.T, admin *sql.DB, dsn, user string) (release 
 			}
 			hogs = append(hogs, h)
 		}
-		rows, err := admin.Query("SELECT id FROM information_schema.processlist WHERE user = ?", user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			rows.Scan(&id)
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if len(ids) == 0 {
+		if dbtest.KillConnections(t, admin, "user = ?", user) == 0 {
 			return release
-		}
-		for _, id := range ids {
-			admin.Exec(fmt.Sprintf("KILL %d", id))
 		}
 	}
 	t.Fatalf("%s kept connections to the database", user)

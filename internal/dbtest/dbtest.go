@@ -353,3 +353,34 @@ func freeAddr() string {
 func waitCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 90*time.Second)
 }
+
+// KillConnections kills, through admin, every connection of the server
+// that the condition on information_schema.processlist selects (never
+// admin's own), and returns how many it found.
+func KillConnections(t testing.TB, admin *sql.DB, where string, args ...any) int {
+	t.Helper()
+	ctx, cancel := waitCtx()
+	defer cancel()
+	c, err := admin.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rows, err := c.QueryContext(ctx, "SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND ("+where+")", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		c.ExecContext(ctx, fmt.Sprintf("KILL %d", id)) // it may have ended already
+	}
+	return len(ids)
+}

@@ -137,20 +137,8 @@ func TestLocksAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	admin.SetMaxOpenConns(1)
-	rows, err := admin.QueryContext(ctx, "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		rows.Scan(&id)
-		ids = append(ids, id)
-	}
-	rows.Close()
-	for _, id := range ids {
-		admin.ExecContext(ctx, fmt.Sprintf("KILL %d", id))
+	if dbtest.KillConnections(t, admin, "db = DATABASE()") == 0 {
+		t.Fatal("no connection to the test's database")
 	}
 	l, err := b.Lock(ctx, 5*time.Second, "session-7")
 	if err != nil {
