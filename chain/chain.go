@@ -191,9 +191,19 @@ func (l *Locked) Begin(ctx context.Context) error {
 	})
 }
 
+// ErrLockLost: the connection holding the sessions' locks failed before
+// Commit, so another instance may have appended to them meanwhile; their
+// heads stay marked, and the next append reads them from the log.
+var ErrLockLost = errors.New("the sessions' lock was lost before their heads were stored")
+
 // Commit stores new heads (clean) for the locked sessions named in heads;
-// the others are stored clean as they were read.
+// the others are stored clean as they were read. It stores nothing if the
+// lock is known to be lost (ErrLockLost): heads read under it could
+// overwrite the ones another instance stored since.
 func (l *Locked) Commit(ctx context.Context, heads map[Key]Head) error {
+	if l.lk.Lost() {
+		return ErrLockLost
+	}
 	return l.write(ctx, func(k Key, h Head) Head {
 		if n, ok := heads[k]; ok {
 			h = n

@@ -541,7 +541,7 @@ func (l *Log) unavailable(ctx context.Context, err error) error {
 		return err
 	case errors.Is(err, sqldb.ErrLockTimeout):
 		return fmt.Errorf("%w: %v", ErrPushback, err)
-	case sqldb.Unavailable(err):
+	case sqldb.Unavailable(err), errors.Is(err, chain.ErrLockLost):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	case l.cfg.Health != nil:
 		hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -110,6 +110,13 @@ func lockKey(name string) string {
 // if the connection is lost, so are the locks, and they fail.
 func (l *Lock) Conn() *sql.Conn { return l.conn }
 
+// Lost reports whether the locks are known to be gone before Unlock: the
+// shared connection holding them failed (and MariaDB released them), so
+// another instance may hold them now. A Lost lock must not be relied on:
+// what was read under it may be stale, and writing it back could undo
+// another instance's work.
+func (l *Lock) Lost() bool { return l.holder != nil && l.holder.gen.Load() != l.gen }
+
 // Unlock releases the locks. It is safe to call more than once.
 func (l *Lock) Unlock() {
 	if l.holder != nil {
@@ -243,7 +250,9 @@ type holder struct {
 	quit chan struct{}
 	// Owned by run.
 	conn *sql.Conn // nil until needed, and after a failure
-	gen  uint64
+	// gen counts the failures: the Locks taken before one hold nothing
+	// (Lost). Written by run only.
+	gen atomic.Uint64
 }
 
 // lockOp asks a holder to take keys (each free now, or none of them) or to
@@ -325,7 +334,7 @@ func (h *holder) serve(batch []*lockOp) {
 	var takes []*lockOp
 	for _, op := range batch {
 		if op.release {
-			if op.gen == h.gen && h.conn != nil {
+			if op.gen == h.gen.Load() && h.conn != nil {
 				release = append(release, op.keys...)
 			}
 			op.done <- lockResult{}
@@ -350,7 +359,7 @@ func (h *holder) serve(batch []*lockOp) {
 			answer(err)
 			return
 		}
-		h.conn, h.gen = c, h.gen+1
+		h.conn = c
 	}
 	var keys []string
 	for _, op := range takes {
@@ -395,7 +404,7 @@ func (h *holder) serve(batch []*lockOp) {
 		}
 	}
 	for n, op := range takes {
-		op.done <- lockResult{gen: h.gen, ok: all[n]}
+		op.done <- lockResult{gen: h.gen.Load(), ok: all[n]}
 	}
 }
 
@@ -412,6 +421,7 @@ func (h *holder) fail() {
 	h.conn.Raw(func(any) error { return driver.ErrBadConn })
 	h.conn.Close()
 	h.conn = nil
+	h.gen.Add(1)
 }
 
 func repeatJoin(s string, n int) string {

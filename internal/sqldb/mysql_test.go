@@ -137,8 +137,27 @@ func TestLocksAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
+	for i, h := range held {
+		if i != 4 && h.Lost() {
+			t.Fatalf("lock %d reported lost while its connection is alive", i)
+		}
+	}
 	if dbtest.KillConnections(t, admin, "db = DATABASE()") == 0 {
 		t.Fatal("no connection to the test's database")
+	}
+	// Once a's holders have tried a statement each (a Lock per holder),
+	// every lock they held is known to be lost.
+	for i := range sqldb.LockHolders {
+		l, err := a.Lock(ctx, time.Second, fmt.Sprintf("probe-%d", i))
+		if err != nil {
+			t.Fatalf("a's Lock after its connections were killed = %v", err)
+		}
+		l.Unlock()
+	}
+	for i, h := range held {
+		if i != 4 && !h.Lost() {
+			t.Fatalf("lock %d not reported lost after its connection was killed", i)
+		}
 	}
 	l, err := b.Lock(ctx, 5*time.Second, "session-7")
 	if err != nil {
