@@ -544,11 +544,10 @@ func relKillS3(t *testing.T, e *relEnv) {
 	record(relRow{Case: "SIGKILL of one of two instances under load", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused[len(refused)-1]})
 }
 
-// s3Fault is a fault that the s3 cases put on two instances under load,
-// cycle after cycle: begin starts it, it lasts for lasts, end ends it and
-// returns how long the log took to recover; check sees the answers given
-// while it lasted.
-type s3Fault struct {
+// fault is a fault put on the log under load, cycle after cycle: begin
+// starts it, it lasts for lasts, end ends it and returns how long the log
+// took to recover; check sees the answers given while it lasted.
+type fault struct {
 	cycles int
 	lasts  time.Duration
 	begin  func()
@@ -556,16 +555,19 @@ type s3Fault struct {
 	check  func(t *testing.T, refused string)
 }
 
-// runS3Fault runs f through two s3 instances on dsn and the bucket, under
-// load from 16 writers on 6 sessions, verifies the log afterwards, and
-// returns the row of the results table without its case.
-func runS3Fault(t *testing.T, e *relEnv, dsn, endpoint, bucket, prefix string, f s3Fault) relRow {
-	c := newS3ClusterOn(t, e.bin, 2, dsn, endpoint, bucket)
-	ps := []*proc{c.start(t, 0), c.start(t, 1)}
-	tok, _ := c.adminToken(t)
-	pub := filepath.Join(c.dirs[0], "keys", "log.pub")
-	l := startLoad(t, c.urls(ps), tok, prefix, 16, 6)
-	cw := watchCheckpoints(c.urls(ps), mustVerifierFile(t, pub))
+// target is a running log the cases write to: its servers' URLs, the admin
+// token and the log's public key file.
+type target struct {
+	urls     []string
+	tok, pub string
+}
+
+// runFault runs f on the log of tg under load from writers on sessions,
+// verifies the log afterwards, and returns the row of the results table
+// without its case and storage.
+func runFault(t *testing.T, e *relEnv, tg target, prefix string, writers, sessions int, f fault) relRow {
+	l := startLoad(t, tg.urls, tg.tok, prefix, writers, sessions)
+	cw := watchCheckpoints(tg.urls, mustVerifierFile(t, tg.pub))
 	var worst time.Duration
 	refused := ""
 	for range f.cycles {
@@ -582,15 +584,26 @@ func runS3Fault(t *testing.T, e *relEnv, dsn, endpoint, bucket, prefix string, f
 	time.Sleep(time.Second)
 	l.halt()
 	seen := cw.halt()
-	lost := verifyLog(t, e, ps[0].url, tok, pub, l.acks, seen)
-	return relRow{Storage: "s3", Cycles: f.cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused}
+	lost := verifyLog(t, e, tg.urls[0], tg.tok, tg.pub, l.acks, seen)
+	return relRow{Cycles: f.cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused}
+}
+
+// runS3Fault runs f on two s3 instances on dsn and the bucket, under load
+// from 16 writers on 6 sessions.
+func runS3Fault(t *testing.T, e *relEnv, dsn, endpoint, bucket, prefix string, f fault) relRow {
+	c := newS3ClusterOn(t, e.bin, 2, dsn, endpoint, bucket)
+	ps := []*proc{c.start(t, 0), c.start(t, 1)}
+	tok, _ := c.adminToken(t)
+	row := runFault(t, e, target{c.urls(ps), tok, filepath.Join(c.dirs[0], "keys", "log.pub")}, prefix, 16, 6, f)
+	row.Storage = "s3"
+	return row
 }
 
 // relMariaDBRestart kills MariaDB under load and starts it again.
 func relMariaDBRestart(t *testing.T, e *relEnv) {
 	db := dbtest.StartMariaDB(t)
 	ep, bucket := dbtest.S3(t)
-	row := runS3Fault(t, e, dbtest.CreateDB(t, db.DSN("")), ep, bucket, "db", s3Fault{
+	row := runS3Fault(t, e, dbtest.CreateDB(t, db.DSN("")), ep, bucket, "db", fault{
 		cycles: 2, lasts: 3 * time.Second,
 		begin: db.Kill,
 		end: func(l *load, _ *cpWatch) time.Duration {
@@ -624,7 +637,7 @@ func relConnectionsExhausted(t *testing.T, e *relEnv) {
 	}
 	ep, bucket := dbtest.S3(t)
 	var release func()
-	row := runS3Fault(t, e, fmt.Sprintf("llm:llm@tcp(127.0.0.1:%d)/llmaudit", db.Port), ep, bucket, "conns", s3Fault{
+	row := runS3Fault(t, e, fmt.Sprintf("llm:llm@tcp(127.0.0.1:%d)/llmaudit", db.Port), ep, bucket, "conns", fault{
 		cycles: 2, lasts: 3 * time.Second,
 		begin: func() { release = exhaustConnections(t, admin, db.DSN(""), "llm") },
 		end: func(l *load, _ *cpWatch) time.Duration {
@@ -688,7 +701,7 @@ func exhaustConnections(t *testing.T, admin *sql.DB, dsn, user string) (release 
 // the store is back.
 func relObjectStoreRestart(t *testing.T, e *relEnv) {
 	s3 := dbtest.StartS3(t)
-	row := runS3Fault(t, e, dbtest.MariaDB(t), s3.Endpoint, "reliability", "s3", s3Fault{
+	row := runS3Fault(t, e, dbtest.MariaDB(t), s3.Endpoint, "reliability", "s3", fault{
 		cycles: 2, lasts: 4 * time.Second,
 		begin: s3.Stop,
 		end: func(l *load, cw *cpWatch) time.Duration {
@@ -737,31 +750,23 @@ func relDiskFull(t *testing.T, e *relEnv) {
 	fs := smallFS(t, "64m")
 	dir := filepath.Join(fs, "data")
 	p := start(t, e.bin, dir)
-	tok := readToken(t, dir)
-	pub := filepath.Join(dir, "keys", "log.pub")
-	l := startLoad(t, []string{p.url}, tok, "full", 8, 4)
-	cw := watchCheckpoints([]string{p.url}, verifier(t, dir))
-	const cycles = 2
-	var worst time.Duration
-	refused := ""
-	for range cycles {
-		time.Sleep(1500 * time.Millisecond)
-		before := l.snapshotStatus()
-		filler := filepath.Join(fs, "filler")
+	filler := filepath.Join(fs, "filler")
+	row := runFault(t, e, target{[]string{p.url}, readToken(t, dir), filepath.Join(dir, "keys", "log.pub")}, "full", 8, 4, fault{
+		cycles: 2, lasts: 3 * time.Second,
 		// Fill what is left (dd stops at ENOSPC).
-		exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=64k").Run()
-		time.Sleep(3 * time.Second)
-		refused = l.during(before)
-		os.Remove(filler)
-		worst = max(worst, l.waitAck(t, time.Now(), 30*time.Second))
-	}
-	l.halt()
-	seen := cw.halt()
-	lost := verifyLog(t, e, p.url, tok, pub, l.acks, seen)
-	if !strings.Contains(refused, "503") {
-		t.Errorf("with the disk full, writes were answered %s; want 503", refused)
-	}
-	record(relRow{Case: "data directory's file system full under load, then freed", Storage: "posix", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused})
+		begin: func() { exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=64k").Run() },
+		end: func(l *load, _ *cpWatch) time.Duration {
+			os.Remove(filler)
+			return l.waitAck(t, time.Now(), 30*time.Second)
+		},
+		check: func(t *testing.T, refused string) {
+			if !strings.Contains(refused, "503") {
+				t.Errorf("with the disk full, writes were answered %s; want 503", refused)
+			}
+		},
+	})
+	row.Case, row.Storage = "data directory's file system full under load, then freed", "posix"
+	record(row)
 }
 
 // relReadOnly makes the data directory read-only: a running server's
