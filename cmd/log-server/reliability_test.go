@@ -30,6 +30,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
+	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 )
 
@@ -886,7 +887,7 @@ func relWitness(t *testing.T, e *relEnv) {
 	dirs, vkey := presetDirs(t, "scaleout.test/log", 1)
 	dir := dirs[0]
 	w := witnesstest.StartOurWitness(t, "scaleout.test/log", vkey)
-	sw := &switchable{addr: freeLoopback(t), target: w.URL}
+	sw := &switchable{addr: testproc.FreeAddr(t), target: w.URL}
 	sw.up(t)
 	policy := filepath.Join(t.TempDir(), "policy")
 	os.WriteFile(policy, []byte(fmt.Sprintf("witness w %s http://%s\nquorum w\n", w.VerifierKey, sw.addr)), 0o644)
@@ -931,16 +932,6 @@ func relWitness(t *testing.T, e *relEnv) {
 	seen := cw.halt()
 	lost := verifyLog(t, e, p.url, tok, pub, l.acks, seen)
 	record(relRow{Case: "the only witness slow (1.5 s, within the 2 s timeout), then dead for 5 s, then back (recovery: to a checkpoint covering the writes made meanwhile)", Storage: "posix", Cycles: 1, Acked: len(l.acks), Lost: lost, Recovery: recovery, Refused: refused + "; no checkpoint published while dead"})
-}
-
-func freeLoopback(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // relClockStep leaves the time of the last publication an hour in the
