@@ -71,6 +71,9 @@ func Open(db *sqldb.DB, reader tessera.LogReader, logger *slog.Logger) (*Index, 
 		return nil, fmt.Errorf("creating index schema: %w", err)
 	}
 	x := &Index{db: db, reader: reader, logger: logger, changed: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if err := x.upgradeSearch(context.Background()); err != nil {
+		return nil, err
+	}
 	if _, err := x.refresh(context.Background()); err != nil {
 		return nil, err
 	}

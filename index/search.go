@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,8 @@ import (
 
 // Session search (GET /v1/sessions): per session, where it is in the log
 // (first and last index and time, its event count), and the terms it can
-// be found by (event kinds, agents, subject pseudonyms, models, and the
+// be found by (event kinds, agents, subject and on-behalf-of pseudonyms
+// (which erasures and holds use too, see People), models, and the
 // monitor.alert and human.signature events about its entries). Like the
 // rest of the index it is derived: store() feeds it (storeSearch) in the
 // same transaction as the entries, under the lock on the indexed size that
@@ -80,6 +82,7 @@ const (
 	termKind      = "kind"
 	termAgent     = "agent"
 	termSubject   = "subject"
+	termBehalf    = "on_behalf_of"
 	termModel     = "model"
 	termAlert     = "alert"     // value: the index of a monitor.alert about the session
 	termSignature = "signature" // value: the index of a human.signature on one of its entries
@@ -203,6 +206,7 @@ func (b *searchBatch) add(index uint64, data []byte) {
 	}
 	b.term(k, termAgent, str(l.Attributes["gen_ai.agent.id"]))
 	b.term(k, termSubject, l.Subject)
+	b.term(k, termBehalf, l.Actor.OnBehalfOf)
 	b.term(k, termModel, str(l.Attributes["gen_ai.request.model"]))
 	b.term(k, termModel, str(l.Attributes["gen_ai.response.model"]))
 	mark := func(attr, field string) {
@@ -398,3 +402,89 @@ func (x *Index) shown(ctx context.Context, s *client.SessionSummary) error {
 // ErrBadSearch is returned (wrapped) by Search for a query it cannot run
 // (a cursor it did not make).
 var ErrBadSearch = errors.New("bad session search")
+
+// searchVersion is the version of what storeSearch indexes; an index whose
+// search_version is older is rebuilt from the log at Open (version 2 added
+// the on_behalf_of term, on which erasures and holds rely).
+const searchVersion = 2
+
+// upgradeSearch makes the next catch-up rebuild the index from the start
+// of the log if its search is older than searchVersion. Storing leaves again
+// is harmless (see above); until the rebuild is done, WaitIndexed waits.
+func (x *Index) upgradeSearch(ctx context.Context) error {
+	var v int64
+	err := x.db.QueryRowContext(ctx, `SELECT v FROM index_meta WHERE k = 'search_version'`).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("reading the search version: %w", err)
+	}
+	if v >= searchVersion {
+		return nil
+	}
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, stmt := range []string{
+		`UPDATE index_meta SET v = 0 WHERE k IN ('indexed_size', 'search_size')`,
+		`DELETE FROM index_meta WHERE k = 'search_version'`,
+		fmt.Sprintf(`INSERT INTO index_meta (k, v) VALUES ('search_version', %d)`, searchVersion),
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("upgrading the session search: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("upgrading the session search: %w", err)
+	}
+	if v > 0 {
+		x.logger.Info("session index rebuilt from the log for a new search version", "from", v, "to", searchVersion)
+	}
+	return nil
+}
+
+// People returns the pseudonyms that appear, as subject or as
+// on_behalf_of, in any of sessions of tenant, sorted. It covers the
+// indexed prefix of the log (call WaitFor first).
+func (x *Index) People(ctx context.Context, tenant string, sessions []string) ([]string, error) {
+	var out []string
+	for _, s := range sessions {
+		vals, err := x.strings(ctx, `SELECT value FROM search_terms WHERE tenant = ? AND session = ? AND field IN (?, ?)`, tenant, s, termSubject, termBehalf)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vals...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// SessionsOf returns the sessions of tenant in which pseudonym appears as
+// subject or as on_behalf_of, sorted. It covers the indexed prefix of the
+// log (call WaitFor first).
+func (x *Index) SessionsOf(ctx context.Context, tenant, pseudonym string) ([]string, error) {
+	out, err := x.strings(ctx, `SELECT session FROM search_terms WHERE field IN (?, ?) AND value = ? AND tenant = ?`, termSubject, termBehalf, pseudonym, tenant)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// strings runs a query of one string column.
+func (x *Index) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := x.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

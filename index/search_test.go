@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,5 +279,68 @@ func TestSearchFilledFromLog(t *testing.T) {
 		if l, _ := x.Search(ctx, client.SessionSearch{HasAlert: new(true)}); names(l) != "t1/b" {
 			t.Fatalf("alerts after filling: %q", names(l))
 		}
+	})
+}
+
+// TestPeople: the sessions a pseudonym appears in, as subject or as
+// on_behalf_of, and the pseudonyms of sessions, which erasures and holds
+// rely on; an index made before on_behalf_of was a term (no search_version)
+// is rebuilt from the log at Open, so old sessions are found too.
+func TestPeople(t *testing.T) {
+	ctx := context.Background()
+	forEachDB(t, func(t *testing.T, open func(t *testing.T) *sqldb.DB) {
+		m := &storetest.MemLog{}
+		for i, e := range []struct{ tenant, session, subject, behalf string }{
+			{"t1", "a", "ps_patient", ""},
+			{"t1", "b", "", "ps_doctor"},
+			{"t1", "c", "ps_doctor", "ps_nurse"},
+			{"t2", "d", "", "ps_doctor"}, // another tenant's pseudonym of the same name
+		} {
+			l := &event.Leaf{V: event.LeafVersion, ID: event.NewID(), Kind: "llm.request", Tenant: e.tenant, Session: e.session,
+				Time: t0.Add(time.Duration(i) * time.Minute).Format(event.TimeFormat), Subject: e.subject,
+				Actor: event.Actor{Type: "agent", ID: "bot", OnBehalfOf: e.behalf}, Writer: &event.Writer{Token: "tok", Via: event.ViaAPI}}
+			b, err := l.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Add(b)
+		}
+		db := open(t)
+		check := func(what string) {
+			t.Helper()
+			x, err := index.Open(db, m, quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := x.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				tenant, ps string
+				want       []string
+			}{
+				{"t1", "ps_doctor", []string{"b", "c"}},
+				{"t1", "ps_nurse", []string{"c"}},
+				{"t1", "ps_patient", []string{"a"}},
+				{"t2", "ps_doctor", []string{"d"}},
+				{"t1", "ps_nobody", nil},
+			} {
+				if got, err := x.SessionsOf(ctx, tc.tenant, tc.ps); err != nil || !slices.Equal(got, tc.want) {
+					t.Errorf("%s: SessionsOf(%s, %s) = %v, %v; want %v", what, tc.tenant, tc.ps, got, err, tc.want)
+				}
+			}
+			if got, err := x.People(ctx, "t1", []string{"b", "c"}); err != nil || !slices.Equal(got, []string{"ps_doctor", "ps_nurse"}) {
+				t.Errorf("%s: People(t1, b c) = %v, %v", what, got, err)
+			}
+		}
+		check("a new index")
+		// As an index made before the on_behalf_of term: no version, no
+		// such terms.
+		for _, q := range []string{`DELETE FROM index_meta WHERE k = 'search_version'`, `DELETE FROM search_terms WHERE field = 'on_behalf_of'`} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check("an index of the previous version, reopened")
 	})
 }

@@ -213,14 +213,17 @@ type Erasure struct {
 	Event     event.Appended
 }
 
-// Erase destroys the data of a session, or of a data subject (its
-// pseudonym mapping and the sessions with events about it): their data
-// keys, hence payloads and commitment salts, and the mapping. The leaves and
-// every proof stay valid. A legal hold refuses it (ErrLegalHold), so does
-// the retention floor (ErrRetentionFloor, naming when it ends) unless
-// overridden. The vault then checkpoints its write-ahead log so that
-// nothing of the erased data is left in the database files, and an erasure
-// event records what was erased on which legal basis.
+// Erase destroys the data of a session, or of a person (its pseudonym
+// mapping and every session where it appears, as subject or as
+// on_behalf_of): their data keys, hence payloads and commitment salts, and
+// the mapping. The leaves and every proof stay valid. A legal hold on any
+// of those sessions, or on any person who appears in them, refuses it
+// (ErrLegalHold), so does the retention floor of those sessions
+// (ErrRetentionFloor, naming when it ends) unless overridden; a refused
+// erasure destroys and appends nothing. The vault then checkpoints its
+// write-ahead log so that nothing of the erased data is left in the
+// database files, and an erasure event records what was erased on which
+// legal basis.
 func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure, error) {
 	if l.cfg.Retention == nil || l.cfg.Floors == nil {
 		return nil, ErrNoRetention
@@ -237,22 +240,27 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 		return nil, err
 	}
 	defer unlock()
+	// The index says where a person appears, in every role (subject or
+	// on_behalf_of): it must cover every acknowledged write first.
+	if err := l.WaitIndexed(ctx); err != nil {
+		return nil, err
+	}
 	sessions := []string{req.Session}
 	if ps != "" {
-		if sessions, err = l.vault.SubjectSessions(ctx, r.Tenant, ps); err != nil {
+		if sessions, err = l.index.SessionsOf(ctx, r.Tenant, ps); err != nil {
 			return nil, err
 		}
 	}
-	// A hold on a subject covers every session about it, whichever way the
-	// erasure names the data.
-	subjects, err := l.vault.SessionSubjects(ctx, r.Tenant, sessions)
+	// A hold on a person covers every session they appear in, whichever
+	// way the erasure names the data.
+	people, err := l.index.People(ctx, r.Tenant, sessions)
 	if err != nil {
 		return nil, err
 	}
-	if ps != "" && !slices.Contains(subjects, ps) {
-		subjects = append(subjects, ps)
+	if ps != "" && !slices.Contains(people, ps) {
+		people = append(people, ps)
 	}
-	holds, err := l.cfg.Retention.Held(ctx, r.Tenant, sessions, subjects)
+	holds, err := l.cfg.Retention.Held(ctx, r.Tenant, sessions, people)
 	if err != nil {
 		return nil, err
 	}
@@ -263,10 +271,9 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 		}
 		return nil, fmt.Errorf("%w: %s", ErrLegalHold, strings.Join(ids, ", "))
 	}
+	// The floor covers the sessions, and the pseudonym mapping through
+	// them: the mapping is what gives meaning to their leaves.
 	floor, _ := l.cfg.Floors.For(r.Tenant)
-	if err := l.WaitIndexed(ctx); err != nil {
-		return nil, err
-	}
 	latest, any, err := l.index.LatestTime(ctx, r.Tenant, sessions)
 	if err != nil {
 		return nil, err

@@ -590,8 +590,8 @@ func (l *Log) checkCorrects(ctx context.Context, tenant string, ps []*pending) e
 }
 
 // pseudonymize replaces subjects and on-behalf-of values by their
-// pseudonyms, and notes the sessions each subject appears in (erasing a
-// subject erases them).
+// pseudonyms (the index finds the sessions each appears in, for erasures
+// and holds).
 func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) error {
 	for _, pe := range ps {
 		for _, f := range []*string{&pe.leaf.Subject, &pe.leaf.Actor.OnBehalfOf} {
@@ -603,11 +603,6 @@ func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) er
 				return fmt.Errorf("pseudonymizing: %w", err)
 			}
 			*f = p
-		}
-		if pe.leaf.Subject != "" {
-			if err := l.vault.NoteSubjectSession(ctx, tenant, pe.leaf.Subject, pe.leaf.Session); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -104,9 +104,9 @@ func TestRetentionFloorsRecorded(t *testing.T) {
 }
 
 // vaultSecrets reads, straight from vault.db, what an erasure of sessions
-// must destroy: wrapped data keys, sealed payloads (with their commitment
-// salts) and sealed pseudonym values.
-func vaultSecrets(t *testing.T, dir, tenant string, sessions []string) [][]byte {
+// and a person must destroy: wrapped data keys, sealed payloads (with their
+// commitment salts) and the sealed value of the pseudonym.
+func vaultSecrets(t *testing.T, dir, tenant string, sessions []string, pseudonym string) [][]byte {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, VaultDB)+"?mode=ro")
 	if err != nil {
@@ -134,7 +134,7 @@ func vaultSecrets(t *testing.T, dir, tenant string, sessions []string) [][]byte 
 		collect(`SELECT wrapped FROM data_keys WHERE tenant = ? AND session = ?`, tenant, s)
 		collect(`SELECT sealed FROM payloads WHERE tenant = ? AND session = ?`, tenant, s)
 	}
-	collect(`SELECT p.sealed FROM pseudonyms p JOIN subject_sessions s ON p.tenant = s.tenant AND p.pseudonym = s.pseudonym WHERE s.tenant = ? AND s.session = ?`, tenant, sessions[0])
+	collect(`SELECT sealed FROM pseudonyms WHERE tenant = ? AND pseudonym = ?`, tenant, pseudonym)
 	return out
 }
 
@@ -201,7 +201,7 @@ func TestErasure(t *testing.T) {
 
 	// Before: the secrets an erasure must destroy are in the files (so the
 	// search below would find them).
-	secrets := vaultSecrets(t, s.dir, DefaultTenant, []string{"case-9", "case-10"})
+	secrets := vaultSecrets(t, s.dir, DefaultTenant, []string{"case-9", "case-10"}, ps)
 	if len(secrets) < 5 {
 		t.Fatalf("%d secrets in vault.db, want 2 keys, 2 payloads and a pseudonym", len(secrets))
 	}
@@ -347,4 +347,67 @@ func TestErasure(t *testing.T) {
 		t.Errorf("payload after the override: %v", err)
 	}
 	s.audit(t)
+}
+
+// TestErasureOnBehalfOf is the attack of issue #24 (finding 3) over HTTP:
+// with eu-ai-act, erasing a person who appears only as on_behalf_of in a
+// held session is refused (409, nothing appended, the mapping intact), a
+// hold on a person covers the sessions where they are on_behalf_of, and
+// inside the floor the erasure needs override_reason.
+func TestErasureOnBehalfOf(t *testing.T) {
+	s := newTestServer(t, func(c *Config) { c.Compliance = []string{"eu-ai-act"} })
+	ctx := context.Background()
+	admin := s.client(t, s.admin)
+	w, err := admin.Append(ctx, []*event.Request{
+		{Session: "held-3", Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "scribe", OnBehalfOf: "dr.trent"}, Payload: json.RawMessage(`"dictation"`)},
+		{Session: "ward-4", Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "scribe", OnBehalfOf: "dr.held"}, Payload: json.RawMessage(`"rounds"`)},
+		{Session: "ward-5", Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "scribe", OnBehalfOf: "dr.floor"}, Payload: json.RawMessage(`"notes"`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trent := s.leafAt(t, w[0].Index).Actor.OnBehalfOf
+	ptok, _ := s.token(t, auth.Spec{Name: "dpo", Tenant: DefaultTenant, Scopes: []string{auth.ScopePrivacy, auth.ScopeAudit}})
+	dpo := s.client(t, ptok)
+	if _, err := dpo.PlaceHold(ctx, client.Target{Session: "held-3"}, "litigation"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dpo.PlaceHold(ctx, client.Target{Subject: "dr.held"}, "investigation"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		req  client.ErasureRequest
+		code string
+	}{
+		{"the person of a held session", client.ErasureRequest{Target: client.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, "legal_hold"},
+		{"the same with an override", client.ErasureRequest{Target: client.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}, "legal_hold"},
+		{"a session of a held person", client.ErasureRequest{Target: client.Target{Session: "ward-4"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}, "legal_hold"},
+		{"a held person", client.ErasureRequest{Target: client.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a"}, "legal_hold"},
+		{"a person inside the floor", client.ErasureRequest{Target: client.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}, "retention_floor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.appends(t, tc.name, nil, func() {
+				_, err := dpo.Erase(ctx, tc.req)
+				wantAPIError(t, tc.name, err, http.StatusConflict, tc.code)
+			})
+		})
+	}
+	if v, err := dpo.Pseudonym(ctx, DefaultTenant, trent); err != nil || v.Value != "dr.trent" {
+		t.Fatalf("the mapping of %s after refused erasures: %+v, %v", trent, v, err)
+	}
+	if _, err := dpo.Payload(ctx, w[0].Index); err != nil {
+		t.Fatalf("the payload after refused erasures: %v", err)
+	}
+	// With an override, the person inside the floor is erased with the
+	// session where they are on_behalf_of.
+	var e *client.ErasureResponse
+	s.appends(t, "an override", []string{"erasure"}, func() {
+		if e, err = dpo.Erase(ctx, client.ErasureRequest{Target: client.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order 17"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !e.Override || !slices.Equal(e.Sessions, []string{"ward-5"}) {
+		t.Fatalf("override erasure = %+v, want ward-5 with override", e)
+	}
 }

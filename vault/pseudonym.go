@@ -9,7 +9,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -119,75 +118,6 @@ func (v *Vault) Lookup(ctx context.Context, tenant, value string) (string, error
 	return ps, nil
 }
 
-// NoteSubjectSession records that session holds events about the subject
-// pseudonym, so that erasing the subject erases the session's payloads.
-func (v *Vault) NoteSubjectSession(ctx context.Context, tenant, pseudonym, session string) error {
-	k := tenant + "\x00" + pseudonym + "\x00" + session
-	v.pmu.Lock()
-	_, seen := v.subjectSessions[k]
-	v.pmu.Unlock()
-	if seen {
-		return nil
-	}
-	if _, err := v.db.ExecContext(ctx, v.db.InsertIgnore()+` INTO subject_sessions (tenant, pseudonym, session) VALUES (?, ?, ?)`, tenant, pseudonym, session); err != nil {
-		return fmt.Errorf("vault: %w", err)
-	}
-	v.pmu.Lock()
-	if len(v.subjectSessions) >= maxCachedPseudonyms {
-		clear(v.subjectSessions)
-	}
-	v.subjectSessions[k] = struct{}{}
-	v.pmu.Unlock()
-	return nil
-}
-
-// SubjectSessions lists the sessions of tenant with events about the
-// subject pseudonym.
-func (v *Vault) SubjectSessions(ctx context.Context, tenant, pseudonym string) ([]string, error) {
-	rows, err := v.db.QueryContext(ctx, `SELECT session FROM subject_sessions WHERE tenant = ? AND pseudonym = ? ORDER BY session`, tenant, pseudonym)
-	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
-
-// SessionSubjects lists the subject pseudonyms that events of any of
-// sessions of tenant are about.
-func (v *Vault) SessionSubjects(ctx context.Context, tenant string, sessions []string) ([]string, error) {
-	var out []string
-	for _, s := range sessions {
-		rows, err := v.db.QueryContext(ctx, `SELECT pseudonym FROM subject_sessions WHERE tenant = ? AND session = ? ORDER BY pseudonym`, tenant, s)
-		if err != nil {
-			return nil, fmt.Errorf("vault: %w", err)
-		}
-		for rows.Next() {
-			var p string
-			if err := rows.Scan(&p); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if !slices.Contains(out, p) {
-				out = append(out, p)
-			}
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
 // Resolve returns the value a pseudonym of tenant stands for: ErrNotFound if
 // the tenant has no such pseudonym, ErrErased if it was erased.
 func (v *Vault) Resolve(ctx context.Context, tenant, pseudonym string) (string, error) {
@@ -221,12 +151,8 @@ func (v *Vault) ErasePseudonym(ctx context.Context, tenant, pseudonym string) er
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
 	}
-	if _, err := v.db.ExecContext(ctx, `DELETE FROM subject_sessions WHERE tenant = ? AND pseudonym = ?`, tenant, pseudonym); err != nil {
-		return fmt.Errorf("vault: %w", err)
-	}
 	v.pmu.Lock()
 	clear(v.pseudonyms)
-	clear(v.subjectSessions)
 	v.pmu.Unlock()
 	return nil
 }

@@ -81,9 +81,8 @@ type Vault struct {
 	mu   sync.Mutex
 	keys map[sessionKey]*dataKey // cache of unwrapped data keys, bounded
 
-	pmu             sync.Mutex
-	pseudonyms      map[[32]byte]cachedPseudonym // lookup hash to pseudonym, bounded
-	subjectSessions map[string]struct{}          // (tenant, pseudonym, session) recorded, bounded
+	pmu        sync.Mutex
+	pseudonyms map[[32]byte]cachedPseudonym // lookup hash to pseudonym, bounded
 
 	queue   chan *putReq
 	closed  chan struct{}
@@ -149,10 +148,6 @@ var Schema = []string{
   nonce {hash} NOT NULL, sealed {blob} NOT NULL){table}`,
 	`CREATE INDEX IF NOT EXISTS payloads_session ON payloads (tenant, session)`,
 	`CREATE TABLE IF NOT EXISTS vault_meta (k {name} PRIMARY KEY, v {hash} NOT NULL){table}`,
-	`CREATE TABLE IF NOT EXISTS subject_sessions (
-  tenant {id} NOT NULL, pseudonym {id} NOT NULL, session {id} NOT NULL,
-  PRIMARY KEY (tenant, pseudonym, session)){table}`,
-	`CREATE INDEX IF NOT EXISTS subject_sessions_session ON subject_sessions (tenant, session)`,
 	`CREATE TABLE IF NOT EXISTS pseudonyms (
   tenant {id} NOT NULL, pseudonym {id} NOT NULL,
   lookup {hash},           -- HMAC of (tenant, value); NULL once erased
@@ -187,20 +182,24 @@ func Open(db *sqldb.DB, masterKey []byte, opts ...Option) (*Vault, error) {
 	if _, err := db.Schema(ctx, "vault", SchemaVersion, Schema...); err != nil {
 		return nil, err
 	}
+	// A vault made before the session index knew every role of a pseudonym
+	// noted subjects' sessions here; the index has them now.
+	if _, err := db.ExecContext(ctx, `DROP TABLE IF EXISTS subject_sessions`); err != nil {
+		return nil, fmt.Errorf("upgrading the vault schema: %w", err)
+	}
 	if err := checkMasterKey(db, masterKey, master); err != nil {
 		return nil, err
 	}
 	v := &Vault{
-		db:              db,
-		master:          master,
-		lookup:          derive(masterKey, "llmaudittrail vault pseudonym lookup v1"),
-		spacing:         DefaultCommitSpacing,
-		keys:            make(map[sessionKey]*dataKey),
-		pseudonyms:      map[[32]byte]cachedPseudonym{},
-		subjectSessions: map[string]struct{}{},
-		queue:           make(chan *putReq, 1024),
-		closed:          make(chan struct{}),
-		done:            make(chan struct{}),
+		db:         db,
+		master:     master,
+		lookup:     derive(masterKey, "llmaudittrail vault pseudonym lookup v1"),
+		spacing:    DefaultCommitSpacing,
+		keys:       make(map[sessionKey]*dataKey),
+		pseudonyms: map[[32]byte]cachedPseudonym{},
+		queue:      make(chan *putReq, 1024),
+		closed:     make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(v)

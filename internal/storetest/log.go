@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,12 +100,27 @@ func RunLog(t *testing.T, open Storage) {
 		{"AppendAndRead", testAppendAndRead},
 		{"Disclose", testDisclose},
 		{"Erase", testErase},
+		{"EraseEveryRole", testEraseEveryRole},
+		{"EraseInsideFloor", testEraseInsideFloor},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := NewKeys(t, "test/conformance")
-			tc.f(t, Engine(t, open(t), k), k)
+			var mods []func(*auditlog.Config)
+			if tc.name == "EraseInsideFloor" {
+				mods = append(mods, withProfiles(t, "eu-ai-act"))
+			}
+			tc.f(t, Engine(t, open(t), k, mods...), k)
 		})
 	}
+}
+
+// withProfiles sets the retention floors of compliance profiles.
+func withProfiles(t *testing.T, profiles ...string) func(*auditlog.Config) {
+	floors, err := (&retention.Config{}).Rules(profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *auditlog.Config) { c.Floors = floors }
 }
 
 var writer = event.Writer{Token: "tok1", Via: event.ViaAPI}
@@ -266,5 +283,127 @@ func testErase(t *testing.T, l *auditlog.Log, _ Keys) {
 	}
 	if _, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", "llm.request", "more")}); !errors.Is(err, vault.ErrErased) {
 		t.Fatalf("a payload into an erased session = %v, want refused", err)
+	}
+}
+
+// onBehalf is a request made for a person (on_behalf_of).
+func onBehalf(session, person, payload string) *event.Request {
+	r := req(session, "llm.request", payload)
+	r.Actor.OnBehalfOf = person
+	return r
+}
+
+// refusedErasure checks that an erasure was refused with want and that it
+// destroyed nothing and appended nothing: the payload at index still
+// discloses and the pseudonym ps still resolves.
+func refusedErasure(t *testing.T, l *auditlog.Log, rd auditlog.Reader, er auditlog.ErasureRequest, want error, index uint64, ps string) {
+	t.Helper()
+	before, err := l.Reader().NextIndex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := l.Erase(ctx, rd, er); !errors.Is(err, want) {
+		if e != nil {
+			t.Fatalf("Erase(%+v) erased sessions %v, subject %s, %d payloads; want %v", er, e.Sessions, e.Subject, e.Payloads, want)
+		}
+		t.Fatalf("Erase(%+v) = %v; want %v", er, err, want)
+	}
+	if after, err := l.Reader().NextIndex(ctx); err != nil || after != before {
+		t.Fatalf("a refused erasure appended: next index %d -> %d (%v)", before, after, err)
+	}
+	if _, err := l.Disclose(ctx, rd, index); err != nil {
+		t.Fatalf("payload %d after a refused erasure: %v", index, err)
+	}
+	if ps != "" {
+		if _, _, err := l.Resolve(ctx, rd, rd.Tenant, ps); err != nil {
+			t.Fatalf("pseudonym %s after a refused erasure: %v", ps, err)
+		}
+	}
+}
+
+// pseudonymOf returns the on_behalf_of pseudonym of an appended leaf.
+func pseudonymOf(t *testing.T, a event.Appended) string {
+	t.Helper()
+	leaf, err := event.ParseLeaf(a.Leaf)
+	if err != nil || !strings.HasPrefix(leaf.Actor.OnBehalfOf, vault.PseudonymPrefix) {
+		t.Fatalf("leaf %s: on_behalf_of %q, %v", a.Leaf, leaf.Actor.OnBehalfOf, err)
+	}
+	return leaf.Actor.OnBehalfOf
+}
+
+// A value is erased in every role it has: a subject erasure finds the
+// sessions where it is on_behalf_of, holds on those sessions stop it, and
+// a hold on a subject covers the sessions where it is on_behalf_of
+// (issue #24, finding 3).
+func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
+	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
+	out, err := l.Append(ctx, "t", writer, []*event.Request{
+		onBehalf("held-3", "dr.trent", "notes dictated by dr trent"),
+		onBehalf("s4", "dr.held", "notes for dr held"),
+		onBehalf("s5", "dr.free", "notes for dr free"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trent, held, free := pseudonymOf(t, out[0]), pseudonymOf(t, out[1]), pseudonymOf(t, out[2])
+
+	// A hold on the session where dr.trent is on_behalf_of stops the
+	// erasure of dr.trent.
+	h, _, err := l.PlaceHold(ctx, rd, auditlog.Target{Session: "held-3"}, "litigation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedErasure(t, l, rd, auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[0].Index, trent)
+	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// A hold on the person dr.held covers the session where dr.held is
+	// on_behalf_of, whether the erasure names the session or the person.
+	h, _, err = l.PlaceHold(ctx, rd, auditlog.Target{Subject: "dr.held"}, "investigation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedErasure(t, l, rd, auditlog.ErasureRequest{Target: auditlog.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[1].Index, held)
+	refusedErasure(t, l, rd, auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, auditlog.ErrLegalHold, out[1].Index, held)
+	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without holds (and a floor of 0d), erasing dr.free erases the
+	// session where it is on_behalf_of, and its mapping.
+	e, err := l.Erase(ctx, rd, auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.free"}, LegalBasis: "gdpr-art17-1a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.Sessions, []string{"s5"}) || e.Subject != free || e.Payloads != 1 {
+		t.Fatalf("erasure of dr.free = sessions %v subject %s payloads %d; want [s5] %s 1", e.Sessions, e.Subject, e.Payloads, free)
+	}
+	if _, err := l.Disclose(ctx, rd, out[2].Index); !errors.Is(err, auditlog.ErrErased) {
+		t.Fatalf("Disclose after erasure = %v", err)
+	}
+	if _, _, err := l.Resolve(ctx, rd, "t", free); err == nil {
+		t.Fatal("the erased pseudonym still resolves")
+	}
+}
+
+// Inside a retention floor, a subject erasure of a value that is only
+// on_behalf_of is refused without override_reason, and goes with one.
+func testEraseInsideFloor(t *testing.T, l *auditlog.Log, _ Keys) {
+	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
+	out, err := l.Append(ctx, "t", writer, []*event.Request{onBehalf("ward-7", "dr.floor", "round notes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := pseudonymOf(t, out[0])
+	er := auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}
+	refusedErasure(t, l, rd, er, auditlog.ErrRetentionFloor, out[0].Index, ps)
+	er.OverrideReason = "supervisory authority order 2026-17"
+	e, err := l.Erase(ctx, rd, er)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Override || !slices.Equal(e.Sessions, []string{"ward-7"}) {
+		t.Fatalf("override erasure = %+v", e)
 	}
 }

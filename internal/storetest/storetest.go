@@ -268,17 +268,6 @@ func testPseudonyms(t *testing.T, open Opener) {
 	if got, err := v.Resolve(ctx, "t", p1); err != nil || got != "patient-42" {
 		t.Fatalf("Resolve = %q, %v", got, err)
 	}
-	for _, s := range []string{"s1", "s2", "s1"} {
-		if err := v.NoteSubjectSession(ctx, "t", p1, s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if ss, err := v.SubjectSessions(ctx, "t", p1); err != nil || !slices.Equal(ss, []string{"s1", "s2"}) {
-		t.Fatalf("SubjectSessions = %v, %v", ss, err)
-	}
-	if ps, err := v.SessionSubjects(ctx, "t", []string{"s2"}); err != nil || !slices.Equal(ps, []string{p1}) {
-		t.Fatalf("SessionSubjects = %v, %v", ps, err)
-	}
 	if err := v.ErasePseudonym(ctx, "t", p1); err != nil {
 		t.Fatal(err)
 	}
