@@ -161,15 +161,15 @@ func mcpHTTPError(w http.ResponseWriter, code int, msg string) {
 // audit token is X-Audit-Token, or, when that header is absent, the
 // bearer token (then not forwarded: the upstream needs none).
 func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := unfitPath(r); err != nil {
+		mcpHTTPError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	rest := strings.TrimPrefix(r.URL.Path, MCPPathPrefix)
 	name, path, _ := strings.Cut(rest, "/")
 	base, ok := m.upstreams[name]
 	if !ok {
 		mcpHTTPError(w, http.StatusNotFound, "no MCP upstream named "+name)
-		return
-	}
-	if why := unsafePath(path, r.URL.EscapedPath()); why != "" {
-		mcpHTTPError(w, http.StatusBadRequest, "path with "+why)
 		return
 	}
 	out := r.Header.Clone()

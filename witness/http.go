@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 )
 
 // MaxRequestBytes caps an add-checkpoint request body. A checkpoint with a
@@ -21,7 +23,8 @@ const maxInFlight = 256
 //	POST /add-checkpoint            c2sp.org/tlog-witness add-checkpoint
 //	GET  /<hex sha256(origin)>/checkpoint   latest cosigned checkpoint
 //
-// Request bodies are capped at MaxRequestBytes (413 beyond).
+// Request bodies are capped at MaxRequestBytes (413 beyond). A request
+// whose path is not canonical (internal/canonpath) is answered 400.
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
 	sem := make(chan struct{}, maxInFlight)
@@ -47,7 +50,12 @@ func (w *Witness) Handler() http.Handler {
 		rw.WriteHeader(status)
 		rw.Write(body)
 	})
-	return mux
+	// One path, one decision: a path that is not canonical (escapes of
+	// plain characters, dot segments, //) is refused before the mux sees
+	// it, rather than cleaned and redirected.
+	return canonpath.Handler(mux, func(rw http.ResponseWriter, r *http.Request, err error) {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+	})
 }
 
 const textPlain = "text/plain; charset=utf-8"
