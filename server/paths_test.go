@@ -20,6 +20,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 )
 
 // rawDo sends one request to addr with target exactly as given on the
@@ -51,45 +52,6 @@ func rawDo(t *testing.T, addr, method, target string, header http.Header, body [
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, out
-}
-
-// pathVariant is a non-canonical spelling of a path.
-type pathVariant struct{ name, path string }
-
-// nonCanonical spells p (canonical, escaped) in every non-canonical way
-// the path check must refuse: each segment with its first unreserved
-// character escaped, each "/" escaped (%2F, %2f) or doubled, a dot segment
-// (".", "x/..", "x/%2E%2E") before each segment and after the last.
-func nonCanonical(p string) []pathVariant {
-	var out []pathVariant
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	join := func(s []string) string { return "/" + strings.Join(s, "/") }
-	for i, s := range segs {
-		if j := strings.IndexFunc(s, func(r rune) bool {
-			return r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~", r))
-		}); j >= 0 {
-			c := slices.Clone(segs)
-			c[i] = s[:j] + fmt.Sprintf("%%%02X", s[j]) + s[j+1:]
-			out = append(out, pathVariant{fmt.Sprintf("escaped %q in segment %d", s[j], i), join(c)})
-		}
-		for _, dot := range []string{".", "x/..", "x/%2E%2E"} {
-			c := slices.Insert(slices.Clone(segs), i, dot)
-			out = append(out, pathVariant{fmt.Sprintf("%q before segment %d", dot, i), join(c)})
-		}
-	}
-	out = append(out, pathVariant{"trailing /.", p + "/."}, pathVariant{"trailing /..", p + "/.."})
-	for i := range segs {
-		if i == 0 {
-			out = append(out, pathVariant{"leading //", "/" + p})
-			continue
-		}
-		before, after := join(segs[:i]), strings.Join(segs[i:], "/")
-		out = append(out,
-			pathVariant{fmt.Sprintf("%%2F before segment %d", i), before + "%2F" + after},
-			pathVariant{fmt.Sprintf("%%2f before segment %d", i), before + "%2f" + after},
-			pathVariant{fmt.Sprintf("// before segment %d", i), before + "//" + after})
-	}
-	return out
 }
 
 // TestEveryRouteOneDecision (issue #24, finding 1): every route of the
@@ -245,14 +207,14 @@ func TestEveryRouteOneDecision(t *testing.T) {
 				noLeak(t, pr, tg.method, tg.path, code, body)
 			}
 			hits := upHits.Load()
-			for _, v := range nonCanonical(tg.path) {
+			for _, v := range canonpath.Variants(tg.path) {
 				for _, pr := range principals {
-					code, body := send(t, pr, tg.method, v.path)
-					noLeak(t, pr, tg.method, v.path, code, body)
+					code, body := send(t, pr, tg.method, v.Path)
+					noLeak(t, pr, tg.method, v.Path, code, body)
 					var e client.ErrorBody
 					json.Unmarshal(body, &e)
 					if code != http.StatusBadRequest || tg.method != http.MethodHead && e.Error.Code != "non_canonical_path" {
-						t.Errorf("%s, %s: %s %s = %d %.200q, want 400 non_canonical_path", v.name, pr.name, tg.method, v.path, code, body)
+						t.Errorf("%s, %s: %s %s = %d %.200q, want 400 non_canonical_path", v.Name, pr.name, tg.method, v.Path, code, body)
 					}
 				}
 			}

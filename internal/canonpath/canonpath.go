@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -124,4 +125,41 @@ func unhex(c byte) byte {
 
 func unreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// Variant is a non-canonical spelling of a path.
+type Variant struct{ Name, Path string }
+
+// Variants spells the canonical path p in the non-canonical ways that Check
+// refuses, for tests of the handlers it guards: each segment with its first
+// unreserved character escaped, each "/" escaped (%2F and %2f) or doubled,
+// a dot segment (".", "x/..", "x/%2E%2E") before each segment and after
+// the last.
+func Variants(p string) []Variant {
+	var out []Variant
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	join := func(s []string) string { return "/" + strings.Join(s, "/") }
+	for i, s := range segs {
+		for j := 0; j < len(s); j++ {
+			if unreserved(s[j]) {
+				c := slices.Clone(segs)
+				c[i] = fmt.Sprintf("%s%%%02X%s", s[:j], s[j], s[j+1:])
+				out = append(out, Variant{fmt.Sprintf("escaped %q in segment %d", s[j], i), join(c)})
+				break
+			}
+		}
+		for _, dot := range []string{".", "x/..", "x/%2E%2E"} {
+			c := slices.Insert(slices.Clone(segs), i, dot)
+			out = append(out, Variant{fmt.Sprintf("%q before segment %d", dot, i), join(c)})
+		}
+	}
+	out = append(out, Variant{"trailing /.", p + "/."}, Variant{"trailing /..", p + "/.."}, Variant{"leading //", "/" + p})
+	for i := 1; i < len(segs); i++ {
+		before, after := join(segs[:i]), strings.Join(segs[i:], "/")
+		out = append(out,
+			Variant{fmt.Sprintf("%%2F before segment %d", i), before + "%2F" + after},
+			Variant{fmt.Sprintf("%%2f before segment %d", i), before + "%2f" + after},
+			Variant{fmt.Sprintf("// before segment %d", i), before + "//" + after})
+	}
+	return out
 }

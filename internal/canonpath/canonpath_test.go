@@ -60,6 +60,22 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+func TestVariantsAreRefused(t *testing.T) {
+	for _, p := range []string{"/", "/checkpoint", "/tile/entries/000.p/3", "/tile/entries/x000/010", "/proxy/gw/v1/chat/completions"} {
+		vs := Variants(p)
+		if len(vs) < 5 {
+			t.Fatalf("Variants(%q) = %d variants", p, len(vs))
+		}
+		for _, v := range vs {
+			t.Run(p+" "+v.Name, func(t *testing.T) {
+				if err := Check(v.Path); !errors.Is(err, ErrNotCanonical) {
+					t.Fatalf("Check(%q) = %v, want ErrNotCanonical", v.Path, err)
+				}
+			})
+		}
+	}
+}
+
 func TestWirePath(t *testing.T) {
 	for _, tc := range []struct{ target, want string }{
 		{"/tile/%65ntries/000?x=%2F", "/tile/%65ntries/000"},
