@@ -193,6 +193,12 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mcpHTTPError(w, http.StatusServiceUnavailable, "checking the audit token: "+err.Error())
 		return
 	}
+	if s := r.Header.Get(HeaderSession); s != "" {
+		if err := event.PermitSession(s, agent.Actor); err != nil {
+			mcpHTTPError(w, http.StatusForbidden, HeaderSession+": "+err.Error())
+			return
+		}
+	}
 	var body []byte
 	if r.Body != nil {
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, m.c.o.maxRequestBytes))

@@ -232,6 +232,10 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 			return
 		}
 	}
+	if err := event.PermitSession(session, actor); session != "" && err != nil {
+		fail(http.StatusForbidden, "reserved_session", "%s: %v: nothing was sent upstream", HeaderSession, err)
+		return
+	}
 
 	max := p.c.o.maxRequestBytes
 	if r.ContentLength > max {
