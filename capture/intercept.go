@@ -450,8 +450,8 @@ func (ic *Interceptor) serveTLS(raw net.Conn, buffered *bufio.Reader, agent *Age
 		fail := func(status int, code, format string, args ...any) {
 			writeProviderError(w, flavor, status, code, "LLMAuditTrail interception proxy: "+fmt.Sprintf(format, args...))
 		}
-		if bad := unsafePath(path, r.URL.EscapedPath()); bad != "" {
-			fail(http.StatusBadRequest, "bad_path", "the path may not contain %s: nothing was sent upstream", bad)
+		if err := unfitPath(r); err != nil {
+			fail(http.StatusBadRequest, "bad_path", "%v: nothing was sent upstream", err)
 			return
 		}
 		target := *base

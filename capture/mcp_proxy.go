@@ -161,15 +161,15 @@ func mcpHTTPError(w http.ResponseWriter, code int, msg string) {
 // audit token is X-Audit-Token, or, when that header is absent, the
 // bearer token (then not forwarded: the upstream needs none).
 func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := unfitPath(r); err != nil {
+		mcpHTTPError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	rest := strings.TrimPrefix(r.URL.Path, MCPPathPrefix)
 	name, path, _ := strings.Cut(rest, "/")
 	base, ok := m.upstreams[name]
 	if !ok {
 		mcpHTTPError(w, http.StatusNotFound, "no MCP upstream named "+name)
-		return
-	}
-	if why := unsafePath(path, r.URL.EscapedPath()); why != "" {
-		mcpHTTPError(w, http.StatusBadRequest, "path with "+why)
 		return
 	}
 	out := r.Header.Clone()
@@ -192,6 +192,12 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		mcpHTTPError(w, http.StatusServiceUnavailable, "checking the audit token: "+err.Error())
 		return
+	}
+	if s := r.Header.Get(HeaderSession); s != "" {
+		if err := event.PermitSession(s, agent.Actor); err != nil {
+			mcpHTTPError(w, http.StatusForbidden, HeaderSession+": "+err.Error())
+			return
+		}
 	}
 	var body []byte
 	if r.Body != nil {

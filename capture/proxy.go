@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 )
 
 // finalWriteTimeout bounds the write of a response's last bytes.
@@ -66,21 +67,16 @@ func parseBase(name, raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// unsafePath names what makes a path unfit to forward: a dot segment ("."
-// or "..", also percent-encoded) that could climb out of the upstream's
-// base path, or an encoded slash or backslash that the upstream might
-// decode into one. "" means it is fit.
-func unsafePath(decoded, escaped string) string {
-	for seg := range strings.SplitSeq(decoded, "/") {
-		if seg == "." || seg == ".." {
-			return "dot segments"
-		}
-	}
-	if l := strings.ToLower(escaped); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") || strings.Contains(decoded, "\\") {
-		return "encoded slashes or backslashes"
-	}
-	return ""
-}
+// unfitPath says why r's path is unfit to forward, nil if it is fit: a
+// path that is not canonical (internal/canonpath), such as one with dot
+// segments that could climb out of the upstream's base path, an escaped
+// slash or backslash that the upstream might decode into one, or an escaped
+// plain character that would make the path recorded and the path forwarded
+// two spellings. The path forwarded is the client's escaped path, and the
+// path recorded its decoding: for a canonical path both have the same
+// segments. Escaped reserved characters (a Gemini model's ":" written %3A)
+// are fine.
+func unfitPath(r *http.Request) error { return canonpath.Request(r) }
 
 // Agent is an authenticated caller of the proxy.
 type Agent struct {
@@ -175,8 +171,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, code, format string, args ...any) {
 		writeProviderError(w, flavor, status, code, "LLMAuditTrail proxy: "+fmt.Sprintf(format, args...))
 	}
-	if bad := unsafePath(path, r.URL.EscapedPath()); bad != "" {
-		fail(http.StatusBadRequest, "bad_path", "the path may not contain %s: nothing was sent upstream", bad)
+	if err := unfitPath(r); err != nil {
+		fail(http.StatusBadRequest, "bad_path", "%v: nothing was sent upstream", err)
 		return
 	}
 	base, ok := p.upstreams[name]
@@ -235,6 +231,10 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 			fail(http.StatusBadRequest, "invalid_audit_header", "%s: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", h.name, event.MaxIDLength)
 			return
 		}
+	}
+	if err := event.PermitSession(session, actor); session != "" && err != nil {
+		fail(http.StatusForbidden, "reserved_session", "%s: %v: nothing was sent upstream", HeaderSession, err)
+		return
 	}
 
 	max := p.c.o.maxRequestBytes

@@ -57,6 +57,7 @@ type eventView struct {
 	Index, Seq    uint64
 	Kind, Time    string
 	Actor         string
+	Writer        string // how the event came (writer.via) and whose token wrote it
 	Badge         badge
 	PayloadStatus string
 	Payload       string
@@ -151,6 +152,7 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request, u *user, payl
 			if e.Leaf != nil {
 				ev.Kind, ev.Time = e.Leaf.Kind, e.Leaf.Time
 				ev.Actor = e.Leaf.Actor.Type + " " + e.Leaf.Actor.ID
+				ev.Writer = writerText(e.Leaf.Writer)
 			}
 			if e.Payload != nil {
 				ev.Payload, ev.Clipped = payloadText(e.MediaType, e.Payload, maxPayloadShown)
@@ -193,4 +195,16 @@ func hexDump(p []byte, n int) string {
 		fmt.Fprintf(&b, "%08x  % x\n", i, p[i:min(i+32, len(p))])
 	}
 	return b.String()
+}
+
+// writerText says, on every timeline row, how an event came into the log
+// and whose token wrote it: the actor is what the writer claims, the
+// writer is what the server attests ("via api" for an event a token
+// posted, "via proxy" for one the server observed, "via server" for its
+// own).
+func writerText(w *event.Writer) string {
+	if w == nil {
+		return "writer not recorded (version 1 leaf)"
+	}
+	return "via " + w.Via + ", token " + w.Token
 }

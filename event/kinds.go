@@ -72,3 +72,57 @@ func ServerOnly(kind string) bool {
 	}
 	return false
 }
+
+// Sessions the server writes in its own name, in any tenant: its account
+// of payload reads and token changes (access.*), legal holds, erasures,
+// retention floors, signers (signer.*) and reports. No token appends to
+// them, through the event API or the capture proxies, and no token writes
+// as the server's own actor: a reader of the log can trust that events
+// there, and events by ServerActor, are the server's. This is the one
+// table of it, beside the kinds above.
+const (
+	SessionTokens    = "access.tokens"
+	SessionHolds     = "holds"
+	SessionErasures  = "erasures"
+	SessionRetention = "retention"
+	SessionReports   = "reports"
+)
+
+// AccessSession is the session of the reads and disclosures made with the
+// token tokenID.
+func AccessSession(tokenID string) string { return "access." + tokenID }
+
+// SignerSession is the session of the signer id's lifecycle events.
+func SignerSession(id string) string { return "signer." + id }
+
+// ServerActor is the actor of the events the server appends on its own
+// account (retention floors, token changes, failed signatures, reports).
+var ServerActor = Actor{Type: "system", ID: "log-server"}
+
+var reservedSessions = []struct{ pattern, why string }{
+	{"access.*", "payload reads and token changes are recorded by the server"},
+	{SessionHolds, "legal holds are recorded by the server"},
+	{SessionErasures, "erasures are recorded by the server"},
+	{SessionRetention, "retention floors are recorded by the server"},
+	{"signer.*", "signer lifecycle events are recorded by the server"},
+	{SessionReports, "issued reports are recorded by the server"},
+}
+
+// ErrReservedSession is returned by PermitSession for an event in a
+// session, or by an actor, that only the server writes.
+var ErrReservedSession = errors.New("reserved session")
+
+// PermitSession reports whether a token may append an event in session
+// as actor (through the event API or the capture proxies): nil, or an
+// error wrapping ErrReservedSession that says why not.
+func PermitSession(session string, actor Actor) error {
+	for _, r := range reservedSessions {
+		if kindMatches(r.pattern, session) {
+			return fmt.Errorf("%w: %s: %s", ErrReservedSession, session, r.why)
+		}
+	}
+	if actor.Type == ServerActor.Type && actor.ID == ServerActor.ID {
+		return fmt.Errorf("%w: actor %s %s is the server's own", ErrReservedSession, actor.Type, actor.ID)
+	}
+	return nil
+}

@@ -44,11 +44,11 @@ func (e *RetentionError) Is(target error) bool { return target == ErrRetentionFl
 // that an erasure never interleaves with a hold it must respect.
 const eraseLock = "log.erase"
 
-// Sessions of the server's own events.
+// Sessions of the server's own events (reserved in the event package).
 const (
-	holdSession      = "holds"
-	erasureSession   = "erasures"
-	retentionSession = "retention"
+	holdSession      = event.SessionHolds
+	erasureSession   = event.SessionErasures
+	retentionSession = event.SessionRetention
 )
 
 // RecordRetention appends a retention.set event for each tenant (and

@@ -319,7 +319,11 @@ type pending struct {
 // the log (sequenced and integrated) and its payload durably in the vault.
 //
 // Append does not check who may append which kind: the caller does
-// (event.Permit), since the server appends reserved kinds itself.
+// (event.Permit), since the server appends reserved kinds itself. It does
+// keep the server's sessions and actor to the server: an event written by
+// a token (via api or proxy) in a reserved session, or as
+// event.ServerActor, fails with event.ErrReservedSession and nothing is
+// appended.
 func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request) ([]event.Appended, error) {
 	if !event.ValidID(tenant) {
 		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
@@ -329,6 +333,14 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 	}
 	ps := make([]*pending, len(reqs))
 	for i, r := range reqs {
+		if w.Via != event.ViaServer {
+			if err := event.PermitSession(r.Session, r.Actor); err != nil {
+				if len(reqs) > 1 {
+					return nil, fmt.Errorf("events[%d]: %w", i, err)
+				}
+				return nil, err
+			}
+		}
 		p, err := event.Prepare(r)
 		if err != nil {
 			if len(reqs) > 1 {

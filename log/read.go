@@ -109,7 +109,7 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 		return nil, fmt.Errorf("entry %d: %w", index, ErrIntegrity)
 	}
 	acc := &event.Request{
-		Session: "access." + r.TokenID,
+		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
 		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
 		Attributes: map[string]json.RawMessage{
@@ -156,7 +156,7 @@ func (l *Log) Resolve(ctx context.Context, r Reader, tenant, pseudonym string) (
 		return "", event.Appended{}, err
 	}
 	acc := &event.Request{
-		Session: "access." + r.TokenID,
+		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.resolve",
 		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
 		Attributes: map[string]json.RawMessage{

@@ -133,7 +133,7 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 		seqTo = d.Events[n-1].Seq
 	}
 	acc := &event.Request{
-		Session: "access." + r.TokenID,
+		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
 		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
 		Attributes: map[string]json.RawMessage{

@@ -39,7 +39,7 @@ const (
 )
 
 // signerSession is the session of a signer's lifecycle events.
-func signerSession(id string) string { return "signer." + id }
+func signerSession(id string) string { return event.SignerSession(id) }
 
 func strAttrs(kv ...string) map[string]json.RawMessage {
 	m := make(map[string]json.RawMessage, len(kv)/2)
@@ -59,7 +59,7 @@ func (l *Log) serverEvent(ctx context.Context, tenant string, r Reader, ev *even
 	return res[0], nil
 }
 
-var serverActor = event.Actor{Type: "system", ID: "log-server"}
+var serverActor = event.ServerActor
 
 func tokenActor(r Reader) event.Actor { return event.Actor{Type: "human", ID: "token." + r.TokenID} }
 

@@ -58,6 +58,8 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return errorf(http.StatusBadRequest, "invalid_event", "%s", err.Error())
 	case errors.Is(err, event.ErrReservedKind):
 		return errorf(http.StatusForbidden, "reserved_kind", "%s", err.Error())
+	case errors.Is(err, event.ErrReservedSession):
+		return errorf(http.StatusForbidden, "reserved_session", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrPushback):
 		return errorf(http.StatusServiceUnavailable, "overloaded", "the log is overloaded, retry later")
 	case errors.Is(err, auditlog.ErrUnavailable), sqldb.Unavailable(err):

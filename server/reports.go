@@ -98,7 +98,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 		return 0, nil, fmt.Errorf("computing the report: %w", err)
 	}
 	a, err := s.log.Append(r.Context(), p.Tenant, event.Writer{Token: p.ID, Via: event.ViaServer}, []*event.Request{{
-		Session: "reports", Kind: KindReportIssued, Actor: event.Actor{Type: "system", ID: ServerTokenID},
+		Session: event.SessionReports, Kind: KindReportIssued, Actor: event.ServerActor,
 		Attributes: jsonAttrs(map[string]any{
 			"report.profile": q.Profile, "report.from": q.From.UTC().Format(time.RFC3339), "report.to": q.To.UTC().Format(time.RFC3339),
 			"report.tenant": q.Tenant, "report.format": q.Format, "report.sha256": doc.SHA256,

@@ -24,6 +24,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
@@ -405,7 +406,15 @@ func (s *Server) routes() http.Handler {
 	// context, and the one report at a time, bound it).
 	r.Get("/v1/reports/{profile}", s.getReport)
 	s.mountConsole(r)
-	return s.withProxy(r)
+	return canonpath.Handler(s.withProxy(r), s.refusePath)
+}
+
+// refusePath answers a request whose path is not canonical (see
+// internal/canonpath): every route, the proxies' and the console's
+// included, decides and serves on one path, or the request is refused
+// before any of them sees it.
+func (s *Server) refusePath(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, errorf(http.StatusBadRequest, "non_canonical_path", "%v", err))
 }
 
 // Vault is the payload vault.

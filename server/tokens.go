@@ -25,7 +25,7 @@ import (
 const (
 	KindTokenCreated = "access.token_created"
 	KindTokenRevoked = "access.token_revoked"
-	tokenSession     = "access.tokens"
+	tokenSession     = event.SessionTokens
 )
 
 var serverWriter = event.Writer{Token: ServerTokenID, Via: event.ViaServer}
@@ -61,7 +61,7 @@ func (s *Server) logTokens(ctx context.Context) error {
 			actors = []string{}
 		}
 		if _, err := s.log.Append(ctx, c.Tenant, serverWriter, []*event.Request{{
-			Session: tokenSession, Kind: kind, Actor: event.Actor{Type: "system", ID: ServerTokenID},
+			Session: tokenSession, Kind: kind, Actor: event.ServerActor,
 			Attributes: jsonAttrs(map[string]any{"token.id": c.ID, "token.name": c.Name, "token.tenant": c.Tenant,
 				"token.scopes": scopes, "token.global": c.Global, "token.actors": actors, "token.at": c.At}),
 		}}); err != nil {

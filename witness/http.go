@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 )
 
 // MaxRequestBytes caps an add-checkpoint request body. A checkpoint with a
@@ -21,33 +25,54 @@ const maxInFlight = 256
 //	POST /add-checkpoint            c2sp.org/tlog-witness add-checkpoint
 //	GET  /<hex sha256(origin)>/checkpoint   latest cosigned checkpoint
 //
-// Request bodies are capped at MaxRequestBytes (413 beyond).
+// Request bodies are capped at MaxRequestBytes (413 beyond). A request
+// whose path is not canonical (internal/canonpath) is answered 400.
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
+	for pattern, h := range w.routes() {
+		mux.Handle(pattern, h)
+	}
+	// One path, one decision: a path that is not canonical (escapes of
+	// plain characters, dot segments, //) is refused before the mux sees
+	// it, rather than cleaned and redirected.
+	return canonpath.Handler(mux, func(rw http.ResponseWriter, r *http.Request, err error) {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+	})
+}
+
+// Routes are the patterns (net/http.ServeMux syntax) of every route that
+// Handler serves, sorted.
+func Routes() []string {
+	return slices.Sorted(maps.Keys((&Witness{}).routes()))
+}
+
+// routes maps each route's pattern to its handler.
+func (w *Witness) routes() map[string]http.Handler {
 	sem := make(chan struct{}, maxInFlight)
-	mux.HandleFunc("POST /add-checkpoint", func(rw http.ResponseWriter, r *http.Request) {
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-		default:
-			rw.Header().Set("Retry-After", "1")
-			http.Error(rw, "witness overloaded", http.StatusServiceUnavailable)
-			return
-		}
-		status, body, contentType := w.serveAddCheckpoint(rw, r)
-		rw.Header().Set("Content-Type", contentType)
-		rw.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		rw.WriteHeader(status)
-		rw.Write(body)
-	})
-	mux.HandleFunc("GET /{id}/checkpoint", func(rw http.ResponseWriter, r *http.Request) {
-		status, body := w.serveCheckpoint(r)
-		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		rw.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		rw.WriteHeader(status)
-		rw.Write(body)
-	})
-	return mux
+	return map[string]http.Handler{
+		"POST /add-checkpoint": http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			default:
+				rw.Header().Set("Retry-After", "1")
+				http.Error(rw, "witness overloaded", http.StatusServiceUnavailable)
+				return
+			}
+			status, body, contentType := w.serveAddCheckpoint(rw, r)
+			rw.Header().Set("Content-Type", contentType)
+			rw.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			rw.WriteHeader(status)
+			rw.Write(body)
+		}),
+		"GET /{id}/checkpoint": http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			status, body := w.serveCheckpoint(r)
+			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			rw.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			rw.WriteHeader(status)
+			rw.Write(body)
+		}),
+	}
 }
 
 const textPlain = "text/plain; charset=utf-8"

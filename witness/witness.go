@@ -201,6 +201,11 @@ func (w *Witness) AddCheckpoint(ctx context.Context, req *Request) ([]byte, erro
 		}
 		return nil, malformed("checkpoint: %v", err)
 	}
+	// One tree state, one text: "03" or a root hash with non-zero padding
+	// bits parse, but are not the text a conforming log signs.
+	if err := checkpoint.CheckText(n.Text); err != nil {
+		return nil, malformed("%v", err)
+	}
 	if len(cp.Hash) != hashSize {
 		return nil, malformed("checkpoint root hash is %d bytes, want %d", len(cp.Hash), hashSize)
 	}
