@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 func i64(n int64) *int64 { return &n }
@@ -78,19 +80,29 @@ func TestClassify(t *testing.T) {
 }
 
 func TestParseRequest(t *testing.T) {
-	got := parseRequest(apiOpenAIChat, []byte(`{"model":"gpt-4o","stream":true,"max_completion_tokens":100,"temperature":0.2,"top_p":1,"n":2,"seed":7,"messages":[]}`))
+	got := mustParseRequest(t, apiOpenAIChat, []byte(`{"model":"gpt-4o","stream":true,"max_completion_tokens":100,"temperature":0.2,"top_p":1,"n":2,"seed":7,"messages":[]}`))
 	want := requestInfo{Model: "gpt-4o", Stream: true, MaxTokens: i64(100), Temperature: ptr(0.2), TopP: ptr(1.0), ChoiceCount: i64(2), Seed: i64(7)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	// Ill-typed fields are ignored, the rest is kept.
-	got = parseRequest(apiAnthropicMessages, []byte(`{"model":"claude","stream":"yes","max_tokens":"x","temperature":1}`))
+	got = mustParseRequest(t, apiAnthropicMessages, []byte(`{"model":"claude","stream":"yes","max_tokens":"x","temperature":1}`))
 	if got.Model != "claude" || got.Stream || got.MaxTokens != nil || *got.Temperature != 1 {
 		t.Errorf("got %+v", got)
 	}
-	if got := parseRequest(apiOpenAIChat, []byte(`not json`)); !reflect.DeepEqual(got, requestInfo{}) {
-		t.Errorf("got %+v", got)
+	// A body that is not strict JSON is refused (see TestRefusedRequest).
+	if got, err := parseRequest(apiOpenAIChat, []byte(`not json`)); !reflect.DeepEqual(got, requestInfo{}) || !errors.Is(err, strictjson.ErrMalformed) {
+		t.Errorf("got %+v, %v", got, err)
 	}
+}
+
+func mustParseRequest(t *testing.T, api string, body []byte) requestInfo {
+	t.Helper()
+	info, err := parseRequest(api, body)
+	if err != nil {
+		t.Fatalf("parseRequest(%s): %v", body, err)
+	}
+	return info
 }
 
 // TestSystemPromptDigest: the same instructions give the same digest in
@@ -112,14 +124,14 @@ func TestSystemPromptDigest(t *testing.T) {
 		} else if strings.HasPrefix(name, "responses") {
 			api = apiOpenAIResponses
 		}
-		if got := parseRequest(api, []byte(body)).SystemPrompt; got != want {
+		if got := mustParseRequest(t, api, []byte(body)).SystemPrompt; got != want {
 			t.Errorf("%s: digest %q, want %q", name, got, want)
 		}
 	}
-	if got := parseRequest(apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"system","content":"Be terse."}]}`)).SystemPrompt; got == want || got == "" {
+	if got := mustParseRequest(t, apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"system","content":"Be terse."}]}`)).SystemPrompt; got == want || got == "" {
 		t.Errorf("other instructions: %q", got)
 	}
-	if got := parseRequest(apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"user","content":"You are a triage assistant."}]}`)).SystemPrompt; got != "" {
+	if got := mustParseRequest(t, apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"user","content":"You are a triage assistant."}]}`)).SystemPrompt; got != "" {
 		t.Errorf("a user message is not an instruction: %q", got)
 	}
 }
