@@ -58,6 +58,11 @@ func TestProxyRefusesAmbiguousBody(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-Audit-Token", e.writeToken)
 			req.Header.Set("X-Audit-Session", session)
+			if tc.upstream == "anthropic" {
+				req.Header.Set("X-Api-Key", anthropicKey)
+			} else {
+				req.Header.Set("Authorization", "Bearer "+openaiKey)
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
