@@ -334,25 +334,39 @@ func TestCredentialAttrs(t *testing.T) {
 	}
 }
 
+// TestQueryAttr (issue #24, finding 7): url.query keeps the query's shape
+// and plain parameter names, never a value, whatever the form of a part.
 func TestQueryAttr(t *testing.T) {
 	key := []byte("k")
 	fp := func(v string) string { f := fingerprint(key, v); return f[:len("hmac-sha256:")+16] }
-	for in, want := range map[string]string{
-		"":                        "",
-		"api-version=2024-06-01":  "api-version=" + fp("2024-06-01"),
-		"key=AIza123&alt=sse":     "key=" + fp("AIza123") + "&alt=" + fp("sse"),
-		"patient_name=Jane%20Doe": "patient_name=" + fp("Jane Doe"),
-		"flag":                    "flag",
+	for _, tt := range []struct{ name, in, want string }{
+		{"empty", "", ""},
+		{"one", "api-version=2024-06-01", "api-version=" + fp("2024-06-01")},
+		{"two", "key=AIza123&alt=sse", "key=" + fp("AIza123") + "&alt=" + fp("sse")},
+		{"escaped value", "patient_name=Jane%20Doe", "patient_name=" + fp("Jane Doe")},
+		{"bare part", "api_key=X&SECRETVALUE", "api_key=" + fp("X") + "&" + fp("SECRETVALUE")},
+		{"bare only", "SECRETVALUE", fp("SECRETVALUE")},
+		{"empty value", "a=&b=SECRETVALUE", "a=&b=" + fp("SECRETVALUE")},
+		{"no name", "=SECRETVALUE", fp("") + "=" + fp("SECRETVALUE")},
+		{"empty parts", "a=1&&b=2&", "a=" + fp("1") + "&&b=" + fp("2") + "&"},
+		{"semicolon", "a=1;SECRETVALUE", "a=" + fp("1") + ";" + fp("SECRETVALUE")},
+		{"semicolon in a name", "SECRETVALUE;a=1", fp("SECRETVALUE") + ";a=" + fp("1")},
+		{"escaped name", "%61pi_key=SECRETVALUE", "api_key=" + fp("SECRETVALUE")},
+		{"name that is no name", "SECRET%20VALUE=1", fp("SECRET VALUE") + "=" + fp("1")},
+		{"bad escape", "%zzSECRETVALUE&k=%zz", fp("%zzSECRETVALUE") + "&k=" + fp("%zz")},
+		{"value with equals", "sig=SECRET=VALUE", "sig=" + fp("SECRET=VALUE")},
 	} {
-		got := queryAttr(key, in)
-		if got != want {
-			t.Errorf("queryAttr(%q) = %q, want %q", in, got, want)
-		}
-		for _, secret := range []string{"AIza123", "Jane", "2024-06-01", "sse"} {
-			if strings.Contains(got, secret) {
-				t.Errorf("queryAttr(%q) = %q keeps %q", in, got, secret)
+		t.Run(tt.name, func(t *testing.T) {
+			got := queryAttr(key, tt.in)
+			if got != tt.want {
+				t.Errorf("queryAttr(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-		}
+			for _, secret := range []string{"AIza123", "Jane", "2024-06-01", "sse", "SECRET", "VALUE", "X&"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("queryAttr(%q) = %q keeps %q", tt.in, got, secret)
+				}
+			}
+		})
 	}
 }
 
