@@ -40,6 +40,9 @@ func (anthropic) parseRequest(_ string, body []byte) (requestInfo, error) {
 	if err := decode(body, &r); err != nil {
 		return requestInfo{}, err
 	}
+	if err := r.check(); err != nil {
+		return requestInfo{}, err
+	}
 	info := r.info()
 	info.SystemPrompt = promptDigest(contentTexts(r.System))
 	return info, nil

@@ -150,6 +150,25 @@ func splitBatch(t []byte) ([][]byte, error) {
 	return out, nil
 }
 
+// toolCallParams are the params of a tools/call.
+type toolCallParams struct {
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+}
+
+// readToolCall reads a tools/call's params strictly: this one reading is
+// what the tool policy judges and what is recorded.
+func readToolCall(raw json.RawMessage) (toolCallParams, error) {
+	var params toolCallParams
+	if err := strictjson.Unmarshal(raw, &params); err != nil {
+		return params, fmt.Errorf("tools/call params: %w", err)
+	}
+	if params.Name == "" {
+		return params, fmt.Errorf("%w: a tools/call without a tool name", errShape)
+	}
+	return params, nil
+}
+
 // messageID is the id of a message that could not be read, when it can be
 // told without doubt (one "id" member, no case variant, a string or a
 // number), else null.
@@ -284,16 +303,9 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (
 		p := &mcpPending{method: m.Method, start: time.Now()}
 		switch m.Method {
 		case "tools/call":
-			var params struct {
-				Name      string          `json:"name"`
-				Arguments json.RawMessage `json:"arguments"`
-			}
-			if err := strictjson.Unmarshal(m.Params, &params); err != nil {
-				refuse(fmt.Errorf("tools/call params: %w", err))
-				continue
-			}
-			if params.Name == "" {
-				refuse(fmt.Errorf("%w: a tools/call without a tool name", errShape))
+			params, err := readToolCall(m.Params)
+			if err != nil {
+				refuse(err)
 				continue
 			}
 			p.tool = params.Name

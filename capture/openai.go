@@ -66,6 +66,9 @@ func (openAI) parseRequest(_ string, body []byte) (requestInfo, error) {
 	if err := decode(body, &r); err != nil {
 		return requestInfo{}, err
 	}
+	if err := r.check(); err != nil {
+		return requestInfo{}, err
+	}
 	// System instructions: chat's system and developer messages; the
 	// Responses API's instructions and system/developer input items.
 	var sys []string

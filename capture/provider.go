@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -201,6 +202,15 @@ type commonRequest struct {
 	MaxTokens   json.RawMessage `json:"max_tokens"`
 	Temperature json.RawMessage `json:"temperature"`
 	TopP        json.RawMessage `json:"top_p"`
+}
+
+// check refuses a model that is not a string: the capture would record
+// none, where the upstream might read one (a number as its text, say).
+func (r *commonRequest) check() error {
+	if m := bytes.TrimSpace(r.Model); len(m) > 0 && m[0] != '"' && !bytes.Equal(m, []byte("null")) {
+		return fmt.Errorf("%w: model is not a string", strictjson.ErrType)
+	}
+	return nil
 }
 
 func (r *commonRequest) info(maxTokens ...json.RawMessage) requestInfo {

@@ -230,7 +230,7 @@ func Member(data []byte, name string) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	if n != 1 {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') || n != 1 {
 		return nil, false
 	}
 	return val, true
