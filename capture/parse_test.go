@@ -484,3 +484,32 @@ func TestTruncatedBodyRecorded(t *testing.T) {
 		t.Errorf("outcome %s", rec.evs[1].Attributes["capture.outcome"])
 	}
 }
+
+// TestAmbiguousResponse: a response (or stream event) that is ambiguous
+// JSON is passed on but nothing is read from it (the client may read it
+// otherwise), and it is marked as such.
+func TestAmbiguousResponse(t *testing.T) {
+	for _, tt := range []struct {
+		name, api, body string
+	}{
+		{"openai case variant", apiOpenAIChat, `{"id":"c1","model":"gpt-4o","Model":"approved-model","choices":[]}`},
+		{"openai duplicate", apiOpenAIChat, `{"id":"c1","model":"approved-model","model":"gpt-4o","choices":[]}`},
+		{"anthropic nested", apiAnthropicMessages, `{"id":"m1","model":"claude","usage":{"input_tokens":1,"Input_Tokens":999}}`},
+		{"gemini", apiGeminiGenerate, `{"modelVersion":"a","modelversion":"b"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := parseBody(tt.api, 200, []byte(tt.body))
+			if !s.Ambiguous || s.ResponseModel != "" || s.ResponseID != "" {
+				t.Errorf("parseBody = %+v, want ambiguous and nothing read", s)
+			}
+			p := newRespParser(tt.api)
+			p.Write([]byte("data: " + tt.body + "\n\n"))
+			if got := p.summary(); !got.Ambiguous || got.ResponseModel != "" || got.Dropped != 1 {
+				t.Errorf("stream = %+v, want ambiguous, the event dropped", got)
+			}
+		})
+	}
+	if s := parseBody(apiOpenAIChat, 200, []byte(`{"id":"c1","model":"gpt-4o","choices":[]}`)); s.Ambiguous || s.ResponseModel != "gpt-4o" {
+		t.Errorf("plain: %+v", s)
+	}
+}
