@@ -32,17 +32,20 @@ func (anthropic) match(p string, _ http.Header, _ string) (string, string, bool)
 	return "", "", false
 }
 
-func (anthropic) parseRequest(_ string, body []byte) requestInfo {
+func (anthropic) parseRequest(_ string, body []byte) (requestInfo, error) {
 	var r struct {
 		commonRequest
 		System json.RawMessage `json:"system"`
 	}
-	if json.Unmarshal(body, &r) != nil {
-		return requestInfo{}
+	if err := decode(body, &r); err != nil {
+		return requestInfo{}, err
+	}
+	if err := r.check(); err != nil {
+		return requestInfo{}, err
 	}
 	info := r.info()
 	info.SystemPrompt = promptDigest(contentTexts(r.System))
-	return info
+	return info, nil
 }
 
 // writeError writes Anthropic's {"type": "error", "error": {"type",
@@ -142,7 +145,8 @@ func (u *anUsage) toUsage() usage {
 func (anthropic) parseBody(_ string, body []byte) summary {
 	var s summary
 	var m anMessage
-	if !decode(body, &m) {
+	if err := decode(body, &m); err != nil {
+		s.unreadable(err)
 		return s
 	}
 	s.ResponseID, s.ResponseModel = m.ID, m.Model
@@ -177,7 +181,8 @@ type anStream struct {
 func (st *anStream) event(typ string, data []byte) bool {
 	p := st.p
 	var e anEvent
-	if !decode(data, &e) {
+	if err := decode(data, &e); err != nil {
+		p.sum.unreadable(err)
 		return false
 	}
 	if e.Type != "" {

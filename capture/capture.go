@@ -70,6 +70,9 @@ const (
 	KindResponse = "llm.response"
 	KindToolCall = "tool.call"
 	KindGap      = "capture.gap"
+	// KindRefused records a request the capture refused to forward because
+	// it could not read it as the upstream would (see ErrRefused).
+	KindRefused = "llm.refused"
 )
 
 // Outcomes of an attempt (attribute capture.outcome of llm.response).
@@ -98,7 +101,24 @@ var (
 	// ErrForbidden is returned by an Authenticator for a token without the
 	// right to record calls (HTTP 403).
 	ErrForbidden = errors.New("capture: the audit token may not record calls")
+	// ErrRefused is returned (Hook) or answered with 400 in the provider's
+	// error format (Proxy) for a request to a known API whose body is not
+	// strict JSON or is ambiguous (a duplicate name, or a case variant of a
+	// field the capture reads, such as "Model"): the upstream might read
+	// it otherwise than the capture, so it is recorded as llm.refused and
+	// not sent upstream, whatever the capture mode.
+	ErrRefused = errors.New("capture: the request body is not strict, unambiguous JSON; it was not sent upstream")
 )
+
+// RefusedError wraps ErrRefused with what was wrong with the body.
+type RefusedError struct{ Err error }
+
+func (e *RefusedError) Error() string { return ErrRefused.Error() + ": " + e.Err.Error() }
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+func (e *RefusedError) Unwrap() error { return e.Err }
 
 // NotRecordedError wraps ErrNotRecorded with the recorder's error.
 type NotRecordedError struct{ Err error }

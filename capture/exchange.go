@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // callSpec describes an attempt as it leaves the agent.
@@ -78,8 +79,9 @@ type exchange struct {
 func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, subject: s.subject, start: time.Now()}
 	x.ep = classify(s.method, s.path, s.header, s.upstream)
-	x.info = parseRequest(x.ep.api, s.body)
-	if x.info.Model == "" {
+	info, refused := parseRequest(x.ep.api, s.body)
+	x.info = info
+	if x.info.Model == "" && refused == nil {
 		x.info.Model = modelFromPath(x.ep.api, s.path)
 	}
 	x.callID, x.attempt, x.session = c.calls.assign(callRef{
@@ -130,11 +132,27 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 		req.set("gen_ai.request.encoding_formats", []string{x.info.EncodingFormat})
 	}
 	ev := &event.Request{Session: x.session, Kind: KindRequest, Actor: s.actor, Subject: x.subject}
+	if refused != nil {
+		ev.Kind = KindRefused
+		req.set("error.type", refusedType(refused, "request"))
+		req.set("capture.refused_reason", event.Clip(refused.Error(), 200))
+	}
 	var rb capBuf
 	rb.max = c.o.maxRecordedBytes
 	rb.write(s.body)
 	rb.payload(ev, req, mediaType(s.header.Get("Content-Type"), "application/octet-stream"))
 	ev.Attributes = req.raw()
+
+	if refused != nil {
+		// Never sent, whatever the mode: recorded like a denied tool call,
+		// in the session's order, a failure noted as a gap.
+		c.logger.Warn("capture: request refused: its body is not strict, unambiguous JSON",
+			"session", x.session, "call", x.callID, "error", refused)
+		c.enqueue(s.scope, x.session, &recordItem{rec: s.rec, evs: []*event.Request{ev}, failed: func(err error) {
+			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRefused, "", 0))
+		}})
+		return nil, &RefusedError{Err: refused}
+	}
 
 	it := &recordItem{rec: s.rec, evs: []*event.Request{ev}}
 	if c.o.mode == FailClosed {
@@ -172,6 +190,15 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	}
 	x.start = time.Now()
 	return x, nil
+}
+
+// refusedType is error.type of a message refused by the strict reader:
+// ambiguous_WHAT (duplicate names, case variants) or malformed_WHAT.
+func refusedType(err error, what string) string {
+	if errors.Is(err, strictjson.ErrAmbiguous) {
+		return "ambiguous_" + what
+	}
+	return "malformed_" + what
 }
 
 // gapItem describes one of the attempt's events that was not recorded. It
@@ -269,6 +296,11 @@ func (x *exchange) finish(how endKind, cause error) {
 	}
 	if outcome == OutcomeComplete && sum.ErrorType != "" {
 		outcome, errType = OutcomeUpstreamError, sum.ErrorType
+	}
+	if sum.Ambiguous && (outcome == OutcomeComplete || errType == "" || errType == strconv.Itoa(x.status)) {
+		// The client read the response, and may have read it otherwise
+		// than the capture could: what it says is not recorded as read.
+		outcome, errType = OutcomeUpstreamError, errAmbiguousResponse
 	}
 
 	a := x.model.clone()

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -195,6 +196,15 @@ func FuzzExchange(f *testing.F) {
 			upstream: "u", provider: "u", server: "h", method: "POST", path: path, rawQuery: string(reqBody),
 			header: h, body: reqBody,
 		})
+		if errors.Is(err, ErrRefused) {
+			// Not strict JSON: one llm.refused event, nothing else.
+			c.bg.wait(context.Background())
+			if len(rec.evs) != 1 || rec.evs[0].Kind != KindRefused {
+				t.Fatalf("refused: %d events", len(rec.evs))
+			}
+			checkEvent(t, rec.evs[0])
+			return
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

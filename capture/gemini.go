@@ -86,7 +86,7 @@ type gmContent struct {
 	Parts []gmPart `json:"parts"`
 }
 
-func (gemini) parseRequest(api string, body []byte) requestInfo {
+func (gemini) parseRequest(api string, body []byte) (requestInfo, error) {
 	var r struct {
 		SystemInstruction *gmContent `json:"systemInstruction"`
 		GenerationConfig  *struct {
@@ -97,8 +97,8 @@ func (gemini) parseRequest(api string, body []byte) requestInfo {
 			Seed            json.RawMessage `json:"seed"`
 		} `json:"generationConfig"`
 	}
-	if json.Unmarshal(body, &r) != nil {
-		return requestInfo{}
+	if err := decode(body, &r); err != nil {
+		return requestInfo{}, err
 	}
 	info := requestInfo{Stream: api == apiGeminiStream}
 	if g := r.GenerationConfig; g != nil {
@@ -127,7 +127,7 @@ func (gemini) parseRequest(api string, body []byte) requestInfo {
 		}
 		info.SystemPrompt = promptDigest(texts)
 	}
-	return info
+	return info, nil
 }
 
 // writeError writes Google's {"error": {"code", "message", "status"}}.
@@ -231,12 +231,14 @@ func (gemini) parseBody(_ string, body []byte) summary {
 	// A stream asked for without alt=sse is a JSON array of chunks.
 	var chunks []gmResponse
 	if len(body) > 0 && strings.HasPrefix(strings.TrimSpace(string(body[:min(len(body), 16)])), "[") {
-		if !decode(body, &chunks) {
+		if err := decode(body, &chunks); err != nil {
+			s.unreadable(err)
 			return s
 		}
 	} else {
 		var r gmResponse
-		if !decode(body, &r) {
+		if err := decode(body, &r); err != nil {
+			s.unreadable(err)
 			return s
 		}
 		chunks = []gmResponse{r}
@@ -262,7 +264,8 @@ type gmStream struct {
 
 func (st *gmStream) event(_ string, data []byte) bool {
 	var r gmResponse
-	if !decode(data, &r) {
+	if err := decode(data, &r); err != nil {
+		st.p.sum.unreadable(err)
 		return false
 	}
 	var s summary

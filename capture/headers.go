@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -108,28 +109,60 @@ func headerAttrs(a attrs, h http.Header) {
 	a.set("http.request.header_names", names)
 }
 
-// queryAttr returns the raw query with every value replaced by its keyed
-// fingerprint (hmac-sha256: and 8 bytes, hex), so that a query's shape and
-// its repetitions are recorded but not one value: query strings carry
-// credentials (key=, sig=), tokens and personal data alike.
+// queryAttr returns the shape of a raw query with no value in it: parts
+// are split at "&" and ";" (some servers split at either; the separators
+// are kept), and each becomes NAME=FP, where FP is the keyed fingerprint of
+// its value (hmac-sha256: and 8 bytes, hex), so that repetitions show but
+// no value does: query strings carry credentials (key=, sig=), tokens and
+// personal data alike. NAME is the percent-decoded name when it is a plain
+// parameter name (1-64 of [A-Za-z0-9_.-[]]), else its fingerprint too. A
+// part without "=" may be a value pasted without a name (?key=X&SECRET):
+// it is recorded as its fingerprint alone. An empty value is kept empty
+// (NAME=), an empty part empty.
 func queryAttr(key []byte, raw string) string {
 	if raw == "" {
 		return ""
 	}
-	parts := strings.Split(raw, "&")
-	for i, p := range parts {
-		k, v, hasValue := strings.Cut(p, "=")
-		if !hasValue {
-			continue
-		}
+	fp := func(v string) string {
 		if uv, err := url.QueryUnescape(v); err == nil {
 			v = uv
 		}
-		fp := fingerprint(key, v)
-		parts[i] = k + "=" + fp[:len("hmac-sha256:")+16]
+		f := fingerprint(key, v)
+		return f[:len("hmac-sha256:")+16]
 	}
-	return event.Clip(strings.Join(parts, "&"), maxAttrString)
+	var b strings.Builder
+	for len(raw) > 0 {
+		part := raw
+		sep := ""
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			part, sep, raw = raw[:i], raw[i:i+1], raw[i+1:]
+		} else {
+			raw = ""
+		}
+		if part != "" {
+			name, value, hasValue := strings.Cut(part, "=")
+			switch {
+			case !hasValue:
+				b.WriteString(fp(part))
+			default:
+				if n, err := url.QueryUnescape(name); err == nil && queryNameRE.MatchString(n) {
+					b.WriteString(n)
+				} else {
+					b.WriteString(fp(name))
+				}
+				b.WriteByte('=')
+				if value != "" {
+					b.WriteString(fp(value))
+				}
+			}
+		}
+		b.WriteString(sep)
+	}
+	return event.Clip(b.String(), maxAttrString)
 }
+
+// queryNameRE is a query parameter name recorded as it is.
+var queryNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-\[\]]{1,64}$`)
 
 // isAuditHeader reports whether name is one of ours (X-Audit-*).
 func isAuditHeader(name string) bool {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // Kinds of the events observed on the Model Context Protocol wire.
@@ -23,6 +26,9 @@ const (
 	KindMCPToolsList  = "mcp.tools_list"
 	KindResourceRead  = "resource.read"
 	KindPromptGet     = "prompt.get"
+	// KindMCPRefused records a client message that was refused because
+	// the capture could not read it as the server would (see fromClient).
+	KindMCPRefused = "mcp.refused"
 )
 
 // JSON-RPC error codes the capture answers with (the implementation-defined
@@ -30,6 +36,12 @@ const (
 const (
 	RPCNotRecorded = -32001 // fail-closed: the tools/call could not be recorded
 	RPCDenied      = -32002 // the audit policy denies the tool
+)
+
+// JSON-RPC's own error codes, for messages the capture refuses.
+const (
+	RPCParseError     = -32700 // not strict JSON
+	RPCInvalidRequest = -32600 // ambiguous JSON, or not a JSON-RPC message
 )
 
 // ToolPolicy decides whether an agent may call a tool (before the call is
@@ -56,17 +68,133 @@ type rpcError struct {
 func (m *rpcMessage) isRequest() bool  { return m.Method != "" && len(m.ID) > 0 }
 func (m *rpcMessage) isResponse() bool { return m.Method == "" && len(m.ID) > 0 }
 
-// splitMessages parses one JSON-RPC message or a batch.
-func splitMessages(raw []byte) ([]rpcMessage, bool, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '[' {
-		var ms []rpcMessage
-		err := json.Unmarshal(raw, &ms)
-		return ms, true, err
+// errShape: a message that is none of request, notification, response.
+var errShape = errors.New("not a JSON-RPC request, notification or response")
+
+// shape checks that m is one of the JSON-RPC message kinds: a request or
+// notification (method, params an object or array, no result or error), or
+// a response (an id and exactly one of result and error); an id is a string
+// or a number (null only in a response).
+func (m *rpcMessage) shape() error {
+	if len(m.ID) > 0 {
+		switch c := m.ID[0]; {
+		case c == '"', c == '-', c >= '0' && c <= '9':
+		case c == 'n' && m.Method == "":
+		default:
+			return fmt.Errorf("%w: the id is not a string or a number", errShape)
+		}
 	}
+	if len(m.Params) > 0 && m.Params[0] != '{' && m.Params[0] != '[' {
+		return fmt.Errorf("%w: params is not an object or array", errShape)
+	}
+	switch {
+	case m.Method != "" && (len(m.Result) > 0 || m.Error != nil):
+		return fmt.Errorf("%w: a method with a result or an error", errShape)
+	case m.Method == "" && len(m.ID) == 0:
+		return fmt.Errorf("%w: no method and no id", errShape)
+	case m.Method == "" && (len(m.Result) > 0) == (m.Error != nil):
+		return fmt.Errorf("%w: a response needs exactly one of result and error", errShape)
+	}
+	return nil
+}
+
+// rpcElem is one message of what was read off the wire: its bytes and,
+// unless err says why it cannot be read, the message.
+type rpcElem struct {
+	raw []byte
+	m   rpcMessage
+	err error
+}
+
+// readMessages reads one JSON-RPC message or a batch with the strict
+// reader (strictjson.Unmarshal: what the capture reads is what the peer
+// reads, or err is set). Each element of a batch is read on its own; an
+// array that is not JSON is one element that cannot be read.
+func readMessages(raw []byte) (elems []rpcElem, batch bool) {
+	t := bytes.Trim(raw, " \t\r\n")
+	if len(t) > 0 && t[0] == '[' {
+		parts, err := splitBatch(t)
+		if err != nil {
+			return []rpcElem{{raw: raw, err: err}}, false
+		}
+		elems = make([]rpcElem, len(parts))
+		for i, p := range parts {
+			elems[i].raw = p
+			elems[i].m, elems[i].err = readMessage(p)
+		}
+		return elems, true
+	}
+	m, err := readMessage(raw)
+	return []rpcElem{{raw: raw, m: m, err: err}}, false
+}
+
+func readMessage(raw []byte) (rpcMessage, error) {
 	var m rpcMessage
-	err := json.Unmarshal(raw, &m)
-	return []rpcMessage{m}, false, err
+	if err := strictjson.Unmarshal(raw, &m); err != nil {
+		return m, err
+	}
+	return m, m.shape()
+}
+
+// splitBatch splits a JSON array into its elements' exact bytes (syntax
+// only: each element is judged by readMessage).
+func splitBatch(t []byte) ([][]byte, error) {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(t, &parts); err != nil {
+		return nil, fmt.Errorf("%w: %v", strictjson.ErrMalformed, err)
+	}
+	out := make([][]byte, len(parts))
+	for i, p := range parts {
+		out[i] = p
+	}
+	return out, nil
+}
+
+// toolCallParams are the params of a tools/call.
+type toolCallParams struct {
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+}
+
+// readToolCall reads a tools/call's params strictly: this one reading is
+// what the tool policy judges and what is recorded.
+func readToolCall(raw json.RawMessage) (toolCallParams, error) {
+	var params toolCallParams
+	if err := strictjson.Unmarshal(raw, &params); err != nil {
+		return params, fmt.Errorf("tools/call params: %w", err)
+	}
+	if params.Name == "" {
+		return params, fmt.Errorf("%w: a tools/call without a tool name", errShape)
+	}
+	return params, nil
+}
+
+// messageID is the id of a message that could not be read, when it can be
+// told without doubt (one "id" member, no case variant, a string or a
+// number), else null.
+func messageID(raw []byte) json.RawMessage {
+	id, ok := strictjson.Member(raw, "id")
+	if !ok || len(id) == 0 || strictjson.Valid(id) != nil {
+		return json.RawMessage("null")
+	}
+	if c := id[0]; c == '"' || c == '-' || c >= '0' && c <= '9' {
+		return id
+	}
+	return json.RawMessage("null")
+}
+
+// MustRecord reports whether an MCP client message may be forwarded only
+// once the capture has observed it: a tools/call, or anything it cannot
+// read strictly (which it refuses). The stdio wrapper asks when the log
+// server cannot be reached (fail-closed).
+func MustRecord(msg []byte) bool {
+	elems, _ := readMessages(msg)
+	for _, e := range elems {
+		if e.err != nil || e.m.Method == "tools/call" {
+			return true
+		}
+	}
+	return false
 }
 
 func rpcErrorReply(id json.RawMessage, code int, msg string) []byte {
@@ -74,10 +202,16 @@ func rpcErrorReply(id json.RawMessage, code int, msg string) []byte {
 	return b
 }
 
+// RPCErrorReply is a JSON-RPC error answering the client message msg
+// (with its id when it can be told, else null).
+func RPCErrorReply(msg []byte, code int, message string) []byte {
+	return rpcErrorReply(messageID(msg), code, message)
+}
+
 // mcpPending is a request waiting for its response.
 type mcpPending struct {
 	method, tool string
-	params       json.RawMessage
+	name, uri    string // of prompts/get, resources/read
 	start        time.Time
 	callIndex    *uint64 // the tool.call event
 	notes        int     // notifications seen while it was pending
@@ -135,39 +269,63 @@ func (o *MCPObserver) payload(ev *event.Request, a attrs, raw json.RawMessage) {
 
 // fromClient observes a message from the client before it is forwarded.
 // When reply is not nil it is sent back to the client instead of
-// forwarding anything (a tool denied, or a tools/call that could not be
-// recorded, fail-closed); forward is what to send on (the message
-// unchanged, or a batch without what was answered).
+// forwarding anything (a tool denied, a message refused, or a tools/call
+// that could not be recorded, fail-closed); forward is what to send on
+// (the message unchanged, or a batch without what was answered).
+//
+// Every message is read with the strict reader, and what is recorded and
+// what the tool policy judges come from that one reading. A message it
+// cannot read as the server would (malformed or ambiguous JSON, a member
+// of the wrong type, not a JSON-RPC message, a tools/call without a tool
+// name) is refused with a JSON-RPC error and recorded as mcp.refused,
+// whatever the capture mode: it never reaches the server.
 func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (forward, reply []byte) {
-	msgs, batch, err := splitMessages(raw)
-	if err != nil {
-		return raw, nil // not JSON-RPC: the server answers it
-	}
+	elems, batch := readMessages(raw)
 	cn.mu.Lock()
 	cn.used = time.Now()
 	cn.mu.Unlock()
 	var replies [][]byte
-	keep := make([]bool, len(msgs))
-	for i := range msgs {
-		m := &msgs[i]
+	keep := make([]bool, len(elems))
+	for i := range elems {
+		e := &elems[i]
 		keep[i] = true
+		refuse := func(err error) {
+			replies, keep[i] = append(replies, o.refuse(cn, e.raw, err)), false
+		}
+		if e.err != nil {
+			refuse(e.err)
+			continue
+		}
+		m := &e.m
 		if !m.isRequest() {
 			continue
 		}
-		p := &mcpPending{method: m.Method, params: m.Params, start: time.Now()}
+		p := &mcpPending{method: m.Method, start: time.Now()}
 		switch m.Method {
 		case "tools/call":
-			var params struct {
-				Name      string          `json:"name"`
-				Arguments json.RawMessage `json:"arguments"`
+			params, err := readToolCall(m.Params)
+			if err != nil {
+				refuse(err)
+				continue
 			}
-			json.Unmarshal(m.Params, &params)
 			p.tool = params.Name
 			if r := o.toolCall(ctx, cn, m, p, params.Arguments); r != nil {
 				replies, keep[i] = append(replies, r), false
 				continue
 			}
-		case "initialize", "tools/list", "resources/read", "prompts/get":
+		case "resources/read", "prompts/get":
+			var q struct {
+				URI  string `json:"uri"`
+				Name string `json:"name"`
+			}
+			if len(m.Params) > 0 {
+				if err := strictjson.Unmarshal(m.Params, &q); err != nil {
+					refuse(fmt.Errorf("%s params: %w", m.Method, err))
+					continue
+				}
+			}
+			p.uri, p.name = q.URI, q.Name
+		case "initialize", "tools/list":
 		default:
 			continue
 		}
@@ -182,11 +340,9 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (
 		return nil, replies[0]
 	}
 	var rest []json.RawMessage
-	var whole []json.RawMessage
-	json.Unmarshal(raw, &whole)
 	for i, k := range keep {
-		if k && i < len(whole) {
-			rest = append(rest, whole[i])
+		if k {
+			rest = append(rest, elems[i].raw)
 		}
 	}
 	reps := make([]json.RawMessage, len(replies))
@@ -198,6 +354,36 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (
 		forward, _ = json.Marshal(rest)
 	}
 	return forward, rb
+}
+
+// refuse records a client message that is not forwarded because it cannot
+// be read strictly (why), as mcp.refused with its exact bytes, and returns
+// the JSON-RPC error that answers it.
+func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
+	a := o.common(cn)
+	id := messageID(raw)
+	code := RPCInvalidRequest
+	if errors.Is(why, strictjson.ErrMalformed) {
+		code = RPCParseError
+	}
+	a.set("error.type", refusedType(why, "message"))
+	a.set("mcp.refused_reason", event.Clip(why.Error(), 200))
+	if string(id) != "null" {
+		a.set("jsonrpc.request.id", event.Clip(string(id), 128))
+	}
+	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
+	if len(raw) > o.c.o.maxRecordedBytes {
+		a.set("capture.payload_dropped", true)
+		a.set("capture.payload_bytes", len(raw))
+	} else {
+		ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(raw), "application/json"
+	}
+	ev.Attributes = a.raw()
+	o.c.logger.Warn("capture: MCP message refused: not strict, unambiguous JSON-RPC", "session", cn.session, "error", why)
+	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
+	}})
+	return rpcErrorReply(id, code, "LLMAuditTrail: the message was refused and not forwarded, as the audit capture cannot read it as the server would: "+event.Clip(why.Error(), 200))
 }
 
 // toolCall records a tools/call before it is forwarded; a non-nil reply
@@ -257,18 +443,33 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 
 // fromServer observes a message from the server before it is forwarded
 // to the client: responses to the requests it follows are recorded first
-// (a failure is noted as a capture gap; a result cannot be unmade).
+// (a failure is noted as a capture gap; a result cannot be unmade). A
+// response that cannot be read strictly is still forwarded (the server
+// has answered), and recorded, when its id tells which request it answers,
+// with error.type ambiguous_response or malformed_response and none of
+// what it says read.
 func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
-	msgs, _, err := splitMessages(raw)
-	if err != nil {
-		return
-	}
+	elems, _ := readMessages(raw)
 	var evs []*event.Request
 	var items []gapItem
 	cn.mu.Lock()
 	cn.used = time.Now()
-	for i := range msgs {
-		m := &msgs[i]
+	for i := range elems {
+		e := &elems[i]
+		m := &e.m
+		if e.err != nil {
+			id := messageID(e.raw)
+			p := cn.pending[string(id)]
+			if p == nil {
+				o.c.logger.Warn("capture: unreadable MCP server message passed on, not recorded", "session", cn.session, "error", e.err)
+				continue
+			}
+			delete(cn.pending, string(id))
+			ev := o.unreadableResponse(cn, id, e.raw, e.err, p)
+			evs = append(evs, ev)
+			items = append(items, gapItem{Kind: ev.Kind, Time: time.Now().UTC()})
+			continue
+		}
 		if m.Method != "" && len(m.ID) == 0 { // a notification: counted on what is pending
 			for _, p := range cn.pending {
 				p.notes++
@@ -300,7 +501,61 @@ func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
 	}})
 }
 
+// responseKinds are the events of the responses the capture follows.
+var responseKinds = map[string]string{
+	"tools/call":     KindToolResult,
+	"initialize":     KindMCPInitialize,
+	"tools/list":     KindMCPToolsList,
+	"resources/read": KindResourceRead,
+	"prompts/get":    KindPromptGet,
+}
+
+// unreadableResponse is the event of a response to p that could not be
+// read strictly (why): what the request said, the exact bytes, nothing
+// read from them.
+func (o *MCPObserver) unreadableResponse(cn *mcpConn, id json.RawMessage, raw []byte, why error, p *mcpPending) *event.Request {
+	a := o.common(cn)
+	a.set("capture.duration_ms", millis(time.Since(p.start)))
+	a.set("error.type", refusedType(why, "response"))
+	a.set("mcp.unreadable_reason", event.Clip(why.Error(), 200))
+	o.requestAttrs(a, p, id)
+	ev := &event.Request{Session: cn.session, Kind: responseKinds[p.method], Actor: cn.agent.Actor}
+	if len(raw) > o.c.o.maxRecordedBytes {
+		a.set("capture.payload_dropped", true)
+		a.set("capture.payload_bytes", len(raw))
+	} else {
+		ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(raw), "application/json"
+	}
+	ev.Attributes = a.raw()
+	return ev
+}
+
+// requestAttrs are the attributes of a response event that come from its
+// request.
+func (o *MCPObserver) requestAttrs(a attrs, p *mcpPending, id json.RawMessage) {
+	switch p.method {
+	case "tools/call":
+		a.set("gen_ai.tool.name", p.tool)
+		a.set("gen_ai.tool.call.id", string(id))
+		a.set("gen_ai.tool.type", "mcp")
+		if p.callIndex != nil {
+			a.set("capture.tool_call.index", int64(*p.callIndex))
+		}
+		if p.notes > 0 {
+			a.set("mcp.notifications", p.notes)
+		}
+	case "resources/read":
+		a.set("mcp.resource.uri", p.uri)
+	case "prompts/get":
+		a.set("mcp.prompt.name", p.name)
+	}
+}
+
 func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *event.Request {
+	kind, ok := responseKinds[p.method]
+	if !ok {
+		return nil
+	}
 	a := o.common(cn)
 	a.set("capture.duration_ms", millis(time.Since(p.start)))
 	body := m.Result
@@ -309,30 +564,30 @@ func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *
 		a.set("mcp.error.message", m.Error.Message)
 		body, _ = json.Marshal(m.Error)
 	}
-	ev := &event.Request{Session: cn.session, Actor: cn.agent.Actor}
-	switch p.method {
-	case "tools/call":
-		ev.Kind = KindToolResult
-		a.set("gen_ai.tool.name", p.tool)
-		a.set("gen_ai.tool.call.id", string(m.ID))
-		a.set("gen_ai.tool.type", "mcp")
-		if p.callIndex != nil {
-			a.set("capture.tool_call.index", int64(*p.callIndex))
+	ev := &event.Request{Session: cn.session, Kind: kind, Actor: cn.agent.Actor}
+	o.requestAttrs(a, p, m.ID)
+	// What the result says, read strictly; a result that is ambiguous to
+	// read (a case variant of a member read) is recorded as such.
+	read := func(v any) bool {
+		err := strictjson.Unmarshal(m.Result, v)
+		if errors.Is(err, strictjson.ErrAmbiguous) {
+			a.set("error.type", errAmbiguousResponse)
 		}
-		if p.notes > 0 {
-			a.set("mcp.notifications", p.notes)
-		}
+		return err == nil
+	}
+	switch {
+	case m.Error != nil:
+	case p.method == "tools/call":
 		var r struct {
 			IsError bool `json:"isError"`
 		}
-		if m.Error == nil && json.Unmarshal(m.Result, &r) == nil {
+		if read(&r) {
 			a.set("mcp.is_error", r.IsError)
 			if r.IsError {
 				a.set("error.type", "tool_error")
 			}
 		}
-	case "initialize":
-		ev.Kind = KindMCPInitialize
+	case p.method == "initialize":
 		var r struct {
 			ProtocolVersion string                     `json:"protocolVersion"`
 			Capabilities    map[string]json.RawMessage `json:"capabilities"`
@@ -341,42 +596,27 @@ func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *
 				Version string `json:"version"`
 			} `json:"serverInfo"`
 		}
-		json.Unmarshal(m.Result, &r)
-		a.set("mcp.protocol_version", r.ProtocolVersion)
-		a.set("mcp.server.name", r.ServerInfo.Name)
-		a.set("mcp.server.version", r.ServerInfo.Version)
-		caps := make([]string, 0, len(r.Capabilities))
-		for k := range r.Capabilities {
-			caps = append(caps, k)
+		if read(&r) {
+			a.set("mcp.protocol_version", r.ProtocolVersion)
+			a.set("mcp.server.name", r.ServerInfo.Name)
+			a.set("mcp.server.version", r.ServerInfo.Version)
+			caps := make([]string, 0, len(r.Capabilities))
+			for k := range r.Capabilities {
+				caps = append(caps, k)
+			}
+			sort.Strings(caps)
+			a.set("mcp.capabilities", caps)
 		}
-		sort.Strings(caps)
-		a.set("mcp.capabilities", caps)
-	case "tools/list":
-		ev.Kind = KindMCPToolsList
+	case p.method == "tools/list":
 		var r struct {
 			Tools []json.RawMessage `json:"tools"`
 		}
-		json.Unmarshal(m.Result, &r)
-		hashes, all := ToolHashes(r.Tools)
-		a.set("mcp.tools.count", len(r.Tools))
-		a.set("mcp.tools.sha256", all)
-		a.set("mcp.tool_hashes", hashes)
-	case "resources/read":
-		ev.Kind = KindResourceRead
-		var q struct {
-			URI string `json:"uri"`
+		if read(&r) {
+			hashes, all := ToolHashes(r.Tools)
+			a.set("mcp.tools.count", len(r.Tools))
+			a.set("mcp.tools.sha256", all)
+			a.set("mcp.tool_hashes", hashes)
 		}
-		json.Unmarshal(p.params, &q)
-		a.set("mcp.resource.uri", q.URI)
-	case "prompts/get":
-		ev.Kind = KindPromptGet
-		var q struct {
-			Name string `json:"name"`
-		}
-		json.Unmarshal(p.params, &q)
-		a.set("mcp.prompt.name", q.Name)
-	default:
-		return nil
 	}
 	o.payload(ev, a, body)
 	ev.Attributes = a.raw()
@@ -391,7 +631,7 @@ func ToolHashes(tools []json.RawMessage) (hashes []string, all string) {
 	h := sha256.New()
 	for _, t := range tools {
 		var v any
-		if json.Unmarshal(t, &v) != nil {
+		if strictjson.Unmarshal(t, &v) != nil {
 			continue
 		}
 		canon, _ := json.Marshal(v) // maps marshal with sorted keys
@@ -400,7 +640,7 @@ func ToolHashes(tools []json.RawMessage) (hashes []string, all string) {
 		var named struct {
 			Name string `json:"name"`
 		}
-		json.Unmarshal(t, &named)
+		strictjson.Unmarshal(t, &named) // a case variant: no name
 		hashes = append(hashes, clean(named.Name, 80)+" "+hex.EncodeToString(sum[:]))
 	}
 	return hashes, hex.EncodeToString(h.Sum(nil))
@@ -444,7 +684,7 @@ func toolKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 func canonicalJSON(raw []byte) string {
 	var v any
-	if len(bytes.TrimSpace(raw)) == 0 || json.Unmarshal(raw, &v) != nil {
+	if len(bytes.TrimSpace(raw)) == 0 || strictjson.Unmarshal(raw, &v) != nil {
 		return string(raw)
 	}
 	if m, ok := v.(map[string]any); ok && len(m) == 0 {

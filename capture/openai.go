@@ -51,7 +51,7 @@ func (openAI) pathModel(p string) string {
 	return d
 }
 
-func (openAI) parseRequest(_ string, body []byte) requestInfo {
+func (openAI) parseRequest(_ string, body []byte) (requestInfo, error) {
 	var r struct {
 		commonRequest
 		MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
@@ -63,8 +63,11 @@ func (openAI) parseRequest(_ string, body []byte) requestInfo {
 		Messages            []oaMessage     `json:"messages"`
 		Input               json.RawMessage `json:"input"`
 	}
-	if json.Unmarshal(body, &r) != nil {
-		return requestInfo{}
+	if err := decode(body, &r); err != nil {
+		return requestInfo{}, err
+	}
+	if err := r.check(); err != nil {
+		return requestInfo{}, err
 	}
 	// System instructions: chat's system and developer messages; the
 	// Responses API's instructions and system/developer input items.
@@ -73,7 +76,7 @@ func (openAI) parseRequest(_ string, body []byte) requestInfo {
 		sys = append(sys, s)
 	}
 	var input []oaMessage
-	json.Unmarshal(r.Input, &input) // a string input has no instructions
+	decode(r.Input, &input) // a string input has no instructions
 	for _, m := range append(r.Messages, input...) {
 		if m.Role == "system" || m.Role == "developer" {
 			sys = append(sys, contentTexts(m.Content)...)
@@ -88,7 +91,7 @@ func (openAI) parseRequest(_ string, body []byte) requestInfo {
 	}
 	info.EncodingFormat = event.Clip(jsonString(r.EncodingFormat), 64)
 	info.SystemPrompt = promptDigest(sys)
-	return info
+	return info, nil
 }
 
 // writeError writes OpenAI's {"error": {"message", "type", "param", "code"}}.
@@ -221,7 +224,8 @@ func (openAI) parseBody(api string, body []byte) summary {
 	switch api {
 	case apiOpenAIChat, apiOpenAICompletions, apiOpenAIEmbeddings:
 		var c oaChat
-		if !decode(body, &c) {
+		if err := decode(body, &c); err != nil {
+			s.unreadable(err)
 			return s
 		}
 		s.ResponseID, s.ResponseModel = c.ID, c.Model
@@ -243,7 +247,9 @@ func (openAI) parseBody(api string, body []byte) summary {
 		s.FinishReasons = sortedReasons(finish)
 	case apiOpenAIResponses:
 		var r oaResponse
-		if decode(body, &r) {
+		if err := decode(body, &r); err != nil {
+			s.unreadable(err)
+		} else {
 			s.fromResponse(&r)
 		}
 	}
@@ -312,7 +318,8 @@ type oaChatStream struct {
 func (st *oaChatStream) event(_ string, data []byte) bool {
 	p := st.p
 	var c oaChat
-	if !decode(data, &c) {
+	if err := decode(data, &c); err != nil {
+		p.sum.unreadable(err)
 		return false
 	}
 	if e := errorType(c.Error); e != "" {
@@ -398,7 +405,8 @@ type oaResponsesStream struct {
 func (st *oaResponsesStream) event(_ string, data []byte) bool {
 	p := st.p
 	var e oaResponseEvent
-	if !decode(data, &e) {
+	if err := decode(data, &e); err != nil {
+		p.sum.unreadable(err)
 		return false
 	}
 	switch e.Type {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 func i64(n int64) *int64 { return &n }
@@ -78,19 +80,29 @@ func TestClassify(t *testing.T) {
 }
 
 func TestParseRequest(t *testing.T) {
-	got := parseRequest(apiOpenAIChat, []byte(`{"model":"gpt-4o","stream":true,"max_completion_tokens":100,"temperature":0.2,"top_p":1,"n":2,"seed":7,"messages":[]}`))
+	got := mustParseRequest(t, apiOpenAIChat, []byte(`{"model":"gpt-4o","stream":true,"max_completion_tokens":100,"temperature":0.2,"top_p":1,"n":2,"seed":7,"messages":[]}`))
 	want := requestInfo{Model: "gpt-4o", Stream: true, MaxTokens: i64(100), Temperature: ptr(0.2), TopP: ptr(1.0), ChoiceCount: i64(2), Seed: i64(7)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	// Ill-typed fields are ignored, the rest is kept.
-	got = parseRequest(apiAnthropicMessages, []byte(`{"model":"claude","stream":"yes","max_tokens":"x","temperature":1}`))
+	got = mustParseRequest(t, apiAnthropicMessages, []byte(`{"model":"claude","stream":"yes","max_tokens":"x","temperature":1}`))
 	if got.Model != "claude" || got.Stream || got.MaxTokens != nil || *got.Temperature != 1 {
 		t.Errorf("got %+v", got)
 	}
-	if got := parseRequest(apiOpenAIChat, []byte(`not json`)); !reflect.DeepEqual(got, requestInfo{}) {
-		t.Errorf("got %+v", got)
+	// A body that is not strict JSON is refused (see TestRefusedRequest).
+	if got, err := parseRequest(apiOpenAIChat, []byte(`not json`)); !reflect.DeepEqual(got, requestInfo{}) || !errors.Is(err, strictjson.ErrMalformed) {
+		t.Errorf("got %+v, %v", got, err)
 	}
+}
+
+func mustParseRequest(t *testing.T, api string, body []byte) requestInfo {
+	t.Helper()
+	info, err := parseRequest(api, body)
+	if err != nil {
+		t.Fatalf("parseRequest(%s): %v", body, err)
+	}
+	return info
 }
 
 // TestSystemPromptDigest: the same instructions give the same digest in
@@ -112,14 +124,14 @@ func TestSystemPromptDigest(t *testing.T) {
 		} else if strings.HasPrefix(name, "responses") {
 			api = apiOpenAIResponses
 		}
-		if got := parseRequest(api, []byte(body)).SystemPrompt; got != want {
+		if got := mustParseRequest(t, api, []byte(body)).SystemPrompt; got != want {
 			t.Errorf("%s: digest %q, want %q", name, got, want)
 		}
 	}
-	if got := parseRequest(apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"system","content":"Be terse."}]}`)).SystemPrompt; got == want || got == "" {
+	if got := mustParseRequest(t, apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"system","content":"Be terse."}]}`)).SystemPrompt; got == want || got == "" {
 		t.Errorf("other instructions: %q", got)
 	}
-	if got := parseRequest(apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"user","content":"You are a triage assistant."}]}`)).SystemPrompt; got != "" {
+	if got := mustParseRequest(t, apiOpenAIChat, []byte(`{"model":"m","messages":[{"role":"user","content":"You are a triage assistant."}]}`)).SystemPrompt; got != "" {
 		t.Errorf("a user message is not an instruction: %q", got)
 	}
 }
@@ -322,25 +334,39 @@ func TestCredentialAttrs(t *testing.T) {
 	}
 }
 
+// TestQueryAttr (issue #24, finding 7): url.query keeps the query's shape
+// and plain parameter names, never a value, whatever the form of a part.
 func TestQueryAttr(t *testing.T) {
 	key := []byte("k")
 	fp := func(v string) string { f := fingerprint(key, v); return f[:len("hmac-sha256:")+16] }
-	for in, want := range map[string]string{
-		"":                        "",
-		"api-version=2024-06-01":  "api-version=" + fp("2024-06-01"),
-		"key=AIza123&alt=sse":     "key=" + fp("AIza123") + "&alt=" + fp("sse"),
-		"patient_name=Jane%20Doe": "patient_name=" + fp("Jane Doe"),
-		"flag":                    "flag",
+	for _, tt := range []struct{ name, in, want string }{
+		{"empty", "", ""},
+		{"one", "api-version=2024-06-01", "api-version=" + fp("2024-06-01")},
+		{"two", "key=AIza123&alt=sse", "key=" + fp("AIza123") + "&alt=" + fp("sse")},
+		{"escaped value", "patient_name=Jane%20Doe", "patient_name=" + fp("Jane Doe")},
+		{"bare part", "api_key=X&SECRETVALUE", "api_key=" + fp("X") + "&" + fp("SECRETVALUE")},
+		{"bare only", "SECRETVALUE", fp("SECRETVALUE")},
+		{"empty value", "a=&b=SECRETVALUE", "a=&b=" + fp("SECRETVALUE")},
+		{"no name", "=SECRETVALUE", fp("") + "=" + fp("SECRETVALUE")},
+		{"empty parts", "a=1&&b=2&", "a=" + fp("1") + "&&b=" + fp("2") + "&"},
+		{"semicolon", "a=1;SECRETVALUE", "a=" + fp("1") + ";" + fp("SECRETVALUE")},
+		{"semicolon in a name", "SECRETVALUE;a=1", fp("SECRETVALUE") + ";a=" + fp("1")},
+		{"escaped name", "%61pi_key=SECRETVALUE", "api_key=" + fp("SECRETVALUE")},
+		{"name that is no name", "SECRET%20VALUE=1", fp("SECRET VALUE") + "=" + fp("1")},
+		{"bad escape", "%zzSECRETVALUE&k=%zz", fp("%zzSECRETVALUE") + "&k=" + fp("%zz")},
+		{"value with equals", "sig=SECRET=VALUE", "sig=" + fp("SECRET=VALUE")},
 	} {
-		got := queryAttr(key, in)
-		if got != want {
-			t.Errorf("queryAttr(%q) = %q, want %q", in, got, want)
-		}
-		for _, secret := range []string{"AIza123", "Jane", "2024-06-01", "sse"} {
-			if strings.Contains(got, secret) {
-				t.Errorf("queryAttr(%q) = %q keeps %q", in, got, secret)
+		t.Run(tt.name, func(t *testing.T) {
+			got := queryAttr(key, tt.in)
+			if got != tt.want {
+				t.Errorf("queryAttr(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-		}
+			for _, secret := range []string{"AIza123", "Jane", "2024-06-01", "sse", "SECRET", "VALUE", "X&"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("queryAttr(%q) = %q keeps %q", tt.in, got, secret)
+				}
+			}
+		})
 	}
 }
 
@@ -456,5 +482,34 @@ func TestTruncatedBodyRecorded(t *testing.T) {
 	// still that of the transfer.
 	if string(rec.evs[1].Attributes["capture.outcome"]) != `"complete"` {
 		t.Errorf("outcome %s", rec.evs[1].Attributes["capture.outcome"])
+	}
+}
+
+// TestAmbiguousResponse: a response (or stream event) that is ambiguous
+// JSON is passed on but nothing is read from it (the client may read it
+// otherwise), and it is marked as such.
+func TestAmbiguousResponse(t *testing.T) {
+	for _, tt := range []struct {
+		name, api, body string
+	}{
+		{"openai case variant", apiOpenAIChat, `{"id":"c1","model":"gpt-4o","Model":"approved-model","choices":[]}`},
+		{"openai duplicate", apiOpenAIChat, `{"id":"c1","model":"approved-model","model":"gpt-4o","choices":[]}`},
+		{"anthropic nested", apiAnthropicMessages, `{"id":"m1","model":"claude","usage":{"input_tokens":1,"Input_Tokens":999}}`},
+		{"gemini", apiGeminiGenerate, `{"modelVersion":"a","modelversion":"b"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := parseBody(tt.api, 200, []byte(tt.body))
+			if !s.Ambiguous || s.ResponseModel != "" || s.ResponseID != "" {
+				t.Errorf("parseBody = %+v, want ambiguous and nothing read", s)
+			}
+			p := newRespParser(tt.api)
+			p.Write([]byte("data: " + tt.body + "\n\n"))
+			if got := p.summary(); !got.Ambiguous || got.ResponseModel != "" || got.Dropped != 1 {
+				t.Errorf("stream = %+v, want ambiguous, the event dropped", got)
+			}
+		})
+	}
+	if s := parseBody(apiOpenAIChat, 200, []byte(`{"id":"c1","model":"gpt-4o","choices":[]}`)); s.Ambiguous || s.ResponseModel != "gpt-4o" {
+		t.Errorf("plain: %+v", s)
 	}
 }

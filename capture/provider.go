@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // A provider is one API wire format: how its requests are classified and
@@ -29,8 +31,9 @@ type provider interface {
 	// match names the API of a POST to path (relative to the provider's
 	// base), or ok false.
 	match(path string, h http.Header, hint string) (api, operation string, ok bool)
-	// parseRequest reads the GenAI parameters of a request body.
-	parseRequest(api string, body []byte) requestInfo
+	// parseRequest reads the GenAI parameters of a request body; an error
+	// (from strictjson.Unmarshal: malformed or ambiguous JSON) refuses it.
+	parseRequest(api string, body []byte) (requestInfo, error)
 	// parseBody reads a complete successful JSON response body.
 	parseBody(api string, body []byte) summary
 	// newStream returns the reader of a response stream of api.
@@ -178,11 +181,15 @@ func providerName(upstream, host string) string {
 }
 
 // parseRequest reads the GenAI request parameters of body (unverified
-// client input: only well-typed fields are used).
-func parseRequest(api string, body []byte) requestInfo {
+// client input: only well-typed fields are used). The body of a known API
+// is read with decode, as strictly as the upstream could: an error
+// (malformed or ambiguous JSON) means that the upstream might read
+// something else than what would be recorded, and the request is refused.
+// Bodies of other APIs are not read (recorded as they are).
+func parseRequest(api string, body []byte) (requestInfo, error) {
 	p := providerOfAPI(api)
 	if p == nil || len(body) == 0 {
-		return requestInfo{}
+		return requestInfo{}, nil
 	}
 	return p.parseRequest(api, body)
 }
@@ -195,6 +202,15 @@ type commonRequest struct {
 	MaxTokens   json.RawMessage `json:"max_tokens"`
 	Temperature json.RawMessage `json:"temperature"`
 	TopP        json.RawMessage `json:"top_p"`
+}
+
+// check refuses a model that is not a string: the capture would record
+// none, where the upstream might read one (a number as its text, say).
+func (r *commonRequest) check() error {
+	if m := bytes.TrimSpace(r.Model); len(m) > 0 && m[0] != '"' && !bytes.Equal(m, []byte("null")) {
+		return fmt.Errorf("%w: model is not a string", strictjson.ErrType)
+	}
+	return nil
 }
 
 func (r *commonRequest) info(maxTokens ...json.RawMessage) requestInfo {
@@ -235,7 +251,7 @@ func contentTexts(raw json.RawMessage) []string {
 		Type string `json:"type"`
 		Text string `json:"text"`
 	}
-	if json.Unmarshal(raw, &parts) != nil {
+	if decode(raw, &parts) != nil {
 		return nil
 	}
 	var out []string
@@ -302,16 +318,30 @@ type summary struct {
 	Terminated bool
 	// ErrorType is the error reported in the body or in the stream.
 	ErrorType string
+	// Ambiguous: the body, or an event of the stream, was ambiguous JSON
+	// (strictjson.ErrAmbiguous) and what it said was not read: the client
+	// may read it otherwise than the capture would.
+	Ambiguous bool
 	// Events and Dropped count the stream events read and skipped.
 	Events, Dropped int
 }
 
-// decode unmarshals data into v, keeping what is well typed. It fails only
-// on malformed JSON.
-func decode(data []byte, v any) bool {
-	err := json.Unmarshal(data, v)
-	var ute *json.UnmarshalTypeError
-	return err == nil || errors.As(err, &ute)
+// decode unmarshals upstream JSON into v with strictjson.Unmarshal,
+// keeping what is well typed. It fails (and v is left as it was) on JSON
+// that is malformed or ambiguous: what the client reads of such JSON is
+// not known, so none of it is recorded as read (see summary.Ambiguous).
+func decode(data []byte, v any) error {
+	if err := strictjson.Unmarshal(data, v); err != nil && !errors.Is(err, strictjson.ErrType) {
+		return err
+	}
+	return nil
+}
+
+// unreadable notes that a body or stream event could not be decoded.
+func (s *summary) unreadable(err error) {
+	if errors.Is(err, strictjson.ErrAmbiguous) {
+		s.Ambiguous = true
+	}
 }
 
 // jint is an integer field of upstream JSON: a value of another type is
@@ -350,7 +380,13 @@ func errorType(raw json.RawMessage) string {
 		Status json.RawMessage `json:"status"` // Google's canonical code (RESOURCE_EXHAUSTED)
 		Code   json.RawMessage `json:"code"`
 	}
-	if raw[0] == '{' && decode(raw, &e) {
+	if raw[0] == '{' {
+		if err := decode(raw, &e); err != nil {
+			if errors.Is(err, strictjson.ErrAmbiguous) {
+				return errAmbiguousResponse
+			}
+			return "error"
+		}
 		if t := jsonString(e.Type); t != "" {
 			return event.Clip(t, 128)
 		}
@@ -366,6 +402,10 @@ func errorType(raw json.RawMessage) string {
 	}
 	return "error"
 }
+
+// errAmbiguousResponse is error.type of a response that was ambiguous
+// JSON (summary.Ambiguous).
+const errAmbiguousResponse = "ambiguous_response"
 
 func sortedReasons(m map[int64]string) []string {
 	if len(m) == 0 {
@@ -393,7 +433,9 @@ func parseBody(api string, status int, body []byte) summary {
 		var e struct {
 			Error json.RawMessage `json:"error"`
 		}
-		if decode(body, &e) {
+		if err := decode(body, &e); err != nil {
+			s.unreadable(err)
+		} else {
 			s.ErrorType = errorType(e.Error)
 		}
 		return s

@@ -266,6 +266,14 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
 		header: r.Header, body: body,
 	})
+	if errors.Is(err, ErrRefused) {
+		var re *RefusedError
+		errors.As(err, &re)
+		fail(http.StatusBadRequest, "strict_json_required",
+			"the request body is not strict, unambiguous JSON (%s), so %s might read it otherwise than it is recorded: nothing was sent upstream",
+			event.Clip(re.Err.Error(), 200), name)
+		return
+	}
 	if errors.Is(err, ErrNotRecorded) {
 		fail(http.StatusServiceUnavailable, "audit_log_unavailable",
 			"the audit log could not record this request, so it was not sent to %s (capture mode fail-closed); retry later", name)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // MCPToolPolicy allows and denies MCP tools per token name; Default holds
@@ -59,6 +60,10 @@ func (p *MCPToolPolicy) decide(agent *capture.Agent, server, tool string) (bool,
 	return true, ""
 }
 
+var relayKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
+	"conn": nil, "server": nil, "session": nil, "from": nil, "message": nil,
+}}
+
 // maxRelayMessage caps one relayed MCP message.
 const maxRelayMessage = 4 << 20
 
@@ -69,6 +74,11 @@ func (s *Server) postMCPRelay(r *http.Request, p *auth.Principal) (int, any, err
 	body, err := readBody(r)
 	if err != nil {
 		return 0, nil, err
+	}
+	// Keys exactly as sent: the message the relay observes is the one the
+	// wrapper forwards (capture.Relay reads the message itself strictly).
+	if err := strictjson.Check(body, relayKeys); err != nil {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_relay", "%v", err)
 	}
 	var req capture.RelayRequest
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -124,20 +124,29 @@ func mcpWrap(args []string) int {
 		})
 	}()
 	readLines(os.Stdin, func(line []byte) { // the client's messages, to the server
+		if !json.Valid(line) {
+			// Not JSON: the server could only answer a parse error, and the
+			// relay cannot carry it; refused here, in either mode.
+			r.gap(errors.New("not a JSON message; refused"))
+			writeOut(capture.RPCErrorReply(line, capture.RPCParseError, "LLMAuditTrail: not a JSON message; not forwarded"))
+			return
+		}
 		res, err := r.send("client", line)
 		switch {
-		case err != nil && !r.failOpen && isToolCall(line):
-			writeOut(refusal(line, err))
-		case err != nil:
-			r.gap(err)
-			toChild.Write(append(line, '\n'))
-		default:
+		case err == nil:
 			if res.Reply != nil {
 				writeOut(res.Reply)
 			}
 			if res.Forward != nil {
 				toChild.Write(append(bytes.TrimRight(res.Forward, "\n"), '\n'))
 			}
+		case !r.failOpen && capture.MustRecord(line):
+			// A tools/call, or a message the capture could not read as the
+			// server would: not without the log's say.
+			writeOut(refusal(line, err))
+		default:
+			r.gap(err)
+			toChild.Write(append(line, '\n'))
 		}
 	})
 	toChild.Close()
@@ -185,22 +194,11 @@ func readLines(r io.Reader, f func([]byte)) {
 	}
 }
 
-func isToolCall(line []byte) bool {
-	var m struct {
-		Method string          `json:"method"`
-		ID     json.RawMessage `json:"id"`
-	}
-	return json.Unmarshal(line, &m) == nil && m.Method == "tools/call" && len(m.ID) > 0
-}
-
+// refusal answers a client message that was not forwarded because the log
+// server could not observe it (fail-closed).
 func refusal(line []byte, err error) []byte {
-	var m struct {
-		ID json.RawMessage `json:"id"`
-	}
-	json.Unmarshal(line, &m)
-	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": m.ID, "error": map[string]any{"code": capture.RPCNotRecorded,
-		"message": "the audit log could not record this tool call, so it was not made: " + event.Clip(err.Error(), 200)}})
-	return b
+	return capture.RPCErrorReply(line, capture.RPCNotRecorded,
+		"the audit log could not record this tool call, so it was not made: "+event.Clip(err.Error(), 200))
 }
 
 // relay sends messages to the log server's relay.
@@ -223,8 +221,7 @@ func (r *relay) gap(err error) {
 func (r *relay) send(from string, msg []byte) (capture.RelayResponse, error) {
 	var res capture.RelayResponse
 	if !json.Valid(msg) {
-		// Not JSON-RPC: forwarded as is, recorded as nothing.
-		return capture.RelayResponse{Forward: nil}, fmt.Errorf("not a JSON message")
+		return res, fmt.Errorf("not a JSON message")
 	}
 	body, _ := json.Marshal(capture.RelayRequest{Conn: r.conn, Server: r.server, Session: r.session, From: from, Message: msg})
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)

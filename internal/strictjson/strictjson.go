@@ -8,17 +8,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Object is the rule for a JSON object: Keys lists the allowed keys (exact
 // case) and the rule for each one's value (nil: any value, not checked).
 // With AnyKeys set, any key is allowed and Values is the rule for every
-// value (nil: any). Either way, no key may appear twice. A rule for an
-// object applies to each element of an array in its place.
+// value (nil: any). With Open set, keys not in Keys are allowed too, unless
+// they equal one of Keys without regard to case. Either way, no key may
+// appear twice. A rule for an object applies to each element of an array
+// in its place.
 type Object struct {
 	Keys    map[string]*Object
 	AnyKeys bool
 	Values  *Object
+	Open    bool
 }
 
 // ErrKeys is wrapped by every error Check returns for keys; other errors
@@ -55,6 +60,9 @@ type scanner struct {
 	b     []byte
 	i     int
 	depth int
+	// wire: the stricter rules of Unmarshal (strings are valid UTF-8
+	// without lone surrogates, no key twice in any object, rule or not).
+	wire bool
 }
 
 // enter counts one more level of nesting.
@@ -94,6 +102,17 @@ func (s *scanner) str() (string, error) {
 	s.i++
 	escaped := false
 	for s.i < len(s.b) {
+		if s.wire {
+			n, err := s.wireChar()
+			if err != nil {
+				return "", err
+			}
+			if n > 0 { // a multi-byte character, or a surrogate pair's escapes
+				escaped = escaped || s.b[s.i] == '\\'
+				s.i += n
+				continue
+			}
+		}
 		switch s.b[s.i] {
 		case '\\':
 			escaped = true
@@ -187,6 +206,7 @@ func (s *scanner) object(rule *Object, path string) error {
 		return nil
 	}
 	var seen []string
+	var seenSet map[string]bool
 	for {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
@@ -197,20 +217,45 @@ func (s *scanner) object(rule *Object, path string) error {
 			return err
 		}
 		var next *Object
-		if rule != nil {
-			for _, p := range seen {
-				if p == k {
-					return fmt.Errorf("%w: duplicate key %q%s", ErrKeys, k, at(path))
+		if rule != nil || s.wire {
+			if seenSet == nil && len(seen) >= 16 {
+				seenSet = make(map[string]bool, 2*len(seen))
+				for _, p := range seen {
+					seenSet[p] = true
 				}
 			}
-			seen = append(seen, k)
+			dup := seenSet[k]
+			if seenSet == nil {
+				for _, p := range seen {
+					if p == k {
+						dup = true
+					}
+				}
+				seen = append(seen, k)
+			} else {
+				seenSet[k] = true
+			}
+			if dup {
+				return fmt.Errorf("%w: duplicate key %q%s", ErrKeys, k, at(path))
+			}
+		}
+		if rule != nil {
 			next = rule.Values
 			if !rule.AnyKeys {
 				r, ok := rule.Keys[k]
-				if !ok {
+				switch {
+				case ok:
+					next = r
+				case !rule.Open:
 					return fmt.Errorf("%w: unknown field %q%s (field names are case-sensitive)", ErrKeys, k, at(path))
+				default:
+					for name := range rule.Keys {
+						if strings.EqualFold(name, k) {
+							return fmt.Errorf("%w: key %q is a case variant of the field %q%s", ErrKeys, k, name, at(path))
+						}
+					}
+					next = nil
 				}
-				next = r
 			}
 		}
 		s.ws()
@@ -243,4 +288,62 @@ func at(path string) string {
 		return ""
 	}
 	return " in " + path[1:]
+}
+
+// wireChar checks the string character at s.i (wire mode): no control
+// characters, valid UTF-8, and \u escapes that are no lone surrogates
+// (JavaScript keeps those; encoding/json would read U+FFFD). It returns how
+// many bytes to step over: a multi-byte character, or a surrogate pair's
+// two escapes; 0 for anything else (the caller steps).
+func (s *scanner) wireChar() (int, error) {
+	c := s.b[s.i]
+	switch {
+	case c < 0x20:
+		return 0, fmt.Errorf("%w: control character in a string at offset %d", errSyntax, s.i)
+	case c >= utf8.RuneSelf:
+		r, n := utf8.DecodeRune(s.b[s.i:])
+		if r == utf8.RuneError && n <= 1 {
+			return 0, fmt.Errorf("%w: invalid UTF-8 at offset %d", errSyntax, s.i)
+		}
+		return n, nil
+	case c == '\\' && s.i+1 < len(s.b) && s.b[s.i+1] == 'u':
+		r, ok := hex4(s.b, s.i+2)
+		if !ok {
+			return 0, fmt.Errorf("%w: bad \\u escape at offset %d", errSyntax, s.i)
+		}
+		switch {
+		case r >= 0xDC00 && r < 0xE000:
+			return 0, fmt.Errorf("%w: lone surrogate escape at offset %d", errSyntax, s.i)
+		case r >= 0xD800 && r < 0xDC00:
+			lo, ok := rune(0), s.i+7 < len(s.b) && s.b[s.i+6] == '\\' && s.b[s.i+7] == 'u'
+			if ok {
+				lo, ok = hex4(s.b, s.i+8)
+			}
+			if !ok || lo < 0xDC00 || lo >= 0xE000 {
+				return 0, fmt.Errorf("%w: lone surrogate escape at offset %d", errSyntax, s.i)
+			}
+			return 12, nil
+		}
+	}
+	return 0, nil
+}
+
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
