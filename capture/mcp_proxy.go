@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -216,6 +217,10 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		key = "new-" + randomID() // an initialize: named once the upstream names the session
 	}
 	cn := m.conn(agent, key, name, sessionFor(r.Header, mcpSession), "mcp-http")
+	// local answers the elements of a batch that the capture answered
+	// itself (denied, refused, not recorded) while the rest goes upstream:
+	// it is merged into the upstream's answer (mergeLocal).
+	var local []byte
 	if r.Method == http.MethodPost && len(body) > 0 {
 		fwd, reply := m.obs.fromClient(r.Context(), cn, body)
 		if reply != nil && fwd == nil {
@@ -223,7 +228,7 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Write(reply)
 			return
 		}
-		body = fwd
+		body, local = fwd, reply
 	}
 	u := *base
 	u.Path = base.Path + "/" + path
@@ -260,8 +265,20 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ct := resp.Header.Get("Content-Type")
 	switch {
+	case local != nil && !strings.HasPrefix(ct, "text/event-stream") && !strings.HasPrefix(ct, "application/json"):
+		// The forwarded rest needed no answer (notifications): the
+		// capture's answers are the whole answer.
+		w.Header().Del("Content-Length")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(local)
+		return
 	case strings.HasPrefix(ct, "text/event-stream"):
 		w.WriteHeader(resp.StatusCode)
+		if local != nil {
+			// The capture's answers first, as one message event.
+			fmt.Fprintf(w, "event: message\ndata: %s\n\n", local)
+		}
 		// The older HTTP+SSE transport: the stream's first event names
 		// the endpoint to POST to, which must be ours.
 		endpoint := func(data []byte) []byte {
@@ -289,6 +306,10 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, m.c.o.maxRequestBytes))
 		if err == nil {
 			m.obs.fromServer(r.Context(), cn, b)
+		}
+		if local != nil {
+			b = mergeBatch(b, local)
+			w.Header().Del("Content-Length")
 		}
 		w.WriteHeader(resp.StatusCode)
 		w.Write(b)
@@ -374,4 +395,24 @@ func (m *MCP) Relay(ctx context.Context, agent *Agent, req RelayRequest) (RelayR
 		return RelayResponse{Forward: req.Message}, nil
 	}
 	return RelayResponse{}, errors.New(`from must be "client" or "server"`)
+}
+
+// mergeBatch returns the upstream's answer to a batch with the capture's
+// own answers (a JSON array) added: one array of every answer. An upstream
+// answer that is not an array (one message) becomes its first element.
+func mergeBatch(upstream, local []byte) []byte {
+	var out []json.RawMessage
+	if t := bytes.TrimSpace(upstream); len(t) > 0 {
+		if t[0] == '[' {
+			if json.Unmarshal(t, &out) != nil {
+				return upstream // not JSON: passed on as it came
+			}
+		} else {
+			out = append(out, json.RawMessage(t))
+		}
+	}
+	var mine []json.RawMessage
+	json.Unmarshal(local, &mine)
+	b, _ := json.Marshal(append(out, mine...))
+	return b
 }

@@ -173,8 +173,15 @@ func TestMCPProxyRefusesAmbiguous(t *testing.T) {
 		}
 	})
 	t.Run("batch", func(t *testing.T) {
-		post(t, "mcp-wire-batch", `[{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"echo","arguments":{}}},`+
+		b := post(t, "mcp-wire-batch", `[{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"echo","arguments":{}}},`+
 			`{"jsonrpc":"2.0","id":31,"method":"tools/call","params":{"name":"shell.exec","Name":"echo","arguments":{}}}]`)
+		// One answer per request: the server's to 30, the capture's to 31.
+		var answers []rpcReply
+		if err := json.Unmarshal(b, &answers); err != nil || len(answers) != 2 ||
+			string(answers[0].ID) != "30" || answers[0].Error != nil ||
+			string(answers[1].ID) != "31" || answers[1].Error == nil || answers[1].Error.Code != -32600 {
+			t.Fatalf("batch answer %s, want the server's answer to 30 and a -32600 error to 31", b)
+		}
 		evs := w.events("mcp-wire-batch", 3)
 		if got := strings.Join(kinds(evs), " "); got != "tool.call mcp.refused tool.result" {
 			t.Fatalf("events %s", got)
