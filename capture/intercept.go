@@ -14,11 +14,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -66,14 +66,28 @@ type InterceptConfig struct {
 	// refused: the CA's name constraints could not follow it).
 	Hosts []string
 	// Other is what happens to a CONNECT to any other host: "tunnel"
-	// (bytes passed through, unread) or "refuse".
+	// (bytes passed through, unread) or "refuse". A tunnel reaches only
+	// public addresses: a host that resolves to a loopback, private (RFC
+	// 1918, ULA), link-local, CGNAT, multicast, unspecified or reserved
+	// address, or one of this host's own, is refused (403) unless
+	// TunnelAllow or Resolve names it. The host is resolved once and
+	// exactly the address checked is dialled. Every tunnel, and every
+	// refused one, is recorded as a capture.tunnel event.
 	Other string
+	// TunnelAllow are the exceptions: a CIDR or IP address (dialled even
+	// if internal), or HOST:PORT (that CONNECT target, whatever it
+	// resolves to).
+	TunnelAllow []string
+	// TunnelIdle closes a tunnel through which no byte passed either way
+	// for this long (0: DefaultTunnelIdle).
+	TunnelIdle time.Duration
 	// CACert and CAKey are the CA's files; created when missing, with name
 	// constraints limited to Hosts and excluding every IP address. The key
 	// is 0600. A CA whose constraints are not exactly those is replaced by
 	// a new one (the old files are kept, renamed *.replaced-TIME).
 	CACert, CAKey string
-	// Resolve sends a host to another address (tests: a local fake), and
+	// Resolve sends a host to another address (tests: a local fake; an
+	// operator's choice, so an exception to the tunnel rule), and
 	// UpstreamRoots are the roots the upstreams' certificates are verified
 	// with (nil: the system's).
 	Resolve       map[string]string
@@ -95,6 +109,9 @@ type Interceptor struct {
 	certs  sync.Map // host -> *tls.Certificate
 	minted atomic.Int64
 	dialer net.Dialer
+	allow  tunnelAllow
+	// ownAddrs returns this host's addresses (tests replace it).
+	ownAddrs func() []netip.Addr
 }
 
 // NewInterceptor builds the interception proxy and its CA.
@@ -125,7 +142,14 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 	if err != nil {
 		return nil, err
 	}
-	ic := &Interceptor{cfg: cfg}
+	if cfg.TunnelIdle <= 0 {
+		cfg.TunnelIdle = DefaultTunnelIdle
+	}
+	allow, err := parseTunnelAllow(cfg.TunnelAllow)
+	if err != nil {
+		return nil, err
+	}
+	ic := &Interceptor{cfg: cfg, allow: allow, ownAddrs: hostAddrs}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DisableCompression = true
 	t.MaxIdleConnsPerHost = 64
@@ -396,11 +420,26 @@ func (ic *Interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var upstream net.Conn
+	var addr string
+	start := time.Now()
+	session := "intercept." + agent.ID
+	if v := r.Header.Get(HeaderSession); v != "" && event.ValidID(v) {
+		session = v
+	}
 	if !allowed {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		upstream, err = ic.dial(ctx, "tcp", net.JoinHostPort(host, port))
+		addr, err = ic.tunnelTarget(ctx, host, port)
+		if err == nil {
+			upstream, err = ic.dialer.DialContext(ctx, "tcp", addr)
+		}
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrTunnelForbidden):
+			ic.recordTunnel(agent, session, host, port, "", TunnelRefused, tunnelStats{}, start, err)
+			proxyError(w, http.StatusForbidden, err.Error())
+			return
+		case err != nil:
+			ic.recordTunnel(agent, session, host, port, addr, TunnelUnreachable, tunnelStats{}, start, err)
 			proxyError(w, http.StatusBadGateway, "could not reach "+event.Clip(host, 128))
 			return
 		}
@@ -416,20 +455,15 @@ func (ic *Interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	brw.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n")
 	brw.Flush()
 	if !allowed {
-		tunnel(conn, brw.Reader, upstream)
+		st := tunnel(conn, brw.Reader, upstream, ic.cfg.TunnelIdle)
+		outcome := TunnelClosed
+		if st.idle {
+			outcome = TunnelIdleTimeout
+		}
+		ic.recordTunnel(agent, session, host, port, addr, outcome, st, start, nil)
 		return
 	}
 	ic.serveTLS(conn, brw.Reader, agent, host, port)
-}
-
-// tunnel splices client and upstream until either side closes.
-func tunnel(client net.Conn, buffered *bufio.Reader, upstream net.Conn) {
-	defer client.Close()
-	defer upstream.Close()
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(upstream, buffered); done <- struct{}{} }()
-	go func() { io.Copy(client, upstream); done <- struct{}{} }()
-	<-done
 }
 
 // bufferedConn reads what the CONNECT's reader buffered first.
@@ -503,6 +537,9 @@ func (ic *Interceptor) serveTLS(raw net.Conn, buffered *bufio.Reader, agent *Age
 	l := &oneConn{c: make(chan net.Conn, 1), addr: raw.LocalAddr(), done: make(chan struct{})}
 	l.c <- closeNotifier{Conn: tc, onClose: func() { l.Close() }}
 	close(l.c)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	// A capture call lifts the read and write deadlines once its request
+	// body is read (see serveCall).
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	srv.Serve(l)
 }

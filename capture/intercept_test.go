@@ -69,7 +69,7 @@ func newInterceptWorld(t testing.TB, other string) *interceptWorld {
 
 // newInterceptWorldMode: tlsListener puts the interception listener on
 // TLS (HTTPS_PROXY=https://...); caFile then also holds its certificate.
-func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool) *interceptWorld {
+func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool, opts ...func(*server.InterceptConfig)) *interceptWorld {
 	upCA := tlstest.NewCA(t)
 	pf := providertest.New(t)
 	provider := tlsFake(t, upCA, pf.Config.Handler, "api.openai.com", "api.anthropic.com")
@@ -113,6 +113,9 @@ func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool) *
 		c.Intercept = &server.InterceptConfig{Other: other, Resolve: map[string]string{
 			"api.openai.com": addr(provider), "api.anthropic.com": addr(provider),
 			"bedrock-runtime.us-east-1.amazonaws.com": addr(bedrock), "other.example": addr(w.other)}}
+		for _, o := range opts {
+			o(c.Intercept)
+		}
 	})
 	w.proxy = httptest.NewUnstartedServer(w.srv.InterceptHandler())
 	if tlsListener {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/backend"
+	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
@@ -105,7 +106,10 @@ func serve(args []string) int {
 	tlsKey := fs.String("tls-key", "", "the certificate's private key (PEM, mode 0600)")
 	interceptListen := fs.String("intercept-listen", "", "serve the HTTPS_PROXY interception proxy on this address (HTTPS_PROXY=http://agent:TOKEN@ADDR; agents trust DATA/keys/intercept-ca.pem)")
 	interceptHosts := fs.String("intercept-hosts", "", "file of the hosts whose TLS the interception proxy terminates and records, one host or *.suffix per line (default: the providers' API hosts)")
-	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread) or refuse")
+	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread, to public addresses only: loopback, private, link-local, CGNAT, multicast, reserved and this host's addresses are refused; each tunnel is recorded as a capture.tunnel event) or refuse")
+	var interceptAllow listFlag
+	fs.Var(&interceptAllow, "intercept-allow", "an exception to the tunnel rule: a `CIDR`, IP address or HOST:PORT that tunnels may reach although internal (repeatable)")
+	tunnelIdle := fs.Duration("intercept-tunnel-idle", capture.DefaultTunnelIdle, "close a tunnel through which no byte passed either way for this long")
 	interceptResolve := upstreamFlags{}
 	fs.Var(resolveFlags(interceptResolve), "intercept-resolve", "for tests: send `HOST=ADDR` to ADDR instead of HOST's address (repeatable)")
 	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for https witnesses, besides the system's")
@@ -166,7 +170,7 @@ func serve(args []string) int {
 	var intercept *server.InterceptConfig
 	var upstreamRoots *x509.CertPool
 	if *interceptListen != "" {
-		intercept = &server.InterceptConfig{Other: *interceptOther, Resolve: interceptResolve}
+		intercept = &server.InterceptConfig{Other: *interceptOther, Resolve: interceptResolve, Allow: interceptAllow, TunnelIdle: *tunnelIdle}
 		if *interceptHosts != "" {
 			text, err := cli.ReadFile(*interceptHosts, maxConfigBytes)
 			if err != nil {
