@@ -14,12 +14,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,23 +32,62 @@ import (
 )
 
 // DefaultInterceptHosts are the provider hosts the interception proxy
-// terminates TLS for unless told otherwise.
-var DefaultInterceptHosts = []string{
-	"api.openai.com", "api.anthropic.com", geminiUpstreamHostName, "*.openai.azure.com", "bedrock-runtime.*.amazonaws.com",
+// terminates TLS for unless told otherwise: OpenAI, Anthropic, Gemini, Azure
+// OpenAI and the Bedrock runtime of each region in BedrockRegions.
+var DefaultInterceptHosts = append([]string{
+	"api.openai.com", "api.anthropic.com", geminiUpstreamHostName, "*.openai.azure.com",
+}, bedrockHosts()...)
+
+// BedrockRegions are the AWS regions whose Bedrock runtime host
+// (bedrock-runtime.REGION.amazonaws.com) is in DefaultInterceptHosts. X.509
+// name constraints cannot say "bedrock-runtime.*.amazonaws.com", and
+// "amazonaws.com" would let the CA vouch for all of AWS, so each region is
+// named; a region missing here goes in --intercept-hosts.
+var BedrockRegions = []string{
+	"us-east-1", "us-east-2", "us-west-1", "us-west-2", "us-gov-east-1", "us-gov-west-1",
+	"ca-central-1", "ca-west-1", "mx-central-1", "sa-east-1",
+	"eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3",
+	"il-central-1", "me-central-1", "me-south-1", "af-south-1",
+	"ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
+	"ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-7",
+}
+
+func bedrockHosts() []string {
+	out := make([]string, len(BedrockRegions))
+	for i, r := range BedrockRegions {
+		out[i] = "bedrock-runtime." + r + ".amazonaws.com"
+	}
+	return out
 }
 
 // InterceptConfig configures the interception proxy.
 type InterceptConfig struct {
-	// Hosts is the allowlist: a host, "*.suffix", or a pattern with one
-	// "*" label (bedrock-runtime.*.amazonaws.com).
+	// Hosts is the allowlist: a host or "*.suffix" (a "*" elsewhere is
+	// refused: the CA's name constraints could not follow it).
 	Hosts []string
 	// Other is what happens to a CONNECT to any other host: "tunnel"
-	// (bytes passed through, unread) or "refuse".
+	// (bytes passed through, unread) or "refuse". A tunnel reaches only
+	// public addresses: a host that resolves to a loopback, private (RFC
+	// 1918, ULA), link-local, CGNAT, multicast, unspecified or reserved
+	// address, or one of this host's own, is refused (403) unless
+	// TunnelAllow or Resolve names it. The host is resolved once and
+	// exactly the address checked is dialled. Every tunnel, and every
+	// refused one, is recorded as a capture.tunnel event.
 	Other string
+	// TunnelAllow are the exceptions: a CIDR or IP address (dialled even
+	// if internal), or HOST:PORT (that CONNECT target, whatever it
+	// resolves to).
+	TunnelAllow []string
+	// TunnelIdle closes a tunnel through which no byte passed either way
+	// for this long (0: DefaultTunnelIdle).
+	TunnelIdle time.Duration
 	// CACert and CAKey are the CA's files; created when missing, with name
-	// constraints limited to Hosts. The key is 0600.
+	// constraints limited to Hosts and excluding every IP address. The key
+	// is 0600. A CA whose constraints are not exactly those is replaced by
+	// a new one (the old files are kept, renamed *.replaced-TIME).
 	CACert, CAKey string
-	// Resolve sends a host to another address (tests: a local fake), and
+	// Resolve sends a host to another address (tests: a local fake; an
+	// operator's choice, so an exception to the tunnel rule), and
 	// UpstreamRoots are the roots the upstreams' certificates are verified
 	// with (nil: the system's).
 	Resolve       map[string]string
@@ -68,6 +109,9 @@ type Interceptor struct {
 	certs  sync.Map // host -> *tls.Certificate
 	minted atomic.Int64
 	dialer net.Dialer
+	allow  tunnelAllow
+	// ownAddrs returns this host's addresses (tests replace it).
+	ownAddrs func() []netip.Addr
 }
 
 // NewInterceptor builds the interception proxy and its CA.
@@ -80,7 +124,7 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 	}
 	for _, h := range cfg.Hosts {
 		if constraintOf(h) == "" {
-			return nil, fmt.Errorf("intercept host %q: a host, *.suffix, or one * label", h)
+			return nil, fmt.Errorf("intercept host %q: a host name or *.suffix, under a registered domain (a * elsewhere cannot be a name constraint: list the hosts)", h)
 		}
 	}
 	switch cfg.Other {
@@ -98,7 +142,14 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 	if err != nil {
 		return nil, err
 	}
-	ic := &Interceptor{cfg: cfg}
+	if cfg.TunnelIdle <= 0 {
+		cfg.TunnelIdle = DefaultTunnelIdle
+	}
+	allow, err := parseTunnelAllow(cfg.TunnelAllow)
+	if err != nil {
+		return nil, err
+	}
+	ic := &Interceptor{cfg: cfg, allow: allow, ownAddrs: hostAddrs}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DisableCompression = true
 	t.MaxIdleConnsPerHost = 64
@@ -108,7 +159,7 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 	t.TLSClientConfig = &tls.Config{RootCAs: cfg.UpstreamRoots, MinVersion: tls.VersionTLS12}
 	t.DialContext = ic.dial
 	ic.p = &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: t}
-	if ic.ca, ic.caKey, err = loadOrCreateCA(cfg.CACert, cfg.CAKey, cfg.Hosts); err != nil {
+	if ic.ca, ic.caKey, err = loadOrCreateCA(cfg.CACert, cfg.CAKey, cfg.Hosts, c.logger); err != nil {
 		return nil, err
 	}
 	return ic, nil
@@ -133,23 +184,15 @@ func (ic *Interceptor) dial(ctx context.Context, network, addr string) (net.Conn
 	return ic.dialer.DialContext(ctx, network, addr)
 }
 
-// hostMatches reports whether host is on the allowlist pattern.
+// hostMatches reports whether host is on the allowlist pattern (a host,
+// or *.suffix: any host below the suffix).
 func hostMatches(pattern, host string) bool {
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	pl, hl := strings.Split(strings.ToLower(pattern), "."), strings.Split(host, ".")
-	if pl[0] == "*" && len(pl) > 1 && strings.Count(pattern, "*") == 1 {
-		// *.suffix: any host below the suffix.
-		return len(hl) > len(pl)-1 && strings.HasSuffix(host, "."+strings.Join(pl[1:], "."))
+	pattern = strings.ToLower(pattern)
+	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
+		return strings.HasSuffix(host, "."+suffix)
 	}
-	if len(pl) != len(hl) {
-		return false
-	}
-	for i := range pl {
-		if pl[i] != "*" && pl[i] != hl[i] {
-			return false
-		}
-	}
-	return true
+	return host == pattern
 }
 
 func (ic *Interceptor) allowed(host string) bool {
@@ -161,30 +204,58 @@ func (ic *Interceptor) allowed(host string) bool {
 	return false
 }
 
-// constraintOf is the X.509 DNS name constraint that covers a pattern:
-// the part after its last "*" label (a constraint covers a domain and
-// everything below it).
+// constraintOf is the X.509 DNS name constraint that covers a pattern (a
+// constraint covers a domain and everything below it): the host itself, or
+// the suffix of *.suffix; "" if the pattern is neither, or is as wide as a
+// top-level domain.
 func constraintOf(pattern string) string {
-	labels := strings.Split(strings.ToLower(strings.TrimSuffix(pattern, ".")), ".")
-	last := -1
-	for i, l := range labels {
-		if l == "*" {
-			last = i
-		} else if l == "" || strings.Contains(l, "*") {
+	p := strings.ToLower(strings.TrimSuffix(pattern, "."))
+	p = strings.TrimPrefix(p, "*.")
+	labels := strings.Split(p, ".")
+	for _, l := range labels {
+		if l == "" || strings.Contains(l, "*") {
 			return ""
 		}
 	}
-	rest := labels[last+1:]
-	if len(rest) < 2 {
+	if len(labels) < 2 {
 		return "" // a constraint as wide as a top-level domain is no constraint
 	}
-	return strings.Join(rest, ".")
+	return p
+}
+
+// excludedIPs are the CA's excluded IP ranges: all of them, so that it
+// vouches for no IP address.
+var excludedIPs = []*net.IPNet{
+	{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+	{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+}
+
+// constraintsMatch reports whether ca's name constraints are exactly
+// domains and the exclusion of every IP address.
+func constraintsMatch(ca *x509.Certificate, domains []string) bool {
+	if !ca.PermittedDNSDomainsCritical || len(ca.ExcludedDNSDomains) > 0 || len(ca.PermittedIPRanges) > 0 ||
+		len(ca.PermittedEmailAddresses) > 0 || len(ca.PermittedURIDomains) > 0 {
+		return false
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(ca.PermittedDNSDomains)), slices.Sorted(slices.Values(domains))) {
+		return false
+	}
+	var v4, v6 bool
+	for _, r := range ca.ExcludedIPRanges {
+		ones, bits := r.Mask.Size()
+		v4 = v4 || (ones == 0 && bits == 32)
+		v6 = v6 || (ones == 0 && bits == 128)
+	}
+	return v4 && v6
 }
 
 // loadOrCreateCA reads the CA, or creates it (ECDSA P-256, ten years) with
-// name constraints limited to the hosts' domains, so that it cannot vouch
-// for any other site.
-func loadOrCreateCA(certPath, keyPath string, hosts []string) (*x509.Certificate, crypto.Signer, error) {
+// name constraints limited to the hosts' domains and excluding every IP
+// address, so that it cannot vouch for any other site. A CA on disk with
+// other constraints (an older allowlist, or made before IP addresses were
+// excluded) is replaced: its files are renamed *.replaced-TIME, and agents
+// must trust the new CA.
+func loadOrCreateCA(certPath, keyPath string, hosts []string, logger *slog.Logger) (*x509.Certificate, crypto.Signer, error) {
 	var domains []string
 	seen := map[string]bool{}
 	for _, h := range hosts {
@@ -206,17 +277,21 @@ func loadOrCreateCA(certPath, keyPath string, hosts []string) (*x509.Certificate
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, d := range domains {
-			if !covered(ca.PermittedDNSDomains, d) {
-				return nil, nil, fmt.Errorf("intercept CA %s is not constrained to %s: remove %s and %s to make a new one (agents must trust the new CA)",
-					certPath, d, certPath, keyPath)
-			}
-		}
 		signer, ok := pair.PrivateKey.(crypto.Signer)
 		if !ok {
 			return nil, nil, errors.New("intercept CA key cannot sign")
 		}
-		return ca, signer, nil
+		if constraintsMatch(ca, domains) {
+			return ca, signer, nil
+		}
+		suffix := ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
+		for _, p := range []string{certPath, keyPath} {
+			if err := os.Rename(p, p+suffix); err != nil {
+				return nil, nil, fmt.Errorf("replacing the intercept CA: %w", err)
+			}
+		}
+		logger.Warn("intercept CA: its name constraints are not the allowlist's (or do not exclude IP addresses); made a new CA: agents must trust the new one",
+			"ca", certPath, "old_permitted_domains", len(ca.PermittedDNSDomains), "old_excluded_ip_ranges", len(ca.ExcludedIPRanges), "permitted_domains", len(domains), "old_files_renamed_to", "*"+suffix)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
 	}
@@ -229,7 +304,7 @@ func loadOrCreateCA(certPath, keyPath string, hosts []string) (*x509.Certificate
 		SerialNumber: serial, Subject: pkix.Name{CommonName: "LLMAuditTrail interception CA", Organization: []string{"LLMAuditTrail"}},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0),
 		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		PermittedDNSDomainsCritical: true, PermittedDNSDomains: domains,
+		PermittedDNSDomainsCritical: true, PermittedDNSDomains: domains, ExcludedIPRanges: excludedIPs,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -247,15 +322,6 @@ func loadOrCreateCA(certPath, keyPath string, hosts []string) (*x509.Certificate
 	}
 	ca, _ := x509.ParseCertificate(der)
 	return ca, key, nil
-}
-
-func covered(permitted []string, d string) bool {
-	for _, p := range permitted {
-		if d == p || strings.HasSuffix(d, "."+p) {
-			return true
-		}
-	}
-	return false
 }
 
 // maxMintedCerts bounds the per-host certificate cache.
@@ -354,11 +420,26 @@ func (ic *Interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var upstream net.Conn
+	var addr string
+	start := time.Now()
+	session := "intercept." + agent.ID
+	if v := r.Header.Get(HeaderSession); v != "" && event.ValidID(v) {
+		session = v
+	}
 	if !allowed {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		upstream, err = ic.dial(ctx, "tcp", net.JoinHostPort(host, port))
+		addr, err = ic.tunnelTarget(ctx, host, port)
+		if err == nil {
+			upstream, err = ic.dialer.DialContext(ctx, "tcp", addr)
+		}
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrTunnelForbidden):
+			ic.recordTunnel(agent, session, host, port, "", TunnelRefused, tunnelStats{}, start, err)
+			proxyError(w, http.StatusForbidden, err.Error())
+			return
+		case err != nil:
+			ic.recordTunnel(agent, session, host, port, addr, TunnelUnreachable, tunnelStats{}, start, err)
 			proxyError(w, http.StatusBadGateway, "could not reach "+event.Clip(host, 128))
 			return
 		}
@@ -374,20 +455,15 @@ func (ic *Interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	brw.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n")
 	brw.Flush()
 	if !allowed {
-		tunnel(conn, brw.Reader, upstream)
+		st := tunnel(conn, brw.Reader, upstream, ic.cfg.TunnelIdle)
+		outcome := TunnelClosed
+		if st.idle {
+			outcome = TunnelIdleTimeout
+		}
+		ic.recordTunnel(agent, session, host, port, addr, outcome, st, start, nil)
 		return
 	}
 	ic.serveTLS(conn, brw.Reader, agent, host, port)
-}
-
-// tunnel splices client and upstream until either side closes.
-func tunnel(client net.Conn, buffered *bufio.Reader, upstream net.Conn) {
-	defer client.Close()
-	defer upstream.Close()
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(upstream, buffered); done <- struct{}{} }()
-	go func() { io.Copy(client, upstream); done <- struct{}{} }()
-	<-done
 }
 
 // bufferedConn reads what the CONNECT's reader buffered first.
@@ -461,6 +537,9 @@ func (ic *Interceptor) serveTLS(raw net.Conn, buffered *bufio.Reader, agent *Age
 	l := &oneConn{c: make(chan net.Conn, 1), addr: raw.LocalAddr(), done: make(chan struct{})}
 	l.c <- closeNotifier{Conn: tc, onClose: func() { l.Close() }}
 	close(l.c)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	// A capture call lifts the read and write deadlines once its request
+	// body is read (see serveCall).
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	srv.Serve(l)
 }

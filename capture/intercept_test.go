@@ -3,19 +3,26 @@ package capture_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,7 +69,7 @@ func newInterceptWorld(t testing.TB, other string) *interceptWorld {
 
 // newInterceptWorldMode: tlsListener puts the interception listener on
 // TLS (HTTPS_PROXY=https://...); caFile then also holds its certificate.
-func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool) *interceptWorld {
+func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool, opts ...func(*server.InterceptConfig)) *interceptWorld {
 	upCA := tlstest.NewCA(t)
 	pf := providertest.New(t)
 	provider := tlsFake(t, upCA, pf.Config.Handler, "api.openai.com", "api.anthropic.com")
@@ -106,6 +113,9 @@ func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool) *
 		c.Intercept = &server.InterceptConfig{Other: other, Resolve: map[string]string{
 			"api.openai.com": addr(provider), "api.anthropic.com": addr(provider),
 			"bedrock-runtime.us-east-1.amazonaws.com": addr(bedrock), "other.example": addr(w.other)}}
+		for _, o := range opts {
+			o(c.Intercept)
+		}
 	})
 	w.proxy = httptest.NewUnstartedServer(w.srv.InterceptHandler())
 	if tlsListener {
@@ -285,12 +295,85 @@ func TestInterceptCANameConstraints(t *testing.T) {
 			t.Errorf("%s: verify error %v, want ok=%v", host, err, ok)
 		}
 	}
-	// A second start reuses the CA; a host list it does not cover is refused.
-	if _, err := capture.NewInterceptor(capture.InterceptConfig{CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth); err != nil {
-		t.Fatal(err)
+	// A second start reuses the CA; another host list makes a new one.
+	ic2, err := capture.NewInterceptor(capture.InterceptConfig{CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth)
+	if err != nil || !ic2.CA().Equal(ca) {
+		t.Fatalf("second start: %v, same CA %v", err, err == nil && ic2.CA().Equal(ca))
 	}
-	if _, err := capture.NewInterceptor(capture.InterceptConfig{Hosts: []string{"llm.internal.example"}, CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth); err == nil {
-		t.Fatal("a CA that does not cover the allowlist was used")
+	ic3, err := capture.NewInterceptor(capture.InterceptConfig{Hosts: []string{"llm.internal.example"}, CACert: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca.key")}, auth)
+	if err != nil || ic3.CA().Equal(ca) || !slices.Equal(ic3.CA().PermittedDNSDomains, []string{"llm.internal.example"}) {
+		t.Fatalf("a CA that does not match the allowlist was used: %v", err)
+	}
+}
+
+// TestInterceptCAExcludesIPsAndOtherAWS (issue #24, finding 8): a
+// certificate signed with the interception CA's key for an IP address or
+// an AWS host other than a Bedrock runtime does not verify against the CA;
+// one for a provider host does. A CA made with the old, wider constraints
+// is replaced at start, its files kept.
+func TestInterceptCAExcludesIPsAndOtherAWS(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	auth := func(context.Context, string) (*capture.Agent, error) { return nil, capture.ErrUnauthenticated }
+	check := func(t *testing.T) {
+		t.Helper()
+		ic, err := capture.NewInterceptor(capture.InterceptConfig{CACert: certPath, CAKey: keyPath}, auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyPEM, _ := os.ReadFile(keyPath)
+		blk, _ := pem.Decode(keyPEM)
+		key, err := x509.ParseECPrivateKey(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(ic.CA())
+		for _, tc := range []struct {
+			name string
+			ok   bool
+		}{
+			{"api.openai.com", true}, {"bedrock-runtime.us-east-1.amazonaws.com", true}, {"bedrock-runtime.eu-west-1.amazonaws.com", true},
+			{"10.0.0.5", false}, {"192.168.1.10", false}, {"127.0.0.1", false}, {"::1", false}, {"fd00::1", false},
+			{"evil.amazonaws.com", false}, {"s3.amazonaws.com", false}, {"bedrock-runtime.us-east-1.amazonaws.com.evil.example", false},
+		} {
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: tc.name},
+				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+				KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+			if ip := net.ParseIP(tc.name); ip != nil {
+				tmpl.IPAddresses = []net.IP{ip}
+			} else {
+				tmpl.DNSNames = []string{tc.name}
+			}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, ic.CA(), &key.PublicKey, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, _ := x509.ParseCertificate(der)
+			_, err = leaf.Verify(x509.VerifyOptions{DNSName: tc.name, Roots: roots})
+			if (err == nil) != tc.ok {
+				t.Errorf("certificate for %s: verify error %v, want ok=%v", tc.name, err, tc.ok)
+			}
+		}
+	}
+	t.Run("new CA", check)
+
+	// A CA made with the old constraints (amazonaws.com, no IP exclusion).
+	os.Remove(certPath)
+	os.Remove(keyPath)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	old := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "old CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains: []string{"api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com", "openai.azure.com", "amazonaws.com"}}
+	der, _ := x509.CreateCertificate(rand.Reader, old, old, &key.PublicKey, key)
+	kd, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	t.Run("old CA replaced", check)
+	kept, _ := filepath.Glob(filepath.Join(dir, "*.replaced-*"))
+	if len(kept) != 2 {
+		t.Fatalf("the old CA's files: %v", kept)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
@@ -49,7 +50,7 @@ func (s *Server) openProxy() error {
 		return err
 	}
 	ic := s.cfg.Intercept
-	s.intcp, err = capture.NewInterceptor(capture.InterceptConfig{Hosts: ic.Hosts, Other: ic.Other,
+	s.intcp, err = capture.NewInterceptor(capture.InterceptConfig{Hosts: ic.Hosts, Other: ic.Other, TunnelAllow: ic.Allow, TunnelIdle: ic.TunnelIdle,
 		CACert: filepath.Join(s.cfg.DataDir, InterceptCA), CAKey: filepath.Join(s.cfg.DataDir, InterceptKey),
 		Resolve: ic.Resolve, UpstreamRoots: s.cfg.UpstreamRoots}, s.authenticateAgent,
 		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder))
@@ -62,6 +63,12 @@ type InterceptConfig struct {
 	Hosts   []string          // the allowlist (default capture.DefaultInterceptHosts)
 	Other   string            // tunnel (default) or refuse
 	Resolve map[string]string // tests: host to address
+	// Allow are the exceptions to the tunnel rule: CIDR, IP address or
+	// HOST:PORT (see capture.InterceptConfig.TunnelAllow).
+	Allow []string
+	// TunnelIdle closes a tunnel idle this long (0:
+	// capture.DefaultTunnelIdle).
+	TunnelIdle time.Duration
 }
 
 // InterceptHandler serves the interception proxy (CONNECT), nil when it

@@ -24,14 +24,15 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/netutil"
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/backend"
+	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/connlimit"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -97,14 +98,18 @@ func serve(args []string) int {
 	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
 	chromium := fs.String("chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
 	consoleOn := fs.Bool("console", true, "serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)")
-	maxConns := fs.Int("max-conns", defaultMaxConns, "most client connections served at once (more wait to be accepted)")
+	maxConns := fs.Int("max-conns", connlimit.DefaultMax, "most client connections open at once on each listener (API, interception); at the cap the longest-idle connection is closed for a new one, and a new one is closed when all are busy; lowered to fit the open-file limit")
+	maxConnsPerClient := fs.Int("max-conns-per-client", connlimit.DefaultPerClient, "most connections open at once from one client address (IPv4 address or IPv6 /64) on each listener; more are closed at once (0: no cap, e.g. behind a load balancer)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS (API, capture and MCP proxies) with this certificate chain (PEM; reloaded on SIGHUP or change)")
 	tlsKey := fs.String("tls-key", "", "the certificate's private key (PEM, mode 0600)")
 	interceptListen := fs.String("intercept-listen", "", "serve the HTTPS_PROXY interception proxy on this address (HTTPS_PROXY=http://agent:TOKEN@ADDR; agents trust DATA/keys/intercept-ca.pem)")
 	interceptHosts := fs.String("intercept-hosts", "", "file of the hosts whose TLS the interception proxy terminates and records, one host or *.suffix per line (default: the providers' API hosts)")
-	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread) or refuse")
+	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread, to public addresses only: loopback, private, link-local, CGNAT, multicast, reserved and this host's addresses are refused; each tunnel is recorded as a capture.tunnel event) or refuse")
+	var interceptAllow listFlag
+	fs.Var(&interceptAllow, "intercept-allow", "an exception to the tunnel rule: a `CIDR`, IP address or HOST:PORT that tunnels may reach although internal (repeatable)")
+	tunnelIdle := fs.Duration("intercept-tunnel-idle", capture.DefaultTunnelIdle, "close a tunnel through which no byte passed either way for this long")
 	interceptResolve := upstreamFlags{}
 	fs.Var(resolveFlags(interceptResolve), "intercept-resolve", "for tests: send `HOST=ADDR` to ADDR instead of HOST's address (repeatable)")
 	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for https witnesses, besides the system's")
@@ -120,6 +125,9 @@ func serve(args []string) int {
 	}
 	if fs.NArg() > 0 {
 		return cli.Fail(fs, "unexpected argument %q", fs.Arg(0))
+	}
+	if *maxConns < 1 || *maxConnsPerClient < 0 {
+		return cli.Fail(fs, "--max-conns must be at least 1 and --max-conns-per-client at least 0")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -162,7 +170,7 @@ func serve(args []string) int {
 	var intercept *server.InterceptConfig
 	var upstreamRoots *x509.CertPool
 	if *interceptListen != "" {
-		intercept = &server.InterceptConfig{Other: *interceptOther, Resolve: interceptResolve}
+		intercept = &server.InterceptConfig{Other: *interceptOther, Resolve: interceptResolve, Allow: interceptAllow, TunnelIdle: *tunnelIdle}
 		if *interceptHosts != "" {
 			text, err := cli.ReadFile(*interceptHosts, maxConfigBytes)
 			if err != nil {
@@ -217,7 +225,7 @@ func serve(args []string) int {
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
 		Console: consoleFactory(*consoleOn, *chromium, logger),
-	}, *policyFile, *maxConns, *signingKey, tlsFiles, *interceptListen))
+	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: perClient(*maxConnsPerClient)}, *signingKey, tlsFiles, *interceptListen))
 }
 
 func keygen(args []string) int {
@@ -254,10 +262,44 @@ const dsnEnv = "LLMAUDIT_DB_DSN"
 // maxConfigBytes caps a configuration file.
 const maxConfigBytes = 1 << 20
 
-// defaultMaxConns is the default of --max-conns.
-const defaultMaxConns = 4096
+// perClient maps --max-conns-per-client to connlimit.Limits.PerClient.
+func perClient(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, maxConns int, signingKey string, tlsFiles *cli.TLSFiles, interceptListen string) error {
+// Timeouts of every listener's http.Server. A capture call lifts the read
+// and write deadlines once its request body is read (a model may stream
+// for minutes); API answers set their own write deadlines; the
+// interception proxy lifts both once a CONNECT is answered, and its
+// tunnels and terminated connections have their own idle deadlines.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	interceptWrite    = time.Minute
+)
+
+// fitFiles logs the open-file limit and lowers lim.Max, if needed, so that
+// listeners listeners fit within it.
+func fitFiles(logger *slog.Logger, lim connlimit.Limits, listeners int) (connlimit.Limits, error) {
+	soft, hard := connlimit.FileLimit()
+	max, err := connlimit.Fit(soft, listeners, lim.Max)
+	if err != nil {
+		return lim, fmt.Errorf("open-file limit %d: %w", soft, err)
+	}
+	if max < lim.Max {
+		logger.Warn("--max-conns lowered to fit the open-file limit (raise the hard limit: ulimit -Hn, LimitNOFILE=)",
+			"max_conns", lim.Max, "lowered_to", max, "file_limit", soft, "listeners", listeners)
+		lim.Max = max
+	}
+	logger.Info("connection budget", "file_limit", soft, "file_limit_hard", hard, "max_conns", lim.Max, "max_conns_per_client", lim.PerClient, "listeners", listeners)
+	return lim, nil
+}
+
+func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, lim connlimit.Limits, signingKey string, tlsFiles *cli.TLSFiles, interceptListen string) error {
 	if signingKey != "" {
 		k, err := hsm.Open(signingKey)
 		if err != nil {
@@ -303,20 +345,32 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 	}
 	logger.Info("log ready", ready...)
 
-	ln, err := net.Listen("tcp", listen)
+	listeners := 1
+	if srv.InterceptHandler() != nil {
+		listeners++
+	}
+	if lim, err = fitFiles(logger, lim, listeners); err != nil {
+		srv.Close(context.Background())
+		return err
+	}
+	lim.Logger = logger
+	raw, err := net.Listen("tcp", listen)
 	if err != nil {
 		srv.Close(context.Background())
 		return err
 	}
-	ln = netutil.LimitListener(ln, maxConns)
+	apiLim := lim
+	apiLim.Name = "api"
+	ln := connlimit.New(raw, apiLim)
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	ln.Track(hs)
 	if debugListen != "" {
 		go func() {
 			// http.DefaultServeMux carries the net/http/pprof handlers.
@@ -334,13 +388,18 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 	}
 	var is *http.Server
 	if h := srv.InterceptHandler(); h != nil {
-		il, err := net.Listen("tcp", interceptListen)
+		rawIL, err := net.Listen("tcp", interceptListen)
 		if err != nil {
 			hs.Close()
 			srv.Close(context.Background())
 			return fmt.Errorf("--intercept-listen: %w", err)
 		}
-		is = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: hs.ErrorLog}
+		icLim := lim
+		icLim.Name = "intercept"
+		il := connlimit.New(rawIL, icLim)
+		is = &http.Server{Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: interceptWrite,
+			IdleTimeout: idleTimeout, MaxHeaderBytes: 64 << 10, ErrorLog: hs.ErrorLog}
+		il.Track(is)
 		logger.Info("intercepting", "addr", il.Addr().String(), "ca", filepath.Join(abs, server.InterceptCA), "tls", tlsFiles != nil)
 		if tlsFiles != nil {
 			is.TLSConfig = tlsFiles.Config()

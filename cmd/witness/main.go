@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/connlimit"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/witness"
 )
@@ -144,10 +145,11 @@ func run(dataDir, addr, configPath, signingKey string, tlsFiles *cli.TLSFiles, l
 	defer w.Close()
 	logger.Info("witness ready", "name", cfg.Name, "vkey", w.VerifierKey(), "logs", len(cfg.Logs))
 
-	l, err := net.Listen("tcp", addr)
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	l := connlimit.New(raw, connlimit.Limits{Logger: logger, Name: "witness"})
 	srv := &http.Server{
 		Handler:           http.MaxBytesHandler(w.Handler(), witness.MaxRequestBytes),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -157,6 +159,7 @@ func run(dataDir, addr, configPath, signingKey string, tlsFiles *cli.TLSFiles, l
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	l.Track(srv)
 	errc := make(chan error, 1)
 	if tlsFiles != nil {
 		srv.TLSConfig = tlsFiles.Config()

@@ -41,8 +41,8 @@ var Map = []Layer{
 	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay", "console"},
 		Deny: []string{"vault", "auth", "index", "chain", "internal/sqldb", "signer", "retention", "log", "tiles", "backend", "server", "capture", "witness"},
 		What: "read the log only through client: the monitor, compliance reports, session replay, the auditor console"},
-	{Name: "main", Packages: []string{"cmd/...", "internal/cli"},
-		What: "thin mains: flags, logging, signals"},
+	{Name: "main", Packages: []string{"cmd/...", "internal/cli", "internal/connlimit"},
+		What: "thin mains: flags, logging, signals, listener connection budgets"},
 }
 
 // Exceptions let one package import what its layer denies.
