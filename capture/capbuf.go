@@ -15,17 +15,35 @@ import (
 )
 
 // capBuf keeps the first max bytes of a body and, once the body outgrows
-// them, the SHA-256 of all of it.
+// them, the SHA-256 of all of it. With a budget, the bytes it keeps are
+// taken from it as the buffer grows; when the budget is spent, it keeps no
+// more (the body is recorded truncated, with its size and digest).
 type capBuf struct {
-	max   int
-	buf   []byte
-	total int64
-	h     hash.Hash
+	max    int
+	buf    []byte
+	total  int64
+	h      hash.Hash
+	budget *BodyBudget
+	held   int64
 }
+
+// capBufStep is the least a budgeted buffer grows by.
+const capBufStep = 64 << 10
 
 func (b *capBuf) write(p []byte) {
 	b.total += int64(len(p))
 	if b.h == nil {
+		if need := len(b.buf) + len(p); b.budget != nil && need > cap(b.buf) && need <= b.max {
+			grow := min(max(cap(b.buf), capBufStep, need-cap(b.buf)), b.max-cap(b.buf))
+			if b.budget.take(int64(grow)) {
+				b.held += int64(grow)
+				nb := make([]byte, len(b.buf), cap(b.buf)+grow)
+				copy(nb, b.buf)
+				b.buf = nb
+			} else {
+				b.max = len(b.buf) // the budget is spent: keep what we have
+			}
+		}
 		if len(b.buf)+len(p) <= b.max {
 			b.buf = append(b.buf, p...)
 			return
@@ -35,6 +53,27 @@ func (b *capBuf) write(p []byte) {
 		b.buf = append(b.buf, p[:b.max-len(b.buf)]...)
 	}
 	b.h.Write(p)
+}
+
+// whole keeps the first max bytes of a body held whole in memory without
+// copying them (the body must not change until payload is called).
+func (b *capBuf) whole(body []byte) {
+	b.total = int64(len(body))
+	if len(body) <= b.max {
+		b.buf = body
+		return
+	}
+	b.h = sha256.New()
+	b.h.Write(body)
+	b.buf = body[:b.max:b.max]
+}
+
+// release gives the buffer's bytes back to the budget.
+func (b *capBuf) release() {
+	if b.budget != nil && b.held > 0 {
+		b.budget.give(b.held)
+		b.held = 0
+	}
 }
 
 func (b *capBuf) truncated() bool { return b.h != nil }

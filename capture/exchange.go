@@ -33,6 +33,9 @@ type callSpec struct {
 	rawQuery  string
 	header    http.Header // as sent by the agent
 	body      []byte
+	// budget, if set, is where the response's recorded bytes are taken
+	// from (see capBuf).
+	budget *BodyBudget
 }
 
 // exchange is one attempt of one call, from its request to the end of its
@@ -90,6 +93,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 		method: s.method, path: s.path, body: s.body,
 	}, time.Now())
 	x.body.max = c.o.maxRecordedBytes
+	x.body.budget = s.budget
 
 	// Every event of the attempt carries its call id and attempt number;
 	// llm.request and llm.response also name the model call; the rest is
@@ -139,7 +143,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	}
 	var rb capBuf
 	rb.max = c.o.maxRecordedBytes
-	rb.write(s.body)
+	rb.whole(s.body)
 	rb.payload(ev, req, mediaType(s.header.Get("Content-Type"), "application/octet-stream"))
 	ev.Attributes = req.raw()
 
@@ -363,12 +367,16 @@ func (x *exchange) finish(how endKind, cause error) {
 		evs = append(evs, ev)
 		items = append(items, x.gapItem(KindToolCall, "", x.status))
 	}
+	// The recorded bytes stay taken from the budget until the record is
+	// done with them.
+	body := &x.body
 	failed := func(err error) {
+		body.release()
 		x.c.logger.Warn("capture: response not recorded; noted as a gap",
 			"session", x.session, "call", x.callID, "error", err)
 		x.c.noteGap(x.scope, x.rec, x.session, err, items...)
 	}
-	var recorded func([]event.Appended)
+	recorded := func([]event.Appended) { body.release() }
 	if b := x.c.o.binder; b != nil && len(sum.ToolCalls) > 0 {
 		// The model asked for tools: an MCP tools/call of the same session
 		// that answers one is bound to it (see ToolCallBinder).
@@ -377,6 +385,7 @@ func (x *exchange) finish(how endKind, cause error) {
 			pending[i] = b.note(x.scope, x.session, t.Name, t.Args)
 		}
 		recorded = func(res []event.Appended) {
+			body.release()
 			for i, bc := range pending {
 				if i+1 < len(res) {
 					bc.resolve(res[0].Index, res[i+1].Index)

@@ -158,7 +158,11 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 	t.ForceAttemptHTTP2 = true
 	t.TLSClientConfig = &tls.Config{RootCAs: cfg.UpstreamRoots, MinVersion: tls.VersionTLS12}
 	t.DialContext = ic.dial
-	ic.p = &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: t}
+	budget, err := bodyBudget(o)
+	if err != nil {
+		return nil, err
+	}
+	ic.p = &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: t, budget: budget}
 	if ic.ca, ic.caKey, err = loadOrCreateCA(cfg.CACert, cfg.CAKey, cfg.Hosts, c.logger); err != nil {
 		return nil, err
 	}

@@ -48,6 +48,7 @@ type options struct {
 	agentID          string
 	binder           *ToolCallBinder
 	upstreamRoots    *x509.CertPool
+	budget           *BodyBudget
 }
 
 // DefaultGapRetryInterval is the default of WithGapRetryInterval.
@@ -110,6 +111,13 @@ func WithMaxRequestBytes(n int64) ProxyOption {
 // plaintext).
 func WithTransport(rt http.RoundTripper) ProxyOption {
 	return proxyOption(func(o *options) { o.transport = rt })
+}
+
+// WithBodyBudget sets the budget of request bytes in memory at once
+// (default: a budget of DefaultBodyBudget per Proxy); proxies may share
+// one. It must hold at least WithMaxRequestBytes.
+func WithBodyBudget(b *BodyBudget) ProxyOption {
+	return proxyOption(func(o *options) { o.budget = b })
 }
 
 // WithUpstreamRoots sets the roots the proxy's default transport verifies

@@ -107,6 +107,7 @@ type Proxy struct {
 	upstreams map[string]*url.URL
 	auth      Authenticator
 	transport http.RoundTripper
+	budget    *BodyBudget
 }
 
 // NewProxy returns a proxy to upstreams (name to base URL; see
@@ -126,7 +127,11 @@ func NewProxy(upstreams map[string]string, auth Authenticator, opts ...ProxyOpti
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: c.o.transport}
+	budget, err := bodyBudget(o)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: c.o.transport, budget: budget}
 	for name, raw := range upstreams {
 		u, err := parseBase(name, raw)
 		if err != nil {
@@ -158,6 +163,18 @@ func (p *Proxy) Mode() Mode { return p.c.o.mode }
 func (p *Proxy) Close(ctx context.Context) error { return p.c.close(ctx) }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// bodyBudget is the option's budget, or a new one of DefaultBodyBudget.
+func bodyBudget(o options) (*BodyBudget, error) {
+	b := o.budget
+	if b == nil {
+		b = NewBodyBudget(max(DefaultBodyBudget, o.maxRequestBytes))
+	}
+	if b.Max() < o.maxRequestBytes {
+		return nil, fmt.Errorf("capture: a body budget of %d bytes is below the largest request body (%d)", b.Max(), o.maxRequestBytes)
+	}
+	return b, nil
+}
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
@@ -242,16 +259,28 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 		fail(http.StatusRequestEntityTooLarge, "request_too_large", "request body of %d bytes exceeds the proxy's limit of %d bytes", r.ContentLength, max)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, held, err := readBody(w, r, max, p.budget)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			fail(http.StatusRequestEntityTooLarge, "request_too_large", "request body exceeds the proxy's limit of %d bytes", max)
-			return
+		case errors.Is(err, errOverBudget):
+			fail(http.StatusServiceUnavailable, "proxy_overloaded", "the proxy holds as many request bytes as its memory budget allows (%d); retry later", p.budget.Max())
+		default:
+			fail(http.StatusBadRequest, "bad_request_body", "reading the request body: %v", err)
 		}
-		fail(http.StatusBadRequest, "bad_request_body", "reading the request body: %v", err)
 		return
 	}
+	// The body's bytes stay taken until it has gone upstream.
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			p.budget.give(held)
+		}
+	}
+	defer release()
 	// A call may stream for longer than the server's read or write timeout
 	// allows: lift both for the rest of this request.
 	rc := http.NewResponseController(w)
@@ -264,7 +293,7 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
 		explicit: explicit, actor: actor, subject: subject, agentID: agentID, upstream: name, provider: providerName(name, base.Hostname()),
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
-		header: r.Header, body: body,
+		header: r.Header, body: body, budget: p.budget,
 	})
 	if errors.Is(err, ErrRefused) {
 		var re *RefusedError
@@ -301,6 +330,8 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 	}
 
 	resp, err := p.transport.RoundTrip(out)
+	body, out = nil, nil
+	release()
 	if err != nil {
 		if r.Context().Err() != nil {
 			x.finish(endClient, context.Cause(r.Context()))

@@ -31,12 +31,18 @@ func (s *Server) openProxy() error {
 	m := hmac.New(sha256.New, s.keys.MasterKey)
 	m.Write([]byte("llmaudittrail capture credential fingerprint v1"))
 	binder := capture.NewToolCallBinder()
+	budget := s.cfg.ProxyBodyBudget
+	if budget == 0 {
+		budget = capture.DefaultBodyBudget
+	}
+	bodies := capture.NewBodyBudget(budget)
 	s.proxy, err = capture.NewProxy(ups, s.authenticateAgent,
 		capture.WithMode(mode),
 		capture.WithFingerprintKey(m.Sum(nil)),
 		capture.WithLogger(s.logger),
 		capture.WithToolCallBinder(binder),
-		capture.WithUpstreamRoots(s.cfg.UpstreamRoots))
+		capture.WithUpstreamRoots(s.cfg.UpstreamRoots),
+		capture.WithBodyBudget(bodies))
 	if err != nil {
 		return err
 	}
@@ -53,7 +59,7 @@ func (s *Server) openProxy() error {
 	s.intcp, err = capture.NewInterceptor(capture.InterceptConfig{Hosts: ic.Hosts, Other: ic.Other, TunnelAllow: ic.Allow, TunnelIdle: ic.TunnelIdle,
 		CACert: filepath.Join(s.cfg.DataDir, InterceptCA), CAKey: filepath.Join(s.cfg.DataDir, InterceptKey),
 		Resolve: ic.Resolve, UpstreamRoots: s.cfg.UpstreamRoots}, s.authenticateAgent,
-		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder))
+		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder), capture.WithBodyBudget(bodies))
 	return err
 }
 

@@ -115,6 +115,10 @@ type Config struct {
 	// UpstreamRoots, if set, are the roots the capture proxies verify
 	// upstream certificates with (default: the system's).
 	UpstreamRoots *x509.CertPool
+	// ProxyBodyBudget bounds the request bodies the capture proxies (base
+	// URL and interception) hold in memory at once; a call beyond it is
+	// answered 503 with Retry-After (0: capture.DefaultBodyBudget).
+	ProxyBodyBudget int64
 	// Intercept, if set, runs the HTTPS_PROXY interception proxy (served
 	// by InterceptHandler); its CA is keys/intercept-ca.pem and .key.
 	Intercept *InterceptConfig

@@ -47,7 +47,7 @@ func TestConnFlood(t *testing.T) {
 				addr = icAddr
 			}
 			conns := flood(t, addr, floodConns)
-			t.Logf("%d of %d flood connections to the %s listener were accepted by the kernel", conns, floodConns, target)
+			t.Logf("%d of %d flood dials to the %s listener completed (the rest were reset or timed out)", conns, floodConns, target)
 			for i := range 3 {
 				start := time.Now()
 				err := getCheckpoint(p.url)
