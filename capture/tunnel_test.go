@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/capture"
 )
 
 // connectStatus sends CONNECT target to the interception proxy with the
@@ -76,8 +79,10 @@ func TestInterceptTunnelPolicy(t *testing.T) {
 	}))
 	t.Cleanup(internal.Close)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(internal.URL, "http://"))
-	refused := []string{"127.0.0.1:" + port, "localhost:" + port, "127.0.0.2:" + port, "0.0.0.0:" + port, "[::1]:" + port,
-		"10.0.0.5:80", "192.168.1.10:80", "172.16.0.1:80", "169.254.169.254:80", "100.64.0.1:80", "[fd00::1]:80", "[fe80::1]:80", "224.0.0.1:80"}
+	// Over the wire, only destinations on this machine: a regression must
+	// not send a test's traffic anywhere else. The other internal ranges
+	// are checked without dialling, below.
+	refused := []string{"127.0.0.1:" + port, "localhost:" + port, "127.0.0.2:" + port, "0.0.0.0:" + port, "[::1]:" + port}
 	for _, target := range refused {
 		status, c := w.connect(t, target)
 		if status != http.StatusForbidden {
@@ -95,6 +100,16 @@ func TestInterceptTunnelPolicy(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the loopback service was reached %d times", n)
+	}
+	for _, tc := range []struct{ ip, want string }{
+		{"10.0.0.5", "private"}, {"192.168.1.10", "private"}, {"172.16.0.1", "private"}, {"fd00::1", "private"},
+		{"169.254.169.254", "link-local"}, {"fe80::1", "link-local"}, {"100.64.0.1", "reserved"}, {"224.0.0.1", "link-local"}, {"239.1.1.1", "multicast"},
+		{"0.0.0.0", "unspecified"}, {"::ffff:127.0.0.1", "loopback"}, {"64:ff9b::a00:5", "reserved"}, {"2002:a00:5::1", "reserved"},
+		{"8.8.8.8", ""}, {"2001:4860:4860::8888", ""},
+	} {
+		if got := capture.InternalAddr(netip.MustParseAddr(tc.ip)); got != tc.want {
+			t.Errorf("tunnel rule on %s: %q, want %q", tc.ip, got, tc.want)
+		}
 	}
 
 	// The operator's mapping (other.example to a loopback fake) tunnels.
