@@ -267,6 +267,19 @@ func (o *MCPObserver) payload(ev *event.Request, a attrs, raw json.RawMessage) {
 	}
 }
 
+// exactPayload records raw, byte for byte, as ev's payload (a message that
+// could not be read strictly is kept as it came), or notes that it was too
+// large; it sets ev's attributes from a.
+func (o *MCPObserver) exactPayload(ev *event.Request, a attrs, raw []byte) {
+	if len(raw) > o.c.o.maxRecordedBytes {
+		a.set("capture.payload_dropped", true)
+		a.set("capture.payload_bytes", len(raw))
+	} else {
+		ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(raw), "application/json"
+	}
+	ev.Attributes = a.raw()
+}
+
 // fromClient observes a message from the client before it is forwarded.
 // When reply is not nil it is sent back to the client instead of
 // forwarding anything (a tool denied, a message refused, or a tools/call
@@ -372,13 +385,7 @@ func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
 		a.set("jsonrpc.request.id", event.Clip(string(id), 128))
 	}
 	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
-	if len(raw) > o.c.o.maxRecordedBytes {
-		a.set("capture.payload_dropped", true)
-		a.set("capture.payload_bytes", len(raw))
-	} else {
-		ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(raw), "application/json"
-	}
-	ev.Attributes = a.raw()
+	o.exactPayload(ev, a, raw)
 	o.c.logger.Warn("capture: MCP message refused: not strict, unambiguous JSON-RPC", "session", cn.session, "error", why)
 	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
 		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
@@ -520,13 +527,7 @@ func (o *MCPObserver) unreadableResponse(cn *mcpConn, id json.RawMessage, raw []
 	a.set("mcp.unreadable_reason", event.Clip(why.Error(), 200))
 	o.requestAttrs(a, p, id)
 	ev := &event.Request{Session: cn.session, Kind: responseKinds[p.method], Actor: cn.agent.Actor}
-	if len(raw) > o.c.o.maxRecordedBytes {
-		a.set("capture.payload_dropped", true)
-		a.set("capture.payload_bytes", len(raw))
-	} else {
-		ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(raw), "application/json"
-	}
-	ev.Attributes = a.raw()
+	o.exactPayload(ev, a, raw)
 	return ev
 }
 

@@ -9,10 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -62,13 +60,7 @@ func rawDo(t *testing.T, addr, method, target string, header http.Header, body [
 // data. Before the path check, /tile/%65ntries/000 and
 // /tile/entries%2F000 served every tenant's entries to anyone.
 func TestEveryRouteOneDecision(t *testing.T) {
-	var upHits atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		upHits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"x","object":"chat.completion","model":"m","choices":[]}`)
-	}))
-	defer up.Close()
+	up, upHits := countingUpstream(t)
 	// The router is taken from a request it routed: chi hands its routing
 	// context, with the top router, to every handler (the console here).
 	var router chi.Routes

@@ -21,13 +21,7 @@ import (
 // actor, through the event API or the capture proxy: 403 reserved_session
 // and nothing appended. Names that only look alike stay open.
 func TestReservedSessions(t *testing.T) {
-	var upHits atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		upHits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":"x","object":"chat.completion","model":"m","choices":[]}`)
-	}))
-	defer up.Close()
+	up, upHits := countingUpstream(t)
 	s := newTestServer(t, func(c *Config) { c.Upstreams = map[string]string{"gw": up.URL} })
 	agent, p := s.token(t, auth.Spec{Name: "agent-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeWrite}})
 	ev := func(session, actorType, actorID string) string {
@@ -88,4 +82,18 @@ func TestReservedSessions(t *testing.T) {
 			t.Errorf("POST %s = %d %s, want 201", body, code, b)
 		}
 	}
+}
+
+// countingUpstream is a provider upstream that answers every call with an
+// empty chat completion and counts the calls it got.
+func countingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"x","object":"chat.completion","model":"m","choices":[]}`)
+	}))
+	t.Cleanup(up.Close)
+	return up, &hits
 }
