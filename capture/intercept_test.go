@@ -51,6 +51,7 @@ type interceptWorld struct {
 	upCA     *tlstest.CA
 	other    *httptest.Server
 	provider *httptest.Server
+	fake     *providertest.Fake
 	mu       sync.Mutex
 	sigv4    []string // outcomes of the Bedrock fake's signature checks
 }
@@ -106,7 +107,7 @@ func newInterceptWorldMode(t testing.TB, other, mode string, tlsListener bool, o
 	}), "bedrock-runtime.us-east-1.amazonaws.com")
 	w.other = tlsFake(t, upCA, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "other site") }), "other.example")
 	addr := func(ts *httptest.Server) string { return strings.TrimPrefix(ts.URL, "https://") }
-	w.provider = provider
+	w.provider, w.fake = provider, pf
 	w.env = newEnv(t, mode, func(c *server.Config, _ *httptest.Server) {
 		c.UpstreamRoots = upCA.Pool()
 		c.Upstreams["tlsfake"] = provider.URL
@@ -419,4 +420,39 @@ func BenchmarkIntercept(b *testing.B) {
 	b.Run("intercept", func(b *testing.B) {
 		call(b, w.client(b), "https://api.openai.com/v1/chat/completions", map[string]string{capture.HeaderSession: "bench-i"})
 	})
+}
+
+// TestInterceptPathVariants (issue #24, one path, one decision, on the
+// interception listener): a request to an intercepted host whose path is
+// not canonical is answered 400 bad_path and nothing reaches the upstream;
+// the canonical path is served.
+func TestInterceptPathVariants(t *testing.T) {
+	w := newInterceptWorld(t, "tunnel")
+	c := w.client(t)
+	before := w.fake.Requests()
+	post := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "https://api.openai.com"+path, strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+providertest.OpenAIKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, v := range []string{"/v1/%63hat/completions", "/v1%2Fchat/completions", "/v1%2fchat/completions", "/v1/./chat/completions",
+		"/v1/x/../chat/completions", "/v1//chat/completions", "/v1/%2E%2E/v1/chat/completions"} {
+		if status, body := post(v); status != http.StatusBadRequest || !strings.Contains(body, "bad_path") {
+			t.Errorf("POST https://api.openai.com%s through the interception proxy: %d %s, want 400 bad_path", v, status, body)
+		}
+	}
+	if n := w.fake.Requests() - before; n != 0 {
+		t.Errorf("the upstream got %d calls on non-canonical paths", n)
+	}
+	if status, body := post("/v1/chat/completions"); status != http.StatusOK {
+		t.Fatalf("the canonical path: %d %s", status, body)
+	}
 }
