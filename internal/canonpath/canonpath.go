@@ -12,7 +12,9 @@
 //     a control character;
 //   - every percent-escape is "%" and two upper-case hex digits
 //     (RFC 3986 §6.2.2.1);
-//   - it has no literal "\".
+//   - it has no literal "\" and no "#": a request target carries no
+//     fragment (RFC 9112 §3.2), and Go's server would keep one in the path
+//     that a client or an upstream cuts off or normalises past.
 //
 // Other escapes stay allowed: a reserved character other than "/" (":",
 // "@", "?", ...), a space, "%" itself or a non-ASCII byte may need one in a
@@ -44,6 +46,9 @@ func Check(p string) error {
 	}
 	if strings.Contains(p, `\`) {
 		return bad(`it has a backslash`)
+	}
+	if strings.Contains(p, "#") {
+		return bad("it has a fragment (#)")
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
 		if seg == "." || seg == ".." {
@@ -81,20 +86,30 @@ func WirePath(r *http.Request) string {
 	}
 	if i := strings.Index(t, "://"); i > 0 && !strings.HasPrefix(t, "/") {
 		rest := t[i+3:]
-		j := strings.IndexAny(rest, "/?#")
-		if j < 0 || rest[j] != '/' {
+		switch j := strings.IndexAny(rest, "/?#"); {
+		case j < 0 || rest[j] == '?':
 			return "/"
+		case rest[j] == '#':
+			t = "/" + rest[j:] // refused by Check
+		default:
+			t = rest[j:]
 		}
-		t = rest[j:]
 	}
-	if i := strings.IndexAny(t, "?#"); i >= 0 {
+	if i := strings.IndexByte(t, '?'); i >= 0 {
 		t = t[:i]
 	}
 	return t
 }
 
-// Request checks the wire path of r (see Check).
-func Request(r *http.Request) error { return Check(WirePath(r)) }
+// Request checks the wire path of r (see Check), and the escaped form of
+// the path the server parsed from it, which handlers read: both must be
+// canonical.
+func Request(r *http.Request) error {
+	if err := Check(WirePath(r)); err != nil {
+		return err
+	}
+	return Check(r.URL.EscapedPath())
+}
 
 // Handler serves with next the requests whose path is canonical, and
 // answers the others with refuse (which writes the answer; typically 400
@@ -153,13 +168,15 @@ func Variants(p string) []Variant {
 			out = append(out, Variant{fmt.Sprintf("%q before segment %d", dot, i), join(c)})
 		}
 	}
-	out = append(out, Variant{"trailing /.", p + "/."}, Variant{"trailing /..", p + "/.."}, Variant{"leading //", "/" + p})
+	out = append(out, Variant{"trailing /.", p + "/."}, Variant{"trailing /..", p + "/.."}, Variant{"leading //", "/" + p},
+		Variant{"a fragment", p + "#x"})
 	for i := 1; i < len(segs); i++ {
 		before, after := join(segs[:i]), strings.Join(segs[i:], "/")
 		out = append(out,
 			Variant{fmt.Sprintf("%%2F before segment %d", i), before + "%2F" + after},
 			Variant{fmt.Sprintf("%%2f before segment %d", i), before + "%2f" + after},
-			Variant{fmt.Sprintf("// before segment %d", i), before + "//" + after})
+			Variant{fmt.Sprintf("// before segment %d", i), before + "//" + after},
+			Variant{fmt.Sprintf("#/x/.. before segment %d", i), before + "#/x/../" + after})
 	}
 	return out
 }

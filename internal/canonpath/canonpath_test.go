@@ -47,6 +47,9 @@ func TestCheck(t *testing.T) {
 		{"/a%", false},
 		{"/a%4", false},
 		{"/a%GG", false},
+		{"/proxy/openai/x#/../../../admin", false},
+		{"/proxy/openai/chat/y#/../completions", false},
+		{"/tile/entries#", false},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			err := Check(tc.path)
@@ -82,6 +85,8 @@ func TestWirePath(t *testing.T) {
 		{"http://example.com/tile/%65ntries/000", "/tile/%65ntries/000"},
 		{"http://example.com", "/"},
 		{"http://example.com?a", "/"},
+		{"/proxy/openai/x#/../admin?q", "/proxy/openai/x#/../admin"},
+		{"http://example.com#/../x", "/#/../x"},
 		{"*", "*"},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
