@@ -16,6 +16,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 )
 
 // Session search (GET /v1/sessions): per session, where it is in the log
@@ -127,6 +128,12 @@ func (x *Index) storeSearch(ctx context.Context, tx *sql.Tx, first uint64, leave
 
 // backfillSearch adds the log's leaves from..to to b.
 func (x *Index) backfillSearch(ctx context.Context, b *searchBatch, from, to uint64) error {
+	return x.forEachLeaf(ctx, from, to, b.add)
+}
+
+// forEachLeaf calls f with each leaf of the log from..to and its index,
+// reading an entry bundle at a time.
+func (x *Index) forEachLeaf(ctx context.Context, from, to uint64, f func(index uint64, leaf []byte)) error {
 	for from < to {
 		bi := from / layout.EntryBundleWidth
 		end := min((bi+1)*layout.EntryBundleWidth, to)
@@ -143,7 +150,7 @@ func (x *Index) backfillSearch(ctx context.Context, b *searchBatch, from, to uin
 			return fmt.Errorf("entry bundle %d has %d entries, want %d", bi, len(eb.Entries), end-first)
 		}
 		for i := from; i < end; i++ {
-			b.add(i, eb.Entries[i-first])
+			f(i, eb.Entries[i-first])
 		}
 		from = end
 	}
@@ -403,44 +410,94 @@ func (x *Index) shown(ctx context.Context, s *client.SessionSummary) error {
 // (a cursor it did not make).
 var ErrBadSearch = errors.New("bad session search")
 
-// searchVersion is the version of what storeSearch indexes; an index whose
-// search_version is older is rebuilt from the log at Open (version 2 added
-// the on_behalf_of term, on which erasures and holds rely).
+// searchVersion is the version of what storeSearch indexes. Version 2
+// added the on_behalf_of term, on which erasures and holds rely: Open
+// fills it in for what an older version indexed (upgradeSearch).
 const searchVersion = 2
 
-// upgradeSearch makes the next catch-up rebuild the index from the start
-// of the log if its search is older than searchVersion. Storing leaves again
-// is harmless (see above); until the rebuild is done, WaitIndexed waits.
+// upgradeSearch brings the search of an index made by an older version up
+// to searchVersion before the index is used: it adds, from the log, the
+// on_behalf_of terms of every leaf the older version indexed for search
+// (below search_size), and fills a search behind the indexed size. The
+// indexed size is left as it is, so instances that read the index go on.
+// Every instance of a log must run this version before erasures are
+// trusted: one of the older version would index new leaves without the
+// term (docs/scale-out.md, upgrades).
 func (x *Index) upgradeSearch(ctx context.Context) error {
-	var v int64
-	err := x.db.QueryRowContext(ctx, `SELECT v FROM index_meta WHERE k = 'search_version'`).Scan(&v)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("reading the search version: %w", err)
+	v, err := x.meta(ctx, "search_version")
+	if err != nil || v >= searchVersion {
+		return err
 	}
-	if v >= searchVersion {
-		return nil
-	}
-	tx, err := x.db.BeginTx(ctx, nil)
+	done, err := x.meta(ctx, "search_size")
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	for _, stmt := range []string{
-		`UPDATE index_meta SET v = 0 WHERE k IN ('indexed_size', 'search_size')`,
-		`DELETE FROM index_meta WHERE k = 'search_version'`,
-		fmt.Sprintf(`INSERT INTO index_meta (k, v) VALUES ('search_version', %d)`, searchVersion),
-	} {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+	if done > 0 {
+		start := time.Now()
+		b := newSearchBatch()
+		if err := x.forEachLeaf(ctx, 0, uint64(done), func(_ uint64, data []byte) {
+			if l, err := event.ParseLeaf(data); err == nil {
+				b.term(sessionKey{l.Tenant, l.Session}, termBehalf, l.Actor.OnBehalfOf)
+			}
+		}); err != nil {
 			return fmt.Errorf("upgrading the session search: %w", err)
 		}
+		if err := x.writeTerms(ctx, b); err != nil {
+			return fmt.Errorf("upgrading the session search: %w", err)
+		}
+		x.logger.Info("session search upgraded: on_behalf_of terms filled from the log", "from_version", v, "entries", done, "terms", len(b.terms), "took", time.Since(start))
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("upgrading the session search: %w", err)
+	return sqldb.Retry(ctx, func() error {
+		tx, err := x.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		// A search behind the indexed size (an index older than the
+		// search) is filled up to it now, as the next store would, so that
+		// everything indexed can be found.
+		var indexed int64
+		if err := tx.QueryRowContext(ctx, `SELECT v FROM index_meta WHERE k = 'indexed_size'`+x.db.ForUpdate()).Scan(&indexed); err != nil {
+			return err
+		}
+		if err := x.storeSearch(ctx, tx, uint64(indexed), nil, uint64(indexed), uint64(indexed)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM index_meta WHERE k = 'search_version'`); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO index_meta (k, v) VALUES ('search_version', ?)`, searchVersion); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// meta reads an index_meta value; 0 if there is none.
+func (x *Index) meta(ctx context.Context, k string) (int64, error) {
+	var v int64
+	err := x.db.QueryRowContext(ctx, `SELECT v FROM index_meta WHERE k = ?`, k).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("reading the index's %s: %w", k, err)
 	}
-	if v > 0 {
-		x.logger.Info("session index rebuilt from the log for a new search version", "from", v, "to", searchVersion)
-	}
-	return nil
+	return v, nil
+}
+
+// writeTerms stores the terms of b (only) in one transaction.
+func (x *Index) writeTerms(ctx context.Context, b *searchBatch) error {
+	return sqldb.Retry(ctx, func() error {
+		tx, err := x.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for t := range b.terms {
+			if _, err := tx.ExecContext(ctx, x.dialect(sqlTermInsert), t.tenant, t.session, t.field, t.value); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	})
 }
 
 // People returns the pseudonyms that appear, as subject or as
@@ -448,8 +505,13 @@ func (x *Index) upgradeSearch(ctx context.Context) error {
 // indexed prefix of the log (call WaitFor first).
 func (x *Index) People(ctx context.Context, tenant string, sessions []string) ([]string, error) {
 	var out []string
-	for _, s := range sessions {
-		vals, err := x.strings(ctx, `SELECT value FROM search_terms WHERE tenant = ? AND session = ? AND field IN (?, ?)`, tenant, s, termSubject, termBehalf)
+	for chunk := range slices.Chunk(sessions, 500) {
+		q := `SELECT value FROM search_terms WHERE tenant = ? AND field IN (?, ?) AND session IN (?` + strings.Repeat(", ?", len(chunk)-1) + `)`
+		args := []any{tenant, termSubject, termBehalf}
+		for _, s := range chunk {
+			args = append(args, s)
+		}
+		vals, err := x.strings(ctx, q, args...)
 		if err != nil {
 			return nil, err
 		}

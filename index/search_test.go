@@ -335,12 +335,20 @@ func TestPeople(t *testing.T) {
 		}
 		check("a new index")
 		// As an index made before the on_behalf_of term: no version, no
-		// such terms.
-		for _, q := range []string{`DELETE FROM index_meta WHERE k = 'search_version'`, `DELETE FROM search_terms WHERE field = 'on_behalf_of'`} {
+		// such terms, and its search two leaves behind the indexed size
+		// (sessions c and d not searchable yet).
+		for _, q := range []string{`DELETE FROM index_meta WHERE k = 'search_version'`, `DELETE FROM search_terms WHERE field = 'on_behalf_of'`,
+			`DELETE FROM search_terms WHERE session IN ('c', 'd')`, `DELETE FROM search_sessions WHERE session IN ('c', 'd')`,
+			`UPDATE index_meta SET v = 2 WHERE k = 'search_size'`} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
 		}
 		check("an index of the previous version, reopened")
+		if got, err := db.QueryContext(ctx, `SELECT 1 FROM index_meta WHERE k = 'indexed_size' AND v = 4`); err != nil || !got.Next() {
+			t.Fatalf("the indexed size changed in the upgrade (%v)", err)
+		} else {
+			got.Close()
+		}
 	})
 }

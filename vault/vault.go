@@ -157,6 +157,11 @@ var Schema = []string{
   UNIQUE (lookup)){table}`,
 }
 
+// A vault made by an earlier version also has subject_sessions (subjects'
+// sessions, now found in the session index): it is no longer read or
+// written, and left in place so that such a version can still run on the
+// database.
+
 // SchemaVersion is the version of Schema.
 const SchemaVersion = 1
 
@@ -181,11 +186,6 @@ func Open(db *sqldb.DB, masterKey []byte, opts ...Option) (*Vault, error) {
 	}
 	if _, err := db.Schema(ctx, "vault", SchemaVersion, Schema...); err != nil {
 		return nil, err
-	}
-	// A vault made before the session index knew every role of a pseudonym
-	// noted subjects' sessions here; the index has them now.
-	if _, err := db.ExecContext(ctx, `DROP TABLE IF EXISTS subject_sessions`); err != nil {
-		return nil, fmt.Errorf("upgrading the vault schema: %w", err)
 	}
 	if err := checkMasterKey(db, masterKey, master); err != nil {
 		return nil, err
