@@ -84,7 +84,8 @@ type InterceptConfig struct {
 	// CACert and CAKey are the CA's files; created when missing, with name
 	// constraints limited to Hosts and excluding every IP address. The key
 	// is 0600. A CA whose constraints are not exactly those is replaced by
-	// a new one (the old files are kept, renamed *.replaced-TIME).
+	// a new one (the old certificate is kept, renamed *.replaced-TIME; its
+	// key is deleted).
 	CACert, CAKey string
 	// Resolve sends a host to another address (tests: a local fake; an
 	// operator's choice, so an exception to the tunnel rule), and
@@ -257,8 +258,8 @@ func constraintsMatch(ca *x509.Certificate, domains []string) bool {
 // name constraints limited to the hosts' domains and excluding every IP
 // address, so that it cannot vouch for any other site. A CA on disk with
 // other constraints (an older allowlist, or made before IP addresses were
-// excluded) is replaced: its files are renamed *.replaced-TIME, and agents
-// must trust the new CA.
+// excluded) is replaced: its certificate is renamed *.replaced-TIME, its key
+// deleted, and agents must trust the new CA and drop the old one.
 func loadOrCreateCA(certPath, keyPath string, hosts []string, logger *slog.Logger) (*x509.Certificate, crypto.Signer, error) {
 	var domains []string
 	seen := map[string]bool{}
@@ -288,14 +289,19 @@ func loadOrCreateCA(certPath, keyPath string, hosts []string, logger *slog.Logge
 		if constraintsMatch(ca, domains) {
 			return ca, signer, nil
 		}
+		// The old certificate is kept (renamed) so that operators can find
+		// it in agents' trust stores; its key is destroyed, so that nothing
+		// here can mint certificates under the old constraints again.
 		suffix := ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
-		for _, p := range []string{certPath, keyPath} {
-			if err := os.Rename(p, p+suffix); err != nil {
-				return nil, nil, fmt.Errorf("replacing the intercept CA: %w", err)
-			}
+		if err := os.Rename(certPath, certPath+suffix); err != nil {
+			return nil, nil, fmt.Errorf("replacing the intercept CA: %w", err)
 		}
-		logger.Warn("intercept CA: its name constraints are not the allowlist's (or do not exclude IP addresses); made a new CA: agents must trust the new one",
-			"ca", certPath, "old_permitted_domains", len(ca.PermittedDNSDomains), "old_excluded_ip_ranges", len(ca.ExcludedIPRanges), "permitted_domains", len(domains), "old_files_renamed_to", "*"+suffix)
+		if err := os.Remove(keyPath); err != nil {
+			return nil, nil, fmt.Errorf("replacing the intercept CA: removing the old key: %w", err)
+		}
+		logger.Warn("intercept CA: its name constraints are not the allowlist's (or do not exclude IP addresses); made a new CA, deleted the old key: "+
+			"give agents the new CA and REMOVE the old one from their trust stores (until then they accept what it signed)",
+			"ca", certPath, "old_ca", certPath+suffix, "old_permitted_domains", len(ca.PermittedDNSDomains), "old_excluded_ip_ranges", len(ca.ExcludedIPRanges), "permitted_domains", len(domains))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
 	}

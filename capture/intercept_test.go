@@ -311,7 +311,7 @@ func TestInterceptCANameConstraints(t *testing.T) {
 // certificate signed with the interception CA's key for an IP address or
 // an AWS host other than a Bedrock runtime does not verify against the CA;
 // one for a provider host does. A CA made with the old, wider constraints
-// is replaced at start, its files kept.
+// is replaced at start: its certificate kept, its key deleted.
 func TestInterceptCAExcludesIPsAndOtherAWS(t *testing.T) {
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
@@ -373,8 +373,11 @@ func TestInterceptCAExcludesIPsAndOtherAWS(t *testing.T) {
 	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	t.Run("old CA replaced", check)
 	kept, _ := filepath.Glob(filepath.Join(dir, "*.replaced-*"))
-	if len(kept) != 2 {
-		t.Fatalf("the old CA's files: %v", kept)
+	if len(kept) != 1 || !strings.HasPrefix(filepath.Base(kept[0]), filepath.Base(certPath)+".replaced-") {
+		t.Fatalf("the old CA's files: %v, want only its certificate", kept)
+	}
+	if b, _ := os.ReadFile(kept[0]); bytes.Contains(b, []byte("PRIVATE KEY")) {
+		t.Fatal("the old CA's key is still on disk")
 	}
 }
 

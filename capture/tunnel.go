@@ -55,6 +55,8 @@ var forbiddenRanges = []netip.Prefix{
 	netip.MustParsePrefix("::ffff:0:0/96"),      // IPv4-mapped (unmapped first; kept for safety)
 	netip.MustParsePrefix("100::/64"),           // discard-only
 	netip.MustParsePrefix("2002::/16"),          // 6to4 can embed any IPv4 address
+	netip.MustParsePrefix("2001::/32"),          // Teredo can embed any IPv4 address
+	netip.MustParsePrefix("::/96"),              // IPv4-compatible (deprecated) embeds an IPv4 address
 	netip.MustParsePrefix("64:ff9b::/96"),       // NAT64 can embed any IPv4 address
 	netip.MustParsePrefix("ff00::/8"),           // multicast
 	netip.MustParsePrefix("169.254.0.0/16"),     // link-local (cloud metadata)

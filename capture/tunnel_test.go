@@ -104,7 +104,7 @@ func TestInterceptTunnelPolicy(t *testing.T) {
 	for _, tc := range []struct{ ip, want string }{
 		{"10.0.0.5", "private"}, {"192.168.1.10", "private"}, {"172.16.0.1", "private"}, {"fd00::1", "private"},
 		{"169.254.169.254", "link-local"}, {"fe80::1", "link-local"}, {"100.64.0.1", "reserved"}, {"224.0.0.1", "link-local"}, {"239.1.1.1", "multicast"},
-		{"0.0.0.0", "unspecified"}, {"::ffff:127.0.0.1", "loopback"}, {"64:ff9b::a00:5", "reserved"}, {"2002:a00:5::1", "reserved"},
+		{"0.0.0.0", "unspecified"}, {"::ffff:127.0.0.1", "loopback"}, {"64:ff9b::a00:5", "reserved"}, {"2002:a00:5::1", "reserved"}, {"2001:0:4136:e378:8000:63bf:3fff:fdd2", "reserved"}, {"::a00:5", "reserved"},
 		{"8.8.8.8", ""}, {"2001:4860:4860::8888", ""},
 	} {
 		if got := capture.InternalAddr(netip.MustParseAddr(tc.ip)); got != tc.want {
