@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// DefaultBodyBudget is the default of NewBodyBudget's cap when a Proxy is
+// DefaultBodyBudget is the cap of NewBodyBudget(0), the budget of a Proxy
 // given none (WithBodyBudget): the request bodies all calls may hold in
 // memory at once.
 const DefaultBodyBudget = 64 << 20
@@ -26,9 +26,15 @@ type BodyBudget struct {
 	max, used int64
 }
 
-// NewBodyBudget returns a budget of max bytes; it is at least the largest
-// body one call may send, so that every acceptable call fits when alone.
-func NewBodyBudget(max int64) *BodyBudget { return &BodyBudget{max: max} }
+// NewBodyBudget returns a budget of max bytes (0: DefaultBodyBudget). A
+// proxy refuses a budget below the largest body one call may send
+// (WithMaxRequestBytes), so that every acceptable call fits when alone.
+func NewBodyBudget(max int64) *BodyBudget {
+	if max == 0 {
+		max = DefaultBodyBudget
+	}
+	return &BodyBudget{max: max}
+}
 
 // Max returns the budget's cap.
 func (b *BodyBudget) Max() int64 { return b.max }

@@ -77,3 +77,14 @@ func TestProxyBodyBudget(t *testing.T) {
 		t.Fatalf("%d more bodies went upstream, want 1 (the last call)", len(arrived))
 	}
 }
+
+// TestBodyBudgetDefault: the default budget is filled in by NewBodyBudget
+// alone (the server passes its configuration's 0 through).
+func TestBodyBudgetDefault(t *testing.T) {
+	if got := capture.NewBodyBudget(0).Max(); got != capture.DefaultBodyBudget {
+		t.Errorf("NewBodyBudget(0).Max() = %d, want DefaultBodyBudget (%d)", got, capture.DefaultBodyBudget)
+	}
+	if got := capture.NewBodyBudget(1 << 20).Max(); got != 1<<20 {
+		t.Errorf("NewBodyBudget(1 MiB).Max() = %d", got)
+	}
+}

@@ -168,10 +168,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func bodyBudget(o options) (*BodyBudget, error) {
 	b := o.budget
 	if b == nil {
-		b = NewBodyBudget(max(DefaultBodyBudget, o.maxRequestBytes))
+		b = NewBodyBudget(0)
 	}
 	if b.Max() < o.maxRequestBytes {
-		return nil, fmt.Errorf("capture: a body budget of %d bytes is below the largest request body (%d)", b.Max(), o.maxRequestBytes)
+		return nil, fmt.Errorf("capture: a body budget of %d bytes is below the largest request body (%d); set a larger one (WithBodyBudget)", b.Max(), o.maxRequestBytes)
 	}
 	return b, nil
 }

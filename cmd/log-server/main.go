@@ -226,7 +226,7 @@ func serve(args []string) int {
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
 		Console: consoleFactory(*consoleOn, *chromium, logger),
-	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: perClient(*maxConnsPerClient)}, *signingKey, tlsFiles, *interceptListen))
+	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen))
 }
 
 func keygen(args []string) int {
@@ -262,14 +262,6 @@ const dsnEnv = "LLMAUDIT_DB_DSN"
 
 // maxConfigBytes caps a configuration file.
 const maxConfigBytes = 1 << 20
-
-// perClient maps --max-conns-per-client to connlimit.Limits.PerClient.
-func perClient(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
 
 // Timeouts of every listener's http.Server. A capture call lifts the read
 // and write deadlines once its request body is read (a model may stream
