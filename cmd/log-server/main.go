@@ -87,7 +87,7 @@ func serve(args []string) int {
 	cpInterval := fs.Duration("checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often to publish a checkpoint (min 100ms)")
 	batchAge := fs.Duration("batch-max-age", auditlog.DefaultBatchMaxAge, "longest time an event waits to be sequenced")
 	maxBody := fs.Int64("max-body-bytes", server.DefaultMaxBodyBytes, "largest accepted request body")
-	proxyBudget := fs.Int64("proxy-body-budget", capture.DefaultBodyBudget, fmt.Sprintf("request body bytes the capture proxies hold in memory at once, all calls together; a call beyond it is answered 503 with Retry-After (at least %d, the largest proxied body)", capture.DefaultMaxRequestBytes))
+	proxyBudget := fs.Int64("proxy-body-budget", capture.DefaultBodyBudget, fmt.Sprintf("request body bytes the capture proxies hold in memory at once, all calls together, taken as the bytes arrive; one agent holds at most half of it, or the largest proxied body if more; a call beyond it is answered 503 with Retry-After (at least %d, the largest proxied body)", capture.DefaultMaxRequestBytes))
 	receiptWait := fs.Duration("receipt-wait", server.DefaultReceiptWait, "longest wait for ?wait=checkpoint")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines); checkpoints are published only with quorum")
 	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
