@@ -16,14 +16,16 @@ import (
 
 // capBuf keeps the first max bytes of a body and, once the body outgrows
 // them, the SHA-256 of all of it. With a budget, the bytes it keeps are
-// taken from it as the buffer grows; when the budget is spent, it keeps no
-// more (the body is recorded truncated, with its size and digest).
+// taken from it as the buffer grows, for client (the share of the agent
+// whose call it records); when the budget or the share is spent, it keeps
+// no more (the body is recorded truncated, with its size and digest).
 type capBuf struct {
 	max    int
 	buf    []byte
 	total  int64
 	h      hash.Hash
 	budget *BodyBudget
+	client string
 	held   int64
 }
 
@@ -35,7 +37,7 @@ func (b *capBuf) write(p []byte) {
 	if b.h == nil {
 		if need := len(b.buf) + len(p); b.budget != nil && need > cap(b.buf) && need <= b.max {
 			grow := min(max(cap(b.buf), capBufStep, need-cap(b.buf)), b.max-cap(b.buf))
-			if b.budget.take(int64(grow)) {
+			if b.budget.take(b.client, int64(grow)) == nil {
 				b.held += int64(grow)
 				nb := make([]byte, len(b.buf), cap(b.buf)+grow)
 				copy(nb, b.buf)
@@ -71,7 +73,7 @@ func (b *capBuf) whole(body []byte) {
 // release gives the buffer's bytes back to the budget.
 func (b *capBuf) release() {
 	if b.budget != nil && b.held > 0 {
-		b.budget.give(b.held)
+		b.budget.give(b.client, b.held)
 		b.held = 0
 	}
 }

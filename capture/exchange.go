@@ -34,8 +34,12 @@ type callSpec struct {
 	header    http.Header // as sent by the agent
 	body      []byte
 	// budget, if set, is where the response's recorded bytes are taken
-	// from (see capBuf).
+	// from, for client (see capBuf).
 	budget *BodyBudget
+	client string
+	// hold is what body holds of the budget (nil: nothing); the request's
+	// record keeps it until it is done with the bytes.
+	hold *bodyHold
 }
 
 // exchange is one attempt of one call, from its request to the end of its
@@ -93,7 +97,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 		method: s.method, path: s.path, body: s.body,
 	}, time.Now())
 	x.body.max = c.o.maxRecordedBytes
-	x.body.budget = s.budget
+	x.body.budget, x.body.client = s.budget, s.client
 
 	// Every event of the attempt carries its call id and attempt number;
 	// llm.request and llm.response also name the model call; the rest is
@@ -147,18 +151,24 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	rb.payload(ev, req, mediaType(s.header.Get("Content-Type"), "application/octet-stream"))
 	ev.Attributes = req.raw()
 
+	// The queued record holds the body's bytes (its payload) until it is
+	// done with them: so does its share of the budget, also when the call
+	// has gone upstream before (fail-open) or was refused.
+	s.hold.retain()
+	recorded := func([]event.Appended) { s.hold.release() }
 	if refused != nil {
 		// Never sent, whatever the mode: recorded like a denied tool call,
 		// in the session's order, a failure noted as a gap.
 		c.logger.Warn("capture: request refused: its body is not strict, unambiguous JSON",
 			"session", x.session, "call", x.callID, "error", refused)
-		c.enqueue(s.scope, x.session, &recordItem{rec: s.rec, evs: []*event.Request{ev}, failed: func(err error) {
+		c.enqueue(s.scope, x.session, &recordItem{rec: s.rec, evs: []*event.Request{ev}, recorded: recorded, failed: func(err error) {
+			s.hold.release()
 			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRefused, "", 0))
 		}})
 		return nil, &RefusedError{Err: refused}
 	}
 
-	it := &recordItem{rec: s.rec, evs: []*event.Request{ev}}
+	it := &recordItem{rec: s.rec, evs: []*event.Request{ev}, recorded: recorded, failed: func(error) { s.hold.release() }}
 	if c.o.mode == FailClosed {
 		it.done = make(chan error, 1)
 		c.enqueue(s.scope, x.session, it)
@@ -186,6 +196,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 		}
 	} else {
 		it.failed = func(err error) {
+			s.hold.release()
 			c.logger.Warn("capture: request not recorded; forwarded anyway (fail-open)",
 				"session", x.session, "call", x.callID, "error", err)
 			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRequest, "", 0))

@@ -1,11 +1,14 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // Google's Gemini API (generativelanguage.googleapis.com):
@@ -82,8 +85,40 @@ type gmPart struct {
 }
 
 type gmContent struct {
-	Role  string   `json:"role"`
-	Parts []gmPart `json:"parts"`
+	Role  string  `json:"role"`
+	Parts gmParts `json:"parts"`
+}
+
+// gmParts is a repeated field, which Google's JSON parser also takes as one
+// object in place of an array (Google's own samples send "parts": {...}).
+type gmParts []gmPart
+
+func (ps *gmParts) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		var p gmPart
+		if err := gmDecode(b, &p); err != nil {
+			return err
+		}
+		*ps = gmParts{p}
+		return nil
+	}
+	var s []gmPart
+	if err := gmDecode(b, &s); err != nil {
+		return err
+	}
+	*ps = s
+	return nil
+}
+
+// gmDecode is decode for Google's proto-JSON mapping: a field may be
+// spelled by its JSON name (systemInstruction) or its proto name
+// (system_instruction), and Gemini acts on either; both in one object are
+// ambiguous (strictjson.UnmarshalProto).
+func gmDecode(data []byte, v any) error {
+	if err := strictjson.UnmarshalProto(data, v); err != nil && !errors.Is(err, strictjson.ErrType) {
+		return err
+	}
+	return nil
 }
 
 func (gemini) parseRequest(api string, body []byte) (requestInfo, error) {
@@ -97,7 +132,7 @@ func (gemini) parseRequest(api string, body []byte) (requestInfo, error) {
 			Seed            json.RawMessage `json:"seed"`
 		} `json:"generationConfig"`
 	}
-	if err := decode(body, &r); err != nil {
+	if err := gmDecode(body, &r); err != nil {
 		return requestInfo{}, err
 	}
 	info := requestInfo{Stream: api == apiGeminiStream}
@@ -231,13 +266,13 @@ func (gemini) parseBody(_ string, body []byte) summary {
 	// A stream asked for without alt=sse is a JSON array of chunks.
 	var chunks []gmResponse
 	if len(body) > 0 && strings.HasPrefix(strings.TrimSpace(string(body[:min(len(body), 16)])), "[") {
-		if err := decode(body, &chunks); err != nil {
+		if err := gmDecode(body, &chunks); err != nil {
 			s.unreadable(err)
 			return s
 		}
 	} else {
 		var r gmResponse
-		if err := decode(body, &r); err != nil {
+		if err := gmDecode(body, &r); err != nil {
 			s.unreadable(err)
 			return s
 		}
@@ -264,7 +299,7 @@ type gmStream struct {
 
 func (st *gmStream) event(_ string, data []byte) bool {
 	var r gmResponse
-	if err := decode(data, &r); err != nil {
+	if err := gmDecode(data, &r); err != nil {
 		st.p.sum.unreadable(err)
 		return false
 	}

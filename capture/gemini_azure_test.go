@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -151,6 +152,56 @@ func testGeminiSDK(t *testing.T, opts ...envOpt) {
 	}
 	e.close()
 	secretNowhere(t, e.dir, geminiKey)
+}
+
+// TestGeminiProtoFieldNames: Google's proto-JSON mapping takes a field by
+// its JSON name (systemInstruction) or by its proto name
+// (system_instruction), and a repeated field as one object in place of an
+// array (Google's own curl sample sends "parts": {"text": ...}). The
+// capture reads all of them alike: the same system prompt digest and
+// generation parameters whatever the spelling. (Both spellings at once are
+// refused: TestProxyRefusesAmbiguousBody.)
+func TestGeminiProtoFieldNames(t *testing.T) {
+	e, _ := newProviderEnv(t)
+	bodies := map[string]string{
+		"json-names":   `{"systemInstruction":{"parts":[{"text":"You are a cat."}]},"generationConfig":{"maxOutputTokens":64,"temperature":0.5,"topP":0.9,"candidateCount":1,"seed":7},"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`,
+		"proto-names":  `{"system_instruction":{"parts":[{"text":"You are a cat."}]},"generation_config":{"max_output_tokens":64,"temperature":0.5,"top_p":0.9,"candidate_count":1,"seed":7},"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`,
+		"parts-object": `{"system_instruction":{"parts":{"text":"You are a cat."}},"generationConfig":{"max_output_tokens":64,"temperature":0.5,"topP":0.9,"candidate_count":1,"seed":7},"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`,
+	}
+	keys := []string{"capture.system_prompt.sha256", "gen_ai.request.max_tokens", "gen_ai.request.temperature",
+		"gen_ai.request.top_p", "gen_ai.request.choice.count", "gen_ai.request.seed"}
+	var want string
+	for _, name := range []string{"json-names", "proto-names", "parts-object"} {
+		req, _ := http.NewRequest("POST", e.ts.URL+"/proxy/gemini/v1beta/models/gemini-2.5-flash:generateContent", strings.NewReader(bodies[name]))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Goog-Api-Key", geminiKey)
+		req.Header.Set(capture.HeaderToken, e.writeToken)
+		req.Header.Set(capture.HeaderSession, "gem-"+name)
+		resp, err := e.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", name, resp.StatusCode)
+		}
+		evs := e.events("gem-"+name, 2)
+		wantKinds(t, evs, "llm.request", "llm.response")
+		var got []string
+		for _, k := range keys {
+			got = append(got, fmt.Sprintf("%s=%v", k, evs[0].Leaf.Attributes[k]))
+		}
+		g := strings.Join(got, " ")
+		if want == "" {
+			want = g
+			if strings.Contains(g, "<nil>") || !strings.Contains(g, "max_tokens=64 ") || !strings.Contains(g, "temperature=0.5 ") || !strings.Contains(g, "seed=7") {
+				t.Fatalf("%s: %s", name, g)
+			}
+		} else if g != want {
+			t.Errorf("%s: %s\nwant (as json-names) %s", name, g, want)
+		}
+	}
 }
 
 // TestAzureOpenAISDK: openai-go's Azure options (endpoint, api-version,

@@ -115,7 +115,8 @@ func headerAttrs(a attrs, h http.Header) {
 // its value (hmac-sha256: and 8 bytes, hex), so that repetitions show but
 // no value does: query strings carry credentials (key=, sig=), tokens and
 // personal data alike. NAME is the percent-decoded name when it is a plain
-// parameter name (1-64 of [A-Za-z0-9_.-[]]), else its fingerprint too. A
+// parameter name (1-32 of [A-Za-z0-9_.-[]]) that does not look like a
+// credential pasted as a name (see secretName), else its fingerprint too. A
 // part without "=" may be a value pasted without a name (?key=X&SECRET):
 // it is recorded as its fingerprint alone. An empty value is kept empty
 // (NAME=), an empty part empty.
@@ -145,7 +146,7 @@ func queryAttr(key []byte, raw string) string {
 			case !hasValue:
 				b.WriteString(fp(part))
 			default:
-				if n, err := url.QueryUnescape(name); err == nil && queryNameRE.MatchString(n) {
+				if n, err := url.QueryUnescape(name); err == nil && queryNameRE.MatchString(n) && !secretName(n) {
 					b.WriteString(n)
 				} else {
 					b.WriteString(fp(name))
@@ -161,8 +162,45 @@ func queryAttr(key []byte, raw string) string {
 	return event.Clip(b.String(), maxAttrString)
 }
 
-// queryNameRE is a query parameter name recorded as it is.
-var queryNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-\[\]]{1,64}$`)
+// queryNameRE is a query parameter name recorded as it is, unless
+// secretName.
+var queryNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-\[\]]{1,32}$`)
+
+// secretKeyPrefixes begin well-known API keys and tokens (OpenAI and
+// Anthropic, Stripe, Google, AWS access key ids, GitHub, GitLab, Slack,
+// Hugging Face, Google OAuth, JWTs).
+var secretKeyPrefixes = []string{"sk-", "sk_", "rk_", "AIza", "AKIA", "ASIA", "ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xapp-", "hf_", "ya29.", "eyJ"}
+
+// secretName reports whether a query parameter name looks like a
+// credential or identifier sent as a name (?sk-...=): it starts with a
+// known key prefix, holds a run of 8 or more digits, or is 16 or more
+// letters and digits, both, with no separator. Such a name is recorded as
+// its fingerprint; a real parameter name seldom matches, and one that does
+// only loses its spelling in the record.
+func secretName(n string) bool {
+	for _, p := range secretKeyPrefixes {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	run, letters, digits, seps := 0, 0, 0, 0
+	for _, c := range []byte(n) {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+			if run++; run >= 8 {
+				return true
+			}
+			continue
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+			letters++
+		default:
+			seps++
+		}
+		run = 0
+	}
+	return len(n) >= 16 && seps == 0 && letters > 0 && digits > 0
+}
 
 // isAuditHeader reports whether name is one of ours (X-Audit-*).
 func isAuditHeader(name string) bool {

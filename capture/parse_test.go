@@ -355,6 +355,14 @@ func TestQueryAttr(t *testing.T) {
 		{"name that is no name", "SECRET%20VALUE=1", fp("SECRET VALUE") + "=" + fp("1")},
 		{"bad escape", "%zzSECRETVALUE&k=%zz", fp("%zzSECRETVALUE") + "&k=" + fp("%zz")},
 		{"value with equals", "sig=SECRET=VALUE", "sig=" + fp("SECRET=VALUE")},
+		{"name of 32", strings.Repeat("n", 32) + "=1", strings.Repeat("n", 32) + "=" + fp("1")},
+		{"name of 33", strings.Repeat("n", 33) + "=1", fp(strings.Repeat("n", 33)) + "=" + fp("1")},
+		{"key as a name", "sk-abcSECRETdef=", fp("sk-abcSECRETdef") + "="},
+		{"Google key as a name", "AIzaSECRETx=", fp("AIzaSECRETx") + "="},
+		{"AWS key id as a name", "AKIASECRET=", fp("AKIASECRET") + "="},
+		{"digit run in a name", "SECRET12345678=1", fp("SECRET12345678") + "=" + fp("1")},
+		{"token-like name", "a1SECRETb2c3d4e5=", fp("a1SECRETb2c3d4e5") + "="},
+		{"plain names kept", "api-version=1&pageToken=2&user_id_1234567=3", "api-version=" + fp("1") + "&pageToken=" + fp("2") + "&user_id_1234567=" + fp("3")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := queryAttr(key, tt.in)

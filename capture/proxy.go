@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -168,11 +169,12 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func bodyBudget(o options) (*BodyBudget, error) {
 	b := o.budget
 	if b == nil {
-		b = NewBodyBudget(max(DefaultBodyBudget, o.maxRequestBytes))
+		b = NewBodyBudget(0)
 	}
 	if b.Max() < o.maxRequestBytes {
-		return nil, fmt.Errorf("capture: a body budget of %d bytes is below the largest request body (%d)", b.Max(), o.maxRequestBytes)
+		return nil, fmt.Errorf("capture: a body budget of %d bytes is below the largest request body (%d); set a larger one (WithBodyBudget)", b.Max(), o.maxRequestBytes)
 	}
+	b.fit(o.maxRequestBytes)
 	return b, nil
 }
 
@@ -259,7 +261,14 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 		fail(http.StatusRequestEntityTooLarge, "request_too_large", "request body of %d bytes exceeds the proxy's limit of %d bytes", r.ContentLength, max)
 		return
 	}
-	body, held, err := readBody(w, r, max, p.budget)
+	// The client whose share of the budget the body takes: the agent's
+	// credential (authenticated by now), else its address.
+	client := "agent:" + agent.ID
+	if agent.ID == "" {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		client = "addr:" + host
+	}
+	body, hold, err := readBody(w, r, max, p.budget, client)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -267,17 +276,20 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 			fail(http.StatusRequestEntityTooLarge, "request_too_large", "request body exceeds the proxy's limit of %d bytes", max)
 		case errors.Is(err, errOverBudget):
 			fail(http.StatusServiceUnavailable, "proxy_overloaded", "the proxy holds as many request bytes as its memory budget allows (%d); retry later", p.budget.Max())
+		case errors.Is(err, errOverShare):
+			fail(http.StatusServiceUnavailable, "proxy_overloaded", "your calls hold as many request bytes as one agent may (%d of the proxy's %d); retry later", p.budget.clientShare(), p.budget.Max())
 		default:
 			fail(http.StatusBadRequest, "bad_request_body", "reading the request body: %v", err)
 		}
 		return
 	}
-	// The body's bytes stay taken until it has gone upstream.
+	// The body's bytes stay taken until it has gone upstream (and its
+	// record has taken them: see begin).
 	released := false
 	release := func() {
 		if !released {
 			released = true
-			p.budget.give(held)
+			hold.release()
 		}
 	}
 	defer release()
@@ -293,7 +305,7 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
 		explicit: explicit, actor: actor, subject: subject, agentID: agentID, upstream: name, provider: providerName(name, base.Hostname()),
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
-		header: r.Header, body: body, budget: p.budget,
+		header: r.Header, body: body, budget: p.budget, client: client, hold: hold,
 	})
 	if errors.Is(err, ErrRefused) {
 		var re *RefusedError

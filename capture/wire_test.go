@@ -9,6 +9,13 @@ import (
 	"testing"
 )
 
+// geminiHeader makes a call to the "local" upstream a Gemini call;
+// geminiError is Gemini's error object (keys sorted, message blank).
+var (
+	geminiHeader = http.Header{"X-Goog-Api-Key": {geminiKey}}
+	geminiError  = `{"code":400,"message":"","status":"INVALID_ARGUMENT"}`
+)
+
 // TestProxyRefusesAmbiguousBody (issue #24, finding 2): a request body
 // that the upstream might read otherwise than the capture (a case variant
 // or a duplicate of a field, invalid UTF-8, not JSON) is answered 400 in
@@ -48,9 +55,26 @@ func TestProxyRefusesAmbiguousBody(t *testing.T) {
 			`{"model":"claude-x","max_tokens":5,"system":"approved","System":"wire-8 other","messages":[]}`,
 			http.Header{"Anthropic-Version": {"2023-06-01"}},
 			"ambiguous_request", `{"message":"","type":"invalid_request_error"}`},
+		// Google's proto-JSON mapping reads a field by its JSON name and by
+		// its proto name: both spellings at once are one field twice.
+		{"gemini both spellings", "local", "/v1beta/models/gemini-2.5-flash:generateContent",
+			`{"systemInstruction":{"parts":[{"text":"approved"}]},"system_instruction":{"parts":[{"text":"wire-g1 other"}]},"contents":[{"parts":[{"text":"hi"}]}]}`,
+			geminiHeader, "ambiguous_request", geminiError},
+		{"gemini both spellings, proto name first", "local", "/v1beta/models/gemini-2.5-flash:generateContent",
+			`{"generation_config":{"temperature":2},"generationConfig":{"temperature":0},"contents":[{"parts":[{"text":"wire-g2"}]}]}`,
+			geminiHeader, "ambiguous_request", geminiError},
+		{"gemini nested both spellings", "local", "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+			`{"generationConfig":{"maxOutputTokens":5,"max_output_tokens":8000},"contents":[{"parts":[{"text":"wire-g3"}]}]}`,
+			geminiHeader, "ambiguous_request", geminiError},
+		{"gemini part both spellings", "local", "/v1beta/models/gemini-2.5-flash:generateContent",
+			`{"systemInstruction":{"parts":{"functionCall":{"name":"a"},"function_call":{"name":"b"},"text":"wire-g4"}}}`,
+			geminiHeader, "ambiguous_request", geminiError},
+		{"gemini case variant of a proto name", "local", "/v1beta/models/gemini-2.5-flash:generateContent",
+			`{"System_Instruction":{"parts":[{"text":"wire-g5"}]},"contents":[]}`,
+			geminiHeader, "ambiguous_request", geminiError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			session := "wire-" + strings.ReplaceAll(tc.name, " ", "-")
+			session := "wire-" + strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
 			req, _ := http.NewRequest("POST", e.ts.URL+"/proxy/"+tc.upstream+tc.path, strings.NewReader(tc.body))
 			for k, v := range tc.header {
 				req.Header[k] = v
@@ -58,9 +82,10 @@ func TestProxyRefusesAmbiguousBody(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-Audit-Token", e.writeToken)
 			req.Header.Set("X-Audit-Session", session)
-			if tc.upstream == "anthropic" {
+			switch tc.upstream {
+			case "anthropic":
 				req.Header.Set("X-Api-Key", anthropicKey)
-			} else {
+			case "openai":
 				req.Header.Set("Authorization", "Bearer "+openaiKey)
 			}
 			resp, err := http.DefaultClient.Do(req)

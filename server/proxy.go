@@ -31,11 +31,7 @@ func (s *Server) openProxy() error {
 	m := hmac.New(sha256.New, s.keys.MasterKey)
 	m.Write([]byte("llmaudittrail capture credential fingerprint v1"))
 	binder := capture.NewToolCallBinder()
-	budget := s.cfg.ProxyBodyBudget
-	if budget == 0 {
-		budget = capture.DefaultBodyBudget
-	}
-	bodies := capture.NewBodyBudget(budget)
+	bodies := capture.NewBodyBudget(s.cfg.ProxyBodyBudget)
 	s.proxy, err = capture.NewProxy(ups, s.authenticateAgent,
 		capture.WithMode(mode),
 		capture.WithFingerprintKey(m.Sum(nil)),

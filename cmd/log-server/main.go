@@ -87,7 +87,7 @@ func serve(args []string) int {
 	cpInterval := fs.Duration("checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often to publish a checkpoint (min 100ms)")
 	batchAge := fs.Duration("batch-max-age", auditlog.DefaultBatchMaxAge, "longest time an event waits to be sequenced")
 	maxBody := fs.Int64("max-body-bytes", server.DefaultMaxBodyBytes, "largest accepted request body")
-	proxyBudget := fs.Int64("proxy-body-budget", capture.DefaultBodyBudget, fmt.Sprintf("request body bytes the capture proxies hold in memory at once, all calls together; a call beyond it is answered 503 with Retry-After (at least %d, the largest proxied body)", capture.DefaultMaxRequestBytes))
+	proxyBudget := fs.Int64("proxy-body-budget", capture.DefaultBodyBudget, fmt.Sprintf("request body bytes the capture proxies hold in memory at once, all calls together, taken as the bytes arrive; one agent holds at most half of it, or the largest proxied body if more; a call beyond it is answered 503 with Retry-After (at least %d, the largest proxied body)", capture.DefaultMaxRequestBytes))
 	receiptWait := fs.Duration("receipt-wait", server.DefaultReceiptWait, "longest wait for ?wait=checkpoint")
 	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines); checkpoints are published only with quorum")
 	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
@@ -226,7 +226,7 @@ func serve(args []string) int {
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
 		Console: consoleFactory(*consoleOn, *chromium, logger),
-	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: perClient(*maxConnsPerClient)}, *signingKey, tlsFiles, *interceptListen))
+	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen))
 }
 
 func keygen(args []string) int {
@@ -262,14 +262,6 @@ const dsnEnv = "LLMAUDIT_DB_DSN"
 
 // maxConfigBytes caps a configuration file.
 const maxConfigBytes = 1 << 20
-
-// perClient maps --max-conns-per-client to connlimit.Limits.PerClient.
-func perClient(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
 
 // Timeouts of every listener's http.Server. A capture call lifts the read
 // and write deadlines once its request body is read (a model may stream

@@ -149,7 +149,7 @@ func run(dataDir, addr, configPath, signingKey string, tlsFiles *cli.TLSFiles, l
 	if err != nil {
 		return err
 	}
-	l := connlimit.New(raw, connlimit.Limits{Logger: logger, Name: "witness"})
+	l := connlimit.New(raw, connlimit.Limits{PerClient: connlimit.DefaultPerClient, Logger: logger, Name: "witness"})
 	srv := &http.Server{
 		Handler:           http.MaxBytesHandler(w.Handler(), witness.MaxRequestBytes),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -27,8 +27,9 @@ const (
 	// DefaultMax is the default of Limits.Max (the log server's
 	// --max-conns).
 	DefaultMax = 4096
-	// DefaultPerClient is the default of Limits.PerClient (the log
-	// server's --max-conns-per-client).
+	// DefaultPerClient is what the servers set Limits.PerClient to unless
+	// told otherwise (the log server's --max-conns-per-client default, the
+	// witness's cap). Limits.PerClient has no default: 0 is no cap.
 	DefaultPerClient = 256
 )
 
@@ -37,9 +38,9 @@ type Limits struct {
 	// Max is the most connections open at once (0: DefaultMax).
 	Max int
 	// PerClient is the most connections open at once from one client
-	// address: an IPv4 address, or an IPv6 /64 (0: DefaultPerClient; -1:
-	// no cap per client, e.g. behind a load balancer whose connections all
-	// come from one address).
+	// address: an IPv4 address, or an IPv6 /64. 0 (or less) is no cap per
+	// client, e.g. behind a load balancer whose connections all come from
+	// one address; servers set DefaultPerClient unless told otherwise.
 	PerClient int
 	// Logger reports refused and shed connections, at most once per
 	// logEvery (nil: slog.Default()).
@@ -78,9 +79,6 @@ type Stats struct {
 func New(ln net.Listener, lim Limits) *Listener {
 	if lim.Max <= 0 {
 		lim.Max = DefaultMax
-	}
-	if lim.PerClient == 0 {
-		lim.PerClient = DefaultPerClient
 	}
 	if lim.Logger == nil {
 		lim.Logger = slog.Default()

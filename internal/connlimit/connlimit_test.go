@@ -127,10 +127,27 @@ func TestPerClientCap(t *testing.T) {
 	}
 }
 
+// TestZeroPerClientIsNoCap: PerClient 0 is no cap per client, as
+// --max-conns-per-client 0 is: one convention across the layers (it used
+// to mean DefaultPerClient here, and the log server mapped its 0 to -1).
+func TestZeroPerClientIsNoCap(t *testing.T) {
+	l, addr := serve(t, connlimit.Limits{Max: connlimit.DefaultPerClient + 10}, nil)
+	if got := l.Limits().PerClient; got != 0 {
+		t.Errorf("Limits().PerClient = %d, want 0 (no cap)", got)
+	}
+	for range connlimit.DefaultPerClient {
+		dialFrom(t, "127.0.0.2", addr)
+	}
+	waitOpen(t, l, connlimit.DefaultPerClient, connlimit.DefaultPerClient)
+	if refused(t, "127.0.0.2", addr) {
+		t.Fatalf("connection %d from one address was closed with no per-client cap: %+v", connlimit.DefaultPerClient+1, l.Stats())
+	}
+}
+
 func TestGlobalCapShedsIdle(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	l, addr := serve(t, connlimit.Limits{Max: 3, PerClient: -1}, release)
+	l, addr := serve(t, connlimit.Limits{Max: 3}, release)
 	// The oldest: a keep-alive connection between requests.
 	idle := dialFrom(t, "127.0.0.2", addr)
 	if _, err := get(idle, "/"); err != nil {

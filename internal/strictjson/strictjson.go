@@ -19,11 +19,17 @@ import (
 // they equal one of Keys without regard to case. Either way, no key may
 // appear twice. A rule for an object applies to each element of an array
 // in its place.
+//
+// Aliases maps another spelling of a key in Keys to that key (the proto
+// name system_instruction of the field systemInstruction): the object may
+// hold either spelling, and holding both is a duplicate key. Case variants
+// of an alias are refused as those of a key are.
 type Object struct {
 	Keys    map[string]*Object
 	AnyKeys bool
 	Values  *Object
 	Open    bool
+	Aliases map[string]string
 }
 
 // ErrKeys is wrapped by every error Check returns for keys; other errors
@@ -63,6 +69,14 @@ type scanner struct {
 	// wire: the stricter rules of Unmarshal (strings are valid UTF-8
 	// without lone surrogates, no key twice in any object, rule or not).
 	wire bool
+	// renames are the keys spelled as an alias, in order (wire).
+	renames []rename
+}
+
+// rename is a key token at b[start:end] that names the field name.
+type rename struct {
+	start, end int
+	name       string
 }
 
 // enter counts one more level of nesting.
@@ -212,9 +226,22 @@ func (s *scanner) object(rule *Object, path string) error {
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
 			return fmt.Errorf("%w: want a key at offset %d", errSyntax, s.i)
 		}
+		start := s.i
 		k, err := s.str()
 		if err != nil {
 			return err
+		}
+		// id is the field k names: k, or the key k is an alias of.
+		id := k
+		if rule != nil && !rule.AnyKeys {
+			if _, ok := rule.Keys[k]; !ok {
+				if c, ok := rule.Aliases[k]; ok {
+					id = c
+					if s.wire {
+						s.renames = append(s.renames, rename{start, s.i, c})
+					}
+				}
+			}
 		}
 		var next *Object
 		if rule != nil || s.wire {
@@ -224,25 +251,28 @@ func (s *scanner) object(rule *Object, path string) error {
 					seenSet[p] = true
 				}
 			}
-			dup := seenSet[k]
+			dup := seenSet[id]
 			if seenSet == nil {
 				for _, p := range seen {
-					if p == k {
+					if p == id {
 						dup = true
 					}
 				}
-				seen = append(seen, k)
+				seen = append(seen, id)
 			} else {
-				seenSet[k] = true
+				seenSet[id] = true
 			}
-			if dup {
+			switch {
+			case dup && rule != nil && rule.hasAlias(id):
+				return fmt.Errorf("%w: the field %q appears twice, the second time as %q (its spellings name one field)%s", ErrKeys, id, k, at(path))
+			case dup:
 				return fmt.Errorf("%w: duplicate key %q%s", ErrKeys, k, at(path))
 			}
 		}
 		if rule != nil {
 			next = rule.Values
 			if !rule.AnyKeys {
-				r, ok := rule.Keys[k]
+				r, ok := rule.Keys[id]
 				switch {
 				case ok:
 					next = r
@@ -252,6 +282,11 @@ func (s *scanner) object(rule *Object, path string) error {
 					for name := range rule.Keys {
 						if strings.EqualFold(name, k) {
 							return fmt.Errorf("%w: key %q is a case variant of the field %q%s", ErrKeys, k, name, at(path))
+						}
+					}
+					for alias, name := range rule.Aliases {
+						if strings.EqualFold(alias, k) {
+							return fmt.Errorf("%w: key %q is a case variant of %q, a spelling of the field %q%s", ErrKeys, k, alias, name, at(path))
 						}
 					}
 					next = nil
@@ -281,6 +316,16 @@ func (s *scanner) object(rule *Object, path string) error {
 			return fmt.Errorf("%w: at offset %d", errSyntax, s.i)
 		}
 	}
+}
+
+// hasAlias reports whether the field name has another spelling.
+func (o *Object) hasAlias(name string) bool {
+	for _, c := range o.Aliases {
+		if c == name {
+			return true
+		}
+	}
+	return false
 }
 
 func at(path string) string {

@@ -65,7 +65,20 @@ const MaxWireBytes = 64 << 20
 // it overwrites (never merging into what v held) unless it returns an
 // error other than ErrType. See the rules above; errors wrap ErrMalformed,
 // ErrAmbiguous or ErrType.
-func Unmarshal(data []byte, v any) error {
+func Unmarshal(data []byte, v any) error { return unmarshal(data, v, false) }
+
+// UnmarshalProto is Unmarshal for messages in the proto3 JSON mapping
+// (Google's APIs), whose parsers take a field by its JSON name
+// (lowerCamelCase, systemInstruction) or by its proto name (snake_case,
+// system_instruction). Every field of v whose JSON name has capitals may
+// therefore also be spelled as its proto name: the JSON name with each
+// capital lowered after an underscore (a proto name with an underscore
+// before a digit, field_1, is not derived). Either spelling is read as the
+// field; both in one object are a duplicate (ErrAmbiguous), and so are
+// case variants of either.
+func UnmarshalProto(data []byte, v any) error { return unmarshal(data, v, true) }
+
+func unmarshal(data []byte, v any, proto bool) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("strictjson: Unmarshal into %T, want a non-nil pointer", v)
@@ -76,7 +89,7 @@ func Unmarshal(data []byte, v any) error {
 	t := rv.Type().Elem()
 	s := scanner{b: data, wire: true}
 	s.ws()
-	err := s.value(ruleFor(t), "")
+	err := s.value(ruleFor(t, proto), "")
 	if err == nil {
 		if s.ws(); s.i != len(s.b) {
 			err = fmt.Errorf("%w: trailing data", errSyntax)
@@ -88,10 +101,16 @@ func Unmarshal(data []byte, v any) error {
 		}
 		return err
 	}
+	if len(s.renames) > 0 {
+		data = renamed(data, s.renames)
+	}
 	fresh := reflect.New(t)
 	if err := json.Unmarshal(data, fresh.Interface()); err != nil {
 		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
+		switch {
+		case errors.Is(err, ErrAmbiguous) || errors.Is(err, ErrMalformed):
+			return err // from a field that decodes itself with Unmarshal
+		case !errors.As(err, &te) && !errors.Is(err, ErrType):
 			return fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		rv.Elem().Set(fresh.Elem())
@@ -122,7 +141,27 @@ func Valid(data []byte) error {
 	return err
 }
 
-var rules sync.Map // reflect.Type -> *Object (nil: no rule)
+// renamed returns a copy of data with each key spelled as an alias
+// replaced by the name of its field, so that encoding/json reads it there.
+func renamed(data []byte, rs []rename) []byte {
+	out := make([]byte, 0, len(data))
+	last := 0
+	for _, r := range rs {
+		out = append(out, data[last:r.start]...)
+		q, _ := json.Marshal(r.name)
+		out = append(out, q...)
+		last = r.end
+	}
+	return append(out, data[last:]...)
+}
+
+// ruleKey caches rules per type and mapping.
+type ruleKey struct {
+	t     reflect.Type
+	proto bool
+}
+
+var rules sync.Map // ruleKey -> *Object (nil: no rule)
 
 var (
 	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
@@ -131,44 +170,81 @@ var (
 
 // ruleFor is the Open rule that decoding into t follows: for each struct
 // the JSON names of its fields, nil where t decodes no struct.
-func ruleFor(t reflect.Type) *Object {
-	if r, ok := rules.Load(t); ok {
+// With proto, each field's proto name is an alias of its JSON name (see
+// UnmarshalProto).
+func ruleFor(t reflect.Type, proto bool) *Object {
+	k := ruleKey{t, proto}
+	if r, ok := rules.Load(k); ok {
 		return r.(*Object)
 	}
-	r := buildRule(t, map[reflect.Type]*Object{})
-	rules.Store(t, r)
+	r := (&ruleBuilder{proto: proto, building: map[reflect.Type]*Object{}}).rule(t)
+	rules.Store(k, r)
 	return r
 }
 
-func buildRule(t reflect.Type, building map[reflect.Type]*Object) *Object {
+type ruleBuilder struct {
+	proto    bool
+	building map[reflect.Type]*Object
+}
+
+func (b *ruleBuilder) rule(t reflect.Type) *Object {
 	if reflect.PointerTo(t).Implements(unmarshalerType) || reflect.PointerTo(t).Implements(textUnmarshalerType) {
 		return nil // decodes itself from the raw value
 	}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return buildRule(t.Elem(), building)
+		return b.rule(t.Elem())
 	case reflect.Map:
-		if v := buildRule(t.Elem(), building); v != nil {
+		if v := b.rule(t.Elem()); v != nil {
 			return &Object{AnyKeys: true, Values: v}
 		}
 		return nil
 	case reflect.Struct:
-		if r, ok := building[t]; ok {
+		if r, ok := b.building[t]; ok {
 			return r // recursive type
 		}
 		r := &Object{Keys: map[string]*Object{}, Open: true}
-		building[t] = r
-		addFields(r, t, building, 0)
+		b.building[t] = r
+		b.addFields(r, t, 0)
+		if b.proto {
+			for name := range r.Keys {
+				if p := protoName(name); p != name {
+					if _, taken := r.Keys[p]; !taken {
+						if r.Aliases == nil {
+							r.Aliases = map[string]string{}
+						}
+						r.Aliases[p] = name
+					}
+				}
+			}
+		}
 		return r
 	}
 	return nil
+}
+
+// protoName is the proto field name a lowerCamelCase JSON name is derived
+// from: topP is top_p. Other names (Top, top_p, top) are their own.
+func protoName(jsonName string) string {
+	if jsonName == "" || !(jsonName[0] >= 'a' && jsonName[0] <= 'z') || strings.Contains(jsonName, "_") {
+		return jsonName
+	}
+	var b strings.Builder
+	for _, c := range jsonName {
+		if c >= 'A' && c <= 'Z' {
+			b.WriteByte('_')
+			c += 'a' - 'A'
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // addFields adds the JSON names of t's fields to r, embedded structs
 // inlined, as encoding/json sees them. (Where encoding/json would drop a
 // name that two embedded structs share, r keeps it: refusing more, never
 // less.)
-func addFields(r *Object, t reflect.Type, building map[reflect.Type]*Object, depth int) {
+func (b *ruleBuilder) addFields(r *Object, t reflect.Type, depth int) {
 	if depth > 16 {
 		return
 	}
@@ -185,7 +261,7 @@ func addFields(r *Object, t reflect.Type, building map[reflect.Type]*Object, dep
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
-				addFields(r, ft, building, depth+1)
+				b.addFields(r, ft, depth+1)
 				continue
 			}
 		}
@@ -195,7 +271,7 @@ func addFields(r *Object, t reflect.Type, building map[reflect.Type]*Object, dep
 		if name == "" {
 			name = f.Name
 		}
-		r.Keys[name] = buildRule(f.Type, building)
+		r.Keys[name] = b.rule(f.Type)
 	}
 }
 

@@ -125,6 +125,73 @@ func manyKeys(n int) string {
 	return strings.ReplaceAll(b.String(), `"k07"`, `"k7"`)
 }
 
+type protoInner struct {
+	MaxOutputTokens int `json:"maxOutputTokens"`
+	TopP            float64
+}
+
+type protoMsg struct {
+	SystemInstruction string            `json:"systemInstruction"`
+	GenerationConfig  *protoInner       `json:"generationConfig"`
+	Parts             []protoInner      `json:"parts"`
+	Labels            map[string]string `json:"labels"`
+}
+
+// TestUnmarshalProto: a field is read by its JSON name or its proto name,
+// never both, nor a case variant of either; Unmarshal knows no aliases.
+func TestUnmarshalProto(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     error
+		si       string
+		max      int
+	}{
+		{"JSON names", `{"systemInstruction":"a","generationConfig":{"maxOutputTokens":5}}`, nil, "a", 5},
+		{"proto names", `{"system_instruction":"a","generation_config":{"max_output_tokens":5}}`, nil, "a", 5},
+		{"mixed across objects", `{"system_instruction":"a","generationConfig":{"max_output_tokens":5}}`, nil, "a", 5},
+		{"escaped proto name", `{"system_instruction":"a"}`, nil, "a", 0},
+		{"in an array", `{"parts":[{"max_output_tokens":3},{"maxOutputTokens":4}]}`, nil, "", 0},
+		{"map keys are data", `{"labels":{"system_instruction":"x","systemInstruction":"y"}}`, nil, "", 0},
+		{"both", `{"systemInstruction":"a","system_instruction":"b"}`, ErrAmbiguous, "", 0},
+		{"both, proto name first", `{"system_instruction":"b","systemInstruction":"a"}`, ErrAmbiguous, "", 0},
+		{"both nested", `{"generationConfig":{"maxOutputTokens":5,"max_output_tokens":9}}`, ErrAmbiguous, "", 0},
+		{"both in an array", `{"parts":[{"maxOutputTokens":5,"max_output_tokens":9}]}`, ErrAmbiguous, "", 0},
+		{"case variant of a proto name", `{"System_Instruction":"a"}`, ErrAmbiguous, "", 0},
+		{"case variant of a JSON name", `{"systeminstruction":"a"}`, ErrAmbiguous, "", 0},
+		{"proto name twice", `{"system_instruction":"a","system_instruction":"b"}`, ErrAmbiguous, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m protoMsg
+			err := UnmarshalProto([]byte(tc.in), &m)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("UnmarshalProto(%s) = %v, want %v", tc.in, err, tc.want)
+			}
+			if err != nil {
+				return
+			}
+			max := 0
+			if m.GenerationConfig != nil {
+				max = m.GenerationConfig.MaxOutputTokens
+			}
+			if m.SystemInstruction != tc.si || max != tc.max {
+				t.Errorf("read %q, %d; want %q, %d", m.SystemInstruction, max, tc.si, tc.max)
+			}
+			if tc.name == "in an array" && (len(m.Parts) != 2 || m.Parts[0].MaxOutputTokens != 3 || m.Parts[1].MaxOutputTokens != 4) {
+				t.Errorf("parts %+v", m.Parts)
+			}
+		})
+	}
+	// Without the proto mapping a proto name is no field: read as nothing.
+	var m protoMsg
+	if err := Unmarshal([]byte(`{"system_instruction":"a"}`), &m); err != nil || m.SystemInstruction != "" {
+		t.Errorf("Unmarshal read a proto name: %q %v", m.SystemInstruction, err)
+	}
+	// A field named without capitals, or not in lowerCamelCase, has no alias.
+	if protoName("TopP") != "TopP" || protoName("top_p") != "top_p" || protoName("seed") != "seed" || protoName("topP") != "top_p" {
+		t.Error("protoName")
+	}
+}
+
 func TestMember(t *testing.T) {
 	for _, tc := range []struct {
 		in, want string
