@@ -195,6 +195,10 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s := r.Header.Get(HeaderSession); s != "" {
+		if !event.ValidID(s) {
+			mcpHTTPError(w, http.StatusBadRequest, fmt.Sprintf("%s: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", HeaderSession, event.MaxIDLength))
+			return
+		}
 		if err := event.PermitSession(s, agent.Actor); err != nil {
 			mcpHTTPError(w, http.StatusForbidden, HeaderSession+": "+err.Error())
 			return
@@ -380,10 +384,17 @@ type RelayResponse struct {
 	Reply   json.RawMessage `json:"reply,omitempty"`
 }
 
-// Relay observes one message of a stdio MCP connection for agent.
+// Relay observes one message of a stdio MCP connection for agent. A
+// session that agent may not write in (a server session, see
+// event.PermitSession) fails with an error wrapping
+// event.ErrReservedSession, before anything is observed or recorded; other
+// errors say the request is malformed.
 func (m *MCP) Relay(ctx context.Context, agent *Agent, req RelayRequest) (RelayResponse, error) {
 	if req.Conn == "" || !event.ValidID(req.Session) || req.Server == "" || len(req.Server) > 64 {
 		return RelayResponse{}, errors.New("conn, server and a valid session are required")
+	}
+	if err := event.PermitSession(req.Session, agent.Actor); err != nil {
+		return RelayResponse{}, fmt.Errorf("session: %w", err)
 	}
 	cn := m.conn(agent, "stdio-"+req.Conn, req.Server, req.Session, "mcp-stdio")
 	switch req.From {
