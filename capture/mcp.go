@@ -184,13 +184,14 @@ func messageID(raw []byte) json.RawMessage {
 }
 
 // MustRecord reports whether an MCP client message may be forwarded only
-// once the capture has observed it: a tools/call, or anything it cannot
-// read strictly (which it refuses). The stdio wrapper asks when the log
+// once the capture has observed it: a tools/call, a notification of a
+// method the capture follows, or anything it cannot read strictly (which
+// it refuses). The stdio wrapper asks when the log
 // server cannot be reached (fail-closed).
 func MustRecord(msg []byte) bool {
 	elems, _ := readMessages(msg)
 	for _, e := range elems {
-		if e.err != nil || e.m.Method == "tools/call" {
+		if e.err != nil || e.m.Method == "tools/call" || followedNotification(&e.m) != nil {
 			return true
 		}
 	}
@@ -292,7 +293,14 @@ func (o *MCPObserver) exactPayload(ev *event.Request, a attrs, raw []byte) {
 // of the wrong type, not a JSON-RPC message, a tools/call without a tool
 // name) is refused with a JSON-RPC error and recorded as mcp.refused,
 // whatever the capture mode: it never reaches the server.
-func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (forward, reply []byte) {
+//
+// A notification (no id) of a method the capture follows as a request
+// (tools/call, resources/read, prompts/get, initialize, tools/list) is
+// refused the same way, since the server may act on it: with
+// answerNotes, it is answered with a JSON-RPC error whose id is null (the
+// Streamable HTTP proxy); without, it gets no answer, as JSON-RPC gives
+// none to a notification (the stdio relay).
+func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte, answerNotes bool) (forward, reply []byte) {
 	elems, batch := readMessages(raw)
 	cn.mu.Lock()
 	cn.used = time.Now()
@@ -310,6 +318,13 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (
 			continue
 		}
 		m := &e.m
+		if err := followedNotification(m); err != nil {
+			r := o.refuse(cn, e.raw, err)
+			if keep[i] = false; answerNotes {
+				replies = append(replies, r)
+			}
+			continue
+		}
 		if !m.isRequest() {
 			continue
 		}
@@ -346,27 +361,42 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (
 		cn.pending[string(m.ID)] = p
 		cn.mu.Unlock()
 	}
-	if len(replies) == 0 {
-		return raw, nil
-	}
-	if !batch {
-		return nil, replies[0]
-	}
 	var rest []json.RawMessage
 	for i, k := range keep {
 		if k {
 			rest = append(rest, elems[i].raw)
 		}
 	}
+	switch {
+	case len(rest) == len(elems):
+		return raw, nil
+	case !batch && len(replies) == 0:
+		return nil, nil // a notification refused, unanswered
+	case !batch:
+		return nil, replies[0]
+	}
+	if len(rest) > 0 {
+		forward, _ = json.Marshal(rest)
+	}
+	if len(replies) == 0 {
+		return forward, nil
+	}
 	reps := make([]json.RawMessage, len(replies))
 	for i, r := range replies {
 		reps[i] = r
 	}
 	rb, _ := json.Marshal(reps)
-	if len(rest) > 0 {
-		forward, _ = json.Marshal(rest)
-	}
 	return forward, rb
+}
+
+// followedNotification returns an error when m is a notification (no id)
+// of a method the capture follows as a request (responseKinds): the server
+// may act on it (run the tool) though nothing would be recorded or judged.
+func followedNotification(m *rpcMessage) error {
+	if _, ok := responseKinds[m.Method]; ok && len(m.ID) == 0 {
+		return fmt.Errorf("%w: a %s without an id (a notification) is not followed, and not forwarded", errShape, m.Method)
+	}
+	return nil
 }
 
 // refuse records a client message that is not forwarded because it cannot

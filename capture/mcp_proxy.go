@@ -226,9 +226,15 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it is merged into the upstream's answer (mergeLocal).
 	var local []byte
 	if r.Method == http.MethodPost && len(body) > 0 {
-		fwd, reply := m.obs.fromClient(r.Context(), cn, body)
+		fwd, reply := m.obs.fromClient(r.Context(), cn, body, true)
 		if reply != nil && fwd == nil {
+			// An answer to a request is 200; one that answers no request
+			// (a refused notification, a message whose id cannot be told)
+			// is 400, as the MCP transport wants for input not accepted.
 			w.Header().Set("Content-Type", "application/json")
+			if unattributed(reply) {
+				w.WriteHeader(http.StatusBadRequest)
+			}
 			w.Write(reply)
 			return
 		}
@@ -399,13 +405,20 @@ func (m *MCP) Relay(ctx context.Context, agent *Agent, req RelayRequest) (RelayR
 	cn := m.conn(agent, "stdio-"+req.Conn, req.Server, req.Session, "mcp-stdio")
 	switch req.From {
 	case "client":
-		fwd, reply := m.obs.fromClient(ctx, cn, req.Message)
+		fwd, reply := m.obs.fromClient(ctx, cn, req.Message, false)
 		return RelayResponse{Forward: fwd, Reply: reply}, nil
 	case "server":
 		m.obs.fromServer(ctx, cn, req.Message)
 		return RelayResponse{Forward: req.Message}, nil
 	}
 	return RelayResponse{}, errors.New(`from must be "client" or "server"`)
+}
+
+// unattributed reports whether reply, one of the capture's own answers,
+// is a single error to id null.
+func unattributed(reply []byte) bool {
+	var one rpcMessage
+	return json.Unmarshal(reply, &one) == nil && string(one.ID) == "null"
 }
 
 // mergeBatch returns the upstream's answer to a batch with the capture's
