@@ -39,6 +39,7 @@ type MCP struct {
 	upstreams map[string]*url.URL
 	auth      Authenticator
 	transport http.RoundTripper
+	budget    *BodyBudget // request bodies in memory (WithBodyBudget)
 
 	mu    sync.Mutex
 	conns map[string]*mcpConn // by agent id + connection (Mcp-Session-Id or relay connection id)
@@ -72,12 +73,16 @@ func NewMCP(upstreams map[string]string, auth Authenticator, mo []MCPOption, opt
 	if err != nil {
 		return nil, err
 	}
+	budget, err := bodyBudget(o)
+	if err != nil {
+		return nil, err
+	}
 	var mopt mcpOptions
 	for _, f := range mo {
 		f(&mopt)
 	}
 	m := &MCP{c: c, obs: newMCPObserver(c, mopt.policy, mopt.binder), upstreams: map[string]*url.URL{}, auth: auth,
-		transport: c.o.transport, conns: map[string]*mcpConn{}}
+		transport: c.o.transport, budget: budget, conns: map[string]*mcpConn{}}
 	for name, raw := range upstreams {
 		u, err := parseBase(name, raw)
 		if err != nil {
@@ -204,14 +209,44 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Only a POST carries a message; a body on anything else would go
+	// upstream unread.
+	switch {
+	case r.Method == http.MethodPost:
+	case r.ContentLength == 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete || r.Method == http.MethodOptions):
+	default:
+		w.Header().Set("Allow", "POST, GET, DELETE")
+		mcpHTTPError(w, http.StatusMethodNotAllowed, "only a POST carries MCP messages; GET, HEAD, DELETE and OPTIONS carry no body")
+		return
+	}
 	var body []byte
-	if r.Body != nil {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, m.c.o.maxRequestBytes))
-		if err != nil {
-			mcpHTTPError(w, http.StatusRequestEntityTooLarge, "request body too large")
+	var held int64
+	if r.Method == http.MethodPost {
+		// Out of the proxies' shared memory budget (see readBody), held
+		// until the upstream has answered.
+		body, held, err = readBody(w, r, m.c.o.maxRequestBytes, m.budget)
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			mcpHTTPError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", m.c.o.maxRequestBytes))
+			return
+		case errors.Is(err, errOverBudget):
+			w.Header().Set("Retry-After", "1")
+			mcpHTTPError(w, http.StatusServiceUnavailable, fmt.Sprintf("the proxy holds as many request bytes as its memory budget allows (%d); retry later", m.budget.Max()))
+			return
+		case err != nil:
+			mcpHTTPError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
 			return
 		}
 	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			m.budget.give(held)
+		}
+	}
+	defer release()
 	mcpSession := r.Header.Get(headerMCPSession)
 	key := mcpSession
 	if sid := r.URL.Query().Get("sessionId"); key == "" && sid != "" {
@@ -246,7 +281,11 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path = base.Path
 	}
 	u.RawQuery = r.URL.RawQuery
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), bytes.NewReader(body))
+	var rb io.Reader = http.NoBody
+	if body != nil {
+		rb = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), rb)
 	if err != nil {
 		mcpHTTPError(w, http.StatusBadRequest, err.Error())
 		return
@@ -255,6 +294,7 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Header.Del("Accept-Encoding")
 	req.ContentLength = int64(len(body))
 	resp, err := m.transport.RoundTrip(req)
+	release()
 	if err != nil {
 		mcpHTTPError(w, http.StatusBadGateway, "the MCP upstream "+name+" is unreachable: "+err.Error())
 		return

@@ -114,8 +114,8 @@ func WithTransport(rt http.RoundTripper) ProxyOption {
 }
 
 // WithBodyBudget sets the budget of request bytes in memory at once
-// (default: a budget of DefaultBodyBudget per Proxy); proxies may share
-// one. It must hold at least WithMaxRequestBytes.
+// (default: a budget of DefaultBodyBudget per Proxy, Interceptor or MCP);
+// they may share one. It must hold at least WithMaxRequestBytes.
 func WithBodyBudget(b *BodyBudget) ProxyOption {
 	return proxyOption(func(o *options) { o.budget = b })
 }
