@@ -36,6 +36,7 @@ const (
 const (
 	RPCNotRecorded = -32001 // fail-closed: the tools/call could not be recorded
 	RPCDenied      = -32002 // the audit policy denies the tool
+	RPCBadUpstream = -32003 // the MCP server's answer or endpoint was not passed on
 )
 
 // JSON-RPC's own error codes, for messages the capture refuses.
@@ -421,6 +422,50 @@ func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
 		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
 	}})
 	return rpcErrorReply(id, code, "LLMAuditTrail: the message was refused and not forwarded, as the audit capture cannot read it as the server would: "+event.Clip(why.Error(), 200))
+}
+
+// refuseEndpoint records an SSE endpoint event of the server that was not
+// relayed (why) as mcp.refused with error.type foreign_endpoint.
+func (o *MCPObserver) refuseEndpoint(cn *mcpConn, raw []byte, why error) {
+	a := o.common(cn)
+	a.set("error.type", "foreign_endpoint")
+	a.set("mcp.refused_reason", event.Clip(why.Error(), 200))
+	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
+	o.exactPayload(ev, a, raw)
+	o.c.logger.Warn("capture: MCP endpoint event refused; stream ended", "session", cn.session, "error", why)
+	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
+	}})
+}
+
+// unreadableBatch records raw, the server's answer to the batch forwarded
+// that could not be read (why), as the response of each request of it
+// still pending (error.type malformed_response, the exact bytes).
+func (o *MCPObserver) unreadableBatch(cn *mcpConn, forwarded, raw []byte, why error) {
+	elems, _ := readMessages(forwarded)
+	var evs []*event.Request
+	var items []gapItem
+	cn.mu.Lock()
+	for _, e := range elems {
+		if e.err != nil || !e.m.isRequest() {
+			continue
+		}
+		p := cn.pending[string(e.m.ID)]
+		if p == nil {
+			continue
+		}
+		delete(cn.pending, string(e.m.ID))
+		ev := o.unreadableResponse(cn, e.m.ID, raw, why, p)
+		evs = append(evs, ev)
+		items = append(items, gapItem{Kind: ev.Kind, Time: time.Now().UTC()})
+	}
+	cn.mu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: evs, failed: func(err error) {
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
+	}})
 }
 
 // toolCall records a tools/call before it is forwarded; a non-nil reply
