@@ -94,7 +94,10 @@ func newCore(front string, o options) (*core, error) {
 var systemActor = event.Actor{Type: "system", ID: "capture"}
 
 // record appends evs through rec, carrying the scope's pending gap events
-// in the same all-or-nothing batch, ahead of them.
+// in the same all-or-nothing batch, ahead of them. When the log refuses the
+// batch for good (permanentError), each gap event is tried on its own and
+// those refused are dropped: a gap the log will never take must not hold
+// back every later record of the scope.
 func (c *core) record(ctx context.Context, rec Recorder, scope string, evs []*event.Request) ([]event.Appended, error) {
 	pend := c.gaps.take(scope, maxGapsPerBatch)
 	batch := make([]*event.Request, 0, len(pend)+len(evs))
@@ -111,9 +114,10 @@ func (c *core) record(ctx context.Context, rec Recorder, scope string, evs []*ev
 		return nil, nil
 	}
 	res, err := rec.Record(ctx, batch)
-	if err != nil && len(pend) > 0 && errors.Is(err, event.ErrInvalidEvent) {
-		// A gap event we built was refused: never let it block calls.
-		c.logger.Error("capture: gap event refused, dropping it", "error", err, "events", len(pend))
+	if err != nil && len(pend) > 0 && permanentError(err) {
+		if err := c.recordGapsAlone(ctx, rec, scope, pend, batch[:len(pend)]); err != nil {
+			return nil, err
+		}
 		pend = nil
 		if len(evs) == 0 {
 			return nil, nil
@@ -137,9 +141,44 @@ func (c *core) record(ctx context.Context, rec Recorder, scope string, evs []*ev
 	return res[len(pend):], nil
 }
 
+// recordGapsAlone records the gap events gevs (of pend) one at a time,
+// after a batch carrying them was refused for good: a gap event the log
+// refuses for good is dropped (logged; its missed events stay unaccounted
+// for in the log), one it cannot take now is put back with those after it
+// and the error returned.
+func (c *core) recordGapsAlone(ctx context.Context, rec Recorder, scope string, pend []*gap, gevs []*event.Request) error {
+	for i, g := range pend {
+		_, err := rec.Record(ctx, gevs[i:i+1])
+		switch {
+		case err == nil:
+			c.logger.Info("capture: recorded gaps", "gaps", 1, "missed_events", g.count)
+		case permanentError(err):
+			c.logger.Error("capture: gap event refused by the log, dropping it", "session", g.session, "missed_events", g.count, "error", err)
+		default:
+			c.gaps.restore(scope, rec, pend[i:])
+			return err
+		}
+	}
+	return nil
+}
+
+// permanentError reports whether the log refused events for what they are
+// (invalid, or in a session or of a kind the writer may not use): sending
+// them again cannot succeed.
+func permanentError(err error) bool {
+	return errors.Is(err, event.ErrInvalidEvent) || errors.Is(err, event.ErrReservedSession) || errors.Is(err, event.ErrReservedKind)
+}
+
 // noteGap remembers events that could not be recorded and makes sure they
 // are retried even if no call comes to carry them.
+// A session the log would refuse a gap event in (a server session, an
+// invalid id) is never used: such missed events are noted in the overflow
+// session.
 func (c *core) noteGap(scope string, rec Recorder, session string, err error, items ...gapItem) {
+	if !event.ValidID(session) || event.PermitSession(session, systemActor) != nil {
+		c.logger.Error("capture: events missed in a session the log refuses; noted in "+overflowSession, "session", event.Clip(session, 128), "error", err)
+		session = overflowSession
+	}
 	c.gaps.note(scope, rec, session, err, items...)
 	c.loopOnce.Do(func() { go c.retryLoop() })
 }

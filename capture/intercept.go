@@ -424,6 +424,14 @@ func (ic *Interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxyError(w, http.StatusServiceUnavailable, "could not check the audit token")
 		return
 	}
+	// A server session is refused before anything is recorded in it (the
+	// log would refuse the tunnel's event, and its gap).
+	if v := r.Header.Get(HeaderSession); v != "" {
+		if err := event.PermitSession(v, agent.Actor); err != nil {
+			proxyError(w, http.StatusForbidden, HeaderSession+": "+err.Error())
+			return
+		}
+	}
 	allowed := ic.allowed(host)
 	if !allowed && ic.cfg.Other == "refuse" {
 		proxyError(w, http.StatusForbidden, fmt.Sprintf("%s is not a provider host this proxy records (--intercept-hosts)", event.Clip(host, 128)))

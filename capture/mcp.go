@@ -36,6 +36,7 @@ const (
 const (
 	RPCNotRecorded = -32001 // fail-closed: the tools/call could not be recorded
 	RPCDenied      = -32002 // the audit policy denies the tool
+	RPCBadUpstream = -32003 // the MCP server's answer or endpoint was not passed on
 )
 
 // JSON-RPC's own error codes, for messages the capture refuses.
@@ -184,13 +185,14 @@ func messageID(raw []byte) json.RawMessage {
 }
 
 // MustRecord reports whether an MCP client message may be forwarded only
-// once the capture has observed it: a tools/call, or anything it cannot
-// read strictly (which it refuses). The stdio wrapper asks when the log
+// once the capture has observed it: a tools/call, a notification of a
+// method the capture follows, or anything it cannot read strictly (which
+// it refuses). The stdio wrapper asks when the log
 // server cannot be reached (fail-closed).
 func MustRecord(msg []byte) bool {
 	elems, _ := readMessages(msg)
 	for _, e := range elems {
-		if e.err != nil || e.m.Method == "tools/call" {
+		if e.err != nil || e.m.Method == "tools/call" || followedNotification(&e.m) != nil {
 			return true
 		}
 	}
@@ -292,7 +294,14 @@ func (o *MCPObserver) exactPayload(ev *event.Request, a attrs, raw []byte) {
 // of the wrong type, not a JSON-RPC message, a tools/call without a tool
 // name) is refused with a JSON-RPC error and recorded as mcp.refused,
 // whatever the capture mode: it never reaches the server.
-func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (forward, reply []byte) {
+//
+// A notification (no id) of a method the capture follows as a request
+// (tools/call, resources/read, prompts/get, initialize, tools/list) is
+// refused the same way, since the server may act on it: with
+// answerNotes, it is answered with a JSON-RPC error whose id is null (the
+// Streamable HTTP proxy); without, it gets no answer, as JSON-RPC gives
+// none to a notification (the stdio relay).
+func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte, answerNotes bool) (forward, reply []byte) {
 	elems, batch := readMessages(raw)
 	cn.mu.Lock()
 	cn.used = time.Now()
@@ -310,6 +319,13 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (
 			continue
 		}
 		m := &e.m
+		if err := followedNotification(m); err != nil {
+			r := o.refuse(cn, e.raw, err)
+			if keep[i] = false; answerNotes {
+				replies = append(replies, r)
+			}
+			continue
+		}
 		if !m.isRequest() {
 			continue
 		}
@@ -346,27 +362,42 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte) (
 		cn.pending[string(m.ID)] = p
 		cn.mu.Unlock()
 	}
-	if len(replies) == 0 {
-		return raw, nil
-	}
-	if !batch {
-		return nil, replies[0]
-	}
 	var rest []json.RawMessage
 	for i, k := range keep {
 		if k {
 			rest = append(rest, elems[i].raw)
 		}
 	}
+	switch {
+	case len(rest) == len(elems):
+		return raw, nil
+	case !batch && len(replies) == 0:
+		return nil, nil // a notification refused, unanswered
+	case !batch:
+		return nil, replies[0]
+	}
+	if len(rest) > 0 {
+		forward, _ = json.Marshal(rest)
+	}
+	if len(replies) == 0 {
+		return forward, nil
+	}
 	reps := make([]json.RawMessage, len(replies))
 	for i, r := range replies {
 		reps[i] = r
 	}
 	rb, _ := json.Marshal(reps)
-	if len(rest) > 0 {
-		forward, _ = json.Marshal(rest)
-	}
 	return forward, rb
+}
+
+// followedNotification returns an error when m is a notification (no id)
+// of a method the capture follows as a request (responseKinds): the server
+// may act on it (run the tool) though nothing would be recorded or judged.
+func followedNotification(m *rpcMessage) error {
+	if _, ok := responseKinds[m.Method]; ok && len(m.ID) == 0 {
+		return fmt.Errorf("%w: a %s without an id (a notification) is not followed, and not forwarded", errShape, m.Method)
+	}
+	return nil
 }
 
 // refuse records a client message that is not forwarded because it cannot
@@ -391,6 +422,50 @@ func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
 		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
 	}})
 	return rpcErrorReply(id, code, "LLMAuditTrail: the message was refused and not forwarded, as the audit capture cannot read it as the server would: "+event.Clip(why.Error(), 200))
+}
+
+// refuseEndpoint records an SSE endpoint event of the server that was not
+// relayed (why) as mcp.refused with error.type foreign_endpoint.
+func (o *MCPObserver) refuseEndpoint(cn *mcpConn, raw []byte, why error) {
+	a := o.common(cn)
+	a.set("error.type", "foreign_endpoint")
+	a.set("mcp.refused_reason", event.Clip(why.Error(), 200))
+	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
+	o.exactPayload(ev, a, raw)
+	o.c.logger.Warn("capture: MCP endpoint event refused; stream ended", "session", cn.session, "error", why)
+	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
+	}})
+}
+
+// unreadableBatch records raw, the server's answer to the batch forwarded
+// that could not be read (why), as the response of each request of it
+// still pending (error.type malformed_response, the exact bytes).
+func (o *MCPObserver) unreadableBatch(cn *mcpConn, forwarded, raw []byte, why error) {
+	elems, _ := readMessages(forwarded)
+	var evs []*event.Request
+	var items []gapItem
+	cn.mu.Lock()
+	for _, e := range elems {
+		if e.err != nil || !e.m.isRequest() {
+			continue
+		}
+		p := cn.pending[string(e.m.ID)]
+		if p == nil {
+			continue
+		}
+		delete(cn.pending, string(e.m.ID))
+		ev := o.unreadableResponse(cn, e.m.ID, raw, why, p)
+		evs = append(evs, ev)
+		items = append(items, gapItem{Kind: ev.Kind, Time: time.Now().UTC()})
+	}
+	cn.mu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: evs, failed: func(err error) {
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
+	}})
 }
 
 // toolCall records a tools/call before it is forwarded; a non-nil reply

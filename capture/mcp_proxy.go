@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // MCPPathPrefix is where the Streamable HTTP proxy listens:
@@ -39,6 +40,7 @@ type MCP struct {
 	upstreams map[string]*url.URL
 	auth      Authenticator
 	transport http.RoundTripper
+	budget    *BodyBudget // request bodies in memory (WithBodyBudget)
 
 	mu    sync.Mutex
 	conns map[string]*mcpConn // by agent id + connection (Mcp-Session-Id or relay connection id)
@@ -72,12 +74,16 @@ func NewMCP(upstreams map[string]string, auth Authenticator, mo []MCPOption, opt
 	if err != nil {
 		return nil, err
 	}
+	budget, err := bodyBudget(o)
+	if err != nil {
+		return nil, err
+	}
 	var mopt mcpOptions
 	for _, f := range mo {
 		f(&mopt)
 	}
 	m := &MCP{c: c, obs: newMCPObserver(c, mopt.policy, mopt.binder), upstreams: map[string]*url.URL{}, auth: auth,
-		transport: c.o.transport, conns: map[string]*mcpConn{}}
+		transport: c.o.transport, budget: budget, conns: map[string]*mcpConn{}}
 	for name, raw := range upstreams {
 		u, err := parseBase(name, raw)
 		if err != nil {
@@ -195,19 +201,53 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s := r.Header.Get(HeaderSession); s != "" {
+		if !event.ValidID(s) {
+			mcpHTTPError(w, http.StatusBadRequest, fmt.Sprintf("%s: use 1-%d characters from [A-Za-z0-9_.:@-], starting with a letter or digit", HeaderSession, event.MaxIDLength))
+			return
+		}
 		if err := event.PermitSession(s, agent.Actor); err != nil {
 			mcpHTTPError(w, http.StatusForbidden, HeaderSession+": "+err.Error())
 			return
 		}
 	}
+	// Only a POST carries a message; a body on anything else would go
+	// upstream unread.
+	switch {
+	case r.Method == http.MethodPost:
+	case r.ContentLength == 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete || r.Method == http.MethodOptions):
+	default:
+		w.Header().Set("Allow", "POST, GET, DELETE")
+		mcpHTTPError(w, http.StatusMethodNotAllowed, "only a POST carries MCP messages; GET, HEAD, DELETE and OPTIONS carry no body")
+		return
+	}
 	var body []byte
-	if r.Body != nil {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, m.c.o.maxRequestBytes))
-		if err != nil {
-			mcpHTTPError(w, http.StatusRequestEntityTooLarge, "request body too large")
+	var held int64
+	if r.Method == http.MethodPost {
+		// Out of the proxies' shared memory budget (see readBody), held
+		// until the upstream has answered.
+		body, held, err = readBody(w, r, m.c.o.maxRequestBytes, m.budget)
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			mcpHTTPError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", m.c.o.maxRequestBytes))
+			return
+		case errors.Is(err, errOverBudget):
+			w.Header().Set("Retry-After", "1")
+			mcpHTTPError(w, http.StatusServiceUnavailable, fmt.Sprintf("the proxy holds as many request bytes as its memory budget allows (%d); retry later", m.budget.Max()))
+			return
+		case err != nil:
+			mcpHTTPError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
 			return
 		}
 	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			m.budget.give(held)
+		}
+	}
+	defer release()
 	mcpSession := r.Header.Get(headerMCPSession)
 	key := mcpSession
 	if sid := r.URL.Query().Get("sessionId"); key == "" && sid != "" {
@@ -219,12 +259,18 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cn := m.conn(agent, key, name, sessionFor(r.Header, mcpSession), "mcp-http")
 	// local answers the elements of a batch that the capture answered
 	// itself (denied, refused, not recorded) while the rest goes upstream:
-	// it is merged into the upstream's answer (mergeLocal).
+	// it is merged into the upstream's answer (mergeBatch).
 	var local []byte
 	if r.Method == http.MethodPost && len(body) > 0 {
-		fwd, reply := m.obs.fromClient(r.Context(), cn, body)
+		fwd, reply := m.obs.fromClient(r.Context(), cn, body, true)
 		if reply != nil && fwd == nil {
+			// An answer to a request is 200; one that answers no request
+			// (a refused notification, a message whose id cannot be told)
+			// is 400, as the MCP transport wants for input not accepted.
 			w.Header().Set("Content-Type", "application/json")
+			if unattributed(reply) {
+				w.WriteHeader(http.StatusBadRequest)
+			}
 			w.Write(reply)
 			return
 		}
@@ -236,7 +282,11 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path = base.Path
 	}
 	u.RawQuery = r.URL.RawQuery
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), bytes.NewReader(body))
+	var rb io.Reader = http.NoBody
+	if body != nil {
+		rb = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), rb)
 	if err != nil {
 		mcpHTTPError(w, http.StatusBadRequest, err.Error())
 		return
@@ -245,6 +295,7 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Header.Del("Accept-Encoding")
 	req.ContentLength = int64(len(body))
 	resp, err := m.transport.RoundTrip(req)
+	release()
 	if err != nil {
 		mcpHTTPError(w, http.StatusBadGateway, "the MCP upstream "+name+" is unreachable: "+err.Error())
 		return
@@ -274,21 +325,23 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(local)
 		return
 	case strings.HasPrefix(ct, "text/event-stream"):
+		w.Header().Del("Content-Length") // the events are written anew
 		w.WriteHeader(resp.StatusCode)
 		if local != nil {
 			// The capture's answers first, as one message event.
 			fmt.Fprintf(w, "event: message\ndata: %s\n\n", local)
 		}
 		// The older HTTP+SSE transport: the stream's first event names
-		// the endpoint to POST to, which must be ours.
-		endpoint := func(data []byte) []byte {
-			ref, err := url.Parse(strings.TrimSpace(string(data)))
+		// the endpoint to POST to, which must be ours; one elsewhere (the
+		// client would post there, unobserved) or unreadable is refused.
+		endpoint := func(data []byte) ([]byte, error) {
+			ref, err := url.Parse(string(data))
 			if err != nil {
-				return data
+				return nil, fmt.Errorf("%w: the endpoint is not a URL: %v", errForeignEndpoint, err)
 			}
 			abs := base.ResolveReference(ref)
-			if abs.Host != base.Host || !strings.HasPrefix(abs.Path, base.Path) {
-				return data // elsewhere: the client goes there, unobserved
+			if abs.Scheme != base.Scheme || abs.Host != base.Host || abs.User != nil || !underPath(abs.Path, base.Path) {
+				return nil, fmt.Errorf("%w: %s is not under the upstream %s", errForeignEndpoint, event.Clip(abs.Redacted(), 200), base.Redacted())
 			}
 			if sid := abs.Query().Get("sessionId"); sid != "" {
 				cn.mu.Lock()
@@ -298,8 +351,8 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				cn.mu.Unlock()
 				m.rename(agent, key, "sse-"+sid)
 			}
-			mine := url.URL{Path: MCPPathPrefix + name + strings.TrimPrefix(abs.Path, base.Path), RawQuery: abs.RawQuery}
-			return []byte(mine.String())
+			mine := url.URL{Path: MCPPathPrefix + name + strings.TrimPrefix(abs.Path, strings.TrimSuffix(base.Path, "/")), RawQuery: abs.RawQuery}
+			return []byte(mine.String()), nil
 		}
 		m.relayEvents(r.Context(), cn, w, resp.Body, endpoint)
 	case strings.HasPrefix(ct, "application/json"):
@@ -308,7 +361,11 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			m.obs.fromServer(r.Context(), cn, b)
 		}
 		if local != nil {
-			b = mergeBatch(b, local)
+			merged, merr := mergeBatch(b, local)
+			if merr != nil && err == nil {
+				m.obs.unreadableBatch(cn, body, b, merr)
+			}
+			b = merged
 			w.Header().Del("Content-Length")
 		}
 		w.WriteHeader(resp.StatusCode)
@@ -319,47 +376,115 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errForeignEndpoint: an SSE endpoint event that does not name the
+// upstream (see relayEvents).
+var errForeignEndpoint = errors.New("the MCP server's endpoint event names another place")
+
+// underPath reports whether p is base or below it.
+func underPath(p, base string) bool {
+	b := strings.TrimSuffix(base, "/")
+	return p == b || strings.HasPrefix(p, b+"/")
+}
+
 // relayEvents passes an event stream through event by event, observing
-// each message before it is written.
-func (m *MCP) relayEvents(ctx context.Context, cn *mcpConn, w http.ResponseWriter, body io.Reader, endpoint func([]byte) []byte) {
+// each message before it is written. Lines may end with CRLF, LF or CR
+// alone (the SSE rule); they are written on with LF, so that the client
+// reads the events the capture read. An endpoint event is checked and
+// rewritten by endpoint once the whole event is read (its fields may come
+// in any order); one that endpoint refuses is recorded as mcp.refused and
+// ends the stream with an error event instead.
+func (m *MCP) relayEvents(ctx context.Context, cn *mcpConn, w http.ResponseWriter, body io.Reader, endpoint func([]byte) ([]byte, error)) {
 	rc := http.NewResponseController(w)
-	br := bufio.NewReaderSize(body, 64<<10)
-	var ev bytes.Buffer
-	var data bytes.Buffer
+	lr := sseLines{br: bufio.NewReaderSize(body, 64<<10)}
+	max := int(m.c.o.maxRequestBytes)
+	var ev bytes.Buffer   // the event's lines, each ended by LF
+	var data bytes.Buffer // its data, each line ended by LF
 	name := ""
 	for {
-		line, err := br.ReadBytes('\n')
-		trimmed := bytes.TrimRight(line, "\r\n")
-		if n, ok := bytes.CutPrefix(trimmed, []byte("event:")); ok {
-			name = string(bytes.TrimSpace(n))
+		line, err := lr.next(max)
+		if err == nil || len(line) > 0 {
+			if n, ok := bytes.CutPrefix(line, []byte("event:")); ok {
+				name = string(bytes.TrimSpace(n))
+			}
+			if d, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+				data.Write(bytes.TrimPrefix(d, []byte(" ")))
+				data.WriteByte('\n')
+			}
+			if len(line) > 0 {
+				ev.Write(line)
+				ev.WriteByte('\n')
+			}
 		}
-		if d, ok := bytes.CutPrefix(trimmed, []byte("data:")); ok {
-			d = bytes.TrimPrefix(d, []byte(" "))
+		if (len(line) == 0 || err != nil) && ev.Len() > 0 {
 			if name == "endpoint" {
-				d = endpoint(d)
-				line = append(append([]byte("data: "), d...), '\n')
-			}
-			data.Write(d)
-			data.WriteByte('\n')
-		}
-		ev.Write(line)
-		if len(trimmed) == 0 || err != nil {
-			if data.Len() > 0 && name != "endpoint" {
-				m.obs.fromServer(ctx, cn, data.Bytes())
-			}
-			name = ""
-			if ev.Len() > 0 {
-				if _, werr := w.Write(ev.Bytes()); werr != nil {
+				mine, eerr := endpoint(bytes.TrimSuffix(data.Bytes(), []byte("\n")))
+				if eerr != nil {
+					m.obs.refuseEndpoint(cn, data.Bytes(), eerr)
+					fmt.Fprintf(w, "event: error\ndata: %s\n\n", rpcErrorReply(json.RawMessage("null"), RPCBadUpstream,
+						"LLMAuditTrail: the MCP server's endpoint is not under the upstream the audit capture observes; the stream was ended: "+event.Clip(eerr.Error(), 300)))
+					rc.Flush()
 					return
 				}
-				rc.Flush()
+				ev.Reset()
+				fmt.Fprintf(&ev, "event: endpoint\ndata: %s\n", mine)
+			} else if data.Len() > 0 {
+				m.obs.fromServer(ctx, cn, data.Bytes())
 			}
+			ev.WriteByte('\n')
+			if _, werr := w.Write(ev.Bytes()); werr != nil {
+				return
+			}
+			rc.Flush()
 			ev.Reset()
 			data.Reset()
+			name = ""
 		}
-		if err != nil || ev.Len() > int(m.c.o.maxRequestBytes) {
+		if err != nil || ev.Len() > max {
 			return
 		}
+	}
+}
+
+// sseLines reads the lines of an event stream, ended by CRLF, LF or CR.
+type sseLines struct {
+	br     *bufio.Reader
+	skipLF bool // the last line ended with CR: an LF next belongs to it
+}
+
+// errLineTooLong: a line of an event stream longer than the capture reads.
+var errLineTooLong = errors.New("event stream line too long")
+
+// next returns the next line without its end; at the end of the stream,
+// what is left (maybe empty) and the error.
+func (l *sseLines) next(max int) ([]byte, error) {
+	var line []byte
+	for {
+		if l.br.Buffered() == 0 {
+			if _, err := l.br.Peek(1); err != nil {
+				return line, err
+			}
+		}
+		buf, _ := l.br.Peek(l.br.Buffered())
+		if l.skipLF {
+			l.skipLF = false
+			if buf[0] == '\n' {
+				l.br.Discard(1)
+				continue
+			}
+		}
+		i := bytes.IndexAny(buf, "\r\n")
+		if i < 0 {
+			line = append(line, buf...)
+			l.br.Discard(len(buf))
+			if len(line) > max {
+				return line, errLineTooLong
+			}
+			continue
+		}
+		line = append(line, buf[:i]...)
+		l.skipLF = buf[i] == '\r'
+		l.br.Discard(i + 1)
+		return line, nil
 	}
 }
 
@@ -380,15 +505,22 @@ type RelayResponse struct {
 	Reply   json.RawMessage `json:"reply,omitempty"`
 }
 
-// Relay observes one message of a stdio MCP connection for agent.
+// Relay observes one message of a stdio MCP connection for agent. A
+// session that agent may not write in (a server session, see
+// event.PermitSession) fails with an error wrapping
+// event.ErrReservedSession, before anything is observed or recorded; other
+// errors say the request is malformed.
 func (m *MCP) Relay(ctx context.Context, agent *Agent, req RelayRequest) (RelayResponse, error) {
 	if req.Conn == "" || !event.ValidID(req.Session) || req.Server == "" || len(req.Server) > 64 {
 		return RelayResponse{}, errors.New("conn, server and a valid session are required")
 	}
+	if err := event.PermitSession(req.Session, agent.Actor); err != nil {
+		return RelayResponse{}, fmt.Errorf("session: %w", err)
+	}
 	cn := m.conn(agent, "stdio-"+req.Conn, req.Server, req.Session, "mcp-stdio")
 	switch req.From {
 	case "client":
-		fwd, reply := m.obs.fromClient(ctx, cn, req.Message)
+		fwd, reply := m.obs.fromClient(ctx, cn, req.Message, false)
 		return RelayResponse{Forward: fwd, Reply: reply}, nil
 	case "server":
 		m.obs.fromServer(ctx, cn, req.Message)
@@ -397,22 +529,41 @@ func (m *MCP) Relay(ctx context.Context, agent *Agent, req RelayRequest) (RelayR
 	return RelayResponse{}, errors.New(`from must be "client" or "server"`)
 }
 
+// unattributed reports whether reply, one of the capture's own answers,
+// is a single error to id null.
+func unattributed(reply []byte) bool {
+	var one rpcMessage
+	return json.Unmarshal(reply, &one) == nil && string(one.ID) == "null"
+}
+
 // mergeBatch returns the upstream's answer to a batch with the capture's
-// own answers (a JSON array) added: one array of every answer. An upstream
-// answer that is not an array (one message) becomes its first element.
-func mergeBatch(upstream, local []byte) []byte {
+// own answers (local, a JSON array) added: one array of every answer. An
+// upstream answer that is not an array (one message) becomes its first
+// element. One that is not JSON cannot be merged: the answer is then the
+// capture's answers and an error to id null (RPCBadUpstream) in place of
+// the upstream's, and err says why.
+func mergeBatch(upstream, local []byte) ([]byte, error) {
 	var out []json.RawMessage
+	var err error
 	if t := bytes.TrimSpace(upstream); len(t) > 0 {
-		if t[0] == '[' {
-			if json.Unmarshal(t, &out) != nil {
-				return upstream // not JSON: passed on as it came
+		switch {
+		case !json.Valid(t):
+			err = fmt.Errorf("%w: the MCP server's answer to a batch is not JSON", strictjson.ErrMalformed)
+		case t[0] == '[':
+			if e := json.Unmarshal(t, &out); e != nil {
+				err = fmt.Errorf("%w: %v", strictjson.ErrMalformed, e)
 			}
-		} else {
+		default:
 			out = append(out, json.RawMessage(t))
 		}
 	}
 	var mine []json.RawMessage
 	json.Unmarshal(local, &mine)
-	b, _ := json.Marshal(append(out, mine...))
-	return b
+	out = append(out, mine...)
+	if err != nil {
+		out = append(out, rpcErrorReply(json.RawMessage("null"), RPCBadUpstream,
+			"LLMAuditTrail: the MCP server's answer to the rest of the batch is not JSON the audit capture can read; it was recorded and not passed on"))
+	}
+	b, _ := json.Marshal(out)
+	return b, err
 }

@@ -114,9 +114,9 @@ func WithTransport(rt http.RoundTripper) ProxyOption {
 }
 
 // WithBodyBudget sets the budget of request bytes in memory at once
-// (default: NewBodyBudget(0), one per Proxy); proxies may share one. It
-// must hold at least WithMaxRequestBytes: a cap above DefaultBodyBudget
-// needs a larger budget.
+// (default: NewBodyBudget(0), one per Proxy, Interceptor or MCP); they may
+// share one. It must hold at least WithMaxRequestBytes: a cap above
+// DefaultBodyBudget needs a larger budget.
 func WithBodyBudget(b *BodyBudget) ProxyOption {
 	return proxyOption(func(o *options) { o.budget = b })
 }

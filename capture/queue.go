@@ -2,7 +2,6 @@ package capture
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -148,7 +147,7 @@ func (c *core) runQueue(k queueKey, q *queue) {
 }
 
 // recordItems records items in one batch (one at a time if the batch is
-// refused as invalid, so that one bad event cannot take others down).
+// refused for good, so that one bad event cannot take others down).
 func (c *core) recordItems(scope string, items []*recordItem) {
 	var batch []*event.Request
 	for _, it := range items {
@@ -157,7 +156,7 @@ func (c *core) recordItems(scope string, items []*recordItem) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.o.recordTimeout)
 	res, err := c.record(ctx, items[0].rec, scope, batch)
 	cancel()
-	if err != nil && len(items) > 1 && errors.Is(err, event.ErrInvalidEvent) {
+	if err != nil && len(items) > 1 && permanentError(err) {
 		for _, it := range items {
 			c.recordItems(scope, []*recordItem{it})
 		}

@@ -50,12 +50,18 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("log server: %d %s: %s", e.StatusCode, e.Code, e.Message)
 }
 
-// Is matches the sentinel the answer stands for; an invalid event also
-// matches event.ErrInvalidEvent, as the engine's own error does.
+// Is matches the sentinel the answer stands for; an invalid event, a
+// reserved session and a reserved kind also match event.ErrInvalidEvent,
+// event.ErrReservedSession and event.ErrReservedKind, as the engine's own
+// errors do.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case event.ErrInvalidEvent:
 		return e.StatusCode == http.StatusBadRequest && e.Code == "invalid_event"
+	case event.ErrReservedSession:
+		return e.StatusCode == http.StatusForbidden && e.Code == "reserved_session"
+	case event.ErrReservedKind:
+		return e.StatusCode == http.StatusForbidden && e.Code == "reserved_kind"
 	case ErrUnauthenticated:
 		return e.StatusCode == http.StatusUnauthorized
 	case ErrForbidden:

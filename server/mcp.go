@@ -1,8 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
@@ -75,15 +76,14 @@ func (s *Server) postMCPRelay(r *http.Request, p *auth.Principal) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	// Keys exactly as sent: the message the relay observes is the one the
-	// wrapper forwards (capture.Relay reads the message itself strictly).
+	// Keys exactly as sent, none unknown, none twice: after that check one
+	// decode reads what was sent (capture.Relay reads the message itself
+	// strictly).
 	if err := strictjson.Check(body, relayKeys); err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_relay", "%v", err)
 	}
 	var req capture.RelayRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := json.Unmarshal(body, &req); err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_relay", "%v", err)
 	}
 	if len(req.Message) > maxRelayMessage {
@@ -94,6 +94,9 @@ func (s *Server) postMCPRelay(r *http.Request, p *auth.Principal) (int, any, err
 		return 0, nil, err
 	}
 	res, err := s.mcp.Relay(r.Context(), agent, req)
+	if errors.Is(err, event.ErrReservedSession) {
+		return 0, nil, err // 403 reserved_session
+	}
 	if err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_relay", "%v", err)
 	}

@@ -47,7 +47,8 @@ func (s *Server) openProxy() error {
 	if s.cfg.MCPToolPolicy != nil {
 		mo = append(mo, capture.WithToolPolicy(s.cfg.MCPToolPolicy.decide))
 	}
-	s.mcp, err = capture.NewMCP(s.cfg.MCPUpstreams, s.authenticateAgent, mo, capture.WithMode(mode), capture.WithLogger(s.logger))
+	s.mcp, err = capture.NewMCP(s.cfg.MCPUpstreams, s.authenticateAgent, mo, capture.WithMode(mode), capture.WithLogger(s.logger),
+		capture.WithBodyBudget(bodies))
 	if err != nil || s.cfg.Intercept == nil {
 		return err
 	}

@@ -83,6 +83,8 @@ func mcpWrap(args []string) int {
 		fmt.Fprintf(os.Stderr, "log-server mcp wrap: audit session %s\n", *session)
 	} else if !event.ValidID(*session) {
 		return cli.Fail(fs, "--session: not a valid session id")
+	} else if err := event.PermitSession(*session, event.Actor{}); err != nil {
+		return cli.Fail(fs, "--session: %v", err)
 	}
 	if *name == "" {
 		*name = filepath.Base(cmdArgs[0])

@@ -72,31 +72,43 @@ func (f *fakeMCP) all() [][]byte {
 
 // The attacks of issue #24 finding 2: each a tools/call of shell.exec (which
 // the policy denies) that the old observer read as something else, or
-// could not read and forwarded unrecorded.
+// could not read and forwarded unrecorded. The notifications (review of
+// #24, finding 2: a method the capture follows, without an id) got past
+// the tool policy unrecorded; they get no answer over stdio, and 400 with
+// the error (id null) over HTTP.
 var wireAttacks = []struct {
-	name, msg string
-	code      int    // the JSON-RPC error answered
-	id        string // ... to this id
-	errType   string // error.type of the mcp.refused event
+	name, msg    string
+	code         int    // the JSON-RPC error answered
+	id           string // ... to this id
+	errType      string // error.type of the mcp.refused event
+	notification bool
 }{
 	{"name case variant", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"shell.exec","Name":"echo","arguments":{"cmd":"id"}}}`,
-		-32600, "1", "ambiguous_message"},
+		-32600, "1", "ambiguous_message", false},
 	{"method case variant", `{"jsonrpc":"2.0","id":2,"method":"tools/call","Method":"ping","params":{"name":"shell.exec","arguments":{"cmd":"id"}}}`,
-		-32600, "2", "ambiguous_message"},
+		-32600, "2", "ambiguous_message", false},
 	{"error member of the wrong type", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shell.exec","arguments":{"cmd":"id"}},"error":7}`,
-		-32600, "3", "malformed_message"},
+		-32600, "3", "malformed_message", false},
 	{"arguments case variant", `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"Arguments":{"cmd":"shell.exec id"}}}`,
-		-32600, "4", "ambiguous_message"},
+		-32600, "4", "ambiguous_message", false},
 	{"duplicate name", `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","name":"shell.exec","arguments":{}}}`,
-		-32600, "5", "ambiguous_message"},
+		-32600, "5", "ambiguous_message", false},
 	{"escaped duplicate name", `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","n\u0061me":"shell.exec","arguments":{}}}`,
-		-32600, "6", "ambiguous_message"},
+		-32600, "6", "ambiguous_message", false},
 	{"method not a string", `{"jsonrpc":"2.0","id":7,"method":["tools/call"],"params":{"name":"shell.exec","arguments":{}}}`,
-		-32600, "7", "malformed_message"},
+		-32600, "7", "malformed_message", false},
 	{"invalid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"shell.exec\",\"arguments\":{\"x\":\"\xff\"}}}",
-		-32700, "8", "malformed_message"},
+		-32700, "8", "malformed_message", false},
 	{"a request and a response at once", `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"shell.exec","arguments":{}},"result":{}}`,
-		-32600, "9", "malformed_message"},
+		-32600, "9", "malformed_message", false},
+	{"tools/call notification", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"shell.exec","arguments":{"cmd":"id"}}}`,
+		-32600, "null", "malformed_message", true},
+	{"tools/call notification of an allowed tool", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"text":"unrecorded"}}}`,
+		-32600, "null", "malformed_message", true},
+	{"resources/read notification", `{"jsonrpc":"2.0","method":"resources/read","params":{"uri":"file:///etc/shadow"}}`,
+		-32600, "null", "malformed_message", true},
+	{"prompts/get notification", `{"jsonrpc":"2.0","method":"prompts/get","params":{"name":"p"}}`,
+		-32600, "null", "malformed_message", true},
 }
 
 type rpcReply struct {
@@ -117,7 +129,12 @@ func TestMCPProxyRefusesAmbiguous(t *testing.T) {
 	w := newMCPWorld(t, server.Config{MCPUpstreams: map[string]string{"tools": up.URL + "/mcp"},
 		MCPToolPolicy: &server.MCPToolPolicy{Default: server.ToolRule{Deny: []string{"shell.exec"}}}})
 	tok, _ := os.ReadFile(w.tokenFile)
+	var postStatus func(t *testing.T, session, msg string, want int) []byte
 	post := func(t *testing.T, session, msg string) []byte {
+		t.Helper()
+		return postStatus(t, session, msg, http.StatusOK)
+	}
+	postStatus = func(t *testing.T, session, msg string, want int) []byte {
 		t.Helper()
 		req, _ := http.NewRequest("POST", w.ts.URL+"/mcp/tools/", strings.NewReader(msg))
 		req.Header.Set("X-Audit-Token", string(tok))
@@ -130,8 +147,8 @@ func TestMCPProxyRefusesAmbiguous(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		if resp.StatusCode != want {
+			t.Fatalf("status %d, want %d: %s", resp.StatusCode, want, b)
 		}
 		return b
 	}
@@ -139,7 +156,11 @@ func TestMCPProxyRefusesAmbiguous(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			session := "mcp-wire-" + string(rune('a'+i))
 			var r rpcReply
-			b := post(t, session, tc.msg)
+			status := http.StatusOK
+			if tc.notification {
+				status = http.StatusBadRequest
+			}
+			b := postStatus(t, session, tc.msg, status)
 			if err := json.Unmarshal(b, &r); err != nil || r.Error == nil || r.Error.Code != tc.code || string(r.ID) != tc.id ||
 				!strings.Contains(r.Error.Message, "refused and not forwarded") {
 				t.Fatalf("answer %s, want error %d to id %s", b, tc.code, tc.id)
@@ -148,7 +169,7 @@ func TestMCPProxyRefusesAmbiguous(t *testing.T) {
 			if got := strings.Join(kinds(evs), " "); got != "mcp.refused" {
 				t.Fatalf("events %s", got)
 			}
-			if evs[0].Attributes["error.type"] != tc.errType || evs[0].Attributes["jsonrpc.request.id"] != tc.id ||
+			if evs[0].Attributes["error.type"] != tc.errType || evs[0].Attributes["jsonrpc.request.id"] != requestID(tc.id) ||
 				evs[0].Attributes["gen_ai.tool.name"] != nil {
 				t.Fatalf("attributes %v", evs[0].Attributes)
 			}
@@ -174,16 +195,19 @@ func TestMCPProxyRefusesAmbiguous(t *testing.T) {
 	})
 	t.Run("batch", func(t *testing.T) {
 		b := post(t, "mcp-wire-batch", `[{"jsonrpc":"2.0","id":30,"method":"tools/call","params":{"name":"echo","arguments":{}}},`+
-			`{"jsonrpc":"2.0","id":31,"method":"tools/call","params":{"name":"shell.exec","Name":"echo","arguments":{}}}]`)
-		// One answer per request: the server's to 30, the capture's to 31.
+			`{"jsonrpc":"2.0","id":31,"method":"tools/call","params":{"name":"shell.exec","Name":"echo","arguments":{}}},`+
+			`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"shell.exec","arguments":{}}}]`)
+		// One answer per request: the server's to 30, the capture's to 31;
+		// and the capture's (id null) to the tools/call notification.
 		var answers []rpcReply
-		if err := json.Unmarshal(b, &answers); err != nil || len(answers) != 2 ||
+		if err := json.Unmarshal(b, &answers); err != nil || len(answers) != 3 ||
 			string(answers[0].ID) != "30" || answers[0].Error != nil ||
-			string(answers[1].ID) != "31" || answers[1].Error == nil || answers[1].Error.Code != -32600 {
-			t.Fatalf("batch answer %s, want the server's answer to 30 and a -32600 error to 31", b)
+			string(answers[1].ID) != "31" || answers[1].Error == nil || answers[1].Error.Code != -32600 ||
+			string(answers[2].ID) != "null" || answers[2].Error == nil || answers[2].Error.Code != -32600 {
+			t.Fatalf("batch answer %s, want the server's answer to 30, a -32600 error to 31 and one to null", b)
 		}
-		evs := w.events("mcp-wire-batch", 3)
-		if got := strings.Join(kinds(evs), " "); got != "tool.call mcp.refused tool.result" {
+		evs := w.events("mcp-wire-batch", 4)
+		if got := strings.Join(kinds(evs), " "); got != "tool.call mcp.refused mcp.refused tool.result" {
 			t.Fatalf("events %s", got)
 		}
 	})
@@ -194,7 +218,8 @@ func TestMCPProxyRefusesAmbiguous(t *testing.T) {
 		t.Errorf("the MCP server received %q", got)
 	}
 	for _, b := range got {
-		if bytes.Contains(b, []byte("shell.exec")) || bytes.Contains(b, []byte("Name")) {
+		if bytes.Contains(b, []byte("shell.exec")) || bytes.Contains(b, []byte("Name")) || bytes.Contains(b, []byte("unrecorded")) ||
+			bytes.Contains(b, []byte("shadow")) {
 			t.Fatalf("the MCP server received %s", b)
 		}
 	}
@@ -232,22 +257,34 @@ func TestMCPWrapRefusesAmbiguous(t *testing.T) {
 	if want := plain[1] + "\n" + plain[2] + "\n"; string(received) != want {
 		t.Fatalf("the server received\n%s\nwant\n%s", received, want)
 	}
+	// One answer to each request refused; none to a notification.
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != len(wireAttacks)+2 {
-		t.Fatalf("%d answers:\n%s", len(lines), out.String())
+	answered := 0
+	for _, tc := range wireAttacks {
+		if !tc.notification {
+			answered++
+		}
 	}
-	for i, tc := range wireAttacks {
+	if len(lines) != answered+2 {
+		t.Fatalf("%d answers, want %d:\n%s", len(lines), answered+2, out.String())
+	}
+	i := 0
+	for _, tc := range wireAttacks {
+		if tc.notification {
+			continue
+		}
 		var r rpcReply
 		if json.Unmarshal([]byte(lines[i]), &r) != nil || r.Error == nil || r.Error.Code != tc.code || string(r.ID) != tc.id {
 			t.Errorf("%s: answer %s, want error %d to id %s", tc.name, lines[i], tc.code, tc.id)
 		}
+		i++
 	}
 	for i, want := range []struct {
 		code int
 		id   string
 	}{{-32002, "20"}, {-32700, "null"}} {
 		var r rpcReply
-		if l := lines[len(wireAttacks)+i]; json.Unmarshal([]byte(l), &r) != nil || r.Error == nil || r.Error.Code != want.code || string(r.ID) != want.id {
+		if l := lines[answered+i]; json.Unmarshal([]byte(l), &r) != nil || r.Error == nil || r.Error.Code != want.code || string(r.ID) != want.id {
 			t.Errorf("answer %s, want error %d to id %s", l, want.code, want.id)
 		}
 	}
@@ -257,8 +294,18 @@ func TestMCPWrapRefusesAmbiguous(t *testing.T) {
 		t.Fatalf("events %s\nwant %s", got, want)
 	}
 	for i, tc := range wireAttacks {
-		if evs[i].Attributes["error.type"] != tc.errType || evs[i].Attributes["capture.front"] != "mcp-stdio" {
+		if evs[i].Attributes["error.type"] != tc.errType || evs[i].Attributes["capture.front"] != "mcp-stdio" ||
+			evs[i].Attributes["jsonrpc.request.id"] != requestID(tc.id) {
 			t.Errorf("%s: %v", tc.name, evs[i].Attributes)
 		}
 	}
+}
+
+// requestID is the jsonrpc.request.id attribute of a refused message
+// answered to id: none for null.
+func requestID(id string) any {
+	if id == "null" {
+		return nil
+	}
+	return id
 }
