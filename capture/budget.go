@@ -3,6 +3,7 @@ package capture
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,17 @@ func (h *bodyHold) release() {
 	if h != nil && h.refs.Add(-1) == 0 {
 		h.b.give(h.client, h.n)
 	}
+}
+
+// budgetClient names the client whose share of the budget a body takes:
+// the agent's credential (authenticated before the body is read), else its
+// address.
+func budgetClient(agent *Agent, r *http.Request) string {
+	if agent != nil && agent.ID != "" {
+		return "agent:" + agent.ID
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return "addr:" + host
 }
 
 // budgetStep is the most a body takes from the budget ahead of its bytes;

@@ -221,19 +221,19 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body []byte
-	var held int64
+	var hold *bodyHold
 	if r.Method == http.MethodPost {
 		// Out of the proxies' shared memory budget (see readBody), held
 		// until the upstream has answered.
-		body, held, err = readBody(w, r, m.c.o.maxRequestBytes, m.budget)
+		body, hold, err = readBody(w, r, m.c.o.maxRequestBytes, m.budget, budgetClient(agent, r))
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
 			mcpHTTPError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", m.c.o.maxRequestBytes))
 			return
-		case errors.Is(err, errOverBudget):
+		case errors.Is(err, errOverBudget), errors.Is(err, errOverShare):
 			w.Header().Set("Retry-After", "1")
-			mcpHTTPError(w, http.StatusServiceUnavailable, fmt.Sprintf("the proxy holds as many request bytes as its memory budget allows (%d); retry later", m.budget.Max()))
+			mcpHTTPError(w, http.StatusServiceUnavailable, fmt.Sprintf("the proxy holds as many request bytes as its memory budget allows (%d in all, %d for one agent); retry later", m.budget.Max(), m.budget.clientShare()))
 			return
 		case err != nil:
 			mcpHTTPError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
@@ -244,7 +244,7 @@ func (m *MCP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	release := func() {
 		if !released {
 			released = true
-			m.budget.give(held)
+			hold.release()
 		}
 	}
 	defer release()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -261,13 +260,7 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 		fail(http.StatusRequestEntityTooLarge, "request_too_large", "request body of %d bytes exceeds the proxy's limit of %d bytes", r.ContentLength, max)
 		return
 	}
-	// The client whose share of the budget the body takes: the agent's
-	// credential (authenticated by now), else its address.
-	client := "agent:" + agent.ID
-	if agent.ID == "" {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		client = "addr:" + host
-	}
+	client := budgetClient(agent, r)
 	body, hold, err := readBody(w, r, max, p.budget, client)
 	if err != nil {
 		var mbe *http.MaxBytesError
