@@ -269,6 +269,23 @@ func (o *MCPObserver) payload(ev *event.Request, a attrs, raw json.RawMessage) {
 	}
 }
 
+// record queues evs behind the connection's earlier records, without
+// waiting for them to be durable; a failure is noted as a capture gap.
+func (o *MCPObserver) record(cn *mcpConn, evs ...*event.Request) {
+	if len(evs) == 0 {
+		return
+	}
+	at := time.Now().UTC() // when they were observed
+	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: evs, failed: func(err error) {
+		o.c.logger.Warn("capture: MCP events not recorded; noted as a gap", "session", cn.session, "events", len(evs), "error", err)
+		items := make([]gapItem, len(evs))
+		for i, ev := range evs {
+			items[i] = gapItem{Kind: ev.Kind, Time: at}
+		}
+		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
+	}})
+}
+
 // exactPayload records raw, byte for byte, as ev's payload (a message that
 // could not be read strictly is kept as it came), or notes that it was too
 // large; it sets ev's attributes from a.
@@ -418,9 +435,7 @@ func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
 	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
 	o.exactPayload(ev, a, raw)
 	o.c.logger.Warn("capture: MCP message refused: not strict, unambiguous JSON-RPC", "session", cn.session, "error", why)
-	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
-		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
-	}})
+	o.record(cn, ev)
 	return rpcErrorReply(id, code, "LLMAuditTrail: the message was refused and not forwarded, as the audit capture cannot read it as the server would: "+event.Clip(why.Error(), 200))
 }
 
@@ -433,9 +448,7 @@ func (o *MCPObserver) refuseEndpoint(cn *mcpConn, raw []byte, why error) {
 	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
 	o.exactPayload(ev, a, raw)
 	o.c.logger.Warn("capture: MCP endpoint event refused; stream ended", "session", cn.session, "error", why)
-	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
-		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindMCPRefused, Time: time.Now().UTC()})
-	}})
+	o.record(cn, ev)
 }
 
 // unreadableBatch records raw, the server's answer to the batch forwarded
@@ -444,7 +457,6 @@ func (o *MCPObserver) refuseEndpoint(cn *mcpConn, raw []byte, why error) {
 func (o *MCPObserver) unreadableBatch(cn *mcpConn, forwarded, raw []byte, why error) {
 	elems, _ := readMessages(forwarded)
 	var evs []*event.Request
-	var items []gapItem
 	cn.mu.Lock()
 	for _, e := range elems {
 		if e.err != nil || !e.m.isRequest() {
@@ -457,15 +469,9 @@ func (o *MCPObserver) unreadableBatch(cn *mcpConn, forwarded, raw []byte, why er
 		delete(cn.pending, string(e.m.ID))
 		ev := o.unreadableResponse(cn, e.m.ID, raw, why, p)
 		evs = append(evs, ev)
-		items = append(items, gapItem{Kind: ev.Kind, Time: time.Now().UTC()})
 	}
 	cn.mu.Unlock()
-	if len(evs) == 0 {
-		return
-	}
-	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: evs, failed: func(err error) {
-		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
-	}})
+	o.record(cn, evs...)
 }
 
 // toolCall records a tools/call before it is forwarded; a non-nil reply
@@ -481,9 +487,7 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 			ev := &event.Request{Session: cn.session, Kind: KindToolDenied, Actor: cn.agent.Actor, Attributes: a.raw()}
 			o.payload(ev, a, args)
 			ev.Attributes = a.raw()
-			o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
-				o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolDenied, Time: time.Now().UTC()})
-			}})
+			o.record(cn, ev)
 			return rpcErrorReply(m.ID, RPCDenied, fmt.Sprintf("tool %q is denied by the audit policy: %s", p.tool, why))
 		}
 	}
@@ -533,7 +537,6 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
 	elems, _ := readMessages(raw)
 	var evs []*event.Request
-	var items []gapItem
 	cn.mu.Lock()
 	cn.used = time.Now()
 	for i := range elems {
@@ -549,7 +552,6 @@ func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
 			delete(cn.pending, string(id))
 			ev := o.unreadableResponse(cn, id, e.raw, e.err, p)
 			evs = append(evs, ev)
-			items = append(items, gapItem{Kind: ev.Kind, Time: time.Now().UTC()})
 			continue
 		}
 		if m.Method != "" && len(m.ID) == 0 { // a notification: counted on what is pending
@@ -568,19 +570,11 @@ func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
 		delete(cn.pending, string(m.ID))
 		if ev := o.responseEvent(cn, m, p); ev != nil {
 			evs = append(evs, ev)
-			items = append(items, gapItem{Kind: ev.Kind, Time: time.Now().UTC()})
 		}
 	}
 	cn.mu.Unlock()
-	if len(evs) == 0 {
-		return
-	}
-	// Queued behind the session's earlier records: the message goes on
-	// now (a result cannot be unmade); a failure is noted as a gap.
-	o.c.enqueue(cn.agent.Tenant, cn.session, &recordItem{rec: cn.agent.Recorder, evs: evs, failed: func(err error) {
-		o.c.logger.Warn("capture: MCP response not recorded; noted as a gap", "session", cn.session, "error", err)
-		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
-	}})
+	// The message goes on now (a result cannot be unmade).
+	o.record(cn, evs...)
 }
 
 // responseKinds are the events of the responses the capture follows.
