@@ -36,6 +36,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 )
 
 // Kinds of storage.
@@ -46,11 +47,13 @@ const (
 
 // Paths inside a data directory (posix).
 const (
-	LogDir   = "log"
-	VaultDB  = "vault.db"
-	StateDB  = "state.db"
-	IndexDB  = "index.db"
-	S3Region = "us-east-1" // the default region; S3-compatible stores mostly ignore it
+	LogDir = "log"
+	// JournalDir holds the write-ahead journal.
+	JournalDir = "journal"
+	VaultDB    = "vault.db"
+	StateDB    = "state.db"
+	IndexDB    = "index.db"
+	S3Region   = "us-east-1" // the default region; S3-compatible stores mostly ignore it
 )
 
 // Config says which storage to open. Zero values take the defaults.
@@ -89,6 +92,8 @@ type S3Config struct {
 type Backend struct {
 	Kind   string
 	Driver tessera.Driver
+	// Journal opens the write-ahead journal.
+	Journal journal.Opener
 	// State holds tokens, signers, holds and floors; Vault the payloads;
 	// Index the session index. On S3 they are one database.
 	State, Vault, Index *sqldb.DB
@@ -166,6 +171,7 @@ func (b *Backend) openPOSIX(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("opening POSIX log: %w", err)
 	}
+	b.Journal = journal.FileOpener(journal.FileConfig{Dir: filepath.Join(cfg.DataDir, JournalDir), Logger: cfg.Logger})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,8 +17,12 @@ import (
 // EventResponse is the server's answer for one written event (the body of
 // POST /v1/events, one element of POST /v1/events:batch).
 type EventResponse struct {
-	ID       string   `json:"id"`
+	ID string `json:"id"`
+	// Index is the entry's index in the log, if Indexed. On the wire
+	// "index" is absent when the write asked only for durability
+	// (?wait=durable).
 	Index    uint64   `json:"index"`
+	Indexed  bool     `json:"-"`
 	Seq      uint64   `json:"seq"`
 	Session  string   `json:"session"`
 	Leaf     string   `json:"leaf"`      // standard base64 of the exact leaf bytes
@@ -30,8 +35,42 @@ type EventResponse struct {
 
 // NewEventResponse is the answer for a.
 func NewEventResponse(a event.Appended) EventResponse {
-	return EventResponse{ID: a.ID, Index: a.Index, Seq: a.Seq, Session: a.Session,
+	r := EventResponse{ID: a.ID, Seq: a.Seq, Session: a.Session,
 		Leaf: base64.StdEncoding.EncodeToString(a.Leaf), LeafHash: hex.EncodeToString(a.LeafHash)}
+	if a.Indexed {
+		r.Index, r.Indexed = a.Index, true
+	}
+	return r
+}
+
+// eventResponseJSON is EventResponse as sent: index only if indexed.
+type eventResponseJSON struct {
+	plainEventResponse
+	Index *uint64 `json:"index,omitempty"`
+}
+
+type plainEventResponse EventResponse
+
+// MarshalJSON writes "index" only when the event has one.
+func (r EventResponse) MarshalJSON() ([]byte, error) {
+	w := eventResponseJSON{plainEventResponse: plainEventResponse(r)}
+	if r.Indexed {
+		w.Index = &r.Index
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads "index" when present (Indexed).
+func (r *EventResponse) UnmarshalJSON(b []byte) error {
+	var w eventResponseJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*r = EventResponse(w.plainEventResponse)
+	if w.Index != nil {
+		r.Index, r.Indexed = *w.Index, true
+	}
+	return nil
 }
 
 // BatchResponse is the body of POST /v1/events:batch.
@@ -53,12 +92,26 @@ type Written struct {
 // AppendOption configures Append.
 type AppendOption func(*appendOptions)
 
-type appendOptions struct{ wait bool }
+type appendOptions struct{ wait string }
 
 // WaitForCheckpoint asks the server to answer only once a published
 // checkpoint (with the witness cosignatures its policy requires) covers the
 // events, with a receipt for each (?wait=checkpoint).
-func WaitForCheckpoint() AppendOption { return func(o *appendOptions) { o.wait = true } }
+func WaitForCheckpoint() AppendOption { return func(o *appendOptions) { o.wait = WaitCheckpoint } }
+
+// WaitForDurability asks the server to answer as soon as the events are
+// durable, before they have an index (?wait=durable): Written.Indexed is
+// false, and Client.Event answers the index once the log has sequenced the
+// event. This is the fastest acknowledgement; an event acknowledged so is
+// never lost.
+func WaitForDurability() AppendOption { return func(o *appendOptions) { o.wait = WaitDurable } }
+
+// Values of the wait query of a write.
+const (
+	WaitDurable    = "durable"
+	WaitIndex      = "index" // the default
+	WaitCheckpoint = "checkpoint"
+)
 
 // appendQuery applies opts and returns the query they ask for.
 func appendQuery(opts []AppendOption) url.Values {
@@ -67,8 +120,8 @@ func appendQuery(opts []AppendOption) url.Values {
 		f(&o)
 	}
 	q := url.Values{}
-	if o.wait {
-		q.Set("wait", "checkpoint")
+	if o.wait != "" {
+		q.Set("wait", o.wait)
 	}
 	return q
 }
@@ -113,7 +166,7 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 		if l.Kind != evs[i].Kind || l.Session != evs[i].Session || l.ID != r.ID || l.Seq != r.Seq {
 			return nil, fmt.Errorf("event %d: %w", i, ErrWrongLeaf)
 		}
-		if r.Receipt != nil && (r.Receipt.Index != r.Index || !bytes.Equal(r.Receipt.Leaf, a.Leaf)) {
+		if r.Receipt != nil && (!a.Indexed || r.Receipt.Index != a.Index || !bytes.Equal(r.Receipt.Leaf, a.Leaf)) {
 			return nil, fmt.Errorf("event %d: the receipt is for another leaf", i)
 		}
 		res[i] = Written{Appended: a, Receipt: r.Receipt, ReceiptError: r.ReceiptError}
@@ -135,5 +188,7 @@ func (r EventResponse) Appended() (event.Appended, error) {
 	if hex.EncodeToString(lh) != r.LeafHash {
 		return event.Appended{}, fmt.Errorf("%w: leaf_hash does not match the leaf", ErrWrongLeaf)
 	}
-	return event.Appended{ID: r.ID, Index: r.Index, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh}, nil
+	a := event.Appended{ID: r.ID, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh}
+	a.Index, a.Indexed = r.Index, r.Indexed
+	return a, nil
 }

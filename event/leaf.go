@@ -189,8 +189,11 @@ func CheckCommitment(c *Commitment, salt, payload []byte) bool {
 // Appended is an event as the log appended it: where it is and the exact
 // leaf bytes, so that nobody needs to re-canonicalise anything.
 type Appended struct {
-	ID       string
+	ID string
+	// Index is the entry's index in the log, once Indexed; an event
+	// acknowledged at durability has none yet.
 	Index    uint64
+	Indexed  bool
 	Seq      uint64
 	Session  string
 	Leaf     []byte

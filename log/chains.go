@@ -23,13 +23,11 @@ type chainHead struct {
 // they live in the database (package chain).
 type chainLock interface {
 	head(k sessionKey) chainHead
-	// begin is called before the first entry goes to the log.
-	begin(ctx context.Context) error
-	// commit stores the new heads once every entry is sequenced.
-	commit(ctx context.Context, heads map[sessionKey]chainHead, lastIndex map[sessionKey]uint64) error
-	// failed is called when an append failed part way: some entries may be
-	// sequenced, so the heads must be read from the log again.
-	failed()
+	// session is the in-memory state of k (nil if heads are not kept in
+	// memory).
+	session(k sessionKey) *session
+	// commit stores the new heads once every entry is durable.
+	commit(ctx context.Context, heads map[sessionKey]chainHead) error
 	unlock()
 }
 
@@ -71,21 +69,15 @@ func (c *localChains) head(k sessionKey) chainHead {
 	return chainHead{s.next, s.prev}
 }
 
-func (c *localChains) begin(context.Context) error { return nil }
+func (c *localChains) session(k sessionKey) *session { return c.sess[k] }
 
-func (c *localChains) commit(_ context.Context, heads map[sessionKey]chainHead, lastIndex map[sessionKey]uint64) error {
+func (c *localChains) commit(_ context.Context, heads map[sessionKey]chainHead) error {
 	for k, h := range heads {
 		s := c.sess[k]
 		s.next, s.prev = h.next, h.prev
-		s.appended, s.lastIndex = true, max(s.lastIndex, lastIndex[k])
+		s.appended = true
 	}
 	return nil
-}
-
-func (c *localChains) failed() {
-	for _, s := range c.sess {
-		s.loaded = false
-	}
 }
 
 func (c *localChains) unlock() {
@@ -169,16 +161,14 @@ func (c *sharedChains) head(k sessionKey) chainHead {
 	return chainHead{h.Next, h.Prev}
 }
 
-func (c *sharedChains) begin(ctx context.Context) error { return c.locked.Begin(ctx) }
+func (c *sharedChains) session(sessionKey) *session { return nil }
 
-func (c *sharedChains) commit(ctx context.Context, heads map[sessionKey]chainHead, _ map[sessionKey]uint64) error {
+func (c *sharedChains) commit(ctx context.Context, heads map[sessionKey]chainHead) error {
 	ch := make(map[chain.Key]chain.Head, len(heads))
 	for k, h := range heads {
 		ch[chain.Key{Tenant: k.tenant, Session: k.session}] = chain.Head{Next: h.next, Prev: h.prev}
 	}
 	return c.locked.Commit(ctx, ch)
 }
-
-func (c *sharedChains) failed() {}
 
 func (c *sharedChains) unlock() { c.locked.Unlock() }

@@ -312,6 +312,16 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 		}
 		forgotten = true
 	}
+	// The journal still holds the erased payloads sealed, with their
+	// wrapped keys, until their records are dropped: drop them now.
+	if forgotten {
+		if err := l.seq.waitSequenced(ctx, l.seq.durable.Load()); err != nil {
+			forgotten = false
+		} else if err := l.journal.Forget(ctx); err != nil {
+			l.logger.Warn("erasure: removing released journal records", "error", err)
+			forgotten = false
+		}
+	}
 	attrs := strAttrs("erasure.legal_basis", req.LegalBasis, "erasure.reason", event.Clip(req.Reason, 1024),
 		"erasure.session", req.Session, "erasure.subject", ps, "erasure.override_reason", event.Clip(req.OverrideReason, 1024),
 		"erasure.floor", floor.String())
@@ -329,12 +339,15 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 // WaitIndexed waits (DefaultSessionWait at most) until the session index
 // covers every write acknowledged so far (every entry sequenced).
 func (l *Log) WaitIndexed(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, DefaultSessionWait)
+	defer cancel()
+	if err := l.seq.waitSequenced(wctx, l.seq.durable.Load()); err != nil {
+		return fmt.Errorf("waiting for acknowledged events to be sequenced: %w", err)
+	}
 	size, err := l.reader.NextIndex(ctx)
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, DefaultSessionWait)
-	defer cancel()
 	if err := l.index.WaitFor(wctx, size); err != nil {
 		return fmt.Errorf("waiting for the session index: %w", err)
 	}

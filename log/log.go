@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -34,6 +35,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -91,6 +93,9 @@ type Config struct {
 	WitnessOptions *tessera.WitnessOptions
 	// Vault holds payloads. Required.
 	Vault *vault.Vault
+	// Journal opens the write-ahead journal, where an append is
+	// acknowledged. Required.
+	Journal journal.Opener
 	// Index is the session index. Required (see OpenIndex); Log wires its
 	// reader.
 	IndexDB IndexStore
@@ -152,6 +157,10 @@ type Log struct {
 	wg       sync.WaitGroup
 
 	inflight chan struct{}
+	journal  journal.Store
+	seq      *sequencer
+	closing  atomic.Bool
+	seqStop  context.CancelFunc
 
 	smu      sync.Mutex
 	sessions map[sessionKey]*session
@@ -165,20 +174,23 @@ type sessionKey struct{ tenant, session string }
 
 // session is the head of a session's hash chain.
 type session struct {
-	mu        sync.Mutex
-	refs      int // guarded by Log.smu
-	loaded    bool
-	next      uint64 // seq of the next event
-	prev      []byte // leaf hash of the last event
-	lastIndex uint64 // index of the last event appended by this process
-	appended  bool
+	mu       sync.Mutex
+	refs     int // guarded by Log.smu
+	loaded   bool
+	next     uint64 // seq of the next event
+	prev     []byte // leaf hash of the last event
+	appended bool   // this process appended to the session
+	// pending counts events of the session durable and not yet sequenced;
+	// lastIndex is the index of the last one sequenced.
+	pending   atomic.Int64
+	lastIndex atomic.Uint64
 }
 
 // New starts a log: the Tessera appender, the session index (caught up with
 // the log before New returns) and its follower.
 func New(ctx context.Context, cfg Config) (*Log, error) {
-	if cfg.Driver == nil || cfg.Signer == nil || cfg.Verifier == nil || cfg.Vault == nil || cfg.IndexDB == nil {
-		return nil, errors.New("log: Driver, Signer, Verifier, Vault and IndexDB are required")
+	if cfg.Driver == nil || cfg.Signer == nil || cfg.Verifier == nil || cfg.Vault == nil || cfg.IndexDB == nil || cfg.Journal == nil {
+		return nil, errors.New("log: Driver, Signer, Verifier, Vault, IndexDB and Journal are required")
 	}
 	if cfg.BatchMaxAge == 0 {
 		cfg.BatchMaxAge = DefaultBatchMaxAge
@@ -225,10 +237,6 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		cancel()
 		return nil, err
 	}
-	if err := idx.CatchUp(ctx); err != nil {
-		cancel()
-		return nil, fmt.Errorf("catching up session index: %w", err)
-	}
 	l := &Log{
 		cfg:      cfg,
 		origin:   cfg.Signer.Name(),
@@ -242,7 +250,30 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		cancel:   cancel,
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		sessions: make(map[sessionKey]*session),
+		seq:      newSequencer(),
 	}
+	fail := func(err error) (*Log, error) {
+		cancel()
+		if l.journal != nil {
+			l.journal.Close()
+		}
+		return nil, err
+	}
+	j, recs, err := cfg.Journal(l.durableGroup)
+	if err != nil {
+		return fail(fmt.Errorf("opening the journal: %w", err))
+	}
+	l.journal = j
+	// What the journal holds goes into the log before anything else.
+	if err := l.recoverJournal(ctx, recs); err != nil {
+		return fail(fmt.Errorf("recovering the journal: %w", err))
+	}
+	if err := idx.CatchUp(ctx); err != nil {
+		return fail(fmt.Errorf("catching up session index: %w", err))
+	}
+	seqCtx, seqStop := context.WithCancel(ctx)
+	l.seqStop = seqStop
+	l.runSequencer(seqCtx)
 	l.wg.Go(func() { idx.Follow(ctx, 100*time.Millisecond) })
 	if cfg.UnstickPublication != nil {
 		l.wg.Go(func() { l.guardPublication(ctx) })
@@ -293,10 +324,22 @@ func (l *Log) Index() *index.Index { return l.index }
 
 // Close publishes a checkpoint covering every acknowledged entry (Tessera's
 // shutdown), then stops background work. It does not close the vault.
+//
+// Appends that arrive once Close has begun fail with ErrClosed; Close
+// waits (as long as ctx allows) for every acknowledged event to be
+// sequenced. What it cannot sequence stays in the journal and goes into the
+// log when the log is opened again.
 func (l *Log) Close(ctx context.Context) error {
+	l.closing.Store(true)
+	werr := l.seq.waitSequenced(ctx, l.seq.durable.Load())
+	l.seqStop()
 	err := l.shutdown(ctx)
 	l.cancel()
 	l.wg.Wait()
+	l.journal.Close()
+	if werr != nil {
+		l.logger.Warn("closing with events not yet sequenced; they stay in the journal for the next start", "error", werr)
+	}
 	return err
 }
 
@@ -306,7 +349,6 @@ type pending struct {
 	id   string
 	leaf *event.Leaf
 	data []byte
-	fut  tessera.IndexFuture
 }
 
 // Append validates, stores and appends events for tenant, written by w.
@@ -325,11 +367,31 @@ type pending struct {
 // event.ServerActor, fails with event.ErrReservedSession and nothing is
 // appended.
 func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request) ([]event.Appended, error) {
+	return l.AppendWait(ctx, tenant, w, reqs, WaitIndex)
+}
+
+// Wait says when AppendWait returns.
+type Wait int
+
+const (
+	// WaitIndex: once every event is sequenced (Appended.Index is set).
+	WaitIndex Wait = iota
+	// WaitDurable: once every event and payload is durable in the journal;
+	// the log sequences them behind (Appended.Indexed is false; Lookup
+	// answers an event's index once it has one).
+	WaitDurable
+)
+
+// AppendWait is Append, returning at durability or once sequenced.
+func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait) ([]event.Appended, error) {
 	if !event.ValidID(tenant) {
 		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
 	}
 	if w.Token == "" || (w.Via != event.ViaAPI && w.Via != event.ViaProxy && w.Via != event.ViaServer) {
 		return nil, fmt.Errorf("log: a writer with a token and a via is required")
+	}
+	if l.closing.Load() {
+		return nil, ErrClosed
 	}
 	ps := make([]*pending, len(reqs))
 	for i, r := range reqs {
@@ -370,23 +432,27 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		return nil, l.unavailable(ctx, err)
 	}
 
-	// Admission control.
+	// Admission control: a place per event until it is sequenced.
 	for i := range ps {
 		select {
 		case l.inflight <- struct{}{}:
 		default:
 			l.release(i)
+			l.observePushback()
 			return nil, ErrPushback
 		}
 	}
-	defer l.release(len(ps))
+	held := len(ps)
+	defer func() { l.release(held) }()
 
 	// Personal data never reaches a leaf: pseudonyms, durable first.
 	if err := l.pseudonymize(ctx, tenant, ps); err != nil {
 		return nil, l.unavailable(ctx, err)
 	}
 
-	// Payloads first: a leaf never commits to a payload that is not durable.
+	// Payloads are sealed now, go into the journal with their leaves, and
+	// reach the vault's tables before their leaves reach the log.
+	sealed := make(map[string]*vault.Sealed)
 	var recs []vault.Record
 	for _, pe := range ps {
 		if !pe.p.HasPayload {
@@ -397,8 +463,14 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		pe.leaf.Payload = event.NewCommitment(salt, pe.p.Payload, pe.p.MediaType)
 		recs = append(recs, vault.Record{ID: pe.id, Tenant: tenant, Session: pe.leaf.Session, MediaType: pe.p.MediaType, Salt: salt, Payload: pe.p.Payload})
 	}
-	if err := l.vault.Put(ctx, recs...); err != nil {
-		return nil, l.unavailable(ctx, fmt.Errorf("storing payloads: %w", err))
+	if len(recs) > 0 {
+		ss, err := l.vault.Seal(ctx, recs...)
+		if err != nil {
+			return nil, l.unavailable(ctx, fmt.Errorf("sealing payloads: %w", err))
+		}
+		for i := range ss {
+			sealed[ss[i].ID] = &ss[i]
+		}
 	}
 
 	// Lock every session involved.
@@ -412,9 +484,14 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 	if err != nil {
 		return nil, l.unavailable(ctx, err)
 	}
-	defer locked.unlock()
+	unlocked := false
+	defer func() {
+		if !unlocked {
+			locked.unlock()
+		}
+	}()
 
-	// Chain and append.
+	// Chain.
 	heads := make(map[sessionKey]chainHead, len(keys))
 	for _, k := range keys {
 		heads[k] = locked.head(k)
@@ -434,41 +511,53 @@ func (l *Log) Append(ctx context.Context, tenant string, w event.Writer, reqs []
 		h.next, h.prev = h.next+1, event.LeafHash(data)
 		heads[pe.key] = h
 	}
-	if err := locked.begin(ctx); err != nil {
-		return nil, l.unavailable(ctx, fmt.Errorf("marking sessions: %w", err))
-	}
-	for _, pe := range ps {
-		pe.fut = l.appender.Add(ctx, tessera.NewEntry(pe.data))
-	}
-	out := make([]event.Appended, len(ps))
-	var firstErr error
+
+	// Durable: the journal holds every leaf and sealed payload.
+	items := make([]*item, len(ps))
+	entries := make([]*journal.Entry, len(ps))
+	at := time.Now()
 	for i, pe := range ps {
-		idx, err := pe.fut()
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
+		items[i] = &item{rec: record{leaf: pe.data, sealed: sealed[pe.id]}, id: pe.id, sess: locked.session(pe.key), slot: true, at: at, done: make(chan struct{})}
+		entries[i] = &journal.Entry{Data: items[i].rec.encode(), Tag: items[i]}
+	}
+	for _, it := range items {
+		if it.sess != nil {
+			it.sess.pending.Add(1)
+		}
+	}
+	if err := l.journal.Append(ctx, entries); err != nil {
+		for _, it := range items {
+			if it.sess != nil {
+				it.sess.pending.Add(-1)
 			}
-			continue
 		}
-		out[i] = event.Appended{ID: pe.id, Index: idx.Index, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: event.LeafHash(pe.data)}
+		return nil, l.unavailable(ctx, storageErr(fmt.Errorf("writing the journal: %w", err)))
 	}
-	if firstErr != nil {
-		// Some entries may have been sequenced; the heads of every session
-		// involved are read from the log again before their next use.
-		locked.failed()
-		if errors.Is(firstErr, tessera.ErrPushback) {
-			return nil, ErrPushback
-		}
-		return nil, l.unavailable(ctx, storageErr(fmt.Errorf("appending to log: %w", firstErr)))
-	}
-	last := make(map[sessionKey]uint64, len(keys))
-	for i, pe := range ps {
-		last[pe.key] = max(last[pe.key], out[i].Index)
-	}
-	if err := locked.commit(ctx, heads, last); err != nil {
-		// The entries are in the log; the sessions stay marked, and the
-		// next append to them reads their heads from the log.
+	// The places in l.inflight are the sequencer's now.
+	held = 0
+	if err := locked.commit(ctx, heads); err != nil {
+		// The events are durable and will be sequenced; the shared heads
+		// are recovered from the log by the next append to the sessions.
 		return nil, l.unavailable(ctx, fmt.Errorf("storing session heads: %w", err))
+	}
+	l.observeDurable(time.Since(at))
+
+	out := make([]event.Appended, len(ps))
+	for i, pe := range ps {
+		out[i] = event.Appended{ID: pe.id, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: event.LeafHash(pe.data)}
+	}
+	if wait == WaitDurable {
+		return out, nil
+	}
+	locked.unlock()
+	unlocked = true
+	for i, it := range items {
+		select {
+		case <-it.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the log to sequence acknowledged events: %w", ctx.Err())
+		}
+		out[i].Index, out[i].Indexed = it.index, true
 	}
 	return out, nil
 }
@@ -631,17 +720,6 @@ func (l *Log) load(ctx context.Context, k sessionKey, s *session) error {
 	if s.loaded {
 		return nil
 	}
-	if s.appended {
-		// This process appended to the session and an append failed part
-		// way: bring the index up to everything that is in the log.
-		size, err := l.reader.IntegratedSize(ctx)
-		if err != nil {
-			return err
-		}
-		if err := l.index.WaitFor(ctx, size); err != nil {
-			return err
-		}
-	}
 	seq, h, ok, err := l.index.Head(ctx, k.tenant, k.session)
 	if err != nil {
 		return fmt.Errorf("reading session head: %w", err)
@@ -680,7 +758,7 @@ func (l *Log) releaseSession(k sessionKey) {
 func (l *Log) evictLocked() {
 	indexed := l.index.Size()
 	for k, s := range l.sessions {
-		if s.refs == 0 && (!s.appended || s.lastIndex < indexed) {
+		if s.refs == 0 && s.pending.Load() == 0 && (!s.appended || s.lastIndex.Load() < indexed) {
 			delete(l.sessions, k)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -48,6 +49,7 @@ func newTestLog(t *testing.T, mod func(*Config)) *Log {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := Config{Driver: drv, Signer: s, Verifier: v, Vault: vlt, CheckpointInterval: 100 * time.Millisecond, Logger: logger,
+		Journal: journal.FileOpener(journal.FileConfig{Dir: filepath.Join(dir, "journal"), Logger: logger}),
 		IndexDB: func(r tessera.LogReader) (*index.Index, error) { return index.Open(db, r, logger) }}
 	if mod != nil {
 		mod(&cfg)

@@ -186,7 +186,7 @@ func TestSharedRecoversUnfinishedAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := locked.begin(ctx); err != nil {
+	if err := locked.(*sharedChains).locked.Begin(ctx); err != nil {
 		t.Fatal(err)
 	}
 	leaf := &event.Leaf{V: event.LeafVersion, ID: event.NewID(), Kind: "tool.call", Tenant: "t", Session: "crashy", Seq: 1,

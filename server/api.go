@@ -181,14 +181,20 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-func wantReceipt(r *http.Request) (bool, error) {
+// waitFor reads the wait query of a write: durable (answer once the events
+// are durable, without their index), index (the default: once they are
+// sequenced) or checkpoint (once a published checkpoint covers them, with
+// receipts).
+func waitFor(r *http.Request) (wait auditlog.Wait, receipt bool, err error) {
 	switch w := r.URL.Query().Get("wait"); w {
-	case "":
-		return false, nil
-	case "checkpoint":
-		return true, nil
+	case "", client.WaitIndex:
+		return auditlog.WaitIndex, false, nil
+	case client.WaitDurable:
+		return auditlog.WaitDurable, false, nil
+	case client.WaitCheckpoint:
+		return auditlog.WaitIndex, true, nil
 	default:
-		return false, errorf(http.StatusBadRequest, "bad_query", "wait=%q: the only value is checkpoint", w)
+		return 0, false, errorf(http.StatusBadRequest, "bad_query", "wait=%q: want durable, index or checkpoint", event.Clip(w, 32))
 	}
 }
 
@@ -214,7 +220,7 @@ func (s *Server) postBatch(r *http.Request, p *auth.Principal) (int, any, error)
 // write decodes and appends the events of a write request, with receipts
 // if asked for.
 func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) ([]*event.Request, error)) ([]client.EventResponse, error) {
-	wait, err := wantReceipt(r)
+	wait, receipt, err := waitFor(r)
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +240,11 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 			return nil, errorf(http.StatusForbidden, "actor_not_allowed", "events[%d]: this token may write only as actors %s, not %q", i, strings.Join(p.Actors, ", "), event.Clip(req.Actor.ID, 64))
 		}
 	}
-	res, err := s.log.Append(r.Context(), p.Tenant, event.Writer{Token: p.ID, Via: event.ViaAPI}, reqs)
+	res, err := s.log.AppendWait(r.Context(), p.Tenant, event.Writer{Token: p.ID, Via: event.ViaAPI}, reqs, wait)
 	if err != nil {
 		return nil, err
 	}
-	return s.responses(r.Context(), res, wait), nil
+	return s.responses(r.Context(), res, receipt), nil
 }
 
 func (s *Server) responses(ctx context.Context, res []event.Appended, wait bool) []client.EventResponse {

@@ -145,9 +145,12 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 }
 
 func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, error) {
-	wait, err := wantReceipt(r)
+	mode, wait, err := waitFor(r)
 	if err != nil {
 		return 0, nil, err
+	}
+	if mode != auditlog.WaitIndex {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "a signature is answered once it is sequenced: wait=durable is not taken here")
 	}
 	var req struct {
 		Signer         string `json:"signer"`

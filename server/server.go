@@ -285,6 +285,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Signer:             keys.Signer,
 		Verifier:           keys.Verifier,
 		Vault:              s.vault,
+		Journal:            b.Journal,
 		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, cfg.Logger) },
 		BatchMaxAge:        cfg.BatchMaxAge,
 		CheckpointInterval: cfg.CheckpointInterval,

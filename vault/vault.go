@@ -351,45 +351,20 @@ func (v *Vault) Put(ctx context.Context, recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	for try := 1; ; try++ {
-		err := v.put(ctx, recs)
-		if !errors.Is(err, errKeyConflict) || try == 3 {
-			return err
-		}
+	sealed, err := v.Seal(ctx, recs...)
+	if err != nil {
+		return err
 	}
+	return v.PutSealed(ctx, sealed...)
 }
 
-func (v *Vault) put(ctx context.Context, recs []Record) error {
+// enqueue hands rows to the writer and waits until they are durable (or
+// refused).
+func (v *Vault) enqueue(ctx context.Context, rows []row) error {
 	select {
 	case <-v.closed:
 		return ErrClosed
 	default:
-	}
-	rows := make([]row, 0, len(recs))
-	for _, r := range recs {
-		k, err := v.key(ctx, r.Tenant, r.Session)
-		if err != nil {
-			return err
-		}
-		nonce := make([]byte, k.aead.NonceSize())
-		if _, err := rand.Read(nonce); err != nil {
-			return err
-		}
-		// The sealed plaintext is len(salt) || salt || payload.
-		pt := make([]byte, 0, 1+len(r.Salt)+len(r.Payload))
-		if len(r.Salt) > 255 {
-			return errors.New("salt too long")
-		}
-		pt = append(pt, byte(len(r.Salt)))
-		pt = append(pt, r.Salt...)
-		pt = append(pt, r.Payload...)
-		rows = append(rows, row{
-			id: r.ID, tenant: r.Tenant, session: r.Session, mediaType: r.MediaType,
-			size:   len(r.Payload),
-			nonce:  nonce,
-			sealed: k.aead.Seal(nil, nonce, pt, payloadAAD(r.ID, r.Tenant, r.Session, r.MediaType)),
-			key:    k,
-		})
 	}
 	req := &putReq{rows: rows, err: make(chan error, 1)}
 	select {
@@ -521,7 +496,7 @@ func (v *Vault) commit(batch []*putReq) (conflicts map[*putReq]bool, err error) 
 			return nil
 		}
 		n := len(args) / 7
-		q := `INSERT INTO payloads (id, tenant, session, media_type, size, nonce, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)
+		q := v.db.InsertIgnore() + ` INTO payloads (id, tenant, session, media_type, size, nonce, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?)`, n-1)
 		_, err := tx.Exec(q, args...)
 		args, size = args[:0], 0
 		return err
@@ -588,12 +563,13 @@ func (v *Vault) conflict(batch []*putReq, key *dataKey) map[*putReq]bool {
 // Get returns the decrypted record stored under id.
 func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 	var r Record
+	var size int
 	var nonce, sealed, wrapped []byte
 	var erasedAt sql.NullString
 	err := v.db.QueryRowContext(ctx, `
-SELECT p.tenant, p.session, p.media_type, p.nonce, p.sealed, k.wrapped, k.erased_at
+SELECT p.tenant, p.session, p.media_type, p.size, p.nonce, p.sealed, k.wrapped, k.erased_at
 FROM payloads p JOIN data_keys k ON k.tenant = p.tenant AND k.session = p.session
-WHERE p.id = ?`, id).Scan(&r.Tenant, &r.Session, &r.MediaType, &nonce, &sealed, &wrapped, &erasedAt)
+WHERE p.id = ?`, id).Scan(&r.Tenant, &r.Session, &r.MediaType, &size, &nonce, &sealed, &wrapped, &erasedAt)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Record{}, ErrNotFound
@@ -601,11 +577,11 @@ WHERE p.id = ?`, id).Scan(&r.Tenant, &r.Session, &r.MediaType, &nonce, &sealed, 
 		return Record{}, fmt.Errorf("vault: %w", err)
 	}
 	r.ID = id
-	return v.open(r, nonce, sealed, wrapped, erasedAt.Valid)
+	return v.open(r, size, nonce, sealed, wrapped, erasedAt.Valid)
 }
 
 // open decrypts a stored row.
-func (v *Vault) open(r Record, nonce, sealed, wrapped []byte, erased bool) (Record, error) {
+func (v *Vault) open(r Record, size int, nonce, sealed, wrapped []byte, erased bool) (Record, error) {
 	if erased || wrapped == nil {
 		return Record{}, ErrErased
 	}
@@ -613,16 +589,7 @@ func (v *Vault) open(r Record, nonce, sealed, wrapped []byte, erased bool) (Reco
 	if err != nil {
 		return Record{}, err
 	}
-	pt, err := k.aead.Open(nil, nonce, sealed, payloadAAD(r.ID, r.Tenant, r.Session, r.MediaType))
-	if err != nil {
-		return Record{}, fmt.Errorf("vault: decrypting payload %s: %w", r.ID, err)
-	}
-	if len(pt) < 1 || len(pt) < 1+int(pt[0]) {
-		return Record{}, fmt.Errorf("vault: corrupt payload %s", r.ID)
-	}
-	r.Salt = pt[1 : 1+int(pt[0])]
-	r.Payload = pt[1+int(pt[0]):]
-	return r, nil
+	return openWith(k, r, nonce, sealed, size)
 }
 
 // getManyChunk is how many ids one query of GetMany names.
@@ -633,6 +600,7 @@ const getManyChunk = 500
 // erased (ErrErased) or does not decrypt; an id in neither is not stored.
 func (v *Vault) GetMany(ctx context.Context, ids []string) (found map[string]Record, failed map[string]error, err error) {
 	found, failed = make(map[string]Record, len(ids)), map[string]error{}
+	keys := map[string]*dataKey{}
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), getManyChunk)]
 		ids = ids[len(chunk):]
@@ -641,7 +609,7 @@ func (v *Vault) GetMany(ctx context.Context, ids []string) (found map[string]Rec
 			args[i] = id
 		}
 		rows, err := v.db.QueryContext(ctx, `
-SELECT p.id, p.tenant, p.session, p.media_type, p.nonce, p.sealed, k.wrapped, k.erased_at
+SELECT p.id, p.tenant, p.session, p.media_type, p.size, p.nonce, p.sealed, k.wrapped, k.erased_at
 FROM payloads p JOIN data_keys k ON k.tenant = p.tenant AND k.session = p.session
 WHERE p.id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
 		if err != nil {
@@ -649,13 +617,28 @@ WHERE p.id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
 		}
 		for rows.Next() {
 			var r Record
+			var size int
 			var nonce, sealed, wrapped []byte
 			var erasedAt sql.NullString
-			if err := rows.Scan(&r.ID, &r.Tenant, &r.Session, &r.MediaType, &nonce, &sealed, &wrapped, &erasedAt); err != nil {
+			if err := rows.Scan(&r.ID, &r.Tenant, &r.Session, &r.MediaType, &size, &nonce, &sealed, &wrapped, &erasedAt); err != nil {
 				rows.Close()
 				return nil, nil, fmt.Errorf("vault: %w", err)
 			}
-			if rec, err := v.open(r, nonce, sealed, wrapped, erasedAt.Valid); err != nil {
+			if erasedAt.Valid || wrapped == nil {
+				failed[r.ID] = ErrErased
+				continue
+			}
+			// One unwrap per session key, not per payload.
+			kk := r.Tenant + "\x00" + r.Session + "\x00" + string(wrapped)
+			k, ok := keys[kk]
+			if !ok {
+				if k, err = v.unwrap(r.Tenant, r.Session, wrapped); err != nil {
+					failed[r.ID] = err
+					continue
+				}
+				keys[kk] = k
+			}
+			if rec, err := openWith(k, r, nonce, sealed, size); err != nil {
 				failed[r.ID] = err
 			} else {
 				found[r.ID] = rec

@@ -1,0 +1,571 @@
+// Package journal keeps the engine's write-ahead journal: an append is
+// acknowledged once its record is durable here, and the log is built from
+// the journal behind it.
+//
+// File is the journal of one log-server on a local file system: append-only
+// segment files in a directory, written by one goroutine that gathers every
+// append waiting while the previous group was written into one write and one
+// fsync (group commit). Records carry their position and a CRC-32C; a
+// record cut short by a crash (it was never acknowledged) is cut off when the
+// journal is opened again. Records released by the engine (in the log) are
+// removed a segment at a time.
+package journal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Errors.
+var (
+	// ErrClosed: the journal was closed.
+	ErrClosed = errors.New("journal closed")
+	// ErrBroken: a write or fsync failed and the journal could not be put
+	// back to its last durable state; it takes no more records until it is
+	// opened again.
+	ErrBroken = errors.New("journal broken by a failed write; restart the server")
+	// ErrTooLarge: a record exceeds MaxRecord.
+	ErrTooLarge = errors.New("journal record too large")
+)
+
+// MaxRecord bounds one record.
+const MaxRecord = 256 << 20
+
+// Defaults of FileConfig.
+const (
+	DefaultSegmentSize = 64 << 20
+	// DefaultRotateReleased: a segment every record of which is released
+	// is replaced by a new one once it holds this much.
+	DefaultRotateReleased = 1 << 20
+	// DefaultMaxGroup bounds the bytes of one group commit.
+	DefaultMaxGroup = 8 << 20
+)
+
+// Entry is one record to append. Pos is set by the journal.
+type Entry struct {
+	Data []byte
+	Pos  uint64
+	// Tag is the caller's; it is handed back to Durable.
+	Tag any
+}
+
+// Record is one record read back from the journal.
+type Record struct {
+	Pos  uint64
+	Data []byte
+}
+
+// FileConfig configures a File journal. Zero values take the defaults.
+type FileConfig struct {
+	// Dir is the journal's directory (created 0700 if missing).
+	Dir string
+	// SegmentSize: a segment is closed and a new one begun once it
+	// reaches this size (DefaultSegmentSize).
+	SegmentSize int64
+	// Durable, if set, is called by the writer with every group once it is
+	// durable, in journal order, before the Appends of the group return.
+	Durable func([]*Entry)
+	// GroupSize, if set, is told the number of records of every group.
+	GroupSize func(int)
+	Logger    *slog.Logger
+}
+
+// File is a write-ahead journal in a directory. It is safe for concurrent
+// use.
+type File struct {
+	cfg FileConfig
+
+	queue  chan *appendReq
+	kick   chan struct{}
+	forget chan chan error
+	closed chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	released atomic.Uint64 // every record at or below this is released (0: none; positions start at 1)
+	depth    atomic.Int64  // records appended and not released
+
+	// Owned by the writer goroutine.
+	segs   []*segment // oldest first; the last is being written
+	next   uint64     // position of the next record
+	broken error
+}
+
+type segment struct {
+	first, last uint64 // last = first-1 while empty
+	path        string
+	f           *os.File // the last segment only
+	size        int64
+}
+
+type appendReq struct {
+	entries []*Entry
+	err     chan error
+}
+
+// segName is a segment's file name: its first position.
+func segName(first uint64) string { return fmt.Sprintf("%020d.wal", first) }
+
+// OpenFile opens the journal in cfg.Dir, creating it if missing, and
+// returns the records it holds, in order. Records are numbered from 1.
+func OpenFile(cfg FileConfig) (*File, []Record, error) {
+	if cfg.Dir == "" {
+		return nil, nil, errors.New("journal: a directory is required")
+	}
+	if cfg.SegmentSize <= 0 {
+		cfg.SegmentSize = DefaultSegmentSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("journal: %w", err)
+	}
+	names, err := filepath.Glob(filepath.Join(cfg.Dir, "*.wal"))
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(names)
+	j := &File{cfg: cfg, queue: make(chan *appendReq, 4096), kick: make(chan struct{}, 1), forget: make(chan chan error),
+		closed: make(chan struct{}), done: make(chan struct{}), next: 1}
+	var recs []Record
+	for i, name := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(name), ".wal"), 10, 64)
+		if err != nil || first == 0 {
+			return nil, nil, fmt.Errorf("journal: unexpected file %s", name)
+		}
+		if i > 0 && first != j.next {
+			return nil, nil, fmt.Errorf("journal: segment %s begins at %d, want %d: records are missing", name, first, j.next)
+		}
+		last := i == len(names)-1
+		rs, good, err := readSegment(name, first)
+		if err != nil && !last {
+			return nil, nil, fmt.Errorf("journal: segment %s is damaged before its end (%v): acknowledged records may be lost", name, err)
+		}
+		if err != nil {
+			cfg.Logger.Warn("journal: cutting off a record the last crash left incomplete (never acknowledged)", "segment", name, "at", good, "error", err)
+			if err := truncateSync(name, good); err != nil {
+				return nil, nil, err
+			}
+		}
+		recs = append(recs, rs...)
+		j.next = first + uint64(len(rs))
+		j.segs = append(j.segs, &segment{first: first, last: j.next - 1, path: name, size: good})
+	}
+	if len(j.segs) == 0 {
+		if err := j.newSegment(); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		s := j.segs[len(j.segs)-1]
+		f, err := os.OpenFile(s.path, os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("journal: %w", err)
+		}
+		s.f = f
+	}
+	j.released.Store(j.segs[0].first - 1)
+	j.depth.Store(int64(len(recs)))
+	go j.writer()
+	return j, recs, nil
+}
+
+// readSegment reads the records of a segment; good is the offset after the
+// last whole record, err says why reading stopped before the end.
+func readSegment(path string, first uint64) (recs []Record, good int64, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("journal: %w", err)
+	}
+	pos := first
+	for off := 0; off < len(b); {
+		data, n, err := decodeFrame(b[off:], pos)
+		if err != nil {
+			return recs, int64(off), err
+		}
+		recs = append(recs, Record{Pos: pos, Data: data})
+		off += n
+		good = int64(off)
+		pos++
+	}
+	return recs, good, nil
+}
+
+// A frame is: length of data (4 bytes), CRC-32C of position and data (4),
+// position (8), data; big-endian.
+const frameHead = 16
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func appendFrame(buf []byte, pos uint64, data []byte) []byte {
+	var h [frameHead]byte
+	binary.BigEndian.PutUint32(h[0:], uint32(len(data)))
+	binary.BigEndian.PutUint64(h[8:], pos)
+	c := crc32.Update(0, castagnoli, h[8:16])
+	c = crc32.Update(c, castagnoli, data)
+	binary.BigEndian.PutUint32(h[4:], c)
+	return append(append(buf, h[:]...), data...)
+}
+
+func decodeFrame(b []byte, pos uint64) (data []byte, n int, err error) {
+	if len(b) < frameHead {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	size := binary.BigEndian.Uint32(b[0:])
+	if size > MaxRecord || int(size) > len(b)-frameHead {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	if p := binary.BigEndian.Uint64(b[8:]); p != pos {
+		return nil, 0, fmt.Errorf("record at position %d says %d", pos, p)
+	}
+	data = b[frameHead : frameHead+int(size)]
+	c := crc32.Update(0, castagnoli, b[8:16])
+	if crc32.Update(c, castagnoli, data) != binary.BigEndian.Uint32(b[4:]) {
+		return nil, 0, fmt.Errorf("record %d: checksum mismatch", pos)
+	}
+	return slices.Clone(data), frameHead + int(size), nil
+}
+
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return f.Sync()
+}
+
+// newSegment begins a segment at j.next (writer only).
+func (j *File) newSegment() error {
+	path := filepath.Join(j.cfg.Dir, segName(j.next))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := syncDir(j.cfg.Dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if n := len(j.segs); n > 0 && j.segs[n-1].f != nil {
+		j.segs[n-1].f.Close()
+		j.segs[n-1].f = nil
+	}
+	j.segs = append(j.segs, &segment{first: j.next, last: j.next - 1, path: path, f: f})
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("journal: syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Append appends entries as consecutive records and returns once they are
+// durable (their positions set, Durable called). Concurrent Appends share
+// one write and one fsync. If Append fails, none of the entries is
+// acknowledged; records written by a write that then failed are cut off.
+func (j *File) Append(ctx context.Context, entries []*Entry) error {
+	for _, e := range entries {
+		if len(e.Data) > MaxRecord {
+			return ErrTooLarge
+		}
+	}
+	req := &appendReq{entries: entries, err: make(chan error, 1)}
+	select {
+	case <-j.closed:
+		return ErrClosed
+	default:
+	}
+	select {
+	case j.queue <- req:
+	case <-j.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the write happens; wait for it, so that a caller never
+	// gives up on a record that becomes durable.
+	return <-req.err
+}
+
+// Release says that every record at or below pos is in the log and no
+// longer needed; segments holding only such records are removed.
+func (j *File) Release(pos uint64) {
+	for {
+		old := j.released.Load()
+		if pos <= old {
+			return
+		}
+		if j.released.CompareAndSwap(old, pos) {
+			j.depth.Add(-int64(pos - old))
+			break
+		}
+	}
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Depth is the number of records appended and not yet released.
+func (j *File) Depth() int64 { return j.depth.Load() }
+
+// Close stops the journal once the queued appends are written.
+func (j *File) Close() error {
+	j.once.Do(func() { close(j.closed) })
+	<-j.done
+	return nil
+}
+
+func (j *File) writer() {
+	defer close(j.done)
+	defer func() {
+		for _, s := range j.segs {
+			if s.f != nil {
+				s.f.Close()
+			}
+		}
+	}()
+	var buf []byte
+	for {
+		var batch []*appendReq
+		select {
+		case r := <-j.queue:
+			batch = append(batch, r)
+		case <-j.kick:
+			j.collect(false)
+			continue
+		case answer := <-j.forget:
+			answer <- j.collect(true)
+			continue
+		case <-j.closed:
+			for {
+				select {
+				case r := <-j.queue:
+					j.write([]*appendReq{r}, &buf)
+				default:
+					return
+				}
+			}
+		}
+		size := batchBytes(batch)
+	more:
+		for size < DefaultMaxGroup {
+			select {
+			case r := <-j.queue:
+				batch = append(batch, r)
+				size += batchBytes(batch[len(batch)-1:])
+			default:
+				break more
+			}
+		}
+		j.write(batch, &buf)
+		j.collect(false)
+	}
+}
+
+func batchBytes(b []*appendReq) int {
+	n := 0
+	for _, r := range b {
+		for _, e := range r.entries {
+			n += frameHead + len(e.Data)
+		}
+	}
+	return n
+}
+
+// write writes one group: one write, one fsync, then Durable, then the
+// answers.
+func (j *File) write(batch []*appendReq, buf *[]byte) {
+	fail := func(err error) {
+		for _, r := range batch {
+			r.err <- err
+		}
+	}
+	if j.broken != nil {
+		fail(j.broken)
+		return
+	}
+	seg := j.segs[len(j.segs)-1]
+	b := (*buf)[:0]
+	pos := j.next
+	var all []*Entry
+	for _, r := range batch {
+		for _, e := range r.entries {
+			e.Pos = pos
+			b = appendFrame(b, pos, e.Data)
+			pos++
+			all = append(all, e)
+		}
+	}
+	*buf = b
+	if cap(*buf) > 4*DefaultMaxGroup {
+		*buf = nil
+	}
+	_, werr := seg.f.WriteAt(b, seg.size)
+	if werr == nil {
+		werr = seg.f.Sync()
+	}
+	if werr != nil {
+		// Put the segment back to its last durable size; if that fails
+		// too, what is on disk is unknown and the journal stops.
+		if err := seg.f.Truncate(seg.size); err != nil {
+			j.broken = fmt.Errorf("%w: %v (then %v)", ErrBroken, werr, err)
+		} else if err := seg.f.Sync(); err != nil {
+			j.broken = fmt.Errorf("%w: %v (then %v)", ErrBroken, werr, err)
+		}
+		j.cfg.Logger.Error("journal: write failed; nothing of the group is acknowledged", "error", werr, "records", len(all))
+		fail(fmt.Errorf("journal: %w", werr))
+		return
+	}
+	seg.size += int64(len(b))
+	seg.last = pos - 1
+	j.next = pos
+	j.depth.Add(int64(len(all)))
+	if j.cfg.GroupSize != nil {
+		j.cfg.GroupSize(len(all))
+	}
+	if j.cfg.Durable != nil {
+		j.cfg.Durable(all)
+	}
+	for _, r := range batch {
+		r.err <- nil
+	}
+	if seg.size >= j.cfg.SegmentSize {
+		if err := j.newSegment(); err != nil {
+			j.cfg.Logger.Warn("journal: beginning a new segment", "error", err)
+		}
+	}
+}
+
+// collect removes segments whose records are all released, and replaces
+// the current one when it is all released and large enough, or when
+// forget is set, in which case released segments are overwritten with
+// zeros before they are removed, and an error says that some could not be
+// (writer only).
+func (j *File) collect(forget bool) error {
+	rel := j.released.Load()
+	cur := j.segs[len(j.segs)-1]
+	if cur.last >= cur.first && cur.last <= rel && (cur.size >= DefaultRotateReleased || forget) && j.broken == nil {
+		if err := j.newSegment(); err != nil {
+			j.cfg.Logger.Warn("journal: beginning a new segment", "error", err)
+			if forget {
+				return err
+			}
+		}
+	}
+	// Oldest first, each removal durable before the next: a crash never
+	// leaves a gap between segments (a segment that comes back holds only
+	// records the log has, which recovery skips).
+	for len(j.segs) > 1 && j.segs[0].last <= rel {
+		if forget {
+			if err := zero(j.segs[0].path); err != nil {
+				return err
+			}
+		}
+		if err := os.Remove(j.segs[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.cfg.Logger.Warn("journal: removing a released segment", "segment", j.segs[0].path, "error", err)
+			return err
+		}
+		j.segs = j.segs[1:]
+		if err := syncDir(j.cfg.Dir); err != nil {
+			j.cfg.Logger.Warn("journal: removing a released segment", "error", err)
+			return err
+		}
+	}
+	return nil
+}
+
+// zero overwrites a file with zeros, durably.
+func zero(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < st.Size(); off += int64(len(buf)) {
+		n := min(int64(len(buf)), st.Size()-off)
+		if _, err := f.WriteAt(buf[:n], off); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
+}
+
+// Forget removes every released record from the disk at once, overwriting
+// it first (an erasure calls it so that no sealed payload or wrapped key of
+// an erased session stays in the journal). Records not yet released stay.
+func (j *File) Forget(ctx context.Context) error {
+	answer := make(chan error, 1)
+	select {
+	case j.forget <- answer:
+	case <-j.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Store is what the engine needs of a journal: File here, one per driver.
+type Store interface {
+	// Append makes entries durable, in order, as consecutive records.
+	Append(ctx context.Context, entries []*Entry) error
+	// Release says that every record up to pos is in the log and may be
+	// dropped.
+	Release(pos uint64)
+	// Depth is the number of records not yet released.
+	Depth() int64
+	// Forget removes released records from storage at once (erasure).
+	Forget(ctx context.Context) error
+	Close() error
+}
+
+// Opener opens a journal that calls durable, in journal order, with every
+// group of entries once it is durable, and returns the records the journal
+// still holds (for the engine to put in the log, each once, before it takes
+// appends).
+type Opener func(durable func([]*Entry)) (Store, []Record, error)
+
+// FileOpener opens a File journal with cfg (its Durable set by the engine).
+func FileOpener(cfg FileConfig) Opener {
+	return func(durable func([]*Entry)) (Store, []Record, error) {
+		cfg.Durable = durable
+		return OpenFile(cfg)
+	}
+}
