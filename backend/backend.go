@@ -33,7 +33,6 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	"github.com/llmaudittrail/llmaudittrail/journal"
@@ -97,9 +96,6 @@ type Backend struct {
 	// State holds tokens, signers, holds and floors; Vault the payloads;
 	// Index the session index. On S3 they are one database.
 	State, Vault, Index *sqldb.DB
-	// Chains keeps the sessions' chain heads (S3 only: with one instance
-	// the engine keeps them in memory).
-	Chains *chain.Store
 	// S3 is the bucket's client (S3 only).
 	S3     *s3.Client
 	Bucket string
@@ -199,10 +195,7 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 	}
 	b.closers = append(b.closers, db.Close)
 	b.State, b.Vault, b.Index = db, db, db
-	if b.Chains, err = chain.Open(db); err != nil {
-		return err
-	}
-	b.closers = append(b.closers, b.Chains.Close)
+	b.Journal = journal.SQLOpener(db, journal.SQLConfig{Logger: cfg.Logger})
 	connBudget(ctx, db, pool, cfg.Logger)
 	if b.S3, err = newS3Client(ctx, cfg.S3); err != nil {
 		return err
@@ -239,7 +232,7 @@ func connBudget(ctx context.Context, db *sqldb.DB, pool sqldb.Pool, logger *slog
 	if own == 0 {
 		own = sqldb.DefaultMaxConns
 	}
-	budget := own + sqldb.DefaultTesseraConns + sqldb.LockHolders + chain.WriterConns
+	budget := own + sqldb.DefaultTesseraConns + sqldb.LockHolders + journal.SQLConns
 	var limit int
 	if err := db.QueryRowContext(ctx, "SELECT @@max_connections").Scan(&limit); err != nil {
 		logger.Warn("reading the database's max_connections", "error", err)
@@ -322,6 +315,16 @@ func (b *Backend) ensureBucket(ctx context.Context, logger *slog.Logger) error {
 
 // Shared reports whether several instances may run on this storage.
 func (b *Backend) Shared() bool { return b.Kind == S3 }
+
+// CheckpointPoll is how often receipts should look for a new checkpoint:
+// often on a local file, less on a bucket (each look is a GET, and the AWS
+// driver publishes at most once a second).
+func (b *Backend) CheckpointPoll() time.Duration {
+	if b.Shared() {
+		return 200 * time.Millisecond
+	}
+	return 25 * time.Millisecond
+}
 
 // Health says whether the storage can take writes: (posix) a small file
 // can be written to the data directory and synced, or (S3) the database

@@ -46,6 +46,9 @@ var Schema = append([]string{
   idx {int} PRIMARY KEY, tenant {id} NOT NULL, session {id} NOT NULL, seq {int} NOT NULL,
   kind {id} NOT NULL, id {id} NOT NULL, leaf_hash {hash} NOT NULL, time {time}){table}`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS entries_session ON entries (tenant, session, seq)`,
+	// Added without a version change: created on the next start where
+	// missing.
+	`CREATE INDEX IF NOT EXISTS entries_id ON entries (id)`,
 }, searchSchema...)
 
 // SchemaVersion is the version of Schema.
@@ -265,6 +268,20 @@ func (x *Index) Head(ctx context.Context, tenant, session string) (seq uint64, l
 		return 0, nil, false, err
 	}
 	return uint64(s), leafHash, true, nil
+}
+
+// ByID returns the index of the event with id in tenant, or ok=false if
+// the index has no such event (yet).
+func (x *Index) ByID(ctx context.Context, tenant, id string) (idx uint64, ok bool, err error) {
+	var i int64
+	err = x.db.QueryRowContext(ctx, `SELECT idx FROM entries WHERE id = ? AND tenant = ?`, id, tenant).Scan(&i)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return uint64(i), true, nil
 }
 
 // Session lists up to limit events of a session with seq >= fromSeq, in

@@ -53,18 +53,33 @@ const (
 	DefaultMaxGroup = 8 << 20
 )
 
-// Entry is one record to append. Pos is set by the journal.
+// Entry is one record to append.
 type Entry struct {
 	Data []byte
-	Pos  uint64
-	// Tag is the caller's; it is handed back to Durable.
+	// Tenant, Session, Seq and Prev name the session chain the record
+	// extends: its event's seq and the leaf hash of the session's previous
+	// event (nil at seq 0); Hash is the record's own leaf hash. A store that
+	// keeps session heads (HeadStore) checks and advances them.
+	Tenant, Session string
+	Seq             uint64
+	Prev, Hash      []byte
+	// Tag is the caller's; Next hands it back with the record when the
+	// record was appended by this process.
 	Tag any
+	// Pos is set by a File journal.
+	Pos uint64
 }
 
-// Record is one record read back from the journal.
+// Record is one record to sequence.
 type Record struct {
 	Pos  uint64
 	Data []byte
+	// Tag is the Entry's Tag, when this process appended the record.
+	Tag any
+	// Maybe: the record may already be in the log (it was in the journal
+	// when the journal was opened, or when this instance took over
+	// sequencing); the engine looks for it there before appending it.
+	Maybe bool
 }
 
 // FileConfig configures a File journal. Zero values take the defaults.
@@ -74,9 +89,6 @@ type FileConfig struct {
 	// SegmentSize: a segment is closed and a new one begun once it
 	// reaches this size (DefaultSegmentSize).
 	SegmentSize int64
-	// Durable, if set, is called by the writer with every group once it is
-	// durable, in journal order, before the Appends of the group return.
-	Durable func([]*Entry)
 	// GroupSize, if set, is told the number of records of every group.
 	GroupSize func(int)
 	Logger    *slog.Logger
@@ -94,8 +106,15 @@ type File struct {
 	done   chan struct{}
 	once   sync.Once
 
-	released atomic.Uint64 // every record at or below this is released (0: none; positions start at 1)
-	depth    atomic.Int64  // records appended and not released
+	released  atomic.Uint64 // every record at or below this is released (0: none; positions start at 1)
+	depth     atomic.Int64  // records appended and not released
+	recovered uint64        // position of the last record found at open
+
+	// Durable records not yet taken by Next, in order.
+	qmu     sync.Mutex
+	ready   []Record
+	durable uint64        // position of the last durable record
+	nready  chan struct{} // signalled when ready grows
 
 	// Owned by the writer goroutine.
 	segs   []*segment // oldest first; the last is being written
@@ -118,11 +137,12 @@ type appendReq struct {
 // segName is a segment's file name: its first position.
 func segName(first uint64) string { return fmt.Sprintf("%020d.wal", first) }
 
-// OpenFile opens the journal in cfg.Dir, creating it if missing, and
-// returns the records it holds, in order. Records are numbered from 1.
-func OpenFile(cfg FileConfig) (*File, []Record, error) {
+// OpenFile opens the journal in cfg.Dir, creating it if missing. The
+// records it holds come first from Next, marked Maybe. Records are
+// numbered from 1.
+func OpenFile(cfg FileConfig) (*File, error) {
 	if cfg.Dir == "" {
-		return nil, nil, errors.New("journal: a directory is required")
+		return nil, errors.New("journal: a directory is required")
 	}
 	if cfg.SegmentSize <= 0 {
 		cfg.SegmentSize = DefaultSegmentSize
@@ -131,33 +151,33 @@ func OpenFile(cfg FileConfig) (*File, []Record, error) {
 		cfg.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("journal: %w", err)
+		return nil, fmt.Errorf("journal: %w", err)
 	}
 	names, err := filepath.Glob(filepath.Join(cfg.Dir, "*.wal"))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	slices.Sort(names)
-	j := &File{cfg: cfg, queue: make(chan *appendReq, 4096), kick: make(chan struct{}, 1), forget: make(chan chan error),
+	j := &File{cfg: cfg, queue: make(chan *appendReq, 4096), kick: make(chan struct{}, 1), forget: make(chan chan error), nready: make(chan struct{}, 1),
 		closed: make(chan struct{}), done: make(chan struct{}), next: 1}
 	var recs []Record
 	for i, name := range names {
 		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(name), ".wal"), 10, 64)
 		if err != nil || first == 0 {
-			return nil, nil, fmt.Errorf("journal: unexpected file %s", name)
+			return nil, fmt.Errorf("journal: unexpected file %s", name)
 		}
 		if i > 0 && first != j.next {
-			return nil, nil, fmt.Errorf("journal: segment %s begins at %d, want %d: records are missing", name, first, j.next)
+			return nil, fmt.Errorf("journal: segment %s begins at %d, want %d: records are missing", name, first, j.next)
 		}
 		last := i == len(names)-1
 		rs, good, err := readSegment(name, first)
 		if err != nil && !last {
-			return nil, nil, fmt.Errorf("journal: segment %s is damaged before its end (%v): acknowledged records may be lost", name, err)
+			return nil, fmt.Errorf("journal: segment %s is damaged before its end (%v): acknowledged records may be lost", name, err)
 		}
 		if err != nil {
 			cfg.Logger.Warn("journal: cutting off a record the last crash left incomplete (never acknowledged)", "segment", name, "at", good, "error", err)
 			if err := truncateSync(name, good); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		recs = append(recs, rs...)
@@ -166,20 +186,28 @@ func OpenFile(cfg FileConfig) (*File, []Record, error) {
 	}
 	if len(j.segs) == 0 {
 		if err := j.newSegment(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	} else {
 		s := j.segs[len(j.segs)-1]
 		f, err := os.OpenFile(s.path, os.O_WRONLY, 0o600)
 		if err != nil {
-			return nil, nil, fmt.Errorf("journal: %w", err)
+			return nil, fmt.Errorf("journal: %w", err)
 		}
 		s.f = f
 	}
 	j.released.Store(j.segs[0].first - 1)
 	j.depth.Store(int64(len(recs)))
+	for i := range recs {
+		recs[i].Maybe = true
+	}
+	j.ready = recs
+	if len(recs) > 0 {
+		j.recovered = recs[len(recs)-1].Pos
+	}
+	j.durable = j.next - 1
 	go j.writer()
-	return j, recs, nil
+	return j, nil
 }
 
 // readSegment reads the records of a segment; good is the offset after the
@@ -310,9 +338,46 @@ func (j *File) Append(ctx context.Context, entries []*Entry) error {
 	return <-req.err
 }
 
-// Release says that every record at or below pos is in the log and no
-// longer needed; segments holding only such records are removed.
-func (j *File) Release(pos uint64) {
+// Next returns up to max records in journal order, waiting for one if
+// there is none (or until ctx ends).
+func (j *File) Next(ctx context.Context, max int) ([]Record, error) {
+	for {
+		j.qmu.Lock()
+		if n := min(max, len(j.ready)); n > 0 {
+			out := j.ready[:n:n]
+			j.ready = j.ready[n:]
+			if len(j.ready) == 0 {
+				j.ready = nil
+			}
+			j.qmu.Unlock()
+			return out, nil
+		}
+		j.qmu.Unlock()
+		select {
+		case <-j.nready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-j.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// Recovered is the position of the last record the journal held when it
+// was opened (0 if none): session heads are read from the log, so appends
+// wait until it is sequenced.
+func (j *File) Recovered() uint64 { return j.recovered }
+
+// Release says that recs, taken from Next, are in the log; with every
+// record before them, they are dropped a segment at a time.
+func (j *File) Release(_ context.Context, recs []Record) error {
+	if len(recs) > 0 {
+		j.release(recs[len(recs)-1].Pos)
+	}
+	return nil
+}
+
+func (j *File) release(pos uint64) {
 	for {
 		old := j.released.Load()
 		if pos <= old {
@@ -327,6 +392,18 @@ func (j *File) Release(pos uint64) {
 	case j.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Mark is the position of the last durable record.
+func (j *File) Mark(context.Context) (uint64, error) {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	return j.durable, nil
+}
+
+// Passed reports whether every record up to mark is released.
+func (j *File) Passed(_ context.Context, mark uint64) (bool, error) {
+	return j.released.Load() >= mark, nil
 }
 
 // Depth is the number of records appended and not yet released.
@@ -447,8 +524,15 @@ func (j *File) write(batch []*appendReq, buf *[]byte) {
 	if j.cfg.GroupSize != nil {
 		j.cfg.GroupSize(len(all))
 	}
-	if j.cfg.Durable != nil {
-		j.cfg.Durable(all)
+	j.qmu.Lock()
+	for _, e := range all {
+		j.ready = append(j.ready, Record{Pos: e.Pos, Data: e.Data, Tag: e.Tag})
+	}
+	j.durable = pos - 1
+	j.qmu.Unlock()
+	select {
+	case j.nready <- struct{}{}:
+	default:
 	}
 	for _, r := range batch {
 		r.err <- nil
@@ -542,30 +626,57 @@ func (j *File) Forget(ctx context.Context) error {
 	}
 }
 
-// Store is what the engine needs of a journal: File here, one per driver.
+// Store is what the engine needs of a journal: File here, SQL for a
+// database that several instances share.
 type Store interface {
-	// Append makes entries durable, in order, as consecutive records.
+	// Append makes entries durable, in order, all or none. A store that
+	// keeps session heads (HeadStore) fails with a *HeadsMovedError when a
+	// session's head is not the one the entries extend.
 	Append(ctx context.Context, entries []*Entry) error
-	// Release says that every record up to pos is in the log and may be
-	// dropped.
-	Release(pos uint64)
-	// Depth is the number of records not yet released.
+	// Next returns the next records to sequence, in order, at most max,
+	// waiting until there are some or ctx ends.
+	Next(ctx context.Context, max int) ([]Record, error)
+	// Release says that recs, taken from Next, are in the log and the
+	// vault and may be dropped.
+	Release(ctx context.Context, recs []Record) error
+	// Recovered is the position of the last record found at open that must
+	// be sequenced before appends are taken (0: none, or heads do not
+	// depend on it).
+	Recovered() uint64
+	// Depth is the number of records not yet released (as far as this
+	// instance knows).
 	Depth() int64
+	// Mark names the records durable now; Passed reports whether every
+	// one of them has been released.
+	Mark(ctx context.Context) (uint64, error)
+	Passed(ctx context.Context, mark uint64) (bool, error)
 	// Forget removes released records from storage at once (erasure).
 	Forget(ctx context.Context) error
 	Close() error
 }
 
-// Opener opens a journal that calls durable, in journal order, with every
-// group of entries once it is durable, and returns the records the journal
-// still holds (for the engine to put in the log, each once, before it takes
-// appends).
-type Opener func(durable func([]*Entry)) (Store, []Record, error)
+// HeadStore is a Store that keeps the sessions' chain heads itself, for
+// several instances: Append checks and advances them in the transaction
+// that makes the records durable.
+type HeadStore interface {
+	Store
+	// Head returns where a session's chain stands: the seq of its next
+	// event and the leaf hash of its last (nil before the first).
+	Head(ctx context.Context, tenant, session string) (next uint64, prev []byte, err error)
+}
 
-// FileOpener opens a File journal with cfg (its Durable set by the engine).
+// HeadsMovedError: the heads of Sessions are not what the entries
+// extended (another instance appended to them); nothing was appended.
+type HeadsMovedError struct{ Sessions [][2]string }
+
+func (e *HeadsMovedError) Error() string {
+	return fmt.Sprintf("journal: the heads of %d sessions moved", len(e.Sessions))
+}
+
+// Opener opens a journal.
+type Opener func() (Store, error)
+
+// FileOpener opens a File journal with cfg.
 func FileOpener(cfg FileConfig) Opener {
-	return func(durable func([]*Entry)) (Store, []Record, error) {
-		cfg.Durable = durable
-		return OpenFile(cfg)
-	}
+	return func() (Store, error) { return OpenFile(cfg) }
 }

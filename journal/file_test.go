@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -19,19 +20,39 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func open(t *testing.T, cfg FileConfig) (*File, []Record) {
 	t.Helper()
 	cfg.Logger = quiet
-	j, recs, err := OpenFile(cfg)
+	j, err := OpenFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
+	recs := drain(j)
+	for _, r := range recs {
+		if !r.Maybe {
+			t.Fatalf("record %d found at open is not marked Maybe", r.Pos)
+		}
+	}
 	return j, recs
+}
+
+// drain takes every record Next has now.
+func drain(j *File) []Record {
+	var out []Record
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		rs, err := j.Next(ctx, 7)
+		cancel()
+		if err != nil {
+			return out
+		}
+		out = append(out, rs...)
+	}
 }
 
 func appendN(t *testing.T, j *File, from, n int) []*Entry {
 	t.Helper()
 	var es []*Entry
 	for i := from; i < from+n; i++ {
-		e := &Entry{Data: fmt.Appendf(nil, "record %d", i)}
+		e := &Entry{Data: fmt.Appendf(nil, "record %d", i), Tag: "tag"}
 		if err := j.Append(context.Background(), []*Entry{e}); err != nil {
 			t.Fatal(err)
 		}
@@ -54,18 +75,23 @@ func wantRecords(t *testing.T, recs []Record, firstPos uint64, from, n int) {
 
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
-	var seen []uint64
-	j, recs := open(t, FileConfig{Dir: dir, Durable: func(es []*Entry) {
-		for _, e := range es {
-			seen = append(seen, e.Pos)
-		}
-	}})
+	j, recs := open(t, FileConfig{Dir: dir})
 	if len(recs) != 0 {
 		t.Fatalf("a new journal holds %d records", len(recs))
 	}
 	es := appendN(t, j, 0, 10)
+	var seen []uint64
+	for _, r := range drain(j) {
+		if r.Maybe || r.Tag != "tag" {
+			t.Fatalf("record %d appended now: maybe %v, tag %v", r.Pos, r.Maybe, r.Tag)
+		}
+		seen = append(seen, r.Pos)
+	}
 	if es[0].Pos != 1 || es[9].Pos != 10 || !slices.Equal(seen, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
-		t.Fatalf("positions %d..%d, durable saw %v", es[0].Pos, es[9].Pos, seen)
+		t.Fatalf("positions %d..%d, Next gave %v", es[0].Pos, es[9].Pos, seen)
+	}
+	if j.Recovered() != 0 {
+		t.Fatalf("Recovered %d for a new journal", j.Recovered())
 	}
 	j.Close()
 	if fi, err := os.Stat(filepath.Join(dir, segName(1))); err != nil || fi.Mode().Perm() != 0o600 {
@@ -73,6 +99,9 @@ func TestReopen(t *testing.T) {
 	}
 	j2, recs := open(t, FileConfig{Dir: dir})
 	wantRecords(t, recs, 1, 0, 10)
+	if j2.Recovered() != 10 {
+		t.Fatalf("Recovered %d, want 10", j2.Recovered())
+	}
 	e := appendN(t, j2, 10, 1)
 	if e[0].Pos != 11 {
 		t.Fatalf("after reopening the next position is %d, want 11", e[0].Pos)
@@ -121,7 +150,7 @@ func TestDamageBeforeTheEnd(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	b[frameHead] ^= 0xff // the first record's data
 	os.WriteFile(path, b, 0o600)
-	if _, _, err := OpenFile(FileConfig{Dir: dir, Logger: quiet}); err == nil {
+	if _, err := OpenFile(FileConfig{Dir: dir, Logger: quiet}); err == nil {
 		t.Fatal("a journal with a damaged record before its last segment opened")
 	} else {
 		t.Log(err)
@@ -142,7 +171,7 @@ func TestRelease(t *testing.T) {
 	if before < 5 {
 		t.Fatalf("%d segments for 20 records of ~24 bytes at 100 bytes a segment", before)
 	}
-	j.Release(12)
+	j.Release(context.Background(), []Record{{Pos: 12}})
 	if j.Depth() != 8 {
 		t.Fatalf("depth %d after releasing 12 of 20", j.Depth())
 	}
@@ -165,7 +194,7 @@ func TestForget(t *testing.T) {
 	if err := j.Append(context.Background(), []*Entry{{Data: secret}}); err != nil {
 		t.Fatal(err)
 	}
-	j.Release(1)
+	j.Release(context.Background(), []Record{{Pos: 1}})
 	if err := j.Forget(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -186,21 +215,26 @@ func TestForget(t *testing.T) {
 	wantRecords(t, recs, 2, 0, 1)
 }
 
-// Concurrent appends share fsyncs, and Durable sees every record once, in
+// Concurrent appends share fsyncs, and Next gives every record once, in
 // position order.
 func TestGroupCommit(t *testing.T) {
 	var groups, records atomic.Int64
-	var mu sync.Mutex
-	var seen []uint64
 	j, _ := open(t, FileConfig{Dir: t.TempDir(),
-		GroupSize: func(n int) { groups.Add(1); records.Add(int64(n)) },
-		Durable: func(es []*Entry) {
-			mu.Lock()
-			for _, e := range es {
-				seen = append(seen, e.Pos)
+		GroupSize: func(n int) { groups.Add(1); records.Add(int64(n)) }})
+	var seen []uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for len(seen) < 32*20*2 {
+			rs, err := j.Next(context.Background(), 100)
+			if err != nil {
+				return
 			}
-			mu.Unlock()
-		}})
+			for _, r := range rs {
+				seen = append(seen, r.Pos)
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := range 32 {
 		wg.Go(func() {
@@ -212,6 +246,7 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	<-done
 	if records.Load() != 32*20*2 || len(seen) != 32*20*2 {
 		t.Fatalf("%d records in groups, %d seen; want %d", records.Load(), len(seen), 32*20*2)
 	}
@@ -238,11 +273,12 @@ func FuzzOpen(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, segName(1)), b, 0o600)
-		j, recs, err := OpenFile(FileConfig{Dir: dir, Logger: quiet})
+		j, err := OpenFile(FileConfig{Dir: dir, Logger: quiet})
 		if err != nil {
 			return
 		}
 		defer j.Close()
+		recs := drain(j)
 		for i, r := range recs {
 			if r.Pos != uint64(i+1) {
 				t.Fatalf("record %d at position %d", i, r.Pos)

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/chain"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 )
 
 // chainHead is where a session's chain stands: the seq of its next event
@@ -17,158 +16,98 @@ type chainHead struct {
 	prev []byte
 }
 
-// chainLock is the sessions one append has locked, and their heads. With
-// one instance (localChains) heads live in memory and are loaded from the
-// session index; with several instances on one database (sharedChains)
-// they live in the database (package chain).
-type chainLock interface {
-	head(k sessionKey) chainHead
-	// session is the in-memory state of k (nil if heads are not kept in
-	// memory).
-	session(k sessionKey) *session
-	// commit stores the new heads once every entry is durable.
-	commit(ctx context.Context, heads map[sessionKey]chainHead) error
-	unlock()
+// chains are the sessions one append has locked, in this process. Their
+// heads are kept in memory and loaded, when missing, from the journal if it
+// keeps heads for several instances (journal.HeadStore), else from the
+// session index.
+type chains struct {
+	l    *Log
+	keys []sessionKey
+	sess map[sessionKey]*session
 }
 
 // lockChains locks the sessions of keys, in a fixed order.
-func (l *Log) lockChains(ctx context.Context, keys []sessionKey) (chainLock, error) {
+func (l *Log) lockChains(ctx context.Context, keys []sessionKey) (*chains, error) {
 	slices.SortFunc(keys, func(a, b sessionKey) int {
 		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
 			return c
 		}
 		return strings.Compare(a.session, b.session)
 	})
-	if l.cfg.Chains != nil {
-		return l.lockShared(ctx, keys)
-	}
-	lc := &localChains{l: l, keys: keys, sess: make(map[sessionKey]*session, len(keys))}
+	c := &chains{l: l, keys: keys, sess: make(map[sessionKey]*session, len(keys))}
 	for _, k := range keys {
 		s := l.acquire(k)
 		s.mu.Lock()
-		lc.sess[k] = s
+		c.sess[k] = s
 	}
 	for _, k := range keys {
-		if err := l.load(ctx, k, lc.sess[k]); err != nil {
-			lc.unlock()
+		if err := l.load(ctx, k, c.sess[k]); err != nil {
+			c.unlock()
 			return nil, err
 		}
 	}
-	return lc, nil
+	return c, nil
 }
 
-// localChains are the in-memory heads of one instance.
-type localChains struct {
-	l    *Log
-	keys []sessionKey
-	sess map[sessionKey]*session
-}
-
-func (c *localChains) head(k sessionKey) chainHead {
+func (c *chains) head(k sessionKey) chainHead {
 	s := c.sess[k]
 	return chainHead{s.next, s.prev}
 }
 
-func (c *localChains) session(k sessionKey) *session { return c.sess[k] }
-
-func (c *localChains) commit(_ context.Context, heads map[sessionKey]chainHead) error {
+// commit keeps the new heads once the entries are durable.
+func (c *chains) commit(heads map[sessionKey]chainHead) {
 	for k, h := range heads {
 		s := c.sess[k]
 		s.next, s.prev = h.next, h.prev
 		s.appended = true
 	}
+}
+
+// reload reads the heads of the sessions moved by another instance again.
+func (c *chains) reload(ctx context.Context, moved [][2]string) error {
+	for _, m := range moved {
+		k := sessionKey{m[0], m[1]}
+		s, ok := c.sess[k]
+		if !ok {
+			return fmt.Errorf("the journal names session %s, which this append did not lock", m[1])
+		}
+		s.loaded = false
+		if err := c.l.load(ctx, k, s); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func (c *localChains) unlock() {
+func (c *chains) unlock() {
 	for _, k := range c.keys {
 		c.sess[k].mu.Unlock()
 		c.l.releaseSession(k)
 	}
 }
 
-// DefaultRecoveryWait bounds how long an append waits for the session index
-// to cover every sequenced entry when it recovers a session head that an
-// unfinished append left dirty.
-const DefaultRecoveryWait = 30 * time.Second
-
-// sharedChains are heads in the database that several instances share.
-type sharedChains struct {
-	l      *Log
-	locked *chain.Locked
-}
-
-func (l *Log) lockShared(ctx context.Context, keys []sessionKey) (chainLock, error) {
-	ck := make([]chain.Key, len(keys))
-	for i, k := range keys {
-		ck[i] = chain.Key{Tenant: k.tenant, Session: k.session}
+// load fills in the head of s if it is not in memory.
+func (l *Log) load(ctx context.Context, k sessionKey, s *session) error {
+	if s.loaded {
+		return nil
 	}
-	if !l.unlockedForTest {
-		locked, err := l.cfg.Chains.Lock(ctx, ck)
+	if hs, ok := l.journal.(journal.HeadStore); ok {
+		next, prev, err := hs.Head(ctx, k.tenant, k.session)
 		if err != nil {
-			return nil, fmt.Errorf("locking sessions: %w", err)
+			return fmt.Errorf("reading session head: %w", err)
 		}
-		c := &sharedChains{l: l, locked: locked}
-		for _, k := range ck {
-			if locked.Head(k).Dirty {
-				if err := c.recover(ctx, k); err != nil {
-					locked.Unlock()
-					return nil, err
-				}
-			}
-		}
-		return c, nil
+		s.next, s.prev, s.loaded = next, prev, true
+		return nil
 	}
-	// Without the lock (a test shows that it is needed): read the heads
-	// as they are.
-	locked, err := l.cfg.Chains.Unlocked(ctx, ck)
+	seq, h, ok, err := l.index.Head(ctx, k.tenant, k.session)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("reading session head: %w", err)
 	}
-	return &sharedChains{l: l, locked: locked}, nil
-}
-
-// recover reads the head of a session that an unfinished append left dirty
-// from the log: every entry that append sequenced is below the log's next
-// index now (it no longer holds the lock), so once the session index
-// covers that index, the session's last indexed event is its head.
-func (c *sharedChains) recover(ctx context.Context, k chain.Key) error {
-	next, err := c.l.reader.NextIndex(ctx)
-	if err != nil {
-		return err
-	}
-	wctx, cancel := context.WithTimeout(ctx, DefaultRecoveryWait)
-	defer cancel()
-	if err := c.l.index.WaitFor(wctx, next); err != nil {
-		return fmt.Errorf("recovering the head of session %s: waiting for the index to reach %d: %w", k.Session, next, err)
-	}
-	seq, h, ok, err := c.l.index.Head(ctx, k.Tenant, k.Session)
-	if err != nil {
-		return err
-	}
-	head := chain.Head{}
 	if ok {
-		head = chain.Head{Next: seq + 1, Prev: h}
+		s.next, s.prev = seq+1, h
+	} else {
+		s.next, s.prev = 0, nil
 	}
-	c.l.logger.Info("recovered a session head left by an unfinished append", "tenant", k.Tenant, "session", k.Session,
-		"next", head.Next, "dirty_since", c.locked.Head(k).DirtySince)
-	c.locked.Recovered(k, head)
+	s.loaded = true
 	return nil
 }
-
-func (c *sharedChains) head(k sessionKey) chainHead {
-	h := c.locked.Head(chain.Key{Tenant: k.tenant, Session: k.session})
-	return chainHead{h.Next, h.Prev}
-}
-
-func (c *sharedChains) session(sessionKey) *session { return nil }
-
-func (c *sharedChains) commit(ctx context.Context, heads map[sessionKey]chainHead) error {
-	ch := make(map[chain.Key]chain.Head, len(heads))
-	for k, h := range heads {
-		ch[chain.Key{Tenant: k.tenant, Session: k.session}] = chain.Head{Next: h.next, Prev: h.prev}
-	}
-	return c.locked.Commit(ctx, ch)
-}
-
-func (c *sharedChains) unlock() { c.locked.Unlock() }

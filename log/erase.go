@@ -315,7 +315,7 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 	// The journal still holds the erased payloads sealed, with their
 	// wrapped keys, until their records are dropped: drop them now.
 	if forgotten {
-		if err := l.seq.waitSequenced(ctx, l.seq.durable.Load()); err != nil {
+		if err := l.waitJournal(ctx); err != nil {
 			forgotten = false
 		} else if err := l.journal.Forget(ctx); err != nil {
 			l.logger.Warn("erasure: removing released journal records", "error", err)
@@ -341,7 +341,7 @@ func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure
 func (l *Log) WaitIndexed(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, DefaultSessionWait)
 	defer cancel()
-	if err := l.seq.waitSequenced(wctx, l.seq.durable.Load()); err != nil {
+	if err := l.waitJournal(wctx); err != nil {
 		return fmt.Errorf("waiting for acknowledged events to be sequenced: %w", err)
 	}
 	size, err := l.reader.NextIndex(ctx)

@@ -29,7 +29,6 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -120,10 +119,10 @@ type Config struct {
 	// the retention floors in force (Erase, PlaceHold, RecordRetention).
 	Retention *retention.Store
 	Floors    *retention.Rules
-	// Chains, if set, keeps the sessions' chain heads in a database that
-	// several instances share (package chain); without it they are kept in
-	// memory and loaded from the session index, for one instance.
-	Chains *chain.Store
+	// CheckpointPoll is how often receipts look for a new checkpoint
+	// (default 25 ms; on a bucket each look is a GET, and the AWS driver
+	// publishes at most once a second).
+	CheckpointPoll time.Duration
 	// Locker takes the locks that serialise signings and erasures; with
 	// several instances, the shared database's (sqldb.DB). Default: locks
 	// of this process.
@@ -137,6 +136,10 @@ type Config struct {
 	// clock caught up (backend.Backend.UnstickPublication).
 	UnstickPublication func(context.Context) (bool, error)
 	Logger             *slog.Logger
+
+	// holdSequencer, if set, keeps the sequencer from starting until it
+	// is closed (tests).
+	holdSequencer <-chan struct{}
 }
 
 // IndexStore opens the session index once the log reader exists.
@@ -259,21 +262,28 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		}
 		return nil, err
 	}
-	j, recs, err := cfg.Journal(l.durableGroup)
+	j, err := cfg.Journal()
 	if err != nil {
 		return fail(fmt.Errorf("opening the journal: %w", err))
 	}
 	l.journal = j
-	// What the journal holds goes into the log before anything else.
-	if err := l.recoverJournal(ctx, recs); err != nil {
-		return fail(fmt.Errorf("recovering the journal: %w", err))
-	}
-	if err := idx.CatchUp(ctx); err != nil {
-		return fail(fmt.Errorf("catching up session index: %w", err))
-	}
 	seqCtx, seqStop := context.WithCancel(ctx)
 	l.seqStop = seqStop
 	l.runSequencer(seqCtx)
+	// What the journal held goes into the log before appends are taken:
+	// the session heads are read from the log.
+	if rec := j.Recovered(); rec > 0 {
+		l.logger.Info("putting the records the journal holds into the log", "records", j.Depth())
+		if err := l.waitPosition(ctx, rec); err != nil {
+			seqStop()
+			return fail(fmt.Errorf("recovering the journal: %w", err))
+		}
+		l.logger.Info("journal recovered")
+	}
+	if err := idx.CatchUp(ctx); err != nil {
+		seqStop()
+		return fail(fmt.Errorf("catching up session index: %w", err))
+	}
 	l.wg.Go(func() { idx.Follow(ctx, 100*time.Millisecond) })
 	if cfg.UnstickPublication != nil {
 		l.wg.Go(func() { l.guardPublication(ctx) })
@@ -281,12 +291,10 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	return l, nil
 }
 
-// checkpointPoll is how often receipts look for a new checkpoint: often on
-// a local file, less on a bucket (each look is a GET; the AWS driver
-// publishes at most once a second).
+// checkpointPoll is how often receipts look for a new checkpoint.
 func checkpointPoll(cfg Config) time.Duration {
-	if cfg.Chains != nil {
-		return 200 * time.Millisecond
+	if cfg.CheckpointPoll > 0 {
+		return cfg.CheckpointPoll
 	}
 	return 25 * time.Millisecond
 }
@@ -331,7 +339,7 @@ func (l *Log) Index() *index.Index { return l.index }
 // log when the log is opened again.
 func (l *Log) Close(ctx context.Context) error {
 	l.closing.Store(true)
-	werr := l.seq.waitSequenced(ctx, l.seq.durable.Load())
+	werr := l.waitJournal(ctx)
 	l.seqStop()
 	err := l.shutdown(ctx)
 	l.cancel()
@@ -473,7 +481,8 @@ func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, req
 		}
 	}
 
-	// Lock every session involved.
+	// Lock every session involved (in this process; a journal shared by
+	// several instances checks their heads when it commits).
 	keys := make([]sessionKey, 0, 1)
 	for _, pe := range ps {
 		if !slices.Contains(keys, pe.key) {
@@ -491,55 +500,81 @@ func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, req
 		}
 	}()
 
-	// Chain.
-	heads := make(map[sessionKey]chainHead, len(keys))
-	for _, k := range keys {
-		heads[k] = locked.head(k)
-	}
-	now := time.Now().UTC().Format(event.TimeFormat)
-	for _, pe := range ps {
-		h := heads[pe.key]
-		pe.leaf.Time, pe.leaf.Seq = now, h.next
-		if h.prev != nil {
-			pe.leaf.Prev = hex.EncodeToString(h.prev)
-		}
-		data, err := pe.leaf.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		pe.data = data
-		h.next, h.prev = h.next+1, event.LeafHash(data)
-		heads[pe.key] = h
-	}
-
-	// Durable: the journal holds every leaf and sealed payload.
-	items := make([]*item, len(ps))
-	entries := make([]*journal.Entry, len(ps))
+	_, shared := l.journal.(journal.HeadStore)
+	ws := make([]*waiter, len(ps))
 	at := time.Now()
 	for i, pe := range ps {
-		items[i] = &item{rec: record{leaf: pe.data, sealed: sealed[pe.id]}, id: pe.id, sess: locked.session(pe.key), slot: true, at: at, done: make(chan struct{})}
-		entries[i] = &journal.Entry{Data: items[i].rec.encode(), Tag: items[i]}
-	}
-	for _, it := range items {
-		if it.sess != nil {
-			it.sess.pending.Add(1)
+		ws[i] = &waiter{id: pe.id, slot: true, at: at, done: make(chan struct{})}
+		if !shared {
+			ws[i].sess = locked.sess[pe.key]
 		}
 	}
-	if err := l.journal.Append(ctx, entries); err != nil {
-		for _, it := range items {
-			if it.sess != nil {
-				it.sess.pending.Add(-1)
+	var heads map[sessionKey]chainHead
+	for try := 1; ; try++ {
+		// Chain.
+		heads = make(map[sessionKey]chainHead, len(keys))
+		for _, k := range keys {
+			heads[k] = locked.head(k)
+		}
+		now := time.Now().UTC().Format(event.TimeFormat)
+		entries := make([]*journal.Entry, len(ps))
+		for i, pe := range ps {
+			h := heads[pe.key]
+			pe.leaf.Time, pe.leaf.Seq, pe.leaf.Prev = now, h.next, ""
+			if h.prev != nil {
+				pe.leaf.Prev = hex.EncodeToString(h.prev)
 			}
+			data, err := pe.leaf.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			pe.data = data
+			hash := event.LeafHash(data)
+			rec := record{leaf: data, sealed: sealed[pe.id]}
+			entries[i] = &journal.Entry{Data: rec.encode(), Tenant: pe.key.tenant, Session: pe.key.session,
+				Seq: h.next, Prev: h.prev, Hash: hash, Tag: ws[i]}
+			h.next, h.prev = h.next+1, hash
+			heads[pe.key] = h
+		}
+
+		// Durable: the journal holds every leaf and sealed payload.
+		for _, w := range ws {
+			if w.sess != nil {
+				w.sess.pending.Add(1)
+			}
+			if shared {
+				l.seq.waiting.Store(w.id, w)
+			}
+		}
+		err := l.journal.Append(ctx, entries)
+		if err == nil {
+			break
+		}
+		for _, w := range ws {
+			if w.sess != nil {
+				w.sess.pending.Add(-1)
+			}
+			if shared {
+				l.seq.waiting.Delete(w.id)
+			}
+		}
+		var moved *journal.HeadsMovedError
+		if errors.As(err, &moved) && try < maxHeadTries {
+			// Another instance appended to a session: chain again on its
+			// head.
+			if err := locked.reload(ctx, moved.Sessions); err != nil {
+				return nil, l.unavailable(ctx, err)
+			}
+			continue
+		}
+		if moved != nil {
+			return nil, fmt.Errorf("%w: sessions moved by other instances %d times in a row", ErrPushback, try)
 		}
 		return nil, l.unavailable(ctx, storageErr(fmt.Errorf("writing the journal: %w", err)))
 	}
 	// The places in l.inflight are the sequencer's now.
 	held = 0
-	if err := locked.commit(ctx, heads); err != nil {
-		// The events are durable and will be sequenced; the shared heads
-		// are recovered from the log by the next append to the sessions.
-		return nil, l.unavailable(ctx, fmt.Errorf("storing session heads: %w", err))
-	}
+	locked.commit(heads)
 	l.observeDurable(time.Since(at))
 
 	out := make([]event.Appended, len(ps))
@@ -551,15 +586,43 @@ func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, req
 	}
 	locked.unlock()
 	unlocked = true
-	for i, it := range items {
-		select {
-		case <-it.done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for the log to sequence acknowledged events: %w", ctx.Err())
+	for i, w := range ws {
+		idx, err := l.waitIndex(ctx, tenant, w)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for the log to sequence acknowledged events: %w", err)
 		}
-		out[i].Index, out[i].Indexed = it.index, true
+		out[i].Index, out[i].Indexed = idx, true
 	}
 	return out, nil
+}
+
+// maxHeadTries bounds how often one append chains again on heads that
+// other instances moved.
+const maxHeadTries = 8
+
+// waitIndex waits until the event of w is sequenced and returns its index:
+// told by this process's sequencer, or, when another instance sequences the
+// journal, found in the session index.
+func (l *Log) waitIndex(ctx context.Context, tenant string, w *waiter) (uint64, error) {
+	_, shared := l.journal.(journal.HeadStore)
+	var tick <-chan time.Time
+	if shared {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-w.done:
+			return w.index, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-tick:
+			if idx, ok, err := l.index.ByID(ctx, tenant, w.id); err == nil && ok {
+				return idx, nil
+			}
+		}
+	}
 }
 
 // sizeCovering returns the integrated size once it covers index, waiting
@@ -642,7 +705,7 @@ func (l *Log) unavailable(ctx context.Context, err error) error {
 		return err
 	case errors.Is(err, sqldb.ErrLockTimeout):
 		return fmt.Errorf("%w: %v", ErrPushback, err)
-	case sqldb.Unavailable(err), errors.Is(err, chain.ErrLockLost):
+	case sqldb.Unavailable(err):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	case l.cfg.Health != nil:
 		hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -715,24 +778,6 @@ func (l *Log) release(n int) {
 	}
 }
 
-// load fills in the head of s from the index if it is not in memory.
-func (l *Log) load(ctx context.Context, k sessionKey, s *session) error {
-	if s.loaded {
-		return nil
-	}
-	seq, h, ok, err := l.index.Head(ctx, k.tenant, k.session)
-	if err != nil {
-		return fmt.Errorf("reading session head: %w", err)
-	}
-	if ok {
-		s.next, s.prev = seq+1, h
-	} else {
-		s.next, s.prev = 0, nil
-	}
-	s.loaded = true
-	return nil
-}
-
 func (l *Log) acquire(k sessionKey) *session {
 	l.smu.Lock()
 	defer l.smu.Unlock()
@@ -757,8 +802,9 @@ func (l *Log) releaseSession(k sessionKey) {
 // evictLocked drops idle session heads that the index already holds.
 func (l *Log) evictLocked() {
 	indexed := l.index.Size()
+	_, shared := l.journal.(journal.HeadStore)
 	for k, s := range l.sessions {
-		if s.refs == 0 && s.pending.Load() == 0 && (!s.appended || s.lastIndex.Load() < indexed) {
+		if s.refs == 0 && (shared || s.pending.Load() == 0 && (!s.appended || s.lastIndex.Load() < indexed)) {
 			delete(l.sessions, k)
 		}
 	}

@@ -9,3 +9,5 @@ func (l *Log) observeDurable(d time.Duration) {}
 func (l *Log) observeIndexed(d time.Duration) {}
 
 func (l *Log) observePushback() {}
+
+func (l *Log) observeBatch(n int) {}

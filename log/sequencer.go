@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,84 +17,54 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
-// item is one acknowledged event on its way into the log.
+// item is one event on its way from the journal into the log.
 type item struct {
-	pos  uint64
-	rec  record
-	id   string
-	sess *session // nil for a record recovered from the journal
-	slot bool     // holds a place in Log.inflight
-	at   time.Time
+	rec   journal.Record
+	data  record
+	id    string
+	maybe bool    // may be in the log already
+	local *waiter // the append of this process that wrote it, if any
 
-	done    chan struct{} // closed once sequenced
 	index   uint64
 	indexed bool
 }
 
-// sequencer carries durable records into the vault and the log, in journal
-// order: one goroutine stores a chunk's payloads while another has the
-// previous chunk sequenced.
-type sequencer struct {
-	mu    sync.Mutex
-	queue []*item
-	kick  chan struct{}
+// waiter is an append of this process waiting for its event's index.
+type waiter struct {
+	id   string
+	sess *session // nil when heads are not kept by this process
+	slot bool     // holds a place in Log.inflight
+	at   time.Time
 
-	durable   atomic.Uint64 // last position durable
-	sequenced atomic.Uint64 // last position sequenced
+	done  chan struct{} // closed once sequenced
+	index uint64
+}
+
+// sequencer tracks how far the journal has been sequenced.
+type sequencer struct {
+	sequenced atomic.Uint64 // position of the last record sequenced
+	waiting   sync.Map      // event id -> *waiter, for stores that give no tags
 
 	wmu   sync.Mutex
-	moved chan struct{} // closed and replaced when sequenced advances
+	moved chan struct{} // closed and replaced when sequencing advances
 }
 
-func newSequencer() *sequencer {
-	return &sequencer{kick: make(chan struct{}, 1), moved: make(chan struct{})}
-}
+func newSequencer() *sequencer { return &sequencer{moved: make(chan struct{})} }
 
-// durableGroup is the journal's callback: entries are durable, in order.
-func (l *Log) durableGroup(entries []*journal.Entry) {
-	s := l.seq
-	s.mu.Lock()
-	for _, e := range entries {
-		it := e.Tag.(*item)
-		it.pos = e.Pos
-		s.queue = append(s.queue, it)
-	}
-	s.mu.Unlock()
-	s.durable.Store(entries[len(entries)-1].Pos)
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
-
-// take removes up to n queued items.
-func (s *sequencer) take(n int) []*item {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := min(n, len(s.queue))
-	out := s.queue[:k:k]
-	s.queue = s.queue[k:]
-	if len(s.queue) == 0 {
-		s.queue = nil
-	}
-	return out
-}
-
-func (s *sequencer) advance(pos uint64) {
-	s.sequenced.Store(pos)
+func (s *sequencer) advance() {
 	s.wmu.Lock()
 	close(s.moved)
 	s.moved = make(chan struct{})
 	s.wmu.Unlock()
 }
 
-// waitSequenced waits until every record up to pos is sequenced.
-func (s *sequencer) waitSequenced(ctx context.Context, pos uint64) error {
+// wait waits until ok holds, checking it each time sequencing advances.
+func (s *sequencer) wait(ctx context.Context, ok func() bool) error {
 	for {
 		s.wmu.Lock()
 		ch := s.moved
 		s.wmu.Unlock()
-		if s.sequenced.Load() >= pos {
+		if ok() {
 			return nil
 		}
 		select {
@@ -104,42 +75,123 @@ func (s *sequencer) waitSequenced(ctx context.Context, pos uint64) error {
 	}
 }
 
+// waitJournal waits until every record durable in the journal now is
+// sequenced (by this instance or, on a shared journal, another).
+func (l *Log) waitJournal(ctx context.Context) error {
+	mark, err := l.journal.Mark(ctx)
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		l.seq.wmu.Lock()
+		moved := l.seq.moved
+		l.seq.wmu.Unlock()
+		ok, err := l.journal.Passed(ctx, mark)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-moved:
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitPosition waits until the journal is sequenced up to pos.
+func (l *Log) waitPosition(ctx context.Context, pos uint64) error {
+	return l.seq.wait(ctx, func() bool { return l.seq.sequenced.Load() >= pos })
+}
+
 // runSequencer moves durable records into the vault and the log until ctx
-// ends.
+// ends: one goroutine takes records from the journal and stores their
+// payloads while another has the previous chunk sequenced.
 func (l *Log) runSequencer(ctx context.Context) {
 	chunks := make(chan []*item, 1)
 	l.wg.Go(func() {
 		defer close(chunks)
-		for {
+		if h := l.cfg.holdSequencer; h != nil {
 			select {
+			case <-h:
 			case <-ctx.Done():
 				return
-			case <-l.seq.kick:
 			}
-			for {
-				chunk := l.seq.take(int(l.cfg.BatchMaxSize))
-				if len(chunk) == 0 {
-					break
-				}
-				if err := l.storePayloads(ctx, chunk); err != nil {
-					return // ctx ended
-				}
-				select {
-				case chunks <- chunk:
-				case <-ctx.Done():
+		}
+		for {
+			recs, err := l.journal.Next(ctx, int(l.cfg.BatchMaxSize))
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, journal.ErrClosed) {
 					return
 				}
+				l.logger.Warn("sequencer: reading the journal", "error", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			chunk, err := l.items(recs)
+			if err != nil {
+				// A record the engine wrote and cannot read: stop here
+				// rather than skip it; it stays in the journal.
+				l.logger.Error("sequencer: stopped at a journal record it cannot read", "error", err)
+				return
+			}
+			if err := l.storePayloads(ctx, chunk); err != nil {
+				return // ctx ended
+			}
+			select {
+			case chunks <- chunk:
+			case <-ctx.Done():
+				return
 			}
 		}
 	})
 	l.wg.Go(func() {
 		for chunk := range chunks {
-			if err := l.sequence(ctx, chunk, 0); err != nil {
+			if err := l.sequence(ctx, chunk); err != nil {
 				return // ctx ended
+			}
+			recs := make([]journal.Record, len(chunk))
+			for i, it := range chunk {
+				recs[i] = it.rec
+			}
+			if err := retry(ctx, l, "releasing journal records", func() error { return l.journal.Release(ctx, recs) }); err != nil {
+				return
 			}
 			l.finish(chunk)
 		}
 	})
+}
+
+// items decodes journal records.
+func (l *Log) items(recs []journal.Record) ([]*item, error) {
+	out := make([]*item, len(recs))
+	for i, r := range recs {
+		rec, err := decodeRecord(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("journal record %d: %w", r.Pos, err)
+		}
+		it := &item{rec: r, data: rec, maybe: r.Maybe}
+		if w, ok := r.Tag.(*waiter); ok {
+			it.local, it.id = w, w.id
+		} else {
+			id, _, err := event.LeafPayload(rec.leaf)
+			if err != nil {
+				return nil, fmt.Errorf("journal record %d: %w", r.Pos, err)
+			}
+			it.id = id
+			if w, ok := l.seq.waiting.Load(id); ok {
+				it.local = w.(*waiter)
+			}
+		}
+		out[i] = it
+	}
+	return out, nil
 }
 
 // storePayloads stores the payloads of chunk in the vault, retrying until
@@ -148,8 +200,8 @@ func (l *Log) runSequencer(ctx context.Context) {
 func (l *Log) storePayloads(ctx context.Context, chunk []*item) error {
 	var sealed []vault.Sealed
 	for _, it := range chunk {
-		if it.rec.sealed != nil {
-			sealed = append(sealed, *it.rec.sealed)
+		if it.data.sealed != nil {
+			sealed = append(sealed, *it.data.sealed)
 		}
 	}
 	if len(sealed) == 0 {
@@ -180,21 +232,19 @@ func retry(ctx context.Context, l *Log, what string, f func() error) error {
 }
 
 // sequence appends the leaves of items to the log, in order, each exactly
-// once: an item already in the log (an earlier try, or a run before a
-// crash, put it there) is found by its event id among the last window
-// entries and not appended again. window 0 means len(items).
-func (l *Log) sequence(ctx context.Context, items []*item, window uint64) error {
-	if window == 0 {
-		window = uint64(len(items))
-	}
-	first := true
+// once: an item that may be there already (Maybe, or an earlier try that
+// failed part way) is looked for by its event id among the log's last
+// entries, and not appended again if found.
+func (l *Log) sequence(ctx context.Context, items []*item) error {
+	look := slices.ContainsFunc(items, func(it *item) bool { return it.maybe })
 	return retry(ctx, l, "appending to the log", func() error {
-		if !first {
+		if look {
+			window := uint64(max(0, l.journal.Depth())) + uint64(len(items)) + uint64(l.cfg.BatchMaxSize)
 			if err := l.findInLog(ctx, items, window); err != nil {
 				return err
 			}
 		}
-		first = false
+		look = true // a later try looks for what an earlier one appended
 		todo := make([]*item, 0, len(items))
 		for _, it := range items {
 			if !it.indexed {
@@ -204,9 +254,10 @@ func (l *Log) sequence(ctx context.Context, items []*item, window uint64) error 
 		if len(todo) == 0 {
 			return nil
 		}
+		l.observeBatch(len(todo))
 		futs := make([]tessera.IndexFuture, len(todo))
 		for i, it := range todo {
-			futs[i] = l.appender.Add(ctx, tessera.NewEntry(it.rec.leaf))
+			futs[i] = l.appender.Add(ctx, tessera.NewEntry(it.data.leaf))
 		}
 		var firstErr error
 		for i, f := range futs {
@@ -238,9 +289,17 @@ func (l *Log) findInLog(ctx context.Context, items []*item, window uint64) error
 	if len(want) == 0 {
 		return nil
 	}
-	size, err := l.reader.IntegratedSize(ctx)
+	// Entries sequenced but not yet integrated cannot be read yet: wait
+	// for them (the AWS driver integrates about once a second).
+	next, err := l.reader.NextIndex(ctx)
 	if err != nil {
 		return err
+	}
+	size := next
+	if next > 0 {
+		if size, _, err = l.sizeCovering(ctx, next-1); err != nil {
+			return err
+		}
 	}
 	from := size - min(size, window)
 	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < size; bi++ {
@@ -265,73 +324,35 @@ func (l *Log) findInLog(ctx context.Context, items []*item, window uint64) error
 	return nil
 }
 
-// finish answers the waiters of a sequenced chunk and releases its records.
+// finish answers the waiters of a sequenced chunk.
 func (l *Log) finish(chunk []*item) {
 	now := time.Now()
 	for _, it := range chunk {
-		if it.sess != nil {
-			it.sess.pending.Add(-1)
+		w := it.local
+		if w == nil {
+			continue
+		}
+		l.seq.waiting.Delete(w.id)
+		if s := w.sess; s != nil {
+			s.pending.Add(-1)
 			for {
-				old := it.sess.lastIndex.Load()
-				if it.index <= old || it.sess.lastIndex.CompareAndSwap(old, it.index) {
+				old := s.lastIndex.Load()
+				if it.index <= old || s.lastIndex.CompareAndSwap(old, it.index) {
 					break
 				}
 			}
 		}
-		if it.slot {
+		if w.slot {
 			<-l.inflight
 		}
-		l.observeIndexed(now.Sub(it.at))
-		close(it.done)
+		l.observeIndexed(now.Sub(w.at))
+		w.index = it.index
+		close(w.done)
 	}
-	last := chunk[len(chunk)-1].pos
-	l.journal.Release(last)
-	l.seq.advance(last)
-}
-
-// recoverJournal puts the records a journal held at start into the vault
-// and the log, each exactly once, in journal order.
-func (l *Log) recoverJournal(ctx context.Context, recs []journal.Record) error {
-	if len(recs) == 0 {
-		return nil
+	if p := chunk[len(chunk)-1].rec.Pos; p > l.seq.sequenced.Load() {
+		l.seq.sequenced.Store(p)
 	}
-	items := make([]*item, len(recs))
-	for i, r := range recs {
-		rec, err := decodeRecord(r.Data)
-		if err != nil {
-			return fmt.Errorf("journal record %d: %w", r.Pos, err)
-		}
-		id, _, err := event.LeafPayload(rec.leaf)
-		if err != nil {
-			return fmt.Errorf("journal record %d: %w", r.Pos, err)
-		}
-		items[i] = &item{pos: r.Pos, rec: rec, id: id, done: make(chan struct{})}
-	}
-	window := uint64(len(items))
-	if err := l.findInLog(ctx, items, window); err != nil {
-		return err
-	}
-	had := 0
-	for _, it := range items {
-		if it.indexed {
-			had++
-		}
-	}
-	for start := 0; start < len(items); start += int(l.cfg.BatchMaxSize) {
-		chunk := items[start:min(len(items), start+int(l.cfg.BatchMaxSize))]
-		if err := l.storePayloads(ctx, chunk); err != nil {
-			return err
-		}
-		if err := l.sequence(ctx, chunk, window); err != nil {
-			return err
-		}
-	}
-	last := items[len(items)-1].pos
-	l.journal.Release(last)
-	l.seq.durable.Store(last)
-	l.seq.advance(last)
-	l.logger.Info("journal recovered", "records", len(items), "already_in_log", had, "appended", len(items)-had)
-	return nil
+	l.seq.advance()
 }
 
 // ErrClosed: the log is closed, or closing.

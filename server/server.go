@@ -293,7 +293,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Signers:            signers,
 		Retention:          holds,
 		Floors:             floors,
-		Chains:             b.Chains,
+		CheckpointPoll:     b.CheckpointPoll(),
 		Locker:             b.State,
 		Health:             b.Health,
 		UnstickPublication: b.UnstickPublication,

@@ -29,12 +29,12 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/connlimit"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -80,7 +80,7 @@ func serve(args []string) int {
 	listen := fs.String("listen", server.DefaultListen, "listen address")
 	storage := fs.String("storage", backend.POSIX, "where the log lives: posix (DATA: Tessera's POSIX driver and SQLite; one instance) or s3 (Tessera's AWS driver on --db-dsn and --s3-bucket; several instances may share them)")
 	dbDSN := fs.String("db-dsn", "", "s3 storage: the MariaDB/MySQL database, user:pass@tcp(HOST:3306)/NAME (default: $"+dsnEnv+", which keeps the password out of the process list)")
-	dbMaxConns := fs.Int("db-max-conns", sqldb.DefaultMaxConns, fmt.Sprintf("s3 storage: the main pool of database connections of this instance (Tessera's sequencer, the session locks and the session-head writer open %d more)", sqldb.DefaultTesseraConns+sqldb.LockHolders+chain.WriterConns))
+	dbMaxConns := fs.Int("db-max-conns", sqldb.DefaultMaxConns, fmt.Sprintf("s3 storage: the main pool of database connections of this instance (Tessera's sequencer, the locks and the journal open %d more)", sqldb.DefaultTesseraConns+sqldb.LockHolders+journal.SQLConns))
 	s3Endpoint := fs.String("s3-endpoint", "", "s3 storage: the S3-compatible store's URL, e.g. http://127.0.0.1:8333 (default: AWS); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	s3Bucket := fs.String("s3-bucket", "", "s3 storage: the bucket of tiles and entry bundles (created if missing)")
 	s3Region := fs.String("s3-region", "", "s3 storage: the bucket's region (default: $AWS_REGION, else "+backend.S3Region+")")

@@ -76,7 +76,7 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 	cfg := auditlog.Config{Driver: b.Driver, Signer: k.Signer, Verifier: k.Verifier, Vault: vlt, Journal: b.Journal,
 		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, quiet()) },
 		CheckpointInterval: interval, Signers: signers, Retention: holds, Floors: floors,
-		Chains: b.Chains, Locker: b.State, Health: b.Health, UnstickPublication: b.UnstickPublication, Logger: quiet()}
+		CheckpointPoll: b.CheckpointPoll(), Locker: b.State, Health: b.Health, UnstickPublication: b.UnstickPublication, Logger: quiet()}
 	for _, m := range mods {
 		m(&cfg)
 	}

@@ -24,10 +24,10 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
-	"github.com/llmaudittrail/llmaudittrail/chain"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -49,7 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"VaultTwoInstances", testVaultTwoInstances},
 		{"Pseudonyms", testPseudonyms},
 		{"Tokens", testTokens},
-		{"Chain", testChain},
+		{"Journal", testJournal},
 		{"Index", testIndex},
 		{"IndexTwoInstances", testIndexTwoInstances},
 		{"Signers", testSigners},
@@ -345,74 +345,131 @@ func testTokens(t *testing.T, open Opener) {
 	}
 }
 
-func testChain(t *testing.T, open Opener) {
+// testJournal tests the journal of a shared database (journal.SQL): the
+// head check, two instances creating one session, the sequencer lease and
+// the records' order.
+func testJournal(t *testing.T, open Opener) {
 	db := open(t)
-	s, err := chain.Open(db)
+	if !db.Shared() {
+		t.Skip("the SQL journal is for a shared database; a single instance uses journal.File")
+	}
+	cfg := journal.SQLConfig{Lease: 2 * time.Second, Logger: quiet()}
+	a, err := journal.OpenSQL(db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := chain.Key{Tenant: "t", Session: "a"}, chain.Key{Tenant: "t", Session: "B"}
-	l, err := s.Lock(ctx, []chain.Key{b, a, a})
+	defer a.Close()
+	b, err := journal.OpenSQL(db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := l.Head(a); h.Next != 0 || h.Prev != nil || h.Dirty {
-		t.Fatalf("a new session's head = %+v", h)
+	defer b.Close()
+	h := func(i byte) []byte { return bytes.Repeat([]byte{i}, 32) }
+	entry := func(session string, seq uint64, prev, hash []byte, data string) *journal.Entry {
+		return &journal.Entry{Tenant: "t", Session: session, Seq: seq, Prev: prev, Hash: hash, Data: []byte(data)}
 	}
-	if err := l.Begin(ctx); err != nil {
+	// A new session: seq 0, no prev.
+	if err := a.Append(ctx, []*journal.Entry{entry("s", 0, nil, h(1), "s0"), entry("s", 1, h(1), h(2), "s1")}); err != nil {
 		t.Fatal(err)
 	}
-	h1 := bytes.Repeat([]byte{7}, 32)
-	if err := l.Commit(ctx, map[chain.Key]chain.Head{a: {Next: 3, Prev: h1}}); err != nil {
-		t.Fatal(err)
+	if next, prev, err := b.Head(ctx, "t", "s"); err != nil || next != 2 || !bytes.Equal(prev, h(2)) {
+		t.Fatalf("head after two records = %d %x %v", next, prev, err)
 	}
-	l.Unlock()
-	l, err = s.Lock(ctx, []chain.Key{a, b})
-	if err != nil {
-		t.Fatal(err)
+	// An append that does not extend the head is refused, with nothing
+	// stored: another instance chained on a head that moved.
+	var moved *journal.HeadsMovedError
+	if err := b.Append(ctx, []*journal.Entry{entry("u", 0, nil, h(9), "u0"), entry("s", 1, h(1), h(3), "s1 again")}); !errors.As(err, &moved) || len(moved.Sessions) != 1 || moved.Sessions[0] != [2]string{"t", "s"} {
+		t.Fatalf("an append on a stale head = %v", err)
 	}
-	if h := l.Head(a); h.Next != 3 || !bytes.Equal(h.Prev, h1) || h.Dirty {
-		t.Fatalf("head after Commit = %+v", h)
+	if next, _, _ := a.Head(ctx, "t", "u"); next != 0 {
+		t.Fatalf("a refused append moved another session's head to %d", next)
 	}
-	if h := l.Head(b); h.Next != 0 || h.Dirty {
-		t.Fatalf("an untouched session's head = %+v", h)
+	// Two instances creating one session at once: one wins, the other is
+	// told the head moved.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, j := range []*journal.SQL{a, b} {
+		wg.Go(func() {
+			errs[i] = j.Append(ctx, []*journal.Entry{entry("new", 0, nil, h(byte(20+i)), fmt.Sprint("new from ", i))})
+		})
 	}
-	// An append that begins and never commits leaves the sessions dirty.
-	if err := l.Begin(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// While held, the session cannot be locked again.
-	done := make(chan error, 1)
-	go func() {
-		l2, err := s.Lock(ctx, []chain.Key{b})
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
 		if err == nil {
-			l2.Unlock()
+			won++
+		} else if !errors.As(err, &moved) {
+			t.Fatalf("the losing creation failed with %v", err)
 		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("a held session was locked again (%v)", err)
-	case <-time.After(300 * time.Millisecond):
 	}
-	l.Unlock()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if won != 1 {
+		t.Fatalf("%d of two instances created session new at seq 0 (%v)", won, errs)
 	}
-	l, err = s.Lock(ctx, []chain.Key{a})
+	// One instance holds the lease and reads every record in order; the
+	// first read after taking the lease is marked Maybe.
+	var leader, other *journal.SQL
+	type read struct {
+		j    *journal.SQL
+		recs []journal.Record
+	}
+	got := make(chan read, 2)
+	for _, j := range []*journal.SQL{a, b} {
+		go func() {
+			// Less than the lease: the leader does not renew it once it
+			// has read, and the other must not take it over meanwhile.
+			c, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+			defer cancel()
+			recs, _ := j.Next(c, 100)
+			got <- read{j, recs}
+		}()
+	}
+	var recs []journal.Record
+	for range 2 {
+		if r := <-got; r.recs != nil {
+			if recs != nil {
+				t.Fatal("both instances read the journal: two hold the lease")
+			}
+			recs, leader = r.recs, r.j
+		}
+	}
+	if len(recs) != 3 || string(recs[0].Data) != "s0" || string(recs[1].Data) != "s1" || !recs[0].Maybe {
+		t.Fatalf("records read = %d, first %q maybe %v", len(recs), recs[0].Data, recs[0].Maybe)
+	}
+	if leader == a {
+		other = b
+	} else {
+		other = a
+	}
+	mark, err := leader.Mark(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Unlock()
-	if h := l.Head(a); !h.Dirty || h.Next != 3 || time.Since(h.DirtySince) > time.Minute {
-		t.Fatalf("head after an unfinished append = %+v, want dirty", h)
+	if ok, _ := other.Passed(ctx, mark); ok {
+		t.Fatal("Passed before any record was released")
 	}
-	l.Recovered(a, chain.Head{Next: 4, Prev: h1})
-	if err := l.Commit(ctx, nil); err != nil {
+	// Records handed out and not released are not read again.
+	c, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if again, err := leader.Next(c, 100); err == nil {
+		t.Fatalf("Next read %d records again before they were released", len(again))
+	}
+	cancel()
+	if err := leader.Release(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	if h := l.Head(a); h.Dirty || h.Next != 4 {
-		t.Fatalf("head after recovery and Commit = %+v", h)
+	if ok, err := other.Passed(ctx, mark); !ok || err != nil {
+		t.Fatalf("Passed after release = %v %v", ok, err)
+	}
+	// The leader stops; the other takes over once the lease lapses, and
+	// marks its first records Maybe.
+	if err := other.Append(ctx, []*journal.Entry{entry("s", 2, h(2), h(4), "s2")}); err != nil {
+		t.Fatal(err)
+	}
+	leader.Close()
+	c, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	next, err := other.Next(c, 100)
+	if err != nil || len(next) != 1 || string(next[0].Data) != "s2" || !next[0].Maybe {
+		t.Fatalf("after the leader stopped: %v %+v", err, next)
 	}
 }
 
