@@ -148,9 +148,11 @@ const (
 	// HeaderSubject, optional, names the data subject the call is about
 	// (the log keeps only its pseudonym).
 	HeaderSubject = "X-Audit-Subject"
-	// HeaderRequestIndex is answered by the proxy with the log index of the
-	// attempt's llm.request event when it was recorded before forwarding.
-	HeaderRequestIndex = "X-Audit-Request-Index"
+	// HeaderRequestID is answered by the proxy with the event id of the
+	// attempt's llm.request event when it was recorded before forwarding
+	// (fail-closed): the request is durable in the log's journal; its index
+	// is answered by GET /v1/events/{id} once the log has sequenced it.
+	HeaderRequestID = "X-Audit-Request-Id"
 )
 
 // Defaults.

@@ -399,7 +399,7 @@ func (x *exchange) finish(how endKind, cause error) {
 			body.release()
 			for i, bc := range pending {
 				if i+1 < len(res) {
-					bc.resolve(res[0].Index, res[i+1].Index)
+					bc.resolve(res[0].ID, res[i+1].ID)
 				}
 			}
 		}

@@ -219,7 +219,7 @@ type mcpPending struct {
 	method, tool string
 	name, uri    string // of prompts/get, resources/read
 	start        time.Time
-	callIndex    *uint64 // the tool.call event
+	callID       string // the tool.call event's id
 	notes        int     // notifications seen while it was pending
 }
 
@@ -497,8 +497,8 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 	}
 	if o.binder != nil {
 		if b, ok := o.binder.take(ctx, cn.agent.Tenant, cn.session, p.tool, args, o.c.o.recordTimeout); ok {
-			a.set("capture.llm_response.index", int64(b.response))
-			a.set("capture.llm_tool_call.index", int64(b.toolCall))
+			a.set("capture.llm_response.id", b.response)
+			a.set("capture.llm_tool_call.id", b.toolCall)
 		}
 	}
 	ev := &event.Request{Session: cn.session, Kind: KindToolCall, Actor: cn.agent.Actor}
@@ -526,8 +526,7 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 		o.c.logger.Warn("capture: tools/call not recorded; refused (fail-closed)", "session", cn.session, "tool", p.tool, "error", err)
 		return rpcErrorReply(m.ID, RPCNotRecorded, "the audit log could not record this tool call, so it was not made: "+event.Clip(err.Error(), 200))
 	}
-	i := it.res[0].Index
-	p.callIndex = &i
+	p.callID = it.res[0].ID
 	return nil
 }
 
@@ -612,8 +611,8 @@ func (o *MCPObserver) requestAttrs(a attrs, p *mcpPending, id json.RawMessage) {
 		a.set("gen_ai.tool.name", p.tool)
 		a.set("gen_ai.tool.call.id", string(id))
 		a.set("gen_ai.tool.type", "mcp")
-		if p.callIndex != nil {
-			a.set("capture.tool_call.index", int64(*p.callIndex))
+		if p.callID != "" {
+			a.set("capture.tool_call.id", p.callID)
 		}
 		if p.notes > 0 {
 			a.set("mcp.notifications", p.notes)
@@ -738,11 +737,11 @@ type boundCall struct {
 	ready    chan struct{}
 	once     sync.Once
 	ok       bool
-	response uint64 // index of the llm.response
-	toolCall uint64 // index of its tool.call event
+	response string // event id of the llm.response
+	toolCall string // event id of its tool.call event
 }
 
-func (c *boundCall) resolve(response, toolCall uint64) {
+func (c *boundCall) resolve(response, toolCall string) {
 	c.once.Do(func() { c.response, c.toolCall, c.ok = response, toolCall, true; close(c.ready) })
 }
 

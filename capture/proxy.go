@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -331,7 +330,7 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 	h.Set(HeaderSession, x.session)
 	h.Set(HeaderCall, x.callID)
 	if x.reqRes != nil {
-		h.Set(HeaderRequestIndex, strconv.FormatUint(x.reqRes.Index, 10))
+		h.Set(HeaderRequestID, x.reqRes.ID)
 	}
 
 	resp, err := p.transport.RoundTrip(out)

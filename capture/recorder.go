@@ -16,9 +16,10 @@ type HTTPRecorder struct{ c *client.Client }
 // NewHTTPRecorder returns a Recorder posting through c.
 func NewHTTPRecorder(c *client.Client) *HTTPRecorder { return &HTTPRecorder{c: c} }
 
-// Record appends events with client.Append.
+// Record appends events with client.Append, answered once they are
+// durable (?wait=durable).
 func (r *HTTPRecorder) Record(ctx context.Context, events []*event.Request) ([]event.Appended, error) {
-	ws, err := r.c.Append(ctx, events)
+	ws, err := r.c.Append(ctx, events, client.WaitForDurability())
 	if err != nil {
 		return nil, err
 	}

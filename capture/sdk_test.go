@@ -575,7 +575,7 @@ func TestSDKs(t *testing.T) {
 			t.Fatal(err)
 		}
 		session := hr.Header.Get(capture.HeaderSession)
-		if !event.ValidID(session) || hr.Header.Get(capture.HeaderCall) == "" || hr.Header.Get(capture.HeaderRequestIndex) == "" {
+		if !event.ValidID(session) || hr.Header.Get(capture.HeaderCall) == "" || hr.Header.Get(capture.HeaderRequestID) == "" {
 			t.Fatalf("response headers %v", hr.Header)
 		}
 		evs := e.events(session, 4)

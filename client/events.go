@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
@@ -191,4 +192,57 @@ func (r EventResponse) Appended() (event.Appended, error) {
 	a := event.Appended{ID: r.ID, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh}
 	a.Index, a.Indexed = r.Index, r.Indexed
 	return a, nil
+}
+
+// EventStatus is the body of GET /v1/events/{id}: where an acknowledged
+// event stands.
+type EventStatus struct {
+	ID      string `json:"id"`
+	Tenant  string `json:"tenant"`
+	Session string `json:"session"`
+	// Status is StatusDurable (in the journal, not yet sequenced) or
+	// StatusSequenced (in the log at Index).
+	Status string  `json:"status"`
+	Index  *uint64 `json:"index,omitempty"`
+}
+
+// Values of EventStatus.Status.
+const (
+	StatusDurable   = "durable"
+	StatusSequenced = "sequenced"
+)
+
+// Event says where the event with id stands (a token with the read scope
+// that sees its tenant); ErrNotFound if no acknowledged event has that id.
+func (c *Client) Event(ctx context.Context, id string) (*EventStatus, error) {
+	if !event.ValidID(id) {
+		return nil, fmt.Errorf("%q is not an event id", event.Clip(id, 64))
+	}
+	var st EventStatus
+	if err := c.do(ctx, http.MethodGet, "/v1/events/"+id, nil, nil, http.StatusOK, &st); err != nil {
+		return nil, err
+	}
+	if st.ID != id || (st.Status == StatusSequenced) != (st.Index != nil) {
+		return nil, fmt.Errorf("%w: status of another event, or a status without its index", errNoAnswer)
+	}
+	return &st, nil
+}
+
+// WaitIndexed asks for the index of an event acknowledged at durability
+// until the log has sequenced it (or ctx ends), every poll.
+func (c *Client) WaitIndexed(ctx context.Context, id string, poll time.Duration) (uint64, error) {
+	for {
+		st, err := c.Event(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		if st.Index != nil {
+			return *st.Index, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
 }

@@ -270,11 +270,11 @@ func (x *Index) Head(ctx context.Context, tenant, session string) (seq uint64, l
 	return uint64(s), leafHash, true, nil
 }
 
-// ByID returns the index of the event with id in tenant, or ok=false if
-// the index has no such event (yet).
+// ByID returns the index of the event with id in tenant ("" for any), or
+// ok=false if the index has no such event (yet).
 func (x *Index) ByID(ctx context.Context, tenant, id string) (idx uint64, ok bool, err error) {
 	var i int64
-	err = x.db.QueryRowContext(ctx, `SELECT idx FROM entries WHERE id = ? AND tenant = ?`, id, tenant).Scan(&i)
+	err = x.db.QueryRowContext(ctx, `SELECT idx FROM entries WHERE id = ? AND (tenant = ? OR ? = '')`, id, tenant, tenant).Scan(&i)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}

@@ -138,8 +138,10 @@ type Config struct {
 	Logger             *slog.Logger
 
 	// holdSequencer, if set, keeps the sequencer from starting until it
-	// is closed (tests).
+	// is closed; afterSequence, if set, is called after each chunk is
+	// sequenced and before its records are released (tests).
 	holdSequencer <-chan struct{}
+	afterSequence func(ctx context.Context)
 }
 
 // IndexStore opens the session index once the log reader exists.
@@ -504,7 +506,7 @@ func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, req
 	ws := make([]*waiter, len(ps))
 	at := time.Now()
 	for i, pe := range ps {
-		ws[i] = &waiter{id: pe.id, slot: true, at: at, done: make(chan struct{})}
+		ws[i] = &waiter{id: pe.id, tenant: tenant, session: pe.key.session, slot: true, at: at, done: make(chan struct{})}
 		if !shared {
 			ws[i].sess = locked.sess[pe.key]
 		}
@@ -542,9 +544,7 @@ func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, req
 			if w.sess != nil {
 				w.sess.pending.Add(1)
 			}
-			if shared {
-				l.seq.waiting.Store(w.id, w)
-			}
+			l.seq.waiting.Store(w.id, w)
 		}
 		err := l.journal.Append(ctx, entries)
 		if err == nil {
@@ -554,9 +554,7 @@ func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, req
 			if w.sess != nil {
 				w.sess.pending.Add(-1)
 			}
-			if shared {
-				l.seq.waiting.Delete(w.id)
-			}
+			l.seq.waiting.Delete(w.id)
 		}
 		var moved *journal.HeadsMovedError
 		if errors.As(err, &moved) && try < maxHeadTries {

@@ -26,11 +26,29 @@ import (
 
 func newTestLog(t *testing.T, mod func(*Config)) *Log {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	skey, vkey, _ := checkpoint.GenerateKey("test/log")
-	s, _ := checkpoint.NewSigner(skey)
-	v, _ := checkpoint.NewVerifier(vkey)
+	l, closeAll := openTestLog(t, t.TempDir(), mod)
+	t.Cleanup(closeAll)
+	return l
+}
+
+var testSKey, testVKey, _ = checkpoint.GenerateKey("test/log")
+
+// openTestLog opens a log in dir; closeAll closes it and its databases.
+func openTestLog(t *testing.T, dir string, mod func(*Config)) (l *Log, closeAll func()) {
+	t.Helper()
+	l, closeAll, err := openTestLogCtx(t, context.Background(), dir, mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, closeAll
+}
+
+// openTestLogCtx is openTestLog with New's context, returning New's error
+// (with the databases closed).
+func openTestLogCtx(t *testing.T, ctx context.Context, dir string, mod func(*Config)) (l *Log, closeAll func(), err error) {
+	t.Helper()
+	s, _ := checkpoint.NewSigner(testSKey)
+	v, _ := checkpoint.NewVerifier(testVKey)
 	drv, err := posix.New(ctx, posix.Config{Path: filepath.Join(dir, "log")})
 	if err != nil {
 		t.Fatal(err)
@@ -54,17 +72,21 @@ func newTestLog(t *testing.T, mod func(*Config)) *Log {
 	if mod != nil {
 		mod(&cfg)
 	}
-	l, err := New(ctx, cfg)
+	l, err = New(ctx, cfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		l.Close(context.Background())
 		vlt.Close()
 		vdb.Close()
 		db.Close()
-	})
-	return l
+		return nil, nil, err
+	}
+	return l, func() {
+		if !l.closing.Load() { // not crashed (journal_test.go)
+			l.Close(context.Background())
+		}
+		vlt.Close()
+		vdb.Close()
+		db.Close()
+	}, nil
 }
 
 func req(session string) *event.Request {

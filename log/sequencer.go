@@ -31,7 +31,8 @@ type item struct {
 
 // waiter is an append of this process waiting for its event's index.
 type waiter struct {
-	id   string
+	id              string
+	tenant, session string
 	sess *session // nil when heads are not kept by this process
 	slot bool     // holds a place in Log.inflight
 	at   time.Time
@@ -43,7 +44,7 @@ type waiter struct {
 // sequencer tracks how far the journal has been sequenced.
 type sequencer struct {
 	sequenced atomic.Uint64 // position of the last record sequenced
-	waiting   sync.Map      // event id -> *waiter, for stores that give no tags
+	waiting   sync.Map      // event id -> *waiter, until sequenced
 
 	wmu   sync.Mutex
 	moved chan struct{} // closed and replaced when sequencing advances
@@ -155,6 +156,11 @@ func (l *Log) runSequencer(ctx context.Context) {
 		for chunk := range chunks {
 			if err := l.sequence(ctx, chunk); err != nil {
 				return // ctx ended
+			}
+			if f := l.cfg.afterSequence; f != nil {
+				if f(ctx); ctx.Err() != nil {
+					return
+				}
 			}
 			recs := make([]journal.Record, len(chunk))
 			for i, it := range chunk {

@@ -135,8 +135,9 @@ func TestComparison(t *testing.T) {
 // answers.
 func TestTimelineMCPSteps(t *testing.T) {
 	s := &replay.Session{ID: "s", Events: []*replay.Event{
+		{Index: 2, Leaf: &event.Leaf{ID: "0190a1b2c3d4e5f60718293a4b5c6d7e", Kind: "agent.decision"}},
 		{Index: 4, Leaf: &event.Leaf{Kind: "tool.call", Attributes: map[string]any{"gen_ai.tool.name": "dose.check", "gen_ai.tool.call.id": "3",
-			"mcp.server": "pharmacy", "capture.llm_response.index": json.Number("2")}}},
+			"mcp.server": "pharmacy", "capture.llm_response.id": "0190a1b2c3d4e5f60718293a4b5c6d7e"}}},
 		{Index: 5, Leaf: &event.Leaf{Kind: "tool.result", Attributes: map[string]any{"gen_ai.tool.name": "dose.check", "capture.duration_ms": json.Number("12"),
 			"error.type": "tool_error"}}},
 	}}

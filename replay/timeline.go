@@ -128,6 +128,12 @@ func NewTimeline(s *Session) *Timeline {
 	}
 	calls := map[string]int{} // call id -> step position
 	var lastCall string
+	byID := map[string]uint64{} // event id -> index, for references between events
+	for _, e := range s.Events {
+		if e.Leaf != nil {
+			byID[e.Leaf.ID] = e.Index
+		}
+	}
 	for _, e := range s.Events {
 		l := e.Leaf
 		if l == nil {
@@ -188,7 +194,10 @@ func NewTimeline(s *Session) *Timeline {
 			where := ""
 			if srv := attrString(l, "mcp.server"); srv != "" {
 				where = " on MCP server " + srv
-				if i, ok := l.Attributes["capture.llm_response.index"]; ok {
+				if i, ok := byID[attrString(l, "capture.llm_response.id")]; ok {
+					where += fmt.Sprintf(", answering the model's request in entry %d", i)
+				} else if i, ok := l.Attributes["capture.llm_response.index"]; ok {
+					// Recorded before events were acknowledged at durability.
 					where += fmt.Sprintf(", answering the model's request in entry %v", i)
 				}
 			}

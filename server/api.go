@@ -402,6 +402,25 @@ func (s *Server) getSessionPayloads(r *http.Request, p *auth.Principal) (int, an
 	return http.StatusOK, out, nil
 }
 
+// getEvent says where an acknowledged event stands (GET /v1/events/{id}:
+// the path segment is an event id here, an index under .../payload).
+func (s *Server) getEvent(r *http.Request, p *auth.Principal) (int, any, error) {
+	id := chi.URLParam(r, "index")
+	tenant := p.Tenant
+	if p.Global {
+		tenant = ""
+	}
+	st, err := s.log.Lookup(r.Context(), tenant, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := client.EventStatus{ID: st.ID, Tenant: st.Tenant, Session: st.Session, Status: client.StatusDurable}
+	if st.Indexed {
+		out.Status, out.Index = client.StatusSequenced, &st.Index
+	}
+	return http.StatusOK, out, nil
+}
+
 func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error) {
 	idx, err := parseUint(chi.URLParam(r, "index"), "index")
 	if err != nil {

@@ -16,8 +16,10 @@ type logRecorder struct {
 	writer event.Writer
 }
 
+// Record returns once the events are durable (the log sequences them
+// behind): a fail-closed call waits for no more.
 func (r logRecorder) Record(ctx context.Context, evs []*event.Request) ([]event.Appended, error) {
-	return r.log.Append(ctx, r.tenant, r.writer, evs)
+	return r.log.AppendWait(ctx, r.tenant, r.writer, evs, auditlog.WaitDurable)
 }
 
 // Recorder returns a capture.Recorder that appends to this server's log as

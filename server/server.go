@@ -398,6 +398,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/sessions/{id}/payloads", s.authed(auth.ScopeAudit, s.getSessionPayloads))
 		r.Post("/v1/mcp/relay", s.authed(auth.ScopeWrite, s.postMCPRelay))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
+		r.Get("/v1/events/{index}", s.authed(auth.ScopeRead, s.getEvent))
 		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))
 		r.Post("/v1/signers", s.authed(auth.ScopeAdmin, s.postSigner))
 		r.Post("/v1/signers/{id}/{action}", s.authed(anyScope, s.postSignerAction))

@@ -342,7 +342,7 @@ func TestMCPStreamableHTTP(t *testing.T) {
 			t.Fatalf("%s: %+v %v", e.Kind, e.Writer, e.Attributes)
 		}
 	}
-	if evs[2].Attributes["capture.tool_call.index"] == nil {
+	if evs[2].Attributes["capture.tool_call.id"] != evs[1].ID {
 		t.Errorf("the result does not name its call: %v", evs[2].Attributes)
 	}
 	// Without an audit token the proxy refuses.
@@ -433,14 +433,13 @@ func TestMCPBindsModelToolCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := w.events(session, 6) // llm.request, llm.response, tool.call (model), mcp.initialize, tool.call, tool.result
-	idx := map[string]uint64{}
-	d, _ := w.auditor.SessionPayloads(context.Background(), session, auditclient.SessionQuery{})
-	for i, e := range evs {
+	ids := map[string]string{}
+	for _, e := range evs {
 		key := e.Kind
 		if e.Kind == "tool.call" && e.Attributes["gen_ai.tool.type"] != "mcp" {
 			key = "model tool.call"
 		}
-		idx[key] = d.Events[i].Index
+		ids[key] = e.ID
 	}
 	var mcpCall *event.Leaf
 	for _, e := range evs {
@@ -448,9 +447,9 @@ func TestMCPBindsModelToolCall(t *testing.T) {
 			mcpCall = e
 		}
 	}
-	if mcpCall == nil || mcpCall.Attributes["capture.llm_response.index"] != json.Number(fmt.Sprint(idx["llm.response"])) ||
-		mcpCall.Attributes["capture.llm_tool_call.index"] != json.Number(fmt.Sprint(idx["model tool.call"])) {
-		t.Fatalf("the MCP call is not bound: %v (indices %v)", mcpCall, idx)
+	if mcpCall == nil || mcpCall.Attributes["capture.llm_response.id"] != ids["llm.response"] ||
+		mcpCall.Attributes["capture.llm_tool_call.id"] != ids["model tool.call"] {
+		t.Fatalf("the MCP call is not bound: %v (ids %v)", mcpCall, ids)
 	}
 }
 
