@@ -220,7 +220,7 @@ type mcpPending struct {
 	name, uri    string // of prompts/get, resources/read
 	start        time.Time
 	callID       string // the tool.call event's id
-	notes        int     // notifications seen while it was pending
+	notes        int    // notifications seen while it was pending
 }
 
 // mcpConn is the capture's view of one MCP connection (a stdio wrapper or

@@ -33,9 +33,9 @@ type item struct {
 type waiter struct {
 	id              string
 	tenant, session string
-	sess *session // nil when heads are not kept by this process
-	slot bool     // holds a place in Log.inflight
-	at   time.Time
+	sess            *session // nil when heads are not kept by this process
+	slot            bool     // holds a place in Log.inflight
+	at              time.Time
 
 	done  chan struct{} // closed once sequenced
 	index uint64

@@ -174,4 +174,3 @@ func TestSharedSequencedByOther(t *testing.T) {
 	}
 	close(hold)
 }
-
