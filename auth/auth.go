@@ -32,9 +32,13 @@ const (
 	ScopeMonitor = event.ScopeMonitor // append monitor.alert and monitor.status events
 	ScopeSign    = "sign"             // sign records as the signer the token is bound to (--actor)
 	ScopePrivacy = "privacy"          // place and release legal holds, erase sessions and subjects
+	ScopeMetrics = "metrics"          // read the Prometheus metrics (GET /metrics; with a global token, since they count every tenant)
 )
 
-var knownScopes = []string{ScopeWrite, ScopeRead, ScopeAudit, ScopeAdmin, ScopeMonitor, ScopeSign, ScopePrivacy}
+var knownScopes = []string{ScopeWrite, ScopeRead, ScopeAudit, ScopeAdmin, ScopeMonitor, ScopeSign, ScopePrivacy, ScopeMetrics}
+
+// Scopes returns every scope's name, in the order of their documentation.
+func Scopes() []string { return slices.Clone(knownScopes) }
 
 // MaxActors caps the actor ids a token may be bound to.
 const MaxActors = 64

@@ -68,6 +68,7 @@ func TestScopes(t *testing.T) {
 		{"write", []string{"write"}, false},
 		{" read , audit,read", []string{"read", "audit"}, false},
 		{"admin", []string{"admin"}, false},
+		{"read,metrics", []string{"read", "metrics"}, false},
 		{"", nil, true},
 		{",", nil, true},
 		{"write,root", nil, true},
@@ -81,6 +82,12 @@ func TestScopes(t *testing.T) {
 	reader := &Principal{Scopes: []string{ScopeRead}}
 	if !admin.Has(ScopeAudit) || !admin.Has(ScopeWrite) || !reader.Has(ScopeRead) || reader.Has(ScopeAudit) || reader.Has(ScopeAdmin) {
 		t.Error("Has does not follow the scope rules (admin implies all)")
+	}
+	if !admin.Has(ScopeMetrics) || reader.Has(ScopeMetrics) {
+		t.Error("the metrics scope does not follow the scope rules")
+	}
+	if all := strings.Join(Scopes(), ","); all != "write,read,audit,admin,monitor,sign,privacy,metrics" {
+		t.Errorf("Scopes() = %s", all)
 	}
 }
 

@@ -40,6 +40,9 @@ type callSpec struct {
 	// hold is what body holds of the budget (nil: nothing); the request's
 	// record keeps it until it is done with the bytes.
 	hold *bodyHold
+	// received is when the attempt reached the capture (zero: when begin
+	// was called); see Metrics.Forwarded.
+	received time.Time
 }
 
 // exchange is one attempt of one call, from its request to the end of its
@@ -60,6 +63,11 @@ type exchange struct {
 	model   attrs // common, and the model call's (llm.request and llm.response)
 
 	reqRes *event.Appended // the request's record, when FailClosed
+
+	provider string // for Metrics
+	// unmeasured: the attempt's outcome was reported to Metrics already
+	// (the agent gave up while its request was being recorded).
+	unmeasured bool
 
 	start      time.Time
 	status     int
@@ -84,7 +92,11 @@ type exchange struct {
 // or ctx's error if ctx ends first; either way the attempt must not be
 // sent.
 func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
-	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, subject: s.subject, start: time.Now()}
+	x := &exchange{c: c, rec: s.rec, scope: s.scope, actor: s.actor, provider: s.provider, subject: s.subject, start: time.Now()}
+	received := s.received
+	if received.IsZero() {
+		received = x.start
+	}
 	x.ep = classify(s.method, s.path, s.header, s.upstream)
 	info, refused := parseRequest(x.ep.api, s.body)
 	x.info = info
@@ -165,6 +177,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 			s.hold.release()
 			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRefused, "", 0))
 		}})
+		c.ended(x.provider, CallRefused)
 		return nil, &RefusedError{Err: refused}
 	}
 
@@ -177,6 +190,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 			if err != nil {
 				c.logger.Warn("capture: request not recorded; refusing the call (fail-closed)",
 					"session", x.session, "call", x.callID, "error", err)
+				c.ended(x.provider, CallNotRecorded)
 				return nil, &NotRecordedError{Err: err}
 			}
 			x.reqRes = &it.res[0]
@@ -185,6 +199,8 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 			// before the record was durable: it gets its own error, and a
 			// request recorded after all is closed by an aborted response.
 			cause := context.Cause(ctx)
+			c.ended(x.provider, OutcomeAborted)
+			x.unmeasured = true
 			c.bg.add()
 			go func() {
 				defer c.bg.done()
@@ -204,6 +220,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 		c.enqueue(s.scope, x.session, it)
 	}
 	x.start = time.Now()
+	c.forwarded(x.provider, x.start.Sub(received))
 	return x, nil
 }
 
@@ -316,6 +333,10 @@ func (x *exchange) finish(how endKind, cause error) {
 		// The client read the response, and may have read it otherwise
 		// than the capture could: what it says is not recorded as read.
 		outcome, errType = OutcomeUpstreamError, errAmbiguousResponse
+	}
+
+	if !x.unmeasured {
+		x.c.ended(x.provider, outcome)
 	}
 
 	a := x.model.clone()

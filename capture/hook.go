@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
@@ -109,6 +110,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	received := time.Now()
 	ctx := req.Context()
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
@@ -139,7 +141,7 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 		actor: h.c.o.actor, subject: subject, agentID: h.c.o.agentID, upstream: req.URL.Host,
 		provider: providerFor(req.URL.Hostname(), req.URL.Path, req.Header),
 		server:   req.URL.Hostname(), method: req.Method, path: req.URL.Path, rawQuery: req.URL.RawQuery,
-		header: req.Header, body: body,
+		header: req.Header, body: body, received: received,
 	})
 	if err != nil {
 		return nil, err

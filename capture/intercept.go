@@ -539,6 +539,7 @@ func (ic *Interceptor) serveTLS(raw net.Conn, buffered *bufio.Reader, agent *Age
 	name := host
 	session := "intercept." + agent.ID
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := time.Now()
 		path := r.URL.Path
 		flavor := classify(r.Method, path, r.Header, host).flavor
 		fail := func(status int, code, format string, args ...any) {
@@ -550,7 +551,7 @@ func (ic *Interceptor) serveTLS(raw net.Conn, buffered *bufio.Reader, agent *Age
 		}
 		target := *base
 		target.Path, target.RawPath = r.URL.Path, r.URL.RawPath
-		ic.p.serveCall(w, r, agent, name, base, target, path, session, fail)
+		ic.p.serveCall(w, r, received, agent, name, base, target, path, session, fail)
 	})
 	l := &oneConn{c: make(chan net.Conn, 1), addr: raw.LocalAddr(), done: make(chan struct{})}
 	l.c <- closeNotifier{Conn: tc, onClose: func() { l.Close() }}

@@ -355,6 +355,7 @@ func (o *MCPObserver) fromClient(ctx context.Context, cn *mcpConn, raw []byte, a
 		case "tools/call":
 			params, err := readToolCall(m.Params)
 			if err != nil {
+				o.c.ended(MCPProvider, CallRefused)
 				refuse(err)
 				continue
 			}
@@ -492,6 +493,7 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 			o.payload(ev, a, args)
 			ev.Attributes = a.raw()
 			o.record(cn, ev)
+			o.c.ended(MCPProvider, CallDenied)
 			return rpcErrorReply(m.ID, RPCDenied, fmt.Sprintf("tool %q is denied by the audit policy: %s", p.tool, why))
 		}
 	}
@@ -512,6 +514,8 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 			o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolCall, Time: time.Now().UTC()})
 		}
 		o.c.enqueue(cn.agent.Tenant, cn.session, it)
+		o.c.forwarded(MCPProvider, time.Since(p.start))
+		o.c.ended(MCPProvider, CallForwarded)
 		return nil
 	}
 	it.done = make(chan error, 1)
@@ -524,9 +528,16 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 	}
 	if err != nil {
 		o.c.logger.Warn("capture: tools/call not recorded; refused (fail-closed)", "session", cn.session, "tool", p.tool, "error", err)
+		outcome := CallNotRecorded
+		if ctx.Err() != nil {
+			outcome = OutcomeAborted
+		}
+		o.c.ended(MCPProvider, outcome)
 		return rpcErrorReply(m.ID, RPCNotRecorded, "the audit log could not record this tool call, so it was not made: "+event.Clip(err.Error(), 200))
 	}
 	p.callID = it.res[0].ID
+	o.c.forwarded(MCPProvider, time.Since(p.start))
+	o.c.ended(MCPProvider, CallForwarded)
 	return nil
 }
 

@@ -49,6 +49,7 @@ type options struct {
 	binder           *ToolCallBinder
 	upstreamRoots    *x509.CertPool
 	budget           *BodyBudget
+	metrics          Metrics
 }
 
 // DefaultGapRetryInterval is the default of WithGapRetryInterval.

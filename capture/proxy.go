@@ -177,6 +177,7 @@ func bodyBudget(o options) (*BodyBudget, error) {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
 	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
 	if !ok {
 		http.NotFound(w, r)
@@ -224,13 +225,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			target.RawPath = ""
 		}
 	}
-	p.serveCall(w, r, agent, name, base, target, path, "", fail)
+	p.serveCall(w, r, received, agent, name, base, target, path, "", fail)
 }
 
 // serveCall records and forwards one call of agent to target (an upstream
-// named name, whose base is base); defaultSession names the session when
-// the request names none ("" makes one).
-func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, name string, base *url.URL, target url.URL, path, defaultSession string,
+// named name, whose base is base), received at received; defaultSession
+// names the session when the request names none ("" makes one).
+func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, received time.Time, agent *Agent, name string, base *url.URL, target url.URL, path, defaultSession string,
 	fail func(status int, code, format string, args ...any)) {
 	session := r.Header.Get(HeaderSession)
 	if session == "" {
@@ -297,7 +298,7 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, agent *Agent, 
 		rec: agent.Recorder, scope: agent.Tenant, principal: agent.ID, session: session,
 		explicit: explicit, actor: actor, subject: subject, agentID: agentID, upstream: name, provider: providerName(name, base.Hostname()),
 		server: base.Hostname(), method: r.Method, path: path, rawQuery: r.URL.RawQuery,
-		header: r.Header, body: body, budget: p.budget, client: client, hold: hold,
+		header: r.Header, body: body, budget: p.budget, client: client, hold: hold, received: received,
 	})
 	if errors.Is(err, ErrRefused) {
 		var re *RefusedError

@@ -20,6 +20,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 )
 
@@ -139,7 +140,8 @@ func (x *Index) WaitFor(ctx context.Context, size uint64) error {
 	}
 }
 
-// CatchUp indexes every integrated leaf not yet indexed.
+// CatchUp indexes every integrated leaf not yet indexed, and reports the
+// leaves left to index as it goes (metrics.IndexLag).
 func (x *Index) CatchUp(ctx context.Context) error {
 	target, err := x.reader.IntegratedSize(ctx)
 	if err != nil {
@@ -151,6 +153,7 @@ func (x *Index) CatchUp(ctx context.Context) error {
 			return err
 		}
 	}
+	lag(target, from)
 	if target <= from {
 		return nil
 	}
@@ -182,11 +185,18 @@ func (x *Index) CatchUp(ctx context.Context) error {
 		}
 		x.grow(size)
 		from = size
+		lag(target, from)
 	}
 	if d := time.Since(start); d > time.Second {
 		x.logger.Info("session index caught up", "size", target, "took", d)
 	}
 	return nil
+}
+
+// lag sets metrics.IndexLag: the integrated size target minus the indexed
+// size.
+func lag(target, indexed uint64) {
+	metrics.IndexLag.Set(float64(target - min(target, indexed)))
 }
 
 // store indexes the leaves from..end of one bundle (leaves[i] is the leaf at

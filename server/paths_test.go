@@ -91,6 +91,8 @@ func TestEveryRouteOneDecision(t *testing.T) {
 		{"write-only", tok(auth.Spec{Name: "agent-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeWrite}}), []string{"clinic-a"}},
 		{"audit", tok(auth.Spec{Name: "auditor-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeAudit}}), []string{"clinic-a"}},
 		{"admin", tok(auth.Spec{Name: "admin-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeAdmin}}), []string{"clinic-a"}},
+		// Metrics count every tenant's calls; the token reads no tenant's data.
+		{"global metrics", tok(auth.Spec{Name: "scraper", Tenant: DefaultTenant, Global: true, Scopes: []string{auth.ScopeMetrics}}), []string{}},
 	}
 
 	// Three tenants, each with an event whose attribute and payload carry
@@ -157,7 +159,7 @@ func TestEveryRouteOneDecision(t *testing.T) {
 	targets = append(targets,
 		target{"POST", capture.PathPrefix + "NAME/...", capture.PathPrefix + "gw/v1/chat/completions"},
 		target{"POST", capture.MCPPathPrefix + "NAME/...", capture.MCPPathPrefix + "tools/rpc"})
-	for _, want := range []string{"/tile/entries/*", "/v1/events", "/v1/sessions/{id}", ConsolePath + "*"} {
+	for _, want := range []string{"/tile/entries/*", "/v1/events", "/v1/sessions/{id}", MetricsPath, ConsolePath + "*"} {
 		if !slices.ContainsFunc(targets, func(x target) bool { return x.pattern == want }) {
 			t.Fatalf("the walk missed %s (found %d targets)", want, len(targets))
 		}

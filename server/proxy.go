@@ -38,7 +38,8 @@ func (s *Server) openProxy() error {
 		capture.WithLogger(s.logger),
 		capture.WithToolCallBinder(binder),
 		capture.WithUpstreamRoots(s.cfg.UpstreamRoots),
-		capture.WithBodyBudget(bodies))
+		capture.WithBodyBudget(bodies),
+		capture.WithMetrics(captureMetrics{}))
 	if err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func (s *Server) openProxy() error {
 		mo = append(mo, capture.WithToolPolicy(s.cfg.MCPToolPolicy.decide))
 	}
 	s.mcp, err = capture.NewMCP(s.cfg.MCPUpstreams, s.authenticateAgent, mo, capture.WithMode(mode), capture.WithLogger(s.logger),
-		capture.WithBodyBudget(bodies))
+		capture.WithBodyBudget(bodies), capture.WithMetrics(captureMetrics{}))
 	if err != nil || s.cfg.Intercept == nil {
 		return err
 	}
@@ -56,7 +57,8 @@ func (s *Server) openProxy() error {
 	s.intcp, err = capture.NewInterceptor(capture.InterceptConfig{Hosts: ic.Hosts, Other: ic.Other, TunnelAllow: ic.Allow, TunnelIdle: ic.TunnelIdle,
 		CACert: filepath.Join(s.cfg.DataDir, InterceptCA), CAKey: filepath.Join(s.cfg.DataDir, InterceptKey),
 		Resolve: ic.Resolve, UpstreamRoots: s.cfg.UpstreamRoots}, s.authenticateAgent,
-		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder), capture.WithBodyBudget(bodies))
+		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder), capture.WithBodyBudget(bodies),
+		capture.WithMetrics(captureMetrics{}))
 	return err
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
+	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
@@ -226,12 +227,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	var witnessClient *http.Client
+	// Tessera reaches the witnesses with this client only: its transport
+	// measures them (metrics.WitnessTransport).
+	wt := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.WitnessRoots != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12}
-		witnessClient = &http.Client{Transport: t, Timeout: cfg.WitnessTimeout + 5*time.Second}
+		wt.TLSClientConfig = &tls.Config{RootCAs: cfg.WitnessRoots, MinVersion: tls.VersionTLS12}
 	}
+	witnessClient := &http.Client{Transport: metrics.WitnessTransport(wt), Timeout: cfg.WitnessTimeout + 5*time.Second}
 	b, err := backend.Open(ctx, backend.Config{Kind: cfg.Storage, DataDir: cfg.DataDir, DSN: cfg.DBDSN, Pool: sqldb.Pool{MaxConns: cfg.DBMaxConns},
 		S3: cfg.S3, WitnessClient: witnessClient, Logger: cfg.Logger})
 	if err != nil {
@@ -407,6 +409,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/v1/holds", s.authed(anyScope, s.oneOf(s.postHold, auth.ScopeAdmin, auth.ScopePrivacy)))
 		r.Delete("/v1/holds/{id}", s.authed(anyScope, s.oneOf(s.deleteHold, auth.ScopeAdmin, auth.ScopePrivacy)))
 		r.Post("/v1/erasures", s.authed(anyScope, s.oneOf(s.postErasure, auth.ScopeAdmin, auth.ScopePrivacy)))
+		r.Get(MetricsPath, s.getMetrics)
 	})
 	// A report reads the whole log: no API deadline (the client's
 	// context, and the one report at a time, bound it).

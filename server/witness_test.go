@@ -185,14 +185,22 @@ func TestWitnessFailOpen(t *testing.T) {
 		c.WitnessTimeout = time.Second
 		c.ReceiptWait = 8 * time.Second
 	})
+	host := witnessHost(t, w.URL)
 	r := s.postWait(t, "fo", 0)
 	if r.Receipt == nil || len(cosigners(t, []byte(r.Receipt.Checkpoint), []*witnesstest.Peer{w})) != 1 {
 		t.Fatalf("with the witness up: receipt %+v (%s)", r.Receipt, r.ReceiptError)
+	}
+	// The witness client is measured (internal/metrics).
+	if n := witnessObserved(t, host); n == 0 {
+		t.Errorf("no witness request to %s observed", host)
 	}
 	w.Stop()
 	r = s.postWait(t, "fo", 1)
 	if r.Receipt == nil {
 		t.Fatalf("fail-open with the witness down: no receipt (%s)", r.ReceiptError)
+	}
+	if n := witnessFailures(host, "error") + witnessFailures(host, "timeout"); n == 0 {
+		t.Errorf("no witness failure counted for %s while it was down", host)
 	}
 	if len(cosigners(t, []byte(r.Receipt.Checkpoint), []*witnesstest.Peer{w})) != 0 {
 		t.Fatal("cosignature from a stopped witness")

@@ -99,7 +99,7 @@ func serve(args []string) int {
 	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
 	chromium := fs.String("chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
 	consoleOn := fs.Bool("console", true, "serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)")
-	maxConns := fs.Int("max-conns", connlimit.DefaultMax, "most client connections open at once on each listener (API, interception); at the cap the longest-idle connection is closed for a new one, and a new one is closed when all are busy; lowered to fit the open-file limit")
+	maxConns := fs.Int("max-conns", connlimit.DefaultMax, "most client connections open at once on each listener (API, interception, metrics); at the cap the longest-idle connection is closed for a new one, and a new one is closed when all are busy; lowered to fit the open-file limit")
 	maxConnsPerClient := fs.Int("max-conns-per-client", connlimit.DefaultPerClient, "most connections open at once from one client address (IPv4 address or IPv6 /64) on each listener; more are closed at once (0: no cap, e.g. behind a load balancer)")
 	upstreams := upstreamFlags{}
 	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: openai=https://api.openai.com, anthropic=https://api.anthropic.com)")
@@ -121,6 +121,7 @@ func serve(args []string) int {
 	captureMode := fs.String("capture", "fail-closed", "capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugListen := fs.String("debug-listen", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
+	metricsListen := fs.String("metrics-listen", "", "if set, serve Prometheus metrics at /metrics on this address to anyone, without TLS (keep it on loopback or a private network; on --listen, /metrics needs a global token with the metrics scope; see docs/metrics.md)")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
@@ -216,7 +217,7 @@ func serve(args []string) int {
 	slog.SetDefault(logger)
 	klog.SetSlogLogger(logger)
 
-	return exit(runServe(logger, *dataDir, *listen, *debugListen, server.Config{
+	return exit(runServe(logger, *dataDir, *listen, *debugListen, *metricsListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait, ProxyBodyBudget: *proxyBudget,
 		Storage: *storage, DBDSN: *dbDSN, DBMaxConns: *dbMaxConns, S3: backend.S3Config{Endpoint: *s3Endpoint, Bucket: *s3Bucket, Region: *s3Region},
 		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge,
@@ -273,6 +274,7 @@ const (
 	readTimeout       = 2 * time.Minute
 	idleTimeout       = 2 * time.Minute
 	interceptWrite    = time.Minute
+	metricsWrite      = 30 * time.Second
 )
 
 // fitFiles logs the open-file limit and lowers lim.Max, if needed, so that
@@ -292,7 +294,7 @@ func fitFiles(logger *slog.Logger, lim connlimit.Limits, listeners int) (connlim
 	return lim, nil
 }
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg server.Config, policyFile string, lim connlimit.Limits, signingKey string, tlsFiles *cli.TLSFiles, interceptListen string) error {
+func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen string, cfg server.Config, policyFile string, lim connlimit.Limits, signingKey string, tlsFiles *cli.TLSFiles, interceptListen string) error {
 	if signingKey != "" {
 		k, err := hsm.Open(signingKey)
 		if err != nil {
@@ -340,6 +342,9 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 
 	listeners := 1
 	if srv.InterceptHandler() != nil {
+		listeners++
+	}
+	if metricsListen != "" {
 		listeners++
 	}
 	if lim, err = fitFiles(logger, lim, listeners); err != nil {
@@ -401,6 +406,26 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 			go func() { errc <- is.Serve(il) }()
 		}
 	}
+	var ms *http.Server
+	if metricsListen != "" {
+		rawML, err := net.Listen("tcp", metricsListen)
+		if err != nil {
+			hs.Close()
+			if is != nil {
+				is.Close()
+			}
+			srv.Close(context.Background())
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		mLim := lim
+		mLim.Name = "metrics"
+		ml := connlimit.New(rawML, mLim)
+		ms = &http.Server{Handler: server.MetricsHandler(), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readHeaderTimeout, WriteTimeout: metricsWrite,
+			IdleTimeout: idleTimeout, MaxHeaderBytes: 64 << 10, ErrorLog: hs.ErrorLog}
+		ml.Track(ms)
+		logger.Info("serving metrics", "addr", ml.Addr().String(), "path", server.MetricsPath)
+		go func() { errc <- ms.Serve(ml) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -408,6 +433,9 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen string, cfg serv
 	logger.Info("shutting down")
 	if is != nil {
 		is.Close()
+	}
+	if ms != nil {
+		ms.Close()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -441,7 +469,7 @@ func tokenCmd(args []string) int {
 	case "create":
 		name = fs.String("name", "", "token name (required; 1-128 characters of [A-Za-z0-9_.:@-])")
 		tenant = fs.String("tenant", server.DefaultTenant, "tenant the token acts for")
-		scopes = fs.String("scopes", "write", "comma-separated scopes: write, read, audit, admin, monitor, sign, privacy")
+		scopes = fs.String("scopes", "write", "comma-separated scopes: "+strings.Join(auth.Scopes(), ", "))
 		global = fs.Bool("global", false, "act for every tenant (a log operator or log-wide auditor; needed to read entry bundles)")
 		fs.Var(&actors, "actor", "an actor id the token may write as (repeatable; default: any)")
 	case "revoke":
