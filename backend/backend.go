@@ -33,6 +33,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
 	"github.com/llmaudittrail/llmaudittrail/journal"
@@ -167,7 +168,8 @@ func (b *Backend) openPOSIX(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("opening POSIX log: %w", err)
 	}
-	b.Journal = journal.FileOpener(journal.FileConfig{Dir: filepath.Join(cfg.DataDir, JournalDir), Logger: cfg.Logger})
+	b.Journal = journal.FileOpener(journal.FileConfig{Dir: filepath.Join(cfg.DataDir, JournalDir), Logger: cfg.Logger,
+		GroupSize: func(n int) { metrics.GroupCommitSize.Observe(float64(n)) }})
 	return nil
 }
 
@@ -195,7 +197,8 @@ func (b *Backend) openS3(ctx context.Context, cfg Config) error {
 	}
 	b.closers = append(b.closers, db.Close)
 	b.State, b.Vault, b.Index = db, db, db
-	b.Journal = journal.SQLOpener(db, journal.SQLConfig{Logger: cfg.Logger})
+	b.Journal = journal.SQLOpener(db, journal.SQLConfig{Logger: cfg.Logger,
+		GroupSize: func(n int) { metrics.GroupCommitSize.Observe(float64(n)) }})
 	connBudget(ctx, db, pool, cfg.Logger)
 	if b.S3, err = newS3Client(ctx, cfg.S3); err != nil {
 		return err

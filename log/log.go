@@ -393,7 +393,12 @@ const (
 )
 
 // AppendWait is Append, returning at durability or once sequenced.
-func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait) ([]event.Appended, error) {
+func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait) (out []event.Appended, err error) {
+	defer func() { l.observeAppend(len(reqs), err) }()
+	return l.appendWait(ctx, tenant, w, reqs, wait)
+}
+
+func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait) ([]event.Appended, error) {
 	if !event.ValidID(tenant) {
 		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
 	}

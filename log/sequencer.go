@@ -44,6 +44,7 @@ type waiter struct {
 // sequencer tracks how far the journal has been sequenced.
 type sequencer struct {
 	sequenced atomic.Uint64 // position of the last record sequenced
+	stored    atomic.Int64  // records taken whose payloads are stored, not yet released
 	waiting   sync.Map      // event id -> *waiter, until sequenced
 
 	wmu   sync.Mutex
@@ -145,6 +146,7 @@ func (l *Log) runSequencer(ctx context.Context) {
 			if err := l.storePayloads(ctx, chunk); err != nil {
 				return // ctx ended
 			}
+			l.seq.stored.Add(int64(len(chunk)))
 			select {
 			case chunks <- chunk:
 			case <-ctx.Done():
@@ -333,10 +335,15 @@ func (l *Log) findInLog(ctx context.Context, items []*item, window uint64) error
 // finish answers the waiters of a sequenced chunk.
 func (l *Log) finish(chunk []*item) {
 	now := time.Now()
+	l.seq.stored.Add(-int64(len(chunk)))
+	var oldest time.Time
 	for _, it := range chunk {
 		w := it.local
 		if w == nil {
 			continue
+		}
+		if oldest.IsZero() || w.at.Before(oldest) {
+			oldest = w.at
 		}
 		l.seq.waiting.Delete(w.id)
 		if s := w.sess; s != nil {
@@ -359,6 +366,7 @@ func (l *Log) finish(chunk []*item) {
 		l.seq.sequenced.Store(p)
 	}
 	l.seq.advance()
+	l.observeJournal(oldest)
 }
 
 // ErrClosed: the log is closed, or closing.
