@@ -145,11 +145,8 @@ func (e *env) events(session string, want int) []logged {
 	l := e.srv.Log()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		size, err := l.Reader().IntegratedSize(e.ctx)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if err := l.Index().WaitFor(e.ctx, size); err != nil {
+		// Everything acknowledged so far, sequenced and indexed.
+		if err := l.WaitIndexed(e.ctx); err != nil {
 			e.t.Fatal(err)
 		}
 		entries, err := l.Index().Session(e.ctx, server.DefaultTenant, session, 0, 1000)
@@ -158,7 +155,8 @@ func (e *env) events(session string, want int) []logged {
 		}
 		// The follower may have indexed past size meanwhile; every indexed
 		// entry is integrated, so a size read now covers them all.
-		if size, err = l.Reader().IntegratedSize(e.ctx); err != nil {
+		size, err := l.Reader().IntegratedSize(e.ctx)
+		if err != nil {
 			e.t.Fatal(err)
 		}
 		if len(entries) >= want || time.Now().After(deadline) {

@@ -135,6 +135,10 @@ func (c *Client) endpoint(path string, q url.Values) string {
 
 // do sends a request and decodes a JSON answer with status want into out.
 // Any other status is decoded as the server's error body.
+// accepted reports whether a write to path may be answered 202: an event
+// durable but not yet sequenced (Written.Indexed false).
+func accepted(path string) bool { return path == "/v1/events" || path == "/v1/events:batch" }
+
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, want int, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -166,7 +170,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if len(b) > MaxResponseBytes {
 		return fmt.Errorf("the log server's answer exceeds %d bytes", MaxResponseBytes)
 	}
-	if resp.StatusCode != want {
+	if resp.StatusCode != want && !(want == http.StatusCreated && resp.StatusCode == http.StatusAccepted && accepted(path)) {
 		return decodeError(resp.StatusCode, b)
 	}
 	if out == nil {

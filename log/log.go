@@ -69,6 +69,9 @@ const (
 	DefaultMaxInFlight = 16384
 	// DefaultMaxSessionsCached bounds the session heads kept in memory.
 	DefaultMaxSessionsCached = 100_000
+	// DefaultIndexWait bounds how long a write through the API waits for
+	// its index before it is answered without it (durable all the same).
+	DefaultIndexWait = 5 * time.Second
 	// DefaultSessionWait bounds how long a session read waits for the index
 	// to cover every acknowledged write.
 	DefaultSessionWait = 10 * time.Second
@@ -110,6 +113,9 @@ type Config struct {
 	// MaxInFlight bounds events being appended at once; beyond it Append
 	// returns ErrPushback (DefaultMaxInFlight).
 	MaxInFlight int
+	// IndexWait bounds how long a WaitIndexBounded append waits for its
+	// events to be sequenced (DefaultIndexWait).
+	IndexWait time.Duration
 	// MaxSessionsCached bounds the in-memory session heads
 	// (DefaultMaxSessionsCached).
 	MaxSessionsCached int
@@ -208,6 +214,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.IndexWait == 0 {
+		cfg.IndexWait = DefaultIndexWait
 	}
 	if cfg.MaxSessionsCached == 0 {
 		cfg.MaxSessionsCached = DefaultMaxSessionsCached
@@ -390,6 +399,10 @@ const (
 	// the log sequences them behind (Appended.Indexed is false; Lookup
 	// answers an event's index once it has one).
 	WaitDurable
+	// WaitIndexBounded: as WaitIndex, but for Config.IndexWait at most;
+	// events not sequenced by then come back durable, without their index
+	// (the write API answers 202).
+	WaitIndexBounded
 )
 
 // AppendWait is Append, returning at durability or once sequenced.
@@ -589,9 +602,19 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 	}
 	locked.unlock()
 	unlocked = true
+	wctx := ctx
+	if wait == WaitIndexBounded {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, l.cfg.IndexWait)
+		defer cancel()
+	}
 	for i, w := range ws {
-		idx, err := l.waitIndex(ctx, tenant, w)
+		idx, err := l.waitIndex(wctx, tenant, w)
 		if err != nil {
+			if wait == WaitIndexBounded && ctx.Err() == nil {
+				// Durable all the same: answered without the index.
+				return out, nil
+			}
 			return nil, fmt.Errorf("waiting for the log to sequence acknowledged events: %w", err)
 		}
 		out[i].Index, out[i].Indexed = idx, true

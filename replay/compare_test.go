@@ -142,9 +142,9 @@ func TestTimelineMCPSteps(t *testing.T) {
 			"error.type": "tool_error"}}},
 	}}
 	tl := replay.NewTimeline(s)
-	if len(tl.Steps) != 2 || tl.Steps[0].Kind != replay.StepToolCall || tl.Steps[1].Kind != replay.StepToolResult ||
-		tl.Steps[0].Summary != "dose.check (3) on MCP server pharmacy, answering the model's request in entry 2" ||
-		tl.Steps[1].Summary != "dose.check: error tool_error after 12 ms" {
+	if len(tl.Steps) != 3 || tl.Steps[1].Kind != replay.StepToolCall || tl.Steps[2].Kind != replay.StepToolResult ||
+		tl.Steps[1].Summary != "dose.check (3) on MCP server pharmacy, answering the model's request in entry 2" ||
+		tl.Steps[2].Summary != "dose.check: error tool_error after 12 ms" {
 		t.Fatalf("steps %+v", tl.Steps)
 	}
 }

@@ -188,11 +188,11 @@ func readBody(r *http.Request) ([]byte, error) {
 func waitFor(r *http.Request) (wait auditlog.Wait, receipt bool, err error) {
 	switch w := r.URL.Query().Get("wait"); w {
 	case "", client.WaitIndex:
-		return auditlog.WaitIndex, false, nil
+		return auditlog.WaitIndexBounded, false, nil
 	case client.WaitDurable:
 		return auditlog.WaitDurable, false, nil
 	case client.WaitCheckpoint:
-		return auditlog.WaitIndex, true, nil
+		return auditlog.WaitIndexBounded, true, nil
 	default:
 		return 0, false, errorf(http.StatusBadRequest, "bad_query", "wait=%q: want durable, index or checkpoint", event.Clip(w, 32))
 	}
@@ -206,7 +206,23 @@ func (s *Server) postEvents(r *http.Request, p *auth.Principal) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, out[0], nil
+	return writeStatus(r, out), out[0], nil
+}
+
+// writeStatus is 201, or 202 when a write that waits for its index
+// (the default) is answered without it: the events are durable, and GET
+// /v1/events/{id} answers their index once the log has sequenced them
+// (DefaultIndexWait).
+func writeStatus(r *http.Request, out []client.EventResponse) int {
+	if r.URL.Query().Get("wait") == client.WaitDurable {
+		return http.StatusCreated
+	}
+	for _, e := range out {
+		if !e.Indexed {
+			return http.StatusAccepted
+		}
+	}
+	return http.StatusCreated
 }
 
 func (s *Server) postBatch(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -214,7 +230,7 @@ func (s *Server) postBatch(r *http.Request, p *auth.Principal) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, client.BatchResponse{Events: out}, nil
+	return writeStatus(r, out), client.BatchResponse{Events: out}, nil
 }
 
 // write decodes and appends the events of a write request, with receipts
@@ -258,6 +274,10 @@ func (s *Server) responses(ctx context.Context, res []event.Appended, wait bool)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReceiptWait)
 	defer cancel()
 	for i, x := range res {
+		if !x.Indexed {
+			out[i].ReceiptError = "not sequenced yet: no receipt; the event is durable (GET /v1/events/{id})"
+			continue
+		}
 		rc, err := s.log.WaitReceipt(ctx, x.Index, x.Leaf)
 		if err != nil {
 			out[i].ReceiptError = err.Error()

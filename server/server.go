@@ -97,6 +97,9 @@ type Config struct {
 	// BatchMaxAge is Tessera's batching delay: an append is sequenced at the
 	// latest this long after it arrives (log.DefaultBatchMaxAge).
 	BatchMaxAge time.Duration
+	// IndexWait bounds how long a write waits for its index before it is
+	// answered 202, durable without it (log.DefaultIndexWait).
+	IndexWait time.Duration
 	// WitnessPolicy, if non-empty, is the witness policy text (Sigsum/C2SP
 	// syntax); every published checkpoint must satisfy it.
 	WitnessPolicy []byte
@@ -290,6 +293,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Journal:            b.Journal,
 		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, cfg.Logger) },
 		BatchMaxAge:        cfg.BatchMaxAge,
+		IndexWait:          cfg.IndexWait,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Logger:             cfg.Logger,
 		Signers:            signers,

@@ -108,7 +108,11 @@ func (s *testServer) post(t testing.TB, session, kind string, payload any) clien
 	return r
 }
 
+// size is the log's size once every event acknowledged so far is in it.
 func (s *testServer) size(t testing.TB) uint64 {
+	if err := s.srv.Log().WaitIndexed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	n, err := s.srv.Log().Reader().IntegratedSize(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -34,11 +34,14 @@ type config struct {
 	rate                      float64
 	verify, tesseraAdd        bool
 	logKey, policyFile        string
+	wait                      string
 	pids                      []int
 }
 
 // acked is one acknowledged event, as the server answered it.
 type acked struct {
+	id       string
+	indexed  bool // index known (not with --wait durable until resolved)
 	session  string
 	index    uint64
 	seq      uint64
@@ -178,7 +181,11 @@ func run(cfg config, out io.Writer) (failed bool, err error) {
 					a.Index, err = tesseraAdd(lc, fmt.Appendf(nil, "%d %s %s", n, run, pad))
 				} else {
 					var ws []client.Written
-					if ws, err = lc.Append(context.WithoutCancel(ctx), []*event.Request{ev}); err == nil {
+					var opts []client.AppendOption
+					if cfg.wait == client.WaitDurable {
+						opts = append(opts, client.WaitForDurability())
+					}
+					if ws, err = lc.Append(context.WithoutCancel(ctx), []*event.Request{ev}, opts...); err == nil {
 						a = ws[0].Appended
 					}
 				}
@@ -187,10 +194,18 @@ func run(cfg config, out io.Writer) (failed bool, err error) {
 					continue
 				}
 				d := time.Since(t0)
-				st.ok(acked{session: session, index: a.Index, seq: a.Seq, leafHash: a.LeafHash}, d)
+				st.ok(acked{id: a.ID, indexed: a.Indexed || cfg.tesseraAdd, session: session, index: a.Index, seq: a.Seq, leafHash: a.LeafHash}, d)
 				if cfg.cpSample > 0 && n%int64(cfg.cpSample) == 0 {
 					cpWaits.Go(func() {
-						if d, ok := waitCheckpoint(lc, a.Index, t0); ok {
+						idx := a.Index
+						if !a.Indexed && !cfg.tesseraAdd {
+							wctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+							defer cancel()
+							if idx, err = lc.WaitIndexed(wctx, a.ID, 20*time.Millisecond); err != nil {
+								return
+							}
+						}
+						if d, ok := waitCheckpoint(lc, idx, t0); ok {
 							st.mu.Lock()
 							st.cp = append(st.cp, d)
 							st.mu.Unlock()

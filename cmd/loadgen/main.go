@@ -58,6 +58,7 @@ loadgen --bare [-c N] [--events N]`)
 	fs.BoolVar(&cfg.verify, "verify", false, "at the end, verify every acknowledged event: included under a checkpoint signed by --log-key (and meeting --witness-policy), each session one hash chain")
 	fs.StringVar(&cfg.logKey, "log-key", "", "with --verify: file with the log's note verifier key")
 	fs.StringVar(&cfg.policyFile, "witness-policy", "", "with --verify: witness policy the checkpoint must meet")
+	fs.StringVar(&cfg.wait, "wait", "index", "what a write waits for: durable (acknowledged once durable; indices are asked for afterwards) or index")
 	fs.IntVar(&cfg.cpSample, "checkpoint-sample", 200, "measure time-to-checkpoint for every Nth event (0: off)")
 	var pids pidFlags
 	fs.Var(&pids, "pid", "server `PID`: report its RSS at the end (repeatable)")
@@ -83,6 +84,8 @@ loadgen --bare [-c N] [--events N]`)
 		os.Exit(cli.Fail(fs, "--rate, --sessions, --events and --payload cannot be negative"))
 	case *bare && (len(cfg.urls) > 0 || cfg.verify):
 		os.Exit(cli.Fail(fs, "--bare measures Tessera alone: no --url, no --verify"))
+	case cfg.wait != "index" && cfg.wait != "durable":
+		os.Exit(cli.Fail(fs, "--wait must be durable or index"))
 	case cfg.tesseraAdd && cfg.verify:
 		os.Exit(cli.Fail(fs, "--tessera-add writes raw entries: no --verify"))
 	case !*bare && cfg.verify && cfg.logKey == "":

@@ -42,6 +42,9 @@ func verify(lc *client.Client, key note.Verifier, policy *checkpoint.Policy, ack
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), verifyWait)
 	defer cancel()
+	if err := resolveIndices(ctx, lc, acks); err != nil {
+		return err
+	}
 	var maxIdx uint64
 	for _, a := range acks {
 		maxIdx = max(maxIdx, a.index)
@@ -265,4 +268,37 @@ func verifyEach(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, a
 	fmt.Fprintf(out, "verify: ok in %s: checkpoint size %d; %d acked events have verified inclusion proofs; %d sessions chain between acked events\n",
 		time.Since(start).Round(time.Millisecond), cp.Size, len(acks), len(bySession))
 	return nil
+}
+
+// resolveIndices asks the log for the index of every event acknowledged at
+// durability (GET /v1/events/{id}), 32 at a time.
+func resolveIndices(ctx context.Context, lc *client.Client, acks []acked) error {
+	var mu sync.Mutex
+	var first error
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := range work {
+				idx, err := lc.WaitIndexed(ctx, acks[i].id, 50*time.Millisecond)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = fmt.Errorf("acked event %s of session %s: %w", acks[i].id, acks[i].session, err)
+					}
+					mu.Unlock()
+					continue
+				}
+				acks[i].index, acks[i].indexed = idx, true
+			}
+		})
+	}
+	for i := range acks {
+		if !acks[i].indexed {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
+	return first
 }

@@ -144,7 +144,7 @@ func startLoad(t *testing.T, urls []string, tok, prefix string, writers, session
 				l.mu.Lock()
 				l.status[status]++
 				if r != nil {
-					l.acks = append(l.acks, acked{session, r.Seq, r.Index, r.LeafHash})
+					l.acks = append(l.acks, acked{session, r.Seq, r.Index, r.LeafHash, r.ID, r.Pending})
 					l.last = time.Now()
 				}
 				l.mu.Unlock()
@@ -252,14 +252,33 @@ func postStatus(url, tok, session string) (*eventResp, string) {
 	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
 		status = "503 without Retry-After"
 	}
-	if err != nil || resp.StatusCode != http.StatusCreated {
+	if err != nil || resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
 		return nil, status
 	}
 	var r eventResp
 	if json.Unmarshal(b, &r) != nil {
-		return nil, "201 unparseable"
+		return nil, status + " unparseable"
 	}
+	r.Pending = resp.StatusCode == http.StatusAccepted
 	return &r, status
+}
+
+// indexOf asks the log where an event answered 202 went.
+func indexOf(url, tok, id string) (uint64, bool) {
+	req, _ := http.NewRequest("GET", url+"/v1/events/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Index *uint64 `json:"index"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil || st.Index == nil {
+		return 0, false
+	}
+	return *st.Index, true
 }
 
 // cpWatch keeps every verified checkpoint the log publishes.
@@ -330,6 +349,23 @@ func (w *cpWatch) latest() uint64 {
 func verifyLog(t *testing.T, e *relEnv, url, tok, pubPath string, acks []acked, seen map[uint64][]byte) int {
 	t.Helper()
 	v := mustVerifierFile(t, pubPath)
+	// Events answered 202 (durable, not yet sequenced): where did they go?
+	for i := range acks {
+		if !acks[i].pending {
+			continue
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if idx, ok := indexOf(url, tok, acks[i].id); ok {
+				acks[i].index, acks[i].pending = idx, false
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("event %s, answered 202, has no index after 60 s", acks[i].id)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	var maxIdx uint64
 	for _, a := range acks {
 		maxIdx = max(maxIdx, a.index)
@@ -527,7 +563,7 @@ func relKillS3(t *testing.T, e *relEnv) {
 		for {
 			if r, _ := postStatus(ps[k].url, tok, fmt.Sprintf("kill-%d", i%6)); r != nil {
 				l.mu.Lock()
-				l.acks = append(l.acks, acked{fmt.Sprintf("kill-%d", i%6), r.Seq, r.Index, r.LeafHash})
+				l.acks = append(l.acks, acked{fmt.Sprintf("kill-%d", i%6), r.Seq, r.Index, r.LeafHash, r.ID, r.Pending})
 				l.mu.Unlock()
 				break
 			}
@@ -751,13 +787,33 @@ func relDiskFull(t *testing.T, e *relEnv) {
 	fs := smallFS(t, "64m")
 	dir := filepath.Join(fs, "data")
 	p := start(t, e.bin, dir)
-	filler := filepath.Join(fs, "filler")
+	var stop chan struct{}
+	var filled sync.WaitGroup
 	row := runFault(t, e, target{[]string{p.url}, readToken(t, dir), filepath.Join(dir, "keys", "log.pub")}, "full", 8, 4, fault{
 		cycles: 2, lasts: 3 * time.Second,
-		// Fill what is left (dd stops at ENOSPC).
-		begin: func() { exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=64k").Run() },
+		// Fill what is left (dd stops at ENOSPC), and again whatever the
+		// server frees (the journal drops its released segments, Tessera
+		// its stale partial bundles) while the fault lasts.
+		begin: func() {
+			stop = make(chan struct{})
+			filled.Go(func() {
+				for i := 0; ; i++ {
+					exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(fs, fmt.Sprintf("filler-%d", i)), "bs=4k").Run()
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			})
+		},
 		end: func(l *load, _ *cpWatch) time.Duration {
-			os.Remove(filler)
+			close(stop)
+			filled.Wait()
+			fillers, _ := filepath.Glob(filepath.Join(fs, "filler-*"))
+			for _, f := range fillers {
+				os.Remove(f)
+			}
 			return l.waitAck(t, time.Now(), 30*time.Second)
 		},
 		check: func(t *testing.T, refused string) {
