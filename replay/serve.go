@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Verdicts of a re-execution.
@@ -173,8 +174,8 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			if req.PayloadStatus != client.PayloadOK {
 				return nil, fmt.Errorf("%w: the request at entry %d has no payload (%s)", ErrNotReplayable, a.Request, req.PayloadStatus)
 			}
-			c := &recorded{step: st.N, reqIndex: a.Request, upstream: attrString(req.Leaf, "capture.upstream"),
-				provider: attrString(req.Leaf, "gen_ai.provider.name"), path: attrString(req.Leaf, "url.path")}
+			c := &recorded{step: st.N, reqIndex: a.Request, upstream: req.Leaf.Attributes.String("capture.upstream"),
+				provider: req.Leaf.Attributes.String("gen_ai.provider.name"), path: req.Leaf.Attributes.String("url.path")}
 			if err := decodeJSON(req.Payload, &c.req); err != nil {
 				return nil, fmt.Errorf("%w: the request at entry %d is not JSON: %v", ErrNotReplayable, a.Request, err)
 			}
@@ -184,7 +185,7 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			}
 			resp := byIndex[*a.Response]
 			c.status = a.Status
-			c.requestID = attrString(resp.Leaf, "capture.upstream.request_id")
+			c.requestID = resp.Leaf.Attributes.String("capture.upstream.request_id")
 			c.ttfb = time.Duration(a.TTFBMS * float64(time.Millisecond))
 			c.dur = time.Duration(a.DurationMS * float64(time.Millisecond))
 			if resp.Leaf.Payload != nil {
@@ -666,7 +667,7 @@ func jsonText(v any) string {
 	if err != nil {
 		return fmt.Sprint(v)
 	}
-	return clip(string(b), 200)
+	return event.Shorten(string(b), 200)
 }
 
 // refuse answers a request the replay cannot answer, in the provider's
