@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // Timeline is a session as a decision process: calls to models (every
@@ -294,79 +295,17 @@ func (t *Timeline) WriteJSON(w io.Writer) error {
 	return enc.Encode(t)
 }
 
-// AssembledText is the text a streamed (or not) response carried: the
-// concatenated deltas of an OpenAI or Anthropic event stream, or the
-// message text of a JSON response. ok is false if none was found.
+// AssembledText is the text a recorded response carried: the message text
+// of a JSON response, or the concatenated text deltas of an event stream,
+// as the first registered provider format (llmapi) that finds text in it
+// reads it. ok is false if none does.
 func AssembledText(payload []byte) (text string, ok bool) {
-	var b strings.Builder
-	if bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
-		var v struct {
-			Choices []struct {
-				Message struct {
-					Content string `json:"content"`
-				} `json:"message"`
-			} `json:"choices"`
-			Content []struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			} `json:"content"`
-			Output []struct {
-				Content []struct {
-					Text string `json:"text"`
-				} `json:"content"`
-			} `json:"output"`
-		}
-		if json.Unmarshal(payload, &v) != nil {
-			return "", false
-		}
-		for _, c := range v.Choices {
-			b.WriteString(c.Message.Content)
-		}
-		for _, c := range v.Content {
-			b.WriteString(c.Text)
-		}
-		for _, o := range v.Output {
-			for _, c := range o.Content {
-				b.WriteString(c.Text)
-			}
-		}
-		return b.String(), b.Len() > 0
-	}
-	for _, line := range strings.Split(string(payload), "\n") {
-		d, found := strings.CutPrefix(line, "data: ")
-		if !found || d == "[DONE]" {
-			continue
-		}
-		var v struct {
-			Type    string `json:"type"`
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-			Delta struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			} `json:"delta"`
-		}
-		if json.Unmarshal([]byte(d), &v) != nil {
-			continue
-		}
-		for _, c := range v.Choices {
-			b.WriteString(c.Delta.Content)
-		}
-		if v.Type == "content_block_delta" && v.Delta.Type == "text_delta" {
-			b.WriteString(v.Delta.Text)
-		}
-		if v.Type == "response.output_text.delta" {
-			var r struct {
-				Delta string `json:"delta"`
-			}
-			json.Unmarshal([]byte(d), &r)
-			b.WriteString(r.Delta)
+	for _, f := range llmapi.Formats() {
+		if text, ok := f.Text(payload); ok {
+			return text, true
 		}
 	}
-	return b.String(), b.Len() > 0
+	return "", false
 }
 
 // Pretty indents a JSON payload; anything else is returned as text.
