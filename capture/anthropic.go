@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // Anthropic's Messages API.
@@ -17,12 +18,20 @@ const (
 	anthropicVersionHeader = "Anthropic-Version"
 )
 
+// anthropicProvider is Anthropic's API: its own format, its key in
+// X-Api-Key, the API version and beta flags in headers that are recorded.
+var anthropicProvider = llmapi.Provider{Name: "anthropic", System: "anthropic", Hosts: []string{"api.anthropic.com"}, Upstream: "https://api.anthropic.com",
+	Credentials: []string{"X-Api-Key"}, Headers: []string{anthropicVersionHeader, "Anthropic-Beta"}, Format: anthropic{}}
+
 type anthropic struct{}
 
-func (anthropic) flavor() string { return flavorAnthropic }
+func (anthropic) Name() string { return flavorAnthropic }
 
+// claims a request with the API version header, which every Anthropic SDK
+// sends, or to a host of Anthropic's (its upstream name is claimed through
+// the registry).
 func (anthropic) claims(h http.Header, hint string) bool {
-	return h.Get(anthropicVersionHeader) != "" || hint == "anthropic" || strings.Contains(hint, "anthropic.com")
+	return h.Get(anthropicVersionHeader) != "" || strings.Contains(hint, "anthropic.com")
 }
 
 func (anthropic) match(p string, _ http.Header, _ string) (string, string, bool) {
@@ -48,17 +57,71 @@ func (anthropic) parseRequest(_ string, body []byte) (requestInfo, error) {
 	return info, nil
 }
 
-// writeError writes Anthropic's {"type": "error", "error": {"type",
+// ErrorBody is Anthropic's {"type": "error", "error": {"type",
 // "message"}}.
-func (anthropic) writeError(w http.ResponseWriter, status int, _ string, message string) {
+func (anthropic) ErrorBody(status int, _ string, message string) []byte {
 	type detail struct {
 		Type    string `json:"type"`
 		Message string `json:"message"`
 	}
-	writeErrorJSON(w, status, struct {
+	b, _ := json.Marshal(struct {
 		Type  string `json:"type"`
 		Error detail `json:"error"`
 	}{"error", detail{anthropicErrorType(status), message}})
+	return b
+}
+
+// Text is a message's text blocks; of a stream, its text_delta deltas.
+func (anthropic) Text(body []byte) (string, bool) {
+	var b strings.Builder
+	if llmapi.IsJSON(body) {
+		var v struct {
+			Content []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"content"`
+		}
+		if json.Unmarshal(body, &v) != nil {
+			return "", false
+		}
+		for _, c := range v.Content {
+			if c.Type == "text" {
+				b.WriteString(c.Text)
+			}
+		}
+		return b.String(), b.Len() > 0
+	}
+	for _, d := range llmapi.StreamData(body) {
+		var v struct {
+			Type  string `json:"type"`
+			Delta struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"delta"`
+		}
+		if json.Unmarshal(d, &v) == nil && v.Type == "content_block_delta" && v.Delta.Type == "text_delta" {
+			b.WriteString(v.Delta.Text)
+		}
+	}
+	return b.String(), b.Len() > 0
+}
+
+// ToolResult reads a tool_result content block (tool_use_id).
+func (anthropic) ToolResult(item any) (string, bool) {
+	if m, ok := item.(map[string]any); ok && m["type"] == "tool_result" {
+		id, _ := m["tool_use_id"].(string)
+		return id, true
+	}
+	return "", false
+}
+
+// IDPrefixes: tool uses (toolu_, srvtoolu_) and messages.
+func (anthropic) IDPrefixes() []string { return []string{"toolu", "srvtoolu", "msg"} }
+
+// DecisionFields of the Messages API.
+func (anthropic) DecisionFields() []string {
+	return []string{"model", "messages", "system", "tools", "tool_choice", "temperature", "top_p", "top_k",
+		"max_tokens", "stop_sequences", "thinking"}
 }
 
 // anthropicErrorType maps a status to Anthropic's error types

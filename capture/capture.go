@@ -4,9 +4,12 @@
 //   - Proxy, a reverse proxy mounted by the log server at /proxy/NAME/...,
 //     which agents in any language reach by changing only their base URL;
 //   - Hook, in-process middleware for Go programs: Hook.Middleware plugs into
-//     option.WithMiddleware of both github.com/openai/openai-go/v3 and
-//     github.com/anthropics/anthropic-sdk-go/v2, and Hook.RoundTripper wraps
-//     any http.RoundTripper.
+//     option.WithMiddleware of github.com/openai/openai-go/v3 and the other
+//     official Stainless-generated SDKs (ExampleHook), and
+//     Hook.RoundTripper wraps any http.RoundTripper.
+//
+// The providers it knows are registered with package llmapi, one file each
+// (registry.go lists them).
 //
 // Every attempt of a call becomes an llm.request event, recorded before the
 // attempt goes upstream, and an llm.response event when it ends; tool calls

@@ -9,30 +9,34 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // Google's Gemini API (generativelanguage.googleapis.com):
 // models/{model}:generateContent, :streamGenerateContent (alt=sse),
 // :embedContent, :countTokens. The model is in the path.
 const (
-	flavorGemini           = "gemini"
-	apiGeminiGenerate      = "gemini.generate_content"
-	apiGeminiStream        = "gemini.stream_generate_content"
-	apiGeminiEmbed         = "gemini.embed_content"
-	apiGeminiCountTokens   = "gemini.count_tokens"
-	geminiAPIKeyHeader     = "X-Goog-Api-Key"
-	geminiProviderName     = "gcp.gemini"
-	azureOpenAIProvider    = "azure.ai.openai"
-	defaultGeminiUpstream  = "https://generativelanguage.googleapis.com"
-	geminiUpstreamHostName = "generativelanguage.googleapis.com"
+	flavorGemini         = "gemini"
+	apiGeminiGenerate    = "gemini.generate_content"
+	apiGeminiStream      = "gemini.stream_generate_content"
+	apiGeminiEmbed       = "gemini.embed_content"
+	apiGeminiCountTokens = "gemini.count_tokens"
+	geminiAPIKeyHeader   = "X-Goog-Api-Key"
 )
+
+// geminiProvider is Google's Gemini API: its own format, its key in
+// X-Goog-Api-Key (or the key= query parameter, which is never recorded).
+var geminiProvider = llmapi.Provider{Name: "gemini", System: "gcp.gemini", Hosts: []string{"generativelanguage.googleapis.com"},
+	Upstream: "https://generativelanguage.googleapis.com", Credentials: []string{geminiAPIKeyHeader}, Format: gemini{}}
 
 type gemini struct{}
 
-func (gemini) flavor() string { return flavorGemini }
+func (gemini) Name() string { return flavorGemini }
 
+// claims a request with Google's API key header, or to a Google API host
+// (its upstream name is claimed through the registry).
 func (gemini) claims(h http.Header, hint string) bool {
-	return h.Get(geminiAPIKeyHeader) != "" || hint == "gemini" || strings.Contains(hint, "googleapis.com")
+	return h.Get(geminiAPIKeyHeader) != "" || strings.Contains(hint, "googleapis.com")
 }
 
 // geminiMethod splits ".../models/NAME:method" into its model and method.
@@ -165,16 +169,86 @@ func (gemini) parseRequest(api string, body []byte) (requestInfo, error) {
 	return info, nil
 }
 
-// writeError writes Google's {"error": {"code", "message", "status"}}.
-func (gemini) writeError(w http.ResponseWriter, status int, _ string, message string) {
+// ErrorBody is Google's {"error": {"code", "message", "status"}}.
+func (gemini) ErrorBody(status int, _ string, message string) []byte {
 	type detail struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
 		Status  string `json:"status"`
 	}
-	writeErrorJSON(w, status, struct {
+	b, _ := json.Marshal(struct {
 		Error detail `json:"error"`
 	}{detail{status, message, googleStatus(status)}})
+	return b
+}
+
+// Text is the candidates' text parts (thoughts left out) of a response, of
+// a stream given as a JSON array of chunks, or of an event stream.
+func (gemini) Text(body []byte) (string, bool) {
+	var chunks []gmResponse
+	switch {
+	case llmapi.IsJSON(body) && bytes.TrimSpace(body)[0] == '[':
+		if gmDecode(body, &chunks) != nil {
+			return "", false
+		}
+	case llmapi.IsJSON(body):
+		var r gmResponse
+		if gmDecode(body, &r) != nil {
+			return "", false
+		}
+		chunks = []gmResponse{r}
+	default:
+		for _, d := range llmapi.StreamData(body) {
+			var r gmResponse
+			if gmDecode(d, &r) == nil {
+				chunks = append(chunks, r)
+			}
+		}
+	}
+	var b strings.Builder
+	for _, r := range chunks {
+		for _, c := range r.Candidates {
+			if c.Content == nil {
+				continue
+			}
+			for _, p := range c.Content.Parts {
+				if !p.Thought {
+					b.WriteString(p.Text)
+				}
+			}
+		}
+	}
+	return b.String(), b.Len() > 0
+}
+
+// ToolResult reads a functionResponse part: its id, or the function's name
+// if it has none (ids are optional).
+func (gemini) ToolResult(item any) (string, bool) {
+	m, ok := item.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	fr, ok := m["functionResponse"].(map[string]any)
+	if !ok {
+		if fr, ok = m["function_response"].(map[string]any); !ok {
+			return "", false
+		}
+	}
+	if id, _ := fr["id"].(string); id != "" {
+		return id, true
+	}
+	name, _ := fr["name"].(string)
+	return name, true
+}
+
+// IDPrefixes: none (function call ids carry no prefix).
+func (gemini) IDPrefixes() []string { return nil }
+
+// DecisionFields of generateContent, in both spellings of proto JSON (the
+// model is in the path, which is compared on its own).
+func (gemini) DecisionFields() []string {
+	return []string{"contents", "systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config",
+		"generationConfig", "generation_config", "safetySettings", "safety_settings", "cachedContent", "cached_content"}
 }
 
 // googleStatus maps an HTTP status to Google's canonical error codes.

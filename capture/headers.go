@@ -16,9 +16,10 @@ import (
 
 // credentialHeaders carry secrets: they are forwarded upstream (the proxy
 // strips the proxy credentials) but never recorded; the recorder keeps a
-// keyed fingerprint of each instead.
+// keyed fingerprint of each instead. Every registered provider adds its own
+// (llmapi.Provider.Credentials).
 var credentialHeaders = []string{
-	"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key",
+	"Authorization", "X-Api-Key", "Api-Key",
 	"Cookie", "Proxy-Authorization",
 }
 
@@ -26,9 +27,10 @@ var credentialHeaders = []string{
 // llm.request attributes (http.request.header.NAME): those that describe
 // the SDK and the API version, and nothing that may name a person or an
 // account. Of the other headers only the names are recorded
-// (http.request.header_names).
+// (http.request.header_names). Every registered provider adds its own
+// (llmapi.Provider.Headers: its API version and feature flags).
 var recordedHeaders = []string{
-	"Content-Type", "Anthropic-Version", "Anthropic-Beta", "Openai-Beta",
+	"Content-Type",
 	"X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-Os", "X-Stainless-Arch",
 	"X-Stainless-Runtime", "X-Stainless-Runtime-Version", "X-Stainless-Retry-Count",
 }
@@ -166,9 +168,9 @@ func queryAttr(key []byte, raw string) string {
 // secretName.
 var queryNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-\[\]]{1,32}$`)
 
-// secretKeyPrefixes begin well-known API keys and tokens (OpenAI and
-// Anthropic, Stripe, Google, AWS access key ids, GitHub, GitLab, Slack,
-// Hugging Face, Google OAuth, JWTs).
+// secretKeyPrefixes begin well-known API keys and tokens (sk-: the LLM
+// providers' secret keys; Stripe, Google, AWS access key ids, GitHub,
+// GitLab, Slack, Hugging Face, Google OAuth, JWTs).
 var secretKeyPrefixes = []string{"sk-", "sk_", "rk_", "AIza", "AKIA", "ASIA", "ghp_", "gho_", "ghs_", "ghu_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xapp-", "hf_", "ya29.", "eyJ"}
 
 // secretName reports whether a query parameter name looks like a

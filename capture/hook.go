@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,9 +19,9 @@ import (
 //
 //	hook, _ := capture.NewHook(capture.NewHTTPRecorder(logURL, auditToken, nil))
 //	defer hook.Close(ctx)
-//	oc := openai.NewClient(option.WithMiddleware(hook.Middleware))    // openai-go/v3
-//	ac := anthropic.NewClient(option.WithMiddleware(hook.Middleware)) // anthropic-sdk-go/v2
+//	oc := openai.NewClient(option.WithMiddleware(hook.Middleware)) // openai-go/v3
 //
+// (every Stainless-generated SDK takes it the same way: see ExampleHook),
 // and RoundTripper wraps the transport of any other http.Client. A Hook is
 // safe for concurrent use.
 type Hook struct {
@@ -78,7 +77,7 @@ func (h *Hook) Flush(ctx context.Context) error { return h.c.bg.wait(ctx) }
 func (h *Hook) Close(ctx context.Context) error { return h.c.close(ctx) }
 
 // Middleware records one attempt of an SDK call. Its type is the
-// option.Middleware of both openai-go/v3 and anthropic-sdk-go/v2:
+// option.Middleware of openai-go/v3 and the other Stainless-generated SDKs:
 // func(*http.Request, option.MiddlewareNext) (*http.Response, error).
 //
 // In FailClosed mode an attempt whose request cannot be recorded is not
@@ -139,7 +138,7 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 	x, err := h.c.begin(ctx, &callSpec{
 		rec: h.rec, scope: h.scope, principal: h.scope, session: session, explicit: explicit,
 		actor: h.c.o.actor, subject: subject, agentID: h.c.o.agentID, upstream: req.URL.Host,
-		provider: providerFor(req.URL.Hostname(), req.URL.Path, req.Header),
+		provider: providerFor(req.URL.Hostname(), req.Method, req.URL.Path, req.Header),
 		server:   req.URL.Hostname(), method: req.Method, path: req.URL.Path, rawQuery: req.URL.RawQuery,
 		header: req.Header, body: body, received: received,
 	})
@@ -188,23 +187,6 @@ func (h *Hook) do(req *http.Request, next func(*http.Request) (*http.Response, e
 	}
 	resp.Body = &tapBody{rc: resp.Body, x: x, ctx: ctx}
 	return resp, nil
-}
-
-// providerFor names the provider of a request the Hook sees.
-func providerFor(host, path string, hd http.Header) string {
-	switch {
-	case host == "api.openai.com":
-		return "openai"
-	case host == "api.anthropic.com", hd.Get(anthropicVersionHeader) != "":
-		return "anthropic"
-	case host == geminiUpstreamHostName, hd.Get(geminiAPIKeyHeader) != "":
-		return geminiProviderName
-	case strings.HasSuffix(host, ".openai.azure.com"):
-		return azureOpenAIProvider
-	case strings.HasSuffix(strings.TrimRight(path, "/"), "/messages"):
-		return "anthropic"
-	}
-	return "openai" // the OpenAI-compatible flavour
 }
 
 type errReader struct{ err error }

@@ -29,33 +29,20 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
-// DefaultInterceptHosts are the provider hosts the interception proxy
-// terminates TLS for unless told otherwise: OpenAI, Anthropic, Gemini, Azure
-// OpenAI and the Bedrock runtime of each region in BedrockRegions.
-var DefaultInterceptHosts = append([]string{
-	"api.openai.com", "api.anthropic.com", geminiUpstreamHostName, "*.openai.azure.com",
-}, bedrockHosts()...)
-
-// BedrockRegions are the AWS regions whose Bedrock runtime host
-// (bedrock-runtime.REGION.amazonaws.com) is in DefaultInterceptHosts. X.509
-// name constraints cannot say "bedrock-runtime.*.amazonaws.com", and
-// "amazonaws.com" would let the CA vouch for all of AWS, so each region is
-// named; a region missing here goes in --intercept-hosts.
-var BedrockRegions = []string{
-	"us-east-1", "us-east-2", "us-west-1", "us-west-2", "us-gov-east-1", "us-gov-west-1",
-	"ca-central-1", "ca-west-1", "mx-central-1", "sa-east-1",
-	"eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3",
-	"il-central-1", "me-central-1", "me-south-1", "af-south-1",
-	"ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
-	"ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-7",
-}
-
-func bedrockHosts() []string {
-	out := make([]string, len(BedrockRegions))
-	for i, r := range BedrockRegions {
-		out[i] = "bedrock-runtime." + r + ".amazonaws.com"
+// DefaultInterceptHosts are the hosts the interception proxy terminates TLS
+// for unless told otherwise: every registered provider's (llmapi), among
+// them the Bedrock runtime of each region in BedrockRegions.
+func DefaultInterceptHosts() []string {
+	var out []string
+	for _, p := range llmapi.Providers() {
+		for _, h := range p.Hosts {
+			if !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
 	}
 	return out
 }
@@ -121,7 +108,7 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 		return nil, errors.New("capture: an Authenticator is required")
 	}
 	if len(cfg.Hosts) == 0 {
-		cfg.Hosts = DefaultInterceptHosts
+		cfg.Hosts = DefaultInterceptHosts()
 	}
 	for _, h := range cfg.Hosts {
 		if constraintOf(h) == "" {
@@ -191,14 +178,7 @@ func (ic *Interceptor) dial(ctx context.Context, network, addr string) (net.Conn
 
 // hostMatches reports whether host is on the allowlist pattern (a host,
 // or *.suffix: any host below the suffix).
-func hostMatches(pattern, host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	pattern = strings.ToLower(pattern)
-	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
-		return strings.HasSuffix(host, "."+suffix)
-	}
-	return host == pattern
-}
+func hostMatches(pattern, host string) bool { return llmapi.MatchHost(pattern, host) }
 
 func (ic *Interceptor) allowed(host string) bool {
 	for _, p := range ic.cfg.Hosts {

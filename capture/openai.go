@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // OpenAI's APIs (and every OpenAI-compatible server's): chat completions,
@@ -19,9 +20,15 @@ const (
 	flavorOpenAI         = "openai"
 )
 
+// openAIProvider is OpenAI's API. Its format is the default: every
+// OpenAI-compatible server speaks it, and so do Azure OpenAI and Bedrock's
+// OpenAI-compatible endpoint (azure.go, bedrock.go).
+var openAIProvider = llmapi.Provider{Name: "openai", System: "openai", Hosts: []string{"api.openai.com"}, Upstream: "https://api.openai.com",
+	Headers: []string{"Openai-Beta"}, Format: openAI{}}
+
 type openAI struct{}
 
-func (openAI) flavor() string { return flavorOpenAI }
+func (openAI) Name() string { return flavorOpenAI }
 
 // claims nothing: OpenAI's format is the default for unknown APIs.
 func (openAI) claims(http.Header, string) bool { return false }
@@ -94,8 +101,8 @@ func (openAI) parseRequest(_ string, body []byte) (requestInfo, error) {
 	return info, nil
 }
 
-// writeError writes OpenAI's {"error": {"message", "type", "param", "code"}}.
-func (openAI) writeError(w http.ResponseWriter, status int, code, message string) {
+// ErrorBody is OpenAI's {"error": {"message", "type", "param", "code"}}.
+func (openAI) ErrorBody(status int, code, message string) []byte {
 	typ := "invalid_request_error"
 	if status >= 500 {
 		typ = "server_error"
@@ -106,9 +113,100 @@ func (openAI) writeError(w http.ResponseWriter, status int, code, message string
 		Param   *string `json:"param"`
 		Code    string  `json:"code"`
 	}
-	writeErrorJSON(w, status, struct {
+	b, _ := json.Marshal(struct {
 		Error detail `json:"error"`
 	}{detail{message, typ, nil, code}})
+	return b
+}
+
+// Text is a chat completion's (or legacy completion's) message contents, a
+// Responses output's texts; of a stream, the contents of the chat chunks'
+// deltas, or the Responses API's response.output_text.delta events.
+func (openAI) Text(body []byte) (string, bool) {
+	var b strings.Builder
+	if llmapi.IsJSON(body) {
+		var v struct {
+			Choices []struct {
+				Message struct {
+					Content json.RawMessage `json:"content"`
+				} `json:"message"`
+				Text string `json:"text"`
+			} `json:"choices"`
+			Output []struct {
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"output"`
+		}
+		if json.Unmarshal(body, &v) != nil {
+			return "", false
+		}
+		for _, c := range v.Choices {
+			b.WriteString(jsonString(c.Message.Content))
+			b.WriteString(c.Text)
+		}
+		for _, o := range v.Output {
+			for _, c := range o.Content {
+				b.WriteString(c.Text)
+			}
+		}
+		return b.String(), b.Len() > 0
+	}
+	for _, d := range llmapi.StreamData(body) {
+		var v struct {
+			Type    string `json:"type"`
+			Choices []struct {
+				Delta struct {
+					Content string `json:"content"`
+				} `json:"delta"`
+				Text string `json:"text"`
+			} `json:"choices"`
+			Delta json.RawMessage `json:"delta"`
+		}
+		if json.Unmarshal(d, &v) != nil {
+			continue
+		}
+		for _, c := range v.Choices {
+			b.WriteString(c.Delta.Content)
+			b.WriteString(c.Text)
+		}
+		if v.Type == "response.output_text.delta" {
+			b.WriteString(jsonString(v.Delta))
+		}
+	}
+	return b.String(), b.Len() > 0
+}
+
+// ToolResult reads a chat tool message (role "tool", tool_call_id) or a
+// Responses function_call_output item (call_id).
+func (openAI) ToolResult(item any) (string, bool) {
+	m, ok := item.(map[string]any)
+	switch {
+	case !ok:
+		return "", false
+	case m["role"] == "tool":
+		id, _ := m["tool_call_id"].(string)
+		return id, true
+	case m["type"] == "function_call_output":
+		id, _ := m["call_id"].(string)
+		return id, true
+	}
+	return "", false
+}
+
+// IDPrefixes: tool calls (call_, fc_), messages, responses, chat
+// completions, web searches and reasoning items.
+func (openAI) IDPrefixes() []string {
+	return []string{"call", "fc", "msg", "resp", "chatcmpl", "ws", "rs"}
+}
+
+// DecisionFields of chat completions, the Responses API and legacy
+// completions.
+func (openAI) DecisionFields() []string {
+	return []string{"model", "messages", "input", "instructions", "tools", "tool_choice", "temperature", "top_p",
+		"max_tokens", "max_completion_tokens", "max_output_tokens", "response_format", "text", "stop", "seed", "reasoning",
+		"reasoning_effort", "n", "frequency_penalty", "presence_penalty", "logit_bias", "previous_response_id", "prompt",
+		"functions", "function_call", "parallel_tool_calls"}
 }
 
 // Wire shapes (only the fields we read).

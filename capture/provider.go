@@ -16,31 +16,9 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
-// A provider is one API wire format: how its requests are classified and
-// parsed, how its responses and streams are read, and how the proxy's own
-// errors are written in it. Each lives in a file of its own (openai.go,
-// anthropic.go); adding a provider is adding a file and an entry to
-// providers.
-type provider interface {
-	// flavor names the wire format (its api names start with flavor + ".").
-	flavor() string
-	// claims reports whether a request to an unknown API of upstream hint
-	// (the upstream's name or host) with these headers is in this format,
-	// so that the proxy's errors are written in it.
-	claims(h http.Header, hint string) bool
-	// match names the API of a POST to path (relative to the provider's
-	// base), or ok false.
-	match(path string, h http.Header, hint string) (api, operation string, ok bool)
-	// parseRequest reads the GenAI parameters of a request body; an error
-	// (from strictjson.Unmarshal: malformed or ambiguous JSON) refuses it.
-	parseRequest(api string, body []byte) (requestInfo, error)
-	// parseBody reads a complete successful JSON response body.
-	parseBody(api string, body []byte) summary
-	// newStream returns the reader of a response stream of api.
-	newStream(api string, p *respParser) streamReader
-	// writeError answers an error of the proxy's own in this format.
-	writeError(w http.ResponseWriter, status int, code, message string)
-}
+// The formats the capture reads are registered with the providers that
+// speak them (registry.go); streamReader is how a format reads a response
+// stream.
 
 // streamReader reads the events of one response stream into the parser's
 // summary.
@@ -49,18 +27,6 @@ type streamReader interface {
 	event(typ string, data []byte) bool
 	// finish completes the summary from what the stream said.
 	finish(s *summary)
-}
-
-// providers, tried in order; the first is the default flavor.
-var providers = []provider{openAI{}, anthropic{}, gemini{}}
-
-func providerOf(flavor string) provider {
-	for _, p := range providers {
-		if p.flavor() == flavor {
-			return p
-		}
-	}
-	return providers[0]
 }
 
 // API families recorded as a plain HTTP exchange (bodies and status, no
@@ -83,46 +49,37 @@ type endpoint struct {
 
 // classify names the API of a request from its method, path (relative to the
 // provider's base, e.g. /v1/chat/completions) and headers. hint is the
-// upstream's name or host, used to choose the error format of requests that
-// are none of the known APIs.
+// upstream's name or host: with the headers, it chooses the error format
+// of requests that are none of the known APIs.
 func classify(method, path string, h http.Header, hint string) endpoint {
 	p := strings.TrimRight(path, "/")
-	flavor := providers[0].flavor()
-	for _, pr := range providers {
-		if pr.claims(h, hint) {
-			flavor = pr.flavor()
+	flavor := formats[0].Name()
+	named := ""
+	if pr, ok := hinted(hint); ok {
+		named = pr.Format.Name()
+	}
+	for _, f := range formats {
+		if f.claims(h, hint) || f.Name() == named {
+			flavor = f.Name()
 			break
 		}
 	}
 	if method != http.MethodPost {
 		return endpoint{api: apiOther, flavor: flavor}
 	}
-	for _, pr := range providers {
-		if api, op, ok := pr.match(p, h, hint); ok {
-			return endpoint{api: api, flavor: pr.flavor(), operation: op}
+	for _, f := range formats {
+		if api, op, ok := f.match(p, h, hint); ok {
+			return endpoint{api: api, flavor: f.Name(), operation: op}
 		}
 	}
 	return endpoint{api: apiOther, flavor: flavor}
 }
 
-// providerOfAPI is the provider of a known API, nil for apiOther.
-func providerOfAPI(api string) provider {
-	for _, p := range providers {
-		if strings.HasPrefix(api, p.flavor()+".") {
-			return p
-		}
-	}
-	return nil
-}
-
 // writeProviderError answers an error of the proxy's own in the format the
-// agent's SDK expects, so that it surfaces as an ordinary API error.
+// agent's SDK expects (flavor's), so that it surfaces as an ordinary API
+// error.
 func writeProviderError(w http.ResponseWriter, flavor string, status int, code, message string) {
-	providerOf(flavor).writeError(w, status, code, message)
-}
-
-func writeErrorJSON(w http.ResponseWriter, status int, body any) {
-	b, _ := json.Marshal(body)
+	b := formatNamed(flavor).ErrorBody(status, code, message)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -150,34 +107,17 @@ type requestInfo struct {
 	SystemPrompt string
 }
 
-// pathModeler is a provider whose requests may name the model in the path
-// (Gemini's models/NAME:method, Azure's deployments/NAME/...).
+// pathModeler is a format whose requests may name the model in the path
+// (a model resource, models/NAME:method, or a deployment,
+// deployments/NAME/...).
 type pathModeler interface{ pathModel(path string) string }
 
 // modelFromPath is the model a request's path names, "" if none.
 func modelFromPath(api, path string) string {
-	if pm, ok := providerOfAPI(api).(pathModeler); ok {
+	if pm, ok := formatOfAPI(api).(pathModeler); ok {
 		return event.Clip(pm.pathModel(path), maxAttrString)
 	}
 	return ""
-}
-
-// providerName is gen_ai.provider.name for an upstream, as the
-// OpenTelemetry GenAI conventions spell it where they name it.
-func providerName(upstream, host string) string {
-	switch {
-	case host == "api.openai.com" && upstream == host:
-		return "openai"
-	case host == "api.anthropic.com" && upstream == host:
-		return "anthropic"
-	case strings.HasPrefix(host, "bedrock-runtime.") && strings.HasSuffix(host, ".amazonaws.com"):
-		return "aws.bedrock"
-	case upstream == "gemini" || host == geminiUpstreamHostName:
-		return geminiProviderName
-	case strings.HasPrefix(upstream, "azure") || strings.HasSuffix(host, ".openai.azure.com"):
-		return azureOpenAIProvider
-	}
-	return upstream
 }
 
 // parseRequest reads the GenAI request parameters of body (unverified
@@ -187,11 +127,11 @@ func providerName(upstream, host string) string {
 // something else than what would be recorded, and the request is refused.
 // Bodies of other APIs are not read (recorded as they are).
 func parseRequest(api string, body []byte) (requestInfo, error) {
-	p := providerOfAPI(api)
-	if p == nil || len(body) == 0 {
+	f := formatOfAPI(api)
+	if f == nil || len(body) == 0 {
 		return requestInfo{}, nil
 	}
-	return p.parseRequest(api, body)
+	return f.parseRequest(api, body)
 }
 
 // commonRequest holds the request fields that the providers' chat APIs
@@ -440,15 +380,15 @@ func parseBody(api string, status int, body []byte) summary {
 		}
 		return s
 	}
-	p := providerOfAPI(api)
-	if p == nil {
+	f := formatOfAPI(api)
+	if f == nil {
 		return summary{}
 	}
-	return p.parseBody(api, body)
+	return f.parseBody(api, body)
 }
 
 // respParser reads a response stream chunk by chunk (Write) through its
-// provider's streamReader.
+// format's streamReader.
 type respParser struct {
 	sum      summary
 	sse      *sseScanner
@@ -458,8 +398,8 @@ type respParser struct {
 
 func newRespParser(api string) *respParser {
 	p := &respParser{}
-	if pr := providerOfAPI(api); pr != nil {
-		p.rd = pr.newStream(api, p)
+	if f := formatOfAPI(api); f != nil {
+		p.rd = f.newStream(api, p)
 	}
 	p.sse = newSSEScanner(maxSSEEvent, p.event)
 	return p

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // finalWriteTimeout bounds the write of a response's last bytes.
@@ -25,13 +26,17 @@ const finalWriteTimeout = 30 * time.Second
 // upstream NAME.
 const PathPrefix = "/proxy/"
 
-// DefaultUpstreams are the upstreams every proxy knows unless overridden.
+// DefaultUpstreams are the upstreams every proxy knows unless overridden:
+// each registered provider's (llmapi) that has a default upstream, under
+// its name.
 func DefaultUpstreams() map[string]string {
-	return map[string]string{
-		"openai":    "https://api.openai.com",
-		"anthropic": "https://api.anthropic.com",
-		"gemini":    defaultGeminiUpstream,
+	out := map[string]string{}
+	for _, p := range llmapi.Providers() {
+		if p.Upstream != "" {
+			out[p.Name] = p.Upstream
+		}
 	}
+	return out
 }
 
 var upstreamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.\-]{0,63}$`)
@@ -73,7 +78,7 @@ func parseBase(name, raw string) (*url.URL, error) {
 // plain character that would make the path recorded and the path forwarded
 // two spellings. The path forwarded is the client's escaped path, and the
 // path recorded its decoding: for a canonical path both have the same
-// segments. Escaped reserved characters (a Gemini model's ":" written %3A)
+// segments. Escaped reserved characters (a model method's ":" written %3A)
 // are fine.
 func unfitPath(r *http.Request) error { return canonpath.Request(r) }
 

@@ -1,8 +1,6 @@
 package compliance
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -203,45 +201,6 @@ func (c *collector) record(index uint64) (actor, writer string, ok bool) {
 	return c.names[r.actor], c.names[r.writer], true
 }
 
-func attrString(l map[string]any, k string) string {
-	s, _ := l[k].(string)
-	return s
-}
-
-func attrUint(l map[string]any, k string) (uint64, bool) {
-	switch v := l[k].(type) {
-	case json.Number:
-		var n uint64
-		_, err := fmt.Sscan(string(v), &n)
-		return n, err == nil
-	case float64:
-		return uint64(v), v >= 0
-	}
-	return 0, false
-}
-
-func attrBool(l map[string]any, k string) bool {
-	b, _ := l[k].(bool)
-	return b
-}
-
-func attrStrings(l map[string]any, k string) []string {
-	vs, _ := l[k].([]any)
-	var out []string
-	for _, v := range vs {
-		if s, ok := v.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func attrTime(l map[string]any, k string) (time.Time, bool) {
-	s := attrString(l, k)
-	t, err := time.Parse(time.RFC3339Nano, s)
-	return t, err == nil
-}
-
 // see reads one entry (in index order): every entry of the report's
 // tenant, and the log-wide kinds of every tenant.
 func (c *collector) see(e *entry) {
@@ -288,7 +247,7 @@ func (c *collector) see(e *entry) {
 	agent := l.Tenant + "/" + l.Actor.ID
 	switch l.Kind {
 	case signature.KindEnrolled:
-		if e.when == during && attrString(a, signature.AttrVerifiedBy) == "" {
+		if e.when == during && a.String(signature.AttrVerifiedBy) == "" {
 			c.enrollments.add(e.offense("enrolled without identity_verified_by"))
 		}
 	case signature.KindKeyRotated:
@@ -308,19 +267,19 @@ func (c *collector) see(e *entry) {
 			c.locks = append(c.locks, e)
 		}
 	case "config.change":
-		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + attrString(a, "config.agent"),
-			model: attrString(a, "config.model"), hash: attrString(a, "config.sha256"), prompt: attrString(a, "config.prompt_sha256")}
+		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + a.String("config.agent"),
+			model: a.String("config.model"), hash: a.String("config.sha256"), prompt: a.String("config.prompt_sha256")}
 		c.configs = append(c.configs, cc)
-		if cc.model != "" && attrString(a, "config.agent") != "" {
+		if cc.model != "" && a.String("config.agent") != "" {
 			c.declared[cc.agent] = cc.model
 		}
 	case "llm.request":
-		c.seeModel(e, agent, attrString(a, "gen_ai.request.model"))
-		c.seePrompt(e, agent, attrString(a, "capture.system_prompt.sha256"))
+		c.seeModel(e, agent, a.String("gen_ai.request.model"))
+		c.seePrompt(e, agent, a.String("capture.system_prompt.sha256"))
 	case "tool.call":
-		c.seeToolCall(e, skey, attrString(a, "gen_ai.tool.name"))
+		c.seeToolCall(e, skey, a.String("gen_ai.tool.name"))
 	case "agent.decision":
-		if r, ok := attrUint(a, "decision.record"); ok && slices.Contains(c.p.ApprovalOutcomes, attrString(a, "decision.outcome")) && e.when == during {
+		if r, ok := a.Uint("decision.record"); ok && slices.Contains(c.p.ApprovalOutcomes, a.String("decision.outcome")) && e.when == during {
 			c.approvalsN++
 			if actor, _, ok := c.record(r); ok && actor == l.Actor.ID {
 				c.selfApprov.add(e.offense("actor %s approves its own entry %d", l.Actor.ID, r))
@@ -331,8 +290,8 @@ func (c *collector) see(e *entry) {
 	case "capture.gap":
 		if e.when == during {
 			c.gaps = append(c.gaps, e)
-			first, ok1 := attrTime(a, "capture.gap.first_time")
-			last, ok2 := attrTime(a, "capture.gap.last_time")
+			first, ok1 := a.Time("capture.gap.first_time")
+			last, ok2 := a.Time("capture.gap.last_time")
 			if ok1 && ok2 && !last.Before(first) {
 				c.outage += max(last.Sub(first), time.Second)
 			} else {
@@ -344,17 +303,17 @@ func (c *collector) see(e *entry) {
 			c.oversight++
 		}
 	case "incident.reported":
-		id := attrString(a, "incident.id")
-		aware, ok := attrTime(a, "incident.aware_at")
+		id := a.String("incident.id")
+		aware, ok := a.Time("incident.aware_at")
 		if !ok {
 			aware = e.time
 		}
 		if id != "" && e.when == during && c.incidents[id] == nil {
-			c.incidents[id] = &incident{e: e, class: attrString(a, "incident.classification"), aware: aware}
+			c.incidents[id] = &incident{e: e, class: a.String("incident.classification"), aware: aware}
 			c.incidentIDs = append(c.incidentIDs, id)
 		}
 	case "incident.notified":
-		if in := c.incidents[attrString(a, "incident.id")]; in != nil && in.notified == nil {
+		if in := c.incidents[a.String("incident.id")]; in != nil && in.notified == nil {
 			t := e.time
 			in.notified, in.notifiedIndex = &t, e.index
 		}
@@ -380,7 +339,7 @@ func (c *collector) seeLogWide(e *entry) {
 	l, a := e.leaf, e.leaf.Attributes
 	switch l.Kind {
 	case "access.token_created", "access.token_revoked":
-		id := attrString(a, "token.id")
+		id := a.String("token.id")
 		t := c.tokens[id]
 		if t == nil {
 			t = &tokenInfo{}
@@ -391,7 +350,7 @@ func (c *collector) seeLogWide(e *entry) {
 			if t.created == nil {
 				t.created = &i
 			}
-			t.name, t.tenant, t.scopes, t.global = attrString(a, "token.name"), attrString(a, "token.tenant"), attrStrings(a, "token.scopes"), attrBool(a, "token.global")
+			t.name, t.tenant, t.scopes, t.global = a.String("token.name"), a.String("token.tenant"), a.Strings("token.scopes"), a.Bool("token.global")
 		} else if t.revoked == nil {
 			t.revoked = &i
 		}
@@ -401,16 +360,16 @@ func (c *collector) seeLogWide(e *entry) {
 		}
 	case "monitor.alert":
 		if e.when == during {
-			c.alerts[attrString(a, "monitor.rule")]++
+			c.alerts[a.String("monitor.rule")]++
 		}
-		if attrString(a, "monitor.rule") == "signer.locked" {
-			if i, ok := attrUint(a, "monitor.index"); ok {
+		if a.String("monitor.rule") == "signer.locked" {
+			if i, ok := a.Uint("monitor.index"); ok {
 				c.alertedLock[i] = true
 			}
 		}
 	case "retention.set":
-		if f, err := period.Parse(attrString(a, "retention.floor")); err == nil {
-			c.floors = append(c.floors, floorSet{index: e.index, tenant: l.Tenant, scope: attrString(a, "retention.scope"), floor: f, text: f.String(), at: e.time})
+		if f, err := period.Parse(a.String("retention.floor")); err == nil {
+			c.floors = append(c.floors, floorSet{index: e.index, tenant: l.Tenant, scope: a.String("retention.scope"), floor: f, text: f.String(), at: e.time})
 		}
 	}
 }
@@ -497,7 +456,7 @@ func (c *collector) seeSignature(e *entry) {
 // the session's limits.
 func (c *collector) seeComponents(e *entry, st *signature.Statement) {
 	a := e.leaf.Attributes
-	comp, sess := attrString(a, signature.AttrComponents), attrString(a, signature.AttrSession)
+	comp, sess := a.String(signature.AttrComponents), a.String(signature.AttrSession)
 	if comp == "" || sess == "" {
 		c.components.add(e.offense("the signature does not record the components used"))
 		return
@@ -631,25 +590,25 @@ func (c *collector) seeToolCall(e *entry, skey, tool string) {
 // seeErasure checks an erasure against the retention floor in force.
 func (c *collector) seeErasure(e *entry) {
 	a := e.leaf.Attributes
-	for _, s := range attrStrings(a, "erasure.sessions") {
+	for _, s := range a.Strings("erasure.sessions") {
 		c.erasedSessions[e.leaf.Tenant+"/"+s] = true
 	}
-	if s := attrString(a, "erasure.session"); s != "" {
+	if s := a.String("erasure.session"); s != "" {
 		c.erasedSessions[e.leaf.Tenant+"/"+s] = true
 	}
 	if e.when != during {
 		return
 	}
 	c.erasures = append(c.erasures, e)
-	if attrBool(a, "erasure.override") {
-		c.overrides.add(e.offense("erasure inside the retention floor by override: %s", attrString(a, "erasure.override_reason")))
+	if a.Bool("erasure.override") {
+		c.overrides.add(e.offense("erasure inside the retention floor by override: %s", a.String("erasure.override_reason")))
 		return
 	}
 	floor, ok := c.floorAt(e.leaf.Tenant, e.index)
 	if !ok {
 		return
 	}
-	for _, s := range attrStrings(a, "erasure.sessions") {
+	for _, s := range a.Strings("erasure.sessions") {
 		last, ok := c.sessionLast[e.leaf.Tenant+"/"+s]
 		if ok && e.time.Before(floor.End(last)) {
 			c.erasureBad.add(e.offense("session %s erased without an override inside the floor %s, which ends %s", s, floor, floor.End(last).Format(time.RFC3339)))

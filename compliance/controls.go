@@ -298,7 +298,7 @@ var part11 = Profile{
 			var off offenses
 			for _, e := range c.locks {
 				if !c.alertedLock[e.index] {
-					off.add(e.offense("signer %s was locked out and no monitor alert (signer.locked) names it", attrString(e.leaf.Attributes, signature.AttrSigner)))
+					off.add(e.offense("signer %s was locked out and no monitor alert (signer.locked) names it", e.leaf.Attributes.String(signature.AttrSigner)))
 				}
 			}
 			return verdict("failed attempts are logged, and every lock-out was alerted by the monitor",
@@ -380,7 +380,7 @@ var sox = Profile{
 		{"sox-itgc-operations", "SOX 404 ITGC: computer operations", "Capture, witnessing and monitoring ran over the period", func(c *collector) ControlResult {
 			var off offenses
 			for _, g := range c.gaps {
-				off.add(g.offense("capture gap: %s", attrString(g.leaf.Attributes, "capture.gap.error")))
+				off.add(g.offense("capture gap: %s", g.leaf.Attributes.String("capture.gap.error")))
 			}
 			ev := Evidence{Counts: map[string]int{"capture_gaps": len(c.gaps), "monitor_status_events": len(c.statuses)}, Facts: map[string]any{"alerts_by_rule": c.alerts, "witness_quorum": c.quorum}}
 			switch {
@@ -530,8 +530,8 @@ var euAIAct = Profile{
 }
 
 func gapDuration(g *entry) string {
-	first, ok1 := attrTime(g.leaf.Attributes, "capture.gap.first_time")
-	last, ok2 := attrTime(g.leaf.Attributes, "capture.gap.last_time")
+	first, ok1 := g.leaf.Attributes.Time("capture.gap.first_time")
+	last, ok2 := g.leaf.Attributes.Time("capture.gap.last_time")
 	if !ok1 || !ok2 {
 		return "unknown length"
 	}

@@ -104,8 +104,8 @@ func checkAnchor(src Source, r *client.Receipt, digest string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotAnchored, err)
 	}
-	if l.Kind != "report.issued" || attrString(l.Attributes, "report.sha256") != digest || l.Writer == nil || l.Writer.Via != "server" {
-		return 0, fmt.Errorf("%w: entry %d is a %s for %q", ErrNotAnchored, vr.Index, l.Kind, attrString(l.Attributes, "report.sha256"))
+	if l.Kind != "report.issued" || l.Attributes.String("report.sha256") != digest || l.Writer == nil || l.Writer.Via != "server" {
+		return 0, fmt.Errorf("%w: entry %d is a %s for %q", ErrNotAnchored, vr.Index, l.Kind, l.Attributes.String("report.sha256"))
 	}
 	return vr.Index, nil
 }
@@ -124,7 +124,7 @@ func firstDifference(given, recomputed []byte) (string, string) {
 			continue
 		}
 		if f != "controls" {
-			return f, fmt.Sprintf("given %s, recomputed %s", clip(a[f]), clip(b[f]))
+			return f, fmt.Sprintf("given %s, recomputed %s", event.Shorten(string(a[f]), 300), event.Shorten(string(b[f]), 300))
 		}
 		var ca, cb []json.RawMessage
 		json.Unmarshal(a[f], &ca)
@@ -142,7 +142,7 @@ func firstDifference(given, recomputed []byte) (string, string) {
 			if x.Status != y.Status {
 				return "control " + y.ID, fmt.Sprintf("given %s, recomputed %s: %s", x.Status, y.Status, y.Evidence.Summary)
 			}
-			return "control " + y.ID, fmt.Sprintf("the evidence differs: given %s, recomputed %s", clip(ca[i]), clip(cb[i]))
+			return "control " + y.ID, fmt.Sprintf("the evidence differs: given %s, recomputed %s", event.Shorten(string(ca[i]), 300), event.Shorten(string(cb[i]), 300))
 		}
 	}
 	if len(a) != len(b) {
@@ -164,11 +164,4 @@ func sameJSON(x, y []byte) bool {
 		return false
 	}
 	return reflect.DeepEqual(a, b)
-}
-
-func clip(b []byte) string {
-	if len(b) > 300 {
-		return string(b[:300]) + "..."
-	}
-	return string(b)
 }

@@ -37,6 +37,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Path is the prefix the console serves under.
@@ -203,11 +204,11 @@ type page struct {
 }
 
 var funcs = template.FuncMap{
-	"line":      line,
-	"multiline": block,
+	"line":      event.SafeText,
+	"multiline": event.SafeBlock,
 	"short":     short,
 	"when":      when,
-	"clip":      clip,
+	"clip":      event.Shorten,
 	"join":      strings.Join,
 }
 

@@ -126,7 +126,7 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request, u *user) (*entry
 	d.SessionLink = sessionLink(l.Tenant, l.Session)
 	f := func(k, v string) {
 		if v != "" {
-			d.Fields = append(d.Fields, attr{Key: k, Value: line(v)})
+			d.Fields = append(d.Fields, attr{Key: k, Value: event.SafeText(v)})
 		}
 	}
 	f("version", strconv.Itoa(l.V))
@@ -306,7 +306,7 @@ func (c *Console) openPayload(w http.ResponseWriter, r *http.Request, u *user) {
 	disc, err := u.log.Payload(r.Context(), d.V.Index)
 	switch {
 	case err == nil:
-		pv := &payloadView{MediaType: line(disc.MediaType), Size: len(disc.Payload), Salt: hex.EncodeToString(disc.Salt),
+		pv := &payloadView{MediaType: event.SafeText(disc.MediaType), Size: len(disc.Payload), Salt: hex.EncodeToString(disc.Salt),
 			Recomputed: hex.EncodeToString(event.Commit(disc.Salt, disc.Payload)), Access: disc.Access.Index,
 			SameLeaf: hex.EncodeToString(disc.LeafHash) == d.V.LeafHash}
 		if d.Commitment != nil {
@@ -320,7 +320,7 @@ func (c *Console) openPayload(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			pv.Pseudonyms = append(pv.Pseudonyms, attr{Key: line(k), Value: line(disc.Pseudonyms[k])})
+			pv.Pseudonyms = append(pv.Pseudonyms, attr{Key: event.SafeText(k), Value: event.SafeText(disc.Pseudonyms[k])})
 		}
 		d.Payload = pv
 	case errors.Is(err, client.ErrCommitment):

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // The health page: the log's size, how old its latest checkpoint is, the
@@ -148,7 +150,7 @@ func (c *Console) healthPage(w http.ResponseWriter, r *http.Request, u *user) {
 			delete(counts, s)
 		}
 		for s, n := range counts {
-			d.Alerts = append(d.Alerts, severityCount{line(s), n})
+			d.Alerts = append(d.Alerts, severityCount{event.SafeText(s), n})
 		}
 		d.AlertsRead, d.AlertsTotal, d.Verdicts = len(al.Alerts), al.Total, len(al.Verdicts)
 	}

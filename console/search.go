@@ -226,17 +226,17 @@ func (c *Console) collectAlerts(ctx context.Context, u *user, max int) (*alertsD
 	for _, a := range alerts {
 		v, err := c.verifyEntry(ctx, u.log, a.index, false)
 		if err != nil {
-			d.Alerts = append(d.Alerts, alertView{Event: a.index, Badge: badge{Reasons: []string{line(err.Error())}}})
+			d.Alerts = append(d.Alerts, alertView{Event: a.index, Badge: badge{Reasons: []string{event.SafeText(err.Error())}}})
 			continue
 		}
 		av := alertView{Event: a.index, Badge: v.Badge}
 		if l := v.Leaf; l != nil {
-			av.Time, av.Rule, av.Severity = l.Time, line(attrString(l, "monitor.rule")), line(attrString(l, "monitor.severity"))
-			av.Message, av.Source = line(attrString(l, "monitor.message")), line(attrString(l, "monitor.source"))
-			if i, ok := attrUint(l, "monitor.index"); ok {
+			av.Time, av.Rule, av.Severity = l.Time, event.SafeText(l.Attributes.String("monitor.rule")), event.SafeText(l.Attributes.String("monitor.severity"))
+			av.Message, av.Source = event.SafeText(l.Attributes.String("monitor.message")), event.SafeText(l.Attributes.String("monitor.source"))
+			if i, ok := l.Attributes.Uint("monitor.index"); ok {
 				av.About, av.AboutLink = &i, fmt.Sprintf("%sentries/%d", Path, i)
 			}
-			av.Session = line(attrString(l, "monitor.session"))
+			av.Session = event.SafeText(l.Attributes.String("monitor.session"))
 		}
 		d.Alerts = append(d.Alerts, av)
 	}
@@ -248,20 +248,20 @@ func (c *Console) collectAlerts(ctx context.Context, u *user, max int) (*alertsD
 	for _, x := range verdicts {
 		v, err := c.verifyEntry(ctx, u.log, x.index, false)
 		if err != nil {
-			d.Verdicts = append(d.Verdicts, verdictView{Event: x.index, Badge: badge{Reasons: []string{line(err.Error())}}})
+			d.Verdicts = append(d.Verdicts, verdictView{Event: x.index, Badge: badge{Reasons: []string{event.SafeText(err.Error())}}})
 			continue
 		}
 		vv := verdictView{Event: x.index, Badge: v.Badge}
 		if l := v.Leaf; l != nil {
-			vv.Time, vv.Verdict = l.Time, line(attrString(l, "replay.verdict"))
-			if s := attrString(l, "replay.session"); event.ValidID(s) {
+			vv.Time, vv.Verdict = l.Time, event.SafeText(l.Attributes.String("replay.verdict"))
+			if s := l.Attributes.String("replay.session"); event.ValidID(s) {
 				vv.Session, vv.SessionLink = s, sessionLink(l.Tenant, s)
 			}
-			if i, ok := attrUint(l, "replay.first_index"); ok {
+			if i, ok := l.Attributes.Uint("replay.first_index"); ok {
 				vv.First = &i
 			}
-			vv.FirstCode, vv.FirstPath = line(attrString(l, "replay.first_code")), line(attrString(l, "replay.first_path"))
-			if n, ok := attrUint(l, "replay.differences"); ok {
+			vv.FirstCode, vv.FirstPath = event.SafeText(l.Attributes.String("replay.first_code")), event.SafeText(l.Attributes.String("replay.first_path"))
+			if n, ok := l.Attributes.Uint("replay.differences"); ok {
 				vv.Differences = fmt.Sprint(n)
 			}
 		}

@@ -82,7 +82,7 @@ func badgeOf(e *replay.Event, cp cpState) badge {
 		if p.Expected != "" || p.Found != "" {
 			r += fmt.Sprintf(" (expected %s, found %s)", p.Expected, p.Found)
 		}
-		b.Reasons = append(b.Reasons, line(r))
+		b.Reasons = append(b.Reasons, event.SafeText(r))
 	}
 	if len(b.Reasons) == 0 {
 		b.Reasons = []string{"not proved: the checkpoint did not verify"}
@@ -113,9 +113,9 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request, u *user, payl
 	src := replay.Source{Log: u.log, Key: c.cfg.Key, Policy: c.cfg.Policy, Logger: c.logger}
 	s, err := replay.Rebuild(r.Context(), src, replay.Query{Tenant: tenant, Session: id, Payloads: payloads})
 	if err != nil {
-		what := "Rebuilding session " + line(id)
+		what := "Rebuilding session " + event.SafeText(id)
 		if payloads {
-			what = "Disclosing the payloads of session " + line(id)
+			what = "Disclosing the payloads of session " + event.SafeText(id)
 		}
 		c.failErr(w, r, u, what, err)
 		return
@@ -131,7 +131,7 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request, u *user, payl
 	}
 	for _, p := range s.Problems {
 		if p.Index == nil {
-			d.SessionProblems = append(d.SessionProblems, line(p.Check+": "+p.Message))
+			d.SessionProblems = append(d.SessionProblems, event.SafeText(p.Check+": "+p.Message))
 		}
 	}
 	byIndex := make(map[uint64]*replay.Event, len(s.Events))
@@ -142,7 +142,7 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request, u *user, payl
 		if d.Shown >= maxTimelineEvents {
 			break
 		}
-		sv := stepView{N: st.N, Kind: st.Kind, Time: st.Time, Summary: line(clip(st.Summary, 600)), Verified: st.Verified}
+		sv := stepView{N: st.N, Kind: st.Kind, Time: st.Time, Summary: event.SafeText(event.Shorten(st.Summary, 600)), Verified: st.Verified}
 		for _, i := range st.Events {
 			e := byIndex[i]
 			if e == nil {
@@ -162,7 +162,7 @@ func (c *Console) timeline(w http.ResponseWriter, r *http.Request, u *user, payl
 		}
 		d.Steps = append(d.Steps, sv)
 	}
-	title := "Session " + line(id)
+	title := "Session " + event.SafeText(id)
 	c.render(w, r, http.StatusOK, "timeline", page{Title: title, Nav: "sessions", User: u, Data: d})
 }
 
@@ -184,7 +184,7 @@ func payloadText(mediaType string, p []byte, n int) (string, bool) {
 	if len(s) > n {
 		s, clipped = event.Clip(s, n), true
 	}
-	return block(s), clipped
+	return event.SafeBlock(s), clipped
 }
 
 // hexDump renders binary data as hex, 32 bytes a line, up to n characters.

@@ -95,11 +95,11 @@ type Leaf struct {
 	Prev    string `json:"prev,omitempty"`
 	Actor   Actor  `json:"actor"`
 	// Subject is the pseudonym of the data subject the event is about.
-	Subject    string         `json:"subject,omitempty"`
-	Writer     *Writer        `json:"writer,omitempty"`
-	Attributes map[string]any `json:"attributes,omitempty"`
-	Payload    *Commitment    `json:"payload,omitempty"`
-	Corrects   *uint64        `json:"corrects,omitempty"`
+	Subject    string      `json:"subject,omitempty"`
+	Writer     *Writer     `json:"writer,omitempty"`
+	Attributes Attributes  `json:"attributes,omitempty"`
+	Payload    *Commitment `json:"payload,omitempty"`
+	Corrects   *uint64     `json:"corrects,omitempty"`
 }
 
 // Marshal returns the canonical encoding of l: compact JSON, fields in

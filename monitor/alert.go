@@ -63,6 +63,16 @@ type Alert struct {
 	Redelivery bool `json:"redelivery,omitempty"`
 }
 
+// escape makes the alert's text fields, which may hold values written to
+// the log (a rule's message names attributes, its group is one), visible
+// text of one line (event.SafeText) before the alert is delivered anywhere:
+// a right-to-left override in a tool name must not reorder the alert in a
+// terminal, a chat channel or the log.
+func (a *Alert) escape() {
+	a.Message, a.Group = event.SafeText(a.Message), event.SafeText(a.Group)
+	a.Tenant, a.Session, a.EventID, a.Kind = event.SafeText(a.Tenant), event.SafeText(a.Session), event.SafeText(a.EventID), event.SafeText(a.Kind)
+}
+
 // alertID derives an alert's stable ID.
 func alertID(origin, rule, key string) string {
 	h := sha256.Sum256([]byte(origin + "\x00" + rule + "\x00" + key))
@@ -84,14 +94,6 @@ func writeLine(w io.Writer, a Alert) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
-}
-
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return event.Clip(s, n-3) + "..."
 }
 
 func nowString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

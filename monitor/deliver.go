@@ -41,6 +41,7 @@ func (m *Monitor) commit(ctx context.Context, c commitSet, alerts []Alert) error
 		if a.Time == "" {
 			a.Time = now
 		}
+		a.escape()
 		c.alerts = append(c.alerts, queued{alert: a, sinks: m.sinksFor(a)})
 	}
 	rows, err := m.st.commit(context.WithoutCancel(ctx), c)
@@ -250,7 +251,7 @@ func (m *Monitor) maybeStatus(ctx context.Context) {
 func appendAlert(ctx context.Context, c *client.Client, instance string, a Alert) error {
 	attrs := map[string]any{
 		"monitor.alert_id": a.ID, "monitor.rule": a.Rule, "monitor.severity": a.Severity,
-		"monitor.message": clip(a.Message, 4000), "monitor.source": a.Source,
+		"monitor.message": event.Shorten(a.Message, 4000), "monitor.source": a.Source,
 		"monitor.raised_at": a.Time,
 	}
 	if a.Index != nil {
@@ -258,7 +259,7 @@ func appendAlert(ctx context.Context, c *client.Client, instance string, a Alert
 	}
 	for k, v := range map[string]string{"monitor.tenant": a.Tenant, "monitor.session": a.Session, "monitor.event_id": a.EventID, "monitor.kind": a.Kind} {
 		if v != "" {
-			attrs[k] = clip(v, 4000)
+			attrs[k] = event.Shorten(v, 4000)
 		}
 	}
 	if a.TreeSize > 0 {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // Verdicts of a re-execution.
@@ -111,6 +113,7 @@ type recorded struct {
 	req       any // the request body, decoded
 	upstream  string
 	provider  string
+	api       string // capture.api: its format's name, then the API
 	path      string
 	status    int
 	mediaType string
@@ -125,12 +128,17 @@ type recorded struct {
 var ErrNotReplayable = errors.New("the session cannot be replayed")
 
 // Replayer answers an agent's provider requests from a rebuilt session's
-// recorded responses, at the capture proxy's paths
-// (/proxy/openai/v1/..., /proxy/anthropic/v1/...), and compares each new
-// request with the recorded one.
+// recorded responses, at the capture proxy's paths (/proxy/UPSTREAM/...,
+// UPSTREAM the name a call was recorded through, or its provider's: see
+// Upstreams), and compares each new request with the recorded one. What
+// it knows of the providers' formats (their tool results, the ids they
+// mint, the fields a model decides on, their error bodies) it reads from
+// the llmapi registry, which package capture fills: a program that replays
+// links it.
 type Replayer struct {
 	s     *Session
 	opts  Options
+	wire  wire
 	mu    sync.Mutex
 	calls []*recorded
 	next  int
@@ -140,16 +148,24 @@ type Replayer struct {
 	done  chan struct{}
 }
 
+// ErrNoProviders: no provider format is registered (llmapi), so requests
+// cannot be compared: the program does not link package capture.
+var ErrNoProviders = errors.New("replay: no LLM provider format is registered (llmapi); link package capture")
+
 // NewReplayer prepares a replay of s, which must have been rebuilt with
 // its payloads and verified.
 func NewReplayer(s *Session, opts Options) (*Replayer, error) {
+	wire, err := newWire()
+	if err != nil {
+		return nil, err
+	}
 	if !s.Verified() {
 		return nil, fmt.Errorf("%w: %d verification problem(s), first: %s", ErrNotReplayable, len(s.Problems), s.Problems[0])
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Replayer{s: s, opts: opts, ids: idMap{rec: map[string]string{}, new: map[string]string{}}, done: make(chan struct{})}
+	r := &Replayer{s: s, opts: opts, wire: wire, ids: idMap{rec: map[string]string{}, new: map[string]string{}}, done: make(chan struct{})}
 	tl := NewTimeline(s)
 	stepOf := map[uint64]int{}
 	for _, st := range tl.Steps {
@@ -173,8 +189,9 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			if req.PayloadStatus != client.PayloadOK {
 				return nil, fmt.Errorf("%w: the request at entry %d has no payload (%s)", ErrNotReplayable, a.Request, req.PayloadStatus)
 			}
-			c := &recorded{step: st.N, reqIndex: a.Request, upstream: attrString(req.Leaf, "capture.upstream"),
-				provider: attrString(req.Leaf, "gen_ai.provider.name"), path: attrString(req.Leaf, "url.path")}
+			c := &recorded{step: st.N, reqIndex: a.Request, upstream: req.Leaf.Attributes.String("capture.upstream"),
+				provider: req.Leaf.Attributes.String("gen_ai.provider.name"), api: req.Leaf.Attributes.String("capture.api"),
+				path: req.Leaf.Attributes.String("url.path")}
 			if err := decodeJSON(req.Payload, &c.req); err != nil {
 				return nil, fmt.Errorf("%w: the request at entry %d is not JSON: %v", ErrNotReplayable, a.Request, err)
 			}
@@ -184,7 +201,7 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			}
 			resp := byIndex[*a.Response]
 			c.status = a.Status
-			c.requestID = attrString(resp.Leaf, "capture.upstream.request_id")
+			c.requestID = resp.Leaf.Attributes.String("capture.upstream.request_id")
 			c.ttfb = time.Duration(a.TTFBMS * float64(time.Millisecond))
 			c.dur = time.Duration(a.DurationMS * float64(time.Millisecond))
 			if resp.Leaf.Payload != nil {
@@ -243,7 +260,7 @@ func (r *Replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rest, ok := strings.CutPrefix(req.URL.Path, "/proxy/")
 	upstream, path, _ := strings.Cut(rest, "/")
 	if !ok || req.Method != http.MethodPost {
-		http.Error(w, "replay serves POST /proxy/{openai|anthropic|...}/...", http.StatusNotFound)
+		http.Error(w, "replay serves POST /proxy/UPSTREAM/..., UPSTREAM one of "+strings.Join(r.Upstreams(), ", "), http.StatusNotFound)
 		return
 	}
 	path = "/" + path
@@ -256,7 +273,7 @@ func (r *Replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.v.Requests++
 	if r.ended && !r.opts.AllDifferences && slices.ContainsFunc(r.v.Differences, func(d Divergence) bool { return d.Relevance == Decision }) {
 		r.mu.Unlock()
-		r.refuse(w, upstream, "the replay has ended: the run diverged earlier")
+		r.refuse(w, upstream, nil, "the replay has ended: the run diverged earlier")
 		return
 	}
 	c, diffs := r.match(upstream, path, body)
@@ -271,7 +288,7 @@ func (r *Replayer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			msg = fmt.Sprintf("%s at step %d (recorded request at entry %d): %s recorded %s, new %s", d.Code, d.Step, d.Index, d.Path, jsonText(d.Recorded), jsonText(d.New))
 		}
 		r.opts.Logger.Info("replay: diverged", "detail", msg)
-		r.refuse(w, upstream, msg)
+		r.refuse(w, upstream, r.calls[min(r.next, len(r.calls)-1)], msg)
 		return
 	}
 	c.served = true
@@ -332,13 +349,13 @@ func (r *Replayer) compare(c *recorded, upstream, path string, v any) []Divergen
 	add := func(p string, rec, nw any, code, rel string) {
 		out = append(out, Divergence{Step: c.step, Index: c.reqIndex, Path: p, Recorded: rec, New: nw, Code: code, Relevance: rel})
 	}
-	if (upstream != c.upstream && upstream != c.provider) || path != c.path {
+	if !c.servedAt(upstream) || path != c.path {
 		add("", c.provider+" "+c.path, upstream+" "+path, CodeEndpointDiffers, Decision)
 		return out
 	}
 	ids := r.ids.clone()
-	cmp := &comparer{ids: ids, volatile: r.opts.Volatile, add: func(p string, rec, nw any, code string) {
-		add(p, rec, nw, code, relevance(p, code))
+	cmp := &comparer{ids: ids, wire: &r.wire, volatile: r.opts.Volatile, add: func(p string, rec, nw any, code string) {
+		add(p, rec, nw, code, r.wire.relevance(p, code))
 	}}
 	cmp.value(c.req, v)
 	hasDecision := slices.ContainsFunc(out, func(d Divergence) bool { return d.Relevance == Decision })
@@ -348,21 +365,97 @@ func (r *Replayer) compare(c *recorded, upstream, path string, v any) []Divergen
 	return out
 }
 
-// relevance says whether a differing field is one the model decides on.
-func relevance(path, code string) string {
+// servedAt reports whether a request to upstream (/proxy/UPSTREAM/) is
+// one to the upstream c was recorded through: its name, its provider's
+// system, or a name that stands for its provider (llmapi.ForUpstream:
+// /proxy/NAME/ for a call to NAME's host, recorded through the
+// interception proxy with the host as its upstream).
+func (c *recorded) servedAt(upstream string) bool {
+	if upstream == c.upstream || upstream == c.provider {
+		return true
+	}
+	p, ok := llmapi.ForUpstream(upstream)
+	return ok && c.provider != "" && p.System == c.provider
+}
+
+// Upstreams are the upstream names the recorded calls are served under
+// (/proxy/NAME/...): each call's upstream, or for one recorded through the
+// interception proxy (whose upstream is a host), its provider's name.
+func (r *Replayer) Upstreams() []string {
+	var out []string
+	for _, c := range r.calls {
+		name := c.upstream
+		if p, ok := llmapi.ForHost(name); ok { // the interception proxy's
+			name = p.Name
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// wire is what a replay knows of the registered provider formats.
+type wire struct {
+	formats  []llmapi.Format
+	decision map[string]bool // top-level request fields the model decides on
+	ids      *regexp.Regexp  // provider ids, their prefix the first group
+}
+
+func newWire() (wire, error) {
+	w := wire{formats: llmapi.Formats(), decision: map[string]bool{"": true}}
+	if len(w.formats) == 0 {
+		return w, ErrNoProviders
+	}
+	var prefixes []string
+	for _, f := range w.formats {
+		for _, d := range f.DecisionFields() {
+			w.decision[d] = true
+		}
+		for _, p := range f.IDPrefixes() {
+			if p = regexp.QuoteMeta(p); !slices.Contains(prefixes, p) {
+				prefixes = append(prefixes, p)
+			}
+		}
+	}
+	if len(prefixes) == 0 {
+		prefixes = []string{`[^\x00-\x{10FFFF}]`} // no ids: matches nothing
+	}
+	w.ids = regexp.MustCompile(`^(` + strings.Join(prefixes, "|") + `)[_-][A-Za-z0-9_-]{4,}$`)
+	return w, nil
+}
+
+// relevance says whether a differing field is one the model decides on:
+// a field of the provider formats' DecisionFields, or an unpaired id.
+func (w *wire) relevance(path, code string) string {
 	if code == CodeUnpairedID {
 		return Decision
 	}
 	top, _, _ := strings.Cut(path, ".")
 	top, _, _ = strings.Cut(top, "[")
-	switch top {
-	case "model", "messages", "input", "instructions", "system", "tools", "tool_choice", "temperature", "top_p", "top_k",
-		"max_tokens", "max_completion_tokens", "max_output_tokens", "response_format", "text", "stop", "stop_sequences",
-		"seed", "reasoning", "reasoning_effort", "thinking", "n", "frequency_penalty", "presence_penalty", "logit_bias",
-		"previous_response_id", "prompt", "functions", "function_call", "parallel_tool_calls", "":
+	if w.decision[top] {
 		return Decision
 	}
 	return Benign
+}
+
+// idPrefix is the kind of provider id s is ("call", "toolu", ...), or "".
+func (w *wire) idPrefix(s string) string {
+	if m := w.ids.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// toolResult reports whether v is a tool result of a registered format,
+// and the call it answers.
+func (w *wire) toolResult(v any) (string, bool) {
+	for _, f := range w.formats {
+		if id, ok := f.ToolResult(v); ok {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // idMap pairs provider ids of the record with those of the new run, one
@@ -380,18 +473,9 @@ func (m idMap) clone() idMap {
 	return n
 }
 
-var idPattern = regexp.MustCompile(`^(call|toolu|fc|msg|resp|chatcmpl|srvtoolu|ws|rs)[_-][A-Za-z0-9_-]{4,}$`)
-
-// idPrefix is the kind of provider id s is ("call", "toolu", ...), or "".
-func idPrefix(s string) string {
-	if m := idPattern.FindStringSubmatch(s); m != nil {
-		return m[1]
-	}
-	return ""
-}
-
 type comparer struct {
 	ids      idMap
+	wire     *wire
 	volatile []string
 	add      func(path string, rec, nw any, code string)
 	path     []string // where value is, as a stack
@@ -518,13 +602,13 @@ func (c *comparer) value(rec, nw any) {
 		ns, ok := nw.(string)
 		switch {
 		case ok && ns == rv:
-			if len(rv) > 6 && idPattern.MatchString(rv) {
+			if len(rv) > 6 && c.wire.ids.MatchString(rv) {
 				if m, bound := c.ids.rec[rv]; bound && m != ns {
 					c.diff(rv, ns, CodeUnpairedID)
 				}
 				c.ids.rec[rv], c.ids.new[ns] = ns, rv
 			}
-		case ok && idPrefix(rv) != "" && idPrefix(rv) == idPrefix(ns):
+		case ok && c.wire.idPrefix(rv) != "" && c.wire.idPrefix(rv) == c.wire.idPrefix(ns):
 			mr, br := c.ids.rec[rv]
 			mn, bn := c.ids.new[ns]
 			if (br && mr != ns) || (bn && mn != rv) {
@@ -548,8 +632,8 @@ func (c *comparer) value(rec, nw any) {
 }
 
 // toolRun compares a run of tool results starting at i in both arrays
-// (OpenAI role "tool" messages, Anthropic tool_result blocks, Responses
-// function_call_output items) of the same length, pairing each recorded
+// (llmapi.Format.ToolResult: tool messages, tool result blocks or items,
+// function responses) of the same length, pairing each recorded
 // result with the new one that answers the same call (its id, or the id
 // paired with it), whatever order the agent sent them in: calls run in
 // parallel finish in any order. It returns the run's length, 0 if there is
@@ -557,8 +641,8 @@ func (c *comparer) value(rec, nw any) {
 func (c *comparer) toolRun(rv, nv []any, i int) int {
 	n := 0
 	for i+n < len(rv) && i+n < len(nv) {
-		_, a := toolResultKey(rv[i+n])
-		_, b := toolResultKey(nv[i+n])
+		_, a := c.wire.toolResult(rv[i+n])
+		_, b := c.wire.toolResult(nv[i+n])
 		if !a || !b {
 			break
 		}
@@ -569,13 +653,13 @@ func (c *comparer) toolRun(rv, nv []any, i int) int {
 	}
 	used := make([]bool, n)
 	for k := range n {
-		rk, _ := toolResultKey(rv[i+k])
+		rk, _ := c.wire.toolResult(rv[i+k])
 		match := -1
 		for j := range n {
 			if used[j] {
 				continue
 			}
-			nk, _ := toolResultKey(nv[i+j])
+			nk, _ := c.wire.toolResult(nv[i+j])
 			if m, ok := c.ids.new[nk]; (ok && m == rk) || (!ok && nk == rk) {
 				match = j
 				break
@@ -626,26 +710,6 @@ func normalize(v any) any {
 	return v
 }
 
-func toolResultKey(v any) (string, bool) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return "", false
-	}
-	if m["role"] == "tool" {
-		id, _ := m["tool_call_id"].(string)
-		return id, true
-	}
-	if m["type"] == "tool_result" {
-		id, _ := m["tool_use_id"].(string)
-		return id, true
-	}
-	if m["type"] == "function_call_output" {
-		id, _ := m["call_id"].(string)
-		return id, true
-	}
-	return "", false
-}
-
 func decodeJSON(b []byte, v *any) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
@@ -666,22 +730,27 @@ func jsonText(v any) string {
 	if err != nil {
 		return fmt.Sprint(v)
 	}
-	return clip(string(b), 200)
+	return event.Shorten(string(b), 200)
 }
 
-// refuse answers a request the replay cannot answer, in the provider's
-// error format, so that the agent's SDK raises it.
-func (r *Replayer) refuse(w http.ResponseWriter, upstream, msg string) {
+// refuse answers a request the replay cannot answer, in the error format
+// of the provider the request is for (its upstream's, else that of c, the
+// recorded call it was compared with), so that the agent's SDK raises it.
+func (r *Replayer) refuse(w http.ResponseWriter, upstream string, c *recorded, msg string) {
+	f := r.wire.formats[0]
+	if p, ok := llmapi.ForUpstream(upstream); ok {
+		f = p.Format
+	} else if c != nil {
+		if g := llmapi.FormatOf(c.api); g != nil {
+			f = g
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Replay-Divergence", "1")
 	// 422: the SDKs retry 408, 409, 429 and 5xx, which would only repeat
 	// the request that diverged.
 	w.WriteHeader(http.StatusUnprocessableEntity)
-	if upstream == "anthropic" {
-		json.NewEncoder(w).Encode(map[string]any{"type": "error", "error": map[string]string{"type": "replay_divergence", "message": msg}})
-		return
-	}
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": "replay_divergence", "param": nil, "code": "replay_divergence"}})
+	w.Write(f.ErrorBody(http.StatusUnprocessableEntity, "replay_divergence", msg))
 }
 
 // answer writes the recorded response: status, media type, request id,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // Timeline is a session as a decision process: calls to models (every
@@ -86,39 +87,6 @@ type Attempt struct {
 	FinishReasons []string `json:"finish_reasons,omitempty"`
 }
 
-func attrString(l *event.Leaf, k string) string {
-	if l == nil {
-		return ""
-	}
-	s, _ := l.Attributes[k].(string)
-	return s
-}
-
-func attrNum(l *event.Leaf, k string) float64 {
-	if l == nil {
-		return 0
-	}
-	switch v := l.Attributes[k].(type) {
-	case json.Number:
-		f, _ := v.Float64()
-		return f
-	case float64:
-		return v
-	}
-	return 0
-}
-
-func attrStrings(l *event.Leaf, k string) []string {
-	a, _ := l.Attributes[k].([]any)
-	var out []string
-	for _, v := range a {
-		if s, ok := v.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // NewTimeline builds the timeline of a rebuilt session.
 func NewTimeline(s *Session) *Timeline {
 	t := &Timeline{Tenant: s.Tenant, Session: s.ID, Size: s.Size, Root: fmt.Sprintf("%x", s.Root), Events: len(s.Events),
@@ -146,7 +114,7 @@ func NewTimeline(s *Session) *Timeline {
 		t.LastTime = l.Time
 		switch l.Kind {
 		case "llm.request", "llm.response":
-			id := attrString(l, "capture.call.id")
+			id := l.Attributes.String("capture.call.id")
 			if id == "" {
 				id = fmt.Sprintf("entry-%d", e.Index)
 			}
@@ -160,39 +128,39 @@ func NewTimeline(s *Session) *Timeline {
 			st.Events = append(st.Events, e.Index)
 			st.Verified = st.Verified && e.Verified()
 			c := st.Call
-			n := int(attrNum(l, "capture.attempt"))
+			n := int(l.Attributes.Number("capture.attempt"))
 			if l.Kind == "llm.request" {
-				c.Provider, c.API, c.Model = attrString(l, "gen_ai.provider.name"), attrString(l, "capture.api"), attrString(l, "gen_ai.request.model")
+				c.Provider, c.API, c.Model = l.Attributes.String("gen_ai.provider.name"), l.Attributes.String("capture.api"), l.Attributes.String("gen_ai.request.model")
 				c.Stream = c.Stream || l.Attributes["gen_ai.request.stream"] == true
 				c.Attempts = append(c.Attempts, Attempt{Attempt: n, Request: e.Index})
 			} else {
 				a := c.attempt(n)
 				i := e.Index
 				a.Response = &i
-				a.Status = int(attrNum(l, "http.response.status_code"))
-				a.Outcome, a.Error = attrString(l, "capture.outcome"), attrString(l, "error.type")
-				a.DurationMS, a.TTFBMS = attrNum(l, "capture.duration_ms"), attrNum(l, "capture.time_to_first_byte_ms")
-				a.TTFChunk = attrNum(l, "gen_ai.response.time_to_first_chunk")
-				a.InputTokens, a.OutputTokens = int64(attrNum(l, "gen_ai.usage.input_tokens")), int64(attrNum(l, "gen_ai.usage.output_tokens"))
-				a.FinishReasons = attrStrings(l, "gen_ai.response.finish_reasons")
+				a.Status = int(l.Attributes.Number("http.response.status_code"))
+				a.Outcome, a.Error = l.Attributes.String("capture.outcome"), l.Attributes.String("error.type")
+				a.DurationMS, a.TTFBMS = l.Attributes.Number("capture.duration_ms"), l.Attributes.Number("capture.time_to_first_byte_ms")
+				a.TTFChunk = l.Attributes.Number("gen_ai.response.time_to_first_chunk")
+				a.InputTokens, a.OutputTokens = int64(l.Attributes.Number("gen_ai.usage.input_tokens")), int64(l.Attributes.Number("gen_ai.usage.output_tokens"))
+				a.FinishReasons = l.Attributes.Strings("gen_ai.response.finish_reasons")
 				t.TotalInput += a.InputTokens
 				t.TotalOut += a.OutputTokens
-				if m := attrString(l, "gen_ai.response.model"); m != "" {
+				if m := l.Attributes.String("gen_ai.response.model"); m != "" {
 					c.ResponseModel = m
 				}
 			}
 			lastCall = id
 		case "tool.call":
-			name := attrString(l, "gen_ai.tool.name")
-			if pos, ok := calls[attrString(l, "capture.call.id")]; ok && attrString(l, "capture.call.id") == lastCall {
+			name := l.Attributes.String("gen_ai.tool.name")
+			if pos, ok := calls[l.Attributes.String("capture.call.id")]; ok && l.Attributes.String("capture.call.id") == lastCall {
 				t.Steps[pos].Call.ToolCalls = append(t.Steps[pos].Call.ToolCalls, name)
 			}
 			args := ""
 			if e.Payload != nil {
-				args = " " + clip(string(e.Payload), 200)
+				args = " " + oneLine(e.Payload)
 			}
 			where := ""
-			if srv := attrString(l, "mcp.server"); srv != "" {
+			if srv := l.Attributes.String("mcp.server"); srv != "" {
 				where = " on MCP server " + srv
 				if i, ok := byID[attrString(l, "capture.llm_response.id")]; ok {
 					where += fmt.Sprintf(", answering the model's request in entry %d", i)
@@ -202,28 +170,28 @@ func NewTimeline(s *Session) *Timeline {
 				}
 			}
 			t.Steps = append(t.Steps, Step{Kind: StepToolCall, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s (%s)%s%s", name, attrString(l, "gen_ai.tool.call.id"), where, args)})
+				Summary: fmt.Sprintf("%s (%s)%s%s", name, l.Attributes.String("gen_ai.tool.call.id"), where, args)})
 		case "tool.result":
 			outcome := "ok"
-			if et := attrString(l, "error.type"); et != "" {
+			if et := l.Attributes.String("error.type"); et != "" {
 				outcome = "error " + et
 			}
 			res := ""
 			if e.Payload != nil {
-				res = " " + clip(string(e.Payload), 200)
+				res = " " + oneLine(e.Payload)
 			}
 			t.Steps = append(t.Steps, Step{Kind: StepToolResult, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s: %s after %.0f ms%s", attrString(l, "gen_ai.tool.name"), outcome, attrNum(l, "capture.duration_ms"), res)})
+				Summary: fmt.Sprintf("%s: %s after %.0f ms%s", l.Attributes.String("gen_ai.tool.name"), outcome, l.Attributes.Number("capture.duration_ms"), res)})
 		case "human.signature":
 			t.Steps = append(t.Steps, Step{Kind: StepSignature, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", attrString(l, "signer.printed_name"), l.Actor.ID,
-					l.Attributes["signature.index"], attrString(l, "signature.meaning"))})
+				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", l.Attributes.String("signer.printed_name"), l.Actor.ID,
+					l.Attributes["signature.index"], l.Attributes.String("signature.meaning"))})
 		case "agent.decision":
 			t.Steps = append(t.Steps, Step{Kind: StepDecision, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s %s: %s", l.Actor.Type, l.Actor.ID, attrString(l, "decision.outcome"))})
+				Summary: fmt.Sprintf("%s %s: %s", l.Actor.Type, l.Actor.ID, l.Attributes.String("decision.outcome"))})
 		case "capture.gap":
 			t.Steps = append(t.Steps, Step{Kind: StepGap, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: "capture gap: " + firstOf(attrString(l, "capture.reason"), attrString(l, "capture.gap.error"))})
+				Summary: "capture gap: " + firstOf(l.Attributes.String("capture.reason"), l.Attributes.String("capture.gap.error"))})
 		default:
 			t.Steps = append(t.Steps, Step{Kind: StepEvent, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
 				Summary: fmt.Sprintf("%s by %s %s", l.Kind, l.Actor.Type, l.Actor.ID)})
@@ -237,6 +205,12 @@ func NewTimeline(s *Session) *Timeline {
 		}
 	}
 	return t
+}
+
+// oneLine is the start of a payload as one line (runs of white space
+// folded), for a step's summary.
+func oneLine(payload []byte) string {
+	return event.Shorten(strings.Join(strings.Fields(string(payload)), " "), 200)
 }
 
 func firstOf(s ...string) string {
@@ -289,16 +263,9 @@ func (c *Call) summary() string {
 	return b.String()
 }
 
-func clip(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len([]rune(s)) > n {
-		return string([]rune(s)[:n]) + "…"
-	}
-	return s
-}
-
 // WriteText writes the timeline for a terminal. Every value from the log
-// is written as text (control characters escaped).
+// is written as one line of visible text (event.SafeText: control,
+// bidirectional and zero-width characters escaped).
 func (t *Timeline) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	state := "every event verified"
@@ -306,9 +273,9 @@ func (t *Timeline) WriteText(w io.Writer) error {
 		state = fmt.Sprintf("%d problem(s)", len(t.Problems))
 	}
 	fmt.Fprintf(bw, "session %s (tenant %s): %d events, %s, against checkpoint size %d root %s\n",
-		safe(t.Session), safe(t.Tenant), t.Events, state, t.Size, t.Root)
+		event.SafeText(t.Session), event.SafeText(t.Tenant), t.Events, state, t.Size, t.Root)
 	if t.FirstTime != "" {
-		fmt.Fprintf(bw, "from %s to %s; %d input and %d output tokens\n", safe(t.FirstTime), safe(t.LastTime), t.TotalInput, t.TotalOut)
+		fmt.Fprintf(bw, "from %s to %s; %d input and %d output tokens\n", event.SafeText(t.FirstTime), event.SafeText(t.LastTime), t.TotalInput, t.TotalOut)
 	}
 	for _, st := range t.Steps {
 		mark := "ok"
@@ -319,33 +286,15 @@ func (t *Timeline) WriteText(w io.Writer) error {
 		if ts, err := time.Parse(event.TimeFormat, st.Time); err == nil {
 			tm = ts.UTC().Format("15:04:05.000")
 		}
-		fmt.Fprintf(bw, "%3d  %-12s %-11s #%-6d %-6s %s\n", st.N, tm, st.Kind, st.Index, mark, safe(st.Summary))
+		fmt.Fprintf(bw, "%3d  %-12s %-11s #%-6d %-6s %s\n", st.N, tm, st.Kind, st.Index, mark, event.SafeText(st.Summary))
 	}
 	if len(t.Problems) > 0 {
 		fmt.Fprintf(bw, "\nproblems:\n")
 		for _, p := range t.Problems {
-			fmt.Fprintf(bw, "  %s\n", safe(p.String()))
+			fmt.Fprintf(bw, "  %s\n", event.SafeText(p.String()))
 		}
 	}
 	return bw.Flush()
-}
-
-// safe renders a value from the log as one line of plain text.
-func safe(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // WriteJSON writes the timeline as indented JSON.
@@ -355,79 +304,17 @@ func (t *Timeline) WriteJSON(w io.Writer) error {
 	return enc.Encode(t)
 }
 
-// AssembledText is the text a streamed (or not) response carried: the
-// concatenated deltas of an OpenAI or Anthropic event stream, or the
-// message text of a JSON response. ok is false if none was found.
+// AssembledText is the text a recorded response carried: the message text
+// of a JSON response, or the concatenated text deltas of an event stream,
+// as the first registered provider format (llmapi) that finds text in it
+// reads it. ok is false if none does.
 func AssembledText(payload []byte) (text string, ok bool) {
-	var b strings.Builder
-	if bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) {
-		var v struct {
-			Choices []struct {
-				Message struct {
-					Content string `json:"content"`
-				} `json:"message"`
-			} `json:"choices"`
-			Content []struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			} `json:"content"`
-			Output []struct {
-				Content []struct {
-					Text string `json:"text"`
-				} `json:"content"`
-			} `json:"output"`
-		}
-		if json.Unmarshal(payload, &v) != nil {
-			return "", false
-		}
-		for _, c := range v.Choices {
-			b.WriteString(c.Message.Content)
-		}
-		for _, c := range v.Content {
-			b.WriteString(c.Text)
-		}
-		for _, o := range v.Output {
-			for _, c := range o.Content {
-				b.WriteString(c.Text)
-			}
-		}
-		return b.String(), b.Len() > 0
-	}
-	for _, line := range strings.Split(string(payload), "\n") {
-		d, found := strings.CutPrefix(line, "data: ")
-		if !found || d == "[DONE]" {
-			continue
-		}
-		var v struct {
-			Type    string `json:"type"`
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-			Delta struct {
-				Type string `json:"type"`
-				Text string `json:"text"`
-			} `json:"delta"`
-		}
-		if json.Unmarshal([]byte(d), &v) != nil {
-			continue
-		}
-		for _, c := range v.Choices {
-			b.WriteString(c.Delta.Content)
-		}
-		if v.Type == "content_block_delta" && v.Delta.Type == "text_delta" {
-			b.WriteString(v.Delta.Text)
-		}
-		if v.Type == "response.output_text.delta" {
-			var r struct {
-				Delta string `json:"delta"`
-			}
-			json.Unmarshal([]byte(d), &r)
-			b.WriteString(r.Delta)
+	for _, f := range llmapi.Formats() {
+		if text, ok := f.Text(payload); ok {
+			return text, true
 		}
 	}
-	return b.String(), b.Len() > 0
+	return "", false
 }
 
 // Pretty indents a JSON payload; anything else is returned as text.
@@ -442,12 +329,9 @@ func Pretty(payload []byte) string {
 //go:embed templates/timeline.html
 var timelineHTML string
 
-var timelineTmpl = template.Must(template.New("timeline").Parse(timelineHTML))
+var timelineTmpl = template.Must(template.New("timeline").Funcs(template.FuncMap{"line": event.SafeText}).Parse(timelineHTML))
 
 // WriteHTML writes the timeline as a self-contained HTML page (every value
-// from the log escaped by html/template).
+// from the log escaped by html/template, and shown as visible text by
+// event.SafeText).
 func (t *Timeline) WriteHTML(w io.Writer) error { return timelineTmpl.Execute(w, t) }
-
-// SafeText renders a value from the log as one line of plain text: control
-// characters (a terminal's escape sequences among them) are shown escaped.
-func SafeText(s string) string { return safe(s) }

@@ -65,7 +65,7 @@ func (s *Server) openProxy() error {
 // InterceptConfig configures the interception proxy (see
 // capture.InterceptConfig).
 type InterceptConfig struct {
-	Hosts   []string          // the allowlist (default capture.DefaultInterceptHosts)
+	Hosts   []string          // the allowlist (default capture.DefaultInterceptHosts())
 	Other   string            // tunnel (default) or refuse
 	Resolve map[string]string // tests: host to address
 	// Allow are the exceptions to the tunnel rule: CIDR, IP address or

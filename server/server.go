@@ -111,7 +111,7 @@ type Config struct {
 	WitnessTimeout time.Duration
 	// Upstreams are the capture proxy's upstreams, name to base URL, served
 	// at /proxy/NAME/...; they add to or replace capture.DefaultUpstreams
-	// (openai=https://api.openai.com, anthropic=https://api.anthropic.com).
+	// (each registered provider's default upstream, under its name).
 	Upstreams map[string]string
 	// WitnessRoots, if set, are the roots the server verifies witnesses'
 	// certificates with (default: the system's).

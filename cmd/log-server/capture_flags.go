@@ -6,7 +6,20 @@ import (
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
+
+// builtinUpstreams lists the registered providers' default upstreams
+// (llmapi), NAME=BASE_URL, for the help text.
+func builtinUpstreams() string {
+	var out []string
+	for _, p := range llmapi.Providers() {
+		if p.Upstream != "" {
+			out = append(out, p.Name+"="+p.Upstream)
+		}
+	}
+	return strings.Join(out, ", ")
+}
 
 // upstreamFlags collects repeatable --upstream NAME=BASE_URL flags.
 type upstreamFlags map[string]string

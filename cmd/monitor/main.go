@@ -34,6 +34,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
@@ -284,7 +285,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 			if f.Index != nil {
 				where = fmt.Sprintf(" [entry %d]", *f.Index)
 			}
-			fmt.Fprintf(stdout, "FAIL %s%s: %s\n", f.Rule, where, f.Message)
+			fmt.Fprintf(stdout, "FAIL %s%s: %s\n", event.SafeText(f.Rule), where, event.SafeText(f.Message))
 		}
 		status := "OK: everything verified"
 		if !rep.OK() {
@@ -334,7 +335,7 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 		if e, err := vr.Event(); err == nil {
 			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
 		}
-		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, desc)
+		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, event.SafeText(desc))
 	}
 	return code
 }
@@ -371,7 +372,8 @@ func verifySignature(args []string, stdout io.Writer) int {
 			reason = fmt.Sprintf(" (reason: %s)", strconv.Quote(s.Reason))
 		}
 		fmt.Fprintf(stdout, "OK %s: %s (%s, tenant %s) signed entry %d (leaf %s) of %s as %s%s at %s; key %s enrolled at entry %d",
-			path, strconv.Quote(s.PrintedName), s.Signer, s.Tenant, s.Index, s.LeafHash, s.Origin, s.Meaning, reason, s.Time, s.KeyID[:16], v.EnrollmentIndex)
+			path, strconv.Quote(s.PrintedName), event.SafeText(s.Signer), event.SafeText(s.Tenant), s.Index, event.SafeText(s.LeafHash), event.SafeText(s.Origin),
+			event.SafeText(s.Meaning), reason, event.SafeText(s.Time), s.KeyID[:16], v.EnrollmentIndex)
 		if v.EventIndex != nil {
 			fmt.Fprintf(stdout, "; signature event at entry %d", *v.EventIndex)
 		}

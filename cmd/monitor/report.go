@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 )
 
@@ -142,7 +143,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 				code = 2
 			}
 		case !v.Equal:
-			fmt.Fprintf(stdout, "FAIL %s: recomputed at checkpoint size %d, it differs first in %s: %s\n", path, v.Report.Log.Size, v.Difference, v.Detail)
+			fmt.Fprintf(stdout, "FAIL %s: recomputed at checkpoint size %d, it differs first in %s: %s\n", path, v.Report.Log.Size, event.SafeText(v.Difference), event.SafeText(v.Detail))
 			code = max(code, 1)
 		default:
 			anchored := ""

@@ -19,8 +19,12 @@ import (
 	"syscall"
 	"time"
 
+	// The capture registers the LLM providers (llmapi) that replay reads
+	// the recorded calls with.
+	_ "github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 )
 
@@ -116,6 +120,18 @@ func (c *common) source() (replay.Source, error) {
 	return src, nil
 }
 
+// providerNames are the names of the providers that have a default
+// upstream, for the help text.
+func providerNames() string {
+	var names []string
+	for _, p := range llmapi.Providers() {
+		if p.Upstream != "" {
+			names = append(names, p.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 func logClient(url, tokenFile, caFile string) (*client.Client, error) {
 	return cli.LogClient(url, tokenFile, caFile)
 }
@@ -181,7 +197,7 @@ func show(args []string, stdout, stderr io.Writer) int {
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("replay serve", "replay serve SESSION --listen ADDR --url URL --log-key FILE --token-file FILE [flags]")
 	c := commonFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to serve the agent on (http://ADDR/proxy/openai/v1, http://ADDR/proxy/anthropic)")
+	listen := fs.String("listen", "127.0.0.1:8090", "address to serve the agent on: http://ADDR/proxy/UPSTREAM/..., UPSTREAM the upstream the session's calls were recorded through ("+providerNames()+", ...)")
 	timing := fs.String("timing", "instant", "instant, recorded (as the capture timed it) or scaled:F (recorded times F)")
 	all := fs.Bool("all-differences", false, "list every difference and keep answering from the record (default: the first decision-relevant difference ends the run)")
 	volatile := fs.String("volatile", "", "comma-separated JSON paths of request fields not compared (metadata.trace_id,messages[*].name)")
@@ -230,8 +246,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	hs := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
-	fmt.Fprintf(stderr, "replaying %d recorded attempts of session %s on http://%s/proxy/openai/v1 and http://%s/proxy/anthropic\n",
-		r.Verdict().Recorded, session, ln.Addr(), ln.Addr())
+	fmt.Fprintf(stderr, "replaying %d recorded attempts of session %s on http://%s/proxy/UPSTREAM/..., UPSTREAM %s\n",
+		r.Verdict().Recorded, session, ln.Addr(), strings.Join(r.Upstreams(), " or "))
 	select {
 	case <-r.Done():
 		select {

@@ -62,11 +62,15 @@ type world struct {
 	readerFile                string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, opts ...func(*server.Config)) *world {
 	up := providertest.New(t)
 	dir := t.TempDir()
-	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
-		Upstreams: map[string]string{"openai": up.URL, "anthropic": up.URL}, CaptureMode: "fail-closed", Logger: slog.New(slog.DiscardHandler)})
+	cfg := server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
+		Upstreams: map[string]string{"openai": up.URL, "anthropic": up.URL}, CaptureMode: "fail-closed", Logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 )
@@ -144,25 +145,25 @@ func (m *stepper) View() string {
 	if e.Leaf != nil {
 		kind = e.Leaf.Kind
 	}
-	fmt.Fprintf(&b, "session %s  event %d/%d  entry %d  seq %d  %s  [%s]\n", replay.SafeText(m.s.ID), m.cur+1, len(m.s.Events), e.Index, e.Seq,
-		replay.SafeText(kind), state)
+	fmt.Fprintf(&b, "session %s  event %d/%d  entry %d  seq %d  %s  [%s]\n", event.SafeText(m.s.ID), m.cur+1, len(m.s.Events), e.Index, e.Seq,
+		event.SafeText(kind), state)
 	if st := m.stepOf(e.Index); st != nil {
-		fmt.Fprintf(&b, "step %d: %s\n", st.N, clipLine(replay.SafeText(st.Summary), m.width))
+		fmt.Fprintf(&b, "step %d: %s\n", st.N, clipLine(event.SafeText(st.Summary), m.width))
 	}
 	b.WriteString(strings.Repeat("─", min(m.width, 120)) + "\n")
 	var lines []string
 	for _, p := range e.Problems {
-		lines = append(lines, "PROBLEM "+replay.SafeText(p.String()))
+		lines = append(lines, "PROBLEM "+event.SafeText(p.String()))
 	}
 	if e.Leaf != nil {
-		lines = append(lines, fmt.Sprintf("time %s  actor %s %s", e.Leaf.Time, replay.SafeText(e.Leaf.Actor.Type), replay.SafeText(e.Leaf.Actor.ID)))
+		lines = append(lines, fmt.Sprintf("time %s  actor %s %s", e.Leaf.Time, event.SafeText(e.Leaf.Actor.Type), event.SafeText(e.Leaf.Actor.ID)))
 		keys := make([]string, 0, len(e.Leaf.Attributes))
 		for k := range e.Leaf.Attributes {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			lines = append(lines, fmt.Sprintf("  %s = %s", replay.SafeText(k), replay.SafeText(fmt.Sprint(e.Leaf.Attributes[k]))))
+			lines = append(lines, fmt.Sprintf("  %s = %s", event.SafeText(k), event.SafeText(fmt.Sprint(e.Leaf.Attributes[k]))))
 		}
 	}
 	lines = append(lines, "")
@@ -171,13 +172,13 @@ func (m *stepper) View() string {
 		if text, ok := replay.AssembledText(e.Payload); ok && e.Leaf != nil && e.Leaf.Kind == "llm.response" {
 			lines = append(lines, "assembled text:")
 			for _, l := range strings.Split(text, "\n") {
-				lines = append(lines, "  "+replay.SafeText(l))
+				lines = append(lines, "  "+event.SafeText(l))
 			}
 			lines = append(lines, "")
 		}
-		lines = append(lines, fmt.Sprintf("payload (%s, %d bytes, opens its commitment):", replay.SafeText(e.MediaType), len(e.Payload)))
+		lines = append(lines, fmt.Sprintf("payload (%s, %d bytes, opens its commitment):", event.SafeText(e.MediaType), len(e.Payload)))
 		for _, l := range strings.Split(replay.Pretty(e.Payload), "\n") {
-			lines = append(lines, "  "+replay.SafeText(l))
+			lines = append(lines, "  "+event.SafeText(l))
 		}
 	case e.Leaf != nil && e.Leaf.Payload == nil:
 		lines = append(lines, "no payload")
