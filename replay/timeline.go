@@ -162,7 +162,7 @@ func NewTimeline(s *Session) *Timeline {
 			where := ""
 			if srv := l.Attributes.String("mcp.server"); srv != "" {
 				where = " on MCP server " + srv
-				if i, ok := byID[attrString(l, "capture.llm_response.id")]; ok {
+				if i, ok := byID[l.Attributes.String("capture.llm_response.id")]; ok {
 					where += fmt.Sprintf(", answering the model's request in entry %d", i)
 				} else if i, ok := l.Attributes["capture.llm_response.index"]; ok {
 					// Recorded before events were acknowledged at durability.
