@@ -294,6 +294,37 @@ func (x *Index) ByID(ctx context.Context, tenant, id string) (idx uint64, ok boo
 	return uint64(i), true, nil
 }
 
+// ByIDs returns the indices of the events of ids the index has (any
+// tenant), 500 ids a query.
+func (x *Index) ByIDs(ctx context.Context, ids []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(ids))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := x.db.QueryContext(ctx, `SELECT id, idx FROM entries WHERE id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			var i int64
+			if err := rows.Scan(&id, &i); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = uint64(i)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Session lists up to limit events of a session with seq >= fromSeq, in
 // order. The list covers the indexed prefix of the log only; call WaitFor
 // first to include recent writes.

@@ -43,6 +43,8 @@ type SQL struct {
 	once   sync.Once
 
 	kick chan struct{} // an append of this instance committed
+	want atomic.Bool   // the engine's sequencer has asked for records
+	wake chan struct{} // ... for the first time
 
 	lmu        sync.Mutex
 	leaseUntil time.Time // monotonic: the lease is ours until then
@@ -122,10 +124,48 @@ func OpenSQL(db *sqldb.DB, cfg SQLConfig) (*SQL, error) {
 	rand.Read(id)
 	j := &SQL{db: db, pool: db.Pool(SQLConns), cfg: cfg, holder: hex.EncodeToString(id),
 		queue: make(chan *appendReq, 4096), closed: make(chan struct{}), done: make(chan struct{}),
-		kick: make(chan struct{}, 1), out: map[uint64]bool{}}
+		kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), out: map[uint64]bool{}}
 	go j.writer()
+	go j.leaseLoop()
 	return j, nil
 }
+
+// leaseLoop takes the sequencer lease when it is free (once the engine has
+// asked for records: its sequencer runs) and renews it while this instance
+// holds it, every Lease/5, whatever the sequencer is doing.
+func (j *SQL) leaseLoop() {
+	t := time.NewTicker(j.cfg.Lease / 5)
+	defer t.Stop()
+	for {
+		var taken bool
+		var err error
+		if j.want.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), j.cfg.Lease/5)
+			_, taken, err = j.lease(ctx)
+			cancel()
+		}
+		switch {
+		case err != nil:
+			j.cfg.Logger.Warn("journal: taking the sequencer lease", "error", err)
+		case taken:
+			j.cfg.Logger.Info("journal: this instance sequences the shared journal now")
+			select {
+			case j.kick <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-j.closed:
+			return
+		case <-t.C:
+		case <-j.wake:
+		}
+	}
+}
+
+// Holds reports whether this instance holds the sequencer lease, with at
+// least a second to go: the engine appends to the log only while it does.
+func (j *SQL) Holds() bool { return j.holds() }
 
 // Append makes entries durable in one transaction with the other appends
 // waiting, after checking that they extend their sessions' heads.
@@ -443,27 +483,18 @@ func (j *SQL) holds() bool {
 // there are some. Records read first after the lease was taken are marked
 // Maybe: the previous holder may have sequenced them before it stopped.
 func (j *SQL) Next(ctx context.Context, max int) ([]Record, error) {
-	renew := time.Duration(0)
+	if !j.want.Swap(true) {
+		select {
+		case j.wake <- struct{}{}:
+		default:
+		}
+	}
 	idle := 5 * time.Millisecond
-	var lastRenew time.Time
 	for {
 		select {
 		case <-j.closed:
 			return nil, ErrClosed
 		default:
-		}
-		if time.Since(lastRenew) >= renew {
-			held, taken, err := j.lease(ctx)
-			if err != nil && ctx.Err() == nil {
-				j.cfg.Logger.Warn("journal: taking the sequencer lease", "error", err)
-			}
-			if taken {
-				j.cfg.Logger.Info("journal: this instance sequences the shared journal now")
-			}
-			lastRenew, renew = time.Now(), j.cfg.Lease/5
-			if !held {
-				idle = j.cfg.Lease / 5
-			}
 		}
 		if j.holds() {
 			recs, err := j.read(ctx, max)
@@ -481,8 +512,10 @@ func (j *SQL) Next(ctx context.Context, max int) ([]Record, error) {
 				return recs, nil
 			}
 			idle = min(2*idle, 100*time.Millisecond)
+		} else {
+			idle = j.cfg.Lease / 5
 		}
-		t := time.NewTimer(min(idle, renew))
+		t := time.NewTimer(idle)
 		select {
 		case <-ctx.Done():
 			t.Stop()

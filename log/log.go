@@ -296,6 +296,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		return fail(fmt.Errorf("catching up session index: %w", err))
 	}
 	l.wg.Go(func() { idx.Follow(ctx, 100*time.Millisecond) })
+	if _, shared := j.(journal.HeadStore); shared {
+		l.wg.Go(func() { l.resolveShared(ctx, 100*time.Millisecond) })
+	}
 	if cfg.UnstickPublication != nil {
 		l.wg.Go(func() { l.guardPublication(ctx) })
 	}
@@ -609,7 +612,7 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 		defer cancel()
 	}
 	for i, w := range ws {
-		idx, err := l.waitIndex(wctx, tenant, w)
+		idx, err := l.waitIndex(wctx, w)
 		if err != nil {
 			if wait == WaitIndexBounded && ctx.Err() == nil {
 				// Durable all the same: answered without the index.
@@ -628,26 +631,13 @@ const maxHeadTries = 8
 
 // waitIndex waits until the event of w is sequenced and returns its index:
 // told by this process's sequencer, or, when another instance sequences the
-// journal, found in the session index.
-func (l *Log) waitIndex(ctx context.Context, tenant string, w *waiter) (uint64, error) {
-	_, shared := l.journal.(journal.HeadStore)
-	var tick <-chan time.Time
-	if shared {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		select {
-		case <-w.done:
-			return w.index, nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-tick:
-			if idx, ok, err := l.index.ByID(ctx, tenant, w.id); err == nil && ok {
-				return idx, nil
-			}
-		}
+// journal, found in the session index (resolveShared).
+func (l *Log) waitIndex(ctx context.Context, w *waiter) (uint64, error) {
+	select {
+	case <-w.done:
+		return w.index, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
 }
 

@@ -37,8 +37,9 @@ type waiter struct {
 	slot            bool     // holds a place in Log.inflight
 	at              time.Time
 
-	done  chan struct{} // closed once sequenced
-	index uint64
+	done     chan struct{} // closed once sequenced
+	index    uint64
+	resolved atomic.Bool
 }
 
 // sequencer tracks how far the journal has been sequenced.
@@ -262,6 +263,12 @@ func (l *Log) sequence(ctx context.Context, items []*item) error {
 		if len(todo) == 0 {
 			return nil
 		}
+		// On a shared journal, only the holder of the sequencer lease
+		// appends: one that lost it waits, and looks again once it has it
+		// back (the new holder may have appended these records).
+		if h, ok := l.journal.(interface{ Holds() bool }); ok && !h.Holds() {
+			return errLeaseLost
+		}
 		l.observeBatch(len(todo))
 		futs := make([]tessera.IndexFuture, len(todo))
 		for i, it := range todo {
@@ -345,22 +352,7 @@ func (l *Log) finish(chunk []*item) {
 		if oldest.IsZero() || w.at.Before(oldest) {
 			oldest = w.at
 		}
-		l.seq.waiting.Delete(w.id)
-		if s := w.sess; s != nil {
-			s.pending.Add(-1)
-			for {
-				old := s.lastIndex.Load()
-				if it.index <= old || s.lastIndex.CompareAndSwap(old, it.index) {
-					break
-				}
-			}
-		}
-		if w.slot {
-			<-l.inflight
-		}
-		l.observeIndexed(now.Sub(w.at))
-		w.index = it.index
-		close(w.done)
+		l.answer(w, it.index, now)
 	}
 	if p := chunk[len(chunk)-1].rec.Pos; p > l.seq.sequenced.Load() {
 		l.seq.sequenced.Store(p)
@@ -368,6 +360,70 @@ func (l *Log) finish(chunk []*item) {
 	l.seq.advance()
 	l.observeJournal(oldest)
 }
+
+// answer answers w with its event's index, once (the sequencer of this
+// process, or on a shared journal the resolver, may find it first).
+func (l *Log) answer(w *waiter, index uint64, now time.Time) {
+	if !w.resolved.CompareAndSwap(false, true) {
+		return
+	}
+	l.seq.waiting.Delete(w.id)
+	if s := w.sess; s != nil {
+		s.pending.Add(-1)
+		for {
+			old := s.lastIndex.Load()
+			if index <= old || s.lastIndex.CompareAndSwap(old, index) {
+				break
+			}
+		}
+	}
+	if w.slot {
+		<-l.inflight
+	}
+	l.observeIndexed(now.Sub(w.at))
+	w.index = index
+	close(w.done)
+}
+
+// resolveShared answers, every poll, the waiters of this process whose
+// events another instance sequenced (a shared journal: the instance that
+// holds the lease sequences every instance's records), from the session
+// index.
+func (l *Log) resolveShared(ctx context.Context, poll time.Duration) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var ws []*waiter
+		l.seq.waiting.Range(func(_, v any) bool {
+			ws = append(ws, v.(*waiter))
+			return len(ws) < 1000
+		})
+		if len(ws) == 0 {
+			continue
+		}
+		ids := make([]string, len(ws))
+		for i, w := range ws {
+			ids[i] = w.id
+		}
+		found, err := l.index.ByIDs(ctx, ids)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		for _, w := range ws {
+			if idx, ok := found[w.id]; ok {
+				l.answer(w, idx, now)
+			}
+		}
+	}
+}
+
+var errLeaseLost = errors.New("this instance no longer holds the sequencer lease")
 
 // ErrClosed: the log is closed, or closing.
 var ErrClosed = errors.New("log closed")

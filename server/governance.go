@@ -149,7 +149,7 @@ func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, er
 	if err != nil {
 		return 0, nil, err
 	}
-	if mode != auditlog.WaitIndex {
+	if mode == auditlog.WaitDurable {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "a signature is answered once it is sequenced: wait=durable is not taken here")
 	}
 	var req struct {

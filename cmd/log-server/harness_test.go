@@ -65,7 +65,17 @@ func startWith(t *testing.T, bin, dir string, env []string, flags ...string) *pr
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		// LLMAUDIT_TEST_SERVER_LOG names a file that gets every server's
+		// log lines (debugging).
+		var logf *os.File
+		if name := os.Getenv("LLMAUDIT_TEST_SERVER_LOG"); name != "" {
+			logf, _ = os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			defer logf.Close()
+		}
 		for sc.Scan() {
+			if logf != nil {
+				fmt.Fprintf(logf, "%s %s\n", dir, sc.Text())
+			}
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}

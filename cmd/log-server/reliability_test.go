@@ -361,7 +361,14 @@ func verifyLog(t *testing.T, e *relEnv, url, tok, pubPath string, acks []acked, 
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("event %s, answered 202, has no index after 60 s", acks[i].id)
+				req, _ := http.NewRequest("GET", url+"/v1/events/"+acks[i].id, nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				var body []byte
+				if resp, err := client.Do(req); err == nil {
+					body, _ = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				t.Fatalf("event %s, answered 202, has no index after 60 s: %s", acks[i].id, body)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -31,15 +31,15 @@ var Map = []Layer{
 		What: "the leaf, checkpoints, witness policies, the LLM provider registry, canonical request paths: no I/O"},
 	{Name: "protocol", Packages: []string{"client", "signature"},
 		What: "the one Go client of the HTTP API, and signatures checked with it, on the format alone"},
-	{Name: "storage", Packages: []string{"vault", "auth", "index", "chain", "internal/sqldb", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention", "internal/metrics"},
-		What: "payloads, tokens, signers, holds and floors, the session index, session chain heads, SQLite and MariaDB, key files, the kernel keyring, PKCS#11 keys, Prometheus metrics"},
+	{Name: "storage", Packages: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention", "internal/metrics"},
+		What: "payloads, tokens, signers, holds and floors, the session index, the write-ahead journal (and the shared session heads), SQLite and MariaDB, key files, the kernel keyring, PKCS#11 keys, Prometheus metrics"},
 	{Name: "engine", Packages: []string{"log", "tiles", "backend"},
 		What: "the audit engine on Tessera, tlog-tiles reads, the storage it runs on (POSIX or S3 and MariaDB)"},
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
-		Deny: []string{"vault", "auth", "index", "chain", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend"},
+		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend"},
 		What: "HTTP API, capture (proxy and middleware), witness"},
 	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay", "console"},
-		Deny: []string{"vault", "auth", "index", "chain", "internal/sqldb", "signer", "retention", "log", "tiles", "backend", "server", "capture", "witness"},
+		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "signer", "retention", "log", "tiles", "backend", "server", "capture", "witness"},
 		What: "read the log only through client: the monitor, compliance reports, session replay, the auditor console"},
 	{Name: "main", Packages: []string{"cmd/...", "internal/cli", "internal/connlimit"},
 		What: "thin mains: flags, logging, signals, listener connection budgets"},
@@ -49,7 +49,7 @@ var Map = []Layer{
 var Exceptions = map[string][]string{
 	// The server is the composition root of the engine: it opens the
 	// storage and the engine it serves.
-	"server": {"vault", "auth", "index", "chain", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend"},
+	"server": {"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend"},
 	// The witness keeps its own state in SQLite.
 	"witness": {"internal/sqlitedb"},
 }
