@@ -64,10 +64,12 @@ func benchSession(b *testing.B, w *world, session string, calls int, grow bool) 
 	return bodies
 }
 
-// BenchmarkRebuild rebuilds a 20,000-event session (10,000 calls) with its payloads
-// (every event proved included, the chain, every commitment) over
-// loopback HTTP, against the baseline of only reading what a rebuild
-// reads (the listing and the payload pages), verifying nothing.
+// BenchmarkRebuild rebuilds a 20,000-event session (10,000 calls) with its
+// payloads (every event proved included, the chain, every commitment) over
+// loopback HTTP, from the session export (one stream) and by pages (the
+// listing, the entry bundles and the payload pages, 1,000 events a
+// request), each against the baseline of only reading what it reads,
+// verifying nothing. Server and client share the machine.
 //
 //	go test ./replay -run '^$' -bench Rebuild -benchtime 5x
 func BenchmarkRebuild(b *testing.B) {
@@ -75,7 +77,21 @@ func BenchmarkRebuild(b *testing.B) {
 	const calls = 10_000
 	benchSession(b, w, "bench", calls, false)
 	src := w.source(w.ts.URL)
-	b.Run("baseline-read-only", func(b *testing.B) {
+	pages := src
+	pages.NoExport = true
+	rebuild := func(b *testing.B, src replay.Source, via string) {
+		for b.Loop() {
+			s, err := replay.Rebuild(context.Background(), src, replay.Query{Session: "bench", Payloads: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !s.Verified() || len(s.Events) != 2*calls || s.Via != via || s.Events[2*calls-1].PayloadStatus != client.PayloadOK {
+				b.Fatalf("%d events via %s, problems %v", len(s.Events), s.Via, s.Problems)
+			}
+		}
+		b.ReportMetric(float64(2*calls)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	}
+	b.Run("pages/baseline-read-only", func(b *testing.B) {
 		for b.Loop() {
 			n := 0
 			for from := uint64(0); ; {
@@ -105,18 +121,25 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 		b.ReportMetric(float64(2*calls)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	b.Run("rebuild-with-payloads", func(b *testing.B) {
+	b.Run("pages/rebuild-with-payloads", func(b *testing.B) { rebuild(b, pages, replay.ViaPages) })
+	b.Run("export/baseline-read-only", func(b *testing.B) {
+		hc := src.Log.HTTPClient()
+		hc.Timeout = 0
+		n := int64(0)
 		for b.Loop() {
-			s, err := replay.Rebuild(context.Background(), src, replay.Query{Session: "bench", Payloads: true})
+			resp, err := hc.Get(w.ts.URL + "/v1/sessions/bench/export?payloads=true")
 			if err != nil {
 				b.Fatal(err)
 			}
-			if !s.Verified() || len(s.Events) != 2*calls {
-				b.Fatalf("%d events, problems %v", len(s.Events), s.Problems)
+			if n, err = io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != 200 {
+				b.Fatalf("%d, %v", resp.StatusCode, err)
 			}
+			resp.Body.Close()
 		}
 		b.ReportMetric(float64(2*calls)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric(float64(n)/(2*calls), "bytes/event")
 	})
+	b.Run("export/rebuild-with-payloads", func(b *testing.B) { rebuild(b, src, replay.ViaExport) })
 }
 
 // BenchmarkReplayCall measures a replayed call over loopback HTTP (a
