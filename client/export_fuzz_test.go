@@ -3,6 +3,11 @@ package client
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -97,4 +102,34 @@ func FuzzExportStream(f *testing.F) {
 			next = e.Index + 1
 		}
 	})
+}
+
+// TestExportErrorFrame: a server that fails after the header says so in
+// an error frame; the reader returns that error, matching its sentinel,
+// and nothing of the export.
+func TestExportErrorFrame(t *testing.T) {
+	key, data := exportSeed(false)
+	x := &exportReader{r: bufio.NewReader(bytes.NewReader(data))}
+	_, header, err := x.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.WriteByte(frameHeader)
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(header))))
+	b.Write(header)
+	enc := NewExportEncoder(&b)
+	enc.Error("unavailable", "the log's storage is unavailable, retry later")
+	enc.Flush()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", ExportMediaType)
+		w.Write(b.Bytes())
+	}))
+	defer ts.Close()
+	c, _ := New(ts.URL)
+	s, err := c.ExportSession(context.Background(), "s", ExportQuery{}, key, nil)
+	var ae *Error
+	if s != nil || !errors.As(err, &ae) || ae.Code != "unavailable" || !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("export = %v, %v; want the error frame's error", s, err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
@@ -31,15 +32,21 @@ type ExportQuery struct {
 	Payloads bool
 }
 
-// Export limits: an export reads the session a chunk at a time, so that
-// what it holds does not grow with the session.
+// Export limits: an export reads the session a group at a time, a few
+// groups ahead of the one it writes, so that what it holds does not grow
+// with the session.
 const (
-	// exportChunk is how many events are read from the index (and their
-	// leaves from the bundles) at a time.
+	// exportChunk is how many events are listed from the index at a time.
 	exportChunk = 1024
-	// exportPayloadBytes bounds the payload bytes read from the vault at a
-	// time (by the sizes the leaves commit to; one payload may exceed it).
-	exportPayloadBytes = 16 << 20
+	// exportGroupEvents and exportGroupBytes bound a group: the events
+	// whose payloads are read from the vault at once (by the sizes the
+	// leaves commit to; one payload may exceed it).
+	exportGroupEvents = 256
+	exportGroupBytes  = 4 << 20
+	// exportAhead is how many groups are read ahead of the one written,
+	// exportReaders how many of them are read from the vault at once.
+	exportAhead   = 4
+	exportReaders = 2
 )
 
 // ExportSession streams a tenant's session from fromSeq as an export
@@ -172,39 +179,53 @@ type exportStream struct {
 	bundleIdx uint64
 }
 
+// exportGroup is a group of events on its way from the storage to the
+// stream: listed, their leaves read, their payloads being read.
+type exportGroup struct {
+	entries []client.SessionEntry
+	evs     []client.ExportEvent
+	commits []*event.Commitment // with payloads
+	ready   chan error          // the payloads are read (buffered)
+}
+
+// run writes the export: the header, each group as it is ready (read by
+// produce meanwhile), the nodes after the last event, and, once what was
+// sent folds to the checkpoint's root, the end.
 func (x *exportStream) run(ctx context.Context) error {
 	if err := x.enc.Header(x.h); err != nil {
 		return err
 	}
 	x.rng = x.rf.NewEmptyRange(0)
-	x.bundleIdx = ^uint64(0)
-	from, sent := x.q.FromSeq, uint64(0)
-	for sent < x.h.Events {
-		entries, err := x.l.index.Session(ctx, x.q.Tenant, x.q.Session, from, int(min(exportChunk, x.h.Events-sent)))
-		if err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	groups := make(chan *exportGroup, exportAhead)
+	produced := make(chan error, 1)
+	go func() { produced <- x.produce(ctx, groups) }()
+	stop := func(err error) error {
+		cancel()
+		for range groups {
 		}
-		if len(entries) == 0 {
-			return fmt.Errorf("the index lists %d events of session %s from seq %d, not %d", sent, x.q.Session, x.q.FromSeq, x.h.Events)
+		<-produced
+		return err
+	}
+	sent := uint64(0)
+	for g := range groups {
+		if err := <-g.ready; err != nil {
+			return stop(err)
 		}
-		evs := make([]client.ExportEvent, len(entries))
-		for i, en := range entries {
-			if en.Index >= x.cp.Size || en.Seq > *x.h.ToSeq {
-				return fmt.Errorf("the index lists entry %d (seq %d) of session %s beyond the export (tree size %d, to seq %d)", en.Index, en.Seq, x.q.Session, x.cp.Size, *x.h.ToSeq)
-			}
-			if evs[i].Leaf, err = x.leaf(ctx, en.Index); err != nil {
-				return err
-			}
-			evs[i].Index = en.Index
-		}
-		if err := x.send(ctx, entries, evs); err != nil {
-			return err
+		if err := x.send(ctx, g); err != nil {
+			return stop(err)
 		}
 		if err := x.enc.Flush(); err != nil {
-			return err
+			return stop(err)
 		}
-		sent += uint64(len(entries))
-		from = entries[len(entries)-1].Seq + 1
+		sent += uint64(len(g.evs))
+	}
+	if err := <-produced; err != nil {
+		return err
+	}
+	if sent != x.h.Events {
+		return fmt.Errorf("sent %d events of session %s, not the %d of the header", sent, x.q.Session, x.h.Events)
 	}
 	if err := x.gap(ctx, x.cp.Size); err != nil {
 		return err
@@ -219,73 +240,120 @@ func (x *exportStream) run(ctx context.Context) error {
 	return x.enc.Flush()
 }
 
-// send writes a chunk of events, with their payloads read from the vault
-// exportPayloadBytes at a time.
-func (x *exportStream) send(ctx context.Context, entries []client.SessionEntry, evs []client.ExportEvent) error {
-	var commits []*event.Commitment
-	if x.q.Payloads {
-		commits = make([]*event.Commitment, len(evs))
-		for i := range evs {
-			c, err := leafCommitment(evs[i].Leaf)
-			if err != nil {
-				return fmt.Errorf("entry %d of session %s is not an audit event: %w", evs[i].Index, x.q.Session, err)
-			}
-			commits[i] = c
+// produce lists the export's events from the index a chunk at a time,
+// reads their leaves, and hands them out in groups, in order, each with
+// its payloads being read (exportReaders groups at once).
+func (x *exportStream) produce(ctx context.Context, out chan<- *exportGroup) (err error) {
+	readers := make(chan struct{}, exportReaders)
+	var wg sync.WaitGroup
+	defer close(out)
+	defer wg.Wait()
+	from, listed := x.q.FromSeq, uint64(0)
+	x.bundleIdx = ^uint64(0)
+	for listed < x.h.Events {
+		entries, err := x.l.index.Session(ctx, x.q.Tenant, x.q.Session, from, int(min(exportChunk, x.h.Events-listed)))
+		if err != nil {
+			return err
 		}
-	}
-	for start := 0; start < len(evs); {
-		end := start
+		if len(entries) == 0 {
+			return fmt.Errorf("the index lists %d events of session %s from seq %d, not %d", listed, x.q.Session, x.q.FromSeq, x.h.Events)
+		}
+		evs := make([]client.ExportEvent, len(entries))
+		var commits []*event.Commitment
 		if x.q.Payloads {
-			var ids []string
-			n := 0
-			for ; end < len(evs) && (end == start || n < exportPayloadBytes); end++ {
-				if c := commits[end]; c != nil {
-					ids = append(ids, entries[end].ID)
-					n += max(c.Size, 0)
+			commits = make([]*event.Commitment, len(entries))
+		}
+		for i, en := range entries {
+			if en.Index >= x.cp.Size || en.Seq > *x.h.ToSeq {
+				return fmt.Errorf("the index lists entry %d (seq %d) of session %s beyond the export (tree size %d, to seq %d)", en.Index, en.Seq, x.q.Session, x.cp.Size, *x.h.ToSeq)
+			}
+			evs[i].Index = en.Index
+			if evs[i].Leaf, err = x.leaf(ctx, en.Index); err != nil {
+				return err
+			}
+			if x.q.Payloads {
+				if commits[i], err = leafCommitment(evs[i].Leaf); err != nil {
+					return fmt.Errorf("entry %d of session %s is not an audit event: %w", en.Index, x.q.Session, err)
 				}
 			}
-			if err := x.payloads(ctx, ids, entries[start:end], evs[start:end], commits[start:end]); err != nil {
-				return err
-			}
-		} else {
-			end = len(evs)
 		}
-		for i := start; i < end; i++ {
-			e := &evs[i]
-			if err := x.gap(ctx, e.Index); err != nil {
-				return err
+		for start := 0; start < len(entries); {
+			end, n := start, 0
+			for ; end < len(entries) && end-start < exportGroupEvents && (end == start || n < exportGroupBytes); end++ {
+				if commits != nil && commits[end] != nil {
+					n += max(commits[end].Size, 0)
+				}
 			}
-			lh := event.LeafHash(e.Leaf)
-			if hex.EncodeToString(lh) != entries[i].LeafHash {
-				return fmt.Errorf("entry %d is not the event the index lists (seq %d of session %s)", e.Index, entries[i].Seq, x.q.Session)
+			g := &exportGroup{entries: entries[start:end], evs: evs[start:end], ready: make(chan error, 1)}
+			if commits == nil {
+				g.ready <- nil
+			} else {
+				g.commits = commits[start:end]
+				select {
+				case readers <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				wg.Go(func() {
+					defer func() { <-readers }()
+					g.ready <- x.payloads(ctx, g)
+				})
 			}
-			if err := x.rng.Append(lh, nil); err != nil {
-				return err
+			select {
+			case out <- g:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			if err := x.enc.Event(e); err != nil {
-				return err
-			}
-			*e = client.ExportEvent{} // drop the payload
+			start = end
 		}
-		start = end
+		listed += uint64(len(entries))
+		from = entries[len(entries)-1].Seq + 1
 	}
 	return nil
 }
 
-// payloads reads the payloads of a group of events and sets their status
-// as DiscloseSession does: never bytes that fail the commitment.
-func (x *exportStream) payloads(ctx context.Context, ids []string, entries []client.SessionEntry, evs []client.ExportEvent, commits []*event.Commitment) error {
+// send writes a group's events, each after the nodes before it.
+func (x *exportStream) send(ctx context.Context, g *exportGroup) error {
+	for i := range g.evs {
+		e := &g.evs[i]
+		if err := x.gap(ctx, e.Index); err != nil {
+			return err
+		}
+		lh := event.LeafHash(e.Leaf)
+		if hex.EncodeToString(lh) != g.entries[i].LeafHash {
+			return fmt.Errorf("entry %d is not the event the index lists (seq %d of session %s)", e.Index, g.entries[i].Seq, x.q.Session)
+		}
+		if err := x.rng.Append(lh, nil); err != nil {
+			return err
+		}
+		if err := x.enc.Event(e); err != nil {
+			return err
+		}
+		*e = client.ExportEvent{} // drop the payload
+	}
+	return nil
+}
+
+// payloads reads a group's payloads and sets their status as
+// DiscloseSession does: never bytes that fail the commitment.
+func (x *exportStream) payloads(ctx context.Context, g *exportGroup) error {
+	var ids []string
+	for i, c := range g.commits {
+		if c != nil {
+			ids = append(ids, g.entries[i].ID)
+		}
+	}
 	found, failed, err := x.l.vault.GetMany(ctx, ids)
 	if err != nil {
 		return err
 	}
-	for i := range evs {
-		e, c := &evs[i], commits[i]
+	for i := range g.evs {
+		e, c := &g.evs[i], g.commits[i]
 		if c == nil {
 			e.Status = client.PayloadNone
 			continue
 		}
-		id := entries[i].ID
+		id := g.entries[i].ID
 		rec, ok := found[id]
 		switch ferr := failed[id]; {
 		case errors.Is(ferr, vault.ErrErased):
