@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -80,6 +82,7 @@ func BenchmarkRebuild(b *testing.B) {
 	pages := src
 	pages.NoExport = true
 	rebuild := func(b *testing.B, src replay.Source, via string) {
+		defer cpuPerEvent(b, 2*calls)()
 		for b.Loop() {
 			s, err := replay.Rebuild(context.Background(), src, replay.Query{Session: "bench", Payloads: true})
 			if err != nil {
@@ -92,6 +95,7 @@ func BenchmarkRebuild(b *testing.B) {
 		b.ReportMetric(float64(2*calls)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	}
 	b.Run("pages/baseline-read-only", func(b *testing.B) {
+		defer cpuPerEvent(b, 2*calls)()
 		for b.Loop() {
 			n := 0
 			for from := uint64(0); ; {
@@ -126,6 +130,7 @@ func BenchmarkRebuild(b *testing.B) {
 		hc := src.Log.HTTPClient()
 		hc.Timeout = 0
 		n := int64(0)
+		defer cpuPerEvent(b, 2*calls)()
 		for b.Loop() {
 			resp, err := hc.Get(w.ts.URL + "/v1/sessions/bench/export?payloads=true")
 			if err != nil {
@@ -140,6 +145,21 @@ func BenchmarkRebuild(b *testing.B) {
 		b.ReportMetric(float64(n)/(2*calls), "bytes/event")
 	})
 	b.Run("export/rebuild-with-payloads", func(b *testing.B) { rebuild(b, src, replay.ViaExport) })
+}
+
+// cpuPerEvent reports the CPU time of the process (server and client: they
+// share it) per event over the benchmark's loop; call the function it
+// returns after the loop.
+func cpuPerEvent(b *testing.B, events int) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() {
+		b.ReportMetric(float64((cpu()-start).Microseconds())/float64(events*b.N), "cpu-µs/event")
+	}
 }
 
 // BenchmarkReplayCall measures a replayed call over loopback HTTP (a
