@@ -123,15 +123,18 @@ func ParseLeaf(data []byte) (*Leaf, error) {
 	if !utf8.Valid(data) {
 		return nil, errors.New("leaf is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	var l Leaf
-	if err := dec.Decode(&l); err != nil {
-		return nil, fmt.Errorf("decoding leaf: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after leaf")
+	l, ok := scanLeaf(data) // the leaves this log writes, without encoding/json
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		dec.UseNumber()
+		l = &Leaf{}
+		if err := dec.Decode(l); err != nil {
+			return nil, fmt.Errorf("decoding leaf: %w", err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, errors.New("trailing data after leaf")
+		}
 	}
 	switch {
 	case l.V != LeafVersion && l.V != LeafVersion1:
@@ -141,7 +144,7 @@ func ParseLeaf(data []byte) (*Leaf, error) {
 	case l.V == LeafVersion && (l.Writer == nil || l.Writer.Token == "" || !validVia[l.Writer.Via]):
 		return nil, errors.New("a version 2 leaf needs a writer with a token and a via of api, proxy or server")
 	}
-	return &l, nil
+	return l, nil
 }
 
 var validVia = map[string]bool{ViaAPI: true, ViaProxy: true, ViaServer: true}

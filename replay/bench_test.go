@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -64,10 +66,12 @@ func benchSession(b *testing.B, w *world, session string, calls int, grow bool) 
 	return bodies
 }
 
-// BenchmarkRebuild rebuilds a 20,000-event session (10,000 calls) with its payloads
-// (every event proved included, the chain, every commitment) over
-// loopback HTTP, against the baseline of only reading what a rebuild
-// reads (the listing and the payload pages), verifying nothing.
+// BenchmarkRebuild rebuilds a 20,000-event session (10,000 calls) with its
+// payloads (every event proved included, the chain, every commitment) over
+// loopback HTTP, from the session export (one stream) and by pages (the
+// listing, the entry bundles and the payload pages, 1,000 events a
+// request), each against the baseline of only reading what it reads,
+// verifying nothing. Server and client share the machine.
 //
 //	go test ./replay -run '^$' -bench Rebuild -benchtime 5x
 func BenchmarkRebuild(b *testing.B) {
@@ -75,7 +79,23 @@ func BenchmarkRebuild(b *testing.B) {
 	const calls = 10_000
 	benchSession(b, w, "bench", calls, false)
 	src := w.source(w.ts.URL)
-	b.Run("baseline-read-only", func(b *testing.B) {
+	pages := src
+	pages.NoExport = true
+	rebuild := func(b *testing.B, src replay.Source, via string) {
+		defer cpuPerEvent(b, 2*calls)()
+		for b.Loop() {
+			s, err := replay.Rebuild(context.Background(), src, replay.Query{Session: "bench", Payloads: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !s.Verified() || len(s.Events) != 2*calls || s.Via != via || s.Events[2*calls-1].PayloadStatus != client.PayloadOK {
+				b.Fatalf("%d events via %s, problems %v", len(s.Events), s.Via, s.Problems)
+			}
+		}
+		b.ReportMetric(float64(2*calls)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	}
+	b.Run("pages/baseline-read-only", func(b *testing.B) {
+		defer cpuPerEvent(b, 2*calls)()
 		for b.Loop() {
 			n := 0
 			for from := uint64(0); ; {
@@ -105,18 +125,41 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 		b.ReportMetric(float64(2*calls)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
-	b.Run("rebuild-with-payloads", func(b *testing.B) {
+	b.Run("pages/rebuild-with-payloads", func(b *testing.B) { rebuild(b, pages, replay.ViaPages) })
+	b.Run("export/baseline-read-only", func(b *testing.B) {
+		hc := src.Log.HTTPClient()
+		hc.Timeout = 0
+		n := int64(0)
+		defer cpuPerEvent(b, 2*calls)()
 		for b.Loop() {
-			s, err := replay.Rebuild(context.Background(), src, replay.Query{Session: "bench", Payloads: true})
+			resp, err := hc.Get(w.ts.URL + "/v1/sessions/bench/export?payloads=true")
 			if err != nil {
 				b.Fatal(err)
 			}
-			if !s.Verified() || len(s.Events) != 2*calls {
-				b.Fatalf("%d events, problems %v", len(s.Events), s.Problems)
+			if n, err = io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != 200 {
+				b.Fatalf("%d, %v", resp.StatusCode, err)
 			}
+			resp.Body.Close()
 		}
 		b.ReportMetric(float64(2*calls)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric(float64(n)/(2*calls), "bytes/event")
 	})
+	b.Run("export/rebuild-with-payloads", func(b *testing.B) { rebuild(b, src, replay.ViaExport) })
+}
+
+// cpuPerEvent reports the CPU time of the process (server and client: they
+// share it) per event over the benchmark's loop; call the function it
+// returns after the loop.
+func cpuPerEvent(b *testing.B, events int) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() {
+		b.ReportMetric(float64((cpu()-start).Microseconds())/float64(events*b.N), "cpu-µs/event")
+	}
 }
 
 // BenchmarkReplayCall measures a replayed call over loopback HTTP (a

@@ -38,6 +38,11 @@ type Source struct {
 	// Policy, if set, is the witness policy the checkpoint must meet.
 	Policy *checkpoint.Policy
 	Logger *slog.Logger
+	// NoExport rebuilds from the session listing, the entry bundles (or
+	// entries) and the payload pages, as Rebuild does when the server has
+	// no session export or its export does not verify, instead of from
+	// one export stream.
+	NoExport bool
 }
 
 // Query names a session.
@@ -45,10 +50,18 @@ type Query struct {
 	// Tenant, for a global token, names the tenant ("" is the token's).
 	Tenant  string
 	Session string
-	// Payloads discloses the session's payloads (audit scope), one request
-	// and one access.read event per page of up to 1,000 events.
+	// Payloads discloses the session's payloads (audit scope): in the
+	// export, recorded as one access.read event; read by pages (NoExport),
+	// one request and one access.read event per page of up to 1,000
+	// events.
 	Payloads bool
 }
+
+// How a session was read (Session.Via).
+const (
+	ViaExport = "export" // one export stream (GET /v1/sessions/{id}/export)
+	ViaPages  = "pages"  // the listing, entry bundles or entries, payload pages
+)
 
 // Checks that a rebuild makes; a Problem names the one that failed.
 const (
@@ -130,6 +143,8 @@ type Session struct {
 	// Access are the indices of the access.read events that recorded the
 	// payload disclosures.
 	Access []uint64
+	// Via says how the session was read: ViaExport or ViaPages.
+	Via string
 }
 
 // Verified reports whether every check passed.
@@ -154,16 +169,117 @@ var ErrSession = errors.New("cannot rebuild the session")
 const maxEvents = 1_000_000
 
 // Rebuild reads a session and verifies every event: the leaf proved
-// included under a checkpoint that verifies (and meets the policy), the
-// leaf hash the listing gave, seq contiguous from 0, prev the previous
-// leaf hash, and with q.Payloads each payload against its commitment.
-// What fails is listed, never repaired.
+// included under a checkpoint that verifies (and meets the policy), seq
+// contiguous from 0, prev the previous leaf hash, and with q.Payloads each
+// payload against its commitment. What fails is listed, never repaired.
+//
+// It reads the session's export (one request, ViaExport). If the server
+// has none, or the export is not whole, it reads by pages (ViaPages: the
+// listing, whose leaf hashes are checked too, and the payload pages). An
+// export that does not verify (its checkpoint, or its events' inclusion)
+// is itself a problem: it is listed, and the session is read by pages,
+// which says which entry fails.
 func Rebuild(ctx context.Context, src Source, q Query) (*Session, error) {
 	if src.Logger == nil {
 		src.Logger = slog.New(slog.DiscardHandler)
 	}
+	if src.NoExport {
+		return rebuildPages(ctx, src, q)
+	}
+	s, err := rebuildExport(ctx, src, q)
+	var ae *client.Error
+	switch {
+	case err == nil:
+		return s, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, client.ErrExportCheckpoint), errors.Is(err, client.ErrExportInclusion):
+		check := CheckInclusion
+		if errors.Is(err, client.ErrExportCheckpoint) {
+			check = CheckCheckpoint
+		}
+		src.Logger.Warn("the session export does not verify; reading the session by pages", "session", q.Session, "error", err)
+		p := Problem{Check: check, Message: fmt.Sprintf("the session export does not verify (%v); the session was read by pages", err)}
+		s, err := rebuildPages(ctx, src, q)
+		if err != nil {
+			return nil, err
+		}
+		s.Problems = append([]Problem{p}, s.Problems...)
+		return s, nil
+	case errors.As(err, &ae) && ae.Code != "unexpected" && ae.StatusCode < 500:
+		// The server's answer about the session (not found, forbidden, a
+		// bad query): reading by pages would get the same.
+		return nil, fmt.Errorf("%w: %w", ErrSession, err)
+	}
+	src.Logger.Warn("no usable session export; reading the session by pages", "session", q.Session, "error", err)
+	return rebuildPages(ctx, src, q)
+}
+
+// rebuildExport rebuilds a session from its export, which the client has
+// verified whole (checkpoint, inclusion of every event, each payload
+// against the leaf it came with) before handing it over.
+func rebuildExport(ctx context.Context, src Source, q Query) (*Session, error) {
+	x, err := src.Log.ExportSession(ctx, q.Session, client.ExportQuery{Tenant: q.Tenant, Payloads: q.Payloads}, src.Key, src.Policy)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{Tenant: x.Tenant, ID: x.Session, Size: x.Size, Root: x.Root, Checkpoint: x.Checkpoint, Via: ViaExport}
+	if x.Access != nil {
+		s.Access = []uint64{x.Access.Index}
+	}
+	at := make(map[uint64]int, len(x.Events)) // seq -> position in the export
+	for i := range x.Events {
+		if l := x.Events[i].Event; l != nil {
+			if _, ok := at[l.Seq]; !ok {
+				at[l.Seq] = i
+			}
+		}
+	}
+	var prev *Event
+	for pos := range x.Events {
+		xe := &x.Events[pos]
+		e := &Event{Index: xe.Index, Data: xe.Leaf, LeafHash: xe.LeafHash, Included: true, PayloadStatus: PayloadNotRead}
+		if xe.Event != nil {
+			e.Seq = xe.Event.Seq
+		}
+		s.Events = append(s.Events, e)
+		var err error
+		if xe.Event == nil {
+			err = xe.LeafErr
+		}
+		s.checkLeaf(e, xe.Event, err, x.Tenant, nil, prev, func(seq uint64) bool { p, ok := at[seq]; return ok && p > pos })
+		if q.Payloads && e.Leaf != nil {
+			s.exportPayload(e, xe)
+		}
+		prev = e
+	}
+	if x.NextSeq != nil && len(x.Events) < client.MaxExportEvents {
+		s.problem(nil, CheckInclusion, "", "", "the session's events from seq %d are not in the checkpoint's tree (size %d)", *x.NextSeq, x.Size)
+	}
+	return s, nil
+}
+
+// exportPayload takes an exported event's payload.
+func (s *Session) exportPayload(e *Event, xe *client.ExportedEvent) {
+	e.PayloadStatus = xe.Status
+	switch {
+	case xe.PayloadErr != nil:
+		e.PayloadStatus = PayloadRejected
+		s.problem(e, CheckPayload, "", "", "%v", xe.PayloadErr)
+	case xe.Status == client.PayloadOK:
+		e.Payload, e.MediaType = xe.Payload, xe.MediaType
+	case xe.Status == client.PayloadMissing:
+		s.problem(e, CheckPayload, "the payload committed to", "nothing", "the vault does not have the payload")
+	case xe.Status == client.PayloadIntegrity:
+		s.problem(e, CheckPayload, "a payload that opens the commitment", "another", "the vault's payload does not open the leaf's commitment")
+	}
+}
+
+// rebuildPages rebuilds a session from its listing, the entry bundles (or
+// entries with their proofs) and the payload pages.
+func rebuildPages(ctx context.Context, src Source, q Query) (*Session, error) {
 	tiles := src.Log.Tiles()
-	s := &Session{ID: q.Session}
+	s := &Session{ID: q.Session, Via: ViaPages}
 	listing, err := list(ctx, src.Log, q)
 	if err != nil {
 		return nil, err
@@ -312,16 +428,23 @@ func (s *Session) verifyEvent(ctx context.Context, e *Event, l listed, prev *Eve
 		s.problem(e, CheckListing, l.LeafHash, got, "the listing's leaf hash is not the log's")
 	}
 	leaf, err := event.ParseLeaf(data)
+	s.checkLeaf(e, leaf, err, l.tenant, &l, prev, listedLater)
+}
+
+// checkLeaf checks a parsed leaf (err: why it did not parse) against the
+// session, the listing that named it (nil: none, an export) and the event
+// before it: seq and prev.
+func (s *Session) checkLeaf(e *Event, leaf *event.Leaf, err error, tenant string, l *listed, prev *Event, listedLater func(seq uint64) bool) {
 	if err != nil {
 		s.problem(e, CheckLeaf, "", "", "the entry is not an audit event: %v", err)
 		return
 	}
 	e.Leaf = leaf
 	e.Time, _ = time.Parse(event.TimeFormat, leaf.Time)
-	if leaf.Session != s.ID || leaf.Tenant != l.tenant {
-		s.problem(e, CheckLeaf, l.tenant+"/"+s.ID, leaf.Tenant+"/"+leaf.Session, "the entry belongs to another session")
+	if leaf.Session != s.ID || leaf.Tenant != tenant {
+		s.problem(e, CheckLeaf, tenant+"/"+s.ID, leaf.Tenant+"/"+leaf.Session, "the entry belongs to another session")
 	}
-	if leaf.Seq != l.Seq || leaf.Kind != l.Kind || leaf.ID != l.ID {
+	if l != nil && (leaf.Seq != l.Seq || leaf.Kind != l.Kind || leaf.ID != l.ID) {
 		s.problem(e, CheckListing, fmt.Sprintf("seq %d %s %s", l.Seq, l.Kind, l.ID), fmt.Sprintf("seq %d %s %s", leaf.Seq, leaf.Kind, leaf.ID),
 			"the listing does not describe the log's entry")
 	}

@@ -342,11 +342,12 @@ func TestReplayAnthropicStreamByteForByte(t *testing.T) {
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 // tamper is a malicious or broken server in front of the log: it edits
-// the answers to GET /v1/sessions/{id} and .../payloads.
+// the answers to GET /v1/sessions/{id} and .../payloads (read by pages;
+// export_test.go tampers with the export).
 func tamper(t *testing.T, w *world, edit func(path string, body map[string]any)) *httptest.Server {
 	h := w.srv.Handler()
 	ts := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/v1/sessions/") {
+		if !strings.HasPrefix(r.URL.Path, "/v1/sessions/") || strings.HasSuffix(r.URL.Path, "/export") {
 			h.ServeHTTP(rw, r)
 			return
 		}
@@ -379,7 +380,9 @@ func TestRebuildCatchesTampering(t *testing.T) {
 	events := func(body map[string]any) []any { evs, _ := body["events"].([]any); return evs }
 	check := func(name string, ts *httptest.Server, wantCheck string, wantIndex uint64, wantText string) {
 		t.Helper()
-		s, err := replay.Rebuild(context.Background(), w.source(ts.URL), replay.Query{Session: "rx-2", Payloads: true})
+		src := w.source(ts.URL)
+		src.NoExport = ts != w.ts // the tampering is in the pages
+		s, err := replay.Rebuild(context.Background(), src, replay.Query{Session: "rx-2", Payloads: true})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -437,6 +440,12 @@ func TestRebuildCatchesTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("altered in the vault", w.ts, replay.CheckPayload, idx(2), "the vault's payload does not open the leaf's commitment")
+	pages := w.source(w.ts.URL)
+	pages.NoExport = true
+	if s, err := replay.Rebuild(context.Background(), pages, replay.Query{Session: "rx-2", Payloads: true}); err != nil ||
+		s.Via != replay.ViaPages || len(s.Problems) == 0 || s.Problems[0].Check != replay.CheckPayload || *s.Problems[0].Index != idx(2) {
+		t.Fatalf("altered in the vault, read by pages: %v, %+v", err, s)
+	}
 }
 
 // TestTimelineRendersSession: the timeline groups attempts by call (a 429

@@ -16,11 +16,12 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
-// TestRebuildWithTenantToken: a tenant's token may not read entry bundles
-// (they hold every tenant's entries), so the rebuild reads each entry with
-// an inclusion proof to the checkpoint and verifies that proof itself: a
-// session verifies as it does with a global token, and a proof the server
-// got wrong is caught at its entry.
+// TestRebuildWithTenantToken: a tenant's token reads its sessions' exports
+// (which carry their own proof), and, by pages, may not read entry bundles
+// (they hold every tenant's entries), so that rebuild reads each entry
+// with an inclusion proof to the checkpoint and verifies that proof
+// itself: a session verifies either way as it does with a global token,
+// and a proof the server got wrong is caught at its entry.
 func TestRebuildWithTenantToken(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
@@ -34,10 +35,11 @@ func TestRebuildWithTenantToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenantToken := w.token(auth.Spec{Name: "clinic-auditor", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})
-	rebuild := func(url string) *replay.Session {
+	rebuild := func(url string, noExport bool) *replay.Session {
 		t.Helper()
 		src := w.source(url)
 		src.Log, _ = client.New(url, client.WithToken(tenantToken))
+		src.NoExport = noExport
 		s, err := replay.Rebuild(ctx, src, replay.Query{Session: "t-1", Payloads: true})
 		if err != nil {
 			t.Fatal(err)
@@ -47,13 +49,15 @@ func TestRebuildWithTenantToken(t *testing.T) {
 	if _, err := w.source(w.ts.URL).Log.Tiles().ReadEntryBundle(ctx, 0, 1); err != nil {
 		t.Fatalf("the global token reads bundles: %v", err)
 	}
-	s := rebuild(w.ts.URL)
-	if !s.Verified() || len(s.Events) != len(evs) {
-		t.Fatalf("with a tenant's token: %d events, problems %v", len(s.Events), s.Problems)
-	}
-	for _, e := range s.Events {
-		if !e.Included || !e.Chained || e.PayloadStatus != client.PayloadOK {
-			t.Fatalf("entry %d: included %v, chained %v, payload %s", e.Index, e.Included, e.Chained, e.PayloadStatus)
+	for _, noExport := range []bool{false, true} {
+		s := rebuild(w.ts.URL, noExport)
+		if !s.Verified() || len(s.Events) != len(evs) {
+			t.Fatalf("with a tenant's token, via %s: %d events, problems %v", s.Via, len(s.Events), s.Problems)
+		}
+		for _, e := range s.Events {
+			if !e.Included || !e.Chained || e.PayloadStatus != client.PayloadOK {
+				t.Fatalf("via %s: entry %d: included %v, chained %v, payload %s", s.Via, e.Index, e.Included, e.Chained, e.PayloadStatus)
+			}
 		}
 	}
 
@@ -77,7 +81,7 @@ func TestRebuildWithTenantToken(t *testing.T) {
 		json.NewEncoder(rw).Encode(body)
 	}))
 	t.Cleanup(ts.Close)
-	s = rebuild(ts.URL)
+	s := rebuild(ts.URL, true) // the export proves inclusion without /v1/entries
 	if s.Verified() {
 		t.Fatal("a wrong inclusion proof verified")
 	}

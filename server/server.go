@@ -184,6 +184,7 @@ type Server struct {
 	watchDone    chan struct{}
 
 	reportSem chan struct{} // one report at a time
+	exports   *limiter      // session exports in progress (export.go)
 }
 
 // Open opens (initialising if needed) the data directory and starts the log.
@@ -222,7 +223,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, keys: keys, logger: cfg.Logger, Created: created, reads: newLimiter(cfg.MaxReads, cfg.MaxReadsPerClient)}
+	s := &Server{cfg: cfg, keys: keys, logger: cfg.Logger, Created: created, reads: newLimiter(cfg.MaxReads, cfg.MaxReadsPerClient),
+		exports: newLimiter(maxExports, maxExportsPerClient)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -402,6 +404,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/sessions", s.authed(auth.ScopeRead, s.getSessions))
 		r.Get("/v1/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
 		r.Get("/v1/sessions/{id}/payloads", s.authed(auth.ScopeAudit, s.getSessionPayloads))
+		r.Get("/v1/sessions/{id}/export", s.getSessionExport)
 		r.Post("/v1/mcp/relay", s.authed(auth.ScopeWrite, s.postMCPRelay))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 		r.Get("/v1/events/{index}", s.authed(auth.ScopeRead, s.getEvent))

@@ -1,0 +1,133 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"reflect"
+	"testing"
+	"unicode/utf8"
+)
+
+// decodeLeaf is ParseLeaf's decoding by encoding/json, the reference that
+// scanLeaf must agree with.
+func decodeLeaf(data []byte) (*Leaf, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var l Leaf
+	if err := dec.Decode(&l); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	return &l, nil
+}
+
+func scanLeafSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	for _, path := range []string{"../testdata/leaf-vector.json", "../testdata/leaf-vector-v1.json"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Leaf string }
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, []byte(v.Leaf))
+	}
+	corrects := uint64(7)
+	for _, l := range []Leaf{
+		{V: 2, ID: "a", Kind: "k", Time: "t", Tenant: "x", Session: "s", Actor: Actor{Type: "agent", ID: "b"}, Writer: &Writer{Token: "t", Via: ViaAPI}},
+		{V: 2, ID: "a", Kind: "k", Time: "t", Tenant: "x", Session: "s", Seq: 18446744073709551615, Prev: "p", Actor: Actor{Type: "agent", ID: "b"},
+			Writer: &Writer{Token: "t", Via: ViaAPI}, Corrects: &corrects,
+			Attributes: map[string]any{"n": json.Number("-1.5e+3"), "z": json.Number("0"), "b": true, "f": false, "arr": []any{"x", json.Number("2"), true},
+				"empty": []any{}, "s": "with ünïcode and \u2028 and <html> & \"quotes\"", "tab": "a\tb"},
+			Payload: &Commitment{Alg: CommitmentAlg, Digest: "ab", Size: 0, MediaType: "application/octet-stream"}},
+	} {
+		b, err := l.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	return append(seeds,
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":01,"actor":{"type":"a","id":"b"}}`),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1.0,"actor":{"type":"a","id":"b"}}`),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"}} `),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"},"attributes":{"b":1,"a":2}}`),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"},"attributes":{"a":1,"a":2}}`),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"},"attributes":{"a":[[1]]}}`),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"},"attributes":{"a":-01}}`),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"},"attributes":{}}`),
+		[]byte(`{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"prev":"","actor":{"type":"a","id":"b"}}`),
+		[]byte(`{"v":2,"ID":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"}}`),
+	)
+}
+
+// TestScanLeafAgrees: the leaves this log writes are read without
+// encoding/json, to the same Leaf; what the scan does not accept, and
+// every error, is encoding/json's.
+func TestScanLeafAgrees(t *testing.T) {
+	scanned := 0
+	for i, data := range scanLeafSeeds(t) {
+		got, ok := scanLeaf(data)
+		want, err := decodeLeaf(data)
+		if ok {
+			scanned++
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("seed %d %s: scanned %+v, decoded %+v (%v)", i, data, got, want, err)
+			}
+		}
+		if IsCanonical(data) && !bytes.Contains(data, []byte(`\`)) && !ok {
+			t.Errorf("seed %d %s: canonical, but not scanned", i, data)
+		}
+	}
+	if scanned < 3 {
+		t.Fatalf("only %d seeds scanned", scanned)
+	}
+}
+
+func FuzzScanLeaf(f *testing.F) {
+	for _, s := range scanLeafSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !utf8.Valid(data) { // ParseLeaf refuses it first
+			return
+		}
+		got, ok := scanLeaf(data)
+		if !ok {
+			return
+		}
+		want, err := decodeLeaf(data)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: scanned %+v, decoded %+v (%v)", data, got, want, err)
+		}
+	})
+}
+
+func BenchmarkParseLeaf(b *testing.B) {
+	raw, _ := os.ReadFile("../testdata/leaf-vector.json")
+	var v struct{ Leaf string }
+	json.Unmarshal(raw, &v)
+	data := []byte(v.Leaf)
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseLeaf(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := decodeLeaf(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
