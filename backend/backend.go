@@ -70,6 +70,9 @@ type Config struct {
 	// AWS environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
 	// or the other sources of the AWS SDK's default chain.
 	S3 S3Config
+	// JournalSegmentSize is the size at which the posix journal begins a
+	// new segment file (journal.DefaultSegmentSize).
+	JournalSegmentSize int64
 	// WitnessClient, if set, is the HTTP client Tessera uses to reach
 	// witnesses.
 	WitnessClient *http.Client
@@ -168,7 +171,7 @@ func (b *Backend) openPOSIX(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("opening POSIX log: %w", err)
 	}
-	b.Journal = journal.FileOpener(journal.FileConfig{Dir: filepath.Join(cfg.DataDir, JournalDir), Logger: cfg.Logger,
+	b.Journal = journal.FileOpener(journal.FileConfig{Dir: filepath.Join(cfg.DataDir, JournalDir), Logger: cfg.Logger, SegmentSize: cfg.JournalSegmentSize,
 		GroupSize: func(n int) { metrics.GroupCommitSize.Observe(float64(n)) }})
 	return nil
 }

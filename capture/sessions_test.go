@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -120,6 +121,7 @@ func TestRealisticSessions(t *testing.T) {
 		}
 	}
 	checkRecording(t, got)
+	bytesPerCall(t, e, got)
 
 	var buf bytes.Buffer
 	for _, ev := range got {
@@ -378,4 +380,56 @@ func anToolLoop(t *testing.T, an anthropic.Client, model, question string, tools
 		}
 		msgs = append(msgs, msg.ToParam(), anthropic.NewUserMessage(results...))
 	}
+}
+
+// bytesPerCall reports what the recording takes on disk per LLM call
+// (request and response events with their payloads): the log's tiles and
+// bundles, the vault and the session index, and checks that the vault keeps
+// the payloads compressed (they are realistic JSON).
+func bytesPerCall(t *testing.T, e *env, got []fixtureEvent) {
+	t.Helper()
+	calls := 0
+	for _, ev := range got {
+		if ev.Kind == "llm.request" {
+			calls++
+		}
+	}
+	n, size, stored, err := e.srv.Vault().Stats(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored >= size {
+		t.Errorf("the vault stores %d payloads in %d bytes; as given they are %d bytes: not compressed", n, stored, size)
+	}
+	du := func(paths ...string) int64 {
+		var total int64
+		for _, p := range paths {
+			filepath.Walk(filepath.Join(e.dir, p), func(_ string, fi os.FileInfo, err error) error {
+				if err == nil && !fi.IsDir() {
+					total += fi.Size()
+				}
+				return nil
+			})
+		}
+		return total
+	}
+	// The leaves as the log holds them: each in its entry bundle with a
+	// 2-byte length, and its hash in a level-0 tile.
+	l := e.srv.Log()
+	logSize, err := l.Reader().IntegratedSize(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leafBytes int64
+	for i := range logSize {
+		b, err := l.ReadLeaf(e.ctx, i, logSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leafBytes += int64(len(b)) + 2 + 32
+	}
+	t.Logf("per LLM call (%d calls, %d entries): payloads %d B as given, %d B compressed and sealed in the vault (+12 B nonce); "+
+		"leaves %d B in the log; files of this small log: log %d B, vault %d B, index %d B",
+		calls, logSize, size/int64(calls), stored/int64(calls), leafBytes/int64(calls),
+		du("log")/int64(calls), du("vault.db", "vault.db-wal")/int64(calls), du("index.db", "index.db-wal")/int64(calls))
 }

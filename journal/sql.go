@@ -78,7 +78,7 @@ const (
 )
 
 // SQLConns is the pool a SQL journal opens on the database.
-const SQLConns = 4
+const SQLConns = 2
 
 // SQLSchema is the journal's tables (sqldb's portable DDL, MySQL only):
 // the records, the sessions' chain heads (the table an earlier version's

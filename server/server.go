@@ -70,6 +70,9 @@ type Config struct {
 	// sequencer has sqldb.DefaultTesseraConns more).
 	DBDSN      string
 	DBMaxConns int
+	// JournalSegmentSize is the posix journal's segment size in bytes
+	// (journal.DefaultSegmentSize).
+	JournalSegmentSize int64
 	// S3 is the s3 storage's bucket.
 	S3 backend.S3Config
 	// Origin is the log's origin line and checkpoint key name. Empty means
@@ -240,7 +243,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	witnessClient := &http.Client{Transport: metrics.WitnessTransport(wt), Timeout: cfg.WitnessTimeout + 5*time.Second}
 	b, err := backend.Open(ctx, backend.Config{Kind: cfg.Storage, DataDir: cfg.DataDir, DSN: cfg.DBDSN, Pool: sqldb.Pool{MaxConns: cfg.DBMaxConns},
-		S3: cfg.S3, WitnessClient: witnessClient, Logger: cfg.Logger})
+		S3: cfg.S3, JournalSegmentSize: cfg.JournalSegmentSize, WitnessClient: witnessClient, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -232,4 +233,15 @@ func openWith(k *dataKey, r Record, nonce, box []byte, size int) (Record, error)
 	}
 	r.Salt, r.Payload = salt, payload
 	return r, nil
+}
+
+// Stats counts the payloads stored: how many, their bytes as given, and
+// their bytes as stored (compressed and sealed, without the nonce).
+func (v *Vault) Stats(ctx context.Context) (n int, size, stored int64, err error) {
+	var s, st sql.NullInt64
+	err = v.db.QueryRowContext(ctx, `SELECT COUNT(*), SUM(size), SUM(LENGTH(sealed)) FROM payloads`).Scan(&n, &s, &st)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("vault: %w", err)
+	}
+	return n, s.Int64, st.Int64, nil
 }

@@ -86,6 +86,7 @@ func serve(args []string) int {
 	s3Region := fs.String("s3-region", "", "s3 storage: the bucket's region (default: $AWS_REGION, else "+backend.S3Region+")")
 	cpInterval := fs.Duration("checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often to publish a checkpoint (min 100ms)")
 	batchAge := fs.Duration("batch-max-age", auditlog.DefaultBatchMaxAge, "longest time an event waits to be sequenced")
+	segSize := fs.Int64("journal-segment-size", journal.DefaultSegmentSize, "posix storage: bytes at which the write-ahead journal begins a new segment file (released segments are removed whole)")
 	indexWait := fs.Duration("index-wait", auditlog.DefaultIndexWait, "longest time a write waits for its index (the default ?wait=index); then it is answered 202, durable without it")
 	maxBody := fs.Int64("max-body-bytes", server.DefaultMaxBodyBytes, "largest accepted request body")
 	proxyBudget := fs.Int64("proxy-body-budget", capture.DefaultBodyBudget, fmt.Sprintf("request body bytes the capture proxies hold in memory at once, all calls together, taken as the bytes arrive; one agent holds at most half of it, or the largest proxied body if more; a call beyond it is answered 503 with Retry-After (at least %d, the largest proxied body)", capture.DefaultMaxRequestBytes))
@@ -221,7 +222,7 @@ func serve(args []string) int {
 	return exit(runServe(logger, *dataDir, *listen, *debugListen, *metricsListen, server.Config{
 		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait, ProxyBodyBudget: *proxyBudget,
 		Storage: *storage, DBDSN: *dbDSN, DBMaxConns: *dbMaxConns, S3: backend.S3Config{Endpoint: *s3Endpoint, Bucket: *s3Bucket, Region: *s3Region},
-		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge, IndexWait: *indexWait,
+		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge, IndexWait: *indexWait, JournalSegmentSize: *segSize,
 		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
 		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
 		PublicEntries: *publicEntries,
