@@ -110,12 +110,13 @@ func (l *Log) waitPosition(ctx context.Context, pos uint64) error {
 }
 
 // runSequencer moves durable records into the vault and the log until ctx
-// ends: one goroutine takes records from the journal and stores their
-// payloads while another has the previous chunk sequenced.
+// ends, one chunk at a time: everything the journal has ready when the
+// previous chunk is done (up to BatchMaxSize), its payloads stored, then
+// its leaves sequenced, then its records released. One chunk at a time keeps
+// the log in journal order even when a chunk fails part way and is tried
+// again.
 func (l *Log) runSequencer(ctx context.Context) {
-	chunks := make(chan []*item, 1)
 	l.wg.Go(func() {
-		defer close(chunks)
 		if h := l.cfg.holdSequencer; h != nil {
 			select {
 			case <-h:
@@ -148,15 +149,6 @@ func (l *Log) runSequencer(ctx context.Context) {
 				return // ctx ended
 			}
 			l.seq.stored.Add(int64(len(chunk)))
-			select {
-			case chunks <- chunk:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
-	l.wg.Go(func() {
-		for chunk := range chunks {
 			if err := l.sequence(ctx, chunk); err != nil {
 				return // ctx ended
 			}
@@ -165,7 +157,7 @@ func (l *Log) runSequencer(ctx context.Context) {
 					return
 				}
 			}
-			recs := make([]journal.Record, len(chunk))
+			recs = make([]journal.Record, len(chunk))
 			for i, it := range chunk {
 				recs[i] = it.rec
 			}
