@@ -73,7 +73,7 @@ if [[ " $what " == *" s3 "* ]]; then
     mariadb --no-defaults -h127.0.0.1 -uroot -e "CREATE DATABASE ${db}c; CREATE DATABASE ${db}o; CREATE USER IF NOT EXISTS bench IDENTIFIED BY 'bench'; GRANT ALL ON *.* TO bench"
     ours "$DATA/key" && kill "$(cat "$DATA/key.pid")" && wait 2>/dev/null || true
     curl -sf -X PUT --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$S3_ENDPOINT/${db}c" >/dev/null
-    "$aws_conf" --bucket "${db}c" --s3_endpoint "$S3_ENDPOINT" --db_host 127.0.0.1 --db_user bench --db_password bench --db_name "${db}c" \
+    "$aws_conf" --bucket "${db}c" --s3_endpoint "$S3_ENDPOINT" --s3_access_key "$AWS_ACCESS_KEY_ID" --s3_secret "$AWS_SECRET_ACCESS_KEY" --db_host 127.0.0.1 --db_user bench --db_password bench --db_name "${db}c" \
       --signer "$(cat "$DATA/key/keys/log.key")" --publish_interval 1s --listen 127.0.0.1:18402 >"$DATA/aws.log" 2>&1 &
     cp=$!; waitport 127.0.0.1:18402; sleep 2
     row "s3 c=$c tessera-conformance (aws)" $cp --url http://127.0.0.1:18402 --tessera-add --token-file "$DATA/key/keys/admin.token" -c $c
