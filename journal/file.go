@@ -99,12 +99,9 @@ type FileConfig struct {
 type File struct {
 	cfg FileConfig
 
-	queue  chan *appendReq
+	groups
 	kick   chan struct{}
 	forget chan chan error
-	closed chan struct{}
-	done   chan struct{}
-	once   sync.Once
 
 	released  atomic.Uint64 // every record at or below this is released (0: none; positions start at 1)
 	depth     atomic.Int64  // records appended and not released
@@ -127,11 +124,6 @@ type segment struct {
 	path        string
 	f           *os.File // the last segment only
 	size        int64
-}
-
-type appendReq struct {
-	entries []*Entry
-	err     chan error
 }
 
 // segName is a segment's file name: its first position.
@@ -158,8 +150,7 @@ func OpenFile(cfg FileConfig) (*File, error) {
 		return nil, err
 	}
 	slices.Sort(names)
-	j := &File{cfg: cfg, queue: make(chan *appendReq, 4096), kick: make(chan struct{}, 1), forget: make(chan chan error), nready: make(chan struct{}, 1),
-		closed: make(chan struct{}), done: make(chan struct{}), next: 1}
+	j := &File{cfg: cfg, groups: newGroups(), kick: make(chan struct{}, 1), forget: make(chan chan error), nready: make(chan struct{}, 1), next: 1}
 	var recs []Record
 	for i, name := range names {
 		first, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(name), ".wal"), 10, 64)
@@ -315,27 +306,7 @@ func syncDir(dir string) error {
 // one write and one fsync. If Append fails, none of the entries is
 // acknowledged; records written by a write that then failed are cut off.
 func (j *File) Append(ctx context.Context, entries []*Entry) error {
-	for _, e := range entries {
-		if len(e.Data) > MaxRecord {
-			return ErrTooLarge
-		}
-	}
-	req := &appendReq{entries: entries, err: make(chan error, 1)}
-	select {
-	case <-j.closed:
-		return ErrClosed
-	default:
-	}
-	select {
-	case j.queue <- req:
-	case <-j.closed:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// Once queued the write happens; wait for it, so that a caller never
-	// gives up on a record that becomes durable.
-	return <-req.err
+	return j.submit(ctx, entries)
 }
 
 // Next returns up to max records in journal order, waiting for one if
@@ -411,8 +382,7 @@ func (j *File) Depth() int64 { return j.depth.Load() }
 
 // Close stops the journal once the queued appends are written.
 func (j *File) Close() error {
-	j.once.Do(func() { close(j.closed) })
-	<-j.done
+	j.stop()
 	return nil
 }
 
@@ -427,50 +397,19 @@ func (j *File) writer() {
 	}()
 	var buf []byte
 	for {
-		var batch []*appendReq
 		select {
 		case r := <-j.queue:
-			batch = append(batch, r)
+			j.write(j.gather(r), &buf)
+			j.collect(false)
 		case <-j.kick:
 			j.collect(false)
-			continue
 		case answer := <-j.forget:
 			answer <- j.collect(true)
-			continue
 		case <-j.closed:
-			for {
-				select {
-				case r := <-j.queue:
-					j.write([]*appendReq{r}, &buf)
-				default:
-					return
-				}
-			}
-		}
-		size := batchBytes(batch)
-	more:
-		for size < DefaultMaxGroup {
-			select {
-			case r := <-j.queue:
-				batch = append(batch, r)
-				size += batchBytes(batch[len(batch)-1:])
-			default:
-				break more
-			}
-		}
-		j.write(batch, &buf)
-		j.collect(false)
-	}
-}
-
-func batchBytes(b []*appendReq) int {
-	n := 0
-	for _, r := range b {
-		for _, e := range r.entries {
-			n += frameHead + len(e.Data)
+			j.drain(func(b []*appendReq) { j.write(b, &buf) })
+			return
 		}
 	}
-	return n
 }
 
 // write writes one group: one write, one fsync, then Durable, then the

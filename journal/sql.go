@@ -37,10 +37,7 @@ type SQL struct {
 	cfg    SQLConfig
 	holder string
 
-	queue  chan *appendReq
-	closed chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	groups
 
 	kick chan struct{} // an append of this instance committed
 	want atomic.Bool   // the engine's sequencer has asked for records
@@ -123,8 +120,8 @@ func OpenSQL(db *sqldb.DB, cfg SQLConfig) (*SQL, error) {
 	id := make([]byte, 8)
 	rand.Read(id)
 	j := &SQL{db: db, pool: db.Pool(SQLConns), cfg: cfg, holder: hex.EncodeToString(id),
-		queue: make(chan *appendReq, 4096), closed: make(chan struct{}), done: make(chan struct{}),
-		kick: make(chan struct{}, 1), wake: make(chan struct{}, 1), out: map[uint64]bool{}}
+		groups: newGroups(),
+		kick:   make(chan struct{}, 1), wake: make(chan struct{}, 1), out: map[uint64]bool{}}
 	go j.writer()
 	go j.leaseLoop()
 	return j, nil
@@ -170,56 +167,19 @@ func (j *SQL) Holds() bool { return j.holds() }
 // Append makes entries durable in one transaction with the other appends
 // waiting, after checking that they extend their sessions' heads.
 func (j *SQL) Append(ctx context.Context, entries []*Entry) error {
-	for _, e := range entries {
-		if len(e.Data) > MaxRecord {
-			return ErrTooLarge
-		}
-	}
-	req := &appendReq{entries: entries, err: make(chan error, 1)}
-	select {
-	case <-j.closed:
-		return ErrClosed
-	default:
-	}
-	select {
-	case j.queue <- req:
-	case <-j.closed:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return <-req.err
+	return j.submit(ctx, entries)
 }
 
 func (j *SQL) writer() {
 	defer close(j.done)
 	for {
-		var batch []*appendReq
 		select {
 		case r := <-j.queue:
-			batch = append(batch, r)
+			j.commitAll(j.gather(r))
 		case <-j.closed:
-			for {
-				select {
-				case r := <-j.queue:
-					j.commitAll([]*appendReq{r})
-				default:
-					return
-				}
-			}
+			j.drain(j.commitAll)
+			return
 		}
-		size := batchBytes(batch)
-	more:
-		for size < DefaultMaxGroup {
-			select {
-			case r := <-j.queue:
-				batch = append(batch, r)
-				size += batchBytes(batch[len(batch)-1:])
-			default:
-				break more
-			}
-		}
-		j.commitAll(batch)
 	}
 }
 
@@ -655,8 +615,7 @@ func (j *SQL) Forget(context.Context) error { return nil }
 // Close stops the journal once the queued appends are committed, and gives
 // up the lease.
 func (j *SQL) Close() error {
-	j.once.Do(func() { close(j.closed) })
-	<-j.done
+	j.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	j.db.ExecContext(ctx, `UPDATE journal_lease SET until_ms = 0 WHERE name = 'sequencer' AND holder = ?`, j.holder)
