@@ -36,6 +36,9 @@ var (
 	// back to its last durable state; it takes no more records until it is
 	// opened again.
 	ErrBroken = errors.New("journal broken by a failed write; restart the server")
+	// ErrNotReleased: Forget could not remove every record, some not being
+	// released yet (their segment goes once they are, not overwritten).
+	ErrNotReleased = errors.New("journal: records not yet released remain")
 	// ErrTooLarge: a record exceeds MaxRecord.
 	ErrTooLarge = errors.New("journal record too large")
 )
@@ -144,6 +147,15 @@ func OpenFile(cfg FileConfig) (*File, error) {
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
+	}
+	// A segment Forget was overwriting when the process stopped.
+	if left, _ := filepath.Glob(filepath.Join(cfg.Dir, "*.wal"+forgotten)); len(left) > 0 {
+		for _, f := range left {
+			if err := zero(f); err != nil {
+				return nil, fmt.Errorf("journal: %w", err)
+			}
+			os.Remove(f)
+		}
 	}
 	names, err := filepath.Glob(filepath.Join(cfg.Dir, "*.wal"))
 	if err != nil {
@@ -491,7 +503,9 @@ func (j *File) write(batch []*appendReq, buf *[]byte) {
 func (j *File) collect(forget bool) error {
 	rel := j.released.Load()
 	cur := j.segs[len(j.segs)-1]
-	if cur.last >= cur.first && cur.last <= rel && (cur.size >= DefaultRotateReleased || forget) && j.broken == nil {
+	if cur.last >= cur.first && (forget || cur.last <= rel && cur.size >= DefaultRotateReleased) && j.broken == nil {
+		// On forget, a segment with records not yet released is closed too,
+		// so that it can go as soon as they are.
 		if err := j.newSegment(); err != nil {
 			j.cfg.Logger.Warn("journal: beginning a new segment", "error", err)
 			if forget {
@@ -503,13 +517,24 @@ func (j *File) collect(forget bool) error {
 	// leaves a gap between segments (a segment that comes back holds only
 	// records the log has, which recovery skips).
 	for len(j.segs) > 1 && j.segs[0].last <= rel {
+		path := j.segs[0].path
 		if forget {
-			if err := zero(j.segs[0].path); err != nil {
+			// Out of the journal's name space first, so that a crash while
+			// it is overwritten leaves no damaged segment behind.
+			gone := path + forgotten
+			if err := os.Rename(path, gone); err != nil {
 				return err
 			}
+			if err := syncDir(j.cfg.Dir); err != nil {
+				return err
+			}
+			if err := zero(gone); err != nil {
+				return err
+			}
+			path = gone
 		}
-		if err := os.Remove(j.segs[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			j.cfg.Logger.Warn("journal: removing a released segment", "segment", j.segs[0].path, "error", err)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.cfg.Logger.Warn("journal: removing a released segment", "segment", path, "error", err)
 			return err
 		}
 		j.segs = j.segs[1:]
@@ -518,8 +543,14 @@ func (j *File) collect(forget bool) error {
 			return err
 		}
 	}
+	if forget && len(j.segs) > 1 {
+		return ErrNotReleased
+	}
 	return nil
 }
+
+// forgotten marks a segment being overwritten and removed by Forget.
+const forgotten = ".forgotten"
 
 // zero overwrites a file with zeros, durably.
 func zero(path string) error {
@@ -547,7 +578,8 @@ func zero(path string) error {
 
 // Forget removes every released record from the disk at once, overwriting
 // it first (an erasure calls it so that no sealed payload or wrapped key of
-// an erased session stays in the journal). Records not yet released stay.
+// an erased session stays in the journal). Records not yet released stay,
+// and it fails with ErrNotReleased if there are any.
 func (j *File) Forget(ctx context.Context) error {
 	answer := make(chan error, 1)
 	select {

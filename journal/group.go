@@ -46,8 +46,19 @@ func (g *groups) submit(ctx context.Context, entries []*Entry) error {
 		return ctx.Err()
 	}
 	// Once queued the write happens; wait for it, so that a caller never
-	// gives up on a record that becomes durable.
-	return <-req.err
+	// gives up on a record that becomes durable. (A writer that stopped
+	// before it took the request never answers: closed.)
+	select {
+	case err := <-req.err:
+		return err
+	case <-g.done:
+		select {
+		case err := <-req.err:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 // gather returns first and every append queued behind it, up to

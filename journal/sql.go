@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,7 @@ type SQL struct {
 
 	lmu        sync.Mutex
 	leaseUntil time.Time // monotonic: the lease is ours until then
-	fresh      bool      // the lease was taken (not renewed) since the last Next
+	maybeUpTo  int64     // records up to this position were there when the lease was taken
 
 	depth atomic.Int64
 
@@ -190,10 +191,18 @@ func (j *SQL) commitAll(batch []*appendReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var moved map[*appendReq]*HeadsMovedError
-	err := sqldb.Retry(ctx, func() (err error) {
-		moved, err = j.commit(ctx, batch)
-		return err
-	})
+	var err error
+	for try := 1; ; try++ {
+		err = sqldb.Retry(ctx, func() (err error) {
+			moved, err = j.commit(ctx, batch)
+			return err
+		})
+		// Another instance created one of the sessions first (no gap
+		// lock holds them apart): the next try sees its head.
+		if !sqldb.Duplicate(err) || try == 5 {
+			break
+		}
+	}
 	n := 0
 	for _, r := range batch {
 		switch {
@@ -245,6 +254,14 @@ func (j *SQL) commit(ctx context.Context, batch []*appendReq) (moved map[*append
 			}
 		}
 	}
+	// One order for every instance: two groups never wait for each other's
+	// rows crosswise.
+	slices.SortFunc(keys, func(a, b headKey) int {
+		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(a.session, b.session)
+	})
 	heads, err := lockHeads(ctx, tx, keys)
 	if err != nil {
 		return nil, err
@@ -254,6 +271,11 @@ func (j *SQL) commit(ctx context.Context, batch []*appendReq) (moved map[*append
 	moved = map[*appendReq]*HeadsMovedError{}
 	var accepted []*Entry
 	for _, r := range batch {
+		if committed(r, heads) {
+			// An earlier try of this group committed, and its answer was
+			// lost with the connection: the heads are this append's own.
+			continue
+		}
 		next := map[headKey]head{}
 		var bad []headKey
 		for _, e := range r.entries {
@@ -296,6 +318,24 @@ func (j *SQL) commit(ctx context.Context, batch []*appendReq) (moved map[*append
 		return nil, err
 	}
 	return moved, nil
+}
+
+// committed reports whether the heads are exactly where r leaves its
+// sessions: r's own records are in, written by an earlier try whose commit
+// was answered with an error (leaf hashes name unique events, so no other
+// append leaves the same heads).
+func committed(r *appendReq, heads map[headKey]head) bool {
+	last := map[headKey]*Entry{}
+	for _, e := range r.entries {
+		last[headKey{e.Tenant, e.Session}] = e
+	}
+	for k, e := range last {
+		h := heads[k]
+		if !h.exists || h.next != e.Seq+1 || !bytes.Equal(h.prev, e.Hash) {
+			return false
+		}
+	}
+	return len(last) > 0
 }
 
 // lockHeads reads and locks the heads of keys (missing ones as empty).
@@ -421,7 +461,14 @@ WHERE name = 'sequencer' AND (holder = ? OR until_ms < ROUND(UNIX_TIMESTAMP(NOW(
 		// margin for the clocks' rates.
 		j.leaseUntil = start.Add(j.cfg.Lease * 4 / 5)
 		if !had {
-			j.fresh = true
+			// Every record there now may have been sequenced by the
+			// previous holder.
+			var m sql.NullInt64
+			if err := j.db.QueryRowContext(ctx, `SELECT MAX(pos) FROM journal_records`).Scan(&m); err != nil {
+				j.leaseUntil = time.Time{}
+				return false, false, err
+			}
+			j.maybeUpTo = m.Int64
 		}
 		return true, !had, nil
 	}
@@ -463,11 +510,10 @@ func (j *SQL) Next(ctx context.Context, max int) ([]Record, error) {
 			}
 			if len(recs) > 0 {
 				j.lmu.Lock()
-				fresh := j.fresh
-				j.fresh = false
+				upTo := j.maybeUpTo
 				j.lmu.Unlock()
 				for i := range recs {
-					recs[i].Maybe = fresh
+					recs[i].Maybe = int64(recs[i].Pos) <= upTo
 				}
 				return recs, nil
 			}
@@ -551,6 +597,17 @@ func (j *SQL) read(ctx context.Context, max int) ([]Record, error) {
 	}
 	j.omu.Unlock()
 	return out, nil
+}
+
+// Return gives back records taken by Next that this instance will not
+// sequence (it lost the lease): they are read again when it holds the lease
+// again, if they are still there.
+func (j *SQL) Return(recs []Record) {
+	j.omu.Lock()
+	defer j.omu.Unlock()
+	for _, r := range recs {
+		delete(j.out, r.Pos)
+	}
 }
 
 // Release deletes recs (whoever holds the lease by now: they are in the

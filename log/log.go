@@ -173,6 +173,7 @@ type Log struct {
 	seq      *sequencer
 	closing  atomic.Bool
 	seqStop  context.CancelFunc
+	stopped  chan struct{} // closed when the sequencer is stopped (Close)
 
 	smu      sync.Mutex
 	sessions map[sessionKey]*session
@@ -266,6 +267,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		inflight: make(chan struct{}, cfg.MaxInFlight),
 		sessions: make(map[sessionKey]*session),
 		seq:      newSequencer(),
+		stopped:  make(chan struct{}),
 	}
 	fail := func(err error) (*Log, error) {
 		cancel()
@@ -356,6 +358,7 @@ func (l *Log) Close(ctx context.Context) error {
 	l.closing.Store(true)
 	werr := l.waitJournal(ctx)
 	l.seqStop()
+	close(l.stopped)
 	err := l.shutdown(ctx)
 	l.cancel()
 	l.wg.Wait()
@@ -639,6 +642,8 @@ func (l *Log) waitIndex(ctx context.Context, w *waiter) (uint64, error) {
 		return w.index, nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	case <-l.stopped:
+		return 0, ErrClosed
 	}
 }
 

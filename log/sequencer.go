@@ -149,7 +149,15 @@ func (l *Log) runSequencer(ctx context.Context) {
 				return // ctx ended
 			}
 			l.seq.stored.Add(int64(len(chunk)))
-			if err := l.sequence(ctx, chunk); err != nil {
+			if err := l.sequence(ctx, chunk); errors.Is(err, errLeaseLost) {
+				// Another instance sequences the journal now: leave the
+				// chunk to it (it looks for what this one appended).
+				l.seq.stored.Add(-int64(len(chunk)))
+				if r, ok := l.journal.(interface{ Return([]journal.Record) }); ok {
+					r.Return(recs)
+				}
+				continue
+			} else if err != nil {
 				return // ctx ended
 			}
 			if f := l.cfg.afterSequence; f != nil {
@@ -211,13 +219,14 @@ func (l *Log) storePayloads(ctx context.Context, chunk []*item) error {
 	return retry(ctx, l, "storing payloads", func() error { return l.vault.PutSealed(ctx, sealed...) })
 }
 
-// retry calls f until it succeeds, backing off, or ctx ends.
+// retry calls f until it succeeds, backing off, or ctx ends, or f fails
+// with errLeaseLost.
 func retry(ctx context.Context, l *Log, what string, f func() error) error {
 	wait := 50 * time.Millisecond
 	for {
 		err := f()
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, errLeaseLost) {
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -361,13 +370,15 @@ func (l *Log) answer(w *waiter, index uint64, now time.Time) {
 	}
 	l.seq.waiting.Delete(w.id)
 	if s := w.sess; s != nil {
-		s.pending.Add(-1)
+		// lastIndex first: a session with no pending event is evicted once
+		// the index covers lastIndex.
 		for {
 			old := s.lastIndex.Load()
 			if index <= old || s.lastIndex.CompareAndSwap(old, index) {
 				break
 			}
 		}
+		s.pending.Add(-1)
 	}
 	if w.slot {
 		<-l.inflight
