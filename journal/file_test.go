@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -210,9 +211,19 @@ func TestForget(t *testing.T) {
 	if e := appendN(t, j, 0, 1); e[0].Pos != 2 {
 		t.Fatalf("position after Forget %d, want 2", e[0].Pos)
 	}
+	// A record not released yet: Forget says so.
+	if err := j.Forget(context.Background()); !errors.Is(err, ErrNotReleased) {
+		t.Fatalf("Forget with a record not released = %v, want ErrNotReleased", err)
+	}
 	j.Close()
+	// A segment left half overwritten by a crash during Forget is not
+	// taken for a damaged segment.
+	os.WriteFile(filepath.Join(dir, segName(1)+forgotten), make([]byte, 100), 0o600)
 	_, recs := open(t, FileConfig{Dir: dir})
 	wantRecords(t, recs, 2, 0, 1)
+	if left, _ := filepath.Glob(filepath.Join(dir, "*"+forgotten)); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
 }
 
 // Concurrent appends share fsyncs, and Next gives every record once, in

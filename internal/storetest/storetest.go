@@ -375,6 +375,11 @@ func testJournal(t *testing.T, open Opener) {
 	if next, prev, err := b.Head(ctx, "t", "s"); err != nil || next != 2 || !bytes.Equal(prev, h(2)) {
 		t.Fatalf("head after two records = %d %x %v", next, prev, err)
 	}
+	// The same append again (a try whose commit answer was lost): taken as
+	// committed, not written twice, not refused.
+	if err := a.Append(ctx, []*journal.Entry{entry("s", 0, nil, h(1), "s0"), entry("s", 1, h(1), h(2), "s1")}); err != nil {
+		t.Fatalf("the same append again: %v", err)
+	}
 	// An append that does not extend the head is refused, with nothing
 	// stored: another instance chained on a head that moved.
 	var moved *journal.HeadsMovedError
