@@ -415,10 +415,18 @@ const (
 // AppendWait is Append, returning at durability or once sequenced.
 func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait) (out []event.Appended, err error) {
 	defer func() { l.observeAppend(len(reqs), err) }()
-	return l.appendWait(ctx, tenant, w, reqs, wait)
+	return l.appendWait(ctx, tenant, w, reqs, wait, l.cfg.IndexWait)
 }
 
-func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait) ([]event.Appended, error) {
+// AppendWithin is AppendWait with WaitIndexBounded, bounded by d instead of
+// Config.IndexWait (a write that waits for a receipt waits as long for its
+// index).
+func (l *Log) AppendWithin(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, d time.Duration) (out []event.Appended, err error) {
+	defer func() { l.observeAppend(len(reqs), err) }()
+	return l.appendWait(ctx, tenant, w, reqs, WaitIndexBounded, d)
+}
+
+func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait, bound time.Duration) ([]event.Appended, error) {
 	if !event.ValidID(tenant) {
 		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
 	}
@@ -612,7 +620,7 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 	wctx := ctx
 	if wait == WaitIndexBounded {
 		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, l.cfg.IndexWait)
+		wctx, cancel = context.WithTimeout(ctx, bound)
 		defer cancel()
 	}
 	for i, w := range ws {

@@ -256,7 +256,15 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 			return nil, errorf(http.StatusForbidden, "actor_not_allowed", "events[%d]: this token may write only as actors %s, not %q", i, strings.Join(p.Actors, ", "), event.Clip(req.Actor.ID, 64))
 		}
 	}
-	res, err := s.log.AppendWait(r.Context(), p.Tenant, event.Writer{Token: p.ID, Via: event.ViaAPI}, reqs, wait)
+	writer := event.Writer{Token: p.ID, Via: event.ViaAPI}
+	var res []event.Appended
+	if receipt {
+		// A receipt needs the index: wait for it as long as for the
+		// receipt.
+		res, err = s.log.AppendWithin(r.Context(), p.Tenant, writer, reqs, s.cfg.ReceiptWait)
+	} else {
+		res, err = s.log.AppendWait(r.Context(), p.Tenant, writer, reqs, wait)
+	}
 	if err != nil {
 		return nil, err
 	}
