@@ -174,6 +174,7 @@ type Log struct {
 	closing  atomic.Bool
 	seqStop  context.CancelFunc
 	stopped  chan struct{} // closed when the sequencer is stopped (Close)
+	stopOnce sync.Once
 
 	smu      sync.Mutex
 	sessions map[sessionKey]*session
@@ -358,7 +359,7 @@ func (l *Log) Close(ctx context.Context) error {
 	l.closing.Store(true)
 	werr := l.waitJournal(ctx)
 	l.seqStop()
-	close(l.stopped)
+	l.stopOnce.Do(func() { close(l.stopped) })
 	err := l.shutdown(ctx)
 	l.cancel()
 	l.wg.Wait()
