@@ -355,8 +355,13 @@ func (l *Log) Index() *index.Index { return l.index }
 // waits (as long as ctx allows) for every acknowledged event to be
 // sequenced. What it cannot sequence stays in the journal and goes into the
 // log when the log is opened again.
+//
+// Close may be called more than once; the calls after the first return nil
+// and do nothing (the checkpoint signer may be closed by then).
 func (l *Log) Close(ctx context.Context) error {
-	l.closing.Store(true)
+	if l.closing.Swap(true) {
+		return nil
+	}
 	werr := l.waitJournal(ctx)
 	l.seqStop()
 	l.stopOnce.Do(func() { close(l.stopped) })
