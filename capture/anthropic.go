@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"net/http"
 	"slices"
 	"strings"
@@ -81,7 +82,7 @@ func (anthropic) Text(body []byte) (string, bool) {
 				Text string `json:"text"`
 			} `json:"content"`
 		}
-		if json.Unmarshal(body, &v) != nil {
+		if strictjson.Unmarshal(body, &v) != nil {
 			return "", false
 		}
 		for _, c := range v.Content {
@@ -99,7 +100,7 @@ func (anthropic) Text(body []byte) (string, bool) {
 				Text string `json:"text"`
 			} `json:"delta"`
 		}
-		if json.Unmarshal(d, &v) == nil && v.Type == "content_block_delta" && v.Delta.Type == "text_delta" {
+		if strictjson.Unmarshal(d, &v) == nil && v.Type == "content_block_delta" && v.Delta.Type == "text_delta" {
 			b.WriteString(v.Delta.Text)
 		}
 	}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/json"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"net/http"
 	"slices"
 	"strings"
@@ -138,7 +139,7 @@ func (openAI) Text(body []byte) (string, bool) {
 				} `json:"content"`
 			} `json:"output"`
 		}
-		if json.Unmarshal(body, &v) != nil {
+		if strictjson.Unmarshal(body, &v) != nil {
 			return "", false
 		}
 		for _, c := range v.Choices {
@@ -163,7 +164,7 @@ func (openAI) Text(body []byte) (string, bool) {
 			} `json:"choices"`
 			Delta json.RawMessage `json:"delta"`
 		}
-		if json.Unmarshal(d, &v) != nil {
+		if strictjson.Unmarshal(d, &v) != nil {
 			continue
 		}
 		for _, c := range v.Choices {
