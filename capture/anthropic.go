@@ -3,12 +3,12 @@ package capture
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 

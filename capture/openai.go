@@ -2,12 +2,12 @@ package capture
 
 import (
 	"encoding/json"
-	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
