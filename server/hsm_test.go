@@ -26,7 +26,9 @@ func TestCheckpointsSignedInSoftHSM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer k.Close()
+	// Cleanups run last in first out: the server (registered below) stops
+	// signing before the key closes.
+	t.Cleanup(func() { k.Close() })
 	dir := t.TempDir()
 	s := newTestServerIn(t, dir, func(c *Config) { c.Origin = "hsm.test/log"; c.Keys.SigningKey = k })
 	for i := range 20 {

@@ -39,7 +39,13 @@ type Key struct {
 	sess pkcs11.SessionHandle
 	priv pkcs11.ObjectHandle
 	pub  ed25519.PublicKey
+	// closed is set by Close: the module may be finalised after it, and a
+	// call into it would crash the process rather than fail.
+	closed bool
 }
+
+// ErrClosed is returned by Sign after Close.
+var ErrClosed = errors.New("the PKCS#11 key is closed")
 
 func pin(u *URI) (string, error) {
 	if u.PinValue != "" {
@@ -301,6 +307,9 @@ func (k *Key) Public() ed25519.PublicKey { return k.pub }
 func (k *Key) Sign(msg []byte) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.closed {
+		return nil, ErrClosed
+	}
 	if err := k.ctx.SignInit(k.sess, []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmEdDSA, nil)}, k.priv); err != nil {
 		return nil, fmt.Errorf("PKCS#11 SignInit: %w", err)
 	}
@@ -311,10 +320,15 @@ func (k *Key) Sign(msg []byte) ([]byte, error) {
 	return sig, nil
 }
 
-// Close logs out and unloads the module.
+// Close logs out and unloads the module. Signing after Close fails with
+// ErrClosed; a second Close does nothing.
 func (k *Key) Close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	k.closed = true
 	k.ctx.CloseSession(k.sess)
 	releaseModule(k.ctx)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,14 @@ func TestSoftHSM(t *testing.T) {
 		t.Fatalf("Sign = %x, %v: not an Ed25519 signature by the public key", sig, err)
 	}
 	k.Close()
+	// After Close the module may be gone: signing fails instead of calling
+	// into it (which crashed the process), and a second Close does nothing.
+	if _, err := k.Sign(msg); !errors.Is(err, hsm.ErrClosed) {
+		t.Fatalf("Sign after Close = %v, want ErrClosed", err)
+	}
+	if err := k.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
 	// A wrong PIN does not log in (while no key of the token is open: a
 	// PKCS#11 login holds for the whole application).
 	if _, err := hsm.Open(strings.Replace(uri, "pin-value="+tk.PIN, "pin-value=wrong", 1)); err == nil {
