@@ -5,9 +5,10 @@
 // File is the journal of one log-server on a local file system: append-only
 // segment files in a directory, written by one goroutine that gathers every
 // append waiting while the previous group was written into one write and one
-// fsync (group commit). Records carry their position and a CRC-32C; a
-// record cut short by a crash (it was never acknowledged) is cut off when the
-// journal is opened again. Records released by the engine (in the log) are
+// fsync (group commit). Records carry their position and a CRC-32C, and the
+// last record of each group says so; a group cut short by a crash (it was
+// never acknowledged) is cut off when the journal is opened again, and damage
+// to a group that was acknowledged stops the journal from opening. Records released by the engine (in the log) are
 // removed a segment at a time.
 package journal
 
@@ -174,11 +175,14 @@ func OpenFile(cfg FileConfig) (*File, error) {
 		}
 		last := i == len(names)-1
 		rs, good, err := readSegment(name, first)
+		if errors.Is(err, errDamaged) {
+			return nil, fmt.Errorf("journal: segment %s: %w: acknowledged records may be lost, so the journal does not open (see docs/reliability.md)", name, err)
+		}
 		if err != nil && !last {
 			return nil, fmt.Errorf("journal: segment %s is damaged before its end (%v): acknowledged records may be lost", name, err)
 		}
 		if err != nil {
-			cfg.Logger.Warn("journal: cutting off a record the last crash left incomplete (never acknowledged)", "segment", name, "at", good, "error", err)
+			cfg.Logger.Warn("journal: cutting off a group commit the last crash left incomplete (never acknowledged)", "segment", name, "at", good, "error", err)
 			if err := truncateSync(name, good); err != nil {
 				return nil, err
 			}
@@ -213,60 +217,119 @@ func OpenFile(cfg FileConfig) (*File, error) {
 	return j, nil
 }
 
-// readSegment reads the records of a segment; good is the offset after the
-// last whole record, err says why reading stopped before the end.
+// readSegment reads the records of a segment up to the end of its last
+// whole group (a frame marked as the end of a group commit); good is the
+// offset after it, and err says why reading stopped before the end of the
+// file. A group not whole (cut short, or pages of its write lost by a crash
+// before its fsync) was never acknowledged, and is not returned.
+//
+// A damaged frame followed by a whole group and then by more frames is not
+// a torn write (a group is written only after the one before it is
+// durable): that is damage to acknowledged records, and readSegment says so
+// with errDamaged.
 func readSegment(path string, first uint64) (recs []Record, good int64, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0, fmt.Errorf("journal: %w", err)
 	}
 	pos := first
+	var pending []Record // records of a group not yet closed
 	for off := 0; off < len(b); {
-		data, n, err := decodeFrame(b[off:], pos)
+		data, n, end, err := decodeFrame(b[off:], pos)
 		if err != nil {
-			return recs, int64(off), err
+			if later := groupAfter(b, off, pos); later >= 0 {
+				return recs, good, fmt.Errorf("%w: record %d (offset %d): %v, and whole records follow at offset %d", errDamaged, pos, off, err, later)
+			}
+			return recs, good, err
 		}
-		recs = append(recs, Record{Pos: pos, Data: data})
+		pending = append(pending, Record{Pos: pos, Data: data})
 		off += n
-		good = int64(off)
 		pos++
+		if end {
+			recs = append(recs, pending...)
+			pending = pending[:0]
+			good = int64(off)
+		}
+	}
+	if len(pending) > 0 {
+		return recs, good, fmt.Errorf("records %d..%d: their group is not whole", pending[0].Pos, pending[len(pending)-1].Pos)
 	}
 	return recs, good, nil
 }
 
-// A frame is: length of data (4 bytes), CRC-32C of position and data (4),
+// errDamaged: records that were acknowledged cannot be read.
+var errDamaged = errors.New("damaged")
+
+// groupAfter looks past a frame that does not decode at off (expected
+// position pos) for a whole frame that ends a group and is followed by
+// another whole frame, and returns that frame's offset, or -1.
+func groupAfter(b []byte, off int, pos uint64) int {
+	closed := -1 // end of the first group-ending frame found
+	for o := off + 1; o+frameHead <= len(b); o++ {
+		p := binary.BigEndian.Uint64(b[o+8:])
+		if p <= pos || p-pos > 1<<32 {
+			continue
+		}
+		_, n, end, err := decodeFrame(b[o:], p)
+		if err != nil {
+			continue
+		}
+		if closed >= 0 && o >= closed {
+			return o
+		}
+		if end && closed < 0 {
+			closed = o + n
+		}
+	}
+	return -1
+}
+
+// A frame is: length of data (4 bytes; its top bit marks the last frame of
+// a group commit), CRC-32C of the length, the position and the data (4),
 // position (8), data; big-endian.
-const frameHead = 16
+const (
+	frameHead = 16
+	groupEnd  = 1 << 31
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func appendFrame(buf []byte, pos uint64, data []byte) []byte {
+func frameCRC(h []byte, data []byte) uint32 {
+	c := crc32.Update(0, castagnoli, h[0:4])
+	c = crc32.Update(c, castagnoli, h[8:16])
+	return crc32.Update(c, castagnoli, data)
+}
+
+// appendFrame appends a frame; end marks the last frame of a group.
+func appendFrame(buf []byte, pos uint64, data []byte, end bool) []byte {
 	var h [frameHead]byte
-	binary.BigEndian.PutUint32(h[0:], uint32(len(data)))
+	l := uint32(len(data))
+	if end {
+		l |= groupEnd
+	}
+	binary.BigEndian.PutUint32(h[0:], l)
 	binary.BigEndian.PutUint64(h[8:], pos)
-	c := crc32.Update(0, castagnoli, h[8:16])
-	c = crc32.Update(c, castagnoli, data)
-	binary.BigEndian.PutUint32(h[4:], c)
+	binary.BigEndian.PutUint32(h[4:], frameCRC(h[:], data))
 	return append(append(buf, h[:]...), data...)
 }
 
-func decodeFrame(b []byte, pos uint64) (data []byte, n int, err error) {
+func decodeFrame(b []byte, pos uint64) (data []byte, n int, end bool, err error) {
 	if len(b) < frameHead {
-		return nil, 0, io.ErrUnexpectedEOF
+		return nil, 0, false, io.ErrUnexpectedEOF
 	}
-	size := binary.BigEndian.Uint32(b[0:])
+	l := binary.BigEndian.Uint32(b[0:])
+	size := l &^ groupEnd
 	if size > MaxRecord || int(size) > len(b)-frameHead {
-		return nil, 0, io.ErrUnexpectedEOF
+		return nil, 0, false, io.ErrUnexpectedEOF
 	}
 	if p := binary.BigEndian.Uint64(b[8:]); p != pos {
-		return nil, 0, fmt.Errorf("record at position %d says %d", pos, p)
+		return nil, 0, false, fmt.Errorf("record at position %d says %d", pos, p)
 	}
 	data = b[frameHead : frameHead+int(size)]
-	c := crc32.Update(0, castagnoli, b[8:16])
-	if crc32.Update(c, castagnoli, data) != binary.BigEndian.Uint32(b[4:]) {
-		return nil, 0, fmt.Errorf("record %d: checksum mismatch", pos)
+	if frameCRC(b, data) != binary.BigEndian.Uint32(b[4:]) {
+		return nil, 0, false, fmt.Errorf("record %d: checksum mismatch", pos)
 	}
-	return slices.Clone(data), frameHead + int(size), nil
+	return slices.Clone(data), frameHead + int(size), l&groupEnd != 0, nil
 }
 
 func truncateSync(path string, size int64) error {
@@ -441,12 +504,12 @@ func (j *File) write(batch []*appendReq, buf *[]byte) {
 	pos := j.next
 	var all []*Entry
 	for _, r := range batch {
-		for _, e := range r.entries {
-			e.Pos = pos
-			b = appendFrame(b, pos, e.Data)
-			pos++
-			all = append(all, e)
-		}
+		all = append(all, r.entries...)
+	}
+	for i, e := range all {
+		e.Pos = pos
+		b = appendFrame(b, pos, e.Data, i == len(all)-1)
+		pos++
 	}
 	*buf = b
 	if cap(*buf) > 4*DefaultMaxGroup {

@@ -121,7 +121,7 @@ func TestTornTail(t *testing.T) {
 			j.Close()
 			path := filepath.Join(dir, segName(1))
 			whole, _ := os.ReadFile(path)
-			frame := appendFrame(nil, 6, []byte("record 5 that never made it"))
+			frame := appendFrame(nil, 6, []byte("record 5 that never made it"), true)
 			if err := os.WriteFile(path, append(slices.Clone(whole), frame[:cut]...), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -138,6 +138,75 @@ func TestTornTail(t *testing.T) {
 			wantRecords(t, recs, 1, 0, 6)
 		})
 	}
+}
+
+// A group commit of which the crash kept some frames and not others (pages
+// of one write reach the disk in any order before its fsync) was never
+// acknowledged: all of it is cut off, whichever frames survived.
+func TestTornGroup(t *testing.T) {
+	for name, keep := range map[string][]bool{
+		"first frames only":  {true, true, false},
+		"last frame only":    {false, false, true},
+		"middle frame lost":  {true, false, true},
+		"whole but unclosed": {true, true, true}, // the group's last frame never written
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			j, _ := open(t, FileConfig{Dir: dir})
+			appendN(t, j, 0, 5)
+			j.Close()
+			path := filepath.Join(dir, segName(1))
+			whole, _ := os.ReadFile(path)
+			b := slices.Clone(whole)
+			for i, k := range keep {
+				end := i == len(keep)-1 && name != "whole but unclosed"
+				f := appendFrame(nil, uint64(6+i), fmt.Appendf(nil, "record %d of a lost group", 5+i), end)
+				if !k {
+					f = make([]byte, len(f)) // a page that never reached the disk reads as zeros
+				}
+				b = append(b, f...)
+			}
+			os.WriteFile(path, b, 0o600)
+			j2, recs := open(t, FileConfig{Dir: dir})
+			wantRecords(t, recs, 1, 0, 5)
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, whole) {
+				t.Fatalf("the torn group was not cut off: %d bytes, want %d", len(after), len(whole))
+			}
+			if e := appendN(t, j2, 5, 1); e[0].Pos != 6 {
+				t.Fatalf("next position %d, want 6", e[0].Pos)
+			}
+		})
+	}
+}
+
+// Damage in the last segment to a group that was followed by another group
+// is damage to acknowledged records (a group is written only once the one
+// before it is durable), not a torn write: the journal does not open, and
+// the segment is left as it is.
+func TestDamageInTheLastSegment(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := open(t, FileConfig{Dir: dir})
+	appendN(t, j, 0, 6) // six groups of one record
+	j.Close()
+	path := filepath.Join(dir, segName(1))
+	b, _ := os.ReadFile(path)
+	b[frameHead] ^= 0xff // the first record's data
+	os.WriteFile(path, b, 0o600)
+	_, err := OpenFile(FileConfig{Dir: dir, Logger: quiet})
+	if !errors.Is(err, errDamaged) {
+		t.Fatalf("a journal whose last segment is damaged before its last group opened: %v", err)
+	}
+	t.Log(err)
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
+		t.Fatal("the damaged segment was changed")
+	}
+	// The last group alone damaged may be a torn write: cut off.
+	b, _ = os.ReadFile(path)
+	b[frameHead] ^= 0xff
+	b[len(b)-1] ^= 0xff
+	os.WriteFile(path, b, 0o600)
+	_, recs := open(t, FileConfig{Dir: dir})
+	wantRecords(t, recs, 1, 0, 5)
 }
 
 // A damaged record in a segment that is not the last cannot be a torn
@@ -280,7 +349,7 @@ func TestTooLarge(t *testing.T) {
 }
 
 func FuzzOpen(f *testing.F) {
-	f.Add(appendFrame(appendFrame(nil, 1, []byte("a")), 2, []byte("bc")))
+	f.Add(appendFrame(appendFrame(nil, 1, []byte("a"), false), 2, []byte("bc"), true))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, segName(1)), b, 0o600)

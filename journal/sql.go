@@ -43,6 +43,9 @@ type SQL struct {
 	kick chan struct{} // an append of this instance committed
 	want atomic.Bool   // the engine's sequencer has asked for records
 	wake chan struct{} // ... for the first time
+	// leaseDone is closed when leaseLoop has stopped: Close gives the lease
+	// up only after, so that no renewal in flight takes it back.
+	leaseDone chan struct{}
 
 	lmu        sync.Mutex
 	leaseUntil time.Time // monotonic: the lease is ours until then
@@ -122,7 +125,7 @@ func OpenSQL(db *sqldb.DB, cfg SQLConfig) (*SQL, error) {
 	rand.Read(id)
 	j := &SQL{db: db, pool: db.Pool(SQLConns), cfg: cfg, holder: hex.EncodeToString(id),
 		groups: newGroups(),
-		kick:   make(chan struct{}, 1), wake: make(chan struct{}, 1), out: map[uint64]bool{}}
+		kick:   make(chan struct{}, 1), wake: make(chan struct{}, 1), leaseDone: make(chan struct{}), out: map[uint64]bool{}}
 	go j.writer()
 	go j.leaseLoop()
 	return j, nil
@@ -132,6 +135,7 @@ func OpenSQL(db *sqldb.DB, cfg SQLConfig) (*SQL, error) {
 // asked for records: its sequencer runs) and renews it while this instance
 // holds it, every Lease/5, whatever the sequencer is doing.
 func (j *SQL) leaseLoop() {
+	defer close(j.leaseDone)
 	t := time.NewTicker(j.cfg.Lease / 5)
 	defer t.Stop()
 	for {
@@ -673,6 +677,7 @@ func (j *SQL) Forget(context.Context) error { return nil }
 // up the lease.
 func (j *SQL) Close() error {
 	j.stop()
+	<-j.leaseDone
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	j.db.ExecContext(ctx, `UPDATE journal_lease SET until_ms = 0 WHERE name = 'sequencer' AND holder = ?`, j.holder)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 )
 
 // crash stops l the way a killed process does: nothing is drained,
@@ -183,4 +186,58 @@ func TestCrashDuringRecovery(t *testing.T) {
 	l3, closeAll3 := openTestLog(t, dir, nil)
 	defer closeAll3()
 	checkExactlyOnce(t, l3, acked)
+}
+
+// A journal record the engine cannot read stops the sequencer rather than
+// being skipped; the start that recovers it fails with ErrSequencerStopped
+// instead of waiting forever, and leaves the record in the journal.
+func TestUnreadableRecordStopsStart(t *testing.T) {
+	dir := t.TempDir()
+	j, err := journal.OpenFile(journal.FileConfig{Dir: filepath.Join(dir, "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(context.Background(), []*journal.Entry{{Data: []byte("not a record")}}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, _, err = openTestLogCtx(t, ctx, dir, nil)
+	if !errors.Is(err, ErrSequencerStopped) {
+		t.Fatalf("New over an unreadable journal record = %v, want ErrSequencerStopped", err)
+	}
+	j, err = journal.OpenFile(journal.FileConfig{Dir: filepath.Join(dir, "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if j.Depth() != 1 {
+		t.Fatalf("the journal holds %d records after the failed start, want the unreadable one", j.Depth())
+	}
+}
+
+// The same record met while running: Healthy says so (the server's
+// /healthz answers 503), and Close does not wait for it.
+func TestUnreadableRecordWhileRunning(t *testing.T) {
+	l := newTestLog(t, nil)
+	if err := l.Healthy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.journal.Append(context.Background(), []*journal.Entry{{Data: []byte("not a record")}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for l.Healthy() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := l.Healthy(); !errors.Is(err, ErrSequencerStopped) {
+		t.Fatalf("Healthy = %v, want ErrSequencerStopped", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.WaitIndexed(ctx); !errors.Is(err, ErrSequencerStopped) {
+		t.Fatalf("WaitIndexed = %v, want ErrSequencerStopped", err)
+	}
 }

@@ -52,6 +52,11 @@ var (
 	// ErrUnavailable: the database or the object store behind the log
 	// cannot be reached; retry later (HTTP 503).
 	ErrUnavailable = errors.New("the log's storage is unavailable")
+	// ErrSequencerStopped: the sequencer met a journal record it cannot
+	// read and stopped rather than skip it; events stay durable in the
+	// journal, none gets an index until an operator looks (the server
+	// logs the record's position).
+	ErrSequencerStopped = errors.New("the sequencer stopped")
 )
 
 // Defaults of Config.
@@ -251,6 +256,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	reader := storageReader{tr}
 	idx, err := cfg.IndexDB(reader)
 	if err != nil {
+		stopTessera(ctx, shutdown, cfg.Logger)
 		cancel()
 		return nil, err
 	}
@@ -271,6 +277,11 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		stopped:  make(chan struct{}),
 	}
 	fail := func(err error) (*Log, error) {
+		if l.seqStop != nil {
+			l.seqStop()
+		}
+		l.wg.Wait()
+		stopTessera(ctx, shutdown, l.logger)
 		cancel()
 		if l.journal != nil {
 			l.journal.Close()
@@ -290,13 +301,11 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if rec := j.Recovered(); rec > 0 {
 		l.logger.Info("putting the records the journal holds into the log", "records", j.Depth())
 		if err := l.waitPosition(ctx, rec); err != nil {
-			seqStop()
 			return fail(fmt.Errorf("recovering the journal: %w", err))
 		}
 		l.logger.Info("journal recovered")
 	}
 	if err := idx.CatchUp(ctx); err != nil {
-		seqStop()
 		return fail(fmt.Errorf("catching up session index: %w", err))
 	}
 	l.wg.Go(func() { idx.Follow(ctx, 100*time.Millisecond) })
@@ -307,6 +316,20 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		l.wg.Go(func() { l.guardPublication(ctx) })
 	}
 	return l, nil
+}
+
+// stopTessera shuts down an appender that New will not hand out: anything
+// the sequencer added gets integrated, unless New's caller gave up (ctx
+// ended: then, as after a crash, the next start finishes the work).
+func stopTessera(ctx context.Context, shutdown func(context.Context) error, logger *slog.Logger) {
+	if ctx.Err() != nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := shutdown(sctx); err != nil {
+		logger.Warn("stopping the log after a failed start", "error", err)
+	}
 }
 
 // checkpointPoll is how often receipts look for a new checkpoint.

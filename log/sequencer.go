@@ -50,6 +50,8 @@ type sequencer struct {
 
 	wmu   sync.Mutex
 	moved chan struct{} // closed and replaced when sequencing advances
+
+	halted atomic.Pointer[error] // why the sequencer stopped for good, if it did
 }
 
 func newSequencer() *sequencer { return &sequencer{moved: make(chan struct{})} }
@@ -61,7 +63,22 @@ func (s *sequencer) advance() {
 	s.wmu.Unlock()
 }
 
-// wait waits until ok holds, checking it each time sequencing advances.
+// halt records that the sequencer stopped for good and wakes every waiter.
+func (s *sequencer) halt(err error) {
+	s.halted.CompareAndSwap(nil, &err)
+	s.advance()
+}
+
+// err is why the sequencer stopped for good, or nil.
+func (s *sequencer) err() error {
+	if p := s.halted.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// wait waits until ok holds, checking it each time sequencing advances. It
+// fails if the sequencer stopped for good first.
 func (s *sequencer) wait(ctx context.Context, ok func() bool) error {
 	for {
 		s.wmu.Lock()
@@ -70,6 +87,9 @@ func (s *sequencer) wait(ctx context.Context, ok func() bool) error {
 		if ok() {
 			return nil
 		}
+		if err := s.err(); err != nil {
+			return err
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -77,6 +97,10 @@ func (s *sequencer) wait(ctx context.Context, ok func() bool) error {
 		}
 	}
 }
+
+// Healthy is nil while the log sequences, and says why not once the
+// sequencer stopped for good (ErrSequencerStopped).
+func (l *Log) Healthy() error { return l.seq.err() }
 
 // waitJournal waits until every record durable in the journal now is
 // sequenced (by this instance or, on a shared journal, another).
@@ -93,6 +117,9 @@ func (l *Log) waitJournal(ctx context.Context) error {
 		l.seq.wmu.Unlock()
 		ok, err := l.journal.Passed(ctx, mark)
 		if err != nil || ok {
+			return err
+		}
+		if err := l.seq.err(); err != nil {
 			return err
 		}
 		select {
@@ -143,6 +170,7 @@ func (l *Log) runSequencer(ctx context.Context) {
 				// A record the engine wrote and cannot read: stop here
 				// rather than skip it; it stays in the journal.
 				l.logger.Error("sequencer: stopped at a journal record it cannot read", "error", err)
+				l.seq.halt(fmt.Errorf("%w: %w", ErrSequencerStopped, err))
 				return
 			}
 			if err := l.storePayloads(ctx, chunk); err != nil {

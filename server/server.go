@@ -388,7 +388,13 @@ func (s *Server) closeAll() error {
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.limitBody)
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.log.Healthy(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.limitReads)
 		t := tiles.Handler(s.log.Reader(), tiles.Options{PrivateEntries: !s.cfg.PublicEntries})
