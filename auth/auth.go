@@ -25,7 +25,7 @@ import (
 // Scopes. Admin implies every other scope, within the token's tenant (or
 // every tenant, for a global token).
 const (
-	ScopeWrite   = "write"            // append events, use the capture proxy
+	ScopeWrite   = event.ScopeWrite   // append events, use the capture proxy
 	ScopeRead    = "read"             // read entries and session listings
 	ScopeAudit   = event.ScopeAudit   // read decrypted payloads (each read is itself logged); append replay.verdict
 	ScopeAdmin   = "admin"            // everything

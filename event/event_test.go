@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -345,6 +346,7 @@ func FuzzDecodeRequest(f *testing.F) {
 
 func TestPermit(t *testing.T) {
 	none := func(string) bool { return false }
+	write := func(s string) bool { return s == ScopeWrite }
 	monitor := func(s string) bool { return s == ScopeMonitor }
 	audit := func(s string) bool { return s == ScopeAudit }
 	for _, tc := range []struct {
@@ -352,12 +354,15 @@ func TestPermit(t *testing.T) {
 		has  func(string) bool
 		ok   bool
 	}{
-		{"llm.request", none, true},
-		{"tool.result", none, true},
-		{"capture.gap", none, true},
-		{"access.read", none, false},
+		{"llm.request", write, true},
+		{"llm.request", none, false},
+		{"llm.request", monitor, false}, // a monitor's token appends its alerts, nothing else
+		{"tool.result", write, true},
+		{"capture.gap", write, true},
+		{"access.read", write, false},
 		{"access", none, false},
-		{"accessory.x", none, true},
+		{"accessory.x", write, true},
+		{"monitor.alert", write, false},
 		{"erasure", none, false},
 		{"human.signature", audit, false},
 		{"signer.enrolled", none, false},
@@ -370,9 +375,12 @@ func TestPermit(t *testing.T) {
 		{"replay.verdict", audit, true},
 	} {
 		err := Permit(tc.kind, tc.has)
-		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrReservedKind)) {
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrReservedKind) && !errors.Is(err, ErrNoScope)) {
 			t.Errorf("Permit(%s) = %v, want ok=%v", tc.kind, err, tc.ok)
 		}
+	}
+	if !slices.Equal(AppendScopes(), []string{ScopeWrite, ScopeMonitor, ScopeAudit}) {
+		t.Errorf("AppendScopes = %v", AppendScopes())
 	}
 	if !ServerOnly("access.read") || ServerOnly("monitor.alert") || ServerOnly("llm.request") {
 		t.Error("ServerOnly does not follow the table")

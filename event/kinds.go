@@ -3,11 +3,14 @@ package event
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // Who may append which kinds through the event API. Kinds not in the table
-// are open to any token with the write scope; the server's own events
+// are open to any token with the write scope; a kind with a scope of its own
+// needs that scope and not write (a monitor's token appends its alerts and
+// nothing else); the server's own events
 // (disclosures, signatures, erasures, ...) are appended by the server alone,
 // and a few kinds need a scope of their own. This is the one table of it.
 //
@@ -32,9 +35,26 @@ var reservedKinds = []struct {
 
 // Scopes named by the table (the auth package defines the full set).
 const (
+	ScopeWrite   = "write"
 	ScopeMonitor = "monitor"
 	ScopeAudit   = "audit"
 )
+
+// ErrNoScope is returned by Permit for a kind open to the write scope, to
+// a token without it.
+var ErrNoScope = errors.New("token lacks the \"write\" scope")
+
+// AppendScopes are the scopes of which a token needs one to append through
+// the event API at all (Permit decides per kind).
+func AppendScopes() []string {
+	out := []string{ScopeWrite}
+	for _, r := range reservedKinds {
+		if r.scope != "" && !slices.Contains(out, r.scope) {
+			out = append(out, r.scope)
+		}
+	}
+	return out
+}
 
 // ErrReservedKind is returned by Permit for a kind the caller may not
 // append.
@@ -49,7 +69,7 @@ func kindMatches(pattern, kind string) bool {
 
 // Permit reports whether a client whose token holds the scopes has may
 // append an event of kind through the event API: nil, or an error wrapping
-// ErrReservedKind that says why not.
+// ErrReservedKind or ErrNoScope that says why not.
 func Permit(kind string, has func(scope string) bool) error {
 	for _, r := range reservedKinds {
 		if !kindMatches(r.pattern, kind) {
@@ -59,6 +79,9 @@ func Permit(kind string, has func(scope string) bool) error {
 			return nil
 		}
 		return fmt.Errorf("%w: %s: %s", ErrReservedKind, kind, r.why)
+	}
+	if !has(ScopeWrite) {
+		return fmt.Errorf("%w: %s", ErrNoScope, kind)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -56,6 +57,8 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", mbe.Limit)
 	case errors.Is(err, event.ErrInvalidEvent):
 		return errorf(http.StatusBadRequest, "invalid_event", "%s", err.Error())
+	case errors.Is(err, event.ErrNoScope):
+		return errorf(http.StatusForbidden, "forbidden", "%s", err.Error())
 	case errors.Is(err, event.ErrReservedKind):
 		return errorf(http.StatusForbidden, "reserved_kind", "%s", err.Error())
 	case errors.Is(err, event.ErrReservedSession):
@@ -148,6 +151,17 @@ func (s *Server) serve(h handler) http.HandlerFunc {
 // anyScope, as the scope of authed, admits any valid token (the handler
 // checks).
 const anyScope = ""
+
+// authedAny answers h for a token holding one of scopes (the handler
+// checks further).
+func (s *Server) authedAny(scopes []string, h handler) http.HandlerFunc {
+	return s.authed(anyScope, func(r *http.Request, p *auth.Principal) (int, any, error) {
+		if !slices.ContainsFunc(scopes, p.Has) {
+			return 0, nil, errorf(http.StatusForbidden, "forbidden", "token lacks the %q scope", scopes[0])
+		}
+		return h(r, p)
+	})
+}
 
 // authed answers h for a token holding scope.
 func (s *Server) authed(scope string, h handler) http.HandlerFunc {

@@ -23,6 +23,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
@@ -408,8 +409,10 @@ func (s *Server) routes() http.Handler {
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.apiDeadlines)
-		r.Post("/v1/events", s.authed(auth.ScopeWrite, s.postEvents))
-		r.Post("/v1/events:batch", s.authed(auth.ScopeWrite, s.postBatch))
+		// A monitor's or an auditor's token appends its own kinds
+		// (event.Permit, per event).
+		r.Post("/v1/events", s.authedAny(event.AppendScopes(), s.postEvents))
+		r.Post("/v1/events:batch", s.authedAny(event.AppendScopes(), s.postBatch))
 		r.Get("/v1/sessions", s.authed(auth.ScopeRead, s.getSessions))
 		r.Get("/v1/sessions/{id}", s.authed(auth.ScopeRead, s.getSession))
 		r.Get("/v1/sessions/{id}/payloads", s.authed(auth.ScopeAudit, s.getSessionPayloads))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -413,5 +415,52 @@ func TestVerifySignatureCommand(t *testing.T) {
 	<-r.done
 	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "signatures  1 checked") {
 		t.Fatalf("verify: exit %d\n%s", code, r.out.String())
+	}
+}
+
+// TestAppendTokenWithDocumentedScopes runs the monitor as docs/monitor.md
+// sets it up: one global token with the read and monitor scopes, for
+// reading and for --append-token. Its alerts reach the log as monitor.alert
+// events; the monitor scope alone appends them (a write scope is not
+// needed, and does not come with it: the same token cannot append an
+// ordinary event).
+func TestAppendTokenWithDocumentedScopes(t *testing.T) {
+	l := startLog(t)
+	ctx := context.Background()
+	tok, _, err := l.srv.Tokens().Create(ctx, auth.Spec{Name: "monitor", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeMonitor}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokF := filepath.Join(t.TempDir(), "monitor.token")
+	if err := os.WriteFile(tokF, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	forbidden := l.appendBatch("agent-1", 5)
+	r := startBinary(t, "--url", l.hs.URL, "--log-key", l.pub, "--token-file", tokF, "--append-token", tokF,
+		"--rules", l.rules, "--state", t.TempDir(), "--start", "0", "--poll", "50ms", "--log-level", "warn")
+	admin, err := client.New(l.hs.URL, client.WithToken(l.token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := "monitor." + monitor.DefaultInstance
+	deadline := time.Now().Add(30 * time.Second)
+	var page *client.SessionPage
+	for time.Now().Before(deadline) {
+		page, err = admin.Session(ctx, session, client.SessionQuery{})
+		if err == nil && slices.ContainsFunc(page.Events, func(e client.SessionEntry) bool { return e.Kind == "monitor.alert" }) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if page == nil || !slices.ContainsFunc(page.Events, func(e client.SessionEntry) bool { return e.Kind == "monitor.alert" }) {
+		t.Fatalf("no monitor.alert in session %s after 30 s (%d forbidden calls logged): %v\nmonitor stderr:\n%s", session, len(forbidden), err, r.errOut.String())
+	}
+	if strings.Contains(r.errOut.String(), "forbidden") {
+		t.Fatalf("the monitor was refused on the way:\n%s", r.errOut.String())
+	}
+	mc, _ := client.New(l.hs.URL, client.WithToken(tok))
+	_, err = mc.Append(ctx, []*event.Request{{Session: "x", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "a"}}})
+	if !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("a read,monitor token appended an ordinary event: %v", err)
 	}
 }
