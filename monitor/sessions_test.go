@@ -179,12 +179,22 @@ func TestPackOnSeededRealisticSessions(t *testing.T) {
 			req("s-tool", "gpt-4o"), resp("s-tool", "gpt-4o", "gpt-4o-2024-08-06", 180, 19),
 			agent("tool.call", "s-tool", "gen_ai.tool.name", "shell_exec", "gen_ai.tool.type", "function"),
 		}, at: 2, rule: "tool.forbidden", substr: "shell_exec"},
-		{name: "model switched mid-session", extra: []crafttest.Craft{
+		{name: "served model changed for the same request", extra: []crafttest.Craft{
 			req("s-model", "gpt-4o"), resp("s-model", "gpt-4o", "gpt-4o-2024-08-06", 180, 19),
 			req("s-model", "gpt-4o"), resp("s-model", "gpt-4o", "gpt-4o-2024-08-06", 250, 19),
-			req("s-model", "claude-sonnet-4-5"), resp("s-model", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", 310, 26),
-			req("s-model", "claude-sonnet-4-5"), resp("s-model", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929", 380, 26),
-		}, at: 5, rule: "session.model_change", substr: "from gpt-4o-2024-08-06 to claude-sonnet-4-5-20250929"},
+			req("s-model", "gpt-4o"), resp("s-model", "gpt-4o", "gpt-4o-2024-11-20", 310, 26),
+		}, at: 5, rule: "session.model_change", substr: "requests for gpt-4o switched model from gpt-4o-2024-08-06 to gpt-4o-2024-11-20"},
+		// An agent that routes between models or providers asks for each
+		// one: no alert (it raised one per switch before).
+		{name: "agent switches model and provider deliberately", extra: []crafttest.Craft{
+			req("s-route", "gpt-4o-mini"), resp("s-route", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 180, 19),
+			req("s-route", "gpt-4o"), resp("s-route", "gpt-4o", "gpt-4o-2024-08-06", 250, 19),
+			agent("llm.request", "s-route", "gen_ai.provider.name", "anthropic", "gen_ai.request.model", "claude-sonnet-4-5"),
+			agent("llm.response", "s-route", "gen_ai.provider.name", "anthropic", "gen_ai.request.model", "claude-sonnet-4-5",
+				"gen_ai.response.model", "claude-sonnet-4-5-20250929", "gen_ai.usage.input_tokens", 310, "gen_ai.usage.output_tokens", 26,
+				"http.response.status_code", 200, "capture.outcome", "complete"),
+			req("s-route", "gpt-4o-mini"), resp("s-route", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 380, 26),
+		}},
 		{name: "token spike", extra: []crafttest.Craft{
 			req("s-spike", "gpt-4o-mini"), resp("s-spike", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 160, 9000),
 		}, at: 1, rule: "tokens.spike", substr: "output of 9000 tokens for acme/gpt-4o-mini-2024-07-18"},
