@@ -71,6 +71,11 @@ const (
 	// DefaultCheckpointInterval is how often a checkpoint is published (the
 	// POSIX driver's minimum is 100 ms).
 	DefaultCheckpointInterval = time.Second
+	// DefaultCheckpointRepublish is how soon a log that has not grown
+	// publishes its checkpoint again (Tessera's default is 10 minutes): a
+	// witness added at a restart cosigns the existing checkpoint within a
+	// minute, not at the next write.
+	DefaultCheckpointRepublish = time.Minute
 	// DefaultMaxInFlight bounds the events being appended at once.
 	DefaultMaxInFlight = 16384
 	// DefaultMaxSessionsCached bounds the session heads kept in memory.
@@ -116,6 +121,10 @@ type Config struct {
 	// CheckpointInterval is how often a checkpoint is published
 	// (DefaultCheckpointInterval).
 	CheckpointInterval time.Duration
+	// CheckpointRepublish is how often the checkpoint of a log that has not
+	// grown is published again, cosigned afresh (DefaultCheckpointRepublish;
+	// at least CheckpointInterval).
+	CheckpointRepublish time.Duration
 	// MaxInFlight bounds events being appended at once; beyond it Append
 	// returns ErrPushback (DefaultMaxInFlight).
 	MaxInFlight int
@@ -220,6 +229,10 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = DefaultCheckpointInterval
 	}
+	if cfg.CheckpointRepublish == 0 {
+		cfg.CheckpointRepublish = DefaultCheckpointRepublish
+	}
+	cfg.CheckpointRepublish = max(cfg.CheckpointRepublish, cfg.CheckpointInterval)
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
@@ -239,6 +252,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		WithCheckpointSigner(cfg.Signer).
 		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
 		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithCheckpointRepublishInterval(cfg.CheckpointRepublish).
 		// Tessera removes at most 100 obsolete partial bundles per run; at
 		// the default one-minute interval that keeps up with only ~430
 		// entries/s, so partial bundles pile up under load. Every 2 s keeps

@@ -98,6 +98,10 @@ type Config struct {
 	// CheckpointInterval is how often a checkpoint is published
 	// (log.DefaultCheckpointInterval).
 	CheckpointInterval time.Duration
+	// CheckpointRepublish is how often the checkpoint of a log that has
+	// not grown is published (and cosigned) again
+	// (log.DefaultCheckpointRepublish).
+	CheckpointRepublish time.Duration
 	// BatchMaxAge is Tessera's batching delay: an append is sequenced at the
 	// latest this long after it arrives (log.DefaultBatchMaxAge).
 	BatchMaxAge time.Duration
@@ -292,23 +296,24 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	s.closers = append(s.closers, s.vault.Close)
 
 	lc := auditlog.Config{
-		Driver:             b.Driver,
-		Signer:             keys.Signer,
-		Verifier:           keys.Verifier,
-		Vault:              s.vault,
-		Journal:            b.Journal,
-		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, cfg.Logger) },
-		BatchMaxAge:        cfg.BatchMaxAge,
-		IndexWait:          cfg.IndexWait,
-		CheckpointInterval: cfg.CheckpointInterval,
-		Logger:             cfg.Logger,
-		Signers:            signers,
-		Retention:          holds,
-		Floors:             floors,
-		CheckpointPoll:     b.CheckpointPoll(),
-		Locker:             b.State,
-		Health:             b.Health,
-		UnstickPublication: b.UnstickPublication,
+		Driver:              b.Driver,
+		Signer:              keys.Signer,
+		Verifier:            keys.Verifier,
+		Vault:               s.vault,
+		Journal:             b.Journal,
+		IndexDB:             func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, cfg.Logger) },
+		BatchMaxAge:         cfg.BatchMaxAge,
+		IndexWait:           cfg.IndexWait,
+		CheckpointInterval:  cfg.CheckpointInterval,
+		CheckpointRepublish: cfg.CheckpointRepublish,
+		Logger:              cfg.Logger,
+		Signers:             signers,
+		Retention:           holds,
+		Floors:              floors,
+		CheckpointPoll:      b.CheckpointPoll(),
+		Locker:              b.State,
+		Health:              b.Health,
+		UnstickPublication:  b.UnstickPublication,
 	}
 	if err := s.configureWitnesses(&lc); err != nil {
 		return nil, err
@@ -318,6 +323,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.log, err = auditlog.New(ctx, lc); err != nil {
 		return nil, err
+	}
+	if len(profiles) > 0 && len(cfg.WitnessPolicy) == 0 {
+		cfg.Logger.Warn("compliance reports judge checkpoints against a witness policy, and none is set: "+
+			"the controls that need an independent witness (Part 11 §11.10(a) among them) will fail. "+
+			"Run a witness (cmd/witness) and start with --witness-policy FILE: see docs/witness.md",
+			"compliance", strings.Join(cfg.Compliance, ","))
 	}
 	if err := s.log.RecordRetention(ctx, ServerTokenID); err != nil {
 		return nil, fmt.Errorf("recording retention floors: %w", err)

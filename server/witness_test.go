@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -323,4 +324,62 @@ func TestWitnessOverTLS(t *testing.T) {
 		ts.Close()
 		w.Close()
 	}
+}
+
+// A witness added at a restart cosigns the log's checkpoint, and a log that
+// does not grow has its checkpoint published and cosigned afresh
+// (Config.CheckpointRepublish; Tessera's own default is ten minutes, so a
+// witness added to a quiet log cosigned nothing for that long).
+func TestWitnessAddedAtRestartCosignsExisting(t *testing.T) {
+	dir := t.TempDir()
+	s := newTestServerIn(t, dir, nil)
+	for i := range 3 {
+		s.post(t, "before", "tool.call", map[string]int{"i": i})
+	}
+	s.waitCovered(t, 2)
+	s.ts.Close()
+	if err := s.srv.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	keys, _, err := InitKeys(dir, "", KeySources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
+	s2 := newTestServerIn(t, dir, func(c *Config) {
+		c.WitnessPolicy = []byte(w.PolicyLine("ours") + "\nquorum ours\n")
+		c.WitnessTimeout = 2 * time.Second
+		c.CheckpointRepublish = 500 * time.Millisecond
+	})
+	// cosigned waits for a checkpoint that meets the policy and differs
+	// from not.
+	cosigned := func(not []byte) []byte {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			raw, err := s2.srv.Log().Reader().ReadCheckpoint(context.Background())
+			if err == nil && !bytes.Equal(raw, not) {
+				if _, err := s2.srv.Policy().Verify(raw, keys.Verifier); err == nil {
+					return raw
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no new cosigned checkpoint within 20 s (last: %v)", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	first := cosigned(nil)
+	size := s2.publishedSize(t)
+	if size < 3 {
+		t.Fatalf("cosigned checkpoint of size %d, want the 3 entries written before the restart", size)
+	}
+	// No writes: the same tree is published again, with a fresh
+	// cosignature.
+	again := cosigned(first)
+	if s2.publishedSize(t) != size {
+		t.Fatalf("the log grew from %d to %d without writes", size, s2.publishedSize(t))
+	}
+	t.Logf("size %d republished:\n%s\n%s", size, first, again)
 }
