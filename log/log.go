@@ -109,8 +109,8 @@ type Config struct {
 	// Journal opens the write-ahead journal, where an append is
 	// acknowledged. Required.
 	Journal journal.Opener
-	// Index is the session index. Required (see OpenIndex); Log wires its
-	// reader.
+	// IndexDB opens the session index over the log's reader (index.Open
+	// with a database, usually). Required.
 	IndexDB IndexStore
 	// BatchMaxAge bounds how long an Add waits for its batch
 	// (DefaultBatchMaxAge).

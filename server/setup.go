@@ -47,7 +47,7 @@ type Keys struct {
 	MasterKey []byte
 }
 
-// Created lists what Init made, for the operator.
+// Created lists what InitKeys and EnsureAdminToken made, for the operator.
 type Created struct {
 	Paths []string
 	// Fresh is set when the data directory was initialised now (it had no
