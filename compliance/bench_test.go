@@ -12,7 +12,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
-	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // benchLog is a crafted log of n entries of agent traffic (requests,
@@ -70,7 +70,7 @@ func peakHeap(f func()) uint64 {
 
 // BenchmarkReport computes a part11 report over every entry of a log of
 // 100k and 1M entries read over loopback HTTP, against the baseline of
-// monitor.Audit alone (the verification every report includes).
+// verify.Audit alone (the verification every report includes).
 //
 //	go test ./compliance -run '^$' -bench Report -benchtime 3x
 func BenchmarkReport(b *testing.B) {
@@ -84,7 +84,7 @@ func BenchmarkReport(b *testing.B) {
 			for b.Loop() {
 				runtime.GC()
 				peak = max(peak, peakHeap(func() {
-					rep, err := monitor.Audit(context.Background(), monitor.AuditConfig{Log: lc, LogKey: c.Key, Logger: src.Logger})
+					rep, err := verify.Audit(context.Background(), verify.Config{Log: lc, LogKey: c.Key, Logger: src.Logger})
 					if err != nil || !rep.OK() {
 						b.Fatalf("%v %+v", err, rep)
 					}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
-	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // collector reads the verified entries in order and keeps what the
@@ -23,7 +23,7 @@ type collector struct {
 	size uint64
 	root []byte
 
-	audit  *monitor.AuditReport
+	audit  *verify.Report
 	quorum bool
 
 	// the period's range
@@ -654,6 +654,6 @@ func (c *collector) intact() bool {
 // integrityRules are the audit findings that mean the log was altered or
 // does not match its checkpoint.
 var integrityRules = map[string]bool{
-	monitor.RuleCheckpointSignature: true, monitor.RuleFork: true, monitor.RuleEntryMismatch: true,
-	monitor.RuleTileMismatch: true, monitor.RuleSplitView: true,
+	verify.RuleCheckpointSignature: true, verify.RuleFork: true, verify.RuleEntryMismatch: true,
+	verify.RuleTileMismatch: true, verify.RuleSplitView: true,
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
-	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // Source is the log a report is computed from, and what verifies it.
@@ -94,7 +94,7 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	if !c.quorum {
 		auditPolicy = nil
 	}
-	rep, err := monitor.Audit(ctx, monitor.AuditConfig{
+	rep, err := verify.Audit(ctx, verify.Config{
 		Log: src.Log, LogKey: src.Key, Policy: auditPolicy, At: raw, Visit: c.visit, Progress: src.Progress, Logger: src.Logger,
 	})
 	if err != nil {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
-	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // Profile is a list of controls.
@@ -78,7 +78,7 @@ func notApplicable(reason string, ev Evidence) ControlResult {
 // policy (if one is required).
 func (c *collector) integrity() (off offenses, reason string) {
 	for _, f := range c.audit.Findings {
-		if !integrityRules[f.Rule] && f.Rule != monitor.RuleWitnessQuorum {
+		if !integrityRules[f.Rule] && f.Rule != verify.RuleWitnessQuorum {
 			continue
 		}
 		if f.Index != nil {
@@ -217,7 +217,7 @@ var part11 = Profile{
 		{"part11-11.10b", "21 CFR 11.10(b)", "Accurate and complete copies of records", func(c *collector) ControlResult {
 			var off offenses
 			for _, f := range c.audit.Findings {
-				if f.Rule == monitor.RuleMalformedEntry && f.Index != nil {
+				if f.Rule == verify.RuleMalformedEntry && f.Index != nil {
 					off.add(Offense{Index: *f.Index, Reason: f.Message})
 				}
 			}

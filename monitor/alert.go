@@ -1,24 +1,25 @@
 package monitor
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"strconv"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // Alert sources.
 const (
-	SourceRule      = "rule"      // a rule of the rule file matched an entry
-	SourceIntegrity = "integrity" // the log's data or signatures failed verification
-	SourceHealth    = "health"    // the log, its witnesses or an alert sink misbehave
+	SourceRule      = "rule"                 // a rule of the rule file matched an entry
+	SourceIntegrity = verify.SourceIntegrity // the log's data or signatures failed verification (verify.Finding)
+	SourceHealth    = "health"               // the log, its witnesses or an alert sink misbehave
 )
 
-// Health alerts.
+// Health alerts; and verify.RuleWitnessQuorum, raised when the log's
+// checkpoints have lacked the policy's witness quorum for longer than
+// Config.QuorumAfter. Integrity alerts have the rules of verify's findings.
 const (
 	// RuleLogUnreachable: the log's checkpoint, tiles or bundles could not be
 	// read for longer than Config.UnreachableAfter.
@@ -26,9 +27,6 @@ const (
 	// RuleLogStale: the log has not published a new checkpoint (nor fresh
 	// witness cosignatures) for longer than Config.MaxCheckpointAge.
 	RuleLogStale = "health.log_stale"
-	// RuleWitnessQuorum: the log's checkpoints have lacked the policy's
-	// witness quorum for longer than Config.QuorumAfter.
-	RuleWitnessQuorum = "health.witness_quorum"
 	// RuleAlertDelivery: alerts could not be delivered to a webhook or
 	// appended to the log for longer than Config.UnreachableAfter.
 	RuleAlertDelivery = "health.alert_delivery"
@@ -73,16 +71,11 @@ func (a *Alert) escape() {
 	a.Tenant, a.Session, a.EventID, a.Kind = event.SafeText(a.Tenant), event.SafeText(a.Session), event.SafeText(a.EventID), event.SafeText(a.Kind)
 }
 
-// alertID derives an alert's stable ID.
-func alertID(origin, rule, key string) string {
-	h := sha256.Sum256([]byte(origin + "\x00" + rule + "\x00" + key))
-	return hex.EncodeToString(h[:16])
-}
-
-func findingAlert(origin string, f finding, size uint64) Alert {
+// alertOf is the alert that raises a finding of the log's verification.
+func alertOf(f verify.Finding) Alert {
 	return Alert{
-		ID: alertID(origin, f.rule, f.key), Rule: f.rule, Severity: "critical", Index: f.index,
-		Message: f.message, Source: SourceIntegrity, Origin: origin, TreeSize: size, Details: f.details,
+		ID: f.ID, Time: f.Time, Rule: f.Rule, Severity: f.Severity, Index: f.Index, Message: f.Message, Source: f.Source,
+		Origin: f.Origin, Tenant: f.Tenant, Session: f.Session, TreeSize: f.TreeSize, Details: f.Details,
 	}
 }
 

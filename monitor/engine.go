@@ -14,6 +14,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // kvReader reads persisted engine state; nil means all state is in memory.
@@ -325,19 +326,19 @@ type evalContext struct {
 
 // evaluate runs every rule over one verified entry and updates the state.
 // Entries that are not valid leaves yield a log.malformed_entry alert.
-func (en *engine) evaluate(e entry, ec evalContext) ([]Alert, error) {
-	idx := e.index
-	if e.leaf == nil {
+func (en *engine) evaluate(e verify.Entry, ec evalContext) ([]Alert, error) {
+	idx := e.Index
+	if e.Leaf == nil {
 		msg := "entry is not a valid audit event leaf"
-		if e.err != nil {
-			msg += ": " + e.err.Error()
+		if e.Err != nil {
+			msg += ": " + e.Err.Error()
 		}
 		return []Alert{{
-			ID: alertID(en.origin, RuleMalformedEntry, fmt.Sprint(idx)), Rule: RuleMalformedEntry,
+			ID: verify.FindingID(en.origin, verify.RuleMalformedEntry, fmt.Sprint(idx)), Rule: verify.RuleMalformedEntry,
 			Severity: "high", Index: &idx, Message: msg, Origin: en.origin, Source: SourceIntegrity,
 		}}, nil
 	}
-	l := e.leaf
+	l := e.Leaf
 	et, err := time.Parse(time.RFC3339Nano, l.Time)
 	if err != nil {
 		et = time.Unix(0, 0).UTC()
@@ -358,7 +359,7 @@ func (en *engine) evaluate(e entry, ec evalContext) ([]Alert, error) {
 		sess["count"] = int64(0)
 	}
 	a := &activation{
-		e: eventMap(l, idx, e.hash), params: en.rules.params, session: sess,
+		e: eventMap(l, idx, e.Hash), params: en.rules.params, session: sess,
 		monitor: map[string]any{"from_start": en.fromStart}, eventTime: et.UTC(),
 	}
 	if ec.integratedAfter != nil {
@@ -382,7 +383,7 @@ func (en *engine) evaluate(e entry, ec evalContext) ([]Alert, error) {
 		ss = new(sessionState)
 		en.sessions[skey] = ss
 	}
-	ss.Seq, ss.Hash, ss.Time, ss.Index = l.Seq, hex.EncodeToString(e.hash), et.UnixNano(), idx
+	ss.Seq, ss.Hash, ss.Time, ss.Index = l.Seq, hex.EncodeToString(e.Hash), et.UnixNano(), idx
 	ss.Count++
 	en.dirty[[2]string{nsSession, skey}] = true
 	return alerts, nil
@@ -524,7 +525,7 @@ func (en *engine) evalRule(r *rule, a *activation, l *event.Leaf, idx uint64, et
 		msg = r.name
 	}
 	al := &Alert{
-		ID: alertID(en.origin, r.name, fmt.Sprint(idx)), Rule: r.name, Severity: r.severity, Index: &idx,
+		ID: verify.FindingID(en.origin, r.name, fmt.Sprint(idx)), Rule: r.name, Severity: r.severity, Index: &idx,
 		Message: msg, Origin: en.origin, Tenant: l.Tenant, Session: l.Session, EventID: l.ID, Kind: l.Kind,
 		EventTime: l.Time, Group: group, Source: SourceRule,
 	}

@@ -462,26 +462,6 @@ func mustPolicy(t testing.TB, lines ...string) *checkpoint.Policy {
 // bundlePath is the file of entry bundle idx (full) in the log's data dir.
 func (l *testLog) file(rel string) string { return filepath.Join(l.dir, server.LogDir, rel) }
 
-// rewriteBundle edits the entries of a bundle file in place.
-func rewriteBundle(t testing.TB, path string, edit func(i int, data []byte) []byte) {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []byte
-	for i := 0; len(raw) > 0; i++ {
-		n := int(raw[0])<<8 | int(raw[1])
-		d := edit(i, raw[2:2+n])
-		out = append(out, byte(len(d)>>8), byte(len(d)))
-		out = append(out, d...)
-		raw = raw[2+n:]
-	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // testClient is a client of the log at url with token, retrying quickly.
 func testClient(url, token string) *client.Client {
 	c, err := client.New(url, client.WithToken(token), client.WithRetry(client.Retry{Attempts: 3, Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}))

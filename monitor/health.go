@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 func (m *Monitor) noteUnreachable(ctx context.Context, cause error) error {
@@ -21,7 +23,7 @@ func (m *Monitor) noteUnreachable(ctx context.Context, cause error) error {
 
 func (m *Monitor) health(rule, severity string, since time.Time, msg string) Alert {
 	return Alert{
-		ID: alertID(m.origin, rule, fmt.Sprint(since.UnixNano())), Rule: rule, Severity: severity,
+		ID: verify.FindingID(m.origin, rule, fmt.Sprint(since.UnixNano())), Rule: rule, Severity: severity,
 		Message: msg, Source: SourceHealth, Origin: m.origin, Details: map[string]any{"since": nowString(since)},
 	}
 }

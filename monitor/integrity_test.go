@@ -19,7 +19,9 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
 	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // events makes n valid API events; every k-th (k > 0) calls a forbidden tool.
@@ -37,9 +39,10 @@ func events(n, k int, session string) []ev {
 	return out
 }
 
-func auditOf(t *testing.T, l *testLog, p *checkpoint.Policy) *AuditReport {
+// auditOf audits the log once, to compare with what the monitor found.
+func auditOf(t *testing.T, l *testLog, p *checkpoint.Policy) *verify.Report {
 	t.Helper()
-	rep, err := Audit(context.Background(), AuditConfig{Log: testClient(l.url(), l.token), LogKey: l.key, Policy: p, Logger: quietLogger()})
+	rep, err := verify.Audit(context.Background(), verify.Config{Log: testClient(l.url(), l.token), LogKey: l.key, Policy: p, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +55,24 @@ func rules(as []Alert) []string {
 		out = append(out, a.Rule)
 	}
 	return out
+}
+
+func findingRules(fs []verify.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Rule)
+	}
+	return out
+}
+
+func dumpFindings(fs []verify.Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		j, _ := json.Marshal(f)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 func TestFollowEmptyThenGrowing(t *testing.T) {
@@ -79,7 +100,7 @@ func TestTamperedTile(t *testing.T) {
 	l.appendEvents(events(300, 0, "a")...)
 	l.waitSize(300)
 	if rep := auditOf(t, l, nil); !rep.OK() {
-		t.Fatalf("audit before tampering: %s", dump(rep.Findings))
+		t.Fatalf("audit before tampering: %s", dumpFindings(rep.Findings))
 	}
 	path := l.file("tile/0/000")
 	b, err := os.ReadFile(path)
@@ -93,17 +114,17 @@ func TestTamperedTile(t *testing.T) {
 
 	cfg := testConfig(l, t.TempDir())
 	r := startMonitor(t, cfg)
-	a := r.waitRule(RuleTileMismatch)
+	a := r.waitRule(verify.RuleTileMismatch)
 	if a.Details["tile"] != "tile/0/000" || a.Details["node"] != float64(5) {
 		t.Fatalf("alert %+v", a)
 	}
 	r.waitPos(300) // the entries still prove the checkpoint
-	if got := rules(r.out.alerts(t)); !slices.Equal(got, []string{RuleTileMismatch}) {
+	if got := rules(r.out.alerts(t)); !slices.Equal(got, []string{verify.RuleTileMismatch}) {
 		t.Fatalf("alerts %v", got)
 	}
 	rep := auditOf(t, l, nil)
-	if rep.OK() || !slices.Equal(rules(rep.Findings), []string{RuleTileMismatch}) {
-		t.Fatalf("audit findings: %s", dump(rep.Findings))
+	if rep.OK() || !slices.Equal(findingRules(rep.Findings), []string{verify.RuleTileMismatch}) {
+		t.Fatalf("audit findings: %s", dumpFindings(rep.Findings))
 	}
 }
 
@@ -111,7 +132,7 @@ func TestRewrittenEntryBundle(t *testing.T) {
 	l := newTestLog(t, server.Config{})
 	l.appendEvents(events(300, 0, "a")...)
 	l.waitSize(300)
-	rewriteBundle(t, l.file("tile/entries/000"), func(i int, d []byte) []byte {
+	crafttest.RewriteBundle(t, l.file("tile/entries/000"), func(i int, d []byte) []byte {
 		if i == 7 {
 			return []byte(strings.Replace(string(d), `"gen_ai.tool.name":"search"`, `"gen_ai.tool.name":"sEarch"`, 1))
 		}
@@ -119,7 +140,7 @@ func TestRewrittenEntryBundle(t *testing.T) {
 	})
 	cfg := testConfig(l, t.TempDir())
 	r := startMonitor(t, cfg)
-	a := r.waitRule(RuleEntryMismatch)
+	a := r.waitRule(verify.RuleEntryMismatch)
 	if a.Index == nil || *a.Index != 7 {
 		t.Fatalf("alert %+v", a)
 	}
@@ -128,7 +149,7 @@ func TestRewrittenEntryBundle(t *testing.T) {
 		t.Fatalf("monitor advanced to %d past a rewritten entry", p)
 	}
 	for _, a := range r.out.alerts(t) {
-		if a.Rule != RuleEntryMismatch || *a.Index != 7 {
+		if a.Rule != verify.RuleEntryMismatch || *a.Index != 7 {
 			t.Fatalf("unexpected alert %+v", a)
 		}
 	}
@@ -136,8 +157,8 @@ func TestRewrittenEntryBundle(t *testing.T) {
 		t.Fatalf("%d alerts, want the mismatch once", n)
 	}
 	rep := auditOf(t, l, nil)
-	if rep.OK() || !slices.Contains(rules(rep.Findings), RuleEntryMismatch) || slices.Contains(rules(rep.Findings), RuleFork) {
-		t.Fatalf("audit findings: %s", dump(rep.Findings))
+	if rep.OK() || !slices.Contains(findingRules(rep.Findings), verify.RuleEntryMismatch) || slices.Contains(findingRules(rep.Findings), verify.RuleFork) {
+		t.Fatalf("audit findings: %s", dumpFindings(rep.Findings))
 	}
 }
 
@@ -153,7 +174,7 @@ func TestForkedCheckpoint(t *testing.T) {
 
 	// Another root for the verified size.
 	l.serve("/checkpoint", l.sign(cp.Size, randomHash()))
-	a := r.waitRule(RuleFork)
+	a := r.waitRule(verify.RuleFork)
 	if !strings.Contains(a.Message, "two roots") {
 		t.Fatalf("fork alert %+v", a)
 	}
@@ -165,11 +186,11 @@ func TestForkedCheckpoint(t *testing.T) {
 	cp2 := l.waitReal(cp.Size + 10)
 	l.serve("/checkpoint", l.sign(cp2.Size, randomHash()))
 	r.waitFor(func(a Alert) bool {
-		return a.Rule == RuleFork && a.TreeSize == cp2.Size && strings.Contains(a.Message, "not consistent")
+		return a.Rule == verify.RuleFork && a.TreeSize == cp2.Size && strings.Contains(a.Message, "not consistent")
 	}, "fork at the larger size")
 	// A smaller tree.
 	l.serve("/checkpoint", l.sign(cp.Size-5, randomHash()))
-	r.waitFor(func(a Alert) bool { return a.Rule == RuleFork && strings.Contains(a.Message, "smaller") }, "shrunk tree")
+	r.waitFor(func(a Alert) bool { return a.Rule == verify.RuleFork && strings.Contains(a.Message, "smaller") }, "shrunk tree")
 	if p, _ := r.posSnapshot(); p != cp.Size {
 		t.Fatalf("position %d moved on a forked checkpoint", p)
 	}
@@ -177,7 +198,7 @@ func TestForkedCheckpoint(t *testing.T) {
 	l.serve("/checkpoint", nil)
 	r.waitPos(cp2.Size)
 	for _, a := range r.out.alerts(t) {
-		if a.Rule != RuleFork {
+		if a.Rule != verify.RuleFork {
 			t.Fatalf("unexpected alert %+v", a)
 		}
 	}
@@ -207,18 +228,20 @@ func TestWitnessSplitView(t *testing.T) {
 	}
 	// The witness saw another root for the verified size.
 	w.setLie(w.cosigned(l.sign(cp2.Size, randomHash())))
-	a := r.waitRule(RuleSplitView)
+	a := r.waitRule(verify.RuleSplitView)
 	if a.Details["witness"] != "example.com/witness" || !strings.Contains(a.Message, "cosigned root") {
 		t.Fatalf("alert %+v", a)
 	}
 	// The witness saw a larger tree than the log ever served.
 	w.setLie(w.cosigned(l.sign(cp2.Size+1000, randomHash())))
-	r.waitFor(func(a Alert) bool { return a.Rule == RuleSplitView && strings.Contains(a.Message, "served at most") }, "witness ahead")
+	r.waitFor(func(a Alert) bool {
+		return a.Rule == verify.RuleSplitView && strings.Contains(a.Message, "served at most")
+	}, "witness ahead")
 	// A one-shot audit sees the other root too.
 	w.setLie(w.cosigned(l.sign(cp2.Size, randomHash())))
 	rep := auditOf(t, l, cfg.Policy)
-	if !slices.Equal(rules(rep.Findings), []string{RuleSplitView}) {
-		t.Fatalf("audit findings %s", dump(rep.Findings))
+	if !slices.Equal(findingRules(rep.Findings), []string{verify.RuleSplitView}) {
+		t.Fatalf("audit findings %s", dumpFindings(rep.Findings))
 	}
 }
 
@@ -253,7 +276,7 @@ func TestWitnessQuorum(t *testing.T) {
 	cfg2.Policy = mustPolicy(t, other.policyLine(), "quorum example.com/w2")
 	cfg2.QuorumAfter = 300 * time.Millisecond
 	r2 := startMonitor(t, cfg2)
-	r2.waitRule(RuleWitnessQuorum)
+	r2.waitRule(verify.RuleWitnessQuorum)
 	time.Sleep(300 * time.Millisecond)
 	if n := len(r2.out.alerts(t)); n != 1 {
 		t.Fatalf("%d alerts, want one health alert", n)

@@ -1,20 +1,22 @@
 // Package monitor follows an LLMAuditTrail log over its tlog-tiles read API
-// and verifies it as it grows: every checkpoint's log signature and witness
-// quorum, consistency with the last verified checkpoint, every entry
-// re-hashed into the checkpoint root, every tile compared with the hashes
-// recomputed from the entries, and what each witness says it cosigned. It
-// runs declarative CEL rules (see ParseRules) over every verified entry and
-// delivers alerts as JSON lines, to a webhook and back into the log.
+// and verifies it as it grows, with package verify's parts: every
+// checkpoint's log signature and witness quorum, consistency with the last
+// verified checkpoint, every entry re-hashed into the checkpoint root, every
+// tile compared with the hashes recomputed from the entries, and what each
+// witness says it cosigned. It runs declarative CEL rules (see ParseRules)
+// over every verified entry and delivers alerts as JSON lines, to a webhook
+// and back into the log.
 //
 // Progress is kept in a SQLite database: the verified position, the tree
 // frontier, rule state and an outbox of alerts advance in one transaction,
 // so after a crash the monitor resumes without skipping an entry or losing
-// an alert. Audit is the one-shot variant; VerifyReceipt checks receipts.
+// an alert. verify.Audit is the one-shot audit of a whole log.
 package monitor
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,13 +31,13 @@ import (
 	"time"
 
 	fmtlog "github.com/transparency-dev/formats/log"
-	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // Defaults of Config.
@@ -120,8 +122,8 @@ type Config struct {
 type Monitor struct {
 	cfg    Config
 	origin string
-	src    fetcher
-	sc     *scanner
+	src    verify.Source
+	sc     *verify.Scanner
 	st     *store
 	en     *engine
 	logger *slog.Logger
@@ -196,7 +198,7 @@ func New(cfg Config) (*Monitor, error) {
 		return nil, err
 	}
 	m := &Monitor{
-		cfg: cfg, origin: cfg.LogKey.Name(), src: src, sc: newScanner(src), st: st, logger: cfg.Logger,
+		cfg: cfg, origin: cfg.LogKey.Name(), src: src, sc: verify.NewScanner(src, cfg.LogKey.Name()), st: st, logger: cfg.Logger,
 		wake: map[string]chan struct{}{}, witnessAhead: map[string]time.Time{},
 	}
 	if m.pos, err = st.loadPosition(); err != nil {
@@ -320,13 +322,13 @@ func (m *Monitor) step(ctx context.Context) error {
 		m.logger.Debug("checkpoint lacks the witness quorum", "since", m.quorumSince)
 		if !m.quorumAlerted && now.Sub(m.quorumSince) >= m.cfg.QuorumAfter {
 			m.quorumAlerted = true
-			return m.raise(ctx, m.health(RuleWitnessQuorum, "high", m.quorumSince,
+			return m.raise(ctx, m.health(verify.RuleWitnessQuorum, "high", m.quorumSince,
 				fmt.Sprintf("the log's checkpoints have lacked the witness quorum for %s", now.Sub(m.quorumSince).Round(time.Second))))
 		}
 		return nil
 	case err != nil:
 		return m.raise(ctx, Alert{
-			ID: alertID(m.origin, RuleCheckpointSignature, hex.EncodeToString(hashOf(raw))), Rule: RuleCheckpointSignature,
+			ID: verify.FindingID(m.origin, verify.RuleCheckpointSignature, hex.EncodeToString(hashOf(raw))), Rule: verify.RuleCheckpointSignature,
 			Severity: "critical", Source: SourceIntegrity, Origin: m.origin,
 			Message: fmt.Sprintf("the log served a checkpoint that does not verify with its key: %v", err),
 			Details: map[string]any{"checkpoint": string(raw)},
@@ -365,7 +367,7 @@ func (m *Monitor) step(ctx context.Context) error {
 
 func (m *Monitor) forkAlert(raw []byte, cp *fmtlog.Checkpoint, msg string) Alert {
 	return Alert{
-		ID: alertID(m.origin, RuleFork, hex.EncodeToString(hashOf(raw))), Rule: RuleFork, Severity: "critical",
+		ID: verify.FindingID(m.origin, verify.RuleFork, hex.EncodeToString(hashOf(raw))), Rule: verify.RuleFork, Severity: "critical",
 		Source: SourceIntegrity, Origin: m.origin, Message: msg, TreeSize: cp.Size,
 		Details: map[string]any{"checkpoint": string(raw), "verified_size": m.pos.Size, "verified_root": hex.EncodeToString(m.pos.Root)},
 	}
@@ -380,20 +382,20 @@ func (m *Monitor) init(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte) e
 		}
 		start = cp.Size
 	}
-	t, err := treeFromTiles(start, cp.Size, func(l, i uint64, w uint8) ([]byte, error) { return m.src.ReadTile(ctx, l, i, w) })
+	t, err := verify.TreeFromTiles(start, cp.Size, func(l, i uint64, w uint8) ([]byte, error) { return m.src.ReadTile(ctx, l, i, w) })
 	if err != nil {
 		return err
 	}
-	p := &position{Origin: m.origin, Pos: start, Levels: t.levels, FromStart: start == 0}
+	p := &position{Origin: m.origin, Pos: start, Levels: t.Levels(), FromStart: start == 0}
 	var h *head
 	if start == cp.Size {
-		root, err := t.root()
+		root, err := t.Root()
 		if err != nil {
 			return err
 		}
 		if !bytes.Equal(root, cp.Hash) {
 			return m.raise(ctx, Alert{
-				ID: alertID(m.origin, RuleTileMismatch, "init/"+hex.EncodeToString(hashOf(raw))), Rule: RuleTileMismatch,
+				ID: verify.FindingID(m.origin, verify.RuleTileMismatch, "init/"+hex.EncodeToString(hashOf(raw))), Rule: verify.RuleTileMismatch,
 				Severity: "critical", Source: SourceIntegrity, Origin: m.origin, TreeSize: cp.Size,
 				Message: fmt.Sprintf("the log's tiles at size %d do not reproduce its checkpoint root; cannot start there", cp.Size),
 			})
@@ -434,21 +436,21 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 	}
 	n := cp.Size - m.pos.Pos
 	keep := n <= uint64(m.cfg.MaxBatch)
-	var kept []entry
+	var kept []verify.Entry
 	var hashes [][]byte
-	work := base.clone()
-	res, err := m.sc.scan(ctx, work, cp.Size, cp.Size, scanOpts{parse: keep, checkTiles: true}, func(e entry) error {
+	work := base.Clone()
+	res, err := m.sc.Scan(ctx, work, cp.Size, cp.Size, verify.ScanOptions{Parse: keep, CheckTiles: true}, func(e verify.Entry) error {
 		if keep {
 			kept = append(kept, e)
 		} else {
-			hashes = append(hashes, e.hash)
+			hashes = append(hashes, e.Hash)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	root, err := work.root()
+	root, err := work.Root()
 	if err != nil {
 		return fatal(err)
 	}
@@ -460,12 +462,12 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 		return m.raise(ctx, m.rootMismatch(raw, cp, root, res, proofErr)...)
 	}
 	var alerts []Alert
-	for _, f := range res.findings {
-		alerts = append(alerts, findingAlert(m.origin, f, cp.Size))
+	for _, f := range res.Findings {
+		alerts = append(alerts, alertOf(f))
 	}
 	if proofErr != nil {
 		alerts = append(alerts, Alert{
-			ID: alertID(m.origin, RuleTileMismatch, fmt.Sprintf("consistency/%d/%d/%x", m.pos.Size, cp.Size, cp.Hash)), Rule: RuleTileMismatch,
+			ID: verify.FindingID(m.origin, verify.RuleTileMismatch, fmt.Sprintf("consistency/%d/%d/%x", m.pos.Size, cp.Size, cp.Hash)), Rule: verify.RuleTileMismatch,
 			Severity: "critical", Source: SourceIntegrity, Origin: m.origin, TreeSize: cp.Size,
 			Message: fmt.Sprintf("the entries are consistent, but the consistency proof %d -> %d built from the log's tiles does not verify: %v", m.pos.Size, cp.Size, proofErr),
 		})
@@ -476,7 +478,7 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			m.logger.Info("verified the start position", "start", m.pos.Pos, "size", cp.Size)
 		}
 		for _, e := range kept {
-			as, err := m.en.evaluate(e, m.integration(e.index, h))
+			as, err := m.en.evaluate(e, m.integration(e.Index, h))
 			if err != nil {
 				return fatal(err)
 			}
@@ -485,7 +487,7 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			}
 			alerts = append(alerts, as...)
 		}
-		p := &position{Origin: m.origin, Checkpoint: raw, Size: cp.Size, Root: cp.Hash, Pos: cp.Size, Levels: work.levels, FromStart: m.pos.FromStart}
+		p := &position{Origin: m.origin, Checkpoint: raw, Size: cp.Size, Root: cp.Hash, Pos: cp.Size, Levels: work.Levels(), FromStart: m.pos.FromStart}
 		return m.commit(ctx, commitSet{pos: p, writes: m.en.flush(), head: h}, alerts)
 	}
 	// Large catch-up: record the verified checkpoint, then evaluate in
@@ -498,9 +500,9 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 	m.logger.Info("verified a large range; evaluating it in chunks", "from", p.Pos, "to", cp.Size)
 	first := p.Pos
 	for m.pos.Pos < cp.Size {
-		end := min(cp.Size, (m.pos.Pos/tileWidth)*tileWidth+uint64(m.cfg.MaxBatch))
+		end := min(cp.Size, (m.pos.Pos/layout.TileWidth)*layout.TileWidth+uint64(m.cfg.MaxBatch))
 		if end <= m.pos.Pos {
-			end = min(cp.Size, m.pos.Pos+tileWidth)
+			end = min(cp.Size, m.pos.Pos+layout.TileWidth)
 		}
 		t, err := m.pos.tree()
 		if err != nil {
@@ -508,17 +510,17 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 		}
 		var chunk []Alert
 		var mismatch *Alert
-		_, err = m.sc.scan(ctx, t, end, cp.Size, scanOpts{parse: true}, func(e entry) error {
-			if !bytes.Equal(e.hash, hashes[e.index-first]) {
-				idx := e.index
+		_, err = m.sc.Scan(ctx, t, end, cp.Size, verify.ScanOptions{Parse: true}, func(e verify.Entry) error {
+			if !bytes.Equal(e.Hash, hashes[e.Index-first]) {
+				idx := e.Index
 				mismatch = &Alert{
-					ID: alertID(m.origin, RuleEntryMismatch, fmt.Sprintf("reread/%d/%x", idx, e.hash)), Rule: RuleEntryMismatch,
+					ID: verify.FindingID(m.origin, verify.RuleEntryMismatch, fmt.Sprintf("reread/%d/%x", idx, e.Hash)), Rule: verify.RuleEntryMismatch,
 					Severity: "critical", Source: SourceIntegrity, Origin: m.origin, Index: &idx, TreeSize: cp.Size,
 					Message: fmt.Sprintf("entry %d changed between two reads: the log serves different data for it", idx),
 				}
 				return errMismatch
 			}
-			as, err := m.en.evaluate(e, m.integration(e.index, nil))
+			as, err := m.en.evaluate(e, m.integration(e.Index, nil))
 			if err != nil {
 				return err
 			}
@@ -538,7 +540,7 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			return err
 		}
 		np := *m.pos
-		np.Pos, np.Levels = t.size, t.levels
+		np.Pos, np.Levels = t.Size(), t.Levels()
 		if err := m.commit(ctx, commitSet{pos: &np, writes: m.en.flush()}, chunk); err != nil {
 			return err
 		}
@@ -549,29 +551,26 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 var errMismatch = errors.New("entry mismatch")
 
 // rootMismatch explains why the entries do not reproduce cp's root.
-func (m *Monitor) rootMismatch(raw []byte, cp *fmtlog.Checkpoint, root []byte, res *scanResult, proofErr error) []Alert {
+func (m *Monitor) rootMismatch(raw []byte, cp *fmtlog.Checkpoint, root []byte, res *verify.ScanResult, proofErr error) []Alert {
 	var alerts []Alert
-	for _, f := range res.findings {
-		if f.rule == RuleEntryMismatch {
-			alerts = append(alerts, findingAlert(m.origin, f, cp.Size))
+	for _, f := range res.Findings {
+		if f.Rule == verify.RuleEntryMismatch {
+			alerts = append(alerts, alertOf(f))
 		}
 	}
-	sort.Slice(res.leafMismatch, func(i, j int) bool { return res.leafMismatch[i] < res.leafMismatch[j] })
-	for i, idx := range res.leafMismatch {
+	sort.Slice(res.LeafMismatch, func(i, j int) bool { return res.LeafMismatch[i] < res.LeafMismatch[j] })
+	for i, idx := range res.LeafMismatch {
 		if i == 100 {
 			break
 		}
-		idx := idx
-		alerts = append(alerts, Alert{
-			ID: alertID(m.origin, RuleEntryMismatch, fmt.Sprintf("tile/%d/%x", idx, cp.Hash)), Rule: RuleEntryMismatch,
-			Severity: "critical", Source: SourceIntegrity, Origin: m.origin, Index: &idx, TreeSize: cp.Size,
-			Message: fmt.Sprintf("entry %d in the log's entry bundle does not hash to the leaf hash in the log's tiles: the bundle was rewritten", idx),
-		})
+		f := verify.RewrittenEntry(idx)
+		f.ID, f.Origin, f.TreeSize = verify.FindingID(m.origin, f.Rule, fmt.Sprintf("tile/%d/%x", idx, cp.Hash)), m.origin, cp.Size
+		alerts = append(alerts, alertOf(f))
 	}
 	if len(alerts) > 0 {
 		return alerts
 	}
-	msg := fmt.Sprintf("the log signed root %x for size %d, but its entries re-hash to %x", cp.Hash, cp.Size, root)
+	msg := verify.RootMismatch(cp.Size, cp.Hash, root).Message
 	if m.pos.Checkpoint != nil {
 		msg += fmt.Sprintf("; it is not consistent with the verified checkpoint of size %d", m.pos.Size)
 		if proofErr != nil {
@@ -591,17 +590,10 @@ func (m *Monitor) tileFetcher() tclient.TileFetcherFunc {
 // servedConsistency builds a consistency proof from the log's tiles with
 // Tessera's client and verifies it.
 func (m *Monitor) servedConsistency(ctx context.Context, from, to uint64, fromRoot, toRoot []byte) error {
-	return consistencyFromTiles(ctx, m.tileFetcher(), from, to, fromRoot, toRoot)
+	return verify.Consistency(ctx, m.tileFetcher(), from, to, fromRoot, toRoot)
 }
 
-func consistencyFromTiles(ctx context.Context, f tclient.TileFetcherFunc, from, to uint64, fromRoot, toRoot []byte) error {
-	pb, err := tclient.NewProofBuilder(ctx, to, f)
-	if err != nil {
-		return err
-	}
-	p, err := pb.ConsistencyProof(ctx, from, to)
-	if err != nil {
-		return fmt.Errorf("building proof: %w", err)
-	}
-	return proof.VerifyConsistency(rfc6962.DefaultHasher, from, to, p, fromRoot, toRoot)
+func hashOf(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
 }

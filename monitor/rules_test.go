@@ -11,8 +11,8 @@ import (
 
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // pack returns the shipped rule pack with params replaced (old -> new).
@@ -151,7 +151,7 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 	i = c.Add(crafttest.Craft{Kind: "erasure", Session: "erasures", ActorType: "human", Actor: "token.dpo", Attrs: attrs("erasure.override", true, "erasure.override_reason", "court order")})
 	expect(i, 0, "erasure.override")
 	i = c.Add(crafttest.Craft{Raw: []byte("this is not an audit event")})
-	expect(i, 0, RuleMalformedEntry)
+	expect(i, 0, verify.RuleMalformedEntry)
 	c.WaitPublished()
 	r.waitPos(c.Size)
 
@@ -285,22 +285,4 @@ func FuzzParseRules(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrBadRules", err)
 		}
 	})
-}
-
-// TestParseHeadOnBenchLeaves checks event.ParseHead, which the full audit
-// uses, against ParseLeaf on the benchmark's leaves.
-func TestParseHeadOnBenchLeaves(t *testing.T) {
-	for i := range 80 {
-		d := benchLeaf(i)
-		h, err := event.ParseHead(d)
-		l, lerr := event.ParseLeaf(d)
-		if err != nil || lerr != nil || h != l.Head() {
-			t.Fatalf("ParseHead(%s) = %+v %v", d, h, err)
-		}
-	}
-	for _, bad := range []string{`{"v":1,"id":"x","kind":"a.b","time":"t","tenant":"t","session":"s","seq":1,"actor":{`, `{"v":2}`, `not json`} {
-		if _, err := event.ParseHead([]byte(bad)); err == nil {
-			t.Errorf("ParseHead accepted %s", bad)
-		}
-	}
 }

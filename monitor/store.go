@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // StateFile is the monitor's SQLite database inside its state directory.
@@ -30,15 +31,7 @@ type position struct {
 	FromStart  bool       `json:"from_start"`
 }
 
-func (p *position) tree() (*tree, error) {
-	t := &tree{size: p.Pos, levels: p.Levels}
-	for i := range t.levels {
-		if t.levels[i] == nil {
-			t.levels[i] = [][]byte{}
-		}
-	}
-	return t, t.check()
-}
+func (p *position) tree() (*verify.Tree, error) { return verify.NewTree(p.Pos, p.Levels) }
 
 // head is a verified tree head and when the monitor first verified it.
 type head struct {

@@ -14,12 +14,13 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm/hsmtest"
-	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // TestCheckpointsSignedInSoftHSM: with the signing key in a SoftHSM2 token,
-// Tessera signs checkpoints through it, and Tessera's client and the
-// monitor's audit accept them with keys/log.pub; no signing key is on disk.
+// Tessera signs checkpoints through it, and Tessera's client and the log
+// audit (verify.Audit) accept them with keys/log.pub; no signing key is on
+// disk.
 func TestCheckpointsSignedInSoftHSM(t *testing.T) {
 	tk := hsmtest.New(t, "llmaudit-log")
 	k, err := hsm.Generate(tk.URI("checkpoint-key"))
@@ -56,7 +57,7 @@ func TestCheckpointsSignedInSoftHSM(t *testing.T) {
 		t.Fatalf("Tessera's client on the HSM-signed checkpoint: %+v, %v", cp, err)
 	}
 	lc, _ := client.New(s.ts.URL, client.WithToken(s.admin))
-	rep, err := monitor.Audit(context.Background(), monitor.AuditConfig{Log: lc, LogKey: v, Logger: slog.New(slog.DiscardHandler)})
+	rep, err := verify.Audit(context.Background(), verify.Config{Log: lc, LogKey: v, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil || !rep.OK() || rep.Entries < 20 {
 		t.Fatalf("audit of the HSM-signed log: %v, %+v", err, rep)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
-	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // TestNoPersonalDataInLeaves writes personal data into every place an
@@ -135,7 +135,7 @@ func TestNoPersonalDataInLeaves(t *testing.T) {
 	}
 	key, _ := checkpoint.NewVerifier(s.srv.VerifierKey())
 	s.waitCovered(t, s.size(t)-1)
-	rep, err := monitor.Audit(ctx, monitor.AuditConfig{Log: lc, LogKey: key, Logger: slog.New(slog.DiscardHandler)})
+	rep, err := verify.Audit(ctx, verify.Config{Log: lc, LogKey: key, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit after erasure: %v, %+v", err, rep)
 	}

@@ -19,9 +19,9 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
-	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/signature"
 	"github.com/llmaudittrail/llmaudittrail/signer"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // fastSigners keeps argon2id cheap in tests (the default costs 64 MiB and
@@ -93,11 +93,11 @@ func wantAPIError(t *testing.T, what string, err error, status int, code string)
 	return ce
 }
 
-func (s *testServer) audit(t *testing.T) *monitor.AuditReport {
+func (s *testServer) audit(t *testing.T) *verify.Report {
 	t.Helper()
 	s.waitCovered(t, s.size(t)-1)
 	key, _ := checkpoint.NewVerifier(s.srv.VerifierKey())
-	rep, err := monitor.Audit(context.Background(), monitor.AuditConfig{Log: s.client(t, s.admin), LogKey: key, Logger: slog.New(slog.DiscardHandler)})
+	rep, err := verify.Audit(context.Background(), verify.Config{Log: s.client(t, s.admin), LogKey: key, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

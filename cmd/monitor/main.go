@@ -39,6 +39,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 func main() {
@@ -46,7 +47,7 @@ func main() {
 	var code int
 	switch {
 	case len(args) > 0 && args[0] == "verify":
-		code = verify(args[1:], os.Stdout, os.Stderr)
+		code = verifyLog(args[1:], os.Stdout, os.Stderr)
 	case len(args) > 0 && args[0] == "verify-receipt":
 		code = verifyReceipt(args[1:], os.Stdout, os.Stderr)
 	case len(args) > 0 && args[0] == "verify-signature":
@@ -240,7 +241,8 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func verify(args []string, stdout, stderr io.Writer) int {
+// verifyLog is monitor verify: verify.Audit, summarised or as JSON.
+func verifyLog(args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE] [--witness-policy FILE] [--json]")
 	lf := addLogFlags(fs, "witness policy file",
 		"file (0600) with a global read token: a private log serves its entries only with one")
@@ -268,7 +270,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	rep, err := monitor.Audit(ctx, monitor.AuditConfig{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc})
+	rep, err := verify.Audit(ctx, verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc})
 	if p.tty {
 		fmt.Fprintln(stderr)
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -182,6 +183,28 @@ func (c *Log) WaitPublished() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.t.Fatalf("checkpoint did not reach %d", c.Size)
+}
+
+// RewriteBundle edits the entries of an entry bundle file of a POSIX log
+// (this one's Dir, or a log server's) in place: what an operator who
+// tampers with the log's files would do.
+func RewriteBundle(t testing.TB, path string, edit func(i int, data []byte) []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for i := 0; len(raw) > 0; i++ {
+		n := int(raw[0])<<8 | int(raw[1])
+		d := edit(i, raw[2:2+n])
+		out = append(out, byte(len(d)>>8), byte(len(d)))
+		out = append(out, d...)
+		raw = raw[2+n:]
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Attrs builds an attribute map from key, value pairs.

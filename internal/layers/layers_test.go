@@ -57,6 +57,8 @@ func TestCheckCatchesViolations(t *testing.T) {
 		"client":            {m("event"), m("log")},      // protocol imports the engine
 		"capture":           {m("client"), m("vault")},   // capture uses storage
 		"monitor":           {m("client"), m("server")},  // a consumer past the client
+		"compliance":        {m("verify"), m("monitor")}, // the audit is verify; the monitor links CEL
+		"verify":            {m("client"), m("log")},     // the audit reads the log through the client only
 		"log":               {m("internal/testproc")},    // production code on a test helper
 		"cmd/x":             {m("server"), m("monitor")}, // fine: mains compose
 		"server":            {m("log"), m("vault")},      // fine: an exception
@@ -67,7 +69,7 @@ func TestCheckCatchesViolations(t *testing.T) {
 	for _, v := range Check(fixture) {
 		got[v.From+" -> "+v.To] = true
 	}
-	want := []string{"client -> log", "capture -> vault", "monitor -> server", "log -> internal/testproc", "newthing -> "}
+	want := []string{"client -> log", "capture -> vault", "monitor -> server", "compliance -> monitor", "verify -> log", "log -> internal/testproc", "newthing -> "}
 	for _, w := range want {
 		if !got[w] {
 			t.Errorf("Check missed %q (found %v)", w, got)
@@ -102,6 +104,20 @@ func TestLightPackages(t *testing.T) {
 	// The check finds them where they are.
 	if found := heavyDeps(goList(t, "-deps", "./server") + "\n"); len(found) != len(heavy) {
 		t.Fatalf("the dependency check found only %v in ./server", found)
+	}
+}
+
+// TestLogServerLinksNoCEL: the monitor's CEL rule engine stays out of the
+// log server (which computes reports and serves the console: both audit
+// the log with verify).
+func TestLogServerLinksNoCEL(t *testing.T) {
+	deps := goList(t, "-deps", "./cmd/log-server")
+	if strings.Contains(deps, "cel.dev/") {
+		t.Fatal("cmd/log-server links cel.dev packages")
+	}
+	// The check finds them where they are.
+	if !strings.Contains(goList(t, "-deps", "./monitor"), "cel.dev/cel-go") {
+		t.Fatal("the dependency check found no CEL in ./monitor")
 	}
 }
 

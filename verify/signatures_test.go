@@ -1,7 +1,6 @@
-package monitor
+package verify
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -26,7 +25,7 @@ type sigCraft struct {
 func (s *sigCraft) enroll(kind, id, name string) (ed25519.PrivateKey, uint64) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	i := s.c.Add(crafttest.Craft{Kind: kind, Session: "signer." + id, ActorType: "human", Actor: "hr-officer",
-		Attrs: attrs(signature.AttrSigner, id, signature.AttrPrintedName, name,
+		Attrs: crafttest.Attrs(signature.AttrSigner, id, signature.AttrPrintedName, name,
 			signature.AttrPublicKey, base64.StdEncoding.EncodeToString(pub), signature.AttrKeyID, signature.KeyID(pub))})
 	s.keys[id] = priv
 	return priv, i[0]
@@ -34,7 +33,7 @@ func (s *sigCraft) enroll(kind, id, name string) (ed25519.PrivateKey, uint64) {
 
 // record appends an llm.response and returns its index and leaf hash.
 func (s *sigCraft) record(session string) (uint64, string) {
-	data := s.c.Leaf(crafttest.Craft{Kind: "llm.response", Session: session, Attrs: attrs("gen_ai.response.model", "gpt-4o")})
+	data := s.c.Leaf(crafttest.Craft{Kind: "llm.response", Session: session, Attrs: crafttest.Attrs("gen_ai.response.model", "gpt-4o")})
 	i := s.c.Add(crafttest.Craft{Raw: data})
 	return i[0], hex.EncodeToString(event.LeafHash(data))
 }
@@ -61,12 +60,12 @@ func (s *sigCraft) sign(session string, st *signature.Statement, priv ed25519.Pr
 	}
 	canon, _ := st.Marshal()
 	i := s.c.Add(crafttest.Craft{Kind: signature.KindSignature, Session: session, ActorType: "human", Actor: st.Signer,
-		Attrs: attrs(signature.AttrStatement, string(canon), signature.AttrSignature, base64.StdEncoding.EncodeToString(sig),
+		Attrs: crafttest.Attrs(signature.AttrStatement, string(canon), signature.AttrSignature, base64.StdEncoding.EncodeToString(sig),
 			signature.AttrSigner, st.Signer, signature.AttrMeaning, st.Meaning)})
 	return i[0]
 }
 
-// TestAuditSignatures: monitor verify checks every human.signature against
+// TestAuditSignatures: the audit (monitor verify) checks every human.signature against
 // the key enrolled in the log at that time. Good signatures pass; each kind
 // of forgery is one finding on its own entry.
 func TestAuditSignatures(t *testing.T) {
@@ -113,7 +112,7 @@ func TestAuditSignatures(t *testing.T) {
 	s.sign("triage-2", s.statement("dr-ada", name, newKey, rec2, lh2), newKey, nil)
 	want[s.sign("triage-2", s.statement("dr-ada", name, priv, rec2, lh2), priv, nil)] = "not the key"
 	// After revocation nothing verifies.
-	c.Add(crafttest.Craft{Kind: signature.KindRevoked, Session: "signer.dr-ada", ActorType: "human", Actor: "token.admin", Attrs: attrs(signature.AttrSigner, "dr-ada")})
+	c.Add(crafttest.Craft{Kind: signature.KindRevoked, Session: "signer.dr-ada", ActorType: "human", Actor: "token.admin", Attrs: crafttest.Attrs(signature.AttrSigner, "dr-ada")})
 	want[s.sign("triage-2", s.statement("dr-ada", name, newKey, rec2, lh2), newKey, nil)] = "was revoked"
 	c.WaitPublished()
 
@@ -134,13 +133,4 @@ func TestAuditSignatures(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d findings, want %d: %v", len(got), len(want), got)
 	}
-}
-
-func auditCrafted(t *testing.T, c *crafttest.Log) *AuditReport {
-	t.Helper()
-	rep, err := Audit(context.Background(), AuditConfig{Log: testClient(c.HS.URL, ""), LogKey: c.Key, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
 }

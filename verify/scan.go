@@ -1,4 +1,4 @@
-package monitor
+package verify
 
 import (
 	"bytes"
@@ -16,91 +16,86 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// Integrity findings. Each is raised as an alert with the same rule name.
-const (
-	// RuleCheckpointSignature: the log served a checkpoint that does not
-	// verify with the log key.
-	RuleCheckpointSignature = "log.checkpoint_signature"
-	// RuleFork: the log signed a checkpoint that is not consistent with the
-	// last verified one (a smaller tree, another root for the same size, or
-	// a root that the entries and tiles it serves do not reproduce).
-	RuleFork = "log.fork"
-	// RuleEntryMismatch: an entry bundle holds data that does not hash to
-	// the leaf the log's tiles (or the monitor's verified tree) commit to.
-	RuleEntryMismatch = "log.entry_mismatch"
-	// RuleTileMismatch: a tile served by the log differs from the hashes
-	// recomputed from the entries.
-	RuleTileMismatch = "log.tile_mismatch"
-	// RuleMalformedEntry: a verified entry is not a valid audit event leaf.
-	RuleMalformedEntry = "log.malformed_entry"
-	// RuleSplitView: a policy witness cosigned a checkpoint that is not
-	// consistent with the log as the monitor verified it.
-	RuleSplitView = "witness.split_view"
-)
-
 // finding is an integrity problem found while scanning.
 type finding struct {
 	rule    string
 	index   *uint64 // entry index, when one entry is at fault
-	key     string  // what makes the finding unique (for its alert id)
+	key     string  // what makes the finding unique (for its ID)
 	message string
 	details map[string]any
 }
 
-// entry is one re-hashed entry.
-type entry struct {
-	index uint64
-	data  []byte
-	hash  []byte
-	leaf  *event.Leaf // nil if the data is not a valid leaf (parse set)
-	err   error       // why leaf is nil
-	head  event.Head  // with opts.head
-	hasHd bool
+func (f finding) at(origin string, size uint64) Finding {
+	return Finding{
+		ID: FindingID(origin, f.rule, f.key), Rule: f.rule, Severity: "critical", Index: f.index,
+		Message: f.message, Source: SourceIntegrity, Origin: origin, TreeSize: size, Details: f.details,
+	}
+}
+
+// Entry is one re-hashed entry. What it holds is proved only once the
+// tree it was appended to has the root of a verified checkpoint.
+type Entry struct {
+	Index uint64
+	Data  []byte // the entry as the log's bundle holds it
+	Hash  []byte // its leaf hash
+	// Leaf is the entry parsed as an audit event leaf (ScanOptions.Parse);
+	// nil if it is not one, and Err says why.
+	Leaf *event.Leaf
+	Err  error
+	// Head holds the chain fields alone (ScanOptions.Head), if HasHead;
+	// Err says why not.
+	Head    event.Head
+	HasHead bool
 }
 
 type bundleResult struct {
 	index   uint64
-	entries []entry
+	entries []Entry
 	err     error
-	// mismatches of already-verified entries that the bundle repeats
-	earlier []finding
 }
 
-// scanner re-hashes a range of a log's entries into a tree and checks every
+// Scanner re-hashes a range of a log's entries into a Tree and checks every
 // tile the range touches.
-type scanner struct {
-	src     fetcher
+type Scanner struct {
+	src     Source
+	origin  string
 	workers int
 }
 
-func newScanner(src fetcher) *scanner {
-	return &scanner{src: src, workers: max(2, runtime.GOMAXPROCS(0)*2)}
+// NewScanner returns a scanner of the log origin read from src.
+func NewScanner(src Source, origin string) *Scanner {
+	return &Scanner{src: src, origin: origin, workers: max(2, runtime.GOMAXPROCS(0)*2)}
 }
 
-// scanOpts says what a scan does besides re-hashing.
-type scanOpts struct {
-	parse      bool // parse entries as audit event leaves
-	head       bool // read only the chain fields (falling back to parsing)
-	checkTiles bool // compare every tile touched with the log's
+// ScanOptions says what a scan does besides re-hashing.
+type ScanOptions struct {
+	Parse      bool // parse entries as audit event leaves (Entry.Leaf)
+	Head       bool // read only the chain fields (Entry.Head)
+	CheckTiles bool // compare every tile touched with the log's
 }
 
-// scanResult is what a scan found.
-type scanResult struct {
-	findings []finding
-	// leafMismatch holds entry indices whose data disagrees with the leaf
-	// hash in the log's level-0 tile.
-	leafMismatch []uint64
-	tiles        int
-	bundles      int
+// ScanResult is what a scan found.
+type ScanResult struct {
+	// Findings are the tiles that differ from the recomputed hashes
+	// (RuleTileMismatch) and the entries already in the tree that the log
+	// now serves differently (RuleEntryMismatch), at the scan's size.
+	Findings []Finding
+	// LeafMismatch holds entry indices whose data disagrees with the leaf
+	// hash in the log's level-0 tile (RewrittenEntry), in no order.
+	LeafMismatch []uint64
+	Tiles        int // tiles compared
+	Bundles      int // entry bundles read
 }
 
-// scan appends entries [t.size, size) of a log of size logSize to t,
+// Scan appends entries [t.Size(), size) of a log of size logSize to t,
 // calling visit for each in order (visit may keep the entry). It fetches
 // bundles concurrently, and compares every tile that becomes full, and the
 // final partial tiles, with what the log serves. Errors are fetch or
-// context errors (transient); integrity problems are in the result.
-func (s *scanner) scan(ctx context.Context, t *tree, size, logSize uint64, opts scanOpts, visit func(entry) error) (*scanResult, error) {
-	res := &scanResult{}
+// context errors (transient) and those of visit; integrity problems are in
+// the result. The entries are proved only once the caller has checked t's
+// root against a verified checkpoint.
+func (s *Scanner) Scan(ctx context.Context, t *Tree, size, logSize uint64, opts ScanOptions, visit func(Entry) error) (*ScanResult, error) {
+	res := &ScanResult{}
 	if size <= t.size {
 		return res, nil
 	}
@@ -123,16 +118,16 @@ func (s *scanner) scan(ctx context.Context, t *tree, size, logSize uint64, opts 
 					terr = err
 				}
 				if f != nil {
-					res.findings = append(res.findings, *f)
+					res.Findings = append(res.Findings, f.at(s.origin, size))
 				}
-				res.leafMismatch = append(res.leafMismatch, mism...)
-				res.tiles++
+				res.LeafMismatch = append(res.LeafMismatch, mism...)
+				res.Tiles++
 				tmu.Unlock()
 			}
 		})
 	}
 	sendTile := func(level, index uint64, hashes [][]byte, width int) {
-		if !opts.checkTiles {
+		if !opts.CheckTiles {
 			return
 		}
 		j := tileJob{level: level, index: index, width: width, want: make([]byte, 0, len(hashes)*hashSize)}
@@ -198,19 +193,21 @@ func (s *scanner) scan(ctx context.Context, t *tree, size, logSize uint64, opts 
 			err = br.err
 			break
 		}
-		res.bundles++
-		if !earlierChecked && opts.checkTiles {
+		res.Bundles++
+		if !earlierChecked && opts.CheckTiles {
 			// The first bundle repeats the entries of the tree's partial
 			// level-0 tile, which were verified before: they must not
 			// have changed.
 			earlierChecked = true
-			res.findings = append(res.findings, checkEarlier(br, t)...)
+			for _, f := range checkEarlier(br, t) {
+				res.Findings = append(res.Findings, f.at(s.origin, size))
+			}
 		}
 		for _, e := range br.entries {
-			if e.index < t.size {
+			if e.Index < t.size {
 				continue
 			}
-			t.append(e.hash, func(level, index uint64, hashes [][]byte) { sendTile(level, index, hashes, 0) })
+			t.append(e.Hash, func(level, index uint64, hashes [][]byte) { sendTile(level, index, hashes, 0) })
 			if visit != nil {
 				if err = visit(e); err != nil {
 					break
@@ -248,22 +245,22 @@ func (s *scanner) scan(ctx context.Context, t *tree, size, logSize uint64, opts 
 
 // checkEarlier compares the entries of the first bundle that precede the
 // tree's size with the verified leaf hashes the tree holds.
-func checkEarlier(br bundleResult, t *tree) []finding {
+func checkEarlier(br bundleResult, t *Tree) []finding {
 	var out []finding
 	if len(t.levels) == 0 {
 		return nil
 	}
 	base := br.index * tileWidth
 	for _, e := range br.entries {
-		if e.index >= t.size {
+		if e.Index >= t.size {
 			break
 		}
-		i := e.index - base
-		if i < uint64(len(t.levels[0])) && !bytes.Equal(t.levels[0][i], e.hash) {
-			idx := e.index
+		i := e.Index - base
+		if i < uint64(len(t.levels[0])) && !bytes.Equal(t.levels[0][i], e.Hash) {
+			idx := e.Index
 			out = append(out, finding{
-				rule: RuleEntryMismatch, index: &idx, key: fmt.Sprintf("entry/%d/%x", idx, e.hash),
-				message: fmt.Sprintf("entry %d was rewritten: its data now hashes to %x, the verified tree holds %x", idx, e.hash, t.levels[0][i]),
+				rule: RuleEntryMismatch, index: &idx, key: fmt.Sprintf("entry/%d/%x", idx, e.Hash),
+				message: fmt.Sprintf("entry %d was rewritten: its data now hashes to %x, the verified tree holds %x", idx, e.Hash, t.levels[0][i]),
 				details: map[string]any{"bundle": br.index},
 			})
 		}
@@ -273,7 +270,7 @@ func checkEarlier(br bundleResult, t *tree) []finding {
 
 // fetchBundle reads bundle idx as it is in a tree of logSize entries,
 // hashes every entry below size and parses (if asked) those from start.
-func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uint64, opts scanOpts) bundleResult {
+func (s *Scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uint64, opts ScanOptions) bundleResult {
 	br := bundleResult{index: idx}
 	width := layout.PartialTileSize(0, idx, logSize)
 	raw, err := s.src.ReadEntryBundle(ctx, idx, width)
@@ -296,16 +293,16 @@ func (s *scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uin
 	}
 	base := idx * tileWidth
 	n := min(want, size-base)
-	br.entries = make([]entry, n)
+	br.entries = make([]Entry, n)
 	for i := range n {
 		d := b.Entries[i]
-		e := entry{index: base + i, data: d, hash: event.LeafHash(d)}
-		if opts.head && e.index >= start {
-			e.head, e.err = event.ParseHead(d)
-			e.hasHd = e.err == nil
+		e := Entry{Index: base + i, Data: d, Hash: event.LeafHash(d)}
+		if opts.Head && e.Index >= start {
+			e.Head, e.Err = event.ParseHead(d)
+			e.HasHead = e.Err == nil
 		}
-		if opts.parse && e.index >= start {
-			e.leaf, e.err = event.ParseLeaf(d)
+		if opts.Parse && e.Index >= start {
+			e.Leaf, e.Err = event.ParseLeaf(d)
 		}
 		br.entries[i] = e
 	}
@@ -319,7 +316,7 @@ type tileJob struct {
 }
 
 // checkTile fetches one tile and compares it with the recomputed hashes.
-func (s *scanner) checkTile(ctx context.Context, j tileJob, logSize uint64) (*finding, []uint64, error) {
+func (s *Scanner) checkTile(ctx context.Context, j tileJob, logSize uint64) (*finding, []uint64, error) {
 	p := uint8(j.width)
 	if j.width == tileWidth {
 		p = 0

@@ -1,4 +1,16 @@
-package monitor
+// Package verify audits an LLMAuditTrail log as any outside auditor can,
+// through its tlog-tiles read API: the checkpoint's log signature and
+// witness quorum, every entry re-hashed into the checkpoint's root, every
+// tile compared with the hashes recomputed from the entries, every
+// session's seq and prev chain, every electronic signature against the keys
+// enrolled in the log, consistency with the log's latest checkpoint, and
+// what each policy witness says it cosigned. Audit does all of it once;
+// Scanner, Tree, Consistency, WitnessCheckpoint and CompareWitness are the
+// parts that a monitor following the log uses as it grows.
+//
+// Problems with the log are findings (Finding) in the Report, each with a
+// stable ID; errors are for what prevented the audit.
+package verify
 
 import (
 	"bytes"
@@ -19,10 +31,15 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
-// AuditConfig configures Audit.
-type AuditConfig struct {
-	// Log is the log, read through its tlog-tiles API. Required.
+// Config configures Audit.
+type Config struct {
+	// Log is the log, read through its tlog-tiles API (with the client's
+	// token: a private log serves its entries only with a log-wide read
+	// token). Required unless Source is set.
 	Log *client.Client
+	// Source, if set, is read instead of Log (a copy of the log's files,
+	// say, with Tessera's client.FileFetcher).
+	Source Source
 	// LogKey verifies the log's checkpoints. Required.
 	LogKey note.Verifier
 	// Policy, if set, must be met by the checkpoint, and its witnesses'
@@ -36,17 +53,20 @@ type AuditConfig struct {
 	At []byte
 	// Visit, if set, is called with every entry, in index order, as it is
 	// re-hashed. What it is given is proved once the audit ends without a
-	// finding about the log's integrity (Report.Intact).
+	// finding of RuleCheckpointSignature, RuleFork, RuleEntryMismatch,
+	// RuleTileMismatch or RuleSplitView. An error from Visit ends the audit
+	// with an error that wraps it.
 	Visit func(index uint64, leaf, leafHash []byte) error
-	// HTTPClient is used for every request (default: 30s timeout).
+	// HTTPClient is used for the witnesses' requests (default: 30s
+	// timeout); Log has its own.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
-
-	src fetcher // tests and benchmarks
+	// Logger receives what does not make a finding (a witness that could
+	// not be read). Default slog.Default().
+	Logger *slog.Logger
 }
 
-// AuditReport is the outcome of a full audit.
-type AuditReport struct {
+// Report is the outcome of a full audit.
+type Report struct {
 	Origin     string `json:"origin"`
 	Checkpoint string `json:"checkpoint"`
 	Size       uint64 `json:"size"`
@@ -61,11 +81,11 @@ type AuditReport struct {
 	Witnesses  int           `json:"witnesses_compared"`
 	Duration   time.Duration `json:"duration_ns"`
 	// Findings lists every problem; the audit passed when it is empty.
-	Findings []Alert `json:"findings"`
+	Findings []Finding `json:"findings"`
 }
 
 // OK reports whether everything verified.
-func (r *AuditReport) OK() bool { return len(r.Findings) == 0 }
+func (r *Report) OK() bool { return len(r.Findings) == 0 }
 
 // Audit verifies a whole log once: the checkpoint (log signature and
 // witness policy), every entry re-hashed into its root, every tile compared
@@ -74,9 +94,9 @@ func (r *AuditReport) OK() bool { return len(r.Findings) == 0 }
 // witness's cosigned checkpoint compared with the log. Problems are
 // findings in the report; the error is for what prevented the audit
 // (an unreachable log, for one).
-func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
-	if cfg.Log == nil && cfg.src == nil || cfg.LogKey == nil {
-		return nil, errors.New("audit: Log and LogKey are required")
+func Audit(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Log == nil && cfg.Source == nil || cfg.LogKey == nil {
+		return nil, errors.New("verify: Log (or Source) and LogKey are required")
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -84,17 +104,17 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	src := cfg.src
+	src := cfg.Source
 	if src == nil {
 		src = cfg.Log.Tiles()
 	}
 	start := time.Now()
 	origin := cfg.LogKey.Name()
-	rep := &AuditReport{Origin: origin}
-	finish := func() (*AuditReport, error) {
+	rep := &Report{Origin: origin}
+	finish := func() (*Report, error) {
 		rep.Duration = time.Since(start)
 		if rep.Findings == nil {
-			rep.Findings = []Alert{}
+			rep.Findings = []Finding{}
 		}
 		return rep, nil
 	}
@@ -122,7 +142,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		if errors.Is(err, checkpoint.ErrNoQuorum) {
 			rule = RuleWitnessQuorum
 		}
-		rep.Findings = append(rep.Findings, Alert{Rule: rule, Severity: "critical", Source: SourceIntegrity, Origin: origin,
+		rep.Findings = append(rep.Findings, Finding{Rule: rule, Severity: "critical", Source: SourceIntegrity, Origin: origin,
 			Message: fmt.Sprintf("checkpoint does not verify: %v", err)})
 		return finish()
 	}
@@ -131,16 +151,16 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	case cfg.At == nil:
 		logSize = cp.Size
 	case logSize < cp.Size:
-		rep.Findings = append(rep.Findings, Alert{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity, Origin: origin,
+		rep.Findings = append(rep.Findings, Finding{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity, Origin: origin,
 			Message: fmt.Sprintf("the audited checkpoint (size %d) is larger than the log's latest (size %d)", cp.Size, logSize)})
 		return finish()
 	}
-	add := func(a Alert) {
-		a.Origin, a.TreeSize = origin, cp.Size
-		if a.ID == "" {
-			a.ID = alertID(origin, a.Rule, a.Message)
+	add := func(f Finding) {
+		f.Origin, f.TreeSize = origin, cp.Size
+		if f.ID == "" {
+			f.ID = FindingID(origin, f.Rule, f.Message)
 		}
-		rep.Findings = append(rep.Findings, a)
+		rep.Findings = append(rep.Findings, f)
 	}
 
 	type chain struct {
@@ -149,26 +169,26 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	}
 	chains := map[string]*chain{}
 	sigs := signature.NewChecker(origin)
-	t := &tree{}
-	sc := newScanner(src)
+	t := &Tree{}
+	sc := NewScanner(src, origin)
 	var done uint64
-	res, err := sc.scan(ctx, t, cp.Size, logSize, scanOpts{head: true, checkTiles: true}, func(e entry) error {
+	res, err := sc.Scan(ctx, t, cp.Size, logSize, ScanOptions{Head: true, CheckTiles: true}, func(e Entry) error {
 		done++
 		if cfg.Progress != nil && (done%4096 == 0 || done == cp.Size) {
 			cfg.Progress(done, cp.Size)
 		}
-		idx := e.index
+		idx := e.Index
 		if cfg.Visit != nil {
-			if err := cfg.Visit(idx, e.data, e.hash); err != nil {
+			if err := cfg.Visit(idx, e.Data, e.Hash); err != nil {
 				return err
 			}
 		}
-		if !e.hasHd {
-			add(Alert{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
-				Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.err)})
+		if !e.HasHead {
+			add(Finding{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
+				Message: fmt.Sprintf("entry %d is not a valid audit event leaf: %v", idx, e.Err)})
 			return nil
 		}
-		h := e.head
+		h := e.Head
 		key := h.Tenant + "\x00" + h.Session
 		c := chains[key]
 		var hx [64]byte
@@ -177,24 +197,24 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 		}
 		switch {
 		case c == nil && (h.Seq != 0 || h.Prev != ""):
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
+			add(Finding{Rule: RuleSessionChain, Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
 				Message: fmt.Sprintf("session %s/%s starts at seq %d (prev %q), want seq 0 with no prev", h.Tenant, h.Session, h.Seq, h.Prev)})
 		case c != nil && h.Seq != c.seq+1:
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
+			add(Finding{Rule: RuleSessionChain, Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
 				Message: fmt.Sprintf("session %s/%s: seq %d follows seq %d", h.Tenant, h.Session, h.Seq, c.seq)})
 		case c != nil && h.Prev != string(hx[:]):
-			add(Alert{Rule: "session.chain", Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
+			add(Finding{Rule: RuleSessionChain, Severity: "critical", Source: SourceIntegrity, Index: &idx, Tenant: h.Tenant, Session: h.Session,
 				Message: fmt.Sprintf("session %s/%s: seq %d does not link to the previous event's leaf hash", h.Tenant, h.Session, h.Seq)})
 		}
 		if c == nil {
 			c = &chain{}
 			chains[key] = c
 		}
-		c.seq, c.hash = h.Seq, e.hash
+		c.seq, c.hash = h.Seq, e.Hash
 		if sigs.Wants(h.Kind) {
-			if l, err := event.ParseLeaf(e.data); err == nil {
+			if l, err := event.ParseLeaf(e.Data); err == nil {
 				if p := sigs.See(idx, l); p != nil {
-					add(signatureAlert(*p, h.Tenant, h.Session))
+					add(signatureFinding(*p, h.Tenant, h.Session))
 				}
 			}
 		}
@@ -203,35 +223,32 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the log: %w", err)
 	}
-	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures = done, res.bundles, res.tiles, len(chains), sigs.Signatures()
-	root, err := t.root()
+	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures = done, res.Bundles, res.Tiles, len(chains), sigs.Signatures()
+	root, err := t.Root()
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range res.findings {
-		add(findingAlert(origin, f, cp.Size))
+	for _, f := range res.Findings {
+		add(f)
 	}
 	if !bytes.Equal(root, cp.Hash) {
-		if len(res.leafMismatch) > 0 {
-			for i, idx := range res.leafMismatch {
+		if len(res.LeafMismatch) > 0 {
+			for i, idx := range res.LeafMismatch {
 				if i == 100 {
 					break
 				}
-				idx := idx
-				add(Alert{Rule: RuleEntryMismatch, Severity: "critical", Source: SourceIntegrity, Index: &idx,
-					Message: fmt.Sprintf("entry %d in the log's entry bundle does not hash to the leaf hash in the log's tiles: the bundle was rewritten", idx)})
+				add(RewrittenEntry(idx))
 			}
 		} else {
-			add(Alert{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity,
-				Message: fmt.Sprintf("the log signed root %x for size %d, but its entries re-hash to %x", cp.Hash, cp.Size, root)})
+			add(RootMismatch(cp.Size, cp.Hash, root))
 		}
 	}
 	f := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
 		return src.ReadTile(ctx, level, index, p)
 	}
 	if logSize > cp.Size && bytes.Equal(root, cp.Hash) {
-		if err := consistencyFromTiles(ctx, f, cp.Size, logSize, cp.Hash, logRoot); err != nil {
-			add(Alert{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity,
+		if err := Consistency(ctx, f, cp.Size, logSize, cp.Hash, logRoot); err != nil {
+			add(Finding{Rule: RuleFork, Severity: "critical", Source: SourceIntegrity,
 				Message: fmt.Sprintf("the log's latest checkpoint (size %d) is not consistent with the audited one (size %d): %v", logSize, cp.Size, err)})
 		}
 	}
@@ -241,7 +258,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 			return nil, fmt.Errorf("proving signed records: %w", err)
 		}
 		for _, p := range ps {
-			add(signatureAlert(p, "", ""))
+			add(signatureFinding(p, "", ""))
 		}
 	}
 	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
@@ -249,8 +266,8 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 			if w.URL == "" {
 				continue
 			}
-			wcp, wraw, err := witnessCheckpoint(ctx, cfg.HTTPClient, w, origin, cfg.LogKey)
-			if errors.Is(err, errNotCosigned) {
+			wcp, wraw, err := WitnessCheckpoint(ctx, cfg.HTTPClient, w, cfg.LogKey)
+			if errors.Is(err, ErrNotCosigned) {
 				continue
 			}
 			if err != nil {
@@ -258,14 +275,14 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 				continue
 			}
 			rep.Witnesses++
-			msg, ahead := witnessView(ctx, wcp, cp.Size, cp.Hash, nil, func(ctx context.Context, from, to uint64, fr, tr []byte) error {
-				return consistencyFromTiles(ctx, f, from, to, fr, tr)
+			msg, ahead := CompareWitness(ctx, wcp, cp.Size, cp.Hash, nil, func(ctx context.Context, from, to uint64, fr, tr []byte) error {
+				return Consistency(ctx, f, from, to, fr, tr)
 			})
 			if ahead {
 				// Compare against a fresh checkpoint of the log.
 				if raw2, err := src.ReadCheckpoint(ctx); err == nil {
 					if cp2, err := client.VerifyCheckpoint(raw2, cfg.LogKey, cfg.Policy); err == nil && cp2.Size >= wcp.Size {
-						if err := consistencyFromTiles(ctx, f, wcp.Size, cp2.Size, wcp.Hash, cp2.Hash); err != nil {
+						if err := Consistency(ctx, f, wcp.Size, cp2.Size, wcp.Hash, cp2.Hash); err != nil {
 							msg = fmt.Sprintf("cosigned size %d root %x, not consistent with the log's size %d: %v", wcp.Size, wcp.Hash, cp2.Size, err)
 						}
 					} else if err == nil {
@@ -274,7 +291,7 @@ func Audit(ctx context.Context, cfg AuditConfig) (*AuditReport, error) {
 				}
 			}
 			if msg != "" {
-				add(Alert{Rule: RuleSplitView, Severity: "critical", Source: SourceIntegrity,
+				add(Finding{Rule: RuleSplitView, Severity: "critical", Source: SourceIntegrity,
 					Message: fmt.Sprintf("split view: witness %s %s", w.Name, msg), Details: map[string]any{"witness_checkpoint": string(wraw)}})
 			}
 		}

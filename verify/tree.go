@@ -1,4 +1,4 @@
-package monitor
+package verify
 
 import (
 	"bytes"
@@ -16,20 +16,41 @@ const (
 	hashSize   = 32
 )
 
-// tree is the monitor's own view of the log's Merkle tree, computed from
+// Tree is a verifier's own view of a log's Merkle tree, computed from
 // entries it re-hashed: for every tile level L, the hashes of the level-8L
 // nodes in the rightmost, incomplete tile. That is enough to compute the
 // root, and, as leaves are appended, to produce the exact tiles that the log
-// must serve.
-type tree struct {
+// must serve. The zero Tree is the empty tree.
+type Tree struct {
 	size   uint64
 	levels [][][]byte
 }
 
+// NewTree restores a tree of the given size from its levels (as Levels
+// returned them), checking that their layout fits the size. The hashes are
+// taken as they are: levels must come from a tree that was verified.
+func NewTree(size uint64, levels [][][]byte) (*Tree, error) {
+	t := &Tree{size: size, levels: levels}
+	for i := range t.levels {
+		if t.levels[i] == nil {
+			t.levels[i] = [][]byte{}
+		}
+	}
+	return t, t.check()
+}
+
+// Size is the number of leaves in the tree.
+func (t *Tree) Size() uint64 { return t.size }
+
+// Levels returns the tree's state, to be stored and given to NewTree. The
+// caller must not modify it.
+func (t *Tree) Levels() [][][]byte { return t.levels }
+
 var rf = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 
-func (t *tree) clone() *tree {
-	c := &tree{size: t.size, levels: make([][][]byte, len(t.levels))}
+// Clone returns a copy of t that can grow on its own.
+func (t *Tree) Clone() *Tree {
+	c := &Tree{size: t.size, levels: make([][][]byte, len(t.levels))}
 	for i, l := range t.levels {
 		c.levels[i] = append(make([][]byte, 0, tileWidth), l...)
 	}
@@ -41,7 +62,7 @@ type tileFunc func(level, index uint64, hashes [][]byte)
 
 // append adds a leaf hash. full, if not nil, is called for every tile the
 // leaf completes.
-func (t *tree) append(leafHash []byte, full tileFunc) {
+func (t *Tree) append(leafHash []byte, full tileFunc) {
 	t.size++
 	h := leafHash
 	for l := 0; ; l++ {
@@ -77,7 +98,7 @@ func perfectRoot(hashes [][]byte) []byte {
 
 // partials calls fn for the rightmost incomplete tile of every level that
 // has one, as the log serves it at this tree size.
-func (t *tree) partials(fn tileFunc) {
+func (t *Tree) partials(fn tileFunc) {
 	for l, hs := range t.levels {
 		if len(hs) == 0 {
 			continue
@@ -87,7 +108,7 @@ func (t *tree) partials(fn tileFunc) {
 }
 
 // rangeHashes returns the hashes of the compact range [0, size).
-func (t *tree) rangeHashes() ([][]byte, error) {
+func (t *Tree) rangeHashes() ([][]byte, error) {
 	var out [][]byte
 	for l := len(t.levels) - 1; l >= 0; l-- {
 		r := rf.NewEmptyRange(0)
@@ -101,8 +122,8 @@ func (t *tree) rangeHashes() ([][]byte, error) {
 	return out, nil
 }
 
-// root computes the tree's root hash.
-func (t *tree) root() ([]byte, error) {
+// Root computes the tree's root hash.
+func (t *Tree) Root() ([]byte, error) {
 	if t.size == 0 {
 		return rfc6962.DefaultHasher.EmptyRoot(), nil
 	}
@@ -118,7 +139,7 @@ func (t *tree) root() ([]byte, error) {
 }
 
 // check reports whether the tree's level layout is consistent with its size.
-func (t *tree) check() error {
+func (t *Tree) check() error {
 	for l, hs := range t.levels {
 		want := (t.size >> (tileHeight * uint(l))) % tileWidth
 		if uint64(len(hs)) != want {
@@ -136,11 +157,11 @@ func (t *tree) check() error {
 	return nil
 }
 
-// treeFromTiles builds the tree of the given size from the tiles of a log of
+// TreeFromTiles builds the tree of the given size from the tiles of a log of
 // at least that size, read with get. The result is not verified: the caller
 // must check its root (or an extension of it) against a verified checkpoint.
-func treeFromTiles(size, logSize uint64, get func(level, index uint64, width uint8) ([]byte, error)) (*tree, error) {
-	t := &tree{size: size}
+func TreeFromTiles(size, logSize uint64, get func(level, index uint64, width uint8) ([]byte, error)) (*Tree, error) {
+	t := &Tree{size: size}
 	for l := uint(0); size>>(tileHeight*l) > 0; l++ {
 		n := size >> (tileHeight * l) // complete level-8l nodes
 		k := n % tileWidth
