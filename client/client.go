@@ -2,8 +2,10 @@
 // API, as Tessera's client package is the reader of tlog-tiles: appending
 // events (one or a batch, optionally waiting for a receipt), reading entries
 // with inclusion proofs, consistency proofs, session listings and audited
-// payload disclosures, reading tiles with a bearer token, and verifying
-// receipts offline with the log's key and a witness policy.
+// payload disclosures, session exports, governance calls (signers,
+// signatures, holds, erasures), reports, and reading tiles with a bearer
+// token. The requests and answers are package api's types (the wire
+// format, with receipts and their offline verification).
 //
 // Everything the server answers is checked before it is returned: a
 // written leaf must hash to the leaf hash the server gave and be the event
@@ -11,9 +13,9 @@
 // Errors the server answers are *Error values that match the sentinels
 // below with errors.Is.
 //
-// The package depends only on the leaf format (event) and checkpoint
-// verification; a program that links it links no storage, no SQL and no
-// Tessera appender.
+// The package depends only on the wire format (api), the leaf format
+// (event) and checkpoint verification; a program that links it links no
+// storage, no SQL and no Tessera appender.
 package client
 
 import (

@@ -16,8 +16,8 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
 )
@@ -226,14 +226,14 @@ func BenchmarkRules(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
 
-func benchReceipts(b *testing.B, n int) (*benchLog, []*client.Receipt) {
+func benchReceipts(b *testing.B, n int) (*benchLog, []*api.Receipt) {
 	bl := getBenchLog(b)
 	ctx := context.Background()
 	pb, err := tclient.NewProofBuilder(ctx, bl.size, memFetcher{bl}.ReadTile)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rs []*client.Receipt
+	var rs []*api.Receipt
 	for i := range n {
 		idx := uint64(i) * (bl.size / uint64(n))
 		p, err := pb.InclusionProof(ctx, idx)
@@ -241,7 +241,7 @@ func benchReceipts(b *testing.B, n int) (*benchLog, []*client.Receipt) {
 			b.Fatal(err)
 		}
 		leaf := benchLeaf(int(idx))
-		rs = append(rs, &client.Receipt{Index: idx, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)),
+		rs = append(rs, &api.Receipt{Index: idx, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)),
 			TreeSize: bl.size, InclusionProof: p, Checkpoint: string(bl.raw)})
 	}
 	return bl, rs
@@ -254,7 +254,7 @@ func BenchmarkVerify1000Receipts(b *testing.B) {
 	bl, rs := benchReceipts(b, 1000)
 	b.ResetTimer()
 	for b.Loop() {
-		v := client.NewReceiptVerifier(bl.key, nil)
+		v := api.NewReceiptVerifier(bl.key, nil)
 		for _, r := range rs {
 			if _, err := v.Verify(r); err != nil {
 				b.Fatal(err)
@@ -269,7 +269,7 @@ func BenchmarkVerifyReceiptUncached(b *testing.B) {
 	bl, rs := benchReceipts(b, 1)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := client.NewReceiptVerifier(bl.key, nil).Verify(rs[0]); err != nil {
+		if _, err := api.NewReceiptVerifier(bl.key, nil).Verify(rs[0]); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -34,6 +34,7 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 )
@@ -311,7 +312,7 @@ func (m *Monitor) step(ctx context.Context) error {
 	if !bytes.Equal(raw, m.lastRaw) {
 		m.lastRaw, m.lastChange, m.staleAlerted = raw, now, false
 	}
-	cp, err := client.VerifyCheckpoint(raw, m.cfg.LogKey, m.cfg.Policy)
+	cp, err := api.VerifyCheckpoint(raw, m.cfg.LogKey, m.cfg.Policy)
 	switch {
 	case errors.Is(err, checkpoint.ErrNoQuorum):
 		if m.quorumSince.IsZero() {

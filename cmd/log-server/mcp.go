@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
@@ -220,12 +221,12 @@ func (r *relay) gap(err error) {
 	fmt.Fprintf(os.Stderr, "log-server mcp wrap: not recorded: %v\n", err)
 }
 
-func (r *relay) send(from string, msg []byte) (capture.RelayResponse, error) {
-	var res capture.RelayResponse
+func (r *relay) send(from string, msg []byte) (api.MCPRelayResponse, error) {
+	var res api.MCPRelayResponse
 	if !json.Valid(msg) {
 		return res, fmt.Errorf("not a JSON message")
 	}
-	body, _ := json.Marshal(capture.RelayRequest{Conn: r.conn, Server: r.server, Session: r.session, From: from, Message: msg})
+	body, _ := json.Marshal(api.MCPRelayRequest{Conn: r.conn, Server: r.server, Session: r.session, From: from, Message: msg})
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
