@@ -36,9 +36,16 @@ type testLog struct {
 
 func newTestLog(t *testing.T) *testLog {
 	t.Helper()
+	return newTestLogWith(t, server.Config{})
+}
+
+// newTestLogWith runs a server with cfg (its data directory, checkpoint
+// interval and logger set here) behind an httptest server.
+func newTestLogWith(t *testing.T, cfg server.Config) *testLog {
+	t.Helper()
 	dir := t.TempDir()
-	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg.DataDir, cfg.CheckpointInterval, cfg.Logger = dir, 100*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
