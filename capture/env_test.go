@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -212,7 +213,7 @@ func (e *env) payloadHTTP(ev logged) []byte {
 		b, _ := io.ReadAll(resp.Body)
 		e.t.Fatalf("GET payload: %d %s", resp.StatusCode, b)
 	}
-	var pr client.PayloadResponse
+	var pr api.PayloadResponse
 	if err := json.NewDecoder(resp.Body).Decode(&pr); err != nil {
 		e.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
@@ -488,45 +489,28 @@ func (l *sseLines) next(max int) ([]byte, error) {
 	}
 }
 
-// RelayRequest is one message the stdio wrapper relays (POST
-// /v1/mcp/relay): from the client (to the server) or from the server.
-type RelayRequest struct {
-	Conn    string          `json:"conn"`    // the wrapper's connection id
-	Server  string          `json:"server"`  // the MCP server's name
-	Session string          `json:"session"` // the audit session
-	From    string          `json:"from"`    // "client" or "server"
-	Message json.RawMessage `json:"message"`
-}
-
-// RelayResponse says what the wrapper does with the message: Forward it
-// (unchanged), and/or send Reply back to the client.
-type RelayResponse struct {
-	Forward json.RawMessage `json:"forward,omitempty"`
-	Reply   json.RawMessage `json:"reply,omitempty"`
-}
-
 // Relay observes one message of a stdio MCP connection for agent. A
 // session that agent may not write in (a server session, see
 // event.PermitSession) fails with an error wrapping
 // event.ErrReservedSession, before anything is observed or recorded; other
 // errors say the request is malformed.
-func (m *MCP) Relay(ctx context.Context, agent *Agent, req RelayRequest) (RelayResponse, error) {
+func (m *MCP) Relay(ctx context.Context, agent *Agent, req api.MCPRelayRequest) (api.MCPRelayResponse, error) {
 	if req.Conn == "" || !event.ValidID(req.Session) || req.Server == "" || len(req.Server) > 64 {
-		return RelayResponse{}, errors.New("conn, server and a valid session are required")
+		return api.MCPRelayResponse{}, errors.New("conn, server and a valid session are required")
 	}
 	if err := event.PermitSession(req.Session, agent.Actor); err != nil {
-		return RelayResponse{}, fmt.Errorf("session: %w", err)
+		return api.MCPRelayResponse{}, fmt.Errorf("session: %w", err)
 	}
 	cn := m.conn(agent, "stdio-"+req.Conn, req.Server, req.Session, "mcp-stdio")
 	switch req.From {
 	case "client":
 		fwd, reply := m.obs.fromClient(ctx, cn, req.Message, false)
-		return RelayResponse{Forward: fwd, Reply: reply}, nil
+		return api.MCPRelayResponse{Forward: fwd, Reply: reply}, nil
 	case "server":
 		m.obs.fromServer(ctx, cn, req.Message)
-		return RelayResponse{Forward: req.Message}, nil
+		return api.MCPRelayResponse{Forward: req.Message}, nil
 	}
-	return RelayResponse{}, errors.New(`from must be "client" or "server"`)
+	return api.MCPRelayResponse{}, errors.New(`from must be "client" or "server"`)
 }
 
 // unattributed reports whether reply, one of the capture's own answers,

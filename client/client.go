@@ -2,8 +2,10 @@
 // API, as Tessera's client package is the reader of tlog-tiles: appending
 // events (one or a batch, optionally waiting for a receipt), reading entries
 // with inclusion proofs, consistency proofs, session listings and audited
-// payload disclosures, reading tiles with a bearer token, and verifying
-// receipts offline with the log's key and a witness policy.
+// payload disclosures, session exports, governance calls (signers,
+// signatures, holds, erasures), reports, the MCP relay, and reading tiles
+// with a bearer token. The requests and answers are package api's types
+// (the wire format, with receipts and their offline verification).
 //
 // Everything the server answers is checked before it is returned: a
 // written leaf must hash to the leaf hash the server gave and be the event
@@ -11,9 +13,9 @@
 // Errors the server answers are *Error values that match the sentinels
 // below with errors.Is.
 //
-// The package depends only on the leaf format (event) and checkpoint
-// verification; a program that links it links no storage, no SQL and no
-// Tessera appender.
+// The package depends only on the wire format (api), the leaf format
+// (event) and checkpoint verification; a program that links it links no
+// storage, no SQL and no Tessera appender.
 package client
 
 import (
@@ -44,11 +46,12 @@ const (
 
 // Client talks to one log server. It is safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	token string
-	hc    *http.Client
-	retry Retry
-	roots *x509.CertPool
+	base    *url.URL
+	token   string
+	hc      *http.Client
+	retry   Retry
+	roots   *x509.CertPool
+	timeout time.Duration
 }
 
 // Option configures a Client.
@@ -59,12 +62,17 @@ type Option func(*Client)
 func WithToken(token string) Option { return func(c *Client) { c.token = strings.TrimSpace(token) } }
 
 // WithHTTPClient sets the HTTP client (default: DefaultTimeout per request,
-// DefaultMaxIdleConns idle connections to the server).
+// DefaultMaxIdleConns idle connections to the server); WithRootCAs and
+// WithTimeout configure only the default.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithRootCAs sets the certificate authorities that the default HTTP
 // client trusts for an https log URL (default: the system's).
 func WithRootCAs(pool *x509.CertPool) Option { return func(c *Client) { c.roots = pool } }
+
+// WithTimeout sets how long the default HTTP client waits for one answer
+// (default DefaultTimeout).
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // WithRetry sets how tile reads are retried (default DefaultRetry). Writes
 // are never retried by the client: the caller decides, since a write that
@@ -78,7 +86,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("log URL %q: want http(s)://host[:port][/prefix]", baseURL)
 	}
-	c := &Client{base: u, retry: DefaultRetry}
+	c := &Client{base: u, retry: DefaultRetry, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(c)
 	}
@@ -88,7 +96,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		if c.roots != nil {
 			t.TLSClientConfig = &tls.Config{RootCAs: c.roots, MinVersion: tls.VersionTLS12}
 		}
-		c.hc = &http.Client{Timeout: DefaultTimeout, Transport: t}
+		c.hc = &http.Client{Timeout: c.timeout, Transport: t}
 	}
 	return c, nil
 }

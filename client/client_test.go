@@ -19,6 +19,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -35,9 +36,16 @@ type testLog struct {
 
 func newTestLog(t *testing.T) *testLog {
 	t.Helper()
+	return newTestLogWith(t, server.Config{})
+}
+
+// newTestLogWith runs a server with cfg (its data directory, checkpoint
+// interval and logger set here) behind an httptest server.
+func newTestLogWith(t *testing.T, cfg server.Config) *testLog {
+	t.Helper()
 	dir := t.TempDir()
-	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg.DataDir, cfg.CheckpointInterval, cfg.Logger = dir, 100*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +103,7 @@ func TestAppendAndRead(t *testing.T) {
 	if len(many) != 2 || many[0].Seq != 1 || many[1].Seq != 0 || many[0].Receipt == nil || many[1].Receipt == nil {
 		t.Fatalf("batch = %+v", many)
 	}
-	v := client.NewReceiptVerifier(l.key, nil)
+	v := api.NewReceiptVerifier(l.key, nil)
 	for _, w := range many {
 		vr, err := v.Verify(w.Receipt)
 		if err != nil {
@@ -198,14 +206,14 @@ func TestAppendChecksTheAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := client.NewEventResponse(good[0].Appended)
+	resp := api.NewEventResponse(good[0].Appended)
 	for _, tc := range []struct {
 		name string
-		mod  func(r *client.EventResponse)
+		mod  func(r *api.EventResponse)
 	}{
-		{"leaf hash of another leaf", func(r *client.EventResponse) { r.LeafHash = strings.Repeat("0", 64) }},
-		{"another id", func(r *client.EventResponse) { r.ID = "x" }},
-		{"another seq", func(r *client.EventResponse) { r.Seq = 3 }},
+		{"leaf hash of another leaf", func(r *api.EventResponse) { r.LeafHash = strings.Repeat("0", 64) }},
+		{"another id", func(r *api.EventResponse) { r.ID = "x" }},
+		{"another seq", func(r *api.EventResponse) { r.Seq = 3 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := resp

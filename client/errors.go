@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -84,16 +85,8 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
-// ErrorBody is the JSON form of every error answer.
-type ErrorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func decodeError(status int, body []byte) error {
-	var e ErrorBody
+	var e api.ErrorBody
 	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
 		return &Error{StatusCode: status, Code: "unexpected", Message: event.Clip(string(body), 512)}
 	}

@@ -5,86 +5,22 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
-
-// EventResponse is the server's answer for one written event (the body of
-// POST /v1/events, one element of POST /v1/events:batch).
-type EventResponse struct {
-	ID string `json:"id"`
-	// Index is the entry's index in the log, if Indexed. On the wire
-	// "index" is absent when the write asked only for durability
-	// (?wait=durable).
-	Index    uint64   `json:"index"`
-	Indexed  bool     `json:"-"`
-	Seq      uint64   `json:"seq"`
-	Session  string   `json:"session"`
-	Leaf     string   `json:"leaf"`      // standard base64 of the exact leaf bytes
-	LeafHash string   `json:"leaf_hash"` // hex RFC 6962 leaf hash
-	Receipt  *Receipt `json:"receipt,omitempty"`
-	// ReceiptError says why no receipt came back; the event is appended all
-	// the same, and must not be sent again.
-	ReceiptError string `json:"receipt_error,omitempty"`
-}
-
-// NewEventResponse is the answer for a.
-func NewEventResponse(a event.Appended) EventResponse {
-	r := EventResponse{ID: a.ID, Seq: a.Seq, Session: a.Session,
-		Leaf: base64.StdEncoding.EncodeToString(a.Leaf), LeafHash: hex.EncodeToString(a.LeafHash)}
-	if a.Indexed {
-		r.Index, r.Indexed = a.Index, true
-	}
-	return r
-}
-
-// eventResponseJSON is EventResponse as sent: index only if indexed.
-type eventResponseJSON struct {
-	plainEventResponse
-	Index *uint64 `json:"index,omitempty"`
-}
-
-type plainEventResponse EventResponse
-
-// MarshalJSON writes "index" only when the event has one.
-func (r EventResponse) MarshalJSON() ([]byte, error) {
-	w := eventResponseJSON{plainEventResponse: plainEventResponse(r)}
-	if r.Indexed {
-		w.Index = &r.Index
-	}
-	return json.Marshal(w)
-}
-
-// UnmarshalJSON reads "index" when present (Indexed).
-func (r *EventResponse) UnmarshalJSON(b []byte) error {
-	var w eventResponseJSON
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	*r = EventResponse(w.plainEventResponse)
-	if w.Index != nil {
-		r.Index, r.Indexed = *w.Index, true
-	}
-	return nil
-}
-
-// BatchResponse is the body of POST /v1/events:batch.
-type BatchResponse struct {
-	Events []EventResponse `json:"events"`
-}
 
 // Written is a write's verified outcome.
 type Written struct {
 	event.Appended
-	// Receipt is set with WaitForCheckpoint; verify it with a
-	// ReceiptVerifier. Its leaf and index are checked to be this event's.
-	Receipt *Receipt
+	// Receipt is set with WaitForCheckpoint; verify it with an
+	// api.ReceiptVerifier. Its leaf and index are checked to be this event's.
+	Receipt *api.Receipt
 	// ReceiptError says why a receipt asked for did not come back; the
 	// event is in the log all the same.
 	ReceiptError string
@@ -98,21 +34,14 @@ type appendOptions struct{ wait string }
 // WaitForCheckpoint asks the server to answer only once a published
 // checkpoint (with the witness cosignatures its policy requires) covers the
 // events, with a receipt for each (?wait=checkpoint).
-func WaitForCheckpoint() AppendOption { return func(o *appendOptions) { o.wait = WaitCheckpoint } }
+func WaitForCheckpoint() AppendOption { return func(o *appendOptions) { o.wait = api.WaitCheckpoint } }
 
 // WaitForDurability asks the server to answer as soon as the events are
 // durable, before they have an index (?wait=durable): Written.Indexed is
 // false, and Client.Event answers the index once the log has sequenced the
 // event. This is the fastest acknowledgement; an event acknowledged so is
 // never lost.
-func WaitForDurability() AppendOption { return func(o *appendOptions) { o.wait = WaitDurable } }
-
-// Values of the wait query of a write.
-const (
-	WaitDurable    = "durable"
-	WaitIndex      = "index" // the default
-	WaitCheckpoint = "checkpoint"
-)
+func WaitForDurability() AppendOption { return func(o *appendOptions) { o.wait = api.WaitDurable } }
 
 // appendQuery applies opts and returns the query they ask for.
 func appendQuery(opts []AppendOption) url.Values {
@@ -137,15 +66,15 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 		return nil, nil
 	}
 	q := appendQuery(opts)
-	var out []EventResponse
+	var out []api.EventResponse
 	if len(evs) == 1 {
-		var one EventResponse
+		var one api.EventResponse
 		if err := c.do(ctx, http.MethodPost, "/v1/events", q, evs[0], http.StatusCreated, &one); err != nil {
 			return nil, err
 		}
-		out = []EventResponse{one}
+		out = []api.EventResponse{one}
 	} else {
-		var many BatchResponse
+		var many api.BatchResponse
 		if err := c.do(ctx, http.MethodPost, "/v1/events:batch", q, map[string]any{"events": evs}, http.StatusCreated, &many); err != nil {
 			return nil, err
 		}
@@ -156,7 +85,7 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 	}
 	res := make([]Written, len(out))
 	for i, r := range out {
-		a, err := r.Appended()
+		a, err := appended(r)
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
@@ -179,8 +108,8 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 // whose leaf hash is not its hash.
 var ErrWrongLeaf = errors.New("the log server answered a leaf that is not the event sent")
 
-// Appended decodes r and checks that its leaf hashes to its leaf hash.
-func (r EventResponse) Appended() (event.Appended, error) {
+// appended decodes r and checks that its leaf hashes to its leaf hash.
+func appended(r api.EventResponse) (event.Appended, error) {
 	leaf, err := base64.StdEncoding.DecodeString(r.Leaf)
 	if err != nil {
 		return event.Appended{}, fmt.Errorf("leaf is not base64: %w", err)
@@ -194,35 +123,17 @@ func (r EventResponse) Appended() (event.Appended, error) {
 	return a, nil
 }
 
-// EventStatus is the body of GET /v1/events/{id}: where an acknowledged
-// event stands.
-type EventStatus struct {
-	ID      string `json:"id"`
-	Tenant  string `json:"tenant"`
-	Session string `json:"session"`
-	// Status is StatusDurable (in the journal, not yet sequenced) or
-	// StatusSequenced (in the log at Index).
-	Status string  `json:"status"`
-	Index  *uint64 `json:"index,omitempty"`
-}
-
-// Values of EventStatus.Status.
-const (
-	StatusDurable   = "durable"
-	StatusSequenced = "sequenced"
-)
-
 // Event says where the event with id stands (a token with the read scope
 // that sees its tenant); ErrNotFound if no acknowledged event has that id.
-func (c *Client) Event(ctx context.Context, id string) (*EventStatus, error) {
+func (c *Client) Event(ctx context.Context, id string) (*api.EventStatus, error) {
 	if !event.ValidID(id) {
 		return nil, fmt.Errorf("%q is not an event id", event.Clip(id, 64))
 	}
-	var st EventStatus
+	var st api.EventStatus
 	if err := c.do(ctx, http.MethodGet, "/v1/events/"+id, nil, nil, http.StatusOK, &st); err != nil {
 		return nil, err
 	}
-	if st.ID != id || (st.Status == StatusSequenced) != (st.Index != nil) {
+	if st.ID != id || (st.Status == api.StatusSequenced) != (st.Index != nil) {
 		return nil, fmt.Errorf("%w: status of another event, or a status without its index", errNoAnswer)
 	}
 	return &st, nil

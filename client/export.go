@@ -1,9 +1,9 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,17 +20,14 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Session export: GET /v1/sessions/{id}/export, one request that streams a
 // session's leaves with what proves them included and, for the audit
-// scope, their payloads (export_format.go has the stream).
-
-// MaxExportEvents caps the events of one export; a longer session is read
-// in several, from the NextSeq of the one before.
-const MaxExportEvents = 1_000_000
+// scope, their payloads (api/export.go has the stream).
 
 // Outcomes of ExportSession. Each means the export must not be used: no
 // part of it is returned.
@@ -89,7 +86,7 @@ type SessionExport struct {
 	FromSeq         uint64
 	Events          []ExportedEvent
 	// NextSeq, when set, is the seq of the session's first event after
-	// these (not yet in the checkpoint's tree, or beyond MaxExportEvents).
+	// these (not yet in the checkpoint's tree, or beyond api.MaxExportEvents).
 	NextSeq *uint64
 	// Payloads: payloads were disclosed, and Access is the access.read
 	// event that recorded it.
@@ -109,7 +106,7 @@ func (s *SessionExport) Verified() bool {
 
 // ExportedEvent is one event of a verified export: the leaf at Index
 // (included in the checkpoint's tree), parsed; with payloads, the
-// server's status and, when it is PayloadOK and the payload opens the
+// server's status and, when it is api.PayloadOK and the payload opens the
 // leaf's commitment, the payload and salt.
 type ExportedEvent struct {
 	Index    uint64
@@ -152,7 +149,7 @@ func (c *Client) ExportSession(ctx context.Context, id string, q ExportQuery, lo
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", ExportMediaType)
+	req.Header.Set("Accept", api.ExportMediaType)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -169,11 +166,11 @@ func (c *Client) ExportSession(ctx context.Context, id string, q ExportQuery, lo
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return nil, decodeError(resp.StatusCode, b)
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != ExportMediaType {
-		return nil, fmt.Errorf("%w: Content-Type %q, want %s", ErrExportMalformed, event.Clip(ct, 64), ExportMediaType)
+	if ct := resp.Header.Get("Content-Type"); ct != api.ExportMediaType {
+		return nil, fmt.Errorf("%w: Content-Type %q, want %s", ErrExportMalformed, event.Clip(ct, 64), api.ExportMediaType)
 	}
 	v := &exportVerifier{id: id, q: q, logKey: logKey, policy: policy}
-	x := &exportReader{r: bufio.NewReaderSize(idleReader{r: resp.Body, t: idle}, 256<<10)}
+	x := api.NewExportDecoder(idleReader{r: resp.Body, t: idle})
 	s, err := v.read(x)
 	if err != nil {
 		return nil, exportErr(ctx, err)
@@ -218,28 +215,28 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrExportMalformed, fmt.Sprintf(format, args...))
 }
 
-func (v *exportVerifier) read(x *exportReader) (*SessionExport, error) {
-	typ, body, err := x.next()
-	if err != nil || typ != frameHeader {
+func (v *exportVerifier) read(x *api.ExportDecoder) (*SessionExport, error) {
+	typ, body, err := x.Next()
+	if err != nil || typ != api.FrameHeader {
 		return nil, malformed("no header frame (%v)", err)
 	}
-	var h ExportHeader
+	var h api.ExportHeader
 	if err := json.Unmarshal(body, &h); err != nil {
 		return nil, malformed("header: %v", err)
 	}
 	switch {
-	case h.Format != ExportFormat:
-		return nil, malformed("format %q, want %s", event.Clip(h.Format, 64), ExportFormat)
+	case h.Format != api.ExportFormat:
+		return nil, malformed("format %q, want %s", event.Clip(h.Format, 64), api.ExportFormat)
 	case h.Session != v.id || (v.q.Tenant != "" && h.Tenant != v.q.Tenant) || h.Tenant == "":
 		return nil, malformed("asked for session %s/%s, got %s/%s", v.q.Tenant, v.id, event.Clip(h.Tenant, 128), event.Clip(h.Session, 128))
 	case h.FromSeq != v.q.FromSeq || h.Payloads != v.q.Payloads:
 		return nil, malformed("asked from seq %d with payloads %v, got from seq %d with payloads %v", v.q.FromSeq, v.q.Payloads, h.FromSeq, h.Payloads)
-	case h.Events > MaxExportEvents:
-		return nil, malformed("%d events, more than %d", h.Events, MaxExportEvents)
+	case h.Events > api.MaxExportEvents:
+		return nil, malformed("%d events, more than %d", h.Events, api.MaxExportEvents)
 	case (h.Events == 0) != (h.ToSeq == nil):
 		return nil, malformed("to_seq and events disagree")
 	}
-	cp, err := VerifyCheckpoint([]byte(h.Checkpoint), v.logKey, v.policy)
+	cp, err := api.VerifyCheckpoint([]byte(h.Checkpoint), v.logKey, v.policy)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrExportCheckpoint, err)
 	}
@@ -252,7 +249,7 @@ func (v *exportVerifier) read(x *exportReader) (*SessionExport, error) {
 		if h.Access == nil {
 			return nil, malformed("payloads without the access.read event that recorded them")
 		}
-		acc, err := h.Access.Appended()
+		acc, err := appended(*h.Access)
 		if err != nil {
 			return nil, malformed("access event: %v", err)
 		}
@@ -301,7 +298,7 @@ func (v *exportVerifier) read(x *exportReader) (*SessionExport, error) {
 	}
 	n := uint64(0)
 	for {
-		typ, body, err := x.next()
+		typ, body, err := x.Next()
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -310,17 +307,17 @@ func (v *exportVerifier) read(x *exportReader) (*SessionExport, error) {
 			return nil, malformed("after %d events: %v", n, err)
 		}
 		switch typ {
-		case frameNodes:
-			if pending != nil || len(body) == 0 || len(body)%hashSize != 0 {
+		case api.FrameNodes:
+			if pending != nil || len(body) == 0 || len(body)%sha256.Size != 0 {
 				stop()
 				return nil, malformed("a node frame of %d bytes", len(body))
 			}
-			pending = make([][]byte, len(body)/hashSize)
+			pending = make([][]byte, len(body)/sha256.Size)
 			for i := range pending {
-				pending[i] = body[i*hashSize : (i+1)*hashSize : (i+1)*hashSize]
+				pending[i] = body[i*sha256.Size : (i+1)*sha256.Size : (i+1)*sha256.Size]
 			}
-		case frameEvent:
-			ev, err := parseEvent(body)
+		case api.FrameEvent:
+			ev, err := api.ParseExportEvent(body)
 			if err == nil && (ev.Index < rng.End() || ev.Index >= cp.Size) {
 				err = fmt.Errorf("entry %d after entry %d in a tree of %d", ev.Index, rng.End(), cp.Size)
 			}
@@ -348,9 +345,9 @@ func (v *exportVerifier) read(x *exportReader) (*SessionExport, error) {
 				batches = append(batches, batch)
 				batch = make([]ExportedEvent, 0, exportBatch)
 			}
-		case frameEnd:
+		case api.FrameEnd:
 			stop()
-			var end ExportEnd
+			var end api.ExportEnd
 			if err := json.Unmarshal(body, &end); err != nil {
 				return nil, malformed("end frame: %v", err)
 			}
@@ -360,7 +357,7 @@ func (v *exportVerifier) read(x *exportReader) (*SessionExport, error) {
 			if err := fold(cp.Size); err != nil {
 				return nil, err
 			}
-			if _, err := x.r.ReadByte(); err != io.EOF {
+			if x.Trailing() {
 				return nil, malformed("data after the end frame")
 			}
 			root, err := rng.GetRootHash(nil)
@@ -376,9 +373,9 @@ func (v *exportVerifier) read(x *exportReader) (*SessionExport, error) {
 			}
 			s.chain()
 			return s, nil
-		case frameError:
+		case api.FrameError:
 			stop()
-			var e ErrorBody
+			var e api.ErrorBody
 			json.Unmarshal(body, &e)
 			status := http.StatusInternalServerError
 			switch e.Error.Code {
@@ -409,14 +406,14 @@ func (e *ExportedEvent) check(tenant, session string, payloads bool) {
 		commit = leaf.Payload
 	}
 	switch {
-	case e.Status == PayloadOK && leaf == nil:
+	case e.Status == api.PayloadOK && leaf == nil:
 		e.PayloadErr = fmt.Errorf("entry %d: a payload for a leaf that does not parse: %w", e.Index, ErrCommitment)
-	case e.Status == PayloadOK && !event.CheckCommitment(commit, e.Salt, e.Payload):
+	case e.Status == api.PayloadOK && !event.CheckCommitment(commit, e.Salt, e.Payload):
 		e.PayloadErr = fmt.Errorf("entry %d: %w", e.Index, ErrCommitment)
-	case e.Status != PayloadOK && (len(e.Payload) > 0 || len(e.Salt) > 0):
+	case e.Status != api.PayloadOK && (len(e.Payload) > 0 || len(e.Salt) > 0):
 		e.PayloadErr = fmt.Errorf("entry %d: payload bytes with status %q", e.Index, event.Clip(e.Status, 32))
-	case e.Status == PayloadNone && commit != nil:
-		e.PayloadErr = fmt.Errorf("entry %d: status %s, but the leaf commits to a payload", e.Index, PayloadNone)
+	case e.Status == api.PayloadNone && commit != nil:
+		e.PayloadErr = fmt.Errorf("entry %d: status %s, but the leaf commits to a payload", e.Index, api.PayloadNone)
 	}
 	if e.PayloadErr != nil {
 		e.Payload, e.Salt = nil, nil

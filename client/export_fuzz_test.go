@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -15,6 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
@@ -44,23 +44,23 @@ func exportSeed(payloads bool) (note.Verifier, []byte) {
 	}
 	seed := func(payloads bool) []byte {
 		var b bytes.Buffer
-		enc := NewExportEncoder(&b)
+		enc := api.NewExportEncoder(&b)
 		to := uint64(1)
-		h := &ExportHeader{Format: ExportFormat, Tenant: "t", Session: "s", Events: 2, ToSeq: &to, TreeSize: 5, Checkpoint: string(cp), Payloads: payloads}
+		h := &api.ExportHeader{Format: api.ExportFormat, Tenant: "t", Session: "s", Events: 2, ToSeq: &to, TreeSize: 5, Checkpoint: string(cp), Payloads: payloads}
 		if payloads {
-			h.Access = &EventResponse{Leaf: "YQ==", LeafHash: "022a6979e6dab7aa5ae4c3e5e45f7e977112a7e63593820dbec1ec738a24f93c"}
+			h.Access = &api.EventResponse{Leaf: "YQ==", LeafHash: "022a6979e6dab7aa5ae4c3e5e45f7e977112a7e63593820dbec1ec738a24f93c"}
 		}
 		enc.Header(h)
 		enc.Nodes(nodes(0, 1))
-		ev := &ExportEvent{Index: 1, Leaf: leaves[1]}
+		ev := &api.ExportEvent{Index: 1, Leaf: leaves[1]}
 		if payloads {
-			ev.Status, ev.MediaType, ev.Salt, ev.Payload = PayloadOK, "text/plain", []byte("salt"), []byte("payload")
+			ev.Status, ev.MediaType, ev.Salt, ev.Payload = api.PayloadOK, "text/plain", []byte("salt"), []byte("payload")
 		}
 		enc.Event(ev)
 		enc.Nodes(nodes(2, 3))
-		enc.Event(&ExportEvent{Index: 3, Leaf: leaves[3]})
+		enc.Event(&api.ExportEvent{Index: 3, Leaf: leaves[3]})
 		enc.Nodes(nodes(4, 5))
-		enc.End(ExportEnd{Events: 2})
+		enc.End(api.ExportEnd{Events: 2})
 		enc.Flush()
 		return b.Bytes()
 	}
@@ -71,7 +71,7 @@ func TestExportSeedVerifies(t *testing.T) {
 	for _, payloads := range []bool{false, true} {
 		key, data := exportSeed(payloads)
 		v := &exportVerifier{id: "s", q: ExportQuery{Payloads: payloads}, logKey: key}
-		s, err := v.read(&exportReader{r: bufio.NewReader(bytes.NewReader(data))})
+		s, err := v.read(api.NewExportDecoder(bytes.NewReader(data)))
 		if err != nil || len(s.Events) != 2 {
 			t.Fatalf("payloads %v: %v", payloads, err)
 		}
@@ -87,7 +87,7 @@ func FuzzExportStream(f *testing.F) {
 	f.Add(withPayloads, true)
 	f.Fuzz(func(t *testing.T, data []byte, payloads bool) {
 		v := &exportVerifier{id: "s", q: ExportQuery{Payloads: payloads}, logKey: key}
-		s, err := v.read(&exportReader{r: bufio.NewReader(bytes.NewReader(data))})
+		s, err := v.read(api.NewExportDecoder(bytes.NewReader(data)))
 		if err != nil {
 			return
 		}
@@ -109,20 +109,20 @@ func FuzzExportStream(f *testing.F) {
 // and nothing of the export.
 func TestExportErrorFrame(t *testing.T) {
 	key, data := exportSeed(false)
-	x := &exportReader{r: bufio.NewReader(bytes.NewReader(data))}
-	_, header, err := x.next()
+	x := api.NewExportDecoder(bytes.NewReader(data))
+	_, header, err := x.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	b.WriteByte(frameHeader)
+	b.WriteByte(api.FrameHeader)
 	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(header))))
 	b.Write(header)
-	enc := NewExportEncoder(&b)
+	enc := api.NewExportEncoder(&b)
 	enc.Error("unavailable", "the log's storage is unavailable, retry later")
 	enc.Flush()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", ExportMediaType)
+		w.Header().Set("Content-Type", api.ExportMediaType)
 		w.Write(b.Bytes())
 	}))
 	defer ts.Close()

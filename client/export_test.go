@@ -16,6 +16,7 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -75,7 +76,7 @@ func (w *exportWorld) newToken(t *testing.T, name, tenant string, global bool, s
 }
 
 // accessReads lists the access.read events of a token's access session.
-func (w *exportWorld) accessReads(t *testing.T, tokenID string) []client.SessionEntry {
+func (w *exportWorld) accessReads(t *testing.T, tokenID string) []api.SessionEntry {
 	t.Helper()
 	p, err := w.admin.Session(context.Background(), event.AccessSession(tokenID), client.SessionQuery{})
 	if errors.Is(err, client.ErrNotFound) {
@@ -84,7 +85,7 @@ func (w *exportWorld) accessReads(t *testing.T, tokenID string) []client.Session
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []client.SessionEntry
+	var out []api.SessionEntry
 	for _, e := range p.Events {
 		if e.Kind == "access.read" {
 			out = append(out, e)
@@ -121,9 +122,9 @@ func TestExportSession(t *testing.T) {
 		if e.Index != want.Index || !bytes.Equal(e.Leaf, want.Leaf) || !bytes.Equal(e.LeafHash, want.LeafHash) || e.Event.Seq != uint64(i) {
 			t.Fatalf("event %d: index %d seq %d, want index %d seq %d (or another leaf)", i, e.Index, e.Event.Seq, want.Index, i)
 		}
-		wantStatus := client.PayloadOK
+		wantStatus := api.PayloadOK
 		if len(w.bodies[i]) == 0 {
-			wantStatus = client.PayloadNone
+			wantStatus = api.PayloadNone
 		}
 		if e.Status != wantStatus || !bytes.Equal(e.Payload, w.bodies[i]) {
 			t.Fatalf("event %d: status %s payload %q, want %s %q", i, e.Status, e.Payload, wantStatus, w.bodies[i])
@@ -297,7 +298,7 @@ func TestExportRefusesTampering(t *testing.T) {
 			return types[:i], bodies[:i]
 		}, client.ErrExportMalformed},
 		{"a checkpoint of another key", func(types []byte, bodies [][]byte) ([]byte, [][]byte) {
-			var h client.ExportHeader
+			var h api.ExportHeader
 			json.Unmarshal(bodies[0], &h)
 			cp, _, _ := checkpoint.Verify([]byte(h.Checkpoint), w.key)
 			skey, _, _ := checkpoint.GenerateKey(cp.Origin)

@@ -4,24 +4,24 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Entry returns the leaf at index with an inclusion proof to the latest
 // published checkpoint, or to the tree size asked for (size > 0). The
-// receipt is unverified: check it with a ReceiptVerifier.
-func (c *Client) Entry(ctx context.Context, index, size uint64) (*Receipt, error) {
+// receipt is unverified: check it with an api.ReceiptVerifier.
+func (c *Client) Entry(ctx context.Context, index, size uint64) (*api.Receipt, error) {
 	q := url.Values{}
 	if size > 0 {
 		q.Set("size", strconv.FormatUint(size, 10))
 	}
-	var r Receipt
+	var r api.Receipt
 	if err := c.do(ctx, http.MethodGet, "/v1/entries/"+strconv.FormatUint(index, 10), q, nil, http.StatusOK, &r); err != nil {
 		return nil, err
 	}
@@ -31,19 +31,12 @@ func (c *Client) Entry(ctx context.Context, index, size uint64) (*Receipt, error
 	return &r, nil
 }
 
-// ConsistencyResponse is the body of GET /v1/proof/consistency.
-type ConsistencyResponse struct {
-	From  uint64   `json:"from"`
-	To    uint64   `json:"to"`
-	Proof [][]byte `json:"proof"`
-}
-
 // Consistency returns a consistency proof between tree sizes from and to
 // (0 < from <= to), unverified: check it with proof.VerifyConsistency
 // against two verified checkpoints.
 func (c *Client) Consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
 	q := url.Values{"from": {strconv.FormatUint(from, 10)}, "to": {strconv.FormatUint(to, 10)}}
-	var r ConsistencyResponse
+	var r api.ConsistencyResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/proof/consistency", q, nil, http.StatusOK, &r); err != nil {
 		return nil, err
 	}
@@ -51,22 +44,6 @@ func (c *Client) Consistency(ctx context.Context, from, to uint64) ([][]byte, er
 		return nil, fmt.Errorf("%w: asked for %d..%d, got %d..%d", errNoAnswer, from, to, r.From, r.To)
 	}
 	return r.Proof, nil
-}
-
-// SessionEntry is one event of a session as the session index knows it.
-type SessionEntry struct {
-	Index    uint64 `json:"index"`
-	Seq      uint64 `json:"seq"`
-	Kind     string `json:"kind"`
-	ID       string `json:"id"`
-	LeafHash string `json:"leaf_hash"`
-}
-
-// SessionPage is the body of GET /v1/sessions/{id}.
-type SessionPage struct {
-	Tenant  string         `json:"tenant"`
-	Session string         `json:"session"`
-	Events  []SessionEntry `json:"events"`
 }
 
 // SessionQuery selects part of a session.
@@ -97,53 +74,24 @@ func (sq SessionQuery) values() url.Values {
 // (read scope). The listing comes from the server's index, unverified:
 // verify each entry (Entry) against a checkpoint, and the seq and prev
 // chain, before relying on it.
-func (c *Client) Session(ctx context.Context, id string, sq SessionQuery) (*SessionPage, error) {
-	var p SessionPage
+func (c *Client) Session(ctx context.Context, id string, sq SessionQuery) (*api.SessionPage, error) {
+	var p api.SessionPage
 	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), sq.values(), nil, http.StatusOK, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
 }
 
-// PayloadResponse is the body of GET /v1/events/{index}/payload: what an
-// auditor needs to check the leaf's commitment, and the access.read event
-// that recorded the read.
-type PayloadResponse struct {
-	Index         uint64 `json:"index"`
-	ID            string `json:"id"`
-	Leaf          string `json:"leaf"` // standard base64
-	MediaType     string `json:"media_type"`
-	Size          int    `json:"size"`
-	PayloadBase64 string `json:"payload_base64"`
-	// Payload repeats a JSON payload as JSON (compacted), for reading; the
-	// commitment is over PayloadBase64's bytes.
-	Payload    json.RawMessage   `json:"payload,omitempty"`
-	Salt       string            `json:"salt"` // hex
-	Commitment *event.Commitment `json:"commitment"`
-	// Pseudonyms resolves the pseudonyms in the leaf (subject,
-	// on_behalf_of) that are not erased.
-	Pseudonyms map[string]string `json:"pseudonyms,omitempty"`
-	Access     EventResponse     `json:"access"` // the access.read event
-}
-
-// PseudonymResponse is the body of GET /v1/pseudonyms/{pseudonym}.
-type PseudonymResponse struct {
-	Tenant    string        `json:"tenant"`
-	Pseudonym string        `json:"pseudonym"`
-	Value     string        `json:"value"`
-	Access    EventResponse `json:"access"` // the access.resolve event
-}
-
 // Pseudonym resolves a pseudonym of the token's tenant (or of tenant, for a
 // global token; "" for the token's own) to the value it stands for (audit
 // scope). The read is itself logged, as an access.resolve event. An erased
 // pseudonym answers ErrErased.
-func (c *Client) Pseudonym(ctx context.Context, tenant, pseudonym string) (*PseudonymResponse, error) {
+func (c *Client) Pseudonym(ctx context.Context, tenant, pseudonym string) (*api.PseudonymResponse, error) {
 	q := url.Values{}
 	if tenant != "" {
 		q.Set("tenant", tenant)
 	}
-	var r PseudonymResponse
+	var r api.PseudonymResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/pseudonyms/"+url.PathEscape(pseudonym), q, nil, http.StatusOK, &r); err != nil {
 		return nil, err
 	}
@@ -175,18 +123,18 @@ type Disclosure struct {
 // in the leaf the server sent; that leaf is the log's only if its hash
 // matches a verified entry (compare LeafHash with a verified receipt).
 func (c *Client) Payload(ctx context.Context, index uint64) (*Disclosure, error) {
-	var r PayloadResponse
+	var r api.PayloadResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/events/"+strconv.FormatUint(index, 10)+"/payload", nil, nil, http.StatusOK, &r); err != nil {
 		return nil, err
 	}
-	return r.Disclosure(index)
+	return disclosure(&r, index)
 }
 
 // ErrCommitment: a disclosed payload does not open its leaf's commitment.
 var ErrCommitment = fmt.Errorf("disclosed payload does not match its commitment")
 
-// Disclosure decodes r, the answer for the entry at index, and checks it.
-func (r *PayloadResponse) Disclosure(index uint64) (*Disclosure, error) {
+// disclosure decodes r, the answer for the entry at index, and checks it.
+func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	if r.Index != index {
 		return nil, fmt.Errorf("%w: asked for entry %d, got %d", errNoAnswer, index, r.Index)
 	}
@@ -209,7 +157,7 @@ func (r *PayloadResponse) Disclosure(index uint64) (*Disclosure, error) {
 	if !event.CheckCommitment(l.Payload, salt, payload) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrCommitment)
 	}
-	acc, err := r.Access.Appended()
+	acc, err := appended(r.Access)
 	if err != nil {
 		return nil, fmt.Errorf("access event: %w", err)
 	}

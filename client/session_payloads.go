@@ -8,41 +8,12 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// Statuses of one event's payload in GET /v1/sessions/{id}/payloads.
-const (
-	PayloadOK        = "ok"         // disclosed; it opens the leaf's commitment
-	PayloadNone      = "no_payload" // the leaf commits to no payload
-	PayloadErased    = "erased"     // erased with the session's data key
-	PayloadMissing   = "missing"    // committed to, but not in the vault
-	PayloadIntegrity = "integrity"  // the vault's payload does not open the commitment
-)
-
-// SessionPayloadEntry is one event of GET /v1/sessions/{id}/payloads.
-type SessionPayloadEntry struct {
-	Index         uint64 `json:"index"`
-	Seq           uint64 `json:"seq"`
-	Leaf          string `json:"leaf"` // standard base64
-	Status        string `json:"status"`
-	MediaType     string `json:"media_type,omitempty"`
-	PayloadBase64 string `json:"payload_base64,omitempty"`
-	Salt          string `json:"salt,omitempty"` // hex
-}
-
-// SessionPayloadsResponse is the body of GET /v1/sessions/{id}/payloads.
-type SessionPayloadsResponse struct {
-	Tenant  string                `json:"tenant"`
-	Session string                `json:"session"`
-	Events  []SessionPayloadEntry `json:"events"`
-	// NextSeq, when present, is the from_seq of the next page.
-	NextSeq *uint64       `json:"next_seq,omitempty"`
-	Access  EventResponse `json:"access"` // the one access.read event of this page
-}
-
 // SessionPayload is one event of a session disclosure, decoded; Payload
-// is set only when Status is PayloadOK and the payload opened the
+// is set only when Status is api.PayloadOK and the payload opened the
 // commitment of the leaf sent with it (Err says otherwise).
 type SessionPayload struct {
 	Index     uint64
@@ -72,25 +43,26 @@ type SessionDisclosure struct {
 // the commitment of the leaf sent with it; that leaf is the log's only if
 // its hash matches a verified entry.
 func (c *Client) SessionPayloads(ctx context.Context, id string, sq SessionQuery) (*SessionDisclosure, error) {
-	var r SessionPayloadsResponse
+	var r api.SessionPayloadsResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/payloads", sq.values(), nil, http.StatusOK, &r); err != nil {
 		return nil, err
 	}
 	if r.Session != id {
 		return nil, fmt.Errorf("%w: asked for session %s, got %s", errNoAnswer, id, r.Session)
 	}
-	acc, err := r.Access.Appended()
+	acc, err := appended(r.Access)
 	if err != nil {
 		return nil, fmt.Errorf("access event: %w", err)
 	}
 	d := &SessionDisclosure{Tenant: r.Tenant, Session: r.Session, NextSeq: r.NextSeq, Access: acc}
 	for _, e := range r.Events {
-		d.Events = append(d.Events, e.decode())
+		d.Events = append(d.Events, decodePayload(e))
 	}
 	return d, nil
 }
 
-func (e SessionPayloadEntry) decode() SessionPayload {
+// decodePayload decodes e and checks its payload against its leaf.
+func decodePayload(e api.SessionPayloadEntry) SessionPayload {
 	p := SessionPayload{Index: e.Index, Seq: e.Seq, Status: e.Status, MediaType: e.MediaType}
 	leaf, err := base64.StdEncoding.DecodeString(e.Leaf)
 	if err != nil {
@@ -102,7 +74,7 @@ func (e SessionPayloadEntry) decode() SessionPayload {
 		p.Err = err
 		return p
 	}
-	if e.Status != PayloadOK {
+	if e.Status != api.PayloadOK {
 		return p
 	}
 	payload, err1 := base64.StdEncoding.DecodeString(e.PayloadBase64)

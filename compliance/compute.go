@@ -19,6 +19,7 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -44,7 +45,7 @@ type Source struct {
 // Query names a report.
 type Query struct {
 	Profile string
-	Tenant  string // client.AllTenants for every tenant
+	Tenant  string // api.AllTenants for every tenant
 	From    time.Time
 	To      time.Time
 }
@@ -292,7 +293,7 @@ func (c *collector) visit(index uint64, data, hash []byte) error {
 			return err
 		}
 	}
-	scoped := c.q.Tenant == client.AllTenants || h.Tenant == c.q.Tenant
+	scoped := c.q.Tenant == api.AllTenants || h.Tenant == c.q.Tenant
 	if !scoped && !logWideKinds[h.Kind] {
 		return nil
 	}

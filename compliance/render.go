@@ -9,7 +9,7 @@ import (
 	"html/template"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 )
 
 //go:embed templates/report.html
@@ -26,7 +26,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 // value from the log is text: html/template escapes it.
 func HTML(r *Report, canonical []byte) ([]byte, error) {
 	tenant := r.Tenant
-	if tenant == client.AllTenants {
+	if tenant == api.AllTenants {
 		tenant = "every tenant"
 	}
 	var b bytes.Buffer
@@ -52,15 +52,15 @@ func (rd Renderer) Render(ctx context.Context, r *Report, canonical []byte, form
 		now = rd.Now
 	}
 	switch format {
-	case client.FormatJSON:
+	case api.FormatJSON:
 		return canonical, "application/json", nil
-	case client.FormatOSCAL:
+	case api.FormatOSCAL:
 		b, err := OSCAL(r, canonical, now().UTC().Truncate(time.Second))
 		return b, "application/json", err
-	case client.FormatHTML:
+	case api.FormatHTML:
 		b, err := HTML(r, canonical)
 		return b, "text/html; charset=utf-8", err
-	case client.FormatPDF:
+	case api.FormatPDF:
 		h, err := HTML(r, canonical)
 		if err != nil {
 			return nil, "", err

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 )
@@ -33,7 +34,7 @@ func NewReporter(config []byte, chromium string, logger *slog.Logger) (*Reporter
 func (r *Reporter) Profiles() []string { return ProfileNames() }
 
 // Report computes and renders the report q names.
-func (r *Reporter) Report(ctx context.Context, c *client.Client, key note.Verifier, policy *checkpoint.Policy, q client.ReportQuery) (*client.ReportDocument, error) {
+func (r *Reporter) Report(ctx context.Context, c *client.Client, key note.Verifier, policy *checkpoint.Policy, q api.ReportQuery) (*client.ReportDocument, error) {
 	rep, err := Compute(ctx, Source{Log: c, Key: key, Policy: policy, Logger: r.Logger},
 		Query{Profile: q.Profile, Tenant: q.Tenant, From: q.From, To: q.To}, r.Params)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -86,7 +87,7 @@ func (l *liveLog) traffic(t *testing.T) {
 		}
 		recs = append(recs, w...)
 	}
-	if _, err := l.admin.Enroll(ctx, client.Enrollment{ID: "dr-ada", PrintedName: "Dr. Ada Lovelace", Secret: "correct horse battery", IdentityVerifiedBy: "hr.jones"}); err != nil {
+	if _, err := l.admin.Enroll(ctx, api.Enrollment{ID: "dr-ada", PrintedName: "Dr. Ada Lovelace", Secret: "correct horse battery", IdentityVerifiedBy: "hr.jones"}); err != nil {
 		t.Fatal(err)
 	}
 	tok, _, err := l.srv.Tokens().Create(ctx, auth.Spec{Name: "ada", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeSign}, Actors: []string{"dr-ada"}})
@@ -96,7 +97,7 @@ func (l *liveLog) traffic(t *testing.T) {
 	ada, _ := client.New(l.hs.URL, client.WithToken(tok))
 	sess := ""
 	for i, r := range recs[:3] {
-		req := client.SignRequest{Secret: "correct horse battery", Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash), Meaning: "approved", SigningSession: sess}
+		req := api.SignRequest{Secret: "correct horse battery", Index: r.Index, LeafHash: hex.EncodeToString(r.LeafHash), Meaning: "approved", SigningSession: sess}
 		if i == 0 {
 			req.Signer = "dr-ada"
 		}
@@ -107,7 +108,7 @@ func (l *liveLog) traffic(t *testing.T) {
 		sess = s.SigningSession
 	}
 	// An erasure: its sampled payloads count as erased by a logged erasure.
-	if _, err := l.admin.Erase(ctx, client.ErasureRequest{Target: client.Target{Session: "case-3"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "test of an override"}); err != nil {
+	if _, err := l.admin.Erase(ctx, api.ErasureRequest{Target: api.Target{Session: "case-3"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "test of an override"}); err != nil {
 		t.Fatal(err)
 	}
 	l.waitCovered(t)
@@ -172,10 +173,10 @@ func TestServerReportRecomputes(t *testing.T) {
 		t.Fatalf("GET /v1/reports/part11 = %d %s", code, body)
 	}
 	var ans struct {
-		Report  json.RawMessage      `json:"report"`
-		SHA256  string               `json:"sha256"`
-		Event   client.EventResponse `json:"event"`
-		Receipt *client.Receipt      `json:"receipt"`
+		Report  json.RawMessage   `json:"report"`
+		SHA256  string            `json:"sha256"`
+		Event   api.EventResponse `json:"event"`
+		Receipt *api.Receipt      `json:"receipt"`
 	}
 	if err := json.Unmarshal(body, &ans); err != nil || ans.Receipt == nil || ans.Event.Index == 0 || Digest(ans.Report) != ans.SHA256 {
 		t.Fatalf("answer %s (%v)", body, err)
@@ -297,16 +298,16 @@ func TestServerReportFormatsAndAccess(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("tenant report: %d %s", code, body)
 	}
-	var ans client.ReportResponse
+	var ans api.ReportResponse
 	json.Unmarshal(body, &ans)
 	r, _ := ParseReport(ans.Report)
 	if r.Tenant != "clinic-b" || r.Entries.InScope != 0 || len(r.Signatures) != 0 {
 		t.Fatalf("clinic-b's report: tenant %s, %d in scope, %d signatures", r.Tenant, r.Entries.InScope, len(r.Signatures))
 	}
-	if _, err := l.admin.Report(ctx, client.ReportQuery{Profile: "eu-ai-act", From: l.from, To: time.Now().Add(time.Hour)}); err != nil {
+	if _, err := l.admin.Report(ctx, api.ReportQuery{Profile: "eu-ai-act", From: l.from, To: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatalf("client.Report: %v", err)
 	}
-	if _, err := l.admin.Report(ctx, client.ReportQuery{Profile: "nope", From: l.from, To: time.Now().Add(time.Hour)}); !errors.Is(err, client.ErrNotFound) {
+	if _, err := l.admin.Report(ctx, api.ReportQuery{Profile: "nope", From: l.from, To: time.Now().Add(time.Hour)}); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("client.Report of an unknown profile: %v", err)
 	}
 }

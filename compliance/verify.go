@@ -9,7 +9,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -47,7 +47,7 @@ func Verify(ctx context.Context, src Source, data []byte) (*Verification, error)
 	var wrapper struct {
 		Report  json.RawMessage `json:"report"`
 		SHA256  string          `json:"sha256"`
-		Receipt *client.Receipt `json:"receipt"`
+		Receipt *api.Receipt    `json:"receipt"`
 	}
 	raw := data
 	if json.Unmarshal(data, &wrapper) == nil && len(wrapper.Report) > 0 {
@@ -95,8 +95,8 @@ func Verify(ctx context.Context, src Source, data []byte) (*Verification, error)
 
 // checkAnchor verifies the receipt of the report.issued event and that the
 // event carries digest.
-func checkAnchor(src Source, r *client.Receipt, digest string) (uint64, error) {
-	vr, err := client.NewReceiptVerifier(src.Key, src.Policy).Verify(r)
+func checkAnchor(src Source, r *api.Receipt, digest string) (uint64, error) {
+	vr, err := api.NewReceiptVerifier(src.Key, src.Policy).Verify(r)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotAnchored, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
 )
 
@@ -238,7 +239,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	// A search of one session says whether the log knows the token and
 	// lets it read: 401 unknown or revoked, 403 no read scope. (It always
 	// authenticates, also on a log whose entries are public.)
-	_, err = log.Sessions(r.Context(), client.SessionSearch{Limit: 1})
+	_, err = log.Sessions(r.Context(), api.SessionSearch{Limit: 1})
 	switch {
 	case errors.Is(err, client.ErrUnauthenticated):
 		c.signinForm(w, r, http.StatusUnauthorized, "The log does not know this token, or it was revoked.")

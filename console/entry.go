@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/signature"
@@ -385,7 +386,7 @@ func (c *Console) sign(w http.ResponseWriter, r *http.Request, u *user) {
 		refuse(http.StatusBadRequest, fmt.Sprintf("The reason is longer than %d bytes.", signature.MaxReason))
 		return
 	}
-	req := client.SignRequest{Secret: secret, Index: d.V.Index, LeafHash: d.V.LeafHash, Meaning: meaning, Reason: reason}
+	req := api.SignRequest{Secret: secret, Index: d.V.Index, LeafHash: d.V.LeafHash, Meaning: meaning, Reason: reason}
 	u.mu.Lock()
 	if u.signer == signer && u.signing != "" {
 		req.SigningSession = u.signing

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -93,11 +94,11 @@ func (c *Console) generateReport(w http.ResponseWriter, r *http.Request, u *user
 	case last.Before(from):
 		c.renderReports(w, r, u, http.StatusBadRequest, "The period's last day is before its first.", d)
 		return
-	case d.Tenant != "" && d.Tenant != client.AllTenants && !event.ValidID(d.Tenant):
+	case d.Tenant != "" && d.Tenant != api.AllTenants && !event.ValidID(d.Tenant):
 		c.renderReports(w, r, u, http.StatusBadRequest, "That is not a tenant id.", d)
 		return
 	}
-	q := client.ReportQuery{Profile: d.Profile, From: from, To: last.AddDate(0, 0, 1), Format: client.FormatJSON, Tenant: d.Tenant}
+	q := api.ReportQuery{Profile: d.Profile, From: from, To: last.AddDate(0, 0, 1), Format: api.FormatJSON, Tenant: d.Tenant}
 	// One report at a time from this console: each reads the whole log.
 	c.reportMu.Lock()
 	a, err := u.log.Report(r.Context(), q)
@@ -125,7 +126,7 @@ func (c *Console) generateReport(w http.ResponseWriter, r *http.Request, u *user
 // keepReport checks the server's answer (the report hashes to its digest,
 // the report.issued event's receipt verifies and carries the digest) and
 // keeps it for the user.
-func (c *Console) keepReport(u *user, a *client.ReportResponse, q client.ReportQuery) (*storedReport, error) {
+func (c *Console) keepReport(u *user, a *api.ReportResponse, q api.ReportQuery) (*storedReport, error) {
 	if a == nil {
 		return nil, errors.New("no report in the answer")
 	}
@@ -145,7 +146,7 @@ func (c *Console) keepReport(u *user, a *client.ReportResponse, q client.ReportQ
 	case a.Receipt == nil:
 		sr.AnchorErr = "the answer carries no receipt for the report.issued event (" + a.Event.ReceiptError + ")"
 	default:
-		vr, err := client.NewReceiptVerifier(c.cfg.Key, c.cfg.Policy).Verify(a.Receipt)
+		vr, err := api.NewReceiptVerifier(c.cfg.Key, c.cfg.Policy).Verify(a.Receipt)
 		if err != nil {
 			sr.AnchorErr = err.Error()
 			break
@@ -216,7 +217,7 @@ func (c *Console) reportDownload(w http.ResponseWriter, r *http.Request, u *user
 		return
 	}
 	format := r.PathValue("format")
-	ext := map[string]string{client.FormatJSON: "json", client.FormatOSCAL: "oscal.json", client.FormatPDF: "pdf"}[format]
+	ext := map[string]string{api.FormatJSON: "json", api.FormatOSCAL: "oscal.json", api.FormatPDF: "pdf"}[format]
 	if ext == "" {
 		c.fail(w, r, u, http.StatusNotFound, "Reports download as json, oscal or pdf.")
 		return

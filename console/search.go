@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
@@ -38,7 +39,7 @@ type sessionsData struct {
 }
 
 type sessionRow struct {
-	client.SessionSummary
+	api.SessionSummary
 	Link string
 }
 
@@ -50,7 +51,7 @@ func (c *Console) sessionsPage(w http.ResponseWriter, r *http.Request, u *user) 
 	f.Tenant, f.From, f.To = strings.TrimSpace(v.Get("tenant")), v.Get("from"), v.Get("to")
 	f.Agent, f.Subject, f.Model, f.Kind = strings.TrimSpace(v.Get("agent")), strings.TrimSpace(v.Get("subject")), strings.TrimSpace(v.Get("model")), strings.TrimSpace(v.Get("kind"))
 	f.HasAlert, f.HasSignature = v.Get("has_alert"), v.Get("has_signature")
-	q := client.SessionSearch{Tenant: f.Tenant, Agent: f.Agent, Subject: f.Subject, Model: f.Model, Kind: f.Kind,
+	q := api.SessionSearch{Tenant: f.Tenant, Agent: f.Agent, Subject: f.Subject, Model: f.Model, Kind: f.Kind,
 		Cursor: v.Get("cursor"), Limit: 25}
 	bad := func(msg string) {
 		c.render(w, r, http.StatusBadRequest, "sessions", page{Title: "Sessions", Nav: "sessions", User: u, Error: msg, Data: d})
@@ -174,7 +175,7 @@ type located struct {
 // that hold it, and how many there are in those sessions' listings read.
 func findKind(ctx context.Context, log *client.Client, kind string, max int) ([]located, int, error) {
 	var found []located
-	q := client.SessionSearch{Kind: kind, Limit: 100}
+	q := api.SessionSearch{Kind: kind, Limit: 100}
 	for pages := 0; pages < 10; pages++ {
 		l, err := log.Sessions(ctx, q)
 		if err != nil {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 )
@@ -71,7 +71,7 @@ func badgeOf(e *replay.Event, cp cpState) badge {
 		if e.Seq == 0 {
 			d += " (the session's first event)"
 		}
-		if e.PayloadStatus == client.PayloadOK {
+		if e.PayloadStatus == api.PayloadOK {
 			d += "; payload opens its commitment"
 		}
 		return badge{OK: true, Detail: d}

@@ -10,6 +10,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -127,7 +128,7 @@ func (b badge) Label() string {
 // verifiedEntry is one entry read through the client and verified here.
 type verifiedEntry struct {
 	Index    uint64
-	Receipt  *client.Receipt
+	Receipt  *api.Receipt
 	Leaf     *event.Leaf
 	LeafHash string
 	CP       cpState
@@ -162,7 +163,7 @@ func (c *Console) verifyEntry(ctx context.Context, log *client.Client, index uin
 	v := &verifiedEntry{Index: index, Receipt: r, LeafHash: hex.EncodeToString(event.LeafHash(r.Leaf)), CP: c.inspect([]byte(r.Checkpoint))}
 	c.observe(v.CP)
 	var reasons []string
-	if _, err := client.NewReceiptVerifier(c.cfg.Key, c.cfg.Policy).Verify(r); err != nil {
+	if _, err := api.NewReceiptVerifier(c.cfg.Key, c.cfg.Policy).Verify(r); err != nil {
 		reasons = append(reasons, "inclusion: "+err.Error())
 	} else {
 		v.Included = true
@@ -207,7 +208,7 @@ func (c *Console) checkLink(ctx context.Context, log *client.Client, v *verified
 	if err != nil {
 		return "", append(reasons, fmt.Sprintf("chain: reading the previous event (entry %d): %v", prevIdx, err))
 	}
-	if _, err := client.NewReceiptVerifier(c.cfg.Key, c.cfg.Policy).Verify(pr); err != nil {
+	if _, err := api.NewReceiptVerifier(c.cfg.Key, c.cfg.Policy).Verify(pr); err != nil {
 		return "", append(reasons, fmt.Sprintf("chain: the previous event (entry %d) does not verify: %v", prevIdx, err))
 	}
 	pl, err := event.ParseHead(pr.Leaf)

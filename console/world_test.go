@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -171,7 +172,7 @@ func (w *world) traffic() {
 			Attributes: attrs(map[string]any{"gen_ai.tool.name": "payments.transfer", "gen_ai.tool.call.id": "toolu_1"})},
 	)
 	admin := w.client(w.token(auth.Spec{Name: "clinic-admin", Tenant: tenant, Scopes: []string{auth.ScopeAdmin}}))
-	if _, err := admin.Enroll(ctx, client.Enrollment{ID: signerID, PrintedName: printedName, Secret: secret, IdentityVerifiedBy: "hr.jones"}); err != nil {
+	if _, err := admin.Enroll(ctx, api.Enrollment{ID: signerID, PrintedName: printedName, Secret: secret, IdentityVerifiedBy: "hr.jones"}); err != nil {
 		w.t.Fatal(err)
 	}
 	mon := w.client(w.token(auth.Spec{Name: "monitor", Tenant: tenant, Scopes: []string{auth.ScopeWrite, auth.ScopeMonitor}}))
@@ -199,7 +200,7 @@ func (w *world) waitPublished() {
 	for time.Now().Before(deadline) {
 		raw, err := c.Tiles().ReadCheckpoint(context.Background())
 		if err == nil {
-			if cp, err := client.VerifyCheckpoint(raw, mustVerifier(w.t, w.srv.VerifierKey()), w.policy); err == nil && cp.Size >= size {
+			if cp, err := api.VerifyCheckpoint(raw, mustVerifier(w.t, w.srv.VerifierKey()), w.policy); err == nil && cp.Size >= size {
 				return
 			}
 		}
@@ -217,9 +218,9 @@ func mustVerifier(t testing.TB, vkey string) note.Verifier {
 }
 
 // sign signs a record as dr-ada through the API.
-func (w *world) signRecord(index uint64, leafHash []byte, meaning string) *client.SignatureResponse {
+func (w *world) signRecord(index uint64, leafHash []byte, meaning string) *api.SignatureResponse {
 	w.t.Helper()
-	r, err := w.client(w.signer).Sign(context.Background(), client.SignRequest{Signer: signerID, Secret: secret, Index: index,
+	r, err := w.client(w.signer).Sign(context.Background(), api.SignRequest{Signer: signerID, Secret: secret, Index: index,
 		LeafHash: hex.EncodeToString(leafHash), Meaning: meaning}, client.WaitForCheckpoint())
 	if err != nil {
 		w.t.Fatal(err)

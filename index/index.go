@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/api"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
@@ -167,7 +167,7 @@ func (x *Index) CatchUp(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
 		}
-		var b api.EntryBundle
+		var b tapi.EntryBundle
 		if err := b.UnmarshalText(raw); err != nil {
 			return fmt.Errorf("parsing entry bundle %d: %w", bundleIdx, err)
 		}
@@ -328,16 +328,16 @@ func (x *Index) ByIDs(ctx context.Context, ids []string) (map[string]uint64, err
 // Session lists up to limit events of a session with seq >= fromSeq, in
 // order. The list covers the indexed prefix of the log only; call WaitFor
 // first to include recent writes.
-func (x *Index) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]client.SessionEntry, error) {
+func (x *Index) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]api.SessionEntry, error) {
 	rows, err := x.db.QueryContext(ctx, `SELECT idx, seq, kind, id, leaf_hash FROM entries WHERE tenant = ? AND session = ? AND seq >= ? ORDER BY seq LIMIT ?`,
 		tenant, session, int64(fromSeq), limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []client.SessionEntry
+	var out []api.SessionEntry
 	for rows.Next() {
-		var e client.SessionEntry
+		var e api.SessionEntry
 		var idx, seq int64
 		var h []byte
 		if err := rows.Scan(&idx, &seq, &e.Kind, &e.ID, &h); err != nil {

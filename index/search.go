@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/transparency-dev/tessera/api"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 )
@@ -141,7 +141,7 @@ func (x *Index) forEachLeaf(ctx context.Context, from, to uint64, f func(index u
 		if err != nil {
 			return fmt.Errorf("reading entry bundle %d: %w", bi, err)
 		}
-		var eb api.EntryBundle
+		var eb tapi.EntryBundle
 		if err := eb.UnmarshalText(raw); err != nil {
 			return fmt.Errorf("parsing entry bundle %d: %w", bi, err)
 		}
@@ -331,7 +331,7 @@ func (x *Index) writeSearch(ctx context.Context, tx *sql.Tx, b *searchBatch) err
 // list covers the indexed prefix of the log (call WaitFor first to include
 // recent writes). q's time range selects sessions whose span (first to
 // last event) overlaps it. Next is set when more sessions follow.
-func (x *Index) Search(ctx context.Context, q client.SessionSearch) (*client.SessionList, error) {
+func (x *Index) Search(ctx context.Context, q api.SessionSearch) (*api.SessionList, error) {
 	var b strings.Builder
 	b.WriteString(sqlSearchSelect)
 	var args []any
@@ -376,8 +376,8 @@ func (x *Index) Search(ctx context.Context, q client.SessionSearch) (*client.Ses
 		args = append(args, int64(before))
 	}
 	limit := q.Limit
-	if limit <= 0 || limit > client.MaxSessionSearchLimit {
-		limit = client.DefaultSessionSearchLimit
+	if limit <= 0 || limit > api.MaxSessionSearchLimit {
+		limit = api.DefaultSessionSearchLimit
 	}
 	b.WriteString(sqlSearchOrder)
 	args = append(args, limit+1)
@@ -386,9 +386,9 @@ func (x *Index) Search(ctx context.Context, q client.SessionSearch) (*client.Ses
 		return nil, err
 	}
 	defer rows.Close()
-	out := &client.SessionList{Sessions: []client.SessionSummary{}}
+	out := &api.SessionList{Sessions: []api.SessionSummary{}}
 	for rows.Next() {
-		var s client.SessionSummary
+		var s api.SessionSummary
 		var fi, li, ev int64
 		if err := rows.Scan(&s.Tenant, &s.Session, &fi, &li, &s.FirstTime, &s.LastTime, &ev, &s.Alerts, &s.Signatures); err != nil {
 			return nil, err
@@ -415,7 +415,7 @@ func (x *Index) Search(ctx context.Context, q client.SessionSearch) (*client.Ses
 }
 
 // shown fills in a session's agents and models.
-func (x *Index) shown(ctx context.Context, s *client.SessionSummary) error {
+func (x *Index) shown(ctx context.Context, s *api.SessionSummary) error {
 	rows, err := x.db.QueryContext(ctx, sqlSearchShown, s.Tenant, s.Session)
 	if err != nil {
 		return err

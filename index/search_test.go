@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
@@ -99,7 +99,7 @@ func forEachDB(t *testing.T, f func(t *testing.T, open func(t *testing.T) *sqldb
 	})
 }
 
-func names(l *client.SessionList) string {
+func names(l *api.SessionList) string {
 	var out []string
 	for _, s := range l.Sessions {
 		out = append(out, s.Tenant+"/"+s.Session)
@@ -114,26 +114,26 @@ func TestSearch(t *testing.T) {
 	yes, no := new(true), new(false)
 	cases := []struct {
 		name string
-		q    client.SessionSearch
+		q    api.SessionSearch
 		want string
 	}{
-		{"all, the latest first", client.SessionSearch{}, "t1/monitor.m,t1/a,t2/c,t1/b"},
-		{"one tenant", client.SessionSearch{Tenant: "t2"}, "t2/c"},
-		{"an agent actor", client.SessionSearch{Agent: "bot-1"}, "t1/a,t2/c"},
-		{"gen_ai.agent.id", client.SessionSearch{Agent: "planner"}, "t1/b"},
-		{"an agent in a tenant", client.SessionSearch{Tenant: "t1", Agent: "bot-1"}, "t1/a"},
-		{"a subject", client.SessionSearch{Subject: "ps_1"}, "t1/a"},
-		{"a requested model", client.SessionSearch{Model: "claude"}, "t1/b"},
-		{"an answered model", client.SessionSearch{Model: "gpt-4o-2024-08-06"}, "t1/a"},
-		{"a kind", client.SessionSearch{Kind: "monitor.alert"}, "t1/monitor.m"},
-		{"with an alert", client.SessionSearch{HasAlert: yes}, "t1/b"},
-		{"without an alert", client.SessionSearch{HasAlert: no, Tenant: "t1"}, "t1/monitor.m,t1/a"},
-		{"with a signature", client.SessionSearch{HasSignature: yes}, "t1/a"},
-		{"both", client.SessionSearch{HasSignature: yes, HasAlert: yes}, ""},
-		{"ids compare byte for byte", client.SessionSearch{Agent: "BOT-1"}, ""},
-		{"from the 4th minute", client.SessionSearch{From: t0.Add(3 * time.Minute)}, "t1/monitor.m,t1/a,t2/c"},
-		{"before the 3rd minute", client.SessionSearch{To: t0.Add(2 * time.Minute)}, "t1/a"},
-		{"a window inside a session's span", client.SessionSearch{From: t0.Add(90 * time.Second), To: t0.Add(100 * time.Second)}, "t1/a"},
+		{"all, the latest first", api.SessionSearch{}, "t1/monitor.m,t1/a,t2/c,t1/b"},
+		{"one tenant", api.SessionSearch{Tenant: "t2"}, "t2/c"},
+		{"an agent actor", api.SessionSearch{Agent: "bot-1"}, "t1/a,t2/c"},
+		{"gen_ai.agent.id", api.SessionSearch{Agent: "planner"}, "t1/b"},
+		{"an agent in a tenant", api.SessionSearch{Tenant: "t1", Agent: "bot-1"}, "t1/a"},
+		{"a subject", api.SessionSearch{Subject: "ps_1"}, "t1/a"},
+		{"a requested model", api.SessionSearch{Model: "claude"}, "t1/b"},
+		{"an answered model", api.SessionSearch{Model: "gpt-4o-2024-08-06"}, "t1/a"},
+		{"a kind", api.SessionSearch{Kind: "monitor.alert"}, "t1/monitor.m"},
+		{"with an alert", api.SessionSearch{HasAlert: yes}, "t1/b"},
+		{"without an alert", api.SessionSearch{HasAlert: no, Tenant: "t1"}, "t1/monitor.m,t1/a"},
+		{"with a signature", api.SessionSearch{HasSignature: yes}, "t1/a"},
+		{"both", api.SessionSearch{HasSignature: yes, HasAlert: yes}, ""},
+		{"ids compare byte for byte", api.SessionSearch{Agent: "BOT-1"}, ""},
+		{"from the 4th minute", api.SessionSearch{From: t0.Add(3 * time.Minute)}, "t1/monitor.m,t1/a,t2/c"},
+		{"before the 3rd minute", api.SessionSearch{To: t0.Add(2 * time.Minute)}, "t1/a"},
+		{"a window inside a session's span", api.SessionSearch{From: t0.Add(90 * time.Second), To: t0.Add(100 * time.Second)}, "t1/a"},
 	}
 	check := func(t *testing.T, x *index.Index) {
 		t.Helper()
@@ -146,7 +146,7 @@ func TestSearch(t *testing.T) {
 				t.Errorf("%s: %q, want %q", c.name, names(l), c.want)
 			}
 		}
-		l, err := x.Search(ctx, client.SessionSearch{Agent: "bot-1", Tenant: "t1"})
+		l, err := x.Search(ctx, api.SessionSearch{Agent: "bot-1", Tenant: "t1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,12 +155,12 @@ func TestSearch(t *testing.T) {
 			strings.Join(a.Agents, ",") != "bot-1" || strings.Join(a.Models, ",") != "gpt-4o,gpt-4o-2024-08-06" || a.Signatures != 1 || a.Alerts != 0 {
 			t.Errorf("summary of t1/a: %+v", a)
 		}
-		if l, _ := x.Search(ctx, client.SessionSearch{HasAlert: yes}); len(l.Sessions) != 1 || l.Sessions[0].Alerts != 2 {
+		if l, _ := x.Search(ctx, api.SessionSearch{HasAlert: yes}); len(l.Sessions) != 1 || l.Sessions[0].Alerts != 2 {
 			t.Errorf("t1/b's alerts: %+v", l.Sessions)
 		}
 		// Pages of one.
 		var got []string
-		q := client.SessionSearch{Limit: 1}
+		q := api.SessionSearch{Limit: 1}
 		for range 10 {
 			l, err := x.Search(ctx, q)
 			if err != nil {
@@ -175,7 +175,7 @@ func TestSearch(t *testing.T) {
 		if strings.Join(got, ",") != cases[0].want {
 			t.Errorf("paged: %v", got)
 		}
-		if _, err := x.Search(ctx, client.SessionSearch{Cursor: "x"}); !errors.Is(err, index.ErrBadSearch) {
+		if _, err := x.Search(ctx, api.SessionSearch{Cursor: "x"}); !errors.Is(err, index.ErrBadSearch) {
 			t.Errorf("a bad cursor: %v", err)
 		}
 	}
@@ -262,21 +262,21 @@ func TestSearchFilledFromLog(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if l, _ := x.Search(ctx, client.SessionSearch{}); len(l.Sessions) != 0 {
+		if l, _ := x.Search(ctx, api.SessionSearch{}); len(l.Sessions) != 0 {
 			t.Fatalf("emptied, the search finds %s", names(l))
 		}
 		appendEv(t, m, map[string]uint64{}, ev{"t3", "d", "llm.request", "bot-9", "", nil})
 		if err := x.CatchUp(ctx); err != nil {
 			t.Fatal(err)
 		}
-		l, err := x.Search(ctx, client.SessionSearch{})
+		l, err := x.Search(ctx, api.SessionSearch{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, want := names(l), "t3/d,t1/monitor.m,t1/a,t2/c,t1/b"; got != want {
 			t.Fatalf("after the next store: %q, want %q", got, want)
 		}
-		if l, _ := x.Search(ctx, client.SessionSearch{HasAlert: new(true)}); names(l) != "t1/b" {
+		if l, _ := x.Search(ctx, api.SessionSearch{HasAlert: new(true)}); names(l) != "t1/b" {
 			t.Fatalf("alerts after filling: %q", names(l))
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -115,12 +116,8 @@ func jsonStrings(ss []string) json.RawMessage {
 	return b
 }
 
-// Target names what a hold or an erasure is about: one session, or one
-// data subject (its value or its pseudonym).
-type Target struct{ Session, Subject string }
-
 // resolve checks t and returns the subject's pseudonym ("" for a session).
-func (l *Log) resolve(ctx context.Context, tenant string, t Target) (string, error) {
+func (l *Log) resolve(ctx context.Context, tenant string, t api.Target) (string, error) {
 	switch {
 	case (t.Session == "") == (t.Subject == ""):
 		return "", fmt.Errorf("%w: name a session or a subject, not both", event.ErrInvalidEvent)
@@ -143,7 +140,7 @@ func (l *Log) resolve(ctx context.Context, tenant string, t Target) (string, err
 // PlaceHold puts a legal hold on a session or subject of the reader's
 // tenant and appends hold.placed. While it is in force nothing it covers
 // can be erased.
-func (l *Log) PlaceHold(ctx context.Context, r Reader, t Target, reason string) (*retention.Hold, event.Appended, error) {
+func (l *Log) PlaceHold(ctx context.Context, r Reader, t api.Target, reason string) (*api.Hold, event.Appended, error) {
 	if l.cfg.Retention == nil {
 		return nil, event.Appended{}, ErrNoRetention
 	}
@@ -171,7 +168,7 @@ func (l *Log) PlaceHold(ctx context.Context, r Reader, t Target, reason string) 
 }
 
 // ReleaseHold ends a hold and appends hold.released.
-func (l *Log) ReleaseHold(ctx context.Context, r Reader, id string) (*retention.Hold, event.Appended, error) {
+func (l *Log) ReleaseHold(ctx context.Context, r Reader, id string) (*api.Hold, event.Appended, error) {
 	if l.cfg.Retention == nil {
 		return nil, event.Appended{}, ErrNoRetention
 	}
@@ -187,18 +184,6 @@ func (l *Log) ReleaseHold(ctx context.Context, r Reader, id string) (*retention.
 		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject),
 	})
 	return h, a, err
-}
-
-// ErasureRequest asks to erase a session's or a subject's data.
-type ErasureRequest struct {
-	Target
-	// LegalBasis names why (e.g. "gdpr-art17-1a"); required.
-	LegalBasis string
-	Reason     string
-	// OverrideReason, if set, erases inside the retention floor (never
-	// through a legal hold); the erasure event records it, and the
-	// monitor's rule pack alerts on it.
-	OverrideReason string
 }
 
 // Erasure is an erasure done.
@@ -224,7 +209,7 @@ type Erasure struct {
 // write-ahead log so that nothing of the erased data is left in the
 // database files, and an erasure event records what was erased on which
 // legal basis.
-func (l *Log) Erase(ctx context.Context, r Reader, req ErasureRequest) (*Erasure, error) {
+func (l *Log) Erase(ctx context.Context, r Reader, req api.ErasureRequest) (*Erasure, error) {
 	if l.cfg.Retention == nil || l.cfg.Floors == nil {
 		return nil, ErrNoRetention
 	}

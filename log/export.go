@@ -15,10 +15,10 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/api"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
@@ -50,9 +50,9 @@ const (
 )
 
 // ExportSession streams a tenant's session from fromSeq as an export
-// (client/export_format.go, docs/event-api.md): a header naming a
+// (api/export.go, docs/event-api.md): a header naming a
 // checkpoint, then the session's events in the checkpoint's tree in log
-// order (at most client.MaxExportEvents), each preceded by the hashes of
+// order (at most api.MaxExportEvents), each preceded by the hashes of
 // the subtrees between it and the event before, so that the reader folds
 // them all to the checkpoint's root; with q.Payloads each event's payload
 // and salt, as DiscloseSession gives them, after one access.read event
@@ -68,7 +68,7 @@ const (
 // returns the encoder the export is written to (the header first). An
 // error returned before begin was called is the answer's; one after it
 // happened in the stream, which the caller ends with an error frame.
-func (l *Log) ExportSession(ctx context.Context, r Reader, q ExportQuery, begin func() (*client.ExportEncoder, error)) error {
+func (l *Log) ExportSession(ctx context.Context, r Reader, q ExportQuery, begin func() (*api.ExportEncoder, error)) error {
 	if q.Tenant != r.Tenant && !r.AllTenants {
 		return fmt.Errorf("%w: no session %s in tenant %s", ErrNotFound, q.Session, r.Tenant)
 	}
@@ -86,11 +86,11 @@ func (l *Log) ExportSession(ctx context.Context, r Reader, q ExportQuery, begin 
 	if err != nil {
 		return err
 	}
-	sp, err := l.index.SessionSpan(ctx, q.Tenant, q.Session, q.FromSeq, cp.Size, client.MaxExportEvents)
+	sp, err := l.index.SessionSpan(ctx, q.Tenant, q.Session, q.FromSeq, cp.Size, api.MaxExportEvents)
 	if err != nil {
 		return err
 	}
-	h := &client.ExportHeader{Format: client.ExportFormat, Tenant: q.Tenant, Session: q.Session, FromSeq: q.FromSeq,
+	h := &api.ExportHeader{Format: api.ExportFormat, Tenant: q.Tenant, Session: q.Session, FromSeq: q.FromSeq,
 		Events: sp.Count, NextSeq: sp.Next, TreeSize: cp.Size, Checkpoint: string(raw), Payloads: q.Payloads}
 	if sp.Count > 0 {
 		h.ToSeq = &sp.LastSeq
@@ -100,7 +100,7 @@ func (l *Log) ExportSession(ctx context.Context, r Reader, q ExportQuery, begin 
 		if err != nil {
 			return err
 		}
-		resp := client.NewEventResponse(acc)
+		resp := api.NewEventResponse(acc)
 		h.Access = &resp
 	}
 	enc, err := begin()
@@ -135,7 +135,7 @@ func (l *Log) checkpointCovering(ctx context.Context, index uint64) (*fmtlog.Che
 // recordExport appends the access.read event of an export with payloads:
 // the session, the seq range and the tree size name exactly the events
 // whose payloads may be disclosed.
-func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *client.ExportHeader) (event.Appended, error) {
+func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *api.ExportHeader) (event.Appended, error) {
 	seqTo := q.FromSeq
 	if h.ToSeq != nil {
 		seqTo = *h.ToSeq
@@ -165,9 +165,9 @@ func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *clie
 type exportStream struct {
 	l   *Log
 	q   ExportQuery
-	h   *client.ExportHeader
+	h   *api.ExportHeader
 	cp  *fmtlog.Checkpoint
-	enc *client.ExportEncoder
+	enc *api.ExportEncoder
 
 	nodes tileNodes
 	// rf and rng fold what is sent, to check it against the checkpoint's
@@ -175,15 +175,15 @@ type exportStream struct {
 	rf  *compact.RangeFactory
 	rng *compact.Range
 
-	bundle    *api.EntryBundle
+	bundle    *tapi.EntryBundle
 	bundleIdx uint64
 }
 
 // exportGroup is a group of events on its way from the storage to the
 // stream: listed, their leaves read, their payloads being read.
 type exportGroup struct {
-	entries []client.SessionEntry
-	evs     []client.ExportEvent
+	entries []api.SessionEntry
+	evs     []api.ExportEvent
 	commits []*event.Commitment // with payloads
 	ready   chan error          // the payloads are read (buffered)
 }
@@ -234,7 +234,7 @@ func (x *exportStream) run(ctx context.Context) error {
 	if err != nil || !bytes.Equal(root, x.cp.Hash) {
 		return fmt.Errorf("the export of session %s folds to root %x, not the checkpoint's %x (%v)", x.q.Session, root, x.cp.Hash, err)
 	}
-	if err := x.enc.End(client.ExportEnd{Events: sent}); err != nil {
+	if err := x.enc.End(api.ExportEnd{Events: sent}); err != nil {
 		return err
 	}
 	return x.enc.Flush()
@@ -258,7 +258,7 @@ func (x *exportStream) produce(ctx context.Context, out chan<- *exportGroup) (er
 		if len(entries) == 0 {
 			return fmt.Errorf("the index lists %d events of session %s from seq %d, not %d", listed, x.q.Session, x.q.FromSeq, x.h.Events)
 		}
-		evs := make([]client.ExportEvent, len(entries))
+		evs := make([]api.ExportEvent, len(entries))
 		var commits []*event.Commitment
 		if x.q.Payloads {
 			commits = make([]*event.Commitment, len(entries))
@@ -329,7 +329,7 @@ func (x *exportStream) send(ctx context.Context, g *exportGroup) error {
 		if err := x.enc.Event(e); err != nil {
 			return err
 		}
-		*e = client.ExportEvent{} // drop the payload
+		*e = api.ExportEvent{} // drop the payload
 	}
 	return nil
 }
@@ -350,22 +350,22 @@ func (x *exportStream) payloads(ctx context.Context, g *exportGroup) error {
 	for i := range g.evs {
 		e, c := &g.evs[i], g.commits[i]
 		if c == nil {
-			e.Status = client.PayloadNone
+			e.Status = api.PayloadNone
 			continue
 		}
 		id := g.entries[i].ID
 		rec, ok := found[id]
 		switch ferr := failed[id]; {
 		case errors.Is(ferr, vault.ErrErased):
-			e.Status = client.PayloadErased
+			e.Status = api.PayloadErased
 		case ferr != nil: // it does not decrypt: altered in the vault
-			e.Status = client.PayloadIntegrity
+			e.Status = api.PayloadIntegrity
 		case !ok:
-			e.Status = client.PayloadMissing
+			e.Status = api.PayloadMissing
 		case !event.CheckCommitment(c, rec.Salt, rec.Payload):
-			e.Status = client.PayloadIntegrity
+			e.Status = api.PayloadIntegrity
 		default:
-			e.Status, e.MediaType, e.Salt, e.Payload = client.PayloadOK, rec.MediaType, rec.Salt, rec.Payload
+			e.Status, e.MediaType, e.Salt, e.Payload = api.PayloadOK, rec.MediaType, rec.Salt, rec.Payload
 		}
 	}
 	return nil
@@ -402,7 +402,7 @@ func (x *exportStream) leaf(ctx context.Context, index uint64) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading entry bundle %d: %w", bi, err)
 		}
-		var b api.EntryBundle
+		var b tapi.EntryBundle
 		if err := b.UnmarshalText(raw); err != nil {
 			return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
 		}

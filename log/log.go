@@ -24,13 +24,13 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/api"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
@@ -906,7 +906,7 @@ func (l *Log) verify(raw []byte) (*fmtlog.Checkpoint, error) {
 
 // WaitReceipt waits until a published checkpoint covers index and returns a
 // receipt for leaf at index.
-func (l *Log) WaitReceipt(ctx context.Context, index uint64, leaf []byte) (*client.Receipt, error) {
+func (l *Log) WaitReceipt(ctx context.Context, index uint64, leaf []byte) (*api.Receipt, error) {
 	_, raw, err := l.awaiter.Await(ctx, func() (tessera.Index, error) { return tessera.Index{Index: index}, nil })
 	if err != nil {
 		return nil, fmt.Errorf("waiting for checkpoint: %w", err)
@@ -918,7 +918,7 @@ func (l *Log) WaitReceipt(ctx context.Context, index uint64, leaf []byte) (*clie
 	return l.receipt(ctx, index, leaf, cp, raw)
 }
 
-func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog.Checkpoint, raw []byte) (*client.Receipt, error) {
+func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog.Checkpoint, raw []byte) (*api.Receipt, error) {
 	pb, err := tclient.NewProofBuilder(ctx, cp.Size, l.reader.ReadTile)
 	if err != nil {
 		return nil, err
@@ -932,13 +932,13 @@ func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, lh, p, cp.Hash); err != nil {
 		return nil, fmt.Errorf("inclusion proof for %d does not verify: %w", index, err)
 	}
-	return &client.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
+	return &api.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
 }
 
 // Entry returns a receipt for the leaf at index against the latest
 // published checkpoint, or against the tree size asked for (size > 0), which
 // must not exceed the latest checkpoint.
-func (l *Log) Entry(ctx context.Context, index, size uint64) (*client.Receipt, error) {
+func (l *Log) Entry(ctx context.Context, index, size uint64) (*api.Receipt, error) {
 	cp, raw, err := l.Checkpoint(ctx)
 	if err != nil {
 		return nil, err
@@ -964,16 +964,16 @@ func (l *Log) Entry(ctx context.Context, index, size uint64) (*client.Receipt, e
 	if err != nil {
 		return nil, fmt.Errorf("building inclusion proof: %w", err)
 	}
-	return &client.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
+	return &api.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
 }
 
 // readBundle reads and parses entry bundle bi of a tree of size entries.
-func (l *Log) readBundle(ctx context.Context, bi, size uint64) (*api.EntryBundle, error) {
+func (l *Log) readBundle(ctx context.Context, bi, size uint64) (*tapi.EntryBundle, error) {
 	raw, err := l.reader.ReadEntryBundle(ctx, bi, layout.PartialTileSize(0, bi, size))
 	if err != nil {
 		return nil, fmt.Errorf("reading entry bundle %d: %w", bi, err)
 	}
-	var b api.EntryBundle
+	var b tapi.EntryBundle
 	if err := b.UnmarshalText(raw); err != nil {
 		return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
 	}

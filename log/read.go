@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
@@ -39,7 +39,7 @@ type Reader struct {
 // fromSeq, in order. It first waits (DefaultSessionWait at most) until the
 // index covers every write acknowledged so far, so a writer always sees its
 // own events. An unknown session is ErrNotFound.
-func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]client.SessionEntry, error) {
+func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]api.SessionEntry, error) {
 	if err := l.WaitIndexed(ctx); err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint6
 		return nil, ErrNotFound
 	}
 	if evs == nil {
-		evs = []client.SessionEntry{}
+		evs = []api.SessionEntry{}
 	}
 	return evs, nil
 }

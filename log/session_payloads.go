@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/transparency-dev/tessera/api"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
 // SessionPayload is one event of a session disclosure: the leaf, and its
-// payload when Status is client.PayloadOK (never bytes that fail the commitment).
+// payload when Status is api.PayloadOK (never bytes that fail the commitment).
 type SessionPayload struct {
 	Index  uint64
 	Seq    uint64
@@ -63,7 +63,7 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 		page = page[:limit]
 	}
 	// Leaves, one entry bundle read per bundle.
-	var bundle *api.EntryBundle
+	var bundle *tapi.EntryBundle
 	bundleIdx := ^uint64(0)
 	var ids []string
 	for _, en := range page {
@@ -82,7 +82,7 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 		if err != nil {
 			return nil, fmt.Errorf("entry %d of session %s is not an audit event: %w", en.Index, session, err)
 		}
-		d.Events = append(d.Events, SessionPayload{Index: en.Index, Seq: en.Seq, Leaf: data, ID: id, Commit: commit, Status: client.PayloadNone})
+		d.Events = append(d.Events, SessionPayload{Index: en.Index, Seq: en.Seq, Leaf: data, ID: id, Commit: commit, Status: api.PayloadNone})
 		if commit != nil {
 			ids = append(ids, id)
 		}
@@ -102,19 +102,19 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 		rec, ok := found[p.ID]
 		switch ferr := failed[p.ID]; {
 		case errors.Is(ferr, vault.ErrErased):
-			p.Status = client.PayloadErased
+			p.Status = api.PayloadErased
 		case ferr != nil: // it does not decrypt: altered in the vault
-			p.Status = client.PayloadIntegrity
+			p.Status = api.PayloadIntegrity
 		case !ok:
-			p.Status = client.PayloadMissing
+			p.Status = api.PayloadMissing
 		case !event.CheckCommitment(p.Commit, rec.Salt, rec.Payload):
-			p.Status = client.PayloadIntegrity
+			p.Status = api.PayloadIntegrity
 		case total+len(rec.Payload) > maxBytes && i > 0:
 			// The page is full: it ends before this event.
 			d.NextSeq, d.Events = p.Seq, d.Events[:i]
 		default:
 			total += len(rec.Payload)
-			p.Status, p.Record = client.PayloadOK, rec
+			p.Status, p.Record = api.PayloadOK, rec
 			indices = append(indices, p.Index)
 		}
 		if i >= len(d.Events) {

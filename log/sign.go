@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/signature"
 	"github.com/llmaudittrail/llmaudittrail/signer"
@@ -63,22 +64,15 @@ var serverActor = event.ServerActor
 
 func tokenActor(r Reader) event.Actor { return event.Actor{Type: "human", ID: "token." + r.TokenID} }
 
-// Enrollment is a new signer.
-type Enrollment struct {
-	ID, PrintedName, Secret string
-	// VerifiedBy names who verified the signer's identity (11.100(b)).
-	VerifiedBy string
-}
-
 // Enroll enrolls a signer of the reader's tenant with a new key pair and
 // appends signer.enrolled, which carries the public key, the printed name
 // and who verified the identity. An id is never enrolled twice
 // (signer.ErrExists).
-func (l *Log) Enroll(ctx context.Context, r Reader, e Enrollment) (*signer.Signer, event.Appended, error) {
+func (l *Log) Enroll(ctx context.Context, r Reader, e api.Enrollment) (*signer.Signer, event.Appended, error) {
 	if l.cfg.Signers == nil {
 		return nil, event.Appended{}, ErrNoSigners
 	}
-	if !event.ValidID(e.VerifiedBy) {
+	if !event.ValidID(e.IdentityVerifiedBy) {
 		return nil, event.Appended{}, fmt.Errorf("%w: identity_verified_by must name who verified the signer's identity", event.ErrInvalidEvent)
 	}
 	sg, err := l.cfg.Signers.Enroll(ctx, r.Tenant, e.ID, e.PrintedName, e.Secret)
@@ -86,10 +80,10 @@ func (l *Log) Enroll(ctx context.Context, r Reader, e Enrollment) (*signer.Signe
 		return nil, event.Appended{}, err
 	}
 	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{
-		Session: signerSession(sg.ID), Kind: signature.KindEnrolled, Actor: event.Actor{Type: "human", ID: e.VerifiedBy},
+		Session: signerSession(sg.ID), Kind: signature.KindEnrolled, Actor: event.Actor{Type: "human", ID: e.IdentityVerifiedBy},
 		Attributes: strAttrs(signature.AttrSigner, sg.ID, signature.AttrPrintedName, sg.PrintedName,
 			signature.AttrPublicKey, base64.StdEncoding.EncodeToString(sg.Public), signature.AttrKeyID, sg.KeyID,
-			signature.AttrVerifiedBy, e.VerifiedBy, "signer.enrolled_by_token", r.TokenID),
+			signature.AttrVerifiedBy, e.IdentityVerifiedBy, "signer.enrolled_by_token", r.TokenID),
 	})
 	return sg, a, err
 }
@@ -172,20 +166,6 @@ func (l *Log) signFailure(ctx context.Context, r Reader, id, reason string) {
 	}
 }
 
-// SignRequest asks to sign a record. Outside a signing session every
-// component is given (Signer, with a token bound to it, and Secret); inside
-// one (SigningSession, from an earlier signing of the same token), the
-// Secret suffices (21 CFR 11.200(a)(1)).
-type SignRequest struct {
-	Signer         string
-	SigningSession string
-	Secret         string
-	Index          uint64
-	LeafHash       string
-	Meaning        string
-	Reason         string
-}
-
 // Signed is a signature made and appended.
 type Signed struct {
 	Event     event.Appended
@@ -205,7 +185,7 @@ type Signed struct {
 // signer.ErrSession, ErrNotBound, signer.ErrRevoked, signer.ErrLocked,
 // signer.ErrWrongSecret, ErrNotFound (no such record in the tenant),
 // ErrLeafMismatch, ErrAlreadySigned.
-func (l *Log) Sign(ctx context.Context, r Reader, req SignRequest) (*Signed, error) {
+func (l *Log) Sign(ctx context.Context, r Reader, req api.SignRequest) (*Signed, error) {
 	if l.cfg.Signers == nil {
 		return nil, ErrNoSigners
 	}

@@ -7,8 +7,8 @@ import (
 
 	tclient "github.com/transparency-dev/tessera/client"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/benchlog"
 	"github.com/llmaudittrail/llmaudittrail/verify"
@@ -67,14 +67,14 @@ func BenchmarkRules(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
 
-func benchReceipts(b *testing.B, n int) (*benchlog.Log, []*client.Receipt) {
+func benchReceipts(b *testing.B, n int) (*benchlog.Log, []*api.Receipt) {
 	bl := benchlog.Get(b)
 	ctx := context.Background()
 	pb, err := tclient.NewProofBuilder(ctx, bl.Size, benchlog.Fetcher{L: bl}.ReadTile)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var rs []*client.Receipt
+	var rs []*api.Receipt
 	for i := range n {
 		idx := uint64(i) * (bl.Size / uint64(n))
 		p, err := pb.InclusionProof(ctx, idx)
@@ -82,7 +82,7 @@ func benchReceipts(b *testing.B, n int) (*benchlog.Log, []*client.Receipt) {
 			b.Fatal(err)
 		}
 		leaf := benchlog.Leaf(int(idx))
-		rs = append(rs, &client.Receipt{Index: idx, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)),
+		rs = append(rs, &api.Receipt{Index: idx, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)),
 			TreeSize: bl.Size, InclusionProof: p, Checkpoint: string(bl.Checkpoint)})
 	}
 	return bl, rs
@@ -95,7 +95,7 @@ func BenchmarkVerify1000Receipts(b *testing.B) {
 	bl, rs := benchReceipts(b, 1000)
 	b.ResetTimer()
 	for b.Loop() {
-		v := client.NewReceiptVerifier(bl.Key, nil)
+		v := api.NewReceiptVerifier(bl.Key, nil)
 		for _, r := range rs {
 			if _, err := v.Verify(r); err != nil {
 				b.Fatal(err)
@@ -110,7 +110,7 @@ func BenchmarkVerifyReceiptUncached(b *testing.B) {
 	bl, rs := benchReceipts(b, 1)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := client.NewReceiptVerifier(bl.Key, nil).Verify(rs[0]); err != nil {
+		if _, err := api.NewReceiptVerifier(bl.Key, nil).Verify(rs[0]); err != nil {
 			b.Fatal(err)
 		}
 	}

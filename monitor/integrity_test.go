@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -493,7 +494,7 @@ func TestWebhookAndAppend(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		vr, err := client.VerifyReceipt(body, l.key, nil)
+		vr, err := api.VerifyReceipt(body, l.key, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -544,7 +545,7 @@ func TestStatusEvents(t *testing.T) {
 	for {
 		page, err := c.Session(context.Background(), "monitor.st", client.SessionQuery{})
 		if errors.Is(err, client.ErrNotFound) {
-			page, err = &client.SessionPage{}, nil // nothing appended yet
+			page, err = &api.SessionPage{}, nil // nothing appended yet
 		}
 		if err != nil {
 			t.Fatal(err)

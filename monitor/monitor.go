@@ -35,6 +35,7 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/verify"
@@ -313,7 +314,7 @@ func (m *Monitor) step(ctx context.Context) error {
 	if !bytes.Equal(raw, m.lastRaw) {
 		m.lastRaw, m.lastChange, m.staleAlerted = raw, now, false
 	}
-	cp, err := client.VerifyCheckpoint(raw, m.cfg.LogKey, m.cfg.Policy)
+	cp, err := api.VerifyCheckpoint(raw, m.cfg.LogKey, m.cfg.Policy)
 	switch {
 	case errors.Is(err, checkpoint.ErrNoQuorum):
 		if m.quorumSince.IsZero() {

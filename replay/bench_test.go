@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/replay"
@@ -88,7 +89,7 @@ func BenchmarkRebuild(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if !s.Verified() || len(s.Events) != 2*calls || s.Via != via || s.Events[2*calls-1].PayloadStatus != client.PayloadOK {
+			if !s.Verified() || len(s.Events) != 2*calls || s.Via != via || s.Events[2*calls-1].PayloadStatus != api.PayloadOK {
 				b.Fatalf("%d events via %s, problems %v", len(s.Events), s.Via, s.Problems)
 			}
 		}

@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 )
@@ -26,9 +26,9 @@ func synthetic(reqs ...string) *replay.Session {
 			return m
 		}
 		s.Events = append(s.Events,
-			&replay.Event{Index: uint64(2 * i), Seq: uint64(2 * i), PayloadStatus: client.PayloadOK, Payload: []byte(req), MediaType: "application/json",
+			&replay.Event{Index: uint64(2 * i), Seq: uint64(2 * i), PayloadStatus: api.PayloadOK, Payload: []byte(req), MediaType: "application/json",
 				Leaf: &event.Leaf{Kind: "llm.request", Payload: &event.Commitment{}, Attributes: attrs("gen_ai.provider.name", "openai", "capture.upstream", "openai", "url.path", "/v1/chat/completions")}},
-			&replay.Event{Index: uint64(2*i + 1), Seq: uint64(2*i + 1), PayloadStatus: client.PayloadOK, Payload: []byte(`{"ok":true}`), MediaType: "application/json",
+			&replay.Event{Index: uint64(2*i + 1), Seq: uint64(2*i + 1), PayloadStatus: api.PayloadOK, Payload: []byte(`{"ok":true}`), MediaType: "application/json",
 				Leaf: &event.Leaf{Kind: "llm.response", Payload: &event.Commitment{}, Attributes: attrs("http.response.status_code", json.Number("200"))}})
 	}
 	return s

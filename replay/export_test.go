@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -94,7 +95,7 @@ func TestRebuildExportEqualsPages(t *testing.T) {
 			if payloads {
 				wantAccess = 1
 				for i, e := range ex.Events {
-					if want := i%3 != 2; (e.PayloadStatus == client.PayloadOK) != want || (e.PayloadStatus != client.PayloadNone) != want ||
+					if want := i%3 != 2; (e.PayloadStatus == api.PayloadOK) != want || (e.PayloadStatus != api.PayloadNone) != want ||
 						want && !bytes.HasPrefix(e.Payload, fmt.Appendf(nil, `{"i":%d,`, i)) {
 						t.Fatalf("%s: event %d: payload %s %q", name, i, e.PayloadStatus, e.Payload)
 					}

@@ -20,11 +20,12 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/api"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -101,7 +102,7 @@ func (p Problem) String() string {
 	return s
 }
 
-// Payload statuses beyond the server's (client.PayloadOK, ...).
+// Payload statuses beyond the server's (api.PayloadOK, ...).
 const (
 	PayloadNotRead  = "not_read"  // payloads were not asked for
 	PayloadRejected = "rejected"  // disclosed, but it failed a check here
@@ -253,7 +254,7 @@ func rebuildExport(ctx context.Context, src Source, q Query) (*Session, error) {
 		}
 		prev = e
 	}
-	if x.NextSeq != nil && len(x.Events) < client.MaxExportEvents {
+	if x.NextSeq != nil && len(x.Events) < api.MaxExportEvents {
 		s.problem(nil, CheckInclusion, "", "", "the session's events from seq %d are not in the checkpoint's tree (size %d)", *x.NextSeq, x.Size)
 	}
 	return s, nil
@@ -266,11 +267,11 @@ func (s *Session) exportPayload(e *Event, xe *client.ExportedEvent) {
 	case xe.PayloadErr != nil:
 		e.PayloadStatus = PayloadRejected
 		s.problem(e, CheckPayload, "", "", "%v", xe.PayloadErr)
-	case xe.Status == client.PayloadOK:
+	case xe.Status == api.PayloadOK:
 		e.Payload, e.MediaType = xe.Payload, xe.MediaType
-	case xe.Status == client.PayloadMissing:
+	case xe.Status == api.PayloadMissing:
 		s.problem(e, CheckPayload, "the payload committed to", "nothing", "the vault does not have the payload")
-	case xe.Status == client.PayloadIntegrity:
+	case xe.Status == api.PayloadIntegrity:
 		s.problem(e, CheckPayload, "a payload that opens the commitment", "another", "the vault's payload does not open the leaf's commitment")
 	}
 }
@@ -361,7 +362,7 @@ func rebuildPages(ctx context.Context, src Source, q Query) (*Session, error) {
 }
 
 type listed struct {
-	client.SessionEntry
+	api.SessionEntry
 	tenant string
 }
 
@@ -504,11 +505,11 @@ func (s *Session) verifyPayload(e *Event, payloads map[uint64]client.SessionPayl
 	case hex.EncodeToString(p.LeafHash) != hex.EncodeToString(e.LeafHash):
 		e.PayloadStatus = PayloadRejected
 		s.problem(e, CheckPayload, hex.EncodeToString(e.LeafHash), hex.EncodeToString(p.LeafHash), "the payload was disclosed with another leaf than the log's")
-	case p.Status == client.PayloadOK:
+	case p.Status == api.PayloadOK:
 		e.Payload, e.MediaType = p.Payload, p.MediaType
-	case p.Status == client.PayloadMissing:
+	case p.Status == api.PayloadMissing:
 		s.problem(e, CheckPayload, "the payload committed to", "nothing", "the vault does not have the payload")
-	case p.Status == client.PayloadIntegrity:
+	case p.Status == api.PayloadIntegrity:
 		s.problem(e, CheckPayload, "a payload that opens the commitment", "another", "the vault's payload does not open the leaf's commitment")
 	}
 }
@@ -523,7 +524,7 @@ type bundleCache struct {
 	log  *client.Client
 	size uint64
 	idx  uint64
-	b    *api.EntryBundle
+	b    *tapi.EntryBundle
 	// subtree is the root of a full bundle's 256 leaves, and proven says
 	// an inclusion proof tied it to the checkpoint's root.
 	subtree []byte
@@ -553,7 +554,7 @@ func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		var b api.EntryBundle
+		var b tapi.EntryBundle
 		if err := b.UnmarshalText(raw); err != nil {
 			return nil, err
 		}

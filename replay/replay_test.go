@@ -25,6 +25,7 @@ import (
 	"github.com/openai/openai-go/v3/shared"
 	_ "modernc.org/sqlite"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
@@ -508,7 +509,7 @@ func TestSessionPayloadsAudited(t *testing.T) {
 	}
 	var want []any
 	for _, e := range d.Events {
-		if e.Status == client.PayloadOK && e.Err == nil {
+		if e.Status == api.PayloadOK && e.Err == nil {
 			want = append(want, json.Number(strconv.FormatUint(e.Index, 10)))
 		}
 	}

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
@@ -186,7 +186,7 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			if req == nil || req.Leaf.Kind != "llm.request" {
 				continue // a response whose request is not in the session
 			}
-			if req.PayloadStatus != client.PayloadOK {
+			if req.PayloadStatus != api.PayloadOK {
 				return nil, fmt.Errorf("%w: the request at entry %d has no payload (%s)", ErrNotReplayable, a.Request, req.PayloadStatus)
 			}
 			c := &recorded{step: st.N, reqIndex: a.Request, upstream: req.Leaf.Attributes.String("capture.upstream"),
@@ -205,7 +205,7 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			c.ttfb = time.Duration(a.TTFBMS * float64(time.Millisecond))
 			c.dur = time.Duration(a.DurationMS * float64(time.Millisecond))
 			if resp.Leaf.Payload != nil {
-				if resp.PayloadStatus != client.PayloadOK {
+				if resp.PayloadStatus != api.PayloadOK {
 					return nil, fmt.Errorf("%w: the response at entry %d has no payload (%s)", ErrNotReplayable, *a.Response, resp.PayloadStatus)
 				}
 				c.body, c.mediaType = resp.Payload, resp.MediaType

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -55,7 +56,7 @@ func TestRebuildWithTenantToken(t *testing.T) {
 			t.Fatalf("with a tenant's token, via %s: %d events, problems %v", s.Via, len(s.Events), s.Problems)
 		}
 		for _, e := range s.Events {
-			if !e.Included || !e.Chained || e.PayloadStatus != client.PayloadOK {
+			if !e.Included || !e.Chained || e.PayloadStatus != api.PayloadOK {
 				t.Fatalf("via %s: entry %d: included %v, chained %v, payload %s", s.Via, e.Index, e.Included, e.Chained, e.PayloadStatus)
 			}
 		}

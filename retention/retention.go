@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
 )
@@ -187,15 +188,9 @@ func (r *Rules) For(tenant string) (Period, []string) {
 	return r.Default, r.DefaultProfiles
 }
 
-// Hold is a legal hold on a session or a data subject (pseudonym).
-type Hold struct {
-	ID       string `json:"id"`
-	Tenant   string `json:"tenant"`
-	Session  string `json:"session,omitempty"`
-	Subject  string `json:"subject,omitempty"` // pseudonym
-	Reason   string `json:"reason"`
-	PlacedAt string `json:"placed_at"`
-}
+// Hold is a legal hold on a session or a data subject (pseudonym), as the
+// HTTP API carries it.
+type Hold = api.Hold
 
 // Errors of the store.
 var (

@@ -15,8 +15,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -95,7 +95,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		w.Header().Set("Retry-After", retry)
 	}
-	var body client.ErrorBody
+	var body api.ErrorBody
 	body.Error.Code, body.Error.Message = ae.code, ae.message
 	writeJSON(w, ae.status, body)
 }
@@ -201,11 +201,11 @@ func readBody(r *http.Request) ([]byte, error) {
 // receipts).
 func waitFor(r *http.Request) (wait auditlog.Wait, receipt bool, err error) {
 	switch w := r.URL.Query().Get("wait"); w {
-	case "", client.WaitIndex:
+	case "", api.WaitIndex:
 		return auditlog.WaitIndexBounded, false, nil
-	case client.WaitDurable:
+	case api.WaitDurable:
 		return auditlog.WaitDurable, false, nil
-	case client.WaitCheckpoint:
+	case api.WaitCheckpoint:
 		return auditlog.WaitIndexBounded, true, nil
 	default:
 		return 0, false, errorf(http.StatusBadRequest, "bad_query", "wait=%q: want durable, index or checkpoint", event.Clip(w, 32))
@@ -227,8 +227,8 @@ func (s *Server) postEvents(r *http.Request, p *auth.Principal) (int, any, error
 // (the default) is answered without it: the events are durable, and GET
 // /v1/events/{id} answers their index once the log has sequenced them
 // (DefaultIndexWait).
-func writeStatus(r *http.Request, out []client.EventResponse) int {
-	if r.URL.Query().Get("wait") == client.WaitDurable {
+func writeStatus(r *http.Request, out []api.EventResponse) int {
+	if r.URL.Query().Get("wait") == api.WaitDurable {
 		return http.StatusCreated
 	}
 	for _, e := range out {
@@ -244,12 +244,12 @@ func (s *Server) postBatch(r *http.Request, p *auth.Principal) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	return writeStatus(r, out), client.BatchResponse{Events: out}, nil
+	return writeStatus(r, out), api.BatchResponse{Events: out}, nil
 }
 
 // write decodes and appends the events of a write request, with receipts
 // if asked for.
-func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) ([]*event.Request, error)) ([]client.EventResponse, error) {
+func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) ([]*event.Request, error)) ([]api.EventResponse, error) {
 	wait, receipt, err := waitFor(r)
 	if err != nil {
 		return nil, err
@@ -285,10 +285,10 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 	return s.responses(r.Context(), res, receipt), nil
 }
 
-func (s *Server) responses(ctx context.Context, res []event.Appended, wait bool) []client.EventResponse {
-	out := make([]client.EventResponse, len(res))
+func (s *Server) responses(ctx context.Context, res []event.Appended, wait bool) []api.EventResponse {
+	out := make([]api.EventResponse, len(res))
 	for i, x := range res {
-		out[i] = client.NewEventResponse(x)
+		out[i] = api.NewEventResponse(x)
 	}
 	if !wait {
 		return out
@@ -363,7 +363,7 @@ func (s *Server) getConsistency(r *http.Request, _ *auth.Principal) (int, any, e
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, client.ConsistencyResponse{From: from, To: to, Proof: p}, nil
+	return http.StatusOK, api.ConsistencyResponse{From: from, To: to, Proof: p}, nil
 }
 
 // maxSessionPage is the largest (and default) page of a session listing.
@@ -408,7 +408,7 @@ func (s *Server) getSession(r *http.Request, p *auth.Principal) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, client.SessionPage{Tenant: tenant, Session: id, Events: evs}, nil
+	return http.StatusOK, api.SessionPage{Tenant: tenant, Session: id, Events: evs}, nil
 }
 
 // maxPayloadPage caps the payload bytes of one page of
@@ -427,14 +427,14 @@ func (s *Server) getSessionPayloads(r *http.Request, p *auth.Principal) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	out := client.SessionPayloadsResponse{Tenant: tenant, Session: id, Events: make([]client.SessionPayloadEntry, 0, len(d.Events)),
-		Access: client.NewEventResponse(d.Access)}
+	out := api.SessionPayloadsResponse{Tenant: tenant, Session: id, Events: make([]api.SessionPayloadEntry, 0, len(d.Events)),
+		Access: api.NewEventResponse(d.Access)}
 	if d.NextSeq != 0 {
 		out.NextSeq = &d.NextSeq
 	}
 	for _, e := range d.Events {
-		en := client.SessionPayloadEntry{Index: e.Index, Seq: e.Seq, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Status: e.Status}
-		if e.Status == client.PayloadOK {
+		en := api.SessionPayloadEntry{Index: e.Index, Seq: e.Seq, Leaf: base64.StdEncoding.EncodeToString(e.Leaf), Status: e.Status}
+		if e.Status == api.PayloadOK {
 			en.MediaType = e.Record.MediaType
 			en.PayloadBase64 = base64.StdEncoding.EncodeToString(e.Record.Payload)
 			en.Salt = hex.EncodeToString(e.Record.Salt)
@@ -456,9 +456,9 @@ func (s *Server) getEvent(r *http.Request, p *auth.Principal) (int, any, error) 
 	if err != nil {
 		return 0, nil, err
 	}
-	out := client.EventStatus{ID: st.ID, Tenant: st.Tenant, Session: st.Session, Status: client.StatusDurable}
+	out := api.EventStatus{ID: st.ID, Tenant: st.Tenant, Session: st.Session, Status: api.StatusDurable}
 	if st.Indexed {
-		out.Status, out.Index = client.StatusSequenced, &st.Index
+		out.Status, out.Index = api.StatusSequenced, &st.Index
 	}
 	return http.StatusOK, out, nil
 }
@@ -473,12 +473,12 @@ func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error
 		return 0, nil, err
 	}
 	rec := d.Record
-	out := client.PayloadResponse{
+	out := api.PayloadResponse{
 		Index: idx, ID: d.Event.ID, Leaf: base64.StdEncoding.EncodeToString(d.Leaf),
 		MediaType: rec.MediaType, Size: len(rec.Payload),
 		PayloadBase64: base64.StdEncoding.EncodeToString(rec.Payload),
 		Salt:          hex.EncodeToString(rec.Salt), Commitment: d.Event.Payload,
-		Access: client.NewEventResponse(d.Access),
+		Access: api.NewEventResponse(d.Access),
 	}
 	if rec.MediaType == "application/json" && json.Valid(rec.Payload) {
 		out.Payload = rec.Payload
@@ -520,5 +520,5 @@ func (s *Server) getPseudonym(r *http.Request, p *auth.Principal) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, client.PseudonymResponse{Tenant: tenant, Pseudonym: ps, Value: value, Access: client.NewEventResponse(acc)}, nil
+	return http.StatusOK, api.PseudonymResponse{Tenant: tenant, Pseudonym: ps, Value: value, Access: api.NewEventResponse(acc)}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -210,26 +211,26 @@ func TestErasure(t *testing.T) {
 		t.Fatalf("only %v of %d secrets found before the erasure: the search is blind", hits, len(secrets))
 	}
 
-	erase := func(c *client.Client, req client.ErasureRequest) (*client.ErasureResponse, error) {
+	erase := func(c *client.Client, req api.ErasureRequest) (*api.ErasureResponse, error) {
 		return c.Erase(ctx, req)
 	}
-	bySubject := client.ErasureRequest{Target: client.Target{Subject: subject}, LegalBasis: "gdpr-art17-1a", Reason: "request of 2026-11-30"}
-	byCase10 := client.ErasureRequest{Target: client.Target{Session: "case-10"}, LegalBasis: "gdpr-art17-1a"}
+	bySubject := api.ErasureRequest{Target: api.Target{Subject: subject}, LegalBasis: "gdpr-art17-1a", Reason: "request of 2026-11-30"}
+	byCase10 := api.ErasureRequest{Target: api.Target{Session: "case-10"}, LegalBasis: "gdpr-art17-1a"}
 
 	// A hold on the subject covers each of its sessions, override or not.
 	ptok, _ := s.token(t, auth.Spec{Name: "dpo", Tenant: DefaultTenant, Scopes: []string{auth.ScopePrivacy}})
 	dpo := s.client(t, ptok)
-	var hold *client.HoldResponse
+	var hold *api.HoldResponse
 	s.appends(t, "a hold on the subject", []string{"hold.placed"}, func() {
 		var err error
-		if hold, err = dpo.PlaceHold(ctx, client.Target{Subject: subject}, "litigation 2026-17"); err != nil {
+		if hold, err = dpo.PlaceHold(ctx, api.Target{Subject: subject}, "litigation 2026-17"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if hold.Hold.Subject != ps || strings.Contains(fmt.Sprint(s.leafAt(t, hold.Event.Index)), subject) {
 		t.Fatalf("hold %+v: want the pseudonym %s, never the subject", hold.Hold, ps)
 	}
-	for _, req := range []client.ErasureRequest{bySubject, byCase10, {Target: byCase10.Target, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}} {
+	for _, req := range []api.ErasureRequest{bySubject, byCase10, {Target: byCase10.Target, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}} {
 		s.appends(t, "an erasure under hold", nil, func() {
 			_, err := erase(dpo, req)
 			ce := wantAPIError(t, "erasure under hold", err, http.StatusConflict, "legal_hold")
@@ -247,7 +248,7 @@ func TestErasure(t *testing.T) {
 		t.Fatalf("second release: %v", err)
 	}
 	// A hold on one of the subject's sessions stops the subject's erasure.
-	h2, err := dpo.PlaceHold(ctx, client.Target{Session: "case-9"}, "audit 2026-Q4")
+	h2, err := dpo.PlaceHold(ctx, api.Target{Session: "case-9"}, "audit 2026-Q4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,14 +265,14 @@ func TestErasure(t *testing.T) {
 	for _, c := range []struct {
 		what   string
 		c      *client.Client
-		req    client.ErasureRequest
+		req    api.ErasureRequest
 		status int
 		code   string
 	}{
-		{"no legal basis", dpo, client.ErasureRequest{Target: byCase10.Target}, 400, "invalid_event"},
-		{"session and subject", dpo, client.ErasureRequest{Target: client.Target{Session: "case-9", Subject: subject}, LegalBasis: "x"}, 400, "invalid_event"},
-		{"an unknown session", dpo, client.ErasureRequest{Target: client.Target{Session: "case-404"}, LegalBasis: "x"}, 404, "not_found"},
-		{"an unknown subject", dpo, client.ErasureRequest{Target: client.Target{Subject: "nobody"}, LegalBasis: "x"}, 404, "not_found"},
+		{"no legal basis", dpo, api.ErasureRequest{Target: byCase10.Target}, 400, "invalid_event"},
+		{"session and subject", dpo, api.ErasureRequest{Target: api.Target{Session: "case-9", Subject: subject}, LegalBasis: "x"}, 400, "invalid_event"},
+		{"an unknown session", dpo, api.ErasureRequest{Target: api.Target{Session: "case-404"}, LegalBasis: "x"}, 404, "not_found"},
+		{"an unknown subject", dpo, api.ErasureRequest{Target: api.Target{Subject: "nobody"}, LegalBasis: "x"}, 404, "not_found"},
 		{"a token without admin or privacy", s.client(t, wtok), bySubject, 403, "forbidden"},
 	} {
 		s.appends(t, c.what, nil, func() {
@@ -281,7 +282,7 @@ func TestErasure(t *testing.T) {
 	}
 
 	// The erasure.
-	var er *client.ErasureResponse
+	var er *api.ErasureResponse
 	s.appends(t, "the erasure", []string{"erasure"}, func() {
 		if er, err = erase(dpo, bySubject); err != nil {
 			t.Fatal(err)
@@ -324,7 +325,7 @@ func TestErasure(t *testing.T) {
 	rx := write(clinic, "rx-1", "", "prescription")
 	rxTime, _ := time.Parse(event.TimeFormat, s.leafAt(t, rx.Index).Time)
 	until := rxTime.AddDate(7, 0, 0).Format(time.RFC3339)
-	rxReq := client.ErasureRequest{Target: client.Target{Session: "rx-1"}, LegalBasis: "gdpr-art17-1a"}
+	rxReq := api.ErasureRequest{Target: api.Target{Session: "rx-1"}, LegalBasis: "gdpr-art17-1a"}
 	s.appends(t, "an erasure inside the floor", nil, func() {
 		_, err := erase(clinic, rxReq)
 		ce := wantAPIError(t, "inside the floor", err, http.StatusConflict, "retention_floor")
@@ -369,22 +370,22 @@ func TestErasureOnBehalfOf(t *testing.T) {
 	trent := s.leafAt(t, w[0].Index).Actor.OnBehalfOf
 	ptok, _ := s.token(t, auth.Spec{Name: "dpo", Tenant: DefaultTenant, Scopes: []string{auth.ScopePrivacy, auth.ScopeAudit}})
 	dpo := s.client(t, ptok)
-	if _, err := dpo.PlaceHold(ctx, client.Target{Session: "held-3"}, "litigation"); err != nil {
+	if _, err := dpo.PlaceHold(ctx, api.Target{Session: "held-3"}, "litigation"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dpo.PlaceHold(ctx, client.Target{Subject: "dr.held"}, "investigation"); err != nil {
+	if _, err := dpo.PlaceHold(ctx, api.Target{Subject: "dr.held"}, "investigation"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name string
-		req  client.ErasureRequest
+		req  api.ErasureRequest
 		code string
 	}{
-		{"the person of a held session", client.ErasureRequest{Target: client.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, "legal_hold"},
-		{"the same with an override", client.ErasureRequest{Target: client.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}, "legal_hold"},
-		{"a session of a held person", client.ErasureRequest{Target: client.Target{Session: "ward-4"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}, "legal_hold"},
-		{"a held person", client.ErasureRequest{Target: client.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a"}, "legal_hold"},
-		{"a person inside the floor", client.ErasureRequest{Target: client.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}, "retention_floor"},
+		{"the person of a held session", api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, "legal_hold"},
+		{"the same with an override", api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}, "legal_hold"},
+		{"a session of a held person", api.ErasureRequest{Target: api.Target{Session: "ward-4"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "urgent"}, "legal_hold"},
+		{"a held person", api.ErasureRequest{Target: api.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a"}, "legal_hold"},
+		{"a person inside the floor", api.ErasureRequest{Target: api.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}, "retention_floor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s.appends(t, tc.name, nil, func() {
@@ -401,9 +402,9 @@ func TestErasureOnBehalfOf(t *testing.T) {
 	}
 	// With an override, the person inside the floor is erased with the
 	// session where they are on_behalf_of.
-	var e *client.ErasureResponse
+	var e *api.ErasureResponse
 	s.appends(t, "an override", []string{"erasure"}, func() {
-		if e, err = dpo.Erase(ctx, client.ErasureRequest{Target: client.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order 17"}); err != nil {
+		if e, err = dpo.Erase(ctx, api.ErasureRequest{Target: api.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order 17"}); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -8,8 +8,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
@@ -22,13 +22,13 @@ const (
 )
 
 // getSessionExport answers GET /v1/sessions/{id}/export[?tenant=&from_seq=&payloads=true]:
-// the session as one stream (client/export_format.go, docs/event-api.md),
+// the session as one stream (api/export.go, docs/event-api.md),
 // read scope; with payloads=true, audit scope, and the disclosure is
 // appended as one access.read event before the stream begins. An error
 // before the stream is a JSON answer; one in the stream ends it with an
 // error frame.
 func (s *Server) getSessionExport(w http.ResponseWriter, r *http.Request) {
-	var enc *client.ExportEncoder
+	var enc *api.ExportEncoder
 	err := s.sessionExport(w, r, &enc)
 	switch {
 	case err == nil:
@@ -42,7 +42,7 @@ func (s *Server) getSessionExport(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) sessionExport(w http.ResponseWriter, r *http.Request, enc **client.ExportEncoder) error {
+func (s *Server) sessionExport(w http.ResponseWriter, r *http.Request, enc **api.ExportEncoder) error {
 	p, err := s.Authenticate(r)
 	if err != nil {
 		return err
@@ -63,11 +63,11 @@ func (s *Server) sessionExport(w http.ResponseWriter, r *http.Request, enc **cli
 		return errorf(http.StatusServiceUnavailable, "overloaded", "too many session exports in progress; retry later")
 	}
 	defer s.exports.release(c)
-	err = s.log.ExportSession(r.Context(), reader(p), q, func() (*client.ExportEncoder, error) {
-		w.Header().Set("Content-Type", client.ExportMediaType)
+	err = s.log.ExportSession(r.Context(), reader(p), q, func() (*api.ExportEncoder, error) {
+		w.Header().Set("Content-Type", api.ExportMediaType)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		*enc = client.NewExportEncoder(&streamWriter{w: w, rc: http.NewResponseController(w)})
+		*enc = api.NewExportEncoder(&streamWriter{w: w, rc: http.NewResponseController(w)})
 		return *enc, nil
 	})
 	if *enc == nil && errors.Is(err, auditlog.ErrNotFound) {

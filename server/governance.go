@@ -9,8 +9,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -72,29 +72,24 @@ func governanceError(err error) *apiError {
 	return nil
 }
 
-func signerResponse(sg *signer.Signer) client.Signer {
-	return client.Signer{ID: sg.ID, PrintedName: sg.PrintedName, PublicKey: base64.StdEncoding.EncodeToString(sg.Public), KeyID: sg.KeyID}
+func signerResponse(sg *signer.Signer) api.Signer {
+	return api.Signer{ID: sg.ID, PrintedName: sg.PrintedName, PublicKey: base64.StdEncoding.EncodeToString(sg.Public), KeyID: sg.KeyID}
 }
 
 func (s *Server) postSigner(r *http.Request, p *auth.Principal) (int, any, error) {
-	var req struct {
-		ID                 string `json:"id"`
-		PrintedName        string `json:"printed_name"`
-		Secret             string `json:"secret"`
-		IdentityVerifiedBy string `json:"identity_verified_by"`
-	}
+	var req api.Enrollment
 	if err := decodeStrict(r, []string{"id", "printed_name", "secret", "identity_verified_by"}, &req); err != nil {
 		return 0, nil, err
 	}
 	if !event.ValidID(req.ID) {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_request", "id: 1-%d characters of [A-Za-z0-9_.:@-]", event.MaxIDLength)
 	}
-	sg, a, err := s.log.Enroll(r.Context(), reader(p), auditlog.Enrollment{ID: req.ID, PrintedName: req.PrintedName, Secret: req.Secret, VerifiedBy: req.IdentityVerifiedBy})
+	sg, a, err := s.log.Enroll(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}
 	sr := signerResponse(sg)
-	return http.StatusCreated, client.SignerResponse{Signer: sr, PublicKey: sr.PublicKey, Event: client.NewEventResponse(a)}, nil
+	return http.StatusCreated, api.SignerResponse{Signer: sr, PublicKey: sr.PublicKey, Event: api.NewEventResponse(a)}, nil
 }
 
 func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -105,10 +100,7 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		if !p.Has(auth.ScopeSign) || !p.MayActAs(id) || len(p.Actors) == 0 {
 			return 0, nil, errorf(http.StatusForbidden, "not_bound", "rotating a key needs a sign token bound to the signer")
 		}
-		var req struct {
-			Secret    string `json:"secret"`
-			NewSecret string `json:"new_secret"`
-		}
+		var req api.RotateRequest
 		if err := decodeStrict(r, []string{"secret", "new_secret"}, &req); err != nil {
 			return 0, nil, err
 		}
@@ -116,14 +108,12 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, client.SignerResponse{Signer: signerResponse(sg), Event: client.NewEventResponse(a)}, nil
+		return http.StatusOK, api.SignerResponse{Signer: signerResponse(sg), Event: api.NewEventResponse(a)}, nil
 	case "revoke", "unlock":
 		if !p.Has(auth.ScopeAdmin) {
 			return 0, nil, errorf(http.StatusForbidden, "forbidden", "token lacks the %q scope", auth.ScopeAdmin)
 		}
-		var req struct {
-			Reason string `json:"reason"`
-		}
+		var req api.RevokeRequest
 		if action == "revoke" {
 			if err := decodeStrict(r, []string{"reason"}, &req); err != nil {
 				return 0, nil, err
@@ -139,7 +129,7 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, client.SignerEvent{Event: client.NewEventResponse(a)}, nil
+		return http.StatusOK, api.SignerEvent{Event: api.NewEventResponse(a)}, nil
 	}
 	return 0, nil, errorf(http.StatusNotFound, "not_found", "no such signer action")
 }
@@ -152,27 +142,17 @@ func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, er
 	if mode == auditlog.WaitDurable {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "a signature is answered once it is sequenced: wait=durable is not taken here")
 	}
-	var req struct {
-		Signer         string `json:"signer"`
-		Secret         string `json:"secret"`
-		Index          uint64 `json:"index"`
-		LeafHash       string `json:"leaf_hash"`
-		Meaning        string `json:"meaning"`
-		Reason         string `json:"reason"`
-		SigningSession string `json:"signing_session"`
-	}
+	var req api.SignRequest
 	if err := decodeStrict(r, []string{"signer", "secret", "index", "leaf_hash", "meaning", "reason", "signing_session"}, &req); err != nil {
 		return 0, nil, err
 	}
-	sd, err := s.log.Sign(r.Context(), reader(p), auditlog.SignRequest{
-		Signer: req.Signer, SigningSession: req.SigningSession, Secret: req.Secret, Index: req.Index,
-		LeafHash: strings.ToLower(req.LeafHash), Meaning: req.Meaning, Reason: req.Reason,
-	})
+	req.LeafHash = strings.ToLower(req.LeafHash)
+	sd, err := s.log.Sign(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}
 	stmt, _ := json.Marshal(sd.Statement)
-	out := client.SignatureResponse{
+	out := api.SignatureResponse{
 		Event: s.responses(r.Context(), []event.Appended{sd.Event}, wait)[0], Statement: stmt,
 		StatementText: string(sd.StatementBytes), Signature: base64.StdEncoding.EncodeToString(sd.Signature),
 		SigningSession: sd.SigningSession,
@@ -197,19 +177,15 @@ func (s *Server) getSignature(r *http.Request, p *auth.Principal) (int, any, err
 func targetKeys(extra ...string) []string { return append([]string{"session", "subject"}, extra...) }
 
 func (s *Server) postHold(r *http.Request, p *auth.Principal) (int, any, error) {
-	var req struct {
-		Session string `json:"session"`
-		Subject string `json:"subject"`
-		Reason  string `json:"reason"`
-	}
+	var req api.HoldRequest
 	if err := decodeStrict(r, targetKeys("reason"), &req); err != nil {
 		return 0, nil, err
 	}
-	h, a, err := s.log.PlaceHold(r.Context(), reader(p), auditlog.Target{Session: req.Session, Subject: req.Subject}, req.Reason)
+	h, a, err := s.log.PlaceHold(r.Context(), reader(p), req.Target, req.Reason)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, client.HoldResponse{Hold: client.Hold(*h), Event: client.NewEventResponse(a)}, nil
+	return http.StatusCreated, api.HoldResponse{Hold: *h, Event: api.NewEventResponse(a)}, nil
 }
 
 func (s *Server) deleteHold(r *http.Request, p *auth.Principal) (int, any, error) {
@@ -217,32 +193,23 @@ func (s *Server) deleteHold(r *http.Request, p *auth.Principal) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, client.HoldResponse{Hold: client.Hold(*h), Event: client.NewEventResponse(a)}, nil
+	return http.StatusOK, api.HoldResponse{Hold: *h, Event: api.NewEventResponse(a)}, nil
 }
 
 func (s *Server) postErasure(r *http.Request, p *auth.Principal) (int, any, error) {
-	var req struct {
-		Session        string `json:"session"`
-		Subject        string `json:"subject"`
-		LegalBasis     string `json:"legal_basis"`
-		Reason         string `json:"reason"`
-		OverrideReason string `json:"override_reason"`
-	}
+	var req api.ErasureRequest
 	if err := decodeStrict(r, targetKeys("legal_basis", "reason", "override_reason"), &req); err != nil {
 		return 0, nil, err
 	}
-	e, err := s.log.Erase(r.Context(), reader(p), auditlog.ErasureRequest{
-		Target: auditlog.Target{Session: req.Session, Subject: req.Subject}, LegalBasis: req.LegalBasis,
-		Reason: req.Reason, OverrideReason: req.OverrideReason,
-	})
+	e, err := s.log.Erase(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}
 	if e.Sessions == nil {
 		e.Sessions = []string{}
 	}
-	return http.StatusCreated, client.ErasureResponse{Sessions: e.Sessions, Subject: e.Subject, Payloads: e.Payloads, Override: e.Override, Forgotten: e.Forgotten,
-		Event: client.NewEventResponse(e.Event)}, nil
+	return http.StatusCreated, api.ErasureResponse{Sessions: e.Sessions, Subject: e.Subject, Payloads: e.Payloads, Override: e.Override, Forgotten: e.Forgotten,
+		Event: api.NewEventResponse(e.Event)}, nil
 }
 
 // oneOf admits a token with any of the scopes.

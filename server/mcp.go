@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -82,7 +83,7 @@ func (s *Server) postMCPRelay(r *http.Request, p *auth.Principal) (int, any, err
 	if err := strictjson.Check(body, relayKeys); err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_relay", "%v", err)
 	}
-	var req capture.RelayRequest
+	var req api.MCPRelayRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_relay", "%v", err)
 	}

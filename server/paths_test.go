@@ -15,9 +15,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 )
 
@@ -107,7 +107,7 @@ func TestEveryRouteOneDecision(t *testing.T) {
 		if code != http.StatusCreated {
 			t.Fatalf("writing %s's event = %d %s", tenant, code, body)
 		}
-		var r client.EventResponse
+		var r api.EventResponse
 		json.Unmarshal(body, &r)
 		index[tenant] = r.Index
 		s.waitCovered(t, r.Index)
@@ -205,7 +205,7 @@ func TestEveryRouteOneDecision(t *testing.T) {
 				for _, pr := range principals {
 					code, body := send(t, pr, tg.method, v.Path)
 					noLeak(t, pr, tg.method, v.Path, code, body)
-					var e client.ErrorBody
+					var e api.ErrorBody
 					json.Unmarshal(body, &e)
 					if code != http.StatusBadRequest || tg.method != http.MethodHead && e.Error.Code != "non_canonical_path" {
 						t.Errorf("%s, %s: %s %s = %d %.200q, want 400 non_canonical_path", v.Name, pr.name, tg.method, v.Path, code, body)

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -28,7 +29,7 @@ type Reporter interface {
 	Profiles() []string
 	// Report computes the report q names from the log read through c,
 	// verified with key and policy.
-	Report(ctx context.Context, c *client.Client, key note.Verifier, policy *checkpoint.Policy, q client.ReportQuery) (*client.ReportDocument, error)
+	Report(ctx context.Context, c *client.Client, key note.Verifier, policy *checkpoint.Policy, q api.ReportQuery) (*client.ReportDocument, error)
 }
 
 // KindReportIssued is the event that anchors a report in the log.
@@ -62,7 +63,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 	if s.cfg.Reporter == nil {
 		return 0, nil, errorf(http.StatusNotImplemented, "not_configured", "this server computes no reports")
 	}
-	q, err := client.ParseReportQuery(chi.URLParam(r, "profile"), r.URL.Query())
+	q, err := api.ParseReportQuery(chi.URLParam(r, "profile"), r.URL.Query())
 	if err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "%v", err)
 	}
@@ -71,12 +72,12 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 	}
 	switch {
 	case q.Tenant == "" && p.Global:
-		q.Tenant = client.AllTenants
+		q.Tenant = api.AllTenants
 	case q.Tenant == "":
 		q.Tenant = p.Tenant
 	case q.Tenant != p.Tenant && !p.Global:
 		return 0, nil, errorf(http.StatusForbidden, "forbidden", "a token of tenant %s reports on its own tenant only", p.Tenant)
-	case q.Tenant != client.AllTenants && !event.ValidID(q.Tenant):
+	case q.Tenant != api.AllTenants && !event.ValidID(q.Tenant):
 		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "tenant: not a valid id")
 	}
 	// One report at a time: each reads the whole log.
@@ -108,21 +109,21 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
-	if q.Format != client.FormatJSON {
+	if q.Format != api.FormatJSON {
 		h := w.Header()
 		h.Set("Content-Type", doc.ContentType)
 		h.Set("X-Report-SHA256", doc.SHA256)
 		h.Set("X-Report-Event", strconv.FormatUint(a[0].Index, 10))
 		h.Set("X-Content-Type-Options", "nosniff")
-		if q.Format == client.FormatPDF || q.Format == client.FormatOSCAL {
-			h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-report.%s"`, q.Profile, map[string]string{client.FormatPDF: "pdf", client.FormatOSCAL: "json"}[q.Format]))
+		if q.Format == api.FormatPDF || q.Format == api.FormatOSCAL {
+			h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-report.%s"`, q.Profile, map[string]string{api.FormatPDF: "pdf", api.FormatOSCAL: "json"}[q.Format]))
 		}
 		w.WriteHeader(http.StatusOK)
 		w.Write(doc.Body)
 		return 0, nil, nil
 	}
 	ev := s.responses(r.Context(), a, true)[0]
-	out := client.ReportResponse{Report: json.RawMessage(doc.JSON), SHA256: doc.SHA256, Receipt: ev.Receipt}
+	out := api.ReportResponse{Report: json.RawMessage(doc.JSON), SHA256: doc.SHA256, Receipt: ev.Receipt}
 	ev.Receipt = nil
 	out.Event = ev
 	return http.StatusOK, out, nil

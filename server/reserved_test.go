@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -47,7 +47,7 @@ func TestReservedSessions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body, _ := s.do(t, "POST", tc.path, agent, []byte(tc.body))
-			var e client.ErrorBody
+			var e api.ErrorBody
 			json.Unmarshal(body, &e)
 			if code != http.StatusForbidden || e.Error.Code != "reserved_session" {
 				t.Fatalf("POST %s %s = %d %s, want 403 reserved_session", tc.path, tc.body, code, body)
@@ -154,14 +154,14 @@ func TestReservedSessionCannotStopCapture(t *testing.T) {
 	victim, vp := s.token(t, auth.Spec{Name: "victim", Tenant: "clinic-a", Scopes: []string{auth.ScopeWrite}})
 	relay := func(t *testing.T, token, session, msg string) (int, []byte) {
 		t.Helper()
-		b, _ := json.Marshal(capture.RelayRequest{Conn: "c-" + session, Server: "tools", Session: session, From: "client", Message: json.RawMessage(msg)})
+		b, _ := json.Marshal(api.MCPRelayRequest{Conn: "c-" + session, Server: "tools", Session: session, From: "client", Message: json.RawMessage(msg)})
 		code, body, _ := s.do(t, "POST", "/v1/mcp/relay", token, b)
 		return code, body
 	}
 	victimCall := func(t *testing.T, id int) {
 		t.Helper()
 		code, body := relay(t, victim, "victim-s", fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{}}}`, id))
-		var res capture.RelayResponse
+		var res api.MCPRelayResponse
 		if code != http.StatusOK || json.Unmarshal(body, &res) != nil || res.Reply != nil || res.Forward == nil {
 			t.Fatalf("the victim's tools/call %d: %d %s, want it forwarded", id, code, body)
 		}
@@ -170,7 +170,7 @@ func TestReservedSessionCannotStopCapture(t *testing.T) {
 		before := s.size(t)
 		for _, session := range []string{"holds", "access.x", "signer.y", "reports"} {
 			code, body := relay(t, attacker, session, `{"jsonrpc":"2.0","id":1,"method":7}`)
-			var e client.ErrorBody
+			var e api.ErrorBody
 			if json.Unmarshal(body, &e); code != http.StatusForbidden || e.Error.Code != "reserved_session" {
 				t.Errorf("relay in session %s = %d %s, want 403 reserved_session", session, code, body)
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -90,7 +91,7 @@ func (s *testServer) do(t testing.TB, method, path, token string, body []byte) (
 	return resp.StatusCode, b, resp.Header
 }
 
-func (s *testServer) post(t testing.TB, session, kind string, payload any) client.EventResponse {
+func (s *testServer) post(t testing.TB, session, kind string, payload any) api.EventResponse {
 	t.Helper()
 	ev := map[string]any{"session": session, "kind": kind, "actor": map[string]string{"type": "agent", "id": "bot"}}
 	if payload != nil {
@@ -101,7 +102,7 @@ func (s *testServer) post(t testing.TB, session, kind string, payload any) clien
 	if code != http.StatusCreated {
 		t.Fatalf("POST /v1/events = %d %s", code, body)
 	}
-	var r client.EventResponse
+	var r api.EventResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestBadInputAppendsNothing(t *testing.T) {
 
 func TestSessionChainAndListing(t *testing.T) {
 	s := newTestServer(t, nil)
-	var evs []client.EventResponse
+	var evs []api.EventResponse
 	for i := range 5 {
 		evs = append(evs, s.post(t, "chain", "tool.call", map[string]int{"i": i}))
 		s.post(t, "other", "tool.call", nil) // interleave another session
@@ -207,7 +208,7 @@ func TestSessionChainAndListing(t *testing.T) {
 		t.Fatalf("GET session = %d %s", code, body)
 	}
 	var got struct {
-		Events []client.SessionEntry
+		Events []api.SessionEntry
 	}
 	json.Unmarshal(body, &got)
 	if len(got.Events) != 5 {
@@ -236,7 +237,7 @@ func TestBatchIsChainedInOrder(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("batch = %d %s", code, b)
 	}
-	var out struct{ Events []client.EventResponse }
+	var out struct{ Events []api.EventResponse }
 	json.Unmarshal(b, &out)
 	if len(out.Events) != 3 {
 		t.Fatalf("got %d results", len(out.Events))
@@ -272,7 +273,7 @@ func TestPayloadReadIsAudited(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("payload read = %d %s", code, body)
 	}
-	var pr client.PayloadResponse
+	var pr api.PayloadResponse
 	if err := json.Unmarshal(body, &pr); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +313,7 @@ func TestPayloadReadIsAudited(t *testing.T) {
 func TestTesseraClientVerifies(t *testing.T) {
 	s := newTestServer(t, nil)
 	ctx := context.Background()
-	var first []client.EventResponse
+	var first []api.EventResponse
 	for i := range 300 { // crosses an entry-bundle boundary (256)
 		first = append(first, s.post(t, fmt.Sprintf("s%d", i%7), "llm.request", map[string]int{"i": i}))
 	}
@@ -419,7 +420,7 @@ func TestTesseraClientVerifies(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("entry endpoint = %d %s", code, body)
 	}
-	var rc client.Receipt
+	var rc api.Receipt
 	json.Unmarshal(body, &rc)
 	lh, _ := hex.DecodeString(first[10].LeafHash)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, rc.Index, cp1.Size, lh, rc.InclusionProof, cp1.Hash); err != nil {
@@ -454,7 +455,7 @@ func TestWaitCheckpointReceipt(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("= %d %s", code, body)
 	}
-	var r client.EventResponse
+	var r api.EventResponse
 	json.Unmarshal(body, &r)
 	if r.Receipt == nil {
 		t.Fatalf("no receipt: %s", body)
@@ -493,7 +494,7 @@ func TestConcurrentSessionsStayChained(t *testing.T) {
 	wg.Wait()
 	for i := range 8 {
 		_, body, _ := s.do(t, "GET", fmt.Sprintf("/v1/sessions/cs%d", i), s.admin, nil)
-		var got struct{ Events []client.SessionEntry }
+		var got struct{ Events []api.SessionEntry }
 		json.Unmarshal(body, &got)
 		if len(got.Events) != 2*per {
 			t.Fatalf("session cs%d has %d events, want %d", i, len(got.Events), 2*per)
@@ -552,7 +553,7 @@ func TestIndexRebuiltFromLog(t *testing.T) {
 	srv, ts := open()
 	tok, _ := os.ReadFile(filepath.Join(dir, AdminToken))
 	s := &testServer{srv: srv, ts: ts, dir: dir, admin: strings.TrimSpace(string(tok))}
-	var last client.EventResponse
+	var last api.EventResponse
 	for range 300 {
 		last = s.post(t, "rebuild", "tool.call", nil)
 	}
@@ -576,7 +577,7 @@ func TestIndexRebuiltFromLog(t *testing.T) {
 		t.Fatalf("prev = %s, want %s", l.Prev, last.LeafHash)
 	}
 	_, body, _ := s.do(t, "GET", "/v1/sessions/rebuild", s.admin, nil)
-	var got struct{ Events []client.SessionEntry }
+	var got struct{ Events []api.SessionEntry }
 	json.Unmarshal(body, &got)
 	if len(got.Events) != 301 {
 		t.Fatalf("rebuilt session has %d events, want 301", len(got.Events))

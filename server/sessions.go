@@ -4,19 +4,19 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 )
 
 // getSessions answers GET /v1/sessions (read scope): the sessions the token
-// may read that the query selects (client.SessionSearch), the most recent
+// may read that the query selects (api.SessionSearch), the most recent
 // first, a page at a time. A tenant's token searches its own tenant (naming
 // another is 403); a global token searches every tenant, or the one named.
 // The answer is the session index's, unverified (docs/event-api.md).
 func (s *Server) getSessions(r *http.Request, p *auth.Principal) (int, any, error) {
-	q, err := client.ParseSessionSearch(r.URL.Query())
+	q, err := api.ParseSessionSearch(r.URL.Query())
 	if err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "%v", err)
 	}

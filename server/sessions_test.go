@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -74,12 +75,12 @@ func newSearchWorld(t *testing.T) *searchWorld {
 	alert["monitor.index"] = json.RawMessage(fmt.Sprint(a2[0].Index))
 	app(mon, &event.Request{Session: "monitor.m1", Kind: "monitor.alert", Actor: event.Actor{Type: "system", ID: "monitor.m1"}, Attributes: alert})
 	admin := c(tok(auth.Spec{Name: "admin-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeAdmin}}))
-	if _, err := admin.Enroll(ctx, client.Enrollment{ID: "dr-ada", PrintedName: "Dr. Ada", Secret: "a long secret", IdentityVerifiedBy: "hr"}); err != nil {
+	if _, err := admin.Enroll(ctx, api.Enrollment{ID: "dr-ada", PrintedName: "Dr. Ada", Secret: "a long secret", IdentityVerifiedBy: "hr"}); err != nil {
 		t.Fatal(err)
 	}
 	ada := c(tok(auth.Spec{Name: "ada", Tenant: "clinic-a", Scopes: []string{auth.ScopeSign}, Actors: []string{"dr-ada"}}))
 	waitPublished(t, s, s.size(t))
-	if _, err := ada.Sign(ctx, client.SignRequest{Signer: "dr-ada", Secret: "a long secret", Index: w.a1[1].Index,
+	if _, err := ada.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: "a long secret", Index: w.a1[1].Index,
 		LeafHash: hex.EncodeToString(w.a1[1].LeafHash), Meaning: "approved"}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +92,10 @@ func newSearchWorld(t *testing.T) *searchWorld {
 	return w
 }
 
-func (w *searchWorld) search(t *testing.T, token, query string) (int, *client.SessionList, string) {
+func (w *searchWorld) search(t *testing.T, token, query string) (int, *api.SessionList, string) {
 	t.Helper()
 	code, body, _ := w.s.do(t, "GET", "/v1/sessions?"+query, token, nil)
-	var l client.SessionList
+	var l api.SessionList
 	if code == http.StatusOK {
 		if err := json.Unmarshal(body, &l); err != nil {
 			t.Fatal(err)
@@ -103,7 +104,7 @@ func (w *searchWorld) search(t *testing.T, token, query string) (int, *client.Se
 	return code, &l, string(body)
 }
 
-func names(l *client.SessionList) string {
+func names(l *api.SessionList) string {
 	var out []string
 	for _, s := range l.Sessions {
 		out = append(out, s.Tenant+"/"+s.Session)
@@ -166,7 +167,7 @@ func TestSessionSearch(t *testing.T) {
 	t.Run("summary", func(t *testing.T) {
 		_, l, _ := w.search(t, w.readerA, "agent=bot-1")
 		got := l.Sessions[0]
-		want := client.SessionSummary{Tenant: "clinic-a", Session: "a1", Events: 3, FirstIndex: w.a1[0].Index,
+		want := api.SessionSummary{Tenant: "clinic-a", Session: "a1", Events: 3, FirstIndex: w.a1[0].Index,
 			Agents: []string{"bot-1"}, Models: []string{"gpt-4o", "gpt-4o-2024-08-06"}, Signatures: 1}
 		// The signature event joins the session it signs: three events.
 		if got.Tenant != want.Tenant || got.Session != want.Session || got.Events != want.Events || got.FirstIndex != want.FirstIndex ||
@@ -234,7 +235,7 @@ func TestSessionSearchFilledFromLog(t *testing.T) {
 	s.post(t, "after", "agent.decision", nil) // a store, which fills the search first
 	w.s = s
 	_, after, body := w.search(t, w.s.admin, "")
-	if len(after.Sessions) != len(before.Sessions)+1 || after.Sessions[0].Session != "after" || names(&client.SessionList{Sessions: after.Sessions[1:]}) != names(before) {
+	if len(after.Sessions) != len(before.Sessions)+1 || after.Sessions[0].Session != "after" || names(&api.SessionList{Sessions: after.Sessions[1:]}) != names(before) {
 		t.Fatalf("after filling: %s\nbefore: %s", body, names(before))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -125,7 +126,7 @@ func TestSignatureEndToEnd(t *testing.T) {
 	rec := s.post(t, "triage-7", "llm.response", map[string]string{"summary": "chest pain, ECG normal, discharge"})
 
 	// Enrollment: the interface's exact body and answer.
-	var enrolled client.SignerResponse
+	var enrolled api.SignerResponse
 	s.appends(t, "enrollment", []string{signature.KindEnrolled}, func() {
 		body := `{"id":"dr-ada","printed_name":"Dr. Ada Lovelace","secret":"` + adaSecret + `","identity_verified_by":"hr.jones"}`
 		code, b, _ := s.do(t, "POST", "/v1/signers", s.admin, []byte(body))
@@ -143,16 +144,16 @@ func TestSignatureEndToEnd(t *testing.T) {
 	}
 	// Re-enrollment of the id (for anyone) is refused and appends nothing.
 	s.appends(t, "re-enrollment", nil, func() {
-		_, err := admin.Enroll(ctx, client.Enrollment{ID: "dr-ada", PrintedName: "Mallory", Secret: "another secret", IdentityVerifiedBy: "hr.jones"})
+		_, err := admin.Enroll(ctx, api.Enrollment{ID: "dr-ada", PrintedName: "Mallory", Secret: "another secret", IdentityVerifiedBy: "hr.jones"})
 		wantAPIError(t, "re-enrollment", err, http.StatusConflict, "signer_exists")
 	})
 
 	tok, _ := s.token(t, auth.Spec{Name: "ada-sign", Tenant: DefaultTenant, Scopes: []string{auth.ScopeSign, auth.ScopeRead}, Actors: []string{"dr-ada"}})
 	ada := s.client(t, tok)
-	var sig *client.SignatureResponse
+	var sig *api.SignatureResponse
 	s.appends(t, "signing", []string{signature.KindSignature}, func() {
 		var err error
-		sig, err = ada.Sign(ctx, client.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash,
+		sig, err = ada.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash,
 			Meaning: "approved", Reason: "triage summary checked against the chart"}, client.WaitForCheckpoint())
 		if err != nil {
 			t.Fatal(err)
@@ -236,7 +237,7 @@ func TestSignatureRefusals(t *testing.T) {
 	rec := s.post(t, "journal", "llm.response", map[string]string{"entry": "accrual 4711"})
 	rec2 := s.post(t, "journal", "llm.response", map[string]string{"entry": "accrual 4712"})
 	for _, id := range []string{"dr-ada", "dr-lock", "dr-rev"} {
-		if _, err := admin.Enroll(ctx, client.Enrollment{ID: id, PrintedName: "Signer " + id, Secret: adaSecret, IdentityVerifiedBy: "hr.jones"}); err != nil {
+		if _, err := admin.Enroll(ctx, api.Enrollment{ID: id, PrintedName: "Signer " + id, Secret: adaSecret, IdentityVerifiedBy: "hr.jones"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -245,8 +246,8 @@ func TestSignatureRefusals(t *testing.T) {
 		return s.client(t, tok)
 	}
 	ada, lock, rev := bound("dr-ada"), bound("dr-lock"), bound("dr-rev")
-	req := func(signer string, index uint64, leafHash string) client.SignRequest {
-		return client.SignRequest{Signer: signer, Secret: adaSecret, Index: index, LeafHash: leafHash, Meaning: "approved"}
+	req := func(signer string, index uint64, leafHash string) api.SignRequest {
+		return api.SignRequest{Signer: signer, Secret: adaSecret, Index: index, LeafHash: leafHash, Meaning: "approved"}
 	}
 	failed := []string{signature.KindFailed}
 
@@ -279,7 +280,7 @@ func TestSignatureRefusals(t *testing.T) {
 		_, err := ada.Sign(ctx, r)
 		wantAPIError(t, "unknown meaning", err, http.StatusBadRequest, "invalid_event")
 	})
-	var first *client.SignatureResponse
+	var first *api.SignatureResponse
 	s.appends(t, "a signature", []string{signature.KindSignature}, func() {
 		var err error
 		if first, err = ada.Sign(ctx, req("dr-ada", rec.Index, rec.LeafHash)); err != nil {
@@ -348,7 +349,7 @@ func TestSignatureRefusals(t *testing.T) {
 		wantAPIError(t, "revoked", err, http.StatusForbidden, "signer_revoked")
 	})
 	s.appends(t, "re-enrollment of a revoked id", nil, func() {
-		_, err := admin.Enroll(ctx, client.Enrollment{ID: "dr-rev", PrintedName: "Signer dr-rev", Secret: adaSecret, IdentityVerifiedBy: "hr.jones"})
+		_, err := admin.Enroll(ctx, api.Enrollment{ID: "dr-rev", PrintedName: "Signer dr-rev", Secret: adaSecret, IdentityVerifiedBy: "hr.jones"})
 		wantAPIError(t, "re-enroll", err, http.StatusConflict, "signer_exists")
 	})
 
@@ -366,7 +367,7 @@ func TestSignatureRefusals(t *testing.T) {
 		wantAPIError(t, "old secret", err, http.StatusUnauthorized, "wrong_secret")
 	})
 	r.Secret = newSecret
-	var second *client.SignatureResponse
+	var second *api.SignatureResponse
 	s.appends(t, "a signature with the new key", []string{signature.KindSignature}, func() {
 		var err error
 		if second, err = ada.Sign(ctx, r); err != nil {
@@ -375,7 +376,7 @@ func TestSignatureRefusals(t *testing.T) {
 	})
 	s.waitCovered(t, s.size(t)-1)
 	key, _ := checkpoint.NewVerifier(s.srv.VerifierKey())
-	for _, sr := range []*client.SignatureResponse{first, second} {
+	for _, sr := range []*api.SignatureResponse{first, second} {
 		x, err := ada.SignatureExport(ctx, sr.Event.Index)
 		if err != nil {
 			t.Fatal(err)
@@ -407,30 +408,30 @@ func TestSigningSessions(t *testing.T) {
 	})
 	ctx := context.Background()
 	admin := s.client(t, s.admin)
-	if _, err := admin.Enroll(ctx, client.Enrollment{ID: "dr-ada", PrintedName: adaName, Secret: adaSecret, IdentityVerifiedBy: "hr.jones"}); err != nil {
+	if _, err := admin.Enroll(ctx, api.Enrollment{ID: "dr-ada", PrintedName: adaName, Secret: adaSecret, IdentityVerifiedBy: "hr.jones"}); err != nil {
 		t.Fatal(err)
 	}
 	tok, _ := s.token(t, auth.Spec{Name: "ada-1", Tenant: DefaultTenant, Scopes: []string{auth.ScopeSign}, Actors: []string{"dr-ada"}})
 	tok2, _ := s.token(t, auth.Spec{Name: "ada-2", Tenant: DefaultTenant, Scopes: []string{auth.ScopeSign}, Actors: []string{"dr-ada"}})
 	ada, ada2 := s.client(t, tok), s.client(t, tok2)
 	n := 0
-	record := func() client.EventResponse {
+	record := func() api.EventResponse {
 		n++
 		return s.post(t, "batch", "llm.response", map[string]int{"n": n})
 	}
 
 	rec := record()
 	// Without a session, the signer must be named.
-	_, err := ada.Sign(ctx, client.SignRequest{Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
+	_, err := ada.Sign(ctx, api.SignRequest{Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
 	wantAPIError(t, "no signer, no session", err, http.StatusBadRequest, "invalid_event")
-	first, err := ada.Sign(ctx, client.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
+	first, err := ada.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sess := first.SigningSession
-	inSession := func(c *client.Client, secret string) (*client.SignatureResponse, error) {
+	inSession := func(c *client.Client, secret string) (*api.SignatureResponse, error) {
 		rec := record()
-		return c.Sign(ctx, client.SignRequest{SigningSession: sess, Secret: secret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
+		return c.Sign(ctx, api.SignRequest{SigningSession: sess, Secret: secret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
 	}
 	// Later signings: the secret alone.
 	next, err := inSession(ada, adaSecret)
@@ -461,7 +462,7 @@ func TestSigningSessions(t *testing.T) {
 	_, err = inSession(ada, adaSecret)
 	wantAPIError(t, "idle session", err, http.StatusUnauthorized, "signing_session")
 	rec = record()
-	again, err := ada.Sign(ctx, client.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
+	again, err := ada.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"})
 	if err != nil {
 		t.Fatal(err)
 	}

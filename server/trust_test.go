@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -55,7 +55,7 @@ func TestFindingsFailClosed(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("genuine write = %d %s", code, body)
 	}
-	var genuine client.EventResponse
+	var genuine api.EventResponse
 	json.Unmarshal(body, &genuine)
 	s.waitCovered(t, genuine.Index)
 	before := s.size(t)
@@ -99,7 +99,7 @@ func TestFindingsFailClosed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body, _ := s.do(t, tc.method, tc.path, tc.token, []byte(tc.body))
-			var e client.ErrorBody
+			var e api.ErrorBody
 			json.Unmarshal(body, &e)
 			if code != tc.status || e.Error.Code != tc.code {
 				t.Fatalf("%s %s = %d %s, want %d %s", tc.method, tc.path, code, body, tc.status, tc.code)
@@ -118,7 +118,7 @@ func TestFindingsFailClosed(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("capture.gap by an agent = %d %s", code, body)
 	}
-	var gap client.EventResponse
+	var gap api.EventResponse
 	json.Unmarshal(body, &gap)
 	leaf, _ := base64.StdEncoding.DecodeString(gap.Leaf)
 	l, err := event.ParseLeaf(leaf)

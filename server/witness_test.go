@@ -22,8 +22,8 @@ import (
 	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/witness"
 )
@@ -143,14 +143,14 @@ func newTestServerIn(t *testing.T, dir string, mod func(*Config)) *testServer {
 	return s
 }
 
-func (s *testServer) postWait(t *testing.T, session string, i int) client.EventResponse {
+func (s *testServer) postWait(t *testing.T, session string, i int) api.EventResponse {
 	t.Helper()
 	body := fmt.Sprintf(`{"session":%q,"kind":"tool.call","actor":{"type":"agent","id":"a"},"payload":{"i":%d}}`, session, i)
 	code, b, _ := s.do(t, "POST", "/v1/events?wait=checkpoint", s.admin, []byte(body))
 	if code != 201 {
 		t.Fatalf("POST = %d %s", code, b)
 	}
-	var r client.EventResponse
+	var r api.EventResponse
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}

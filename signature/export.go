@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -23,10 +23,10 @@ type Export struct {
 	// domain line).
 	Statement string `json:"statement"`
 	// Signature is the standard base64 Ed25519 signature.
-	Signature  string          `json:"signature"`
-	Enrollment *client.Receipt `json:"enrollment"`
-	Event      *client.Receipt `json:"event,omitempty"`
-	Record     *client.Receipt `json:"record,omitempty"`
+	Signature  string       `json:"signature"`
+	Enrollment *api.Receipt `json:"enrollment"`
+	Event      *api.Receipt `json:"event,omitempty"`
+	Record     *api.Receipt `json:"record,omitempty"`
 }
 
 // MaxExportBytes caps an export read from outside.
@@ -80,8 +80,8 @@ func VerifyExport(data []byte, logKey note.Verifier, policy *checkpoint.Policy) 
 	if s.Origin != logKey.Name() {
 		return nil, invalid("the statement signs a record of log %q, not of %q", s.Origin, logKey.Name())
 	}
-	rv := client.NewReceiptVerifier(logKey, policy)
-	verify := func(what string, r *client.Receipt) (*client.VerifiedReceipt, *event.Leaf, error) {
+	rv := api.NewReceiptVerifier(logKey, policy)
+	verify := func(what string, r *api.Receipt) (*api.VerifiedReceipt, *event.Leaf, error) {
 		vr, err := rv.Verify(r)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %s receipt: %v", ErrInvalid, what, err)

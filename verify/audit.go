@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -129,14 +130,14 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 	var logSize uint64
 	var logRoot []byte
 	if cfg.At != nil {
-		latest, err := client.VerifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
+		latest, err := api.VerifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
 		if err != nil {
 			return nil, fmt.Errorf("the log's latest checkpoint does not verify: %w", err)
 		}
 		logSize, logRoot, raw = latest.Size, latest.Hash, cfg.At
 	}
 	rep.Checkpoint = string(raw)
-	cp, err := client.VerifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
+	cp, err := api.VerifyCheckpoint(raw, cfg.LogKey, cfg.Policy)
 	if err != nil {
 		rule := RuleCheckpointSignature
 		if errors.Is(err, checkpoint.ErrNoQuorum) {
@@ -281,7 +282,7 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 			if ahead {
 				// Compare against a fresh checkpoint of the log.
 				if raw2, err := src.ReadCheckpoint(ctx); err == nil {
-					if cp2, err := client.VerifyCheckpoint(raw2, cfg.LogKey, cfg.Policy); err == nil && cp2.Size >= wcp.Size {
+					if cp2, err := api.VerifyCheckpoint(raw2, cfg.LogKey, cfg.Policy); err == nil && cp2.Size >= wcp.Size {
 						if err := Consistency(ctx, f, wcp.Size, cp2.Size, wcp.Hash, cp2.Hash); err != nil {
 							msg = fmt.Sprintf("cosigned size %d root %x, not consistent with the log's size %d: %v", wcp.Size, wcp.Hash, cp2.Size, err)
 						}

@@ -19,6 +19,7 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -182,7 +183,7 @@ func run(cfg config, out io.Writer) (failed bool, err error) {
 				} else {
 					var ws []client.Written
 					var opts []client.AppendOption
-					if cfg.wait == client.WaitDurable {
+					if cfg.wait == api.WaitDurable {
 						opts = append(opts, client.WaitForDurability())
 					}
 					if ws, err = lc.Append(context.WithoutCancel(ctx), []*event.Request{ev}, opts...); err == nil {

@@ -13,10 +13,11 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/api"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -53,7 +54,7 @@ func verify(lc *client.Client, key note.Verifier, policy *checkpoint.Policy, ack
 	for {
 		raw, err := lc.Tiles().ReadCheckpoint(ctx)
 		if err == nil {
-			if cp, err = client.VerifyCheckpoint(raw, key, policy); err != nil {
+			if cp, err = api.VerifyCheckpoint(raw, key, policy); err != nil {
 				return fmt.Errorf("checkpoint: %w", err)
 			}
 			if cp.Size > maxIdx {
@@ -140,7 +141,7 @@ func readAll(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, sess
 	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
 	// Bundles are fetched ahead by a few workers and hashed in order.
 	type fetched struct {
-		b   *api.EntryBundle
+		b   *tapi.EntryBundle
 		err error
 	}
 	ch := make([]chan fetched, bundles)
@@ -160,7 +161,7 @@ func readAll(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, sess
 			}
 			wg.Go(func() {
 				raw, err := lc.Tiles().ReadEntryBundle(fctx, i, layout.PartialTileSize(0, i, cp.Size))
-				var b api.EntryBundle
+				var b tapi.EntryBundle
 				if err == nil {
 					err = b.UnmarshalText(raw)
 				}
@@ -226,7 +227,7 @@ func verifyEach(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, a
 				if !bytes.Equal(event.LeafHash(r.Leaf), a.leafHash) {
 					return fmt.Errorf("the log holds another leaf at %d", a.index)
 				}
-				if err := client.VerifyInclusion(a.index, cp.Size, a.leafHash, r.InclusionProof, cp.Hash); err != nil {
+				if err := api.VerifyInclusion(a.index, cp.Size, a.leafHash, r.InclusionProof, cp.Hash); err != nil {
 					return fmt.Errorf("event %d: %w", a.index, err)
 				}
 				h, err := event.ParseHead(r.Leaf)

@@ -5,26 +5,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	auditclient "github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
-	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 )
 
 const mcpWrapSynopsis = "log-server mcp wrap --url URL --token-file FILE [--session ID] [--name NAME] [--capture fail-closed|fail-open] -- COMMAND [ARGS...]"
@@ -70,13 +68,9 @@ func mcpWrap(args []string) int {
 	if *mode != "fail-closed" && *mode != "fail-open" {
 		return cli.Fail(fs, "--capture: fail-closed or fail-open")
 	}
-	pool, err := cli.CAPool(*caFile)
+	lc, err := cli.LogClient(*url, *tokenFile, *caFile, auditclient.WithTimeout(*timeout))
 	if err != nil {
 		return cli.Fail(fs, "%v", err)
-	}
-	tok, err := keyfile.Read(*tokenFile)
-	if err != nil {
-		return cli.Fail(fs, "--token-file: %v", err)
 	}
 	if *session == "" {
 		*session = "mcp-" + randomHex(8)
@@ -106,9 +100,7 @@ func mcpWrap(args []string) int {
 		return 127
 	}
 	go func() { <-ctx.Done(); child.Process.Signal(syscall.SIGTERM) }()
-	r := &relay{url: strings.TrimRight(*url, "/") + "/v1/mcp/relay", token: strings.TrimSpace(string(tok)), conn: randomHex(12),
-		server: *name, session: *session, failOpen: *mode == "fail-open", timeout: *timeout,
-		http: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}}
+	r := &relay{c: lc, conn: randomHex(12), server: *name, session: *session, failOpen: *mode == "fail-open", timeout: *timeout}
 	var out sync.Mutex
 	writeOut := func(b []byte) {
 		out.Lock()
@@ -205,12 +197,12 @@ func refusal(line []byte, err error) []byte {
 
 // relay sends messages to the log server's relay.
 type relay struct {
-	url, token, conn, server, session string
-	failOpen                          bool
-	timeout                           time.Duration
-	http                              *http.Client
-	mu                                sync.Mutex
-	gaps                              int
+	c                     *auditclient.Client
+	conn, server, session string
+	failOpen              bool
+	timeout               time.Duration
+	mu                    sync.Mutex
+	gaps                  int
 }
 
 func (r *relay) gap(err error) {
@@ -220,31 +212,8 @@ func (r *relay) gap(err error) {
 	fmt.Fprintf(os.Stderr, "log-server mcp wrap: not recorded: %v\n", err)
 }
 
-func (r *relay) send(from string, msg []byte) (capture.RelayResponse, error) {
-	var res capture.RelayResponse
-	if !json.Valid(msg) {
-		return res, fmt.Errorf("not a JSON message")
-	}
-	body, _ := json.Marshal(capture.RelayRequest{Conn: r.conn, Server: r.server, Session: r.session, From: from, Message: msg})
+func (r *relay) send(from string, msg []byte) (*api.MCPRelayResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return res, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 2*maxMCPLine))
-	if err != nil {
-		return res, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return res, fmt.Errorf("log server: %s: %s", resp.Status, event.Clip(strings.TrimSpace(string(b)), 300))
-	}
-	if err := json.Unmarshal(b, &res); err != nil {
-		return res, fmt.Errorf("log server: %v", err)
-	}
-	return res, nil
+	return r.c.RelayMCP(ctx, api.MCPRelayRequest{Conn: r.conn, Server: r.server, Session: r.session, From: from, Message: msg})
 }

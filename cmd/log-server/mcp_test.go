@@ -22,6 +22,7 @@ import (
 	oaoption "github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	auditclient "github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -118,7 +119,7 @@ func (w *mcpWorld) events(session string, n int) []*event.Leaf {
 		}
 		var out []*event.Leaf
 		for _, e := range d.Events {
-			if e.Err != nil || (e.Commit != nil && e.Status != auditclient.PayloadOK) {
+			if e.Err != nil || (e.Commit != nil && e.Status != api.PayloadOK) {
 				w.t.Fatalf("entry %d: payload %s %v", e.Index, e.Status, e.Err)
 			}
 			l, err := event.ParseLeaf(e.Leaf)

@@ -21,6 +21,7 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	lclient "github.com/llmaudittrail/llmaudittrail/client"
@@ -167,7 +168,7 @@ func TestScaleOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rv := lclient.NewReceiptVerifier(mustVerifier(t, c.vkey), pol)
+	rv := api.NewReceiptVerifier(mustVerifier(t, c.vkey), pol)
 	for _, p := range []*proc{a, b} {
 		lc := logClient(t, p.url, tok)
 		ws, err := lc.Append(context.Background(), []*event.Request{{Session: "receipts", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "x"}}}, lclient.WaitForCheckpoint())
@@ -270,7 +271,7 @@ func TestScaleOut(t *testing.T) {
 	// entry bundles.
 	bucketURL := c.endpoint + "/" + c.bucket + "/"
 	raw := httpGet(t, bucketURL+"checkpoint", "")
-	cp, err := lclient.VerifyCheckpoint(raw, mustVerifier(t, c.vkey), pol)
+	cp, err := api.VerifyCheckpoint(raw, mustVerifier(t, c.vkey), pol)
 	if err != nil {
 		t.Fatalf("the bucket's checkpoint: %v", err)
 	}
@@ -287,7 +288,7 @@ func TestScaleOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lclient.VerifyInclusion(w[0].Index, cp.Size, event.LeafHash(leaf), p, cp.Hash); err != nil {
+	if err := api.VerifyInclusion(w[0].Index, cp.Size, event.LeafHash(leaf), p, cp.Hash); err != nil {
 		t.Fatalf("inclusion from the bucket's tiles: %v", err)
 	}
 	bi := w[0].Index / 256

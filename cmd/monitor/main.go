@@ -32,6 +32,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -317,14 +318,14 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	v := client.NewReceiptVerifier(key, policy)
+	v := api.NewReceiptVerifier(key, policy)
 	code := 0
 	for _, path := range fs.Args() {
-		data, err := cli.ReadFile(path, client.MaxReceiptBytes)
-		var vr *client.VerifiedReceipt
+		data, err := cli.ReadFile(path, api.MaxReceiptBytes)
+		var vr *api.VerifiedReceipt
 		if err == nil {
-			var r *client.Receipt
-			if r, err = client.ParseReceipt(data); err == nil {
+			var r *api.Receipt
+			if r, err = api.ParseReceipt(data); err == nil {
 				vr, err = v.Verify(r)
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -357,7 +358,7 @@ func TestVerifySignatureCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "controller secret 1"
-	if _, err := admin.Enroll(ctx, client.Enrollment{ID: "cfo", PrintedName: "Grace Hopper", Secret: secret, IdentityVerifiedBy: "hr.jones"}); err != nil {
+	if _, err := admin.Enroll(ctx, api.Enrollment{ID: "cfo", PrintedName: "Grace Hopper", Secret: secret, IdentityVerifiedBy: "hr.jones"}); err != nil {
 		t.Fatal(err)
 	}
 	tok, _, err := l.srv.Tokens().Create(ctx, auth.Spec{Name: "cfo", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeSign, auth.ScopeRead}, Actors: []string{"cfo"}})
@@ -365,7 +366,7 @@ func TestVerifySignatureCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfo, _ := client.New(l.hs.URL, client.WithToken(tok))
-	sig, err := cfo.Sign(ctx, client.SignRequest{Signer: "cfo", Secret: secret, Index: w[0].Index, LeafHash: hex.EncodeToString(w[0].LeafHash), Meaning: "approved", Reason: "JE-1 matches the invoice"}, client.WaitForCheckpoint())
+	sig, err := cfo.Sign(ctx, api.SignRequest{Signer: "cfo", Secret: secret, Index: w[0].Index, LeafHash: hex.EncodeToString(w[0].LeafHash), Meaning: "approved", Reason: "JE-1 matches the invoice"}, client.WaitForCheckpoint())
 	if err != nil {
 		t.Fatal(err)
 	}

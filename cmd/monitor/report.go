@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
@@ -26,8 +26,8 @@ func report(args []string, stdout, stderr io.Writer) int {
 	profile := fs.String("profile", "", "compliance profile: part11, sox or eu-ai-act (required)")
 	from := fs.String("from", "", "start of the period, RFC 3339 (required)")
 	to := fs.String("to", "", "end of the period (excluded), RFC 3339 (required)")
-	format := fs.String("format", client.FormatJSON, "json (the canonical report), oscal (OSCAL assessment-results), html or pdf")
-	tenant := fs.String("tenant", client.AllTenants, `the tenant reported on ("*": every tenant)`)
+	format := fs.String("format", api.FormatJSON, "json (the canonical report), oscal (OSCAL assessment-results), html or pdf")
+	tenant := fs.String("tenant", api.AllTenants, `the tenant reported on ("*": every tenant)`)
 	paper := fs.String("paper", "a4", "paper of the PDF: a4 or letter")
 	config := fs.String("config", "", "compliance configuration file (its controls section: gates and thresholds)")
 	chromium := fs.String("chromium", "", "Chromium binary for PDFs (default: chromium on PATH)")
@@ -40,7 +40,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	q := client.ReportQuery{Profile: *profile, Format: *format, Tenant: *tenant, Paper: *paper}
+	q := api.ReportQuery{Profile: *profile, Format: *format, Tenant: *tenant, Paper: *paper}
 	var e1, e2 error
 	q.From, e1 = time.Parse(time.RFC3339, *from)
 	q.To, e2 = time.Parse(time.RFC3339, *to)

@@ -12,7 +12,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/replay"
@@ -168,7 +168,7 @@ func (m *stepper) View() string {
 	}
 	lines = append(lines, "")
 	switch {
-	case e.PayloadStatus == client.PayloadOK:
+	case e.PayloadStatus == api.PayloadOK:
 		if text, ok := replay.AssembledText(e.Payload); ok && e.Leaf != nil && e.Leaf.Kind == "llm.response" {
 			lines = append(lines, "assembled text:")
 			for _, l := range strings.Split(text, "\n") {

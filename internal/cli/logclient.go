@@ -10,13 +10,14 @@ import (
 
 // LogClient is a client of the log at url with the token in tokenFile
 // (none if empty; the file must be mode 0600), trusting the roots in
-// caFile besides the system's for an https URL.
-func LogClient(url, tokenFile, caFile string) (*client.Client, error) {
+// caFile besides the system's for an https URL, and configured further by
+// opts.
+func LogClient(url, tokenFile, caFile string, opts ...client.Option) (*client.Client, error) {
 	pool, err := CAPool(caFile)
 	if err != nil {
 		return nil, err
 	}
-	opts := []client.Option{client.WithRootCAs(pool)}
+	opts = append([]client.Option{client.WithRootCAs(pool)}, opts...)
 	if tokenFile != "" {
 		b, err := keyfile.Read(tokenFile)
 		if err != nil {

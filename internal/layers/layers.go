@@ -27,13 +27,15 @@ type Layer struct {
 // Map lists the layers from the bottom up. A package may import packages of
 // its own layer and of the layers below it, except what its layer denies.
 var Map = []Layer{
-	{Name: "format", Packages: []string{"event", "checkpoint", "llmapi", "internal/strictjson", "internal/period", "internal/canonpath"},
-		What: "the leaf, checkpoints, witness policies, the LLM provider registry, canonical request paths: no I/O"},
+	{Name: "format", Packages: []string{"event", "checkpoint", "api", "llmapi", "internal/strictjson", "internal/period", "internal/canonpath"},
+		What: "the leaf, checkpoints, witness policies, the HTTP API's wire types and receipts, the LLM provider registry, canonical request paths: no I/O"},
 	{Name: "protocol", Packages: []string{"client", "signature", "verify"},
 		What: "the one Go client of the HTTP API, and what is checked with it on the format alone: signatures, the log audit"},
 	{Name: "storage", Packages: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention", "internal/metrics"},
+		Deny: []string{"client"},
 		What: "payloads, tokens, signers, holds and floors, the session index, the write-ahead journal (and the shared session heads), SQLite and MariaDB, key files, the kernel keyring, PKCS#11 keys, Prometheus metrics"},
 	{Name: "engine", Packages: []string{"log", "tiles", "backend"},
+		Deny: []string{"client"},
 		What: "the audit engine on Tessera, tlog-tiles reads, the storage it runs on (POSIX or S3 and MariaDB)"},
 	{Name: "entry", Packages: []string{"server", "capture", "witness"},
 		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend"},

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -62,6 +63,7 @@ func TestCheckCatchesViolations(t *testing.T) {
 		"log":               {m("internal/testproc")},    // production code on a test helper
 		"cmd/x":             {m("server"), m("monitor")}, // fine: mains compose
 		"server":            {m("log"), m("vault")},      // fine: an exception
+		"journal":           {m("api"), m("client")},     // storage on the client, not only the wire types
 		"newthing":          {m("event")},                // in no layer
 		"internal/sqlitedb": {"database/sql"},
 	}
@@ -69,7 +71,7 @@ func TestCheckCatchesViolations(t *testing.T) {
 	for _, v := range Check(fixture) {
 		got[v.From+" -> "+v.To] = true
 	}
-	want := []string{"client -> log", "capture -> vault", "monitor -> server", "compliance -> monitor", "verify -> log", "log -> internal/testproc", "newthing -> "}
+	want := []string{"client -> log", "capture -> vault", "monitor -> server", "compliance -> monitor", "verify -> log", "log -> internal/testproc", "newthing -> ", "journal -> client"}
 	for _, w := range want {
 		if !got[w] {
 			t.Errorf("Check missed %q (found %v)", w, got)
@@ -77,6 +79,28 @@ func TestCheckCatchesViolations(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("Check found %d violations, want %d: %v", len(got), len(want), got)
+	}
+}
+
+// TestEngineLinksNoClient: the storage and engine layers share the HTTP
+// API's wire types (api) with the server and the client, and link no
+// client, not even through a package they import (go list -deps).
+func TestEngineLinksNoClient(t *testing.T) {
+	var pkgs []string
+	for _, l := range Map {
+		if slices.Contains(l.Deny, "client") {
+			for _, p := range l.Packages {
+				pkgs = append(pkgs, "./"+p)
+			}
+		}
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("no layer denies client")
+	}
+	for _, dep := range strings.Fields(goList(t, append([]string{"-deps"}, pkgs...)...)) {
+		if dep == Module+"/client" {
+			t.Fatalf("%s link %s", strings.Join(pkgs, " "), dep)
+		}
 	}
 }
 

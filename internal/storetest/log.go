@@ -16,9 +16,9 @@ import (
 	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -193,7 +193,7 @@ func testAppendAndRead(t *testing.T, l *auditlog.Log, k Keys) {
 	}
 	// Receipts verify, and the later checkpoint is consistent with the
 	// first.
-	v := client.NewReceiptVerifier(k.Verifier, nil)
+	v := api.NewReceiptVerifier(k.Verifier, nil)
 	vf, err := v.Verify(first)
 	if err != nil {
 		t.Fatal(err)
@@ -260,11 +260,11 @@ func testErase(t *testing.T, l *auditlog.Log, _ Keys) {
 		t.Fatal(err)
 	}
 	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
-	h, _, err := l.PlaceHold(ctx, rd, auditlog.Target{Session: "gone"}, "litigation")
+	h, _, err := l.PlaceHold(ctx, rd, api.Target{Session: "gone"}, "litigation")
 	if err != nil {
 		t.Fatal(err)
 	}
-	er := auditlog.ErasureRequest{Target: auditlog.Target{Session: "gone"}, LegalBasis: "gdpr-art17-1a"}
+	er := api.ErasureRequest{Target: api.Target{Session: "gone"}, LegalBasis: "gdpr-art17-1a"}
 	if _, err := l.Erase(ctx, rd, er); !errors.Is(err, auditlog.ErrLegalHold) {
 		t.Fatalf("Erase under a hold = %v", err)
 	}
@@ -296,7 +296,7 @@ func onBehalf(session, person, payload string) *event.Request {
 // refusedErasure checks that an erasure was refused with want and that it
 // destroyed nothing and appended nothing: the payload at index still
 // discloses and the pseudonym ps still resolves.
-func refusedErasure(t *testing.T, l *auditlog.Log, rd auditlog.Reader, er auditlog.ErasureRequest, want error, index uint64, ps string) {
+func refusedErasure(t *testing.T, l *auditlog.Log, rd auditlog.Reader, er api.ErasureRequest, want error, index uint64, ps string) {
 	t.Helper()
 	before, err := l.Reader().NextIndex(ctx)
 	if err != nil {
@@ -349,30 +349,30 @@ func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
 
 	// A hold on the session where dr.trent is on_behalf_of stops the
 	// erasure of dr.trent.
-	h, _, err := l.PlaceHold(ctx, rd, auditlog.Target{Session: "held-3"}, "litigation")
+	h, _, err := l.PlaceHold(ctx, rd, api.Target{Session: "held-3"}, "litigation")
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedErasure(t, l, rd, auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[0].Index, trent)
+	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[0].Index, trent)
 	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 
 	// A hold on the person dr.held covers the session where dr.held is
 	// on_behalf_of, whether the erasure names the session or the person.
-	h, _, err = l.PlaceHold(ctx, rd, auditlog.Target{Subject: "dr.held"}, "investigation")
+	h, _, err = l.PlaceHold(ctx, rd, api.Target{Subject: "dr.held"}, "investigation")
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedErasure(t, l, rd, auditlog.ErasureRequest{Target: auditlog.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[1].Index, held)
-	refusedErasure(t, l, rd, auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, auditlog.ErrLegalHold, out[1].Index, held)
+	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[1].Index, held)
+	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, auditlog.ErrLegalHold, out[1].Index, held)
 	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 
 	// Without holds (and a floor of 0d), erasing dr.free erases the
 	// session where it is on_behalf_of, and its mapping.
-	e, err := l.Erase(ctx, rd, auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.free"}, LegalBasis: "gdpr-art17-1a"})
+	e, err := l.Erase(ctx, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.free"}, LegalBasis: "gdpr-art17-1a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func testEraseInsideFloor(t *testing.T, l *auditlog.Log, _ Keys) {
 		t.Fatal(err)
 	}
 	ps := pseudonymOf(t, out[0])
-	er := auditlog.ErasureRequest{Target: auditlog.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}
+	er := api.ErasureRequest{Target: api.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}
 	refusedErasure(t, l, rd, er, auditlog.ErrRetentionFloor, out[0].Index, ps)
 	er.OverrideReason = "supervisory authority order 2026-17"
 	e, err := l.Erase(ctx, rd, er)

@@ -1,4 +1,4 @@
-package client
+package api
 
 import (
 	"bufio"
@@ -10,8 +10,10 @@ import (
 )
 
 // The session export stream (GET /v1/sessions/{id}/export), specified in
-// docs/event-api.md. It is a sequence of frames, each a type byte, a
-// big-endian uint32 body length and the body:
+// docs/event-api.md. The engine writes it (ExportEncoder); the client reads
+// it (ExportDecoder) and verifies it whole before it returns any of it. It
+// is a sequence of frames, each a type byte, a big-endian uint32 body
+// length and the body:
 //
 //	'H' header   JSON ExportHeader, first and once
 //	'N' nodes    32-byte hashes: the compact range of the entries between
@@ -28,6 +30,10 @@ import (
 // inside a node: folding them left to right (a compact range from 0) gives
 // the checkpoint's root, which proves every event included at once.
 
+// MaxExportEvents caps the events of one export; a longer session is read
+// in several, from the NextSeq of the one before.
+const MaxExportEvents = 1_000_000
+
 // ExportFormat is the value of ExportHeader.Format.
 const ExportFormat = "llmaudittrail-export/1"
 
@@ -36,21 +42,21 @@ const ExportMediaType = "application/vnd.llmaudittrail.export"
 
 // Frame types of the export stream.
 const (
-	frameHeader = 'H'
-	frameNodes  = 'N'
-	frameEvent  = 'E'
-	frameEnd    = 'T'
-	frameError  = 'X'
+	FrameHeader = 'H'
+	FrameNodes  = 'N'
+	FrameEvent  = 'E'
+	FrameEnd    = 'T'
+	FrameError  = 'X'
 )
 
 // Caps on frames read: an event holds a leaf (event.MaxLeafSize) and one
-// payload, which the server accepted in a request body.
+// payload, which the server accepted in a request body (the event cap is
+// client.MaxResponseBytes, the client's cap on any answer).
 const (
 	maxHeaderFrame = 1 << 20
 	maxNodesFrame  = 128 * 32
-	maxEventFrame  = MaxResponseBytes
+	maxEventFrame  = 64 << 20
 	maxEndFrame    = 64 << 10
-	hashSize       = 32
 )
 
 // ExportHeader is the first frame of an export.
@@ -129,7 +135,7 @@ func (e *ExportEncoder) json(typ byte, v any) error {
 }
 
 // Header writes the header frame.
-func (e *ExportEncoder) Header(h *ExportHeader) error { return e.json(frameHeader, h) }
+func (e *ExportEncoder) Header(h *ExportHeader) error { return e.json(FrameHeader, h) }
 
 // Nodes writes a node frame (nothing for no hashes).
 func (e *ExportEncoder) Nodes(hashes [][]byte) error {
@@ -140,7 +146,7 @@ func (e *ExportEncoder) Nodes(hashes [][]byte) error {
 	for _, h := range hashes {
 		e.buf = append(e.buf, h...)
 	}
-	return e.frame(frameNodes, e.buf)
+	return e.frame(FrameNodes, e.buf)
 }
 
 // Event writes an event frame.
@@ -149,17 +155,17 @@ func (e *ExportEncoder) Event(ev *ExportEvent) error {
 		return errors.New("export: status, media type or salt longer than 255 bytes")
 	}
 	e.buf = appendEvent(e.buf[:0], ev)
-	return e.frame(frameEvent, e.buf)
+	return e.frame(FrameEvent, e.buf)
 }
 
 // End writes the end frame.
-func (e *ExportEncoder) End(t ExportEnd) error { return e.json(frameEnd, t) }
+func (e *ExportEncoder) End(t ExportEnd) error { return e.json(FrameEnd, t) }
 
 // Error writes an error frame: the export stops incomplete.
 func (e *ExportEncoder) Error(code, message string) error {
 	var b ErrorBody
 	b.Error.Code, b.Error.Message = code, message
-	return e.json(frameError, b)
+	return e.json(FrameError, b)
 }
 
 // Flush sends what is buffered.
@@ -192,12 +198,12 @@ func appendEvent(b []byte, ev *ExportEvent) []byte {
 	return append(b, ev.Payload...)
 }
 
-// errFrame: a frame that does not decode; wrapped in ErrExportMalformed.
+// errFrame: a frame that does not decode.
 var errFrame = errors.New("bad frame")
 
-// parseEvent decodes an event frame's body (unverified). The slices
+// ParseExportEvent decodes an event frame's body, unverified. The slices
 // alias body.
-func parseEvent(body []byte) (ExportEvent, error) {
+func ParseExportEvent(body []byte) (ExportEvent, error) {
 	var ev ExportEvent
 	p := body
 	take := func(n int) ([]byte, bool) {
@@ -257,15 +263,27 @@ func parseEvent(body []byte) (ExportEvent, error) {
 	return ev, nil
 }
 
-// exportReader reads the frames of an export stream, unverified.
-type exportReader struct {
+// ExportDecoder reads the frames of an export stream, unverified, each
+// capped by its type.
+type ExportDecoder struct {
 	r *bufio.Reader
-	n int64 // bytes read
 }
 
-// next reads one frame; io.ErrUnexpectedEOF if the stream ends inside one
-// or before the end frame (io.EOF exactly at a frame boundary).
-func (x *exportReader) next() (typ byte, body []byte, err error) {
+// NewExportDecoder returns a decoder reading from r.
+func NewExportDecoder(r io.Reader) *ExportDecoder {
+	return &ExportDecoder{r: bufio.NewReaderSize(r, 256<<10)}
+}
+
+// Trailing reports whether anything follows the frames read (after the end
+// frame, nothing may).
+func (x *ExportDecoder) Trailing() bool {
+	_, err := x.r.ReadByte()
+	return err != io.EOF
+}
+
+// Next reads one frame; io.ErrUnexpectedEOF if the stream ends inside one
+// (io.EOF exactly at a frame boundary).
+func (x *ExportDecoder) Next() (typ byte, body []byte, err error) {
 	var h [5]byte
 	if _, err := io.ReadFull(x.r, h[:]); err != nil {
 		return 0, nil, err
@@ -274,13 +292,13 @@ func (x *exportReader) next() (typ byte, body []byte, err error) {
 	n := int64(binary.BigEndian.Uint32(h[1:]))
 	var limit int64
 	switch typ {
-	case frameHeader, frameError:
+	case FrameHeader, FrameError:
 		limit = maxHeaderFrame
-	case frameNodes:
+	case FrameNodes:
 		limit = maxNodesFrame
-	case frameEvent:
+	case FrameEvent:
 		limit = maxEventFrame
-	case frameEnd:
+	case FrameEnd:
 		limit = maxEndFrame
 	default:
 		return 0, nil, fmt.Errorf("%w: unknown frame type 0x%02x", errFrame, typ)
@@ -295,6 +313,5 @@ func (x *exportReader) next() (typ byte, body []byte, err error) {
 		}
 		return 0, nil, err
 	}
-	x.n += 5 + n
 	return typ, body, nil
 }
