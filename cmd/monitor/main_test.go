@@ -445,15 +445,15 @@ func TestAppendTokenWithDocumentedScopes(t *testing.T) {
 	}
 	session := "monitor." + monitor.DefaultInstance
 	deadline := time.Now().Add(30 * time.Second)
-	var page *client.SessionPage
+	var page *api.SessionPage
 	for time.Now().Before(deadline) {
 		page, err = admin.Session(ctx, session, client.SessionQuery{})
-		if err == nil && slices.ContainsFunc(page.Events, func(e client.SessionEntry) bool { return e.Kind == "monitor.alert" }) {
+		if err == nil && slices.ContainsFunc(page.Events, func(e api.SessionEntry) bool { return e.Kind == "monitor.alert" }) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if page == nil || !slices.ContainsFunc(page.Events, func(e client.SessionEntry) bool { return e.Kind == "monitor.alert" }) {
+	if page == nil || !slices.ContainsFunc(page.Events, func(e api.SessionEntry) bool { return e.Kind == "monitor.alert" }) {
 		t.Fatalf("no monitor.alert in session %s after 30 s (%d forbidden calls logged): %v\nmonitor stderr:\n%s", session, len(forbidden), err, r.errOut.String())
 	}
 	if strings.Contains(r.errOut.String(), "forbidden") {
