@@ -326,7 +326,7 @@ func (l *Log) ExportSignature(ctx context.Context, r Reader, index uint64) (*sig
 	}
 	leaf, err := event.ParseLeaf(ev.Leaf)
 	if err != nil || leaf.Kind != signature.KindSignature || (leaf.Tenant != r.Tenant && !r.AllTenants) {
-		return nil, fmt.Errorf("%w: no signature at %d in tenant %s", ErrNotFound, index, r.Tenant)
+		return nil, fmt.Errorf("%w: no signature event at %d in tenant %s (an export is addressed by the index of the human.signature event, event.index in the answer of POST /v1/signatures, not by the signed record's)", ErrNotFound, index, r.Tenant)
 	}
 	st, sig, err := signature.FromLeaf(leaf)
 	if err != nil {

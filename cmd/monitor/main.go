@@ -5,7 +5,7 @@
 //	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE]
 //	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
-//	monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...
+//	monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
 //	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F]
 //	monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...
 //
@@ -121,7 +121,7 @@ func follow(args []string) int {
 	fs := cli.NewFlagSet("monitor", `monitor [follow] --url URL --log-key FILE --token-file FILE --rules FILE --state DIR [flags]
 monitor verify --url URL --log-key FILE [flags]
 monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
-monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...
+monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
 monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf]
 monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)
 	lf := addLogFlags(fs, "witness policy file (witness/group/quorum lines)",
@@ -344,25 +344,43 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 }
 
 func verifySignature(args []string, stdout io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-signature", "monitor verify-signature --log-key FILE [--witness-policy FILE] SIGNATURE.json...")
+	fs := cli.NewFlagSet("monitor verify-signature", "monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
+	url := fs.String("url", "", "the log's base URL: with it, a saved answer of POST /v1/signatures is checked by fetching its export")
+	tokenFile := fs.String("token-file", "", "with --url: file (0600) with a token that may read the signature")
+	caFile := fs.String("ca-file", "", "with --url: PEM file of certificate authorities to trust for an https URL, besides the system's")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
-		return cli.Fail(fs, "no signature export given (GET /v1/signatures/{index} answers one)")
+		return cli.Fail(fs, "no signature export given (GET /v1/signatures/{index} answers one, for the index of the human.signature event)")
 	}
 	key, policy, err := cli.ReadTrust(*logKey, *policyFile)
 	if err != nil {
 		return fail("%v", err)
 	}
+	var lc *client.Client
+	if *url != "" {
+		if lc, err = cli.LogClient(*url, *tokenFile, *caFile); err != nil {
+			return fail("%v", err)
+		}
+	}
 	code := 0
 	for _, path := range fs.Args() {
 		data, err := cli.ReadFile(path, signature.MaxExportBytes)
+		var posted *api.SignatureResponse
+		if err == nil {
+			if posted = signatureAnswer(data); posted != nil {
+				data, err = exportOfAnswer(lc, posted)
+			}
+		}
 		var v *signature.Verified
 		if err == nil {
 			v, err = signature.VerifyExport(data, key, policy)
+		}
+		if err == nil && posted != nil {
+			err = sameSignature(data, posted)
 		}
 		if err != nil {
 			fmt.Fprintf(stdout, "FAIL %s: %v\n", path, err)
@@ -383,7 +401,49 @@ func verifySignature(args []string, stdout io.Writer) int {
 		if v.RecordChecked {
 			fmt.Fprint(stdout, "; record receipt checked")
 		}
+		if posted != nil {
+			fmt.Fprint(stdout, "; the POST answer's statement and signature are the export's")
+		}
 		fmt.Fprintln(stdout)
 	}
 	return code
+}
+
+// signatureAnswer returns data read as the answer of POST /v1/signatures
+// (saved as it came), or nil if it is not one.
+func signatureAnswer(data []byte) *api.SignatureResponse {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(data, &keys) != nil || keys["statement_text"] == nil || keys["event"] == nil {
+		return nil
+	}
+	var r api.SignatureResponse
+	if json.Unmarshal(data, &r) != nil || r.Event.Index == 0 {
+		return nil
+	}
+	return &r
+}
+
+// exportOfAnswer fetches the export of a signature whose POST answer was
+// given: the answer holds no receipts, so on its own it proves nothing.
+func exportOfAnswer(lc *client.Client, r *api.SignatureResponse) ([]byte, error) {
+	if lc == nil {
+		return nil, fmt.Errorf("this is the answer of POST /v1/signatures, which holds no receipts: check its export "+
+			"(GET /v1/signatures/%d: the index of the signature event, not of the signed record), or pass --url and --token-file to fetch it", r.Event.Index)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return lc.SignatureExport(ctx, r.Event.Index)
+}
+
+// sameSignature checks that the export fetched for a POST answer carries
+// the answer's statement and signature.
+func sameSignature(export []byte, r *api.SignatureResponse) error {
+	var x signature.Export
+	if err := json.Unmarshal(export, &x); err != nil {
+		return err
+	}
+	if x.Statement != r.StatementText || x.Signature != r.Signature {
+		return fmt.Errorf("the log's export of signature event %d is not the statement and signature of the POST answer", r.Event.Index)
+	}
+	return nil
 }

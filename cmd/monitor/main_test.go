@@ -386,7 +386,41 @@ func TestVerifySignatureCommand(t *testing.T) {
 	bad := filepath.Join(dir, "transplanted.json")
 	os.WriteFile(bad, b, 0o644)
 
-	r := startBinary(t, "verify-signature", "--log-key", l.pub, good)
+	// The answer of POST /v1/signatures, saved as it came: it holds no
+	// receipts, so on its own it is refused with the way to its export;
+	// with --url the export is fetched and must carry its statement and
+	// signature.
+	answer, _ := json.Marshal(sig)
+	posted := filepath.Join(dir, "posted.json")
+	os.WriteFile(posted, answer, 0o644)
+	r := startBinary(t, "verify-signature", "--log-key", l.pub, posted)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), fmt.Sprintf("GET /v1/signatures/%d", sig.Event.Index)) {
+		t.Fatalf("a POST answer without --url: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	tokF := filepath.Join(dir, "cfo.token")
+	os.WriteFile(tokF, []byte(tok), 0o600)
+	r = startBinary(t, "verify-signature", "--log-key", l.pub, "--url", l.hs.URL, "--token-file", tokF, posted)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), "the POST answer's statement and signature are the export's") {
+		t.Fatalf("a POST answer with --url: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	edited := *sig
+	edited.StatementText = strings.Replace(sig.StatementText, "approved", "rejected", 1)
+	answer, _ = json.Marshal(edited)
+	os.WriteFile(posted, answer, 0o644)
+	r = startBinary(t, "verify-signature", "--log-key", l.pub, "--url", l.hs.URL, "--token-file", tokF, posted)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "is not the statement and signature of the POST answer") {
+		t.Fatalf("an edited POST answer: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	// The export asked for by the signed record's index says which index
+	// it wants.
+	if _, err := cfo.SignatureExport(ctx, w[0].Index); err == nil || !strings.Contains(err.Error(), "human.signature event") {
+		t.Fatalf("export by the record's index: %v", err)
+	}
+
+	r = startBinary(t, "verify-signature", "--log-key", l.pub, good)
 	<-r.done
 	want := fmt.Sprintf(`OK %s: "Grace Hopper" (cfo, tenant default) signed entry %d`, good, w[0].Index)
 	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), want) || !strings.Contains(r.out.String(), "as approved") {
