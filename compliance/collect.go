@@ -22,6 +22,9 @@ type collector struct {
 	p    Params
 	size uint64
 	root []byte
+	// floor is the retention floor the report's profile requires
+	// (retentionCheck).
+	floor period.Period
 
 	audit  *verify.Report
 	quorum bool

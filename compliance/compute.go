@@ -88,6 +88,7 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 		return nil, fmt.Errorf("the report's checkpoint does not verify: %w", err)
 	}
 	c := newCollector(q, p, src.Key.Name(), cp.Size, cp.Hash)
+	c.floor = prof.Floor
 	// The quorum is a control, not a precondition: without it the audit
 	// still reads every entry.
 	auditPolicy := src.Policy

@@ -68,8 +68,8 @@ func (c *Console) renderReports(w http.ResponseWriter, r *http.Request, u *user,
 	if d.To == "" {
 		d.To = now.Format(time.DateOnly)
 	}
-	if d.Profile == "" {
-		d.Profile = "part11"
+	if d.Profile == "" && len(d.Profiles) > 0 {
+		d.Profile = d.Profiles[0]
 	}
 	u.mu.Lock()
 	d.Reports = slices.Clone(u.reports)

@@ -1,7 +1,8 @@
 // Package retention keeps the retention duties of a log: the floor below
 // which no record may be erased (per compliance profile, per tenant) and the
 // legal holds that stop any erasure. A floor can be raised above its
-// profiles' minimum, never set below it; the strictest profile wins.
+// profiles' minimum, never set below it; the strictest profile wins. The
+// profiles and their floors are those registered in package profile.
 package retention
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
+	"github.com/llmaudittrail/llmaudittrail/profile"
 )
 
 // Period is a retention period in calendar years, months and days.
@@ -31,21 +33,10 @@ type Period = period.Period
 // ParsePeriod reads "7y", "6m", "30d" or a sum such as "1y6m".
 func ParsePeriod(s string) (Period, error) { return period.Parse(s) }
 
-// Profile is a compliance profile's retention duty.
-type Profile struct {
-	Name     string
-	Floor    Period
-	Citation string
-}
-
-// Profiles are the known compliance profiles.
-var Profiles = []Profile{
-	{"part11", Period{Years: 7}, "21 CFR Part 11 §11.10(c): records retained, by configuration 7 years"},
-	{"sox", Period{Years: 7}, "SOX §802 / 17 CFR 210.2-06: audit records 7 years"},
-	{"eu-ai-act", Period{Months: 6}, "Regulation (EU) 2024/1689 Art. 19(1), 26(6): logs at least six months"},
-}
-
-// ParseProfiles reads a comma-separated list of profile names.
+// ParseProfiles reads a comma-separated list of profile names, each
+// registered (package profile: the compliance package registers its
+// profiles when the program links it); an unknown one is a
+// *profile.UnknownError, which lists the registered names.
 func ParseProfiles(s string) ([]string, error) {
 	var out []string
 	for f := range strings.SplitSeq(s, ",") {
@@ -53,8 +44,8 @@ func ParseProfiles(s string) ([]string, error) {
 		if f == "" {
 			continue
 		}
-		if !slices.ContainsFunc(Profiles, func(p Profile) bool { return p.Name == f }) {
-			return nil, fmt.Errorf("unknown compliance profile %q (want part11, sox or eu-ai-act)", f)
+		if _, ok := profile.Lookup(f); !ok {
+			return nil, profile.Unknown(f)
 		}
 		if !slices.Contains(out, f) {
 			out = append(out, f)
@@ -65,11 +56,15 @@ func ParseProfiles(s string) ([]string, error) {
 
 // Floor is the retention floor of the profiles, raised to raise if that is
 // longer: the strictest wins. A raise below the profiles' minimum is an
-// error.
+// error, and so is a profile that is not registered.
 func Floor(profiles []string, raise *Period) (Period, error) {
 	var f Period
-	for _, p := range Profiles {
-		if slices.Contains(profiles, p.Name) && p.Floor.Longer(f) {
+	for _, name := range profiles {
+		p, ok := profile.Lookup(name)
+		if !ok {
+			return f, profile.Unknown(name)
+		}
+		if p.Floor.Longer(f) {
 			f = p.Floor
 		}
 	}
@@ -85,10 +80,10 @@ func Floor(profiles []string, raise *Period) (Period, error) {
 // Config is the retention part of the compliance configuration file
 // (--compliance-config), a YAML document:
 //
-//	profiles: [part11, eu-ai-act]   # for every tenant
+//	profiles: [NAME, ...]           # registered profiles, for every tenant
 //	retention: 8y                   # optional: a longer floor
 //	tenants:
-//	  clinic-a: {profiles: [part11], retention: 10y}
+//	  clinic-a: {profiles: [NAME], retention: 10y}
 //
 // Other top-level keys belong to the compliance reports and are ignored here.
 type Config struct {

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,7 +11,17 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqlitedb"
+	"github.com/llmaudittrail/llmaudittrail/profile"
 )
+
+// The profiles these tests know, registered from this test file the way
+// package compliance registers its own: retention knows only what is
+// registered, and nothing here depends on the real profiles' floors.
+func init() {
+	profile.Register(profile.Profile{Name: "records-7y", Title: "A records rule", Floor: Period{Years: 7}})
+	profile.Register(profile.Profile{Name: "audit-7y", Title: "An audit rule", Floor: Period{Years: 7}})
+	profile.Register(profile.Profile{Name: "logs-6m", Title: "A logging rule", Floor: Period{Months: 6}})
+}
 
 func TestParsePeriod(t *testing.T) {
 	for in, want := range map[string]Period{"7y": {Years: 7}, "6m": {Months: 6}, "30d": {Days: 30}, "1y6m": {Years: 1, Months: 6}, " 2y3m4d ": {Years: 2, Months: 3, Days: 4}} {
@@ -41,12 +52,12 @@ func TestFloorStrictestWinsNeverLowered(t *testing.T) {
 		err      bool
 	}{
 		{nil, "", "0d", false},
-		{[]string{"eu-ai-act"}, "", "6m", false},
-		{[]string{"eu-ai-act", "part11"}, "", "7y", false},
-		{[]string{"sox", "eu-ai-act"}, "10y", "10y", false},
-		{[]string{"eu-ai-act"}, "1y", "1y", false},
-		{[]string{"eu-ai-act"}, "5m", "", true},
-		{[]string{"part11"}, "6y11m", "", true},
+		{[]string{"logs-6m"}, "", "6m", false},
+		{[]string{"logs-6m", "records-7y"}, "", "7y", false},
+		{[]string{"audit-7y", "logs-6m"}, "10y", "10y", false},
+		{[]string{"logs-6m"}, "1y", "1y", false},
+		{[]string{"logs-6m"}, "5m", "", true},
+		{[]string{"records-7y"}, "6y11m", "", true},
 		{nil, "3d", "3d", false},
 	} {
 		var raise *Period
@@ -59,20 +70,30 @@ func TestFloorStrictestWinsNeverLowered(t *testing.T) {
 			t.Errorf("Floor(%v, %s) = %v, %v; want %s (error %v)", c.profiles, c.raise, got, err, c.want, c.err)
 		}
 	}
-	if _, err := ParseProfiles("part11, sox,part11"); err != nil {
-		t.Fatal(err)
+	if got, err := ParseProfiles("records-7y, audit-7y,records-7y"); err != nil || !slices.Equal(got, []string{"records-7y", "audit-7y"}) {
+		t.Fatalf("ParseProfiles = %v, %v", got, err)
 	}
-	if _, err := ParseProfiles("hipaa"); err == nil {
-		t.Error("unknown profile accepted")
+	// An unknown profile is refused with the registered ones listed, by
+	// the parser, the floor and the configuration.
+	var unknown *profile.UnknownError
+	if _, err := ParseProfiles("logs-6m,hipaa"); !errors.As(err, &unknown) ||
+		err.Error() != `unknown compliance profile "hipaa" (registered: records-7y, audit-7y, logs-6m)` {
+		t.Errorf("ParseProfiles(logs-6m,hipaa): %v", err)
+	}
+	if _, err := Floor([]string{"logs-6m", "hipaa"}, nil); !errors.As(err, &unknown) || unknown.Name != "hipaa" {
+		t.Errorf("Floor(logs-6m, hipaa): %v", err)
+	}
+	if _, err := ParseConfig([]byte("tenants:\n  clinic-a: {profiles: [hipaa]}\n")); !errors.As(err, &unknown) {
+		t.Errorf("a tenant with an unknown profile: %v", err)
 	}
 }
 
 func TestConfigRules(t *testing.T) {
 	c, err := ParseConfig([]byte(`
-profiles: [eu-ai-act]
+profiles: [logs-6m]
 report_title: other keys belong to the reports
 tenants:
-  clinic-a: {profiles: [part11], retention: 10y}
+  clinic-a: {profiles: [records-7y], retention: 10y}
   shop-b: {retention: 1y}
 `))
 	if err != nil {
@@ -89,13 +110,13 @@ tenants:
 			t.Errorf("%s: %s %v, want %s %v", tenant, f, p, floor, profiles)
 		}
 	}
-	check("default", "6m", "eu-ai-act")
-	check("unlisted", "6m", "eu-ai-act")
-	check("clinic-a", "10y", "eu-ai-act", "part11")
-	check("shop-b", "1y", "eu-ai-act")
-	// With sox for every tenant (--compliance sox), shop-b's 1y is below
-	// the 7y sox requires: refused, naming the tenant.
-	if _, err := c.Rules([]string{"sox"}); err == nil || !strings.Contains(err.Error(), "shop-b") {
+	check("default", "6m", "logs-6m")
+	check("unlisted", "6m", "logs-6m")
+	check("clinic-a", "10y", "logs-6m", "records-7y")
+	check("shop-b", "1y", "logs-6m")
+	// With audit-7y for every tenant (--compliance audit-7y), shop-b's 1y
+	// is below the 7y audit-7y requires: refused, naming the tenant.
+	if _, err := c.Rules([]string{"audit-7y"}); err == nil || !strings.Contains(err.Error(), "shop-b") {
 		t.Errorf("a tenant floor below the profiles: %v", err)
 	}
 }

@@ -21,6 +21,9 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	// The compliance profiles these tests name, and their floors: the server
+	// knows the profiles a program links (cmd/log-server links compliance).
+	_ "github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 

@@ -145,8 +145,10 @@ type Config struct {
 	// request event is durable before a call goes upstream, or the call is
 	// refused) or "fail-open" (calls proceed; gaps are recorded later).
 	CaptureMode string
-	// Compliance names the compliance profiles of every tenant (part11,
-	// sox, eu-ai-act): their retention floors hold, strictest first.
+	// Compliance names the compliance profiles of every tenant, each
+	// registered in package profile (package compliance registers its
+	// profiles when the program links it): their retention floors hold,
+	// strictest first. An unknown name stops Open (*profile.UnknownError).
 	Compliance []string
 	// ComplianceConfig is the compliance configuration file's text
 	// (retention.ParseConfig): profiles and floors per tenant.

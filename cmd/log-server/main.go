@@ -36,6 +36,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/journal"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/profile"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/server"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -97,7 +98,7 @@ func serve(args []string) int {
 	publicEntries := fs.Bool("public-entries", false, "serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose")
 	signingKey := fs.String("signing-key", "", "checkpoint signing key in a PKCS#11 token, as an RFC 7512 pkcs11: URI (default: DATA/keys/log.key)")
 	masterSource := fs.String("master-key-source", "", "where the vault master key comes from: file (keys/master.key), env ("+server.MasterKeyEnv+") or keyring:DESC (a user key of the Linux kernel keyring); default env if the variable is set, else file")
-	profilesFlag := fs.String("compliance", "", "compliance profiles, comma-separated: part11, sox, eu-ai-act (retention floors 7y, 7y, 6m; combined, the strictest wins)")
+	profilesFlag := fs.String("compliance", "", complianceUsage())
 	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
 	chromium := fs.String("chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
 	consoleOn := fs.Bool("console", true, "serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)")
@@ -230,6 +231,17 @@ func serve(args []string) int {
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
 		Console: consoleFactory(*consoleOn, *chromium, logger),
 	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen))
+}
+
+// complianceUsage is the help of --compliance: the registered profiles
+// (package compliance registers them) and their retention floors.
+func complianceUsage() string {
+	var names, floors []string
+	for _, p := range profile.All() {
+		names = append(names, p.Name)
+		floors = append(floors, p.Floor.String())
+	}
+	return fmt.Sprintf("compliance profiles, comma-separated: %s (retention floors %s; combined, the strictest wins)", strings.Join(names, ", "), strings.Join(floors, ", "))
 }
 
 func keygen(args []string) int {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,7 +24,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 	lf := addLogFlags(fs, "witness policy file: the checkpoint must meet it",
 		"file (0600) with a global token of read and audit scope (entry bundles, and the payload sample)")
 	url := lf.url
-	profile := fs.String("profile", "", "compliance profile: part11, sox or eu-ai-act (required)")
+	profile := fs.String("profile", "", "compliance profile: "+orList(compliance.ProfileNames())+" (required)")
 	from := fs.String("from", "", "start of the period, RFC 3339 (required)")
 	to := fs.String("to", "", "end of the period (excluded), RFC 3339 (required)")
 	format := fs.String("format", api.FormatJSON, "json (the canonical report), oscal (OSCAL assessment-results), html or pdf")
@@ -154,4 +155,12 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// orList writes names as "a, b or c".
+func orList(names []string) string {
+	if n := len(names); n > 1 {
+		return strings.Join(names[:n-1], ", ") + " or " + names[n-1]
+	}
+	return strings.Join(names, "")
 }

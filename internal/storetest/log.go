@@ -21,7 +21,9 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
+	"github.com/llmaudittrail/llmaudittrail/internal/period"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/profile"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -107,11 +109,21 @@ func RunLog(t *testing.T, open Storage) {
 			k := NewKeys(t, "test/conformance")
 			var mods []func(*auditlog.Config)
 			if tc.name == "EraseInsideFloor" {
-				mods = append(mods, withProfiles(t, "eu-ai-act"))
+				mods = append(mods, withProfiles(t, floorProfile.Name))
 			}
 			tc.f(t, Engine(t, open(t), k, mods...), k)
 		})
 	}
+}
+
+// floorProfile is a compliance profile of the suite's own, with a
+// six-month floor: the engine enforces whatever floors are registered
+// (package profile), and the suite does not link package compliance.
+var floorProfile = registered(profile.Profile{Name: "storetest-floor", Title: "The storage conformance suite's floor", Floor: period.Period{Months: 6}})
+
+func registered(p profile.Profile) profile.Profile {
+	profile.Register(p)
+	return p
 }
 
 // withProfiles sets the retention floors of compliance profiles.

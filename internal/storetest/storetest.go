@@ -734,11 +734,11 @@ func testRetention(t *testing.T, open Opener) {
 		t.Fatalf("Recorded before any = %q %q %v", f, p, err)
 	}
 	for _, f := range []string{"7y", "6m"} {
-		if err := s.Record(ctx, "t", f, "part11"); err != nil {
+		if err := s.Record(ctx, "t", f, floorProfile.Name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if f, p, err := s.Recorded(ctx, "t"); err != nil || f != "6m" || p != "part11" {
+	if f, p, err := s.Recorded(ctx, "t"); err != nil || f != "6m" || p != floorProfile.Name {
 		t.Fatalf("Recorded = %q %q %v", f, p, err)
 	}
 }
