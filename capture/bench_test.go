@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -61,24 +61,11 @@ type benchServer struct {
 }
 
 func newBenchServer(b *testing.B, upstream, mode string, batchAge time.Duration) *benchServer {
-	srv, err := server.Open(context.Background(), server.Config{
-		DataDir: b.TempDir(), CheckpointInterval: time.Second, BatchMaxAge: batchAge,
-		Upstreams: map[string]string{"openai": upstream}, CaptureMode: mode,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	st := servertest.Start(b, func(c *server.Config) {
+		c.CheckpointInterval, c.BatchMaxAge = time.Second, batchAge
+		c.Upstreams, c.CaptureMode = map[string]string{"openai": upstream}, mode
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	tok, _, err := srv.Tokens().Create(context.Background(), auth.Spec{Name: "bench", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ts.Close()
-		srv.Close(context.Background())
-	})
-	return &benchServer{srv: srv, ts: ts, token: tok}
+	return &benchServer{srv: st.Srv, ts: st.HS, token: st.Token(auth.Spec{Name: "bench", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})}
 }
 
 // settle waits until every event the benchmark caused is in the log, so

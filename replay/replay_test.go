@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/internal/providertest"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 	"github.com/llmaudittrail/llmaudittrail/server"
 	"github.com/llmaudittrail/llmaudittrail/vault"
@@ -42,6 +42,7 @@ import (
 type world struct {
 	t       testing.TB
 	srv     *server.Server
+	st      *servertest.Server
 	ts      *httptest.Server
 	up      *providertest.Fake
 	dir     string
@@ -52,28 +53,17 @@ type world struct {
 func newWorld(t testing.TB) *world {
 	t.Helper()
 	up := providertest.New(t)
-	dir := t.TempDir()
-	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
-		Upstreams: map[string]string{"openai": up.URL, "anthropic": up.URL}, CaptureMode: "fail-closed",
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.Close(); srv.Close(context.Background()) })
-	w := &world{t: t, srv: srv, ts: ts, up: up, dir: dir}
+	st := servertest.Start(t, func(c *server.Config) {
+		c.Upstreams = map[string]string{"openai": up.URL, "anthropic": up.URL}
+		c.CaptureMode = "fail-closed"
+	})
+	w := &world{t: t, st: st, srv: st.Srv, ts: st.HS, up: up, dir: st.Dir}
 	w.write = w.token(auth.Spec{Name: "triage-bot", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
 	w.auditor = w.token(auth.Spec{Name: "auditor", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})
 	return w
 }
 
-func (w *world) token(spec auth.Spec) string {
-	tok, _, err := w.srv.Tokens().Create(context.Background(), spec)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return tok
-}
+func (w *world) token(spec auth.Spec) string { return w.st.Token(spec) }
 
 func (w *world) source(url string) replay.Source {
 	c, err := client.New(url, client.WithToken(w.auditor))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +26,7 @@ import (
 	auditclient "github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/providertest"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -87,24 +87,15 @@ type mcpWorld struct {
 }
 
 func newMCPWorld(t *testing.T, cfg server.Config) *mcpWorld {
-	dir := t.TempDir()
-	cfg.DataDir, cfg.CheckpointInterval, cfg.BatchMaxAge = dir, 100*time.Millisecond, 2*time.Millisecond
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv, err := server.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	w := &mcpWorld{t: t, srv: srv, ts: ts}
-	t.Cleanup(func() { ts.Close(); srv.Close(context.Background()) })
-	tok, _, err := srv.Tokens().Create(context.Background(), auth.Spec{Name: "clinic-agent", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.tokenFile = filepath.Join(t.TempDir(), "token")
-	os.WriteFile(w.tokenFile, []byte(tok), 0o600)
-	aud, _, _ := srv.Tokens().Create(context.Background(), auth.Spec{Name: "auditor", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})
-	w.auditor, _ = auditclient.New(ts.URL, auditclient.WithToken(aud))
+	st := servertest.Start(t, func(c *server.Config) {
+		dir, interval, age, logger := c.DataDir, c.CheckpointInterval, c.BatchMaxAge, c.Logger
+		*c = cfg
+		c.DataDir, c.CheckpointInterval, c.BatchMaxAge, c.Logger = dir, interval, age, logger
+	})
+	w := &mcpWorld{t: t, srv: st.Srv, ts: st.HS}
+	w.tokenFile = st.TokenFile(auth.Spec{Name: "clinic-agent", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
+	aud := st.Token(auth.Spec{Name: "auditor", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})
+	w.auditor, _ = auditclient.New(st.URL, auditclient.WithToken(aud))
 	return w
 }
 
@@ -480,19 +471,15 @@ func BenchmarkMCPToolCall(b *testing.B) {
 		b.Fatalf("%v %s", err, out)
 	}
 	logServer := func(mode string) (url, tok, tokFile string) {
-		dir := b.TempDir()
-		ls, err := server.Open(context.Background(), server.Config{DataDir: dir, CheckpointInterval: time.Second, Logger: slog.New(slog.DiscardHandler),
-			MCPUpstreams: map[string]string{"bench": up.URL}, CaptureMode: mode})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { ls.Close(context.Background()) })
-		ts := httptest.NewServer(ls.Handler())
-		b.Cleanup(ts.Close)
-		tok, _, _ = ls.Tokens().Create(context.Background(), auth.Spec{Name: "bench", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
-		tokFile = filepath.Join(dir, "bench.token")
+		st := servertest.Start(b, func(c *server.Config) {
+			c.CheckpointInterval, c.BatchMaxAge = time.Second, 0
+			c.MCPUpstreams, c.CaptureMode = map[string]string{"bench": up.URL}, mode
+		})
+		spec := auth.Spec{Name: "bench", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}}
+		tok = st.Token(spec)
+		tokFile = filepath.Join(b.TempDir(), "bench.token")
 		os.WriteFile(tokFile, []byte(tok), 0o600)
-		return ts.URL, tok, tokFile
+		return st.URL, tok, tokFile
 	}
 
 	run := func(b *testing.B, tr mcp.Transport) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli/clitest"
 	"github.com/llmaudittrail/llmaudittrail/internal/providertest"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -53,6 +53,7 @@ func TestHelpMatchesDocs(t *testing.T) {
 
 type world struct {
 	t                         *testing.T
+	st                        *servertest.Server
 	srv                       *server.Server
 	ts                        *httptest.Server
 	up                        *providertest.Fake
@@ -64,40 +65,22 @@ type world struct {
 
 func newWorld(t *testing.T, opts ...func(*server.Config)) *world {
 	up := providertest.New(t)
-	dir := t.TempDir()
-	cfg := server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
-		Upstreams: map[string]string{"openai": up.URL, "anthropic": up.URL}, CaptureMode: "fail-closed", Logger: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	srv, err := server.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.Close(); srv.Close(context.Background()) })
-	w := &world{t: t, srv: srv, ts: ts, up: up, logKey: filepath.Join(dir, server.LogPubFile)}
-	w.write = w.token(auth.Spec{Name: "rx-bot", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
-	file := func(name, tok string) string {
-		p := filepath.Join(t.TempDir(), name)
-		if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+	st := servertest.Start(t, func(c *server.Config) {
+		c.Upstreams = map[string]string{"openai": up.URL, "anthropic": up.URL}
+		c.CaptureMode = "fail-closed"
+		for _, o := range opts {
+			o(c)
 		}
-		return p
-	}
-	w.auditorFile = file("auditor", w.token(auth.Spec{Name: "auditor", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}))
-	w.readerFile = file("reader", w.token(auth.Spec{Name: "reader", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead}}))
-	w.appenderFile = file("appender", w.token(auth.Spec{Name: "replayer", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite, auth.ScopeAudit}}))
+	})
+	w := &world{t: t, st: st, srv: st.Srv, ts: st.HS, up: up, logKey: st.LogPub}
+	w.write = w.token(auth.Spec{Name: "rx-bot", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})
+	w.auditorFile = st.TokenFile(auth.Spec{Name: "auditor", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})
+	w.readerFile = st.TokenFile(auth.Spec{Name: "reader", Tenant: server.DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead}})
+	w.appenderFile = st.TokenFile(auth.Spec{Name: "replayer", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite, auth.ScopeAudit}})
 	return w
 }
 
-func (w *world) token(spec auth.Spec) string {
-	tok, _, err := w.srv.Tokens().Create(context.Background(), spec)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return tok
-}
+func (w *world) token(spec auth.Spec) string { return w.st.Token(spec) }
 
 // runAgent is a tool-loop agent on openai-go.
 func runAgent(base, prompt string, opts ...oaoption.RequestOption) (string, error) {

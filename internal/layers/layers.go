@@ -71,7 +71,7 @@ var Forbidden = map[string][]string{
 }
 
 // TestOnly packages may import anything, and only tests may import them.
-var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest", "internal/dbtest", "internal/storetest", "internal/benchlog"}
+var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest", "internal/dbtest", "internal/storetest", "internal/benchlog", "internal/servertest"}
 
 // Violation is one forbidden import.
 type Violation struct {
