@@ -167,10 +167,14 @@ func (b *Backend) openPOSIX(ctx context.Context, cfg Config) error {
 	if b.Vault, err = b.sqlite(filepath.Join(cfg.DataDir, VaultDB), sqlitedb.Durable, sqlitedb.SecureDelete); err != nil {
 		return err
 	}
-	b.Driver, err = posix.New(ctx, posix.Config{Path: filepath.Join(cfg.DataDir, LogDir), HTTPClient: cfg.WitnessClient})
+	root := filepath.Join(cfg.DataDir, LogDir)
+	drv, err := posix.New(ctx, posix.Config{Path: root, HTTPClient: cfg.WitnessClient})
 	if err != nil {
 		return fmt.Errorf("opening POSIX log: %w", err)
 	}
+	// Stale partial bundles and tiles are removed as soon as a checkpoint
+	// no longer needs them (partials.go).
+	b.Driver = posixDriver{inner: drv, root: root, logger: cfg.Logger}
 	b.Journal = journal.FileOpener(journal.FileConfig{Dir: filepath.Join(cfg.DataDir, JournalDir), Logger: cfg.Logger, SegmentSize: cfg.JournalSegmentSize,
 		GroupSize: func(n int) { metrics.GroupCommitSize.Observe(float64(n)) }})
 	return nil

@@ -4,6 +4,11 @@
 // Full tiles and bundles never change, so they are served as immutable;
 // partial ones may be replaced by their full version (and garbage collected),
 // so they get a short lifetime; the checkpoint is never cached.
+//
+// A partial tile or bundle is a byte prefix of every wider one of the same
+// index and of the full one, so a partial that storage no longer holds is
+// still served, byte for byte, from a wider one: a client holding an older
+// checkpoint gets exactly what that checkpoint needs.
 package tiles
 
 import (
@@ -18,7 +23,11 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
-// Reader is the part of tessera.LogReader that the tiles API needs.
+// Reader is the part of tessera.LogReader that the tiles API needs. Asked
+// for a partial tile or bundle (p > 0), it may answer with a wider partial
+// or the full one (as the posix storage does once the partial asked for is
+// collected, and Tessera's readers once a tile is full); Handler serves the
+// prefix of the width asked for, and 404 if the answer is narrower.
 type Reader interface {
 	ReadCheckpoint(ctx context.Context) ([]byte, error)
 	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)

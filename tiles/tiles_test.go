@@ -11,9 +11,10 @@ import (
 	"testing"
 )
 
-// fakeReader holds full tiles and bundles only, and answers a partial
-// request with the full resource, as Tessera's POSIX reader does once the
-// partial one has been garbage collected.
+// fakeReader holds one version of each tile and bundle (full, or partial
+// of some width), and answers a request of any width with it, as the posix
+// storage does once the partials narrower than the latest checkpoint's are
+// collected (and Tessera's reader once a tile is full).
 type fakeReader struct {
 	tiles   map[[2]uint64][]byte
 	bundles map[uint64][]byte
@@ -50,8 +51,8 @@ func bundle(n int) []byte {
 func TestHandler(t *testing.T) {
 	full := bytes.Repeat([]byte{7}, 256*32)
 	r := fakeReader{
-		tiles:   map[[2]uint64][]byte{{0, 0}: full, {1, 1234067}: full},
-		bundles: map[uint64][]byte{0: bundle(256)},
+		tiles:   map[[2]uint64][]byte{{0, 0}: full, {1, 1234067}: full, {0, 2}: full[:40*32]},
+		bundles: map[uint64][]byte{0: bundle(256), 2: bundle(40)},
 	}
 	h := Handler(r, Options{})
 	for _, tc := range []struct {
@@ -66,6 +67,12 @@ func TestHandler(t *testing.T) {
 		{"GET", "/tile/1/x001/x234/067", 200, full, CacheImmutable},
 		{"GET", "/tile/entries/000", 200, bundle(256), CacheImmutable},
 		{"GET", "/tile/entries/000.p/3", 200, bundle(3), CachePartial},
+		{"GET", "/tile/0/002.p/7", 200, full[:7*32], CachePartial},
+		{"GET", "/tile/0/002.p/40", 200, full[:40*32], CachePartial},
+		{"GET", "/tile/0/002.p/41", 404, nil, ""},
+		{"GET", "/tile/entries/002.p/7", 200, bundle(7), CachePartial},
+		{"GET", "/tile/entries/002.p/40", 200, bundle(40), CachePartial},
+		{"GET", "/tile/entries/002.p/41", 404, nil, ""},
 		{"HEAD", "/tile/0/000", 200, nil, CacheImmutable},
 		{"GET", "/tile/0/001", 404, nil, ""},
 		{"GET", "/tile/entries/001", 404, nil, ""},
