@@ -758,8 +758,9 @@ func (c *boundCall) resolve(response, toolCall string) {
 
 func (c *boundCall) fail() { c.once.Do(func() { close(c.ready) }) }
 
-// NewToolCallBinder returns an empty binder; give the same one to the
-// proxy (WithToolCallBinder) and the MCP capture (WithBinder).
+// NewToolCallBinder returns an empty binder; give the same one
+// (WithToolCallBinder) to the LLM captures (Proxy, Interceptor, Hook) and
+// the MCP capture.
 func NewToolCallBinder() *ToolCallBinder { return &ToolCallBinder{calls: map[string][]*boundCall{}} }
 
 const binderMaxPerSession = 256
