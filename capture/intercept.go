@@ -74,12 +74,11 @@ type InterceptConfig struct {
 	// a new one (the old certificate is kept, renamed *.replaced-TIME; its
 	// key is deleted).
 	CACert, CAKey string
-	// Resolve sends a host to another address (tests: a local fake; an
-	// operator's choice, so an exception to the tunnel rule), and
-	// UpstreamRoots are the roots the upstreams' certificates are verified
-	// with (nil: the system's).
-	Resolve       map[string]string
-	UpstreamRoots *x509.CertPool
+	// Resolve sends a host (or HOST:PORT) to another address (tests: a
+	// local fake; an operator's choice, so an exception to the tunnel
+	// rule). The upstream's certificate is still verified for the host,
+	// with WithUpstreamRoots' roots.
+	Resolve map[string]string
 }
 
 // Interceptor is an HTTP CONNECT proxy: agents reach it with the standard
@@ -102,8 +101,11 @@ type Interceptor struct {
 	ownAddrs func() []netip.Addr
 }
 
-// NewInterceptor builds the interception proxy and its CA.
-func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption) (*Interceptor, error) {
+// NewInterceptor builds the interception proxy and its CA. Its options are
+// the shared ones (Option: WithMode, WithLogger, WithToolCallBinder, ...)
+// and ServeOptions (WithMaxRequestBytes, WithBodyBudget,
+// WithUpstreamRoots).
+func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...InterceptOption) (*Interceptor, error) {
 	if auth == nil {
 		return nil, errors.New("capture: an Authenticator is required")
 	}
@@ -124,7 +126,7 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 	}
 	o := defaultOptions(DefaultMaxRecordedBytes)
 	for _, f := range opts {
-		f.applyProxy(&o)
+		f.applyIntercept(&o)
 	}
 	c, err := newCore("intercept", o)
 	if err != nil {
@@ -138,18 +140,11 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...ProxyOption
 		return nil, err
 	}
 	ic := &Interceptor{cfg: cfg, allow: allow, ownAddrs: hostAddrs}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DisableCompression = true
-	t.MaxIdleConnsPerHost = 64
-	t.ResponseHeaderTimeout = 0
-	t.Proxy = nil // never through another proxy
-	t.ForceAttemptHTTP2 = true
-	t.TLSClientConfig = &tls.Config{RootCAs: cfg.UpstreamRoots, MinVersion: tls.VersionTLS12}
-	t.DialContext = ic.dial
 	budget, err := bodyBudget(o)
 	if err != nil {
 		return nil, err
 	}
+	t := newUpstreamTransport(o.upstreamRoots, ic.resolve)
 	ic.p = &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: t, budget: budget}
 	if ic.ca, ic.caKey, err = loadOrCreateCA(cfg.CACert, cfg.CAKey, cfg.Hosts, c.logger); err != nil {
 		return nil, err
@@ -164,16 +159,18 @@ func (ic *Interceptor) Close(ctx context.Context) error { return ic.p.Close(ctx)
 // REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS).
 func (ic *Interceptor) CA() *x509.Certificate { return ic.ca }
 
-func (ic *Interceptor) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// resolve is the address the upstream transport dials for addr
+// (InterceptConfig.Resolve).
+func (ic *Interceptor) resolve(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil {
 		if to, ok := ic.cfg.Resolve[host]; ok {
-			addr = to
+			return to
 		} else if to, ok := ic.cfg.Resolve[host+":"+port]; ok {
-			addr = to
+			return to
 		}
 	}
-	return ic.dialer.DialContext(ctx, network, addr)
+	return addr
 }
 
 // hostMatches reports whether host is on the allowlist pattern (a host,

@@ -10,12 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // Kinds of the events observed on the Model Context Protocol wire.
@@ -732,8 +732,8 @@ func ToolHashes(tools []json.RawMessage) (hashes []string, all string) {
 
 // ToolCallBinder pairs the tool calls a model asked for (seen by the LLM
 // proxy in its responses) with the MCP tools/call that answers them, in
-// the same tenant and session: same tool name (dots and underscores
-// alike) and the same arguments (as JSON values), oldest first.
+// the same tenant and session: same tool name (llmapi.ToolKey: dots and
+// underscores alike) and the same arguments (as JSON values), oldest first.
 type ToolCallBinder struct {
 	mu    sync.Mutex
 	calls map[string][]*boundCall // tenant/session
@@ -758,13 +758,12 @@ func (c *boundCall) resolve(response, toolCall string) {
 
 func (c *boundCall) fail() { c.once.Do(func() { close(c.ready) }) }
 
-// NewToolCallBinder returns an empty binder; give the same one to the
-// proxy (WithToolCallBinder) and the MCP capture (WithBinder).
+// NewToolCallBinder returns an empty binder; give the same one
+// (WithToolCallBinder) to the LLM captures (Proxy, Interceptor, Hook) and
+// the MCP capture.
 func NewToolCallBinder() *ToolCallBinder { return &ToolCallBinder{calls: map[string][]*boundCall{}} }
 
 const binderMaxPerSession = 256
-
-func toolKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 func canonicalJSON(raw []byte) string {
 	var v any
@@ -781,7 +780,7 @@ func canonicalJSON(raw []byte) string {
 func (b *ToolCallBinder) note(tenant, session, name string, args []byte) *boundCall {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := &boundCall{name: toolKey(name), args: canonicalJSON(args), at: time.Now(), ready: make(chan struct{})}
+	c := &boundCall{name: llmapi.ToolKey(name), args: canonicalJSON(args), at: time.Now(), ready: make(chan struct{})}
 	k := tenant + "/" + session
 	l := append(b.calls[k], c)
 	if len(l) > binderMaxPerSession {
@@ -803,7 +802,7 @@ func (b *ToolCallBinder) note(tenant, session, name string, args []byte) *boundC
 func (b *ToolCallBinder) take(ctx context.Context, tenant, session, name string, args []byte, wait time.Duration) (*boundCall, bool) {
 	b.mu.Lock()
 	k := tenant + "/" + session
-	want, a := toolKey(name), canonicalJSON(args)
+	want, a := llmapi.ToolKey(name), canonicalJSON(args)
 	var c *boundCall
 	for i, x := range b.calls[k] {
 		if x.name == want && x.args == a {

@@ -47,29 +47,17 @@ type MCP struct {
 	conns map[string]*mcpConn // by agent id + connection (Mcp-Session-Id or relay connection id)
 }
 
-// MCPOption configures NewMCP.
-type MCPOption func(*mcpOptions)
-
-type mcpOptions struct {
-	policy ToolPolicy
-	binder *ToolCallBinder
-}
-
-// WithToolPolicy denies tools before they are called.
-func WithToolPolicy(p ToolPolicy) MCPOption { return func(o *mcpOptions) { o.policy = p } }
-
-// WithBinder pairs MCP tool calls with the model's tool calls seen by the
-// LLM proxy that shares b.
-func WithBinder(b *ToolCallBinder) MCPOption { return func(o *mcpOptions) { o.binder = b } }
-
-// NewMCP builds the MCP capture for the named upstream MCP servers.
-func NewMCP(upstreams map[string]string, auth Authenticator, mo []MCPOption, opts ...ProxyOption) (*MCP, error) {
+// NewMCP builds the MCP capture for the named upstream MCP servers (name
+// to URL). Its options are the shared ones (Option: WithMode, WithLogger,
+// WithToolCallBinder, ...), ServeOptions (WithMaxRequestBytes,
+// WithBodyBudget, WithUpstreamRoots), WithTransport and WithToolPolicy.
+func NewMCP(upstreams map[string]string, auth Authenticator, opts ...MCPOption) (*MCP, error) {
 	if auth == nil {
 		return nil, errors.New("capture: an Authenticator is required")
 	}
 	o := defaultOptions(DefaultMaxRecordedBytes)
 	for _, f := range opts {
-		f.applyProxy(&o)
+		f.applyMCP(&o)
 	}
 	c, err := newCore("mcp", o)
 	if err != nil {
@@ -79,24 +67,18 @@ func NewMCP(upstreams map[string]string, auth Authenticator, mo []MCPOption, opt
 	if err != nil {
 		return nil, err
 	}
-	var mopt mcpOptions
-	for _, f := range mo {
-		f(&mopt)
+	transport, err := upstreamRoundTripper(o)
+	if err != nil {
+		return nil, err
 	}
-	m := &MCP{c: c, obs: newMCPObserver(c, mopt.policy, mopt.binder), upstreams: map[string]*url.URL{}, auth: auth,
-		transport: c.o.transport, budget: budget, conns: map[string]*mcpConn{}}
+	m := &MCP{c: c, obs: newMCPObserver(c, o.policy, o.binder), upstreams: map[string]*url.URL{}, auth: auth,
+		transport: transport, budget: budget, conns: map[string]*mcpConn{}}
 	for name, raw := range upstreams {
 		u, err := parseBase(name, raw)
 		if err != nil {
 			return nil, err
 		}
 		m.upstreams[name] = u
-	}
-	if m.transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.DisableCompression = true
-		t.ResponseHeaderTimeout = 0 // a tool may run for minutes
-		m.transport = t
 	}
 	return m, nil
 }

@@ -9,25 +9,72 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// Options are typed by what they configure, so that an option that would do
-// nothing does not compile: NewProxy takes ProxyOptions, NewHook takes
-// HookOptions, and an Option configures either.
+// Options are typed by the constructors that honour them, so that an option
+// that would do nothing does not compile:
+//
+//	option                                    NewProxy  NewMCP  NewInterceptor  NewHook
+//	Option (WithMode, WithLogger, ...,        yes       yes     yes             yes
+//	  WithToolCallBinder, WithMetrics)
+//	ServeOption (WithMaxRequestBytes,         yes       yes     yes             -
+//	  WithBodyBudget, WithUpstreamRoots)
+//	TransportOption (WithTransport)           yes       yes     -               -
+//	WithToolPolicy                            -         yes     -               -
+//	WithSession, WithActor, WithAgentID       -         -       -               yes
+//
+// The Interceptor takes no WithTransport: it dials the host each agent
+// CONNECTs to (through InterceptConfig.Resolve), which a transport of the
+// caller's would not.
 
-// ProxyOption configures a Proxy.
+// ProxyOption configures NewProxy.
 type ProxyOption interface{ applyProxy(*options) }
 
-// HookOption configures a Hook.
+// MCPOption configures NewMCP.
+type MCPOption interface{ applyMCP(*options) }
+
+// InterceptOption configures NewInterceptor.
+type InterceptOption interface{ applyIntercept(*options) }
+
+// HookOption configures NewHook.
 type HookOption interface{ applyHook(*options) }
 
-// Option configures a Proxy or a Hook.
+// ServeOption configures the captures that serve agents and call upstreams:
+// NewProxy, NewMCP and NewInterceptor.
+type ServeOption interface {
+	ProxyOption
+	MCPOption
+	InterceptOption
+}
+
+// TransportOption configures the captures whose upstream transport may be
+// replaced: NewProxy and NewMCP.
+type TransportOption interface {
+	ProxyOption
+	MCPOption
+}
+
+// Option configures any capture: NewProxy, NewMCP, NewInterceptor or
+// NewHook.
 type Option func(*options)
 
-func (f Option) applyProxy(o *options) { f(o) }
-func (f Option) applyHook(o *options)  { f(o) }
+func (f Option) applyProxy(o *options)     { f(o) }
+func (f Option) applyMCP(o *options)       { f(o) }
+func (f Option) applyIntercept(o *options) { f(o) }
+func (f Option) applyHook(o *options)      { f(o) }
 
-type proxyOption func(*options)
+type serveOption func(*options)
 
-func (f proxyOption) applyProxy(o *options) { f(o) }
+func (f serveOption) applyProxy(o *options)     { f(o) }
+func (f serveOption) applyMCP(o *options)       { f(o) }
+func (f serveOption) applyIntercept(o *options) { f(o) }
+
+type transportOption func(*options)
+
+func (f transportOption) applyProxy(o *options) { f(o) }
+func (f transportOption) applyMCP(o *options)   { f(o) }
+
+type mcpOption func(*options)
+
+func (f mcpOption) applyMCP(o *options) { f(o) }
 
 type hookOption func(*options)
 
@@ -47,6 +94,7 @@ type options struct {
 	actor            event.Actor
 	agentID          string
 	binder           *ToolCallBinder
+	policy           ToolPolicy
 	upstreamRoots    *x509.CertPool
 	budget           *BodyBudget
 	metrics          Metrics
@@ -101,32 +149,45 @@ func WithGapRetryInterval(d time.Duration) Option { return func(o *options) { o.
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithMaxRequestBytes caps the request bodies the proxy accepts: it answers
-// 413 beyond the cap (default DefaultMaxRequestBytes).
-func WithMaxRequestBytes(n int64) ProxyOption {
-	return proxyOption(func(o *options) { o.maxRequestBytes = n })
+// WithMaxRequestBytes caps the request bodies a capture accepts: the Proxy
+// and the Interceptor answer 413 beyond the cap, the MCP capture a JSON-RPC
+// error with 413 (default DefaultMaxRequestBytes). The MCP capture also
+// reads no larger answer or event from its upstream.
+func WithMaxRequestBytes(n int64) ServeOption {
+	return serveOption(func(o *options) { o.maxRequestBytes = n })
 }
 
-// WithTransport sets the proxy's upstream transport (default: a clone of
-// http.DefaultTransport with compression disabled, so bodies are recorded as
-// plaintext).
-func WithTransport(rt http.RoundTripper) ProxyOption {
-	return proxyOption(func(o *options) { o.transport = rt })
+// WithTransport replaces the upstream transport of a Proxy or an MCP
+// capture (default: see WithUpstreamRoots). It should not ask for
+// compressed bodies (http.Transport.DisableCompression), or what is
+// recorded is what the agent receives only after decompression. It cannot
+// be combined with WithUpstreamRoots.
+func WithTransport(rt http.RoundTripper) TransportOption {
+	return transportOption(func(o *options) { o.transport = rt })
 }
 
 // WithBodyBudget sets the budget of request bytes in memory at once
 // (default: NewBodyBudget(0), one per Proxy, Interceptor or MCP); they may
 // share one. It must hold at least WithMaxRequestBytes: a cap above
 // DefaultBodyBudget needs a larger budget.
-func WithBodyBudget(b *BodyBudget) ProxyOption {
-	return proxyOption(func(o *options) { o.budget = b })
+func WithBodyBudget(b *BodyBudget) ServeOption {
+	return serveOption(func(o *options) { o.budget = b })
 }
 
-// WithUpstreamRoots sets the roots the proxy's default transport verifies
-// upstream certificates with (default: the system's).
-func WithUpstreamRoots(pool *x509.CertPool) ProxyOption {
-	return proxyOption(func(o *options) { o.upstreamRoots = pool })
+// WithUpstreamRoots sets the roots the capture's upstream transport
+// verifies upstream certificates with (default: the system's). The
+// transport is the same for the Proxy, the MCP capture and the
+// Interceptor: TLS 1.2 or later, HTTP/2 where offered, no compression
+// asked for, bounded connects but no bound on a call's first byte, and
+// never through a proxy (HTTP_PROXY and HTTPS_PROXY are not read, so that
+// the capture never calls upstream through its own interception listener).
+func WithUpstreamRoots(pool *x509.CertPool) ServeOption {
+	return serveOption(func(o *options) { o.upstreamRoots = pool })
 }
+
+// WithToolPolicy lets the MCP capture deny tools before they are called
+// (default: every tool is allowed).
+func WithToolPolicy(p ToolPolicy) MCPOption { return mcpOption(func(o *options) { o.policy = p }) }
 
 // WithSession sets a Hook's session (default: a new random id, see
 // Hook.Session). ContextWithSession overrides it per call.
@@ -138,7 +199,10 @@ func WithActor(a event.Actor) HookOption { return hookOption(func(o *options) { 
 // WithAgentID sets gen_ai.agent.id on a Hook's events.
 func WithAgentID(id string) HookOption { return hookOption(func(o *options) { o.agentID = id }) }
 
-// WithToolCallBinder lets the proxy note the tool calls models ask for in b,
-// so that the MCP capture sharing b binds the tools/call that answers one
-// to the llm.response that asked for it.
+// WithToolCallBinder pairs the tool calls models ask for with the MCP
+// tools/call that answers each: the Proxy, the Interceptor and the Hook
+// note in b the tool calls of the responses they record, and the MCP
+// capture sharing b binds a tools/call in the same session, with the same
+// tool name and arguments, to the llm.response that asked for it (see
+// ToolCallBinder). Default: none, nothing is bound.
 func WithToolCallBinder(b *ToolCallBinder) Option { return func(o *options) { o.binder = b } }

@@ -3,7 +3,6 @@ package capture
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -116,9 +115,10 @@ type Proxy struct {
 
 // NewProxy returns a proxy to upstreams (name to base URL; see
 // DefaultUpstreams) that authenticates agents with auth. Its options are the
-// shared ones (WithMode, WithFingerprintKey, WithMaxRecordedBytes,
-// WithRecordTimeout, WithRecordLinger, WithGapRetryInterval, WithLogger) and
-// WithMaxRequestBytes and WithTransport.
+// shared ones (Option: WithMode, WithFingerprintKey, WithMaxRecordedBytes,
+// WithRecordTimeout, WithRecordLinger, WithGapRetryInterval, WithLogger,
+// WithToolCallBinder, WithMetrics), ServeOptions (WithMaxRequestBytes,
+// WithBodyBudget, WithUpstreamRoots) and WithTransport.
 func NewProxy(upstreams map[string]string, auth Authenticator, opts ...ProxyOption) (*Proxy, error) {
 	if auth == nil {
 		return nil, errors.New("capture: an Authenticator is required")
@@ -135,25 +135,17 @@ func NewProxy(upstreams map[string]string, auth Authenticator, opts ...ProxyOpti
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: c.o.transport, budget: budget}
+	transport, err := upstreamRoundTripper(o)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{c: c, upstreams: map[string]*url.URL{}, auth: auth, transport: transport, budget: budget}
 	for name, raw := range upstreams {
 		u, err := parseBase(name, raw)
 		if err != nil {
 			return nil, err
 		}
 		p.upstreams[name] = u
-	}
-	if p.transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Never ask for compressed bodies: what is recorded is what the
-		// agent receives, in plaintext.
-		t.DisableCompression = true
-		t.MaxIdleConnsPerHost = 64
-		t.ResponseHeaderTimeout = 0 // LLM calls may think for minutes
-		if c.o.upstreamRoots != nil {
-			t.TLSClientConfig = &tls.Config{RootCAs: c.o.upstreamRoots, MinVersion: tls.VersionTLS12}
-		}
-		p.transport = t
 	}
 	return p, nil
 }

@@ -15,10 +15,12 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
+	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
 // MCPToolPolicy allows and denies MCP tools per token name; Default holds
-// for tokens not listed. Tool names compare with "." and "_" alike.
+// for tokens not listed. Tool names compare with "." and "_" alike
+// (llmapi.ToolKey).
 type MCPToolPolicy struct {
 	Default ToolRule            `yaml:"default"`
 	Tokens  map[string]ToolRule `yaml:"tokens"`
@@ -41,10 +43,8 @@ func ParseMCPToolPolicy(text []byte) (*MCPToolPolicy, error) {
 	return &p, nil
 }
 
-func toolName(s string) string { return strings.ReplaceAll(s, ".", "_") }
-
 func listed(list []string, tool string) bool {
-	return slices.ContainsFunc(list, func(t string) bool { return toolName(t) == toolName(tool) })
+	return slices.ContainsFunc(list, func(t string) bool { return llmapi.ToolKey(t) == llmapi.ToolKey(tool) })
 }
 
 func (p *MCPToolPolicy) decide(agent *capture.Agent, server, tool string) (bool, string) {

@@ -30,35 +30,43 @@ func (s *Server) openProxy() error {
 	}
 	m := hmac.New(sha256.New, s.keys.MasterKey)
 	m.Write([]byte("llmaudittrail capture credential fingerprint v1"))
+	// The three captures take the same options: the LLM captures note the
+	// tool calls models ask for in binder, and the MCP capture binds the
+	// tools/call that answers one to them; request bodies share one memory
+	// budget; upstreams are verified with the same roots.
 	binder := capture.NewToolCallBinder()
 	bodies := capture.NewBodyBudget(s.cfg.ProxyBodyBudget)
-	s.proxy, err = capture.NewProxy(ups, s.authenticateAgent,
+	shared := []capture.ServeOption{
 		capture.WithMode(mode),
 		capture.WithFingerprintKey(m.Sum(nil)),
 		capture.WithLogger(s.logger),
 		capture.WithToolCallBinder(binder),
-		capture.WithUpstreamRoots(s.cfg.UpstreamRoots),
+		capture.WithMetrics(captureMetrics{}),
 		capture.WithBodyBudget(bodies),
-		capture.WithMetrics(captureMetrics{}))
-	if err != nil {
-		return err
+		capture.WithUpstreamRoots(s.cfg.UpstreamRoots),
 	}
-	var mo []capture.MCPOption
-	mo = append(mo, capture.WithBinder(binder))
+	var proxyOpts []capture.ProxyOption
+	var mcpOpts []capture.MCPOption
+	var interceptOpts []capture.InterceptOption
+	for _, o := range shared {
+		proxyOpts, mcpOpts, interceptOpts = append(proxyOpts, o), append(mcpOpts, o), append(interceptOpts, o)
+	}
 	if s.cfg.MCPToolPolicy != nil {
-		mo = append(mo, capture.WithToolPolicy(s.cfg.MCPToolPolicy.decide))
+		mcpOpts = append(mcpOpts, capture.WithToolPolicy(s.cfg.MCPToolPolicy.decide))
 	}
-	s.mcp, err = capture.NewMCP(s.cfg.MCPUpstreams, s.authenticateAgent, mo, capture.WithMode(mode), capture.WithLogger(s.logger),
-		capture.WithBodyBudget(bodies), capture.WithMetrics(captureMetrics{}))
-	if err != nil || s.cfg.Intercept == nil {
+	if s.proxy, err = capture.NewProxy(ups, s.authenticateAgent, proxyOpts...); err != nil {
 		return err
+	}
+	if s.mcp, err = capture.NewMCP(s.cfg.MCPUpstreams, s.authenticateAgent, mcpOpts...); err != nil {
+		return err
+	}
+	if s.cfg.Intercept == nil {
+		return nil
 	}
 	ic := s.cfg.Intercept
 	s.intcp, err = capture.NewInterceptor(capture.InterceptConfig{Hosts: ic.Hosts, Other: ic.Other, TunnelAllow: ic.Allow, TunnelIdle: ic.TunnelIdle,
 		CACert: filepath.Join(s.cfg.DataDir, InterceptCA), CAKey: filepath.Join(s.cfg.DataDir, InterceptKey),
-		Resolve: ic.Resolve, UpstreamRoots: s.cfg.UpstreamRoots}, s.authenticateAgent,
-		capture.WithMode(mode), capture.WithLogger(s.logger), capture.WithFingerprintKey(m.Sum(nil)), capture.WithToolCallBinder(binder), capture.WithBodyBudget(bodies),
-		capture.WithMetrics(captureMetrics{}))
+		Resolve: ic.Resolve}, s.authenticateAgent, interceptOpts...)
 	return err
 }
 

@@ -124,8 +124,9 @@ type Config struct {
 	// WitnessRoots, if set, are the roots the server verifies witnesses'
 	// certificates with (default: the system's).
 	WitnessRoots *x509.CertPool
-	// UpstreamRoots, if set, are the roots the capture proxies verify
-	// upstream certificates with (default: the system's).
+	// UpstreamRoots, if set, are the roots the capture proxies (LLM, MCP
+	// and interception) verify upstream certificates with (default: the
+	// system's).
 	UpstreamRoots *x509.CertPool
 	// ProxyBodyBudget bounds the request bodies the capture proxies (base
 	// URL and interception) hold in memory at once; a call beyond it is
