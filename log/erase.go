@@ -47,7 +47,6 @@ const eraseLock = "log.erase"
 
 // Sessions of the server's own events (reserved in the event package).
 const (
-	holdSession      = event.SessionHolds
 	erasureSession   = event.SessionErasures
 	retentionSession = event.SessionRetention
 )
@@ -61,7 +60,7 @@ func (l *Log) RecordRetention(ctx context.Context, tokenID string) error {
 		return nil
 	}
 	// Instances that start at once record a change once.
-	unlock, err := l.lock(ctx, "log.retention")
+	unlock, err := l.Lock(ctx, "log.retention")
 	if err != nil {
 		return err
 	}
@@ -130,60 +129,7 @@ func (l *Log) resolve(ctx context.Context, tenant string, t api.Target) (string,
 	if !event.ValidID(t.Subject) {
 		return "", fmt.Errorf("%w: invalid subject", event.ErrInvalidEvent)
 	}
-	ps, err := l.vault.Lookup(ctx, tenant, t.Subject)
-	if errors.Is(err, vault.ErrNotFound) {
-		return "", fmt.Errorf("%w: no such subject in tenant %s", ErrNotFound, tenant)
-	}
-	return ps, err
-}
-
-// PlaceHold puts a legal hold on a session or subject of the reader's
-// tenant and appends hold.placed. While it is in force nothing it covers
-// can be erased.
-func (l *Log) PlaceHold(ctx context.Context, r Reader, t api.Target, reason string) (*api.Hold, event.Appended, error) {
-	if l.cfg.Retention == nil {
-		return nil, event.Appended{}, ErrNoRetention
-	}
-	if strings.TrimSpace(reason) == "" {
-		return nil, event.Appended{}, fmt.Errorf("%w: a hold needs a reason", event.ErrInvalidEvent)
-	}
-	ps, err := l.resolve(ctx, r.Tenant, t)
-	if err != nil {
-		return nil, event.Appended{}, err
-	}
-	unlock, err := l.lock(ctx, eraseLock)
-	if err != nil {
-		return nil, event.Appended{}, err
-	}
-	h, err := l.cfg.Retention.Place(ctx, r.Tenant, t.Session, ps, event.Clip(reason, 1024))
-	unlock()
-	if err != nil {
-		return nil, event.Appended{}, err
-	}
-	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{
-		Session: holdSession, Kind: "hold.placed", Actor: tokenActor(r),
-		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject, "hold.reason", h.Reason),
-	})
-	return h, a, err
-}
-
-// ReleaseHold ends a hold and appends hold.released.
-func (l *Log) ReleaseHold(ctx context.Context, r Reader, id string) (*api.Hold, event.Appended, error) {
-	if l.cfg.Retention == nil {
-		return nil, event.Appended{}, ErrNoRetention
-	}
-	h, err := l.cfg.Retention.Release(ctx, r.Tenant, id)
-	if errors.Is(err, retention.ErrNotFound) {
-		return nil, event.Appended{}, fmt.Errorf("%w: no hold %s in tenant %s", ErrNotFound, id, r.Tenant)
-	}
-	if err != nil {
-		return nil, event.Appended{}, err
-	}
-	a, err := l.serverEvent(ctx, r.Tenant, r, &event.Request{
-		Session: holdSession, Kind: "hold.released", Actor: tokenActor(r),
-		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject),
-	})
-	return h, a, err
+	return l.Pseudonym(ctx, tenant, t.Subject)
 }
 
 // Erasure is an erasure done.
@@ -220,7 +166,7 @@ func (l *Log) Erase(ctx context.Context, r Reader, req api.ErasureRequest) (*Era
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := l.lock(ctx, eraseLock)
+	unlock, err := l.Lock(ctx, eraseLock)
 	if err != nil {
 		return nil, err
 	}

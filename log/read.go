@@ -24,8 +24,8 @@ var (
 	ErrIntegrity = errors.New("integrity failure: vault payload does not match its commitment")
 )
 
-// Reader is who reads: the token's public id, its tenant, and whether it
-// may read every tenant.
+// Reader is who reads, or acts through the server: the token's public id,
+// its tenant, and whether it may read every tenant.
 type Reader struct {
 	TokenID    string
 	Tenant     string
@@ -34,6 +34,14 @@ type Reader struct {
 	// token acts for).
 	Actors []string
 }
+
+// Actor is the actor of the events a reader's requests cause (access.read,
+// access.resolve, holds, erasures, revocations): the token, as a human.
+func (r Reader) Actor() event.Actor { return event.Actor{Type: "human", ID: "token." + r.TokenID} }
+
+// Writer is the writer of the events the server appends on a reader's
+// behalf: the reader's token, via the server.
+func (r Reader) Writer() event.Writer { return event.Writer{Token: r.TokenID, Via: event.ViaServer} }
 
 // Session lists up to limit events of a tenant's session with seq >=
 // fromSeq, in order. It first waits (DefaultSessionWait at most) until the
@@ -111,7 +119,7 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
 			"access.index":    json.RawMessage(strconv.FormatUint(index, 10)),
 			"access.event_id": jsonString(leaf.ID),
@@ -119,7 +127,7 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 			"access.token_id": jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, leaf.Tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	res, err := l.Append(ctx, leaf.Tenant, r.Writer(), []*event.Request{acc})
 	if err != nil {
 		return nil, fmt.Errorf("recording access.read: %w", err)
 	}
@@ -158,17 +166,29 @@ func (l *Log) Resolve(ctx context.Context, r Reader, tenant, pseudonym string) (
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.resolve",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
 			"access.pseudonym": jsonString(pseudonym),
 			"access.token_id":  jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	res, err := l.Append(ctx, tenant, r.Writer(), []*event.Request{acc})
 	if err != nil {
 		return "", event.Appended{}, fmt.Errorf("recording access.resolve: %w", err)
 	}
 	return v, res[0], nil
+}
+
+// Pseudonym returns the pseudonym that stands for value in tenant, without
+// making one: ErrNotFound when value has none (it never appeared in a
+// leaf, or its mapping was erased). A live pseudonym given as value stands
+// for itself.
+func (l *Log) Pseudonym(ctx context.Context, tenant, value string) (string, error) {
+	ps, err := l.vault.Lookup(ctx, tenant, value)
+	if errors.Is(err, vault.ErrNotFound) {
+		return "", fmt.Errorf("%w: no such subject in tenant %s", ErrNotFound, tenant)
+	}
+	return ps, err
 }
 
 func jsonString(s string) json.RawMessage {

@@ -255,7 +255,7 @@ func (l *Log) Sign(ctx context.Context, r Reader, req api.SignRequest) (*Signed,
 	}
 	// Signings are serialised (in every instance), so that one signer's
 	// signature of a record with a meaning is made once.
-	unlock, err := l.lock(ctx, "log.sign")
+	unlock, err := l.Lock(ctx, "log.sign")
 	if err != nil {
 		return nil, err
 	}

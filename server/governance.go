@@ -12,6 +12,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/signer"
@@ -66,7 +67,7 @@ func governanceError(err error) *apiError {
 		return errorf(http.StatusConflict, "leaf_mismatch", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrAlreadySigned):
 		return errorf(http.StatusConflict, "already_signed", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrNoSigners), errors.Is(err, auditlog.ErrNoRetention):
+	case errors.Is(err, auditlog.ErrNoSigners), errors.Is(err, auditlog.ErrNoRetention), errors.Is(err, governance.ErrNoRetention):
 		return errorf(http.StatusNotImplemented, "not_configured", "%s", err.Error())
 	}
 	return nil
@@ -181,7 +182,7 @@ func (s *Server) postHold(r *http.Request, p *auth.Principal) (int, any, error) 
 	if err := decodeStrict(r, targetKeys("reason"), &req); err != nil {
 		return 0, nil, err
 	}
-	h, a, err := s.log.PlaceHold(r.Context(), reader(p), req.Target, req.Reason)
+	h, a, err := s.gov.PlaceHold(r.Context(), reader(p), req.Target, req.Reason)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -189,7 +190,7 @@ func (s *Server) postHold(r *http.Request, p *auth.Principal) (int, any, error) 
 }
 
 func (s *Server) deleteHold(r *http.Request, p *auth.Principal) (int, any, error) {
-	h, a, err := s.log.ReleaseHold(r.Context(), reader(p), chi.URLParam(r, "id"))
+	h, a, err := s.gov.ReleaseHold(r.Context(), reader(p), chi.URLParam(r, "id"))
 	if err != nil {
 		return 0, nil, err
 	}

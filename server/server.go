@@ -24,6 +24,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
@@ -173,6 +174,7 @@ type Server struct {
 	backend *backend.Backend
 	keys    *Keys
 	log     *auditlog.Log
+	gov     *governance.Clerk
 	vault   *vault.Vault
 	tokens  *auth.Store
 	proxy   *capture.Proxy
@@ -322,6 +324,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if s.log, err = auditlog.New(ctx, lc); err != nil {
+		return nil, err
+	}
+	if s.gov, err = governance.New(governance.Config{Log: s.log, Retention: holds, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if len(profiles) > 0 && len(cfg.WitnessPolicy) == 0 {

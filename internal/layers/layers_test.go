@@ -55,23 +55,25 @@ func TestCheckCatchesViolations(t *testing.T) {
 	m := func(p string) string { return Module + "/" + p }
 	fixture := map[string][]string{
 		"event":             {"encoding/json"},
-		"client":            {m("event"), m("log")},      // protocol imports the engine
-		"capture":           {m("client"), m("vault")},   // capture uses storage
-		"monitor":           {m("client"), m("server")},  // a consumer past the client
-		"compliance":        {m("verify"), m("monitor")}, // the audit is verify; the monitor links CEL
-		"verify":            {m("client"), m("log")},     // the audit reads the log through the client only
-		"log":               {m("internal/testproc")},    // production code on a test helper
-		"cmd/x":             {m("server"), m("monitor")}, // fine: mains compose
-		"server":            {m("log"), m("vault")},      // fine: an exception
-		"journal":           {m("api"), m("client")},     // storage on the client, not only the wire types
-		"newthing":          {m("event")},                // in no layer
+		"client":            {m("event"), m("log")},                     // protocol imports the engine
+		"monitor":           {m("client"), m("server")},                 // a consumer past the client
+		"compliance":        {m("verify"), m("monitor")},                // the audit is verify; the monitor links CEL
+		"verify":            {m("client"), m("log")},                    // the audit reads the log through the client only
+		"log":               {m("internal/testproc"), m("governance")},  // production code on a test helper; the engine on governance
+		"governance":        {m("log"), m("signer"), m("vault")},        // governance goes through the engine, not around it
+		"capture":           {m("client"), m("vault"), m("governance")}, // capture uses storage, and governance
+		"cmd/x":             {m("server"), m("monitor")},                // fine: mains compose
+		"server":            {m("log"), m("vault"), m("governance")},    // fine: an exception
+		"journal":           {m("api"), m("client")},                    // storage on the client, not only the wire types
+		"newthing":          {m("event")},                               // in no layer
 		"internal/sqlitedb": {"database/sql"},
 	}
 	got := map[string]bool{}
 	for _, v := range Check(fixture) {
 		got[v.From+" -> "+v.To] = true
 	}
-	want := []string{"client -> log", "capture -> vault", "monitor -> server", "compliance -> monitor", "verify -> log", "log -> internal/testproc", "newthing -> ", "journal -> client"}
+	want := []string{"client -> log", "capture -> vault", "monitor -> server", "compliance -> monitor", "verify -> log", "log -> internal/testproc", "newthing -> ", "journal -> client",
+		"log -> governance", "governance -> vault", "capture -> governance"}
 	for _, w := range want {
 		if !got[w] {
 			t.Errorf("Check missed %q (found %v)", w, got)

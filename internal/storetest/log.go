@@ -20,6 +20,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
@@ -91,11 +92,27 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 	return l
 }
 
-// RunLog runs the engine's tests on storages from open.
+// Governance returns the governance of l with b's stores, as the server
+// makes it.
+func Governance(t testing.TB, b *backend.Backend, l *auditlog.Log) *governance.Clerk {
+	t.Helper()
+	holds, err := retention.Open(b.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := governance.New(governance.Config{Log: l, Retention: holds, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// RunLog runs the engine's tests, and those of the governance over it, on
+// storages from open.
 func RunLog(t *testing.T, open Storage) {
 	for _, tc := range []struct {
 		name string
-		f    func(*testing.T, *auditlog.Log, Keys)
+		f    func(*testing.T, *auditlog.Log, *governance.Clerk, Keys)
 	}{
 		{"AppendAndRead", testAppendAndRead},
 		{"Disclose", testDisclose},
@@ -109,7 +126,9 @@ func RunLog(t *testing.T, open Storage) {
 			if tc.name == "EraseInsideFloor" {
 				mods = append(mods, withProfiles(t, "eu-ai-act"))
 			}
-			tc.f(t, Engine(t, open(t), k, mods...), k)
+			b := open(t)
+			l := Engine(t, b, k, mods...)
+			tc.f(t, l, Governance(t, b, l), k)
 		})
 	}
 }
@@ -134,7 +153,7 @@ func req(session, kind string, payload string) *event.Request {
 }
 
 // Appends, chains, corrections, receipts, listings and proofs.
-func testAppendAndRead(t *testing.T, l *auditlog.Log, k Keys) {
+func testAppendAndRead(t *testing.T, l *auditlog.Log, _ *governance.Clerk, k Keys) {
 	var all []event.Appended
 	for i := range 3 {
 		out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "tool.call", ""), req(fmt.Sprint("other-", i), "tool.call", "")})
@@ -223,7 +242,7 @@ func testAppendAndRead(t *testing.T, l *auditlog.Log, k Keys) {
 }
 
 // A payload is disclosed once its read is in the log.
-func testDisclose(t *testing.T, l *auditlog.Log, _ Keys) {
+func testDisclose(t *testing.T, l *auditlog.Log, _ *governance.Clerk, _ Keys) {
 	out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "llm.request", "the patient's chart")})
 	if err != nil {
 		t.Fatal(err)
@@ -254,13 +273,13 @@ func testDisclose(t *testing.T, l *auditlog.Log, _ Keys) {
 
 // Holds stop erasures; an erasure leaves the leaves and destroys the
 // payloads.
-func testErase(t *testing.T, l *auditlog.Log, _ Keys) {
+func testErase(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 	out, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", "llm.request", "secret")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
-	h, _, err := l.PlaceHold(ctx, rd, api.Target{Session: "gone"}, "litigation")
+	h, _, err := g.PlaceHold(ctx, rd, api.Target{Session: "gone"}, "litigation")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +287,7 @@ func testErase(t *testing.T, l *auditlog.Log, _ Keys) {
 	if _, err := l.Erase(ctx, rd, er); !errors.Is(err, auditlog.ErrLegalHold) {
 		t.Fatalf("Erase under a hold = %v", err)
 	}
-	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 	e, err := l.Erase(ctx, rd, er)
@@ -335,7 +354,7 @@ func pseudonymOf(t *testing.T, a event.Appended) string {
 // sessions where it is on_behalf_of, holds on those sessions stop it, and
 // a hold on a subject covers the sessions where it is on_behalf_of
 // (issue #24, finding 3).
-func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
+func testEraseEveryRole(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
 	out, err := l.Append(ctx, "t", writer, []*event.Request{
 		onBehalf("held-3", "dr.trent", "notes dictated by dr trent"),
@@ -349,24 +368,24 @@ func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
 
 	// A hold on the session where dr.trent is on_behalf_of stops the
 	// erasure of dr.trent.
-	h, _, err := l.PlaceHold(ctx, rd, api.Target{Session: "held-3"}, "litigation")
+	h, _, err := g.PlaceHold(ctx, rd, api.Target{Session: "held-3"}, "litigation")
 	if err != nil {
 		t.Fatal(err)
 	}
 	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[0].Index, trent)
-	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 
 	// A hold on the person dr.held covers the session where dr.held is
 	// on_behalf_of, whether the erasure names the session or the person.
-	h, _, err = l.PlaceHold(ctx, rd, api.Target{Subject: "dr.held"}, "investigation")
+	h, _, err = g.PlaceHold(ctx, rd, api.Target{Subject: "dr.held"}, "investigation")
 	if err != nil {
 		t.Fatal(err)
 	}
 	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[1].Index, held)
 	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, auditlog.ErrLegalHold, out[1].Index, held)
-	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -389,7 +408,7 @@ func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
 
 // Inside a retention floor, a subject erasure of a value that is only
 // on_behalf_of is refused without override_reason, and goes with one.
-func testEraseInsideFloor(t *testing.T, l *auditlog.Log, _ Keys) {
+func testEraseInsideFloor(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
 	out, err := l.Append(ctx, "t", writer, []*event.Request{onBehalf("ward-7", "dr.floor", "round notes")})
 	if err != nil {

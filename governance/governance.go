@@ -1,0 +1,85 @@
+// Package governance carries out the governance actions of the audit log
+// over the engine's append and read API: electronic signers and signatures
+// (sign.go, signers.go), legal holds (holds.go), erasure (erase.go),
+// records of the retention floors in force (retention.go), token changes
+// (tokens.go) and issued reports (reports.go). Each action checks its rules
+// against its own store (signer, retention, auth) and the log, and is
+// recorded in the log as an event that only the server appends
+// (event.ServerOnly), so that the log itself says who signed, held, erased
+// or issued what, and when.
+//
+// The engine (package log) keeps the append path, the reads, the proofs and
+// the few hooks these actions need: Append with a server writer, Lock,
+// Pseudonym, Leaf and ErasePayloads. The HTTP server maps requests to a
+// Clerk's methods and its sentinels to statuses.
+package governance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+	auditlog "github.com/llmaudittrail/llmaudittrail/log"
+	"github.com/llmaudittrail/llmaudittrail/retention"
+)
+
+// Config configures a Clerk. A store left nil turns its actions off: they
+// fail with the sentinel named.
+type Config struct {
+	// Log is the audit engine the actions are recorded in. Required.
+	Log *auditlog.Log
+	// Retention keeps legal holds and the floors last recorded (PlaceHold,
+	// ReleaseHold, Erase, RecordRetention; ErrNoRetention without it).
+	Retention *retention.Store
+	// Logger receives what cannot be answered to a caller (a failed
+	// record of a failed attempt). Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Clerk carries out governance actions and records each in the log. It is
+// safe for concurrent use.
+type Clerk struct {
+	cfg    Config
+	log    *auditlog.Log
+	logger *slog.Logger
+}
+
+// New returns a Clerk over cfg.Log.
+func New(cfg Config) (*Clerk, error) {
+	if cfg.Log == nil {
+		return nil, errors.New("governance: Log is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Clerk{cfg: cfg, log: cfg.Log, logger: cfg.Logger}, nil
+}
+
+// record appends ev in tenant, written by the server on r's behalf.
+func (c *Clerk) record(ctx context.Context, tenant string, r auditlog.Reader, ev *event.Request) (event.Appended, error) {
+	res, err := c.log.Append(ctx, tenant, r.Writer(), []*event.Request{ev})
+	if err != nil {
+		return event.Appended{}, fmt.Errorf("recording %s: %w", ev.Kind, err)
+	}
+	return res[0], nil
+}
+
+// strAttrs makes string attributes of key, value pairs, leaving out empty
+// values.
+func strAttrs(kv ...string) map[string]json.RawMessage {
+	m := make(map[string]json.RawMessage, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			m[kv[i]] = jsonString(kv[i+1])
+		}
+	}
+	return m
+}
+
+func jsonString(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}

@@ -1,0 +1,14 @@
+package governance
+
+// The kinds of the events governance appends (besides the signer and
+// signature kinds of package signature), each in its session of
+// event.Session*.
+const (
+	// KindHoldPlaced and KindHoldReleased: a legal hold (event.SessionHolds).
+	KindHoldPlaced   = "hold.placed"
+	KindHoldReleased = "hold.released"
+)
+
+// eraseLock serialises erasures and hold placements (in every instance), so
+// that an erasure never interleaves with a hold it must respect.
+const eraseLock = "log.erase"
