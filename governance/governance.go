@@ -34,10 +34,21 @@ type Config struct {
 	// Retention keeps legal holds and the floors last recorded (PlaceHold,
 	// ReleaseHold, Erase, RecordRetention; ErrNoRetention without it).
 	Retention *retention.Store
+	// Floors are the retention floors in force (Erase, RecordRetention;
+	// ErrNoRetention without them).
+	Floors *retention.Rules
+	// ServerToken is the token id written as the writer of the events
+	// appended on the server's own account, where no token caused them
+	// (retention floors, token changes). Default: DefaultServerToken.
+	ServerToken string
 	// Logger receives what cannot be answered to a caller (a failed
 	// record of a failed attempt). Default: slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultServerToken is Config.ServerToken's default, the id of the
+// server's own actor (event.ServerActor).
+const DefaultServerToken = "log-server"
 
 // Clerk carries out governance actions and records each in the log. It is
 // safe for concurrent use.
@@ -54,6 +65,9 @@ func New(cfg Config) (*Clerk, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ServerToken == "" {
+		cfg.ServerToken = DefaultServerToken
 	}
 	return &Clerk{cfg: cfg, log: cfg.Log, logger: cfg.Logger}, nil
 }

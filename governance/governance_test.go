@@ -1,13 +1,19 @@
 package governance_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/backend"
@@ -23,14 +29,16 @@ var ctx = context.Background()
 // fixture is an engine on a posix storage in a temporary directory and
 // the governance over it, as the server makes them.
 type fixture struct {
-	b *backend.Backend
-	l *auditlog.Log
-	g *governance.Clerk
+	dir string
+	b   *backend.Backend
+	l   *auditlog.Log
+	g   *governance.Clerk
 }
 
 func newFixture(t *testing.T, mods ...func(*governance.Config)) *fixture {
 	t.Helper()
-	b, err := backend.Open(ctx, backend.Config{DataDir: t.TempDir()})
+	dir := t.TempDir()
+	b, err := backend.Open(ctx, backend.Config{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +48,11 @@ func newFixture(t *testing.T, mods ...func(*governance.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := governance.Config{Log: l, Retention: holds, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	floors, err := (&retention.Config{}).Rules(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := governance.Config{Log: l, Retention: holds, Floors: floors, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -48,7 +60,7 @@ func newFixture(t *testing.T, mods ...func(*governance.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{b: b, l: l, g: g}
+	return &fixture{dir: dir, b: b, l: l, g: g}
 }
 
 var agent = event.Writer{Token: "tok-agent", Via: event.ViaAPI}
@@ -150,5 +162,184 @@ func TestHolds(t *testing.T) {
 	off := newFixture(t, func(c *governance.Config) { c.Retention = nil })
 	if _, _, err := off.g.PlaceHold(ctx, dpo, api.Target{Session: "case-1"}, "x"); !errors.Is(err, governance.ErrNoRetention) {
 		t.Fatalf("PlaceHold without a retention store = %v", err)
+	}
+}
+
+// profiles sets the retention floors of compliance profiles, and of
+// tenants by the compliance configuration conf.
+func profiles(t *testing.T, conf string, names ...string) func(*governance.Config) {
+	t.Helper()
+	c := &retention.Config{}
+	if conf != "" {
+		var err error
+		if c, err = retention.ParseConfig([]byte(conf)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	floors, err := c.Rules(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *governance.Config) { c.Floors = floors }
+}
+
+// filesHolding returns the files under dir that hold needle.
+func filesHolding(t *testing.T, dir string, needle []byte) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, needle) {
+			hits = append(hits, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+// An erasure destroys the payloads, drops the journal's copies of them and
+// is recorded with its legal basis; the engine's guarantees hold through
+// governance.
+func TestErase(t *testing.T) {
+	f := newFixture(t)
+	w := f.write(t, "clinic", "case-9", "dr.gone", "ERASE-ME")
+	keep := f.write(t, "clinic", "case-10", "", "KEEP-ME")
+	ps, err := f.l.Pseudonym(ctx, "clinic", "dr.gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The session's wrapped data key is in the journal's records (released
+	// once sequenced) until an erasure drops them.
+	var wrapped []byte
+	if err := f.b.Vault.QueryRowContext(ctx, `SELECT wrapped FROM data_keys WHERE tenant = ? AND session = ?`, "clinic", "case-9").Scan(&wrapped); err != nil || len(wrapped) == 0 {
+		t.Fatalf("the data key of case-9: %v", err)
+	}
+	if err := f.l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if hits := filesHolding(t, filepath.Join(f.dir, backend.JournalDir), wrapped); len(hits) == 0 {
+		t.Fatal("the journal does not hold the wrapped data key before the erasure: the search is blind")
+	}
+
+	req := api.ErasureRequest{Target: api.Target{Subject: "dr.gone"}, LegalBasis: "gdpr-art17-1a", Reason: "request of 2026-11-30"}
+	e, err := f.g.Erase(ctx, dpo, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.Sessions, []string{"case-9"}) || e.Subject != ps || e.Payloads != 1 || e.Override || !e.Forgotten {
+		t.Fatalf("erasure %+v", e)
+	}
+	wantAttrs(t, leaf(t, e.Event, "tok-dpo"), "erasure", event.SessionErasures, event.Actor{Type: "human", ID: "token.tok-dpo"},
+		map[string]any{"erasure.floor": "0d", "erasure.legal_basis": "gdpr-art17-1a", "erasure.override": false, "erasure.payloads": 1,
+			"erasure.reason": "request of 2026-11-30", "erasure.sessions": []string{"case-9"}, "erasure.subject": ps, "erasure.wal_truncated": true})
+	if hits := filesHolding(t, f.dir, wrapped); len(hits) > 0 {
+		t.Fatalf("the erased data key is still in %v", hits)
+	}
+	if _, err := f.l.Disclose(ctx, dpo, w.Index); !errors.Is(err, auditlog.ErrErased) {
+		t.Fatalf("Disclose after the erasure = %v, want ErrErased", err)
+	}
+	if _, err := f.l.Disclose(ctx, dpo, keep.Index); err != nil {
+		t.Fatalf("another session's payload after the erasure: %v", err)
+	}
+	if _, err := f.g.Erase(ctx, dpo, req); !errors.Is(err, auditlog.ErrNotFound) {
+		t.Fatalf("erasing an erased subject = %v, want ErrNotFound", err)
+	}
+
+	for _, tc := range []struct {
+		what string
+		req  api.ErasureRequest
+		want error
+	}{
+		{"no legal basis", api.ErasureRequest{Target: api.Target{Session: "case-10"}}, event.ErrInvalidEvent},
+		{"an unknown session", api.ErasureRequest{Target: api.Target{Session: "case-404"}, LegalBasis: "x"}, auditlog.ErrNotFound},
+	} {
+		if _, err := f.g.Erase(ctx, dpo, tc.req); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.what, err, tc.want)
+		}
+	}
+	off := newFixture(t, func(c *governance.Config) { c.Floors = nil })
+	if _, err := off.g.Erase(ctx, dpo, req); !errors.Is(err, governance.ErrNoRetention) {
+		t.Fatalf("Erase without floors = %v", err)
+	}
+}
+
+// Inside the floor an erasure is refused with the date the floor ends,
+// and goes with an override, which the event records.
+func TestEraseInsideFloor(t *testing.T) {
+	f := newFixture(t, profiles(t, "", "eu-ai-act"))
+	f.write(t, "clinic", "ward-7", "", "round notes")
+	req := api.ErasureRequest{Target: api.Target{Session: "ward-7"}, LegalBasis: "gdpr-art17-1a"}
+	_, err := f.g.Erase(ctx, dpo, req)
+	var re *governance.RetentionError
+	if !errors.As(err, &re) || !errors.Is(err, governance.ErrRetentionFloor) || re.Floor.String() != "6m" || time.Until(re.Until) < 170*24*time.Hour {
+		t.Fatalf("Erase inside the floor = %v", err)
+	}
+	req.OverrideReason = "court order 17"
+	e, err := f.g.Erase(ctx, dpo, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := leaf(t, e.Event, "tok-dpo")
+	if !e.Override || l.Attributes["erasure.override"] != true || l.Attributes["erasure.override_reason"] != "court order 17" || l.Attributes["erasure.floor"] != "6m" {
+		t.Fatalf("override erasure %+v, attributes %v", e, l.Attributes)
+	}
+}
+
+// retentionSets lists the retention.set events in the log.
+func retentionSets(t *testing.T, f *fixture, tenants ...string) []*event.Leaf {
+	t.Helper()
+	if err := f.l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var out []*event.Leaf
+	for _, tenant := range tenants {
+		evs, err := f.l.Index().Session(ctx, tenant, event.SessionRetention, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, err := f.l.Reader().IntegratedSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			data, err := f.l.ReadLeaf(ctx, e.Index, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, leaf(t, event.Appended{Leaf: data}, governance.DefaultServerToken))
+		}
+	}
+	return out
+}
+
+func TestRecordRetention(t *testing.T) {
+	f := newFixture(t, profiles(t, "tenants:\n  clinic-a: {profiles: [part11]}\n", "eu-ai-act"))
+	for range 2 { // the second records nothing new
+		if err := f.g.RecordRetention(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := retentionSets(t, f, "default", "clinic-a")
+	if len(got) != 2 {
+		t.Fatalf("%d retention.set events, want 2", len(got))
+	}
+	wantAttrs(t, got[0], "retention.set", event.SessionRetention, event.ServerActor,
+		map[string]any{"retention.floor": "6m", "retention.profiles": []string{"eu-ai-act"}, "retention.scope": "default"})
+	wantAttrs(t, got[1], "retention.set", event.SessionRetention, event.ServerActor,
+		map[string]any{"retention.floor": "7y", "retention.profiles": []string{"eu-ai-act", "part11"}, "retention.scope": "tenant"})
+
+	// No floors configured: nothing to record.
+	none := newFixture(t)
+	if err := none.g.RecordRetention(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := retentionSets(t, none, "default"); len(got) != 0 {
+		t.Fatalf("a log without profiles recorded %d floors", len(got))
 	}
 }

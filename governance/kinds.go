@@ -7,6 +7,11 @@ const (
 	// KindHoldPlaced and KindHoldReleased: a legal hold (event.SessionHolds).
 	KindHoldPlaced   = "hold.placed"
 	KindHoldReleased = "hold.released"
+	// KindErasure: an erasure, with its legal basis (event.SessionErasures).
+	KindErasure = "erasure"
+	// KindRetentionSet: the retention floor in force for a tenant, or the
+	// default (event.SessionRetention).
+	KindRetentionSet = "retention.set"
 )
 
 // eraseLock serialises erasures and hold placements (in every instance), so

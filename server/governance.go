@@ -41,11 +41,11 @@ func decodeStrict(r *http.Request, keys []string, v any) error {
 
 // governanceError maps the sentinels of signing, holds and erasures.
 func governanceError(err error) *apiError {
-	var re *auditlog.RetentionError
+	var re *governance.RetentionError
 	switch {
 	case errors.As(err, &re):
 		return errorf(http.StatusConflict, "retention_floor", "%s: erasure refused (an override needs override_reason)", re.Error())
-	case errors.Is(err, auditlog.ErrLegalHold):
+	case errors.Is(err, governance.ErrLegalHold):
 		return errorf(http.StatusConflict, "legal_hold", "%s", err.Error())
 	case errors.Is(err, signer.ErrExists):
 		return errorf(http.StatusConflict, "signer_exists", "%s", err.Error())
@@ -67,7 +67,7 @@ func governanceError(err error) *apiError {
 		return errorf(http.StatusConflict, "leaf_mismatch", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrAlreadySigned):
 		return errorf(http.StatusConflict, "already_signed", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrNoSigners), errors.Is(err, auditlog.ErrNoRetention), errors.Is(err, governance.ErrNoRetention):
+	case errors.Is(err, auditlog.ErrNoSigners), errors.Is(err, governance.ErrNoRetention):
 		return errorf(http.StatusNotImplemented, "not_configured", "%s", err.Error())
 	}
 	return nil
@@ -202,7 +202,7 @@ func (s *Server) postErasure(r *http.Request, p *auth.Principal) (int, any, erro
 	if err := decodeStrict(r, targetKeys("legal_basis", "reason", "override_reason"), &req); err != nil {
 		return 0, nil, err
 	}
-	e, err := s.log.Erase(r.Context(), reader(p), req)
+	e, err := s.gov.Erase(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}

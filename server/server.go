@@ -310,8 +310,6 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		CheckpointRepublish: cfg.CheckpointRepublish,
 		Logger:              cfg.Logger,
 		Signers:             signers,
-		Retention:           holds,
-		Floors:              floors,
 		CheckpointPoll:      b.CheckpointPoll(),
 		Locker:              b.State,
 		Health:              b.Health,
@@ -326,7 +324,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if s.log, err = auditlog.New(ctx, lc); err != nil {
 		return nil, err
 	}
-	if s.gov, err = governance.New(governance.Config{Log: s.log, Retention: holds, Logger: cfg.Logger}); err != nil {
+	if s.gov, err = governance.New(governance.Config{Log: s.log, Retention: holds, Floors: floors, ServerToken: ServerTokenID, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if len(profiles) > 0 && len(cfg.WitnessPolicy) == 0 {
@@ -335,7 +333,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			"Run a witness (cmd/witness) and start with --witness-policy FILE: see docs/witness.md",
 			"compliance", strings.Join(cfg.Compliance, ","))
 	}
-	if err := s.log.RecordRetention(ctx, ServerTokenID); err != nil {
+	if err := s.gov.RecordRetention(ctx); err != nil {
 		return nil, fmt.Errorf("recording retention floors: %w", err)
 	}
 	s.reportSem = make(chan struct{}, 1)

@@ -49,9 +49,8 @@ func NewKeys(t testing.TB, origin string) Keys {
 	return Keys{s, v}
 }
 
-// Engine starts the audit engine on b as the server does (retention
-// floors of 0d, a fast signer policy), closed at cleanup; mods change its
-// configuration first.
+// Engine starts the audit engine on b as the server does (a fast signer
+// policy), closed at cleanup; mods change its configuration first.
 func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Config)) *auditlog.Log {
 	t.Helper()
 	vlt, err := vault.Open(b.Vault, masterKey(1))
@@ -62,21 +61,13 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	holds, err := retention.Open(b.State)
-	if err != nil {
-		t.Fatal(err)
-	}
-	floors, err := (&retention.Config{}).Rules(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	interval := 100 * time.Millisecond
 	if b.Shared() {
 		interval = time.Second // the AWS driver's least
 	}
 	cfg := auditlog.Config{Driver: b.Driver, Signer: k.Signer, Verifier: k.Verifier, Vault: vlt, Journal: b.Journal,
 		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, quiet()) },
-		CheckpointInterval: interval, Signers: signers, Retention: holds, Floors: floors,
+		CheckpointInterval: interval, Signers: signers,
 		CheckpointPoll: b.CheckpointPoll(), Locker: b.State, Health: b.Health, UnstickPublication: b.UnstickPublication, Logger: quiet()}
 	for _, m := range mods {
 		m(&cfg)
@@ -93,14 +84,22 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 }
 
 // Governance returns the governance of l with b's stores, as the server
-// makes it.
-func Governance(t testing.TB, b *backend.Backend, l *auditlog.Log) *governance.Clerk {
+// makes it (retention floors of 0d); mods change its configuration first.
+func Governance(t testing.TB, b *backend.Backend, l *auditlog.Log, mods ...func(*governance.Config)) *governance.Clerk {
 	t.Helper()
 	holds, err := retention.Open(b.State)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := governance.New(governance.Config{Log: l, Retention: holds, Logger: quiet()})
+	floors, err := (&retention.Config{}).Rules(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := governance.Config{Log: l, Retention: holds, Floors: floors, Logger: quiet()}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	g, err := governance.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,24 +121,24 @@ func RunLog(t *testing.T, open Storage) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := NewKeys(t, "test/conformance")
-			var mods []func(*auditlog.Config)
+			var mods []func(*governance.Config)
 			if tc.name == "EraseInsideFloor" {
 				mods = append(mods, withProfiles(t, "eu-ai-act"))
 			}
 			b := open(t)
-			l := Engine(t, b, k, mods...)
-			tc.f(t, l, Governance(t, b, l), k)
+			l := Engine(t, b, k)
+			tc.f(t, l, Governance(t, b, l, mods...), k)
 		})
 	}
 }
 
 // withProfiles sets the retention floors of compliance profiles.
-func withProfiles(t *testing.T, profiles ...string) func(*auditlog.Config) {
+func withProfiles(t *testing.T, profiles ...string) func(*governance.Config) {
 	floors, err := (&retention.Config{}).Rules(profiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(c *auditlog.Config) { c.Floors = floors }
+	return func(c *governance.Config) { c.Floors = floors }
 }
 
 var writer = event.Writer{Token: "tok1", Via: event.ViaAPI}
@@ -284,13 +283,13 @@ func testErase(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 		t.Fatal(err)
 	}
 	er := api.ErasureRequest{Target: api.Target{Session: "gone"}, LegalBasis: "gdpr-art17-1a"}
-	if _, err := l.Erase(ctx, rd, er); !errors.Is(err, auditlog.ErrLegalHold) {
+	if _, err := g.Erase(ctx, rd, er); !errors.Is(err, governance.ErrLegalHold) {
 		t.Fatalf("Erase under a hold = %v", err)
 	}
 	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
-	e, err := l.Erase(ctx, rd, er)
+	e, err := g.Erase(ctx, rd, er)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,13 +314,13 @@ func onBehalf(session, person, payload string) *event.Request {
 // refusedErasure checks that an erasure was refused with want and that it
 // destroyed nothing and appended nothing: the payload at index still
 // discloses and the pseudonym ps still resolves.
-func refusedErasure(t *testing.T, l *auditlog.Log, rd auditlog.Reader, er api.ErasureRequest, want error, index uint64, ps string) {
+func refusedErasure(t *testing.T, l *auditlog.Log, g *governance.Clerk, rd auditlog.Reader, er api.ErasureRequest, want error, index uint64, ps string) {
 	t.Helper()
 	before, err := l.Reader().NextIndex(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, err := l.Erase(ctx, rd, er); !errors.Is(err, want) {
+	if e, err := g.Erase(ctx, rd, er); !errors.Is(err, want) {
 		if e != nil {
 			t.Fatalf("Erase(%+v) erased sessions %v, subject %s, %d payloads; want %v", er, e.Sessions, e.Subject, e.Payloads, want)
 		}
@@ -372,7 +371,7 @@ func testEraseEveryRole(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Ke
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[0].Index, trent)
+	refusedErasure(t, l, g, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, governance.ErrLegalHold, out[0].Index, trent)
 	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -383,15 +382,15 @@ func testEraseEveryRole(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Ke
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[1].Index, held)
-	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, auditlog.ErrLegalHold, out[1].Index, held)
+	refusedErasure(t, l, g, rd, api.ErasureRequest{Target: api.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, governance.ErrLegalHold, out[1].Index, held)
+	refusedErasure(t, l, g, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, governance.ErrLegalHold, out[1].Index, held)
 	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 
 	// Without holds (and a floor of 0d), erasing dr.free erases the
 	// session where it is on_behalf_of, and its mapping.
-	e, err := l.Erase(ctx, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.free"}, LegalBasis: "gdpr-art17-1a"})
+	e, err := g.Erase(ctx, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.free"}, LegalBasis: "gdpr-art17-1a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,9 +415,9 @@ func testEraseInsideFloor(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ 
 	}
 	ps := pseudonymOf(t, out[0])
 	er := api.ErasureRequest{Target: api.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}
-	refusedErasure(t, l, rd, er, auditlog.ErrRetentionFloor, out[0].Index, ps)
+	refusedErasure(t, l, g, rd, er, governance.ErrRetentionFloor, out[0].Index, ps)
 	er.OverrideReason = "supervisory authority order 2026-17"
-	e, err := l.Erase(ctx, rd, er)
+	e, err := g.Erase(ctx, rd, er)
 	if err != nil {
 		t.Fatal(err)
 	}
