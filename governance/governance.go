@@ -24,6 +24,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
+	"github.com/llmaudittrail/llmaudittrail/signer"
 )
 
 // Config configures a Clerk. A store left nil turns its actions off: they
@@ -31,6 +32,9 @@ import (
 type Config struct {
 	// Log is the audit engine the actions are recorded in. Required.
 	Log *auditlog.Log
+	// Signers keeps electronic signers (Enroll, RotateSigner, RevokeSigner,
+	// UnlockSigner, Sign; ErrNoSigners without it).
+	Signers *signer.Store
 	// Retention keeps legal holds and the floors last recorded (PlaceHold,
 	// ReleaseHold, Erase, RecordRetention; ErrNoRetention without it).
 	Retention *retention.Store

@@ -3,15 +3,16 @@ package governance_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/storetest"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
+	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/signer"
 )
 
 var ctx = context.Background()
@@ -29,10 +32,11 @@ var ctx = context.Background()
 // fixture is an engine on a posix storage in a temporary directory and
 // the governance over it, as the server makes them.
 type fixture struct {
-	dir string
-	b   *backend.Backend
-	l   *auditlog.Log
-	g   *governance.Clerk
+	dir  string
+	b    *backend.Backend
+	keys storetest.Keys
+	l    *auditlog.Log
+	g    *governance.Clerk
 }
 
 func newFixture(t *testing.T, mods ...func(*governance.Config)) *fixture {
@@ -43,24 +47,9 @@ func newFixture(t *testing.T, mods ...func(*governance.Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	l := storetest.Engine(t, b, storetest.NewKeys(t, "test/governance"))
-	holds, err := retention.Open(b.State)
-	if err != nil {
-		t.Fatal(err)
-	}
-	floors, err := (&retention.Config{}).Rules(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := governance.Config{Log: l, Retention: holds, Floors: floors, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	for _, m := range mods {
-		m(&cfg)
-	}
-	g, err := governance.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{dir: dir, b: b, l: l, g: g}
+	k := storetest.NewKeys(t, "test/governance")
+	l := storetest.Engine(t, b, k)
+	return &fixture{dir: dir, b: b, keys: k, l: l, g: storetest.Governance(t, b, l, mods...)}
 }
 
 var agent = event.Writer{Token: "tok-agent", Via: event.ViaAPI}
@@ -341,5 +330,145 @@ func TestRecordRetention(t *testing.T) {
 	}
 	if got := retentionSets(t, none, "default"); len(got) != 0 {
 		t.Fatalf("a log without profiles recorded %d floors", len(got))
+	}
+}
+
+// last returns the last event of a session.
+func (f *fixture) last(t *testing.T, tenant, session string) *event.Leaf {
+	t.Helper()
+	if err := f.l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := f.l.Index().Session(ctx, tenant, session, 0, 1000)
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("session %s: %d events, %v", session, len(evs), err)
+	}
+	data, err := f.l.Leaf(ctx, evs[len(evs)-1].Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := event.ParseLeaf(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+const secret = "correct horse battery"
+
+// The lifecycle of a signer and its signatures, each in the log with the
+// attributes a third party checks, refusals recorded as signature.failed,
+// and an export that verifies offline.
+func TestSignatures(t *testing.T) {
+	f := newFixture(t)
+	admin := auditlog.Reader{TokenID: "tok-admin", Tenant: "clinic"}
+	ada := auditlog.Reader{TokenID: "tok-ada", Tenant: "clinic", Actors: []string{"dr-ada"}}
+	sg, enr, err := f.g.Enroll(ctx, admin, api.Enrollment{ID: "dr-ada", PrintedName: "Dr. Ada Lovelace", Secret: secret, IdentityVerifiedBy: "hr.jones"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := base64.StdEncoding.EncodeToString(sg.Public)
+	wantAttrs(t, leaf(t, enr, "tok-admin"), "signer.enrolled", "signer.dr-ada", event.Actor{Type: "human", ID: "hr.jones"},
+		map[string]any{"signer.enrolled_by_token": "tok-admin", "signer.id": "dr-ada", "signer.identity_verified_by": "hr.jones",
+			"signer.key_id": sg.KeyID, "signer.printed_name": "Dr. Ada Lovelace", "signer.public_key": pub})
+	if _, _, err := f.g.Enroll(ctx, admin, api.Enrollment{ID: "dr-bob", PrintedName: "Bob", Secret: secret}); !errors.Is(err, event.ErrInvalidEvent) {
+		t.Fatalf("an enrollment without identity_verified_by = %v", err)
+	}
+
+	rec := f.write(t, "clinic", "journal", "", "accrual 4711")
+	lh := hex.EncodeToString(rec.LeafHash)
+	req := api.SignRequest{Signer: "dr-ada", Secret: secret, Index: rec.Index, LeafHash: strings.ToUpper(lh), Meaning: "approved", Reason: "matches the invoice"}
+	sd, err := f.g.Sign(ctx, ada, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signature.Verify(sg.Public, sd.Statement, sd.Signature); err != nil {
+		t.Fatal(err)
+	}
+	if sd.Statement.LeafHash != lh || sd.Statement.Origin != f.l.Origin() || sd.Statement.PrintedName != "Dr. Ada Lovelace" || sd.SigningSession == "" {
+		t.Fatalf("signed %+v, session %q", sd.Statement, sd.SigningSession)
+	}
+	sl := leaf(t, sd.Event, "tok-ada")
+	if sl.Kind != signature.KindSignature || sl.Session != "journal" || sl.Actor != (event.Actor{Type: "human", ID: "dr-ada"}) ||
+		sl.Attributes[signature.AttrComponents] != governance.ComponentsAll || sl.Attributes[signature.AttrStatement] != string(sd.StatementBytes) ||
+		fmt.Sprint(sl.Attributes[signature.AttrIndex]) != fmt.Sprint(rec.Index) || sl.Attributes[signature.AttrMeaning] != "approved" {
+		t.Fatalf("signature event %+v", sl)
+	}
+
+	other := f.write(t, "other", "journal", "", "another tenant's record")
+	for _, tc := range []struct {
+		what   string
+		r      auditlog.Reader
+		mod    func(*api.SignRequest)
+		want   error
+		reason string
+	}{
+		{"a token not bound to the signer", admin, nil, governance.ErrNotBound, "not_bound"},
+		{"a wrong secret", ada, func(r *api.SignRequest) { r.Secret = "not the secret at all" }, signer.ErrWrongSecret, "wrong_secret"},
+		{"another leaf hash", ada, func(r *api.SignRequest) { r.LeafHash = hex.EncodeToString(other.LeafHash) }, governance.ErrLeafMismatch, "leaf_mismatch"},
+		{"no such record", ada, func(r *api.SignRequest) { r.Index = 1 << 40 }, auditlog.ErrNotFound, "unknown_record"},
+		{"another tenant's record", ada, func(r *api.SignRequest) { r.Index = other.Index }, auditlog.ErrNotFound, "unknown_record"},
+		{"a second signature", ada, nil, governance.ErrAlreadySigned, "already_signed"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			r := req
+			if tc.mod != nil {
+				tc.mod(&r)
+			}
+			if _, err := f.g.Sign(ctx, tc.r, r); !errors.Is(err, tc.want) {
+				t.Fatalf("Sign = %v, want %v", err, tc.want)
+			}
+			wantAttrs(t, f.last(t, "clinic", "signer.dr-ada"), signature.KindFailed, "signer.dr-ada", event.ServerActor,
+				map[string]any{"signature.failure": tc.reason, "signature.token_id": tc.r.TokenID, "signer.id": "dr-ada"})
+		})
+	}
+
+	// The export of the signature verifies offline with the log's key; it
+	// is addressed by the signature event's index, not the record's.
+	if _, err := f.l.WaitReceipt(ctx, sd.Event.Index, sd.Event.Leaf); err != nil {
+		t.Fatal(err)
+	}
+	x, err := f.g.ExportSignature(ctx, ada, sd.Event.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(x)
+	v, err := signature.VerifyExport(data, f.keys.Verifier, nil)
+	if err != nil || v.EnrollmentIndex != enr.Index || !v.RecordChecked || v.EventIndex == nil || *v.EventIndex != sd.Event.Index {
+		t.Fatalf("VerifyExport = %+v, %v", v, err)
+	}
+	if _, err := f.g.ExportSignature(ctx, ada, rec.Index); !errors.Is(err, auditlog.ErrNotFound) {
+		t.Fatalf("an export at the record's index = %v, want ErrNotFound", err)
+	}
+	if _, err := f.g.ExportSignature(ctx, auditlog.Reader{TokenID: "x", Tenant: "other"}, sd.Event.Index); !errors.Is(err, auditlog.ErrNotFound) {
+		t.Fatalf("another tenant's export = %v, want ErrNotFound", err)
+	}
+
+	// Rotation, unlock and revocation.
+	rot, a, err := f.g.RotateSigner(ctx, ada, "dr-ada", secret, "a new secret for ada")
+	if err != nil || rot.KeyID == sg.KeyID {
+		t.Fatalf("RotateSigner = %+v, %v", rot, err)
+	}
+	wantAttrs(t, leaf(t, a, "tok-ada"), "signer.key_rotated", "signer.dr-ada", event.Actor{Type: "human", ID: "dr-ada"},
+		map[string]any{"signer.id": "dr-ada", "signer.key_id": rot.KeyID, "signer.printed_name": "Dr. Ada Lovelace",
+			"signer.public_key": base64.StdEncoding.EncodeToString(rot.Public)})
+	if a, err = f.g.UnlockSigner(ctx, admin, "dr-ada"); err != nil {
+		t.Fatal(err)
+	}
+	wantAttrs(t, leaf(t, a, "tok-admin"), "signer.unlocked", "signer.dr-ada", event.Actor{Type: "human", ID: "token.tok-admin"},
+		map[string]any{"signer.id": "dr-ada"})
+	if a, err = f.g.RevokeSigner(ctx, admin, "dr-ada", "badge lost"); err != nil {
+		t.Fatal(err)
+	}
+	wantAttrs(t, leaf(t, a, "tok-admin"), "signer.revoked", "signer.dr-ada", event.Actor{Type: "human", ID: "token.tok-admin"},
+		map[string]any{"signer.id": "dr-ada", "signer.revoke_reason": "badge lost"})
+	rec2 := f.write(t, "clinic", "journal", "", "accrual 4712")
+	if _, err := f.g.Sign(ctx, ada, api.SignRequest{Signer: "dr-ada", Secret: "a new secret for ada", Index: rec2.Index, LeafHash: hex.EncodeToString(rec2.LeafHash), Meaning: "approved"}); !errors.Is(err, signer.ErrRevoked) {
+		t.Fatalf("a revoked signer signs: %v", err)
+	}
+
+	off := newFixture(t, func(c *governance.Config) { c.Signers = nil })
+	if _, err := off.g.Sign(ctx, ada, req); !errors.Is(err, governance.ErrNoSigners) {
+		t.Fatalf("Sign without a signer store = %v", err)
 	}
 }

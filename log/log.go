@@ -35,7 +35,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/journal"
-	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -133,8 +132,6 @@ type Config struct {
 	// MaxSessionsCached bounds the in-memory session heads
 	// (DefaultMaxSessionsCached).
 	MaxSessionsCached int
-	// Signers, if set, keeps electronic signers (Enroll, Sign, ...).
-	Signers *signer.Store
 	// CheckpointPoll is how often receipts look for a new checkpoint
 	// (default 25 ms; on a bucket each look is a GET, and the AWS driver
 	// publishes at most once a second).

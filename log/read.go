@@ -64,6 +64,20 @@ func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint6
 	return evs, nil
 }
 
+// Leaf returns the leaf at index as soon as it is sequenced, waiting
+// (DefaultSessionWait at most) for it to be integrated, ahead of any
+// checkpoint: an index never sequenced is ErrNotFound.
+func (l *Log) Leaf(ctx context.Context, index uint64) ([]byte, error) {
+	size, ok, err := l.sizeCovering(ctx, index)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, index)
+	}
+	return l.ReadLeaf(ctx, index, size)
+}
+
 // Disclosure is a payload disclosed to a reader, and the access.read event
 // that recorded the disclosure.
 type Disclosure struct {
@@ -83,14 +97,7 @@ type Disclosure struct {
 // saying who saw it. An entry of another tenant is ErrNotFound unless the
 // reader may read all tenants.
 func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure, error) {
-	size, ok, err := l.sizeCovering(ctx, index)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, index)
-	}
-	data, err := l.ReadLeaf(ctx, index, size)
+	data, err := l.Leaf(ctx, index)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/signer"
 )
 
-// Signatures, holds and erasures: the HTTP side of log/sign.go and
-// log/erase.go. Request bodies are decoded strictly (exact keys, once).
+// Signatures, holds and erasures: the HTTP side of package governance.
+// Request bodies are decoded strictly (exact keys, once).
 
 func decodeStrict(r *http.Request, keys []string, v any) error {
 	body, err := readBody(r)
@@ -55,7 +55,7 @@ func governanceError(err error) *apiError {
 		return errorf(http.StatusUnauthorized, "wrong_secret", "%s", err.Error())
 	case errors.Is(err, signer.ErrSession):
 		return errorf(http.StatusUnauthorized, "signing_session", "%s: sign with every component (signer and secret)", err.Error())
-	case errors.Is(err, auditlog.ErrNotBound):
+	case errors.Is(err, governance.ErrNotBound):
 		return errorf(http.StatusForbidden, "not_bound", "%s", err.Error())
 	case errors.Is(err, signer.ErrRevoked):
 		return errorf(http.StatusForbidden, "signer_revoked", "%s", err.Error())
@@ -63,11 +63,11 @@ func governanceError(err error) *apiError {
 		return errorf(http.StatusLocked, "locked", "%s", err.Error())
 	case errors.Is(err, signer.ErrWeakSecret):
 		return errorf(http.StatusBadRequest, "weak_secret", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrLeafMismatch):
+	case errors.Is(err, governance.ErrLeafMismatch):
 		return errorf(http.StatusConflict, "leaf_mismatch", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrAlreadySigned):
+	case errors.Is(err, governance.ErrAlreadySigned):
 		return errorf(http.StatusConflict, "already_signed", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrNoSigners), errors.Is(err, governance.ErrNoRetention):
+	case errors.Is(err, governance.ErrNoSigners), errors.Is(err, governance.ErrNoRetention):
 		return errorf(http.StatusNotImplemented, "not_configured", "%s", err.Error())
 	}
 	return nil
@@ -85,7 +85,7 @@ func (s *Server) postSigner(r *http.Request, p *auth.Principal) (int, any, error
 	if !event.ValidID(req.ID) {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_request", "id: 1-%d characters of [A-Za-z0-9_.:@-]", event.MaxIDLength)
 	}
-	sg, a, err := s.log.Enroll(r.Context(), reader(p), req)
+	sg, a, err := s.gov.Enroll(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -105,7 +105,7 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		if err := decodeStrict(r, []string{"secret", "new_secret"}, &req); err != nil {
 			return 0, nil, err
 		}
-		sg, a, err := s.log.RotateSigner(r.Context(), rd, id, req.Secret, req.NewSecret)
+		sg, a, err := s.gov.RotateSigner(r.Context(), rd, id, req.Secret, req.NewSecret)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -123,9 +123,9 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		var a event.Appended
 		var err error
 		if action == "revoke" {
-			a, err = s.log.RevokeSigner(r.Context(), rd, id, req.Reason)
+			a, err = s.gov.RevokeSigner(r.Context(), rd, id, req.Reason)
 		} else {
-			a, err = s.log.UnlockSigner(r.Context(), rd, id)
+			a, err = s.gov.UnlockSigner(r.Context(), rd, id)
 		}
 		if err != nil {
 			return 0, nil, err
@@ -147,8 +147,7 @@ func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, er
 	if err := decodeStrict(r, []string{"signer", "secret", "index", "leaf_hash", "meaning", "reason", "signing_session"}, &req); err != nil {
 		return 0, nil, err
 	}
-	req.LeafHash = strings.ToLower(req.LeafHash)
-	sd, err := s.log.Sign(r.Context(), reader(p), req)
+	sd, err := s.gov.Sign(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -168,7 +167,7 @@ func (s *Server) getSignature(r *http.Request, p *auth.Principal) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	x, err := s.log.ExportSignature(r.Context(), reader(p), idx)
+	x, err := s.gov.ExportSignature(r.Context(), reader(p), idx)
 	if err != nil {
 		return 0, nil, err
 	}

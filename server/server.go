@@ -309,7 +309,6 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		CheckpointInterval:  cfg.CheckpointInterval,
 		CheckpointRepublish: cfg.CheckpointRepublish,
 		Logger:              cfg.Logger,
-		Signers:             signers,
 		CheckpointPoll:      b.CheckpointPoll(),
 		Locker:              b.State,
 		Health:              b.Health,
@@ -324,7 +323,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if s.log, err = auditlog.New(ctx, lc); err != nil {
 		return nil, err
 	}
-	if s.gov, err = governance.New(governance.Config{Log: s.log, Retention: holds, Floors: floors, ServerToken: ServerTokenID, Logger: cfg.Logger}); err != nil {
+	if s.gov, err = governance.New(governance.Config{Log: s.log, Signers: signers, Retention: holds, Floors: floors, ServerToken: ServerTokenID, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if len(profiles) > 0 && len(cfg.WitnessPolicy) == 0 {

@@ -49,15 +49,11 @@ func NewKeys(t testing.TB, origin string) Keys {
 	return Keys{s, v}
 }
 
-// Engine starts the audit engine on b as the server does (a fast signer
-// policy), closed at cleanup; mods change its configuration first.
+// Engine starts the audit engine on b as the server does, closed at
+// cleanup; mods change its configuration first.
 func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Config)) *auditlog.Log {
 	t.Helper()
 	vlt, err := vault.Open(b.Vault, masterKey(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signers, err := signer.Open(b.State, signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +63,8 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 	}
 	cfg := auditlog.Config{Driver: b.Driver, Signer: k.Signer, Verifier: k.Verifier, Vault: vlt, Journal: b.Journal,
 		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, quiet()) },
-		CheckpointInterval: interval, Signers: signers,
-		CheckpointPoll: b.CheckpointPoll(), Locker: b.State, Health: b.Health, UnstickPublication: b.UnstickPublication, Logger: quiet()}
+		CheckpointInterval: interval, CheckpointPoll: b.CheckpointPoll(), Locker: b.State, Health: b.Health,
+		UnstickPublication: b.UnstickPublication, Logger: quiet()}
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -84,9 +80,14 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 }
 
 // Governance returns the governance of l with b's stores, as the server
-// makes it (retention floors of 0d); mods change its configuration first.
+// makes it (retention floors of 0d, a fast signer policy); mods change its
+// configuration first.
 func Governance(t testing.TB, b *backend.Backend, l *auditlog.Log, mods ...func(*governance.Config)) *governance.Clerk {
 	t.Helper()
+	signers, err := signer.Open(b.State, signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	holds, err := retention.Open(b.State)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +96,7 @@ func Governance(t testing.TB, b *backend.Backend, l *auditlog.Log, mods ...func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := governance.Config{Log: l, Retention: holds, Floors: floors, Logger: quiet()}
+	cfg := governance.Config{Log: l, Signers: signers, Retention: holds, Floors: floors, Logger: quiet()}
 	for _, m := range mods {
 		m(&cfg)
 	}
