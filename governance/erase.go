@@ -16,6 +16,10 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/retention"
 )
 
+// eraseLock serialises erasures and hold placements (in every instance), so
+// that an erasure never interleaves with a hold it must respect.
+const eraseLock = "log.erase"
+
 // ErrLegalHold: a legal hold stops the erasure.
 var ErrLegalHold = errors.New("a legal hold is in force")
 

@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
+	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/retention"
@@ -41,6 +43,9 @@ type Config struct {
 	// Floors are the retention floors in force (Erase, RecordRetention;
 	// ErrNoRetention without them).
 	Floors *retention.Rules
+	// Tokens keeps the bearer tokens whose changes are recorded
+	// (RecordTokens; nothing is recorded without it).
+	Tokens *auth.Store
 	// ServerToken is the token id written as the writer of the events
 	// appended on the server's own account, where no token caused them
 	// (retention floors, token changes). Default: DefaultServerToken.
@@ -57,9 +62,10 @@ const DefaultServerToken = "log-server"
 // Clerk carries out governance actions and records each in the log. It is
 // safe for concurrent use.
 type Clerk struct {
-	cfg    Config
-	log    *auditlog.Log
-	logger *slog.Logger
+	cfg      Config
+	log      *auditlog.Log
+	logger   *slog.Logger
+	recorded sync.Map // token id -> true: its creation is in the log
 }
 
 // New returns a Clerk over cfg.Log.

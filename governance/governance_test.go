@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/governance"
@@ -32,11 +33,12 @@ var ctx = context.Background()
 // fixture is an engine on a posix storage in a temporary directory and
 // the governance over it, as the server makes them.
 type fixture struct {
-	dir  string
-	b    *backend.Backend
-	keys storetest.Keys
-	l    *auditlog.Log
-	g    *governance.Clerk
+	dir    string
+	b      *backend.Backend
+	keys   storetest.Keys
+	l      *auditlog.Log
+	tokens *auth.Store
+	g      *governance.Clerk
 }
 
 func newFixture(t *testing.T, mods ...func(*governance.Config)) *fixture {
@@ -49,7 +51,12 @@ func newFixture(t *testing.T, mods ...func(*governance.Config)) *fixture {
 	t.Cleanup(func() { b.Close() })
 	k := storetest.NewKeys(t, "test/governance")
 	l := storetest.Engine(t, b, k)
-	return &fixture{dir: dir, b: b, keys: k, l: l, g: storetest.Governance(t, b, l, mods...)}
+	tokens, err := auth.Open(b.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods = append([]func(*governance.Config){func(c *governance.Config) { c.Tokens = tokens }}, mods...)
+	return &fixture{dir: dir, b: b, keys: k, l: l, tokens: tokens, g: storetest.Governance(t, b, l, mods...)}
 }
 
 var agent = event.Writer{Token: "tok-agent", Via: event.ViaAPI}
@@ -471,4 +478,92 @@ func TestSignatures(t *testing.T) {
 	if _, err := off.g.Sign(ctx, ada, req); !errors.Is(err, governance.ErrNoSigners) {
 		t.Fatalf("Sign without a signer store = %v", err)
 	}
+}
+
+// sessionKinds lists the kinds of a session's events.
+func (f *fixture) sessionKinds(t *testing.T, tenant, session string) []string {
+	t.Helper()
+	if err := f.l.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := f.l.Index().Session(ctx, tenant, session, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+// Token changes made on the store are recorded once each, in the token's
+// tenant, before the token is served.
+func TestTokens(t *testing.T) {
+	f := newFixture(t)
+	_, p, err := f.tokens.Create(ctx, auth.Spec{Name: "agent-9", Tenant: "clinic-a", Scopes: []string{auth.ScopeWrite}, Actors: []string{"bot-9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.EnsureToken(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	created := f.last(t, "clinic-a", event.SessionTokens)
+	at := created.Attributes["token.at"]
+	wantAttrs(t, created, governance.KindTokenCreated, event.SessionTokens, event.ServerActor,
+		map[string]any{"token.actors": []string{"bot-9"}, "token.at": at, "token.global": false, "token.id": p.ID,
+			"token.name": "agent-9", "token.scopes": []string{"write"}, "token.tenant": "clinic-a"})
+	if created.Writer.Token != governance.DefaultServerToken || created.Writer.Via != event.ViaServer {
+		t.Fatalf("token event written by %+v", created.Writer)
+	}
+	// Recorded once: EnsureToken knows it, RecordTokens finds nothing new.
+	if err := f.g.EnsureToken(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RecordTokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.tokens.Revoke(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RecordTokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.sessionKinds(t, "clinic-a", event.SessionTokens), []string{governance.KindTokenCreated, governance.KindTokenRevoked}; !slices.Equal(got, want) {
+		t.Fatalf("token events %v, want %v", got, want)
+	}
+	// A token made after a Clerk started is recorded before it is served.
+	_, p2, err := f.tokens.Create(ctx, auth.Spec{Name: "auditor", Tenant: "clinic-a", Scopes: []string{auth.ScopeAudit}, Global: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.EnsureToken(ctx, p2.ID); err != nil {
+		t.Fatal(err)
+	}
+	l := f.last(t, "clinic-a", event.SessionTokens)
+	if l.Kind != governance.KindTokenCreated || l.Attributes["token.id"] != p2.ID || l.Attributes["token.global"] != true ||
+		fmt.Sprint(l.Attributes["token.actors"]) != "[]" {
+		t.Fatalf("the second token's event %+v", l)
+	}
+}
+
+// A report is anchored by report.issued, in the reader's tenant, with its
+// digest and checkpoint.
+func TestIssueReport(t *testing.T) {
+	f := newFixture(t)
+	auditor := auditlog.Reader{TokenID: "tok-auditor", Tenant: "clinic-a", AllTenants: true}
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))
+	q := api.ReportQuery{Profile: "part11", From: from, To: from.AddDate(0, 6, 0), Format: api.FormatJSON, Tenant: api.AllTenants}
+	a, err := f.g.IssueReport(ctx, auditor, governance.Report{Query: q, SHA256: strings.Repeat("ab", 32), CheckpointSize: 42, CheckpointRoot: strings.Repeat("cd", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := leaf(t, a, "tok-auditor")
+	if l.Tenant != "clinic-a" {
+		t.Fatalf("report.issued in tenant %s", l.Tenant)
+	}
+	wantAttrs(t, l, governance.KindReportIssued, event.SessionReports, event.ServerActor,
+		map[string]any{"report.checkpoint_root": strings.Repeat("cd", 32), "report.checkpoint_size": 42, "report.format": "json",
+			"report.from": "2025-12-31T23:00:00Z", "report.profile": "part11", "report.sha256": strings.Repeat("ab", 32),
+			"report.tenant": api.AllTenants, "report.to": "2026-06-30T23:00:00Z"})
 }

@@ -12,8 +12,11 @@ const (
 	// KindRetentionSet: the retention floor in force for a tenant, or the
 	// default (event.SessionRetention).
 	KindRetentionSet = "retention.set"
+	// KindTokenCreated and KindTokenRevoked: a token change
+	// (event.SessionTokens).
+	KindTokenCreated = "access.token_created"
+	KindTokenRevoked = "access.token_revoked"
+	// KindReportIssued: a compliance report, anchored by its digest
+	// (event.SessionReports).
+	KindReportIssued = "report.issued"
 )
-
-// eraseLock serialises erasures and hold placements (in every instance), so
-// that an erasure never interleaves with a hold it must respect.
-const eraseLock = "log.erase"
