@@ -22,6 +22,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -209,7 +210,7 @@ func TestServerReportRecomputes(t *testing.T) {
 	}
 	// The event that anchors it.
 	issued, err := event.ParseLeaf(mustBase64(t, ans.Event.Leaf))
-	if err != nil || issued.Kind != server.KindReportIssued || issued.Attributes["report.sha256"] != ans.SHA256 || issued.Writer.Via != event.ViaServer {
+	if err != nil || issued.Kind != governance.KindReportIssued || issued.Attributes["report.sha256"] != ans.SHA256 || issued.Writer.Via != event.ViaServer {
 		t.Fatalf("report.issued %+v (%v)", issued, err)
 	}
 

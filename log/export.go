@@ -143,7 +143,7 @@ func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *api.
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
 			"access.session":   jsonString(q.Session),
 			"access.seq_from":  json.RawMessage(strconv.FormatUint(q.FromSeq, 10)),
@@ -154,7 +154,7 @@ func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *api.
 			"access.token_id":  jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, q.Tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	res, err := l.Append(ctx, q.Tenant, r.Writer(), []*event.Request{acc})
 	if err != nil {
 		return event.Appended{}, fmt.Errorf("recording access.read: %w", err)
 	}

@@ -35,8 +35,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	"github.com/llmaudittrail/llmaudittrail/journal"
-	"github.com/llmaudittrail/llmaudittrail/retention"
-	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -134,19 +132,13 @@ type Config struct {
 	// MaxSessionsCached bounds the in-memory session heads
 	// (DefaultMaxSessionsCached).
 	MaxSessionsCached int
-	// Signers, if set, keeps electronic signers (Enroll, Sign, ...).
-	Signers *signer.Store
-	// Retention, if set, keeps legal holds and recorded floors; Floors are
-	// the retention floors in force (Erase, PlaceHold, RecordRetention).
-	Retention *retention.Store
-	Floors    *retention.Rules
 	// CheckpointPoll is how often receipts look for a new checkpoint
 	// (default 25 ms; on a bucket each look is a GET, and the AWS driver
 	// publishes at most once a second).
 	CheckpointPoll time.Duration
-	// Locker takes the locks that serialise signings and erasures; with
-	// several instances, the shared database's (sqldb.DB). Default: locks
-	// of this process.
+	// Locker takes the locks of Lock, which serialise signings, erasures
+	// and the like; with several instances, the shared database's
+	// (sqldb.DB). Default: locks of this process.
 	Locker sqldb.Locker
 	// Health, if set, says whether the storage can be reached; a failed
 	// append is ErrUnavailable when it does not.
@@ -793,8 +785,12 @@ func (l *Log) unavailable(ctx context.Context, err error) error {
 	return err
 }
 
-// lock takes a named lock that holds across every instance of the log.
-func (l *Log) lock(ctx context.Context, name string) (unlock func(), err error) {
+// Lock takes the named lock name, which holds across every instance of
+// the log (Config.Locker), waiting 30 s at most: the work that must not
+// interleave over the log (signings, erasures and holds, records of
+// retention floors and token changes) takes it. A lock not taken in time
+// is ErrPushback; storage that cannot be reached, ErrUnavailable.
+func (l *Log) Lock(ctx context.Context, name string) (unlock func(), err error) {
 	lk, err := l.cfg.Locker.Lock(ctx, 30*time.Second, name)
 	if err != nil {
 		return nil, l.unavailable(ctx, err)

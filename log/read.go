@@ -24,8 +24,8 @@ var (
 	ErrIntegrity = errors.New("integrity failure: vault payload does not match its commitment")
 )
 
-// Reader is who reads: the token's public id, its tenant, and whether it
-// may read every tenant.
+// Reader is who reads, or acts through the server: the token's public id,
+// its tenant, and whether it may read every tenant.
 type Reader struct {
 	TokenID    string
 	Tenant     string
@@ -34,6 +34,14 @@ type Reader struct {
 	// token acts for).
 	Actors []string
 }
+
+// Actor is the actor of the events a reader's requests cause (access.read,
+// access.resolve, holds, erasures, revocations): the token, as a human.
+func (r Reader) Actor() event.Actor { return event.Actor{Type: "human", ID: "token." + r.TokenID} }
+
+// Writer is the writer of the events the server appends on a reader's
+// behalf: the reader's token, via the server.
+func (r Reader) Writer() event.Writer { return event.Writer{Token: r.TokenID, Via: event.ViaServer} }
 
 // Session lists up to limit events of a tenant's session with seq >=
 // fromSeq, in order. It first waits (DefaultSessionWait at most) until the
@@ -56,6 +64,20 @@ func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint6
 	return evs, nil
 }
 
+// Leaf returns the leaf at index as soon as it is sequenced, waiting
+// (DefaultSessionWait at most) for it to be integrated, ahead of any
+// checkpoint: an index never sequenced is ErrNotFound.
+func (l *Log) Leaf(ctx context.Context, index uint64) ([]byte, error) {
+	size, ok, err := l.sizeCovering(ctx, index)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, index)
+	}
+	return l.ReadLeaf(ctx, index, size)
+}
+
 // Disclosure is a payload disclosed to a reader, and the access.read event
 // that recorded the disclosure.
 type Disclosure struct {
@@ -75,14 +97,7 @@ type Disclosure struct {
 // saying who saw it. An entry of another tenant is ErrNotFound unless the
 // reader may read all tenants.
 func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure, error) {
-	size, ok, err := l.sizeCovering(ctx, index)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: no entry %d", ErrNotFound, index)
-	}
-	data, err := l.ReadLeaf(ctx, index, size)
+	data, err := l.Leaf(ctx, index)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +126,7 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
 			"access.index":    json.RawMessage(strconv.FormatUint(index, 10)),
 			"access.event_id": jsonString(leaf.ID),
@@ -119,7 +134,7 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 			"access.token_id": jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, leaf.Tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	res, err := l.Append(ctx, leaf.Tenant, r.Writer(), []*event.Request{acc})
 	if err != nil {
 		return nil, fmt.Errorf("recording access.read: %w", err)
 	}
@@ -158,17 +173,29 @@ func (l *Log) Resolve(ctx context.Context, r Reader, tenant, pseudonym string) (
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.resolve",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
 			"access.pseudonym": jsonString(pseudonym),
 			"access.token_id":  jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	res, err := l.Append(ctx, tenant, r.Writer(), []*event.Request{acc})
 	if err != nil {
 		return "", event.Appended{}, fmt.Errorf("recording access.resolve: %w", err)
 	}
 	return v, res[0], nil
+}
+
+// Pseudonym returns the pseudonym that stands for value in tenant, without
+// making one: ErrNotFound when value has none (it never appeared in a
+// leaf, or its mapping was erased). A live pseudonym given as value stands
+// for itself.
+func (l *Log) Pseudonym(ctx context.Context, tenant, value string) (string, error) {
+	ps, err := l.vault.Lookup(ctx, tenant, value)
+	if errors.Is(err, vault.ErrNotFound) {
+		return "", fmt.Errorf("%w: no such subject in tenant %s", ErrNotFound, tenant)
+	}
+	return ps, err
 }
 
 func jsonString(s string) json.RawMessage {

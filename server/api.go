@@ -132,6 +132,15 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	return p, err
 }
 
+// ensureLogged makes sure the creation of p's token is in the log before
+// p is served (the server's own principal has no token to record).
+func (s *Server) ensureLogged(ctx context.Context, p *auth.Principal) error {
+	if p == s.internal {
+		return nil
+	}
+	return s.gov.EnsureToken(ctx, p.ID)
+}
+
 // handler is an API call: it returns the status and body of its answer, or
 // an error that toAPIError maps.
 type handler func(r *http.Request, p *auth.Principal) (int, any, error)

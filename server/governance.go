@@ -12,13 +12,14 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/signer"
 )
 
-// Signatures, holds and erasures: the HTTP side of log/sign.go and
-// log/erase.go. Request bodies are decoded strictly (exact keys, once).
+// Signatures, holds and erasures: the HTTP side of package governance.
+// Request bodies are decoded strictly (exact keys, once).
 
 func decodeStrict(r *http.Request, keys []string, v any) error {
 	body, err := readBody(r)
@@ -40,11 +41,11 @@ func decodeStrict(r *http.Request, keys []string, v any) error {
 
 // governanceError maps the sentinels of signing, holds and erasures.
 func governanceError(err error) *apiError {
-	var re *auditlog.RetentionError
+	var re *governance.RetentionError
 	switch {
 	case errors.As(err, &re):
 		return errorf(http.StatusConflict, "retention_floor", "%s: erasure refused (an override needs override_reason)", re.Error())
-	case errors.Is(err, auditlog.ErrLegalHold):
+	case errors.Is(err, governance.ErrLegalHold):
 		return errorf(http.StatusConflict, "legal_hold", "%s", err.Error())
 	case errors.Is(err, signer.ErrExists):
 		return errorf(http.StatusConflict, "signer_exists", "%s", err.Error())
@@ -54,7 +55,7 @@ func governanceError(err error) *apiError {
 		return errorf(http.StatusUnauthorized, "wrong_secret", "%s", err.Error())
 	case errors.Is(err, signer.ErrSession):
 		return errorf(http.StatusUnauthorized, "signing_session", "%s: sign with every component (signer and secret)", err.Error())
-	case errors.Is(err, auditlog.ErrNotBound):
+	case errors.Is(err, governance.ErrNotBound):
 		return errorf(http.StatusForbidden, "not_bound", "%s", err.Error())
 	case errors.Is(err, signer.ErrRevoked):
 		return errorf(http.StatusForbidden, "signer_revoked", "%s", err.Error())
@@ -62,11 +63,11 @@ func governanceError(err error) *apiError {
 		return errorf(http.StatusLocked, "locked", "%s", err.Error())
 	case errors.Is(err, signer.ErrWeakSecret):
 		return errorf(http.StatusBadRequest, "weak_secret", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrLeafMismatch):
+	case errors.Is(err, governance.ErrLeafMismatch):
 		return errorf(http.StatusConflict, "leaf_mismatch", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrAlreadySigned):
+	case errors.Is(err, governance.ErrAlreadySigned):
 		return errorf(http.StatusConflict, "already_signed", "%s", err.Error())
-	case errors.Is(err, auditlog.ErrNoSigners), errors.Is(err, auditlog.ErrNoRetention):
+	case errors.Is(err, governance.ErrNoSigners), errors.Is(err, governance.ErrNoRetention):
 		return errorf(http.StatusNotImplemented, "not_configured", "%s", err.Error())
 	}
 	return nil
@@ -84,7 +85,7 @@ func (s *Server) postSigner(r *http.Request, p *auth.Principal) (int, any, error
 	if !event.ValidID(req.ID) {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_request", "id: 1-%d characters of [A-Za-z0-9_.:@-]", event.MaxIDLength)
 	}
-	sg, a, err := s.log.Enroll(r.Context(), reader(p), req)
+	sg, a, err := s.gov.Enroll(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -104,7 +105,7 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		if err := decodeStrict(r, []string{"secret", "new_secret"}, &req); err != nil {
 			return 0, nil, err
 		}
-		sg, a, err := s.log.RotateSigner(r.Context(), rd, id, req.Secret, req.NewSecret)
+		sg, a, err := s.gov.RotateSigner(r.Context(), rd, id, req.Secret, req.NewSecret)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -122,9 +123,9 @@ func (s *Server) postSignerAction(r *http.Request, p *auth.Principal) (int, any,
 		var a event.Appended
 		var err error
 		if action == "revoke" {
-			a, err = s.log.RevokeSigner(r.Context(), rd, id, req.Reason)
+			a, err = s.gov.RevokeSigner(r.Context(), rd, id, req.Reason)
 		} else {
-			a, err = s.log.UnlockSigner(r.Context(), rd, id)
+			a, err = s.gov.UnlockSigner(r.Context(), rd, id)
 		}
 		if err != nil {
 			return 0, nil, err
@@ -146,8 +147,7 @@ func (s *Server) postSignature(r *http.Request, p *auth.Principal) (int, any, er
 	if err := decodeStrict(r, []string{"signer", "secret", "index", "leaf_hash", "meaning", "reason", "signing_session"}, &req); err != nil {
 		return 0, nil, err
 	}
-	req.LeafHash = strings.ToLower(req.LeafHash)
-	sd, err := s.log.Sign(r.Context(), reader(p), req)
+	sd, err := s.gov.Sign(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -167,7 +167,7 @@ func (s *Server) getSignature(r *http.Request, p *auth.Principal) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	x, err := s.log.ExportSignature(r.Context(), reader(p), idx)
+	x, err := s.gov.ExportSignature(r.Context(), reader(p), idx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -181,7 +181,7 @@ func (s *Server) postHold(r *http.Request, p *auth.Principal) (int, any, error) 
 	if err := decodeStrict(r, targetKeys("reason"), &req); err != nil {
 		return 0, nil, err
 	}
-	h, a, err := s.log.PlaceHold(r.Context(), reader(p), req.Target, req.Reason)
+	h, a, err := s.gov.PlaceHold(r.Context(), reader(p), req.Target, req.Reason)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -189,7 +189,7 @@ func (s *Server) postHold(r *http.Request, p *auth.Principal) (int, any, error) 
 }
 
 func (s *Server) deleteHold(r *http.Request, p *auth.Principal) (int, any, error) {
-	h, a, err := s.log.ReleaseHold(r.Context(), reader(p), chi.URLParam(r, "id"))
+	h, a, err := s.gov.ReleaseHold(r.Context(), reader(p), chi.URLParam(r, "id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -201,7 +201,7 @@ func (s *Server) postErasure(r *http.Request, p *auth.Principal) (int, any, erro
 	if err := decodeStrict(r, targetKeys("legal_basis", "reason", "override_reason"), &req); err != nil {
 		return 0, nil, err
 	}
-	e, err := s.log.Erase(r.Context(), reader(p), req)
+	e, err := s.gov.Erase(r.Context(), reader(p), req)
 	if err != nil {
 		return 0, nil, err
 	}

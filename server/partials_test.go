@@ -20,6 +20,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -66,7 +67,7 @@ func TestOldCheckpointAfterPartialsCollected(t *testing.T) {
 	s := newTestServer(t, nil)
 	ctx := context.Background()
 	f, waitCP := tesseraFetcher(t, s)
-	var evs []client.EventResponse
+	var evs []api.EventResponse
 	for i := range 300 { // bundle 0 full, bundle 1 partial
 		evs = append(evs, s.post(t, fmt.Sprintf("s%d", i%7), "llm.request", map[string]int{"i": i}))
 	}
@@ -124,7 +125,7 @@ func TestOldCheckpointAfterPartialsCollected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []client.EventResponse{evs[0], evs[254], evs[255], evs[len(evs)-1]} {
+	for _, e := range []api.EventResponse{evs[0], evs[254], evs[255], evs[len(evs)-1]} {
 		p, err := pb.InclusionProof(ctx, e.Index)
 		if err != nil {
 			t.Fatalf("inclusion proof of %d at size %d: %v", e.Index, cp1.Size, err)

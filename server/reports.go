@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/mod/sumdb/note"
@@ -18,6 +17,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 )
 
 // Reporter computes compliance reports. The compliance package provides
@@ -31,9 +31,6 @@ type Reporter interface {
 	// verified with key and policy.
 	Report(ctx context.Context, c *client.Client, key note.Verifier, policy *checkpoint.Policy, q api.ReportQuery) (*client.ReportDocument, error)
 }
-
-// KindReportIssued is the event that anchors a report in the log.
-const KindReportIssued = "report.issued"
 
 // ErrBadReportQuery is wrapped by a Reporter's errors about the query
 // (answered 400).
@@ -98,14 +95,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 	if err != nil {
 		return 0, nil, fmt.Errorf("computing the report: %w", err)
 	}
-	a, err := s.log.Append(r.Context(), p.Tenant, event.Writer{Token: p.ID, Via: event.ViaServer}, []*event.Request{{
-		Session: event.SessionReports, Kind: KindReportIssued, Actor: event.ServerActor,
-		Attributes: jsonAttrs(map[string]any{
-			"report.profile": q.Profile, "report.from": q.From.UTC().Format(time.RFC3339), "report.to": q.To.UTC().Format(time.RFC3339),
-			"report.tenant": q.Tenant, "report.format": q.Format, "report.sha256": doc.SHA256,
-			"report.checkpoint_size": doc.Size, "report.checkpoint_root": doc.Root,
-		}),
-	}})
+	a, err := s.gov.IssueReport(r.Context(), reader(p), governance.Report{Query: q, SHA256: doc.SHA256, CheckpointSize: doc.Size, CheckpointRoot: doc.Root})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -113,7 +103,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 		h := w.Header()
 		h.Set("Content-Type", doc.ContentType)
 		h.Set("X-Report-SHA256", doc.SHA256)
-		h.Set("X-Report-Event", strconv.FormatUint(a[0].Index, 10))
+		h.Set("X-Report-Event", strconv.FormatUint(a.Index, 10))
 		h.Set("X-Content-Type-Options", "nosniff")
 		if q.Format == api.FormatPDF || q.Format == api.FormatOSCAL {
 			h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-report.%s"`, q.Profile, map[string]string{api.FormatPDF: "pdf", api.FormatOSCAL: "json"}[q.Format]))
@@ -122,7 +112,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 		w.Write(doc.Body)
 		return 0, nil, nil
 	}
-	ev := s.responses(r.Context(), a, true)[0]
+	ev := s.responses(r.Context(), []event.Appended{a}, true)[0]
 	out := api.ReportResponse{Report: json.RawMessage(doc.JSON), SHA256: doc.SHA256, Receipt: ev.Receipt}
 	ev.Receipt = nil
 	out.Event = ev

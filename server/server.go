@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -24,6 +23,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/canonpath"
 	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
@@ -36,7 +36,8 @@ import (
 )
 
 // ServerTokenID stands in the writer of events the server appends on its
-// own account (retention floors at start), where no token caused them.
+// own account (retention floors, token changes), where no token caused
+// them (governance.Config.ServerToken).
 const ServerTokenID = "log-server"
 
 // Defaults. The log's own (batching, checkpoint interval) are the log
@@ -176,6 +177,7 @@ type Server struct {
 	backend *backend.Backend
 	keys    *Keys
 	log     *auditlog.Log
+	gov     *governance.Clerk
 	vault   *vault.Vault
 	tokens  *auth.Store
 	proxy   *capture.Proxy
@@ -188,11 +190,9 @@ type Server struct {
 	reads   *limiter
 	Created *Created
 
-	// the token lifecycle in the log (tokens.go)
-	loggedTokens sync.Map // token id -> true
-	internal     *auth.Principal
-	stopWatch    context.CancelFunc
-	watchDone    chan struct{}
+	internal  *auth.Principal // the server's own, for LocalClient
+	stopWatch context.CancelFunc
+	watchDone chan struct{} // WatchTokens returned
 
 	reportSem chan struct{} // one report at a time
 	exports   *limiter      // session exports in progress (export.go)
@@ -310,9 +310,6 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		CheckpointInterval:  cfg.CheckpointInterval,
 		CheckpointRepublish: cfg.CheckpointRepublish,
 		Logger:              cfg.Logger,
-		Signers:             signers,
-		Retention:           holds,
-		Floors:              floors,
 		CheckpointPoll:      b.CheckpointPoll(),
 		Locker:              b.State,
 		Health:              b.Health,
@@ -327,25 +324,28 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if s.log, err = auditlog.New(ctx, lc); err != nil {
 		return nil, err
 	}
+	if s.gov, err = governance.New(governance.Config{Log: s.log, Signers: signers, Retention: holds, Tokens: s.tokens, Floors: floors, ServerToken: ServerTokenID, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
 	if len(profiles) > 0 && len(cfg.WitnessPolicy) == 0 {
 		cfg.Logger.Warn("compliance reports judge checkpoints against a witness policy, and none is set: "+
 			"the controls that need an independent witness (Part 11 §11.10(a) among them) will fail. "+
 			"Run a witness (cmd/witness) and start with --witness-policy FILE: see docs/witness.md",
 			"compliance", strings.Join(cfg.Compliance, ","))
 	}
-	if err := s.log.RecordRetention(ctx, ServerTokenID); err != nil {
+	if err := s.gov.RecordRetention(ctx); err != nil {
 		return nil, fmt.Errorf("recording retention floors: %w", err)
 	}
 	s.reportSem = make(chan struct{}, 1)
 	s.internal = &auth.Principal{ID: ServerTokenID, Name: ServerTokenID, Tenant: DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}
-	if err := s.logTokens(ctx); err != nil {
+	if err := s.gov.RecordTokens(ctx); err != nil {
 		return nil, err
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	s.stopWatch, s.watchDone = stop, make(chan struct{})
 	go func() {
 		defer close(s.watchDone)
-		s.watchTokens(wctx)
+		s.gov.WatchTokens(wctx)
 	}()
 	s.handler = s.routes()
 	ok = true

@@ -129,7 +129,7 @@ func TestBadInputAppendsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The token's creation goes into the log before the bad requests.
-	if err := s.srv.logTokens(ctx); err != nil {
+	if err := s.srv.gov.RecordTokens(ctx); err != nil {
 		t.Fatal(err)
 	}
 	before := s.size(t)

@@ -30,7 +30,7 @@ func (s *testServer) token(t *testing.T, spec auth.Spec) (string, *auth.Principa
 	}
 	// As the server's watch would within auth.CacheTTL: the creation is in
 	// the log before the token is used.
-	if err := s.srv.logTokens(context.Background()); err != nil {
+	if err := s.srv.gov.RecordTokens(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return tok, p

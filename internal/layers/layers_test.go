@@ -56,12 +56,13 @@ func TestCheckCatchesViolations(t *testing.T) {
 	fixture := map[string][]string{
 		"event":             {"encoding/json"},
 		"client":            {m("event"), m("log")},                             // protocol imports the engine
-		"capture":           {m("client"), m("vault")},                          // capture uses storage
 		"monitor":           {m("client"), m("server"), m("internal/sqlitedb")}, // a consumer past the client; its state in SQLite is an exception
 		"console":           {m("client"), m("internal/sqlitedb")},              // a consumer with a database of its own
 		"compliance":        {m("verify"), m("monitor")},                        // the audit is verify; the monitor links CEL
 		"verify":            {m("client"), m("log")},                            // the audit reads the log through the client only
-		"log":               {m("internal/testproc")},                           // production code on a test helper
+		"log":               {m("internal/testproc"), m("governance")},          // production code on a test helper; the engine on governance
+		"governance":        {m("log"), m("signer"), m("vault")},                // governance goes through the engine, not around it
+		"capture":           {m("client"), m("vault"), m("governance")},         // capture uses storage, and governance
 		"cmd/x":             {m("server"), m("monitor")},                        // fine: mains compose
 		"server":            nil,                                                // its exceptions, set below: fine
 		"witness":           {m("checkpoint")},                                  // an exception it does not use
@@ -76,7 +77,8 @@ func TestCheckCatchesViolations(t *testing.T) {
 	for _, v := range Check(fixture) {
 		got[v.From+" -> "+v.To] = true
 	}
-	want := []string{"client -> log", "capture -> vault", "monitor -> server", "compliance -> monitor", "verify -> log", "log -> internal/testproc", "newthing -> ", "journal -> client", "console -> internal/sqlitedb", "witness -> internal/sqlitedb"}
+	want := []string{"client -> log", "capture -> vault", "monitor -> server", "compliance -> monitor", "verify -> log", "log -> internal/testproc", "newthing -> ", "journal -> client",
+		"console -> internal/sqlitedb", "witness -> internal/sqlitedb", "log -> governance", "governance -> vault", "capture -> governance"}
 	for _, w := range want {
 		if !got[w] {
 			t.Errorf("Check missed %q (found %v)", w, got)

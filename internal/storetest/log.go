@@ -20,6 +20,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -50,24 +51,11 @@ func NewKeys(t testing.TB, origin string) Keys {
 	return Keys{s, v}
 }
 
-// Engine starts the audit engine on b as the server does (retention
-// floors of 0d, a fast signer policy), closed at cleanup; mods change its
-// configuration first.
+// Engine starts the audit engine on b as the server does, closed at
+// cleanup; mods change its configuration first.
 func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Config)) *auditlog.Log {
 	t.Helper()
 	vlt, err := vault.Open(b.Vault, masterKey(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signers, err := signer.Open(b.State, signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	holds, err := retention.Open(b.State)
-	if err != nil {
-		t.Fatal(err)
-	}
-	floors, err := (&retention.Config{}).Rules(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +65,8 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 	}
 	cfg := auditlog.Config{Driver: b.Driver, Signer: k.Signer, Verifier: k.Verifier, Vault: vlt, Journal: b.Journal,
 		IndexDB:            func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, quiet()) },
-		CheckpointInterval: interval, Signers: signers, Retention: holds, Floors: floors,
-		CheckpointPoll: b.CheckpointPoll(), Locker: b.State, Health: b.Health, UnstickPublication: b.UnstickPublication, Logger: quiet()}
+		CheckpointInterval: interval, CheckpointPoll: b.CheckpointPoll(), Locker: b.State, Health: b.Health,
+		UnstickPublication: b.UnstickPublication, Logger: quiet()}
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -93,11 +81,40 @@ func Engine(t testing.TB, b *backend.Backend, k Keys, mods ...func(*auditlog.Con
 	return l
 }
 
-// RunLog runs the engine's tests on storages from open.
+// Governance returns the governance of l with b's stores, as the server
+// makes it (retention floors of 0d, a fast signer policy); mods change its
+// configuration first.
+func Governance(t testing.TB, b *backend.Backend, l *auditlog.Log, mods ...func(*governance.Config)) *governance.Clerk {
+	t.Helper()
+	signers, err := signer.Open(b.State, signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds, err := retention.Open(b.State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floors, err := (&retention.Config{}).Rules(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := governance.Config{Log: l, Signers: signers, Retention: holds, Floors: floors, Logger: quiet()}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	g, err := governance.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// RunLog runs the engine's tests, and those of the governance over it, on
+// storages from open.
 func RunLog(t *testing.T, open Storage) {
 	for _, tc := range []struct {
 		name string
-		f    func(*testing.T, *auditlog.Log, Keys)
+		f    func(*testing.T, *auditlog.Log, *governance.Clerk, Keys)
 	}{
 		{"AppendAndRead", testAppendAndRead},
 		{"Disclose", testDisclose},
@@ -107,11 +124,13 @@ func RunLog(t *testing.T, open Storage) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := NewKeys(t, "test/conformance")
-			var mods []func(*auditlog.Config)
+			var mods []func(*governance.Config)
 			if tc.name == "EraseInsideFloor" {
 				mods = append(mods, withProfiles(t, floorProfile.Name))
 			}
-			tc.f(t, Engine(t, open(t), k, mods...), k)
+			b := open(t)
+			l := Engine(t, b, k)
+			tc.f(t, l, Governance(t, b, l, mods...), k)
 		})
 	}
 }
@@ -127,12 +146,12 @@ func registered(p profile.Profile) profile.Profile {
 }
 
 // withProfiles sets the retention floors of compliance profiles.
-func withProfiles(t *testing.T, profiles ...string) func(*auditlog.Config) {
+func withProfiles(t *testing.T, profiles ...string) func(*governance.Config) {
 	floors, err := (&retention.Config{}).Rules(profiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(c *auditlog.Config) { c.Floors = floors }
+	return func(c *governance.Config) { c.Floors = floors }
 }
 
 var writer = event.Writer{Token: "tok1", Via: event.ViaAPI}
@@ -146,7 +165,7 @@ func req(session, kind string, payload string) *event.Request {
 }
 
 // Appends, chains, corrections, receipts, listings and proofs.
-func testAppendAndRead(t *testing.T, l *auditlog.Log, k Keys) {
+func testAppendAndRead(t *testing.T, l *auditlog.Log, _ *governance.Clerk, k Keys) {
 	var all []event.Appended
 	for i := range 3 {
 		out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "tool.call", ""), req(fmt.Sprint("other-", i), "tool.call", "")})
@@ -235,7 +254,7 @@ func testAppendAndRead(t *testing.T, l *auditlog.Log, k Keys) {
 }
 
 // A payload is disclosed once its read is in the log.
-func testDisclose(t *testing.T, l *auditlog.Log, _ Keys) {
+func testDisclose(t *testing.T, l *auditlog.Log, _ *governance.Clerk, _ Keys) {
 	out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "llm.request", "the patient's chart")})
 	if err != nil {
 		t.Fatal(err)
@@ -266,24 +285,24 @@ func testDisclose(t *testing.T, l *auditlog.Log, _ Keys) {
 
 // Holds stop erasures; an erasure leaves the leaves and destroys the
 // payloads.
-func testErase(t *testing.T, l *auditlog.Log, _ Keys) {
+func testErase(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 	out, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", "llm.request", "secret")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
-	h, _, err := l.PlaceHold(ctx, rd, api.Target{Session: "gone"}, "litigation")
+	h, _, err := g.PlaceHold(ctx, rd, api.Target{Session: "gone"}, "litigation")
 	if err != nil {
 		t.Fatal(err)
 	}
 	er := api.ErasureRequest{Target: api.Target{Session: "gone"}, LegalBasis: "gdpr-art17-1a"}
-	if _, err := l.Erase(ctx, rd, er); !errors.Is(err, auditlog.ErrLegalHold) {
+	if _, err := g.Erase(ctx, rd, er); !errors.Is(err, governance.ErrLegalHold) {
 		t.Fatalf("Erase under a hold = %v", err)
 	}
-	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
-	e, err := l.Erase(ctx, rd, er)
+	e, err := g.Erase(ctx, rd, er)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,13 +327,13 @@ func onBehalf(session, person, payload string) *event.Request {
 // refusedErasure checks that an erasure was refused with want and that it
 // destroyed nothing and appended nothing: the payload at index still
 // discloses and the pseudonym ps still resolves.
-func refusedErasure(t *testing.T, l *auditlog.Log, rd auditlog.Reader, er api.ErasureRequest, want error, index uint64, ps string) {
+func refusedErasure(t *testing.T, l *auditlog.Log, g *governance.Clerk, rd auditlog.Reader, er api.ErasureRequest, want error, index uint64, ps string) {
 	t.Helper()
 	before, err := l.Reader().NextIndex(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, err := l.Erase(ctx, rd, er); !errors.Is(err, want) {
+	if e, err := g.Erase(ctx, rd, er); !errors.Is(err, want) {
 		if e != nil {
 			t.Fatalf("Erase(%+v) erased sessions %v, subject %s, %d payloads; want %v", er, e.Sessions, e.Subject, e.Payloads, want)
 		}
@@ -347,7 +366,7 @@ func pseudonymOf(t *testing.T, a event.Appended) string {
 // sessions where it is on_behalf_of, holds on those sessions stop it, and
 // a hold on a subject covers the sessions where it is on_behalf_of
 // (issue #24, finding 3).
-func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
+func testEraseEveryRole(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
 	out, err := l.Append(ctx, "t", writer, []*event.Request{
 		onBehalf("held-3", "dr.trent", "notes dictated by dr trent"),
@@ -361,30 +380,30 @@ func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
 
 	// A hold on the session where dr.trent is on_behalf_of stops the
 	// erasure of dr.trent.
-	h, _, err := l.PlaceHold(ctx, rd, api.Target{Session: "held-3"}, "litigation")
+	h, _, err := g.PlaceHold(ctx, rd, api.Target{Session: "held-3"}, "litigation")
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[0].Index, trent)
-	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+	refusedErasure(t, l, g, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.trent"}, LegalBasis: "gdpr-art17-1a"}, governance.ErrLegalHold, out[0].Index, trent)
+	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 
 	// A hold on the person dr.held covers the session where dr.held is
 	// on_behalf_of, whether the erasure names the session or the person.
-	h, _, err = l.PlaceHold(ctx, rd, api.Target{Subject: "dr.held"}, "investigation")
+	h, _, err = g.PlaceHold(ctx, rd, api.Target{Subject: "dr.held"}, "investigation")
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, auditlog.ErrLegalHold, out[1].Index, held)
-	refusedErasure(t, l, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, auditlog.ErrLegalHold, out[1].Index, held)
-	if _, _, err := l.ReleaseHold(ctx, rd, h.ID); err != nil {
+	refusedErasure(t, l, g, rd, api.ErasureRequest{Target: api.Target{Session: "s4"}, LegalBasis: "gdpr-art17-1a"}, governance.ErrLegalHold, out[1].Index, held)
+	refusedErasure(t, l, g, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.held"}, LegalBasis: "gdpr-art17-1a", OverrideReason: "court order"}, governance.ErrLegalHold, out[1].Index, held)
+	if _, _, err := g.ReleaseHold(ctx, rd, h.ID); err != nil {
 		t.Fatal(err)
 	}
 
 	// Without holds (and a floor of 0d), erasing dr.free erases the
 	// session where it is on_behalf_of, and its mapping.
-	e, err := l.Erase(ctx, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.free"}, LegalBasis: "gdpr-art17-1a"})
+	e, err := g.Erase(ctx, rd, api.ErasureRequest{Target: api.Target{Subject: "dr.free"}, LegalBasis: "gdpr-art17-1a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +420,7 @@ func testEraseEveryRole(t *testing.T, l *auditlog.Log, _ Keys) {
 
 // Inside a retention floor, a subject erasure of a value that is only
 // on_behalf_of is refused without override_reason, and goes with one.
-func testEraseInsideFloor(t *testing.T, l *auditlog.Log, _ Keys) {
+func testEraseInsideFloor(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 	rd := auditlog.Reader{TokenID: "dpo", Tenant: "t"}
 	out, err := l.Append(ctx, "t", writer, []*event.Request{onBehalf("ward-7", "dr.floor", "round notes")})
 	if err != nil {
@@ -409,9 +428,9 @@ func testEraseInsideFloor(t *testing.T, l *auditlog.Log, _ Keys) {
 	}
 	ps := pseudonymOf(t, out[0])
 	er := api.ErasureRequest{Target: api.Target{Subject: "dr.floor"}, LegalBasis: "gdpr-art17-1a"}
-	refusedErasure(t, l, rd, er, auditlog.ErrRetentionFloor, out[0].Index, ps)
+	refusedErasure(t, l, g, rd, er, governance.ErrRetentionFloor, out[0].Index, ps)
 	er.OverrideReason = "supervisory authority order 2026-17"
-	e, err := l.Erase(ctx, rd, er)
+	e, err := g.Erase(ctx, rd, er)
 	if err != nil {
 		t.Fatal(err)
 	}
