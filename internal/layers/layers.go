@@ -74,7 +74,7 @@ var Forbidden = map[string][]string{
 }
 
 // TestOnly packages may import anything, and only tests may import them.
-var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest", "internal/dbtest", "internal/storetest", "internal/benchlog", "internal/servertest"}
+var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest", "internal/dbtest", "internal/storetest", "internal/benchlog", "internal/servertest", "internal/docstest"}
 
 // Violation is one forbidden import.
 type Violation struct {
