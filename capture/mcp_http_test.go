@@ -44,7 +44,10 @@ func TestMCPProxyBodyBudget(t *testing.T) {
 		req, _ := http.NewRequest("POST", e.ts.URL+"/mcp/slow/", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(capture.HeaderToken, e.writeToken)
-		return (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		// Generous: 20 MiB through the race detector on a loaded
+		// machine; the first call also waits at the upstream until the
+		// second has been answered.
+		return (&http.Client{Timeout: 3 * time.Minute}).Do(req)
 	}
 	first := make(chan *http.Response, 1)
 	go func() {
@@ -54,7 +57,13 @@ func TestMCPProxyBodyBudget(t *testing.T) {
 		}
 		first <- resp
 	}()
-	<-arrived
+	select {
+	case <-arrived:
+	case r := <-first: // failed before it reached the upstream
+		t.Fatalf("the first call did not reach the upstream: %v", r)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the first call did not reach the upstream in 3 minutes")
+	}
 	resp, err := post()
 	if err != nil {
 		t.Fatal(err)
