@@ -119,7 +119,7 @@ func NewInterceptor(cfg InterceptConfig, auth Authenticator, opts ...InterceptOp
 	}
 	switch cfg.Other {
 	case "":
-		cfg.Other = "tunnel"
+		cfg.Other = DefaultInterceptOther
 	case "tunnel", "refuse":
 	default:
 		return nil, fmt.Errorf("--intercept-other %q: tunnel or refuse", cfg.Other)

@@ -27,6 +27,9 @@ const KindTunnel = "capture.tunnel"
 // DefaultTunnelIdle is the default of InterceptConfig.TunnelIdle.
 const DefaultTunnelIdle = 2 * time.Minute
 
+// DefaultInterceptOther is the default of InterceptConfig.Other.
+const DefaultInterceptOther = "tunnel"
+
 // Tunnel outcomes (attribute capture.outcome of capture.tunnel).
 const (
 	TunnelClosed      = "closed"       // either side closed

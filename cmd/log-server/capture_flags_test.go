@@ -25,7 +25,7 @@ func TestUpstreamFlags(t *testing.T) {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		u := upstreamFlags{}
-		fs.Var(u, "upstream", "")
+		fs.Var(&u, "upstream", "")
 		err := fs.Parse(tt.args)
 		if (err == nil) != tt.ok || (tt.ok && !reflect.DeepEqual(u, tt.want)) {
 			t.Errorf("%v: %v %v", tt.args, u, err)

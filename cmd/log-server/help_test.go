@@ -7,5 +7,5 @@ import (
 )
 
 func TestHelpMatchesDocs(t *testing.T) {
-	clitest.CheckHelp(t, buildBinary(t), "log-server", "../../docs/commands.md", "token create --help", "token revoke --help", "token list --help", "mcp wrap --help")
+	clitest.CheckHelp(t, buildBinary(t), "log-server", "../../docs/commands.md", "config --help", "token create --help", "token revoke --help", "token list --help", "mcp wrap --help")
 }

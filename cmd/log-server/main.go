@@ -2,6 +2,8 @@
 // proxy, tlog-tiles reads and proofs, on one data directory.
 //
 //	log-server --data ./data                      serve (creating keys on first start)
+//	log-server --config server.yaml               serve with the settings of a file (docs/config.md)
+//	log-server config [--config FILE] [flags]     print the settings serve would use
 //	log-server token create --data ./data --name NAME --tenant T --scopes write,read
 //	log-server token revoke --data ./data --id ID
 //	log-server token list --data ./data
@@ -26,18 +28,10 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/llmaudittrail/llmaudittrail/auth"
-	"github.com/llmaudittrail/llmaudittrail/backend"
-	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/connlimit"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
-	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
-	"github.com/llmaudittrail/llmaudittrail/journal"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
-	"github.com/llmaudittrail/llmaudittrail/profile"
-	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/server"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
@@ -54,6 +48,8 @@ func main() {
 		code = serve(args[1:])
 	case len(args) > 0 && args[0] == "mcp":
 		code = mcpCmd(args[1:])
+	case len(args) > 0 && args[0] == "config":
+		code = configCmd(args[1:])
 	default:
 		code = serve(args)
 	}
@@ -69,115 +65,40 @@ func exit(err error) int {
 	return 1
 }
 
-const serveSynopsis = `log-server [serve] [--data DIR] [--listen ADDR] [flags]
+const serveSynopsis = `log-server [serve] [--config FILE] [--data DIR] [--listen ADDR] [flags]
+log-server config [--config FILE] [flags]
 log-server token create|revoke|list --data DIR [flags]
 log-server keygen --signing-key pkcs11:URI [--origin NAME]
 log-server mcp wrap --url URL --token-file FILE [--session ID] [--name NAME] -- COMMAND [ARGS...]`
 
 func serve(args []string) int {
+	c := defaultConfig()
 	fs := cli.NewFlagSet("log-server", serveSynopsis)
-	dataDir := fs.String("data", "./data", "data directory (created if missing)")
-	origin := fs.String("origin", "", "log origin and checkpoint key name (default: the existing key's, or "+server.DefaultOrigin+")")
-	listen := fs.String("listen", server.DefaultListen, "listen address")
-	storage := fs.String("storage", backend.POSIX, "where the log lives: posix (DATA: Tessera's POSIX driver and SQLite; one instance) or s3 (Tessera's AWS driver on --db-dsn and --s3-bucket; several instances may share them)")
-	dbDSN := fs.String("db-dsn", "", "s3 storage: the MariaDB/MySQL database, user:pass@tcp(HOST:3306)/NAME (default: $"+dsnEnv+", which keeps the password out of the process list)")
-	dbMaxConns := fs.Int("db-max-conns", sqldb.DefaultMaxConns, fmt.Sprintf("s3 storage: the main pool of database connections of this instance (Tessera's sequencer, the locks and the journal open %d more)", sqldb.DefaultTesseraConns+sqldb.LockHolders+journal.SQLConns))
-	s3Endpoint := fs.String("s3-endpoint", "", "s3 storage: the S3-compatible store's URL, e.g. http://127.0.0.1:8333 (default: AWS); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-	s3Bucket := fs.String("s3-bucket", "", "s3 storage: the bucket of tiles and entry bundles (created if missing)")
-	s3Region := fs.String("s3-region", "", "s3 storage: the bucket's region (default: $AWS_REGION, else "+backend.S3Region+")")
-	cpInterval := fs.Duration("checkpoint-interval", auditlog.DefaultCheckpointInterval, "how often to publish a checkpoint (min 100ms)")
-	batchAge := fs.Duration("batch-max-age", auditlog.DefaultBatchMaxAge, "longest time an event waits to be sequenced")
-	segSize := fs.Int64("journal-segment-size", journal.DefaultSegmentSize, "posix storage: bytes at which the write-ahead journal begins a new segment file (released segments are removed whole)")
-	indexWait := fs.Duration("index-wait", auditlog.DefaultIndexWait, "longest time a write waits for its index (the default ?wait=index); then it is answered 202, durable without it")
-	maxBody := fs.Int64("max-body-bytes", server.DefaultMaxBodyBytes, "largest accepted request body")
-	proxyBudget := fs.Int64("proxy-body-budget", capture.DefaultBodyBudget, fmt.Sprintf("request body bytes the capture proxies hold in memory at once, all calls together, taken as the bytes arrive; one agent holds at most half of it, or the largest proxied body if more; a call beyond it is answered 503 with Retry-After (at least %d, the largest proxied body)", capture.DefaultMaxRequestBytes))
-	receiptWait := fs.Duration("receipt-wait", server.DefaultReceiptWait, "longest wait for ?wait=checkpoint")
-	policyFile := fs.String("witness-policy", "", "witness policy file (witness/group/quorum lines); checkpoints are published only with quorum")
-	failOpen := fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met")
-	witnessTimeout := fs.Duration("witness-timeout", server.DefaultWitnessTimeout, "longest wait for witnesses per checkpoint")
-	publicEntries := fs.Bool("public-entries", false, "serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose")
-	signingKey := fs.String("signing-key", "", "checkpoint signing key in a PKCS#11 token, as an RFC 7512 pkcs11: URI (default: DATA/keys/log.key)")
-	masterSource := fs.String("master-key-source", "", "where the vault master key comes from: file (keys/master.key), env ("+server.MasterKeyEnv+") or keyring:DESC (a user key of the Linux kernel keyring); default env if the variable is set, else file")
-	profilesFlag := fs.String("compliance", "", complianceUsage())
-	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
-	chromium := fs.String("chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
-	consoleOn := fs.Bool("console", true, "serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)")
-	maxConns := fs.Int("max-conns", connlimit.DefaultMax, "most client connections open at once on each listener (API, interception, metrics); at the cap the longest-idle connection is closed for a new one, and a new one is closed when all are busy; lowered to fit the open-file limit")
-	maxConnsPerClient := fs.Int("max-conns-per-client", connlimit.DefaultPerClient, "most connections open at once from one client address (IPv4 address or IPv6 /64) on each listener; more are closed at once (0: no cap, e.g. behind a load balancer)")
-	upstreams := upstreamFlags{}
-	fs.Var(upstreams, "upstream", "capture proxy upstream `NAME=BASE_URL`, served at /proxy/NAME/ (repeatable; built in: "+builtinUpstreams()+")")
-	tlsCert := fs.String("tls-cert", "", "serve HTTPS (API, capture and MCP proxies) with this certificate chain (PEM; reloaded on SIGHUP or change)")
-	tlsKey := fs.String("tls-key", "", "the certificate's private key (PEM, mode 0600)")
-	interceptListen := fs.String("intercept-listen", "", "serve the HTTPS_PROXY interception proxy on this address (HTTPS_PROXY=http://agent:TOKEN@ADDR; agents trust DATA/keys/intercept-ca.pem)")
-	interceptHosts := fs.String("intercept-hosts", "", "file of the hosts whose TLS the interception proxy terminates and records, one host or *.suffix per line (default: the providers' API hosts)")
-	interceptOther := fs.String("intercept-other", "tunnel", "what the interception proxy does with other hosts: tunnel (bytes passed through unread, to public addresses only: loopback, private, link-local, CGNAT, multicast, reserved and this host's addresses are refused; each tunnel is recorded as a capture.tunnel event) or refuse")
-	var interceptAllow listFlag
-	fs.Var(&interceptAllow, "intercept-allow", "an exception to the tunnel rule: a `CIDR`, IP address or HOST:PORT that tunnels may reach although internal (repeatable)")
-	tunnelIdle := fs.Duration("intercept-tunnel-idle", capture.DefaultTunnelIdle, "close a tunnel through which no byte passed either way for this long")
-	interceptResolve := upstreamFlags{}
-	fs.Var(resolveFlags(interceptResolve), "intercept-resolve", "for tests: send `HOST=ADDR` to ADDR instead of HOST's address (repeatable)")
-	caFile := fs.String("ca-file", "", "PEM file of certificate authorities to trust for https witnesses, besides the system's")
-	upstreamCA := fs.String("upstream-ca", "", "for tests: PEM file of the roots the capture proxies verify upstream certificates with (default: the system's)")
-	mcpUpstreams := upstreamFlags{}
-	fs.Var(mcpUpstreams, "mcp-upstream", "MCP server `NAME=URL` (Streamable HTTP), proxied at /mcp/NAME/ with every tool call recorded (repeatable)")
-	mcpPolicy := fs.String("mcp-tool-policy", "", "MCP tool policy file (YAML: default and per-token allow and deny lists; see docs/capture.md)")
-	captureMode := fs.String("capture", "fail-closed", "capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	debugListen := fs.String("debug-listen", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
-	metricsListen := fs.String("metrics-listen", "", "if set, serve Prometheus metrics at /metrics on this address to anyone, without TLS (keep it on loopback or a private network; on --listen, /metrics needs a global token with the metrics scope; see docs/metrics.md)")
-	if code, ok := cli.Parse(fs, args); !ok {
+	b, file := bindConfig(fs, &c)
+	if code, ok := parseConfig(fs, b, file, &c, args); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		return cli.Fail(fs, "unexpected argument %q", fs.Arg(0))
-	}
-	if *maxConns < 1 || *maxConnsPerClient < 0 {
-		return cli.Fail(fs, "--max-conns must be at least 1 and --max-conns-per-client at least 0")
-	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		return cli.Fail(fs, "--log-level: %v", err)
-	}
-	flagDSN := *dbDSN
-	if *dbDSN == "" {
-		*dbDSN = os.Getenv(dsnEnv)
-	}
-	switch *storage {
-	case backend.S3:
-		if *dbDSN == "" || *s3Bucket == "" {
-			return cli.Fail(fs, "--storage s3 needs --db-dsn (or $%s) and --s3-bucket", dsnEnv)
-		}
-	case backend.POSIX:
-		if *s3Bucket != "" || *s3Endpoint != "" || flagDSN != "" {
-			return cli.Fail(fs, "--db-dsn and --s3-* need --storage s3")
-		}
-		*dbDSN = ""
-	default:
-		return cli.Fail(fs, "--storage %q: want posix or s3", *storage)
-	}
-	profiles, err := retention.ParseProfiles(*profilesFlag)
-	if err != nil {
-		return cli.Fail(fs, "--compliance: %v", err)
-	}
+	lvl, _ := c.logLevel() // checked
+	var err error
 	var complianceText []byte
-	if *complianceConfig != "" {
-		if complianceText, err = cli.ReadFile(*complianceConfig, maxConfigBytes); err != nil {
+	if c.ComplianceConfig != "" {
+		if complianceText, err = cli.ReadFile(c.ComplianceConfig, maxConfigBytes); err != nil {
 			return cli.Fail(fs, "--compliance-config: %v", err)
 		}
 	}
 	logger0 := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	var tlsFiles *cli.TLSFiles
-	if *tlsCert != "" || *tlsKey != "" {
-		if tlsFiles, err = cli.LoadTLS(*tlsCert, *tlsKey, logger0); err != nil {
+	if c.TLSCert != "" || c.TLSKey != "" {
+		if tlsFiles, err = cli.LoadTLS(c.TLSCert, c.TLSKey, logger0); err != nil {
 			return cli.Fail(fs, "%v", err)
 		}
 	}
 	var intercept *server.InterceptConfig
 	var upstreamRoots *x509.CertPool
-	if *interceptListen != "" {
-		intercept = &server.InterceptConfig{Other: *interceptOther, Resolve: interceptResolve, Allow: interceptAllow, TunnelIdle: *tunnelIdle}
-		if *interceptHosts != "" {
-			text, err := cli.ReadFile(*interceptHosts, maxConfigBytes)
+	if c.InterceptListen != "" {
+		intercept = &server.InterceptConfig{Other: c.InterceptOther, Resolve: c.InterceptResolve, Allow: c.InterceptAllow, TunnelIdle: c.InterceptTunnelIdle}
+		if c.InterceptHosts != "" {
+			text, err := cli.ReadFile(c.InterceptHosts, maxConfigBytes)
 			if err != nil {
 				return cli.Fail(fs, "--intercept-hosts: %v", err)
 			}
@@ -188,23 +109,23 @@ func serve(args []string) int {
 			}
 		}
 	}
-	if *upstreamCA != "" {
+	if c.UpstreamCA != "" {
 		pool := x509.NewCertPool()
-		b, err := cli.ReadFile(*upstreamCA, maxConfigBytes)
-		if err != nil || !pool.AppendCertsFromPEM(b) {
+		pem, err := cli.ReadFile(c.UpstreamCA, maxConfigBytes)
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
 			return cli.Fail(fs, "--upstream-ca: no PEM certificate (%v)", err)
 		}
 		upstreamRoots = pool
 	}
 	var witnessRoots *x509.CertPool
-	if *caFile != "" {
-		if witnessRoots, err = cli.CAPool(*caFile); err != nil {
+	if c.CAFile != "" {
+		if witnessRoots, err = cli.CAPool(c.CAFile); err != nil {
 			return cli.Fail(fs, "%v", err)
 		}
 	}
 	var toolPolicy *server.MCPToolPolicy
-	if *mcpPolicy != "" {
-		text, err := cli.ReadFile(*mcpPolicy, maxConfigBytes)
+	if c.MCPToolPolicy != "" {
+		text, err := cli.ReadFile(c.MCPToolPolicy, maxConfigBytes)
 		if err == nil {
 			toolPolicy, err = server.ParseMCPToolPolicy(text)
 		}
@@ -212,7 +133,7 @@ func serve(args []string) int {
 			return cli.Fail(fs, "--mcp-tool-policy: %v", err)
 		}
 	}
-	reporter, err := compliance.NewReporter(complianceText, *chromium, nil)
+	reporter, err := compliance.NewReporter(complianceText, c.Chromium, nil)
 	if err != nil {
 		return cli.Fail(fs, "--compliance-config: %v", err)
 	}
@@ -220,29 +141,57 @@ func serve(args []string) int {
 	slog.SetDefault(logger)
 	klog.SetSlogLogger(logger)
 
-	return exit(runServe(logger, *dataDir, *listen, *debugListen, *metricsListen, server.Config{
-		DataDir: *dataDir, Origin: *origin, MaxBodyBytes: *maxBody, ReceiptWait: *receiptWait, ProxyBodyBudget: *proxyBudget,
-		Storage: *storage, DBDSN: *dbDSN, DBMaxConns: *dbMaxConns, S3: backend.S3Config{Endpoint: *s3Endpoint, Bucket: *s3Bucket, Region: *s3Region},
-		CheckpointInterval: *cpInterval, BatchMaxAge: *batchAge, IndexWait: *indexWait, JournalSegmentSize: *segSize,
-		Upstreams: upstreams, CaptureMode: *captureMode, MCPUpstreams: mcpUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
-		WitnessFailOpen: *failOpen, WitnessTimeout: *witnessTimeout, Logger: logger,
-		PublicEntries: *publicEntries,
-		Keys:          server.KeySources{MasterKeySource: *masterSource},
-		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
-		Console: consoleFactory(*consoleOn, *chromium, logger),
-	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen))
+	cfg := server.Config{
+		DataDir: c.DataDir, Origin: c.Origin, MaxBodyBytes: c.MaxBodyBytes, ReceiptWait: c.ReceiptWait, ProxyBodyBudget: c.ProxyBodyBudget,
+		Storage: c.Storage, DBDSN: c.DBDSN, DBMaxConns: c.DBMaxConns,
+		CheckpointInterval: c.CheckpointInterval, BatchMaxAge: c.BatchMaxAge, IndexWait: c.IndexWait, JournalSegmentSize: c.JournalSegmentSize,
+		Upstreams: c.Upstreams, CaptureMode: c.CaptureMode, MCPUpstreams: c.MCPUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
+		WitnessFailOpen: c.WitnessFailOpen, WitnessTimeout: c.WitnessTimeout, Logger: logger,
+		PublicEntries: c.PublicEntries,
+		Keys:          server.KeySources{MasterKeySource: c.MasterKeySource},
+		Compliance:    c.profiles, ComplianceConfig: complianceText, Reporter: reporter,
+		Console: consoleFactory(c.Console, c.Chromium, logger),
+	}
+	cfg.S3.Endpoint, cfg.S3.Bucket, cfg.S3.Region = c.S3Endpoint, c.S3Bucket, c.S3Region
+	return exit(runServe(logger, &c, cfg, tlsFiles))
 }
 
-// complianceUsage is the help of --compliance: the registered profiles
-// (package compliance registers them) and their retention floors.
-func complianceUsage() string {
-	var names, floors []string
-	for _, p := range profile.All() {
-		names = append(names, p.Name)
-		floors = append(floors, p.Floor.String())
+const configSynopsis = "log-server config [--config FILE] [flags]"
+
+// configCmd prints the settings serve would run with, given the same
+// arguments, as a --config file: with none, every key and its default.
+func configCmd(args []string) int {
+	c := defaultConfig()
+	fs := cli.NewFlagSet("log-server config", configSynopsis)
+	b, file := bindConfig(fs, &c)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage:\n  %s\n\n%s", configSynopsis, configHelp)
 	}
-	return fmt.Sprintf("compliance profiles, comma-separated: %s (retention floors %s; combined, the strictest wins)", strings.Join(names, ", "), strings.Join(floors, ", "))
+	if code, ok := parseConfig(fs, b, file, &c, args); !ok {
+		return code
+	}
+	fmt.Print(configHeader)
+	if err := b.WriteYAML(os.Stdout); err != nil {
+		return exit(err)
+	}
+	return 0
 }
+
+const configHelp = `Prints the settings that log-server serve would run with, given the same
+--config file and flags, as a --config file: every key with its value and,
+as a comment, its help. With neither, every key and its default (the example
+in docs/config.md). --db-dsn is never printed.
+
+Flags: --config FILE and those of log-server serve (log-server --help).
+`
+
+// configHeader begins what log-server config prints.
+const configHeader = `# log-server settings: log-server serve --config FILE reads this file.
+# Each key is the flag of that name with _ for -; a flag given on the
+# command line overrides the key. Not here: --db-dsn, a secret (give the
+# flag or $` + dsnEnv + `).
+
+`
 
 func keygen(args []string) int {
 	fs := cli.NewFlagSet("log-server keygen", "log-server keygen --signing-key pkcs11:URI [--origin NAME]")
@@ -308,9 +257,12 @@ func fitFiles(logger *slog.Logger, lim connlimit.Limits, listeners int) (connlim
 	return lim, nil
 }
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen string, cfg server.Config, policyFile string, lim connlimit.Limits, signingKey string, tlsFiles *cli.TLSFiles, interceptListen string) error {
-	if signingKey != "" {
-		k, err := hsm.Open(signingKey)
+// runServe opens the server cfg (made from c) and serves it on c's
+// listeners until SIGINT or SIGTERM.
+func runServe(logger *slog.Logger, c *Config, cfg server.Config, tlsFiles *cli.TLSFiles) error {
+	lim := connlimit.Limits{Max: c.MaxConns, PerClient: c.MaxConnsPerClient}
+	if c.SigningKey != "" {
+		k, err := hsm.Open(c.SigningKey)
 		if err != nil {
 			return fmt.Errorf("--signing-key: %w", err)
 		}
@@ -324,8 +276,8 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 		}
 		cfg.Keys.MasterKey = k
 	}
-	if policyFile != "" {
-		p, err := cli.ReadFile(policyFile, maxConfigBytes)
+	if c.WitnessPolicy != "" {
+		p, err := cli.ReadFile(c.WitnessPolicy, maxConfigBytes)
 		if err != nil {
 			return fmt.Errorf("--witness-policy: %w", err)
 		}
@@ -343,7 +295,7 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 	for _, p := range srv.Created.Paths {
 		logger.Info("created", "path", p)
 	}
-	abs, _ := filepath.Abs(dataDir)
+	abs, _ := filepath.Abs(c.DataDir)
 	ready := []any{"origin", srv.Log().Origin(), "data", abs, "verifier_key", filepath.Join(abs, server.LogPubFile)}
 	if tok := filepath.Join(abs, server.AdminToken); fileExists(tok) {
 		ready = append(ready, "admin_token", tok)
@@ -358,7 +310,7 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 	if srv.InterceptHandler() != nil {
 		listeners++
 	}
-	if metricsListen != "" {
+	if c.MetricsListen != "" {
 		listeners++
 	}
 	if lim, err = fitFiles(logger, lim, listeners); err != nil {
@@ -366,7 +318,7 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 		return err
 	}
 	lim.Logger = logger
-	raw, err := net.Listen("tcp", listen)
+	raw, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		srv.Close(context.Background())
 		return err
@@ -383,10 +335,10 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln.Track(hs)
-	if debugListen != "" {
+	if c.DebugListen != "" {
 		go func() {
 			// http.DefaultServeMux carries the net/http/pprof handlers.
-			logger.Warn("pprof server stopped", "error", http.ListenAndServe(debugListen, http.DefaultServeMux))
+			logger.Warn("pprof server stopped", "error", http.ListenAndServe(c.DebugListen, http.DefaultServeMux))
 		}()
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsFiles != nil)
@@ -400,7 +352,7 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 	}
 	var is *http.Server
 	if h := srv.InterceptHandler(); h != nil {
-		rawIL, err := net.Listen("tcp", interceptListen)
+		rawIL, err := net.Listen("tcp", c.InterceptListen)
 		if err != nil {
 			hs.Close()
 			srv.Close(context.Background())
@@ -421,8 +373,8 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 		}
 	}
 	var ms *http.Server
-	if metricsListen != "" {
-		rawML, err := net.Listen("tcp", metricsListen)
+	if c.MetricsListen != "" {
+		rawML, err := net.Listen("tcp", c.MetricsListen)
 		if err != nil {
 			hs.Close()
 			if is != nil {
@@ -459,117 +411,4 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 		err = nil
 	}
 	return errors.Join(err, herr, cerr)
-}
-
-var tokenSynopsis = map[string]string{
-	"create": "log-server token create --data DIR --name NAME [--tenant T] [--scopes S,...] [--global] [--actor ID]...",
-	"revoke": "log-server token revoke --data DIR --id ID",
-	"list":   "log-server token list --data DIR",
-}
-
-func tokenCmd(args []string) int {
-	if len(args) == 0 || tokenSynopsis[args[0]] == "" {
-		fmt.Fprintf(os.Stderr, "Usage:\n  %s\n  %s\n  %s\n", tokenSynopsis["create"], tokenSynopsis["revoke"], tokenSynopsis["list"])
-		return cli.ExitUsage
-	}
-	sub := args[0]
-	fs := cli.NewFlagSet("log-server token "+sub, tokenSynopsis[sub])
-	dataDir := fs.String("data", "./data", "data directory")
-	dbDSN := fs.String("db-dsn", "", "the database of an s3-storage log, user:pass@tcp(HOST:3306)/NAME, instead of DATA/state.db (default: $"+dsnEnv+")")
-	var name, tenant, scopes, id *string
-	var global *bool
-	var actors listFlag
-	switch sub {
-	case "create":
-		name = fs.String("name", "", "token name (required; 1-128 characters of [A-Za-z0-9_.:@-])")
-		tenant = fs.String("tenant", server.DefaultTenant, "tenant the token acts for")
-		scopes = fs.String("scopes", "write", "comma-separated scopes: "+strings.Join(auth.Scopes(), ", "))
-		global = fs.Bool("global", false, "act for every tenant (a log operator or log-wide auditor; needed to read entry bundles)")
-		fs.Var(&actors, "actor", "an actor id the token may write as (repeatable; default: any)")
-	case "revoke":
-		id = fs.String("id", "", "token id (required)")
-	}
-	if code, ok := cli.Parse(fs, args[1:]); !ok {
-		return code
-	}
-	if fs.NArg() > 0 {
-		return cli.Fail(fs, "unexpected argument %q", fs.Arg(0))
-	}
-	var sc []string
-	switch sub {
-	case "create":
-		var err error
-		if sc, err = auth.ParseScopes(*scopes); err != nil {
-			return cli.Fail(fs, "%v", err)
-		}
-		if *name == "" {
-			return cli.Fail(fs, "--name is required")
-		}
-	case "revoke":
-		if *id == "" {
-			return cli.Fail(fs, "--id is required")
-		}
-	}
-	var spec auth.Spec
-	if sub == "create" {
-		spec = auth.Spec{Name: *name, Tenant: *tenant, Scopes: sc, Global: *global, Actors: actors}
-	}
-	if *dbDSN == "" {
-		*dbDSN = os.Getenv(dsnEnv)
-	}
-	return exit(runToken(sub, *dataDir, *dbDSN, spec, id))
-}
-
-// listFlag collects a repeatable flag.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-func runToken(sub, dataDir, dsn string, spec auth.Spec, id *string) error {
-	ctx := context.Background()
-	db, err := backend.OpenState(ctx, dataDir, dsn)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	store, err := auth.Open(db)
-	if err != nil {
-		return err
-	}
-	switch sub {
-	case "create":
-		tok, p, err := store.Create(ctx, spec)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "created token id=%s name=%s tenant=%s scopes=%s%s (shown once; store it now)\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","), tokenFlags(p))
-		fmt.Println(tok)
-	case "revoke":
-		if err := store.Revoke(ctx, *id); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "revoked %s (effective within %s)\n", *id, auth.CacheTTL)
-	case "list":
-		ps, err := store.List(ctx)
-		if err != nil {
-			return err
-		}
-		for _, p := range ps {
-			fmt.Printf("%s\t%s\t%s\t%s%s\n", p.ID, p.Name, p.Tenant, strings.Join(p.Scopes, ","), tokenFlags(&p))
-		}
-	}
-	return nil
-}
-
-// tokenFlags describes a token's reach beyond its tenant and scopes.
-func tokenFlags(p *auth.Principal) string {
-	var b strings.Builder
-	if p.Global {
-		b.WriteString(" global")
-	}
-	if len(p.Actors) > 0 {
-		b.WriteString(" actors=" + strings.Join(p.Actors, ","))
-	}
-	return b.String()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"testing"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
@@ -20,7 +21,10 @@ func init() {
 // value is refused with the same names.
 func TestComplianceFlagListsRegistry(t *testing.T) {
 	const want = "compliance profiles, comma-separated: part11, sox, eu-ai-act, test-only (retention floors 7y, 7y, 6m, 3y6m; combined, the strictest wins)"
-	if got := complianceUsage(); got != want {
+	c := defaultConfig()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	bindConfig(fs, &c)
+	if got := fs.Lookup("compliance").Usage; got != want {
 		t.Errorf("--compliance help:\n got %s\nwant %s", got, want)
 	}
 	if _, err := retention.ParseProfiles("test-only,gxp"); err == nil ||

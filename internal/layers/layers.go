@@ -46,8 +46,8 @@ var Map = []Layer{
 	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay", "console"},
 		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend", "governance", "server", "capture", "witness"},
 		What: "read the log only through client: the monitor, compliance reports, session replay, the auditor console"},
-	{Name: "main", Packages: []string{"cmd/...", "internal/cli", "internal/connlimit"},
-		What: "thin mains: flags, logging, signals, listener connection budgets"},
+	{Name: "main", Packages: []string{"cmd/...", "internal/cli", "internal/connlimit", "internal/settings"},
+		What: "thin mains: flags, logging, signals, listener connection budgets, settings from flags and a YAML file"},
 }
 
 // Exceptions let one package import what its layer denies.
