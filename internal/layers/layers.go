@@ -27,8 +27,8 @@ type Layer struct {
 // Map lists the layers from the bottom up. A package may import packages of
 // its own layer and of the layers below it, except what its layer denies.
 var Map = []Layer{
-	{Name: "format", Packages: []string{"event", "checkpoint", "llmapi", "internal/strictjson", "internal/period", "internal/canonpath"},
-		What: "the leaf, checkpoints, witness policies, the LLM provider registry, canonical request paths: no I/O"},
+	{Name: "format", Packages: []string{"event", "checkpoint", "llmapi", "identity", "internal/strictjson", "internal/period", "internal/canonpath"},
+		What: "the leaf, checkpoints, witness policies, the LLM provider registry, people and their roles, canonical request paths: no I/O"},
 	{Name: "protocol", Packages: []string{"client", "signature"},
 		What: "the one Go client of the HTTP API, and signatures checked with it, on the format alone"},
 	{Name: "storage", Packages: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention", "internal/metrics"},
