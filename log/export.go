@@ -143,7 +143,7 @@ func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *clie
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   tokenActor(r),
 		Attributes: map[string]json.RawMessage{
 			"access.session":   jsonString(q.Session),
 			"access.seq_from":  json.RawMessage(strconv.FormatUint(q.FromSeq, 10)),
@@ -154,11 +154,11 @@ func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *clie
 			"access.token_id":  jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, q.Tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	a, err := l.serverEvent(ctx, q.Tenant, r, acc)
 	if err != nil {
-		return event.Appended{}, fmt.Errorf("recording access.read: %w", err)
+		return event.Appended{}, err
 	}
-	return res[0], nil
+	return a, nil
 }
 
 // exportStream writes one export.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -33,6 +34,12 @@ type Reader struct {
 	// Actors are the actor ids the token is bound to (the signer a sign
 	// token acts for).
 	Actors []string
+	// Person, if set, is the person signed in through an identity
+	// provider who reads (TokenID is then their sign-in's id), and Role
+	// the role their mapping gave them: every event they cause names
+	// them (person.go).
+	Person *identity.Person
+	Role   string
 }
 
 // Session lists up to limit events of a tenant's session with seq >=
@@ -111,7 +118,7 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   tokenActor(r),
 		Attributes: map[string]json.RawMessage{
 			"access.index":    json.RawMessage(strconv.FormatUint(index, 10)),
 			"access.event_id": jsonString(leaf.ID),
@@ -119,11 +126,11 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 			"access.token_id": jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, leaf.Tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	a, err := l.serverEvent(ctx, leaf.Tenant, r, acc)
 	if err != nil {
-		return nil, fmt.Errorf("recording access.read: %w", err)
+		return nil, err
 	}
-	d := &Disclosure{Index: index, Leaf: data, Event: leaf, Record: rec, Access: res[0]}
+	d := &Disclosure{Index: index, Leaf: data, Event: leaf, Record: rec, Access: a}
 	for _, ps := range []string{leaf.Subject, leaf.Actor.OnBehalfOf} {
 		if ps == "" {
 			continue
@@ -158,17 +165,17 @@ func (l *Log) Resolve(ctx context.Context, r Reader, tenant, pseudonym string) (
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.resolve",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   tokenActor(r),
 		Attributes: map[string]json.RawMessage{
 			"access.pseudonym": jsonString(pseudonym),
 			"access.token_id":  jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	a, err := l.serverEvent(ctx, tenant, r, acc)
 	if err != nil {
-		return "", event.Appended{}, fmt.Errorf("recording access.resolve: %w", err)
+		return "", event.Appended{}, err
 	}
-	return v, res[0], nil
+	return v, a, nil
 }
 
 func jsonString(s string) json.RawMessage {

@@ -135,7 +135,7 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
 		Kind:    "access.read",
-		Actor:   event.Actor{Type: "human", ID: "token." + r.TokenID},
+		Actor:   tokenActor(r),
 		Attributes: map[string]json.RawMessage{
 			"access.session":  jsonString(session),
 			"access.seq_from": json.RawMessage(strconv.FormatUint(fromSeq, 10)),
@@ -145,10 +145,10 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 		},
 		Payload: list,
 	}
-	res, err := l.Append(ctx, tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{acc})
+	a, err := l.serverEvent(ctx, tenant, r, acc)
 	if err != nil {
-		return nil, fmt.Errorf("recording access.read: %w", err)
+		return nil, err
 	}
-	d.Access = res[0]
+	d.Access = a
 	return d, nil
 }

@@ -52,6 +52,9 @@ func strAttrs(kv ...string) map[string]json.RawMessage {
 }
 
 func (l *Log) serverEvent(ctx context.Context, tenant string, r Reader, ev *event.Request) (event.Appended, error) {
+	if err := l.stampPerson(ctx, tenant, r, ev); err != nil {
+		return event.Appended{}, fmt.Errorf("recording %s: %w", ev.Kind, err)
+	}
 	res, err := l.Append(ctx, tenant, event.Writer{Token: r.TokenID, Via: event.ViaServer}, []*event.Request{ev})
 	if err != nil {
 		return event.Appended{}, fmt.Errorf("recording %s: %w", ev.Kind, err)
@@ -61,7 +64,14 @@ func (l *Log) serverEvent(ctx context.Context, tenant string, r Reader, ev *even
 
 var serverActor = event.ServerActor
 
-func tokenActor(r Reader) event.Actor { return event.Actor{Type: "human", ID: "token." + r.TokenID} }
+// tokenActor is the actor of an event the reader causes: its token, or,
+// for a person signed in, their sign-in (stampPerson adds who they are).
+func tokenActor(r Reader) event.Actor {
+	if r.Person != nil {
+		return event.Actor{Type: "human", ID: r.TokenID}
+	}
+	return event.Actor{Type: "human", ID: "token." + r.TokenID}
+}
 
 // Enrollment is a new signer.
 type Enrollment struct {

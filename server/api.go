@@ -117,6 +117,9 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	if r.Context().Value(internalKey{}) != nil {
 		return s.internal, nil
 	}
+	if p, ok := r.Context().Value(personKey{}).(*auth.Principal); ok && p != nil {
+		return p, nil
+	}
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
@@ -504,7 +507,11 @@ func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
 }
 
 func reader(p *auth.Principal) auditlog.Reader {
-	return auditlog.Reader{TokenID: p.ID, Tenant: p.Tenant, AllTenants: p.Global, Actors: p.Actors}
+	rd := auditlog.Reader{TokenID: p.ID, Tenant: p.Tenant, AllTenants: p.Global, Actors: p.Actors}
+	if p.Person != nil {
+		rd.Person, rd.Role = p.Person, p.Name
+	}
+	return rd
 }
 
 func (s *Server) getPseudonym(r *http.Request, p *auth.Principal) (int, any, error) {

@@ -97,17 +97,19 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 	if err != nil {
 		return 0, nil, fmt.Errorf("computing the report: %w", err)
 	}
-	a, err := s.log.Append(r.Context(), p.Tenant, event.Writer{Token: p.ID, Via: event.ViaServer}, []*event.Request{{
+	// Issued by the token, or by the person signed in (named in the event).
+	a1, err := s.log.AppendAs(r.Context(), p.Tenant, reader(p), &event.Request{
 		Session: event.SessionReports, Kind: KindReportIssued, Actor: event.ServerActor,
 		Attributes: jsonAttrs(map[string]any{
 			"report.profile": q.Profile, "report.from": q.From.UTC().Format(time.RFC3339), "report.to": q.To.UTC().Format(time.RFC3339),
 			"report.tenant": q.Tenant, "report.format": q.Format, "report.sha256": doc.SHA256,
 			"report.checkpoint_size": doc.Size, "report.checkpoint_root": doc.Root,
 		}),
-	}})
+	})
 	if err != nil {
 		return 0, nil, err
 	}
+	a := []event.Appended{a1}
 	if q.Format != client.FormatJSON {
 		h := w.Header()
 		h.Set("Content-Type", doc.ContentType)
