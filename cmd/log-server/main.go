@@ -99,8 +99,17 @@ func serve(args []string) int {
 	masterSource := fs.String("master-key-source", "", "where the vault master key comes from: file (keys/master.key), env ("+server.MasterKeyEnv+") or keyring:DESC (a user key of the Linux kernel keyring); default env if the variable is set, else file")
 	profilesFlag := fs.String("compliance", "", "compliance profiles, comma-separated: part11, sox, eu-ai-act (retention floors 7y, 7y, 6m; combined, the strictest wins)")
 	complianceConfig := fs.String("compliance-config", "", "compliance configuration file (YAML: profiles, retention, tenants; see docs/signatures.md)")
-	chromium := fs.String("chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
-	consoleOn := fs.Bool("console", true, "serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)")
+	co := &consoleOptions{}
+	fs.StringVar(&co.chromium, "chromium", "", "Chromium binary for PDF reports (default: chromium on PATH)")
+	fs.BoolVar(&co.on, "console", true, "serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)")
+	fs.BoolVar(&co.tokenSignIn, "console-token-signin", true, "let people sign in to the console with a token of the log (the break-glass way in when the identity provider is down; false: OIDC only)")
+	fs.StringVar(&co.oidcIssuer, "oidc-issuer", "", "console single sign-on: the OpenID provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration; see docs/console.md)")
+	fs.StringVar(&co.oidcClientID, "oidc-client-id", "", "console single sign-on: the console's client id at the provider")
+	fs.StringVar(&co.oidcSecret, "oidc-client-secret-file", "", "console single sign-on: a file (mode 0600) holding the client's secret")
+	fs.StringVar(&co.oidcRedirect, "oidc-redirect-url", "", "console single sign-on: the callback registered at the provider, the console's public URL followed by sso/callback (https://log.example/console/sso/callback)")
+	fs.StringVar(&co.oidcRoles, "oidc-roles", "", "console single sign-on: the role mapping file (YAML: ID token claims such as groups to a tenant, scopes and a signer id; checked at start, reloaded on SIGHUP)")
+	fs.StringVar(&co.oidcName, "oidc-name", "", "console single sign-on: the provider's name on the sign-in page (default: \"your identity provider\")")
+	fs.StringVar(&co.oidcScopes, "oidc-scopes", "", "console single sign-on: the scopes requested besides openid, comma-separated (default: profile,email; add groups where the provider needs it)")
 	maxConns := fs.Int("max-conns", connlimit.DefaultMax, "most client connections open at once on each listener (API, interception, metrics); at the cap the longest-idle connection is closed for a new one, and a new one is closed when all are busy; lowered to fit the open-file limit")
 	maxConnsPerClient := fs.Int("max-conns-per-client", connlimit.DefaultPerClient, "most connections open at once from one client address (IPv4 address or IPv6 /64) on each listener; more are closed at once (0: no cap, e.g. behind a load balancer)")
 	upstreams := upstreamFlags{}
@@ -211,7 +220,10 @@ func serve(args []string) int {
 			return cli.Fail(fs, "--mcp-tool-policy: %v", err)
 		}
 	}
-	reporter, err := compliance.NewReporter(complianceText, *chromium, nil)
+	if err := co.check(); err != nil {
+		return cli.Fail(fs, "%v", err)
+	}
+	reporter, err := compliance.NewReporter(complianceText, co.chromium, nil)
 	if err != nil {
 		return cli.Fail(fs, "--compliance-config: %v", err)
 	}
@@ -228,7 +240,7 @@ func serve(args []string) int {
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
-		Console: consoleFactory(*consoleOn, *chromium, logger),
+		Console: consoleFactory(co, logger),
 	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen))
 }
 
