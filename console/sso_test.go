@@ -440,6 +440,24 @@ func TestConsoleSSO(t *testing.T) {
 		}
 	})
 
+	t.Run("issue a report: report.issued names the person", func(t *testing.T) {
+		b.t = t
+		b.open("reports")
+		b.click("#generate")
+		if s := b.text("#anchor"); !strings.Contains(s, "Anchored in the log") {
+			t.Fatalf("report anchor: %q", s)
+		}
+		list, err := sw.client(sw.global).Session(ctx, event.SessionReports, client.SessionQuery{Tenant: tenant})
+		if err != nil || len(list.Events) == 0 {
+			t.Fatalf("reports session: %v", err)
+		}
+		l := sw.leaf(t, list.Events[len(list.Events)-1].Index)
+		if l.Kind != "report.issued" || l.Writer.Token != signin {
+			t.Errorf("report event %+v", l)
+		}
+		sw.checkPerson(t, l, "id-quinn", "clinic-a-reviewers")
+	})
+
 	t.Run("sign out", func(t *testing.T) {
 		b.t = t
 		b.signOut()
