@@ -50,6 +50,9 @@ type user struct {
 	claims  map[string]any
 	signin  string
 	name    string
+	// idToken is the ID token of the sign-in, kept in memory for the
+	// provider's end-session request (id_token_hint) and nothing else.
+	idToken string
 
 	mu   sync.Mutex
 	seen time.Time
@@ -331,8 +334,17 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, u *user) {
 		c.signedOut(r.Context(), u, identity.ReasonSignedOut)
 	}
 	c.setCookie(w, r, cookieName, "", -1)
+	if end := c.endSessionURL(u); end != "" {
+		// The provider's session ends too (RP-Initiated Logout). A page
+		// moves on to it: the form's redirect to another site would be
+		// refused by the form-action policy.
+		c.render(w, r, http.StatusOK, "signedout", page{Title: "Signed out", Data: signedOutData{EndSession: end, Provider: c.sso.cfg.Name}})
+		return
+	}
 	http.Redirect(w, r, Path, http.StatusSeeOther)
 }
+
+type signedOutData struct{ EndSession, Provider string }
 
 // signedOut records the end of a sign-in.
 func (c *Console) signedOut(ctx context.Context, u *user, reason string) {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,6 +97,9 @@ type sso struct {
 	provider *oidc.Provider
 	verifier *oidc.IDTokenVerifier
 	oauth    *oauth2.Config
+	// endSession is the provider's end_session_endpoint (OpenID Connect
+	// RP-Initiated Logout), if it has one.
+	endSession string
 	flows    map[string]*flow // by the hash of the flow cookie
 }
 
@@ -137,14 +142,17 @@ func (s *sso) discover(ctx context.Context) (*oidc.IDTokenVerifier, *oauth2.Conf
 	}
 	ep := p.Endpoint()
 	var meta struct {
-		Methods []string `json:"token_endpoint_auth_methods_supported"`
-		PKCE    []string `json:"code_challenge_methods_supported"`
+		Methods    []string `json:"token_endpoint_auth_methods_supported"`
+		EndSession string   `json:"end_session_endpoint"`
 	}
 	_ = p.Claims(&meta)
 	// client_secret_basic is the default of OpenID Connect Discovery.
 	ep.AuthStyle = oauth2.AuthStyleInHeader
 	if len(meta.Methods) > 0 && !slices.Contains(meta.Methods, "client_secret_basic") && slices.Contains(meta.Methods, "client_secret_post") {
 		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	if u, err := url.Parse(meta.EndSession); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		s.endSession = meta.EndSession
 	}
 	s.provider = p
 	s.verifier = p.VerifierContext(bg, &oidc.Config{ClientID: s.cfg.ClientID})
@@ -281,7 +289,7 @@ func (c *Console) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	signin := "sso-" + hex.EncodeToString(random(8))
-	u := &user{person: &person, role: &role, mapping: mapping, claims: claims, signin: signin, name: displayName(claims),
+	u := &user{person: &person, role: &role, mapping: mapping, claims: claims, signin: signin, name: displayName(claims), idToken: raw,
 		log: c.cfg.People.PersonClient(signin, person, role)}
 	if err := c.cfg.People.RecordAccount(r.Context(), identity.Account{Kind: identity.KindSignIn, Method: identity.MethodOIDC, SignIn: signin, Person: &person, Role: &role}); err != nil {
 		// No sign-in the log does not know of.
@@ -352,5 +360,30 @@ func displayName(claims map[string]any) string {
 }
 
 func clip(s string, n int) string { return event.Clip(s, n) }
+
+// PostLogoutURL is where the provider sends the browser back after
+// ending its session: the console's root, from RedirectURL. Register it
+// at the provider as a post-logout redirect URI.
+func (o *OIDC) PostLogoutURL() string { return strings.TrimSuffix(o.RedirectURL, "sso/callback") }
+
+// endSessionURL is the provider's end-session URL for u (RP-Initiated
+// Logout 1.0), or "" when the provider has none.
+func (c *Console) endSessionURL(u *user) string {
+	if c.sso == nil || u.person == nil || u.idToken == "" {
+		return ""
+	}
+	c.sso.mu.Lock()
+	ep := c.sso.endSession
+	c.sso.mu.Unlock()
+	if ep == "" {
+		return ""
+	}
+	q := url.Values{"id_token_hint": {u.idToken}, "client_id": {c.sso.cfg.ClientID}, "post_logout_redirect_uri": {c.sso.cfg.PostLogoutURL()}}
+	sep := "?"
+	if strings.Contains(ep, "?") {
+		sep = "&"
+	}
+	return ep + sep + q.Encode()
+}
 
 var errNoPeople = errors.New("OIDC sign-in needs the log server's People (the console in the log server's process)")

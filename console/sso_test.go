@@ -80,10 +80,49 @@ func (u *opUsers) groupsOf(id string) []string {
 	return slices.Clone(u.groups[id])
 }
 
-// groupStorage is the example storage with a groups claim in ID tokens.
+// groupStorage is the example storage with a groups claim in ID tokens,
+// the console's post-logout redirect URI registered, and a note of the
+// sessions ended.
 type groupStorage struct {
 	*storage.Storage
-	users *opUsers
+	users  *opUsers
+	logout string
+	ended  *endedSessions
+}
+
+type endedSessions struct {
+	mu    sync.Mutex
+	users []string
+}
+
+func (e *endedSessions) list() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.users)
+}
+
+func (g groupStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	g.ended.mu.Lock()
+	g.ended.users = append(g.ended.users, userID)
+	g.ended.mu.Unlock()
+	return g.Storage.TerminateSession(ctx, userID, clientID)
+}
+
+// consoleClient is the example's web client with the console's
+// post-logout redirect URI registered.
+type consoleClient struct {
+	op.Client
+	logout string
+}
+
+func (c consoleClient) PostLogoutRedirectURIs() []string { return []string{c.logout} }
+
+func (g groupStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := g.Storage.GetClientByClientID(ctx, id)
+	if err == nil && id == clientID {
+		return consoleClient{Client: c, logout: g.logout}, nil
+	}
+	return c, err
 }
 
 func (g groupStorage) SetUserinfoFromRequest(ctx context.Context, ui *zoidc.UserInfo, token op.IDTokenRequest, scopes []string) error {
@@ -138,7 +177,7 @@ func startOP(t *testing.T, redirect string) *theOP {
 	users.setGroups("id-quinn", "clinic-a-qa")
 	users.setGroups("id-nemo", "other-team")
 	storage.RegisterClients(storage.WebClient(clientID, clientSecret, redirect))
-	st := groupStorage{Storage: storage.NewStorage(users), users: users}
+	st := groupStorage{Storage: storage.NewStorage(users), users: users, logout: strings.TrimSuffix(redirect, "sso/callback"), ended: &endedSessions{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -289,6 +328,21 @@ func (b *tab) ssoSignIn(user string) (string, string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return b.location(), b.mainText()
+}
+
+// ssoSignOut signs out of the console, which sends the browser to the
+// provider's end-session endpoint, which sends it back to the console.
+func (b *tab) ssoSignOut() {
+	b.t.Helper()
+	b.click("header form.out button")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if loc := b.location(); strings.HasSuffix(loc, "/console/") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.t.Fatalf("after signing out at %s: %s", b.location(), b.mainText())
 }
 
 // leaf reads and parses the entry at index with the global token.
@@ -458,14 +512,28 @@ func TestConsoleSSO(t *testing.T) {
 		sw.checkPerson(t, l, "id-quinn", "clinic-a-reviewers")
 	})
 
-	t.Run("sign out", func(t *testing.T) {
+	t.Run("sign out, of the provider too", func(t *testing.T) {
 		b.t = t
-		b.signOut()
+		b.ssoSignOut()
+		if ended := sw.op.store.ended.list(); !slices.Equal(ended, []string{"id-quinn"}) {
+			t.Errorf("sessions ended at the provider: %v", ended)
+		}
 		b.open("health")
 		if loc := b.location(); !strings.Contains(loc, "expired=1") {
 			t.Errorf("after signing out, the health page is at %s", loc)
 		}
 		evs := sw.events(t, tenant, "access."+signin)
+		// Browsing refused nothing: the one refusal is the signature tried
+		// above.
+		denied := 0
+		for _, l := range evs {
+			if l.Kind == identity.KindDenied {
+				denied++
+			}
+		}
+		if denied != 1 {
+			t.Errorf("%d refusals recorded in the sign-in, want 1", denied)
+		}
 		if l := evs[len(evs)-1]; l.Kind != identity.KindSignOut || attr(l, "access.reason") != identity.ReasonSignedOut {
 			t.Errorf("last event of the sign-in: %s %v", l.Kind, l.Attributes)
 		} else {
@@ -515,7 +583,7 @@ func TestConsoleSSO(t *testing.T) {
 			t.Fatal("no signature.failed")
 		}
 		sw.checkPerson(t, failed, "id-ada", "clinic-a-signer")
-		b.signOut()
+		b.ssoSignOut()
 	})
 
 	t.Run("no mapping: no access", func(t *testing.T) {
@@ -543,7 +611,7 @@ func TestConsoleSSO(t *testing.T) {
 		if !strings.HasSuffix(loc, "/console/health") {
 			t.Fatalf("at %s", loc)
 		}
-		b.signOut()
+		b.ssoSignOut()
 		sw.op.users.setGroups("id-quinn")
 		_, text := b.ssoSignIn("quinn")
 		if !strings.Contains(text, "No access to this console") {
