@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -22,127 +21,19 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/console"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
+	"github.com/llmaudittrail/llmaudittrail/internal/oidctest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
-// The OpenID provider of these tests is zitadel/oidc's: its op package
-// (discovery, authorization with PKCE, the token endpoint, ID tokens
-// signed with its RSA key, codes used once) with its example storage and
-// login page, started in process. What is ours is the users table and a
-// groups claim in the ID tokens, read from a table the tests change (a
-// group removed at the provider).
+// The OpenID provider of these tests is zitadel/oidc's (internal/oidctest).
 
-// opUsers is the provider's users table.
-type opUsers struct {
-	mu     sync.Mutex
-	users  map[string]*storage.User // by id
-	groups map[string][]string      // by id
-}
-
-func (u *opUsers) GetUserByID(id string) *storage.User {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.users[id]
-}
-
-func (u *opUsers) GetUserByUsername(name string) *storage.User {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, x := range u.users {
-		if x.Username == name {
-			return x
-		}
-	}
-	return nil
-}
-
-func (u *opUsers) ExampleClientID() string { return storage.ServiceUserID }
-
-func (u *opUsers) setGroups(id string, g ...string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.groups[id] = g
-}
-
-func (u *opUsers) groupsOf(id string) []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return slices.Clone(u.groups[id])
-}
-
-// groupStorage is the example storage with a groups claim in ID tokens,
-// the console's post-logout redirect URI registered, and a note of the
-// sessions ended.
-type groupStorage struct {
-	*storage.Storage
-	users  *opUsers
-	logout string
-	ended  *endedSessions
-}
-
-type endedSessions struct {
-	mu    sync.Mutex
-	users []string
-}
-
-func (e *endedSessions) list() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.users)
-}
-
-func (g groupStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	g.ended.mu.Lock()
-	g.ended.users = append(g.ended.users, userID)
-	g.ended.mu.Unlock()
-	return g.Storage.TerminateSession(ctx, userID, clientID)
-}
-
-// consoleClient is the example's web client with the console's
-// post-logout redirect URI registered.
-type consoleClient struct {
-	op.Client
-	logout string
-}
-
-func (c consoleClient) PostLogoutRedirectURIs() []string { return []string{c.logout} }
-
-func (g groupStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := g.Storage.GetClientByClientID(ctx, id)
-	if err == nil && id == clientID {
-		return consoleClient{Client: c, logout: g.logout}, nil
-	}
-	return c, err
-}
-
-func (g groupStorage) SetUserinfoFromRequest(ctx context.Context, ui *zoidc.UserInfo, token op.IDTokenRequest, scopes []string) error {
-	if err := g.Storage.SetUserinfoFromRequest(ctx, ui, token, scopes); err != nil {
-		return err
-	}
-	gr := g.users.groupsOf(token.GetSubject())
-	if gr == nil {
-		gr = []string{}
-	}
-	ui.AppendClaims("groups", gr)
-	return nil
-}
-
-const (
-	clientID     = "llmaudit-console"
-	clientSecret = "console-secret-for-tests"
-	opPassword   = "verysecure"
-	otherTenant  = "clinic-b"
-)
+const otherTenant = "clinic-b"
 
 // testRoles maps ada (by subject) to clinic-a's signer dr-ada, and the
 // clinic-a-qa group to clinic-a's reviewers.
@@ -159,37 +50,6 @@ roles:
     tenant: clinic-a
     scopes: [read, audit]
 `
-
-type theOP struct {
-	issuer string
-	users  *opUsers
-	store  groupStorage
-}
-
-func startOP(t *testing.T, redirect string) *theOP {
-	t.Helper()
-	users := &opUsers{users: map[string]*storage.User{}, groups: map[string][]string{}}
-	for _, u := range []struct{ id, name string }{{"id-ada", "ada"}, {"id-quinn", "quinn"}, {"id-nemo", "nemo"}} {
-		users.users[u.id] = &storage.User{ID: u.id, Username: u.name, Password: opPassword, FirstName: strings.ToUpper(u.name[:1]) + u.name[1:], LastName: "Tester",
-			Email: u.name + "@clinic-a.example", EmailVerified: true}
-	}
-	users.setGroups("id-ada", "clinic-a-qa")
-	users.setGroups("id-quinn", "clinic-a-qa")
-	users.setGroups("id-nemo", "other-team")
-	storage.RegisterClients(storage.WebClient(clientID, clientSecret, redirect))
-	st := groupStorage{Storage: storage.NewStorage(users), users: users, logout: strings.TrimSuffix(redirect, "sso/callback"), ended: &endedSessions{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &theOP{issuer: "http://" + ln.Addr().String(), users: users, store: st}
-	hs := httptest.NewUnstartedServer(exampleop.SetupServer(o.issuer, st, nil, false))
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return o
-}
 
 // tamper stands between the console and the provider: it notes the codes
 // the console exchanges and, when told to, rewrites the ID token of the
@@ -275,7 +135,7 @@ func (tp *tamper) RoundTrip(r *http.Request) (*http.Response, error) {
 // must not see.
 type ssoWorld struct {
 	*world
-	op     *theOP
+	op     *oidctest.OP
 	tamper *tamper
 	roles  *identity.Mapping
 	b      []client.Written // clinic-b's session
@@ -288,7 +148,7 @@ func newSSOWorld(t *testing.T) *ssoWorld {
 		t.Fatal(err)
 	}
 	consoleURL := "http://" + ln.Addr().String() + console.Path
-	o := startOP(t, consoleURL+"sso/callback")
+	o := oidctest.Start(t, consoleURL+"sso/callback")
 	roles, err := identity.ParseMapping([]byte(testRoles), auth.Scopes())
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +156,7 @@ func newSSOWorld(t *testing.T) *ssoWorld {
 	sw := &ssoWorld{op: o, tamper: &tamper{}, roles: roles}
 	sw.world = newWorld(t, worldOptions{listener: ln, console2: func(cc *console.Config, s *server.Server) {
 		cc.People = s
-		cc.OIDC = &console.OIDC{Issuer: o.issuer, ClientID: clientID, ClientSecret: clientSecret, RedirectURL: consoleURL + "sso/callback",
+		cc.OIDC = &console.OIDC{Issuer: o.Issuer, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: consoleURL + "sso/callback",
 			Name: "Zitadel (test)", Roles: func() *identity.Mapping { return sw.roles },
 			HTTPClient: &http.Client{Transport: sw.tamper, Timeout: 10 * time.Second}}
 	}})
@@ -317,7 +177,7 @@ func (b *tab) ssoSignIn(user string) (string, string) {
 		b.t.Fatalf("the sign-in button led to %s", loc)
 	}
 	b.set("#username", user)
-	b.set("#password", opPassword)
+	b.set("#password", oidctest.Password)
 	b.click("button[type=submit]")
 	// The callback's page moves on to the health page by itself.
 	deadline := time.Now().Add(10 * time.Second)
@@ -390,15 +250,15 @@ func attr(l *event.Leaf, k string) string {
 // clear, the subject only as the pseudonym the vault maps to the person.
 func (sw *ssoWorld) checkPerson(t *testing.T, l *event.Leaf, subject, role string) {
 	t.Helper()
-	if got := attr(l, "person.issuer"); got != sw.op.issuer {
-		t.Errorf("%s: person.issuer %q, want %q", l.Kind, got, sw.op.issuer)
+	if got := attr(l, "person.issuer"); got != sw.op.Issuer {
+		t.Errorf("%s: person.issuer %q, want %q", l.Kind, got, sw.op.Issuer)
 	}
 	if got := attr(l, "person.role"); got != role {
 		t.Errorf("%s: person.role %q, want %q", l.Kind, got, role)
 	}
 	ps := attr(l, "person.pseudonym")
 	v, err := sw.srv.Vault().Resolve(context.Background(), l.Tenant, ps)
-	if want := (identity.Person{Issuer: sw.op.issuer, Subject: subject}).Value(); err != nil || v != want {
+	if want := (identity.Person{Issuer: sw.op.Issuer, Subject: subject}).Value(); err != nil || v != want {
 		t.Errorf("%s: person.pseudonym %q resolves to %q (%v)", l.Kind, ps, v, err)
 	}
 	raw, _ := json.Marshal(l)
@@ -460,7 +320,7 @@ func TestConsoleSSO(t *testing.T) {
 		}
 		// A denied action: the reviewers may not sign (the server refuses
 		// and records it).
-		if _, err := sw.srv.PersonClient(signin, identity.Person{Issuer: sw.op.issuer, Subject: "id-quinn"}, identity.Role{Name: "clinic-a-reviewers", Tenant: tenant, Scopes: []string{"read", "audit"}}).
+		if _, err := sw.srv.PersonClient(signin, identity.Person{Issuer: sw.op.Issuer, Subject: "id-quinn"}, identity.Role{Name: "clinic-a-reviewers", Tenant: tenant, Scopes: []string{"read", "audit"}}).
 			Sign(ctx, client.SignRequest{Signer: signerID, Secret: secret, Index: sw.triage[4].Index, LeafHash: "00", Meaning: "approved"}); err == nil {
 			t.Error("a reviewer signed")
 		}
@@ -515,7 +375,7 @@ func TestConsoleSSO(t *testing.T) {
 	t.Run("sign out, of the provider too", func(t *testing.T) {
 		b.t = t
 		b.ssoSignOut()
-		if ended := sw.op.store.ended.list(); !slices.Equal(ended, []string{"id-quinn"}) {
+		if ended := sw.op.Ended(); !slices.Equal(ended, []string{"id-quinn"}) {
 			t.Errorf("sessions ended at the provider: %v", ended)
 		}
 		b.open("health")
@@ -589,7 +449,7 @@ func TestConsoleSSO(t *testing.T) {
 	t.Run("no mapping: no access", func(t *testing.T) {
 		b.t = t
 		b.ssoSignIn("nemo")
-		if text := b.text("main"); !hasAll(text, "No access to this console", "none of your groups", sw.op.issuer, "id-nemo") {
+		if text := b.text("main"); !hasAll(text, "No access to this console", "none of your groups", sw.op.Issuer, "id-nemo") {
 			t.Fatalf("nemo sees %q", b.text("main"))
 		}
 		b.shoot("norole")
@@ -612,12 +472,12 @@ func TestConsoleSSO(t *testing.T) {
 			t.Fatalf("at %s", loc)
 		}
 		b.ssoSignOut()
-		sw.op.users.setGroups("id-quinn")
+		sw.op.SetGroups("id-quinn")
 		_, text := b.ssoSignIn("quinn")
 		if !strings.Contains(text, "No access to this console") {
 			t.Fatalf("quinn without her group sees %q", text)
 		}
-		sw.op.users.setGroups("id-quinn", "clinic-a-qa")
+		sw.op.SetGroups("id-quinn", "clinic-a-qa")
 	})
 
 	t.Run("a mapping reloaded without the role ends the sign-in", func(t *testing.T) {
@@ -651,11 +511,7 @@ func TestConsoleSSO(t *testing.T) {
 func TestConsoleSSORefusals(t *testing.T) {
 	sw := newSSOWorld(t)
 	b := newTab(t, sw.world)
-	sk, err := sw.op.store.SigningKey(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opKey := sk.Key().(*rsa.PrivateKey)
+	opKey, kid := sw.op.SigningKey(t)
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -673,23 +529,23 @@ func TestConsoleSSORefusals(t *testing.T) {
 		{"wrong audience", func(c map[string]any) (*rsa.PrivateKey, string) {
 			c["aud"] = []string{"another-client"}
 			c["azp"] = "another-client"
-			return opKey, sk.ID()
+			return opKey, kid
 		}, identity.ReasonInvalidToken, "did not verify"},
 		{"wrong nonce", func(c map[string]any) (*rsa.PrivateKey, string) {
 			c["nonce"] = "a-nonce-of-another-sign-in"
-			return opKey, sk.ID()
+			return opKey, kid
 		}, identity.ReasonNonce, "belongs to another sign-in"},
 		{"expired", func(c map[string]any) (*rsa.PrivateKey, string) {
 			c["exp"] = time.Now().Add(-10 * time.Minute).Unix()
 			c["iat"] = time.Now().Add(-70 * time.Minute).Unix()
-			return opKey, sk.ID()
+			return opKey, kid
 		}, identity.ReasonInvalidToken, "did not verify"},
 		{"signed by another key", func(c map[string]any) (*rsa.PrivateKey, string) {
-			return other, sk.ID()
+			return other, kid
 		}, identity.ReasonInvalidToken, "did not verify"},
 		{"another issuer", func(c map[string]any) (*rsa.PrivateKey, string) {
 			c["iss"] = "http://127.0.0.1:1/evil"
-			return opKey, sk.ID()
+			return opKey, kid
 		}, identity.ReasonInvalidToken, "did not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -770,11 +626,11 @@ func TestConsoleSSOTokenSignInOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	consoleURL := "http://" + ln.Addr().String() + console.Path
-	o := startOP(t, consoleURL+"sso/callback")
+	o := oidctest.Start(t, consoleURL+"sso/callback")
 	roles, _ := identity.ParseMapping([]byte(testRoles), auth.Scopes())
 	w := newWorld(t, worldOptions{listener: ln, console2: func(cc *console.Config, s *server.Server) {
 		cc.People, cc.DisableTokenSignIn, cc.SignInBurst = s, true, 3
-		cc.OIDC = &console.OIDC{Issuer: o.issuer, ClientID: clientID, ClientSecret: clientSecret, RedirectURL: consoleURL + "sso/callback",
+		cc.OIDC = &console.OIDC{Issuer: o.Issuer, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: consoleURL + "sso/callback",
 			Roles: func() *identity.Mapping { return roles }}
 	}})
 	jar, _ := cookiejar.New(nil)

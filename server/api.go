@@ -125,7 +125,10 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	if !ok {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "an Authorization: Bearer token is required")
 	}
-	p, err := s.tokens.Check(r.Context(), strings.TrimSpace(tok))
+	if tok = strings.TrimSpace(tok); s.access != nil && isJWT(tok) {
+		return s.access.check(r.Context(), tok)
+	}
+	p, err := s.tokens.Check(r.Context(), tok)
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "unknown or revoked token")
 	}

@@ -2,16 +2,22 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
+	"github.com/llmaudittrail/llmaudittrail/internal/oidctest"
 )
 
 const testIssuer = "https://idp.example/realms/clinic"
@@ -201,4 +207,121 @@ func readSessionOf(t *testing.T, s *testServer, tenant, session string) []*event
 		out = append(out, l)
 	}
 	return out
+}
+
+// TestAccessTokens: JWT access tokens of an OpenID provider we did not
+// write (zitadel/oidc's) are bearer tokens on the API with the role
+// mapping's rights, and what their holder reads names them; tokens that do
+// not verify, an ID token, and a person without a role are refused; a
+// group removed at the provider takes effect at the token's expiry (the
+// next token).
+func TestAccessTokens(t *testing.T) {
+	o := oidctest.Start(t, "http://127.0.0.1:1/console/sso/callback")
+	roles, err := identity.ParseMapping([]byte("roles:\n  - {name: qa, match: [clinic-a-qa], tenant: default, scopes: [read, audit]}\n"), auth.Scopes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, func(cfg *Config) {
+		cfg.AccessTokens = &AccessTokens{Issuer: o.Issuer, Audience: oidctest.ClientID, Roles: func() *identity.Mapping { return roles }}
+	})
+	ctx := context.Background()
+	first := s.post(t, "case-1", "llm.request", map[string]string{"q": "hi"})
+	waitPublished(t, s, first.Index+1)
+	as := func(tok string) *client.Client {
+		c, err := client.New(s.ts.URL, client.WithToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	access, idToken := o.Tokens(t, "quinn")
+	d, err := as(access).Payload(ctx, first.Index)
+	if err != nil {
+		t.Fatalf("quinn's access token: %v", err)
+	}
+	l, err := event.ParseLeaf(d.Access.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(l.Writer.Token, "jwt-") || l.Session != "access."+l.Writer.Token {
+		t.Errorf("access.read %+v", l)
+	}
+	if l.Attributes.String("person.issuer") != o.Issuer || l.Attributes.String("person.role") != "qa" {
+		t.Errorf("access.read attributes %v", l.Attributes)
+	}
+	if v, err := s.srv.Vault().Resolve(ctx, l.Tenant, l.Attributes.String("person.pseudonym")); err != nil || v != o.Issuer+" id-quinn" {
+		t.Errorf("the person's pseudonym resolves to %q (%v)", v, err)
+	}
+
+	key, kid := o.SigningKey(t)
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := jwtClaims(t, access)
+	for _, c := range []struct {
+		name string
+		tok  string
+		want error
+	}{
+		{"an ID token", idToken, client.ErrUnauthenticated},
+		{"expired", signJWT(t, key, kid, claims, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}), client.ErrUnauthenticated},
+		{"another audience", signJWT(t, key, kid, claims, map[string]any{"aud": []string{"another-api"}}), client.ErrUnauthenticated},
+		{"another key", signJWT(t, other, kid, claims, nil), client.ErrUnauthenticated},
+		{"another issuer", signJWT(t, key, kid, claims, map[string]any{"iss": "http://127.0.0.1:1"}), client.ErrUnauthenticated},
+		{"no role", func() string { a, _ := o.Tokens(t, "nemo"); return a }(), client.ErrForbidden},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := as(c.tok).Payload(ctx, first.Index); !errors.Is(err, c.want) {
+				t.Fatalf("Payload = %v, want %v", err, c.want)
+			}
+		})
+	}
+
+	// The provider removes quinn's group: her next token has no role.
+	o.SetGroups("id-quinn")
+	next, _ := o.Tokens(t, "quinn")
+	if _, err := as(next).Sessions(ctx, client.SessionSearch{}); !errors.Is(err, client.ErrForbidden) {
+		t.Errorf("a token issued after the group was removed: %v", err)
+	}
+}
+
+func jwtClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// signJWT signs claims, with changes, as a JWT with key under kid.
+func signJWT(t *testing.T, key *rsa.PrivateKey, kid string, claims, changes map[string]any) string {
+	t.Helper()
+	c := map[string]any{}
+	for k, v := range claims {
+		c[k] = v
+	}
+	for k, v := range changes {
+		c[k] = v
+	}
+	payload, _ := json.Marshal(c)
+	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := sg.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

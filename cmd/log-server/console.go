@@ -32,38 +32,61 @@ type consoleOptions struct {
 	oidcRoles    string // the role mapping file
 	oidcName     string
 	oidcScopes   string
+	apiAudience  string // API access tokens of the provider
 	mapping      atomic.Pointer[identity.Mapping]
 	clientSecret string
 	oidcOn       bool
 }
 
 // check reads the OIDC client secret (a 0600 file) and the role mapping
-// at start: a mistake stops the server before it serves.
+// at start: a mistake stops the server before it serves. The console's
+// sign-in is on with --oidc-client-id, API access tokens with
+// --oidc-api-audience; both need the issuer and the role mapping.
 func (o *consoleOptions) check() error {
-	o.oidcOn = o.oidcIssuer != "" || o.oidcClientID != "" || o.oidcRoles != ""
-	if !o.oidcOn {
-		if !o.tokenSignIn {
-			return errors.New("--console-token-signin=false needs OIDC sign-in (--oidc-issuer, ...)")
+	o.oidcOn = o.oidcClientID != "" || o.oidcSecret != "" || o.oidcRedirect != ""
+	if !o.oidcOn && !o.tokenSignIn {
+		return errors.New("--console-token-signin=false needs OIDC sign-in (--oidc-issuer, --oidc-client-id, ...)")
+	}
+	if !o.oidcOn && o.apiAudience == "" {
+		if o.oidcIssuer != "" || o.oidcRoles != "" {
+			return errors.New("--oidc-issuer and --oidc-roles need --oidc-client-id (console sign-in) or --oidc-api-audience (API access tokens)")
 		}
 		return nil
 	}
-	if !o.on {
-		return errors.New("--oidc-* configure the console's sign-in, and --console=false turns the console off")
+	if o.oidcIssuer == "" || o.oidcRoles == "" {
+		return errors.New("OIDC needs --oidc-issuer and --oidc-roles")
 	}
-	if o.oidcIssuer == "" || o.oidcClientID == "" || o.oidcSecret == "" || o.oidcRedirect == "" || o.oidcRoles == "" {
-		return errors.New("OIDC sign-in needs --oidc-issuer, --oidc-client-id, --oidc-client-secret-file, --oidc-redirect-url and --oidc-roles")
-	}
-	if !strings.HasSuffix(o.oidcRedirect, console.Path+"sso/callback") {
-		return fmt.Errorf("--oidc-redirect-url %q: the console's callback ends in %ssso/callback", o.oidcRedirect, console.Path)
-	}
-	b, err := keyfile.Read(o.oidcSecret)
-	if err != nil {
-		return fmt.Errorf("--oidc-client-secret-file: %w", err)
-	}
-	if o.clientSecret = strings.TrimSpace(string(b)); o.clientSecret == "" {
-		return fmt.Errorf("--oidc-client-secret-file: %s is empty", o.oidcSecret)
+	if o.oidcOn {
+		if !o.on {
+			return errors.New("--oidc-client-id configures the console's sign-in, and --console=false turns the console off")
+		}
+		if o.oidcClientID == "" || o.oidcSecret == "" || o.oidcRedirect == "" {
+			return errors.New("OIDC sign-in needs --oidc-issuer, --oidc-client-id, --oidc-client-secret-file, --oidc-redirect-url and --oidc-roles")
+		}
+		if !strings.HasSuffix(o.oidcRedirect, console.Path+"sso/callback") {
+			return fmt.Errorf("--oidc-redirect-url %q: the console's callback ends in %ssso/callback", o.oidcRedirect, console.Path)
+		}
+		if o.apiAudience == o.oidcClientID {
+			return errors.New("--oidc-api-audience must not be the console's client id: an ID token's audience is the client id")
+		}
+		b, err := keyfile.Read(o.oidcSecret)
+		if err != nil {
+			return fmt.Errorf("--oidc-client-secret-file: %w", err)
+		}
+		if o.clientSecret = strings.TrimSpace(string(b)); o.clientSecret == "" {
+			return fmt.Errorf("--oidc-client-secret-file: %s is empty", o.oidcSecret)
+		}
 	}
 	return o.loadRoles()
+}
+
+// accessTokens is the server's configuration of API access tokens, nil
+// without --oidc-api-audience.
+func (o *consoleOptions) accessTokens() *server.AccessTokens {
+	if o.apiAudience == "" {
+		return nil
+	}
+	return &server.AccessTokens{Issuer: o.oidcIssuer, Audience: o.apiAudience, Roles: o.mapping.Load}
 }
 
 // loadRoles reads and checks the role mapping; the mapping in force
@@ -103,11 +126,11 @@ func (o *consoleOptions) watchRoles(logger *slog.Logger) {
 // provider, with their role's rights, and verifies with the log's key and
 // policy.
 func consoleFactory(o *consoleOptions, logger *slog.Logger) server.ConsoleFactory {
+	if o.mapping.Load() != nil {
+		o.watchRoles(logger)
+	}
 	if !o.on {
 		return nil
-	}
-	if o.oidcOn {
-		o.watchRoles(logger)
 	}
 	return func(s *server.Server) (http.Handler, error) {
 		key, err := checkpoint.NewVerifier(s.VerifierKey())

@@ -109,6 +109,7 @@ func serve(args []string) int {
 	fs.StringVar(&co.oidcRedirect, "oidc-redirect-url", "", "console single sign-on: the callback registered at the provider, the console's public URL followed by sso/callback (https://log.example/console/sso/callback)")
 	fs.StringVar(&co.oidcRoles, "oidc-roles", "", "console single sign-on: the role mapping file (YAML: ID token claims such as groups to a tenant, scopes and a signer id; checked at start, reloaded on SIGHUP)")
 	fs.StringVar(&co.oidcName, "oidc-name", "", "console single sign-on: the provider's name on the sign-in page (default: \"your identity provider\")")
+	fs.StringVar(&co.apiAudience, "oidc-api-audience", "", "accept JWT access tokens of the --oidc-issuer provider as bearer tokens on the API when they carry this audience (the API's identifier at the provider, not the console's client id), with the --oidc-roles mapping")
 	fs.StringVar(&co.oidcScopes, "oidc-scopes", "", "console single sign-on: the scopes requested besides openid, comma-separated (default: profile,email; add groups where the provider needs it)")
 	maxConns := fs.Int("max-conns", connlimit.DefaultMax, "most client connections open at once on each listener (API, interception, metrics); at the cap the longest-idle connection is closed for a new one, and a new one is closed when all are busy; lowered to fit the open-file limit")
 	maxConnsPerClient := fs.Int("max-conns-per-client", connlimit.DefaultPerClient, "most connections open at once from one client address (IPv4 address or IPv6 /64) on each listener; more are closed at once (0: no cap, e.g. behind a load balancer)")
@@ -240,7 +241,7 @@ func serve(args []string) int {
 		PublicEntries: *publicEntries,
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
-		Console: consoleFactory(co, logger),
+		Console: consoleFactory(co, logger), AccessTokens: co.accessTokens(),
 	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen))
 }
 
