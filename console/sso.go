@@ -100,7 +100,7 @@ type sso struct {
 	// endSession is the provider's end_session_endpoint (OpenID Connect
 	// RP-Initiated Logout), if it has one.
 	endSession string
-	flows    map[string]*flow // by the hash of the flow cookie
+	flows      map[string]*flow // by the hash of the flow cookie
 }
 
 func newSSO(cfg OIDC) (*sso, error) {
