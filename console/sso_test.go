@@ -669,3 +669,49 @@ func TestConsoleSSOTokenSignInOff(t *testing.T) {
 		t.Errorf("sign-in starts answered %v", codes)
 	}
 }
+
+// TestConsoleTokenSignInsRecorded: in the log server's process (People),
+// token sign-ins, sign-outs, expiries and failed token sign-ins are
+// account events, naming the token by its public id only.
+func TestConsoleTokenSignInsRecorded(t *testing.T) {
+	w := newWorld(t, worldOptions{console2: func(cc *console.Config, s *server.Server) {
+		cc.People, cc.IdleTimeout = s, 400*time.Millisecond
+	}})
+	ctx := context.Background()
+	p, err := w.srv.Tokens().Check(ctx, w.auditor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAgent(t, w.url, nil)
+	csrf := a.signIn(w.auditor)
+	if r := a.do("POST", "logout", url.Values{"csrf": {csrf}}, nil); r.code != http.StatusSeeOther {
+		t.Fatalf("sign-out %d", r.code)
+	}
+	a.signIn(w.auditor)
+	time.Sleep(600 * time.Millisecond)
+	a.do("GET", "health", nil, nil) // ends the idle sign-in
+	pre := csrfOf(t, a.do("GET", "", nil, nil).body)
+	if r := a.do("POST", "login", url.Values{"csrf": {pre}, "token": {"lat_not-a-token"}}, nil); r.code != http.StatusUnauthorized {
+		t.Fatalf("an unknown token: %d", r.code)
+	}
+	sw := &ssoWorld{world: w}
+	var kinds []string
+	for _, l := range sw.events(t, tenant, "access."+p.ID) {
+		if l.Writer.Token != p.ID || l.Actor.ID != "token."+p.ID || attr(l, "access.method") != identity.MethodToken {
+			t.Errorf("%s by %+v as %+v", l.Kind, l.Writer, l.Actor)
+		}
+		b, _ := l.Marshal()
+		if strings.Contains(string(b), w.auditor) {
+			t.Errorf("the token is in the leaf: %s", b)
+		}
+		kinds = append(kinds, l.Kind+"/"+attr(l, "access.reason"))
+	}
+	want := []string{"access.signin/", "access.signout/signed_out", "access.signin/", "access.signout/expired"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("the token's account events %v, want %v", kinds, want)
+	}
+	fails := sw.events(t, server.DefaultTenant, identity.SessionSignInFailures)
+	if l := fails[len(fails)-1]; attr(l, "access.reason") != identity.ReasonUnknownToken || strings.Contains(fmt.Sprint(l.Attributes), "not-a-token") {
+		t.Errorf("failed token sign-in %v", l.Attributes)
+	}
+}
