@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 )
 
@@ -62,6 +63,10 @@ type Principal struct {
 	Global bool `json:"global,omitempty"`
 	// Actors, if set, are the only actor ids the token may write events as.
 	Actors []string `json:"actors,omitempty"`
+	// Person, if set, is the person signed in through the identity
+	// provider for whom the console acts (no token of the store): ID is
+	// the sign-in's public id, Name the role the mapping gave them.
+	Person *identity.Person `json:"person,omitempty"`
 }
 
 // MayActAs reports whether the token may write events with actor id.

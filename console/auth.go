@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/identity"
 )
 
 // Sign-in. The token a user pastes stays on the server, in memory, with a
@@ -30,13 +33,27 @@ const (
 	preCookieName = "llmat_console_pre"
 )
 
-// user is one sign-in.
+// user is one sign-in: with a token (break-glass), or of a person
+// through the identity provider (sso.go).
 type user struct {
 	key     string // hex SHA-256 of the session id
-	token   string
+	token   string // a token sign-in's token
 	log     *client.Client
 	csrf    string
 	created time.Time
+
+	// A person's sign-in: who (verified), the role and the mapping that
+	// gave it, the claims it was given for (mapped again when the
+	// mapping is reloaded), the sign-in's public id, a name to greet them.
+	person  *identity.Person
+	role    *identity.Role
+	mapping *identity.Mapping
+	claims  map[string]any
+	signin  string
+	name    string
+	// idToken is the ID token of the sign-in, kept in memory for the
+	// provider's end-session request (id_token_hint) and nothing else.
+	idToken string
 
 	mu   sync.Mutex
 	seen time.Time
@@ -50,13 +67,16 @@ type user struct {
 type users struct {
 	cfg    Config
 	secret []byte // keys the pre-sign-in CSRF tokens
+	// ended is told of each sign-in that ends other than by signing out
+	// (idle, expired, pushed out by MaxUsers), outside the lock.
+	ended func(u *user, reason string)
 
 	mu sync.Mutex
 	m  map[string]*user
 }
 
-func newUsers(cfg Config) *users {
-	return &users{cfg: cfg, secret: random(32), m: map[string]*user{}}
+func newUsers(cfg Config, ended func(u *user, reason string)) *users {
+	return &users{cfg: cfg, secret: random(32), m: map[string]*user{}, ended: ended}
 }
 
 func random(n int) []byte {
@@ -70,14 +90,13 @@ func hashID(id string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// add signs a user in and returns the session id for the cookie.
-func (us *users) add(token string, log *client.Client) (string, *user) {
+// add signs u in and returns the session id for the cookie.
+func (us *users) add(u *user) string {
 	id := base64.RawURLEncoding.EncodeToString(random(32))
 	now := time.Now()
-	u := &user{key: hashID(id), token: token, log: log, csrf: base64.RawURLEncoding.EncodeToString(random(32)), created: now, seen: now}
+	u.key, u.csrf, u.created, u.seen = hashID(id), base64.RawURLEncoding.EncodeToString(random(32)), now, now
 	us.mu.Lock()
-	defer us.mu.Unlock()
-	us.expireLocked(now)
+	gone := us.expireLocked(now)
 	for len(us.m) >= us.cfg.MaxUsers {
 		var oldest *user
 		for _, x := range us.m {
@@ -86,9 +105,21 @@ func (us *users) add(token string, log *client.Client) (string, *user) {
 			}
 		}
 		delete(us.m, oldest.key)
+		gone = append(gone, oldest)
 	}
 	us.m[u.key] = u
-	return id, u
+	us.mu.Unlock()
+	us.tell(gone, identity.ReasonExpired)
+	return id
+}
+
+func (us *users) tell(gone []*user, reason string) {
+	if us.ended == nil {
+		return
+	}
+	for _, u := range gone {
+		us.ended(u, reason)
+	}
 }
 
 func (u *user) lastSeen() time.Time {
@@ -101,12 +132,15 @@ func (us *users) expired(u *user, now time.Time) bool {
 	return now.Sub(u.created) > us.cfg.MaxAge || now.Sub(u.lastSeen()) > us.cfg.IdleTimeout
 }
 
-func (us *users) expireLocked(now time.Time) {
+func (us *users) expireLocked(now time.Time) []*user {
+	var gone []*user
 	for k, u := range us.m {
 		if us.expired(u, now) {
 			delete(us.m, k)
+			gone = append(gone, u)
 		}
 	}
+	return gone
 }
 
 // get returns the signed-in user of the session id, if any.
@@ -119,7 +153,9 @@ func (us *users) get(id string) *user {
 	u := us.m[hashID(id)]
 	if u != nil && us.expired(u, now) {
 		delete(us.m, u.key)
-		u = nil
+		us.mu.Unlock()
+		us.tell([]*user{u}, identity.ReasonExpired)
+		return nil
 	}
 	us.mu.Unlock()
 	if u != nil {
@@ -130,10 +166,13 @@ func (us *users) get(id string) *user {
 	return u
 }
 
-func (us *users) remove(u *user) {
+// remove ends u's sign-in; it reports whether u was signed in.
+func (us *users) remove(u *user) bool {
 	us.mu.Lock()
+	defer us.mu.Unlock()
+	_, ok := us.m[u.key]
 	delete(us.m, u.key)
-	us.mu.Unlock()
+	return ok
 }
 
 // secure reports whether cookies must be Secure.
@@ -179,8 +218,20 @@ func (c *Console) user(h userHandler) http.Handler {
 			c.fail(w, r, nil, http.StatusForbidden, "You are not signed in (or your sign-in expired). Sign in again.")
 			return
 		}
+		if !c.remap(u) {
+			if c.users.remove(u) {
+				c.signedOut(r.Context(), u, identity.ReasonRoleChanged)
+			}
+			c.setCookie(w, r, cookieName, "", -1)
+			c.fail(w, r, nil, http.StatusForbidden, "Your role in the console changed (the role mapping was updated), so your sign-in ended. Sign in again.")
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead &&
 			subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(u.csrf)) != 1 {
+			if u.person != nil {
+				c.record(r.Context(), identity.Account{Kind: identity.KindDenied, Method: identity.MethodOIDC, SignIn: u.signin, Person: u.person, Role: u.role,
+					Reason: identity.ReasonCSRF, Detail: r.Method + " " + event.Clip(r.URL.Path, 200)})
+			}
 			c.fail(w, r, u, http.StatusForbidden, "The form's CSRF token is missing or wrong: reload the page and try again.")
 			return
 		}
@@ -199,6 +250,10 @@ func (c *Console) preToken(pre string) string {
 type signinData struct {
 	PreCSRF string
 	Expired bool
+	// SSO names the identity provider when people sign in through it;
+	// Token says whether the token form is on.
+	SSO   string
+	Token bool
 }
 
 // home shows the sign-in form, or the health page to a signed-in user.
@@ -218,13 +273,23 @@ func (c *Console) signinForm(w http.ResponseWriter, r *http.Request, status int,
 		pre = base64.RawURLEncoding.EncodeToString(random(32))
 		c.setCookie(w, r, preCookieName, pre, 3600)
 	}
-	c.render(w, r, status, "signin", page{Title: "Sign in", Error: msg,
-		Data: signinData{PreCSRF: c.preToken(pre), Expired: r.URL.Query().Get("expired") != ""}})
+	d := signinData{PreCSRF: c.preToken(pre), Expired: r.URL.Query().Get("expired") != "", Token: !c.cfg.DisableTokenSignIn}
+	if c.sso != nil {
+		d.SSO = c.sso.cfg.Name
+	}
+	c.render(w, r, status, "signin", page{Title: "Sign in", Error: msg, Data: d})
 }
 
 // login signs a user in with the token pasted into the form: the log must
 // know it and it must have the read scope.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	if c.cfg.DisableTokenSignIn {
+		c.signinForm(w, r, http.StatusForbidden, "Sign-in with a token is turned off on this console.")
+		return
+	}
+	if !c.allowSignIn(w, r) {
+		return
+	}
 	ck, err := r.Cookie(c.cookieName(r, preCookieName))
 	if err != nil || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(c.preToken(ck.Value))) != 1 {
 		c.signinForm(w, r, http.StatusForbidden, "The sign-in form expired or did not come from this console: try again.")
@@ -242,9 +307,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	_, err = log.Sessions(r.Context(), api.SessionSearch{Limit: 1})
 	switch {
 	case errors.Is(err, client.ErrUnauthenticated):
+		c.record(r.Context(), identity.Account{Kind: identity.KindSignInFailed, Method: identity.MethodToken, Reason: identity.ReasonUnknownToken})
 		c.signinForm(w, r, http.StatusUnauthorized, "The log does not know this token, or it was revoked.")
 		return
 	case errors.Is(err, client.ErrForbidden):
+		c.record(r.Context(), identity.Account{Kind: identity.KindSignInFailed, Method: identity.MethodToken, Token: token, Reason: identity.ReasonNoRead})
 		c.signinForm(w, r, http.StatusForbidden, "This token lacks the read scope, which the console needs (signers: a token of the sign and read scopes).")
 		return
 	case errors.Is(err, client.ErrOverloaded):
@@ -254,16 +321,51 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.signinForm(w, r, http.StatusBadGateway, "The log could not check the token: "+err.Error())
 		return
 	}
-	id, _ := c.users.add(token, log)
+	c.record(r.Context(), identity.Account{Kind: identity.KindSignIn, Method: identity.MethodToken, Token: token})
+	id := c.users.add(&user{token: token, log: log})
 	c.setCookie(w, r, cookieName, id, int(c.cfg.MaxAge.Seconds()))
 	c.setCookie(w, r, preCookieName, "", -1)
-	c.logger.Info("console: signed in", "remote", r.RemoteAddr)
+	c.logger.Info("console: signed in", "method", identity.MethodToken, "remote", r.RemoteAddr)
 	http.Redirect(w, r, Path+"health", http.StatusSeeOther)
 }
 
-// logout ends the sign-in: the server forgets the token.
+// logout ends the sign-in: the server forgets the token, or the person.
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, u *user) {
-	c.users.remove(u)
+	if c.users.remove(u) {
+		c.signedOut(r.Context(), u, identity.ReasonSignedOut)
+	}
 	c.setCookie(w, r, cookieName, "", -1)
+	if end := c.endSessionURL(u); end != "" {
+		// The provider's session ends too (RP-Initiated Logout). A page
+		// moves on to it: the form's redirect to another site would be
+		// refused by the form-action policy.
+		c.render(w, r, http.StatusOK, "signedout", page{Title: "Signed out", Data: signedOutData{EndSession: end, Provider: c.sso.cfg.Name}})
+		return
+	}
 	http.Redirect(w, r, Path, http.StatusSeeOther)
+}
+
+type signedOutData struct{ EndSession, Provider string }
+
+// signedOut records the end of a sign-in.
+func (c *Console) signedOut(ctx context.Context, u *user, reason string) {
+	a := identity.Account{Kind: identity.KindSignOut, Method: identity.MethodToken, Token: u.token, Reason: reason}
+	if u.person != nil {
+		a = identity.Account{Kind: identity.KindSignOut, Method: identity.MethodOIDC, SignIn: u.signin, Person: u.person, Role: u.role, Reason: reason}
+	}
+	c.record(ctx, a)
+}
+
+// Person is the person of the sign-in, nil for a token's.
+func (u *user) Person() *identity.Person { return u.person }
+
+// Name is how the console greets the person.
+func (u *user) Name() string { return u.name }
+
+// RoleName is the person's role.
+func (u *user) RoleName() string {
+	if u.role == nil {
+		return ""
+	}
+	return u.role.Name
 }

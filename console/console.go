@@ -22,6 +22,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/time/rate"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -80,7 +82,22 @@ type Config struct {
 	IdleTimeout, MaxAge time.Duration
 	// MaxUsers caps the sign-ins held at once (DefaultMaxUsers).
 	MaxUsers int
-	Logger   *slog.Logger
+	// OIDC, if set, signs people in through an OpenID provider (sso.go),
+	// with People to act for them.
+	OIDC *OIDC
+	// People acts for people signed in through the provider and records
+	// sign-ins, sign-outs, failures and refusals in the log (required
+	// with OIDC): the log server (server.Server) the console runs in.
+	// Without OIDC it records token sign-ins, if set.
+	People People
+	// DisableTokenSignIn turns the token sign-in off. It stays on by
+	// default as the break-glass way in when the provider is down.
+	DisableTokenSignIn bool
+	// SignInRate and SignInBurst limit sign-in attempts per client
+	// address (DefaultSignInRate, DefaultSignInBurst).
+	SignInRate  rate.Limit
+	SignInBurst int
+	Logger      *slog.Logger
 }
 
 // Console is the console's HTTP handler, serving everything under Path.
@@ -89,6 +106,8 @@ type Console struct {
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
 	users  *users
+	sso    *sso // nil without OIDC
+	limits *signInLimits
 	static fs.FS
 	logger *slog.Logger
 	health *samples
@@ -125,11 +144,29 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.SignInRate <= 0 {
+		cfg.SignInRate = DefaultSignInRate
+	}
+	if cfg.SignInBurst <= 0 {
+		cfg.SignInBurst = DefaultSignInBurst
+	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, mux: http.NewServeMux(), users: newUsers(cfg), static: static, logger: cfg.Logger, health: newSamples()}
+	c := &Console{cfg: cfg, mux: http.NewServeMux(), static: static, logger: cfg.Logger, health: newSamples(),
+		limits: newSignInLimits(cfg.SignInRate, cfg.SignInBurst)}
+	c.users = newUsers(cfg, func(u *user, reason string) { c.signedOut(context.Background(), u, reason) })
+	if cfg.OIDC != nil {
+		if cfg.People == nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, errNoPeople)
+		}
+		if c.sso, err = newSSO(*cfg.OIDC); err != nil {
+			return nil, err
+		}
+	} else if cfg.DisableTokenSignIn {
+		return nil, fmt.Errorf("%w: with the token sign-in off, OIDC is the only way in and must be configured", ErrConfig)
+	}
 	if c.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
@@ -142,6 +179,10 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, Path, http.StatusSeeOther) })
 	m.HandleFunc("GET /console/{$}", c.home)
 	m.HandleFunc("POST /console/login", c.login)
+	if c.sso != nil {
+		m.HandleFunc("GET /console/sso/start", c.ssoStart)
+		m.HandleFunc("GET /console/sso/callback", c.ssoCallback)
+	}
 	m.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(c.static)))
 	m.Handle("POST /console/logout", c.user(c.logout))
 	m.Handle("GET /console/health", c.user(c.healthPage))

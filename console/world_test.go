@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -60,6 +61,11 @@ type worldOptions struct {
 	witnesses bool
 	public    bool // --public-entries
 	console   func(cfg *console.Config)
+	// console2 is console with the server (for what it offers: People).
+	console2 func(cfg *console.Config, s *server.Server)
+	// listener, if set, is where the server listens (its URL known
+	// before the console is made).
+	listener net.Listener
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
@@ -90,13 +96,21 @@ func newWorld(t testing.TB, o worldOptions) *world {
 		if o.console != nil {
 			o.console(&cc)
 		}
+		if o.console2 != nil {
+			o.console2(&cc, s)
+		}
 		return console.New(cc)
 	}
 	srv, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	if o.listener != nil {
+		hs.Listener.Close()
+		hs.Listener = o.listener
+	}
+	hs.Start()
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Close(context.Background())

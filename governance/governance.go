@@ -18,7 +18,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -82,13 +81,11 @@ func New(cfg Config) (*Clerk, error) {
 	return &Clerk{cfg: cfg, log: cfg.Log, logger: cfg.Logger}, nil
 }
 
-// record appends ev in tenant, written by the server on r's behalf.
+// record appends ev in tenant, written by the server on r's behalf (the
+// person r is, if one).
 func (c *Clerk) record(ctx context.Context, tenant string, r auditlog.Reader, ev *event.Request) (event.Appended, error) {
-	res, err := c.log.Append(ctx, tenant, r.Writer(), []*event.Request{ev})
-	if err != nil {
-		return event.Appended{}, fmt.Errorf("recording %s: %w", ev.Kind, err)
-	}
-	return res[0], nil
+	// AppendAs names the person when a person signed in caused it.
+	return c.log.AppendAs(ctx, tenant, r, ev)
 }
 
 // strAttrs makes string attributes of key, value pairs, leaving out empty

@@ -154,11 +154,11 @@ func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *api.
 			"access.token_id":  jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, q.Tenant, r.Writer(), []*event.Request{acc})
+	a, err := l.serverEvent(ctx, q.Tenant, r, acc)
 	if err != nil {
-		return event.Appended{}, fmt.Errorf("recording access.read: %w", err)
+		return event.Appended{}, err
 	}
-	return res[0], nil
+	return a, nil
 }
 
 // exportStream writes one export.

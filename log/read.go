@@ -9,6 +9,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -33,11 +34,23 @@ type Reader struct {
 	// Actors are the actor ids the token is bound to (the signer a sign
 	// token acts for).
 	Actors []string
+	// Person, if set, is the person signed in through an identity
+	// provider who reads (TokenID is then their sign-in's id), and Role
+	// the role their mapping gave them: every event they cause names
+	// them (person.go).
+	Person *identity.Person
+	Role   string
 }
 
 // Actor is the actor of the events a reader's requests cause (access.read,
 // access.resolve, holds, erasures, revocations): the token, as a human.
-func (r Reader) Actor() event.Actor { return event.Actor{Type: "human", ID: "token." + r.TokenID} }
+func (r Reader) Actor() event.Actor {
+	if r.Person != nil {
+		// A person signed in: their sign-in; AppendAs names who they are.
+		return event.Actor{Type: "human", ID: r.TokenID}
+	}
+	return event.Actor{Type: "human", ID: "token." + r.TokenID}
+}
 
 // Writer is the writer of the events the server appends on a reader's
 // behalf: the reader's token, via the server.
@@ -134,11 +147,11 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 			"access.token_id": jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, leaf.Tenant, r.Writer(), []*event.Request{acc})
+	a, err := l.serverEvent(ctx, leaf.Tenant, r, acc)
 	if err != nil {
-		return nil, fmt.Errorf("recording access.read: %w", err)
+		return nil, err
 	}
-	d := &Disclosure{Index: index, Leaf: data, Event: leaf, Record: rec, Access: res[0]}
+	d := &Disclosure{Index: index, Leaf: data, Event: leaf, Record: rec, Access: a}
 	for _, ps := range []string{leaf.Subject, leaf.Actor.OnBehalfOf} {
 		if ps == "" {
 			continue
@@ -179,11 +192,11 @@ func (l *Log) Resolve(ctx context.Context, r Reader, tenant, pseudonym string) (
 			"access.token_id":  jsonString(r.TokenID),
 		},
 	}
-	res, err := l.Append(ctx, tenant, r.Writer(), []*event.Request{acc})
+	a, err := l.serverEvent(ctx, tenant, r, acc)
 	if err != nil {
-		return "", event.Appended{}, fmt.Errorf("recording access.resolve: %w", err)
+		return "", event.Appended{}, err
 	}
-	return v, res[0], nil
+	return v, a, nil
 }
 
 // Pseudonym returns the pseudonym that stands for value in tenant, without

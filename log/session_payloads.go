@@ -145,10 +145,10 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 		},
 		Payload: list,
 	}
-	res, err := l.Append(ctx, tenant, r.Writer(), []*event.Request{acc})
+	a, err := l.serverEvent(ctx, tenant, r, acc)
 	if err != nil {
-		return nil, fmt.Errorf("recording access.read: %w", err)
+		return nil, err
 	}
-	d.Access = res[0]
+	d.Access = a
 	return d, nil
 }

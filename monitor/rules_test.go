@@ -50,7 +50,7 @@ func TestPackParses(t *testing.T) {
 	rs := pack(t)
 	want := []string{"tool.forbidden", "tool.unexpected", "tokens.spike", "cost.spike", "upstream.error_burst",
 		"session.seq_gap", "session.broken_chain", "session.model_change", "time.skew", "activity.outside_hours",
-		"capture.gap", "approval.unsigned", "signer.locked", "erasure.override"}
+		"capture.gap", "approval.unsigned", "signer.locked", "erasure.override", "signin.failed_burst"}
 	if got := rs.Names(); !slices.Equal(got, want) {
 		t.Fatalf("rules = %v, want %v", got, want)
 	}
@@ -150,6 +150,15 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 	expect(i, 1, "signer.locked")
 	i = c.Add(crafttest.Craft{Kind: "erasure", Session: "erasures", ActorType: "human", Actor: "token.dpo", Attrs: attrs("erasure.override", true, "erasure.override_reason", "court order")})
 	expect(i, 0, "erasure.override")
+	// Four failed sign-ins are no alert, the fifth within 5 minutes is.
+	var fails []crafttest.Craft
+	for j := range 5 {
+		reason := []string{"invalid_token", "no_role", "nonce", "unknown_token", "invalid_token"}[j]
+		fails = append(fails, crafttest.Craft{Kind: "access.signin_failed", Session: "access.signin_failures", ActorType: "system", Actor: "log-server",
+			Attrs: attrs("access.method", "oidc", "access.reason", reason)})
+	}
+	i = c.Add(fails...)
+	expect(i, 4, "signin.failed_burst")
 	i = c.Add(crafttest.Craft{Raw: []byte("this is not an audit event")})
 	expect(i, 0, verify.RuleMalformedEntry)
 	c.WaitPublished()

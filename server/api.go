@@ -117,12 +117,18 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	if r.Context().Value(internalKey{}) != nil {
 		return s.internal, nil
 	}
+	if p, ok := r.Context().Value(personKey{}).(*auth.Principal); ok && p != nil {
+		return p, nil
+	}
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "an Authorization: Bearer token is required")
 	}
-	p, err := s.tokens.Check(r.Context(), strings.TrimSpace(tok))
+	if tok = strings.TrimSpace(tok); s.access != nil && isJWT(tok) {
+		return s.access.check(r.Context(), tok)
+	}
+	p, err := s.tokens.Check(r.Context(), tok)
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "unknown or revoked token")
 	}
@@ -133,9 +139,10 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 }
 
 // ensureLogged makes sure the creation of p's token is in the log before
-// p is served (the server's own principal has no token to record).
+// p is served (the server's own principal has no token to record, nor
+// a person signed in: their sign-in is recorded as access.signin).
 func (s *Server) ensureLogged(ctx context.Context, p *auth.Principal) error {
-	if p == s.internal {
+	if p == s.internal || p.Person != nil {
 		return nil
 	}
 	return s.gov.EnsureToken(ctx, p.ID)
@@ -513,7 +520,11 @@ func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
 }
 
 func reader(p *auth.Principal) auditlog.Reader {
-	return auditlog.Reader{TokenID: p.ID, Tenant: p.Tenant, AllTenants: p.Global, Actors: p.Actors}
+	rd := auditlog.Reader{TokenID: p.ID, Tenant: p.Tenant, AllTenants: p.Global, Actors: p.Actors}
+	if p.Person != nil {
+		rd.Person, rd.Role = p.Person, p.Name
+	}
+	return rd
 }
 
 func (s *Server) getPseudonym(r *http.Request, p *auth.Principal) (int, any, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
 )
 
@@ -69,6 +70,8 @@ type inProcess struct {
 	s        *Server
 	addr     string
 	internal bool
+	// person, if set, is the person the request acts for (PersonClient).
+	person *auth.Principal
 }
 
 func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -81,6 +84,7 @@ func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 		mark = true
 	}
 	ctx := context.WithValue(r.Context(), internalKey{}, mark)
+	ctx = context.WithValue(ctx, personKey{}, t.person)
 	ctx = context.WithValue(ctx, chi.RouteCtxKey, (*chi.Context)(nil))
 	r = r.Clone(ctx)
 	r.RemoteAddr = t.addr
@@ -91,6 +95,9 @@ func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.s.handler.ServeHTTP(w, r)
 	res := w.Result()
 	res.Request = r
+	if t.person != nil && (res.StatusCode == http.StatusForbidden || res.StatusCode == http.StatusUnauthorized) {
+		t.s.recordDenied(r, t.person, res.StatusCode)
+	}
 	if res.Body == nil {
 		res.Body = io.NopCloser(bytes.NewReader(nil))
 	}

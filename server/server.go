@@ -162,6 +162,10 @@ type Config struct {
 	// Console, if set, builds the auditor console served at /console/
 	// (server/console.go); it is called once the log is open.
 	Console ConsoleFactory
+	// AccessTokens, if set, accepts JWT access tokens of an OpenID
+	// provider as bearer tokens, with the console's role mapping
+	// (accesstokens.go).
+	AccessTokens *AccessTokens
 	// SignerPolicy tunes electronic signatures (signer.Policy's defaults:
 	// argon2id t=3 m=64 MiB, lock after 5 failures in 15 min).
 	SignerPolicy signer.Policy
@@ -194,6 +198,7 @@ type Server struct {
 	stopWatch context.CancelFunc
 	watchDone chan struct{} // WatchTokens returned
 
+	access    *accessTokens // nil without Config.AccessTokens
 	reportSem chan struct{} // one report at a time
 	exports   *limiter      // session exports in progress (export.go)
 }
@@ -335,6 +340,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := s.gov.RecordRetention(ctx); err != nil {
 		return nil, fmt.Errorf("recording retention floors: %w", err)
+	}
+	if cfg.AccessTokens != nil {
+		if s.access, err = newAccessTokens(*cfg.AccessTokens); err != nil {
+			return nil, err
+		}
 	}
 	s.reportSem = make(chan struct{}, 1)
 	s.internal = &auth.Principal{ID: ServerTokenID, Name: ServerTokenID, Tenant: DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}

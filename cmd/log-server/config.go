@@ -71,6 +71,18 @@ type Config struct {
 	Chromium         string `flag:"chromium" yaml:"chromium" help:"Chromium binary for PDF reports (default: chromium on PATH)"`
 	Console          bool   `flag:"console" yaml:"console" help:"serve the auditor console at /console/ (--console=false turns it off; see docs/console.md)"`
 
+	// Single sign-on for the console, and the provider's access tokens on
+	// the API (docs/console.md). The client secret is in a file.
+	ConsoleTokenSignIn   bool   `flag:"console-token-signin" yaml:"console_token_signin" help:"let people sign in to the console with a token of the log (the break-glass way in when the identity provider is down; false: OIDC only)"`
+	OIDCIssuer           string `flag:"oidc-issuer" yaml:"oidc_issuer" help:"console single sign-on: the OpenID provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration; see docs/console.md)"`
+	OIDCClientID         string `flag:"oidc-client-id" yaml:"oidc_client_id" help:"console single sign-on: the console's client id at the provider"`
+	OIDCClientSecretFile string `flag:"oidc-client-secret-file" yaml:"oidc_client_secret_file" help:"console single sign-on: a file (mode 0600) holding the client's secret"`
+	OIDCRedirectURL      string `flag:"oidc-redirect-url" yaml:"oidc_redirect_url" help:"console single sign-on: the callback registered at the provider, the console's public URL followed by sso/callback (https://log.example/console/sso/callback)"`
+	OIDCRoles            string `flag:"oidc-roles" yaml:"oidc_roles" help:"console single sign-on: the role mapping file (YAML: ID token claims such as groups to a tenant, scopes and a signer id; checked at start, reloaded on SIGHUP)"`
+	OIDCName             string `flag:"oidc-name" yaml:"oidc_name" help:"console single sign-on: the provider's name on the sign-in page (default: \"your identity provider\")"`
+	OIDCScopes           string `flag:"oidc-scopes" yaml:"oidc_scopes" help:"console single sign-on: the scopes requested besides openid, comma-separated (default: profile,email; add groups where the provider needs it)"`
+	OIDCAPIAudience      string `flag:"oidc-api-audience" yaml:"oidc_api_audience" help:"accept JWT access tokens of the --oidc-issuer provider as bearer tokens on the API when they carry this audience (the API's identifier at the provider, not the console's client id), with the --oidc-roles mapping"`
+
 	// The listeners.
 	Listen            string `flag:"listen" yaml:"listen" help:"listen address"`
 	TLSCert           string `flag:"tls-cert" yaml:"tls_cert" help:"serve HTTPS (API, capture and MCP proxies) with this certificate chain (PEM; reloaded on SIGHUP or change)"`
@@ -117,6 +129,7 @@ func defaultConfig() Config {
 		MaxBodyBytes:        server.DefaultMaxBodyBytes,
 		WitnessTimeout:      server.DefaultWitnessTimeout,
 		Console:             true,
+		ConsoleTokenSignIn:  true,
 		Listen:              server.DefaultListen,
 		MaxConns:            connlimit.DefaultMax,
 		MaxConnsPerClient:   connlimit.DefaultPerClient,

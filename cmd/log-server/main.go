@@ -133,6 +133,12 @@ func serve(args []string) int {
 			return cli.Fail(fs, "--mcp-tool-policy: %v", err)
 		}
 	}
+	co := &consoleOptions{on: c.Console, chromium: c.Chromium, tokenSignIn: c.ConsoleTokenSignIn,
+		oidcIssuer: c.OIDCIssuer, oidcClientID: c.OIDCClientID, oidcSecret: c.OIDCClientSecretFile, oidcRedirect: c.OIDCRedirectURL,
+		oidcRoles: c.OIDCRoles, oidcName: c.OIDCName, oidcScopes: c.OIDCScopes, apiAudience: c.OIDCAPIAudience}
+	if err := co.check(); err != nil {
+		return cli.Fail(fs, "%v", err)
+	}
 	reporter, err := compliance.NewReporter(complianceText, c.Chromium, nil)
 	if err != nil {
 		return cli.Fail(fs, "--compliance-config: %v", err)
@@ -150,7 +156,7 @@ func serve(args []string) int {
 		PublicEntries: c.PublicEntries,
 		Keys:          server.KeySources{MasterKeySource: c.MasterKeySource},
 		Compliance:    c.profiles, ComplianceConfig: complianceText, Reporter: reporter,
-		Console: consoleFactory(c.Console, c.Chromium, logger),
+		Console: consoleFactory(co, logger), AccessTokens: co.accessTokens(),
 	}
 	cfg.S3.Endpoint, cfg.S3.Bucket, cfg.S3.Region = c.S3Endpoint, c.S3Bucket, c.S3Region
 	return exit(runServe(logger, &c, cfg, tlsFiles))
