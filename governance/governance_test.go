@@ -19,6 +19,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/backend"
+	_ "github.com/llmaudittrail/llmaudittrail/compliance" // registers the profiles whose floors the tests use
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/internal/storetest"
