@@ -145,7 +145,8 @@ type tokenInfo struct {
 
 type configChange struct {
 	e             *entry
-	author, agent string
+	author, agent string // agent: tenant/agent id
+	agentID       string // config.agent
 	model, hash   string
 	prompt        string // config.prompt_sha256
 	approvedBy    string
@@ -270,7 +271,7 @@ func (c *collector) see(e *entry) {
 			c.locks = append(c.locks, e)
 		}
 	case "config.change":
-		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + a.String("config.agent"),
+		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + a.String("config.agent"), agentID: a.String("config.agent"),
 			model: a.String("config.model"), hash: a.String("config.sha256"), prompt: a.String("config.prompt_sha256")}
 		c.configs = append(c.configs, cc)
 		if cc.model != "" && a.String("config.agent") != "" {

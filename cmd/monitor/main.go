@@ -12,7 +12,8 @@
 // Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
 // everything verified (1: findings, 2: the audit could not run); so do
 // verify-receipt, verify-signature and verify-report (1: one did not verify
-// or recompute equal); report exits 1 when a control is not satisfied.
+// or recompute equal, an edited server answer among them; 2: the check could
+// not run); report exits 1 when a control is not satisfied.
 package main
 
 import (

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -63,12 +65,25 @@ func TestReportCommands(t *testing.T) {
 		t.Fatalf("no %s in the report", old)
 	}
 	edited := filepath.Join(dir, "edited.json")
-	os.WriteFile(edited, append(append(append([]byte{}, data[:i]...), `"status":"`+flipped+`"`...), data[i+len(old):]...), 0o644)
+	os.WriteFile(edited, editedData(data, i, old, flipped), 0o644)
 	r = startBinary(t, "verify-report", "--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF, out, edited)
 	<-r.done
 	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "OK "+out) ||
 		!strings.Contains(r.out.String(), "FAIL "+edited) || !strings.Contains(r.out.String(), c.ID) {
 		t.Fatalf("edited report: exit %d\n%s%s", code, r.out.String(), r.errOut.String())
+	}
+
+	// An edited server answer (the report in it edited, its sha256 left as
+	// the server gave it) is a report that does not verify: exit 1, naming
+	// the control, as for an edited bare report.
+	sum := sha256.Sum256(data)
+	answer, _ := json.Marshal(map[string]any{"report": json.RawMessage(editedData(data, i, old, flipped)), "sha256": hex.EncodeToString(sum[:])})
+	editedAnswer := filepath.Join(dir, "edited-answer.json")
+	os.WriteFile(editedAnswer, answer, 0o644)
+	r = startBinary(t, "verify-report", "--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF, editedAnswer)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+editedAnswer) || !strings.Contains(r.out.String(), c.ID) {
+		t.Fatalf("edited answer: exit %d\n%s%s", code, r.out.String(), r.errOut.String())
 	}
 
 	// Usage errors: an unknown profile, a period that ends before it starts.
@@ -83,4 +98,9 @@ func TestReportCommands(t *testing.T) {
 			t.Errorf("%v: exit %d\n%s", bad, code, r.errOut.String())
 		}
 	}
+}
+
+// editedData is data with the status old at i replaced by flipped.
+func editedData(data []byte, i int, old []byte, flipped string) []byte {
+	return append(append(append([]byte{}, data[:i]...), `"status":"`+flipped+`"`...), data[i+len(old):]...)
 }
