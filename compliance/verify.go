@@ -50,7 +50,8 @@ var ErrNotReport = errors.New("not a report this verifier reads")
 // a Verification that is not Equal; a receipt that does not anchor the
 // report is ErrNotAnchored, and a document that is not a report is
 // ErrNotReport; other errors mean that the verification could not run.
-// src.At is ignored.
+// src.At and src.AtSize are ignored: the report names its checkpoint (and
+// the size it is pinned at).
 func Verify(ctx context.Context, src Source, data []byte) (*Verification, error) {
 	if len(data) > MaxReportFileBytes {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrNotReport, MaxReportFileBytes)
@@ -76,7 +77,7 @@ func Verify(ctx context.Context, src Source, data []byte) (*Verification, error)
 		return nil, fmt.Errorf("%w: the report's period: %v", ErrNotReport, err)
 	}
 	p := given.Parameters
-	src.At = []byte(given.Log.Checkpoint)
+	src.At, src.AtSize = []byte(given.Log.Checkpoint), given.Log.Size
 	rep, err := Compute(ctx, src, Query{Profile: given.Profile, Tenant: given.Tenant, From: from, To: to}, p)
 	if errors.Is(err, ErrQuery) {
 		return nil, fmt.Errorf("%w: %v", ErrNotReport, err)

@@ -6,7 +6,7 @@
 //	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 //	monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
-//	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F]
+//	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F[,F...]] [--at SIZE|FILE] [--out FILE|DIR]
 //	monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...
 //
 // Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
@@ -123,7 +123,7 @@ func follow(args []string) int {
 monitor verify --url URL --log-key FILE [flags]
 monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
-monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf]
+monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf[,...]] [--at SIZE|FILE] [--out FILE|DIR]
 monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)
 	lf := addLogFlags(fs, "witness policy file (witness/group/quorum lines)",
 		"file (0600) with a global read token: a private log serves its entries only with one")
