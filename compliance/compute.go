@@ -61,9 +61,21 @@ var ErrQuery = errors.New("bad report query")
 
 // Compute verifies the log at a checkpoint the way monitor verify does
 // (every entry re-hashed into the root, every tile compared, the session
-// chains, the signatures), and evaluates the profile's controls over the
-// entries of the tenant in the period.
+// chains, the signatures), and evaluates the profile's controls, with the
+// parameters p, over the entries of the tenant in the period.
 func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error) {
+	return compute(ctx, src, q, &p)
+}
+
+// ComputeAsConfigured is Compute with the parameters the log records for
+// the report's tenant at the report's tree (LogParams): those the server
+// ran with, its profiles' and its compliance configuration's.
+func ComputeAsConfigured(ctx context.Context, src Source, q Query) (*Report, error) {
+	return compute(ctx, src, q, nil)
+}
+
+// compute is Compute, with the log's parameters if p is nil.
+func compute(ctx context.Context, src Source, q Query, p *Params) (*Report, error) {
 	prof, ok := profileByName(q.Profile)
 	if !ok {
 		return nil, fmt.Errorf("%w: no profile %q (there are %v)", ErrQuery, q.Profile, ProfileNames())
@@ -71,8 +83,10 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	if !q.To.After(q.From) {
 		return nil, fmt.Errorf("%w: the period must end after it begins", ErrQuery)
 	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+	if p != nil {
+		if err := p.Check(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+		}
 	}
 	if src.Logger == nil {
 		src.Logger = slog.Default()
@@ -107,7 +121,14 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 			return nil, err
 		}
 	}
-	c := newCollector(q, p, src.Key.Name(), size, root)
+	if p == nil {
+		lp, err := LogParams(ctx, src, q.Tenant, size)
+		if err != nil {
+			return nil, err
+		}
+		p = &lp
+	}
+	c := newCollector(q, *p, src.Key.Name(), size, root)
 	c.floor = prof.Floor
 	// The quorum is a control, not a precondition: without it the audit
 	// still reads every entry.
@@ -140,7 +161,7 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 		Range: Range{StartSize: c.startSize, StartRoot: hex.EncodeToString(c.startRoot), EndSize: size,
 			EndRoot: hex.EncodeToString(root), ConsistencyProof: hexes(c.consistency)},
 		Entries:    Entries{Total: size, InScope: c.inScope, InPeriod: c.inPeriod, ByKind: c.byKind},
-		Parameters: p,
+		Parameters: *p,
 		Signatures: c.manifestations,
 	}
 	for _, ctl := range prof.Controls {

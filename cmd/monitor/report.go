@@ -35,9 +35,9 @@ func report(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", api.FormatJSON, "json (the canonical report), oscal (OSCAL assessment-results), html or pdf; several, comma-separated (json,oscal,html,pdf), render one computation, one digest, into the directory --out")
 	tenant := fs.String("tenant", api.AllTenants, `the tenant reported on ("*": every tenant)`)
 	paper := fs.String("paper", "a4", "paper of the PDF: a4 or letter")
-	config := fs.String("config", "", "compliance configuration file (its controls section: gates and thresholds)")
+	config := fs.String("config", "", "compliance configuration file: compute with its parameters (its controls section, over what its profiles switch on) instead of those the log records (the server's compliance.config)")
 	chromium := fs.String("chromium", "", "Chromium binary for PDFs (default: chromium on PATH)")
-	at := fs.String("at", "", "pin the report: SIZE, the log's first SIZE entries (their tree proved consistent with the latest checkpoint), or FILE, a report (or the server's answer) whose checkpoint and size to use again, or a signed checkpoint (default: the latest checkpoint)")
+	at := fs.String("at", "", "pin the report: SIZE, the log's first SIZE entries (their tree proved consistent with the latest checkpoint), or FILE, a report (or the server's answer) whose checkpoint, size and parameters to use again, or a signed checkpoint (default: the latest checkpoint)")
 	out := fs.String("out", "", "write the report to this file (default: stdout); with several formats, or an existing directory, write PROFILE-report.json, .oscal.json, .html and .pdf into this directory")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
@@ -77,15 +77,17 @@ func report(args []string, stdout, stderr io.Writer) int {
 		}
 		dir = *out
 	}
-	params := compliance.DefaultParams()
+	var params *compliance.Params // nil: the log's
 	if *config != "" {
 		text, err := cli.ReadFile(*config, maxConfigBytes)
+		var p compliance.Params
 		if err == nil {
-			params, err = compliance.ParseParams(text)
+			p, err = compliance.ParseParams(text)
 		}
 		if err != nil {
 			return fail("--config: %v", err)
 		}
+		params = &p
 	}
 	key, policy, lc, err := lf.open()
 	if err != nil {
@@ -93,8 +95,12 @@ func report(args []string, stdout, stderr io.Writer) int {
 	}
 	src := compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}
 	if *at != "" {
-		if src.At, src.AtSize, err = pinAt(*at); err != nil {
+		var pinned *compliance.Report
+		if src.At, src.AtSize, pinned, err = pinAt(*at); err != nil {
 			return cli.Fail(fs, "--at: %v", err)
+		}
+		if pinned != nil && params == nil {
+			params = &pinned.Parameters // the report's own, as verify-report recomputes it
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -103,7 +109,13 @@ func report(args []string, stdout, stderr io.Writer) int {
 	src.Progress = p.update
 	// One computation (one reading of the payload sample, each read logged
 	// once), rendered in every format.
-	rep, err := compliance.Compute(ctx, src, compliance.Query{Profile: q.Profile, Tenant: q.Tenant, From: q.From, To: q.To}, params)
+	cq := compliance.Query{Profile: q.Profile, Tenant: q.Tenant, From: q.From, To: q.To}
+	var rep *compliance.Report
+	if params != nil {
+		rep, err = compliance.Compute(ctx, src, cq, *params)
+	} else {
+		rep, err = compliance.ComputeAsConfigured(ctx, src, cq)
+	}
 	if p.tty {
 		fmt.Fprintln(stderr)
 	}
@@ -160,26 +172,27 @@ func report(args []string, stdout, stderr io.Writer) int {
 var reportExt = map[string]string{api.FormatJSON: ".json", api.FormatOSCAL: ".oscal.json", api.FormatHTML: ".html", api.FormatPDF: ".pdf"}
 
 // pinAt reads --at: a size, or a file holding a report (bare or the
-// server's answer: its checkpoint and size) or a signed checkpoint.
-func pinAt(s string) ([]byte, uint64, error) {
+// server's answer: its checkpoint and size, and the report) or a signed
+// checkpoint.
+func pinAt(s string) ([]byte, uint64, *compliance.Report, error) {
 	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
 		if n == 0 {
-			return nil, 0, errors.New("a size of at least 1")
+			return nil, 0, nil, errors.New("a size of at least 1")
 		}
-		return nil, n, nil
+		return nil, n, nil, nil
 	}
 	data, err := cli.ReadFile(s, compliance.MaxReportFileBytes)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
 		r, err := compliance.ParseReport(t)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", s, err)
+			return nil, 0, nil, fmt.Errorf("%s: %w", s, err)
 		}
-		return []byte(r.Log.Checkpoint), r.Log.Size, nil
+		return []byte(r.Log.Checkpoint), r.Log.Size, r, nil
 	}
-	return data, 0, nil // a signed checkpoint: Compute verifies it
+	return data, 0, nil, nil // a signed checkpoint: Compute verifies it
 }
 
 // verifyReport recomputes reports and compares.
