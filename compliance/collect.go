@@ -145,7 +145,8 @@ type tokenInfo struct {
 
 type configChange struct {
 	e             *entry
-	author, agent string
+	author, agent string // agent: tenant/agent id
+	agentID       string // config.agent
 	model, hash   string
 	prompt        string // config.prompt_sha256
 	approvedBy    string
@@ -270,7 +271,7 @@ func (c *collector) see(e *entry) {
 			c.locks = append(c.locks, e)
 		}
 	case "config.change":
-		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + a.String("config.agent"),
+		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + a.String("config.agent"), agentID: a.String("config.agent"),
 			model: a.String("config.model"), hash: a.String("config.sha256"), prompt: a.String("config.prompt_sha256")}
 		c.configs = append(c.configs, cc)
 		if cc.model != "" && a.String("config.agent") != "" {
@@ -282,6 +283,9 @@ func (c *collector) see(e *entry) {
 	case "tool.call":
 		c.seeToolCall(e, skey, a.String("gen_ai.tool.name"))
 	case "agent.decision":
+		if outcome := a.String("decision.outcome"); outcome != "" {
+			c.gate(e, skey, "agent.decision "+outcome, func(g Gate) bool { return slices.Contains(g.Outcomes, outcome) })
+		}
 		if r, ok := a.Uint("decision.record"); ok && slices.Contains(c.p.ApprovalOutcomes, a.String("decision.outcome")) && e.when == during {
 			c.approvalsN++
 			if actor, _, ok := c.record(r); ok && actor == l.Actor.ID {
@@ -562,15 +566,7 @@ func (c *collector) seeToolCall(e *entry, skey, tool string) {
 	if e.when != during || tool == "" {
 		return
 	}
-	for _, g := range c.p.Gates {
-		if !slices.Contains(g.Tools, tool) {
-			continue
-		}
-		c.gateCalls++
-		if !slices.ContainsFunc(c.sessionSigs[skey], func(a approval) bool { return a.meaning == g.Meaning }) {
-			c.gated.add(e.offense("tool %s called with no valid %q signature before it in session %s", tool, g.Meaning, e.leaf.Session))
-		}
-	}
+	c.gate(e, skey, "tool "+tool+" called", func(g Gate) bool { return slices.Contains(g.Tools, tool) })
 	if slices.Contains(c.p.TwoPersonTools, tool) {
 		c.twoCalls++
 		people := map[string]bool{}
@@ -586,6 +582,24 @@ func (c *collector) seeToolCall(e *entry, skey, tool string) {
 		}
 		if len(signers) < 2 || len(names) < 2 {
 			c.twoPerson.add(e.offense("tool %s called with approvals by %d distinct person(s), want 2", tool, min(len(signers), len(names))))
+		}
+	}
+}
+
+// gate applies the 11.10(f) gates that match to an in-period entry: what
+// (a tool call, an approval) needs a valid signature with the gate's
+// meaning before it in its session.
+func (c *collector) gate(e *entry, skey, what string, match func(Gate) bool) {
+	if e.when != during {
+		return
+	}
+	for _, g := range c.p.Gates {
+		if !match(g) {
+			continue
+		}
+		c.gateCalls++
+		if !slices.ContainsFunc(c.sessionSigs[skey], func(a approval) bool { return a.meaning == g.Meaning }) {
+			c.gated.add(e.offense("%s with no valid %q signature before it in session %s", what, g.Meaning, e.leaf.Session))
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -37,7 +38,12 @@ type Source struct {
 	Policy *checkpoint.Policy
 	// At, if set, is the signed checkpoint to compute at; by default the
 	// log's latest.
-	At       []byte
+	At []byte
+	// AtSize, if set and below the checkpoint's size, pins the report to
+	// the log's first AtSize entries: their tree's root, read from the
+	// tiles, is proved consistent with the checkpoint, which anchors it
+	// (LogState.ProofToCheckpoint). 0: the checkpoint's size.
+	AtSize   uint64
 	Progress func(done, total uint64)
 	Logger   *slog.Logger
 }
@@ -55,9 +61,21 @@ var ErrQuery = errors.New("bad report query")
 
 // Compute verifies the log at a checkpoint the way monitor verify does
 // (every entry re-hashed into the root, every tile compared, the session
-// chains, the signatures), and evaluates the profile's controls over the
-// entries of the tenant in the period.
+// chains, the signatures), and evaluates the profile's controls, with the
+// parameters p, over the entries of the tenant in the period.
 func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error) {
+	return compute(ctx, src, q, &p)
+}
+
+// ComputeAsConfigured is Compute with the parameters the log records for
+// the report's tenant at the report's tree (LogParams): those the server
+// ran with, its profiles' and its compliance configuration's.
+func ComputeAsConfigured(ctx context.Context, src Source, q Query) (*Report, error) {
+	return compute(ctx, src, q, nil)
+}
+
+// compute is Compute, with the log's parameters if p is nil.
+func compute(ctx context.Context, src Source, q Query, p *Params) (*Report, error) {
 	prof, ok := profileByName(q.Profile)
 	if !ok {
 		return nil, fmt.Errorf("%w: no profile %q (there are %v)", ErrQuery, q.Profile, ProfileNames())
@@ -65,8 +83,10 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	if !q.To.After(q.From) {
 		return nil, fmt.Errorf("%w: the period must end after it begins", ErrQuery)
 	}
-	if err := p.Check(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+	if p != nil {
+		if err := p.Check(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+		}
 	}
 	if src.Logger == nil {
 		src.Logger = slog.Default()
@@ -87,7 +107,28 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	if err != nil {
 		return nil, fmt.Errorf("the report's checkpoint does not verify: %w", err)
 	}
-	c := newCollector(q, p, src.Key.Name(), cp.Size, cp.Hash)
+	if cp.Size > latest.Size {
+		return nil, fmt.Errorf("the report's checkpoint (size %d) is larger than the log's (size %d)", cp.Size, latest.Size)
+	}
+	tiles := tileFetcher(src.Log.Tiles(), latest.Size)
+	size, root := cp.Size, cp.Hash
+	var pin [][]byte // the consistency proof from size to the checkpoint
+	switch {
+	case src.AtSize > cp.Size:
+		return nil, fmt.Errorf("%w: the log's checkpoint is at size %d, below %d", ErrQuery, cp.Size, src.AtSize)
+	case src.AtSize > 0 && src.AtSize < cp.Size:
+		if size, root, pin, err = pinTree(ctx, src.AtSize, cp.Size, cp.Hash, latest.Size, tiles); err != nil {
+			return nil, err
+		}
+	}
+	if p == nil {
+		lp, err := LogParams(ctx, src, q.Tenant, size)
+		if err != nil {
+			return nil, err
+		}
+		p = &lp
+	}
+	c := newCollector(q, *p, src.Key.Name(), size, root)
 	c.floor = prof.Floor
 	// The quorum is a control, not a precondition: without it the audit
 	// still reads every entry.
@@ -102,8 +143,11 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	if err != nil {
 		return nil, err
 	}
+	if pin != nil {
+		// What the audit found beyond the pinned tree is not the report's.
+		rep.Findings = slices.DeleteFunc(slices.Clone(rep.Findings), func(f verify.Finding) bool { return f.Index != nil && *f.Index >= size })
+	}
 	c.audit = rep
-	tiles := tileFetcher(src.Log.Tiles(), latest.Size)
 	if err := c.finish(ctx, src.Log, tiles); err != nil {
 		return nil, err
 	}
@@ -111,13 +155,13 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 		Version: ReportVersion, Profile: prof.Name, Title: prof.Title, Tenant: q.Tenant,
 		From: q.From.UTC().Format(time.RFC3339), To: q.To.UTC().Format(time.RFC3339),
 		Log: LogState{
-			Origin: src.Key.Name(), Checkpoint: string(raw), CheckpointSHA256: Digest(raw), Size: cp.Size,
-			Root: hex.EncodeToString(cp.Hash), WitnessPolicy: describePolicy(src.Policy), Cosigned: cosigners(src.Policy, raw),
+			Origin: src.Key.Name(), Checkpoint: string(raw), CheckpointSHA256: Digest(raw), Size: size,
+			Root: hex.EncodeToString(root), WitnessPolicy: describePolicy(src.Policy), Cosigned: cosigners(src.Policy, raw),
 		},
-		Range: Range{StartSize: c.startSize, StartRoot: hex.EncodeToString(c.startRoot), EndSize: cp.Size,
-			EndRoot: hex.EncodeToString(cp.Hash), ConsistencyProof: hexes(c.consistency)},
-		Entries:    Entries{Total: cp.Size, InScope: c.inScope, InPeriod: c.inPeriod, ByKind: c.byKind},
-		Parameters: p,
+		Range: Range{StartSize: c.startSize, StartRoot: hex.EncodeToString(c.startRoot), EndSize: size,
+			EndRoot: hex.EncodeToString(root), ConsistencyProof: hexes(c.consistency)},
+		Entries:    Entries{Total: size, InScope: c.inScope, InPeriod: c.inPeriod, ByKind: c.byKind},
+		Parameters: *p,
 		Signatures: c.manifestations,
 	}
 	for _, ctl := range prof.Controls {
@@ -136,7 +180,41 @@ func Compute(ctx context.Context, src Source, q Query, p Params) (*Report, error
 	if r.Signatures == nil {
 		r.Signatures = []Manifestation{}
 	}
+	if pin != nil {
+		r.Log.CheckpointSize, r.Log.ProofToCheckpoint = cp.Size, hexes(pin)
+	}
 	return r, nil
+}
+
+// pinTree reads the root of the log's first size entries from its tiles
+// and proves it consistent with the checkpoint (cpSize, cpRoot): the tree
+// a pinned report covers.
+func pinTree(ctx context.Context, size, cpSize uint64, cpRoot []byte, latestSize uint64, tiles tclient.TileFetcherFunc) (uint64, []byte, [][]byte, error) {
+	t, err := verify.TreeFromTiles(size, latestSize, func(level, index uint64, width uint8) ([]byte, error) {
+		return tiles(ctx, level, index, width)
+	})
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("reading the tree of size %d: %w", size, err)
+	}
+	root, err := t.Root()
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	pb, err := tclient.NewProofBuilder(ctx, cpSize, tiles)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("building proofs: %w", err)
+	}
+	hs, err := pb.ConsistencyProof(ctx, size, cpSize)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("consistency proof %d to %d: %w", size, cpSize, err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size, cpSize, hs, root, cpRoot); err != nil {
+		return 0, nil, nil, fmt.Errorf("the log's tree of size %d is not consistent with its checkpoint of size %d: %w", size, cpSize, err)
+	}
+	if hs == nil {
+		hs = [][]byte{}
+	}
+	return size, root, hs, nil
 }
 
 // offenses collects the entries that fail a control. It keeps the first
@@ -272,8 +350,12 @@ var logWideKinds = map[string]bool{
 	"retention.set": true,
 }
 
-// visit is the audit's Visit: every entry, in order.
+// visit is the audit's Visit: every entry, in order; those beyond the
+// report's tree (pinned below the checkpoint) are not the report's.
 func (c *collector) visit(index uint64, data, hash []byte) error {
+	if index >= c.size {
+		return nil
+	}
 	h, err := event.ParseHead(data)
 	if err != nil {
 		return nil // the audit reports it (log.malformed_entry)

@@ -52,6 +52,10 @@ func OSCAL(r *Report, canonical []byte, generated time.Time) ([]byte, error) {
 			Href:        "#" + cpRes,
 			Description: fmt.Sprintf("The log %s verified at the cosigned checkpoint of size %d, root %s.", r.Log.Origin, r.Log.Size, r.Log.Root),
 		}}
+		if r.Log.CheckpointSize > 0 {
+			ev[0].Description = fmt.Sprintf("The log %s verified at the tree of size %d, root %s, proved consistent with the cosigned checkpoint of size %d.",
+				r.Log.Origin, r.Log.Size, r.Log.Root, r.Log.CheckpointSize)
+		}
 		for i, o := range c.Evidence.Offending {
 			if i == maxOSCALEvidence {
 				break

@@ -3,7 +3,9 @@ package compliance
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/profile"
 )
 
 // Params are the gates and thresholds the controls apply: the "controls"
@@ -45,22 +48,38 @@ func DefaultParams() Params {
 const MaxSampleSize = 1000
 
 // ParseParams reads the "controls" section of a compliance configuration
-// (YAML; other top-level keys belong to the retention floors). Unknown keys
-// inside it are errors; what it leaves out keeps its default.
+// (YAML; other top-level keys belong to the retention floors) over the
+// defaults and what the configuration's own profiles (its "profiles" key)
+// switch on: ParamsFor those profiles.
 func ParseParams(config []byte) (Params, error) {
+	profiles, err := configProfiles(config)
+	if err != nil {
+		return DefaultParams(), err
+	}
+	return ParamsFor(profiles, config)
+}
+
+// ParamsFor are the report parameters of a log running profiles: the
+// defaults, what each profile switches on (Profile.Enable), and over them
+// the "controls" section of the compliance configuration (YAML; nil: none),
+// where the operator overrides any of them. Unknown keys inside it are
+// errors; what it leaves out keeps its value.
+func ParamsFor(profiles []string, config []byte) (Params, error) {
 	p := DefaultParams()
-	if len(bytes.TrimSpace(config)) == 0 {
-		return p, nil
+	for _, name := range profiles {
+		prof, ok := profileByName(name)
+		if !ok {
+			return p, fmt.Errorf("compliance config: %w", profile.Unknown(name))
+		}
+		if prof.Enable != nil {
+			prof.Enable(&p)
+		}
 	}
-	var doc map[string]yaml.Node
-	if err := yaml.Unmarshal(config, &doc); err != nil {
-		return p, fmt.Errorf("compliance config: %w", err)
+	node, err := configSection(config, "controls")
+	if err != nil || node == nil {
+		return p, errors.Join(err, p.Check())
 	}
-	node, ok := doc["controls"]
-	if !ok {
-		return p, nil
-	}
-	b, err := yaml.Marshal(&node)
+	b, err := yaml.Marshal(node)
 	if err != nil {
 		return p, err
 	}
@@ -70,6 +89,61 @@ func ParseParams(config []byte) (Params, error) {
 		return p, fmt.Errorf("compliance config: controls: %w", err)
 	}
 	return p, p.Check()
+}
+
+// RuleParamsFor are the monitor rule parameters (params.* in rule files)
+// of a log running profiles: those the profiles set (Profile.RuleParams,
+// in registration order), and over them the "monitor" section of the
+// compliance configuration (YAML; nil: none). The monitor's own rule file
+// overrides both.
+func RuleParamsFor(profiles []string, config []byte) (map[string]any, error) {
+	out := map[string]any{}
+	for _, prof := range profiles {
+		if p, ok := profileByName(prof); ok {
+			maps.Copy(out, p.RuleParams)
+		}
+	}
+	node, err := configSection(config, "monitor")
+	if err != nil || node == nil {
+		return out, err
+	}
+	var m map[string]any
+	if err := node.Decode(&m); err != nil {
+		return out, fmt.Errorf("compliance config: monitor: %w", err)
+	}
+	maps.Copy(out, m)
+	return out, nil
+}
+
+// configSection is a top-level section of a compliance configuration (nil
+// if it has none).
+func configSection(config []byte, name string) (*yaml.Node, error) {
+	if len(bytes.TrimSpace(config)) == 0 {
+		return nil, nil
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(config, &doc); err != nil {
+		return nil, fmt.Errorf("compliance config: %w", err)
+	}
+	node, ok := doc[name]
+	if !ok {
+		return nil, nil
+	}
+	return &node, nil
+}
+
+// configProfiles are the profiles a compliance configuration names for
+// every tenant (its "profiles" key).
+func configProfiles(config []byte) ([]string, error) {
+	node, err := configSection(config, "profiles")
+	if err != nil || node == nil {
+		return nil, err
+	}
+	var names []string
+	if err := node.Decode(&names); err != nil {
+		return nil, fmt.Errorf("compliance config: profiles: %w", err)
+	}
+	return names, nil
 }
 
 // Check reports what is wrong with p: the common parameters, then each

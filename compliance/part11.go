@@ -3,6 +3,8 @@ package compliance
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
@@ -13,8 +15,9 @@ import (
 
 // Part11Params are the parameters of part11's controls.
 type Part11Params struct {
-	// Gates (21 CFR 11.10(f)): a tool call of Tools needs, earlier in its
-	// session, a valid human signature with Meaning.
+	// Gates (21 CFR 11.10(f)): a tool call of Tools, or an agent.decision
+	// with a decision.outcome of Outcomes, needs, earlier in its session, a
+	// valid human signature with Meaning.
 	Gates []Gate `json:"gates" yaml:"gates"`
 	// SessionIdle and SessionMax are the signing-session limits the server
 	// enforces (21 CFR 11.200): in-session signings are checked against
@@ -25,9 +28,17 @@ type Part11Params struct {
 
 // Gate is one 11.10(f) sequencing rule.
 type Gate struct {
-	Tools   []string `json:"tools" yaml:"tools"`
-	Meaning string   `json:"meaning" yaml:"meaning"`
+	Tools []string `json:"tools" yaml:"tools"`
+	// Outcomes gate agent.decision events by their decision.outcome (an
+	// approval an agent records), as Tools gate tool calls.
+	Outcomes []string `json:"outcomes,omitempty" yaml:"outcomes"`
+	Meaning  string   `json:"meaning" yaml:"meaning"`
 }
+
+// approvalGate is what a log running part11 enables (Enable): an agent's
+// approval only after a person's approved signature in its session, the
+// report's side of the monitor's medical mode (RuleParams).
+var approvalGate = Gate{Tools: []string{}, Outcomes: []string{"approved", "approve"}, Meaning: "approved"}
 
 // part11 is FDA 21 CFR Part 11, electronic records and electronic
 // signatures: records kept 7 years by configuration, and the controls of
@@ -42,13 +53,26 @@ var part11 = Profile{
 		p.SessionIdle = Duration(15 * time.Minute)
 		p.SessionMax = Duration(8 * time.Hour)
 	},
+	// A log running part11 gates agents' approvals on a person's signature
+	// (11.10(f)), in its reports and in its monitor (the shipped rule
+	// pack's approval.unsigned).
+	Enable: func(p *Params) {
+		if !slices.ContainsFunc(p.Gates, func(g Gate) bool { return reflect.DeepEqual(g, approvalGate) }) {
+			p.Gates = append(p.Gates, approvalGate)
+		}
+	},
+	RuleParams: map[string]any{"medical_mode": true},
 	Check: func(p *Params) error {
 		if p.SessionIdle <= 0 || p.SessionMax < p.SessionIdle {
 			return errors.New("session_idle must be positive and session_max at least as long")
 		}
-		for i, g := range p.Gates {
-			if len(g.Tools) == 0 || g.Meaning == "" {
-				return fmt.Errorf("gates[%d]: name tools and a meaning", i)
+		for i := range p.Gates {
+			g := &p.Gates[i]
+			if len(g.Tools)+len(g.Outcomes) == 0 || g.Meaning == "" {
+				return fmt.Errorf("gates[%d]: name tools or outcomes, and a meaning", i)
+			}
+			if g.Tools == nil {
+				g.Tools = []string{}
 			}
 		}
 		if p.Gates == nil {
@@ -74,9 +98,9 @@ var part11 = Profile{
 					off.add(Offense{Index: *f.Index, Reason: f.Message})
 				}
 			}
-			ev := Evidence{Counts: map[string]int{"entries_in_log": int(c.size), "entries_read": int(c.audit.Entries), "entries_in_period": c.inPeriod}}
-			if c.audit.Entries != c.size {
-				return notSatisfied(fmt.Sprintf("read %d of the log's %d entries", c.audit.Entries, c.size), ev)
+			ev := Evidence{Counts: map[string]int{"entries_in_log": int(c.size), "entries_read": int(c.entriesRead()), "entries_in_period": c.inPeriod}}
+			if c.entriesRead() < c.size {
+				return notSatisfied(fmt.Sprintf("read %d of the log's %d entries", c.entriesRead(), c.size), ev)
 			}
 			return verdict("every entry of the log up to the checkpoint was read and is a well-formed record; the report counts every entry of the period",
 				"%d entries are not well-formed records", off, ev)
@@ -104,7 +128,7 @@ var part11 = Profile{
 			if len(c.p.Gates) == 0 {
 				return notApplicable("no sequencing gates are configured (controls.gates)", ev)
 			}
-			return verdict("every gated tool call follows the signature its gate requires", "%d gated tool calls without the required signature before them", c.gated, ev)
+			return verdict("every gated tool call and approval follows the signature its gate requires", "%d gated tool calls or approvals without the required signature before them", c.gated, ev)
 		}},
 		{"part11-11.10k", "21 CFR 11.10(k)", "Change control of systems documentation", func(c *collector) ControlResult {
 			return c.modelChanges()

@@ -41,6 +41,15 @@ type Profile struct {
 	// Check reports what is wrong with the profile's parameters in p, and
 	// may normalise them (nil: nothing to check).
 	Check func(p *Params) error
+	// Enable sets in p what a log running the profile needs in its
+	// reports (nil: nothing beyond the defaults): the server records the
+	// result, with the compliance configuration's overrides, in the log
+	// (ParamsFor).
+	Enable func(p *Params)
+	// RuleParams are the monitor rule parameters (params.* of rule files)
+	// a log running the profile needs (nil: none): recorded by the server
+	// in the log, where the monitor reads them (RuleParamsFor).
+	RuleParams map[string]any
 }
 
 // Control is one control of a profile: its id, the rule it stands for,

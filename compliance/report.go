@@ -45,6 +45,13 @@ type LogState struct {
 	// against ("" if none); Cosigned names its witnesses that cosigned.
 	WitnessPolicy string   `json:"witness_policy"`
 	Cosigned      []string `json:"cosigned"`
+	// CheckpointSize and ProofToCheckpoint are set when the report is
+	// pinned below its checkpoint (monitor report --at): Size and Root are
+	// then the tree of the log's first Size entries, and ProofToCheckpoint
+	// the consistency proof from it to the checkpoint of CheckpointSize.
+	// Otherwise Size and Root are the checkpoint's, and both are omitted.
+	CheckpointSize    uint64   `json:"checkpoint_size,omitempty"`
+	ProofToCheckpoint []string `json:"proof_to_checkpoint,omitempty"`
 }
 
 // Range is the part of the tree the period covers: from the size before

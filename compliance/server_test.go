@@ -223,9 +223,12 @@ func TestServerReportRecomputes(t *testing.T) {
 	if !v.Equal || v.Anchored == nil || *v.Anchored != ans.Event.Index {
 		t.Fatalf("verification: %+v", v)
 	}
+	// An edited answer does not verify: the control that differs is named,
+	// and the answer's sha256 is found not to be its report's.
 	edited := bytes.Replace(body, []byte(`"status":"satisfied"`), []byte(`"status":"not-satisfied"`), 1)
-	if _, err := Verify(context.Background(), l.source(t), edited); err == nil || !strings.Contains(err.Error(), "hashes to") {
-		t.Fatalf("an edited answer: %v", err)
+	v, err = Verify(context.Background(), l.source(t), edited)
+	if err != nil || v.Equal || !strings.HasPrefix(v.Difference, "control ") || !strings.Contains(v.Detail, "edited after it was issued") || v.Anchored != nil {
+		t.Fatalf("an edited answer: %+v %v", v, err)
 	}
 	var bare map[string]json.RawMessage
 	json.Unmarshal(body, &bare)

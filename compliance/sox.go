@@ -57,12 +57,25 @@ var sox = Profile{
 				}
 			}
 			off = join(off, c.unapprovedUse)
-			return verdict("every configuration change was approved by someone other than its author before it took effect, and agents used only the approved models",
-				"%d unapproved changes or uses", byIndex(off), Evidence{Counts: map[string]int{"config_changes": n}})
+			ev := Evidence{Counts: map[string]int{"config_changes": n, "approved_configurations": len(c.approved), "llm_requests": c.byKind["llm.request"]}}
+			switch {
+			case off.n > 0:
+			case n == 0 && len(c.approved) == 0:
+				return notApplicable(fmt.Sprintf("no evidence to judge: no configuration change in the period and no approved configuration in the log, "+
+					"so nothing says which models and system prompts are approved (%d model calls in the period); record config.change events and approve them with a signature", c.byKind["llm.request"]), ev)
+			case n == 0:
+				ev.Summary = "no configuration change in the period; agents with an approved configuration used only its model and system prompt"
+			default:
+				ev.Summary = "every configuration change in the period was approved by someone other than its author before it took effect, and agents with an approved configuration used only its model and system prompt"
+			}
+			return verdict("", "%d unapproved changes or uses", byIndex(off), ev)
 		}},
 		{"sox-itgc-sod", "SOX 404 ITGC: segregation of duties", "No actor or writer approves its own output", func(c *collector) ControlResult {
-			return verdict("no approval in the period is by the actor or token that made the approved record", "%d self-approvals",
-				byIndex(c.selfApprov), Evidence{Counts: map[string]int{"approvals": c.approvalsN}})
+			ev := Evidence{Counts: map[string]int{"approvals": c.approvalsN}}
+			if c.approvalsN == 0 {
+				return notApplicable("no evidence to judge: no approval (an approved signature, or an agent.decision with an approval outcome) in the period", ev)
+			}
+			return verdict("no approval in the period is by the actor or token that made the approved record", "%d self-approvals", byIndex(c.selfApprov), ev)
 		}},
 		{"sox-itgc-operations", "SOX 404 ITGC: computer operations", "Capture, witnessing and monitoring ran over the period", func(c *collector) ControlResult {
 			var off offenses
@@ -92,33 +105,51 @@ var sox = Profile{
 			return verdict("the period's range is consistent with the checkpoint, the sampled inclusion proofs verify, and no session has a sequence gap",
 				"%d completeness or accuracy failures", byIndex(off), ev)
 		}},
-		{"sox-as2201-benchmark", "PCAOB AS 2201.B28-B31", "Benchmarking: approved configuration unchanged over a consistency-proven interval", func(c *collector) ControlResult {
+		{"sox-as2201-benchmark", "PCAOB AS 2201.B28-B31", "Benchmarking: each agent's configuration its approved baseline over a consistency-proven interval, changed only by approved changes", func(c *collector) ControlResult {
+			// An agent's baseline is its approved configuration at the
+			// period's start; an approved change in the period starts a new
+			// one (the auditor tests it anew). An unapproved change breaks it.
 			agents := map[string]bool{}
 			for a := range c.startConfig {
 				agents[a] = true
 			}
-			for a := range c.approved {
-				agents[a] = true
+			for _, cc := range c.configs {
+				if cc.e.when == during && cc.agentID != "" {
+					agents[cc.agent] = true
+				}
 			}
 			ev := Evidence{Facts: map[string]any{}}
 			if len(agents) == 0 {
-				return notApplicable("no approved configuration in the log", ev)
+				return notApplicable("no evidence to judge: no approved configuration at the period's start and no configuration change in it, so no baseline to benchmark", ev)
 			}
 			var off offenses
-			cfgs := map[string]string{}
+			baselines, end := map[string][]string{}, map[string]string{}
+			changes := 0
 			for _, a := range sortedStringKeys(agents) {
-				end := ""
-				var at uint64
-				if cc := c.approved[a]; cc != nil {
-					end, at = cc.hash, cc.e.index
+				list := []string{}
+				if h, ok := c.startConfig[a]; ok {
+					list = append(list, fmt.Sprintf("%s at the period's start", h))
 				}
-				cfgs[a] = end
-				if start, ok := c.startConfig[a]; !ok || start != end {
-					off.add(Offense{Index: at, Reason: fmt.Sprintf("agent %s: the approved configuration changed in the period (%q to %q): benchmarking does not apply", a, start, end)})
+				for _, cc := range c.configs {
+					if cc.e.when != during || cc.agent != a {
+						continue
+					}
+					changes++
+					if cc.approvedBy == "" {
+						off.add(cc.e.offense("agent %s: the configuration changed to %q without an approval by someone other than its author before it took effect: the baseline does not hold", cc.agentID, cc.hash))
+						continue
+					}
+					list = append(list, fmt.Sprintf("%s from entry %d, approved by %s at entry %d", cc.hash, cc.e.index, cc.approvedBy, cc.approvedAt))
+				}
+				baselines[a] = list
+				if cc := c.approved[a]; cc != nil {
+					end[a] = cc.hash
 				}
 			}
-			ev.Facts["approved_configuration_sha256"] = cfgs
-			return verdict("each agent's approved configuration hash is the same at both ends of the consistency-proven range", "%d agents whose configuration changed", off, ev)
+			ev.Facts["baselines"], ev.Facts["approved_configuration_sha256"] = baselines, end
+			ev.Counts = map[string]int{"agents": len(agents), "config_changes": changes}
+			return verdict("each agent ran its approved baseline over the consistency-proven range; every configuration change in it was approved and starts a new baseline",
+				"%d unapproved configuration changes", byIndex(off), ev)
 		}},
 	},
 }

@@ -35,14 +35,26 @@ type Verification struct {
 // prove a report.issued event for this report.
 var ErrNotAnchored = errors.New("the report's receipt does not anchor it")
 
+// ErrNotReport: what was given is not a report this verifier can recompute
+// (not a report's JSON, another version, a malformed period, a profile or
+// parameters it does not know). Like a report that recomputes differently,
+// it does not verify.
+var ErrNotReport = errors.New("not a report this verifier reads")
+
 // Verify recomputes a report from the log at the checkpoint it names, with
 // the same profile, tenant, period and parameters, and compares. data is a
-// bare report or the server's answer; with the answer's receipt it also
-// checks that the log holds a report.issued event carrying the report's
-// digest. src.At is ignored.
+// bare report or the server's answer. For the answer it also checks that
+// the answer's sha256 is its report's, and, with the answer's receipt, that
+// the log holds a report.issued event carrying that digest. A report that
+// recomputes differently, or an answer whose sha256 is not its report's, is
+// a Verification that is not Equal; a receipt that does not anchor the
+// report is ErrNotAnchored, and a document that is not a report is
+// ErrNotReport; other errors mean that the verification could not run.
+// src.At and src.AtSize are ignored: the report names its checkpoint (and
+// the size it is pinned at).
 func Verify(ctx context.Context, src Source, data []byte) (*Verification, error) {
 	if len(data) > MaxReportFileBytes {
-		return nil, fmt.Errorf("the report is larger than %d bytes", MaxReportFileBytes)
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrNotReport, MaxReportFileBytes)
 	}
 	var wrapper struct {
 		Report  json.RawMessage `json:"report"`
@@ -55,28 +67,21 @@ func Verify(ctx context.Context, src Source, data []byte) (*Verification, error)
 	}
 	raw = bytes.TrimSpace(raw)
 	v := &Verification{SHA256: Digest(raw)}
-	if wrapper.SHA256 != "" && wrapper.SHA256 != v.SHA256 {
-		return nil, fmt.Errorf("the answer says sha256 %s, but its report hashes to %s", wrapper.SHA256, v.SHA256)
-	}
 	given, err := ParseReport(raw)
 	if err != nil {
-		return nil, err
-	}
-	if wrapper.Receipt != nil {
-		i, err := checkAnchor(src, wrapper.Receipt, v.SHA256)
-		if err != nil {
-			return nil, err
-		}
-		v.Anchored = &i
+		return nil, fmt.Errorf("%w: %v", ErrNotReport, err)
 	}
 	from, err1 := time.Parse(time.RFC3339, given.From)
 	to, err2 := time.Parse(time.RFC3339, given.To)
 	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("the report's period: %w", err)
+		return nil, fmt.Errorf("%w: the report's period: %v", ErrNotReport, err)
 	}
 	p := given.Parameters
-	src.At = []byte(given.Log.Checkpoint)
+	src.At, src.AtSize = []byte(given.Log.Checkpoint), given.Log.Size
 	rep, err := Compute(ctx, src, Query{Profile: given.Profile, Tenant: given.Tenant, From: from, To: to}, p)
+	if errors.Is(err, ErrQuery) {
+		return nil, fmt.Errorf("%w: %v", ErrNotReport, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +90,27 @@ func Verify(ctx context.Context, src Source, data []byte) (*Verification, error)
 		return nil, err
 	}
 	v.Report, v.Recomputed = rep, Digest(canon)
-	if bytes.Equal(canon, raw) {
-		v.Equal = true
+	edited := wrapper.SHA256 != "" && wrapper.SHA256 != v.SHA256
+	switch {
+	case !bytes.Equal(canon, raw):
+		v.Difference, v.Detail = firstDifference(raw, canon)
+		if edited {
+			v.Detail += fmt.Sprintf(" (and the answer's sha256 %s is not its report's %s: the report was edited after it was issued)", wrapper.SHA256, v.SHA256)
+		}
+		return v, nil
+	case edited:
+		v.Difference = "sha256"
+		v.Detail = fmt.Sprintf("the answer says sha256 %s, but its report, which is the one the log yields, hashes to %s", wrapper.SHA256, v.SHA256)
 		return v, nil
 	}
-	v.Difference, v.Detail = firstDifference(raw, canon)
+	if wrapper.Receipt != nil {
+		i, err := checkAnchor(src, wrapper.Receipt, v.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		v.Anchored = &i
+	}
+	v.Equal = true
 	return v, nil
 }
 

@@ -149,9 +149,11 @@ func (w *world) build(hooks map[string]func()) {
 		Attrs: crafttest.Attrs("retention.floor", floor, "retention.profiles", []string{"part11", "sox", "eu-ai-act"}, "retention.scope", "tenant")})
 	w.enroll("dr-ada", "Dr. Ada Lovelace")
 	w.enroll("cfo-bob", "Bob Controller")
-	cfg, cfgHash := w.add(crafttest.Craft{Kind: "config.change", Session: "config", ActorType: "human", Actor: "eng-carol",
-		Attrs: crafttest.Attrs("config.agent", "triage-bot", "config.model", "gpt-4o", "config.sha256", "c0ffee01", "config.prompt_sha256", strings.Repeat("a", 64))})
-	w.sign("cfo-bob", bobTok, "config", cfg, cfgHash, "approved", "signer+secret", "sess-bob-1")
+	if !w.skip["config"] {
+		cfg, cfgHash := w.add(crafttest.Craft{Kind: "config.change", Session: "config", ActorType: "human", Actor: "eng-carol",
+			Attrs: crafttest.Attrs("config.agent", "triage-bot", "config.model", "gpt-4o", "config.sha256", "c0ffee01", "config.prompt_sha256", strings.Repeat("a", 64))})
+		w.sign("cfo-bob", bobTok, "config", cfg, cfgHash, "approved", "signer+secret", "sess-bob-1")
+	}
 	hook("before")
 
 	// The period.

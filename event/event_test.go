@@ -382,7 +382,7 @@ func TestPermit(t *testing.T) {
 	if !slices.Equal(AppendScopes(), []string{ScopeWrite, ScopeMonitor, ScopeAudit}) {
 		t.Errorf("AppendScopes = %v", AppendScopes())
 	}
-	if !ServerOnly("access.read") || ServerOnly("monitor.alert") || ServerOnly("llm.request") {
+	if !ServerOnly("access.read") || !ServerOnly("compliance.config") || ServerOnly("monitor.alert") || ServerOnly("llm.request") {
 		t.Error("ServerOnly does not follow the table")
 	}
 }

@@ -24,6 +24,7 @@ var reservedKinds = []struct {
 	{"erasure.*", "", "erasures are recorded by the server"},
 	{"hold.*", "", "legal holds are recorded by the server"},
 	{"retention.*", "", "retention floors are recorded by the server"},
+	{"compliance.*", "", "the compliance configuration is recorded by the server"},
 	{"signer.*", "", "signer enrollment, rotation and revocation are recorded by the server"},
 	{"signature.*", "", "signature attempts are recorded by the server"},
 	{"human.signature", "", "electronic signatures are made through POST /v1/signatures"},
@@ -98,17 +99,19 @@ func ServerOnly(kind string) bool {
 
 // Sessions the server writes in its own name, in any tenant: its account
 // of payload reads and token changes (access.*), legal holds, erasures,
-// retention floors, signers (signer.*) and reports. No token appends to
+// retention floors, the compliance configuration, signers (signer.*) and
+// reports. No token appends to
 // them, through the event API or the capture proxies, and no token writes
 // as the server's own actor: a reader of the log can trust that events
 // there, and events by ServerActor, are the server's. This is the one
 // table of it, beside the kinds above.
 const (
-	SessionTokens    = "access.tokens"
-	SessionHolds     = "holds"
-	SessionErasures  = "erasures"
-	SessionRetention = "retention"
-	SessionReports   = "reports"
+	SessionTokens     = "access.tokens"
+	SessionHolds      = "holds"
+	SessionErasures   = "erasures"
+	SessionRetention  = "retention"
+	SessionCompliance = "compliance"
+	SessionReports    = "reports"
 )
 
 // AccessSession is the session of the reads and disclosures made with the
@@ -127,6 +130,7 @@ var reservedSessions = []struct{ pattern, why string }{
 	{SessionHolds, "legal holds are recorded by the server"},
 	{SessionErasures, "erasures are recorded by the server"},
 	{SessionRetention, "retention floors are recorded by the server"},
+	{SessionCompliance, "the compliance configuration is recorded by the server"},
 	{"signer.*", "signer lifecycle events are recorded by the server"},
 	{SessionReports, "issued reports are recorded by the server"},
 }

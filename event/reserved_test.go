@@ -18,6 +18,7 @@ func TestPermitSession(t *testing.T) {
 		{SessionHolds, agent, false},
 		{SessionErasures, agent, false},
 		{SessionRetention, agent, false},
+		{SessionCompliance, agent, false},
 		{SignerSession("dr-smith"), agent, false},
 		{"signer", agent, false},
 		{SessionReports, agent, false},

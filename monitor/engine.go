@@ -115,6 +115,10 @@ type engine struct {
 	groups   map[string]*groupState
 	dirty    map[[2]string]bool
 	errs     map[string]int
+
+	// the rule parameters the log sets (config.go)
+	configs      map[string]*configState // by configKey; nil: none recorded
+	tenantParams map[string]map[string]any
 }
 
 func newEngine(rules *Rules, origin string, fromStart bool, kv kvReader, logger *slog.Logger) *engine {
@@ -125,6 +129,7 @@ func newEngine(rules *Rules, origin string, fromStart bool, kv kvReader, logger 
 		rules: rules, origin: origin, fromStart: fromStart, kv: kv, logger: logger, maxCached: 200_000,
 		sessions: map[string]*sessionState{}, groups: map[string]*groupState{},
 		dirty: map[[2]string]bool{}, errs: map[string]int{},
+		configs: map[string]*configState{}, tenantParams: map[string]map[string]any{},
 	}
 }
 
@@ -186,6 +191,8 @@ func (en *engine) flush() []kvWrite {
 			v = en.sessions[k[1]]
 		case nsGroup:
 			v = en.groups[k[1]]
+		case nsConfig:
+			v = en.configs[k[1]]
 		}
 		b, _ := json.Marshal(v)
 		out = append(out, kvWrite{ns: k[0], key: k[1], val: b})
@@ -358,8 +365,12 @@ func (en *engine) evaluate(e verify.Entry, ec evalContext) ([]Alert, error) {
 	} else {
 		sess["count"] = int64(0)
 	}
+	params, err := en.paramsFor(l.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	a := &activation{
-		e: eventMap(l, idx, e.Hash), params: en.rules.params, session: sess,
+		e: eventMap(l, idx, e.Hash), params: params, session: sess,
 		monitor: map[string]any{"from_start": en.fromStart}, eventTime: et.UTC(),
 	}
 	if ec.integratedAfter != nil {
@@ -386,6 +397,7 @@ func (en *engine) evaluate(e verify.Entry, ec evalContext) ([]Alert, error) {
 	ss.Seq, ss.Hash, ss.Time, ss.Index = l.Seq, hex.EncodeToString(e.Hash), et.UnixNano(), idx
 	ss.Count++
 	en.dirty[[2]string{nsSession, skey}] = true
+	en.seeConfig(idx, l)
 	return alerts, nil
 }
 

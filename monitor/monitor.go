@@ -405,8 +405,12 @@ func (m *Monitor) init(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte) e
 		h = &head{Size: cp.Size, Root: cp.Hash, Observed: time.Now().UTC()}
 	}
 	m.en.fromStart = p.FromStart
+	// What the log's compliance configuration set before the start.
+	if err := m.loadConfigs(ctx, start); err != nil {
+		return err
+	}
 	m.logger.Info("starting to follow the log", "origin", m.origin, "start", start, "size", cp.Size)
-	return m.commit(ctx, commitSet{pos: p, head: h}, nil)
+	return m.commit(ctx, commitSet{pos: p, head: h, writes: m.en.flush()}, nil)
 }
 
 // integration returns the evaluation context for entry index: the

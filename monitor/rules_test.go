@@ -42,7 +42,7 @@ const (
 	noHours    = "business_hours: {timezone: Europe/Berlin, start: 0, end: 0, days: [1, 2, 3, 4, 5, 6, 7]}"
 	toolsLine  = "allowed_tools: []"
 	someTools  = "allowed_tools: [search, read_file, patient.lookup, shell.exec]"
-	medicalOff = "medical_mode: false"
+	medicalOff = "# medical_mode: true"
 	medicalOn  = "medical_mode: true"
 )
 

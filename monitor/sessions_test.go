@@ -213,7 +213,7 @@ func TestPackOnSeededRealisticSessions(t *testing.T) {
 			agent("agent.decision", "s-gap", "decision.outcome", "proposed"),
 			{Kind: "agent.decision", Session: "s-gap", ActorType: "agent", Actor: "triage-bot", SkipSeq: true},
 		}, at: 1, rule: "session.seq_gap", substr: "seq 2 after 0"},
-		{name: "unsigned approval in medical mode", pack: []string{"medical_mode: false", "medical_mode: true"}, extra: []crafttest.Craft{
+		{name: "unsigned approval in medical mode", pack: []string{"# medical_mode: true", "medical_mode: true"}, extra: []crafttest.Craft{
 			{Kind: "human.signature", Session: "s-med-ok", ActorType: "human", Actor: "dr-ada"},
 			agent("agent.decision", "s-med-ok", "decision.outcome", "approved"),
 			agent("agent.decision", "s-med", "decision.outcome", "approved"),

@@ -135,6 +135,12 @@ func (s *store) preload(en *engine, limit int) (complete bool, err error) {
 				return false, err
 			}
 			en.groups[k] = g
+		case nsConfig:
+			c, err := decodeConfigState(v)
+			if err != nil {
+				return false, err
+			}
+			en.configs[k] = c
 		}
 	}
 	return true, rows.Err()

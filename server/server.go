@@ -157,7 +157,9 @@ type Config struct {
 	ComplianceConfig []byte
 	// Reporter, if set, computes the compliance reports of
 	// GET /v1/reports/{profile} (compliance.NewReporter; cmd/log-server sets
-	// it). Without it the endpoint answers 501.
+	// it). Without it the endpoint answers 501. If it is also
+	// ComplianceSettings, the server records at start what the profiles
+	// switch on (compliance.config events).
 	Reporter Reporter
 	// Console, if set, builds the auditor console served at /console/
 	// (server/console.go); it is called once the log is open.
@@ -345,6 +347,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		if s.access, err = newAccessTokens(*cfg.AccessTokens); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.recordCompliance(ctx, floors); err != nil {
+		return nil, fmt.Errorf("recording the compliance configuration: %w", err)
 	}
 	s.reportSem = make(chan struct{}, 1)
 	s.internal = &auth.Principal{ID: ServerTokenID, Name: ServerTokenID, Tenant: DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}

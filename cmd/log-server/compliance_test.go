@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,10 +30,11 @@ func TestComplianceFlags(t *testing.T) {
 	os.WriteFile(conf, []byte("tenants:\n  clinic-a: {profiles: [part11], retention: 10y}\n"), 0o644)
 	p := startWith(t, bin, dir, nil, "--compliance", "eu-ai-act", "--compliance-config", conf)
 	tok := readToken(t, dir)
-	// Two events at start; wait until a checkpoint covers them.
+	// Four events at start (two floors, two compliance configurations);
+	// wait until a checkpoint covers them.
 	deadline := time.Now().Add(10 * time.Second)
 	size := 0
-	for size < 2 && time.Now().Before(deadline) {
+	for size < 4 && time.Now().Before(deadline) {
 		if resp, err := client.Get(p.url + "/checkpoint"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -42,7 +44,7 @@ func TestComplianceFlags(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var floors []string
+	var floors, configs []string
 	for i := 0; i < size; i++ {
 		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/entries/%d", p.url, i), nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -62,13 +64,21 @@ func TestComplianceFlags(t *testing.T) {
 			Attributes   map[string]any
 		}
 		json.Unmarshal(leaf, &l)
-		if l.Kind == "retention.set" {
+		switch l.Kind {
+		case "retention.set":
 			floors = append(floors, fmt.Sprintf("%s=%v", l.Tenant, l.Attributes["retention.floor"]))
+		case "compliance.config":
+			configs = append(configs, fmt.Sprintf("%s=%v %v", l.Tenant, l.Attributes["compliance.profiles"], l.Attributes["compliance.rule_params"]))
 		}
 	}
 	stop(t, p)
 	if strings.Join(floors, " ") != "default=6m clinic-a=10y" {
 		t.Fatalf("retention.set events %v, want default=6m clinic-a=10y", floors)
+	}
+	// What the profiles switch on is recorded beside the floors: the
+	// monitor's medical mode for the tenant that runs part11.
+	if want := []string{"default=[eu-ai-act] {}", `clinic-a=[eu-ai-act part11] {"medical_mode":true}`}; !slices.Equal(configs, want) {
+		t.Fatalf("compliance.config events %q, want %q", configs, want)
 	}
 	os.WriteFile(conf, []byte("tenants:\n  clinic-a: {profiles: [part11], retention: 5y}\n"), 0o644)
 	for _, tc := range []struct {

@@ -6,13 +6,14 @@
 //	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 //	monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
-//	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F]
+//	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F[,F...]] [--at SIZE|FILE] [--out FILE|DIR]
 //	monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...
 //
 // Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
 // everything verified (1: findings, 2: the audit could not run); so do
 // verify-receipt, verify-signature and verify-report (1: one did not verify
-// or recompute equal); report exits 1 when a control is not satisfied.
+// or recompute equal, an edited server answer among them; 2: the check could
+// not run); report exits 1 when a control is not satisfied.
 package main
 
 import (
@@ -122,7 +123,7 @@ func follow(args []string) int {
 monitor verify --url URL --log-key FILE [flags]
 monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
-monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf]
+monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf[,...]] [--at SIZE|FILE] [--out FILE|DIR]
 monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)
 	lf := addLogFlags(fs, "witness policy file (witness/group/quorum lines)",
 		"file (0600) with a global read token: a private log serves its entries only with one")

@@ -62,11 +62,14 @@ type logServer struct {
 	closed bool
 }
 
-func startLog(t *testing.T) *logServer {
+func startLog(t *testing.T, opts ...func(*server.Config)) *logServer {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := server.Open(context.Background(), server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,21 +22,23 @@ import (
 )
 
 // report computes a compliance report from the log's tiles, with this
-// process's own verification.
+// process's own verification, and renders that one computation in every
+// format asked for.
 func report(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor report", "monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf] [flags]")
+	fs := cli.NewFlagSet("monitor report", "monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf[,...]] [--at SIZE|FILE] [flags]")
 	lf := addLogFlags(fs, "witness policy file: the checkpoint must meet it",
 		"file (0600) with a global token of read and audit scope (entry bundles, and the payload sample)")
 	url := lf.url
 	profile := fs.String("profile", "", "compliance profile: "+orList(compliance.ProfileNames())+" (required)")
 	from := fs.String("from", "", "start of the period, RFC 3339 (required)")
 	to := fs.String("to", "", "end of the period (excluded), RFC 3339 (required)")
-	format := fs.String("format", api.FormatJSON, "json (the canonical report), oscal (OSCAL assessment-results), html or pdf")
+	format := fs.String("format", api.FormatJSON, "json (the canonical report), oscal (OSCAL assessment-results), html or pdf; several, comma-separated (json,oscal,html,pdf), render one computation, one digest, into the directory --out")
 	tenant := fs.String("tenant", api.AllTenants, `the tenant reported on ("*": every tenant)`)
 	paper := fs.String("paper", "a4", "paper of the PDF: a4 or letter")
-	config := fs.String("config", "", "compliance configuration file (its controls section: gates and thresholds)")
+	config := fs.String("config", "", "compliance configuration file: compute with its parameters (its controls section, over what its profiles switch on) instead of those the log records (the server's compliance.config)")
 	chromium := fs.String("chromium", "", "Chromium binary for PDFs (default: chromium on PATH)")
-	out := fs.String("out", "", "write the report to this file (default: stdout)")
+	at := fs.String("at", "", "pin the report: SIZE, the log's first SIZE entries (their tree proved consistent with the latest checkpoint), or FILE, a report (or the server's answer) whose checkpoint, size and parameters to use again, or a signed checkpoint (default: the latest checkpoint)")
+	out := fs.String("out", "", "write the report to this file (default: stdout); with several formats, or an existing directory, write PROFILE-report.json, .oscal.json, .html and .pdf into this directory")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
@@ -41,38 +47,75 @@ func report(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	q := api.ReportQuery{Profile: *profile, Format: *format, Tenant: *tenant, Paper: *paper}
+	q := api.ReportQuery{Profile: *profile, Tenant: *tenant, Paper: *paper}
 	var e1, e2 error
 	q.From, e1 = time.Parse(time.RFC3339, *from)
 	q.To, e2 = time.Parse(time.RFC3339, *to)
 	if err := errors.Join(e1, e2); err != nil {
 		return cli.Fail(fs, "--from and --to: %v", err)
 	}
-	if err := q.Check(); err != nil {
-		return cli.Fail(fs, "%v", err)
+	var formats []string
+	for f := range strings.SplitSeq(*format, ",") {
+		if f = strings.TrimSpace(f); !slices.Contains(formats, f) {
+			formats = append(formats, f)
+		}
+	}
+	for _, f := range formats {
+		fq := q
+		fq.Format = f
+		if err := fq.Check(); err != nil {
+			return cli.Fail(fs, "%v", err)
+		}
 	}
 	if *url == "" {
 		return cli.Fail(fs, "--url is required")
 	}
-	params := compliance.DefaultParams()
+	dir := ""
+	if st, err := os.Stat(*out); (err == nil && st.IsDir()) || len(formats) > 1 {
+		if *out == "" {
+			return cli.Fail(fs, "several formats are written into a directory: give --out DIR")
+		}
+		dir = *out
+	}
+	var params *compliance.Params // nil: the log's
 	if *config != "" {
 		text, err := cli.ReadFile(*config, maxConfigBytes)
+		var p compliance.Params
 		if err == nil {
-			params, err = compliance.ParseParams(text)
+			p, err = compliance.ParseParams(text)
 		}
 		if err != nil {
 			return fail("--config: %v", err)
 		}
+		params = &p
 	}
 	key, policy, lc, err := lf.open()
 	if err != nil {
 		return fail("%v", err)
 	}
+	src := compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}
+	if *at != "" {
+		var pinned *compliance.Report
+		if src.At, src.AtSize, pinned, err = pinAt(*at); err != nil {
+			return cli.Fail(fs, "--at: %v", err)
+		}
+		if pinned != nil && params == nil {
+			params = &pinned.Parameters // the report's own, as verify-report recomputes it
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := &progress{w: stderr, tty: isTerminal(os.Stderr), start: time.Now(), last: -1}
-	rep, err := compliance.Compute(ctx, compliance.Source{Log: lc, Key: key, Policy: policy, Progress: p.update, Logger: logger},
-		compliance.Query{Profile: q.Profile, Tenant: q.Tenant, From: q.From, To: q.To}, params)
+	src.Progress = p.update
+	// One computation (one reading of the payload sample, each read logged
+	// once), rendered in every format.
+	cq := compliance.Query{Profile: q.Profile, Tenant: q.Tenant, From: q.From, To: q.To}
+	var rep *compliance.Report
+	if params != nil {
+		rep, err = compliance.Compute(ctx, src, cq, *params)
+	} else {
+		rep, err = compliance.ComputeAsConfigured(ctx, src, cq)
+	}
 	if p.tty {
 		fmt.Fprintln(stderr)
 	}
@@ -82,25 +125,74 @@ func report(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("computing the report: %v", err)
 	}
-	doc, err := compliance.Document(ctx, rep, q.Format, q.Paper, compliance.Renderer{Chromium: *chromium})
-	if err != nil {
-		return fail("rendering the report: %v", err)
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail("--out: %v", err)
+		}
 	}
-	if *out != "" {
-		err = os.WriteFile(*out, doc.Body, 0o644)
-	} else {
-		_, err = stdout.Write(doc.Body)
-	}
-	if err != nil {
-		return fail("writing the report: %v", err)
+	var digest string
+	var wrote []string
+	for _, f := range formats {
+		doc, err := compliance.Document(ctx, rep, f, q.Paper, compliance.Renderer{Chromium: *chromium})
+		if err != nil {
+			return fail("rendering the report as %s: %v", f, err)
+		}
+		digest = doc.SHA256
+		switch {
+		case dir != "":
+			path := filepath.Join(dir, rep.Profile+"-report"+reportExt[f])
+			err = os.WriteFile(path, doc.Body, 0o644)
+			wrote = append(wrote, path)
+		case *out != "":
+			err = os.WriteFile(*out, doc.Body, 0o644)
+		default:
+			_, err = stdout.Write(doc.Body)
+		}
+		if err != nil {
+			return fail("writing the report: %v", err)
+		}
 	}
 	s := rep.Summary
-	fmt.Fprintf(stderr, "report %s over %s..%s at checkpoint size %d: %d satisfied, %d not satisfied, %d not applicable; sha256 %s\n",
-		rep.Profile, rep.From, rep.To, rep.Log.Size, s.Satisfied, s.NotSatisfied, s.NotApplicable, doc.SHA256)
+	pinned := ""
+	if rep.Log.CheckpointSize > 0 {
+		pinned = fmt.Sprintf(" (pinned, proved consistent with the checkpoint of size %d)", rep.Log.CheckpointSize)
+	}
+	fmt.Fprintf(stderr, "report %s over %s..%s at checkpoint size %d%s: %d satisfied, %d not satisfied, %d not applicable; sha256 %s\n",
+		rep.Profile, rep.From, rep.To, rep.Log.Size, pinned, s.Satisfied, s.NotSatisfied, s.NotApplicable, digest)
+	if len(wrote) > 0 {
+		fmt.Fprintf(stderr, "wrote %s\n", strings.Join(wrote, ", "))
+	}
 	if s.NotSatisfied > 0 {
 		return 1
 	}
 	return 0
+}
+
+// reportExt names the file of each format in monitor report --out DIR.
+var reportExt = map[string]string{api.FormatJSON: ".json", api.FormatOSCAL: ".oscal.json", api.FormatHTML: ".html", api.FormatPDF: ".pdf"}
+
+// pinAt reads --at: a size, or a file holding a report (bare or the
+// server's answer: its checkpoint and size, and the report) or a signed
+// checkpoint.
+func pinAt(s string) ([]byte, uint64, *compliance.Report, error) {
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		if n == 0 {
+			return nil, 0, nil, errors.New("a size of at least 1")
+		}
+		return nil, n, nil, nil
+	}
+	data, err := cli.ReadFile(s, compliance.MaxReportFileBytes)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
+		r, err := compliance.ParseReport(t)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("%s: %w", s, err)
+		}
+		return []byte(r.Log.Checkpoint), r.Log.Size, r, nil
+	}
+	return data, 0, nil, nil // a signed checkpoint: Compute verifies it
 }
 
 // verifyReport recomputes reports and compares.
@@ -140,8 +232,8 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 		case err != nil:
 			fmt.Fprintf(stdout, "FAIL %s: %v\n", path, err)
 			code = max(code, 1)
-			if !errors.Is(err, compliance.ErrNotAnchored) {
-				code = 2
+			if !errors.Is(err, compliance.ErrNotAnchored) && !errors.Is(err, compliance.ErrNotReport) {
+				code = 2 // it could not run
 			}
 		case !v.Equal:
 			fmt.Fprintf(stdout, "FAIL %s: recomputed at checkpoint size %d, it differs first in %s: %s\n", path, v.Report.Log.Size, event.SafeText(v.Difference), event.SafeText(v.Detail))
