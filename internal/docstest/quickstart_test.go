@@ -91,6 +91,17 @@ exec %q "$@"
 		text = strings.ReplaceAll(text, ":"+p, ":"+freePort(t))
 	}
 	work := t.TempDir()
+	// The shipped rule pack, where the quickstarts name it.
+	pack, err := os.ReadFile(filepath.Join(root, "monitor/rules/llm-agents.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(work, "monitor/rules"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "monitor/rules/llm-agents.yaml"), pack, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", text)
@@ -145,5 +156,17 @@ func TestQuickstartPart11(t *testing.T) {
 	}
 	if !strings.Contains(out, " 0 not satisfied") || strings.Contains(out, " not-satisfied") {
 		t.Errorf("a control is not satisfied")
+	}
+}
+
+// The SOX journey: an approved configuration change, a monitor running,
+// the report in three formats from one computation, every control
+// satisfied, recomputed equal, the log intact.
+func TestQuickstartSOX(t *testing.T) {
+	out := run(t, "docs/quickstart-sox.md")
+	for _, want := range []string{"sox-itgc-change satisfied", "sox-itgc-sod satisfied", "sox-itgc-operations satisfied", "sox-as2201-benchmark satisfied", "0 not satisfied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report does not say %q", want)
+		}
 	}
 }
