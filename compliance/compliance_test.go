@@ -239,3 +239,23 @@ func TestOffendingCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestWitnessFindingSaysWhatSatisfiesIt (#27 item 1): without a cosigned
+// checkpoint, §11.10(a) is not satisfied and its finding says what would
+// satisfy it.
+func TestWitnessFindingSaysWhatSatisfiesIt(t *testing.T) {
+	w := newWorld(t)
+	w.build(nil)
+	p := testParams()
+	p.RequireWitnessQuorum = true
+	for _, c := range w.compute("part11", p).Controls {
+		if c.ID != "part11-11.10a" {
+			continue
+		}
+		if c.Status != NotSatisfied || !strings.Contains(c.Evidence.Summary, "--witness-policy") || !strings.Contains(c.Evidence.Summary, "docs/witness.md") {
+			t.Fatalf("§11.10(a) without a witness: %s: %s", c.Status, c.Evidence.Summary)
+		}
+		return
+	}
+	t.Fatal("no part11-11.10a control")
+}

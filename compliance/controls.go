@@ -56,7 +56,8 @@ func (c *collector) integrity() (off offenses, reason string) {
 		reason = "the period's range is not consistent with the checkpoint: " + c.consistencyErr.Error()
 	}
 	if c.p.RequireWitnessQuorum && !c.quorum && reason == "" {
-		reason = "the checkpoint does not meet a witness policy (none given, or no quorum): nobody independent cosigned it"
+		reason = "the checkpoint does not meet a witness policy (none given, or no quorum): nobody independent cosigned it. " +
+			"What satisfies it: a witness that cosigns the log's checkpoints (cmd/witness, or any C2SP tlog-witness), the log started with --witness-policy naming it, and the same policy given to the report (--witness-policy): docs/witness.md"
 	}
 	return off, reason
 }

@@ -170,3 +170,14 @@ func TestQuickstartSOX(t *testing.T) {
 		}
 	}
 }
+
+// The EU AI Act journey: automatic logging, the floor, an oversight event,
+// the monitor reporting; every control satisfied or not applicable.
+func TestQuickstartEUAIAct(t *testing.T) {
+	out := run(t, "docs/quickstart-eu-ai-act.md")
+	for _, want := range []string{"euaia-art12.1 satisfied", "euaia-art14 satisfied", "euaia-art19 satisfied", "euaia-art72 satisfied", " 0 not satisfied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report does not say %q", want)
+		}
+	}
+}
