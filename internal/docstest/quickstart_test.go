@@ -149,7 +149,7 @@ func tail(b []byte, n int) []byte {
 // applicable, the report recomputed equal and the log intact.
 func TestQuickstartPart11(t *testing.T) {
 	out := run(t, "docs/quickstart-part11.md")
-	for _, want := range []string{"part11-11.10a satisfied", "part11-11.50 satisfied", "part11-11.70 satisfied"} {
+	for _, want := range []string{"part11-11.10a satisfied", "part11-11.50 satisfied", "part11-11.70 satisfied", "OK: everything verified"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report does not say %q", want)
 		}
@@ -164,7 +164,7 @@ func TestQuickstartPart11(t *testing.T) {
 // satisfied, recomputed equal, the log intact.
 func TestQuickstartSOX(t *testing.T) {
 	out := run(t, "docs/quickstart-sox.md")
-	for _, want := range []string{"sox-itgc-change satisfied", "sox-itgc-sod satisfied", "sox-itgc-operations satisfied", "sox-as2201-benchmark satisfied", "0 not satisfied"} {
+	for _, want := range []string{"sox-itgc-change satisfied", "sox-itgc-sod satisfied", "sox-itgc-operations satisfied", "sox-as2201-benchmark satisfied", "0 not satisfied", "OK: everything verified"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report does not say %q", want)
 		}
@@ -175,7 +175,7 @@ func TestQuickstartSOX(t *testing.T) {
 // the monitor reporting; every control satisfied or not applicable.
 func TestQuickstartEUAIAct(t *testing.T) {
 	out := run(t, "docs/quickstart-eu-ai-act.md")
-	for _, want := range []string{"euaia-art12.1 satisfied", "euaia-art14 satisfied", "euaia-art19 satisfied", "euaia-art72 satisfied", " 0 not satisfied"} {
+	for _, want := range []string{"euaia-art12.1 satisfied", "euaia-art14 satisfied", "euaia-art19 satisfied", "euaia-art72 satisfied", " 0 not satisfied", "OK: everything verified"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report does not say %q", want)
 		}
