@@ -135,35 +135,11 @@ func decodeJSON(b []byte, v any) error {
 	}
 	switch x := v.(type) {
 	case *map[string]any:
-		*x = normalizeJSON(*x).(map[string]any)
+		*x = celValue(*x).(map[string]any)
 	case *configState:
-		x.Params = normalizeJSON(x.Params).(map[string]any)
+		x.Params = celValue(x.Params).(map[string]any)
 	}
 	return nil
-}
-
-func normalizeJSON(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = normalizeJSON(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = normalizeJSON(e)
-		}
-		return out
-	}
-	return v
 }
 
 // loadConfigs reads the compliance.config events among the log's first

@@ -282,8 +282,8 @@ func eventMap(l *event.Leaf, index uint64, leafHash []byte) map[string]any {
 	return m
 }
 
-// celValue converts a decoded attribute (json.Number for numbers) to int64
-// or float64.
+// celValue converts a decoded JSON value (json.Number for numbers) to
+// int64 or float64, in lists and objects too.
 func celValue(v any) any {
 	switch x := v.(type) {
 	case json.Number:
@@ -296,6 +296,12 @@ func celValue(v any) any {
 		out := make([]any, len(x))
 		for i, e := range x {
 			out[i] = celValue(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = celValue(e)
 		}
 		return out
 	}
