@@ -473,7 +473,7 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 	if !event.ValidID(tenant) {
 		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
 	}
-	if w.Token == "" || (w.Via != event.ViaAPI && w.Via != event.ViaProxy && w.Via != event.ViaServer) {
+	if w.Token == "" || !event.ValidVia(w.Via) {
 		return nil, fmt.Errorf("log: a writer with a token and a via is required")
 	}
 	if l.closing.Load() {
