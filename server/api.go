@@ -100,10 +100,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.status, body)
 }
 
-// limitBody caps every request body.
+// limitBody caps every request body. The OTLP routes answer a body over
+// the cap themselves, in OTLP's error form.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.MaxBodyBytes {
+		if r.ContentLength > s.cfg.MaxBodyBytes && r.URL.Path != OTLPTracesPath && r.URL.Path != OTLPLogsPath {
 			s.writeError(w, r, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
 			return
 		}
