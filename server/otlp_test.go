@@ -36,14 +36,11 @@ import (
 
 const otlpSecret = "warfarin-5mg-for-jane-doe"
 
-// sessionLeaves returns the leaves and payloads of a session, in order.
-func (s *testServer) sessionLeaves(t *testing.T, session string) ([]*event.Leaf, []string) {
+// leavesOfPage returns the leaves and payloads of a session page
+// (GET /v1/sessions/{id}), in order.
+func (s *testServer) leavesOfPage(t *testing.T, body []byte) ([]*event.Leaf, []string) {
 	t.Helper()
 	s.size(t)
-	code, body, _ := s.do(t, "GET", "/v1/sessions/"+session+"?tenant=clinic-a", s.admin, nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET /v1/sessions/%s = %d %s", session, code, body)
-	}
 	var page client.SessionPage
 	if err := json.Unmarshal(body, &page); err != nil {
 		t.Fatal(err)
@@ -139,7 +136,7 @@ func TestOTLPGoSDK(t *testing.T) {
 	}
 
 	session := chat.SpanContext().TraceID().String()
-	leaves, payloads := s.sessionLeaves(t, session)
+	leaves, payloads := s.sessionLeavesOf(t, "clinic-a", session)
 	var kinds []string
 	for i, l := range leaves {
 		kinds = append(kinds, l.Kind)
@@ -357,7 +354,7 @@ func TestOTLPLogs(t *testing.T) {
 	if n := s.size(t); n != before+1 {
 		t.Fatalf("%d entries, want 1", n-before)
 	}
-	leaves, payloads := s.sessionLeaves(t, trace.String())
+	leaves, payloads := s.sessionLeavesOf(t, "clinic-a", trace.String())
 	if len(leaves) != 1 || leaves[0].Kind != "llm.content" || !strings.Contains(payloads[0], otlpSecret) ||
 		strings.Join(leaves[0].Attributes.Strings("otel.event_names"), ",") != "gen_ai.user.message,gen_ai.choice" {
 		t.Fatalf("leaves %+v payloads %v", leaves, payloads)
