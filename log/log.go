@@ -212,6 +212,9 @@ type session struct {
 	// lastIndex is the index of the last one sequenced.
 	pending   atomic.Int64
 	lastIndex atomic.Uint64
+	// once holds the ids AppendOnce appended to the session in this
+	// process, by seq, until the session index has them (once.go).
+	once map[string]uint64
 }
 
 // New starts a log: the Tessera appender, the session index (caught up with
@@ -693,6 +696,9 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 	// The places in l.inflight are the sequencer's now.
 	held = 0
 	locked.commit(heads)
+	if ids != nil {
+		locked.remember(ps)
+	}
 	l.observeDurable(time.Since(at))
 
 	out := make([]event.Appended, len(ps))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 )
 
 // AppendOnce is AppendWait for events whose ids the caller derives from
@@ -19,10 +20,11 @@ import (
 // session: the check runs under that session's chain lock.
 //
 // How it knows: an event of this process not yet sequenced is in the
-// sequencer's waiting set; everything else of the session is in the
-// session index once the index covers the session's head, which AppendOnce
-// waits for (as Lookup does) only when the session has events the index
-// does not have yet. On a journal shared by several instances, an append
+// sequencer's waiting set, one sequenced but not yet in the session index
+// in its session's set of recent ids, and everything older in the session
+// index. On a journal shared by several instances, the index must also
+// cover the session's head, which AppendOnce waits for (as Lookup does)
+// when the session has events the index does not have yet, and an append
 // that another instance's append to the same session overtook is checked
 // again after it reloads the session's head, so two instances that take
 // one redelivered event at once append it once.
@@ -87,8 +89,13 @@ func (l *Log) leaveOutKnownAgain(ctx context.Context, locked *chains, ps []*pend
 }
 
 // holds says which ids of ps the log holds (in any tenant): waiting to be
-// sequenced by this process, or in the session index once it covers every
-// locked session's head.
+// sequenced by this process, appended by AppendOnce in this process and
+// not yet in the session index, or in the session index. On a journal of
+// this process alone, that is all: every event of a session the index does
+// not have yet was appended here since the session was loaded (a start
+// puts the journal's records into the log and the index first). On a
+// journal shared by several instances, the index must first cover each
+// locked session's head, which may hold other instances' appends.
 func (l *Log) holds(ctx context.Context, locked *chains, ps []*pending) (map[string]bool, error) {
 	have := make(map[string]bool)
 	var ask []string
@@ -97,31 +104,35 @@ func (l *Log) holds(ctx context.Context, locked *chains, ps []*pending) (map[str
 			have[pe.id] = true
 			continue
 		}
+		if _, ok := locked.sess[pe.key].once[pe.id]; ok {
+			have[pe.id] = true
+			continue
+		}
 		ask = append(ask, pe.id)
 	}
 	if len(ask) == 0 {
 		return have, nil
 	}
-	// The index holds every event of a session up to its head once its
-	// head there is the chain's; else wait for it to cover the journal.
-	behind := false
-	for _, k := range locked.keys {
-		h := locked.head(k)
-		if h.next == 0 {
-			continue
+	if _, shared := l.journal.(journal.HeadStore); shared {
+		behind := false
+		for _, k := range locked.keys {
+			h := locked.head(k)
+			if h.next == 0 {
+				continue
+			}
+			seq, _, ok, err := l.index.Head(ctx, k.tenant, k.session)
+			if err != nil {
+				return nil, fmt.Errorf("reading the session index: %w", err)
+			}
+			if !ok || seq+1 < h.next {
+				behind = true
+				break
+			}
 		}
-		seq, _, ok, err := l.index.Head(ctx, k.tenant, k.session)
-		if err != nil {
-			return nil, fmt.Errorf("reading the session index: %w", err)
-		}
-		if !ok || seq+1 < h.next {
-			behind = true
-			break
-		}
-	}
-	if behind {
-		if err := l.WaitIndexed(ctx); err != nil {
-			return nil, err
+		if behind {
+			if err := l.WaitIndexed(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	found, err := l.index.ByIDs(ctx, ask)
@@ -132,4 +143,32 @@ func (l *Log) holds(ctx context.Context, locked *chains, ps []*pending) (map[str
 		have[id] = true
 	}
 	return have, nil
+}
+
+// maxOnce is how many ids a session keeps in once before it drops those
+// the index has.
+const maxOnce = 256
+
+// remember keeps the ids of ps in their sessions' once sets, dropping the
+// ids the index has once a set grows beyond maxOnce. The sessions are
+// locked, and ps durable.
+func (c *chains) remember(ps []*pending) {
+	for _, pe := range ps {
+		s := c.sess[pe.key]
+		if s.once == nil {
+			s.once = make(map[string]uint64)
+		}
+		s.once[pe.id] = pe.leaf.Seq
+		if len(s.once) > maxOnce {
+			seq, _, ok, err := c.l.index.Head(context.Background(), pe.key.tenant, pe.key.session)
+			if err != nil || !ok {
+				continue
+			}
+			for id, q := range s.once {
+				if q <= seq {
+					delete(s.once, id)
+				}
+			}
+		}
+	}
 }
