@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 const secret = "the-patient-is-allergic-to-penicillin"
@@ -131,6 +133,9 @@ func TestTracesMapping(t *testing.T) {
 			}
 			leaf := map[string]any{}
 			for i, e := range r.Events {
+				if _, err := event.Prepare(e.Request); err != nil {
+					t.Errorf("%s: the engine refuses it: %v", e.Request.Kind, err)
+				}
 				if e.Request.Kind != tc.kinds[i] {
 					t.Errorf("event %d is %s, want %s", i, e.Request.Kind, tc.kinds[i])
 				}
@@ -303,6 +308,52 @@ func FuzzTraces(f *testing.F) {
 			if len(e.ID) != 32 {
 				t.Fatalf("id %q", e.ID)
 			}
+			if _, err := event.Prepare(e.Request); err != nil {
+				t.Fatalf("a mapped event the engine refuses: %v", err)
+			}
 		}
 	})
+}
+
+// The leaf's bounds hold for the largest values a span may send: every
+// allowlisted attribute at its longest still makes an event the engine
+// takes, with a leaf under the size limit.
+func TestLeafBounds(t *testing.T) {
+	long := strings.Repeat("x", 10000)
+	attrs := map[string]any{"gen_ai.operation.name": "chat", "gen_ai.conversation.id": long, "gen_ai.agent.id": long}
+	for _, list := range [][]leafAttr{commonAttrs, requestAttrs, responseAttrs, toolAttrs} {
+		for _, la := range list {
+			switch la.kind {
+			case 's':
+				attrs[la.key] = long
+			case 'n':
+				attrs[la.key] = 1e300
+			case 'a':
+				var l []string
+				for range 100 {
+					l = append(l, long)
+				}
+				attrs[la.key] = l
+			}
+		}
+	}
+	td := ptrace.NewTraces()
+	span(td, 1, long, attrs)
+	r := Traces(long[:128], td)
+	if len(r.Events) != 2 {
+		t.Fatalf("%d events, rejected %v", len(r.Events), r.Reasons)
+	}
+	for _, e := range r.Events {
+		p, err := event.Prepare(e.Request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := event.Leaf{V: event.LeafVersion, ID: e.ID, Kind: e.Request.Kind, Time: event.TimeFormat, Tenant: long[:128], Session: e.Request.Session,
+			Seq: 1 << 62, Prev: strings.Repeat("0", 64), Actor: e.Request.Actor, Writer: &event.Writer{Token: long[:64], Via: event.ViaOTLP},
+			Attributes: p.Attributes, Payload: &event.Commitment{Alg: event.CommitmentAlg, Digest: strings.Repeat("0", 64), Size: 1 << 30, MediaType: "application/json"}}
+		b, err := l.Marshal()
+		if err != nil || len(b) > event.MaxLeafSize/2 {
+			t.Errorf("%s leaf of %d bytes (limit %d), %v", e.Request.Kind, len(b), event.MaxLeafSize, err)
+		}
+	}
 }
