@@ -109,6 +109,11 @@ type Config struct {
 	// MaxPending bounds alerts waiting for the webhook or the log; beyond
 	// it the monitor stops advancing until they are delivered. Default 10,000.
 	MaxPending int
+	// Export, if set, receives every verified entry before the monitor
+	// records it as evaluated (cmd/monitor --otlp-export: as OTLP log
+	// records); until it succeeds the monitor does not advance. Alerts
+	// reach it as the log's monitor.alert entries (with AppendTo).
+	Export ExportFunc
 	// Stdout receives alerts as JSON lines. Default os.Stdout.
 	Stdout io.Writer
 	// HTTPClient is used for every request. Default: 30s timeout.
@@ -485,6 +490,10 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			}
 			alerts = append(alerts, as...)
 		}
+		if err := m.export(ctx, cp, raw, kept); err != nil {
+			m.en = newEngine(m.cfg.Rules, m.origin, m.pos.FromStart, m.st, m.logger)
+			return err
+		}
 		p := &position{Origin: m.origin, Checkpoint: raw, Size: cp.Size, Root: cp.Hash, Pos: cp.Size, Levels: work.levels, FromStart: m.pos.FromStart}
 		return m.commit(ctx, commitSet{pos: p, writes: m.en.flush(), head: h}, alerts)
 	}
@@ -507,6 +516,7 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			return fatal(err)
 		}
 		var chunk []Alert
+		var read []entry
 		var mismatch *Alert
 		_, err = m.sc.scan(ctx, t, end, cp.Size, scanOpts{parse: true}, func(e entry) error {
 			if !bytes.Equal(e.hash, hashes[e.index-first]) {
@@ -526,6 +536,9 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 				as[i].TreeSize = cp.Size
 			}
 			chunk = append(chunk, as...)
+			if m.cfg.Export != nil {
+				read = append(read, e)
+			}
 			return nil
 		})
 		if mismatch != nil {
@@ -534,6 +547,10 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			return m.raise(ctx, *mismatch)
 		}
 		if err != nil {
+			m.en = newEngine(m.cfg.Rules, m.origin, m.pos.FromStart, m.st, m.logger)
+			return err
+		}
+		if err := m.export(ctx, cp, raw, read); err != nil {
 			m.en = newEngine(m.cfg.Rules, m.origin, m.pos.FromStart, m.st, m.logger)
 			return err
 		}
