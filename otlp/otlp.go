@@ -29,7 +29,9 @@
 // the engine appends once (log.AppendOnce).
 //
 // The package is the mapping and the wire format alone: the server
-// authenticates, appends and answers (server/otlp.go).
+// authenticates, appends and answers (server/otlp.go). Out the other way,
+// Exporter sends verified entries to an OTLP/HTTP logs endpoint as log
+// records (export.go; the monitor's --otlp-export).
 package otlp
 
 import (
