@@ -31,11 +31,12 @@ type otlpReceiver struct {
 	got     map[uint64]int // index -> times received
 	records map[uint64]map[string]any
 	traces  map[uint64]string
+	sev     map[uint64]string
 	auth    string
 }
 
 func newOTLPReceiver(t *testing.T) (*otlpReceiver, *httptest.Server) {
-	rc := &otlpReceiver{got: map[uint64]int{}, records: map[uint64]map[string]any{}, traces: map[uint64]string{}}
+	rc := &otlpReceiver{got: map[uint64]int{}, records: map[uint64]map[string]any{}, traces: map[uint64]string{}, sev: map[uint64]string{}}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		req := plogotlp.NewExportRequest()
@@ -59,6 +60,7 @@ func newOTLPReceiver(t *testing.T) (*otlpReceiver, *httptest.Server) {
 					idx := uint64(a["llmaudit.index"].(int64))
 					rc.got[idx]++
 					rc.records[idx] = a
+					rc.sev[idx] = lr.SeverityNumber().String()
 					if !lr.TraceID().IsEmpty() {
 						rc.traces[idx] = lr.TraceID().String()
 					}
@@ -197,5 +199,46 @@ func TestOTLPExport(t *testing.T) {
 		if rc.got[i] != 1 {
 			t.Errorf("new entry %d received %d times", i, rc.got[i])
 		}
+	}
+}
+
+// Alerts reach the OTLP endpoint as the monitor.alert entries the monitor
+// appends (--append-token), with severity WARN.
+func TestOTLPExportAlerts(t *testing.T) {
+	l := newTestLog(t, server.Config{})
+	rc, hs := newOTLPReceiver(t)
+	x := otlp.NewExporter(hs.URL+"/v1/logs", nil, nil)
+	l.appendEvents(events(20, 10, "a")...) // forbidden at 9, 19
+	cp := l.waitSize(20)
+	cfg := testConfig(l, t.TempDir())
+	cfg.Start = 0
+	cfg.Rules = pack(t, hoursLine, allHours)
+	cfg.AppendTo = testClient(l.url(), l.token)
+	cfg.Instance = "test"
+	cfg.StatusInterval = -1
+	cfg.Export = func(ctx context.Context, cp ExportCheckpoint, es []ExportEntry) error {
+		out := make([]otlp.Entry, len(es))
+		for i, e := range es {
+			out[i] = otlp.Entry(e)
+		}
+		return x.Export(ctx, otlp.Checkpoint(cp), out)
+	}
+	r := startMonitor(t, cfg)
+	r.waitPos(cp.Size)
+	cp2 := l.waitSize(l.base + 22)
+	r.waitPos(cp2.Size)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var alerts int
+	for i, a := range rc.records {
+		if a["llmaudit.kind"] == "monitor.alert" {
+			alerts++
+			if rc.sev[i] != "Warn" {
+				t.Errorf("alert record %d has severity %s", i, rc.sev[i])
+			}
+		}
+	}
+	if alerts != 2 {
+		t.Fatalf("%d alert records, want 2: %v", alerts, rc.records)
 	}
 }
