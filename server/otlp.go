@@ -127,7 +127,7 @@ func (s *Server) exportOTLP(r *http.Request, sig otlpSignal, enc otlp.Encoding) 
 		reqs, ids = reqs[n:], ids[n:]
 	}
 	if res.Rejected > 0 {
-		message = fmt.Sprintf("%d %s not recorded: %s", res.Rejected, strings.ReplaceAll(sig.name, "_", " "), strings.Join(res.Reasons, "; "))
+		message = fmt.Sprintf("%d of the %s not recorded: %s", res.Rejected, strings.ReplaceAll(sig.name, "_", " "), strings.Join(res.Reasons, "; "))
 	}
 	return res.Rejected, message, nil
 }

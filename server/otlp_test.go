@@ -193,7 +193,7 @@ func TestOTLPGoSDK(t *testing.T) {
 	if err == nil && len(handled) == 1 {
 		err = handled[0]
 	}
-	if err == nil || !strings.Contains(err.Error(), "partial success: 1 spans not recorded") || !strings.Contains(err.Error(), "reserved session") {
+	if err == nil || !strings.Contains(err.Error(), "partial success: 1 of the spans not recorded") || !strings.Contains(err.Error(), "reserved session") {
 		t.Errorf("partial success seen by the SDK: %v", err)
 	}
 	if n := s.size(t); n != after+2 {
@@ -358,5 +358,32 @@ func TestOTLPLogs(t *testing.T) {
 	if len(leaves) != 1 || leaves[0].Kind != "llm.content" || !strings.Contains(payloads[0], otlpSecret) ||
 		strings.Join(leaves[0].Attributes.Strings("otel.event_names"), ",") != "gen_ai.user.message,gen_ai.choice" {
 		t.Fatalf("leaves %+v payloads %v", leaves, payloads)
+	}
+}
+
+// A token bound to actors writes as them: a span naming another agent is
+// recorded as the token's first actor, its own gen_ai.agent.id kept.
+func TestOTLPBoundActor(t *testing.T) {
+	s := newTestServer(t, nil)
+	tok, _ := s.token(t, auth.Spec{Name: "bound", Tenant: "clinic-a", Scopes: []string{auth.ScopeWrite}, Actors: []string{"refill-bot"}})
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	trace := pcommon.TraceID{5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5}
+	sp.SetTraceID(trace)
+	sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	sp.Attributes().PutStr("gen_ai.operation.name", "chat")
+	sp.Attributes().PutStr("gen_ai.agent.id", "other-bot")
+	body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if status, resp, _ := s.otlpPost(t, OTLPTracesPath, tok, "application/x-protobuf", "", body); status != 200 {
+		t.Fatalf("%d %q", status, resp)
+	}
+	leaves, _ := s.sessionLeavesOf(t, "clinic-a", trace.String())
+	if len(leaves) != 2 {
+		t.Fatalf("%d leaves", len(leaves))
+	}
+	for _, l := range leaves {
+		if l.Actor.ID != "refill-bot" || l.Attributes.String("gen_ai.agent.id") != "other-bot" {
+			t.Errorf("%s: actor %s, gen_ai.agent.id %s", l.Kind, l.Actor.ID, l.Attributes.String("gen_ai.agent.id"))
+		}
 	}
 }
