@@ -118,17 +118,22 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	if r.Context().Value(internalKey{}) != nil {
 		return s.internal, nil
 	}
-	h := r.Header.Get("Authorization")
+	return s.authenticateBearer(r.Context(), r.Header.Get("Authorization"))
+}
+
+// authenticateBearer returns the principal of an Authorization header's
+// bearer token (the API's, and OTLP/gRPC's authorization metadata).
+func (s *Server) authenticateBearer(ctx context.Context, h string) (*auth.Principal, error) {
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "an Authorization: Bearer token is required")
 	}
-	p, err := s.tokens.Check(r.Context(), strings.TrimSpace(tok))
+	p, err := s.tokens.Check(ctx, strings.TrimSpace(tok))
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "unknown or revoked token")
 	}
 	if err == nil {
-		err = s.ensureLogged(r.Context(), p)
+		err = s.ensureLogged(ctx, p)
 	}
 	return p, err
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,9 +96,16 @@ func (s *Server) exportOTLP(r *http.Request, sig otlpSignal, enc otlp.Encoding) 
 	if err != nil {
 		return 0, "", err
 	}
-	metrics.OTLPItems.WithLabelValues(sig.name, "mapped").Add(float64(res.Mapped))
-	metrics.OTLPItems.WithLabelValues(sig.name, "dropped").Add(float64(res.Dropped))
-	metrics.OTLPItems.WithLabelValues(sig.name, "rejected").Add(float64(res.Rejected))
+	return s.ingestOTLP(r.Context(), p, sig.name, res)
+}
+
+// ingestOTLP appends what an export of p mapped to (res), each event once,
+// and says what it left out (a partial success when rejected > 0). HTTP
+// and gRPC exports share it.
+func (s *Server) ingestOTLP(ctx context.Context, p *auth.Principal, signal string, res *otlp.Result) (rejected int64, message string, err error) {
+	metrics.OTLPItems.WithLabelValues(signal, "mapped").Add(float64(res.Mapped))
+	metrics.OTLPItems.WithLabelValues(signal, "dropped").Add(float64(res.Dropped))
+	metrics.OTLPItems.WithLabelValues(signal, "rejected").Add(float64(res.Rejected))
 
 	reqs := make([]*event.Request, len(res.Events))
 	ids := make([]string, len(res.Events))
@@ -118,7 +126,7 @@ func (s *Server) exportOTLP(r *http.Request, sig otlpSignal, enc otlp.Encoding) 
 	writer := event.Writer{Token: p.ID, Via: event.ViaOTLP}
 	for len(reqs) > 0 {
 		n := min(len(reqs), s.cfg.MaxBatch)
-		out, known, err := s.log.AppendOnce(r.Context(), p.Tenant, writer, reqs[:n], ids[:n], auditlog.WaitDurable)
+		out, known, err := s.log.AppendOnce(ctx, p.Tenant, writer, reqs[:n], ids[:n], auditlog.WaitDurable)
 		if err != nil {
 			return 0, "", err
 		}
@@ -127,7 +135,7 @@ func (s *Server) exportOTLP(r *http.Request, sig otlpSignal, enc otlp.Encoding) 
 		reqs, ids = reqs[n:], ids[n:]
 	}
 	if res.Rejected > 0 {
-		message = fmt.Sprintf("%d of the %s not recorded: %s", res.Rejected, strings.ReplaceAll(sig.name, "_", " "), strings.Join(res.Reasons, "; "))
+		message = fmt.Sprintf("%d of the %s not recorded: %s", res.Rejected, strings.ReplaceAll(signal, "_", " "), strings.Join(res.Reasons, "; "))
 	}
 	return res.Rejected, message, nil
 }
@@ -135,6 +143,21 @@ func (s *Server) exportOTLP(r *http.Request, sig otlpSignal, enc otlp.Encoding) 
 // otlpError answers err in the OTLP form: the status the API would answer,
 // with a google.rpc.Status body.
 func (s *Server) otlpError(w http.ResponseWriter, r *http.Request, enc otlp.Encoding, err error) {
+	ae, code := s.otlpStatus(r, err)
+	switch ae.status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="llmaudittrail"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", enc.ContentType())
+	w.WriteHeader(ae.status)
+	w.Write(otlp.StatusBody(enc, code, ae.code+": "+ae.message))
+}
+
+// otlpStatus maps err to the API's answer and the google.rpc code OTLP
+// answers it with (the same over HTTP and gRPC).
+func (s *Server) otlpStatus(r *http.Request, err error) (*apiError, int32) {
 	var ae *apiError
 	switch {
 	case errors.Is(err, otlp.ErrMalformed):
@@ -148,22 +171,16 @@ func (s *Server) otlpError(w http.ResponseWriter, r *http.Request, enc otlp.Enco
 	}
 	code := otlp.CodeInternal
 	switch ae.status {
-	case http.StatusBadRequest:
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
 		code = otlp.CodeInvalidArgument
 	case http.StatusUnauthorized:
 		code = otlp.CodeUnauthenticated
-		w.Header().Set("WWW-Authenticate", `Bearer realm="llmaudittrail"`)
 	case http.StatusForbidden:
 		code = otlp.CodePermissionDenied
 	case http.StatusRequestEntityTooLarge:
 		code = otlp.CodeResourceExhausted
-	case http.StatusUnsupportedMediaType:
-		code = otlp.CodeInvalidArgument
 	case http.StatusServiceUnavailable:
 		code = otlp.CodeUnavailable
-		w.Header().Set("Retry-After", "1")
 	}
-	w.Header().Set("Content-Type", enc.ContentType())
-	w.WriteHeader(ae.status)
-	w.Write(otlp.StatusBody(enc, code, ae.code+": "+ae.message))
+	return ae, code
 }

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
@@ -123,6 +125,7 @@ func serve(args []string) int {
 	captureMode := fs.String("capture", "fail-closed", "capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	debugListen := fs.String("debug-listen", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
+	otlpGRPCListen := fs.String("otlp-grpc-listen", "", "if set, serve OTLP/gRPC (trace and logs services, as POST /v1/traces and /v1/logs; a write token in the authorization metadata; TLS as --listen) on this address (see docs/otel.md)")
 	metricsListen := fs.String("metrics-listen", "", "if set, serve Prometheus metrics at /metrics on this address to anyone, without TLS (keep it on loopback or a private network; on --listen, /metrics needs a global token with the metrics scope; see docs/metrics.md)")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
@@ -229,7 +232,7 @@ func serve(args []string) int {
 		Keys:          server.KeySources{MasterKeySource: *masterSource},
 		Compliance:    profiles, ComplianceConfig: complianceText, Reporter: reporter,
 		Console: consoleFactory(*consoleOn, *chromium, logger),
-	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen))
+	}, *policyFile, connlimit.Limits{Max: *maxConns, PerClient: *maxConnsPerClient}, *signingKey, tlsFiles, *interceptListen, *otlpGRPCListen))
 }
 
 func keygen(args []string) int {
@@ -296,7 +299,7 @@ func fitFiles(logger *slog.Logger, lim connlimit.Limits, listeners int) (connlim
 	return lim, nil
 }
 
-func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen string, cfg server.Config, policyFile string, lim connlimit.Limits, signingKey string, tlsFiles *cli.TLSFiles, interceptListen string) error {
+func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen string, cfg server.Config, policyFile string, lim connlimit.Limits, signingKey string, tlsFiles *cli.TLSFiles, interceptListen, otlpGRPCListen string) error {
 	if signingKey != "" {
 		k, err := hsm.Open(signingKey)
 		if err != nil {
@@ -347,6 +350,9 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 		listeners++
 	}
 	if metricsListen != "" {
+		listeners++
+	}
+	if otlpGRPCListen != "" {
 		listeners++
 	}
 	if lim, err = fitFiles(logger, lim, listeners); err != nil {
@@ -428,11 +434,42 @@ func runServe(logger *slog.Logger, dataDir, listen, debugListen, metricsListen s
 		logger.Info("serving metrics", "addr", ml.Addr().String(), "path", server.MetricsPath)
 		go func() { errc <- ms.Serve(ml) }()
 	}
+	var gs *grpc.Server
+	if otlpGRPCListen != "" {
+		rawGL, err := net.Listen("tcp", otlpGRPCListen)
+		if err != nil {
+			hs.Close()
+			if is != nil {
+				is.Close()
+			}
+			if ms != nil {
+				ms.Close()
+			}
+			srv.Close(context.Background())
+			return fmt.Errorf("--otlp-grpc-listen: %w", err)
+		}
+		gLim := lim
+		gLim.Name = "otlp-grpc"
+		gl := connlimit.New(rawGL, gLim)
+		var tc *tls.Config
+		if tlsFiles != nil {
+			tc = tlsFiles.Config()
+		}
+		gs = srv.OTLPGRPC(tc)
+		logger.Info("serving OTLP/gRPC", "addr", gl.Addr().String(), "tls", tlsFiles != nil)
+		go func() { errc <- gs.Serve(gl) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
 	logger.Info("shutting down")
+	if gs != nil {
+		// Exports in progress finish (10 s at most) while the log runs.
+		t := time.AfterFunc(10*time.Second, gs.Stop)
+		gs.GracefulStop()
+		t.Stop()
+	}
 	if is != nil {
 		is.Close()
 	}
