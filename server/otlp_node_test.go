@@ -100,12 +100,7 @@ func (l *losingFirstAnswer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // export of each signal, whose answer is lost, is sent again and appends
 // nothing twice.
 func TestOTLPNodeAgent(t *testing.T) {
-	if _, err := os.Stat("../testdata/otel/node_modules/@opentelemetry/sdk-node"); err != nil {
-		if strings.Contains(os.Getenv("LLMAUDIT_TEST_REQUIRE"), "node") {
-			t.Fatal("testdata/otel is not installed: npm ci --prefix testdata/otel")
-		}
-		t.Skip("npm ci --prefix testdata/otel (.ci/run does)")
-	}
+	needNodeAgent(t)
 	up := fakeOpenAI(t)
 	for _, proto := range []string{"http/protobuf", "http/json"} {
 		t.Run(proto, func(t *testing.T) {
@@ -116,37 +111,7 @@ func TestOTLPNodeAgent(t *testing.T) {
 			defer front.Close()
 
 			prompt := "Refill warfarin 5 mg for patient " + strings.ReplaceAll(proto, "/", "-")
-			cmd := exec.Command("node", "agent.cjs")
-			cmd.Dir = "../testdata/otel"
-			cmd.Env = append(os.Environ(),
-				"OTEL_EXPORTER_OTLP_ENDPOINT="+front.URL,
-				"OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20"+tok,
-				"OTEL_EXPORTER_OTLP_PROTOCOL="+proto,
-				"OTEL_TRACES_EXPORTER=otlp", "OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=none",
-				"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true",
-				"OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental",
-				"OPENAI_BASE_URL="+up.URL+"/v1", "OPENAI_API_KEY=sk-test",
-				"PROMPT="+prompt)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			done := make(chan struct{})
-			var out []byte
-			var err error
-			go func() { out, err = cmd.Output(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(90 * time.Second):
-				cmd.Process.Kill()
-				<-done
-				t.Fatalf("the agent did not finish: %s", stderr.String())
-			}
-			if err != nil {
-				t.Fatalf("node agent: %v\n%s\n%s", err, out, stderr.String())
-			}
-			var res struct{ TraceID string }
-			if err := json.Unmarshal(bytes.TrimSpace(out), &res); err != nil || res.TraceID == "" {
-				t.Fatalf("agent printed %q: %v", out, err)
-			}
+			traceID := runNodeAgent(t, front.URL, tok, proto, "", up.URL, prompt)
 			lose.mu.Lock()
 			want := map[string]string{"http/protobuf": "application/x-protobuf", "http/json": "application/json"}[proto]
 			for _, path := range []string{OTLPTracesPath, OTLPLogsPath} {
@@ -156,7 +121,7 @@ func TestOTLPNodeAgent(t *testing.T) {
 			}
 			lose.mu.Unlock()
 
-			leaves, payloads := s.sessionLeavesOf(t, "pharmacy", res.TraceID)
+			leaves, payloads := s.sessionLeavesOf(t, "pharmacy", traceID)
 			count := map[string]int{}
 			contentOf := map[string]string{} // span id -> its llm.content payloads
 			for i, l := range leaves {
@@ -227,4 +192,97 @@ func (s *testServer) sessionLeavesOf(t *testing.T, tenant, session string) ([]*e
 		t.Fatalf("GET /v1/sessions/%s = %d %s", session, code, body)
 	}
 	return s.leavesOfPage(t, body)
+}
+
+func needNodeAgent(t *testing.T) {
+	if _, err := os.Stat("../testdata/otel/node_modules/@opentelemetry/sdk-node"); err != nil {
+		if strings.Contains(os.Getenv("LLMAUDIT_TEST_REQUIRE"), "node") {
+			t.Fatal("testdata/otel is not installed: npm ci --prefix testdata/otel")
+		}
+		t.Skip("npm ci --prefix testdata/otel (.ci/run does)")
+	}
+}
+
+// runNodeAgent runs testdata/otel/agent.cjs against the log server at
+// endpoint (OTLP protocol proto, instrumentation inst: "" or
+// "openinference") and the OpenAI at upstream, and returns its trace id.
+func runNodeAgent(t *testing.T, endpoint, token, proto, inst, upstream, prompt string) string {
+	t.Helper()
+	cmd := exec.Command("node", "agent.cjs")
+	cmd.Dir = "../testdata/otel"
+	cmd.Env = append(os.Environ(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+endpoint,
+		"OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20"+token,
+		"OTEL_EXPORTER_OTLP_PROTOCOL="+proto,
+		"OTEL_TRACES_EXPORTER=otlp", "OTEL_LOGS_EXPORTER=otlp", "OTEL_METRICS_EXPORTER=none",
+		"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true",
+		"OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental",
+		"OPENAI_BASE_URL="+upstream+"/v1", "OPENAI_API_KEY=sk-test",
+		"INSTRUMENTATION="+inst, "PROMPT="+prompt)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.Output(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the agent did not finish: %s", stderr.String())
+	}
+	if err != nil {
+		t.Fatalf("node agent: %v\n%s\n%s", err, out, stderr.String())
+	}
+	var res struct{ TraceID string }
+	if err := json.Unmarshal(bytes.TrimSpace(out), &res); err != nil || res.TraceID == "" {
+		t.Fatalf("agent printed %q: %v", out, err)
+	}
+	return res.TraceID
+}
+
+// The same agent traced by Arize's OpenInference instrumentation (a third
+// convention: llm.input_messages, llm.output_messages, input.value and
+// output.value as span attributes): every call an llm.request/llm.response
+// pair with its messages in their payloads, none in the leaves.
+func TestOTLPNodeOpenInference(t *testing.T) {
+	needNodeAgent(t)
+	up := fakeOpenAI(t)
+	s := newTestServer(t, nil)
+	tok, _ := s.token(t, auth.Spec{Name: "refill", Tenant: "pharmacy", Scopes: []string{auth.ScopeWrite}})
+	prompt := "Refill warfarin 5 mg for patient openinference"
+	traceID := runNodeAgent(t, s.ts.URL, tok, "http/protobuf", "openinference", up.URL, prompt)
+	leaves, payloads := s.sessionLeavesOf(t, "pharmacy", traceID)
+	count := map[string]int{}
+	var req, resp []string
+	for i, l := range leaves {
+		count[l.Kind]++
+		raw, _ := l.Marshal()
+		if bytes.Contains(raw, []byte("warfarin")) || bytes.Contains(raw, []byte("within the limit")) {
+			t.Errorf("content in the leaf: %s", raw)
+		}
+		switch l.Kind {
+		case "llm.request":
+			req = append(req, payloads[i])
+			if l.Attributes.String("gen_ai.request.model") == "" || l.Attributes.String("gen_ai.operation.name") != "chat" {
+				t.Errorf("llm.request attributes %v", l.Attributes)
+			}
+		case "llm.response":
+			resp = append(resp, payloads[i])
+			if len(resp) <= 2 && l.Attributes.Number("gen_ai.usage.input_tokens") != 21 { // the stream has no usage
+				t.Errorf("llm.response attributes %v", l.Attributes)
+			}
+		}
+	}
+	t.Logf("events %v", count)
+	if count["llm.request"] != 3 || count["llm.response"] != 3 || count["tool.call"] != 1 || count["tool.result"] != 1 {
+		t.Fatalf("events %v", count)
+	}
+	if !strings.Contains(req[0], `"llm.input_messages":[`) || !strings.Contains(req[0], prompt) || !strings.Contains(req[1], "max_daily_mg") {
+		t.Errorf("the calls' messages are not in their requests: %.600s", req)
+	}
+	if !strings.Contains(resp[0], `"llm.output_messages":[`) || !strings.Contains(resp[0], "dose_check") || !strings.Contains(resp[1], "The refill is within the limit.") {
+		t.Errorf("the answers are not in their responses: %.600s", resp)
+	}
 }

@@ -1,7 +1,8 @@
 // A Node agent as a team would instrument it: the npm openai SDK, traced by
 // OpenTelemetry's GenAI instrumentation (@opentelemetry/instrumentation-openai,
-// message content on), exported by @opentelemetry/sdk-node over OTLP/HTTP. It
-// is configured by the standard variables alone:
+// message content on) or by OpenInference (INSTRUMENTATION=openinference),
+// exported by @opentelemetry/sdk-node over OTLP/HTTP. It is configured by the
+// standard variables alone:
 //
 //   OTEL_EXPORTER_OTLP_ENDPOINT   the log server's URL (/v1/traces, /v1/logs)
 //   OTEL_EXPORTER_OTLP_HEADERS    Authorization=Bearer%20<write token>
@@ -15,9 +16,20 @@
 "use strict";
 
 const { NodeSDK } = require("@opentelemetry/sdk-node");
-const { OpenAIInstrumentation } = require("@opentelemetry/instrumentation-openai");
 
-const sdk = new NodeSDK({ serviceName: "refill-agent", instrumentations: [new OpenAIInstrumentation()] });
+// INSTRUMENTATION picks who traces the openai SDK: OpenTelemetry's GenAI
+// instrumentation (default; content as log records) or Arize's OpenInference
+// (content as llm.input_messages / llm.output_messages span attributes).
+function instrumentation() {
+  if (process.env.INSTRUMENTATION === "openinference") {
+    const { OpenAIInstrumentation } = require("@arizeai/openinference-instrumentation-openai");
+    return new OpenAIInstrumentation();
+  }
+  const { OpenAIInstrumentation } = require("@opentelemetry/instrumentation-openai");
+  return new OpenAIInstrumentation();
+}
+
+const sdk = new NodeSDK({ serviceName: "refill-agent", instrumentations: [instrumentation()] });
 sdk.start();
 
 // After the SDK: the instrumentation patches openai as it is loaded.
