@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
@@ -356,4 +357,26 @@ func TestLeafBounds(t *testing.T) {
 			t.Errorf("%s leaf of %d bytes (limit %d), %v", e.Request.Kind, len(b), event.MaxLeafSize, err)
 		}
 	}
+}
+
+func FuzzLogsJSON(f *testing.F) {
+	ld := plog.NewLogs()
+	lr := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetEventName("gen_ai.user.message")
+	lr.SetTraceID(traceID)
+	lr.Body().SetEmptyMap().PutStr("content", "x")
+	js, _ := plogotlp.NewExportRequestFromLogs(ld).MarshalJSON()
+	f.Add(js)
+	f.Add([]byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"0102030405060708090a0b0c0d0e0f10","attributes":[{"key":"event.name","value":{"stringValue":"gen_ai.choice"}}],"body":{"stringValue":"[1,2]"}}]}]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ld, err := DecodeLogs(b, JSON)
+		if err != nil {
+			return
+		}
+		for _, e := range Logs("t", ld).Events {
+			if _, err := event.Prepare(e.Request); err != nil || len(e.ID) != 32 {
+				t.Fatalf("a mapped event the engine refuses: %v (id %q)", err, e.ID)
+			}
+		}
+	})
 }
