@@ -23,7 +23,7 @@ func (c *Console) searchRoutes(m *http.ServeMux) {
 }
 
 // kinds are offered in the search form (any kind may be typed).
-var kinds = []string{"llm.request", "llm.response", "tool.call", "tool.result", "agent.decision", "human.signature",
+var kinds = []string{"llm.request", "llm.response", "llm.content", "tool.call", "tool.result", "agent.decision", "human.signature",
 	"config.change", "access.read", "erasure", "report.issued", "monitor.alert", "replay.verdict", "capture.gap"}
 
 type sessionsData struct {

@@ -200,8 +200,9 @@ func hexDump(p []byte, n int) string {
 // writerText says, on every timeline row, how an event came into the log
 // and whose token wrote it: the actor is what the writer claims, the
 // writer is what the server attests ("via api" for an event a token
-// posted, "via proxy" for one the server observed, "via server" for its
-// own).
+// posted, "via proxy" for one the server observed, "via otlp" for one the
+// agent reported as OpenTelemetry spans or log records, "via server" for
+// its own).
 func writerText(w *event.Writer) string {
 	if w == nil {
 		return "writer not recorded (version 1 leaf)"

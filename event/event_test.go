@@ -406,3 +406,19 @@ func BenchmarkDecodeRequest(b *testing.B) {
 		}
 	})
 }
+
+// TestWriterVia: every way an event reaches the log parses in a version 2
+// leaf, and nothing else does.
+func TestWriterVia(t *testing.T) {
+	for via, ok := range map[string]bool{ViaAPI: true, ViaProxy: true, ViaServer: true, ViaOTLP: true, "email": false, "": false, "OTLP": false} {
+		l := &Leaf{V: LeafVersion, ID: "a", Kind: "llm.request", Time: "t", Tenant: "x", Session: "s",
+			Actor: Actor{Type: "agent", ID: "b"}, Writer: &Writer{Token: "t", Via: via}}
+		b, err := l.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseLeaf(b); (err == nil) != ok || ValidVia(via) != ok {
+			t.Errorf("via %q: ParseLeaf error %v, ValidVia %v; want valid %v", via, err, ValidVia(via), ok)
+		}
+	}
+}

@@ -68,6 +68,7 @@ const (
 	ViaAPI    = "api"    // posted to the event API by the writing token
 	ViaProxy  = "proxy"  // observed by the server on the capture proxy
 	ViaServer = "server" // written by the server itself (disclosures, signatures, ...)
+	ViaOTLP   = "otlp"   // reported by the agent as OpenTelemetry spans or log records (POST /v1/traces, /v1/logs)
 )
 
 // Writer says who wrote an event and how it arrived. The server sets it
@@ -76,7 +77,7 @@ type Writer struct {
 	// Token is the writing (or, for server events, the causing) token's
 	// public id, never its name or secret.
 	Token string `json:"token"`
-	// Via is ViaAPI, ViaProxy or ViaServer.
+	// Via is ViaAPI, ViaProxy, ViaServer or ViaOTLP.
 	Via string `json:"via"`
 }
 
@@ -142,12 +143,12 @@ func ParseLeaf(data []byte) (*Leaf, error) {
 	case l.V == LeafVersion1 && (l.Writer != nil || l.Subject != ""):
 		return nil, errors.New("a version 1 leaf has no writer or subject")
 	case l.V == LeafVersion && (l.Writer == nil || l.Writer.Token == "" || !validVia[l.Writer.Via]):
-		return nil, errors.New("a version 2 leaf needs a writer with a token and a via of api, proxy or server")
+		return nil, errors.New("a version 2 leaf needs a writer with a token and a via of api, proxy, server or otlp")
 	}
 	return l, nil
 }
 
-var validVia = map[string]bool{ViaAPI: true, ViaProxy: true, ViaServer: true}
+var validVia = map[string]bool{ViaAPI: true, ViaProxy: true, ViaServer: true, ViaOTLP: true}
 
 // IsCanonical reports whether data is exactly the canonical encoding of the
 // leaf it decodes to.
@@ -219,3 +220,7 @@ func LeafPayload(data []byte) (id string, c *Commitment, err error) {
 	}
 	return l.ID, l.Payload, nil
 }
+
+// ValidVia reports whether via is one of the ways an event reaches the log
+// (ViaAPI, ViaProxy, ViaServer, ViaOTLP).
+func ValidVia(via string) bool { return validVia[via] }

@@ -204,6 +204,9 @@ type session struct {
 	// lastIndex is the index of the last one sequenced.
 	pending   atomic.Int64
 	lastIndex atomic.Uint64
+	// once holds the ids AppendOnce appended to the session in this
+	// process, by seq, until the session index has them (once.go).
+	once map[string]uint64
 }
 
 // New starts a log: the Tessera appender, the session index (caught up with
@@ -453,7 +456,8 @@ const (
 // AppendWait is Append, returning at durability or once sequenced.
 func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait) (out []event.Appended, err error) {
 	defer func() { l.observeAppend(len(reqs), err) }()
-	return l.appendWait(ctx, tenant, w, reqs, wait, l.cfg.IndexWait)
+	out, _, err = l.appendWait(ctx, tenant, w, reqs, nil, wait, l.cfg.IndexWait)
+	return out, err
 }
 
 // AppendWithin is AppendWait with WaitIndexBounded, bounded by d instead of
@@ -461,15 +465,27 @@ func (l *Log) AppendWait(ctx context.Context, tenant string, w event.Writer, req
 // index).
 func (l *Log) AppendWithin(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, d time.Duration) (out []event.Appended, err error) {
 	defer func() { l.observeAppend(len(reqs), err) }()
-	return l.appendWait(ctx, tenant, w, reqs, WaitIndexBounded, d)
+	out, _, err = l.appendWait(ctx, tenant, w, reqs, nil, WaitIndexBounded, d)
+	return out, err
 }
 
-func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, wait Wait, bound time.Duration) ([]event.Appended, error) {
+// appendWait appends reqs. With ids (AppendOnce), ids[i] is the id of
+// reqs[i], and an event whose id the log already holds is left out and
+// named in known.
+func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, ids []string, wait Wait, bound time.Duration) (_ []event.Appended, known []string, _ error) {
+	out, err := l.appendWaitOnce(ctx, tenant, w, reqs, ids, &known, wait, bound)
+	return out, known, err
+}
+
+func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer, reqs []*event.Request, ids []string, known *[]string, wait Wait, bound time.Duration) ([]event.Appended, error) {
 	if !event.ValidID(tenant) {
 		return nil, fmt.Errorf("%w: tenant %q is not a valid id", event.ErrInvalidEvent, tenant)
 	}
-	if w.Token == "" || (w.Via != event.ViaAPI && w.Via != event.ViaProxy && w.Via != event.ViaServer) {
+	if w.Token == "" || !event.ValidVia(w.Via) {
 		return nil, fmt.Errorf("log: a writer with a token and a via is required")
+	}
+	if ids != nil && len(ids) != len(reqs) {
+		return nil, fmt.Errorf("log: %d ids for %d events", len(ids), len(reqs))
 	}
 	if l.closing.Load() {
 		return nil, ErrClosed
@@ -491,7 +507,13 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 			}
 			return nil, err
 		}
-		ps[i] = &pending{p: p, key: sessionKey{tenant, r.Session}, id: event.NewID()}
+		id := event.NewID()
+		if ids != nil {
+			if id = ids[i]; !validEventID(id) {
+				return nil, fmt.Errorf("log: event id %q is not 32 lower-case hex digits", event.Clip(id, 40))
+			}
+		}
+		ps[i] = &pending{p: p, key: sessionKey{tenant, r.Session}, id: id}
 		ps[i].leaf = &event.Leaf{
 			V: event.LeafVersion, ID: ps[i].id, Kind: r.Kind, Tenant: tenant, Session: r.Session,
 			Actor: r.Actor, Subject: r.Subject, Writer: &w, Attributes: p.Attributes, Corrects: r.Corrects,
@@ -573,6 +595,19 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 		}
 	}()
 
+	if ids != nil {
+		// Under the chain locks: the events the log holds already are left
+		// out (once.go).
+		var drop int
+		if ps, drop, err = l.leaveOutKnown(ctx, locked, ps, known); err != nil {
+			return nil, l.unavailable(ctx, err)
+		}
+		l.release(drop)
+		held -= drop
+		if len(ps) == 0 {
+			return nil, nil
+		}
+	}
 	_, shared := l.journal.(journal.HeadStore)
 	ws := make([]*waiter, len(ps))
 	at := time.Now()
@@ -634,6 +669,18 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 			if err := locked.reload(ctx, moved.Sessions); err != nil {
 				return nil, l.unavailable(ctx, err)
 			}
+			if ids != nil {
+				// Another instance may have appended one of these events.
+				var drop int
+				if ps, ws, drop, err = l.leaveOutKnownAgain(ctx, locked, ps, ws, known); err != nil {
+					return nil, l.unavailable(ctx, err)
+				}
+				l.release(drop)
+				held -= drop
+				if len(ps) == 0 {
+					return nil, nil
+				}
+			}
 			continue
 		}
 		if moved != nil {
@@ -644,6 +691,9 @@ func (l *Log) appendWait(ctx context.Context, tenant string, w event.Writer, req
 	// The places in l.inflight are the sequencer's now.
 	held = 0
 	locked.commit(heads)
+	if ids != nil {
+		locked.remember(ps)
+	}
 	l.observeDurable(time.Since(at))
 
 	out := make([]event.Appended, len(ps))

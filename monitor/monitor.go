@@ -112,6 +112,11 @@ type Config struct {
 	// MaxPending bounds alerts waiting for the webhook or the log; beyond
 	// it the monitor stops advancing until they are delivered. Default 10,000.
 	MaxPending int
+	// Export, if set, receives every verified entry before the monitor
+	// records it as evaluated (cmd/monitor --otlp-export: as OTLP log
+	// records); until it succeeds the monitor does not advance. Alerts
+	// reach it as the log's monitor.alert entries (with AppendTo).
+	Export ExportFunc
 	// Stdout receives alerts as JSON lines. Default os.Stdout.
 	Stdout io.Writer
 	// HTTPClient is used for every request. Default: 30s timeout.
@@ -492,6 +497,10 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			}
 			alerts = append(alerts, as...)
 		}
+		if err := m.export(ctx, cp, raw, kept); err != nil {
+			m.en = newEngine(m.cfg.Rules, m.origin, m.pos.FromStart, m.st, m.logger)
+			return err
+		}
 		p := &position{Origin: m.origin, Checkpoint: raw, Size: cp.Size, Root: cp.Hash, Pos: cp.Size, Levels: work.Levels(), FromStart: m.pos.FromStart}
 		return m.commit(ctx, commitSet{pos: p, writes: m.en.flush(), head: h}, alerts)
 	}
@@ -514,6 +523,7 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			return fatal(err)
 		}
 		var chunk []Alert
+		var read []verify.Entry
 		var mismatch *Alert
 		_, err = m.sc.Scan(ctx, t, end, cp.Size, verify.ScanOptions{Parse: true}, func(e verify.Entry) error {
 			if !bytes.Equal(e.Hash, hashes[e.Index-first]) {
@@ -533,6 +543,9 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 				as[i].TreeSize = cp.Size
 			}
 			chunk = append(chunk, as...)
+			if m.cfg.Export != nil {
+				read = append(read, e)
+			}
 			return nil
 		})
 		if mismatch != nil {
@@ -541,6 +554,10 @@ func (m *Monitor) advance(ctx context.Context, cp *fmtlog.Checkpoint, raw []byte
 			return m.raise(ctx, *mismatch)
 		}
 		if err != nil {
+			m.en = newEngine(m.cfg.Rules, m.origin, m.pos.FromStart, m.st, m.logger)
+			return err
+		}
+		if err := m.export(ctx, cp, raw, read); err != nil {
 			m.en = newEngine(m.cfg.Rules, m.origin, m.pos.FromStart, m.st, m.logger)
 			return err
 		}

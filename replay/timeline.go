@@ -114,7 +114,7 @@ func NewTimeline(s *Session) *Timeline {
 		t.LastTime = l.Time
 		switch l.Kind {
 		case "llm.request", "llm.response":
-			id := l.Attributes.String("capture.call.id")
+			id := callID(l)
 			if id == "" {
 				id = fmt.Sprintf("entry-%d", e.Index)
 			}
@@ -140,6 +140,9 @@ func NewTimeline(s *Session) *Timeline {
 				a.Status = int(l.Attributes.Number("http.response.status_code"))
 				a.Outcome, a.Error = l.Attributes.String("capture.outcome"), l.Attributes.String("error.type")
 				a.DurationMS, a.TTFBMS = l.Attributes.Number("capture.duration_ms"), l.Attributes.Number("capture.time_to_first_byte_ms")
+				if _, ok := l.Attributes["capture.duration_ms"]; !ok {
+					a.DurationMS = l.Attributes.Number("otel.duration_ms") // reported over OTLP
+				}
 				a.TTFChunk = l.Attributes.Number("gen_ai.response.time_to_first_chunk")
 				a.InputTokens, a.OutputTokens = int64(l.Attributes.Number("gen_ai.usage.input_tokens")), int64(l.Attributes.Number("gen_ai.usage.output_tokens"))
 				a.FinishReasons = l.Attributes.Strings("gen_ai.response.finish_reasons")
@@ -181,7 +184,18 @@ func NewTimeline(s *Session) *Timeline {
 				res = " " + oneLine(e.Payload)
 			}
 			t.Steps = append(t.Steps, Step{Kind: StepToolResult, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s: %s after %.0f ms%s", l.Attributes.String("gen_ai.tool.name"), outcome, l.Attributes.Number("capture.duration_ms"), res)})
+				Summary: fmt.Sprintf("%s: %s after %.0f ms%s", l.Attributes.String("gen_ai.tool.name"), outcome, l.Attributes.Number("capture.duration_ms")+l.Attributes.Number("otel.duration_ms"), res)})
+		case "llm.content":
+			// Messages an agent reported over OTLP as log records: part of
+			// their span's call when it is in the session.
+			if pos, ok := calls[callID(l)]; ok {
+				st := &t.Steps[pos]
+				st.Events = append(st.Events, e.Index)
+				st.Verified = st.Verified && e.Verified()
+				break
+			}
+			t.Steps = append(t.Steps, Step{Kind: StepEvent, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
+				Summary: fmt.Sprintf("%s by %s %s", l.Kind, l.Actor.Type, l.Actor.ID)})
 		case "human.signature":
 			t.Steps = append(t.Steps, Step{Kind: StepSignature, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
 				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", l.Attributes.String("signer.printed_name"), l.Actor.ID,
@@ -205,6 +219,18 @@ func NewTimeline(s *Session) *Timeline {
 		}
 	}
 	return t
+}
+
+// callID is the call an event belongs to: the capture's call id, or for
+// events reported over OTLP (docs/otel.md) their span.
+func callID(l *event.Leaf) string {
+	if id := l.Attributes.String("capture.call.id"); id != "" {
+		return id
+	}
+	if sp := l.Attributes.String("otel.span_id"); sp != "" {
+		return "otel-" + l.Attributes.String("otel.trace_id") + "-" + sp
+	}
+	return ""
 }
 
 // oneLine is the start of a payload as one line (runs of white space

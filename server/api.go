@@ -100,10 +100,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.status, body)
 }
 
-// limitBody caps every request body.
+// limitBody caps every request body. The OTLP routes answer a body over
+// the cap themselves, in OTLP's error form.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.MaxBodyBytes {
+		if r.ContentLength > s.cfg.MaxBodyBytes && r.URL.Path != OTLPTracesPath && r.URL.Path != OTLPLogsPath {
 			s.writeError(w, r, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
 			return
 		}
@@ -120,20 +121,26 @@ func (s *Server) Authenticate(r *http.Request) (*auth.Principal, error) {
 	if p, ok := r.Context().Value(personKey{}).(*auth.Principal); ok && p != nil {
 		return p, nil
 	}
-	h := r.Header.Get("Authorization")
+	return s.authenticateBearer(r.Context(), r.Header.Get("Authorization"))
+}
+
+// authenticateBearer returns the principal of an Authorization header's
+// bearer token (the API's, and OTLP/gRPC's authorization metadata): a
+// token of the log, or an access token of the identity provider.
+func (s *Server) authenticateBearer(ctx context.Context, h string) (*auth.Principal, error) {
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "an Authorization: Bearer token is required")
 	}
 	if tok = strings.TrimSpace(tok); s.access != nil && isJWT(tok) {
-		return s.access.check(r.Context(), tok)
+		return s.access.check(ctx, tok)
 	}
-	p, err := s.tokens.Check(r.Context(), tok)
+	p, err := s.tokens.Check(ctx, tok)
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return nil, errorf(http.StatusUnauthorized, "unauthenticated", "unknown or revoked token")
 	}
 	if err == nil {
-		err = s.ensureLogged(r.Context(), p)
+		err = s.ensureLogged(ctx, p)
 	}
 	return p, err
 }

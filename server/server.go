@@ -447,6 +447,9 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/sessions/{id}/payloads", s.authed(auth.ScopeAudit, s.getSessionPayloads))
 		r.Get("/v1/sessions/{id}/export", s.getSessionExport)
 		r.Post("/v1/mcp/relay", s.authed(auth.ScopeWrite, s.postMCPRelay))
+		// OpenTelemetry exports (OTLP/HTTP), answered in OTLP's form.
+		r.Post(OTLPTracesPath, s.postOTLP(otlpTraces))
+		r.Post(OTLPLogsPath, s.postOTLP(otlpLogs))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 		r.Get("/v1/events/{index}", s.authed(auth.ScopeRead, s.getEvent))
 		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
 	"k8s.io/klog/v2"
 
 	"github.com/llmaudittrail/llmaudittrail/compliance"
@@ -267,6 +269,7 @@ func fitFiles(logger *slog.Logger, lim connlimit.Limits, listeners int) (connlim
 // listeners until SIGINT or SIGTERM.
 func runServe(logger *slog.Logger, c *Config, cfg server.Config, tlsFiles *cli.TLSFiles) error {
 	lim := connlimit.Limits{Max: c.MaxConns, PerClient: c.MaxConnsPerClient}
+	otlpGRPCListen := c.OTLPGRPCListen
 	if c.SigningKey != "" {
 		k, err := hsm.Open(c.SigningKey)
 		if err != nil {
@@ -317,6 +320,9 @@ func runServe(logger *slog.Logger, c *Config, cfg server.Config, tlsFiles *cli.T
 		listeners++
 	}
 	if c.MetricsListen != "" {
+		listeners++
+	}
+	if otlpGRPCListen != "" {
 		listeners++
 	}
 	if lim, err = fitFiles(logger, lim, listeners); err != nil {
@@ -398,11 +404,42 @@ func runServe(logger *slog.Logger, c *Config, cfg server.Config, tlsFiles *cli.T
 		logger.Info("serving metrics", "addr", ml.Addr().String(), "path", server.MetricsPath)
 		go func() { errc <- ms.Serve(ml) }()
 	}
+	var gs *grpc.Server
+	if otlpGRPCListen != "" {
+		rawGL, err := net.Listen("tcp", otlpGRPCListen)
+		if err != nil {
+			hs.Close()
+			if is != nil {
+				is.Close()
+			}
+			if ms != nil {
+				ms.Close()
+			}
+			srv.Close(context.Background())
+			return fmt.Errorf("--otlp-grpc-listen: %w", err)
+		}
+		gLim := lim
+		gLim.Name = "otlp-grpc"
+		gl := connlimit.New(rawGL, gLim)
+		var tc *tls.Config
+		if tlsFiles != nil {
+			tc = tlsFiles.Config()
+		}
+		gs = srv.OTLPGRPC(tc)
+		logger.Info("serving OTLP/gRPC", "addr", gl.Addr().String(), "tls", tlsFiles != nil)
+		go func() { errc <- gs.Serve(gl) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
 	logger.Info("shutting down")
+	if gs != nil {
+		// Exports in progress finish (10 s at most) while the log runs.
+		t := time.AfterFunc(10*time.Second, gs.Stop)
+		gs.GracefulStop()
+		t.Stop()
+	}
 	if is != nil {
 		is.Close()
 	}

@@ -2,7 +2,7 @@
 // runs anomaly rules over every new entry; it also audits a whole log once
 // and verifies receipts.
 //
-//	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE]
+//	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE] [--otlp-export URL]
 //	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 //	monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
@@ -40,6 +40,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/keyfile"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
+	"github.com/llmaudittrail/llmaudittrail/otlp"
 	"github.com/llmaudittrail/llmaudittrail/signature"
 	"github.com/llmaudittrail/llmaudittrail/verify"
 )
@@ -132,6 +133,8 @@ monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`
 	stateDir := fs.String("state", "", "state directory (required)")
 	webhook := fs.String("webhook", "", "POST every alert as JSON to this URL")
 	appendToken := fs.String("append-token", "", "file (0600) with a token of monitor scope: append every alert to the log as a monitor.alert event, and a monitor.status event every --status-interval")
+	otlpExport := fs.String("otlp-export", "", "OTLP/HTTP logs endpoint (http://collector:4318/v1/logs): every verified entry as a log record, with its index, leaf hash and checkpoint, at least once (docs/otel.md)")
+	otlpHeaders := fs.String("otlp-headers-file", "", "file (0600) with the --otlp-export headers, in OTEL_EXPORTER_OTLP_HEADERS syntax (Authorization=Bearer%20TOKEN)")
 	statusInterval := fs.Duration("status-interval", monitor.DefaultStatusInterval, "with --append-token, how often to append a monitor.status event (what was verified, alerts since the last)")
 	start := fs.String("start", "end", `where a new monitor starts: "end" (the log's size) or an entry index`)
 	instance := fs.String("instance", monitor.DefaultInstance, "name of this monitor in appended alerts (session monitor.NAME)")
@@ -197,6 +200,28 @@ monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`
 		if cfg.AppendTo, err = client.New(*url, client.WithToken(string(b)), client.WithRootCAs(pool)); err != nil {
 			return fail("--url: %v", err)
 		}
+	}
+	if *otlpExport != "" {
+		var headers map[string]string
+		if *otlpHeaders != "" {
+			b, err := keyfile.Read(*otlpHeaders)
+			if err != nil {
+				return fail("--otlp-headers-file: %v", err)
+			}
+			if headers, err = otlp.ParseHeaders(string(b)); err != nil {
+				return fail("--otlp-headers-file: %v", err)
+			}
+		}
+		x := otlp.NewExporter(*otlpExport, headers, hc)
+		cfg.Export = func(ctx context.Context, cp monitor.ExportCheckpoint, es []monitor.ExportEntry) error {
+			out := make([]otlp.Entry, len(es))
+			for i, e := range es {
+				out[i] = otlp.Entry(e)
+			}
+			return x.Export(ctx, otlp.Checkpoint(cp), out)
+		}
+	} else if *otlpHeaders != "" {
+		return fail("--otlp-headers-file needs --otlp-export")
 	}
 	m, err := monitor.New(cfg)
 	if err != nil {

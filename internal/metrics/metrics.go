@@ -157,6 +157,27 @@ var (
 	}, []string{"provider", "mode"})
 )
 
+// OTLP: the receiver of OpenTelemetry exports updates these
+// (server/otlp.go).
+var (
+	// OTLPItems counts the spans and log records of OTLP exports, by
+	// signal (spans, log_records) and outcome: mapped (became events),
+	// dropped (no GenAI meaning), rejected (GenAI, but could not be
+	// recorded; answered as a partial success).
+	OTLPItems = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmaudit_otlp_items_total",
+		Help: "Spans and log records received over OTLP, by signal (spans, log_records) and outcome: mapped (became audit events), dropped (no GenAI meaning), rejected (GenAI, but not recordable; reported as partial success).",
+	}, []string{"signal", "outcome"})
+
+	// OTLPEvents counts the events mapped from OTLP exports, by outcome:
+	// appended, or duplicate (the log held them already: an export sent
+	// again).
+	OTLPEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmaudit_otlp_events_total",
+		Help: "Audit events mapped from OTLP exports, by outcome: appended, or duplicate (already in the log: a retried export).",
+	}, []string{"outcome"})
+)
+
 var registry = prometheus.NewRegistry()
 
 func init() {
@@ -164,12 +185,20 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Appends, TimeToDurable, TimeToIndex, JournalDepth, JournalAge, GroupCommitSize, TesseraBatchSize, Pushback, VaultLag,
-		IndexLag, WitnessLatency, WitnessFailures, CaptureCalls, ProxyAddedLatency,
+		IndexLag, WitnessLatency, WitnessFailures, CaptureCalls, ProxyAddedLatency, OTLPItems, OTLPEvents,
 	)
 	// Every append outcome is a series from the start (at 0), so that a
 	// rate over it is defined before the first failure.
 	for _, o := range []string{AppendOK, AppendInvalid, AppendPushback, AppendUnavailable, AppendError} {
 		Appends.WithLabelValues(o)
+	}
+	for _, sig := range []string{"spans", "log_records"} {
+		for _, o := range []string{"mapped", "dropped", "rejected"} {
+			OTLPItems.WithLabelValues(sig, o)
+		}
+	}
+	for _, o := range []string{"appended", "duplicate"} {
+		OTLPEvents.WithLabelValues(o)
 	}
 }
 

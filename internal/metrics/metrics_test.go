@@ -39,6 +39,8 @@ func TestHandlerServesTheRegistry(t *testing.T) {
 		`llmaudit_capture_added_latency_seconds_bucket{mode="fail-closed",provider="openai",le="0.0005"}`,
 		`llmaudit_witness_request_duration_seconds_count{witness="w.example"}`,
 		`llmaudit_witness_failures_total{reason="timeout",witness="w.example"}`,
+		`llmaudit_otlp_items_total{outcome="dropped",signal="spans"} 0`,
+		`llmaudit_otlp_events_total{outcome="duplicate"} 0`,
 		"go_goroutines",
 		"process_cpu_seconds_total",
 	} {

@@ -1,0 +1,352 @@
+package otlp
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
+// What a span is to the audit log.
+type spanClass int
+
+const (
+	classOther     spanClass = iota // no GenAI meaning: dropped
+	classInference                  // llm.request + llm.response
+	classTool                       // tool.call + tool.result
+)
+
+// inferenceOperations are the gen_ai.operation.name values of inference
+// spans.
+var inferenceOperations = map[string]bool{"chat": true, "text_completion": true, "generate_content": true, "embeddings": true}
+
+// classify says what a span is, and its gen_ai.operation.name.
+func classify(a pcommon.Map) (spanClass, string) {
+	op := str(a, "gen_ai.operation.name")
+	switch {
+	case op == "execute_tool":
+		return classTool, op
+	case inferenceOperations[op]:
+		return classInference, op
+	case op != "":
+		return classOther, op // invoke_agent, create_agent, and names not known
+	}
+	switch strings.ToUpper(str(a, "openinference.span.kind")) {
+	case "LLM":
+		return classInference, "chat"
+	case "EMBEDDING":
+		return classInference, "embeddings"
+	case "TOOL":
+		return classTool, "execute_tool"
+	}
+	// Older instrumentations (OpenLLMetry) name no operation: a provider
+	// and a model make an inference span.
+	if str(a, "gen_ai.system", "gen_ai.provider.name") != "" && str(a, "gen_ai.request.model") != "" {
+		switch str(a, "llm.request.type") {
+		case "completion":
+			return classInference, "text_completion"
+		case "embedding":
+			return classInference, "embeddings"
+		}
+		return classInference, "chat"
+	}
+	return classOther, ""
+}
+
+// leafAttr is an attribute the leaf may carry, read from the first of
+// from that the span has: only structural values (names, ids, counts),
+// bounded, never content.
+type leafAttr struct {
+	key  string
+	from []string
+	kind byte // 's' string, 'n' number, 'a' list of strings
+}
+
+var (
+	commonAttrs = []leafAttr{
+		{"gen_ai.provider.name", []string{"gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"}, 's'},
+		{"gen_ai.agent.name", nil, 's'},
+		{"server.address", nil, 's'},
+		{"server.port", nil, 'n'},
+	}
+	requestAttrs = []leafAttr{
+		{"gen_ai.request.model", []string{"gen_ai.request.model", "llm.model_name"}, 's'},
+		{"gen_ai.request.max_tokens", nil, 'n'},
+		{"gen_ai.request.temperature", nil, 'n'},
+		{"gen_ai.request.top_p", nil, 'n'},
+		{"gen_ai.request.top_k", nil, 'n'},
+		{"gen_ai.request.frequency_penalty", nil, 'n'},
+		{"gen_ai.request.presence_penalty", nil, 'n'},
+		{"gen_ai.request.seed", nil, 'n'},
+		{"gen_ai.request.choice.count", nil, 'n'},
+		{"gen_ai.output.type", nil, 's'},
+	}
+	responseAttrs = []leafAttr{
+		{"gen_ai.response.model", []string{"gen_ai.response.model", "llm.model_name"}, 's'},
+		{"gen_ai.response.id", nil, 's'},
+		{"gen_ai.response.finish_reasons", nil, 'a'},
+		{"gen_ai.usage.input_tokens", []string{"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"}, 'n'},
+		{"gen_ai.usage.output_tokens", []string{"gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"}, 'n'},
+		{"gen_ai.usage.cache_read.input_tokens", nil, 'n'},
+		{"gen_ai.usage.cache_creation.input_tokens", nil, 'n'},
+		{"gen_ai.response.time_to_first_chunk", nil, 'n'},
+		{"error.type", nil, 's'},
+	}
+	toolAttrs = []leafAttr{
+		{"gen_ai.tool.name", []string{"gen_ai.tool.name", "tool.name"}, 's'},
+		{"gen_ai.tool.call.id", []string{"gen_ai.tool.call.id", "tool_call.id"}, 's'},
+		{"gen_ai.tool.type", nil, 's'},
+	}
+)
+
+// Bounds of leaf attribute values.
+const (
+	maxLeafString = 256
+	maxLeafList   = 16
+	maxListItem   = 64
+)
+
+// Traces maps the spans of td for tenant: each inference span to an
+// llm.request and an llm.response, each tool execution span to a tool.call
+// and a tool.result, in the order of the spans.
+func Traces(tenant string, td ptrace.Traces) *Result {
+	r := &Result{}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			spans := ss.Spans()
+			for k := 0; k < spans.Len(); k++ {
+				mapSpan(r, tenant, rs.Resource().Attributes(), ss.Scope(), spans.At(k))
+			}
+		}
+	}
+	return r
+}
+
+func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.InstrumentationScope, sp ptrace.Span) {
+	a := sp.Attributes()
+	class, op := classify(a)
+	if class == classOther {
+		r.Dropped++
+		return
+	}
+	if sp.TraceID().IsEmpty() || sp.SpanID().IsEmpty() {
+		r.reject(fmt.Sprintf("span %q has no trace or span id", clip(sp.Name(), 64)))
+		return
+	}
+	traceID, spanID := sp.TraceID().String(), sp.SpanID().String()
+	session := sessionOf(a, traceID)
+	actor := actorOf(a, res)
+
+	common := map[string]any{"gen_ai.operation.name": op, "otel.trace_id": traceID, "otel.span_id": spanID}
+	if !sp.ParentSpanID().IsEmpty() {
+		common["otel.parent_span_id"] = sp.ParentSpanID().String()
+	}
+	if conv := str(a, "gen_ai.conversation.id"); conv != "" && event.ValidID(conv) {
+		common["gen_ai.conversation.id"] = conv
+	}
+	if agent := str(a, "gen_ai.agent.id"); agent != "" && event.ValidID(agent) {
+		common["gen_ai.agent.id"] = agent
+	}
+	copyAttrs(common, a, commonAttrs)
+	if class == classTool {
+		copyAttrs(common, a, toolAttrs)
+	}
+	req, resp := cloneMap(common), cloneMap(common)
+	reqKind, respKind := "llm.request", "llm.response"
+	if class == classInference {
+		copyAttrs(req, a, requestAttrs)
+		copyAttrs(resp, a, responseAttrs)
+	} else {
+		reqKind, respKind = "tool.call", "tool.result"
+		copyAttrs(resp, a, []leafAttr{{"error.type", nil, 's'}})
+	}
+	if st := sp.Status().Code(); st != ptrace.StatusCodeUnset {
+		resp["otel.status_code"] = strings.ToUpper(st.String())
+		if st == ptrace.StatusCodeError && resp["error.type"] == nil {
+			resp["error.type"] = errorType(sp)
+		}
+	}
+	if start, end := sp.StartTimestamp(), sp.EndTimestamp(); start != 0 && end >= start {
+		resp["otel.duration_ms"] = math.Round(float64(end-start)/1e3) / 1e3
+	}
+
+	c := splitAttributes(a)
+	c.addEvents(sp.Events())
+	otelReq := map[string]any{"trace_id": traceID, "span_id": spanID, "name": sp.Name(), "kind": sp.Kind().String(),
+		"start_time": timeText(sp.StartTimestamp()), "resource": rawMap(res),
+		"scope": map[string]any{"name": scope.Name(), "version": scope.Version()}}
+	if p, ok := common["otel.parent_span_id"]; ok {
+		otelReq["parent_span_id"] = p
+	}
+	if ts := sp.TraceState().AsRaw(); ts != "" {
+		otelReq["trace_state"] = ts
+	}
+	otelResp := map[string]any{"trace_id": traceID, "span_id": spanID, "end_time": timeText(sp.EndTimestamp()),
+		"status": map[string]any{"code": sp.Status().Code().String(), "message": sp.Status().Message()}}
+	reqPayload := map[string]any{"otel": otelReq, "attributes": c.rest, "content": c.input}
+	respPayload := map[string]any{"otel": otelResp, "content": c.output}
+	if c.events != nil {
+		respPayload["events"] = c.events
+	}
+
+	at := sp.StartTimestamp().AsTime()
+	var evs []Event
+	for _, e := range []struct {
+		kind    string
+		attrs   map[string]any
+		payload map[string]any
+	}{{reqKind, req, reqPayload}, {respKind, resp, respPayload}} {
+		ev, err := newEvent(session, e.kind, actor, e.attrs, e.payload)
+		if err != nil {
+			r.reject(fmt.Sprintf("span %s: %v", spanID, err))
+			return
+		}
+		evs = append(evs, Event{ID: EventID(tenant, sp.TraceID(), sp.SpanID(), e.kind, nil, at), Request: ev})
+	}
+	r.Events = append(r.Events, evs...)
+	r.Mapped++
+}
+
+// newEvent builds one event and checks its session (the one check of the
+// engine a span's own data can fail, which would fail the whole request:
+// one bad span is rejected alone). Everything else event.Prepare checks
+// holds by construction: valid ids (idOf), fixed kinds and attribute
+// names, bounded values (leafValue), a JSON payload; the tests and the
+// fuzzer hold every mapped event to Prepare.
+func newEvent(session, kind string, actor event.Actor, attrs, payload map[string]any) (*event.Request, error) {
+	req := &event.Request{Session: session, Kind: kind, Actor: actor, Attributes: make(map[string]json.RawMessage, len(attrs))}
+	for k, v := range attrs {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("attribute %s: %v", k, err)
+		}
+		req.Attributes[k] = b
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %v", err)
+	}
+	req.Payload = b
+	if err := event.PermitSession(session, actor); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// sessionOf is the session of a span: its gen_ai.conversation.id, else
+// its trace id. Only the span's own attributes count, so that a span
+// exported again lands in the same session.
+func sessionOf(a pcommon.Map, traceID string) string {
+	if conv := str(a, "gen_ai.conversation.id", "session.id"); conv != "" {
+		return idOf("conv-", conv)
+	}
+	return traceID
+}
+
+// actorOf is the agent of a span: gen_ai.agent.id (of the span, else of the
+// resource), else the resource's service.name, else "otel".
+func actorOf(a, res pcommon.Map) event.Actor {
+	id := str(a, "gen_ai.agent.id")
+	if id == "" {
+		id = str(res, "gen_ai.agent.id", "service.name")
+	}
+	if id == "" {
+		id = "otel"
+	}
+	return event.Actor{Type: "agent", ID: idOf("agent-", id)}
+}
+
+// errorType is the error.type of a failed span without one: the type of
+// its exception event, else "_OTHER" (the conventions' fallback).
+func errorType(sp ptrace.Span) string {
+	evs := sp.Events()
+	for i := 0; i < evs.Len(); i++ {
+		if e := evs.At(i); e.Name() == "exception" {
+			if t := str(e.Attributes(), "exception.type"); t != "" {
+				return clip(t, maxLeafString)
+			}
+		}
+	}
+	return "_OTHER"
+}
+
+// str is the first non-empty string value among keys.
+func str(a pcommon.Map, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := a.Get(k); ok && v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+			return v.Str()
+		}
+	}
+	return ""
+}
+
+// copyAttrs copies the leaf attributes of list that a has into dst.
+func copyAttrs(dst map[string]any, a pcommon.Map, list []leafAttr) {
+	for _, la := range list {
+		from := la.from
+		if from == nil {
+			from = []string{la.key}
+		}
+		for _, k := range from {
+			v, ok := a.Get(k)
+			if !ok {
+				continue
+			}
+			if x, ok := leafValue(v, la.kind); ok {
+				dst[la.key] = x
+				break
+			}
+		}
+	}
+}
+
+// leafValue is v as a bounded leaf value of kind, if it is one.
+func leafValue(v pcommon.Value, kind byte) (any, bool) {
+	switch kind {
+	case 's':
+		if v.Type() == pcommon.ValueTypeStr && v.Str() != "" {
+			return clip(v.Str(), maxLeafString), true
+		}
+	case 'n':
+		switch v.Type() {
+		case pcommon.ValueTypeInt:
+			return v.Int(), true
+		case pcommon.ValueTypeDouble:
+			if f := v.Double(); !math.IsNaN(f) && !math.IsInf(f, 0) {
+				return f, true
+			}
+		}
+	case 'a':
+		switch v.Type() {
+		case pcommon.ValueTypeStr:
+			return []string{clip(v.Str(), maxListItem)}, true
+		case pcommon.ValueTypeSlice:
+			var out []string
+			s := v.Slice()
+			for i := 0; i < s.Len() && len(out) < maxLeafList; i++ {
+				if s.At(i).Type() == pcommon.ValueTypeStr {
+					out = append(out, clip(s.At(i).Str(), maxListItem))
+				}
+			}
+			return out, out != nil
+		}
+	}
+	return nil, false
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
