@@ -45,7 +45,8 @@ func (anthropic) match(p string, _ http.Header, _ string) (string, string, bool)
 func (anthropic) parseRequest(_ string, body []byte) (requestInfo, error) {
 	var r struct {
 		commonRequest
-		System json.RawMessage `json:"system"`
+		System   json.RawMessage   `json:"system"`
+		Messages []json.RawMessage `json:"messages"`
 	}
 	if err := decode(body, &r); err != nil {
 		return requestInfo{}, err
@@ -55,7 +56,59 @@ func (anthropic) parseRequest(_ string, body []byte) (requestInfo, error) {
 	}
 	info := r.info()
 	info.SystemPrompt = promptDigest(contentTexts(r.System))
+	info.ToolResults = anToolResults(r.Messages)
 	return info, nil
+}
+
+// anToolResults are the tool_result content blocks of a conversation
+// (tool_use_id, is_error), each named after the tool_use block of that id
+// in the conversation, if it holds one. A message or block that cannot be
+// read strictly gives none (its bytes are in the request's payload all the
+// same).
+func anToolResults(msgs []json.RawMessage) []toolResult {
+	var blocks []anRequestBlock
+	for _, raw := range msgs {
+		var m struct {
+			Content json.RawMessage `json:"content"`
+		}
+		var content []json.RawMessage
+		if decode(raw, &m) != nil || decode(m.Content, &content) != nil {
+			continue // a string content has no blocks
+		}
+		for _, c := range content {
+			var b anRequestBlock
+			if decode(c, &b) == nil {
+				b.raw = c
+				blocks = append(blocks, b)
+			}
+		}
+	}
+	names := map[string]string{}
+	for _, b := range blocks {
+		if b.Type == "tool_use" && b.ID != "" {
+			names[b.ID] = b.Name
+		}
+	}
+	var out []toolResult
+	for _, b := range blocks {
+		if b.Type != "tool_result" || b.ToolUseID == "" {
+			continue
+		}
+		isErr := b.IsError != nil && *b.IsError
+		out = append(out, toolResult{CallID: b.ToolUseID, Name: names[b.ToolUseID], Key: b.ToolUseID, IsError: &isErr, Raw: b.raw})
+	}
+	return keepLast(out)
+}
+
+// anRequestBlock is a content block of a request message: a tool_use the
+// model asked for, or the tool_result that answers it.
+type anRequestBlock struct {
+	Type      string `json:"type"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	ToolUseID string `json:"tool_use_id"`
+	IsError   *bool  `json:"is_error"`
+	raw       json.RawMessage
 }
 
 // ErrorBody is Anthropic's {"type": "error", "error": {"type",

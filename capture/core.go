@@ -19,6 +19,7 @@ type core struct {
 	front  string // "proxy" or "middleware"
 	calls  *callTable
 	gaps   *gaps
+	tools  *toolMemory
 	logger *slog.Logger
 
 	bg       tracker // queued records
@@ -87,7 +88,7 @@ func newCore(front string, o options) (*core, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-	return &core{o: o, front: front, calls: newCallTable(), gaps: newGaps(), logger: o.logger,
+	return &core{o: o, front: front, calls: newCallTable(), gaps: newGaps(), tools: newToolMemory(o.toolHistory), logger: o.logger,
 		queues: map[queueKey]*queue{}, stop: make(chan struct{}), loopDone: make(chan struct{})}, nil
 }
 

@@ -181,7 +181,14 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 		return nil, &RefusedError{Err: refused}
 	}
 
-	it := &recordItem{rec: s.rec, evs: []*event.Request{ev}, recorded: recorded, failed: func(error) { s.hold.release() }}
+	// The tool results the agent sends back are recorded first, each once
+	// per session (toolresult.go): the tools ran before this request.
+	results := c.tools.fresh(ctx, s.scope, x.session, x.info.ToolResults)
+	evs := append(x.toolResultEvents(results), ev)
+	it := &recordItem{rec: s.rec, evs: evs, recorded: recorded, failed: func(error) {
+		s.hold.release()
+		c.tools.forget(s.scope, x.session, results)
+	}}
 	if c.o.mode == FailClosed {
 		it.done = make(chan error, 1)
 		c.enqueue(s.scope, x.session, it)
@@ -193,7 +200,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 				c.ended(x.provider, CallNotRecorded)
 				return nil, &NotRecordedError{Err: err}
 			}
-			x.reqRes = &it.res[0]
+			x.reqRes = &it.res[len(it.res)-1]
 		case <-ctx.Done():
 			// The agent gave up (its SDK's timeout, or it went away)
 			// before the record was durable: it gets its own error, and a
@@ -213,9 +220,14 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	} else {
 		it.failed = func(err error) {
 			s.hold.release()
+			c.tools.forget(s.scope, x.session, results)
 			c.logger.Warn("capture: request not recorded; forwarded anyway (fail-open)",
 				"session", x.session, "call", x.callID, "error", err)
-			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRequest, "", 0))
+			items := make([]gapItem, 0, len(evs))
+			for range results {
+				items = append(items, x.gapItem(KindToolResult, "", 0))
+			}
+			c.noteGap(s.scope, s.rec, x.session, err, append(items, x.gapItem(KindRequest, "", 0))...)
 		}
 		c.enqueue(s.scope, x.session, it)
 	}
@@ -399,6 +411,9 @@ func (x *exchange) finish(how endKind, cause error) {
 		evs = append(evs, ev)
 		items = append(items, x.gapItem(KindToolCall, "", x.status))
 	}
+	// The results of these calls, when the agent sends them, are named
+	// after them.
+	x.c.tools.noteCalls(x.scope, x.session, sum.ToolCalls)
 	// The recorded bytes stay taken from the budget until the record is
 	// done with them.
 	body := &x.body

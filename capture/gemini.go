@@ -127,7 +127,8 @@ func gmDecode(data []byte, v any) error {
 
 func (gemini) parseRequest(api string, body []byte) (requestInfo, error) {
 	var r struct {
-		SystemInstruction *gmContent `json:"systemInstruction"`
+		Contents          []json.RawMessage `json:"contents"`
+		SystemInstruction *gmContent        `json:"systemInstruction"`
 		GenerationConfig  *struct {
 			MaxOutputTokens json.RawMessage `json:"maxOutputTokens"`
 			Temperature     json.RawMessage `json:"temperature"`
@@ -166,7 +167,58 @@ func (gemini) parseRequest(api string, body []byte) (requestInfo, error) {
 		}
 		info.SystemPrompt = promptDigest(texts)
 	}
+	info.ToolResults = gmToolResults(r.Contents)
 	return info, nil
+}
+
+// gmToolResults are the functionResponse parts of a conversation: the
+// call's id if it has one, and the function's name. A content or part that
+// cannot be read strictly gives none (its bytes are in the request's
+// payload all the same).
+func gmToolResults(contents []json.RawMessage) []toolResult {
+	var out []toolResult
+	keys := toolKeys{}
+	for _, raw := range contents {
+		var c struct {
+			Parts gmRawParts `json:"parts"`
+		}
+		if gmDecode(raw, &c) != nil {
+			continue
+		}
+		for _, part := range c.Parts {
+			var p struct {
+				FunctionResponse *struct {
+					ID   string `json:"id"`
+					Name string `json:"name"`
+				} `json:"functionResponse"`
+			}
+			if gmDecode(part, &p) != nil || p.FunctionResponse == nil {
+				continue
+			}
+			f := p.FunctionResponse
+			if f.ID == "" && f.Name == "" {
+				continue
+			}
+			out = append(out, toolResult{CallID: f.ID, Name: f.Name, Key: keys.key(f.ID, f.Name), Raw: part})
+		}
+	}
+	return keepLast(out)
+}
+
+// gmRawParts is gmParts kept as raw JSON, one element per part.
+type gmRawParts []json.RawMessage
+
+func (ps *gmRawParts) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+		*ps = gmRawParts{append(json.RawMessage(nil), b...)}
+		return nil
+	}
+	var s []json.RawMessage
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*ps = s
+	return nil
 }
 
 // ErrorBody is Google's {"error": {"code", "message", "status"}}.

@@ -62,14 +62,14 @@ func (openAI) pathModel(p string) string {
 func (openAI) parseRequest(_ string, body []byte) (requestInfo, error) {
 	var r struct {
 		commonRequest
-		MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
-		MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
-		N                   json.RawMessage `json:"n"`
-		Seed                json.RawMessage `json:"seed"`
-		EncodingFormat      json.RawMessage `json:"encoding_format"`
-		Instructions        json.RawMessage `json:"instructions"`
-		Messages            []oaMessage     `json:"messages"`
-		Input               json.RawMessage `json:"input"`
+		MaxCompletionTokens json.RawMessage   `json:"max_completion_tokens"`
+		MaxOutputTokens     json.RawMessage   `json:"max_output_tokens"`
+		N                   json.RawMessage   `json:"n"`
+		Seed                json.RawMessage   `json:"seed"`
+		EncodingFormat      json.RawMessage   `json:"encoding_format"`
+		Instructions        json.RawMessage   `json:"instructions"`
+		Messages            []json.RawMessage `json:"messages"`
+		Input               json.RawMessage   `json:"input"`
 	}
 	if err := decode(body, &r); err != nil {
 		return requestInfo{}, err
@@ -77,15 +77,37 @@ func (openAI) parseRequest(_ string, body []byte) (requestInfo, error) {
 	if err := r.check(); err != nil {
 		return requestInfo{}, err
 	}
+	// Each message is read as strictly as the body (the raw message is
+	// kept: a tool message is a tool result's payload).
+	msgs := make([]oaMessage, len(r.Messages))
+	for i, raw := range r.Messages {
+		if err := decode(raw, &msgs[i]); err != nil {
+			return requestInfo{}, err
+		}
+		msgs[i].raw = raw
+	}
+	// A string input has no instructions or items; an input whose items
+	// cannot all be read is not read at all.
+	var rawInput []json.RawMessage
+	var input []oaMessage
+	if decode(r.Input, &rawInput) == nil {
+		input = make([]oaMessage, len(rawInput))
+		for i, raw := range rawInput {
+			if decode(raw, &input[i]) != nil {
+				input = nil
+				break
+			}
+			input[i].raw = raw
+		}
+	}
 	// System instructions: chat's system and developer messages; the
 	// Responses API's instructions and system/developer input items.
 	var sys []string
 	if s := jsonString(r.Instructions); s != "" {
 		sys = append(sys, s)
 	}
-	var input []oaMessage
-	decode(r.Input, &input) // a string input has no instructions
-	for _, m := range append(r.Messages, input...) {
+	all := append(msgs, input...)
+	for _, m := range all {
 		if m.Role == "system" || m.Role == "developer" {
 			sys = append(sys, contentTexts(m.Content)...)
 		}
@@ -99,7 +121,47 @@ func (openAI) parseRequest(_ string, body []byte) (requestInfo, error) {
 	}
 	info.EncodingFormat = event.Clip(jsonString(r.EncodingFormat), 64)
 	info.SystemPrompt = promptDigest(sys)
+	info.ToolResults = oaToolResults(all)
 	return info, nil
+}
+
+// oaToolResults are the tool results of a conversation: chat tool messages
+// (role "tool", tool_call_id) and Responses function_call_output and
+// custom_tool_call_output items (call_id), each named after the call of
+// that id in the conversation (an assistant message's tool_calls, a
+// function_call item), if it holds one.
+func oaToolResults(msgs []oaMessage) []toolResult {
+	names := map[string]string{}
+	for _, m := range msgs {
+		for _, tc := range m.ToolCalls {
+			if f := tc.Function; f != nil && tc.ID != "" {
+				names[tc.ID] = f.Name
+			} else if c := tc.Custom; c != nil && tc.ID != "" {
+				names[tc.ID] = c.Name
+			}
+		}
+		if (m.Type == "function_call" || m.Type == "custom_tool_call") && m.CallID != "" {
+			names[m.CallID] = m.Name
+		}
+	}
+	var out []toolResult
+	keys := toolKeys{}
+	for _, m := range msgs {
+		id := ""
+		switch {
+		case m.Role == "tool":
+			id = m.ToolCallID
+		case m.Type == "function_call_output" || m.Type == "custom_tool_call_output":
+			id = m.CallID
+		default:
+			continue
+		}
+		if id == "" {
+			continue // a result that answers no call
+		}
+		out = append(out, toolResult{CallID: id, Name: names[id], Key: keys.key(id, ""), Raw: m.raw})
+	}
+	return keepLast(out)
 }
 
 // ErrorBody is OpenAI's {"error": {"message", "type", "param", "code"}}.
@@ -212,9 +274,16 @@ func (openAI) DecisionFields() []string {
 
 // Wire shapes (only the fields we read).
 type (
+	// oaMessage is a chat message or a Responses input item.
 	oaMessage struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
+		Role       string          `json:"role"`
+		Content    json.RawMessage `json:"content"`
+		ToolCallID string          `json:"tool_call_id"`
+		ToolCalls  []oaToolCall    `json:"tool_calls"`
+		Type       string          `json:"type"`
+		CallID     string          `json:"call_id"`
+		Name       string          `json:"name"`
+		raw        json.RawMessage // the message as sent
 	}
 	oaUsage struct {
 		PromptTokens        jint `json:"prompt_tokens"`

@@ -94,6 +94,7 @@ type options struct {
 	actor            event.Actor
 	agentID          string
 	binder           *ToolCallBinder
+	toolHistory      ToolResultHistory
 	policy           ToolPolicy
 	upstreamRoots    *x509.CertPool
 	budget           *BodyBudget
@@ -206,3 +207,14 @@ func WithAgentID(id string) HookOption { return hookOption(func(o *options) { o.
 // tool name and arguments, to the llm.response that asked for it (see
 // ToolCallBinder). Default: none, nothing is bound.
 func WithToolCallBinder(b *ToolCallBinder) Option { return func(o *options) { o.binder = b } }
+
+// WithToolResultHistory tells the LLM captures which tool results a
+// session holds already, for a session they have no memory of (after a
+// restart, or one idle for an hour among many): h is asked once per such
+// session, and the results it names are not recorded again when the agent
+// resends them. Default: none; a session's results are remembered from the
+// capture's start only, so after a restart those sent before it are
+// recorded once more.
+func WithToolResultHistory(h ToolResultHistory) Option {
+	return func(o *options) { o.toolHistory = h }
+}

@@ -105,6 +105,10 @@ type requestInfo struct {
 	// developer) instructions, "" if it has none: what a change-control
 	// check compares with the approved configuration, without the text.
 	SystemPrompt string
+	// ToolResults are the tool results the conversation carries (the last
+	// maxToolResults of them, in order): what the agent tells the model its
+	// tools answered (see toolresult.go).
+	ToolResults []toolResult
 }
 
 // pathModeler is a format whose requests may name the model in the path

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -184,7 +185,7 @@ func TestReplayReproducesToolLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := w.rebuild("rx-1")
-	if !s.Verified() || len(s.Events) != 8 { // 3 calls (request, response), 2 tool calls
+	if !s.Verified() || len(s.Events) != 10 { // 3 calls (request, response), 2 tool calls, their 2 results
 		t.Fatalf("rebuilt %d events, problems %v", len(s.Events), s.Problems)
 	}
 	if len(s.Access) != 1 {
@@ -553,5 +554,37 @@ func TestReplayKeepsRetries(t *testing.T) {
 	<-r.Done()
 	if v := r.Verdict(); got != want || v.Verdict != replay.Reproduced || v.Served != v.Recorded || v.Recorded != 6 { // every request of the conversation carries [busy]: each is rate limited once
 		t.Fatalf("answer %q (recorded %q), verdict %+v", got, want, v)
+	}
+}
+
+// TestTimelineShowsToolResults: a tool loop through the capture proxy
+// shows each tool's result as a step after the tool call it answers (bound
+// by the call id), with the result's text from the vault, once, though the
+// agent sent the first result again with the third request.
+func TestTimelineShowsToolResults(t *testing.T) {
+	w := newWorld(t)
+	a := agent{prompt: "Check the new prescription for patient 4711.", toolOutput: func(n string) string { return `{"tool":"` + n + `","records":3}` }}
+	if _, err := a.run(w.ts.URL+"/proxy/openai/v1/", w.viaProxy("rx-tr")...); err != nil {
+		t.Fatal(err)
+	}
+	tl := replay.NewTimeline(w.rebuild("rx-tr"))
+	var kinds []string
+	calls := map[string]uint64{} // summary prefix (tool name) -> tool.call index
+	for _, st := range tl.Steps {
+		kinds = append(kinds, st.Kind)
+		switch st.Kind {
+		case replay.StepToolCall:
+			calls[strings.SplitN(st.Summary, " ", 2)[0]] = st.Index
+		case replay.StepToolResult:
+			name := strings.SplitN(st.Summary, " ", 2)[0]
+			call, ok := calls[name]
+			if !ok || !strings.Contains(st.Summary, fmt.Sprintf("answering entry %d", call)) || !strings.Contains(st.Summary, `\"tool\":\"`+name+`\"`) {
+				t.Errorf("tool result step %q does not show the result of the tool call at %d", st.Summary, call)
+			}
+		}
+	}
+	want := []string{replay.StepCall, replay.StepToolCall, replay.StepToolResult, replay.StepCall, replay.StepToolCall, replay.StepToolResult, replay.StepCall}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("steps %v, want %v", kinds, want)
 	}
 }

@@ -57,6 +57,9 @@ type Step struct {
 	// Events are the indices of the step's events (for calls, every
 	// request and response).
 	Events []uint64 `json:"events"`
+	// Answers is, for a tool result, the index of the tool call it
+	// answers, when the session holds it.
+	Answers *uint64 `json:"answers,omitempty"`
 }
 
 // Call is a model call and its attempts (retries included).
@@ -97,6 +100,9 @@ func NewTimeline(s *Session) *Timeline {
 	calls := map[string]int{} // call id -> step position
 	var lastCall string
 	byID := map[string]uint64{} // event id -> index, for references between events
+	// The model's tool calls by call id (gen_ai.tool.call.id), for the
+	// results that answer them.
+	modelCalls := map[string]uint64{}
 	for _, e := range s.Events {
 		if e.Leaf != nil {
 			byID[e.Leaf.ID] = e.Index
@@ -155,6 +161,9 @@ func NewTimeline(s *Session) *Timeline {
 			lastCall = id
 		case "tool.call":
 			name := l.Attributes.String("gen_ai.tool.name")
+			if id := l.Attributes.String("gen_ai.tool.call.id"); id != "" && l.Attributes.String("mcp.server") == "" {
+				modelCalls[id] = e.Index
+			}
 			if pos, ok := calls[l.Attributes.String("capture.call.id")]; ok && l.Attributes.String("capture.call.id") == lastCall {
 				t.Steps[pos].Call.ToolCalls = append(t.Steps[pos].Call.ToolCalls, name)
 			}
@@ -179,12 +188,39 @@ func NewTimeline(s *Session) *Timeline {
 			if et := l.Attributes.String("error.type"); et != "" {
 				outcome = "error " + et
 			}
+			for _, k := range []string{"capture.duration_ms", "otel.duration_ms"} {
+				if _, ok := l.Attributes[k]; ok {
+					outcome += fmt.Sprintf(" after %.0f ms", l.Attributes.Number(k))
+				}
+			}
+			// The tool call it answers: the MCP tool.call's event id, or
+			// the model's tool call of the same call id.
+			st := Step{Kind: StepToolResult, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index}}
+			if id := l.Attributes.String("capture.tool_call.id"); id != "" {
+				if i, ok := byID[id]; ok {
+					st.Answers = &i
+				}
+			} else if id := l.Attributes.String("gen_ai.tool.call.id"); id != "" && l.Attributes.String("mcp.server") == "" {
+				if i, ok := modelCalls[id]; ok {
+					st.Answers = &i
+				}
+			}
+			where := ""
+			if id := l.Attributes.String("gen_ai.tool.call.id"); id != "" && l.Attributes.String("mcp.server") == "" {
+				where = " (" + id + ")"
+			}
+			if st.Answers != nil {
+				where += fmt.Sprintf(", answering entry %d", *st.Answers)
+			}
+			if l.Attributes.String("capture.tool_result.source") == "llm.request" {
+				where += ", sent to the model"
+			}
 			res := ""
 			if e.Payload != nil {
 				res = " " + oneLine(e.Payload)
 			}
-			t.Steps = append(t.Steps, Step{Kind: StepToolResult, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s: %s after %.0f ms%s", l.Attributes.String("gen_ai.tool.name"), outcome, l.Attributes.Number("capture.duration_ms")+l.Attributes.Number("otel.duration_ms"), res)})
+			st.Summary = fmt.Sprintf("%s%s: %s%s", l.Attributes.String("gen_ai.tool.name"), where, outcome, res)
+			t.Steps = append(t.Steps, st)
 		case "llm.content":
 			// Messages an agent reported over OTLP as log records: part of
 			// their span's call when it is in the session.

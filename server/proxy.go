@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ func (s *Server) openProxy() error {
 		capture.WithFingerprintKey(m.Sum(nil)),
 		capture.WithLogger(s.logger),
 		capture.WithToolCallBinder(binder),
+		capture.WithToolResultHistory(s.toolResultHistory),
 		capture.WithMetrics(captureMetrics{}),
 		capture.WithBodyBudget(bodies),
 		capture.WithUpstreamRoots(s.cfg.UpstreamRoots),
@@ -148,4 +150,52 @@ func (s *Server) withProxy(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// toolResultHistory is what the LLM captures ask for a session they have no
+// memory of (after a restart): the keys of the tool.result events they
+// derived from its requests, read from the session index and the leaves
+// (only the session's tool.result leaves are read). Events durable in the
+// journal but not yet indexed are not seen.
+func (s *Server) toolResultHistory(ctx context.Context, tenant, session string) ([]string, error) {
+	const page = 1000
+	size, err := s.log.Reader().IntegratedSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	named := map[string]int{} // results without a call id, by tool name
+	for from := uint64(0); ; {
+		entries, err := s.log.Index().Session(ctx, tenant, session, from, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, en := range entries {
+			if en.Kind != capture.KindToolResult || en.Index >= size {
+				continue
+			}
+			data, err := s.log.ReadLeaf(ctx, en.Index, size)
+			if err != nil {
+				return nil, err
+			}
+			leaf, err := event.ParseLeaf(data)
+			if err != nil {
+				return nil, err
+			}
+			a := leaf.Attributes
+			if a.String("capture.tool_result.source") != capture.KindRequest {
+				continue // an MCP result, or one the agent posted
+			}
+			if id := a.String("gen_ai.tool.call.id"); id != "" {
+				keys = append(keys, id)
+			} else if name := a.String("gen_ai.tool.name"); name != "" {
+				keys = append(keys, name+"#"+strconv.Itoa(named[name]))
+				named[name]++
+			}
+		}
+		if len(entries) < page {
+			return keys, nil
+		}
+		from = entries[len(entries)-1].Seq + 1
+	}
 }
