@@ -80,6 +80,20 @@ type hookOption func(*options)
 
 func (f hookOption) applyHook(o *options) { f(o) }
 
+// LLMOption configures the captures of model calls: NewProxy,
+// NewInterceptor or NewHook (not NewMCP, which sees tool calls only).
+type LLMOption interface {
+	ProxyOption
+	InterceptOption
+	HookOption
+}
+
+type llmOption func(*options)
+
+func (f llmOption) applyProxy(o *options)     { f(o) }
+func (f llmOption) applyIntercept(o *options) { f(o) }
+func (f llmOption) applyHook(o *options)      { f(o) }
+
 type options struct {
 	mode             Mode
 	fingerprintKey   []byte
@@ -215,6 +229,6 @@ func WithToolCallBinder(b *ToolCallBinder) Option { return func(o *options) { o.
 // resends them. Default: none; a session's results are remembered from the
 // capture's start only, so after a restart those sent before it are
 // recorded once more.
-func WithToolResultHistory(h ToolResultHistory) Option {
-	return func(o *options) { o.toolHistory = h }
+func WithToolResultHistory(h ToolResultHistory) LLMOption {
+	return llmOption(func(o *options) { o.toolHistory = h })
 }

@@ -42,7 +42,6 @@ func (s *Server) openProxy() error {
 		capture.WithFingerprintKey(m.Sum(nil)),
 		capture.WithLogger(s.logger),
 		capture.WithToolCallBinder(binder),
-		capture.WithToolResultHistory(s.toolResultHistory),
 		capture.WithMetrics(captureMetrics{}),
 		capture.WithBodyBudget(bodies),
 		capture.WithUpstreamRoots(s.cfg.UpstreamRoots),
@@ -53,6 +52,9 @@ func (s *Server) openProxy() error {
 	for _, o := range shared {
 		proxyOpts, mcpOpts, interceptOpts = append(proxyOpts, o), append(mcpOpts, o), append(interceptOpts, o)
 	}
+	// What the model-call captures alone take.
+	history := capture.WithToolResultHistory(s.toolResultHistory)
+	proxyOpts, interceptOpts = append(proxyOpts, history), append(interceptOpts, history)
 	if s.cfg.MCPToolPolicy != nil {
 		mcpOpts = append(mcpOpts, capture.WithToolPolicy(s.cfg.MCPToolPolicy.decide))
 	}
