@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/profile"
@@ -38,7 +39,7 @@ func LogParams(ctx context.Context, src Source, tenant string, size uint64) (Par
 // among the first size entries, else of the default scope; nil if none.
 func configInForce(ctx context.Context, src Source, tenant string, size uint64) (*profile.Config, error) {
 	latest := func(t, scope string) (*profile.Config, error) {
-		cs, err := src.Log.ComplianceConfigs(ctx, t, size, src.Key)
+		cs, err := verify.ComplianceConfigs(ctx, src.Log, t, size, src.Key)
 		if err != nil {
 			return nil, fmt.Errorf("reading the log's compliance configuration (tenant %s): %w", t, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 	"maps"
 
 	"github.com/llmaudittrail/llmaudittrail/client"
@@ -149,7 +150,7 @@ func (m *Monitor) loadConfigs(ctx context.Context, size uint64) error {
 	if size == 0 {
 		return nil
 	}
-	tenants, err := m.cfg.Log.ComplianceTenants(ctx)
+	tenants, err := verify.ComplianceTenants(ctx, m.cfg.Log)
 	if errors.Is(err, client.ErrUnauthenticated) || errors.Is(err, client.ErrForbidden) {
 		m.logger.Warn("the log's compliance configuration cannot be read with this token (a log-wide read token reads it): "+
 			"the rules see the rule file's params only, until the log records a new one", "error", err)
@@ -159,7 +160,7 @@ func (m *Monitor) loadConfigs(ctx context.Context, size uint64) error {
 		return fmt.Errorf("listing the log's compliance configurations: %w", err)
 	}
 	for _, t := range tenants {
-		cs, err := m.cfg.Log.ComplianceConfigs(ctx, t, size, m.cfg.LogKey)
+		cs, err := verify.ComplianceConfigs(ctx, m.cfg.Log, t, size, m.cfg.LogKey)
 		if err != nil {
 			return fmt.Errorf("reading the log's compliance configuration (tenant %s): %w", t, err)
 		}

@@ -117,7 +117,7 @@ func (w *world) record(session, prompt string) string {
 	c, _ := client.New(w.ts.URL, client.WithToken(strings.TrimSpace(string(b))))
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		p, err := c.Session(context.Background(), session, client.SessionQuery{})
-		if err == nil && len(p.Events) == 5 { // 2 calls, 1 tool call
+		if err == nil && len(p.Events) == 6 { // 2 calls, 1 tool call, its result (seen in the second request)
 			return ans
 		}
 	}
@@ -195,7 +195,7 @@ func TestShow(t *testing.T) {
 		Verified bool
 		Steps    []struct{ Kind string }
 	}
-	if code := p.wait(t); code != 0 || json.Unmarshal([]byte(p.out.String()), &tl) != nil || !tl.Verified || len(tl.Steps) != 3 {
+	if code := p.wait(t); code != 0 || json.Unmarshal([]byte(p.out.String()), &tl) != nil || !tl.Verified || len(tl.Steps) != 4 { // call, tool call, its result, call
 		t.Fatalf("show --json: exit %d\n%s", code, p.out.String())
 	}
 	p = start(t, append([]string{"show", "ap-1", "--html"}, w.trust(w.auditorFile)...)...)
@@ -333,21 +333,21 @@ func TestStepUnderTmux(t *testing.T) {
 			t.Fatalf("send-keys: %v %s", err, out)
 		}
 	}
-	s := waitScreen("event 1/5")
+	s := waitScreen("event 1/6")
 	for _, want := range []string{"session ap-3", "llm.request", "[verified]", "payload (application/json", `"model": "gpt-4o"`} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("first screen has no %q:\n%s", want, s)
 		}
 	}
 	keys("t")
-	s = waitScreen("event 3/5")
+	s = waitScreen("event 3/6")
 	if !strings.Contains(s, "tool.call") || !strings.Contains(s, "gen_ai.tool.name = invoice_get") {
 		t.Fatalf("after t:\n%s", s)
 	}
 	keys("c")
-	waitScreen("event 4/5")
+	waitScreen("event 5/6")
 	keys("j")
-	s = waitScreen("event 5/5")
+	s = waitScreen("event 6/6")
 	if !strings.Contains(s, "assembled text:") || !strings.Contains(s, "Based on what I found") {
 		t.Fatalf("the last response:\n%s", s)
 	}

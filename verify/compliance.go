@@ -1,4 +1,4 @@
-package client
+package verify
 
 import (
 	"context"
@@ -8,22 +8,24 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/profile"
 )
 
-// ComplianceConfigs reads the compliance.config events the server recorded
+// ComplianceConfigs reads (here rather than in client, which every agent
+// embedding capture.Hook links: the profile registry would come with it) the compliance.config events the server recorded
 // in tenant (profile.Config; the default scope's are in
 // profile.DefaultTenant) among the log's first size entries, in log order:
-// its compliance session exported and verified with logKey (ExportSession;
+// its compliance session exported and verified with logKey (client.ExportSession;
 // no witness policy is asked for). A tenant without any answers none. It
 // needs a token that may read the tenant's sessions.
-func (c *Client) ComplianceConfigs(ctx context.Context, tenant string, size uint64, logKey note.Verifier) ([]*profile.Config, error) {
+func ComplianceConfigs(ctx context.Context, c *client.Client, tenant string, size uint64, logKey note.Verifier) ([]*profile.Config, error) {
 	var out []*profile.Config
-	q := ExportQuery{Tenant: tenant}
+	q := client.ExportQuery{Tenant: tenant}
 	for {
 		x, err := c.ExportSession(ctx, event.SessionCompliance, q, logKey, nil)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, client.ErrNotFound) {
 			return out, nil
 		}
 		if err != nil {
@@ -50,7 +52,7 @@ func (c *Client) ComplianceConfigs(ctx context.Context, tenant string, size uint
 // ComplianceTenants lists the tenants whose compliance session holds a
 // compliance.config event, as the server's session index says (unverified:
 // read the events with ComplianceConfigs). It needs a log-wide read token.
-func (c *Client) ComplianceTenants(ctx context.Context) ([]string, error) {
+func ComplianceTenants(ctx context.Context, c *client.Client) ([]string, error) {
 	var out []string
 	q := api.SessionSearch{Kind: profile.KindConfig, Limit: api.MaxSessionSearchLimit}
 	for {
