@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"hash"
 	"mime"
-	"regexp"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -95,14 +94,12 @@ func (b *capBuf) payload(ev *event.Request, a attrs, mt string) {
 	ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(b.buf), mt
 }
 
-var mediaTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9!#$&^_.+\-]*/[a-z0-9][a-z0-9!#$&^_.+\-]*$`)
-
 // mediaType normalises a Content-Type for the vault: lower-case type, its
 // parameters kept when they are printable ASCII, def when there is none or
 // it is malformed.
 func mediaType(ct, def string) string {
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || !mediaTypeRE.MatchString(mt) {
+	if err != nil || !event.MediaTypeName(mt) {
 		return def
 	}
 	if len(params) == 0 {

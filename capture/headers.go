@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -148,7 +147,7 @@ func queryAttr(key []byte, raw string) string {
 			case !hasValue:
 				b.WriteString(fp(part))
 			default:
-				if n, err := url.QueryUnescape(name); err == nil && queryNameRE.MatchString(n) && !secretName(n) {
+				if n, err := url.QueryUnescape(name); err == nil && queryName(n) && !secretName(n) {
 					b.WriteString(n)
 				} else {
 					b.WriteString(fp(name))
@@ -164,9 +163,21 @@ func queryAttr(key []byte, raw string) string {
 	return event.Clip(b.String(), maxAttrString)
 }
 
-// queryNameRE is a query parameter name recorded as it is, unless
+// queryName reports whether n is a query parameter name recorded as it
+// is ([A-Za-z0-9_.[\]-], 1 to 32 of them), unless
 // secretName.
-var queryNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-\[\]]{1,32}$`)
+func queryName(n string) bool {
+	if n == "" || len(n) > 32 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_.-[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // secretKeyPrefixes begin well-known API keys and tokens (sk-: the LLM
 // providers' secret keys; Stripe, Google, AWS access key ids, GitHub,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +37,23 @@ func DefaultUpstreams() map[string]string {
 	return out
 }
 
-var upstreamNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.\-]{0,63}$`)
+// upstreamName reports whether s names an upstream: [a-z0-9][a-z0-9_.-]{0,63}.
+func upstreamName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if i > 0 {
+			ok = ok || c == '_' || c == '.' || c == '-'
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseUpstream parses a NAME=BASE_URL flag value. NAME is 1-64 characters
 // from [a-z0-9_.-]; BASE_URL is an http or https URL without query or
@@ -55,7 +70,7 @@ func ParseUpstream(s string) (name, baseURL string, err error) {
 }
 
 func parseBase(name, raw string) (*url.URL, error) {
-	if !upstreamNameRE.MatchString(name) {
+	if !upstreamName(name) {
 		return nil, fmt.Errorf("upstream name %q: use 1-64 characters from [a-z0-9_.-]", name)
 	}
 	u, err := url.Parse(raw)

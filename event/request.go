@@ -205,7 +205,7 @@ func Prepare(r *Request) (*Prepared, error) {
 	if len(r.Attributes) > 0 {
 		p.Attributes = make(map[string]any, len(r.Attributes))
 		for k, raw := range r.Attributes {
-			if len(k) > MaxAttrKeyLength || !attrKeyRE.MatchString(k) {
+			if len(k) > MaxAttrKeyLength || !validAttrKey(k) {
 				return nil, invalid("attribute name %q: use letters, digits, '_', '.', '-'", trunc(k))
 			}
 			v, err := attrValue(raw, true)
