@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,8 +139,8 @@ type ssoWorld struct {
 	*world
 	op     *oidctest.OP
 	tamper *tamper
-	roles  *identity.Mapping
-	b      []client.Written // clinic-b's session
+	roles  atomic.Pointer[identity.Mapping] // read by the server's handlers, swapped by the test
+	b      []client.Written                 // clinic-b's session
 }
 
 func newSSOWorld(t *testing.T) *ssoWorld {
@@ -154,11 +155,12 @@ func newSSOWorld(t *testing.T) *ssoWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw := &ssoWorld{op: o, tamper: &tamper{}, roles: roles}
+	sw := &ssoWorld{op: o, tamper: &tamper{}}
+	sw.roles.Store(roles)
 	sw.world = newWorld(t, worldOptions{listener: ln, console2: func(cc *console.Config, s *server.Server) {
 		cc.People = s
 		cc.OIDC = &console.OIDC{Issuer: o.Issuer, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: consoleURL + "sso/callback",
-			Name: "Zitadel (test)", Roles: func() *identity.Mapping { return sw.roles },
+			Name: "Zitadel (test)", Roles: sw.roles.Load,
 			HTTPClient: &http.Client{Transport: sw.tamper, Timeout: 10 * time.Second}}
 	}})
 	sw.traffic()
@@ -487,13 +489,13 @@ func TestConsoleSSO(t *testing.T) {
 		if !strings.HasSuffix(loc, "/console/health") {
 			t.Fatalf("at %s", loc)
 		}
-		old := sw.roles
+		old := sw.roles.Load()
 		m, err := identity.ParseMapping([]byte(strings.Replace(testRoles, "[clinic-a-qa]", "[clinic-a-qa-v2]", 1)), auth.Scopes())
 		if err != nil {
 			t.Fatal(err)
 		}
-		sw.roles = m
-		defer func() { sw.roles = old }()
+		sw.roles.Store(m)
+		defer sw.roles.Store(old)
 		resp := b.open("sessions")
 		if resp.Status != http.StatusForbidden || !strings.Contains(b.mainText(), "Your role in the console changed") {
 			t.Errorf("after the reload: %d %q", resp.Status, b.mainText())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,26 +243,48 @@ func freePort(t *testing.T) string {
 }
 
 // startEverything runs the npm reference server on an HTTP transport
-// (streamableHttp or sse) on a free port, and waits until it listens.
+// (streamableHttp or sse) on a free port, and waits until it listens. A
+// server that exits before it listens (the port taken meanwhile by another
+// test's listener) is started again on another port; what it printed is in
+// the failure.
 func startEverything(t *testing.T, transport string) (port string) {
 	t.Helper()
 	everything := referenceServer(t, "mcp-server-everything")
-	port = freePort(t)
-	cmd := exec.Command("node", everything, transport)
-	cmd.Env = append(os.Environ(), "PORT="+port)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
-			c.Close()
-			return port
+	var outputs []string
+	for attempt := 0; attempt < 3; attempt++ {
+		port = freePort(t)
+		var out bytes.Buffer
+		cmd := exec.Command("node", everything, transport)
+		cmd.Env = append(os.Environ(), "PORT="+port)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reference server did not listen")
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		// Node loads the server's modules first: on a loaded machine that
+		// takes seconds.
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+				c.Close()
+				return port
+			}
+			select {
+			case <-exited:
+			default:
+				if time.Now().Before(deadline) {
+					continue
+				}
+				cmd.Process.Kill()
+				<-exited
+			}
+			break
 		}
+		outputs = append(outputs, fmt.Sprintf("on port %s: %s", port, out.String()))
 	}
+	t.Fatalf("the reference server did not listen:\n%s", strings.Join(outputs, "\n"))
+	return ""
 }
 
 // headerClient adds X-Audit-Token (and the session) to every request.
