@@ -151,9 +151,9 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	if x.info.EncodingFormat != "" {
 		req.set("gen_ai.request.encoding_formats", []string{x.info.EncodingFormat})
 	}
-	ev := &event.Request{Session: x.session, Kind: KindRequest, Actor: s.actor, Subject: x.subject}
+	ev := &event.Request{Session: x.session, Kind: event.KindLLMRequest, Actor: s.actor, Subject: x.subject}
 	if refused != nil {
-		ev.Kind = KindRefused
+		ev.Kind = event.KindLLMRefused
 		req.set("error.type", refusedType(refused, "request"))
 		req.set("capture.refused_reason", event.Clip(refused.Error(), 200))
 	}
@@ -175,7 +175,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 			"session", x.session, "call", x.callID, "error", refused)
 		c.enqueue(s.scope, x.session, &recordItem{rec: s.rec, evs: []*event.Request{ev}, recorded: recorded, failed: func(err error) {
 			s.hold.release()
-			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRefused, "", 0))
+			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(event.KindLLMRefused, "", 0))
 		}})
 		c.ended(x.provider, CallRefused)
 		return nil, &RefusedError{Err: refused}
@@ -225,9 +225,9 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 				"session", x.session, "call", x.callID, "error", err)
 			items := make([]gapItem, 0, len(evs))
 			for range results {
-				items = append(items, x.gapItem(KindToolResult, "", 0))
+				items = append(items, x.gapItem(event.KindToolResult, "", 0))
 			}
-			c.noteGap(s.scope, s.rec, x.session, err, append(items, x.gapItem(KindRequest, "", 0))...)
+			c.noteGap(s.scope, s.rec, x.session, err, append(items, x.gapItem(event.KindLLMRequest, "", 0))...)
 		}
 		c.enqueue(s.scope, x.session, it)
 	}
@@ -388,19 +388,19 @@ func (x *exchange) finish(how endKind, cause error) {
 		a.set("capture.tool_calls", len(sum.ToolCalls))
 	}
 
-	resp := &event.Request{Session: x.session, Kind: KindResponse, Actor: x.actor, Subject: x.subject}
+	resp := &event.Request{Session: x.session, Kind: event.KindLLMResponse, Actor: x.actor, Subject: x.subject}
 	if x.status != 0 {
 		x.body.payload(resp, a, x.mediaType)
 	}
 	resp.Attributes = a.raw()
 	evs := []*event.Request{resp}
-	items := []gapItem{x.gapItem(KindResponse, outcome, x.status)}
+	items := []gapItem{x.gapItem(event.KindLLMResponse, outcome, x.status)}
 	for _, t := range sum.ToolCalls {
 		ta := x.common.clone()
 		ta.set("gen_ai.tool.name", t.Name)
 		ta.set("gen_ai.tool.call.id", t.ID)
 		ta.set("gen_ai.tool.type", t.Type)
-		ev := &event.Request{Session: x.session, Kind: KindToolCall, Actor: x.actor, Subject: x.subject, Attributes: ta.raw()}
+		ev := &event.Request{Session: x.session, Kind: event.KindToolCall, Actor: x.actor, Subject: x.subject, Attributes: ta.raw()}
 		if len(t.Args) > 0 {
 			mt := "text/plain; charset=utf-8"
 			if json.Valid(t.Args) {
@@ -409,7 +409,7 @@ func (x *exchange) finish(how endKind, cause error) {
 			ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(t.Args), mt
 		}
 		evs = append(evs, ev)
-		items = append(items, x.gapItem(KindToolCall, "", x.status))
+		items = append(items, x.gapItem(event.KindToolCall, "", x.status))
 	}
 	// The results of these calls, when the agent sends them, are named
 	// after them.

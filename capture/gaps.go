@@ -222,7 +222,7 @@ func (ga *gap) event(actor event.Actor, common attrs) *event.Request {
 		Omitted int       `json:"omitted"`
 	}{ga.items, ga.omitted})
 	return &event.Request{
-		Session: ga.session, Kind: KindGap, Actor: actor,
+		Session: ga.session, Kind: event.KindCaptureGap, Actor: actor,
 		Attributes: a.raw(), Payload: payload,
 	}
 }

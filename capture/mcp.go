@@ -18,19 +18,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
-// Kinds of the events observed on the Model Context Protocol wire.
-const (
-	KindToolResult    = "tool.result"
-	KindToolDenied    = "tool.denied"
-	KindMCPInitialize = "mcp.initialize"
-	KindMCPToolsList  = "mcp.tools_list"
-	KindResourceRead  = "resource.read"
-	KindPromptGet     = "prompt.get"
-	// KindMCPRefused records a client message that was refused because
-	// the capture could not read it as the server would (see fromClient).
-	KindMCPRefused = "mcp.refused"
-)
-
 // JSON-RPC error codes the capture answers with (the implementation-defined
 // server error range).
 const (
@@ -437,7 +424,7 @@ func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
 	if string(id) != "null" {
 		a.set("jsonrpc.request.id", event.Clip(string(id), 128))
 	}
-	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
+	ev := &event.Request{Session: cn.session, Kind: event.KindMCPRefused, Actor: cn.agent.Actor}
 	o.exactPayload(ev, a, raw)
 	o.c.logger.Warn("capture: MCP message refused: not strict, unambiguous JSON-RPC", "session", cn.session, "error", why)
 	o.record(cn, ev)
@@ -450,7 +437,7 @@ func (o *MCPObserver) refuseEndpoint(cn *mcpConn, raw []byte, why error) {
 	a := o.common(cn)
 	a.set("error.type", "foreign_endpoint")
 	a.set("mcp.refused_reason", event.Clip(why.Error(), 200))
-	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
+	ev := &event.Request{Session: cn.session, Kind: event.KindMCPRefused, Actor: cn.agent.Actor}
 	o.exactPayload(ev, a, raw)
 	o.c.logger.Warn("capture: MCP endpoint event refused; stream ended", "session", cn.session, "error", why)
 	o.record(cn, ev)
@@ -489,7 +476,7 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 	if o.policy != nil {
 		if ok, why := o.policy(cn.agent, cn.server, p.tool); !ok {
 			a.set("mcp.denied_reason", why)
-			ev := &event.Request{Session: cn.session, Kind: KindToolDenied, Actor: cn.agent.Actor, Attributes: a.raw()}
+			ev := &event.Request{Session: cn.session, Kind: event.KindToolDenied, Actor: cn.agent.Actor, Attributes: a.raw()}
 			o.payload(ev, a, args)
 			ev.Attributes = a.raw()
 			o.record(cn, ev)
@@ -503,7 +490,7 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 			a.set("capture.llm_tool_call.id", b.toolCall)
 		}
 	}
-	ev := &event.Request{Session: cn.session, Kind: KindToolCall, Actor: cn.agent.Actor}
+	ev := &event.Request{Session: cn.session, Kind: event.KindToolCall, Actor: cn.agent.Actor}
 	o.payload(ev, a, args)
 	ev.Attributes = a.raw()
 	// Through the session's record queue, behind what the connection
@@ -511,7 +498,7 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 	it := &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}}
 	if o.c.o.mode != FailClosed {
 		it.failed = func(err error) {
-			o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolCall, Time: time.Now().UTC()})
+			o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: event.KindToolCall, Time: time.Now().UTC()})
 		}
 		o.c.enqueue(cn.agent.Tenant, cn.session, it)
 		o.c.forwarded(MCPProvider, time.Since(p.start))
@@ -593,11 +580,11 @@ func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
 
 // responseKinds are the events of the responses the capture follows.
 var responseKinds = map[string]string{
-	"tools/call":     KindToolResult,
-	"initialize":     KindMCPInitialize,
-	"tools/list":     KindMCPToolsList,
-	"resources/read": KindResourceRead,
-	"prompts/get":    KindPromptGet,
+	"tools/call":     event.KindToolResult,
+	"initialize":     event.KindMCPInitialize,
+	"tools/list":     event.KindMCPToolsList,
+	"resources/read": event.KindResourceRead,
+	"prompts/get":    event.KindPromptGet,
 }
 
 // unreadableResponse is the event of a response to p that could not be

@@ -255,14 +255,14 @@ func (x *exchange) toolResultEvents(rs []toolResult) []*event.Request {
 		a.set("gen_ai.tool.call.id", r.CallID)
 		a.set("capture.front", x.c.front)
 		a.set("capture.api", x.ep.api)
-		a.set("capture.tool_result.source", KindRequest)
+		a.set("capture.tool_result.source", event.KindLLMRequest)
 		if r.IsError != nil {
 			a.set("capture.tool_result.is_error", *r.IsError)
 			if *r.IsError {
 				a.set("error.type", "tool_error")
 			}
 		}
-		ev := &event.Request{Session: x.session, Kind: KindToolResult, Actor: x.actor, Subject: x.subject}
+		ev := &event.Request{Session: x.session, Kind: event.KindToolResult, Actor: x.actor, Subject: x.subject}
 		var buf bytes.Buffer
 		switch {
 		case len(r.Raw) > x.c.o.maxRecordedBytes:

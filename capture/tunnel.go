@@ -17,13 +17,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// KindTunnel is the event of one CONNECT tunnel through the interception
-// proxy to a host it does not record (its bytes are never read): the host
-// and port asked for, the address dialled, the bytes each way, the
-// duration and how it ended (capture.outcome: closed, idle_timeout,
-// refused, unreachable).
-const KindTunnel = "capture.tunnel"
-
 // DefaultTunnelIdle is the default of InterceptConfig.TunnelIdle.
 const DefaultTunnelIdle = 2 * time.Minute
 
@@ -265,8 +258,8 @@ func (ic *Interceptor) recordTunnel(agent *Agent, session, host, port, addr, out
 		a.set("capture.tunnel.bytes_received", st.received)
 	}
 	a.set("capture.duration_ms", millis(time.Since(start)))
-	ev := &event.Request{Session: session, Kind: KindTunnel, Actor: agent.Actor, Attributes: a.raw()}
-	gi := gapItem{Kind: KindTunnel, Time: time.Now().UTC(), Outcome: outcome}
+	ev := &event.Request{Session: session, Kind: event.KindCaptureTunnel, Actor: agent.Actor, Attributes: a.raw()}
+	gi := gapItem{Kind: event.KindCaptureTunnel, Time: time.Now().UTC(), Outcome: outcome}
 	c.enqueue(agent.Tenant, session, &recordItem{rec: agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
 		c.logger.Warn("capture: tunnel not recorded; noted as a gap", "session", session, "host", host, "error", err)
 		c.noteGap(agent.Tenant, agent.Recorder, session, err, gi)

@@ -426,7 +426,7 @@ func (c *collector) seeSignature(e *entry) {
 	if prob != nil {
 		c.sigProblems[e.index] = *prob
 	}
-	if l.Kind != signature.KindSignature {
+	if l.Kind != event.KindHumanSignature {
 		return
 	}
 	st, _, err := signature.FromLeaf(l)

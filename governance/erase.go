@@ -140,7 +140,7 @@ func (c *Clerk) Erase(ctx context.Context, r auditlog.Reader, req api.ErasureReq
 	attrs["erasure.payloads"] = json.RawMessage(strconv.Itoa(e.Payloads))
 	attrs["erasure.override"] = json.RawMessage(strconv.FormatBool(override))
 	attrs["erasure.wal_truncated"] = json.RawMessage(strconv.FormatBool(e.Forgotten))
-	a, err := c.record(ctx, r.Tenant, r, &event.Request{Session: event.SessionErasures, Kind: KindErasure, Actor: r.Actor(), Attributes: attrs})
+	a, err := c.record(ctx, r.Tenant, r, &event.Request{Session: event.SessionErasures, Kind: event.KindErasure, Actor: r.Actor(), Attributes: attrs})
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (c *Clerk) RecordRetention(ctx context.Context) error {
 			scope = "default"
 		}
 		if _, err := c.record(ctx, t, auditlog.Reader{TokenID: c.cfg.ServerToken}, &event.Request{
-			Session: event.SessionRetention, Kind: KindRetentionSet, Actor: event.ServerActor,
+			Session: event.SessionRetention, Kind: event.KindRetentionSet, Actor: event.ServerActor,
 			Attributes: map[string]json.RawMessage{
 				"retention.floor":    jsonString(f),
 				"retention.profiles": jsonStrings(profiles),

@@ -41,9 +41,9 @@ func (c *Clerk) RecordTokens(ctx context.Context) error {
 	}
 	server := auditlog.Reader{TokenID: c.cfg.ServerToken}
 	for _, ch := range changes {
-		kind := KindTokenCreated
+		kind := event.KindTokenCreated
 		if ch.Revoked {
-			kind = KindTokenRevoked
+			kind = event.KindTokenRevoked
 		}
 		actors := ch.Actors
 		if actors == nil {

@@ -7,12 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
-
-// ContentKind is the kind of the events that GenAI log records become.
-const ContentKind = "llm.content"
 
 // Logs maps the GenAI log records of ld for tenant: the records of one
 // span (by trace and span id) in one export request become one llm.content
@@ -125,7 +123,7 @@ func Logs(tenant string, ld plog.Logs) *Result {
 		for _, d := range g.digests {
 			extra = append(extra, d...)
 		}
-		ev, err := newEvent(g.session, ContentKind, actor, attrs, map[string]any{"otel": otel, "records": g.records})
+		ev, err := newEvent(g.session, event.KindLLMContent, actor, attrs, map[string]any{"otel": otel, "records": g.records})
 		if err != nil {
 			r.Mapped -= int64(len(g.records))
 			for range g.records {
@@ -133,7 +131,7 @@ func Logs(tenant string, ld plog.Logs) *Result {
 			}
 			continue
 		}
-		r.Events = append(r.Events, Event{ID: EventID(tenant, g.traceID, g.spanID, ContentKind, extra, g.first.AsTime()), Request: ev})
+		r.Events = append(r.Events, Event{ID: EventID(tenant, g.traceID, g.spanID, event.KindLLMContent, extra, g.first.AsTime()), Request: ev})
 	}
 	return r
 }

@@ -10,10 +10,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// KindVerdict is the event a verdict is appended as (reserved to tokens
-// with the audit scope).
-const KindVerdict = "replay.verdict"
-
 // VerdictEvent is the replay.verdict event of v: its attributes say what
 // was replayed against which checkpoint and how it ended, its payload is
 // the verdict itself.
@@ -47,7 +43,7 @@ func VerdictEvent(v Verdict) (*event.Request, error) {
 		session = session[:event.MaxIDLength]
 	}
 	session = strings.TrimRight(session, ".-_")
-	return &event.Request{Session: session, Kind: KindVerdict, Actor: event.Actor{Type: "system", ID: "replay"},
+	return &event.Request{Session: session, Kind: event.KindReplayVerdict, Actor: event.Actor{Type: "system", ID: "replay"},
 		Attributes: raw, Payload: payload}, nil
 }
 

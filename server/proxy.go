@@ -173,7 +173,7 @@ func (s *Server) toolResultHistory(ctx context.Context, tenant, session string) 
 			return nil, err
 		}
 		for _, en := range entries {
-			if en.Kind != capture.KindToolResult || en.Index >= size {
+			if en.Kind != event.KindToolResult || en.Index >= size {
 				continue
 			}
 			data, err := s.log.ReadLeaf(ctx, en.Index, size)
@@ -185,7 +185,7 @@ func (s *Server) toolResultHistory(ctx context.Context, tenant, session string) 
 				return nil, err
 			}
 			a := leaf.Attributes
-			if a.String("capture.tool_result.source") != capture.KindRequest {
+			if a.String("capture.tool_result.source") != event.KindLLMRequest {
 				continue // an MCP result, or one the agent posted
 			}
 			if id := a.String("gen_ai.tool.call.id"); id != "" {

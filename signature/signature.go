@@ -190,7 +190,6 @@ const (
 	KindRevoked    = "signer.revoked"
 	KindLocked     = "signer.locked"
 	KindUnlocked   = "signer.unlocked"
-	KindSignature  = "human.signature"
 	KindFailed     = "signature.failed"
 )
 
@@ -213,7 +212,7 @@ func PublicKeyFromLeaf(l *event.Leaf) (signer, printedName string, pub ed25519.P
 // FromLeaf reads the statement and signature a human.signature leaf
 // carries, unverified.
 func FromLeaf(l *event.Leaf) (*Statement, []byte, error) {
-	if l.Kind != KindSignature {
+	if l.Kind != event.KindHumanSignature {
 		return nil, nil, invalid("leaf of kind %s is not a signature", l.Kind)
 	}
 	st, _ := l.Attributes[AttrStatement].(string)
