@@ -27,11 +27,11 @@ var reservedKinds = []struct {
 	{"compliance.*", "", "the compliance configuration is recorded by the server"},
 	{"signer.*", "", "signer enrollment, rotation and revocation are recorded by the server"},
 	{"signature.*", "", "signature attempts are recorded by the server"},
-	{"human.signature", "", "electronic signatures are made through POST /v1/signatures"},
+	{KindHumanSignature, "", "electronic signatures are made through POST /v1/signatures"},
 	{"report.*", "", "reports are issued by the server"},
-	{"monitor.alert", ScopeMonitor, "monitor alerts need a token with the monitor scope"},
-	{"monitor.status", ScopeMonitor, "monitor status events need a token with the monitor scope"},
-	{"replay.verdict", ScopeAudit, "replay verdicts need a token with the audit scope"},
+	{KindMonitorAlert, ScopeMonitor, "monitor alerts need a token with the monitor scope"},
+	{KindMonitorStatus, ScopeMonitor, "monitor status events need a token with the monitor scope"},
+	{KindReplayVerdict, ScopeAudit, "replay verdicts need a token with the audit scope"},
 }
 
 // Scopes named by the table (the auth package defines the full set).

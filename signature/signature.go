@@ -180,6 +180,16 @@ const (
 	// one); AttrSession names the signing session by a digest.
 	AttrComponents = "signature.components"
 	AttrSession    = "signature.session"
+	// AttrFailure and AttrTokenID: why a signature attempt failed, and
+	// with which token (signature.failed).
+	AttrFailure = "signature.failure"
+	AttrTokenID = "signature.token_id"
+	// AttrEnrolledByToken: the token that enrolled the signer.
+	AttrEnrolledByToken = "signer.enrolled_by_token"
+	// AttrLockedReason and AttrRevokeReason: why a signer was locked or
+	// revoked.
+	AttrLockedReason = "signer.locked_reason"
+	AttrRevokeReason = "signer.revoke_reason"
 )
 
 // Event kinds of signer enrollment and signatures (all appended by the
