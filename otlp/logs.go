@@ -54,8 +54,8 @@ func Logs(tenant string, ld plog.Logs) *Result {
 				a := lr.Attributes()
 				var session string
 				switch {
-				case str(a, "gen_ai.conversation.id", "session.id") != "":
-					session = idOf("conv-", str(a, "gen_ai.conversation.id", "session.id"))
+				case str(a, event.AttrGenAIConversationID, "session.id") != "":
+					session = idOf("conv-", str(a, event.AttrGenAIConversationID, "session.id"))
 				case !lr.TraceID().IsEmpty():
 					session = lr.TraceID().String()
 				default:
@@ -82,10 +82,10 @@ func Logs(tenant string, ld plog.Logs) *Result {
 				if name != "" && !slices.Contains(g.names, clip(name, maxListItem)) && len(g.names) < maxLeafList {
 					g.names = append(g.names, clip(name, maxListItem))
 				}
-				if p := str(a, "gen_ai.provider.name", "gen_ai.system"); p != "" && g.provider == "" {
+				if p := str(a, event.AttrGenAIProviderName, "gen_ai.system"); p != "" && g.provider == "" {
 					g.provider = clip(p, maxLeafString)
 				}
-				if ag := str(a, "gen_ai.agent.id"); ag != "" && g.agent == "" {
+				if ag := str(a, event.AttrGenAIAgentID); ag != "" && g.agent == "" {
 					g.agent = ag
 				}
 				if t := recordTime(lr); t != 0 && (g.first == 0 || t < g.first) {
@@ -99,18 +99,18 @@ func Logs(tenant string, ld plog.Logs) *Result {
 		attrs := map[string]any{}
 		otel := map[string]any{"resource": rawMap(g.res), "scope": map[string]any{"name": g.scope.Name(), "version": g.scope.Version()}}
 		if !g.traceID.IsEmpty() {
-			attrs["otel.trace_id"] = g.traceID.String()
+			attrs[event.AttrOtelTraceID] = g.traceID.String()
 			otel["trace_id"] = g.traceID.String()
 		}
 		if !g.spanID.IsEmpty() {
-			attrs["otel.span_id"] = g.spanID.String()
+			attrs[event.AttrOtelSpanID] = g.spanID.String()
 			otel["span_id"] = g.spanID.String()
 		}
 		if g.names != nil {
-			attrs["otel.event_names"] = g.names
+			attrs[event.AttrOtelEventNames] = g.names
 		}
 		if g.provider != "" {
-			attrs["gen_ai.provider.name"] = g.provider
+			attrs[event.AttrGenAIProviderName] = g.provider
 		}
 		actor := actorOf(pcommon.NewMap(), g.res)
 		if g.agent != "" {
