@@ -60,7 +60,7 @@ func (c *Clerk) PlaceHold(ctx context.Context, r auditlog.Reader, t api.Target, 
 	}
 	a, err := c.record(ctx, r.Tenant, r, &event.Request{
 		Session: event.SessionHolds, Kind: event.KindHoldPlaced, Actor: r.Actor(),
-		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject, "hold.reason", h.Reason),
+		Attributes: strAttrs(event.AttrHoldID, h.ID, event.AttrHoldSession, h.Session, event.AttrHoldSubject, h.Subject, event.AttrHoldReason, h.Reason),
 	})
 	return h, a, err
 }
@@ -80,7 +80,7 @@ func (c *Clerk) ReleaseHold(ctx context.Context, r auditlog.Reader, id string) (
 	}
 	a, err := c.record(ctx, r.Tenant, r, &event.Request{
 		Session: event.SessionHolds, Kind: event.KindHoldReleased, Actor: r.Actor(),
-		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject),
+		Attributes: strAttrs(event.AttrHoldID, h.ID, event.AttrHoldSession, h.Session, event.AttrHoldSubject, h.Subject),
 	})
 	return h, a, err
 }

@@ -54,9 +54,9 @@ func (c *Clerk) RecordRetention(ctx context.Context) error {
 		if _, err := c.record(ctx, t, auditlog.Reader{TokenID: c.cfg.ServerToken}, &event.Request{
 			Session: event.SessionRetention, Kind: event.KindRetentionSet, Actor: event.ServerActor,
 			Attributes: map[string]json.RawMessage{
-				"retention.floor":    jsonString(f),
-				"retention.profiles": jsonStrings(profiles),
-				"retention.scope":    jsonString(scope),
+				event.AttrRetentionFloor:    jsonString(f),
+				event.AttrRetentionProfiles: jsonStrings(profiles),
+				event.AttrRetentionScope:    jsonString(scope),
 			},
 		}); err != nil {
 			return err

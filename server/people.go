@@ -72,22 +72,22 @@ func (s *Server) RecordAccount(ctx context.Context, a identity.Account) error {
 			r.TokenID = ServerTokenID
 		}
 	}
-	attrs := map[string]any{"access.method": a.Method}
+	attrs := map[string]any{event.AttrAccessMethod: a.Method}
 	if a.Reason != "" {
-		attrs["access.reason"] = a.Reason
+		attrs[event.AttrAccessReason] = a.Reason
 	}
 	if a.Detail != "" {
-		attrs["access.detail"] = event.Clip(a.Detail, 256)
+		attrs[event.AttrAccessDetail] = event.Clip(a.Detail, 256)
 	}
 	if r.TokenID != ServerTokenID {
-		attrs["access.token_id"] = r.TokenID
+		attrs[event.AttrAccessTokenID] = r.TokenID
 	}
 	if a.Role != nil {
-		attrs["access.tenant"] = a.Role.Tenant
-		attrs["access.global"] = a.Role.Global
-		attrs["access.scopes"] = a.Role.Scopes
+		attrs[event.AttrAccessTenant] = a.Role.Tenant
+		attrs[event.AttrAccessGlobal] = a.Role.Global
+		attrs[event.AttrAccessScopes] = a.Role.Scopes
 		if a.Role.Signer != "" {
-			attrs["access.signer"] = a.Role.Signer
+			attrs[event.AttrAccessSigner] = a.Role.Signer
 		}
 	}
 	_, err := s.log.AppendAs(ctx, r.Tenant, r, &event.Request{Session: session, Kind: a.Kind, Actor: actor, Attributes: jsonAttrs(attrs)})
