@@ -19,14 +19,14 @@ func VerdictEvent(v Verdict) (*event.Request, error) {
 		return nil, err
 	}
 	attrs := map[string]any{
-		"replay.session": v.Session, "replay.tenant": v.Tenant, "replay.verdict": v.Verdict,
-		"replay.checkpoint_size": v.Size, "replay.checkpoint_root": v.Root,
-		"replay.recorded_attempts": v.Recorded, "replay.served_attempts": v.Served, "replay.requests": v.Requests,
-		"replay.differences": len(v.Differences),
+		event.AttrReplaySession: v.Session, event.AttrReplayTenant: v.Tenant, event.AttrReplayVerdict: v.Verdict,
+		event.AttrReplayCheckpointSize: v.Size, event.AttrReplayCheckpointRoot: v.Root,
+		event.AttrReplayRecordedAttempts: v.Recorded, event.AttrReplayServedAttempts: v.Served, event.AttrReplayRequests: v.Requests,
+		event.AttrReplayDifferences: len(v.Differences),
 	}
 	for _, d := range v.Differences {
 		if d.Relevance == Decision {
-			attrs["replay.first_code"], attrs["replay.first_path"], attrs["replay.first_index"] = d.Code, d.Path, d.Index
+			attrs[event.AttrReplayFirstCode], attrs[event.AttrReplayFirstPath], attrs[event.AttrReplayFirstIndex] = d.Code, d.Path, d.Index
 			break
 		}
 	}
