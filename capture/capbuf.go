@@ -87,9 +87,9 @@ func (b *capBuf) payload(ev *event.Request, a attrs, mt string) {
 	}
 	if b.truncated() {
 		// The leaf's payload size is what was kept.
-		a.set("capture.body.size", b.total)
-		a.set("capture.body.truncated", true)
-		a.set("capture.body.sha256", hex.EncodeToString(b.h.Sum(nil)))
+		a.set(event.AttrCaptureBodySize, b.total)
+		a.set(event.AttrCaptureBodyTruncated, true)
+		a.set(event.AttrCaptureBodySHA256, hex.EncodeToString(b.h.Sum(nil)))
 	}
 	ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(b.buf), mt
 }

@@ -67,17 +67,6 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("capture mode %q: want fail-closed or fail-open", s)
 }
 
-// Event kinds written by this package.
-const (
-	KindRequest  = "llm.request"
-	KindResponse = "llm.response"
-	KindToolCall = "tool.call"
-	KindGap      = "capture.gap"
-	// KindRefused records a request the capture refused to forward because
-	// it could not read it as the upstream would (see ErrRefused).
-	KindRefused = "llm.refused"
-)
-
 // Outcomes of an attempt (attribute capture.outcome of llm.response).
 const (
 	// OutcomeComplete: the whole response arrived; for a stream, the

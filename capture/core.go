@@ -104,8 +104,8 @@ func (c *core) record(ctx context.Context, rec Recorder, scope string, evs []*ev
 	batch := make([]*event.Request, 0, len(pend)+len(evs))
 	if len(pend) > 0 {
 		common := attrs{}
-		common.set("capture.front", c.front)
-		common.set("capture.mode", string(c.o.mode))
+		common.set(event.AttrCaptureFront, c.front)
+		common.set(event.AttrCaptureMode, string(c.o.mode))
 		for _, g := range pend {
 			batch = append(batch, g.event(systemActor, common))
 		}

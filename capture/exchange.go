@@ -115,47 +115,47 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 	// llm.request and llm.response also name the model call; the rest is
 	// said once, by llm.request (leaves stay near 1 KiB).
 	a := attrs{}
-	a.set("capture.call.id", x.callID)
-	a.set("capture.attempt", x.attempt)
-	a.set("gen_ai.agent.id", s.agentID)
+	a.set(event.AttrCaptureCallID, x.callID)
+	a.set(event.AttrCaptureAttempt, x.attempt)
+	a.set(event.AttrGenAIAgentID, s.agentID)
 	x.common = a
 	x.model = a.clone()
 	if x.ep.api != apiOther {
-		x.model.set("gen_ai.provider.name", s.provider)
-		x.model.set("gen_ai.operation.name", x.ep.operation)
+		x.model.set(event.AttrGenAIProviderName, s.provider)
+		x.model.set(event.AttrGenAIOperationName, x.ep.operation)
 	}
-	x.model.set("gen_ai.request.model", x.info.Model)
+	x.model.set(event.AttrGenAIRequestModel, x.info.Model)
 
 	req := x.model.clone()
-	req.set("capture.front", c.front)
-	req.set("capture.mode", string(c.o.mode))
-	req.set("capture.upstream", s.upstream)
-	req.set("capture.api", x.ep.api)
-	req.set("server.address", s.server)
-	req.set("http.request.method", s.method)
-	req.set("url.path", s.path)
-	req.set("url.query", queryAttr(c.o.fingerprintKey, s.rawQuery))
+	req.set(event.AttrCaptureFront, c.front)
+	req.set(event.AttrCaptureMode, string(c.o.mode))
+	req.set(event.AttrCaptureUpstream, s.upstream)
+	req.set(event.AttrCaptureAPI, x.ep.api)
+	req.set(event.AttrServerAddress, s.server)
+	req.set(event.AttrHTTPRequestMethod, s.method)
+	req.set(event.AttrURLPath, s.path)
+	req.set(event.AttrURLQuery, queryAttr(c.o.fingerprintKey, s.rawQuery))
 	headerAttrs(req, s.header)
 	credentialAttrs(req, c.o.fingerprintKey, s.header)
 	if x.info.Stream {
-		req.set("gen_ai.request.stream", true)
+		req.set(event.AttrGenAIRequestStream, true)
 	}
-	req.set("gen_ai.request.max_tokens", x.info.MaxTokens)
-	req.set("gen_ai.request.temperature", x.info.Temperature)
-	req.set("gen_ai.request.top_p", x.info.TopP)
-	req.set("gen_ai.request.choice.count", x.info.ChoiceCount)
-	req.set("gen_ai.request.seed", x.info.Seed)
+	req.set(event.AttrGenAIRequestMaxTokens, x.info.MaxTokens)
+	req.set(event.AttrGenAIRequestTemperature, x.info.Temperature)
+	req.set(event.AttrGenAIRequestTopP, x.info.TopP)
+	req.set(event.AttrGenAIRequestChoiceCount, x.info.ChoiceCount)
+	req.set(event.AttrGenAIRequestSeed, x.info.Seed)
 	if x.info.SystemPrompt != "" {
-		req.set("capture.system_prompt.sha256", x.info.SystemPrompt)
+		req.set(event.AttrCaptureSystemPromptSHA256, x.info.SystemPrompt)
 	}
 	if x.info.EncodingFormat != "" {
-		req.set("gen_ai.request.encoding_formats", []string{x.info.EncodingFormat})
+		req.set(event.AttrGenAIRequestEncodingFormats, []string{x.info.EncodingFormat})
 	}
-	ev := &event.Request{Session: x.session, Kind: KindRequest, Actor: s.actor, Subject: x.subject}
+	ev := &event.Request{Session: x.session, Kind: event.KindLLMRequest, Actor: s.actor, Subject: x.subject}
 	if refused != nil {
-		ev.Kind = KindRefused
-		req.set("error.type", refusedType(refused, "request"))
-		req.set("capture.refused_reason", event.Clip(refused.Error(), 200))
+		ev.Kind = event.KindLLMRefused
+		req.set(event.AttrErrorType, refusedType(refused, "request"))
+		req.set(event.AttrCaptureRefusedReason, event.Clip(refused.Error(), 200))
 	}
 	var rb capBuf
 	rb.max = c.o.maxRecordedBytes
@@ -175,7 +175,7 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 			"session", x.session, "call", x.callID, "error", refused)
 		c.enqueue(s.scope, x.session, &recordItem{rec: s.rec, evs: []*event.Request{ev}, recorded: recorded, failed: func(err error) {
 			s.hold.release()
-			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(KindRefused, "", 0))
+			c.noteGap(s.scope, s.rec, x.session, err, x.gapItem(event.KindLLMRefused, "", 0))
 		}})
 		c.ended(x.provider, CallRefused)
 		return nil, &RefusedError{Err: refused}
@@ -225,9 +225,9 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 				"session", x.session, "call", x.callID, "error", err)
 			items := make([]gapItem, 0, len(evs))
 			for range results {
-				items = append(items, x.gapItem(KindToolResult, "", 0))
+				items = append(items, x.gapItem(event.KindToolResult, "", 0))
 			}
-			c.noteGap(s.scope, s.rec, x.session, err, append(items, x.gapItem(KindRequest, "", 0))...)
+			c.noteGap(s.scope, s.rec, x.session, err, append(items, x.gapItem(event.KindLLMRequest, "", 0))...)
 		}
 		c.enqueue(s.scope, x.session, it)
 	}
@@ -352,55 +352,55 @@ func (x *exchange) finish(how endKind, cause error) {
 	}
 
 	a := x.model.clone()
-	a.set("capture.outcome", outcome)
-	a.set("error.type", errType)
+	a.set(event.AttrCaptureOutcome, outcome)
+	a.set(event.AttrErrorType, errType)
 	if cause != nil && outcome != OutcomeComplete {
-		a.set("capture.error", event.Clip(cause.Error(), 256))
+		a.set(event.AttrCaptureError, event.Clip(cause.Error(), 256))
 	}
 	if x.status != 0 {
-		a.set("http.response.status_code", x.status)
+		a.set(event.AttrHTTPResponseStatusCode, x.status)
 	}
-	a.set("capture.upstream.request_id", x.requestID)
-	a.set("gen_ai.response.id", sum.ResponseID)
-	a.set("gen_ai.response.model", sum.ResponseModel)
-	a.set("gen_ai.response.finish_reasons", sum.FinishReasons)
-	a.set("gen_ai.usage.input_tokens", sum.Usage.Input)
-	a.set("gen_ai.usage.output_tokens", sum.Usage.Output)
-	a.set("gen_ai.usage.cache_read.input_tokens", sum.Usage.CacheRead)
-	a.set("gen_ai.usage.cache_creation.input_tokens", sum.Usage.CacheCreation)
-	a.set("gen_ai.usage.reasoning.output_tokens", sum.Usage.Reasoning)
+	a.set(event.AttrCaptureUpstreamRequestID, x.requestID)
+	a.set(event.AttrGenAIResponseID, sum.ResponseID)
+	a.set(event.AttrGenAIResponseModel, sum.ResponseModel)
+	a.set(event.AttrGenAIResponseFinishReasons, sum.FinishReasons)
+	a.set(event.AttrGenAIUsageInputTokens, sum.Usage.Input)
+	a.set(event.AttrGenAIUsageOutputTokens, sum.Usage.Output)
+	a.set(event.AttrGenAIUsageCacheReadInputTokens, sum.Usage.CacheRead)
+	a.set(event.AttrGenAIUsageCacheCreationInputTokens, sum.Usage.CacheCreation)
+	a.set(event.AttrGenAIUsageReasoningOutputTokens, sum.Usage.Reasoning)
 	if !x.headersAt.IsZero() {
-		a.set("capture.time_to_first_byte_ms", millis(x.headersAt.Sub(x.start)))
+		a.set(event.AttrCaptureTimeToFirstByteMS, millis(x.headersAt.Sub(x.start)))
 	}
 	if !x.firstChunk.IsZero() && x.stream {
-		a.set("gen_ai.response.time_to_first_chunk", x.firstChunk.Sub(x.start).Seconds())
+		a.set(event.AttrGenAIResponseTimeToFirstChunk, x.firstChunk.Sub(x.start).Seconds())
 	}
-	a.set("capture.duration_ms", millis(end.Sub(x.start)))
+	a.set(event.AttrCaptureDurationMS, millis(end.Sub(x.start)))
 	if x.stream {
-		a.set("capture.stream", true)
-		a.set("capture.stream.terminated", sum.Terminated)
-		a.set("capture.stream.events", sum.Events)
+		a.set(event.AttrCaptureStream, true)
+		a.set(event.AttrCaptureStreamTerminated, sum.Terminated)
+		a.set(event.AttrCaptureStreamEvents, sum.Events)
 		if sum.Dropped > 0 {
-			a.set("capture.stream.dropped_events", sum.Dropped)
+			a.set(event.AttrCaptureStreamDroppedEvents, sum.Dropped)
 		}
 	}
 	if len(sum.ToolCalls) > 0 {
-		a.set("capture.tool_calls", len(sum.ToolCalls))
+		a.set(event.AttrCaptureToolCalls, len(sum.ToolCalls))
 	}
 
-	resp := &event.Request{Session: x.session, Kind: KindResponse, Actor: x.actor, Subject: x.subject}
+	resp := &event.Request{Session: x.session, Kind: event.KindLLMResponse, Actor: x.actor, Subject: x.subject}
 	if x.status != 0 {
 		x.body.payload(resp, a, x.mediaType)
 	}
 	resp.Attributes = a.raw()
 	evs := []*event.Request{resp}
-	items := []gapItem{x.gapItem(KindResponse, outcome, x.status)}
+	items := []gapItem{x.gapItem(event.KindLLMResponse, outcome, x.status)}
 	for _, t := range sum.ToolCalls {
 		ta := x.common.clone()
-		ta.set("gen_ai.tool.name", t.Name)
-		ta.set("gen_ai.tool.call.id", t.ID)
-		ta.set("gen_ai.tool.type", t.Type)
-		ev := &event.Request{Session: x.session, Kind: KindToolCall, Actor: x.actor, Subject: x.subject, Attributes: ta.raw()}
+		ta.set(event.AttrGenAIToolName, t.Name)
+		ta.set(event.AttrGenAIToolCallID, t.ID)
+		ta.set(event.AttrGenAIToolType, t.Type)
+		ev := &event.Request{Session: x.session, Kind: event.KindToolCall, Actor: x.actor, Subject: x.subject, Attributes: ta.raw()}
 		if len(t.Args) > 0 {
 			mt := "text/plain; charset=utf-8"
 			if json.Valid(t.Args) {
@@ -409,7 +409,7 @@ func (x *exchange) finish(how endKind, cause error) {
 			ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(t.Args), mt
 		}
 		evs = append(evs, ev)
-		items = append(items, x.gapItem(KindToolCall, "", x.status))
+		items = append(items, x.gapItem(event.KindToolCall, "", x.status))
 	}
 	// The results of these calls, when the agent sends them, are named
 	// after them.

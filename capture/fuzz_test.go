@@ -199,7 +199,7 @@ func FuzzExchange(f *testing.F) {
 		if errors.Is(err, ErrRefused) {
 			// Not strict JSON: one llm.refused event, nothing else.
 			c.bg.wait(context.Background())
-			if len(rec.evs) != 1 || rec.evs[0].Kind != KindRefused {
+			if len(rec.evs) != 1 || rec.evs[0].Kind != event.KindLLMRefused {
 				t.Fatalf("refused: %d events", len(rec.evs))
 			}
 			checkEvent(t, rec.evs[0])

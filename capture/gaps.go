@@ -202,10 +202,10 @@ func (g *gaps) count() int {
 // event is the capture.gap event describing ga.
 func (ga *gap) event(actor event.Actor, common attrs) *event.Request {
 	a := common.clone()
-	a.set("capture.gap.count", ga.count)
-	a.set("capture.gap.first_time", timeAttr(ga.first))
-	a.set("capture.gap.last_time", timeAttr(ga.last))
-	a.set("capture.gap.kinds", slices.Sorted(maps.Keys(ga.kinds)))
+	a.set(event.AttrCaptureGapCount, ga.count)
+	a.set(event.AttrCaptureGapFirstTime, timeAttr(ga.first))
+	a.set(event.AttrCaptureGapLastTime, timeAttr(ga.last))
+	a.set(event.AttrCaptureGapKinds, slices.Sorted(maps.Keys(ga.kinds)))
 	for k, n := range ga.kinds {
 		a.set("capture.gap.count."+k, n)
 	}
@@ -215,14 +215,14 @@ func (ga *gap) event(actor event.Actor, common attrs) *event.Request {
 			calls = append(calls, it.CallID)
 		}
 	}
-	a.set("capture.gap.call_ids", calls)
-	a.set("capture.gap.error", ga.lastErr)
+	a.set(event.AttrCaptureGapCallIDs, calls)
+	a.set(event.AttrCaptureGapError, ga.lastErr)
 	payload, _ := json.Marshal(struct {
 		Missed  []gapItem `json:"missed"`
 		Omitted int       `json:"omitted"`
 	}{ga.items, ga.omitted})
 	return &event.Request{
-		Session: ga.session, Kind: KindGap, Actor: actor,
+		Session: ga.session, Kind: event.KindCaptureGap, Actor: actor,
 		Attributes: a.raw(), Payload: payload,
 	}
 }

@@ -53,14 +53,14 @@ func TestGapInReservedSession(t *testing.T) {
 	rec := &strictRecorder{}
 	agent := event.Actor{Type: "agent", ID: "victim"}
 	call := func(session string) []*event.Request {
-		return []*event.Request{{Session: session, Kind: KindToolCall, Actor: agent}}
+		return []*event.Request{{Session: session, Kind: event.KindToolCall, Actor: agent}}
 	}
 	now := time.Now().UTC()
 	// As an older capture left them: a gap in holds (its events were
 	// refused as reserved), one in a bad session, one in an ordinary one.
-	c.gaps.note("t", rec, "holds", event.ErrReservedSession, gapItem{Kind: KindMCPRefused, Time: now})
-	c.gaps.note("t", rec, "bad session!", event.ErrInvalidEvent, gapItem{Kind: KindMCPRefused, Time: now})
-	c.gaps.note("t", rec, "s-other", errors.New("log down"), gapItem{Kind: KindToolCall, Time: now})
+	c.gaps.note("t", rec, "holds", event.ErrReservedSession, gapItem{Kind: event.KindMCPRefused, Time: now})
+	c.gaps.note("t", rec, "bad session!", event.ErrInvalidEvent, gapItem{Kind: event.KindMCPRefused, Time: now})
+	c.gaps.note("t", rec, "s-other", errors.New("log down"), gapItem{Kind: event.KindToolCall, Time: now})
 	for i := range 2 {
 		if _, err := c.record(ctx, rec, "t", call("victim")); err != nil {
 			t.Fatalf("the victim's call %d: %v", i, err)
@@ -79,18 +79,18 @@ func TestGapInReservedSession(t *testing.T) {
 
 	// A failure in a reserved session is noted in the overflow session.
 	rec.recorded = nil
-	c.noteGap("t", rec, "signer.x", event.ErrReservedSession, gapItem{Kind: KindTunnel, Time: now})
+	c.noteGap("t", rec, "signer.x", event.ErrReservedSession, gapItem{Kind: event.KindCaptureTunnel, Time: now})
 	if _, err := c.record(ctx, rec, "t", call("victim")); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.recorded) != 2 || rec.recorded[0].Session != overflowSession || rec.recorded[0].Kind != KindGap {
+	if len(rec.recorded) != 2 || rec.recorded[0].Session != overflowSession || rec.recorded[0].Kind != event.KindCaptureGap {
 		t.Fatalf("recorded %v", rec.recorded)
 	}
 
 	// While the log is down, the gaps stay pending and are recorded after.
 	rec.recorded, rec.down = nil, errors.New("unavailable")
-	c.gaps.note("t", rec, "s-other", rec.down, gapItem{Kind: KindToolCall, Time: now})
-	c.gaps.note("t", rec, "holds", rec.down, gapItem{Kind: KindToolCall, Time: now})
+	c.gaps.note("t", rec, "s-other", rec.down, gapItem{Kind: event.KindToolCall, Time: now})
+	c.gaps.note("t", rec, "holds", rec.down, gapItem{Kind: event.KindToolCall, Time: now})
 	if _, err := c.record(ctx, rec, "t", call("victim")); err == nil {
 		t.Fatal("recorded while the log is down")
 	}

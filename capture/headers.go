@@ -107,7 +107,7 @@ func headerAttrs(a attrs, h http.Header) {
 	if len(names) > maxHeaderNames {
 		names = names[:maxHeaderNames]
 	}
-	a.set("http.request.header_names", names)
+	a.set(event.AttrHTTPRequestHeaderNames, names)
 }
 
 // queryAttr returns the shape of a raw query with no value in it: parts

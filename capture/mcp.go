@@ -18,19 +18,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/llmapi"
 )
 
-// Kinds of the events observed on the Model Context Protocol wire.
-const (
-	KindToolResult    = "tool.result"
-	KindToolDenied    = "tool.denied"
-	KindMCPInitialize = "mcp.initialize"
-	KindMCPToolsList  = "mcp.tools_list"
-	KindResourceRead  = "resource.read"
-	KindPromptGet     = "prompt.get"
-	// KindMCPRefused records a client message that was refused because
-	// the capture could not read it as the server would (see fromClient).
-	KindMCPRefused = "mcp.refused"
-)
-
 // JSON-RPC error codes the capture answers with (the implementation-defined
 // server error range).
 const (
@@ -250,9 +237,9 @@ func newMCPObserver(c *core, policy ToolPolicy, binder *ToolCallBinder) *MCPObse
 
 func (o *MCPObserver) common(cn *mcpConn) attrs {
 	a := attrs{}
-	a.set("capture.front", cn.front)
-	a.set("capture.mode", string(o.c.o.mode))
-	a.set("mcp.server", cn.server)
+	a.set(event.AttrCaptureFront, cn.front)
+	a.set(event.AttrCaptureMode, string(o.c.o.mode))
+	a.set(event.AttrMCPServer, cn.server)
 	return a
 }
 
@@ -263,8 +250,8 @@ func (o *MCPObserver) payload(ev *event.Request, a attrs, raw json.RawMessage) {
 		return
 	}
 	if len(raw) > o.c.o.maxRecordedBytes {
-		a.set("capture.payload_dropped", true)
-		a.set("capture.payload_bytes", len(raw))
+		a.set(event.AttrCapturePayloadDropped, true)
+		a.set(event.AttrCapturePayloadBytes, len(raw))
 		return
 	}
 	var buf bytes.Buffer
@@ -295,8 +282,8 @@ func (o *MCPObserver) record(cn *mcpConn, evs ...*event.Request) {
 // large; it sets ev's attributes from a.
 func (o *MCPObserver) exactPayload(ev *event.Request, a attrs, raw []byte) {
 	if len(raw) > o.c.o.maxRecordedBytes {
-		a.set("capture.payload_dropped", true)
-		a.set("capture.payload_bytes", len(raw))
+		a.set(event.AttrCapturePayloadDropped, true)
+		a.set(event.AttrCapturePayloadBytes, len(raw))
 	} else {
 		ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(raw), "application/json"
 	}
@@ -432,12 +419,12 @@ func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
 	if errors.Is(why, strictjson.ErrMalformed) {
 		code = RPCParseError
 	}
-	a.set("error.type", refusedType(why, "message"))
-	a.set("mcp.refused_reason", event.Clip(why.Error(), 200))
+	a.set(event.AttrErrorType, refusedType(why, "message"))
+	a.set(event.AttrMCPRefusedReason, event.Clip(why.Error(), 200))
 	if string(id) != "null" {
-		a.set("jsonrpc.request.id", event.Clip(string(id), 128))
+		a.set(event.AttrJSONRPCRequestID, event.Clip(string(id), 128))
 	}
-	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
+	ev := &event.Request{Session: cn.session, Kind: event.KindMCPRefused, Actor: cn.agent.Actor}
 	o.exactPayload(ev, a, raw)
 	o.c.logger.Warn("capture: MCP message refused: not strict, unambiguous JSON-RPC", "session", cn.session, "error", why)
 	o.record(cn, ev)
@@ -448,9 +435,9 @@ func (o *MCPObserver) refuse(cn *mcpConn, raw []byte, why error) []byte {
 // relayed (why) as mcp.refused with error.type foreign_endpoint.
 func (o *MCPObserver) refuseEndpoint(cn *mcpConn, raw []byte, why error) {
 	a := o.common(cn)
-	a.set("error.type", "foreign_endpoint")
-	a.set("mcp.refused_reason", event.Clip(why.Error(), 200))
-	ev := &event.Request{Session: cn.session, Kind: KindMCPRefused, Actor: cn.agent.Actor}
+	a.set(event.AttrErrorType, "foreign_endpoint")
+	a.set(event.AttrMCPRefusedReason, event.Clip(why.Error(), 200))
+	ev := &event.Request{Session: cn.session, Kind: event.KindMCPRefused, Actor: cn.agent.Actor}
 	o.exactPayload(ev, a, raw)
 	o.c.logger.Warn("capture: MCP endpoint event refused; stream ended", "session", cn.session, "error", why)
 	o.record(cn, ev)
@@ -483,13 +470,13 @@ func (o *MCPObserver) unreadableBatch(cn *mcpConn, forwarded, raw []byte, why er
 // answers the client instead.
 func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, p *mcpPending, args json.RawMessage) []byte {
 	a := o.common(cn)
-	a.set("gen_ai.tool.name", p.tool)
-	a.set("gen_ai.tool.call.id", string(m.ID))
-	a.set("gen_ai.tool.type", "mcp")
+	a.set(event.AttrGenAIToolName, p.tool)
+	a.set(event.AttrGenAIToolCallID, string(m.ID))
+	a.set(event.AttrGenAIToolType, "mcp")
 	if o.policy != nil {
 		if ok, why := o.policy(cn.agent, cn.server, p.tool); !ok {
-			a.set("mcp.denied_reason", why)
-			ev := &event.Request{Session: cn.session, Kind: KindToolDenied, Actor: cn.agent.Actor, Attributes: a.raw()}
+			a.set(event.AttrMCPDeniedReason, why)
+			ev := &event.Request{Session: cn.session, Kind: event.KindToolDenied, Actor: cn.agent.Actor, Attributes: a.raw()}
 			o.payload(ev, a, args)
 			ev.Attributes = a.raw()
 			o.record(cn, ev)
@@ -499,11 +486,11 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 	}
 	if o.binder != nil {
 		if b, ok := o.binder.take(ctx, cn.agent.Tenant, cn.session, p.tool, args, o.c.o.recordTimeout); ok {
-			a.set("capture.llm_response.id", b.response)
-			a.set("capture.llm_tool_call.id", b.toolCall)
+			a.set(event.AttrCaptureLLMResponseID, b.response)
+			a.set(event.AttrCaptureLLMToolCallID, b.toolCall)
 		}
 	}
-	ev := &event.Request{Session: cn.session, Kind: KindToolCall, Actor: cn.agent.Actor}
+	ev := &event.Request{Session: cn.session, Kind: event.KindToolCall, Actor: cn.agent.Actor}
 	o.payload(ev, a, args)
 	ev.Attributes = a.raw()
 	// Through the session's record queue, behind what the connection
@@ -511,7 +498,7 @@ func (o *MCPObserver) toolCall(ctx context.Context, cn *mcpConn, m *rpcMessage, 
 	it := &recordItem{rec: cn.agent.Recorder, evs: []*event.Request{ev}}
 	if o.c.o.mode != FailClosed {
 		it.failed = func(err error) {
-			o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: KindToolCall, Time: time.Now().UTC()})
+			o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, gapItem{Kind: event.KindToolCall, Time: time.Now().UTC()})
 		}
 		o.c.enqueue(cn.agent.Tenant, cn.session, it)
 		o.c.forwarded(MCPProvider, time.Since(p.start))
@@ -593,11 +580,11 @@ func (o *MCPObserver) fromServer(ctx context.Context, cn *mcpConn, raw []byte) {
 
 // responseKinds are the events of the responses the capture follows.
 var responseKinds = map[string]string{
-	"tools/call":     KindToolResult,
-	"initialize":     KindMCPInitialize,
-	"tools/list":     KindMCPToolsList,
-	"resources/read": KindResourceRead,
-	"prompts/get":    KindPromptGet,
+	"tools/call":     event.KindToolResult,
+	"initialize":     event.KindMCPInitialize,
+	"tools/list":     event.KindMCPToolsList,
+	"resources/read": event.KindResourceRead,
+	"prompts/get":    event.KindPromptGet,
 }
 
 // unreadableResponse is the event of a response to p that could not be
@@ -605,9 +592,9 @@ var responseKinds = map[string]string{
 // read from them.
 func (o *MCPObserver) unreadableResponse(cn *mcpConn, id json.RawMessage, raw []byte, why error, p *mcpPending) *event.Request {
 	a := o.common(cn)
-	a.set("capture.duration_ms", millis(time.Since(p.start)))
-	a.set("error.type", refusedType(why, "response"))
-	a.set("mcp.unreadable_reason", event.Clip(why.Error(), 200))
+	a.set(event.AttrCaptureDurationMS, millis(time.Since(p.start)))
+	a.set(event.AttrErrorType, refusedType(why, "response"))
+	a.set(event.AttrMCPUnreadableReason, event.Clip(why.Error(), 200))
 	o.requestAttrs(a, p, id)
 	ev := &event.Request{Session: cn.session, Kind: responseKinds[p.method], Actor: cn.agent.Actor}
 	o.exactPayload(ev, a, raw)
@@ -619,19 +606,19 @@ func (o *MCPObserver) unreadableResponse(cn *mcpConn, id json.RawMessage, raw []
 func (o *MCPObserver) requestAttrs(a attrs, p *mcpPending, id json.RawMessage) {
 	switch p.method {
 	case "tools/call":
-		a.set("gen_ai.tool.name", p.tool)
-		a.set("gen_ai.tool.call.id", string(id))
-		a.set("gen_ai.tool.type", "mcp")
+		a.set(event.AttrGenAIToolName, p.tool)
+		a.set(event.AttrGenAIToolCallID, string(id))
+		a.set(event.AttrGenAIToolType, "mcp")
 		if p.callID != "" {
-			a.set("capture.tool_call.id", p.callID)
+			a.set(event.AttrCaptureToolCallID, p.callID)
 		}
 		if p.notes > 0 {
-			a.set("mcp.notifications", p.notes)
+			a.set(event.AttrMCPNotifications, p.notes)
 		}
 	case "resources/read":
-		a.set("mcp.resource.uri", p.uri)
+		a.set(event.AttrMCPResourceURI, p.uri)
 	case "prompts/get":
-		a.set("mcp.prompt.name", p.name)
+		a.set(event.AttrMCPPromptName, p.name)
 	}
 }
 
@@ -641,11 +628,11 @@ func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *
 		return nil
 	}
 	a := o.common(cn)
-	a.set("capture.duration_ms", millis(time.Since(p.start)))
+	a.set(event.AttrCaptureDurationMS, millis(time.Since(p.start)))
 	body := m.Result
 	if m.Error != nil {
-		a.set("error.type", fmt.Sprintf("jsonrpc.%d", m.Error.Code))
-		a.set("mcp.error.message", m.Error.Message)
+		a.set(event.AttrErrorType, fmt.Sprintf("jsonrpc.%d", m.Error.Code))
+		a.set(event.AttrMCPErrorMessage, m.Error.Message)
 		body, _ = json.Marshal(m.Error)
 	}
 	ev := &event.Request{Session: cn.session, Kind: kind, Actor: cn.agent.Actor}
@@ -655,7 +642,7 @@ func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *
 	read := func(v any) bool {
 		err := strictjson.Unmarshal(m.Result, v)
 		if errors.Is(err, strictjson.ErrAmbiguous) {
-			a.set("error.type", errAmbiguousResponse)
+			a.set(event.AttrErrorType, errAmbiguousResponse)
 		}
 		return err == nil
 	}
@@ -666,9 +653,9 @@ func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *
 			IsError bool `json:"isError"`
 		}
 		if read(&r) {
-			a.set("mcp.is_error", r.IsError)
+			a.set(event.AttrMCPIsError, r.IsError)
 			if r.IsError {
-				a.set("error.type", "tool_error")
+				a.set(event.AttrErrorType, "tool_error")
 			}
 		}
 	case p.method == "initialize":
@@ -681,15 +668,15 @@ func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *
 			} `json:"serverInfo"`
 		}
 		if read(&r) {
-			a.set("mcp.protocol_version", r.ProtocolVersion)
-			a.set("mcp.server.name", r.ServerInfo.Name)
-			a.set("mcp.server.version", r.ServerInfo.Version)
+			a.set(event.AttrMCPProtocolVersion, r.ProtocolVersion)
+			a.set(event.AttrMCPServerName, r.ServerInfo.Name)
+			a.set(event.AttrMCPServerVersion, r.ServerInfo.Version)
 			caps := make([]string, 0, len(r.Capabilities))
 			for k := range r.Capabilities {
 				caps = append(caps, k)
 			}
 			sort.Strings(caps)
-			a.set("mcp.capabilities", caps)
+			a.set(event.AttrMCPCapabilities, caps)
 		}
 	case p.method == "tools/list":
 		var r struct {
@@ -697,9 +684,9 @@ func (o *MCPObserver) responseEvent(cn *mcpConn, m *rpcMessage, p *mcpPending) *
 		}
 		if read(&r) {
 			hashes, all := ToolHashes(r.Tools)
-			a.set("mcp.tools.count", len(r.Tools))
-			a.set("mcp.tools.sha256", all)
-			a.set("mcp.tool_hashes", hashes)
+			a.set(event.AttrMCPToolsCount, len(r.Tools))
+			a.set(event.AttrMCPToolsSHA256, all)
+			a.set(event.AttrMCPToolHashes, hashes)
 		}
 	}
 	o.payload(ev, a, body)

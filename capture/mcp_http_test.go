@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -199,7 +200,7 @@ func TestMCPProxySSE(t *testing.T) {
 			continue
 		}
 		evs := e.events(session, 1)
-		if len(evs) != 1 || evs[0].Leaf.Kind != capture.KindMCPRefused || evs[0].str("error.type") != "foreign_endpoint" {
+		if len(evs) != 1 || evs[0].Leaf.Kind != event.KindMCPRefused || evs[0].str("error.type") != "foreign_endpoint" {
 			t.Errorf("GET %s: events %v", path, evs)
 		}
 	}
@@ -212,7 +213,7 @@ func TestMCPProxySSE(t *testing.T) {
 		t.Fatalf("tools/call: %d %q", code, b)
 	}
 	evs := e.events("mcp-sse-cr", 2)
-	if len(evs) != 2 || evs[0].Leaf.Kind != capture.KindToolCall || evs[1].Leaf.Kind != capture.KindToolResult {
+	if len(evs) != 2 || evs[0].Leaf.Kind != event.KindToolCall || evs[1].Leaf.Kind != event.KindToolResult {
 		t.Fatalf("tools/call with CR line ends: %d events, want tool.call and tool.result", len(evs))
 	}
 }

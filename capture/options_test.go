@@ -233,8 +233,8 @@ func TestMCPToolCallBinder(t *testing.T) {
 			if code, body := mcpCall(t, mts.URL+"/mcp/tools/", session, "get.weather", `{"city":"Paris"}`); code != 200 || body != mcpAnswer {
 				t.Fatalf("tools/call: %d %s", code, body)
 			}
-			respIDs, _ := rec.recorded(t, session, capture.KindResponse, 1)
-			callIDs, calls := rec.recorded(t, session, capture.KindToolCall, 3) // the model's two, then the MCP one
+			respIDs, _ := rec.recorded(t, session, event.KindLLMResponse, 1)
+			callIDs, calls := rec.recorded(t, session, event.KindToolCall, 3) // the model's two, then the MCP one
 			var viaMCP *event.Request
 			var modelCall string
 			for i, ev := range calls {

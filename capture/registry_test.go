@@ -15,6 +15,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/llmapi"
 	"github.com/llmaudittrail/llmaudittrail/replay"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -183,7 +184,7 @@ func TestTestOnlyProvider(t *testing.T) {
 	tl := replay.NewTimeline(s)
 	var texts []string
 	for _, ev := range s.Events {
-		if ev.Leaf.Kind == capture.KindResponse {
+		if ev.Leaf.Kind == event.KindLLMResponse {
 			if txt, ok := replay.AssembledText(ev.Payload); ok {
 				texts = append(texts, txt)
 			}

@@ -179,12 +179,12 @@ func splitCalls(t testing.TB, evs []logged) []call {
 	t.Helper()
 	var out []call
 	for i := 0; i < len(evs); {
-		if evs[i].Leaf.Kind != capture.KindRequest || i+1 >= len(evs) || evs[i+1].Leaf.Kind != capture.KindResponse {
+		if evs[i].Leaf.Kind != event.KindLLMRequest || i+1 >= len(evs) || evs[i+1].Leaf.Kind != event.KindLLMResponse {
 			t.Fatalf("events %v: want llm.request, llm.response, tool.call*", kinds(evs))
 		}
 		c := call{req: evs[i], resp: evs[i+1]}
 		i += 2
-		for i < len(evs) && evs[i].Leaf.Kind == capture.KindToolCall {
+		for i < len(evs) && evs[i].Leaf.Kind == event.KindToolCall {
 			c.tools = append(c.tools, evs[i])
 			i++
 		}

@@ -251,23 +251,23 @@ func (x *exchange) toolResultEvents(rs []toolResult) []*event.Request {
 	evs := make([]*event.Request, 0, len(rs))
 	for _, r := range rs {
 		a := x.common.clone()
-		a.set("gen_ai.tool.name", r.Name)
-		a.set("gen_ai.tool.call.id", r.CallID)
-		a.set("capture.front", x.c.front)
-		a.set("capture.api", x.ep.api)
-		a.set("capture.tool_result.source", KindRequest)
+		a.set(event.AttrGenAIToolName, r.Name)
+		a.set(event.AttrGenAIToolCallID, r.CallID)
+		a.set(event.AttrCaptureFront, x.c.front)
+		a.set(event.AttrCaptureAPI, x.ep.api)
+		a.set(event.AttrCaptureToolResultSource, event.KindLLMRequest)
 		if r.IsError != nil {
-			a.set("capture.tool_result.is_error", *r.IsError)
+			a.set(event.AttrCaptureToolResultIsError, *r.IsError)
 			if *r.IsError {
-				a.set("error.type", "tool_error")
+				a.set(event.AttrErrorType, "tool_error")
 			}
 		}
-		ev := &event.Request{Session: x.session, Kind: KindToolResult, Actor: x.actor, Subject: x.subject}
+		ev := &event.Request{Session: x.session, Kind: event.KindToolResult, Actor: x.actor, Subject: x.subject}
 		var buf bytes.Buffer
 		switch {
 		case len(r.Raw) > x.c.o.maxRecordedBytes:
-			a.set("capture.payload_dropped", true)
-			a.set("capture.payload_bytes", len(r.Raw))
+			a.set(event.AttrCapturePayloadDropped, true)
+			a.set(event.AttrCapturePayloadBytes, len(r.Raw))
 		case json.Compact(&buf, r.Raw) == nil:
 			ev.Payload = buf.Bytes()
 		}

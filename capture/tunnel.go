@@ -17,13 +17,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// KindTunnel is the event of one CONNECT tunnel through the interception
-// proxy to a host it does not record (its bytes are never read): the host
-// and port asked for, the address dialled, the bytes each way, the
-// duration and how it ended (capture.outcome: closed, idle_timeout,
-// refused, unreachable).
-const KindTunnel = "capture.tunnel"
-
 // DefaultTunnelIdle is the default of InterceptConfig.TunnelIdle.
 const DefaultTunnelIdle = 2 * time.Minute
 
@@ -248,25 +241,25 @@ func tunnel(client net.Conn, buffered *bufio.Reader, upstream net.Conn, idle tim
 func (ic *Interceptor) recordTunnel(agent *Agent, session, host, port, addr, outcome string, st tunnelStats, start time.Time, cause error) {
 	c := ic.p.c
 	a := attrs{}
-	a.set("capture.front", c.front)
-	a.set("server.address", event.Clip(host, 256))
+	a.set(event.AttrCaptureFront, c.front)
+	a.set(event.AttrServerAddress, event.Clip(host, 256))
 	if n, err := strconv.Atoi(port); err == nil {
-		a.set("server.port", n)
+		a.set(event.AttrServerPort, n)
 	}
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
-		a.set("network.peer.address", ap.Addr().String())
+		a.set(event.AttrNetworkPeerAddress, ap.Addr().String())
 	}
-	a.set("capture.outcome", outcome)
+	a.set(event.AttrCaptureOutcome, outcome)
 	if cause != nil {
-		a.set("capture.error", event.Clip(cause.Error(), 256))
+		a.set(event.AttrCaptureError, event.Clip(cause.Error(), 256))
 	}
 	if outcome != TunnelRefused && outcome != TunnelUnreachable {
-		a.set("capture.tunnel.bytes_sent", st.sent)
-		a.set("capture.tunnel.bytes_received", st.received)
+		a.set(event.AttrCaptureTunnelBytesSent, st.sent)
+		a.set(event.AttrCaptureTunnelBytesReceived, st.received)
 	}
-	a.set("capture.duration_ms", millis(time.Since(start)))
-	ev := &event.Request{Session: session, Kind: KindTunnel, Actor: agent.Actor, Attributes: a.raw()}
-	gi := gapItem{Kind: KindTunnel, Time: time.Now().UTC(), Outcome: outcome}
+	a.set(event.AttrCaptureDurationMS, millis(time.Since(start)))
+	ev := &event.Request{Session: session, Kind: event.KindCaptureTunnel, Actor: agent.Actor, Attributes: a.raw()}
+	gi := gapItem{Kind: event.KindCaptureTunnel, Time: time.Now().UTC(), Outcome: outcome}
 	c.enqueue(agent.Tenant, session, &recordItem{rec: agent.Recorder, evs: []*event.Request{ev}, failed: func(err error) {
 		c.logger.Warn("capture: tunnel not recorded; noted as a gap", "session", session, "host", host, "error", err)
 		c.noteGap(agent.Tenant, agent.Recorder, session, err, gi)

@@ -270,57 +270,57 @@ func (c *collector) see(e *entry) {
 		if e.when == during {
 			c.locks = append(c.locks, e)
 		}
-	case "config.change":
-		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + a.String("config.agent"), agentID: a.String("config.agent"),
-			model: a.String("config.model"), hash: a.String("config.sha256"), prompt: a.String("config.prompt_sha256")}
+	case event.KindConfigChange:
+		cc := &configChange{e: e, author: l.Actor.ID, agent: l.Tenant + "/" + a.String(event.AttrConfigAgent), agentID: a.String(event.AttrConfigAgent),
+			model: a.String(event.AttrConfigModel), hash: a.String(event.AttrConfigSHA256), prompt: a.String(event.AttrConfigPromptSHA256)}
 		c.configs = append(c.configs, cc)
-		if cc.model != "" && a.String("config.agent") != "" {
+		if cc.model != "" && a.String(event.AttrConfigAgent) != "" {
 			c.declared[cc.agent] = cc.model
 		}
-	case "llm.request":
-		c.seeModel(e, agent, a.String("gen_ai.request.model"))
-		c.seePrompt(e, agent, a.String("capture.system_prompt.sha256"))
-	case "tool.call":
-		c.seeToolCall(e, skey, a.String("gen_ai.tool.name"))
-	case "agent.decision":
-		if outcome := a.String("decision.outcome"); outcome != "" {
+	case event.KindLLMRequest:
+		c.seeModel(e, agent, a.String(event.AttrGenAIRequestModel))
+		c.seePrompt(e, agent, a.String(event.AttrCaptureSystemPromptSHA256))
+	case event.KindToolCall:
+		c.seeToolCall(e, skey, a.String(event.AttrGenAIToolName))
+	case event.KindAgentDecision:
+		if outcome := a.String(event.AttrDecisionOutcome); outcome != "" {
 			c.gate(e, skey, "agent.decision "+outcome, func(g Gate) bool { return slices.Contains(g.Outcomes, outcome) })
 		}
-		if r, ok := a.Uint("decision.record"); ok && slices.Contains(c.p.ApprovalOutcomes, a.String("decision.outcome")) && e.when == during {
+		if r, ok := a.Uint(event.AttrDecisionRecord); ok && slices.Contains(c.p.ApprovalOutcomes, a.String(event.AttrDecisionOutcome)) && e.when == during {
 			c.approvalsN++
 			if actor, _, ok := c.record(r); ok && actor == l.Actor.ID {
 				c.selfApprov.add(e.offense("actor %s approves its own entry %d", l.Actor.ID, r))
 			}
 		}
-	case "erasure":
+	case event.KindErasure:
 		c.seeErasure(e)
-	case "capture.gap":
+	case event.KindCaptureGap:
 		if e.when == during {
 			c.gaps = append(c.gaps, e)
-			first, ok1 := a.Time("capture.gap.first_time")
-			last, ok2 := a.Time("capture.gap.last_time")
+			first, ok1 := a.Time(event.AttrCaptureGapFirstTime)
+			last, ok2 := a.Time(event.AttrCaptureGapLastTime)
 			if ok1 && ok2 && !last.Before(first) {
 				c.outage += max(last.Sub(first), time.Second)
 			} else {
 				c.outage += time.Second
 			}
 		}
-	case "human.override", "human.stop":
+	case event.KindHumanOverride, event.KindHumanStop:
 		if e.when == during {
 			c.oversight++
 		}
-	case "incident.reported":
-		id := a.String("incident.id")
-		aware, ok := a.Time("incident.aware_at")
+	case event.KindIncidentReported:
+		id := a.String(event.AttrIncidentID)
+		aware, ok := a.Time(event.AttrIncidentAwareAt)
 		if !ok {
 			aware = e.time
 		}
 		if id != "" && e.when == during && c.incidents[id] == nil {
-			c.incidents[id] = &incident{e: e, class: a.String("incident.classification"), aware: aware}
+			c.incidents[id] = &incident{e: e, class: a.String(event.AttrIncidentClassification), aware: aware}
 			c.incidentIDs = append(c.incidentIDs, id)
 		}
-	case "incident.notified":
-		if in := c.incidents[a.String("incident.id")]; in != nil && in.notified == nil {
+	case event.KindIncidentNotified:
+		if in := c.incidents[a.String(event.AttrIncidentID)]; in != nil && in.notified == nil {
 			t := e.time
 			in.notified, in.notifiedIndex = &t, e.index
 		}
@@ -345,38 +345,38 @@ func maxTime(a, b time.Time) time.Time {
 func (c *collector) seeLogWide(e *entry) {
 	l, a := e.leaf, e.leaf.Attributes
 	switch l.Kind {
-	case "access.token_created", "access.token_revoked":
-		id := a.String("token.id")
+	case event.KindTokenCreated, event.KindTokenRevoked:
+		id := a.String(event.AttrTokenID)
 		t := c.tokens[id]
 		if t == nil {
 			t = &tokenInfo{}
 			c.tokens[id] = t
 		}
 		i := e.index
-		if l.Kind == "access.token_created" {
+		if l.Kind == event.KindTokenCreated {
 			if t.created == nil {
 				t.created = &i
 			}
-			t.name, t.tenant, t.scopes, t.global = a.String("token.name"), a.String("token.tenant"), a.Strings("token.scopes"), a.Bool("token.global")
+			t.name, t.tenant, t.scopes, t.global = a.String(event.AttrTokenName), a.String(event.AttrTokenTenant), a.Strings(event.AttrTokenScopes), a.Bool(event.AttrTokenGlobal)
 		} else if t.revoked == nil {
 			t.revoked = &i
 		}
-	case "monitor.status":
+	case event.KindMonitorStatus:
 		if e.when == during {
 			c.statuses = append(c.statuses, e.time)
 		}
-	case "monitor.alert":
+	case event.KindMonitorAlert:
 		if e.when == during {
-			c.alerts[a.String("monitor.rule")]++
+			c.alerts[a.String(event.AttrMonitorRule)]++
 		}
-		if a.String("monitor.rule") == "signer.locked" {
-			if i, ok := a.Uint("monitor.index"); ok {
+		if a.String(event.AttrMonitorRule) == signature.KindLocked {
+			if i, ok := a.Uint(event.AttrMonitorIndex); ok {
 				c.alertedLock[i] = true
 			}
 		}
-	case "retention.set":
-		if f, err := period.Parse(a.String("retention.floor")); err == nil {
-			c.floors = append(c.floors, floorSet{index: e.index, tenant: l.Tenant, scope: a.String("retention.scope"), floor: f, text: f.String(), at: e.time})
+	case event.KindRetentionSet:
+		if f, err := period.Parse(a.String(event.AttrRetentionFloor)); err == nil {
+			c.floors = append(c.floors, floorSet{index: e.index, tenant: l.Tenant, scope: a.String(event.AttrRetentionScope), floor: f, text: f.String(), at: e.time})
 		}
 	}
 }
@@ -426,7 +426,7 @@ func (c *collector) seeSignature(e *entry) {
 	if prob != nil {
 		c.sigProblems[e.index] = *prob
 	}
-	if l.Kind != signature.KindSignature {
+	if l.Kind != event.KindHumanSignature {
 		return
 	}
 	st, _, err := signature.FromLeaf(l)
@@ -607,25 +607,25 @@ func (c *collector) gate(e *entry, skey, what string, match func(Gate) bool) {
 // seeErasure checks an erasure against the retention floor in force.
 func (c *collector) seeErasure(e *entry) {
 	a := e.leaf.Attributes
-	for _, s := range a.Strings("erasure.sessions") {
+	for _, s := range a.Strings(event.AttrErasureSessions) {
 		c.erasedSessions[e.leaf.Tenant+"/"+s] = true
 	}
-	if s := a.String("erasure.session"); s != "" {
+	if s := a.String(event.AttrErasureSession); s != "" {
 		c.erasedSessions[e.leaf.Tenant+"/"+s] = true
 	}
 	if e.when != during {
 		return
 	}
 	c.erasures = append(c.erasures, e)
-	if a.Bool("erasure.override") {
-		c.overrides.add(e.offense("erasure inside the retention floor by override: %s", a.String("erasure.override_reason")))
+	if a.Bool(event.AttrErasureOverride) {
+		c.overrides.add(e.offense("erasure inside the retention floor by override: %s", a.String(event.AttrErasureOverrideReason)))
 		return
 	}
 	floor, ok := c.floorAt(e.leaf.Tenant, e.index)
 	if !ok {
 		return
 	}
-	for _, s := range a.Strings("erasure.sessions") {
+	for _, s := range a.Strings(event.AttrErasureSessions) {
 		last, ok := c.sessionLast[e.leaf.Tenant+"/"+s]
 		if ok && e.time.Before(floor.End(last)) {
 			c.erasureBad.add(e.offense("session %s erased without an override inside the floor %s, which ends %s", s, floor, floor.End(last).Format(time.RFC3339)))

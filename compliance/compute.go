@@ -346,8 +346,8 @@ func (e *entry) offense(format string, args ...any) Offense {
 // logWideKinds are read from every tenant: they describe the log, its
 // tokens and its monitor, not one tenant's records.
 var logWideKinds = map[string]bool{
-	"access.token_created": true, "access.token_revoked": true, "monitor.status": true, "monitor.alert": true,
-	"retention.set": true,
+	event.KindTokenCreated: true, event.KindTokenRevoked: true, event.KindMonitorStatus: true, event.KindMonitorAlert: true,
+	event.KindRetentionSet: true,
 }
 
 // visit is the audit's Visit: every entry, in order; those beyond the

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/signature"
 	"github.com/llmaudittrail/llmaudittrail/verify"
 )
@@ -194,7 +195,7 @@ func retentionControl(c *collector) ControlResult {
 // Art. 12(2)).
 func (c *collector) modelChanges() ControlResult {
 	return verdict("every model change of an agent is declared by a config.change before it", "%d model change(s) without a config.change",
-		c.undeclared, Evidence{Counts: map[string]int{"config_changes": len(c.configs), "llm_requests": c.byKind["llm.request"]}})
+		c.undeclared, Evidence{Counts: map[string]int{"config_changes": len(c.configs), "llm_requests": c.byKind[event.KindLLMRequest]}})
 }
 
 func sortedStrings[V any](m map[string]V) []string {

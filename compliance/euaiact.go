@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
 	"github.com/llmaudittrail/llmaudittrail/profile"
 )
@@ -151,8 +152,8 @@ var euAIAct = Profile{
 }
 
 func gapDuration(g *entry) string {
-	first, ok1 := g.leaf.Attributes.Time("capture.gap.first_time")
-	last, ok2 := g.leaf.Attributes.Time("capture.gap.last_time")
+	first, ok1 := g.leaf.Attributes.Time(event.AttrCaptureGapFirstTime)
+	last, ok2 := g.leaf.Attributes.Time(event.AttrCaptureGapLastTime)
 	if !ok1 || !ok2 {
 		return "unknown length"
 	}

@@ -18,7 +18,7 @@ import (
 // GET /v1/reports/{profile} (it is the server's Reporter): the same
 // computation as monitor report, on the server's own in-process client,
 // with the parameters the log records (ComputeAsConfigured). It also says
-// what the server records there (ComplianceSettings).
+// what the server records there (governance.ComplianceSettings).
 type Reporter struct {
 	Renderer Renderer
 	Logger   *slog.Logger

@@ -22,7 +22,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
-	"github.com/llmaudittrail/llmaudittrail/governance"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -210,7 +209,7 @@ func TestServerReportRecomputes(t *testing.T) {
 	}
 	// The event that anchors it.
 	issued, err := event.ParseLeaf(mustBase64(t, ans.Event.Leaf))
-	if err != nil || issued.Kind != governance.KindReportIssued || issued.Attributes["report.sha256"] != ans.SHA256 || issued.Writer.Via != event.ViaServer {
+	if err != nil || issued.Kind != event.KindReportIssued || issued.Attributes["report.sha256"] != ans.SHA256 || issued.Writer.Via != event.ViaServer {
 		t.Fatalf("report.issued %+v (%v)", issued, err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
 	"github.com/llmaudittrail/llmaudittrail/profile"
 )
@@ -57,12 +58,12 @@ var sox = Profile{
 				}
 			}
 			off = join(off, c.unapprovedUse)
-			ev := Evidence{Counts: map[string]int{"config_changes": n, "approved_configurations": len(c.approved), "llm_requests": c.byKind["llm.request"]}}
+			ev := Evidence{Counts: map[string]int{"config_changes": n, "approved_configurations": len(c.approved), "llm_requests": c.byKind[event.KindLLMRequest]}}
 			switch {
 			case off.n > 0:
 			case n == 0 && len(c.approved) == 0:
 				return notApplicable(fmt.Sprintf("no evidence to judge: no configuration change in the period and no approved configuration in the log, "+
-					"so nothing says which models and system prompts are approved (%d model calls in the period); record config.change events and approve them with a signature", c.byKind["llm.request"]), ev)
+					"so nothing says which models and system prompts are approved (%d model calls in the period); record config.change events and approve them with a signature", c.byKind[event.KindLLMRequest]), ev)
 			case n == 0:
 				ev.Summary = "no configuration change in the period; agents with an approved configuration used only its model and system prompt"
 			default:
@@ -80,7 +81,7 @@ var sox = Profile{
 		{"sox-itgc-operations", "SOX 404 ITGC: computer operations", "Capture, witnessing and monitoring ran over the period", func(c *collector) ControlResult {
 			var off offenses
 			for _, g := range c.gaps {
-				off.add(g.offense("capture gap: %s", g.leaf.Attributes.String("capture.gap.error")))
+				off.add(g.offense("capture gap: %s", g.leaf.Attributes.String(event.AttrCaptureGapError)))
 			}
 			ev := Evidence{Counts: map[string]int{"capture_gaps": len(c.gaps), "monitor_status_events": len(c.statuses)}, Facts: map[string]any{"alerts_by_rule": c.alerts, "witness_quorum": c.quorum}}
 			switch {

@@ -125,8 +125,8 @@ func checkAnchor(src Source, r *api.Receipt, digest string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotAnchored, err)
 	}
-	if l.Kind != "report.issued" || l.Attributes.String("report.sha256") != digest || l.Writer == nil || l.Writer.Via != "server" {
-		return 0, fmt.Errorf("%w: entry %d is a %s for %q", ErrNotAnchored, vr.Index, l.Kind, l.Attributes.String("report.sha256"))
+	if l.Kind != event.KindReportIssued || l.Attributes.String(event.AttrReportSHA256) != digest || l.Writer == nil || l.Writer.Via != "server" {
+		return 0, fmt.Errorf("%w: entry %d is a %s for %q", ErrNotAnchored, vr.Index, l.Kind, l.Attributes.String(event.AttrReportSHA256))
 	}
 	return vr.Index, nil
 }

@@ -114,7 +114,7 @@ func (w *world) sign(signer string, wr *event.Writer, session string, index uint
 		w.t.Fatal(err)
 	}
 	canon, _ := st.Marshal()
-	i, _ := w.add(crafttest.Craft{Kind: signature.KindSignature, Session: session, ActorType: "human", Actor: signer, Writer: wr, At: w.clock,
+	i, _ := w.add(crafttest.Craft{Kind: event.KindHumanSignature, Session: session, ActorType: "human", Actor: signer, Writer: wr, At: w.clock,
 		Attrs: crafttest.Attrs(signature.AttrStatement, string(canon), signature.AttrSignature, base64.StdEncoding.EncodeToString(ed25519.Sign(priv, msg)),
 			signature.AttrSigner, signer, signature.AttrPrintedName, w.names[signer], signature.AttrMeaning, meaning, signature.AttrIndex, index,
 			signature.AttrComponents, components, signature.AttrSession, signSession)})

@@ -151,7 +151,7 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request, u *user) (*entry
 	}
 	d.Attrs = attrs(l.Attributes)
 	d.Commitment = l.Payload
-	if l.Kind == signature.KindSignature {
+	if l.Kind == event.KindHumanSignature {
 		m := c.manifest(r, u, v.Index)
 		d.Carries = &m
 	}
@@ -177,7 +177,7 @@ const (
 // its export (statement, key enrolled in the log, receipts).
 func (c *Console) signaturesOn(r *http.Request, u *user, v *verifiedEntry) ([]manifestation, string) {
 	l := v.Leaf
-	if l.Kind == signature.KindSignature {
+	if l.Kind == event.KindHumanSignature {
 		return nil, ""
 	}
 	var out []manifestation
@@ -192,7 +192,7 @@ func (c *Console) signaturesOn(r *http.Request, u *user, v *verifiedEntry) ([]ma
 			return out, "the signatures on this record could not be read: " + err.Error()
 		}
 		for _, e := range p.Events {
-			if e.Kind != signature.KindSignature {
+			if e.Kind != event.KindHumanSignature {
 				continue
 			}
 			if read++; read > maxSignaturesShown {

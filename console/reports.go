@@ -152,7 +152,7 @@ func (c *Console) keepReport(u *user, a *api.ReportResponse, q api.ReportQuery) 
 			break
 		}
 		l, err := vr.Event()
-		if err != nil || vr.Index != a.Event.Index || l.Kind != "report.issued" || l.Attributes.String("report.sha256") != digest ||
+		if err != nil || vr.Index != a.Event.Index || l.Kind != event.KindReportIssued || l.Attributes.String(event.AttrReportSHA256) != digest ||
 			l.Writer == nil || l.Writer.Via != event.ViaServer {
 			sr.AnchorErr = fmt.Sprintf("entry %d is not a report.issued event of the server carrying this report's digest", vr.Index)
 			break

@@ -23,8 +23,8 @@ func (c *Console) searchRoutes(m *http.ServeMux) {
 }
 
 // kinds are offered in the search form (any kind may be typed).
-var kinds = []string{"llm.request", "llm.response", "llm.content", "tool.call", "tool.result", "agent.decision", "human.signature",
-	"config.change", "access.read", "erasure", "report.issued", "monitor.alert", "replay.verdict", "capture.gap"}
+var kinds = []string{event.KindLLMRequest, event.KindLLMResponse, event.KindLLMContent, event.KindToolCall, event.KindToolResult, event.KindAgentDecision, event.KindHumanSignature,
+	event.KindConfigChange, event.KindAccessRead, event.KindErasure, event.KindReportIssued, event.KindMonitorAlert, event.KindReplayVerdict, event.KindCaptureGap}
 
 type sessionsData struct {
 	// Form echoes the query.
@@ -219,7 +219,7 @@ func findKind(ctx context.Context, log *client.Client, kind string, max int) ([]
 // verdicts the user may read.
 func (c *Console) collectAlerts(ctx context.Context, u *user, max int) (*alertsData, error) {
 	d := &alertsData{}
-	alerts, total, err := findKind(ctx, u.log, "monitor.alert", max)
+	alerts, total, err := findKind(ctx, u.log, event.KindMonitorAlert, max)
 	if err != nil {
 		return nil, err
 	}
@@ -232,17 +232,17 @@ func (c *Console) collectAlerts(ctx context.Context, u *user, max int) (*alertsD
 		}
 		av := alertView{Event: a.index, Badge: v.Badge}
 		if l := v.Leaf; l != nil {
-			av.Time, av.Rule, av.Severity = l.Time, event.SafeText(l.Attributes.String("monitor.rule")), event.SafeText(l.Attributes.String("monitor.severity"))
-			av.Message, av.Source = event.SafeText(l.Attributes.String("monitor.message")), event.SafeText(l.Attributes.String("monitor.source"))
-			if i, ok := l.Attributes.Uint("monitor.index"); ok {
+			av.Time, av.Rule, av.Severity = l.Time, event.SafeText(l.Attributes.String(event.AttrMonitorRule)), event.SafeText(l.Attributes.String(event.AttrMonitorSeverity))
+			av.Message, av.Source = event.SafeText(l.Attributes.String(event.AttrMonitorMessage)), event.SafeText(l.Attributes.String(event.AttrMonitorSource))
+			if i, ok := l.Attributes.Uint(event.AttrMonitorIndex); ok {
 				av.About, av.AboutLink = &i, fmt.Sprintf("%sentries/%d", Path, i)
 			}
-			av.Session = event.SafeText(l.Attributes.String("monitor.session"))
+			av.Session = event.SafeText(l.Attributes.String(event.AttrMonitorSession))
 		}
 		d.Alerts = append(d.Alerts, av)
 	}
 	d.Read = len(d.Alerts)
-	verdicts, _, err := findKind(ctx, u.log, "replay.verdict", max)
+	verdicts, _, err := findKind(ctx, u.log, event.KindReplayVerdict, max)
 	if err != nil {
 		return nil, err
 	}
@@ -254,15 +254,15 @@ func (c *Console) collectAlerts(ctx context.Context, u *user, max int) (*alertsD
 		}
 		vv := verdictView{Event: x.index, Badge: v.Badge}
 		if l := v.Leaf; l != nil {
-			vv.Time, vv.Verdict = l.Time, event.SafeText(l.Attributes.String("replay.verdict"))
-			if s := l.Attributes.String("replay.session"); event.ValidID(s) {
+			vv.Time, vv.Verdict = l.Time, event.SafeText(l.Attributes.String(event.AttrReplayVerdict))
+			if s := l.Attributes.String(event.AttrReplaySession); event.ValidID(s) {
 				vv.Session, vv.SessionLink = s, sessionLink(l.Tenant, s)
 			}
-			if i, ok := l.Attributes.Uint("replay.first_index"); ok {
+			if i, ok := l.Attributes.Uint(event.AttrReplayFirstIndex); ok {
 				vv.First = &i
 			}
-			vv.FirstCode, vv.FirstPath = event.SafeText(l.Attributes.String("replay.first_code")), event.SafeText(l.Attributes.String("replay.first_path"))
-			if n, ok := l.Attributes.Uint("replay.differences"); ok {
+			vv.FirstCode, vv.FirstPath = event.SafeText(l.Attributes.String(event.AttrReplayFirstCode)), event.SafeText(l.Attributes.String(event.AttrReplayFirstPath))
+			if n, ok := l.Attributes.Uint(event.AttrReplayDifferences); ok {
 				vv.Differences = fmt.Sprint(n)
 			}
 		}

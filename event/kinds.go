@@ -27,11 +27,11 @@ var reservedKinds = []struct {
 	{"compliance.*", "", "the compliance configuration is recorded by the server"},
 	{"signer.*", "", "signer enrollment, rotation and revocation are recorded by the server"},
 	{"signature.*", "", "signature attempts are recorded by the server"},
-	{"human.signature", "", "electronic signatures are made through POST /v1/signatures"},
+	{KindHumanSignature, "", "electronic signatures are made through POST /v1/signatures"},
 	{"report.*", "", "reports are issued by the server"},
-	{"monitor.alert", ScopeMonitor, "monitor alerts need a token with the monitor scope"},
-	{"monitor.status", ScopeMonitor, "monitor status events need a token with the monitor scope"},
-	{"replay.verdict", ScopeAudit, "replay verdicts need a token with the audit scope"},
+	{KindMonitorAlert, ScopeMonitor, "monitor alerts need a token with the monitor scope"},
+	{KindMonitorStatus, ScopeMonitor, "monitor status events need a token with the monitor scope"},
+	{KindReplayVerdict, ScopeAudit, "replay verdicts need a token with the audit scope"},
 }
 
 // Scopes named by the table (the auth package defines the full set).
@@ -153,3 +153,67 @@ func PermitSession(session string, actor Actor) error {
 	}
 	return nil
 }
+
+// Event kinds that more than one package writes or reads, each named
+// once (a kind one package alone owns is declared there: identity's
+// sign-ins, signature's signer lifecycle, profile's compliance.config).
+// The values are the wire format.
+const (
+	// Captured by the proxies, the Go hook and the MCP capture (package
+	// capture), and reported over OTLP (package otlp).
+	KindLLMRequest  = "llm.request"
+	KindLLMResponse = "llm.response"
+	// KindLLMRefused: a request the capture refused to forward because it
+	// could not read it as the upstream would.
+	KindLLMRefused = "llm.refused"
+	// KindLLMContent: the GenAI log records of a span, reported over OTLP.
+	KindLLMContent = "llm.content"
+	KindToolCall   = "tool.call"
+	KindToolResult = "tool.result"
+	KindToolDenied = "tool.denied"
+	KindCaptureGap = "capture.gap"
+	// KindCaptureTunnel: one CONNECT tunnel through the interception proxy
+	// to a host it does not record (its bytes are never read): the host
+	// and port asked for, the address dialled, the bytes each way, the
+	// duration and how it ended (capture.outcome: closed, idle_timeout,
+	// refused, unreachable).
+	KindCaptureTunnel = "capture.tunnel"
+	KindMCPInitialize = "mcp.initialize"
+	KindMCPToolsList  = "mcp.tools_list"
+	// KindMCPRefused: a client message refused because the capture could
+	// not read it as the MCP server would.
+	KindMCPRefused   = "mcp.refused"
+	KindResourceRead = "resource.read"
+	KindPromptGet    = "prompt.get"
+
+	// The server's account of payload reads and token changes
+	// (access.* sessions; the sign-in kinds are package identity's).
+	KindAccessRead    = "access.read"
+	KindAccessResolve = "access.resolve"
+	KindTokenCreated  = "access.token_created"
+	KindTokenRevoked  = "access.token_revoked"
+
+	// Governance records (package governance): legal holds, erasures,
+	// retention floors, issued reports.
+	KindHoldPlaced   = "hold.placed"
+	KindHoldReleased = "hold.released"
+	KindErasure      = "erasure"
+	KindRetentionSet = "retention.set"
+	KindReportIssued = "report.issued"
+
+	// The monitor's alerts and status, replay verdicts, electronic
+	// signatures (the signer.* kinds are package signature's).
+	KindMonitorAlert   = "monitor.alert"
+	KindMonitorStatus  = "monitor.status"
+	KindReplayVerdict  = "replay.verdict"
+	KindHumanSignature = "human.signature"
+
+	// Written by agents and people through the event API and read by the
+	// compliance reports, the console and replay.
+	KindAgentDecision    = "agent.decision"
+	KindConfigChange     = "config.change"
+	KindHumanOverride    = "human.override"
+	KindHumanStop        = "human.stop"
+	KindIncidentReported = "incident.reported"
+	KindIncidentNotified = "incident.notified"
+)

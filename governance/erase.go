@@ -133,14 +133,14 @@ func (c *Clerk) Erase(ctx context.Context, r auditlog.Reader, req api.ErasureReq
 	}
 	// The keys are gone: from here on the erasure is recorded whatever
 	// happens.
-	attrs := strAttrs("erasure.legal_basis", req.LegalBasis, "erasure.reason", event.Clip(req.Reason, 1024),
-		"erasure.session", req.Session, "erasure.subject", ps, "erasure.override_reason", event.Clip(req.OverrideReason, 1024),
-		"erasure.floor", floor.String())
-	attrs["erasure.sessions"] = jsonStrings(sessions)
-	attrs["erasure.payloads"] = json.RawMessage(strconv.Itoa(e.Payloads))
-	attrs["erasure.override"] = json.RawMessage(strconv.FormatBool(override))
-	attrs["erasure.wal_truncated"] = json.RawMessage(strconv.FormatBool(e.Forgotten))
-	a, err := c.record(ctx, r.Tenant, r, &event.Request{Session: event.SessionErasures, Kind: KindErasure, Actor: r.Actor(), Attributes: attrs})
+	attrs := strAttrs(event.AttrErasureLegalBasis, req.LegalBasis, event.AttrErasureReason, event.Clip(req.Reason, 1024),
+		event.AttrErasureSession, req.Session, event.AttrErasureSubject, ps, event.AttrErasureOverrideReason, event.Clip(req.OverrideReason, 1024),
+		event.AttrErasureFloor, floor.String())
+	attrs[event.AttrErasureSessions] = jsonStrings(sessions)
+	attrs[event.AttrErasurePayloads] = json.RawMessage(strconv.Itoa(e.Payloads))
+	attrs[event.AttrErasureOverride] = json.RawMessage(strconv.FormatBool(override))
+	attrs[event.AttrErasureWALTruncated] = json.RawMessage(strconv.FormatBool(e.Forgotten))
+	a, err := c.record(ctx, r.Tenant, r, &event.Request{Session: event.SessionErasures, Kind: event.KindErasure, Actor: r.Actor(), Attributes: attrs})
 	if err != nil {
 		return nil, err
 	}

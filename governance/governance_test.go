@@ -397,7 +397,7 @@ func TestSignatures(t *testing.T) {
 		t.Fatalf("signed %+v, session %q", sd.Statement, sd.SigningSession)
 	}
 	sl := leaf(t, sd.Event, "tok-ada")
-	if sl.Kind != signature.KindSignature || sl.Session != "journal" || sl.Actor != (event.Actor{Type: "human", ID: "dr-ada"}) ||
+	if sl.Kind != event.KindHumanSignature || sl.Session != "journal" || sl.Actor != (event.Actor{Type: "human", ID: "dr-ada"}) ||
 		sl.Attributes[signature.AttrComponents] != governance.ComponentsAll || sl.Attributes[signature.AttrStatement] != string(sd.StatementBytes) ||
 		fmt.Sprint(sl.Attributes[signature.AttrIndex]) != fmt.Sprint(rec.Index) || sl.Attributes[signature.AttrMeaning] != "approved" {
 		t.Fatalf("signature event %+v", sl)
@@ -511,7 +511,7 @@ func TestTokens(t *testing.T) {
 	}
 	created := f.last(t, "clinic-a", event.SessionTokens)
 	at := created.Attributes["token.at"]
-	wantAttrs(t, created, governance.KindTokenCreated, event.SessionTokens, event.ServerActor,
+	wantAttrs(t, created, event.KindTokenCreated, event.SessionTokens, event.ServerActor,
 		map[string]any{"token.actors": []string{"bot-9"}, "token.at": at, "token.global": false, "token.id": p.ID,
 			"token.name": "agent-9", "token.scopes": []string{"write"}, "token.tenant": "clinic-a"})
 	if created.Writer.Token != governance.DefaultServerToken || created.Writer.Via != event.ViaServer {
@@ -530,7 +530,7 @@ func TestTokens(t *testing.T) {
 	if err := f.g.RecordTokens(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := f.sessionKinds(t, "clinic-a", event.SessionTokens), []string{governance.KindTokenCreated, governance.KindTokenRevoked}; !slices.Equal(got, want) {
+	if got, want := f.sessionKinds(t, "clinic-a", event.SessionTokens), []string{event.KindTokenCreated, event.KindTokenRevoked}; !slices.Equal(got, want) {
 		t.Fatalf("token events %v, want %v", got, want)
 	}
 	// A token made after a Clerk started is recorded before it is served.
@@ -542,7 +542,7 @@ func TestTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := f.last(t, "clinic-a", event.SessionTokens)
-	if l.Kind != governance.KindTokenCreated || l.Attributes["token.id"] != p2.ID || l.Attributes["token.global"] != true ||
+	if l.Kind != event.KindTokenCreated || l.Attributes["token.id"] != p2.ID || l.Attributes["token.global"] != true ||
 		fmt.Sprint(l.Attributes["token.actors"]) != "[]" {
 		t.Fatalf("the second token's event %+v", l)
 	}
@@ -563,7 +563,7 @@ func TestIssueReport(t *testing.T) {
 	if l.Tenant != "clinic-a" {
 		t.Fatalf("report.issued in tenant %s", l.Tenant)
 	}
-	wantAttrs(t, l, governance.KindReportIssued, event.SessionReports, event.ServerActor,
+	wantAttrs(t, l, event.KindReportIssued, event.SessionReports, event.ServerActor,
 		map[string]any{"report.checkpoint_root": strings.Repeat("cd", 32), "report.checkpoint_size": 42, "report.format": "json",
 			"report.from": "2025-12-31T23:00:00Z", "report.profile": "part11", "report.sha256": strings.Repeat("ab", 32),
 			"report.tenant": api.AllTenants, "report.to": "2026-06-30T23:00:00Z"})

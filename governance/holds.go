@@ -59,8 +59,8 @@ func (c *Clerk) PlaceHold(ctx context.Context, r auditlog.Reader, t api.Target, 
 		return nil, event.Appended{}, err
 	}
 	a, err := c.record(ctx, r.Tenant, r, &event.Request{
-		Session: event.SessionHolds, Kind: KindHoldPlaced, Actor: r.Actor(),
-		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject, "hold.reason", h.Reason),
+		Session: event.SessionHolds, Kind: event.KindHoldPlaced, Actor: r.Actor(),
+		Attributes: strAttrs(event.AttrHoldID, h.ID, event.AttrHoldSession, h.Session, event.AttrHoldSubject, h.Subject, event.AttrHoldReason, h.Reason),
 	})
 	return h, a, err
 }
@@ -79,8 +79,8 @@ func (c *Clerk) ReleaseHold(ctx context.Context, r auditlog.Reader, id string) (
 		return nil, event.Appended{}, err
 	}
 	a, err := c.record(ctx, r.Tenant, r, &event.Request{
-		Session: event.SessionHolds, Kind: KindHoldReleased, Actor: r.Actor(),
-		Attributes: strAttrs("hold.id", h.ID, "hold.session", h.Session, "hold.subject", h.Subject),
+		Session: event.SessionHolds, Kind: event.KindHoldReleased, Actor: r.Actor(),
+		Attributes: strAttrs(event.AttrHoldID, h.ID, event.AttrHoldSession, h.Session, event.AttrHoldSubject, h.Subject),
 	})
 	return h, a, err
 }

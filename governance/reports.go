@@ -28,11 +28,11 @@ type Report struct {
 func (c *Clerk) IssueReport(ctx context.Context, r auditlog.Reader, rep Report) (event.Appended, error) {
 	q := rep.Query
 	return c.record(ctx, r.Tenant, r, &event.Request{
-		Session: event.SessionReports, Kind: KindReportIssued, Actor: event.ServerActor,
+		Session: event.SessionReports, Kind: event.KindReportIssued, Actor: event.ServerActor,
 		Attributes: jsonAttrs(map[string]any{
-			"report.profile": q.Profile, "report.from": q.From.UTC().Format(time.RFC3339), "report.to": q.To.UTC().Format(time.RFC3339),
-			"report.tenant": q.Tenant, "report.format": q.Format, "report.sha256": rep.SHA256,
-			"report.checkpoint_size": rep.CheckpointSize, "report.checkpoint_root": rep.CheckpointRoot,
+			event.AttrReportProfile: q.Profile, event.AttrReportFrom: q.From.UTC().Format(time.RFC3339), event.AttrReportTo: q.To.UTC().Format(time.RFC3339),
+			event.AttrReportTenant: q.Tenant, event.AttrReportFormat: q.Format, event.AttrReportSHA256: rep.SHA256,
+			event.AttrReportCheckpointSize: rep.CheckpointSize, event.AttrReportCheckpointRoot: rep.CheckpointRoot,
 		}),
 	})
 }

@@ -52,11 +52,11 @@ func (c *Clerk) RecordRetention(ctx context.Context) error {
 			scope = "default"
 		}
 		if _, err := c.record(ctx, t, auditlog.Reader{TokenID: c.cfg.ServerToken}, &event.Request{
-			Session: event.SessionRetention, Kind: KindRetentionSet, Actor: event.ServerActor,
+			Session: event.SessionRetention, Kind: event.KindRetentionSet, Actor: event.ServerActor,
 			Attributes: map[string]json.RawMessage{
-				"retention.floor":    jsonString(f),
-				"retention.profiles": jsonStrings(profiles),
-				"retention.scope":    jsonString(scope),
+				event.AttrRetentionFloor:    jsonString(f),
+				event.AttrRetentionProfiles: jsonStrings(profiles),
+				event.AttrRetentionScope:    jsonString(scope),
 			},
 		}); err != nil {
 			return err

@@ -168,7 +168,7 @@ func (c *Clerk) Sign(ctx context.Context, r auditlog.Reader, req api.SignRequest
 	}
 	sessDigest := sha256.Sum256([]byte("llmaudittrail/signing-session\x00" + sess))
 	a, err := c.record(ctx, r.Tenant, r, &event.Request{
-		Session: head.Session, Kind: signature.KindSignature, Actor: event.Actor{Type: "human", ID: id},
+		Session: head.Session, Kind: event.KindHumanSignature, Actor: event.Actor{Type: "human", ID: id},
 		Attributes: map[string]json.RawMessage{
 			signature.AttrStatement:   jsonString(string(canon)),
 			signature.AttrSignature:   jsonString(base64.StdEncoding.EncodeToString(sig)),
@@ -199,7 +199,7 @@ func (c *Clerk) ExportSignature(ctx context.Context, r auditlog.Reader, index ui
 		return nil, err
 	}
 	leaf, err := event.ParseLeaf(ev.Leaf)
-	if err != nil || leaf.Kind != signature.KindSignature || (leaf.Tenant != r.Tenant && !r.AllTenants) {
+	if err != nil || leaf.Kind != event.KindHumanSignature || (leaf.Tenant != r.Tenant && !r.AllTenants) {
 		return nil, fmt.Errorf("%w: no signature event at %d in tenant %s (an export is addressed by the index of the human.signature event, event.index in the answer of POST /v1/signatures, not by the signed record's)", auditlog.ErrNotFound, index, r.Tenant)
 	}
 	st, sig, err := signature.FromLeaf(leaf)

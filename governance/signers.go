@@ -40,7 +40,7 @@ func (c *Clerk) Enroll(ctx context.Context, r auditlog.Reader, e api.Enrollment)
 		Session: event.SignerSession(sg.ID), Kind: signature.KindEnrolled, Actor: event.Actor{Type: "human", ID: e.IdentityVerifiedBy},
 		Attributes: strAttrs(signature.AttrSigner, sg.ID, signature.AttrPrintedName, sg.PrintedName,
 			signature.AttrPublicKey, base64.StdEncoding.EncodeToString(sg.Public), signature.AttrKeyID, sg.KeyID,
-			signature.AttrVerifiedBy, e.IdentityVerifiedBy, "signer.enrolled_by_token", r.TokenID),
+			signature.AttrVerifiedBy, e.IdentityVerifiedBy, signature.AttrEnrolledByToken, r.TokenID),
 	})
 	return sg, a, err
 }
@@ -78,7 +78,7 @@ func (c *Clerk) RevokeSigner(ctx context.Context, r auditlog.Reader, id, reason 
 	}
 	return c.record(ctx, r.Tenant, r, &event.Request{
 		Session: event.SignerSession(id), Kind: signature.KindRevoked, Actor: r.Actor(),
-		Attributes: strAttrs(signature.AttrSigner, id, "signer.revoke_reason", event.Clip(reason, 1024)),
+		Attributes: strAttrs(signature.AttrSigner, id, signature.AttrRevokeReason, event.Clip(reason, 1024)),
 	})
 }
 
@@ -101,7 +101,7 @@ func (c *Clerk) UnlockSigner(ctx context.Context, r auditlog.Reader, id string) 
 func (c *Clerk) signFailure(ctx context.Context, r auditlog.Reader, id, reason string) {
 	if _, err := c.record(ctx, r.Tenant, r, &event.Request{
 		Session: event.SignerSession(id), Kind: signature.KindFailed, Actor: event.ServerActor,
-		Attributes: strAttrs(signature.AttrSigner, id, "signature.failure", reason, "signature.token_id", r.TokenID),
+		Attributes: strAttrs(signature.AttrSigner, id, signature.AttrFailure, reason, signature.AttrTokenID, r.TokenID),
 	}); err != nil {
 		c.logger.Error("recording a failed signature attempt", "error", err)
 	}
@@ -116,7 +116,7 @@ func (c *Clerk) signFailure(ctx context.Context, r auditlog.Reader, id, reason s
 	if locked {
 		if _, err := c.record(ctx, r.Tenant, r, &event.Request{
 			Session: event.SignerSession(id), Kind: signature.KindLocked, Actor: event.ServerActor,
-			Attributes: strAttrs(signature.AttrSigner, id, "signer.locked_reason", "too many failed attempts"),
+			Attributes: strAttrs(signature.AttrSigner, id, signature.AttrLockedReason, "too many failed attempts"),
 		}); err != nil {
 			c.logger.Error("recording a lock-out", "error", err)
 		}

@@ -41,9 +41,9 @@ func (c *Clerk) RecordTokens(ctx context.Context) error {
 	}
 	server := auditlog.Reader{TokenID: c.cfg.ServerToken}
 	for _, ch := range changes {
-		kind := KindTokenCreated
+		kind := event.KindTokenCreated
 		if ch.Revoked {
-			kind = KindTokenRevoked
+			kind = event.KindTokenRevoked
 		}
 		actors := ch.Actors
 		if actors == nil {
@@ -51,8 +51,8 @@ func (c *Clerk) RecordTokens(ctx context.Context) error {
 		}
 		if _, err := c.log.Append(ctx, ch.Tenant, server.Writer(), []*event.Request{{
 			Session: event.SessionTokens, Kind: kind, Actor: event.ServerActor,
-			Attributes: jsonAttrs(map[string]any{"token.id": ch.ID, "token.name": ch.Name, "token.tenant": ch.Tenant,
-				"token.scopes": ch.Scopes, "token.global": ch.Global, "token.actors": actors, "token.at": ch.At}),
+			Attributes: jsonAttrs(map[string]any{event.AttrTokenID: ch.ID, event.AttrTokenName: ch.Name, event.AttrTokenTenant: ch.Tenant,
+				event.AttrTokenScopes: ch.Scopes, event.AttrTokenGlobal: ch.Global, event.AttrTokenActors: actors, event.AttrTokenAt: ch.At}),
 		}}); err != nil {
 			return fmt.Errorf("recording %s of token %s: %w", kind, ch.ID, err)
 		}

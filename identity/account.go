@@ -1,5 +1,11 @@
 package identity
 
+import (
+	"encoding/json"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
+)
+
 // Account events: what the log records of people signing in and out and of
 // refusals (21 CFR 11.300(d): attempts at unauthorised use). The server
 // appends them (access.* is its own); the console reports them.
@@ -66,4 +72,46 @@ type Account struct {
 	// Detail is a short text: for a refusal, what was refused ("POST
 	// /v1/signatures"); for a failed sign-in, what the verifier said.
 	Detail string
+}
+
+// Request is the event of a, recorded in the name of the sign-in tokenID
+// (the public id of the sign-in, or of the token of a token sign-in; ""
+// when none is known). A sign-in's events go in its access session
+// (event.AccessSession), by the person (a "human" actor named by tokenID)
+// or, without a person, by "token.ID"; a failed sign-in, or one with no
+// id, goes in SessionSignInFailures as the server's own
+// (event.ServerActor). Its attributes: access.method, access.reason,
+// access.detail (clipped), access.token_id (when tokenID is set) and the
+// role's access.tenant, access.global, access.scopes and access.signer.
+func (a Account) Request(tokenID string) *event.Request {
+	session, actor := event.AccessSession(tokenID), event.Actor{Type: "human", ID: tokenID}
+	if a.Person == nil {
+		actor.ID = "token." + tokenID
+	}
+	if a.Kind == KindSignInFailed || tokenID == "" {
+		session, actor = SessionSignInFailures, event.ServerActor
+	}
+	attrs := map[string]any{event.AttrAccessMethod: a.Method}
+	if a.Reason != "" {
+		attrs[event.AttrAccessReason] = a.Reason
+	}
+	if a.Detail != "" {
+		attrs[event.AttrAccessDetail] = event.Clip(a.Detail, 256)
+	}
+	if tokenID != "" {
+		attrs[event.AttrAccessTokenID] = tokenID
+	}
+	if a.Role != nil {
+		attrs[event.AttrAccessTenant] = a.Role.Tenant
+		attrs[event.AttrAccessGlobal] = a.Role.Global
+		attrs[event.AttrAccessScopes] = a.Role.Scopes
+		if a.Role.Signer != "" {
+			attrs[event.AttrAccessSigner] = a.Role.Signer
+		}
+	}
+	raw := make(map[string]json.RawMessage, len(attrs))
+	for k, v := range attrs {
+		raw[k], _ = json.Marshal(v) // strings, booleans and string lists
+	}
+	return &event.Request{Session: session, Kind: a.Kind, Actor: actor, Attributes: raw}
 }

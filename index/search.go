@@ -17,6 +17,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 // Session search (GET /v1/sessions): per session, where it is in the log
@@ -211,21 +212,21 @@ func (b *searchBatch) add(index uint64, data []byte) {
 	if l.Actor.Type == "agent" {
 		b.term(k, termAgent, l.Actor.ID)
 	}
-	b.term(k, termAgent, str(l.Attributes["gen_ai.agent.id"]))
+	b.term(k, termAgent, str(l.Attributes[event.AttrGenAIAgentID]))
 	b.term(k, termSubject, l.Subject)
 	b.term(k, termBehalf, l.Actor.OnBehalfOf)
-	b.term(k, termModel, str(l.Attributes["gen_ai.request.model"]))
-	b.term(k, termModel, str(l.Attributes["gen_ai.response.model"]))
+	b.term(k, termModel, str(l.Attributes[event.AttrGenAIRequestModel]))
+	b.term(k, termModel, str(l.Attributes[event.AttrGenAIResponseModel]))
 	mark := func(attr, field string) {
 		if n, ok := uintAttr(l.Attributes[attr]); ok && n < index {
 			b.about[n] = append(b.about[n], term{field: field, value: strconv.FormatUint(index, 10)})
 		}
 	}
 	switch l.Kind {
-	case "monitor.alert":
-		mark("monitor.index", termAlert)
-	case "human.signature":
-		mark("signature.index", termSignature)
+	case event.KindMonitorAlert:
+		mark(event.AttrMonitorIndex, termAlert)
+	case event.KindHumanSignature:
+		mark(signature.AttrIndex, termSignature)
 	}
 }
 

@@ -142,16 +142,16 @@ func (l *Log) recordExport(ctx context.Context, r Reader, q ExportQuery, h *api.
 	}
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
-		Kind:    "access.read",
+		Kind:    event.KindAccessRead,
 		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
-			"access.session":   jsonString(q.Session),
-			"access.seq_from":  json.RawMessage(strconv.FormatUint(q.FromSeq, 10)),
-			"access.seq_to":    json.RawMessage(strconv.FormatUint(seqTo, 10)),
-			"access.count":     json.RawMessage(strconv.FormatUint(h.Events, 10)),
-			"access.tree_size": json.RawMessage(strconv.FormatUint(h.TreeSize, 10)),
-			"access.export":    json.RawMessage("true"),
-			"access.token_id":  jsonString(r.TokenID),
+			event.AttrAccessSession:  jsonString(q.Session),
+			event.AttrAccessSeqFrom:  json.RawMessage(strconv.FormatUint(q.FromSeq, 10)),
+			event.AttrAccessSeqTo:    json.RawMessage(strconv.FormatUint(seqTo, 10)),
+			event.AttrAccessCount:    json.RawMessage(strconv.FormatUint(h.Events, 10)),
+			event.AttrAccessTreeSize: json.RawMessage(strconv.FormatUint(h.TreeSize, 10)),
+			event.AttrAccessExport:   json.RawMessage("true"),
+			event.AttrAccessTokenID:  jsonString(r.TokenID),
 		},
 	}
 	a, err := l.serverEvent(ctx, q.Tenant, r, acc)

@@ -138,13 +138,13 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 	}
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
-		Kind:    "access.read",
+		Kind:    event.KindAccessRead,
 		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
-			"access.index":    json.RawMessage(strconv.FormatUint(index, 10)),
-			"access.event_id": jsonString(leaf.ID),
-			"access.session":  jsonString(leaf.Session),
-			"access.token_id": jsonString(r.TokenID),
+			event.AttrAccessIndex:   json.RawMessage(strconv.FormatUint(index, 10)),
+			event.AttrAccessEventID: jsonString(leaf.ID),
+			event.AttrAccessSession: jsonString(leaf.Session),
+			event.AttrAccessTokenID: jsonString(r.TokenID),
 		},
 	}
 	a, err := l.serverEvent(ctx, leaf.Tenant, r, acc)
@@ -185,11 +185,11 @@ func (l *Log) Resolve(ctx context.Context, r Reader, tenant, pseudonym string) (
 	}
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
-		Kind:    "access.resolve",
+		Kind:    event.KindAccessResolve,
 		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
-			"access.pseudonym": jsonString(pseudonym),
-			"access.token_id":  jsonString(r.TokenID),
+			event.AttrAccessPseudonym: jsonString(pseudonym),
+			event.AttrAccessTokenID:   jsonString(r.TokenID),
 		},
 	}
 	a, err := l.serverEvent(ctx, tenant, r, acc)

@@ -134,14 +134,14 @@ func (l *Log) DiscloseSession(ctx context.Context, r Reader, tenant, session str
 	}
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
-		Kind:    "access.read",
+		Kind:    event.KindAccessRead,
 		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
-			"access.session":  jsonString(session),
-			"access.seq_from": json.RawMessage(strconv.FormatUint(fromSeq, 10)),
-			"access.seq_to":   json.RawMessage(strconv.FormatUint(seqTo, 10)),
-			"access.count":    json.RawMessage(strconv.Itoa(len(indices))),
-			"access.token_id": jsonString(r.TokenID),
+			event.AttrAccessSession: jsonString(session),
+			event.AttrAccessSeqFrom: json.RawMessage(strconv.FormatUint(fromSeq, 10)),
+			event.AttrAccessSeqTo:   json.RawMessage(strconv.FormatUint(seqTo, 10)),
+			event.AttrAccessCount:   json.RawMessage(strconv.Itoa(len(indices))),
+			event.AttrAccessTokenID: jsonString(r.TokenID),
 		},
 		Payload: list,
 	}

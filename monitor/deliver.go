@@ -21,7 +21,7 @@ func (m *Monitor) sinksFor(a Alert) map[string]bool {
 	if m.cfg.Webhook != "" {
 		s[sinkWebhook] = true
 	}
-	if m.cfg.AppendTo != nil && a.Kind != "monitor.alert" {
+	if m.cfg.AppendTo != nil && a.Kind != event.KindMonitorAlert {
 		s[sinkAppend] = true
 	}
 	return s
@@ -232,10 +232,10 @@ func (m *Monitor) maybeStatus(ctx context.Context) {
 	}
 	raised := m.raised.Load()
 	attrs := map[string]any{
-		"monitor.instance": m.cfg.Instance, "monitor.verified_size": m.pos.Size, "monitor.verified_root": hex.EncodeToString(m.pos.Root),
-		"monitor.evaluated": m.pos.Pos, "monitor.alerts_since_last": raised - m.statusRaised, "monitor.interval_s": int64(m.cfg.StatusInterval / time.Second),
+		event.AttrMonitorInstance: m.cfg.Instance, event.AttrMonitorVerifiedSize: m.pos.Size, event.AttrMonitorVerifiedRoot: hex.EncodeToString(m.pos.Root),
+		event.AttrMonitorEvaluated: m.pos.Pos, event.AttrMonitorAlertsSinceLast: raised - m.statusRaised, event.AttrMonitorIntervalS: int64(m.cfg.StatusInterval / time.Second),
 	}
-	ev := &event.Request{Session: "monitor." + m.cfg.Instance, Kind: "monitor.status",
+	ev := &event.Request{Session: "monitor." + m.cfg.Instance, Kind: event.KindMonitorStatus,
 		Actor: event.Actor{Type: "system", ID: "monitor." + m.cfg.Instance}, Attributes: map[string]json.RawMessage{}}
 	for k, v := range attrs {
 		ev.Attributes[k], _ = json.Marshal(v)
@@ -250,24 +250,24 @@ func (m *Monitor) maybeStatus(ctx context.Context) {
 // appendAlert appends a to the log as a monitor.alert event.
 func appendAlert(ctx context.Context, c *client.Client, instance string, a Alert) error {
 	attrs := map[string]any{
-		"monitor.alert_id": a.ID, "monitor.rule": a.Rule, "monitor.severity": a.Severity,
-		"monitor.message": event.Shorten(a.Message, 4000), "monitor.source": a.Source,
-		"monitor.raised_at": a.Time,
+		event.AttrMonitorAlertID: a.ID, event.AttrMonitorRule: a.Rule, event.AttrMonitorSeverity: a.Severity,
+		event.AttrMonitorMessage: event.Shorten(a.Message, 4000), event.AttrMonitorSource: a.Source,
+		event.AttrMonitorRaisedAt: a.Time,
 	}
 	if a.Index != nil {
-		attrs["monitor.index"] = *a.Index
+		attrs[event.AttrMonitorIndex] = *a.Index
 	}
-	for k, v := range map[string]string{"monitor.tenant": a.Tenant, "monitor.session": a.Session, "monitor.event_id": a.EventID, "monitor.kind": a.Kind} {
+	for k, v := range map[string]string{event.AttrMonitorTenant: a.Tenant, event.AttrMonitorSession: a.Session, event.AttrMonitorEventID: a.EventID, event.AttrMonitorKind: a.Kind} {
 		if v != "" {
 			attrs[k] = event.Shorten(v, 4000)
 		}
 	}
 	if a.TreeSize > 0 {
-		attrs["monitor.tree_size"] = a.TreeSize
+		attrs[event.AttrMonitorTreeSize] = a.TreeSize
 	}
 	ev := &event.Request{
 		Session:    "monitor." + instance,
-		Kind:       "monitor.alert",
+		Kind:       event.KindMonitorAlert,
 		Actor:      event.Actor{Type: "system", ID: "monitor." + instance},
 		Attributes: map[string]json.RawMessage{},
 	}

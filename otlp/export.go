@@ -132,7 +132,7 @@ func Records(cp Checkpoint, entries []Entry, now time.Time) plog.Logs {
 		}
 		lr.SetEventName("llmaudit." + l.Kind)
 		lr.SetSeverityNumber(plog.SeverityNumberInfo)
-		if l.Kind == "monitor.alert" {
+		if l.Kind == event.KindMonitorAlert {
 			lr.SetSeverityNumber(plog.SeverityNumberWarn)
 		}
 		if t, err := time.Parse(event.TimeFormat, l.Time); err == nil {
@@ -152,10 +152,10 @@ func Records(cp Checkpoint, entries []Entry, now time.Time) plog.Logs {
 		for k, v := range l.Attributes {
 			putAttr(a, k, v)
 		}
-		if b, err := hex.DecodeString(l.Attributes.String("otel.trace_id")); err == nil && len(b) == 16 {
+		if b, err := hex.DecodeString(l.Attributes.String(event.AttrOtelTraceID)); err == nil && len(b) == 16 {
 			lr.SetTraceID(pcommon.TraceID(b))
 		}
-		if b, err := hex.DecodeString(l.Attributes.String("otel.span_id")); err == nil && len(b) == 8 {
+		if b, err := hex.DecodeString(l.Attributes.String(event.AttrOtelSpanID)); err == nil && len(b) == 8 {
 			lr.SetSpanID(pcommon.SpanID(b))
 		}
 	}

@@ -7,12 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
-
-// ContentKind is the kind of the events that GenAI log records become.
-const ContentKind = "llm.content"
 
 // Logs maps the GenAI log records of ld for tenant: the records of one
 // span (by trace and span id) in one export request become one llm.content
@@ -56,8 +54,8 @@ func Logs(tenant string, ld plog.Logs) *Result {
 				a := lr.Attributes()
 				var session string
 				switch {
-				case str(a, "gen_ai.conversation.id", "session.id") != "":
-					session = idOf("conv-", str(a, "gen_ai.conversation.id", "session.id"))
+				case str(a, event.AttrGenAIConversationID, "session.id") != "":
+					session = idOf("conv-", str(a, event.AttrGenAIConversationID, "session.id"))
 				case !lr.TraceID().IsEmpty():
 					session = lr.TraceID().String()
 				default:
@@ -84,10 +82,10 @@ func Logs(tenant string, ld plog.Logs) *Result {
 				if name != "" && !slices.Contains(g.names, clip(name, maxListItem)) && len(g.names) < maxLeafList {
 					g.names = append(g.names, clip(name, maxListItem))
 				}
-				if p := str(a, "gen_ai.provider.name", "gen_ai.system"); p != "" && g.provider == "" {
+				if p := str(a, event.AttrGenAIProviderName, "gen_ai.system"); p != "" && g.provider == "" {
 					g.provider = clip(p, maxLeafString)
 				}
-				if ag := str(a, "gen_ai.agent.id"); ag != "" && g.agent == "" {
+				if ag := str(a, event.AttrGenAIAgentID); ag != "" && g.agent == "" {
 					g.agent = ag
 				}
 				if t := recordTime(lr); t != 0 && (g.first == 0 || t < g.first) {
@@ -101,18 +99,18 @@ func Logs(tenant string, ld plog.Logs) *Result {
 		attrs := map[string]any{}
 		otel := map[string]any{"resource": rawMap(g.res), "scope": map[string]any{"name": g.scope.Name(), "version": g.scope.Version()}}
 		if !g.traceID.IsEmpty() {
-			attrs["otel.trace_id"] = g.traceID.String()
+			attrs[event.AttrOtelTraceID] = g.traceID.String()
 			otel["trace_id"] = g.traceID.String()
 		}
 		if !g.spanID.IsEmpty() {
-			attrs["otel.span_id"] = g.spanID.String()
+			attrs[event.AttrOtelSpanID] = g.spanID.String()
 			otel["span_id"] = g.spanID.String()
 		}
 		if g.names != nil {
-			attrs["otel.event_names"] = g.names
+			attrs[event.AttrOtelEventNames] = g.names
 		}
 		if g.provider != "" {
-			attrs["gen_ai.provider.name"] = g.provider
+			attrs[event.AttrGenAIProviderName] = g.provider
 		}
 		actor := actorOf(pcommon.NewMap(), g.res)
 		if g.agent != "" {
@@ -125,7 +123,7 @@ func Logs(tenant string, ld plog.Logs) *Result {
 		for _, d := range g.digests {
 			extra = append(extra, d...)
 		}
-		ev, err := newEvent(g.session, ContentKind, actor, attrs, map[string]any{"otel": otel, "records": g.records})
+		ev, err := newEvent(g.session, event.KindLLMContent, actor, attrs, map[string]any{"otel": otel, "records": g.records})
 		if err != nil {
 			r.Mapped -= int64(len(g.records))
 			for range g.records {
@@ -133,7 +131,7 @@ func Logs(tenant string, ld plog.Logs) *Result {
 			}
 			continue
 		}
-		r.Events = append(r.Events, Event{ID: EventID(tenant, g.traceID, g.spanID, ContentKind, extra, g.first.AsTime()), Request: ev})
+		r.Events = append(r.Events, Event{ID: EventID(tenant, g.traceID, g.spanID, event.KindLLMContent, extra, g.first.AsTime()), Request: ev})
 	}
 	return r
 }

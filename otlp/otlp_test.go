@@ -237,7 +237,7 @@ func TestLogsMapping(t *testing.T) {
 	}
 	e := r.Events[0].Request
 	b, _ := json.Marshal(e.Attributes)
-	if e.Kind != ContentKind || e.Session != traceID.String() || bytes.Contains(b, []byte(secret)) || !bytes.Contains(e.Payload, []byte(secret)) ||
+	if e.Kind != event.KindLLMContent || e.Session != traceID.String() || bytes.Contains(b, []byte(secret)) || !bytes.Contains(e.Payload, []byte(secret)) ||
 		!strings.Contains(string(b), `"otel.event_names":["gen_ai.user.message","gen_ai.choice"]`) {
 		t.Fatalf("event %s in %s, attributes %s, payload %s", e.Kind, e.Session, b, e.Payload)
 	}

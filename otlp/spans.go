@@ -27,7 +27,7 @@ var inferenceOperations = map[string]bool{"chat": true, "text_completion": true,
 
 // classify says what a span is, and its gen_ai.operation.name.
 func classify(a pcommon.Map) (spanClass, string) {
-	op := str(a, "gen_ai.operation.name")
+	op := str(a, event.AttrGenAIOperationName)
 	switch {
 	case op == "execute_tool":
 		return classTool, op
@@ -46,7 +46,7 @@ func classify(a pcommon.Map) (spanClass, string) {
 	}
 	// Older instrumentations (OpenLLMetry) name no operation: a provider
 	// and a model make an inference span.
-	if str(a, "gen_ai.system", "gen_ai.provider.name") != "" && str(a, "gen_ai.request.model") != "" {
+	if str(a, "gen_ai.system", event.AttrGenAIProviderName) != "" && str(a, event.AttrGenAIRequestModel) != "" {
 		switch str(a, "llm.request.type") {
 		case "completion":
 			return classInference, "text_completion"
@@ -69,38 +69,38 @@ type leafAttr struct {
 
 var (
 	commonAttrs = []leafAttr{
-		{"gen_ai.provider.name", []string{"gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"}, 's'},
-		{"gen_ai.agent.name", nil, 's'},
-		{"server.address", nil, 's'},
-		{"server.port", nil, 'n'},
+		{event.AttrGenAIProviderName, []string{event.AttrGenAIProviderName, "gen_ai.system", "llm.provider", "llm.system"}, 's'},
+		{event.AttrGenAIAgentName, nil, 's'},
+		{event.AttrServerAddress, nil, 's'},
+		{event.AttrServerPort, nil, 'n'},
 	}
 	requestAttrs = []leafAttr{
-		{"gen_ai.request.model", []string{"gen_ai.request.model", "llm.model_name"}, 's'},
-		{"gen_ai.request.max_tokens", nil, 'n'},
-		{"gen_ai.request.temperature", nil, 'n'},
-		{"gen_ai.request.top_p", nil, 'n'},
-		{"gen_ai.request.top_k", nil, 'n'},
-		{"gen_ai.request.frequency_penalty", nil, 'n'},
-		{"gen_ai.request.presence_penalty", nil, 'n'},
-		{"gen_ai.request.seed", nil, 'n'},
-		{"gen_ai.request.choice.count", nil, 'n'},
-		{"gen_ai.output.type", nil, 's'},
+		{event.AttrGenAIRequestModel, []string{event.AttrGenAIRequestModel, "llm.model_name"}, 's'},
+		{event.AttrGenAIRequestMaxTokens, nil, 'n'},
+		{event.AttrGenAIRequestTemperature, nil, 'n'},
+		{event.AttrGenAIRequestTopP, nil, 'n'},
+		{event.AttrGenAIRequestTopK, nil, 'n'},
+		{event.AttrGenAIRequestFrequencyPenalty, nil, 'n'},
+		{event.AttrGenAIRequestPresencePenalty, nil, 'n'},
+		{event.AttrGenAIRequestSeed, nil, 'n'},
+		{event.AttrGenAIRequestChoiceCount, nil, 'n'},
+		{event.AttrGenAIOutputType, nil, 's'},
 	}
 	responseAttrs = []leafAttr{
-		{"gen_ai.response.model", []string{"gen_ai.response.model", "llm.model_name"}, 's'},
-		{"gen_ai.response.id", nil, 's'},
-		{"gen_ai.response.finish_reasons", nil, 'a'},
-		{"gen_ai.usage.input_tokens", []string{"gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"}, 'n'},
-		{"gen_ai.usage.output_tokens", []string{"gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"}, 'n'},
-		{"gen_ai.usage.cache_read.input_tokens", nil, 'n'},
-		{"gen_ai.usage.cache_creation.input_tokens", nil, 'n'},
-		{"gen_ai.response.time_to_first_chunk", nil, 'n'},
-		{"error.type", nil, 's'},
+		{event.AttrGenAIResponseModel, []string{event.AttrGenAIResponseModel, "llm.model_name"}, 's'},
+		{event.AttrGenAIResponseID, nil, 's'},
+		{event.AttrGenAIResponseFinishReasons, nil, 'a'},
+		{event.AttrGenAIUsageInputTokens, []string{event.AttrGenAIUsageInputTokens, "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"}, 'n'},
+		{event.AttrGenAIUsageOutputTokens, []string{event.AttrGenAIUsageOutputTokens, "gen_ai.usage.completion_tokens", "llm.token_count.completion"}, 'n'},
+		{event.AttrGenAIUsageCacheReadInputTokens, nil, 'n'},
+		{event.AttrGenAIUsageCacheCreationInputTokens, nil, 'n'},
+		{event.AttrGenAIResponseTimeToFirstChunk, nil, 'n'},
+		{event.AttrErrorType, nil, 's'},
 	}
 	toolAttrs = []leafAttr{
-		{"gen_ai.tool.name", []string{"gen_ai.tool.name", "tool.name"}, 's'},
-		{"gen_ai.tool.call.id", []string{"gen_ai.tool.call.id", "tool_call.id"}, 's'},
-		{"gen_ai.tool.type", nil, 's'},
+		{event.AttrGenAIToolName, []string{event.AttrGenAIToolName, "tool.name"}, 's'},
+		{event.AttrGenAIToolCallID, []string{event.AttrGenAIToolCallID, "tool_call.id"}, 's'},
+		{event.AttrGenAIToolType, nil, 's'},
 	}
 )
 
@@ -146,37 +146,37 @@ func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.Instrument
 	session := sessionOf(a, traceID)
 	actor := actorOf(a, res)
 
-	common := map[string]any{"gen_ai.operation.name": op, "otel.trace_id": traceID, "otel.span_id": spanID}
+	common := map[string]any{event.AttrGenAIOperationName: op, event.AttrOtelTraceID: traceID, event.AttrOtelSpanID: spanID}
 	if !sp.ParentSpanID().IsEmpty() {
-		common["otel.parent_span_id"] = sp.ParentSpanID().String()
+		common[event.AttrOtelParentSpanID] = sp.ParentSpanID().String()
 	}
-	if conv := str(a, "gen_ai.conversation.id"); conv != "" && event.ValidID(conv) {
-		common["gen_ai.conversation.id"] = conv
+	if conv := str(a, event.AttrGenAIConversationID); conv != "" && event.ValidID(conv) {
+		common[event.AttrGenAIConversationID] = conv
 	}
-	if agent := str(a, "gen_ai.agent.id"); agent != "" && event.ValidID(agent) {
-		common["gen_ai.agent.id"] = agent
+	if agent := str(a, event.AttrGenAIAgentID); agent != "" && event.ValidID(agent) {
+		common[event.AttrGenAIAgentID] = agent
 	}
 	copyAttrs(common, a, commonAttrs)
 	if class == classTool {
 		copyAttrs(common, a, toolAttrs)
 	}
 	req, resp := cloneMap(common), cloneMap(common)
-	reqKind, respKind := "llm.request", "llm.response"
+	reqKind, respKind := event.KindLLMRequest, event.KindLLMResponse
 	if class == classInference {
 		copyAttrs(req, a, requestAttrs)
 		copyAttrs(resp, a, responseAttrs)
 	} else {
-		reqKind, respKind = "tool.call", "tool.result"
-		copyAttrs(resp, a, []leafAttr{{"error.type", nil, 's'}})
+		reqKind, respKind = event.KindToolCall, event.KindToolResult
+		copyAttrs(resp, a, []leafAttr{{event.AttrErrorType, nil, 's'}})
 	}
 	if st := sp.Status().Code(); st != ptrace.StatusCodeUnset {
-		resp["otel.status_code"] = strings.ToUpper(st.String())
-		if st == ptrace.StatusCodeError && resp["error.type"] == nil {
-			resp["error.type"] = errorType(sp)
+		resp[event.AttrOtelStatusCode] = strings.ToUpper(st.String())
+		if st == ptrace.StatusCodeError && resp[event.AttrErrorType] == nil {
+			resp[event.AttrErrorType] = errorType(sp)
 		}
 	}
 	if start, end := sp.StartTimestamp(), sp.EndTimestamp(); start != 0 && end >= start {
-		resp["otel.duration_ms"] = math.Round(float64(end-start)/1e3) / 1e3
+		resp[event.AttrOtelDurationMS] = math.Round(float64(end-start)/1e3) / 1e3
 	}
 
 	c := splitAttributes(a)
@@ -184,7 +184,7 @@ func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.Instrument
 	otelReq := map[string]any{"trace_id": traceID, "span_id": spanID, "name": sp.Name(), "kind": sp.Kind().String(),
 		"start_time": timeText(sp.StartTimestamp()), "resource": rawMap(res),
 		"scope": map[string]any{"name": scope.Name(), "version": scope.Version()}}
-	if p, ok := common["otel.parent_span_id"]; ok {
+	if p, ok := common[event.AttrOtelParentSpanID]; ok {
 		otelReq["parent_span_id"] = p
 	}
 	if ts := sp.TraceState().AsRaw(); ts != "" {
@@ -246,7 +246,7 @@ func newEvent(session, kind string, actor event.Actor, attrs, payload map[string
 // its trace id. Only the span's own attributes count, so that a span
 // exported again lands in the same session.
 func sessionOf(a pcommon.Map, traceID string) string {
-	if conv := str(a, "gen_ai.conversation.id", "session.id"); conv != "" {
+	if conv := str(a, event.AttrGenAIConversationID, "session.id"); conv != "" {
 		return idOf("conv-", conv)
 	}
 	return traceID
@@ -255,9 +255,9 @@ func sessionOf(a pcommon.Map, traceID string) string {
 // actorOf is the agent of a span: gen_ai.agent.id (of the span, else of the
 // resource), else the resource's service.name, else "otel".
 func actorOf(a, res pcommon.Map) event.Actor {
-	id := str(a, "gen_ai.agent.id")
+	id := str(a, event.AttrGenAIAgentID)
 	if id == "" {
-		id = str(res, "gen_ai.agent.id", "service.name")
+		id = str(res, event.AttrGenAIAgentID, "service.name")
 	}
 	if id == "" {
 		id = "otel"

@@ -183,15 +183,15 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 		}
 		for _, a := range st.Call.Attempts {
 			req := byIndex[a.Request]
-			if req == nil || req.Leaf.Kind != "llm.request" {
+			if req == nil || req.Leaf.Kind != event.KindLLMRequest {
 				continue // a response whose request is not in the session
 			}
 			if req.PayloadStatus != api.PayloadOK {
 				return nil, fmt.Errorf("%w: the request at entry %d has no payload (%s)", ErrNotReplayable, a.Request, req.PayloadStatus)
 			}
-			c := &recorded{step: st.N, reqIndex: a.Request, upstream: req.Leaf.Attributes.String("capture.upstream"),
-				provider: req.Leaf.Attributes.String("gen_ai.provider.name"), api: req.Leaf.Attributes.String("capture.api"),
-				path: req.Leaf.Attributes.String("url.path")}
+			c := &recorded{step: st.N, reqIndex: a.Request, upstream: req.Leaf.Attributes.String(event.AttrCaptureUpstream),
+				provider: req.Leaf.Attributes.String(event.AttrGenAIProviderName), api: req.Leaf.Attributes.String(event.AttrCaptureAPI),
+				path: req.Leaf.Attributes.String(event.AttrURLPath)}
 			if err := decodeJSON(req.Payload, &c.req); err != nil {
 				return nil, fmt.Errorf("%w: the request at entry %d is not JSON: %v", ErrNotReplayable, a.Request, err)
 			}
@@ -201,7 +201,7 @@ func NewReplayer(s *Session, opts Options) (*Replayer, error) {
 			}
 			resp := byIndex[*a.Response]
 			c.status = a.Status
-			c.requestID = resp.Leaf.Attributes.String("capture.upstream.request_id")
+			c.requestID = resp.Leaf.Attributes.String(event.AttrCaptureUpstreamRequestID)
 			c.ttfb = time.Duration(a.TTFBMS * float64(time.Millisecond))
 			c.dur = time.Duration(a.DurationMS * float64(time.Millisecond))
 			if resp.Leaf.Payload != nil {

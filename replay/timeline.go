@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/llmapi"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 // Timeline is a session as a decision process: calls to models (every
@@ -36,12 +37,12 @@ type Timeline struct {
 
 // Step kinds.
 const (
-	StepCall       = "call"      // a model call: its attempts
-	StepToolCall   = "tool.call" // a tool the model asked for, or one run over MCP
-	StepToolResult = "tool.result"
+	StepCall       = "call"             // a model call: its attempts
+	StepToolCall   = event.KindToolCall // a tool the model asked for, or one run over MCP
+	StepToolResult = event.KindToolResult
 	StepSignature  = "signature"
 	StepDecision   = "decision"
-	StepGap        = "capture.gap"
+	StepGap        = event.KindCaptureGap
 	StepEvent      = "event" // any other kind
 )
 
@@ -119,7 +120,7 @@ func NewTimeline(s *Session) *Timeline {
 		}
 		t.LastTime = l.Time
 		switch l.Kind {
-		case "llm.request", "llm.response":
+		case event.KindLLMRequest, event.KindLLMResponse:
 			id := callID(l)
 			if id == "" {
 				id = fmt.Sprintf("entry-%d", e.Index)
@@ -134,37 +135,37 @@ func NewTimeline(s *Session) *Timeline {
 			st.Events = append(st.Events, e.Index)
 			st.Verified = st.Verified && e.Verified()
 			c := st.Call
-			n := int(l.Attributes.Number("capture.attempt"))
-			if l.Kind == "llm.request" {
-				c.Provider, c.API, c.Model = l.Attributes.String("gen_ai.provider.name"), l.Attributes.String("capture.api"), l.Attributes.String("gen_ai.request.model")
-				c.Stream = c.Stream || l.Attributes["gen_ai.request.stream"] == true
+			n := int(l.Attributes.Number(event.AttrCaptureAttempt))
+			if l.Kind == event.KindLLMRequest {
+				c.Provider, c.API, c.Model = l.Attributes.String(event.AttrGenAIProviderName), l.Attributes.String(event.AttrCaptureAPI), l.Attributes.String(event.AttrGenAIRequestModel)
+				c.Stream = c.Stream || l.Attributes[event.AttrGenAIRequestStream] == true
 				c.Attempts = append(c.Attempts, Attempt{Attempt: n, Request: e.Index})
 			} else {
 				a := c.attempt(n)
 				i := e.Index
 				a.Response = &i
-				a.Status = int(l.Attributes.Number("http.response.status_code"))
-				a.Outcome, a.Error = l.Attributes.String("capture.outcome"), l.Attributes.String("error.type")
-				a.DurationMS, a.TTFBMS = l.Attributes.Number("capture.duration_ms"), l.Attributes.Number("capture.time_to_first_byte_ms")
-				if _, ok := l.Attributes["capture.duration_ms"]; !ok {
-					a.DurationMS = l.Attributes.Number("otel.duration_ms") // reported over OTLP
+				a.Status = int(l.Attributes.Number(event.AttrHTTPResponseStatusCode))
+				a.Outcome, a.Error = l.Attributes.String(event.AttrCaptureOutcome), l.Attributes.String(event.AttrErrorType)
+				a.DurationMS, a.TTFBMS = l.Attributes.Number(event.AttrCaptureDurationMS), l.Attributes.Number(event.AttrCaptureTimeToFirstByteMS)
+				if _, ok := l.Attributes[event.AttrCaptureDurationMS]; !ok {
+					a.DurationMS = l.Attributes.Number(event.AttrOtelDurationMS) // reported over OTLP
 				}
-				a.TTFChunk = l.Attributes.Number("gen_ai.response.time_to_first_chunk")
-				a.InputTokens, a.OutputTokens = int64(l.Attributes.Number("gen_ai.usage.input_tokens")), int64(l.Attributes.Number("gen_ai.usage.output_tokens"))
-				a.FinishReasons = l.Attributes.Strings("gen_ai.response.finish_reasons")
+				a.TTFChunk = l.Attributes.Number(event.AttrGenAIResponseTimeToFirstChunk)
+				a.InputTokens, a.OutputTokens = int64(l.Attributes.Number(event.AttrGenAIUsageInputTokens)), int64(l.Attributes.Number(event.AttrGenAIUsageOutputTokens))
+				a.FinishReasons = l.Attributes.Strings(event.AttrGenAIResponseFinishReasons)
 				t.TotalInput += a.InputTokens
 				t.TotalOut += a.OutputTokens
-				if m := l.Attributes.String("gen_ai.response.model"); m != "" {
+				if m := l.Attributes.String(event.AttrGenAIResponseModel); m != "" {
 					c.ResponseModel = m
 				}
 			}
 			lastCall = id
-		case "tool.call":
-			name := l.Attributes.String("gen_ai.tool.name")
-			if id := l.Attributes.String("gen_ai.tool.call.id"); id != "" && l.Attributes.String("mcp.server") == "" {
+		case event.KindToolCall:
+			name := l.Attributes.String(event.AttrGenAIToolName)
+			if id := l.Attributes.String(event.AttrGenAIToolCallID); id != "" && l.Attributes.String(event.AttrMCPServer) == "" {
 				modelCalls[id] = e.Index
 			}
-			if pos, ok := calls[l.Attributes.String("capture.call.id")]; ok && l.Attributes.String("capture.call.id") == lastCall {
+			if pos, ok := calls[l.Attributes.String(event.AttrCaptureCallID)]; ok && l.Attributes.String(event.AttrCaptureCallID) == lastCall {
 				t.Steps[pos].Call.ToolCalls = append(t.Steps[pos].Call.ToolCalls, name)
 			}
 			args := ""
@@ -172,23 +173,23 @@ func NewTimeline(s *Session) *Timeline {
 				args = " " + oneLine(e.Payload)
 			}
 			where := ""
-			if srv := l.Attributes.String("mcp.server"); srv != "" {
+			if srv := l.Attributes.String(event.AttrMCPServer); srv != "" {
 				where = " on MCP server " + srv
-				if i, ok := byID[l.Attributes.String("capture.llm_response.id")]; ok {
+				if i, ok := byID[l.Attributes.String(event.AttrCaptureLLMResponseID)]; ok {
 					where += fmt.Sprintf(", answering the model's request in entry %d", i)
-				} else if i, ok := l.Attributes["capture.llm_response.index"]; ok {
+				} else if i, ok := l.Attributes[event.AttrCaptureLLMResponseIndex]; ok {
 					// Recorded before events were acknowledged at durability.
 					where += fmt.Sprintf(", answering the model's request in entry %v", i)
 				}
 			}
 			t.Steps = append(t.Steps, Step{Kind: StepToolCall, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s (%s)%s%s", name, l.Attributes.String("gen_ai.tool.call.id"), where, args)})
-		case "tool.result":
+				Summary: fmt.Sprintf("%s (%s)%s%s", name, l.Attributes.String(event.AttrGenAIToolCallID), where, args)})
+		case event.KindToolResult:
 			outcome := "ok"
-			if et := l.Attributes.String("error.type"); et != "" {
+			if et := l.Attributes.String(event.AttrErrorType); et != "" {
 				outcome = "error " + et
 			}
-			for _, k := range []string{"capture.duration_ms", "otel.duration_ms"} {
+			for _, k := range []string{event.AttrCaptureDurationMS, event.AttrOtelDurationMS} {
 				if _, ok := l.Attributes[k]; ok {
 					outcome += fmt.Sprintf(" after %.0f ms", l.Attributes.Number(k))
 				}
@@ -196,32 +197,32 @@ func NewTimeline(s *Session) *Timeline {
 			// The tool call it answers: the MCP tool.call's event id, or
 			// the model's tool call of the same call id.
 			st := Step{Kind: StepToolResult, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index}}
-			if id := l.Attributes.String("capture.tool_call.id"); id != "" {
+			if id := l.Attributes.String(event.AttrCaptureToolCallID); id != "" {
 				if i, ok := byID[id]; ok {
 					st.Answers = &i
 				}
-			} else if id := l.Attributes.String("gen_ai.tool.call.id"); id != "" && l.Attributes.String("mcp.server") == "" {
+			} else if id := l.Attributes.String(event.AttrGenAIToolCallID); id != "" && l.Attributes.String(event.AttrMCPServer) == "" {
 				if i, ok := modelCalls[id]; ok {
 					st.Answers = &i
 				}
 			}
 			where := ""
-			if id := l.Attributes.String("gen_ai.tool.call.id"); id != "" && l.Attributes.String("mcp.server") == "" {
+			if id := l.Attributes.String(event.AttrGenAIToolCallID); id != "" && l.Attributes.String(event.AttrMCPServer) == "" {
 				where = " (" + id + ")"
 			}
 			if st.Answers != nil {
 				where += fmt.Sprintf(", answering entry %d", *st.Answers)
 			}
-			if l.Attributes.String("capture.tool_result.source") == "llm.request" {
+			if l.Attributes.String(event.AttrCaptureToolResultSource) == event.KindLLMRequest {
 				where += ", sent to the model"
 			}
 			res := ""
 			if e.Payload != nil {
 				res = " " + oneLine(e.Payload)
 			}
-			st.Summary = fmt.Sprintf("%s%s: %s%s", l.Attributes.String("gen_ai.tool.name"), where, outcome, res)
+			st.Summary = fmt.Sprintf("%s%s: %s%s", l.Attributes.String(event.AttrGenAIToolName), where, outcome, res)
 			t.Steps = append(t.Steps, st)
-		case "llm.content":
+		case event.KindLLMContent:
 			// Messages an agent reported over OTLP as log records: part of
 			// their span's call when it is in the session.
 			if pos, ok := calls[callID(l)]; ok {
@@ -232,16 +233,16 @@ func NewTimeline(s *Session) *Timeline {
 			}
 			t.Steps = append(t.Steps, Step{Kind: StepEvent, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
 				Summary: fmt.Sprintf("%s by %s %s", l.Kind, l.Actor.Type, l.Actor.ID)})
-		case "human.signature":
+		case event.KindHumanSignature:
 			t.Steps = append(t.Steps, Step{Kind: StepSignature, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", l.Attributes.String("signer.printed_name"), l.Actor.ID,
-					l.Attributes["signature.index"], l.Attributes.String("signature.meaning"))})
-		case "agent.decision":
+				Summary: fmt.Sprintf("%s (%s) signed entry %v as %s", l.Attributes.String(signature.AttrPrintedName), l.Actor.ID,
+					l.Attributes[signature.AttrIndex], l.Attributes.String(signature.AttrMeaning))})
+		case event.KindAgentDecision:
 			t.Steps = append(t.Steps, Step{Kind: StepDecision, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: fmt.Sprintf("%s %s: %s", l.Actor.Type, l.Actor.ID, l.Attributes.String("decision.outcome"))})
-		case "capture.gap":
+				Summary: fmt.Sprintf("%s %s: %s", l.Actor.Type, l.Actor.ID, l.Attributes.String(event.AttrDecisionOutcome))})
+		case event.KindCaptureGap:
 			t.Steps = append(t.Steps, Step{Kind: StepGap, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
-				Summary: "capture gap: " + firstOf(l.Attributes.String("capture.reason"), l.Attributes.String("capture.gap.error"))})
+				Summary: "capture gap: " + firstOf(l.Attributes.String(event.AttrCaptureReason), l.Attributes.String(event.AttrCaptureGapError))})
 		default:
 			t.Steps = append(t.Steps, Step{Kind: StepEvent, Index: e.Index, Time: l.Time, Verified: e.Verified(), Events: []uint64{e.Index},
 				Summary: fmt.Sprintf("%s by %s %s", l.Kind, l.Actor.Type, l.Actor.ID)})
@@ -260,11 +261,11 @@ func NewTimeline(s *Session) *Timeline {
 // callID is the call an event belongs to: the capture's call id, or for
 // events reported over OTLP (docs/otel.md) their span.
 func callID(l *event.Leaf) string {
-	if id := l.Attributes.String("capture.call.id"); id != "" {
+	if id := l.Attributes.String(event.AttrCaptureCallID); id != "" {
 		return id
 	}
-	if sp := l.Attributes.String("otel.span_id"); sp != "" {
-		return "otel-" + l.Attributes.String("otel.trace_id") + "-" + sp
+	if sp := l.Attributes.String(event.AttrOtelSpanID); sp != "" {
+		return "otel-" + l.Attributes.String(event.AttrOtelTraceID) + "-" + sp
 	}
 	return ""
 }

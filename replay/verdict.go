@@ -10,10 +10,6 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// KindVerdict is the event a verdict is appended as (reserved to tokens
-// with the audit scope).
-const KindVerdict = "replay.verdict"
-
 // VerdictEvent is the replay.verdict event of v: its attributes say what
 // was replayed against which checkpoint and how it ended, its payload is
 // the verdict itself.
@@ -23,14 +19,14 @@ func VerdictEvent(v Verdict) (*event.Request, error) {
 		return nil, err
 	}
 	attrs := map[string]any{
-		"replay.session": v.Session, "replay.tenant": v.Tenant, "replay.verdict": v.Verdict,
-		"replay.checkpoint_size": v.Size, "replay.checkpoint_root": v.Root,
-		"replay.recorded_attempts": v.Recorded, "replay.served_attempts": v.Served, "replay.requests": v.Requests,
-		"replay.differences": len(v.Differences),
+		event.AttrReplaySession: v.Session, event.AttrReplayTenant: v.Tenant, event.AttrReplayVerdict: v.Verdict,
+		event.AttrReplayCheckpointSize: v.Size, event.AttrReplayCheckpointRoot: v.Root,
+		event.AttrReplayRecordedAttempts: v.Recorded, event.AttrReplayServedAttempts: v.Served, event.AttrReplayRequests: v.Requests,
+		event.AttrReplayDifferences: len(v.Differences),
 	}
 	for _, d := range v.Differences {
 		if d.Relevance == Decision {
-			attrs["replay.first_code"], attrs["replay.first_path"], attrs["replay.first_index"] = d.Code, d.Path, d.Index
+			attrs[event.AttrReplayFirstCode], attrs[event.AttrReplayFirstPath], attrs[event.AttrReplayFirstIndex] = d.Code, d.Path, d.Index
 			break
 		}
 	}
@@ -47,7 +43,7 @@ func VerdictEvent(v Verdict) (*event.Request, error) {
 		session = session[:event.MaxIDLength]
 	}
 	session = strings.TrimRight(session, ".-_")
-	return &event.Request{Session: session, Kind: KindVerdict, Actor: event.Actor{Type: "system", ID: "replay"},
+	return &event.Request{Session: session, Kind: event.KindReplayVerdict, Actor: event.Actor{Type: "system", ID: "replay"},
 		Attributes: raw, Payload: payload}, nil
 }
 

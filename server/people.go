@@ -2,15 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/client"
-	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
-	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
 
 // People signed in through an identity provider. The console verifies
@@ -44,57 +41,10 @@ func (s *Server) PersonClient(signin string, person identity.Person, role identi
 	return c
 }
 
-// RecordAccount appends an account event: a sign-in, a sign-out, a failed
-// sign-in or a refusal (identity.Account). A sign-in's events go in its
-// role's tenant (a token's: the token's), in the sign-in's access session;
-// failed sign-ins in identity.SessionSignInFailures of a.Tenant, or of the
-// default tenant. A token is named by its public id, never by itself.
+// RecordAccount appends an account event (governance.Clerk.RecordAccount):
+// a sign-in, a sign-out, a failed sign-in or a refusal.
 func (s *Server) RecordAccount(ctx context.Context, a identity.Account) error {
-	r := auditlog.Reader{TokenID: a.SignIn, Tenant: a.Tenant, Person: a.Person}
-	if r.Tenant == "" {
-		r.Tenant = DefaultTenant
-	}
-	if a.Role != nil {
-		r.Tenant, r.Role = a.Role.Tenant, a.Role.Name
-	}
-	if a.Token != "" {
-		if p, err := s.tokens.Check(ctx, a.Token); err == nil {
-			r.TokenID, r.Tenant = p.ID, p.Tenant
-		}
-	}
-	session, actor := event.AccessSession(r.TokenID), event.Actor{Type: "human", ID: r.TokenID}
-	if a.Person == nil {
-		actor.ID = "token." + r.TokenID
-	}
-	if a.Kind == identity.KindSignInFailed || r.TokenID == "" {
-		session, actor = identity.SessionSignInFailures, event.ServerActor
-		if r.TokenID == "" {
-			r.TokenID = ServerTokenID
-		}
-	}
-	attrs := map[string]any{"access.method": a.Method}
-	if a.Reason != "" {
-		attrs["access.reason"] = a.Reason
-	}
-	if a.Detail != "" {
-		attrs["access.detail"] = event.Clip(a.Detail, 256)
-	}
-	if r.TokenID != ServerTokenID {
-		attrs["access.token_id"] = r.TokenID
-	}
-	if a.Role != nil {
-		attrs["access.tenant"] = a.Role.Tenant
-		attrs["access.global"] = a.Role.Global
-		attrs["access.scopes"] = a.Role.Scopes
-		if a.Role.Signer != "" {
-			attrs["access.signer"] = a.Role.Signer
-		}
-	}
-	_, err := s.log.AppendAs(ctx, r.Tenant, r, &event.Request{Session: session, Kind: a.Kind, Actor: actor, Attributes: jsonAttrs(attrs)})
-	if err != nil {
-		return fmt.Errorf("recording %s: %w", a.Kind, err)
-	}
-	return nil
+	return s.gov.RecordAccount(ctx, a)
 }
 
 // recordDenied records a PersonClient request that the server refused.
@@ -109,14 +59,4 @@ func (s *Server) recordDenied(r *http.Request, p *auth.Principal, status int) {
 		Reason: identity.ReasonForbidden, Detail: fmt.Sprintf("%s %s: %d", r.Method, r.URL.Path, status)}); err != nil {
 		s.logger.Error("recording a refused request", "signin", p.ID, "error", err)
 	}
-}
-
-// jsonAttrs encodes attribute values.
-func jsonAttrs(kv map[string]any) map[string]json.RawMessage {
-	out := make(map[string]json.RawMessage, len(kv))
-	for k, v := range kv {
-		b, _ := json.Marshal(v)
-		out[k] = b
-	}
-	return out
 }

@@ -173,7 +173,7 @@ func (s *Server) toolResultHistory(ctx context.Context, tenant, session string) 
 			return nil, err
 		}
 		for _, en := range entries {
-			if en.Kind != capture.KindToolResult || en.Index >= size {
+			if en.Kind != event.KindToolResult || en.Index >= size {
 				continue
 			}
 			data, err := s.log.ReadLeaf(ctx, en.Index, size)
@@ -185,12 +185,12 @@ func (s *Server) toolResultHistory(ctx context.Context, tenant, session string) 
 				return nil, err
 			}
 			a := leaf.Attributes
-			if a.String("capture.tool_result.source") != capture.KindRequest {
+			if a.String(event.AttrCaptureToolResultSource) != event.KindLLMRequest {
 				continue // an MCP result, or one the agent posted
 			}
-			if id := a.String("gen_ai.tool.call.id"); id != "" {
+			if id := a.String(event.AttrGenAIToolCallID); id != "" {
 				keys = append(keys, id)
-			} else if name := a.String("gen_ai.tool.name"); name != "" {
+			} else if name := a.String(event.AttrGenAIToolName); name != "" {
 				keys = append(keys, name+"#"+strconv.Itoa(named[name]))
 				named[name]++
 			}

@@ -158,8 +158,8 @@ type Config struct {
 	// Reporter, if set, computes the compliance reports of
 	// GET /v1/reports/{profile} (compliance.NewReporter; cmd/log-server sets
 	// it). Without it the endpoint answers 501. If it is also
-	// ComplianceSettings, the server records at start what the profiles
-	// switch on (compliance.config events).
+	// governance.ComplianceSettings, the server records at start what the
+	// profiles switch on (compliance.config events).
 	Reporter Reporter
 	// Console, if set, builds the auditor console served at /console/
 	// (server/console.go); it is called once the log is open.
@@ -348,8 +348,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := s.recordCompliance(ctx, floors); err != nil {
-		return nil, fmt.Errorf("recording the compliance configuration: %w", err)
+	if cs, ok := cfg.Reporter.(governance.ComplianceSettings); ok {
+		if err := s.gov.RecordCompliance(ctx, cs); err != nil {
+			return nil, fmt.Errorf("recording the compliance configuration: %w", err)
+		}
 	}
 	s.reportSem = make(chan struct{}, 1)
 	s.internal = &auth.Principal{ID: ServerTokenID, Name: ServerTokenID, Tenant: DefaultTenant, Global: true, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}

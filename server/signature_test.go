@@ -151,7 +151,7 @@ func TestSignatureEndToEnd(t *testing.T) {
 	tok, _ := s.token(t, auth.Spec{Name: "ada-sign", Tenant: DefaultTenant, Scopes: []string{auth.ScopeSign, auth.ScopeRead}, Actors: []string{"dr-ada"}})
 	ada := s.client(t, tok)
 	var sig *api.SignatureResponse
-	s.appends(t, "signing", []string{signature.KindSignature}, func() {
+	s.appends(t, "signing", []string{event.KindHumanSignature}, func() {
 		var err error
 		sig, err = ada.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash,
 			Meaning: "approved", Reason: "triage summary checked against the chart"}, client.WaitForCheckpoint())
@@ -281,7 +281,7 @@ func TestSignatureRefusals(t *testing.T) {
 		wantAPIError(t, "unknown meaning", err, http.StatusBadRequest, "invalid_event")
 	})
 	var first *api.SignatureResponse
-	s.appends(t, "a signature", []string{signature.KindSignature}, func() {
+	s.appends(t, "a signature", []string{event.KindHumanSignature}, func() {
 		var err error
 		if first, err = ada.Sign(ctx, req("dr-ada", rec.Index, rec.LeafHash)); err != nil {
 			t.Fatal(err)
@@ -292,7 +292,7 @@ func TestSignatureRefusals(t *testing.T) {
 		wantAPIError(t, "replay", err, http.StatusConflict, "already_signed")
 	})
 	// Another meaning on the same record is another signature.
-	s.appends(t, "a second meaning", []string{signature.KindSignature}, func() {
+	s.appends(t, "a second meaning", []string{event.KindHumanSignature}, func() {
 		r := req("dr-ada", rec.Index, rec.LeafHash)
 		r.Meaning = "responsible"
 		if _, err := ada.Sign(ctx, r); err != nil {
@@ -332,7 +332,7 @@ func TestSignatureRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	s.appends(t, "a signature after the unlock", []string{signature.KindSignature}, func() {
+	s.appends(t, "a signature after the unlock", []string{event.KindHumanSignature}, func() {
 		if _, err := lock.Sign(ctx, req("dr-lock", rec.Index, rec.LeafHash)); err != nil {
 			t.Fatal(err)
 		}
@@ -368,7 +368,7 @@ func TestSignatureRefusals(t *testing.T) {
 	})
 	r.Secret = newSecret
 	var second *api.SignatureResponse
-	s.appends(t, "a signature with the new key", []string{signature.KindSignature}, func() {
+	s.appends(t, "a signature with the new key", []string{event.KindHumanSignature}, func() {
 		var err error
 		if second, err = ada.Sign(ctx, r); err != nil {
 			t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/event"
-	"github.com/llmaudittrail/llmaudittrail/governance"
 )
 
 // TestTokenLifecycleLogged: a token made behind the server's back (as the
@@ -19,7 +18,7 @@ func TestTokenLifecycleLogged(t *testing.T) {
 	s := newTestServer(t, nil)
 	ctx := context.Background()
 	first := s.leafAt(t, 0)
-	if first.Kind != governance.KindTokenCreated || first.Attributes["token.name"] != "admin" || first.Attributes["token.global"] != true {
+	if first.Kind != event.KindTokenCreated || first.Attributes["token.name"] != "admin" || first.Attributes["token.global"] != true {
 		t.Fatalf("entry 0 is %+v, want the admin token's creation", first)
 	}
 	tok, p, err := s.srv.Tokens().Create(ctx, auth.Spec{Name: "agent-9", Tenant: "clinic-a", Scopes: []string{auth.ScopeWrite}, Actors: []string{"bot-9"}})
@@ -31,7 +30,7 @@ func TestTokenLifecycleLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.kindsSince(t, before); !slices.Equal(got, []string{governance.KindTokenCreated, "tool.call"}) {
+	if got := s.kindsSince(t, before); !slices.Equal(got, []string{event.KindTokenCreated, "tool.call"}) {
 		t.Fatalf("first write appended %v, want the token's creation first", got)
 	}
 	created := s.leafAt(t, w[0].Index-1)
@@ -45,11 +44,11 @@ func TestTokenLifecycleLogged(t *testing.T) {
 	deadline := time.Now().Add(3 * auth.CacheTTL)
 	for {
 		kinds := s.kindsSince(t, w[0].Index+1)
-		if slices.Contains(kinds, governance.KindTokenRevoked) {
+		if slices.Contains(kinds, event.KindTokenRevoked) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v: %v", governance.KindTokenRevoked, 3*auth.CacheTTL, kinds)
+			t.Fatalf("no %s within %v: %v", event.KindTokenRevoked, 3*auth.CacheTTL, kinds)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -59,7 +58,7 @@ func TestTokenLifecycleLogged(t *testing.T) {
 	}
 	n := 0
 	for _, k := range s.kindsSince(t, 0) {
-		if k == governance.KindTokenCreated || k == governance.KindTokenRevoked {
+		if k == event.KindTokenCreated || k == event.KindTokenRevoked {
 			n++
 		}
 	}

@@ -76,7 +76,7 @@ func NewChecker(origin string) *Checker {
 // Wants reports whether an entry of kind matters to the checker.
 func (c *Checker) Wants(kind string) bool {
 	switch kind {
-	case KindEnrolled, KindKeyRotated, KindRevoked, KindSignature:
+	case KindEnrolled, KindKeyRotated, KindRevoked, event.KindHumanSignature:
 		return true
 	}
 	return false
@@ -118,7 +118,7 @@ func (c *Checker) See(index uint64, l *event.Leaf) *Problem {
 			i := index
 			sk.revoked = &i
 		}
-	case KindSignature:
+	case event.KindHumanSignature:
 		c.count++
 		s, sig, err := FromLeaf(l)
 		if err != nil {

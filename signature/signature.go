@@ -180,6 +180,16 @@ const (
 	// one); AttrSession names the signing session by a digest.
 	AttrComponents = "signature.components"
 	AttrSession    = "signature.session"
+	// AttrFailure and AttrTokenID: why a signature attempt failed, and
+	// with which token (signature.failed).
+	AttrFailure = "signature.failure"
+	AttrTokenID = "signature.token_id"
+	// AttrEnrolledByToken: the token that enrolled the signer.
+	AttrEnrolledByToken = "signer.enrolled_by_token"
+	// AttrLockedReason and AttrRevokeReason: why a signer was locked or
+	// revoked.
+	AttrLockedReason = "signer.locked_reason"
+	AttrRevokeReason = "signer.revoke_reason"
 )
 
 // Event kinds of signer enrollment and signatures (all appended by the
@@ -190,7 +200,6 @@ const (
 	KindRevoked    = "signer.revoked"
 	KindLocked     = "signer.locked"
 	KindUnlocked   = "signer.unlocked"
-	KindSignature  = "human.signature"
 	KindFailed     = "signature.failed"
 )
 
@@ -213,7 +222,7 @@ func PublicKeyFromLeaf(l *event.Leaf) (signer, printedName string, pub ed25519.P
 // FromLeaf reads the statement and signature a human.signature leaf
 // carries, unverified.
 func FromLeaf(l *event.Leaf) (*Statement, []byte, error) {
-	if l.Kind != KindSignature {
+	if l.Kind != event.KindHumanSignature {
 		return nil, nil, invalid("leaf of kind %s is not a signature", l.Kind)
 	}
 	st, _ := l.Attributes[AttrStatement].(string)

@@ -59,7 +59,7 @@ func (s *sigCraft) sign(session string, st *signature.Statement, priv ed25519.Pr
 		tamper(sig)
 	}
 	canon, _ := st.Marshal()
-	i := s.c.Add(crafttest.Craft{Kind: signature.KindSignature, Session: session, ActorType: "human", Actor: st.Signer,
+	i := s.c.Add(crafttest.Craft{Kind: event.KindHumanSignature, Session: session, ActorType: "human", Actor: st.Signer,
 		Attrs: crafttest.Attrs(signature.AttrStatement, string(canon), signature.AttrSignature, base64.StdEncoding.EncodeToString(sig),
 			signature.AttrSigner, st.Signer, signature.AttrMeaning, st.Meaning)})
 	return i[0]

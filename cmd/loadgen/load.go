@@ -171,8 +171,8 @@ func run(cfg config, out io.Writer) (failed bool, err error) {
 				if cfg.sessions == 0 {
 					session = fmt.Sprintf("load-%s-%d", run, c)
 				}
-				ev := &event.Request{Session: session, Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "loadgen"},
-					Attributes: map[string]json.RawMessage{"gen_ai.request.model": json.RawMessage(`"bench-model"`), "gen_ai.usage.input_tokens": json.RawMessage(fmt.Sprint(n))},
+				ev := &event.Request{Session: session, Kind: event.KindLLMRequest, Actor: event.Actor{Type: "agent", ID: "loadgen"},
+					Attributes: map[string]json.RawMessage{event.AttrGenAIRequestModel: json.RawMessage(`"bench-model"`), event.AttrGenAIUsageInputTokens: json.RawMessage(fmt.Sprint(n))},
 					Payload:    json.RawMessage(fmt.Sprintf(`{"prompt":%q}`, pad))}
 				var a event.Appended
 				var err error

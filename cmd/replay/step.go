@@ -63,15 +63,15 @@ var jumps = map[string]struct {
 	what string
 	is   func(e *replay.Event) bool
 }{
-	"c": {"call", func(e *replay.Event) bool { return e.Leaf != nil && e.Leaf.Kind == "llm.request" }},
-	"t": {"tool call", func(e *replay.Event) bool { return e.Leaf != nil && e.Leaf.Kind == "tool.call" }},
-	"s": {"signature", func(e *replay.Event) bool { return e.Leaf != nil && e.Leaf.Kind == "human.signature" }},
+	"c": {"call", func(e *replay.Event) bool { return e.Leaf != nil && e.Leaf.Kind == event.KindLLMRequest }},
+	"t": {"tool call", func(e *replay.Event) bool { return e.Leaf != nil && e.Leaf.Kind == event.KindToolCall }},
+	"s": {"signature", func(e *replay.Event) bool { return e.Leaf != nil && e.Leaf.Kind == event.KindHumanSignature }},
 	"e": {"error or problem", func(e *replay.Event) bool {
 		if !e.Verified() || e.Leaf == nil {
 			return true
 		}
-		_, errType := e.Leaf.Attributes["error.type"]
-		return errType || e.Leaf.Kind == "capture.gap"
+		_, errType := e.Leaf.Attributes[event.AttrErrorType]
+		return errType || e.Leaf.Kind == event.KindCaptureGap
 	}},
 }
 
@@ -169,7 +169,7 @@ func (m *stepper) View() string {
 	lines = append(lines, "")
 	switch {
 	case e.PayloadStatus == api.PayloadOK:
-		if text, ok := replay.AssembledText(e.Payload); ok && e.Leaf != nil && e.Leaf.Kind == "llm.response" {
+		if text, ok := replay.AssembledText(e.Payload); ok && e.Leaf != nil && e.Leaf.Kind == event.KindLLMResponse {
 			lines = append(lines, "assembled text:")
 			for _, l := range strings.Split(text, "\n") {
 				lines = append(lines, "  "+event.SafeText(l))

@@ -45,7 +45,7 @@ var (
 // Leaf returns leaf i of the log.
 func Leaf(i int) []byte {
 	leavesOnce.Do(func() {
-		kinds := []string{"llm.request", "llm.response", "tool.call", "tool.result"}
+		kinds := []string{event.KindLLMRequest, event.KindLLMResponse, event.KindToolCall, event.KindToolResult}
 		var prev []byte
 		for i := range Entries {
 			l := &event.Leaf{
@@ -55,8 +55,8 @@ func Leaf(i int) []byte {
 				Subject: "ps_7bqs4agcvbfbxsa3d2uwyh3o",
 				Writer:  &event.Writer{Token: "5f2b8e0c9a7d4e31", Via: event.ViaProxy},
 				Attributes: map[string]any{
-					"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o",
-					"gen_ai.usage.input_tokens": 800 + i%300, "gen_ai.usage.output_tokens": 200 + i%100, "gen_ai.tool.name": "search",
+					event.AttrGenAIProviderName: "openai", event.AttrGenAIRequestModel: "gpt-4o", event.AttrGenAIResponseModel: "gpt-4o",
+					event.AttrGenAIUsageInputTokens: 800 + i%300, event.AttrGenAIUsageOutputTokens: 200 + i%100, event.AttrGenAIToolName: "search",
 				},
 				Payload: &event.Commitment{Alg: "hmac-sha256", Digest: fmt.Sprintf("%064x", i), Size: 1234, MediaType: "application/json"},
 			}

@@ -168,7 +168,7 @@ func req(session, kind string, payload string) *event.Request {
 func testAppendAndRead(t *testing.T, l *auditlog.Log, _ *governance.Clerk, k Keys) {
 	var all []event.Appended
 	for i := range 3 {
-		out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "tool.call", ""), req(fmt.Sprint("other-", i), "tool.call", "")})
+		out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", event.KindToolCall, ""), req(fmt.Sprint("other-", i), event.KindToolCall, "")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func testAppendAndRead(t *testing.T, l *auditlog.Log, _ *governance.Clerk, k Key
 	// integrated) is accepted; one of an entry that does not exist, or of
 	// another tenant's, is not.
 	c := all[len(all)-1].Index
-	corr := req("s", "agent.decision", "")
+	corr := req("s", event.KindAgentDecision, "")
 	corr.Corrects = &c
 	out, err := l.Append(ctx, "t", writer, []*event.Request{corr})
 	if err != nil {
@@ -194,7 +194,7 @@ func testAppendAndRead(t *testing.T, l *auditlog.Log, _ *governance.Clerk, k Key
 	if _, err := l.Append(ctx, "t", writer, []*event.Request{corr}); !errors.Is(err, event.ErrInvalidEvent) {
 		t.Fatalf("correcting a missing entry = %v, want ErrInvalidEvent", err)
 	}
-	if _, err := l.Append(ctx, "u", writer, []*event.Request{{Session: "x", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "b"}, Corrects: &c}}); !errors.Is(err, event.ErrInvalidEvent) {
+	if _, err := l.Append(ctx, "u", writer, []*event.Request{{Session: "x", Kind: event.KindToolCall, Actor: event.Actor{Type: "agent", ID: "b"}, Corrects: &c}}); !errors.Is(err, event.ErrInvalidEvent) {
 		t.Fatalf("correcting another tenant's entry = %v, want ErrInvalidEvent", err)
 	}
 	// The session lists in order, each event chained to the one before.
@@ -255,7 +255,7 @@ func testAppendAndRead(t *testing.T, l *auditlog.Log, _ *governance.Clerk, k Key
 
 // A payload is disclosed once its read is in the log.
 func testDisclose(t *testing.T, l *auditlog.Log, _ *governance.Clerk, _ Keys) {
-	out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", "llm.request", "the patient's chart")})
+	out, err := l.Append(ctx, "t", writer, []*event.Request{req("s", event.KindLLMRequest, "the patient's chart")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func testDisclose(t *testing.T, l *auditlog.Log, _ *governance.Clerk, _ Keys) {
 		t.Fatalf("the access.read event (%d) is not after the read entry (%d)", d.Access.Index, out[0].Index)
 	}
 	acc, err := event.ParseLeaf(d.Access.Leaf)
-	if err != nil || acc.Kind != "access.read" || acc.Session != "access.auditor1" {
+	if err != nil || acc.Kind != event.KindAccessRead || acc.Session != "access.auditor1" {
 		t.Fatalf("access event = %+v, %v", acc, err)
 	}
 	if _, err := l.Disclose(ctx, auditlog.Reader{TokenID: "x", Tenant: "u"}, out[0].Index); !errors.Is(err, auditlog.ErrNotFound) {
@@ -286,7 +286,7 @@ func testDisclose(t *testing.T, l *auditlog.Log, _ *governance.Clerk, _ Keys) {
 // Holds stop erasures; an erasure leaves the leaves and destroys the
 // payloads.
 func testErase(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
-	out, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", "llm.request", "secret")})
+	out, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", event.KindLLMRequest, "secret")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,14 +312,14 @@ func testErase(t *testing.T, l *auditlog.Log, g *governance.Clerk, _ Keys) {
 	if _, err := l.Disclose(ctx, rd, out[0].Index); !errors.Is(err, auditlog.ErrErased) {
 		t.Fatalf("Disclose after erasure = %v", err)
 	}
-	if _, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", "llm.request", "more")}); !errors.Is(err, vault.ErrErased) {
+	if _, err := l.Append(ctx, "t", writer, []*event.Request{req("gone", event.KindLLMRequest, "more")}); !errors.Is(err, vault.ErrErased) {
 		t.Fatalf("a payload into an erased session = %v, want refused", err)
 	}
 }
 
 // onBehalf is a request made for a person (on_behalf_of).
 func onBehalf(session, person, payload string) *event.Request {
-	r := req(session, "llm.request", payload)
+	r := req(session, event.KindLLMRequest, payload)
 	r.Actor.OnBehalfOf = person
 	return r
 }

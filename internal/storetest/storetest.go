@@ -553,7 +553,7 @@ func testIndex(t *testing.T, open Opener) {
 	// differ only in case, interleaved.
 	for i := range 600 {
 		s := []string{"Sess", "sess"}[i%2]
-		ml.Add(leaf(t, "t", s, uint64(i/2), "tool.call", t0.Add(time.Duration(i)*time.Second)))
+		ml.Add(leaf(t, "t", s, uint64(i/2), event.KindToolCall, t0.Add(time.Duration(i)*time.Second)))
 	}
 	if err := x.CatchUp(ctx); err != nil {
 		t.Fatal(err)
@@ -561,7 +561,7 @@ func testIndex(t *testing.T, open Opener) {
 	if x.Size() != 600 {
 		t.Fatalf("Size = %d", x.Size())
 	}
-	ml.Add([]byte("not an event"), leaf(t, "t", "Sess", 300, "tool.result", t0.Add(time.Hour)))
+	ml.Add([]byte("not an event"), leaf(t, "t", "Sess", 300, event.KindToolResult, t0.Add(time.Hour)))
 	if err := x.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -604,7 +604,7 @@ func testIndexTwoInstances(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	for i := range 1000 {
-		ml.Add(leaf(t, "t", fmt.Sprint("s", i%7), uint64(i/7), "tool.call", time.Now()))
+		ml.Add(leaf(t, "t", fmt.Sprint("s", i%7), uint64(i/7), event.KindToolCall, time.Now()))
 	}
 	var wg sync.WaitGroup
 	for _, x := range []*index.Index{x1, x2} {

@@ -1,4 +1,4 @@
-package server
+package governance
 
 import (
 	"context"
@@ -10,13 +10,12 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/profile"
-	"github.com/llmaudittrail/llmaudittrail/retention"
 )
 
-// ComplianceSettings is implemented by a Reporter that also says what
-// compliance profiles switch on (compliance.Reporter does). At start the
-// server records it in the log, a compliance.config event per scope
-// (profile.Config), where the monitor and monitor report read it.
+// ComplianceSettings says what compliance profiles switch on
+// (compliance.Reporter implements it). RecordCompliance records it in the
+// log, a compliance.config event per scope (profile.Config), where the
+// monitor and monitor report read it.
 type ComplianceSettings interface {
 	// ComplianceSettings returns, for a scope running profiles, the report
 	// parameters and the monitor rule parameters (JSON objects) they
@@ -26,12 +25,13 @@ type ComplianceSettings interface {
 	ComplianceSettings(profiles []string) (controls, ruleParams []byte, record bool, err error)
 }
 
-// recordCompliance appends a compliance.config event for the default
-// scope (in profile.DefaultTenant) and for each tenant of the compliance
-// configuration, whose settings differ from those last recorded there.
-func (s *Server) recordCompliance(ctx context.Context, floors *retention.Rules) error {
-	cs, ok := s.cfg.Reporter.(ComplianceSettings)
-	if !ok {
+// RecordCompliance appends a compliance.config event for the default
+// scope (in profile.DefaultTenant) and for each tenant of the retention
+// floors in force (Config.Floors), whose settings differ from those last
+// recorded there. Without floors it does nothing.
+func (c *Clerk) RecordCompliance(ctx context.Context, cs ComplianceSettings) error {
+	floors := c.cfg.Floors
+	if floors == nil {
 		return nil
 	}
 	scopes := []*profile.Config{{Tenant: profile.DefaultTenant, Scope: profile.ScopeDefault, Profiles: floors.DefaultProfiles}}
@@ -39,24 +39,24 @@ func (s *Server) recordCompliance(ctx context.Context, floors *retention.Rules) 
 		_, profiles := floors.For(t)
 		scopes = append(scopes, &profile.Config{Tenant: t, Scope: profile.ScopeTenant, Profiles: profiles})
 	}
-	for _, c := range scopes {
+	for _, sc := range scopes {
 		var record bool
 		var err error
-		if c.Controls, c.RuleParams, record, err = cs.ComplianceSettings(c.Profiles); err != nil {
+		if sc.Controls, sc.RuleParams, record, err = cs.ComplianceSettings(sc.Profiles); err != nil {
 			return err
 		}
-		last, err := s.lastCompliance(ctx, c.Tenant, c.Scope)
+		last, err := c.lastCompliance(ctx, sc.Tenant, sc.Scope)
 		if err != nil {
 			return err
 		}
-		if (last == nil && !record) || (last != nil && last.Same(c)) {
+		if (last == nil && !record) || (last != nil && last.Same(sc)) {
 			continue
 		}
-		req, err := c.Request()
+		req, err := sc.Request()
 		if err != nil {
 			return err
 		}
-		if _, err := s.log.Append(ctx, c.Tenant, event.Writer{Token: ServerTokenID, Via: event.ViaServer}, []*event.Request{req}); err != nil {
+		if _, err := c.log.Append(ctx, sc.Tenant, event.Writer{Token: c.cfg.ServerToken, Via: event.ViaServer}, []*event.Request{req}); err != nil {
 			return fmt.Errorf("recording %s: %w", profile.KindConfig, err)
 		}
 	}
@@ -65,10 +65,10 @@ func (s *Server) recordCompliance(ctx context.Context, floors *retention.Rules) 
 
 // lastCompliance is the compliance.config of scope last recorded in
 // tenant's compliance session, or nil.
-func (s *Server) lastCompliance(ctx context.Context, tenant, scope string) (*profile.Config, error) {
+func (c *Clerk) lastCompliance(ctx context.Context, tenant, scope string) (*profile.Config, error) {
 	var last *profile.Config
 	for from := uint64(0); ; {
-		evs, err := s.log.Session(ctx, tenant, event.SessionCompliance, from, 1000)
+		evs, err := c.log.Session(ctx, tenant, event.SessionCompliance, from, 1000)
 		if errors.Is(err, auditlog.ErrNotFound) {
 			return nil, nil
 		}
@@ -78,7 +78,7 @@ func (s *Server) lastCompliance(ctx context.Context, tenant, scope string) (*pro
 		if len(evs) == 0 {
 			return last, nil
 		}
-		size, err := s.log.Reader().IntegratedSize(ctx)
+		size, err := c.log.Reader().IntegratedSize(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +87,7 @@ func (s *Server) lastCompliance(ctx context.Context, tenant, scope string) (*pro
 			if e.Kind != profile.KindConfig {
 				continue
 			}
-			data, err := s.log.ReadLeaf(ctx, e.Index, size)
+			data, err := c.log.ReadLeaf(ctx, e.Index, size)
 			if err != nil {
 				return nil, err
 			}
@@ -95,8 +95,8 @@ func (s *Server) lastCompliance(ctx context.Context, tenant, scope string) (*pro
 			if err != nil {
 				return nil, err
 			}
-			if c, err := profile.ParseConfig(e.Index, l); err == nil && c.Scope == scope {
-				last = c
+			if cfg, err := profile.ParseConfig(e.Index, l); err == nil && cfg.Scope == scope {
+				last = cfg
 			}
 		}
 	}
