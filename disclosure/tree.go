@@ -1,0 +1,467 @@
+// Package disclosure is field-level disclosure of a JSON payload with the
+// construction of SD-JWT (RFC 9901): every object member and every array
+// element down to MaxDepth is a disclosure, base64url(JSON [salt, name,
+// value]) for a member and base64url(JSON [salt, value]) for an element,
+// whose digest base64url(SHA-256(disclosure)) stands in its place: in the
+// "_sd" list of its object, or as {"...": digest} in its array. The root's
+// "_sd" list, sorted, with "_sd_alg", is the root object; the leaf's payload
+// commitment carries the hex SHA-256 of its compact JSON (RootHash), so a
+// chosen subset of disclosures verifies against the log (Verify) and
+// reveals nothing of the rest.
+//
+// Salts are derived from the payload's commitment salt, which only the
+// vault holds (Salt): erasing the payload's key destroys every field's salt
+// with it. The format is in docs/disclosure.md. The package is the format
+// alone: no I/O.
+package disclosure
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Alg is the digest algorithm, the "_sd_alg" of the root object.
+const Alg = "sha-256"
+
+// Limits of the decomposition.
+const (
+	// MaxDepth is the depth of the deepest disclosure: a top-level member
+	// is at depth 1, an element of its array at 2 (messages[3]), a member
+	// of that element at 3 (messages[3].content), ... An object or array
+	// at MaxDepth is disclosed whole.
+	MaxDepth = 5
+	// MaxDisclosures caps the disclosures of one payload: a payload with
+	// more has no field commitment (it is disclosed whole only).
+	MaxDisclosures = 20000
+)
+
+// Keys that a payload must not use: they are the structure's own.
+const (
+	keySD    = "_sd"
+	keySDAlg = "_sd_alg"
+	keyArray = "..."
+)
+
+// saltLabel separates the field salts from the payload commitment, which is
+// keyed with the same salt: k = HMAC-SHA256(salt, saltLabel).
+const saltLabel = "llmaudittrail disclosure salts v1"
+
+// ErrNotDisclosable: the payload is not a JSON object that can be
+// decomposed (another media type, not an object, invalid or duplicate
+// keys, a key of the structure's own, more than MaxDisclosures fields).
+var ErrNotDisclosable = errors.New("payload has no field-level commitment")
+
+// Disclosable reports whether a payload of mediaType may have a field
+// commitment: application/json or a type ending in +json.
+func Disclosable(mediaType string) bool {
+	mt, _, err := mime.ParseMediaType(mediaType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// Step is one step of a field's path: a member name, or an array index.
+type Step struct {
+	Name    string
+	Index   int
+	IsIndex bool
+}
+
+// node is one disclosure of a tree.
+type node struct {
+	path    []Step
+	parent  int // index of the parent disclosure, -1 at the top
+	encoded string
+	digest  string
+	end     int // nodes[i+1:end] are the descendants of node i
+}
+
+// Tree is the field commitment of one payload: every disclosure in
+// document order with its path, and the root's digests.
+type Tree struct {
+	// SD is the root's "_sd" list, sorted.
+	SD    []string
+	nodes []node
+}
+
+// Hash is RootHash(t.SD), the value the leaf's commitment carries.
+func (t *Tree) Hash() string { return RootHash(t.SD) }
+
+// Len is the number of disclosures.
+func (t *Tree) Len() int { return len(t.nodes) }
+
+// rootObject is the root object of a tree, in its canonical form.
+type rootObject struct {
+	SD    []string `json:"_sd"`
+	SDAlg string   `json:"_sd_alg"`
+}
+
+// Root returns the compact JSON of the root object {"_sd": sd, "_sd_alg":
+// "sha-256"}: the SD-JWT payload that the disclosures unpack against.
+func Root(sd []string) []byte {
+	if sd == nil {
+		sd = []string{}
+	}
+	b, _ := json.Marshal(rootObject{SD: sd, SDAlg: Alg})
+	return b
+}
+
+// RootHash is the hex SHA-256 of Root(sd).
+func RootHash(sd []string) string {
+	h := sha256.Sum256(Root(sd))
+	return hex.EncodeToString(h[:])
+}
+
+// Digest is the digest of an encoded disclosure: base64url(SHA-256(s)),
+// over the ASCII of s, as RFC 9901 section 4.2.3 has it.
+func Digest(encoded string) string {
+	h := sha256.Sum256([]byte(encoded))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// Salt returns the salt of the field at path of a payload committed with
+// salt: base64url of the first 16 bytes of HMAC-SHA256(k, path), k =
+// HMAC-SHA256(salt, "llmaudittrail disclosure salts v1"), path the compact
+// JSON array of its steps (["messages",3,"content"]).
+func Salt(salt []byte, path []Step) string {
+	return saltWith(saltKey(salt), path)
+}
+
+func saltKey(salt []byte) []byte {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(saltLabel))
+	return m.Sum(nil)
+}
+
+func saltWith(k []byte, path []Step) string {
+	m := hmac.New(sha256.New, k)
+	m.Write(pathJSON(path))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+func pathJSON(path []Step) []byte {
+	b := []byte{'['}
+	for i, s := range path {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if s.IsIndex {
+			b = strconv.AppendInt(b, int64(s.Index), 10)
+		} else {
+			b = appendString(b, s.Name)
+		}
+	}
+	return append(b, ']')
+}
+
+// Build decomposes payload, committed with salt, into its disclosures. A
+// payload that is not a JSON object, that repeats a key in an object, that
+// uses "_sd", "_sd_alg" or "..." as a key, or that has more than
+// MaxDisclosures fields is ErrNotDisclosable. Build is deterministic: the
+// same salt and payload give the same tree.
+func Build(salt, payload []byte) (*Tree, error) {
+	v, err := parse(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
+	}
+	if v.kind != kindObject {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
+	}
+	if n := count(v, 0); n > MaxDisclosures {
+		return nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
+	}
+	b := &builder{k: saltKey(salt)}
+	sd := b.members(v, nil, -1)
+	sort.Strings(sd)
+	return &Tree{SD: sd, nodes: b.nodes}, nil
+}
+
+// count is the number of disclosures v's members or elements make at
+// depth+1 and below.
+func count(v *value, depth int) int {
+	if depth >= MaxDepth {
+		return 0
+	}
+	n := 0
+	switch v.kind {
+	case kindObject:
+		for _, m := range v.members {
+			n += 1 + count(m.v, depth+1)
+		}
+	case kindArray:
+		for _, e := range v.elems {
+			n += 1 + count(e, depth+1)
+		}
+	}
+	return n
+}
+
+type builder struct {
+	k     []byte
+	nodes []node
+}
+
+// members makes the disclosures of object v's members (or array v's
+// elements) at path, children of disclosure parent, and returns their
+// digests in document order.
+func (b *builder) members(v *value, path []Step, parent int) []string {
+	var ds []string
+	add := func(st Step, child *value) {
+		p := append(path[:len(path):len(path)], st)
+		i := len(b.nodes)
+		b.nodes = append(b.nodes, node{path: p, parent: parent})
+		inner := b.sdValue(child, p, i)
+		arr := []byte{'['}
+		arr = appendString(arr, saltWith(b.k, p))
+		if !st.IsIndex {
+			arr = appendString(append(arr, ','), st.Name)
+		}
+		arr = append(append(arr, ','), inner...)
+		arr = append(arr, ']')
+		enc := base64.RawURLEncoding.EncodeToString(arr)
+		b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = enc, Digest(enc), len(b.nodes)
+		ds = append(ds, b.nodes[i].digest)
+	}
+	switch v.kind {
+	case kindObject:
+		for _, m := range v.members {
+			add(Step{Name: m.name}, m.v)
+		}
+	case kindArray:
+		for j, e := range v.elems {
+			add(Step{Index: j, IsIndex: true}, e)
+		}
+	}
+	return ds
+}
+
+// sdValue is the value of the disclosure at path: an object as {"_sd":
+// [...]}, an array as [{"...": d}, ...], each of their fields a disclosure
+// (above MaxDepth); a scalar, or anything at MaxDepth, as it is.
+func (b *builder) sdValue(v *value, path []Step, self int) []byte {
+	if len(path) >= MaxDepth || (v.kind != kindObject && v.kind != kindArray) {
+		return v.appendJSON(nil)
+	}
+	ds := b.members(v, path, self)
+	if v.kind == kindObject {
+		if len(ds) == 0 {
+			return []byte("{}")
+		}
+		sort.Strings(ds)
+		out := []byte(`{"_sd":[`)
+		for i, d := range ds {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = appendString(out, d)
+		}
+		return append(out, "]}"...)
+	}
+	out := []byte{'['}
+	for i, d := range ds {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, `{"...":`...), appendString(nil, d)...), '}')
+	}
+	return append(out, ']')
+}
+
+// Select returns the disclosures that reveal fields: those at a path a
+// field matches, their ancestors (without which they would not verify)
+// and their descendants (their whole value), in document order; and the
+// fields that matched nothing.
+func (t *Tree) Select(fields []Field) (disclosures []string, unmatched []string) {
+	take := make([]bool, len(t.nodes))
+	for _, f := range fields {
+		hit := false
+		for i := range t.nodes {
+			if !f.match(t.nodes[i].path) {
+				continue
+			}
+			hit = true
+			for j := i; j < t.nodes[i].end; j++ {
+				take[j] = true
+			}
+			for p := t.nodes[i].parent; p >= 0; p = t.nodes[p].parent {
+				take[p] = true
+			}
+		}
+		if !hit {
+			unmatched = append(unmatched, f.String())
+		}
+	}
+	for i, ok := range take {
+		if ok {
+			disclosures = append(disclosures, t.nodes[i].encoded)
+		}
+	}
+	return disclosures, unmatched
+}
+
+// Disclosures returns every disclosure of the tree, in document order.
+func (t *Tree) Disclosures() []string {
+	out := make([]string, len(t.nodes))
+	for i := range t.nodes {
+		out[i] = t.nodes[i].encoded
+	}
+	return out
+}
+
+// FormatPath writes a path as a field name: model, messages[3].content.
+func FormatPath(path []Step) string {
+	var b strings.Builder
+	for i, s := range path {
+		switch {
+		case s.IsIndex:
+			b.WriteString("[" + strconv.Itoa(s.Index) + "]")
+		case i > 0:
+			b.WriteString("." + s.Name)
+		default:
+			b.WriteString(s.Name)
+		}
+	}
+	return b.String()
+}
+
+// appendString appends s as a JSON string, without HTML escaping.
+func appendString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
+
+// A parsed JSON value that keeps the order of members.
+type kind int
+
+const (
+	kindScalar kind = iota
+	kindObject
+	kindArray
+)
+
+type member struct {
+	name string
+	v    *value
+}
+
+type value struct {
+	kind    kind
+	scalar  []byte // compact JSON of a scalar
+	members []member
+	elems   []*value
+}
+
+func (v *value) appendJSON(b []byte) []byte {
+	switch v.kind {
+	case kindObject:
+		b = append(b, '{')
+		for i, m := range v.members {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendString(b, m.name), ':')
+			b = m.v.appendJSON(b)
+		}
+		return append(b, '}')
+	case kindArray:
+		b = append(b, '[')
+		for i, e := range v.elems {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = e.appendJSON(b)
+		}
+		return append(b, ']')
+	}
+	return append(b, v.scalar...)
+}
+
+// maxNesting bounds the nesting of a parsed payload.
+const maxNesting = 512
+
+// parse reads one JSON value strictly: no trailing data, no key twice in
+// an object, none of the structure's keys.
+func parse(data []byte) (*value, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	v, err := parseValue(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	return v, nil
+}
+
+func parseValue(dec *json.Decoder, depth int) (*value, error) {
+	if depth > maxNesting {
+		return nil, errors.New("nested too deeply")
+	}
+	t, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := t.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			v := &value{kind: kindObject}
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				k := kt.(string)
+				if seen[k] {
+					return nil, fmt.Errorf("key %q twice in an object", k)
+				}
+				if k == keySD || k == keySDAlg || k == keyArray {
+					return nil, fmt.Errorf("key %q is reserved", k)
+				}
+				seen[k] = true
+				mv, err := parseValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				v.members = append(v.members, member{name: k, v: mv})
+			}
+			_, err := dec.Token() // '}'
+			return v, err
+		case '[':
+			v := &value{kind: kindArray}
+			for dec.More() {
+				e, err := parseValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				v.elems = append(v.elems, e)
+			}
+			_, err := dec.Token() // ']'
+			return v, err
+		}
+		return nil, fmt.Errorf("unexpected %v", t)
+	case string:
+		return &value{scalar: appendString(nil, t)}, nil
+	case json.Number:
+		return &value{scalar: []byte(t)}, nil
+	case bool:
+		return &value{scalar: []byte(strconv.FormatBool(t))}, nil
+	case nil:
+		return &value{scalar: []byte("null")}, nil
+	}
+	return nil, fmt.Errorf("unexpected token %v", t)
+}
