@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -163,4 +164,22 @@ func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	}
 	return &Disclosure{Index: index, Leaf: leaf, LeafHash: event.LeafHash(leaf), Event: l, MediaType: r.MediaType,
 		Payload: payload, Salt: salt, Pseudonyms: r.Pseudonyms, Access: acc}, nil
+}
+
+// Fields asks for the fields of the payload of the entry at index
+// (GET /v1/events/{index}/disclosure): field patterns such as model, usage,
+// tools[*].name. The answer is unverified: check it with
+// api.ReceiptVerifier.VerifyDisclosure, which checks the receipt and every
+// disclosure, before using it. The log records the read as an access.read
+// event that names the fields.
+func (c *Client) Fields(ctx context.Context, index uint64, fields []string) (*api.DisclosureResponse, error) {
+	var r api.DisclosureResponse
+	q := url.Values{"fields": {strings.Join(fields, ",")}}
+	if err := c.do(ctx, http.MethodGet, "/v1/events/"+strconv.FormatUint(index, 10)+"/disclosure", q, nil, http.StatusOK, &r); err != nil {
+		return nil, err
+	}
+	if r.Index != index {
+		return nil, fmt.Errorf("%w: asked for entry %d, got %d", errNoAnswer, index, r.Index)
+	}
+	return &r, nil
 }
