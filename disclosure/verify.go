@@ -273,3 +273,23 @@ func validDigest(d string) bool {
 	b, err := base64.RawURLEncoding.DecodeString(d)
 	return err == nil && len(b) == 32 && base64.RawURLEncoding.EncodeToString(b) == d
 }
+
+// Complete returns the disclosed fields whose whole value is disclosed and
+// whose parent's is not (or that are at the top): what was revealed, each
+// once, in the order given.
+func (v *Verified) Complete() []Revealed {
+	whole := map[string]bool{}
+	for _, f := range v.Fields {
+		if !f.Partial {
+			whole[string(pathJSON(f.Path))] = true
+		}
+	}
+	var out []Revealed
+	for _, f := range v.Fields {
+		if f.Partial || (len(f.Path) > 1 && whole[string(pathJSON(f.Path[:len(f.Path)-1]))]) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
