@@ -55,8 +55,8 @@ func TestSelectAndVerify(t *testing.T) {
 			paths = append(paths, FormatPath(f.Path))
 		}
 	}
-	wantPaths := []string{"model", "messages[0].role", "messages[1].role", "tools[0].function.name", "tools[1].function.name",
-		"usage", "usage.prompt_tokens", "usage.completion_tokens"}
+	wantPaths := []string{"messages[0].role", "messages[1].role", "model", "tools[0].function.name", "tools[1].function.name",
+		"usage", "usage.completion_tokens", "usage.prompt_tokens"}
 	if !reflect.DeepEqual(paths, wantPaths) {
 		t.Errorf("complete fields %v, want %v", paths, wantPaths)
 	}
@@ -147,7 +147,7 @@ func TestVerifyRefuses(t *testing.T) {
 }
 
 func TestNotDisclosable(t *testing.T) {
-	for _, p := range []string{`[1,2]`, `"x"`, `{"a":1,"a":2}`, `{"_sd":[]}`, `{"a":{"...":"x"}}`, `{"a":1} x`, `{`} {
+	for _, p := range []string{`[1,2]`, `"x"`, `{"a":1,"a":2}`, `{"a":[{"b":{"c":1,"c":2}}]}`, `{"_sd":[]}`, `{"a":[{"_sd_alg":1}]}`, `{"a":{"...":"x"}}`, `{"a":1} x`, `{`} {
 		if _, err := Build(testSalt, []byte(p)); !errors.Is(err, ErrNotDisclosable) {
 			t.Errorf("%s: %v", p, err)
 		}

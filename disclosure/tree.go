@@ -24,11 +24,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // Alg is the digest algorithm, the "_sd_alg" of the root object.
@@ -143,9 +146,15 @@ func saltKey(salt []byte) []byte {
 }
 
 func saltWith(k []byte, path []Step) string {
-	m := hmac.New(sha256.New, k)
+	return saltHMAC(hmac.New(sha256.New, k), path)
+}
+
+// saltHMAC is saltWith with m, an HMAC keyed with k, reset and reused.
+func saltHMAC(m hash.Hash, path []Step) string {
+	m.Reset()
 	m.Write(pathJSON(path))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
 }
 
 func pathJSON(path []Step) []byte {
@@ -179,7 +188,7 @@ func Build(salt, payload []byte) (*Tree, error) {
 	if n := count(v, 0); n > MaxDisclosures {
 		return nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
 	}
-	b := &builder{k: saltKey(salt)}
+	b := &builder{mac: hmac.New(sha256.New, saltKey(salt))}
 	sd := b.members(v, nil, -1)
 	sort.Strings(sd)
 	return &Tree{SD: sd, nodes: b.nodes}, nil
@@ -206,7 +215,7 @@ func count(v *value, depth int) int {
 }
 
 type builder struct {
-	k     []byte
+	mac   hash.Hash // HMAC-SHA256 keyed with the salt key
 	nodes []node
 }
 
@@ -221,7 +230,7 @@ func (b *builder) members(v *value, path []Step, parent int) []string {
 		b.nodes = append(b.nodes, node{path: p, parent: parent})
 		inner := b.sdValue(child, p, i)
 		arr := []byte{'['}
-		arr = appendString(arr, saltWith(b.k, p))
+		arr = appendString(arr, saltHMAC(b.mac, p))
 		if !st.IsIndex {
 			arr = appendString(append(arr, ','), st.Name)
 		}
@@ -333,8 +342,21 @@ func FormatPath(path []Step) string {
 	return b.String()
 }
 
-// appendString appends s as a JSON string, without HTML escaping.
+// appendString appends s as a JSON string, without HTML escaping, as
+// encoding/json writes it.
 func appendString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -342,7 +364,7 @@ func appendString(b []byte, s string) []byte {
 	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
-// A parsed JSON value that keeps the order of members.
+// A parsed JSON value, its members in key order.
 type kind int
 
 const (
@@ -391,77 +413,74 @@ func (v *value) appendJSON(b []byte) []byte {
 // maxNesting bounds the nesting of a parsed payload.
 const maxNesting = 512
 
+// anyKeys is the strictjson rule for a payload: any keys, none twice in an
+// object, at every depth.
+var anyKeys = func() *strictjson.Object {
+	r := &strictjson.Object{AnyKeys: true}
+	r.Values = r
+	return r
+}()
+
 // parse reads one JSON value strictly: no trailing data, no key twice in
-// an object, none of the structure's keys.
+// an object (strictjson), none of the structure's keys. Members are in
+// key order.
 func parse(data []byte) (*value, error) {
+	if err := strictjson.Check(data, anyKeys); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	v, err := parseValue(dec, 0)
-	if err != nil {
+	var x any
+	if err := dec.Decode(&x); err != nil {
 		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data")
 	}
-	return v, nil
+	return convert(x, 0)
 }
 
-func parseValue(dec *json.Decoder, depth int) (*value, error) {
+func convert(x any, depth int) (*value, error) {
 	if depth > maxNesting {
 		return nil, errors.New("nested too deeply")
 	}
-	t, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := t.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			v := &value{kind: kindObject}
-			seen := map[string]bool{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k := kt.(string)
-				if seen[k] {
-					return nil, fmt.Errorf("key %q twice in an object", k)
-				}
-				if k == keySD || k == keySDAlg || k == keyArray {
-					return nil, fmt.Errorf("key %q is reserved", k)
-				}
-				seen[k] = true
-				mv, err := parseValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				v.members = append(v.members, member{name: k, v: mv})
+	switch x := x.(type) {
+	case map[string]any:
+		v := &value{kind: kindObject, members: make([]member, 0, len(x))}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			if k == keySD || k == keySDAlg || k == keyArray {
+				return nil, fmt.Errorf("key %q is reserved", k)
 			}
-			_, err := dec.Token() // '}'
-			return v, err
-		case '[':
-			v := &value{kind: kindArray}
-			for dec.More() {
-				e, err := parseValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				v.elems = append(v.elems, e)
-			}
-			_, err := dec.Token() // ']'
-			return v, err
+			keys = append(keys, k)
 		}
-		return nil, fmt.Errorf("unexpected %v", t)
+		sort.Strings(keys)
+		for _, k := range keys {
+			mv, err := convert(x[k], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			v.members = append(v.members, member{name: k, v: mv})
+		}
+		return v, nil
+	case []any:
+		v := &value{kind: kindArray, elems: make([]*value, 0, len(x))}
+		for _, e := range x {
+			ev, err := convert(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			v.elems = append(v.elems, ev)
+		}
+		return v, nil
 	case string:
-		return &value{scalar: appendString(nil, t)}, nil
+		return &value{scalar: appendString(nil, x)}, nil
 	case json.Number:
-		return &value{scalar: []byte(t)}, nil
+		return &value{scalar: []byte(x)}, nil
 	case bool:
-		return &value{scalar: []byte(strconv.FormatBool(t))}, nil
+		return &value{scalar: []byte(strconv.FormatBool(x))}, nil
 	case nil:
 		return &value{scalar: []byte("null")}, nil
 	}
-	return nil, fmt.Errorf("unexpected token %v", t)
+	return nil, fmt.Errorf("unexpected %T", x)
 }
