@@ -36,6 +36,11 @@ type entryData struct {
 	Carries       *manifestation
 	Payload       *payloadView
 	PayloadErr    string
+	// Disclosed and FieldsErr are the field picker's answer (fields.go);
+	// Choices the fields it offers.
+	Disclosed *fieldsView
+	FieldsErr string
+	Choices   []string
 	Meanings      []string
 	Signer        string
 	// Signed is the signature just made, when the page follows a signing.
@@ -113,7 +118,7 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request, u *user) (*entry
 		c.failErr(w, r, u, fmt.Sprintf("Entry %d", idx), err)
 		return nil, false
 	}
-	d := &entryData{V: v, Meanings: signature.Meanings}
+	d := &entryData{V: v, Meanings: signature.Meanings, Choices: FieldChoices}
 	u.mu.Lock()
 	d.Signer = u.signer
 	u.mu.Unlock()
