@@ -41,8 +41,8 @@ type entryData struct {
 	Disclosed *fieldsView
 	FieldsErr string
 	Choices   []string
-	Meanings      []string
-	Signer        string
+	Meanings  []string
+	Signer    string
 	// Signed is the signature just made, when the page follows a signing.
 	Signed *manifestation
 }
