@@ -230,3 +230,26 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseFields(f *testing.F) {
+	for _, s := range []string{"model,usage,tools[*].name", "messages[12].content", "a[0][1].b", "a..b", "[0]", "a,a"} {
+		f.Add(s)
+	}
+	tr, _ := Build(testSalt, []byte(chatRequest))
+	f.Fuzz(func(t *testing.T, s string) {
+		fields, err := ParseFields(s)
+		if err != nil {
+			return
+		}
+		for _, x := range fields {
+			if len(x.steps) == 0 || len(x.steps) > MaxDepth || x.String() == "" {
+				t.Fatalf("%q parsed to %d steps", s, len(x.steps))
+			}
+		}
+		// Whatever is selected verifies.
+		ds, _ := tr.Select(fields)
+		if _, err := Verify(tr.Hash(), tr.SD, ds); err != nil {
+			t.Fatalf("selection of %q does not verify: %v", s, err)
+		}
+	})
+}
