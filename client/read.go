@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	fieldsd "github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -131,7 +132,8 @@ func (c *Client) Payload(ctx context.Context, index uint64) (*Disclosure, error)
 	return disclosure(&r, index)
 }
 
-// ErrCommitment: a disclosed payload does not open its leaf's commitment.
+// ErrCommitment: a disclosed payload does not open its leaf's commitment
+// (the HMAC, or the field commitment "sd" of a JSON payload).
 var ErrCommitment = fmt.Errorf("disclosed payload does not match its commitment")
 
 // disclosure decodes r, the answer for the entry at index, and checks it.
@@ -155,7 +157,7 @@ func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("salt is not hex: %w", err)
 	}
-	if !event.CheckCommitment(l.Payload, salt, payload) {
+	if !event.CheckCommitment(l.Payload, salt, payload) || !fieldsd.Opens(l.Payload.SD, salt, payload) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrCommitment)
 	}
 	acc, err := appended(r.Access)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/signature"
 )
@@ -317,7 +318,8 @@ func (c *Console) openPayload(w http.ResponseWriter, r *http.Request, u *user) {
 			SameLeaf: hex.EncodeToString(disc.LeafHash) == d.V.LeafHash}
 		if d.Commitment != nil {
 			pv.Digest = d.Commitment.Digest
-			pv.Opens = d.V.Leaf != nil && event.CheckCommitment(d.V.Leaf.Payload, disc.Salt, disc.Payload)
+			pv.Opens = d.V.Leaf != nil && event.CheckCommitment(d.V.Leaf.Payload, disc.Salt, disc.Payload) &&
+				disclosure.Opens(d.V.Leaf.Payload.SD, disc.Salt, disc.Payload)
 		}
 		pv.Text, pv.Clipped = payloadText(disc.MediaType, disc.Payload, maxPayloadPage)
 		keys := make([]string, 0, len(disc.Pseudonyms))

@@ -484,3 +484,16 @@ func convert(x any, depth int) (*value, error) {
 	}
 	return nil, fmt.Errorf("unexpected %T", x)
 }
+
+// Opens reports whether payload, committed with salt, has the field
+// commitment sd (the leaf commitment's "sd"): its tree's root hash. A
+// commitment without sd is opened by any payload. Whoever holds a whole
+// payload and its salt checks this beside the HMAC, so that the fields
+// disclosed one by one are those of the payload committed whole.
+func Opens(sd string, salt, payload []byte) bool {
+	if sd == "" {
+		return true
+	}
+	t, err := Build(salt, payload)
+	return err == nil && t.Hash() == sd
+}
