@@ -229,15 +229,18 @@ func (b *builder) members(v *value, path []Step, parent int) []string {
 		i := len(b.nodes)
 		b.nodes = append(b.nodes, node{path: p, parent: parent})
 		inner := b.sdValue(child, p, i)
-		arr := []byte{'['}
+		arr := make([]byte, 0, len(inner)+len(st.Name)+40)
+		arr = append(arr, '[')
 		arr = appendString(arr, saltHMAC(b.mac, p))
 		if !st.IsIndex {
 			arr = appendString(append(arr, ','), st.Name)
 		}
 		arr = append(append(arr, ','), inner...)
 		arr = append(arr, ']')
-		enc := base64.RawURLEncoding.EncodeToString(arr)
-		b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = enc, Digest(enc), len(b.nodes)
+		enc := make([]byte, base64.RawURLEncoding.EncodedLen(len(arr)))
+		base64.RawURLEncoding.Encode(enc, arr)
+		h := sha256.Sum256(enc)
+		b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(enc), base64.RawURLEncoding.EncodeToString(h[:]), len(b.nodes)
 		ds = append(ds, b.nodes[i].digest)
 	}
 	switch v.kind {
