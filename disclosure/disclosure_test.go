@@ -159,7 +159,7 @@ func TestNotDisclosable(t *testing.T) {
 }
 
 func TestDepth(t *testing.T) {
-	p := `{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}`
+	p := `{"a":{"b":{"c":{"d":{"e":{"f":{"g":1}}}}}}}`
 	tr, err := Build(testSalt, []byte(p))
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestDepth(t *testing.T) {
 	if tr.Len() != MaxDepth {
 		t.Errorf("%d disclosures, want %d", tr.Len(), MaxDepth)
 	}
-	ds, _ := tr.Select(mustFields(t, "a.b.c.d.e"))
+	ds, _ := tr.Select(mustFields(t, "a.b.c.d.e.f"))
 	v, err := Verify(tr.Hash(), tr.SD, ds)
 	if err != nil {
 		t.Fatal(err)
@@ -175,8 +175,8 @@ func TestDepth(t *testing.T) {
 	if got, _ := json.Marshal(v.Claims); string(got) != p {
 		t.Errorf("claims %s", got)
 	}
-	if _, err := ParseField("a.b.c.d.e.f"); !errors.Is(err, ErrBadField) {
-		t.Errorf("six steps: %v", err)
+	if _, err := ParseField("a.b.c.d.e.f.g"); !errors.Is(err, ErrBadField) {
+		t.Errorf("seven steps: %v", err)
 	}
 }
 

@@ -41,9 +41,11 @@ const Alg = "sha-256"
 const (
 	// MaxDepth is the depth of the deepest disclosure: a top-level member
 	// is at depth 1, an element of its array at 2 (messages[3]), a member
-	// of that element at 3 (messages[3].content), ... An object or array
+	// of that element at 3 (messages[3].content), ... down to a tool
+	// call's name in a chat completion at 6
+	// (choices[0].message.tool_calls[0].function.name). An object or array
 	// at MaxDepth is disclosed whole.
-	MaxDepth = 5
+	MaxDepth = 6
 	// MaxDisclosures caps the disclosures of one payload: a payload with
 	// more has no field commitment (it is disclosed whole only).
 	MaxDisclosures = 20000

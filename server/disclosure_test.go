@@ -136,7 +136,7 @@ func TestFieldDisclosure(t *testing.T) {
 		{"another tenant", otherTok, path(ev.Index, "model"), 404},
 		{"no fields", audTok, fmt.Sprintf("/v1/events/%d/disclosure", ev.Index), 400},
 		{"bad field", audTok, path(ev.Index, "tools[x]"), 400},
-		{"too deep", audTok, path(ev.Index, "a.b.c.d.e.f"), 400},
+		{"too deep", audTok, path(ev.Index, "a.b.c.d.e.f.g"), 400},
 		{"no such field", audTok, path(ev.Index, "temperature"), 404},
 		{"not JSON", audTok, path(text.Index, "model"), 409},
 		{"no payload", audTok, path(none.Index, "model"), 404},
