@@ -24,7 +24,8 @@ import (
 // field is typed.
 var FieldChoices = []string{
 	"model", "usage", "messages[*].role", "tools[*].name", "tools[*].function.name",
-	"choices[*].finish_reason", "stop_reason", "usageMetadata",
+	"choices[*].finish_reason", "choices[*].message.tool_calls[*].function.name",
+	"stop_reason", "content[*].name", "usageMetadata",
 }
 
 // fieldsView is what a field disclosure shows.
