@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	fieldsd "github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -130,7 +132,8 @@ func (c *Client) Payload(ctx context.Context, index uint64) (*Disclosure, error)
 	return disclosure(&r, index)
 }
 
-// ErrCommitment: a disclosed payload does not open its leaf's commitment.
+// ErrCommitment: a disclosed payload does not open its leaf's commitment
+// (the HMAC, or the field commitment "sd" of a JSON payload).
 var ErrCommitment = fmt.Errorf("disclosed payload does not match its commitment")
 
 // disclosure decodes r, the answer for the entry at index, and checks it.
@@ -154,7 +157,7 @@ func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("salt is not hex: %w", err)
 	}
-	if !event.CheckCommitment(l.Payload, salt, payload) {
+	if !event.CheckCommitment(l.Payload, salt, payload) || !fieldsd.Opens(l.Payload.SD, salt, payload) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrCommitment)
 	}
 	acc, err := appended(r.Access)
@@ -163,4 +166,22 @@ func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	}
 	return &Disclosure{Index: index, Leaf: leaf, LeafHash: event.LeafHash(leaf), Event: l, MediaType: r.MediaType,
 		Payload: payload, Salt: salt, Pseudonyms: r.Pseudonyms, Access: acc}, nil
+}
+
+// Fields asks for the fields of the payload of the entry at index
+// (GET /v1/events/{index}/disclosure): field patterns such as model, usage,
+// tools[*].name. The answer is unverified: check it with
+// api.ReceiptVerifier.VerifyDisclosure, which checks the receipt and every
+// disclosure, before using it. The log records the read as an access.read
+// event that names the fields.
+func (c *Client) Fields(ctx context.Context, index uint64, fields []string) (*api.DisclosureResponse, error) {
+	var r api.DisclosureResponse
+	q := url.Values{"fields": {strings.Join(fields, ",")}}
+	if err := c.do(ctx, http.MethodGet, "/v1/events/"+strconv.FormatUint(index, 10)+"/disclosure", q, nil, http.StatusOK, &r); err != nil {
+		return nil, err
+	}
+	if r.Index != index {
+		return nil, fmt.Errorf("%w: asked for entry %d, got %d", errNoAnswer, index, r.Index)
+	}
+	return &r, nil
 }

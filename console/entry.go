@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/signature"
 )
@@ -36,8 +37,13 @@ type entryData struct {
 	Carries       *manifestation
 	Payload       *payloadView
 	PayloadErr    string
-	Meanings      []string
-	Signer        string
+	// Disclosed and FieldsErr are the field picker's answer (fields.go);
+	// Choices the fields it offers.
+	Disclosed *fieldsView
+	FieldsErr string
+	Choices   []string
+	Meanings  []string
+	Signer    string
 	// Signed is the signature just made, when the page follows a signing.
 	Signed *manifestation
 }
@@ -113,7 +119,7 @@ func (c *Console) entry(w http.ResponseWriter, r *http.Request, u *user) (*entry
 		c.failErr(w, r, u, fmt.Sprintf("Entry %d", idx), err)
 		return nil, false
 	}
-	d := &entryData{V: v, Meanings: signature.Meanings}
+	d := &entryData{V: v, Meanings: signature.Meanings, Choices: FieldChoices}
 	u.mu.Lock()
 	d.Signer = u.signer
 	u.mu.Unlock()
@@ -312,7 +318,8 @@ func (c *Console) openPayload(w http.ResponseWriter, r *http.Request, u *user) {
 			SameLeaf: hex.EncodeToString(disc.LeafHash) == d.V.LeafHash}
 		if d.Commitment != nil {
 			pv.Digest = d.Commitment.Digest
-			pv.Opens = d.V.Leaf != nil && event.CheckCommitment(d.V.Leaf.Payload, disc.Salt, disc.Payload)
+			pv.Opens = d.V.Leaf != nil && event.CheckCommitment(d.V.Leaf.Payload, disc.Salt, disc.Payload) &&
+				disclosure.Opens(d.V.Leaf.Payload.SD, disc.Salt, disc.Payload)
 		}
 		pv.Text, pv.Clipped = payloadText(disc.MediaType, disc.Payload, maxPayloadPage)
 		keys := make([]string, 0, len(disc.Pseudonyms))

@@ -85,6 +85,25 @@ func TestConsoleRendersLogValuesInert(t *testing.T) {
 			}
 		})
 	}
+	t.Run("disclosed fields", func(t *testing.T) {
+		b.t = t
+		b.open(fmt.Sprintf("entries/%d", evs[1].Index))
+		b.set("#fields-other", "text,url,ctl")
+		b.click("#disclose-fields")
+		b.inert("disclosed fields")
+		text := b.eval(`document.body.textContent`)
+		if !strings.Contains(b.text("#fields-check"), "Verified") {
+			t.Errorf("the fields did not verify: %s", b.mainText())
+		}
+		for _, s := range []string{`<script>`, `<img`, `javascript:`, `\u001b[31mred`} {
+			if !strings.Contains(text, s) {
+				t.Errorf("the disclosed fields do not show %q as text", s)
+			}
+		}
+		if strings.ContainsAny(text, "\x1b\u202e\u200b\a") {
+			t.Error("a control or invisible character reached the page unescaped")
+		}
+	})
 	b.t = t
 	b.open(timeline)
 	b.shoot("hostile-values")

@@ -16,7 +16,7 @@ echo 'stderr (exit 2). Each block below is what the binary prints; the tests com
 echo 'with `docs/commands.sh`).'
 for spec in "log-server|--help" "log-server|config --help" "log-server|token create --help" "log-server|token revoke --help" "log-server|token list --help" "log-server|mcp wrap --help" \
             "witness|--help" "witness|keygen --help" \
-            "monitor|--help" "monitor|verify --help" "monitor|verify-receipt --help" "monitor|verify-signature --help" "monitor|report --help" "monitor|verify-report --help" \
+            "monitor|--help" "monitor|verify --help" "monitor|verify-receipt --help" "monitor|verify-disclosure --help" "monitor|verify-signature --help" "monitor|report --help" "monitor|verify-report --help" \
             "replay|--help" "replay|show --help" "replay|step --help" "replay|serve --help" \
             "loadgen|--help"; do
   IFS='|' read -r name args <<< "$spec"

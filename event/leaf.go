@@ -61,6 +61,12 @@ type Commitment struct {
 	Digest    string `json:"digest"`
 	Size      int    `json:"size"`
 	MediaType string `json:"media_type"`
+	// SD, for a JSON object payload, commits to each of its fields on
+	// its own: the hex SHA-256 of the SD-JWT root object of its
+	// disclosures (package disclosure, docs/disclosure.md), whose salts
+	// derive from the same salt. Omitted when the payload has no
+	// field-level commitment.
+	SD string `json:"sd,omitempty"`
 }
 
 // Ways an event reaches the log (Writer.Via).
@@ -144,8 +150,22 @@ func ParseLeaf(data []byte) (*Leaf, error) {
 		return nil, errors.New("a version 1 leaf has no writer or subject")
 	case l.V == LeafVersion && (l.Writer == nil || l.Writer.Token == "" || !validVia[l.Writer.Via]):
 		return nil, errors.New("a version 2 leaf needs a writer with a token and a via of api, proxy, server or otlp")
+	case l.Payload != nil && l.Payload.SD != "" && !lowerHex(l.Payload.SD, 64):
+		return nil, errors.New("the payload commitment's sd is not 64 lower-case hex digits")
 	}
 	return l, nil
+}
+
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 var validVia = map[string]bool{ViaAPI: true, ViaProxy: true, ViaServer: true, ViaOTLP: true}

@@ -71,7 +71,13 @@ func scanLeaf(data []byte) (l *Leaf, ok bool) {
 		c := &Commitment{}
 		var size uint64
 		if !s.str(&c.Alg) || !s.lit(`,"digest":`) || !s.str(&c.Digest) || !s.lit(`,"size":`) || !s.uint(&size) || size > 1<<53 ||
-			!s.lit(`,"media_type":`) || !s.str(&c.MediaType) || !s.lit(`}`) {
+			!s.lit(`,"media_type":`) || !s.str(&c.MediaType) {
+			return nil, false
+		}
+		if s.lit(`,"sd":`) && (!s.str(&c.SD) || c.SD == "") {
+			return nil, false
+		}
+		if !s.lit(`}`) {
 			return nil, false
 		}
 		c.Size, l.Payload = int(size), c

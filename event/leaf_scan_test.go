@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -48,6 +50,8 @@ func scanLeafSeeds(t testing.TB) [][]byte {
 			Attributes: map[string]any{"n": json.Number("-1.5e+3"), "z": json.Number("0"), "b": true, "f": false, "arr": []any{"x", json.Number("2"), true},
 				"empty": []any{}, "s": "with ünïcode and \u2028 and <html> & \"quotes\"", "tab": "a\tb"},
 			Payload: &Commitment{Alg: CommitmentAlg, Digest: "ab", Size: 0, MediaType: "application/octet-stream"}},
+		{V: 2, ID: "a", Kind: "k", Time: "t", Tenant: "x", Session: "s", Actor: Actor{Type: "agent", ID: "b"}, Writer: &Writer{Token: "t", Via: ViaAPI},
+			Payload: &Commitment{Alg: CommitmentAlg, Digest: "ab", Size: 3, MediaType: "application/json", SD: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
 	} {
 		b, err := l.Marshal()
 		if err != nil {
@@ -130,4 +134,30 @@ func BenchmarkParseLeaf(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestParseLeafFieldCommitment: a commitment's sd is 64 lower-case hex
+// digits or absent.
+func TestParseLeafFieldCommitment(t *testing.T) {
+	base := `{"v":2,"id":"a","kind":"k","time":"t","tenant":"x","session":"s","seq":0,"actor":{"type":"agent","id":"b"},"writer":{"token":"t","via":"api"},` +
+		`"payload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"application/json"%s}}`
+	sd := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, c := range []struct {
+		extra string
+		ok    bool
+	}{
+		{"", true},
+		{`,"sd":"` + sd + `"`, true},
+		{`,"sd":"` + strings.ToUpper(sd) + `"`, false},
+		{`,"sd":"` + sd[:62] + `"`, false},
+		{`,"sd":"` + sd[:63] + `g"`, false},
+	} {
+		l, err := ParseLeaf(fmt.Appendf(nil, base, c.extra))
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.extra, err)
+		}
+		if err == nil && c.extra != "" && l.Payload.SD != sd {
+			t.Errorf("sd read as %q", l.Payload.SD)
+		}
+	}
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
@@ -523,6 +524,9 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 		probe.Time, probe.Seq, probe.Prev = event.TimeFormat, math.MaxUint64, strings.Repeat("0", 64)
 		if p.HasPayload {
 			probe.Payload = &event.Commitment{Alg: event.CommitmentAlg, Digest: strings.Repeat("0", 64), Size: len(p.Payload), MediaType: p.MediaType}
+			if disclosure.Disclosable(p.MediaType) {
+				probe.Payload.SD = strings.Repeat("0", 64)
+			}
 		}
 		if b, err := probe.Marshal(); err != nil {
 			return nil, fmt.Errorf("%w: encoding leaf: %v", event.ErrInvalidEvent, err)
@@ -564,6 +568,7 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 		salt := make([]byte, 32)
 		rand.Read(salt)
 		pe.leaf.Payload = event.NewCommitment(salt, pe.p.Payload, pe.p.MediaType)
+		pe.leaf.Payload.SD = fieldCommitment(salt, pe.p.Payload, pe.p.MediaType)
 		recs = append(recs, vault.Record{ID: pe.id, Tenant: tenant, Session: pe.leaf.Session, MediaType: pe.p.MediaType, Salt: salt, Payload: pe.p.Payload})
 	}
 	if len(recs) > 0 {

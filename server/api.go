@@ -17,6 +17,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
@@ -72,6 +73,12 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return errorf(http.StatusNotFound, "not_published", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrNoPayload):
 		return errorf(http.StatusNotFound, "no_payload", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrNoFieldCommitment):
+		return errorf(http.StatusConflict, "no_field_commitment", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrNoField):
+		return errorf(http.StatusNotFound, "no_field", "%s", err.Error())
+	case errors.Is(err, disclosure.ErrBadField):
+		return errorf(http.StatusBadRequest, "bad_query", "fields: %s", err.Error())
 	case errors.Is(err, auditlog.ErrNotFound):
 		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrErased):
@@ -508,6 +515,34 @@ func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error
 	}
 	out.Pseudonyms = d.Pseudonyms
 	return http.StatusOK, out, nil
+}
+
+func (s *Server) getDisclosure(r *http.Request, p *auth.Principal) (int, any, error) {
+	idx, err := parseUint(chi.URLParam(r, "index"), "index")
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	if len(q["fields"]) != 1 {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "give the fields once: ?fields=model,usage,tools[*].name")
+	}
+	fields, err := disclosure.ParseFields(q.Get("fields"))
+	if err != nil {
+		return 0, nil, err
+	}
+	d, err := s.log.DiscloseFields(r.Context(), reader(p), idx, fields)
+	if err != nil {
+		return 0, nil, err
+	}
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.String()
+	}
+	return http.StatusOK, api.DisclosureResponse{
+		Index: idx, ID: d.Event.ID, Fields: names, Unmatched: d.Unmatched,
+		SDAlg: disclosure.Alg, SD: d.SD, Disclosures: d.Disclosures, Receipt: d.Receipt,
+		Access: api.NewEventResponse(d.Access),
+	}, nil
 }
 
 // tenantParam is the tenant a request names (?tenant=), which only a global

@@ -453,6 +453,7 @@ func (s *Server) routes() http.Handler {
 		r.Post(OTLPTracesPath, s.postOTLP(otlpTraces))
 		r.Post(OTLPLogsPath, s.postOTLP(otlpLogs))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
+		r.Get("/v1/events/{index}/disclosure", s.authed(auth.ScopeAudit, s.getDisclosure))
 		r.Get("/v1/events/{index}", s.authed(auth.ScopeRead, s.getEvent))
 		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))
 		r.Post("/v1/signers", s.authed(auth.ScopeAdmin, s.postSigner))

@@ -7,5 +7,5 @@ import (
 )
 
 func TestHelpMatchesDocs(t *testing.T) {
-	clitest.CheckHelp(t, binary, "monitor", "../../docs/commands.md", "verify --help", "verify-receipt --help", "verify-signature --help", "report --help", "verify-report --help")
+	clitest.CheckHelp(t, binary, "monitor", "../../docs/commands.md", "verify --help", "verify-receipt --help", "verify-disclosure --help", "verify-signature --help", "report --help", "verify-report --help")
 }

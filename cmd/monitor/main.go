@@ -5,13 +5,14 @@
 //	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE] [--otlp-export URL]
 //	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
+//	monitor verify-disclosure --log-key FILE [--witness-policy FILE] DISCLOSURE.json...
 //	monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
 //	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F[,F...]] [--at SIZE|FILE] [--out FILE|DIR]
 //	monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...
 //
 // Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
 // everything verified (1: findings, 2: the audit could not run); so do
-// verify-receipt, verify-signature and verify-report (1: one did not verify
+// verify-receipt, verify-disclosure, verify-signature and verify-report (1: one did not verify
 // or recompute equal, an edited server answer among them; 2: the check could
 // not run); report exits 1 when a control is not satisfied.
 package main
@@ -53,6 +54,8 @@ func main() {
 		code = verifyLog(args[1:], os.Stdout, os.Stderr)
 	case len(args) > 0 && args[0] == "verify-receipt":
 		code = verifyReceipt(args[1:], os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "verify-disclosure":
+		code = verifyDisclosure(args[1:], os.Stdout)
 	case len(args) > 0 && args[0] == "verify-signature":
 		code = verifySignature(args[1:], os.Stdout)
 	case len(args) > 0 && args[0] == "report":
@@ -123,6 +126,7 @@ func follow(args []string) int {
 	fs := cli.NewFlagSet("monitor", `monitor [follow] --url URL --log-key FILE --token-file FILE --rules FILE --state DIR [flags]
 monitor verify --url URL --log-key FILE [flags]
 monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
+monitor verify-disclosure --log-key FILE [--witness-policy FILE] DISCLOSURE.json...
 monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
 monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf[,...]] [--at SIZE|FILE] [--out FILE|DIR]
 monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)

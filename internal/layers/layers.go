@@ -27,8 +27,8 @@ type Layer struct {
 // Map lists the layers from the bottom up. A package may import packages of
 // its own layer and of the layers below it, except what its layer denies.
 var Map = []Layer{
-	{Name: "format", Packages: []string{"event", "checkpoint", "api", "llmapi", "profile", "identity", "internal/strictjson", "internal/period", "internal/canonpath"},
-		What: "the leaf, checkpoints, witness policies, the HTTP API's wire types and receipts, the LLM provider and compliance profile registries, people and their roles, canonical request paths: no I/O"},
+	{Name: "format", Packages: []string{"event", "disclosure", "checkpoint", "api", "llmapi", "profile", "identity", "internal/strictjson", "internal/period", "internal/canonpath"},
+		What: "the leaf, field-level disclosure (SD-JWT digests), checkpoints, witness policies, the HTTP API's wire types and receipts, the LLM provider and compliance profile registries, people and their roles, canonical request paths: no I/O"},
 	{Name: "protocol", Packages: []string{"client", "signature", "verify"},
 		What: "the one Go client of the HTTP API, and what is checked with it on the format alone: signatures, the log audit"},
 	{Name: "storage", Packages: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention", "internal/metrics"},

@@ -1,0 +1,504 @@
+// Package disclosure is field-level disclosure of a JSON payload with the
+// construction of SD-JWT (RFC 9901): every object member and every array
+// element down to MaxDepth is a disclosure, base64url(JSON [salt, name,
+// value]) for a member and base64url(JSON [salt, value]) for an element,
+// whose digest base64url(SHA-256(disclosure)) stands in its place: in the
+// "_sd" list of its object, or as {"...": digest} in its array. The root's
+// "_sd" list, sorted, with "_sd_alg", is the root object; the leaf's payload
+// commitment carries the hex SHA-256 of its compact JSON (RootHash), so a
+// chosen subset of disclosures verifies against the log (Verify) and
+// reveals nothing of the rest.
+//
+// Salts are derived from the payload's commitment salt, which only the
+// vault holds (Salt): erasing the payload's key destroys every field's salt
+// with it. The format is in docs/disclosure.md. The package is the format
+// alone: no I/O.
+package disclosure
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"mime"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
+)
+
+// Alg is the digest algorithm, the "_sd_alg" of the root object.
+const Alg = "sha-256"
+
+// Limits of the decomposition.
+const (
+	// MaxDepth is the depth of the deepest disclosure: a top-level member
+	// is at depth 1, an element of its array at 2 (messages[3]), a member
+	// of that element at 3 (messages[3].content), ... down to a tool
+	// call's name in a chat completion at 6
+	// (choices[0].message.tool_calls[0].function.name). An object or array
+	// at MaxDepth is disclosed whole.
+	MaxDepth = 6
+	// MaxDisclosures caps the disclosures of one payload: a payload with
+	// more has no field commitment (it is disclosed whole only).
+	MaxDisclosures = 20000
+)
+
+// Keys that a payload must not use: they are the structure's own.
+const (
+	keySD    = "_sd"
+	keySDAlg = "_sd_alg"
+	keyArray = "..."
+)
+
+// saltLabel separates the field salts from the payload commitment, which is
+// keyed with the same salt: k = HMAC-SHA256(salt, saltLabel).
+const saltLabel = "llmaudittrail disclosure salts v1"
+
+// ErrNotDisclosable: the payload is not a JSON object that can be
+// decomposed (another media type, not an object, invalid or duplicate
+// keys, a key of the structure's own, more than MaxDisclosures fields).
+var ErrNotDisclosable = errors.New("payload has no field-level commitment")
+
+// Disclosable reports whether a payload of mediaType may have a field
+// commitment: application/json or a type ending in +json.
+func Disclosable(mediaType string) bool {
+	mt, _, err := mime.ParseMediaType(mediaType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// Step is one step of a field's path: a member name, or an array index.
+type Step struct {
+	Name    string
+	Index   int
+	IsIndex bool
+}
+
+// node is one disclosure of a tree.
+type node struct {
+	path    []Step
+	parent  int // index of the parent disclosure, -1 at the top
+	encoded string
+	digest  string
+	end     int // nodes[i+1:end] are the descendants of node i
+}
+
+// Tree is the field commitment of one payload: every disclosure in
+// document order with its path, and the root's digests.
+type Tree struct {
+	// SD is the root's "_sd" list, sorted.
+	SD    []string
+	nodes []node
+}
+
+// Hash is RootHash(t.SD), the value the leaf's commitment carries.
+func (t *Tree) Hash() string { return RootHash(t.SD) }
+
+// Len is the number of disclosures.
+func (t *Tree) Len() int { return len(t.nodes) }
+
+// rootObject is the root object of a tree, in its canonical form.
+type rootObject struct {
+	SD    []string `json:"_sd"`
+	SDAlg string   `json:"_sd_alg"`
+}
+
+// Root returns the compact JSON of the root object {"_sd": sd, "_sd_alg":
+// "sha-256"}: the SD-JWT payload that the disclosures unpack against.
+func Root(sd []string) []byte {
+	if sd == nil {
+		sd = []string{}
+	}
+	b, _ := json.Marshal(rootObject{SD: sd, SDAlg: Alg})
+	return b
+}
+
+// RootHash is the hex SHA-256 of Root(sd).
+func RootHash(sd []string) string {
+	h := sha256.Sum256(Root(sd))
+	return hex.EncodeToString(h[:])
+}
+
+// Digest is the digest of an encoded disclosure: base64url(SHA-256(s)),
+// over the ASCII of s, as RFC 9901 section 4.2.3 has it.
+func Digest(encoded string) string {
+	h := sha256.Sum256([]byte(encoded))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// Salt returns the salt of the field at path of a payload committed with
+// salt: base64url of the first 16 bytes of HMAC-SHA256(k, path), k =
+// HMAC-SHA256(salt, "llmaudittrail disclosure salts v1"), path the compact
+// JSON array of its steps (["messages",3,"content"]).
+func Salt(salt []byte, path []Step) string {
+	return saltWith(saltKey(salt), path)
+}
+
+func saltKey(salt []byte) []byte {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(saltLabel))
+	return m.Sum(nil)
+}
+
+func saltWith(k []byte, path []Step) string {
+	return saltHMAC(hmac.New(sha256.New, k), path)
+}
+
+// saltHMAC is saltWith with m, an HMAC keyed with k, reset and reused.
+func saltHMAC(m hash.Hash, path []Step) string {
+	m.Reset()
+	m.Write(pathJSON(path))
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
+}
+
+func pathJSON(path []Step) []byte {
+	b := []byte{'['}
+	for i, s := range path {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if s.IsIndex {
+			b = strconv.AppendInt(b, int64(s.Index), 10)
+		} else {
+			b = appendString(b, s.Name)
+		}
+	}
+	return append(b, ']')
+}
+
+// Build decomposes payload, committed with salt, into its disclosures. A
+// payload that is not a JSON object, that repeats a key in an object, that
+// uses "_sd", "_sd_alg" or "..." as a key, or that has more than
+// MaxDisclosures fields is ErrNotDisclosable. Build is deterministic: the
+// same salt and payload give the same tree.
+func Build(salt, payload []byte) (*Tree, error) {
+	v, err := parse(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
+	}
+	if v.kind != kindObject {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
+	}
+	if n := count(v, 0); n > MaxDisclosures {
+		return nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
+	}
+	b := &builder{mac: hmac.New(sha256.New, saltKey(salt))}
+	sd := b.members(v, nil, -1)
+	sort.Strings(sd)
+	return &Tree{SD: sd, nodes: b.nodes}, nil
+}
+
+// count is the number of disclosures v's members or elements make at
+// depth+1 and below.
+func count(v *value, depth int) int {
+	if depth >= MaxDepth {
+		return 0
+	}
+	n := 0
+	switch v.kind {
+	case kindObject:
+		for _, m := range v.members {
+			n += 1 + count(m.v, depth+1)
+		}
+	case kindArray:
+		for _, e := range v.elems {
+			n += 1 + count(e, depth+1)
+		}
+	}
+	return n
+}
+
+type builder struct {
+	mac   hash.Hash // HMAC-SHA256 keyed with the salt key
+	nodes []node
+}
+
+// members makes the disclosures of object v's members (or array v's
+// elements) at path, children of disclosure parent, and returns their
+// digests in document order.
+func (b *builder) members(v *value, path []Step, parent int) []string {
+	var ds []string
+	add := func(st Step, child *value) {
+		p := append(path[:len(path):len(path)], st)
+		i := len(b.nodes)
+		b.nodes = append(b.nodes, node{path: p, parent: parent})
+		inner := b.sdValue(child, p, i)
+		arr := make([]byte, 0, len(inner)+len(st.Name)+40)
+		arr = append(arr, '[')
+		arr = appendString(arr, saltHMAC(b.mac, p))
+		if !st.IsIndex {
+			arr = appendString(append(arr, ','), st.Name)
+		}
+		arr = append(append(arr, ','), inner...)
+		arr = append(arr, ']')
+		enc := make([]byte, base64.RawURLEncoding.EncodedLen(len(arr)))
+		base64.RawURLEncoding.Encode(enc, arr)
+		h := sha256.Sum256(enc)
+		b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(enc), base64.RawURLEncoding.EncodeToString(h[:]), len(b.nodes)
+		ds = append(ds, b.nodes[i].digest)
+	}
+	switch v.kind {
+	case kindObject:
+		for _, m := range v.members {
+			add(Step{Name: m.name}, m.v)
+		}
+	case kindArray:
+		for j, e := range v.elems {
+			add(Step{Index: j, IsIndex: true}, e)
+		}
+	}
+	return ds
+}
+
+// sdValue is the value of the disclosure at path: an object as {"_sd":
+// [...]}, an array as [{"...": d}, ...], each of their fields a disclosure
+// (above MaxDepth); a scalar, or anything at MaxDepth, as it is.
+func (b *builder) sdValue(v *value, path []Step, self int) []byte {
+	if len(path) >= MaxDepth || (v.kind != kindObject && v.kind != kindArray) {
+		return v.appendJSON(nil)
+	}
+	ds := b.members(v, path, self)
+	if v.kind == kindObject {
+		if len(ds) == 0 {
+			return []byte("{}")
+		}
+		sort.Strings(ds)
+		out := []byte(`{"_sd":[`)
+		for i, d := range ds {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = appendString(out, d)
+		}
+		return append(out, "]}"...)
+	}
+	out := []byte{'['}
+	for i, d := range ds {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, `{"...":`...), appendString(nil, d)...), '}')
+	}
+	return append(out, ']')
+}
+
+// Select returns the disclosures that reveal fields: those at a path a
+// field matches, their ancestors (without which they would not verify)
+// and their descendants (their whole value), in document order; and the
+// fields that matched nothing.
+func (t *Tree) Select(fields []Field) (disclosures []string, unmatched []string) {
+	take := make([]bool, len(t.nodes))
+	for _, f := range fields {
+		hit := false
+		for i := range t.nodes {
+			if !f.match(t.nodes[i].path) {
+				continue
+			}
+			hit = true
+			for j := i; j < t.nodes[i].end; j++ {
+				take[j] = true
+			}
+			for p := t.nodes[i].parent; p >= 0; p = t.nodes[p].parent {
+				take[p] = true
+			}
+		}
+		if !hit {
+			unmatched = append(unmatched, f.String())
+		}
+	}
+	for i, ok := range take {
+		if ok {
+			disclosures = append(disclosures, t.nodes[i].encoded)
+		}
+	}
+	return disclosures, unmatched
+}
+
+// Disclosures returns every disclosure of the tree, in document order.
+func (t *Tree) Disclosures() []string {
+	out := make([]string, len(t.nodes))
+	for i := range t.nodes {
+		out[i] = t.nodes[i].encoded
+	}
+	return out
+}
+
+// FormatPath writes a path as a field name: model, messages[3].content.
+func FormatPath(path []Step) string {
+	var b strings.Builder
+	for i, s := range path {
+		switch {
+		case s.IsIndex:
+			b.WriteString("[" + strconv.Itoa(s.Index) + "]")
+		case i > 0:
+			b.WriteString("." + s.Name)
+		default:
+			b.WriteString(s.Name)
+		}
+	}
+	return b.String()
+}
+
+// appendString appends s as a JSON string, without HTML escaping, as
+// encoding/json writes it.
+func appendString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
+
+// A parsed JSON value, its members in key order.
+type kind int
+
+const (
+	kindScalar kind = iota
+	kindObject
+	kindArray
+)
+
+type member struct {
+	name string
+	v    *value
+}
+
+type value struct {
+	kind    kind
+	scalar  []byte // compact JSON of a scalar
+	members []member
+	elems   []*value
+}
+
+func (v *value) appendJSON(b []byte) []byte {
+	switch v.kind {
+	case kindObject:
+		b = append(b, '{')
+		for i, m := range v.members {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendString(b, m.name), ':')
+			b = m.v.appendJSON(b)
+		}
+		return append(b, '}')
+	case kindArray:
+		b = append(b, '[')
+		for i, e := range v.elems {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = e.appendJSON(b)
+		}
+		return append(b, ']')
+	}
+	return append(b, v.scalar...)
+}
+
+// maxNesting bounds the nesting of a parsed payload.
+const maxNesting = 512
+
+// anyKeys is the strictjson rule for a payload: any keys, none twice in an
+// object, at every depth.
+var anyKeys = func() *strictjson.Object {
+	r := &strictjson.Object{AnyKeys: true}
+	r.Values = r
+	return r
+}()
+
+// parse reads one JSON value strictly: no trailing data, no key twice in
+// an object (strictjson), none of the structure's keys. Members are in
+// key order.
+func parse(data []byte) (*value, error) {
+	if err := strictjson.Check(data, anyKeys); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data")
+	}
+	return convert(x, 0)
+}
+
+func convert(x any, depth int) (*value, error) {
+	if depth > maxNesting {
+		return nil, errors.New("nested too deeply")
+	}
+	switch x := x.(type) {
+	case map[string]any:
+		v := &value{kind: kindObject, members: make([]member, 0, len(x))}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			if k == keySD || k == keySDAlg || k == keyArray {
+				return nil, fmt.Errorf("key %q is reserved", k)
+			}
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			mv, err := convert(x[k], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			v.members = append(v.members, member{name: k, v: mv})
+		}
+		return v, nil
+	case []any:
+		v := &value{kind: kindArray, elems: make([]*value, 0, len(x))}
+		for _, e := range x {
+			ev, err := convert(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			v.elems = append(v.elems, ev)
+		}
+		return v, nil
+	case string:
+		return &value{scalar: appendString(nil, x)}, nil
+	case json.Number:
+		return &value{scalar: []byte(x)}, nil
+	case bool:
+		return &value{scalar: []byte(strconv.FormatBool(x))}, nil
+	case nil:
+		return &value{scalar: []byte("null")}, nil
+	}
+	return nil, fmt.Errorf("unexpected %T", x)
+}
+
+// Opens reports whether payload, committed with salt, has the field
+// commitment sd (the leaf commitment's "sd"): its tree's root hash. A
+// commitment without sd is opened by any payload. Whoever holds a whole
+// payload and its salt checks this beside the HMAC, so that the fields
+// disclosed one by one are those of the payload committed whole.
+func Opens(sd string, salt, payload []byte) bool {
+	if sd == "" {
+		return true
+	}
+	t, err := Build(salt, payload)
+	return err == nil && t.Hash() == sd
+}

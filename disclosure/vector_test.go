@@ -1,0 +1,95 @@
+package disclosure
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/disclosure-vector.json")
+
+// vector is the test vector of docs/disclosure.md: a payload, its salt,
+// every field's salt and disclosure, the root and its hash, and a
+// selection.
+type vector struct {
+	Comment  string          `json:"comment"`
+	Salt     string          `json:"salt"` // hex, the payload commitment's salt
+	Payload  json.RawMessage `json:"payload"`
+	Fields   []vectorField   `json:"fields"`
+	Root     json.RawMessage `json:"root"`
+	RootHash string          `json:"root_hash"` // the leaf commitment's "sd"
+	Select   string          `json:"select"`
+	Selected []string        `json:"selected"`
+	Claims   map[string]any  `json:"claims"`
+}
+
+type vectorField struct {
+	Path       string `json:"path"`
+	Salt       string `json:"salt"`
+	Disclosure string `json:"disclosure"`
+	Decoded    string `json:"decoded"`
+	Digest     string `json:"digest"`
+}
+
+const vectorPayload = `{"model":"gpt-4o","messages":[{"role":"user","content":"Patient Jane Doe reports chest pain."}],"tools":[{"name":"lookup_record","description":"Reads a record"}],"usage":{"input_tokens":42,"output_tokens":7}}`
+
+func buildVector(t *testing.T) []byte {
+	salt := make([]byte, 32)
+	for i := range salt {
+		salt[i] = byte(i)
+	}
+	tr, err := Build(salt, []byte(vectorPayload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vector{
+		Comment:  "LLMAuditTrail field disclosure test vector: see docs/disclosure.md. Rebuild: go test ./disclosure -run TestDisclosureVector -update (only when the format changes on purpose).",
+		Salt:     hex.EncodeToString(salt),
+		Payload:  json.RawMessage(vectorPayload),
+		Root:     Root(tr.SD),
+		RootHash: tr.Hash(),
+		Select:   "model,tools[*].name",
+	}
+	for _, n := range tr.nodes {
+		raw, _ := b64dec(n.encoded)
+		v.Fields = append(v.Fields, vectorField{Path: FormatPath(n.path), Salt: Salt(salt, n.path), Disclosure: n.encoded, Decoded: string(raw), Digest: n.digest})
+	}
+	f, _ := ParseFields(v.Select)
+	v.Selected, _ = tr.Select(f)
+	vd, err := Verify(tr.Hash(), tr.SD, v.Selected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Claims = vd.Claims
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+	return b.Bytes()
+}
+
+// TestDisclosureVector builds testdata/disclosure-vector.json from its
+// inputs and fails if the file differs.
+func TestDisclosureVector(t *testing.T) {
+	const path = "../testdata/disclosure-vector.json"
+	built := buildVector(t)
+	if *update {
+		if err := os.WriteFile(path, built, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, built) {
+		t.Fatalf("%s differs from what buildVector makes now; the format changed? (rebuild with -update only if that was intended)", path)
+	}
+}
+
+func b64dec(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }

@@ -1,0 +1,132 @@
+package log
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/disclosure"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/vault"
+)
+
+// Outcomes of field disclosures.
+var (
+	// ErrNoFieldCommitment: the entry's payload has no field-level
+	// commitment (it is not a JSON object, or was written before there
+	// were any): it is disclosed whole only (Disclose).
+	ErrNoFieldCommitment = errors.New("the entry's payload has no field-level commitment")
+	// ErrNoField: none of the fields asked for is in the payload.
+	ErrNoField = errors.New("none of the fields is in the payload")
+)
+
+// fieldCommitment is the "sd" of the commitment to payload under salt:
+// the root hash of its disclosures, or "" when it has none.
+func fieldCommitment(salt, payload []byte, mediaType string) string {
+	if !disclosure.Disclosable(mediaType) {
+		return ""
+	}
+	t, err := disclosure.Build(salt, payload)
+	if err != nil {
+		return ""
+	}
+	return t.Hash()
+}
+
+// FieldDisclosure is a chosen set of a payload's fields disclosed to a
+// reader: a receipt for the entry (its leaf, an inclusion proof and the
+// checkpoint), the root's digests, the disclosures, and the access.read
+// event that recorded the disclosure.
+type FieldDisclosure struct {
+	Index   uint64
+	Event   *event.Leaf
+	Receipt *api.Receipt
+	// SD is the root's digest list: it hashes to Event.Payload.SD.
+	SD          []string
+	Disclosures []string
+	// Unmatched are the fields asked for that are not in the payload.
+	Unmatched []string
+	Access    event.Appended
+}
+
+// DiscloseFields discloses the fields of the payload of the entry at index:
+// the disclosures of every field a pattern matches, with their ancestors
+// and descendants. It decides on the leaf it serves (the receipt's leaf):
+// an entry of another tenant is ErrNotFound unless the reader may read all
+// tenants. It checks the vault's payload against the leaf (the commitment
+// and the field commitment), waits for a published checkpoint to cover the
+// entry, and appends an access.read event that names the fields durably
+// before it returns: fields are never shown without the log saying who
+// saw which. An erased payload is ErrErased: its salts went with it.
+func (l *Log) DiscloseFields(ctx context.Context, r Reader, index uint64, fields []disclosure.Field) (*FieldDisclosure, error) {
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%w: no field named", disclosure.ErrBadField)
+	}
+	data, err := l.Leaf(ctx, index)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := event.ParseLeaf(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: entry %d is not an audit event", ErrNotFound, index)
+	}
+	if leaf.Tenant != r.Tenant && !r.AllTenants {
+		return nil, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, index, r.Tenant)
+	}
+	if leaf.Payload == nil {
+		return nil, fmt.Errorf("%w: entry %d", ErrNoPayload, index)
+	}
+	if leaf.Payload.SD == "" {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrNoFieldCommitment)
+	}
+	rec, err := l.vault.Get(ctx, leaf.ID)
+	switch {
+	case errors.Is(err, vault.ErrErased):
+		return nil, fmt.Errorf("the payload of entry %d: %w", index, ErrErased)
+	case errors.Is(err, vault.ErrNotFound):
+		return nil, fmt.Errorf("%w: the payload of entry %d is not in the vault", ErrNotFound, index)
+	case err != nil:
+		return nil, err
+	}
+	if !event.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrIntegrity)
+	}
+	tree, err := disclosure.Build(rec.Salt, rec.Payload)
+	if err != nil || tree.Hash() != leaf.Payload.SD {
+		return nil, fmt.Errorf("entry %d: the field commitment: %w", index, ErrIntegrity)
+	}
+	ds, unmatched := tree.Select(fields)
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrNoField)
+	}
+	// The receipt proves that the leaf decided on is the entry at index.
+	rc, err := l.WaitReceipt(ctx, index, data)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.String()
+	}
+	list, _ := json.Marshal(names)
+	acc := &event.Request{
+		Session: event.AccessSession(r.TokenID),
+		Kind:    "access.read",
+		Actor:   r.Actor(),
+		Attributes: map[string]json.RawMessage{
+			"access.index":    json.RawMessage(strconv.FormatUint(index, 10)),
+			"access.event_id": jsonString(leaf.ID),
+			"access.session":  jsonString(leaf.Session),
+			"access.token_id": jsonString(r.TokenID),
+			"access.fields":   list,
+		},
+	}
+	a, err := l.serverEvent(ctx, leaf.Tenant, r, acc)
+	if err != nil {
+		return nil, err
+	}
+	return &FieldDisclosure{Index: index, Event: leaf, Receipt: rc, SD: tree.SD, Disclosures: ds, Unmatched: unmatched, Access: a}, nil
+}
