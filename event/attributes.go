@@ -99,6 +99,7 @@ const (
 	AttrAccessDetail    = "access.detail"
 	AttrAccessEventID   = "access.event_id"
 	AttrAccessExport    = "access.export"
+	AttrAccessFields    = "access.fields"
 	AttrAccessGlobal    = "access.global"
 	AttrAccessIndex     = "access.index"
 	AttrAccessMethod    = "access.method"

@@ -114,14 +114,14 @@ func (l *Log) DiscloseFields(ctx context.Context, r Reader, index uint64, fields
 	list, _ := json.Marshal(names)
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
-		Kind:    "access.read",
+		Kind:    event.KindAccessRead,
 		Actor:   r.Actor(),
 		Attributes: map[string]json.RawMessage{
-			"access.index":    json.RawMessage(strconv.FormatUint(index, 10)),
-			"access.event_id": jsonString(leaf.ID),
-			"access.session":  jsonString(leaf.Session),
-			"access.token_id": jsonString(r.TokenID),
-			"access.fields":   list,
+			event.AttrAccessIndex:   json.RawMessage(strconv.FormatUint(index, 10)),
+			event.AttrAccessEventID: jsonString(leaf.ID),
+			event.AttrAccessSession: jsonString(leaf.Session),
+			event.AttrAccessTokenID: jsonString(r.TokenID),
+			event.AttrAccessFields:  list,
 		},
 	}
 	a, err := l.serverEvent(ctx, leaf.Tenant, r, acc)
