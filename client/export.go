@@ -249,7 +249,7 @@ func (v *exportVerifier) read(x *api.ExportDecoder) (*SessionExport, error) {
 		if h.Access == nil {
 			return nil, malformed("payloads without the access.read event that recorded them")
 		}
-		acc, err := appended(*h.Access)
+		acc, err := appended(*h.Access, nil)
 		if err != nil {
 			return nil, malformed("access event: %v", err)
 		}
