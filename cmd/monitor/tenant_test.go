@@ -25,6 +25,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
 	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
@@ -228,6 +229,21 @@ func TestEnvelopeBundlesRevealNothing(t *testing.T) {
 		h, err := event.ParseHead(b.Body)
 		if err != nil || h.Tenant != threeTenants[0] {
 			t.Errorf("tenant %s got body %d of %q (%v)", threeTenants[0], b.Index, h.Tenant, err)
+		}
+	}
+	// A session export of a version 3 log proves its bodies through their
+	// envelopes, payloads included.
+	auditor := l.s.Client(l.s.Token(auth.Spec{Name: "exporter-a", Tenant: threeTenants[0], Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}))
+	x, err := auditor.ExportSession(ctx, "sess-"+threeTenants[0]+"-1", client.ExportQuery{Payloads: true}, v, nil)
+	if err != nil {
+		t.Fatalf("export of a version 3 session: %v", err)
+	}
+	if len(x.Events) != 3 {
+		t.Fatalf("export holds %d events, want 3", len(x.Events))
+	}
+	for _, e := range x.Events {
+		if e.LeafErr != nil || e.ChainErr != nil || e.PayloadErr != nil || !strings.Contains(string(e.Payload), "payload of") {
+			t.Errorf("exported event %d: leaf %v, chain %v, payload %v %q", e.Index, e.LeafErr, e.ChainErr, e.PayloadErr, e.Payload)
 		}
 	}
 	// A receipt of a version 3 log proves the envelope and its body.
