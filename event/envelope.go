@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // LeafVersionEnvelope is leaf version 3 (docs/leaf-format.md "Version 3:
@@ -135,7 +136,12 @@ const (
 type EnvelopeSealer struct {
 	nonceKey []byte
 	secret   []byte
+
+	mu   sync.Mutex
+	keys map[string]TenantKey // a cache, bounded by maxCachedTenantKeys
 }
+
+const maxCachedTenantKeys = 4096
 
 // NewEnvelopeSealer returns the sealer of secret (at least 32 bytes).
 func NewEnvelopeSealer(secret []byte) (*EnvelopeSealer, error) {
@@ -144,11 +150,28 @@ func NewEnvelopeSealer(secret []byte) (*EnvelopeSealer, error) {
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(envelopeNonceLabel))
-	return &EnvelopeSealer{nonceKey: m.Sum(nil), secret: bytes.Clone(secret)}, nil
+	return &EnvelopeSealer{nonceKey: m.Sum(nil), secret: bytes.Clone(secret), keys: map[string]TenantKey{}}, nil
 }
 
 // TenantKey returns tenant's key.
 func (s *EnvelopeSealer) TenantKey(tenant string) TenantKey {
+	s.mu.Lock()
+	k, ok := s.keys[tenant]
+	s.mu.Unlock()
+	if ok {
+		return k
+	}
+	k = s.deriveTenantKey(tenant)
+	s.mu.Lock()
+	if len(s.keys) >= maxCachedTenantKeys {
+		clear(s.keys)
+	}
+	s.keys[tenant] = k
+	s.mu.Unlock()
+	return k
+}
+
+func (s *EnvelopeSealer) deriveTenantKey(tenant string) TenantKey {
 	m := hmac.New(sha256.New, s.secret)
 	m.Write([]byte(envelopeTenantRoot))
 	m.Write([]byte{0})
