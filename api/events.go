@@ -28,12 +28,16 @@ type EventResponse struct {
 	// Index is the entry's index in the log, if Indexed. On the wire
 	// "index" is absent when the write asked only for durability
 	// (?wait=durable).
-	Index    uint64   `json:"index"`
-	Indexed  bool     `json:"-"`
-	Seq      uint64   `json:"seq"`
-	Session  string   `json:"session"`
-	Leaf     string   `json:"leaf"`      // standard base64 of the exact leaf bytes
-	LeafHash string   `json:"leaf_hash"` // hex RFC 6962 leaf hash
+	Index    uint64 `json:"index"`
+	Indexed  bool   `json:"-"`
+	Seq      uint64 `json:"seq"`
+	Session  string `json:"session"`
+	Leaf     string `json:"leaf"`      // standard base64 of the exact leaf bytes
+	LeafHash string `json:"leaf_hash"` // hex RFC 6962 leaf hash
+	// Envelope is, on a log of leaf version 3, standard base64 of the
+	// entry the log holds for the event (docs/leaf-format.md); the writer
+	// checks its tenant tag with the tenant key.
+	Envelope string   `json:"envelope,omitempty"`
 	Receipt  *Receipt `json:"receipt,omitempty"`
 	// ReceiptError says why no receipt came back; the event is appended all
 	// the same, and must not be sent again.
@@ -44,6 +48,9 @@ type EventResponse struct {
 func NewEventResponse(a event.Appended) EventResponse {
 	r := EventResponse{ID: a.ID, Seq: a.Seq, Session: a.Session,
 		Leaf: base64.StdEncoding.EncodeToString(a.Leaf), LeafHash: hex.EncodeToString(a.LeafHash)}
+	if a.Envelope != nil {
+		r.Envelope = base64.StdEncoding.EncodeToString(a.Envelope)
+	}
 	if a.Indexed {
 		r.Index, r.Indexed = a.Index, true
 	}

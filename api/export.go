@@ -99,6 +99,9 @@ type ExportEvent struct {
 	MediaType string
 	Salt      []byte
 	Payload   []byte
+	// Envelope is, on a log of leaf version 3, the entry at Index (Leaf is
+	// then the event's body, which the envelope commits to).
+	Envelope []byte
 }
 
 // ExportEncoder writes an export stream. The server's side; it buffers, and
@@ -184,7 +187,8 @@ func (e *ExportEncoder) Flush() error {
 
 // appendEvent encodes an event frame's body: index (uint64), leaf (uint32
 // length, bytes), status, media type and salt (each a uint8 length and
-// bytes), payload (uint32 length, bytes); integers big-endian. Without
+// bytes), payload (uint32 length, bytes), and on a log of leaf version 3
+// the envelope (a uint8 length and bytes); integers big-endian. Without
 // payloads the status, media type, salt and payload are empty.
 func appendEvent(b []byte, ev *ExportEvent) []byte {
 	b = binary.BigEndian.AppendUint64(b, ev.Index)
@@ -195,7 +199,13 @@ func appendEvent(b []byte, ev *ExportEvent) []byte {
 		b = append(b, s...)
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(ev.Payload)))
-	return append(b, ev.Payload...)
+	b = append(b, ev.Payload...)
+	if ev.Envelope != nil {
+		// Leaf version 3 only, so that a version 2 frame is as before.
+		b = append(b, byte(len(ev.Envelope)))
+		b = append(b, ev.Envelope...)
+	}
+	return b
 }
 
 // errFrame: a frame that does not decode.
@@ -255,6 +265,10 @@ func ParseExportEvent(body []byte) (ExportEvent, error) {
 	}
 	if ok {
 		ev.Payload, ok = take(n)
+	}
+	if ok && len(p) > 0 {
+		ev.Envelope, ok = short()
+		ok = ok && len(ev.Envelope) > 0
 	}
 	if !ok || len(p) != 0 {
 		return ev, fmt.Errorf("%w: event frame of %d bytes does not decode", errFrame, len(body))

@@ -37,8 +37,13 @@ var (
 // The log returns one for a write with ?wait=checkpoint and from
 // GET /v1/entries/{index}. Verify it with a ReceiptVerifier.
 type Receipt struct {
-	Index          uint64   `json:"index"`
-	Leaf           []byte   `json:"leaf"`      // standard base64 in JSON
+	Index uint64 `json:"index"`
+	Leaf  []byte `json:"leaf"` // standard base64 in JSON
+	// Envelope is, on a log of leaf version 3, the entry the log holds for
+	// Leaf (which is then the event's body): the inclusion proof is the
+	// envelope's, and the envelope commits to LeafHash. Absent on a
+	// version 2 log.
+	Envelope       []byte   `json:"envelope,omitempty"`
 	LeafHash       string   `json:"leaf_hash"` // hex
 	TreeSize       uint64   `json:"tree_size"`
 	InclusionProof [][]byte `json:"inclusion_proof"` // standard base64 each
@@ -47,7 +52,7 @@ type Receipt struct {
 
 // receiptKeys are a receipt's keys, exactly, each once.
 var receiptKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
-	"index": nil, "leaf": nil, "leaf_hash": nil, "tree_size": nil, "inclusion_proof": nil, "checkpoint": nil,
+	"index": nil, "leaf": nil, "envelope": nil, "leaf_hash": nil, "tree_size": nil, "inclusion_proof": nil, "checkpoint": nil,
 }}
 
 // MaxReceiptBytes caps a receipt read from outside.
@@ -89,6 +94,7 @@ type VerifiedReceipt struct {
 	Index      uint64
 	LeafHash   []byte
 	Leaf       []byte
+	Envelope   []byte // the log's entry on a log of leaf version 3
 	Checkpoint *fmtlog.Checkpoint
 }
 
@@ -148,10 +154,17 @@ func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
 	if got, err := hex.DecodeString(r.LeafHash); err != nil || !bytes.Equal(got, lh) {
 		return nil, fmt.Errorf("%w: leaf hashes to %x", ErrReceiptLeafHash, lh)
 	}
-	if err := verifyInclusion(r.Index, cp.Size, lh, r.InclusionProof, cp.Hash); err != nil {
+	mh := lh
+	if r.Envelope != nil {
+		if _, err := event.OpenEnvelope(r.Envelope, r.Leaf, nil); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrReceiptLeafHash, err)
+		}
+		mh = event.LeafHash(r.Envelope)
+	}
+	if err := verifyInclusion(r.Index, cp.Size, mh, r.InclusionProof, cp.Hash); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrReceiptInclusion, err)
 	}
-	return &VerifiedReceipt{Index: r.Index, LeafHash: lh, Leaf: r.Leaf, Checkpoint: cp}, nil
+	return &VerifiedReceipt{Index: r.Index, LeafHash: lh, Leaf: r.Leaf, Envelope: r.Envelope, Checkpoint: cp}, nil
 }
 
 // VerifyReceipt parses and verifies one receipt (see ReceiptVerifier).

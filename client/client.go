@@ -31,6 +31,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
 // Defaults.
@@ -52,6 +54,9 @@ type Client struct {
 	retry   Retry
 	roots   *x509.CertPool
 	timeout time.Duration
+	// tenantKey, if set, checks the tenant tag of every envelope a write
+	// answers (WithTenantKey).
+	tenantKey *event.TenantKey
 }
 
 // Option configures a Client.
@@ -65,6 +70,14 @@ func WithToken(token string) Option { return func(c *Client) { c.token = strings
 // DefaultMaxIdleConns idle connections to the server); WithRootCAs and
 // WithTimeout configure only the default.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithTenantKey makes Append check, on a log of leaf version 3, that the
+// envelope of every event written carries k's tenant tag, and fail with
+// ErrWrongTag if it does not (or if the answer has no envelope): an event
+// the operator tagged for no tenant, or another, would be one its
+// tenant's auditor does not find (docs/leaf-format.md). Default: the
+// envelope is checked against the event only.
+func WithTenantKey(k event.TenantKey) Option { return func(c *Client) { c.tenantKey = &k } }
 
 // WithRootCAs sets the certificate authorities that the default HTTP
 // client trusts for an https log URL (default: the system's).

@@ -85,7 +85,7 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 	}
 	res := make([]Written, len(out))
 	for i, r := range out {
-		a, err := appended(r)
+		a, err := appended(r, c.tenantKey)
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
@@ -96,7 +96,7 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 		if l.Kind != evs[i].Kind || l.Session != evs[i].Session || l.ID != r.ID || l.Seq != r.Seq {
 			return nil, fmt.Errorf("event %d: %w", i, ErrWrongLeaf)
 		}
-		if r.Receipt != nil && (!a.Indexed || r.Receipt.Index != a.Index || !bytes.Equal(r.Receipt.Leaf, a.Leaf)) {
+		if r.Receipt != nil && (!a.Indexed || r.Receipt.Index != a.Index || !bytes.Equal(r.Receipt.Leaf, a.Leaf) || !bytes.Equal(r.Receipt.Envelope, a.Envelope)) {
 			return nil, fmt.Errorf("event %d: the receipt is for another leaf", i)
 		}
 		res[i] = Written{Appended: a, Receipt: r.Receipt, ReceiptError: r.ReceiptError}
@@ -108,8 +108,16 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 // whose leaf hash is not its hash.
 var ErrWrongLeaf = errors.New("the log server answered a leaf that is not the event sent")
 
-// appended decodes r and checks that its leaf hashes to its leaf hash.
-func appended(r api.EventResponse) (event.Appended, error) {
+// ErrWrongTag: on a log of leaf version 3, the write answer's envelope
+// does not carry the tag of the client's tenant key (WithTenantKey), or
+// the answer has no envelope: the log would hold the event where the
+// tenant's auditor does not look for it.
+var ErrWrongTag = event.ErrWrongTag
+
+// appended decodes r and checks that its leaf hashes to its leaf hash,
+// and an envelope, if any, commits to the leaf; with a tenant key, that
+// there is an envelope and that it carries the key's tag.
+func appended(r api.EventResponse, key *event.TenantKey) (event.Appended, error) {
 	leaf, err := base64.StdEncoding.DecodeString(r.Leaf)
 	if err != nil {
 		return event.Appended{}, fmt.Errorf("leaf is not base64: %w", err)
@@ -118,7 +126,21 @@ func appended(r api.EventResponse) (event.Appended, error) {
 	if hex.EncodeToString(lh) != r.LeafHash {
 		return event.Appended{}, fmt.Errorf("%w: leaf_hash does not match the leaf", ErrWrongLeaf)
 	}
-	a := event.Appended{ID: r.ID, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh}
+	var env []byte
+	switch {
+	case r.Envelope != "":
+		if env, err = base64.StdEncoding.DecodeString(r.Envelope); err != nil {
+			return event.Appended{}, fmt.Errorf("envelope is not base64: %w", err)
+		}
+		if _, err := event.OpenEnvelope(env, leaf, key); errors.Is(err, event.ErrWrongTag) {
+			return event.Appended{}, fmt.Errorf("%w (event %s)", ErrWrongTag, r.ID)
+		} else if err != nil {
+			return event.Appended{}, fmt.Errorf("%w: %v", ErrWrongLeaf, err)
+		}
+	case key != nil:
+		return event.Appended{}, fmt.Errorf("%w: the answer for event %s has no envelope", ErrWrongTag, r.ID)
+	}
+	a := event.Appended{ID: r.ID, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh, Envelope: env}
 	a.Index, a.Indexed = r.Index, r.Indexed
 	return a, nil
 }

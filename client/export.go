@@ -249,7 +249,7 @@ func (v *exportVerifier) read(x *api.ExportDecoder) (*SessionExport, error) {
 		if h.Access == nil {
 			return nil, malformed("payloads without the access.read event that recorded them")
 		}
-		acc, err := appended(*h.Access)
+		acc, err := appended(*h.Access, nil)
 		if err != nil {
 			return nil, malformed("access event: %v", err)
 		}
@@ -336,7 +336,15 @@ func (v *exportVerifier) read(x *api.ExportDecoder) (*SessionExport, error) {
 				return nil, err
 			}
 			lh := event.LeafHash(ev.Leaf)
-			rng.Append(lh, nil)
+			mh := lh // the tree's leaf: the envelope's on a log of leaf version 3
+			if ev.Envelope != nil {
+				if _, err := event.OpenEnvelope(ev.Envelope, ev.Leaf, nil); err != nil {
+					stop()
+					return nil, malformed("entry %d: %v", ev.Index, err)
+				}
+				mh = event.LeafHash(ev.Envelope)
+			}
+			rng.Append(mh, nil)
 			n++
 			batch = append(batch, ExportedEvent{Index: ev.Index, Leaf: ev.Leaf, LeafHash: lh,
 				Status: ev.Status, MediaType: ev.MediaType, Payload: ev.Payload, Salt: ev.Salt})

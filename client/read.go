@@ -160,7 +160,7 @@ func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	if !event.CheckCommitment(l.Payload, salt, payload) || !fieldsd.Opens(l.Payload.SD, salt, payload) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrCommitment)
 	}
-	acc, err := appended(r.Access)
+	acc, err := appended(r.Access, nil)
 	if err != nil {
 		return nil, fmt.Errorf("access event: %w", err)
 	}

@@ -50,7 +50,7 @@ func (c *Client) SessionPayloads(ctx context.Context, id string, sq SessionQuery
 	if r.Session != id {
 		return nil, fmt.Errorf("%w: asked for session %s, got %s", errNoAnswer, id, r.Session)
 	}
-	acc, err := appended(r.Access)
+	acc, err := appended(r.Access, nil)
 	if err != nil {
 		return nil, fmt.Errorf("access event: %w", err)
 	}

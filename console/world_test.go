@@ -60,6 +60,7 @@ const (
 type worldOptions struct {
 	witnesses bool
 	public    bool // --public-entries
+	leafV3    bool // --leaf-version 3
 	console   func(cfg *console.Config)
 	// console2 is console with the server (for what it offers: People).
 	console2 func(cfg *console.Config, s *server.Server)
@@ -77,6 +78,9 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	}
 	cfg := server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler), PublicEntries: o.public}
+	if o.leafV3 {
+		cfg.LeafVersion = event.LeafVersionEnvelope
+	}
 	if o.witnesses {
 		a := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
 		b := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)

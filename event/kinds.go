@@ -190,6 +190,7 @@ const (
 	// (access.* sessions; the sign-in kinds are package identity's).
 	KindAccessRead    = "access.read"
 	KindAccessResolve = "access.resolve"
+	KindTenantKeyRead = "access.tenant_key"
 	KindTokenCreated  = "access.token_created"
 	KindTokenRevoked  = "access.token_revoked"
 

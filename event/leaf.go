@@ -222,6 +222,10 @@ type Appended struct {
 	Session  string
 	Leaf     []byte
 	LeafHash []byte // LeafHash(Leaf)
+	// Envelope is the entry the log holds for the event on a log of leaf
+	// version 3 (LeafVersionEnvelope); nil on a version 2 log, where the
+	// entry is Leaf.
+	Envelope []byte
 }
 
 // LeafPayload reads only a leaf's id and payload commitment (nil if it has

@@ -323,6 +323,14 @@ func (x *exportStream) send(ctx context.Context, g *exportGroup) error {
 		if hex.EncodeToString(lh) != g.entries[i].LeafHash {
 			return fmt.Errorf("entry %d is not the event the index lists (seq %d of session %s)", e.Index, g.entries[i].Seq, x.q.Session)
 		}
+		env, err := x.l.envelopeOf(e.Leaf)
+		if err != nil {
+			return err
+		}
+		if env != nil {
+			// Leaf version 3: the tree holds the envelope.
+			e.Envelope, lh = env, event.LeafHash(env)
+		}
 		if err := x.rng.Append(lh, nil); err != nil {
 			return err
 		}

@@ -46,6 +46,9 @@ var (
 	// ErrNotPublished: the index or size asked for is beyond the latest
 	// published checkpoint.
 	ErrNotPublished = errors.New("not covered by a published checkpoint yet")
+	// ErrLeafVersion: New was asked for a leaf version other than the one
+	// the log's entries have, or one it does not append.
+	ErrLeafVersion = errors.New("leaf version")
 	// ErrNoCheckpoint: the log has not published a checkpoint yet.
 	ErrNoCheckpoint = errors.New("no checkpoint published yet")
 	// ErrUnavailable: the database or the object store behind the log
@@ -103,8 +106,16 @@ type Config struct {
 	// every published checkpoint carries the cosignatures they require.
 	Witnesses      *tessera.WitnessGroup
 	WitnessOptions *tessera.WitnessOptions
-	// Vault holds payloads. Required.
+	// Vault holds payloads (and, on a log of leaf version 3, the events'
+	// bodies). Required.
 	Vault *vault.Vault
+	// LeafVersion is the version of the entries the log appends: 0 or 2
+	// (event.LeafVersion: each entry is the event) or 3
+	// (event.LeafVersionEnvelope: each entry is an envelope that commits
+	// to the event, whose body the vault keeps; docs/leaf-format.md). A log
+	// keeps the version of its first entry: New refuses another
+	// (ErrLeafVersion).
+	LeafVersion int
 	// Journal opens the write-ahead journal, where an append is
 	// acknowledged. Required.
 	Journal journal.Opener
@@ -167,7 +178,9 @@ type Log struct {
 	origin   string
 	appender *tessera.Appender
 	shutdown func(context.Context) error
-	reader   tessera.LogReader
+	reader   tessera.LogReader     // entries as events (bodies on a version 3 log)
+	stored   tessera.LogReader     // entries as the log holds them
+	sealer   *event.EnvelopeSealer // leaf version 3 only
 	awaiter  *tessera.PublicationAwaiter
 	index    *index.Index
 	vault    *vault.Vault
@@ -266,7 +279,28 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("starting tessera appender: %w", err)
 	}
-	reader := storageReader{tr}
+	stored := storageReader{tr}
+	var reader tessera.LogReader = stored
+	var sealer *event.EnvelopeSealer
+	switch cfg.LeafVersion {
+	case 0, event.LeafVersion:
+	case event.LeafVersionEnvelope:
+		if sealer, err = event.NewEnvelopeSealer(cfg.Vault.EnvelopeSecret()); err != nil {
+			stopTessera(ctx, shutdown, cfg.Logger)
+			cancel()
+			return nil, err
+		}
+		reader = bodyReader{storageReader: stored, vault: cfg.Vault}
+	default:
+		stopTessera(ctx, shutdown, cfg.Logger)
+		cancel()
+		return nil, fmt.Errorf("%w: version %d is not one the log appends (2 or 3)", ErrLeafVersion, cfg.LeafVersion)
+	}
+	if err := checkLeafVersion(ctx, stored, sealer != nil); err != nil {
+		stopTessera(ctx, shutdown, cfg.Logger)
+		cancel()
+		return nil, err
+	}
 	idx, err := cfg.IndexDB(reader)
 	if err != nil {
 		stopTessera(ctx, shutdown, cfg.Logger)
@@ -279,6 +313,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		appender: appender,
 		shutdown: shutdown,
 		reader:   reader,
+		stored:   stored,
+		sealer:   sealer,
 		awaiter:  tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, checkpointPoll(cfg)),
 		index:    idx,
 		vault:    cfg.Vault,
@@ -378,8 +414,10 @@ func (l *Log) guardPublication(ctx context.Context) {
 // Origin is the log's origin line (the checkpoint key name).
 func (l *Log) Origin() string { return l.origin }
 
-// Reader gives read access to the log's tiles, bundles and checkpoint.
-func (l *Log) Reader() tessera.LogReader { return l.reader }
+// Reader gives read access to the log's tiles, bundles and checkpoint, as
+// the log holds them: on a log of leaf version 3 the bundles hold
+// envelopes (Bodies reads the events).
+func (l *Log) Reader() tessera.LogReader { return l.stored }
 
 // Index is the session index.
 func (l *Log) Index() *index.Index { return l.index }
@@ -704,6 +742,9 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 	out := make([]event.Appended, len(ps))
 	for i, pe := range ps {
 		out[i] = event.Appended{ID: pe.id, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: event.LeafHash(pe.data)}
+		if l.sealer != nil {
+			out[i].Envelope = l.entry(tenant, pe.data)
+		}
 	}
 	if wait == WaitDurable {
 		return out, nil
@@ -981,12 +1022,20 @@ func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog
 	if err != nil {
 		return nil, fmt.Errorf("building inclusion proof: %w", err)
 	}
+	env, err := l.envelopeOf(leaf)
+	if err != nil {
+		return nil, err
+	}
 	lh := event.LeafHash(leaf)
+	mh := lh // the Merkle leaf's hash: the envelope's on a version 3 log
+	if env != nil {
+		mh = event.LeafHash(env)
+	}
 	// Never hand out a proof we have not checked ourselves.
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, lh, p, cp.Hash); err != nil {
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, mh, p, cp.Hash); err != nil {
 		return nil, fmt.Errorf("inclusion proof for %d does not verify: %w", index, err)
 	}
-	return &api.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
+	return &api.Receipt{Index: index, Leaf: leaf, Envelope: env, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
 }
 
 // Entry returns a receipt for the leaf at index against the latest
@@ -1018,7 +1067,11 @@ func (l *Log) Entry(ctx context.Context, index, size uint64) (*api.Receipt, erro
 	if err != nil {
 		return nil, fmt.Errorf("building inclusion proof: %w", err)
 	}
-	return &api.Receipt{Index: index, Leaf: leaf, LeafHash: hex.EncodeToString(event.LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
+	env, err := l.envelopeOf(leaf)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Receipt{Index: index, Leaf: leaf, Envelope: env, LeafHash: hex.EncodeToString(event.LeafHash(leaf)), TreeSize: size, InclusionProof: p, Checkpoint: string(raw)}, nil
 }
 
 // readBundle reads and parses entry bundle bi of a tree of size entries.

@@ -19,11 +19,12 @@ import (
 
 // item is one event on its way from the journal into the log.
 type item struct {
-	rec   journal.Record
-	data  record
-	id    string
-	maybe bool    // may be in the log already
-	local *waiter // the append of this process that wrote it, if any
+	rec    journal.Record
+	data   record
+	id     string
+	tenant string
+	maybe  bool    // may be in the log already
+	local  *waiter // the append of this process that wrote it, if any
 
 	index   uint64
 	indexed bool
@@ -214,6 +215,13 @@ func (l *Log) items(recs []journal.Record) ([]*item, error) {
 			return nil, fmt.Errorf("journal record %d: %w", r.Pos, err)
 		}
 		it := &item{rec: r, data: rec, maybe: r.Maybe}
+		if l.sealer != nil {
+			h, err := event.ParseHead(rec.leaf)
+			if err != nil {
+				return nil, fmt.Errorf("journal record %d: %w", r.Pos, err)
+			}
+			it.tenant = h.Tenant
+		}
 		if w, ok := r.Tag.(*waiter); ok {
 			it.local, it.id = w, w.id
 		} else {
@@ -236,9 +244,20 @@ func (l *Log) items(recs []journal.Record) ([]*item, error) {
 // stored.
 func (l *Log) storePayloads(ctx context.Context, chunk []*item) error {
 	var sealed []vault.Sealed
+	var bodies [][]byte
 	for _, it := range chunk {
 		if it.data.sealed != nil {
 			sealed = append(sealed, *it.data.sealed)
+		}
+		if l.sealer != nil {
+			bodies = append(bodies, it.data.leaf)
+		}
+	}
+	// On a log of leaf version 3, an envelope is never sequenced before
+	// its body is stored.
+	if len(bodies) > 0 {
+		if err := retry(ctx, l, "storing bodies", func() error { return l.vault.PutBodies(ctx, bodies...) }); err != nil {
+			return err
 		}
 	}
 	if len(sealed) == 0 {
@@ -301,7 +320,7 @@ func (l *Log) sequence(ctx context.Context, items []*item) error {
 		l.observeBatch(len(todo))
 		futs := make([]tessera.IndexFuture, len(todo))
 		for i, it := range todo {
-			futs[i] = l.appender.Add(ctx, tessera.NewEntry(it.data.leaf))
+			futs[i] = l.appender.Add(ctx, tessera.NewEntry(l.entry(it.tenant, it.data.leaf)))
 		}
 		var firstErr error
 		for i, f := range futs {

@@ -376,7 +376,7 @@ func (en *engine) evaluate(e verify.Entry, ec evalContext) ([]Alert, error) {
 		return nil, err
 	}
 	a := &activation{
-		e: eventMap(l, idx, e.Hash), params: params, session: sess,
+		e: eventMap(l, idx, e.EventHash()), params: params, session: sess,
 		monitor: map[string]any{"from_start": en.fromStart}, eventTime: et.UTC(),
 	}
 	if ec.integratedAfter != nil {
@@ -400,7 +400,7 @@ func (en *engine) evaluate(e verify.Entry, ec evalContext) ([]Alert, error) {
 		ss = new(sessionState)
 		en.sessions[skey] = ss
 	}
-	ss.Seq, ss.Hash, ss.Time, ss.Index = l.Seq, hex.EncodeToString(e.Hash), et.UnixNano(), idx
+	ss.Seq, ss.Hash, ss.Time, ss.Index = l.Seq, hex.EncodeToString(e.EventHash()), et.UnixNano(), idx
 	ss.Count++
 	en.dirty[[2]string{nsSession, skey}] = true
 	en.seeConfig(idx, l)

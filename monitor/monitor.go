@@ -204,7 +204,7 @@ func New(cfg Config) (*Monitor, error) {
 		return nil, err
 	}
 	m := &Monitor{
-		cfg: cfg, origin: cfg.LogKey.Name(), src: src, sc: verify.NewScanner(src, cfg.LogKey.Name()), st: st, logger: cfg.Logger,
+		cfg: cfg, origin: cfg.LogKey.Name(), src: src, sc: verify.NewScanner(src, cfg.LogKey.Name()).WithBodies(cfg.Log), st: st, logger: cfg.Logger,
 		wake: map[string]chan struct{}{}, witnessAhead: map[string]time.Time{},
 	}
 	if m.pos, err = st.loadPosition(); err != nil {

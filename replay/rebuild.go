@@ -420,7 +420,17 @@ func (s *Session) verifyEvent(ctx context.Context, e *Event, l listed, prev *Eve
 		return
 	}
 	e.Data, e.LeafHash = data, event.LeafHash(data)
-	if err := bundles.included(ctx, pb, l.Index, e.LeafHash, root); err != nil {
+	treeLeaf := e.LeafHash
+	if env := bundles.envelope(l.Index); env != nil {
+		// Leaf version 3: the tree holds the envelope, which commits to
+		// the body read beside it.
+		if _, err := event.OpenEnvelope(env, data, nil); err != nil {
+			s.problem(e, CheckInclusion, "", "", "the entry's body: %v", err)
+			return
+		}
+		treeLeaf = event.LeafHash(env)
+	}
+	if err := bundles.included(ctx, pb, l.Index, treeLeaf, root); err != nil {
 		s.problem(e, CheckInclusion, "", "", "the entry does not prove included in the checkpoint's tree: %v", err)
 	} else {
 		e.Included = true
@@ -534,6 +544,24 @@ type bundleCache struct {
 	perEntry   bool
 	proof      [][]byte
 	proofIndex uint64
+	// On a log of leaf version 3, the entries are envelopes: bodies holds
+	// the events of the bundle read last (GET /v1/bodies), envs its
+	// envelopes by index, env the envelope of the entry read per entry.
+	bodies map[uint64][]byte
+	envs   map[uint64][]byte
+	env    []byte
+}
+
+// envelope is the envelope of the entry at index read last, on a log of
+// leaf version 3 (nil on another).
+func (c *bundleCache) envelope(index uint64) []byte {
+	if c.perEntry {
+		if c.proofIndex == index {
+			return c.env
+		}
+		return nil
+	}
+	return c.envs[index]
 }
 
 func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
@@ -558,7 +586,21 @@ func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
 		if err := b.UnmarshalText(raw); err != nil {
 			return nil, err
 		}
-		c.b, c.idx, c.subtree, c.proven = &b, bi, nil, false
+		c.b, c.idx, c.subtree, c.proven, c.bodies, c.envs = &b, bi, nil, false, nil, nil
+		if len(b.Entries) > 0 && event.IsEnvelope(b.Entries[0]) && c.log != nil {
+			first := bi * layout.EntryBundleWidth
+			bs, err := c.log.Bodies(ctx, first, min(first+uint64(len(b.Entries)), c.size), c.size)
+			if err != nil {
+				return nil, fmt.Errorf("reading the bodies of entry bundle %d: %w", bi, err)
+			}
+			c.bodies, c.envs = make(map[uint64][]byte, len(bs.Entries)), make(map[uint64][]byte, len(b.Entries))
+			for _, e := range bs.Entries {
+				c.bodies[e.Index] = e.Body
+			}
+			for i, d := range b.Entries {
+				c.envs[first+uint64(i)] = d
+			}
+		}
 		if w == 0 && len(b.Entries) == layout.EntryBundleWidth {
 			hs := make([][]byte, len(b.Entries))
 			for i, d := range b.Entries {
@@ -570,6 +612,13 @@ func (c *bundleCache) leaf(ctx context.Context, index uint64) ([]byte, error) {
 	i := index % layout.EntryBundleWidth
 	if i >= uint64(len(c.b.Entries)) {
 		return nil, fmt.Errorf("entry bundle %d has %d entries", bi, len(c.b.Entries))
+	}
+	if c.envs != nil {
+		body, ok := c.bodies[index]
+		if !ok {
+			return nil, fmt.Errorf("the log serves no body for entry %d", index)
+		}
+		return body, nil
 	}
 	return c.b.Entries[i], nil
 }
@@ -621,7 +670,7 @@ func (c *bundleCache) entry(ctx context.Context, index uint64) ([]byte, error) {
 	if r.TreeSize != c.size {
 		return nil, fmt.Errorf("asked for a proof to size %d, got one to %d", c.size, r.TreeSize)
 	}
-	c.proof, c.proofIndex = r.InclusionProof, index
+	c.proof, c.proofIndex, c.env = r.InclusionProof, index, r.Envelope
 	if c.proof == nil {
 		c.proof = [][]byte{}
 	}

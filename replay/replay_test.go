@@ -51,12 +51,15 @@ type world struct {
 	auditor string
 }
 
-func newWorld(t testing.TB) *world {
+func newWorld(t testing.TB, mods ...func(*server.Config)) *world {
 	t.Helper()
 	up := providertest.New(t)
 	st := servertest.Start(t, func(c *server.Config) {
 		c.Upstreams = map[string]string{"openai": up.URL, "anthropic": up.URL}
 		c.CaptureMode = "fail-closed"
+		for _, m := range mods {
+			m(c)
+		}
 	})
 	w := &world{t: t, st: st, srv: st.Srv, ts: st.HS, up: up, dir: st.Dir}
 	w.write = w.token(auth.Spec{Name: "triage-bot", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite}})

@@ -21,7 +21,7 @@ import (
 // are public.
 func (s *Server) entriesGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.cfg.PublicEntries {
+		if !s.bundlesPublic() {
 			p, err := s.Authenticate(r)
 			if err == nil && (!p.Has(auth.ScopeRead) || !p.Global) {
 				err = errorf(http.StatusForbidden, "forbidden", "entry bundles hold every tenant's entries: they need a global token with the read scope (token create --global)")

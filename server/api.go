@@ -83,6 +83,8 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return errorf(http.StatusNotFound, "not_found", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrErased):
 		return errorf(http.StatusGone, "erased", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrNoEnvelopes):
+		return errorf(http.StatusNotFound, "no_envelopes", "%s", err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, "timeout", "%s", err.Error())
 	}

@@ -88,6 +88,13 @@ type Config struct {
 	// /v1/entries/...), for a log that is public on purpose. Default:
 	// private, see docs/event-api.md "Who reads what".
 	PublicEntries bool
+	// LeafVersion is the version of the log's entries: 2 (default: each
+	// entry is the event) or 3 (each entry is an envelope that shows
+	// nothing of the event; entry bundles are then public, the events are
+	// read with GET /v1/bodies, and each tenant's auditor recognises its
+	// entries with its key, GET /v1/tenant-key). A log keeps the version
+	// it began with; see docs/leaf-format.md.
+	LeafVersion int
 	// MaxReads and MaxReadsPerClient bound read answers in progress, in
 	// all and per client address (DefaultMaxReads, DefaultMaxReadsPerClient).
 	MaxReads, MaxReadsPerClient int
@@ -321,6 +328,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Locker:              b.State,
 		Health:              b.Health,
 		UnstickPublication:  b.UnstickPublication,
+		LeafVersion:         cfg.LeafVersion,
 	}
 	if err := s.configureWitnesses(&lc); err != nil {
 		return nil, err
@@ -429,7 +437,7 @@ func (s *Server) routes() http.Handler {
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.limitReads)
-		t := tiles.Handler(s.log.Reader(), tiles.Options{PrivateEntries: !s.cfg.PublicEntries})
+		t := tiles.Handler(s.log.Reader(), tiles.Options{PrivateEntries: !s.bundlesPublic()})
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
 			r.Method(m, "/checkpoint", t)
 			r.Method(m, "/tile/*", t)
@@ -456,6 +464,8 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1/events/{index}/disclosure", s.authed(auth.ScopeAudit, s.getDisclosure))
 		r.Get("/v1/events/{index}", s.authed(auth.ScopeRead, s.getEvent))
 		r.Get("/v1/pseudonyms/{pseudonym}", s.authed(auth.ScopeAudit, s.getPseudonym))
+		r.Get("/v1/bodies", s.authed(auth.ScopeRead, s.getBodies))
+		r.Get("/v1/tenant-key", s.authed(auth.ScopeAudit, s.getTenantKey))
 		r.Post("/v1/signers", s.authed(auth.ScopeAdmin, s.postSigner))
 		r.Post("/v1/signers/{id}/{action}", s.authed(anyScope, s.postSignerAction))
 		r.Post("/v1/signatures", s.authed(auth.ScopeSign, s.postSignature))

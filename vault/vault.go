@@ -73,10 +73,13 @@ type Record struct {
 
 // Vault is an encrypted payload store. It is safe for concurrent use.
 type Vault struct {
-	db      *sqldb.DB
-	master  cipher.AEAD
-	lookup  []byte // HMAC key of pseudonym lookups, derived from the master key
-	spacing time.Duration
+	db     *sqldb.DB
+	master cipher.AEAD
+	lookup []byte // HMAC key of pseudonym lookups, derived from the master key
+	// envelope is the secret of leaf version 3's envelopes (tenant keys,
+	// nonces), derived from the master key.
+	envelope []byte
+	spacing  time.Duration
 
 	mu   sync.Mutex
 	keys map[sessionKey]*dataKey // cache of unwrapped data keys, bounded
@@ -187,6 +190,9 @@ func Open(db *sqldb.DB, masterKey []byte, opts ...Option) (*Vault, error) {
 	if _, err := db.Schema(ctx, "vault", SchemaVersion, Schema...); err != nil {
 		return nil, err
 	}
+	if _, err := db.Schema(ctx, "bodies", BodiesSchemaVersion, BodiesSchema...); err != nil {
+		return nil, err
+	}
 	if err := checkMasterKey(db, masterKey, master); err != nil {
 		return nil, err
 	}
@@ -194,6 +200,7 @@ func Open(db *sqldb.DB, masterKey []byte, opts ...Option) (*Vault, error) {
 		db:         db,
 		master:     master,
 		lookup:     derive(masterKey, "llmaudittrail vault pseudonym lookup v1"),
+		envelope:   derive(masterKey, "llmaudittrail leaf envelope secret v1"),
 		spacing:    DefaultCommitSpacing,
 		keys:       make(map[sessionKey]*dataKey),
 		pseudonyms: map[[32]byte]cachedPseudonym{},

@@ -58,6 +58,19 @@ type Config struct {
 	// RuleTileMismatch or RuleSplitView. An error from Visit ends the audit
 	// with an error that wraps it.
 	Visit func(index uint64, leaf, leafHash []byte) error
+	// TenantKey, if set, audits one tenant of a log of leaf version 3
+	// (docs/leaf-format.md), with Log's token of that tenant: every entry
+	// is re-hashed as in a full audit, the entries whose envelopes carry
+	// the key's tag are the tenant's, and each must have a body from
+	// GET /v1/bodies that its envelope commits to (RuleBodyMissing,
+	// RuleBodyMismatch); a body served for an entry without the tag is
+	// RuleWrongTag; the tenant's sessions are chained from seq 0. Without
+	// it, the bodies of a version 3 log are read with Log's token (a
+	// global one sees every entry's).
+	TenantKey *event.TenantKey
+	// Tenant, if set with TenantKey, is the tenant's name: a body of
+	// another tenant is RuleBodyMismatch.
+	Tenant string
 	// HTTPClient is used for the witnesses' requests (default: 30s
 	// timeout); Log has its own.
 	HTTPClient *http.Client
@@ -78,9 +91,13 @@ type Report struct {
 	Sessions   int    `json:"sessions"`
 	// Signatures counts the human.signature events checked against the
 	// keys enrolled in the log.
-	Signatures int           `json:"signatures"`
-	Witnesses  int           `json:"witnesses_compared"`
-	Duration   time.Duration `json:"duration_ns"`
+	Signatures int `json:"signatures"`
+	// Tenant and TenantEntries: on a tenant audit (Config.TenantKey), the
+	// tenant and how many entries carry its tag.
+	Tenant        string        `json:"tenant,omitempty"`
+	TenantEntries uint64        `json:"tenant_entries,omitempty"`
+	Witnesses     int           `json:"witnesses_compared"`
+	Duration      time.Duration `json:"duration_ns"`
 	// Findings lists every problem; the audit passed when it is empty.
 	Findings []Finding `json:"findings"`
 }
@@ -173,12 +190,32 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 	t := &Tree{}
 	sc := NewScanner(src, origin)
 	var done uint64
+	bodies := &bodyCache{c: cfg.Log, size: cp.Size}
+	rep.Tenant = cfg.Tenant
 	res, err := sc.Scan(ctx, t, cp.Size, logSize, ScanOptions{Head: true, CheckTiles: true}, func(e Entry) error {
 		done++
 		if cfg.Progress != nil && (done%4096 == 0 || done == cp.Size) {
 			cfg.Progress(done, cp.Size)
 		}
 		idx := e.Index
+		if event.IsEnvelope(e.Data) || cfg.TenantKey != nil {
+			// Leaf version 3: the event is the body the envelope commits to.
+			body, f, err := bodies.open(ctx, idx, e.Data, cfg.TenantKey, cfg.Tenant)
+			if err != nil {
+				return err
+			}
+			if f != nil {
+				f.Index = &idx
+				add(*f)
+			}
+			if body == nil {
+				return nil
+			}
+			rep.TenantEntries++
+			e.Data, e.Hash = body, event.LeafHash(body)
+			e.Head, e.Err = event.ParseHead(body)
+			e.HasHead = e.Err == nil
+		}
 		if cfg.Visit != nil {
 			if err := cfg.Visit(idx, e.Data, e.Hash); err != nil {
 				return err
@@ -223,6 +260,9 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the log: %w", err)
+	}
+	if cfg.TenantKey == nil {
+		rep.TenantEntries = 0
 	}
 	rep.Entries, rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures = done, res.Bundles, res.Tiles, len(chains), sigs.Signatures()
 	root, err := t.Root()

@@ -43,6 +43,18 @@ const (
 	// is not the one at the statement's index, a statement that appears
 	// twice, a signer id enrolled twice or a key enrolled for two signers.
 	RuleSignature = "signature.invalid"
+	// RuleBodyMissing: on a log of leaf version 3, the log did not serve
+	// the body of an entry the auditor may read (every entry with a global
+	// token; with a tenant key, every entry that carries the tenant's tag):
+	// the operator withholds an event.
+	RuleBodyMissing = "tenant.body_missing"
+	// RuleBodyMismatch: a body the log served is not the one its entry's
+	// envelope commits to, or belongs to another tenant than the auditor's.
+	RuleBodyMismatch = "tenant.body_mismatch"
+	// RuleWrongTag: the log served, as one of the auditor's tenant, the
+	// body of an entry whose envelope does not carry the tenant's tag: an
+	// event written where the tenant's auditor would not look for it.
+	RuleWrongTag = "tenant.wrong_tag"
 )
 
 // SourceIntegrity is the Source of every finding: the log's data or

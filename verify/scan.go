@@ -13,6 +13,7 @@ import (
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -38,6 +39,10 @@ type Entry struct {
 	Index uint64
 	Data  []byte // the entry as the log's bundle holds it
 	Hash  []byte // its leaf hash
+	// Body is, on a log of leaf version 3 scanned with WithBodies, the
+	// event's body that the envelope Data commits to (checked); Leaf and
+	// Head are then parsed from it.
+	Body []byte
 	// Leaf is the entry parsed as an audit event leaf (ScanOptions.Parse);
 	// nil if it is not one, and Err says why.
 	Leaf *event.Leaf
@@ -46,6 +51,15 @@ type Entry struct {
 	// Err says why not.
 	Head    event.Head
 	HasHead bool
+}
+
+// EventHash is the hash that the event's session chain links with: the
+// body's on a log of leaf version 3 (Body set), else the leaf hash.
+func (e *Entry) EventHash() []byte {
+	if e.Body != nil {
+		return event.LeafHash(e.Body)
+	}
+	return e.Hash
 }
 
 type bundleResult struct {
@@ -60,7 +74,23 @@ type Scanner struct {
 	src     Source
 	origin  string
 	workers int
+	bodies  *client.Client
 }
+
+// WithBodies makes the scanner read, on a log of leaf version 3, the body
+// of every envelope it parses (ScanOptions.Parse or Head) from c
+// (GET /v1/bodies, with c's token: a global one reads every body), check
+// it against the envelope and parse the event from it (Entry.Body). An
+// envelope whose body c does not get, or whose body does not match, is an
+// entry that does not parse (Entry.Err wraps ErrBodyMissing or
+// event.ErrBodyMismatch). It returns s.
+func (s *Scanner) WithBodies(c *client.Client) *Scanner {
+	s.bodies = c
+	return s
+}
+
+// ErrBodyMissing: the log did not serve the body of an envelope.
+var ErrBodyMissing = errors.New("the log serves no body for the envelope")
 
 // NewScanner returns a scanner of the log origin read from src.
 func NewScanner(src Source, origin string) *Scanner {
@@ -306,7 +336,61 @@ func (s *Scanner) fetchBundle(ctx context.Context, idx, start, size, logSize uin
 		}
 		br.entries[i] = e
 	}
+	if s.bodies != nil && (opts.Parse || opts.Head) {
+		if err := s.openBodies(ctx, br.entries, start, size, opts); err != nil {
+			br.err = err
+		}
+	}
 	return br
+}
+
+// openBodies replaces, in entries from start, each envelope's parse by its
+// body's.
+func (s *Scanner) openBodies(ctx context.Context, entries []Entry, start, size uint64, opts ScanOptions) error {
+	first, found := uint64(0), false
+	for _, e := range entries {
+		if e.Index >= start && event.IsEnvelope(e.Data) {
+			first, found = e.Index, true
+			break
+		}
+	}
+	if !found {
+		return nil
+	}
+	last := entries[len(entries)-1].Index
+	r, err := s.bodies.Bodies(ctx, first, last+1, size)
+	if err != nil {
+		return fmt.Errorf("reading the bodies of entries %d-%d: %w", first, last, err)
+	}
+	got := make(map[uint64][]byte, len(r.Entries))
+	for _, b := range r.Entries {
+		got[b.Index] = b.Body
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.Index < first || !event.IsEnvelope(e.Data) {
+			continue
+		}
+		e.Leaf, e.Head, e.HasHead = nil, event.Head{}, false
+		body, ok := got[e.Index]
+		if !ok {
+			e.Err = fmt.Errorf("entry %d: %w", e.Index, ErrBodyMissing)
+			continue
+		}
+		if _, err := event.OpenEnvelope(e.Data, body, nil); err != nil {
+			e.Err = fmt.Errorf("entry %d: %w", e.Index, err)
+			continue
+		}
+		e.Body, e.Err = body, nil
+		if opts.Head {
+			e.Head, e.Err = event.ParseHead(body)
+			e.HasHead = e.Err == nil
+		}
+		if opts.Parse {
+			e.Leaf, e.Err = event.ParseLeaf(body)
+		}
+	}
+	return nil
 }
 
 type tileJob struct {

@@ -141,8 +141,9 @@ func readAll(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, sess
 	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
 	// Bundles are fetched ahead by a few workers and hashed in order.
 	type fetched struct {
-		b   *tapi.EntryBundle
-		err error
+		b      *tapi.EntryBundle
+		bodies map[uint64][]byte // leaf version 3: the events' bodies
+		err    error
 	}
 	ch := make([]chan fetched, bundles)
 	for i := range ch {
@@ -165,7 +166,18 @@ func readAll(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, sess
 				if err == nil {
 					err = b.UnmarshalText(raw)
 				}
-				ch[i] <- fetched{&b, err}
+				var bodies map[uint64][]byte
+				if err == nil && len(b.Entries) > 0 && event.IsEnvelope(b.Entries[0]) {
+					first := i * layout.EntryBundleWidth
+					var bs *api.Bodies
+					if bs, err = lc.Bodies(fctx, first, min(first+layout.EntryBundleWidth, cp.Size), cp.Size); err == nil {
+						bodies = make(map[uint64][]byte, len(bs.Entries))
+						for _, e := range bs.Entries {
+							bodies[e.Index] = e.Body
+						}
+					}
+				}
+				ch[i] <- fetched{&b, bodies, err}
 			})
 		}
 	})
@@ -190,11 +202,23 @@ func readAll(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, sess
 			if err := r.Append(h, nil); err != nil {
 				return nil, err
 			}
+			eh := h // the hash the session chain links with
+			if event.IsEnvelope(data) {
+				// Leaf version 3: the event is the body the envelope commits to.
+				body, ok := f.bodies[first+uint64(j)]
+				if !ok {
+					continue // an acked event without it fails below
+				}
+				if _, err := event.OpenEnvelope(data, body, nil); err != nil {
+					return nil, fmt.Errorf("entry %d: %w", first+uint64(j), err)
+				}
+				data, eh = body, event.LeafHash(body)
+			}
 			head, err := event.ParseHead(data)
 			if err != nil || !sessions[head.Session] {
 				continue
 			}
-			out[first+uint64(j)] = leafAt{hash: h, leaf: head}
+			out[first+uint64(j)] = leafAt{hash: eh, leaf: head}
 		}
 	}
 	root, err := r.GetRootHash(nil)
@@ -227,7 +251,14 @@ func verifyEach(ctx context.Context, lc *client.Client, cp *fmtlog.Checkpoint, a
 				if !bytes.Equal(event.LeafHash(r.Leaf), a.leafHash) {
 					return fmt.Errorf("the log holds another leaf at %d", a.index)
 				}
-				if err := api.VerifyInclusion(a.index, cp.Size, a.leafHash, r.InclusionProof, cp.Hash); err != nil {
+				mh := a.leafHash // the tree's leaf: the envelope's on a log of leaf version 3
+				if r.Envelope != nil {
+					if _, err := event.OpenEnvelope(r.Envelope, r.Leaf, nil); err != nil {
+						return fmt.Errorf("event %d: %w", a.index, err)
+					}
+					mh = event.LeafHash(r.Envelope)
+				}
+				if err := api.VerifyInclusion(a.index, cp.Size, mh, r.InclusionProof, cp.Hash); err != nil {
 					return fmt.Errorf("event %d: %w", a.index, err)
 				}
 				h, err := event.ParseHead(r.Leaf)

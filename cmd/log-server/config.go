@@ -10,6 +10,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/backend"
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
 	"github.com/llmaudittrail/llmaudittrail/internal/connlimit"
 	"github.com/llmaudittrail/llmaudittrail/internal/settings"
@@ -54,6 +55,7 @@ type Config struct {
 	ReceiptWait        time.Duration `flag:"receipt-wait" yaml:"receipt_wait" help:"longest wait for ?wait=checkpoint"`
 	MaxBodyBytes       int64         `flag:"max-body-bytes" yaml:"max_body_bytes" help:"largest accepted request body"`
 	PublicEntries      bool          `flag:"public-entries" yaml:"public_entries" help:"serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose"`
+	LeafVersion        int           `flag:"leaf-version" yaml:"leaf_version" help:"version of a new log's entries: 2 (each entry is the event) or 3 (each entry is an envelope that shows nothing of the event; entry bundles are public, events are read with GET /v1/bodies, tenants recognise theirs with GET /v1/tenant-key); a log keeps the version it began with (docs/leaf-format.md)"`
 
 	// Witnesses.
 	WitnessPolicy   string        `flag:"witness-policy" yaml:"witness_policy" help:"witness policy file (witness/group/quorum lines); checkpoints are published only with quorum"`
@@ -129,6 +131,7 @@ func defaultConfig() Config {
 		ReceiptWait:         server.DefaultReceiptWait,
 		MaxBodyBytes:        server.DefaultMaxBodyBytes,
 		WitnessTimeout:      server.DefaultWitnessTimeout,
+		LeafVersion:         event.LeafVersion,
 		Console:             true,
 		ConsoleTokenSignIn:  true,
 		Listen:              server.DefaultListen,

@@ -155,9 +155,9 @@ func serve(args []string) int {
 		CheckpointInterval: c.CheckpointInterval, BatchMaxAge: c.BatchMaxAge, IndexWait: c.IndexWait, JournalSegmentSize: c.JournalSegmentSize,
 		Upstreams: c.Upstreams, CaptureMode: c.CaptureMode, MCPUpstreams: c.MCPUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
 		WitnessFailOpen: c.WitnessFailOpen, WitnessTimeout: c.WitnessTimeout, Logger: logger,
-		PublicEntries: c.PublicEntries,
-		Keys:          server.KeySources{MasterKeySource: c.MasterKeySource},
-		Compliance:    c.profiles, ComplianceConfig: complianceText, Reporter: reporter,
+		PublicEntries: c.PublicEntries, LeafVersion: c.LeafVersion,
+		Keys:       server.KeySources{MasterKeySource: c.MasterKeySource},
+		Compliance: c.profiles, ComplianceConfig: complianceText, Reporter: reporter,
 		Console: consoleFactory(co, logger), AccessTokens: co.accessTokens(),
 	}
 	cfg.S3.Endpoint, cfg.S3.Bucket, cfg.S3.Region = c.S3Endpoint, c.S3Bucket, c.S3Region

@@ -3,7 +3,7 @@
 // and verifies receipts.
 //
 //	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE] [--otlp-export URL]
-//	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--json]
+//	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--token-file FILE [--tenant-key FILE [--tenant NAME]]] [--json]
 //	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
 //	monitor verify-disclosure --log-key FILE [--witness-policy FILE] DISCLOSURE.json...
 //	monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
@@ -274,11 +274,13 @@ func isTerminal(f *os.File) bool {
 
 // verifyLog is monitor verify: verify.Audit, summarised or as JSON.
 func verifyLog(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE] [--witness-policy FILE] [--json]")
+	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE [--tenant-key FILE [--tenant NAME]]] [--witness-policy FILE] [--json]")
 	lf := addLogFlags(fs, "witness policy file",
-		"file (0600) with a global read token: a private log serves its entries only with one")
+		"file (0600) with a global read token (a private log serves its entries only with one), or, with --tenant-key, a read token of that tenant")
 	url, caFile := lf.url, lf.caFile
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
+	tenantKeyFile := fs.String("tenant-key", "", "file with the tenant key (hex, GET /v1/tenant-key) of a log of leaf version 3: verify that the token's tenant holds the body of every entry carrying its tag, and that no body of its tenant is under another tag")
+	tenant := fs.String("tenant", "", "with --tenant-key, the tenant's name: a body of another tenant under its tag is a finding")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
@@ -301,7 +303,21 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	rep, err := verify.Audit(ctx, verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc})
+	vc := verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc}
+	if *tenantKeyFile != "" {
+		raw, err := os.ReadFile(*tenantKeyFile)
+		if err != nil {
+			return fail("--tenant-key: %v", err)
+		}
+		k, err := event.ParseTenantKey(string(raw))
+		if err != nil {
+			return fail("--tenant-key %s: %v", *tenantKeyFile, err)
+		}
+		vc.TenantKey, vc.Tenant = &k, *tenant
+	} else if *tenant != "" {
+		return fail("--tenant needs --tenant-key")
+	}
+	rep, err := verify.Audit(ctx, vc)
 	if p.tty {
 		fmt.Fprintln(stderr)
 	}
@@ -325,6 +341,9 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 			status = fmt.Sprintf("FAILED: %d finding(s)", len(rep.Findings))
 		}
 		secs := rep.Duration.Seconds()
+		if vc.TenantKey != nil {
+			fmt.Fprintf(stdout, "tenant      %s: %d entries carry its tag, each body checked against its envelope\n", event.SafeText(rep.Tenant), rep.TenantEntries)
+		}
 		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nsignatures  %d checked against the keys enrolled in the log\nwitnesses   %d compared\n%s\n",
 			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures, rep.Witnesses, status)
 	}

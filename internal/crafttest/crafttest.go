@@ -33,8 +33,10 @@ type Log struct {
 	Reader tessera.LogReader
 	HS     *httptest.Server
 	Key    note.Verifier
-	heads  map[string]*head
-	Size   uint64
+	// KeyText is Key's text (a verifier key, as in a log's .pub file).
+	KeyText string
+	heads   map[string]*head
+	Size    uint64
 	// Dir is the POSIX log's directory (to tamper with its files).
 	Dir     string
 	ctx     context.Context
@@ -74,7 +76,7 @@ func New(t testing.TB) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Log{Dir: dir, t: t, app: app, Reader: reader, Key: key, heads: map[string]*head{}, ctx: ctx, cancel: cancel, closeFn: shutdown}
+	c := &Log{Dir: dir, t: t, app: app, Reader: reader, Key: key, KeyText: vkey, heads: map[string]*head{}, ctx: ctx, cancel: cancel, closeFn: shutdown}
 	c.HS = httptest.NewServer(tiles.Handler(reader, tiles.Options{}))
 	t.Cleanup(func() {
 		c.HS.Close()

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"Lock", testLock},
 		{"Vault", testVault},
 		{"VaultIDsAreExact", testVaultExact},
+		{"Bodies", testBodies},
 		{"VaultTwoInstances", testVaultTwoInstances},
 		{"Pseudonyms", testPseudonyms},
 		{"Tokens", testTokens},
@@ -740,5 +742,55 @@ func testRetention(t *testing.T, open Opener) {
 	}
 	if f, p, err := s.Recorded(ctx, "t"); err != nil || f != "6m" || p != floorProfile.Name {
 		t.Fatalf("Recorded = %q %q %v", f, p, err)
+	}
+}
+
+// testBodies: the bodies of a log of leaf version 3 are kept under their
+// leaf hashes, each once (a body stored again is left as it is), read in
+// batches larger than one query, and an unknown hash has none; the
+// envelope secret is a function of the master key.
+func testBodies(t *testing.T, open Opener) {
+	db := open(t)
+	v, err := vault.Open(db, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	var bodies [][]byte
+	var hashes [][sha256.Size]byte
+	for i := range 300 {
+		b := []byte(fmt.Sprintf(`{"v":2,"id":"%032x","kind":"k\u0000'\"%d"}`, i, i))
+		bodies = append(bodies, b)
+		hashes = append(hashes, [sha256.Size]byte(event.LeafHash(b)))
+	}
+	if err := v.PutBodies(ctx, bodies...); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.PutBodies(ctx, bodies[:10]...); err != nil {
+		t.Fatalf("storing bodies again: %v", err)
+	}
+	unknown := [sha256.Size]byte(event.LeafHash([]byte("never stored")))
+	got, err := v.Bodies(ctx, append(hashes, unknown))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(bodies) {
+		t.Fatalf("read %d bodies, stored %d", len(got), len(bodies))
+	}
+	for i, h := range hashes {
+		if !bytes.Equal(got[h], bodies[i]) {
+			t.Fatalf("body %d came back as %q", i, got[h])
+		}
+	}
+	if _, ok := got[unknown]; ok {
+		t.Fatal("a body for a hash never stored")
+	}
+	v2, err := vault.Open(db, masterKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Close()
+	if !bytes.Equal(v.EnvelopeSecret(), v2.EnvelopeSecret()) || len(v.EnvelopeSecret()) < 32 {
+		t.Fatal("the envelope secret is not a function of the master key")
 	}
 }
