@@ -265,19 +265,19 @@ func (s *Stamper) record(ctx context.Context, tok *api.Timestamp) error {
 	if err != nil {
 		return fmt.Errorf("storing a timestamp token: %w", err)
 	}
-	ap, err := s.appendEvent(ctx, KindIssued, map[string]any{
-		AttrTSA: tok.TSA, AttrTreeSize: tok.TreeSize, AttrCheckpoint: tok.Checkpoint,
-		AttrToken: base64.StdEncoding.EncodeToString(tok.Token), AttrTime: tok.Time.UTC().Format(time.RFC3339Nano),
-	})
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	wasDown := s.down[tok.TSA]
 	delete(s.down, tok.TSA)
 	s.mu.Unlock()
 	if wasDown {
 		s.logger.Info("timestamp authority answers again", "tsa", tok.TSA, "tree_size", tok.TreeSize)
+	}
+	ap, err := s.appendEvent(ctx, KindIssued, map[string]any{
+		AttrTSA: tok.TSA, AttrTreeSize: tok.TreeSize, AttrCheckpoint: tok.Checkpoint,
+		AttrToken: base64.StdEncoding.EncodeToString(tok.Token), AttrTime: tok.Time.UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return err
 	}
 	if _, err := db.ExecContext(ctx, `UPDATE llmaudit_timestamps SET event_index = ? WHERE tsa = ? AND tree_size = ?`, ap.Index, tok.TSA, tok.TreeSize); err != nil {
 		return fmt.Errorf("storing a timestamp token: %w", err)

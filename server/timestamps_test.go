@@ -1,0 +1,175 @@
+package server_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
+	"github.com/llmaudittrail/llmaudittrail/internal/tsatest"
+	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
+	"github.com/llmaudittrail/llmaudittrail/tsa"
+)
+
+// waitFor polls f every 50 ms for 30 s at most.
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTimestampsOfCheckpoints runs the log with sigstore's timestamp
+// authority: a checkpoint covering an entry is time-stamped, the token is
+// served at /v1/timestamps, carried by the entry's receipt (and verifies
+// there, and is refused on another checkpoint), and recorded as
+// timestamp.issued. With the TSA stopped, appends go on, timestamp.failed
+// is recorded once, and tokens resume when it returns.
+func TestTimestampsOfCheckpoints(t *testing.T) {
+	a := tsatest.Start(t, "test TSA")
+	srv := servertest.Start(t, func(c *server.Config) {
+		c.Timestamps = []tsa.Authority{{URL: a.URL, Chain: a.Chain}}
+		c.TimestampInterval = 100 * time.Millisecond
+	})
+	ctx := context.Background()
+	c := srv.Client(srv.Admin)
+	logKey, err := checkpoint.NewVerifier(srv.Srv.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, err := timestamp.NewVerifier(a.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendOne := func(name string) uint64 {
+		t.Helper()
+		start := time.Now()
+		w, err := c.Append(ctx, []*event.Request{{Session: "s-" + name, Kind: "agent.decision", Actor: event.Actor{Type: "agent", ID: "a"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("append took %v", d)
+		}
+		return w[0].Index
+	}
+	covering := func(idx uint64) []api.Timestamp {
+		ts, err := c.Timestamps(ctx, client.TimestampQuery{Covering: &idx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	session := func(kind string) []api.SessionEntry {
+		page, err := c.Session(ctx, event.SessionTimestamps, client.SessionQuery{Tenant: server.DefaultTenant})
+		if err != nil {
+			var ce *client.Error
+			if errors.As(err, &ce) && ce.StatusCode == 404 {
+				return nil
+			}
+			t.Fatal(err)
+		}
+		var out []api.SessionEntry
+		for _, e := range page.Events {
+			if e.Kind == kind {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+
+	idx := appendOne("one")
+	var ts []api.Timestamp
+	waitFor(t, "a token covering the entry", func() bool { ts = covering(idx); return len(ts) > 0 })
+	tok := ts[0]
+	if tok.TSA != a.URL || tok.TreeSize <= idx {
+		t.Fatalf("token %s size %d for entry %d", tok.TSA, tok.TreeSize, idx)
+	}
+	if _, err := api.VerifyCheckpoint([]byte(tok.Checkpoint), logKey, nil); err != nil {
+		t.Fatalf("the stamped checkpoint: %v", err)
+	}
+	st, err := tv.Verify(tok.Token, []byte(tok.Checkpoint))
+	if err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	if !st.Time.Equal(tok.Time) {
+		t.Fatalf("token time %v, served %v", st.Time, tok.Time)
+	}
+
+	// The receipt carries it, with the entry's inclusion proof.
+	rc, err := c.Entry(ctx, idx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := api.NewReceiptVerifier(logKey, nil)
+	if _, err := rv.Verify(rc); err != nil {
+		t.Fatal(err)
+	}
+	vts, err := rv.VerifyTimestamps(rc, tv)
+	if err != nil || len(vts) != 1 || !vts[0].Stamp.Time.Equal(tok.Time) {
+		t.Fatalf("VerifyTimestamps = %v, %v", vts, err)
+	}
+
+	// The event that records it.
+	waitFor(t, "the token's event", func() bool { tok = covering(idx)[0]; return tok.EventIndex != nil })
+	var rcv *api.Receipt
+	waitFor(t, "a checkpoint covering the token's event", func() bool { rcv, err = c.Entry(ctx, *tok.EventIndex, 0); return err == nil })
+	leaf, err := event.ParseLeaf(rcv.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.Attributes.String(tsa.AttrCheckpoint) != tok.Checkpoint || leaf.Attributes.String(tsa.AttrToken) != base64.StdEncoding.EncodeToString(tok.Token) {
+		t.Fatalf("the event's checkpoint or token is not the served one: %v", leaf.Attributes)
+	}
+	if n, _ := leaf.Attributes.Uint(tsa.AttrTreeSize); n != tok.TreeSize {
+		t.Fatalf("the event's tree size %d, the token's %d", n, tok.TreeSize)
+	}
+
+	// With the TSA down: appends go on, the outage is recorded once.
+	a.Stop()
+	for i := range 3 {
+		appendOne("down" + string(rune('a'+i)))
+		time.Sleep(150 * time.Millisecond)
+	}
+	waitFor(t, "timestamp.failed", func() bool { return len(session(tsa.KindFailed)) > 0 })
+	if d := srv.Srv.Stamper().Down(); len(d) != 1 || d[0] != a.URL {
+		t.Fatalf("Down() = %v", d)
+	}
+	last := appendOne("during")
+	time.Sleep(500 * time.Millisecond)
+	if n := len(session(tsa.KindFailed)); n != 1 {
+		t.Fatalf("%d timestamp.failed events for one outage", n)
+	}
+	if got := covering(last); len(got) != 0 {
+		t.Fatalf("a token covers %d while the TSA is down: %+v", last, got)
+	}
+
+	// Back: the entries appended meanwhile get their token.
+	a.Restart()
+	waitFor(t, "a token after the outage", func() bool { return len(covering(last)) > 0 })
+	if d := srv.Srv.Stamper().Down(); len(d) != 0 {
+		t.Fatalf("Down() = %v after the TSA returned", d)
+	}
+	after := covering(last)[0]
+	if after.Time.Before(tok.Time) || after.TreeSize <= tok.TreeSize {
+		t.Fatalf("token after the outage: size %d at %v, before: size %d at %v", after.TreeSize, after.Time, tok.TreeSize, tok.Time)
+	}
+
+	// A receipt whose timestamp carries the token of another checkpoint
+	// is refused.
+	rc.Timestamps[0].Token = after.Token
+	if _, err := rv.VerifyTimestamps(rc, tv); !errors.Is(err, api.ErrReceiptTimestamp) || !errors.Is(err, timestamp.ErrImprint) {
+		t.Fatalf("VerifyTimestamps(another checkpoint's token) = %v", err)
+	}
+}
