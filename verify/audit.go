@@ -30,6 +30,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
 )
 
 // Config configures Audit.
@@ -58,6 +59,13 @@ type Config struct {
 	// RuleTileMismatch or RuleSplitView. An error from Visit ends the audit
 	// with an error that wraps it.
 	Visit func(index uint64, leaf, leafHash []byte) error
+	// Timestamps, if set, verifies the RFC 3161 tokens of the log's
+	// timestamp.issued events (the TSAs' roots): signature, chain and
+	// message imprint, and that each TSA's token times do not go backwards
+	// as the tree size grows. Without it the events' checkpoints are still
+	// checked (log key, consistency with the audited tree), their tokens
+	// are not (Report.Timestamps counts them, TimestampsVerified is 0).
+	Timestamps *timestamp.Verifier
 	// HTTPClient is used for the witnesses' requests (default: 30s
 	// timeout); Log has its own.
 	HTTPClient *http.Client
@@ -78,9 +86,13 @@ type Report struct {
 	Sessions   int    `json:"sessions"`
 	// Signatures counts the human.signature events checked against the
 	// keys enrolled in the log.
-	Signatures int           `json:"signatures"`
-	Witnesses  int           `json:"witnesses_compared"`
-	Duration   time.Duration `json:"duration_ns"`
+	Signatures int `json:"signatures"`
+	Witnesses  int `json:"witnesses_compared"`
+	// Timestamps counts the timestamp.issued events, TimestampsVerified
+	// those whose token verified with Config.Timestamps.
+	Timestamps         int           `json:"timestamps"`
+	TimestampsVerified int           `json:"timestamps_verified"`
+	Duration           time.Duration `json:"duration_ns"`
 	// Findings lists every problem; the audit passed when it is empty.
 	Findings []Finding `json:"findings"`
 }
@@ -170,6 +182,7 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	chains := map[string]*chain{}
 	sigs := signature.NewChecker(origin)
+	stamps := &timestampChecker{logKey: cfg.LogKey, tv: cfg.Timestamps, add: add}
 	t := &Tree{}
 	sc := NewScanner(src, origin)
 	var done uint64
@@ -219,6 +232,12 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 				}
 			}
 		}
+		if h.Kind == KindTimestampIssued && h.Session == event.SessionTimestamps {
+			if l, err := event.ParseLeaf(e.Data); err == nil {
+				rep.Timestamps++
+				stamps.see(idx, l)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -261,6 +280,10 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 		for _, p := range ps {
 			add(signatureFinding(p, "", ""))
 		}
+		if err := stamps.finish(ctx, f, cp.Size, cp.Hash); err != nil {
+			return nil, fmt.Errorf("proving time-stamped checkpoints: %w", err)
+		}
+		rep.TimestampsVerified = stamps.verified()
 	}
 	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
 		for _, w := range cfg.Policy.Witnesses() {

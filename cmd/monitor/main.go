@@ -42,6 +42,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/otlp"
 	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
 	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
@@ -263,6 +264,12 @@ func (p *progress) update(done, total uint64) {
 	}
 }
 
+// chainFiles collects a repeatable file flag.
+type chainFiles []string
+
+func (c *chainFiles) String() string     { return strings.Join(*c, ",") }
+func (c *chainFiles) Set(v string) error { *c = append(*c, v); return nil }
+
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
@@ -270,10 +277,12 @@ func isTerminal(f *os.File) bool {
 
 // verifyLog is monitor verify: verify.Audit, summarised or as JSON.
 func verifyLog(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE] [--witness-policy FILE] [--json]")
+	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE] [--witness-policy FILE] [--tsa-chain FILE]... [--json]")
 	lf := addLogFlags(fs, "witness policy file",
 		"file (0600) with a global read token: a private log serves its entries only with one")
 	url, caFile := lf.url, lf.caFile
+	var tsaChains chainFiles
+	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority the log uses, ending with its root (repeatable): every timestamp.issued token must chain to one of these roots, stamp its checkpoint, and no TSA's times may go backwards as the tree grows; without it tokens are counted, not checked")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
@@ -297,7 +306,21 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	rep, err := verify.Audit(ctx, verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc})
+	var tv *timestamp.Verifier
+	if len(tsaChains) > 0 {
+		var chains [][]byte
+		for _, f := range tsaChains {
+			b, err := cli.ReadFile(f, timestamp.MaxChainBytes)
+			if err != nil {
+				return fail("--tsa-chain: %v", err)
+			}
+			chains = append(chains, b)
+		}
+		if tv, err = timestamp.NewVerifier(chains...); err != nil {
+			return fail("--tsa-chain: %v", err)
+		}
+	}
+	rep, err := verify.Audit(ctx, verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc, Timestamps: tv})
 	if p.tty {
 		fmt.Fprintln(stderr)
 	}
@@ -321,8 +344,8 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 			status = fmt.Sprintf("FAILED: %d finding(s)", len(rep.Findings))
 		}
 		secs := rep.Duration.Seconds()
-		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nsignatures  %d checked against the keys enrolled in the log\nwitnesses   %d compared\n%s\n",
-			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures, rep.Witnesses, status)
+		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nsignatures  %d checked against the keys enrolled in the log\nwitnesses   %d compared\ntimestamps  %d, %d tokens verified with the --tsa-chain roots\n%s\n",
+			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures, rep.Witnesses, rep.Timestamps, rep.TimestampsVerified, status)
 	}
 	if !rep.OK() {
 		return 1
