@@ -60,7 +60,7 @@ var receiptKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
 
 // timestampKeys are a Timestamp's keys.
 var timestampKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
-	"tsa": nil, "tree_size": nil, "checkpoint": nil, "token": nil, "time": nil, "event_index": nil, "inclusion_proof": nil,
+	"tsa": nil, "tree_size": nil, "checkpoint": nil, "token": nil, "time": nil, "event_index": nil, "inclusion_proof": nil, "consistency_proof": nil,
 }}
 
 // MaxReceiptBytes caps a receipt read from outside.

@@ -93,3 +93,27 @@ func (s *Server) coveringTimestamps(ctx context.Context, index uint64) ([]api.Ti
 	}
 	return ts, nil
 }
+
+// treeTimestamps returns the tokens of the first time-stamped checkpoint
+// at least as large as size, each with the consistency proof from size to
+// it; none without timestamp authorities or when no token is that large
+// yet.
+func (s *Server) treeTimestamps(ctx context.Context, size uint64) ([]api.Timestamp, error) {
+	if s.stamper == nil || size == 0 {
+		return nil, nil
+	}
+	ts, err := s.stamper.Covering(ctx, size-1)
+	if err != nil || len(ts) == 0 {
+		return nil, err
+	}
+	var p [][]byte
+	if ts[0].TreeSize > size {
+		if p, err = s.log.Consistency(ctx, size, ts[0].TreeSize); err != nil {
+			return nil, err
+		}
+	}
+	for i := range ts {
+		ts[i].ConsistencyProof = p
+	}
+	return ts, nil
+}

@@ -3,17 +3,21 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/tsatest"
 	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/timestamp"
 	"github.com/llmaudittrail/llmaudittrail/tsa"
 )
@@ -41,6 +45,7 @@ func TestTimestampsOfCheckpoints(t *testing.T) {
 	srv := servertest.Start(t, func(c *server.Config) {
 		c.Timestamps = []tsa.Authority{{URL: a.URL, Chain: a.Chain}}
 		c.TimestampInterval = 100 * time.Millisecond
+		c.SignerPolicy = signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1, MaxFailures: 3}
 	})
 	ctx := context.Background()
 	c := srv.Client(srv.Admin)
@@ -134,6 +139,43 @@ func TestTimestampsOfCheckpoints(t *testing.T) {
 	}
 	if n, _ := leaf.Attributes.Uint(tsa.AttrTreeSize); n != tok.TreeSize {
 		t.Fatalf("the event's tree size %d, the token's %d", n, tok.TreeSize)
+	}
+
+	// A signature export: each receipt carries the tokens covering its
+	// entry, once one does.
+	if _, err := c.Enroll(ctx, api.Enrollment{ID: "dr-ada", PrintedName: "Dr. Ada", Secret: "correct horse battery staple", IdentityVerifiedBy: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	ada := srv.Client(srv.Token(auth.Spec{Name: "ada", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeSign, auth.ScopeRead}, Actors: []string{"dr-ada"}}))
+	rec, err := c.Entry(ctx, idx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := ada.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: "correct horse battery staple", Index: idx, LeafHash: rec.LeafHash, Meaning: "approved"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var export signature.Export
+	waitFor(t, "a signature export whose receipts all carry tokens", func() bool {
+		raw, err := ada.SignatureExport(ctx, sig.Event.Index)
+		if err != nil {
+			return false
+		}
+		if err := json.Unmarshal(raw, &export); err != nil {
+			t.Fatal(err)
+		}
+		return len(export.Event.Timestamps) > 0 && len(export.Enrollment.Timestamps) > 0 && len(export.Record.Timestamps) > 0
+	})
+	for _, r := range []*api.Receipt{export.Enrollment, export.Event, export.Record} {
+		if _, err := rv.Verify(r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rv.VerifyTimestamps(r, tv); err != nil {
+			t.Fatalf("export receipt %d: %v", r.Index, err)
+		}
+	}
+	if export.Record.Timestamps[0].TreeSize != tok.TreeSize {
+		t.Fatalf("the record's token is on size %d, not the first covering one, %d", export.Record.Timestamps[0].TreeSize, tok.TreeSize)
 	}
 
 	// With the TSA down: appends go on, the outage is recorded once.
