@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/tsatest"
@@ -46,7 +48,13 @@ func TestTimestampsOfCheckpoints(t *testing.T) {
 		c.Timestamps = []tsa.Authority{{URL: a.URL, Chain: a.Chain}}
 		c.TimestampInterval = 100 * time.Millisecond
 		c.SignerPolicy = signer.Policy{Time: 1, MemoryKiB: 1024, Threads: 1, MaxFailures: 3}
+		rep, err := compliance.NewReporter(nil, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Reporter = rep
 	})
+	begin := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	ctx := context.Background()
 	c := srv.Client(srv.Admin)
 	logKey, err := checkpoint.NewVerifier(srv.Srv.VerifierKey())
@@ -176,6 +184,42 @@ func TestTimestampsOfCheckpoints(t *testing.T) {
 	}
 	if export.Record.Timestamps[0].TreeSize != tok.TreeSize {
 		t.Fatalf("the record's token is on size %d, not the first covering one, %d", export.Record.Timestamps[0].TreeSize, tok.TreeSize)
+	}
+
+	// A report carries the tokens of the first time-stamped checkpoint at
+	// least as large as its own, with the consistency proof to it. A
+	// report is computed at the latest checkpoint, which a token reaches
+	// when the TSA stamped it before the stamper's own event was
+	// published: try a few times.
+	var report *client.ReportAnswer
+	for i := 0; i < 30 && (report == nil || len(report.JSON.Timestamps) == 0); i++ {
+		n := appendOne("report" + string(rune('a'+i)))
+		waitFor(t, "a token on the report's entries", func() bool { return len(covering(n)) > 0 })
+		if report, err = c.Report(ctx, api.ReportQuery{Profile: "part11", From: begin, To: time.Now().UTC().Add(time.Minute).Truncate(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(report.JSON.Timestamps) == 0 {
+		t.Fatal("no report carried a token")
+	}
+	rl, err := c.Entry(ctx, report.JSON.Event.Index, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rleaf, err := event.ParseLeaf(rl.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsize, _ := rleaf.Attributes.Uint("report.checkpoint_size")
+	rroot, err := hex.DecodeString(rleaf.Attributes.String("report.checkpoint_root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.VerifyTreeTimestamps(rsize, rroot, report.JSON.Timestamps, logKey, nil, tv); err != nil {
+		t.Fatalf("the report's timestamps: %v", err)
+	}
+	if _, err := api.VerifyTreeTimestamps(rsize, rroot, []api.Timestamp{{TSA: tok.TSA, TreeSize: tok.TreeSize, Checkpoint: tok.Checkpoint, Token: tok.Token}}, logKey, nil, tv); err == nil {
+		t.Fatal("a token on a checkpoint smaller than the report's verified for it")
 	}
 
 	// With the TSA down: appends go on, the outage is recorded once.
