@@ -306,19 +306,9 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	var tv *timestamp.Verifier
-	if len(tsaChains) > 0 {
-		var chains [][]byte
-		for _, f := range tsaChains {
-			b, err := cli.ReadFile(f, timestamp.MaxChainBytes)
-			if err != nil {
-				return fail("--tsa-chain: %v", err)
-			}
-			chains = append(chains, b)
-		}
-		if tv, err = timestamp.NewVerifier(chains...); err != nil {
-			return fail("--tsa-chain: %v", err)
-		}
+	tv, err := tsaVerifier(tsaChains)
+	if err != nil {
+		return fail("--tsa-chain: %v", err)
 	}
 	rep, err := verify.Audit(ctx, verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc, Timestamps: tv})
 	if p.tty {
@@ -354,11 +344,17 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 }
 
 func verifyReceipt(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...")
+	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] [--tsa-chain FILE]... RECEIPT.json...")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
+	var tsaChains chainFiles
+	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a receipt carries must verify with one of these roots, stamp their checkpoint, which must hold the entry; without it a receipt's tokens are not checked")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
+	}
+	tv, err := tsaVerifier(tsaChains)
+	if err != nil {
+		return fail("--tsa-chain: %v", err)
 	}
 	if fs.NArg() == 0 {
 		return cli.Fail(fs, "no receipt given")
@@ -372,10 +368,14 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 	for _, path := range fs.Args() {
 		data, err := cli.ReadFile(path, api.MaxReceiptBytes)
 		var vr *api.VerifiedReceipt
+		var vts []api.VerifiedTimestamp
 		if err == nil {
 			var r *api.Receipt
 			if r, err = api.ParseReceipt(data); err == nil {
 				vr, err = v.Verify(r)
+			}
+			if err == nil && tv != nil {
+				vts, err = v.VerifyTimestamps(r, tv)
 			}
 		}
 		if err != nil {
@@ -388,8 +388,28 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
 		}
 		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, event.SafeText(desc))
+		for _, t := range vts {
+			fmt.Fprintf(stdout, "   existed no later than %s: RFC 3161 token of %s (%s) on the checkpoint of size %d\n",
+				t.Stamp.Time.UTC().Format(time.RFC3339), event.SafeText(t.Stamp.TSA()), event.SafeText(t.TSA), t.Checkpoint.Size)
+		}
 	}
 	return code
+}
+
+// tsaVerifier reads the --tsa-chain files (none: nil).
+func tsaVerifier(files []string) (*timestamp.Verifier, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	var chains [][]byte
+	for _, f := range files {
+		b, err := cli.ReadFile(f, timestamp.MaxChainBytes)
+		if err != nil {
+			return nil, err
+		}
+		chains = append(chains, b)
+	}
+	return timestamp.NewVerifier(chains...)
 }
 
 func verifySignature(args []string, stdout io.Writer) int {

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
+	"github.com/llmaudittrail/llmaudittrail/internal/tsatest"
+	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/tsa"
+)
+
+// TestTimestampCommands: with sigstore's timestamp authority, monitor
+// verify-receipt --tsa-chain prints when a receipt's entry existed by its
+// token and refuses a receipt whose token is another checkpoint's, and
+// monitor verify --tsa-chain verifies every timestamp.issued token and
+// fails with another TSA's roots.
+func TestTimestampCommands(t *testing.T) {
+	a := tsatest.Start(t, "cmd TSA")
+	srv := servertest.Start(t, func(c *server.Config) {
+		c.Timestamps = []tsa.Authority{{URL: a.URL, Chain: a.Chain}}
+		c.TimestampInterval = 100 * time.Millisecond
+	})
+	ctx := context.Background()
+	c := srv.Client(srv.Admin)
+	w, err := c.Append(ctx, []*event.Request{{Session: "ts", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "a1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := w[0].Index
+	var rc []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := c.Entry(ctx, idx, 0)
+		if err == nil && len(r.Timestamps) > 0 {
+			// A later entry, so that a token on a larger checkpoint exists.
+			if _, err := c.Append(ctx, []*event.Request{{Session: "ts", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "a1"}}}); err != nil {
+				t.Fatal(err)
+			}
+			rc, _ = json.Marshal(r)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no receipt with a token: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var later []byte
+	for {
+		ts, err := c.Timestamps(ctx, client.TimestampQuery{})
+		if err == nil && len(ts) > 0 && ts[0].TreeSize > idx+1 {
+			later, _ = json.Marshal(ts[0].Token)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no later token: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dir := t.TempDir()
+	good, bad, otherChain := filepath.Join(dir, "good.json"), filepath.Join(dir, "bad.json"), filepath.Join(dir, "other.pem")
+	os.WriteFile(good, rc, 0o644)
+	var r map[string]any
+	json.Unmarshal(rc, &r)
+	first := r["timestamps"].([]any)[0].(map[string]any)
+	var lt string
+	json.Unmarshal(later, &lt)
+	first["token"] = lt
+	b, _ := json.Marshal(r)
+	os.WriteFile(bad, b, 0o644)
+	os.WriteFile(otherChain, tsatest.NewChain(t, "another TSA"), 0o644)
+
+	run := startBinary(t, "verify-receipt", "--log-key", srv.LogPub, "--tsa-chain", a.ChainFile, good)
+	<-run.done
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(run.out.String(), "existed no later than") || !strings.Contains(run.out.String(), "CN=cmd TSA") {
+		t.Fatalf("verify-receipt good: exit %d: %s %s", code, run.out.String(), run.errOut.String())
+	}
+	run = startBinary(t, "verify-receipt", "--log-key", srv.LogPub, "--tsa-chain", a.ChainFile, bad)
+	<-run.done
+	if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "stamps another message") {
+		t.Fatalf("verify-receipt with another checkpoint's token: exit %d: %s", code, run.out.String())
+	}
+
+	run = startBinary(t, "verify", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile)
+	<-run.done
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 || !bytes.Contains([]byte(run.out.String()), []byte("tokens verified")) {
+		t.Fatalf("verify: exit %d: %s %s", code, run.out.String(), run.errOut.String())
+	}
+	run = startBinary(t, "verify", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", otherChain)
+	<-run.done
+	if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "FAIL timestamp.invalid") {
+		t.Fatalf("verify with another TSA's roots: exit %d: %s", code, run.out.String())
+	}
+}
