@@ -252,6 +252,15 @@ func TestTimestampsOfCheckpoints(t *testing.T) {
 		t.Fatalf("token after the outage: size %d at %v, before: size %d at %v", after.TreeSize, after.Time, tok.TreeSize, tok.Time)
 	}
 
+	// Once nothing else is appended, the stamper does not stamp its own
+	// timestamp.issued events: their number stays put.
+	time.Sleep(500 * time.Millisecond)
+	settled := len(session(tsa.KindIssued))
+	time.Sleep(time.Second)
+	if n := len(session(tsa.KindIssued)); n != settled {
+		t.Fatalf("timestamp.issued went from %d to %d with no other append: the stamper stamps its own records", settled, n)
+	}
+
 	// A receipt whose timestamp carries the token of another checkpoint
 	// is refused.
 	rc.Timestamps[0].Token = after.Token
