@@ -97,6 +97,10 @@ type Stamper struct {
 	own  []uint64        // indexes of this stamper's recent events
 }
 
+// SchemaVersion is the version of the timestamps table, pinned as
+// schema.timestamps in the state database.
+const SchemaVersion = 1
+
 const ddl = `CREATE TABLE IF NOT EXISTS llmaudit_timestamps (
 	tsa {name} NOT NULL,
 	tree_size {int} NOT NULL,
@@ -138,8 +142,8 @@ func New(ctx context.Context, cfg Config) (*Stamper, error) {
 		}
 		s.verifier = append(s.verifier, v)
 	}
-	if _, err := cfg.DB.ExecContext(ctx, cfg.DB.DDL(ddl)); err != nil {
-		return nil, fmt.Errorf("creating the timestamps table: %w", err)
+	if _, err := cfg.DB.Schema(ctx, "timestamps", SchemaVersion, ddl); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
