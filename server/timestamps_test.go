@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,5 +267,42 @@ func TestTimestampsOfCheckpoints(t *testing.T) {
 	rc.Timestamps[0].Token = after.Token
 	if _, err := rv.VerifyTimestamps(rc, tv); !errors.Is(err, api.ErrReceiptTimestamp) || !errors.Is(err, timestamp.ErrImprint) {
 		t.Fatalf("VerifyTimestamps(another checkpoint's token) = %v", err)
+	}
+}
+
+// TestTimestampFromUntrustedChain: a TSA whose tokens do not chain to the
+// root configured for it gets no token stored or served; its failure is
+// recorded as timestamp.failed, and appends go on.
+func TestTimestampFromUntrustedChain(t *testing.T) {
+	a := tsatest.Start(t, "real TSA")
+	srv := servertest.Start(t, func(c *server.Config) {
+		c.Timestamps = []tsa.Authority{{URL: a.URL, Chain: tsatest.NewChain(t, "configured TSA")}}
+		c.TimestampInterval = 100 * time.Millisecond
+	})
+	ctx := context.Background()
+	c := srv.Client(srv.Admin)
+	w, err := c.Append(ctx, []*event.Request{{Session: "s", Kind: "agent.decision", Actor: event.Actor{Type: "agent", ID: "a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "timestamp.failed", func() bool {
+		page, err := c.Session(ctx, event.SessionTimestamps, client.SessionQuery{Tenant: server.DefaultTenant})
+		return err == nil && len(page.Events) > 0 && page.Events[0].Kind == tsa.KindFailed
+	})
+	leaf := func() *event.Leaf {
+		page, _ := c.Session(ctx, event.SessionTimestamps, client.SessionQuery{Tenant: server.DefaultTenant})
+		var r *api.Receipt
+		waitFor(t, "the failure's entry", func() bool { r, err = c.Entry(ctx, page.Events[0].Index, 0); return err == nil })
+		l, err := event.ParseLeaf(r.Leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}()
+	if e := leaf.Attributes.String(tsa.AttrError); !strings.Contains(e, "signature or certificate chain") {
+		t.Fatalf("timestamp.failed error %q", e)
+	}
+	if ts, err := c.Timestamps(ctx, client.TimestampQuery{Covering: &w[0].Index}); err != nil || len(ts) != 0 {
+		t.Fatalf("tokens %v, %v from an untrusted TSA", ts, err)
 	}
 }
