@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/tsatest"
@@ -28,7 +31,13 @@ func TestTimestampCommands(t *testing.T) {
 	srv := servertest.Start(t, func(c *server.Config) {
 		c.Timestamps = []tsa.Authority{{URL: a.URL, Chain: a.Chain}}
 		c.TimestampInterval = 100 * time.Millisecond
+		rep, err := compliance.NewReporter(nil, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Reporter = rep
 	})
+	begin := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	ctx := context.Background()
 	c := srv.Client(srv.Admin)
 	w, err := c.Append(ctx, []*event.Request{{Session: "ts", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "a1"}}})
@@ -87,6 +96,53 @@ func TestTimestampCommands(t *testing.T) {
 	<-run.done
 	if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "stamps another message") {
 		t.Fatalf("verify-receipt with another checkpoint's token: exit %d: %s", code, run.out.String())
+	}
+
+	// A report's answer with tokens (computed at the latest checkpoint,
+	// which a token reaches when the TSA stamped it before the stamper's
+	// own record was published: try a few times).
+	var ans *client.ReportAnswer
+	for i := 0; i < 30 && (ans == nil || len(ans.JSON.Timestamps) == 0); i++ {
+		w, err := c.Append(ctx, []*event.Request{{Session: "ts", Kind: "tool.call", Actor: event.Actor{Type: "agent", ID: "a1"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := w[0].Index
+		for {
+			ts, err := c.Timestamps(ctx, client.TimestampQuery{Covering: &n})
+			if err == nil && len(ts) > 0 {
+				break
+			}
+			if time.Now().After(deadline.Add(30 * time.Second)) {
+				t.Fatal("no token")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if ans, err = c.Report(ctx, api.ReportQuery{Profile: "part11", From: begin, To: time.Now().UTC().Add(time.Minute).Truncate(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ans.JSON.Timestamps) == 0 {
+		t.Fatal("no report answer carried a token")
+	}
+	goodRep, badRep := filepath.Join(dir, "report.json"), filepath.Join(dir, "report-bad.json")
+	os.WriteFile(goodRep, ans.Body, 0o644)
+	// A token on a smaller checkpoint in place of the answer's (the
+	// report's bytes untouched).
+	b = bytes.Replace(ans.Body, []byte(base64.StdEncoding.EncodeToString(ans.JSON.Timestamps[0].Token)), []byte(first["token"].(string)), 1)
+	if bytes.Equal(b, ans.Body) {
+		t.Fatal("the token was not swapped")
+	}
+	os.WriteFile(badRep, b, 0o644)
+	run = startBinary(t, "verify-report", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile, goodRep)
+	<-run.done
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(run.out.String(), "its entries existed no later than") {
+		t.Fatalf("verify-report: exit %d: %s %s", code, run.out.String(), run.errOut.String())
+	}
+	run = startBinary(t, "verify-report", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile, badRep)
+	<-run.done
+	if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "recomputed identical, but") {
+		t.Fatalf("verify-report with a swapped token: exit %d: %s %s", code, run.out.String(), run.errOut.String())
 	}
 
 	run = startBinary(t, "verify", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile)
