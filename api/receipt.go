@@ -15,6 +15,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
 )
 
 // Receipt errors. Each is wrapped by VerifyReceipt / ReceiptVerifier.Verify.
@@ -48,11 +49,23 @@ type Receipt struct {
 	TreeSize       uint64   `json:"tree_size"`
 	InclusionProof [][]byte `json:"inclusion_proof"` // standard base64 each
 	Checkpoint     string   `json:"checkpoint"`      // signed note text
+	// Timestamps, when the log has timestamp authorities and one has
+	// stamped a checkpoint that covers the entry, are the tokens on the
+	// first such checkpoint, each with the entry's inclusion proof at its
+	// size: the entry existed no later than the token's time, by an
+	// authority that is not the operator (VerifyTimestamps).
+	Timestamps []Timestamp `json:"timestamps,omitempty"`
 }
 
 // receiptKeys are a receipt's keys, exactly, each once.
 var receiptKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
 	"index": nil, "leaf": nil, "envelope": nil, "leaf_hash": nil, "tree_size": nil, "inclusion_proof": nil, "checkpoint": nil,
+	"timestamps": timestampKeys,
+}}
+
+// timestampKeys are a Timestamp's keys.
+var timestampKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
+	"tsa": nil, "tree_size": nil, "checkpoint": nil, "token": nil, "time": nil, "event_index": nil, "inclusion_proof": nil, "consistency_proof": nil,
 }}
 
 // MaxReceiptBytes caps a receipt read from outside.
@@ -165,6 +178,47 @@ func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
 		return nil, fmt.Errorf("%w: %v", ErrReceiptInclusion, err)
 	}
 	return &VerifiedReceipt{Index: r.Index, LeafHash: lh, Leaf: r.Leaf, Envelope: r.Envelope, Checkpoint: cp}, nil
+}
+
+// ErrReceiptTimestamp: a timestamp a receipt carries does not verify:
+// its checkpoint, the entry's inclusion in it, or the token (see
+// package timestamp's errors, which it wraps as well).
+var ErrReceiptTimestamp = errors.New("receipt timestamp does not verify")
+
+// VerifiedTimestamp is what a verified timestamp of a receipt proves: the
+// entry is in Checkpoint, which existed no later than Stamp.Time.
+type VerifiedTimestamp struct {
+	TSA        string
+	Checkpoint *fmtlog.Checkpoint
+	Stamp      *timestamp.Stamp
+}
+
+// VerifyTimestamps checks every timestamp r carries, after Verify: its
+// checkpoint verifies (log key, and policy if any), the leaf is at r's
+// index in it (the timestamp's inclusion proof), and the token stamps
+// that checkpoint's bytes and verifies with tv (the TSAs' roots). A receipt
+// without timestamps gives none and no error.
+func (v *ReceiptVerifier) VerifyTimestamps(r *Receipt, tv *timestamp.Verifier) ([]VerifiedTimestamp, error) {
+	var out []VerifiedTimestamp
+	lh := event.LeafHash(r.Leaf)
+	for i, ts := range r.Timestamps {
+		cp, err := v.checkpoint(ts.Checkpoint)
+		if err != nil {
+			return nil, fmt.Errorf("%w: timestamp %d: %v", ErrReceiptTimestamp, i, err)
+		}
+		if ts.TreeSize != cp.Size {
+			return nil, fmt.Errorf("%w: timestamp %d: tree_size %d, but its checkpoint is for size %d", ErrReceiptTimestamp, i, ts.TreeSize, cp.Size)
+		}
+		if err := verifyInclusion(r.Index, cp.Size, lh, ts.InclusionProof, cp.Hash); err != nil {
+			return nil, fmt.Errorf("%w: timestamp %d: inclusion: %v", ErrReceiptTimestamp, i, err)
+		}
+		st, err := tv.Verify(ts.Token, []byte(ts.Checkpoint))
+		if err != nil {
+			return nil, fmt.Errorf("%w: timestamp %d (%s): %w", ErrReceiptTimestamp, i, ts.TSA, err)
+		}
+		out = append(out, VerifiedTimestamp{TSA: ts.TSA, Checkpoint: cp, Stamp: st})
+	}
+	return out, nil
 }
 
 // VerifyReceipt parses and verifies one receipt (see ReceiptVerifier).

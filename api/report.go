@@ -117,4 +117,10 @@ type ReportResponse struct {
 	SHA256  string          `json:"sha256"`
 	Event   EventResponse   `json:"event"`
 	Receipt *Receipt        `json:"receipt,omitempty"`
+	// Timestamps, when the log has timestamp authorities and one has
+	// stamped a checkpoint at least as large as the report's, are the
+	// tokens on the first such checkpoint, each with the consistency
+	// proof from the report's tree to it (ReportTimestamps): every entry
+	// the report is computed from existed no later than the token's time.
+	Timestamps []Timestamp `json:"timestamps,omitempty"`
 }

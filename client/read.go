@@ -185,3 +185,31 @@ func (c *Client) Fields(ctx context.Context, index uint64, fields []string) (*ap
 	}
 	return &r, nil
 }
+
+// TimestampQuery selects the checkpoint whose time-stamp tokens
+// Timestamps returns: the checkpoint of tree size Size, or the first
+// time-stamped checkpoint that covers the entry Covering (a pointer: 0 is
+// an index), or, with neither, the latest time-stamped checkpoint.
+type TimestampQuery struct {
+	Size     uint64
+	Covering *uint64
+}
+
+// Timestamps returns the RFC 3161 tokens on one checkpoint, one per
+// timestamp authority (GET /v1/timestamps), unverified: check each with a
+// timestamp.Verifier against []byte(Checkpoint), and the checkpoint with
+// the log key.
+func (c *Client) Timestamps(ctx context.Context, tq TimestampQuery) ([]api.Timestamp, error) {
+	q := url.Values{}
+	if tq.Size > 0 {
+		q.Set("size", strconv.FormatUint(tq.Size, 10))
+	}
+	if tq.Covering != nil {
+		q.Set("covering", strconv.FormatUint(*tq.Covering, 10))
+	}
+	var r api.Timestamps
+	if err := c.do(ctx, http.MethodGet, "/v1/timestamps", q, nil, http.StatusOK, &r); err != nil {
+		return nil, err
+	}
+	return r.Timestamps, nil
+}

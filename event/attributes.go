@@ -303,4 +303,12 @@ const (
 
 	AttrURLPath  = "url.path"
 	AttrURLQuery = "url.query"
+
+	// timestamp.issued (all) and timestamp.failed (tsa, tree_size, error).
+	AttrTimestampTSA        = "timestamp.tsa"        // the TSA's URL
+	AttrTimestampTreeSize   = "timestamp.tree_size"  // the checkpoint's size
+	AttrTimestampCheckpoint = "timestamp.checkpoint" // the checkpoint stamped, as published (the imprint's input)
+	AttrTimestampToken      = "timestamp.token"      // the DER TimeStampToken, standard base64
+	AttrTimestampTime       = "timestamp.time"       // the token's genTime, RFC 3339 (what the token says)
+	AttrTimestampError      = "timestamp.error"      // why the TSA gave no token
 )

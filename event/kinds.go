@@ -29,6 +29,7 @@ var reservedKinds = []struct {
 	{"signature.*", "", "signature attempts are recorded by the server"},
 	{KindHumanSignature, "", "electronic signatures are made through POST /v1/signatures"},
 	{"report.*", "", "reports are issued by the server"},
+	{"timestamp.*", "", "timestamp tokens and timestamp authority outages are recorded by the server"},
 	{KindMonitorAlert, ScopeMonitor, "monitor alerts need a token with the monitor scope"},
 	{KindMonitorStatus, ScopeMonitor, "monitor status events need a token with the monitor scope"},
 	{KindReplayVerdict, ScopeAudit, "replay verdicts need a token with the audit scope"},
@@ -99,8 +100,8 @@ func ServerOnly(kind string) bool {
 
 // Sessions the server writes in its own name, in any tenant: its account
 // of payload reads and token changes (access.*), legal holds, erasures,
-// retention floors, the compliance configuration, signers (signer.*) and
-// reports. No token appends to
+// retention floors, the compliance configuration, signers (signer.*),
+// reports and RFC 3161 timestamps of checkpoints. No token appends to
 // them, through the event API or the capture proxies, and no token writes
 // as the server's own actor: a reader of the log can trust that events
 // there, and events by ServerActor, are the server's. This is the one
@@ -112,6 +113,7 @@ const (
 	SessionRetention  = "retention"
 	SessionCompliance = "compliance"
 	SessionReports    = "reports"
+	SessionTimestamps = "timestamps"
 )
 
 // AccessSession is the session of the reads and disclosures made with the
@@ -133,6 +135,7 @@ var reservedSessions = []struct{ pattern, why string }{
 	{SessionCompliance, "the compliance configuration is recorded by the server"},
 	{"signer.*", "signer lifecycle events are recorded by the server"},
 	{SessionReports, "issued reports are recorded by the server"},
+	{SessionTimestamps, "timestamp tokens are recorded by the server"},
 }
 
 // ErrReservedSession is returned by PermitSession for an event in a
@@ -191,8 +194,13 @@ const (
 	KindAccessRead    = "access.read"
 	KindAccessResolve = "access.resolve"
 	KindTenantKeyRead = "access.tenant_key"
-	KindTokenCreated  = "access.token_created"
-	KindTokenRevoked  = "access.token_revoked"
+
+	// RFC 3161 time-stamp tokens on published checkpoints (package tsa
+	// appends them, in SessionTimestamps of the default tenant).
+	KindTimestampIssued = "timestamp.issued"
+	KindTimestampFailed = "timestamp.failed"
+	KindTokenCreated    = "access.token_created"
+	KindTokenRevoked    = "access.token_revoked"
 
 	// Governance records (package governance): legal holds, erasures,
 	// retention floors, issued reports.

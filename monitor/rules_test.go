@@ -50,7 +50,7 @@ func TestPackParses(t *testing.T) {
 	rs := pack(t)
 	want := []string{"tool.forbidden", "tool.unexpected", "tokens.spike", "cost.spike", "upstream.error_burst",
 		"session.seq_gap", "session.broken_chain", "session.model_change", "time.skew", "activity.outside_hours",
-		"capture.gap", "approval.unsigned", "signer.locked", "erasure.override", "signin.failed_burst"}
+		"capture.gap", "timestamp.failed", "approval.unsigned", "signer.locked", "erasure.override", "signin.failed_burst"}
 	if got := rs.Names(); !slices.Equal(got, want) {
 		t.Fatalf("rules = %v, want %v", got, want)
 	}
@@ -139,6 +139,8 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 	expect(i, 0, "time.skew")
 	i = c.Add(crafttest.Craft{Kind: "capture.gap", Session: "cap", ActorType: "system", Actor: "proxy", Attrs: attrs("capture.reason", "log unavailable")})
 	expect(i, 0, "capture.gap")
+	i = c.Add(crafttest.Craft{Kind: "timestamp.failed", Session: "timestamps", ActorType: "system", Actor: "log-server", Attrs: attrs("timestamp.tsa", "https://tsa.example/", "timestamp.tree_size", 7, "timestamp.error", "connection refused")})
+	expect(i, 0, "timestamp.failed")
 	i = c.Add(crafttest.Craft{Kind: "agent.decision", Session: "med1", Attrs: attrs("decision.outcome", "approved")})
 	expect(i, 0, "approval.unsigned")
 	i = c.Add(crafttest.Craft{Kind: "human.signature", Session: "med2", ActorType: "human", Actor: "dr-who"},

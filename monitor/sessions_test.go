@@ -221,6 +221,9 @@ func TestPackOnSeededRealisticSessions(t *testing.T) {
 		{name: "capture gap", extra: []crafttest.Craft{
 			{Kind: "capture.gap", Session: "s-cap", ActorType: "system", Actor: "capture", Attrs: attrs("capture.reason", "log unreachable for 12 events")},
 		}, at: 0, rule: "capture.gap", substr: "log unreachable"},
+		{name: "timestamp authority down", extra: []crafttest.Craft{
+			{Kind: "timestamp.failed", Session: "timestamps", ActorType: "system", Actor: "log-server", Attrs: attrs("timestamp.tsa", "https://tsa.example/rfc3161", "timestamp.tree_size", 12, "timestamp.error", "connection refused")},
+		}, at: 0, rule: "timestamp.failed", substr: "https://tsa.example/rfc3161 gave no token for the checkpoint of size 12: connection refused"},
 	}
 	for _, sd := range seeds {
 		t.Run(sd.name, func(t *testing.T) {

@@ -337,6 +337,9 @@ func (s *Server) responses(ctx context.Context, res []event.Appended, wait bool)
 			out[i].ReceiptError = err.Error()
 			continue
 		}
+		if rc.Timestamps, err = s.coveringTimestamps(ctx, x.Index); err != nil {
+			s.logger.Warn("reading the timestamps of a receipt", "index", x.Index, "err", err)
+		}
 		out[i].Receipt = rc
 	}
 	return out
@@ -374,6 +377,9 @@ func (s *Server) getEntry(r *http.Request, _ *auth.Principal) (int, any, error) 
 	}
 	if !visible(p, rc.Leaf) {
 		return 0, nil, errorf(http.StatusNotFound, "not_found", "no entry %d in tenant %s", idx, p.Tenant)
+	}
+	if rc.Timestamps, err = s.coveringTimestamps(r.Context(), idx); err != nil {
+		return 0, nil, err
 	}
 	return http.StatusOK, rc, nil
 }

@@ -171,6 +171,16 @@ func (s *Server) getSignature(r *http.Request, p *auth.Principal) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
+	// Each receipt carries the tokens of the first time-stamped
+	// checkpoint that covers its entry, if any.
+	for _, rc := range []*api.Receipt{x.Enrollment, x.Event, x.Record} {
+		if rc == nil {
+			continue
+		}
+		if rc.Timestamps, err = s.coveringTimestamps(r.Context(), rc.Index); err != nil {
+			return 0, nil, err
+		}
+	}
 	return http.StatusOK, x, nil
 }
 

@@ -114,6 +114,9 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) (int, any, error
 	}
 	ev := s.responses(r.Context(), []event.Appended{a}, true)[0]
 	out := api.ReportResponse{Report: json.RawMessage(doc.JSON), SHA256: doc.SHA256, Receipt: ev.Receipt}
+	if out.Timestamps, err = s.treeTimestamps(r.Context(), doc.Size); err != nil {
+		return 0, nil, err
+	}
 	ev.Receipt = nil
 	out.Event = ev
 	return http.StatusOK, out, nil

@@ -32,6 +32,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/signer"
 	"github.com/llmaudittrail/llmaudittrail/tiles"
+	"github.com/llmaudittrail/llmaudittrail/tsa"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -175,6 +176,16 @@ type Config struct {
 	// provider as bearer tokens, with the console's role mapping
 	// (accesstokens.go).
 	AccessTokens *AccessTokens
+	// Timestamps are the RFC 3161 timestamp authorities that time-stamp
+	// the published checkpoints (package tsa; none: no timestamps), once
+	// per TimestampInterval (tsa.DefaultInterval) when the log has grown.
+	// The tokens are served at GET /v1/timestamps, carried by receipts,
+	// and recorded as timestamp.issued events.
+	Timestamps        []tsa.Authority
+	TimestampInterval time.Duration
+	// TimestampClient, if set, makes the requests to the TSAs (default:
+	// a client with the system's roots).
+	TimestampClient *http.Client
 	// SignerPolicy tunes electronic signatures (signer.Policy's defaults:
 	// argon2id t=3 m=64 MiB, lock after 5 failures in 15 min).
 	SignerPolicy signer.Policy
@@ -206,6 +217,10 @@ type Server struct {
 	internal  *auth.Principal // the server's own, for LocalClient
 	stopWatch context.CancelFunc
 	watchDone chan struct{} // WatchTokens returned
+
+	stamper   *tsa.Stamper       // nil without Config.Timestamps
+	stopStamp context.CancelFunc // stops the stamper's rounds
+	stampDone chan struct{}
 
 	access    *accessTokens // nil without Config.AccessTokens
 	reportSem chan struct{} // one report at a time
@@ -372,6 +387,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		defer close(s.watchDone)
 		s.gov.WatchTokens(wctx)
 	}()
+	if err := s.startStamper(ctx); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	ok = true
 	return s, nil
@@ -399,6 +417,10 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.stopWatch != nil {
 		s.stopWatch()
 		<-s.watchDone
+	}
+	if s.stopStamp != nil {
+		s.stopStamp()
+		<-s.stampDone
 	}
 	if s.proxy != nil {
 		// Record pending capture gaps while the log still runs.
@@ -445,6 +467,7 @@ func (s *Server) routes() http.Handler {
 		}
 		r.Get("/v1/entries/{index}", s.serve(s.getEntry))
 		r.Get("/v1/proof/consistency", s.serve(s.getConsistency))
+		r.Get("/v1/timestamps", s.serve(s.getTimestamps))
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.apiDeadlines)

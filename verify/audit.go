@@ -30,6 +30,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
 )
 
 // Config configures Audit.
@@ -71,6 +72,13 @@ type Config struct {
 	// Tenant, if set with TenantKey, is the tenant's name: a body of
 	// another tenant is RuleBodyMismatch.
 	Tenant string
+	// Timestamps, if set, verifies the RFC 3161 tokens of the log's
+	// timestamp.issued events (the TSAs' roots): signature, chain and
+	// message imprint, and that each TSA's token times do not go backwards
+	// as the tree size grows. Without it the events' checkpoints are still
+	// checked (log key, consistency with the audited tree), their tokens
+	// are not (Report.Timestamps counts them, TimestampsVerified is 0).
+	Timestamps *timestamp.Verifier
 	// HTTPClient is used for the witnesses' requests (default: 30s
 	// timeout); Log has its own.
 	HTTPClient *http.Client
@@ -94,10 +102,14 @@ type Report struct {
 	Signatures int `json:"signatures"`
 	// Tenant and TenantEntries: on a tenant audit (Config.TenantKey), the
 	// tenant and how many entries carry its tag.
-	Tenant        string        `json:"tenant,omitempty"`
-	TenantEntries uint64        `json:"tenant_entries,omitempty"`
-	Witnesses     int           `json:"witnesses_compared"`
-	Duration      time.Duration `json:"duration_ns"`
+	Tenant        string `json:"tenant,omitempty"`
+	TenantEntries uint64 `json:"tenant_entries,omitempty"`
+	Witnesses     int    `json:"witnesses_compared"`
+	// Timestamps counts the timestamp.issued events, TimestampsVerified
+	// those whose token verified with Config.Timestamps.
+	Timestamps         int           `json:"timestamps"`
+	TimestampsVerified int           `json:"timestamps_verified"`
+	Duration           time.Duration `json:"duration_ns"`
 	// Findings lists every problem; the audit passed when it is empty.
 	Findings []Finding `json:"findings"`
 }
@@ -187,6 +199,7 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	chains := map[string]*chain{}
 	sigs := signature.NewChecker(origin)
+	stamps := &timestampChecker{logKey: cfg.LogKey, tv: cfg.Timestamps, add: add}
 	t := &Tree{}
 	sc := NewScanner(src, origin)
 	var done uint64
@@ -256,6 +269,12 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 				}
 			}
 		}
+		if h.Kind == KindTimestampIssued && h.Session == event.SessionTimestamps {
+			if l, err := event.ParseLeaf(e.Data); err == nil {
+				rep.Timestamps++
+				stamps.see(idx, l)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -301,6 +320,10 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 		for _, p := range ps {
 			add(signatureFinding(p, "", ""))
 		}
+		if err := stamps.finish(ctx, f, cp.Size, cp.Hash); err != nil {
+			return nil, fmt.Errorf("proving time-stamped checkpoints: %w", err)
+		}
+		rep.TimestampsVerified = stamps.verified()
 	}
 	if cfg.Policy != nil && bytes.Equal(root, cp.Hash) {
 		for _, w := range cfg.Policy.Witnesses() {

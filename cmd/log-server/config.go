@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/profile"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/tsa"
 )
 
 // Config is the configuration of log-server serve: every setting, with
@@ -62,6 +64,11 @@ type Config struct {
 	WitnessFailOpen bool          `flag:"witness-fail-open" yaml:"witness_fail_open" help:"publish checkpoints even when the witness policy is not met"`
 	WitnessTimeout  time.Duration `flag:"witness-timeout" yaml:"witness_timeout" help:"longest wait for witnesses per checkpoint"`
 	CAFile          string        `flag:"ca-file" yaml:"ca_file" help:"PEM file of certificate authorities to trust for https witnesses, besides the system's"`
+
+	// Timestamp authorities (RFC 3161).
+	TSAURLs     listFlag      `flag:"tsa-url" yaml:"tsa_url" arg:"URL" help:"URL of an RFC 3161 timestamp authority that time-stamps the published checkpoints (repeatable; each with its --tsa-chain, paired in order; see docs/verifying.md)"`
+	TSAChains   listFlag      `flag:"tsa-chain" yaml:"tsa_chain" arg:"FILE" help:"FILE of the PEM certificate chain of the --tsa-url of the same position, ending with its root: tokens must chain to that root (repeatable)"`
+	TSAInterval time.Duration `flag:"tsa-interval" yaml:"tsa_interval" help:"how often the latest checkpoint is time-stamped by each --tsa-url, when the log has grown since its last token"`
 
 	// Keys. A file names where a secret is, never the secret.
 	SigningKey      string `flag:"signing-key" yaml:"signing_key" help:"checkpoint signing key in a PKCS#11 token, as an RFC 7512 pkcs11: URI (default: DATA/keys/log.key)"`
@@ -132,6 +139,7 @@ func defaultConfig() Config {
 		MaxBodyBytes:        server.DefaultMaxBodyBytes,
 		WitnessTimeout:      server.DefaultWitnessTimeout,
 		LeafVersion:         event.LeafVersion,
+		TSAInterval:         tsa.DefaultInterval,
 		Console:             true,
 		ConsoleTokenSignIn:  true,
 		Listen:              server.DefaultListen,
@@ -242,6 +250,17 @@ func (c *Config) check(getenv func(string) string) error {
 		c.DBDSN = ""
 	default:
 		return fmt.Errorf("--storage %q: want posix or s3", c.Storage)
+	}
+	if len(c.TSAURLs) != len(c.TSAChains) {
+		return fmt.Errorf("--tsa-url and --tsa-chain go in pairs: %d URLs, %d chains", len(c.TSAURLs), len(c.TSAChains))
+	}
+	for _, u := range c.TSAURLs {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("--tsa-url %q: want an http or https URL", u)
+		}
+	}
+	if c.TSAInterval <= 0 {
+		return fmt.Errorf("--tsa-interval must be positive")
 	}
 	var err error
 	if c.profiles, err = retention.ParseProfiles(c.Compliance); err != nil {

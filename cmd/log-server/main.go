@@ -35,6 +35,8 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/connlimit"
 	"github.com/llmaudittrail/llmaudittrail/internal/hsm"
 	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
+	"github.com/llmaudittrail/llmaudittrail/tsa"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -141,6 +143,17 @@ func serve(args []string) int {
 	if err := co.check(); err != nil {
 		return cli.Fail(fs, "%v", err)
 	}
+	var tsas []tsa.Authority
+	for i, u := range c.TSAURLs {
+		chain, err := cli.ReadFile(c.TSAChains[i], timestamp.MaxChainBytes)
+		if err == nil {
+			_, err = timestamp.NewVerifier(chain)
+		}
+		if err != nil {
+			return cli.Fail(fs, "--tsa-chain %s: %v", c.TSAChains[i], err)
+		}
+		tsas = append(tsas, tsa.Authority{URL: u, Chain: chain})
+	}
 	reporter, err := compliance.NewReporter(complianceText, c.Chromium, nil)
 	if err != nil {
 		return cli.Fail(fs, "--compliance-config: %v", err)
@@ -156,6 +169,7 @@ func serve(args []string) int {
 		Upstreams: c.Upstreams, CaptureMode: c.CaptureMode, MCPUpstreams: c.MCPUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
 		WitnessFailOpen: c.WitnessFailOpen, WitnessTimeout: c.WitnessTimeout, Logger: logger,
 		PublicEntries: c.PublicEntries, LeafVersion: c.LeafVersion,
+		Timestamps: tsas, TimestampInterval: c.TSAInterval,
 		Keys:       server.KeySources{MasterKeySource: c.MasterKeySource},
 		Compliance: c.profiles, ComplianceConfig: complianceText, Reporter: reporter,
 		Console: consoleFactory(co, logger), AccessTokens: co.accessTokens(),

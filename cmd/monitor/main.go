@@ -43,6 +43,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/otlp"
 	"github.com/llmaudittrail/llmaudittrail/signature"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
 	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
@@ -267,6 +268,12 @@ func (p *progress) update(done, total uint64) {
 	}
 }
 
+// chainFiles collects a repeatable file flag.
+type chainFiles []string
+
+func (c *chainFiles) String() string     { return strings.Join(*c, ",") }
+func (c *chainFiles) Set(v string) error { *c = append(*c, v); return nil }
+
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
@@ -274,10 +281,12 @@ func isTerminal(f *os.File) bool {
 
 // verifyLog is monitor verify: verify.Audit, summarised or as JSON.
 func verifyLog(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE [--tenant-key FILE [--tenant NAME]]] [--witness-policy FILE] [--json]")
+	fs := cli.NewFlagSet("monitor verify", "monitor verify --url URL --log-key FILE [--token-file FILE [--tenant-key FILE [--tenant NAME]]] [--witness-policy FILE] [--tsa-chain FILE]... [--json]")
 	lf := addLogFlags(fs, "witness policy file",
 		"file (0600) with a global read token (a private log serves its entries only with one), or, with --tenant-key, a read token of that tenant")
 	url, caFile := lf.url, lf.caFile
+	var tsaChains chainFiles
+	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority the log uses, ending with its root (repeatable): every timestamp.issued token must chain to one of these roots, stamp its checkpoint, and no TSA's times may go backwards as the tree grows; without it tokens are counted, not checked")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
 	tenantKeyFile := fs.String("tenant-key", "", "file with the tenant key (hex, GET /v1/tenant-key) of a log of leaf version 3: verify that the token's tenant holds the body of every entry carrying its tag, and that no body of its tenant is under another tag")
 	tenant := fs.String("tenant", "", "with --tenant-key, the tenant's name: a body of another tenant under its tag is a finding")
@@ -303,7 +312,11 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	vc := verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc}
+	tv, err := tsaVerifier(tsaChains)
+	if err != nil {
+		return fail("--tsa-chain: %v", err)
+	}
+	vc := verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc, Timestamps: tv}
 	if *tenantKeyFile != "" {
 		raw, err := os.ReadFile(*tenantKeyFile)
 		if err != nil {
@@ -344,8 +357,8 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 		if vc.TenantKey != nil {
 			fmt.Fprintf(stdout, "tenant      %s: %d entries carry its tag, each body checked against its envelope\n", event.SafeText(rep.Tenant), rep.TenantEntries)
 		}
-		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nsignatures  %d checked against the keys enrolled in the log\nwitnesses   %d compared\n%s\n",
-			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures, rep.Witnesses, status)
+		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nsignatures  %d checked against the keys enrolled in the log\nwitnesses   %d compared\ntimestamps  %d, %d tokens verified with the --tsa-chain roots\n%s\n",
+			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures, rep.Witnesses, rep.Timestamps, rep.TimestampsVerified, status)
 	}
 	if !rep.OK() {
 		return 1
@@ -354,11 +367,17 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 }
 
 func verifyReceipt(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...")
+	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] [--tsa-chain FILE]... RECEIPT.json...")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
+	var tsaChains chainFiles
+	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a receipt carries must verify with one of these roots, stamp their checkpoint, which must hold the entry; without it a receipt's tokens are not checked")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
+	}
+	tv, err := tsaVerifier(tsaChains)
+	if err != nil {
+		return fail("--tsa-chain: %v", err)
 	}
 	if fs.NArg() == 0 {
 		return cli.Fail(fs, "no receipt given")
@@ -372,10 +391,14 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 	for _, path := range fs.Args() {
 		data, err := cli.ReadFile(path, api.MaxReceiptBytes)
 		var vr *api.VerifiedReceipt
+		var vts []api.VerifiedTimestamp
 		if err == nil {
 			var r *api.Receipt
 			if r, err = api.ParseReceipt(data); err == nil {
 				vr, err = v.Verify(r)
+			}
+			if err == nil && tv != nil {
+				vts, err = v.VerifyTimestamps(r, tv)
 			}
 		}
 		if err != nil {
@@ -388,8 +411,28 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
 		}
 		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, event.SafeText(desc))
+		for _, t := range vts {
+			fmt.Fprintf(stdout, "   existed no later than %s: RFC 3161 token of %s (%s) on the checkpoint of size %d\n",
+				t.Stamp.Time.UTC().Format(time.RFC3339), event.SafeText(t.Stamp.TSA()), event.SafeText(t.TSA), t.Checkpoint.Size)
+		}
 	}
 	return code
+}
+
+// tsaVerifier reads the --tsa-chain files (none: nil).
+func tsaVerifier(files []string) (*timestamp.Verifier, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	var chains [][]byte
+	for _, f := range files {
+		b, err := cli.ReadFile(f, timestamp.MaxChainBytes)
+		if err != nil {
+			return nil, err
+		}
+		chains = append(chains, b)
+	}
+	return timestamp.NewVerifier(chains...)
 }
 
 func verifySignature(args []string, stdout io.Writer) int {

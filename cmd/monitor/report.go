@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +17,14 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/timestamp"
 )
 
 // report computes a compliance report from the log's tiles, with this
@@ -197,13 +203,19 @@ func pinAt(s string) ([]byte, uint64, *compliance.Report, error) {
 
 // verifyReport recomputes reports and compares.
 func verifyReport(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-report", "monitor verify-report --url URL --log-key FILE --token-file FILE [--witness-policy FILE] REPORT.json...")
+	fs := cli.NewFlagSet("monitor verify-report", "monitor verify-report --url URL --log-key FILE --token-file FILE [--witness-policy FILE] [--tsa-chain FILE]... REPORT.json...")
 	lf := addLogFlags(fs, "witness policy file (give the one the report was computed with)",
 		"file (0600) with a global token of read and audit scope")
 	url := lf.url
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	var tsaChains chainFiles
+	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a server's answer carries must verify with one of these roots and stamp a checkpoint consistent with the report's tree; without it they are not checked")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
+	}
+	tv, err := tsaVerifier(tsaChains)
+	if err != nil {
+		return fail("--tsa-chain: %v", err)
 	}
 	if fs.NArg() == 0 {
 		return cli.Fail(fs, "no report given (the JSON report, or the server's answer to GET /v1/reports/{profile})")
@@ -243,10 +255,36 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 			if v.Anchored != nil {
 				anchored = fmt.Sprintf("; anchored by the report.issued event at entry %d", *v.Anchored)
 			}
+			vts, err := reportTimestamps(data, v, key, policy, tv)
+			if err != nil {
+				fmt.Fprintf(stdout, "FAIL %s: recomputed identical, but %v\n", path, err)
+				code = max(code, 1)
+				continue
+			}
 			fmt.Fprintf(stdout, "OK %s: recomputed at checkpoint size %d: identical, sha256 %s%s\n", path, v.Report.Log.Size, v.SHA256, anchored)
+			for _, t := range vts {
+				fmt.Fprintf(stdout, "   its entries existed no later than %s: RFC 3161 token of %s (%s) on the checkpoint of size %d\n",
+					t.Stamp.Time.UTC().Format(time.RFC3339), event.SafeText(t.Stamp.TSA()), event.SafeText(t.TSA), t.Checkpoint.Size)
+			}
 		}
 	}
 	return code
+}
+
+// reportTimestamps checks, with tv (nil: none checked), the timestamps a
+// server's answer carries against the verified report's tree.
+func reportTimestamps(data []byte, v *compliance.Verification, key note.Verifier, policy *checkpoint.Policy, tv *timestamp.Verifier) ([]api.VerifiedTimestamp, error) {
+	var answer struct {
+		Timestamps []api.Timestamp `json:"timestamps"`
+	}
+	if tv == nil || json.Unmarshal(data, &answer) != nil || len(answer.Timestamps) == 0 {
+		return nil, nil
+	}
+	root, err := hex.DecodeString(v.Report.Log.Root)
+	if err != nil {
+		return nil, fmt.Errorf("the report's root: %v", err)
+	}
+	return api.VerifyTreeTimestamps(v.Report.Log.Size, root, answer.Timestamps, key, policy, tv)
 }
 
 // orList writes names as "a, b or c".

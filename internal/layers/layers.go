@@ -27,24 +27,24 @@ type Layer struct {
 // Map lists the layers from the bottom up. A package may import packages of
 // its own layer and of the layers below it, except what its layer denies.
 var Map = []Layer{
-	{Name: "format", Packages: []string{"event", "disclosure", "checkpoint", "api", "llmapi", "profile", "identity", "internal/strictjson", "internal/period", "internal/canonpath"},
-		What: "the leaf, field-level disclosure (SD-JWT digests), checkpoints, witness policies, the HTTP API's wire types and receipts, the LLM provider and compliance profile registries, people and their roles, canonical request paths: no I/O"},
+	{Name: "format", Packages: []string{"event", "disclosure", "checkpoint", "api", "llmapi", "profile", "identity", "timestamp", "internal/strictjson", "internal/period", "internal/canonpath"},
+		What: "the leaf, field-level disclosure (SD-JWT digests), checkpoints, witness policies, RFC 3161 time-stamp tokens, the HTTP API's wire types and receipts, the LLM provider and compliance profile registries, people and their roles, canonical request paths: no I/O"},
 	{Name: "protocol", Packages: []string{"client", "signature", "verify"},
 		What: "the one Go client of the HTTP API, and what is checked with it on the format alone: signatures, the log audit"},
 	{Name: "storage", Packages: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "internal/keyfile", "internal/keyring", "internal/hsm", "signer", "retention", "internal/metrics"},
 		Deny: []string{"client"},
 		What: "payloads, tokens, signers, holds and floors, the session index, the write-ahead journal (and the shared session heads), SQLite and MariaDB, key files, the kernel keyring, PKCS#11 keys, Prometheus metrics"},
-	{Name: "engine", Packages: []string{"log", "tiles", "backend"},
+	{Name: "engine", Packages: []string{"log", "tiles", "backend", "tsa"},
 		Deny: []string{"client"},
-		What: "the audit engine on Tessera, tlog-tiles reads, the storage it runs on (POSIX or S3 and MariaDB)"},
+		What: "the audit engine on Tessera, tlog-tiles reads, the storage it runs on (POSIX or S3 and MariaDB), RFC 3161 timestamps of its checkpoints"},
 	{Name: "governance", Packages: []string{"governance"},
 		Deny: []string{"client", "vault", "index", "journal", "internal/sqldb", "internal/sqlitedb", "tiles", "backend"},
 		What: "signers and signatures, legal holds, erasure, retention floor records, token and report events: over the engine's append and read API, each recorded in the log"},
 	{Name: "entry", Packages: []string{"server", "capture", "witness", "otlp"},
-		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend", "governance"},
+		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend", "tsa", "governance"},
 		What: "HTTP API, capture (proxy and middleware), witness, OpenTelemetry exports mapped to events"},
 	{Name: "consumer", Packages: []string{"monitor", "compliance", "replay", "console"},
-		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend", "governance", "server", "capture", "witness"},
+		Deny: []string{"vault", "auth", "index", "journal", "internal/sqldb", "internal/sqlitedb", "signer", "retention", "log", "tiles", "backend", "tsa", "governance", "server", "capture", "witness"},
 		What: "read the log only through client: the monitor, compliance reports, session replay, the auditor console"},
 	{Name: "main", Packages: []string{"cmd/...", "internal/cli", "internal/connlimit", "internal/settings"},
 		What: "thin mains: flags, logging, signals, listener connection budgets, settings from flags and a YAML file"},
@@ -56,7 +56,7 @@ var Exceptions = map[string][]string{
 	// storage, the engine and the governance it serves. Only what it uses:
 	// Check reports an exception the package does not need (an exception
 	// as wide as the layer's deny list held nothing).
-	"server": {"vault", "auth", "index", "internal/sqldb", "signer", "retention", "log", "tiles", "backend", "governance"},
+	"server": {"vault", "auth", "index", "internal/sqldb", "signer", "retention", "log", "tiles", "backend", "tsa", "governance"},
 	// The witness and the monitor keep their own state in SQLite.
 	"witness": {"internal/sqlitedb"},
 	"monitor": {"internal/sqlitedb"},
@@ -74,7 +74,7 @@ var Forbidden = map[string][]string{
 }
 
 // TestOnly packages may import anything, and only tests may import them.
-var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest", "internal/dbtest", "internal/storetest", "internal/benchlog", "internal/servertest", "internal/docstest", "internal/oidctest"}
+var TestOnly = []string{"internal/witnesstest", "internal/crafttest", "internal/testproc", "internal/layers", "internal/cli/clitest", "internal/hsm/hsmtest", "internal/providertest", "internal/tlstest", "internal/dbtest", "internal/storetest", "internal/benchlog", "internal/servertest", "internal/docstest", "internal/oidctest", "internal/tsatest"}
 
 // Violation is one forbidden import.
 type Violation struct {
