@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -73,6 +74,9 @@ func TestVerifyReceipt(t *testing.T) {
 		{"other index", mutate(func(m map[string]any) { m["index"] = 9 }), false, api.ErrReceiptInclusion},
 		{"short proof", mutate(func(m map[string]any) { m["inclusion_proof"] = m["inclusion_proof"].([]any)[1:] }), false, api.ErrReceiptInclusion},
 		{"size", mutate(func(m map[string]any) { m["tree_size"] = 5 }), false, api.ErrReceiptInclusion},
+		{"tlog_proof of another entry", mutate(func(m map[string]any) {
+			m["tlog_proof"] = strings.Replace(m["tlog_proof"].(string), fmt.Sprintf("\nindex %v\n", m["index"]), "\nindex 3\n", 1)
+		}), false, api.ErrReceiptMalformed},
 		{"unknown field", mutate(func(m map[string]any) { m["x"] = 1 }), false, api.ErrReceiptMalformed},
 		{"key in another case", mutate(func(m map[string]any) { m["Index"] = m["index"]; delete(m, "index") }), false, api.ErrReceiptMalformed},
 		{"no receipt", []byte(`{"index":1,"leaf":"e30="}`), false, api.ErrReceiptMalformed},

@@ -56,7 +56,7 @@ type Config struct {
 	PublicEntries      bool          `flag:"public-entries" yaml:"public_entries" help:"serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose"`
 
 	// Witnesses.
-	WitnessPolicy   string        `flag:"witness-policy" yaml:"witness_policy" help:"witness policy file (witness/group/quorum lines); checkpoints are published only with quorum"`
+	WitnessPolicy   string        `flag:"witness-policy" yaml:"witness_policy" help:"witness policy file (C2SP tlog-policy, or Sigsum-style witness/group/quorum lines; every witness with its URL); checkpoints are published only with quorum; DATA/keys/policy is written from it for auditors"`
 	WitnessFailOpen bool          `flag:"witness-fail-open" yaml:"witness_fail_open" help:"publish checkpoints even when the witness policy is not met"`
 	WitnessTimeout  time.Duration `flag:"witness-timeout" yaml:"witness_timeout" help:"longest wait for witnesses per checkpoint"`
 	CAFile          string        `flag:"ca-file" yaml:"ca_file" help:"PEM file of certificate authorities to trust for https witnesses, besides the system's"`
