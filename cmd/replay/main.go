@@ -65,7 +65,7 @@ func commonFlags(fs *flag.FlagSet) *common {
 	return &common{
 		url:        fs.String("url", "", "the log's base URL (required)"),
 		caFile:     fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's"),
-		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required)"),
+		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required unless --witness-policy names one log, as DATA/keys/policy does)"),
 		tokenFile:  fs.String("token-file", "", "file (0600) with a global token of read scope (the log's tiles), and audit scope for payloads"),
 		policy:     fs.String("witness-policy", "", "witness policy file: the checkpoint must meet it"),
 		tenant:     fs.String("tenant", "", "the session's tenant (a global token; default: the token's)"),
