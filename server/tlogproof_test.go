@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -218,6 +219,20 @@ func TestTlogProofWithWitnesses(t *testing.T) {
 				t.Errorf("the peer accepted it")
 			}
 		})
+	}
+	// The same with the stand-alone verifier that docs/verifying.md shows
+	// (testdata/verifytlogproof: formats, merkle and x/mod only).
+	pdir := t.TempDir()
+	var paths []string
+	for name, text := range map[string][]byte{"good": good, "flipped": flipped, "forged": forged, "other-log": otherLog, "uncosigned": uncosigned} {
+		p := filepath.Join(pdir, name+api.TlogProofExt)
+		os.WriteFile(p, text, 0o644)
+		paths = append(paths, p)
+	}
+	out, err := exec.Command("go", append([]string{"run", "./testdata/verifytlogproof", filepath.Join(dir, LogPubFile), filepath.Join(dir, PolicyFile)}, paths...)...).CombinedOutput()
+	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 1 || strings.Count(string(out), "FAIL ") != 4 ||
+		!strings.Contains(string(out), "OK "+filepath.Join(pdir, "good.tlog-proof")+": {") {
+		t.Fatalf("verifytlogproof: %v\n%s", err, out)
 	}
 	if _, err := api.VerifyReceipt(uncosigned, keys.Verifier, nil); err != nil {
 		t.Errorf("without a policy the uncosigned checkpoint is the log's own: %v", err)

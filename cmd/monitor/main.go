@@ -332,7 +332,7 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 }
 
 func verifyReceipt(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json|PROOF.tlog-proof...\n\n"+
+	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json|PROOF.tlog-proof...\n"+
 		"A receipt is the JSON of a write with ?wait=checkpoint (or its \"receipt\") or of GET /v1/entries/{index}; a\n"+
 		"tlog-proof (c2sp.org/tlog-proof@v1) is the answer of GET /v1/entries/{index}/proof or a receipt's tlog_proof.")
 	logKey := fs.String("log-key", "", "file with the log's note verifier key (required unless --witness-policy names one log, as DATA/keys/policy does)")
@@ -374,7 +374,7 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 
 func verifySignature(args []string, stdout io.Writer) int {
 	fs := cli.NewFlagSet("monitor verify-signature", "monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...\n"+
-		"       monitor verify-signature --log-key FILE [--witness-policy FILE] --enrollment FILE [--record FILE] SIGNATURE.tlog-proof...\n\n"+
+		"monitor verify-signature --log-key FILE [--witness-policy FILE] --enrollment FILE [--record FILE] SIGNATURE.tlog-proof...\n"+
 		"SIGNATURE.json is an export (GET /v1/signatures/{index}) or a saved POST /v1/signatures answer (with --url);\n"+
 		"SIGNATURE.tlog-proof is the tlog-proof of the human.signature event (GET /v1/entries/{index}/proof, or the export's\n"+
 		"event.tlog_proof), which carries the statement and the signature.")
