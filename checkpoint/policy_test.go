@@ -22,7 +22,7 @@ type testWitness struct {
 	vkey   string      // cosignature/v1 verifier key
 }
 
-func newTestWitness(t *testing.T, name string) *testWitness {
+func newTestWitness(t testing.TB, name string) *testWitness {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
@@ -357,4 +357,40 @@ func TestTlogPolicy(t *testing.T) {
 	if _, err := checkpoint.ParsePolicy([]byte("log " + strings.Repeat("ab", 32) + " https://sigsum.test\nquorum none\n")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzParsePolicy: the parser never panics, and a policy it accepts,
+// written back with TlogPolicy, reads back to a policy that decides the
+// same on every subset of two witnesses' cosignatures.
+func FuzzParsePolicy(f *testing.F) {
+	a, b := newTestWitness(f, "a.test/w"), newTestWitness(f, "b.test/w")
+	const origin = "log.test/fuzz"
+	skey, vkey, _ := checkpoint.GenerateKey(origin)
+	logS, _ := checkpoint.NewSigner(skey)
+	logV, _ := checkpoint.NewVerifier(vkey)
+	raw, _ := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n7\n%s\n", origin, base64.StdEncoding.EncodeToString(make([]byte, 32)))}, logS)
+	var signed [][]byte
+	for _, ss := range [][]note.Signer{nil, {a.signer}, {b.signer}, {a.signer, b.signer}} {
+		n, _ := note.Open(raw, note.VerifierList(logV))
+		out, _ := note.Sign(&note.Note{Text: n.Text, Sigs: n.Sigs}, ss...)
+		signed = append(signed, out)
+	}
+	f.Add(fmt.Sprintf("log %s\nwitness A %s\nwitness B %s https://b.test\ngroup g any A B\nquorum g\n", vkey, a.vkey, b.vkey))
+	f.Add(fmt.Sprintf("witness A %s http://a.test\nwitness B %s http://b.test\ngroup g 2 A B\ngroup h all g A\nquorum h\n", a.vkey, b.vkey))
+	f.Add("quorum none\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		p, err := checkpoint.ParsePolicy([]byte(text))
+		if err != nil {
+			return
+		}
+		again, err := checkpoint.ParsePolicy(p.TlogPolicy(vkey))
+		if err != nil {
+			t.Fatalf("TlogPolicy of %q is refused: %v\n%s", text, err, p.TlogPolicy(vkey))
+		}
+		for i, cp := range signed {
+			if p.Satisfied(cp) != again.Satisfied(cp) {
+				t.Fatalf("cosigners %02b: %q and its TlogPolicy decide differently", i, text)
+			}
+		}
+	})
 }
