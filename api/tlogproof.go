@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -51,27 +52,33 @@ func (r *Receipt) MarshalTlogProof() ([]byte, error) {
 	if len(r.InclusionProof) > maxProofHashes {
 		return nil, fmt.Errorf("%w: %d proof hashes", ErrReceiptMalformed, len(r.InclusionProof))
 	}
-	var b bytes.Buffer
-	b.Grow(len(TlogProofHeader) + 8 + base64.StdEncoding.EncodedLen(len(r.Leaf)) + 27 + 45*len(r.InclusionProof) + 1 + len(r.Checkpoint))
-	b.WriteString(TlogProofHeader + "\n")
+	enc := base64.StdEncoding
+	return r.appendTlogProof(make([]byte, 0, len(TlogProofHeader)+8+enc.EncodedLen(len(r.Leaf))+27+(enc.EncodedLen(checkpoint.HashSize)+1)*len(r.InclusionProof)+1+len(r.Checkpoint)))
+}
+
+// appendTlogProof appends the tlog-proof text to b; the caller has checked
+// the tree size and the number of hashes.
+func (r *Receipt) appendTlogProof(b []byte) ([]byte, error) {
+	enc := base64.StdEncoding
+	b = append(b, TlogProofHeader+"\n"...)
 	if len(r.Leaf) > 0 {
-		b.WriteString("extra ")
-		b.WriteString(base64.StdEncoding.EncodeToString(r.Leaf))
-		b.WriteByte('\n')
+		b = append(b, "extra "...)
+		b = enc.AppendEncode(b, r.Leaf)
+		b = append(b, '\n')
 	}
-	b.WriteString("index ")
-	b.WriteString(strconv.FormatUint(r.Index, 10))
-	b.WriteByte('\n')
+	b = append(b, "index "...)
+	b = strconv.AppendUint(b, r.Index, 10)
+	b = append(b, '\n')
 	for _, h := range r.InclusionProof {
 		if len(h) != checkpoint.HashSize {
 			return nil, fmt.Errorf("%w: a proof hash of %d bytes", ErrReceiptMalformed, len(h))
 		}
-		b.WriteString(base64.StdEncoding.EncodeToString(h))
-		b.WriteByte('\n')
+		b = enc.AppendEncode(b, h)
+		b = append(b, '\n')
 	}
-	b.WriteByte('\n')
-	b.WriteString(r.Checkpoint)
-	return b.Bytes(), nil
+	b = append(b, '\n')
+	b = append(b, r.Checkpoint...)
+	return b, nil
 }
 
 // checkpointSize reads the tree size of a checkpoint note, unverified.
@@ -109,56 +116,71 @@ func ParseTlogProof(data []byte) (*Receipt, error) {
 	if bytes.IndexByte(data, '\r') >= 0 {
 		return nil, bad("a carriage return: lines end in a newline alone")
 	}
-	line := func() (string, bool) {
+	line := func() ([]byte, bool) {
 		l, r, ok := bytes.Cut(rest, []byte("\n"))
-		if !ok {
-			return "", false
+		if ok {
+			rest = r
 		}
-		rest = r
-		return string(l), true
+		return l, ok
 	}
+	// Strict decoding of the padded standard encoding accepts one text per
+	// value: padding required, padding bits zero, no line breaks.
 	strict := base64.StdEncoding.Strict()
 	r := &Receipt{TlogProof: string(data)}
 	l, ok := line()
-	if e, isExtra := strings.CutPrefix(l, "extra "); ok && isExtra {
-		leaf, err := strict.DecodeString(e)
-		if err != nil || base64.StdEncoding.EncodeToString(leaf) != e {
+	if e, isExtra := bytes.CutPrefix(l, []byte("extra ")); ok && isExtra {
+		leaf := make([]byte, strict.DecodedLen(len(e)))
+		n, err := strict.Decode(leaf, e)
+		if err != nil {
 			return nil, bad("the extra line is not canonical base64")
 		}
-		r.Leaf = leaf
+		r.Leaf = leaf[:n]
 		l, ok = line()
 	}
 	if len(r.Leaf) == 0 {
 		return nil, bad("no extra line: the log's tlog-proofs carry the leaf as their extra data, and it is needed to check the entry")
 	}
-	idx, isIndex := strings.CutPrefix(l, "index ")
+	idx, isIndex := bytes.CutPrefix(l, []byte("index "))
 	if !ok || !isIndex {
 		return nil, bad("no index line")
 	}
-	n, err := strconv.ParseUint(idx, 10, 64)
-	if err != nil || strconv.FormatUint(n, 10) != idx {
+	n, err := strconv.ParseUint(string(idx), 10, 64)
+	if err != nil || (len(idx) > 1 && idx[0] == '0') {
 		return nil, bad("index %q is not decimal without leading zeros", idx)
 	}
 	r.Index = n
-	for {
-		l, ok = line()
-		if !ok {
-			return nil, bad("no empty line before the checkpoint")
-		}
-		if l == "" {
-			break
-		}
-		if len(r.InclusionProof) == maxProofHashes {
-			return nil, bad("more than %d proof hashes", maxProofHashes)
-		}
-		h, err := strict.DecodeString(l)
-		if err != nil || len(h) != checkpoint.HashSize || base64.StdEncoding.EncodeToString(h) != l {
-			return nil, bad("proof line %d is not the canonical base64 of %d bytes", len(r.InclusionProof)+1, checkpoint.HashSize)
-		}
-		r.InclusionProof = append(r.InclusionProof, h)
+	// The proof hashes run to the empty line; they share one array.
+	end := bytes.Index(rest, []byte("\n\n"))
+	switch {
+	case bytes.HasPrefix(rest, []byte("\n")):
+		end = -1 // no hashes
+	case end < 0:
+		return nil, bad("no empty line before the checkpoint")
 	}
-	if r.InclusionProof == nil {
-		r.InclusionProof = [][]byte{}
+	count := 0
+	if end >= 0 {
+		count = bytes.Count(rest[:end+1], []byte("\n"))
+	}
+	if count > maxProofHashes {
+		return nil, bad("more than %d proof hashes", maxProofHashes)
+	}
+	hashes := make([]byte, count*checkpoint.HashSize)
+	r.InclusionProof = make([][]byte, count)
+	for i := range count {
+		l, _ = line()
+		h := hashes[i*checkpoint.HashSize : (i+1)*checkpoint.HashSize]
+		if len(l) != base64.StdEncoding.EncodedLen(checkpoint.HashSize) {
+			return nil, bad("proof line %d is not the canonical base64 of %d bytes", i+1, checkpoint.HashSize)
+		}
+		var buf [checkpoint.HashSize + 1]byte // DecodedLen of a padded 44-byte text
+		if n, err := strict.Decode(buf[:], l); err != nil || n != checkpoint.HashSize {
+			return nil, bad("proof line %d is not the canonical base64 of %d bytes", i+1, checkpoint.HashSize)
+		}
+		copy(h, buf[:checkpoint.HashSize])
+		r.InclusionProof[i] = h
+	}
+	if l, ok = line(); !ok || len(l) != 0 {
+		return nil, bad("no empty line before the checkpoint")
 	}
 	r.Checkpoint = string(rest)
 	if r.TreeSize, err = checkpointSize(r.Checkpoint); err != nil {
@@ -168,19 +190,27 @@ func ParseTlogProof(data []byte) (*Receipt, error) {
 	return r, nil
 }
 
+var tlogProofBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // sameAsTlogProof checks that a JSON receipt's tlog_proof is the receipt's
-// own content, so that what is verified is what either form says.
+// own content, so that what is verified is what either form says. A
+// tlog-proof of given content has one text (ParseTlogProof is strict, and
+// FuzzParseTlogProof holds that what it accepts re-encodes to itself), so
+// the check is a comparison with the receipt's own encoding.
 func (r *Receipt) sameAsTlogProof() error {
-	p, err := ParseTlogProof([]byte(r.TlogProof))
+	if size, err := checkpointSize(r.Checkpoint); err != nil || size != r.TreeSize || len(r.InclusionProof) > maxProofHashes {
+		return fmt.Errorf("%w: tlog_proof is not the receipt's index, leaf, proof and checkpoint", ErrReceiptMalformed)
+	}
+	bp := tlogProofBuffers.Get().(*[]byte)
+	defer tlogProofBuffers.Put(bp)
+	own, err := r.appendTlogProof((*bp)[:0])
+	if cap(own) <= 64<<10 {
+		*bp = own
+	}
 	if err != nil {
 		return err
 	}
-	same := p.Index == r.Index && bytes.Equal(p.Leaf, r.Leaf) && p.Checkpoint == r.Checkpoint && p.TreeSize == r.TreeSize &&
-		len(p.InclusionProof) == len(r.InclusionProof)
-	for i := 0; same && i < len(p.InclusionProof); i++ {
-		same = bytes.Equal(p.InclusionProof[i], r.InclusionProof[i])
-	}
-	if !same {
+	if string(own) != r.TlogProof {
 		return fmt.Errorf("%w: tlog_proof is not the receipt's index, leaf, proof and checkpoint", ErrReceiptMalformed)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -105,6 +106,61 @@ func FuzzParseTlogProof(f *testing.F) {
 		again, err := r.MarshalTlogProof()
 		if err != nil || !bytes.Equal(again, data) {
 			t.Fatalf("not one form: %q re-encodes as %q (%v)", data, again, err)
+		}
+	})
+}
+
+// benchReceipt is a receipt of the size a log of a million entries hands
+// out: a 700-byte leaf, 20 proof hashes, a checkpoint with three
+// cosignatures.
+func benchReceipt() *api.Receipt {
+	r := &api.Receipt{Index: 765_432, Leaf: bytes.Repeat([]byte("x"), 700), TreeSize: 1_000_000}
+	for i := range 20 {
+		h := sha256.Sum256([]byte{byte(i)})
+		r.InclusionProof = append(r.InclusionProof, h[:])
+	}
+	r.Checkpoint = "log.example/audit\n1000000\n" + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n\n" +
+		strings.Repeat("\u2014 witness.example/w "+base64.StdEncoding.EncodeToString(make([]byte, 76))+"\n", 3) +
+		"\u2014 log.example/audit " + base64.StdEncoding.EncodeToString(make([]byte, 68)) + "\n"
+	return r
+}
+
+// BenchmarkReceiptForms measures what the tlog-proof adds to a receipt:
+// json is the JSON receipt without tlog_proof (the baseline), marshal the
+// tlog-proof text, json+tlog_proof the JSON the server sends, parse the
+// strict parse of the text.
+func BenchmarkReceiptForms(b *testing.B) {
+	r := benchReceipt()
+	text, err := r.MarshalTlogProof()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("json", func(b *testing.B) {
+		for b.Loop() {
+			out, _ := json.Marshal(r)
+			b.SetBytes(int64(len(out)))
+		}
+	})
+	b.Run("marshal", func(b *testing.B) {
+		for b.Loop() {
+			out, _ := r.MarshalTlogProof()
+			b.SetBytes(int64(len(out)))
+		}
+	})
+	withProof := *r
+	withProof.TlogProof = string(text)
+	b.Run("json+tlog_proof", func(b *testing.B) {
+		for b.Loop() {
+			out, _ := json.Marshal(&withProof)
+			b.SetBytes(int64(len(out)))
+		}
+	})
+	b.Run("parse", func(b *testing.B) {
+		b.SetBytes(int64(len(text)))
+		for b.Loop() {
+			if _, err := api.ParseTlogProof(text); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
