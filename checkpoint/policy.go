@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -108,12 +109,10 @@ func parsePolicy(text []byte) (*Policy, error) {
 	}
 	p := &Policy{}
 	nodes := map[string]*Node{}
-	type keyID struct {
-		name string
-		hash uint32
-	}
-	keys := map[keyID]string{}
-	logKeys := map[keyID]bool{}
+	// Keys are compared by the public key they wrap (tlog-policy: two vkeys
+	// of one key under other names or key ids are duplicates).
+	keys := map[string]string{}
+	logKeys := map[string]bool{}
 	quorum, quorums := "", 0
 	for i, c := range text {
 		if c < 0x20 && c != '\t' && c != '\n' || c == 0x7f {
@@ -139,7 +138,10 @@ func parsePolicy(text []byte) (*Policy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("log %s: %w", f[1], err)
 			}
-			id := keyID{v.Name(), v.KeyHash()}
+			id, err := publicKey(f[1])
+			if err != nil {
+				return nil, fmt.Errorf("log %s: %w", f[1], err)
+			}
 			if logKeys[id] {
 				return nil, fmt.Errorf("log %s is listed twice", v.Name())
 			}
@@ -166,7 +168,10 @@ func parsePolicy(text []byte) (*Policy, error) {
 			if err != nil {
 				return nil, fmt.Errorf("witness %s: %w", name, err)
 			}
-			id := keyID{v.Name(), v.KeyHash()}
+			id, err := publicKey(vkey)
+			if err != nil {
+				return nil, fmt.Errorf("witness %s: %w", name, err)
+			}
 			if other, ok := keys[id]; ok {
 				return nil, fmt.Errorf("witnesses %s and %s have the same key", other, name)
 			}
@@ -253,6 +258,20 @@ func parsePolicy(text []byte) (*Policy, error) {
 		p.quorum = q
 	}
 	return p, nil
+}
+
+// publicKey is the public key a vkey (NAME+ID+BASE64) wraps, without its
+// algorithm byte.
+func publicKey(vkey string) (string, error) {
+	parts := strings.SplitN(vkey, "+", 3) // the name has no "+", the base64 may
+	if len(parts) != 3 {
+		return "", fmt.Errorf("malformed verifier key %q", vkey)
+	}
+	b, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(b) < 2 {
+		return "", fmt.Errorf("malformed verifier key %q", vkey)
+	}
+	return string(b[1:]), nil
 }
 
 func httpURL(raw string) (string, error) {

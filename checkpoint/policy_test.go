@@ -2,7 +2,9 @@ package checkpoint_test
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -165,26 +167,28 @@ func TestParsePolicy(t *testing.T) {
 	}
 
 	for name, text := range map[string]string{
-		"no quorum":            fmt.Sprintf("witness A %s https://a.test\n", a.vkey),
-		"unknown quorum":       fmt.Sprintf("witness A %s https://a.test\nquorum X\n", a.vkey),
-		"unknown member":       fmt.Sprintf("witness A %s https://a.test\ngroup g 1 A X\nquorum g\n", a.vkey),
-		"threshold too high":   fmt.Sprintf("witness A %s https://a.test\ngroup g 2 A\nquorum g\n", a.vkey),
-		"threshold 0":          fmt.Sprintf("witness A %s https://a.test\ngroup g 0 A\nquorum g\n", a.vkey),
-		"member twice":         fmt.Sprintf("witness A %s https://a.test\nwitness B %s\ngroup g 2 A A\nquorum g\n", a.vkey, b.vkey),
-		"empty group (all)":    "group g all\nquorum none\n",
-		"two quorum lines":     fmt.Sprintf("witness A %s\nquorum A\nquorum none\n", a.vkey),
-		"carriage return":      fmt.Sprintf("witness A %s\r\nquorum A\n", a.vkey),
-		"log key twice":        "log " + logVKey + "\nlog " + logVKey + "\nquorum none\n",
-		"log key not a vkey":   "log nope\nquorum none\n",
-		"log URL not http":     "log " + logVKey + " ftp://l.test\nquorum none\n",
-		"bad key":              "witness A nope https://a.test\nquorum A\n",
-		"bad URL scheme":       fmt.Sprintf("witness A %s ftp://a.test\nquorum A\n", a.vkey),
-		"relative URL":         fmt.Sprintf("witness A %s a.test/w\nquorum A\n", a.vkey),
-		"same key twice":       fmt.Sprintf("witness A %s https://a.test\nwitness A2 %s https://a2.test\ngroup g 2 A A2\nquorum g\n", a.vkey, a.vkey),
-		"duplicate name":       fmt.Sprintf("witness A %s https://a.test\nwitness A %s https://b.test\nquorum A\n", a.vkey, b.vkey),
-		"unknown keyword":      fmt.Sprintf("witness A %s https://a.test\nquorom A\n", a.vkey),
-		"keyword as a name":    fmt.Sprintf("witness any %s https://a.test\nquorum any\n", a.vkey),
-		"group without member": "group g 1\nquorum g\n",
+		"no quorum":                      fmt.Sprintf("witness A %s https://a.test\n", a.vkey),
+		"unknown quorum":                 fmt.Sprintf("witness A %s https://a.test\nquorum X\n", a.vkey),
+		"unknown member":                 fmt.Sprintf("witness A %s https://a.test\ngroup g 1 A X\nquorum g\n", a.vkey),
+		"threshold too high":             fmt.Sprintf("witness A %s https://a.test\ngroup g 2 A\nquorum g\n", a.vkey),
+		"threshold 0":                    fmt.Sprintf("witness A %s https://a.test\ngroup g 0 A\nquorum g\n", a.vkey),
+		"member twice":                   fmt.Sprintf("witness A %s https://a.test\nwitness B %s\ngroup g 2 A A\nquorum g\n", a.vkey, b.vkey),
+		"empty group (all)":              "group g all\nquorum none\n",
+		"two quorum lines":               fmt.Sprintf("witness A %s\nquorum A\nquorum none\n", a.vkey),
+		"carriage return":                fmt.Sprintf("witness A %s\r\nquorum A\n", a.vkey),
+		"log key twice":                  "log " + logVKey + "\nlog " + logVKey + "\nquorum none\n",
+		"log key under another name":     "log " + logVKey + "\nlog " + renamed(t, logVKey, "log.test/alias") + "\nquorum none\n",
+		"witness key under another name": fmt.Sprintf("witness A %s\nwitness A2 %s\ngroup g 2 A A2\nquorum g\n", a.vkey, renamed(t, a.vkey, "alias.test/w")),
+		"log key not a vkey":             "log nope\nquorum none\n",
+		"log URL not http":               "log " + logVKey + " ftp://l.test\nquorum none\n",
+		"bad key":                        "witness A nope https://a.test\nquorum A\n",
+		"bad URL scheme":                 fmt.Sprintf("witness A %s ftp://a.test\nquorum A\n", a.vkey),
+		"relative URL":                   fmt.Sprintf("witness A %s a.test/w\nquorum A\n", a.vkey),
+		"same key twice":                 fmt.Sprintf("witness A %s https://a.test\nwitness A2 %s https://a2.test\ngroup g 2 A A2\nquorum g\n", a.vkey, a.vkey),
+		"duplicate name":                 fmt.Sprintf("witness A %s https://a.test\nwitness A %s https://b.test\nquorum A\n", a.vkey, b.vkey),
+		"unknown keyword":                fmt.Sprintf("witness A %s https://a.test\nquorom A\n", a.vkey),
+		"keyword as a name":              fmt.Sprintf("witness any %s https://a.test\nquorum any\n", a.vkey),
+		"group without member":           "group g 1\nquorum g\n",
 	} {
 		if _, err := checkpoint.ParsePolicy([]byte(text)); err == nil {
 			t.Errorf("%s: ParsePolicy accepted %q", name, text)
@@ -393,4 +397,26 @@ func FuzzParsePolicy(f *testing.F) {
 			}
 		}
 	})
+}
+
+// renamed is vkey's public key under another key name, with the key id that
+// name gives it (C2SP signed-note: the id hashes the name and the key), so
+// that it is a valid vkey of the same key.
+func renamed(t *testing.T, vkey, name string) string {
+	t.Helper()
+	parts := strings.SplitN(vkey, "+", 3) // the name has no "+", the base64 may
+	key, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(append(append([]byte(name), '\n'), key...))
+	out := fmt.Sprintf("%s+%08x+%s", name, binary.BigEndian.Uint32(h[:4]), parts[2])
+	// It must be a valid key of its kind, or the policy would be refused
+	// for that instead.
+	if _, err := note.NewVerifier(out); err != nil {
+		if _, err := fnote.NewVerifierForCosignatureV1(out); err != nil {
+			t.Fatalf("renamed key %s: %v", out, err)
+		}
+	}
+	return out
 }
