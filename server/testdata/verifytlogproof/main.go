@@ -9,7 +9,7 @@
 // (the leaf) is included at the index. It prints the leaf of each proof
 // that verifies and exits 1 if one does not.
 //
-//	go run ./testdata/verifytlogproof LOG.pub POLICY|- PROOF.tlog-proof...
+//	go run ./server/testdata/verifytlogproof LOG.pub POLICY|- PROOF.tlog-proof...
 package main
 
 import (
