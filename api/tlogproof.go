@@ -53,7 +53,7 @@ func (r *Receipt) MarshalTlogProof() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d proof hashes", ErrReceiptMalformed, len(r.InclusionProof))
 	}
 	enc := base64.StdEncoding
-	return r.appendTlogProof(make([]byte, 0, len(TlogProofHeader)+8+enc.EncodedLen(len(r.Leaf))+27+(enc.EncodedLen(checkpoint.HashSize)+1)*len(r.InclusionProof)+1+len(r.Checkpoint)))
+	return r.appendTlogProof(make([]byte, 0, len(TlogProofHeader)+8+enc.EncodedLen(len(r.logEntry()))+27+(enc.EncodedLen(checkpoint.HashSize)+1)*len(r.InclusionProof)+1+len(r.Checkpoint)))
 }
 
 // appendTlogProof appends the tlog-proof text to b; the caller has checked
@@ -61,9 +61,9 @@ func (r *Receipt) MarshalTlogProof() ([]byte, error) {
 func (r *Receipt) appendTlogProof(b []byte) ([]byte, error) {
 	enc := base64.StdEncoding
 	b = append(b, TlogProofHeader+"\n"...)
-	if len(r.Leaf) > 0 {
+	if entry := r.logEntry(); len(entry) > 0 {
 		b = append(b, "extra "...)
-		b = enc.AppendEncode(b, r.Leaf)
+		b = enc.AppendEncode(b, entry)
 		b = append(b, '\n')
 	}
 	b = append(b, "index "...)
@@ -134,10 +134,10 @@ func ParseTlogProof(data []byte) (*Receipt, error) {
 		if err != nil {
 			return nil, bad("the extra line is not canonical base64")
 		}
-		r.Leaf = leaf[:n]
+		r.setLogEntry(leaf[:n])
 		l, ok = line()
 	}
-	if len(r.Leaf) == 0 {
+	if len(r.logEntry()) == 0 {
 		return nil, bad("no extra line: the log's tlog-proofs carry the leaf as their extra data, and it is needed to check the entry")
 	}
 	idx, isIndex := bytes.CutPrefix(l, []byte("index "))
@@ -186,7 +186,6 @@ func ParseTlogProof(data []byte) (*Receipt, error) {
 	if r.TreeSize, err = checkpointSize(r.Checkpoint); err != nil {
 		return nil, bad("%v", err)
 	}
-	r.LeafHash = hex.EncodeToString(event.LeafHash(r.Leaf))
 	return r, nil
 }
 
@@ -214,4 +213,17 @@ func (r *Receipt) sameAsTlogProof() error {
 		return fmt.Errorf("%w: tlog_proof is not the receipt's index, leaf, proof and checkpoint", ErrReceiptMalformed)
 	}
 	return nil
+}
+
+// logEntry is a tlog-proof's extra data: the log's entry at the index, the
+// data whose RFC 6962 leaf hash the inclusion proof starts from, so that a
+// verifier that knows nothing of this log checks it with HashLeaf(extra).
+// On this log the entry is the leaf.
+func (r *Receipt) logEntry() []byte { return r.Leaf }
+
+// setLogEntry puts a tlog-proof's extra data (the log's entry) where the
+// receipt holds it.
+func (r *Receipt) setLogEntry(entry []byte) {
+	r.Leaf = entry
+	r.LeafHash = hex.EncodeToString(event.LeafHash(entry))
 }
