@@ -37,6 +37,14 @@ var (
 // witness cosignatures the log's policy requires) that the proof leads to.
 // The log returns one for a write with ?wait=checkpoint and from
 // GET /v1/entries/{index}. Verify it with a ReceiptVerifier.
+//
+// TlogProof is the same proof as a C2SP tlog-proof (c2sp.org/tlog-proof@v1,
+// the leaf as its extra data, see MarshalTlogProof): a file that tools
+// which do not know this JSON verify. The log sets it on every receipt
+// whose checkpoint is for its tree size; a verifier checks that it says
+// what the other fields say. Other evidence about the same checkpoint (a
+// timestamp token, say) belongs beside it in this JSON, not in the
+// tlog-proof text, whose form C2SP fixes.
 type Receipt struct {
 	Index uint64 `json:"index"`
 	Leaf  []byte `json:"leaf"` // standard base64 in JSON
@@ -55,11 +63,12 @@ type Receipt struct {
 	// size: the entry existed no later than the token's time, by an
 	// authority that is not the operator (VerifyTimestamps).
 	Timestamps []Timestamp `json:"timestamps,omitempty"`
+	TlogProof  string      `json:"tlog_proof,omitempty"`
 }
 
 // receiptKeys are a receipt's keys, exactly, each once.
 var receiptKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
-	"index": nil, "leaf": nil, "envelope": nil, "leaf_hash": nil, "tree_size": nil, "inclusion_proof": nil, "checkpoint": nil,
+	"index": nil, "leaf": nil, "envelope": nil, "leaf_hash": nil, "tree_size": nil, "inclusion_proof": nil, "checkpoint": nil, "tlog_proof": nil,
 	"timestamps": timestampKeys,
 }}
 
@@ -72,11 +81,14 @@ var timestampKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
 const MaxReceiptBytes = 1 << 20
 
 // ParseReceipt decodes a receipt strictly. It also accepts a write
-// response ({"index":..., "receipt": {...}}) and takes its receipt. The
-// result is unverified.
+// response ({"index":..., "receipt": {...}}) and takes its receipt, and a
+// tlog-proof (see ParseTlogProof). The result is unverified.
 func ParseReceipt(data []byte) (*Receipt, error) {
 	if len(data) > MaxReceiptBytes {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrReceiptMalformed, MaxReceiptBytes)
+	}
+	if IsTlogProof(data) {
+		return ParseTlogProof(data)
 	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(data, &probe); err != nil {
@@ -154,7 +166,9 @@ func (v *ReceiptVerifier) checkpoint(raw string) (*fmtlog.Checkpoint, error) {
 
 // Verify checks a receipt: the checkpoint's signatures, that leaf_hash is
 // the leaf's RFC 6962 hash, and that the inclusion proof leads from it at
-// index to the checkpoint's root. tree_size must be the checkpoint's size.
+// index to the checkpoint's root. tree_size must be the checkpoint's size,
+// and tlog_proof, if present, must be the same index, leaf, proof and
+// checkpoint.
 func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
 	cp, err := v.checkpoint(r.Checkpoint)
 	if err != nil {
@@ -162,6 +176,9 @@ func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
 	}
 	if r.TreeSize != cp.Size {
 		return nil, fmt.Errorf("%w: tree_size %d, but the checkpoint is for size %d", ErrReceiptInclusion, r.TreeSize, cp.Size)
+	}
+	if r.Leaf == nil && r.Envelope != nil {
+		return v.verifyEnvelopeOnly(r, cp)
 	}
 	lh := event.LeafHash(r.Leaf)
 	if got, err := hex.DecodeString(r.LeafHash); err != nil || !bytes.Equal(got, lh) {
@@ -177,7 +194,35 @@ func (v *ReceiptVerifier) Verify(r *Receipt) (*VerifiedReceipt, error) {
 	if err := verifyInclusion(r.Index, cp.Size, mh, r.InclusionProof, cp.Hash); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrReceiptInclusion, err)
 	}
+	if r.TlogProof != "" {
+		if err := r.sameAsTlogProof(); err != nil {
+			return nil, err
+		}
+	}
 	return &VerifiedReceipt{Index: r.Index, LeafHash: lh, Leaf: r.Leaf, Envelope: r.Envelope, Checkpoint: cp}, nil
+}
+
+// verifyEnvelopeOnly verifies a receipt of a log of leaf version 3 that
+// carries the envelope without its body (a bare tlog-proof): the envelope
+// is at the index under the checkpoint, and LeafHash is the body hash it
+// names. What the body says is proven only by a body that hashes to it.
+func (v *ReceiptVerifier) verifyEnvelopeOnly(r *Receipt, cp *fmtlog.Checkpoint) (*VerifiedReceipt, error) {
+	e, err := event.ParseEnvelope(r.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceiptLeafHash, err)
+	}
+	if got, err := hex.DecodeString(r.LeafHash); err != nil || !bytes.Equal(got, e.Body[:]) {
+		return nil, fmt.Errorf("%w: the envelope names body %x", ErrReceiptLeafHash, e.Body)
+	}
+	if err := verifyInclusion(r.Index, cp.Size, event.LeafHash(r.Envelope), r.InclusionProof, cp.Hash); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrReceiptInclusion, err)
+	}
+	if r.TlogProof != "" {
+		if err := r.sameAsTlogProof(); err != nil {
+			return nil, err
+		}
+	}
+	return &VerifiedReceipt{Index: r.Index, LeafHash: e.Body[:], Envelope: r.Envelope, Checkpoint: cp}, nil
 }
 
 // ErrReceiptTimestamp: a timestamp a receipt carries does not verify:

@@ -154,8 +154,9 @@ func (c *Client) endpoint(path string, q url.Values) string {
 	return u.String()
 }
 
-// do sends a request and decodes a JSON answer with status want into out.
-// Any other status is decoded as the server's error body.
+// do sends a request and decodes a JSON answer with status want into out
+// (a *[]byte gets the answer's bytes as they are). Any other status is
+// decoded as the server's error body.
 // accepted reports whether a write to path may be answered 202: an event
 // durable but not yet sequenced (Written.Indexed false).
 func accepted(path string) bool { return path == "/v1/events" || path == "/v1/events:batch" }
@@ -195,6 +196,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return decodeError(resp.StatusCode, b)
 	}
 	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok { // an answer that is not JSON (a tlog-proof)
+		*raw = b
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {

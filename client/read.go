@@ -33,6 +33,27 @@ func (c *Client) Entry(ctx context.Context, index, size uint64) (*api.Receipt, e
 	return &r, nil
 }
 
+// EntryProof returns the leaf at index with its inclusion proof to the
+// latest published checkpoint as a c2sp.org/tlog-proof@v1 text, the leaf as
+// its extra data (GET /v1/entries/{index}/proof), and the same proof parsed
+// as a receipt. Both are unverified: check the receipt with an
+// api.ReceiptVerifier; the text is what to store (as a .tlog-proof file) or
+// hand to a tool that verifies tlog-proofs.
+func (c *Client) EntryProof(ctx context.Context, index uint64) ([]byte, *api.Receipt, error) {
+	var raw []byte
+	if err := c.do(ctx, http.MethodGet, "/v1/entries/"+strconv.FormatUint(index, 10)+"/proof", nil, nil, http.StatusOK, &raw); err != nil {
+		return nil, nil, err
+	}
+	r, err := api.ParseTlogProof(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errNoAnswer, err)
+	}
+	if r.Index != index {
+		return nil, nil, fmt.Errorf("%w: asked for entry %d, got %d", errNoAnswer, index, r.Index)
+	}
+	return raw, r, nil
+}
+
 // Consistency returns a consistency proof between tree sizes from and to
 // (0 < from <= to), unverified: check it with proof.VerifyConsistency
 // against two verified checkpoints.

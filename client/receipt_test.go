@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -17,7 +18,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
@@ -73,6 +76,9 @@ func TestVerifyReceipt(t *testing.T) {
 		{"other index", mutate(func(m map[string]any) { m["index"] = 9 }), false, api.ErrReceiptInclusion},
 		{"short proof", mutate(func(m map[string]any) { m["inclusion_proof"] = m["inclusion_proof"].([]any)[1:] }), false, api.ErrReceiptInclusion},
 		{"size", mutate(func(m map[string]any) { m["tree_size"] = 5 }), false, api.ErrReceiptInclusion},
+		{"tlog_proof of another entry", mutate(func(m map[string]any) {
+			m["tlog_proof"] = strings.Replace(m["tlog_proof"].(string), fmt.Sprintf("\nindex %v\n", m["index"]), "\nindex 3\n", 1)
+		}), false, api.ErrReceiptMalformed},
 		{"unknown field", mutate(func(m map[string]any) { m["x"] = 1 }), false, api.ErrReceiptMalformed},
 		{"key in another case", mutate(func(m map[string]any) { m["Index"] = m["index"]; delete(m, "index") }), false, api.ErrReceiptMalformed},
 		{"no receipt", []byte(`{"index":1,"leaf":"e30="}`), false, api.ErrReceiptMalformed},
@@ -118,4 +124,34 @@ func writeWithReceipt(t *testing.T, l *testLog, session string) []byte {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
 	return b
+}
+
+// TestEntryProof: the client reads an entry's tlog-proof, which verifies
+// and is the entry the write answered; another tenant's reader gets
+// ErrNotFound and no proof.
+func TestEntryProof(t *testing.T) {
+	l := newTestLog(t)
+	ctx := context.Background()
+	w, err := l.admin.Append(ctx, []*event.Request{ev("p", "tool.call", "")}, client.WaitForCheckpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, rc, err := l.admin.EntryProof(ctx, w[0].Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !api.IsTlogProof(text) || string(text) != rc.TlogProof || string(text) != w[0].Receipt.TlogProof {
+		t.Fatalf("EntryProof text %q, receipt's %q", text, w[0].Receipt.TlogProof)
+	}
+	vr, err := api.NewReceiptVerifier(l.key, nil).Verify(rc)
+	if err != nil || vr.Index != w[0].Index || !bytes.Equal(vr.Leaf, w[0].Leaf) {
+		t.Fatalf("verified %+v, %v", vr, err)
+	}
+	tok, _, err := l.srv.Tokens().Create(ctx, auth.Spec{Name: "other", Tenant: "other-tenant", Scopes: []string{auth.ScopeRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, _, err := l.client(t, tok).EntryProof(ctx, w[0].Index); !errors.Is(err, client.ErrNotFound) || text != nil {
+		t.Fatalf("another tenant's reader: %q, %v; want ErrNotFound", text, err)
+	}
 }

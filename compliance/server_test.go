@@ -222,6 +222,25 @@ func TestServerReportRecomputes(t *testing.T) {
 	if !v.Equal || v.Anchored == nil || *v.Anchored != ans.Event.Index {
 		t.Fatalf("verification: %+v", v)
 	}
+	// The bare report with its anchor as a tlog-proof apart (monitor
+	// verify-report --anchor); the tlog-proof of another entry anchors
+	// nothing.
+	if ans.Receipt.TlogProof == "" {
+		t.Fatal("the report's receipt carries no tlog_proof")
+	}
+	var bareReport map[string]json.RawMessage
+	json.Unmarshal(body, &bareReport)
+	v, err = VerifyAnchored(context.Background(), l.source(t), bareReport["report"], []byte(ans.Receipt.TlogProof))
+	if err != nil || !v.Equal || v.Anchored == nil || *v.Anchored != ans.Event.Index {
+		t.Fatalf("report with its tlog-proof anchor: %+v %v", v, err)
+	}
+	other, _, err := l.admin.EntryProof(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyAnchored(context.Background(), l.source(t), bareReport["report"], other); !errors.Is(err, ErrNotAnchored) {
+		t.Fatalf("report with another entry's tlog-proof: %v, want ErrNotAnchored", err)
+	}
 	// An edited answer does not verify: the control that differs is named,
 	// and the answer's sha256 is found not to be its report's.
 	edited := bytes.Replace(body, []byte(`"status":"satisfied"`), []byte(`"status":"not-satisfied"`), 1)

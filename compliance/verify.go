@@ -53,6 +53,23 @@ var ErrNotReport = errors.New("not a report this verifier reads")
 // src.At and src.AtSize are ignored: the report names its checkpoint (and
 // the size it is pinned at).
 func Verify(ctx context.Context, src Source, data []byte) (*Verification, error) {
+	return VerifyAnchored(ctx, src, data, nil)
+}
+
+// VerifyAnchored is Verify with the anchor of the report given apart: the
+// tlog-proof (c2sp.org/tlog-proof@v1, as GET /v1/entries/{index}/proof
+// answers it) or JSON receipt of the report.issued event, which must carry
+// the report's digest (ErrNotAnchored otherwise). A nil anchor is Verify;
+// with both an anchor and an answer's receipt, both are checked.
+func VerifyAnchored(ctx context.Context, src Source, data, anchor []byte) (*Verification, error) {
+	var anchorReceipt *api.Receipt
+	if anchor != nil {
+		r, err := api.ParseReceipt(anchor)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNotAnchored, err)
+		}
+		anchorReceipt = r
+	}
 	if len(data) > MaxReportFileBytes {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrNotReport, MaxReportFileBytes)
 	}
@@ -103,8 +120,11 @@ func Verify(ctx context.Context, src Source, data []byte) (*Verification, error)
 		v.Detail = fmt.Sprintf("the answer says sha256 %s, but its report, which is the one the log yields, hashes to %s", wrapper.SHA256, v.SHA256)
 		return v, nil
 	}
-	if wrapper.Receipt != nil {
-		i, err := checkAnchor(src, wrapper.Receipt, v.SHA256)
+	for _, r := range []*api.Receipt{wrapper.Receipt, anchorReceipt} {
+		if r == nil {
+			continue
+		}
+		i, err := checkAnchor(src, r, v.SHA256)
 		if err != nil {
 			return nil, err
 		}

@@ -191,6 +191,7 @@ func (c *Console) routes() {
 	m.Handle("GET /console/entries", c.user(c.jumpToEntry))
 	m.Handle("GET /console/entries/{index}", c.user(c.entryPage))
 	m.Handle("GET /console/entries/{index}/receipt", c.user(c.receiptDownload))
+	m.Handle("GET /console/entries/{index}/proof", c.user(c.receiptDownload))
 	m.Handle("POST /console/entries/{index}/payload", c.user(c.openPayload))
 	m.Handle("POST /console/entries/{index}/disclosure", c.user(c.discloseFields))
 	m.Handle("POST /console/entries/{index}/sign", c.user(c.sign))

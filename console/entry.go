@@ -247,7 +247,8 @@ func (c *Console) manifest(r *http.Request, u *user, index uint64) manifestation
 }
 
 // receiptDownload answers the entry's receipt (leaf, inclusion proof,
-// cosigned checkpoint) as a JSON file, after verifying it.
+// cosigned checkpoint) as a JSON file (/receipt) or as a C2SP tlog-proof
+// (/proof), after verifying it (which holds the tlog-proof to the JSON).
 func (c *Console) receiptDownload(w http.ResponseWriter, r *http.Request, u *user) {
 	idx, ok := parseIndex(r.PathValue("index"))
 	if !ok {
@@ -261,6 +262,14 @@ func (c *Console) receiptDownload(w http.ResponseWriter, r *http.Request, u *use
 	}
 	if !v.Included {
 		c.fail(w, r, u, http.StatusBadGateway, "The log's receipt for this entry does not verify: "+strings.Join(v.Badge.Reasons, "; "))
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, "/proof") {
+		if v.Receipt.TlogProof == "" {
+			c.fail(w, r, u, http.StatusBadGateway, "The log's receipt for this entry carries no tlog-proof.")
+			return
+		}
+		download(w, fmt.Sprintf("entry-%d%s", idx, api.TlogProofExt), "text/plain; charset=utf-8", []byte(v.Receipt.TlogProof))
 		return
 	}
 	b, err := json.MarshalIndent(v.Receipt, "", "  ")

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/console"
 )
 
@@ -311,5 +314,41 @@ func TestConsoleSignInExpires(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if r := a.do("GET", "health", nil, nil); r.code != http.StatusSeeOther || !strings.Contains(r.header.Get("Location"), "expired") {
 		t.Fatalf("after the idle timeout = %d %s", r.code, r.header.Get("Location"))
+	}
+}
+
+// TestConsoleTlogProofDownload: an entry's page offers its receipt as a
+// C2SP tlog-proof, which verifies with the log's key and is the entry; a
+// reader of another tenant gets none.
+func TestConsoleTlogProofDownload(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	w.traffic()
+	a := newAgent(t, w.url, nil)
+	a.signIn(w.reader)
+	target := w.triage[1].Index
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if cp, _, err := w.srv.Log().Checkpoint(context.Background()); err == nil && cp.Size > target {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint covers the entry")
+		}
+	}
+	if r := a.do("GET", fmt.Sprintf("entries/%d", target), nil, nil); !strings.Contains(r.body, fmt.Sprintf(`href="/console/entries/%d/proof"`, target)) {
+		t.Fatalf("the entry page links no tlog-proof:\n%s", r.body)
+	}
+	r := a.do("GET", fmt.Sprintf("entries/%d/proof", target), nil, nil)
+	if r.code != http.StatusOK || !strings.Contains(r.header.Get("Content-Disposition"), fmt.Sprintf("entry-%d.tlog-proof", target)) {
+		t.Fatalf("GET entries/%d/proof = %d %v\n%s", target, r.code, r.header, r.body)
+	}
+	key, _ := checkpoint.NewVerifier(w.srv.VerifierKey())
+	vr, err := api.VerifyReceipt([]byte(r.body), key, nil)
+	if err != nil || vr.Index != target || !bytes.Equal(vr.Leaf, w.triage[1].Leaf) {
+		t.Fatalf("the downloaded tlog-proof: %+v, %v", vr, err)
+	}
+	other := newAgent(t, w.url, nil)
+	other.signIn(w.token(auth.Spec{Name: "reader-b", Tenant: "clinic-b", Scopes: []string{auth.ScopeRead}}))
+	if r := other.do("GET", fmt.Sprintf("entries/%d/proof", target), nil, nil); r.code == http.StatusOK || strings.Contains(r.body, "c2sp.org/tlog-proof") {
+		t.Fatalf("another tenant's reader = %d\n%s", r.code, r.body)
 	}
 }

@@ -1035,12 +1035,20 @@ func (l *Log) receipt(ctx context.Context, index uint64, leaf []byte, cp *fmtlog
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, mh, p, cp.Hash); err != nil {
 		return nil, fmt.Errorf("inclusion proof for %d does not verify: %w", index, err)
 	}
-	return &api.Receipt{Index: index, Leaf: leaf, Envelope: env, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}, nil
+	rc := &api.Receipt{Index: index, Leaf: leaf, Envelope: env, LeafHash: hex.EncodeToString(lh), TreeSize: cp.Size, InclusionProof: p, Checkpoint: string(raw)}
+	tp, err := rc.MarshalTlogProof()
+	if err != nil {
+		return nil, fmt.Errorf("receipt for %d as a tlog-proof: %w", index, err)
+	}
+	rc.TlogProof = string(tp)
+	return rc, nil
 }
 
 // Entry returns a receipt for the leaf at index against the latest
-// published checkpoint, or against the tree size asked for (size > 0), which
-// must not exceed the latest checkpoint.
+// published checkpoint (with its tlog-proof), or against the tree size asked
+// for (size > 0), which must not exceed the latest checkpoint (without one
+// below the latest checkpoint: the proof is for a tree the checkpoint does
+// not sign).
 func (l *Log) Entry(ctx context.Context, index, size uint64) (*api.Receipt, error) {
 	cp, raw, err := l.Checkpoint(ctx)
 	if err != nil {

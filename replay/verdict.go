@@ -48,13 +48,15 @@ func VerdictEvent(v Verdict) (*event.Request, error) {
 }
 
 // AppendVerdict appends v as a replay.verdict event (a token with the
-// audit scope), so that a reproduction is itself evidence.
-func AppendVerdict(ctx context.Context, c *client.Client, v Verdict) (client.Written, error) {
+// audit scope), so that a reproduction is itself evidence. With
+// client.WaitForCheckpoint the answer carries the event's receipt, whose
+// tlog_proof proves the verdict event to anyone with the log's key.
+func AppendVerdict(ctx context.Context, c *client.Client, v Verdict, opts ...client.AppendOption) (client.Written, error) {
 	ev, err := VerdictEvent(v)
 	if err != nil {
 		return client.Written{}, err
 	}
-	w, err := c.Append(ctx, []*event.Request{ev})
+	w, err := c.Append(ctx, []*event.Request{ev}, opts...)
 	if err != nil {
 		return client.Written{}, fmt.Errorf("appending the verdict: %w", err)
 	}

@@ -384,6 +384,42 @@ func (s *Server) getEntry(r *http.Request, _ *auth.Principal) (int, any, error) 
 	return http.StatusOK, rc, nil
 }
 
+// getEntryProof answers GET /v1/entries/{index}/proof: the entry's receipt
+// against the latest checkpoint as a c2sp.org/tlog-proof@v1 text, the leaf
+// as its extra data. Who may read it is who may read the entry.
+func (s *Server) getEntryProof(w http.ResponseWriter, r *http.Request) {
+	proof, err := s.entryProof(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", api.TlogProofMediaType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(proof)
+}
+
+func (s *Server) entryProof(r *http.Request) ([]byte, error) {
+	p, err := s.entryReader(r)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := parseUint(chi.URLParam(r, "index"), "index")
+	if err != nil {
+		return nil, err
+	}
+	if len(r.URL.RawQuery) > 0 {
+		return nil, errorf(http.StatusBadRequest, "bad_query", "a tlog-proof is against the latest checkpoint: no query parameters")
+	}
+	rc, err := s.log.Entry(r.Context(), idx, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !visible(p, rc.Leaf) {
+		return nil, errorf(http.StatusNotFound, "not_found", "no entry %d in tenant %s", idx, p.Tenant)
+	}
+	return []byte(rc.TlogProof), nil
+}
+
 func (s *Server) getConsistency(r *http.Request, _ *auth.Principal) (int, any, error) {
 	q := r.URL.Query()
 	from, err := parseUint(q.Get("from"), "from")

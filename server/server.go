@@ -117,8 +117,10 @@ type Config struct {
 	// IndexWait bounds how long a write waits for its index before it is
 	// answered 202, durable without it (log.DefaultIndexWait).
 	IndexWait time.Duration
-	// WitnessPolicy, if non-empty, is the witness policy text (Sigsum/C2SP
-	// syntax); every published checkpoint must satisfy it.
+	// WitnessPolicy, if non-empty, is the witness policy text (C2SP
+	// tlog-policy or the Sigsum-style form, see checkpoint.Policy; every
+	// witness with its URL); every published checkpoint must satisfy it.
+	// keys/policy (PolicyFile) is what auditors use, written from it.
 	WitnessPolicy []byte
 	// WitnessFailOpen publishes checkpoints even when the policy cannot be
 	// met (default: fail closed, nothing is published without quorum).
@@ -348,6 +350,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.configureWitnesses(&lc); err != nil {
 		return nil, err
 	}
+	if err := s.writeAuditorPolicy(); err != nil {
+		return nil, err
+	}
 	if err := s.openProxy(); err != nil {
 		return nil, err
 	}
@@ -466,6 +471,7 @@ func (s *Server) routes() http.Handler {
 			r.Method(m, "/tile/entries/*", s.entriesGate(t))
 		}
 		r.Get("/v1/entries/{index}", s.serve(s.getEntry))
+		r.Get("/v1/entries/{index}/proof", s.getEntryProof)
 		r.Get("/v1/proof/consistency", s.serve(s.getConsistency))
 		r.Get("/v1/timestamps", s.serve(s.getTimestamps))
 	})

@@ -26,9 +26,12 @@ import (
 
 // Paths inside a data directory.
 const (
-	KeysDir       = "keys"
-	LogKeyFile    = "keys/log.key"
-	LogPubFile    = "keys/log.pub"
+	KeysDir    = "keys"
+	LogKeyFile = "keys/log.key"
+	LogPubFile = "keys/log.pub"
+	// PolicyFile is the policy an auditor should use (C2SP tlog-policy),
+	// written at every start.
+	PolicyFile    = "keys/policy"
 	MasterKeyFile = "keys/master.key"
 	AdminToken    = "keys/admin.token"
 	InterceptCA   = "keys/intercept-ca.pem"

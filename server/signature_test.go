@@ -195,6 +195,22 @@ func TestSignatureEndToEnd(t *testing.T) {
 	if v.EnrollmentIndex != enrolled.Event.Index || v.EventIndex == nil || *v.EventIndex != sig.Event.Index || !v.RecordChecked {
 		t.Fatalf("verified %+v", v)
 	}
+	// The same signature as three tlog-proofs (each receipt of the export
+	// carries its own), and a set where the record is not the signed one.
+	var x0 signature.Export
+	if err := json.Unmarshal(export, &x0); err != nil || x0.Event.TlogProof == "" || x0.Enrollment.TlogProof == "" || x0.Record.TlogProof == "" {
+		t.Fatalf("export without tlog-proofs: %s (%v)", export, err)
+	}
+	vp, err := signature.VerifyProofs([]byte(x0.Event.TlogProof), []byte(x0.Enrollment.TlogProof), []byte(x0.Record.TlogProof), key, nil)
+	if err != nil || vp.EnrollmentIndex != enrolled.Event.Index || !vp.RecordChecked || vp.Statement.Meaning != "approved" {
+		t.Fatalf("VerifyProofs = %+v, %v", vp, err)
+	}
+	if _, err := signature.VerifyProofs([]byte(x0.Event.TlogProof), []byte(x0.Enrollment.TlogProof), []byte(x0.Enrollment.TlogProof), key, nil); !errors.Is(err, signature.ErrInvalid) {
+		t.Fatalf("VerifyProofs with the enrollment as the record: %v", err)
+	}
+	if _, err := signature.VerifyProofs([]byte(x0.Record.TlogProof), []byte(x0.Enrollment.TlogProof), nil, key, nil); !errors.Is(err, signature.ErrInvalid) {
+		t.Fatalf("VerifyProofs with the record as the signature event: %v", err)
+	}
 	dir := t.TempDir()
 	good := filepath.Join(dir, "signature.json")
 	os.WriteFile(good, export, 0o644)

@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
@@ -22,6 +24,14 @@ func (s *Server) configureWitnesses(lc *auditlog.Config) error {
 	policy, err := checkpoint.ParsePolicy(s.cfg.WitnessPolicy)
 	if err != nil {
 		return err
+	}
+	if err := policy.CheckLog(s.keys.Verifier); err != nil {
+		return fmt.Errorf("witness policy: it lists logs, and not this one (%s): %w", s.keys.VKey, err)
+	}
+	for _, w := range policy.Witnesses() {
+		if w.URL == "" {
+			return fmt.Errorf("witness policy: witness %s has no URL: the log server asks every witness of its policy to cosign, at URL/add-checkpoint", w.Name)
+		}
 	}
 	wg, err := witnessGroup(policy)
 	if err != nil {
@@ -70,4 +80,20 @@ func group(n *checkpoint.Node) (tessera.WitnessGroup, error) {
 		g.Components = append(g.Components, sub)
 	}
 	return g, nil
+}
+
+// writeAuditorPolicy writes keys/policy: the policy an auditor should verify
+// this log's checkpoints with, in C2SP tlog-policy form (this log's key, the
+// witnesses and the quorum of the server's policy, or "quorum none"). It is
+// public, and rewritten at every start.
+func (s *Server) writeAuditorPolicy() error {
+	path := filepath.Join(s.cfg.DataDir, PolicyFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, s.policy.TlogPolicy(s.keys.VKey), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", PolicyFile, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", PolicyFile, err)
+	}
+	return nil
 }

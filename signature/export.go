@@ -63,6 +63,50 @@ func VerifyExport(data []byte, logKey note.Verifier, policy *checkpoint.Policy) 
 	if err := dec.Decode(&x); err != nil {
 		return nil, invalid("decoding export: %v", err)
 	}
+	return verifyExport(&x, logKey, policy)
+}
+
+// VerifyProofs checks a signature given as tlog-proofs (c2sp.org/tlog-proof@v1,
+// each with its leaf as extra data, as GET /v1/entries/{index}/proof
+// answers): eventProof is the proof of the human.signature event, which carries
+// the statement and the signature; enrollmentProof that of the event that put
+// the signer's key in the log; recordProof, if not nil, that of the signed
+// record. The checks are VerifyExport's, with the statement and the
+// signature taken from the verified signature event. JSON receipts are
+// accepted in place of any of the proofs.
+func VerifyProofs(eventProof, enrollmentProof, recordProof []byte, logKey note.Verifier, policy *checkpoint.Policy) (*Verified, error) {
+	x := &Export{}
+	var err error
+	if x.Event, err = api.ParseReceipt(eventProof); err != nil {
+		return nil, fmt.Errorf("%w: signature event: %v", ErrInvalid, err)
+	}
+	if x.Enrollment, err = api.ParseReceipt(enrollmentProof); err != nil {
+		return nil, fmt.Errorf("%w: enrollment: %v", ErrInvalid, err)
+	}
+	if recordProof != nil {
+		if x.Record, err = api.ParseReceipt(recordProof); err != nil {
+			return nil, fmt.Errorf("%w: record: %v", ErrInvalid, err)
+		}
+	}
+	// The statement and signature come from the leaf, which verifyExport
+	// then checks against the verified signature event.
+	l, err := event.ParseLeaf(x.Event.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature event leaf: %v", ErrInvalid, err)
+	}
+	st, sig, err := FromLeaf(l)
+	if err != nil {
+		return nil, err
+	}
+	canon, err := st.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	x.Statement, x.Signature = string(canon), base64.StdEncoding.EncodeToString(sig)
+	return verifyExport(x, logKey, policy)
+}
+
+func verifyExport(x *Export, logKey note.Verifier, policy *checkpoint.Policy) (*Verified, error) {
 	if x.Enrollment == nil {
 		return nil, invalid("the export has no enrollment receipt")
 	}

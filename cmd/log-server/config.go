@@ -60,7 +60,7 @@ type Config struct {
 	LeafVersion        int           `flag:"leaf-version" yaml:"leaf_version" help:"version of a new log's entries: 2 (each entry is the event) or 3 (each entry is an envelope that shows nothing of the event; entry bundles are public, events are read with GET /v1/bodies, tenants recognise theirs with GET /v1/tenant-key); a log keeps the version it began with (docs/leaf-format.md)"`
 
 	// Witnesses.
-	WitnessPolicy   string        `flag:"witness-policy" yaml:"witness_policy" help:"witness policy file (witness/group/quorum lines); checkpoints are published only with quorum"`
+	WitnessPolicy   string        `flag:"witness-policy" yaml:"witness_policy" help:"witness policy file (C2SP tlog-policy, or Sigsum-style witness/group/quorum lines; every witness with its URL); checkpoints are published only with quorum; DATA/keys/policy is written from it for auditors"`
 	WitnessFailOpen bool          `flag:"witness-fail-open" yaml:"witness_fail_open" help:"publish checkpoints even when the witness policy is not met"`
 	WitnessTimeout  time.Duration `flag:"witness-timeout" yaml:"witness_timeout" help:"longest wait for witnesses per checkpoint"`
 	CAFile          string        `flag:"ca-file" yaml:"ca_file" help:"PEM file of certificate authorities to trust for https witnesses, besides the system's"`

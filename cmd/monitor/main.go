@@ -3,12 +3,13 @@
 // and verifies receipts.
 //
 //	monitor --url URL --log-key FILE [--witness-policy FILE] --rules FILE --state DIR [--webhook URL] [--append-token FILE] [--otlp-export URL]
-//	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--token-file FILE [--tenant-key FILE [--tenant NAME]]] [--json]
-//	monitor verify-receipt --log-key FILE [--witness-policy FILE] RECEIPT.json...
+//	monitor verify --url URL --log-key FILE [--witness-policy FILE] [--token-file FILE [--tenant-key FILE [--tenant NAME]]] [--tsa-chain FILE]... [--json]
+//	monitor verify-receipt --log-key FILE [--witness-policy FILE] [--tsa-chain FILE]... RECEIPT.json|PROOF.tlog-proof...
 //	monitor verify-disclosure --log-key FILE [--witness-policy FILE] DISCLOSURE.json...
 //	monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
+//	monitor verify-signature --log-key FILE [--witness-policy FILE] --enrollment FILE [--record FILE] SIGNATURE.tlog-proof...
 //	monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format F[,F...]] [--at SIZE|FILE] [--out FILE|DIR]
-//	monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...
+//	monitor verify-report --url URL --log-key FILE --token-file FILE [--anchor FILE] REPORT.json...
 //
 // Alerts are JSON lines on stdout; logs go to stderr. verify exits 0 only if
 // everything verified (1: findings, 2: the audit could not run); so do
@@ -90,7 +91,7 @@ func addLogFlags(fs *flag.FlagSet, policyHelp, tokenHelp string) *logFlags {
 	return &logFlags{
 		url:        fs.String("url", "", "the log's base URL (required)"),
 		caFile:     fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's"),
-		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required)"),
+		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required unless --witness-policy names one log, as DATA/keys/policy does)"),
 		policyFile: fs.String("witness-policy", "", policyHelp),
 		tokenFile:  fs.String("token-file", "", tokenHelp),
 	}
@@ -131,7 +132,7 @@ monitor verify-disclosure --log-key FILE [--witness-policy FILE] DISCLOSURE.json
 monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...
 monitor report --url URL --log-key FILE --token-file FILE --profile P --from T --to T [--format json|oscal|html|pdf[,...]] [--at SIZE|FILE] [--out FILE|DIR]
 monitor verify-report --url URL --log-key FILE --token-file FILE REPORT.json...`)
-	lf := addLogFlags(fs, "witness policy file (witness/group/quorum lines)",
+	lf := addLogFlags(fs, "witness policy file (C2SP tlog-policy such as DATA/keys/policy, or witness/group/quorum lines)",
 		"file (0600) with a global read token: a private log serves its entries only with one")
 	url, caFile := lf.url, lf.caFile
 	rulesFile := fs.String("rules", "", "rule file (YAML with CEL expressions; required)")
@@ -367,8 +368,10 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 }
 
 func verifyReceipt(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] [--tsa-chain FILE]... RECEIPT.json...")
-	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
+	fs := cli.NewFlagSet("monitor verify-receipt", "monitor verify-receipt --log-key FILE [--witness-policy FILE] [--tsa-chain FILE]... RECEIPT.json|PROOF.tlog-proof...\n"+
+		"A receipt is the JSON of a write with ?wait=checkpoint (or its \"receipt\") or of GET /v1/entries/{index}; a\n"+
+		"tlog-proof (c2sp.org/tlog-proof@v1) is the answer of GET /v1/entries/{index}/proof or a receipt's tlog_proof.")
+	logKey := fs.String("log-key", "", "file with the log's note verifier key (required unless --witness-policy names one log, as DATA/keys/policy does)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
 	var tsaChains chainFiles
 	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a receipt carries must verify with one of these roots, stamp their checkpoint, which must hold the entry; without it a receipt's tokens are not checked")
@@ -380,7 +383,7 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 		return fail("--tsa-chain: %v", err)
 	}
 	if fs.NArg() == 0 {
-		return cli.Fail(fs, "no receipt given")
+		return cli.Fail(fs, "no receipt or tlog-proof given")
 	}
 	key, policy, err := cli.ReadTrust(*logKey, *policyFile)
 	if err != nil {
@@ -407,7 +410,9 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		desc := "leaf is not an audit event"
-		if e, err := vr.Event(); err == nil {
+		if vr.Leaf == nil && vr.Envelope != nil {
+			desc = fmt.Sprintf("an envelope of leaf version 3 committing to body %x (the body is not in the proof)", vr.LeafHash)
+		} else if e, err := vr.Event(); err == nil {
 			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
 		}
 		fmt.Fprintf(stdout, "OK %s: index %d in tree of size %d (root %x): %s\n", path, vr.Index, vr.Checkpoint.Size, vr.Checkpoint.Hash, event.SafeText(desc))
@@ -436,9 +441,15 @@ func tsaVerifier(files []string) (*timestamp.Verifier, error) {
 }
 
 func verifySignature(args []string, stdout io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-signature", "monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...")
-	logKey := fs.String("log-key", "", "file with the log's note verifier key (required)")
+	fs := cli.NewFlagSet("monitor verify-signature", "monitor verify-signature --log-key FILE [--witness-policy FILE] [--url URL --token-file FILE] SIGNATURE.json...\n"+
+		"monitor verify-signature --log-key FILE [--witness-policy FILE] --enrollment FILE [--record FILE] SIGNATURE.tlog-proof...\n"+
+		"SIGNATURE.json is an export (GET /v1/signatures/{index}) or a saved POST /v1/signatures answer (with --url);\n"+
+		"SIGNATURE.tlog-proof is the tlog-proof of the human.signature event (GET /v1/entries/{index}/proof, or the export's\n"+
+		"event.tlog_proof), which carries the statement and the signature.")
+	logKey := fs.String("log-key", "", "file with the log's note verifier key (required unless --witness-policy names one log, as DATA/keys/policy does)")
 	policyFile := fs.String("witness-policy", "", "witness policy file")
+	enrollment := fs.String("enrollment", "", "for a SIGNATURE.tlog-proof: the tlog-proof (or JSON receipt) of the event that enrolled the signer's key (required with one)")
+	record := fs.String("record", "", "for a single SIGNATURE.tlog-proof: the tlog-proof (or JSON receipt) of the signed record")
 	url := fs.String("url", "", "the log's base URL: with it, a saved answer of POST /v1/signatures is checked by fetching its export")
 	tokenFile := fs.String("token-file", "", "with --url: file (0600) with a token that may read the signature")
 	caFile := fs.String("ca-file", "", "with --url: PEM file of certificate authorities to trust for an https URL, besides the system's")
@@ -458,17 +469,38 @@ func verifySignature(args []string, stdout io.Writer) int {
 			return fail("%v", err)
 		}
 	}
+	var enrProof, recProof []byte
+	if *enrollment != "" {
+		if enrProof, err = cli.ReadFile(*enrollment, api.MaxReceiptBytes); err != nil {
+			return fail("--enrollment: %v", err)
+		}
+	}
+	if *record != "" {
+		if fs.NArg() != 1 {
+			return cli.Fail(fs, "--record goes with one SIGNATURE.tlog-proof")
+		}
+		if recProof, err = cli.ReadFile(*record, api.MaxReceiptBytes); err != nil {
+			return fail("--record: %v", err)
+		}
+	}
 	code := 0
 	for _, path := range fs.Args() {
 		data, err := cli.ReadFile(path, signature.MaxExportBytes)
 		var posted *api.SignatureResponse
-		if err == nil {
+		proof := err == nil && api.IsTlogProof(data)
+		if err == nil && !proof {
 			if posted = signatureAnswer(data); posted != nil {
 				data, err = exportOfAnswer(lc, posted)
 			}
 		}
 		var v *signature.Verified
-		if err == nil {
+		switch {
+		case err != nil:
+		case proof && enrProof == nil:
+			err = fmt.Errorf("a tlog-proof of a signature event needs --enrollment, the tlog-proof of the enrollment of the signer's key")
+		case proof:
+			v, err = signature.VerifyProofs(data, enrProof, recProof, key, policy)
+		default:
 			v, err = signature.VerifyExport(data, key, policy)
 		}
 		if err == nil && posted != nil {

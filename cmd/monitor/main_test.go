@@ -30,6 +30,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/server"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 var binary string
@@ -344,6 +345,38 @@ func TestVerifyReceiptCommand(t *testing.T) {
 	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+bad) {
 		t.Fatalf("exit %d: %s", code, r.out.String())
 	}
+
+	// The tlog-proof form: the receipt's tlog_proof and the answer of
+	// GET /v1/entries/1/proof, checked with the policy the server wrote
+	// (keys/policy, which names the log: no --log-key), and a copy with a
+	// flipped proof hash.
+	rc, err := api.ParseReceipt(rb)
+	if err != nil || rc.TlogProof == "" {
+		t.Fatalf("receipt without tlog_proof: %s (%v)", rb, err)
+	}
+	fromReceipt := filepath.Join(dir, "receipt.tlog-proof")
+	os.WriteFile(fromReceipt, []byte(rc.TlogProof), 0o644)
+	req, _ = http.NewRequest(http.MethodGet, l.hs.URL+"/v1/entries/1/proof", nil)
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fromRoute := filepath.Join(dir, "entry.tlog-proof")
+	os.WriteFile(fromRoute, pb, 0o644)
+	rc.InclusionProof[0][3] ^= 0x10
+	flippedText, _ := rc.MarshalTlogProof()
+	flipped := filepath.Join(dir, "flipped.tlog-proof")
+	os.WriteFile(flipped, flippedText, 0o644)
+	policy := filepath.Join(l.dir, server.PolicyFile)
+	r = startBinary(t, "verify-receipt", "--witness-policy", policy, fromReceipt, fromRoute, flipped)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "OK "+fromReceipt+": index 1") ||
+		!strings.Contains(r.out.String(), "OK "+fromRoute+": index 1") || !strings.Contains(r.out.String(), "FAIL "+flipped+": receipt inclusion proof does not verify") {
+		t.Fatalf("tlog-proofs: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
 }
 
 // TestVerifySignatureCommand: an exported signature verifies offline with
@@ -429,6 +462,39 @@ func TestVerifySignatureCommand(t *testing.T) {
 	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), want) || !strings.Contains(r.out.String(), "as approved") {
 		t.Fatalf("exit %d: %s %s", code, r.out.String(), r.errOut.String())
 	}
+	// The signature as tlog-proofs: the signature event's, with the
+	// enrollment's and the record's beside it; the record of JE-2 in place
+	// of JE-1's is refused.
+	var x0 signature.Export
+	json.Unmarshal(export, &x0)
+	writeProof := func(name, text string) string {
+		p := filepath.Join(dir, name+".tlog-proof")
+		os.WriteFile(p, []byte(text), 0o644)
+		return p
+	}
+	evP, enrP, recP := writeProof("event", x0.Event.TlogProof), writeProof("enrollment", x0.Enrollment.TlogProof), writeProof("record", x0.Record.TlogProof)
+	other2, _, err := admin.EntryProof(ctx, w[1].Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	je2 := writeProof("je2", string(other2))
+	r = startBinary(t, "verify-signature", "--log-key", l.pub, "--enrollment", enrP, "--record", recP, evP)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), fmt.Sprintf(`OK %s: "Grace Hopper" (cfo, tenant default) signed entry %d`, evP, w[0].Index)) ||
+		!strings.Contains(r.out.String(), "record receipt checked") {
+		t.Fatalf("tlog-proofs: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	r = startBinary(t, "verify-signature", "--log-key", l.pub, "--enrollment", enrP, "--record", je2, evP)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+evP) {
+		t.Fatalf("tlog-proofs with another record: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+	r = startBinary(t, "verify-signature", "--log-key", l.pub, evP)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "needs --enrollment") {
+		t.Fatalf("tlog-proof without --enrollment: exit %d: %s %s", code, r.out.String(), r.errOut.String())
+	}
+
 	r = startBinary(t, "verify-signature", "--log-key", l.pub, good, bad)
 	<-r.done
 	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+bad+": invalid signature") {

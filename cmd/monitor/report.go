@@ -203,13 +203,14 @@ func pinAt(s string) ([]byte, uint64, *compliance.Report, error) {
 
 // verifyReport recomputes reports and compares.
 func verifyReport(args []string, stdout, stderr io.Writer) int {
-	fs := cli.NewFlagSet("monitor verify-report", "monitor verify-report --url URL --log-key FILE --token-file FILE [--witness-policy FILE] [--tsa-chain FILE]... REPORT.json...")
+	fs := cli.NewFlagSet("monitor verify-report", "monitor verify-report --url URL --log-key FILE --token-file FILE [--witness-policy FILE] [--tsa-chain FILE]... [--anchor FILE] REPORT.json...")
 	lf := addLogFlags(fs, "witness policy file (give the one the report was computed with)",
 		"file (0600) with a global token of read and audit scope")
 	url := lf.url
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	var tsaChains chainFiles
 	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a server's answer carries must verify with one of these roots and stamp a checkpoint consistent with the report's tree; without it they are not checked")
+	anchorFile := fs.String("anchor", "", "the tlog-proof (GET /v1/entries/{index}/proof, or the answer's receipt.tlog_proof) or JSON receipt of the report.issued event: it must carry the report's digest (one REPORT)")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
@@ -219,6 +220,16 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() == 0 {
 		return cli.Fail(fs, "no report given (the JSON report, or the server's answer to GET /v1/reports/{profile})")
+	}
+	var anchor []byte
+	if *anchorFile != "" {
+		if fs.NArg() != 1 {
+			return cli.Fail(fs, "--anchor goes with one REPORT")
+		}
+		var err error
+		if anchor, err = cli.ReadFile(*anchorFile, api.MaxReceiptBytes); err != nil {
+			return fail("--anchor: %v", err)
+		}
 	}
 	if *url == "" {
 		return cli.Fail(fs, "--url is required")
@@ -238,7 +249,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 		data, err := cli.ReadFile(path, compliance.MaxReportFileBytes)
 		var v *compliance.Verification
 		if err == nil {
-			v, err = compliance.Verify(ctx, compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}, data)
+			v, err = compliance.VerifyAnchored(ctx, compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}, data, anchor)
 		}
 		switch {
 		case err != nil:

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
 // TestReportCommands runs monitor report and verify-report as binaries: the
@@ -237,4 +240,50 @@ func control(r *compliance.Report, id string) compliance.ControlResult {
 		}
 	}
 	return compliance.ControlResult{}
+}
+
+// TestVerifyReportAnchor: the server's report, saved bare, verifies with
+// its report.issued event's tlog-proof given apart (--anchor); another
+// entry's tlog-proof anchors nothing (exit 1).
+func TestVerifyReportAnchor(t *testing.T) {
+	rep, err := compliance.NewReporter(nil, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := startLog(t, func(c *server.Config) { c.Compliance, c.Reporter = []string{"sox"}, rep })
+	l.appendBatch("s1", 5)
+	for l.size() < 6 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	lc, _ := client.New(l.hs.URL, client.WithToken(l.token))
+	ctx := context.Background()
+	a, err := lc.Report(ctx, api.ReportQuery{Profile: "sox", From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour), Format: api.FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.JSON.Receipt == nil || a.JSON.Receipt.TlogProof == "" {
+		t.Fatalf("the report's answer has no tlog-proof: %s", a.Body)
+	}
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "report.json")
+	os.WriteFile(bare, a.JSON.Report, 0o644)
+	anchor := filepath.Join(dir, "anchor.tlog-proof")
+	os.WriteFile(anchor, []byte(a.JSON.Receipt.TlogProof), 0o644)
+	other, _, err := lc.EntryProof(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(dir, "wrong.tlog-proof")
+	os.WriteFile(wrong, other, 0o644)
+	base := []string{"verify-report", "--url", l.hs.URL, "--log-key", l.pub, "--token-file", l.tokenF}
+	r := startBinary(t, append(base, "--anchor", anchor, bare)...)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(r.out.String(), fmt.Sprintf("anchored by the report.issued event at entry %d", a.JSON.Event.Index)) {
+		t.Fatalf("--anchor: exit %d\n%s%s", code, r.out.String(), r.errOut.String())
+	}
+	r = startBinary(t, append(base, "--anchor", wrong, bare)...)
+	<-r.done
+	if code := r.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(r.out.String(), "FAIL "+bare+": the report's receipt does not anchor it") {
+		t.Fatalf("--anchor of another entry: exit %d\n%s%s", code, r.out.String(), r.errOut.String())
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,6 +254,35 @@ func TestEnvelopeBundlesRevealNothing(t *testing.T) {
 	}
 	if _, err := api.NewReceiptVerifier(v, nil).Verify(rc); err != nil {
 		t.Fatalf("receipt of a version 3 entry: %v", err)
+	}
+	// Its tlog-proof carries the envelope as its extra data (the entry the
+	// inclusion proof starts from), and verifies alone, without the body.
+	raw, bare, err := l.s.Client(l.s.Admin).EntryProof(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(raw) != rc.TlogProof {
+		t.Errorf("GET /v1/entries/0/proof is not the receipt's tlog_proof:\n%s\n%s", raw, rc.TlogProof)
+	}
+	if want := "extra " + base64.StdEncoding.EncodeToString(rc.Envelope) + "\n"; !strings.Contains(string(raw), want) {
+		t.Errorf("the tlog-proof's extra is not the envelope:\n%s", raw)
+	}
+	vr, err := api.NewReceiptVerifier(v, nil).Verify(bare)
+	if err != nil || vr.Leaf != nil || !bytes.Equal(vr.Envelope, rc.Envelope) || fmt.Sprintf("%x", vr.LeafHash) != rc.LeafHash {
+		t.Fatalf("the bare tlog-proof of a version 3 entry: %+v, %v", vr, err)
+	}
+	other := bytes.Clone(rc.Envelope)
+	other[len(other)-3] ^= '0' ^ '1' // the body hash's last hex digit: 0 and 1 swapped, others to other digits or letters
+	if other[len(other)-3] > 'f' || (other[len(other)-3] > '9' && other[len(other)-3] < 'a') {
+		other[len(other)-3] = '0'
+	}
+	flipped := bytes.Replace(raw, []byte(base64.StdEncoding.EncodeToString(rc.Envelope)), []byte(base64.StdEncoding.EncodeToString(other)), 1)
+	fr, err := api.ParseTlogProof(flipped)
+	if err != nil || bytes.Equal(fr.Envelope, rc.Envelope) {
+		t.Fatalf("the tlog-proof with another envelope: %v", err)
+	}
+	if _, err := api.NewReceiptVerifier(v, nil).Verify(fr); !errors.Is(err, api.ErrReceiptInclusion) {
+		t.Errorf("a tlog-proof with another envelope: %v, want ErrReceiptInclusion", err)
 	}
 	rc.Leaf = append(bytes.Clone(rc.Leaf[:len(rc.Leaf)-1]), ' ')
 	rc.LeafHash = fmt.Sprintf("%x", event.LeafHash(rc.Leaf))

@@ -65,7 +65,7 @@ func commonFlags(fs *flag.FlagSet) *common {
 	return &common{
 		url:        fs.String("url", "", "the log's base URL (required)"),
 		caFile:     fs.String("ca-file", "", "PEM file of certificate authorities to trust for an https --url, besides the system's"),
-		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required)"),
+		logKey:     fs.String("log-key", "", "file with the log's note verifier key (required unless --witness-policy names one log, as DATA/keys/policy does)"),
 		tokenFile:  fs.String("token-file", "", "file (0600) with a global token of read scope (the log's tiles), and audit scope for payloads"),
 		policy:     fs.String("witness-policy", "", "witness policy file: the checkpoint must meet it"),
 		tenant:     fs.String("tenant", "", "the session's tenant (a global token; default: the token's)"),
@@ -203,6 +203,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	volatile := fs.String("volatile", "", "comma-separated JSON paths of request fields not compared (metadata.trace_id,messages[*].name)")
 	verdictFile := fs.String("verdict", "", "write the verdict (JSON) to this file")
 	appendToken := fs.String("append-token", "", "file (0600) with a token of write and audit scope: append the verdict to the log as a replay.verdict event")
+	verdictProof := fs.String("verdict-proof", "", "with --append-token: wait until a checkpoint covers the replay.verdict event and write its tlog-proof (c2sp.org/tlog-proof@v1) to this file")
 	linger := fs.Duration("linger", 2*time.Second, "after the run has ended, answer (and flag) extra requests this long before the verdict")
 	session, code, ok := parse(fs, args)
 	if !ok {
@@ -217,6 +218,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		if v = strings.TrimSpace(v); v != "" {
 			vols = append(vols, v)
 		}
+	}
+	if *verdictProof != "" && *appendToken == "" {
+		return cli.Fail(fs, "--verdict-proof needs --append-token")
 	}
 	var appender *client.Client
 	if *appendToken != "" {
@@ -268,11 +272,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if appender != nil {
-		w, err := replay.AppendVerdict(sctx, appender, v)
+		actx, acancel := sctx, context.CancelFunc(func() {})
+		var opts []client.AppendOption
+		if *verdictProof != "" {
+			// The receipt waits for a (witnessed) checkpoint.
+			actx, acancel = context.WithTimeout(context.Background(), 2*time.Minute)
+			opts = append(opts, client.WaitForCheckpoint())
+		}
+		w, err := replay.AppendVerdict(actx, appender, v, opts...)
+		acancel()
 		if err != nil {
 			return fail("%v", err)
 		}
 		fmt.Fprintf(stderr, "verdict appended to the log at entry %d\n", w.Index)
+		if *verdictProof != "" {
+			if w.Receipt == nil || w.Receipt.TlogProof == "" {
+				return fail("--verdict-proof: the log answered no receipt for the verdict event at entry %d (%s)", w.Index, w.ReceiptError)
+			}
+			if err := os.WriteFile(*verdictProof, []byte(w.Receipt.TlogProof), 0o644); err != nil {
+				return fail("--verdict-proof: %v", err)
+			}
+			fmt.Fprintf(stderr, "its tlog-proof is in %s\n", *verdictProof)
+		}
 	}
 	switch v.Verdict {
 	case replay.Reproduced:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,8 +20,10 @@ import (
 	oaoption "github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/capture"
+	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli/clitest"
@@ -231,7 +234,8 @@ func TestServeReproducesAndDiverges(t *testing.T) {
 
 	addr := freeAddr(t)
 	verdict := filepath.Join(dir, "verdict.json")
-	p := start(t, append([]string{"serve", "ap-2", "--listen", addr, "--verdict", verdict, "--linger", "100ms", "--append-token", w.appenderFile}, w.trust(w.auditorFile)...)...)
+	verdictProof := filepath.Join(dir, "verdict.tlog-proof")
+	p := start(t, append([]string{"serve", "ap-2", "--listen", addr, "--verdict", verdict, "--linger", "100ms", "--append-token", w.appenderFile, "--verdict-proof", verdictProof}, w.trust(w.auditorFile)...)...)
 	waitListening(t, addr, p)
 	got, err := runAgent("http://"+addr+"/proxy/openai/v1/", "Post invoice INV-2291.")
 	if err != nil {
@@ -266,6 +270,17 @@ func TestServeReproducesAndDiverges(t *testing.T) {
 	l, _ := event.ParseLeaf(rc.Leaf)
 	if l.Attributes["replay.verdict"] != "reproduced" || l.Attributes["replay.session"] != "ap-2" {
 		t.Fatalf("verdict event attributes %v", l.Attributes)
+	}
+	// The verdict event's tlog-proof verifies with the log key alone.
+	proofText, err := os.ReadFile(verdictProof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := os.ReadFile(w.logKey)
+	key, _ := checkpoint.NewVerifier(strings.TrimSpace(string(kb)))
+	vr, err := api.VerifyReceipt(proofText, key, nil)
+	if err != nil || vr.Index != page.Events[0].Index || !bytes.Equal(vr.Leaf, rc.Leaf) {
+		t.Fatalf("--verdict-proof: %v, %+v\n%s", err, vr, proofText)
 	}
 
 	// Another prompt: diverged, exit 1, the divergence named.
