@@ -106,6 +106,12 @@ func (s *Server) ingestOTLP(ctx context.Context, p *auth.Principal, signal strin
 	metrics.OTLPItems.WithLabelValues(signal, "mapped").Add(float64(res.Mapped))
 	metrics.OTLPItems.WithLabelValues(signal, "dropped").Add(float64(res.Dropped))
 	metrics.OTLPItems.WithLabelValues(signal, "rejected").Add(float64(res.Rejected))
+	if signal == otlpTraces.name {
+		if err := s.linkCalls(ctx, p.Tenant, res); err != nil {
+			return 0, "", err
+		}
+		metrics.OTLPLinked.Add(float64(res.Linked))
+	}
 
 	reqs := make([]*event.Request, len(res.Events))
 	ids := make([]string, len(res.Events))

@@ -225,6 +225,8 @@ type Server struct {
 	access    *accessTokens // nil without Config.AccessTokens
 	reportSem chan struct{} // one report at a time
 	exports   *limiter      // session exports in progress (export.go)
+
+	spanParents spanParents // recent OTLP spans' parents (otlp_link.go)
 }
 
 // Open opens (initialising if needed) the data directory and starts the log.

@@ -176,6 +176,13 @@ var (
 		Name: "llmaudit_otlp_events_total",
 		Help: "Audit events mapped from OTLP exports, by outcome: appended, or duplicate (already in the log: a retried export).",
 	}, []string{"outcome"})
+
+	// OTLPLinked counts the inference spans linked to a call the capture
+	// observed (one llm.span event in place of a request and a response).
+	OTLPLinked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmaudit_otlp_linked_spans_total",
+		Help: "Inference spans received over OTLP that were linked to a call the capture proxy observed (by the traceparent the agent sent) and recorded as one llm.span event.",
+	})
 )
 
 var registry = prometheus.NewRegistry()
@@ -185,7 +192,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Appends, TimeToDurable, TimeToIndex, JournalDepth, JournalAge, GroupCommitSize, TesseraBatchSize, Pushback, VaultLag,
-		IndexLag, WitnessLatency, WitnessFailures, CaptureCalls, ProxyAddedLatency, OTLPItems, OTLPEvents,
+		IndexLag, WitnessLatency, WitnessFailures, CaptureCalls, ProxyAddedLatency, OTLPItems, OTLPEvents, OTLPLinked,
 	)
 	// Every append outcome is a series from the start (at 0), so that a
 	// rate over it is defined before the first failure.
