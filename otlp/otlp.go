@@ -20,7 +20,9 @@
 //     (Result.Link, decided by the receiver);
 //   - GenAI log records (gen_ai.* event names: the messages and choices of
 //     the older conventions, gen_ai.client.inference.operation.details)
-//     become one llm.content event per span and export request.
+//     become one llm.content event per span and export request;
+//   - metrics (gen_ai.client.token.usage, ...) are taken and counted, and
+//     become no event (metrics.go).
 //
 // The leaf carries only an allowlist of structural attributes (model,
 // provider, usage, finish reasons, ids, error type, latency, the trace and
@@ -71,6 +73,10 @@ type Result struct {
 	Calls   []Call
 	Parents []SpanParent
 	Linked  int64
+
+	// Points counts the data points of a metrics export by metric
+	// (metrics.go).
+	Points map[string]int64
 }
 
 func (r *Result) reject(why string) {

@@ -485,6 +485,7 @@ func (s *Server) routes() http.Handler {
 		// OpenTelemetry exports (OTLP/HTTP), answered in OTLP's form.
 		r.Post(OTLPTracesPath, s.postOTLP(otlpTraces))
 		r.Post(OTLPLogsPath, s.postOTLP(otlpLogs))
+		r.Post(OTLPMetricsPath, s.postOTLP(otlpMetrics))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 		r.Get("/v1/events/{index}/disclosure", s.authed(auth.ScopeAudit, s.getDisclosure))
 		r.Get("/v1/events/{index}", s.authed(auth.ScopeRead, s.getEvent))
