@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/metrics"
+	"github.com/llmaudittrail/llmaudittrail/otlp"
 )
 
 // An agent that goes through the capture proxy and exports its GenAI spans
@@ -201,4 +204,73 @@ func (s *testServer) indexOf(t *testing.T, l *event.Leaf) uint64 {
 		t.Fatalf("Lookup(%s) = %+v, %v", l.ID, st, err)
 	}
 	return st.Index
+}
+
+// The Node agent (npm openai traced by @opentelemetry/instrumentation-openai,
+// its fetch traced by @opentelemetry/instrumentation-undici, which sends the
+// traceparent) through the capture proxy, exporting its spans, log records
+// and metrics to the receiver: three calls, each one llm.request and one
+// llm.response (the capture's, with the trace id) and one llm.span naming
+// the capture's request; the tool and agent spans as without the proxy
+// (the tool call is also the capture's, derived from the model's answer
+// and the result the agent sends back, with the same gen_ai.tool.call.id);
+// the GenAI metrics counted.
+func TestOTLPNodeProxyLink(t *testing.T) {
+	needNodeAgent(t)
+	up := fakeOpenAI(t)
+	s := newTestServer(t, func(c *Config) { c.Upstreams = map[string]string{"openai": up.URL} })
+	tok, _ := s.token(t, auth.Spec{Name: "refill", Tenant: "pharmacy", Scopes: []string{auth.ScopeWrite}})
+	usage0 := testutil.ToFloat64(metrics.OTLPMetricPoints.WithLabelValues(otlp.TokenUsageMetric))
+	traceID := runNodeAgent(t, s.ts.URL, tok, "http/protobuf", "", s.ts.URL+"/proxy/openai", "Refill warfarin 5 mg through the proxy",
+		"HTTP_INSTRUMENTATION=undici", "AUDIT_TOKEN="+tok, "AUDIT_SESSION=refill-node", "OTEL_METRICS_EXPORTER=otlp")
+	s.srv.proxy.Close(context.Background()) // flush the proxy's records
+
+	captured := map[float64]string{} // index of the capture's llm.request -> its id
+	pl, _ := s.sessionLeavesOf(t, "pharmacy", "refill-node")
+	count := map[string]int{}
+	for _, l := range pl {
+		count[l.Kind]++
+		if strings.HasPrefix(l.Kind, "tool.") {
+			count[l.Kind+" via proxy"]++
+		}
+		if l.Kind != "llm.request" && l.Kind != "llm.response" {
+			continue
+		}
+		if l.Writer.Via != event.ViaProxy || l.Attributes.String("otel.trace_id") != traceID || len(l.Attributes.String("otel.parent_span_id")) != 16 {
+			t.Errorf("the capture's %s: via %s, attributes %v; want the trace %s", l.Kind, l.Writer.Via, l.Attributes, traceID)
+		}
+		if l.Kind == "llm.request" {
+			captured[float64(s.indexOf(t, l))] = l.ID
+		}
+	}
+	ol, payloads := s.sessionLeavesOf(t, "pharmacy", traceID)
+	for i, l := range ol {
+		count[l.Kind]++
+		raw, _ := l.Marshal()
+		if strings.Contains(string(raw), "warfarin") {
+			t.Errorf("content in the leaf: %s", raw)
+		}
+		if l.Kind != "llm.span" {
+			continue
+		}
+		idx := l.Attributes.Number("capture.index")
+		if id, ok := captured[idx]; !ok || l.Attributes.String("capture.event.id") != id {
+			t.Errorf("llm.span names %v / %s, not one of the capture's requests %v", idx, l.Attributes.String("capture.event.id"), captured)
+		}
+		delete(captured, idx)
+		if !strings.Contains(payloads[i], `"request":{`) || l.Attributes.String("gen_ai.response.model") != "gpt-4o-2024-08-06" {
+			t.Errorf("llm.span %v: %.300s", l.Attributes, payloads[i])
+		}
+	}
+	t.Logf("events %v", count)
+	if count["llm.request"] != 3 || count["llm.response"] != 3 || count["llm.span"] != 3 || count["agent.invoke"] != 1 ||
+		count["tool.call"] != 2 || count["tool.call via proxy"] != 1 || count["tool.result"] != 2 || count["tool.result via proxy"] != 1 {
+		t.Errorf("events %v: want three calls counted once, three llm.span, the tool and agent spans", count)
+	}
+	if len(captured) != 0 {
+		t.Errorf("capture requests no span names: %v", captured)
+	}
+	if n := testutil.ToFloat64(metrics.OTLPMetricPoints.WithLabelValues(otlp.TokenUsageMetric)); n <= usage0 {
+		t.Errorf("no gen_ai.client.token.usage points counted from the Node agent")
+	}
 }
