@@ -2,6 +2,8 @@ package index
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -44,6 +46,20 @@ func (b *searchBatch) addOTel(index uint64, l *event.Leaf) {
 		return
 	}
 	b.otel = append(b.otel, otelCall{l.Tenant, trace, span, index})
+}
+
+// HasProxyCalls reports whether the index holds a call the capture
+// observed with a trace context in tenant.
+func (x *Index) HasProxyCalls(ctx context.Context, tenant string) (bool, error) {
+	var one int
+	err := x.db.QueryRowContext(ctx, `SELECT 1 FROM otel_calls WHERE tenant = ? LIMIT 1`, tenant).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading observed calls: %w", err)
+	}
+	return true, nil
 }
 
 // ProxyCall is an llm.request the capture observed.

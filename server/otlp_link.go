@@ -23,13 +23,25 @@ import (
 //
 // The index must cover every call acknowledged before the export, so the
 // receiver waits for it first (WaitIndexed), when the export has
-// inference spans. The capture records a call's llm.request before it
-// forwards the call in fail-closed mode, so by the time the agent exports
-// the span the request is acknowledged.
+// inference spans and the tenant has calls the capture observed with a
+// trace context (this instance's capture recorded one, or the index holds
+// one). The capture records a call's llm.request before it forwards the
+// call in fail-closed mode, so by the time the agent exports the span the
+// request is acknowledged.
 func (s *Server) linkCalls(ctx context.Context, tenant string, res *otlp.Result) error {
 	s.spanParents.add(tenant, res.Parents)
 	if len(res.Calls) == 0 {
 		return nil
+	}
+	if !s.traced.has(tenant) {
+		any, err := s.log.Index().HasProxyCalls(ctx, tenant)
+		if err != nil {
+			return fmt.Errorf("%w: %v", auditlog.ErrUnavailable, err)
+		}
+		if !any {
+			return nil // no call of the tenant's to link to
+		}
+		s.traced.mark(tenant)
 	}
 	if err := s.log.WaitIndexed(ctx); err != nil {
 		return fmt.Errorf("%w: %v", auditlog.ErrUnavailable, err)
@@ -70,6 +82,14 @@ func (s *Server) linkCalls(ctx context.Context, tenant string, res *otlp.Result)
 	res.Compact()
 	return nil
 }
+
+// tracedTenants are the tenants of which a call with a trace context was
+// observed.
+type tracedTenants struct{ m sync.Map }
+
+func (t *tracedTenants) mark(tenant string) { t.m.Store(tenant, true) }
+
+func (t *tracedTenants) has(tenant string) bool { _, ok := t.m.Load(tenant); return ok }
 
 func dedupe(ids []string) []string {
 	seen := make(map[string]bool, len(ids))

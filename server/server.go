@@ -226,7 +226,8 @@ type Server struct {
 	reportSem chan struct{} // one report at a time
 	exports   *limiter      // session exports in progress (export.go)
 
-	spanParents spanParents // recent OTLP spans' parents (otlp_link.go)
+	spanParents spanParents   // recent OTLP spans' parents (otlp_link.go)
+	traced      tracedTenants // tenants with calls observed with a trace context
 }
 
 // Open opens (initialising if needed) the data directory and starts the log.
