@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/llmaudittrail/llmaudittrail/index"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 	"github.com/llmaudittrail/llmaudittrail/otlp"
 )
@@ -64,9 +65,18 @@ func (s *Server) linkCalls(ctx context.Context, tenant string, res *otlp.Result)
 			cands[i] = ids
 			ask = append(ask, ids...)
 		}
-		found, err := s.log.Index().ProxyCalls(ctx, tenant, trace, dedupe(ask))
-		if err != nil {
-			return fmt.Errorf("%w: %v", auditlog.ErrUnavailable, err)
+		found := map[string]index.ProxyCall{}
+		ask = dedupe(ask)
+		for len(ask) > 0 { // a query's parameters are bounded
+			n := min(len(ask), 500)
+			part, err := s.log.Index().ProxyCalls(ctx, tenant, trace, ask[:n])
+			if err != nil {
+				return fmt.Errorf("%w: %v", auditlog.ErrUnavailable, err)
+			}
+			for id, pc := range part {
+				found[id] = pc
+			}
+			ask = ask[n:]
 		}
 		for _, i := range byTrace[trace] {
 			for _, id := range cands[i] {
