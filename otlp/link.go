@@ -26,8 +26,13 @@ type Call struct {
 	// Children are the span ids of the span's children in the same export
 	// (the HTTP client spans that sent the request, typically).
 	Children []string
-	first    int // index of its llm.request in Result.Events
-	linked   func(CaptureRef) (Event, error)
+	// RequestID is the id of its llm.request (its llm.response's differs
+	// only by kind), LinkedID the id of the llm.span it becomes when
+	// linked: the receiver keeps what an earlier delivery of the span
+	// recorded.
+	RequestID, LinkedID string
+	first               int // index of its llm.request in Result.Events
+	linked              func(CaptureRef) (Event, error)
 }
 
 // SpanParent says that a span has a parent: the receiver keeps these for a
@@ -60,7 +65,14 @@ func (r *Result) Link(i int, ref CaptureRef) error {
 	return nil
 }
 
-// Compact removes the events that Link replaced.
+// Omit leaves out the llm.request and llm.response of r.Calls[i] (the log
+// holds its llm.span from an earlier delivery).
+func (r *Result) Omit(i int) {
+	c := &r.Calls[i]
+	r.Events[c.first], r.Events[c.first+1] = Event{}, Event{}
+}
+
+// Compact removes the events that Link replaced and Omit left out.
 func (r *Result) Compact() {
 	out := r.Events[:0]
 	for _, e := range r.Events {
@@ -80,6 +92,7 @@ func (r *Result) noteCall(tenant, session string, actor event.Actor, sp ptrace.S
 	}
 	r.Calls = append(r.Calls, Call{
 		TraceID: sp.TraceID().String(), SpanID: sp.SpanID().String(), first: len(r.Events) - 2,
+		RequestID: r.Events[len(r.Events)-2].ID, LinkedID: EventID(tenant, sp.TraceID(), sp.SpanID(), SpanKind, nil, at),
 		linked: func(ref CaptureRef) (Event, error) {
 			a := cloneMap(attrs)
 			a["capture.index"] = ref.Index

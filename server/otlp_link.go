@@ -47,6 +47,17 @@ func (s *Server) linkCalls(ctx context.Context, tenant string, res *otlp.Result)
 	if err := s.log.WaitIndexed(ctx); err != nil {
 		return fmt.Errorf("%w: %v", auditlog.ErrUnavailable, err)
 	}
+	// A span delivered again keeps what its first delivery recorded: its
+	// pair, or its llm.span (the link may have become possible, or not be
+	// found by this instance, since).
+	var ids []string
+	for _, c := range res.Calls {
+		ids = append(ids, c.RequestID, c.LinkedID)
+	}
+	held, err := s.log.Index().ByIDs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("%w: %v", auditlog.ErrUnavailable, err)
+	}
 	byTrace := map[string][]int{}
 	var traces []string
 	for i, c := range res.Calls {
@@ -79,6 +90,13 @@ func (s *Server) linkCalls(ctx context.Context, tenant string, res *otlp.Result)
 			ask = ask[n:]
 		}
 		for _, i := range byTrace[trace] {
+			if _, ok := held[res.Calls[i].RequestID]; ok {
+				continue
+			}
+			if _, ok := held[res.Calls[i].LinkedID]; ok {
+				res.Omit(i)
+				continue
+			}
 			for _, id := range cands[i] {
 				if pc, ok := found[id]; ok {
 					if err := res.Link(i, otlp.CaptureRef{Index: pc.Index, ID: pc.ID}); err != nil {
