@@ -2,6 +2,8 @@ package capture
 
 import (
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -40,4 +42,29 @@ func TestTraceContext(t *testing.T) {
 			}
 		})
 	}
+}
+
+// traceContext accepts exactly the headers a reading of the specification's
+// grammar accepts: version 00 at 55 characters, a later version (not ff)
+// at 55 or more with a dash after the flags, lower-case hex, ids not zero.
+func FuzzTraceContext(f *testing.F) {
+	for _, s := range []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""} {
+		f.Add(s)
+	}
+	re := regexp.MustCompile(`(?s)^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$`)
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{}
+		h.Set("traceparent", v)
+		trace, span := traceContext(h)
+		m := re.FindStringSubmatch(v)
+		want := m != nil && m[1] != "ff" && (m[1] != "00" || m[4] == "") &&
+			strings.Trim(m[2], "0") != "" && strings.Trim(m[3], "0") != ""
+		if want != (trace != "") {
+			t.Fatalf("traceContext(%q) = %q, %q; the grammar says %v", v, trace, span, want)
+		}
+		if want && (trace != m[2] || span != m[3]) {
+			t.Fatalf("traceContext(%q) = %q, %q; want %q, %q", v, trace, span, m[2], m[3])
+		}
+	})
 }
