@@ -38,10 +38,10 @@ type otelCall struct {
 
 // addOTel notes the trace context of a leaf the capture observed.
 func (b *searchBatch) addOTel(index uint64, l *event.Leaf) {
-	if l.Kind != "llm.request" || l.Writer == nil || l.Writer.Via != event.ViaProxy {
+	if l.Kind != event.KindLLMRequest || l.Writer == nil || l.Writer.Via != event.ViaProxy {
 		return
 	}
-	trace, span := str(l.Attributes["otel.trace_id"]), str(l.Attributes["otel.parent_span_id"])
+	trace, span := str(l.Attributes[event.AttrOtelTraceID]), str(l.Attributes[event.AttrOtelParentSpanID])
 	if len(trace) != 32 || len(span) != 16 {
 		return
 	}

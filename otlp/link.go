@@ -14,7 +14,7 @@ import (
 // capture observed the same call (Link): the agent's report of it, beside
 // the llm.request and llm.response the capture recorded, so that a call is
 // counted once.
-const SpanKind = "llm.span"
+const SpanKind = event.KindLLMSpan
 
 // Call is an inference span of an export, which the capture may have
 // observed too: the agent's HTTP instrumentation sent the trace context of
@@ -95,8 +95,8 @@ func (r *Result) noteCall(tenant, session string, actor event.Actor, sp ptrace.S
 		RequestID: r.Events[len(r.Events)-2].ID, LinkedID: EventID(tenant, sp.TraceID(), sp.SpanID(), SpanKind, nil, at),
 		linked: func(ref CaptureRef) (Event, error) {
 			a := cloneMap(attrs)
-			a["capture.index"] = ref.Index
-			a["capture.event.id"] = ref.ID
+			a[event.AttrCaptureIndex] = ref.Index
+			a[event.AttrCaptureEventID] = ref.ID
 			payload := map[string]any{"request": reqPayload, "response": respPayload}
 			ev, err := newEvent(session, SpanKind, actor, a, payload)
 			if err != nil {

@@ -23,7 +23,7 @@ const (
 )
 
 // agentKinds are the events of agent spans, by gen_ai.operation.name.
-var agentKinds = map[string]string{"invoke_agent": "agent.invoke", "create_agent": "agent.create"}
+var agentKinds = map[string]string{"invoke_agent": event.KindAgentInvoke, "create_agent": event.KindAgentCreate}
 
 // inferenceOperations are the gen_ai.operation.name values of inference
 // spans.
@@ -161,7 +161,7 @@ func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.Instrument
 	case classTool:
 		copyAttrs(common, a, toolAttrs)
 	case classAgent:
-		copyAttrs(common, a, []leafAttr{{"gen_ai.request.model", nil, 's'}})
+		copyAttrs(common, a, []leafAttr{{event.AttrGenAIRequestModel, nil, 's'}})
 	}
 	req, resp := cloneMap(common), cloneMap(common)
 	reqKind, respKind := event.KindLLMRequest, event.KindLLMResponse
@@ -207,7 +207,7 @@ func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.Instrument
 		// what it was asked and answered in its payload.
 		kind := agentKinds[op]
 		attrs := cloneMap(common)
-		for _, k := range []string{"otel.status_code", "error.type", "otel.duration_ms"} {
+		for _, k := range []string{event.AttrOtelStatusCode, event.AttrErrorType, event.AttrOtelDurationMS} {
 			if v, ok := resp[k]; ok {
 				attrs[k] = v
 			}

@@ -24,7 +24,7 @@ type logRecorder struct {
 func (r logRecorder) Record(ctx context.Context, evs []*event.Request) ([]event.Appended, error) {
 	if r.traced != nil {
 		for _, ev := range evs {
-			if _, ok := ev.Attributes["otel.trace_id"]; ok && ev.Kind == capture.KindRequest {
+			if _, ok := ev.Attributes[event.AttrOtelTraceID]; ok && ev.Kind == event.KindLLMRequest {
 				r.traced.mark(r.tenant)
 				break
 			}
