@@ -125,6 +125,13 @@ func (c *core) begin(ctx context.Context, s *callSpec) (*exchange, error) {
 		x.model.set(event.AttrGenAIOperationName, x.ep.operation)
 	}
 	x.model.set(event.AttrGenAIRequestModel, x.info.Model)
+	// The agent's trace context, when its HTTP instrumentation sent one:
+	// the OTLP receiver links the spans the agent reports for this call to
+	// these events (docs/otel.md).
+	if trace, span := traceContext(s.header); trace != "" {
+		x.model.set(event.AttrOtelTraceID, trace)
+		x.model.set(event.AttrOtelParentSpanID, span)
+	}
 
 	req := x.model.clone()
 	req.set(event.AttrCaptureFront, c.front)

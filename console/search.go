@@ -23,7 +23,8 @@ func (c *Console) searchRoutes(m *http.ServeMux) {
 }
 
 // kinds are offered in the search form (any kind may be typed).
-var kinds = []string{event.KindLLMRequest, event.KindLLMResponse, event.KindLLMContent, event.KindToolCall, event.KindToolResult, event.KindAgentDecision, event.KindHumanSignature,
+var kinds = []string{event.KindLLMRequest, event.KindLLMResponse, event.KindLLMContent, event.KindLLMSpan, event.KindToolCall, event.KindToolResult,
+	event.KindAgentInvoke, event.KindAgentCreate, event.KindAgentDecision, event.KindHumanSignature,
 	event.KindConfigChange, event.KindAccessRead, event.KindErasure, event.KindReportIssued, event.KindMonitorAlert, event.KindReplayVerdict, event.KindCaptureGap}
 
 type sessionsData struct {

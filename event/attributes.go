@@ -114,9 +114,14 @@ const (
 	AttrAccessTokenID   = "access.token_id"
 	AttrAccessTreeSize  = "access.tree_size"
 
-	AttrCaptureAPI                 = "capture.api"
-	AttrCaptureAttempt             = "capture.attempt"
-	AttrCaptureBodySHA256          = "capture.body.sha256"
+	AttrCaptureAPI        = "capture.api"
+	AttrCaptureAttempt    = "capture.attempt"
+	AttrCaptureBodySHA256 = "capture.body.sha256"
+	// AttrCaptureIndex, AttrCaptureEventID: on an llm.span reported over
+	// OTLP, the index and id of the capture's llm.request of the same
+	// call.
+	AttrCaptureIndex               = "capture.index"
+	AttrCaptureEventID             = "capture.event.id"
 	AttrCaptureBodySize            = "capture.body.size"
 	AttrCaptureBodyTruncated       = "capture.body.truncated"
 	AttrCaptureCallID              = "capture.call.id"

@@ -171,10 +171,18 @@ const (
 	KindLLMRefused = "llm.refused"
 	// KindLLMContent: the GenAI log records of a span, reported over OTLP.
 	KindLLMContent = "llm.content"
-	KindToolCall   = "tool.call"
-	KindToolResult = "tool.result"
-	KindToolDenied = "tool.denied"
-	KindCaptureGap = "capture.gap"
+	// KindLLMSpan: an inference span reported over OTLP of a call the
+	// capture observed too (the agent's traceparent links them), in place
+	// of its llm.request and llm.response, so the call is counted once.
+	KindLLMSpan = "llm.span"
+	// KindAgentInvoke, KindAgentCreate: agent spans reported over OTLP
+	// (invoke_agent, create_agent).
+	KindAgentInvoke = "agent.invoke"
+	KindAgentCreate = "agent.create"
+	KindToolCall    = "tool.call"
+	KindToolResult  = "tool.result"
+	KindToolDenied  = "tool.denied"
+	KindCaptureGap  = "capture.gap"
 	// KindCaptureTunnel: one CONNECT tunnel through the interception proxy
 	// to a host it does not record (its bytes are never read): the host
 	// and port asked for, the address dialled, the bytes each way, the

@@ -50,7 +50,7 @@ var Schema = append([]string{
 	// Added without a version change: created on the next start where
 	// missing.
 	`CREATE INDEX IF NOT EXISTS entries_id ON entries (id)`,
-}, searchSchema...)
+}, append(searchSchema, otelSchema...)...)
 
 // SchemaVersion is the version of Schema.
 const SchemaVersion = 1

@@ -180,6 +180,9 @@ type searchBatch struct {
 	// about are the entries that alerts and signatures name, to be mapped
 	// to their sessions: entry index -> marks.
 	about map[uint64][]term
+	// otel are the calls the capture observed with a trace context
+	// (otel.go).
+	otel []otelCall
 }
 
 func newSearchBatch() *searchBatch {
@@ -209,6 +212,7 @@ func (b *searchBatch) add(index uint64, data []byte) {
 	}
 	a.merge(sessionAgg{firstIdx: index, lastIdx: index, firstTime: l.Time, lastTime: l.Time, events: l.Seq + 1})
 	b.term(k, termKind, l.Kind)
+	b.addOTel(index, l)
 	if l.Actor.Type == "agent" {
 		b.term(k, termAgent, l.Actor.ID)
 	}
@@ -308,6 +312,18 @@ func (x *Index) writeSearch(ctx context.Context, tx *sql.Tx, b *searchBatch) err
 			}
 			if err != nil {
 				return fmt.Errorf("indexing session %s/%s for search: %w", k.tenant, k.session, err)
+			}
+		}
+	}
+	if len(b.otel) > 0 {
+		ins, err := prep(x.dialect(sqlOTelInsert))
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, c := range b.otel {
+			if _, err := ins.ExecContext(ctx, c.tenant, c.trace, c.span, int64(c.idx)); err != nil {
+				return fmt.Errorf("indexing an observed call's trace context: %w", err)
 			}
 		}
 	}

@@ -12,9 +12,17 @@
 //     spans) becomes an llm.request and an llm.response event;
 //   - a tool execution span (execute_tool, OpenInference TOOL) becomes a
 //     tool.call and a tool.result event;
+//   - an agent span (invoke_agent, create_agent, OpenInference AGENT)
+//     becomes one agent.invoke or agent.create event;
+//   - an inference span of a call that the capture proxy observed too (by
+//     the traceparent the agent sent) becomes one llm.span event that
+//     names the capture's llm.request, so the call is counted once
+//     (Result.Link, decided by the receiver);
 //   - GenAI log records (gen_ai.* event names: the messages and choices of
 //     the older conventions, gen_ai.client.inference.operation.details)
-//     become one llm.content event per span and export request.
+//     become one llm.content event per span and export request;
+//   - metrics (gen_ai.client.token.usage, ...) are taken and counted, and
+//     become no event (metrics.go).
 //
 // The leaf carries only an allowlist of structural attributes (model,
 // provider, usage, finish reasons, ids, error type, latency, the trace and
@@ -57,6 +65,18 @@ type Result struct {
 	Mapped, Dropped, Rejected int64
 	// Reasons says why spans or records were rejected, the first few.
 	Reasons []string
+
+	// Calls are the inference spans among Events, which the receiver may
+	// Link to the calls the capture observed; Parents the parent of every
+	// span of the export that has one; Linked how many calls were linked
+	// (link.go).
+	Calls   []Call
+	Parents []SpanParent
+	Linked  int64
+
+	// Points counts the data points of a metrics export by metric
+	// (metrics.go).
+	Points map[string]int64
 }
 
 func (r *Result) reject(why string) {

@@ -117,7 +117,7 @@ func TestTracesMapping(t *testing.T) {
 			leaf:  map[string]any{"gen_ai.tool.name": "dose_check", "gen_ai.tool.call.id": "call_1", "gen_ai.operation.name": "execute_tool"},
 			inPay: []string{`"gen_ai.tool.call.arguments":{"patient"`}, outPay: []string{`"gen_ai.tool.call.result":{"ok"`}},
 		{name: "http server span", attrs: map[string]any{"http.request.method": "GET", "url.path": "/" + secret}},
-		{name: "agent span", attrs: map[string]any{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": "a"}},
+		{name: "operation not known", attrs: map[string]any{"gen_ai.operation.name": "invoke_workflow", "gen_ai.agent.id": "a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			td := ptrace.NewTraces()
@@ -379,4 +379,119 @@ func FuzzLogsJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Agent spans become one event each: agent.invoke (invoke_agent,
+// OpenInference AGENT) or agent.create (create_agent), the agent's name
+// and id and the span's outcome in the leaf, what it was asked and
+// answered in the payload.
+func TestAgentSpans(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		attrs map[string]any
+		fail  bool
+		kind  string
+		leaf  map[string]any
+	}{
+		{name: "invoke_agent", attrs: map[string]any{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Refill checker",
+			"gen_ai.agent.id": "refill-bot", "gen_ai.conversation.id": "case-9", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+			"gen_ai.input.messages":     `[{"role":"user","parts":[{"type":"text","content":"` + secret + `"}]}]`,
+			"gen_ai.output.messages":    `[{"role":"assistant","parts":[{"type":"text","content":"ok ` + secret + `"}]}]`,
+			"gen_ai.usage.input_tokens": 300},
+			kind: "agent.invoke", leaf: map[string]any{"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Refill checker",
+				"gen_ai.agent.id": "refill-bot", "gen_ai.conversation.id": "case-9", "gen_ai.request.model": "gpt-4o", "otel.duration_ms": 1500.0}},
+		{name: "create_agent", attrs: map[string]any{"gen_ai.operation.name": "create_agent", "gen_ai.agent.name": "Refill checker",
+			"gen_ai.agent.description": "checks " + secret, "gen_ai.system_instructions": `[{"type":"text","content":"` + secret + `"}]`},
+			kind: "agent.create", leaf: map[string]any{"gen_ai.operation.name": "create_agent", "gen_ai.agent.name": "Refill checker"}},
+		{name: "openinference agent, failed", attrs: map[string]any{"openinference.span.kind": "AGENT", "input.value": secret}, fail: true,
+			kind: "agent.invoke", leaf: map[string]any{"gen_ai.operation.name": "invoke_agent", "otel.status_code": "ERROR", "error.type": "_OTHER"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			td := ptrace.NewTraces()
+			sp := span(td, 1, tc.name, tc.attrs)
+			if tc.fail {
+				sp.Status().SetCode(ptrace.StatusCodeError)
+			}
+			r := Traces("clinic-a", td)
+			if r.Mapped != 1 || len(r.Events) != 1 || len(r.Calls) != 0 {
+				t.Fatalf("mapped %d, %d events, %d calls; want one event", r.Mapped, len(r.Events), len(r.Calls))
+			}
+			e := r.Events[0]
+			if _, err := event.Prepare(e.Request); err != nil {
+				t.Errorf("the engine refuses it: %v", err)
+			}
+			if e.Request.Kind != tc.kind {
+				t.Errorf("kind %s, want %s", e.Request.Kind, tc.kind)
+			}
+			got := attrsOf(t, e)
+			for k, want := range tc.leaf {
+				if fmt.Sprint(got[k]) != fmt.Sprint(want) {
+					t.Errorf("%s = %v, want %v", k, got[k], want)
+				}
+			}
+			for _, k := range []string{"gen_ai.usage.input_tokens", "gen_ai.agent.description"} {
+				if _, ok := got[k]; ok {
+					t.Errorf("%s in the leaf", k)
+				}
+			}
+			raw, _ := json.Marshal(e.Request.Attributes)
+			if strings.Contains(string(raw), secret) {
+				t.Errorf("content in the leaf: %s", raw)
+			}
+			if !strings.Contains(string(e.Request.Payload), secret) {
+				t.Errorf("the payload lacks the content: %s", e.Request.Payload)
+			}
+			if e.ID != EventID("clinic-a", traceID, sp.SpanID(), tc.kind, nil, t0) {
+				t.Errorf("id %s is not derived from the span", e.ID)
+			}
+		})
+	}
+}
+
+// An inference span notes its children in the export (the HTTP client
+// span under it); Link makes its pair one llm.span that names the
+// capture's llm.request; other spans keep their events.
+func TestLink(t *testing.T) {
+	td := ptrace.NewTraces()
+	chat := span(td, 1, "chat gpt-4o", map[string]any{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+		"gen_ai.usage.output_tokens": 6, "gen_ai.input.messages": secret})
+	httpSpan := span(td, 2, "POST", map[string]any{"http.request.method": "POST"})
+	httpSpan.SetParentSpanID(chat.SpanID())
+	span(td, 3, "execute_tool x", map[string]any{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "x"})
+	r := Traces("clinic-a", td)
+	if len(r.Calls) != 1 || r.Calls[0].SpanID != chat.SpanID().String() || fmt.Sprint(r.Calls[0].Children) != "["+httpSpan.SpanID().String()+"]" {
+		t.Fatalf("calls %+v", r.Calls)
+	}
+	if len(r.Parents) != 1 || r.Parents[0] != (SpanParent{traceID.String(), httpSpan.SpanID().String(), chat.SpanID().String()}) {
+		t.Fatalf("parents %+v", r.Parents)
+	}
+	if len(r.Events) != 4 {
+		t.Fatalf("%d events before the link", len(r.Events))
+	}
+	if err := r.Link(0, CaptureRef{Index: 41, ID: "0123456789abcdef0123456789abcdef"}); err != nil {
+		t.Fatal(err)
+	}
+	r.Compact()
+	var kinds []string
+	for _, e := range r.Events {
+		kinds = append(kinds, e.Request.Kind)
+	}
+	if strings.Join(kinds, ",") != "llm.span,tool.call,tool.result" || r.Linked != 1 {
+		t.Fatalf("kinds %v, linked %d", kinds, r.Linked)
+	}
+	e := r.Events[0]
+	if _, err := event.Prepare(e.Request); err != nil {
+		t.Errorf("the engine refuses it: %v", err)
+	}
+	a := attrsOf(t, e)
+	if a["capture.index"] != 41.0 || a["capture.event.id"] != "0123456789abcdef0123456789abcdef" || a["gen_ai.request.model"] != "gpt-4o" ||
+		a["gen_ai.usage.output_tokens"] != 6.0 || a["otel.span_id"] != chat.SpanID().String() {
+		t.Errorf("llm.span attributes %v", a)
+	}
+	if !strings.Contains(string(e.Request.Payload), `"request":{`) || !strings.Contains(string(e.Request.Payload), secret) {
+		t.Errorf("llm.span payload %s", e.Request.Payload)
+	}
+	if e.ID != EventID("clinic-a", traceID, chat.SpanID(), SpanKind, nil, t0) {
+		t.Errorf("id %s is not derived from the span", e.ID)
+	}
 }

@@ -19,7 +19,11 @@ const (
 	classOther     spanClass = iota // no GenAI meaning: dropped
 	classInference                  // llm.request + llm.response
 	classTool                       // tool.call + tool.result
+	classAgent                      // agent.invoke or agent.create
 )
+
+// agentKinds are the events of agent spans, by gen_ai.operation.name.
+var agentKinds = map[string]string{"invoke_agent": event.KindAgentInvoke, "create_agent": event.KindAgentCreate}
 
 // inferenceOperations are the gen_ai.operation.name values of inference
 // spans.
@@ -33,8 +37,10 @@ func classify(a pcommon.Map) (spanClass, string) {
 		return classTool, op
 	case inferenceOperations[op]:
 		return classInference, op
+	case agentKinds[op] != "":
+		return classAgent, op
 	case op != "":
-		return classOther, op // invoke_agent, create_agent, and names not known
+		return classOther, op // names not known
 	}
 	switch strings.ToUpper(str(a, "openinference.span.kind")) {
 	case "LLM":
@@ -43,6 +49,8 @@ func classify(a pcommon.Map) (spanClass, string) {
 		return classInference, "embeddings"
 	case "TOOL":
 		return classTool, "execute_tool"
+	case "AGENT":
+		return classAgent, "invoke_agent"
 	}
 	// Older instrumentations (OpenLLMetry) name no operation: a provider
 	// and a model make an inference span.
@@ -116,18 +124,10 @@ const (
 // and a tool.result, in the order of the spans.
 func Traces(tenant string, td ptrace.Traces) *Result {
 	r := &Result{}
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			spans := ss.Spans()
-			for k := 0; k < spans.Len(); k++ {
-				mapSpan(r, tenant, rs.Resource().Attributes(), ss.Scope(), spans.At(k))
-			}
-		}
-	}
+	forEachSpan(td, func(res pcommon.Map, scope pcommon.InstrumentationScope, sp ptrace.Span) {
+		mapSpan(r, tenant, res, scope, sp)
+	})
+	r.noteParents(td)
 	return r
 }
 
@@ -157,8 +157,11 @@ func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.Instrument
 		common[event.AttrGenAIAgentID] = agent
 	}
 	copyAttrs(common, a, commonAttrs)
-	if class == classTool {
+	switch class {
+	case classTool:
 		copyAttrs(common, a, toolAttrs)
+	case classAgent:
+		copyAttrs(common, a, []leafAttr{{event.AttrGenAIRequestModel, nil, 's'}})
 	}
 	req, resp := cloneMap(common), cloneMap(common)
 	reqKind, respKind := event.KindLLMRequest, event.KindLLMResponse
@@ -199,6 +202,34 @@ func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.Instrument
 	}
 
 	at := sp.StartTimestamp().AsTime()
+	if class == classAgent {
+		// One event: the agent's run (or creation), start to end, with
+		// what it was asked and answered in its payload.
+		kind := agentKinds[op]
+		attrs := cloneMap(common)
+		for _, k := range []string{event.AttrOtelStatusCode, event.AttrErrorType, event.AttrOtelDurationMS} {
+			if v, ok := resp[k]; ok {
+				attrs[k] = v
+			}
+		}
+		for k, v := range otelResp {
+			if k != "trace_id" && k != "span_id" {
+				otelReq[k] = v
+			}
+		}
+		payload := map[string]any{"otel": otelReq, "attributes": c.rest, "content": map[string]any{"input": c.input, "output": c.output}}
+		if c.events != nil {
+			payload["events"] = c.events
+		}
+		ev, err := newEvent(session, kind, actor, attrs, payload)
+		if err != nil {
+			r.reject(fmt.Sprintf("span %s: %v", spanID, err))
+			return
+		}
+		r.Events = append(r.Events, Event{ID: EventID(tenant, sp.TraceID(), sp.SpanID(), kind, nil, at), Request: ev})
+		r.Mapped++
+		return
+	}
 	var evs []Event
 	for _, e := range []struct {
 		kind    string
@@ -214,6 +245,9 @@ func mapSpan(r *Result, tenant string, res pcommon.Map, scope pcommon.Instrument
 	}
 	r.Events = append(r.Events, evs...)
 	r.Mapped++
+	if class == classInference {
+		r.noteCall(tenant, session, actor, sp, req, resp, reqPayload, respPayload, at)
+	}
 }
 
 // newEvent builds one event and checks its session (the one check of the

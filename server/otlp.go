@@ -16,8 +16,9 @@ import (
 
 // OTLP/HTTP paths (docs/otel.md).
 const (
-	OTLPTracesPath = "/v1/traces"
-	OTLPLogsPath   = "/v1/logs"
+	OTLPTracesPath  = "/v1/traces"
+	OTLPLogsPath    = "/v1/logs"
+	OTLPMetricsPath = "/v1/metrics"
 )
 
 // otlpSignal is what an OTLP route takes: how it decodes and maps a body,
@@ -47,9 +48,18 @@ var (
 			return otlp.Logs(tenant, ld), nil
 		},
 		answer: otlp.LogsResponse}
+	otlpMetrics = otlpSignal{name: "data_points",
+		mapped: func(tenant string, body []byte, enc otlp.Encoding) (*otlp.Result, error) {
+			md, err := otlp.DecodeMetrics(body, enc)
+			if err != nil {
+				return nil, err
+			}
+			return otlp.Metrics(md), nil
+		},
+		answer: otlp.MetricsResponse}
 )
 
-// postOTLP is an OTLP/HTTP export (POST /v1/traces, /v1/logs): a write
+// postOTLP is an OTLP/HTTP export (POST /v1/traces, /v1/logs, /v1/metrics): a write
 // token, as a bearer token (OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20TOKEN);
 // protobuf or JSON, plain or gzip, the body capped like every other
 // (decompressed too). The events are appended once each
@@ -103,9 +113,23 @@ func (s *Server) exportOTLP(r *http.Request, sig otlpSignal, enc otlp.Encoding) 
 // and says what it left out (a partial success when rejected > 0). HTTP
 // and gRPC exports share it.
 func (s *Server) ingestOTLP(ctx context.Context, p *auth.Principal, signal string, res *otlp.Result) (rejected int64, message string, err error) {
+	if signal == otlpMetrics.name {
+		// Taken and counted; no event (otlp.Metrics).
+		metrics.OTLPItems.WithLabelValues(signal, "dropped").Add(float64(res.Dropped))
+		for name, n := range res.Points {
+			metrics.OTLPMetricPoints.WithLabelValues(name).Add(float64(n))
+		}
+		return 0, "", nil
+	}
 	metrics.OTLPItems.WithLabelValues(signal, "mapped").Add(float64(res.Mapped))
 	metrics.OTLPItems.WithLabelValues(signal, "dropped").Add(float64(res.Dropped))
 	metrics.OTLPItems.WithLabelValues(signal, "rejected").Add(float64(res.Rejected))
+	if signal == otlpTraces.name {
+		if err := s.linkCalls(ctx, p.Tenant, res); err != nil {
+			return 0, "", err
+		}
+		metrics.OTLPLinked.Add(float64(res.Linked))
+	}
 
 	reqs := make([]*event.Request, len(res.Events))
 	ids := make([]string, len(res.Events))

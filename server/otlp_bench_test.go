@@ -26,7 +26,10 @@ const spansPerExport = 10
 // same two events per span (POST /v1/events:batch?wait=durable, the same
 // acknowledgement: durable), 10 spans (20 events) a request, each span with
 // about 1 KiB of messages. The clients run in the same process; cpu-us/span
-// is the process's CPU time per span. Run with a fixed count:
+// is the process's CPU time per span. otlp-proto-traced is otlp-proto for
+// a tenant with calls the capture observed with a trace context: each
+// export waits for the session index and looks its spans up
+// (otlp_link.go). Run with a fixed count:
 //
 //	go test ./server -run '^$' -bench OTLP -benchtime 400x
 func BenchmarkOTLP(b *testing.B) {
@@ -34,6 +37,7 @@ func BenchmarkOTLP(b *testing.B) {
 		b.Run(fmt.Sprintf("api/clients=%d", clients), func(b *testing.B) { benchOTLP(b, clients, "api") })
 		b.Run(fmt.Sprintf("otlp-proto/clients=%d", clients), func(b *testing.B) { benchOTLP(b, clients, "proto") })
 		b.Run(fmt.Sprintf("otlp-json/clients=%d", clients), func(b *testing.B) { benchOTLP(b, clients, "json") })
+		b.Run(fmt.Sprintf("otlp-proto-traced/clients=%d", clients), func(b *testing.B) { benchOTLP(b, clients, "proto-traced") })
 	}
 }
 
@@ -45,6 +49,10 @@ func benchOTLP(b *testing.B, clients int, how string) {
 	}
 	if err := s.srv.gov.RecordTokens(b.Context()); err != nil {
 		b.Fatal(err)
+	}
+	if how == "proto-traced" {
+		s.srv.traced.mark(DefaultTenant)
+		how = "proto"
 	}
 	bodies := make([][]byte, b.N)
 	for i := range bodies {

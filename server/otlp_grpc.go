@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -20,8 +21,8 @@ import (
 )
 
 // OTLPGRPC is the OTLP/gRPC receiver (log-server --otlp-grpc-listen): the
-// trace and logs services of OTLP, with what POST /v1/traces and /v1/logs
-// do: a write token in the authorization metadata (Bearer TOKEN), messages
+// trace, logs and metrics services of OTLP, with what POST /v1/traces,
+// /v1/logs and /v1/metrics do: a write token in the authorization metadata (Bearer TOKEN), messages
 // capped at the body limit (also once gzip-decompressed), each event
 // appended once, partial success for what cannot be recorded, the API's
 // refusals as gRPC codes. tlsConfig nil serves plaintext.
@@ -33,6 +34,7 @@ func (s *Server) OTLPGRPC(tlsConfig *tls.Config) *grpc.Server {
 	g := grpc.NewServer(opts...)
 	ptraceotlp.RegisterGRPCServer(g, &grpcTraces{s: s})
 	plogotlp.RegisterGRPCServer(g, &grpcLogs{s: s})
+	pmetricotlp.RegisterGRPCServer(g, &grpcMetrics{s: s})
 	return g
 }
 
@@ -78,6 +80,22 @@ func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plog
 		resp.PartialSuccess().SetErrorMessage(msg)
 	}
 	return resp, nil
+}
+
+type grpcMetrics struct {
+	pmetricotlp.UnimplementedGRPCServer
+	s *Server
+}
+
+func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	p, err := g.s.grpcPrincipal(ctx)
+	if err != nil {
+		return pmetricotlp.ExportResponse{}, g.s.grpcError(err)
+	}
+	if _, _, err := g.s.ingestOTLP(ctx, p, otlpMetrics.name, otlp.Metrics(req.Metrics())); err != nil {
+		return pmetricotlp.ExportResponse{}, g.s.grpcError(err)
+	}
+	return pmetricotlp.NewExportResponse(), nil
 }
 
 // grpcPrincipal is the write token of a gRPC export's authorization

@@ -137,7 +137,8 @@ func TestOTLPNodeAgent(t *testing.T) {
 					contentOf[l.Attributes.String("otel.span_id")] += payloads[i]
 				}
 			}
-			if count["llm.request"] != 3 || count["llm.response"] != 3 || count["tool.call"] != 1 || count["tool.result"] != 1 || count["llm.content"] < 3 {
+			if count["llm.request"] != 3 || count["llm.response"] != 3 || count["tool.call"] != 1 || count["tool.result"] != 1 || count["llm.content"] < 3 ||
+				count["agent.invoke"] != 1 {
 				t.Fatalf("events %v", count)
 			}
 			t.Logf("events %v; exports %v", count, lose.seen)
@@ -206,7 +207,8 @@ func needNodeAgent(t *testing.T) {
 // runNodeAgent runs testdata/otel/agent.cjs against the log server at
 // endpoint (OTLP protocol proto, instrumentation inst: "" or
 // "openinference") and the OpenAI at upstream, and returns its trace id.
-func runNodeAgent(t *testing.T, endpoint, token, proto, inst, upstream, prompt string) string {
+// env is more of the agent's environment (VAR=value), over the rest.
+func runNodeAgent(t *testing.T, endpoint, token, proto, inst, upstream, prompt string, env ...string) string {
 	t.Helper()
 	cmd := exec.Command("node", "agent.cjs")
 	cmd.Dir = "../testdata/otel"
@@ -219,6 +221,7 @@ func runNodeAgent(t *testing.T, endpoint, token, proto, inst, upstream, prompt s
 		"OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental",
 		"OPENAI_BASE_URL="+upstream+"/v1", "OPENAI_API_KEY=sk-test",
 		"INSTRUMENTATION="+inst, "PROMPT="+prompt)
+	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	done := make(chan struct{})

@@ -124,8 +124,8 @@ func TestOTLPGoSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := s.size(t)
-	if after-before != 4 {
-		t.Fatalf("%d entries appended, want 4", after-before)
+	if after-before != 5 {
+		t.Fatalf("%d entries appended, want 5", after-before)
 	}
 	// The exporter retries (its answer was lost): nothing more.
 	if err := exp.ExportSpans(ctx, spans); err != nil {
@@ -151,7 +151,7 @@ func TestOTLPGoSDK(t *testing.T) {
 			t.Errorf("leaf %d lacks the trace and span ids: %v", i, l.Attributes)
 		}
 	}
-	if strings.Join(kinds, ",") != "llm.request,llm.response,tool.call,tool.result" {
+	if strings.Join(kinds, ",") != "llm.request,llm.response,tool.call,tool.result,agent.invoke" {
 		t.Fatalf("kinds %v", kinds)
 	}
 	resp := leaves[1].Attributes
@@ -164,6 +164,11 @@ func TestOTLPGoSDK(t *testing.T) {
 	}
 	if r := leaves[3].Attributes; r.String("error.type") != "*errors.errorString" || r.String("otel.status_code") != "ERROR" {
 		t.Errorf("tool.result attributes %v", r)
+	}
+	// The agent span: one agent.invoke, from its start to its end.
+	if a := leaves[4].Attributes; a.String("gen_ai.operation.name") != "invoke_agent" || a.String("otel.span_id") != agent.SpanContext().SpanID().String() ||
+		a.Number("otel.duration_ms") < 0 || a.String("otel.parent_span_id") != "" {
+		t.Errorf("agent.invoke attributes %v", a)
 	}
 	for i, want := range []string{`"gen_ai.input.messages":[{"role":"user","parts"`, `"gen_ai.output.messages":[{"role":"assistant","parts"`, `"gen_ai.tool.call.arguments":{"q":"` + otlpSecret, `"exception.message":"dose service down"`} {
 		if !strings.Contains(payloads[i], want) {

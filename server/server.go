@@ -227,6 +227,9 @@ type Server struct {
 	access    *accessTokens // nil without Config.AccessTokens
 	reportSem chan struct{} // one report at a time
 	exports   *limiter      // session exports in progress (export.go)
+
+	spanParents spanParents   // recent OTLP spans' parents (otlp_link.go)
+	traced      tracedTenants // tenants with calls observed with a trace context
 }
 
 // Open opens (initialising if needed) the data directory and starts the log.
@@ -489,6 +492,7 @@ func (s *Server) routes() http.Handler {
 		// OpenTelemetry exports (OTLP/HTTP), answered in OTLP's form.
 		r.Post(OTLPTracesPath, s.postOTLP(otlpTraces))
 		r.Post(OTLPLogsPath, s.postOTLP(otlpLogs))
+		r.Post(OTLPMetricsPath, s.postOTLP(otlpMetrics))
 		r.Get("/v1/events/{index}/payload", s.authed(auth.ScopeAudit, s.getPayload))
 		r.Get("/v1/events/{index}/disclosure", s.authed(auth.ScopeAudit, s.getDisclosure))
 		r.Get("/v1/events/{index}", s.authed(auth.ScopeRead, s.getEvent))

@@ -99,7 +99,7 @@ type Config struct {
 	MaxConns          int    `flag:"max-conns" yaml:"max_conns" help:"most client connections open at once on each listener (API, interception, metrics); at the cap the longest-idle connection is closed for a new one, and a new one is closed when all are busy; lowered to fit the open-file limit"`
 	MaxConnsPerClient int    `flag:"max-conns-per-client" yaml:"max_conns_per_client" help:"most connections open at once from one client address (IPv4 address or IPv6 /64) on each listener; more are closed at once (0: no cap, e.g. behind a load balancer)"`
 	MetricsListen     string `flag:"metrics-listen" yaml:"metrics_listen" help:"if set, serve Prometheus metrics at /metrics on this address to anyone, without TLS (keep it on loopback or a private network; on --listen, /metrics needs a global token with the metrics scope; see docs/metrics.md)"`
-	OTLPGRPCListen    string `flag:"otlp-grpc-listen" yaml:"otlp_grpc_listen" help:"if set, serve OTLP/gRPC (trace and logs services, as POST /v1/traces and /v1/logs; a write token in the authorization metadata; TLS as --listen) on this address (see docs/otel.md)"`
+	OTLPGRPCListen    string `flag:"otlp-grpc-listen" yaml:"otlp_grpc_listen" help:"if set, serve OTLP/gRPC (trace, logs and metrics services, as POST /v1/traces, /v1/logs and /v1/metrics; a write token in the authorization metadata; TLS as --listen) on this address (see docs/otel.md)"`
 	DebugListen       string `flag:"debug-listen" yaml:"debug_listen" help:"if set, serve Go pprof profiles on this address (keep it on loopback)"`
 	LogLevel          string `flag:"log-level" yaml:"log_level" help:"debug, info, warn or error"`
 

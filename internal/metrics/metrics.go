@@ -176,6 +176,21 @@ var (
 		Name: "llmaudit_otlp_events_total",
 		Help: "Audit events mapped from OTLP exports, by outcome: appended, or duplicate (already in the log: a retried export).",
 	}, []string{"outcome"})
+
+	// OTLPMetricPoints counts the data points of OTLP metrics exports, by
+	// metric: gen_ai.client.token.usage, gen_ai.client.operation.duration,
+	// or other. They become no events.
+	OTLPMetricPoints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llmaudit_otlp_metric_points_total",
+		Help: "Data points of OTLP metrics exports (POST /v1/metrics), by metric (gen_ai.client.token.usage, gen_ai.client.operation.duration, other); they become no audit events.",
+	}, []string{"metric"})
+
+	// OTLPLinked counts the inference spans linked to a call the capture
+	// observed (one llm.span event in place of a request and a response).
+	OTLPLinked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llmaudit_otlp_linked_spans_total",
+		Help: "Inference spans received over OTLP that were linked to a call the capture proxy observed (by the traceparent the agent sent) and recorded as one llm.span event.",
+	})
 )
 
 var registry = prometheus.NewRegistry()
@@ -185,7 +200,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Appends, TimeToDurable, TimeToIndex, JournalDepth, JournalAge, GroupCommitSize, TesseraBatchSize, Pushback, VaultLag,
-		IndexLag, WitnessLatency, WitnessFailures, CaptureCalls, ProxyAddedLatency, OTLPItems, OTLPEvents,
+		IndexLag, WitnessLatency, WitnessFailures, CaptureCalls, ProxyAddedLatency, OTLPItems, OTLPEvents, OTLPLinked, OTLPMetricPoints,
 	)
 	// Every append outcome is a series from the start (at 0), so that a
 	// rate over it is defined before the first failure.
@@ -196,6 +211,10 @@ func init() {
 		for _, o := range []string{"mapped", "dropped", "rejected"} {
 			OTLPItems.WithLabelValues(sig, o)
 		}
+	}
+	OTLPItems.WithLabelValues("data_points", "dropped")
+	for _, m := range []string{"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "other"} {
+		OTLPMetricPoints.WithLabelValues(m)
 	}
 	for _, o := range []string{"appended", "duplicate"} {
 		OTLPEvents.WithLabelValues(o)

@@ -10,6 +10,12 @@
 //   OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true
 //   OPENAI_BASE_URL, OPENAI_API_KEY (a fake upstream in the tests)
 //
+// With HTTP_INSTRUMENTATION=undici it also traces its HTTP requests
+// (@opentelemetry/instrumentation-undici: the openai SDK's fetch), which
+// sends the W3C traceparent of each request's client span; with
+// AUDIT_TOKEN (and AUDIT_SESSION) it sends the capture proxy's headers, for
+// OPENAI_BASE_URL pointing at the log server's /proxy/openai/v1.
+//
 // It makes a chat call that asks for a tool, runs the tool in a span of its
 // own (execute_tool), sends the result back, makes a streamed call, and
 // prints the trace id (all of it under one invoke_agent span) as JSON.
@@ -29,7 +35,16 @@ function instrumentation() {
   return new OpenAIInstrumentation();
 }
 
-const sdk = new NodeSDK({ serviceName: "refill-agent", instrumentations: [instrumentation()] });
+function instrumentations() {
+  const list = [instrumentation()];
+  if (process.env.HTTP_INSTRUMENTATION === "undici") {
+    const { UndiciInstrumentation } = require("@opentelemetry/instrumentation-undici");
+    list.push(new UndiciInstrumentation());
+  }
+  return list;
+}
+
+const sdk = new NodeSDK({ serviceName: "refill-agent", instrumentations: instrumentations() });
 sdk.start();
 
 // After the SDK: the instrumentation patches openai as it is loaded.
@@ -38,7 +53,12 @@ const OpenAI = require("openai");
 
 async function main() {
   const tracer = trace.getTracer("refill-agent");
-  const client = new OpenAI();
+  const defaultHeaders = {};
+  if (process.env.AUDIT_TOKEN) {
+    defaultHeaders["X-Audit-Token"] = process.env.AUDIT_TOKEN;
+    defaultHeaders["X-Audit-Session"] = process.env.AUDIT_SESSION || "refill";
+  }
+  const client = new OpenAI({ defaultHeaders, maxRetries: 0 });
   let traceId;
   await tracer.startActiveSpan("invoke_agent refill", { attributes: { "gen_ai.operation.name": "invoke_agent" } }, async (agent) => {
     traceId = agent.spanContext().traceId;
