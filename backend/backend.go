@@ -400,15 +400,24 @@ type s3Driver struct {
 	bucket string
 }
 
+// lifecycle is the method of a Tessera driver that tessera.NewAppender
+// calls; s3Driver and posixDriver implement it over the driver they wrap.
+type lifecycle interface {
+	Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
+}
+
+// innerAppender starts the appender of the wrapped driver inner.
+func innerAppender(ctx context.Context, inner tessera.Driver, opts *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error) {
+	lc, ok := inner.(lifecycle)
+	if !ok {
+		return nil, nil, fmt.Errorf("driver %T has no appender", inner)
+	}
+	return lc.Appender(ctx, opts)
+}
+
 // Appender is the lifecycle method tessera.NewAppender calls.
 func (d s3Driver) Appender(ctx context.Context, opts *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error) {
-	lc, ok := d.inner.(interface {
-		Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
-	})
-	if !ok {
-		return nil, nil, fmt.Errorf("driver %T has no appender", d.inner)
-	}
-	a, r, err := lc.Appender(ctx, opts)
+	a, r, err := innerAppender(ctx, d.inner, opts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -65,13 +65,7 @@ type posixDriver struct {
 // checkpoint interval (as long as Tessera's own garbage collection is on),
 // until ctx ends.
 func (d posixDriver) Appender(ctx context.Context, opts *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error) {
-	lc, ok := d.inner.(interface {
-		Appender(context.Context, *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error)
-	})
-	if !ok {
-		return nil, nil, fmt.Errorf("driver %T has no appender", d.inner)
-	}
-	a, r, err := lc.Appender(ctx, opts)
+	a, r, err := innerAppender(ctx, d.inner, opts)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,16 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -23,6 +18,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
@@ -43,28 +39,15 @@ func newTestLog(t *testing.T) *testLog {
 // interval and logger set here) behind an httptest server.
 func newTestLogWith(t *testing.T, cfg server.Config) *testLog {
 	t.Helper()
-	dir := t.TempDir()
-	cfg.DataDir, cfg.CheckpointInterval, cfg.Logger = dir, 100*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
+	fx := servertest.Start(t, func(c *server.Config) {
+		cfg.DataDir, cfg.CheckpointInterval, cfg.Logger = c.DataDir, c.CheckpointInterval, c.Logger
+		*c = cfg
 	})
-	tok, err := os.ReadFile(filepath.Join(dir, server.AdminToken))
+	key, err := checkpoint.NewVerifier(fx.Srv.VerifierKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := checkpoint.NewVerifier(srv.VerifierKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &testLog{srv: srv, hs: hs, key: key, token: strings.TrimSpace(string(tok))}
+	l := &testLog{srv: fx.Srv, hs: fx.HS, key: key, token: fx.Admin}
 	l.admin = l.client(t, l.token)
 	return l
 }

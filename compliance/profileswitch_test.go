@@ -8,8 +8,6 @@ import (
 	"go/token"
 	"io/fs"
 	"log/slog"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -19,9 +17,9 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
-	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/profile"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -153,18 +151,15 @@ func TestProfileNamesStayInTheirFiles(t *testing.T) {
 func TestComplianceConfigRecorded(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	open := func(config string) *server.Server {
+	open := func(config string) *servertest.Server {
 		t.Helper()
 		rep, err := NewReporter([]byte(config), "", slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := server.Open(ctx, server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, Compliance: []string{"part11"},
-			Reporter: rep, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return srv
+		return servertest.Start(t, func(cfg *server.Config) {
+			cfg.DataDir, cfg.Compliance, cfg.Reporter = dir, []string{"part11"}, rep
+		})
 	}
 	count := func(srv *server.Server) int {
 		t.Helper()
@@ -178,15 +173,15 @@ func TestComplianceConfigRecorded(t *testing.T) {
 		config string
 		want   int
 	}{{"", 1}, {"", 1}, {"controls:\n  gates: []\n", 2}, {"controls:\n  gates: []\n", 2}} {
-		srv := open(c.config)
+		fx := open(c.config)
+		srv := fx.Srv
 		n := count(srv)
 		if n != c.want {
 			t.Errorf("start %d: %d compliance.config events, want %d", i, n, c.want)
 		}
 		if i == 3 {
-			hs := httptest.NewServer(srv.Handler())
 			key, _ := checkpoint.NewVerifier(srv.VerifierKey())
-			lc, _ := client.New(hs.URL, client.WithToken(readAdmin(t, dir)))
+			lc := fx.Client(fx.Admin)
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				cp, _, err := srv.Log().Checkpoint(ctx)
 				size, _ := srv.Log().Reader().IntegratedSize(ctx)
@@ -209,17 +204,7 @@ func TestComplianceConfigRecorded(t *testing.T) {
 					t.Fatal("no checkpoint covers the log")
 				}
 			}
-			hs.Close()
 		}
-		srv.Close(ctx)
+		fx.Close()
 	}
-}
-
-func readAdmin(t *testing.T, dir string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, server.AdminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
 }

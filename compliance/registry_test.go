@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/period"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/profile"
 	"github.com/llmaudittrail/llmaudittrail/retention"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -84,21 +84,10 @@ func TestTestOnlyProfile(t *testing.T) {
 		}
 		t.Fatalf("server.Open with gxp: %v", err)
 	}
-	srv, err := open("test-only")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close(context.Background())
-	})
+	fx := servertest.Start(t, func(cfg *server.Config) { cfg.Compliance = []string{"test-only"} })
+	srv := fx.Srv
 	ctx := context.Background()
-	tok, _, err := srv.Tokens().Create(ctx, auth.Spec{Name: "dpo", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite, auth.ScopePrivacy, auth.ScopeAudit}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dpo, _ := client.New(hs.URL, client.WithToken(tok))
+	dpo := fx.Client(fx.Token(auth.Spec{Name: "dpo", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeWrite, auth.ScopePrivacy, auth.ScopeAudit}}))
 	w, err := dpo.Append(ctx, []*event.Request{{Session: "case-1", Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "bot"}, Payload: json.RawMessage(`"notes"`)}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -45,32 +44,23 @@ type trust struct {
 
 func startLive(t *testing.T) *liveLog {
 	t.Helper()
-	dir := t.TempDir()
-	keys, _, err := server.InitKeys(dir, "", server.KeySources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
 	rep, err := NewReporter([]byte("controls:\n  sample_size: 6\n  gates:\n    - {tools: [payments.transfer], meaning: approved}\n"), "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.Open(context.Background(), server.Config{
-		DataDir: dir, CheckpointInterval: 100 * time.Millisecond, Compliance: []string{"part11", "sox"},
-		WitnessPolicy: []byte(w.PolicyLine("ours") + "\nquorum ours\n"), Reporter: rep, Logger: slog.New(slog.DiscardHandler),
+	fx := servertest.Start(t, func(cfg *server.Config) {
+		keys, _, err := server.InitKeys(cfg.DataDir, "", server.KeySources{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
+		cfg.Compliance = []string{"part11", "sox"}
+		cfg.WitnessPolicy = []byte(w.PolicyLine("ours") + "\nquorum ours\n")
+		cfg.Reporter = rep
+		cfg.BatchMaxAge = 0
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close(context.Background())
-	})
-	tok, _ := os.ReadFile(filepath.Join(dir, server.AdminToken))
-	admin, _ := client.New(hs.URL, client.WithToken(string(tok)))
-	l := &liveLog{srv: srv, hs: hs, admin: admin, token: strings.TrimSpace(string(tok)), from: time.Now().UTC().Add(-time.Minute).Truncate(time.Second),
-		key: trust{vkey: srv.VerifierKey(), policy: srv.Policy()}}
+	l := &liveLog{srv: fx.Srv, hs: fx.HS, admin: fx.Client(fx.Admin), token: fx.Admin, from: time.Now().UTC().Add(-time.Minute).Truncate(time.Second),
+		key: trust{vkey: fx.Srv.VerifierKey(), policy: fx.Srv.Policy()}}
 	l.traffic(t)
 	return l
 }

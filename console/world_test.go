@@ -23,6 +23,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/console"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -71,55 +72,45 @@ type worldOptions struct {
 
 func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
-	dir := t.TempDir()
-	keys, _, err := server.InitKeys(dir, "", server.KeySources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler), PublicEntries: o.public}
-	if o.leafV3 {
-		cfg.LeafVersion = event.LeafVersionEnvelope
-	}
-	if o.witnesses {
-		a := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
-		b := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
-		cfg.WitnessPolicy = []byte(a.PolicyLine("witness-a") + "\n" + b.PolicyLine("witness-b") + "\ngroup both all witness-a witness-b\nquorum both\n")
-	}
-	rep, err := compliance.NewReporter(nil, "", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Reporter = rep
-	cfg.Console = func(s *server.Server) (http.Handler, error) {
-		key, err := checkpoint.NewVerifier(s.VerifierKey())
-		if err != nil {
-			return nil, err
-		}
-		cc := console.Config{Client: s.UserClient, Key: key, Policy: s.Policy(), Logger: slog.New(slog.DiscardHandler)}
-		if o.console != nil {
-			o.console(&cc)
-		}
-		if o.console2 != nil {
-			o.console2(&cc, s)
-		}
-		return console.New(cc)
-	}
-	srv, err := server.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(srv.Handler())
+	var opts []servertest.Option
 	if o.listener != nil {
-		hs.Listener.Close()
-		hs.Listener = o.listener
+		opts = append(opts, servertest.WithListener(o.listener))
 	}
-	hs.Start()
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close(context.Background())
-	})
-	w := &world{t: t, srv: srv, hs: hs, dir: dir, url: hs.URL + console.Path, policy: srv.Policy()}
+	fx := servertest.Start(t, func(cfg *server.Config) {
+		cfg.PublicEntries = o.public
+		if o.leafV3 {
+			cfg.LeafVersion = event.LeafVersionEnvelope
+		}
+		if o.witnesses {
+			keys, _, err := server.InitKeys(cfg.DataDir, "", server.KeySources{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
+			b := witnesstest.StartOurWitness(t, keys.Signer.Name(), keys.VKey)
+			cfg.WitnessPolicy = []byte(a.PolicyLine("witness-a") + "\n" + b.PolicyLine("witness-b") + "\ngroup both all witness-a witness-b\nquorum both\n")
+		}
+		rep, err := compliance.NewReporter(nil, "", slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Reporter = rep
+		cfg.Console = func(s *server.Server) (http.Handler, error) {
+			key, err := checkpoint.NewVerifier(s.VerifierKey())
+			if err != nil {
+				return nil, err
+			}
+			cc := console.Config{Client: s.UserClient, Key: key, Policy: s.Policy(), Logger: slog.New(slog.DiscardHandler)}
+			if o.console != nil {
+				o.console(&cc)
+			}
+			if o.console2 != nil {
+				o.console2(&cc, s)
+			}
+			return console.New(cc)
+		}
+	}, opts...)
+	w := &world{t: t, srv: fx.Srv, hs: fx.HS, dir: fx.Dir, url: fx.URL + console.Path, policy: fx.Srv.Policy()}
 	w.auditor = w.token(auth.Spec{Name: "auditor", Tenant: tenant, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})
 	w.signer = w.token(auth.Spec{Name: "ada", Tenant: tenant, Scopes: []string{auth.ScopeSign, auth.ScopeRead}, Actors: []string{signerID}})
 	w.reader = w.token(auth.Spec{Name: "reader", Tenant: tenant, Scopes: []string{auth.ScopeRead}})

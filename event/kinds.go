@@ -210,8 +210,11 @@ const (
 	KindTokenCreated    = "access.token_created"
 	KindTokenRevoked    = "access.token_revoked"
 
-	// Governance records (package governance): legal holds, erasures,
-	// retention floors, issued reports.
+	// Governance records (package governance), each in its session:
+	// legal holds (SessionHolds), erasures with their legal basis
+	// (SessionErasures), the retention floor in force for a tenant or the
+	// default (SessionRetention), compliance reports anchored by their
+	// digest (SessionReports); token changes above go in SessionTokens.
 	KindHoldPlaced   = "hold.placed"
 	KindHoldReleased = "hold.released"
 	KindErasure      = "erasure"

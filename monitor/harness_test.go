@@ -23,6 +23,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
@@ -55,45 +56,37 @@ func quietLogger() *slog.Logger {
 
 func newTestLog(t testing.TB, cfg server.Config) *testLog {
 	t.Helper()
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	if cfg.CheckpointInterval == 0 {
-		cfg.CheckpointInterval = 100 * time.Millisecond
-	}
-	cfg.Logger = quietLogger()
-	srv, err := server.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &testLog{t: t, dir: cfg.DataDir, srv: srv, vkey: srv.VerifierKey(), override: map[string][]byte{}}
-	if l.base, err = srv.Log().Reader().IntegratedSize(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	h := srv.Handler()
-	l.hs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l.mu.Lock()
-		b, ok := l.override[r.URL.Path]
-		l.mu.Unlock()
-		if ok {
-			w.Write(b)
-			return
+	l := &testLog{t: t, override: map[string][]byte{}}
+	fx := servertest.Start(t, func(c *server.Config) {
+		if cfg.DataDir == "" {
+			cfg.DataDir = c.DataDir
 		}
-		h.ServeHTTP(w, r)
+		if cfg.CheckpointInterval == 0 {
+			cfg.CheckpointInterval = c.CheckpointInterval
+		}
+		cfg.Logger = quietLogger()
+		*c = cfg
+	}, servertest.WithHandler(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			l.mu.Lock()
+			b, ok := l.override[r.URL.Path]
+			l.mu.Unlock()
+			if ok {
+				w.Write(b)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}))
-	t.Cleanup(func() {
-		l.hs.Close()
-		srv.Close(context.Background())
-	})
-	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminToken))
-	if err != nil {
+	l.dir, l.srv, l.hs, l.token, l.vkey = fx.Dir, fx.Srv, fx.HS, fx.Admin, fx.Srv.VerifierKey()
+	var err error
+	if l.base, err = l.srv.Log().Reader().IntegratedSize(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	l.token = strings.TrimSpace(string(tok))
 	if l.key, err = checkpoint.NewVerifier(l.vkey); err != nil {
 		t.Fatal(err)
 	}
-	skey, err := os.ReadFile(filepath.Join(cfg.DataDir, server.LogKeyFile))
+	skey, err := os.ReadFile(filepath.Join(l.dir, server.LogKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

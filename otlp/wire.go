@@ -103,14 +103,8 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 // DecodeTraces decodes an ExportTraceServiceRequest.
 func DecodeTraces(body []byte, enc Encoding) (ptrace.Traces, error) {
 	req := ptraceotlp.NewExportRequest()
-	var err error
-	if enc == JSON {
-		err = req.UnmarshalJSON(body)
-	} else {
-		err = req.UnmarshalProto(body)
-	}
-	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if err := decode(req, body, enc); err != nil {
+		return ptrace.Traces{}, err
 	}
 	return req.Traces(), nil
 }
@@ -118,16 +112,41 @@ func DecodeTraces(body []byte, enc Encoding) (ptrace.Traces, error) {
 // DecodeLogs decodes an ExportLogsServiceRequest.
 func DecodeLogs(body []byte, enc Encoding) (plog.Logs, error) {
 	req := plogotlp.NewExportRequest()
-	var err error
-	if enc == JSON {
-		err = req.UnmarshalJSON(body)
-	} else {
-		err = req.UnmarshalProto(body)
-	}
-	if err != nil {
-		return plog.Logs{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if err := decode(req, body, enc); err != nil {
+		return plog.Logs{}, err
 	}
 	return req.Logs(), nil
+}
+
+// wireMessage is what the export requests and responses of traces and logs
+// share: their two encodings.
+type wireMessage interface {
+	UnmarshalJSON([]byte) error
+	UnmarshalProto([]byte) error
+	MarshalJSON() ([]byte, error)
+	MarshalProto() ([]byte, error)
+}
+
+// decode reads body into m in enc; an error wraps ErrMalformed.
+func decode(m wireMessage, body []byte, enc Encoding) error {
+	var err error
+	if enc == JSON {
+		err = m.UnmarshalJSON(body)
+	} else {
+		err = m.UnmarshalProto(body)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// encode writes m in enc.
+func encode(m wireMessage, enc Encoding) ([]byte, error) {
+	if enc == JSON {
+		return m.MarshalJSON()
+	}
+	return m.MarshalProto()
 }
 
 // TracesResponse is the success answer to a traces export: an
@@ -138,10 +157,7 @@ func TracesResponse(enc Encoding, rejected int64, message string) ([]byte, error
 		resp.PartialSuccess().SetRejectedSpans(rejected)
 		resp.PartialSuccess().SetErrorMessage(message)
 	}
-	if enc == JSON {
-		return resp.MarshalJSON()
-	}
-	return resp.MarshalProto()
+	return encode(resp, enc)
 }
 
 // LogsResponse is TracesResponse for a logs export.
@@ -151,10 +167,7 @@ func LogsResponse(enc Encoding, rejected int64, message string) ([]byte, error) 
 		resp.PartialSuccess().SetRejectedLogRecords(rejected)
 		resp.PartialSuccess().SetErrorMessage(message)
 	}
-	if enc == JSON {
-		return resp.MarshalJSON()
-	}
-	return resp.MarshalProto()
+	return encode(resp, enc)
 }
 
 // Status codes of google.rpc.Status (google.golang.org/grpc/codes), the

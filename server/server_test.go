@@ -41,8 +41,20 @@ type testServer struct {
 
 func newTestServer(t testing.TB, mod func(*Config)) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond}
+	return newTestServerIn(t, t.TempDir(), func(c *Config) {
+		c.CheckpointInterval = 100 * time.Millisecond
+		if mod != nil {
+			mod(c)
+		}
+	})
+}
+
+// newTestServerIn opens a server on dir (checkpoints every 200 ms, and
+// mod's changes), serves it until the test ends, and reads its admin
+// token.
+func newTestServerIn(t testing.TB, dir string, mod func(*Config)) *testServer {
+	t.Helper()
+	cfg := Config{DataDir: dir, CheckpointInterval: 200 * time.Millisecond}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -51,11 +63,11 @@ func newTestServer(t testing.TB, mod func(*Config)) *testServer {
 		t.Fatal(err)
 	}
 	ts := newHTTPTest(t, srv)
-	tok, err := os.ReadFile(filepath.Join(dir, AdminToken))
+	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{srv: srv, ts: ts, dir: dir, admin: strings.TrimSpace(string(tok))}
+	return &testServer{srv: srv, ts: ts, dir: cfg.DataDir, admin: strings.TrimSpace(string(tok))}
 }
 
 // newHTTPTest serves srv on a loopback port until the test ends, then shuts

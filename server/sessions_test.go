@@ -227,11 +227,7 @@ func TestSessionSearchFilledFromLog(t *testing.T) {
 		}
 	}
 	db.Close()
-	srv, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &testServer{srv: srv, ts: newHTTPTest(t, srv), dir: w.s.dir, admin: w.s.admin}
+	s := newTestServerIn(t, cfg.DataDir, func(c *Config) { *c = cfg })
 	s.post(t, "after", "agent.decision", nil) // a store, which fills the search first
 	w.s = s
 	_, after, body := w.search(t, w.s.admin, "")

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,26 +119,6 @@ func cosigners(t *testing.T, cp []byte, peers []*witnesstest.Peer) map[string]bo
 		}
 	}
 	return out
-}
-
-func newTestServerIn(t *testing.T, dir string, mod func(*Config)) *testServer {
-	t.Helper()
-	cfg := Config{DataDir: dir, CheckpointInterval: 200 * time.Millisecond}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &testServer{srv: srv, dir: dir}
-	s.ts = newHTTPTest(t, srv)
-	tok, err := os.ReadFile(filepath.Join(dir, AdminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.admin = strings.TrimSpace(string(tok))
-	return s
 }
 
 func (s *testServer) postWait(t *testing.T, session string, i int) api.EventResponse {

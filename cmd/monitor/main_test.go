@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +26,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/monitor"
 	"github.com/llmaudittrail/llmaudittrail/server"
@@ -52,6 +52,7 @@ func TestMain(m *testing.M) {
 }
 
 type logServer struct {
+	fx     *servertest.Server
 	t      *testing.T
 	dir    string
 	srv    *server.Server
@@ -60,26 +61,16 @@ type logServer struct {
 	tokenF string // path of the admin token file (0600)
 	pub    string // path of the verifier key file
 	rules  string // path of the rule pack with all-day business hours
-	closed bool
 }
 
 func startLog(t *testing.T, opts ...func(*server.Config)) *logServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := server.Config{DataDir: dir, CheckpointInterval: 100 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	srv, err := server.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &logServer{t: t, dir: dir, srv: srv, hs: httptest.NewServer(srv.Handler())}
-	t.Cleanup(l.close)
-	tok, _ := os.ReadFile(filepath.Join(dir, server.AdminToken))
-	l.token = strings.TrimSpace(string(tok))
-	l.tokenF = filepath.Join(dir, server.AdminToken)
-	l.pub = filepath.Join(dir, server.LogPubFile)
+	s := servertest.Start(t, func(cfg *server.Config) {
+		for _, o := range opts {
+			o(cfg)
+		}
+	})
+	l := &logServer{fx: s, t: t, dir: s.Dir, srv: s.Srv, hs: s.HS, token: s.Admin, tokenF: s.AdminFile, pub: s.LogPub}
 	pack, err := os.ReadFile("../../monitor/rules/llm-agents.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -91,13 +82,7 @@ func startLog(t *testing.T, opts ...func(*server.Config)) *logServer {
 	return l
 }
 
-func (l *logServer) close() {
-	if !l.closed {
-		l.closed = true
-		l.hs.Close()
-		l.srv.Close(context.Background())
-	}
-}
+func (l *logServer) close() { l.fx.Close() }
 
 // appendBatch appends n tool calls; the i-th (global counter) is forbidden
 // when i%5 == 4. It returns the indices of the forbidden ones.

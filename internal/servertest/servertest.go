@@ -8,6 +8,8 @@ package servertest
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -35,12 +37,36 @@ type Server struct {
 	once sync.Once
 }
 
+// An Option changes how Start serves the server.
+type Option func(*options)
+
+type options struct {
+	wrap     func(http.Handler) http.Handler
+	listener net.Listener
+}
+
+// WithHandler serves wrap(the server's handler) instead of the handler
+// (a test that replaces some of what the log serves).
+func WithHandler(wrap func(http.Handler) http.Handler) Option {
+	return func(o *options) { o.wrap = wrap }
+}
+
+// WithListener serves on l instead of a new loopback listener.
+func WithListener(l net.Listener) Option {
+	return func(o *options) { o.listener = l }
+}
+
 // Start opens a server on a fresh data directory with short intervals
-// (checkpoints every 100 ms, batches of 2 ms) and mod's changes, serves it
-// on a loopback port, and closes both when the test ends. Its log goes to
-// the file LLMAUDIT_TEST_SERVER_LOG names (appended), if set.
-func Start(tb testing.TB, mod func(*server.Config)) *Server {
+// (checkpoints every 100 ms, batches of 2 ms) and mod's changes (mod may
+// prepare cfg.DataDir, or name another), serves it on a loopback port, and
+// closes both when the test ends. Its log goes to the file
+// LLMAUDIT_TEST_SERVER_LOG names (appended), if set.
+func Start(tb testing.TB, mod func(*server.Config), opts ...Option) *Server {
 	tb.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg := server.Config{DataDir: tb.TempDir(), CheckpointInterval: 100 * time.Millisecond, BatchMaxAge: 2 * time.Millisecond, Logger: logger(tb)}
 	if mod != nil {
 		mod(&cfg)
@@ -49,7 +75,17 @@ func Start(tb testing.TB, mod func(*server.Config)) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &Server{Srv: srv, HS: httptest.NewServer(srv.Handler()), Dir: cfg.DataDir, tb: tb,
+	h := srv.Handler()
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	hs := httptest.NewUnstartedServer(h)
+	if o.listener != nil {
+		hs.Listener.Close()
+		hs.Listener = o.listener
+	}
+	hs.Start()
+	s := &Server{Srv: srv, HS: hs, Dir: cfg.DataDir, tb: tb,
 		AdminFile: filepath.Join(cfg.DataDir, server.AdminToken), LogPub: filepath.Join(cfg.DataDir, server.LogPubFile)}
 	s.URL = s.HS.URL
 	tb.Cleanup(s.Close)
