@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
-	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
 // Outcomes of field disclosures.
@@ -65,34 +63,14 @@ func (l *Log) DiscloseFields(ctx context.Context, r Reader, index uint64, fields
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("%w: no field named", disclosure.ErrBadField)
 	}
-	data, err := l.Leaf(ctx, index)
+	data, leaf, rec, err := l.payloadOf(ctx, r, index, func(leaf *event.Leaf) error {
+		if leaf.Payload.SD == "" {
+			return fmt.Errorf("entry %d: %w", index, ErrNoFieldCommitment)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	leaf, err := event.ParseLeaf(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: entry %d is not an audit event", ErrNotFound, index)
-	}
-	if leaf.Tenant != r.Tenant && !r.AllTenants {
-		return nil, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, index, r.Tenant)
-	}
-	if leaf.Payload == nil {
-		return nil, fmt.Errorf("%w: entry %d", ErrNoPayload, index)
-	}
-	if leaf.Payload.SD == "" {
-		return nil, fmt.Errorf("entry %d: %w", index, ErrNoFieldCommitment)
-	}
-	rec, err := l.vault.Get(ctx, leaf.ID)
-	switch {
-	case errors.Is(err, vault.ErrErased):
-		return nil, fmt.Errorf("the payload of entry %d: %w", index, ErrErased)
-	case errors.Is(err, vault.ErrNotFound):
-		return nil, fmt.Errorf("%w: the payload of entry %d is not in the vault", ErrNotFound, index)
-	case err != nil:
-		return nil, err
-	}
-	if !event.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
-		return nil, fmt.Errorf("entry %d: %w", index, ErrIntegrity)
 	}
 	tree, err := disclosure.Build(rec.Salt, rec.Payload)
 	if err != nil || tree.Hash() != leaf.Payload.SD {
@@ -112,19 +90,7 @@ func (l *Log) DiscloseFields(ctx context.Context, r Reader, index uint64, fields
 		names[i] = f.String()
 	}
 	list, _ := json.Marshal(names)
-	acc := &event.Request{
-		Session: event.AccessSession(r.TokenID),
-		Kind:    event.KindAccessRead,
-		Actor:   r.Actor(),
-		Attributes: map[string]json.RawMessage{
-			event.AttrAccessIndex:   json.RawMessage(strconv.FormatUint(index, 10)),
-			event.AttrAccessEventID: jsonString(leaf.ID),
-			event.AttrAccessSession: jsonString(leaf.Session),
-			event.AttrAccessTokenID: jsonString(r.TokenID),
-			event.AttrAccessFields:  list,
-		},
-	}
-	a, err := l.serverEvent(ctx, leaf.Tenant, r, acc)
+	a, err := l.recordRead(ctx, r, index, leaf, map[string]json.RawMessage{event.AttrAccessFields: list})
 	if err != nil {
 		return nil, err
 	}

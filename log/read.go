@@ -110,44 +110,11 @@ type Disclosure struct {
 // saying who saw it. An entry of another tenant is ErrNotFound unless the
 // reader may read all tenants.
 func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure, error) {
-	data, err := l.Leaf(ctx, index)
+	data, leaf, rec, err := l.payloadOf(ctx, r, index, nil)
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := event.ParseLeaf(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: entry %d is not an audit event", ErrNotFound, index)
-	}
-	if leaf.Tenant != r.Tenant && !r.AllTenants {
-		return nil, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, index, r.Tenant)
-	}
-	if leaf.Payload == nil {
-		return nil, fmt.Errorf("%w: entry %d", ErrNoPayload, index)
-	}
-	rec, err := l.vault.Get(ctx, leaf.ID)
-	switch {
-	case errors.Is(err, vault.ErrErased):
-		return nil, fmt.Errorf("the payload of entry %d: %w", index, ErrErased)
-	case errors.Is(err, vault.ErrNotFound):
-		return nil, fmt.Errorf("%w: the payload of entry %d is not in the vault", ErrNotFound, index)
-	case err != nil:
-		return nil, err
-	}
-	if !event.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
-		return nil, fmt.Errorf("entry %d: %w", index, ErrIntegrity)
-	}
-	acc := &event.Request{
-		Session: event.AccessSession(r.TokenID),
-		Kind:    event.KindAccessRead,
-		Actor:   r.Actor(),
-		Attributes: map[string]json.RawMessage{
-			event.AttrAccessIndex:   json.RawMessage(strconv.FormatUint(index, 10)),
-			event.AttrAccessEventID: jsonString(leaf.ID),
-			event.AttrAccessSession: jsonString(leaf.Session),
-			event.AttrAccessTokenID: jsonString(r.TokenID),
-		},
-	}
-	a, err := l.serverEvent(ctx, leaf.Tenant, r, acc)
+	a, err := l.recordRead(ctx, r, index, leaf, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +131,62 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 		}
 	}
 	return d, nil
+}
+
+// payloadOf reads the entry at index for r and its payload from the vault,
+// checked against the leaf's commitment: an entry of another tenant is
+// ErrNotFound unless r may read all tenants; check, if set, refuses the
+// leaf before the vault is read.
+func (l *Log) payloadOf(ctx context.Context, r Reader, index uint64, check func(*event.Leaf) error) ([]byte, *event.Leaf, vault.Record, error) {
+	data, err := l.Leaf(ctx, index)
+	if err != nil {
+		return nil, nil, vault.Record{}, err
+	}
+	leaf, err := event.ParseLeaf(data)
+	if err != nil {
+		return nil, nil, vault.Record{}, fmt.Errorf("%w: entry %d is not an audit event", ErrNotFound, index)
+	}
+	if leaf.Tenant != r.Tenant && !r.AllTenants {
+		return nil, nil, vault.Record{}, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, index, r.Tenant)
+	}
+	if leaf.Payload == nil {
+		return nil, nil, vault.Record{}, fmt.Errorf("%w: entry %d", ErrNoPayload, index)
+	}
+	if check != nil {
+		if err := check(leaf); err != nil {
+			return nil, nil, vault.Record{}, err
+		}
+	}
+	rec, err := l.vault.Get(ctx, leaf.ID)
+	switch {
+	case errors.Is(err, vault.ErrErased):
+		return nil, nil, vault.Record{}, fmt.Errorf("the payload of entry %d: %w", index, ErrErased)
+	case errors.Is(err, vault.ErrNotFound):
+		return nil, nil, vault.Record{}, fmt.Errorf("%w: the payload of entry %d is not in the vault", ErrNotFound, index)
+	case err != nil:
+		return nil, nil, vault.Record{}, err
+	}
+	if !event.CheckCommitment(leaf.Payload, rec.Salt, rec.Payload) {
+		return nil, nil, vault.Record{}, fmt.Errorf("entry %d: %w", index, ErrIntegrity)
+	}
+	return data, leaf, rec, nil
+}
+
+// recordRead appends, durably, the access.read event of r's read of the
+// payload of leaf at index, with the extra attributes given.
+func (l *Log) recordRead(ctx context.Context, r Reader, index uint64, leaf *event.Leaf, extra map[string]json.RawMessage) (event.Appended, error) {
+	attrs := map[string]json.RawMessage{
+		event.AttrAccessIndex:   json.RawMessage(strconv.FormatUint(index, 10)),
+		event.AttrAccessEventID: jsonString(leaf.ID),
+		event.AttrAccessSession: jsonString(leaf.Session),
+		event.AttrAccessTokenID: jsonString(r.TokenID),
+	}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	return l.serverEvent(ctx, leaf.Tenant, r, &event.Request{
+		Session: event.AccessSession(r.TokenID), Kind: event.KindAccessRead, Actor: r.Actor(), Attributes: attrs,
+	})
 }
 
 // Resolve returns the value a pseudonym of tenant stands for, after

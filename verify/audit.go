@@ -269,7 +269,7 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 				}
 			}
 		}
-		if h.Kind == KindTimestampIssued && h.Session == event.SessionTimestamps {
+		if h.Kind == event.KindTimestampIssued && h.Session == event.SessionTimestamps {
 			if l, err := event.ParseLeaf(e.Data); err == nil {
 				rep.Timestamps++
 				stamps.see(idx, l)

@@ -23,16 +23,6 @@ import (
 // the tree size grows.
 const RuleTimestamp = "timestamp.invalid"
 
-// KindTimestampIssued is the kind of the server's record of a token
-// (package tsa appends it), with the attributes below.
-const (
-	KindTimestampIssued = event.KindTimestampIssued
-	attrTSTSA           = event.AttrTimestampTSA
-	attrTSTreeSize      = event.AttrTimestampTreeSize
-	attrTSCheckpoint    = event.AttrTimestampCheckpoint
-	attrTSToken         = event.AttrTimestampToken
-)
-
 // stampSeen is a timestamp.issued event, checked as far as it can be
 // while its entry is read.
 type stampSeen struct {
@@ -60,13 +50,13 @@ func (c *timestampChecker) finding(idx uint64, sev, format string, args ...any) 
 
 // see checks the event at idx, if it is a timestamp.issued by the server.
 func (c *timestampChecker) see(idx uint64, l *event.Leaf) {
-	if l.Kind != KindTimestampIssued {
+	if l.Kind != event.KindTimestampIssued {
 		return
 	}
 	a := l.Attributes
-	size, _ := a.Uint(attrTSTreeSize)
-	tsa, cpText := a.String(attrTSTSA), a.String(attrTSCheckpoint)
-	tok, err := base64.StdEncoding.DecodeString(a.String(attrTSToken))
+	size, _ := a.Uint(event.AttrTimestampTreeSize)
+	tsa, cpText := a.String(event.AttrTimestampTSA), a.String(event.AttrTimestampCheckpoint)
+	tok, err := base64.StdEncoding.DecodeString(a.String(event.AttrTimestampToken))
 	if err != nil || size == 0 || tsa == "" || cpText == "" || len(tok) == 0 {
 		c.finding(idx, "high", "timestamp.issued at %d lacks its TSA, tree size, checkpoint or token", idx)
 		return

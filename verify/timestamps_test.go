@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"encoding/base64"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func token(t *testing.T, a *tsatest.TSA, cp []byte) []byte {
 }
 
 func issued(a *tsatest.TSA, size uint64, cp, tok []byte) crafttest.Craft {
-	return crafttest.Craft{Kind: KindTimestampIssued, Session: "timestamps", ActorType: "system", Actor: "log-server",
+	return crafttest.Craft{Kind: event.KindTimestampIssued, Session: "timestamps", ActorType: "system", Actor: "log-server",
 		Attrs: crafttest.Attrs("timestamp.tsa", a.URL, "timestamp.tree_size", size, "timestamp.checkpoint", string(cp),
 			"timestamp.token", base64.StdEncoding.EncodeToString(tok), "timestamp.time", "")}
 }
