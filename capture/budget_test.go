@@ -28,6 +28,8 @@ import (
 func TestProxyBodyBudget(t *testing.T) {
 	arrived := make(chan int64, 4)
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		arrived <- n
@@ -36,6 +38,7 @@ func TestProxyBodyBudget(t *testing.T) {
 		io.WriteString(w, `{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[]}`)
 	}))
 	t.Cleanup(up.Close)
+	t.Cleanup(releaseAll) // runs first: a failed test leaves no handler waiting
 	e := newEnv(t, "fail-closed", func(c *server.Config, _ *httptest.Server) {
 		c.ProxyBodyBudget = capture.DefaultMaxRequestBytes
 		c.Upstreams["slow"] = up.URL
@@ -47,7 +50,9 @@ func TestProxyBodyBudget(t *testing.T) {
 		req, _ := http.NewRequest("POST", e.ts.URL+"/proxy/slow/v1/chat/completions", bytes.NewReader(body()))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(capture.HeaderToken, e.writeToken)
-		return (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		// 20 MiB checked under the race detector on a loaded machine takes
+		// a while.
+		return (&http.Client{Timeout: 3 * time.Minute}).Do(req)
 	}
 	first := make(chan *http.Response, 1)
 	go func() {
@@ -57,7 +62,11 @@ func TestProxyBodyBudget(t *testing.T) {
 		}
 		first <- resp
 	}()
-	<-arrived // the first call's body is upstream; it holds its share until the upstream answers
+	select { // the first call's body is upstream; it holds its share until the upstream answers
+	case <-arrived:
+	case r := <-first:
+		t.Fatalf("the first call ended before its body reached the upstream: %v", r)
+	}
 	resp, err := post()
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +79,7 @@ func TestProxyBodyBudget(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || json.Unmarshal(b, &perr) != nil || perr.Error.Code != "proxy_overloaded" {
 		t.Fatalf("over the budget: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
-	close(release)
+	releaseAll()
 	r := <-first
 	if r != nil {
 		r.Body.Close()
@@ -125,7 +134,7 @@ func chat(t *testing.T, base, token, session string, n int) (int, string) {
 	req.Header.Set("Authorization", "Bearer "+openaiKey)
 	req.Header.Set(capture.HeaderToken, token)
 	req.Header.Set(capture.HeaderSession, session)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 3 * time.Minute}).Do(req) // 20 MiB under the race detector on a loaded machine
 	if err != nil {
 		t.Fatal(err)
 	}
