@@ -298,11 +298,43 @@ func (l *Log) sequence(ctx context.Context, items []*item) error {
 		if h, ok := l.journal.(interface{ Holds() bool }); ok && !h.Holds() {
 			return errLeaseLost
 		}
-		l.observeBatch(len(todo))
-		futs := make([]tessera.IndexFuture, len(todo))
-		for i, it := range todo {
-			futs[i] = l.appender.Add(ctx, tessera.NewEntry(it.data.leaf))
+		return l.addInOrder(ctx, todo)
+	})
+}
+
+// addInOrder hands items to Tessera in parts that it cannot reorder, each
+// part's indices awaited before the next part is added.
+//
+// Tessera's queue (storage/internal/queue.go, v1.0.4) flushes a batch when
+// it is full, or when its age timer fires BatchMaxAge after the first entry
+// went in, and sends the batch to its sequencer after unlocking. Two batches
+// in flight at once can therefore reach the sequencer in either order: if
+// the timer split a chunk, a later seq of a session could get the lower
+// index. Each part is one batch: its first Add starts the timer at t0 or
+// later, so every entry added before t0 + BatchMaxAge is in the batch the
+// timer flushes; the part ends once BatchMaxAge/2 has passed since t0, and
+// the queue is empty when the next part begins. Adding an entry is a lock
+// and an append (the entries' hashes are computed beforehand), so a part
+// normally takes the whole chunk; a part cut short costs one more Tessera
+// batch, in order.
+func (l *Log) addInOrder(ctx context.Context, items []*item) error {
+	entries := make([]*tessera.Entry, len(items))
+	for i, it := range items {
+		entries[i] = tessera.NewEntry(it.data.leaf)
+	}
+	limit := l.cfg.BatchMaxAge / 2
+	futs := make([]tessera.IndexFuture, 0, len(items))
+	for start := 0; start < len(items); {
+		futs = futs[:0]
+		t0 := time.Now()
+		for i := start; i < len(items); i++ {
+			futs = append(futs, l.appender.Add(ctx, entries[i]))
+			if time.Since(t0) >= limit {
+				break
+			}
 		}
+		part := items[start : start+len(futs)]
+		l.observeBatch(len(part))
 		var firstErr error
 		for i, f := range futs {
 			idx, err := f()
@@ -312,13 +344,23 @@ func (l *Log) sequence(ctx context.Context, items []*item) error {
 				}
 				continue
 			}
-			todo[i].index, todo[i].indexed = idx.Index, true
+			part[i].index, part[i].indexed = idx.Index, true
 		}
 		if firstErr != nil {
 			return storageErr(firstErr)
 		}
-		return nil
-	})
+		for i := 1; i < len(part); i++ {
+			if part[i].index <= part[i-1].index {
+				// Only a thread stalled longer than BatchMaxAge/2 between
+				// two adds, and Tessera's timer thread stalled between its
+				// unlock and its send, can do this.
+				l.logger.Error("sequencer: Tessera sequenced a part of the journal out of order", "index", part[i].index, "after", part[i-1].index)
+				break
+			}
+		}
+		start += len(part)
+	}
+	return nil
 }
 
 // findInLog marks the items whose event id is among the last window
