@@ -35,8 +35,22 @@ func errorf(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
+// jsonAppender is a body that writes its own JSON, the bytes encoding/json
+// would write (api.EventResponse, api.BatchResponse).
+type jsonAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if a, ok := v.(jsonAppender); ok {
+		// The write path's answers, written without reflection.
+		if b, err := a.AppendJSON(make([]byte, 0, 1024)); err == nil {
+			w.WriteHeader(status)
+			w.Write(append(b, '\n'))
+			return
+		}
+	}
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
