@@ -97,6 +97,9 @@ func decodeRequest(raw json.RawMessage) (*Request, error) {
 		}
 		return nil, invalid("malformed JSON: %v", err)
 	}
+	if r, ok := fastRequest(raw); ok {
+		return r, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var w wireRequest
