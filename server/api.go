@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -220,8 +221,23 @@ func (s *Server) authed(scope string, h handler) http.HandlerFunc {
 	}
 }
 
+// presizeBody is the largest announced body length readBody allocates at
+// once (a client could announce more than it sends).
+const presizeBody = 1 << 20
+
 func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(r.Body)
+	var b []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= presizeBody {
+		// One buffer of the announced size (and room to see the end),
+		// instead of io.ReadAll's doubling from 512 bytes: 3.3 KB of
+		// garbage per 1 KiB event. The reader stays capped (limitBody).
+		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+		_, err = buf.ReadFrom(r.Body)
+		b = buf.Bytes()
+	} else {
+		b, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
