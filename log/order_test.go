@@ -85,6 +85,7 @@ func TestSequencerKeepsSessionOrder(t *testing.T) {
 // send.
 type stallingQueue struct {
 	maxAge, stall time.Duration
+	addCost       time.Duration // how long each Add takes before it queues
 
 	mu      sync.Mutex
 	items   []*queued
@@ -113,6 +114,9 @@ func newStallingQueue(maxAge, stall time.Duration) *stallingQueue {
 }
 
 func (q *stallingQueue) Add(_ context.Context, _ *tessera.Entry) tessera.IndexFuture {
+	if q.addCost > 0 {
+		time.Sleep(q.addCost)
+	}
 	it := &queued{done: make(chan struct{})}
 	q.mu.Lock()
 	q.items = append(q.items, it)
@@ -142,11 +146,20 @@ func (q *stallingQueue) flush() {
 }
 
 // The sequencer hands Tessera a chunk in parts that its queue cannot
-// reorder: with every age-timer flush stalled past the next batch's age, a
-// chunk that the timer split would reach the sequencer out of order.
+// reorder within a session: with every other age-timer flush stalled past
+// the next batch's age, a chunk that the timer split between two events of
+// a session would reach the sequencer out of order. Quick adds (the timer
+// fires after the whole chunk is in) and slow ones (it fires part way).
 func TestAddInOrderAgainstStallingQueue(t *testing.T) {
-	const age = 20 * time.Millisecond
+	for _, cost := range []time.Duration{0, 20 * time.Microsecond} {
+		t.Run(fmt.Sprint("add=", cost), func(t *testing.T) { testAddInOrder(t, cost) })
+	}
+}
+
+func testAddInOrder(t *testing.T, addCost time.Duration) {
+	const age = 50 * time.Millisecond
 	q := newStallingQueue(age, 2*age)
+	q.addCost = addCost
 	l := &Log{cfg: Config{BatchMaxAge: age}, appender: &tessera.Appender{Add: q.Add},
 		logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	// 1,500 events of 8 sessions in runs of 10, with large leaves: hashing
@@ -155,7 +168,7 @@ func TestAddInOrderAgainstStallingQueue(t *testing.T) {
 	items := make([]*item, 1500)
 	session := make(map[*item]int)
 	for i := range items {
-		items[i] = &item{data: record{leaf: bytes.Repeat([]byte{byte(i)}, 32<<10)}}
+		items[i] = &item{data: record{leaf: bytes.Repeat([]byte{byte(i)}, 32<<10)}, key: sessionKey{"t", fmt.Sprint(i / 10 % 8)}}
 		session[items[i]] = i / 10 % 8
 	}
 	if err := l.sequence(context.Background(), items); err != nil {
