@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
@@ -420,5 +421,65 @@ func TestWriterVia(t *testing.T) {
 		if _, err := ParseLeaf(b); (err == nil) != ok || ValidVia(via) != ok {
 			t.Errorf("via %q: ParseLeaf error %v, ValidVia %v; want valid %v", via, err, ValidVia(via), ok)
 		}
+	}
+}
+
+// plainString returns what json.Unmarshal returns for every string it
+// takes, and leaves to json.Unmarshal every other input.
+func TestPlainString(t *testing.T) {
+	for _, raw := range []string{`""`, `"abc"`, `"gpt-4o"`, `"é ü"`, "\"\xff\"", `"a\"b"`, `"a\\nb"`, "\"a\tb\"", `"\u00e9"`, `"`, `"abc`, `abc"`, `1`, `"a"b"`} {
+		checkPlainString(t, []byte(raw))
+	}
+}
+
+func FuzzPlainString(f *testing.F) {
+	for _, s := range []string{`"abc"`, `"a\"b"`, "\"\xff\"", `"é"`, "\"a\x01\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(checkPlainString)
+}
+
+func checkPlainString(t *testing.T, raw []byte) {
+	got, ok := plainString(raw)
+	if !ok {
+		return
+	}
+	var want string
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatalf("plainString(%q) = %q, but json.Unmarshal refuses it: %v", raw, got, err)
+	}
+	if got != want {
+		t.Fatalf("plainString(%q) = %q, json.Unmarshal %q", raw, got, want)
+	}
+}
+
+// BenchmarkPrepare decodes and prepares an event as the capture proxy posts
+// one: GenAI attributes and a 1 KiB JSON payload. cpu-ns/op is the
+// process's CPU time per event (garbage collection included), steadier than
+// the time on a shared machine.
+func BenchmarkPrepare(b *testing.B) {
+	defer reportCPU(b)()
+	body := []byte(`{"session":"load-1","kind":"llm.request","actor":{"type":"agent","id":"loadgen"},"attributes":{"gen_ai.operation.name":"chat","gen_ai.provider.name":"openai","gen_ai.request.model":"gpt-4o-mini","gen_ai.response.model":"gpt-4o-mini-2024-07-18","gen_ai.usage.input_tokens":712,"gen_ai.usage.output_tokens":64,"gen_ai.response.finish_reasons":["stop"],"stream":false},"payload":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("a", 1000) + `"}]}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := DecodeRequest(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Prepare(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// reportCPU reports the process's CPU time per iteration when the returned
+// function is called.
+func reportCPU(b *testing.B) func() {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	start := ru.Utime.Nano() + ru.Stime.Nano()
+	return func() {
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		b.ReportMetric(float64(ru.Utime.Nano()+ru.Stime.Nano()-start)/float64(b.N), "cpu-ns/op")
 	}
 }

@@ -97,6 +97,9 @@ func decodeRequest(raw json.RawMessage) (*Request, error) {
 		}
 		return nil, invalid("malformed JSON: %v", err)
 	}
+	if r, ok := fastRequest(raw); ok {
+		return r, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var w wireRequest
@@ -224,6 +227,7 @@ func Prepare(r *Request) (*Prepared, error) {
 			return nil, invalid("media_type must be application/json (or absent) with a JSON payload")
 		}
 		var b bytes.Buffer
+		b.Grow(len(r.Payload))
 		if err := json.Compact(&b, r.Payload); err != nil {
 			return nil, invalid("payload: %v", err)
 		}
@@ -259,15 +263,23 @@ func attrValue(raw json.RawMessage, allowArray bool) (any, error) {
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
+		s, ok := plainString(raw)
+		if !ok {
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, err
+			}
 		}
 		if len(s) > MaxAttrValueLength {
 			return nil, fmt.Errorf("string longer than %d bytes", MaxAttrValueLength)
 		}
 		return s, nil
 	case 't', 'f':
+		switch string(raw) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
 		var b bool
 		if err := json.Unmarshal(raw, &b); err != nil {
 			return nil, err
@@ -317,4 +329,28 @@ func attrValue(raw json.RawMessage, allowArray bool) (any, error) {
 		}
 		return f, nil
 	}
+}
+
+// plainString returns the value of the JSON string raw when it has no
+// escapes and no control characters and is valid UTF-8 (what json.Unmarshal
+// would return: the bytes between the quotes); ok is false otherwise, and
+// json.Unmarshal decodes it (or says why it is not a string).
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	ascii := true
+	for _, c := range in {
+		switch {
+		case c < 0x20 || c == '"' || c == '\\':
+			return "", false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }

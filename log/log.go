@@ -455,6 +455,7 @@ type pending struct {
 	id   string
 	leaf *event.Leaf
 	data []byte
+	hash []byte // event.LeafHash(data)
 }
 
 // Append validates, stores and appends events for tenant, written by w.
@@ -679,8 +680,8 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 			if err != nil {
 				return nil, err
 			}
-			pe.data = data
 			hash := event.LeafHash(data)
+			pe.data, pe.hash = data, hash
 			rec := record{leaf: data, sealed: sealed[pe.id]}
 			entries[i] = &journal.Entry{Data: rec.encode(), Tenant: pe.key.tenant, Session: pe.key.session,
 				Seq: h.next, Prev: h.prev, Hash: hash, Tag: ws[i]}
@@ -741,7 +742,7 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 
 	out := make([]event.Appended, len(ps))
 	for i, pe := range ps {
-		out[i] = event.Appended{ID: pe.id, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: event.LeafHash(pe.data)}
+		out[i] = event.Appended{ID: pe.id, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: slices.Clone(pe.hash)}
 		if l.sealer != nil {
 			out[i].Envelope = l.entry(tenant, pe.data)
 		}

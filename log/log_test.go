@@ -24,7 +24,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
-func newTestLog(t *testing.T, mod func(*Config)) *Log {
+func newTestLog(t testing.TB, mod func(*Config)) *Log {
 	t.Helper()
 	l, closeAll := openTestLog(t, t.TempDir(), mod)
 	t.Cleanup(closeAll)
@@ -34,7 +34,7 @@ func newTestLog(t *testing.T, mod func(*Config)) *Log {
 var testSKey, testVKey, _ = checkpoint.GenerateKey("test/log")
 
 // openTestLog opens a log in dir; closeAll closes it and its databases.
-func openTestLog(t *testing.T, dir string, mod func(*Config)) (l *Log, closeAll func()) {
+func openTestLog(t testing.TB, dir string, mod func(*Config)) (l *Log, closeAll func()) {
 	t.Helper()
 	l, closeAll, err := openTestLogCtx(t, context.Background(), dir, mod)
 	if err != nil {
@@ -45,7 +45,7 @@ func openTestLog(t *testing.T, dir string, mod func(*Config)) (l *Log, closeAll 
 
 // openTestLogCtx is openTestLog with New's context, returning New's error
 // (with the databases closed).
-func openTestLogCtx(t *testing.T, ctx context.Context, dir string, mod func(*Config)) (l *Log, closeAll func(), err error) {
+func openTestLogCtx(t testing.TB, ctx context.Context, dir string, mod func(*Config)) (l *Log, closeAll func(), err error) {
 	t.Helper()
 	s, _ := checkpoint.NewSigner(testSKey)
 	v, _ := checkpoint.NewVerifier(testVKey)

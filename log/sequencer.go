@@ -19,12 +19,12 @@ import (
 
 // item is one event on its way from the journal into the log.
 type item struct {
-	rec    journal.Record
-	data   record
-	id     string
-	tenant string
-	maybe  bool    // may be in the log already
-	local  *waiter // the append of this process that wrote it, if any
+	rec   journal.Record
+	data  record
+	id    string
+	key   sessionKey // the event's tenant and session
+	maybe bool       // may be in the log already
+	local *waiter    // the append of this process that wrote it, if any
 
 	index   uint64
 	indexed bool
@@ -215,22 +215,18 @@ func (l *Log) items(recs []journal.Record) ([]*item, error) {
 			return nil, fmt.Errorf("journal record %d: %w", r.Pos, err)
 		}
 		it := &item{rec: r, data: rec, maybe: r.Maybe}
-		if l.sealer != nil {
-			h, err := event.ParseHead(rec.leaf)
-			if err != nil {
-				return nil, fmt.Errorf("journal record %d: %w", r.Pos, err)
-			}
-			it.tenant = h.Tenant
-		}
 		if w, ok := r.Tag.(*waiter); ok {
-			it.local, it.id = w, w.id
+			it.local, it.id, it.key = w, w.id, sessionKey{w.tenant, w.session}
 		} else {
-			id, _, err := event.LeafPayload(rec.leaf)
+			h, err := event.ParseHead(rec.leaf)
+			if err == nil && h.ID == "" {
+				err = errors.New("leaf has no id")
+			}
 			if err != nil {
 				return nil, fmt.Errorf("journal record %d: %w", r.Pos, err)
 			}
-			it.id = id
-			if w, ok := l.seq.waiting.Load(id); ok {
+			it.id, it.key = h.ID, sessionKey{h.Tenant, h.Session}
+			if w, ok := l.seq.waiting.Load(it.id); ok {
 				it.local = w.(*waiter)
 			}
 		}
@@ -317,11 +313,51 @@ func (l *Log) sequence(ctx context.Context, items []*item) error {
 		if h, ok := l.journal.(interface{ Holds() bool }); ok && !h.Holds() {
 			return errLeaseLost
 		}
-		l.observeBatch(len(todo))
-		futs := make([]tessera.IndexFuture, len(todo))
-		for i, it := range todo {
-			futs[i] = l.appender.Add(ctx, tessera.NewEntry(l.entry(it.tenant, it.data.leaf)))
+		return l.addInOrder(ctx, todo)
+	})
+}
+
+// addInOrder hands items to Tessera in parts, each part's indices awaited
+// before the next part is added, so that a session's events reach the log
+// in order.
+//
+// Tessera's queue (storage/internal/queue.go, v1.0.4) flushes a batch when
+// it is full, or when its age timer fires BatchMaxAge after the first entry
+// went in, and sends the batch to its sequencer after unlocking. Two batches
+// in flight at once can therefore reach the sequencer in either order: if
+// the timer split a chunk between two events of a session, the later one
+// could get the lower index. A part begins with Tessera's queue empty (the
+// previous part's indices are in); its first Add starts the timer at t0 or
+// later, so every entry added before t0 + BatchMaxAge is in the batch the
+// timer flushes. Once BatchMaxAge/2 has passed, the part takes only events
+// of sessions it does not hold yet, and ends before the first event of a
+// session it holds: a split there separates different sessions, whose
+// relative order does not matter. Only an Add that itself takes over
+// BatchMaxAge/2 could be split from an earlier event of its session; the
+// indices are checked and such a reordering logged. The entries' hashes are
+// computed before the first Add, so a part normally takes the whole chunk.
+func (l *Log) addInOrder(ctx context.Context, items []*item) error {
+	entries := make([]*tessera.Entry, len(items))
+	for i, it := range items {
+		entries[i] = tessera.NewEntry(l.entry(it.key.tenant, it.data.leaf)) // the envelope on leaf version 3
+	}
+	age := l.cfg.BatchMaxAge
+	futs := make([]tessera.IndexFuture, 0, len(items))
+	in := make(map[sessionKey]bool)
+	for start := 0; start < len(items); {
+		futs = futs[:0]
+		clear(in)
+		t0 := time.Now()
+		for i := start; i < len(items); i++ {
+			k := items[i].key
+			if in[k] && time.Since(t0) >= age/2 {
+				break
+			}
+			in[k] = true
+			futs = append(futs, l.appender.Add(ctx, entries[i]))
 		}
+		part := items[start : start+len(futs)]
+		l.observeBatch(len(part))
 		var firstErr error
 		for i, f := range futs {
 			idx, err := f()
@@ -331,13 +367,24 @@ func (l *Log) sequence(ctx context.Context, items []*item) error {
 				}
 				continue
 			}
-			todo[i].index, todo[i].indexed = idx.Index, true
+			part[i].index, part[i].indexed = idx.Index, true
 		}
 		if firstErr != nil {
 			return storageErr(firstErr)
 		}
-		return nil
-	})
+		last := make(map[sessionKey]uint64, len(in))
+		for _, it := range part {
+			if prev, ok := last[it.key]; ok && it.index <= prev {
+				// Only a stall of this goroutine over BatchMaxAge/2 inside
+				// one Add, with Tessera's timer goroutine stalled between its
+				// unlock and its send, can do this.
+				l.logger.Error("sequencer: Tessera sequenced a session's events out of order", "tenant", it.key.tenant, "session", it.key.session, "index", it.index, "after", prev)
+			}
+			last[it.key] = it.index
+		}
+		start += len(part)
+	}
+	return nil
 }
 
 // findInLog marks the items whose event id is among the last window

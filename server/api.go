@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -36,8 +37,22 @@ func errorf(status int, code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
 }
 
+// jsonAppender is a body that writes its own JSON, the bytes encoding/json
+// would write (api.EventResponse, api.BatchResponse).
+type jsonAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if a, ok := v.(jsonAppender); ok {
+		// The write path's answers, written without reflection.
+		if b, err := a.AppendJSON(make([]byte, 0, 1024)); err == nil {
+			w.WriteHeader(status)
+			w.Write(append(b, '\n'))
+			return
+		}
+	}
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -215,8 +230,23 @@ func (s *Server) authed(scope string, h handler) http.HandlerFunc {
 	}
 }
 
+// presizeBody is the largest announced body length readBody allocates at
+// once (a client could announce more than it sends).
+const presizeBody = 1 << 20
+
 func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(r.Body)
+	var b []byte
+	var err error
+	if n := r.ContentLength; n > 0 && n <= presizeBody {
+		// One buffer of the announced size (and room to see the end),
+		// instead of io.ReadAll's doubling from 512 bytes: 3.3 KB of
+		// garbage per 1 KiB event. The reader stays capped (limitBody).
+		buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+		_, err = buf.ReadFrom(r.Body)
+		b = buf.Bytes()
+	} else {
+		b, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
