@@ -342,7 +342,13 @@ func (l *Log) addInOrder(ctx context.Context, items []*item) error {
 		entries[i] = tessera.NewEntry(l.entry(it.key.tenant, it.data.leaf)) // the envelope on leaf version 3
 	}
 	age := l.cfg.BatchMaxAge
-	futs := make([]tessera.IndexFuture, 0, len(items))
+	// A part stays below Tessera's batch size: no size flush, sent by the
+	// adding goroutine, can overtake the timer flush of the part's start.
+	most := len(items)
+	if l.cfg.BatchMaxSize > 1 {
+		most = min(most, int(l.cfg.BatchMaxSize)-1)
+	}
+	futs := make([]tessera.IndexFuture, 0, most)
 	in := make(map[sessionKey]bool)
 	for start := 0; start < len(items); {
 		futs = futs[:0]
@@ -350,7 +356,7 @@ func (l *Log) addInOrder(ctx context.Context, items []*item) error {
 		t0 := time.Now()
 		for i := start; i < len(items); i++ {
 			k := items[i].key
-			if in[k] && time.Since(t0) >= age/2 {
+			if len(futs) == most || in[k] && time.Since(t0) >= age/2 {
 				break
 			}
 			in[k] = true
