@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -78,10 +79,18 @@ func newLogger(level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	slog.SetDefault(logger)
-	klog.SetSlogLogger(logger)
+	// The process-wide loggers (slog's default, and klog's, which Tessera's
+	// client writes to) are set by the first command that runs: a process
+	// runs one; the tests, which run many in one process beside servers that
+	// log, set them once before they start.
+	globalLoggers.Do(func() {
+		slog.SetDefault(logger)
+		klog.SetSlogLogger(logger)
+	})
 	return logger, nil
 }
+
+var globalLoggers sync.Once
 
 // logFlags are the flags of every command that reads a log: where it is
 // and what its reads are verified against.

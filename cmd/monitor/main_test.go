@@ -46,6 +46,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building monitor: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The process-wide loggers, once, before any test starts a server that
+	// logs through them (a command run in-process later leaves them alone).
+	if _, err := newLogger("warn"); err != nil {
+		panic(err)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
