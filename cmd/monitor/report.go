@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"io"
 	"os"
 	"os/signal"
@@ -282,13 +283,33 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// answerTimestamps is the rule for a report file read for its timestamps:
+// any other keys, "timestamps" in exactly that case, no key twice anywhere.
+var answerTimestamps = func() *strictjson.Object {
+	anyKeys := &strictjson.Object{AnyKeys: true}
+	anyKeys.Values = anyKeys
+	return &strictjson.Object{Open: true, Keys: map[string]*strictjson.Object{"timestamps": anyKeys}, Values: anyKeys}
+}()
+
 // reportTimestamps checks, with tv (nil: none checked), the timestamps a
 // server's answer carries against the verified report's tree.
 func reportTimestamps(data []byte, v *compliance.Verification, key note.Verifier, policy *checkpoint.Policy, tv *timestamp.Verifier) ([]api.VerifiedTimestamp, error) {
+	if tv == nil {
+		return nil, nil
+	}
+	// The answer is the server's: read as strictly as any (no key twice,
+	// no other case of "timestamps"), and refused, not skipped, when it
+	// cannot be read.
+	if err := strictjson.Check(data, answerTimestamps); err != nil {
+		return nil, fmt.Errorf("the answer's timestamps: %v", err)
+	}
 	var answer struct {
 		Timestamps []api.Timestamp `json:"timestamps"`
 	}
-	if tv == nil || json.Unmarshal(data, &answer) != nil || len(answer.Timestamps) == 0 {
+	if err := json.Unmarshal(data, &answer); err != nil {
+		return nil, fmt.Errorf("the answer's timestamps: %v", err)
+	}
+	if len(answer.Timestamps) == 0 {
 		return nil, nil
 	}
 	root, err := hex.DecodeString(v.Report.Log.Root)

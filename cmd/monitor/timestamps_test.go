@@ -144,6 +144,15 @@ func TestTimestampCommands(t *testing.T) {
 	if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "recomputed identical, but") {
 		t.Fatalf("verify-report with a swapped token: exit %d: %s %s", code, run.out.String(), run.errOut.String())
 	}
+	// A second "timestamps" in the answer (encoding/json would take the
+	// last, an empty list, and check no token) is refused.
+	dupRep := filepath.Join(dir, "report-dup.json")
+	os.WriteFile(dupRep, append([]byte(`{"timestamps":[],`), ans.Body[1:]...), 0o644)
+	run = startBinary(t, "verify-report", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile, dupRep)
+	<-run.done
+	if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "the answer's timestamps") {
+		t.Fatalf("verify-report with \"timestamps\" twice: exit %d: %s %s", code, run.out.String(), run.errOut.String())
+	}
 
 	run = startBinary(t, "verify", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile)
 	<-run.done
