@@ -130,6 +130,21 @@ type walker struct {
 	seen     map[string]bool
 }
 
+// take reads x, what (an _sd entry, an array's "..."), as a digest that
+// no other place of the structure names, and returns its disclosure (nil:
+// not disclosed).
+func (w *walker) take(x any, what string) (*parsed, error) {
+	d, ok := x.(string)
+	if !ok || !validDigest(d) {
+		return nil, fmt.Errorf("%w: %s is not a digest", ErrMalformed, what)
+	}
+	if w.seen[d] {
+		return nil, fmt.Errorf("%w: %s", ErrRepeated, d)
+	}
+	w.seen[d] = true
+	return w.byDigest[d], nil
+}
+
 // reveal marks p reached at path and unpacks its value.
 func (w *walker) reveal(p *parsed, path []Step) (any, bool, error) {
 	p.used, p.path = true, path
@@ -166,15 +181,10 @@ func (w *walker) unpack(v any, path []Step) (_ any, partial bool, _ error) {
 				return nil, false, fmt.Errorf("%w: _sd is not a list", ErrMalformed)
 			}
 			for _, x := range list {
-				d, ok := x.(string)
-				if !ok || !validDigest(d) {
-					return nil, false, fmt.Errorf("%w: an _sd entry is not a digest", ErrMalformed)
+				p, err := w.take(x, "an _sd entry")
+				if err != nil {
+					return nil, false, err
 				}
-				if w.seen[d] {
-					return nil, false, fmt.Errorf("%w: %s", ErrRepeated, d)
-				}
-				w.seen[d] = true
-				p := w.byDigest[d]
 				if p == nil {
 					partial = true
 					continue
@@ -198,15 +208,10 @@ func (w *walker) unpack(v any, path []Step) (_ any, partial bool, _ error) {
 		for i, x := range v {
 			elPath := append(path[:len(path):len(path)], Step{Index: i, IsIndex: true})
 			if m, ok := x.(map[string]any); ok && len(m) == 1 && m[keyArray] != nil {
-				d, ok := m[keyArray].(string)
-				if !ok || !validDigest(d) {
-					return nil, false, fmt.Errorf("%w: an array's \"...\" is not a digest", ErrMalformed)
+				p, err := w.take(m[keyArray], `an array's "..."`)
+				if err != nil {
+					return nil, false, err
 				}
-				if w.seen[d] {
-					return nil, false, fmt.Errorf("%w: %s", ErrRepeated, d)
-				}
-				w.seen[d] = true
-				p := w.byDigest[d]
 				if p == nil {
 					partial = true
 					continue
