@@ -64,6 +64,13 @@ if [[ " $what " == *" posix "* ]]; then
       kill "$(cat "$DATA/ours.pid")"; wait 2>/dev/null || true
     done
   done
+  # Light load, paced: 8 clients at a rate the two cores serve without
+  # queueing (open loop; latency from each event's scheduled time).
+  for w in durable index; do
+    ours "$DATA/ours"
+    row "posix c=8 rate=${LIGHT_RATE:-200}/s log-server wait=$w" "$(cat "$DATA/ours.pid")" --url http://127.0.0.1:18401 --token-file "$DATA/ours/keys/admin.token" -c 8 --rate "${LIGHT_RATE:-200}" --wait $w
+    kill "$(cat "$DATA/ours.pid")"; wait 2>/dev/null || true
+  done
 fi
 
 if [[ " $what " == *" s3 "* ]]; then
