@@ -285,9 +285,10 @@ func count(v *value, depth int) int {
 }
 
 type builder struct {
-	mac    hash.Hash // HMAC-SHA256 keyed with the salt key
-	decoys hash.Hash // V2: HMAC-SHA256 keyed with the decoys' key; V1: nil
-	nodes  []node
+	mac     hash.Hash // HMAC-SHA256 keyed with the salt key
+	decoys  hash.Hash // V2: HMAC-SHA256 keyed with the decoys' key; V1: nil
+	scratch []byte
+	nodes   []node
 }
 
 // members makes the disclosures of object v's members (or array v's
@@ -326,10 +327,33 @@ func (b *builder) members(v *value, path []Step, parent int) []string {
 		}
 	}
 	if b.decoys != nil {
-		n := len(ds)
-		for j := range Bucket(n) - n {
-			ds = append(ds, decoyHMAC(b.decoys, path, j))
-		}
+		ds = b.pad(ds, path)
+	}
+	return ds
+}
+
+// pad appends to ds the decoys of the list or array at path up to
+// Bucket(len(ds)): decoyHMAC's digests, without its allocations.
+func (b *builder) pad(ds []string, path []Step) []string {
+	n := len(ds)
+	want := Bucket(n)
+	if cap(ds) < want {
+		ds = append(make([]string, 0, want), ds...)
+	}
+	prefix := pathJSON(path)
+	prefix = prefix[:len(prefix)-1] // without its ]
+	if len(path) > 0 {
+		prefix = append(prefix, ',')
+	}
+	var sum [sha256.Size]byte
+	var enc [43]byte // base64url of 32 bytes
+	for j := range want - n {
+		b.scratch = append(strconv.AppendInt(append(b.scratch[:0], prefix...), int64(j), 10), ']')
+		b.decoys.Reset()
+		b.decoys.Write(b.scratch)
+		h := sha256.Sum256(b.decoys.Sum(sum[:0]))
+		base64.RawURLEncoding.Encode(enc[:], h[:])
+		ds = append(ds, string(enc[:]))
 	}
 	return ds
 }
