@@ -130,7 +130,9 @@ type Tree struct {
 	SD []string
 	// Version is the construction's, V1 or V2 (the leaf's "sd_v").
 	Version int
-	nodes   []node
+	// Decoys is the number of decoy digests in the tree (V2).
+	Decoys int
+	nodes  []node
 }
 
 // Hash is RootHash(t.SD), the value the leaf's commitment carries.
@@ -261,7 +263,7 @@ func BuildVersion(v int, salt, payload []byte) (*Tree, error) {
 	}
 	sd := b.members(val, nil, -1)
 	sort.Strings(sd)
-	return &Tree{SD: sd, Version: v, nodes: b.nodes}, nil
+	return &Tree{SD: sd, Version: v, Decoys: b.ndecoys, nodes: b.nodes}, nil
 }
 
 // count is the number of disclosures v's members or elements make at
@@ -288,6 +290,7 @@ type builder struct {
 	mac     hash.Hash // HMAC-SHA256 keyed with the salt key
 	decoys  hash.Hash // V2: HMAC-SHA256 keyed with the decoys' key; V1: nil
 	scratch []byte
+	ndecoys int
 	nodes   []node
 }
 
@@ -347,6 +350,7 @@ func (b *builder) pad(ds []string, path []Step) []string {
 	}
 	var sum [sha256.Size]byte
 	var enc [43]byte // base64url of 32 bytes
+	b.ndecoys += want - n
 	for j := range want - n {
 		b.scratch = append(strconv.AppendInt(append(b.scratch[:0], prefix...), int64(j), 10), ']')
 		b.decoys.Reset()
