@@ -320,6 +320,14 @@ func TestDecoysHideTheCount(t *testing.T) {
 			t.Errorf("version 1: lengths %v and %v", la, lb)
 		}
 	}
+	// Empty objects and arrays are padded too.
+	empty, _ := Build(testSalt, []byte(`{"obj":{},"arr":[]}`))
+	if l := sdLists(t, empty); l["obj"] != MinBucket || l["arr"] != MinBucket {
+		t.Errorf("empty object and array: %v", l)
+	}
+	if _, err := Verify(empty.Hash(), empty.SD, empty.Disclosures()); err != nil {
+		t.Error(err)
+	}
 	for n, want := range map[int]int{0: 8, 1: 8, 8: 8, 9: 16, 16: 16, 17: 32, 401: 512} {
 		if got := Bucket(n); got != want {
 			t.Errorf("Bucket(%d) = %d, want %d", n, got, want)
