@@ -416,7 +416,7 @@ func (e *ExportedEvent) check(tenant, session string, payloads bool) {
 	switch {
 	case e.Status == api.PayloadOK && leaf == nil:
 		e.PayloadErr = fmt.Errorf("entry %d: a payload for a leaf that does not parse: %w", e.Index, ErrCommitment)
-	case e.Status == api.PayloadOK && !event.CheckCommitment(commit, e.Salt, e.Payload):
+	case e.Status == api.PayloadOK && !opens(commit, e.Salt, e.Payload):
 		e.PayloadErr = fmt.Errorf("entry %d: %w", e.Index, ErrCommitment)
 	case e.Status != api.PayloadOK && (len(e.Payload) > 0 || len(e.Salt) > 0):
 		e.PayloadErr = fmt.Errorf("entry %d: payload bytes with status %q", e.Index, event.Clip(e.Status, 32))

@@ -157,6 +157,15 @@ func (c *Client) Payload(ctx context.Context, index uint64) (*Disclosure, error)
 // (the HMAC, or the field commitment "sd" of a JSON payload).
 var ErrCommitment = fmt.Errorf("disclosed payload does not match its commitment")
 
+// opens reports whether payload and salt open c: its HMAC, and its field
+// commitment "sd" (in the version "sd_v" names) when it has one. Every
+// reader of whole payloads checks both (Payload, SessionPayloads,
+// ExportSession), so that the fields disclosed one by one are those of
+// the payload committed whole.
+func opens(c *event.Commitment, salt, payload []byte) bool {
+	return event.CheckCommitment(c, salt, payload) && fieldsd.Opens(c.SD, c.SDVersion(), salt, payload)
+}
+
 // disclosure decodes r, the answer for the entry at index, and checks it.
 func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	if r.Index != index {
@@ -178,7 +187,7 @@ func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("salt is not hex: %w", err)
 	}
-	if !event.CheckCommitment(l.Payload, salt, payload) || !fieldsd.Opens(l.Payload.SD, salt, payload) {
+	if !opens(l.Payload, salt, payload) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrCommitment)
 	}
 	acc, err := appended(r.Access, nil)

@@ -41,7 +41,9 @@ type SessionDisclosure struct {
 // (audit scope) with one request, which the server records as one
 // access.read event naming the indices. Each payload is checked against
 // the commitment of the leaf sent with it; that leaf is the log's only if
-// its hash matches a verified entry.
+// its hash matches a verified entry. A payload that does not open the
+// commitment (its HMAC, or its field commitment "sd") is left out, with
+// Err ErrCommitment.
 func (c *Client) SessionPayloads(ctx context.Context, id string, sq SessionQuery) (*SessionDisclosure, error) {
 	var r api.SessionPayloadsResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/payloads", sq.values(), nil, http.StatusOK, &r); err != nil {
@@ -82,7 +84,7 @@ func decodePayload(e api.SessionPayloadEntry) SessionPayload {
 	switch {
 	case err1 != nil || err2 != nil:
 		p.Err = fmt.Errorf("payload or salt badly encoded")
-	case !event.CheckCommitment(p.Commit, salt, payload):
+	case !opens(p.Commit, salt, payload):
 		p.Err = fmt.Errorf("entry %d: %w", e.Index, ErrCommitment)
 	default:
 		p.Payload, p.Salt = payload, salt

@@ -19,6 +19,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
 	"github.com/llmaudittrail/llmaudittrail/client"
+	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/servertest"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
@@ -42,7 +43,11 @@ type trust struct {
 	policy *checkpoint.Policy
 }
 
-func startLive(t *testing.T) *liveLog {
+func startLive(t *testing.T) *liveLog { t.Helper(); return startLiveWith(t, nil) }
+
+// startLiveWith is startLive with sd, when not nil, passed to the log's
+// SetFieldCommitmentForTest before the traffic is written.
+func startLiveWith(t *testing.T, sd func(c *event.Commitment, salt, payload []byte)) *liveLog {
 	t.Helper()
 	rep, err := NewReporter([]byte("controls:\n  sample_size: 6\n  gates:\n    - {tools: [payments.transfer], meaning: approved}\n"), "", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -61,6 +66,9 @@ func startLive(t *testing.T) *liveLog {
 	})
 	l := &liveLog{srv: fx.Srv, hs: fx.HS, admin: fx.Client(fx.Admin), token: fx.Admin, from: time.Now().UTC().Add(-time.Minute).Truncate(time.Second),
 		key: trust{vkey: fx.Srv.VerifierKey(), policy: fx.Srv.Policy()}}
+	if sd != nil {
+		fx.Srv.Log().SetFieldCommitmentForTest(sd)
+	}
 	l.traffic(t)
 	return l
 }
@@ -323,5 +331,39 @@ func TestServerReportFormatsAndAccess(t *testing.T) {
 	}
 	if _, err := l.admin.Report(ctx, api.ReportQuery{Profile: "nope", From: l.from, To: time.Now().Add(time.Hour)}); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("client.Report of an unknown profile: %v", err)
+	}
+}
+
+// TestServerReportPayloadSampleChecksSD: the log wrote every payload's leaf
+// with another payload's field commitment (sd); the payloads open their
+// HMACs. The payload sample of the report reads them back with
+// client.Payload, which refuses them: 21 CFR 11.10(c) is not satisfied and
+// names each sampled entry that was not erased.
+func TestServerReportPayloadSampleChecksSD(t *testing.T) {
+	other, _ := disclosure.Build(bytes.Repeat([]byte{1}, 32), []byte(`{"answer":"another payload"}`))
+	l := startLiveWith(t, func(c *event.Commitment, salt, payload []byte) { c.SD = other.Hash() })
+	q := fmt.Sprintf("from=%s&to=%s", l.from.Format(time.RFC3339), time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
+	code, body, _ := l.get(t, "/v1/reports/part11?"+q, l.token)
+	if code != 200 {
+		t.Fatalf("GET /v1/reports/part11 = %d %s", code, body)
+	}
+	var ans struct {
+		Report json.RawMessage `json:"report"`
+	}
+	json.Unmarshal(body, &ans)
+	r, err := ParseReport(ans.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := control(r, "part11-11.10c")
+	bad := 0
+	for _, o := range c.Evidence.Offending {
+		if strings.Contains(o.Reason, client.ErrCommitment.Error()) {
+			bad++
+		}
+	}
+	if c.Status != NotSatisfied || c.Evidence.Counts["payloads_read_back"] != 0 || bad == 0 ||
+		bad+c.Evidence.Counts["payloads_erased_by_logged_erasure"] != c.Evidence.Counts["payloads_sampled"] {
+		t.Errorf("11.10(c) %s: %+v, %d offending for the commitment", c.Status, c.Evidence, bad)
 	}
 }

@@ -328,7 +328,7 @@ func (c *Console) openPayload(w http.ResponseWriter, r *http.Request, u *user) {
 		if d.Commitment != nil {
 			pv.Digest = d.Commitment.Digest
 			pv.Opens = d.V.Leaf != nil && event.CheckCommitment(d.V.Leaf.Payload, disc.Salt, disc.Payload) &&
-				disclosure.Opens(d.V.Leaf.Payload.SD, disc.Salt, disc.Payload)
+				disclosure.Opens(d.V.Leaf.Payload.SD, d.V.Leaf.Payload.SDVersion(), disc.Salt, disc.Payload)
 		}
 		pv.Text, pv.Clipped = payloadText(disc.MediaType, disc.Payload, maxPayloadPage)
 		keys := make([]string, 0, len(disc.Pseudonyms))

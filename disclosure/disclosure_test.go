@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -55,8 +56,10 @@ func TestSelectAndVerify(t *testing.T) {
 			paths = append(paths, FormatPath(f.Path))
 		}
 	}
+	// usage is disclosed whole, but its _sd list has decoys: a verifier
+	// cannot tell them from members left out, so usage is Partial.
 	wantPaths := []string{"messages[0].role", "messages[1].role", "model", "tools[0].function.name", "tools[1].function.name",
-		"usage", "usage.completion_tokens", "usage.prompt_tokens"}
+		"usage.completion_tokens", "usage.prompt_tokens"}
 	if !reflect.DeepEqual(paths, wantPaths) {
 		t.Errorf("complete fields %v, want %v", paths, wantPaths)
 	}
@@ -252,4 +255,153 @@ func FuzzParseFields(f *testing.F) {
 			t.Fatalf("selection of %q does not verify: %v", s, err)
 		}
 	})
+}
+
+// sdLists returns the length of the root's _sd list and of the _sd list
+// or array in the value of every disclosure, by path.
+func sdLists(t *testing.T, tr *Tree) map[string]int {
+	t.Helper()
+	out := map[string]int{"(root)": len(tr.SD)}
+	if !sort.StringsAreSorted(tr.SD) {
+		t.Errorf("the root's _sd list is not sorted")
+	}
+	for _, n := range tr.nodes {
+		raw, _ := b64dec(n.encoded)
+		var arr []json.RawMessage
+		if err := json.Unmarshal(raw, &arr); err != nil {
+			t.Fatal(err)
+		}
+		var obj struct {
+			SD []string `json:"_sd"`
+		}
+		var elems []map[string]string
+		switch val := arr[len(arr)-1]; {
+		case json.Unmarshal(val, &obj) == nil && obj.SD != nil:
+			if !sort.StringsAreSorted(obj.SD) {
+				t.Errorf("%s: _sd list not sorted", FormatPath(n.path))
+			}
+			out[FormatPath(n.path)] = len(obj.SD)
+		case json.Unmarshal(val, &elems) == nil && elems != nil:
+			out[FormatPath(n.path)] = len(elems)
+		}
+	}
+	return out
+}
+
+// TestDecoysHideTheCount: with decoys (V2), a payload of 3 top-level fields
+// and one of 5, whose object has 3 and 5 members and whose array has 3 and
+// 5 elements, have _sd lists and arrays of the same lengths (8, Bucket's
+// minimum); without (V1) they show 3 and 5.
+func TestDecoysHideTheCount(t *testing.T) {
+	three := `{"a":1,"obj":{"x":1,"y":2,"z":3},"arr":[1,2,3]}`
+	five := `{"a":1,"b":2,"c":3,"obj":{"v":1,"w":2,"x":3,"y":4,"z":5},"arr":[1,2,3,4,5]}`
+	for _, c := range []struct {
+		version int
+		same    bool
+	}{{V2, true}, {V1, false}} {
+		a, err := BuildVersion(c.version, testSalt, []byte(three))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := BuildVersion(c.version, testSalt, []byte(five))
+		if err != nil {
+			t.Fatal(err)
+		}
+		la, lb := sdLists(t, a), sdLists(t, b)
+		for _, k := range []string{"(root)", "obj", "arr"} {
+			if (la[k] == lb[k]) != c.same {
+				t.Errorf("version %d: %s: %d and %d entries", c.version, k, la[k], lb[k])
+			}
+		}
+		if c.version == V2 && (la["(root)"] != MinBucket || la["obj"] != MinBucket || la["arr"] != MinBucket) {
+			t.Errorf("version 2: lengths %v, want %d", la, MinBucket)
+		}
+		if c.version == V1 && (la["(root)"] != 3 || lb["(root)"] != 5) {
+			t.Errorf("version 1: lengths %v and %v", la, lb)
+		}
+	}
+	// Empty objects and arrays are padded too.
+	empty, _ := Build(testSalt, []byte(`{"obj":{},"arr":[]}`))
+	if l := sdLists(t, empty); l["obj"] != MinBucket || l["arr"] != MinBucket {
+		t.Errorf("empty object and array: %v", l)
+	}
+	if _, err := Verify(empty.Hash(), empty.SD, empty.Disclosures()); err != nil {
+		t.Error(err)
+	}
+	for n, want := range map[int]int{0: 8, 1: 8, 8: 8, 9: 16, 16: 16, 17: 32, 401: 512} {
+		if got := Bucket(n); got != want {
+			t.Errorf("Bucket(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+// TestDecoysFromTheSalt: the decoys are Decoy of the payload's salt, in
+// the root's sorted list and at the end of an array; another salt makes
+// other decoys; every disclosure verifies with the decoys present, and a
+// disclosure of one field leaves the decoys undisclosed.
+func TestDecoysFromTheSalt(t *testing.T) {
+	payload := []byte(`{"model":"m","tools":[{"name":"a"}]}`)
+	tr, _ := Build(testSalt, payload)
+	root := map[string]bool{}
+	for _, d := range tr.SD {
+		root[d] = true
+	}
+	for j := range MinBucket - 2 {
+		if !root[Decoy(testSalt, nil, j)] {
+			t.Errorf("decoy %d of the root is not in its _sd list", j)
+		}
+	}
+	tools, _ := b64dec(tr.nodes[1].encoded) // [salt, "tools", [{"...": d}, decoys...]]
+	if !strings.HasSuffix(string(tools), `{"...":"`+Decoy(testSalt, []Step{{Name: "tools"}}, MinBucket-2)+`"}]]`) {
+		t.Errorf("the tools array does not end with its last decoy: %s", tools)
+	}
+	other, _ := Build(bytes.Repeat([]byte{8}, 32), payload)
+	for _, d := range other.SD {
+		if root[d] {
+			t.Errorf("digest %s under two salts", d)
+		}
+	}
+	for _, fields := range []string{"model", "tools[*].name"} {
+		ds, _ := tr.Select(mustFields(t, fields))
+		v, err := Verify(tr.Hash(), tr.SD, ds)
+		if err != nil {
+			t.Fatalf("%s: %v", fields, err)
+		}
+		got, _ := json.Marshal(v.Claims)
+		if strings.Contains(string(got), "...") || strings.Contains(string(got), "_sd") {
+			t.Errorf("%s: claims %s", fields, got)
+		}
+	}
+	if _, err := Verify(tr.Hash(), tr.SD, tr.Disclosures()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVersion1StillOpens: a tree built without decoys (the leaves written
+// before version 2, which have no "sd_v") opens its commitment as V1 (and
+// as 0, an absent sd_v), not as V2, and its disclosures verify; a V2 tree
+// opens as V2 only.
+func TestVersion1StillOpens(t *testing.T) {
+	v1, _ := BuildVersion(V1, testSalt, []byte(chatRequest))
+	v2, _ := BuildVersion(V2, testSalt, []byte(chatRequest))
+	if v1.Hash() == v2.Hash() || v1.Version != V1 || v2.Version != V2 {
+		t.Fatal("versions 1 and 2 make the same tree")
+	}
+	for _, c := range []struct {
+		sd   string
+		v    int
+		want bool
+	}{{v1.Hash(), 0, true}, {v1.Hash(), V1, true}, {v1.Hash(), V2, false}, {v2.Hash(), V2, true}, {v2.Hash(), 0, false}, {v2.Hash(), 3, false}} {
+		if got := Opens(c.sd, c.v, testSalt, []byte(chatRequest)); got != c.want {
+			t.Errorf("Opens(version %d tree, %d) = %v", map[bool]int{true: 1, false: 2}[c.sd == v1.Hash()], c.v, got)
+		}
+	}
+	ds, _ := v1.Select(mustFields(t, "model,usage"))
+	v, err := Verify(v1.Hash(), v1.SD, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(v.Claims); string(got) != `{"model":"gpt-4o","usage":{"completion_tokens":7,"prompt_tokens":42}}` {
+		t.Errorf("claims %s", got)
+	}
 }

@@ -76,23 +76,36 @@ func plain(t *testing.T, v any) any {
 // 0.19.0 with @sd-jwt/crypto-nodejs, pinned in testdata/sdjwt): its digest
 // of every disclosure is ours, and it unpacks the root to what Verify
 // returns. A disclosure with a changed value or salt gets another digest
-// there too, and it unpacks without it, while Verify refuses it.
+// there too, and it unpacks without it, while Verify refuses it. The
+// trees have decoy digests (V2) in every _sd list and array, which it
+// ignores as RFC 9901 says; a V1 tree (no decoys) reads the same.
 func TestSDJWTInterop(t *testing.T) {
 	node := needSDJWT(t)
 	tr, err := Build(testSalt, []byte(chatRequest))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tr.Version != V2 || len(tr.SD) != MinBucket {
+		t.Fatalf("version %d, %d root digests for 5 fields: no decoys", tr.Version, len(tr.SD))
+	}
+	old, _ := BuildVersion(V1, testSalt, []byte(chatRequest))
 	two, _ := tr.Select(mustFields(t, "model,usage"))
+	oldTwo, _ := old.Select(mustFields(t, "model,usage"))
+	names, _ := tr.Select(mustFields(t, "tools[*].function.name"))
 	for _, c := range []struct {
 		name string
+		tr   *Tree
 		ds   []string
 		want string
 	}{
-		{"two fields", two, `{"model":"gpt-4o","usage":{"completion_tokens":7,"prompt_tokens":42}}`},
-		{"every field", tr.Disclosures(), chatRequest},
+		{"two fields", tr, two, `{"model":"gpt-4o","usage":{"completion_tokens":7,"prompt_tokens":42}}`},
+		{"every field", tr, tr.Disclosures(), chatRequest},
+		{"array elements among decoys", tr, names, `{"tools":[{"function":{"name":"lookup_record"}},{"function":{"name":"schedule"}}]}`},
+		{"two fields, version 1", old, oldTwo, `{"model":"gpt-4o","usage":{"completion_tokens":7,"prompt_tokens":42}}`},
+		{"every field, version 1", old, old.Disclosures(), chatRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			tr := c.tr
 			v, err := Verify(tr.Hash(), tr.SD, c.ds)
 			if err != nil {
 				t.Fatal(err)

@@ -9,9 +9,13 @@
 // chosen subset of disclosures verifies against the log (Verify) and
 // reveals nothing of the rest.
 //
-// Salts are derived from the payload's commitment salt, which only the
-// vault holds (Salt): erasing the payload's key destroys every field's salt
-// with it. The format is in docs/disclosure.md. The package is the format
+// In version V2 every "_sd" list and every array is padded with decoy
+// digests up to Bucket of its length (Decoy), so that a disclosure does not
+// show how many members an object has or how many elements an array has.
+//
+// Salts and decoys are derived from the payload's commitment salt, which
+// only the vault holds (Salt): erasing the payload's key destroys every
+// field's salt with it. The format is in docs/disclosure.md. The package is the format
 // alone: no I/O.
 package disclosure
 
@@ -62,6 +66,35 @@ const (
 // keyed with the same salt: k = HMAC-SHA256(salt, saltLabel).
 const saltLabel = "llmaudittrail disclosure salts v1"
 
+// decoyLabel separates the decoys' key from the salts' and the payload
+// commitment's: kd = HMAC-SHA256(salt, decoyLabel).
+const decoyLabel = "llmaudittrail disclosure decoys v2"
+
+// Versions of the construction, the leaf commitment's "sd_v" (absent: V1).
+const (
+	// V1 has no decoy digests: a disclosed object shows how many members
+	// it has, a disclosed array how many elements.
+	V1 = 1
+	// V2 pads every "_sd" list and every array with decoy digests (RFC
+	// 9901 section 4.2.5) up to Bucket of its length.
+	V2 = 2
+	// Current is the version Build makes.
+	Current = V2
+)
+
+// MinBucket is the shortest padded "_sd" list or array of V2.
+const MinBucket = 8
+
+// Bucket is the length V2 pads a list of n digests to: the smallest power
+// of two that is at least n and at least MinBucket.
+func Bucket(n int) int {
+	b := MinBucket
+	for b < n {
+		b *= 2
+	}
+	return b
+}
+
 // ErrNotDisclosable: the payload is not a JSON object that can be
 // decomposed (another media type, not an object, invalid or duplicate
 // keys, a key of the structure's own, more than MaxDisclosures fields).
@@ -94,8 +127,12 @@ type node struct {
 // document order with its path, and the root's digests.
 type Tree struct {
 	// SD is the root's "_sd" list, sorted.
-	SD    []string
-	nodes []node
+	SD []string
+	// Version is the construction's, V1 or V2 (the leaf's "sd_v").
+	Version int
+	// Decoys is the number of decoy digests in the tree (V2).
+	Decoys int
+	nodes  []node
 }
 
 // Hash is RootHash(t.SD), the value the leaf's commitment carries.
@@ -174,26 +211,59 @@ func pathJSON(path []Step) []byte {
 	return append(b, ']')
 }
 
-// Build decomposes payload, committed with salt, into its disclosures. A
-// payload that is not a JSON object, that repeats a key in an object, that
-// uses "_sd", "_sd_alg" or "..." as a key, or that has more than
-// MaxDisclosures fields is ErrNotDisclosable. Build is deterministic: the
-// same salt and payload give the same tree.
-func Build(salt, payload []byte) (*Tree, error) {
-	v, err := parse(payload)
+// Build decomposes payload, committed with salt, into its disclosures, in
+// the Current version. A payload that is not a JSON object, that repeats a
+// key in an object, that uses "_sd", "_sd_alg" or "..." as a key, or that
+// has more than MaxDisclosures fields is ErrNotDisclosable. Build is
+// deterministic: the same salt and payload give the same tree.
+func Build(salt, payload []byte) (*Tree, error) { return BuildVersion(Current, salt, payload) }
+
+// Decoy is the decoy digest number j of the "_sd" list or array at
+// container (nil: the root) of a V2 payload committed with salt:
+// base64url(SHA-256(HMAC-SHA256(kd, path))), kd = HMAC-SHA256(salt, "llmaudittrail
+// disclosure decoys v2"), path the compact JSON of container's steps and j
+// (["messages",3,0]).
+func Decoy(salt []byte, container []Step, j int) string {
+	return decoyHMAC(hmac.New(sha256.New, decoyKey(salt)), container, j)
+}
+
+func decoyKey(salt []byte) []byte {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte(decoyLabel))
+	return m.Sum(nil)
+}
+
+// decoyHMAC is Decoy with m, an HMAC keyed with kd, reset and reused.
+func decoyHMAC(m hash.Hash, container []Step, j int) string {
+	m.Reset()
+	m.Write(pathJSON(append(container[:len(container):len(container)], Step{Index: j, IsIndex: true})))
+	var sum [sha256.Size]byte
+	h := sha256.Sum256(m.Sum(sum[:0]))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// BuildVersion is Build in version v (V1 or V2).
+func BuildVersion(v int, salt, payload []byte) (*Tree, error) {
+	if v != V1 && v != V2 {
+		return nil, fmt.Errorf("%w: unknown version %d", ErrNotDisclosable, v)
+	}
+	val, err := parse(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
 	}
-	if v.kind != kindObject {
+	if val.kind != kindObject {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
 	}
-	if n := count(v, 0); n > MaxDisclosures {
+	if n := count(val, 0); n > MaxDisclosures {
 		return nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
 	}
 	b := &builder{mac: hmac.New(sha256.New, saltKey(salt))}
-	sd := b.members(v, nil, -1)
+	if v == V2 {
+		b.decoys = hmac.New(sha256.New, decoyKey(salt))
+	}
+	sd := b.members(val, nil, -1)
 	sort.Strings(sd)
-	return &Tree{SD: sd, nodes: b.nodes}, nil
+	return &Tree{SD: sd, Version: v, Decoys: b.ndecoys, nodes: b.nodes}, nil
 }
 
 // count is the number of disclosures v's members or elements make at
@@ -217,13 +287,17 @@ func count(v *value, depth int) int {
 }
 
 type builder struct {
-	mac   hash.Hash // HMAC-SHA256 keyed with the salt key
-	nodes []node
+	mac     hash.Hash // HMAC-SHA256 keyed with the salt key
+	decoys  hash.Hash // V2: HMAC-SHA256 keyed with the decoys' key; V1: nil
+	scratch []byte
+	ndecoys int
+	nodes   []node
 }
 
 // members makes the disclosures of object v's members (or array v's
 // elements) at path, children of disclosure parent, and returns their
-// digests in document order.
+// digests in document order, then (V2) the decoys that pad them to
+// Bucket.
 func (b *builder) members(v *value, path []Step, parent int) []string {
 	var ds []string
 	add := func(st Step, child *value) {
@@ -254,6 +328,36 @@ func (b *builder) members(v *value, path []Step, parent int) []string {
 		for j, e := range v.elems {
 			add(Step{Index: j, IsIndex: true}, e)
 		}
+	}
+	if b.decoys != nil {
+		ds = b.pad(ds, path)
+	}
+	return ds
+}
+
+// pad appends to ds the decoys of the list or array at path up to
+// Bucket(len(ds)): decoyHMAC's digests, without its allocations.
+func (b *builder) pad(ds []string, path []Step) []string {
+	n := len(ds)
+	want := Bucket(n)
+	if cap(ds) < want {
+		ds = append(make([]string, 0, want), ds...)
+	}
+	prefix := pathJSON(path)
+	prefix = prefix[:len(prefix)-1] // without its ]
+	if len(path) > 0 {
+		prefix = append(prefix, ',')
+	}
+	var sum [sha256.Size]byte
+	var enc [43]byte // base64url of 32 bytes
+	b.ndecoys += want - n
+	for j := range want - n {
+		b.scratch = append(strconv.AppendInt(append(b.scratch[:0], prefix...), int64(j), 10), ']')
+		b.decoys.Reset()
+		b.decoys.Write(b.scratch)
+		h := sha256.Sum256(b.decoys.Sum(sum[:0]))
+		base64.RawURLEncoding.Encode(enc[:], h[:])
+		ds = append(ds, string(enc[:]))
 	}
 	return ds
 }
@@ -491,14 +595,18 @@ func convert(x any, depth int) (*value, error) {
 }
 
 // Opens reports whether payload, committed with salt, has the field
-// commitment sd (the leaf commitment's "sd"): its tree's root hash. A
-// commitment without sd is opened by any payload. Whoever holds a whole
-// payload and its salt checks this beside the HMAC, so that the fields
-// disclosed one by one are those of the payload committed whole.
-func Opens(sd string, salt, payload []byte) bool {
+// commitment sd in version v (the leaf commitment's "sd" and "sd_v"; 0 is
+// V1): its tree's root hash. A commitment without sd is opened by any
+// payload. Whoever holds a whole payload and its salt checks this beside
+// the HMAC, so that the fields disclosed one by one are those of the
+// payload committed whole.
+func Opens(sd string, v int, salt, payload []byte) bool {
 	if sd == "" {
 		return true
 	}
-	t, err := Build(salt, payload)
+	if v == 0 {
+		v = V1
+	}
+	t, err := BuildVersion(v, salt, payload)
 	return err == nil && t.Hash() == sd
 }

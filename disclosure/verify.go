@@ -34,8 +34,9 @@ const MaxVerify = MaxDisclosures
 type Revealed struct {
 	Path  []Step
 	Value any // JSON value; numbers as json.Number
-	// Partial: some of the value's fields are not disclosed (they are left
-	// out of Value).
+	// Partial: some digests in the value are not disclosed: fields left
+	// out of Value, or decoys (V2), which a verifier cannot tell apart;
+	// so an object or array of a V2 payload is always Partial.
 	Partial bool
 }
 

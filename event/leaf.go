@@ -67,6 +67,19 @@ type Commitment struct {
 	// derive from the same salt. Omitted when the payload has no
 	// field-level commitment.
 	SD string `json:"sd,omitempty"`
+	// SDV is the version of SD's construction: 2 (decoy digests pad every
+	// list, disclosure.V2); omitted for version 1 (no decoys), which the
+	// leaves written before there were versions have.
+	SDV int `json:"sd_v,omitempty"`
+}
+
+// SDVersion is c's field commitment version: disclosure.V1 (1) when sd_v
+// is absent.
+func (c *Commitment) SDVersion() int {
+	if c.SDV == 0 {
+		return 1
+	}
+	return c.SDV
 }
 
 // Ways an event reaches the log (Writer.Via).
@@ -158,6 +171,8 @@ func ParseLeaf(data []byte) (*Leaf, error) {
 		return nil, errors.New("a version 2 leaf needs a writer with a token and a via of api, proxy, server or otlp")
 	case l.Payload != nil && l.Payload.SD != "" && !lowerHex(l.Payload.SD, 64):
 		return nil, errors.New("the payload commitment's sd is not 64 lower-case hex digits")
+	case l.Payload != nil && l.Payload.SDV != 0 && (l.Payload.SDV != 2 || l.Payload.SD == ""):
+		return nil, errors.New("the payload commitment's sd_v is not 2 beside an sd (version 1 has no sd_v)")
 	}
 	return l, nil
 }

@@ -85,6 +85,10 @@ func (l *Leaf) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, `,"sd":`...)
 			b = appendJSONString(b, c.SD)
 		}
+		if c.SDV != 0 {
+			b = append(b, `,"sd_v":`...)
+			b = strconv.AppendInt(b, int64(c.SDV), 10)
+		}
 		b = append(b, '}')
 	}
 	if l.Corrects != nil {

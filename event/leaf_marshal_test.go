@@ -26,7 +26,8 @@ func FuzzLeafMarshal(f *testing.F) {
 			}
 			l.Payload = &Commitment{Alg: CommitmentAlg, Digest: id, Size: int(n % 1000), MediaType: text}
 			if arrays {
-				l.Payload.SD = other // the field commitment, when the payload has one
+				l.Payload.SD = other         // the field commitment, when the payload has one
+				l.Payload.SDV = int(n%3) * 2 // absent (version 1) or 2, at times 4
 			}
 			l.Corrects = &u
 		}

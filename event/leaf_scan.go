@@ -77,6 +77,13 @@ func scanLeaf(data []byte) (l *Leaf, ok bool) {
 		if s.lit(`,"sd":`) && (!s.str(&c.SD) || c.SD == "") {
 			return nil, false
 		}
+		if s.lit(`,"sd_v":`) {
+			var v uint64
+			if !s.uint(&v) || v == 0 || v > 1<<20 {
+				return nil, false
+			}
+			c.SDV = int(v)
+		}
 		if !s.lit(`}`) {
 			return nil, false
 		}

@@ -151,6 +151,10 @@ func TestParseLeafFieldCommitment(t *testing.T) {
 		{`,"sd":"` + strings.ToUpper(sd) + `"`, false},
 		{`,"sd":"` + sd[:62] + `"`, false},
 		{`,"sd":"` + sd[:63] + `g"`, false},
+		{`,"sd":"` + sd + `","sd_v":2`, true},
+		{`,"sd":"` + sd + `","sd_v":1`, false}, // version 1 has no sd_v
+		{`,"sd":"` + sd + `","sd_v":3`, false},
+		{`,"sd_v":2`, false}, // no sd
 	} {
 		l, err := ParseLeaf(fmt.Appendf(nil, base, c.extra))
 		if (err == nil) != c.ok {
@@ -158,6 +162,9 @@ func TestParseLeafFieldCommitment(t *testing.T) {
 		}
 		if err == nil && c.extra != "" && l.Payload.SD != sd {
 			t.Errorf("sd read as %q", l.Payload.SD)
+		}
+		if err == nil && l.Payload.SDVersion() != map[bool]int{true: 2, false: 1}[strings.Contains(c.extra, "sd_v")] {
+			t.Errorf("%s: sd_v read as %d", c.extra, l.Payload.SDVersion())
 		}
 	}
 }

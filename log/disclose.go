@@ -21,17 +21,29 @@ var (
 	ErrNoField = errors.New("none of the fields is in the payload")
 )
 
-// fieldCommitment is the "sd" of the commitment to payload under salt:
-// the root hash of its disclosures, or "" when it has none.
-func fieldCommitment(salt, payload []byte, mediaType string) string {
+// fieldCommitment sets the "sd" of c, the commitment to payload under
+// salt, to the root hash of its disclosures (disclosure.Current, with
+// decoys: "sd_v" 2), or leaves it empty when the payload has none.
+func (l *Log) fieldCommitment(c *event.Commitment, salt, payload []byte, mediaType string) {
 	if !disclosure.Disclosable(mediaType) {
-		return ""
+		return
 	}
 	t, err := disclosure.Build(salt, payload)
 	if err != nil {
-		return ""
+		return
 	}
-	return t.Hash()
+	c.SD, c.SDV = t.Hash(), t.Version
+	if f := l.sdForTest.Load(); f != nil {
+		(*f)(c, salt, payload)
+	}
+}
+
+// SetFieldCommitmentForTest has the log pass every field commitment it
+// makes through f before it writes the leaf: a test writes leaves whose
+// "sd" does not match their payload (as a dishonest operator would), or
+// of version 1. Tests only.
+func (l *Log) SetFieldCommitmentForTest(f func(c *event.Commitment, salt, payload []byte)) {
+	l.sdForTest.Store(&f)
 }
 
 // FieldDisclosure is a chosen set of a payload's fields disclosed to a
@@ -72,7 +84,7 @@ func (l *Log) DiscloseFields(ctx context.Context, r Reader, index uint64, fields
 	if err != nil {
 		return nil, err
 	}
-	tree, err := disclosure.Build(rec.Salt, rec.Payload)
+	tree, err := disclosure.BuildVersion(leaf.Payload.SDVersion(), rec.Salt, rec.Payload)
 	if err != nil || tree.Hash() != leaf.Payload.SD {
 		return nil, fmt.Errorf("entry %d: the field commitment: %w", index, ErrIntegrity)
 	}

@@ -202,6 +202,8 @@ type Log struct {
 	// unlockedForTest appends to shared chains without locking them (the
 	// test that shows the lock is needed).
 	unlockedForTest bool
+	// sdForTest: SetFieldCommitmentForTest.
+	sdForTest atomic.Pointer[func(c *event.Commitment, salt, payload []byte)]
 }
 
 type sessionKey struct{ tenant, session string }
@@ -564,7 +566,7 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 		if p.HasPayload {
 			probe.Payload = &event.Commitment{Alg: event.CommitmentAlg, Digest: strings.Repeat("0", 64), Size: len(p.Payload), MediaType: p.MediaType}
 			if disclosure.Disclosable(p.MediaType) {
-				probe.Payload.SD = strings.Repeat("0", 64)
+				probe.Payload.SD, probe.Payload.SDV = strings.Repeat("0", 64), disclosure.Current
 			}
 		}
 		if b, err := probe.Marshal(); err != nil {
@@ -607,7 +609,7 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 		salt := make([]byte, 32)
 		rand.Read(salt)
 		pe.leaf.Payload = event.NewCommitment(salt, pe.p.Payload, pe.p.MediaType)
-		pe.leaf.Payload.SD = fieldCommitment(salt, pe.p.Payload, pe.p.MediaType)
+		l.fieldCommitment(pe.leaf.Payload, salt, pe.p.Payload, pe.p.MediaType)
 		recs = append(recs, vault.Record{ID: pe.id, Tenant: tenant, Session: pe.leaf.Session, MediaType: pe.p.MediaType, Salt: salt, Payload: pe.p.Payload})
 	}
 	if len(recs) > 0 {

@@ -202,3 +202,64 @@ func (s *testServer) countKind(t *testing.T, from uint64, kind string) int {
 	}
 	return n
 }
+
+// TestFieldDisclosureVersions: a leaf written now has a version 2 field
+// commitment (sd_v 2): its root lists decoys beside its 4 fields, and a
+// disclosure verifies with them; a leaf of version 1 (no sd_v, no decoys:
+// the leaves written before version 2) is still disclosed and verifies;
+// a leaf whose sd does not match its payload is refused (integrity).
+func TestFieldDisclosureVersions(t *testing.T) {
+	s := newTestServer(t, nil)
+	ctx := context.Background()
+	audTok, _, _ := s.srv.Tokens().Create(ctx, auth.Spec{Name: "auditor-1", Tenant: DefaultTenant, Scopes: []string{auth.ScopeAudit}})
+	lv, _ := checkpoint.NewVerifier(s.srv.VerifierKey())
+	rv := api.NewReceiptVerifier(lv, nil)
+	other, _ := disclosure.Build(bytes.Repeat([]byte{1}, 32), []byte(disclosureRequest))
+	for _, c := range []struct {
+		name    string
+		hook    func(c *event.Commitment, salt, payload []byte)
+		sdv     int
+		digests int
+		code    int
+	}{
+		{"version 2", nil, 2, disclosure.MinBucket, 200},
+		{"version 1", func(c *event.Commitment, salt, payload []byte) {
+			t, _ := disclosure.BuildVersion(disclosure.V1, salt, payload)
+			c.SD, c.SDV = t.Hash(), 0
+		}, 1, 4, 200},
+		{"another payload's sd", func(c *event.Commitment, salt, payload []byte) { c.SD = other.Hash() }, 2, 0, 500},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.hook != nil {
+				s.srv.Log().SetFieldCommitmentForTest(c.hook)
+				defer s.srv.Log().SetFieldCommitmentForTest(func(*event.Commitment, []byte, []byte) {})
+			}
+			ev := s.post(t, fmt.Sprintf("v%d-%d", c.sdv, c.code), "llm.request", json.RawMessage(disclosureRequest))
+			leaf, err := event.ParseLeaf(mustB64(t, ev.Leaf))
+			if err != nil || leaf.Payload.SDVersion() != c.sdv {
+				t.Fatalf("leaf: version %d (%v), want %d", leaf.Payload.SDVersion(), err, c.sdv)
+			}
+			code, body, _ := s.do(t, "GET", fmt.Sprintf("/v1/events/%d/disclosure?fields=model,usage", ev.Index), audTok, nil)
+			if code != c.code {
+				t.Fatalf("disclosure = %d %s, want %d", code, body, c.code)
+			}
+			if code != 200 {
+				return
+			}
+			d, err := api.ParseDisclosure(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.SD) != c.digests {
+				t.Errorf("%d digests in the root, want %d", len(d.SD), c.digests)
+			}
+			vd, err := rv.VerifyDisclosure(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := json.Marshal(vd.Fields.Claims); string(got) != `{"model":"gpt-4o","usage":{"input_tokens":42,"output_tokens":7}}` {
+				t.Errorf("claims %s", got)
+			}
+		})
+	}
+}
