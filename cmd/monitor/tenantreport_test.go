@@ -32,6 +32,7 @@ import (
 type tenantReportLog struct {
 	*envelopeLog
 	globalWriter, monitorTok string
+	from                     time.Time // the tenant report's period begins
 }
 
 func startTenantReportLog(t *testing.T, leafVersion int) *tenantReportLog {
@@ -60,10 +61,25 @@ func startTenantReportLog(t *testing.T, leafVersion int) *tenantReportLog {
 		}
 		l.size = max(l.size, w[len(w)-1].Index+1)
 	}
-	for _, tenant := range threeTenants {
+	for i, tenant := range threeTenants {
+		if i == 2 {
+			// The report's period begins here, between the second
+			// tenant's events and the third's: its range begins at the
+			// first entry of the report's own after it.
+			l.from = time.Now().Truncate(time.Second).Add(time.Second)
+			time.Sleep(time.Until(l.from))
+		}
 		tok := s.Token(auth.Spec{Name: "writer-" + tenant, Tenant: tenant, Scopes: []string{auth.ScopeWrite}})
 		write(tok, tenant, "sess-"+tenant, "tool.call", 3)
 	}
+	// An alert of another tenant's monitor: not log-wide.
+	alerter := s.Token(auth.Spec{Name: "monitor-" + threeTenants[1], Tenant: threeTenants[1], Scopes: []string{auth.ScopeMonitor}})
+	al, err := s.Client(alerter).Append(ctx, []*event.Request{{Session: "monitor.t2", Kind: event.KindMonitorAlert, Actor: event.Actor{Type: "system", ID: "monitor.t2"},
+		Attributes: map[string]json.RawMessage{event.AttrMonitorRule: json.RawMessage(`"custom.rule"`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.size = max(l.size, al[0].Index+1)
 	// A global writer whose own tenant is the first: its creation record
 	// is in that tenant, and log-wide.
 	l.globalWriter = s.Token(auth.Spec{Name: "global-writer", Tenant: threeTenants[0], Global: true, Scopes: []string{auth.ScopeWrite}})
@@ -138,7 +154,7 @@ func TestMonitorReportTenant(t *testing.T) {
 		}
 	}
 
-	from := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	from := l.from.UTC().Format(time.RFC3339)
 	to := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	a, err := l.s.Client(l.s.Admin).Report(ctx, api.ReportQuery{Profile: "sox", Tenant: x, From: mustTime(t, from), To: mustTime(t, to), Format: api.FormatJSON})
 	if err != nil {
@@ -166,6 +182,9 @@ func TestMonitorReportTenant(t *testing.T) {
 	}
 	if rep.Entries.InScope == 0 {
 		t.Fatalf("the report reads no entry of tenant %s", x)
+	}
+	if rep.Range.StartSize == 0 {
+		t.Fatalf("the report's period begins at the log's start; the test wants it later")
 	}
 
 	run := func(cmd func([]string, io.Writer, io.Writer) int, args ...string) (int, string, string) {
