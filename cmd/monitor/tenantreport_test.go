@@ -227,6 +227,14 @@ func TestMonitorReportTenant(t *testing.T) {
 	if code, out, stderr := run(verifyReport, append(verifyArgs, edited)...); code != 1 || !strings.Contains(out, "FAIL "+edited) || !strings.Contains(out, c.ID) {
 		t.Fatalf("verify-report of an edited report with tenant %s's token: exit %d\n%s%s", x, code, out, stderr)
 	}
+	// The server's answer with its report edited (its sha256 left as the
+	// server gave it): exit 1 too.
+	editedAnswer := filepath.Join(dir, "edited-answer.json")
+	ea, _ := json.Marshal(map[string]any{"report": json.RawMessage(editedData(a.JSON.Report, i, old, flipped)), "sha256": a.SHA256})
+	os.WriteFile(editedAnswer, ea, 0o644)
+	if code, out, stderr := run(verifyReport, append(verifyArgs, editedAnswer)...); code != 1 || !strings.Contains(out, "FAIL "+editedAnswer) || !strings.Contains(out, c.ID) {
+		t.Fatalf("verify-report of an edited answer with tenant %s's token: exit %d\n%s%s", x, code, out, stderr)
+	}
 	// A hex key alone (no log-wide key) does not make a tenant's report.
 	hexKey := filepath.Join(dir, "hex.key")
 	os.WriteFile(hexKey, []byte(strings.Repeat("ab", 32)), 0o600)
