@@ -13,7 +13,8 @@ import (
 
 // Bodies reads the event bodies of the entries [start, end) of the tree of
 // size entries (0: the latest checkpoint's) that the token may read:
-// its tenant's, or every tenant's with a global token (GET /v1/bodies,
+// its tenant's and the log-wide records (event.LogWide), or every
+// tenant's with a global token (GET /v1/bodies,
 // read scope; at most api.MaxBodiesRange entries). The bodies are
 // unverified: check each against the entry at its index in the verified
 // entry bundles (event.OpenEnvelope on a log of leaf version 3).
