@@ -104,8 +104,12 @@ func report(args []string, stdout, stderr io.Writer) int {
 	}
 	src := compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}
 	if *tenantKeyFile != "" {
-		if src.TenantKey, src.LogWideKey, err = reportTenantKeys(*tenantKeyFile); err != nil {
+		var name string
+		if src.TenantKey, src.LogWideKey, name, err = reportTenantKeys(*tenantKeyFile); err != nil {
 			return fail("--tenant-key: %v", err)
+		}
+		if name != q.Tenant {
+			return cli.Fail(fs, "--tenant-key holds the keys of tenant %q: give --tenant %q", event.SafeText(name), event.SafeText(name))
 		}
 	}
 	if *at != "" {
@@ -192,12 +196,12 @@ func tenantHint(err error, src compliance.Source) string {
 
 // reportTenantKeys reads the --tenant-key of a report: both keys, for a
 // tenant's report reads the log-wide records too.
-func reportTenantKeys(path string) (*event.TenantKey, *event.TenantKey, error) {
-	k, lk, err := tenantKeys(path)
+func reportTenantKeys(path string) (*event.TenantKey, *event.TenantKey, string, error) {
+	k, lk, name, err := tenantKeysOf(path)
 	if err == nil && lk == nil {
 		err = fmt.Errorf("%s holds no log-wide key: a tenant's report reads the log-wide records too (give the JSON answer of GET /v1/tenant-key)", path)
 	}
-	return k, lk, err
+	return k, lk, name, err
 }
 
 // reportExt names the file of each format in monitor report --out DIR.
@@ -271,7 +275,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	}
 	src := compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}
 	if *tenantKeyFile != "" {
-		if src.TenantKey, src.LogWideKey, err = reportTenantKeys(*tenantKeyFile); err != nil {
+		if src.TenantKey, src.LogWideKey, _, err = reportTenantKeys(*tenantKeyFile); err != nil {
 			return fail("--tenant-key: %v", err)
 		}
 	}

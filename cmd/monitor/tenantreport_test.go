@@ -211,6 +211,12 @@ func TestMonitorReportTenant(t *testing.T) {
 		}
 	}
 
+	// The keys of X with --tenant of another tenant: a usage error.
+	if code, _, stderr := run(report, "--url", l.s.URL, "--log-key", l.s.LogPub, "--profile", "sox", "--tenant", threeTenants[1], "--from", from, "--to", to,
+		"--at", answer, "--token-file", auditorFile, "--tenant-key", keys); code != 2 {
+		t.Errorf("monitor report with tenant %s's keys for tenant %s: exit %d, want 2\n%s", x, threeTenants[1], code, stderr)
+	}
+
 	verifyArgs := []string{"--url", l.s.URL, "--log-key", l.s.LogPub, "--token-file", auditorFile, "--tenant-key", keys}
 	if code, out, stderr := run(verifyReport, append(verifyArgs, answer)...); code != 0 || !strings.Contains(out, "OK "+answer+": recomputed at checkpoint size") {
 		t.Fatalf("verify-report with tenant %s's token: exit %d\n%s%s", x, code, out, stderr)
