@@ -183,6 +183,16 @@ func TestMonitorReportTenant(t *testing.T) {
 	if rep.Entries.InScope == 0 {
 		t.Fatalf("the report reads no entry of tenant %s", x)
 	}
+	// The period's range and the sampled inclusion proofs are over the
+	// tree's leaves (the envelopes' hashes).
+	for _, bad := range []string{"does not verify", "not consistent"} {
+		if bytes.Contains(a.JSON.Report, []byte(bad)) {
+			t.Errorf("the report says %q:\n%s", bad, a.JSON.Report)
+		}
+	}
+	if len(rep.Range.ConsistencyProof) == 0 {
+		t.Errorf("the report's period range has no consistency proof")
+	}
 	if rep.Range.StartSize == 0 {
 		t.Fatalf("the report's period begins at the log's start; the test wants it later")
 	}
