@@ -6,8 +6,8 @@ const MaxBodiesRange = 256
 
 // Bodies is the answer of GET /v1/bodies?start=S&end=E[&size=N]: the
 // bodies (events) of the entries [start, end) of the tree of size
-// tree_size that the token may read: its tenant's, or every tenant's with a
-// global token. On a log of leaf version 3 each body is checked by the
+// tree_size that the token may read: its tenant's and the log-wide records
+// (event.LogWide), or every tenant's with a global token. On a log of leaf version 3 each body is checked by the
 // reader against the envelope at its index in the public entry bundles
 // (event.OpenEnvelope); on a version 2 log a body is the entry itself.
 type Bodies struct {
@@ -25,10 +25,12 @@ type Body struct {
 
 // TenantKeyResponse is the answer of GET /v1/tenant-key: the key with
 // which the tenant recognises its entries on a log of leaf version 3 (hex,
-// event.ParseTenantKey), and the access.tenant_key event that recorded the
-// read.
+// event.ParseTenantKey), the log-wide key with which every tenant
+// recognises the log-wide records (event.LogWide), and the
+// access.tenant_key event that recorded the read.
 type TenantKeyResponse struct {
 	Tenant string        `json:"tenant"`
 	Key    string        `json:"key"`
+	LogKey string        `json:"log_key"`
 	Access EventResponse `json:"access"`
 }

@@ -13,7 +13,8 @@ import (
 
 // Bodies reads the event bodies of the entries [start, end) of the tree of
 // size entries (0: the latest checkpoint's) that the token may read:
-// its tenant's, or every tenant's with a global token (GET /v1/bodies,
+// its tenant's and the log-wide records (event.LogWide), or every
+// tenant's with a global token (GET /v1/bodies,
 // read scope; at most api.MaxBodiesRange entries). The bodies are
 // unverified: check each against the entry at its index in the verified
 // entry bundles (event.OpenEnvelope on a log of leaf version 3).
@@ -43,16 +44,33 @@ func (c *Client) Bodies(ctx context.Context, start, end, size uint64) (*api.Bodi
 // recognises its entries on a log of leaf version 3 (GET /v1/tenant-key,
 // audit scope; the read is recorded in the log).
 func (c *Client) TenantKey(ctx context.Context, tenant string) (event.TenantKey, error) {
+	r, err := c.TenantKeys(ctx, tenant)
+	if err != nil {
+		return event.TenantKey{}, err
+	}
+	return event.ParseTenantKey(r.Key)
+}
+
+// TenantKeys is TenantKey's whole answer: the tenant's key and the
+// log-wide key (log_key), with which the tenant recognises the log-wide
+// records (event.LogWide), each checked to be a key.
+func (c *Client) TenantKeys(ctx context.Context, tenant string) (*api.TenantKeyResponse, error) {
 	q := url.Values{}
 	if tenant != "" {
 		q.Set("tenant", tenant)
 	}
 	var r api.TenantKeyResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/tenant-key", q, nil, http.StatusOK, &r); err != nil {
-		return event.TenantKey{}, err
+		return nil, err
 	}
 	if tenant != "" && r.Tenant != tenant {
-		return event.TenantKey{}, fmt.Errorf("%w: asked for tenant %s, got %s", errNoAnswer, tenant, r.Tenant)
+		return nil, fmt.Errorf("%w: asked for tenant %s, got %s", errNoAnswer, tenant, r.Tenant)
 	}
-	return event.ParseTenantKey(r.Key)
+	if _, err := event.ParseTenantKey(r.Key); err != nil {
+		return nil, fmt.Errorf("%w: key: %v", errNoAnswer, err)
+	}
+	if _, err := event.ParseTenantKey(r.LogKey); err != nil {
+		return nil, fmt.Errorf("%w: log_key: %v", errNoAnswer, err)
+	}
+	return &r, nil
 }

@@ -71,7 +71,10 @@ type collector struct {
 	names   []string
 	nameID  map[string]uint32
 
-	// tokens (log-wide)
+	// mine marks the entries of the report (visit), a bit each
+	mine []uint64
+
+	// tokens (the tenant's and the global ones)
 	tokens map[string]*tokenInfo
 
 	// writers and corrections in the period
@@ -206,7 +209,7 @@ func (c *collector) record(index uint64) (actor, writer string, ok bool) {
 }
 
 // see reads one entry (in index order): every entry of the report's
-// tenant, and the log-wide kinds of every tenant.
+// tenant, and the log-wide records (event.LogWide).
 func (c *collector) see(e *entry) {
 	l := e.leaf
 	a := l.Attributes
@@ -341,7 +344,8 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// seeLogWide reads the log-wide kinds.
+// seeLogWide reads the kinds that describe the log, its tokens and its
+// monitor: of the report's tenant, or log-wide records.
 func (c *collector) seeLogWide(e *entry) {
 	l, a := e.leaf, e.leaf.Attributes
 	switch l.Kind {

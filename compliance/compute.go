@@ -43,9 +43,17 @@ type Source struct {
 	// the log's first AtSize entries: their tree's root, read from the
 	// tiles, is proved consistent with the checkpoint, which anchors it
 	// (LogState.ProofToCheckpoint). 0: the checkpoint's size.
-	AtSize   uint64
-	Progress func(done, total uint64)
-	Logger   *slog.Logger
+	AtSize uint64
+	// TenantKey and LogWideKey, if set, compute the report of one tenant
+	// of a log of leaf version 3 with that tenant's token (read and audit
+	// scope): the entries whose envelopes carry the tenant's tag or the
+	// log-wide tag (GET /v1/tenant-key's key and log_key) are read, each
+	// body checked against its envelope (verify.Config.TenantKey), and the
+	// report is the one a global token computes (the same entries:
+	// event.LogWide).
+	TenantKey, LogWideKey *event.TenantKey
+	Progress              func(done, total uint64)
+	Logger                *slog.Logger
 }
 
 // Query names a report.
@@ -82,6 +90,9 @@ func compute(ctx context.Context, src Source, q Query, p *Params) (*Report, erro
 	}
 	if !q.To.After(q.From) {
 		return nil, fmt.Errorf("%w: the period must end after it begins", ErrQuery)
+	}
+	if src.TenantKey != nil && (q.Tenant == api.AllTenants || src.LogWideKey == nil) {
+		return nil, fmt.Errorf("%w: a report computed with a tenant's key is of that tenant (not %q), and needs the log-wide key too", ErrQuery, q.Tenant)
 	}
 	if p != nil {
 		if err := p.Check(); err != nil {
@@ -139,6 +150,7 @@ func compute(ctx context.Context, src Source, q Query, p *Params) (*Report, erro
 	}
 	rep, err := verify.Audit(ctx, verify.Config{
 		Log: src.Log, LogKey: src.Key, Policy: auditPolicy, At: raw, Visit: c.visit, Progress: src.Progress, Logger: src.Logger,
+		TenantKey: src.TenantKey, LogWideKey: src.LogWideKey, Tenant: tenantOf(q, src),
 	})
 	if err != nil {
 		return nil, err
@@ -147,7 +159,7 @@ func compute(ctx context.Context, src Source, q Query, p *Params) (*Report, erro
 		// What the audit found beyond the pinned tree is not the report's.
 		rep.Findings = slices.DeleteFunc(slices.Clone(rep.Findings), func(f verify.Finding) bool { return f.Index != nil && *f.Index >= size })
 	}
-	c.audit = rep
+	c.audit = c.scopeFindings(rep)
 	if err := c.finish(ctx, src.Log, tiles); err != nil {
 		return nil, err
 	}
@@ -343,31 +355,33 @@ func (e *entry) offense(format string, args ...any) Offense {
 	return Offense{Index: e.index, LeafHash: hex.EncodeToString(e.hash), Reason: fmt.Sprintf(format, args...)}
 }
 
-// logWideKinds are read from every tenant: they describe the log, its
-// tokens and its monitor, not one tenant's records.
-var logWideKinds = map[string]bool{
-	event.KindTokenCreated: true, event.KindTokenRevoked: true, event.KindMonitorStatus: true, event.KindMonitorAlert: true,
-	event.KindRetentionSet: true,
+// tenantOf is the tenant a tenant audit checks bodies against.
+func tenantOf(q Query, src Source) string {
+	if src.TenantKey == nil {
+		return ""
+	}
+	return q.Tenant
 }
 
 // visit is the audit's Visit: every entry, in order; those beyond the
-// report's tree (pinned below the checkpoint) are not the report's.
+// report's tree (pinned below the checkpoint) are not the report's. An
+// entry is the report's when it is of the report's tenant or a log-wide
+// record (event.LogWide): the entries a tenant's own token reads on a log
+// of leaf version 3, so that the tenant computes the same report as a
+// global token. Every entry, the report's or not, is a leaf of the
+// period's range.
 func (c *collector) visit(index uint64, data, hash []byte) error {
 	if index >= c.size {
 		return nil
 	}
-	h, err := event.ParseHead(data)
+	e, err := c.entryOf(index, data, hash)
 	if err != nil {
-		return nil // the audit reports it (log.malformed_entry)
+		return err
 	}
-	t, err := time.Parse(event.TimeFormat, h.Time)
-	if err != nil {
-		return nil
-	}
-	// The period's range begins before the first entry at or after From;
-	// the compact range holds the leaves before it.
+	// The period's range begins before the first entry of the report at
+	// or after From; the compact range holds the leaves before it.
 	if !c.started {
-		if !t.Before(c.q.From) {
+		if e != nil && !e.time.Before(c.q.From) {
 			c.started, c.startSize = true, index
 			if c.startRoot, err = c.rng.GetRootHash(nil); err != nil {
 				return err
@@ -376,19 +390,14 @@ func (c *collector) visit(index uint64, data, hash []byte) error {
 			return err
 		}
 	}
-	scoped := c.q.Tenant == api.AllTenants || h.Tenant == c.q.Tenant
-	if !scoped && !logWideKinds[h.Kind] {
+	if e == nil {
 		return nil
 	}
-	l, err := event.ParseLeaf(data)
-	if err != nil {
-		return nil
-	}
-	e := &entry{index: index, hash: hash, leaf: l, time: t, scoped: scoped}
+	c.mark(index)
 	switch {
-	case t.Before(c.q.From):
+	case e.time.Before(c.q.From):
 		e.when = before
-	case t.Before(c.q.To):
+	case e.time.Before(c.q.To):
 		e.when = during
 	default:
 		e.when = after
@@ -396,6 +405,63 @@ func (c *collector) visit(index uint64, data, hash []byte) error {
 	c.see(e)
 	return nil
 }
+
+// entryOf is the entry at index if it is the report's (nil if not, or if
+// it cannot be read: the audit reports that).
+func (c *collector) entryOf(index uint64, data, hash []byte) (*entry, error) {
+	if data == nil {
+		return nil, nil // not covered by a tenant's audit, or no body
+	}
+	h, err := event.ParseHead(data)
+	if err != nil {
+		return nil, nil // the audit reports it (log.malformed_entry)
+	}
+	t, err := time.Parse(event.TimeFormat, h.Time)
+	if err != nil {
+		return nil, nil
+	}
+	scoped := c.q.Tenant == api.AllTenants || h.Tenant == c.q.Tenant
+	l, err := event.ParseLeaf(data)
+	if err != nil || (!scoped && !event.LogWide(l)) {
+		return nil, nil
+	}
+	return &entry{index: index, hash: hash, leaf: l, time: t, scoped: scoped}, nil
+}
+
+// mark notes that the entry at index is the report's.
+func (c *collector) mark(index uint64) {
+	if c.mine == nil {
+		c.mine = make([]uint64, (c.size+63)/64)
+	}
+	c.mine[index/64] |= 1 << (index % 64)
+}
+
+func (c *collector) marked(index uint64) bool {
+	return index < c.size && c.mine != nil && c.mine[index/64]&(1<<(index%64)) != 0
+}
+
+// scopeFindings keeps the audit's findings that are the report's: those
+// about the whole tree, the integrity of the log, the bodies of a log of
+// leaf version 3, and those about an entry of the report. A tenant's report
+// is not told of the findings about other tenants' entries (its own token
+// does not read them), whoever computes it.
+func (c *collector) scopeFindings(rep *verify.Report) *verify.Report {
+	if c.q.Tenant == api.AllTenants {
+		return rep
+	}
+	out := *rep
+	out.Findings = nil
+	for _, f := range rep.Findings {
+		switch {
+		case f.Index == nil, integrityRules[f.Rule], bodyRules[f.Rule], c.marked(*f.Index):
+			out.Findings = append(out.Findings, f)
+		}
+	}
+	return &out
+}
+
+// bodyRules are the findings about the bodies of a log of leaf version 3.
+var bodyRules = map[string]bool{verify.RuleBodyMissing: true, verify.RuleBodyMismatch: true, verify.RuleWrongTag: true}
 
 // sample keeps the k entries whose scores are lowest: a sample that
 // anyone recomputes from the checkpoint's root alone.

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/llmaudittrail/llmaudittrail/verify"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/profile"
+	"github.com/llmaudittrail/llmaudittrail/verify"
 )
 
 // LogParams are the report parameters the log records for tenant among its
@@ -56,5 +58,10 @@ func configInForce(ctx context.Context, src Source, tenant string, size uint64) 
 			return c, err
 		}
 	}
-	return latest(profile.DefaultTenant, profile.ScopeDefault)
+	c, err := latest(profile.DefaultTenant, profile.ScopeDefault)
+	if err != nil && src.TenantKey != nil && errors.Is(err, client.ErrForbidden) {
+		return nil, fmt.Errorf("%w: tenant %s has no compliance configuration of its own, and the default scope's is in tenant %s, which a tenant's token does not read: "+
+			"compute with the parameters of a report (monitor report --at REPORT, or verify-report) or of a configuration file (--config)", ErrQuery, tenant, profile.DefaultTenant)
+	}
+	return c, err
 }

@@ -123,6 +123,7 @@ func ParseTenantKey(s string) (TenantKey, error) {
 const (
 	envelopeNonceLabel = "llmaudittrail envelope nonce v1"
 	envelopeTenantRoot = "llmaudittrail tenant key v1"
+	envelopeLogLabel   = "llmaudittrail log-wide key v1"
 )
 
 // EnvelopeSealer makes the envelopes of a log from one secret of the
@@ -131,11 +132,15 @@ const (
 // "llmaudittrail envelope nonce v1"), so that an envelope is a function
 // of its body (an entry appended again after a crash is the same entry),
 // and a tenant's key is HMAC-SHA256(secret, "llmaudittrail tenant key v1"
-// || 0x00 || tenant). Bodies differ (each holds a random event id), so
-// nonces do not repeat and link nothing.
+// || 0x00 || tenant). The log-wide records (LogWide) are tagged with the
+// log-wide key, HMAC-SHA256(secret, "llmaudittrail log-wide key v1"),
+// which every tenant is given, instead of their tenant's. Bodies differ
+// (each holds a random event id), so nonces do not repeat and link
+// nothing.
 type EnvelopeSealer struct {
 	nonceKey []byte
 	secret   []byte
+	logKey   TenantKey
 
 	mu   sync.Mutex
 	keys map[string]TenantKey // a cache, bounded by maxCachedTenantKeys
@@ -150,8 +155,16 @@ func NewEnvelopeSealer(secret []byte) (*EnvelopeSealer, error) {
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(envelopeNonceLabel))
-	return &EnvelopeSealer{nonceKey: m.Sum(nil), secret: bytes.Clone(secret), keys: map[string]TenantKey{}}, nil
+	s := &EnvelopeSealer{nonceKey: m.Sum(nil), secret: bytes.Clone(secret), keys: map[string]TenantKey{}}
+	m = hmac.New(sha256.New, secret)
+	m.Write([]byte(envelopeLogLabel))
+	m.Sum(s.logKey[:0])
+	return s, nil
 }
+
+// LogKey returns the log-wide key: the tag of the log-wide records
+// (LogWide), which every tenant recognises.
+func (s *EnvelopeSealer) LogKey() TenantKey { return s.logKey }
 
 // TenantKey returns tenant's key.
 func (s *EnvelopeSealer) TenantKey(tenant string) TenantKey {
@@ -181,13 +194,19 @@ func (s *EnvelopeSealer) deriveTenantKey(tenant string) TenantKey {
 	return k
 }
 
-// Seal returns the envelope of body, an event of tenant.
+// Seal returns the envelope of body, an event of tenant: tagged with the
+// tenant's key, or with the log-wide key when body is a log-wide record
+// (BodyLogWide).
 func (s *EnvelopeSealer) Seal(tenant string, body []byte) Envelope {
 	var e Envelope
 	m := hmac.New(sha256.New, s.nonceKey)
 	m.Write(body)
 	copy(e.Nonce[:], m.Sum(nil))
-	e.Tag = s.TenantKey(tenant).Tag(e.Nonce[:])
+	if BodyLogWide(body) {
+		e.Tag = s.logKey.Tag(e.Nonce[:])
+	} else {
+		e.Tag = s.TenantKey(tenant).Tag(e.Nonce[:])
+	}
 	copy(e.Body[:], LeafHash(body))
 	return e
 }

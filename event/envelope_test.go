@@ -2,6 +2,8 @@ package event
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +23,7 @@ type envelopeVector struct {
 	Tenant    string `json:"tenant"`
 	Body      string `json:"body"`
 	TenantKey string `json:"tenant_key"`
+	LogKey    string `json:"log_key"`
 	Nonce     string `json:"nonce"`
 	Tag       string `json:"tag"`
 	BodyHash  string `json:"body_hash"`
@@ -47,11 +50,12 @@ func buildEnvelopeVector(t *testing.T) []byte {
 	e := s.Seal(lv.Leaf.Tenant, body)
 	env := e.Marshal()
 	v := envelopeVector{
-		Comment:   "leaf version 3 (docs/leaf-format.md): tenant_key = HMAC-SHA256(secret, 'llmaudittrail tenant key v1' || 0x00 || tenant); nonce = HMAC-SHA256(HMAC-SHA256(secret, 'llmaudittrail envelope nonce v1'), body)[:16]; tag = HMAC-SHA256(tenant_key, nonce); body_hash = SHA-256(0x00 || body); entry_hash = SHA-256(0x00 || envelope). Hex throughout; body and envelope are text.",
+		Comment:   "leaf version 3 (docs/leaf-format.md): tenant_key = HMAC-SHA256(secret, 'llmaudittrail tenant key v1' || 0x00 || tenant); nonce = HMAC-SHA256(HMAC-SHA256(secret, 'llmaudittrail envelope nonce v1'), body)[:16]; tag = HMAC-SHA256(tenant_key, nonce) (a log-wide record's: HMAC-SHA256(log_key, nonce), log_key = HMAC-SHA256(secret, 'llmaudittrail log-wide key v1')); body_hash = SHA-256(0x00 || body); entry_hash = SHA-256(0x00 || envelope). Hex throughout; body and envelope are text.",
 		Secret:    hex.EncodeToString(secret),
 		Tenant:    lv.Leaf.Tenant,
 		Body:      lv.LeafText,
 		TenantKey: s.TenantKey(lv.Leaf.Tenant).String(),
+		LogKey:    s.LogKey().String(),
 		Nonce:     hex.EncodeToString(e.Nonce[:]),
 		Tag:       hex.EncodeToString(e.Tag[:]),
 		BodyHash:  hex.EncodeToString(e.Body[:]),
@@ -106,12 +110,26 @@ func TestEnvelopeVector(t *testing.T) {
 	if len(v.Envelope) != EnvelopeSize {
 		t.Errorf("envelope is %d bytes, EnvelopeSize %d", len(v.Envelope), EnvelopeSize)
 	}
+	m := hmac.New(sha256.New, mustHex(t, v.Secret))
+	m.Write([]byte("llmaudittrail log-wide key v1"))
+	if got := hex.EncodeToString(m.Sum(nil)); got != v.LogKey {
+		t.Errorf("log key = %s, want %s", got, v.LogKey)
+	}
 	// The envelope shows nothing of the body.
 	for _, s := range []string{v.Tenant, `"session"`, `"kind"`, "llm"} {
 		if strings.Contains(v.Envelope, s) {
 			t.Errorf("envelope contains %q", s)
 		}
 	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestOpenEnvelopeRefuses(t *testing.T) {

@@ -114,7 +114,8 @@ func (l *Log) TenantKey(tenant string) (k event.TenantKey, ok bool) {
 }
 
 // Bodies returns the bodies of the entries [start, end) of a tree of size
-// entries that tenant may read (every tenant's when tenant is ""), each
+// entries that tenant may read (every tenant's when tenant is ""): its
+// own events and the log-wide records (event.LogWide), each
 // with its index: the events of a log of any leaf version, as the log
 // holds them (version 2) or checked against their envelopes (version 3).
 func (l *Log) Bodies(ctx context.Context, tenant string, start, end, size uint64) ([]Body, error) {
@@ -134,16 +135,22 @@ func (l *Log) Bodies(ctx context.Context, tenant string, start, end, size uint64
 				return nil, fmt.Errorf("entry bundle %d has no entry %d", bi, j)
 			}
 			body := b.Entries[j]
-			if tenant != "" {
-				h, err := event.ParseHead(body)
-				if err != nil || h.Tenant != tenant {
-					continue
-				}
+			if tenant != "" && !readable(tenant, body) {
+				continue
 			}
 			out = append(out, Body{Index: i, Body: body})
 		}
 	}
 	return out, nil
+}
+
+// readable reports whether tenant may read body: an event of its own, or
+// a log-wide record. Which bodies are log-wide is decided from the body
+// itself (event.BodyLogWide), the same predicate that chose the log-wide
+// key for its envelope, so the vault keeps no mark of its own.
+func readable(tenant string, body []byte) bool {
+	h, err := event.ParseHead(body)
+	return err == nil && (h.Tenant == tenant || event.BodyLogWide(body))
 }
 
 // Body is an event's body at its index.
@@ -181,16 +188,23 @@ func checkLeafVersion(ctx context.Context, r storageReader, envelopes bool) erro
 // no tenant keys.
 var ErrNoEnvelopes = errors.New("the log's leaf version has no envelopes or tenant keys (it is 2; see --leaf-version)")
 
-// ReadTenantKey returns tenant's key for reader r, recording the read in
-// the log (an access.tenant_key event of the tenant) before the key is
+// TenantKeys are the keys a tenant recognises its entries with on a log of
+// leaf version 3: its own, and the log-wide key of the log-wide records
+// (event.LogWide) that every tenant reads.
+type TenantKeys struct {
+	Tenant, Log event.TenantKey
+}
+
+// ReadTenantKey returns tenant's keys for reader r, recording the read in
+// the log (an access.tenant_key event of the tenant) before the keys are
 // returned. A reader of another tenant gets ErrNotFound.
-func (l *Log) ReadTenantKey(ctx context.Context, r Reader, tenant string) (event.TenantKey, event.Appended, error) {
+func (l *Log) ReadTenantKey(ctx context.Context, r Reader, tenant string) (TenantKeys, event.Appended, error) {
 	if tenant != r.Tenant && !r.AllTenants {
-		return event.TenantKey{}, event.Appended{}, fmt.Errorf("%w: tenant %s", ErrNotFound, tenant)
+		return TenantKeys{}, event.Appended{}, fmt.Errorf("%w: tenant %s", ErrNotFound, tenant)
 	}
 	k, ok := l.TenantKey(tenant)
 	if !ok {
-		return k, event.Appended{}, ErrNoEnvelopes
+		return TenantKeys{}, event.Appended{}, ErrNoEnvelopes
 	}
 	acc := &event.Request{
 		Session: event.AccessSession(r.TokenID),
@@ -202,7 +216,7 @@ func (l *Log) ReadTenantKey(ctx context.Context, r Reader, tenant string) (event
 	}
 	a, err := l.serverEvent(ctx, tenant, r, acc)
 	if err != nil {
-		return event.TenantKey{}, event.Appended{}, err
+		return TenantKeys{}, event.Appended{}, err
 	}
-	return k, a, nil
+	return TenantKeys{Tenant: k, Log: l.sealer.LogKey()}, a, nil
 }

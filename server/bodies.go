@@ -9,7 +9,9 @@ import (
 )
 
 // getBodies answers GET /v1/bodies?start=S&end=E[&size=N] (read scope):
-// the event bodies of a range of entries that the token's tenant may read.
+// the event bodies of a range of entries that the token's tenant may read:
+// its own events and the log-wide records (log.Log.Bodies); a global
+// token reads every body.
 func (s *Server) getBodies(r *http.Request, p *auth.Principal) (int, any, error) {
 	q := r.URL.Query()
 	start, err := parseUint(q.Get("start"), "start")
@@ -53,7 +55,8 @@ func (s *Server) getBodies(r *http.Request, p *auth.Principal) (int, any, error)
 
 // getTenantKey answers GET /v1/tenant-key[?tenant=T] (audit scope): the
 // key with which the token's tenant (a global token: T) recognises its
-// entries on a log of leaf version 3, the read recorded in the log first.
+// entries on a log of leaf version 3, and the log-wide key of the log-wide
+// records, the read recorded in the log first.
 func (s *Server) getTenantKey(r *http.Request, p *auth.Principal) (int, any, error) {
 	tenant, err := tenantParam(r, p)
 	if err != nil {
@@ -63,7 +66,7 @@ func (s *Server) getTenantKey(r *http.Request, p *auth.Principal) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, api.TenantKeyResponse{Tenant: tenant, Key: k.String(), Access: api.NewEventResponse(acc)}, nil
+	return http.StatusOK, api.TenantKeyResponse{Tenant: tenant, Key: k.Tenant.String(), LogKey: k.Log.String(), Access: api.NewEventResponse(acc)}, nil
 }
 
 // bundlesPublic reports whether anyone may read the entry bundles: on a

@@ -54,10 +54,13 @@ type Config struct {
 	// latest checkpoint must be consistent with it.
 	At []byte
 	// Visit, if set, is called with every entry, in index order, as it is
-	// re-hashed. What it is given is proved once the audit ends without a
-	// finding of RuleCheckpointSignature, RuleFork, RuleEntryMismatch,
-	// RuleTileMismatch or RuleSplitView. An error from Visit ends the audit
-	// with an error that wraps it.
+	// re-hashed: leaf is the event (on a log of leaf version 3 the body
+	// its envelope commits to, nil when the audit does not cover the entry
+	// or its body is missing), leafHash the entry's Merkle leaf hash in the
+	// log's tree (on version 3: of the envelope). What it is given is proved
+	// once the audit ends without a finding of RuleCheckpointSignature,
+	// RuleFork, RuleEntryMismatch, RuleTileMismatch or RuleSplitView. An
+	// error from Visit ends the audit with an error that wraps it.
 	Visit func(index uint64, leaf, leafHash []byte) error
 	// TenantKey, if set, audits one tenant of a log of leaf version 3
 	// (docs/leaf-format.md), with Log's token of that tenant: every entry
@@ -69,8 +72,16 @@ type Config struct {
 	// it, the bodies of a version 3 log are read with Log's token (a
 	// global one sees every entry's).
 	TenantKey *event.TenantKey
+	// LogWideKey, if set with TenantKey, is the log-wide key (GET
+	// /v1/tenant-key's log_key): the entries whose envelopes carry its tag
+	// are the log-wide records (event.LogWide) that every tenant reads, and
+	// the tenant audit covers them as its own (RuleBodyMissing,
+	// RuleBodyMismatch, also when the body is not a log-wide record). A
+	// log-wide record under neither tag is RuleWrongTag. Without it the
+	// log-wide records are not checked.
+	LogWideKey *event.TenantKey
 	// Tenant, if set with TenantKey, is the tenant's name: a body of
-	// another tenant is RuleBodyMismatch.
+	// another tenant under the tenant's tag is RuleBodyMismatch.
 	Tenant string
 	// Timestamps, if set, verifies the RFC 3161 tokens of the log's
 	// timestamp.issued events (the TSAs' roots): signature, chain and
@@ -211,9 +222,14 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 			cfg.Progress(done, cp.Size)
 		}
 		idx := e.Index
+		entryHash := e.Hash
 		if event.IsEnvelope(e.Data) || cfg.TenantKey != nil {
 			// Leaf version 3: the event is the body the envelope commits to.
-			body, f, err := bodies.open(ctx, idx, e.Data, cfg.TenantKey, cfg.Tenant)
+			logKey := cfg.LogWideKey
+			if cfg.TenantKey == nil {
+				logKey = nil
+			}
+			body, f, err := bodies.open(ctx, idx, e.Data, cfg.TenantKey, logKey, cfg.Tenant)
 			if err != nil {
 				return err
 			}
@@ -222,6 +238,9 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 				add(*f)
 			}
 			if body == nil {
+				if cfg.Visit != nil {
+					return cfg.Visit(idx, nil, entryHash)
+				}
 				return nil
 			}
 			rep.TenantEntries++
@@ -230,7 +249,7 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 			e.HasHead = e.Err == nil
 		}
 		if cfg.Visit != nil {
-			if err := cfg.Visit(idx, e.Data, e.Hash); err != nil {
+			if err := cfg.Visit(idx, e.Data, entryHash); err != nil {
 				return err
 			}
 		}

@@ -40,14 +40,16 @@ func (b *bodyCache) at(ctx context.Context, idx uint64) ([]byte, bool, error) {
 
 // open returns the body of the verified entry data at idx, checked against
 // its envelope, when the audit covers the entry (with key: it carries the
-// key's tag); otherwise nil. A problem is a finding.
-func (b *bodyCache) open(ctx context.Context, idx uint64, data []byte, key *event.TenantKey, tenant string) ([]byte, *Finding, error) {
+// key's tag, or logKey's, the log-wide records' tag); otherwise nil. A
+// problem is a finding.
+func (b *bodyCache) open(ctx context.Context, idx uint64, data []byte, key, logKey *event.TenantKey, tenant string) ([]byte, *Finding, error) {
 	env, err := event.ParseEnvelope(data)
 	if err != nil {
 		return nil, &Finding{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity,
 			Message: fmt.Sprintf("entry %d is not an envelope of leaf version 3: %v", idx, err)}, nil
 	}
-	mine := key == nil || key.Recognises(&env)
+	logWide := logKey != nil && logKey.Recognises(&env)
+	mine := key == nil || key.Recognises(&env) || logWide
 	body, ok, err := b.at(ctx, idx)
 	if err != nil {
 		return nil, nil, err
@@ -55,19 +57,35 @@ func (b *bodyCache) open(ctx context.Context, idx uint64, data []byte, key *even
 	if !mine {
 		if ok {
 			if _, err := event.OpenEnvelope(data, body, nil); err == nil {
+				if logKey == nil && event.BodyLogWide(body) {
+					// A log-wide record, served to every tenant: without
+					// the log-wide key its tag is not checked.
+					return nil, nil, nil
+				}
 				return nil, &Finding{Rule: RuleWrongTag, Severity: "critical", Source: SourceIntegrity,
-					Message: fmt.Sprintf("entry %d is an event of the tenant's whose envelope does not carry the tenant's tag", idx)}, nil
+					Message: fmt.Sprintf("entry %d is an event of the tenant's (or a log-wide record) whose envelope carries neither the tenant's tag nor the log-wide one", idx)}, nil
 			}
 		}
 		return nil, nil, nil
 	}
 	if !ok {
+		what := "its envelope commits to"
+		if logWide {
+			what = "of the log-wide record its envelope commits to"
+		}
 		return nil, &Finding{Rule: RuleBodyMissing, Severity: "critical", Source: SourceIntegrity,
-			Message: fmt.Sprintf("entry %d: the log did not serve the body its envelope commits to", idx)}, nil
+			Message: fmt.Sprintf("entry %d: the log did not serve the body %s", idx, what)}, nil
 	}
 	if _, err := event.OpenEnvelope(data, body, nil); err != nil {
 		return nil, &Finding{Rule: RuleBodyMismatch, Severity: "critical", Source: SourceIntegrity,
 			Message: fmt.Sprintf("entry %d: %v", idx, err)}, nil
+	}
+	if logWide {
+		if !event.BodyLogWide(body) {
+			return nil, &Finding{Rule: RuleBodyMismatch, Severity: "critical", Source: SourceIntegrity,
+				Message: fmt.Sprintf("entry %d carries the log-wide tag but its body is not a log-wide record", idx)}, nil
+		}
+		return body, nil, nil
 	}
 	if tenant != "" {
 		if h, err := event.ParseHead(body); err == nil && h.Tenant != tenant {

@@ -298,7 +298,7 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 	var tsaChains chainFiles
 	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority the log uses, ending with its root (repeatable): every timestamp.issued token must chain to one of these roots, stamp its checkpoint, and no TSA's times may go backwards as the tree grows; without it tokens are counted, not checked")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
-	tenantKeyFile := fs.String("tenant-key", "", "file with the tenant key (hex, GET /v1/tenant-key) of a log of leaf version 3: verify that the token's tenant holds the body of every entry carrying its tag, and that no body of its tenant is under another tag")
+	tenantKeyFile := fs.String("tenant-key", "", "file with the tenant's keys of a log of leaf version 3, "+tenantKeyHelp+": verify that the token's tenant holds the body of every entry carrying its tag or the log-wide tag, and that no body of its tenant (or log-wide record) is under another tag")
 	tenant := fs.String("tenant", "", "with --tenant-key, the tenant's name: a body of another tenant under its tag is a finding")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
@@ -328,15 +328,11 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 	}
 	vc := verify.Config{Log: lc, LogKey: key, Policy: policy, Progress: p.update, Logger: logger, HTTPClient: hc, Timestamps: tv}
 	if *tenantKeyFile != "" {
-		raw, err := os.ReadFile(*tenantKeyFile)
+		k, lk, err := tenantKeys(*tenantKeyFile)
 		if err != nil {
 			return fail("--tenant-key: %v", err)
 		}
-		k, err := event.ParseTenantKey(string(raw))
-		if err != nil {
-			return fail("--tenant-key %s: %v", *tenantKeyFile, err)
-		}
-		vc.TenantKey, vc.Tenant = &k, *tenant
+		vc.TenantKey, vc.LogWideKey, vc.Tenant = k, lk, *tenant
 	} else if *tenant != "" {
 		return fail("--tenant needs --tenant-key")
 	}
@@ -365,7 +361,11 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 		}
 		secs := rep.Duration.Seconds()
 		if vc.TenantKey != nil {
-			fmt.Fprintf(stdout, "tenant      %s: %d entries carry its tag, each body checked against its envelope\n", event.SafeText(rep.Tenant), rep.TenantEntries)
+			also := ""
+			if vc.LogWideKey != nil {
+				also = " or the log-wide tag"
+			}
+			fmt.Fprintf(stdout, "tenant      %s: %d entries carry its tag%s, each body checked against its envelope\n", event.SafeText(rep.Tenant), rep.TenantEntries, also)
 		}
 		fmt.Fprintf(stdout, "log         %s\ncheckpoint  size %d, root %s\nentries     %d re-hashed in %.2fs (%.0f/s), %d bundles, %d tiles compared\nsessions    %d (seq and prev chains checked)\nsignatures  %d checked against the keys enrolled in the log\nwitnesses   %d compared\ntimestamps  %d, %d tokens verified with the --tsa-chain roots\n%s\n",
 			rep.Origin, rep.Size, rep.Root, rep.Entries, secs, float64(rep.Entries)/max(secs, 1e-9), rep.Bundles, rep.Tiles, rep.Sessions, rep.Signatures, rep.Witnesses, rep.Timestamps, rep.TimestampsVerified, status)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
+	"github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/compliance"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
@@ -46,6 +47,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 	chromium := fs.String("chromium", "", "Chromium binary for PDFs (default: chromium on PATH)")
 	at := fs.String("at", "", "pin the report: SIZE, the log's first SIZE entries (their tree proved consistent with the latest checkpoint), or FILE, a report (or the server's answer) whose checkpoint, size and parameters to use again, or a signed checkpoint (default: the latest checkpoint)")
 	out := fs.String("out", "", "write the report to this file (default: stdout); with several formats, or an existing directory, write PROFILE-report.json, .oscal.json, .html and .pdf into this directory")
+	tenantKeyFile := fs.String("tenant-key", "", "with a token of the tenant --tenant on a log of leaf version 3: file with the tenant's keys, "+tenantKeyAnswerHelp+": compute the tenant's report from the public entry bundles and the bodies of its own and the log-wide entries")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
@@ -101,6 +103,15 @@ func report(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	src := compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}
+	if *tenantKeyFile != "" {
+		var name string
+		if src.TenantKey, src.LogWideKey, name, err = reportTenantKeys(*tenantKeyFile); err != nil {
+			return fail("--tenant-key: %v", err)
+		}
+		if name != q.Tenant {
+			return cli.Fail(fs, "--tenant-key holds the keys of tenant %q: give --tenant %q", event.SafeText(name), event.SafeText(name))
+		}
+	}
 	if *at != "" {
 		var pinned *compliance.Report
 		if src.At, src.AtSize, pinned, err = pinAt(*at); err != nil {
@@ -130,7 +141,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 		return cli.Fail(fs, "%v", err)
 	}
 	if err != nil {
-		return fail("computing the report: %v", err)
+		return fail("computing the report: %v%s", err, tenantHint(err, src))
 	}
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -175,6 +186,24 @@ func report(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// tenantHint explains a refusal of the log to a token that is not global.
+func tenantHint(err error, src compliance.Source) string {
+	if !errors.Is(err, client.ErrForbidden) || src.TenantKey != nil {
+		return ""
+	}
+	return "; a tenant's report with the tenant's own token (read and audit scope) needs a log of leaf version 3 (--leaf-version 3) and the tenant's keys (--tenant-key, GET /v1/tenant-key); otherwise it needs a global token"
+}
+
+// reportTenantKeys reads the --tenant-key of a report: both keys, for a
+// tenant's report reads the log-wide records too.
+func reportTenantKeys(path string) (*event.TenantKey, *event.TenantKey, string, error) {
+	k, lk, name, err := tenantKeysOf(path)
+	if err == nil && lk == nil {
+		err = fmt.Errorf("%s holds no log-wide key: a tenant's report reads the log-wide records too (give the JSON answer of GET /v1/tenant-key)", path)
+	}
+	return k, lk, name, err
+}
+
 // reportExt names the file of each format in monitor report --out DIR.
 var reportExt = map[string]string{api.FormatJSON: ".json", api.FormatOSCAL: ".oscal.json", api.FormatHTML: ".html", api.FormatPDF: ".pdf"}
 
@@ -211,6 +240,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	var tsaChains chainFiles
 	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a server's answer carries must verify with one of these roots and stamp a checkpoint consistent with the report's tree; without it they are not checked")
+	tenantKeyFile := fs.String("tenant-key", "", "with a token of the reports' tenant on a log of leaf version 3: file with the tenant's keys, "+tenantKeyAnswerHelp+": recompute from the public entry bundles and the bodies of its own and the log-wide entries")
 	anchorFile := fs.String("anchor", "", "the tlog-proof (GET /v1/entries/{index}/proof, or the answer's receipt.tlog_proof) or JSON receipt of the report.issued event: it must carry the report's digest (one REPORT)")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
@@ -243,6 +273,12 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	src := compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}
+	if *tenantKeyFile != "" {
+		if src.TenantKey, src.LogWideKey, _, err = reportTenantKeys(*tenantKeyFile); err != nil {
+			return fail("--tenant-key: %v", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := 0
@@ -250,11 +286,11 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 		data, err := cli.ReadFile(path, compliance.MaxReportFileBytes)
 		var v *compliance.Verification
 		if err == nil {
-			v, err = compliance.VerifyAnchored(ctx, compliance.Source{Log: lc, Key: key, Policy: policy, Logger: logger}, data, anchor)
+			v, err = compliance.VerifyAnchored(ctx, src, data, anchor)
 		}
 		switch {
 		case err != nil:
-			fmt.Fprintf(stdout, "FAIL %s: %v\n", path, err)
+			fmt.Fprintf(stdout, "FAIL %s: %v%s\n", path, err, tenantHint(err, src))
 			code = max(code, 1)
 			if !errors.Is(err, compliance.ErrNotAnchored) && !errors.Is(err, compliance.ErrNotReport) {
 				code = 2 // it could not run
