@@ -26,6 +26,11 @@ type capBuf struct {
 	budget *BodyBudget
 	client string
 	held   int64
+	// hint, if positive, is the body's announced length (Content-Length):
+	// a budgeted buffer's first growth is to it when it is below
+	// capBufStep, so that a small body does not take (and allocate) a whole
+	// step. An announced length never makes a buffer larger.
+	hint int64
 }
 
 // capBufStep is the least a budgeted buffer grows by.
@@ -35,7 +40,11 @@ func (b *capBuf) write(p []byte) {
 	b.total += int64(len(p))
 	if b.h == nil {
 		if need := len(b.buf) + len(p); b.budget != nil && need > cap(b.buf) && need <= b.max {
-			grow := min(max(cap(b.buf), capBufStep, need-cap(b.buf)), b.max-cap(b.buf))
+			step := capBufStep
+			if b.hint > 0 && cap(b.buf) == 0 {
+				step = int(min(b.hint, capBufStep))
+			}
+			grow := min(max(cap(b.buf), step, need-cap(b.buf)), b.max-cap(b.buf))
 			if b.budget.take(b.client, int64(grow)) == nil {
 				b.held += int64(grow)
 				nb := make([]byte, len(b.buf), cap(b.buf)+grow)

@@ -265,6 +265,7 @@ func (x *exchange) response(status int, h http.Header, length int64) {
 	x.headersAt = time.Now()
 	x.status = status
 	x.length = length
+	x.body.hint = length
 	x.requestID = h.Get("X-Request-Id")
 	if x.requestID == "" {
 		x.requestID = h.Get("Request-Id")

@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"mime"
 	"sort"
 	"strconv"
@@ -537,16 +536,10 @@ func parse(data []byte) (*value, error) {
 	if err := strictjson.Check(data, anyKeys); err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var x any
-	if err := dec.Decode(&x); err != nil {
-		return nil, err
+	if v, ok := parseDirect(data); ok {
+		return v, nil
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data")
-	}
-	return convert(x, 0)
+	return parseAny(data)
 }
 
 func convert(x any, depth int) (*value, error) {
