@@ -228,6 +228,9 @@ func FuzzBuild(f *testing.F) {
 		if _, err := Verify(tr.Hash(), tr.SD, tr.Disclosures()); err != nil {
 			t.Fatalf("a built tree does not verify: %v", err)
 		}
+		if h, err := Commitment(testSalt, p); err != nil || h != tr.Hash() {
+			t.Fatalf("Commitment %q %v, Build's root hash %q", h, err, tr.Hash())
+		}
 	})
 }
 
@@ -252,4 +255,25 @@ func FuzzParseFields(f *testing.F) {
 			t.Fatalf("selection of %q does not verify: %v", s, err)
 		}
 	})
+}
+
+// TestCommitmentIsBuildHash: Commitment, which keeps no disclosure, gives
+// the root hash of Build's tree, and its errors.
+func TestCommitmentIsBuildHash(t *testing.T) {
+	deep := `{"a":{"b":{"c":{"d":{"e":{"f":{"g":[1,{"h":2}]}}}}}},"z":[[[[[[[[1]]]]]]]]}`
+	for _, p := range []string{chatRequest, string(conversation(1)), string(conversation(20)), deep,
+		`{}`, `{"a":[]}`, `{"a":{}}`, `{"k\u00e9y":"v\"<&>\u2028","n":-1.5e3,"t":true,"x":null}`,
+		`[1]`, `{"a":1,"a":2}`, `{"_sd":1}`, `{`, `"s"`} {
+		tr, err := Build(testSalt, []byte(p))
+		h, err2 := Commitment(testSalt, []byte(p))
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("%.40s: Build error %v, Commitment error %v", p, err, err2)
+		}
+		if err == nil && h != tr.Hash() {
+			t.Errorf("%.40s: Commitment %s, Build's root hash %s", p, h, tr.Hash())
+		}
+		if err == nil && !Opens(h, testSalt, []byte(p)) {
+			t.Errorf("%.40s: Opens refuses its own commitment", p)
+		}
+	}
 }

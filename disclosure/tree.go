@@ -159,8 +159,10 @@ func saltHMAC(m hash.Hash, path []Step) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
 }
 
-func pathJSON(path []Step) []byte {
-	b := []byte{'['}
+func pathJSON(path []Step) []byte { return appendPathJSON(nil, path) }
+
+func appendPathJSON(b []byte, path []Step) []byte {
+	b = append(b, '[')
 	for i, s := range path {
 		if i > 0 {
 			b = append(b, ',')
@@ -180,20 +182,41 @@ func pathJSON(path []Step) []byte {
 // MaxDisclosures fields is ErrNotDisclosable. Build is deterministic: the
 // same salt and payload give the same tree.
 func Build(salt, payload []byte) (*Tree, error) {
-	v, err := parse(payload)
+	b, v, err := newBuilder(salt, payload, true)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
+		return nil, err
 	}
-	if v.kind != kindObject {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
-	}
-	if n := count(v, 0); n > MaxDisclosures {
-		return nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
-	}
-	b := &builder{mac: hmac.New(sha256.New, saltKey(salt))}
 	sd := b.members(v, nil, -1)
 	sort.Strings(sd)
 	return &Tree{SD: sd, nodes: b.nodes}, nil
+}
+
+// Commitment is Build(salt, payload).Hash(), the root hash of payload's
+// tree, with Build's errors, computed without keeping the disclosures (an
+// append needs the root hash only).
+func Commitment(salt, payload []byte) (string, error) {
+	b, v, err := newBuilder(salt, payload, false)
+	if err != nil {
+		return "", err
+	}
+	sd := b.members(v, make([]Step, 0, MaxDepth+1), -1)
+	sort.Strings(sd)
+	return RootHash(sd), nil
+}
+
+// newBuilder parses payload for Build (keep) or Commitment.
+func newBuilder(salt, payload []byte, keep bool) (*builder, *value, error) {
+	v, err := parse(payload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
+	}
+	if v.kind != kindObject {
+		return nil, nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
+	}
+	if n := count(v, 0); n > MaxDisclosures {
+		return nil, nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
+	}
+	return &builder{mac: hmac.New(sha256.New, saltKey(salt)), keep: keep}, v, nil
 }
 
 // count is the number of disclosures v's members or elements make at
@@ -217,8 +240,26 @@ func count(v *value, depth int) int {
 }
 
 type builder struct {
-	mac   hash.Hash // HMAC-SHA256 keyed with the salt key
+	mac hash.Hash // HMAC-SHA256 keyed with the salt key
+	// keep: keep every disclosure in nodes (Build); without it (Commitment)
+	// only the digests are made, and a path is not copied per field.
+	keep  bool
 	nodes []node
+	// Scratch, reused field after field: a path's JSON, a disclosure's
+	// array and its encoding. Neither outlives the field it is made for.
+	pj, arr, enc []byte
+}
+
+// appendSalt appends the salt of the field at path as a JSON string
+// (appendString(dst, saltHMAC(b.mac, path)): base64url needs no escape).
+func (b *builder) appendSalt(dst []byte, path []Step) []byte {
+	b.pj = appendPathJSON(b.pj[:0], path)
+	b.mac.Reset()
+	b.mac.Write(b.pj)
+	var sum [sha256.Size]byte
+	dst = append(dst, '"')
+	dst = base64.RawURLEncoding.AppendEncode(dst, b.mac.Sum(sum[:0])[:16])
+	return append(dst, '"')
 }
 
 // members makes the disclosures of object v's members (or array v's
@@ -227,23 +268,43 @@ type builder struct {
 func (b *builder) members(v *value, path []Step, parent int) []string {
 	var ds []string
 	add := func(st Step, child *value) {
-		p := append(path[:len(path):len(path)], st)
+		// Without keep nothing holds p after this call, so the fields of
+		// one level take turns in path's spare capacity.
+		var p []Step
 		i := len(b.nodes)
-		b.nodes = append(b.nodes, node{path: p, parent: parent})
-		inner := b.sdValue(child, p, i)
-		arr := make([]byte, 0, len(inner)+len(st.Name)+40)
-		arr = append(arr, '[')
-		arr = appendString(arr, saltHMAC(b.mac, p))
+		if b.keep {
+			p = append(path[:len(path):len(path)], st)
+			b.nodes = append(b.nodes, node{path: p, parent: parent})
+		} else {
+			p = append(path, st)
+		}
+		// The value of an object or array is made first (it uses the
+		// scratch); a scalar's is appended in place.
+		var inner []byte
+		nested := len(p) < MaxDepth && (child.kind == kindObject || child.kind == kindArray)
+		if nested {
+			inner = b.sdValue(child, p, i)
+		}
+		arr := append(b.arr[:0], '[')
+		arr = b.appendSalt(arr, p)
 		if !st.IsIndex {
 			arr = appendString(append(arr, ','), st.Name)
 		}
-		arr = append(append(arr, ','), inner...)
+		arr = append(arr, ',')
+		if nested {
+			arr = append(arr, inner...)
+		} else {
+			arr = child.appendJSON(arr)
+		}
 		arr = append(arr, ']')
-		enc := make([]byte, base64.RawURLEncoding.EncodedLen(len(arr)))
-		base64.RawURLEncoding.Encode(enc, arr)
-		h := sha256.Sum256(enc)
-		b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(enc), base64.RawURLEncoding.EncodeToString(h[:]), len(b.nodes)
-		ds = append(ds, b.nodes[i].digest)
+		b.arr = arr
+		b.enc = base64.RawURLEncoding.AppendEncode(b.enc[:0], arr)
+		h := sha256.Sum256(b.enc)
+		d := base64.RawURLEncoding.EncodeToString(h[:])
+		if b.keep {
+			b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(b.enc), d, len(b.nodes)
+		}
+		ds = append(ds, d)
 	}
 	switch v.kind {
 	case kindObject:
@@ -499,6 +560,6 @@ func Opens(sd string, salt, payload []byte) bool {
 	if sd == "" {
 		return true
 	}
-	t, err := Build(salt, payload)
-	return err == nil && t.Hash() == sd
+	h, err := Commitment(salt, payload)
+	return err == nil && h == sd
 }

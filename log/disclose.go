@@ -27,11 +27,11 @@ func fieldCommitment(salt, payload []byte, mediaType string) string {
 	if !disclosure.Disclosable(mediaType) {
 		return ""
 	}
-	t, err := disclosure.Build(salt, payload)
+	h, err := disclosure.Commitment(salt, payload)
 	if err != nil {
 		return ""
 	}
-	return t.Hash()
+	return h
 }
 
 // FieldDisclosure is a chosen set of a payload's fields disclosed to a
