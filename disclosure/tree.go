@@ -494,6 +494,15 @@ func parse(data []byte) (*value, error) {
 	if err := strictjson.Check(data, anyKeys); err != nil {
 		return nil, err
 	}
+	if v, ok := parseChecked(data); ok {
+		return v, nil
+	}
+	return parseDecoded(data)
+}
+
+// parseDecoded is parse's reading of data that strictjson.Check accepted
+// through encoding/json (parseChecked gives the same without its maps).
+func parseDecoded(data []byte) (*value, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var x any
