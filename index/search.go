@@ -62,6 +62,7 @@ const (
 	sqlSessionInsert    = `INSERT INTO search_sessions (tenant, session, first_idx, last_idx, first_time, last_time, events) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlSessionUpdate    = `UPDATE search_sessions SET first_idx = ?, last_idx = ?, first_time = ?, last_time = ?, events = ? WHERE tenant = ? AND session = ?`
 	sqlTermInsert       = `{insert-ignore} INTO search_terms (tenant, session, field, value) VALUES (?, ?, ?, ?)`
+	sqlTermsInsert      = `{insert-ignore} INTO search_terms (tenant, session, field, value) VALUES ` // insertRows
 	sqlEntrySession     = `SELECT tenant, session FROM entries WHERE idx = ?`
 	sqlSearchSelect     = `SELECT s.tenant, s.session, s.first_idx, s.last_idx, s.first_time, s.last_time, s.events,
   (SELECT COUNT(*) FROM search_terms a WHERE a.tenant = s.tenant AND a.session = s.session AND a.field = 'alert'),
@@ -330,15 +331,12 @@ func (x *Index) writeSearch(ctx context.Context, tx *sql.Tx, b *searchBatch) err
 	if len(b.terms) == 0 {
 		return nil
 	}
-	ins, err := prep(x.dialect(sqlTermInsert))
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
+	rows := make([]any, 0, 4*len(b.terms))
 	for t := range b.terms {
-		if _, err := ins.ExecContext(ctx, t.tenant, t.session, t.field, t.value); err != nil {
-			return fmt.Errorf("indexing a search term: %w", err)
-		}
+		rows = append(rows, t.tenant, t.session, t.field, t.value)
+	}
+	if err := insertRows(ctx, tx, x.dialect(sqlTermsInsert), 4, rows); err != nil {
+		return fmt.Errorf("indexing search terms: %w", err)
 	}
 	return nil
 }
