@@ -255,8 +255,14 @@ const rowsPerInsert = 64
 // row was most of the index's CPU at load (SQLite and MariaDB both take
 // a multi-row VALUES list, with INSERT IGNORE and REPLACE alike).
 func insertRows(ctx context.Context, tx *sql.Tx, head string, width int, rows []any) error {
+	return insertRowsThen(ctx, tx, head, width, rows, "")
+}
+
+// insertRowsThen is insertRows with tail after each statement's VALUES
+// list (an upsert's ON CONFLICT clause).
+func insertRowsThen(ctx context.Context, tx *sql.Tx, head string, width int, rows []any, tail string) error {
 	tuple := "(?" + strings.Repeat(", ?", width-1) + ")"
-	statement := func(n int) string { return head + tuple + strings.Repeat(", "+tuple, n-1) }
+	statement := func(n int) string { return head + tuple + strings.Repeat(", "+tuple, n-1) + tail }
 	var full *sql.Stmt
 	for len(rows) > 0 {
 		n := min(len(rows)/width, rowsPerInsert)
