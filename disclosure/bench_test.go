@@ -31,6 +31,15 @@ func conversation(n int) []byte {
 // the append calls); hmac is the payload commitment
 // over the same bytes, which every payload pays, measured in the same run.
 func BenchmarkBuild(b *testing.B) {
+	b.Run("prompt/bytes=1024/commitment", func(b *testing.B) {
+		p := fmt.Appendf(nil, `{"prompt":%q}`, strings.Repeat("a", 1024-13)) // loadgen's payload
+		b.SetBytes(int64(len(p)))
+		for b.Loop() {
+			if _, err := Commitment(testSalt, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, turns := range []int{1, 20, 200} {
 		p := conversation(turns)
 		b.Run(fmt.Sprintf("turns=%d/bytes=%d/sd", turns, len(p)), func(b *testing.B) {

@@ -117,13 +117,18 @@ func (p *vparser) value(depth int) (*value, bool) {
 			}
 		}
 	case c == '"':
-		s, raw, ok := p.str()
+		start := p.i
+		raw, ok := p.skipString()
 		if !ok {
 			return nil, false
 		}
 		if raw {
 			// Plain: the token is the string as appendString writes it.
-			return &value{scalar: p.b[p.i-len(s)-2 : p.i]}, true
+			return &value{scalar: p.b[start:p.i]}, true
+		}
+		var s string
+		if json.Unmarshal(p.b[start:p.i], &s) != nil {
+			return nil, false
 		}
 		return &value{scalar: appendString(nil, s)}, true
 	case c == '-' || c >= '0' && c <= '9':
@@ -146,23 +151,31 @@ func (p *vparser) value(depth int) (*value, bool) {
 // that the token holds only printable ASCII without an escape, so that
 // the value is the token's inside as it is.
 func (p *vparser) str() (s string, raw bool, ok bool) {
-	if p.i >= len(p.b) || p.b[p.i] != '"' {
+	start := p.i
+	if raw, ok = p.skipString(); !ok {
 		return "", false, false
 	}
-	start := p.i
+	if raw {
+		return string(p.b[start+1 : p.i-1]), true, true
+	}
+	if json.Unmarshal(p.b[start:p.i], &s) != nil {
+		return "", false, false
+	}
+	return s, false, true
+}
+
+// skipString moves past the string token at p.i; raw is as for str.
+func (p *vparser) skipString() (raw bool, ok bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return false, false
+	}
 	raw = true
 	p.i++
 	for p.i < len(p.b) {
 		switch c := p.b[p.i]; {
 		case c == '"':
 			p.i++
-			if raw {
-				return string(p.b[start+1 : p.i-1]), true, true
-			}
-			if json.Unmarshal(p.b[start:p.i], &s) != nil {
-				return "", false, false
-			}
-			return s, false, true
+			return raw, true
 		case c == '\\':
 			raw = false
 			p.i += 2
@@ -172,7 +185,7 @@ func (p *vparser) str() (s string, raw bool, ok bool) {
 		}
 		p.i++
 	}
-	return "", false, false
+	return false, false
 }
 
 // number reads a number token at p.i as JSON's grammar has it:

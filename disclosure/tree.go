@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
@@ -187,6 +188,7 @@ func Build(salt, payload []byte) (*Tree, error) {
 		return nil, err
 	}
 	sd := b.members(v, nil, -1)
+	b.done()
 	sort.Strings(sd)
 	return &Tree{SD: sd, nodes: b.nodes}, nil
 }
@@ -200,6 +202,7 @@ func Commitment(salt, payload []byte) (string, error) {
 		return "", err
 	}
 	sd := b.members(v, make([]Step, 0, MaxDepth+1), -1)
+	b.done()
 	sort.Strings(sd)
 	return RootHash(sd), nil
 }
@@ -216,7 +219,7 @@ func newBuilder(salt, payload []byte, keep bool) (*builder, *value, error) {
 	if n := count(v, 0); n > MaxDisclosures {
 		return nil, nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
 	}
-	return &builder{mac: hmac.New(sha256.New, saltKey(salt)), keep: keep}, v, nil
+	return &builder{mac: hmac.New(sha256.New, saltKey(salt)), keep: keep, scratch: scratchPool.Get().(*scratch)}, v, nil
 }
 
 // count is the number of disclosures v's members or elements make at
@@ -245,9 +248,25 @@ type builder struct {
 	// only the digests are made, and a path is not copied per field.
 	keep  bool
 	nodes []node
-	// Scratch, reused field after field: a path's JSON, a disclosure's
-	// array and its encoding. Neither outlives the field it is made for.
-	pj, arr, enc []byte
+	*scratch
+}
+
+// scratch is a builder's buffers, reused field after field and, through
+// scratchPool, call after call: a path's JSON, a disclosure's array and
+// its encoding. None outlives the field it is made for.
+type scratch struct{ pj, arr, enc []byte }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxPooled is the largest buffer put back in scratchPool.
+const maxPooled = 64 << 10
+
+// done returns b's scratch to the pool.
+func (b *builder) done() {
+	if sc := b.scratch; cap(sc.arr) <= maxPooled && cap(sc.enc) <= maxPooled && cap(sc.pj) <= maxPooled {
+		scratchPool.Put(sc)
+	}
+	b.scratch = nil
 }
 
 // appendSalt appends the salt of the field at path as a JSON string
