@@ -277,3 +277,32 @@ func TestCommitmentIsBuildHash(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitmentConcurrent: builders share pooled buffers, never at once.
+func TestCommitmentConcurrent(t *testing.T) {
+	payloads := [][]byte{[]byte(chatRequest), conversation(1), conversation(5), []byte(`{"prompt":"` + strings.Repeat("a", 3000) + `"}`)}
+	want := make([]string, len(payloads))
+	for i, p := range payloads {
+		tr, err := Build(testSalt, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = tr.Hash()
+	}
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for n := range 50 {
+				i := (g + n) % len(payloads)
+				if h, err := Commitment(testSalt, payloads[i]); err != nil || h != want[i] {
+					t.Errorf("payload %d: %q %v, want %q", i, h, err, want[i])
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+}
