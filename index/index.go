@@ -220,11 +220,7 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 		return 0, fmt.Errorf("the indexed size went back from %d to %d", from, cur)
 	}
 	from = uint64(cur)
-	stmt, err := tx.PrepareContext(ctx, `REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return 0, err
-	}
-	defer stmt.Close()
+	rows := make([]any, 0, 8*(end-from))
 	for idx := from; idx < end; idx++ {
 		data := leaves[idx-first]
 		l, err := event.ParseHead(data)
@@ -234,9 +230,10 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 			x.logger.Warn("unparseable leaf not indexed", "index", idx, "error", err)
 			continue
 		}
-		if _, err := stmt.ExecContext(ctx, int64(idx), l.Tenant, l.Session, int64(l.Seq), l.Kind, l.ID, event.LeafHash(data), l.Time); err != nil {
-			return 0, fmt.Errorf("indexing leaf %d: %w", idx, err)
-		}
+		rows = append(rows, int64(idx), l.Tenant, l.Session, int64(l.Seq), l.Kind, l.ID, event.LeafHash(data), l.Time)
+	}
+	if err := insertRows(ctx, tx, `REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash, time) VALUES `, 8, rows); err != nil {
+		return 0, fmt.Errorf("indexing leaves %d to %d: %w", from, end, err)
 	}
 	if err := x.storeSearch(ctx, tx, first, leaves, from, end); err != nil {
 		return 0, err
@@ -248,6 +245,46 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 		return 0, err
 	}
 	return end, nil
+}
+
+// rowsPerInsert is how many rows one statement of insertRows inserts.
+const rowsPerInsert = 64
+
+// insertRows runs the insert head (ending in "VALUES ") in tx for rows,
+// width values a row, rowsPerInsert rows a statement: one statement per
+// row was most of the index's CPU at load (SQLite and MariaDB both take
+// a multi-row VALUES list, with INSERT IGNORE and REPLACE alike).
+func insertRows(ctx context.Context, tx *sql.Tx, head string, width int, rows []any) error {
+	return insertRowsThen(ctx, tx, head, width, rows, "")
+}
+
+// insertRowsThen is insertRows with tail after each statement's VALUES
+// list (an upsert's ON CONFLICT clause).
+func insertRowsThen(ctx context.Context, tx *sql.Tx, head string, width int, rows []any, tail string) error {
+	tuple := "(?" + strings.Repeat(", ?", width-1) + ")"
+	statement := func(n int) string { return head + tuple + strings.Repeat(", "+tuple, n-1) + tail }
+	var full *sql.Stmt
+	for len(rows) > 0 {
+		n := min(len(rows)/width, rowsPerInsert)
+		var err error
+		switch {
+		case n < rowsPerInsert:
+			_, err = tx.ExecContext(ctx, statement(n), rows[:n*width]...)
+		case full == nil:
+			if full, err = tx.PrepareContext(ctx, statement(n)); err != nil {
+				return err
+			}
+			defer full.Close()
+			fallthrough
+		default:
+			_, err = full.ExecContext(ctx, rows[:n*width]...)
+		}
+		if err != nil {
+			return err
+		}
+		rows = rows[n*width:]
+	}
+	return nil
 }
 
 // Follow keeps the index up to date until ctx is done.

@@ -32,10 +32,11 @@ import (
 //
 // The tables are created with the index's (Schema includes searchSchema,
 // in sqldb's portable DDL). The statements run on SQLite and
-// MariaDB alike: terms are inserted with the dialect's INSERT IGNORE;
-// a session's row is read (FOR UPDATE on MariaDB) and then inserted or
-// updated, its positions merged in Go (a portable two-value maximum does
-// not exist, and MariaDB evaluates SET left to right). Storing a range
+// MariaDB alike: terms are inserted with the dialect's INSERT IGNORE,
+// many rows a statement; on MariaDB a session's row is read FOR UPDATE and
+// then inserted or updated, its positions merged in Go (a portable
+// two-value maximum does not exist, and MariaDB evaluates SET left to
+// right); on SQLite one upsert merges a batch's session rows. Storing a range
 // twice is harmless: terms are sets, positions are minima and maxima, and
 // the count is the last seq plus one.
 
@@ -61,9 +62,17 @@ const (
 	sqlSessionGet       = `SELECT first_idx, last_idx, first_time, last_time, events FROM search_sessions WHERE tenant = ? AND session = ?{for-update}`
 	sqlSessionInsert    = `INSERT INTO search_sessions (tenant, session, first_idx, last_idx, first_time, last_time, events) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlSessionUpdate    = `UPDATE search_sessions SET first_idx = ?, last_idx = ?, first_time = ?, last_time = ?, events = ? WHERE tenant = ? AND session = ?`
-	sqlTermInsert       = `{insert-ignore} INTO search_terms (tenant, session, field, value) VALUES (?, ?, ?, ?)`
-	sqlEntrySession     = `SELECT tenant, session FROM entries WHERE idx = ?`
-	sqlSearchSelect     = `SELECT s.tenant, s.session, s.first_idx, s.last_idx, s.first_time, s.last_time, s.events,
+	// SQLite: a batch's session rows merged in one upsert per
+	// rowsPerInsert sessions (its UPDATE reads the row as it was).
+	sqlSessionsUpsert = `INSERT INTO search_sessions (tenant, session, first_idx, last_idx, first_time, last_time, events) VALUES `
+	sqlSessionsMerge  = ` ON CONFLICT (tenant, session) DO UPDATE SET
+  first_time = CASE WHEN excluded.first_idx < first_idx THEN excluded.first_time ELSE first_time END, first_idx = min(first_idx, excluded.first_idx),
+  last_time = CASE WHEN excluded.last_idx > last_idx THEN excluded.last_time ELSE last_time END, last_idx = max(last_idx, excluded.last_idx),
+  events = max(events, excluded.events)`
+	sqlTermInsert   = `{insert-ignore} INTO search_terms (tenant, session, field, value) VALUES (?, ?, ?, ?)`
+	sqlTermsInsert  = `{insert-ignore} INTO search_terms (tenant, session, field, value) VALUES ` // insertRows
+	sqlEntrySession = `SELECT tenant, session FROM entries WHERE idx = ?`
+	sqlSearchSelect = `SELECT s.tenant, s.session, s.first_idx, s.last_idx, s.first_time, s.last_time, s.events,
   (SELECT COUNT(*) FROM search_terms a WHERE a.tenant = s.tenant AND a.session = s.session AND a.field = 'alert'),
   (SELECT COUNT(*) FROM search_terms g WHERE g.tenant = s.tenant AND g.session = s.session AND g.field = 'signature')
 FROM search_sessions s WHERE 1 = 1`
@@ -281,7 +290,16 @@ func (x *Index) writeSearch(ctx context.Context, tx *sql.Tx, b *searchBatch) err
 			}
 		}
 	}
-	if len(b.order) > 0 {
+	if len(b.order) > 0 && x.db.Dialect == sqldb.SQLite {
+		rows := make([]any, 0, 7*len(b.order))
+		for _, k := range b.order {
+			a := b.sessions[k]
+			rows = append(rows, k.tenant, k.session, int64(a.firstIdx), int64(a.lastIdx), a.firstTime, a.lastTime, int64(a.events))
+		}
+		if err := insertRowsThen(ctx, tx, sqlSessionsUpsert, 7, rows, sqlSessionsMerge); err != nil {
+			return fmt.Errorf("indexing sessions for search: %w", err)
+		}
+	} else if len(b.order) > 0 {
 		get, err := prep(x.dialect(sqlSessionGet))
 		if err != nil {
 			return err
@@ -330,15 +348,12 @@ func (x *Index) writeSearch(ctx context.Context, tx *sql.Tx, b *searchBatch) err
 	if len(b.terms) == 0 {
 		return nil
 	}
-	ins, err := prep(x.dialect(sqlTermInsert))
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
+	rows := make([]any, 0, 4*len(b.terms))
 	for t := range b.terms {
-		if _, err := ins.ExecContext(ctx, t.tenant, t.session, t.field, t.value); err != nil {
-			return fmt.Errorf("indexing a search term: %w", err)
-		}
+		rows = append(rows, t.tenant, t.session, t.field, t.value)
+	}
+	if err := insertRows(ctx, tx, x.dialect(sqlTermsInsert), 4, rows); err != nil {
+		return fmt.Errorf("indexing search terms: %w", err)
 	}
 	return nil
 }

@@ -103,6 +103,9 @@ type Config struct {
 	DebugListen       string `flag:"debug-listen" yaml:"debug_listen" help:"if set, serve Go pprof profiles on this address (keep it on loopback)"`
 	LogLevel          string `flag:"log-level" yaml:"log_level" help:"debug, info, warn or error"`
 
+	// The Go runtime.
+	GCPercent int `flag:"gc-percent" yaml:"gc_percent" help:"the Go garbage collector's target, as GOGC: the heap grows by this percent of the live heap between collections; higher spends less CPU on collection and more memory (docs/performance.md, \"Write path CPU per event\"); $GOGC, when set, wins"`
+
 	// Capture: the proxies and the interception proxy.
 	CaptureMode         string        `flag:"capture" yaml:"capture" help:"capture proxy mode: fail-closed (a call goes upstream only once its request is recorded) or fail-open (calls proceed; gaps are recorded later)"`
 	Upstreams           upstreamFlags `flag:"upstream" yaml:"upstream" arg:"NAME=BASE_URL" help:"capture proxy upstream NAME=BASE_URL, served at /proxy/NAME/ (repeatable; built in: {upstreams})"`
@@ -146,6 +149,7 @@ func defaultConfig() Config {
 		MaxConns:            connlimit.DefaultMax,
 		MaxConnsPerClient:   connlimit.DefaultPerClient,
 		LogLevel:            "info",
+		GCPercent:           defaultGCPercent,
 		CaptureMode:         string(capture.FailClosed),
 		Upstreams:           upstreamFlags{},
 		ProxyBodyBudget:     capture.DefaultBodyBudget,
@@ -230,6 +234,9 @@ func (c *Config) checkFile(b *settings.Binding, file string) error {
 func (c *Config) check(getenv func(string) string) error {
 	if c.MaxConns < 1 || c.MaxConnsPerClient < 0 {
 		return fmt.Errorf("--max-conns must be at least 1 and --max-conns-per-client at least 0")
+	}
+	if c.GCPercent < 1 {
+		return fmt.Errorf("--gc-percent must be at least 1")
 	}
 	if _, err := c.logLevel(); err != nil {
 		return fmt.Errorf("--log-level: %v", err)

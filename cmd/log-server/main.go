@@ -161,6 +161,7 @@ func serve(args []string) int {
 	logger := logger0
 	slog.SetDefault(logger)
 	klog.SetSlogLogger(logger)
+	setGC(c.GCPercent, os.Getenv, logger)
 
 	cfg := server.Config{
 		DataDir: c.DataDir, Origin: c.Origin, MaxBodyBytes: c.MaxBodyBytes, ReceiptWait: c.ReceiptWait, ProxyBodyBudget: c.ProxyBodyBudget,
