@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/internal/oidctest"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 const testIssuer = "https://idp.example/realms/clinic"
@@ -132,6 +134,77 @@ func TestPersonClient(t *testing.T) {
 	if _, err := rd.Append(ctx, []*event.Request{{Session: "x", Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "a"}}}); !errors.Is(err, client.ErrForbidden) {
 		t.Errorf("a reader appended: %v", err)
 	}
+}
+
+// TestPersonSignsOnlyAsTheirSigner: a person whose role maps to signer
+// dr-ada cannot sign as dr-bob, not even with dr-bob's secret: refused
+// (403 not_bound), recorded as a failed signature attempt in dr-bob's
+// signer session (by the sign-in's id, not counted against dr-bob) and as
+// the person's access.denied; nothing is signed. As dr-ada the same client
+// signs.
+func TestPersonSignsOnlyAsTheirSigner(t *testing.T) {
+	s := newTestServer(t, fastSigners)
+	ctx := context.Background()
+	admin := s.client(t, s.admin)
+	const bobSecret = "bob's own long secret phrase"
+	for _, e := range []api.Enrollment{
+		{ID: "dr-ada", PrintedName: adaName, Secret: adaSecret, IdentityVerifiedBy: "hr.jones"},
+		{ID: "dr-bob", PrintedName: "Dr. Bob", Secret: bobSecret, IdentityVerifiedBy: "hr.jones"},
+	} {
+		if _, err := admin.Enroll(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := s.post(t, "triage-9", "llm.response", map[string]string{"summary": "discharge"})
+	waitPublished(t, s, rec.Index+1)
+
+	ada := identity.Person{Issuer: testIssuer, Subject: "sub-ada"}
+	const signin = "sso-00000000000000cc"
+	pc := s.srv.PersonClient(signin, ada, identity.Role{Name: "clinic-signers", Tenant: DefaultTenant,
+		Scopes: []string{auth.ScopeRead, auth.ScopeSign}, Signer: "dr-ada"})
+	for _, secret := range []string{bobSecret, adaSecret} {
+		_, err := pc.Sign(ctx, api.SignRequest{Signer: "dr-bob", Secret: secret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "approved"})
+		wantAPIError(t, "signing as dr-bob", err, http.StatusForbidden, "not_bound")
+	}
+	fails := readSession(t, s, event.SignerSession("dr-bob"))
+	var notBound int
+	for _, l := range fails {
+		switch l.Kind {
+		case signature.KindFailed:
+			if l.Attributes.String(signature.AttrFailure) != "not_bound" || l.Attributes.String(signature.AttrTokenID) != signin {
+				t.Errorf("failed attempt %v", l.Attributes)
+			}
+			notBound++
+		case event.KindHumanSignature, signature.KindLocked:
+			t.Errorf("%s in dr-bob's session: %v", l.Kind, l.Attributes)
+		}
+	}
+	if notBound != 2 {
+		t.Errorf("%d not_bound attempts recorded in dr-bob's session, want 2", notBound)
+	}
+	denied := readSession(t, s, event.AccessSession(signin))
+	if len(denied) != 2 {
+		t.Fatalf("the person's access session: %d events, want 2 refusals", len(denied))
+	}
+	for _, l := range denied {
+		if l.Kind != identity.KindDenied || l.Attributes.String("access.detail") != "POST /v1/signatures: 403" ||
+			l.Attributes.String("access.signer") != "dr-ada" || l.Actor.ID != signin {
+			t.Errorf("the refusal %s %v by %+v", l.Kind, l.Attributes, l.Actor)
+		}
+		namesPerson(t, s.srv, l, ada.Subject, "clinic-signers")
+	}
+	// dr-bob was not locked out by it, nor did any signature land.
+	for _, l := range readSession(t, s, "triage-9") {
+		if l.Kind == event.KindHumanSignature {
+			t.Errorf("a signature in the record's session: %v", l.Attributes)
+		}
+	}
+	// The person's own signer id works.
+	sig, err := pc.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "approved"})
+	if err != nil {
+		t.Fatalf("signing as dr-ada: %v", err)
+	}
+	namesPerson(t, s.srv, leafOf(t, sig.Event), ada.Subject, "clinic-signers")
 }
 
 // TestRecordAccount: token sign-ins are named by the token's public id,
