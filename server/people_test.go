@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,16 +288,20 @@ func readSessionOf(t *testing.T, s *testServer, tenant, session string) []*event
 // write (zitadel/oidc's) are bearer tokens on the API with the role
 // mapping's rights, and what their holder reads names them; tokens that do
 // not verify, an ID token, and a person without a role are refused; a
-// group removed at the provider takes effect at the token's expiry (the
-// next token).
+// group removed at the provider takes effect at the token's expiry: the
+// next token has no role, the one issued before keeps its role until its
+// exp (the server's clock moved there) and is refused after it.
 func TestAccessTokens(t *testing.T) {
 	o := oidctest.Start(t, "http://127.0.0.1:1/console/sso/callback")
 	roles, err := identity.ParseMapping([]byte("roles:\n  - {name: qa, match: [clinic-a-qa], tenant: default, scopes: [read, audit]}\n"), auth.Scopes())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's clock for tokens' expiry: now, plus skip.
+	var skip atomic.Int64
 	s := newTestServer(t, func(cfg *Config) {
-		cfg.AccessTokens = &AccessTokens{Issuer: o.Issuer, Audience: oidctest.ClientID, Roles: func() *identity.Mapping { return roles }}
+		cfg.AccessTokens = &AccessTokens{Issuer: o.Issuer, Audience: oidctest.ClientID, Roles: func() *identity.Mapping { return roles },
+			Now: func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }}
 	})
 	ctx := context.Background()
 	first := s.post(t, "case-1", "llm.request", map[string]string{"q": "hi"})
@@ -358,6 +363,27 @@ func TestAccessTokens(t *testing.T) {
 	next, _ := o.Tokens(t, "quinn")
 	if _, err := as(next).Sessions(ctx, api.SessionSearch{}); !errors.Is(err, client.ErrForbidden) {
 		t.Errorf("a token issued after the group was removed: %v", err)
+	}
+	// The token issued while the group was mapped carries the group in its
+	// claims, which the server maps at each request: it keeps its role
+	// until it expires, and is refused from then on.
+	if _, err := as(access).Payload(ctx, first.Index); err != nil {
+		t.Errorf("the token issued before the group was removed, before its expiry: %v", err)
+	}
+	exp, ok := claims["exp"].(float64)
+	if !ok {
+		t.Fatalf("the access token has no exp: %v", claims)
+	}
+	if d := time.Until(time.Unix(int64(exp), 0)); d <= 0 || d > time.Hour {
+		t.Fatalf("the access token expires in %v", d)
+	}
+	skip.Store(int64(time.Until(time.Unix(int64(exp), 0)) - time.Second))
+	if _, err := as(access).Payload(ctx, first.Index); err != nil {
+		t.Errorf("the token a second before its expiry: %v", err)
+	}
+	skip.Store(int64(time.Until(time.Unix(int64(exp), 0)) + time.Second))
+	if _, err := as(access).Payload(ctx, first.Index); !errors.Is(err, client.ErrUnauthenticated) {
+		t.Errorf("the token a second after its expiry: %v, want %v", err, client.ErrUnauthenticated)
 	}
 }
 
