@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -11,9 +12,12 @@ import (
 	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/console"
+	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/internal/oidctest"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 // ssoSignIn signs a in as user through the provider, without a browser:
@@ -91,6 +95,8 @@ func (sw *ssoWorld) ssoSignIns(t *testing.T) []string {
 // cookie as a token's (HttpOnly, SameSite=Strict, Secure with the
 // __Secure- prefix, Path, Max-Age); a state-changing POST without the
 // sign-in's CSRF token is refused and recorded as access.denied (csrf);
+// the sign form posted with another signer id than the role's is refused
+// and recorded (signature.failed not_bound, access.denied);
 // the idle and the absolute timeouts end a person's sign-in, recorded as
 // access.signout (expired).
 func TestConsoleSSOSessionSecurity(t *testing.T) {
@@ -155,6 +161,35 @@ func TestConsoleSSOSessionSecurity(t *testing.T) {
 	if denied != 2 {
 		t.Errorf("%d refusals recorded, want 2", denied)
 	}
+	// ada's role maps her to signer dr-ada: the sign form posted with
+	// signer dr-bob, and dr-bob's own secret, is refused by the server,
+	// which records the attempt in dr-bob's name and the person's refusal.
+	const bobSecret = "bob's own long secret phrase"
+	admin := sw.client(sw.token(auth.Spec{Name: "hr", Tenant: tenant, Scopes: []string{auth.ScopeAdmin}}))
+	if _, err := admin.Enroll(context.Background(), api.Enrollment{ID: "dr-bob", PrintedName: "Dr. Bob", Secret: bobSecret, IdentityVerifiedBy: "hr.jones"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := sw.triage[1]
+	r = p.do("POST", fmt.Sprintf("entries/%d/sign", rec.Index), url.Values{"csrf": {csrf}, "signer": {"dr-bob"}, "secret": {bobSecret}, "meaning": {"approved"}}, nil)
+	if r.code != http.StatusForbidden || !strings.Contains(r.body, "not bound to that signer") {
+		t.Errorf("signing as dr-bob through the console = %d:\n%s", r.code, r.body)
+	}
+	evs := sw.events(t, tenant, "access."+signin)
+	if l := evs[len(evs)-1]; l.Kind != identity.KindDenied || attr(l, "access.detail") != "POST /v1/signatures: 403" || attr(l, "access.signer") != signerID {
+		t.Errorf("the refusal of signing as dr-bob: %s %v", l.Kind, l.Attributes)
+	} else {
+		sw.checkPerson(t, l, "id-ada", "clinic-a-signer")
+	}
+	bob := sw.events(t, tenant, event.SignerSession("dr-bob"))
+	if l := bob[len(bob)-1]; l.Kind != signature.KindFailed || attr(l, signature.AttrFailure) != "not_bound" || attr(l, signature.AttrTokenID) != signin {
+		t.Errorf("dr-bob's signer session ends with %s %v", l.Kind, l.Attributes)
+	}
+	for _, l := range sw.events(t, tenant, "triage-7") {
+		if l.Kind == event.KindHumanSignature {
+			t.Errorf("a signature landed: %v", l.Attributes)
+		}
+	}
+
 	if r := p.do("POST", "logout", url.Values{"csrf": {csrf}}, nil); r.code != http.StatusOK && r.code != http.StatusSeeOther {
 		t.Errorf("sign-out with the CSRF token = %d", r.code)
 	}
