@@ -145,6 +145,13 @@ type ssoWorld struct {
 
 func newSSOWorld(t *testing.T) *ssoWorld {
 	t.Helper()
+	return newSSOWorldWith(t, nil)
+}
+
+// newSSOWorldWith is newSSOWorld with the console's configuration changed
+// by opt.
+func newSSOWorldWith(t *testing.T, opt func(cc *console.Config)) *ssoWorld {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +169,9 @@ func newSSOWorld(t *testing.T) *ssoWorld {
 		cc.OIDC = &console.OIDC{Issuer: o.Issuer, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: consoleURL + "sso/callback",
 			Name: "Zitadel (test)", Roles: sw.roles.Load,
 			HTTPClient: &http.Client{Transport: sw.tamper, Timeout: 10 * time.Second}}
+		if opt != nil {
+			opt(cc)
+		}
 	}})
 	sw.traffic()
 	wb := sw.client(sw.token(auth.Spec{Name: "agents-b", Tenant: otherTenant, Scopes: []string{auth.ScopeWrite}}))

@@ -50,7 +50,8 @@ func TestPackParses(t *testing.T) {
 	rs := pack(t)
 	want := []string{"tool.forbidden", "tool.unexpected", "tokens.spike", "cost.spike", "upstream.error_burst",
 		"session.seq_gap", "session.broken_chain", "session.model_change", "time.skew", "activity.outside_hours",
-		"capture.gap", "timestamp.failed", "approval.unsigned", "signer.locked", "erasure.override", "signin.failed_burst"}
+		"capture.gap", "timestamp.failed", "approval.unsigned", "signer.locked", "erasure.override", "signin.failed_burst",
+		"access.denied_burst"}
 	if got := rs.Names(); !slices.Equal(got, want) {
 		t.Fatalf("rules = %v, want %v", got, want)
 	}
@@ -161,6 +162,24 @@ func TestPackFiresOnCraftedStream(t *testing.T) {
 	}
 	i = c.Add(fails...)
 	expect(i, 4, "signin.failed_burst")
+	// Denied actions count per person (the actor's on_behalf_of, over
+	// their sign-ins) or token: four of a token are no alert, the fifth of
+	// a person, in their second sign-in, is.
+	var denied []crafttest.Craft
+	for j := range 9 {
+		d := crafttest.Craft{Kind: "access.denied", Session: "access.sso-1", ActorType: "human", Actor: "sso-1", OnBehalfOf: "ps-ada",
+			Attrs: attrs("access.method", "oidc", "access.reason", "forbidden", "access.detail", "POST /v1/signatures: 403")}
+		switch {
+		case j%2 == 1:
+			d.Session, d.Actor, d.OnBehalfOf = "access.tok1", "token.tok1", ""
+			d.Attrs = attrs("access.method", "token", "access.reason", "forbidden", "access.detail", "GET /v1/entries/1/payload: 403")
+		case j > 4:
+			d.Session, d.Actor = "access.sso-2", "sso-2"
+		}
+		denied = append(denied, d)
+	}
+	i = c.Add(denied...)
+	expect(i, 8, "access.denied_burst")
 	i = c.Add(crafttest.Craft{Raw: []byte("this is not an audit event")})
 	expect(i, 0, verify.RuleMalformedEntry)
 	c.WaitPublished()

@@ -37,6 +37,9 @@ type AccessTokens struct {
 	Roles func() *identity.Mapping
 	// HTTPClient reaches the provider (default: one with a 10 s timeout).
 	HTTPClient *http.Client
+	// Now is the clock a token's expiry is checked against (default
+	// time.Now; tests move it past a token's exp).
+	Now func() time.Time
 }
 
 // accessTokens verifies access tokens.
@@ -75,7 +78,7 @@ func (a *accessTokens) discover(ctx context.Context) (*oidc.IDTokenVerifier, err
 	if err != nil {
 		return nil, err
 	}
-	a.verifier = p.VerifierContext(oidc.ClientContext(context.Background(), a.hc), &oidc.Config{ClientID: a.cfg.Audience})
+	a.verifier = p.VerifierContext(oidc.ClientContext(context.Background(), a.hc), &oidc.Config{ClientID: a.cfg.Audience, Now: a.cfg.Now})
 	return a.verifier, nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/internal/oidctest"
+	"github.com/llmaudittrail/llmaudittrail/signature"
 )
 
 const testIssuer = "https://idp.example/realms/clinic"
@@ -134,6 +137,82 @@ func TestPersonClient(t *testing.T) {
 	}
 }
 
+// TestPersonSignsOnlyAsTheirSigner: a person whose role maps to signer
+// dr-ada cannot sign as dr-bob, not even with dr-bob's secret: refused
+// (403 not_bound), recorded as a failed signature attempt in dr-bob's
+// signer session (by the sign-in's id; five do not lock dr-bob out) and as
+// the person's access.denied; nothing is signed. As dr-ada the same client
+// signs.
+func TestPersonSignsOnlyAsTheirSigner(t *testing.T) {
+	s := newTestServer(t, fastSigners)
+	ctx := context.Background()
+	admin := s.client(t, s.admin)
+	const bobSecret = "bob's own long secret phrase"
+	for _, e := range []api.Enrollment{
+		{ID: "dr-ada", PrintedName: adaName, Secret: adaSecret, IdentityVerifiedBy: "hr.jones"},
+		{ID: "dr-bob", PrintedName: "Dr. Bob", Secret: bobSecret, IdentityVerifiedBy: "hr.jones"},
+	} {
+		if _, err := admin.Enroll(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := s.post(t, "triage-9", "llm.response", map[string]string{"summary": "discharge"})
+	waitPublished(t, s, rec.Index+1)
+
+	ada := identity.Person{Issuer: testIssuer, Subject: "sub-ada"}
+	const signin = "sso-00000000000000cc"
+	pc := s.srv.PersonClient(signin, ada, identity.Role{Name: "clinic-signers", Tenant: DefaultTenant,
+		Scopes: []string{auth.ScopeRead, auth.ScopeSign}, Signer: "dr-ada"})
+	// Five attempts: as many wrong secrets would lock dr-bob out.
+	for _, secret := range []string{bobSecret, adaSecret, bobSecret, adaSecret, bobSecret} {
+		_, err := pc.Sign(ctx, api.SignRequest{Signer: "dr-bob", Secret: secret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "approved"})
+		wantAPIError(t, "signing as dr-bob", err, http.StatusForbidden, "not_bound")
+	}
+	fails := readSession(t, s, event.SignerSession("dr-bob"))
+	var notBound int
+	for _, l := range fails {
+		switch l.Kind {
+		case signature.KindFailed:
+			if l.Attributes.String(signature.AttrFailure) != "not_bound" || l.Attributes.String(signature.AttrTokenID) != signin {
+				t.Errorf("failed attempt %v", l.Attributes)
+			}
+			notBound++
+		case event.KindHumanSignature, signature.KindLocked:
+			t.Errorf("%s in dr-bob's session: %v", l.Kind, l.Attributes)
+		}
+	}
+	if notBound != 5 {
+		t.Errorf("%d not_bound attempts recorded in dr-bob's session, want 5", notBound)
+	}
+	denied := readSession(t, s, event.AccessSession(signin))
+	if len(denied) != 5 {
+		t.Fatalf("the person's access session: %d events, want 5 refusals", len(denied))
+	}
+	for _, l := range denied {
+		if l.Kind != identity.KindDenied || l.Attributes.String("access.detail") != "POST /v1/signatures: 403" ||
+			l.Attributes.String("access.signer") != "dr-ada" || l.Actor.ID != signin {
+			t.Errorf("the refusal %s %v by %+v", l.Kind, l.Attributes, l.Actor)
+		}
+		namesPerson(t, s.srv, l, ada.Subject, "clinic-signers")
+	}
+	// No signature landed, and dr-bob was not locked out: he signs.
+	for _, l := range readSession(t, s, "triage-9") {
+		if l.Kind == event.KindHumanSignature {
+			t.Errorf("a signature in the record's session: %v", l.Attributes)
+		}
+	}
+	bobTok, _ := s.token(t, auth.Spec{Name: "bob-sign", Tenant: DefaultTenant, Scopes: []string{auth.ScopeSign, auth.ScopeRead}, Actors: []string{"dr-bob"}})
+	if _, err := s.client(t, bobTok).Sign(ctx, api.SignRequest{Signer: "dr-bob", Secret: bobSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "reviewed"}); err != nil {
+		t.Errorf("dr-bob signing after the attempts in his name: %v", err)
+	}
+	// The person's own signer id works.
+	sig, err := pc.Sign(ctx, api.SignRequest{Signer: "dr-ada", Secret: adaSecret, Index: rec.Index, LeafHash: rec.LeafHash, Meaning: "approved"})
+	if err != nil {
+		t.Fatalf("signing as dr-ada: %v", err)
+	}
+	namesPerson(t, s.srv, leafOf(t, sig.Event), ada.Subject, "clinic-signers")
+}
+
 // TestRecordAccount: token sign-ins are named by the token's public id,
 // failed sign-ins go to the default tenant's failures session, a person
 // is named as in every event.
@@ -214,16 +293,20 @@ func readSessionOf(t *testing.T, s *testServer, tenant, session string) []*event
 // write (zitadel/oidc's) are bearer tokens on the API with the role
 // mapping's rights, and what their holder reads names them; tokens that do
 // not verify, an ID token, and a person without a role are refused; a
-// group removed at the provider takes effect at the token's expiry (the
-// next token).
+// group removed at the provider takes effect at the token's expiry: the
+// next token has no role, the one issued before keeps its role until its
+// exp (the server's clock moved there) and is refused after it.
 func TestAccessTokens(t *testing.T) {
 	o := oidctest.Start(t, "http://127.0.0.1:1/console/sso/callback")
 	roles, err := identity.ParseMapping([]byte("roles:\n  - {name: qa, match: [clinic-a-qa], tenant: default, scopes: [read, audit]}\n"), auth.Scopes())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's clock for tokens' expiry: now, plus skip.
+	var skip atomic.Int64
 	s := newTestServer(t, func(cfg *Config) {
-		cfg.AccessTokens = &AccessTokens{Issuer: o.Issuer, Audience: oidctest.ClientID, Roles: func() *identity.Mapping { return roles }}
+		cfg.AccessTokens = &AccessTokens{Issuer: o.Issuer, Audience: oidctest.ClientID, Roles: func() *identity.Mapping { return roles },
+			Now: func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }}
 	})
 	ctx := context.Background()
 	first := s.post(t, "case-1", "llm.request", map[string]string{"q": "hi"})
@@ -285,6 +368,27 @@ func TestAccessTokens(t *testing.T) {
 	next, _ := o.Tokens(t, "quinn")
 	if _, err := as(next).Sessions(ctx, api.SessionSearch{}); !errors.Is(err, client.ErrForbidden) {
 		t.Errorf("a token issued after the group was removed: %v", err)
+	}
+	// The token issued while the group was mapped carries the group in its
+	// claims, which the server maps at each request: it keeps its role
+	// until it expires, and is refused from then on.
+	if _, err := as(access).Payload(ctx, first.Index); err != nil {
+		t.Errorf("the token issued before the group was removed, before its expiry: %v", err)
+	}
+	exp, ok := claims["exp"].(float64)
+	if !ok {
+		t.Fatalf("the access token has no exp: %v", claims)
+	}
+	if d := time.Until(time.Unix(int64(exp), 0)); d <= 0 || d > time.Hour {
+		t.Fatalf("the access token expires in %v", d)
+	}
+	skip.Store(int64(time.Until(time.Unix(int64(exp), 0)) - time.Second))
+	if _, err := as(access).Payload(ctx, first.Index); err != nil {
+		t.Errorf("the token a second before its expiry: %v", err)
+	}
+	skip.Store(int64(time.Until(time.Unix(int64(exp), 0)) + time.Second))
+	if _, err := as(access).Payload(ctx, first.Index); !errors.Is(err, client.ErrUnauthenticated) {
+		t.Errorf("the token a second after its expiry: %v, want %v", err, client.ErrUnauthenticated)
 	}
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +57,43 @@ func TestOIDCFlags(t *testing.T) {
 			out, err := exec.Command(bin, append([]string{"--data", filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-")), "--listen", "127.0.0.1:0"}, c.flags...)...).CombinedOutput()
 			if err == nil || !strings.Contains(string(out), c.want) {
 				t.Fatalf("log-server started (%v): %s", err, out)
+			}
+		})
+	}
+
+	// With OIDC on, the token sign-in (break-glass) stays on by default:
+	// the form is there and a posted form reaches the check of its CSRF
+	// token; --console-token-signin=false takes the form away and refuses
+	// a posted token before any check.
+	for _, c := range []struct {
+		name     string
+		extra    []string
+		form     bool
+		posted   int
+		postText string
+	}{
+		{"default", nil, true, http.StatusForbidden, "did not come from this console"},
+		{"off", []string{"--console-token-signin=false"}, false, http.StatusForbidden, "turned off"},
+	} {
+		t.Run("token sign-in "+c.name, func(t *testing.T) {
+			p := startWith(t, bin, filepath.Join(dir, "data-token-"+c.name), nil, sso(c.extra...)...)
+			res, err := http.Get(p.url + "/console/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if got := strings.Contains(string(b), `name="token"`); got != c.form || !strings.Contains(string(b), "sso/start") {
+				t.Errorf("the sign-in page (token form %v, want %v):\n%s", got, c.form, b)
+			}
+			res, err = http.PostForm(p.url+"/console/login", url.Values{"token": {"lat_whatever"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ = io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != c.posted || !strings.Contains(string(b), c.postText) {
+				t.Errorf("a posted token = %d, want %d with %q:\n%s", res.StatusCode, c.posted, c.postText, b)
 			}
 		})
 	}

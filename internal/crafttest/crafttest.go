@@ -90,6 +90,7 @@ func New(t testing.TB) *Log {
 type Craft struct {
 	Kind, Session, ActorType, Actor string
 	Tenant                          string
+	OnBehalfOf                      string // the actor's on_behalf_of
 	Attrs                           map[string]any
 	At                              time.Time // default now
 	SkipSeq                         bool      // leave a gap before this event
@@ -145,7 +146,7 @@ func (c *Log) Leaf(cr Craft) []byte {
 	rand.Read(id)
 	l := &event.Leaf{
 		V: event.LeafVersion, ID: hex.EncodeToString(id), Kind: cr.Kind, Time: cr.At.UTC().Format(event.TimeFormat),
-		Tenant: cr.Tenant, Session: cr.Session, Actor: event.Actor{Type: cr.ActorType, ID: cr.Actor},
+		Tenant: cr.Tenant, Session: cr.Session, Actor: event.Actor{Type: cr.ActorType, ID: cr.Actor, OnBehalfOf: cr.OnBehalfOf},
 		Writer: cr.Writer,
 	}
 	if l.Writer == nil {
