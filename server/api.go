@@ -224,9 +224,26 @@ func (s *Server) authed(scope string, h handler) http.HandlerFunc {
 		}
 		if err != nil {
 			s.writeError(w, r, err)
+			s.recordPersonRefused(r, p, err)
 			return
 		}
 		writeJSON(w, status, body)
+	}
+}
+
+// recordPersonRefused records a refusal (401, 403) of a person's request
+// on the API, made with an access token of the identity provider, as
+// identity.KindDenied (§11.300(d)). The console's in-process requests
+// are recorded by their transport (inProcess), not here.
+func (s *Server) recordPersonRefused(r *http.Request, p *auth.Principal, err error) {
+	if p == nil || p.Person == nil {
+		return
+	}
+	if q, ok := r.Context().Value(personKey{}).(*auth.Principal); ok && q != nil {
+		return
+	}
+	if st := s.toAPIError(r, err).status; st == http.StatusForbidden || st == http.StatusUnauthorized {
+		s.recordDenied(r, p, st)
 	}
 }
 

@@ -338,6 +338,27 @@ func TestAccessTokens(t *testing.T) {
 		t.Errorf("the person's pseudonym resolves to %q (%v)", v, err)
 	}
 
+	// A refusal on the API of a person's access token is recorded in the
+	// person's access session, naming them (§11.300(d)).
+	if _, err := as(access).Append(ctx, []*event.Request{{Session: "x", Kind: "llm.request", Actor: event.Actor{Type: "agent", ID: "a"}}}); !errors.Is(err, client.ErrForbidden) {
+		t.Fatalf("quinn appended without the write scope: %v", err)
+	}
+	denied := readSession(t, s, l.Session)
+	var refusals []*event.Leaf
+	for _, d := range denied {
+		if d.Kind == identity.KindDenied {
+			refusals = append(refusals, d)
+		}
+	}
+	if len(refusals) != 1 || refusals[0].Attributes.String("access.detail") != "POST /v1/events: 403" {
+		t.Fatalf("the refusal of quinn's append: %+v", refusals)
+	}
+	if r := refusals[0]; r.Attributes.String("person.issuer") != o.Issuer || r.Attributes.String("person.role") != "qa" {
+		t.Errorf("the refusal's person: %v", r.Attributes)
+	} else if v, err := s.srv.Vault().Resolve(ctx, r.Tenant, r.Attributes.String("person.pseudonym")); err != nil || v != o.Issuer+" id-quinn" {
+		t.Errorf("the refusal's pseudonym resolves to %q (%v)", v, err)
+	}
+
 	key, kid := o.SigningKey(t)
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
