@@ -471,7 +471,9 @@ func (l *sseLines) next(max int) ([]byte, error) {
 	}
 }
 
-// Relay observes one message of a stdio MCP connection for agent. A
+// Relay observes one message of a stdio MCP connection for agent, after
+// the messages of the server in req.Earlier; a numbered message
+// (req.Seq) the connection has observed already is not observed again. A
 // session that agent may not write in (a server session, see
 // event.PermitSession) fails with an error wrapping
 // event.ErrReservedSession, before anything is observed or recorded; other
