@@ -27,8 +27,11 @@ import (
 type slowResults struct {
 	marker string
 	delay  time.Duration
-	mu     sync.Mutex
-	held   int
+	// loseFirst: the first such request reaches the log server, and the
+	// wrapper gets a 502 instead of its answer.
+	loseFirst bool
+	mu        sync.Mutex
+	held      int
 }
 
 func (s *slowResults) start(t *testing.T, target string) *httptest.Server {
@@ -40,8 +43,14 @@ func (s *slowResults) start(t *testing.T, target string) *httptest.Server {
 		if r.URL.Path == "/v1/mcp/relay" && bytes.Contains(body, []byte(s.marker)) && bytes.Contains(body, []byte(`"result"`)) {
 			s.mu.Lock()
 			s.held++
+			lose := s.loseFirst && s.held == 1
 			s.mu.Unlock()
 			time.Sleep(s.delay)
+			if lose {
+				rp.ServeHTTP(httptest.NewRecorder(), r)
+				http.Error(w, "lost", http.StatusBadGateway)
+				return
+			}
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -135,5 +144,31 @@ func TestMCPWrapFlushesOnExit(t *testing.T) {
 	defer slow.mu.Unlock()
 	if slow.held != 1 {
 		t.Fatalf("the result went to the log %d times", slow.held)
+	}
+}
+
+// TestMCPWrapResultRetried: the log server takes a result's record but
+// its answer is lost (502): the wrapper tries again, and the result is in
+// the log once, after its call, before the next call.
+func TestMCPWrapResultRetried(t *testing.T) {
+	everything := referenceServer(t, "mcp-server-everything")
+	bin := wrapBinary(t)
+	w := newMCPWorld(t, server.Config{CaptureMode: "fail-closed"})
+	slow := &slowResults{marker: "retried result marker", loseFirst: true}
+	ps := slow.start(t, w.ts.URL)
+	cs := connect(t, &mcp.CommandTransport{Command: exec.Command(bin, "mcp", "wrap", "--url", ps.URL, "--token-file", w.tokenFile,
+		"--session", "mcp-async-retry", "--name", "everything", "--", "node", everything, "stdio")})
+	if _, err := callJSON(t, cs, "echo", map[string]any{"message": "retried result marker"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the linger, the lost answer, the retry
+	if _, err := callJSON(t, cs, "get-sum", map[string]any{"a": 2, "b": 40}); err != nil {
+		t.Fatal(err)
+	}
+	checkToolChain(t, w.events("mcp-async-retry", 5), "mcp.initialize", "tool.call", "tool.result", "tool.call", "tool.result")
+	slow.mu.Lock()
+	defer slow.mu.Unlock()
+	if slow.held != 2 {
+		t.Fatalf("the result went to the log %d times, want 2 (lost, then tried again)", slow.held)
 	}
 }
