@@ -211,7 +211,7 @@ func refusal(line []byte, err error) []byte {
 // relayLinger is how long a message of the server that the wrapper has
 // passed on waits for the client's next message to travel with (one
 // request instead of two) before it is sent on its own.
-const relayLinger = 2 * time.Millisecond
+const relayLinger = 10 * time.Millisecond
 
 // Tries of a request that carries only messages of the server, and the
 // wait before the first retry (doubled each time).
