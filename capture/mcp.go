@@ -221,6 +221,10 @@ type mcpConn struct {
 	front   string // "mcp-stdio" or "mcp-http"
 	pending map[string]*mcpPending
 	used    time.Time
+	// relayMu serializes a stdio connection's relay requests; relayNext is
+	// the number of the next message not yet observed (api.MCPRelayRequest.Seq).
+	relayMu   sync.Mutex
+	relayNext uint64
 }
 
 // MCPObserver records what an MCP client and server say to each other. It

@@ -471,7 +471,9 @@ func (l *sseLines) next(max int) ([]byte, error) {
 	}
 }
 
-// Relay observes one message of a stdio MCP connection for agent. A
+// Relay observes one message of a stdio MCP connection for agent, after
+// the messages of the server in req.Earlier; a numbered message
+// (req.Seq) the connection has observed already is not observed again. A
 // session that agent may not write in (a server session, see
 // event.PermitSession) fails with an error wrapping
 // event.ErrReservedSession, before anything is observed or recorded; other
@@ -483,16 +485,44 @@ func (m *MCP) Relay(ctx context.Context, agent *Agent, req api.MCPRelayRequest) 
 	if err := event.PermitSession(req.Session, agent.Actor); err != nil {
 		return api.MCPRelayResponse{}, fmt.Errorf("session: %w", err)
 	}
+	if req.From != "client" && req.From != "server" {
+		return api.MCPRelayResponse{}, errors.New(`from must be "client" or "server"`)
+	}
 	cn := m.conn(agent, "stdio-"+req.Conn, req.Server, req.Session, "mcp-stdio")
-	switch req.From {
-	case "client":
-		fwd, reply := m.obs.fromClient(ctx, cn, req.Message, false)
-		return api.MCPRelayResponse{Forward: fwd, Reply: reply}, nil
-	case "server":
-		m.obs.fromServer(ctx, cn, req.Message)
+	// One request of a connection at a time, in the order they come: the
+	// wrapper sends one at a time, and one it tries again (its answer was
+	// lost) waits here for the first and then skips what it observed.
+	cn.relayMu.Lock()
+	defer cn.relayMu.Unlock()
+	n := req.Seq
+	fresh := func() bool { // whether message n is new on the connection
+		if n == 0 {
+			return true
+		}
+		ok := n >= cn.relayNext
+		if ok {
+			cn.relayNext = n + 1
+		}
+		n++
+		return ok
+	}
+	for _, msg := range req.Earlier { // already passed on to the client
+		if fresh() {
+			m.obs.fromServer(ctx, cn, msg)
+		}
+	}
+	isNew := fresh()
+	if req.From == "server" {
+		if isNew {
+			m.obs.fromServer(ctx, cn, req.Message)
+		}
 		return api.MCPRelayResponse{Forward: req.Message}, nil
 	}
-	return api.MCPRelayResponse{}, errors.New(`from must be "client" or "server"`)
+	if !isNew {
+		return api.MCPRelayResponse{}, fmt.Errorf("message %d of the connection was observed already", n-1)
+	}
+	fwd, reply := m.obs.fromClient(ctx, cn, req.Message, false)
+	return api.MCPRelayResponse{Forward: fwd, Reply: reply}, nil
 }
 
 // unattributed reports whether reply, one of the capture's own answers,

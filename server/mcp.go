@@ -63,11 +63,14 @@ func (p *MCPToolPolicy) decide(agent *capture.Agent, server, tool string) (bool,
 }
 
 var relayKeys = &strictjson.Object{Keys: map[string]*strictjson.Object{
-	"conn": nil, "server": nil, "session": nil, "from": nil, "message": nil,
+	"conn": nil, "server": nil, "session": nil, "from": nil, "message": nil, "earlier": nil, "seq": nil,
 }}
 
 // maxRelayMessage caps one relayed MCP message.
 const maxRelayMessage = 4 << 20
+
+// maxRelayEarlier caps the earlier messages of one relay request.
+const maxRelayEarlier = 1024
 
 // postMCPRelay observes one message of a stdio MCP connection (the
 // wrapper, log-server mcp wrap, sends each through here) and says what
@@ -86,6 +89,14 @@ func (s *Server) postMCPRelay(r *http.Request, p *auth.Principal) (int, any, err
 	var req api.MCPRelayRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return 0, nil, errorf(http.StatusBadRequest, "bad_relay", "%v", err)
+	}
+	if len(req.Earlier) > maxRelayEarlier {
+		return 0, nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "more than %d earlier messages", maxRelayEarlier)
+	}
+	for _, m := range req.Earlier {
+		if len(m) > maxRelayMessage {
+			return 0, nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "an earlier message larger than %d bytes", maxRelayMessage)
+		}
 	}
 	if len(req.Message) > maxRelayMessage {
 		return 0, nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "message larger than %d bytes", maxRelayMessage)

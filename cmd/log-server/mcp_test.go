@@ -468,9 +468,9 @@ func TestMCPBindsModelToolCall(t *testing.T) {
 	}
 }
 
-// BenchmarkMCPToolCall measures a tool call through the capture (each call
-// and result recorded durably before it goes on) against the same call
-// made directly: over stdio to the npm reference server (wrapped by
+// BenchmarkMCPToolCall measures a tool call through the capture (fail-closed:
+// each call durable in the log before it is forwarded, its result recorded
+// behind it) against the same call made directly: over stdio to the npm reference server (wrapped by
 // log-server mcp wrap), and over Streamable HTTP to an in-process Go SDK
 // server (through /mcp/NAME/).
 //
