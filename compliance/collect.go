@@ -1,6 +1,7 @@
 package compliance
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -690,21 +691,28 @@ func (c *collector) seeToolResult(e *entry, skey string) {
 // the others without one (the session has not gone on: still running, or
 // the session ended there).
 func (c *collector) unanswered() (off offenses, open int) {
+	var missing []*openCall
 	for _, calls := range c.openCalls {
 		for _, oc := range calls {
 			if oc.wentOn == 0 {
 				open++
-				continue
+			} else {
+				missing = append(missing, oc)
 			}
-			id := "no call id: bound by name and order"
-			if oc.callID != "" {
-				id = "call id " + oc.callID
-			}
-			off.add(oc.e.offense("tool %s called (%s) and session %s went back to the model (entry %d) with no tool.result of the call",
-				oc.tool, id, oc.e.leaf.Session, oc.wentOn))
 		}
 	}
-	return byIndex(off), open
+	// In index order, so that the offenses kept (MaxOffending) are the
+	// same in every computation.
+	slices.SortFunc(missing, func(a, b *openCall) int { return cmp.Compare(a.e.index, b.e.index) })
+	for _, oc := range missing {
+		id := "no call id: bound by name and order"
+		if oc.callID != "" {
+			id = "call id " + oc.callID
+		}
+		off.add(oc.e.offense("tool %s called (%s) and session %s went back to the model (entry %d) with no tool.result of the call",
+			oc.tool, id, oc.e.leaf.Session, oc.wentOn))
+	}
+	return off, open
 }
 
 // gate applies the 11.10(f) gates that match to an in-period entry: what
