@@ -3,6 +3,7 @@ package capture_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,7 +44,15 @@ func TestProxyToolResults(t *testing.T) {
 	}{
 		{"openai", func(t *testing.T, session string) { oaTwoTurns(t, e, session) }, false},
 		{"anthropic", func(t *testing.T, session string) { anTwoTurns(t, e, session) }, true},
+		// Gemini's functionCall has an id in newer API versions, which the
+		// agent echoes in its functionResponse; older ones have none on
+		// either side.
 		{"gemini", func(t *testing.T, session string) { gmTwoTurns(t, e, session) }, false},
+		{"gemini-ids", func(t *testing.T, session string) {
+			pf.SetGeminiCallIDs(true)
+			defer pf.SetGeminiCallIDs(false)
+			gmTwoTurns(t, e, session)
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			session := "tools-" + tc.name
@@ -51,8 +60,11 @@ func TestProxyToolResults(t *testing.T) {
 			evs := settled(t, e, session)
 			wantKinds(t, evs, "llm.request", "llm.response", "tool.call", "tool.result", "llm.request", "llm.response", "llm.request", "llm.response")
 			call, result := evs[2], evs[3]
-			if tc.name != "gemini" && (call.str("gen_ai.tool.call.id") == "" || result.str("gen_ai.tool.call.id") != call.str("gen_ai.tool.call.id")) {
-				t.Errorf("tool.result call id %q, tool.call's %q", result.str("gen_ai.tool.call.id"), call.str("gen_ai.tool.call.id"))
+			// The result's call id is its call's: the id the model gave, or
+			// for a Gemini call without one none on either (bound by name
+			// and order: TestProxyToolResultsGeminiByOrder).
+			if id := call.str("gen_ai.tool.call.id"); result.str("gen_ai.tool.call.id") != id || (id == "") != (tc.name == "gemini") {
+				t.Errorf("tool.result call id %q, tool.call's %q", result.str("gen_ai.tool.call.id"), id)
 			}
 			want := map[string]any{"gen_ai.tool.name": "patient_lookup", "capture.tool_result.source": "llm.request",
 				"capture.call.id": evs[4].str("capture.call.id"), "capture.front": "proxy"}
@@ -162,8 +174,9 @@ func gmTwoTurns(t *testing.T, e *env, session string) {
 	if len(fc) != 1 {
 		t.Fatalf("function calls %+v", fc)
 	}
-	contents = append(contents, r.Candidates[0].Content,
-		genai.NewContentFromFunctionResponse(fc[0].Name, map[string]any{"labs": toolSecret}, genai.RoleUser))
+	// The agent echoes the call's id, if it has one.
+	contents = append(contents, r.Candidates[0].Content, genai.NewContentFromParts([]*genai.Part{{FunctionResponse: &genai.FunctionResponse{
+		ID: fc[0].ID, Name: fc[0].Name, Response: map[string]any{"labs": toolSecret}}}}, genai.RoleUser))
 	if r, err = c.Models.GenerateContent(ctx, "gemini-2.5-flash", contents, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -219,4 +232,58 @@ func TestProxyToolResultsAfterRestart(t *testing.T) {
 	call(client(ts.URL))
 	evs := settled(t, e, session)
 	wantKinds(t, evs, "llm.request", "llm.response", "tool.call", "tool.result", "llm.request", "llm.response", "llm.request", "llm.response")
+}
+
+// TestProxyToolResultsGeminiByOrder: Gemini functionCalls without an id
+// (older API versions), the same function twice: each functionResponse is
+// a tool.result of its own, recorded once although later requests resend
+// both, with no call id, as its tool.call has none: the n-th result of a
+// name answers the n-th call of that name.
+func TestProxyToolResultsGeminiByOrder(t *testing.T) {
+	pf := providertest.New(t)
+	e := newEnv(t, "fail-closed", func(c *server.Config, _ *httptest.Server) {
+		c.Upstreams = map[string]string{"gemini": pf.URL}
+	})
+	const session = "tools-gemini-order"
+	ctx := context.Background()
+	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: geminiKey, Backend: genai.BackendGeminiAPI, HTTPClient: e.ts.Client(),
+		HTTPOptions: genai.HTTPOptions{BaseURL: e.ts.URL + "/proxy/gemini/",
+			Headers: http.Header{capture.HeaderToken: {e.writeToken}, capture.HeaderSession: {session}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake asks for each declared function in turn: the same one twice.
+	decl := &genai.FunctionDeclaration{Name: "patient_lookup", Description: "Looks a patient up."}
+	cfg := &genai.GenerateContentConfig{Tools: []*genai.Tool{{FunctionDeclarations: []*genai.FunctionDeclaration{decl, decl}}}}
+	contents := []*genai.Content{genai.NewContentFromText("Check the labs of patient 4711, then again.", genai.RoleUser)}
+	for turn := range 3 {
+		r, err := c.Models.GenerateContent(ctx, "gemini-2.5-flash", contents, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc := r.FunctionCalls()
+		if (len(fc) == 1) != (turn < 2) {
+			t.Fatalf("turn %d: function calls %+v", turn, fc)
+		}
+		contents = append(contents, r.Candidates[0].Content)
+		if turn < 2 {
+			if fc[0].ID != "" {
+				t.Fatalf("the fake gave the call an id %q", fc[0].ID)
+			}
+			contents = append(contents, genai.NewContentFromFunctionResponse(fc[0].Name, map[string]any{"labs": fmt.Sprintf("result %d", turn)}, genai.RoleUser))
+		}
+	}
+	evs := settled(t, e, session)
+	wantKinds(t, evs, "llm.request", "llm.response", "tool.call", "tool.result", "llm.request", "llm.response", "tool.call", "tool.result", "llm.request", "llm.response")
+	for i, at := range []int{3, 7} {
+		call, result := evs[at-1], evs[at]
+		if call.str("gen_ai.tool.call.id") != "" || result.str("gen_ai.tool.call.id") != "" ||
+			call.str("gen_ai.tool.name") != "patient_lookup" || result.str("gen_ai.tool.name") != "patient_lookup" {
+			t.Errorf("result %d: tool.call %s %q, tool.result %s %q", i, call.str("gen_ai.tool.name"), call.str("gen_ai.tool.call.id"),
+				result.str("gen_ai.tool.name"), result.str("gen_ai.tool.call.id"))
+		}
+		if want := fmt.Sprintf("result %d", i); !strings.Contains(string(result.Payload), want) {
+			t.Errorf("result %d: payload %s, want the response %q", i, result.Payload, want)
+		}
+	}
 }

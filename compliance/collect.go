@@ -1,7 +1,9 @@
 package compliance
 
 import (
+	"cmp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,12 +96,21 @@ type collector struct {
 	startConfig   map[string]string // tenant/agent -> approved config hash at the period's start
 
 	// gates, two-person rule, segregation of duties
-	gated      offenses
-	gateCalls  int
-	twoPerson  offenses
-	twoCalls   int
-	selfApprov offenses
-	approvalsN int
+	gated     offenses
+	gateCalls int
+	// the gated tool calls of the period and their results (11.10(f)):
+	// open calls per tenant/session by their key (callKey), removed when
+	// their tool.result comes; nameCalls and nameResults number the calls
+	// and results without a call id per tenant/session and tool name, to
+	// bind them by name and order
+	openCalls   map[string]map[string]*openCall
+	nameCalls   map[string]int
+	nameResults map[string]int
+	answered    int
+	twoPerson   offenses
+	twoCalls    int
+	selfApprov  offenses
+	approvalsN  int
 
 	// retention
 	floors         []floorSet
@@ -119,6 +130,17 @@ type collector struct {
 	incidents   map[string]*incident // id -> incident
 	lastTime    time.Time            // of the latest entry read
 	incidentIDs []string
+}
+
+// openCall is a gated tool call of the period whose tool.result has not
+// been read yet.
+type openCall struct {
+	e      *entry
+	tool   string
+	callID string
+	// wentOn is the index of a later llm.request of the session (0: none
+	// yet): the agent went back to the model without the call's result.
+	wentOn uint64
 }
 
 type approval struct {
@@ -185,6 +207,7 @@ func newCollector(q Query, p Params, origin string, size uint64, root []byte) *c
 		tokens: map[string]*tokenInfo{}, declared: map[string]string{}, approved: map[string]*configChange{},
 		lastModel: map[string]string{}, startConfig: map[string]string{}, sessionLast: map[string]time.Time{},
 		erasedSessions: map[string]bool{}, alerts: map[string]int{}, alertedLock: map[uint64]bool{}, incidents: map[string]*incident{},
+		openCalls: map[string]map[string]*openCall{}, nameCalls: map[string]int{}, nameResults: map[string]int{},
 	}
 }
 
@@ -283,8 +306,15 @@ func (c *collector) see(e *entry) {
 	case event.KindLLMRequest:
 		c.seeModel(e, agent, a.String(event.AttrGenAIRequestModel))
 		c.seePrompt(e, agent, a.String(event.AttrCaptureSystemPromptSHA256))
+		for _, oc := range c.openCalls[skey] {
+			if oc.wentOn == 0 {
+				oc.wentOn = e.index
+			}
+		}
 	case event.KindToolCall:
 		c.seeToolCall(e, skey, a.String(event.AttrGenAIToolName))
+	case event.KindToolResult:
+		c.seeToolResult(e, skey)
 	case event.KindAgentDecision:
 		if outcome := a.String(event.AttrDecisionOutcome); outcome != "" {
 			c.gate(e, skey, "agent.decision "+outcome, func(g Gate) bool { return slices.Contains(g.Outcomes, outcome) })
@@ -567,6 +597,7 @@ func (c *collector) hasConfig(agent string) bool {
 
 // seeToolCall applies the 11.10(f) gates and the two-person rule.
 func (c *collector) seeToolCall(e *entry, skey, tool string) {
+	c.seeGatedCall(e, skey, tool)
 	if e.when != during || tool == "" {
 		return
 	}
@@ -588,6 +619,100 @@ func (c *collector) seeToolCall(e *entry, skey, tool string) {
 			c.twoPerson.add(e.offense("tool %s called with approvals by %d distinct person(s), want 2", tool, min(len(signers), len(names))))
 		}
 	}
+}
+
+// gatedTool reports whether a gate names the tool.
+func (c *collector) gatedTool(tool string) bool {
+	return tool != "" && slices.ContainsFunc(c.p.Gates, func(g Gate) bool { return slices.Contains(g.Tools, tool) })
+}
+
+// callKey is what binds a tool.call and its tool.result in a session: the
+// MCP call's event id (the result's capture.tool_call.id), else the call
+// id the model gave (gen_ai.tool.call.id, on the call and on the result
+// whether the agent posted it or the capture derived it from the next
+// request), else the tool's name and the number of calls (results) of that
+// name without an id before it in the session (a Gemini functionCall
+// without an id): call names one side, result the other.
+func (c *collector) callKey(e *entry, skey string, result bool) string {
+	a := e.leaf.Attributes
+	name := a.String(event.AttrGenAIToolName)
+	mcp := a.String(event.AttrMCPServer) != ""
+	switch {
+	case result && a.String(event.AttrCaptureToolCallID) != "":
+		return "event:" + a.String(event.AttrCaptureToolCallID)
+	case !result && mcp:
+		return "event:" + e.leaf.ID
+	case mcp:
+		return ""
+	case a.String(event.AttrGenAIToolCallID) != "":
+		return "call:" + a.String(event.AttrGenAIToolCallID)
+	case !c.gatedTool(name):
+		return ""
+	}
+	counts := c.nameCalls
+	if result {
+		counts = c.nameResults
+	}
+	k := skey + "\x00" + name
+	n := counts[k]
+	counts[k] = n + 1
+	return "name:" + name + "#" + strconv.Itoa(n)
+}
+
+// seeGatedCall opens a gated tool call of the period: its tool.result is
+// expected before the session goes back to the model.
+func (c *collector) seeGatedCall(e *entry, skey, tool string) {
+	key := c.callKey(e, skey, false)
+	if e.when != during || !c.gatedTool(tool) || key == "" {
+		return
+	}
+	if c.openCalls[skey] == nil {
+		c.openCalls[skey] = map[string]*openCall{}
+	}
+	c.openCalls[skey][key] = &openCall{e: e, tool: tool, callID: e.leaf.Attributes.String(event.AttrGenAIToolCallID)}
+}
+
+// seeToolResult closes the gated call a tool.result answers.
+func (c *collector) seeToolResult(e *entry, skey string) {
+	key := c.callKey(e, skey, true)
+	calls := c.openCalls[skey]
+	if key == "" || calls[key] == nil {
+		return
+	}
+	delete(calls, key)
+	if len(calls) == 0 {
+		delete(c.openCalls, skey)
+	}
+	c.answered++
+}
+
+// unanswered are the gated calls of the period whose session went back to
+// the model and that have no tool.result up to the checkpoint; open counts
+// the others without one (the session has not gone on: still running, or
+// the session ended there).
+func (c *collector) unanswered() (off offenses, open int) {
+	var missing []*openCall
+	for _, calls := range c.openCalls {
+		for _, oc := range calls {
+			if oc.wentOn == 0 {
+				open++
+			} else {
+				missing = append(missing, oc)
+			}
+		}
+	}
+	// In index order, so that the offenses kept (MaxOffending) are the
+	// same in every computation.
+	slices.SortFunc(missing, func(a, b *openCall) int { return cmp.Compare(a.e.index, b.e.index) })
+	for _, oc := range missing {
+		id := "no call id: bound by name and order"
+		if oc.callID != "" {
+			id = "call id " + oc.callID
+		}
+		off.add(oc.e.offense("tool %s called (%s) and session %s went back to the model (entry %d) with no tool.result of the call",
+			oc.tool, id, oc.e.leaf.Session, oc.wentOn))
+	}
+	return off, open
 }
 
 // gate applies the 11.10(f) gates that match to an in-period entry: what

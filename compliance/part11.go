@@ -124,11 +124,14 @@ var part11 = Profile{
 				"%d breaks of the trail", byIndex(off), ev)
 		}},
 		{"part11-11.10f", "21 CFR 11.10(f)", "Operational system checks: permitted sequencing of steps", func(c *collector) ControlResult {
-			ev := Evidence{Counts: map[string]int{"gated_calls": c.gateCalls}, Facts: map[string]any{"gates": c.p.Gates}}
+			unanswered, open := c.unanswered()
+			ev := Evidence{Counts: map[string]int{"gated_calls": c.gateCalls, "gated_results": c.answered, "gated_calls_open": open},
+				Facts: map[string]any{"gates": c.p.Gates}}
 			if len(c.p.Gates) == 0 {
 				return notApplicable("no sequencing gates are configured (controls.gates)", ev)
 			}
-			return verdict("every gated tool call and approval follows the signature its gate requires", "%d gated tool calls or approvals without the required signature before them", c.gated, ev)
+			return verdict("every gated tool call and approval follows the signature its gate requires, and every gated tool call whose session went back to the model has its result (a tool.result bound to it by call id, posted by the agent or derived by the capture)",
+				"%d gated tool calls or approvals out of sequence: without the required signature before them, or their session went on without their result", byIndex(join(c.gated, unanswered)), ev)
 		}},
 		{"part11-11.10k", "21 CFR 11.10(k)", "Change control of systems documentation", func(c *collector) ControlResult {
 			return c.modelChanges()

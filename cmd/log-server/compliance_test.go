@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // TestComplianceFlags: --compliance and --compliance-config set the floors
@@ -94,5 +97,56 @@ func TestComplianceFlags(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != tc.code || !bytes.Contains(out, []byte(tc.want)) {
 			t.Errorf("%v: %v\n%s\nwant exit %d naming %q", tc.flags, err, out, tc.code, tc.want)
 		}
+	}
+}
+
+// TestComplianceWitnessWarning: --compliance part11 without a witness
+// policy says at start that the witness controls will fail and what to do
+// (run a witness, --witness-policy, docs/witness.md); with a policy it says
+// nothing of the kind.
+func TestComplianceWitnessWarning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	bin := buildBinary(t)
+	_, vkey, err := note.GenerateKey(rand.Reader, "w.test/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(t.TempDir(), "policy")
+	// The witness is never reached: fail-open publishes without it.
+	os.WriteFile(policy, []byte("witness w "+vkey+" http://127.0.0.1:9\nquorum w\n"), 0o644)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		warn  bool
+	}{
+		{"no policy", []string{"--compliance", "part11"}, true},
+		{"policy", []string{"--compliance", "part11", "--witness-policy", policy, "--witness-fail-open"}, false},
+		{"no profile", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logf := filepath.Join(t.TempDir(), "server.log")
+			t.Setenv("LLMAUDIT_TEST_SERVER_LOG", logf)
+			stop(t, startWith(t, bin, t.TempDir(), nil, tc.flags...))
+			b, _ := os.ReadFile(logf)
+			var warning string
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "level=WARN") && strings.Contains(line, "witness") {
+					warning = line
+				}
+			}
+			if !tc.warn {
+				if warning != "" {
+					t.Fatalf("warned with %v: %s", tc.flags, warning)
+				}
+				return
+			}
+			for _, want := range []string{"compliance=part11", "none is set", "§11.10(a)", "Run a witness", "--witness-policy FILE", "docs/witness.md"} {
+				if !strings.Contains(warning, want) {
+					t.Errorf("start-up warning %q does not say %q; the log:\n%s", warning, want, b)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -160,7 +161,17 @@ func TestReportFormatsOneComputation(t *testing.T) {
 		}
 		return r
 	}
-	r := run("--format", "json,oscal,html", "--out", filepath.Join(dir, "all"))
+	// The PDF, printed by Chromium, is read back with pdftotext.
+	formats, pdf := "json,oscal,html", false
+	if _, err := compliance.ChromiumPath(""); err == nil {
+		if _, err := exec.LookPath("pdftotext"); err == nil {
+			formats, pdf = formats+",pdf", true
+		}
+	}
+	if !pdf {
+		t.Log("no Chromium or no pdftotext (Debian packages chromium, poppler-utils; .ci/run installs them): the PDF is not checked")
+	}
+	r := run("--format", formats, "--out", filepath.Join(dir, "all"))
 	data, err := os.ReadFile(filepath.Join(dir, "all", "part11-report.json"))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, r.errOut.String())
@@ -171,6 +182,15 @@ func TestReportFormatsOneComputation(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(dir, "all", f))
 		if err != nil || !bytes.Contains(b, []byte(digest)) {
 			t.Errorf("%s does not carry the report's digest %s (%v)", f, digest, err)
+		}
+	}
+	if pdf {
+		path := filepath.Join(dir, "all", "part11-report.pdf")
+		out, err := exec.Command("pdftotext", path, "-").Output()
+		// pdftotext may break a long value across lines: compare without
+		// whitespace.
+		if text := strings.Join(strings.Fields(string(out)), ""); err != nil || !strings.Contains(text, digest) {
+			t.Errorf("%s does not carry the report's digest %s (%v):\n%s", path, digest, err, out)
 		}
 	}
 	if !strings.Contains(r.errOut.String(), "sha256 "+digest) {

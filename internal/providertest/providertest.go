@@ -28,6 +28,17 @@ type Fake struct {
 	seen     map[string]bool
 	reqID    int
 	requests int
+	// geminiIDs: functionCall parts carry an id (SetGeminiCallIDs).
+	geminiIDs bool
+}
+
+// SetGeminiCallIDs makes the Gemini answers' functionCall parts carry an
+// id, as newer Gemini API versions do (by default they have none, as older
+// versions).
+func (f *Fake) SetGeminiCallIDs(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.geminiIDs = on
 }
 
 // Keys the fake accepts.
@@ -347,7 +358,14 @@ func (f *Fake) gemini(w http.ResponseWriter, r *http.Request, body []byte) {
 	finish := "STOP"
 	out := len(text)/4 + 1
 	if answered < len(tools) {
-		part = `{"functionCall":{"name":"` + tools[answered] + `","args":` + toolArgs(tools[answered]) + `}}`
+		f.mu.Lock()
+		ids := f.geminiIDs
+		f.mu.Unlock()
+		id := ""
+		if ids {
+			id = `"id":"` + f.id("fc_") + `",`
+		}
+		part = `{"functionCall":{` + id + `"name":"` + tools[answered] + `","args":` + toolArgs(tools[answered]) + `}}`
 		out = 18
 	}
 	in := len(body) / 4
