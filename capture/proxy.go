@@ -361,6 +361,12 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, received time.
 	}
 	defer resp.Body.Close()
 	x.response(resp.StatusCode, resp.Header, resp.ContentLength)
+	if resp.StatusCode >= 400 {
+		// An SDK may act on an error's status alone (retry at once, without
+		// reading the body): order the response's record before its next
+		// request from here on.
+		x.reserve()
+	}
 	copyResponseHeader(h, resp.Header)
 	w.WriteHeader(resp.StatusCode)
 	rc.Flush()
