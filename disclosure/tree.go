@@ -368,7 +368,11 @@ func (b *builder) appendSalt(dst []byte, path []Step) []byte {
 // digests in document order, then (V2) the decoys that pad them to
 // Bucket.
 func (b *builder) members(v *value, path []Step, parent int) []string {
-	var ds []string
+	n := len(v.members) + len(v.elems)
+	if b.decoys != nil {
+		n = Bucket(n)
+	}
+	ds := make([]string, 0, n)
 	add := func(st Step, child *value) {
 		// Without keep nothing holds p after this call, so the fields of
 		// one level take turns in path's spare capacity.
@@ -439,7 +443,7 @@ func (b *builder) pad(ds []string, path []Step) []string {
 	}
 	k := len(prefix)
 	var sum [sha256.Size]byte
-	var enc [43]byte // base64url of 32 bytes
+	var enc [digestLen]byte
 	b.ndecoys += want - n
 	for j := range want - n {
 		prefix = append(strconv.AppendInt(prefix[:k], int64(j), 10), ']')
@@ -466,24 +470,29 @@ func (b *builder) sdValue(v *value, path []Step, self int) []byte {
 			return []byte("{}")
 		}
 		sort.Strings(ds)
-		out := []byte(`{"_sd":[`)
+		out := make([]byte, 0, len(`{"_sd":[]}`)+len(ds)*(digestLen+3))
+		out = append(out, `{"_sd":[`...)
 		for i, d := range ds {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = appendString(out, d)
+			out = append(append(append(out, '"'), d...), '"') // base64url needs no escape
 		}
 		return append(out, "]}"...)
 	}
-	out := []byte{'['}
+	out := make([]byte, 0, len(`[]`)+len(ds)*(len(`{"...":""},`)+digestLen))
+	out = append(out, '[')
 	for i, d := range ds {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(append(append(out, `{"...":`...), appendString(nil, d)...), '}')
+		out = append(append(append(out, `{"...":"`...), d...), `"}`...)
 	}
 	return append(out, ']')
 }
+
+// digestLen is the length of a digest, base64url of 32 bytes.
+const digestLen = 43
 
 // Select returns the disclosures that reveal fields: those at a path a
 // field matches, their ancestors (without which they would not verify)
