@@ -368,11 +368,12 @@ func (b *builder) appendSalt(dst []byte, path []Step) []byte {
 // digests in document order, then (V2) the decoys that pad them to
 // Bucket.
 func (b *builder) members(v *value, path []Step, parent int) []string {
-	n := len(v.members) + len(v.elems)
-	if b.decoys != nil {
-		n = Bucket(n)
+	var ds []string // nil when empty, as Tree.SD of a V1 {} has been
+	if n := len(v.members) + len(v.elems); b.decoys != nil {
+		ds = make([]string, 0, Bucket(n))
+	} else if n > 0 {
+		ds = make([]string, 0, n)
 	}
-	ds := make([]string, 0, n)
 	add := func(st Step, child *value) {
 		// Without keep nothing holds p after this call, so the fields of
 		// one level take turns in path's spare capacity.
