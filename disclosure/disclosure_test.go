@@ -231,6 +231,15 @@ func FuzzBuild(f *testing.F) {
 		if _, err := Verify(tr.Hash(), tr.SD, tr.Disclosures()); err != nil {
 			t.Fatalf("a built tree does not verify: %v", err)
 		}
+		for _, v := range []int{V1, V2} {
+			tv, err := BuildVersion(v, testSalt, p)
+			if err != nil {
+				t.Fatalf("version %d: %v (Build: none)", v, err)
+			}
+			if h, err := CommitmentVersion(v, testSalt, p); err != nil || h != tv.Hash() {
+				t.Fatalf("version %d: Commitment %q %v, Build's root hash %q", v, h, err, tv.Hash())
+			}
+		}
 	})
 }
 
@@ -403,5 +412,79 @@ func TestVersion1StillOpens(t *testing.T) {
 	}
 	if got, _ := json.Marshal(v.Claims); string(got) != `{"model":"gpt-4o","usage":{"completion_tokens":7,"prompt_tokens":42}}` {
 		t.Errorf("claims %s", got)
+	}
+}
+
+// TestCommitmentIsBuildHash: Commitment, which keeps no disclosure, gives
+// the root hash of Build's tree in either version, decoys included, and
+// Build's errors.
+func TestCommitmentIsBuildHash(t *testing.T) {
+	deep := `{"a":{"b":{"c":{"d":{"e":{"f":{"g":[1,{"h":2}]}}}}}},"z":[[[[[[[[1]]]]]]]]}`
+	wide := `{"a":[` + strings.Repeat(`{"x":1,"y":[1,2,3,4,5,6,7,8,9]},`, 20) + `{}]}`
+	payloads := []string{chatRequest, string(conversation(1)), string(conversation(20)), deep, wide,
+		`{}`, `{"a":[]}`, `{"a":{}}`, `{"k\u00e9y":"v\"<&>\u2028","n":-1.5e3,"t":true,"x":null}`,
+		`[1]`, `{"a":1,"a":2}`, `{"_sd":1}`, `{`, `"s"`, `{"0":00}`}
+	for _, v := range []int{V1, V2, 0, 3} {
+		for _, p := range payloads {
+			tr, err := BuildVersion(v, testSalt, []byte(p))
+			h, err2 := CommitmentVersion(v, testSalt, []byte(p))
+			if (err == nil) != (err2 == nil) {
+				t.Fatalf("version %d, %.40s: Build error %v, Commitment error %v", v, p, err, err2)
+			}
+			if err != nil {
+				continue
+			}
+			if h != tr.Hash() {
+				t.Errorf("version %d, %.40s: Commitment %s, Build's root hash %s", v, p, h, tr.Hash())
+			}
+			if !Opens(h, v, testSalt, []byte(p)) {
+				t.Errorf("version %d, %.40s: Opens refuses its own commitment", v, p)
+			}
+		}
+	}
+	for _, p := range payloads {
+		tr, err := Build(testSalt, []byte(p))
+		h, err2 := Commitment(testSalt, []byte(p))
+		if (err == nil) != (err2 == nil) || err == nil && (h != tr.Hash() || tr.Version != Current) {
+			t.Errorf("%.40s: Commitment %s %v, Build's root hash %v", p, h, err2, err)
+		}
+	}
+}
+
+// TestCommitmentConcurrent: builders share pooled buffers, never at once.
+func TestCommitmentConcurrent(t *testing.T) {
+	payloads := [][]byte{[]byte(chatRequest), conversation(1), conversation(5), []byte(`{"prompt":"` + strings.Repeat("a", 3000) + `"}`)}
+	versions := []int{V1, V2}
+	want := make([][2]string, len(payloads))
+	for i, p := range payloads {
+		for k, v := range versions {
+			tr, err := BuildVersion(v, testSalt, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[i][k] = tr.Hash()
+		}
+	}
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for n := range 50 {
+				i, k := (g+n)%len(payloads), (g+n/len(payloads))%2
+				if h, err := CommitmentVersion(versions[k], testSalt, payloads[i]); err != nil || h != want[i][k] {
+					t.Errorf("payload %d, version %d: %q %v, want %q", i, versions[k], h, err, want[i][k])
+					return
+				}
+				if n%10 == 0 { // Build shares the pool too
+					if tr, err := BuildVersion(versions[k], testSalt, payloads[i]); err != nil || tr.Hash() != want[i][k] {
+						t.Errorf("payload %d, version %d: Build %v", i, versions[k], err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
@@ -195,8 +196,11 @@ func saltHMAC(m hash.Hash, path []Step) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:16])
 }
 
-func pathJSON(path []Step) []byte {
-	b := []byte{'['}
+func pathJSON(path []Step) []byte { return appendPathJSON(nil, path) }
+
+// appendPathJSON appends the compact JSON array of path's steps to b.
+func appendPathJSON(b []byte, path []Step) []byte {
+	b = append(b, '[')
 	for i, s := range path {
 		if i > 0 {
 			b = append(b, ',')
@@ -243,26 +247,57 @@ func decoyHMAC(m hash.Hash, container []Step, j int) string {
 
 // BuildVersion is Build in version v (V1 or V2).
 func BuildVersion(v int, salt, payload []byte) (*Tree, error) {
+	b, val, err := newBuilder(v, salt, payload, true)
+	if err != nil {
+		return nil, err
+	}
+	sd := b.members(val, nil, -1)
+	b.done()
+	sort.Strings(sd)
+	return &Tree{SD: sd, Version: v, Decoys: b.ndecoys, nodes: b.nodes}, nil
+}
+
+// Commitment is Build(salt, payload).Hash(), the root hash of payload's
+// tree in the Current version, with Build's errors, computed without
+// keeping the disclosures (an append needs the root hash only).
+func Commitment(salt, payload []byte) (string, error) {
+	return CommitmentVersion(Current, salt, payload)
+}
+
+// CommitmentVersion is BuildVersion(v, salt, payload).Hash(), with
+// BuildVersion's errors, computed as Commitment is.
+func CommitmentVersion(v int, salt, payload []byte) (string, error) {
+	b, val, err := newBuilder(v, salt, payload, false)
+	if err != nil {
+		return "", err
+	}
+	sd := b.members(val, make([]Step, 0, MaxDepth+1), -1)
+	b.done()
+	sort.Strings(sd)
+	return RootHash(sd), nil
+}
+
+// newBuilder parses payload for BuildVersion (keep) or CommitmentVersion
+// in version v.
+func newBuilder(v int, salt, payload []byte, keep bool) (*builder, *value, error) {
 	if v != V1 && v != V2 {
-		return nil, fmt.Errorf("%w: unknown version %d", ErrNotDisclosable, v)
+		return nil, nil, fmt.Errorf("%w: unknown version %d", ErrNotDisclosable, v)
 	}
 	val, err := parse(payload)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
 	}
 	if val.kind != kindObject {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
+		return nil, nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
 	}
 	if n := count(val, 0); n > MaxDisclosures {
-		return nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
+		return nil, nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
 	}
-	b := &builder{mac: hmac.New(sha256.New, saltKey(salt))}
+	b := &builder{mac: hmac.New(sha256.New, saltKey(salt)), keep: keep, scratch: scratchPool.Get().(*scratch)}
 	if v == V2 {
 		b.decoys = hmac.New(sha256.New, decoyKey(salt))
 	}
-	sd := b.members(val, nil, -1)
-	sort.Strings(sd)
-	return &Tree{SD: sd, Version: v, Decoys: b.ndecoys, nodes: b.nodes}, nil
+	return b, val, nil
 }
 
 // count is the number of disclosures v's members or elements make at
@@ -286,11 +321,46 @@ func count(v *value, depth int) int {
 }
 
 type builder struct {
-	mac     hash.Hash // HMAC-SHA256 keyed with the salt key
-	decoys  hash.Hash // V2: HMAC-SHA256 keyed with the decoys' key; V1: nil
-	scratch []byte
+	mac    hash.Hash // HMAC-SHA256 keyed with the salt key
+	decoys hash.Hash // V2: HMAC-SHA256 keyed with the decoys' key; V1: nil
+	// keep: keep every disclosure in nodes (Build); without it
+	// (Commitment) only the digests are made, and a path is not copied
+	// per field.
+	keep    bool
 	ndecoys int
 	nodes   []node
+	*scratch
+}
+
+// scratch is a builder's buffers, reused field after field and, through
+// scratchPool, call after call: a path's JSON, a disclosure's array and
+// its encoding, a decoy's path. None outlives the field or list it is
+// made for.
+type scratch struct{ pj, arr, enc, dp []byte }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxPooled is the largest buffer put back in scratchPool.
+const maxPooled = 64 << 10
+
+// done returns b's scratch to the pool.
+func (b *builder) done() {
+	if sc := b.scratch; cap(sc.arr) <= maxPooled && cap(sc.enc) <= maxPooled && cap(sc.pj) <= maxPooled && cap(sc.dp) <= maxPooled {
+		scratchPool.Put(sc)
+	}
+	b.scratch = nil
+}
+
+// appendSalt appends the salt of the field at path as a JSON string
+// (appendString(dst, saltHMAC(b.mac, path)): base64url needs no escape).
+func (b *builder) appendSalt(dst []byte, path []Step) []byte {
+	b.pj = appendPathJSON(b.pj[:0], path)
+	b.mac.Reset()
+	b.mac.Write(b.pj)
+	var sum [sha256.Size]byte
+	dst = append(dst, '"')
+	dst = base64.RawURLEncoding.AppendEncode(dst, b.mac.Sum(sum[:0])[:16])
+	return append(dst, '"')
 }
 
 // members makes the disclosures of object v's members (or array v's
@@ -298,25 +368,50 @@ type builder struct {
 // digests in document order, then (V2) the decoys that pad them to
 // Bucket.
 func (b *builder) members(v *value, path []Step, parent int) []string {
-	var ds []string
+	var ds []string // nil when empty, as Tree.SD of a V1 {} has been
+	if n := len(v.members) + len(v.elems); b.decoys != nil {
+		ds = make([]string, 0, Bucket(n))
+	} else if n > 0 {
+		ds = make([]string, 0, n)
+	}
 	add := func(st Step, child *value) {
-		p := append(path[:len(path):len(path)], st)
+		// Without keep nothing holds p after this call, so the fields of
+		// one level take turns in path's spare capacity.
+		var p []Step
 		i := len(b.nodes)
-		b.nodes = append(b.nodes, node{path: p, parent: parent})
-		inner := b.sdValue(child, p, i)
-		arr := make([]byte, 0, len(inner)+len(st.Name)+40)
-		arr = append(arr, '[')
-		arr = appendString(arr, saltHMAC(b.mac, p))
+		if b.keep {
+			p = append(path[:len(path):len(path)], st)
+			b.nodes = append(b.nodes, node{path: p, parent: parent})
+		} else {
+			p = append(path, st)
+		}
+		// The value of an object or array is made first (it uses the
+		// scratch); a scalar's is appended in place.
+		var inner []byte
+		nested := len(p) < MaxDepth && (child.kind == kindObject || child.kind == kindArray)
+		if nested {
+			inner = b.sdValue(child, p, i)
+		}
+		arr := append(b.arr[:0], '[')
+		arr = b.appendSalt(arr, p)
 		if !st.IsIndex {
 			arr = appendString(append(arr, ','), st.Name)
 		}
-		arr = append(append(arr, ','), inner...)
+		arr = append(arr, ',')
+		if nested {
+			arr = append(arr, inner...)
+		} else {
+			arr = child.appendJSON(arr)
+		}
 		arr = append(arr, ']')
-		enc := make([]byte, base64.RawURLEncoding.EncodedLen(len(arr)))
-		base64.RawURLEncoding.Encode(enc, arr)
-		h := sha256.Sum256(enc)
-		b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(enc), base64.RawURLEncoding.EncodeToString(h[:]), len(b.nodes)
-		ds = append(ds, b.nodes[i].digest)
+		b.arr = arr
+		b.enc = base64.RawURLEncoding.AppendEncode(b.enc[:0], arr)
+		h := sha256.Sum256(b.enc)
+		d := base64.RawURLEncoding.EncodeToString(h[:])
+		if b.keep {
+			b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(b.enc), d, len(b.nodes)
+		}
+		ds = append(ds, d)
 	}
 	switch v.kind {
 	case kindObject:
@@ -342,22 +437,24 @@ func (b *builder) pad(ds []string, path []Step) []string {
 	if cap(ds) < want {
 		ds = append(make([]string, 0, want), ds...)
 	}
-	prefix := pathJSON(path)
+	prefix := appendPathJSON(b.dp[:0], path)
 	prefix = prefix[:len(prefix)-1] // without its ]
 	if len(path) > 0 {
 		prefix = append(prefix, ',')
 	}
+	k := len(prefix)
 	var sum [sha256.Size]byte
-	var enc [43]byte // base64url of 32 bytes
+	var enc [digestLen]byte
 	b.ndecoys += want - n
 	for j := range want - n {
-		b.scratch = append(strconv.AppendInt(append(b.scratch[:0], prefix...), int64(j), 10), ']')
+		prefix = append(strconv.AppendInt(prefix[:k], int64(j), 10), ']')
 		b.decoys.Reset()
-		b.decoys.Write(b.scratch)
+		b.decoys.Write(prefix)
 		h := sha256.Sum256(b.decoys.Sum(sum[:0]))
 		base64.RawURLEncoding.Encode(enc[:], h[:])
 		ds = append(ds, string(enc[:]))
 	}
+	b.dp = prefix
 	return ds
 }
 
@@ -374,24 +471,29 @@ func (b *builder) sdValue(v *value, path []Step, self int) []byte {
 			return []byte("{}")
 		}
 		sort.Strings(ds)
-		out := []byte(`{"_sd":[`)
+		out := make([]byte, 0, len(`{"_sd":[]}`)+len(ds)*(digestLen+3))
+		out = append(out, `{"_sd":[`...)
 		for i, d := range ds {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = appendString(out, d)
+			out = append(append(append(out, '"'), d...), '"') // base64url needs no escape
 		}
 		return append(out, "]}"...)
 	}
-	out := []byte{'['}
+	out := make([]byte, 0, len(`[]`)+len(ds)*(len(`{"...":""},`)+digestLen))
+	out = append(out, '[')
 	for i, d := range ds {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(append(append(out, `{"...":`...), appendString(nil, d)...), '}')
+		out = append(append(append(out, `{"...":"`...), d...), `"}`...)
 	}
 	return append(out, ']')
 }
+
+// digestLen is the length of a digest, base64url of 32 bytes.
+const digestLen = 43
 
 // Select returns the disclosures that reveal fields: those at a path a
 // field matches, their ancestors (without which they would not verify)
@@ -600,6 +702,6 @@ func Opens(sd string, v int, salt, payload []byte) bool {
 	if v == 0 {
 		v = V1
 	}
-	t, err := BuildVersion(v, salt, payload)
-	return err == nil && t.Hash() == sd
+	h, err := CommitmentVersion(v, salt, payload)
+	return err == nil && h == sd
 }

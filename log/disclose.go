@@ -28,11 +28,11 @@ func (l *Log) fieldCommitment(c *event.Commitment, salt, payload []byte, mediaTy
 	if !disclosure.Disclosable(mediaType) {
 		return
 	}
-	t, err := disclosure.Build(salt, payload)
+	h, err := disclosure.Commitment(salt, payload)
 	if err != nil {
 		return
 	}
-	c.SD, c.SDV = t.Hash(), t.Version
+	c.SD, c.SDV = h, disclosure.Current
 	if f := l.sdForTest.Load(); f != nil {
 		(*f)(c, salt, payload)
 	}
