@@ -34,11 +34,11 @@ row() {
   local name=$1 pid=$2; shift 2
   local c0 q0 out events cpu_us rt=""
   c0=$(cpu "$pid"); [ "${S3ROW:-}" ] && q0=$(questions)
-  out=$("$bin/loadgen" --checkpoint-sample 0 --progress 1h -d "$DUR" "$@" 2>&1 | tail -3)
+  out=$("$bin/loadgen" --checkpoint-sample 0 --progress 1h -d "$DUR" "$@" 2>&1 | tail -3 || true) # 503s (pushback) fail loadgen; the row says how many
   events=$(grep -o 'acked=[0-9]*' <<<"$out" | cut -d= -f2)
   cpu_us=$(( ( $(cpu "$pid") - c0 ) * 1000000 / ticks / (events > 0 ? events : 1) ))
   [ "${S3ROW:-}" ] && rt=" db-round-trips/event=$(awk -v q="$(( $(questions) - q0 ))" -v e="$events" 'BEGIN{printf "%.2f", q/e}')"
-  printf '%-48s %s cpu-us/event=%s%s\n' "$name" "$(grep -o 'throughput=[0-9]* events/s' <<<"$out") $(grep -o 'p50=[^ ]* p90=[^ ]* p99=[^ ]*' <<<"$out" | head -1)" "$cpu_us" "$rt"
+  printf '%-48s %s %s cpu-us/event=%s%s\n' "$name" "$(grep -o 'throughput=[0-9]* events/s' <<<"$out") $(grep -o 'p50=[^ ]* p90=[^ ]* p99=[^ ]*' <<<"$out" | head -1)" "$(grep -o 'failed=[0-9]*' <<<"$out")" "$cpu_us" "$rt"
 }
 
 ours() { # DIR ARGS...: start a log-server, print its pid
