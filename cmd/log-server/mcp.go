@@ -111,6 +111,14 @@ func mcpWrap(args []string) int {
 	go func() { // the server's messages, to the client
 		defer close(done)
 		readLines(fromChild, func(line []byte) {
+			if !json.Valid(line) {
+				// Not a message (a server's stray output): the relay could
+				// not carry it, and it must not hold up the messages around
+				// it. Passed on, counted as a gap.
+				r.gap(1, errors.New("the server wrote a line that is not a JSON message; passed on, not recorded"))
+				writeOut(line)
+				return
+			}
 			// Queued for the log first (so that the client's next message,
 			// which may follow at once, comes after it), then passed on
 			// without waiting: a result cannot be unmade, and its record
@@ -300,6 +308,15 @@ func (r *relay) take() (batch []queuedMsg, more bool) {
 	return batch, len(r.queued) > 0
 }
 
+// bytesOf is the size of batch's messages.
+func bytesOf(batch []queuedMsg) int {
+	n := 0
+	for _, q := range batch {
+		n += len(q.msg)
+	}
+	return n
+}
+
 // number gives the messages of batch not yet numbered the next numbers
 // (under send); it returns the number of the first.
 func (r *relay) number(batch []queuedMsg) uint64 {
@@ -378,9 +395,11 @@ func (r *relay) client(msg []byte) (*api.MCPRelayResponse, error) {
 	defer r.send.Unlock()
 	for {
 		batch, more := r.take()
-		if len(batch) > 0 && (more || batch[len(batch)-1].n != 0 && batch[len(batch)-1].n != r.last) {
+		if len(batch) > 0 && (more || batch[len(batch)-1].n != 0 && batch[len(batch)-1].n != r.last || bytesOf(batch)+len(msg) > maxEarlierBytes) {
 			// More than one request holds, or numbered before with a
-			// message after them that is not queued: on their own first.
+			// message after them that is not queued, or too large to go
+			// with the client's message within the log server's body
+			// limit: on their own first.
 			if err := r.sendAlone(batch); err != nil {
 				r.retryLater()
 				return nil, fmt.Errorf("the server's earlier messages are not recorded yet: %w", err)
