@@ -364,8 +364,10 @@ func (p *Proxy) serveCall(w http.ResponseWriter, r *http.Request, received time.
 	if resp.StatusCode >= 400 {
 		// An SDK may act on an error's status alone (retry at once, without
 		// reading the body): order the response's record before its next
-		// request from here on.
+		// request from here on; the session's records wait for it, so a
+		// stalled agent gets a deadline.
 		x.reserve()
+		rc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 	}
 	copyResponseHeader(h, resp.Header)
 	w.WriteHeader(resp.StatusCode)
