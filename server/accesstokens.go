@@ -108,7 +108,8 @@ func (a *accessTokens) check(ctx context.Context, tok string) (*auth.Principal, 
 	}
 	role, ok := a.cfg.Roles().Role(claims)
 	if !ok {
-		return nil, errorf(http.StatusForbidden, "no_role", "the access token's claims map to no role of the log")
+		return nil, &noRoleError{errorf(http.StatusForbidden, "no_role", "the access token's claims map to no role of the log"),
+			identity.Person{Issuer: t.Issuer, Subject: t.Subject}}
 	}
 	h := sha256.Sum256([]byte(tok))
 	p := &auth.Principal{ID: "jwt-" + hex.EncodeToString(h[:8]), Name: role.Name, Tenant: role.Tenant, Global: role.Global, Scopes: role.Scopes,
@@ -118,3 +119,14 @@ func (a *accessTokens) check(ctx context.Context, tok string) (*auth.Principal, 
 	}
 	return p, nil
 }
+
+// noRoleError is the refusal of a verified access token whose claims map
+// to no role: the person is known, and the refusal is recorded as their
+// failed sign-in (recordPersonRefused).
+type noRoleError struct {
+	err    *apiError
+	person identity.Person
+}
+
+func (e *noRoleError) Error() string { return e.err.Error() }
+func (e *noRoleError) Unwrap() error { return e.err }

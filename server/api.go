@@ -20,6 +20,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
@@ -233,9 +234,20 @@ func (s *Server) authed(scope string, h handler) http.HandlerFunc {
 
 // recordPersonRefused records a refusal (401, 403) of a person's request
 // on the API, made with an access token of the identity provider, as
-// identity.KindDenied (§11.300(d)). The console's in-process requests
-// are recorded by their transport (inProcess), not here.
+// identity.KindDenied (§11.300(d)); a verified token that maps to no
+// role, as the person's failed sign-in (identity.ReasonNoRole), as the
+// console records one. The console's in-process requests are recorded by
+// their transport (inProcess), not here.
 func (s *Server) recordPersonRefused(r *http.Request, p *auth.Principal, err error) {
+	var nr *noRoleError
+	if p == nil && errors.As(err, &nr) {
+		person := nr.person
+		if rerr := s.RecordAccount(context.WithoutCancel(r.Context()), identity.Account{Kind: identity.KindSignInFailed, Method: identity.MethodOIDC,
+			Person: &person, Reason: identity.ReasonNoRole, Detail: fmt.Sprintf("%s %s: %d", r.Method, r.URL.Path, http.StatusForbidden)}); rerr != nil {
+			s.logger.Error("recording a refused access token", "error", rerr)
+		}
+		return
+	}
 	if p == nil || p.Person == nil {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -382,6 +383,22 @@ func TestAccessTokens(t *testing.T) {
 				t.Fatalf("Payload = %v, want %v", err, c.want)
 			}
 		})
+	}
+
+	// A verified token that maps to no role is refused, and recorded as the
+	// person's failed sign-in.
+	failures := func() (out []*event.Leaf) {
+		for _, l := range readSession(t, s, identity.SessionSignInFailures) {
+			if l.Attributes.String("access.reason") == identity.ReasonNoRole {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if f := failures(); len(f) != 1 || f[0].Kind != identity.KindSignInFailed || f[0].Attributes.String("access.detail") != "GET /v1/events/"+strconv.FormatUint(first.Index, 10)+"/payload: 403" {
+		t.Fatalf("the refusal of nemo's token: %+v", f)
+	} else if v, err := s.srv.Vault().Resolve(ctx, f[0].Tenant, f[0].Attributes.String("person.pseudonym")); err != nil || v != o.Issuer+" id-nemo" {
+		t.Errorf("the failed sign-in's pseudonym resolves to %q (%v)", v, err)
 	}
 
 	// The provider removes quinn's group: her next token has no role.
