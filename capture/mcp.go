@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -222,9 +223,12 @@ type mcpConn struct {
 	pending map[string]*mcpPending
 	used    time.Time
 	// relayMu serializes a stdio connection's relay requests; relayNext is
-	// the number of the next message not yet observed (api.MCPRelayRequest.Seq).
+	// the number of the next message not yet observed (api.MCPRelayRequest.Seq),
+	// 0 before the first numbered request; relayAt is when the last
+	// numbered request came.
 	relayMu   sync.Mutex
 	relayNext uint64
+	relayAt   time.Time
 }
 
 // MCPObserver records what an MCP client and server say to each other. It
@@ -279,6 +283,26 @@ func (o *MCPObserver) record(cn *mcpConn, evs ...*event.Request) {
 		}
 		o.c.noteGap(cn.agent.Tenant, cn.agent.Recorder, cn.session, err, items...)
 	}})
+}
+
+// relayGap records a capture.gap for the messages first to last of a
+// stdio connection, numbers that the wrapper skipped: it gave them up (its
+// requests failed, or the log server refused them), so they were passed
+// on without a record. Its times span from the connection's last numbered
+// request to now, when the messages were read.
+func (o *MCPObserver) relayGap(cn *mcpConn, first, last uint64) {
+	count := last - first + 1
+	a := o.common(cn)
+	a.set(event.AttrCaptureGapCount, int64(min(count, math.MaxInt64)))
+	a.set(event.AttrCaptureGapFirstTime, timeAttr(cn.relayAt))
+	a.set(event.AttrCaptureGapLastTime, timeAttr(time.Now().UTC()))
+	a.set(event.AttrCaptureGapError, fmt.Sprintf("the MCP wrapper gave up %d message(s) of the connection (numbers %d to %d): its relay requests failed or were refused, and the messages were not recorded", count, first, last))
+	payload, _ := json.Marshal(struct {
+		First uint64 `json:"first_seq"`
+		Last  uint64 `json:"last_seq"`
+	}{first, last})
+	o.c.logger.Warn("capture: MCP relay messages given up by the wrapper; noted as a gap", "session", cn.session, "messages", count)
+	o.record(cn, &event.Request{Session: cn.session, Kind: event.KindCaptureGap, Actor: systemActor, Attributes: a.raw(), Payload: payload})
 }
 
 // exactPayload records raw, byte for byte, as ev's payload (a message that

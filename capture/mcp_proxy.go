@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -488,6 +489,10 @@ func (m *MCP) Relay(ctx context.Context, agent *Agent, req api.MCPRelayRequest) 
 	if req.From != "client" && req.From != "server" {
 		return api.MCPRelayResponse{}, errors.New(`from must be "client" or "server"`)
 	}
+	if req.Seq >= math.MaxUint64-uint64(len(req.Earlier)) {
+		// The number after the request's last must be a number too.
+		return api.MCPRelayResponse{}, errors.New("seq: the request's numbers run past the largest")
+	}
 	cn := m.conn(agent, "stdio-"+req.Conn, req.Server, req.Session, "mcp-stdio")
 	// One request of a connection at a time, in the order they come: the
 	// wrapper sends one at a time, and one it tries again (its answer was
@@ -495,6 +500,16 @@ func (m *MCP) Relay(ctx context.Context, agent *Agent, req api.MCPRelayRequest) 
 	cn.relayMu.Lock()
 	defer cn.relayMu.Unlock()
 	n := req.Seq
+	if n > cn.relayNext && cn.relayNext != 0 {
+		// Numbers skipped since the last request: messages the wrapper
+		// gave up (its requests failed, or were refused). The first
+		// request of a connection has nothing to follow: a connection the
+		// log server forgot (idle, or a restart) starts afresh.
+		m.obs.relayGap(cn, cn.relayNext, n-1)
+	}
+	if n != 0 {
+		cn.relayAt = time.Now().UTC()
+	}
 	fresh := func() bool { // whether message n is new on the connection
 		if n == 0 {
 			return true
