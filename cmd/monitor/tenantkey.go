@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // Help of the --tenant-key flags: the file of monitor verify's, and of
@@ -33,7 +33,7 @@ func tenantKeysOf(path string) (tenant, log *event.TenantKey, name string, err e
 	}
 	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
 		var r api.TenantKeyResponse
-		if err := json.Unmarshal(t, &r); err != nil {
+		if err := strictjson.Unmarshal(t, &r); err != nil {
 			return nil, nil, "", fmt.Errorf("%s: %v", path, err)
 		}
 		k, err := event.ParseTenantKey(r.Key)
