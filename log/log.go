@@ -658,11 +658,26 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 	ws := make([]*waiter, len(ps))
 	at := time.Now()
 	for i, pe := range ps {
-		ws[i] = &waiter{id: pe.id, tenant: tenant, session: pe.key.session, slot: true, at: at, done: make(chan struct{})}
+		ws[i] = &waiter{id: pe.id, tenant: tenant, session: pe.key.session, at: at, done: make(chan struct{})}
+		ws[i].slot.Store(true)
 		if !shared {
 			ws[i].sess = locked.sess[pe.key]
 		}
 	}
+	// The places are the waiters' now: each is given back once, by the
+	// sequencer answering the waiter (which, on a shared journal, may
+	// find another instance's record of the same event while this append
+	// is still trying) or by this append when it drops the waiter or
+	// fails.
+	held = 0
+	committed := false
+	defer func() {
+		if !committed {
+			for _, w := range ws {
+				l.releaseSlot(w)
+			}
+		}
+	}()
 	var heads map[sessionKey]chainHead
 	for try := 1; ; try++ {
 		// Chain.
@@ -717,12 +732,16 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 			}
 			if ids != nil {
 				// Another instance may have appended one of these events.
-				var drop int
-				if ps, ws, drop, err = l.leaveOutKnownAgain(ctx, locked, ps, ws, known); err != nil {
+				before := ws
+				if ps, ws, _, err = l.leaveOutKnownAgain(ctx, locked, ps, ws, known); err != nil {
+					ws = before
 					return nil, l.unavailable(ctx, err)
 				}
-				l.release(drop)
-				held -= drop
+				for _, w := range before {
+					if !slices.Contains(ws, w) {
+						l.releaseSlot(w)
+					}
+				}
 				if len(ps) == 0 {
 					return nil, nil
 				}
@@ -735,7 +754,7 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 		return nil, l.unavailable(ctx, storageErr(fmt.Errorf("writing the journal: %w", err)))
 	}
 	// The places in l.inflight are the sequencer's now.
-	held = 0
+	committed = true
 	locked.commit(heads)
 	if ids != nil {
 		locked.remember(ps)
@@ -945,6 +964,13 @@ func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) er
 
 func (l *Log) release(n int) {
 	for range n {
+		<-l.inflight
+	}
+}
+
+// releaseSlot gives back w's place in l.inflight, if w still holds it.
+func (l *Log) releaseSlot(w *waiter) {
+	if w.slot.Swap(false) {
 		<-l.inflight
 	}
 }

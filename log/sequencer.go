@@ -35,8 +35,10 @@ type waiter struct {
 	id              string
 	tenant, session string
 	sess            *session // nil when heads are not kept by this process
-	slot            bool     // holds a place in Log.inflight
-	at              time.Time
+	// slot: the waiter holds a place in Log.inflight, given back once,
+	// by whoever takes it first (answer, or its append dropping it).
+	slot atomic.Bool
+	at   time.Time
 
 	done     chan struct{} // closed once sequenced
 	index    uint64
@@ -480,9 +482,7 @@ func (l *Log) answer(w *waiter, index uint64, now time.Time) {
 		}
 		s.pending.Add(-1)
 	}
-	if w.slot {
-		<-l.inflight
-	}
+	l.releaseSlot(w)
 	l.observeIndexed(now.Sub(w.at))
 	w.index = index
 	close(w.done)
