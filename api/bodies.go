@@ -17,10 +17,13 @@ type Bodies struct {
 	Entries  []Body `json:"entries"`
 }
 
-// Body is one event body at its index.
+// Body is one event body at its index. On a log of leaf version 4 it
+// carries the body's field salt, with which the reader checks the
+// envelope's field commitment (event.CheckFields).
 type Body struct {
-	Index uint64 `json:"index"`
-	Body  []byte `json:"body"` // standard base64 in JSON
+	Index     uint64 `json:"index"`
+	Body      []byte `json:"body"`                 // standard base64 in JSON
+	FieldSalt []byte `json:"field_salt,omitempty"` // standard base64 in JSON
 }
 
 // TenantKeyResponse is the answer of GET /v1/tenant-key: the key with

@@ -38,8 +38,12 @@ type EventResponse struct {
 	// Envelope is, on a log of leaf version 3, standard base64 of the
 	// entry the log holds for the event (docs/leaf-format.md); the writer
 	// checks its tenant tag with the tenant key.
-	Envelope string   `json:"envelope,omitempty"`
-	Receipt  *Receipt `json:"receipt,omitempty"`
+	Envelope string `json:"envelope,omitempty"`
+	// FieldSalt is, on a log of leaf version 4, standard base64 of the
+	// body's field salt, with which the writer checks the envelope's
+	// field commitment (event.CheckFields).
+	FieldSalt string   `json:"field_salt,omitempty"`
+	Receipt   *Receipt `json:"receipt,omitempty"`
 	// ReceiptError says why no receipt came back; the event is appended all
 	// the same, and must not be sent again.
 	ReceiptError string `json:"receipt_error,omitempty"`
@@ -51,6 +55,9 @@ func NewEventResponse(a event.Appended) EventResponse {
 		Leaf: base64.StdEncoding.EncodeToString(a.Leaf), LeafHash: hex.EncodeToString(a.LeafHash)}
 	if a.Envelope != nil {
 		r.Envelope = base64.StdEncoding.EncodeToString(a.Envelope)
+	}
+	if a.FieldSalt != nil {
+		r.FieldSalt = base64.StdEncoding.EncodeToString(a.FieldSalt)
 	}
 	if a.Indexed {
 		r.Index, r.Indexed = a.Index, true
@@ -88,6 +95,10 @@ func (r EventResponse) AppendJSON(b []byte) ([]byte, error) {
 	if r.Envelope != "" {
 		b = append(b, `,"envelope":`...)
 		b = appendString(b, r.Envelope)
+	}
+	if r.FieldSalt != "" {
+		b = append(b, `,"field_salt":`...)
+		b = appendString(b, r.FieldSalt)
 	}
 	if r.Receipt != nil {
 		rb, err := json.Marshal(r.Receipt)

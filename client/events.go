@@ -126,21 +126,32 @@ func appended(r api.EventResponse, key *event.TenantKey) (event.Appended, error)
 	if hex.EncodeToString(lh) != r.LeafHash {
 		return event.Appended{}, fmt.Errorf("%w: leaf_hash does not match the leaf", ErrWrongLeaf)
 	}
-	var env []byte
+	var env, salt []byte
 	switch {
 	case r.Envelope != "":
 		if env, err = base64.StdEncoding.DecodeString(r.Envelope); err != nil {
 			return event.Appended{}, fmt.Errorf("envelope is not base64: %w", err)
 		}
-		if _, err := event.OpenEnvelope(env, leaf, key); errors.Is(err, event.ErrWrongTag) {
+		e, err := event.OpenEnvelope(env, leaf, key)
+		if errors.Is(err, event.ErrWrongTag) {
 			return event.Appended{}, fmt.Errorf("%w (event %s)", ErrWrongTag, r.ID)
 		} else if err != nil {
 			return event.Appended{}, fmt.Errorf("%w: %v", ErrWrongLeaf, err)
 		}
+		if e.HasFields {
+			// Leaf version 4: the envelope's field commitment, from which
+			// the body's fields are disclosed, must be the body's.
+			if salt, err = base64.StdEncoding.DecodeString(r.FieldSalt); err != nil {
+				return event.Appended{}, fmt.Errorf("field_salt is not base64: %w", err)
+			}
+			if err := event.CheckFields(&e, leaf, salt); err != nil {
+				return event.Appended{}, fmt.Errorf("%w: event %s: %v", ErrWrongLeaf, r.ID, err)
+			}
+		}
 	case key != nil:
 		return event.Appended{}, fmt.Errorf("%w: the answer for event %s has no envelope", ErrWrongTag, r.ID)
 	}
-	a := event.Appended{ID: r.ID, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh, Envelope: env}
+	a := event.Appended{ID: r.ID, Seq: r.Seq, Session: r.Session, Leaf: leaf, LeafHash: lh, Envelope: env, FieldSalt: salt}
 	a.Index, a.Indexed = r.Index, r.Indexed
 	return a, nil
 }

@@ -189,13 +189,35 @@ func TestParseFields(t *testing.T) {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "[0]", "a..b", "a.", "a[", "a[x]", "a[-1]", "a[01]", "a]b", "a\x01", "a b[*]x", strings.Repeat("a", MaxFieldLength+1)} {
+	for _, bad := range []string{"", "[0]", "a..b", "a.", "a[", "a[x]", "a[-1]", "a[01]", "a]b", "a\x01", "a b[*]x", strings.Repeat("a", MaxFieldLength+1),
+		`a[""]`, `a["b`, `a["b"c"]`, `a["b\\"]`, `a["b]"]`, `a"b`, `a["b"]c`} {
 		if _, err := ParseField(bad); !errors.Is(err, ErrBadField) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
 	if _, err := ParseFields("a,a"); !errors.Is(err, ErrBadField) {
 		t.Error("a field twice")
+	}
+	// A quoted name is one step, dots and all, and FormatPath writes it
+	// back in the same form.
+	for _, c := range []struct {
+		in   string
+		path []Step
+	}{
+		{`attributes["gen_ai.request.model"]`, []Step{{Name: "attributes"}, {Name: "gen_ai.request.model"}}},
+		{`["a.b"].c[2]`, []Step{{Name: "a.b"}, {Name: "c"}, {IsIndex: true, Index: 2}}},
+		{`a["b"]`, []Step{{Name: "a"}, {Name: "b"}}},
+	} {
+		f, err := ParseField(c.in)
+		if err != nil {
+			t.Fatalf("%s: %v", c.in, err)
+		}
+		if !f.match(c.path) {
+			t.Errorf("%s does not match %v", c.in, c.path)
+		}
+		if got := FormatPath(c.path); got != c.in && c.in != `a["b"]` {
+			t.Errorf("FormatPath(%v) = %s, want %s", c.path, got, c.in)
+		}
 	}
 	if _, err := ParseFields(strings.Repeat("a,", MaxFields) + "b"); !errors.Is(err, ErrBadField) {
 		t.Error("too many fields")

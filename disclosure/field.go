@@ -39,19 +39,35 @@ const (
 // String is the field as written.
 func (f Field) String() string { return f.text }
 
-// ParseField reads one field: a member name, then any of .name, [N] and
-// [*]. A name is 1 or more characters other than '.', '[', ']', ',' and
-// controls; a field has at most MaxDepth steps (a deeper value is part of
-// its ancestor's disclosure).
+// ParseField reads one field: a member name, then any of .name, [N],
+// [*] and ["name"]. A plain name is 1 or more characters other than '.',
+// '[', ']', ',', '"' and controls; a name in ["..."] (a member whose name
+// has dots, as the attributes of an event's body do:
+// attributes["gen_ai.request.model"]) is 1 or more characters other than
+// '"', '\\', ',', ']' and controls, and may also begin a field. A field
+// has at most MaxDepth steps (a deeper value is part of its ancestor's
+// disclosure).
 func ParseField(s string) (Field, error) {
 	f := Field{text: s}
 	if s == "" || len(s) > MaxFieldLength {
 		return Field{}, fmt.Errorf("%w: %q: empty or longer than %d bytes", ErrBadField, clip(s), MaxFieldLength)
 	}
+	control := func(r rune) bool { return r < ' ' || r == 0x7f }
 	rest := s
 	first := true
 	for rest != "" {
 		switch {
+		case strings.HasPrefix(rest, `["`):
+			end := strings.Index(rest[2:], `"]`)
+			if end < 0 {
+				return Field{}, fmt.Errorf("%w: %q: [\" needs a closing \"]", ErrBadField, clip(s))
+			}
+			name := rest[2 : 2+end]
+			if name == "" || strings.ContainsAny(name, "\"\\,]") || strings.ContainsFunc(name, control) {
+				return Field{}, fmt.Errorf("%w: %q: a quoted name is not empty and has no quote, backslash, comma, ] or control character", ErrBadField, clip(s))
+			}
+			f.steps = append(f.steps, fieldStep{kind: stepName, name: name})
+			rest = rest[2+end+2:]
 		case rest[0] == '[':
 			end := strings.IndexByte(rest, ']')
 			if end < 0 || first {
@@ -80,8 +96,8 @@ func ParseField(s string) (Field, error) {
 				end = len(rest)
 			}
 			name := rest[:end]
-			if name == "" || strings.ContainsAny(name, "],") || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-				return Field{}, fmt.Errorf("%w: %q: empty name or a name with ], a comma or a control character", ErrBadField, clip(s))
+			if name == "" || strings.ContainsAny(name, "],\"") || strings.ContainsFunc(name, control) {
+				return Field{}, fmt.Errorf("%w: %q: empty name or a name with ], a comma, a quote or a control character", ErrBadField, clip(s))
 			}
 			f.steps = append(f.steps, fieldStep{kind: stepName, name: name})
 			rest = rest[end:]

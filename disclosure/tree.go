@@ -536,13 +536,18 @@ func (t *Tree) Disclosures() []string {
 	return out
 }
 
-// FormatPath writes a path as a field name: model, messages[3].content.
+// FormatPath writes a path as a field name: model, messages[3].content;
+// a name that has a dot, a bracket or a quote, or is empty, as ["name"]
+// (attributes["gen_ai.request.model"]; ParseField reads the form back
+// when the name has no quote, backslash, comma or control character).
 func FormatPath(path []Step) string {
 	var b strings.Builder
 	for i, s := range path {
 		switch {
 		case s.IsIndex:
 			b.WriteString("[" + strconv.Itoa(s.Index) + "]")
+		case s.Name == "" || strings.ContainsAny(s.Name, ".[]\""):
+			b.WriteString(`["` + s.Name + `"]`)
 		case i > 0:
 			b.WriteString("." + s.Name)
 		default:

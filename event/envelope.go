@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/llmaudittrail/llmaudittrail/disclosure"
 )
 
 // LeafVersionEnvelope is leaf version 3 (docs/leaf-format.md "Version 3:
@@ -16,6 +18,17 @@ import (
 // served apart from the log's entry bundles, to those who may read it.
 const LeafVersionEnvelope = 3
 
+// LeafVersionFields is leaf version 4 (docs/leaf-format.md "Version 4:
+// body fields"): an envelope of version 3 that also commits to each field
+// of the body on its own (Envelope.Fields), so that chosen fields of a
+// body (its kind, an attribute) are disclosed and verified without the
+// rest of it.
+const LeafVersionFields = 4
+
+// IsEnvelopeVersion reports whether a log of leaf version v appends
+// envelopes (versions 3 and 4).
+func IsEnvelopeVersion(v int) bool { return v == LeafVersionEnvelope || v == LeafVersionFields }
+
 // Sizes of an envelope's fields, in bytes.
 const (
 	NonceSize     = 16
@@ -23,46 +36,81 @@ const (
 	TenantKeySize = 32
 )
 
-// EnvelopeSize is the size of every envelope's encoding: all are equal,
-// so an entry's size says nothing of its event.
+// EnvelopeSize is the size of every version 3 envelope's encoding: all
+// are equal, so an entry's size says nothing of its event.
 const EnvelopeSize = len(`{"v":3,"nonce":"","tag":"","body":""}`) + 2*(NonceSize+TagSize+sha256.Size)
+
+// EnvelopeSizeFields is the size of every version 4 envelope's encoding.
+const EnvelopeSizeFields = len(`{"v":4,"nonce":"","tag":"","body":"","fields":""}`) + 2*(NonceSize+TagSize+2*sha256.Size)
 
 // ErrEnvelope is returned by ParseEnvelope for data that is not exactly an
 // envelope's encoding.
-var ErrEnvelope = errors.New("not a version 3 envelope")
+var ErrEnvelope = errors.New("not a version 3 or 4 envelope")
 
-// Envelope is a version 3 log entry: a per-entry nonce, the tenant tag
-// HMAC-SHA256(tenant key, nonce) and the leaf hash of the event's body,
-// LeafHash(body) (the value the body's session chain links with "prev").
+// Envelope is a log entry of version 3 or 4: a per-entry nonce, the tenant
+// tag HMAC-SHA256(tenant key, nonce) and the leaf hash of the event's
+// body, LeafHash(body) (the value the body's session chain links with
+// "prev"); in version 4 (HasFields) also the body's field commitment.
 type Envelope struct {
 	Nonce [NonceSize]byte
 	Tag   [TagSize]byte
 	Body  [sha256.Size]byte
+	// Fields, when HasFields (version 4), is the root hash of the body's
+	// field tree (BodyFields): SHA-256 of the SD-JWT root object of the
+	// body's disclosures, salted with the body's field salt.
+	Fields    [sha256.Size]byte
+	HasFields bool
+}
+
+// Version is the envelope's leaf version: 3, or 4 with Fields.
+func (e *Envelope) Version() int {
+	if e.HasFields {
+		return LeafVersionFields
+	}
+	return LeafVersionEnvelope
 }
 
 // Marshal returns the envelope's canonical encoding, EnvelopeSize bytes:
-// {"v":3,"nonce":"<32 hex>","tag":"<64 hex>","body":"<64 hex>"}.
+// {"v":3,"nonce":"<32 hex>","tag":"<64 hex>","body":"<64 hex>"}, or in
+// version 4 EnvelopeSizeFields bytes, with ,"fields":"<64 hex>" before
+// the closing brace.
 func (e *Envelope) Marshal() []byte {
-	b := make([]byte, 0, EnvelopeSize)
-	b = append(b, `{"v":3,"nonce":"`...)
+	b := make([]byte, 0, EnvelopeSizeFields)
+	if e.HasFields {
+		b = append(b, `{"v":4,"nonce":"`...)
+	} else {
+		b = append(b, `{"v":3,"nonce":"`...)
+	}
 	b = hex.AppendEncode(b, e.Nonce[:])
 	b = append(b, `","tag":"`...)
 	b = hex.AppendEncode(b, e.Tag[:])
 	b = append(b, `","body":"`...)
 	b = hex.AppendEncode(b, e.Body[:])
+	if e.HasFields {
+		b = append(b, `","fields":"`...)
+		b = hex.AppendEncode(b, e.Fields[:])
+	}
 	return append(b, `"}`...)
 }
 
-// IsEnvelope reports whether entry data is of version 3 (it begins as an
-// envelope does); ParseEnvelope checks the rest.
-func IsEnvelope(data []byte) bool { return bytes.HasPrefix(data, []byte(`{"v":3,`)) }
+// IsEnvelope reports whether entry data is of version 3 or 4 (it begins
+// as an envelope does); ParseEnvelope checks the rest.
+func IsEnvelope(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(`{"v":3,`)) || bytes.HasPrefix(data, []byte(`{"v":4,`))
+}
 
-// ParseEnvelope decodes an envelope. Only the exact canonical encoding
-// (Marshal's, lower-case hex) is accepted, so that an entry has one form.
+// ParseEnvelope decodes an envelope of version 3 or 4. Only the exact
+// canonical encoding (Marshal's, lower-case hex) is accepted, so that an
+// entry has one form.
 func ParseEnvelope(data []byte) (Envelope, error) {
 	var e Envelope
-	if len(data) != EnvelopeSize {
-		return e, fmt.Errorf("%w: %d bytes, want %d", ErrEnvelope, len(data), EnvelopeSize)
+	head := `{"v":3,"nonce":"`
+	switch len(data) {
+	case EnvelopeSize:
+	case EnvelopeSizeFields:
+		head, e.HasFields = `{"v":4,"nonce":"`, true
+	default:
+		return e, fmt.Errorf("%w: %d bytes, want %d or %d", ErrEnvelope, len(data), EnvelopeSize, EnvelopeSizeFields)
 	}
 	p := data
 	field := func(prefix string, dst []byte) bool {
@@ -78,7 +126,8 @@ func ParseEnvelope(data []byte) (Envelope, error) {
 		p = p[n:]
 		return true
 	}
-	if !field(`{"v":3,"nonce":"`, e.Nonce[:]) || !field(`","tag":"`, e.Tag[:]) || !field(`","body":"`, e.Body[:]) || string(p) != `"}` {
+	if !field(head, e.Nonce[:]) || !field(`","tag":"`, e.Tag[:]) || !field(`","body":"`, e.Body[:]) ||
+		(e.HasFields && !field(`","fields":"`, e.Fields[:])) || string(p) != `"}` {
 		return Envelope{}, ErrEnvelope
 	}
 	return e, nil
@@ -124,6 +173,7 @@ const (
 	envelopeNonceLabel = "llmaudittrail envelope nonce v1"
 	envelopeTenantRoot = "llmaudittrail tenant key v1"
 	envelopeLogLabel   = "llmaudittrail log-wide key v1"
+	bodyFieldsLabel    = "llmaudittrail body fields v1"
 )
 
 // EnvelopeSealer makes the envelopes of a log from one secret of the
@@ -137,10 +187,16 @@ const (
 // which every tenant is given, instead of their tenant's. Bodies differ
 // (each holds a random event id), so nonces do not repeat and link
 // nothing.
+//
+// A sealer of version 4 (NewEnvelopeSealerVersion) also commits to the
+// body's fields: the body's field salt is HMAC-SHA256(fields key, body),
+// with fields key = HMAC-SHA256(secret, "llmaudittrail body fields v1"),
+// and Envelope.Fields is BodyFields(salt, body).
 type EnvelopeSealer struct {
-	nonceKey []byte
-	secret   []byte
-	logKey   TenantKey
+	nonceKey  []byte
+	fieldsKey []byte // nil: version 3
+	secret    []byte
+	logKey    TenantKey
 
 	mu   sync.Mutex
 	keys map[string]TenantKey // a cache, bounded by maxCachedTenantKeys
@@ -148,18 +204,52 @@ type EnvelopeSealer struct {
 
 const maxCachedTenantKeys = 4096
 
-// NewEnvelopeSealer returns the sealer of secret (at least 32 bytes).
+// NewEnvelopeSealer returns the sealer of secret (at least 32 bytes) of
+// version 3 envelopes.
 func NewEnvelopeSealer(secret []byte) (*EnvelopeSealer, error) {
+	return NewEnvelopeSealerVersion(secret, LeafVersionEnvelope)
+}
+
+// NewEnvelopeSealerVersion returns the sealer of secret (at least 32
+// bytes) of envelopes of leaf version v: 3 or 4 (LeafVersionFields).
+func NewEnvelopeSealerVersion(secret []byte, v int) (*EnvelopeSealer, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("an envelope secret has at least 32 bytes")
 	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(envelopeNonceLabel))
-	s := &EnvelopeSealer{nonceKey: m.Sum(nil), secret: bytes.Clone(secret), keys: map[string]TenantKey{}}
-	m = hmac.New(sha256.New, secret)
-	m.Write([]byte(envelopeLogLabel))
-	m.Sum(s.logKey[:0])
+	if !IsEnvelopeVersion(v) {
+		return nil, fmt.Errorf("leaf version %d has no envelopes", v)
+	}
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(label))
+		return m.Sum(nil)
+	}
+	s := &EnvelopeSealer{nonceKey: derive(envelopeNonceLabel), secret: bytes.Clone(secret), keys: map[string]TenantKey{}}
+	copy(s.logKey[:], derive(envelopeLogLabel))
+	if v == LeafVersionFields {
+		s.fieldsKey = derive(bodyFieldsLabel)
+	}
 	return s, nil
+}
+
+// Version is the leaf version of the envelopes s seals: 3 or 4.
+func (s *EnvelopeSealer) Version() int {
+	if s.fieldsKey != nil {
+		return LeafVersionFields
+	}
+	return LeafVersionEnvelope
+}
+
+// FieldSalt returns the field salt of body (version 4): the salt from
+// which the body's disclosures are derived (BodyFields). It is nil for a
+// sealer of version 3.
+func (s *EnvelopeSealer) FieldSalt(body []byte) []byte {
+	if s.fieldsKey == nil {
+		return nil
+	}
+	m := hmac.New(sha256.New, s.fieldsKey)
+	m.Write(body)
+	return m.Sum(nil)
 }
 
 // LogKey returns the log-wide key: the tag of the log-wide records
@@ -196,7 +286,9 @@ func (s *EnvelopeSealer) deriveTenantKey(tenant string) TenantKey {
 
 // Seal returns the envelope of body, an event of tenant: tagged with the
 // tenant's key, or with the log-wide key when body is a log-wide record
-// (BodyLogWide).
+// (BodyLogWide). In version 4 it commits to the body's fields: a body
+// that is not a JSON object with distinct keys (no leaf ParseLeaf
+// accepts) gets the zero root, which no tree hashes to.
 func (s *EnvelopeSealer) Seal(tenant string, body []byte) Envelope {
 	var e Envelope
 	m := hmac.New(sha256.New, s.nonceKey)
@@ -208,7 +300,42 @@ func (s *EnvelopeSealer) Seal(tenant string, body []byte) Envelope {
 		e.Tag = s.TenantKey(tenant).Tag(e.Nonce[:])
 	}
 	copy(e.Body[:], LeafHash(body))
+	if s.fieldsKey != nil {
+		e.HasFields = true
+		if root, err := BodyFields(s.FieldSalt(body), body); err == nil {
+			e.Fields = root
+		}
+	}
 	return e
+}
+
+// BodyFields is the root hash of body's field tree with salt: every
+// member of the body and every member or element within it down to
+// disclosure.MaxDepth is a disclosure, as a JSON payload's fields are
+// (docs/disclosure.md, version 2, with decoys), and the root hash is the
+// SHA-256 of the tree's root object.
+func BodyFields(salt, body []byte) ([sha256.Size]byte, error) {
+	var root [sha256.Size]byte
+	h, err := disclosure.Commitment(salt, body)
+	if err != nil {
+		return root, err
+	}
+	_, err = hex.Decode(root[:], []byte(h))
+	return root, err
+}
+
+// CheckFields checks that e commits to the fields of body with salt, the
+// body's field salt: nil for an envelope of version 3, which has none, and
+// ErrFieldsMismatch when the tree of body and salt hashes to another root.
+func CheckFields(e *Envelope, body, salt []byte) error {
+	if !e.HasFields {
+		return nil
+	}
+	root, err := BodyFields(salt, body)
+	if err != nil || !hmac.Equal(root[:], e.Fields[:]) {
+		return ErrFieldsMismatch
+	}
+	return nil
 }
 
 // OpenEnvelope checks that body is the event entry data commits to, and
@@ -234,4 +361,7 @@ var (
 	ErrBodyMismatch = errors.New("the body does not hash to the envelope's body hash")
 	// ErrWrongTag: the envelope does not carry the tenant key's tag.
 	ErrWrongTag = errors.New("the envelope's tag is not the tenant's")
+	// ErrFieldsMismatch: the body and its field salt do not hash to the
+	// envelope's field commitment (version 4).
+	ErrFieldsMismatch = errors.New("the body's field tree does not hash to the envelope's field commitment")
 )

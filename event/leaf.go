@@ -247,6 +247,10 @@ type Appended struct {
 	// version 3 (LeafVersionEnvelope); nil on a version 2 log, where the
 	// entry is Leaf.
 	Envelope []byte
+	// FieldSalt is, on a log of leaf version 4, the salt of the body's
+	// field commitment (EnvelopeSealer.FieldSalt): with Leaf, it opens
+	// the envelope's Fields (CheckFields).
+	FieldSalt []byte
 }
 
 // LeafPayload reads only a leaf's id and payload commitment (nil if it has

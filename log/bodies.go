@@ -95,13 +95,23 @@ func (l *Log) envelopeOf(body []byte) ([]byte, error) {
 	return l.entry(h.Tenant, body), nil
 }
 
-// LeafVersion is the version of the entries the log appends: 2, or 3
-// (event.LeafVersionEnvelope).
+// LeafVersion is the version of the entries the log appends: 2, 3
+// (event.LeafVersionEnvelope) or 4 (event.LeafVersionFields).
 func (l *Log) LeafVersion() int {
 	if l.sealer != nil {
-		return event.LeafVersionEnvelope
+		return l.sealer.Version()
 	}
 	return event.LeafVersion
+}
+
+// FieldSalt returns the field salt of a body of a log of leaf version 4
+// (event.EnvelopeSealer.FieldSalt): what, with the body, opens its
+// envelope's field commitment. It is nil on a log of another version.
+func (l *Log) FieldSalt(body []byte) []byte {
+	if l.sealer == nil {
+		return nil
+	}
+	return l.sealer.FieldSalt(body)
 }
 
 // TenantKey returns the key with which tenant recognises its entries on a
@@ -160,9 +170,11 @@ type Body struct {
 }
 
 // checkLeafVersion refuses to append entries of one leaf version to a log
-// whose first entry is of the other: a log is of version 3 from its first
-// entry or never, so that a mirror of its bundles holds no event in clear.
-func checkLeafVersion(ctx context.Context, r storageReader, envelopes bool) error {
+// whose first entry is of another: a log is of version 3 (or 4) from its
+// first entry or never, so that a mirror of its bundles holds no event in
+// clear, and a log of envelopes keeps their version.
+func checkLeafVersion(ctx context.Context, r storageReader, sealer *event.EnvelopeSealer) error {
+	envelopes := sealer != nil
 	size, err := r.IntegratedSize(ctx)
 	if err != nil || size == 0 {
 		return nil // an empty (or not yet readable) log takes any version
@@ -175,11 +187,19 @@ func checkLeafVersion(ctx context.Context, r storageReader, envelopes bool) erro
 	if err := b.UnmarshalText(raw); err != nil || len(b.Entries) == 0 {
 		return fmt.Errorf("reading the log's first entry: %v", err)
 	}
-	switch first := event.IsEnvelope(b.Entries[0]); {
-	case first && !envelopes:
-		return fmt.Errorf("%w: the log's entries are of version 3; start it with leaf version 3", ErrLeafVersion)
-	case !first && envelopes:
-		return fmt.Errorf("%w: the log's entries are events (version 1 or 2); it cannot switch to version 3", ErrLeafVersion)
+	first := event.IsEnvelope(b.Entries[0])
+	if !first {
+		if envelopes {
+			return fmt.Errorf("%w: the log's entries are events (version 1 or 2); it cannot switch to version %d", ErrLeafVersion, sealer.Version())
+		}
+		return nil
+	}
+	e, err := event.ParseEnvelope(b.Entries[0])
+	if err != nil {
+		return fmt.Errorf("reading the log's first entry: %w", err)
+	}
+	if !envelopes || e.Version() != sealer.Version() {
+		return fmt.Errorf("%w: the log's entries are of version %d; start it with leaf version %d", ErrLeafVersion, e.Version(), e.Version())
 	}
 	return nil
 }

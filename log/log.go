@@ -112,8 +112,9 @@ type Config struct {
 	// LeafVersion is the version of the entries the log appends: 0 or 2
 	// (event.LeafVersion: each entry is the event) or 3
 	// (event.LeafVersionEnvelope: each entry is an envelope that commits
-	// to the event, whose body the vault keeps; docs/leaf-format.md). A log
-	// keeps the version of its first entry: New refuses another
+	// to the event, whose body the vault keeps; docs/leaf-format.md) or 4
+	// (event.LeafVersionFields: the envelope also commits to each field of
+	// the body). A log keeps the version of its first entry: New refuses another
 	// (ErrLeafVersion).
 	LeafVersion int
 	// Journal opens the write-ahead journal, where an append is
@@ -286,8 +287,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	var sealer *event.EnvelopeSealer
 	switch cfg.LeafVersion {
 	case 0, event.LeafVersion:
-	case event.LeafVersionEnvelope:
-		if sealer, err = event.NewEnvelopeSealer(cfg.Vault.EnvelopeSecret()); err != nil {
+	case event.LeafVersionEnvelope, event.LeafVersionFields:
+		if sealer, err = event.NewEnvelopeSealerVersion(cfg.Vault.EnvelopeSecret(), cfg.LeafVersion); err != nil {
 			stopTessera(ctx, shutdown, cfg.Logger)
 			cancel()
 			return nil, err
@@ -296,9 +297,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	default:
 		stopTessera(ctx, shutdown, cfg.Logger)
 		cancel()
-		return nil, fmt.Errorf("%w: version %d is not one the log appends (2 or 3)", ErrLeafVersion, cfg.LeafVersion)
+		return nil, fmt.Errorf("%w: version %d is not one the log appends (2, 3 or 4)", ErrLeafVersion, cfg.LeafVersion)
 	}
-	if err := checkLeafVersion(ctx, stored, sealer != nil); err != nil {
+	if err := checkLeafVersion(ctx, stored, sealer); err != nil {
 		stopTessera(ctx, shutdown, cfg.Logger)
 		cancel()
 		return nil, err
@@ -766,6 +767,7 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 		out[i] = event.Appended{ID: pe.id, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: slices.Clone(pe.hash)}
 		if l.sealer != nil {
 			out[i].Envelope = l.entry(tenant, pe.data)
+			out[i].FieldSalt = l.sealer.FieldSalt(pe.data)
 		}
 	}
 	if wait == WaitDurable {

@@ -48,7 +48,7 @@ func (s *Server) getBodies(r *http.Request, p *auth.Principal) (int, any, error)
 	}
 	out := api.Bodies{TreeSize: size, Start: start, End: end, Entries: make([]api.Body, len(bs))}
 	for i, b := range bs {
-		out.Entries[i] = api.Body{Index: b.Index, Body: b.Body}
+		out.Entries[i] = api.Body{Index: b.Index, Body: b.Body, FieldSalt: s.log.FieldSalt(b.Body)}
 	}
 	return http.StatusOK, out, nil
 }
@@ -70,8 +70,8 @@ func (s *Server) getTenantKey(r *http.Request, p *auth.Principal) (int, any, err
 }
 
 // bundlesPublic reports whether anyone may read the entry bundles: on a
-// log of leaf version 3 they hold envelopes only; otherwise only when the
-// log is public on purpose (Config.PublicEntries).
+// log of leaf version 3 or 4 they hold envelopes only; otherwise only
+// when the log is public on purpose (Config.PublicEntries).
 func (s *Server) bundlesPublic() bool {
-	return s.cfg.PublicEntries || s.log.LeafVersion() == event.LeafVersionEnvelope
+	return s.cfg.PublicEntries || event.IsEnvelopeVersion(s.log.LeafVersion())
 }

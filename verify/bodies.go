@@ -16,6 +16,7 @@ type bodyCache struct {
 	start  uint64
 	loaded bool
 	m      map[uint64][]byte
+	salts  map[uint64][]byte // field salts (leaf version 4)
 }
 
 func (b *bodyCache) at(ctx context.Context, idx uint64) ([]byte, bool, error) {
@@ -29,8 +30,10 @@ func (b *bodyCache) at(ctx context.Context, idx uint64) ([]byte, bool, error) {
 			return nil, false, fmt.Errorf("reading the bodies of entries %d-: %w", start, err)
 		}
 		b.m = make(map[uint64][]byte, len(r.Entries))
+		b.salts = make(map[uint64][]byte, len(r.Entries))
 		for _, e := range r.Entries {
 			b.m[e.Index] = e.Body
+			b.salts[e.Index] = e.FieldSalt
 		}
 		b.start, b.loaded = start, true
 	}
@@ -46,7 +49,7 @@ func (b *bodyCache) open(ctx context.Context, idx uint64, data []byte, key, logK
 	env, err := event.ParseEnvelope(data)
 	if err != nil {
 		return nil, &Finding{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity,
-			Message: fmt.Sprintf("entry %d is not an envelope of leaf version 3: %v", idx, err)}, nil
+			Message: fmt.Sprintf("entry %d is not an envelope of leaf version 3 or 4: %v", idx, err)}, nil
 	}
 	logWide := logKey != nil && logKey.Recognises(&env)
 	mine := key == nil || key.Recognises(&env) || logWide
@@ -79,6 +82,13 @@ func (b *bodyCache) open(ctx context.Context, idx uint64, data []byte, key, logK
 	if _, err := event.OpenEnvelope(data, body, nil); err != nil {
 		return nil, &Finding{Rule: RuleBodyMismatch, Severity: "critical", Source: SourceIntegrity,
 			Message: fmt.Sprintf("entry %d: %v", idx, err)}, nil
+	}
+	// Leaf version 4: the field commitment, from which chosen fields are
+	// disclosed, must be the body's, so that a disclosure says what the
+	// body says.
+	if err := event.CheckFields(&env, body, b.salts[idx]); err != nil {
+		return nil, &Finding{Rule: RuleBodyMismatch, Severity: "critical", Source: SourceIntegrity,
+			Message: fmt.Sprintf("entry %d: %v (field salt served: %t)", idx, err, len(b.salts[idx]) > 0)}, nil
 	}
 	if logWide {
 		if !event.BodyLogWide(body) {

@@ -57,7 +57,7 @@ type Config struct {
 	ReceiptWait        time.Duration `flag:"receipt-wait" yaml:"receipt_wait" help:"longest wait for ?wait=checkpoint"`
 	MaxBodyBytes       int64         `flag:"max-body-bytes" yaml:"max_body_bytes" help:"largest accepted request body"`
 	PublicEntries      bool          `flag:"public-entries" yaml:"public_entries" help:"serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose"`
-	LeafVersion        int           `flag:"leaf-version" yaml:"leaf_version" help:"version of a new log's entries: 2 (each entry is the event) or 3 (each entry is an envelope that shows nothing of the event; entry bundles are public, events are read with GET /v1/bodies, tenants recognise theirs with GET /v1/tenant-key); a log keeps the version it began with (docs/leaf-format.md)"`
+	LeafVersion        int           `flag:"leaf-version" yaml:"leaf_version" help:"version of a new log's entries: 2 (each entry is the event) 3 (each entry is an envelope that shows nothing of the event; entry bundles are public, events are read with GET /v1/bodies, tenants recognise theirs with GET /v1/tenant-key) or 4 (an envelope of version 3 that also commits to each field of the event, so that chosen fields are disclosed: GET /v1/events/{index}/disclosure?body=...); a log keeps the version it began with (docs/leaf-format.md)"`
 
 	// Witnesses.
 	WitnessPolicy   string        `flag:"witness-policy" yaml:"witness_policy" help:"witness policy file (C2SP tlog-policy, or Sigsum-style witness/group/quorum lines; every witness with its URL); checkpoints are published only with quorum; DATA/keys/policy is written from it for auditors"`
