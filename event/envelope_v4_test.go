@@ -22,19 +22,19 @@ const envelopeV4VectorPath = "../testdata/envelope-vector-v4.json"
 // salt, its field tree (root digest list and every disclosure, by path)
 // and the field commitment.
 type envelopeV4Vector struct {
-	Comment     string            `json:"comment"`
-	Secret      string            `json:"secret"`
-	Tenant      string            `json:"tenant"`
-	Body        string            `json:"body"`
-	FieldSalt   string            `json:"field_salt"`
-	SD          []string `json:"sd"`
+	Comment   string   `json:"comment"`
+	Secret    string   `json:"secret"`
+	Tenant    string   `json:"tenant"`
+	Body      string   `json:"body"`
+	FieldSalt string   `json:"field_salt"`
+	SD        []string `json:"sd"`
 	// Disclosed are the fields kind and attributes["gen_ai.request.model"]
 	// disclosed alone: their disclosures and their ancestors'.
 	Disclosed   []string `json:"disclosed"`
 	Disclosures []string `json:"disclosures"`
-	Fields      string            `json:"fields"`
-	Envelope    string            `json:"envelope"`
-	EntryHash   string            `json:"entry_hash"`
+	Fields      string   `json:"fields"`
+	Envelope    string   `json:"envelope"`
+	EntryHash   string   `json:"entry_hash"`
 }
 
 func buildEnvelopeV4Vector(t *testing.T) []byte {
