@@ -100,6 +100,9 @@ const (
 	AttrAccessEventID   = "access.event_id"
 	AttrAccessExport    = "access.export"
 	AttrAccessFields    = "access.fields"
+	// AttrAccessBodyFields names the fields of an event's body disclosed
+	// (leaf version 4), as AttrAccessFields names the payload's.
+	AttrAccessBodyFields = "access.body_fields"
 	AttrAccessGlobal    = "access.global"
 	AttrAccessIndex     = "access.index"
 	AttrAccessMethod    = "access.method"

@@ -138,16 +138,9 @@ func (l *Log) Disclose(ctx context.Context, r Reader, index uint64) (*Disclosure
 // ErrNotFound unless r may read all tenants; check, if set, refuses the
 // leaf before the vault is read.
 func (l *Log) payloadOf(ctx context.Context, r Reader, index uint64, check func(*event.Leaf) error) ([]byte, *event.Leaf, vault.Record, error) {
-	data, err := l.Leaf(ctx, index)
+	data, leaf, err := l.eventOf(ctx, r, index)
 	if err != nil {
 		return nil, nil, vault.Record{}, err
-	}
-	leaf, err := event.ParseLeaf(data)
-	if err != nil {
-		return nil, nil, vault.Record{}, fmt.Errorf("%w: entry %d is not an audit event", ErrNotFound, index)
-	}
-	if leaf.Tenant != r.Tenant && !r.AllTenants {
-		return nil, nil, vault.Record{}, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, index, r.Tenant)
 	}
 	if leaf.Payload == nil {
 		return nil, nil, vault.Record{}, fmt.Errorf("%w: entry %d", ErrNoPayload, index)
@@ -170,6 +163,23 @@ func (l *Log) payloadOf(ctx context.Context, r Reader, index uint64, check func(
 		return nil, nil, vault.Record{}, fmt.Errorf("entry %d: %w", index, ErrIntegrity)
 	}
 	return data, leaf, rec, nil
+}
+
+// eventOf reads the entry at index for r: an entry of another tenant is
+// ErrNotFound unless r may read all tenants.
+func (l *Log) eventOf(ctx context.Context, r Reader, index uint64) ([]byte, *event.Leaf, error) {
+	data, err := l.Leaf(ctx, index)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaf, err := event.ParseLeaf(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: entry %d is not an audit event", ErrNotFound, index)
+	}
+	if leaf.Tenant != r.Tenant && !r.AllTenants {
+		return nil, nil, fmt.Errorf("%w: no entry %d in tenant %s", ErrNotFound, index, r.Tenant)
+	}
+	return data, leaf, nil
 }
 
 // recordRead appends, durably, the access.read event of r's read of the

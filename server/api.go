@@ -91,6 +91,8 @@ func (s *Server) toAPIError(r *http.Request, err error) *apiError {
 		return errorf(http.StatusNotFound, "no_payload", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrNoFieldCommitment):
 		return errorf(http.StatusConflict, "no_field_commitment", "%s", err.Error())
+	case errors.Is(err, auditlog.ErrNoBodyCommitment):
+		return errorf(http.StatusConflict, "no_body_commitment", "%s", err.Error())
 	case errors.Is(err, auditlog.ErrNoField):
 		return errorf(http.StatusNotFound, "no_field", "%s", err.Error())
 	case errors.Is(err, disclosure.ErrBadField):
@@ -626,26 +628,38 @@ func (s *Server) getDisclosure(r *http.Request, p *auth.Principal) (int, any, er
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	if len(q["fields"]) != 1 {
-		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "give the fields once: ?fields=model,usage,tools[*].name")
+	if len(q["fields"]) > 1 || len(q["body"]) > 1 || len(q["fields"])+len(q["body"]) == 0 {
+		return 0, nil, errorf(http.StatusBadRequest, "bad_query", "give the payload's fields, the body's, or both, each once: ?fields=model,usage,tools[*].name&body=kind,attributes[\"gen_ai.request.model\"]")
 	}
-	fields, err := disclosure.ParseFields(q.Get("fields"))
+	var fields, body []disclosure.Field
+	if len(q["fields"]) == 1 {
+		if fields, err = disclosure.ParseFields(q.Get("fields")); err != nil {
+			return 0, nil, err
+		}
+	}
+	if len(q["body"]) == 1 {
+		if body, err = disclosure.ParseFields(q.Get("body")); err != nil {
+			return 0, nil, err
+		}
+	}
+	d, err := s.log.DiscloseFields(r.Context(), reader(p), idx, fields, body)
 	if err != nil {
 		return 0, nil, err
 	}
-	d, err := s.log.DiscloseFields(r.Context(), reader(p), idx, fields)
-	if err != nil {
-		return 0, nil, err
-	}
+	return http.StatusOK, api.DisclosureResponse{
+		Index: idx, ID: d.Event.ID, Fields: fieldStrings(fields), Unmatched: d.Unmatched,
+		SDAlg: disclosure.Alg, SD: d.SD, Disclosures: d.Disclosures,
+		Body: fieldStrings(body), BodyUnmatched: d.BodyUnmatched, BodySD: d.BodySD, BodyDisclosures: d.BodyDisclosures,
+		Receipt: d.Receipt, Access: api.NewEventResponse(d.Access),
+	}, nil
+}
+
+func fieldStrings(fields []disclosure.Field) []string {
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.String()
 	}
-	return http.StatusOK, api.DisclosureResponse{
-		Index: idx, ID: d.Event.ID, Fields: names, Unmatched: d.Unmatched,
-		SDAlg: disclosure.Alg, SD: d.SD, Disclosures: d.Disclosures, Receipt: d.Receipt,
-		Access: api.NewEventResponse(d.Access),
-	}, nil
+	return names
 }
 
 // tenantParam is the tenant a request names (?tenant=), which only a global

@@ -45,14 +45,26 @@ func verifyDisclosure(args []string, stdout io.Writer) int {
 			code = 1
 			continue
 		}
-		e := vd.Event
-		fmt.Fprintf(stdout, "OK %s: entry %d in tree of size %d (root %x): %s %s/%s seq %d id %s at %s; %d disclosures verified\n",
-			path, vd.Receipt.Index, vd.Receipt.Checkpoint.Size, vd.Receipt.Checkpoint.Hash,
-			event.SafeText(e.Kind), event.SafeText(e.Tenant), event.SafeText(e.Session), e.Seq, e.ID, event.SafeText(e.Time), len(vd.Fields.Fields))
-		for _, f := range vd.Fields.Complete() {
-			b, _ := json.Marshal(f.Value)
-			fmt.Fprintf(stdout, "  %s = %s\n", event.SafeText(disclosure.FormatPath(f.Path)), event.SafeText(string(b)))
+		cp := vd.Receipt.Checkpoint
+		if e := vd.Event; e != nil {
+			fmt.Fprintf(stdout, "OK %s: entry %d in tree of size %d (root %x): %s %s/%s seq %d id %s at %s; %d disclosures verified\n",
+				path, vd.Receipt.Index, cp.Size, cp.Hash,
+				event.SafeText(e.Kind), event.SafeText(e.Tenant), event.SafeText(e.Session), e.Seq, e.ID, event.SafeText(e.Time), len(vd.Fields.Fields))
+		} else {
+			// Leaf version 4: the event is what its body's disclosures show.
+			fmt.Fprintf(stdout, "OK %s: entry %d in tree of size %d (root %x): id %s; %d body and %d payload disclosures verified\n",
+				path, vd.Receipt.Index, cp.Size, cp.Hash, event.SafeText(vd.ID), len(vd.Body.Fields), len(vd.Fields.Fields))
+			printFields(stdout, "body: ", vd.Body)
 		}
+		printFields(stdout, "", vd.Fields)
 	}
 	return code
+}
+
+// printFields prints the fields v revealed, one a line, after prefix.
+func printFields(stdout io.Writer, prefix string, v *disclosure.Verified) {
+	for _, f := range v.Complete() {
+		b, _ := json.Marshal(f.Value)
+		fmt.Fprintf(stdout, "  %s%s = %s\n", prefix, event.SafeText(disclosure.FormatPath(f.Path)), event.SafeText(string(b)))
+	}
 }
