@@ -149,3 +149,52 @@ func TestSDJWTInterop(t *testing.T) {
 		})
 	}
 }
+
+// TestSDJWTInteropBody: the body disclosures of a leaf version 4 envelope
+// (testdata/envelope-vector-v4.json: the event's kind and one attribute,
+// whose name has dots) read by npm @sd-jwt/decode: its digests are ours,
+// it unpacks the body root to those two fields, and a changed kind gets
+// another digest and is left out.
+func TestSDJWTInteropBody(t *testing.T) {
+	node := needSDJWT(t)
+	raw, err := os.ReadFile("../testdata/envelope-vector-v4.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Fields      string   `json:"fields"`
+		SD          []string `json:"sd"`
+		Disclosures []string `json:"disclosures"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"kind":"llm.request","attributes":{"gen_ai.request.model":"gpt-4o"}}`
+	if _, err := Verify(v.Fields, v.SD, v.Disclosures); err != nil {
+		t.Fatal(err)
+	}
+	r := readWithSDJWT(t, node, v.SD, v.Disclosures)
+	for i, d := range v.Disclosures {
+		if r.Digests[i] != Digest(d) {
+			t.Errorf("disclosures[%d]: @sd-jwt digest %s, ours %s", i, r.Digests[i], Digest(d))
+		}
+	}
+	var w any
+	json.Unmarshal([]byte(want), &w)
+	if got := plain(t, r.Claims); !reflect.DeepEqual(got, w) {
+		t.Errorf("@sd-jwt unpacks the body to %v, want %v", got, w)
+	}
+	bad := append([]string(nil), v.Disclosures...)
+	for i, d := range bad {
+		if p, err := decode(d); err == nil && p.member && p.name == "kind" {
+			bad[i] = tamper(t, d, func(a []any) { a[2] = "agent.decision" })
+		}
+	}
+	r = readWithSDJWT(t, node, v.SD, bad)
+	if m, _ := r.Claims.(map[string]any); m == nil || m["kind"] != nil || m["attributes"] == nil {
+		t.Errorf("@sd-jwt unpacks a changed kind to %v", r.Claims)
+	}
+	if _, err := Verify(v.Fields, v.SD, bad); !errors.Is(err, ErrUnreferenced) {
+		t.Errorf("Verify of a changed kind: %v", err)
+	}
+}
