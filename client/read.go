@@ -205,8 +205,21 @@ func disclosure(r *api.PayloadResponse, index uint64) (*Disclosure, error) {
 // disclosure, before using it. The log records the read as an access.read
 // event that names the fields.
 func (c *Client) Fields(ctx context.Context, index uint64, fields []string) (*api.DisclosureResponse, error) {
+	return c.FieldsOf(ctx, index, fields, nil)
+}
+
+// FieldsOf is Fields with, on a log of leaf version 4, fields of the
+// event's body too (?body=: kind, attributes["gen_ai.request.model"]);
+// either list may be empty, not both.
+func (c *Client) FieldsOf(ctx context.Context, index uint64, fields, body []string) (*api.DisclosureResponse, error) {
 	var r api.DisclosureResponse
-	q := url.Values{"fields": {strings.Join(fields, ",")}}
+	q := url.Values{}
+	if len(fields) > 0 {
+		q.Set("fields", strings.Join(fields, ","))
+	}
+	if len(body) > 0 {
+		q.Set("body", strings.Join(body, ","))
+	}
 	if err := c.do(ctx, http.MethodGet, "/v1/events/"+strconv.FormatUint(index, 10)+"/disclosure", q, nil, http.StatusOK, &r); err != nil {
 		return nil, err
 	}
