@@ -9,12 +9,15 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/crafttest"
 )
 
 // TestMonitorVerifyFieldSalt: monitor verify with a tenant's read token
@@ -103,5 +106,81 @@ func TestMonitorVerifyFieldSalt(t *testing.T) {
 		if code != 1 || !strings.Contains(out, "tenant.body_mismatch") || !strings.Contains(out, fmt.Sprintf("entry %d", target)) {
 			t.Errorf("%s: a field salt that does not open entry %d: exit %d, want 1 with tenant.body_mismatch\n%s", m, target, code, out)
 		}
+	}
+}
+
+// TestMonitorVerifyLeafVersionMix: an operator that appends one of a
+// tenant's events to a log of leaf version 4 as an envelope of version 3
+// (tag and body hash right, no field commitment: none of its fields could
+// be disclosed; a crafted log plays it) is found by monitor verify with the
+// tenant's key, exit 1 with log.malformed_entry; the same log with every
+// entry of version 4 exits 0.
+func TestMonitorVerifyLeafVersionMix(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		downgrade bool
+		code      int
+		want      string
+	}{
+		{"honest", false, 0, "OK: everything verified"},
+		{"version 3 entry", true, 1, "log.malformed_entry"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := crafttest.New(t)
+			secret := bytes.Repeat([]byte{7}, 32)
+			s4, err := event.NewEnvelopeSealerVersion(secret, event.LeafVersionFields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s3, err := event.NewEnvelopeSealer(secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const tenant = "bank-alpha"
+			bodies := map[uint64][]byte{}
+			for i := range 4 {
+				body := c.Leaf(crafttest.Craft{Tenant: tenant, Session: "s1", Kind: "tool.call"})
+				env := s4.Seal(tenant, body)
+				if i == 2 && tc.downgrade {
+					env = s3.Seal(tenant, body)
+				}
+				bodies[c.Add(crafttest.Craft{Raw: env.Marshal()})[0]] = body
+			}
+			c.WaitPublished()
+			target, _ := url.Parse(c.HS.URL)
+			rp := httputil.NewSingleHostReverseProxy(target)
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v1/bodies" {
+					rp.ServeHTTP(w, r)
+					return
+				}
+				q := r.URL.Query()
+				var start, end, size uint64
+				fmt.Sscan(q.Get("start"), &start)
+				fmt.Sscan(q.Get("end"), &end)
+				fmt.Sscan(q.Get("size"), &size)
+				out := api.Bodies{TreeSize: size, Start: start, End: end, Entries: []api.Body{}}
+				for i := start; i < end; i++ {
+					if b, ok := bodies[i]; ok {
+						out.Entries = append(out.Entries, api.Body{Index: i, Body: b, FieldSalt: s4.FieldSalt(b)})
+					}
+				}
+				json.NewEncoder(w).Encode(out)
+			}))
+			defer hs.Close()
+			dir := t.TempDir()
+			pub, keyFile, tok := filepath.Join(dir, "log.pub"), filepath.Join(dir, "tenant.key"), filepath.Join(dir, "token")
+			k := s4.TenantKey(tenant)
+			for p, b := range map[string]string{pub: c.KeyText + "\n", keyFile: k.String(), tok: "any"} {
+				if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			code := verifyLog([]string{"--url", hs.URL, "--log-key", pub, "--token-file", tok, "--tenant-key", keyFile, "--tenant", tenant}, &out, io.Discard)
+			if code != tc.code || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("exit %d, want %d with %s\n%s", code, tc.code, tc.want, out.String())
+			}
+		})
 	}
 }
