@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -26,9 +27,16 @@ import (
 // the tenant key (client.WithTenantKey) refuses a write answer whose
 // envelope carries another tag, or none, with ErrWrongTag. An honest
 // answer passes; so does any answer for a writer without the key (the
-// envelope is still checked against the event).
+// envelope is still checked against the event). On logs of leaf version
+// 3 and 4.
 func TestAppendChecksTenantTag(t *testing.T) {
-	s := servertest.Start(t, func(c *server.Config) { c.LeafVersion = event.LeafVersionEnvelope })
+	for _, v := range []int{event.LeafVersionEnvelope, event.LeafVersionFields} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testAppendChecksTenantTag(t, v) })
+	}
+}
+
+func testAppendChecksTenantTag(t *testing.T, v int) {
+	s := servertest.Start(t, func(c *server.Config) { c.LeafVersion = v })
 	ctx := context.Background()
 	const tenant = "bank-alpha"
 	auditor := s.Client(s.Token(auth.Spec{Name: "auditor", Tenant: tenant, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}))

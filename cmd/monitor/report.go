@@ -191,7 +191,7 @@ func tenantHint(err error, src compliance.Source) string {
 	if !errors.Is(err, client.ErrForbidden) || src.TenantKey != nil {
 		return ""
 	}
-	return "; a tenant's report with the tenant's own token (read and audit scope) needs a log of leaf version 3 (--leaf-version 3) and the tenant's keys (--tenant-key, GET /v1/tenant-key); otherwise it needs a global token"
+	return "; a tenant's report with the tenant's own token (read and audit scope) needs a log of leaf version 3 or 4 (--leaf-version 3 or 4) and the tenant's keys (--tenant-key, GET /v1/tenant-key); otherwise it needs a global token"
 }
 
 // reportTenantKeys reads the --tenant-key of a report: both keys, for a
