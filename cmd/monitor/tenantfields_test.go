@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
@@ -182,5 +186,49 @@ func TestMonitorVerifyLeafVersionMix(t *testing.T) {
 				t.Errorf("exit %d, want %d with %s\n%s", code, tc.code, tc.want, out.String())
 			}
 		})
+	}
+}
+
+// TestMonitorReportTenantV4: on a log of leaf version 4, tenant X's sox
+// report computed by the server (global token) and by monitor report with
+// X's own read,audit token and its keys are one report (one digest), and
+// monitor verify-report with X's token recomputes it (exit 0).
+func TestMonitorReportTenantV4(t *testing.T) {
+	l := startTenantReportLog(t, event.LeafVersionFields)
+	ctx := context.Background()
+	x := threeTenants[0]
+	auditorFile := l.s.TokenFile(auth.Spec{Name: "auditor-" + x, Tenant: x, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})
+	tok, err := os.ReadFile(auditorFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := l.keysFile(t, strings.TrimSpace(string(tok)))
+	l.waitPublished(t)
+
+	from := l.from.UTC().Format(time.RFC3339)
+	to := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	a, err := l.s.Client(l.s.Admin).Report(ctx, api.ReportQuery{Profile: "sox", Tenant: x, From: mustTime(t, from), To: mustTime(t, to), Format: api.FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	answer, out := filepath.Join(dir, "answer.json"), filepath.Join(dir, "tenant.json")
+	if err := os.WriteFile(answer, a.Body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	code := report([]string{"--url", l.s.URL, "--log-key", l.s.LogPub, "--profile", "sox", "--tenant", x, "--from", from, "--to", to, "--at", answer,
+		"--token-file", auditorFile, "--tenant-key", keys, "--out", out}, io.Discard, &errb)
+	data, err := os.ReadFile(out)
+	if code == 2 || err != nil {
+		t.Fatalf("monitor report with a tenant token on a version 4 log: exit %d, %v\n%s", code, err, errb.String())
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != a.SHA256 {
+		t.Errorf("monitor report with tenant %s's token differs from the server's report:\n%s\n%s", x, data, a.JSON.Report)
+	}
+	var o bytes.Buffer
+	errb.Reset()
+	if code := verifyReport([]string{"--url", l.s.URL, "--log-key", l.s.LogPub, "--token-file", auditorFile, "--tenant-key", keys, answer}, &o, &errb); code != 0 || !strings.Contains(o.String(), "OK "+answer) {
+		t.Errorf("verify-report with tenant %s's token on a version 4 log: exit %d\n%s%s", x, code, o.String(), errb.String())
 	}
 }
