@@ -300,6 +300,17 @@ func testEnvelopeBundlesRevealNothing(t *testing.T, version int) {
 	if err != nil || vr.Leaf != nil || !bytes.Equal(vr.Envelope, rc.Envelope) || fmt.Sprintf("%x", vr.LeafHash) != rc.LeafHash {
 		t.Fatalf("the bare tlog-proof of a version %d entry: %+v, %v", version, vr, err)
 	}
+	// monitor verify-receipt says what it verified: an envelope of the
+	// log's version.
+	proofFile := filepath.Join(t.TempDir(), "entry0.tlog-proof")
+	if err := os.WriteFile(proofFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var vo bytes.Buffer
+	if code := verifyReceipt([]string{"--log-key", l.s.LogPub, proofFile}, &vo, io.Discard); code != 0 ||
+		!strings.Contains(vo.String(), fmt.Sprintf("an envelope of leaf version %d committing to body %s", version, rc.LeafHash)) {
+		t.Errorf("monitor verify-receipt of a version %d tlog-proof: exit %d\n%s", version, code, vo.String())
+	}
 	other := bytes.Clone(rc.Envelope)
 	other[len(other)-3] ^= '0' ^ '1' // the last hex digit (of the body hash; in version 4 of the fields root): 0 and 1 swapped, others to other digits or letters
 	if other[len(other)-3] > 'f' || (other[len(other)-3] > '9' && other[len(other)-3] < 'a') {
