@@ -99,8 +99,8 @@ type ExportEvent struct {
 	MediaType string
 	Salt      []byte
 	Payload   []byte
-	// Envelope is, on a log of leaf version 3, the entry at Index (Leaf is
-	// then the event's body, which the envelope commits to).
+	// Envelope is, on a log of leaf version 3 or 4, the entry at Index
+	// (Leaf is then the event's body, which the envelope commits to).
 	Envelope []byte
 }
 
@@ -154,8 +154,8 @@ func (e *ExportEncoder) Nodes(hashes [][]byte) error {
 
 // Event writes an event frame.
 func (e *ExportEncoder) Event(ev *ExportEvent) error {
-	if len(ev.Status) > 255 || len(ev.MediaType) > 255 || len(ev.Salt) > 255 {
-		return errors.New("export: status, media type or salt longer than 255 bytes")
+	if len(ev.Status) > 255 || len(ev.MediaType) > 255 || len(ev.Salt) > 255 || len(ev.Envelope) > 65535 {
+		return errors.New("export: status, media type or salt longer than 255 bytes, or envelope longer than 65535")
 	}
 	e.buf = appendEvent(e.buf[:0], ev)
 	return e.frame(FrameEvent, e.buf)
@@ -188,8 +188,10 @@ func (e *ExportEncoder) Flush() error {
 // appendEvent encodes an event frame's body: index (uint64), leaf (uint32
 // length, bytes), status, media type and salt (each a uint8 length and
 // bytes), payload (uint32 length, bytes), and on a log of leaf version 3
-// the envelope (a uint8 length and bytes); integers big-endian. Without
-// payloads the status, media type, salt and payload are empty.
+// or 4 the envelope: a uint8 length and bytes, or, for an envelope longer
+// than 255 bytes (version 4's are 273), the byte 0, a uint16 length and
+// bytes; integers big-endian. Without payloads the status, media type,
+// salt and payload are empty.
 func appendEvent(b []byte, ev *ExportEvent) []byte {
 	b = binary.BigEndian.AppendUint64(b, ev.Index)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(ev.Leaf)))
@@ -200,11 +202,16 @@ func appendEvent(b []byte, ev *ExportEvent) []byte {
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(ev.Payload)))
 	b = append(b, ev.Payload...)
-	if ev.Envelope != nil {
-		// Leaf version 3 only, so that a version 2 frame is as before.
-		b = append(b, byte(len(ev.Envelope)))
-		b = append(b, ev.Envelope...)
+	switch n := len(ev.Envelope); {
+	case ev.Envelope == nil:
+		// Leaf version 2: no envelope, so that its frame is as before.
+	case n > 0 && n <= 255:
+		b = append(b, byte(n)) // leaf version 3
+	default:
+		b = append(b, 0) // longer (leaf version 4): a uint16 length
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
 	}
+	b = append(b, ev.Envelope...)
 	return b
 }
 
@@ -268,7 +275,15 @@ func ParseExportEvent(body []byte) (ExportEvent, error) {
 	}
 	if ok && len(p) > 0 {
 		ev.Envelope, ok = short()
-		ok = ok && len(ev.Envelope) > 0
+		if ok && len(ev.Envelope) == 0 {
+			// An envelope longer than 255 bytes: a uint16 length.
+			var l []byte
+			if l, ok = take(2); ok {
+				n := int(binary.BigEndian.Uint16(l))
+				ev.Envelope, ok = take(n)
+				ok = ok && n > 255
+			}
+		}
 	}
 	if !ok || len(p) != 0 {
 		return ev, fmt.Errorf("%w: event frame of %d bytes does not decode", errFrame, len(body))

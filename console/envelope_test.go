@@ -4,14 +4,23 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/llmaudittrail/llmaudittrail/event"
 )
 
-// TestConsoleEnvelopeLog: on a log of leaf version 3 the console's session
+// TestConsoleEnvelopeLog: on a log of leaf version 3, and one of version
+// 4, the console's session
 // timeline and entry pages verify every event (receipts through the
 // envelopes, the session rebuilt from its bodies), for the tenant's
 // auditor and a global one.
 func TestConsoleEnvelopeLog(t *testing.T) {
-	w := newWorld(t, worldOptions{leafV3: true})
+	for _, v := range []int{event.LeafVersionEnvelope, event.LeafVersionFields} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testConsoleEnvelopeLog(t, v) })
+	}
+}
+
+func testConsoleEnvelopeLog(t *testing.T, v int) {
+	w := newWorld(t, worldOptions{leafVersion: v})
 	w.traffic()
 	for name, tok := range map[string]string{"tenant auditor": w.auditor, "global auditor": w.global} {
 		a := newAgent(t, w.url, nil)

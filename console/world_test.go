@@ -59,10 +59,10 @@ const (
 )
 
 type worldOptions struct {
-	witnesses bool
-	public    bool // --public-entries
-	leafV3    bool // --leaf-version 3
-	console   func(cfg *console.Config)
+	witnesses   bool
+	public      bool // --public-entries
+	leafVersion int  // --leaf-version (0: the default, 2)
+	console     func(cfg *console.Config)
 	// console2 is console with the server (for what it offers: People).
 	console2 func(cfg *console.Config, s *server.Server)
 	// listener, if set, is where the server listens (its URL known
@@ -78,9 +78,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	}
 	fx := servertest.Start(t, func(cfg *server.Config) {
 		cfg.PublicEntries = o.public
-		if o.leafV3 {
-			cfg.LeafVersion = event.LeafVersionEnvelope
-		}
+		cfg.LeafVersion = o.leafVersion
 		if o.witnesses {
 			keys, _, err := server.InitKeys(cfg.DataDir, "", server.KeySources{})
 			if err != nil {

@@ -13,19 +13,36 @@ import (
 )
 
 func v3(c *Config) { c.LeafVersion = event.LeafVersionEnvelope }
+func v4(c *Config) { c.LeafVersion = event.LeafVersionFields }
 
-// TestEnvelopeRecovery: a log of leaf version 3 recovers a crash in the
+// TestEnvelopeRecovery: a log of leaf version 3 (and one of version 4)
+// recovers a crash in the
 // middle of recovery as a version 2 log does (each acknowledged event once,
 // chains whole, read through the bodies), and what Tessera holds is one
 // envelope per event, each committing to its body and carrying its
-// tenant's tag.
+// tenant's tag (in version 4, also the body's fields, opened with the
+// field salt the log serves with the body).
 func TestEnvelopeRecovery(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version func(*Config)
+	}{{"v3", v3}, {"v4", v4}} {
+		t.Run(tc.name, func(t *testing.T) { testEnvelopeRecovery(t, tc.version) })
+	}
+}
+
+func testEnvelopeRecovery(t *testing.T, withVersion func(*Config)) {
 	dir := t.TempDir()
-	l, closeAll := openTestLog(t, dir, func(c *Config) { v3(c); c.holdSequencer = make(chan struct{}) })
+	l, closeAll := openTestLog(t, dir, func(c *Config) { withVersion(c); c.holdSequencer = make(chan struct{}) })
+	version := l.LeafVersion()
 	acked := durableLoad(t, l, 40, "a", "b")
 	for _, a := range acked {
-		if _, err := event.OpenEnvelope(a.Envelope, a.Leaf, nil); err != nil {
+		e, err := event.OpenEnvelope(a.Envelope, a.Leaf, nil)
+		if err != nil {
 			t.Fatalf("write answer's envelope: %v", err)
+		}
+		if e.Version() != version || event.CheckFields(&e, a.Leaf, a.FieldSalt) != nil {
+			t.Fatalf("write answer's envelope is of version %d (want %d), or its fields do not open with its field salt %x", e.Version(), version, a.FieldSalt)
 		}
 	}
 	l.crash(closeAll)
@@ -33,7 +50,7 @@ func TestEnvelopeRecovery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var chunks atomic.Int32
 	_, _, err := openTestLogCtx(t, ctx, dir, func(c *Config) {
-		v3(c)
+		withVersion(c)
 		c.BatchMaxSize = 16
 		c.afterSequence = func(sctx context.Context) {
 			if chunks.Add(1) == 2 {
@@ -45,7 +62,7 @@ func TestEnvelopeRecovery(t *testing.T) {
 	if err == nil {
 		t.Fatal("New during a stopped recovery succeeded")
 	}
-	l3, closeAll3 := openTestLog(t, dir, v3)
+	l3, closeAll3 := openTestLog(t, dir, withVersion)
 	defer closeAll3()
 	checkExactlyOnce(t, l3, acked)
 
@@ -67,13 +84,22 @@ func TestEnvelopeRecovery(t *testing.T) {
 		t.Fatalf("Bodies = %d, %v; the bundle holds %d", len(bodies), err, len(b.Entries))
 	}
 	for i, e := range b.Entries {
-		if _, err := event.OpenEnvelope(e, bodies[i].Body, &key); err != nil {
+		env, err := event.OpenEnvelope(e, bodies[i].Body, &key)
+		if err != nil {
+			t.Errorf("entry %d: %v", i, err)
+			continue
+		}
+		if env.Version() != version {
+			t.Errorf("entry %d is of version %d, want %d", i, env.Version(), version)
+		}
+		if err := event.CheckFields(&env, bodies[i].Body, l3.FieldSalt(bodies[i].Body)); err != nil {
 			t.Errorf("entry %d: %v", i, err)
 		}
 	}
 }
 
-// TestLeafVersionKept: a log keeps the version of its first entry.
+// TestLeafVersionKept: a log keeps the version of its first entry: New
+// with another leaf version than the log's returns ErrLeafVersion.
 func TestLeafVersionKept(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -81,6 +107,10 @@ func TestLeafVersionKept(t *testing.T) {
 	}{
 		{"2 then 3", nil, v3},
 		{"3 then 2", v3, nil},
+		{"3 then 4", v3, v4},
+		{"4 then 3", v4, v3},
+		{"2 then 4", nil, v4},
+		{"4 then 2", v4, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

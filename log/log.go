@@ -181,7 +181,7 @@ type Log struct {
 	shutdown func(context.Context) error
 	reader   tessera.LogReader     // entries as events (bodies on a version 3 log)
 	stored   tessera.LogReader     // entries as the log holds them
-	sealer   *event.EnvelopeSealer // leaf version 3 only
+	sealer   *event.EnvelopeSealer // leaf versions 3 and 4 only
 	awaiter  *tessera.PublicationAwaiter
 	index    *index.Index
 	vault    *vault.Vault

@@ -12,11 +12,18 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
-// TestRebuildEnvelopeLog: on a log of leaf version 3 a session rebuilds,
+// TestRebuildEnvelopeLog: on a log of leaf version 3, and one of version
+// 4, a session rebuilds,
 // verified, from its export and from its pages, with a global token and a
 // tenant's, event for event the same.
 func TestRebuildEnvelopeLog(t *testing.T) {
-	w := newWorld(t, func(c *server.Config) { c.LeafVersion = event.LeafVersionEnvelope })
+	for _, v := range []int{event.LeafVersionEnvelope, event.LeafVersionFields} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testRebuildEnvelopeLog(t, v) })
+	}
+}
+
+func testRebuildEnvelopeLog(t *testing.T, v int) {
+	w := newWorld(t, func(c *server.Config) { c.LeafVersion = v })
 	const n = 30
 	writeInterleaved(t, w, "v3", n)
 	tenantToken := w.token(auth.Spec{Name: "clinic-auditor", Tenant: server.DefaultTenant, Scopes: []string{auth.ScopeRead, auth.ScopeAudit}})

@@ -24,7 +24,7 @@ func (s *Server) entriesGate(next http.Handler) http.Handler {
 		if !s.bundlesPublic() {
 			p, err := s.Authenticate(r)
 			if err == nil && (!p.Has(auth.ScopeRead) || !p.Global) {
-				err = errorf(http.StatusForbidden, "forbidden", "entry bundles hold every tenant's entries: they need a global token with the read scope (token create --global); a tenant's own token reads them on a log of leaf version 3 only (--leaf-version 3), where a tenant's report and audit need its keys (GET /v1/tenant-key)")
+				err = errorf(http.StatusForbidden, "forbidden", "entry bundles hold every tenant's entries: they need a global token with the read scope (token create --global); a tenant's own token reads them on a log of leaf version 3 or 4 only (--leaf-version 3 or 4), where a tenant's report and audit need its keys (GET /v1/tenant-key)")
 			}
 			if err != nil {
 				s.writeError(w, r, err)

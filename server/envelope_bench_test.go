@@ -12,15 +12,18 @@ import (
 
 // BenchmarkLeafVersion compares, in one run, the full server (HTTP, JSON,
 // vault, session chain, Tessera, session index; 1 KiB payloads, 64
-// clients) appending events of leaf version 2 (the event is the entry)
-// and 3 (an envelope is the entry, the body is stored in the vault's
-// database beside it). Besides the rate and cpu-us/event it reports
-// entry-bytes (the mean size of what the entry bundles hold per entry) and
-// body-bytes (what the bodies table holds besides, version 3):
+// clients) appending events of leaf version 2 (the event is the entry),
+// 3 (an envelope is the entry, the body is stored in the vault's database
+// beside it) and 4 (an envelope of version 3 that also commits to the
+// body's fields: the field tree is built per event). Besides the rate and
+// cpu-us/event it reports entry-bytes (the mean size of what the entry
+// bundles hold per entry) and body-bytes (what the bodies table holds
+// besides, versions 3 and 4):
 //
 //	go test ./server -run '^$' -bench LeafVersion -benchtime 20000x
+//	go test ./server -run '^$' -bench 'LeafVersion/v[34]' -benchtime 5000x
 func BenchmarkLeafVersion(b *testing.B) {
-	for _, v := range []int{event.LeafVersion, event.LeafVersionEnvelope} {
+	for _, v := range []int{event.LeafVersion, event.LeafVersionEnvelope, event.LeafVersionFields} {
 		b.Run(fmt.Sprintf("v%d", v), func(b *testing.B) {
 			const clients = 64
 			s := newTestServer(b, func(c *Config) { c.LeafVersion = v })
@@ -36,7 +39,8 @@ func BenchmarkLeafVersion(b *testing.B) {
 }
 
 // entrySizes sums the sizes of the entries the log's bundles hold and, on a
-// version 3 log, of their bodies, over the published tree.
+// log of envelopes (version 3 or 4), of their bodies, over the published
+// tree.
 func entrySizes(b *testing.B, s *testServer) (entries, bodies, n int) {
 	ctx := context.Background()
 	var size uint64
@@ -61,7 +65,7 @@ func entrySizes(b *testing.B, s *testServer) (entries, bodies, n int) {
 			raw = raw[2+l:]
 			n++
 		}
-		if s.srv.log.LeafVersion() == event.LeafVersionEnvelope {
+		if event.IsEnvelopeVersion(s.srv.log.LeafVersion()) {
 			bs, err := s.srv.log.Bodies(ctx, "", i, min(i+256, size), size)
 			if err != nil {
 				b.Fatal(err)

@@ -216,6 +216,7 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 	var done uint64
 	bodies := &bodyCache{c: cfg.Log, size: cp.Size}
 	rep.Tenant = cfg.Tenant
+	firstVersion := 0 // the leaf version of entry 0: 2 (an event, of version 1 or 2), 3 or 4
 	res, err := sc.Scan(ctx, t, cp.Size, logSize, ScanOptions{Head: true, CheckTiles: true}, func(e Entry) error {
 		done++
 		if cfg.Progress != nil && (done%4096 == 0 || done == cp.Size) {
@@ -223,6 +224,16 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		idx := e.Index
 		entryHash := e.Hash
+		// A log keeps the leaf version of its first entry: an envelope
+		// of version 3 in a log of version 4 commits to no fields (none
+		// of them can be disclosed), an event in a log of envelopes is
+		// public in clear.
+		if v := entryVersion(e.Data); idx == 0 {
+			firstVersion = v
+		} else if v != firstVersion && v != 0 && firstVersion != 0 {
+			add(Finding{Rule: RuleMalformedEntry, Severity: "high", Source: SourceIntegrity, Index: &idx,
+				Message: fmt.Sprintf("entry %d is %s, the log's first entry %s: a log keeps its leaf version", idx, versionText(v), versionText(firstVersion))})
+		}
 		if event.IsEnvelope(e.Data) || cfg.TenantKey != nil {
 			// Leaf version 3: the event is the body the envelope commits to.
 			logKey := cfg.LogWideKey
@@ -380,4 +391,25 @@ func Audit(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	return finish()
+}
+
+// entryVersion is the leaf version of a log's entry data: 3 or 4 for an
+// envelope, 2 for an event (leaves of version 1 and 2 share a log), 0 for
+// an envelope that does not parse (a finding of its own).
+func entryVersion(data []byte) int {
+	if !event.IsEnvelope(data) {
+		return event.LeafVersion
+	}
+	e, err := event.ParseEnvelope(data)
+	if err != nil {
+		return 0
+	}
+	return e.Version()
+}
+
+func versionText(v int) string {
+	if v == event.LeafVersion {
+		return "an event (leaf version 1 or 2)"
+	}
+	return fmt.Sprintf("an envelope of leaf version %d", v)
 }

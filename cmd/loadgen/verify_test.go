@@ -16,13 +16,19 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
-// TestVerifyEnvelopeLog: loadgen's --verify on a log of leaf version 3,
-// with a global token (every bundle re-hashed, each envelope's body read
+// TestVerifyEnvelopeLog: loadgen's --verify on a log of leaf version 3
+// and one of version 4, with a global token (every bundle re-hashed, each envelope's body read
 // and checked) and with a tenant's token (an inclusion proof per event,
 // through the envelope), passes; an acked event whose leaf hash is not
 // the log's fails.
 func TestVerifyEnvelopeLog(t *testing.T) {
-	s := servertest.Start(t, func(c *server.Config) { c.LeafVersion = event.LeafVersionEnvelope })
+	for _, v := range []int{event.LeafVersionEnvelope, event.LeafVersionFields} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testVerifyEnvelopeLog(t, v) })
+	}
+}
+
+func testVerifyEnvelopeLog(t *testing.T, v int) {
+	s := servertest.Start(t, func(c *server.Config) { c.LeafVersion = v })
 	ctx := context.Background()
 	w := s.Client(s.Token(auth.Spec{Name: "w", Tenant: "bank-alpha", Scopes: []string{auth.ScopeWrite, auth.ScopeRead}}))
 	var acks []acked
@@ -32,6 +38,9 @@ func TestVerifyEnvelopeLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := out[0]
+		if e, err := event.ParseEnvelope(a.Envelope); err != nil || e.Version() != v {
+			t.Fatalf("the write answer's envelope is not of version %d: %q, %v", v, a.Envelope, err)
+		}
 		acks = append(acks, acked{id: a.ID, indexed: a.Indexed, session: a.Session, index: a.Index, seq: a.Seq, leafHash: a.LeafHash})
 	}
 	raw, err := os.ReadFile(s.LogPub)

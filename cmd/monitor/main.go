@@ -298,7 +298,7 @@ func verifyLog(args []string, stdout, stderr io.Writer) int {
 	var tsaChains chainFiles
 	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority the log uses, ending with its root (repeatable): every timestamp.issued token must chain to one of these roots, stamp its checkpoint, and no TSA's times may go backwards as the tree grows; without it tokens are counted, not checked")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a summary")
-	tenantKeyFile := fs.String("tenant-key", "", "file with the tenant's keys of a log of leaf version 3, "+tenantKeyHelp+": verify that the token's tenant holds the body of every entry carrying its tag or the log-wide tag, and that no body of its tenant (or log-wide record) is under another tag")
+	tenantKeyFile := fs.String("tenant-key", "", "file with the tenant's keys of a log of leaf version 3 or 4, "+tenantKeyHelp+": verify that the token's tenant holds the body of every entry carrying its tag or the log-wide tag, and that no body of its tenant (or log-wide record) is under another tag")
 	tenant := fs.String("tenant", "", "with --tenant-key, the tenant's name: a body of another tenant under its tag is a finding")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
@@ -420,7 +420,11 @@ func verifyReceipt(args []string, stdout, stderr io.Writer) int {
 		}
 		desc := "leaf is not an audit event"
 		if vr.Leaf == nil && vr.Envelope != nil {
-			desc = fmt.Sprintf("an envelope of leaf version 3 committing to body %x (the body is not in the proof)", vr.LeafHash)
+			v := event.LeafVersionEnvelope
+			if e, err := event.ParseEnvelope(vr.Envelope); err == nil {
+				v = e.Version()
+			}
+			desc = fmt.Sprintf("an envelope of leaf version %d committing to body %x (the body is not in the proof)", v, vr.LeafHash)
 		} else if e, err := vr.Event(); err == nil {
 			desc = fmt.Sprintf("%s %s/%s seq %d id %s at %s", e.Kind, e.Tenant, e.Session, e.Seq, e.ID, e.Time)
 		}

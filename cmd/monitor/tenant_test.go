@@ -33,20 +33,37 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/server"
 )
 
-// envelopeLog is a log server of leaf version 3 with three tenants'
-// events, each tenant's secrets named so that a test can look for them.
+// envelopeLog is a log server of leaf version 3 (or 4) with three
+// tenants' events, each tenant's secrets named so that a test can look for
+// them.
 type envelopeLog struct {
 	s       *servertest.Server
+	version int      // event.LeafVersionEnvelope or event.LeafVersionFields
 	secrets []string // tenant names, session ids, actors, kinds, attribute values
 	size    uint64
+}
+
+// envelopeSize is the size of the log's entries.
+func (l *envelopeLog) envelopeSize() int {
+	if l.version == event.LeafVersionFields {
+		return event.EnvelopeSizeFields
+	}
+	return event.EnvelopeSize
 }
 
 var threeTenants = []string{"bank-alpha", "clinic-bravo", "insurer-charlie"}
 
 func startEnvelopeLog(t *testing.T) *envelopeLog {
 	t.Helper()
-	s := servertest.Start(t, func(c *server.Config) { c.LeafVersion = event.LeafVersionEnvelope })
-	l := &envelopeLog{s: s}
+	return startEnvelopeLogVersion(t, event.LeafVersionEnvelope)
+}
+
+// startEnvelopeLogVersion is startEnvelopeLog with a log of leaf version
+// version (3 or 4).
+func startEnvelopeLogVersion(t *testing.T, version int) *envelopeLog {
+	t.Helper()
+	s := servertest.Start(t, func(c *server.Config) { c.LeafVersion = version })
+	l := &envelopeLog{s: s, version: version}
 	ctx := context.Background()
 	for ti, tenant := range threeTenants {
 		c := s.Client(s.Token(auth.Spec{Name: "writer-" + tenant, Tenant: tenant, Scopes: []string{auth.ScopeWrite}}))
@@ -67,8 +84,8 @@ func startEnvelopeLog(t *testing.T) *envelopeLog {
 				t.Fatal(err)
 			}
 			for _, e := range w {
-				if len(e.Envelope) != event.EnvelopeSize {
-					t.Fatalf("the write answer carries no envelope: %+v", e.Appended)
+				if len(e.Envelope) != l.envelopeSize() || (version == event.LeafVersionFields) != (len(e.FieldSalt) > 0) {
+					t.Fatalf("the write answer carries no envelope of version %d, or no field salt: %+v", version, e.Appended)
 				}
 			}
 			l.size += 3
@@ -146,13 +163,20 @@ func (l *envelopeLog) tenantKeyFile(t *testing.T, tenant string) string {
 }
 
 // TestEnvelopeBundlesRevealNothing: every entry bundle of a log of leaf
-// version 3 with three tenants, read anonymously, holds no tenant name,
+// version 3 (and of version 4, whose envelopes also commit to the body's
+// fields) with three tenants, read anonymously, holds no tenant name,
 // session id, actor, kind or attribute value, and verifies against the
 // signed checkpoint with Tessera's client (its HTTP fetcher, entry bundle
 // reader, leaf hashes and proof builder). An anonymous reader gets no
 // bodies; each tenant's reader gets its own only.
 func TestEnvelopeBundlesRevealNothing(t *testing.T) {
-	l := startEnvelopeLog(t)
+	for _, v := range []int{event.LeafVersionEnvelope, event.LeafVersionFields} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testEnvelopeBundlesRevealNothing(t, v) })
+	}
+}
+
+func testEnvelopeBundlesRevealNothing(t *testing.T, version int) {
+	l := startEnvelopeLogVersion(t, version)
 	ctx := context.Background()
 	u, _ := url.Parse(l.s.URL + "/")
 	f, err := tclient.NewHTTPFetcher(u, nil) // no token: anyone
@@ -184,11 +208,11 @@ func TestEnvelopeBundlesRevealNothing(t *testing.T) {
 		}
 		for i, e := range b.Entries {
 			idx := bi*256 + uint64(i)
-			if len(e) != event.EnvelopeSize {
-				t.Errorf("entry %d is %d bytes, not an envelope's %d", idx, len(e), event.EnvelopeSize)
+			if len(e) != l.envelopeSize() {
+				t.Errorf("entry %d is %d bytes, not an envelope's %d", idx, len(e), l.envelopeSize())
 			}
-			if _, err := event.ParseEnvelope(e); err != nil {
-				t.Errorf("entry %d: %v", idx, err)
+			if env, err := event.ParseEnvelope(e); err != nil || env.Version() != version {
+				t.Errorf("entry %d: %v, or not of version %d", idx, err, version)
 			}
 			lh := rfc6962.DefaultHasher.HashLeaf(e)
 			if !bytes.Equal(lh, hashes[idx]) {
@@ -237,12 +261,12 @@ func TestEnvelopeBundlesRevealNothing(t *testing.T) {
 	if len(bs.Entries) != want+logWide || want < 6 || logWide == 0 {
 		t.Errorf("tenant %s read %d bodies, want its %d (6 events and its token records) and the log-wide ones (%d)", threeTenants[0], len(bs.Entries), want, logWide)
 	}
-	// A session export of a version 3 log proves its bodies through their
-	// envelopes, payloads included.
+	// A session export of a version 3 or 4 log proves its bodies through
+	// their envelopes, payloads included.
 	auditor := l.s.Client(l.s.Token(auth.Spec{Name: "exporter-a", Tenant: threeTenants[0], Scopes: []string{auth.ScopeRead, auth.ScopeAudit}}))
 	x, err := auditor.ExportSession(ctx, "sess-"+threeTenants[0]+"-1", client.ExportQuery{Payloads: true}, v, nil)
 	if err != nil {
-		t.Fatalf("export of a version 3 session: %v", err)
+		t.Fatalf("export of a version %d session: %v", version, err)
 	}
 	if len(x.Events) != 3 {
 		t.Fatalf("export holds %d events, want 3", len(x.Events))
@@ -252,13 +276,13 @@ func TestEnvelopeBundlesRevealNothing(t *testing.T) {
 			t.Errorf("exported event %d: leaf %v, chain %v, payload %v %q", e.Index, e.LeafErr, e.ChainErr, e.PayloadErr, e.Payload)
 		}
 	}
-	// A receipt of a version 3 log proves the envelope and its body.
+	// A receipt of a version 3 or 4 log proves the envelope and its body.
 	rc, err := l.s.Client(l.s.Admin).Entry(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := api.NewReceiptVerifier(v, nil).Verify(rc); err != nil {
-		t.Fatalf("receipt of a version 3 entry: %v", err)
+		t.Fatalf("receipt of a version %d entry: %v", version, err)
 	}
 	// Its tlog-proof carries the envelope as its extra data (the entry the
 	// inclusion proof starts from), and verifies alone, without the body.
@@ -274,10 +298,21 @@ func TestEnvelopeBundlesRevealNothing(t *testing.T) {
 	}
 	vr, err := api.NewReceiptVerifier(v, nil).Verify(bare)
 	if err != nil || vr.Leaf != nil || !bytes.Equal(vr.Envelope, rc.Envelope) || fmt.Sprintf("%x", vr.LeafHash) != rc.LeafHash {
-		t.Fatalf("the bare tlog-proof of a version 3 entry: %+v, %v", vr, err)
+		t.Fatalf("the bare tlog-proof of a version %d entry: %+v, %v", version, vr, err)
+	}
+	// monitor verify-receipt says what it verified: an envelope of the
+	// log's version.
+	proofFile := filepath.Join(t.TempDir(), "entry0.tlog-proof")
+	if err := os.WriteFile(proofFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var vo bytes.Buffer
+	if code := verifyReceipt([]string{"--log-key", l.s.LogPub, proofFile}, &vo, io.Discard); code != 0 ||
+		!strings.Contains(vo.String(), fmt.Sprintf("an envelope of leaf version %d committing to body %s", version, rc.LeafHash)) {
+		t.Errorf("monitor verify-receipt of a version %d tlog-proof: exit %d\n%s", version, code, vo.String())
 	}
 	other := bytes.Clone(rc.Envelope)
-	other[len(other)-3] ^= '0' ^ '1' // the body hash's last hex digit: 0 and 1 swapped, others to other digits or letters
+	other[len(other)-3] ^= '0' ^ '1' // the last hex digit (of the body hash; in version 4 of the fields root): 0 and 1 swapped, others to other digits or letters
 	if other[len(other)-3] > 'f' || (other[len(other)-3] > '9' && other[len(other)-3] < 'a') {
 		other[len(other)-3] = '0'
 	}
