@@ -73,7 +73,7 @@ func (r bodyReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) 
 }
 
 // entry returns the data the log appends for the event body: the body
-// itself, or on a log of leaf version 3 its envelope.
+// itself, or on a log of leaf version 3 or 4 its envelope.
 func (l *Log) entry(tenant string, body []byte) []byte {
 	if l.sealer == nil {
 		return body
@@ -81,6 +81,47 @@ func (l *Log) entry(tenant string, body []byte) []byte {
 	e := l.sealer.Seal(tenant, body)
 	return e.Marshal()
 }
+
+// sealedEntry is entry for an append: the envelope made for the write's
+// answer is kept (keep) until the sequencer takes it (take), so that a
+// body is sealed once, not twice (a version 4 envelope's field tree is
+// most of what the envelope costs). The key is the body's leaf hash and
+// Seal is a function of the body alone (its tenant is in it), so an
+// envelope found is the one Seal would make. Bounded: a full cache is
+// emptied, and a miss seals again. hash may be nil (it is computed).
+func (l *Log) sealedEntry(tenant string, body []byte, hash []byte, keep bool) []byte {
+	if l.sealer == nil {
+		return body
+	}
+	if hash == nil {
+		hash = event.LeafHash(body)
+	}
+	var k [32]byte
+	copy(k[:], hash)
+	l.sealedMu.Lock()
+	env, ok := l.sealed[k]
+	if ok && !keep {
+		delete(l.sealed, k)
+	}
+	l.sealedMu.Unlock()
+	if ok {
+		return env
+	}
+	env = l.entry(tenant, body)
+	if keep {
+		l.sealedMu.Lock()
+		if l.sealed == nil || len(l.sealed) >= maxSealed {
+			l.sealed = make(map[[32]byte][]byte)
+		}
+		l.sealed[k] = env
+		l.sealedMu.Unlock()
+	}
+	return env
+}
+
+// maxSealed bounds the envelopes kept between a write's answer and the
+// sequencer (about 300 bytes each).
+const maxSealed = 1 << 16
 
 // envelopeOf returns the envelope of a body read from the engine's
 // reader (nil on a version 2 log).

@@ -182,6 +182,8 @@ type Log struct {
 	reader   tessera.LogReader     // entries as events (bodies on a version 3 log)
 	stored   tessera.LogReader     // entries as the log holds them
 	sealer   *event.EnvelopeSealer // leaf versions 3 and 4 only
+	sealedMu sync.Mutex
+	sealed   map[[32]byte][]byte // envelopes of acknowledged bodies, until sequenced (sealedEntry)
 	awaiter  *tessera.PublicationAwaiter
 	index    *index.Index
 	vault    *vault.Vault
@@ -766,7 +768,7 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 	for i, pe := range ps {
 		out[i] = event.Appended{ID: pe.id, Seq: pe.leaf.Seq, Session: pe.leaf.Session, Leaf: pe.data, LeafHash: slices.Clone(pe.hash)}
 		if l.sealer != nil {
-			out[i].Envelope = l.entry(tenant, pe.data)
+			out[i].Envelope = l.sealedEntry(tenant, pe.data, pe.hash, true)
 			out[i].FieldSalt = l.sealer.FieldSalt(pe.data)
 		}
 	}

@@ -341,7 +341,7 @@ func (l *Log) sequence(ctx context.Context, items []*item) error {
 func (l *Log) addInOrder(ctx context.Context, items []*item) error {
 	entries := make([]*tessera.Entry, len(items))
 	for i, it := range items {
-		entries[i] = tessera.NewEntry(l.entry(it.key.tenant, it.data.leaf)) // the envelope on leaf version 3
+		entries[i] = tessera.NewEntry(l.sealedEntry(it.key.tenant, it.data.leaf, nil, false)) // the envelope on leaf versions 3 and 4
 	}
 	age := l.cfg.BatchMaxAge
 	// A part stays below Tessera's batch size: no size flush, sent by the
