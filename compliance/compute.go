@@ -135,7 +135,7 @@ func compute(ctx context.Context, src Source, q Query, p *Params) (*Report, erro
 			return nil, err
 		}
 	}
-	if err := tenantKeys(ctx, &src, q, size); err != nil {
+	if err := tenantKeys(ctx, &src, q, latest.Size); err != nil {
 		return nil, err
 	}
 	if p == nil {
@@ -371,8 +371,8 @@ func (e *entry) offense(format string, args ...any) Offense {
 // body missing for any tenant and could not say whose). The keys are read
 // with GET /v1/tenant-key (audit scope), which the log records as an
 // access.tenant_key event of the tenant. A log of leaf version 2 (its
-// first entry, of a tree of size entries, is an event) has none: every
-// entry is in clear.
+// first entry, read from the log's latest tree of size entries, is an
+// event) has none: every entry is in clear.
 func tenantKeys(ctx context.Context, src *Source, q Query, size uint64) error {
 	if src.TenantKey != nil || q.Tenant == api.AllTenants || size == 0 {
 		return nil
