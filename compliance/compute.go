@@ -490,9 +490,10 @@ func (c *collector) marked(index uint64) bool {
 
 // scopeFindings keeps the audit's findings that are the report's: those
 // about the whole tree, the integrity of the log, the bodies of a log of
-// leaf version 3, and those about an entry of the report. A tenant's report
-// is not told of the findings about other tenants' entries (its own token
-// does not read them), whoever computes it.
+// leaf version 3 (a tenant's report audits only the tenant's and the
+// log-wide records' bodies: tenantKeys), and those about an entry of the
+// report. A tenant's report is not told of the findings about other
+// tenants' entries (its own token does not read them), whoever computes it.
 func (c *collector) scopeFindings(rep *verify.Report) *verify.Report {
 	if c.q.Tenant == api.AllTenants {
 		return rep
