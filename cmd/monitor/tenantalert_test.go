@@ -24,7 +24,8 @@ import (
 // tenant) alerting on a session of tenant X writes its monitor.alert in
 // X, written by its own token; X's sox report counts it (alerts_by_rule),
 // computed by the server, by monitor report with a global token and with
-// X's own token and keys, one digest. An alert about the log itself stays
+// X's own token and keys, one digest (and verify-report with a global
+// token recomputes it identical). An alert about the log itself stays
 // in the monitor's tenant, and a tenant's token may not write in another
 // tenant.
 func TestGlobalMonitorAlertInTenant(t *testing.T) {
@@ -113,6 +114,12 @@ func TestGlobalMonitorAlertInTenant(t *testing.T) {
 			t.Fatalf("monitor report with a %s: exit %d, %v\n%s", name, code, err, errb.String())
 		}
 		reports[name] = data
+	}
+	// verify-report with a global token recomputes the server's report of
+	// X (reading X's keys itself) identical.
+	var vout strings.Builder
+	if code := verifyReport([]string{"--url", l.s.URL, "--log-key", l.s.LogPub, "--token-file", l.s.AdminFile, answer}, &vout, &vout); code != 0 {
+		t.Errorf("verify-report of tenant %s's report with a global token: exit %d\n%s", x, code, vout.String())
 	}
 	for name, raw := range reports {
 		var rep compliance.Report
