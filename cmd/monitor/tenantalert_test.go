@@ -25,9 +25,8 @@ import (
 // X, written by its own token; X's sox report counts it (alerts_by_rule),
 // computed by the server, by monitor report with a global token and with
 // X's own token and keys, one digest (and verify-report with a global
-// token recomputes it identical). An alert about the log itself stays
-// in the monitor's tenant, and a tenant's token may not write in another
-// tenant.
+// token recomputes it identical). A tenant's token may not write in
+// another tenant.
 func TestGlobalMonitorAlertInTenant(t *testing.T) {
 	l := startTenantReportLog(t, event.LeafVersionEnvelope)
 	ctx := context.Background()
