@@ -365,6 +365,13 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 	if err != nil {
 		return nil, err
 	}
+	if tenant != p.Tenant {
+		for i, req := range reqs {
+			if req.Kind != event.KindMonitorAlert {
+				return nil, errorf(http.StatusForbidden, "forbidden", "events[%d]: in another tenant a global token writes only %s events (an alert about a session of that tenant)", i, event.KindMonitorAlert)
+			}
+		}
+	}
 	writer := event.Writer{Token: p.ID, Via: event.ViaAPI}
 	var res []event.Appended
 	if receipt {
@@ -669,10 +676,11 @@ func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
 }
 
 // writeTenant is the tenant a write's events go to: the token's, or with
-// ?tenant=T, T, which only a global token may name (a global monitor
-// writes an alert in the tenant of the session it is about). Who wrote
-// the events is the server's to say either way: the leaf's writer is the
-// token's public id.
+// ?tenant=T, T, which only a global token may name, and only for
+// monitor.alert events (write checks that): a global monitor writes an
+// alert in the tenant of the session it is about. Who wrote the events is
+// the server's to say either way: the leaf's writer is the token's public
+// id.
 func writeTenant(r *http.Request, p *auth.Principal) (string, error) {
 	t := r.URL.Query().Get("tenant")
 	switch {

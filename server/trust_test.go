@@ -86,10 +86,12 @@ func TestFindingsFailClosed(t *testing.T) {
 		{"forged kind in a batch", "POST", "/v1/events:batch", agentB, `{"events":[` + ev("llm.request") + `,` + ev("signer.enrolled") + `]}`, 403, "reserved_kind"},
 		{"forged writer", "POST", "/v1/events", agentB, `{"session":"victim","kind":"llm.request","actor":{"type":"agent","id":"a"},"writer":{"token":"x","via":"proxy"}}`, 400, "invalid_event"},
 		// A tenant's token wrote in another tenant (only a global token
-		// names one).
+		// names one, for monitor.alert events only).
 		{"tenant token writes in another tenant", "POST", "/v1/events?tenant=clinic-a", agentB, ev("llm.request"), 403, "forbidden"},
 		{"tenant token writes a batch in another tenant", "POST", "/v1/events:batch?tenant=clinic-a", agentB, `{"events":[` + ev("llm.request") + `]}`, 403, "forbidden"},
 		{"global token names an invalid tenant", "POST", "/v1/events?tenant=a%20b", globalW, ev("llm.request"), 400, "bad_query"},
+		{"global token writes another kind than monitor.alert in another tenant", "POST", "/v1/events?tenant=clinic-a", globalW, ev("llm.request"), 403, "forbidden"},
+		{"global token writes a batch with another kind in another tenant", "POST", "/v1/events:batch?tenant=clinic-a", globalW, `{"events":[` + ev("llm.request") + `]}`, 403, "forbidden"},
 		{"bound token claims another actor", "POST", "/v1/events", bound, `{"session":"victim","kind":"llm.request","actor":{"type":"agent","id":"billing-bot"}}`, 403, "actor_not_allowed"},
 		// A tenant admin read another tenant's sessions and payloads.
 		{"tenant admin reads clinic-b's session", "GET", "/v1/sessions/victim?tenant=clinic-b", adminA, "", 403, "forbidden"},
