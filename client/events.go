@@ -32,9 +32,10 @@ type AppendOption func(*appendOptions)
 type appendOptions struct{ wait, tenant string }
 
 // InTenant makes Append write the events in tenant (?tenant=), which
-// only a global token may name for a tenant other than its own; the answer
-// is checked to hold the events in that tenant. The leaf's writer is the
-// token, whatever the tenant. Sign ignores it.
+// only a global token may name for a tenant other than its own, and only
+// for monitor.alert events (ErrForbidden otherwise); the answer is checked
+// to hold the events in that tenant (ErrOtherTenant). The leaf's writer is
+// the token, whatever the tenant. Sign ignores it.
 func InTenant(tenant string) AppendOption { return func(o *appendOptions) { o.tenant = tenant } }
 
 // WaitForCheckpoint asks the server to answer only once a published
