@@ -24,7 +24,7 @@ import (
 // tenant) alerting on a session of tenant X writes its monitor.alert in
 // X, written by its own token; X's sox report counts it (alerts_by_rule),
 // computed by the server, by monitor report with a global token and with
-// X's own token and keys, one digest (and verify-report with a global
+// X's own token and keys (given, or read with the token), one digest (and verify-report with a global
 // token recomputes it identical). A tenant's token may not write in
 // another tenant.
 func TestGlobalMonitorAlertInTenant(t *testing.T) {
@@ -104,6 +104,8 @@ func TestGlobalMonitorAlertInTenant(t *testing.T) {
 	for name, args := range map[string][]string{
 		"global token": {"--token-file", l.s.AdminFile},
 		"tenant token": {"--token-file", auditorFile, "--tenant-key", keys},
+		// The keys read with the token (audit scope).
+		"tenant token, keys read": {"--token-file", auditorFile},
 	} {
 		out := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".json")
 		var errb strings.Builder
