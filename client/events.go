@@ -29,7 +29,14 @@ type Written struct {
 // AppendOption configures Append.
 type AppendOption func(*appendOptions)
 
-type appendOptions struct{ wait string }
+type appendOptions struct{ wait, tenant string }
+
+// InTenant makes Append write the events in tenant (?tenant=), which
+// only a global token may name for a tenant other than its own, and only
+// for monitor.alert events (ErrForbidden otherwise); the answer is checked
+// to hold the events in that tenant (ErrOtherTenant). The leaf's writer is
+// the token, whatever the tenant. Sign ignores it.
+func InTenant(tenant string) AppendOption { return func(o *appendOptions) { o.tenant = tenant } }
 
 // WaitForCheckpoint asks the server to answer only once a published
 // checkpoint (with the witness cosignatures its policy requires) covers the
@@ -43,8 +50,9 @@ func WaitForCheckpoint() AppendOption { return func(o *appendOptions) { o.wait =
 // never lost.
 func WaitForDurability() AppendOption { return func(o *appendOptions) { o.wait = api.WaitDurable } }
 
-// appendQuery applies opts and returns the query they ask for.
-func appendQuery(opts []AppendOption) url.Values {
+// appendQuery applies opts and returns the query they ask for, and the
+// tenant they name ("": the token's).
+func appendQuery(opts []AppendOption) (url.Values, string) {
 	var o appendOptions
 	for _, f := range opts {
 		f(&o)
@@ -53,7 +61,10 @@ func appendQuery(opts []AppendOption) url.Values {
 	if o.wait != "" {
 		q.Set("wait", o.wait)
 	}
-	return q
+	if o.tenant != "" {
+		q.Set("tenant", o.tenant)
+	}
+	return q, o.tenant
 }
 
 // Append writes events: one with POST /v1/events, several with POST
@@ -65,7 +76,7 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	q := appendQuery(opts)
+	q, tenant := appendQuery(opts)
 	var out []api.EventResponse
 	if len(evs) == 1 {
 		var one api.EventResponse
@@ -96,6 +107,9 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 		if l.Kind != evs[i].Kind || l.Session != evs[i].Session || l.ID != r.ID || l.Seq != r.Seq {
 			return nil, fmt.Errorf("event %d: %w", i, ErrWrongLeaf)
 		}
+		if tenant != "" && l.Tenant != tenant {
+			return nil, fmt.Errorf("event %d: %w: in %s, not %s", i, ErrOtherTenant, event.Clip(l.Tenant, 64), tenant)
+		}
 		if r.Receipt != nil && (!a.Indexed || r.Receipt.Index != a.Index || !bytes.Equal(r.Receipt.Leaf, a.Leaf) || !bytes.Equal(r.Receipt.Envelope, a.Envelope)) {
 			return nil, fmt.Errorf("event %d: the receipt is for another leaf", i)
 		}
@@ -107,6 +121,11 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 // ErrWrongLeaf: the server answered a leaf that is not the event sent, or
 // whose leaf hash is not its hash.
 var ErrWrongLeaf = errors.New("the log server answered a leaf that is not the event sent")
+
+// ErrOtherTenant: the server wrote the events (they are in the log) in
+// another tenant than InTenant named: a server that does not know
+// ?tenant= on writes writes in the token's tenant.
+var ErrOtherTenant = errors.New("the log server wrote the events in another tenant than asked")
 
 // ErrWrongTag: on a log of leaf version 3, the write answer's envelope
 // does not carry the tag of the client's tenant key (WithTenantKey), or

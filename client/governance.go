@@ -56,7 +56,8 @@ func (c *Client) UnlockSigner(ctx context.Context, signer string) (*api.SignerEv
 // Sign signs a record (a token of sign scope bound to the signer). With
 // WaitForCheckpoint the event comes back with a receipt.
 func (c *Client) Sign(ctx context.Context, req api.SignRequest, opts ...AppendOption) (*api.SignatureResponse, error) {
-	q := appendQuery(opts)
+	q, _ := appendQuery(opts)
+	q.Del("tenant") // a signature is in its record's tenant
 	var r api.SignatureResponse
 	if err := c.do(ctx, http.MethodPost, "/v1/signatures", q, req, http.StatusCreated, &r); err != nil {
 		return nil, err

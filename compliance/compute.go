@@ -16,6 +16,7 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	tapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
@@ -45,12 +46,14 @@ type Source struct {
 	// (LogState.ProofToCheckpoint). 0: the checkpoint's size.
 	AtSize uint64
 	// TenantKey and LogWideKey, if set, compute the report of one tenant
-	// of a log of leaf version 3 with that tenant's token (read and audit
-	// scope): the entries whose envelopes carry the tenant's tag or the
+	// of a log of leaf version 3 with that tenant's token (read scope), or
+	// any: the entries whose envelopes carry the tenant's tag or the
 	// log-wide tag (GET /v1/tenant-key's key and log_key) are read, each
 	// body checked against its envelope (verify.Config.TenantKey), and the
 	// report is the one a global token computes (the same entries:
-	// event.LogWide).
+	// event.LogWide). Unset, a report of one tenant on a log of leaf
+	// version 3 reads them with Log's token (GET /v1/tenant-key, audit
+	// scope; the read is logged).
 	TenantKey, LogWideKey *event.TenantKey
 	Progress              func(done, total uint64)
 	Logger                *slog.Logger
@@ -131,6 +134,9 @@ func compute(ctx context.Context, src Source, q Query, p *Params) (*Report, erro
 		if size, root, pin, err = pinTree(ctx, src.AtSize, cp.Size, cp.Hash, latest.Size, tiles); err != nil {
 			return nil, err
 		}
+	}
+	if err := tenantKeys(ctx, &src, q, latest.Size); err != nil {
+		return nil, err
 	}
 	if p == nil {
 		lp, err := LogParams(ctx, src, q.Tenant, size)
@@ -355,6 +361,48 @@ func (e *entry) offense(format string, args ...any) Offense {
 	return Offense{Index: e.index, LeafHash: hex.EncodeToString(e.hash), Reason: fmt.Sprintf(format, args...)}
 }
 
+// tenantKeys gives src the keys of the report's tenant when it has none
+// and the log is of leaf version 3: a report of one tenant classifies the
+// entries by their envelopes' tags (the tenant's, the log-wide one) and
+// reads only the bodies the tenant's own token is served, whoever computes
+// it, so that its audit findings are those about the tree, the tenant's
+// bodies, the log-wide records and the report's entries, never another
+// tenant's (with a global token, an audit without the keys would find a
+// body missing for any tenant and could not say whose). The keys are read
+// with GET /v1/tenant-key (audit scope), which the log records as an
+// access.tenant_key event of the tenant. A log of leaf version 2 (its
+// first entry, read from the log's latest tree of size entries, is an
+// event) has none: every entry is in clear.
+func tenantKeys(ctx context.Context, src *Source, q Query, size uint64) error {
+	if src.TenantKey != nil || q.Tenant == api.AllTenants || size == 0 {
+		return nil
+	}
+	// A log is of leaf version 3 from its first entry or never (the server
+	// refuses to switch), so the first entry says which.
+	raw, err := src.Log.Tiles().ReadEntryBundle(ctx, 0, layout.PartialTileSize(0, 0, size))
+	if err != nil {
+		return fmt.Errorf("reading the log's first entry bundle: %w", err)
+	}
+	var b tapi.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil || len(b.Entries) == 0 {
+		return fmt.Errorf("reading the log's first entry bundle: %v", err)
+	}
+	if !event.IsEnvelope(b.Entries[0]) {
+		return nil // leaf version 2: every entry is in clear
+	}
+	r, err := src.Log.TenantKeys(ctx, q.Tenant)
+	if err != nil {
+		return fmt.Errorf("a report of tenant %s on a log of leaf version 3 reads the entries by the tenant's keys: reading them (GET /v1/tenant-key, audit scope): %w", q.Tenant, err)
+	}
+	k, err1 := event.ParseTenantKey(r.Key)
+	lk, err2 := event.ParseTenantKey(r.LogKey)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("the tenant keys of %s: %w", q.Tenant, err)
+	}
+	src.TenantKey, src.LogWideKey = &k, &lk
+	return nil
+}
+
 // tenantOf is the tenant a tenant audit checks bodies against.
 func tenantOf(q Query, src Source) string {
 	if src.TenantKey == nil {
@@ -442,9 +490,10 @@ func (c *collector) marked(index uint64) bool {
 
 // scopeFindings keeps the audit's findings that are the report's: those
 // about the whole tree, the integrity of the log, the bodies of a log of
-// leaf version 3, and those about an entry of the report. A tenant's report
-// is not told of the findings about other tenants' entries (its own token
-// does not read them), whoever computes it.
+// leaf version 3 (a tenant's report audits only the tenant's and the
+// log-wide records' bodies: tenantKeys), and those about an entry of the
+// report. A tenant's report is not told of the findings about other
+// tenants' entries (its own token does not read them), whoever computes it.
 func (c *collector) scopeFindings(rep *verify.Report) *verify.Report {
 	if c.q.Tenant == api.AllTenants {
 		return rep

@@ -88,6 +88,21 @@ func (c *collector) chainOffenses() offenses {
 	return off
 }
 
+// bodyOffenses are the audit's findings about the bodies of a log of leaf
+// version 3 (withheld, not the envelope's, tagged for nobody): of the
+// report's tenant and the log-wide records in a tenant's report (the
+// audit reads those only: tenantKeys), of every entry in a report of
+// every tenant.
+func (c *collector) bodyOffenses() offenses {
+	var off offenses
+	for _, f := range c.audit.Findings {
+		if bodyRules[f.Rule] && f.Index != nil {
+			off.add(Offense{Index: *f.Index, Reason: f.Rule + ": " + f.Message})
+		}
+	}
+	return off
+}
+
 func (c *collector) sigOffenses(codes ...string) offenses {
 	var off offenses
 	for _, i := range sortedKeys(c.sigProblems) {

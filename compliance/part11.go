@@ -98,12 +98,13 @@ var part11 = Profile{
 					off.add(Offense{Index: *f.Index, Reason: f.Message})
 				}
 			}
+			off = join(off, c.bodyOffenses())
 			ev := Evidence{Counts: map[string]int{"entries_in_log": int(c.size), "entries_read": int(c.entriesRead()), "entries_in_period": c.inPeriod}}
 			if c.entriesRead() < c.size {
 				return notSatisfied(fmt.Sprintf("read %d of the log's %d entries", c.entriesRead(), c.size), ev)
 			}
 			return verdict("every entry of the log up to the checkpoint was read and is a well-formed record; the report counts every entry of the period",
-				"%d entries are not well-formed records", off, ev)
+				"%d entries are not well-formed records, or their bodies were withheld or are not the ones their envelopes commit to", byIndex(off), ev)
 		}},
 		{"part11-11.10c", "21 CFR 11.10(c)", "Protection and retention of records", retentionControl},
 		{"part11-11.10d", "21 CFR 11.10(d), (g)", "Access limited to authorized individuals; authority checks", func(c *collector) ControlResult {

@@ -96,7 +96,7 @@ var sox = Profile{
 		}},
 		{"sox-as1105", "PCAOB AS 1105.10", "Completeness and accuracy of the information produced", func(c *collector) ControlResult {
 			integ, reason := c.integrity()
-			off := join(integ, c.chainOffenses(), c.inclusionBad)
+			off := join(integ, c.chainOffenses(), c.bodyOffenses(), c.inclusionBad)
 			ev := Evidence{Counts: c.auditCounts(), InclusionProofs: c.proofs,
 				Facts: map[string]any{"start_size": c.startSize, "end_size": c.size}}
 			if reason != "" {

@@ -363,14 +363,25 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 			return nil, errorf(http.StatusForbidden, "actor_not_allowed", "events[%d]: this token may write only as actors %s, not %q", i, strings.Join(p.Actors, ", "), event.Clip(req.Actor.ID, 64))
 		}
 	}
+	tenant, err := writeTenant(r, p)
+	if err != nil {
+		return nil, err
+	}
+	if tenant != p.Tenant {
+		for i, req := range reqs {
+			if req.Kind != event.KindMonitorAlert {
+				return nil, errorf(http.StatusForbidden, "forbidden", "events[%d]: in another tenant a global token writes only %s events (an alert about a session of that tenant)", i, event.KindMonitorAlert)
+			}
+		}
+	}
 	writer := event.Writer{Token: p.ID, Via: event.ViaAPI}
 	var res []event.Appended
 	if receipt {
 		// A receipt needs the index: wait for it as long as for the
 		// receipt.
-		res, err = s.log.AppendWithin(r.Context(), p.Tenant, writer, reqs, s.cfg.ReceiptWait)
+		res, err = s.log.AppendWithin(r.Context(), tenant, writer, reqs, s.cfg.ReceiptWait)
 	} else {
-		res, err = s.log.AppendWait(r.Context(), p.Tenant, writer, reqs, wait)
+		res, err = s.log.AppendWait(r.Context(), tenant, writer, reqs, wait)
 	}
 	if err != nil {
 		return nil, err
@@ -673,6 +684,25 @@ func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
 		return "", errorf(http.StatusForbidden, "forbidden", "only a global token may read another tenant")
 	}
 	if !event.ValidID(t) {
+		return "", errorf(http.StatusBadRequest, "bad_query", "invalid tenant")
+	}
+	return t, nil
+}
+
+// writeTenant is the tenant a write's events go to: the token's, or with
+// ?tenant=T, T, which only a global token may name, and only for
+// monitor.alert events (write checks that): a global monitor writes an
+// alert in the tenant of the session it is about. Who wrote the events is
+// the server's to say either way: the leaf's writer is the token's public
+// id.
+func writeTenant(r *http.Request, p *auth.Principal) (string, error) {
+	t := r.URL.Query().Get("tenant")
+	switch {
+	case t == "" || t == p.Tenant:
+		return p.Tenant, nil
+	case !p.Global:
+		return "", errorf(http.StatusForbidden, "forbidden", "only a global token may write in another tenant")
+	case !event.ValidID(t):
 		return "", errorf(http.StatusBadRequest, "bad_query", "invalid tenant")
 	}
 	return t, nil

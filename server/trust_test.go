@@ -47,6 +47,7 @@ func TestFindingsFailClosed(t *testing.T) {
 	readerA, _ := s.token(t, auth.Spec{Name: "reader-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeRead}})
 	adminA, _ := s.token(t, auth.Spec{Name: "admin-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeAdmin}})
 	bound, _ := s.token(t, auth.Spec{Name: "bot", Tenant: "clinic-b", Scopes: []string{auth.ScopeWrite}, Actors: []string{"triage-bot"}})
+	globalW, _ := s.token(t, auth.Spec{Name: "global-writer", Tenant: "clinic-b", Global: true, Scopes: []string{auth.ScopeWrite}})
 	ev := func(kind string) string {
 		return fmt.Sprintf(`{"session":"victim","kind":%q,"actor":{"type":"human","id":"dr.smith"},"payload":{"note":"forged"}}`, kind)
 	}
@@ -84,6 +85,13 @@ func TestFindingsFailClosed(t *testing.T) {
 		{"forged report", "POST", "/v1/events", agentB, ev("report.issued"), 403, "reserved_kind"},
 		{"forged kind in a batch", "POST", "/v1/events:batch", agentB, `{"events":[` + ev("llm.request") + `,` + ev("signer.enrolled") + `]}`, 403, "reserved_kind"},
 		{"forged writer", "POST", "/v1/events", agentB, `{"session":"victim","kind":"llm.request","actor":{"type":"agent","id":"a"},"writer":{"token":"x","via":"proxy"}}`, 400, "invalid_event"},
+		// A tenant's token wrote in another tenant (only a global token
+		// names one, for monitor.alert events only).
+		{"tenant token writes in another tenant", "POST", "/v1/events?tenant=clinic-a", agentB, ev("llm.request"), 403, "forbidden"},
+		{"tenant token writes a batch in another tenant", "POST", "/v1/events:batch?tenant=clinic-a", agentB, `{"events":[` + ev("llm.request") + `]}`, 403, "forbidden"},
+		{"global token names an invalid tenant", "POST", "/v1/events?tenant=a%20b", globalW, ev("llm.request"), 400, "bad_query"},
+		{"global token writes another kind than monitor.alert in another tenant", "POST", "/v1/events?tenant=clinic-a", globalW, ev("llm.request"), 403, "forbidden"},
+		{"global token writes a batch with another kind in another tenant", "POST", "/v1/events:batch?tenant=clinic-a", globalW, `{"events":[` + ev("llm.request") + `]}`, 403, "forbidden"},
 		{"bound token claims another actor", "POST", "/v1/events", bound, `{"session":"victim","kind":"llm.request","actor":{"type":"agent","id":"billing-bot"}}`, 403, "actor_not_allowed"},
 		// A tenant admin read another tenant's sessions and payloads.
 		{"tenant admin reads clinic-b's session", "GET", "/v1/sessions/victim?tenant=clinic-b", adminA, "", 403, "forbidden"},

@@ -80,8 +80,13 @@ type Config struct {
 	// log-wide record under neither tag is RuleWrongTag. Without it the
 	// log-wide records are not checked.
 	LogWideKey *event.TenantKey
-	// Tenant, if set with TenantKey, is the tenant's name: a body of
-	// another tenant under the tenant's tag is RuleBodyMismatch.
+	// Tenant, if set with TenantKey, is the tenant's name: the audit reads
+	// only the bodies GET /v1/bodies serves a token of the tenant (its
+	// events and the log-wide records, judged from the body), whatever
+	// Log's token reads, so that a global token and the tenant's own find
+	// the same; a body of another tenant under the tenant's tag is then
+	// RuleBodyMissing, as for the tenant's token, unless it is a log-wide
+	// record (RuleBodyMismatch).
 	Tenant string
 	// Timestamps, if set, verifies the RFC 3161 tokens of the log's
 	// timestamp.issued events (the TSAs' roots): signature, chain and

@@ -47,7 +47,7 @@ func report(args []string, stdout, stderr io.Writer) int {
 	chromium := fs.String("chromium", "", "Chromium binary for PDFs (default: chromium on PATH)")
 	at := fs.String("at", "", "pin the report: SIZE, the log's first SIZE entries (their tree proved consistent with the latest checkpoint), or FILE, a report (or the server's answer) whose checkpoint, size and parameters to use again, or a signed checkpoint (default: the latest checkpoint)")
 	out := fs.String("out", "", "write the report to this file (default: stdout); with several formats, or an existing directory, write PROFILE-report.json, .oscal.json, .html and .pdf into this directory")
-	tenantKeyFile := fs.String("tenant-key", "", "with a token of the tenant --tenant on a log of leaf version 3 or 4: file with the tenant's keys, "+tenantKeyAnswerHelp+": compute the tenant's report from the public entry bundles and the bodies of its own and the log-wide entries")
+	tenantKeyFile := fs.String("tenant-key", "", "a report of the tenant --tenant on a log of leaf version 3 or 4: file with the tenant's keys, "+tenantKeyAnswerHelp+": compute the tenant's report from the public entry bundles and the bodies of its own and the log-wide entries (without it, the keys are read with the token, audit scope, and the read is logged)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
@@ -191,7 +191,7 @@ func tenantHint(err error, src compliance.Source) string {
 	if !errors.Is(err, client.ErrForbidden) || src.TenantKey != nil {
 		return ""
 	}
-	return "; a tenant's report with the tenant's own token (read and audit scope) needs a log of leaf version 3 or 4 (--leaf-version 3 or 4) and the tenant's keys (--tenant-key, GET /v1/tenant-key); otherwise it needs a global token"
+	return "; a tenant's report with the tenant's own token (read and audit scope) needs a log of leaf version 3 or 4 (--leaf-version 3 or 4); otherwise it needs a global token. On a log of leaf version 3 or 4 a tenant's report reads the tenant's keys: --tenant-key, or a token with the audit scope (GET /v1/tenant-key)"
 }
 
 // reportTenantKeys reads the --tenant-key of a report: both keys, for a
@@ -240,7 +240,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	var tsaChains chainFiles
 	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a server's answer carries must verify with one of these roots and stamp a checkpoint consistent with the report's tree; without it they are not checked")
-	tenantKeyFile := fs.String("tenant-key", "", "with a token of the reports' tenant on a log of leaf version 3 or 4: file with the tenant's keys, "+tenantKeyAnswerHelp+": recompute from the public entry bundles and the bodies of its own and the log-wide entries")
+	tenantKeyFile := fs.String("tenant-key", "", "reports of one tenant on a log of leaf version 3 or 4: file with the tenant's keys, "+tenantKeyAnswerHelp+": recompute from the public entry bundles and the bodies of its own and the log-wide entries (without it, the keys are read with the token, audit scope, and the read is logged)")
 	anchorFile := fs.String("anchor", "", "the tlog-proof (GET /v1/entries/{index}/proof, or the answer's receipt.tlog_proof) or JSON receipt of the report.issued event: it must carry the report's digest (one REPORT)")
 	if code, ok := cli.Parse(fs, args); !ok {
 		return code
