@@ -219,6 +219,10 @@ func TestParseFields(t *testing.T) {
 			t.Errorf("FormatPath(%v) = %s, want %s", c.path, got, c.in)
 		}
 	}
+	// A name with a quote is shown as a JSON string, never as another path.
+	if got := FormatPath([]Step{{Name: "a"}, {Name: `b"].c["d`}}); got != `a["b\"].c[\"d"]` {
+		t.Errorf("FormatPath of a name with quotes = %s", got)
+	}
 	if _, err := ParseFields(strings.Repeat("a,", MaxFields) + "b"); !errors.Is(err, ErrBadField) {
 		t.Error("too many fields")
 	}

@@ -546,7 +546,11 @@ func FormatPath(path []Step) string {
 		switch {
 		case s.IsIndex:
 			b.WriteString("[" + strconv.Itoa(s.Index) + "]")
-		case s.Name == "" || strings.ContainsAny(s.Name, ".[]\""):
+		case strings.ContainsAny(s.Name, "\"\\"):
+			// A name ParseField cannot read back: shown as a JSON
+			// string, so that it cannot pass for another path.
+			b.WriteString("[" + string(appendString(nil, s.Name)) + "]")
+		case s.Name == "" || strings.ContainsAny(s.Name, ".[]"):
 			b.WriteString(`["` + s.Name + `"]`)
 		case i > 0:
 			b.WriteString("." + s.Name)

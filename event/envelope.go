@@ -286,9 +286,12 @@ func (s *EnvelopeSealer) deriveTenantKey(tenant string) TenantKey {
 
 // Seal returns the envelope of body, an event of tenant: tagged with the
 // tenant's key, or with the log-wide key when body is a log-wide record
-// (BodyLogWide). In version 4 it commits to the body's fields: a body
-// that is not a JSON object with distinct keys (no leaf ParseLeaf
-// accepts) gets the zero root, which no tree hashes to.
+// (BodyLogWide). In version 4 it commits to the body's fields. Every
+// body the log writes has a field tree (Prepare refuses the attribute
+// names the tree reserves); a body that has none (not a JSON object with
+// distinct keys, or a member named _sd or _sd_alg) would get the zero
+// root, which no tree hashes to, so that every reader's check fails on
+// it rather than passing.
 func (s *EnvelopeSealer) Seal(tenant string, body []byte) Envelope {
 	var e Envelope
 	m := hmac.New(sha256.New, s.nonceKey)

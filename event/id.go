@@ -41,6 +41,12 @@ func validAttrKey(s string) bool {
 		func(c byte) bool { return alnum(c) || c == '_' || c == '.' || c == '-' })
 }
 
+// reservedAttrKey reports whether s is a member name the field
+// commitment of a body reserves (RFC 9901's "_sd" and "_sd_alg"; "..."
+// is not a valid name anyway): a body with such an attribute has no field
+// tree (docs/disclosure.md), so no event may carry one.
+func reservedAttrKey(s string) bool { return s == "_sd" || s == "_sd_alg" }
+
 // ValidID reports whether s is acceptable as a session, tenant or actor id:
 // 1-MaxIDLength characters from [A-Za-z0-9_.:@-], starting with a letter or
 // digit.

@@ -123,9 +123,16 @@ func AccessSession(tokenID string) string { return "access." + tokenID }
 // SignerSession is the session of the signer id's lifecycle events.
 func SignerSession(id string) string { return "signer." + id }
 
+// MonitorPrefix begins the session and the actor id of a monitor's own
+// events (monitor.INSTANCE), and ActorSystem is their actor type.
+const (
+	MonitorPrefix = "monitor."
+	ActorSystem   = "system"
+)
+
 // ServerActor is the actor of the events the server appends on its own
 // account (retention floors, token changes, failed signatures, reports).
-var ServerActor = Actor{Type: "system", ID: "log-server"}
+var ServerActor = Actor{Type: ActorSystem, ID: "log-server"}
 
 var reservedSessions = []struct{ pattern, why string }{
 	{"access.*", "payload reads and token changes are recorded by the server"},

@@ -211,6 +211,9 @@ func Prepare(r *Request) (*Prepared, error) {
 			if len(k) > MaxAttrKeyLength || !validAttrKey(k) {
 				return nil, invalid("attribute name %q: use letters, digits, '_', '.', '-'", trunc(k))
 			}
+			if reservedAttrKey(k) {
+				return nil, invalid("attribute name %q is reserved (SD-JWT's own, which a body's field commitment uses)", k)
+			}
 			v, err := attrValue(raw, true)
 			if err != nil {
 				return nil, invalid("attribute %q: %v", k, err)

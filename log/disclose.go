@@ -21,7 +21,7 @@ var (
 	ErrNoFieldCommitment = errors.New("the entry's payload has no field-level commitment")
 	// ErrNoField: none of the fields asked for is in the payload (or the
 	// body).
-	ErrNoField = errors.New("none of the fields is in the payload")
+	ErrNoField = errors.New("none of the fields is in the payload or the body")
 	// ErrNoBodyCommitment: body fields were asked of a log whose entries
 	// do not commit to them (leaf versions 2 and 3).
 	ErrNoBodyCommitment = errors.New("the log's entries have no field-level commitment to their bodies")
@@ -172,9 +172,11 @@ func (l *Log) DiscloseFields(ctx context.Context, r Reader, index uint64, fields
 	return out, nil
 }
 
-// discloseBody sets d's body disclosures: the body's field tree checked
-// against its envelope, and the fields asked for with those that every
-// disclosure carries.
+// discloseBody sets d's body disclosures: the body's field tree, checked
+// to hash to the fields of the envelope sealed from the same body (what
+// proves that envelope is the entry at the index is the receipt made
+// after), and the fields asked for with those that every disclosure
+// carries.
 func (l *Log) discloseBody(d *FieldDisclosure, tenant string, body []byte, payload bool, asked []disclosure.Field) error {
 	env := l.sealer.Seal(tenant, body)
 	tree, err := disclosure.Build(l.sealer.FieldSalt(body), body)

@@ -235,8 +235,8 @@ func (m *Monitor) maybeStatus(ctx context.Context) {
 		event.AttrMonitorInstance: m.cfg.Instance, event.AttrMonitorVerifiedSize: m.pos.Size, event.AttrMonitorVerifiedRoot: hex.EncodeToString(m.pos.Root),
 		event.AttrMonitorEvaluated: m.pos.Pos, event.AttrMonitorAlertsSinceLast: raised - m.statusRaised, event.AttrMonitorIntervalS: int64(m.cfg.StatusInterval / time.Second),
 	}
-	ev := &event.Request{Session: "monitor." + m.cfg.Instance, Kind: event.KindMonitorStatus,
-		Actor: event.Actor{Type: "system", ID: "monitor." + m.cfg.Instance}, Attributes: map[string]json.RawMessage{}}
+	ev := &event.Request{Session: event.MonitorPrefix + m.cfg.Instance, Kind: event.KindMonitorStatus,
+		Actor: event.Actor{Type: event.ActorSystem, ID: event.MonitorPrefix + m.cfg.Instance}, Attributes: map[string]json.RawMessage{}}
 	for k, v := range attrs {
 		ev.Attributes[k], _ = json.Marshal(v)
 	}
@@ -266,9 +266,9 @@ func appendAlert(ctx context.Context, c *client.Client, instance string, a Alert
 		attrs[event.AttrMonitorTreeSize] = a.TreeSize
 	}
 	ev := &event.Request{
-		Session:    "monitor." + instance,
+		Session:    event.MonitorPrefix + instance,
 		Kind:       event.KindMonitorAlert,
-		Actor:      event.Actor{Type: "system", ID: "monitor." + instance},
+		Actor:      event.Actor{Type: event.ActorSystem, ID: event.MonitorPrefix + instance},
 		Attributes: map[string]json.RawMessage{},
 	}
 	for k, v := range attrs {

@@ -369,8 +369,8 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 	}
 	if tenant != p.Tenant {
 		for i, req := range reqs {
-			if req.Kind != event.KindMonitorAlert {
-				return nil, errorf(http.StatusForbidden, "forbidden", "events[%d]: in another tenant a global token writes only %s events (an alert about a session of that tenant)", i, event.KindMonitorAlert)
+			if !monitorAlertOf(req, tenant) {
+				return nil, errorf(http.StatusForbidden, "forbidden", "events[%d]: in another tenant a global token writes only %s events of a monitor (session and actor monitor.*, actor type system) about that tenant", i, event.KindMonitorAlert)
 			}
 		}
 	}
@@ -661,8 +661,39 @@ func (s *Server) getDisclosure(r *http.Request, p *auth.Principal) (int, any, er
 		Index: idx, ID: d.Event.ID, Fields: fieldStrings(fields), Unmatched: d.Unmatched,
 		SDAlg: disclosure.Alg, SD: d.SD, Disclosures: d.Disclosures,
 		Body: fieldStrings(body), BodyUnmatched: d.BodyUnmatched, BodySD: d.BodySD, BodyDisclosures: d.BodyDisclosures,
-		Receipt: d.Receipt, Access: api.NewEventResponse(d.Access),
+		Receipt: d.Receipt, Access: disclosureAccess(d),
 	}, nil
+}
+
+// disclosureAccess is the access.read event of a disclosure as its answer
+// carries it: whole, or on a log of leaf version 4 (whose answer shows the
+// event only field by field, its receipt without the body) its id, index,
+// leaf hash and envelope, not its body, which names the session, tenant and
+// index of the event disclosed.
+func disclosureAccess(d *auditlog.FieldDisclosure) api.EventResponse {
+	a := api.NewEventResponse(d.Access)
+	if d.Receipt.Leaf != nil {
+		return a
+	}
+	return api.EventResponse{ID: a.ID, Index: a.Index, Indexed: a.Indexed, LeafHash: a.LeafHash, Envelope: a.Envelope}
+}
+
+// monitorAlertOf reports whether req is what a global token may write in
+// tenant, another than its own: a monitor's alert, in a monitor's session
+// and as a monitor (as monitor/deliver.go writes it), naming tenant as the
+// tenant it is about if it names one; not an event in one of the tenant's
+// own sessions or under one of its actors' names.
+func monitorAlertOf(req *event.Request, tenant string) bool {
+	if req.Kind != event.KindMonitorAlert || !strings.HasPrefix(req.Session, event.MonitorPrefix) ||
+		req.Actor.Type != event.ActorSystem || !strings.HasPrefix(req.Actor.ID, event.MonitorPrefix) {
+		return false
+	}
+	raw, ok := req.Attributes[event.AttrMonitorTenant]
+	if !ok {
+		return true
+	}
+	var named string
+	return json.Unmarshal(raw, &named) == nil && named == tenant
 }
 
 func fieldStrings(fields []disclosure.Field) []string {

@@ -54,6 +54,19 @@ func TestBodyFieldDisclosure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Nor in anything the answer encodes: the access event, the receipt,
+	// the disclosures (decoded).
+	for _, enc := range append(append([]string{d.Access.Leaf, string(d.Receipt.Envelope)}, d.BodyDisclosures...), d.Disclosures...) {
+		dec, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			dec, _ = base64.RawURLEncoding.DecodeString(enc)
+		}
+		for _, secret := range []string{"case-4711-secret", "triage-bot", "openai-secret", "Jane"} {
+			if bytes.Contains(dec, []byte(secret)) {
+				t.Errorf("the answer encodes %q in %.80s", secret, dec)
+			}
+		}
+	}
 	if d.Receipt.Leaf != nil || d.Receipt.Envelope == nil {
 		t.Fatalf("the receipt carries the body (%d bytes) or no envelope", len(d.Receipt.Leaf))
 	}
@@ -79,8 +92,17 @@ func TestBodyFieldDisclosure(t *testing.T) {
 	if n := s.countKind(t, before, "access.read"); n != 1 {
 		t.Fatalf("%d access.read events, want 1", n)
 	}
-	acc, err := event.ParseLeaf(mustB64(t, d.Access.Leaf))
-	if err != nil || acc.Actor.ID != "token."+aud.ID ||
+	// The answer names the access event without its body (which names the
+	// session); the log holds it whole.
+	if d.Access.Leaf != "" || d.Access.Session != "" || d.Access.FieldSalt != "" || d.Access.Envelope == "" {
+		t.Errorf("the answer's access event shows its body: %+v", d.Access)
+	}
+	accData, err := s.srv.Log().ReadLeaf(ctx, d.Access.Index, s.size(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := event.ParseLeaf(accData)
+	if err != nil || acc.ID != d.Access.ID || acc.Actor.ID != "token."+aud.ID ||
 		!reflect.DeepEqual(acc.Attributes["access.fields"], []any{"model"}) ||
 		!reflect.DeepEqual(acc.Attributes["access.body_fields"], []any{"kind", `attributes["gen_ai.request.model"]`}) {
 		t.Fatalf("access event = %+v (%v)", acc, err)

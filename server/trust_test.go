@@ -48,6 +48,10 @@ func TestFindingsFailClosed(t *testing.T) {
 	adminA, _ := s.token(t, auth.Spec{Name: "admin-a", Tenant: "clinic-a", Scopes: []string{auth.ScopeAdmin}})
 	bound, _ := s.token(t, auth.Spec{Name: "bot", Tenant: "clinic-b", Scopes: []string{auth.ScopeWrite}, Actors: []string{"triage-bot"}})
 	globalW, _ := s.token(t, auth.Spec{Name: "global-writer", Tenant: "clinic-b", Global: true, Scopes: []string{auth.ScopeWrite}})
+	globalM, _ := s.token(t, auth.Spec{Name: "global-monitor", Tenant: "clinic-a", Global: true, Scopes: []string{auth.ScopeMonitor}})
+	alert := func(session, actorType, actorID, about string) string {
+		return fmt.Sprintf(`{"session":%q,"kind":"monitor.alert","actor":{"type":%q,"id":%q},"attributes":{"monitor.tenant":%q}}`, session, actorType, actorID, about)
+	}
 	ev := func(kind string) string {
 		return fmt.Sprintf(`{"session":"victim","kind":%q,"actor":{"type":"human","id":"dr.smith"},"payload":{"note":"forged"}}`, kind)
 	}
@@ -92,6 +96,16 @@ func TestFindingsFailClosed(t *testing.T) {
 		{"global token names an invalid tenant", "POST", "/v1/events?tenant=a%20b", globalW, ev("llm.request"), 400, "bad_query"},
 		{"global token writes another kind than monitor.alert in another tenant", "POST", "/v1/events?tenant=clinic-a", globalW, ev("llm.request"), 403, "forbidden"},
 		{"global token writes a batch with another kind in another tenant", "POST", "/v1/events:batch?tenant=clinic-a", globalW, `{"events":[` + ev("llm.request") + `]}`, 403, "forbidden"},
+		// A global monitor token forged evidence in another tenant: an alert
+		// in one of its agents' sessions, under an agent's name, or about
+		// a third tenant.
+		{"global monitor writes an alert into an agent session of another tenant", "POST", "/v1/events?tenant=clinic-b", globalM, alert("victim", "system", "monitor.m1", "clinic-b"), 403, "forbidden"},
+		{"global monitor writes an alert as an agent of another tenant", "POST", "/v1/events?tenant=clinic-b", globalM, alert("monitor.m1", "agent", "triage-bot", "clinic-b"), 403, "forbidden"},
+		{"global monitor writes an alert as a system actor that is not a monitor", "POST", "/v1/events?tenant=clinic-b", globalM, alert("monitor.m1", "system", "log-server", "clinic-b"), 403, "forbidden"},
+		{"global monitor writes an alert about a third tenant", "POST", "/v1/events:batch?tenant=clinic-b", globalM, `{"events":[` + alert("monitor.m1", "system", "monitor.m1", "clinic-c") + `]}`, 403, "forbidden"},
+		// An attribute name the body's field commitment reserves.
+		{"attribute _sd", "POST", "/v1/events", agentB, `{"session":"victim","kind":"llm.request","actor":{"type":"agent","id":"a"},"attributes":{"_sd":"x"}}`, 400, "invalid_event"},
+		{"attribute _sd_alg", "POST", "/v1/events", agentB, `{"session":"victim","kind":"llm.request","actor":{"type":"agent","id":"a"},"attributes":{"_sd_alg":"x"}}`, 400, "invalid_event"},
 		{"bound token claims another actor", "POST", "/v1/events", bound, `{"session":"victim","kind":"llm.request","actor":{"type":"agent","id":"billing-bot"}}`, 403, "actor_not_allowed"},
 		// A tenant admin read another tenant's sessions and payloads.
 		{"tenant admin reads clinic-b's session", "GET", "/v1/sessions/victim?tenant=clinic-b", adminA, "", 403, "forbidden"},
@@ -328,5 +342,24 @@ func TestPublicEntries(t *testing.T) {
 		if strings.HasPrefix(p, "/tile/") && !strings.HasPrefix(h.Get("Cache-Control"), "public") {
 			t.Errorf("public bundle Cache-Control %q", h.Get("Cache-Control"))
 		}
+	}
+}
+
+// TestGlobalMonitorAlertRule: a global monitor token writes a monitor's
+// alert (its session and actor monitor.*, about the tenant) in another
+// tenant, and it lands there with the token as its writer.
+func TestGlobalMonitorAlertRule(t *testing.T) {
+	s := newTestServer(t, nil)
+	globalM, id := s.token(t, auth.Spec{Name: "global-monitor", Tenant: "clinic-a", Global: true, Scopes: []string{auth.ScopeMonitor}})
+	code, body, _ := s.do(t, "POST", "/v1/events?tenant=clinic-b", globalM,
+		[]byte(`{"session":"monitor.m1","kind":"monitor.alert","actor":{"type":"system","id":"monitor.m1"},"attributes":{"monitor.tenant":"clinic-b","monitor.session":"victim"}}`))
+	if code != 201 {
+		t.Fatalf("= %d %s", code, body)
+	}
+	var r api.EventResponse
+	json.Unmarshal(body, &r)
+	l, err := event.ParseLeaf(mustB64(t, r.Leaf))
+	if err != nil || l.Tenant != "clinic-b" || l.Writer.Token != id.ID {
+		t.Fatalf("leaf %+v (%v), want tenant clinic-b written by %s", l, err, id.ID)
 	}
 }
