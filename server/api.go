@@ -347,6 +347,11 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 	if err != nil {
 		return nil, err
 	}
+	if s.log.Busy(1) {
+		// Refused before the body is read and decoded (the log would
+		// refuse it after): under overload clients retry at once.
+		return nil, auditlog.ErrPushback
+	}
 	body, err := readBody(r)
 	if err != nil {
 		return nil, err
