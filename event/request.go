@@ -44,7 +44,7 @@ type Request struct {
 	Corrects *uint64 `json:"corrects,omitempty"`
 
 	// compact is Payload when the decoder saw no white space outside its
-	// strings: Prepare then checks it with json.Valid instead of
+	// strings: Prepare then checks it (strictjson.IsJSON) instead of
 	// compacting a copy.
 	compact json.RawMessage
 }
@@ -239,7 +239,8 @@ func Prepare(r *Request) (*Prepared, error) {
 		}
 		if compacted(r) {
 			// Already compact: json.Compact would copy it unchanged.
-			if !json.Valid(r.Payload) {
+			// strictjson.IsJSON answers as json.Valid, faster.
+			if !strictjson.IsJSON(r.Payload) {
 				var b bytes.Buffer
 				return nil, invalid("payload: %v", json.Compact(&b, r.Payload))
 			}
