@@ -46,7 +46,11 @@ func fastRequest(data []byte) (*Request, bool) {
 		case "attributes":
 			r.Attributes, ok = p.attributes()
 		case "payload":
-			r.Payload, ok = p.raw()
+			var compact bool
+			r.Payload, compact, ok = p.rawCompact()
+			if compact {
+				r.compact = r.Payload
+			}
 		default:
 			return nil, false
 		}
@@ -197,14 +201,23 @@ func (p *fastParser) attributes() (map[string]json.RawMessage, bool) {
 // strictjson.Check scanned it, and whoever reads it (attrValue,
 // json.Compact) checks every detail.
 func (p *fastParser) raw() (json.RawMessage, bool) {
+	v, _, ok := p.rawCompact()
+	return v, ok
+}
+
+// rawCompact is raw, and reports whether the value, an object, array or
+// string, has no white space outside its strings (json.Compact would
+// return it unchanged, were it valid).
+func (p *fastParser) rawCompact() (_ json.RawMessage, compact, _ bool) {
 	start := p.i
+	compact = true
 	if p.i >= len(p.b) {
-		return nil, false
+		return nil, false, false
 	}
 	switch c := p.b[p.i]; {
 	case c == '"':
 		if !p.skipString() {
-			return nil, false
+			return nil, false, false
 		}
 	case c == '{' || c == '[':
 		depth := 0
@@ -212,13 +225,15 @@ func (p *fastParser) raw() (json.RawMessage, bool) {
 			switch p.b[p.i] {
 			case '"':
 				if !p.skipString() {
-					return nil, false
+					return nil, false, false
 				}
 				continue
 			case '{', '[':
 				depth++
 			case '}', ']':
 				depth--
+			case ' ', '\t', '\n', '\r':
+				compact = false
 			}
 			p.i++
 			if depth == 0 {
@@ -226,9 +241,10 @@ func (p *fastParser) raw() (json.RawMessage, bool) {
 			}
 		}
 		if depth != 0 {
-			return nil, false
+			return nil, false, false
 		}
 	case c == '-' || c >= '0' && c <= '9' || c == 't' || c == 'f':
+		compact = false // left to json.Compact
 		for p.i < len(p.b) {
 			c := p.b[p.i]
 			if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
@@ -237,9 +253,9 @@ func (p *fastParser) raw() (json.RawMessage, bool) {
 			p.i++
 		}
 	default:
-		return nil, false
+		return nil, false, false
 	}
-	return append(json.RawMessage(nil), p.b[start:p.i]...), true
+	return append(json.RawMessage(nil), p.b[start:p.i]...), compact, true
 }
 
 // skipString moves past the string at p.i.

@@ -42,6 +42,9 @@ var fastRequestSeeds = []string{
 	`{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"attributes":{"a":tru}}`,
 	`{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"attributes":{"a":01}}`,
 	`{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"payload":{"a":"\x"}}`,
+	`{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"payload":{"a":[1e,-01,"\ud800"]}}`,
+	`{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"payload":{"a": "b c" , "d":[1,	2]}}`,
+	`{"session":"s","kind":"a.b","actor":{"type":"agent","id":"x"},"payload":["b c",{"d":"\n"}]}`,
 	`{}`,
 }
 
@@ -82,6 +85,14 @@ func checkFastRequest(t *testing.T, raw []byte) bool {
 		}
 		return true
 	}
+	// Prepare resolves both to the same payload (the fast one may skip
+	// compacting a copy).
+	pf, errf := Prepare(fast)
+	ps, errs := Prepare(slow)
+	if (errf == nil) != (errs == nil) || errf == nil && !bytes.Equal(pf.Payload, ps.Payload) {
+		t.Fatalf("%q: Prepare of fast %v, of slow %v", raw, errf, errs)
+	}
+	fast.compact = nil
 	if !reflect.DeepEqual(fast, slow) {
 		t.Fatalf("%q:\nfast %#v\nslow %#v", raw, fast, slow)
 	}

@@ -37,6 +37,11 @@ type Index struct {
 	size    uint64        // indexed size
 	changed chan struct{} // closed and replaced whenever size grows
 	kick    chan struct{}
+
+	// stored are search terms that committed transactions wrote (at
+	// most maxStoredTerms): writeSearch leaves them out.
+	termsMu sync.Mutex
+	stored  map[term]struct{}
 }
 
 // Schema is the index's tables (sqldb's portable DDL), with the session
@@ -235,7 +240,8 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 	if err := insertRows(ctx, tx, `REPLACE INTO entries (idx, tenant, session, seq, kind, id, leaf_hash, time) VALUES `, 8, rows); err != nil {
 		return 0, fmt.Errorf("indexing leaves %d to %d: %w", from, end, err)
 	}
-	if err := x.storeSearch(ctx, tx, first, leaves, from, end); err != nil {
+	sb, err := x.storeSearch(ctx, tx, first, leaves, from, end)
+	if err != nil {
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE index_meta SET v = ? WHERE k = 'indexed_size'`, int64(end)); err != nil {
@@ -243,6 +249,9 @@ func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, 
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err
+	}
+	if sb != nil {
+		x.rememberTerms(sb)
 	}
 	return end, nil
 }

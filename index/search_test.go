@@ -352,3 +352,62 @@ func TestPeople(t *testing.T) {
 		}
 	})
 }
+
+// TestStoredTermsLeftOut: a search term that a committed store wrote is
+// not inserted again by the same Index (a session's events repeat their
+// kind, agent and model), a new term is, and another Index (a restarted
+// server) starts with none known.
+func TestStoredTermsLeftOut(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.OpenSQLite(filepath.Join(t.TempDir(), "index.db"), sqlitedb.Rebuildable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m := &storetest.MemLog{}
+	seqs := map[string]uint64{}
+	appendEv(t, m, seqs, ev{"t1", "a", "llm.request", "bot-1", "", map[string]any{"gen_ai.request.model": "gpt-4o"}})
+	x, err := index.Open(db, m, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	has := func(field, value string) bool {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM search_terms WHERE tenant = 't1' AND session = 'a' AND field = ? AND value = ?`, field, value).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	if !has("kind", "llm.request") || !has("model", "gpt-4o") {
+		t.Fatal("terms of the first store missing")
+	}
+	// Out of band (nothing in the server deletes terms): the row is gone,
+	// and the Index does not write it again.
+	if _, err := db.Exec(`DELETE FROM search_terms WHERE field = 'kind'`); err != nil {
+		t.Fatal(err)
+	}
+	appendEv(t, m, seqs, ev{"t1", "a", "llm.request", "bot-1", "", map[string]any{"gen_ai.request.model": "gpt-5"}})
+	if err := x.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if has("kind", "llm.request") {
+		t.Fatal("a term stored before was inserted again")
+	}
+	if !has("model", "gpt-5") {
+		t.Fatal("a new term was left out")
+	}
+	y, err := index.Open(db, m, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEv(t, m, seqs, ev{"t1", "a", "llm.request", "bot-1", "", nil})
+	if err := y.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !has("kind", "llm.request") {
+		t.Fatal("a new Index did not write the term")
+	}
+}

@@ -535,6 +535,13 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 	if l.closing.Load() {
 		return nil, ErrClosed
 	}
+	// A write that would be refused below is refused before its events
+	// are prepared: at MaxInFlight, refusals come as fast as clients
+	// retry, and each should cost little.
+	if l.Busy(len(reqs)) {
+		l.observePushback()
+		return nil, ErrPushback
+	}
 	ps := make([]*pending, len(reqs))
 	for i, r := range reqs {
 		if w.Via != event.ViaServer {
@@ -965,6 +972,12 @@ func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) er
 	}
 	return nil
 }
+
+// Busy reports whether an append of n events would be refused with
+// ErrPushback now: MaxInFlight events are in flight. A server asks before
+// it reads and decodes a write, so that refusing one costs little; the
+// append itself checks again as it takes its places.
+func (l *Log) Busy(n int) bool { return len(l.inflight)+n > cap(l.inflight) }
 
 func (l *Log) release(n int) {
 	for range n {

@@ -96,6 +96,13 @@ func req(session string) *event.Request {
 func TestPushback(t *testing.T) {
 	l := newTestLog(t, func(c *Config) { c.MaxInFlight = 2 })
 	ctx := context.Background()
+	if !l.Busy(3) || l.Busy(2) {
+		t.Fatalf("Busy(3), Busy(2) = %v, %v with MaxInFlight 2, want true, false", l.Busy(3), l.Busy(2))
+	}
+	// Refused before the events are prepared: an invalid event too.
+	if _, err := l.Append(ctx, "t", testWriter, []*event.Request{req("a"), req("b"), {Session: "c"}}); !errors.Is(err, ErrPushback) {
+		t.Fatalf("Append of 3 (one invalid) with MaxInFlight 2 = %v, want ErrPushback", err)
+	}
 	if _, err := l.Append(ctx, "t", testWriter, []*event.Request{req("a"), req("b"), req("c")}); !errors.Is(err, ErrPushback) || !errors.Is(err, tessera.ErrPushback) {
 		t.Fatalf("Append of 3 with MaxInFlight 2 = %v, want ErrPushback", err)
 	}

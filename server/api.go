@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 
@@ -44,13 +45,27 @@ type jsonAppender interface {
 	AppendJSON(b []byte) ([]byte, error)
 }
 
+// answerBuffers hold the write path's answers (writeJSON); a buffer that
+// grew beyond maxPooledAnswer (a batch's answer) is not kept.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledAnswer = 64 << 10
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	if a, ok := v.(jsonAppender); ok {
-		// The write path's answers, written without reflection.
-		if b, err := a.AppendJSON(make([]byte, 0, 1024)); err == nil {
+		// The write path's answers, written without reflection, into a
+		// pooled buffer (an answer with its base64 leaf outgrew a fresh
+		// 1 KiB one); Write copies it into the connection's buffer.
+		bp := answerBuffers.Get().(*[]byte)
+		defer answerBuffers.Put(bp)
+		if b, err := a.AppendJSON((*bp)[:0]); err == nil {
+			b = append(b, '\n')
+			if cap(b) <= maxPooledAnswer {
+				*bp = b
+			}
 			w.WriteHeader(status)
-			w.Write(append(b, '\n'))
+			w.Write(b)
 			return
 		}
 	}
@@ -346,6 +361,11 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 	wait, receipt, err := waitFor(r)
 	if err != nil {
 		return nil, err
+	}
+	if s.log.Busy(1) {
+		// Refused before the body is read and decoded (the log would
+		// refuse it after): under overload clients retry at once.
+		return nil, auditlog.ErrPushback
 	}
 	body, err := readBody(r)
 	if err != nil {

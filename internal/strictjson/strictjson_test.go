@@ -158,3 +158,26 @@ func TestDepth(t *testing.T) {
 		t.Fatalf("checking 100,000 levels allocated %d bytes (%v allocations)", got, allocs)
 	}
 }
+
+// A string value is checked as a key is (escapes), without building it: a
+// long payload string is not copied.
+func TestStringValues(t *testing.T) {
+	for _, v := range []string{`"a"`, `"a\"b"`, `"\u00e9\n"`, `"\x"`, `"\u12"`, `"\ud800"`, `"abc`, `"\"`, `"é"`} {
+		s1, s2 := scanner{b: []byte(v)}, scanner{b: []byte(v)}
+		_, err1 := s1.str()
+		err2 := s2.skipStr()
+		if (err1 == nil) != (err2 == nil) || s1.i != s2.i {
+			t.Errorf("%s: str %v at %d, skipStr %v at %d", v, err1, s1.i, err2, s2.i)
+		}
+	}
+	body := []byte(`{"payload":{"prompt":"` + strings.Repeat("x", 4096) + `"}}`)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range 10 {
+		Check(body, nil)
+	}
+	runtime.ReadMemStats(&m1)
+	if n := (m1.TotalAlloc - m0.TotalAlloc) / 10; n >= 1024 {
+		t.Errorf("Check of a 4 KiB string value allocates %d bytes, want less than 1 KiB", n)
+	}
+}
