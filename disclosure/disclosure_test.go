@@ -2,6 +2,8 @@ package disclosure
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -486,5 +488,22 @@ func TestCommitmentConcurrent(t *testing.T) {
 	}
 	for range 8 {
 		<-done
+	}
+}
+
+// TestKeyedHMAC: the builder's HMAC, rekeyed and reused, is crypto/hmac's
+// for keys shorter than, as long as and longer than SHA-256's block.
+func TestKeyedHMAC(t *testing.T) {
+	var m keyedHMAC
+	for _, n := range []int{0, 1, 16, 32, 63, 64, 65, 100, 200} {
+		key := bytes.Repeat([]byte{byte(n + 1)}, n)
+		m.key(key)
+		for _, msg := range []string{"", "a", `["messages",3,"content"]`, strings.Repeat("x", 200)} {
+			want := hmac.New(sha256.New, key)
+			want.Write([]byte(msg))
+			if got := m.sum([]byte(msg)); !bytes.Equal(got, want.Sum(nil)) {
+				t.Fatalf("key of %d bytes, message %.20q: %x, crypto/hmac %x", n, msg, got, want.Sum(nil))
+			}
+		}
 	}
 }
