@@ -507,3 +507,4 @@ func TestKeyedHMAC(t *testing.T) {
 		}
 	}
 }
+

@@ -288,19 +288,16 @@ func CommitmentVersion(v int, salt, payload []byte) (string, error) {
 	sortDigests(ds)
 	// RootHash of ds: the SHA-256 of Root's bytes, written as
 	// encoding/json writes rootObject (base64url needs no escape).
-	h := b.root
-	h.Reset()
-	h.Write([]byte(`{"_sd":[`))
+	root := append(b.enc[:0], `{"_sd":[`...)
 	for i := range ds {
 		if i > 0 {
-			h.Write([]byte(`,`))
+			root = append(root, ',')
 		}
-		b.enc = append(append(append(b.enc[:0], '"'), ds[i][:]...), '"')
-		h.Write(b.enc)
+		root = append(append(append(root, '"'), ds[i][:]...), '"')
 	}
-	h.Write([]byte(`],"_sd_alg":"` + Alg + `"}`))
-	b.enc = h.Sum(b.enc[:0])
-	return hex.EncodeToString(b.enc), nil
+	b.enc = append(root, `],"_sd_alg":"`+Alg+`"}`...)
+	h := sha256.Sum256(b.enc)
+	return hex.EncodeToString(h[:]), nil
 }
 
 // newBuilder parses payload for BuildVersion (keep) or CommitmentVersion
@@ -309,17 +306,20 @@ func newBuilder(v int, salt, payload []byte, keep bool) (*builder, *value, error
 	if v != V1 && v != V2 {
 		return nil, nil, fmt.Errorf("%w: unknown version %d", ErrNotDisclosable, v)
 	}
-	val, err := parse(payload)
+	b := &builder{keep: keep, v2: v == V2, scratch: scratchPool.Get().(*scratch)}
+	val, err := parseIn(payload, &b.arena)
+	if err == nil && val.kind != kindObject {
+		err = errors.New("not a JSON object")
+	}
+	if err == nil {
+		if n := count(val, 0); n > MaxDisclosures {
+			err = fmt.Errorf("%d fields, more than %d", n, MaxDisclosures)
+		}
+	}
 	if err != nil {
+		b.done()
 		return nil, nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
 	}
-	if val.kind != kindObject {
-		return nil, nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
-	}
-	if n := count(val, 0); n > MaxDisclosures {
-		return nil, nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
-	}
-	b := &builder{keep: keep, v2: v == V2, scratch: scratchPool.Get().(*scratch)}
 	b.salts.key(salt)
 	b.salts.key(b.salts.sum([]byte(saltLabel)))
 	if b.v2 {
@@ -380,11 +380,11 @@ type scratch struct {
 	ds               []digest
 	// salts is keyed with k, decoys with kd (V2).
 	salts, decoys keyedHMAC
-	root          hash.Hash
 	path          [MaxDepth + 1]Step
+	arena         arena
 }
 
-var scratchPool = sync.Pool{New: func() any { return &scratch{root: sha256.New()} }}
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // maxPooled is the largest buffer put back in scratchPool.
 const maxPooled = 64 << 10
@@ -393,10 +393,13 @@ const maxPooled = 64 << 10
 func (b *builder) done() {
 	sc := b.scratch
 	b.scratch = nil
-	if cap(sc.buf) > maxPooled || cap(sc.enc) > maxPooled || cap(sc.pj) > maxPooled || cap(sc.dp) > maxPooled || cap(sc.ds) > maxPooled/digestLen {
+	a := &sc.arena
+	if cap(sc.buf) > maxPooled || cap(sc.enc) > maxPooled || cap(sc.pj) > maxPooled || cap(sc.dp) > maxPooled || cap(sc.ds) > maxPooled/digestLen ||
+		cap(a.mems) > maxPooled/32 || cap(a.elems) > maxPooled/8 || cap(a.mstack) > maxPooled/32 || cap(a.estack) > maxPooled/8 {
 		return
 	}
 	sc.buf, sc.ds = sc.buf[:0], sc.ds[:0]
+	a.reset()
 	sc.path = [MaxDepth + 1]Step{}
 	scratchPool.Put(sc)
 }
@@ -409,6 +412,7 @@ type keyedHMAC struct {
 	inner, outer   hash.Hash
 	istate, ostate []byte
 	in, out        [sha256.Size]byte
+	pad            [sha256.BlockSize]byte
 }
 
 // key keys m with key.
@@ -416,7 +420,8 @@ func (m *keyedHMAC) key(key []byte) {
 	if m.inner == nil {
 		m.inner, m.outer = sha256.New(), sha256.New()
 	}
-	var pad [sha256.BlockSize]byte
+	pad := &m.pad // m's: a local array passed to Write would be made on the heap
+	*pad = [sha256.BlockSize]byte{}
 	if len(key) > len(pad) {
 		k := sha256.Sum256(key)
 		copy(pad[:], k[:])
@@ -719,11 +724,14 @@ var anyKeys = func() *strictjson.Object {
 // parse reads one JSON value strictly: no trailing data, no key twice in
 // an object (strictjson), none of the structure's keys. Members are in
 // key order.
-func parse(data []byte) (*value, error) {
+func parse(data []byte) (*value, error) { return parseIn(data, new(arena)) }
+
+// parseIn is parse with a's values.
+func parseIn(data []byte, a *arena) (*value, error) {
 	if err := strictjson.Check(data, anyKeys); err != nil {
 		return nil, err
 	}
-	if v, ok := parseDirect(data); ok {
+	if v, ok := parseDirect(data, a); ok {
 		return v, nil
 	}
 	return parseAny(data)
