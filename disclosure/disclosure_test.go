@@ -507,4 +507,3 @@ func TestKeyedHMAC(t *testing.T) {
 		}
 	}
 }
-
