@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"sort"
 	"strings"
@@ -503,6 +504,30 @@ func TestKeyedHMAC(t *testing.T) {
 			want.Write([]byte(msg))
 			if got := m.sum([]byte(msg)); !bytes.Equal(got, want.Sum(nil)) {
 				t.Fatalf("key of %d bytes, message %.20q: %x, crypto/hmac %x", n, msg, got, want.Sum(nil))
+			}
+		}
+	}
+}
+
+// TestSortDigests: digests sort as their strings do, in short lists and
+// long, with prefixes in common.
+func TestSortDigests(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 8, 16, 17, 64} {
+		ds := make([]digest, n)
+		want := make([]string, n)
+		for i := range ds {
+			d := Digest(fmt.Sprint(n, i))
+			if i%3 == 1 { // the first 8 bytes of the one before
+				d = want[i-1][:8] + d[8:]
+			}
+			copy(ds[i][:], d)
+			want[i] = d
+		}
+		sortDigests(ds)
+		sort.Strings(want)
+		for i := range ds {
+			if string(ds[i][:]) != want[i] {
+				t.Fatalf("%d digests: %d is %s, want %s", n, i, ds[i][:], want[i])
 			}
 		}
 	}
