@@ -131,9 +131,8 @@ func (s *scanner) ws() {
 func (s *scanner) eof() error { return fmt.Errorf("%w: unexpected end", errSyntax) }
 
 // str scans a string at s.i (the opening quote) and returns its contents,
-// unescaped if it has escapes; with skip, "" for a string without escapes
-// (a value, scanned only to be checked).
-func (s *scanner) str(skip bool) (string, error) {
+// unescaped if it has escapes.
+func (s *scanner) str() (string, error) {
 	start := s.i
 	s.i++
 	escaped := false
@@ -157,9 +156,6 @@ func (s *scanner) str(skip bool) (string, error) {
 		case '"':
 			s.i++
 			if !escaped {
-				if skip {
-					return "", nil
-				}
 				return string(s.b[start+1 : s.i-1]), nil
 			}
 			var out string
@@ -171,6 +167,54 @@ func (s *scanner) str(skip bool) (string, error) {
 		s.i++
 	}
 	return "", s.eof()
+}
+
+// skipStr checks the string at s.i as str does, without building its
+// value: a string value is not needed, and copying each one (a payload's
+// prompt) was most of what Check allocated.
+func (s *scanner) skipStr() error {
+	start := s.i
+	s.i++
+	escaped := false
+	for s.i < len(s.b) {
+		if !s.wire {
+			// Only quotes and backslashes matter here: pass over the rest
+			// in a tight loop (a payload's strings are most of a body).
+			for s.i < len(s.b) && s.b[s.i] != '"' && s.b[s.i] != '\\' {
+				s.i++
+			}
+			if s.i >= len(s.b) {
+				break
+			}
+		}
+		if s.wire {
+			n, err := s.wireChar()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				escaped = escaped || s.b[s.i] == '\\'
+				s.i += n
+				continue
+			}
+		}
+		switch s.b[s.i] {
+		case '\\':
+			escaped = true
+			s.i += 2
+			continue
+		case '"':
+			s.i++
+			if escaped && !json.Valid(s.b[start:s.i]) {
+				// What str's json.Unmarshal refuses.
+				var out string
+				return fmt.Errorf("%w: %v", errSyntax, json.Unmarshal(s.b[start:s.i], &out))
+			}
+			return nil
+		}
+		s.i++
+	}
+	return s.eof()
 }
 
 func (s *scanner) value(rule *Object) error {
@@ -214,8 +258,7 @@ func (s *scanner) value(rule *Object) error {
 			}
 		}
 	case '"':
-		_, err := s.str(true)
-		return err
+		return s.skipStr()
 	default:
 		// A number or a literal: up to the next delimiter.
 		start := s.i
@@ -255,7 +298,7 @@ func (s *scanner) object(rule *Object) error {
 			return fmt.Errorf("%w: want a key at offset %d", errSyntax, s.i)
 		}
 		start := s.i
-		k, err := s.str(false)
+		k, err := s.str()
 		if err != nil {
 			return err
 		}
