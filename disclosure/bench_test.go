@@ -106,3 +106,29 @@ func BenchmarkBuild(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCommitmentRecorded is the field commitment of a recorded call's
+// two payloads as replay's BenchmarkRebuild has them (a 1 KiB chat request
+// and its answer), as a reader checks it (CommitmentVersion, V2).
+//
+//	go test ./disclosure -run '^$' -bench CommitmentRecorded -benchmem
+func BenchmarkCommitmentRecorded(b *testing.B) {
+	req, _ := json.Marshal(map[string]any{"model": "gpt-4o", "messages": []map[string]string{{"role": "system", "content": "You are a careful agent."},
+		{"role": "user", "content": "Question 7: " + strings.Repeat("context ", 110)}}})
+	resp := []byte(`{"id":"chatcmpl-000007","object":"chat.completion","created":1764600000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Answer 7."},"finish_reason":"stop"}],"usage":{"prompt_tokens":262,"completion_tokens":4,"total_tokens":266}}`)
+	for _, p := range []struct {
+		name    string
+		payload []byte
+	}{{"request", req}, {"response", resp}} {
+		b.Run(fmt.Sprintf("%s/bytes=%d", p.name, len(p.payload)), func(b *testing.B) {
+			b.SetBytes(int64(len(p.payload)))
+			cpu := cpuTime()
+			for b.Loop() {
+				if _, err := CommitmentVersion(V2, testSalt, p.payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}

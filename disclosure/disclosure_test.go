@@ -2,9 +2,12 @@ package disclosure
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"sort"
 	"strings"
@@ -512,5 +515,46 @@ func TestCommitmentConcurrent(t *testing.T) {
 	}
 	for range 8 {
 		<-done
+	}
+}
+
+// TestKeyedHMAC: the builder's HMAC, rekeyed and reused, is crypto/hmac's
+// for keys shorter than, as long as and longer than SHA-256's block.
+func TestKeyedHMAC(t *testing.T) {
+	var m keyedHMAC
+	for _, n := range []int{0, 1, 16, 32, 63, 64, 65, 100, 200} {
+		key := bytes.Repeat([]byte{byte(n + 1)}, n)
+		m.key(key)
+		for _, msg := range []string{"", "a", `["messages",3,"content"]`, strings.Repeat("x", 200)} {
+			want := hmac.New(sha256.New, key)
+			want.Write([]byte(msg))
+			if got := m.sum([]byte(msg)); !bytes.Equal(got, want.Sum(nil)) {
+				t.Fatalf("key of %d bytes, message %.20q: %x, crypto/hmac %x", n, msg, got, want.Sum(nil))
+			}
+		}
+	}
+}
+
+// TestSortDigests: digests sort as their strings do, in short lists and
+// long, with prefixes in common.
+func TestSortDigests(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 8, 16, 17, 64} {
+		ds := make([]digest, n)
+		want := make([]string, n)
+		for i := range ds {
+			d := Digest(fmt.Sprint(n, i))
+			if i%3 == 1 { // the first 8 bytes of the one before
+				d = want[i-1][:8] + d[8:]
+			}
+			copy(ds[i][:], d)
+			want[i] = d
+		}
+		sortDigests(ds)
+		sort.Strings(want)
+		for i := range ds {
+			if string(ds[i][:]) != want[i] {
+				t.Fatalf("%d digests: %d is %s, want %s", n, i, ds[i][:], want[i])
+			}
+		}
 	}
 }

@@ -18,8 +18,11 @@ import (
 // strings that are not valid UTF-8 can do: encoding/json keeps the last,
 // and the value it drops may hold what parseDirect refused): parseAny
 // decides then, so that both accept and refuse the same payloads.
-func parseDirect(data []byte) (v *value, ok bool) {
-	p := directParser{b: data}
+func parseDirect(data []byte, a *arena) (v *value, ok bool) {
+	clear(a.mstack)
+	clear(a.estack)
+	a.mstack, a.estack = a.mstack[:0], a.estack[:0] // what a refused text left
+	p := directParser{b: data, a: a}
 	p.ws()
 	v, err := p.value(0)
 	if err != nil {
@@ -48,6 +51,53 @@ func parseAny(data []byte) (*value, error) {
 type directParser struct {
 	b []byte
 	i int
+	a *arena
+}
+
+// arena holds the values of parsed payloads, reused call after call (a
+// builder's scratch has one): the values, members and elements are
+// carved out of chunks, and an object's members (an array's elements)
+// are gathered on a stack while it is read. Nothing parsed outlives the
+// builder: reset drops it all.
+type arena struct {
+	vals   []value
+	mems   []member
+	elems  []*value
+	mstack []member
+	estack []*value
+}
+
+// arenaChunk is the smallest chunk an arena allocates.
+const arenaChunk = 128
+
+// reset empties a, dropping what its values point to.
+func (a *arena) reset() {
+	clear(a.vals)
+	clear(a.mems)
+	clear(a.elems)
+	a.vals, a.mems, a.elems = a.vals[:0], a.mems[:0], a.elems[:0]
+}
+
+// newValue is a zero value from the arena.
+func (p *directParser) newValue() *value {
+	a := p.a
+	if len(a.vals) == cap(a.vals) {
+		a.vals = make([]value, 0, arenaChunk) // the full chunk stays with the values in it
+	}
+	a.vals = a.vals[:len(a.vals)+1]
+	return &a.vals[len(a.vals)-1]
+}
+
+// carve returns a slice of n elements of *chunk, a new chunk if it has
+// no room.
+func carve[T any](chunk *[]T, n int) []T {
+	c := *chunk
+	if cap(c)-len(c) < n {
+		c = make([]T, 0, max(arenaChunk, n))
+	}
+	s := c[len(c) : len(c)+n : len(c)+n]
+	*chunk = c[:len(c)+n]
+	return s
 }
 
 var errDirectSyntax = errors.New("invalid JSON")
@@ -81,21 +131,28 @@ func (p *directParser) value(depth int) (*value, error) {
 		if err != nil {
 			return nil, err
 		}
+		v := p.newValue()
 		if plain {
-			return &value{scalar: raw}, nil
+			v.scalar = raw
+		} else {
+			v.scalar = appendString(nil, s)
 		}
-		return &value{scalar: appendString(nil, s)}, nil
+		return v, nil
 	case c == '-' || '0' <= c && c <= '9':
 		return p.number()
 	}
-	for _, lit := range []string{"true", "false", "null"} {
-		if bytes.HasPrefix(p.b[p.i:], []byte(lit)) {
+	for _, lit := range literals {
+		if bytes.HasPrefix(p.b[p.i:], lit) {
 			p.i += len(lit)
-			return &value{scalar: []byte(lit)}, nil
+			v := p.newValue()
+			v.scalar = lit // read only, as every scalar
+			return v, nil
 		}
 	}
 	return nil, errDirectSyntax
 }
+
+var literals = [][]byte{[]byte("true"), []byte("false"), []byte("null")}
 
 // str reads the string at p.i: its token, and its contents. plain: the
 // token is the contents quoted, as appendString writes them (then s is
@@ -113,10 +170,11 @@ func (p *directParser) str() (raw []byte, s string, plain bool, err error) {
 			if plain {
 				return raw, "", true, nil
 			}
-			if err := json.Unmarshal(raw, &s); err != nil {
+			var u string // not s: its address would move s to the heap on every call
+			if err := json.Unmarshal(raw, &u); err != nil {
 				return nil, "", false, err
 			}
-			return raw, s, false, nil
+			return raw, u, false, nil
 		case c == '\\':
 			plain = false
 			p.i += 2
@@ -179,18 +237,23 @@ func (p *directParser) number() (*value, error) {
 			return nil, errDirectSyntax
 		}
 	}
-	return &value{scalar: p.b[start:p.i]}, nil
+	v := p.newValue()
+	v.scalar = p.b[start:p.i]
+	return v, nil
 }
 
 func (p *directParser) object(depth int) (*value, error) {
 	p.i++ // {
-	v := &value{kind: kindObject}
+	v := p.newValue()
+	v.kind = kindObject
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
-		v.members = []member{}
+		v.members = carve(&p.a.mems, 0)
 		return v, nil
 	}
+	a := p.a
+	base := len(a.mstack) // this object's members are a.mstack[base:]
 	for {
 		p.ws()
 		k, err := p.key()
@@ -209,7 +272,7 @@ func (p *directParser) object(depth int) (*value, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.members = append(v.members, member{name: k, v: mv})
+		a.mstack = append(a.mstack, member{name: k, v: mv})
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, errDirectSyntax
@@ -225,6 +288,10 @@ func (p *directParser) object(depth int) (*value, error) {
 		}
 		break
 	}
+	v.members = carve(&a.mems, len(a.mstack)-base)
+	copy(v.members, a.mstack[base:])
+	clear(a.mstack[base:])
+	a.mstack = a.mstack[:base]
 	slices.SortFunc(v.members, func(a, b member) int { return strings.Compare(a.name, b.name) })
 	for i := 1; i < len(v.members); i++ {
 		if v.members[i].name == v.members[i-1].name { // parseAny decides
@@ -236,19 +303,23 @@ func (p *directParser) object(depth int) (*value, error) {
 
 func (p *directParser) array(depth int) (*value, error) {
 	p.i++ // [
-	v := &value{kind: kindArray, elems: []*value{}}
+	v := p.newValue()
+	v.kind = kindArray
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
+		v.elems = carve(&p.a.elems, 0)
 		return v, nil
 	}
+	a := p.a
+	base := len(a.estack) // this array's elements are a.estack[base:]
 	for {
 		p.ws()
 		e, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
-		v.elems = append(v.elems, e)
+		a.estack = append(a.estack, e)
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, errDirectSyntax
@@ -259,6 +330,10 @@ func (p *directParser) array(depth int) (*value, error) {
 			continue
 		case ']':
 			p.i++
+			v.elems = carve(&a.elems, len(a.estack)-base)
+			copy(v.elems, a.estack[base:])
+			clear(a.estack[base:])
+			a.estack = a.estack[:base]
 			return v, nil
 		}
 		return nil, errDirectSyntax

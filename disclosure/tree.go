@@ -23,13 +23,16 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"mime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -251,9 +254,17 @@ func BuildVersion(v int, salt, payload []byte) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	sd := b.members(val, nil, -1)
-	b.done()
-	sort.Strings(sd)
+	defer b.done()
+	base := b.members(val, nil, -1)
+	ds := b.ds[base:]
+	sortDigests(ds)
+	var sd []string // nil when empty, as Tree.SD of a V1 {} has been
+	if len(ds) > 0 {
+		sd = make([]string, len(ds))
+		for i := range ds {
+			sd[i] = string(ds[i][:])
+		}
+	}
 	return &Tree{SD: sd, Version: v, Decoys: b.ndecoys, nodes: b.nodes}, nil
 }
 
@@ -265,16 +276,29 @@ func Commitment(salt, payload []byte) (string, error) {
 }
 
 // CommitmentVersion is BuildVersion(v, salt, payload).Hash(), with
-// BuildVersion's errors, computed as Commitment is.
+// BuildVersion's errors, computed as Commitment is: without a copy of
+// any disclosure, digest or path.
 func CommitmentVersion(v int, salt, payload []byte) (string, error) {
 	b, val, err := newBuilder(v, salt, payload, false)
 	if err != nil {
 		return "", err
 	}
-	sd := b.members(val, make([]Step, 0, MaxDepth+1), -1)
-	b.done()
-	sort.Strings(sd)
-	return RootHash(sd), nil
+	defer b.done()
+	base := b.members(val, b.path[:0], -1)
+	ds := b.ds[base:]
+	sortDigests(ds)
+	// RootHash of ds: the SHA-256 of Root's bytes, written as
+	// encoding/json writes rootObject (base64url needs no escape).
+	root := append(b.enc[:0], `{"_sd":[`...)
+	for i := range ds {
+		if i > 0 {
+			root = append(root, ',')
+		}
+		root = append(append(append(root, '"'), ds[i][:]...), '"')
+	}
+	b.enc = append(root, `],"_sd_alg":"`+Alg+`"}`...)
+	h := sha256.Sum256(b.enc)
+	return hex.EncodeToString(h[:]), nil
 }
 
 // newBuilder parses payload for BuildVersion (keep) or CommitmentVersion
@@ -283,19 +307,25 @@ func newBuilder(v int, salt, payload []byte, keep bool) (*builder, *value, error
 	if v != V1 && v != V2 {
 		return nil, nil, fmt.Errorf("%w: unknown version %d", ErrNotDisclosable, v)
 	}
-	val, err := parse(payload)
+	b := &builder{keep: keep, v2: v == V2, scratch: scratchPool.Get().(*scratch)}
+	val, err := parseIn(payload, &b.arena)
+	if err == nil && val.kind != kindObject {
+		err = errors.New("not a JSON object")
+	}
+	if err == nil {
+		if n := count(val, 0); n > MaxDisclosures {
+			err = fmt.Errorf("%d fields, more than %d", n, MaxDisclosures)
+		}
+	}
 	if err != nil {
+		b.done()
 		return nil, nil, fmt.Errorf("%w: %v", ErrNotDisclosable, err)
 	}
-	if val.kind != kindObject {
-		return nil, nil, fmt.Errorf("%w: not a JSON object", ErrNotDisclosable)
-	}
-	if n := count(val, 0); n > MaxDisclosures {
-		return nil, nil, fmt.Errorf("%w: %d fields, more than %d", ErrNotDisclosable, n, MaxDisclosures)
-	}
-	b := &builder{mac: hmac.New(sha256.New, saltKey(salt)), keep: keep, scratch: scratchPool.Get().(*scratch)}
-	if v == V2 {
-		b.decoys = hmac.New(sha256.New, decoyKey(salt))
+	b.salts.key(salt)
+	b.salts.key(b.salts.sum([]byte(saltLabel)))
+	if b.v2 {
+		b.decoys.key(salt)
+		b.decoys.key(b.decoys.sum([]byte(decoyLabel)))
 	}
 	return b, val, nil
 }
@@ -321,8 +351,8 @@ func count(v *value, depth int) int {
 }
 
 type builder struct {
-	mac    hash.Hash // HMAC-SHA256 keyed with the salt key
-	decoys hash.Hash // V2: HMAC-SHA256 keyed with the decoys' key; V1: nil
+	// v2: pad every list with decoys (b.decoys is keyed).
+	v2 bool
 	// keep: keep every disclosure in nodes (Build); without it
 	// (Commitment) only the digests are made, and a path is not copied
 	// per field.
@@ -332,11 +362,47 @@ type builder struct {
 	*scratch
 }
 
-// scratch is a builder's buffers, reused field after field and, through
-// scratchPool, call after call: a path's JSON, a disclosure's array and
-// its encoding, a decoy's path. None outlives the field or list it is
-// made for.
-type scratch struct{ pj, arr, enc, dp []byte }
+// digest is a disclosure's or a decoy's digest, base64url of its SHA-256.
+type digest [digestLen]byte
+
+// sortDigests sorts ds as sort.Strings sorts their strings: a short list
+// (an object's, with its decoys) by insertion, comparing first the 8
+// bytes that nearly always differ.
+func sortDigests(ds []digest) {
+	if len(ds) > 16 {
+		slices.SortFunc(ds, func(a, b digest) int { return bytes.Compare(a[:], b[:]) })
+		return
+	}
+	for i := 1; i < len(ds); i++ {
+		for j := i; j > 0 && digestLess(&ds[j], &ds[j-1]); j-- {
+			ds[j], ds[j-1] = ds[j-1], ds[j]
+		}
+	}
+}
+
+// digestLess reports whether a sorts before b.
+func digestLess(a, b *digest) bool {
+	x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	if x != y {
+		return x < y
+	}
+	return bytes.Compare(a[8:], b[8:]) < 0
+}
+
+// scratch is a builder's state, reused field after field and, through
+// scratchPool, call after call. buf and ds are stacks: a field's
+// disclosure array is written at the end of buf and its digest pushed on
+// ds, and a field's children use what lies above them and give it back
+// before the field is hashed; pj, dp and enc are a path's JSON, a
+// decoy's path and a disclosure's encoding.
+type scratch struct {
+	buf, enc, pj, dp []byte
+	ds               []digest
+	// salts is keyed with k, decoys with kd (V2).
+	salts, decoys keyedHMAC
+	path          [MaxDepth + 1]Step
+	arena         arena
+}
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
@@ -345,151 +411,195 @@ const maxPooled = 64 << 10
 
 // done returns b's scratch to the pool.
 func (b *builder) done() {
-	if sc := b.scratch; cap(sc.arr) <= maxPooled && cap(sc.enc) <= maxPooled && cap(sc.pj) <= maxPooled && cap(sc.dp) <= maxPooled {
-		scratchPool.Put(sc)
-	}
+	sc := b.scratch
 	b.scratch = nil
+	a := &sc.arena
+	if cap(sc.buf) > maxPooled || cap(sc.enc) > maxPooled || cap(sc.pj) > maxPooled || cap(sc.dp) > maxPooled || cap(sc.ds) > maxPooled/digestLen ||
+		cap(a.mems) > maxPooled/32 || cap(a.elems) > maxPooled/8 || cap(a.mstack) > maxPooled/32 || cap(a.estack) > maxPooled/8 {
+		return
+	}
+	sc.buf, sc.ds = sc.buf[:0], sc.ds[:0]
+	a.reset()
+	sc.path = [MaxDepth + 1]Step{}
+	scratchPool.Put(sc)
+}
+
+// keyedHMAC is HMAC-SHA256 (RFC 2104) under one key, for many short
+// messages: the key's padded blocks are hashed once, and their states
+// restored for each message (as crypto/hmac does after its first Reset),
+// with hashes that are reused from key to key instead of made anew.
+type keyedHMAC struct {
+	inner, outer   hash.Hash
+	istate, ostate []byte
+	in, out        [sha256.Size]byte
+	pad            [sha256.BlockSize]byte
+}
+
+// key keys m with key.
+func (m *keyedHMAC) key(key []byte) {
+	if m.inner == nil {
+		m.inner, m.outer = sha256.New(), sha256.New()
+	}
+	pad := &m.pad // m's: a local array passed to Write would be made on the heap
+	*pad = [sha256.BlockSize]byte{}
+	if len(key) > len(pad) {
+		k := sha256.Sum256(key)
+		copy(pad[:], k[:])
+	} else {
+		copy(pad[:], key)
+	}
+	for i := range pad {
+		pad[i] ^= 0x36
+	}
+	m.inner.Reset()
+	m.inner.Write(pad[:])
+	m.istate, _ = m.inner.(encoding.BinaryAppender).AppendBinary(m.istate[:0])
+	for i := range pad {
+		pad[i] ^= 0x36 ^ 0x5c
+	}
+	m.outer.Reset()
+	m.outer.Write(pad[:])
+	m.ostate, _ = m.outer.(encoding.BinaryAppender).AppendBinary(m.ostate[:0])
+}
+
+// sum is the HMAC of msg, valid until m's next use. (Its buffers are
+// m's: a hash.Hash's Sum makes an array passed to it escape.)
+func (m *keyedHMAC) sum(msg []byte) []byte {
+	m.inner.(encoding.BinaryUnmarshaler).UnmarshalBinary(m.istate)
+	m.inner.Write(msg)
+	in := m.inner.Sum(m.in[:0])
+	m.outer.(encoding.BinaryUnmarshaler).UnmarshalBinary(m.ostate)
+	m.outer.Write(in)
+	return m.outer.Sum(m.out[:0])
 }
 
 // appendSalt appends the salt of the field at path as a JSON string
-// (appendString(dst, saltHMAC(b.mac, path)): base64url needs no escape).
+// (appendString(dst, saltWith(k, path)): base64url needs no escape).
 func (b *builder) appendSalt(dst []byte, path []Step) []byte {
 	b.pj = appendPathJSON(b.pj[:0], path)
-	b.mac.Reset()
-	b.mac.Write(b.pj)
-	var sum [sha256.Size]byte
 	dst = append(dst, '"')
-	dst = base64.RawURLEncoding.AppendEncode(dst, b.mac.Sum(sum[:0])[:16])
+	dst = base64.RawURLEncoding.AppendEncode(dst, b.salts.sum(b.pj)[:16])
 	return append(dst, '"')
 }
 
 // members makes the disclosures of object v's members (or array v's
-// elements) at path, children of disclosure parent, and returns their
-// digests in document order, then (V2) the decoys that pad them to
-// Bucket.
-func (b *builder) members(v *value, path []Step, parent int) []string {
-	var ds []string // nil when empty, as Tree.SD of a V1 {} has been
-	if n := len(v.members) + len(v.elems); b.decoys != nil {
-		ds = make([]string, 0, Bucket(n))
-	} else if n > 0 {
-		ds = make([]string, 0, n)
-	}
-	add := func(st Step, child *value) {
-		// Without keep nothing holds p after this call, so the fields of
-		// one level take turns in path's spare capacity.
-		var p []Step
-		i := len(b.nodes)
-		if b.keep {
-			p = append(path[:len(path):len(path)], st)
-			b.nodes = append(b.nodes, node{path: p, parent: parent})
-		} else {
-			p = append(path, st)
-		}
-		// The value of an object or array is made first (it uses the
-		// scratch); a scalar's is appended in place.
-		var inner []byte
-		nested := len(p) < MaxDepth && (child.kind == kindObject || child.kind == kindArray)
-		if nested {
-			inner = b.sdValue(child, p, i)
-		}
-		arr := append(b.arr[:0], '[')
-		arr = b.appendSalt(arr, p)
-		if !st.IsIndex {
-			arr = appendString(append(arr, ','), st.Name)
-		}
-		arr = append(arr, ',')
-		if nested {
-			arr = append(arr, inner...)
-		} else {
-			arr = child.appendJSON(arr)
-		}
-		arr = append(arr, ']')
-		b.arr = arr
-		b.enc = base64.RawURLEncoding.AppendEncode(b.enc[:0], arr)
-		h := sha256.Sum256(b.enc)
-		d := base64.RawURLEncoding.EncodeToString(h[:])
-		if b.keep {
-			b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(b.enc), d, len(b.nodes)
-		}
-		ds = append(ds, d)
-	}
+// elements) at path, children of disclosure parent, and pushes their
+// digests on b.ds in document order, then (V2) the decoys that pad them
+// to Bucket. They are b.ds[base:]; the caller pops them.
+func (b *builder) members(v *value, path []Step, parent int) (base int) {
+	base = len(b.ds)
 	switch v.kind {
 	case kindObject:
 		for _, m := range v.members {
-			add(Step{Name: m.name}, m.v)
+			b.field(Step{Name: m.name}, m.v, path, parent)
 		}
 	case kindArray:
 		for j, e := range v.elems {
-			add(Step{Index: j, IsIndex: true}, e)
+			b.field(Step{Index: j, IsIndex: true}, e, path, parent)
 		}
 	}
-	if b.decoys != nil {
-		ds = b.pad(ds, path)
+	if b.v2 {
+		b.pad(base, path)
 	}
-	return ds
+	return base
 }
 
-// pad appends to ds the decoys of the list or array at path up to
-// Bucket(len(ds)): decoyHMAC's digests, without its allocations.
-func (b *builder) pad(ds []string, path []Step) []string {
-	n := len(ds)
-	want := Bucket(n)
-	if cap(ds) < want {
-		ds = append(make([]string, 0, want), ds...)
+// field makes the disclosure of the member or element st of the object
+// or array at path, child value, and pushes its digest on b.ds.
+func (b *builder) field(st Step, child *value, path []Step, parent int) {
+	// Without keep nothing holds p after this call, so the fields of one
+	// level take turns in path's spare capacity.
+	var p []Step
+	i := len(b.nodes)
+	if b.keep {
+		p = append(path[:len(path):len(path)], st)
+		b.nodes = append(b.nodes, node{path: p, parent: parent})
+	} else {
+		p = append(path, st)
 	}
+	// The disclosure [salt, name, value] is written at the end of b.buf;
+	// the value of an object or array there after its own fields, which
+	// use b.buf beyond it and give it back.
+	start := len(b.buf)
+	b.buf = append(b.buf, '[')
+	b.buf = b.appendSalt(b.buf, p)
+	if !st.IsIndex {
+		b.buf = appendString(append(b.buf, ','), st.Name)
+	}
+	b.buf = append(b.buf, ',')
+	if len(p) < MaxDepth && (child.kind == kindObject || child.kind == kindArray) {
+		b.appendSDValue(child, p, i)
+	} else {
+		b.buf = child.appendJSON(b.buf)
+	}
+	b.buf = append(b.buf, ']')
+	b.enc = base64.RawURLEncoding.AppendEncode(b.enc[:0], b.buf[start:])
+	b.buf = b.buf[:start]
+	h := sha256.Sum256(b.enc)
+	var d digest
+	base64.RawURLEncoding.Encode(d[:], h[:])
+	if b.keep {
+		b.nodes[i].encoded, b.nodes[i].digest, b.nodes[i].end = string(b.enc), string(d[:]), len(b.nodes)
+	}
+	b.ds = append(b.ds, d)
+}
+
+// pad pushes the decoys of the list or array at path, whose digests are
+// b.ds[base:], up to Bucket of them: Decoy's digests, without its
+// allocations.
+func (b *builder) pad(base int, path []Step) {
+	n := len(b.ds) - base
+	want := Bucket(n)
 	prefix := appendPathJSON(b.dp[:0], path)
 	prefix = prefix[:len(prefix)-1] // without its ]
 	if len(path) > 0 {
 		prefix = append(prefix, ',')
 	}
 	k := len(prefix)
-	var sum [sha256.Size]byte
-	var enc [digestLen]byte
 	b.ndecoys += want - n
 	for j := range want - n {
 		prefix = append(strconv.AppendInt(prefix[:k], int64(j), 10), ']')
-		b.decoys.Reset()
-		b.decoys.Write(prefix)
-		h := sha256.Sum256(b.decoys.Sum(sum[:0]))
-		base64.RawURLEncoding.Encode(enc[:], h[:])
-		ds = append(ds, string(enc[:]))
+		h := sha256.Sum256(b.decoys.sum(prefix))
+		var d digest
+		base64.RawURLEncoding.Encode(d[:], h[:])
+		b.ds = append(b.ds, d)
 	}
 	b.dp = prefix
-	return ds
 }
 
-// sdValue is the value of the disclosure at path: an object as {"_sd":
-// [...]}, an array as [{"...": d}, ...], each of their fields a disclosure
-// (above MaxDepth); a scalar, or anything at MaxDepth, as it is.
-func (b *builder) sdValue(v *value, path []Step, self int) []byte {
-	if len(path) >= MaxDepth || (v.kind != kindObject && v.kind != kindArray) {
-		return v.appendJSON(nil)
-	}
-	ds := b.members(v, path, self)
+// appendSDValue appends to b.buf the value of the disclosure at path of
+// an object or array v above MaxDepth: an object as {"_sd": [...]}, an
+// array as [{"...": d}, ...], each of their fields a disclosure.
+func (b *builder) appendSDValue(v *value, path []Step, self int) {
+	base := b.members(v, path, self)
+	ds := b.ds[base:]
+	out := b.buf
 	if v.kind == kindObject {
 		if len(ds) == 0 {
-			return []byte("{}")
+			out = append(out, "{}"...)
+		} else {
+			sortDigests(ds)
+			out = append(out, `{"_sd":[`...)
+			for i := range ds {
+				if i > 0 {
+					out = append(out, ',')
+				}
+				out = append(append(append(out, '"'), ds[i][:]...), '"') // base64url needs no escape
+			}
+			out = append(out, "]}"...)
 		}
-		sort.Strings(ds)
-		out := make([]byte, 0, len(`{"_sd":[]}`)+len(ds)*(digestLen+3))
-		out = append(out, `{"_sd":[`...)
-		for i, d := range ds {
+	} else {
+		out = append(out, '[')
+		for i := range ds {
 			if i > 0 {
 				out = append(out, ',')
 			}
-			out = append(append(append(out, '"'), d...), '"') // base64url needs no escape
+			out = append(append(append(out, `{"...":"`...), ds[i][:]...), `"}`...)
 		}
-		return append(out, "]}"...)
+		out = append(out, ']')
 	}
-	out := make([]byte, 0, len(`[]`)+len(ds)*(len(`{"...":""},`)+digestLen))
-	out = append(out, '[')
-	for i, d := range ds {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(append(append(out, `{"...":"`...), d...), `"}`...)
-	}
-	return append(out, ']')
+	b.buf = out
+	b.ds = b.ds[:base]
 }
 
 // digestLen is the length of a digest, base64url of 32 bytes.
@@ -643,11 +753,14 @@ var anyKeys = func() *strictjson.Object {
 // parse reads one JSON value strictly: no trailing data, no key twice in
 // an object (strictjson), none of the structure's keys. Members are in
 // key order.
-func parse(data []byte) (*value, error) {
+func parse(data []byte) (*value, error) { return parseIn(data, new(arena)) }
+
+// parseIn is parse with a's values.
+func parseIn(data []byte, a *arena) (*value, error) {
 	if err := strictjson.Check(data, anyKeys); err != nil {
 		return nil, err
 	}
-	if v, ok := parseDirect(data); ok {
+	if v, ok := parseDirect(data, a); ok {
 		return v, nil
 	}
 	return parseAny(data)

@@ -96,11 +96,30 @@ func TestScanLeafAgrees(t *testing.T) {
 	}
 }
 
+// TestLeafPayloadAgrees: LeafPayload, which scans the leaves this log
+// writes, gives encoding/json's id, commitment and error on every seed
+// (FuzzScanLeaf holds it to that on any leaf too).
+func TestLeafPayloadAgrees(t *testing.T) {
+	for i, data := range append(scanLeafSeeds(t), []byte(`{"v":2,"id":"","kind":"k","time":"t","tenant":"x","session":"s","seq":1,"actor":{"type":"a","id":"b"}}`), []byte("{\"v\":2,\"id\":\"\xff\"}")) {
+		leafPayloadAgrees(t, fmt.Sprint("seed ", i), data)
+	}
+}
+
+func leafPayloadAgrees(t *testing.T, name string, data []byte) {
+	t.Helper()
+	id, c, err := LeafPayload(data)
+	wid, wc, werr := leafPayloadJSON(data)
+	if id != wid || !reflect.DeepEqual(c, wc) || (err == nil) != (werr == nil) {
+		t.Errorf("%s %q: LeafPayload %q %+v %v, encoding/json %q %+v %v", name, data, id, c, err, wid, wc, werr)
+	}
+}
+
 func FuzzScanLeaf(f *testing.F) {
 	for _, s := range scanLeafSeeds(f) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		leafPayloadAgrees(t, "fuzz", data)
 		if !utf8.Valid(data) { // ParseLeaf refuses it first
 			return
 		}
@@ -167,4 +186,25 @@ func TestParseLeafFieldCommitment(t *testing.T) {
 			t.Errorf("%s: sd_v read as %d", c.extra, l.Payload.SDVersion())
 		}
 	}
+}
+
+func BenchmarkLeafPayload(b *testing.B) {
+	raw, _ := os.ReadFile("../testdata/leaf-vector.json")
+	var v struct{ Leaf string }
+	json.Unmarshal(raw, &v)
+	data := []byte(v.Leaf)
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := LeafPayload(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := leafPayloadJSON(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

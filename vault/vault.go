@@ -607,7 +607,14 @@ const getManyChunk = 500
 // erased (ErrErased) or does not decrypt; an id in neither is not stored.
 func (v *Vault) GetMany(ctx context.Context, ids []string) (found map[string]Record, failed map[string]error, err error) {
 	found, failed = make(map[string]Record, len(ids)), map[string]error{}
-	keys := map[string]*dataKey{}
+	// One unwrap per session key, not per payload: the keys met so far,
+	// by session, with the wrapped key they were unwrapped from.
+	type unwrapped struct {
+		wrapped []byte
+		k       *dataKey
+		err     error
+	}
+	keys := map[sessionKey]unwrapped{}
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), getManyChunk)]
 		ids = ids[len(chunk):]
@@ -625,7 +632,7 @@ WHERE p.id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
 		for rows.Next() {
 			var r Record
 			var size int
-			var nonce, sealed, wrapped []byte
+			var nonce, sealed, wrapped sql.RawBytes // the driver's, valid until Next: only read here
 			var erasedAt sql.NullString
 			if err := rows.Scan(&r.ID, &r.Tenant, &r.Session, &r.MediaType, &size, &nonce, &sealed, &wrapped, &erasedAt); err != nil {
 				rows.Close()
@@ -635,17 +642,16 @@ WHERE p.id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
 				failed[r.ID] = ErrErased
 				continue
 			}
-			// One unwrap per session key, not per payload.
-			kk := r.Tenant + "\x00" + r.Session + "\x00" + string(wrapped)
-			k, ok := keys[kk]
-			if !ok {
-				if k, err = v.unwrap(r.Tenant, r.Session, wrapped); err != nil {
-					failed[r.ID] = err
-					continue
-				}
-				keys[kk] = k
+			sk := sessionKey{r.Tenant, r.Session}
+			u, ok := keys[sk]
+			if !ok || !bytes.Equal(u.wrapped, wrapped) {
+				u.wrapped = bytes.Clone(wrapped)
+				u.k, u.err = v.unwrap(r.Tenant, r.Session, u.wrapped)
+				keys[sk] = u
 			}
-			if rec, err := openWith(k, r, nonce, sealed, size); err != nil {
+			if u.err != nil {
+				failed[r.ID] = u.err
+			} else if rec, err := openWith(u.k, r, nonce, sealed, size); err != nil {
 				failed[r.ID] = err
 			} else {
 				found[r.ID] = rec

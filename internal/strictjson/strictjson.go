@@ -50,9 +50,10 @@ const MaxDepth = 1000
 // error, though only the decoder that follows checks every detail (numbers,
 // escapes, UTF-8).
 func Check(data []byte, rule *Object) error {
-	s := scanner{b: data}
+	var path [8]step
+	s := scanner{b: data, path: path[:0]}
 	s.ws()
-	if err := s.value(rule, ""); err != nil {
+	if err := s.value(rule); err != nil {
 		return err
 	}
 	s.ws()
@@ -71,6 +72,8 @@ type scanner struct {
 	wire bool
 	// renames are the keys spelled as an alias, in order (wire).
 	renames []rename
+	// path is the steps to the value being scanned.
+	path []step
 }
 
 // rename is a key token at b[start:end] that names the field name.
@@ -87,13 +90,31 @@ func (s *scanner) enter() error {
 	return nil
 }
 
-// sub returns the path of a nested value; paths are only kept where a rule
-// applies (they name where a key was refused).
-func sub(rule *Object, path, step string) string {
-	if rule == nil {
+// step is one step of the path to the value being scanned: a key, or an
+// array's element.
+type step struct {
+	key  string
+	elem bool
+}
+
+// at names where a key of the object being scanned, under rule, was
+// refused: " in " and its path (.messages[].content as messages[].content),
+// or nothing at the top or where no rule applies (a rule applies to a
+// value only if it applies to its parents). The path is written only
+// here, for an error.
+func (s *scanner) at(rule *Object) string {
+	if rule == nil || len(s.path) == 0 {
 		return ""
 	}
-	return path + step
+	var b strings.Builder
+	for _, st := range s.path {
+		if st.elem {
+			b.WriteString("[]")
+		} else {
+			b.WriteString("." + st.key)
+		}
+	}
+	return " in " + b.String()[1:]
 }
 
 func (s *scanner) ws() {
@@ -196,13 +217,13 @@ func (s *scanner) skipStr() error {
 	return s.eof()
 }
 
-func (s *scanner) value(rule *Object, path string) error {
+func (s *scanner) value(rule *Object) error {
 	if s.i >= len(s.b) {
 		return s.eof()
 	}
 	switch c := s.b[s.i]; c {
 	case '{':
-		return s.object(rule, path)
+		return s.object(rule)
 	case '[':
 		if err := s.enter(); err != nil {
 			return err
@@ -216,7 +237,10 @@ func (s *scanner) value(rule *Object, path string) error {
 		}
 		for {
 			s.ws()
-			if err := s.value(rule, sub(rule, path, "[]")); err != nil {
+			s.path = append(s.path, step{elem: true})
+			err := s.value(rule)
+			s.path = s.path[:len(s.path)-1]
+			if err != nil {
 				return err
 			}
 			s.ws()
@@ -255,7 +279,7 @@ func (s *scanner) value(rule *Object, path string) error {
 	}
 }
 
-func (s *scanner) object(rule *Object, path string) error {
+func (s *scanner) object(rule *Object) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -311,9 +335,9 @@ func (s *scanner) object(rule *Object, path string) error {
 			}
 			switch {
 			case dup && rule != nil && rule.hasAlias(id):
-				return fmt.Errorf("%w: the field %q appears twice, the second time as %q (its spellings name one field)%s", ErrKeys, id, k, at(path))
+				return fmt.Errorf("%w: the field %q appears twice, the second time as %q (its spellings name one field)%s", ErrKeys, id, k, s.at(rule))
 			case dup:
-				return fmt.Errorf("%w: duplicate key %q%s", ErrKeys, k, at(path))
+				return fmt.Errorf("%w: duplicate key %q%s", ErrKeys, k, s.at(rule))
 			}
 		}
 		if rule != nil {
@@ -324,16 +348,16 @@ func (s *scanner) object(rule *Object, path string) error {
 				case ok:
 					next = r
 				case !rule.Open:
-					return fmt.Errorf("%w: unknown field %q%s (field names are case-sensitive)", ErrKeys, k, at(path))
+					return fmt.Errorf("%w: unknown field %q%s (field names are case-sensitive)", ErrKeys, k, s.at(rule))
 				default:
 					for name := range rule.Keys {
 						if strings.EqualFold(name, k) {
-							return fmt.Errorf("%w: key %q is a case variant of the field %q%s", ErrKeys, k, name, at(path))
+							return fmt.Errorf("%w: key %q is a case variant of the field %q%s", ErrKeys, k, name, s.at(rule))
 						}
 					}
 					for alias, name := range rule.Aliases {
 						if strings.EqualFold(alias, k) {
-							return fmt.Errorf("%w: key %q is a case variant of %q, a spelling of the field %q%s", ErrKeys, k, alias, name, at(path))
+							return fmt.Errorf("%w: key %q is a case variant of %q, a spelling of the field %q%s", ErrKeys, k, alias, name, s.at(rule))
 						}
 					}
 					next = nil
@@ -346,7 +370,10 @@ func (s *scanner) object(rule *Object, path string) error {
 		}
 		s.i++
 		s.ws()
-		if err := s.value(next, sub(next, path, "."+k)); err != nil {
+		s.path = append(s.path, step{key: k})
+		err = s.value(next)
+		s.path = s.path[:len(s.path)-1]
+		if err != nil {
 			return err
 		}
 		s.ws()
@@ -373,13 +400,6 @@ func (o *Object) hasAlias(name string) bool {
 		}
 	}
 	return false
-}
-
-func at(path string) string {
-	if path == "" {
-		return ""
-	}
-	return " in " + path[1:]
 }
 
 // wireChar checks the string character at s.i (wire mode): no control

@@ -87,9 +87,10 @@ func unmarshal(data []byte, v any, proto bool) error {
 		return fmt.Errorf("%w: %d bytes, over the %d-byte limit", ErrMalformed, len(data), MaxWireBytes)
 	}
 	t := rv.Type().Elem()
-	s := scanner{b: data, wire: true}
+	var path [8]step
+	s := scanner{b: data, wire: true, path: path[:0]}
 	s.ws()
-	err := s.value(ruleFor(t, proto), "")
+	err := s.value(ruleFor(t, proto))
 	if err == nil {
 		if s.ws(); s.i != len(s.b) {
 			err = fmt.Errorf("%w: trailing data", errSyntax)
@@ -123,9 +124,10 @@ func unmarshal(data []byte, v any, proto bool) error {
 // Valid reports (nil) whether data is what Unmarshal into an any accepts:
 // strict JSON without duplicate names.
 func Valid(data []byte) error {
-	s := scanner{b: data, wire: true}
+	var path [8]step
+	s := scanner{b: data, wire: true, path: path[:0]}
 	s.ws()
-	err := s.value(nil, "")
+	err := s.value(nil)
 	if err == nil {
 		if s.ws(); s.i != len(s.b) {
 			return fmt.Errorf("%w: trailing data", errSyntax)
