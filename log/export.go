@@ -535,8 +535,9 @@ func leafCommitment(data []byte) (*event.Commitment, error) {
 	return c, err
 }
 
-// scanCommitment reads a commitment in canonical form, and what may follow
-// it in a canonical leaf (the end, or corrects and the end).
+// scanCommitment reads a commitment in canonical form (with its field
+// commitment, sd and sd_v, if any), and what may follow it in a canonical
+// leaf (the end, or corrects and the end).
 func scanCommitment(p []byte) (*event.Commitment, bool) {
 	lit := func(s string) bool {
 		var ok bool
@@ -580,7 +581,22 @@ func scanCommitment(p []byte) (*event.Commitment, bool) {
 		return nil, false
 	}
 	c.Size = int(size)
-	if c.MediaType, ok = str(); !ok || !lit(`}`) {
+	if c.MediaType, ok = str(); !ok {
+		return nil, false
+	}
+	if lit(`,"sd":"`) {
+		if c.SD, ok = str(); !ok || c.SD == "" {
+			return nil, false
+		}
+		if lit(`,"sd_v":`) {
+			v, ok := num()
+			if !ok || v == 0 || v > 1<<20 {
+				return nil, false
+			}
+			c.SDV = int(v)
+		}
+	}
+	if !lit(`}`) {
 		return nil, false
 	}
 	if lit(`}`) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
@@ -19,7 +20,12 @@ func TestLeafCommitment(t *testing.T) {
 		Actor: event.Actor{Type: "agent", ID: "bot"}, Writer: &event.Writer{Token: "tok", Via: event.ViaAPI},
 		Attributes: map[string]any{"note": `,"payload":{"alg":"x"}`, "payload": "no"}}
 	var leaves [][]byte
-	for _, l := range []event.Leaf{base, {Payload: commit}, {Payload: commit, Corrects: &corrects}, {Corrects: &corrects}} {
+	sd := *commit
+	sd.SD, sd.SDV = strings.Repeat("ab", 32), 2
+	sd1 := *commit
+	sd1.SD = strings.Repeat("cd", 32)
+	for _, l := range []event.Leaf{base, {Payload: commit}, {Payload: commit, Corrects: &corrects}, {Corrects: &corrects},
+		{Payload: &sd}, {Payload: &sd, Corrects: &corrects}, {Payload: &sd1}} {
 		l2 := base
 		l2.Payload, l2.Corrects = l.Payload, l.Corrects
 		b, err := l2.Marshal()
@@ -35,8 +41,21 @@ func TestLeafCommitment(t *testing.T) {
 		[]byte(`{"v":2,"id":"e1","payload":{"alg":"hmac-sha256","digest":"a\u0062","size":3,"media_type":"text/plain"}}`),
 		[]byte(`{"v":2,"id":"e1","p\u0061yload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"text/plain"}}`),
 		[]byte(`{"v":2,"id":"e1","payload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"text/plain"},"corrects":1}`),
+		[]byte(`{"v":2,"id":"e1","payload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"text/plain","sd_v":2}}`),
+		[]byte(`{"v":2,"id":"e1","payload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"text/plain","sd":"ab","sd_v":02}}`),
+		[]byte(`{"v":2,"id":"e1","payload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"text/plain","sd":"","sd_v":2}}`),
+		[]byte(`{"v":2,"id":"e1","payload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"text/plain","sd":"ab","sd_v":0}}`),
+		[]byte(`{"v":2,"id":"e1","payload":{"alg":"hmac-sha256","digest":"ab","size":3,"media_type":"text/plain","sd_v":2,"sd":"ab"}}`),
 		[]byte(`not json`),
 	)
+	// A canonical leaf with a field commitment is read by its position,
+	// not decoded.
+	for _, data := range leaves[4:7] {
+		i := bytes.LastIndex(data, payloadMember)
+		if c, ok := scanCommitment(data[i+len(payloadMember)-1:]); !ok || c.SD == "" {
+			t.Errorf("%s: the fast path does not read its field commitment", data)
+		}
+	}
 	for i, data := range leaves {
 		got, gotErr := leafCommitment(data)
 		_, want, wantErr := event.LeafPayload(data)
