@@ -28,6 +28,10 @@ type Verification struct {
 	// Anchored is the index of the report.issued event whose receipt came
 	// with the report (the server's answer) and verified, if it did.
 	Anchored *uint64
+	// Receipts are the receipts of the report.issued event that verified
+	// (the answer's, the anchor given apart): a caller with timestamp
+	// authorities checks the tokens they carry (VerifyTimestamps).
+	Receipts []*api.Receipt
 	Report   *Report // recomputed
 }
 
@@ -129,6 +133,7 @@ func VerifyAnchored(ctx context.Context, src Source, data, anchor []byte) (*Veri
 			return nil, err
 		}
 		v.Anchored = &i
+		v.Receipts = append(v.Receipts, r)
 	}
 	v.Equal = true
 	return v, nil

@@ -239,7 +239,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 	url := lf.url
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	var tsaChains chainFiles
-	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a server's answer carries must verify with one of these roots and stamp a checkpoint consistent with the report's tree; without it they are not checked")
+	fs.Var(&tsaChains, "tsa-chain", "PEM certificate chain of a timestamp authority, ending with its root (repeatable): the RFC 3161 tokens a server's answer carries must verify with one of these roots and stamp a checkpoint consistent with the report's tree, and those of the report.issued event's receipts a checkpoint that includes the event; without it they are not checked")
 	tenantKeyFile := fs.String("tenant-key", "", "reports of one tenant on a log of leaf version 3 or 4: file with the tenant's keys, "+tenantKeyAnswerHelp+": recompute from the public entry bundles and the bodies of its own and the log-wide entries (without it, the keys are read with the token, audit scope, and the read is logged)")
 	anchorFile := fs.String("anchor", "", "the tlog-proof (GET /v1/entries/{index}/proof, or the answer's receipt.tlog_proof) or JSON receipt of the report.issued event: it must carry the report's digest (one REPORT)")
 	if code, ok := cli.Parse(fs, args); !ok {
@@ -345,14 +345,33 @@ func reportTimestamps(data []byte, v *compliance.Verification, key note.Verifier
 	if err := json.Unmarshal(data, &answer); err != nil {
 		return nil, fmt.Errorf("the answer's timestamps: %v", err)
 	}
+	// The tokens the anchoring receipts carry are checked as well: a token
+	// the answer carries and no one checked would be read as evidence.
+	var out []api.VerifiedTimestamp
+	for _, r := range v.Receipts {
+		ts, err := api.NewReceiptVerifier(key, policy).VerifyTimestamps(r, tv)
+		if err != nil {
+			return nil, fmt.Errorf("the receipt of the report.issued event at entry %d: %v", r.Index, err)
+		}
+		out = append(out, ts...)
+	}
 	if len(answer.Timestamps) == 0 {
-		return nil, nil
+		return out, nil
 	}
 	root, err := hex.DecodeString(v.Report.Log.Root)
 	if err != nil {
 		return nil, fmt.Errorf("the report's root: %v", err)
 	}
-	return api.VerifyTreeTimestamps(v.Report.Log.Size, root, answer.Timestamps, key, policy, tv)
+	ts, err := api.VerifyTreeTimestamps(v.Report.Log.Size, root, answer.Timestamps, key, policy, tv)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range out {
+		if !slices.ContainsFunc(ts, func(u api.VerifiedTimestamp) bool { return u.TSA == t.TSA && u.Checkpoint.Size == t.Checkpoint.Size }) {
+			ts = append(ts, t)
+		}
+	}
+	return ts, nil
 }
 
 // orList writes names as "a, b or c".

@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,25 +125,70 @@ func TestTimestampCommands(t *testing.T) {
 	if len(ans.JSON.Timestamps) == 0 {
 		t.Fatal("no report answer carried a token")
 	}
-	goodRep, badRep := filepath.Join(dir, "report.json"), filepath.Join(dir, "report-bad.json")
-	os.WriteFile(goodRep, ans.Body, 0o644)
-	// A token on a smaller checkpoint in place of the answer's (the
-	// report's bytes untouched).
-	b = bytes.Replace(ans.Body, []byte(base64.StdEncoding.EncodeToString(ans.JSON.Timestamps[0].Token)), []byte(first["token"].(string)), 1)
-	if bytes.Equal(b, ans.Body) {
-		t.Fatal("the token was not swapped")
+	// The answer's receipt of its report.issued event, with the token on
+	// the first checkpoint that covers the event (the server's own receipt,
+	// once the TSA stamped such a checkpoint), so that it is checked too.
+	if ans.JSON.Receipt == nil {
+		t.Fatal("the report's answer carries no receipt")
 	}
-	os.WriteFile(badRep, b, 0o644)
+	var wrapper map[string]json.RawMessage
+	if err := json.Unmarshal(ans.Body, &wrapper); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := c.Entry(ctx, ans.JSON.Receipt.Index, 0)
+		if err == nil && len(r.Timestamps) > 0 {
+			wrapper["receipt"], _ = json.Marshal(r)
+			break
+		}
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("no token covers the report.issued event: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	goodRep := filepath.Join(dir, "report.json")
+	b, _ = json.Marshal(wrapper)
+	os.WriteFile(goodRep, b, 0o644)
 	run = startBinary(t, "verify-report", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile, goodRep)
 	<-run.done
 	if code := run.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(run.out.String(), "its entries existed no later than") {
 		t.Fatalf("verify-report: exit %d: %s %s", code, run.out.String(), run.errOut.String())
 	}
-	run = startBinary(t, "verify-report", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile, badRep)
-	<-run.done
-	if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "recomputed identical, but") {
-		t.Fatalf("verify-report with a swapped token: exit %d: %s %s", code, run.out.String(), run.errOut.String())
+	// A token on a smaller checkpoint in place of the answer's own, then
+	// in place of the one the answer's receipt carries (the report's bytes
+	// untouched; the receipt's token is often the same as the answer's, on
+	// the first checkpoint after the report.issued event).
+	swap := func(name, key string) {
+		t.Helper()
+		w := maps.Clone(wrapper)
+		var list []map[string]any
+		raw := w[key]
+		var obj map[string]json.RawMessage
+		if key == "receipt" {
+			json.Unmarshal(raw, &obj)
+			raw = obj["timestamps"]
+		}
+		if err := json.Unmarshal(raw, &list); err != nil || len(list) == 0 {
+			t.Fatalf("%s: no timestamps in the answer's %s: %v", name, key, err)
+		}
+		list[0]["token"] = first["token"]
+		raw, _ = json.Marshal(list)
+		if key == "receipt" {
+			obj["timestamps"] = raw
+			raw, _ = json.Marshal(obj)
+		}
+		w[key] = raw
+		bad, _ := json.Marshal(w)
+		path := filepath.Join(dir, name+".json")
+		os.WriteFile(path, bad, 0o644)
+		run := startBinary(t, "verify-report", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile, path)
+		<-run.done
+		if code := run.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(run.out.String(), "recomputed identical, but") || !strings.Contains(run.out.String(), "stamps another message") {
+			t.Fatalf("verify-report with a swapped token in the answer's %s: exit %d: %s %s", key, code, run.out.String(), run.errOut.String())
+		}
 	}
+	swap("report-bad", "timestamps")
+	swap("report-bad-receipt", "receipt")
 	// A second "timestamps" in the answer (encoding/json would take the
 	// last, an empty list, and check no token) is refused.
 	dupRep := filepath.Join(dir, "report-dup.json")
