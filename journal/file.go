@@ -388,17 +388,9 @@ func (j *File) Append(ctx context.Context, entries []*Entry) error {
 // there is none (or until ctx ends).
 func (j *File) Next(ctx context.Context, max int) ([]Record, error) {
 	for {
-		j.qmu.Lock()
-		if n := min(max, len(j.ready)); n > 0 {
-			out := j.ready[:n:n]
-			j.ready = j.ready[n:]
-			if len(j.ready) == 0 {
-				j.ready = nil
-			}
-			j.qmu.Unlock()
+		if out := j.TryNext(max); out != nil {
 			return out, nil
 		}
-		j.qmu.Unlock()
 		select {
 		case <-j.nready:
 		case <-ctx.Done():
@@ -407,6 +399,23 @@ func (j *File) Next(ctx context.Context, max int) ([]Record, error) {
 			return nil, ErrClosed
 		}
 	}
+}
+
+// TryNext is Next without waiting: the records ready now, in journal
+// order, at most max; nil when there are none.
+func (j *File) TryNext(max int) []Record {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	n := min(max, len(j.ready))
+	if n <= 0 {
+		return nil
+	}
+	out := j.ready[:n:n]
+	j.ready = j.ready[n:]
+	if len(j.ready) == 0 {
+		j.ready = nil
+	}
+	return out
 }
 
 // Recovered is the position of the last record the journal held when it

@@ -55,9 +55,27 @@ type sequencer struct {
 	moved chan struct{} // closed and replaced when sequencing advances
 
 	halted atomic.Pointer[error] // why the sequencer stopped for good, if it did
+
+	// urgent counts those waiting for sequencing now (urge); kick wakes a
+	// sequencer that lingers when one starts to.
+	urgent atomic.Int64
+	kick   chan struct{}
 }
 
-func newSequencer() *sequencer { return &sequencer{moved: make(chan struct{})} }
+func newSequencer() *sequencer {
+	return &sequencer{moved: make(chan struct{}), kick: make(chan struct{}, 1)}
+}
+
+// urge says that its caller waits for sequencing until it calls the
+// function returned: while anyone does, the sequencer does not linger.
+func (s *sequencer) urge() (done func()) {
+	s.urgent.Add(1)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return func() { s.urgent.Add(-1) }
+}
 
 func (s *sequencer) advance() {
 	s.wmu.Lock()
@@ -108,6 +126,7 @@ func (l *Log) Healthy() error { return l.seq.err() }
 // waitJournal waits until every record durable in the journal now is
 // sequenced (by this instance or, on a shared journal, another).
 func (l *Log) waitJournal(ctx context.Context) error {
+	defer l.seq.urge()()
 	mark, err := l.journal.Mark(ctx)
 	if err != nil {
 		return err
@@ -136,6 +155,7 @@ func (l *Log) waitJournal(ctx context.Context) error {
 
 // waitPosition waits until the journal is sequenced up to pos.
 func (l *Log) waitPosition(ctx context.Context, pos uint64) error {
+	defer l.seq.urge()()
 	return l.seq.wait(ctx, func() bool { return l.seq.sequenced.Load() >= pos })
 }
 
@@ -167,6 +187,9 @@ func (l *Log) runSequencer(ctx context.Context) {
 				case <-time.After(time.Second):
 				}
 				continue
+			}
+			if len(recs) < int(l.cfg.BatchMaxSize) {
+				recs = append(recs, l.linger(ctx, int(l.cfg.BatchMaxSize)-len(recs))...)
 			}
 			chunk, err := l.items(recs)
 			if err != nil {
@@ -206,6 +229,37 @@ func (l *Log) runSequencer(ctx context.Context) {
 			l.finish(chunk)
 		}
 	})
+}
+
+// linger waits, while no one waits for sequencing, up to SequenceLinger
+// for more of the journal, and returns what is ready then (at most room
+// records): a chunk that fills for a few milliseconds costs one Tessera
+// batch and one commit of the vault and of the index where several small
+// ones cost each of these, and no one waits for it. A waiter ends the wait
+// at once (urge).
+func (l *Log) linger(ctx context.Context, room int) []journal.Record {
+	j, ok := l.journal.(interface {
+		TryNext(max int) []journal.Record
+	})
+	if !ok || l.cfg.SequenceLinger <= 0 {
+		return nil
+	}
+	select { // a kick from before this wait is spent
+	case <-l.seq.kick:
+	default:
+	}
+	if l.seq.urgent.Load() > 0 {
+		return nil
+	}
+	t := time.NewTimer(l.cfg.SequenceLinger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-l.seq.kick:
+	case <-ctx.Done():
+		return nil
+	}
+	return j.TryNext(room)
 }
 
 // items decodes journal records.

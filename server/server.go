@@ -114,6 +114,10 @@ type Config struct {
 	// BatchMaxAge is Tessera's batching delay: an append is sequenced at the
 	// latest this long after it arrives (log.DefaultBatchMaxAge).
 	BatchMaxAge time.Duration
+	// SequenceLinger is how long the sequencer waits for more of the
+	// journal while no one waits for an index (log.Config.SequenceLinger:
+	// 0 is log.DefaultSequenceLinger, negative none).
+	SequenceLinger time.Duration
 	// IndexWait bounds how long a write waits for its index before it is
 	// answered 202, durable without it (log.DefaultIndexWait).
 	IndexWait time.Duration
@@ -340,6 +344,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		Journal:             b.Journal,
 		IndexDB:             func(r tessera.LogReader) (*index.Index, error) { return index.Open(b.Index, r, cfg.Logger) },
 		BatchMaxAge:         cfg.BatchMaxAge,
+		SequenceLinger:      cfg.SequenceLinger,
 		IndexWait:           cfg.IndexWait,
 		CheckpointInterval:  cfg.CheckpointInterval,
 		CheckpointRepublish: cfg.CheckpointRepublish,

@@ -53,6 +53,7 @@ type Config struct {
 	// The log: sequencing, checkpoints, answers.
 	CheckpointInterval time.Duration `flag:"checkpoint-interval" yaml:"checkpoint_interval" help:"how often to publish a checkpoint (min 100ms)"`
 	BatchMaxAge        time.Duration `flag:"batch-max-age" yaml:"batch_max_age" help:"longest time an event waits to be sequenced"`
+	SequenceLinger     time.Duration `flag:"sequence-linger" yaml:"sequence_linger" help:"posix storage: longest time the sequencer waits for more of the journal while no write or read waits for an index (writes acknowledged at ?wait=durable); 0: none"`
 	IndexWait          time.Duration `flag:"index-wait" yaml:"index_wait" help:"longest time a write waits for its index (the default ?wait=index); then it is answered 202, durable without it"`
 	ReceiptWait        time.Duration `flag:"receipt-wait" yaml:"receipt_wait" help:"longest wait for ?wait=checkpoint"`
 	MaxBodyBytes       int64         `flag:"max-body-bytes" yaml:"max_body_bytes" help:"largest accepted request body"`
@@ -137,6 +138,7 @@ func defaultConfig() Config {
 		JournalSegmentSize:  journal.DefaultSegmentSize,
 		CheckpointInterval:  auditlog.DefaultCheckpointInterval,
 		BatchMaxAge:         auditlog.DefaultBatchMaxAge,
+		SequenceLinger:      auditlog.DefaultSequenceLinger,
 		IndexWait:           auditlog.DefaultIndexWait,
 		ReceiptWait:         server.DefaultReceiptWait,
 		MaxBodyBytes:        server.DefaultMaxBodyBytes,
@@ -237,6 +239,9 @@ func (c *Config) check(getenv func(string) string) error {
 	}
 	if c.GCPercent < 1 {
 		return fmt.Errorf("--gc-percent must be at least 1")
+	}
+	if c.SequenceLinger < 0 || c.SequenceLinger > time.Second {
+		return fmt.Errorf("--sequence-linger must be between 0 and 1s")
 	}
 	if _, err := c.logLevel(); err != nil {
 		return fmt.Errorf("--log-level: %v", err)

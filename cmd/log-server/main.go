@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -166,7 +167,7 @@ func serve(args []string) int {
 	cfg := server.Config{
 		DataDir: c.DataDir, Origin: c.Origin, MaxBodyBytes: c.MaxBodyBytes, ReceiptWait: c.ReceiptWait, ProxyBodyBudget: c.ProxyBodyBudget,
 		Storage: c.Storage, DBDSN: c.DBDSN, DBMaxConns: c.DBMaxConns,
-		CheckpointInterval: c.CheckpointInterval, BatchMaxAge: c.BatchMaxAge, IndexWait: c.IndexWait, JournalSegmentSize: c.JournalSegmentSize,
+		CheckpointInterval: c.CheckpointInterval, BatchMaxAge: c.BatchMaxAge, SequenceLinger: cmp.Or(c.SequenceLinger, -1), IndexWait: c.IndexWait, JournalSegmentSize: c.JournalSegmentSize,
 		Upstreams: c.Upstreams, CaptureMode: c.CaptureMode, MCPUpstreams: c.MCPUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
 		WitnessFailOpen: c.WitnessFailOpen, WitnessTimeout: c.WitnessTimeout, Logger: logger,
 		PublicEntries: c.PublicEntries, LeafVersion: c.LeafVersion,
