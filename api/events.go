@@ -155,15 +155,27 @@ func appendString(b []byte, s string) []byte {
 
 // UnmarshalJSON reads "index" when present (Indexed).
 func (r *EventResponse) UnmarshalJSON(b []byte) error {
-	var w eventResponseJSON
-	if err := json.Unmarshal(b, &w); err != nil {
+	v, err := ParseEventResponse(b)
+	if err != nil {
 		return err
 	}
-	*r = EventResponse(w.plainEventResponse)
+	*r = v
+	return nil
+}
+
+// ParseEventResponse decodes the body of POST /v1/events as UnmarshalJSON
+// does, in one pass over it: json.Unmarshal into an EventResponse checks
+// the whole body, then UnmarshalJSON checks its part again.
+func ParseEventResponse(b []byte) (EventResponse, error) {
+	var w eventResponseJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return EventResponse{}, err
+	}
+	r := EventResponse(w.plainEventResponse)
 	if w.Index != nil {
 		r.Index, r.Indexed = *w.Index, true
 	}
-	return nil
+	return r, nil
 }
 
 // BatchResponse is the body of POST /v1/events:batch.

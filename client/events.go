@@ -79,9 +79,13 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 	q, tenant := appendQuery(opts)
 	var out []api.EventResponse
 	if len(evs) == 1 {
-		var one api.EventResponse
-		if err := c.do(ctx, http.MethodPost, "/v1/events", q, evs[0], http.StatusCreated, &one); err != nil {
+		var raw []byte
+		if err := c.do(ctx, http.MethodPost, "/v1/events", q, evs[0], http.StatusCreated, &raw); err != nil {
 			return nil, err
+		}
+		one, err := api.ParseEventResponse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("decoding the log server's answer: %w", err)
 		}
 		out = []api.EventResponse{one}
 	} else {
