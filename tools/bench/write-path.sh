@@ -64,6 +64,11 @@ if [[ " $what " == *" posix "* ]]; then
       kill "$(cat "$DATA/ours.pid")"; wait 2>/dev/null || true
     done
   done
+  # The sequencer's linger (--sequence-linger, default 10ms) against none,
+  # at 8 clients acknowledged at durability.
+  ours "$DATA/ours" --sequence-linger 0
+  row "posix c=8 log-server wait=durable linger=0" "$(cat "$DATA/ours.pid")" --url http://127.0.0.1:18401 --token-file "$DATA/ours/keys/admin.token" -c 8 --wait durable
+  kill "$(cat "$DATA/ours.pid")"; wait 2>/dev/null || true
   # Light load, paced: 8 clients at a rate the two cores serve without
   # queueing (open loop; latency from each event's scheduled time).
   for w in durable index; do
