@@ -239,13 +239,18 @@ type VerifiedTimestamp struct {
 }
 
 // VerifyTimestamps checks every timestamp r carries, after Verify: its
-// checkpoint verifies (log key, and policy if any), the leaf is at r's
-// index in it (the timestamp's inclusion proof), and the token stamps
+// checkpoint verifies (log key, and policy if any), the leaf (on a log of
+// leaf version 3 or 4, the envelope: the log's entry) is at r's index in
+// it (the timestamp's inclusion proof), and the token stamps
 // that checkpoint's bytes and verifies with tv (the TSAs' roots). A receipt
 // without timestamps gives none and no error.
 func (v *ReceiptVerifier) VerifyTimestamps(r *Receipt, tv *timestamp.Verifier) ([]VerifiedTimestamp, error) {
 	var out []VerifiedTimestamp
 	lh := event.LeafHash(r.Leaf)
+	if r.Envelope != nil {
+		// Leaf version 3 and 4: the log's entry is the envelope.
+		lh = event.LeafHash(r.Envelope)
+	}
 	for i, ts := range r.Timestamps {
 		cp, err := v.checkpoint(ts.Checkpoint)
 		if err != nil {

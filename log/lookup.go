@@ -32,6 +32,9 @@ func (l *Log) Lookup(ctx context.Context, tenant, id string) (*Status, error) {
 			case <-w.done:
 				st.Indexed, st.Index = true, w.index
 			default:
+				// Someone asks for its index: a lingering sequencer
+				// takes it now.
+				l.seq.urge()()
 			}
 			return st, nil
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -304,5 +305,50 @@ func TestTimestampFromUntrustedChain(t *testing.T) {
 	}
 	if ts, err := c.Timestamps(ctx, client.TimestampQuery{Covering: &w[0].Index}); err != nil || len(ts) != 0 {
 		t.Fatalf("tokens %v, %v from an untrusted TSA", ts, err)
+	}
+}
+
+// TestTimestampsOnEnvelopeLog: on logs of leaf version 3 and 4 the log's
+// entry is the envelope, and a receipt's tokens verify with the envelope
+// at the entry's index (the body's hash is not in the tree).
+func TestTimestampsOnEnvelopeLog(t *testing.T) {
+	for _, v := range []int{3, 4} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			a := tsatest.Start(t, "envelope TSA")
+			srv := servertest.Start(t, func(c *server.Config) {
+				c.Timestamps = []tsa.Authority{{URL: a.URL, Chain: a.Chain}}
+				c.TimestampInterval = 100 * time.Millisecond
+				c.LeafVersion = v
+			})
+			ctx := context.Background()
+			c := srv.Client(srv.Admin)
+			logKey, err := checkpoint.NewVerifier(srv.Srv.VerifierKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tv, err := timestamp.NewVerifier(a.Chain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := c.Append(ctx, []*event.Request{{Session: "env", Kind: "agent.decision", Actor: event.Actor{Type: "agent", ID: "a"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rc *api.Receipt
+			waitFor(t, "a receipt with a token", func() bool {
+				rc, err = c.Entry(ctx, w[0].Index, 0)
+				return err == nil && len(rc.Timestamps) > 0
+			})
+			if rc.Envelope == nil {
+				t.Fatalf("a receipt of leaf version %d without its envelope", v)
+			}
+			rv := api.NewReceiptVerifier(logKey, nil)
+			if _, err := rv.Verify(rc); err != nil {
+				t.Fatal(err)
+			}
+			if vts, err := rv.VerifyTimestamps(rc, tv); err != nil || len(vts) != len(rc.Timestamps) {
+				t.Fatalf("VerifyTimestamps on leaf version %d = %v, %v", v, vts, err)
+			}
+		})
 	}
 }

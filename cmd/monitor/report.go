@@ -303,7 +303,7 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 			if v.Anchored != nil {
 				anchored = fmt.Sprintf("; anchored by the report.issued event at entry %d", *v.Anchored)
 			}
-			vts, err := reportTimestamps(data, v, key, policy, tv)
+			vts, issued, err := reportTimestamps(data, v, key, policy, tv)
 			if err != nil {
 				fmt.Fprintf(stdout, "FAIL %s: recomputed identical, but %v\n", path, err)
 				code = max(code, 1)
@@ -313,6 +313,10 @@ func verifyReport(args []string, stdout, stderr io.Writer) int {
 			for _, t := range vts {
 				fmt.Fprintf(stdout, "   its entries existed no later than %s: RFC 3161 token of %s (%s) on the checkpoint of size %d\n",
 					t.Stamp.Time.UTC().Format(time.RFC3339), event.SafeText(t.Stamp.TSA()), event.SafeText(t.TSA), t.Checkpoint.Size)
+			}
+			for _, t := range issued {
+				fmt.Fprintf(stdout, "   it was issued (the report.issued event at entry %d) no later than %s: RFC 3161 token of %s (%s) on the checkpoint of size %d\n",
+					t.index, t.Stamp.Time.UTC().Format(time.RFC3339), event.SafeText(t.Stamp.TSA()), event.SafeText(t.TSA), t.Checkpoint.Size)
 			}
 		}
 	}
@@ -327,51 +331,59 @@ var answerTimestamps = func() *strictjson.Object {
 	return &strictjson.Object{Open: true, Keys: map[string]*strictjson.Object{"timestamps": anyKeys}, Values: anyKeys}
 }()
 
+// issuedTimestamp is a verified token of a receipt of the report.issued
+// event at index: the event existed no later than its time.
+type issuedTimestamp struct {
+	api.VerifiedTimestamp
+	index uint64
+}
+
 // reportTimestamps checks, with tv (nil: none checked), the timestamps a
-// server's answer carries against the verified report's tree.
-func reportTimestamps(data []byte, v *compliance.Verification, key note.Verifier, policy *checkpoint.Policy, tv *timestamp.Verifier) ([]api.VerifiedTimestamp, error) {
+// server's answer carries: those of the report's tree against the verified
+// report's tree (its entries existed by then), and those of the receipts of
+// its report.issued event against that event's entry (it was issued by
+// then), each token once.
+func reportTimestamps(data []byte, v *compliance.Verification, key note.Verifier, policy *checkpoint.Policy, tv *timestamp.Verifier) (tree []api.VerifiedTimestamp, issued []issuedTimestamp, err error) {
 	if tv == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// The answer is the server's: read as strictly as any (no key twice,
 	// no other case of "timestamps"), and refused, not skipped, when it
 	// cannot be read.
 	if err := strictjson.Check(data, answerTimestamps); err != nil {
-		return nil, fmt.Errorf("the answer's timestamps: %v", err)
+		return nil, nil, fmt.Errorf("the answer's timestamps: %v", err)
 	}
 	var answer struct {
 		Timestamps []api.Timestamp `json:"timestamps"`
 	}
 	if err := json.Unmarshal(data, &answer); err != nil {
-		return nil, fmt.Errorf("the answer's timestamps: %v", err)
+		return nil, nil, fmt.Errorf("the answer's timestamps: %v", err)
 	}
-	// The tokens the anchoring receipts carry are checked as well: a token
-	// the answer carries and no one checked would be read as evidence.
-	var out []api.VerifiedTimestamp
+	if len(answer.Timestamps) > 0 {
+		root, err := hex.DecodeString(v.Report.Log.Root)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the report's root: %v", err)
+		}
+		if tree, err = api.VerifyTreeTimestamps(v.Report.Log.Size, root, answer.Timestamps, key, policy, tv); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The tokens of the anchoring receipts are checked as well: a token the
+	// answer carries and no one checked would be read as evidence.
 	for _, r := range v.Receipts {
 		ts, err := api.NewReceiptVerifier(key, policy).VerifyTimestamps(r, tv)
 		if err != nil {
-			return nil, fmt.Errorf("the receipt of the report.issued event at entry %d: %v", r.Index, err)
+			return nil, nil, fmt.Errorf("the receipt of the report.issued event at entry %d: %v", r.Index, err)
 		}
-		out = append(out, ts...)
-	}
-	if len(answer.Timestamps) == 0 {
-		return out, nil
-	}
-	root, err := hex.DecodeString(v.Report.Log.Root)
-	if err != nil {
-		return nil, fmt.Errorf("the report's root: %v", err)
-	}
-	ts, err := api.VerifyTreeTimestamps(v.Report.Log.Size, root, answer.Timestamps, key, policy, tv)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range out {
-		if !slices.ContainsFunc(ts, func(u api.VerifiedTimestamp) bool { return u.TSA == t.TSA && u.Checkpoint.Size == t.Checkpoint.Size }) {
-			ts = append(ts, t)
+		for _, t := range ts {
+			if !slices.ContainsFunc(issued, func(u issuedTimestamp) bool {
+				return u.index == r.Index && u.TSA == t.TSA && u.Checkpoint.Size == t.Checkpoint.Size
+			}) {
+				issued = append(issued, issuedTimestamp{t, r.Index})
+			}
 		}
 	}
-	return ts, nil
+	return tree, issued, nil
 }
 
 // orList writes names as "a, b or c".

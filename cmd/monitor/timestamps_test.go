@@ -151,7 +151,7 @@ func TestTimestampCommands(t *testing.T) {
 	os.WriteFile(goodRep, b, 0o644)
 	run = startBinary(t, "verify-report", "--url", srv.URL, "--log-key", srv.LogPub, "--token-file", srv.AdminFile, "--tsa-chain", a.ChainFile, goodRep)
 	<-run.done
-	if code := run.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(run.out.String(), "its entries existed no later than") {
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(run.out.String(), "its entries existed no later than") || strings.Count(run.out.String(), "it was issued (the report.issued event at entry") != 1 {
 		t.Fatalf("verify-report: exit %d: %s %s", code, run.out.String(), run.errOut.String())
 	}
 	// A token on a smaller checkpoint in place of the answer's own, then
