@@ -22,20 +22,6 @@ func TestSequenceLinger(t *testing.T) {
 		}
 		return st.Indexed
 	}
-	// pending reads the sequencer's state without asking it anything
-	// (Lookup, asked about a waiting event, ends the wait).
-	pending := func(id string) bool {
-		v, ok := l.seq.waiting.Load(id)
-		if !ok {
-			return false
-		}
-		select {
-		case <-v.(*waiter).done:
-			return false
-		default:
-			return true
-		}
-	}
 	durable := func() string {
 		t.Helper()
 		a, err := l.AppendWait(ctx, "t", testWriter, []*event.Request{req("s")}, WaitDurable)
@@ -48,7 +34,7 @@ func TestSequenceLinger(t *testing.T) {
 	// Nobody waits: the durable event stays in the journal.
 	first := durable()
 	time.Sleep(300 * time.Millisecond)
-	if !pending(first) {
+	if !unsequenced(l, first) {
 		t.Fatal("an event acknowledged at durability was sequenced while the sequencer should linger (an hour)")
 	}
 	// An append that waits for its index is sequenced at once, and the
@@ -64,7 +50,7 @@ func TestSequenceLinger(t *testing.T) {
 	// A read that waits for the journal (WaitIndexed) ends the wait too.
 	second := durable()
 	time.Sleep(300 * time.Millisecond)
-	if !pending(second) {
+	if !unsequenced(l, second) {
 		t.Fatal("the second durable event was sequenced while the sequencer should linger")
 	}
 	if err := l.WaitIndexed(ctx); err != nil {
@@ -72,6 +58,34 @@ func TestSequenceLinger(t *testing.T) {
 	}
 	if !indexed(second) {
 		t.Fatal("WaitIndexed returned before the lingering event was sequenced")
+	}
+}
+
+// unsequenced reads whether the event id is acknowledged and not yet
+// sequenced, without asking the sequencer (Lookup, asked about a waiting
+// event, ends the linger).
+func unsequenced(l *Log, id string) bool {
+	v, ok := l.seq.waiting.Load(id)
+	if !ok {
+		return false
+	}
+	select {
+	case <-v.(*waiter).done:
+		return false
+	default:
+		return true
+	}
+}
+
+// waitUntil polls ok every 10 ms until it holds, or fails with what when
+// ctx ends first.
+func waitUntil(t *testing.T, ctx context.Context, ok func() bool, what string) {
+	t.Helper()
+	for !ok() {
+		if ctx.Err() != nil {
+			t.Fatal(what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -87,23 +101,15 @@ func TestSequenceLingerLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	for {
+	waitUntil(t, ctx, func() bool {
 		st, err := l.Lookup(ctx, "", a[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Indexed {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatal("a durable event that is looked up was not sequenced in 30 s behind a lingering sequencer")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && st.Indexed
+	}, "a durable event that is looked up was not sequenced in 30 s behind a lingering sequencer")
 }
 
 // TestSequenceLingerOff: with a negative SequenceLinger, an event
-// acknowledged at durability is sequenced without anyone waiting for it.
+// acknowledged at durability is sequenced without anyone waiting for it
+// or asking about it.
 func TestSequenceLingerOff(t *testing.T) {
 	l := newTestLog(t, func(c *Config) { c.SequenceLinger = -1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -112,17 +118,5 @@ func TestSequenceLingerOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		st, err := l.Lookup(ctx, "", a[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Indexed {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatal("a durable event was not sequenced in 30 s with SequenceLinger off")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, ctx, func() bool { return !unsequenced(l, a[0].ID) }, "a durable event was not sequenced in 30 s with SequenceLinger off")
 }
