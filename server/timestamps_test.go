@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/checkpoint"
@@ -38,6 +40,21 @@ func waitFor(t *testing.T, what string, f func() bool) {
 	}
 }
 
+// tsaVerifiers returns the verifiers of srv's checkpoints and of a's
+// tokens.
+func tsaVerifiers(t *testing.T, srv *servertest.Server, a *tsatest.TSA) (note.Verifier, *timestamp.Verifier) {
+	t.Helper()
+	logKey, err := checkpoint.NewVerifier(srv.Srv.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, err := timestamp.NewVerifier(a.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logKey, tv
+}
+
 // TestTimestampsOfCheckpoints runs the log with sigstore's timestamp
 // authority: a checkpoint covering an entry is time-stamped, the token is
 // served at /v1/timestamps, carried by the entry's receipt (and verifies
@@ -59,14 +76,7 @@ func TestTimestampsOfCheckpoints(t *testing.T) {
 	begin := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	ctx := context.Background()
 	c := srv.Client(srv.Admin)
-	logKey, err := checkpoint.NewVerifier(srv.Srv.VerifierKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tv, err := timestamp.NewVerifier(a.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logKey, tv := tsaVerifiers(t, srv, a)
 	appendOne := func(name string) uint64 {
 		t.Helper()
 		start := time.Now()
@@ -322,14 +332,7 @@ func TestTimestampsOnEnvelopeLog(t *testing.T) {
 			})
 			ctx := context.Background()
 			c := srv.Client(srv.Admin)
-			logKey, err := checkpoint.NewVerifier(srv.Srv.VerifierKey())
-			if err != nil {
-				t.Fatal(err)
-			}
-			tv, err := timestamp.NewVerifier(a.Chain)
-			if err != nil {
-				t.Fatal(err)
-			}
+			logKey, tv := tsaVerifiers(t, srv, a)
 			w, err := c.Append(ctx, []*event.Request{{Session: "env", Kind: "agent.decision", Actor: event.Actor{Type: "agent", ID: "a"}}})
 			if err != nil {
 				t.Fatal(err)
