@@ -164,7 +164,13 @@ func accepted(path string) bool { return path == "/v1/events" || path == "/v1/ev
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, want int, out any) error {
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
+		var b []byte
+		var err error
+		if a, ok := body.(interface{ AppendJSON([]byte) ([]byte, error) }); ok {
+			b, err = a.AppendJSON(nil) // the events written: no reflection
+		} else {
+			b, err = json.Marshal(body)
+		}
 		if err != nil {
 			return err
 		}

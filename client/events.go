@@ -90,7 +90,7 @@ func (c *Client) Append(ctx context.Context, evs []*event.Request, opts ...Appen
 		out = []api.EventResponse{one}
 	} else {
 		var many api.BatchResponse
-		if err := c.do(ctx, http.MethodPost, "/v1/events:batch", q, map[string]any{"events": evs}, http.StatusCreated, &many); err != nil {
+		if err := c.do(ctx, http.MethodPost, "/v1/events:batch", q, event.Requests(evs), http.StatusCreated, &many); err != nil {
 			return nil, err
 		}
 		out = many.Events
