@@ -999,6 +999,24 @@ func (l *Log) pseudonymize(ctx context.Context, tenant string, ps []*pending) er
 // append itself checks again as it takes its places.
 func (l *Log) Busy(n int) bool { return len(l.inflight)+n > cap(l.inflight) }
 
+// WaitRoom waits, for d at most, until n more events would not be refused
+// for MaxInFlight (Busy(n) false) as sequencing frees places, and reports
+// whether they would not. A writer that waits here rather than being
+// refused at once does not come straight back with the same request:
+// under overload the retries cost the server (and the clients) more CPU
+// than the waits.
+func (l *Log) WaitRoom(ctx context.Context, n int, d time.Duration) bool {
+	if !l.Busy(n) {
+		return true
+	}
+	if d <= 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return l.seq.wait(ctx, func() bool { return !l.Busy(n) }) == nil
+}
+
 func (l *Log) release(n int) {
 	for range n {
 		<-l.inflight

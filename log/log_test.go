@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,3 +138,46 @@ func TestInvalidTenantAndOversizeLeaf(t *testing.T) {
 }
 
 var testWriter = event.Writer{Token: "t0k3n", Via: event.ViaAPI}
+
+// TestWaitRoom: a writer that finds MaxInFlight events in flight waits for
+// a place, which sequencing frees, and is told no when none comes free in
+// time.
+func TestWaitRoom(t *testing.T) {
+	hold := make(chan struct{})
+	l := newTestLog(t, func(c *Config) { c.MaxInFlight = 2; c.holdSequencer = hold })
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before the log's Close, which waits for the sequencer
+	ctx := context.Background()
+	if _, err := l.AppendWait(ctx, "t", testWriter, []*event.Request{req("a"), req("b")}, WaitDurable); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Busy(1) {
+		t.Fatal("two durable events with the sequencer held leave room for a third with MaxInFlight 2")
+	}
+	start := time.Now()
+	if l.WaitRoom(ctx, 1, 200*time.Millisecond) {
+		t.Fatal("WaitRoom found room while the sequencer is held")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("WaitRoom gave up after %v, before its 200ms", d)
+	}
+	if l.WaitRoom(ctx, 1, 0) {
+		t.Fatal("WaitRoom without a wait found room")
+	}
+	// Sequencing frees the places while a writer waits.
+	room := make(chan bool)
+	go func() { room <- l.WaitRoom(ctx, 1, 30*time.Second) }()
+	time.Sleep(100 * time.Millisecond)
+	release()
+	select {
+	case ok := <-room:
+		if !ok {
+			t.Fatal("WaitRoom found no room once the held events were sequenced")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("WaitRoom did not return once the held events were sequenced")
+	}
+	if _, err := l.AppendWait(ctx, "t", testWriter, []*event.Request{req("c")}, WaitIndex); err != nil {
+		t.Fatalf("an append after the wait: %v", err)
+	}
+}

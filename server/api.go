@@ -362,9 +362,9 @@ func (s *Server) write(r *http.Request, p *auth.Principal, decode func([]byte) (
 	if err != nil {
 		return nil, err
 	}
-	if s.log.Busy(1) {
+	if !s.log.WaitRoom(r.Context(), 1, s.cfg.PushbackWait) {
 		// Refused before the body is read and decoded (the log would
-		// refuse it after): under overload clients retry at once.
+		// refuse it after), once a place did not come free in time.
 		return nil, auditlog.ErrPushback
 	}
 	body, err := readBody(r)

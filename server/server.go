@@ -44,12 +44,15 @@ const ServerTokenID = "log-server"
 // Defaults. The log's own (batching, checkpoint interval) are the log
 // package's DefaultBatchMaxAge and DefaultCheckpointInterval.
 const (
-	DefaultOrigin         = "localhost/llmaudittrail"
-	DefaultTenant         = "default"
-	DefaultListen         = "127.0.0.1:8080"
-	DefaultMaxBodyBytes   = 4 << 20
-	DefaultMaxBatch       = 1000
-	DefaultReceiptWait    = 30 * time.Second
+	DefaultOrigin       = "localhost/llmaudittrail"
+	DefaultTenant       = "default"
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultMaxBodyBytes = 4 << 20
+	DefaultMaxBatch     = 1000
+	DefaultReceiptWait  = 30 * time.Second
+	// DefaultPushbackWait is how long a write waits for a place among the
+	// events in flight before it is refused (503 overloaded).
+	DefaultPushbackWait   = 500 * time.Millisecond
 	DefaultWitnessTimeout = 5 * time.Second
 )
 
@@ -104,6 +107,11 @@ type Config struct {
 	ReadDeadline time.Duration
 	// ReceiptWait bounds how long ?wait=checkpoint waits.
 	ReceiptWait time.Duration
+	// PushbackWait is how long a write waits, when the log has as many
+	// events in flight as it takes (log.Config.MaxInFlight), for a place
+	// before it is refused with 503 overloaded (DefaultPushbackWait;
+	// negative: refused at once).
+	PushbackWait time.Duration
 	// CheckpointInterval is how often a checkpoint is published
 	// (log.DefaultCheckpointInterval).
 	CheckpointInterval time.Duration
@@ -249,6 +257,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ReceiptWait == 0 {
 		cfg.ReceiptWait = DefaultReceiptWait
+	}
+	if cfg.PushbackWait == 0 {
+		cfg.PushbackWait = DefaultPushbackWait
 	}
 	if cfg.WitnessTimeout == 0 {
 		cfg.WitnessTimeout = DefaultWitnessTimeout

@@ -56,6 +56,7 @@ type Config struct {
 	SequenceLinger     time.Duration `flag:"sequence-linger" yaml:"sequence_linger" help:"posix storage: longest time the sequencer waits for more of the journal while no write or read waits for an index (writes acknowledged at ?wait=durable); 0: none"`
 	IndexWait          time.Duration `flag:"index-wait" yaml:"index_wait" help:"longest time a write waits for its index (the default ?wait=index); then it is answered 202, durable without it"`
 	ReceiptWait        time.Duration `flag:"receipt-wait" yaml:"receipt_wait" help:"longest wait for ?wait=checkpoint"`
+	PushbackWait       time.Duration `flag:"pushback-wait" yaml:"pushback_wait" help:"longest time a write waits for a place among the events in flight before it is answered 503 overloaded; 0: answered at once"`
 	MaxBodyBytes       int64         `flag:"max-body-bytes" yaml:"max_body_bytes" help:"largest accepted request body"`
 	PublicEntries      bool          `flag:"public-entries" yaml:"public_entries" help:"serve entry contents (entry bundles, /v1/entries) to anyone: only for a log that is public on purpose"`
 	LeafVersion        int           `flag:"leaf-version" yaml:"leaf_version" help:"version of a new log's entries: 2 (each entry is the event) 3 (each entry is an envelope that shows nothing of the event; entry bundles are public, events are read with GET /v1/bodies, tenants recognise theirs with GET /v1/tenant-key) or 4 (an envelope of version 3 that also commits to each field of the event, so that chosen fields are disclosed: GET /v1/events/N/disclosure?body=...); a log keeps the version it began with (docs/leaf-format.md)"`
@@ -141,6 +142,7 @@ func defaultConfig() Config {
 		SequenceLinger:      auditlog.DefaultSequenceLinger,
 		IndexWait:           auditlog.DefaultIndexWait,
 		ReceiptWait:         server.DefaultReceiptWait,
+		PushbackWait:        server.DefaultPushbackWait,
 		MaxBodyBytes:        server.DefaultMaxBodyBytes,
 		WitnessTimeout:      server.DefaultWitnessTimeout,
 		LeafVersion:         event.LeafVersion,
@@ -242,6 +244,9 @@ func (c *Config) check(getenv func(string) string) error {
 	}
 	if c.SequenceLinger < 0 || c.SequenceLinger > time.Second {
 		return fmt.Errorf("--sequence-linger must be between 0 and 1s")
+	}
+	if c.PushbackWait < 0 || c.PushbackWait > time.Minute {
+		return fmt.Errorf("--pushback-wait must be between 0 and 1m")
 	}
 	if _, err := c.logLevel(); err != nil {
 		return fmt.Errorf("--log-level: %v", err)

@@ -165,7 +165,7 @@ func serve(args []string) int {
 	setGC(c.GCPercent, os.Getenv, logger)
 
 	cfg := server.Config{
-		DataDir: c.DataDir, Origin: c.Origin, MaxBodyBytes: c.MaxBodyBytes, ReceiptWait: c.ReceiptWait, ProxyBodyBudget: c.ProxyBodyBudget,
+		DataDir: c.DataDir, Origin: c.Origin, MaxBodyBytes: c.MaxBodyBytes, ReceiptWait: c.ReceiptWait, PushbackWait: cmp.Or(c.PushbackWait, -1), ProxyBodyBudget: c.ProxyBodyBudget,
 		Storage: c.Storage, DBDSN: c.DBDSN, DBMaxConns: c.DBMaxConns,
 		CheckpointInterval: c.CheckpointInterval, BatchMaxAge: c.BatchMaxAge, SequenceLinger: cmp.Or(c.SequenceLinger, -1), IndexWait: c.IndexWait, JournalSegmentSize: c.JournalSegmentSize,
 		Upstreams: c.Upstreams, CaptureMode: c.CaptureMode, MCPUpstreams: c.MCPUpstreams, MCPToolPolicy: toolPolicy, Intercept: intercept, UpstreamRoots: upstreamRoots, WitnessRoots: witnessRoots,
