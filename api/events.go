@@ -83,22 +83,22 @@ func (r EventResponse) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil) 
 // is one, is encoded by encoding/json.
 func (r EventResponse) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
+	b = event.AppendMarshaledString(b, r.ID)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
 	b = append(b, `,"session":`...)
-	b = appendString(b, r.Session)
+	b = event.AppendMarshaledString(b, r.Session)
 	b = append(b, `,"leaf":`...)
-	b = appendString(b, r.Leaf)
+	b = event.AppendMarshaledString(b, r.Leaf)
 	b = append(b, `,"leaf_hash":`...)
-	b = appendString(b, r.LeafHash)
+	b = event.AppendMarshaledString(b, r.LeafHash)
 	if r.Envelope != "" {
 		b = append(b, `,"envelope":`...)
-		b = appendString(b, r.Envelope)
+		b = event.AppendMarshaledString(b, r.Envelope)
 	}
 	if r.FieldSalt != "" {
 		b = append(b, `,"field_salt":`...)
-		b = appendString(b, r.FieldSalt)
+		b = event.AppendMarshaledString(b, r.FieldSalt)
 	}
 	if r.Receipt != nil {
 		rb, err := json.Marshal(r.Receipt)
@@ -110,7 +110,7 @@ func (r EventResponse) AppendJSON(b []byte) ([]byte, error) {
 	}
 	if r.ReceiptError != "" {
 		b = append(b, `,"receipt_error":`...)
-		b = appendString(b, r.ReceiptError)
+		b = event.AppendMarshaledString(b, r.ReceiptError)
 	}
 	if r.Indexed {
 		b = append(b, `,"index":`...)
@@ -136,21 +136,6 @@ func (r BatchResponse) AppendJSON(b []byte) ([]byte, error) {
 		}
 	}
 	return append(b, "]}"...), nil
-}
-
-// appendString appends s as a JSON string, as json.Marshal writes it:
-// printable ASCII other than the quote, the backslash and the HTML
-// characters as it is; anything else through json.Marshal.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // UnmarshalJSON reads "index" when present (Indexed).

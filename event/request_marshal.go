@@ -18,21 +18,21 @@ import (
 // Like json.Marshal, it fails on a raw value that is not JSON.
 func (r *Request) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"session":`...)
-	b = appendHTMLString(b, r.Session)
+	b = AppendMarshaledString(b, r.Session)
 	b = append(b, `,"kind":`...)
-	b = appendHTMLString(b, r.Kind)
+	b = AppendMarshaledString(b, r.Kind)
 	b = append(b, `,"actor":{"type":`...)
-	b = appendHTMLString(b, r.Actor.Type)
+	b = AppendMarshaledString(b, r.Actor.Type)
 	b = append(b, `,"id":`...)
-	b = appendHTMLString(b, r.Actor.ID)
+	b = AppendMarshaledString(b, r.Actor.ID)
 	if r.Actor.OnBehalfOf != "" {
 		b = append(b, `,"on_behalf_of":`...)
-		b = appendHTMLString(b, r.Actor.OnBehalfOf)
+		b = AppendMarshaledString(b, r.Actor.OnBehalfOf)
 	}
 	b = append(b, '}')
 	if r.Subject != "" {
 		b = append(b, `,"subject":`...)
-		b = appendHTMLString(b, r.Subject)
+		b = AppendMarshaledString(b, r.Subject)
 	}
 	var err error
 	if len(r.Attributes) > 0 {
@@ -41,7 +41,7 @@ func (r *Request) AppendJSON(b []byte) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(appendHTMLString(b, k), ':')
+			b = append(AppendMarshaledString(b, k), ':')
 			if b, err = appendRawJSON(b, r.Attributes[k]); err != nil {
 				return nil, err
 			}
@@ -56,11 +56,11 @@ func (r *Request) AppendJSON(b []byte) ([]byte, error) {
 	}
 	if r.PayloadBase64 != "" {
 		b = append(b, `,"payload_base64":`...)
-		b = appendHTMLString(b, r.PayloadBase64)
+		b = AppendMarshaledString(b, r.PayloadBase64)
 	}
 	if r.MediaType != "" {
 		b = append(b, `,"media_type":`...)
-		b = appendHTMLString(b, r.MediaType)
+		b = AppendMarshaledString(b, r.MediaType)
 	}
 	if r.Corrects != nil {
 		b = append(b, `,"corrects":`...)
@@ -95,10 +95,11 @@ func (rs Requests) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, "]}"...), nil
 }
 
-// appendHTMLString appends s as json.Marshal writes it: printable ASCII
-// other than the quote, the backslash and the HTML characters as it is,
-// anything else through json.Marshal.
-func appendHTMLString(b []byte, s string) []byte {
+// AppendMarshaledString appends s as json.Marshal writes it: printable
+// ASCII other than the quote, the backslash and the HTML characters as it
+// is, anything else through json.Marshal. (Leaves are written without
+// HTML escaping: appendJSONString.)
+func AppendMarshaledString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always encodes
