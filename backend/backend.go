@@ -161,7 +161,7 @@ func (b *Backend) openPOSIX(ctx context.Context, cfg Config) error {
 	}
 	// The session index is derived from the log and rebuilt from it after
 	// a crash, so its commits need not wait for the disk.
-	if b.Index, err = b.sqlite(filepath.Join(cfg.DataDir, IndexDB), sqlitedb.Rebuildable); err != nil {
+	if b.Index, err = b.sqlite(filepath.Join(cfg.DataDir, IndexDB), sqlitedb.Rebuildable, sqlitedb.TempInMemory); err != nil {
 		return err
 	}
 	if b.Vault, err = b.sqlite(filepath.Join(cfg.DataDir, VaultDB), sqlitedb.Durable, sqlitedb.SecureDelete); err != nil {

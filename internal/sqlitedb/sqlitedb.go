@@ -36,6 +36,12 @@ type Option string
 // secure_delete): data that is erased does not linger in free pages.
 const SecureDelete Option = "&_pragma=secure_delete(on)"
 
+// TempInMemory keeps SQLite's temporary files in memory (PRAGMA
+// temp_store): a statement journal, which a multi-row write in a
+// transaction keeps and otherwise spills to a file past 64 KiB, costs no
+// system calls.
+const TempInMemory Option = "&_pragma=temp_store(memory)"
+
 // Open opens (creating if needed) the database at path. Memory stays
 // bounded however large the data grows: at most MaxConns connections, each
 // caching at most 8 MiB of pages.
