@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // parseDirect reads data, which strictjson.Check has passed, into a value
@@ -159,32 +161,21 @@ var literals = [][]byte{[]byte("true"), []byte("false"), []byte("null")}
 // not set).
 func (p *directParser) str() (raw []byte, s string, plain bool, err error) {
 	start := p.i
-	p.i++
-	plain = true
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			raw = p.b[start:p.i]
-			if plain {
-				return raw, "", true, nil
-			}
-			var u string // not s: its address would move s to the heap on every call
-			if err := json.Unmarshal(raw, &u); err != nil {
-				return nil, "", false, err
-			}
-			return raw, u, false, nil
-		case c == '\\':
-			plain = false
-			p.i += 2
-			continue
-		case c < 0x20 || c >= 0x7f:
-			plain = false
-		}
-		p.i++
+	end, _, plain := strictjson.StringEnd(p.b, start)
+	if end < 0 {
+		p.i = len(p.b)
+		return nil, "", false, errDirectSyntax
 	}
-	return nil, "", false, errDirectSyntax
+	p.i = end
+	raw = p.b[start:end]
+	if plain {
+		return raw, "", true, nil
+	}
+	var u string // not s: its address would move s to the heap on every call
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return nil, "", false, err
+	}
+	return raw, u, false, nil
 }
 
 // key reads an object's key at p.i.

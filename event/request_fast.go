@@ -1,6 +1,10 @@
 package event
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
+)
 
 // fastRequest reads the common shape of a posted event without
 // encoding/json: the envelope's strings without escapes, the actor's, the
@@ -260,17 +264,11 @@ func (p *fastParser) rawCompact() (_ json.RawMessage, compact, _ bool) {
 
 // skipString moves past the string at p.i.
 func (p *fastParser) skipString() bool {
-	p.i++ // the opening quote
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case '\\':
-			p.i += 2
-			continue
-		case '"':
-			p.i++
-			return true
-		}
-		p.i++
+	end, _, _ := strictjson.StringEnd(p.b, p.i)
+	if end < 0 {
+		p.i = len(p.b)
+		return false
 	}
-	return false
+	p.i = end
+	return true
 }

@@ -134,6 +134,22 @@ func (s *scanner) eof() error { return fmt.Errorf("%w: unexpected end", errSynta
 // unescaped if it has escapes.
 func (s *scanner) str() (string, error) {
 	start := s.i
+	if !s.wire {
+		end, escaped, _ := StringEnd(s.b, s.i)
+		if end < 0 {
+			s.i = len(s.b)
+			return "", s.eof()
+		}
+		s.i = end
+		if !escaped {
+			return string(s.b[start+1 : s.i-1]), nil
+		}
+		var out string
+		if err := json.Unmarshal(s.b[start:s.i], &out); err != nil {
+			return "", fmt.Errorf("%w: %v", errSyntax, err)
+		}
+		return out, nil
+	}
 	s.i++
 	escaped := false
 	for s.i < len(s.b) {
@@ -174,29 +190,28 @@ func (s *scanner) str() (string, error) {
 // prompt) was most of what Check allocated.
 func (s *scanner) skipStr() error {
 	start := s.i
+	if !s.wire {
+		// Only quotes and backslashes matter here (a payload's strings
+		// are most of a body).
+		end, escaped, _ := StringEnd(s.b, s.i)
+		if end < 0 {
+			s.i = len(s.b)
+			return s.eof()
+		}
+		s.i = end
+		return s.checkEscapes(start, escaped)
+	}
 	s.i++
 	escaped := false
 	for s.i < len(s.b) {
-		if !s.wire {
-			// Only quotes and backslashes matter here: pass over the rest
-			// in a tight loop (a payload's strings are most of a body).
-			for s.i < len(s.b) && s.b[s.i] != '"' && s.b[s.i] != '\\' {
-				s.i++
-			}
-			if s.i >= len(s.b) {
-				break
-			}
+		n, err := s.wireChar()
+		if err != nil {
+			return err
 		}
-		if s.wire {
-			n, err := s.wireChar()
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				escaped = escaped || s.b[s.i] == '\\'
-				s.i += n
-				continue
-			}
+		if n > 0 {
+			escaped = escaped || s.b[s.i] == '\\'
+			s.i += n
+			continue
 		}
 		switch s.b[s.i] {
 		case '\\':
@@ -205,16 +220,21 @@ func (s *scanner) skipStr() error {
 			continue
 		case '"':
 			s.i++
-			if escaped && !json.Valid(s.b[start:s.i]) {
-				// What str's json.Unmarshal refuses.
-				var out string
-				return fmt.Errorf("%w: %v", errSyntax, json.Unmarshal(s.b[start:s.i], &out))
-			}
-			return nil
+			return s.checkEscapes(start, escaped)
 		}
 		s.i++
 	}
 	return s.eof()
+}
+
+// checkEscapes refuses the string at s.b[start:s.i] if it has escapes that
+// str's json.Unmarshal refuses.
+func (s *scanner) checkEscapes(start int, escaped bool) error {
+	if escaped && !json.Valid(s.b[start:s.i]) {
+		var out string
+		return fmt.Errorf("%w: %v", errSyntax, json.Unmarshal(s.b[start:s.i], &out))
+	}
+	return nil
 }
 
 func (s *scanner) value(rule *Object) error {
