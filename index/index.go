@@ -164,25 +164,17 @@ func (x *Index) CatchUp(ctx context.Context) error {
 	}
 	start := time.Now()
 	for from < target {
-		// One entry bundle per transaction keeps memory flat.
-		bundleIdx := from / layout.EntryBundleWidth
-		end := min((bundleIdx+1)*layout.EntryBundleWidth, target)
-		p := layout.PartialTileSize(0, bundleIdx, end)
-		raw, err := x.reader.ReadEntryBundle(ctx, bundleIdx, p)
+		// Whole entry bundles, up to maxBatchLeaves leaves and
+		// maxBatchBytes of them, per transaction: memory stays flat, and
+		// a session with events in several bundles has its search row
+		// written once.
+		leaves, end, err := x.readBatch(ctx, from, target)
 		if err != nil {
-			return fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
-		}
-		var b tapi.EntryBundle
-		if err := b.UnmarshalText(raw); err != nil {
-			return fmt.Errorf("parsing entry bundle %d: %w", bundleIdx, err)
-		}
-		first := bundleIdx * layout.EntryBundleWidth
-		if uint64(len(b.Entries)) < end-first {
-			return fmt.Errorf("entry bundle %d has %d entries, want %d", bundleIdx, len(b.Entries), end-first)
+			return err
 		}
 		var size uint64
 		err = sqldb.Retry(ctx, func() (err error) {
-			size, err = x.store(ctx, first, b.Entries[:end-first], from, end)
+			size, err = x.store(ctx, from, leaves, from, end)
 			return err
 		})
 		if err != nil {
@@ -198,14 +190,50 @@ func (x *Index) CatchUp(ctx context.Context) error {
 	return nil
 }
 
+// The bounds of one transaction of CatchUp.
+const (
+	maxBatchLeaves = 4 * layout.EntryBundleWidth
+	maxBatchBytes  = 4 << 20
+)
+
+// readBatch reads the leaves from from on, to the end of an entry bundle
+// and below target: those of one bundle at least, and more bundles while
+// they have fewer than maxBatchLeaves leaves and maxBatchBytes bytes. It
+// returns them and the index after the last.
+func (x *Index) readBatch(ctx context.Context, from, target uint64) (leaves [][]byte, end uint64, err error) {
+	end, size := from, 0
+	for end < target && len(leaves) < maxBatchLeaves && size < maxBatchBytes {
+		bundleIdx := end / layout.EntryBundleWidth
+		bundleEnd := min((bundleIdx+1)*layout.EntryBundleWidth, target)
+		raw, err := x.reader.ReadEntryBundle(ctx, bundleIdx, layout.PartialTileSize(0, bundleIdx, bundleEnd))
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
+		}
+		var b tapi.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return nil, 0, fmt.Errorf("parsing entry bundle %d: %w", bundleIdx, err)
+		}
+		first := bundleIdx * layout.EntryBundleWidth
+		if uint64(len(b.Entries)) < bundleEnd-first {
+			return nil, 0, fmt.Errorf("entry bundle %d has %d entries, want %d", bundleIdx, len(b.Entries), bundleEnd-first)
+		}
+		for _, e := range b.Entries[end-first : bundleEnd-first] {
+			leaves = append(leaves, e)
+			size += len(e)
+		}
+		end = bundleEnd
+	}
+	return leaves, end, nil
+}
+
 // lag sets metrics.IndexLag: the integrated size target minus the indexed
 // size.
 func lag(target, indexed uint64) {
 	metrics.IndexLag.Set(float64(target - min(target, indexed)))
 }
 
-// store indexes the leaves from..end of one bundle (leaves[i] is the leaf at
-// first+i) in one transaction, and returns the indexed size after it. The
+// store indexes the leaves from..end (leaves[i] is the leaf at first+i) in
+// one transaction, and returns the indexed size after it. The
 // indexed size is read and locked first: where another instance indexed
 // some of them already, only the rest are stored.
 func (x *Index) store(ctx context.Context, first uint64, leaves [][]byte, from, end uint64) (uint64, error) {

@@ -102,7 +102,7 @@ const (
 // maxTermValue caps a term's value ({name}: 255 characters).
 const maxTermValue = 255
 
-// storeSearch indexes for search the leaves from..end of one bundle
+// storeSearch indexes for search the leaves from..end
 // (leaves[i] is the leaf at first+i), in tx, the transaction of store that
 // holds the lock on the indexed size. If the search is behind (an index
 // made before it existed, or extended by an instance without it), the
