@@ -58,3 +58,23 @@ func printable(s []byte) bool {
 	}
 	return true
 }
+
+// noControl reports whether s has no byte below 0x20.
+func noControl(s []byte) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	for len(s) >= 8 {
+		w := binary.LittleEndian.Uint64(s)
+		// Some byte is below 0x20 exactly when subtracting 0x20 from
+		// each byte borrows into a high bit that the byte lacked.
+		if (w-0x20*ones)&^w&high != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for _, c := range s {
+		if c < 0x20 {
+			return false
+		}
+	}
+	return true
+}

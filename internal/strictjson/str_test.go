@@ -81,3 +81,26 @@ func BenchmarkStringEnd(b *testing.B) {
 		StringEnd(s, 0)
 	}
 }
+
+func TestNoControl(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			if r.IntN(8) == 0 {
+				b[i] = byte(r.IntN(256))
+			} else {
+				b[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		want := true
+		for _, c := range b {
+			if c < 0x20 {
+				want = false
+			}
+		}
+		if got := noControl(b); got != want {
+			t.Fatalf("noControl(%q) = %v, want %v", b, got, want)
+		}
+	}
+}
