@@ -134,7 +134,7 @@ func (s *Server) limitReads(next http.Handler) http.Handler {
 func (s *Server) apiDeadlines(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := apiDeadline
-		if r.URL.Query().Get("wait") != "" {
+		if queryGet(r, "wait") != "" {
 			d += s.cfg.ReceiptWait
 		}
 		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))

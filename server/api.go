@@ -308,7 +308,7 @@ func readBody(r *http.Request) ([]byte, error) {
 // sequenced) or checkpoint (once a published checkpoint covers them, with
 // receipts).
 func waitFor(r *http.Request) (wait auditlog.Wait, receipt bool, err error) {
-	switch w := r.URL.Query().Get("wait"); w {
+	switch w := queryGet(r, "wait"); w {
 	case "", api.WaitIndex:
 		return auditlog.WaitIndexBounded, false, nil
 	case api.WaitDurable:
@@ -336,7 +336,7 @@ func (s *Server) postEvents(r *http.Request, p *auth.Principal) (int, any, error
 // /v1/events/{id} answers their index once the log has sequenced them
 // (DefaultIndexWait).
 func writeStatus(r *http.Request, out []api.EventResponse) int {
-	if r.URL.Query().Get("wait") == api.WaitDurable {
+	if queryGet(r, "wait") == api.WaitDurable {
 		return http.StatusCreated
 	}
 	for _, e := range out {
@@ -727,7 +727,7 @@ func fieldStrings(fields []disclosure.Field) []string {
 // tenantParam is the tenant a request names (?tenant=), which only a global
 // token may set to another tenant than its own.
 func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
-	t := r.URL.Query().Get("tenant")
+	t := queryGet(r, "tenant")
 	if t == "" || t == p.Tenant {
 		return p.Tenant, nil
 	}
@@ -747,7 +747,7 @@ func tenantParam(r *http.Request, p *auth.Principal) (string, error) {
 // the server's to say either way: the leaf's writer is the token's public
 // id.
 func writeTenant(r *http.Request, p *auth.Principal) (string, error) {
-	t := r.URL.Query().Get("tenant")
+	t := queryGet(r, "tenant")
 	switch {
 	case t == "" || t == p.Tenant:
 		return p.Tenant, nil
