@@ -149,9 +149,13 @@ func (r *EventResponse) UnmarshalJSON(b []byte) error {
 }
 
 // ParseEventResponse decodes the body of POST /v1/events as UnmarshalJSON
-// does, in one pass over it: json.Unmarshal into an EventResponse checks
-// the whole body, then UnmarshalJSON checks its part again.
+// does: the common shape without encoding/json (fastEventResponse), the
+// rest in one pass of it (json.Unmarshal into an EventResponse checks the
+// whole body, then UnmarshalJSON checks its part again).
 func ParseEventResponse(b []byte) (EventResponse, error) {
+	if r, ok := fastEventResponse(b); ok {
+		return r, nil
+	}
 	var w eventResponseJSON
 	if err := json.Unmarshal(b, &w); err != nil {
 		return EventResponse{}, err
