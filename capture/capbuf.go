@@ -5,12 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"hash"
 	"mime"
 	"strings"
 
 	"github.com/llmaudittrail/llmaudittrail/event"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // capBuf keeps the first max bytes of a body and, once the body outgrows
@@ -125,5 +125,5 @@ func mediaType(ct, def string) string {
 // surrounding white space at most). A cut-off object is never valid JSON.
 func completeJSONObject(b []byte) bool {
 	t := bytes.TrimSpace(b)
-	return len(t) > 0 && t[0] == '{' && json.Valid(t)
+	return len(t) > 0 && t[0] == '{' && strictjson.IsJSON(t)
 }

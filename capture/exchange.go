@@ -3,7 +3,6 @@ package capture
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"mime"
 	"net"
@@ -411,7 +410,7 @@ func (x *exchange) finish(how endKind, cause error) {
 		ev := &event.Request{Session: x.session, Kind: event.KindToolCall, Actor: x.actor, Subject: x.subject, Attributes: ta.raw()}
 		if len(t.Args) > 0 {
 			mt := "text/plain; charset=utf-8"
-			if json.Valid(t.Args) {
+			if strictjson.IsJSON(t.Args) {
 				mt = "application/json"
 			}
 			ev.PayloadBase64, ev.MediaType = base64.StdEncoding.EncodeToString(t.Args), mt

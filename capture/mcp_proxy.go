@@ -558,7 +558,7 @@ func mergeBatch(upstream, local []byte) ([]byte, error) {
 	var err error
 	if t := bytes.TrimSpace(upstream); len(t) > 0 {
 		switch {
-		case !json.Valid(t):
+		case !strictjson.IsJSON(t):
 			err = fmt.Errorf("%w: the MCP server's answer to a batch is not JSON", strictjson.ErrMalformed)
 		case t[0] == '[':
 			if e := json.Unmarshal(t, &out); e != nil {

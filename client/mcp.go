@@ -2,11 +2,11 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
 	"github.com/llmaudittrail/llmaudittrail/api"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // ErrNotJSON: a message to relay is not a JSON value; nothing was sent.
@@ -21,7 +21,7 @@ var ErrNotJSON = errors.New("the MCP message is not JSON")
 // unsaid. A session the token may not write in is refused with
 // event.ErrReservedSession, a malformed request with a 400 *Error.
 func (c *Client) RelayMCP(ctx context.Context, req api.MCPRelayRequest) (*api.MCPRelayResponse, error) {
-	if !json.Valid(req.Message) {
+	if !strictjson.IsJSON(req.Message) {
 		return nil, ErrNotJSON
 	}
 	var r api.MCPRelayResponse

@@ -2,9 +2,10 @@ package event
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"strconv"
+
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 // Head is the part of a leaf that places it: its identity, kind, time and
@@ -84,7 +85,7 @@ func scanHead(d []byte) (h Head, ok bool) {
 	if lit(`,"prev":"`) && !str(&h.Prev) {
 		return h, false
 	}
-	if h.Tenant == "" || h.Session == "" || !lit(`,"actor":{`) || !json.Valid(d) {
+	if h.Tenant == "" || h.Session == "" || !lit(`,"actor":{`) || !strictjson.IsJSON(d) {
 		return h, false
 	}
 	return h, true

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -193,7 +194,7 @@ func jsonValue(v pcommon.Value) any {
 	if v.Type() == pcommon.ValueTypeStr {
 		s := v.Str()
 		t := strings.TrimSpace(s)
-		if len(t) > 1 && (t[0] == '[' || t[0] == '{') && json.Valid([]byte(t)) {
+		if len(t) > 1 && (t[0] == '[' || t[0] == '{') && strictjson.IsJSON([]byte(t)) {
 			return json.RawMessage(t)
 		}
 		return s

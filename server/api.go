@@ -16,13 +16,13 @@ import (
 	"sync"
 
 	"github.com/go-chi/chi/v5"
-
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/auth"
 	"github.com/llmaudittrail/llmaudittrail/disclosure"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
 	"github.com/llmaudittrail/llmaudittrail/internal/sqldb"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 	auditlog "github.com/llmaudittrail/llmaudittrail/log"
 )
 
@@ -646,7 +646,7 @@ func (s *Server) getPayload(r *http.Request, p *auth.Principal) (int, any, error
 		Salt:          hex.EncodeToString(rec.Salt), Commitment: d.Event.Payload,
 		Access: api.NewEventResponse(d.Access),
 	}
-	if rec.MediaType == "application/json" && json.Valid(rec.Payload) {
+	if rec.MediaType == "application/json" && strictjson.IsJSON(rec.Payload) {
 		out.Payload = rec.Payload
 	}
 	out.Pseudonyms = d.Pseudonyms

@@ -23,6 +23,7 @@ import (
 	auditclient "github.com/llmaudittrail/llmaudittrail/client"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/internal/cli"
+	"github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 )
 
 const mcpWrapSynopsis = "log-server mcp wrap --url URL --token-file FILE [--session ID] [--name NAME] [--capture fail-closed|fail-open] -- COMMAND [ARGS...]"
@@ -111,7 +112,7 @@ func mcpWrap(args []string) int {
 	go func() { // the server's messages, to the client
 		defer close(done)
 		readLines(fromChild, func(line []byte) {
-			if !json.Valid(line) {
+			if !strictjson.IsJSON(line) {
 				// Not a message (a server's stray output): the relay could
 				// not carry it, and it must not hold up the messages around
 				// it. Passed on, counted as a gap.
@@ -131,7 +132,7 @@ func mcpWrap(args []string) int {
 	go func() { // the client's messages, to the server
 		defer close(inDone)
 		readLines(os.Stdin, func(line []byte) {
-			if !json.Valid(line) {
+			if !strictjson.IsJSON(line) {
 				// Not JSON: the server could only answer a parse error, and the
 				// relay cannot carry it; refused here, in either mode.
 				r.gap(1, errors.New("not a JSON message; refused"))
