@@ -78,3 +78,25 @@ func noControl(s []byte) bool {
 	}
 	return true
 }
+
+// plainRun is the length of the run of bytes at the start of s that are
+// printable ASCII (0x20 to 0x7e) other than '"' and '\\': each is a
+// character of a JSON string by itself.
+func plainRun(s []byte) int {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	// hasZero: some byte of w is 0.
+	hasZero := func(w uint64) bool { return (w-ones)&^w&high != 0 }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(s[i:])
+		if w&high != 0 || (w+ones)&high != 0 || (w+0x60*ones)&high != high || hasZero(w^('"'*ones)) || hasZero(w^('\\'*ones)) {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			break
+		}
+	}
+	return i
+}

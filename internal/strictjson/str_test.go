@@ -104,3 +104,25 @@ func TestNoControl(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainRun(t *testing.T) {
+	alphabet := []byte{'"', '\\', 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xff, 0x00, 0x21, 0x5b, 0x5d}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 200000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			if r.IntN(12) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = byte(0x20 + r.IntN(0x5f))
+			}
+		}
+		want := 0
+		for want < len(b) && b[want] >= 0x20 && b[want] < 0x7f && b[want] != '"' && b[want] != '\\' {
+			want++
+		}
+		if got := plainRun(b); got != want {
+			t.Fatalf("plainRun(%q) = %d, want %d", b, got, want)
+		}
+	}
+}

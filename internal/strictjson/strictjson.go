@@ -154,6 +154,11 @@ func (s *scanner) str() (string, error) {
 	escaped := false
 	for s.i < len(s.b) {
 		if s.wire {
+			// Printable ASCII other than quotes and backslashes is
+			// itself, whatever follows: pass over it in words.
+			if s.i += plainRun(s.b[s.i:]); s.i >= len(s.b) {
+				break
+			}
 			n, err := s.wireChar()
 			if err != nil {
 				return "", err
@@ -204,6 +209,9 @@ func (s *scanner) skipStr() error {
 	s.i++
 	escaped := false
 	for s.i < len(s.b) {
+		if s.i += plainRun(s.b[s.i:]); s.i >= len(s.b) {
+			break
+		}
 		n, err := s.wireChar()
 		if err != nil {
 			return err
@@ -230,7 +238,7 @@ func (s *scanner) skipStr() error {
 // checkEscapes refuses the string at s.b[start:s.i] if it has escapes that
 // str's json.Unmarshal refuses.
 func (s *scanner) checkEscapes(start int, escaped bool) error {
-	if escaped && !json.Valid(s.b[start:s.i]) {
+	if escaped && !IsJSON(s.b[start:s.i]) {
 		var out string
 		return fmt.Errorf("%w: %v", errSyntax, json.Unmarshal(s.b[start:s.i], &out))
 	}

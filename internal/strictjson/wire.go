@@ -132,7 +132,7 @@ func Valid(data []byte) error {
 		if s.ws(); s.i != len(s.b) {
 			return fmt.Errorf("%w: trailing data", errSyntax)
 		}
-		if !json.Valid(data) { // numbers and literals
+		if !IsJSON(data) { // numbers and literals
 			return fmt.Errorf("%w: not JSON", errSyntax)
 		}
 		return nil

@@ -268,6 +268,7 @@ func FuzzUnmarshal(f *testing.F) {
 // none, with encoding/json's tokenizer.
 func duplicates(t *testing.T, data []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // 1E1000 is JSON, though no float64
 	var walk func() string
 	walk = func() string {
 		tok, err := dec.Token()
@@ -299,4 +300,32 @@ func duplicates(t *testing.T, data []byte) string {
 		return ""
 	}
 	return walk()
+}
+
+// BenchmarkUnmarshal reads a chat completion request of the session
+// fixture's size (about 1.8 KiB, twenty short messages) as the capture
+// does: strictly, into a struct.
+func BenchmarkUnmarshal(b *testing.B) {
+	type msg struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	var req struct {
+		Model    string `json:"model"`
+		Messages []msg  `json:"messages"`
+	}
+	body := []byte(`{"model":"gpt-4o","messages":[`)
+	for i := range 20 {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"role":"user","content":"Summarise the patient's chart for the ward round, with the medication changes since Monday."}`...)
+	}
+	body = append(body, "]}"...)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := Unmarshal(body, &req); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
