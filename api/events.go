@@ -156,6 +156,11 @@ func ParseEventResponse(b []byte) (EventResponse, error) {
 	if r, ok := fastEventResponse(b); ok {
 		return r, nil
 	}
+	return decodeEventResponse(b)
+}
+
+// decodeEventResponse is ParseEventResponse with encoding/json alone.
+func decodeEventResponse(b []byte) (EventResponse, error) {
 	var w eventResponseJSON
 	if err := json.Unmarshal(b, &w); err != nil {
 		return EventResponse{}, err

@@ -13,26 +13,26 @@ import "github.com/llmaudittrail/llmaudittrail/internal/strictjson"
 // the answer by reflection was a tenth of a writing client's CPU per
 // event.
 func fastEventResponse(b []byte) (r EventResponse, ok bool) {
-	p := respParser{b: b}
-	p.ws()
-	if !p.next('{') {
+	p := respParser{strictjson.Cursor{B: b}}
+	p.WS()
+	if !p.Next('{') {
 		return r, false
 	}
 	var seen uint8
-	p.ws()
-	if p.next('}') {
-		return r, p.end()
+	p.WS()
+	if p.Next('}') {
+		return r, p.End()
 	}
 	for {
 		key, ok := p.str()
 		if !ok {
 			return r, false
 		}
-		p.ws()
-		if !p.next(':') {
+		p.WS()
+		if !p.Next(':') {
 			return r, false
 		}
-		p.ws()
+		p.WS()
 		var bit uint8
 		switch key {
 		case "id":
@@ -67,58 +67,30 @@ func fastEventResponse(b []byte) (r EventResponse, ok bool) {
 			return r, false
 		}
 		seen |= bit
-		p.ws()
-		if p.next('}') {
-			return r, p.end()
+		p.WS()
+		if p.Next('}') {
+			return r, p.End()
 		}
-		if !p.next(',') {
+		if !p.Next(',') {
 			return r, false
 		}
-		p.ws()
+		p.WS()
 	}
 }
 
-type respParser struct {
-	b []byte
-	i int
-}
-
-func (p *respParser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-func (p *respParser) next(c byte) bool {
-	if p.i < len(p.b) && p.b[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// end reports whether nothing but white space follows.
-func (p *respParser) end() bool {
-	p.ws()
-	return p.i == len(p.b)
-}
+type respParser struct{ strictjson.Cursor }
 
 // str reads a string of printable ASCII without escapes.
 func (p *respParser) str() (string, bool) {
-	if p.i >= len(p.b) || p.b[p.i] != '"' {
+	if p.I >= len(p.B) || p.B[p.I] != '"' {
 		return "", false
 	}
-	end, _, plain := strictjson.StringEnd(p.b, p.i)
+	end, _, plain := strictjson.StringEnd(p.B, p.I)
 	if end < 0 || !plain {
 		return "", false
 	}
-	s := string(p.b[p.i+1 : end-1])
-	p.i = end
+	s := string(p.B[p.I+1 : end-1])
+	p.I = end
 	return s, true
 }
 
@@ -126,17 +98,17 @@ func (p *respParser) str() (string, bool) {
 // zero, no fraction or exponent), at most 19 digits so that it cannot
 // overflow.
 func (p *respParser) uint() (uint64, bool) {
-	start := p.i
+	start := p.I
 	var n uint64
-	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-		n = n*10 + uint64(p.b[p.i]-'0')
-		p.i++
+	for p.I < len(p.B) && p.B[p.I] >= '0' && p.B[p.I] <= '9' {
+		n = n*10 + uint64(p.B[p.I]-'0')
+		p.I++
 	}
-	digits := p.i - start
-	if digits == 0 || digits > 19 || (digits > 1 && p.b[start] == '0') {
+	digits := p.I - start
+	if digits == 0 || digits > 19 || (digits > 1 && p.B[start] == '0') {
 		return 0, false
 	}
-	if p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+	if p.I < len(p.B) && (p.B[p.I] == '.' || p.B[p.I] == 'e' || p.B[p.I] == 'E') {
 		return 0, false
 	}
 	return n, true

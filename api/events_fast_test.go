@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"reflect"
 	"testing"
 )
@@ -29,25 +28,12 @@ var eventResponseSeeds = []string{
 	`[]`,
 }
 
-// decodeSlow is ParseEventResponse's encoding/json path.
-func decodeSlow(b []byte) (EventResponse, error) {
-	var w eventResponseJSON
-	if err := json.Unmarshal(b, &w); err != nil {
-		return EventResponse{}, err
-	}
-	r := EventResponse(w.plainEventResponse)
-	if w.Index != nil {
-		r.Index, r.Indexed = *w.Index, true
-	}
-	return r, nil
-}
-
 func checkFastEventResponse(t *testing.T, b []byte) (fast bool) {
 	r, ok := fastEventResponse(b)
 	if !ok {
 		return false
 	}
-	want, err := decodeSlow(b)
+	want, err := decodeEventResponse(b)
 	if err != nil {
 		t.Fatalf("fastEventResponse(%q) read what encoding/json refuses: %v", b, err)
 	}
@@ -94,7 +80,7 @@ func FuzzParseEventResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkFastEventResponse(t, b)
 		got, err := ParseEventResponse(b)
-		want, werr := decodeSlow(b)
+		want, werr := decodeEventResponse(b)
 		if (err == nil) != (werr == nil) || err == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("ParseEventResponse(%q) = %+v, %v; encoding/json %+v, %v", b, got, err, want, werr)
 		}
@@ -117,7 +103,7 @@ func BenchmarkParseEventResponse(b *testing.B) {
 	})
 	b.Run("encoding-json", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := decodeSlow(body); err != nil {
+			if _, err := decodeEventResponse(body); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -24,13 +24,13 @@ func parseDirect(data []byte, a *arena) (v *value, ok bool) {
 	clear(a.mstack)
 	clear(a.estack)
 	a.mstack, a.estack = a.mstack[:0], a.estack[:0] // what a refused text left
-	p := directParser{b: data, a: a}
-	p.ws()
+	p := directParser{Cursor: strictjson.Cursor{B: data}, a: a}
+	p.WS()
 	v, err := p.value(0)
 	if err != nil {
 		return nil, false
 	}
-	if p.ws(); p.i != len(p.b) {
+	if p.WS(); p.I != len(p.B) {
 		return nil, false
 	}
 	return v, true
@@ -51,8 +51,7 @@ func parseAny(data []byte) (*value, error) {
 }
 
 type directParser struct {
-	b []byte
-	i int
+	strictjson.Cursor
 	a *arena
 }
 
@@ -104,26 +103,15 @@ func carve[T any](chunk *[]T, n int) []T {
 
 var errDirectSyntax = errors.New("invalid JSON")
 
-func (p *directParser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-// value reads the value at p.i, at depth (convert's).
+// value reads the value at p.I, at depth (convert's).
 func (p *directParser) value(depth int) (*value, error) {
 	if depth > maxNesting {
 		return nil, errors.New("nested too deeply")
 	}
-	if p.i >= len(p.b) {
+	if p.I >= len(p.B) {
 		return nil, errDirectSyntax
 	}
-	switch c := p.b[p.i]; {
+	switch c := p.B[p.I]; {
 	case c == '{':
 		return p.object(depth)
 	case c == '[':
@@ -144,8 +132,8 @@ func (p *directParser) value(depth int) (*value, error) {
 		return p.number()
 	}
 	for _, lit := range literals {
-		if bytes.HasPrefix(p.b[p.i:], lit) {
-			p.i += len(lit)
+		if bytes.HasPrefix(p.B[p.I:], lit) {
+			p.I += len(lit)
 			v := p.newValue()
 			v.scalar = lit // read only, as every scalar
 			return v, nil
@@ -156,18 +144,18 @@ func (p *directParser) value(depth int) (*value, error) {
 
 var literals = [][]byte{[]byte("true"), []byte("false"), []byte("null")}
 
-// str reads the string at p.i: its token, and its contents. plain: the
+// str reads the string at p.I: its token, and its contents. plain: the
 // token is the contents quoted, as appendString writes them (then s is
 // not set).
 func (p *directParser) str() (raw []byte, s string, plain bool, err error) {
-	start := p.i
-	end, _, plain := strictjson.StringEnd(p.b, start)
+	start := p.I
+	end, _, plain := strictjson.StringEnd(p.B, start)
 	if end < 0 {
-		p.i = len(p.b)
+		p.I = len(p.B)
 		return nil, "", false, errDirectSyntax
 	}
-	p.i = end
-	raw = p.b[start:end]
+	p.I = end
+	raw = p.B[start:end]
 	if plain {
 		return raw, "", true, nil
 	}
@@ -178,9 +166,9 @@ func (p *directParser) str() (raw []byte, s string, plain bool, err error) {
 	return raw, u, false, nil
 }
 
-// key reads an object's key at p.i.
+// key reads an object's key at p.I.
 func (p *directParser) key() (string, error) {
-	if p.i >= len(p.b) || p.b[p.i] != '"' {
+	if p.I >= len(p.B) || p.B[p.I] != '"' {
 		return "", errDirectSyntax
 	}
 	raw, s, plain, err := p.str()
@@ -195,58 +183,58 @@ func (p *directParser) key() (string, error) {
 
 // number reads a number as JSON has it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 func (p *directParser) number() (*value, error) {
-	start := p.i
+	start := p.I
 	digits := func() int {
 		n := 0
-		for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
-			p.i++
+		for p.I < len(p.B) && '0' <= p.B[p.I] && p.B[p.I] <= '9' {
+			p.I++
 			n++
 		}
 		return n
 	}
-	if p.b[p.i] == '-' {
-		p.i++
+	if p.B[p.I] == '-' {
+		p.I++
 	}
 	switch {
-	case p.i < len(p.b) && p.b[p.i] == '0':
-		p.i++
+	case p.I < len(p.B) && p.B[p.I] == '0':
+		p.I++
 	case digits() == 0:
 		return nil, errDirectSyntax
 	}
-	if p.i < len(p.b) && p.b[p.i] == '.' {
-		p.i++
+	if p.I < len(p.B) && p.B[p.I] == '.' {
+		p.I++
 		if digits() == 0 {
 			return nil, errDirectSyntax
 		}
 	}
-	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
-		p.i++
-		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
-			p.i++
+	if p.I < len(p.B) && (p.B[p.I] == 'e' || p.B[p.I] == 'E') {
+		p.I++
+		if p.I < len(p.B) && (p.B[p.I] == '+' || p.B[p.I] == '-') {
+			p.I++
 		}
 		if digits() == 0 {
 			return nil, errDirectSyntax
 		}
 	}
 	v := p.newValue()
-	v.scalar = p.b[start:p.i]
+	v.scalar = p.B[start:p.I]
 	return v, nil
 }
 
 func (p *directParser) object(depth int) (*value, error) {
-	p.i++ // {
+	p.I++ // {
 	v := p.newValue()
 	v.kind = kindObject
-	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
+	p.WS()
+	if p.I < len(p.B) && p.B[p.I] == '}' {
+		p.I++
 		v.members = carve(&p.a.mems, 0)
 		return v, nil
 	}
 	a := p.a
 	base := len(a.mstack) // this object's members are a.mstack[base:]
 	for {
-		p.ws()
+		p.WS()
 		k, err := p.key()
 		if err != nil {
 			return nil, err
@@ -254,26 +242,26 @@ func (p *directParser) object(depth int) (*value, error) {
 		if k == keySD || k == keySDAlg || k == keyArray {
 			return nil, errors.New("reserved key")
 		}
-		if p.ws(); p.i >= len(p.b) || p.b[p.i] != ':' {
+		if p.WS(); p.I >= len(p.B) || p.B[p.I] != ':' {
 			return nil, errDirectSyntax
 		}
-		p.i++
-		p.ws()
+		p.I++
+		p.WS()
 		mv, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
 		a.mstack = append(a.mstack, member{name: k, v: mv})
-		p.ws()
-		if p.i >= len(p.b) {
+		p.WS()
+		if p.I >= len(p.B) {
 			return nil, errDirectSyntax
 		}
-		switch p.b[p.i] {
+		switch p.B[p.I] {
 		case ',':
-			p.i++
+			p.I++
 			continue
 		case '}':
-			p.i++
+			p.I++
 		default:
 			return nil, errDirectSyntax
 		}
@@ -293,34 +281,34 @@ func (p *directParser) object(depth int) (*value, error) {
 }
 
 func (p *directParser) array(depth int) (*value, error) {
-	p.i++ // [
+	p.I++ // [
 	v := p.newValue()
 	v.kind = kindArray
-	p.ws()
-	if p.i < len(p.b) && p.b[p.i] == ']' {
-		p.i++
+	p.WS()
+	if p.I < len(p.B) && p.B[p.I] == ']' {
+		p.I++
 		v.elems = carve(&p.a.elems, 0)
 		return v, nil
 	}
 	a := p.a
 	base := len(a.estack) // this array's elements are a.estack[base:]
 	for {
-		p.ws()
+		p.WS()
 		e, err := p.value(depth + 1)
 		if err != nil {
 			return nil, err
 		}
 		a.estack = append(a.estack, e)
-		p.ws()
-		if p.i >= len(p.b) {
+		p.WS()
+		if p.I >= len(p.B) {
 			return nil, errDirectSyntax
 		}
-		switch p.b[p.i] {
+		switch p.B[p.I] {
 		case ',':
-			p.i++
+			p.I++
 			continue
 		case ']':
-			p.i++
+			p.I++
 			v.elems = carve(&a.elems, len(a.estack)-base)
 			copy(v.elems, a.estack[base:])
 			clear(a.estack[base:])

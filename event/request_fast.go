@@ -19,14 +19,14 @@ import (
 // value, the skipped raw payload) and builds it by reflection: two thirds
 // of DecodeRequest, a tenth of the log server's CPU per event.
 func fastRequest(data []byte) (*Request, bool) {
-	p := fastParser{b: data}
+	p := fastParser{strictjson.Cursor{B: data}}
 	r := &Request{}
-	p.ws()
-	if !p.next('{') {
+	p.WS()
+	if !p.Next('{') {
 		return nil, false
 	}
-	p.ws()
-	if p.next('}') {
+	p.WS()
+	if p.Next('}') {
 		return p.end(r)
 	}
 	for {
@@ -61,67 +61,44 @@ func fastRequest(data []byte) (*Request, bool) {
 		if !ok {
 			return nil, false
 		}
-		p.ws()
-		if p.next('}') {
+		p.WS()
+		if p.Next('}') {
 			return p.end(r)
 		}
-		if !p.next(',') {
+		if !p.Next(',') {
 			return nil, false
 		}
-		p.ws()
+		p.WS()
 	}
 }
 
-type fastParser struct {
-	b []byte
-	i int
-}
-
-func (p *fastParser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-func (p *fastParser) next(c byte) bool {
-	if p.i < len(p.b) && p.b[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
+type fastParser struct{ strictjson.Cursor }
 
 func (p *fastParser) colon() bool {
-	p.ws()
-	if !p.next(':') {
+	p.WS()
+	if !p.Next(':') {
 		return false
 	}
-	p.ws()
+	p.WS()
 	return true
 }
 
 // end accepts r if nothing but white space follows.
 func (p *fastParser) end(r *Request) (*Request, bool) {
-	p.ws()
-	return r, p.i == len(p.b)
+	return r, p.End()
 }
 
 // plain reads a string without escapes or control characters.
 func (p *fastParser) plain() (string, bool) {
-	if !p.next('"') {
+	if !p.Next('"') {
 		return "", false
 	}
-	start := p.i
-	for ; p.i < len(p.b); p.i++ {
-		switch c := p.b[p.i]; {
+	start := p.I
+	for ; p.I < len(p.B); p.I++ {
+		switch c := p.B[p.I]; {
 		case c == '"':
-			s := string(p.b[start:p.i])
-			p.i++
+			s := string(p.B[start:p.I])
+			p.I++
 			return s, true
 		case c == '\\' || c < 0x20:
 			return "", false
@@ -132,11 +109,11 @@ func (p *fastParser) plain() (string, bool) {
 
 // actor reads {"type":..,"id":..,"on_behalf_of":..}.
 func (p *fastParser) actor(a *Actor) bool {
-	if !p.next('{') {
+	if !p.Next('{') {
 		return false
 	}
-	p.ws()
-	if p.next('}') {
+	p.WS()
+	if p.Next('}') {
 		return true
 	}
 	for {
@@ -157,25 +134,25 @@ func (p *fastParser) actor(a *Actor) bool {
 		if !ok {
 			return false
 		}
-		p.ws()
-		if p.next('}') {
+		p.WS()
+		if p.Next('}') {
 			return true
 		}
-		if !p.next(',') {
+		if !p.Next(',') {
 			return false
 		}
-		p.ws()
+		p.WS()
 	}
 }
 
 // attributes reads an object of raw values.
 func (p *fastParser) attributes() (map[string]json.RawMessage, bool) {
-	if !p.next('{') {
+	if !p.Next('{') {
 		return nil, false
 	}
 	m := make(map[string]json.RawMessage)
-	p.ws()
-	if p.next('}') {
+	p.WS()
+	if p.Next('}') {
 		return m, true
 	}
 	for {
@@ -188,18 +165,18 @@ func (p *fastParser) attributes() (map[string]json.RawMessage, bool) {
 			return nil, false
 		}
 		m[key] = v
-		p.ws()
-		if p.next('}') {
+		p.WS()
+		if p.Next('}') {
 			return m, true
 		}
-		if !p.next(',') {
+		if !p.Next(',') {
 			return nil, false
 		}
-		p.ws()
+		p.WS()
 	}
 }
 
-// raw returns a copy of the JSON value at p.i: a string, an object, an
+// raw returns a copy of the JSON value at p.I: a string, an object, an
 // array, a number, true or false (null is left to encoding/json). The
 // value's syntax is checked only as far as finding its end needs:
 // strictjson.Check scanned it, and whoever reads it (attrValue,
@@ -213,20 +190,20 @@ func (p *fastParser) raw() (json.RawMessage, bool) {
 // string, has no white space outside its strings (json.Compact would
 // return it unchanged, were it valid).
 func (p *fastParser) rawCompact() (_ json.RawMessage, compact, _ bool) {
-	start := p.i
+	start := p.I
 	compact = true
-	if p.i >= len(p.b) {
+	if p.I >= len(p.B) {
 		return nil, false, false
 	}
-	switch c := p.b[p.i]; {
+	switch c := p.B[p.I]; {
 	case c == '"':
 		if !p.skipString() {
 			return nil, false, false
 		}
 	case c == '{' || c == '[':
 		depth := 0
-		for p.i < len(p.b) {
-			switch p.b[p.i] {
+		for p.I < len(p.B) {
+			switch p.B[p.I] {
 			case '"':
 				if !p.skipString() {
 					return nil, false, false
@@ -239,7 +216,7 @@ func (p *fastParser) rawCompact() (_ json.RawMessage, compact, _ bool) {
 			case ' ', '\t', '\n', '\r':
 				compact = false
 			}
-			p.i++
+			p.I++
 			if depth == 0 {
 				break
 			}
@@ -249,26 +226,26 @@ func (p *fastParser) rawCompact() (_ json.RawMessage, compact, _ bool) {
 		}
 	case c == '-' || c >= '0' && c <= '9' || c == 't' || c == 'f':
 		compact = false // left to json.Compact
-		for p.i < len(p.b) {
-			c := p.b[p.i]
+		for p.I < len(p.B) {
+			c := p.B[p.I]
 			if c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
 				break
 			}
-			p.i++
+			p.I++
 		}
 	default:
 		return nil, false, false
 	}
-	return append(json.RawMessage(nil), p.b[start:p.i]...), compact, true
+	return append(json.RawMessage(nil), p.B[start:p.I]...), compact, true
 }
 
-// skipString moves past the string at p.i.
+// skipString moves past the string at p.I.
 func (p *fastParser) skipString() bool {
-	end, _, _ := strictjson.StringEnd(p.b, p.i)
+	end, _, _ := strictjson.StringEnd(p.B, p.I)
 	if end < 0 {
-		p.i = len(p.b)
+		p.I = len(p.B)
 		return false
 	}
-	p.i = end
+	p.I = end
 	return true
 }

@@ -134,60 +134,18 @@ func (s *scanner) eof() error { return fmt.Errorf("%w: unexpected end", errSynta
 // unescaped if it has escapes.
 func (s *scanner) str() (string, error) {
 	start := s.i
-	if !s.wire {
-		end, escaped, _ := StringEnd(s.b, s.i)
-		if end < 0 {
-			s.i = len(s.b)
-			return "", s.eof()
-		}
-		s.i = end
-		if !escaped {
-			return string(s.b[start+1 : s.i-1]), nil
-		}
-		var out string
-		if err := json.Unmarshal(s.b[start:s.i], &out); err != nil {
-			return "", fmt.Errorf("%w: %v", errSyntax, err)
-		}
-		return out, nil
+	escaped, err := s.endStr()
+	if err != nil {
+		return "", err
 	}
-	s.i++
-	escaped := false
-	for s.i < len(s.b) {
-		if s.wire {
-			// Printable ASCII other than quotes and backslashes is
-			// itself, whatever follows: pass over it in words.
-			if s.i += plainRun(s.b[s.i:]); s.i >= len(s.b) {
-				break
-			}
-			n, err := s.wireChar()
-			if err != nil {
-				return "", err
-			}
-			if n > 0 { // a multi-byte character, or a surrogate pair's escapes
-				escaped = escaped || s.b[s.i] == '\\'
-				s.i += n
-				continue
-			}
-		}
-		switch s.b[s.i] {
-		case '\\':
-			escaped = true
-			s.i += 2
-			continue
-		case '"':
-			s.i++
-			if !escaped {
-				return string(s.b[start+1 : s.i-1]), nil
-			}
-			var out string
-			if err := json.Unmarshal(s.b[start:s.i], &out); err != nil {
-				return "", fmt.Errorf("%w: %v", errSyntax, err)
-			}
-			return out, nil
-		}
-		s.i++
+	if !escaped {
+		return string(s.b[start+1 : s.i-1]), nil
 	}
-	return "", s.eof()
+	var out string
+	if err := json.Unmarshal(s.b[start:s.i], &out); err != nil {
+		return "", fmt.Errorf("%w: %v", errSyntax, err)
+	}
+	return out, nil
 }
 
 // skipStr checks the string at s.i as str does, without building its
@@ -195,28 +153,40 @@ func (s *scanner) str() (string, error) {
 // prompt) was most of what Check allocated.
 func (s *scanner) skipStr() error {
 	start := s.i
+	escaped, err := s.endStr()
+	if err != nil {
+		return err
+	}
+	return s.checkEscapes(start, escaped)
+}
+
+// endStr moves s.i past the string at s.i and reports whether it has
+// escapes. Outside wire mode only its quotes and backslashes matter (a
+// payload's strings are most of a body: StringEnd); in wire mode every
+// character is checked (wireChar), runs of plain ASCII eight bytes at a
+// time.
+func (s *scanner) endStr() (escaped bool, err error) {
 	if !s.wire {
-		// Only quotes and backslashes matter here (a payload's strings
-		// are most of a body).
 		end, escaped, _ := StringEnd(s.b, s.i)
 		if end < 0 {
 			s.i = len(s.b)
-			return s.eof()
+			return false, s.eof()
 		}
 		s.i = end
-		return s.checkEscapes(start, escaped)
+		return escaped, nil
 	}
 	s.i++
-	escaped := false
 	for s.i < len(s.b) {
+		// Printable ASCII other than quotes and backslashes is itself,
+		// whatever follows.
 		if s.i += plainRun(s.b[s.i:]); s.i >= len(s.b) {
 			break
 		}
 		n, err := s.wireChar()
 		if err != nil {
-			return err
+			return false, err
 		}
-		if n > 0 {
+		if n > 0 { // a multi-byte character, or a surrogate pair's escapes
 			escaped = escaped || s.b[s.i] == '\\'
 			s.i += n
 			continue
@@ -228,11 +198,11 @@ func (s *scanner) skipStr() error {
 			continue
 		case '"':
 			s.i++
-			return s.checkEscapes(start, escaped)
+			return escaped, nil
 		}
 		s.i++
 	}
-	return s.eof()
+	return false, s.eof()
 }
 
 // checkEscapes refuses the string at s.b[start:s.i] if it has escapes that
