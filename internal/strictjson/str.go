@@ -9,9 +9,8 @@ import (
 // b[open]: the index just past its closing quote, or -1 if it has none. It
 // reports whether the string has a backslash escape, and whether it is
 // plain: no escape, and every byte printable ASCII (0x20 to 0x7e), so that
-// its contents are its value and need no escaping in any JSON encoder's
-// output. It checks nothing else (what follows a backslash, control
-// characters in an escaped string, UTF-8).
+// its contents are its value, byte for byte. It checks nothing else (what
+// follows a backslash, control characters in an escaped string, UTF-8).
 //
 // It finds the quotes and backslashes with bytes.IndexByte, which reads
 // many bytes an instruction, and checks the plain bytes eight at a time:
