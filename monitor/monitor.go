@@ -258,8 +258,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Every wake channel is made before a delivery loop reads m.wake.
 	if m.cfg.Webhook != "" {
 		m.wake[sinkWebhook] = make(chan struct{}, 1)
+	}
+	if m.cfg.AppendTo != nil {
+		m.wake[sinkAppend] = make(chan struct{}, 1)
+	}
+	if m.cfg.Webhook != "" {
 		wg.Go(func() {
 			m.deliverLoop(ctx, sinkWebhook, func(ctx context.Context, a Alert) error {
 				return postWebhook(ctx, m.cfg.HTTPClient, m.cfg.Webhook, a)
@@ -267,7 +273,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 		})
 	}
 	if m.cfg.AppendTo != nil {
-		m.wake[sinkAppend] = make(chan struct{}, 1)
 		wg.Go(func() {
 			m.deliverLoop(ctx, sinkAppend, func(ctx context.Context, a Alert) error {
 				return appendAlert(ctx, m.cfg.AppendTo, m.cfg.Instance, a)
