@@ -32,6 +32,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
 	"github.com/llmaudittrail/llmaudittrail/internal/testproc"
 	"github.com/llmaudittrail/llmaudittrail/internal/witnesstest"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 )
 
 // The reliability suite: each case puts a fault under load, and checks that
@@ -75,6 +76,7 @@ func TestReliability(t *testing.T) {
 	}{
 		{"kill/posix", relKillPOSIX},
 		{"kill/s3", relKillS3},
+		{"pause/s3", relPauseS3},
 		{"mariadb-restart/s3", relMariaDBRestart},
 		{"object-store-restart/s3", relObjectStoreRestart},
 		{"connections-exhausted/s3", relConnectionsExhausted},
@@ -398,6 +400,16 @@ func verifyLog(t *testing.T, e *relEnv, url, tok, pubPath string, acks []acked, 
 	// acknowledged event is the leaf at its index. (monitor verify, below,
 	// checks every session's chain and re-hashes every entry as well.)
 	leafHashes := readAllLeaves(t, url, tok, cp)
+	// Exactly once: no leaf twice (an event appended again after a crash
+	// or a lost lease has the same bytes, hence the same hash).
+	at := make(map[string]int, len(leafHashes))
+	for i, h := range leafHashes {
+		if j, ok := at[string(h)]; ok {
+			t.Errorf("the leaf at index %d is the leaf at index %d again", i, j)
+			continue
+		}
+		at[string(h)] = i
+	}
 	lost := 0
 	for _, a := range acks {
 		if a.index >= uint64(len(leafHashes)) || hex.EncodeToString(leafHashes[a.index]) != a.leafHash {
@@ -600,6 +612,63 @@ func relKillS3(t *testing.T, e *relEnv) {
 	seen := cw.halt()
 	lost := verifyLog(t, e, ps[0].url, tok, pub, l.acks, seen)
 	record(relRow{Case: "SIGKILL of one of two instances under load", Storage: "s3", Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused[len(refused)-1]})
+}
+
+// relPauseS3 stops each of two instances in turn (SIGSTOP) for longer than
+// the sequencer lease while writers load the other, then lets it go on
+// (SIGCONT): what a long garbage-collection pause, a starved CPU or a
+// migrated VM does. The stopped instance is most likely in the middle of a
+// chunk (it sequences the other's writes); the other takes the lease
+// meanwhile and sequences the journal. The one that wakes must not append
+// what the new holder sequenced, nor lose what it acknowledged. Recovery is
+// the time from SIGCONT until the woken instance acknowledges a write
+// itself.
+func relPauseS3(t *testing.T, e *relEnv) {
+	c := newS3Cluster(t, e.bin, 2)
+	ps := []*proc{c.start(t, 0), c.start(t, 1)}
+	for _, p := range ps {
+		t.Cleanup(func() { p.cmd.Process.Signal(syscall.SIGCONT) })
+	}
+	tok, _ := c.adminToken(t)
+	pub := filepath.Join(c.dirs[0], "keys", "log.pub")
+	l := startLoad(t, c.urls(ps), tok, "pause", 16, 6)
+	cw := watchCheckpoints(c.urls(ps), mustVerifierFile(t, pub))
+	const cycles = 4
+	var worst time.Duration
+	refused := ""
+	for i := range cycles {
+		time.Sleep(2 * time.Second)
+		p := ps[i%2]
+		// The writers go on through the other instance.
+		l.setURLs(ps[(i+1)%2].url)
+		time.Sleep(200 * time.Millisecond)
+		before := l.snapshotStatus()
+		p.cmd.Process.Signal(syscall.SIGSTOP)
+		time.Sleep(journal.DefaultLease + 2*time.Second)
+		refused = l.during(before)
+		woke := time.Now()
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		for deadline := woke.Add(30 * time.Second); ; {
+			if r, _ := postStatus(p.url, tok, "pause-woken"); r != nil {
+				l.mu.Lock()
+				l.acks = append(l.acks, acked{"pause-woken", r.Seq, r.Index, r.LeafHash, r.ID, r.Pending})
+				l.mu.Unlock()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the woken instance acknowledged nothing within 30 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		worst = max(worst, time.Since(woke))
+		l.setURLs(c.urls(ps)...)
+	}
+	time.Sleep(time.Second)
+	l.halt()
+	seen := cw.halt()
+	lost := verifyLog(t, e, ps[0].url, tok, pub, l.acks, seen)
+	record(relRow{Case: "SIGSTOP of one of two instances for the sequencer lease and 2 s, under load through the other", Storage: "s3",
+		Cycles: cycles, Acked: len(l.acks), Lost: lost, Recovery: worst, Refused: refused})
 }
 
 // fault is a fault put on the log under load, cycle after cycle: begin
