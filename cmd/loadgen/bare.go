@@ -66,8 +66,8 @@ func runBare(clients, events, payload int, duration, batchAge time.Duration, eve
 	stopProgress()
 	fmt.Printf("mode=bare-tessera-posix clients=%d entry=%dB events=%d elapsed=%s rate=%.0f adds/s\n", clients, payload, st.done.Load(), elapsed.Round(time.Millisecond), float64(st.done.Load())/elapsed.Seconds())
 	fmt.Printf("time-to-index p50=%s p99=%s\n", rnd(pct(st.lat, .5)), rnd(pct(st.lat, .99)))
-	if len(st.errors) > 0 {
-		fmt.Printf("errors: %v\n", st.errors)
+	if e := st.errorSummary(); e != "" {
+		fmt.Printf("errors:%s\n", e)
 	}
 	return shutdown(ctx)
 }

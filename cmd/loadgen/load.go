@@ -57,6 +57,7 @@ type stats struct {
 	window  []time.Duration // latencies since the last progress line
 	cp      []time.Duration // time to a covering checkpoint, sampled
 	errors  map[string]int
+	first   map[string]string // the first message of each kind of error
 	acked   []acked
 	missed  atomic.Int64 // events a --rate run could not start on time
 	done    atomic.Int64
@@ -82,9 +83,31 @@ func (s *stats) fail(err error) {
 		key = key[:80]
 	}
 	s.mu.Lock()
-	s.errors[key]++
+	if s.errors[key]++; s.errors[key] == 1 {
+		if s.first == nil {
+			s.first = map[string]string{}
+		}
+		s.first[key] = event.Clip(err.Error(), 200)
+	}
 	s.mu.Unlock()
 	s.failed.Add(1)
+}
+
+// errorSummary lists each kind of error, how often it came and its first
+// message ("" when there was none).
+func (s *stats) errorSummary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.errors))
+	for k := range s.errors {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n  %s ×%d, first: %s", k, s.errors[k], s.first[k])
+	}
+	return b.String()
 }
 
 // pct returns the p-quantile of d (sorted in place).
@@ -236,8 +259,8 @@ func run(cfg config, out io.Writer) (failed bool, err error) {
 	if m := st.missed.Load(); m > 0 {
 		fmt.Fprintf(out, "the target rate was not met: %d scheduled events found no free client\n", m)
 	}
-	if len(st.errors) > 0 {
-		fmt.Fprintf(out, "errors: %v\n", st.errors)
+	if e := st.errorSummary(); e != "" {
+		fmt.Fprintf(out, "errors:%s\n", e)
 	}
 	for _, pid := range cfg.pids {
 		fmt.Fprintf(out, "server %d RSS: %s\n", pid, rss(pid))
