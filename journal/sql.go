@@ -258,14 +258,7 @@ func (j *SQL) commit(ctx context.Context, batch []*appendReq) (moved map[*append
 			}
 		}
 	}
-	// One order for every instance: two groups never wait for each other's
-	// rows crosswise.
-	slices.SortFunc(keys, func(a, b headKey) int {
-		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
-			return c
-		}
-		return strings.Compare(a.session, b.session)
-	})
+	sortHeadKeys(keys)
 	heads, err := lockHeads(ctx, tx, keys)
 	if err != nil {
 		return nil, err
@@ -322,6 +315,132 @@ func (j *SQL) commit(ctx context.Context, batch []*appendReq) (moved map[*append
 		return nil, err
 	}
 	return moved, nil
+}
+
+// sortHeadKeys puts keys in the one order every instance locks heads in:
+// two transactions never wait for each other's rows crosswise.
+func sortHeadKeys(keys []headKey) {
+	slices.SortFunc(keys, func(a, b headKey) int {
+		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(a.session, b.session)
+	})
+}
+
+// Head is where a session's chain stands: the seq of its next event and the
+// leaf hash of its last (nil before the first).
+type Head struct {
+	Next uint64
+	Prev []byte
+}
+
+// AppendChained makes durable the entries that chain returns, in a
+// transaction of its own that first locks the heads of sessions (tenant,
+// session) and hands them to chain, so that no other instance moves them
+// between the chaining and the commit. It is the way out for an append whose
+// group lost the heads to other instances' groups several times in a row
+// (each loss is a HeadsMovedError, and an instance slower than another can
+// lose every time). chain must chain its entries on the heads it is given,
+// and may be called more than once (a deadlock, or a session another
+// instance created meanwhile, tries again).
+func (j *SQL) AppendChained(ctx context.Context, sessions [][2]string, chain func(map[[2]string]Head) ([]*Entry, error)) error {
+	keys := make([]headKey, len(sessions))
+	for i, s := range sessions {
+		keys[i] = headKey{s[0], s[1]}
+	}
+	sortHeadKeys(keys)
+	var n int
+	var err error
+	var last chainedTry
+	for try := 1; ; try++ {
+		err = sqldb.Retry(ctx, func() (err error) {
+			n, err = j.commitChained(ctx, keys, chain, &last)
+			return err
+		})
+		if !sqldb.Duplicate(err) || try == 5 {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	j.depth.Add(int64(n))
+	if j.cfg.GroupSize != nil {
+		j.cfg.GroupSize(n)
+	}
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// chainedTry is what a try of AppendChained that reached its commit left:
+// the heads it stored and how many records.
+type chainedTry struct {
+	heads map[headKey]head
+	n     int
+}
+
+// commitChained is one try of AppendChained; it returns how many records it
+// stored. When the heads are exactly those the previous try left, that
+// try's commit went through and its answer was lost with the connection.
+func (j *SQL) commitChained(ctx context.Context, keys []headKey, chain func(map[[2]string]Head) ([]*Entry, error), last *chainedTry) (int, error) {
+	tx, err := j.pool.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	heads, err := lockHeads(ctx, tx, keys)
+	if err != nil {
+		return 0, err
+	}
+	if last.heads != nil && sameHeads(heads, last.heads) {
+		return last.n, nil
+	}
+	given := make(map[[2]string]Head, len(keys))
+	for _, k := range keys {
+		given[[2]string{k.tenant, k.session}] = Head{heads[k].next, heads[k].prev}
+	}
+	entries, err := chain(given)
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	for _, e := range entries {
+		k := headKey{e.Tenant, e.Session}
+		h, ok := heads[k]
+		if !ok && !slices.Contains(keys, k) {
+			return 0, fmt.Errorf("an entry of session %s, whose head was not locked", e.Session)
+		}
+		if h.next != e.Seq || !bytes.Equal(h.prev, e.Prev) {
+			return 0, fmt.Errorf("an entry of session %s does not extend the head it was given", e.Session)
+		}
+		heads[k] = head{next: e.Seq + 1, prev: e.Hash, exists: h.exists}
+	}
+	if err := insertRecords(ctx, tx, entries); err != nil {
+		return 0, err
+	}
+	if err := storeHeads(ctx, tx, entries, heads); err != nil {
+		return 0, err
+	}
+	*last = chainedTry{heads, len(entries)}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return len(entries), nil
+}
+
+// sameHeads reports whether the locked heads are those another try left
+// (leaf hashes name unique events: no other append leaves the same).
+func sameHeads(locked, left map[headKey]head) bool {
+	for k, h := range left {
+		l, ok := locked[k]
+		if !ok || !l.exists || l.next != h.next || !bytes.Equal(l.prev, h.prev) {
+			return false
+		}
+	}
+	return len(left) > 0
 }
 
 // committed reports whether the heads are exactly where r leaves its

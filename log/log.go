@@ -709,11 +709,12 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 		}
 	}()
 	var heads map[sessionKey]chainHead
-	for try := 1; ; try++ {
-		// Chain.
+	// chainOn chains every event on the heads head gives: its time, seq
+	// and prev, its leaf and leaf hash, and its journal entry.
+	chainOn := func(head func(sessionKey) chainHead) ([]*journal.Entry, error) {
 		heads = make(map[sessionKey]chainHead, len(keys))
 		for _, k := range keys {
-			heads[k] = locked.head(k)
+			heads[k] = head(k)
 		}
 		now := time.Now().UTC().Format(event.TimeFormat)
 		entries := make([]*journal.Entry, len(ps))
@@ -735,6 +736,20 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 			h.next, h.prev = h.next+1, hash
 			heads[pe.key] = h
 		}
+		return entries, nil
+	}
+	chained, _ := l.journal.(chainedJournal)
+	for try := 1; ; try++ {
+		// Lost to other instances' groups: chained on the heads locked in
+		// a transaction of its own, which cannot lose.
+		lockFirst := try > groupHeadTries && chained != nil && ids == nil
+		var entries []*journal.Entry
+		if !lockFirst {
+			var err error
+			if entries, err = chainOn(locked.head); err != nil {
+				return nil, err
+			}
+		}
 
 		// Durable: the journal holds every leaf and sealed payload.
 		for _, w := range ws {
@@ -743,7 +758,21 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 			}
 			l.seq.waiting.Store(w.id, w)
 		}
-		err := l.journal.Append(ctx, entries)
+		var err error
+		if lockFirst {
+			sessions := make([][2]string, len(keys))
+			for i, k := range keys {
+				sessions[i] = [2]string{k.tenant, k.session}
+			}
+			err = chained.AppendChained(ctx, sessions, func(given map[[2]string]journal.Head) ([]*journal.Entry, error) {
+				return chainOn(func(k sessionKey) chainHead {
+					h := given[[2]string{k.tenant, k.session}]
+					return chainHead{h.Next, h.Prev}
+				})
+			})
+		} else {
+			err = l.journal.Append(ctx, entries)
+		}
 		if err == nil {
 			break
 		}
@@ -825,8 +854,19 @@ func (l *Log) appendWaitOnce(ctx context.Context, tenant string, w event.Writer,
 }
 
 // maxHeadTries bounds how often one append chains again on heads that
-// other instances moved.
-const maxHeadTries = 8
+// other instances moved; after groupHeadTries, an append without ids of
+// its own takes the journal's way that locks the heads first
+// (chainedJournal), which other instances cannot move.
+const (
+	maxHeadTries   = 8
+	groupHeadTries = 2
+)
+
+// chainedJournal is a journal shared by instances that can chain an
+// append on heads it locks (journal.SQL).
+type chainedJournal interface {
+	AppendChained(ctx context.Context, sessions [][2]string, chain func(map[[2]string]journal.Head) ([]*journal.Entry, error)) error
+}
 
 // waitIndex waits until the event of w is sequenced and returns its index:
 // told by this process's sequencer, or, when another instance sequences the

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/index"
 	"github.com/llmaudittrail/llmaudittrail/internal/dbtest"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -173,4 +175,89 @@ func TestSharedSequencedByOther(t *testing.T) {
 		t.Fatalf("the leaf at %d is not the one appended through the other instance: %v", out[1].Index, err)
 	}
 	close(hold)
+}
+
+// losingJournal is a shared journal whose group appends always lose their
+// sessions' heads, as a slow instance's can to a fast one's time after
+// time; AppendChained is the journal's own.
+type losingJournal struct {
+	*journal.SQL
+	appends, chained atomic.Int32
+}
+
+func (j *losingJournal) Append(_ context.Context, entries []*journal.Entry) error {
+	j.appends.Add(1)
+	moved := &journal.HeadsMovedError{}
+	for _, e := range entries {
+		moved.Sessions = append(moved.Sessions, [2]string{e.Tenant, e.Session})
+	}
+	return moved
+}
+
+func (j *losingJournal) AppendChained(ctx context.Context, sessions [][2]string, chain func(map[[2]string]journal.Head) ([]*journal.Entry, error)) error {
+	j.chained.Add(1)
+	return j.SQL.AppendChained(ctx, sessions, chain)
+}
+
+// An append whose group loses its sessions' heads to other instances again
+// and again is chained on heads it locks first, and goes through on the
+// heads the other instance left: one instance's writes are not refused
+// because another writes faster to the same sessions.
+func TestSharedHeadsLostAgain(t *testing.T) {
+	sl := newS3Log(t)
+	var lj *losingJournal
+	a := sl.instance(t, func(c *Config) {
+		open := c.Journal
+		c.Journal = func() (journal.Store, error) {
+			s, err := open()
+			if err != nil {
+				return nil, err
+			}
+			lj = &losingJournal{SQL: s.(*journal.SQL)}
+			return lj, nil
+		}
+	})
+	b := sl.instance(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// b writes first: a's view of the session is behind.
+	first, err := b.Append(ctx, "t", testWriter, []*event.Request{req("contended"), req("contended")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.Append(ctx, "t", testWriter, []*event.Request{req("contended"), req("other"), req("contended")})
+	if err != nil {
+		t.Fatalf("an append that lost the heads %d times: %v", lj.appends.Load(), err)
+	}
+	if n, c := lj.appends.Load(), lj.chained.Load(); n != groupHeadTries || c != 1 {
+		t.Errorf("%d group appends and %d chained ones; want %d and 1", n, c, groupHeadTries)
+	}
+	if out[0].Seq != 2 || out[1].Seq != 0 || out[2].Seq != 3 {
+		t.Errorf("chained at seqs %d, %d, %d; want 2, 0, 3", out[0].Seq, out[1].Seq, out[2].Seq)
+	}
+	// One chain, through both instances, and a's head is where the
+	// chained append left it.
+	more, err := a.Append(ctx, "t", testWriter, []*event.Request{req("contended")})
+	if err != nil || more[0].Seq != 4 {
+		t.Fatalf("the next append through a: %+v, %v", more, err)
+	}
+	evs, err := b.Session(ctx, "t", "contended", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 5 || evs[1].ID != first[1].ID || evs[2].ID != out[0].ID || evs[3].ID != out[2].ID || evs[4].ID != more[0].ID {
+		t.Fatalf("the session has %+v; want the 5 events appended, in order", evs)
+	}
+	var prev []byte
+	for i, e := range evs {
+		leaf, err := b.Leaf(ctx, e.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := event.ParseHead(leaf)
+		if err != nil || h.Seq != uint64(i) || h.Prev != hex.EncodeToString(prev) {
+			t.Fatalf("event %d of the session: %+v, %v (prev should be %x)", i, h, err, prev)
+		}
+		prev = event.LeafHash(leaf)
+	}
 }

@@ -479,6 +479,43 @@ func testJournal(t *testing.T, open Opener) {
 	if err != nil || len(next) != 1 || string(next[0].Data) != "s2" || !next[0].Maybe {
 		t.Fatalf("after the leader stopped: %v %+v", err, next)
 	}
+
+	// AppendChained chains on the heads it locks first: two instances at
+	// once on one new session both go through, one after the other, where
+	// Append would have told one that the head moved.
+	third, err := journal.OpenSQL(db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	chainOn := func(session string, hash []byte, data string) func(map[[2]string]journal.Head) ([]*journal.Entry, error) {
+		return func(heads map[[2]string]journal.Head) ([]*journal.Entry, error) {
+			hd := heads[[2]string{"t", session}]
+			return []*journal.Entry{entry(session, hd.Next, hd.Prev, hash, data)}, nil
+		}
+	}
+	for i, j := range []*journal.SQL{other, third} {
+		wg.Go(func() {
+			errs[i] = j.AppendChained(ctx, [][2]string{{"t", "chained"}}, chainOn("chained", h(byte(40+i)), fmt.Sprint("chained from ", i)))
+		})
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("two chained appends to one new session: %v", errs)
+	}
+	if next, prev, err := third.Head(ctx, "t", "chained"); err != nil || next != 2 || !(bytes.Equal(prev, h(40)) || bytes.Equal(prev, h(41))) {
+		t.Fatalf("head after two chained appends = %d %x %v", next, prev, err)
+	}
+	// A chain that does not extend the heads it was given stores nothing.
+	stale := func(map[[2]string]journal.Head) ([]*journal.Entry, error) {
+		return []*journal.Entry{entry("s", 0, nil, h(50), "stale")}, nil
+	}
+	if err := third.AppendChained(ctx, [][2]string{{"t", "s"}}, stale); err == nil {
+		t.Fatal("a chained append that does not extend the locked head was stored")
+	}
+	if next, prev, err := third.Head(ctx, "t", "s"); err != nil || next != 3 || !bytes.Equal(prev, h(4)) {
+		t.Fatalf("head of s after a refused chained append = %d %x %v", next, prev, err)
+	}
 }
 
 // MemLog is a tessera.LogReader over leaves in memory, as Tessera's reader
