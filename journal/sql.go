@@ -220,14 +220,19 @@ func (j *SQL) commitAll(batch []*appendReq) {
 		}
 	}
 	if err == nil && n > 0 {
-		j.depth.Add(int64(n))
-		if j.cfg.GroupSize != nil {
-			j.cfg.GroupSize(n)
-		}
-		select {
-		case j.kick <- struct{}{}:
-		default:
-		}
+		j.stored(n)
+	}
+}
+
+// stored counts n records committed and wakes the sequencer.
+func (j *SQL) stored(n int) {
+	j.depth.Add(int64(n))
+	if j.cfg.GroupSize != nil {
+		j.cfg.GroupSize(n)
+	}
+	select {
+	case j.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -365,14 +370,7 @@ func (j *SQL) AppendChained(ctx context.Context, sessions [][2]string, chain fun
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	j.depth.Add(int64(n))
-	if j.cfg.GroupSize != nil {
-		j.cfg.GroupSize(n)
-	}
-	select {
-	case j.kick <- struct{}{}:
-	default:
-	}
+	j.stored(n)
 	return nil
 }
 

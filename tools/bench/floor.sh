@@ -28,19 +28,9 @@ git -C "$tree" apply "$PWD/tools/bench/floor.patch"
 go -C "$tree" build -o "$bin/log-server" ./cmd/log-server
 go build -o "$bin/loadgen" ./cmd/loadgen
 conf=$(go -C tools/tessera tool -n posix)
-ticks=$(getconf CLK_TCK)
-
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-waitport() { for _ in $(seq 100); do curl -s -o /dev/null "http://$1/checkpoint" && return; sleep 0.1; done; }
-row() { # NAME PID LOADGEN-ARGS...
-  local name=$1 pid=$2; shift 2
-  local c0 out events
-  c0=$(cpu "$pid")
-  out=$("$bin/loadgen" --checkpoint-sample 0 --progress 1h -d "$DUR" -c 512 "$@" 2>&1 | tail -3 || true)
-  events=$(grep -o 'acked=[0-9]*' <<<"$out" | cut -d= -f2)
-  printf '%-22s %s %s cpu-us/event=%s\n' "$name" "$(grep -o 'throughput=[0-9]* events/s' <<<"$out")" "$(grep -o 'failed=[0-9]*' <<<"$out")" \
-    $(( ( $(cpu "$pid") - c0 ) * 1000000 / ticks / (events > 0 ? events : 1) ))
-}
+LOADGEN=$bin/loadgen
+# shellcheck source=tools/bench/lib.sh
+. tools/bench/lib.sh
 
 rm -rf "$DATA" && mkdir -p "$DATA"
 "$bin/log-server" --data "$DATA/key" --listen 127.0.0.1:18401 --log-level warn >/dev/null 2>&1 &
@@ -49,7 +39,7 @@ for _ in $(seq "$ROUNDS"); do
   rm -rf "$DATA/conf" && mkdir -p "$DATA/conf"
   "$conf" --storage_dir "$DATA/conf" --private_key "$DATA/key/keys/log.key" --listen 127.0.0.1:18402 >"$DATA/conf.log" 2>&1 &
   cp=$!; waitport 127.0.0.1:18402; sleep 1
-  row "tessera-conformance" $cp --url http://127.0.0.1:18402 --tessera-add --token-file "$DATA/key/keys/admin.token"
+  row "tessera-conformance" $cp --url http://127.0.0.1:18402 --tessera-add --token-file "$DATA/key/keys/admin.token" -c 512
   kill $cp; wait $cp 2>/dev/null || true
   for v in "A:" "B:FLOOR_NOINDEX=1" "C:FLOOR_NOINDEX=1 FLOOR_NOVAULT=1" "D:FLOOR_NOINDEX=1 FLOOR_NOVAULT=1 FLOOR_NOFIELDS=1"; do
     rm -rf "$DATA/ours"
@@ -58,7 +48,7 @@ for _ in $(seq "$ROUNDS"); do
     op=$!
     for _ in $(seq 100); do [ -s "$DATA/ours/keys/admin.token" ] && break; sleep 0.1; done
     waitport 127.0.0.1:18401
-    row "log-server ${v%%:*} durable" $op --url http://127.0.0.1:18401 --token-file "$DATA/ours/keys/admin.token" --wait durable
+    row "log-server ${v%%:*} durable" $op --url http://127.0.0.1:18401 --token-file "$DATA/ours/keys/admin.token" -c 512 --wait durable
     kill $op; wait $op 2>/dev/null || true
   done
 done

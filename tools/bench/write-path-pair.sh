@@ -17,18 +17,9 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/loadgen" ./cmd/loadgen
 conf=$(go -C tools/tessera tool -n posix)
-ticks=$(getconf CLK_TCK)
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-waitport() { for _ in $(seq 150); do curl -s -o /dev/null "http://$1/checkpoint" && return; sleep 0.1; done; }
-row() { # NAME PID LOADGEN-ARGS...
-  local name=$1 pid=$2; shift 2
-  local c0 out events
-  c0=$(cpu "$pid")
-  out=$("$tmp/loadgen" --checkpoint-sample 0 --progress 1h -d "$DUR" "$@" 2>&1 | tail -3)
-  events=$(grep -o 'acked=[0-9]*' <<<"$out" | cut -d= -f2); events=${events:-0}
-  printf '%-40s %s cpu-us/event=%s\n' "$name" "$(grep -o 'throughput=[0-9]* events/s' <<<"$out") $(grep -o 'p50=[^ ]* p90=[^ ]* p99=[^ ]*' <<<"$out" | head -1)" \
-    "$(( ( $(cpu "$pid") - c0 ) * 1000000 / ticks / (events > 0 ? events : 1) ))"
-}
+LOADGEN=$tmp/loadgen
+# shellcheck source=tools/bench/lib.sh
+. tools/bench/lib.sh
 start() { # BIN DIR: start a log-server, its pid in DIR.pid
   rm -rf "$2"
   "$1" --data "$2" --listen 127.0.0.1:18471 --log-level warn --max-conns-per-client 0 >"$2.log" 2>&1 &

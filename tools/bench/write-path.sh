@@ -34,7 +34,7 @@ row() {
   local name=$1 pid=$2; shift 2
   local c0 q0 out events cpu_us rt=""
   c0=$(cpu "$pid"); [ "${S3ROW:-}" ] && q0=$(questions)
-  out=$("$bin/loadgen" --checkpoint-sample 0 --progress 1h -d "$DUR" "$@" 2>&1 | tail -3 || true) # 503s (pushback) fail loadgen; the row says how many
+  out=$("$bin/loadgen" --checkpoint-sample 0 --progress 1h -d "$DUR" "$@" 2>&1 || true) # 503s (pushback) fail loadgen; the row says how many
   events=$(grep -o 'acked=[0-9]*' <<<"$out" | cut -d= -f2)
   cpu_us=$(( ( $(cpu "$pid") - c0 ) * 1000000 / ticks / (events > 0 ? events : 1) ))
   [ "${S3ROW:-}" ] && rt=" db-round-trips/event=$(awk -v q="$(( $(questions) - q0 ))" -v e="$events" 'BEGIN{printf "%.2f", q/e}')"
