@@ -72,7 +72,7 @@ func (l *Log) ExportSession(ctx context.Context, r Reader, q ExportQuery, begin 
 	if q.Tenant != r.Tenant && !r.AllTenants {
 		return fmt.Errorf("%w: no session %s in tenant %s", ErrNotFound, q.Session, r.Tenant)
 	}
-	if err := l.WaitIndexed(ctx); err != nil {
+	if err := l.waitSession(ctx, q.Tenant, q.Session); err != nil {
 		return err
 	}
 	last, _, ok, err := l.index.SessionLast(ctx, q.Tenant, q.Session)

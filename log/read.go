@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"github.com/llmaudittrail/llmaudittrail/api"
 	"github.com/llmaudittrail/llmaudittrail/event"
 	"github.com/llmaudittrail/llmaudittrail/identity"
+	"github.com/llmaudittrail/llmaudittrail/journal"
 	"github.com/llmaudittrail/llmaudittrail/vault"
 )
 
@@ -58,10 +60,11 @@ func (r Reader) Writer() event.Writer { return event.Writer{Token: r.TokenID, Vi
 
 // Session lists up to limit events of a tenant's session with seq >=
 // fromSeq, in order. It first waits (DefaultSessionWait at most) until the
-// index covers every write acknowledged so far, so a writer always sees its
-// own events. An unknown session is ErrNotFound.
+// index covers every write to the session acknowledged so far
+// (waitSession), so a writer always sees its own events. An unknown session
+// is ErrNotFound.
 func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint64, limit int) ([]api.SessionEntry, error) {
-	if err := l.WaitIndexed(ctx); err != nil {
+	if err := l.waitSession(ctx, tenant, session); err != nil {
 		return nil, err
 	}
 	evs, err := l.index.Session(ctx, tenant, session, fromSeq, limit)
@@ -75,6 +78,33 @@ func (l *Log) Session(ctx context.Context, tenant, session string, fromSeq uint6
 		evs = []api.SessionEntry{}
 	}
 	return evs, nil
+}
+
+// waitSession waits (DefaultSessionWait at most) until the index covers
+// every acknowledged event of a tenant's session. A journal shared by
+// instances keeps the sessions' heads, stored with their records: when the
+// index's last event of the session is at the head, none of it is in
+// flight, and the read need not wait for the rest of the journal (other
+// sessions' writes, or what an instance that stopped left for the next
+// holder of the sequencer lease). Otherwise it waits as WaitIndexed does.
+func (l *Log) waitSession(ctx context.Context, tenant, session string) error {
+	if hs, ok := l.journal.(journal.HeadStore); ok {
+		next, prev, err := hs.Head(ctx, tenant, session)
+		if err != nil {
+			return l.unavailable(ctx, err)
+		}
+		if next == 0 {
+			return nil // nothing acknowledged: no such session
+		}
+		seq, hash, ok, err := l.index.Head(ctx, tenant, session)
+		if err != nil {
+			return l.unavailable(ctx, err)
+		}
+		if ok && seq+1 == next && bytes.Equal(hash, prev) {
+			return nil
+		}
+	}
+	return l.WaitIndexed(ctx)
 }
 
 // Leaf returns the leaf at index as soon as it is sequenced, waiting

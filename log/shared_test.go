@@ -261,3 +261,37 @@ func TestSharedHeadsLostAgain(t *testing.T) {
 		prev = event.LeafHash(leaf)
 	}
 }
+
+// A session read waits only for its own session: with another session's
+// write durable and no instance sequencing the journal (the lease holder
+// gone, the next one not started), a session that the index covers to its
+// head is listed at once, and one with an event in flight is not listed
+// without it.
+func TestSharedSessionReadWaitsForItsSession(t *testing.T) {
+	sl := newS3Log(t)
+	hold := make(chan struct{})
+	a := sl.instance(t, func(c *Config) { c.holdSequencer = hold })
+	t.Cleanup(sync.OnceFunc(func() { close(hold) }))
+	b := sl.instance(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done, err := b.Append(ctx, "t", testWriter, []*event.Request{req("done"), req("done")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AppendWait(ctx, "t", testWriter, []*event.Request{req("pending")}, WaitDurable); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := a.Session(ctx, "t", "done", 0, 10)
+	if err != nil || len(evs) != 2 || evs[1].ID != done[1].ID {
+		t.Fatalf("the session the index covers: %+v, %v", evs, err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer scancel()
+	if evs, err := a.Session(sctx, "t", "pending", 0, 10); err == nil {
+		t.Fatalf("a session whose acknowledged event is not sequenced was listed: %+v", evs)
+	}
+}
