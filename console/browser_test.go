@@ -126,6 +126,17 @@ func (b *tab) count(sel string) int {
 	return run(b, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
 }
 
+// tryCount is count, or -1 when the tab cannot answer (it is navigating).
+func (b *tab) tryCount(sel string) int {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
 func (b *tab) location() string {
 	b.t.Helper()
 	return run(b, chromedp.Location())

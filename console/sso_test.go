@@ -195,7 +195,9 @@ func (b *tab) ssoSignIn(user string) (string, string) {
 	// The callback's page moves on to the health page by itself.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if loc := b.location(); !strings.Contains(loc, "/sso/callback") || b.count(`meta[http-equiv="refresh"]`) == 0 {
+		// Asked while the page moves on, the tab may answer that it
+		// navigated (-32000): that is no failure, ask again.
+		if loc := b.where(); loc != "" && (!strings.Contains(loc, "/sso/callback") || b.tryCount(`meta[http-equiv="refresh"]`) == 0) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -210,7 +212,9 @@ func (b *tab) ssoSignOut() {
 	b.click("header form.out button")
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if loc := b.location(); strings.HasSuffix(loc, "/console/") {
+		// Asked while the redirects go on, the tab may answer that it
+		// navigated (-32000): where reads that as no location yet.
+		if loc := b.where(); strings.HasSuffix(loc, "/console/") {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
