@@ -116,15 +116,11 @@ func (l *Log) holds(ctx context.Context, locked *chains, ps []*pending) (map[str
 	if _, shared := l.journal.(journal.HeadStore); shared {
 		behind := false
 		for _, k := range locked.keys {
-			h := locked.head(k)
-			if h.next == 0 {
-				continue
-			}
-			seq, _, ok, err := l.index.Head(ctx, k.tenant, k.session)
+			at, err := l.indexAtHead(ctx, k, locked.head(k))
 			if err != nil {
 				return nil, fmt.Errorf("reading the session index: %w", err)
 			}
-			if !ok || seq+1 < h.next {
+			if !at {
 				behind = true
 				break
 			}

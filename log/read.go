@@ -93,18 +93,29 @@ func (l *Log) waitSession(ctx context.Context, tenant, session string) error {
 		if err != nil {
 			return l.unavailable(ctx, err)
 		}
-		if next == 0 {
-			return nil // nothing acknowledged: no such session
-		}
-		seq, hash, ok, err := l.index.Head(ctx, tenant, session)
+		at, err := l.indexAtHead(ctx, sessionKey{tenant, session}, chainHead{next, prev})
 		if err != nil {
 			return l.unavailable(ctx, err)
 		}
-		if ok && seq+1 == next && bytes.Equal(hash, prev) {
+		if at {
 			return nil
 		}
 	}
 	return l.WaitIndexed(ctx)
+}
+
+// indexAtHead reports whether the session index holds the session's
+// events up to its head h: its last event there is the head's (seq and
+// leaf hash), or the session has none (h.next 0).
+func (l *Log) indexAtHead(ctx context.Context, k sessionKey, h chainHead) (bool, error) {
+	if h.next == 0 {
+		return true, nil
+	}
+	seq, hash, ok, err := l.index.Head(ctx, k.tenant, k.session)
+	if err != nil {
+		return false, err
+	}
+	return ok && seq+1 == h.next && bytes.Equal(hash, h.prev), nil
 }
 
 // Leaf returns the leaf at index as soon as it is sequenced, waiting
